@@ -1,0 +1,222 @@
+//! The event envelope: identity, tenancy, causality and a typed payload.
+//!
+//! On the wire an event is one JSON object with the envelope fields and a
+//! `payload` object whose shape is fixed by `event_type` and
+//! `schema_version`. Decoding dispatches on both, so an old version can be
+//! upcast to today's type in one place ([`Event::from_json`]).
+
+use chrono::{DateTime, SecondsFormat, Utc};
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use crate::ids::{TenantId, TicketId};
+use crate::payloads::*;
+
+/// An immutable fact about one ticket of one tenant.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Event {
+    pub event_id: Uuid,
+    pub tenant_id: TenantId,
+    pub ticket_id: TicketId,
+    pub occurred_at: DateTime<Utc>,
+    /// One per ticket run: every event of one enhancement shares it.
+    pub correlation_id: Uuid,
+    /// The event that caused this one; `None` for events that start a run.
+    pub causation_id: Option<Uuid>,
+    pub payload: Payload,
+}
+
+/// The typed payload; its variant decides the `event_type`.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Payload {
+    TicketReceived(TicketReceived),
+    TicketResolved(TicketResolved),
+    ContextGathered(ContextGathered),
+    EnhancementGenerated(EnhancementGenerated),
+    EnhancementFailed(EnhancementFailed),
+    WritebackCompleted(WritebackCompleted),
+    WritebackFailed(WritebackFailed),
+}
+
+/// Every event type with its current schema version.
+pub const EVENT_TYPES: &[(&str, u16)] = &[
+    ("ticket.received", 1),
+    ("ticket.resolved", 1),
+    ("context.gathered", 1),
+    ("enhancement.generated", 1),
+    ("enhancement.failed", 1),
+    ("writeback.completed", 1),
+    ("writeback.failed", 1),
+];
+
+impl Payload {
+    pub fn event_type(&self) -> &'static str {
+        match self {
+            Self::TicketReceived(_) => "ticket.received",
+            Self::TicketResolved(_) => "ticket.resolved",
+            Self::ContextGathered(_) => "context.gathered",
+            Self::EnhancementGenerated(_) => "enhancement.generated",
+            Self::EnhancementFailed(_) => "enhancement.failed",
+            Self::WritebackCompleted(_) => "writeback.completed",
+            Self::WritebackFailed(_) => "writeback.failed",
+        }
+    }
+
+    /// The schema version this code writes for the payload's type.
+    pub fn schema_version(&self) -> u16 {
+        1
+    }
+
+    fn to_value(&self) -> serde_json::Result<serde_json::Value> {
+        match self {
+            Self::TicketReceived(p) => serde_json::to_value(p),
+            Self::TicketResolved(p) => serde_json::to_value(p),
+            Self::ContextGathered(p) => serde_json::to_value(p),
+            Self::EnhancementGenerated(p) => serde_json::to_value(p),
+            Self::EnhancementFailed(p) => serde_json::to_value(p),
+            Self::WritebackCompleted(p) => serde_json::to_value(p),
+            Self::WritebackFailed(p) => serde_json::to_value(p),
+        }
+    }
+}
+
+/// Why bytes could not be read as an event. None of these is retryable:
+/// the same bytes will fail the same way.
+#[derive(Debug, thiserror::Error)]
+pub enum DecodeError {
+    #[error("event is not valid JSON or lacks envelope fields: {0}")]
+    Envelope(serde_json::Error),
+    #[error("unknown event type {event_type:?} version {schema_version}")]
+    UnknownType {
+        event_type: String,
+        schema_version: u16,
+    },
+    #[error("payload of {event_type} v{schema_version} is invalid: {source}")]
+    Payload {
+        event_type: String,
+        schema_version: u16,
+        source: serde_json::Error,
+    },
+}
+
+#[derive(Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Wire {
+    event_id: Uuid,
+    event_type: String,
+    schema_version: u16,
+    tenant_id: TenantId,
+    ticket_id: TicketId,
+    occurred_at: String,
+    correlation_id: Uuid,
+    causation_id: Option<Uuid>,
+    payload: serde_json::Value,
+}
+
+impl Event {
+    /// A new event caused by `cause`, in the same run and for the same ticket.
+    pub fn caused_by(cause: &Event, payload: Payload) -> Self {
+        Self {
+            event_id: Uuid::now_v7(),
+            tenant_id: cause.tenant_id.clone(),
+            ticket_id: cause.ticket_id.clone(),
+            occurred_at: Utc::now(),
+            correlation_id: cause.correlation_id,
+            causation_id: Some(cause.event_id),
+            payload,
+        }
+    }
+
+    /// A new event that starts a run of its own.
+    pub fn new_run(tenant_id: TenantId, ticket_id: TicketId, payload: Payload) -> Self {
+        let event_id = Uuid::now_v7();
+        Self {
+            event_id,
+            tenant_id,
+            ticket_id,
+            occurred_at: Utc::now(),
+            correlation_id: event_id,
+            causation_id: None,
+            payload,
+        }
+    }
+
+    pub fn event_type(&self) -> &'static str {
+        self.payload.event_type()
+    }
+
+    pub fn to_json(&self) -> Vec<u8> {
+        let wire = Wire {
+            event_id: self.event_id,
+            event_type: self.event_type().to_owned(),
+            schema_version: self.payload.schema_version(),
+            tenant_id: self.tenant_id.clone(),
+            ticket_id: self.ticket_id.clone(),
+            occurred_at: self
+                .occurred_at
+                .to_rfc3339_opts(SecondsFormat::Micros, true),
+            correlation_id: self.correlation_id,
+            causation_id: self.causation_id,
+            payload: self
+                .payload
+                .to_value()
+                .expect("payload types serialise infallibly"),
+        };
+        serde_json::to_vec(&wire).expect("event serialises infallibly")
+    }
+
+    /// Reads an event of any known type and version, upcasting old versions.
+    pub fn from_json(bytes: &[u8]) -> Result<Self, DecodeError> {
+        let wire: Wire = serde_json::from_slice(bytes).map_err(DecodeError::Envelope)?;
+        let occurred_at = DateTime::parse_from_rfc3339(&wire.occurred_at)
+            .map_err(|err| DecodeError::Envelope(serde::de::Error::custom(err)))?
+            .with_timezone(&Utc);
+        let payload = decode_payload(&wire.event_type, wire.schema_version, wire.payload)?;
+        Ok(Self {
+            event_id: wire.event_id,
+            tenant_id: wire.tenant_id,
+            ticket_id: wire.ticket_id,
+            occurred_at,
+            correlation_id: wire.correlation_id,
+            causation_id: wire.causation_id,
+            payload,
+        })
+    }
+}
+
+fn decode_payload(
+    event_type: &str,
+    schema_version: u16,
+    value: serde_json::Value,
+) -> Result<Payload, DecodeError> {
+    fn parse<T: serde::de::DeserializeOwned>(
+        event_type: &str,
+        schema_version: u16,
+        value: serde_json::Value,
+    ) -> Result<T, DecodeError> {
+        serde_json::from_value(value).map_err(|source| DecodeError::Payload {
+            event_type: event_type.to_owned(),
+            schema_version,
+            source,
+        })
+    }
+    // One arm per (type, version). A v2 adds an arm that reads v1 and upcasts.
+    let payload = match (event_type, schema_version) {
+        ("ticket.received", 1) => Payload::TicketReceived(parse(event_type, 1, value)?),
+        ("ticket.resolved", 1) => Payload::TicketResolved(parse(event_type, 1, value)?),
+        ("context.gathered", 1) => Payload::ContextGathered(parse(event_type, 1, value)?),
+        ("enhancement.generated", 1) => {
+            Payload::EnhancementGenerated(parse(event_type, 1, value)?)
+        }
+        ("enhancement.failed", 1) => Payload::EnhancementFailed(parse(event_type, 1, value)?),
+        ("writeback.completed", 1) => Payload::WritebackCompleted(parse(event_type, 1, value)?),
+        ("writeback.failed", 1) => Payload::WritebackFailed(parse(event_type, 1, value)?),
+        _ => {
+            return Err(DecodeError::UnknownType {
+                event_type: event_type.to_owned(),
+                schema_version,
+            });
+        }
+    };
+    Ok(payload)
+}

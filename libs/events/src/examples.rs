@@ -1,0 +1,231 @@
+//! Sample events of every type, with optional fields both set and unset.
+//!
+//! The schema test validates these against `schemas/`, and other crates'
+//! tests use them as realistic inputs.
+
+use chrono::{DateTime, TimeZone, Utc};
+use uuid::Uuid;
+
+use crate::envelope::{Event, Payload};
+use crate::ids::{Priority, TenantId, TicketId};
+use crate::payloads::*;
+
+fn at(seconds: i64) -> DateTime<Utc> {
+    Utc.timestamp_opt(1_764_000_000 + seconds, 123_456_000)
+        .single()
+        .expect("valid timestamp")
+}
+
+fn envelope(payload: Payload, with_cause: bool) -> Event {
+    Event {
+        event_id: Uuid::parse_str("019abcde-0000-7000-8000-000000000002").expect("uuid"),
+        tenant_id: TenantId::parse("acme-msp").expect("tenant"),
+        ticket_id: TicketId::parse("SUP-1042").expect("ticket"),
+        occurred_at: at(5),
+        correlation_id: Uuid::parse_str("019abcde-0000-7000-8000-000000000001").expect("uuid"),
+        causation_id: with_cause
+            .then(|| Uuid::parse_str("019abcde-0000-7000-8000-000000000001").expect("uuid")),
+        payload,
+    }
+}
+
+fn ticket_text(subject: Option<&str>) -> TicketText {
+    TicketText {
+        source: ItsmKind::ServicedeskPlus,
+        subject: subject.map(str::to_owned),
+        description: "Outlook keeps asking for a password on PC-0231 (10.20.1.31).".into(),
+        priority: Priority::High,
+    }
+}
+
+/// Every payload variant, each at least once with its optional fields set
+/// and once with them unset.
+pub fn all() -> Vec<Event> {
+    let full_context = ContextGathered {
+        ticket: ticket_text(Some("Outlook password prompt")),
+        received_at: at(0),
+        similar_tickets: vec![SimilarTicket {
+            ticket_id: TicketId::parse("SUP-977").expect("ticket"),
+            subject: "Outlook Need Password loop".into(),
+            description: "WAM prompt never renders".into(),
+            resolution: "Re-registered the AAD broker plugin.".into(),
+            resolved_at: at(-86_400),
+            tags: vec!["outlook".into(), "m365".into()],
+            score: 0.83,
+        }],
+        knowledge_articles: vec![KnowledgeArticle {
+            title: "Outlook credential loops".into(),
+            summary: "Reset the token broker.".into(),
+            url: Some("https://kb.example.com/a/17".into()),
+            score: 0.61,
+        }],
+        systems: vec![SystemInfo {
+            matched: "10.20.1.31".into(),
+            hostname: Some("PC-0231".into()),
+            address: Some("10.20.1.31".into()),
+            role: Some("workstation".into()),
+            client: Some("Acme Ltd".into()),
+            location: Some("Berlin".into()),
+        }],
+        monitoring: vec![MonitoringFinding {
+            host: "PC-0231".into(),
+            summary: "disk C: 97 % full".into(),
+        }],
+        sources: vec![
+            SourceReport {
+                source: ContextSource::SimilarTickets,
+                status: SourceStatus::Ok,
+                latency_ms: 4,
+                items: 1,
+                detail: None,
+            },
+            SourceReport {
+                source: ContextSource::KnowledgeBase,
+                status: SourceStatus::Timeout,
+                latency_ms: 10_000,
+                items: 0,
+                detail: Some("external knowledge base timed out after 10 s".into()),
+            },
+        ],
+    };
+    let empty_context = ContextGathered {
+        ticket: ticket_text(None),
+        similar_tickets: vec![],
+        knowledge_articles: vec![KnowledgeArticle {
+            url: None,
+            ..full_context.knowledge_articles[0].clone()
+        }],
+        systems: vec![SystemInfo {
+            matched: "fileserver01".into(),
+            hostname: None,
+            address: None,
+            role: None,
+            client: None,
+            location: None,
+        }],
+        monitoring: vec![],
+        sources: vec![],
+        ..full_context.clone()
+    };
+    let generated = EnhancementGenerated {
+        source: ItsmKind::ServicedeskPlus,
+        received_at: at(0),
+        note_markdown: "## Similar Tickets\n- SUP-977 …".into(),
+        provider: Some("litellm".into()),
+        model: Some("gpt-4o-mini".into()),
+        prompt_version: "v1".into(),
+        tokens_in: 812,
+        tokens_out: 201,
+        cost_usd: 0.00024,
+        latency_ms: 2_140,
+        attempts: 1,
+        degraded: false,
+        degraded_reason: None,
+        context_summary: "1 similar ticket, 1 article, 1 system".into(),
+    };
+    let payloads = vec![
+        (
+            Payload::TicketReceived(TicketReceived {
+                source: ItsmKind::ServicedeskPlus,
+                change: TicketChange::Created,
+                subject: Some("Outlook password prompt".into()),
+                description: "Outlook keeps asking for a password.".into(),
+                priority: Priority::High,
+                requester: Some("jane@acme.example".into()),
+                created_at: at(-2),
+                delivery_id: "sha256:5e1f…".into(),
+            }),
+            false,
+        ),
+        (
+            Payload::TicketReceived(TicketReceived {
+                source: ItsmKind::Jira,
+                change: TicketChange::Updated,
+                subject: None,
+                description: String::new(),
+                priority: Priority::Low,
+                requester: None,
+                created_at: at(-2),
+                delivery_id: "atlassian:3f2a".into(),
+            }),
+            false,
+        ),
+        (
+            Payload::TicketResolved(TicketResolved {
+                source: ItsmKind::ServicedeskPlus,
+                subject: "VPN drops every hour".into(),
+                description: "Users lose the VPN tunnel hourly.".into(),
+                resolution: "Raised the IKE SA lifetime to 8 h.".into(),
+                priority: Priority::Medium,
+                tags: vec!["vpn".into()],
+                resolved_at: at(-3600),
+            }),
+            false,
+        ),
+        (Payload::ContextGathered(full_context), true),
+        (Payload::ContextGathered(empty_context), true),
+        (Payload::EnhancementGenerated(generated.clone()), true),
+        (
+            Payload::EnhancementGenerated(EnhancementGenerated {
+                provider: None,
+                model: None,
+                degraded: true,
+                degraded_reason: Some("every LLM provider failed".into()),
+                ..generated
+            }),
+            true,
+        ),
+        (
+            Payload::EnhancementFailed(EnhancementFailed {
+                stage: Stage::ContextGatherer,
+                reason: "tenant was deleted".into(),
+                attempts: 1,
+            }),
+            true,
+        ),
+        (
+            Payload::WritebackCompleted(WritebackCompleted {
+                itsm: ItsmKind::ServicedeskPlus,
+                note_id: Some("90210".into()),
+                attempts: 2,
+                already_present: false,
+                received_at: at(0),
+            }),
+            true,
+        ),
+        (
+            Payload::WritebackCompleted(WritebackCompleted {
+                itsm: ItsmKind::Zendesk,
+                note_id: None,
+                attempts: 1,
+                already_present: true,
+                received_at: at(0),
+            }),
+            true,
+        ),
+        (
+            Payload::WritebackFailed(WritebackFailed {
+                itsm: ItsmKind::ServicedeskPlus,
+                reason: "ServiceDesk Plus rejected the API key".into(),
+                http_status: Some(401),
+                attempts: 1,
+                permanent: true,
+            }),
+            true,
+        ),
+        (
+            Payload::WritebackFailed(WritebackFailed {
+                itsm: ItsmKind::Jira,
+                reason: "Jira did not answer within 10 s".into(),
+                http_status: None,
+                attempts: 5,
+                permanent: false,
+            }),
+            true,
+        ),
+    ];
+    payloads
+        .into_iter()
+        .map(|(payload, with_cause)| envelope(payload, with_cause))
+        .collect()
+}

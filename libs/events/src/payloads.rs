@@ -1,0 +1,250 @@
+//! Payloads of each event type, version 1.
+//!
+//! These structs are the contract between stages; `schemas/` holds the same
+//! contract as JSON Schema and a test keeps the two in step. Changing a field
+//! here means a new schema version and an upcast in [`crate::envelope`].
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use crate::ids::{Priority, TicketId};
+
+/// Which help-desk tool an event came from or goes to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ItsmKind {
+    ServicedeskPlus,
+    Jira,
+    Zendesk,
+}
+
+impl ItsmKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::ServicedeskPlus => "servicedesk_plus",
+            Self::Jira => "jira",
+            Self::Zendesk => "zendesk",
+        }
+    }
+}
+
+/// Whether the webhook announced a new ticket or a change to one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TicketChange {
+    Created,
+    Updated,
+}
+
+/// The pipeline stage that produced an event or failed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Stage {
+    Ingress,
+    ContextGatherer,
+    LlmEnhancer,
+    Writeback,
+    HistoryProjector,
+}
+
+impl Stage {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Ingress => "ingress",
+            Self::ContextGatherer => "context-gatherer",
+            Self::LlmEnhancer => "llm-enhancer",
+            Self::Writeback => "writeback",
+            Self::HistoryProjector => "history-projector",
+        }
+    }
+}
+
+/// `ticket.received`: a help-desk tool told us about a new or changed ticket.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TicketReceived {
+    pub source: ItsmKind,
+    pub change: TicketChange,
+    pub subject: Option<String>,
+    pub description: String,
+    pub priority: Priority,
+    pub requester: Option<String>,
+    /// When the ticket was created in the help-desk tool.
+    pub created_at: DateTime<Utc>,
+    /// The idempotency key the ingress derived from the delivery.
+    pub delivery_id: String,
+}
+
+/// `ticket.resolved`: a resolved ticket for the tenant's history corpus.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TicketResolved {
+    pub source: ItsmKind,
+    pub subject: String,
+    pub description: String,
+    pub resolution: String,
+    pub priority: Priority,
+    pub tags: Vec<String>,
+    pub resolved_at: DateTime<Utc>,
+}
+
+/// The ticket text a stage works on, carried forward so that every stage
+/// can work from its input event alone.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TicketText {
+    pub source: ItsmKind,
+    pub subject: Option<String>,
+    pub description: String,
+    pub priority: Priority,
+}
+
+/// A resolved ticket of the same tenant that looks like this one.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SimilarTicket {
+    pub ticket_id: TicketId,
+    pub subject: String,
+    pub description: String,
+    pub resolution: String,
+    pub resolved_at: DateTime<Utc>,
+    pub tags: Vec<String>,
+    pub score: f64,
+}
+
+/// A knowledge-base article that may apply.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct KnowledgeArticle {
+    pub title: String,
+    pub summary: String,
+    pub url: Option<String>,
+    pub score: f64,
+}
+
+/// An inventory entry for a host or address the ticket mentions.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SystemInfo {
+    /// The text in the ticket that matched (an address or a host name).
+    pub matched: String,
+    pub hostname: Option<String>,
+    pub address: Option<String>,
+    pub role: Option<String>,
+    pub client: Option<String>,
+    pub location: Option<String>,
+}
+
+/// Something abnormal that monitoring reports for a matched host.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MonitoringFinding {
+    pub host: String,
+    pub summary: String,
+}
+
+/// The context sources the gatherer consults.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ContextSource {
+    SimilarTickets,
+    KnowledgeBase,
+    Inventory,
+    Monitoring,
+}
+
+/// How one context source fared.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SourceStatus {
+    Ok,
+    Empty,
+    Timeout,
+    Error,
+    Disabled,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SourceReport {
+    pub source: ContextSource,
+    pub status: SourceStatus,
+    pub latency_ms: u64,
+    pub items: u32,
+    /// A short, operator-facing explanation when the status is not `ok`.
+    pub detail: Option<String>,
+}
+
+/// `context.gathered`: everything found about the ticket.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ContextGathered {
+    pub ticket: TicketText,
+    /// When ingress accepted the webhook; carried for end-to-end latency.
+    pub received_at: DateTime<Utc>,
+    pub similar_tickets: Vec<SimilarTicket>,
+    pub knowledge_articles: Vec<KnowledgeArticle>,
+    pub systems: Vec<SystemInfo>,
+    pub monitoring: Vec<MonitoringFinding>,
+    pub sources: Vec<SourceReport>,
+}
+
+/// `enhancement.generated`: the note to write back.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EnhancementGenerated {
+    pub source: ItsmKind,
+    pub received_at: DateTime<Utc>,
+    /// The note as Markdown; each ITSM plugin renders it for its tool.
+    pub note_markdown: String,
+    /// `None` when no provider produced the note (the raw-context fallback).
+    pub provider: Option<String>,
+    pub model: Option<String>,
+    pub prompt_version: String,
+    pub tokens_in: u32,
+    pub tokens_out: u32,
+    pub cost_usd: f64,
+    pub latency_ms: u64,
+    pub attempts: u32,
+    /// True when the note is the labelled raw-context fallback.
+    pub degraded: bool,
+    /// Why the note is degraded, when it is.
+    pub degraded_reason: Option<String>,
+    /// A short summary of the context the note was built from.
+    pub context_summary: String,
+}
+
+/// `enhancement.failed`: a stage before write-back gave up on the ticket.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EnhancementFailed {
+    pub stage: Stage,
+    pub reason: String,
+    pub attempts: u32,
+}
+
+/// `writeback.completed`: the note is on the ticket.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WritebackCompleted {
+    pub itsm: ItsmKind,
+    /// The note id the tool returned, when it returns one.
+    pub note_id: Option<String>,
+    pub attempts: u32,
+    /// True when the note was found already present (a redelivery after a
+    /// crash) and nothing new was posted.
+    pub already_present: bool,
+    pub received_at: DateTime<Utc>,
+}
+
+/// `writeback.failed`: the note could not be written.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WritebackFailed {
+    pub itsm: ItsmKind,
+    pub reason: String,
+    pub http_status: Option<u16>,
+    pub attempts: u32,
+    /// False when the failure may go away by itself (the tool was down).
+    pub permanent: bool,
+}

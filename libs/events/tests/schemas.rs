@@ -1,0 +1,134 @@
+//! The Rust event types and the JSON Schemas in `schemas/` describe the same
+//! contract: every serialised example validates against the schema of its
+//! type and version, every schema has examples, and the schemas are strict
+//! enough that a type change without a schema change is caught.
+
+use std::collections::BTreeSet;
+use std::path::PathBuf;
+
+use aia_events::{EVENT_TYPES, Event, examples};
+use serde_json::Value;
+
+fn schema_dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../schemas")
+}
+
+fn validator(event_type: &str, version: u64) -> jsonschema::Validator {
+    let path = schema_dir().join(format!("{event_type}.v{version}.json"));
+    let text = std::fs::read_to_string(&path)
+        .unwrap_or_else(|err| panic!("schema {} is missing: {err}", path.display()));
+    let schema: Value = serde_json::from_str(&text).expect("schema is JSON");
+    jsonschema::options()
+        .should_validate_formats(true)
+        .build(&schema)
+        .unwrap_or_else(|err| panic!("schema {} is invalid: {err}", path.display()))
+}
+
+fn validate(value: &Value) -> Result<(), String> {
+    let event_type = value["event_type"].as_str().expect("event_type");
+    let version = value["schema_version"].as_u64().expect("schema_version");
+    let errors: Vec<String> = validator(event_type, version)
+        .iter_errors(value)
+        .map(|err| format!("{} at {}", err, err.instance_path()))
+        .collect();
+    if errors.is_empty() {
+        Ok(())
+    } else {
+        Err(errors.join("; "))
+    }
+}
+
+#[test]
+fn every_serialised_example_validates_against_its_schema() {
+    for event in examples::all() {
+        let value: Value = serde_json::from_slice(&event.to_json()).unwrap();
+        if let Err(errors) = validate(&value) {
+            panic!("{} does not match its schema: {errors}", event.event_type());
+        }
+    }
+}
+
+#[test]
+fn every_event_type_has_a_schema_and_examples_and_no_schema_is_orphaned() {
+    let example_types: BTreeSet<&str> = examples::all().iter().map(Event::event_type).collect();
+    let known: BTreeSet<&str> = EVENT_TYPES.iter().map(|(name, _)| *name).collect();
+    assert_eq!(example_types, known, "every event type needs an example");
+
+    let files: BTreeSet<String> = std::fs::read_dir(schema_dir())
+        .unwrap()
+        .map(|entry| entry.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|name| name.ends_with(".json"))
+        .collect();
+    let expected: BTreeSet<String> = EVENT_TYPES
+        .iter()
+        .map(|(name, version)| format!("{name}.v{version}.json"))
+        .collect();
+    assert_eq!(files, expected, "schemas/ and EVENT_TYPES disagree");
+}
+
+#[test]
+fn examples_round_trip_through_json_unchanged() {
+    for event in examples::all() {
+        let decoded = Event::from_json(&event.to_json()).unwrap();
+        assert_eq!(decoded, event);
+    }
+}
+
+/// The schemas must be strict: an added, removed or retyped field in the Rust
+/// types has to fail validation, or the agreement test above proves nothing.
+#[test]
+fn schemas_reject_added_missing_and_retyped_payload_fields() {
+    for event in examples::all() {
+        let original: Value = serde_json::from_slice(&event.to_json()).unwrap();
+        let payload = original["payload"].as_object().unwrap().clone();
+
+        let mut added = original.clone();
+        added["payload"]["field_the_schema_does_not_know"] = Value::Bool(true);
+        assert!(validate(&added).is_err(), "{}: extra field accepted", event.event_type());
+
+        for key in payload.keys() {
+            let mut missing = original.clone();
+            missing["payload"].as_object_mut().unwrap().remove(key);
+            assert!(
+                validate(&missing).is_err(),
+                "{}: missing {key} accepted",
+                event.event_type()
+            );
+
+            let mut retyped = original.clone();
+            retyped["payload"][key] = serde_json::json!({"unexpected": "object"});
+            assert!(
+                validate(&retyped).is_err(),
+                "{}: retyped {key} accepted",
+                event.event_type()
+            );
+        }
+    }
+}
+
+#[test]
+fn envelope_violations_are_rejected_by_schema_and_decoder_alike() {
+    let event = &examples::all()[0];
+    let original: Value = serde_json::from_slice(&event.to_json()).unwrap();
+    let cases = [
+        ("tenant_id", serde_json::json!("Acme.Corp")),
+        ("occurred_at", serde_json::json!("2025-11-24 16:00:00")),
+        ("event_id", serde_json::json!("not-a-uuid")),
+    ];
+    for (field, bad) in cases {
+        let mut value = original.clone();
+        value[field] = bad;
+        assert!(validate(&value).is_err(), "schema accepted bad {field}");
+        let bytes = serde_json::to_vec(&value).unwrap();
+        assert!(Event::from_json(&bytes).is_err(), "decoder accepted bad {field}");
+    }
+}
+
+#[test]
+fn unknown_event_types_and_versions_are_refused_by_the_decoder() {
+    let event = &examples::all()[0];
+    let mut value: Value = serde_json::from_slice(&event.to_json()).unwrap();
+    value["schema_version"] = serde_json::json!(99);
+    let err = Event::from_json(&serde_json::to_vec(&value).unwrap()).unwrap_err();
+    assert!(err.to_string().contains("unknown event type"), "{err}");
+}

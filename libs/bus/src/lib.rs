@@ -1,1 +1,35 @@
-//! placeholder
+//! JetStream wiring shared by every service: connecting, the declarative
+//! topology of `nats/`, publishing events with deduplication and trace
+//! context, and the consumer loop every stage runs.
+
+pub mod publish;
+pub mod stage;
+pub mod topology;
+
+use std::time::Duration;
+
+pub use async_nats::jetstream::Context as JetStream;
+pub use publish::{PublishError, publish_event};
+pub use stage::{Delivery, Handled, Handler, HandlerError, StageConfig, run_stage};
+
+/// The stream every ticket event lives in.
+pub const STREAM: &str = "TICKETS";
+
+/// Connects to NATS and returns the client and its JetStream context.
+///
+/// The client reconnects by itself; the first connection is retried so a
+/// service started together with nats-server does not die in the race.
+pub async fn connect(
+    url: &str,
+    client_name: &str,
+) -> Result<(async_nats::Client, JetStream), async_nats::ConnectError> {
+    let client = async_nats::ConnectOptions::new()
+        .name(client_name)
+        .retry_on_initial_connect()
+        .connection_timeout(Duration::from_secs(5))
+        .connect(url)
+        .await?;
+    let mut jetstream = async_nats::jetstream::new(client.clone());
+    jetstream.set_timeout(Duration::from_secs(5));
+    Ok((client, jetstream))
+}

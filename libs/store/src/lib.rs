@@ -1,1 +1,95 @@
-//! placeholder
+//! Postgres access shared by every service: connection pools, tenant-scoped
+//! transactions (row-level security), migrations, encrypted secrets and the
+//! tenants table.
+//!
+//! Each service owns the SQL of its own tables; this crate holds only what
+//! more than one of them needs.
+
+pub mod migrate;
+pub mod secrets;
+pub mod tenants;
+
+use std::str::FromStr;
+
+use aia_events::TenantId;
+use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod};
+use tokio_postgres::NoTls;
+
+pub use deadpool_postgres::{Client, Transaction};
+pub use secrets::{Keyring, Secret};
+pub use tenants::{NewTenant, Tenant, TenantSettings};
+
+/// What went wrong talking to Postgres, sorted by what the caller should do.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// Postgres could not be reached or the connection broke: retry later.
+    #[error("database unavailable: {0}")]
+    Unavailable(String),
+    /// The statement failed; retrying the same statement will fail again.
+    #[error("database error: {0}")]
+    Query(#[from] tokio_postgres::Error),
+    #[error("invalid database URL: {0}")]
+    Config(String),
+    #[error(transparent)]
+    Secret(#[from] secrets::SecretError),
+    #[error("stored data is invalid: {0}")]
+    Corrupt(String),
+}
+
+impl StoreError {
+    /// Whether the same operation may succeed later.
+    pub fn is_transient(&self) -> bool {
+        match self {
+            Self::Unavailable(_) => true,
+            Self::Query(err) => err.is_closed() || err.code().is_none(),
+            _ => false,
+        }
+    }
+}
+
+impl From<deadpool_postgres::PoolError> for StoreError {
+    fn from(err: deadpool_postgres::PoolError) -> Self {
+        Self::Unavailable(err.to_string())
+    }
+}
+
+/// A connection pool for one database URL.
+pub fn pool(url: &str, max_size: usize) -> Result<Pool, StoreError> {
+    let config =
+        tokio_postgres::Config::from_str(url).map_err(|err| StoreError::Config(err.to_string()))?;
+    let manager = Manager::from_config(
+        config,
+        NoTls,
+        ManagerConfig {
+            recycling_method: RecyclingMethod::Fast,
+        },
+    );
+    Pool::builder(manager)
+        .max_size(max_size)
+        .build()
+        .map_err(|err| StoreError::Config(err.to_string()))
+}
+
+/// Starts a transaction that sees and writes only `tenant`'s rows.
+///
+/// The tenant is set with `set_config(…, true)`, so it ends with the
+/// transaction and a pooled connection never carries it to another tenant.
+pub async fn tenant_transaction<'a>(
+    client: &'a mut Client,
+    tenant: &TenantId,
+) -> Result<Transaction<'a>, StoreError> {
+    let tx = client.transaction().await?;
+    tx.execute(
+        "select set_config('app.tenant_id', $1, true)",
+        &[&tenant.as_str()],
+    )
+    .await?;
+    Ok(tx)
+}
+
+/// Checks that the database answers, for readiness probes.
+pub async fn ping(pool: &Pool) -> Result<(), StoreError> {
+    let client = pool.get().await?;
+    client.simple_query("select 1").await?;
+    Ok(())
+}

@@ -1,0 +1,352 @@
+//! The consumer loop every pipeline stage runs.
+//!
+//! A stage pulls from its durable consumer, works on up to `concurrency`
+//! messages at once, publishes the events its handler returns (with
+//! `Nats-Msg-Id` = `<input event id>:<stage>`, so a redelivered input never
+//! yields a second output) and acks only after JetStream has stored them.
+//! Long handlers keep their message alive with in-progress acks. A transient
+//! failure is retried by a delayed nak; when the deliveries run out the
+//! handler names the failure event to publish instead, so no ticket is
+//! dropped silently.
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use aia_events::{Event, Stage};
+use async_nats::jetstream::AckKind;
+use async_nats::jetstream::consumer::PullConsumer;
+use futures::StreamExt;
+use rand::Rng;
+use tokio::sync::Semaphore;
+use tokio_util::task::TaskTracker;
+use tracing::Instrument;
+
+use crate::{JetStream, STREAM, publish_event};
+
+/// How one stage instance consumes.
+#[derive(Debug, Clone)]
+pub struct StageConfig {
+    pub stage: Stage,
+    /// The durable consumer, as named in `nats/consumers/`.
+    pub durable: String,
+    /// Messages worked on at once by this instance.
+    pub concurrency: usize,
+}
+
+impl StageConfig {
+    /// The stage's own consumer with the concurrency from
+    /// `AI_AGENTS_CONCURRENCY` (default 32).
+    pub fn from_env(stage: Stage) -> Self {
+        let concurrency = std::env::var("AI_AGENTS_CONCURRENCY")
+            .ok()
+            .and_then(|value| value.parse().ok())
+            .filter(|n: &usize| *n > 0)
+            .unwrap_or(32);
+        Self {
+            stage,
+            durable: stage.as_str().to_owned(),
+            concurrency,
+        }
+    }
+}
+
+/// Where a message stands in its delivery history.
+#[derive(Debug, Clone)]
+pub struct Delivery {
+    /// 1 for the first delivery.
+    pub attempt: u32,
+    /// The consumer's limit; `None` when unlimited.
+    pub max_deliver: Option<u32>,
+    pub stream_sequence: u64,
+}
+
+impl Delivery {
+    pub fn is_last_attempt(&self) -> bool {
+        self.max_deliver.is_some_and(|max| self.attempt >= max)
+    }
+}
+
+/// What a handler made of one input event.
+#[derive(Debug)]
+pub enum Handled {
+    /// Publish these events (usually one), then ack.
+    Publish(Vec<Event>),
+    /// Nothing follows from this input; ack it.
+    Nothing,
+}
+
+/// A failure that may go away: the message is redelivered later.
+#[derive(Debug, thiserror::Error)]
+#[error("{reason}")]
+pub struct HandlerError {
+    pub reason: String,
+    /// A delay the far end asked for (for example `Retry-After`).
+    pub retry_after: Option<Duration>,
+}
+
+impl HandlerError {
+    pub fn transient(reason: impl Into<String>) -> Self {
+        Self {
+            reason: reason.into(),
+            retry_after: None,
+        }
+    }
+}
+
+/// One stage's work: an input event in, the next events out.
+pub trait Handler: Send + Sync + 'static {
+    /// Turns one input event into what follows from it. Permanent failures
+    /// are outcomes (a `*.failed` event); only transient ones are errors.
+    fn handle(
+        &self,
+        event: Event,
+        delivery: Delivery,
+    ) -> impl Future<Output = Result<Handled, HandlerError>> + Send;
+
+    /// The event that records giving up after the last delivery failed.
+    fn gave_up(&self, event: &Event, reason: &str, attempts: u32) -> Event;
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StageError {
+    #[error("consumer {durable} is not available (run `aiagents nats apply`): {reason}")]
+    Consumer { durable: String, reason: String },
+}
+
+/// Runs a stage until `shutdown` completes, then stops pulling, lets the
+/// messages in hand finish, and returns.
+pub async fn run_stage<H: Handler>(
+    jetstream: JetStream,
+    handler: Arc<H>,
+    config: StageConfig,
+    shutdown: impl Future<Output = ()>,
+) -> Result<(), StageError> {
+    let consumer_error = |err: &dyn std::fmt::Display| StageError::Consumer {
+        durable: config.durable.clone(),
+        reason: err.to_string(),
+    };
+    let stream = jetstream
+        .get_stream(STREAM)
+        .await
+        .map_err(|err| consumer_error(&err))?;
+    let consumer: PullConsumer = stream
+        .get_consumer(&config.durable)
+        .await
+        .map_err(|err| consumer_error(&err))?;
+    let consumer_config = &consumer.cached_info().config;
+    let limits = Arc::new(Limits {
+        max_deliver: u32::try_from(consumer_config.max_deliver)
+            .ok()
+            .filter(|n| *n > 0),
+        progress_every: progress_interval(consumer_config.ack_wait, &consumer_config.backoff),
+        stage: config.stage,
+    });
+    let mut messages = consumer
+        .stream()
+        .max_messages_per_batch(config.concurrency)
+        .messages()
+        .await
+        .map_err(|err| consumer_error(&err))?;
+    tracing::info!(stage = config.stage.as_str(), concurrency = config.concurrency, "Stage started");
+
+    let permits = Arc::new(Semaphore::new(config.concurrency));
+    let tasks = TaskTracker::new();
+    tokio::pin!(shutdown);
+    loop {
+        let permit = tokio::select! {
+            _ = &mut shutdown => break,
+            permit = permits.clone().acquire_owned() => permit.expect("semaphore is never closed"),
+        };
+        let next = tokio::select! {
+            _ = &mut shutdown => break,
+            next = messages.next() => next,
+        };
+        match next {
+            Some(Ok(message)) => {
+                let handler = handler.clone();
+                let jetstream = jetstream.clone();
+                let limits = limits.clone();
+                tasks.spawn(async move {
+                    process(&*handler, &jetstream, message, &limits).await;
+                    drop(permit);
+                });
+            }
+            Some(Err(err)) => {
+                tracing::warn!(stage = config.stage.as_str(), error = %err, "Pulling messages failed; retrying");
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+            None => break,
+        }
+    }
+    drop(messages);
+    tasks.close();
+    tasks.wait().await;
+    tracing::info!(stage = config.stage.as_str(), "Stage stopped");
+    Ok(())
+}
+
+struct Limits {
+    max_deliver: Option<u32>,
+    progress_every: Duration,
+    stage: Stage,
+}
+
+/// In-progress acks must arrive well before the redelivery timer fires,
+/// which is the first backoff step when one is set.
+fn progress_interval(ack_wait: Duration, backoff: &[Duration]) -> Duration {
+    let timer = backoff.first().copied().unwrap_or(ack_wait).min(ack_wait);
+    (timer / 3).max(Duration::from_millis(500))
+}
+
+/// Delay before retrying after a transient failure: exponential with full
+/// jitter, capped at a minute, or what the far end asked for.
+fn retry_delay(attempt: u32, retry_after: Option<Duration>) -> Duration {
+    if let Some(delay) = retry_after {
+        return delay.min(Duration::from_secs(600));
+    }
+    let cap = Duration::from_secs(1 << attempt.min(6)).min(Duration::from_secs(60));
+    let millis = u64::try_from(cap.as_millis()).unwrap_or(u64::MAX);
+    Duration::from_millis(rand::thread_rng().gen_range(millis / 2..=millis))
+}
+
+async fn process<H: Handler>(
+    handler: &H,
+    jetstream: &JetStream,
+    message: async_nats::jetstream::Message,
+    limits: &Limits,
+) {
+    let subject = message.subject.to_string();
+    let (attempt, stream_sequence) = match message.info() {
+        Ok(info) => (
+            u32::try_from(info.delivered).unwrap_or(u32::MAX),
+            info.stream_sequence,
+        ),
+        Err(_) => (1, 0),
+    };
+    let span = tracing::info_span!(
+        "process",
+        otel.name = %format!("process {subject}"),
+        otel.kind = "consumer",
+        messaging.system = "nats",
+        messaging.operation.type = "process",
+        messaging.destination.name = %subject,
+        messaging.message.delivery_count = attempt,
+        stage = limits.stage.as_str(),
+        tenant_id = tracing::field::Empty,
+        ticket_id = tracing::field::Empty,
+        correlation_id = tracing::field::Empty,
+        event_id = tracing::field::Empty,
+        outcome = tracing::field::Empty,
+    );
+    aia_telemetry::set_parent_from(&span, message.headers.as_ref());
+    async {
+        let event = match Event::from_json(&message.payload) {
+            Ok(event) => event,
+            Err(err) => {
+                // The same bytes will never decode: stop redelivering them.
+                tracing::error!(error = %err, stream_sequence, "Undecodable event; terminating it");
+                tracing::Span::current().record("outcome", "undecodable");
+                let _ = message.ack_with(AckKind::Term).await;
+                return;
+            }
+        };
+        let span = tracing::Span::current();
+        span.record("tenant_id", event.tenant_id.as_str());
+        span.record("ticket_id", event.ticket_id.as_str());
+        span.record("correlation_id", tracing::field::display(event.correlation_id));
+        span.record("event_id", tracing::field::display(event.event_id));
+        let delivery = Delivery {
+            attempt,
+            max_deliver: limits.max_deliver,
+            stream_sequence,
+        };
+
+        let result = {
+            let work = handler.handle(event.clone(), delivery.clone());
+            tokio::pin!(work);
+            loop {
+                tokio::select! {
+                    result = &mut work => break result,
+                    _ = tokio::time::sleep(limits.progress_every) => {
+                        let _ = message.ack_with(AckKind::Progress).await;
+                    }
+                }
+            }
+        };
+        let outputs = match result {
+            Ok(Handled::Publish(events)) => events,
+            Ok(Handled::Nothing) => vec![],
+            Err(err) if delivery.is_last_attempt() => {
+                tracing::warn!(error = %err, attempt, "Last delivery failed; recording the failure");
+                vec![handler.gave_up(&event, &err.reason, attempt)]
+            }
+            Err(err) => {
+                let delay = retry_delay(attempt, err.retry_after);
+                tracing::warn!(error = %err, attempt, retry_in_ms = delay.as_millis() as u64, "Transient failure; will retry");
+                span.record("outcome", "retry");
+                let _ = message.ack_with(AckKind::Nak(Some(delay))).await;
+                return;
+            }
+        };
+        let stage = limits.stage.as_str();
+        for (idx, output) in outputs.iter().enumerate() {
+            let msg_id = if idx == 0 {
+                format!("{}:{stage}", event.event_id)
+            } else {
+                format!("{}:{stage}:{idx}", event.event_id)
+            };
+            if let Err(err) = publish_event(jetstream, output, &msg_id).await {
+                // Nothing was acked; the redelivery republishes under the same
+                // message id, which the stream deduplicates.
+                tracing::warn!(error = %err, "Publishing the output failed; will retry");
+                span.record("outcome", "retry");
+                let _ = message.ack_with(AckKind::Nak(Some(retry_delay(attempt, None)))).await;
+                return;
+            }
+        }
+        span.record("outcome", "done");
+        if let Err(err) = message.double_ack().await {
+            tracing::warn!(error = %err, "Ack was not confirmed; the input may be redelivered");
+        }
+    }
+    .instrument(span)
+    .await;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn progress_acks_come_well_before_the_first_redelivery_timer() {
+        let interval = progress_interval(Duration::from_secs(60), &[Duration::from_secs(5)]);
+        assert!(interval < Duration::from_secs(5));
+        let interval = progress_interval(Duration::from_secs(30), &[]);
+        assert_eq!(interval, Duration::from_secs(10));
+    }
+
+    #[test]
+    fn retry_delays_grow_are_capped_and_honour_the_far_end() {
+        for attempt in 1..20 {
+            assert!(retry_delay(attempt, None) <= Duration::from_secs(60));
+        }
+        assert!(retry_delay(1, None) <= Duration::from_secs(2));
+        assert_eq!(
+            retry_delay(1, Some(Duration::from_secs(7))),
+            Duration::from_secs(7)
+        );
+    }
+
+    #[test]
+    fn the_last_attempt_is_known_only_when_deliveries_are_limited() {
+        let delivery = |attempt, max_deliver| Delivery {
+            attempt,
+            max_deliver,
+            stream_sequence: 1,
+        };
+        assert!(delivery(6, Some(6)).is_last_attempt());
+        assert!(!delivery(5, Some(6)).is_last_attempt());
+        assert!(!delivery(100, None).is_last_attempt());
+    }
+}

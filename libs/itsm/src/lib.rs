@@ -1,1 +1,145 @@
-//! placeholder
+//! The help-desk tools we write notes to, behind one interface.
+//!
+//! [`Itsm`] is the registry: one variant per tool, chosen by the tenant's
+//! [`ItsmKind`]. Adding a tool means adding a module and a variant.
+
+pub mod render;
+pub mod servicedesk;
+
+use std::time::Duration;
+
+use aia_events::{ItsmKind, TicketId};
+
+pub use servicedesk::ServiceDeskPlus;
+
+/// Why a call to a help-desk tool failed, sorted by what to do about it.
+#[derive(Debug, thiserror::Error)]
+pub enum ItsmError {
+    /// May succeed later: timeouts, connection errors, 429, 5xx.
+    #[error("{reason}")]
+    Transient {
+        reason: String,
+        http_status: Option<u16>,
+        retry_after: Option<Duration>,
+    },
+    /// Will fail again until someone fixes the cause (credentials, ticket).
+    #[error("{reason}")]
+    Permanent {
+        reason: String,
+        http_status: Option<u16>,
+    },
+}
+
+/// A note as posted, with the id the tool gave it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PostedNote {
+    pub note_id: Option<String>,
+}
+
+/// A tenant's help-desk tool.
+#[derive(Debug, Clone)]
+pub enum Itsm {
+    ServiceDeskPlus(ServiceDeskPlus),
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct ConfigError(pub String);
+
+impl Itsm {
+    /// The client for a tenant's tool, from its kind, base URL and
+    /// credentials (JSON, tool-specific).
+    pub fn for_tenant(
+        http: reqwest::Client,
+        kind: ItsmKind,
+        base_url: &str,
+        credentials_json: &str,
+    ) -> Result<Self, ConfigError> {
+        match kind {
+            ItsmKind::ServicedeskPlus => Ok(Self::ServiceDeskPlus(ServiceDeskPlus::new(
+                http,
+                base_url,
+                credentials_json,
+            )?)),
+            other => Err(ConfigError(format!(
+                "write-back to {} is not supported yet",
+                other.as_str()
+            ))),
+        }
+    }
+
+    pub fn kind(&self) -> ItsmKind {
+        match self {
+            Self::ServiceDeskPlus(_) => ItsmKind::ServicedeskPlus,
+        }
+    }
+
+    /// Posts a note rendered from Markdown, private to technicians.
+    pub async fn post_note(
+        &self,
+        ticket: &TicketId,
+        markdown: &str,
+    ) -> Result<PostedNote, ItsmError> {
+        match self {
+            Self::ServiceDeskPlus(sdp) => sdp.post_note(ticket, &render::html(markdown)).await,
+        }
+    }
+
+    /// The text of every note on the ticket, to find one we posted before.
+    pub async fn note_texts(&self, ticket: &TicketId) -> Result<Vec<String>, ItsmError> {
+        match self {
+            Self::ServiceDeskPlus(sdp) => sdp.note_texts(ticket).await,
+        }
+    }
+}
+
+/// Sorts an HTTP answer into success, transient or permanent failure.
+pub(crate) fn classify(
+    tool: &str,
+    status: reqwest::StatusCode,
+    retry_after: Option<Duration>,
+) -> Result<(), ItsmError> {
+    if status.is_success() {
+        return Ok(());
+    }
+    let code = status.as_u16();
+    let reason = match code {
+        401 => format!("{tool} rejected the API key"),
+        403 => format!("{tool} refused access to the ticket"),
+        404 => format!("{tool} does not know the ticket"),
+        429 => format!("{tool} is rate-limiting us"),
+        _ => format!("{tool} answered HTTP {code}"),
+    };
+    if code == 429 || status.is_server_error() || code == 408 {
+        Err(ItsmError::Transient {
+            reason,
+            http_status: Some(code),
+            retry_after,
+        })
+    } else {
+        Err(ItsmError::Permanent {
+            reason,
+            http_status: Some(code),
+        })
+    }
+}
+
+pub(crate) fn transport_error(tool: &str, err: &reqwest::Error) -> ItsmError {
+    ItsmError::Transient {
+        reason: if err.is_timeout() {
+            format!("{tool} did not answer in time")
+        } else {
+            format!("{tool} could not be reached")
+        },
+        http_status: None,
+        retry_after: None,
+    }
+}
+
+pub(crate) fn retry_after(headers: &reqwest::header::HeaderMap) -> Option<Duration> {
+    headers
+        .get(reqwest::header::RETRY_AFTER)
+        .and_then(|value| value.to_str().ok())
+        .and_then(|value| value.trim().parse::<u64>().ok())
+        .map(Duration::from_secs)
+}

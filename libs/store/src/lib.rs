@@ -12,10 +12,11 @@ pub mod tenants;
 use std::str::FromStr;
 
 use aia_events::TenantId;
-use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod};
+use deadpool_postgres::{Manager, ManagerConfig, RecyclingMethod};
 use tokio_postgres::NoTls;
 
-pub use deadpool_postgres::{Client, Transaction};
+pub use deadpool_postgres::{Client, Pool, Transaction};
+pub use tokio_postgres::types::ToSql;
 pub use secrets::{Keyring, Secret};
 pub use tenants::{NewTenant, Tenant, TenantSettings};
 

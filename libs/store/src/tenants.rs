@@ -151,3 +151,26 @@ pub async fn get(
         active: row.get(7),
     }))
 }
+
+/// A tenant's settings and whether it is active, without touching secrets:
+/// for stages that have no business decrypting them.
+pub async fn settings(
+    client: &mut Client,
+    tenant_id: &TenantId,
+) -> Result<Option<(TenantSettings, bool)>, StoreError> {
+    let tx = tenant_transaction(client, tenant_id).await?;
+    let row = tx
+        .query_opt(
+            "select settings, active from tenants where tenant_id = $1 and deleted_at is null",
+            &[&tenant_id.as_str()],
+        )
+        .await?;
+    tx.commit().await?;
+    row.map(|row| {
+        let settings: serde_json::Value = row.get(0);
+        let settings = serde_json::from_value(settings)
+            .map_err(|err| StoreError::Corrupt(format!("tenant settings: {err}")))?;
+        Ok((settings, row.get(1)))
+    })
+    .transpose()
+}

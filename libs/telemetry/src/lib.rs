@@ -52,6 +52,7 @@ fn install(service_name: &'static str, provider: SdkTracerProvider) -> Telemetry
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
     let logs = tracing_subscriber::fmt::layer()
         .json()
+        .with_writer(std::io::stderr)
         .flatten_event(true)
         .with_current_span(true)
         .with_span_list(false)

@@ -1,1 +1,189 @@
-//! placeholder
+//! Real servers for tests, isolated per test.
+//!
+//! Every test gets its own nats-server (JetStream on a temporary file store,
+//! a port chosen by the server) and its own freshly migrated database in the
+//! PostgreSQL cluster the test stack started (`scripts/stack.sh up test`,
+//! which `just test` runs). Nothing binds a fixed port, so tests run in
+//! parallel under `cargo nextest`.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use aia_store::Keyring;
+
+/// A nats-server of this test's own; killed when dropped.
+pub struct NatsServer {
+    child: Option<Child>,
+    port: u16,
+    store: tempfile::TempDir,
+}
+
+impl NatsServer {
+    pub async fn start() -> Self {
+        let store = tempfile::tempdir().expect("temporary directory");
+        let (child, port) = spawn_nats(store.path(), None).await;
+        Self {
+            child: Some(child),
+            port,
+            store,
+        }
+    }
+
+    pub fn url(&self) -> String {
+        format!("nats://127.0.0.1:{}", self.port)
+    }
+
+    /// Kills the server (as a crash would) and starts it again on the same
+    /// port and store.
+    pub async fn restart(&mut self) {
+        self.kill();
+        let (child, _) = spawn_nats(self.store.path(), Some(self.port)).await;
+        self.child = Some(child);
+    }
+
+    fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+impl Drop for NatsServer {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+fn workspace_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+fn nats_server_bin() -> PathBuf {
+    if let Ok(path) = std::env::var("AI_AGENTS_NATS_SERVER_BIN") {
+        return path.into();
+    }
+    let local = workspace_root().join(".dev/venv/bin/nats-server");
+    if local.exists() {
+        return local;
+    }
+    PathBuf::from("nats-server")
+}
+
+async fn spawn_nats(store: &Path, port: Option<u16>) -> (Child, u16) {
+    let ports_dir = store.join("ports");
+    let _ = std::fs::remove_dir_all(&ports_dir);
+    std::fs::create_dir_all(&ports_dir).expect("ports directory");
+    let port_arg = port.map_or_else(|| "-1".to_owned(), |port| port.to_string());
+    let bin = nats_server_bin();
+    let child = Command::new(&bin)
+        .args(["-a", "127.0.0.1", "-p", &port_arg, "-js", "-sd"])
+        .arg(store.join("js"))
+        .arg("--ports_file_dir")
+        .arg(&ports_dir)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap_or_else(|err| {
+            panic!(
+                "cannot start {} ({err}); run the tests with `just test`, which installs it",
+                bin.display()
+            )
+        });
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let ports_file = std::fs::read_dir(&ports_dir)
+            .ok()
+            .and_then(|mut entries| entries.next())
+            .and_then(Result::ok)
+            .and_then(|entry| std::fs::read_to_string(entry.path()).ok());
+        if let Some(port) = ports_file.as_deref().and_then(parse_client_port) {
+            if tokio::net::TcpStream::connect(("127.0.0.1", port)).await.is_ok() {
+                return (child, port);
+            }
+        }
+        assert!(Instant::now() < deadline, "nats-server did not start within 20 s");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+fn parse_client_port(ports_json: &str) -> Option<u16> {
+    let value: serde_json::Value = serde_json::from_str(ports_json).ok()?;
+    let url = value["nats"].as_array()?.first()?.as_str()?;
+    url.rsplit(':').next()?.parse().ok()
+}
+
+/// A database of this test's own, migrated, in the test stack's cluster.
+pub struct TestDatabase {
+    pub name: String,
+    /// Connects as the application role (row-level security applies).
+    pub app_url: String,
+    /// Connects as the cluster's superuser (migrations, admin checks).
+    pub admin_url: String,
+}
+
+impl TestDatabase {
+    pub async fn create() -> Self {
+        let cluster = std::env::var("AI_AGENTS_TEST_ADMIN_URL").expect(
+            "AI_AGENTS_TEST_ADMIN_URL is not set: run the tests with `just test`, which starts PostgreSQL",
+        );
+        let name = format!("t_{}", uuid::Uuid::now_v7().simple());
+        let (client, connection) = tokio_postgres::connect(&cluster, tokio_postgres::NoTls)
+            .await
+            .expect("connect to the test cluster");
+        tokio::spawn(connection);
+        client
+            .batch_execute(&format!("create database {name}"))
+            .await
+            .expect("create the test database");
+        let base = cluster
+            .rsplit_once('/')
+            .map(|(base, _)| base.to_owned())
+            .expect("cluster URL ends with a database name");
+        let admin_url = format!("{base}/{name}");
+        let app_url = admin_url.replacen("://aiagents@", "://aiagents_app@", 1);
+        let (mut admin, connection) = tokio_postgres::connect(&admin_url, tokio_postgres::NoTls)
+            .await
+            .expect("connect to the test database");
+        tokio::spawn(connection);
+        aia_store::migrate::run(&mut admin)
+            .await
+            .expect("migrations apply to a fresh database");
+        Self {
+            name,
+            app_url,
+            admin_url,
+        }
+    }
+
+    /// A superuser connection, for assertions that must see every tenant.
+    pub async fn admin_client(&self) -> tokio_postgres::Client {
+        let (client, connection) = tokio_postgres::connect(&self.admin_url, tokio_postgres::NoTls)
+            .await
+            .expect("connect as admin");
+        tokio::spawn(connection);
+        client
+    }
+}
+
+/// A keyring with one random key, as services get from `AI_AGENTS_SECRET_KEYS`.
+pub fn keyring_spec() -> String {
+    Keyring::generate_spec("test")
+}
+
+/// Polls `check` until it returns `Some`, or panics after `timeout`.
+pub async fn eventually<T, F, Fut>(what: &str, timeout: Duration, mut check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Some(value) = check().await {
+            return value;
+        }
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}

@@ -1,1 +1,9 @@
-//! placeholder
+//! The operator CLI's library: the commands' implementations, the
+//! all-in-one runner that starts every service in one process (for the demo,
+//! development and end-to-end tests), and data-set loading.
+
+pub mod all_in_one;
+pub mod dataset;
+pub mod demo;
+pub mod ops;
+pub mod webhook;

@@ -1,1 +1,38 @@
-//! placeholder
+//! The context-gatherer stage: for each `ticket.received`, find what may
+//! help — the tenant's similar resolved tickets first — and publish
+//! `context.gathered`.
+
+mod config;
+mod handler;
+pub mod search;
+
+use std::future::Future;
+use std::sync::Arc;
+
+use aia_bus::StageConfig;
+use aia_events::Stage;
+use anyhow::Context as _;
+
+pub use config::Config;
+pub use handler::ContextGatherer;
+
+/// Runs one instance of the stage until `shutdown` completes.
+pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> anyhow::Result<()> {
+    let db = aia_store::pool(&config.database_url, 16).context("database URL")?;
+    let (_client, jetstream) = aia_bus::connect(&config.nats_url, Stage::ContextGatherer.as_str())
+        .await
+        .context("connecting to NATS")?;
+    let handler = Arc::new(ContextGatherer {
+        db,
+        source_timeout: config.source_timeout,
+        max_similar_tickets: config.max_similar_tickets,
+    });
+    aia_bus::run_stage(
+        jetstream,
+        handler,
+        StageConfig::from_env(Stage::ContextGatherer),
+        shutdown,
+    )
+    .await?;
+    Ok(())
+}

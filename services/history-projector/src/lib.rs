@@ -1,1 +1,139 @@
-//! placeholder
+//! The history-projector: applies every event, in stream order, to the
+//! Postgres read models (enhancement history, ticket history). It is the
+//! only writer of those tables.
+//!
+//! Unlike the stages it never naks: an event that cannot be applied yet is
+//! retried in place, because applying a later event first would move the
+//! checkpoint past it.
+
+mod config;
+pub mod projection;
+
+use std::future::Future;
+use std::time::Duration;
+
+use aia_bus::STREAM;
+use aia_events::{Event, Stage};
+use aia_store::Pool;
+use anyhow::Context as _;
+use async_nats::jetstream::AckKind;
+use async_nats::jetstream::consumer::PullConsumer;
+use futures::StreamExt;
+use tracing::Instrument;
+
+pub use config::Config;
+
+/// Runs the projector until `shutdown` completes.
+pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> anyhow::Result<()> {
+    let db = aia_store::pool(&config.database_url, 4).context("database URL")?;
+    let (_client, jetstream) = aia_bus::connect(&config.nats_url, Stage::HistoryProjector.as_str())
+        .await
+        .context("connecting to NATS")?;
+    let consumer: PullConsumer = jetstream
+        .get_stream(STREAM)
+        .await
+        .context("stream TICKETS (run `aiagents nats apply`)")?
+        .get_consumer(Stage::HistoryProjector.as_str())
+        .await
+        .map_err(|err| anyhow::anyhow!("consumer history-projector (run `aiagents nats apply`): {err}"))?;
+    let mut messages = consumer
+        .stream()
+        .max_messages_per_batch(256)
+        .messages()
+        .await
+        .context("pulling from history-projector")?;
+    tracing::info!("History projector started");
+    tokio::pin!(shutdown);
+    loop {
+        let message = tokio::select! {
+            _ = &mut shutdown => break,
+            message = messages.next() => message,
+        };
+        match message {
+            Some(Ok(message)) => project_one(&db, message, &mut shutdown).await,
+            Some(Err(err)) => {
+                tracing::warn!(error = %err, "Pulling events failed; retrying");
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+            None => break,
+        }
+    }
+    tracing::info!("History projector stopped");
+    Ok(())
+}
+
+async fn project_one(
+    db: &Pool,
+    message: async_nats::jetstream::Message,
+    shutdown: &mut (impl Future<Output = ()> + Unpin),
+) {
+    let subject = message.subject.to_string();
+    let (sequence, attempt) = message
+        .info()
+        .map(|info| (info.stream_sequence, info.delivered))
+        .unwrap_or((0, 1));
+    let span = tracing::info_span!(
+        "process",
+        otel.name = %format!("process {subject}"),
+        otel.kind = "consumer",
+        messaging.system = "nats",
+        messaging.operation.type = "process",
+        messaging.destination.name = %subject,
+        messaging.message.delivery_count = attempt,
+        stage = "history-projector",
+        tenant_id = tracing::field::Empty,
+        ticket_id = tracing::field::Empty,
+        correlation_id = tracing::field::Empty,
+        event_id = tracing::field::Empty,
+    );
+    aia_telemetry::set_parent_from(&span, message.headers.as_ref());
+    async {
+        let event = match Event::from_json(&message.payload) {
+            Ok(event) => event,
+            Err(err) => {
+                tracing::error!(error = %err, sequence, "Undecodable event; skipping it");
+                let _ = message.ack_with(AckKind::Term).await;
+                return;
+            }
+        };
+        let span = tracing::Span::current();
+        span.record("tenant_id", event.tenant_id.as_str());
+        span.record("ticket_id", event.ticket_id.as_str());
+        span.record("correlation_id", tracing::field::display(event.correlation_id));
+        span.record("event_id", tracing::field::display(event.event_id));
+        let mut delay = Duration::from_millis(100);
+        loop {
+            let result = async {
+                let mut client = db.get().await?;
+                projection::apply(&mut client, &event, sequence).await
+            }
+            .await;
+            match result {
+                Ok(applied) => {
+                    tracing::debug!(?applied, sequence, "Projected event");
+                    break;
+                }
+                Err(err) if err.is_transient() => {
+                    tracing::warn!(error = %err, "Database unavailable; retrying the event");
+                    let _ = message.ack_with(AckKind::Progress).await;
+                    tokio::select! {
+                        _ = &mut *shutdown => return,
+                        _ = tokio::time::sleep(delay) => {}
+                    }
+                    delay = (delay * 2).min(Duration::from_secs(5));
+                }
+                Err(err) => {
+                    // Retrying a statement that fails on its data would stop the
+                    // projection for every tenant; record it loudly and move on.
+                    tracing::error!(error = %err, sequence, "Event could not be projected; skipping it");
+                    break;
+                }
+            }
+        }
+        if let Err(err) = message.double_ack().await {
+            tracing::warn!(error = %err, "Ack was not confirmed; the event may be redelivered");
+        }
+    }
+    .instrument(span)
+    .await;
+}

@@ -1,1 +1,43 @@
-//! placeholder
+//! The llm-enhancer stage: for each `context.gathered`, ask an
+//! OpenAI-compatible model for a short, sourced note and publish
+//! `enhancement.generated`.
+
+mod config;
+pub mod fallback;
+mod handler;
+pub mod prompt;
+
+use std::future::Future;
+use std::sync::Arc;
+
+use aia_bus::StageConfig;
+use aia_events::Stage;
+use anyhow::Context as _;
+
+pub use config::{Config, provider_from_env};
+pub use handler::LlmEnhancer;
+
+/// Runs one instance of the stage until `shutdown` completes.
+pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> anyhow::Result<()> {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let (_client, jetstream) = aia_bus::connect(&config.nats_url, Stage::LlmEnhancer.as_str())
+        .await
+        .context("connecting to NATS")?;
+    match &config.provider {
+        Some(provider) => tracing::info!(provider = %provider.name, model = %provider.model, "Using LLM provider"),
+        None => tracing::warn!("AI_AGENTS_LLM_BASE_URL is not set: notes will show the raw context"),
+    }
+    let handler = Arc::new(LlmEnhancer {
+        http: reqwest::Client::builder().build().context("HTTP client")?,
+        provider: config.provider,
+        max_note_words: config.max_note_words,
+    });
+    aia_bus::run_stage(
+        jetstream,
+        handler,
+        StageConfig::from_env(Stage::LlmEnhancer),
+        shutdown,
+    )
+    .await?;
+    Ok(())
+}

@@ -1,0 +1,180 @@
+//! ServiceDesk Plus v3 on-prem: add and list a request's notes.
+//!
+//! Checks what the real server checks: the `authtoken` header, the v3
+//! `Accept` media type, a form body whose `input_data` field holds
+//! `{"note": {"description": …}}`; answers with `response_status` objects
+//! (`status_code` 2000 on success, 4000 with `messages[]` on failure).
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::post;
+use axum::{Json, Router};
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+/// One note as the stand-in stored it.
+#[derive(Debug, Clone)]
+pub struct StoredNote {
+    pub id: u64,
+    pub request_id: String,
+    pub description: String,
+    pub show_to_requester: bool,
+}
+
+#[derive(Clone)]
+pub struct ServiceDeskStandIn {
+    inner: Arc<Mutex<Inner>>,
+}
+
+struct Inner {
+    authtoken: String,
+    notes: BTreeMap<String, Vec<StoredNote>>,
+    next_id: u64,
+    rejected: u64,
+}
+
+impl ServiceDeskStandIn {
+    /// A server that accepts `authtoken`.
+    pub fn new(authtoken: impl Into<String>) -> Self {
+        Self {
+            inner: Arc::new(Mutex::new(Inner {
+                authtoken: authtoken.into(),
+                notes: BTreeMap::new(),
+                next_id: 1000,
+                rejected: 0,
+            })),
+        }
+    }
+
+    /// Notes on one request, oldest first.
+    pub fn notes(&self, request_id: &str) -> Vec<StoredNote> {
+        let inner = self.inner.lock().unwrap();
+        inner.notes.get(request_id).cloned().unwrap_or_default()
+    }
+
+    /// Every note on every request.
+    pub fn all_notes(&self) -> Vec<StoredNote> {
+        let inner = self.inner.lock().unwrap();
+        inner.notes.values().flatten().cloned().collect()
+    }
+
+    /// Requests refused for their shape or credentials.
+    pub fn rejected(&self) -> u64 {
+        self.inner.lock().unwrap().rejected
+    }
+
+    pub fn router(&self) -> Router {
+        Router::new()
+            .route(
+                "/api/v3/requests/{request_id}/notes",
+                post(add_note).get(list_notes),
+            )
+            .with_state(self.clone())
+    }
+}
+
+fn failure(status: StatusCode, code: u32, message: &str) -> Response {
+    (
+        status,
+        Json(json!({"response_status": {"status_code": 4000, "status": "failed",
+            "messages": [{"status_code": code, "type": "failed", "message": message}]}})),
+    )
+        .into_response()
+}
+
+fn check_auth(state: &ServiceDeskStandIn, headers: &HeaderMap) -> Result<(), Response> {
+    let mut inner = state.inner.lock().unwrap();
+    let token = headers.get("authtoken").and_then(|value| value.to_str().ok());
+    if token != Some(inner.authtoken.as_str()) {
+        inner.rejected += 1;
+        return Err(failure(StatusCode::UNAUTHORIZED, 4001, "Invalid authtoken"));
+    }
+    let accept = headers.get("accept").and_then(|value| value.to_str().ok());
+    if accept != Some("application/vnd.manageengine.sdp.v3+json") {
+        inner.rejected += 1;
+        return Err(failure(StatusCode::BAD_REQUEST, 4007, "Invalid Accept header"));
+    }
+    Ok(())
+}
+
+#[derive(Deserialize)]
+struct Form {
+    input_data: String,
+}
+
+async fn add_note(
+    State(state): State<ServiceDeskStandIn>,
+    Path(request_id): Path<String>,
+    headers: HeaderMap,
+    body: String,
+) -> Response {
+    if let Err(response) = check_auth(&state, &headers) {
+        return response;
+    }
+    let form_type = headers
+        .get("content-type")
+        .and_then(|value| value.to_str().ok())
+        .is_some_and(|value| value.starts_with("application/x-www-form-urlencoded"));
+    let note = form_type
+        .then(|| serde_urlencoded_form(&body))
+        .flatten()
+        .and_then(|form| serde_json::from_str::<Value>(&form.input_data).ok())
+        .and_then(|input| input.get("note").cloned())
+        .filter(|note| note["description"].is_string());
+    let mut inner = state.inner.lock().unwrap();
+    let Some(note) = note else {
+        inner.rejected += 1;
+        return failure(StatusCode::BAD_REQUEST, 4012, "Value for input_data is invalid");
+    };
+    inner.next_id += 1;
+    let stored = StoredNote {
+        id: inner.next_id,
+        request_id: request_id.clone(),
+        description: note["description"].as_str().unwrap_or_default().to_owned(),
+        show_to_requester: note["show_to_requester"].as_bool().unwrap_or(false),
+    };
+    inner
+        .notes
+        .entry(request_id)
+        .or_default()
+        .push(stored.clone());
+    (
+        StatusCode::CREATED,
+        Json(json!({
+            "request_note": {"id": stored.id.to_string(), "description": stored.description,
+                              "show_to_requester": stored.show_to_requester},
+            "response_status": {"status_code": 2000, "status": "success"}
+        })),
+    )
+        .into_response()
+}
+
+async fn list_notes(
+    State(state): State<ServiceDeskStandIn>,
+    Path(request_id): Path<String>,
+    headers: HeaderMap,
+) -> Response {
+    if let Err(response) = check_auth(&state, &headers) {
+        return response;
+    }
+    let notes: Vec<Value> = state
+        .notes(&request_id)
+        .into_iter()
+        .map(|note| json!({"id": note.id.to_string(), "description": note.description,
+                           "show_to_requester": note.show_to_requester}))
+        .collect();
+    Json(json!({
+        "notes": notes,
+        "list_info": {"has_more_rows": false, "row_count": notes.len()},
+        "response_status": [{"status_code": 2000, "status": "success"}]
+    }))
+    .into_response()
+}
+
+fn serde_urlencoded_form(body: &str) -> Option<Form> {
+    serde_urlencoded::from_str(body).ok()
+}

@@ -1,0 +1,127 @@
+//! Every service of the pipeline in one process, each on its own task with
+//! one shared shutdown. Production runs them as separate processes; this is
+//! for the demo, development and end-to-end tests.
+
+use std::time::Duration;
+
+use aia_store::Keyring;
+use anyhow::Context as _;
+use tokio::net::TcpListener;
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+
+/// Where the services find their servers and secrets.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub nats_url: String,
+    /// Connects as the application role.
+    pub database_url: String,
+    pub keyring_spec: String,
+    pub llm: Option<aia_llm::Provider>,
+    /// Where the ingress listens; port 0 picks a free one.
+    pub ingress_listen: std::net::SocketAddr,
+}
+
+/// The running services.
+pub struct Running {
+    pub ingress_url: String,
+    shutdown: CancellationToken,
+    tasks: JoinSet<(&'static str, anyhow::Result<()>)>,
+}
+
+fn keyring(spec: &str) -> anyhow::Result<Keyring> {
+    Keyring::parse(spec).context("keyring")
+}
+
+pub async fn start(settings: Settings) -> anyhow::Result<Running> {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let shutdown = CancellationToken::new();
+    let mut tasks = JoinSet::new();
+    let listener = TcpListener::bind(settings.ingress_listen)
+        .await
+        .with_context(|| format!("binding {}", settings.ingress_listen))?;
+    let ingress_url = format!("http://{}", listener.local_addr()?);
+
+    let ingress_config = ingress::Config {
+        nats_url: settings.nats_url.clone(),
+        database_url: settings.database_url.clone(),
+        keyring: keyring(&settings.keyring_spec)?,
+        listen: settings.ingress_listen,
+        max_body_bytes: 256 * 1024,
+    };
+    let stop = shutdown.clone();
+    tasks.spawn(async move {
+        let result = ingress::serve(ingress_config, listener, async move { stop.cancelled().await }).await;
+        ("ingress", result)
+    });
+
+    let config = context_gatherer::Config {
+        nats_url: settings.nats_url.clone(),
+        database_url: settings.database_url.clone(),
+        source_timeout: Duration::from_secs(10),
+        max_similar_tickets: 5,
+    };
+    let stop = shutdown.clone();
+    tasks.spawn(async move {
+        ("context-gatherer", context_gatherer::run(config, stop.cancelled_owned()).await)
+    });
+
+    let config = llm_enhancer::Config {
+        nats_url: settings.nats_url.clone(),
+        provider: settings.llm.clone(),
+        max_note_words: 500,
+    };
+    let stop = shutdown.clone();
+    tasks.spawn(async move { ("llm-enhancer", llm_enhancer::run(config, stop.cancelled_owned()).await) });
+
+    let config = writeback::Config {
+        nats_url: settings.nats_url.clone(),
+        database_url: settings.database_url.clone(),
+        keyring: keyring(&settings.keyring_spec)?,
+        http_timeout: Duration::from_secs(10),
+    };
+    let stop = shutdown.clone();
+    tasks.spawn(async move { ("writeback", writeback::run(config, stop.cancelled_owned()).await) });
+
+    let config = history_projector::Config {
+        nats_url: settings.nats_url.clone(),
+        database_url: settings.database_url.clone(),
+    };
+    let stop = shutdown.clone();
+    tasks.spawn(async move {
+        ("history-projector", history_projector::run(config, stop.cancelled_owned()).await)
+    });
+
+    Ok(Running {
+        ingress_url,
+        shutdown,
+        tasks,
+    })
+}
+
+impl Running {
+    /// Signals every service to stop and waits for them; the first error
+    /// any of them ended with is returned.
+    pub async fn stop(mut self) -> anyhow::Result<()> {
+        self.shutdown.cancel();
+        let mut first_error = None;
+        while let Some(joined) = self.tasks.join_next().await {
+            let (name, result) = joined.context("a service task panicked")?;
+            if let Err(err) = result {
+                tracing::error!(service = name, error = %err, "Service ended with an error");
+                first_error.get_or_insert(err.context(name));
+            }
+        }
+        first_error.map_or(Ok(()), Err)
+    }
+
+    /// Completes when any service ends before `stop` was asked for.
+    pub async fn any_exited(&mut self) -> anyhow::Result<()> {
+        match self.tasks.join_next().await {
+            Some(Ok((name, Ok(())))) => anyhow::bail!("{name} stopped unexpectedly"),
+            Some(Ok((name, Err(err)))) => Err(err.context(name)),
+            Some(Err(err)) => Err(anyhow::anyhow!("a service task panicked: {err}")),
+            None => anyhow::bail!("no service is running"),
+        }
+    }
+}

@@ -1,0 +1,98 @@
+//! Data sets of the shape of `demo/tickets.json` and the evaluation sets:
+//! `resolved[]` tickets for the history corpus and `queries[]` (new tickets
+//! with the ids of the resolved tickets that should help).
+
+use std::path::Path;
+
+use aia_events::{
+    Event, ItsmKind, Payload, Priority, TenantId, TicketId, TicketResolved,
+};
+use anyhow::Context as _;
+use chrono::{DateTime, Utc};
+use serde::Deserialize;
+use sha2::{Digest, Sha256};
+
+#[derive(Debug, Deserialize)]
+pub struct DataSet {
+    pub resolved: Vec<Resolved>,
+    pub queries: Vec<Query>,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct Resolved {
+    pub tenant_id: String,
+    pub ticket_id: String,
+    pub subject: String,
+    pub description: String,
+    pub resolution: String,
+    pub resolved_at: DateTime<Utc>,
+    pub priority: String,
+    #[serde(default)]
+    pub tags: Vec<String>,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct Query {
+    pub tenant_id: String,
+    pub ticket_id: String,
+    #[serde(default)]
+    pub subject: Option<String>,
+    pub description: String,
+    pub priority: String,
+    #[serde(default)]
+    pub relevant: Vec<String>,
+}
+
+pub fn load(path: &Path) -> anyhow::Result<DataSet> {
+    let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    serde_json::from_str(&text).with_context(|| format!("{} is not a data set", path.display()))
+}
+
+impl Resolved {
+    /// The `ticket.resolved` event this record stands for.
+    pub fn to_event(&self) -> anyhow::Result<Event> {
+        let tenant = TenantId::parse(&self.tenant_id)
+            .with_context(|| format!("tenant {:?}", self.tenant_id))?;
+        let ticket = TicketId::parse(&self.ticket_id)
+            .with_context(|| format!("ticket {:?}", self.ticket_id))?;
+        let priority = Priority::parse(&self.priority)
+            .with_context(|| format!("priority of {}", self.ticket_id))?;
+        Ok(Event::new_run(
+            tenant,
+            ticket,
+            Payload::TicketResolved(TicketResolved {
+                source: ItsmKind::ServicedeskPlus,
+                subject: self.subject.clone(),
+                description: self.description.clone(),
+                resolution: self.resolution.clone(),
+                priority,
+                tags: self.tags.clone(),
+                resolved_at: self.resolved_at,
+            }),
+        ))
+    }
+}
+
+/// Publishes every resolved ticket as a `ticket.resolved` event, so the
+/// history projection stays rebuildable from the stream. The message id is
+/// derived from the content: importing the same record twice stores it once.
+pub async fn publish_resolved(
+    jetstream: &aia_bus::JetStream,
+    records: &[Resolved],
+) -> anyhow::Result<usize> {
+    for record in records {
+        let event = record.to_event()?;
+        let Payload::TicketResolved(payload) = &event.payload else {
+            unreachable!("to_event builds ticket.resolved");
+        };
+        let digest = Sha256::digest(serde_json::to_vec(payload)?);
+        let msg_id = format!(
+            "resolved:{}:{}:{}",
+            event.tenant_id,
+            event.ticket_id.subject_token(),
+            hex::encode(&digest[..12])
+        );
+        aia_bus::publish_event(jetstream, &event, &msg_id).await?;
+    }
+    Ok(records.len())
+}

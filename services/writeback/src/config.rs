@@ -1,0 +1,28 @@
+//! Configuration of the writeback stage.
+
+use std::time::Duration;
+
+use aia_config::{ConfigError, parsed, required};
+use aia_store::Keyring;
+
+#[derive(Debug)]
+pub struct Config {
+    pub nats_url: String,
+    pub database_url: String,
+    pub keyring: Keyring,
+    pub http_timeout: Duration,
+}
+
+impl Config {
+    pub fn from_env() -> Result<Self, ConfigError> {
+        Ok(Self {
+            nats_url: required("NATS_URL")?,
+            database_url: required("DATABASE_URL")?,
+            keyring: Keyring::from_env().map_err(|err| ConfigError::Invalid {
+                name: "AI_AGENTS_SECRET_KEYS".into(),
+                reason: err.to_string(),
+            })?,
+            http_timeout: Duration::from_secs(parsed("ITSM_TIMEOUT_SECS", 10)?),
+        })
+    }
+}

@@ -1,0 +1,154 @@
+//! `enhancement.generated` → `writeback.completed` | `writeback.failed`.
+
+use std::time::Duration;
+
+use aia_bus::{Delivery, Handled, Handler, HandlerError};
+use aia_events::{Event, ItsmKind, Payload, WritebackCompleted, WritebackFailed};
+use aia_itsm::{Itsm, ItsmError};
+use aia_store::{Keyring, Pool, StoreError, tenants};
+use tracing::Instrument;
+use uuid::Uuid;
+
+use crate::ledger::{self, Claim};
+
+pub struct Writeback {
+    pub db: Pool,
+    pub keyring: Keyring,
+    pub http: reqwest::Client,
+}
+
+/// The line that ends every note and identifies its run, so a note posted
+/// before a crash is recognised on the ticket.
+pub fn marker(correlation_id: Uuid) -> String {
+    format!("ai-agents-ref:{correlation_id}")
+}
+
+fn transient(err: StoreError) -> HandlerError {
+    HandlerError::transient(format!("database: {err}"))
+}
+
+impl Handler for Writeback {
+    async fn handle(&self, event: Event, _delivery: Delivery) -> Result<Handled, HandlerError> {
+        let Payload::EnhancementGenerated(generated) = &event.payload else {
+            return Ok(Handled::Nothing);
+        };
+        let mut client = self.db.get().await.map_err(|err| transient(err.into()))?;
+        let tenant = tenants::get(&mut client, &self.keyring, &event.tenant_id)
+            .await
+            .map_err(transient)?;
+        let Some(tenant) = tenant.filter(|tenant| tenant.active) else {
+            return Ok(self.failed(&event, generated.source, "tenant does not exist or is inactive", None));
+        };
+        let itsm = match Itsm::for_tenant(
+            self.http.clone(),
+            tenant.itsm,
+            &tenant.itsm_base_url,
+            tenant.itsm_credentials.expose(),
+        ) {
+            Ok(itsm) => itsm,
+            Err(err) => return Ok(self.failed(&event, tenant.itsm, &err.0, None)),
+        };
+        let marker = marker(event.correlation_id);
+        let completed = |note_id: Option<String>, already_present: bool, attempts: u32| {
+            Handled::Publish(vec![Event::caused_by(
+                &event,
+                Payload::WritebackCompleted(WritebackCompleted {
+                    itsm: itsm.kind(),
+                    note_id,
+                    attempts,
+                    already_present,
+                    received_at: generated.received_at,
+                }),
+            )])
+        };
+        let claim = ledger::claim(&mut client, &event.tenant_id, event.correlation_id, &event.ticket_id)
+            .await
+            .map_err(transient)?;
+        match claim {
+            Claim::Posted { note_id } => return Ok(completed(note_id, true, 1)),
+            Claim::Uncertain => {
+                let notes = itsm.note_texts(&event.ticket_id).await;
+                match notes {
+                    Ok(notes) if notes.iter().any(|text| text.contains(&marker)) => {
+                        ledger::mark_posted(&mut client, &event.tenant_id, event.correlation_id, None)
+                            .await
+                            .map_err(transient)?;
+                        return Ok(completed(None, true, 1));
+                    }
+                    Ok(_) => {}
+                    Err(err) => return self.itsm_error(&event, itsm.kind(), err),
+                }
+            }
+            Claim::Fresh => {}
+        }
+        drop(client);
+        let note = format!("{}\n\n---\n\n_{marker}_\n", generated.note_markdown.trim_end());
+        let span = tracing::info_span!(
+            "post note",
+            otel.kind = "client",
+            itsm = itsm.kind().as_str(),
+            http.response.status_code = tracing::field::Empty,
+        );
+        let posted = itsm.post_note(&event.ticket_id, &note).instrument(span).await;
+        match posted {
+            Ok(posted) => {
+                let mut client = self.db.get().await.map_err(|err| transient(err.into()))?;
+                ledger::mark_posted(
+                    &mut client,
+                    &event.tenant_id,
+                    event.correlation_id,
+                    posted.note_id.as_deref(),
+                )
+                .await
+                .map_err(transient)?;
+                Ok(completed(posted.note_id, false, 1))
+            }
+            Err(err) => self.itsm_error(&event, itsm.kind(), err),
+        }
+    }
+
+    fn gave_up(&self, event: &Event, reason: &str, attempts: u32) -> Event {
+        let itsm = match &event.payload {
+            Payload::EnhancementGenerated(generated) => generated.source,
+            _ => ItsmKind::ServicedeskPlus,
+        };
+        Event::caused_by(
+            event,
+            Payload::WritebackFailed(WritebackFailed {
+                itsm,
+                reason: reason.to_owned(),
+                http_status: None,
+                attempts,
+                permanent: false,
+            }),
+        )
+    }
+}
+
+impl Writeback {
+    fn failed(&self, event: &Event, itsm: ItsmKind, reason: &str, http_status: Option<u16>) -> Handled {
+        Handled::Publish(vec![Event::caused_by(
+            event,
+            Payload::WritebackFailed(WritebackFailed {
+                itsm,
+                reason: reason.to_owned(),
+                http_status,
+                attempts: 1,
+                permanent: true,
+            }),
+        )])
+    }
+
+    fn itsm_error(&self, event: &Event, itsm: ItsmKind, err: ItsmError) -> Result<Handled, HandlerError> {
+        match err {
+            ItsmError::Permanent { reason, http_status } => {
+                tracing::warn!(reason = %reason, "Write-back failed for good");
+                Ok(self.failed(event, itsm, &reason, http_status))
+            }
+            ItsmError::Transient { reason, retry_after, .. } => Err(HandlerError {
+                reason,
+                retry_after: retry_after.map(|delay| delay.max(Duration::from_millis(100))),
+            }),
+        }
+    }
+}

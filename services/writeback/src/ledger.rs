@@ -1,0 +1,67 @@
+//! The write-back ledger: one row per ticket run, so a redelivered
+//! enhancement never posts a second note.
+//!
+//! `posting` is written before the call to the help-desk tool and `posted`
+//! after it. A run found in `posting` crashed or failed mid-call, so the
+//! tool may or may not have the note: the caller looks for the note's
+//! marker on the ticket before posting again.
+
+use aia_events::{TenantId, TicketId};
+use aia_store::{Client, StoreError, tenant_transaction};
+use uuid::Uuid;
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum Claim {
+    /// Nobody tried before.
+    Fresh,
+    /// An earlier attempt may have posted the note.
+    Uncertain,
+    /// The note is on the ticket.
+    Posted { note_id: Option<String> },
+}
+
+pub async fn claim(
+    client: &mut Client,
+    tenant: &TenantId,
+    correlation_id: Uuid,
+    ticket: &TicketId,
+) -> Result<Claim, StoreError> {
+    let tx = tenant_transaction(client, tenant).await?;
+    let row = tx
+        .query_one(
+            "insert into writeback_ledger (tenant_id, correlation_id, ticket_id, state, attempts)
+             values ($1, $2, $3, 'posting', 1)
+             on conflict (tenant_id, correlation_id)
+               do update set attempts = writeback_ledger.attempts + 1, updated_at = now()
+             returning state, note_id, attempts",
+            &[&tenant.as_str(), &correlation_id, &ticket.as_str()],
+        )
+        .await?;
+    tx.commit().await?;
+    let state: String = row.get(0);
+    let attempts: i32 = row.get(2);
+    Ok(match (state.as_str(), attempts) {
+        ("posted", _) => Claim::Posted {
+            note_id: row.get(1),
+        },
+        (_, 1) => Claim::Fresh,
+        _ => Claim::Uncertain,
+    })
+}
+
+pub async fn mark_posted(
+    client: &mut Client,
+    tenant: &TenantId,
+    correlation_id: Uuid,
+    note_id: Option<&str>,
+) -> Result<(), StoreError> {
+    let tx = tenant_transaction(client, tenant).await?;
+    tx.execute(
+        "update writeback_ledger set state = 'posted', note_id = $3, updated_at = now()
+          where tenant_id = $1 and correlation_id = $2",
+        &[&tenant.as_str(), &correlation_id, &note_id],
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(())
+}

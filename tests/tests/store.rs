@@ -1,0 +1,125 @@
+//! Migrations, row-level security and secrets at rest, on a real database.
+
+use aia_events::{ItsmKind, TenantId};
+use aia_store::{Keyring, NewTenant, Secret, TenantSettings, tenants};
+use aia_testkit::TestDatabase;
+
+fn new_tenant(id: &str, secret: &str) -> NewTenant {
+    NewTenant {
+        tenant_id: TenantId::parse(id).unwrap(),
+        name: id.into(),
+        itsm: ItsmKind::ServicedeskPlus,
+        itsm_base_url: "https://sdp.example.com".into(),
+        itsm_credentials: Secret::new(format!("{{\"authtoken\":\"token-of-{id}\"}}")),
+        webhook_secret: Secret::new(secret),
+        settings: TenantSettings::default(),
+    }
+}
+
+#[tokio::test]
+async fn migrations_apply_once_and_a_second_run_changes_nothing() {
+    let db = TestDatabase::create().await; // applies them once
+    let mut admin = db.admin_client().await;
+    let report = aia_store::migrate::run(&mut admin).await.unwrap();
+    assert!(report.applied.is_empty());
+    assert_eq!(report.already_applied, ["0001_init"]);
+}
+
+#[tokio::test]
+async fn a_tenant_session_sees_only_its_own_rows_and_no_tenant_sees_nothing() {
+    let db = TestDatabase::create().await;
+    let keyring = Keyring::parse(&Keyring::generate_spec("k1")).unwrap();
+    let pool = aia_store::pool(&db.app_url, 2).unwrap();
+    let mut client = pool.get().await.unwrap();
+    for id in ["tenant-a", "tenant-b"] {
+        tenants::create(&mut client, &keyring, &new_tenant(id, "secret")).await.unwrap();
+    }
+    let admin = db.admin_client().await;
+    admin
+        .batch_execute(
+            "insert into ticket_history (tenant_id, ticket_id, subject, description, resolution, priority, resolved_at, last_event_id)
+             values ('tenant-a', 'A-1', 's', 'd', 'r', 'low', now(), gen_random_uuid()),
+                    ('tenant-b', 'B-1', 's', 'd', 'r', 'low', now(), gen_random_uuid())",
+        )
+        .await
+        .unwrap();
+
+    let tenant_a = TenantId::parse("tenant-a").unwrap();
+    let tx = aia_store::tenant_transaction(&mut client, &tenant_a).await.unwrap();
+    let visible: Vec<String> = tx
+        .query("select ticket_id from ticket_history", &[])
+        .await
+        .unwrap()
+        .iter()
+        .map(|row| row.get(0))
+        .collect();
+    assert_eq!(visible, ["A-1"]);
+    // A crafted query naming the other tenant finds nothing and changes nothing.
+    let crafted = tx
+        .query("select * from ticket_history where tenant_id = 'tenant-b' or true", &[])
+        .await
+        .unwrap();
+    assert_eq!(crafted.len(), 1);
+    let updated = tx
+        .execute("update ticket_history set resolution = 'pwned' where tenant_id = 'tenant-b'", &[])
+        .await
+        .unwrap();
+    let deleted = tx.execute("delete from ticket_history where ticket_id = 'B-1'", &[]).await.unwrap();
+    assert_eq!((updated, deleted), (0, 0));
+    let insert_for_b = tx
+        .execute(
+            "insert into ticket_history (tenant_id, ticket_id, subject, description, resolution, priority, resolved_at, last_event_id)
+             values ('tenant-b', 'B-2', 's', 'd', 'r', 'low', now(), gen_random_uuid())",
+            &[],
+        )
+        .await;
+    assert!(insert_for_b.is_err(), "writing a row for another tenant must be refused");
+    drop(tx);
+
+    // Without a tenant setting the application role sees nothing at all.
+    let rows = client.query("select * from ticket_history", &[]).await.unwrap();
+    assert!(rows.is_empty());
+    let rows = client.query("select * from tenants", &[]).await.unwrap();
+    assert!(rows.is_empty());
+    let untouched: String = admin
+        .query_one("select resolution from ticket_history where ticket_id = 'B-1'", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(untouched, "r");
+}
+
+#[tokio::test]
+async fn secrets_are_stored_encrypted_and_read_back_only_with_the_key() {
+    let db = TestDatabase::create().await;
+    let keyring = Keyring::parse(&Keyring::generate_spec("k1")).unwrap();
+    let pool = aia_store::pool(&db.app_url, 1).unwrap();
+    let mut client = pool.get().await.unwrap();
+    let webhook_secret = "whsec-0123456789abcdef-plaintext";
+    tenants::create(&mut client, &keyring, &new_tenant("acme", webhook_secret)).await.unwrap();
+
+    // Nothing in the table, as a dump would show it, holds a plaintext secret.
+    let admin = db.admin_client().await;
+    let dump: String = admin
+        .query_one("select string_agg(t::text, '\n') from tenants t", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert!(!dump.contains(webhook_secret));
+    assert!(!dump.contains("token-of-acme"));
+    let raw: Vec<u8> = admin.query_one("select webhook_secret_enc from tenants", &[]).await.unwrap().get(0);
+    assert!(!String::from_utf8_lossy(&raw).contains(webhook_secret));
+
+    let tenant = tenants::get(&mut client, &keyring, &TenantId::parse("acme").unwrap())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(tenant.webhook_secrets[0].expose(), webhook_secret);
+    assert!(tenant.itsm_credentials.expose().contains("token-of-acme"));
+
+    let other_key = Keyring::parse(&Keyring::generate_spec("k2")).unwrap();
+    assert!(tenants::get(&mut client, &other_key, &TenantId::parse("acme").unwrap()).await.is_err());
+
+    let duplicate = tenants::create(&mut client, &keyring, &new_tenant("acme", "x")).await;
+    assert!(matches!(duplicate, Err(tenants::CreateTenantError::Duplicate(_))));
+}

@@ -1,0 +1,65 @@
+//! The JetStream definitions of `nats/` apply idempotently and drift is
+//! reported and repaired.
+
+use std::time::Duration;
+
+use aia_bus::topology::{Applied, Topology};
+use aia_testkit::NatsServer;
+
+#[tokio::test]
+async fn applying_twice_creates_once_then_reports_everything_unchanged() {
+    let nats = NatsServer::start().await;
+    let (_client, jetstream) = aia_bus::connect(&nats.url(), "test").await.unwrap();
+    let topology = Topology::builtin().unwrap();
+
+    let first = topology.apply(&jetstream).await.unwrap();
+    assert_eq!(first.len(), 5);
+    assert!(first.iter().all(|applied| matches!(applied, Applied::Created { .. })), "{first:?}");
+
+    let second = topology.apply(&jetstream).await.unwrap();
+    assert!(second.iter().all(|applied| matches!(applied, Applied::Unchanged { .. })), "{second:?}");
+
+    let mut stream = jetstream.get_stream("TICKETS").await.unwrap();
+    let config = stream.info().await.unwrap().config.clone();
+    assert_eq!(config.storage, async_nats::jetstream::stream::StorageType::File);
+    assert_eq!(config.duplicate_window, Duration::from_secs(120));
+    assert_eq!(config.max_age, Duration::from_secs(90 * 24 * 3600));
+}
+
+#[tokio::test]
+async fn a_definition_changed_on_the_server_is_reported_field_by_field_and_restored() {
+    let nats = NatsServer::start().await;
+    let (_client, jetstream) = aia_bus::connect(&nats.url(), "test").await.unwrap();
+    let topology = Topology::builtin().unwrap();
+    topology.apply(&jetstream).await.unwrap();
+
+    // Someone edits a consumer and the stream by hand.
+    let stream = jetstream.get_stream("TICKETS").await.unwrap();
+    let mut consumer_config = stream.consumer_info("writeback").await.unwrap().config.clone();
+    consumer_config.max_deliver = 2;
+    consumer_config.backoff = vec![Duration::from_secs(1)];
+    stream.update_consumer(consumer_config).await.unwrap();
+    let mut stream_config = stream.cached_info().config.clone();
+    stream_config.duplicate_window = Duration::from_secs(30);
+    jetstream.update_stream(stream_config).await.unwrap();
+
+    let report = topology.apply(&jetstream).await.unwrap();
+    let updated: Vec<(&str, Vec<&str>)> = report
+        .iter()
+        .filter_map(|applied| match applied {
+            Applied::Updated { name, changes } => {
+                Some((name.as_str(), changes.iter().map(|change| change.field.as_str()).collect()))
+            }
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        updated,
+        [
+            ("stream TICKETS", vec!["duplicate_window"]),
+            ("consumer writeback", vec!["ack_wait", "backoff", "max_deliver"]),
+        ]
+    );
+    let after = topology.apply(&jetstream).await.unwrap();
+    assert!(after.iter().all(|applied| matches!(applied, Applied::Unchanged { .. })), "{after:?}");
+}

@@ -19,7 +19,13 @@ use opentelemetry_sdk::trace::{InMemorySpanExporter, SpanData};
 
 const AUTHTOKEN: &str = "sdp-token-acme";
 
-fn resolved(tenant: &str, id: &str, subject: &str, description: &str, resolution: &str) -> Resolved {
+fn resolved(
+    tenant: &str,
+    id: &str,
+    subject: &str,
+    description: &str,
+    resolution: &str,
+) -> Resolved {
     serde_json::from_value(serde_json::json!({
         "tenant_id": tenant, "ticket_id": id, "subject": subject, "description": description,
         "resolution": resolution, "resolved_at": "2026-10-01T10:00:00Z", "priority": "high", "tags": ["vpn"]
@@ -29,7 +35,11 @@ fn resolved(tenant: &str, id: &str, subject: &str, description: &str, resolution
 
 /// Every event published for one ticket, in stream order, with its
 /// `traceparent` header.
-async fn events_of(jetstream: &aia_bus::JetStream, tenant: &str, ticket: &str) -> Vec<(Event, String)> {
+async fn events_of(
+    jetstream: &aia_bus::JetStream,
+    tenant: &str,
+    ticket: &str,
+) -> Vec<(Event, String)> {
     let stream = jetstream.get_stream(aia_bus::STREAM).await.unwrap();
     let consumer = stream
         .create_consumer(pull::Config {
@@ -87,9 +97,17 @@ async fn signed_webhook_becomes_one_note_with_one_trace_across_every_stage() {
     let credentials = serde_json::json!({"authtoken": AUTHTOKEN}).to_string();
     let mut secrets = HashMap::new();
     for tenant in ["acme", "globex"] {
-        let created = ops::add_tenant(&db.app_url, &keyring, tenant, tenant, ItsmKind::ServicedeskPlus, &sdp_server.url(), &credentials)
-            .await
-            .unwrap();
+        let created = ops::add_tenant(
+            &db.app_url,
+            &keyring,
+            tenant,
+            tenant,
+            ItsmKind::ServicedeskPlus,
+            &sdp_server.url(),
+            &credentials,
+        )
+        .await
+        .unwrap();
         secrets.insert(tenant, created.webhook_secret);
     }
 
@@ -112,16 +130,44 @@ async fn signed_webhook_becomes_one_note_with_one_trace_across_every_stage() {
     // The history corpus enters as ticket.resolved events, like an import.
     let (_client, jetstream) = aia_bus::connect(&nats.url(), "test").await.unwrap();
     let corpus = [
-        resolved("acme", "ACME-1", "VPN tunnel drops hourly", "FortiClient VPN disconnects every hour", "Aligned the IPsec SA lifetime to 28800 s"),
-        resolved("acme", "ACME-2", "Printer offline", "Second floor printer offline", "DHCP reservation for the printer"),
-        resolved("globex", "GLOBEX-9", "VPN drops every hour", "VPN disconnects every hour for remote staff", "Globex-only fix: replaced the firewall"),
+        resolved(
+            "acme",
+            "ACME-1",
+            "VPN tunnel drops hourly",
+            "FortiClient VPN disconnects every hour",
+            "Aligned the IPsec SA lifetime to 28800 s",
+        ),
+        resolved(
+            "acme",
+            "ACME-2",
+            "Printer offline",
+            "Second floor printer offline",
+            "DHCP reservation for the printer",
+        ),
+        resolved(
+            "globex",
+            "GLOBEX-9",
+            "VPN drops every hour",
+            "VPN disconnects every hour for remote staff",
+            "Globex-only fix: replaced the firewall",
+        ),
     ];
-    dataset::publish_resolved(&jetstream, &corpus).await.unwrap();
+    dataset::publish_resolved(&jetstream, &corpus)
+        .await
+        .unwrap();
     let admin = db.admin_client().await;
-    eventually("the corpus in ticket_history", Duration::from_secs(30), || async {
-        let count: i64 = admin.query_one("select count(*) from ticket_history", &[]).await.ok()?.get(0);
-        (count == 3).then_some(())
-    })
+    eventually(
+        "the corpus in ticket_history",
+        Duration::from_secs(30),
+        || async {
+            let count: i64 = admin
+                .query_one("select count(*) from ticket_history", &[])
+                .await
+                .ok()?
+                .get(0);
+            (count == 3).then_some(())
+        },
+    )
     .await;
 
     let query: Query = serde_json::from_value(serde_json::json!({
@@ -131,9 +177,14 @@ async fn signed_webhook_becomes_one_note_with_one_trace_across_every_stage() {
     .unwrap();
     let http = reqwest::Client::new();
     let body = webhook::servicedesk_body(&query);
-    let (status, answer) = webhook::send_servicedesk(&http, &running.ingress_url, secrets["acme"].expose(), body.clone())
-        .await
-        .unwrap();
+    let (status, answer) = webhook::send_servicedesk(
+        &http,
+        &running.ingress_url,
+        secrets["acme"].expose(),
+        body.clone(),
+    )
+    .await
+    .unwrap();
     assert_eq!(status, 202, "{answer}");
     assert_eq!(answer["status"], "accepted");
 
@@ -143,11 +194,26 @@ async fn signed_webhook_becomes_one_note_with_one_trace_across_every_stage() {
         (!notes.is_empty()).then_some(notes)
     })
     .await;
-    assert!(notes[0].description.contains("<h2>Recommended Next Steps</h2>"), "{}", notes[0].description);
+    assert!(
+        notes[0]
+            .description
+            .contains("<h2>Recommended Next Steps</h2>"),
+        "{}",
+        notes[0].description
+    );
     assert!(!notes[0].show_to_requester);
-    let prompt = llm.requests()[0]["messages"][1]["content"].as_str().unwrap().to_owned();
-    assert!(prompt.contains("ACME-1"), "the similar acme ticket reaches the prompt: {prompt}");
-    assert!(!prompt.contains("GLOBEX-9") && !prompt.contains("Globex-only"), "another tenant's ticket leaked: {prompt}");
+    let prompt = llm.requests()[0]["messages"][1]["content"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert!(
+        prompt.contains("ACME-1"),
+        "the similar acme ticket reaches the prompt: {prompt}"
+    );
+    assert!(
+        !prompt.contains("GLOBEX-9") && !prompt.contains("Globex-only"),
+        "another tenant's ticket leaked: {prompt}"
+    );
 
     // The run is projected as completed.
     let row = eventually("the completed history row", Duration::from_secs(30), || async {
@@ -162,14 +228,18 @@ async fn signed_webhook_becomes_one_note_with_one_trace_across_every_stage() {
     })
     .await;
     assert_eq!(row.get::<_, String>(0), "completed");
-    assert_eq!(row.get::<_, Option<String>>(1).as_deref(), Some("gpt-4o-mini"));
+    assert_eq!(
+        row.get::<_, Option<String>>(1).as_deref(),
+        Some("gpt-4o-mini")
+    );
     assert!(row.get::<_, bool>(4));
 
     // A redelivered webhook (same body) is absorbed: 202, nothing new stored, no second note.
     let before = events_of(&jetstream, "acme", "SUP-4711").await.len();
-    let (status, _) = webhook::send_servicedesk(&http, &running.ingress_url, secrets["acme"].expose(), body)
-        .await
-        .unwrap();
+    let (status, _) =
+        webhook::send_servicedesk(&http, &running.ingress_url, secrets["acme"].expose(), body)
+            .await
+            .unwrap();
     assert_eq!(status, 202);
     tokio::time::sleep(Duration::from_millis(500)).await;
     let events = events_of(&jetstream, "acme", "SUP-4711").await;
@@ -178,21 +248,44 @@ async fn signed_webhook_becomes_one_note_with_one_trace_across_every_stage() {
 
     // One trace from the webhook through every stage, carried in NATS headers.
     let types: Vec<&str> = events.iter().map(|(event, _)| event.event_type()).collect();
-    assert_eq!(types, ["ticket.received", "context.gathered", "enhancement.generated", "writeback.completed"]);
-    let trace_ids: Vec<&str> = events.iter().map(|(_, tp)| aia_telemetry::trace_id_of(tp).expect("traceparent")).collect();
-    assert!(trace_ids.iter().all(|id| *id == trace_ids[0]), "trace ids differ: {trace_ids:?}");
+    assert_eq!(
+        types,
+        [
+            "ticket.received",
+            "context.gathered",
+            "enhancement.generated",
+            "writeback.completed"
+        ]
+    );
+    let trace_ids: Vec<&str> = events
+        .iter()
+        .map(|(_, tp)| aia_telemetry::trace_id_of(tp).expect("traceparent"))
+        .collect();
+    assert!(
+        trace_ids.iter().all(|id| *id == trace_ids[0]),
+        "trace ids differ: {trace_ids:?}"
+    );
     let correlation = events[0].0.correlation_id;
     for pair in events.windows(2) {
-        assert_eq!(pair[1].0.causation_id, Some(pair[0].0.event_id), "causation chain");
+        assert_eq!(
+            pair[1].0.causation_id,
+            Some(pair[0].0.event_id),
+            "causation chain"
+        );
         assert_eq!(pair[1].0.correlation_id, correlation);
     }
 
     running.stop().await.unwrap();
     let spans = exporter.get_finished_spans().unwrap();
     let trace_id = TraceId::from_hex(trace_ids[0]).unwrap();
-    let in_trace: Vec<&SpanData> = spans.iter().filter(|span| span.span_context.trace_id() == trace_id).collect();
+    let in_trace: Vec<&SpanData> = spans
+        .iter()
+        .filter(|span| span.span_context.trace_id() == trace_id)
+        .collect();
     assert!(
-        in_trace.iter().any(|span| span.name == "POST /webhook/servicedesk"),
+        in_trace
+            .iter()
+            .any(|span| span.name == "POST /webhook/servicedesk"),
         "the trace starts at the webhook's server span"
     );
     let send_spans: Vec<SpanId> = in_trace
@@ -200,19 +293,41 @@ async fn signed_webhook_becomes_one_note_with_one_trace_across_every_stage() {
         .filter(|span| span.name.starts_with("send "))
         .map(|span| span.span_context.span_id())
         .collect();
-    for stage in ["context-gatherer", "llm-enhancer", "writeback", "history-projector"] {
+    for stage in [
+        "context-gatherer",
+        "llm-enhancer",
+        "writeback",
+        "history-projector",
+    ] {
         let process: Vec<&&SpanData> = in_trace
             .iter()
-            .filter(|span| span.name.starts_with("process ") && attribute(span, "stage").as_deref() == Some(stage))
+            .filter(|span| {
+                span.name.starts_with("process ")
+                    && attribute(span, "stage").as_deref() == Some(stage)
+            })
             .collect();
-        assert!(!process.is_empty(), "{stage} has no span in the webhook's trace");
+        assert!(
+            !process.is_empty(),
+            "{stage} has no span in the webhook's trace"
+        );
         for span in process {
-            assert!(send_spans.contains(&span.parent_span_id), "{stage}'s span is not a child of a publish");
+            assert!(
+                send_spans.contains(&span.parent_span_id),
+                "{stage}'s span is not a child of a publish"
+            );
         }
     }
-    let leaked = spans.iter().flat_map(|span| span.attributes.iter()).any(|kv| {
-        let value = kv.value.to_string();
-        value.contains("VPN drops every hour") || value.contains(AUTHTOKEN) || value.contains(secrets["acme"].expose())
-    });
-    assert!(!leaked, "ticket text or a secret went into a span attribute");
+    let leaked = spans
+        .iter()
+        .flat_map(|span| span.attributes.iter())
+        .any(|kv| {
+            let value = kv.value.to_string();
+            value.contains("VPN drops every hour")
+                || value.contains(AUTHTOKEN)
+                || value.contains(secrets["acme"].expose())
+        });
+    assert!(
+        !leaked,
+        "ticket text or a secret went into a span attribute"
+    );
 }

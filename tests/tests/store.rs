@@ -32,7 +32,9 @@ async fn a_tenant_session_sees_only_its_own_rows_and_no_tenant_sees_nothing() {
     let pool = aia_store::pool(&db.app_url, 2).unwrap();
     let mut client = pool.get().await.unwrap();
     for id in ["tenant-a", "tenant-b"] {
-        tenants::create(&mut client, &keyring, &new_tenant(id, "secret")).await.unwrap();
+        tenants::create(&mut client, &keyring, &new_tenant(id, "secret"))
+            .await
+            .unwrap();
     }
     let admin = db.admin_client().await;
     admin
@@ -45,7 +47,9 @@ async fn a_tenant_session_sees_only_its_own_rows_and_no_tenant_sees_nothing() {
         .unwrap();
 
     let tenant_a = TenantId::parse("tenant-a").unwrap();
-    let tx = aia_store::tenant_transaction(&mut client, &tenant_a).await.unwrap();
+    let tx = aia_store::tenant_transaction(&mut client, &tenant_a)
+        .await
+        .unwrap();
     let visible: Vec<String> = tx
         .query("select ticket_id from ticket_history", &[])
         .await
@@ -56,15 +60,24 @@ async fn a_tenant_session_sees_only_its_own_rows_and_no_tenant_sees_nothing() {
     assert_eq!(visible, ["A-1"]);
     // A crafted query naming the other tenant finds nothing and changes nothing.
     let crafted = tx
-        .query("select * from ticket_history where tenant_id = 'tenant-b' or true", &[])
+        .query(
+            "select * from ticket_history where tenant_id = 'tenant-b' or true",
+            &[],
+        )
         .await
         .unwrap();
     assert_eq!(crafted.len(), 1);
     let updated = tx
-        .execute("update ticket_history set resolution = 'pwned' where tenant_id = 'tenant-b'", &[])
+        .execute(
+            "update ticket_history set resolution = 'pwned' where tenant_id = 'tenant-b'",
+            &[],
+        )
         .await
         .unwrap();
-    let deleted = tx.execute("delete from ticket_history where ticket_id = 'B-1'", &[]).await.unwrap();
+    let deleted = tx
+        .execute("delete from ticket_history where ticket_id = 'B-1'", &[])
+        .await
+        .unwrap();
     assert_eq!((updated, deleted), (0, 0));
     let insert_for_b = tx
         .execute(
@@ -73,16 +86,25 @@ async fn a_tenant_session_sees_only_its_own_rows_and_no_tenant_sees_nothing() {
             &[],
         )
         .await;
-    assert!(insert_for_b.is_err(), "writing a row for another tenant must be refused");
+    assert!(
+        insert_for_b.is_err(),
+        "writing a row for another tenant must be refused"
+    );
     drop(tx);
 
     // Without a tenant setting the application role sees nothing at all.
-    let rows = client.query("select * from ticket_history", &[]).await.unwrap();
+    let rows = client
+        .query("select * from ticket_history", &[])
+        .await
+        .unwrap();
     assert!(rows.is_empty());
     let rows = client.query("select * from tenants", &[]).await.unwrap();
     assert!(rows.is_empty());
     let untouched: String = admin
-        .query_one("select resolution from ticket_history where ticket_id = 'B-1'", &[])
+        .query_one(
+            "select resolution from ticket_history where ticket_id = 'B-1'",
+            &[],
+        )
         .await
         .unwrap()
         .get(0);
@@ -96,7 +118,9 @@ async fn secrets_are_stored_encrypted_and_read_back_only_with_the_key() {
     let pool = aia_store::pool(&db.app_url, 1).unwrap();
     let mut client = pool.get().await.unwrap();
     let webhook_secret = "whsec-0123456789abcdef-plaintext";
-    tenants::create(&mut client, &keyring, &new_tenant("acme", webhook_secret)).await.unwrap();
+    tenants::create(&mut client, &keyring, &new_tenant("acme", webhook_secret))
+        .await
+        .unwrap();
 
     // Nothing in the table, as a dump would show it, holds a plaintext secret.
     let admin = db.admin_client().await;
@@ -107,7 +131,11 @@ async fn secrets_are_stored_encrypted_and_read_back_only_with_the_key() {
         .get(0);
     assert!(!dump.contains(webhook_secret));
     assert!(!dump.contains("token-of-acme"));
-    let raw: Vec<u8> = admin.query_one("select webhook_secret_enc from tenants", &[]).await.unwrap().get(0);
+    let raw: Vec<u8> = admin
+        .query_one("select webhook_secret_enc from tenants", &[])
+        .await
+        .unwrap()
+        .get(0);
     assert!(!String::from_utf8_lossy(&raw).contains(webhook_secret));
 
     let tenant = tenants::get(&mut client, &keyring, &TenantId::parse("acme").unwrap())
@@ -118,8 +146,15 @@ async fn secrets_are_stored_encrypted_and_read_back_only_with_the_key() {
     assert!(tenant.itsm_credentials.expose().contains("token-of-acme"));
 
     let other_key = Keyring::parse(&Keyring::generate_spec("k2")).unwrap();
-    assert!(tenants::get(&mut client, &other_key, &TenantId::parse("acme").unwrap()).await.is_err());
+    assert!(
+        tenants::get(&mut client, &other_key, &TenantId::parse("acme").unwrap())
+            .await
+            .is_err()
+    );
 
     let duplicate = tenants::create(&mut client, &keyring, &new_tenant("acme", "x")).await;
-    assert!(matches!(duplicate, Err(tenants::CreateTenantError::Duplicate(_))));
+    assert!(matches!(
+        duplicate,
+        Err(tenants::CreateTenantError::Duplicate(_))
+    ));
 }

@@ -14,14 +14,27 @@ async fn applying_twice_creates_once_then_reports_everything_unchanged() {
 
     let first = topology.apply(&jetstream).await.unwrap();
     assert_eq!(first.len(), 5);
-    assert!(first.iter().all(|applied| matches!(applied, Applied::Created { .. })), "{first:?}");
+    assert!(
+        first
+            .iter()
+            .all(|applied| matches!(applied, Applied::Created { .. })),
+        "{first:?}"
+    );
 
     let second = topology.apply(&jetstream).await.unwrap();
-    assert!(second.iter().all(|applied| matches!(applied, Applied::Unchanged { .. })), "{second:?}");
+    assert!(
+        second
+            .iter()
+            .all(|applied| matches!(applied, Applied::Unchanged { .. })),
+        "{second:?}"
+    );
 
     let mut stream = jetstream.get_stream("TICKETS").await.unwrap();
     let config = stream.info().await.unwrap().config.clone();
-    assert_eq!(config.storage, async_nats::jetstream::stream::StorageType::File);
+    assert_eq!(
+        config.storage,
+        async_nats::jetstream::stream::StorageType::File
+    );
     assert_eq!(config.duplicate_window, Duration::from_secs(120));
     assert_eq!(config.max_age, Duration::from_secs(90 * 24 * 3600));
 }
@@ -35,7 +48,12 @@ async fn a_definition_changed_on_the_server_is_reported_field_by_field_and_resto
 
     // Someone edits a consumer and the stream by hand.
     let stream = jetstream.get_stream("TICKETS").await.unwrap();
-    let mut consumer_config = stream.consumer_info("writeback").await.unwrap().config.clone();
+    let mut consumer_config = stream
+        .consumer_info("writeback")
+        .await
+        .unwrap()
+        .config
+        .clone();
     consumer_config.max_deliver = 2;
     consumer_config.backoff = vec![Duration::from_secs(1)];
     stream.update_consumer(consumer_config).await.unwrap();
@@ -47,9 +65,10 @@ async fn a_definition_changed_on_the_server_is_reported_field_by_field_and_resto
     let updated: Vec<(&str, Vec<&str>)> = report
         .iter()
         .filter_map(|applied| match applied {
-            Applied::Updated { name, changes } => {
-                Some((name.as_str(), changes.iter().map(|change| change.field.as_str()).collect()))
-            }
+            Applied::Updated { name, changes } => Some((
+                name.as_str(),
+                changes.iter().map(|change| change.field.as_str()).collect(),
+            )),
             _ => None,
         })
         .collect();
@@ -57,9 +76,17 @@ async fn a_definition_changed_on_the_server_is_reported_field_by_field_and_resto
         updated,
         [
             ("stream TICKETS", vec!["duplicate_window"]),
-            ("consumer writeback", vec!["ack_wait", "backoff", "max_deliver"]),
+            (
+                "consumer writeback",
+                vec!["ack_wait", "backoff", "max_deliver"]
+            ),
         ]
     );
     let after = topology.apply(&jetstream).await.unwrap();
-    assert!(after.iter().all(|applied| matches!(applied, Applied::Unchanged { .. })), "{after:?}");
+    assert!(
+        after
+            .iter()
+            .all(|applied| matches!(applied, Applied::Unchanged { .. })),
+        "{after:?}"
+    );
 }

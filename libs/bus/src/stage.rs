@@ -148,7 +148,11 @@ pub async fn run_stage<H: Handler>(
         .messages()
         .await
         .map_err(|err| consumer_error(&err))?;
-    tracing::info!(stage = config.stage.as_str(), concurrency = config.concurrency, "Stage started");
+    tracing::info!(
+        stage = config.stage.as_str(),
+        concurrency = config.concurrency,
+        "Stage started"
+    );
 
     let permits = Arc::new(Semaphore::new(config.concurrency));
     let tasks = TaskTracker::new();

@@ -51,9 +51,16 @@ pub struct FieldChange {
 /// What applying one definition did.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Applied {
-    Created { name: String },
-    Updated { name: String, changes: Vec<FieldChange> },
-    Unchanged { name: String },
+    Created {
+        name: String,
+    },
+    Updated {
+        name: String,
+        changes: Vec<FieldChange>,
+    },
+    Unchanged {
+        name: String,
+    },
 }
 
 impl std::fmt::Display for Applied {
@@ -83,7 +90,10 @@ pub struct Topology {
     consumers: Vec<(Value, pull::Config)>,
 }
 
-fn parse<T: serde::de::DeserializeOwned>(file: &str, text: &str) -> Result<(Value, T), TopologyError> {
+fn parse<T: serde::de::DeserializeOwned>(
+    file: &str,
+    text: &str,
+) -> Result<(Value, T), TopologyError> {
     let invalid = |reason: String| TopologyError::InvalidFile {
         file: file.to_owned(),
         reason,
@@ -222,14 +232,20 @@ mod tests {
         assert_eq!(topology.stream_name(), crate::STREAM);
         assert_eq!(
             topology.consumer_names(),
-            ["context-gatherer", "llm-enhancer", "writeback", "history-projector"]
+            [
+                "context-gatherer",
+                "llm-enhancer",
+                "writeback",
+                "history-projector"
+            ]
         );
     }
 
     #[test]
     fn diff_reports_only_fields_the_file_names() {
         let file = serde_json::json!({"name": "S", "max_age": 10, "subjects": ["a.>"]});
-        let server = serde_json::json!({"name": "S", "max_age": 20, "subjects": ["a.>"], "max_bytes": -1});
+        let server =
+            serde_json::json!({"name": "S", "max_age": 20, "subjects": ["a.>"], "max_bytes": -1});
         let changes = diff(&file, &server);
         assert_eq!(changes.len(), 1);
         assert_eq!(changes[0].field, "max_age");

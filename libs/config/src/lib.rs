@@ -33,9 +33,12 @@ where
 {
     match optional(name) {
         None => Ok(default),
-        Some(raw) => raw.trim().parse().map_err(|err: T::Err| ConfigError::Invalid {
-            name: format!("{PREFIX}{name}"),
-            reason: err.to_string(),
-        }),
+        Some(raw) => raw
+            .trim()
+            .parse()
+            .map_err(|err: T::Err| ConfigError::Invalid {
+                name: format!("{PREFIX}{name}"),
+                reason: err.to_string(),
+            }),
     }
 }

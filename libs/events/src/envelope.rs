@@ -205,9 +205,7 @@ fn decode_payload(
         ("ticket.received", 1) => Payload::TicketReceived(parse(event_type, 1, value)?),
         ("ticket.resolved", 1) => Payload::TicketResolved(parse(event_type, 1, value)?),
         ("context.gathered", 1) => Payload::ContextGathered(parse(event_type, 1, value)?),
-        ("enhancement.generated", 1) => {
-            Payload::EnhancementGenerated(parse(event_type, 1, value)?)
-        }
+        ("enhancement.generated", 1) => Payload::EnhancementGenerated(parse(event_type, 1, value)?),
         ("enhancement.failed", 1) => Payload::EnhancementFailed(parse(event_type, 1, value)?),
         ("writeback.completed", 1) => Payload::WritebackCompleted(parse(event_type, 1, value)?),
         ("writeback.failed", 1) => Payload::WritebackFailed(parse(event_type, 1, value)?),

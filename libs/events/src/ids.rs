@@ -12,7 +12,9 @@ use serde::{Deserialize, Deserializer, Serialize};
 /// Why an identifier was rejected. The message names the rule that failed.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum IdError {
-    #[error("tenant id must be 1 to 63 characters of a-z, 0-9 and '-', not starting or ending with '-'")]
+    #[error(
+        "tenant id must be 1 to 63 characters of a-z, 0-9 and '-', not starting or ending with '-'"
+    )]
     InvalidTenant,
     #[error("ticket id must be 1 to 128 printable characters")]
     InvalidTicket,
@@ -175,7 +177,18 @@ mod tests {
         for ok in ["acme", "acme-2", "a", "0x"] {
             assert!(TenantId::parse(ok).is_ok(), "{ok}");
         }
-        for bad in ["", "Acme", "ac.me", "ac*", "a>", "a b", "-a", "a-", "ä", &"a".repeat(64)] {
+        for bad in [
+            "",
+            "Acme",
+            "ac.me",
+            "ac*",
+            "a>",
+            "a b",
+            "-a",
+            "a-",
+            "ä",
+            &"a".repeat(64),
+        ] {
             assert_eq!(TenantId::parse(bad), Err(IdError::InvalidTenant), "{bad:?}");
         }
     }

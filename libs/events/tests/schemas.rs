@@ -84,7 +84,11 @@ fn schemas_reject_added_missing_and_retyped_payload_fields() {
 
         let mut added = original.clone();
         added["payload"]["field_the_schema_does_not_know"] = Value::Bool(true);
-        assert!(validate(&added).is_err(), "{}: extra field accepted", event.event_type());
+        assert!(
+            validate(&added).is_err(),
+            "{}: extra field accepted",
+            event.event_type()
+        );
 
         for key in payload.keys() {
             let mut missing = original.clone();
@@ -120,7 +124,10 @@ fn envelope_violations_are_rejected_by_schema_and_decoder_alike() {
         value[field] = bad;
         assert!(validate(&value).is_err(), "schema accepted bad {field}");
         let bytes = serde_json::to_vec(&value).unwrap();
-        assert!(Event::from_json(&bytes).is_err(), "decoder accepted bad {field}");
+        assert!(
+            Event::from_json(&bytes).is_err(),
+            "decoder accepted bad {field}"
+        );
     }
 }
 

@@ -31,13 +31,20 @@ struct Credentials {
 }
 
 impl ServiceDeskPlus {
-    pub fn new(http: reqwest::Client, base_url: &str, credentials_json: &str) -> Result<Self, ConfigError> {
+    pub fn new(
+        http: reqwest::Client,
+        base_url: &str,
+        credentials_json: &str,
+    ) -> Result<Self, ConfigError> {
         let credentials: Credentials = serde_json::from_str(credentials_json).map_err(|_| {
             ConfigError("ServiceDesk Plus credentials must be {\"authtoken\": \"…\"}".into())
         })?;
         let base_url = base_url.trim_end_matches('/');
-        let parsed = reqwest::Url::parse(base_url)
-            .map_err(|_| ConfigError(format!("ServiceDesk Plus base URL {base_url:?} is not a URL")))?;
+        let parsed = reqwest::Url::parse(base_url).map_err(|_| {
+            ConfigError(format!(
+                "ServiceDesk Plus base URL {base_url:?} is not a URL"
+            ))
+        })?;
         if !matches!(parsed.scheme(), "http" | "https") || parsed.cannot_be_a_base() {
             return Err(ConfigError(format!(
                 "ServiceDesk Plus base URL {base_url:?} must be http or https"
@@ -52,9 +59,13 @@ impl ServiceDeskPlus {
 
     fn notes_url(&self, ticket: &TicketId) -> String {
         let mut url = reqwest::Url::parse(&self.base_url).expect("base URL was validated");
-        url.path_segments_mut()
-            .expect("http URL")
-            .extend(["api", "v3", "requests", ticket.as_str(), "notes"]);
+        url.path_segments_mut().expect("http URL").extend([
+            "api",
+            "v3",
+            "requests",
+            ticket.as_str(),
+            "notes",
+        ]);
         url.to_string()
     }
 

@@ -111,7 +111,10 @@ pub async fn complete(
     messages: &[Message],
     max_tokens: u32,
 ) -> Result<Completion, LlmError> {
-    let url = format!("{}/chat/completions", provider.base_url.trim_end_matches('/'));
+    let url = format!(
+        "{}/chat/completions",
+        provider.base_url.trim_end_matches('/')
+    );
     let mut request = http
         .post(&url)
         .timeout(provider.timeout)
@@ -126,7 +129,10 @@ pub async fn complete(
     }
     let response = request.send().await.map_err(|err| LlmError::Transient {
         reason: if err.is_timeout() {
-            format!("{} did not answer within {:?}", provider.name, provider.timeout)
+            format!(
+                "{} did not answer within {:?}",
+                provider.name, provider.timeout
+            )
         } else {
             format!("{} could not be reached: {err}", provider.name)
         },

@@ -82,9 +82,11 @@ async fn chat(State(state): State<LlmStandIn>, headers: HeaderMap, body: String)
         );
     };
     let valid = request["model"].is_string()
-        && request["messages"]
-            .as_array()
-            .is_some_and(|messages| messages.iter().all(|m| m["role"].is_string() && m["content"].is_string()));
+        && request["messages"].as_array().is_some_and(|messages| {
+            messages
+                .iter()
+                .all(|m| m["role"].is_string() && m["content"].is_string())
+        });
     if !valid {
         return error(
             StatusCode::BAD_REQUEST,
@@ -99,12 +101,22 @@ async fn chat(State(state): State<LlmStandIn>, headers: HeaderMap, body: String)
     };
     if let Some(status) = fail_with {
         let status = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-        return error(status, "The server had an error while processing your request.", "server_error");
+        return error(
+            status,
+            "The server had an error while processing your request.",
+            "server_error",
+        );
     }
     let content = reply.unwrap_or_else(|| DEFAULT_NOTE.to_owned());
     let prompt_chars: usize = request["messages"]
         .as_array()
-        .map(|messages| messages.iter().filter_map(|m| m["content"].as_str()).map(str::len).sum())
+        .map(|messages| {
+            messages
+                .iter()
+                .filter_map(|m| m["content"].as_str())
+                .map(str::len)
+                .sum()
+        })
         .unwrap_or(0);
     let prompt_tokens = prompt_chars / 4 + 1;
     let completion_tokens = content.len() / 4 + 1;

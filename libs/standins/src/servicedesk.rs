@@ -80,23 +80,35 @@ impl ServiceDeskStandIn {
 fn failure(status: StatusCode, code: u32, message: &str) -> Response {
     (
         status,
-        Json(json!({"response_status": {"status_code": 4000, "status": "failed",
-            "messages": [{"status_code": code, "type": "failed", "message": message}]}})),
+        Json(
+            json!({"response_status": {"status_code": 4000, "status": "failed",
+            "messages": [{"status_code": code, "type": "failed", "message": message}]}}),
+        ),
     )
         .into_response()
 }
 
-fn check_auth(state: &ServiceDeskStandIn, headers: &HeaderMap) -> Result<(), Response> {
+fn check_auth(state: &ServiceDeskStandIn, headers: &HeaderMap) -> Result<(), Box<Response>> {
     let mut inner = state.inner.lock().unwrap();
-    let token = headers.get("authtoken").and_then(|value| value.to_str().ok());
+    let token = headers
+        .get("authtoken")
+        .and_then(|value| value.to_str().ok());
     if token != Some(inner.authtoken.as_str()) {
         inner.rejected += 1;
-        return Err(failure(StatusCode::UNAUTHORIZED, 4001, "Invalid authtoken"));
+        return Err(Box::new(failure(
+            StatusCode::UNAUTHORIZED,
+            4001,
+            "Invalid authtoken",
+        )));
     }
     let accept = headers.get("accept").and_then(|value| value.to_str().ok());
     if accept != Some("application/vnd.manageengine.sdp.v3+json") {
         inner.rejected += 1;
-        return Err(failure(StatusCode::BAD_REQUEST, 4007, "Invalid Accept header"));
+        return Err(Box::new(failure(
+            StatusCode::BAD_REQUEST,
+            4007,
+            "Invalid Accept header",
+        )));
     }
     Ok(())
 }
@@ -113,7 +125,7 @@ async fn add_note(
     body: String,
 ) -> Response {
     if let Err(response) = check_auth(&state, &headers) {
-        return response;
+        return *response;
     }
     let form_type = headers
         .get("content-type")
@@ -128,7 +140,11 @@ async fn add_note(
     let mut inner = state.inner.lock().unwrap();
     let Some(note) = note else {
         inner.rejected += 1;
-        return failure(StatusCode::BAD_REQUEST, 4012, "Value for input_data is invalid");
+        return failure(
+            StatusCode::BAD_REQUEST,
+            4012,
+            "Value for input_data is invalid",
+        );
     };
     inner.next_id += 1;
     let stored = StoredNote {
@@ -159,13 +175,15 @@ async fn list_notes(
     headers: HeaderMap,
 ) -> Response {
     if let Err(response) = check_auth(&state, &headers) {
-        return response;
+        return *response;
     }
     let notes: Vec<Value> = state
         .notes(&request_id)
         .into_iter()
-        .map(|note| json!({"id": note.id.to_string(), "description": note.description,
-                           "show_to_requester": note.show_to_requester}))
+        .map(|note| {
+            json!({"id": note.id.to_string(), "description": note.description,
+                           "show_to_requester": note.show_to_requester})
+        })
         .collect();
     Json(json!({
         "notes": notes,

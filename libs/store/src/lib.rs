@@ -16,9 +16,9 @@ use deadpool_postgres::{Manager, ManagerConfig, RecyclingMethod};
 use tokio_postgres::NoTls;
 
 pub use deadpool_postgres::{Client, Pool, Transaction};
-pub use tokio_postgres::types::ToSql;
 pub use secrets::{Keyring, Secret};
 pub use tenants::{NewTenant, Tenant, TenantSettings};
+pub use tokio_postgres::types::ToSql;
 
 /// What went wrong talking to Postgres, sorted by what the caller should do.
 #[derive(Debug, thiserror::Error)]

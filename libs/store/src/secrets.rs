@@ -66,7 +66,9 @@ pub enum SecretError {
     BadKey(usize),
     #[error("a stored secret was encrypted with key {0:?}, which is not in the keyring")]
     UnknownKey(String),
-    #[error("a stored secret could not be decrypted (wrong key, tampered, or stored for another row)")]
+    #[error(
+        "a stored secret could not be decrypted (wrong key, tampered, or stored for another row)"
+    )]
     Decrypt,
 }
 
@@ -106,8 +108,7 @@ impl Keyring {
             if id.is_empty() || id.len() > 32 || bytes.len() != 32 {
                 return Err(SecretError::BadKey(idx));
             }
-            let cipher =
-                Aes256Gcm::new_from_slice(&bytes).map_err(|_| SecretError::BadKey(idx))?;
+            let cipher = Aes256Gcm::new_from_slice(&bytes).map_err(|_| SecretError::BadKey(idx))?;
             keys.push(Key {
                 id: id.to_owned(),
                 cipher,

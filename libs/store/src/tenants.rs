@@ -133,7 +133,8 @@ pub async fn get(
     let credentials: Vec<u8> = row.get(3);
     let secret: Vec<u8> = row.get(4);
     let previous: Option<Vec<u8>> = row.get(5);
-    let mut webhook_secrets = vec![keyring.decrypt(&secret, &context("webhook_secret", tenant_id))?];
+    let mut webhook_secrets =
+        vec![keyring.decrypt(&secret, &context("webhook_secret", tenant_id))?];
     if let Some(previous) = previous {
         webhook_secrets.push(keyring.decrypt(&previous, &context("webhook_secret", tenant_id))?);
     }
@@ -143,8 +144,7 @@ pub async fn get(
         name: row.get(0),
         itsm,
         itsm_base_url: row.get(2),
-        itsm_credentials: keyring
-            .decrypt(&credentials, &context("itsm_credentials", tenant_id))?,
+        itsm_credentials: keyring.decrypt(&credentials, &context("itsm_credentials", tenant_id))?,
         webhook_secrets,
         settings: serde_json::from_value(settings)
             .map_err(|err| StoreError::Corrupt(format!("tenant settings: {err}")))?,

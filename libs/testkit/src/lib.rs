@@ -91,6 +91,7 @@ async fn spawn_nats(store: &Path, port: Option<u16>) -> (Child, u16) {
                 bin.display()
             )
         });
+    let mut child = child;
     let deadline = Instant::now() + Duration::from_secs(20);
     loop {
         let ports_file = std::fs::read_dir(&ports_dir)
@@ -98,12 +99,18 @@ async fn spawn_nats(store: &Path, port: Option<u16>) -> (Child, u16) {
             .and_then(|mut entries| entries.next())
             .and_then(Result::ok)
             .and_then(|entry| std::fs::read_to_string(entry.path()).ok());
-        if let Some(port) = ports_file.as_deref().and_then(parse_client_port) {
-            if tokio::net::TcpStream::connect(("127.0.0.1", port)).await.is_ok() {
-                return (child, port);
-            }
+        if let Some(port) = ports_file.as_deref().and_then(parse_client_port)
+            && tokio::net::TcpStream::connect(("127.0.0.1", port))
+                .await
+                .is_ok()
+        {
+            return (child, port);
         }
-        assert!(Instant::now() < deadline, "nats-server did not start within 20 s");
+        if Instant::now() >= deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("nats-server did not start within 20 s");
+        }
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }

@@ -51,7 +51,12 @@ pub async fn start(settings: Settings) -> anyhow::Result<Running> {
     };
     let stop = shutdown.clone();
     tasks.spawn(async move {
-        let result = ingress::serve(ingress_config, listener, async move { stop.cancelled().await }).await;
+        let result = ingress::serve(
+            ingress_config,
+            listener,
+            async move { stop.cancelled().await },
+        )
+        .await;
         ("ingress", result)
     });
 
@@ -63,7 +68,10 @@ pub async fn start(settings: Settings) -> anyhow::Result<Running> {
     };
     let stop = shutdown.clone();
     tasks.spawn(async move {
-        ("context-gatherer", context_gatherer::run(config, stop.cancelled_owned()).await)
+        (
+            "context-gatherer",
+            context_gatherer::run(config, stop.cancelled_owned()).await,
+        )
     });
 
     let config = llm_enhancer::Config {
@@ -72,7 +80,12 @@ pub async fn start(settings: Settings) -> anyhow::Result<Running> {
         max_note_words: 500,
     };
     let stop = shutdown.clone();
-    tasks.spawn(async move { ("llm-enhancer", llm_enhancer::run(config, stop.cancelled_owned()).await) });
+    tasks.spawn(async move {
+        (
+            "llm-enhancer",
+            llm_enhancer::run(config, stop.cancelled_owned()).await,
+        )
+    });
 
     let config = writeback::Config {
         nats_url: settings.nats_url.clone(),
@@ -81,7 +94,12 @@ pub async fn start(settings: Settings) -> anyhow::Result<Running> {
         http_timeout: Duration::from_secs(10),
     };
     let stop = shutdown.clone();
-    tasks.spawn(async move { ("writeback", writeback::run(config, stop.cancelled_owned()).await) });
+    tasks.spawn(async move {
+        (
+            "writeback",
+            writeback::run(config, stop.cancelled_owned()).await,
+        )
+    });
 
     let config = history_projector::Config {
         nats_url: settings.nats_url.clone(),
@@ -89,7 +107,10 @@ pub async fn start(settings: Settings) -> anyhow::Result<Running> {
     };
     let stop = shutdown.clone();
     tasks.spawn(async move {
-        ("history-projector", history_projector::run(config, stop.cancelled_owned()).await)
+        (
+            "history-projector",
+            history_projector::run(config, stop.cancelled_owned()).await,
+        )
     });
 
     Ok(Running {

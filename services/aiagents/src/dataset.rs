@@ -4,9 +4,7 @@
 
 use std::path::Path;
 
-use aia_events::{
-    Event, ItsmKind, Payload, Priority, TenantId, TicketId, TicketResolved,
-};
+use aia_events::{Event, ItsmKind, Payload, Priority, TenantId, TicketId, TicketResolved};
 use anyhow::Context as _;
 use chrono::{DateTime, Utc};
 use serde::Deserialize;
@@ -44,7 +42,8 @@ pub struct Query {
 }
 
 pub fn load(path: &Path) -> anyhow::Result<DataSet> {
-    let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
     serde_json::from_str(&text).with_context(|| format!("{} is not a data set", path.display()))
 }
 

@@ -35,7 +35,11 @@ pub async fn run(settings: DemoSettings) -> anyhow::Result<()> {
     let keyring = Keyring::parse(&keyring_spec)?;
 
     let report = ops::migrate(&settings.admin_database_url).await?;
-    println!("• migrations: {} applied, {} already there", report.applied.len(), report.already_applied.len());
+    println!(
+        "• migrations: {} applied, {} already there",
+        report.applied.len(),
+        report.already_applied.len()
+    );
     for applied in ops::apply_nats(&settings.nats_url).await? {
         println!("• nats {applied}");
     }
@@ -44,8 +48,12 @@ pub async fn run(settings: DemoSettings) -> anyhow::Result<()> {
     let sdp_server = aia_standins::serve(sdp.router()).await?;
     println!("• ServiceDesk Plus stand-in on {}", sdp_server.url());
 
-    let tenant_ids: std::collections::BTreeSet<&str> =
-        data.resolved.iter().map(|r| r.tenant_id.as_str()).chain(data.queries.iter().map(|q| q.tenant_id.as_str())).collect();
+    let tenant_ids: std::collections::BTreeSet<&str> = data
+        .resolved
+        .iter()
+        .map(|r| r.tenant_id.as_str())
+        .chain(data.queries.iter().map(|q| q.tenant_id.as_str()))
+        .collect();
     let mut secrets = std::collections::HashMap::new();
     for tenant in tenant_ids {
         let created = ops::add_tenant(
@@ -59,7 +67,10 @@ pub async fn run(settings: DemoSettings) -> anyhow::Result<()> {
         )
         .await
         .with_context(|| format!("creating tenant {tenant}"))?;
-        println!("• tenant {tenant}: webhook secret {} (shown once)", created.webhook_secret.masked());
+        println!(
+            "• tenant {tenant}: webhook secret {} (shown once)",
+            created.webhook_secret.masked()
+        );
         secrets.insert(tenant.to_owned(), created.webhook_secret);
     }
 
@@ -71,10 +82,15 @@ pub async fn run(settings: DemoSettings) -> anyhow::Result<()> {
         ingress_listen: SocketAddr::from(([127, 0, 0, 1], 0)),
     })
     .await?;
-    println!("• five services running; ingress on {}", running.ingress_url);
+    println!(
+        "• five services running; ingress on {}",
+        running.ingress_url
+    );
     match &settings.llm {
         Some(provider) => println!("• LLM: {} at {}", provider.model, provider.base_url),
-        None => println!("• no LLM configured (AI_AGENTS_LLM_BASE_URL): notes show the labelled raw context"),
+        None => println!(
+            "• no LLM configured (AI_AGENTS_LLM_BASE_URL): notes show the labelled raw context"
+        ),
     }
 
     let ingress_url = running.ingress_url.clone();
@@ -95,25 +111,54 @@ async fn drive(
 ) -> anyhow::Result<()> {
     let (_client, jetstream) = aia_bus::connect(&settings.nats_url, "aiagents-demo").await?;
     dataset::publish_resolved(&jetstream, &data.resolved).await?;
-    let (admin, connection) = tokio_postgres::connect(&settings.admin_database_url, tokio_postgres::NoTls).await?;
+    let (admin, connection) =
+        tokio_postgres::connect(&settings.admin_database_url, tokio_postgres::NoTls).await?;
     tokio::spawn(connection);
     let expected = i64::try_from(data.resolved.len())?;
-    wait_for("the resolved tickets to reach the history table", Duration::from_secs(60), || async {
-        let count: i64 = admin.query_one("select count(*) from ticket_history", &[]).await.ok()?.get(0);
-        (count >= expected).then_some(())
-    })
+    wait_for(
+        "the resolved tickets to reach the history table",
+        Duration::from_secs(60),
+        || async {
+            let count: i64 = admin
+                .query_one("select count(*) from ticket_history", &[])
+                .await
+                .ok()?
+                .get(0);
+            (count >= expected).then_some(())
+        },
+    )
     .await?;
-    println!("• {} resolved tickets projected into ticket_history from ticket.resolved events\n", expected);
+    println!(
+        "• {} resolved tickets projected into ticket_history from ticket.resolved events\n",
+        expected
+    );
 
     let http = reqwest::Client::new();
     for query in &data.queries {
         let secret = &secrets[&query.tenant_id];
         let sent = Instant::now();
-        let (status, answer) =
-            webhook::send_servicedesk(&http, ingress_url, secret.expose(), webhook::servicedesk_body(query)).await?;
-        anyhow::ensure!(status == 202, "webhook for {} answered {status}: {answer}", query.ticket_id);
-        println!("── {} {:?} → 202, event {}", query.ticket_id, query.subject.as_deref().unwrap_or(""), answer["event_id"]);
-        wait_for("the note", Duration::from_secs(60), || async { (!sdp.notes(&query.ticket_id).is_empty()).then_some(()) }).await?;
+        let (status, answer) = webhook::send_servicedesk(
+            &http,
+            ingress_url,
+            secret.expose(),
+            webhook::servicedesk_body(query),
+        )
+        .await?;
+        anyhow::ensure!(
+            status == 202,
+            "webhook for {} answered {status}: {answer}",
+            query.ticket_id
+        );
+        println!(
+            "── {} {:?} → 202, event {}",
+            query.ticket_id,
+            query.subject.as_deref().unwrap_or(""),
+            answer["event_id"]
+        );
+        wait_for("the note", Duration::from_secs(60), || async {
+            (!sdp.notes(&query.ticket_id).is_empty()).then_some(())
+        })
+        .await?;
         let note: String = wait_for("the history row", Duration::from_secs(30), || async {
             let row = admin
                 .query_opt(
@@ -126,18 +171,33 @@ async fn drive(
             row.get(0)
         })
         .await?;
-        println!("   note on ServiceDesk Plus after {} ms:", sent.elapsed().as_millis());
+        println!(
+            "   note on ServiceDesk Plus after {} ms:",
+            sent.elapsed().as_millis()
+        );
         for line in note.lines() {
             println!("   │ {line}");
         }
         println!();
     }
     let notes = sdp.all_notes().len();
-    println!("• {} notes written for {} webhooks", notes, data.queries.len());
+    println!(
+        "• {} notes written for {} webhooks",
+        notes,
+        data.queries.len()
+    );
     println!("• where to look:");
-    println!("    history:  psql \"$AI_AGENTS_ADMIN_DATABASE_URL\" -c \"select ticket_id, status, processing_ms, context_summary from enhancement_history\"");
-    println!("    stream:   subjects tickets.<tenant>.<ticket>.<event_type> in stream TICKETS on {}", settings.nats_url);
-    anyhow::ensure!(notes == data.queries.len(), "expected one note per webhook, found {notes}");
+    println!(
+        "    history:  psql \"$AI_AGENTS_ADMIN_DATABASE_URL\" -c \"select ticket_id, status, processing_ms, context_summary from enhancement_history\""
+    );
+    println!(
+        "    stream:   subjects tickets.<tenant>.<ticket>.<event_type> in stream TICKETS on {}",
+        settings.nats_url
+    );
+    anyhow::ensure!(
+        notes == data.queries.len(),
+        "expected one note per webhook, found {notes}"
+    );
     Ok(())
 }
 

@@ -10,7 +10,11 @@ use anyhow::Context as _;
 use clap::{Parser, Subcommand, ValueEnum};
 
 #[derive(Parser)]
-#[command(name = "aiagents", version, about = "Operate the AI Agents ticket-enhancement pipeline")]
+#[command(
+    name = "aiagents",
+    version,
+    about = "Operate the AI Agents ticket-enhancement pipeline"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -70,7 +74,11 @@ enum TenantCommand {
         #[arg(long, env = "AI_AGENTS_ITSM_CREDENTIALS", hide_env_values = true)]
         itsm_credentials: String,
         /// The public base URL of the ingress, to print the webhook URL.
-        #[arg(long, env = "AI_AGENTS_PUBLIC_URL", default_value = "http://localhost:8080")]
+        #[arg(
+            long,
+            env = "AI_AGENTS_PUBLIC_URL",
+            default_value = "http://localhost:8080"
+        )]
         public_url: String,
     },
 }
@@ -96,9 +104,15 @@ async fn main() -> anyhow::Result<()> {
             for version in &report.applied {
                 println!("applied {version}");
             }
-            println!("{} applied, {} already applied", report.applied.len(), report.already_applied.len());
+            println!(
+                "{} applied, {} already applied",
+                report.applied.len(),
+                report.already_applied.len()
+            );
         }
-        Command::Nats { command: NatsCommand::Apply } => {
+        Command::Nats {
+            command: NatsCommand::Apply,
+        } => {
             for applied in ops::apply_nats(&env("NATS_URL")?).await? {
                 println!("{applied}");
             }
@@ -129,7 +143,10 @@ async fn main() -> anyhow::Result<()> {
             )
             .await?;
             println!("tenant:          {}", created.tenant_id);
-            println!("webhook URL:     {}/webhook/servicedesk", public_url.trim_end_matches('/'));
+            println!(
+                "webhook URL:     {}/webhook/servicedesk",
+                public_url.trim_end_matches('/')
+            );
             println!("webhook secret:  {}", created.webhook_secret.expose());
             println!("The secret is shown only now; it is stored encrypted.");
         }

@@ -7,10 +7,13 @@ use aia_store::{Keyring, NewTenant, Secret, TenantSettings};
 use anyhow::Context as _;
 
 /// Applies the SQL migrations with the admin URL.
-pub async fn migrate(admin_database_url: &str) -> anyhow::Result<aia_store::migrate::MigrationReport> {
-    let (mut client, connection) = tokio_postgres::connect(admin_database_url, tokio_postgres::NoTls)
-        .await
-        .context("connecting to PostgreSQL with AI_AGENTS_ADMIN_DATABASE_URL")?;
+pub async fn migrate(
+    admin_database_url: &str,
+) -> anyhow::Result<aia_store::migrate::MigrationReport> {
+    let (mut client, connection) =
+        tokio_postgres::connect(admin_database_url, tokio_postgres::NoTls)
+            .await
+            .context("connecting to PostgreSQL with AI_AGENTS_ADMIN_DATABASE_URL")?;
     let connection = tokio::spawn(connection);
     let report = aia_store::migrate::run(&mut client).await?;
     drop(client);
@@ -44,8 +47,13 @@ pub async fn add_tenant(
     let tenant_id = TenantId::parse(tenant_id)?;
     serde_json::from_str::<serde_json::Value>(itsm_credentials_json)
         .context("ITSM credentials must be JSON")?;
-    aia_itsm::Itsm::for_tenant(reqwest::Client::new(), itsm, itsm_base_url, itsm_credentials_json)
-        .map_err(|err| anyhow::anyhow!("{err}"))?;
+    aia_itsm::Itsm::for_tenant(
+        reqwest::Client::new(),
+        itsm,
+        itsm_base_url,
+        itsm_credentials_json,
+    )
+    .map_err(|err| anyhow::anyhow!("{err}"))?;
     let webhook_secret = Secret::generate(32);
     let pool = aia_store::pool(database_url, 1)?;
     let mut client = pool.get().await.context("connecting to PostgreSQL")?;

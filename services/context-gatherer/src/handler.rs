@@ -9,8 +9,8 @@ use std::time::{Duration, Instant};
 
 use aia_bus::{Delivery, Handled, Handler, HandlerError};
 use aia_events::{
-    ContextGathered, ContextSource, EnhancementFailed, Event, Payload, SimilarTicket,
-    SourceReport, SourceStatus, Stage, TicketReceived, TicketText,
+    ContextGathered, ContextSource, EnhancementFailed, Event, Payload, SimilarTicket, SourceReport,
+    SourceStatus, Stage, TicketReceived, TicketText,
 };
 use aia_store::{Pool, StoreError, TenantSettings, tenants};
 
@@ -44,7 +44,10 @@ impl Handler for ContextGatherer {
         let (similar_tickets, similar_report) = self.similar(&event, ticket, &settings).await?;
         let mut sources = vec![similar_report];
         for (source, enabled) in [
-            (ContextSource::KnowledgeBase, settings.knowledge_base_enabled),
+            (
+                ContextSource::KnowledgeBase,
+                settings.knowledge_base_enabled,
+            ),
             (ContextSource::Inventory, settings.inventory_enabled),
             (ContextSource::Monitoring, settings.monitoring_enabled),
         ] {
@@ -103,13 +106,14 @@ impl ContextGatherer {
         ticket: &TicketReceived,
         settings: &TenantSettings,
     ) -> Result<(Vec<SimilarTicket>, SourceReport), HandlerError> {
-        let report = |status, started: Instant, items: usize, detail: Option<String>| SourceReport {
-            source: ContextSource::SimilarTickets,
-            status,
-            latency_ms: u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
-            items: u32::try_from(items).unwrap_or(u32::MAX),
-            detail,
-        };
+        let report =
+            |status, started: Instant, items: usize, detail: Option<String>| SourceReport {
+                source: ContextSource::SimilarTickets,
+                status,
+                latency_ms: u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
+                items: u32::try_from(items).unwrap_or(u32::MAX),
+                detail,
+            };
         let started = Instant::now();
         if !settings.similar_tickets_enabled {
             let detail = Some("turned off for this tenant".into());
@@ -121,8 +125,13 @@ impl ContextGatherer {
         };
         let search = async {
             let mut client = self.db.get().await.map_err(StoreError::from)?;
-            search::similar_tickets(&mut client, &event.tenant_id, &text, self.max_similar_tickets)
-                .await
+            search::similar_tickets(
+                &mut client,
+                &event.tenant_id,
+                &text,
+                self.max_similar_tickets,
+            )
+            .await
         };
         match tokio::time::timeout(self.source_timeout, search).await {
             Ok(Ok(hits)) if hits.is_empty() => {

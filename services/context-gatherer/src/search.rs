@@ -18,7 +18,8 @@ pub async fn similar_tickets(
 ) -> Result<Vec<SimilarTicket>, StoreError> {
     let query: String = text.chars().take(MAX_QUERY_CHARS).collect();
     let tx = tenant_transaction(client, tenant).await?;
-    tx.execute("set local statement_timeout = '2s'", &[]).await?;
+    tx.execute("set local statement_timeout = '2s'", &[])
+        .await?;
     let rows = tx
         .query(
             "select ticket_id, subject, left(description, 300), left(resolution, 500),

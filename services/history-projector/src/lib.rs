@@ -35,7 +35,9 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> anyhow::
         .context("stream TICKETS (run `aiagents nats apply`)")?
         .get_consumer(Stage::HistoryProjector.as_str())
         .await
-        .map_err(|err| anyhow::anyhow!("consumer history-projector (run `aiagents nats apply`): {err}"))?;
+        .map_err(|err| {
+            anyhow::anyhow!("consumer history-projector (run `aiagents nats apply`): {err}")
+        })?;
     let mut messages = consumer
         .stream()
         .max_messages_per_batch(256)

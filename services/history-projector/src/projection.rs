@@ -68,7 +68,13 @@ async fn project(tx: &Transaction<'_>, event: &Event) -> Result<(), StoreError> 
     let run = |status: &'static str| async move {
         tx.execute(
             UPSERT_RUN,
-            &[&tenant, &event.correlation_id, &ticket, &status, &event.event_id],
+            &[
+                &tenant,
+                &event.correlation_id,
+                &ticket,
+                &status,
+                &event.event_id,
+            ],
         )
         .await
     };
@@ -80,8 +86,14 @@ async fn project(tx: &Transaction<'_>, event: &Event) -> Result<(), StoreError> 
                 "update enhancement_history set source = $3, subject = $4, priority = $5,
                         received_at = coalesce(received_at, $6)
                   where tenant_id = $1 and correlation_id = $2",
-                &[key[0], key[1], &received.source.as_str(), &received.subject,
-                  &received.priority.as_str(), &event.occurred_at],
+                &[
+                    key[0],
+                    key[1],
+                    &received.source.as_str(),
+                    &received.subject,
+                    &received.priority.as_str(),
+                    &event.occurred_at,
+                ],
             )
             .await?;
         }
@@ -98,7 +110,13 @@ async fn project(tx: &Transaction<'_>, event: &Event) -> Result<(), StoreError> 
                 "update enhancement_history set context_gathered_at = $3, context = $4,
                         received_at = coalesce(received_at, $5)
                   where tenant_id = $1 and correlation_id = $2",
-                &[key[0], key[1], &event.occurred_at, &context_json, &context.received_at],
+                &[
+                    key[0],
+                    key[1],
+                    &event.occurred_at,
+                    &context_json,
+                    &context.received_at,
+                ],
             )
             .await?;
         }
@@ -123,7 +141,13 @@ async fn project(tx: &Transaction<'_>, event: &Event) -> Result<(), StoreError> 
             tx.execute(
                 "update enhancement_history set failed_at = $3, failed_stage = $4, error = $5
                   where tenant_id = $1 and correlation_id = $2",
-                &[key[0], key[1], &event.occurred_at, &failed.stage.as_str(), &failed.reason],
+                &[
+                    key[0],
+                    key[1],
+                    &event.occurred_at,
+                    &failed.stage.as_str(),
+                    &failed.reason,
+                ],
             )
             .await?;
         }

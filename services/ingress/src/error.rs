@@ -46,7 +46,8 @@ impl ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let body = json!({"status": "error", "error": {"code": self.code, "message": self.message}});
+        let body =
+            json!({"status": "error", "error": {"code": self.code, "message": self.message}});
         (self.status, Json(body)).into_response()
     }
 }

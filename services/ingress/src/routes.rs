@@ -76,7 +76,11 @@ async fn accept_servicedesk(
     }
     let body = body.map_err(|rejection| {
         if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
-            ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large", "the body is too large")
+            ApiError::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "payload_too_large",
+                "the body is too large",
+            )
         } else {
             ApiError::bad_request("the body could not be read")
         }
@@ -101,7 +105,11 @@ async fn accept_servicedesk(
             })?
     };
     let Some(tenant) = tenant else {
-        return Err(ApiError::new(StatusCode::NOT_FOUND, "unknown_tenant", "unknown tenant"));
+        return Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            "unknown_tenant",
+            "unknown tenant",
+        ));
     };
     let signature_header = headers
         .get("x-servicedesk-signature")
@@ -111,14 +119,22 @@ async fn accept_servicedesk(
         return Err(ApiError::unauthorized());
     }
     if !tenant.active {
-        return Err(ApiError::new(StatusCode::FORBIDDEN, "inactive_tenant", "the tenant is inactive"));
+        return Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "inactive_tenant",
+            "the tenant is inactive",
+        ));
     }
 
     let (ticket_id, mut received) = servicedesk::parse(json)?;
     span.record("ticket_id", ticket_id.as_str());
     // The same body delivered twice is the same delivery.
     received.delivery_id = format!("sdp:{}", hex::encode(Sha256::digest(&body)));
-    let event = Event::new_run(tenant_id, ticket_id, Payload::TicketReceived(received.clone()));
+    let event = Event::new_run(
+        tenant_id,
+        ticket_id,
+        Payload::TicketReceived(received.clone()),
+    );
     span.record("event_id", tracing::field::display(event.event_id));
     let published = tokio::time::timeout(
         PUBLISH_TIMEOUT,
@@ -132,9 +148,13 @@ async fn accept_servicedesk(
         )),
         Ok(Err(err)) => {
             tracing::error!(error = %err, "Event was not stored");
-            Err(ApiError::unavailable("the event could not be stored; retry later"))
+            Err(ApiError::unavailable(
+                "the event could not be stored; retry later",
+            ))
         }
-        Err(_) => Err(ApiError::unavailable("the event store did not confirm in time; retry later")),
+        Err(_) => Err(ApiError::unavailable(
+            "the event store did not confirm in time; retry later",
+        )),
     }
 }
 
@@ -149,7 +169,11 @@ pub async fn ready(State(state): State<AppState>) -> (StatusCode, Json<Value>) {
     let db_ok = tokio::time::timeout(Duration::from_secs(2), aia_store::ping(&state.db))
         .await
         .is_ok_and(|result| result.is_ok());
-    let status = if nats_ok && db_ok { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
+    let status = if nats_ok && db_ok {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
     let word = |ok: bool| if ok { "ok" } else { "unavailable" };
     (
         status,

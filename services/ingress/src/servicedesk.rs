@@ -44,10 +44,14 @@ pub fn parse(body: Value) -> Result<(TicketId, TicketReceived), ApiError> {
     let ticket_id = match &webhook.ticket_id {
         Value::String(text) => text.clone(),
         Value::Number(number) if number.is_u64() => number.to_string(),
-        _ => return Err(ApiError::bad_request("ticket_id must be a string or a whole number")),
+        _ => {
+            return Err(ApiError::bad_request(
+                "ticket_id must be a string or a whole number",
+            ));
+        }
     };
-    let ticket_id =
-        TicketId::parse(&ticket_id).map_err(|err| ApiError::bad_request(format!("ticket_id: {err}")))?;
+    let ticket_id = TicketId::parse(&ticket_id)
+        .map_err(|err| ApiError::bad_request(format!("ticket_id: {err}")))?;
     if webhook.description.chars().count() > MAX_DESCRIPTION_CHARS {
         return Err(ApiError::unprocessable(format!(
             "description is longer than {MAX_DESCRIPTION_CHARS} characters"

@@ -40,7 +40,11 @@ mod tests {
         let secrets = [Secret::new("new-secret"), Secret::new("old-secret")];
         assert!(verify_hex_hmac(&secrets, body, &sig));
         assert!(verify_hex_hmac(&secrets, body, &format!("sha256={sig}")));
-        assert!(verify_hex_hmac(&secrets, body, &sign_hex("old-secret", body)));
+        assert!(verify_hex_hmac(
+            &secrets,
+            body,
+            &sign_hex("old-secret", body)
+        ));
     }
 
     #[test]
@@ -48,7 +52,11 @@ mod tests {
         let body = br#"{"a":1}"#;
         let secrets = [Secret::new("s")];
         assert!(!verify_hex_hmac(&secrets, body, &sign_hex("t", body)));
-        assert!(!verify_hex_hmac(&secrets, br#"{"a":2}"#, &sign_hex("s", body)));
+        assert!(!verify_hex_hmac(
+            &secrets,
+            br#"{"a":2}"#,
+            &sign_hex("s", body)
+        ));
         assert!(!verify_hex_hmac(&secrets, body, "not hex"));
         assert!(!verify_hex_hmac(&secrets, body, ""));
     }

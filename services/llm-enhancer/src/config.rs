@@ -27,14 +27,14 @@ impl Config {
 /// `AI_AGENTS_LLM_BASE_URL` is unset.
 pub fn provider_from_env() -> Result<Option<Provider>, ConfigError> {
     optional("LLM_BASE_URL")
-            .map(|base_url| -> Result<Provider, ConfigError> {
-                Ok(Provider {
-                    name: optional("LLM_PROVIDER_NAME").unwrap_or_else(|| "default".into()),
-                    base_url,
-                    api_key: optional("LLM_API_KEY"),
-                    model: optional("LLM_MODEL").unwrap_or_else(|| "gpt-4o-mini".into()),
-                    timeout: Duration::from_secs(parsed("LLM_TIMEOUT_SECS", 30)?),
-                })
+        .map(|base_url| -> Result<Provider, ConfigError> {
+            Ok(Provider {
+                name: optional("LLM_PROVIDER_NAME").unwrap_or_else(|| "default".into()),
+                base_url,
+                api_key: optional("LLM_API_KEY"),
+                model: optional("LLM_MODEL").unwrap_or_else(|| "gpt-4o-mini".into()),
+                timeout: Duration::from_secs(parsed("LLM_TIMEOUT_SECS", 30)?),
             })
+        })
         .transpose()
 }

@@ -34,10 +34,15 @@ pub fn raw_context_note(context: &ContextGathered) -> String {
         note.push_str("No information available\n");
     }
     for system in &context.systems {
-        let facts: Vec<&str> = [&system.hostname, &system.address, &system.role, &system.location]
-            .into_iter()
-            .filter_map(|fact| fact.as_deref())
-            .collect();
+        let facts: Vec<&str> = [
+            &system.hostname,
+            &system.address,
+            &system.role,
+            &system.location,
+        ]
+        .into_iter()
+        .filter_map(|fact| fact.as_deref())
+        .collect();
         let _ = writeln!(note, "- {}: {}", system.matched, facts.join(", "));
     }
     note.push_str("\n_Note: AI synthesis unavailable, showing raw context._\n");

@@ -60,11 +60,17 @@ impl Handler for LlmEnhancer {
                             last_error = reason;
                             break;
                         }
-                        Err(LlmError::Transient { reason, retry_after }) => {
+                        Err(LlmError::Transient {
+                            reason,
+                            retry_after,
+                        }) => {
                             last_error = reason;
                             if attempt < ATTEMPTS {
                                 let backoff = Duration::from_millis(500 * 2u64.pow(attempt - 1));
-                                tokio::time::sleep(retry_after.unwrap_or(backoff).min(Duration::from_secs(10))).await;
+                                tokio::time::sleep(
+                                    retry_after.unwrap_or(backoff).min(Duration::from_secs(10)),
+                                )
+                                .await;
                             }
                         }
                     }

@@ -24,8 +24,12 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> anyhow::
         .await
         .context("connecting to NATS")?;
     match &config.provider {
-        Some(provider) => tracing::info!(provider = %provider.name, model = %provider.model, "Using LLM provider"),
-        None => tracing::warn!("AI_AGENTS_LLM_BASE_URL is not set: notes will show the raw context"),
+        Some(provider) => {
+            tracing::info!(provider = %provider.name, model = %provider.model, "Using LLM provider")
+        }
+        None => {
+            tracing::warn!("AI_AGENTS_LLM_BASE_URL is not set: notes will show the raw context")
+        }
     }
     let handler = Arc::new(LlmEnhancer {
         http: reqwest::Client::builder().build().context("HTTP client")?,

@@ -36,7 +36,9 @@ pub fn messages(context: &ContextGathered, max_words: usize) -> Vec<Message> {
     });
     vec![
         Message::system(system_prompt(max_words)),
-        Message::user(format!("<ticket>\n{ticket}\n</ticket>\n<context>\n{gathered}\n</context>")),
+        Message::user(format!(
+            "<ticket>\n{ticket}\n</ticket>\n<context>\n{gathered}\n</context>"
+        )),
     ]
 }
 
@@ -59,7 +61,10 @@ pub fn enforce_word_limit(note: &str, max_words: usize) -> String {
             break;
         }
     }
-    format!("{}\n\n[Output truncated to {max_words}-word limit]", note[..end].trim_end())
+    format!(
+        "{}\n\n[Output truncated to {max_words}-word limit]",
+        note[..end].trim_end()
+    )
 }
 
 #[cfg(test)]

@@ -37,7 +37,12 @@ impl Handler for Writeback {
             .await
             .map_err(transient)?;
         let Some(tenant) = tenant.filter(|tenant| tenant.active) else {
-            return Ok(self.failed(&event, generated.source, "tenant does not exist or is inactive", None));
+            return Ok(self.failed(
+                &event,
+                generated.source,
+                "tenant does not exist or is inactive",
+                None,
+            ));
         };
         let itsm = match Itsm::for_tenant(
             self.http.clone(),
@@ -61,18 +66,28 @@ impl Handler for Writeback {
                 }),
             )])
         };
-        let claim = ledger::claim(&mut client, &event.tenant_id, event.correlation_id, &event.ticket_id)
-            .await
-            .map_err(transient)?;
+        let claim = ledger::claim(
+            &mut client,
+            &event.tenant_id,
+            event.correlation_id,
+            &event.ticket_id,
+        )
+        .await
+        .map_err(transient)?;
         match claim {
             Claim::Posted { note_id } => return Ok(completed(note_id, true, 1)),
             Claim::Uncertain => {
                 let notes = itsm.note_texts(&event.ticket_id).await;
                 match notes {
                     Ok(notes) if notes.iter().any(|text| text.contains(&marker)) => {
-                        ledger::mark_posted(&mut client, &event.tenant_id, event.correlation_id, None)
-                            .await
-                            .map_err(transient)?;
+                        ledger::mark_posted(
+                            &mut client,
+                            &event.tenant_id,
+                            event.correlation_id,
+                            None,
+                        )
+                        .await
+                        .map_err(transient)?;
                         return Ok(completed(None, true, 1));
                     }
                     Ok(_) => {}
@@ -82,14 +97,20 @@ impl Handler for Writeback {
             Claim::Fresh => {}
         }
         drop(client);
-        let note = format!("{}\n\n---\n\n_{marker}_\n", generated.note_markdown.trim_end());
+        let note = format!(
+            "{}\n\n---\n\n_{marker}_\n",
+            generated.note_markdown.trim_end()
+        );
         let span = tracing::info_span!(
             "post note",
             otel.kind = "client",
             itsm = itsm.kind().as_str(),
             http.response.status_code = tracing::field::Empty,
         );
-        let posted = itsm.post_note(&event.ticket_id, &note).instrument(span).await;
+        let posted = itsm
+            .post_note(&event.ticket_id, &note)
+            .instrument(span)
+            .await;
         match posted {
             Ok(posted) => {
                 let mut client = self.db.get().await.map_err(|err| transient(err.into()))?;
@@ -126,7 +147,13 @@ impl Handler for Writeback {
 }
 
 impl Writeback {
-    fn failed(&self, event: &Event, itsm: ItsmKind, reason: &str, http_status: Option<u16>) -> Handled {
+    fn failed(
+        &self,
+        event: &Event,
+        itsm: ItsmKind,
+        reason: &str,
+        http_status: Option<u16>,
+    ) -> Handled {
         Handled::Publish(vec![Event::caused_by(
             event,
             Payload::WritebackFailed(WritebackFailed {
@@ -139,13 +166,25 @@ impl Writeback {
         )])
     }
 
-    fn itsm_error(&self, event: &Event, itsm: ItsmKind, err: ItsmError) -> Result<Handled, HandlerError> {
+    fn itsm_error(
+        &self,
+        event: &Event,
+        itsm: ItsmKind,
+        err: ItsmError,
+    ) -> Result<Handled, HandlerError> {
         match err {
-            ItsmError::Permanent { reason, http_status } => {
+            ItsmError::Permanent {
+                reason,
+                http_status,
+            } => {
                 tracing::warn!(reason = %reason, "Write-back failed for good");
                 Ok(self.failed(event, itsm, &reason, http_status))
             }
-            ItsmError::Transient { reason, retry_after, .. } => Err(HandlerError {
+            ItsmError::Transient {
+                reason,
+                retry_after,
+                ..
+            } => Err(HandlerError {
                 reason,
                 retry_after: retry_after.map(|delay| delay.max(Duration::from_millis(100))),
             }),

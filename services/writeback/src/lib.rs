@@ -31,6 +31,12 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> anyhow::
             .build()
             .context("HTTP client")?,
     });
-    aia_bus::run_stage(jetstream, handler, StageConfig::from_env(Stage::Writeback), shutdown).await?;
+    aia_bus::run_stage(
+        jetstream,
+        handler,
+        StageConfig::from_env(Stage::Writeback),
+        shutdown,
+    )
+    .await?;
     Ok(())
 }

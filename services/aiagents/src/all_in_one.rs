@@ -43,11 +43,12 @@ pub async fn start(settings: Settings) -> anyhow::Result<Running> {
     let ingress_url = format!("http://{}", listener.local_addr()?);
 
     let ingress_config = ingress::Config {
-        nats_url: settings.nats_url.clone(),
-        database_url: settings.database_url.clone(),
-        keyring: keyring(&settings.keyring_spec)?,
         listen: settings.ingress_listen,
-        max_body_bytes: 256 * 1024,
+        ..ingress::Config::new(
+            settings.nats_url.clone(),
+            settings.database_url.clone(),
+            keyring(&settings.keyring_spec)?,
+        )
     };
     let stop = shutdown.clone();
     tasks.spawn(async move {

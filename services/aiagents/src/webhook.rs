@@ -28,7 +28,7 @@ pub async fn send_servicedesk(
     secret: &str,
     body: Vec<u8>,
 ) -> anyhow::Result<(u16, Value)> {
-    let signature = ingress::signature::sign_hex(secret, &body);
+    let signature = ingress::auth::sign::hex(secret, &body);
     let response = http
         .post(format!("{ingress_url}/webhook/servicedesk"))
         .header("content-type", "application/json")

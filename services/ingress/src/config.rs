@@ -1,6 +1,7 @@
 //! Configuration of the ingress.
 
 use std::net::SocketAddr;
+use std::time::Duration;
 
 use aia_config::{ConfigError, parsed, required};
 use aia_store::Keyring;
@@ -10,9 +11,19 @@ pub struct Config {
     pub nats_url: String,
     pub database_url: String,
     pub keyring: Keyring,
-    /// Where to listen, `AI_AGENTS_INGRESS_ADDR` (default `0.0.0.0:8080`).
+    /// `AI_AGENTS_INGRESS_ADDR` (default `0.0.0.0:8080`).
     pub listen: SocketAddr,
+    /// Larger bodies are refused with 413 (default 256 KiB).
     pub max_body_bytes: usize,
+    /// Accepted webhooks per tenant, endpoint and minute, unless the tenant
+    /// overrides it (default 100).
+    pub rate_limit_per_minute: u32,
+    /// Failed signatures per tenant and minute before 429 (default 10).
+    pub failed_signatures_per_minute: u32,
+    /// How long tenants and their secrets are cached (default 30 s).
+    pub tenant_cache_ttl: Duration,
+    /// How long to wait for JetStream to confirm an event before 503.
+    pub publish_timeout: Duration,
 }
 
 impl Config {
@@ -26,6 +37,25 @@ impl Config {
             })?,
             listen: parsed("INGRESS_ADDR", SocketAddr::from(([0, 0, 0, 0], 8080)))?,
             max_body_bytes: parsed("INGRESS_MAX_BODY_BYTES", 256 * 1024)?,
+            rate_limit_per_minute: parsed("INGRESS_RATE_LIMIT_PER_MINUTE", 100)?,
+            failed_signatures_per_minute: parsed("INGRESS_FAILED_SIGNATURES_PER_MINUTE", 10)?,
+            tenant_cache_ttl: Duration::from_secs(parsed("INGRESS_TENANT_CACHE_TTL_SECS", 30)?),
+            publish_timeout: Duration::from_millis(parsed("INGRESS_PUBLISH_TIMEOUT_MS", 5000)?),
         })
+    }
+
+    /// Defaults for everything but the servers and keys.
+    pub fn new(nats_url: String, database_url: String, keyring: Keyring) -> Self {
+        Self {
+            nats_url,
+            database_url,
+            keyring,
+            listen: SocketAddr::from(([127, 0, 0, 1], 0)),
+            max_body_bytes: 256 * 1024,
+            rate_limit_per_minute: 100,
+            failed_signatures_per_minute: 10,
+            tenant_cache_ttl: Duration::from_secs(30),
+            publish_timeout: Duration::from_secs(5),
+        }
     }
 }

@@ -3,7 +3,9 @@
 //! problem without internals; the cause is logged.
 
 use axum::Json;
-use axum::http::StatusCode;
+use std::time::Duration;
+
+use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde_json::json;
 
@@ -12,6 +14,8 @@ pub struct ApiError {
     pub status: StatusCode,
     pub code: &'static str,
     pub message: String,
+    /// Sent as `Retry-After` (seconds) with 429 and 503.
+    pub retry_after: Option<Duration>,
 }
 
 impl ApiError {
@@ -20,6 +24,7 @@ impl ApiError {
             status,
             code,
             message: message.into(),
+            retry_after: None,
         }
     }
 
@@ -39,8 +44,19 @@ impl ApiError {
         )
     }
 
+    pub fn stale(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::UNAUTHORIZED, "stale_timestamp", message)
+    }
+
     pub fn unavailable(message: impl Into<String>) -> Self {
         Self::new(StatusCode::SERVICE_UNAVAILABLE, "unavailable", message)
+    }
+
+    pub fn rate_limited(retry_after: Duration, message: impl Into<String>) -> Self {
+        Self {
+            retry_after: Some(retry_after),
+            ..Self::new(StatusCode::TOO_MANY_REQUESTS, "rate_limited", message)
+        }
     }
 }
 
@@ -48,6 +64,13 @@ impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let body =
             json!({"status": "error", "error": {"code": self.code, "message": self.message}});
-        (self.status, Json(body)).into_response()
+        let mut response = (self.status, Json(body)).into_response();
+        if let Some(wait) = self.retry_after {
+            let seconds = wait.as_secs().max(1).to_string();
+            if let Ok(value) = HeaderValue::from_str(&seconds) {
+                response.headers_mut().insert(header::RETRY_AFTER, value);
+            }
+        }
+        response
     }
 }

@@ -1,16 +1,20 @@
-//! The ingress: the only door into the system. It verifies and normalises
-//! webhooks and publishes one immutable event per accepted webhook,
-//! answering `202` only after JetStream has stored it. It does no
-//! enrichment.
+//! The ingress: the only door into the system. It authenticates webhooks
+//! per tenant, validates and normalises them, and publishes one immutable
+//! event per accepted delivery, answering `202` only after JetStream has
+//! stored it. It does no enrichment.
 
+mod accept;
+pub mod auth;
 mod config;
 pub mod error;
+pub mod metrics;
+pub mod ratelimit;
 mod routes;
-pub mod servicedesk;
-pub mod signature;
+mod tenant_cache;
 
 use std::future::Future;
 use std::sync::Arc;
+use std::time::Duration;
 
 use anyhow::Context as _;
 use axum::Router;
@@ -19,16 +23,74 @@ use axum::routing::{get, post};
 use tokio::net::TcpListener;
 
 pub use config::Config;
-pub use routes::AppState;
+pub use routes::{AppState, Limits, OPENAPI};
+pub use tenant_cache::TenantCache;
+
+/// Every route, for the router and for the test that the OpenAPI document
+/// describes them all.
+pub const ROUTES: &[(&str, &str)] = &[
+    ("post", "/webhook/servicedesk"),
+    ("post", "/webhook/servicedesk/resolved-ticket"),
+    ("post", "/webhook/servicedesk/resolved"),
+    ("post", "/webhook/jira/{tenant_id}"),
+    ("get", "/health"),
+    ("get", "/health/ready"),
+    ("get", "/metrics"),
+    ("get", "/openapi.json"),
+];
 
 /// The router, for serving and for tests.
-pub fn app(state: AppState, max_body_bytes: usize) -> Router {
+pub fn app(state: AppState) -> Router {
+    let max_body_bytes = state.max_body_bytes;
     Router::new()
-        .route("/webhook/servicedesk", post(routes::servicedesk_webhook))
+        .route("/webhook/servicedesk", post(routes::servicedesk))
+        .route(
+            "/webhook/servicedesk/resolved-ticket",
+            post(routes::servicedesk_resolved),
+        )
+        .route(
+            "/webhook/servicedesk/resolved",
+            post(routes::servicedesk_resolved),
+        )
+        .route("/webhook/jira/{tenant_id}", post(routes::jira))
         .route("/health", get(routes::health))
         .route("/health/ready", get(routes::ready))
+        .route("/metrics", get(routes::metrics))
+        .route("/openapi.json", get(routes::openapi))
+        .fallback(routes::not_found)
         .layer(DefaultBodyLimit::max(max_body_bytes))
         .with_state(state)
+}
+
+/// Connects to NATS and Postgres and builds the shared state.
+pub async fn state(config: Config) -> anyhow::Result<AppState> {
+    let db = aia_store::pool(&config.database_url, 32).context("database URL")?;
+    let (nats, jetstream) = aia_bus::connect(&config.nats_url, "ingress")
+        .await
+        .context("connecting to NATS")?;
+    let stream = jetstream
+        .get_stream(aia_bus::STREAM)
+        .await
+        .context("stream TICKETS is missing (run `aiagents nats apply`)")?;
+    Ok(AppState {
+        tenants: Arc::new(TenantCache::new(
+            db,
+            Arc::new(config.keyring),
+            config.tenant_cache_ttl,
+        )),
+        nats,
+        jetstream,
+        stream,
+        limits: Arc::new(Limits {
+            requests: ratelimit::RateLimiter::new(Duration::from_secs(60)),
+            failures: ratelimit::RateLimiter::new(Duration::from_secs(60)),
+            default_per_minute: config.rate_limit_per_minute,
+            failed_signatures_per_minute: config.failed_signatures_per_minute,
+        }),
+        metrics: Arc::new(metrics::Metrics::default()),
+        publish_timeout: config.publish_timeout,
+        max_body_bytes: config.max_body_bytes,
+    })
 }
 
 /// Serves on `listener` until `shutdown` completes, then finishes the
@@ -38,18 +100,9 @@ pub async fn serve(
     listener: TcpListener,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
-    let db = aia_store::pool(&config.database_url, 32).context("database URL")?;
-    let (nats, jetstream) = aia_bus::connect(&config.nats_url, "ingress")
-        .await
-        .context("connecting to NATS")?;
-    let state = AppState {
-        db,
-        keyring: Arc::new(config.keyring),
-        nats,
-        jetstream,
-    };
+    let state = state(config).await?;
     tracing::info!(addr = %listener.local_addr()?, "Ingress listening");
-    axum::serve(listener, app(state, config.max_body_bytes))
+    axum::serve(listener, app(state))
         .with_graceful_shutdown(shutdown)
         .await
         .context("serving HTTP")

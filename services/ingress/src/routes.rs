@@ -1,161 +1,71 @@
-//! The HTTP endpoints.
+//! The HTTP endpoints and the state they share.
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use aia_events::{Event, Payload};
-use aia_store::{Keyring, Pool, tenants};
 use axum::Json;
 use axum::body::Bytes;
-use axum::extract::State;
 use axum::extract::rejection::BytesRejection;
+use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
-use sha2::{Digest, Sha256};
-use tracing::Instrument;
 
+use crate::accept::{Endpoint, accept};
 use crate::error::ApiError;
-use crate::{servicedesk, signature};
+use crate::metrics::Metrics;
+use crate::ratelimit::RateLimiter;
+use crate::tenant_cache::TenantCache;
+
+/// Rate limits of this ingress instance.
+pub struct Limits {
+    pub requests: RateLimiter,
+    pub failures: RateLimiter,
+    pub default_per_minute: u32,
+    pub failed_signatures_per_minute: u32,
+}
 
 #[derive(Clone)]
 pub struct AppState {
-    pub db: Pool,
-    pub keyring: Arc<Keyring>,
+    pub tenants: Arc<TenantCache>,
     pub nats: async_nats::Client,
     pub jetstream: aia_bus::JetStream,
+    pub stream: async_nats::jetstream::stream::Stream,
+    pub limits: Arc<Limits>,
+    pub metrics: Arc<Metrics>,
+    pub publish_timeout: Duration,
+    pub max_body_bytes: usize,
 }
 
-const PUBLISH_TIMEOUT: Duration = Duration::from_secs(5);
+type Answer = Result<(StatusCode, Json<Value>), ApiError>;
 
 /// `POST /webhook/servicedesk`: a ticket was created or updated.
-pub async fn servicedesk_webhook(
+pub async fn servicedesk(
     State(state): State<AppState>,
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
-) -> Result<(StatusCode, Json<Value>), ApiError> {
-    let span = tracing::info_span!(
-        "POST /webhook/servicedesk",
-        otel.kind = "server",
-        http.request.method = "POST",
-        http.route = "/webhook/servicedesk",
-        http.response.status_code = tracing::field::Empty,
-        tenant_id = tracing::field::Empty,
-        ticket_id = tracing::field::Empty,
-        event_id = tracing::field::Empty,
-    );
-    let result = accept_servicedesk(&state, &headers, body)
-        .instrument(span.clone())
-        .await;
-    let status = match &result {
-        Ok((status, _)) => *status,
-        Err(err) => err.status,
-    };
-    span.record("http.response.status_code", status.as_u16());
-    if let Err(err) = &result {
-        tracing::info!(parent: &span, code = err.code, message = %err.message, "Webhook rejected");
-    }
-    result
+) -> Answer {
+    accept(&state, Endpoint::ServiceDesk, None, &headers, body).await
 }
 
-async fn accept_servicedesk(
-    state: &AppState,
-    headers: &HeaderMap,
+/// `POST /webhook/servicedesk/resolved-ticket` (and `/resolved`): a
+/// resolved ticket for the history corpus.
+pub async fn servicedesk_resolved(
+    State(state): State<AppState>,
+    headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
-) -> Result<(StatusCode, Json<Value>), ApiError> {
-    let is_json = headers
-        .get(header::CONTENT_TYPE)
-        .and_then(|value| value.to_str().ok())
-        .and_then(|value| value.split(';').next())
-        .is_some_and(|value| value.trim().eq_ignore_ascii_case("application/json"));
-    if !is_json {
-        return Err(ApiError::new(
-            StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            "unsupported_media_type",
-            "the body must be application/json",
-        ));
-    }
-    let body = body.map_err(|rejection| {
-        if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
-            ApiError::new(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                "payload_too_large",
-                "the body is too large",
-            )
-        } else {
-            ApiError::bad_request("the body could not be read")
-        }
-    })?;
-    let json: Value = serde_json::from_slice(&body)
-        .map_err(|err| ApiError::bad_request(format!("malformed JSON: {err}")))?;
-    let tenant_id = servicedesk::tenant_of(&json)?;
-    let span = tracing::Span::current();
-    span.record("tenant_id", tenant_id.as_str());
+) -> Answer {
+    accept(&state, Endpoint::ServiceDeskResolved, None, &headers, body).await
+}
 
-    let tenant = {
-        let mut client = state
-            .db
-            .get()
-            .await
-            .map_err(|_| ApiError::unavailable("the tenant store is unavailable"))?;
-        tenants::get(&mut client, &state.keyring, &tenant_id)
-            .await
-            .map_err(|err| {
-                tracing::error!(error = %err, "Tenant lookup failed");
-                ApiError::unavailable("the tenant store is unavailable")
-            })?
-    };
-    let Some(tenant) = tenant else {
-        return Err(ApiError::new(
-            StatusCode::NOT_FOUND,
-            "unknown_tenant",
-            "unknown tenant",
-        ));
-    };
-    let signature_header = headers
-        .get("x-servicedesk-signature")
-        .and_then(|value| value.to_str().ok())
-        .unwrap_or_default();
-    if !signature::verify_hex_hmac(&tenant.webhook_secrets, &body, signature_header) {
-        return Err(ApiError::unauthorized());
-    }
-    if !tenant.active {
-        return Err(ApiError::new(
-            StatusCode::FORBIDDEN,
-            "inactive_tenant",
-            "the tenant is inactive",
-        ));
-    }
-
-    let (ticket_id, mut received) = servicedesk::parse(json)?;
-    span.record("ticket_id", ticket_id.as_str());
-    // The same body delivered twice is the same delivery.
-    received.delivery_id = format!("sdp:{}", hex::encode(Sha256::digest(&body)));
-    let event = Event::new_run(
-        tenant_id,
-        ticket_id,
-        Payload::TicketReceived(received.clone()),
-    );
-    span.record("event_id", tracing::field::display(event.event_id));
-    let published = tokio::time::timeout(
-        PUBLISH_TIMEOUT,
-        aia_bus::publish_event(&state.jetstream, &event, &received.delivery_id),
-    )
-    .await;
-    match published {
-        Ok(Ok(_ack)) => Ok((
-            StatusCode::ACCEPTED,
-            Json(json!({"status": "accepted", "event_id": event.event_id})),
-        )),
-        Ok(Err(err)) => {
-            tracing::error!(error = %err, "Event was not stored");
-            Err(ApiError::unavailable(
-                "the event could not be stored; retry later",
-            ))
-        }
-        Err(_) => Err(ApiError::unavailable(
-            "the event store did not confirm in time; retry later",
-        )),
-    }
+/// `POST /webhook/jira/{tenant_id}`: a Jira issue event.
+pub async fn jira(
+    State(state): State<AppState>,
+    Path(tenant_id): Path<String>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Answer {
+    accept(&state, Endpoint::Jira, Some(&tenant_id), &headers, body).await
 }
 
 /// `GET /health`: the process is alive.
@@ -166,7 +76,7 @@ pub async fn health() -> Json<Value> {
 /// `GET /health/ready`: NATS and Postgres are reachable.
 pub async fn ready(State(state): State<AppState>) -> (StatusCode, Json<Value>) {
     let nats_ok = state.nats.connection_state() == async_nats::connection::State::Connected;
-    let db_ok = tokio::time::timeout(Duration::from_secs(2), aia_store::ping(&state.db))
+    let db_ok = tokio::time::timeout(Duration::from_secs(2), aia_store::ping(state.tenants.db()))
         .await
         .is_ok_and(|result| result.is_ok());
     let status = if nats_ok && db_ok {
@@ -182,4 +92,29 @@ pub async fn ready(State(state): State<AppState>) -> (StatusCode, Json<Value>) {
             "dependencies": {"nats": word(nats_ok), "postgres": word(db_ok)}
         })),
     )
+}
+
+/// `GET /metrics`: Prometheus text format.
+pub async fn metrics(State(state): State<AppState>) -> Response {
+    (
+        [(
+            header::CONTENT_TYPE,
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        )],
+        state.metrics.encode(),
+    )
+        .into_response()
+}
+
+/// The OpenAPI description of every endpoint and error body.
+pub const OPENAPI: &str = include_str!("../openapi.json");
+
+/// `GET /openapi.json`.
+pub async fn openapi() -> Response {
+    ([(header::CONTENT_TYPE, "application/json")], OPENAPI).into_response()
+}
+
+/// Unknown paths answer in the same error shape as everything else.
+pub async fn not_found() -> ApiError {
+    ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such endpoint")
 }

@@ -1,6 +1,8 @@
 //! ServiceDesk Plus v3, on-prem: `authtoken` header, the v3 `Accept` media
 //! type, notes posted as form field `input_data` holding `{"note": {…}}`.
 
+pub mod webhook;
+
 use aia_events::TicketId;
 use serde::Deserialize;
 use serde_json::json;

@@ -1,0 +1,4 @@
+//! Jira Cloud and Jira Service Management.
+
+pub mod adf;
+pub mod webhook;

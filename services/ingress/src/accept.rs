@@ -1,0 +1,340 @@
+//! The one path every webhook takes: content type, size, tenant, signature,
+//! rate limit, payload, publish. Each step can refuse the request with a
+//! clear answer, and a refused request publishes nothing.
+
+use std::time::{Duration, Instant};
+
+use aia_events::{Event, Payload, TenantId};
+use aia_itsm::inbound::{Inbound, InboundError};
+use aia_itsm::{jira, servicedesk};
+use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
+use axum::http::{HeaderMap, StatusCode, header};
+use chrono::Utc;
+use serde_json::{Value, json};
+use sha2::{Digest, Sha256};
+use tracing::Instrument;
+
+use crate::auth::{self, AuthFailure};
+use crate::error::ApiError;
+use crate::metrics::{RequestLabels, TenantEndpointLabels, TenantLabels};
+use crate::routes::AppState;
+
+/// The webhook endpoints.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Endpoint {
+    ServiceDesk,
+    ServiceDeskResolved,
+    Jira,
+}
+
+impl Endpoint {
+    pub fn route(self) -> &'static str {
+        match self {
+            Self::ServiceDesk => "/webhook/servicedesk",
+            Self::ServiceDeskResolved => "/webhook/servicedesk/resolved-ticket",
+            Self::Jira => "/webhook/jira/{tenant_id}",
+        }
+    }
+
+    fn key(self) -> &'static str {
+        match self {
+            Self::ServiceDesk => "servicedesk",
+            Self::ServiceDeskResolved => "servicedesk-resolved",
+            Self::Jira => "jira",
+        }
+    }
+}
+
+/// Runs the whole acceptance path inside an HTTP server span and records
+/// the outcome.
+pub async fn accept(
+    state: &AppState,
+    endpoint: Endpoint,
+    path_tenant: Option<&str>,
+    headers: &HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<(StatusCode, axum::Json<Value>), ApiError> {
+    let span = tracing::info_span!(
+        "webhook",
+        otel.name = %format!("POST {}", endpoint.route()),
+        otel.kind = "server",
+        http.request.method = "POST",
+        http.route = endpoint.route(),
+        http.response.status_code = tracing::field::Empty,
+        tenant_id = tracing::field::Empty,
+        ticket_id = tracing::field::Empty,
+        event_id = tracing::field::Empty,
+    );
+    let mut tenant_label = "unknown".to_owned();
+    let result = run(
+        state,
+        endpoint,
+        path_tenant,
+        headers,
+        body,
+        &mut tenant_label,
+    )
+    .instrument(span.clone())
+    .await;
+    let (status, outcome) = match &result {
+        Ok((status, body)) => (
+            *status,
+            body["status"].as_str().unwrap_or("accepted").to_owned(),
+        ),
+        Err(err) => (err.status, err.code.to_owned()),
+    };
+    span.record("http.response.status_code", status.as_u16());
+    if let Err(err) = &result {
+        tracing::info!(parent: &span, status = status.as_u16(), code = err.code, message = %err.message, "Webhook refused");
+    }
+    state
+        .metrics
+        .requests
+        .get_or_create(&RequestLabels {
+            tenant_id: tenant_label,
+            endpoint: endpoint.key().to_owned(),
+            outcome,
+        })
+        .inc();
+    result
+}
+
+async fn run(
+    state: &AppState,
+    endpoint: Endpoint,
+    path_tenant: Option<&str>,
+    headers: &HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+    tenant_label: &mut String,
+) -> Result<(StatusCode, axum::Json<Value>), ApiError> {
+    let is_json = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|value| value.to_str().ok())
+        .and_then(|value| value.split(';').next())
+        .is_some_and(|value| value.trim().eq_ignore_ascii_case("application/json"));
+    if !is_json {
+        return Err(ApiError::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "unsupported_media_type",
+            "the body must be application/json",
+        ));
+    }
+    let body = body.map_err(|rejection| {
+        if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+            ApiError::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "payload_too_large",
+                format!("the body is larger than {} bytes", state.max_body_bytes),
+            )
+        } else {
+            ApiError::bad_request("the body could not be read")
+        }
+    })?;
+
+    let tenant_id = match path_tenant {
+        Some(raw) => TenantId::parse(raw)
+            .map_err(|err| ApiError::bad_request(format!("tenant_id: {err}")))?,
+        None => servicedesk::webhook::tenant_of(&body).map_err(inbound_error)?,
+    };
+    let span = tracing::Span::current();
+    span.record("tenant_id", tenant_id.as_str());
+    let tenant = state.tenants.get(&tenant_id).await.map_err(|err| {
+        tracing::error!(error = %err, "Tenant lookup failed");
+        ApiError::unavailable("the tenant store is unavailable; retry later")
+    })?;
+    let Some(tenant) = tenant else {
+        return Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            "unknown_tenant",
+            "unknown tenant",
+        ));
+    };
+    *tenant_label = tenant_id.to_string();
+
+    let now = Instant::now();
+    let verified = auth::verify(
+        headers,
+        &body,
+        &tenant.webhook_secrets,
+        Utc::now().timestamp(),
+        tenant.settings.allow_static_secret,
+    );
+    let verified = match verified {
+        Ok(verified) => verified,
+        Err(failure) => {
+            state
+                .metrics
+                .signature_failures
+                .get_or_create(&TenantLabels {
+                    tenant_id: tenant_id.to_string(),
+                })
+                .inc();
+            if let Err(wait) = state.limits.failures.record(
+                tenant_id.as_str(),
+                state.limits.failed_signatures_per_minute,
+                now,
+            ) {
+                return Err(ApiError::rate_limited(
+                    wait,
+                    "too many failed signatures; wait before retrying",
+                ));
+            }
+            return Err(match failure {
+                AuthFailure::Stale => {
+                    ApiError::stale("the signed timestamp is too old or in the future")
+                }
+                AuthFailure::Missing | AuthFailure::Invalid => ApiError::unauthorized(),
+            });
+        }
+    };
+    if !tenant.active {
+        return Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "inactive_tenant",
+            "the tenant is inactive",
+        ));
+    }
+    let limit = tenant
+        .settings
+        .webhook_rate_limit_per_minute
+        .unwrap_or(state.limits.default_per_minute);
+    let limit_key = format!("{tenant_id}:{}", endpoint.key());
+    if let Err(wait) = state.limits.requests.acquire(&limit_key, limit, now) {
+        state
+            .metrics
+            .rate_limited
+            .get_or_create(&TenantEndpointLabels {
+                tenant_id: tenant_id.to_string(),
+                endpoint: endpoint.key().to_owned(),
+            })
+            .inc();
+        return Err(ApiError::rate_limited(
+            wait,
+            "rate limit exceeded for this tenant and endpoint",
+        ));
+    }
+
+    let inbound = match endpoint {
+        Endpoint::ServiceDesk => servicedesk::webhook::parse_ticket(&body, Utc::now()),
+        Endpoint::ServiceDeskResolved => servicedesk::webhook::parse_resolved(&body),
+        Endpoint::Jira => jira::webhook::parse(&body),
+    }
+    .map_err(inbound_error)?;
+
+    // The sender's own delivery id when it has one, else the body: the same
+    // delivery twice is one event.
+    let delivery = verified
+        .delivery_id
+        .map(|id| format!("id:{id}"))
+        .or_else(|| {
+            headers
+                .get("x-atlassian-webhook-identifier")
+                .and_then(|value| value.to_str().ok())
+                .map(|id| format!("atlassian:{id}"))
+        })
+        .unwrap_or_else(|| format!("sha256:{}", hex::encode(Sha256::digest(&body))));
+    let msg_id = format!("{tenant_id}:{}:{delivery}", endpoint.key());
+    let event = match inbound {
+        Inbound::Ignored { reason } => {
+            return Ok((
+                StatusCode::ACCEPTED,
+                axum::Json(json!({"status": "ignored", "event_id": null, "reason": reason})),
+            ));
+        }
+        Inbound::Received {
+            ticket_id,
+            mut ticket,
+        } => {
+            ticket.delivery_id = msg_id.clone();
+            Event::new_run(tenant_id, ticket_id, Payload::TicketReceived(ticket))
+        }
+        Inbound::Resolved { ticket_id, ticket } => {
+            Event::new_run(tenant_id, ticket_id, Payload::TicketResolved(ticket))
+        }
+    };
+    span.record("ticket_id", event.ticket_id.as_str());
+    publish(state, &event, &msg_id).await
+}
+
+async fn publish(
+    state: &AppState,
+    event: &Event,
+    msg_id: &str,
+) -> Result<(StatusCode, axum::Json<Value>), ApiError> {
+    // A publish made while disconnected would wait in the client's buffer
+    // and might be stored after we answered 503; refuse it up front. (A late
+    // store is still safe: the sender's retry carries the same message id.)
+    if state.nats.connection_state() != async_nats::connection::State::Connected {
+        return Err(ApiError::unavailable(
+            "the event store is unreachable; retry later",
+        ));
+    }
+    let started = Instant::now();
+    let published = tokio::time::timeout(
+        state.publish_timeout,
+        aia_bus::publish_event(&state.jetstream, event, msg_id),
+    )
+    .await;
+    state
+        .metrics
+        .publish_seconds
+        .observe(started.elapsed().as_secs_f64());
+    let ack = match published {
+        Ok(Ok(ack)) => ack,
+        Ok(Err(err)) => {
+            tracing::error!(error = %err, "Event was not stored");
+            return Err(ApiError::unavailable(
+                "the event could not be stored; retry later",
+            ));
+        }
+        Err(_) => {
+            return Err(ApiError::unavailable(
+                "the event store did not confirm in time; retry later",
+            ));
+        }
+    };
+    let event_id = if ack.duplicate {
+        original_event_id(state, ack.sequence)
+            .await
+            .unwrap_or(event.event_id)
+    } else {
+        event.event_id
+    };
+    tracing::Span::current().record("event_id", tracing::field::display(event_id));
+    Ok((
+        StatusCode::ACCEPTED,
+        axum::Json(json!({"status": "accepted", "event_id": event_id, "duplicate": ack.duplicate})),
+    ))
+}
+
+/// The id of the event a duplicate publish matched, so a redelivered
+/// webhook gets the answer the first delivery got.
+async fn original_event_id(state: &AppState, sequence: u64) -> Option<uuid::Uuid> {
+    let lookup = tokio::time::timeout(
+        Duration::from_secs(2),
+        state.stream.get_raw_message(sequence),
+    )
+    .await;
+    match lookup {
+        Ok(Ok(message)) => Event::from_json(&message.payload)
+            .ok()
+            .map(|event| event.event_id),
+        other => {
+            tracing::warn!(
+                sequence,
+                ok = other.is_ok(),
+                "Could not read the original of a duplicate"
+            );
+            None
+        }
+    }
+}
+
+fn inbound_error(err: InboundError) -> ApiError {
+    match err {
+        InboundError::Malformed(message) => ApiError::bad_request(message),
+        InboundError::Invalid(message) => ApiError::unprocessable(message),
+        InboundError::Stale(message) => ApiError::stale(message),
+    }
+}

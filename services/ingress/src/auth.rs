@@ -1,0 +1,339 @@
+//! Webhook authentication, per tenant, before anything in the body is
+//! trusted. Four schemes, tried in this order by the headers present:
+//!
+//! 1. Standard Webhooks: `webhook-id`, `webhook-timestamp`,
+//!    `webhook-signature` (space-separated `v1,<base64>`), signed content
+//!    `{id}.{timestamp}.{body}`, timestamp within 300 s past / 30 s future.
+//!    A secret of the form `whsec_<base64>` keys the HMAC with the decoded
+//!    bytes, any other secret with its UTF-8 bytes.
+//! 2. `X-ServiceDesk-Signature`: hex HMAC-SHA256 of the body, with or
+//!    without `sha256=`.
+//! 3. `X-Hub-Signature` / `X-Hub-Signature-256`: `sha256=<hex>` (Jira).
+//! 4. `X-Webhook-Secret`: the secret itself, for tools that cannot sign;
+//!    only where the tenant allows it.
+//!
+//! Every comparison is constant-time, and every secret of the tenant is
+//! tried (two are valid during a rotation).
+
+use aia_store::Secret;
+use axum::http::HeaderMap;
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD;
+use hmac::{Hmac, KeyInit, Mac};
+use sha2::Sha256;
+use subtle::ConstantTimeEq;
+
+pub const STATIC_SECRET_HEADER: &str = "x-webhook-secret";
+pub const MAX_AGE_SECS: i64 = 300;
+pub const MAX_FUTURE_SECS: i64 = 30;
+
+/// Which scheme authenticated a request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Scheme {
+    StandardWebhooks,
+    ServiceDeskSignature,
+    HubSignature,
+    StaticSecret,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Verified {
+    pub scheme: Scheme,
+    /// The sender's delivery id, when the scheme carries one.
+    pub delivery_id: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AuthFailure {
+    /// No scheme's headers were present (or the static one is not allowed).
+    Missing,
+    /// A signature was present and did not match, or was malformed.
+    Invalid,
+    /// The signed timestamp is outside the accepted window.
+    Stale,
+}
+
+type HmacSha256 = Hmac<Sha256>;
+
+fn header<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
+    headers.get(name).and_then(|value| value.to_str().ok())
+}
+
+fn mac(key: &[u8]) -> HmacSha256 {
+    <HmacSha256 as KeyInit>::new_from_slice(key).expect("HMAC takes keys of any length")
+}
+
+/// Verifies `body` against the tenant's `secrets`. `now` is Unix seconds.
+pub fn verify(
+    headers: &HeaderMap,
+    body: &[u8],
+    secrets: &[Secret],
+    now: i64,
+    allow_static: bool,
+) -> Result<Verified, AuthFailure> {
+    if let Some(signatures) = header(headers, "webhook-signature") {
+        return standard_webhooks(headers, signatures, body, secrets, now);
+    }
+    if let Some(signature) = header(headers, "x-servicedesk-signature") {
+        let hex_sig = signature.trim();
+        let hex_sig = hex_sig.strip_prefix("sha256=").unwrap_or(hex_sig);
+        return hex_hmac(hex_sig, body, secrets).map(|()| Verified {
+            scheme: Scheme::ServiceDeskSignature,
+            delivery_id: None,
+        });
+    }
+    if let Some(signature) =
+        header(headers, "x-hub-signature-256").or_else(|| header(headers, "x-hub-signature"))
+    {
+        let hex_sig = signature
+            .trim()
+            .strip_prefix("sha256=")
+            .ok_or(AuthFailure::Invalid)?;
+        return hex_hmac(hex_sig, body, secrets).map(|()| Verified {
+            scheme: Scheme::HubSignature,
+            delivery_id: None,
+        });
+    }
+    if let Some(given) = header(headers, STATIC_SECRET_HEADER) {
+        if !allow_static {
+            return Err(AuthFailure::Missing);
+        }
+        let matches = secrets.iter().fold(false, |found, secret| {
+            let expected = secret.expose().as_bytes();
+            let equal =
+                expected.len() == given.len() && bool::from(expected.ct_eq(given.as_bytes()));
+            found | equal
+        });
+        return if matches {
+            Ok(Verified {
+                scheme: Scheme::StaticSecret,
+                delivery_id: None,
+            })
+        } else {
+            Err(AuthFailure::Invalid)
+        };
+    }
+    Err(AuthFailure::Missing)
+}
+
+fn hex_hmac(hex_sig: &str, body: &[u8], secrets: &[Secret]) -> Result<(), AuthFailure> {
+    let signature = hex::decode(hex_sig).map_err(|_| AuthFailure::Invalid)?;
+    let valid = secrets.iter().fold(false, |found, secret| {
+        let mut mac = mac(secret.expose().as_bytes());
+        mac.update(body);
+        found | mac.verify_slice(&signature).is_ok()
+    });
+    if valid {
+        Ok(())
+    } else {
+        Err(AuthFailure::Invalid)
+    }
+}
+
+fn standard_webhooks_key(secret: &Secret) -> Vec<u8> {
+    match secret.expose().strip_prefix("whsec_") {
+        Some(encoded) => STANDARD
+            .decode(encoded)
+            .unwrap_or_else(|_| secret.expose().as_bytes().to_vec()),
+        None => secret.expose().as_bytes().to_vec(),
+    }
+}
+
+fn standard_webhooks(
+    headers: &HeaderMap,
+    signatures: &str,
+    body: &[u8],
+    secrets: &[Secret],
+    now: i64,
+) -> Result<Verified, AuthFailure> {
+    let id = header(headers, "webhook-id")
+        .filter(|id| !id.is_empty() && id.len() <= 256)
+        .ok_or(AuthFailure::Invalid)?;
+    let timestamp_raw = header(headers, "webhook-timestamp").ok_or(AuthFailure::Invalid)?;
+    let timestamp: i64 = timestamp_raw
+        .trim()
+        .parse()
+        .map_err(|_| AuthFailure::Invalid)?;
+    if timestamp < now - MAX_AGE_SECS || timestamp > now + MAX_FUTURE_SECS {
+        return Err(AuthFailure::Stale);
+    }
+    let candidates: Vec<Vec<u8>> = signatures
+        .split_whitespace()
+        .filter_map(|entry| entry.strip_prefix("v1,"))
+        .filter_map(|encoded| STANDARD.decode(encoded).ok())
+        .collect();
+    if candidates.is_empty() {
+        return Err(AuthFailure::Invalid);
+    }
+    let valid = secrets.iter().fold(false, |found, secret| {
+        let mut mac = mac(&standard_webhooks_key(secret));
+        mac.update(id.as_bytes());
+        mac.update(b".");
+        mac.update(timestamp_raw.trim().as_bytes());
+        mac.update(b".");
+        mac.update(body);
+        let expected = mac.finalize().into_bytes();
+        found
+            | candidates.iter().fold(false, |any, candidate| {
+                any | bool::from(expected.as_slice().ct_eq(candidate))
+            })
+    });
+    if valid {
+        Ok(Verified {
+            scheme: Scheme::StandardWebhooks,
+            delivery_id: Some(id.to_owned()),
+        })
+    } else {
+        Err(AuthFailure::Invalid)
+    }
+}
+
+/// Signatures as senders compute them, for tests, the demo and benchmarks.
+pub mod sign {
+    use super::*;
+
+    pub fn hex(secret: &str, body: &[u8]) -> String {
+        let mut mac = mac(secret.as_bytes());
+        mac.update(body);
+        hex::encode(mac.finalize().into_bytes())
+    }
+
+    /// The `webhook-signature` value for a Standard Webhooks delivery.
+    pub fn standard_webhooks(secret: &str, id: &str, timestamp: i64, body: &[u8]) -> String {
+        let mut mac = mac(&standard_webhooks_key(&Secret::new(secret)));
+        mac.update(format!("{id}.{timestamp}.").as_bytes());
+        mac.update(body);
+        format!("v1,{}", STANDARD.encode(mac.finalize().into_bytes()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use axum::http::HeaderValue;
+
+    const NOW: i64 = 1_764_072_000;
+
+    fn headers(pairs: &[(&'static str, String)]) -> HeaderMap {
+        let mut map = HeaderMap::new();
+        for (name, value) in pairs {
+            map.insert(*name, HeaderValue::from_str(value).unwrap());
+        }
+        map
+    }
+
+    fn secrets() -> Vec<Secret> {
+        vec![
+            Secret::new("current-secret"),
+            Secret::new("previous-secret"),
+        ]
+    }
+
+    #[test]
+    fn servicedesk_signatures_verify_with_or_without_prefix_and_either_rotation_secret() {
+        let body = br#"{"a":1}"#;
+        for value in [
+            sign::hex("current-secret", body),
+            format!("sha256={}", sign::hex("current-secret", body)),
+            sign::hex("previous-secret", body),
+        ] {
+            let h = headers(&[("x-servicedesk-signature", value)]);
+            assert_eq!(
+                verify(&h, body, &secrets(), NOW, false).unwrap().scheme,
+                Scheme::ServiceDeskSignature
+            );
+        }
+        let h = headers(&[(
+            "x-servicedesk-signature",
+            sign::hex("current-secret", b"other body"),
+        )]);
+        assert_eq!(
+            verify(&h, body, &secrets(), NOW, false),
+            Err(AuthFailure::Invalid)
+        );
+        let h = headers(&[("x-servicedesk-signature", "zz".into())]);
+        assert_eq!(
+            verify(&h, body, &secrets(), NOW, false),
+            Err(AuthFailure::Invalid)
+        );
+    }
+
+    #[test]
+    fn standard_webhooks_check_id_timestamp_and_any_of_several_signatures() {
+        let body = b"{}";
+        let good = sign::standard_webhooks("whsec_c2VjcmV0LWJ5dGVz", "msg_1", NOW, body);
+        let secrets = [Secret::new("whsec_c2VjcmV0LWJ5dGVz")];
+        let h = headers(&[
+            ("webhook-id", "msg_1".into()),
+            ("webhook-timestamp", NOW.to_string()),
+            ("webhook-signature", format!("v1,AAAA {good}")),
+        ]);
+        let verified = verify(&h, body, &secrets, NOW, false).unwrap();
+        assert_eq!(verified.delivery_id.as_deref(), Some("msg_1"));
+        // Another id, an old or future timestamp, or a missing header fail.
+        let h = headers(&[
+            ("webhook-id", "msg_2".into()),
+            ("webhook-timestamp", NOW.to_string()),
+            ("webhook-signature", good.clone()),
+        ]);
+        assert_eq!(
+            verify(&h, body, &secrets, NOW, false),
+            Err(AuthFailure::Invalid)
+        );
+        for (timestamp, expected) in [
+            (NOW - 301, AuthFailure::Stale),
+            (NOW + 31, AuthFailure::Stale),
+        ] {
+            let sig = sign::standard_webhooks("whsec_c2VjcmV0LWJ5dGVz", "msg_1", timestamp, body);
+            let h = headers(&[
+                ("webhook-id", "msg_1".into()),
+                ("webhook-timestamp", timestamp.to_string()),
+                ("webhook-signature", sig),
+            ]);
+            assert_eq!(verify(&h, body, &secrets, NOW, false), Err(expected));
+        }
+        let h = headers(&[("webhook-signature", good)]);
+        assert_eq!(
+            verify(&h, body, &secrets, NOW, false),
+            Err(AuthFailure::Invalid)
+        );
+    }
+
+    #[test]
+    fn hub_signatures_need_the_sha256_prefix() {
+        let body = b"{}";
+        let sig = sign::hex("current-secret", body);
+        let h = headers(&[("x-hub-signature", format!("sha256={sig}"))]);
+        assert_eq!(
+            verify(&h, body, &secrets(), NOW, false).unwrap().scheme,
+            Scheme::HubSignature
+        );
+        let h = headers(&[("x-hub-signature", sig)]);
+        assert_eq!(
+            verify(&h, body, &secrets(), NOW, false),
+            Err(AuthFailure::Invalid)
+        );
+    }
+
+    #[test]
+    fn the_static_secret_works_only_where_allowed() {
+        let h = headers(&[(STATIC_SECRET_HEADER, "previous-secret".into())]);
+        assert_eq!(
+            verify(&h, b"", &secrets(), NOW, true).unwrap().scheme,
+            Scheme::StaticSecret
+        );
+        assert_eq!(
+            verify(&h, b"", &secrets(), NOW, false),
+            Err(AuthFailure::Missing)
+        );
+        let h = headers(&[(STATIC_SECRET_HEADER, "guess".into())]);
+        assert_eq!(
+            verify(&h, b"", &secrets(), NOW, true),
+            Err(AuthFailure::Invalid)
+        );
+        assert_eq!(
+            verify(&HeaderMap::new(), b"", &secrets(), NOW, true),
+            Err(AuthFailure::Missing)
+        );
+    }
+}

@@ -1,0 +1,79 @@
+//! The ingress's Prometheus metrics, served on `GET /metrics`.
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+use prometheus_client::registry::Registry;
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RequestLabels {
+    pub tenant_id: String,
+    pub endpoint: String,
+    pub outcome: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct TenantLabels {
+    pub tenant_id: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct TenantEndpointLabels {
+    pub tenant_id: String,
+    pub endpoint: String,
+}
+
+pub struct Metrics {
+    registry: Registry,
+    pub requests: Family<RequestLabels, Counter>,
+    pub signature_failures: Family<TenantLabels, Counter>,
+    pub rate_limited: Family<TenantEndpointLabels, Counter>,
+    pub publish_seconds: Histogram,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        let mut registry = Registry::default();
+        let requests = Family::<RequestLabels, Counter>::default();
+        registry.register(
+            "webhook_requests",
+            "Webhook requests by tenant, endpoint and outcome",
+            requests.clone(),
+        );
+        let signature_failures = Family::<TenantLabels, Counter>::default();
+        registry.register(
+            "webhook_signature_failures",
+            "Webhooks refused for a missing, invalid or stale signature",
+            signature_failures.clone(),
+        );
+        let rate_limited = Family::<TenantEndpointLabels, Counter>::default();
+        registry.register(
+            "webhook_rate_limit_exceeded",
+            "Webhooks refused with 429 by the per-tenant rate limits",
+            rate_limited.clone(),
+        );
+        let publish_seconds = Histogram::new(exponential_buckets(0.0005, 2.0, 14));
+        registry.register(
+            "webhook_publish_duration_seconds",
+            "Time from publish to JetStream's storage acknowledgement",
+            publish_seconds.clone(),
+        );
+        Self {
+            registry,
+            requests,
+            signature_failures,
+            rate_limited,
+            publish_seconds,
+        }
+    }
+}
+
+impl Metrics {
+    pub fn encode(&self) -> String {
+        let mut out = String::new();
+        prometheus_client::encoding::text::encode(&mut out, &self.registry)
+            .expect("writing to a String cannot fail");
+        out
+    }
+}

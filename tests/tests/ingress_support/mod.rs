@@ -1,0 +1,162 @@
+#![allow(dead_code)] // Each test binary uses a different part of the harness.
+//! A running ingress on real NATS and PostgreSQL, with tenants to send as.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use aia_events::ItsmKind;
+use aia_store::Keyring;
+use aia_testkit::{NatsServer, TestDatabase};
+use aiagents::ops;
+use tokio::net::TcpListener;
+
+pub struct Ingress {
+    pub nats: NatsServer,
+    pub db: TestDatabase,
+    pub url: String,
+    pub http: reqwest::Client,
+    pub jetstream: aia_bus::JetStream,
+    pub keyring: Arc<Keyring>,
+    /// The webhook secret of tenant `acme`.
+    pub secret: String,
+    _server: tokio::task::JoinHandle<()>,
+}
+
+pub struct Options {
+    pub tenant_cache_ttl: Duration,
+    pub publish_timeout: Duration,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Self {
+            tenant_cache_ttl: Duration::from_millis(200),
+            publish_timeout: Duration::from_millis(1500),
+        }
+    }
+}
+
+impl Ingress {
+    pub async fn start() -> Self {
+        Self::start_with(Options::default()).await
+    }
+
+    pub async fn start_with(options: Options) -> Self {
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let nats = NatsServer::start().await;
+        let db = TestDatabase::create().await;
+        ops::apply_nats(&nats.url()).await.unwrap();
+        let spec = Keyring::generate_spec("k1");
+        let keyring = Arc::new(Keyring::parse(&spec).unwrap());
+        // Every tenant gets the same secret, so tests can sign for any of them.
+        let secret = aia_store::Secret::generate(32).expose().to_owned();
+        let pool = aia_store::pool(&db.app_url, 1).unwrap();
+        let mut client = pool.get().await.unwrap();
+        for tenant in ["acme", "dormant", "strict"] {
+            aia_store::tenants::create(
+                &mut client,
+                &keyring,
+                &aia_store::NewTenant {
+                    tenant_id: aia_events::TenantId::parse(tenant).unwrap(),
+                    name: tenant.into(),
+                    itsm: ItsmKind::ServicedeskPlus,
+                    itsm_base_url: "https://sdp.example.com".into(),
+                    itsm_credentials: aia_store::Secret::new(r#"{"authtoken":"t"}"#),
+                    webhook_secret: aia_store::Secret::new(secret.clone()),
+                    settings: aia_store::TenantSettings::default(),
+                },
+            )
+            .await
+            .unwrap();
+        }
+        db.admin_client()
+            .await
+            .batch_execute(
+                "update tenants set active = false where tenant_id = 'dormant';
+                 update tenants set settings = settings || '{\"allow_static_secret\": false, \"webhook_rate_limit_per_minute\": 3}'
+                  where tenant_id = 'strict';",
+            )
+            .await
+            .unwrap();
+        let config = ingress::Config {
+            tenant_cache_ttl: options.tenant_cache_ttl,
+            publish_timeout: options.publish_timeout,
+            ..ingress::Config::new(
+                nats.url(),
+                db.app_url.clone(),
+                Keyring::parse(&spec).unwrap(),
+            )
+        };
+        let state = ingress::state(config).await.unwrap();
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        let server = tokio::spawn(async move {
+            axum::serve(listener, ingress::app(state)).await.unwrap();
+        });
+        let (_client, jetstream) = aia_bus::connect(&nats.url(), "test").await.unwrap();
+        Self {
+            nats,
+            db,
+            url,
+            http: reqwest::Client::new(),
+            jetstream,
+            keyring,
+            secret,
+            _server: server,
+        }
+    }
+
+    /// Messages in the ticket stream.
+    pub async fn stored(&self) -> u64 {
+        let mut stream = self.jetstream.get_stream(aia_bus::STREAM).await.unwrap();
+        stream.info().await.unwrap().state.messages
+    }
+
+    pub fn sign(&self, body: &[u8]) -> String {
+        ingress::auth::sign::hex(&self.secret, body)
+    }
+
+    pub async fn post(
+        &self,
+        path: &str,
+        headers: &[(&str, String)],
+        body: Vec<u8>,
+    ) -> (u16, serde_json::Value, reqwest::header::HeaderMap) {
+        let mut request = self.http.post(format!("{}{path}", self.url)).body(body);
+        for (name, value) in headers {
+            request = request.header(*name, value);
+        }
+        let response = request.send().await.unwrap();
+        let status = response.status().as_u16();
+        let headers = response.headers().clone();
+        let json = response.json().await.unwrap_or(serde_json::Value::Null);
+        (status, json, headers)
+    }
+
+    /// Posts JSON signed with `X-ServiceDesk-Signature`.
+    pub async fn post_signed(
+        &self,
+        path: &str,
+        body: &serde_json::Value,
+    ) -> (u16, serde_json::Value, reqwest::header::HeaderMap) {
+        let bytes = serde_json::to_vec(body).unwrap();
+        let signature = self.sign(&bytes);
+        self.post(
+            path,
+            &[
+                ("content-type", "application/json".into()),
+                ("x-servicedesk-signature", signature),
+            ],
+            bytes,
+        )
+        .await
+    }
+}
+
+pub fn ticket(tenant: &str, ticket_id: &str) -> serde_json::Value {
+    serde_json::json!({
+        "event": "ticket_created", "ticket_id": ticket_id, "tenant_id": tenant,
+        "subject": "VPN drops", "description": "The VPN drops every hour.", "priority": "high",
+        "created_at": chrono::Utc::now().to_rfc3339(),
+    })
+}

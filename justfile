@@ -35,3 +35,20 @@ stack-down:
 # Install the project's tools (nats-server, PostgreSQL, just) without running anything.
 tools:
     scripts/stack.sh tools
+
+# Fuzz a target for a bounded time: `just fuzz webhook_parsers 60` (targets: webhook_parsers, signature_verify).
+fuzz TARGET="webhook_parsers" SECONDS="60":
+    #!/usr/bin/env bash
+    set -euo pipefail
+    command -v cargo-fuzz >/dev/null || cargo install --locked cargo-fuzz
+    # cargo-fuzz needs nightly flags; without a nightly toolchain, let stable accept them.
+    if rustup toolchain list 2>/dev/null | grep -q nightly; then toolchain=+nightly; else toolchain=""; export RUSTC_BOOTSTRAP=1; fi
+    cd fuzz && cargo $toolchain fuzz run {{TARGET}} -- -max_total_time={{SECONDS}}
+
+# Ingress throughput and latency against raw JetStream publishes (release build).
+bench-ingress SECONDS="10":
+    #!/usr/bin/env bash
+    set -euo pipefail
+    trap 'scripts/stack.sh down bench' EXIT
+    source "$(scripts/stack.sh up bench)"
+    RUST_LOG=error cargo run -q --release -p aia-bench -- ingress --seconds {{SECONDS}}

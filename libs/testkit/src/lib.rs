@@ -21,7 +21,18 @@ pub struct NatsServer {
 
 impl NatsServer {
     pub async fn start() -> Self {
+        Self::start_with_jetstream_options("").await
+    }
+
+    /// A server whose `jetstream {}` block also holds `options`, for example
+    /// `sync_interval: always`.
+    pub async fn start_with_jetstream_options(options: &str) -> Self {
         let store = tempfile::tempdir().expect("temporary directory");
+        let config = format!(
+            "jetstream {{\n  store_dir: {:?}\n  {options}\n}}\n",
+            store.path().join("js").display().to_string()
+        );
+        std::fs::write(store.path().join("nats.conf"), config).expect("write nats.conf");
         let (child, port) = spawn_nats(store.path(), None).await;
         Self {
             child: Some(child),
@@ -79,8 +90,9 @@ async fn spawn_nats(store: &Path, port: Option<u16>) -> (Child, u16) {
     let port_arg = port.map_or_else(|| "-1".to_owned(), |port| port.to_string());
     let bin = nats_server_bin();
     let child = Command::new(&bin)
-        .args(["-a", "127.0.0.1", "-p", &port_arg, "-js", "-sd"])
-        .arg(store.join("js"))
+        .arg("-c")
+        .arg(store.join("nats.conf"))
+        .args(["-a", "127.0.0.1", "-p", &port_arg])
         .arg("--ports_file_dir")
         .arg(&ports_dir)
         .stdout(Stdio::null())

@@ -1,0 +1,41 @@
+//! Benchmarks that need the real servers. Not tests: they print figures for
+//! `docs/benchmarks.md`.
+//!
+//! `aia-bench ingress`: sustained signed webhooks per second through the
+//! full ingress (durable publish before 202), with p50/p99, at several
+//! connection counts, measured in the same run as raw async-nats
+//! publish-and-ack of the same payloads at the same concurrency to the same
+//! server — once with the server's default `sync_interval` and once with
+//! `sync_interval: always`.
+
+mod ingress_bench;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(about = "Benchmarks of the AI Agents pipeline on real servers")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Webhooks/s and latency of the ingress against raw JetStream publishes.
+    Ingress {
+        /// Seconds of load per measurement.
+        #[arg(long, default_value_t = 10)]
+        seconds: u64,
+        /// Concurrent connections (or publishers), comma-separated.
+        #[arg(long, value_delimiter = ',', default_value = "4,32")]
+        concurrency: Vec<usize>,
+    },
+}
+
+fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    match cli.command {
+        Command::Ingress { seconds, concurrency } => ingress_bench::run(seconds, &concurrency),
+    }
+}

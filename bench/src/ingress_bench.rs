@@ -16,13 +16,23 @@ pub fn run(seconds: u64, concurrency: &[usize]) -> anyhow::Result<()> {
     println!("| sync_interval | connections | path | requests/s | p50 ms | p99 ms | ingress/raw |");
     println!("|---|---|---|---|---|---|---|");
     for (label, options) in [("default (2 min)", ""), ("always", "sync_interval: always")] {
-        let load = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
-        let server_runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
+        let load = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()?;
+        let server_runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()?;
         let setup = load.block_on(setup(options))?;
         let listener = load.block_on(TcpListener::bind("127.0.0.1:0"))?;
         let url = format!("http://{}", listener.local_addr()?);
         let listener = listener.into_std()?;
-        let config = ingress::Config::new(setup.nats.url(), setup.db.app_url.clone(), Keyring::parse(&setup.keyring_spec)?);
+        let config = ingress::Config::new(
+            setup.nats.url(),
+            setup.db.app_url.clone(),
+            Keyring::parse(&setup.keyring_spec)?,
+        );
         server_runtime.spawn(async move {
             let listener = TcpListener::from_std(listener).expect("listener");
             let _ = ingress::serve(config, listener, std::future::pending()).await;
@@ -116,13 +126,25 @@ fn webhook_body(run_id: &str, n: u64) -> Vec<u8> {
     .expect("JSON")
 }
 
-async fn webhooks(setup: &Setup, url: &str, connections: usize, duration: Duration) -> anyhow::Result<Measured> {
-    let http = reqwest::Client::builder().pool_max_idle_per_host(connections).build()?;
+async fn webhooks(
+    setup: &Setup,
+    url: &str,
+    connections: usize,
+    duration: Duration,
+) -> anyhow::Result<Measured> {
+    let http = reqwest::Client::builder()
+        .pool_max_idle_per_host(connections)
+        .build()?;
     let counter = Arc::new(AtomicU64::new(0));
     let started = Instant::now();
     let mut tasks = Vec::new();
     for _ in 0..connections {
-        let (http, counter, secret, run_id) = (http.clone(), counter.clone(), setup.secret.clone(), setup.run_id.clone());
+        let (http, counter, secret, run_id) = (
+            http.clone(),
+            counter.clone(),
+            setup.secret.clone(),
+            setup.run_id.clone(),
+        );
         let url = format!("{url}/webhook/servicedesk");
         tasks.push(tokio::spawn(async move {
             let mut latencies = Vec::new();
@@ -139,7 +161,9 @@ async fn webhooks(setup: &Setup, url: &str, connections: usize, duration: Durati
                     .send()
                     .await;
                 match response {
-                    Ok(response) if response.status() == 202 => latencies.push(sent.elapsed().as_secs_f64() * 1000.0),
+                    Ok(response) if response.status() == 202 => {
+                        latencies.push(sent.elapsed().as_secs_f64() * 1000.0)
+                    }
                     Ok(response) => eprintln!("unexpected answer {}", response.status()),
                     Err(err) => eprintln!("request failed: {err}"),
                 }
@@ -154,13 +178,18 @@ async fn webhooks(setup: &Setup, url: &str, connections: usize, duration: Durati
     Ok(summarise(latencies, started.elapsed()))
 }
 
-async fn raw_publish(setup: &Setup, publishers: usize, duration: Duration) -> anyhow::Result<Measured> {
+async fn raw_publish(
+    setup: &Setup,
+    publishers: usize,
+    duration: Duration,
+) -> anyhow::Result<Measured> {
     let (_client, jetstream) = aia_bus::connect(&setup.nats.url(), "bench-raw").await?;
     let counter = Arc::new(AtomicU64::new(0));
     let started = Instant::now();
     let mut tasks = Vec::new();
     for _ in 0..publishers {
-        let (jetstream, counter, run_id) = (jetstream.clone(), counter.clone(), setup.run_id.clone());
+        let (jetstream, counter, run_id) =
+            (jetstream.clone(), counter.clone(), setup.run_id.clone());
         tasks.push(tokio::spawn(async move {
             let mut latencies = Vec::new();
             while started.elapsed() < duration {

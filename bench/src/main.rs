@@ -36,6 +36,9 @@ fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     let _ = rustls::crypto::ring::default_provider().install_default();
     match cli.command {
-        Command::Ingress { seconds, concurrency } => ingress_bench::run(seconds, &concurrency),
+        Command::Ingress {
+            seconds,
+            concurrency,
+        } => ingress_bench::run(seconds, &concurrency),
     }
 }

@@ -22,7 +22,7 @@ async fn migrations_apply_once_and_a_second_run_changes_nothing() {
     let mut admin = db.admin_client().await;
     let report = aia_store::migrate::run(&mut admin).await.unwrap();
     assert!(report.applied.is_empty());
-    assert_eq!(report.already_applied, ["0001_init"]);
+    assert_eq!(report.already_applied, ["0001_init", "0002_read_models"]);
 }
 
 #[tokio::test]

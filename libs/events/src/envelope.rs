@@ -36,6 +36,7 @@ pub enum Payload {
     EnhancementFailed(EnhancementFailed),
     WritebackCompleted(WritebackCompleted),
     WritebackFailed(WritebackFailed),
+    EnhancementRated(EnhancementRated),
 }
 
 /// Every event type with its current schema version.
@@ -47,6 +48,7 @@ pub const EVENT_TYPES: &[(&str, u16)] = &[
     ("enhancement.failed", 1),
     ("writeback.completed", 1),
     ("writeback.failed", 1),
+    ("enhancement.rated", 1),
 ];
 
 impl Payload {
@@ -59,6 +61,7 @@ impl Payload {
             Self::EnhancementFailed(_) => "enhancement.failed",
             Self::WritebackCompleted(_) => "writeback.completed",
             Self::WritebackFailed(_) => "writeback.failed",
+            Self::EnhancementRated(_) => "enhancement.rated",
         }
     }
 
@@ -76,6 +79,7 @@ impl Payload {
             Self::EnhancementFailed(p) => serde_json::to_value(p),
             Self::WritebackCompleted(p) => serde_json::to_value(p),
             Self::WritebackFailed(p) => serde_json::to_value(p),
+            Self::EnhancementRated(p) => serde_json::to_value(p),
         }
     }
 }
@@ -209,6 +213,7 @@ fn decode_payload(
         ("enhancement.failed", 1) => Payload::EnhancementFailed(parse(event_type, 1, value)?),
         ("writeback.completed", 1) => Payload::WritebackCompleted(parse(event_type, 1, value)?),
         ("writeback.failed", 1) => Payload::WritebackFailed(parse(event_type, 1, value)?),
+        ("enhancement.rated", 1) => Payload::EnhancementRated(parse(event_type, 1, value)?),
         _ => {
             return Err(DecodeError::UnknownType {
                 event_type: event_type.to_owned(),

@@ -223,6 +223,22 @@ pub fn all() -> Vec<Event> {
             }),
             true,
         ),
+        (
+            Payload::EnhancementRated(EnhancementRated {
+                stars: Some(4),
+                thumbs_up: None,
+                comment: Some("Right fix, saved me an hour".into()),
+            }),
+            true,
+        ),
+        (
+            Payload::EnhancementRated(EnhancementRated {
+                stars: None,
+                thumbs_up: Some(false),
+                comment: None,
+            }),
+            true,
+        ),
     ];
     payloads
         .into_iter()

@@ -248,3 +248,15 @@ pub struct WritebackFailed {
     /// False when the failure may go away by itself (the tool was down).
     pub permanent: bool,
 }
+
+/// `enhancement.rated`: a technician's verdict on a note. A later rating of
+/// the same run replaces an earlier one.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EnhancementRated {
+    /// 1 to 5, when rated with stars.
+    pub stars: Option<u8>,
+    /// When rated with a thumb.
+    pub thumbs_up: Option<bool>,
+    pub comment: Option<String>,
+}

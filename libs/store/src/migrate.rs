@@ -10,10 +10,16 @@ use tokio_postgres::Client;
 use crate::StoreError;
 
 /// Every migration, in order. Adding one means adding a file and a line here.
-pub const MIGRATIONS: &[(&str, &str)] = &[(
-    "0001_init",
-    include_str!("../../../migrations/0001_init.sql"),
-)];
+pub const MIGRATIONS: &[(&str, &str)] = &[
+    (
+        "0001_init",
+        include_str!("../../../migrations/0001_init.sql"),
+    ),
+    (
+        "0002_read_models",
+        include_str!("../../../migrations/0002_read_models.sql"),
+    ),
+];
 
 const LOCK_KEY: i64 = 0x6169_6167_656e_7473; // "aiagents"
 

@@ -139,8 +139,10 @@ pub struct TestDatabase {
     pub name: String,
     /// Connects as the application role (row-level security applies).
     pub app_url: String,
-    /// Connects as the cluster's superuser (migrations, admin checks).
+    /// Connects as the cluster's superuser (migrations, checks).
     pub admin_url: String,
+    /// Connects as the admin role, which reads every tenant and writes none.
+    pub admin_read_url: String,
 }
 
 impl TestDatabase {
@@ -163,6 +165,7 @@ impl TestDatabase {
             .expect("cluster URL ends with a database name");
         let admin_url = format!("{base}/{name}");
         let app_url = admin_url.replacen("://aiagents@", "://aiagents_app@", 1);
+        let admin_read_url = admin_url.replacen("://aiagents@", "://aiagents_admin@", 1);
         let (mut admin, connection) = tokio_postgres::connect(&admin_url, tokio_postgres::NoTls)
             .await
             .expect("connect to the test database");
@@ -174,6 +177,7 @@ impl TestDatabase {
             name,
             app_url,
             admin_url,
+            admin_read_url,
         }
     }
 

@@ -102,10 +102,8 @@ pub async fn start(settings: Settings) -> anyhow::Result<Running> {
         )
     });
 
-    let config = history_projector::Config {
-        nats_url: settings.nats_url.clone(),
-        database_url: settings.database_url.clone(),
-    };
+    let config =
+        history_projector::Config::new(settings.nats_url.clone(), settings.database_url.clone());
     let stop = shutdown.clone();
     tasks.spawn(async move {
         (

@@ -15,7 +15,7 @@ use crate::{all_in_one, dataset, ops, webhook};
 pub struct DemoSettings {
     pub nats_url: String,
     pub database_url: String,
-    pub admin_database_url: String,
+    pub owner_database_url: String,
     pub keyring_spec: Option<String>,
     pub llm: Option<aia_llm::Provider>,
     pub data: std::path::PathBuf,
@@ -34,7 +34,7 @@ pub async fn run(settings: DemoSettings) -> anyhow::Result<()> {
     };
     let keyring = Keyring::parse(&keyring_spec)?;
 
-    let report = ops::migrate(&settings.admin_database_url).await?;
+    let report = ops::migrate(&settings.owner_database_url).await?;
     println!(
         "• migrations: {} applied, {} already there",
         report.applied.len(),
@@ -112,7 +112,7 @@ async fn drive(
     let (_client, jetstream) = aia_bus::connect(&settings.nats_url, "aiagents-demo").await?;
     dataset::publish_resolved(&jetstream, &data.resolved).await?;
     let (admin, connection) =
-        tokio_postgres::connect(&settings.admin_database_url, tokio_postgres::NoTls).await?;
+        tokio_postgres::connect(&settings.owner_database_url, tokio_postgres::NoTls).await?;
     tokio::spawn(connection);
     let expected = i64::try_from(data.resolved.len())?;
     wait_for(
@@ -188,7 +188,7 @@ async fn drive(
     );
     println!("• where to look:");
     println!(
-        "    history:  psql \"$AI_AGENTS_ADMIN_DATABASE_URL\" -c \"select ticket_id, status, processing_ms, context_summary from enhancement_history\""
+        "    history:  psql \"$AI_AGENTS_OWNER_DATABASE_URL\" -c \"select ticket_id, status, processing_ms, context_summary from enhancement_history\""
     );
     println!(
         "    stream:   subjects tickets.<tenant>.<ticket>.<event_type> in stream TICKETS on {}",

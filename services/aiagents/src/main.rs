@@ -22,7 +22,7 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Apply the SQL migrations of migrations/ (uses AI_AGENTS_ADMIN_DATABASE_URL).
+    /// Apply the SQL migrations of migrations/ (uses AI_AGENTS_OWNER_DATABASE_URL).
     Migrate,
     /// Manage the JetStream stream and consumers defined in nats/.
     Nats {
@@ -100,7 +100,7 @@ async fn main() -> anyhow::Result<()> {
     let _telemetry = aia_telemetry::init("aiagents");
     match cli.command {
         Command::Migrate => {
-            let report = ops::migrate(&env("ADMIN_DATABASE_URL")?).await?;
+            let report = ops::migrate(&env("OWNER_DATABASE_URL")?).await?;
             for version in &report.applied {
                 println!("applied {version}");
             }
@@ -168,7 +168,7 @@ async fn main() -> anyhow::Result<()> {
             demo::run(demo::DemoSettings {
                 nats_url: env("NATS_URL")?,
                 database_url: env("DATABASE_URL")?,
-                admin_database_url: env("ADMIN_DATABASE_URL")?,
+                owner_database_url: env("OWNER_DATABASE_URL")?,
                 keyring_spec: aia_config::optional("SECRET_KEYS"),
                 llm: llm_enhancer::provider_from_env()?,
                 data,

@@ -8,12 +8,12 @@ use anyhow::Context as _;
 
 /// Applies the SQL migrations with the admin URL.
 pub async fn migrate(
-    admin_database_url: &str,
+    owner_database_url: &str,
 ) -> anyhow::Result<aia_store::migrate::MigrationReport> {
     let (mut client, connection) =
-        tokio_postgres::connect(admin_database_url, tokio_postgres::NoTls)
+        tokio_postgres::connect(owner_database_url, tokio_postgres::NoTls)
             .await
-            .context("connecting to PostgreSQL with AI_AGENTS_ADMIN_DATABASE_URL")?;
+            .context("connecting to PostgreSQL with AI_AGENTS_OWNER_DATABASE_URL")?;
     let connection = tokio::spawn(connection);
     let report = aia_store::migrate::run(&mut client).await?;
     drop(client);

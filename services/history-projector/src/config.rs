@@ -1,11 +1,18 @@
 //! Configuration of the history-projector.
 
-use aia_config::{ConfigError, required};
+use std::time::Duration;
+
+use aia_config::{ConfigError, parsed, required};
 
 #[derive(Debug, Clone)]
 pub struct Config {
     pub nats_url: String,
     pub database_url: String,
+    /// Enhancement history older than this is purged (default 90 days, the
+    /// stream's max age).
+    pub retention: Duration,
+    /// How often the purge runs (default hourly).
+    pub retention_every: Duration,
 }
 
 impl Config {
@@ -13,6 +20,18 @@ impl Config {
         Ok(Self {
             nats_url: required("NATS_URL")?,
             database_url: required("DATABASE_URL")?,
+            retention: Duration::from_secs(86_400 * parsed::<u64>("RETENTION_DAYS", 90)?),
+            retention_every: Duration::from_secs(parsed("RETENTION_INTERVAL_SECS", 3600)?),
         })
+    }
+
+    /// Defaults for everything but the servers.
+    pub fn new(nats_url: String, database_url: String) -> Self {
+        Self {
+            nats_url,
+            database_url,
+            retention: Duration::from_secs(86_400 * 90),
+            retention_every: Duration::from_secs(3600),
+        }
     }
 }

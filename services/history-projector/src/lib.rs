@@ -8,6 +8,7 @@
 
 mod config;
 pub mod projection;
+pub mod retention;
 
 use std::future::Future;
 use std::time::Duration;
@@ -45,6 +46,11 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> anyhow::
         .await
         .context("pulling from history-projector")?;
     tracing::info!("History projector started");
+    let retention = tokio::spawn(retention::run(
+        db.clone(),
+        config.retention,
+        config.retention_every,
+    ));
     tokio::pin!(shutdown);
     loop {
         let message = tokio::select! {
@@ -60,6 +66,7 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> anyhow::
             None => break,
         }
     }
+    retention.abort();
     tracing::info!("History projector stopped");
     Ok(())
 }

@@ -1,0 +1,195 @@
+//! The history projection applies each event once, never moves a run
+//! backwards, keeps per-stage latencies and daily counters exact, and purges
+//! past its retention.
+
+use std::time::Duration;
+
+use aia_events::{Event, Payload, examples};
+use aia_testkit::TestDatabase;
+use chrono::{TimeDelta, Utc};
+use history_projector::projection::{Applied, apply};
+
+/// One run's events, in pipeline order, with times a second apart.
+fn run_events(ticket: &str) -> Vec<Event> {
+    let samples = examples::all();
+    let pick = |event_type: &str| {
+        samples
+            .iter()
+            .find(|event| event.event_type() == event_type)
+            .unwrap()
+            .clone()
+    };
+    let start = Utc::now() - TimeDelta::seconds(10);
+    let correlation = uuid::Uuid::now_v7();
+    let mut previous: Option<uuid::Uuid> = None;
+    [
+        "ticket.received",
+        "context.gathered",
+        "enhancement.generated",
+        "writeback.completed",
+    ]
+    .iter()
+    .enumerate()
+    .map(|(idx, event_type)| {
+        let mut event = pick(event_type);
+        event.event_id = uuid::Uuid::now_v7();
+        event.ticket_id = aia_events::TicketId::parse(ticket).unwrap();
+        event.correlation_id = correlation;
+        event.causation_id = previous;
+        event.occurred_at = start + TimeDelta::seconds(idx as i64);
+        match &mut event.payload {
+            Payload::ContextGathered(p) => p.received_at = start,
+            Payload::EnhancementGenerated(p) => p.received_at = start,
+            Payload::WritebackCompleted(p) => p.received_at = start,
+            _ => {}
+        }
+        previous = Some(event.event_id);
+        event
+    })
+    .collect()
+}
+
+async fn client(db: &TestDatabase) -> aia_store::Client {
+    aia_store::pool(&db.app_url, 1)
+        .unwrap()
+        .get()
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn a_run_is_projected_once_with_per_stage_latencies_and_daily_counters() {
+    let db = TestDatabase::create().await;
+    let mut client = client(&db).await;
+    let events = run_events("SUP-1");
+    for (idx, event) in events.iter().enumerate() {
+        assert_eq!(
+            apply(&mut client, event, idx as u64 + 1).await.unwrap(),
+            Applied::Applied
+        );
+    }
+    // Redelivery of anything at or below the checkpoint changes nothing.
+    for (idx, event) in events.iter().enumerate() {
+        assert_eq!(
+            apply(&mut client, event, idx as u64 + 1).await.unwrap(),
+            Applied::AlreadyApplied
+        );
+    }
+    let admin = db.admin_client().await;
+    let row = admin
+        .query_one(
+            "select status, context_ms, llm_ms, writeback_ms, processing_ms, model, tokens_in
+               from enhancement_history where ticket_id = 'SUP-1'",
+            &[],
+        )
+        .await
+        .unwrap();
+    assert_eq!(row.get::<_, String>(0), "completed");
+    assert_eq!(
+        (
+            row.get::<_, i64>(1),
+            row.get::<_, i64>(2),
+            row.get::<_, i64>(3),
+            row.get::<_, i64>(4)
+        ),
+        (1000, 1000, 1000, 3000)
+    );
+    let stats = admin
+        .query_one("select received, completed, failed, tokens_in, processing_ms_total from tenant_daily_stats", &[])
+        .await
+        .unwrap();
+    assert_eq!(
+        (
+            stats.get::<_, i32>(0),
+            stats.get::<_, i32>(1),
+            stats.get::<_, i32>(2),
+            stats.get::<_, i64>(3),
+            stats.get::<_, i64>(4)
+        ),
+        (1, 1, 0, 812, 3000)
+    );
+}
+
+#[tokio::test]
+async fn duplicates_and_late_events_never_move_a_run_back_or_count_twice() {
+    let db = TestDatabase::create().await;
+    let mut client = client(&db).await;
+    let events = run_events("SUP-2");
+    // Written back before the context event arrives (a republished duplicate
+    // beyond the stream's dedupe window has a new sequence).
+    let order = [0usize, 3, 1, 2, 3, 0];
+    for (seq, idx) in order.iter().enumerate() {
+        let mut event = events[*idx].clone();
+        if seq >= 4 {
+            event.event_id = uuid::Uuid::now_v7(); // a true duplicate: new id, same facts
+        }
+        apply(&mut client, &event, seq as u64 + 1).await.unwrap();
+    }
+    let admin = db.admin_client().await;
+    let status: String = admin
+        .query_one("select status from enhancement_history", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(status, "completed");
+    let stats = admin
+        .query_one("select received, completed from tenant_daily_stats", &[])
+        .await
+        .unwrap();
+    assert_eq!((stats.get::<_, i32>(0), stats.get::<_, i32>(1)), (1, 1));
+}
+
+#[tokio::test]
+async fn the_latest_rating_stands_and_old_runs_are_purged() {
+    let db = TestDatabase::create().await;
+    let mut client = client(&db).await;
+    let events = run_events("SUP-3");
+    let mut seq = 0;
+    for event in &events {
+        seq += 1;
+        apply(&mut client, event, seq).await.unwrap();
+    }
+    for (stars, thumbs) in [(Some(2), None), (None, Some(true))] {
+        seq += 1;
+        let rated = Event::caused_by(
+            &events[3],
+            Payload::EnhancementRated(aia_events::EnhancementRated {
+                stars,
+                thumbs_up: thumbs,
+                comment: None,
+            }),
+        );
+        apply(&mut client, &rated, seq).await.unwrap();
+    }
+    let admin = db.admin_client().await;
+    let row = admin
+        .query_one(
+            "select rating_stars, rating_thumbs_up from enhancement_history",
+            &[],
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        (row.get::<_, Option<i16>>(0), row.get::<_, Option<bool>>(1)),
+        (None, Some(true))
+    );
+
+    // An old run next to the fresh one: only the old one goes.
+    let mut old = run_events("SUP-OLD");
+    old[0].occurred_at = Utc::now() - TimeDelta::days(120);
+    seq += 1;
+    apply(&mut client, &old[0], seq).await.unwrap();
+    let pool = aia_store::pool(&db.app_url, 1).unwrap();
+    let purged = history_projector::retention::purge(&pool, Duration::from_secs(86_400 * 90))
+        .await
+        .unwrap();
+    assert_eq!(purged, 1);
+    let left: Vec<String> = admin
+        .query("select ticket_id from enhancement_history", &[])
+        .await
+        .unwrap()
+        .iter()
+        .map(|row| row.get(0))
+        .collect();
+    assert_eq!(left, ["SUP-3"]);
+}

@@ -158,3 +158,39 @@ async fn secrets_are_stored_encrypted_and_read_back_only_with_the_key() {
         Err(tenants::CreateTenantError::Duplicate(_))
     ));
 }
+
+#[tokio::test]
+async fn the_admin_role_reads_every_tenant_and_writes_nothing() {
+    let db = TestDatabase::create().await;
+    let owner = db.admin_client().await;
+    owner
+        .batch_execute(
+            "insert into ticket_history (tenant_id, ticket_id, subject, description, resolution, priority, resolved_at, last_event_id)
+             values ('tenant-a', 'A-1', 's', 'd', 'r', 'low', now(), gen_random_uuid()),
+                    ('tenant-b', 'B-1', 's', 'd', 'r', 'low', now(), gen_random_uuid())",
+        )
+        .await
+        .unwrap();
+    let (admin, connection) = tokio_postgres::connect(&db.admin_read_url, tokio_postgres::NoTls)
+        .await
+        .unwrap();
+    tokio::spawn(connection);
+    let n: i64 = admin
+        .query_one("select count(*) from ticket_history", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(n, 2);
+    assert!(
+        admin
+            .execute("update ticket_history set resolution = 'x'", &[])
+            .await
+            .is_err()
+    );
+    assert!(
+        admin
+            .execute("delete from ticket_history", &[])
+            .await
+            .is_err()
+    );
+}

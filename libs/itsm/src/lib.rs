@@ -87,6 +87,13 @@ impl Itsm {
         }
     }
 
+    /// Checks that the tool answers and accepts the credentials.
+    pub async fn test_connection(&self) -> Result<(), ItsmError> {
+        match self {
+            Self::ServiceDeskPlus(sdp) => sdp.test_connection().await,
+        }
+    }
+
     /// The text of every note on the ticket, to find one we posted before.
     pub async fn note_texts(&self, ticket: &TicketId) -> Result<Vec<String>, ItsmError> {
         match self {

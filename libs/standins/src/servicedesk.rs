@@ -11,7 +11,7 @@ use std::sync::{Arc, Mutex};
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::post;
+use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -69,6 +69,7 @@ impl ServiceDeskStandIn {
 
     pub fn router(&self) -> Router {
         Router::new()
+            .route("/api/v3/requests", get(list_requests))
             .route(
                 "/api/v3/requests/{request_id}/notes",
                 post(add_note).get(list_notes),
@@ -195,4 +196,24 @@ async fn list_notes(
 
 fn serde_urlencoded_form(body: &str) -> Option<Form> {
     serde_urlencoded::from_str(body).ok()
+}
+
+async fn list_requests(State(state): State<ServiceDeskStandIn>, headers: HeaderMap) -> Response {
+    if let Err(response) = check_auth(&state, &headers) {
+        return *response;
+    }
+    let requests: Vec<Value> = state
+        .inner
+        .lock()
+        .unwrap()
+        .notes
+        .keys()
+        .map(|id| json!({"id": id}))
+        .collect();
+    Json(json!({
+        "requests": requests,
+        "list_info": {"has_more_rows": false, "row_count": requests.len()},
+        "response_status": [{"status_code": 2000, "status": "success"}]
+    }))
+    .into_response()
 }

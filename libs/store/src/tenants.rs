@@ -209,3 +209,169 @@ pub async fn rotate_webhook_secret(
     tx.commit().await?;
     Ok((updated == 1).then_some(secret))
 }
+
+/// What an operator sees of a tenant in a list: no secrets at all.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct TenantSummary {
+    pub tenant_id: String,
+    pub name: String,
+    pub itsm: String,
+    pub itsm_base_url: String,
+    pub active: bool,
+    pub created_at: chrono::DateTime<chrono::Utc>,
+    pub updated_at: chrono::DateTime<chrono::Utc>,
+}
+
+/// Tenants whose id or name contains `search`, ordered by id, after the
+/// cursor `after` (keyset pagination). Needs a connection as the admin role,
+/// which reads across tenants.
+pub async fn list(
+    admin: &tokio_postgres::Client,
+    search: Option<&str>,
+    after: Option<&str>,
+    limit: i64,
+) -> Result<Vec<TenantSummary>, StoreError> {
+    let pattern = search.map(|text| {
+        let escaped = text
+            .replace('\\', "\\\\")
+            .replace('%', "\\%")
+            .replace('_', "\\_");
+        format!("%{escaped}%")
+    });
+    let rows = admin
+        .query(
+            "select tenant_id, name, itsm_kind, itsm_base_url, active, created_at, updated_at
+               from tenants
+              where deleted_at is null
+                and ($1::text is null or tenant_id ilike $1 or name ilike $1)
+                and ($2::text is null or tenant_id > $2)
+              order by tenant_id
+              limit $3",
+            &[&pattern, &after, &limit],
+        )
+        .await?;
+    Ok(rows
+        .iter()
+        .map(|row| TenantSummary {
+            tenant_id: row.get(0),
+            name: row.get(1),
+            itsm: row.get(2),
+            itsm_base_url: row.get(3),
+            active: row.get(4),
+            created_at: row.get(5),
+            updated_at: row.get(6),
+        })
+        .collect())
+}
+
+/// A change to a tenant; `None` leaves a field as it is.
+#[derive(Debug, Clone, Default)]
+pub struct TenantUpdate {
+    pub name: Option<String>,
+    pub itsm_base_url: Option<String>,
+    pub itsm_credentials: Option<Secret>,
+    pub active: Option<bool>,
+    pub settings: Option<TenantSettings>,
+}
+
+/// Applies `update`; false when the tenant does not exist or was deleted.
+pub async fn update(
+    client: &mut Client,
+    keyring: &Keyring,
+    tenant_id: &TenantId,
+    update: &TenantUpdate,
+) -> Result<bool, StoreError> {
+    let credentials = update
+        .itsm_credentials
+        .as_ref()
+        .map(|secret| keyring.encrypt(secret, &context("itsm_credentials", tenant_id)));
+    let settings = update
+        .settings
+        .as_ref()
+        .map(|settings| serde_json::to_value(settings).expect("settings serialise"));
+    let tx = tenant_transaction(client, tenant_id).await?;
+    let n_updated = tx
+        .execute(
+            "update tenants
+                set name = coalesce($2, name),
+                    itsm_base_url = coalesce($3, itsm_base_url),
+                    itsm_credentials_enc = coalesce($4, itsm_credentials_enc),
+                    active = coalesce($5, active),
+                    settings = coalesce($6, settings),
+                    updated_at = now()
+              where tenant_id = $1 and deleted_at is null",
+            &[
+                &tenant_id.as_str(),
+                &update.name,
+                &update.itsm_base_url,
+                &credentials,
+                &update.active,
+                &settings,
+            ],
+        )
+        .await?;
+    tx.commit().await?;
+    Ok(n_updated == 1)
+}
+
+/// Marks the tenant deleted and inactive; its rows stay for the record.
+/// False when it does not exist or was already deleted.
+pub async fn soft_delete(client: &mut Client, tenant_id: &TenantId) -> Result<bool, StoreError> {
+    let tx = tenant_transaction(client, tenant_id).await?;
+    let n_updated = tx
+        .execute(
+            "update tenants set deleted_at = now(), active = false, updated_at = now()
+              where tenant_id = $1 and deleted_at is null",
+            &[&tenant_id.as_str()],
+        )
+        .await?;
+    tx.commit().await?;
+    Ok(n_updated == 1)
+}
+
+/// Re-encrypts every secret of the tenant with the keyring's primary key;
+/// returns how many values were rewritten.
+pub async fn reencrypt(
+    client: &mut Client,
+    keyring: &Keyring,
+    tenant_id: &TenantId,
+) -> Result<usize, StoreError> {
+    let tx = tenant_transaction(client, tenant_id).await?;
+    let Some(row) = tx
+        .query_opt(
+            "select itsm_credentials_enc, webhook_secret_enc, webhook_secret_prev_enc
+               from tenants where tenant_id = $1 for update",
+            &[&tenant_id.as_str()],
+        )
+        .await?
+    else {
+        return Ok(0);
+    };
+    let mut rewritten = 0;
+    let mut fresh =
+        |stored: Option<Vec<u8>>, column: &str| -> Result<Option<Vec<u8>>, StoreError> {
+            let Some(stored) = stored else {
+                return Ok(None);
+            };
+            let place = context(column, tenant_id);
+            if Keyring::key_id_of(&stored) == Some(keyring.primary_key_id()) {
+                return Ok(Some(stored));
+            }
+            rewritten += 1;
+            Ok(Some(
+                keyring.encrypt(&keyring.decrypt(&stored, &place)?, &place),
+            ))
+        };
+    let credentials = fresh(row.get(0), "itsm_credentials")?;
+    let secret = fresh(row.get(1), "webhook_secret")?;
+    let previous = fresh(row.get(2), "webhook_secret")?;
+    tx.execute(
+        "update tenants set itsm_credentials_enc = $2, webhook_secret_enc = $3,
+                webhook_secret_prev_enc = $4
+          where tenant_id = $1",
+        &[&tenant_id.as_str(), &credentials, &secret, &previous],
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(rewritten)
+}

@@ -16,9 +16,9 @@ use sha2::{Digest, Sha256};
 use tracing::Instrument;
 
 use crate::auth::{self, AuthFailure};
-use crate::error::ApiError;
 use crate::metrics::{RequestLabels, TenantEndpointLabels, TenantLabels};
 use crate::routes::AppState;
+use aia_http::ApiError;
 
 /// The webhook endpoints.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -6,7 +6,6 @@
 mod accept;
 pub mod auth;
 mod config;
-pub mod error;
 pub mod metrics;
 pub mod ratelimit;
 mod routes;

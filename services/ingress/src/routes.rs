@@ -12,10 +12,10 @@ use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
 
 use crate::accept::{Endpoint, accept};
-use crate::error::ApiError;
 use crate::metrics::Metrics;
 use crate::ratelimit::RateLimiter;
 use crate::tenant_cache::TenantCache;
+use aia_http::ApiError;
 
 /// Rate limits of this ingress instance.
 pub struct Limits {

@@ -96,6 +96,24 @@ impl ServiceDeskPlus {
         Ok(PostedNote { note_id })
     }
 
+    /// Lists one request, which needs working credentials and nothing else.
+    pub async fn test_connection(&self) -> Result<(), ItsmError> {
+        let mut url = reqwest::Url::parse(&self.base_url).expect("base URL was validated");
+        url.path_segments_mut()
+            .expect("http URL")
+            .extend(["api", "v3", "requests"]);
+        let response = self
+            .http
+            .get(url)
+            .query(&[("input_data", r#"{"list_info":{"row_count":1}}"#)])
+            .header("authtoken", &self.authtoken)
+            .header("Accept", ACCEPT)
+            .send()
+            .await
+            .map_err(|err| transport_error(TOOL, &err))?;
+        classify(TOOL, response.status(), retry_after(response.headers()))
+    }
+
     pub async fn note_texts(&self, ticket: &TicketId) -> Result<Vec<String>, ItsmError> {
         let response = self
             .http

@@ -1,10 +1,13 @@
-//! The error answer of every endpoint:
-//! `{"status":"error","error":{"code":…,"message":…}}`. Messages name the
-//! problem without internals; the cause is logged.
+//! What our HTTP services share: the error answer of every endpoint,
+//! and bearer-token checks.
+//!
+//! Errors answer `{"status":"error","error":{"code":…,"message":…}}` with a
+//! stable code; messages name the problem without internals, and the cause
+//! is logged where it happens.
 
-use axum::Json;
 use std::time::Duration;
 
+use axum::Json;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde_json::json;
@@ -73,4 +76,18 @@ impl IntoResponse for ApiError {
         }
         response
     }
+}
+
+/// True when the request carries `Authorization: Bearer <expected>`.
+/// Constant-time in the token's content.
+pub fn bearer_matches(headers: &axum::http::HeaderMap, expected: &str) -> bool {
+    use subtle::ConstantTimeEq;
+    let Some(given) = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|value| value.to_str().ok())
+        .and_then(|value| value.strip_prefix("Bearer "))
+    else {
+        return false;
+    };
+    given.len() == expected.len() && bool::from(given.as_bytes().ct_eq(expected.as_bytes()))
 }

@@ -1,0 +1,43 @@
+//! Configuration of the admin service.
+
+use std::net::SocketAddr;
+
+use aia_config::{ConfigError, optional, parsed, required};
+use aia_store::Keyring;
+
+#[derive(Debug)]
+pub struct Config {
+    /// As the application role: writes of one tenant at a time.
+    pub database_url: String,
+    /// As the admin role: reads across tenants (lists).
+    pub admin_database_url: String,
+    pub keyring: Keyring,
+    /// `AI_AGENTS_ADMIN_TOKEN`: the bearer token every request must carry.
+    pub token: String,
+    /// The ingress's public base URL, for the webhook URLs shown to operators.
+    pub public_url: String,
+    pub listen: SocketAddr,
+}
+
+impl Config {
+    pub fn from_env() -> Result<Self, ConfigError> {
+        let token = required("ADMIN_TOKEN")?;
+        if token.len() < 24 {
+            return Err(ConfigError::Invalid {
+                name: "AI_AGENTS_ADMIN_TOKEN".into(),
+                reason: "use at least 24 characters".into(),
+            });
+        }
+        Ok(Self {
+            database_url: required("DATABASE_URL")?,
+            admin_database_url: required("ADMIN_DATABASE_URL")?,
+            keyring: Keyring::from_env().map_err(|err| ConfigError::Invalid {
+                name: "AI_AGENTS_SECRET_KEYS".into(),
+                reason: err.to_string(),
+            })?,
+            token,
+            public_url: optional("PUBLIC_URL").unwrap_or_else(|| "http://localhost:8080".into()),
+            listen: parsed("ADMIN_ADDR", SocketAddr::from(([0, 0, 0, 0], 8081)))?,
+        })
+    }
+}

@@ -1,0 +1,97 @@
+//! The admin service: the tenants API (`/admin/tenants`) that operators and
+//! the admin console use. Writes go through the application role one tenant
+//! at a time; lists read across tenants through the admin role.
+
+mod config;
+mod routes;
+pub mod tenants;
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use axum::Router;
+use axum::routing::{get, post};
+use tokio::net::TcpListener;
+
+pub use config::Config;
+pub use routes::AppState;
+pub use tenants::TenantAdmin;
+
+/// The tenant operations, connected to the configured databases.
+pub fn tenant_admin(
+    database_url: &str,
+    admin_database_url: &str,
+    keyring: aia_store::Keyring,
+    public_url: String,
+) -> anyhow::Result<TenantAdmin> {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    Ok(TenantAdmin {
+        app: aia_store::pool(database_url, 8).context("AI_AGENTS_DATABASE_URL")?,
+        admin: aia_store::pool(admin_database_url, 4).context("AI_AGENTS_ADMIN_DATABASE_URL")?,
+        keyring: Arc::new(keyring),
+        public_url,
+        http: reqwest::Client::builder()
+            .timeout(Duration::from_secs(15))
+            .build()
+            .context("HTTP client")?,
+    })
+}
+
+pub fn app(state: AppState) -> Router {
+    let api = Router::new()
+        .route("/admin/tenants", post(routes::create).get(routes::list))
+        .route(
+            "/admin/tenants/{id}",
+            get(routes::get).put(routes::update).delete(routes::delete),
+        )
+        .route(
+            "/admin/tenants/{id}/rotate-secret",
+            post(routes::rotate_secret),
+        )
+        .route(
+            "/admin/tenants/{id}/test-connection",
+            post(routes::test_connection),
+        )
+        .route_layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            routes::require_token,
+        ));
+    Router::new()
+        .merge(api)
+        .route("/health", get(routes::health))
+        .fallback(routes::not_found)
+        .with_state(state)
+}
+
+pub async fn serve(
+    config: Config,
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
+    let state = AppState {
+        tenants: Arc::new(tenant_admin(
+            &config.database_url,
+            &config.admin_database_url,
+            config.keyring,
+            config.public_url,
+        )?),
+        token: config.token.into(),
+    };
+    tracing::info!(addr = %listener.local_addr()?, "Admin API listening");
+    axum::serve(listener, app(state))
+        .with_graceful_shutdown(shutdown)
+        .await
+        .context("serving HTTP")
+}
+
+pub async fn run(
+    config: Config,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
+    let listener = TcpListener::bind(config.listen)
+        .await
+        .with_context(|| format!("binding {}", config.listen))?;
+    serve(config, listener, shutdown).await
+}

@@ -1,0 +1,146 @@
+//! `/admin/tenants`: the HTTP face of [`crate::tenants::TenantAdmin`].
+//! Every request needs `Authorization: Bearer <AI_AGENTS_ADMIN_TOKEN>`.
+
+use std::sync::Arc;
+
+use aia_http::ApiError;
+use axum::Json;
+use axum::extract::rejection::JsonRejection;
+use axum::extract::{Path, Query, Request, State};
+use axum::http::StatusCode;
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use crate::tenants::{AdminError, CreateTenant, TenantAdmin, UpdateTenant};
+
+#[derive(Clone)]
+pub struct AppState {
+    pub tenants: Arc<TenantAdmin>,
+    pub token: Arc<str>,
+}
+
+impl From<AdminError> for ApiError {
+    fn from(err: AdminError) -> Self {
+        match err {
+            AdminError::NotFound(id) => ApiError::new(
+                StatusCode::NOT_FOUND,
+                "unknown_tenant",
+                format!("tenant {id} does not exist"),
+            ),
+            AdminError::Duplicate(id) => ApiError::new(
+                StatusCode::CONFLICT,
+                "duplicate_tenant",
+                format!("tenant {id} already exists"),
+            ),
+            AdminError::Invalid(message) => ApiError::unprocessable(message),
+            AdminError::Store(err) => {
+                tracing::error!(error = %err, "Tenant store failed");
+                ApiError::unavailable("the tenant store is unavailable; retry later")
+            }
+        }
+    }
+}
+
+fn body<T>(json: Result<Json<T>, JsonRejection>) -> Result<T, ApiError> {
+    json.map(|Json(value)| value)
+        .map_err(|rejection| ApiError::bad_request(rejection.body_text()))
+}
+
+/// Refuses requests without the admin bearer token.
+pub async fn require_token(
+    State(state): State<AppState>,
+    request: Request,
+    next: Next,
+) -> Response {
+    if aia_http::bearer_matches(request.headers(), &state.token) {
+        next.run(request).await
+    } else {
+        ApiError::new(
+            StatusCode::UNAUTHORIZED,
+            "unauthorized",
+            "a valid admin bearer token is required",
+        )
+        .into_response()
+    }
+}
+
+pub async fn create(
+    State(state): State<AppState>,
+    json: Result<Json<CreateTenant>, JsonRejection>,
+) -> Result<(StatusCode, Json<Value>), ApiError> {
+    let created = state.tenants.create(body(json)?).await?;
+    Ok((StatusCode::CREATED, Json(json!(created))))
+}
+
+#[derive(Deserialize)]
+pub struct ListQuery {
+    search: Option<String>,
+    cursor: Option<String>,
+    limit: Option<i64>,
+}
+
+pub async fn list(
+    State(state): State<AppState>,
+    Query(query): Query<ListQuery>,
+) -> Result<Json<Value>, ApiError> {
+    let page = state
+        .tenants
+        .list(
+            query.search.as_deref(),
+            query.cursor.as_deref(),
+            query.limit.unwrap_or(50),
+        )
+        .await?;
+    Ok(Json(json!(page)))
+}
+
+pub async fn get(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    Ok(Json(json!(state.tenants.get(&id).await?)))
+}
+
+pub async fn update(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    json: Result<Json<UpdateTenant>, JsonRejection>,
+) -> Result<Json<Value>, ApiError> {
+    Ok(Json(json!(state.tenants.update(&id, body(json)?).await?)))
+}
+
+pub async fn delete(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    state.tenants.delete(&id).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+pub async fn rotate_secret(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    let secret = state.tenants.rotate_secret(&id).await?;
+    Ok(Json(json!({
+        "webhook_secret": secret,
+        "note": "Shown only now. The previous secret stays valid until the next rotation."
+    })))
+}
+
+pub async fn test_connection(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    Ok(Json(json!(state.tenants.test_connection(&id).await?)))
+}
+
+pub async fn health() -> Json<Value> {
+    Json(json!({"status": "ok"}))
+}
+
+pub async fn not_found() -> ApiError {
+    ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such endpoint")
+}

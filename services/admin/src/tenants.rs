@@ -1,0 +1,335 @@
+//! Tenant administration, shared by the HTTP API and the CLI: create (the
+//! webhook secret shown once), list, show, update, soft-delete, rotate the
+//! webhook secret, test the help-desk connection. Every answer masks
+//! secrets.
+
+use std::sync::Arc;
+
+use aia_events::{ItsmKind, TenantId};
+use aia_itsm::{Itsm, ItsmError};
+use aia_store::tenants::{self, CreateTenantError, TenantSummary, TenantUpdate};
+use aia_store::{Keyring, NewTenant, Pool, Secret, StoreError, Tenant, TenantSettings};
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+
+/// Why an operation was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum AdminError {
+    #[error("tenant {0} does not exist")]
+    NotFound(String),
+    #[error("tenant {0} already exists")]
+    Duplicate(String),
+    #[error("{0}")]
+    Invalid(String),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+pub struct TenantAdmin {
+    pub app: Pool,
+    pub admin: Pool,
+    pub keyring: Arc<Keyring>,
+    pub public_url: String,
+    pub http: reqwest::Client,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CreateTenant {
+    pub tenant_id: String,
+    pub name: String,
+    pub itsm_kind: ItsmKind,
+    pub itsm_base_url: String,
+    /// Tool-specific, for ServiceDesk Plus `{"authtoken": "…"}`.
+    pub itsm_credentials: Value,
+    #[serde(default)]
+    pub settings: Option<TenantSettings>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UpdateTenant {
+    pub name: Option<String>,
+    pub itsm_base_url: Option<String>,
+    pub itsm_credentials: Option<Value>,
+    pub active: Option<bool>,
+    pub settings: Option<TenantSettings>,
+}
+
+/// A tenant as operators see it: secrets masked.
+#[derive(Debug, Serialize)]
+pub struct TenantView {
+    pub tenant_id: String,
+    pub name: String,
+    pub itsm_kind: ItsmKind,
+    pub itsm_base_url: String,
+    pub itsm_credentials: Value,
+    pub webhook_secret: String,
+    pub rotation_in_progress: bool,
+    pub settings: TenantSettings,
+    pub active: bool,
+    pub webhook_urls: Value,
+}
+
+#[derive(Debug, Serialize)]
+pub struct Created {
+    pub tenant: TenantView,
+    /// Shown only in this answer.
+    pub webhook_secret: String,
+}
+
+#[derive(Debug, Serialize)]
+pub struct Page {
+    pub items: Vec<TenantSummary>,
+    /// Pass as `cursor` for the next page; absent on the last one.
+    pub next_cursor: Option<String>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct ConnectionTest {
+    pub ok: bool,
+    pub message: String,
+}
+
+fn parse_id(raw: &str) -> Result<TenantId, AdminError> {
+    TenantId::parse(raw).map_err(|err| AdminError::Invalid(format!("tenant_id: {err}")))
+}
+
+fn mask_credentials(credentials: &Secret) -> Value {
+    match serde_json::from_str::<Value>(credentials.expose()) {
+        Ok(Value::Object(map)) => Value::Object(
+            map.into_iter()
+                .map(|(key, value)| {
+                    let masked = match value {
+                        Value::String(text) => Value::String(Secret::new(text).masked()),
+                        _ => Value::String("****".into()),
+                    };
+                    (key, masked)
+                })
+                .collect(),
+        ),
+        _ => Value::String("****".into()),
+    }
+}
+
+impl TenantAdmin {
+    pub fn webhook_urls(&self, tenant_id: &str) -> Value {
+        let base = self.public_url.trim_end_matches('/');
+        json!({
+            "servicedesk": format!("{base}/webhook/servicedesk"),
+            "servicedesk_resolved": format!("{base}/webhook/servicedesk/resolved-ticket"),
+            "jira": format!("{base}/webhook/jira/{tenant_id}"),
+        })
+    }
+
+    fn view(&self, tenant: &Tenant) -> TenantView {
+        TenantView {
+            tenant_id: tenant.tenant_id.to_string(),
+            name: tenant.name.clone(),
+            itsm_kind: tenant.itsm,
+            itsm_base_url: tenant.itsm_base_url.clone(),
+            itsm_credentials: mask_credentials(&tenant.itsm_credentials),
+            webhook_secret: tenant.webhook_secrets[0].masked(),
+            rotation_in_progress: tenant.webhook_secrets.len() > 1,
+            settings: tenant.settings.clone(),
+            active: tenant.active,
+            webhook_urls: self.webhook_urls(tenant.tenant_id.as_str()),
+        }
+    }
+
+    fn check_itsm(
+        &self,
+        kind: ItsmKind,
+        base_url: &str,
+        credentials: &str,
+    ) -> Result<(), AdminError> {
+        Itsm::for_tenant(self.http.clone(), kind, base_url, credentials)
+            .map(|_| ())
+            .map_err(|err| AdminError::Invalid(err.0))
+    }
+
+    async fn load(&self, tenant_id: &TenantId) -> Result<Tenant, AdminError> {
+        let mut client = self.app.get().await.map_err(StoreError::from)?;
+        tenants::get(&mut client, &self.keyring, tenant_id)
+            .await?
+            .ok_or_else(|| AdminError::NotFound(tenant_id.to_string()))
+    }
+
+    pub async fn create(&self, request: CreateTenant) -> Result<Created, AdminError> {
+        let tenant_id = parse_id(&request.tenant_id)?;
+        if request.name.trim().is_empty() {
+            return Err(AdminError::Invalid("name: must not be empty".into()));
+        }
+        if !request.itsm_credentials.is_object() {
+            return Err(AdminError::Invalid(
+                "itsm_credentials: must be a JSON object".into(),
+            ));
+        }
+        let credentials = request.itsm_credentials.to_string();
+        self.check_itsm(request.itsm_kind, &request.itsm_base_url, &credentials)?;
+        let settings = request.settings.unwrap_or_default();
+        validate_settings(&settings)?;
+        let webhook_secret = Secret::generate(32);
+        let mut client = self.app.get().await.map_err(StoreError::from)?;
+        tenants::create(
+            &mut client,
+            &self.keyring,
+            &NewTenant {
+                tenant_id: tenant_id.clone(),
+                name: request.name,
+                itsm: request.itsm_kind,
+                itsm_base_url: request.itsm_base_url,
+                itsm_credentials: Secret::new(credentials),
+                webhook_secret: webhook_secret.clone(),
+                settings,
+            },
+        )
+        .await
+        .map_err(|err| match err {
+            CreateTenantError::Duplicate(id) => AdminError::Duplicate(id.to_string()),
+            CreateTenantError::Store(err) => AdminError::Store(err),
+        })?;
+        tracing::info!(tenant_id = %tenant_id, "Tenant created");
+        let tenant = self.load(&tenant_id).await?;
+        Ok(Created {
+            tenant: self.view(&tenant),
+            webhook_secret: webhook_secret.expose().to_owned(),
+        })
+    }
+
+    pub async fn list(
+        &self,
+        search: Option<&str>,
+        cursor: Option<&str>,
+        limit: i64,
+    ) -> Result<Page, AdminError> {
+        let limit = limit.clamp(1, 200);
+        let client = self.admin.get().await.map_err(StoreError::from)?;
+        let mut items = tenants::list(&client, search, cursor, limit + 1).await?;
+        let next_cursor = if items.len() as i64 > limit {
+            items.truncate(limit as usize);
+            items.last().map(|tenant| tenant.tenant_id.clone())
+        } else {
+            None
+        };
+        Ok(Page { items, next_cursor })
+    }
+
+    pub async fn get(&self, tenant_id: &str) -> Result<TenantView, AdminError> {
+        let tenant_id = parse_id(tenant_id)?;
+        Ok(self.view(&self.load(&tenant_id).await?))
+    }
+
+    pub async fn update(
+        &self,
+        tenant_id: &str,
+        request: UpdateTenant,
+    ) -> Result<TenantView, AdminError> {
+        let tenant_id = parse_id(tenant_id)?;
+        let current = self.load(&tenant_id).await?;
+        if let Some(credentials) = &request.itsm_credentials
+            && !credentials.is_object()
+        {
+            return Err(AdminError::Invalid(
+                "itsm_credentials: must be a JSON object".into(),
+            ));
+        }
+        let credentials = request.itsm_credentials.as_ref().map(Value::to_string);
+        self.check_itsm(
+            current.itsm,
+            request
+                .itsm_base_url
+                .as_deref()
+                .unwrap_or(&current.itsm_base_url),
+            credentials
+                .as_deref()
+                .unwrap_or(current.itsm_credentials.expose()),
+        )?;
+        if let Some(settings) = &request.settings {
+            validate_settings(settings)?;
+        }
+        if request
+            .name
+            .as_deref()
+            .is_some_and(|name| name.trim().is_empty())
+        {
+            return Err(AdminError::Invalid("name: must not be empty".into()));
+        }
+        let mut client = self.app.get().await.map_err(StoreError::from)?;
+        let update = TenantUpdate {
+            name: request.name,
+            itsm_base_url: request.itsm_base_url,
+            itsm_credentials: credentials.map(Secret::new),
+            active: request.active,
+            settings: request.settings,
+        };
+        if !tenants::update(&mut client, &self.keyring, &tenant_id, &update).await? {
+            return Err(AdminError::NotFound(tenant_id.to_string()));
+        }
+        tracing::info!(tenant_id = %tenant_id, "Tenant updated");
+        Ok(self.view(&self.load(&tenant_id).await?))
+    }
+
+    pub async fn delete(&self, tenant_id: &str) -> Result<(), AdminError> {
+        let tenant_id = parse_id(tenant_id)?;
+        let mut client = self.app.get().await.map_err(StoreError::from)?;
+        if !tenants::soft_delete(&mut client, &tenant_id).await? {
+            return Err(AdminError::NotFound(tenant_id.to_string()));
+        }
+        tracing::info!(tenant_id = %tenant_id, "Tenant deleted");
+        Ok(())
+    }
+
+    /// A new webhook secret, shown once; the old one stays valid until the
+    /// next rotation so senders can be switched over.
+    pub async fn rotate_secret(&self, tenant_id: &str) -> Result<String, AdminError> {
+        let tenant_id = parse_id(tenant_id)?;
+        let mut client = self.app.get().await.map_err(StoreError::from)?;
+        let secret = tenants::rotate_webhook_secret(&mut client, &self.keyring, &tenant_id)
+            .await?
+            .ok_or_else(|| AdminError::NotFound(tenant_id.to_string()))?;
+        tracing::info!(tenant_id = %tenant_id, "Webhook secret rotated");
+        Ok(secret.expose().to_owned())
+    }
+
+    pub async fn test_connection(&self, tenant_id: &str) -> Result<ConnectionTest, AdminError> {
+        let tenant_id = parse_id(tenant_id)?;
+        let tenant = self.load(&tenant_id).await?;
+        let itsm = Itsm::for_tenant(
+            self.http.clone(),
+            tenant.itsm,
+            &tenant.itsm_base_url,
+            tenant.itsm_credentials.expose(),
+        )
+        .map_err(|err| AdminError::Invalid(err.0))?;
+        Ok(match itsm.test_connection().await {
+            Ok(()) => ConnectionTest {
+                ok: true,
+                message: format!(
+                    "{} answered and accepted the credentials",
+                    tenant.itsm.as_str()
+                ),
+            },
+            Err(ItsmError::Permanent { reason, .. } | ItsmError::Transient { reason, .. }) => {
+                ConnectionTest {
+                    ok: false,
+                    message: reason,
+                }
+            }
+        })
+    }
+}
+
+fn validate_settings(settings: &TenantSettings) -> Result<(), AdminError> {
+    if !(100..=2000).contains(&settings.max_note_words) {
+        return Err(AdminError::Invalid(
+            "settings.max_note_words: must be 100 to 2000".into(),
+        ));
+    }
+    if settings.webhook_rate_limit_per_minute == Some(0) {
+        return Err(AdminError::Invalid(
+            "settings.webhook_rate_limit_per_minute: must be at least 1".into(),
+        ));
+    }
+    Ok(())
+}

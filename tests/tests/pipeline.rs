@@ -81,7 +81,9 @@ fn attribute(span: &SpanData, key: &str) -> Option<String> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn signed_webhook_becomes_one_note_with_one_trace_across_every_stage() {
     let exporter = InMemorySpanExporter::default();
-    let _telemetry = aia_telemetry::init_with_exporter("e2e", exporter.clone());
+    let logs = LogBuffer::default();
+    let _telemetry =
+        aia_telemetry::init_with_exporter_and_logs("e2e", exporter.clone(), logs.clone());
     let _ = rustls::crypto::ring::default_provider().install_default();
 
     let nats = NatsServer::start().await;
@@ -330,4 +332,48 @@ async fn signed_webhook_becomes_one_note_with_one_trace_across_every_stage() {
         !leaked,
         "ticket text or a secret went into a span attribute"
     );
+
+    // Logs at debug level name tenants and tickets but never a secret.
+    let logged = logs.text();
+    assert!(
+        logged.contains("\"tenant_id\":\"acme\""),
+        "logs lack tenant fields"
+    );
+    for secret in [
+        AUTHTOKEN,
+        secrets["acme"].expose(),
+        secrets["globex"].expose(),
+        "sk-test",
+    ] {
+        assert!(!logged.contains(secret), "a secret was logged");
+    }
+}
+
+/// Log lines captured in memory.
+#[derive(Clone, Default)]
+struct LogBuffer(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl LogBuffer {
+    fn text(&self) -> String {
+        String::from_utf8_lossy(&self.0.lock().unwrap()).into_owned()
+    }
+}
+
+impl std::io::Write for LogBuffer {
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(bytes);
+        Ok(bytes.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for LogBuffer {
+    type Writer = LogBuffer;
+
+    fn make_writer(&'a self) -> Self::Writer {
+        self.clone()
+    }
 }

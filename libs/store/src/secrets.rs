@@ -74,6 +74,7 @@ pub enum SecretError {
 
 struct Key {
     id: String,
+    bytes: [u8; 32],
     cipher: Aes256Gcm,
 }
 
@@ -111,6 +112,7 @@ impl Keyring {
             let cipher = Aes256Gcm::new_from_slice(&bytes).map_err(|_| SecretError::BadKey(idx))?;
             keys.push(Key {
                 id: id.to_owned(),
+                bytes: bytes.try_into().map_err(|_| SecretError::BadKey(idx))?,
                 cipher,
             });
         }
@@ -125,6 +127,31 @@ impl Keyring {
         let mut bytes = [0u8; 32];
         rand::thread_rng().fill_bytes(&mut bytes);
         format!("{key_id}:{}", STANDARD.encode(bytes))
+    }
+
+    /// The keyring in `AI_AGENTS_SECRET_KEYS` form, to hand to another
+    /// component of the same process.
+    pub fn export_spec(&self) -> String {
+        self.keys
+            .iter()
+            .map(|key| format!("{}:{}", key.id, STANDARD.encode(key.bytes)))
+            .collect::<Vec<_>>()
+            .join(",")
+    }
+
+    /// A 32-byte key for `purpose` (for example signing feedback links),
+    /// derived from each application key, primary first.
+    pub fn derived_keys(&self, purpose: &str) -> Vec<[u8; 32]> {
+        use hmac::{Hmac, KeyInit, Mac};
+        self.keys
+            .iter()
+            .map(|key| {
+                let mut mac = <Hmac<sha2::Sha256> as KeyInit>::new_from_slice(&key.bytes)
+                    .expect("HMAC takes 32-byte keys");
+                mac.update(purpose.as_bytes());
+                mac.finalize().into_bytes().into()
+            })
+            .collect()
     }
 
     pub fn primary_key_id(&self) -> &str {

@@ -47,16 +47,45 @@ pub fn init_with_exporter(
     )
 }
 
-fn install(service_name: &'static str, provider: SdkTracerProvider) -> TelemetryGuard {
+/// Like [`init_with_exporter`], with the log lines written to `logs` instead
+/// of stderr, so tests can read what was logged.
+pub fn init_with_exporter_and_logs<W>(
+    service_name: &'static str,
+    exporter: impl SpanExporter + 'static,
+    logs: W,
+) -> TelemetryGuard
+where
+    W: for<'a> tracing_subscriber::fmt::MakeWriter<'a> + Send + Sync + 'static,
+{
+    let provider = SdkTracerProvider::builder()
+        .with_simple_exporter(exporter)
+        .build();
     let tracer = provider.tracer(service_name);
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
-    let logs = tracing_subscriber::fmt::layer()
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("debug"));
+    let _ = tracing_subscriber::registry()
+        .with(tracing_opentelemetry::layer().with_tracer(tracer))
+        .with(json_logs(logs).with_filter(filter))
+        .try_init();
+    TelemetryGuard { provider }
+}
+
+fn json_logs<S, W>(writer: W) -> impl Layer<S>
+where
+    S: tracing::Subscriber + for<'a> tracing_subscriber::registry::LookupSpan<'a>,
+    W: for<'a> tracing_subscriber::fmt::MakeWriter<'a> + Send + Sync + 'static,
+{
+    tracing_subscriber::fmt::layer()
         .json()
-        .with_writer(std::io::stderr)
+        .with_writer(writer)
         .flatten_event(true)
         .with_current_span(true)
         .with_span_list(false)
-        .with_filter(filter);
+}
+
+fn install(service_name: &'static str, provider: SdkTracerProvider) -> TelemetryGuard {
+    let tracer = provider.tracer(service_name);
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    let logs = json_logs(std::io::stderr).with_filter(filter);
     // `try_init` so that tests which start several services in one process
     // share the first subscriber instead of panicking.
     let _ = tracing_subscriber::registry()

@@ -34,6 +34,11 @@ enum Command {
         #[command(subcommand)]
         command: TenantCommand,
     },
+    /// Manage secrets at rest.
+    Secrets {
+        #[command(subcommand)]
+        command: SecretsCommand,
+    },
     /// Print a new application key for AI_AGENTS_SECRET_KEYS.
     Keygen {
         /// The key id stored with every secret it encrypts.
@@ -57,7 +62,49 @@ enum NatsCommand {
 }
 
 #[derive(Subcommand)]
+enum SecretsCommand {
+    /// Re-encrypt every stored secret with the first key of AI_AGENTS_SECRET_KEYS.
+    Reencrypt,
+}
+
+#[derive(Subcommand)]
 enum TenantCommand {
+    /// List tenants (id, name, tool, active), optionally matching a search.
+    List {
+        #[arg(long)]
+        search: Option<String>,
+        #[arg(long, default_value_t = 50)]
+        limit: i64,
+    },
+    /// Show one tenant, secrets masked.
+    Show { id: String },
+    /// Change a tenant's name, help-desk URL or credentials, active flag or settings.
+    Update {
+        id: String,
+        #[arg(long)]
+        name: Option<String>,
+        #[arg(long)]
+        itsm_url: Option<String>,
+        /// New credentials as JSON.
+        #[arg(long, env = "AI_AGENTS_ITSM_CREDENTIALS", hide_env_values = true)]
+        itsm_credentials: Option<String>,
+        #[arg(long)]
+        active: Option<bool>,
+        /// All settings as JSON (see TenantSettings).
+        #[arg(long)]
+        settings: Option<String>,
+    },
+    /// Soft-delete a tenant: its webhooks are refused, its history is kept.
+    Delete {
+        id: String,
+        /// Required: the deletion is not undone by this CLI.
+        #[arg(long)]
+        yes: bool,
+    },
+    /// Issue a new webhook secret (shown once); the old one stays valid until the next rotation.
+    RotateSecret { id: String },
+    /// Check that the tenant's help desk answers and accepts its credentials.
+    TestConnection { id: String },
     /// Create a tenant and print its webhook URL and secret (shown only this once).
     Add {
         /// Tenant id: a-z, 0-9 and '-'.
@@ -117,38 +164,21 @@ async fn main() -> anyhow::Result<()> {
                 println!("{applied}");
             }
         }
-        Command::Tenant {
-            command:
-                TenantCommand::Add {
-                    id,
-                    name,
-                    itsm,
-                    itsm_url,
-                    itsm_credentials,
-                    public_url,
-                },
+        Command::Tenant { command } => tenant_command(command).await?,
+        Command::Secrets {
+            command: SecretsCommand::Reencrypt,
         } => {
             let keyring = Keyring::from_env()?;
-            let kind = match itsm {
-                Tool::ServicedeskPlus => ItsmKind::ServicedeskPlus,
-            };
-            let created = ops::add_tenant(
+            let (n_tenants, n_values) = ops::reencrypt_secrets(
                 &env("DATABASE_URL")?,
+                &env("ADMIN_DATABASE_URL")?,
                 &keyring,
-                &id,
-                &name,
-                kind,
-                &itsm_url,
-                &itsm_credentials,
             )
             .await?;
-            println!("tenant:          {}", created.tenant_id);
             println!(
-                "webhook URL:     {}/webhook/servicedesk",
-                public_url.trim_end_matches('/')
+                "{n_tenants} tenants checked, {n_values} secrets re-encrypted with key {}",
+                keyring.primary_key_id()
             );
-            println!("webhook secret:  {}", created.webhook_secret.expose());
-            println!("The secret is shown only now; it is stored encrypted.");
         }
         Command::Keygen { key_id } => println!("{}", Keyring::generate_spec(&key_id)),
         Command::Serve => {
@@ -176,6 +206,123 @@ async fn main() -> anyhow::Result<()> {
             .await
             .context("demo failed")?;
             println!("Demo finished.");
+        }
+    }
+    Ok(())
+}
+
+fn tenant_admin() -> anyhow::Result<admin::TenantAdmin> {
+    admin::tenant_admin(
+        &env("DATABASE_URL")?,
+        &env("ADMIN_DATABASE_URL")?,
+        Keyring::from_env()?,
+        aia_config::optional("PUBLIC_URL").unwrap_or_else(|| "http://localhost:8080".into()),
+    )
+}
+
+fn print_json(value: &impl serde::Serialize) {
+    println!("{}", serde_json::to_string_pretty(value).expect("JSON"));
+}
+
+async fn tenant_command(command: TenantCommand) -> anyhow::Result<()> {
+    match command {
+        TenantCommand::Add {
+            id,
+            name,
+            itsm,
+            itsm_url,
+            itsm_credentials,
+            public_url,
+        } => {
+            let kind = match itsm {
+                Tool::ServicedeskPlus => ItsmKind::ServicedeskPlus,
+            };
+            let credentials = serde_json::from_str(&itsm_credentials)
+                .context("--itsm-credentials must be JSON")?;
+            let mut tenants = tenant_admin()?;
+            tenants.public_url = public_url;
+            let created = tenants
+                .create(admin::tenants::CreateTenant {
+                    tenant_id: id,
+                    name,
+                    itsm_kind: kind,
+                    itsm_base_url: itsm_url,
+                    itsm_credentials: credentials,
+                    settings: None,
+                })
+                .await?;
+            println!("tenant:            {}", created.tenant.tenant_id);
+            for (what, url) in created
+                .tenant
+                .webhook_urls
+                .as_object()
+                .into_iter()
+                .flatten()
+            {
+                println!(
+                    "{:<18} POST {}",
+                    format!("{what}:"),
+                    url.as_str().unwrap_or_default()
+                );
+            }
+            println!("webhook secret:    {}", created.webhook_secret);
+            println!(
+                "Sign each body with X-ServiceDesk-Signature (hex HMAC-SHA256), Standard Webhooks headers or \
+                 X-Hub-Signature; tools that cannot sign send the secret in X-Webhook-Secret."
+            );
+            println!("The secret is shown only now; it is stored encrypted.");
+        }
+        TenantCommand::List { search, limit } => {
+            let page = tenant_admin()?.list(search.as_deref(), None, limit).await?;
+            println!("{:<24} {:<32} {:<18} active", "tenant", "name", "tool");
+            for tenant in &page.items {
+                println!(
+                    "{:<24} {:<32} {:<18} {}",
+                    tenant.tenant_id, tenant.name, tenant.itsm, tenant.active
+                );
+            }
+            if page.next_cursor.is_some() {
+                println!("… more; narrow with --search or raise --limit");
+            }
+        }
+        TenantCommand::Show { id } => print_json(&tenant_admin()?.get(&id).await?),
+        TenantCommand::Update {
+            id,
+            name,
+            itsm_url,
+            itsm_credentials,
+            active,
+            settings,
+        } => {
+            let update = admin::tenants::UpdateTenant {
+                name,
+                itsm_base_url: itsm_url,
+                itsm_credentials: itsm_credentials
+                    .map(|raw| serde_json::from_str(&raw))
+                    .transpose()
+                    .context("--itsm-credentials must be JSON")?,
+                active,
+                settings: settings
+                    .map(|raw| serde_json::from_str(&raw))
+                    .transpose()
+                    .context("--settings must be JSON")?,
+            };
+            print_json(&tenant_admin()?.update(&id, update).await?);
+        }
+        TenantCommand::Delete { id, yes } => {
+            anyhow::ensure!(yes, "deleting {id} needs --yes");
+            tenant_admin()?.delete(&id).await?;
+            println!("tenant {id} deleted");
+        }
+        TenantCommand::RotateSecret { id } => {
+            let secret = tenant_admin()?.rotate_secret(&id).await?;
+            println!("new webhook secret: {secret}");
+            println!("Shown only now. The previous secret stays valid until the next rotation.");
+        }
+        TenantCommand::TestConnection { id } => {
+            let result = tenant_admin()?.test_connection(&id).await?;
+            println!("{}", result.message);
+            anyhow::ensure!(result.ok, "the connection test failed");
         }
     }
     Ok(())

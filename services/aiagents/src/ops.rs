@@ -3,7 +3,7 @@
 
 use aia_bus::topology::{Applied, Topology};
 use aia_events::{ItsmKind, TenantId};
-use aia_store::{Keyring, NewTenant, Secret, TenantSettings};
+use aia_store::{Keyring, Secret};
 use anyhow::Context as _;
 
 /// Applies the SQL migrations with the admin URL.
@@ -35,6 +35,7 @@ pub struct CreatedTenant {
     pub webhook_secret: Secret,
 }
 
+/// Creates a tenant through the same path as the admin API.
 pub async fn add_tenant(
     database_url: &str,
     keyring: &Keyring,
@@ -44,35 +45,53 @@ pub async fn add_tenant(
     itsm_base_url: &str,
     itsm_credentials_json: &str,
 ) -> anyhow::Result<CreatedTenant> {
-    let tenant_id = TenantId::parse(tenant_id)?;
-    serde_json::from_str::<serde_json::Value>(itsm_credentials_json)
-        .context("ITSM credentials must be JSON")?;
-    aia_itsm::Itsm::for_tenant(
-        reqwest::Client::new(),
-        itsm,
-        itsm_base_url,
-        itsm_credentials_json,
-    )
-    .map_err(|err| anyhow::anyhow!("{err}"))?;
-    let webhook_secret = Secret::generate(32);
-    let pool = aia_store::pool(database_url, 1)?;
-    let mut client = pool.get().await.context("connecting to PostgreSQL")?;
-    aia_store::tenants::create(
-        &mut client,
-        keyring,
-        &NewTenant {
-            tenant_id: tenant_id.clone(),
+    let credentials: serde_json::Value =
+        serde_json::from_str(itsm_credentials_json).context("ITSM credentials must be JSON")?;
+    let keyring = Keyring::parse(&keyring.export_spec())?;
+    let admin = admin::tenant_admin(database_url, database_url, keyring, String::new())?;
+    let created = admin
+        .create(admin::tenants::CreateTenant {
+            tenant_id: tenant_id.to_owned(),
             name: name.to_owned(),
-            itsm,
+            itsm_kind: itsm,
             itsm_base_url: itsm_base_url.to_owned(),
-            itsm_credentials: Secret::new(itsm_credentials_json),
-            webhook_secret: webhook_secret.clone(),
-            settings: TenantSettings::default(),
-        },
-    )
-    .await?;
+            itsm_credentials: credentials,
+            settings: None,
+        })
+        .await?;
     Ok(CreatedTenant {
-        tenant_id,
-        webhook_secret,
+        tenant_id: TenantId::parse(tenant_id)?,
+        webhook_secret: Secret::new(created.webhook_secret),
     })
+}
+
+/// Re-encrypts every tenant's secrets with the primary key of the keyring
+/// (after a new key was put first in `AI_AGENTS_SECRET_KEYS`). Returns the
+/// number of tenants and of values rewritten.
+pub async fn reencrypt_secrets(
+    database_url: &str,
+    admin_database_url: &str,
+    keyring: &Keyring,
+) -> anyhow::Result<(usize, usize)> {
+    let (admin, connection) = tokio_postgres::connect(admin_database_url, tokio_postgres::NoTls)
+        .await
+        .context("connecting with AI_AGENTS_ADMIN_DATABASE_URL")?;
+    tokio::spawn(connection);
+    let ids: Vec<String> = admin
+        .query("select tenant_id from tenants order by tenant_id", &[])
+        .await?
+        .iter()
+        .map(|row| row.get(0))
+        .collect();
+    let pool = aia_store::pool(database_url, 1)?;
+    let mut client = pool
+        .get()
+        .await
+        .context("connecting with AI_AGENTS_DATABASE_URL")?;
+    let mut rewritten = 0;
+    for id in &ids {
+        rewritten +=
+            aia_store::tenants::reencrypt(&mut client, keyring, &TenantId::parse(id)?).await?;
+    }
+    Ok((ids.len(), rewritten))
 }

@@ -1,0 +1,173 @@
+//! The operator CLI as an operator runs it: a separate process configured by
+//! environment variables, against real servers.
+
+use std::process::{Command, Output};
+
+use aia_store::Keyring;
+use aia_testkit::TestDatabase;
+
+fn aiagents(db: &TestDatabase, keys: &str, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_aiagents"))
+        .args(args)
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("AI_AGENTS_DATABASE_URL", &db.app_url)
+        .env("AI_AGENTS_ADMIN_DATABASE_URL", &db.admin_read_url)
+        .env("AI_AGENTS_OWNER_DATABASE_URL", &db.admin_url)
+        .env("AI_AGENTS_SECRET_KEYS", keys)
+        .env("AI_AGENTS_PUBLIC_URL", "https://hooks.example.com")
+        .env("RUST_LOG", "warn")
+        .output()
+        .expect("run aiagents")
+}
+
+fn stdout(output: &Output) -> String {
+    assert!(
+        output.status.success(),
+        "aiagents failed: {}\n{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+#[test]
+fn every_command_explains_itself() {
+    let bin = env!("CARGO_BIN_EXE_aiagents");
+    for args in [
+        vec!["--help"],
+        vec!["migrate", "--help"],
+        vec!["nats", "apply", "--help"],
+        vec!["tenant", "add", "--help"],
+        vec!["tenant", "list", "--help"],
+        vec!["tenant", "rotate-secret", "--help"],
+        vec!["secrets", "reencrypt", "--help"],
+        vec!["demo", "--help"],
+        vec!["serve", "--help"],
+        vec!["keygen", "--help"],
+    ] {
+        let output = Command::new(bin).args(&args).output().unwrap();
+        assert!(output.status.success(), "{args:?}");
+        let text = String::from_utf8_lossy(&output.stdout);
+        assert!(
+            text.contains("Usage:") && text.lines().count() > 3,
+            "{args:?}: {text}"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn tenants_are_managed_from_the_cli_and_no_secret_is_stored_in_plaintext() {
+    let db = TestDatabase::create().await;
+    let sdp = aia_standins::serve(
+        aia_standins::servicedesk::ServiceDeskStandIn::new("sdp-key-4711").router(),
+    )
+    .await
+    .unwrap();
+    let old_keys = Keyring::generate_spec("k1");
+    let credentials = r#"{"authtoken":"sdp-key-4711"}"#;
+    let added = stdout(&aiagents(
+        &db,
+        &old_keys,
+        &[
+            "tenant",
+            "add",
+            "--id",
+            "acme",
+            "--name",
+            "Acme",
+            "--itsm-url",
+            &sdp.url(),
+            "--itsm-credentials",
+            credentials,
+        ],
+    ));
+    assert!(
+        added.contains("https://hooks.example.com/webhook/jira/acme"),
+        "{added}"
+    );
+    let secret = added
+        .lines()
+        .find_map(|line| line.strip_prefix("webhook secret:"))
+        .map(str::trim)
+        .unwrap()
+        .to_owned();
+    assert_eq!(secret.len(), 64);
+
+    let listed = stdout(&aiagents(&db, &old_keys, &["tenant", "list"]));
+    assert!(
+        listed.contains("acme") && listed.contains("servicedesk_plus"),
+        "{listed}"
+    );
+    let shown = stdout(&aiagents(&db, &old_keys, &["tenant", "show", "acme"]));
+    assert!(
+        !shown.contains(&secret) && !shown.contains("sdp-key-4711"),
+        "{shown}"
+    );
+    assert!(
+        stdout(&aiagents(
+            &db,
+            &old_keys,
+            &["tenant", "test-connection", "acme"]
+        ))
+        .contains("accepted")
+    );
+    let rotated = stdout(&aiagents(
+        &db,
+        &old_keys,
+        &["tenant", "rotate-secret", "acme"],
+    ));
+    assert!(rotated.contains("new webhook secret:"));
+
+    // A dump of the database holds no secret in plaintext.
+    let bindir =
+        std::env::var("AI_AGENTS_PG_BINDIR").expect("the test stack sets AI_AGENTS_PG_BINDIR");
+    let dump = Command::new(format!("{bindir}/pg_dump"))
+        .arg(&db.admin_url)
+        .output()
+        .unwrap();
+    assert!(
+        dump.status.success(),
+        "{}",
+        String::from_utf8_lossy(&dump.stderr)
+    );
+    let dump = String::from_utf8_lossy(&dump.stdout);
+    assert!(
+        dump.contains("COPY public.tenants"),
+        "the dump has the tenants table"
+    );
+    for plaintext in [secret.as_str(), "sdp-key-4711"] {
+        assert!(
+            !dump.contains(plaintext),
+            "a secret is in the dump in plaintext"
+        );
+    }
+
+    // Key rotation: a new primary key, re-encrypt, then the old key can go.
+    let new_keys = format!("{},{old_keys}", Keyring::generate_spec("k2"));
+    let reencrypted = stdout(&aiagents(&db, &new_keys, &["secrets", "reencrypt"]));
+    assert!(
+        reencrypted.contains("1 tenants checked, 3 secrets re-encrypted with key k2"),
+        "{reencrypted}"
+    );
+    let only_new = new_keys.split(',').next().unwrap().to_owned();
+    let shown = stdout(&aiagents(&db, &only_new, &["tenant", "show", "acme"]));
+    assert!(shown.contains("\"tenant_id\": \"acme\""));
+    assert!(
+        !aiagents(&db, &old_keys, &["tenant", "show", "acme"])
+            .status
+            .success()
+    );
+
+    let refused = aiagents(&db, &only_new, &["tenant", "delete", "acme"]);
+    assert!(
+        !refused.status.success(),
+        "delete without --yes must refuse"
+    );
+    stdout(&aiagents(
+        &db,
+        &only_new,
+        &["tenant", "delete", "acme", "--yes"],
+    ));
+    assert!(!stdout(&aiagents(&db, &only_new, &["tenant", "list"])).contains("acme"));
+}

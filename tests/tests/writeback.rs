@@ -57,6 +57,7 @@ async fn setup() -> (
         db: aia_store::pool(&db.app_url, 2).unwrap(),
         keyring,
         http: reqwest::Client::new(),
+        public_url: Some("https://hooks.example.com".into()),
     };
     let event = examples::all()
         .into_iter()

@@ -5,6 +5,7 @@
 //! Each service owns the SQL of its own tables; this crate holds only what
 //! more than one of them needs.
 
+pub mod feedback;
 pub mod migrate;
 pub mod secrets;
 pub mod tenants;

@@ -26,6 +26,8 @@ pub struct TenantSettings {
     /// Whether a static shared-secret header authenticates webhooks, for
     /// tools that cannot sign (ServiceDesk Plus's native webhooks).
     pub allow_static_secret: bool,
+    /// Whether notes end with "was this helpful?" links.
+    pub feedback_links: bool,
 }
 
 impl Default for TenantSettings {
@@ -38,6 +40,7 @@ impl Default for TenantSettings {
             monitoring_enabled: false,
             webhook_rate_limit_per_minute: None,
             allow_static_secret: true,
+            feedback_links: true,
         }
     }
 }

@@ -137,6 +137,13 @@ pub async fn test_connection(
     Ok(Json(json!(state.tenants.test_connection(&id).await?)))
 }
 
+pub async fn feedback(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    Ok(Json(json!(state.tenants.feedback_stats(&id).await?)))
+}
+
 pub async fn health() -> Json<Value> {
     Json(json!({"status": "ok"}))
 }

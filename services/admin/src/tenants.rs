@@ -85,6 +85,18 @@ pub struct Page {
     pub next_cursor: Option<String>,
 }
 
+/// What technicians think of a tenant's notes.
+#[derive(Debug, Serialize, PartialEq)]
+pub struct FeedbackStats {
+    /// Runs with a rating.
+    pub rated: i64,
+    pub with_stars: i64,
+    pub average_stars: Option<f64>,
+    pub with_thumbs: i64,
+    /// Share of thumbs that are up, 0 to 1.
+    pub thumbs_up_share: Option<f64>,
+}
+
 #[derive(Debug, Serialize)]
 pub struct ConnectionTest {
     pub ok: bool,
@@ -290,6 +302,31 @@ impl TenantAdmin {
             .ok_or_else(|| AdminError::NotFound(tenant_id.to_string()))?;
         tracing::info!(tenant_id = %tenant_id, "Webhook secret rotated");
         Ok(secret.expose().to_owned())
+    }
+
+    pub async fn feedback_stats(&self, tenant_id: &str) -> Result<FeedbackStats, AdminError> {
+        let tenant_id = parse_id(tenant_id)?;
+        self.load(&tenant_id).await?;
+        let client = self.admin.get().await.map_err(StoreError::from)?;
+        let row = client
+            .query_one(
+                "select count(*) filter (where rated_at is not null),
+                        count(rating_stars), avg(rating_stars)::float8,
+                        count(rating_thumbs_up),
+                        (count(*) filter (where rating_thumbs_up))::float8
+                          / nullif(count(rating_thumbs_up), 0)
+                   from enhancement_history where tenant_id = $1",
+                &[&tenant_id.as_str()],
+            )
+            .await
+            .map_err(StoreError::from)?;
+        Ok(FeedbackStats {
+            rated: row.get(0),
+            with_stars: row.get(1),
+            average_stars: row.get(2),
+            with_thumbs: row.get(3),
+            thumbs_up_share: row.get(4),
+        })
     }
 
     pub async fn test_connection(&self, tenant_id: &str) -> Result<ConnectionTest, AdminError> {

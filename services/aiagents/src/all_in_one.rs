@@ -20,6 +20,9 @@ pub struct Settings {
     pub llm: Option<aia_llm::Provider>,
     /// Where the ingress listens; port 0 picks a free one.
     pub ingress_listen: std::net::SocketAddr,
+    /// The ingress's public URL for feedback links; `None` uses the URL the
+    /// ingress listens on.
+    pub public_url: Option<String>,
 }
 
 /// The running services.
@@ -93,6 +96,12 @@ pub async fn start(settings: Settings) -> anyhow::Result<Running> {
         database_url: settings.database_url.clone(),
         keyring: keyring(&settings.keyring_spec)?,
         http_timeout: Duration::from_secs(10),
+        public_url: Some(
+            settings
+                .public_url
+                .clone()
+                .unwrap_or_else(|| ingress_url.clone()),
+        ),
     };
     let stop = shutdown.clone();
     tasks.spawn(async move {

@@ -80,6 +80,7 @@ pub async fn run(settings: DemoSettings) -> anyhow::Result<()> {
         keyring_spec,
         llm: settings.llm.clone(),
         ingress_listen: SocketAddr::from(([127, 0, 0, 1], 0)),
+        public_url: None,
     })
     .await?;
     println!(

@@ -188,6 +188,7 @@ async fn main() -> anyhow::Result<()> {
                 keyring_spec: env("SECRET_KEYS")?,
                 llm: llm_enhancer::provider_from_env()?,
                 ingress_listen: aia_config::parsed("INGRESS_ADDR", "0.0.0.0:8080".parse()?)?,
+                public_url: aia_config::optional("PUBLIC_URL"),
             })
             .await?;
             println!("ingress on {}", running.ingress_url);

@@ -6,6 +6,7 @@
 mod accept;
 pub mod auth;
 mod config;
+mod feedback;
 pub mod metrics;
 pub mod ratelimit;
 mod routes;
@@ -32,6 +33,8 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("post", "/webhook/servicedesk/resolved-ticket"),
     ("post", "/webhook/servicedesk/resolved"),
     ("post", "/webhook/jira/{tenant_id}"),
+    ("get", "/feedback/{tenant_id}/{ticket_id}/{run_id}/{token}"),
+    ("post", "/feedback/{tenant_id}/{ticket_id}/{run_id}/{token}"),
     ("get", "/health"),
     ("get", "/health/ready"),
     ("get", "/metrics"),
@@ -52,6 +55,10 @@ pub fn app(state: AppState) -> Router {
             post(routes::servicedesk_resolved),
         )
         .route("/webhook/jira/{tenant_id}", post(routes::jira))
+        .route(
+            "/feedback/{tenant_id}/{ticket_id}/{run_id}/{token}",
+            get(feedback::click).post(feedback::submit),
+        )
         .route("/health", get(routes::health))
         .route("/health/ready", get(routes::ready))
         .route("/metrics", get(routes::metrics))

@@ -51,6 +51,10 @@ impl TenantCache {
         Ok(tenant)
     }
 
+    pub fn keyring(&self) -> &Keyring {
+        &self.keyring
+    }
+
     pub fn db(&self) -> &Pool {
         &self.db
     }

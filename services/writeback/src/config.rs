@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use aia_config::{ConfigError, parsed, required};
+use aia_config::{ConfigError, optional, parsed, required};
 use aia_store::Keyring;
 
 #[derive(Debug)]
@@ -11,6 +11,9 @@ pub struct Config {
     pub database_url: String,
     pub keyring: Keyring,
     pub http_timeout: Duration,
+    /// The ingress's public base URL; notes link to its feedback endpoint.
+    /// Without it, notes carry no feedback links.
+    pub public_url: Option<String>,
 }
 
 impl Config {
@@ -23,6 +26,7 @@ impl Config {
                 reason: err.to_string(),
             })?,
             http_timeout: Duration::from_secs(parsed("ITSM_TIMEOUT_SECS", 10)?),
+            public_url: optional("PUBLIC_URL"),
         })
     }
 }

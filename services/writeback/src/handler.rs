@@ -15,6 +15,7 @@ pub struct Writeback {
     pub db: Pool,
     pub keyring: Keyring,
     pub http: reqwest::Client,
+    pub public_url: Option<String>,
 }
 
 /// The line that ends every note and identifies its run, so a note posted
@@ -97,8 +98,12 @@ impl Handler for Writeback {
             Claim::Fresh => {}
         }
         drop(client);
+        let feedback = match &self.public_url {
+            Some(base) if tenant.settings.feedback_links => self.feedback_line(base, &event),
+            _ => String::new(),
+        };
         let note = format!(
-            "{}\n\n---\n\n_{marker}_\n",
+            "{}\n\n---\n\n{feedback}_{marker}_\n",
             generated.note_markdown.trim_end()
         );
         let span = tracing::info_span!(
@@ -147,6 +152,31 @@ impl Handler for Writeback {
 }
 
 impl Writeback {
+    /// "Was this note helpful?" with signed one-click links.
+    fn feedback_line(&self, base: &str, event: &Event) -> String {
+        let Ok(mut url) = reqwest::Url::parse(base) else {
+            return String::new();
+        };
+        let token = aia_store::feedback::token(
+            &self.keyring,
+            event.tenant_id.as_str(),
+            event.ticket_id.as_str(),
+            event.correlation_id,
+        );
+        if let Ok(mut segments) = url.path_segments_mut() {
+            segments.pop_if_empty().extend([
+                "feedback",
+                event.tenant_id.as_str(),
+                event.ticket_id.as_str(),
+                &event.correlation_id.to_string(),
+                &token,
+            ]);
+        } else {
+            return String::new();
+        }
+        format!("Was this note helpful? [Yes]({url}?rating=up) · [No]({url}?rating=down)\n\n")
+    }
+
     fn failed(
         &self,
         event: &Event,

@@ -26,6 +26,7 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> anyhow::
     let handler = Arc::new(Writeback {
         db,
         keyring: config.keyring,
+        public_url: config.public_url,
         http: reqwest::Client::builder()
             .timeout(config.http_timeout)
             .build()

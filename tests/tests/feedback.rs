@@ -1,0 +1,143 @@
+//! A technician rates a note from the links at its end; the rating is an
+//! event, projected onto the run, and counted in the tenant's statistics.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use aia_events::ItsmKind;
+use aia_standins::servicedesk::ServiceDeskStandIn;
+use aia_store::Keyring;
+use aia_testkit::{NatsServer, TestDatabase, eventually};
+use aiagents::{all_in_one, dataset::Query, ops, webhook};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn links_in_the_note_record_ratings_that_reach_the_history_and_the_stats() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let nats = NatsServer::start().await;
+    let db = TestDatabase::create().await;
+    let sdp = ServiceDeskStandIn::new("token");
+    let sdp_server = aia_standins::serve(sdp.router()).await.unwrap();
+    ops::apply_nats(&nats.url()).await.unwrap();
+    let spec = Keyring::generate_spec("k1");
+    let keyring = Keyring::parse(&spec).unwrap();
+    let created = ops::add_tenant(
+        &db.app_url,
+        &keyring,
+        "acme",
+        "Acme",
+        ItsmKind::ServicedeskPlus,
+        &sdp_server.url(),
+        r#"{"authtoken":"token"}"#,
+    )
+    .await
+    .unwrap();
+    let running = all_in_one::start(all_in_one::Settings {
+        nats_url: nats.url(),
+        database_url: db.app_url.clone(),
+        keyring_spec: spec.clone(),
+        llm: None,
+        ingress_listen: SocketAddr::from(([127, 0, 0, 1], 0)),
+        public_url: None,
+    })
+    .await
+    .unwrap();
+    let http = reqwest::Client::new();
+    for ticket in ["SUP-1", "SUP-2"] {
+        let query: Query = serde_json::from_value(serde_json::json!({
+            "tenant_id": "acme", "ticket_id": ticket, "description": "Printer offline", "priority": "low"}))
+        .unwrap();
+        let (status, _) = webhook::send_servicedesk(
+            &http,
+            &running.ingress_url,
+            created.webhook_secret.expose(),
+            webhook::servicedesk_body(&query),
+        )
+        .await
+        .unwrap();
+        assert_eq!(status, 202);
+    }
+    let link = |ticket: &'static str, rating: &'static str| {
+        let sdp = sdp.clone();
+        async move {
+            let note = sdp.notes(ticket).first()?.description.clone();
+            let start = note.find("href=\"")? + 6;
+            let href = &note[start..start + note[start..].find('"')?];
+            Some(
+                href.replace("rating=up", &format!("rating={rating}"))
+                    .replace("&amp;", "&"),
+            )
+        }
+    };
+    let up = eventually("the note with its links", Duration::from_secs(30), || {
+        link("SUP-1", "up")
+    })
+    .await;
+    assert!(up.contains("/feedback/acme/SUP-1/"), "{up}");
+
+    let page = http.get(&up).send().await.unwrap();
+    assert_eq!(page.status(), 200);
+    assert!(page.text().await.unwrap().contains("Thank you"));
+    let down = eventually("the second note", Duration::from_secs(30), || {
+        link("SUP-2", "down")
+    })
+    .await;
+    assert_eq!(http.get(&down).send().await.unwrap().status(), 200);
+    let form = up.split('?').next().unwrap().to_owned();
+    let posted = http
+        .post(&form)
+        .json(&serde_json::json!({"stars": 4, "comment": "Right fix"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(posted.status(), 202);
+
+    // A link edited to point at another ticket, or with a bad rating, is refused.
+    let forged = up.replace("/SUP-1/", "/SUP-2/");
+    assert_eq!(http.get(&forged).send().await.unwrap().status(), 404);
+    assert_eq!(
+        http.get(up.replace("rating=up", "rating=9"))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        422
+    );
+    let empty = http
+        .post(&form)
+        .json(&serde_json::json!({"comment": "no rating"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(empty.status(), 422);
+
+    let admin = db.admin_client().await;
+    let row = eventually("the rating in the history", Duration::from_secs(30), || async {
+        let row = admin
+            .query_one("select rating_stars, rating_comment from enhancement_history where ticket_id = 'SUP-1'", &[])
+            .await
+            .ok()?;
+        row.get::<_, Option<i16>>(0).is_some().then_some(row)
+    })
+    .await;
+    assert_eq!(
+        row.get::<_, Option<String>>(1).as_deref(),
+        Some("Right fix")
+    );
+    running.stop().await.unwrap();
+
+    let tenants = admin::tenant_admin(
+        &db.app_url,
+        &db.admin_read_url,
+        Keyring::parse(&spec).unwrap(),
+        String::new(),
+    )
+    .unwrap();
+    let stats = Arc::new(tenants).feedback_stats("acme").await.unwrap();
+    assert_eq!(
+        (stats.rated, stats.with_stars, stats.with_thumbs),
+        (2, 1, 1)
+    );
+    assert_eq!(stats.average_stars, Some(4.0));
+    assert_eq!(stats.thumbs_up_share, Some(0.0));
+}

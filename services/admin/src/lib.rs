@@ -54,6 +54,7 @@ pub fn app(state: AppState) -> Router {
             "/admin/tenants/{id}/test-connection",
             post(routes::test_connection),
         )
+        .route("/admin/tenants/{id}/feedback", get(routes::feedback))
         .route_layer(axum::middleware::from_fn_with_state(
             state.clone(),
             routes::require_token,

@@ -7,8 +7,10 @@
 //! checkpoint past it.
 
 mod config;
+pub mod model;
 pub mod projection;
 pub mod retention;
+pub mod rows;
 
 use std::future::Future;
 use std::time::Duration;

@@ -1,0 +1,329 @@
+//! The read models as plain values, and how each event changes them.
+//!
+//! The live projector and the rebuild both use these functions, so a
+//! rebuild from the stream produces exactly what the live projector wrote.
+//! No I/O here.
+
+use std::collections::HashMap;
+
+use aia_events::{Event, Payload};
+use chrono::{DateTime, NaiveDate, Utc};
+use uuid::Uuid;
+
+/// One row of `enhancement_history`: one ticket run.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct RunRow {
+    pub tenant_id: String,
+    pub correlation_id: Uuid,
+    pub ticket_id: String,
+    pub status: String,
+    pub source: Option<String>,
+    pub subject: Option<String>,
+    pub priority: Option<String>,
+    pub received_at: Option<DateTime<Utc>>,
+    pub context_gathered_at: Option<DateTime<Utc>>,
+    pub enhanced_at: Option<DateTime<Utc>>,
+    pub written_back_at: Option<DateTime<Utc>>,
+    pub failed_at: Option<DateTime<Utc>>,
+    pub processing_ms: Option<i64>,
+    pub context_summary: Option<String>,
+    pub context: Option<serde_json::Value>,
+    pub note_markdown: Option<String>,
+    pub provider: Option<String>,
+    pub model: Option<String>,
+    pub prompt_version: Option<String>,
+    pub tokens_in: Option<i32>,
+    pub tokens_out: Option<i32>,
+    pub cost_usd: Option<f64>,
+    pub degraded: Option<bool>,
+    pub failed_stage: Option<String>,
+    pub error: Option<String>,
+    pub last_event_id: Uuid,
+    pub context_ms: Option<i64>,
+    pub llm_ms: Option<i64>,
+    pub writeback_ms: Option<i64>,
+    pub rating_stars: Option<i16>,
+    pub rating_thumbs_up: Option<bool>,
+    pub rating_comment: Option<String>,
+    pub rated_at: Option<DateTime<Utc>>,
+}
+
+/// One row of `ticket_history`: a resolved ticket.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TicketRow {
+    pub tenant_id: String,
+    pub ticket_id: String,
+    pub subject: String,
+    pub description: String,
+    pub resolution: String,
+    pub priority: String,
+    pub tags: Vec<String>,
+    pub resolved_at: DateTime<Utc>,
+    pub last_event_id: Uuid,
+}
+
+/// Additions to one tenant's counters of one day.
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub struct Counters {
+    pub received: i64,
+    pub completed: i64,
+    pub failed: i64,
+    pub failed_budget: i64,
+    pub degraded: i64,
+    pub tokens_in: i64,
+    pub tokens_out: i64,
+    pub cost_usd: f64,
+    pub processing_ms_total: i64,
+}
+
+impl Counters {
+    pub fn is_zero(&self) -> bool {
+        *self == Self::default()
+    }
+
+    pub fn add(&mut self, other: &Counters) {
+        self.received += other.received;
+        self.completed += other.completed;
+        self.failed += other.failed;
+        self.failed_budget += other.failed_budget;
+        self.degraded += other.degraded;
+        self.tokens_in += other.tokens_in;
+        self.tokens_out += other.tokens_out;
+        self.cost_usd += other.cost_usd;
+        self.processing_ms_total += other.processing_ms_total;
+    }
+}
+
+/// How far a status is along a run; a run never moves to a lower rank.
+pub fn status_rank(status: &str) -> u8 {
+    match status {
+        "received" => 1,
+        "context_gathered" => 2,
+        "enhanced" => 3,
+        "completed" | "failed" | "failed_budget" => 4,
+        _ => 0,
+    }
+}
+
+fn millis_between(from: Option<DateTime<Utc>>, to: DateTime<Utc>) -> Option<i64> {
+    from.map(|from| (to - from).num_milliseconds())
+}
+
+impl RunRow {
+    pub fn new(event: &Event) -> Self {
+        Self {
+            tenant_id: event.tenant_id.to_string(),
+            correlation_id: event.correlation_id,
+            ticket_id: event.ticket_id.to_string(),
+            last_event_id: event.event_id,
+            ..Self::default()
+        }
+    }
+
+    /// The day whose counters this run's numbers go to.
+    pub fn day(&self, event: &Event) -> NaiveDate {
+        self.received_at.unwrap_or(event.occurred_at).date_naive()
+    }
+
+    /// Moves the status forward only; true when `status` is where this
+    /// event moved the run (so counters count each run once).
+    fn advance(&mut self, status: &str, event: &Event) -> bool {
+        self.last_event_id = event.event_id;
+        if status_rank(status) > status_rank(&self.status) {
+            self.status = status.to_owned();
+            true
+        } else {
+            false
+        }
+    }
+
+    /// Applies one event of this run; returns what to add to the counters of
+    /// the run's day. `None` for events that do not concern runs.
+    pub fn apply(&mut self, event: &Event) -> Option<Counters> {
+        let at = event.occurred_at;
+        let mut counters = Counters::default();
+        match &event.payload {
+            Payload::TicketReceived(received) => {
+                if self.advance("received", event) {
+                    counters.received = 1;
+                }
+                self.source = Some(received.source.as_str().to_owned());
+                self.subject.clone_from(&received.subject);
+                self.priority = Some(received.priority.as_str().to_owned());
+                self.received_at = self.received_at.or(Some(at));
+            }
+            Payload::ContextGathered(context) => {
+                self.advance("context_gathered", event);
+                self.context_gathered_at = Some(at);
+                self.context = Some(serde_json::json!({
+                    "similar_tickets": context.similar_tickets,
+                    "knowledge_articles": context.knowledge_articles,
+                    "systems": context.systems,
+                    "monitoring": context.monitoring,
+                    "sources": context.sources,
+                }));
+                self.received_at = self.received_at.or(Some(context.received_at));
+                self.context_ms = millis_between(self.received_at, at);
+            }
+            Payload::EnhancementGenerated(generated) => {
+                let moved = self.advance("enhanced", event);
+                self.enhanced_at = Some(at);
+                self.note_markdown = Some(generated.note_markdown.clone());
+                self.provider.clone_from(&generated.provider);
+                self.model.clone_from(&generated.model);
+                self.prompt_version = Some(generated.prompt_version.clone());
+                self.tokens_in = Some(i32::try_from(generated.tokens_in).unwrap_or(i32::MAX));
+                self.tokens_out = Some(i32::try_from(generated.tokens_out).unwrap_or(i32::MAX));
+                self.cost_usd = Some(generated.cost_usd);
+                self.degraded = Some(generated.degraded);
+                self.context_summary = Some(generated.context_summary.clone());
+                self.received_at = self.received_at.or(Some(generated.received_at));
+                self.llm_ms = millis_between(self.context_gathered_at, at);
+                if moved {
+                    counters.tokens_in = i64::from(generated.tokens_in);
+                    counters.tokens_out = i64::from(generated.tokens_out);
+                    counters.cost_usd = generated.cost_usd;
+                    counters.degraded = i64::from(generated.degraded);
+                }
+            }
+            Payload::EnhancementFailed(failed) => {
+                if self.advance("failed", event) {
+                    counters.failed = 1;
+                }
+                self.failed_at = Some(at);
+                self.failed_stage = Some(failed.stage.as_str().to_owned());
+                self.error = Some(failed.reason.clone());
+            }
+            Payload::WritebackCompleted(completed) => {
+                let moved = self.advance("completed", event);
+                self.written_back_at = Some(at);
+                self.received_at = self.received_at.or(Some(completed.received_at));
+                self.writeback_ms = millis_between(self.enhanced_at, at);
+                self.processing_ms = millis_between(self.received_at, at);
+                if moved {
+                    counters.completed = 1;
+                    counters.processing_ms_total = self.processing_ms.unwrap_or(0);
+                }
+            }
+            Payload::WritebackFailed(failed) => {
+                if self.advance("failed", event) {
+                    counters.failed = 1;
+                }
+                self.failed_at = Some(at);
+                self.failed_stage = Some("writeback".to_owned());
+                self.error = Some(failed.reason.clone());
+            }
+            Payload::EnhancementRated(rated) => {
+                // A rating does not move the run; the latest one stands.
+                if self.rated_at.is_none_or(|previous| previous <= at) {
+                    self.rating_stars = rated.stars.map(i16::from);
+                    self.rating_thumbs_up = rated.thumbs_up;
+                    self.rating_comment.clone_from(&rated.comment);
+                    self.rated_at = Some(at);
+                }
+            }
+            Payload::TicketResolved(_) => return None,
+        }
+        Some(counters)
+    }
+}
+
+impl TicketRow {
+    pub fn from_event(event: &Event) -> Option<Self> {
+        let Payload::TicketResolved(resolved) = &event.payload else {
+            return None;
+        };
+        Some(Self {
+            tenant_id: event.tenant_id.to_string(),
+            ticket_id: event.ticket_id.to_string(),
+            subject: resolved.subject.clone(),
+            description: resolved.description.clone(),
+            resolution: resolved.resolution.clone(),
+            priority: resolved.priority.as_str().to_owned(),
+            tags: resolved.tags.clone(),
+            resolved_at: resolved.resolved_at,
+            last_event_id: event.event_id,
+        })
+    }
+}
+
+/// Every read model, folded in memory from events in stream order: what a
+/// rebuild writes.
+#[derive(Debug, Default)]
+pub struct Projection {
+    pub runs: HashMap<(String, Uuid), RunRow>,
+    pub tickets: HashMap<(String, String), TicketRow>,
+    pub daily: HashMap<(String, NaiveDate), Counters>,
+}
+
+impl Projection {
+    pub fn apply(&mut self, event: &Event) {
+        if let Some(ticket) = TicketRow::from_event(event) {
+            self.tickets
+                .insert((ticket.tenant_id.clone(), ticket.ticket_id.clone()), ticket);
+            return;
+        }
+        let key = (event.tenant_id.to_string(), event.correlation_id);
+        let is_rating = matches!(event.payload, Payload::EnhancementRated(_));
+        if is_rating && !self.runs.contains_key(&key) {
+            return; // a rating for a run we do not have (purged, or never run)
+        }
+        let row = self.runs.entry(key).or_insert_with(|| RunRow::new(event));
+        if let Some(counters) = row.apply(event)
+            && !counters.is_zero()
+        {
+            let day = row.day(event);
+            self.daily
+                .entry((row.tenant_id.clone(), day))
+                .or_default()
+                .add(&counters);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use aia_events::examples;
+
+    fn run(types: &[&str]) -> Vec<Event> {
+        let samples = examples::all();
+        types
+            .iter()
+            .map(|event_type| samples.iter().find(|event| event.event_type() == *event_type).unwrap().clone())
+            .collect()
+    }
+
+    #[test]
+    fn a_run_counts_once_however_often_its_events_repeat() {
+        let events = run(&["ticket.received", "context.gathered", "enhancement.generated", "writeback.completed"]);
+        let mut projection = Projection::default();
+        for event in events.iter().chain(events.iter()) {
+            projection.apply(event);
+        }
+        assert_eq!(projection.runs.len(), 1);
+        let row = projection.runs.values().next().unwrap();
+        assert_eq!(row.status, "completed");
+        let counters = projection.daily.values().next().unwrap();
+        assert_eq!((counters.received, counters.completed, counters.tokens_in), (1, 1, 812));
+    }
+
+    #[test]
+    fn late_events_fill_in_fields_but_never_move_the_status_back() {
+        let events = run(&["writeback.completed", "context.gathered"]);
+        let mut projection = Projection::default();
+        for event in &events {
+            projection.apply(event);
+        }
+        let row = projection.runs.values().next().unwrap();
+        assert_eq!(row.status, "completed");
+        assert!(row.context.is_some());
+    }
+
+    #[test]
+    fn ratings_for_unknown_runs_are_ignored() {
+        let mut projection = Projection::default();
+        projection.apply(&run(&["enhancement.rated"])[0]);
+        assert!(projection.runs.is_empty());
+    }
+}

@@ -1,0 +1,263 @@
+//! Reading and writing read-model rows: one at a time for the live
+//! projector, by binary COPY for a rebuild. Table names are parameters so a
+//! rebuild can write to fresh tables before it swaps them in.
+
+use aia_store::{StoreError, ToSql};
+use chrono::NaiveDate;
+use futures::pin_mut;
+use tokio_postgres::GenericClient;
+use tokio_postgres::binary_copy::BinaryCopyInWriter;
+use tokio_postgres::types::Type;
+use uuid::Uuid;
+
+use crate::model::{Counters, RunRow, TicketRow};
+
+/// Which tables to write.
+#[derive(Debug, Clone, Copy)]
+pub struct Tables<'a> {
+    pub runs: &'a str,
+    pub tickets: &'a str,
+    pub daily: &'a str,
+}
+
+pub const LIVE: Tables<'static> = Tables {
+    runs: "enhancement_history",
+    tickets: "ticket_history",
+    daily: "tenant_daily_stats",
+};
+
+const RUN_COLUMNS: &str = "tenant_id, correlation_id, ticket_id, status, source, subject, priority, \
+    received_at, context_gathered_at, enhanced_at, written_back_at, failed_at, processing_ms, \
+    context_summary, context, note_markdown, provider, model, prompt_version, tokens_in, tokens_out, \
+    cost_usd, degraded, failed_stage, error, last_event_id, context_ms, llm_ms, writeback_ms, \
+    rating_stars, rating_thumbs_up, rating_comment, rated_at";
+
+const RUN_TYPES: &[Type] = &[
+    Type::TEXT, Type::UUID, Type::TEXT, Type::TEXT, Type::TEXT, Type::TEXT, Type::TEXT,
+    Type::TIMESTAMPTZ, Type::TIMESTAMPTZ, Type::TIMESTAMPTZ, Type::TIMESTAMPTZ, Type::TIMESTAMPTZ, Type::INT8,
+    Type::TEXT, Type::JSONB, Type::TEXT, Type::TEXT, Type::TEXT, Type::TEXT, Type::INT4, Type::INT4,
+    Type::FLOAT8, Type::BOOL, Type::TEXT, Type::TEXT, Type::UUID, Type::INT8, Type::INT8, Type::INT8,
+    Type::INT2, Type::BOOL, Type::TEXT, Type::TIMESTAMPTZ,
+];
+
+fn run_values(row: &RunRow) -> [&(dyn ToSql + Sync); 33] {
+    [
+        &row.tenant_id, &row.correlation_id, &row.ticket_id, &row.status, &row.source, &row.subject,
+        &row.priority, &row.received_at, &row.context_gathered_at, &row.enhanced_at,
+        &row.written_back_at, &row.failed_at, &row.processing_ms, &row.context_summary, &row.context,
+        &row.note_markdown, &row.provider, &row.model, &row.prompt_version, &row.tokens_in,
+        &row.tokens_out, &row.cost_usd, &row.degraded, &row.failed_stage, &row.error,
+        &row.last_event_id, &row.context_ms, &row.llm_ms, &row.writeback_ms, &row.rating_stars,
+        &row.rating_thumbs_up, &row.rating_comment, &row.rated_at,
+    ]
+}
+
+fn run_from(row: &tokio_postgres::Row) -> RunRow {
+    RunRow {
+        tenant_id: row.get(0),
+        correlation_id: row.get(1),
+        ticket_id: row.get(2),
+        status: row.get(3),
+        source: row.get(4),
+        subject: row.get(5),
+        priority: row.get(6),
+        received_at: row.get(7),
+        context_gathered_at: row.get(8),
+        enhanced_at: row.get(9),
+        written_back_at: row.get(10),
+        failed_at: row.get(11),
+        processing_ms: row.get(12),
+        context_summary: row.get(13),
+        context: row.get(14),
+        note_markdown: row.get(15),
+        provider: row.get(16),
+        model: row.get(17),
+        prompt_version: row.get(18),
+        tokens_in: row.get(19),
+        tokens_out: row.get(20),
+        cost_usd: row.get(21),
+        degraded: row.get(22),
+        failed_stage: row.get(23),
+        error: row.get(24),
+        last_event_id: row.get(25),
+        context_ms: row.get(26),
+        llm_ms: row.get(27),
+        writeback_ms: row.get(28),
+        rating_stars: row.get(29),
+        rating_thumbs_up: row.get(30),
+        rating_comment: row.get(31),
+        rated_at: row.get(32),
+    }
+}
+
+/// The run's row, locked for this transaction.
+pub async fn load_run(
+    client: &impl GenericClient,
+    tables: Tables<'_>,
+    tenant: &str,
+    correlation_id: Uuid,
+) -> Result<Option<RunRow>, StoreError> {
+    let row = client
+        .query_opt(
+            &format!(
+                "select {RUN_COLUMNS} from {} where tenant_id = $1 and correlation_id = $2 for update",
+                tables.runs
+            ),
+            &[&tenant, &correlation_id],
+        )
+        .await?;
+    Ok(row.as_ref().map(run_from))
+}
+
+pub async fn upsert_run(client: &impl GenericClient, tables: Tables<'_>, row: &RunRow) -> Result<(), StoreError> {
+    let placeholders: Vec<String> = (1..=33).map(|n| format!("${n}")).collect();
+    let updates: Vec<String> = RUN_COLUMNS
+        .split(", ")
+        .skip(2)
+        .map(|column| format!("{column} = excluded.{column}"))
+        .collect();
+    client
+        .execute(
+            &format!(
+                "insert into {table} ({RUN_COLUMNS}) values ({values})
+                 on conflict (tenant_id, correlation_id) do update set {updates}, updated_at = now()",
+                table = tables.runs,
+                values = placeholders.join(", "),
+                updates = updates.join(", "),
+            ),
+            &run_values(row),
+        )
+        .await?;
+    Ok(())
+}
+
+pub async fn upsert_ticket(client: &impl GenericClient, tables: Tables<'_>, row: &TicketRow) -> Result<(), StoreError> {
+    client
+        .execute(
+            &format!(
+                "insert into {} (tenant_id, ticket_id, subject, description, resolution, priority, tags,
+                        resolved_at, last_event_id)
+                 values ($1, $2, $3, $4, $5, $6, $7, $8, $9)
+                 on conflict (tenant_id, ticket_id) do update
+                    set subject = excluded.subject, description = excluded.description,
+                        resolution = excluded.resolution, priority = excluded.priority,
+                        tags = excluded.tags, resolved_at = excluded.resolved_at,
+                        last_event_id = excluded.last_event_id, updated_at = now()",
+                tables.tickets
+            ),
+            &[
+                &row.tenant_id, &row.ticket_id, &row.subject, &row.description, &row.resolution,
+                &row.priority, &row.tags, &row.resolved_at, &row.last_event_id,
+            ],
+        )
+        .await?;
+    Ok(())
+}
+
+pub async fn add_counters(
+    client: &impl GenericClient,
+    tables: Tables<'_>,
+    tenant: &str,
+    day: NaiveDate,
+    counters: &Counters,
+) -> Result<(), StoreError> {
+    client
+        .execute(
+            &format!(
+                "insert into {table} as d (tenant_id, day, received, completed, failed, failed_budget, degraded,
+                        tokens_in, tokens_out, cost_usd, processing_ms_total)
+                 values ($1, $2, $3::int8, $4::int8, $5::int8, $6::int8, $7::int8, $8, $9, $10, $11)
+                 on conflict (tenant_id, day) do update set
+                    received = d.received + excluded.received, completed = d.completed + excluded.completed,
+                    failed = d.failed + excluded.failed, failed_budget = d.failed_budget + excluded.failed_budget,
+                    degraded = d.degraded + excluded.degraded, tokens_in = d.tokens_in + excluded.tokens_in,
+                    tokens_out = d.tokens_out + excluded.tokens_out, cost_usd = d.cost_usd + excluded.cost_usd,
+                    processing_ms_total = d.processing_ms_total + excluded.processing_ms_total",
+                table = tables.daily
+            ),
+            &[
+                &tenant, &day, &counters.received, &counters.completed, &counters.failed,
+                &counters.failed_budget, &counters.degraded, &counters.tokens_in, &counters.tokens_out,
+                &counters.cost_usd, &counters.processing_ms_total,
+            ],
+        )
+        .await?;
+    Ok(())
+}
+
+/// Writes rows by binary COPY, the fastest way into PostgreSQL.
+pub async fn copy_runs<'a>(
+    client: &tokio_postgres::Transaction<'_>,
+    table: &str,
+    rows: impl Iterator<Item = &'a RunRow>,
+) -> Result<u64, StoreError> {
+    let sink = client
+        .copy_in(&format!("copy {table} ({RUN_COLUMNS}) from stdin binary"))
+        .await?;
+    let writer = BinaryCopyInWriter::new(sink, RUN_TYPES);
+    pin_mut!(writer);
+    for row in rows {
+        writer.as_mut().write(&run_values(row)).await?;
+    }
+    Ok(writer.finish().await?)
+}
+
+pub async fn copy_tickets<'a>(
+    client: &tokio_postgres::Transaction<'_>,
+    table: &str,
+    rows: impl Iterator<Item = &'a TicketRow>,
+) -> Result<u64, StoreError> {
+    let sink = client
+        .copy_in(&format!(
+            "copy {table} (tenant_id, ticket_id, subject, description, resolution, priority, tags, resolved_at, last_event_id)
+             from stdin binary"
+        ))
+        .await?;
+    let types = [
+        Type::TEXT, Type::TEXT, Type::TEXT, Type::TEXT, Type::TEXT, Type::TEXT, Type::TEXT_ARRAY,
+        Type::TIMESTAMPTZ, Type::UUID,
+    ];
+    let writer = BinaryCopyInWriter::new(sink, &types);
+    pin_mut!(writer);
+    for row in rows {
+        writer
+            .as_mut()
+            .write(&[
+                &row.tenant_id, &row.ticket_id, &row.subject, &row.description, &row.resolution,
+                &row.priority, &row.tags, &row.resolved_at, &row.last_event_id,
+            ])
+            .await?;
+    }
+    Ok(writer.finish().await?)
+}
+
+pub async fn copy_daily<'a>(
+    client: &tokio_postgres::Transaction<'_>,
+    table: &str,
+    rows: impl Iterator<Item = (&'a (String, NaiveDate), &'a Counters)>,
+) -> Result<u64, StoreError> {
+    let sink = client
+        .copy_in(&format!(
+            "copy {table} (tenant_id, day, received, completed, failed, failed_budget, degraded, tokens_in,
+                    tokens_out, cost_usd, processing_ms_total) from stdin binary"
+        ))
+        .await?;
+    let types = [
+        Type::TEXT, Type::DATE, Type::INT4, Type::INT4, Type::INT4, Type::INT4, Type::INT4, Type::INT8,
+        Type::INT8, Type::FLOAT8, Type::INT8,
+    ];
+    let writer = BinaryCopyInWriter::new(sink, &types);
+    pin_mut!(writer);
+    for ((tenant, day), counters) in rows {
+        let small = |n: i64| i32::try_from(n).unwrap_or(i32::MAX);
+        writer
+            .as_mut()
+            .write(&[
+                tenant, day, &small(counters.received), &small(counters.completed), &small(counters.failed),
+                &small(counters.failed_budget), &small(counters.degraded), &counters.tokens_in,
+                &counters.tokens_out, &counters.cost_usd, &counters.processing_ms_total,
+            ])
+            .await?;
+    }
+    Ok(writer.finish().await?)
+}

@@ -19,6 +19,10 @@ pub const MIGRATIONS: &[(&str, &str)] = &[
         "0002_read_models",
         include_str!("../../../migrations/0002_read_models.sql"),
     ),
+    (
+        "0003_rebuild",
+        include_str!("../../../migrations/0003_rebuild.sql"),
+    ),
 ];
 
 const LOCK_KEY: i64 = 0x6169_6167_656e_7473; // "aiagents"

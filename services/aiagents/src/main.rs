@@ -39,6 +39,12 @@ enum Command {
         #[command(subcommand)]
         command: SecretsCommand,
     },
+    /// Rebuild the read models from the event stream while the projector keeps serving.
+    Rebuild {
+        /// Rebuild only this tenant's rows.
+        #[arg(long)]
+        tenant: Option<String>,
+    },
     /// Print a new application key for AI_AGENTS_SECRET_KEYS.
     Keygen {
         /// The key id stored with every secret it encrypts.
@@ -178,6 +184,32 @@ async fn main() -> anyhow::Result<()> {
             println!(
                 "{n_tenants} tenants checked, {n_values} secrets re-encrypted with key {}",
                 keyring.primary_key_id()
+            );
+        }
+        Command::Rebuild { tenant } => {
+            let (_client, jetstream) =
+                aia_bus::connect(&env("NATS_URL")?, "aiagents-rebuild").await?;
+            let (mut owner, connection) =
+                tokio_postgres::connect(&env("OWNER_DATABASE_URL")?, tokio_postgres::NoTls).await?;
+            tokio::spawn(connection);
+            let report = match tenant {
+                Some(tenant) => {
+                    let tenant = aia_events::TenantId::parse(&tenant)?;
+                    history_projector::rebuild::rebuild_tenant(&jetstream, &mut owner, &tenant)
+                        .await?
+                }
+                None => history_projector::rebuild::rebuild_all(&jetstream, &mut owner).await?,
+            };
+            println!(
+                "rebuilt from {} events ({} applied during the swap): {} runs, {} resolved tickets, {} tenant-days",
+                report.events, report.caught_up, report.runs, report.tickets, report.days
+            );
+            println!(
+                "read+fold {:.2} s, write {:.2} s, swap {:.2} s: {:.0} events/s",
+                report.read_and_fold.as_secs_f64(),
+                report.write.as_secs_f64(),
+                report.swap.as_secs_f64(),
+                report.events_per_second()
             );
         }
         Command::Keygen { key_id } => println!("{}", Keyring::generate_spec(&key_id)),

@@ -9,6 +9,7 @@
 mod config;
 pub mod model;
 pub mod projection;
+pub mod rebuild;
 pub mod retention;
 pub mod rows;
 

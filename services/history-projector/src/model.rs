@@ -290,13 +290,24 @@ mod tests {
         let samples = examples::all();
         types
             .iter()
-            .map(|event_type| samples.iter().find(|event| event.event_type() == *event_type).unwrap().clone())
+            .map(|event_type| {
+                samples
+                    .iter()
+                    .find(|event| event.event_type() == *event_type)
+                    .unwrap()
+                    .clone()
+            })
             .collect()
     }
 
     #[test]
     fn a_run_counts_once_however_often_its_events_repeat() {
-        let events = run(&["ticket.received", "context.gathered", "enhancement.generated", "writeback.completed"]);
+        let events = run(&[
+            "ticket.received",
+            "context.gathered",
+            "enhancement.generated",
+            "writeback.completed",
+        ]);
         let mut projection = Projection::default();
         for event in events.iter().chain(events.iter()) {
             projection.apply(event);
@@ -305,7 +316,10 @@ mod tests {
         let row = projection.runs.values().next().unwrap();
         assert_eq!(row.status, "completed");
         let counters = projection.daily.values().next().unwrap();
-        assert_eq!((counters.received, counters.completed, counters.tokens_in), (1, 1, 812));
+        assert_eq!(
+            (counters.received, counters.completed, counters.tokens_in),
+            (1, 1, 812)
+        );
     }
 
     #[test]

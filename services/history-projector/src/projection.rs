@@ -57,8 +57,20 @@ pub async fn apply(
 
 /// Applies one event to the live tables (or, during a rebuild's catch-up,
 /// to the tables named by `tables`) with the same model the rebuild folds.
-pub async fn project(tx: &Transaction<'_>, tables: Tables<'_>, event: &Event) -> Result<(), StoreError> {
-    let tx: &tokio_postgres::Transaction<'_> = tx;
+pub async fn project(
+    tx: &Transaction<'_>,
+    tables: Tables<'_>,
+    event: &Event,
+) -> Result<(), StoreError> {
+    project_with(tx, tables, event).await
+}
+
+/// [`project`] on a plain transaction (the rebuild's owner connection).
+pub async fn project_with(
+    tx: &tokio_postgres::Transaction<'_>,
+    tables: Tables<'_>,
+    event: &Event,
+) -> Result<(), StoreError> {
     if let Some(ticket) = TicketRow::from_event(event) {
         return rows::upsert_ticket(tx, tables, &ticket).await;
     }

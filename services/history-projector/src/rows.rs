@@ -33,22 +33,76 @@ const RUN_COLUMNS: &str = "tenant_id, correlation_id, ticket_id, status, source,
     rating_stars, rating_thumbs_up, rating_comment, rated_at";
 
 const RUN_TYPES: &[Type] = &[
-    Type::TEXT, Type::UUID, Type::TEXT, Type::TEXT, Type::TEXT, Type::TEXT, Type::TEXT,
-    Type::TIMESTAMPTZ, Type::TIMESTAMPTZ, Type::TIMESTAMPTZ, Type::TIMESTAMPTZ, Type::TIMESTAMPTZ, Type::INT8,
-    Type::TEXT, Type::JSONB, Type::TEXT, Type::TEXT, Type::TEXT, Type::TEXT, Type::INT4, Type::INT4,
-    Type::FLOAT8, Type::BOOL, Type::TEXT, Type::TEXT, Type::UUID, Type::INT8, Type::INT8, Type::INT8,
-    Type::INT2, Type::BOOL, Type::TEXT, Type::TIMESTAMPTZ,
+    Type::TEXT,
+    Type::UUID,
+    Type::TEXT,
+    Type::TEXT,
+    Type::TEXT,
+    Type::TEXT,
+    Type::TEXT,
+    Type::TIMESTAMPTZ,
+    Type::TIMESTAMPTZ,
+    Type::TIMESTAMPTZ,
+    Type::TIMESTAMPTZ,
+    Type::TIMESTAMPTZ,
+    Type::INT8,
+    Type::TEXT,
+    Type::JSONB,
+    Type::TEXT,
+    Type::TEXT,
+    Type::TEXT,
+    Type::TEXT,
+    Type::INT4,
+    Type::INT4,
+    Type::FLOAT8,
+    Type::BOOL,
+    Type::TEXT,
+    Type::TEXT,
+    Type::UUID,
+    Type::INT8,
+    Type::INT8,
+    Type::INT8,
+    Type::INT2,
+    Type::BOOL,
+    Type::TEXT,
+    Type::TIMESTAMPTZ,
 ];
 
 fn run_values(row: &RunRow) -> [&(dyn ToSql + Sync); 33] {
     [
-        &row.tenant_id, &row.correlation_id, &row.ticket_id, &row.status, &row.source, &row.subject,
-        &row.priority, &row.received_at, &row.context_gathered_at, &row.enhanced_at,
-        &row.written_back_at, &row.failed_at, &row.processing_ms, &row.context_summary, &row.context,
-        &row.note_markdown, &row.provider, &row.model, &row.prompt_version, &row.tokens_in,
-        &row.tokens_out, &row.cost_usd, &row.degraded, &row.failed_stage, &row.error,
-        &row.last_event_id, &row.context_ms, &row.llm_ms, &row.writeback_ms, &row.rating_stars,
-        &row.rating_thumbs_up, &row.rating_comment, &row.rated_at,
+        &row.tenant_id,
+        &row.correlation_id,
+        &row.ticket_id,
+        &row.status,
+        &row.source,
+        &row.subject,
+        &row.priority,
+        &row.received_at,
+        &row.context_gathered_at,
+        &row.enhanced_at,
+        &row.written_back_at,
+        &row.failed_at,
+        &row.processing_ms,
+        &row.context_summary,
+        &row.context,
+        &row.note_markdown,
+        &row.provider,
+        &row.model,
+        &row.prompt_version,
+        &row.tokens_in,
+        &row.tokens_out,
+        &row.cost_usd,
+        &row.degraded,
+        &row.failed_stage,
+        &row.error,
+        &row.last_event_id,
+        &row.context_ms,
+        &row.llm_ms,
+        &row.writeback_ms,
+        &row.rating_stars,
+        &row.rating_thumbs_up,
+        &row.rating_comment,
+        &row.rated_at,
     ]
 }
 
@@ -109,7 +163,11 @@ pub async fn load_run(
     Ok(row.as_ref().map(run_from))
 }
 
-pub async fn upsert_run(client: &impl GenericClient, tables: Tables<'_>, row: &RunRow) -> Result<(), StoreError> {
+pub async fn upsert_run(
+    client: &impl GenericClient,
+    tables: Tables<'_>,
+    row: &RunRow,
+) -> Result<(), StoreError> {
     let placeholders: Vec<String> = (1..=33).map(|n| format!("${n}")).collect();
     let updates: Vec<String> = RUN_COLUMNS
         .split(", ")
@@ -131,7 +189,11 @@ pub async fn upsert_run(client: &impl GenericClient, tables: Tables<'_>, row: &R
     Ok(())
 }
 
-pub async fn upsert_ticket(client: &impl GenericClient, tables: Tables<'_>, row: &TicketRow) -> Result<(), StoreError> {
+pub async fn upsert_ticket(
+    client: &impl GenericClient,
+    tables: Tables<'_>,
+    row: &TicketRow,
+) -> Result<(), StoreError> {
     client
         .execute(
             &format!(
@@ -214,8 +276,15 @@ pub async fn copy_tickets<'a>(
         ))
         .await?;
     let types = [
-        Type::TEXT, Type::TEXT, Type::TEXT, Type::TEXT, Type::TEXT, Type::TEXT, Type::TEXT_ARRAY,
-        Type::TIMESTAMPTZ, Type::UUID,
+        Type::TEXT,
+        Type::TEXT,
+        Type::TEXT,
+        Type::TEXT,
+        Type::TEXT,
+        Type::TEXT,
+        Type::TEXT_ARRAY,
+        Type::TIMESTAMPTZ,
+        Type::UUID,
     ];
     let writer = BinaryCopyInWriter::new(sink, &types);
     pin_mut!(writer);
@@ -223,8 +292,15 @@ pub async fn copy_tickets<'a>(
         writer
             .as_mut()
             .write(&[
-                &row.tenant_id, &row.ticket_id, &row.subject, &row.description, &row.resolution,
-                &row.priority, &row.tags, &row.resolved_at, &row.last_event_id,
+                &row.tenant_id,
+                &row.ticket_id,
+                &row.subject,
+                &row.description,
+                &row.resolution,
+                &row.priority,
+                &row.tags,
+                &row.resolved_at,
+                &row.last_event_id,
             ])
             .await?;
     }
@@ -243,8 +319,17 @@ pub async fn copy_daily<'a>(
         ))
         .await?;
     let types = [
-        Type::TEXT, Type::DATE, Type::INT4, Type::INT4, Type::INT4, Type::INT4, Type::INT4, Type::INT8,
-        Type::INT8, Type::FLOAT8, Type::INT8,
+        Type::TEXT,
+        Type::DATE,
+        Type::INT4,
+        Type::INT4,
+        Type::INT4,
+        Type::INT4,
+        Type::INT4,
+        Type::INT8,
+        Type::INT8,
+        Type::FLOAT8,
+        Type::INT8,
     ];
     let writer = BinaryCopyInWriter::new(sink, &types);
     pin_mut!(writer);
@@ -253,9 +338,17 @@ pub async fn copy_daily<'a>(
         writer
             .as_mut()
             .write(&[
-                tenant, day, &small(counters.received), &small(counters.completed), &small(counters.failed),
-                &small(counters.failed_budget), &small(counters.degraded), &counters.tokens_in,
-                &counters.tokens_out, &counters.cost_usd, &counters.processing_ms_total,
+                tenant,
+                day,
+                &small(counters.received),
+                &small(counters.completed),
+                &small(counters.failed),
+                &small(counters.failed_budget),
+                &small(counters.degraded),
+                &counters.tokens_in,
+                &counters.tokens_out,
+                &counters.cost_usd,
+                &counters.processing_ms_total,
             ])
             .await?;
     }

@@ -52,3 +52,11 @@ bench-ingress SECONDS="10":
     trap 'scripts/stack.sh down bench' EXIT
     source "$(scripts/stack.sh up bench)"
     RUST_LOG=error cargo run -q --release -p aia-bench -- ingress --seconds {{SECONDS}}
+
+# Projection rebuild throughput on a generated stream (default 1,000,000 events).
+bench-rebuild EVENTS="1000000":
+    #!/usr/bin/env bash
+    set -euo pipefail
+    trap 'scripts/stack.sh down bench' EXIT
+    source "$(scripts/stack.sh up bench)"
+    RUST_LOG=error cargo run -q --release -p aia-bench -- rebuild --events {{EVENTS}}

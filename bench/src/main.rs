@@ -9,6 +9,7 @@
 //! `sync_interval: always`.
 
 mod ingress_bench;
+mod rebuild_bench;
 
 use clap::{Parser, Subcommand};
 
@@ -30,6 +31,12 @@ enum Command {
         #[arg(long, value_delimiter = ',', default_value = "4,32")]
         concurrency: Vec<usize>,
     },
+    /// Rebuild throughput of the projections from a generated stream.
+    Rebuild {
+        /// Events to generate (runs of four events across 1,000 tenants).
+        #[arg(long, default_value_t = 1_000_000)]
+        events: u64,
+    },
 }
 
 fn main() -> anyhow::Result<()> {
@@ -40,5 +47,6 @@ fn main() -> anyhow::Result<()> {
             seconds,
             concurrency,
         } => ingress_bench::run(seconds, &concurrency),
+        Command::Rebuild { events } => rebuild_bench::run(events),
     }
 }

@@ -6,17 +6,23 @@
 use std::time::{Duration, Instant};
 
 use aia_events::{
-    ContextGathered, ContextSource, EnhancementGenerated, Event, ItsmKind, Payload, Priority, SimilarTicket,
-    SourceReport, SourceStatus, TenantId, TicketChange, TicketId, TicketReceived, TicketText,
-    WritebackCompleted,
+    ContextGathered, ContextSource, EnhancementGenerated, Event, ItsmKind, Payload, Priority,
+    SimilarTicket, SourceReport, SourceStatus, TenantId, TicketChange, TicketId, TicketReceived,
+    TicketText, WritebackCompleted,
 };
 use aia_testkit::{NatsServer, TestDatabase};
 use chrono::{TimeDelta, Utc};
 use futures::StreamExt;
 use futures::stream::FuturesUnordered;
 
-const SUBJECTS: &[&str] = &["VPN drops every hour", "Outlook asks for the password", "Printer offline",
-    "Disk almost full on the file server", "Teams calls are choppy", "Cannot log in after reimage"];
+const SUBJECTS: &[&str] = &[
+    "VPN drops every hour",
+    "Outlook asks for the password",
+    "Printer offline",
+    "Disk almost full on the file server",
+    "Teams calls are choppy",
+    "Cannot log in after reimage",
+];
 
 fn run_events(tenant: &TenantId, n: u64) -> [Event; 4] {
     let ticket = TicketId::parse(&format!("T-{n}")).expect("ticket");
@@ -25,7 +31,9 @@ fn run_events(tenant: &TenantId, n: u64) -> [Event; 4] {
     let text = TicketText {
         source: ItsmKind::ServicedeskPlus,
         subject: Some(subject.to_owned()),
-        description: format!("{subject}. Started this morning for several users in the office; restarting did not help."),
+        description: format!(
+            "{subject}. Started this morning for several users in the office; restarting did not help."
+        ),
         priority: Priority::High,
     };
     let received = Event::new_run(
@@ -107,7 +115,9 @@ fn run_events(tenant: &TenantId, n: u64) -> [Event; 4] {
 }
 
 pub fn run(n_events: u64) -> anyhow::Result<()> {
-    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
     runtime.block_on(async {
         let nats = NatsServer::start().await;
         let db = TestDatabase::create().await;

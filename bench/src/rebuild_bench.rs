@@ -143,9 +143,9 @@ pub fn run(n_events: u64) -> anyhow::Result<()> {
         let generated = started.elapsed();
         println!("generated {} events ({n_runs} runs, 1,000 tenants) in {:.1} s", n_runs * 4, generated.as_secs_f64());
 
-        let (mut owner, connection) = tokio_postgres::connect(&db.admin_url, tokio_postgres::NoTls).await?;
+        let report = history_projector::rebuild::rebuild_all(&jetstream, &db.admin_url).await?;
+        let (owner, connection) = tokio_postgres::connect(&db.admin_url, tokio_postgres::NoTls).await?;
         tokio::spawn(connection);
-        let report = history_projector::rebuild::rebuild_all(&jetstream, &mut owner).await?;
         println!(
             "rebuild: {} events -> {} runs, {} tenant-days; read+fold {:.2} s, COPY {:.2} s, swap {:.2} s; {:.0} events/s",
             report.events,

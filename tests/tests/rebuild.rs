@@ -118,13 +118,15 @@ async fn a_rebuild_reproduces_the_live_projection_repairs_damage_and_keeps_servi
     ));
     publish(&jetstream, &events_for("acme", 30)).await;
     publish(&jetstream, &events_for("globex", 20)).await;
-    let (mut owner, connection) = tokio_postgres::connect(&db.admin_url, tokio_postgres::NoTls)
+    let (owner, connection) = tokio_postgres::connect(&db.admin_url, tokio_postgres::NoTls)
         .await
         .unwrap();
     tokio::spawn(connection);
     projected_through(&owner, &jetstream).await;
     let live = snapshot(&owner).await;
     assert!(live[0].contains("\"completed\"") && live[0].contains("\"failed\""));
+
+    let indexes_before = indexes(&owner).await;
 
     // Damage the read models, then rebuild everything.
     owner
@@ -135,7 +137,7 @@ async fn a_rebuild_reproduces_the_live_projection_repairs_damage_and_keeps_servi
         )
         .await
         .unwrap();
-    let report = history_projector::rebuild::rebuild_all(&jetstream, &mut owner)
+    let report = history_projector::rebuild::rebuild_all(&jetstream, &db.admin_url)
         .await
         .unwrap();
     assert_eq!(report.runs, 50);
@@ -149,14 +151,14 @@ async fn a_rebuild_reproduces_the_live_projection_repairs_damage_and_keeps_servi
     // exactly once: a second rebuild of the settled state changes nothing.
     let more = events_for("initech", 10);
     let (rebuilt, ()) = tokio::join!(
-        history_projector::rebuild::rebuild_all(&jetstream, &mut owner),
+        history_projector::rebuild::rebuild_all(&jetstream, &db.admin_url),
         publish(&jetstream, &more)
     );
     rebuilt.unwrap();
     projected_through(&owner, &jetstream).await;
     let settled = snapshot(&owner).await;
     assert!(settled[0].contains("initech") && !settled[0].contains("tampered"));
-    history_projector::rebuild::rebuild_all(&jetstream, &mut owner)
+    history_projector::rebuild::rebuild_all(&jetstream, &db.admin_url)
         .await
         .unwrap();
     assert_eq!(snapshot(&owner).await, settled);
@@ -188,7 +190,7 @@ async fn a_rebuild_reproduces_the_live_projection_repairs_damage_and_keeps_servi
         .unwrap();
     let report = history_projector::rebuild::rebuild_tenant(
         &jetstream,
-        &mut owner,
+        &db.admin_url,
         &TenantId::parse("globex").unwrap(),
     )
     .await
@@ -214,4 +216,21 @@ async fn a_rebuild_reproduces_the_live_projection_repairs_damage_and_keeps_servi
 
     shutdown.cancel();
     projector.await.unwrap().unwrap();
+}
+
+/// The projection tables' index names.
+async fn indexes(client: &tokio_postgres::Client) -> Vec<String> {
+    client
+        .query(
+            "select tablename || '.' || indexname from pg_indexes
+              where schemaname = 'public'
+                and tablename in ('enhancement_history', 'ticket_history', 'tenant_daily_stats')
+              order by 1",
+            &[],
+        )
+        .await
+        .unwrap()
+        .iter()
+        .map(|row| row.get::<_, String>(0))
+        .collect()
 }

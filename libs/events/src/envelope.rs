@@ -103,8 +103,7 @@ pub enum DecodeError {
     },
 }
 
-#[derive(Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[derive(Serialize)]
 struct Wire {
     event_id: Uuid,
     event_type: String,
@@ -115,6 +114,23 @@ struct Wire {
     correlation_id: Uuid,
     causation_id: Option<Uuid>,
     payload: serde_json::Value,
+}
+
+/// The envelope as read: the payload stays raw until its type is known, so
+/// it is parsed once, straight into its type.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct WireIn<'a> {
+    event_id: Uuid,
+    event_type: String,
+    schema_version: u16,
+    tenant_id: TenantId,
+    ticket_id: TicketId,
+    occurred_at: String,
+    correlation_id: Uuid,
+    causation_id: Option<Uuid>,
+    #[serde(borrow)]
+    payload: &'a serde_json::value::RawValue,
 }
 
 impl Event {
@@ -171,7 +187,7 @@ impl Event {
 
     /// Reads an event of any known type and version, upcasting old versions.
     pub fn from_json(bytes: &[u8]) -> Result<Self, DecodeError> {
-        let wire: Wire = serde_json::from_slice(bytes).map_err(DecodeError::Envelope)?;
+        let wire: WireIn<'_> = serde_json::from_slice(bytes).map_err(DecodeError::Envelope)?;
         let occurred_at = DateTime::parse_from_rfc3339(&wire.occurred_at)
             .map_err(|err| DecodeError::Envelope(serde::de::Error::custom(err)))?
             .with_timezone(&Utc);
@@ -191,14 +207,14 @@ impl Event {
 fn decode_payload(
     event_type: &str,
     schema_version: u16,
-    value: serde_json::Value,
+    value: &serde_json::value::RawValue,
 ) -> Result<Payload, DecodeError> {
     fn parse<T: serde::de::DeserializeOwned>(
         event_type: &str,
         schema_version: u16,
-        value: serde_json::Value,
+        value: &serde_json::value::RawValue,
     ) -> Result<T, DecodeError> {
-        serde_json::from_value(value).map_err(|source| DecodeError::Payload {
+        serde_json::from_str(value.get()).map_err(|source| DecodeError::Payload {
             event_type: event_type.to_owned(),
             schema_version,
             source,

@@ -189,16 +189,14 @@ async fn main() -> anyhow::Result<()> {
         Command::Rebuild { tenant } => {
             let (_client, jetstream) =
                 aia_bus::connect(&env("NATS_URL")?, "aiagents-rebuild").await?;
-            let (mut owner, connection) =
-                tokio_postgres::connect(&env("OWNER_DATABASE_URL")?, tokio_postgres::NoTls).await?;
-            tokio::spawn(connection);
+            let owner_url = env("OWNER_DATABASE_URL")?;
             let report = match tenant {
                 Some(tenant) => {
                     let tenant = aia_events::TenantId::parse(&tenant)?;
-                    history_projector::rebuild::rebuild_tenant(&jetstream, &mut owner, &tenant)
+                    history_projector::rebuild::rebuild_tenant(&jetstream, &owner_url, &tenant)
                         .await?
                 }
-                None => history_projector::rebuild::rebuild_all(&jetstream, &mut owner).await?,
+                None => history_projector::rebuild::rebuild_all(&jetstream, &owner_url).await?,
             };
             println!(
                 "rebuilt from {} events ({} applied during the swap): {} runs, {} resolved tickets, {} tenant-days",

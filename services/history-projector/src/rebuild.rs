@@ -18,7 +18,7 @@ use futures::StreamExt;
 use indicatif::{ProgressBar, ProgressStyle};
 use tokio_postgres::Client;
 
-use crate::model::Projection;
+use crate::model::{Projection, RunRow};
 use crate::projection::PROJECTION;
 use crate::rows::{self, Tables};
 
@@ -128,13 +128,76 @@ async fn pause_live(tx: &tokio_postgres::Transaction<'_>) -> anyhow::Result<u64>
     Ok(u64::try_from(checkpoint).unwrap_or(0))
 }
 
-/// Rebuilds every projection of every tenant. `owner` connects as the
+async fn connect(url: &str) -> anyhow::Result<Client> {
+    let (client, connection) = tokio_postgres::connect(url, tokio_postgres::NoTls).await?;
+    tokio::spawn(connection);
+    Ok(client)
+}
+
+/// The fresh table beside each live one.
+const FRESH: Tables<'static> = Tables {
+    runs: "enhancement_history_rebuild",
+    tickets: "ticket_history_rebuild",
+    daily: "tenant_daily_stats_rebuild",
+};
+
+fn table_pairs() -> [(&'static str, &'static str); 3] {
+    [
+        (FRESH.runs, rows::LIVE.runs),
+        (FRESH.tickets, rows::LIVE.tickets),
+        (FRESH.daily, rows::LIVE.daily),
+    ]
+}
+
+/// The live table's indexes as statements that build them on the fresh
+/// table under temporary names, with the primary key attached afterwards.
+async fn fresh_indexes(owner: &Client, live: &str, fresh: &str) -> anyhow::Result<Vec<String>> {
+    let rows = owner
+        .query(
+            "select i.indexname, i.indexdef, c.conname
+               from pg_indexes i
+               left join pg_constraint c on c.conindid = format('%I.%I', i.schemaname, i.indexname)::regclass
+                                        and c.contype = 'p'
+              where i.schemaname = 'public' and i.tablename = $1",
+            &[&live],
+        )
+        .await?;
+    let mut statements = Vec::new();
+    for row in rows {
+        let name: String = row.get(0);
+        let definition: String = row.get(1);
+        let primary_key: Option<String> = row.get(2);
+        let statement = definition.replacen(
+            &format!("INDEX {name} ON public.{live} "),
+            &format!("INDEX {name}_rb ON public.{fresh} "),
+            1,
+        );
+        anyhow::ensure!(
+            statement != definition,
+            "cannot rewrite index {name}: {definition}"
+        );
+        statements.push(statement);
+        if primary_key.is_some() {
+            statements.push(format!(
+                "alter table {fresh} add constraint {name}_rb primary key using index {name}_rb"
+            ));
+        }
+    }
+    Ok(statements)
+}
+
+async fn copy_runs_committed(client: &mut Client, runs: &[&RunRow]) -> anyhow::Result<()> {
+    let tx = client.transaction().await?;
+    rows::copy_runs(&tx, FRESH.runs, runs.iter().copied()).await?;
+    tx.commit().await?;
+    Ok(())
+}
+
+/// Rebuilds every projection of every tenant. `owner_url` connects as the
 /// schema owner.
-pub async fn rebuild_all(
-    jetstream: &JetStream,
-    owner: &mut Client,
-) -> anyhow::Result<RebuildReport> {
+pub async fn rebuild_all(jetstream: &JetStream, owner_url: &str) -> anyhow::Result<RebuildReport> {
     let mut report = RebuildReport::default();
+    let mut owner = connect(owner_url).await?;
     let started = Instant::now();
     let (after, until) = stream_bounds(jetstream).await?;
     let progress = progress_bar(until - after);
@@ -146,31 +209,46 @@ pub async fn rebuild_all(
     progress.finish_and_clear();
     report.read_and_fold = started.elapsed();
 
+    // Fresh tables without indexes: COPY first, then build each index in
+    // one sorted pass, which is far faster than maintaining it per row.
     let started = Instant::now();
-    let fresh = Tables {
-        runs: "enhancement_history_rebuild",
-        tickets: "ticket_history_rebuild",
-        daily: "tenant_daily_stats_rebuild",
-    };
-    let tx = owner.transaction().await?;
-    for (fresh_table, live_table) in [
-        (fresh.runs, rows::LIVE.runs),
-        (fresh.tickets, rows::LIVE.tickets),
-        (fresh.daily, rows::LIVE.daily),
-    ] {
-        tx.batch_execute(&format!(
-            "drop table if exists {fresh_table}; create table {fresh_table} (like {live_table} including all)"
-        ))
-        .await?;
+    for (fresh, live) in table_pairs() {
+        owner
+            .batch_execute(&format!(
+                "drop table if exists {fresh};
+                 create table {fresh} (like {live} including all excluding indexes)"
+            ))
+            .await?;
     }
-    rows::copy_runs(&tx, fresh.runs, projection.runs.values()).await?;
-    rows::copy_tickets(&tx, fresh.tickets, projection.tickets.values()).await?;
-    rows::copy_daily(&tx, fresh.daily, projection.daily.iter()).await?;
-    tx.commit().await?;
+    // Two connections share the COPY: one takes half of the runs, the other
+    // the rest of the runs, the resolved tickets and the counters.
+    let runs: Vec<&RunRow> = projection.runs.values().collect();
+    let (first, second) = runs.split_at(runs.len() / 2);
+    let mut other = connect(owner_url).await?;
+    let rest = async {
+        copy_runs_committed(&mut owner, second).await?;
+        let tx = owner.transaction().await?;
+        rows::copy_tickets(&tx, FRESH.tickets, projection.tickets.values()).await?;
+        rows::copy_daily(&tx, FRESH.daily, projection.daily.iter()).await?;
+        tx.commit().await?;
+        anyhow::Ok(())
+    };
+    let (copied_first, copied_rest) = tokio::join!(copy_runs_committed(&mut other, first), rest);
+    copied_first?;
+    copied_rest?;
     report.runs = projection.runs.len();
     report.tickets = projection.tickets.len();
     report.days = projection.daily.len();
+    drop(runs);
     drop(projection);
+    owner
+        .batch_execute("set maintenance_work_mem = '256MB'")
+        .await?;
+    for (fresh, live) in table_pairs() {
+        for statement in fresh_indexes(&owner, live, fresh).await? {
+            owner.batch_execute(&statement).await?;
+        }
+    }
     report.write = started.elapsed();
 
     let started = Instant::now();
@@ -189,7 +267,7 @@ pub async fn rebuild_all(
     )
     .await?;
     for event in &late {
-        crate::projection::project_with(&tx, fresh, event).await?;
+        crate::projection::project_with(&tx, FRESH, event).await?;
     }
     // The fresh tables hold every event up to the later of the snapshot and
     // the live checkpoint; the live projector resumes after that.
@@ -199,29 +277,33 @@ pub async fn rebuild_all(
         &[&PROJECTION, &covered],
     )
     .await?;
-    for (table, owner_policy) in [
-        (fresh.runs, true),
-        (fresh.tickets, true),
-        (fresh.daily, true),
-    ] {
+    for (fresh, live) in table_pairs() {
         tx.execute(
-            "select secure_projection_table($1::text::regclass, $2)",
-            &[&table, &owner_policy],
+            "select secure_projection_table($1::text::regclass, true)",
+            &[&fresh],
         )
         .await?;
-    }
-    for (fresh_table, live_table) in [
-        (fresh.runs, rows::LIVE.runs),
-        (fresh.tickets, rows::LIVE.tickets),
-        (fresh.daily, rows::LIVE.daily),
-    ] {
+        let index_names: Vec<String> = tx
+            .query(
+                "select indexname from pg_indexes where schemaname = 'public' and tablename = $1",
+                &[&live],
+            )
+            .await?
+            .iter()
+            .map(|row| row.get(0))
+            .collect();
         tx.batch_execute(&format!(
-            "lock table {live_table} in access exclusive mode;
-             alter table {live_table} rename to {live_table}_retired;
-             alter table {fresh_table} rename to {live_table};
-             drop table {live_table}_retired;"
+            "lock table {live} in access exclusive mode;
+             alter table {live} rename to {live}_retired;
+             alter table {fresh} rename to {live};
+             drop table {live}_retired;"
         ))
         .await?;
+        // The fresh indexes take the names the retired ones had.
+        for name in index_names {
+            tx.batch_execute(&format!("alter index if exists {name}_rb rename to {name}"))
+                .await?;
+        }
     }
     tx.commit().await?;
     report.swap = started.elapsed();
@@ -252,10 +334,12 @@ async fn wait_for_checkpoint(owner: &Client, sequence: u64) -> anyhow::Result<()
 /// Rebuilds one tenant's rows in place.
 pub async fn rebuild_tenant(
     jetstream: &JetStream,
-    owner: &mut Client,
+    owner_url: &str,
     tenant: &TenantId,
 ) -> anyhow::Result<RebuildReport> {
     let mut report = RebuildReport::default();
+    let mut owner = connect(owner_url).await?;
+    let owner = &mut owner;
     let filter =
         aia_events::subject::filter_for_tenant(aia_events::subject::DEFAULT_PREFIX, tenant);
     let started = Instant::now();

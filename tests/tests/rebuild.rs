@@ -146,6 +146,11 @@ async fn a_rebuild_reproduces_the_live_projection_repairs_damage_and_keeps_servi
         live,
         "the rebuild differs from the live projection"
     );
+    assert_eq!(
+        indexes(&owner).await,
+        indexes_before,
+        "the rebuilt tables lost or renamed an index"
+    );
 
     // Events that arrive while a rebuild runs end up in the swapped-in tables
     // exactly once: a second rebuild of the settled state changes nothing.

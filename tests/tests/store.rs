@@ -24,7 +24,12 @@ async fn migrations_apply_once_and_a_second_run_changes_nothing() {
     assert!(report.applied.is_empty());
     assert_eq!(
         report.already_applied,
-        ["0001_init", "0002_read_models", "0003_rebuild"]
+        [
+            "0001_init",
+            "0002_read_models",
+            "0003_rebuild",
+            "0004_integrations"
+        ]
     );
 }
 

@@ -18,7 +18,7 @@ use tokio_postgres::NoTls;
 
 pub use deadpool_postgres::{Client, Pool, Transaction};
 pub use secrets::{Keyring, Secret};
-pub use tenants::{NewTenant, Tenant, TenantSettings};
+pub use tenants::{Integrations, MonitoringQuery, NewTenant, Tenant, TenantSettings};
 pub use tokio_postgres::types::ToSql;
 
 /// What went wrong talking to Postgres, sorted by what the caller should do.

@@ -23,6 +23,10 @@ pub const MIGRATIONS: &[(&str, &str)] = &[
         "0003_rebuild",
         include_str!("../../../migrations/0003_rebuild.sql"),
     ),
+    (
+        "0004_integrations",
+        include_str!("../../../migrations/0004_integrations.sql"),
+    ),
 ];
 
 const LOCK_KEY: i64 = 0x6169_6167_656e_7473; // "aiagents"

@@ -28,6 +28,69 @@ pub struct TenantSettings {
     pub allow_static_secret: bool,
     /// Whether notes end with "was this helpful?" links.
     pub feedback_links: bool,
+    /// An external knowledge base answering
+    /// `GET {url}/api/search?query=…&limit=3` (Bearer token in the
+    /// tenant's integrations).
+    pub knowledge_base_url: Option<String>,
+    /// Seconds to wait for the external knowledge base (1–60).
+    pub knowledge_base_timeout_secs: u32,
+    /// A Prometheus-compatible query API (`{url}/api/v1/query`).
+    pub monitoring_url: Option<String>,
+    /// PromQL per matched host; `{host}` is replaced by the host name.
+    pub monitoring_queries: Vec<MonitoringQuery>,
+}
+
+/// One monitoring check: a PromQL expression and when its value is abnormal.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct MonitoringQuery {
+    pub name: String,
+    /// With `{host}` where the host name goes.
+    pub promql: String,
+    /// Values above this are reported as abnormal.
+    pub above: Option<f64>,
+    /// Values below this are reported as abnormal.
+    pub below: Option<f64>,
+}
+
+impl MonitoringQuery {
+    /// The checks used when a tenant names a monitoring URL and no queries.
+    pub fn defaults() -> Vec<Self> {
+        let query = |name: &str, promql: &str, above: Option<f64>, below: Option<f64>| Self {
+            name: name.to_owned(),
+            promql: promql.to_owned(),
+            above,
+            below,
+        };
+        vec![
+            query("up", r#"up{instance=~"{host}(:.*)?"}"#, None, Some(1.0)),
+            query(
+                "cpu %",
+                r#"100 - avg(rate(node_cpu_seconds_total{mode="idle",instance=~"{host}(:.*)?"}[5m])) * 100"#,
+                Some(90.0),
+                None,
+            ),
+            query(
+                "memory %",
+                r#"100 * (1 - node_memory_MemAvailable_bytes{instance=~"{host}(:.*)?"} / node_memory_MemTotal_bytes{instance=~"{host}(:.*)?"})"#,
+                Some(90.0),
+                None,
+            ),
+            query(
+                "disk %",
+                r#"max(100 * (1 - node_filesystem_avail_bytes{instance=~"{host}(:.*)?",fstype!~"tmpfs|overlay"} / node_filesystem_size_bytes{instance=~"{host}(:.*)?",fstype!~"tmpfs|overlay"}))"#,
+                Some(90.0),
+                None,
+            ),
+        ]
+    }
+}
+
+/// Tokens of a tenant's integrations, stored encrypted.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Integrations {
+    pub knowledge_base_token: Option<String>,
+    pub monitoring_token: Option<String>,
 }
 
 impl Default for TenantSettings {
@@ -41,6 +104,10 @@ impl Default for TenantSettings {
             webhook_rate_limit_per_minute: None,
             allow_static_secret: true,
             feedback_links: true,
+            knowledge_base_url: None,
+            knowledge_base_timeout_secs: 10,
+            monitoring_url: None,
+            monitoring_queries: Vec::new(),
         }
     }
 }
@@ -60,6 +127,7 @@ pub struct Tenant {
     pub webhook_secrets: Vec<Secret>,
     pub settings: TenantSettings,
     pub active: bool,
+    pub integrations: Integrations,
 }
 
 /// What it takes to create a tenant.
@@ -131,7 +199,7 @@ pub async fn get(
     let row = tx
         .query_opt(
             "select name, itsm_kind, itsm_base_url, itsm_credentials_enc, webhook_secret_enc,
-                    webhook_secret_prev_enc, settings, active
+                    webhook_secret_prev_enc, settings, active, integrations_enc
                from tenants where tenant_id = $1 and deleted_at is null",
             &[&tenant_id.as_str()],
         )
@@ -150,6 +218,15 @@ pub async fn get(
         webhook_secrets.push(keyring.decrypt(&previous, &context("webhook_secret", tenant_id))?);
     }
     let settings: serde_json::Value = row.get(6);
+    let integrations: Option<Vec<u8>> = row.get(8);
+    let integrations = match integrations {
+        Some(stored) => {
+            let json = keyring.decrypt(&stored, &context("integrations", tenant_id))?;
+            serde_json::from_str(json.expose())
+                .map_err(|err| StoreError::Corrupt(format!("tenant integrations: {err}")))?
+        }
+        None => Integrations::default(),
+    };
     Ok(Some(Tenant {
         tenant_id: tenant_id.clone(),
         name: row.get(0),
@@ -160,7 +237,30 @@ pub async fn get(
         settings: serde_json::from_value(settings)
             .map_err(|err| StoreError::Corrupt(format!("tenant settings: {err}")))?,
         active: row.get(7),
+        integrations,
     }))
+}
+
+/// Stores the tenant's integration tokens (encrypted); false when the
+/// tenant does not exist.
+pub async fn set_integrations(
+    client: &mut Client,
+    keyring: &Keyring,
+    tenant_id: &TenantId,
+    integrations: &Integrations,
+) -> Result<bool, StoreError> {
+    let json = Secret::new(serde_json::to_string(integrations).expect("integrations serialise"));
+    let stored = keyring.encrypt(&json, &context("integrations", tenant_id));
+    let tx = tenant_transaction(client, tenant_id).await?;
+    let n_updated = tx
+        .execute(
+            "update tenants set integrations_enc = $2, updated_at = now()
+              where tenant_id = $1 and deleted_at is null",
+            &[&tenant_id.as_str(), &stored],
+        )
+        .await?;
+    tx.commit().await?;
+    Ok(n_updated == 1)
 }
 
 /// A tenant's settings and whether it is active, without touching secrets:
@@ -342,7 +442,7 @@ pub async fn reencrypt(
     let tx = tenant_transaction(client, tenant_id).await?;
     let Some(row) = tx
         .query_opt(
-            "select itsm_credentials_enc, webhook_secret_enc, webhook_secret_prev_enc
+            "select itsm_credentials_enc, webhook_secret_enc, webhook_secret_prev_enc, integrations_enc
                from tenants where tenant_id = $1 for update",
             &[&tenant_id.as_str()],
         )
@@ -368,11 +468,18 @@ pub async fn reencrypt(
     let credentials = fresh(row.get(0), "itsm_credentials")?;
     let secret = fresh(row.get(1), "webhook_secret")?;
     let previous = fresh(row.get(2), "webhook_secret")?;
+    let integrations = fresh(row.get(3), "integrations")?;
     tx.execute(
         "update tenants set itsm_credentials_enc = $2, webhook_secret_enc = $3,
-                webhook_secret_prev_enc = $4
+                webhook_secret_prev_enc = $4, integrations_enc = $5
           where tenant_id = $1",
-        &[&tenant_id.as_str(), &credentials, &secret, &previous],
+        &[
+            &tenant_id.as_str(),
+            &credentials,
+            &secret,
+            &previous,
+            &integrations,
+        ],
     )
     .await?;
     tx.commit().await?;

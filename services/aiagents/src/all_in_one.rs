@@ -64,12 +64,11 @@ pub async fn start(settings: Settings) -> anyhow::Result<Running> {
         ("ingress", result)
     });
 
-    let config = context_gatherer::Config {
-        nats_url: settings.nats_url.clone(),
-        database_url: settings.database_url.clone(),
-        source_timeout: Duration::from_secs(10),
-        max_similar_tickets: 5,
-    };
+    let config = context_gatherer::Config::new(
+        settings.nats_url.clone(),
+        settings.database_url.clone(),
+        keyring(&settings.keyring_spec)?,
+    );
     let stop = shutdown.clone();
     tasks.spawn(async move {
         (

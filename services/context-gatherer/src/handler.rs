@@ -1,24 +1,33 @@
 //! `ticket.received` → `context.gathered`.
 //!
-//! Every source runs under its own timeout and reports its status; a slow or
-//! broken source never fails the run. Only an unknown or deleted tenant
-//! ends the run (`enhancement.failed`), and only an unreachable database
-//! makes the ticket wait for a redelivery.
+//! The sources run concurrently, each under its own timeout and never past
+//! the stage's budget, and each reports how it fared; a slow or broken
+//! source never fails the run. Only an unknown or inactive tenant ends the
+//! run (`enhancement.failed`), and only an unreachable database makes the
+//! ticket wait for a redelivery.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use aia_bus::{Delivery, Handled, Handler, HandlerError};
 use aia_events::{
-    ContextGathered, ContextSource, EnhancementFailed, Event, Payload, SimilarTicket, SourceReport,
-    SourceStatus, Stage, TicketReceived, TicketText,
+    ContextGathered, ContextSource, EnhancementFailed, Event, Payload, Stage, SystemInfo,
+    TicketText,
 };
-use aia_store::{Pool, StoreError, TenantSettings, tenants};
+use aia_store::{Keyring, MonitoringQuery, Pool, StoreError, tenants};
 
-use crate::search;
+use crate::extract;
+use crate::sources::{self, SourceError, inventory, knowledge, monitoring, similar};
 
 pub struct ContextGatherer {
     pub db: Pool,
+    pub keyring: Keyring,
+    pub http: reqwest::Client,
+    pub knowledge_cache: knowledge::ExternalCache,
+    /// Timeout of each source that has none of its own.
     pub source_timeout: Duration,
+    /// The whole stage's budget: no source runs longer.
+    pub budget: Duration,
+    pub monitoring_timeout: Duration,
     pub max_similar_tickets: i64,
 }
 
@@ -31,38 +40,116 @@ impl Handler for ContextGatherer {
         let Payload::TicketReceived(ticket) = &event.payload else {
             return Ok(Handled::Nothing);
         };
-        let mut client = self.db.get().await.map_err(|err| transient(err.into()))?;
-        let settings = tenants::settings(&mut client, &event.tenant_id)
-            .await
-            .map_err(transient)?;
-        let settings = match settings {
-            Some((settings, true)) => settings,
-            Some((_, false)) => return Ok(self.failed(&event, "tenant is inactive")),
+        let tenant = {
+            let mut client = self.db.get().await.map_err(|err| transient(err.into()))?;
+            tenants::get(&mut client, &self.keyring, &event.tenant_id)
+                .await
+                .map_err(transient)?
+        };
+        let tenant = match tenant {
+            Some(tenant) if tenant.active => tenant,
+            Some(_) => return Ok(self.failed(&event, "tenant is inactive")),
             None => return Ok(self.failed(&event, "tenant does not exist")),
         };
-        drop(client);
-        let (similar_tickets, similar_report) = self.similar(&event, ticket, &settings).await?;
-        let mut sources = vec![similar_report];
-        for (source, enabled) in [
-            (
-                ContextSource::KnowledgeBase,
-                settings.knowledge_base_enabled,
-            ),
-            (ContextSource::Inventory, settings.inventory_enabled),
-            (ContextSource::Monitoring, settings.monitoring_enabled),
-        ] {
-            sources.push(SourceReport {
-                source,
-                status: SourceStatus::Disabled,
-                latency_ms: 0,
-                items: 0,
-                detail: Some(if enabled {
-                    "source is not available in this version".into()
-                } else {
-                    "turned off for this tenant".into()
-                }),
-            });
-        }
+        let settings = &tenant.settings;
+        let text = match &ticket.subject {
+            Some(subject) => format!("{subject}\n{}", ticket.description),
+            None => ticket.description.clone(),
+        };
+        let mentions = extract::mentions(&text);
+        let within_budget = |timeout: Duration| timeout.min(self.budget);
+
+        let similar = sources::run(
+            ContextSource::SimilarTickets,
+            settings.similar_tickets_enabled,
+            within_budget(self.source_timeout),
+            async {
+                let mut client = self.db.get().await.map_err(StoreError::from)?;
+                Ok(similar::similar_tickets(
+                    &mut client,
+                    &event.tenant_id,
+                    &text,
+                    self.max_similar_tickets,
+                )
+                .await?)
+            },
+        );
+        let kb_timeout =
+            Duration::from_secs(u64::from(settings.knowledge_base_timeout_secs.clamp(1, 60)));
+        let knowledge = sources::run(
+            ContextSource::KnowledgeBase,
+            settings.knowledge_base_enabled,
+            within_budget(kb_timeout.max(self.source_timeout)),
+            async {
+                let local = async {
+                    let mut client = self.db.get().await.map_err(StoreError::from)?;
+                    knowledge::local(&mut client, &event.tenant_id, &text, 3).await
+                };
+                let external = async {
+                    match &settings.knowledge_base_url {
+                        Some(url) => knowledge::external(
+                            &self.http,
+                            &self.knowledge_cache,
+                            &event.tenant_id,
+                            url,
+                            tenant.integrations.knowledge_base_token.as_deref(),
+                            &text,
+                            within_budget(kb_timeout),
+                        )
+                        .await
+                        .map(Some),
+                        None => Ok(None),
+                    }
+                };
+                let (local, external) = tokio::join!(local, external);
+                merge_articles(local, external)
+            },
+        );
+        let systems_and_monitoring = async {
+            let (systems, inventory_report) = sources::run(
+                ContextSource::Inventory,
+                settings.inventory_enabled,
+                within_budget(self.source_timeout),
+                async {
+                    let mut client = self.db.get().await.map_err(StoreError::from)?;
+                    inventory::lookup(&mut client, &event.tenant_id, &mentions).await
+                },
+            )
+            .await;
+            let hosts = monitored_hosts(&systems);
+            let queries = if settings.monitoring_queries.is_empty() {
+                MonitoringQuery::defaults()
+            } else {
+                settings.monitoring_queries.clone()
+            };
+            let monitoring_on = settings.monitoring_enabled && settings.monitoring_url.is_some();
+            let (findings, monitoring_report) = sources::run(
+                ContextSource::Monitoring,
+                monitoring_on,
+                within_budget(self.monitoring_timeout),
+                async {
+                    let url = settings.monitoring_url.as_deref().unwrap_or_default();
+                    let token = tenant.integrations.monitoring_token.as_deref();
+                    monitoring::check(
+                        &self.http,
+                        url,
+                        token,
+                        &hosts,
+                        &queries,
+                        self.monitoring_timeout,
+                    )
+                    .await
+                },
+            )
+            .await;
+            (systems, inventory_report, findings, monitoring_report)
+        };
+        let (
+            (similar_tickets, similar_report),
+            (articles, knowledge_report),
+            (systems, inventory_report, findings, monitoring_report),
+        ) = tokio::join!(similar, knowledge, systems_and_monitoring);
+
         let gathered = ContextGathered {
             ticket: TicketText {
                 source: ticket.source,
@@ -72,10 +159,15 @@ impl Handler for ContextGatherer {
             },
             received_at: event.occurred_at,
             similar_tickets,
-            knowledge_articles: vec![],
-            systems: vec![],
-            monitoring: vec![],
-            sources,
+            knowledge_articles: articles,
+            systems,
+            monitoring: findings,
+            sources: vec![
+                similar_report,
+                knowledge_report,
+                inventory_report,
+                monitoring_report,
+            ],
         };
         Ok(Handled::Publish(vec![Event::caused_by(
             &event,
@@ -99,58 +191,48 @@ impl ContextGatherer {
     fn failed(&self, event: &Event, reason: &str) -> Handled {
         Handled::Publish(vec![self.gave_up(event, reason, 1)])
     }
+}
 
-    async fn similar(
-        &self,
-        event: &Event,
-        ticket: &TicketReceived,
-        settings: &TenantSettings,
-    ) -> Result<(Vec<SimilarTicket>, SourceReport), HandlerError> {
-        let report =
-            |status, started: Instant, items: usize, detail: Option<String>| SourceReport {
-                source: ContextSource::SimilarTickets,
-                status,
-                latency_ms: u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
-                items: u32::try_from(items).unwrap_or(u32::MAX),
-                detail,
-            };
-        let started = Instant::now();
-        if !settings.similar_tickets_enabled {
-            let detail = Some("turned off for this tenant".into());
-            return Ok((vec![], report(SourceStatus::Disabled, started, 0, detail)));
+/// Local articles first, then external ones not already listed. A failing
+/// external knowledge base is an error only when nothing was found locally.
+fn merge_articles(
+    local: Result<Vec<aia_events::KnowledgeArticle>, SourceError>,
+    external: Result<Option<Vec<aia_events::KnowledgeArticle>>, SourceError>,
+) -> Result<Vec<aia_events::KnowledgeArticle>, SourceError> {
+    match (local, external) {
+        (Ok(mut articles), Ok(external)) => {
+            for article in external.into_iter().flatten() {
+                let duplicate = articles.iter().any(|known| {
+                    known.title == article.title
+                        || (known.url.is_some() && known.url == article.url)
+                });
+                if !duplicate {
+                    articles.push(article);
+                }
+            }
+            Ok(articles)
         }
-        let text = match &ticket.subject {
-            Some(subject) => format!("{subject}\n{}", ticket.description),
-            None => ticket.description.clone(),
-        };
-        let search = async {
-            let mut client = self.db.get().await.map_err(StoreError::from)?;
-            search::similar_tickets(
-                &mut client,
-                &event.tenant_id,
-                &text,
-                self.max_similar_tickets,
-            )
-            .await
-        };
-        match tokio::time::timeout(self.source_timeout, search).await {
-            Ok(Ok(hits)) if hits.is_empty() => {
-                Ok((hits, report(SourceStatus::Empty, started, 0, None)))
-            }
-            Ok(Ok(hits)) => {
-                let n_hits = hits.len();
-                Ok((hits, report(SourceStatus::Ok, started, n_hits, None)))
-            }
-            Ok(Err(err)) if err.is_transient() => Err(transient(err)),
-            Ok(Err(err)) => {
-                tracing::warn!(error = %err, "Similar-ticket search failed");
-                let detail = Some("search failed".into());
-                Ok((vec![], report(SourceStatus::Error, started, 0, detail)))
-            }
-            Err(_) => {
-                let detail = Some(format!("no answer within {:?}", self.source_timeout));
-                Ok((vec![], report(SourceStatus::Timeout, started, 0, detail)))
-            }
+        (Ok(articles), Err(err)) if !articles.is_empty() => {
+            tracing::warn!(error = %err, "External knowledge base failed; using local articles");
+            Ok(articles)
         }
+        (Err(err), _) | (Ok(_), Err(err)) => Err(err),
     }
+}
+
+/// The names monitoring knows hosts by: inventory host names first, else
+/// what the ticket said.
+fn monitored_hosts(systems: &[SystemInfo]) -> Vec<String> {
+    let mut hosts: Vec<String> = systems
+        .iter()
+        .map(|system| {
+            system
+                .hostname
+                .clone()
+                .unwrap_or_else(|| system.matched.clone())
+        })
+        .filter(|host| !host.is_empty())
+        .collect();
+    hosts.dedup();
+    hosts
 }

@@ -1,10 +1,12 @@
 //! The context-gatherer stage: for each `ticket.received`, find what may
-//! help — the tenant's similar resolved tickets first — and publish
-//! `context.gathered`.
+//! help — the tenant's similar resolved tickets, knowledge-base articles,
+//! the inventory entries of the hosts the ticket mentions and what
+//! monitoring says about them — and publish `context.gathered`.
 
 mod config;
+pub mod extract;
 mod handler;
-pub mod search;
+pub mod sources;
 
 use std::future::Future;
 use std::sync::Arc;
@@ -18,13 +20,19 @@ pub use handler::ContextGatherer;
 
 /// Runs one instance of the stage until `shutdown` completes.
 pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> anyhow::Result<()> {
+    let _ = rustls::crypto::ring::default_provider().install_default();
     let db = aia_store::pool(&config.database_url, 16).context("database URL")?;
     let (_client, jetstream) = aia_bus::connect(&config.nats_url, Stage::ContextGatherer.as_str())
         .await
         .context("connecting to NATS")?;
     let handler = Arc::new(ContextGatherer {
         db,
+        keyring: config.keyring,
+        http: reqwest::Client::builder().build().context("HTTP client")?,
+        knowledge_cache: Default::default(),
         source_timeout: config.source_timeout,
+        budget: config.budget,
+        monitoring_timeout: config.monitoring_timeout,
         max_similar_tickets: config.max_similar_tickets,
     });
     aia_bus::run_stage(

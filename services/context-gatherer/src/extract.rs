@@ -1,0 +1,212 @@
+//! Finds the hosts a ticket mentions: IPv4 addresses, IPv6 addresses in
+//! every textual form (full, compressed, IPv4-mixed, with a zone, in
+//! brackets with a port), fully qualified domain names and bare host names.
+//!
+//! Extraction is generous: every candidate is only looked up in the
+//! tenant's inventory, so a word that merely looks like a host name costs a
+//! lookup and matches nothing.
+
+use std::collections::BTreeSet;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::sync::LazyLock;
+
+use regex::Regex;
+
+/// What the ticket mentions, deduplicated, in order of appearance.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Mentions {
+    /// `(as written, parsed)`.
+    pub addresses: Vec<(String, IpAddr)>,
+    /// Lower-cased host names and FQDNs.
+    pub hostnames: Vec<String>,
+}
+
+/// At most this many candidates of each kind are looked up.
+pub const MAX_CANDIDATES: usize = 32;
+
+static IPV4: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(r"(?:^|[^\w.])((?:\d{1,3}\.){3}\d{1,3})(?:/\d{1,2})?(?:$|[^\w.]|\.(?:\W|$))")
+        .expect("regex")
+});
+static FQDN: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(r"(?i)\b([a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?(?:\.[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?)*\.[a-z][a-z0-9-]{0,61}[a-z0-9])\b")
+        .expect("regex")
+});
+static HOSTNAME: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(r"(?i)\b([a-z][a-z0-9]*(?:-[a-z0-9]+)*\d[a-z0-9-]*|[a-z]+(?:-[a-z0-9]+)+)\b")
+        .expect("regex")
+});
+
+/// File extensions that make "name.ext" a file, not a host.
+const FILE_EXTENSIONS: &[&str] = &[
+    "exe", "dll", "msi", "txt", "log", "pdf", "docx", "doc", "xlsx", "xls", "pptx", "csv", "zip",
+    "png", "jpg", "jpeg", "gif", "ps1", "bat", "cmd", "sh", "ini", "cfg", "conf", "json", "xml",
+    "yaml", "yml", "pst", "ost", "msg", "eml", "vbs", "js", "html", "htm", "sys", "tmp", "bak",
+    "iso", "vhd", "vhdx",
+];
+
+pub fn mentions(text: &str) -> Mentions {
+    let mut seen_addresses = BTreeSet::new();
+    let mut addresses = Vec::new();
+    let mut push_address = |written: &str, address: IpAddr| {
+        if addresses.len() < MAX_CANDIDATES && seen_addresses.insert(address) {
+            addresses.push((written.to_owned(), address));
+        }
+    };
+    for capture in IPV4.captures_iter(text) {
+        let written = &capture[1];
+        if let Ok(address) = written.parse::<Ipv4Addr>() {
+            push_address(written, IpAddr::V4(address));
+        }
+    }
+    for token in text.split(|c: char| {
+        c.is_whitespace() || matches!(c, ',' | ';' | '(' | ')' | '"' | '\'' | '<' | '>' | '=')
+    }) {
+        if let Some((written, address)) = ipv6_in(token) {
+            push_address(written, IpAddr::V6(address));
+        }
+    }
+
+    let fqdns: Vec<String> = FQDN
+        .captures_iter(text)
+        .map(|capture| capture[1].to_ascii_lowercase())
+        .filter(|name| {
+            let extension = name.rsplit('.').next().unwrap_or_default();
+            let numeric = name
+                .split('.')
+                .all(|label| label.chars().all(|c| c.is_ascii_digit()));
+            !numeric && !FILE_EXTENSIONS.contains(&extension)
+        })
+        .collect();
+    let first_labels: BTreeSet<&str> = fqdns
+        .iter()
+        .filter_map(|name| name.split('.').next())
+        .collect();
+    let bare: Vec<String> = HOSTNAME
+        .captures_iter(text)
+        .map(|capture| capture[1].to_ascii_lowercase())
+        .filter(|name| (3..=63).contains(&name.len()) && !first_labels.contains(name.as_str()))
+        .collect();
+    let mut seen_names = BTreeSet::new();
+    let hostnames: Vec<String> = fqdns
+        .iter()
+        .chain(bare.iter())
+        .filter(|name| seen_names.insert((*name).clone()))
+        .take(MAX_CANDIDATES)
+        .cloned()
+        .collect();
+    Mentions {
+        addresses,
+        hostnames,
+    }
+}
+
+/// An IPv6 address in a token: plain, in brackets (with a port), with a
+/// zone. Returns the address as written (without brackets and port).
+fn ipv6_in(token: &str) -> Option<(&str, Ipv6Addr)> {
+    if token.matches(':').count() < 2 {
+        return None;
+    }
+    let token = token.trim_end_matches(['.', ':', '!', '?']);
+    // In brackets, as in URLs and `[addr]:port`.
+    let token = match token.find('[') {
+        Some(start) => token[start + 1..].split(']').next()?,
+        None => token,
+    };
+    let without_prefix = token.split('/').next()?;
+    let address = without_prefix.split('%').next()?;
+    address
+        .parse::<Ipv6Addr>()
+        .ok()
+        .map(|parsed| (without_prefix, parsed))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn addresses(text: &str) -> Vec<String> {
+        mentions(text)
+            .addresses
+            .into_iter()
+            .map(|(_, address)| address.to_string())
+            .collect()
+    }
+
+    #[test]
+    fn ipv4_addresses_are_found_and_invalid_ones_ignored() {
+        assert_eq!(
+            addresses(
+                "PC at 10.20.1.31, gateway 10.20.1.1. Not 999.1.1.1 or 1.2.3 or version 1.2.3.4.5"
+            ),
+            ["10.20.1.31", "10.20.1.1"]
+        );
+        assert_eq!(
+            addresses("subnet 192.168.10.0/24 is down"),
+            ["192.168.10.0"]
+        );
+        assert_eq!(addresses("10.0.0.5 and again 10.0.0.5"), ["10.0.0.5"]);
+    }
+
+    #[test]
+    fn ipv6_addresses_are_found_in_every_textual_form() {
+        let cases = [
+            (
+                "full 2001:0db8:0000:0000:0000:ff00:0042:8329 here",
+                "2001:db8::ff00:42:8329",
+            ),
+            (
+                "compressed 2001:db8::ff00:42:8329.",
+                "2001:db8::ff00:42:8329",
+            ),
+            ("loopback ::1 pings", "::1"),
+            ("mixed ::ffff:10.20.1.31 mapped", "::ffff:10.20.1.31"),
+            (
+                "zone fe80::1ff:fe23:4567:890a%eth0 link-local",
+                "fe80::1ff:fe23:4567:890a",
+            ),
+            ("url http://[2001:db8::1]:8080/ fails", "2001:db8::1"),
+            ("prefix 2001:db8:abcd::/48 routed", "2001:db8:abcd::"),
+        ];
+        for (text, expected) in cases {
+            assert!(
+                addresses(text).contains(&expected.to_owned()),
+                "{text}: {:?}",
+                addresses(text)
+            );
+        }
+        assert!(addresses("time 10:30:00 and ratio 3:2:1").is_empty());
+    }
+
+    #[test]
+    fn host_names_and_fqdns_are_found_but_files_are_not() {
+        let found = mentions(
+            "Cannot reach srv-db-01.corp.example.com or FILESERVER01 from PC-0231; outlook.exe crashes, see log.txt",
+        )
+        .hostnames;
+        for expected in ["srv-db-01.corp.example.com", "fileserver01", "pc-0231"] {
+            assert!(
+                found.contains(&expected.to_owned()),
+                "{expected} missing from {found:?}"
+            );
+        }
+        assert!(
+            !found
+                .iter()
+                .any(|name| name.ends_with(".exe") || name.ends_with(".txt")),
+            "{found:?}"
+        );
+        assert!(
+            !found.contains(&"srv-db-01".to_owned()),
+            "the FQDN's first label is not a second host: {found:?}"
+        );
+    }
+
+    #[test]
+    fn candidates_are_bounded() {
+        let text: String = (0..100)
+            .map(|n| format!("10.0.{}.{} ", n / 250, n % 250 + 1))
+            .collect();
+        assert_eq!(mentions(&text).addresses.len(), MAX_CANDIDATES);
+    }
+}

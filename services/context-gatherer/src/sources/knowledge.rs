@@ -1,0 +1,167 @@
+//! Knowledge-base articles: the tenant's own `knowledge_articles`, searched
+//! like resolved tickets, and an optional external knowledge base
+//! (`GET {url}/api/search?query=…&limit=3`, Bearer token) whose answers are
+//! cached per tenant and query for an hour.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use aia_events::{KnowledgeArticle, TenantId};
+use aia_store::{Client, tenant_transaction};
+use serde::Deserialize;
+use sha2::{Digest, Sha256};
+
+use super::SourceError;
+
+const CACHE_TTL: Duration = Duration::from_secs(3600);
+const MAX_QUERY_CHARS: usize = 1000;
+
+/// Articles of the tenant's own knowledge base that match `text`.
+pub async fn local(
+    client: &mut Client,
+    tenant: &TenantId,
+    text: &str,
+    limit: i64,
+) -> Result<Vec<KnowledgeArticle>, SourceError> {
+    let query: String = text.chars().take(MAX_QUERY_CHARS).collect();
+    let tx = tenant_transaction(client, tenant).await?;
+    tx.execute("set local statement_timeout = '2s'", &[])
+        .await
+        .map_err(aia_store::StoreError::from)?;
+    let rows = tx
+        .query(
+            "select title, left(body, 200), url, ts_rank_cd(search, q, 32)::float8 as score
+               from knowledge_articles,
+                    (select nullif(replace(plainto_tsquery('english', $2)::text, ' & ', ' | '), '')::tsquery as q) query
+              where tenant_id = $1 and q is not null and search @@ q
+              order by score desc
+              limit $3",
+            &[&tenant.as_str(), &query, &limit],
+        )
+        .await
+        .map_err(aia_store::StoreError::from)?;
+    tx.commit().await.map_err(aia_store::StoreError::from)?;
+    Ok(rows
+        .iter()
+        .map(|row| KnowledgeArticle {
+            title: row.get(0),
+            summary: row.get(1),
+            url: row.get(2),
+            score: row.get(3),
+        })
+        .collect())
+}
+
+#[derive(Deserialize)]
+struct ExternalArticle {
+    title: String,
+    #[serde(default, alias = "snippet", alias = "excerpt")]
+    summary: String,
+    #[serde(default)]
+    url: Option<String>,
+    #[serde(default)]
+    score: Option<f64>,
+}
+
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum ExternalAnswer {
+    List(Vec<ExternalArticle>),
+    Wrapped { results: Vec<ExternalArticle> },
+}
+
+/// Answers of external knowledge bases, per tenant and query.
+#[derive(Default)]
+pub struct ExternalCache {
+    entries: Mutex<HashMap<(TenantId, [u8; 32]), (Instant, Vec<KnowledgeArticle>)>>,
+}
+
+impl ExternalCache {
+    fn key(tenant: &TenantId, query: &str) -> (TenantId, [u8; 32]) {
+        (tenant.clone(), Sha256::digest(query.as_bytes()).into())
+    }
+
+    fn get(&self, tenant: &TenantId, query: &str) -> Option<Vec<KnowledgeArticle>> {
+        let entries = self.entries.lock().expect("cache lock");
+        entries
+            .get(&Self::key(tenant, query))
+            .filter(|(stored, _)| stored.elapsed() < CACHE_TTL)
+            .map(|(_, articles)| articles.clone())
+    }
+
+    fn put(&self, tenant: &TenantId, query: &str, articles: &[KnowledgeArticle]) {
+        let mut entries = self.entries.lock().expect("cache lock");
+        if entries.len() > 10_000 {
+            entries.retain(|_, (stored, _)| stored.elapsed() < CACHE_TTL);
+        }
+        entries.insert(
+            Self::key(tenant, query),
+            (Instant::now(), articles.to_vec()),
+        );
+    }
+}
+
+/// Asks the tenant's external knowledge base, through the cache.
+pub async fn external(
+    http: &reqwest::Client,
+    cache: &ExternalCache,
+    tenant: &TenantId,
+    base_url: &str,
+    token: Option<&str>,
+    text: &str,
+    timeout: Duration,
+) -> Result<Vec<KnowledgeArticle>, SourceError> {
+    let query: String = text.chars().take(MAX_QUERY_CHARS).collect();
+    if let Some(articles) = cache.get(tenant, &query) {
+        return Ok(articles);
+    }
+    let url = format!("{}/api/search", base_url.trim_end_matches('/'));
+    let mut request = http
+        .get(&url)
+        .query(&[("query", query.as_str()), ("limit", "3")])
+        .timeout(timeout);
+    if let Some(token) = token {
+        request = request.bearer_auth(token);
+    }
+    let span = tracing::info_span!(
+        "GET knowledge base",
+        otel.kind = "client",
+        http.request.method = "GET"
+    );
+    let response = tracing::Instrument::instrument(request.send(), span)
+        .await
+        .map_err(|err| {
+            SourceError::Failed(if err.is_timeout() {
+                format!(
+                    "external knowledge base did not answer within {} s",
+                    timeout.as_secs()
+                )
+            } else {
+                "external knowledge base could not be reached".into()
+            })
+        })?;
+    if !response.status().is_success() {
+        return Err(SourceError::Failed(format!(
+            "external knowledge base answered HTTP {}",
+            response.status().as_u16()
+        )));
+    }
+    let answer: ExternalAnswer = response.json().await.map_err(|_| {
+        SourceError::Failed("external knowledge base sent an unreadable answer".into())
+    })?;
+    let articles: Vec<KnowledgeArticle> = match answer {
+        ExternalAnswer::List(list) | ExternalAnswer::Wrapped { results: list } => list,
+    }
+    .into_iter()
+    .take(3)
+    .map(|article| KnowledgeArticle {
+        title: article.title,
+        summary: article.summary.chars().take(200).collect(),
+        url: article.url,
+        score: article.score.unwrap_or(0.0),
+    })
+    .collect();
+    cache.put(tenant, &query, &articles);
+    Ok(articles)
+}

@@ -1,0 +1,75 @@
+//! The context sources. Each runs under its own timeout (never longer than
+//! the stage's budget) and reports how it fared; none can fail the run.
+
+pub mod inventory;
+pub mod knowledge;
+pub mod monitoring;
+pub mod similar;
+
+use std::future::Future;
+use std::time::{Duration, Instant};
+
+use aia_events::{ContextSource, SourceReport, SourceStatus};
+
+/// Why a source produced nothing.
+#[derive(Debug, thiserror::Error)]
+pub enum SourceError {
+    /// A short, operator-facing reason (no secrets, no ticket text).
+    #[error("{0}")]
+    Failed(String),
+}
+
+impl From<aia_store::StoreError> for SourceError {
+    fn from(err: aia_store::StoreError) -> Self {
+        Self::Failed(format!("database: {err}"))
+    }
+}
+
+/// Runs one source unless it is off, bounded by `timeout`, and reports it.
+pub async fn run<T>(
+    source: ContextSource,
+    enabled: bool,
+    timeout: Duration,
+    work: impl Future<Output = Result<Vec<T>, SourceError>>,
+) -> (Vec<T>, SourceReport) {
+    let started = Instant::now();
+    let report = |status, items: usize, detail: Option<String>| SourceReport {
+        source,
+        status,
+        latency_ms: u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
+        items: u32::try_from(items).unwrap_or(u32::MAX),
+        detail,
+    };
+    if !enabled {
+        return (
+            vec![],
+            report(
+                SourceStatus::Disabled,
+                0,
+                Some("turned off for this tenant".into()),
+            ),
+        );
+    }
+    match tokio::time::timeout(timeout, work).await {
+        Ok(Ok(items)) if items.is_empty() => (items, report(SourceStatus::Empty, 0, None)),
+        Ok(Ok(items)) => {
+            let n_items = items.len();
+            (items, report(SourceStatus::Ok, n_items, None))
+        }
+        Ok(Err(err)) => {
+            tracing::warn!(source = ?source, error = %err, "Context source failed");
+            (
+                vec![],
+                report(SourceStatus::Error, 0, Some(err.to_string())),
+            )
+        }
+        Err(_) => (
+            vec![],
+            report(
+                SourceStatus::Timeout,
+                0,
+                Some(format!("no answer within {} ms", timeout.as_millis())),
+            ),
+        ),
+    }
+}

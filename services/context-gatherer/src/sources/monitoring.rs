@@ -1,0 +1,116 @@
+//! Monitoring: for each host the inventory matched, the tenant's PromQL
+//! checks against a Prometheus-compatible query API; what is abnormal goes
+//! into the context as a one-line finding.
+
+use std::time::Duration;
+
+use aia_events::MonitoringFinding;
+use aia_store::MonitoringQuery;
+use serde::Deserialize;
+
+use super::SourceError;
+
+#[derive(Deserialize)]
+struct QueryAnswer {
+    status: String,
+    data: Option<QueryData>,
+}
+
+#[derive(Deserialize)]
+struct QueryData {
+    result: Vec<Sample>,
+}
+
+#[derive(Deserialize)]
+struct Sample {
+    value: (f64, String),
+}
+
+/// Regex metacharacters escaped, so a host name matches only itself.
+fn escape(host: &str) -> String {
+    host.chars()
+        .flat_map(|c| {
+            let special = ".+*?()|[]{}^$\\\"".contains(c);
+            special
+                .then_some('\\')
+                .into_iter()
+                .chain(std::iter::once(c))
+        })
+        .collect()
+}
+
+pub async fn check(
+    http: &reqwest::Client,
+    base_url: &str,
+    token: Option<&str>,
+    hosts: &[String],
+    queries: &[MonitoringQuery],
+    timeout: Duration,
+) -> Result<Vec<MonitoringFinding>, SourceError> {
+    let url = format!("{}/api/v1/query", base_url.trim_end_matches('/'));
+    let mut findings = Vec::new();
+    let mut answered = 0;
+    for host in hosts.iter().take(5) {
+        for query in queries {
+            let promql = query.promql.replace("{host}", &escape(host));
+            let mut request = http
+                .get(&url)
+                .query(&[("query", promql.as_str())])
+                .timeout(timeout);
+            if let Some(token) = token {
+                request = request.bearer_auth(token);
+            }
+            let Ok(response) = request.send().await else {
+                continue;
+            };
+            let Ok(answer) = response.json::<QueryAnswer>().await else {
+                continue;
+            };
+            if answer.status != "success" {
+                continue;
+            }
+            answered += 1;
+            let values: Vec<f64> = answer
+                .data
+                .map(|data| {
+                    data.result
+                        .iter()
+                        .filter_map(|sample| sample.value.1.parse().ok())
+                        .collect()
+                })
+                .unwrap_or_default();
+            let Some(value) = values.iter().copied().reduce(f64::max) else {
+                continue;
+            };
+            let abnormal = query.above.is_some_and(|limit| value > limit)
+                || query.below.is_some_and(|limit| value < limit);
+            if abnormal {
+                let bound = match (query.above, query.below) {
+                    (Some(limit), _) if value > limit => format!("above {limit}"),
+                    (_, Some(limit)) => format!("below {limit}"),
+                    _ => String::new(),
+                };
+                findings.push(MonitoringFinding {
+                    host: host.clone(),
+                    summary: format!("{} is {value:.1} ({bound})", query.name),
+                });
+            }
+        }
+    }
+    if answered == 0 && !hosts.is_empty() && !queries.is_empty() {
+        return Err(SourceError::Failed(
+            "the monitoring API did not answer any query".into(),
+        ));
+    }
+    Ok(findings)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn host_names_are_escaped_for_promql_regexes() {
+        assert_eq!(escape("srv-01.corp.local"), "srv-01\\.corp\\.local");
+    }
+}

@@ -7,7 +7,9 @@
 //! works against the real services by changing the URL. Each stand-in
 //! records what it received, so tests can assert on it.
 
+pub mod knowledge;
 pub mod llm;
+pub mod prometheus;
 pub mod servicedesk;
 
 use std::net::SocketAddr;

@@ -1,0 +1,306 @@
+//! Context gathering on a real database with stand-in knowledge-base and
+//! monitoring APIs: every source, tenant isolation, timeouts and the budget.
+
+use std::time::{Duration, Instant};
+
+use aia_bus::{Delivery, Handled, Handler};
+use aia_events::{
+    ContextGathered, ContextSource, Event, ItsmKind, Payload, Priority, SourceStatus, TenantId,
+    TicketChange, TicketId, TicketReceived,
+};
+use aia_standins::knowledge::KnowledgeStandIn;
+use aia_standins::prometheus::PrometheusStandIn;
+use aia_store::{Integrations, Keyring, TenantSettings, tenants};
+use aia_testkit::TestDatabase;
+use context_gatherer::ContextGatherer;
+
+struct Setup {
+    _db: TestDatabase,
+    gatherer: ContextGatherer,
+    kb: KnowledgeStandIn,
+    _servers: Vec<aia_standins::Running>,
+}
+
+async fn setup(settings: impl Fn(&mut TenantSettings, &str, &str), budget: Duration) -> Setup {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let db = TestDatabase::create().await;
+    let kb = KnowledgeStandIn::new("kb-token");
+    let prometheus = PrometheusStandIn::new();
+    prometheus.set("node_filesystem", "fs01.corp.local", 97.0);
+    prometheus.set("node_cpu", "fs01.corp.local", 12.0);
+    let kb_server = aia_standins::serve(kb.router()).await.unwrap();
+    let prometheus_server = aia_standins::serve(prometheus.router()).await.unwrap();
+    let spec = Keyring::generate_spec("k1");
+    let keyring = Keyring::parse(&spec).unwrap();
+    for tenant in ["acme", "globex"] {
+        aiagents::ops::add_tenant(
+            &db.app_url,
+            &keyring,
+            tenant,
+            tenant,
+            ItsmKind::ServicedeskPlus,
+            "https://sdp.example.com",
+            r#"{"authtoken":"t"}"#,
+        )
+        .await
+        .unwrap();
+    }
+    let pool = aia_store::pool(&db.app_url, 4).unwrap();
+    let mut client = pool.get().await.unwrap();
+    let acme = TenantId::parse("acme").unwrap();
+    let mut acme_settings = TenantSettings {
+        monitoring_enabled: true,
+        ..TenantSettings::default()
+    };
+    settings(
+        &mut acme_settings,
+        &kb_server.url(),
+        &prometheus_server.url(),
+    );
+    tenants::update(
+        &mut client,
+        &keyring,
+        &acme,
+        &tenants::TenantUpdate {
+            settings: Some(acme_settings),
+            ..Default::default()
+        },
+    )
+    .await
+    .unwrap();
+    tenants::set_integrations(
+        &mut client,
+        &keyring,
+        &acme,
+        &Integrations {
+            knowledge_base_token: Some("kb-token".into()),
+            monitoring_token: None,
+        },
+    )
+    .await
+    .unwrap();
+    db.admin_client()
+        .await
+        .batch_execute(
+            "insert into ticket_history (tenant_id, ticket_id, subject, description, resolution, priority, resolved_at, last_event_id) values
+               ('acme', 'A-1', 'File server disk full', 'D: volume on the file server is full', 'Removed old shadow copies', 'high', now(), gen_random_uuid()),
+               ('acme', 'A-2', 'Printer offline', 'Second floor printer offline', 'DHCP reservation', 'low', now(), gen_random_uuid()),
+               ('globex', 'G-1', 'File server disk full', 'The file server disk is full', 'Globex-only fix', 'high', now(), gen_random_uuid());
+             insert into knowledge_articles (tenant_id, article_id, title, body, url) values
+               ('acme', 'kb1', 'Freeing disk space on file servers', 'Shadow copies and old exports fill the disk.', 'https://wiki.acme.example/disk'),
+               ('globex', 'kb9', 'Globex disk runbook', 'Globex only.', null);
+             insert into system_inventory (tenant_id, address, hostname, role, client, location) values
+               ('acme', '10.20.1.40', 'fs01.corp.local', 'file server', 'Acme Ltd', 'Berlin'),
+               ('acme', '10.99.0.0/16', null, 'branch office network', 'Acme Ltd', 'Hamburg'),
+               ('acme', '2001:db8::15', 'pc-0231', 'workstation', 'Acme Ltd', 'Berlin'),
+               ('globex', '10.20.1.40', 'globex-secret-host', 'server', 'Globex', 'Paris');",
+        )
+        .await
+        .unwrap();
+    let gatherer = ContextGatherer {
+        db: pool,
+        keyring,
+        http: reqwest::Client::new(),
+        knowledge_cache: Default::default(),
+        source_timeout: Duration::from_secs(5),
+        budget,
+        monitoring_timeout: Duration::from_secs(5),
+        max_similar_tickets: 5,
+    };
+    Setup {
+        _db: db,
+        gatherer,
+        kb,
+        _servers: vec![kb_server, prometheus_server],
+    }
+}
+
+fn received(tenant: &str, subject: &str, description: &str) -> Event {
+    Event::new_run(
+        TenantId::parse(tenant).unwrap(),
+        TicketId::parse("SUP-1").unwrap(),
+        Payload::TicketReceived(TicketReceived {
+            source: ItsmKind::ServicedeskPlus,
+            change: TicketChange::Created,
+            subject: Some(subject.into()),
+            description: description.into(),
+            priority: Priority::High,
+            requester: None,
+            created_at: chrono::Utc::now(),
+            delivery_id: "d".into(),
+        }),
+    )
+}
+
+async fn gather(gatherer: &ContextGatherer, event: Event) -> ContextGathered {
+    let delivery = Delivery {
+        attempt: 1,
+        max_deliver: Some(6),
+        stream_sequence: 1,
+    };
+    match gatherer.handle(event, delivery).await.unwrap() {
+        Handled::Publish(events) => match &events[0].payload {
+            Payload::ContextGathered(context) => context.clone(),
+            other => panic!("expected context.gathered, got {other:?}"),
+        },
+        Handled::Nothing => panic!("expected an event"),
+    }
+}
+
+fn status(context: &ContextGathered, source: ContextSource) -> SourceStatus {
+    context
+        .sources
+        .iter()
+        .find(|report| report.source == source)
+        .unwrap()
+        .status
+}
+
+#[tokio::test]
+async fn every_source_contributes_and_nothing_crosses_tenants() {
+    let setup = setup(
+        |settings, kb, prometheus| {
+            settings.knowledge_base_url = Some(kb.to_owned());
+            settings.monitoring_url = Some(prometheus.to_owned());
+        },
+        Duration::from_secs(30),
+    )
+    .await;
+    let context = gather(
+        &setup.gatherer,
+        received(
+            "acme",
+            "File server disk full",
+            "Users cannot save to FS01 (10.20.1.40); also 10.99.3.7 in Hamburg and 2001:0db8:0000::0015 are slow",
+        ),
+    )
+    .await;
+    let similar: Vec<&str> = context
+        .similar_tickets
+        .iter()
+        .map(|t| t.ticket_id.as_str())
+        .collect();
+    assert_eq!(similar.first(), Some(&"A-1"), "{similar:?}");
+    assert!(!similar.contains(&"G-1"));
+
+    let titles: Vec<&str> = context
+        .knowledge_articles
+        .iter()
+        .map(|a| a.title.as_str())
+        .collect();
+    assert_eq!(titles[0], "Freeing disk space on file servers");
+    assert!(
+        titles.iter().any(|title| title.starts_with("KB 1")),
+        "external articles missing: {titles:?}"
+    );
+    assert!(!titles.iter().any(|title| title.contains("Globex")));
+
+    let systems: Vec<(Option<&str>, &str)> = context
+        .systems
+        .iter()
+        .map(|s| (s.role.as_deref(), s.matched.as_str()))
+        .collect();
+    for expected in [
+        (Some("file server"), "10.20.1.40"),
+        (Some("branch office network"), "10.99.3.7"),
+        (Some("workstation"), "2001:0db8:0000::0015"),
+    ] {
+        assert!(
+            systems.contains(&expected),
+            "{expected:?} missing from {systems:?}"
+        );
+    }
+    assert!(
+        !context
+            .systems
+            .iter()
+            .any(|s| s.hostname.as_deref() == Some("globex-secret-host"))
+    );
+
+    assert_eq!(context.monitoring.len(), 1, "{:?}", context.monitoring);
+    assert_eq!(context.monitoring[0].host, "fs01.corp.local");
+    assert!(
+        context.monitoring[0].summary.starts_with("disk % is 97.0"),
+        "{}",
+        context.monitoring[0].summary
+    );
+    for source in [
+        ContextSource::SimilarTickets,
+        ContextSource::KnowledgeBase,
+        ContextSource::Inventory,
+        ContextSource::Monitoring,
+    ] {
+        assert_eq!(status(&context, source), SourceStatus::Ok, "{source:?}");
+    }
+
+    // The external knowledge base is asked once per query and hour.
+    let served = setup.kb.served();
+    gather(&setup.gatherer, received("acme", "File server disk full", "Users cannot save to FS01 (10.20.1.40); also 10.99.3.7 in Hamburg and 2001:0db8:0000::0015 are slow")).await;
+    assert_eq!(setup.kb.served(), served);
+}
+
+#[tokio::test]
+async fn a_slow_source_times_out_within_the_budget_and_the_run_goes_on() {
+    let setup = setup(
+        |settings, kb, _| {
+            settings.knowledge_base_url = Some(kb.to_owned());
+            settings.knowledge_base_timeout_secs = 1;
+            settings.monitoring_enabled = false;
+            settings.inventory_enabled = false;
+        },
+        Duration::from_secs(2),
+    )
+    .await;
+    setup.kb.slow_down(Duration::from_secs(10));
+    let started = Instant::now();
+    let context = gather(
+        &setup.gatherer,
+        received("acme", "Printer offline", "The printer is offline again"),
+    )
+    .await;
+    assert!(
+        started.elapsed() < Duration::from_secs(4),
+        "took {:?}",
+        started.elapsed()
+    );
+    // Local articles found nothing and the external one timed out.
+    assert!(matches!(
+        status(&context, ContextSource::KnowledgeBase),
+        SourceStatus::Error | SourceStatus::Timeout
+    ));
+    assert_eq!(
+        status(&context, ContextSource::SimilarTickets),
+        SourceStatus::Ok
+    );
+    assert_eq!(
+        status(&context, ContextSource::Inventory),
+        SourceStatus::Disabled
+    );
+    assert_eq!(
+        status(&context, ContextSource::Monitoring),
+        SourceStatus::Disabled
+    );
+    assert_eq!(context.similar_tickets[0].ticket_id.as_str(), "A-2");
+}
+
+#[tokio::test]
+async fn unknown_tenants_end_the_run_with_a_reason() {
+    let setup = setup(|_, _, _| {}, Duration::from_secs(30)).await;
+    let delivery = Delivery {
+        attempt: 1,
+        max_deliver: Some(6),
+        stream_sequence: 1,
+    };
+    let Handled::Publish(events) = setup
+        .gatherer
+        .handle(received("nobody", "x", "y"), delivery)
+        .await
+        .unwrap()
+    else {
+        panic!("expected an event");
+    };
+    let Payload::EnhancementFailed(failed) = &events[0].payload else {
+        panic!("expected enhancement.failed")
+    };
+    assert_eq!(failed.reason, "tenant does not exist");
+}

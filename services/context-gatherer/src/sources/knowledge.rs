@@ -71,14 +71,17 @@ enum ExternalAnswer {
     Wrapped { results: Vec<ExternalArticle> },
 }
 
+/// A tenant and the hash of a query.
+type CacheKey = (TenantId, [u8; 32]);
+
 /// Answers of external knowledge bases, per tenant and query.
 #[derive(Default)]
 pub struct ExternalCache {
-    entries: Mutex<HashMap<(TenantId, [u8; 32]), (Instant, Vec<KnowledgeArticle>)>>,
+    entries: Mutex<HashMap<CacheKey, (Instant, Vec<KnowledgeArticle>)>>,
 }
 
 impl ExternalCache {
-    fn key(tenant: &TenantId, query: &str) -> (TenantId, [u8; 32]) {
+    fn key(tenant: &TenantId, query: &str) -> CacheKey {
         (tenant.clone(), Sha256::digest(query.as_bytes()).into())
     }
 

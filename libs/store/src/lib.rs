@@ -59,6 +59,19 @@ impl From<deadpool_postgres::PoolError> for StoreError {
 pub fn pool(url: &str, max_size: usize) -> Result<Pool, StoreError> {
     let config =
         tokio_postgres::Config::from_str(url).map_err(|err| StoreError::Config(err.to_string()))?;
+    pool_from_config(config, max_size)
+}
+
+/// The same server and credentials as `url`, another database.
+pub fn with_database(url: &str, database: &str) -> Result<tokio_postgres::Config, StoreError> {
+    let mut config =
+        tokio_postgres::Config::from_str(url).map_err(|err| StoreError::Config(err.to_string()))?;
+    config.dbname(database);
+    Ok(config)
+}
+
+/// A connection pool for a parsed configuration.
+pub fn pool_from_config(config: tokio_postgres::Config, max_size: usize) -> Result<Pool, StoreError> {
     let manager = Manager::from_config(
         config,
         NoTls,

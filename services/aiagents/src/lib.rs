@@ -4,6 +4,7 @@
 
 pub mod all_in_one;
 pub mod dataset;
+pub mod eval;
 pub mod demo;
 pub mod ops;
 pub mod webhook;

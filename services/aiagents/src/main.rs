@@ -39,6 +39,14 @@ enum Command {
         #[command(subcommand)]
         command: SecretsCommand,
     },
+    /// Score similar-ticket retrieval on a data set (resolved tickets and queries with their relevant tickets), ours beside the original's.
+    EvalRetrieval {
+        /// A JSON file with resolved[] and queries[] (the shape of demo/tickets.json).
+        dataset: PathBuf,
+        /// Hits that count (recall@K).
+        #[arg(long, default_value_t = 5)]
+        k: usize,
+    },
     /// Rebuild the read models from the event stream while the projector keeps serving.
     Rebuild {
         /// Rebuild only this tenant's rows.
@@ -185,6 +193,12 @@ async fn main() -> anyhow::Result<()> {
                 "{n_tenants} tenants checked, {n_values} secrets re-encrypted with key {}",
                 keyring.primary_key_id()
             );
+        }
+        Command::EvalRetrieval { dataset, k } => {
+            let scores =
+                aiagents::eval::run(&env("OWNER_DATABASE_URL")?, &env("DATABASE_URL")?, &dataset, k).await?;
+            println!("{} queries from {}", scores[0].queries_with_relevant + scores[0].no_match_queries, dataset.display());
+            print!("{}", aiagents::eval::table(&scores, k));
         }
         Command::Rebuild { tenant } => {
             let (_client, jetstream) =

@@ -1,0 +1,176 @@
+//! `aiagents eval-retrieval DATASET`: loads a data set of resolved tickets
+//! and queries (the shape of `demo/tickets.json`) into a fresh database and
+//! scores our similar-ticket retriever and the original system's method
+//! side by side: recall@k, MRR, hits from another tenant, and how often a
+//! query with no relevant ticket gets nothing back.
+
+use std::collections::{HashMap, HashSet};
+use std::path::Path;
+
+use aia_events::TenantId;
+use anyhow::Context as _;
+
+use crate::dataset::{self, DataSet};
+
+/// One method's scores.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Scores {
+    pub method: &'static str,
+    pub recall_at_k: f64,
+    pub mrr: f64,
+    pub cross_tenant_hits: usize,
+    /// Queries without a relevant ticket that got an empty answer.
+    pub silent_on_no_match: usize,
+    pub no_match_queries: usize,
+    pub queries_with_relevant: usize,
+}
+
+/// The original system's search: `plainto_tsquery('english')` on the
+/// description, `ts_rank > 0.01`, top 5; `pg_trgm` similarity above 0.3
+/// when that finds nothing.
+async fn original(client: &tokio_postgres::Client, tenant: &str, text: &str, k: i64) -> anyhow::Result<Vec<(String, String)>> {
+    let text: String = text.chars().take(1000).collect();
+    let rows = client
+        .query(
+            "select tenant_id, ticket_id from ticket_history
+              where tenant_id = $1
+                and to_tsvector('english', description) @@ plainto_tsquery('english', $2)
+                and ts_rank(to_tsvector('english', description), plainto_tsquery('english', $2)) > 0.01
+              order by ts_rank(to_tsvector('english', description), plainto_tsquery('english', $2)) desc
+              limit $3",
+            &[&tenant, &text, &k],
+        )
+        .await?;
+    let rows = if rows.is_empty() {
+        client
+            .query(
+                "select tenant_id, ticket_id from ticket_history
+                  where tenant_id = $1 and similarity(description, $2) > 0.3
+                  order by similarity(description, $2) desc limit $3",
+                &[&tenant, &text, &k],
+            )
+            .await?
+    } else {
+        rows
+    };
+    Ok(rows.iter().map(|row| (row.get(0), row.get(1))).collect())
+}
+
+fn score(method: &'static str, data: &DataSet, answers: &[Vec<(String, String)>], k: usize) -> Scores {
+    let mut recall_sum = 0.0;
+    let mut rr_sum = 0.0;
+    let mut cross_tenant_hits = 0;
+    let mut silent = 0;
+    let mut with_relevant = 0;
+    let mut no_match = 0;
+    for (query, answer) in data.queries.iter().zip(answers) {
+        cross_tenant_hits += answer.iter().filter(|(tenant, _)| *tenant != query.tenant_id).count();
+        let ids: Vec<&str> = answer.iter().take(k).map(|(_, id)| id.as_str()).collect();
+        if query.relevant.is_empty() {
+            no_match += 1;
+            if ids.is_empty() {
+                silent += 1;
+            }
+            continue;
+        }
+        with_relevant += 1;
+        let relevant: HashSet<&str> = query.relevant.iter().map(String::as_str).collect();
+        let found = ids.iter().filter(|id| relevant.contains(*id)).count();
+        recall_sum += found as f64 / relevant.len() as f64;
+        if let Some(rank) = ids.iter().position(|id| relevant.contains(id)) {
+            rr_sum += 1.0 / (rank as f64 + 1.0);
+        }
+    }
+    Scores {
+        method,
+        recall_at_k: recall_sum / with_relevant.max(1) as f64,
+        mrr: rr_sum / with_relevant.max(1) as f64,
+        cross_tenant_hits,
+        silent_on_no_match: silent,
+        no_match_queries: no_match,
+        queries_with_relevant: with_relevant,
+    }
+}
+
+/// Runs the evaluation in a database created for it and dropped after.
+pub async fn run(owner_url: &str, app_url: &str, path: &Path, k: usize) -> anyhow::Result<Vec<Scores>> {
+    let data = dataset::load(path)?;
+    let name = format!("eval_{}", uuid::Uuid::now_v7().simple());
+    let (owner, connection) = tokio_postgres::connect(owner_url, tokio_postgres::NoTls)
+        .await
+        .context("connecting with AI_AGENTS_OWNER_DATABASE_URL")?;
+    tokio::spawn(connection);
+    owner.batch_execute(&format!("create database {name}")).await?;
+    let result = evaluate(owner_url, app_url, &name, &data, k).await;
+    owner.batch_execute(&format!("drop database if exists {name} with (force)")).await?;
+    result
+}
+
+async fn evaluate(owner_url: &str, app_url: &str, name: &str, data: &DataSet, k: usize) -> anyhow::Result<Vec<Scores>> {
+    let (mut owner, connection) = aia_store::with_database(owner_url, name)?
+        .connect(tokio_postgres::NoTls)
+        .await?;
+    tokio::spawn(connection);
+    aia_store::migrate::run(&mut owner).await?;
+    let mut by_tenant: HashMap<&str, Vec<&dataset::Resolved>> = HashMap::new();
+    for ticket in &data.resolved {
+        by_tenant.entry(ticket.tenant_id.as_str()).or_default().push(ticket);
+    }
+    for ticket in &data.resolved {
+        TenantId::parse(&ticket.tenant_id).with_context(|| format!("tenant {:?}", ticket.tenant_id))?;
+        owner
+            .execute(
+                "insert into ticket_history (tenant_id, ticket_id, subject, description, resolution, priority, tags,
+                        resolved_at, last_event_id)
+                 values ($1, $2, $3, $4, $5, $6, $7, $8, gen_random_uuid())
+                 on conflict (tenant_id, ticket_id) do nothing",
+                &[&ticket.tenant_id, &ticket.ticket_id, &ticket.subject, &ticket.description, &ticket.resolution,
+                  &ticket.priority.to_ascii_lowercase(), &ticket.tags, &ticket.resolved_at],
+            )
+            .await?;
+    }
+    let pool = aia_store::pool_from_config(aia_store::with_database(app_url, name)?, 2)?;
+    let mut client = pool.get().await?;
+    let limit = i64::try_from(k)?;
+    let mut ours = Vec::new();
+    let mut baseline = Vec::new();
+    for query in &data.queries {
+        let tenant = TenantId::parse(&query.tenant_id)?;
+        let text = match &query.subject {
+            Some(subject) => format!("{subject}\n{}", query.description),
+            None => query.description.clone(),
+        };
+        let hits = context_gatherer::sources::similar::similar_tickets(&mut client, &tenant, &text, limit).await?;
+        // The search runs under the tenant's row-level security, so any hit
+        // belongs to the tenant; check the ids against its corpus anyway.
+        let corpus: HashSet<&str> = by_tenant
+            .get(query.tenant_id.as_str())
+            .map(|tickets| tickets.iter().map(|t| t.ticket_id.as_str()).collect())
+            .unwrap_or_default();
+        ours.push(
+            hits.iter()
+                .map(|hit| {
+                    let id = hit.ticket_id.to_string();
+                    let tenant = if corpus.contains(id.as_str()) { query.tenant_id.clone() } else { "other".into() };
+                    (tenant, id)
+                })
+                .collect(),
+        );
+        baseline.push(original(&owner, &query.tenant_id, &query.description, limit).await?);
+    }
+    Ok(vec![score("original (plainto_tsquery on description)", data, &baseline, k), score("ours (similar_tickets)", data, &ours, k)])
+}
+
+/// The scores as a Markdown table.
+pub fn table(scores: &[Scores], k: usize) -> String {
+    let mut out = format!(
+        "| method | recall@{k} | MRR | cross-tenant hits | no-match queries answered with nothing |\n|---|---|---|---|---|\n"
+    );
+    for s in scores {
+        out.push_str(&format!(
+            "| {} | {:.2} | {:.2} | {} | {} of {} |\n",
+            s.method, s.recall_at_k, s.mrr, s.cross_tenant_hits, s.silent_on_no_match, s.no_match_queries
+        ));
+    }
+    out
+}

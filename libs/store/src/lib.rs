@@ -71,7 +71,10 @@ pub fn with_database(url: &str, database: &str) -> Result<tokio_postgres::Config
 }
 
 /// A connection pool for a parsed configuration.
-pub fn pool_from_config(config: tokio_postgres::Config, max_size: usize) -> Result<Pool, StoreError> {
+pub fn pool_from_config(
+    config: tokio_postgres::Config,
+    max_size: usize,
+) -> Result<Pool, StoreError> {
     let manager = Manager::from_config(
         config,
         NoTls,

@@ -28,7 +28,12 @@ pub struct Scores {
 /// The original system's search: `plainto_tsquery('english')` on the
 /// description, `ts_rank > 0.01`, top 5; `pg_trgm` similarity above 0.3
 /// when that finds nothing.
-async fn original(client: &tokio_postgres::Client, tenant: &str, text: &str, k: i64) -> anyhow::Result<Vec<(String, String)>> {
+async fn original(
+    client: &tokio_postgres::Client,
+    tenant: &str,
+    text: &str,
+    k: i64,
+) -> anyhow::Result<Vec<(String, String)>> {
     let text: String = text.chars().take(1000).collect();
     let rows = client
         .query(
@@ -56,7 +61,12 @@ async fn original(client: &tokio_postgres::Client, tenant: &str, text: &str, k: 
     Ok(rows.iter().map(|row| (row.get(0), row.get(1))).collect())
 }
 
-fn score(method: &'static str, data: &DataSet, answers: &[Vec<(String, String)>], k: usize) -> Scores {
+fn score(
+    method: &'static str,
+    data: &DataSet,
+    answers: &[Vec<(String, String)>],
+    k: usize,
+) -> Scores {
     let mut recall_sum = 0.0;
     let mut rr_sum = 0.0;
     let mut cross_tenant_hits = 0;
@@ -64,7 +74,10 @@ fn score(method: &'static str, data: &DataSet, answers: &[Vec<(String, String)>]
     let mut with_relevant = 0;
     let mut no_match = 0;
     for (query, answer) in data.queries.iter().zip(answers) {
-        cross_tenant_hits += answer.iter().filter(|(tenant, _)| *tenant != query.tenant_id).count();
+        cross_tenant_hits += answer
+            .iter()
+            .filter(|(tenant, _)| *tenant != query.tenant_id)
+            .count();
         let ids: Vec<&str> = answer.iter().take(k).map(|(_, id)| id.as_str()).collect();
         if query.relevant.is_empty() {
             no_match += 1;
@@ -93,20 +106,35 @@ fn score(method: &'static str, data: &DataSet, answers: &[Vec<(String, String)>]
 }
 
 /// Runs the evaluation in a database created for it and dropped after.
-pub async fn run(owner_url: &str, app_url: &str, path: &Path, k: usize) -> anyhow::Result<Vec<Scores>> {
+pub async fn run(
+    owner_url: &str,
+    app_url: &str,
+    path: &Path,
+    k: usize,
+) -> anyhow::Result<Vec<Scores>> {
     let data = dataset::load(path)?;
     let name = format!("eval_{}", uuid::Uuid::now_v7().simple());
     let (owner, connection) = tokio_postgres::connect(owner_url, tokio_postgres::NoTls)
         .await
         .context("connecting with AI_AGENTS_OWNER_DATABASE_URL")?;
     tokio::spawn(connection);
-    owner.batch_execute(&format!("create database {name}")).await?;
+    owner
+        .batch_execute(&format!("create database {name}"))
+        .await?;
     let result = evaluate(owner_url, app_url, &name, &data, k).await;
-    owner.batch_execute(&format!("drop database if exists {name} with (force)")).await?;
+    owner
+        .batch_execute(&format!("drop database if exists {name} with (force)"))
+        .await?;
     result
 }
 
-async fn evaluate(owner_url: &str, app_url: &str, name: &str, data: &DataSet, k: usize) -> anyhow::Result<Vec<Scores>> {
+async fn evaluate(
+    owner_url: &str,
+    app_url: &str,
+    name: &str,
+    data: &DataSet,
+    k: usize,
+) -> anyhow::Result<Vec<Scores>> {
     let (mut owner, connection) = aia_store::with_database(owner_url, name)?
         .connect(tokio_postgres::NoTls)
         .await?;
@@ -114,10 +142,14 @@ async fn evaluate(owner_url: &str, app_url: &str, name: &str, data: &DataSet, k:
     aia_store::migrate::run(&mut owner).await?;
     let mut by_tenant: HashMap<&str, Vec<&dataset::Resolved>> = HashMap::new();
     for ticket in &data.resolved {
-        by_tenant.entry(ticket.tenant_id.as_str()).or_default().push(ticket);
+        by_tenant
+            .entry(ticket.tenant_id.as_str())
+            .or_default()
+            .push(ticket);
     }
     for ticket in &data.resolved {
-        TenantId::parse(&ticket.tenant_id).with_context(|| format!("tenant {:?}", ticket.tenant_id))?;
+        TenantId::parse(&ticket.tenant_id)
+            .with_context(|| format!("tenant {:?}", ticket.tenant_id))?;
         owner
             .execute(
                 "insert into ticket_history (tenant_id, ticket_id, subject, description, resolution, priority, tags,
@@ -140,7 +172,9 @@ async fn evaluate(owner_url: &str, app_url: &str, name: &str, data: &DataSet, k:
             Some(subject) => format!("{subject}\n{}", query.description),
             None => query.description.clone(),
         };
-        let hits = context_gatherer::sources::similar::similar_tickets(&mut client, &tenant, &text, limit).await?;
+        let hits =
+            context_gatherer::sources::similar::similar_tickets(&mut client, &tenant, &text, limit)
+                .await?;
         // The search runs under the tenant's row-level security, so any hit
         // belongs to the tenant; check the ids against its corpus anyway.
         let corpus: HashSet<&str> = by_tenant
@@ -151,14 +185,26 @@ async fn evaluate(owner_url: &str, app_url: &str, name: &str, data: &DataSet, k:
             hits.iter()
                 .map(|hit| {
                     let id = hit.ticket_id.to_string();
-                    let tenant = if corpus.contains(id.as_str()) { query.tenant_id.clone() } else { "other".into() };
+                    let tenant = if corpus.contains(id.as_str()) {
+                        query.tenant_id.clone()
+                    } else {
+                        "other".into()
+                    };
                     (tenant, id)
                 })
                 .collect(),
         );
         baseline.push(original(&owner, &query.tenant_id, &query.description, limit).await?);
     }
-    Ok(vec![score("original (plainto_tsquery on description)", data, &baseline, k), score("ours (similar_tickets)", data, &ours, k)])
+    Ok(vec![
+        score(
+            "original (plainto_tsquery on description)",
+            data,
+            &baseline,
+            k,
+        ),
+        score("ours (similar_tickets)", data, &ours, k),
+    ])
 }
 
 /// The scores as a Markdown table.
@@ -169,7 +215,12 @@ pub fn table(scores: &[Scores], k: usize) -> String {
     for s in scores {
         out.push_str(&format!(
             "| {} | {:.2} | {:.2} | {} | {} of {} |\n",
-            s.method, s.recall_at_k, s.mrr, s.cross_tenant_hits, s.silent_on_no_match, s.no_match_queries
+            s.method,
+            s.recall_at_k,
+            s.mrr,
+            s.cross_tenant_hits,
+            s.silent_on_no_match,
+            s.no_match_queries
         ));
     }
     out

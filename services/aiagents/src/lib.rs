@@ -4,7 +4,8 @@
 
 pub mod all_in_one;
 pub mod dataset;
-pub mod eval;
 pub mod demo;
+pub mod eval;
+pub mod import;
 pub mod ops;
 pub mod webhook;

@@ -39,6 +39,11 @@ enum Command {
         #[command(subcommand)]
         command: SecretsCommand,
     },
+    /// Import a tenant's resolved tickets, knowledge articles or inventory from JSON or CSV.
+    Import {
+        #[command(subcommand)]
+        command: ImportCommand,
+    },
     /// Score similar-ticket retrieval on a data set (resolved tickets and queries with their relevant tickets), ours beside the original's.
     EvalRetrieval {
         /// A JSON file with resolved[] and queries[] (the shape of demo/tickets.json).
@@ -73,6 +78,31 @@ enum Command {
 enum NatsCommand {
     /// Create or update the stream and consumers; report what changed.
     Apply,
+}
+
+#[derive(Subcommand)]
+enum ImportCommand {
+    /// Resolved tickets (JSON list or data set, or CSV ticket_id,subject,description,resolution,resolved_at,priority,tags), published as ticket.resolved events; importing again stores nothing new.
+    Tickets {
+        #[arg(long)]
+        tenant: String,
+        #[arg(long)]
+        file: PathBuf,
+    },
+    /// Knowledge articles (article_id,title,body,url,tags), upserted by article_id.
+    Articles {
+        #[arg(long)]
+        tenant: String,
+        #[arg(long)]
+        file: PathBuf,
+    },
+    /// Inventory (address,hostname,role,client,location; address may be a network), replacing the tenant's inventory.
+    Inventory {
+        #[arg(long)]
+        tenant: String,
+        #[arg(long)]
+        file: PathBuf,
+    },
 }
 
 #[derive(Subcommand)]
@@ -194,10 +224,41 @@ async fn main() -> anyhow::Result<()> {
                 keyring.primary_key_id()
             );
         }
+        Command::Import { command } => match command {
+            ImportCommand::Tickets { tenant, file } => {
+                let tenant = aia_events::TenantId::parse(&tenant)?;
+                let tickets = aiagents::import::read_tickets(&file, &tenant)?;
+                let (_client, jetstream) =
+                    aia_bus::connect(&env("NATS_URL")?, "aiagents-import").await?;
+                let n = aiagents::import::publish_tickets(&jetstream, &tickets).await?;
+                println!("{n} resolved tickets published for {tenant}");
+            }
+            ImportCommand::Articles { tenant, file } => {
+                let tenant = aia_events::TenantId::parse(&tenant)?;
+                let n = aiagents::import::import_articles(&env("DATABASE_URL")?, &tenant, &file)
+                    .await?;
+                println!("{n} knowledge articles imported for {tenant}");
+            }
+            ImportCommand::Inventory { tenant, file } => {
+                let tenant = aia_events::TenantId::parse(&tenant)?;
+                let n = aiagents::import::import_inventory(&env("DATABASE_URL")?, &tenant, &file)
+                    .await?;
+                println!("inventory of {tenant} replaced: {n} entries");
+            }
+        },
         Command::EvalRetrieval { dataset, k } => {
-            let scores =
-                aiagents::eval::run(&env("OWNER_DATABASE_URL")?, &env("DATABASE_URL")?, &dataset, k).await?;
-            println!("{} queries from {}", scores[0].queries_with_relevant + scores[0].no_match_queries, dataset.display());
+            let scores = aiagents::eval::run(
+                &env("OWNER_DATABASE_URL")?,
+                &env("DATABASE_URL")?,
+                &dataset,
+                k,
+            )
+            .await?;
+            println!(
+                "{} queries from {}",
+                scores[0].queries_with_relevant + scores[0].no_match_queries,
+                dataset.display()
+            );
             print!("{}", aiagents::eval::table(&scores, k));
         }
         Command::Rebuild { tenant } => {

@@ -1,0 +1,251 @@
+//! Importing a tenant's history and reference data from files.
+//!
+//! Resolved tickets become `ticket.resolved` events (so the history
+//! projection stays rebuildable from the stream), with message ids derived
+//! from their content: importing a file twice stores nothing new. Knowledge
+//! articles are upserted by id; an inventory import replaces the tenant's
+//! inventory in one transaction.
+
+use std::path::Path;
+
+use aia_events::TenantId;
+use aia_store::tenant_transaction;
+use anyhow::Context as _;
+use chrono::{DateTime, Utc};
+use indicatif::{ProgressBar, ProgressStyle};
+use serde::Deserialize;
+
+use crate::dataset::{self, Resolved};
+
+fn is_csv(path: &Path) -> bool {
+    path.extension()
+        .is_some_and(|ext| ext.eq_ignore_ascii_case("csv"))
+}
+
+/// Splits `a;b;c` (CSV cells) into tags.
+fn tags_of(cell: &str) -> Vec<String> {
+    cell.split([';', '|'])
+        .map(str::trim)
+        .filter(|tag| !tag.is_empty())
+        .map(str::to_owned)
+        .collect()
+}
+
+#[derive(Deserialize)]
+struct TicketCsvRow {
+    ticket_id: String,
+    subject: String,
+    description: String,
+    resolution: String,
+    #[serde(alias = "resolved_date")]
+    resolved_at: DateTime<Utc>,
+    priority: String,
+    #[serde(default)]
+    tags: String,
+}
+
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum TicketFile {
+    DataSet { resolved: Vec<serde_json::Value> },
+    List(Vec<serde_json::Value>),
+}
+
+/// Reads resolved tickets from JSON (a list, or a data set's `resolved`) or
+/// CSV (`ticket_id,subject,description,resolution,resolved_at,priority,tags`).
+/// Every ticket is given `tenant`.
+pub fn read_tickets(path: &Path, tenant: &TenantId) -> anyhow::Result<Vec<Resolved>> {
+    let mut tickets = Vec::new();
+    if is_csv(path) {
+        let mut reader =
+            csv::Reader::from_path(path).with_context(|| format!("reading {}", path.display()))?;
+        for (line, row) in reader.deserialize::<TicketCsvRow>().enumerate() {
+            let row = row.with_context(|| format!("{} row {}", path.display(), line + 2))?;
+            tickets.push(Resolved {
+                tenant_id: tenant.to_string(),
+                ticket_id: row.ticket_id,
+                subject: row.subject,
+                description: row.description,
+                resolution: row.resolution,
+                resolved_at: row.resolved_at,
+                priority: row.priority,
+                tags: tags_of(&row.tags),
+            });
+        }
+    } else {
+        let text =
+            std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+        let file: TicketFile = serde_json::from_str(&text)
+            .with_context(|| format!("{} is not a list of tickets", path.display()))?;
+        let (TicketFile::DataSet { resolved: items } | TicketFile::List(items)) = file;
+        for (idx, mut item) in items.into_iter().enumerate() {
+            item["tenant_id"] = serde_json::Value::String(tenant.to_string());
+            if item.get("resolved_at").is_none()
+                && let Some(date) = item.get("resolved_date").cloned()
+            {
+                item["resolved_at"] = date;
+            }
+            tickets.push(
+                serde_json::from_value(item)
+                    .with_context(|| format!("{} item {idx}", path.display()))?,
+            );
+        }
+    }
+    for ticket in &tickets {
+        // Fail before publishing anything when one record is bad.
+        ticket
+            .to_event()
+            .with_context(|| format!("ticket {}", ticket.ticket_id))?;
+    }
+    Ok(tickets)
+}
+
+/// Publishes resolved tickets with a progress bar; returns how many.
+pub async fn publish_tickets(
+    jetstream: &aia_bus::JetStream,
+    tickets: &[Resolved],
+) -> anyhow::Result<usize> {
+    let progress = ProgressBar::new(tickets.len() as u64);
+    progress.set_style(
+        ProgressStyle::with_template("{wide_bar} {pos}/{len} tickets").expect("template"),
+    );
+    for chunk in tickets.chunks(100) {
+        dataset::publish_resolved(jetstream, chunk).await?;
+        progress.inc(chunk.len() as u64);
+    }
+    progress.finish_and_clear();
+    Ok(tickets.len())
+}
+
+#[derive(Debug, Deserialize)]
+pub struct Article {
+    pub article_id: String,
+    pub title: String,
+    pub body: String,
+    #[serde(default)]
+    pub url: Option<String>,
+    #[serde(default, deserialize_with = "tags_field")]
+    pub tags: Vec<String>,
+}
+
+fn tags_field<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<Vec<String>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Tags {
+        List(Vec<String>),
+        Cell(String),
+    }
+    Ok(match Tags::deserialize(deserializer)? {
+        Tags::List(list) => list,
+        Tags::Cell(cell) => tags_of(&cell),
+    })
+}
+
+#[derive(Debug, Deserialize)]
+pub struct InventoryEntry {
+    #[serde(default, alias = "ip_address", alias = "ip")]
+    pub address: Option<String>,
+    #[serde(default)]
+    pub hostname: Option<String>,
+    #[serde(default)]
+    pub role: Option<String>,
+    #[serde(default)]
+    pub client: Option<String>,
+    #[serde(default)]
+    pub location: Option<String>,
+}
+
+fn read_records<T: serde::de::DeserializeOwned>(path: &Path) -> anyhow::Result<Vec<T>> {
+    if is_csv(path) {
+        let mut reader =
+            csv::Reader::from_path(path).with_context(|| format!("reading {}", path.display()))?;
+        reader
+            .deserialize()
+            .enumerate()
+            .map(|(line, row)| row.with_context(|| format!("{} row {}", path.display(), line + 2)))
+            .collect()
+    } else {
+        let text =
+            std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+        serde_json::from_str(&text)
+            .with_context(|| format!("{} is not a JSON list", path.display()))
+    }
+}
+
+/// Upserts knowledge articles by id; returns how many.
+pub async fn import_articles(
+    database_url: &str,
+    tenant: &TenantId,
+    path: &Path,
+) -> anyhow::Result<usize> {
+    let articles: Vec<Article> = read_records(path)?;
+    let pool = aia_store::pool(database_url, 1)?;
+    let mut client = pool.get().await?;
+    let tx = tenant_transaction(&mut client, tenant).await?;
+    for article in &articles {
+        anyhow::ensure!(
+            !article.article_id.trim().is_empty(),
+            "an article has no article_id"
+        );
+        tx.execute(
+            "insert into knowledge_articles (tenant_id, article_id, title, body, url, tags)
+             values ($1, $2, $3, $4, $5, $6)
+             on conflict (tenant_id, article_id) do update
+                set title = excluded.title, body = excluded.body, url = excluded.url, tags = excluded.tags,
+                    updated_at = now()",
+            &[&tenant.as_str(), &article.article_id, &article.title, &article.body, &article.url, &article.tags],
+        )
+        .await?;
+    }
+    tx.commit().await?;
+    Ok(articles.len())
+}
+
+/// Replaces the tenant's inventory; returns how many entries it now has.
+pub async fn import_inventory(
+    database_url: &str,
+    tenant: &TenantId,
+    path: &Path,
+) -> anyhow::Result<usize> {
+    let entries: Vec<InventoryEntry> = read_records(path)?;
+    for (idx, entry) in entries.iter().enumerate() {
+        anyhow::ensure!(
+            entry.address.as_deref().is_some_and(|a| !a.is_empty())
+                || entry.hostname.as_deref().is_some_and(|h| !h.is_empty()),
+            "entry {idx} has neither an address nor a host name"
+        );
+        if let Some(address) = entry.address.as_deref().filter(|a| !a.is_empty()) {
+            let host = address.split('/').next().unwrap_or(address);
+            anyhow::ensure!(
+                host.parse::<std::net::IpAddr>().is_ok(),
+                "entry {idx}: {address:?} is not an address or network"
+            );
+        }
+    }
+    let pool = aia_store::pool(database_url, 1)?;
+    let mut client = pool.get().await?;
+    let tx = tenant_transaction(&mut client, tenant).await?;
+    tx.execute(
+        "delete from system_inventory where tenant_id = $1",
+        &[&tenant.as_str()],
+    )
+    .await?;
+    for entry in &entries {
+        let address = entry.address.as_deref().filter(|a| !a.is_empty());
+        tx.execute(
+            "insert into system_inventory (tenant_id, address, hostname, role, client, location)
+             values ($1, $2::text::inet, $3, $4, $5, $6)",
+            &[
+                &tenant.as_str(),
+                &address,
+                &entry.hostname,
+                &entry.role,
+                &entry.client,
+                &entry.location,
+            ],
+        )
+        .await?;
+    }
+    tx.commit().await?;
+    Ok(entries.len())
+}

@@ -1,0 +1,196 @@
+//! Importing history and reference data from files, as an operator does,
+//! and scoring retrieval on a data set.
+
+use std::process::{Command, Output};
+use std::time::Duration;
+
+use aia_testkit::{NatsServer, TestDatabase, eventually};
+
+fn aiagents(db: &TestDatabase, nats: &str, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_aiagents"))
+        .args(args)
+        .env("AI_AGENTS_NATS_URL", nats)
+        .env("AI_AGENTS_DATABASE_URL", &db.app_url)
+        .env("AI_AGENTS_OWNER_DATABASE_URL", &db.admin_url)
+        .env("RUST_LOG", "warn")
+        .output()
+        .expect("run aiagents")
+}
+
+fn ok(output: &Output) -> String {
+    assert!(
+        output.status.success(),
+        "{}\n{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn tickets_articles_and_inventory_import_idempotently_and_bad_files_change_nothing() {
+    let nats = NatsServer::start().await;
+    let db = TestDatabase::create().await;
+    aiagents::ops::apply_nats(&nats.url()).await.unwrap();
+    let shutdown = tokio_util::sync::CancellationToken::new();
+    let projector = tokio::spawn(history_projector::run(
+        history_projector::Config::new(nats.url(), db.app_url.clone()),
+        shutdown.clone().cancelled_owned(),
+    ));
+    let dir = tempfile::tempdir().unwrap();
+    let csv = dir.path().join("tickets.csv");
+    std::fs::write(
+        &csv,
+        "ticket_id,subject,description,resolution,resolved_at,priority,tags\n\
+         SUP-1,VPN drops,\"VPN drops, hourly\",Raised the SA lifetime,2026-10-01T10:00:00Z,High,vpn;network\n\
+         SUP-2,Printer offline,Printer shows offline,DHCP reservation,2026-10-02T10:00:00+02:00,low,printer\n",
+    )
+    .unwrap();
+    for _ in 0..2 {
+        let out = ok(&aiagents(
+            &db,
+            &nats.url(),
+            &[
+                "import",
+                "tickets",
+                "--tenant",
+                "acme",
+                "--file",
+                csv.to_str().unwrap(),
+            ],
+        ));
+        assert!(out.contains("2 resolved tickets published"), "{out}");
+    }
+    let admin = db.admin_client().await;
+    eventually(
+        "the imported tickets in ticket_history",
+        Duration::from_secs(20),
+        || async {
+            let n: i64 = admin
+                .query_one("select count(*) from ticket_history", &[])
+                .await
+                .ok()?
+                .get(0);
+            (n == 2).then_some(())
+        },
+    )
+    .await;
+    let (_client, jetstream) = aia_bus::connect(&nats.url(), "test").await.unwrap();
+    let mut stream = jetstream.get_stream(aia_bus::STREAM).await.unwrap();
+    assert_eq!(
+        stream.info().await.unwrap().state.messages,
+        2,
+        "importing twice stored the tickets twice"
+    );
+    let tags: Vec<String> = admin
+        .query_one(
+            "select tags from ticket_history where ticket_id = 'SUP-1'",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(tags, ["vpn", "network"]);
+
+    // The demo data set imports too (JSON with resolved[]), into another tenant.
+    ok(&aiagents(
+        &db,
+        &nats.url(),
+        &[
+            "import",
+            "tickets",
+            "--tenant",
+            "globex",
+            "--file",
+            "../../demo/tickets.json",
+        ],
+    ));
+
+    let articles = dir.path().join("articles.json");
+    std::fs::write(&articles, r#"[{"article_id": "kb-1", "title": "VPN lifetimes", "body": "Match the SA lifetime.", "url": "https://wiki/kb-1", "tags": "vpn"}]"#).unwrap();
+    for _ in 0..2 {
+        ok(&aiagents(
+            &db,
+            &nats.url(),
+            &[
+                "import",
+                "articles",
+                "--tenant",
+                "acme",
+                "--file",
+                articles.to_str().unwrap(),
+            ],
+        ));
+    }
+    let n: i64 = admin
+        .query_one("select count(*) from knowledge_articles", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(n, 1);
+
+    let inventory = dir.path().join("inventory.csv");
+    std::fs::write(&inventory, "address,hostname,role,client,location\n10.20.1.40,fs01,file server,Acme,Berlin\n10.99.0.0/16,,branch network,Acme,Hamburg\n,pc-0231,workstation,Acme,Berlin\n").unwrap();
+    let out = ok(&aiagents(
+        &db,
+        &nats.url(),
+        &[
+            "import",
+            "inventory",
+            "--tenant",
+            "acme",
+            "--file",
+            inventory.to_str().unwrap(),
+        ],
+    ));
+    assert!(out.contains("3 entries"), "{out}");
+    let bad = dir.path().join("bad.csv");
+    std::fs::write(
+        &bad,
+        "address,hostname,role,client,location\n10.20.1.999,x,y,z,w\n",
+    )
+    .unwrap();
+    let refused = aiagents(
+        &db,
+        &nats.url(),
+        &[
+            "import",
+            "inventory",
+            "--tenant",
+            "acme",
+            "--file",
+            bad.to_str().unwrap(),
+        ],
+    );
+    assert!(!refused.status.success());
+    let n: i64 = admin
+        .query_one("select count(*) from system_inventory", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(n, 3, "a refused import must leave the inventory as it was");
+
+    shutdown.cancel();
+    projector.await.unwrap().unwrap();
+}
+
+#[tokio::test]
+async fn retrieval_is_scored_beside_the_original_method() {
+    let db = TestDatabase::create().await;
+    let out = ok(&aiagents(
+        &db,
+        "nats://127.0.0.1:1",
+        &["eval-retrieval", "../../demo/tickets.json"],
+    ));
+    assert!(
+        out.contains("| original (plainto_tsquery on description) |"),
+        "{out}"
+    );
+    let ours = out.lines().find(|line| line.starts_with("| ours")).unwrap();
+    let recall: f64 = ours.split('|').nth(2).unwrap().trim().parse().unwrap();
+    assert!(
+        recall >= 0.99,
+        "our retriever should find every demo ticket: {ours}"
+    );
+    assert!(out.contains("| 0 |"), "no cross-tenant hits: {out}");
+}

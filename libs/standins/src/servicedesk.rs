@@ -30,8 +30,21 @@ pub struct ServiceDeskStandIn {
     inner: Arc<Mutex<Inner>>,
 }
 
+/// A resolved request the stand-in can list and show.
+#[derive(Debug, Clone)]
+pub struct ResolvedRequest {
+    pub id: u64,
+    pub subject: String,
+    pub description_html: String,
+    pub resolution_html: String,
+    pub priority: String,
+    pub resolved_ms: i64,
+}
+
 struct Inner {
     authtoken: String,
+    resolved: Vec<ResolvedRequest>,
+    requests_served: u64,
     notes: BTreeMap<String, Vec<StoredNote>>,
     next_id: u64,
     rejected: u64,
@@ -43,6 +56,8 @@ impl ServiceDeskStandIn {
         Self {
             inner: Arc::new(Mutex::new(Inner {
                 authtoken: authtoken.into(),
+                resolved: Vec::new(),
+                requests_served: 0,
                 notes: BTreeMap::new(),
                 next_id: 1000,
                 rejected: 0,
@@ -62,6 +77,16 @@ impl ServiceDeskStandIn {
         inner.notes.values().flatten().cloned().collect()
     }
 
+    /// Adds a resolved request to list and show.
+    pub fn add_resolved(&self, request: ResolvedRequest) {
+        self.inner.lock().unwrap().resolved.push(request);
+    }
+
+    /// List and detail requests answered so far.
+    pub fn requests_served(&self) -> u64 {
+        self.inner.lock().unwrap().requests_served
+    }
+
     /// Requests refused for their shape or credentials.
     pub fn rejected(&self) -> u64 {
         self.inner.lock().unwrap().rejected
@@ -70,6 +95,7 @@ impl ServiceDeskStandIn {
     pub fn router(&self) -> Router {
         Router::new()
             .route("/api/v3/requests", get(list_requests))
+            .route("/api/v3/requests/{request_id}", get(show_request))
             .route(
                 "/api/v3/requests/{request_id}/notes",
                 post(add_note).get(list_notes),
@@ -198,22 +224,91 @@ fn serde_urlencoded_form(body: &str) -> Option<Form> {
     serde_urlencoded::from_str(body).ok()
 }
 
-async fn list_requests(State(state): State<ServiceDeskStandIn>, headers: HeaderMap) -> Response {
+#[derive(Deserialize)]
+struct ListQuery {
+    input_data: Option<String>,
+}
+
+/// Lists resolved requests in id order, honouring `list_info`'s
+/// `start_index`, `row_count` and a `resolved_time` range.
+async fn list_requests(
+    State(state): State<ServiceDeskStandIn>,
+    headers: HeaderMap,
+    axum::extract::Query(query): axum::extract::Query<ListQuery>,
+) -> Response {
     if let Err(response) = check_auth(&state, &headers) {
         return *response;
     }
-    let requests: Vec<Value> = state
-        .inner
-        .lock()
-        .unwrap()
-        .notes
-        .keys()
-        .map(|id| json!({"id": id}))
+    let input: Value = query
+        .input_data
+        .as_deref()
+        .and_then(|raw| serde_json::from_str(raw).ok())
+        .unwrap_or_default();
+    let list_info = &input["list_info"];
+    let start = list_info["start_index"].as_u64().unwrap_or(1).max(1) as usize;
+    let rows = list_info["row_count"].as_u64().unwrap_or(10).min(100) as usize;
+    let bound = |condition: &str| {
+        list_info["search_criteria"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .find(|c| c["field"] == "resolved_time" && c["condition"] == condition)
+            .and_then(|c| c["value"].as_str())
+            .and_then(|value| value.parse::<i64>().ok())
+    };
+    let (since, until) = (bound("greater or equal"), bound("less than"));
+    let mut inner = state.inner.lock().unwrap();
+    inner.requests_served += 1;
+    let mut matching: Vec<&ResolvedRequest> = inner
+        .resolved
+        .iter()
+        .filter(|r| {
+            since.is_none_or(|s| r.resolved_ms >= s) && until.is_none_or(|u| r.resolved_ms < u)
+        })
+        .collect();
+    matching.sort_by_key(|r| r.id);
+    let total = matching.len();
+    let page: Vec<Value> = matching
+        .iter()
+        .skip(start - 1)
+        .take(rows)
+        .map(|r| json!({"id": r.id.to_string(), "subject": r.subject, "status": {"name": "Resolved"}}))
         .collect();
     Json(json!({
-        "requests": requests,
-        "list_info": {"has_more_rows": false, "row_count": requests.len()},
+        "requests": page,
+        "list_info": {"has_more_rows": start - 1 + rows < total, "start_index": start, "row_count": page.len(),
+                      "total_count": total},
         "response_status": [{"status_code": 2000, "status": "success"}]
+    }))
+    .into_response()
+}
+
+async fn show_request(
+    State(state): State<ServiceDeskStandIn>,
+    Path(request_id): Path<String>,
+    headers: HeaderMap,
+) -> Response {
+    if let Err(response) = check_auth(&state, &headers) {
+        return *response;
+    }
+    let mut inner = state.inner.lock().unwrap();
+    inner.requests_served += 1;
+    let Some(request) = inner
+        .resolved
+        .iter()
+        .find(|r| r.id.to_string() == request_id)
+        .cloned()
+    else {
+        return failure(StatusCode::NOT_FOUND, 4007, "Invalid request id");
+    };
+    Json(json!({
+        "request": {
+            "id": request.id.to_string(), "subject": request.subject, "description": request.description_html,
+            "priority": {"name": request.priority}, "status": {"name": "Resolved"},
+            "resolved_time": {"value": request.resolved_ms.to_string()},
+            "resolution": {"content": request.resolution_html}
+        },
+        "response_status": {"status_code": 2000, "status": "success"}
     }))
     .into_response()
 }

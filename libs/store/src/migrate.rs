@@ -27,6 +27,10 @@ pub const MIGRATIONS: &[(&str, &str)] = &[
         "0004_integrations",
         include_str!("../../../migrations/0004_integrations.sql"),
     ),
+    (
+        "0005_import_progress",
+        include_str!("../../../migrations/0005_import_progress.sql"),
+    ),
 ];
 
 const LOCK_KEY: i64 = 0x6169_6167_656e_7473; // "aiagents"

@@ -249,3 +249,131 @@ pub async fn import_inventory(
     tx.commit().await?;
     Ok(entries.len())
 }
+
+/// What an import from a help desk did.
+#[derive(Debug, Clone, PartialEq)]
+pub struct HelpDeskImport {
+    pub imported: u64,
+    /// True when it continued an earlier, interrupted import.
+    pub resumed: bool,
+}
+
+/// Imports the tenant's closed and resolved requests from its ServiceDesk
+/// Plus, 100 per page in id order, at most `requests_per_second`, as
+/// `ticket.resolved` events. Progress is saved after every page, so a run
+/// that stops (or is stopped after `max_pages`) resumes where it was.
+#[allow(clippy::too_many_arguments)]
+pub async fn import_from_servicedesk(
+    sdp: &aia_itsm::ServiceDeskPlus,
+    jetstream: &aia_bus::JetStream,
+    database_url: &str,
+    tenant: &TenantId,
+    since: Option<DateTime<Utc>>,
+    until: Option<DateTime<Utc>>,
+    requests_per_second: u32,
+    max_pages: Option<u64>,
+) -> anyhow::Result<HelpDeskImport> {
+    const PAGE: u64 = 100;
+    let source = format!(
+        "servicedesk:{}:{}",
+        since.map(|d| d.timestamp()).unwrap_or(0),
+        until.map(|d| d.timestamp()).unwrap_or(0)
+    );
+    let pool = aia_store::pool(database_url, 1)?;
+    let mut client = pool.get().await?;
+    let (mut next_index, mut imported) = {
+        let tx = tenant_transaction(&mut client, tenant).await?;
+        let row = tx
+            .query_opt(
+                "select next_index, imported from import_progress where tenant_id = $1 and source = $2",
+                &[&tenant.as_str(), &source],
+            )
+            .await?;
+        tx.commit().await?;
+        row.map_or((1i64, 0i64), |row| (row.get(0), row.get(1)))
+    };
+    let resumed = next_index > 1;
+    let mut ticker = tokio::time::interval(std::time::Duration::from_secs_f64(
+        1.0 / f64::from(requests_per_second.max(1)),
+    ));
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let progress = ProgressBar::new(0);
+    progress.set_style(
+        ProgressStyle::with_template("{wide_bar} {pos}/{len} requests").expect("template"),
+    );
+    let mut pages = 0;
+    loop {
+        if max_pages.is_some_and(|max| pages >= max) {
+            break;
+        }
+        ticker.tick().await;
+        let page =
+            with_retries(|| sdp.resolved_page(next_index as u64, PAGE, since, until)).await?;
+        if let Some(total) = page.total {
+            progress.set_length(total);
+        }
+        let mut tickets = Vec::new();
+        for id in &page.ids {
+            ticker.tick().await;
+            let request = with_retries(|| sdp.resolved_request(id)).await?;
+            tickets.push(Resolved {
+                tenant_id: tenant.to_string(),
+                ticket_id: request.id,
+                subject: request.subject,
+                description: request.description,
+                resolution: request.resolution,
+                resolved_at: request.resolved_at,
+                priority: request.priority.as_str().to_owned(),
+                tags: vec![],
+            });
+        }
+        dataset::publish_resolved(jetstream, &tickets).await?;
+        imported += tickets.len() as i64;
+        next_index += page.ids.len() as i64;
+        progress.set_position(next_index as u64 - 1);
+        let tx = tenant_transaction(&mut client, tenant).await?;
+        tx.execute(
+            "insert into import_progress (tenant_id, source, next_index, imported) values ($1, $2, $3, $4)
+             on conflict (tenant_id, source) do update
+                set next_index = excluded.next_index, imported = excluded.imported, updated_at = now()",
+            &[&tenant.as_str(), &source, &next_index, &imported],
+        )
+        .await?;
+        tx.commit().await?;
+        pages += 1;
+        if !page.has_more || page.ids.is_empty() {
+            break;
+        }
+    }
+    progress.finish_and_clear();
+    Ok(HelpDeskImport {
+        imported: u64::try_from(imported).unwrap_or(0),
+        resumed,
+    })
+}
+
+/// Retries transient help-desk errors (honouring Retry-After), up to five
+/// times.
+async fn with_retries<T, F, Fut>(mut call: F) -> anyhow::Result<T>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<T, aia_itsm::ItsmError>>,
+{
+    let mut attempt = 0;
+    loop {
+        match call().await {
+            Ok(value) => return Ok(value),
+            Err(aia_itsm::ItsmError::Transient {
+                reason,
+                retry_after,
+                ..
+            }) if attempt < 5 => {
+                attempt += 1;
+                let wait = retry_after.unwrap_or(std::time::Duration::from_millis(500 << attempt));
+                tracing::warn!(reason = %reason, attempt, "Help desk busy; retrying");
+                tokio::time::sleep(wait.min(std::time::Duration::from_secs(60))).await;
+            }
+            Err(err) => return Err(anyhow::anyhow!("{err}")),
+        }
+    }
+}

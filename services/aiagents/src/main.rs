@@ -89,6 +89,20 @@ enum ImportCommand {
         #[arg(long)]
         file: PathBuf,
     },
+    /// Closed and resolved requests from the tenant's ServiceDesk Plus (100 per page, rate-limited, resumable).
+    Servicedesk {
+        #[arg(long)]
+        tenant: String,
+        /// Only requests resolved at or after this time (RFC 3339).
+        #[arg(long)]
+        since: Option<chrono::DateTime<chrono::Utc>>,
+        /// Only requests resolved before this time (RFC 3339).
+        #[arg(long)]
+        until: Option<chrono::DateTime<chrono::Utc>>,
+        /// Requests per second to the help desk.
+        #[arg(long, default_value_t = 5)]
+        rate: u32,
+    },
     /// Knowledge articles (article_id,title,body,url,tags), upserted by article_id.
     Articles {
         #[arg(long)]
@@ -232,6 +246,52 @@ async fn main() -> anyhow::Result<()> {
                     aia_bus::connect(&env("NATS_URL")?, "aiagents-import").await?;
                 let n = aiagents::import::publish_tickets(&jetstream, &tickets).await?;
                 println!("{n} resolved tickets published for {tenant}");
+            }
+            ImportCommand::Servicedesk {
+                tenant,
+                since,
+                until,
+                rate,
+            } => {
+                let tenant_id = aia_events::TenantId::parse(&tenant)?;
+                let keyring = Keyring::from_env()?;
+                let pool = aia_store::pool(&env("DATABASE_URL")?, 1)?;
+                let mut client = pool.get().await?;
+                let record = aia_store::tenants::get(&mut client, &keyring, &tenant_id)
+                    .await?
+                    .ok_or_else(|| anyhow::anyhow!("tenant {tenant_id} does not exist"))?;
+                let http = reqwest::Client::builder()
+                    .timeout(std::time::Duration::from_secs(30))
+                    .build()?;
+                let aia_itsm::Itsm::ServiceDeskPlus(sdp) = aia_itsm::Itsm::for_tenant(
+                    http,
+                    record.itsm,
+                    &record.itsm_base_url,
+                    record.itsm_credentials.expose(),
+                )
+                .map_err(|err| anyhow::anyhow!("{err}"))?;
+                let (_client, jetstream) =
+                    aia_bus::connect(&env("NATS_URL")?, "aiagents-import").await?;
+                let result = aiagents::import::import_from_servicedesk(
+                    &sdp,
+                    &jetstream,
+                    &env("DATABASE_URL")?,
+                    &tenant_id,
+                    since,
+                    until,
+                    rate,
+                    None,
+                )
+                .await?;
+                println!(
+                    "{} resolved requests imported for {tenant_id}{}",
+                    result.imported,
+                    if result.resumed {
+                        " (resumed an earlier import)"
+                    } else {
+                        ""
+                    }
+                );
             }
             ImportCommand::Articles { tenant, file } => {
                 let tenant = aia_events::TenantId::parse(&tenant)?;

@@ -194,3 +194,125 @@ async fn retrieval_is_scored_beside_the_original_method() {
     );
     assert!(out.contains("| 0 |"), "no cross-tenant hits: {out}");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn history_imports_from_servicedesk_page_by_page_and_resumes_after_a_stop() {
+    use aia_standins::servicedesk::{ResolvedRequest, ServiceDeskStandIn};
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let nats = NatsServer::start().await;
+    let db = TestDatabase::create().await;
+    aiagents::ops::apply_nats(&nats.url()).await.unwrap();
+    let sdp = ServiceDeskStandIn::new("sdp-token");
+    let base = chrono::DateTime::parse_from_rfc3339("2026-01-01T00:00:00Z")
+        .unwrap()
+        .timestamp_millis();
+    for id in 1..=250u64 {
+        sdp.add_resolved(ResolvedRequest {
+            id: 1000 + id,
+            subject: format!("Request {id}"),
+            description_html: format!("<div>Printer {id} offline<br>since&nbsp;today</div>"),
+            resolution_html: "<p>Restarted the spooler &amp; cleared the queue</p>".into(),
+            priority: if id % 2 == 0 {
+                "High".into()
+            } else {
+                "Low".into()
+            },
+            resolved_ms: base + i64::try_from(id).unwrap() * 86_400_000,
+        });
+    }
+    let server = aia_standins::serve(sdp.router()).await.unwrap();
+    let client = aia_itsm::ServiceDeskPlus::new(
+        reqwest::Client::new(),
+        &server.url(),
+        r#"{"authtoken":"sdp-token"}"#,
+    )
+    .unwrap();
+    let (_nats_client, jetstream) = aia_bus::connect(&nats.url(), "test").await.unwrap();
+    let tenant = aia_events::TenantId::parse("acme").unwrap();
+
+    // Stopped after one page, then resumed: every request once.
+    let first = aiagents::import::import_from_servicedesk(
+        &client,
+        &jetstream,
+        &db.app_url,
+        &tenant,
+        None,
+        None,
+        1000,
+        Some(1),
+    )
+    .await
+    .unwrap();
+    assert_eq!((first.imported, first.resumed), (100, false));
+    let rest = aiagents::import::import_from_servicedesk(
+        &client,
+        &jetstream,
+        &db.app_url,
+        &tenant,
+        None,
+        None,
+        1000,
+        None,
+    )
+    .await
+    .unwrap();
+    assert_eq!((rest.imported, rest.resumed), (250, true));
+    let mut stream = jetstream.get_stream(aia_bus::STREAM).await.unwrap();
+    assert_eq!(stream.info().await.unwrap().state.messages, 250);
+
+    // A date range imports only what was resolved in it.
+    let since = chrono::DateTime::parse_from_rfc3339("2026-09-01T00:00:00Z")
+        .unwrap()
+        .with_timezone(&chrono::Utc);
+    let recent = aiagents::import::import_from_servicedesk(
+        &client,
+        &jetstream,
+        &db.app_url,
+        &tenant,
+        Some(since),
+        None,
+        1000,
+        None,
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        recent.imported,
+        250 - 242,
+        "requests resolved from 1 September"
+    );
+
+    let shutdown = tokio_util::sync::CancellationToken::new();
+    let projector = tokio::spawn(history_projector::run(
+        history_projector::Config::new(nats.url(), db.app_url.clone()),
+        shutdown.clone().cancelled_owned(),
+    ));
+    let admin = db.admin_client().await;
+    eventually("the imported history", Duration::from_secs(30), || async {
+        let n: i64 = admin
+            .query_one(
+                "select count(*) from ticket_history where tenant_id = 'acme'",
+                &[],
+            )
+            .await
+            .ok()?
+            .get(0);
+        (n == 250).then_some(())
+    })
+    .await;
+    let row = admin
+        .query_one(
+            "select description, resolution, priority from ticket_history where ticket_id = '1002'",
+            &[],
+        )
+        .await
+        .unwrap();
+    assert_eq!(row.get::<_, String>(0), "Printer 2 offline\nsince today");
+    assert_eq!(
+        row.get::<_, String>(1),
+        "Restarted the spooler & cleared the queue"
+    );
+    assert_eq!(row.get::<_, String>(2), "high");
+    shutdown.cancel();
+    projector.await.unwrap().unwrap();
+}

@@ -1,6 +1,7 @@
 //! ServiceDesk Plus v3, on-prem: `authtoken` header, the v3 `Accept` media
 //! type, notes posted as form field `input_data` holding `{"note": {…}}`.
 
+pub mod history;
 pub mod webhook;
 
 use aia_events::TicketId;
@@ -9,14 +10,14 @@ use serde_json::json;
 
 use crate::{ConfigError, ItsmError, PostedNote, classify, retry_after, transport_error};
 
-const TOOL: &str = "ServiceDesk Plus";
-const ACCEPT: &str = "application/vnd.manageengine.sdp.v3+json";
+pub(crate) const TOOL: &str = "ServiceDesk Plus";
+pub(crate) const ACCEPT: &str = "application/vnd.manageengine.sdp.v3+json";
 
 #[derive(Clone)]
 pub struct ServiceDeskPlus {
-    http: reqwest::Client,
-    base_url: String,
-    authtoken: String,
+    pub(crate) http: reqwest::Client,
+    pub(crate) base_url: String,
+    pub(crate) authtoken: String,
 }
 
 impl std::fmt::Debug for ServiceDeskPlus {

@@ -60,3 +60,11 @@ bench-rebuild EVENTS="1000000":
     trap 'scripts/stack.sh down bench' EXIT
     source "$(scripts/stack.sh up bench)"
     RUST_LOG=error cargo run -q --release -p aia-bench -- rebuild --events {{EVENTS}}
+
+# Similar-ticket search latency at 1,000,000 tickets / 1,000 tenants, and the context stage's throughput.
+bench-search TICKETS="1000000":
+    #!/usr/bin/env bash
+    set -euo pipefail
+    trap 'scripts/stack.sh down bench' EXIT
+    source "$(scripts/stack.sh up bench)"
+    RUST_LOG=error cargo run -q --release -p aia-bench -- search --tickets {{TICKETS}}

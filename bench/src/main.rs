@@ -10,6 +10,7 @@
 
 mod ingress_bench;
 mod rebuild_bench;
+mod search_bench;
 
 use clap::{Parser, Subcommand};
 
@@ -31,6 +32,15 @@ enum Command {
         #[arg(long, value_delimiter = ',', default_value = "4,32")]
         concurrency: Vec<usize>,
     },
+    /// Similar-ticket search latency and context-stage throughput at scale.
+    Search {
+        #[arg(long, default_value_t = 1_000_000)]
+        tickets: u64,
+        #[arg(long, default_value_t = 1_000)]
+        tenants: u64,
+        #[arg(long, default_value_t = 2_000)]
+        queries: usize,
+    },
     /// Rebuild throughput of the projections from a generated stream.
     Rebuild {
         /// Events to generate (runs of four events across 1,000 tenants).
@@ -48,5 +58,6 @@ fn main() -> anyhow::Result<()> {
             concurrency,
         } => ingress_bench::run(seconds, &concurrency),
         Command::Rebuild { events } => rebuild_bench::run(events),
+        Command::Search { tickets, tenants, queries } => search_bench::run(tickets, tenants, queries),
     }
 }

@@ -58,6 +58,10 @@ fn main() -> anyhow::Result<()> {
             concurrency,
         } => ingress_bench::run(seconds, &concurrency),
         Command::Rebuild { events } => rebuild_bench::run(events),
-        Command::Search { tickets, tenants, queries } => search_bench::run(tickets, tenants, queries),
+        Command::Search {
+            tickets,
+            tenants,
+            queries,
+        } => search_bench::run(tickets, tenants, queries),
     }
 }

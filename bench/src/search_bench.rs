@@ -7,7 +7,9 @@
 use std::time::{Duration, Instant};
 
 use aia_bus::{Delivery, Handled, Handler};
-use aia_events::{Event, ItsmKind, Payload, Priority, TenantId, TicketChange, TicketId, TicketReceived};
+use aia_events::{
+    Event, ItsmKind, Payload, Priority, TenantId, TicketChange, TicketId, TicketReceived,
+};
 use aia_store::Keyring;
 use aia_testkit::TestDatabase;
 use futures::{SinkExt, StreamExt};
@@ -15,18 +17,66 @@ use rand::rngs::StdRng;
 use rand::seq::SliceRandom;
 use rand::{Rng, SeedableRng};
 
-const SYSTEMS: &[&str] = &["Outlook", "Teams", "VPN client", "printer", "file server", "laptop", "Wi-Fi", "SharePoint",
-    "OneDrive", "ERP client", "domain controller", "firewall", "scanner", "phone system", "Citrix session", "backup job"];
-const SYMPTOMS: &[&str] = &["keeps asking for the password", "is very slow since this morning", "shows offline",
-    "crashes on start", "cannot connect", "drops every hour", "shows a certificate warning", "will not sync",
-    "freezes when opening attachments", "prints blank pages", "is out of disk space", "times out for remote users"];
-const CAUSES: &[&str] = &["a stale cached credential", "an expired certificate", "a DHCP lease change", "a full volume",
-    "a broken add-in", "an MTU mismatch on the tunnel", "a driver update", "a misconfigured proxy", "a locked account",
-    "an overloaded access point", "a failed Windows update", "a duplicate IP address"];
-const FIXES: &[&str] = &["cleared the credential manager and signed in again", "renewed and rebound the certificate",
-    "created a DHCP reservation and updated the port", "freed space and set quota alerts", "disabled the add-in",
-    "lowered the MTU to 1400", "rolled back the driver", "fixed the proxy exclusion list", "unlocked the account and reset the password",
-    "moved users to another access point", "removed the update and paused it", "assigned a new static address"];
+const SYSTEMS: &[&str] = &[
+    "Outlook",
+    "Teams",
+    "VPN client",
+    "printer",
+    "file server",
+    "laptop",
+    "Wi-Fi",
+    "SharePoint",
+    "OneDrive",
+    "ERP client",
+    "domain controller",
+    "firewall",
+    "scanner",
+    "phone system",
+    "Citrix session",
+    "backup job",
+];
+const SYMPTOMS: &[&str] = &[
+    "keeps asking for the password",
+    "is very slow since this morning",
+    "shows offline",
+    "crashes on start",
+    "cannot connect",
+    "drops every hour",
+    "shows a certificate warning",
+    "will not sync",
+    "freezes when opening attachments",
+    "prints blank pages",
+    "is out of disk space",
+    "times out for remote users",
+];
+const CAUSES: &[&str] = &[
+    "a stale cached credential",
+    "an expired certificate",
+    "a DHCP lease change",
+    "a full volume",
+    "a broken add-in",
+    "an MTU mismatch on the tunnel",
+    "a driver update",
+    "a misconfigured proxy",
+    "a locked account",
+    "an overloaded access point",
+    "a failed Windows update",
+    "a duplicate IP address",
+];
+const FIXES: &[&str] = &[
+    "cleared the credential manager and signed in again",
+    "renewed and rebound the certificate",
+    "created a DHCP reservation and updated the port",
+    "freed space and set quota alerts",
+    "disabled the add-in",
+    "lowered the MTU to 1400",
+    "rolled back the driver",
+    "fixed the proxy exclusion list",
+    "unlocked the account and reset the password",
+    "moved users to another access point",
+    "removed the update and paused it",
+    "assigned a new static address",
+];
 
 fn resolved_text(rng: &mut StdRng) -> (String, String, String) {
     let system = SYSTEMS.choose(rng).expect("non-empty");
@@ -35,7 +85,11 @@ fn resolved_text(rng: &mut StdRng) -> (String, String, String) {
     let fix = FIXES.choose(rng).expect("non-empty");
     (
         format!("{system} {symptom}"),
-        format!("User reports the {system} {symptom}. Affects {} people on floor {}.", rng.gen_range(1..20), rng.gen_range(1..6)),
+        format!(
+            "User reports the {system} {symptom}. Affects {} people on floor {}.",
+            rng.gen_range(1..20),
+            rng.gen_range(1..6)
+        ),
         format!("Cause was {cause}; {fix}. Confirmed with the user."),
     )
 }
@@ -45,7 +99,9 @@ fn percentile(sorted: &[f64], q: f64) -> f64 {
 }
 
 pub fn run(n_tickets: u64, n_tenants: u64, n_queries: usize) -> anyhow::Result<()> {
-    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
     runtime.block_on(async {
         let db = TestDatabase::create().await;
         let mut rng = StdRng::seed_from_u64(7);

@@ -11,7 +11,7 @@ use aia_events::{EnhancementFailed, EnhancementGenerated, Event, Payload, Stage}
 use aia_llm::{LlmError, Provider};
 use tracing::Instrument;
 
-use crate::{fallback, prompt};
+use crate::{fallback, ground, prompt};
 
 const ATTEMPTS: u32 = 3;
 
@@ -46,7 +46,7 @@ impl Handler for LlmEnhancer {
         let outcome = match &self.provider {
             None => Err("no LLM provider is configured".to_owned()),
             Some(provider) => {
-                let messages = prompt::messages(context, self.max_note_words);
+                let messages = prompt::messages(context, self.max_note_words, true);
                 let mut last_error = String::new();
                 let mut result = None;
                 for attempt in 1..=ATTEMPTS {
@@ -89,7 +89,15 @@ impl Handler for LlmEnhancer {
         };
         match outcome {
             Ok(note) => {
-                generated.note_markdown = prompt::enforce_word_limit(&note, self.max_note_words);
+                let grounded = ground::ground(&note, context, event.ticket_id.as_str());
+                if grounded.unverified > 0 {
+                    tracing::info!(
+                        unverified = grounded.unverified,
+                        "Marked citations that are not in the context"
+                    );
+                }
+                generated.note_markdown =
+                    prompt::enforce_word_limit(&grounded.note, self.max_note_words);
             }
             Err(reason) => {
                 tracing::warn!(reason = %reason, "No model note; sending the raw context");

@@ -4,8 +4,10 @@
 
 mod config;
 pub mod fallback;
+pub mod ground;
 mod handler;
 pub mod prompt;
+pub mod redact;
 
 use std::future::Future;
 use std::sync::Arc;

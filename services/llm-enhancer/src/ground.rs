@@ -1,0 +1,179 @@
+//! Keeps a note honest about its sources: a ticket id, link, address or host
+//! name the model cites that is not in the gathered context (or the ticket
+//! itself) is marked as unverified, and a link is removed; raw HTML from the
+//! model is dropped.
+
+use std::collections::HashSet;
+use std::sync::LazyLock;
+
+use aia_events::ContextGathered;
+use regex::{Captures, Regex};
+
+static SCRIPT_OR_STYLE: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(r"(?is)<(script|style|iframe|object)\b.*?(</\s*(script|style|iframe|object)\s*>|$)")
+        .expect("regex")
+});
+static TAG: LazyLock<Regex> =
+    LazyLock::new(|| Regex::new(r"(?s)</?[a-zA-Z][^<>]*>").expect("regex"));
+static URL: LazyLock<Regex> =
+    LazyLock::new(|| Regex::new(r#"https?://[^\s)\]>"']+"#).expect("regex"));
+static TICKET_ID: LazyLock<Regex> =
+    LazyLock::new(|| Regex::new(r"\b[A-Z][A-Z0-9]{1,9}-\d{1,9}\b").expect("regex"));
+static IPV4: LazyLock<Regex> =
+    LazyLock::new(|| Regex::new(r"\b(?:\d{1,3}\.){3}\d{1,3}\b").expect("regex"));
+static FQDN: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(
+        r"(?i)\b[a-z0-9-]+(?:\.[a-z0-9-]+)*\.(?:local|lan|corp|internal|com|net|org|de|io)\b",
+    )
+    .expect("regex")
+});
+
+/// What grounding changed.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Grounded {
+    pub note: String,
+    /// Citations marked or removed.
+    pub unverified: usize,
+}
+
+/// Everything the note may cite: the context's ids, links and hosts, and
+/// whatever the ticket itself says.
+fn known(context: &ContextGathered, ticket_id: &str) -> (HashSet<String>, String) {
+    let mut known: HashSet<String> = HashSet::new();
+    known.insert(ticket_id.to_ascii_lowercase());
+    for ticket in &context.similar_tickets {
+        known.insert(ticket.ticket_id.as_str().to_ascii_lowercase());
+    }
+    for article in &context.knowledge_articles {
+        if let Some(url) = &article.url {
+            known.insert(url.trim_end_matches('/').to_ascii_lowercase());
+        }
+    }
+    for system in &context.systems {
+        for value in [
+            Some(&system.matched),
+            system.hostname.as_ref(),
+            system.address.as_ref(),
+        ]
+        .into_iter()
+        .flatten()
+        {
+            known.insert(value.to_ascii_lowercase());
+            known.insert(
+                value
+                    .split('/')
+                    .next()
+                    .unwrap_or_default()
+                    .to_ascii_lowercase(),
+            );
+        }
+    }
+    for finding in &context.monitoring {
+        known.insert(finding.host.to_ascii_lowercase());
+    }
+    // The ticket's own words (and the similar tickets' text) may be repeated.
+    let mut corpus = format!(
+        "{} {}",
+        context.ticket.subject.clone().unwrap_or_default(),
+        context.ticket.description
+    );
+    for ticket in &context.similar_tickets {
+        corpus.push_str(&format!(
+            " {} {} {}",
+            ticket.subject, ticket.description, ticket.resolution
+        ));
+    }
+    (known, corpus.to_ascii_lowercase())
+}
+
+pub fn ground(note: &str, context: &ContextGathered, ticket_id: &str) -> Grounded {
+    let (known, corpus) = known(context, ticket_id);
+    let is_known = |value: &str| {
+        let value = value.to_ascii_lowercase();
+        known.contains(&value) || corpus.contains(&value)
+    };
+    let mut unverified = 0;
+    let note = SCRIPT_OR_STYLE.replace_all(note, "");
+    let note = TAG.replace_all(&note, "");
+    let note = URL.replace_all(&note, |caps: &Captures| {
+        let url = caps[0].trim_end_matches(['.', ',', ';']);
+        if known.contains(&url.trim_end_matches('/').to_ascii_lowercase()) {
+            caps[0].to_owned()
+        } else {
+            unverified += 1;
+            "(link removed: not among the sources)".to_owned()
+        }
+    });
+    let mut mark = |re: &Regex, text: &str| -> String {
+        re.replace_all(text, |caps: &Captures| {
+            if is_known(&caps[0]) {
+                caps[0].to_owned()
+            } else {
+                unverified += 1;
+                format!("{} (unverified)", &caps[0])
+            }
+        })
+        .into_owned()
+    };
+    // Marks go into the prose between links, never inside a kept link.
+    let mut out = String::with_capacity(note.len());
+    let mut rest_start = 0;
+    for link in URL.find_iter(&note) {
+        let prose = &note[rest_start..link.start()];
+        let prose = mark(&TICKET_ID, prose);
+        let prose = mark(&IPV4, &prose);
+        out.push_str(&mark(&FQDN, &prose));
+        out.push_str(link.as_str());
+        rest_start = link.end();
+    }
+    let prose = mark(&TICKET_ID, &note[rest_start..]);
+    let prose = mark(&IPV4, &prose);
+    out.push_str(&mark(&FQDN, &prose));
+    Grounded {
+        note: out,
+        unverified,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use aia_events::{Payload, examples};
+
+    fn context() -> ContextGathered {
+        examples::all()
+            .into_iter()
+            .find_map(|event| match event.payload {
+                Payload::ContextGathered(context) if !context.similar_tickets.is_empty() => {
+                    Some(context)
+                }
+                _ => None,
+            })
+            .unwrap()
+    }
+
+    #[test]
+    fn citations_from_the_context_stay_and_invented_ones_are_flagged() {
+        let note = "Similar ticket SUP-977 fixed it; see https://kb.example.com/a/17 and host PC-0231 at 10.20.1.31.\n\
+                    Also SUP-4242 and https://evil.example.net/x and 10.9.9.9 and db01.corp.local.";
+        let grounded = ground(note, &context(), "SUP-1042");
+        assert!(grounded.note.contains("SUP-977 fixed"), "{}", grounded.note);
+        assert!(grounded.note.contains("https://kb.example.com/a/17"));
+        assert!(grounded.note.contains("10.20.1.31 ") || grounded.note.contains("10.20.1.31."));
+        assert!(grounded.note.contains("SUP-4242 (unverified)"));
+        assert!(!grounded.note.contains("evil.example.net"));
+        assert!(grounded.note.contains("10.9.9.9 (unverified)"));
+        assert!(grounded.note.contains("db01.corp.local (unverified)"));
+        assert_eq!(grounded.unverified, 4);
+    }
+
+    #[test]
+    fn raw_html_and_script_from_the_model_are_dropped() {
+        let grounded = ground(
+            "Fix <b>it</b><script>alert(1)</script> now <img src=x onerror=alert(1)>",
+            &context(),
+            "SUP-1042",
+        );
+        assert_eq!(grounded.note, "Fix it now ");
+    }
+}

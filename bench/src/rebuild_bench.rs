@@ -99,6 +99,7 @@ fn run_events(tenant: &TenantId, n: u64) -> [Event; 4] {
             degraded: false,
             degraded_reason: None,
             context_summary: "3 similar tickets".into(),
+            budget_exceeded: false,
         }),
     );
     let completed = Event::caused_by(

@@ -74,7 +74,7 @@ async fn setup(settings: impl Fn(&mut TenantSettings, &str, &str), budget: Durat
         &acme,
         &Integrations {
             knowledge_base_token: Some("kb-token".into()),
-            monitoring_token: None,
+            ..Integrations::default()
         },
     )
     .await

@@ -118,6 +118,7 @@ async fn signed_webhook_becomes_one_note_with_one_trace_across_every_stage() {
         database_url: db.app_url.clone(),
         keyring_spec,
         llm: Some(aia_llm::Provider {
+            kind: aia_llm::ProviderKind::OpenAi,
             name: "standin".into(),
             base_url: format!("{}/v1", llm_server.url()),
             api_key: Some("sk-test".into()),

@@ -22,15 +22,12 @@ async fn migrations_apply_once_and_a_second_run_changes_nothing() {
     let mut admin = db.admin_client().await;
     let report = aia_store::migrate::run(&mut admin).await.unwrap();
     assert!(report.applied.is_empty());
-    assert_eq!(
-        report.already_applied,
-        [
-            "0001_init",
-            "0002_read_models",
-            "0003_rebuild",
-            "0004_integrations"
-        ]
-    );
+    let every: Vec<&str> = aia_store::migrate::MIGRATIONS
+        .iter()
+        .map(|(version, _)| *version)
+        .collect();
+    assert_eq!(report.already_applied, every);
+    assert!(every.len() >= 5);
 }
 
 #[tokio::test]

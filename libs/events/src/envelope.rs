@@ -39,12 +39,16 @@ pub enum Payload {
     EnhancementRated(EnhancementRated),
 }
 
+/// Schema versions that are no longer written but are still read (and
+/// upcast), with a schema file each.
+pub const OLDER_VERSIONS: &[(&str, u16)] = &[("enhancement.generated", 1)];
+
 /// Every event type with its current schema version.
 pub const EVENT_TYPES: &[(&str, u16)] = &[
     ("ticket.received", 1),
     ("ticket.resolved", 1),
     ("context.gathered", 1),
-    ("enhancement.generated", 1),
+    ("enhancement.generated", 2),
     ("enhancement.failed", 1),
     ("writeback.completed", 1),
     ("writeback.failed", 1),
@@ -67,7 +71,10 @@ impl Payload {
 
     /// The schema version this code writes for the payload's type.
     pub fn schema_version(&self) -> u16 {
-        1
+        match self {
+            Self::EnhancementGenerated(_) => 2,
+            _ => 1,
+        }
     }
 
     fn to_value(&self) -> serde_json::Result<serde_json::Value> {
@@ -225,7 +232,10 @@ fn decode_payload(
         ("ticket.received", 1) => Payload::TicketReceived(parse(event_type, 1, value)?),
         ("ticket.resolved", 1) => Payload::TicketResolved(parse(event_type, 1, value)?),
         ("context.gathered", 1) => Payload::ContextGathered(parse(event_type, 1, value)?),
-        ("enhancement.generated", 1) => Payload::EnhancementGenerated(parse(event_type, 1, value)?),
+        // v1 lacked `budget_exceeded`; it reads as false.
+        ("enhancement.generated", 1 | 2) => {
+            Payload::EnhancementGenerated(parse(event_type, schema_version, value)?)
+        }
         ("enhancement.failed", 1) => Payload::EnhancementFailed(parse(event_type, 1, value)?),
         ("writeback.completed", 1) => Payload::WritebackCompleted(parse(event_type, 1, value)?),
         ("writeback.failed", 1) => Payload::WritebackFailed(parse(event_type, 1, value)?),

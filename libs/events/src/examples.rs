@@ -122,6 +122,7 @@ pub fn all() -> Vec<Event> {
         degraded: false,
         degraded_reason: None,
         context_summary: "1 similar ticket, 1 article, 1 system".into(),
+        budget_exceeded: false,
     };
     let payloads = vec![
         (
@@ -170,7 +171,8 @@ pub fn all() -> Vec<Event> {
                 provider: None,
                 model: None,
                 degraded: true,
-                degraded_reason: Some("every LLM provider failed".into()),
+                degraded_reason: Some("the tenant's LLM budget is used up".into()),
+                budget_exceeded: true,
                 ..generated
             }),
             true,

@@ -212,6 +212,10 @@ pub struct EnhancementGenerated {
     pub degraded_reason: Option<String>,
     /// A short summary of the context the note was built from.
     pub context_summary: String,
+    /// True when the tenant was over its LLM budget, so no model was asked
+    /// (schema v2; v1 events read as false).
+    #[serde(default)]
+    pub budget_exceeded: bool,
 }
 
 /// `enhancement.failed`: a stage before write-back gave up on the ticket.

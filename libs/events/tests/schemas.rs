@@ -61,6 +61,7 @@ fn every_event_type_has_a_schema_and_examples_and_no_schema_is_orphaned() {
         .collect();
     let expected: BTreeSet<String> = EVENT_TYPES
         .iter()
+        .chain(aia_events::envelope::OLDER_VERSIONS)
         .map(|(name, version)| format!("{name}.v{version}.json"))
         .collect();
     assert_eq!(files, expected, "schemas/ and EVENT_TYPES disagree");
@@ -138,4 +139,30 @@ fn unknown_event_types_and_versions_are_refused_by_the_decoder() {
     value["schema_version"] = serde_json::json!(99);
     let err = Event::from_json(&serde_json::to_vec(&value).unwrap()).unwrap_err();
     assert!(err.to_string().contains("unknown event type"), "{err}");
+}
+
+/// An event written by an older version still reads, upcast to today's type.
+#[test]
+fn enhancement_generated_v1_events_upcast_to_v2() {
+    let event = examples::all()
+        .into_iter()
+        .find(|event| event.event_type() == "enhancement.generated")
+        .unwrap();
+    let mut v1: Value = serde_json::from_slice(&event.to_json()).unwrap();
+    v1["schema_version"] = serde_json::json!(1);
+    v1["payload"]
+        .as_object_mut()
+        .unwrap()
+        .remove("budget_exceeded");
+    assert!(
+        validate(&v1).is_ok(),
+        "the v1 sample must match the v1 schema"
+    );
+    let decoded = Event::from_json(&serde_json::to_vec(&v1).unwrap()).unwrap();
+    let aia_events::Payload::EnhancementGenerated(payload) = decoded.payload else {
+        panic!()
+    };
+    assert!(!payload.budget_exceeded);
+    let written: Value = serde_json::from_slice(&event.to_json()).unwrap();
+    assert_eq!(written["schema_version"], 2, "today's code writes v2");
 }

@@ -5,11 +5,28 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+pub mod chain;
+
+/// How a provider wants to be addressed.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum ProviderKind {
+    /// OpenAI and everything that speaks its API (LiteLLM, vLLM, Ollama):
+    /// `{base_url}/chat/completions`, `Authorization: Bearer`.
+    #[default]
+    OpenAi,
+    /// Azure OpenAI: `base_url` is the deployment URL
+    /// (`https://{resource}.openai.azure.com/openai/deployments/{deployment}`),
+    /// `?api-version=` is required, the key goes in `api-key`.
+    Azure { api_version: String },
+}
+
 /// Where and how to reach one provider.
 #[derive(Clone)]
 pub struct Provider {
     /// A short name for logs and events, for example `litellm`.
     pub name: String,
+    pub kind: ProviderKind,
     /// The API root including its version, for example
     /// `https://api.openai.com/v1` or `http://localhost:4000/v1`.
     pub base_url: String,

@@ -18,7 +18,9 @@ use tokio_postgres::NoTls;
 
 pub use deadpool_postgres::{Client, Pool, Transaction};
 pub use secrets::{Keyring, Secret};
-pub use tenants::{Integrations, MonitoringQuery, NewTenant, Tenant, TenantSettings};
+pub use tenants::{
+    Integrations, LlmProviderSettings, MonitoringQuery, NewTenant, Tenant, TenantSettings,
+};
 pub use tokio_postgres::types::ToSql;
 
 /// What went wrong talking to Postgres, sorted by what the caller should do.

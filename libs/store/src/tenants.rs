@@ -38,6 +38,43 @@ pub struct TenantSettings {
     pub monitoring_url: Option<String>,
     /// PromQL per matched host; `{host}` is replaced by the host name.
     pub monitoring_queries: Vec<MonitoringQuery>,
+    /// The tenant's LLM providers in fallback order; empty uses the
+    /// deployment's provider. Keys are in the tenant's integrations.
+    pub llm_providers: Vec<LlmProviderSettings>,
+    /// Mask personal data and secrets before text goes to an LLM.
+    pub redact_personal_data: bool,
+    /// LLM spend allowed per period, in US dollars; `None` is unlimited.
+    pub llm_budget_usd: Option<f64>,
+    pub llm_budget_period_days: u32,
+    /// Share of the budget at which operators are warned (default 0.8).
+    pub llm_budget_alert_ratio: f64,
+    /// Share of the budget above which notes use the raw context (default 1.1).
+    pub llm_budget_grace_ratio: f64,
+}
+
+/// One LLM provider of a tenant.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LlmProviderSettings {
+    /// Names the key in the tenant's integrations (`llm_keys`).
+    pub name: String,
+    /// `openai` (also LiteLLM, vLLM, Ollama) or `azure`.
+    #[serde(default = "default_llm_kind")]
+    pub kind: String,
+    pub base_url: String,
+    pub model: String,
+    /// Azure OpenAI's `api-version`.
+    #[serde(default)]
+    pub api_version: Option<String>,
+    #[serde(default = "default_llm_timeout")]
+    pub timeout_secs: u32,
+}
+
+fn default_llm_kind() -> String {
+    "openai".into()
+}
+
+fn default_llm_timeout() -> u32 {
+    30
 }
 
 /// One monitoring check: a PromQL expression and when its value is abnormal.
@@ -91,6 +128,8 @@ impl MonitoringQuery {
 pub struct Integrations {
     pub knowledge_base_token: Option<String>,
     pub monitoring_token: Option<String>,
+    /// LLM keys by provider name.
+    pub llm_keys: std::collections::BTreeMap<String, String>,
 }
 
 impl Default for TenantSettings {
@@ -108,6 +147,12 @@ impl Default for TenantSettings {
             knowledge_base_timeout_secs: 10,
             monitoring_url: None,
             monitoring_queries: Vec::new(),
+            llm_providers: Vec::new(),
+            redact_personal_data: true,
+            llm_budget_usd: None,
+            llm_budget_period_days: 30,
+            llm_budget_alert_ratio: 0.8,
+            llm_budget_grace_ratio: 1.1,
         }
     }
 }

@@ -77,11 +77,12 @@ pub async fn start(settings: Settings) -> anyhow::Result<Running> {
         )
     });
 
-    let config = llm_enhancer::Config {
-        nats_url: settings.nats_url.clone(),
-        provider: settings.llm.clone(),
-        max_note_words: 500,
-    };
+    let config = llm_enhancer::Config::new(
+        settings.nats_url.clone(),
+        settings.database_url.clone(),
+        keyring(&settings.keyring_spec)?,
+        settings.llm.clone(),
+    );
     let stop = shutdown.clone();
     tasks.spawn(async move {
         (

@@ -166,7 +166,17 @@ impl RunRow {
                 self.context_ms = millis_between(self.received_at, at);
             }
             Payload::EnhancementGenerated(generated) => {
-                let moved = self.advance("enhanced", event);
+                // Over budget, the run ends as failed_budget (its raw-context
+                // note is still written back).
+                let status = if generated.budget_exceeded {
+                    "failed_budget"
+                } else {
+                    "enhanced"
+                };
+                let moved = self.advance(status, event);
+                if moved && generated.budget_exceeded {
+                    counters.failed_budget = 1;
+                }
                 self.enhanced_at = Some(at);
                 self.note_markdown = Some(generated.note_markdown.clone());
                 self.provider.clone_from(&generated.provider);

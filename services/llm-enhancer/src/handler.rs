@@ -1,24 +1,63 @@
 //! `context.gathered` → `enhancement.generated`.
 //!
-//! The model is asked a few times on transient failures; when it still
-//! does not answer, the ticket gets the labelled raw-context note instead,
-//! so no ticket is left without help.
+//! The tenant's providers are tried in order (each with retries and a
+//! circuit breaker); when none answers, or the tenant is over its LLM
+//! budget, the ticket gets the labelled raw-context note instead, so no
+//! ticket is left without help.
 
 use std::time::{Duration, Instant};
 
 use aia_bus::{Delivery, Handled, Handler, HandlerError};
 use aia_events::{EnhancementFailed, EnhancementGenerated, Event, Payload, Stage};
-use aia_llm::{LlmError, Provider};
+use aia_llm::chain::{Chain, RetryPolicy};
+use aia_llm::{Provider, ProviderKind};
+use aia_store::{Keyring, Pool, StoreError, Tenant, tenants};
 use tracing::Instrument;
 
-use crate::{fallback, ground, prompt};
-
-const ATTEMPTS: u32 = 3;
+use crate::cost::PriceTable;
+use crate::{budget, fallback, ground, prompt};
 
 pub struct LlmEnhancer {
+    pub db: Pool,
+    pub keyring: Keyring,
     pub http: reqwest::Client,
-    pub provider: Option<Provider>,
-    pub max_note_words: usize,
+    pub chain: Chain,
+    /// For tenants without providers of their own.
+    pub default_provider: Option<Provider>,
+    pub prices: PriceTable,
+    pub retry: RetryPolicy,
+}
+
+fn transient(err: StoreError) -> HandlerError {
+    HandlerError::transient(format!("database: {err}"))
+}
+
+/// The tenant's providers, in fallback order, with their keys.
+fn providers(tenant: &Tenant, default: Option<&Provider>) -> Vec<Provider> {
+    if tenant.settings.llm_providers.is_empty() {
+        return default.into_iter().cloned().collect();
+    }
+    tenant
+        .settings
+        .llm_providers
+        .iter()
+        .map(|settings| Provider {
+            name: settings.name.clone(),
+            kind: match (settings.kind.as_str(), &settings.api_version) {
+                ("azure", Some(api_version)) => ProviderKind::Azure {
+                    api_version: api_version.clone(),
+                },
+                ("azure", None) => ProviderKind::Azure {
+                    api_version: "2024-10-21".into(),
+                },
+                _ => ProviderKind::OpenAi,
+            },
+            base_url: settings.base_url.clone(),
+            api_key: tenant.integrations.llm_keys.get(&settings.name).cloned(),
+            model: settings.model.clone(),
+            timeout: Duration::from_secs(u64::from(settings.timeout_secs.clamp(1, 300))),
+        })
+        .collect()
 }
 
 impl Handler for LlmEnhancer {
@@ -26,6 +65,19 @@ impl Handler for LlmEnhancer {
         let Payload::ContextGathered(context) = &event.payload else {
             return Ok(Handled::Nothing);
         };
+        let mut client = self.db.get().await.map_err(|err| transient(err.into()))?;
+        let tenant = tenants::get(&mut client, &self.keyring, &event.tenant_id)
+            .await
+            .map_err(transient)?;
+        let Some(tenant) = tenant else {
+            return Ok(Handled::Publish(vec![self.gave_up(
+                &event,
+                "tenant does not exist",
+                1,
+            )]));
+        };
+        let settings = &tenant.settings;
+        let max_words = usize::try_from(settings.max_note_words.clamp(100, 2000)).unwrap_or(500);
         let started = Instant::now();
         let mut generated = EnhancementGenerated {
             source: context.ticket.source,
@@ -42,48 +94,73 @@ impl Handler for LlmEnhancer {
             degraded: false,
             degraded_reason: None,
             context_summary: fallback::context_summary(context),
+            budget_exceeded: false,
         };
-        let outcome = match &self.provider {
-            None => Err("no LLM provider is configured".to_owned()),
-            Some(provider) => {
-                let messages = prompt::messages(context, self.max_note_words, true);
-                let mut last_error = String::new();
-                let mut result = None;
-                for attempt in 1..=ATTEMPTS {
-                    generated.attempts = attempt;
-                    match self.call(provider, &messages).await {
-                        Ok(completion) => {
-                            result = Some(completion);
-                            break;
-                        }
-                        Err(LlmError::Permanent { reason }) => {
-                            last_error = reason;
-                            break;
-                        }
-                        Err(LlmError::Transient {
-                            reason,
-                            retry_after,
-                        }) => {
-                            last_error = reason;
-                            if attempt < ATTEMPTS {
-                                let backoff = Duration::from_millis(500 * 2u64.pow(attempt - 1));
-                                tokio::time::sleep(
-                                    retry_after.unwrap_or(backoff).min(Duration::from_secs(10)),
-                                )
-                                .await;
-                            }
-                        }
-                    }
+
+        if let Some(budget_usd) = settings.llm_budget_usd {
+            let spent = budget::spent(
+                &mut client,
+                &event.tenant_id,
+                settings.llm_budget_period_days,
+            )
+            .await
+            .map_err(transient)?;
+            if spent > budget_usd * settings.llm_budget_grace_ratio {
+                tracing::warn!(
+                    spent,
+                    budget_usd,
+                    "Tenant is over its LLM budget; sending the raw context"
+                );
+                generated.budget_exceeded = true;
+            } else if spent >= budget_usd * settings.llm_budget_alert_ratio {
+                tracing::warn!(spent, budget_usd, "Tenant has used most of its LLM budget");
+            }
+        }
+        drop(client);
+
+        let providers = providers(&tenant, self.default_provider.as_ref());
+        let outcome = if generated.budget_exceeded {
+            Err("the tenant's LLM budget for this period is used up".to_owned())
+        } else if providers.is_empty() {
+            Err("no LLM provider is configured".to_owned())
+        } else {
+            let messages = prompt::messages(context, max_words, settings.redact_personal_data);
+            let max_tokens = u32::try_from(max_words * 2).unwrap_or(4000);
+            let span = tracing::info_span!(
+                "chat",
+                otel.kind = "client",
+                gen_ai.operation.name = "chat",
+                gen_ai.request.model = %providers[0].model,
+                gen_ai.response.model = tracing::field::Empty,
+                gen_ai.usage.input_tokens = tracing::field::Empty,
+                gen_ai.usage.output_tokens = tracing::field::Empty,
+            );
+            let result = self
+                .chain
+                .complete(&self.http, &providers, &messages, max_tokens, self.retry)
+                .instrument(span.clone())
+                .await;
+            match result {
+                Ok(success) => {
+                    let completion = success.completion;
+                    span.record("gen_ai.response.model", completion.model.as_str());
+                    span.record("gen_ai.usage.input_tokens", completion.tokens_in);
+                    span.record("gen_ai.usage.output_tokens", completion.tokens_out);
+                    generated.attempts = success.attempts;
+                    generated.provider = Some(providers[success.provider].name.clone());
+                    generated.cost_usd = self.prices.cost(
+                        &completion.model,
+                        completion.tokens_in,
+                        completion.tokens_out,
+                    );
+                    generated.model = Some(completion.model);
+                    generated.tokens_in = completion.tokens_in;
+                    generated.tokens_out = completion.tokens_out;
+                    Ok(completion.content)
                 }
-                match result {
-                    Some(completion) => {
-                        generated.provider = Some(provider.name.clone());
-                        generated.model = Some(completion.model);
-                        generated.tokens_in = completion.tokens_in;
-                        generated.tokens_out = completion.tokens_out;
-                        Ok(completion.content)
-                    }
-                    None => Err(last_error),
+                Err(failure) => {
+                    generated.attempts = failure.attempts;
+                    Err(failure.to_string())
                 }
             }
         };
@@ -96,8 +173,7 @@ impl Handler for LlmEnhancer {
                         "Marked citations that are not in the context"
                     );
                 }
-                generated.note_markdown =
-                    prompt::enforce_word_limit(&grounded.note, self.max_note_words);
+                generated.note_markdown = prompt::enforce_word_limit(&grounded.note, max_words);
             }
             Err(reason) => {
                 tracing::warn!(reason = %reason, "No model note; sending the raw context");
@@ -122,33 +198,5 @@ impl Handler for LlmEnhancer {
                 attempts,
             }),
         )
-    }
-}
-
-impl LlmEnhancer {
-    async fn call(
-        &self,
-        provider: &Provider,
-        messages: &[aia_llm::Message],
-    ) -> Result<aia_llm::Completion, LlmError> {
-        let span = tracing::info_span!(
-            "chat",
-            otel.name = %format!("chat {}", provider.model),
-            otel.kind = "client",
-            gen_ai.operation.name = "chat",
-            gen_ai.system = %provider.name,
-            gen_ai.request.model = %provider.model,
-            gen_ai.usage.input_tokens = tracing::field::Empty,
-            gen_ai.usage.output_tokens = tracing::field::Empty,
-        );
-        let max_tokens = u32::try_from(self.max_note_words * 2).unwrap_or(4000);
-        let result = aia_llm::complete(&self.http, provider, messages, max_tokens)
-            .instrument(span.clone())
-            .await;
-        if let Ok(completion) = &result {
-            span.record("gen_ai.usage.input_tokens", completion.tokens_in);
-            span.record("gen_ai.usage.output_tokens", completion.tokens_out);
-        }
-        result
     }
 }

@@ -1,8 +1,11 @@
-//! The llm-enhancer stage: for each `context.gathered`, ask an
-//! OpenAI-compatible model for a short, sourced note and publish
+//! The llm-enhancer stage: for each `context.gathered`, ask the tenant's
+//! OpenAI-compatible models for a short, sourced note — redacted going in,
+//! grounded coming out, within the tenant's budget — and publish
 //! `enhancement.generated`.
 
+pub mod budget;
 mod config;
+pub mod cost;
 pub mod fallback;
 pub mod ground;
 mod handler;
@@ -22,21 +25,26 @@ pub use handler::LlmEnhancer;
 /// Runs one instance of the stage until `shutdown` completes.
 pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> anyhow::Result<()> {
     let _ = rustls::crypto::ring::default_provider().install_default();
+    let db = aia_store::pool(&config.database_url, 16).context("database URL")?;
     let (_client, jetstream) = aia_bus::connect(&config.nats_url, Stage::LlmEnhancer.as_str())
         .await
         .context("connecting to NATS")?;
     match &config.provider {
         Some(provider) => {
-            tracing::info!(provider = %provider.name, model = %provider.model, "Using LLM provider")
+            tracing::info!(provider = %provider.name, model = %provider.model, "Default LLM provider")
         }
-        None => {
-            tracing::warn!("AI_AGENTS_LLM_BASE_URL is not set: notes will show the raw context")
-        }
+        None => tracing::warn!(
+            "AI_AGENTS_LLM_BASE_URL is not set: tenants without providers get the raw context"
+        ),
     }
     let handler = Arc::new(LlmEnhancer {
+        db,
+        keyring: config.keyring,
         http: reqwest::Client::builder().build().context("HTTP client")?,
-        provider: config.provider,
-        max_note_words: config.max_note_words,
+        chain: Default::default(),
+        default_provider: config.provider,
+        prices: config.prices,
+        retry: Default::default(),
     });
     aia_bus::run_stage(
         jetstream,

@@ -141,8 +141,15 @@ pub async fn complete(
             max_tokens,
             temperature: 0.3,
         });
-    if let Some(key) = &provider.api_key {
-        request = request.bearer_auth(key);
+    match (&provider.kind, &provider.api_key) {
+        (ProviderKind::OpenAi, Some(key)) => request = request.bearer_auth(key),
+        (ProviderKind::OpenAi, None) => {}
+        (ProviderKind::Azure { api_version }, key) => {
+            request = request.query(&[("api-version", api_version.as_str())]);
+            if let Some(key) = key {
+                request = request.header("api-key", key);
+            }
+        }
     }
     let response = request.send().await.map_err(|err| LlmError::Transient {
         reason: if err.is_timeout() {

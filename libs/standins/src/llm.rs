@@ -21,11 +21,29 @@ pub struct LlmStandIn {
     inner: Arc<Mutex<Inner>>,
 }
 
+/// How the stand-in answers one request.
+#[derive(Debug, Clone)]
+pub enum Behaviour {
+    /// A normal completion with this content.
+    Reply(String),
+    /// An HTTP error with an OpenAI error body, and `Retry-After` seconds.
+    Status { code: u16, retry_after: Option<u64> },
+    /// Wait this long, then answer normally.
+    Slow(std::time::Duration),
+    /// `200` with a body that is not JSON.
+    Malformed,
+    /// `200` with an empty `choices` list.
+    EmptyChoices,
+}
+
 #[derive(Default)]
 struct Inner {
     requests: Vec<Value>,
+    /// Headers and query string of each request, for protocol checks.
+    request_meta: Vec<(HeaderMap, Option<String>)>,
     reply: Option<String>,
     fail_with: Option<u16>,
+    script: std::collections::VecDeque<Behaviour>,
 }
 
 impl LlmStandIn {
@@ -43,6 +61,16 @@ impl LlmStandIn {
         self.inner.lock().unwrap().fail_with = status;
     }
 
+    /// The next requests get these answers, in order; afterwards, normal ones.
+    pub fn script(&self, behaviours: impl IntoIterator<Item = Behaviour>) {
+        self.inner.lock().unwrap().script.extend(behaviours);
+    }
+
+    /// Headers and query string of each request so far.
+    pub fn request_meta(&self) -> Vec<(HeaderMap, Option<String>)> {
+        self.inner.lock().unwrap().request_meta.clone()
+    }
+
     /// The JSON bodies received so far.
     pub fn requests(&self) -> Vec<Value> {
         self.inner.lock().unwrap().requests.clone()
@@ -51,11 +79,69 @@ impl LlmStandIn {
     pub fn router(&self) -> Router {
         Router::new()
             .route("/v1/chat/completions", post(chat))
+            .route(
+                "/openai/deployments/{deployment}/chat/completions",
+                post(azure_chat),
+            )
             .with_state(self.clone())
     }
 }
 
-async fn chat(State(state): State<LlmStandIn>, headers: HeaderMap, body: String) -> Response {
+/// Azure OpenAI: the key in `api-key`, `api-version` required, the model
+/// named by the deployment.
+async fn azure_chat(
+    State(state): State<LlmStandIn>,
+    axum::extract::Path(_deployment): axum::extract::Path<String>,
+    axum::extract::RawQuery(query): axum::extract::RawQuery,
+    headers: HeaderMap,
+    body: String,
+) -> Response {
+    let versioned = query.as_deref().is_some_and(|q| q.contains("api-version="));
+    let keyed = headers.get("api-key").is_some_and(|key| !key.is_empty());
+    if !versioned || !keyed {
+        let message = if versioned {
+            "Access denied due to missing subscription key."
+        } else {
+            "Missing required query parameter: api-version"
+        };
+        return (
+            StatusCode::UNAUTHORIZED,
+            Json(json!({"error": {"code": "401", "message": message}})),
+        )
+            .into_response();
+    }
+    let mut authorised = headers.clone();
+    authorised.insert("authorization", "Bearer azure".parse().unwrap());
+    state
+        .inner
+        .lock()
+        .unwrap()
+        .request_meta
+        .push((headers, query));
+    chat_inner(state, authorised, body, false).await
+}
+
+async fn chat(
+    State(state): State<LlmStandIn>,
+    axum::extract::RawQuery(query): axum::extract::RawQuery,
+    headers: HeaderMap,
+    body: String,
+) -> Response {
+    state
+        .inner
+        .lock()
+        .unwrap()
+        .request_meta
+        .push((headers.clone(), query));
+    chat_inner(state, headers, body, true).await
+}
+
+async fn chat_inner(
+    state: LlmStandIn,
+    headers: HeaderMap,
+    body: String,
+    _openai: bool,
+) -> Response {
     let error = |status: StatusCode, message: &str, kind: &str| {
         (
             status,
@@ -94,11 +180,40 @@ async fn chat(State(state): State<LlmStandIn>, headers: HeaderMap, body: String)
             "invalid_request_error",
         );
     }
-    let (reply, fail_with) = {
+    let (reply, fail_with, behaviour) = {
         let mut inner = state.inner.lock().unwrap();
         inner.requests.push(request.clone());
-        (inner.reply.clone(), inner.fail_with)
+        let behaviour = inner.script.pop_front();
+        (inner.reply.clone(), inner.fail_with, behaviour)
     };
+    let mut reply = reply;
+    match behaviour {
+        Some(Behaviour::Reply(content)) => reply = Some(content),
+        Some(Behaviour::Status { code, retry_after }) => {
+            let status = StatusCode::from_u16(code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+            let mut response = error(
+                status,
+                "Rate limit reached or server error.",
+                "server_error",
+            );
+            if let Some(seconds) = retry_after {
+                response
+                    .headers_mut()
+                    .insert("retry-after", seconds.to_string().parse().unwrap());
+            }
+            return response;
+        }
+        Some(Behaviour::Slow(delay)) => tokio::time::sleep(delay).await,
+        Some(Behaviour::Malformed) => {
+            return (StatusCode::OK, "{\"choices\": [oops").into_response();
+        }
+        Some(Behaviour::EmptyChoices) => {
+            return Json(json!({"id": "chatcmpl-standin", "object": "chat.completion", "created": 1_764_000_000,
+                "model": request["model"], "choices": [], "usage": {"prompt_tokens": 1, "completion_tokens": 0, "total_tokens": 1}}))
+                .into_response();
+        }
+        None => {}
+    }
     if let Some(status) = fail_with {
         let status = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
         return error(

@@ -1,0 +1,309 @@
+//! The llm-enhancer against a local OpenAI-compatible server that answers
+//! normally, slowly, with 429 and Retry-After, with 5xx, malformed JSON, an
+//! empty choice list or an invented citation; fallback to a second (Azure)
+//! provider; redaction; budgets.
+
+use std::time::{Duration, Instant};
+
+use aia_bus::{Delivery, Handled, Handler};
+use aia_events::{EnhancementGenerated, Event, ItsmKind, Payload, TenantId, examples};
+use aia_llm::chain::RetryPolicy;
+use aia_standins::llm::{Behaviour, LlmStandIn};
+use aia_store::{Integrations, Keyring, LlmProviderSettings, TenantSettings, tenants};
+use aia_testkit::TestDatabase;
+use llm_enhancer::LlmEnhancer;
+
+struct Setup {
+    db: TestDatabase,
+    llm: LlmStandIn,
+    enhancer: LlmEnhancer,
+    _server: aia_standins::Running,
+}
+
+async fn setup(budget_usd: Option<f64>) -> Setup {
+    setup_with(budget_usd, None).await
+}
+
+/// `primary_url` replaces the primary provider's base URL.
+async fn setup_with(budget_usd: Option<f64>, primary_url: Option<&str>) -> Setup {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let db = TestDatabase::create().await;
+    let llm = LlmStandIn::new();
+    let server = aia_standins::serve(llm.router()).await.unwrap();
+    let keyring = Keyring::parse(&Keyring::generate_spec("k1")).unwrap();
+    aiagents::ops::add_tenant(
+        &db.app_url,
+        &keyring,
+        "acme-msp",
+        "Acme",
+        ItsmKind::ServicedeskPlus,
+        "https://sdp.example.com",
+        r#"{"authtoken":"t"}"#,
+    )
+    .await
+    .unwrap();
+    let tenant = TenantId::parse("acme-msp").unwrap();
+    let settings = TenantSettings {
+        llm_providers: vec![
+            LlmProviderSettings {
+                name: "primary".into(),
+                kind: "openai".into(),
+                base_url: primary_url.map_or_else(|| format!("{}/v1", server.url()), str::to_owned),
+                model: "gpt-4o-mini".into(),
+                api_version: None,
+                timeout_secs: 1,
+            },
+            LlmProviderSettings {
+                name: "azure-backup".into(),
+                kind: "azure".into(),
+                base_url: format!("{}/openai/deployments/gpt4o", server.url()),
+                model: "gpt-4o".into(),
+                api_version: Some("2024-10-21".into()),
+                timeout_secs: 1,
+            },
+        ],
+        llm_budget_usd: budget_usd,
+        ..TenantSettings::default()
+    };
+    let pool = aia_store::pool(&db.app_url, 2).unwrap();
+    let mut client = pool.get().await.unwrap();
+    tenants::update(
+        &mut client,
+        &keyring,
+        &tenant,
+        &tenants::TenantUpdate {
+            settings: Some(settings),
+            ..Default::default()
+        },
+    )
+    .await
+    .unwrap();
+    let mut keys = std::collections::BTreeMap::new();
+    keys.insert("primary".to_owned(), "sk-primary-key-123456".to_owned());
+    keys.insert("azure-backup".to_owned(), "azure-key-abcdef".to_owned());
+    tenants::set_integrations(
+        &mut client,
+        &keyring,
+        &tenant,
+        &Integrations {
+            llm_keys: keys,
+            ..Integrations::default()
+        },
+    )
+    .await
+    .unwrap();
+    let enhancer = LlmEnhancer {
+        db: pool,
+        keyring,
+        http: reqwest::Client::new(),
+        chain: Default::default(),
+        default_provider: None,
+        prices: Default::default(),
+        retry: RetryPolicy {
+            attempts: 3,
+            base_delay: Duration::from_millis(10),
+            max_delay: Duration::from_millis(50),
+        },
+    };
+    Setup {
+        db,
+        llm,
+        enhancer,
+        _server: server,
+    }
+}
+
+fn context_event() -> Event {
+    let mut event = examples::all()
+        .into_iter()
+        .find(|event| matches!(&event.payload, Payload::ContextGathered(c) if !c.similar_tickets.is_empty()))
+        .unwrap();
+    if let Payload::ContextGathered(context) = &mut event.payload {
+        context.ticket.description = "Outlook keeps asking for my password. Reach me at jane.doe@acme.example or +49 30 1234 5678.".into();
+    }
+    event
+}
+
+async fn enhance(setup: &Setup) -> EnhancementGenerated {
+    let delivery = Delivery {
+        attempt: 1,
+        max_deliver: Some(6),
+        stream_sequence: 1,
+    };
+    match setup
+        .enhancer
+        .handle(context_event(), delivery)
+        .await
+        .unwrap()
+    {
+        Handled::Publish(events) => match &events[0].payload {
+            Payload::EnhancementGenerated(generated) => generated.clone(),
+            other => panic!("expected enhancement.generated, got {other:?}"),
+        },
+        Handled::Nothing => panic!("expected an event"),
+    }
+}
+
+#[tokio::test]
+async fn a_normal_answer_is_redacted_going_in_grounded_coming_out_and_costed() {
+    let setup = setup(None).await;
+    setup.llm.script([Behaviour::Reply(
+        "## Similar Tickets\nSUP-977 was fixed by re-registering the broker; SUP-4242 too.\n\n## Relevant Documentation\nhttps://kb.example.com/a/17\n\n## System Information\nPC-0231\n\n## Recommended Next Steps\n1. Re-register the broker.".into(),
+    )]);
+    let generated = enhance(&setup).await;
+    assert!(!generated.degraded, "{:?}", generated.degraded_reason);
+    assert_eq!(
+        (
+            generated.provider.as_deref(),
+            generated.model.as_deref(),
+            generated.attempts
+        ),
+        (Some("primary"), Some("gpt-4o-mini"), 1)
+    );
+    assert!(generated.tokens_in > 0 && generated.cost_usd > 0.0);
+    assert!(generated.note_markdown.contains("SUP-977 was fixed"));
+    assert!(
+        generated.note_markdown.contains("SUP-4242 (unverified)"),
+        "{}",
+        generated.note_markdown
+    );
+    let prompt = setup.llm.requests()[0].to_string();
+    assert!(
+        !prompt.contains("jane.doe@acme.example") && !prompt.contains("1234 5678"),
+        "unredacted: {prompt}"
+    );
+    assert!(prompt.contains("[email]"));
+    let (headers, _) = &setup.llm.request_meta()[0];
+    assert_eq!(headers["authorization"], "Bearer sk-primary-key-123456");
+}
+
+#[tokio::test]
+async fn rate_limits_are_waited_out_as_the_provider_asks() {
+    let setup = setup(None).await;
+    setup.llm.script([Behaviour::Status {
+        code: 429,
+        retry_after: Some(1),
+    }]);
+    let started = Instant::now();
+    let generated = enhance(&setup).await;
+    assert!(
+        started.elapsed() >= Duration::from_millis(950),
+        "Retry-After was not honoured"
+    );
+    assert_eq!((generated.attempts, generated.degraded), (2, false));
+}
+
+#[tokio::test]
+async fn server_errors_slow_answers_and_broken_bodies_are_retried_then_the_fallback_answers() {
+    let setup = setup(None).await;
+    setup.llm.script([
+        Behaviour::Status {
+            code: 500,
+            retry_after: None,
+        },
+        Behaviour::Malformed,
+        Behaviour::Slow(Duration::from_secs(3)),
+        Behaviour::EmptyChoices,
+    ]);
+    let generated = enhance(&setup).await;
+    // Three failures exhaust the primary; the Azure backup fails once (empty
+    // choices) and then answers.
+    assert_eq!(
+        (
+            generated.provider.as_deref(),
+            generated.attempts,
+            generated.degraded
+        ),
+        (Some("azure-backup"), 5, false),
+        "{:?}",
+        generated.degraded_reason
+    );
+    let (headers, query) = setup.llm.request_meta().last().cloned().unwrap();
+    assert_eq!(headers["api-key"], "azure-key-abcdef");
+    assert!(query.unwrap().contains("api-version=2024-10-21"));
+}
+
+#[tokio::test]
+async fn when_every_provider_fails_the_ticket_gets_the_labelled_raw_context() {
+    let setup = setup(None).await;
+    setup.llm.script([
+        Behaviour::Status {
+            code: 400,
+            retry_after: None,
+        },
+        Behaviour::Status {
+            code: 503,
+            retry_after: None,
+        },
+        Behaviour::Status {
+            code: 503,
+            retry_after: None,
+        },
+        Behaviour::Status {
+            code: 503,
+            retry_after: None,
+        },
+    ]);
+    let generated = enhance(&setup).await;
+    assert!(generated.degraded);
+    assert!(generated.note_markdown.contains("## Context Gathered"));
+    assert!(
+        generated
+            .note_markdown
+            .contains("_Note: AI synthesis unavailable, showing raw context._")
+    );
+    let reason = generated.degraded_reason.unwrap();
+    assert!(
+        reason.contains("primary answered HTTP 400")
+            && reason.contains("azure-backup answered HTTP 503"),
+        "{reason}"
+    );
+    assert_eq!(
+        generated.attempts, 4,
+        "no retry after a 400, three tries on 503"
+    );
+}
+
+#[tokio::test]
+async fn a_provider_that_keeps_failing_is_skipped_by_its_circuit_breaker() {
+    // The primary refuses connections; the backup answers.
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let dead_url = format!("http://{}/v1", closed.local_addr().unwrap());
+    drop(closed);
+    let setup = setup_with(None, Some(&dead_url)).await;
+    // Three failed tries of the primary, then the backup; in the second run
+    // the fifth consecutive failure opens the circuit after two tries; the
+    // third run goes straight to the backup.
+    for expected_attempts in [4, 3] {
+        let generated = enhance(&setup).await;
+        assert_eq!(
+            (generated.provider.as_deref(), generated.attempts),
+            (Some("azure-backup"), expected_attempts)
+        );
+    }
+    let generated = enhance(&setup).await;
+    assert_eq!(
+        (generated.provider.as_deref(), generated.attempts),
+        (Some("azure-backup"), 1),
+        "the open circuit must skip the primary"
+    );
+}
+
+#[tokio::test]
+async fn over_the_budget_no_model_is_asked_and_the_run_is_marked() {
+    let setup = setup(Some(5.0)).await;
+    setup
+        .db
+        .admin_client()
+        .await
+        .batch_execute("insert into tenant_daily_stats (tenant_id, day, cost_usd) values ('acme-msp', current_date, 6.0)")
+        .await
+        .unwrap();
+    let generated = enhance(&setup).await;
+    assert!(generated.budget_exceeded && generated.degraded);
+    assert!(generated.note_markdown.contains("## Context Gathered"));
+    assert!(
+        setup.llm.requests().is_empty(),
+        "an over-budget tenant must not reach the provider"
+    );
+}

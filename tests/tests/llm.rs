@@ -125,6 +125,11 @@ fn context_event() -> Event {
 }
 
 async fn enhance(setup: &Setup) -> EnhancementGenerated {
+    enhance_all(setup).await.0
+}
+
+/// The note event and any budget alert published with it.
+async fn enhance_all(setup: &Setup) -> (EnhancementGenerated, Vec<Event>) {
     let delivery = Delivery {
         attempt: 1,
         max_deliver: Some(6),
@@ -137,7 +142,7 @@ async fn enhance(setup: &Setup) -> EnhancementGenerated {
         .unwrap()
     {
         Handled::Publish(events) => match &events[0].payload {
-            Payload::EnhancementGenerated(generated) => generated.clone(),
+            Payload::EnhancementGenerated(generated) => (generated.clone(), events[1..].to_vec()),
             other => panic!("expected enhancement.generated, got {other:?}"),
         },
         Handled::Nothing => panic!("expected an event"),
@@ -306,4 +311,28 @@ async fn over_the_budget_no_model_is_asked_and_the_run_is_marked() {
         setup.llm.requests().is_empty(),
         "an over-budget tenant must not reach the provider"
     );
+}
+
+#[tokio::test]
+async fn reaching_the_alert_share_of_the_budget_publishes_one_alert_per_period() {
+    let setup = setup(Some(10.0)).await;
+    setup
+        .db
+        .admin_client()
+        .await
+        .batch_execute("insert into tenant_daily_stats (tenant_id, day, cost_usd) values ('acme-msp', current_date, 8.5)")
+        .await
+        .unwrap();
+    let (generated, alerts) = enhance_all(&setup).await;
+    assert!(!generated.budget_exceeded, "80 % warns, it does not block");
+    assert_eq!(alerts.len(), 1);
+    let Payload::BudgetThresholdReached(alert) = &alerts[0].payload else {
+        panic!("expected the alert")
+    };
+    assert_eq!(
+        (alert.spent_usd, alert.budget_usd, alert.alert_ratio),
+        (8.5, 10.0, 0.8)
+    );
+    let (_, again) = enhance_all(&setup).await;
+    assert!(again.is_empty(), "one alert per period");
 }

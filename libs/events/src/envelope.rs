@@ -37,6 +37,7 @@ pub enum Payload {
     WritebackCompleted(WritebackCompleted),
     WritebackFailed(WritebackFailed),
     EnhancementRated(EnhancementRated),
+    BudgetThresholdReached(BudgetThresholdReached),
 }
 
 /// Schema versions that are no longer written but are still read (and
@@ -53,6 +54,7 @@ pub const EVENT_TYPES: &[(&str, u16)] = &[
     ("writeback.completed", 1),
     ("writeback.failed", 1),
     ("enhancement.rated", 1),
+    ("budget.threshold_reached", 1),
 ];
 
 impl Payload {
@@ -66,6 +68,7 @@ impl Payload {
             Self::WritebackCompleted(_) => "writeback.completed",
             Self::WritebackFailed(_) => "writeback.failed",
             Self::EnhancementRated(_) => "enhancement.rated",
+            Self::BudgetThresholdReached(_) => "budget.threshold_reached",
         }
     }
 
@@ -87,6 +90,7 @@ impl Payload {
             Self::WritebackCompleted(p) => serde_json::to_value(p),
             Self::WritebackFailed(p) => serde_json::to_value(p),
             Self::EnhancementRated(p) => serde_json::to_value(p),
+            Self::BudgetThresholdReached(p) => serde_json::to_value(p),
         }
     }
 }
@@ -240,6 +244,9 @@ fn decode_payload(
         ("writeback.completed", 1) => Payload::WritebackCompleted(parse(event_type, 1, value)?),
         ("writeback.failed", 1) => Payload::WritebackFailed(parse(event_type, 1, value)?),
         ("enhancement.rated", 1) => Payload::EnhancementRated(parse(event_type, 1, value)?),
+        ("budget.threshold_reached", 1) => {
+            Payload::BudgetThresholdReached(parse(event_type, 1, value)?)
+        }
         _ => {
             return Err(DecodeError::UnknownType {
                 event_type: event_type.to_owned(),

@@ -241,6 +241,16 @@ pub fn all() -> Vec<Event> {
             }),
             true,
         ),
+        (
+            Payload::BudgetThresholdReached(BudgetThresholdReached {
+                spent_usd: 412.5,
+                budget_usd: 500.0,
+                alert_ratio: 0.8,
+                period_start: chrono::NaiveDate::from_ymd_opt(2026, 11, 10).expect("date"),
+                period_days: 30,
+            }),
+            true,
+        ),
     ];
     payloads
         .into_iter()

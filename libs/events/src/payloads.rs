@@ -264,3 +264,17 @@ pub struct EnhancementRated {
     pub thumbs_up: Option<bool>,
     pub comment: Option<String>,
 }
+
+/// `budget.threshold_reached`: a tenant's LLM spend reached the alert share
+/// of its budget in the current period (published once per period, on the
+/// ticket whose run crossed it).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BudgetThresholdReached {
+    pub spent_usd: f64,
+    pub budget_usd: f64,
+    /// The share of the budget that triggers the alert (for example 0.8).
+    pub alert_ratio: f64,
+    pub period_start: chrono::NaiveDate,
+    pub period_days: u32,
+}

@@ -31,6 +31,10 @@ pub const MIGRATIONS: &[(&str, &str)] = &[
         "0005_import_progress",
         include_str!("../../../migrations/0005_import_progress.sql"),
     ),
+    (
+        "0006_budget_alerts",
+        include_str!("../../../migrations/0006_budget_alerts.sql"),
+    ),
 ];
 
 const LOCK_KEY: i64 = 0x6169_6167_656e_7473; // "aiagents"

@@ -94,6 +94,15 @@ impl Counters {
     }
 }
 
+/// Whether an event belongs to a ticket run (rather than to the history
+/// corpus or to the tenant as a whole).
+pub fn concerns_a_run(payload: &Payload) -> bool {
+    !matches!(
+        payload,
+        Payload::TicketResolved(_) | Payload::BudgetThresholdReached(_)
+    )
+}
+
 /// How far a status is along a run; a run never moves to a lower rank.
 pub fn status_rank(status: &str) -> u8 {
     match status {
@@ -232,7 +241,7 @@ impl RunRow {
                     self.rated_at = Some(at);
                 }
             }
-            Payload::TicketResolved(_) => return None,
+            Payload::TicketResolved(_) | Payload::BudgetThresholdReached(_) => return None,
         }
         Some(counters)
     }
@@ -271,6 +280,9 @@ impl Projection {
         if let Some(ticket) = TicketRow::from_event(event) {
             self.tickets
                 .insert((ticket.tenant_id.clone(), ticket.ticket_id.clone()), ticket);
+            return;
+        }
+        if !concerns_a_run(&event.payload) {
             return;
         }
         let key = (event.tenant_id.to_string(), event.correlation_id);

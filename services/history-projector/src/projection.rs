@@ -74,6 +74,9 @@ pub async fn project_with(
     if let Some(ticket) = TicketRow::from_event(event) {
         return rows::upsert_ticket(tx, tables, &ticket).await;
     }
+    if !crate::model::concerns_a_run(&event.payload) {
+        return Ok(());
+    }
     let tenant = event.tenant_id.as_str();
     let existing = rows::load_run(tx, tables, tenant, event.correlation_id).await?;
     if existing.is_none() && matches!(event.payload, Payload::EnhancementRated(_)) {

@@ -49,3 +49,22 @@ mod tests {
         assert_eq!(period_start(day(2026, 11, 25), 1), day(2026, 11, 25));
     }
 }
+
+/// Records that the tenant was alerted for the period; true the first time
+/// (so exactly one instance publishes the alert).
+pub async fn first_alert(
+    client: &mut Client,
+    tenant: &TenantId,
+    period_days: u32,
+) -> Result<bool, StoreError> {
+    let start = period_start(Utc::now().date_naive(), period_days);
+    let tx = tenant_transaction(client, tenant).await?;
+    let inserted = tx
+        .execute(
+            "insert into budget_alerts (tenant_id, period_start) values ($1, $2) on conflict do nothing",
+            &[&tenant.as_str(), &start],
+        )
+        .await?;
+    tx.commit().await?;
+    Ok(inserted == 1)
+}

@@ -8,7 +8,9 @@
 use std::time::{Duration, Instant};
 
 use aia_bus::{Delivery, Handled, Handler, HandlerError};
-use aia_events::{EnhancementFailed, EnhancementGenerated, Event, Payload, Stage};
+use aia_events::{
+    BudgetThresholdReached, EnhancementFailed, EnhancementGenerated, Event, Payload, Stage,
+};
 use aia_llm::chain::{Chain, RetryPolicy};
 use aia_llm::{Provider, ProviderKind};
 use aia_store::{Keyring, Pool, StoreError, Tenant, tenants};
@@ -97,14 +99,12 @@ impl Handler for LlmEnhancer {
             budget_exceeded: false,
         };
 
+        let mut alert = None;
         if let Some(budget_usd) = settings.llm_budget_usd {
-            let spent = budget::spent(
-                &mut client,
-                &event.tenant_id,
-                settings.llm_budget_period_days,
-            )
-            .await
-            .map_err(transient)?;
+            let period_days = settings.llm_budget_period_days;
+            let spent = budget::spent(&mut client, &event.tenant_id, period_days)
+                .await
+                .map_err(transient)?;
             if spent > budget_usd * settings.llm_budget_grace_ratio {
                 tracing::warn!(
                     spent,
@@ -112,8 +112,30 @@ impl Handler for LlmEnhancer {
                     "Tenant is over its LLM budget; sending the raw context"
                 );
                 generated.budget_exceeded = true;
-            } else if spent >= budget_usd * settings.llm_budget_alert_ratio {
-                tracing::warn!(spent, budget_usd, "Tenant has used most of its LLM budget");
+            }
+            if spent >= budget_usd * settings.llm_budget_alert_ratio
+                && budget::first_alert(&mut client, &event.tenant_id, period_days)
+                    .await
+                    .map_err(transient)?
+            {
+                tracing::warn!(
+                    spent,
+                    budget_usd,
+                    "Tenant reached its LLM budget alert threshold"
+                );
+                alert = Some(Event::caused_by(
+                    &event,
+                    Payload::BudgetThresholdReached(BudgetThresholdReached {
+                        spent_usd: spent,
+                        budget_usd,
+                        alert_ratio: settings.llm_budget_alert_ratio,
+                        period_start: budget::period_start(
+                            chrono::Utc::now().date_naive(),
+                            period_days,
+                        ),
+                        period_days,
+                    }),
+                ));
             }
         }
         drop(client);
@@ -183,10 +205,12 @@ impl Handler for LlmEnhancer {
             }
         }
         generated.latency_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
-        Ok(Handled::Publish(vec![Event::caused_by(
+        let mut events = vec![Event::caused_by(
             &event,
             Payload::EnhancementGenerated(generated),
-        )]))
+        )];
+        events.extend(alert);
+        Ok(Handled::Publish(events))
     }
 
     fn gave_up(&self, event: &Event, reason: &str, attempts: u32) -> Event {

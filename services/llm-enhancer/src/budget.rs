@@ -32,24 +32,6 @@ pub async fn spent(
     Ok(row.get(0))
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn periods_are_fixed_windows_that_reset() {
-        let day = |y, m, d| NaiveDate::from_ymd_opt(y, m, d).unwrap();
-        let start = period_start(day(2026, 11, 25), 30);
-        assert!(start <= day(2026, 11, 25) && day(2026, 11, 25) < start + chrono::Days::new(30));
-        assert_eq!(period_start(start + chrono::Days::new(29), 30), start);
-        assert_eq!(
-            period_start(start + chrono::Days::new(30), 30),
-            start + chrono::Days::new(30)
-        );
-        assert_eq!(period_start(day(2026, 11, 25), 1), day(2026, 11, 25));
-    }
-}
-
 /// Records that the tenant was alerted for the period; true the first time
 /// (so exactly one instance publishes the alert).
 pub async fn first_alert(
@@ -67,4 +49,22 @@ pub async fn first_alert(
         .await?;
     tx.commit().await?;
     Ok(inserted == 1)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn periods_are_fixed_windows_that_reset() {
+        let day = |y, m, d| NaiveDate::from_ymd_opt(y, m, d).unwrap();
+        let start = period_start(day(2026, 11, 25), 30);
+        assert!(start <= day(2026, 11, 25) && day(2026, 11, 25) < start + chrono::Days::new(30));
+        assert_eq!(period_start(start + chrono::Days::new(29), 30), start);
+        assert_eq!(
+            period_start(start + chrono::Days::new(30), 30),
+            start + chrono::Days::new(30)
+        );
+        assert_eq!(period_start(day(2026, 11, 25), 1), day(2026, 11, 25));
+    }
 }

@@ -14,6 +14,7 @@ use aia_testkit::TestDatabase;
 use llm_enhancer::LlmEnhancer;
 
 struct Setup {
+    registry: aia_telemetry::metrics::SharedRegistry,
     db: TestDatabase,
     llm: LlmStandIn,
     enhancer: LlmEnhancer,
@@ -92,6 +93,7 @@ async fn setup_with(budget_usd: Option<f64>, primary_url: Option<&str>) -> Setup
     )
     .await
     .unwrap();
+    let registry = aia_telemetry::metrics::registry();
     let enhancer = LlmEnhancer {
         db: pool,
         keyring,
@@ -104,8 +106,10 @@ async fn setup_with(budget_usd: Option<f64>, primary_url: Option<&str>) -> Setup
             base_delay: Duration::from_millis(10),
             max_delay: Duration::from_millis(50),
         },
+        metrics: llm_enhancer::metrics::LlmMetrics::register(&registry),
     };
     Setup {
+        registry,
         db,
         llm,
         enhancer,
@@ -335,4 +339,17 @@ async fn reaching_the_alert_share_of_the_budget_publishes_one_alert_per_period()
     );
     let (_, again) = enhance_all(&setup).await;
     assert!(again.is_empty(), "one alert per period");
+    let metrics = aia_telemetry::metrics::encode(&setup.registry);
+    assert!(
+        metrics.contains(r#"llm_budget_alerts_total{tenant_id="acme-msp"} 1"#),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains(r#"llm_notes_total{outcome="model"} 2"#),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains(r#"llm_input_tokens_total{tenant_id="acme-msp",model="gpt-4o-mini"}"#),
+        "{metrics}"
+    );
 }

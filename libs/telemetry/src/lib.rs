@@ -6,6 +6,8 @@
 //! NATS in `traceparent`/`tracestate` headers, which is how one trace covers
 //! a ticket from webhook to write-back.
 
+pub mod metrics;
+
 use async_nats::HeaderMap;
 use opentelemetry::propagation::{Extractor, Injector, TextMapPropagator};
 use opentelemetry::trace::{TraceContextExt, TracerProvider as _};

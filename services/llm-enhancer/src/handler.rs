@@ -28,6 +28,7 @@ pub struct LlmEnhancer {
     pub default_provider: Option<Provider>,
     pub prices: PriceTable,
     pub retry: RetryPolicy,
+    pub metrics: crate::metrics::LlmMetrics,
 }
 
 fn transient(err: StoreError) -> HandlerError {
@@ -175,6 +176,22 @@ impl Handler for LlmEnhancer {
                         completion.tokens_in,
                         completion.tokens_out,
                     );
+                    let labels = crate::metrics::ModelLabels {
+                        tenant_id: event.tenant_id.to_string(),
+                        model: completion.model.clone(),
+                    };
+                    self.metrics
+                        .tokens_in
+                        .get_or_create(&labels)
+                        .inc_by(u64::from(completion.tokens_in));
+                    self.metrics
+                        .tokens_out
+                        .get_or_create(&labels)
+                        .inc_by(u64::from(completion.tokens_out));
+                    self.metrics
+                        .cost_usd
+                        .get_or_create(&labels)
+                        .inc_by(generated.cost_usd);
                     generated.model = Some(completion.model);
                     generated.tokens_in = completion.tokens_in;
                     generated.tokens_out = completion.tokens_out;
@@ -195,7 +212,8 @@ impl Handler for LlmEnhancer {
                         "Marked citations that are not in the context"
                     );
                 }
-                generated.note_markdown = prompt::enforce_word_limit(&grounded.note, max_words);
+                generated.note_markdown =
+                    prompt::enforce_word_limit(&prompt::ensure_sections(&grounded.note), max_words);
             }
             Err(reason) => {
                 tracing::warn!(reason = %reason, "No model note; sending the raw context");
@@ -205,6 +223,32 @@ impl Handler for LlmEnhancer {
             }
         }
         generated.latency_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
+        let tenant_label = crate::metrics::TenantLabels {
+            tenant_id: event.tenant_id.to_string(),
+        };
+        let outcome = match (generated.budget_exceeded, generated.degraded) {
+            (true, _) => {
+                self.metrics
+                    .budget_exceeded
+                    .get_or_create(&tenant_label)
+                    .inc();
+                "budget"
+            }
+            (false, true) => "degraded",
+            (false, false) => "model",
+        };
+        self.metrics
+            .notes
+            .get_or_create(&crate::metrics::OutcomeLabels {
+                outcome: outcome.into(),
+            })
+            .inc();
+        if alert.is_some() {
+            self.metrics
+                .budget_alerts
+                .get_or_create(&tenant_label)
+                .inc();
+        }
         let mut events = vec![Event::caused_by(
             &event,
             Payload::EnhancementGenerated(generated),

@@ -9,6 +9,7 @@ pub mod cost;
 pub mod fallback;
 pub mod ground;
 mod handler;
+pub mod metrics;
 pub mod prompt;
 pub mod redact;
 
@@ -37,6 +38,15 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> anyhow::
             "AI_AGENTS_LLM_BASE_URL is not set: tenants without providers get the raw context"
         ),
     }
+    let registry = aia_telemetry::metrics::registry();
+    let metrics = metrics::LlmMetrics::register(&registry);
+    let metrics_server = config.metrics_addr.map(|addr| {
+        tokio::spawn(aia_telemetry::metrics::serve(
+            addr,
+            registry.clone(),
+            std::future::pending(),
+        ))
+    });
     let handler = Arc::new(LlmEnhancer {
         db,
         keyring: config.keyring,
@@ -45,13 +55,18 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> anyhow::
         default_provider: config.provider,
         prices: config.prices,
         retry: Default::default(),
+        metrics,
     });
-    aia_bus::run_stage(
+    let result = aia_bus::run_stage(
         jetstream,
         handler,
         StageConfig::from_env(Stage::LlmEnhancer),
         shutdown,
     )
-    .await?;
+    .await;
+    if let Some(server) = metrics_server {
+        server.abort();
+    }
+    result?;
     Ok(())
 }

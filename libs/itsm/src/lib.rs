@@ -6,13 +6,17 @@
 pub mod inbound;
 pub mod jira;
 pub mod render;
+pub mod render_adf;
 pub mod servicedesk;
+pub mod zendesk;
 
 use std::time::Duration;
 
 use aia_events::{ItsmKind, TicketId};
 
+pub use jira::Jira;
 pub use servicedesk::ServiceDeskPlus;
+pub use zendesk::Zendesk;
 
 /// Why a call to a help-desk tool failed, sorted by what to do about it.
 #[derive(Debug, thiserror::Error)]
@@ -42,6 +46,8 @@ pub struct PostedNote {
 #[derive(Debug, Clone)]
 pub enum Itsm {
     ServiceDeskPlus(ServiceDeskPlus),
+    Jira(Jira),
+    Zendesk(Zendesk),
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -63,16 +69,20 @@ impl Itsm {
                 base_url,
                 credentials_json,
             )?)),
-            other => Err(ConfigError(format!(
-                "write-back to {} is not supported yet",
-                other.as_str()
-            ))),
+            ItsmKind::Jira => Ok(Self::Jira(Jira::new(http, base_url, credentials_json)?)),
+            ItsmKind::Zendesk => Ok(Self::Zendesk(Zendesk::new(
+                http,
+                base_url,
+                credentials_json,
+            )?)),
         }
     }
 
     pub fn kind(&self) -> ItsmKind {
         match self {
             Self::ServiceDeskPlus(_) => ItsmKind::ServicedeskPlus,
+            Self::Jira(_) => ItsmKind::Jira,
+            Self::Zendesk(_) => ItsmKind::Zendesk,
         }
     }
 
@@ -84,6 +94,8 @@ impl Itsm {
     ) -> Result<PostedNote, ItsmError> {
         match self {
             Self::ServiceDeskPlus(sdp) => sdp.post_note(ticket, &render::html(markdown)).await,
+            Self::Jira(jira) => jira.post_note(ticket, markdown).await,
+            Self::Zendesk(zendesk) => zendesk.post_note(ticket, &render::html(markdown)).await,
         }
     }
 
@@ -91,6 +103,8 @@ impl Itsm {
     pub async fn test_connection(&self) -> Result<(), ItsmError> {
         match self {
             Self::ServiceDeskPlus(sdp) => sdp.test_connection().await,
+            Self::Jira(jira) => jira.test_connection().await,
+            Self::Zendesk(zendesk) => zendesk.test_connection().await,
         }
     }
 
@@ -98,6 +112,8 @@ impl Itsm {
     pub async fn note_texts(&self, ticket: &TicketId) -> Result<Vec<String>, ItsmError> {
         match self {
             Self::ServiceDeskPlus(sdp) => sdp.note_texts(ticket).await,
+            Self::Jira(jira) => jira.note_texts(ticket).await,
+            Self::Zendesk(zendesk) => zendesk.note_texts(ticket).await,
         }
     }
 }

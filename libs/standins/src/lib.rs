@@ -7,10 +7,12 @@
 //! works against the real services by changing the URL. Each stand-in
 //! records what it received, so tests can assert on it.
 
+pub mod jira;
 pub mod knowledge;
 pub mod llm;
 pub mod prometheus;
 pub mod servicedesk;
+pub mod zendesk;
 
 use std::net::SocketAddr;
 

@@ -269,7 +269,10 @@ async fn main() -> anyhow::Result<()> {
                     &record.itsm_base_url,
                     record.itsm_credentials.expose(),
                 )
-                .map_err(|err| anyhow::anyhow!("{err}"))?;
+                .map_err(|err| anyhow::anyhow!("{err}"))?
+                else {
+                    anyhow::bail!("tenant {tenant_id} does not use ServiceDesk Plus");
+                };
                 let (_client, jetstream) =
                     aia_bus::connect(&env("NATS_URL")?, "aiagents-import").await?;
                 let result = aiagents::import::import_from_servicedesk(

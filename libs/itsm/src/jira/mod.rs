@@ -2,3 +2,169 @@
 
 pub mod adf;
 pub mod webhook;
+
+use aia_events::TicketId;
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD;
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use crate::{ConfigError, ItsmError, PostedNote, classify, retry_after, transport_error};
+
+const TOOL: &str = "Jira";
+
+/// Which API posts the internal comment.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum CommentApi {
+    /// `POST /rest/api/3/issue/{key}/comment` with an ADF body and the
+    /// `sd.public.comment` property set to internal.
+    Platform,
+    /// `POST /rest/servicedeskapi/request/{key}/comment` with
+    /// `"public": false` (Jira Service Management requests only).
+    ServiceDesk,
+}
+
+/// Jira Cloud or Data Center: Basic (e-mail and API token) or Bearer (PAT).
+#[derive(Clone)]
+pub struct Jira {
+    http: reqwest::Client,
+    base_url: String,
+    authorization: String,
+    api: CommentApi,
+}
+
+impl std::fmt::Debug for Jira {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Jira")
+            .field("base_url", &self.base_url)
+            .finish_non_exhaustive()
+    }
+}
+
+#[derive(Deserialize)]
+struct Credentials {
+    email: Option<String>,
+    api_token: Option<String>,
+    bearer: Option<String>,
+    #[serde(default)]
+    api: Option<String>,
+}
+
+impl Jira {
+    /// Credentials: `{"email": …, "api_token": …}` or `{"bearer": …}`, and
+    /// optionally `"api": "servicedesk"`.
+    pub fn new(
+        http: reqwest::Client,
+        base_url: &str,
+        credentials_json: &str,
+    ) -> Result<Self, ConfigError> {
+        let invalid = || {
+            ConfigError(
+                r#"Jira credentials must be {"email": "…", "api_token": "…"} or {"bearer": "…"}"#
+                    .into(),
+            )
+        };
+        let credentials: Credentials =
+            serde_json::from_str(credentials_json).map_err(|_| invalid())?;
+        let authorization = match (credentials.email, credentials.api_token, credentials.bearer) {
+            (Some(email), Some(token), None) => {
+                format!("Basic {}", STANDARD.encode(format!("{email}:{token}")))
+            }
+            (None, None, Some(token)) => format!("Bearer {token}"),
+            _ => return Err(invalid()),
+        };
+        let base_url = base_url.trim_end_matches('/');
+        reqwest::Url::parse(base_url)
+            .map_err(|_| ConfigError(format!("Jira base URL {base_url:?} is not a URL")))?;
+        Ok(Self {
+            http,
+            base_url: base_url.to_owned(),
+            authorization,
+            api: match credentials.api.as_deref() {
+                Some("servicedesk") => CommentApi::ServiceDesk,
+                _ => CommentApi::Platform,
+            },
+        })
+    }
+
+    fn url(&self, segments: &[&str]) -> reqwest::Url {
+        let mut url = reqwest::Url::parse(&self.base_url).expect("base URL was validated");
+        url.path_segments_mut().expect("http URL").extend(segments);
+        url
+    }
+
+    async fn send(&self, request: reqwest::RequestBuilder) -> Result<Value, ItsmError> {
+        let response = request
+            .header("Authorization", &self.authorization)
+            .header("Accept", "application/json")
+            .send()
+            .await
+            .map_err(|err| transport_error(TOOL, &err))?;
+        classify(TOOL, response.status(), retry_after(response.headers()))?;
+        Ok(response.json().await.unwrap_or(Value::Null))
+    }
+
+    pub async fn post_note(
+        &self,
+        ticket: &TicketId,
+        markdown: &str,
+    ) -> Result<PostedNote, ItsmError> {
+        let request = match self.api {
+            CommentApi::Platform => self
+                .http
+                .post(self.url(&["rest", "api", "3", "issue", ticket.as_str(), "comment"]))
+                .json(&json!({
+                    "body": crate::render_adf::adf(markdown),
+                    "properties": [{"key": "sd.public.comment", "value": {"internal": true}}],
+                })),
+            CommentApi::ServiceDesk => self
+                .http
+                .post(self.url(&[
+                    "rest",
+                    "servicedeskapi",
+                    "request",
+                    ticket.as_str(),
+                    "comment",
+                ]))
+                .json(&json!({"body": markdown, "public": false})),
+        };
+        let body = self.send(request).await?;
+        Ok(PostedNote {
+            note_id: body["id"]
+                .as_str()
+                .map(str::to_owned)
+                .or_else(|| body["id"].as_u64().map(|id| id.to_string())),
+        })
+    }
+
+    pub async fn note_texts(&self, ticket: &TicketId) -> Result<Vec<String>, ItsmError> {
+        let body = self
+            .send(self.http.get(self.url(&[
+                "rest",
+                "api",
+                "3",
+                "issue",
+                ticket.as_str(),
+                "comment",
+            ])))
+            .await?;
+        Ok(body["comments"]
+            .as_array()
+            .map(|comments| {
+                comments
+                    .iter()
+                    .map(|comment| match &comment["body"] {
+                        Value::String(text) => text.clone(),
+                        document => adf::to_text(document),
+                    })
+                    .collect()
+            })
+            .unwrap_or_default())
+    }
+
+    pub async fn test_connection(&self) -> Result<(), ItsmError> {
+        self.send(self.http.get(self.url(&["rest", "api", "3", "myself"])))
+            .await
+            .map(|_| ())
+    }
+}

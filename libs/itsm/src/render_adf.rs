@@ -1,0 +1,158 @@
+//! Markdown notes rendered as Atlassian Document Format for Jira. Raw HTML
+//! in the Markdown becomes plain text; links keep only http(s) and mailto
+//! targets.
+
+use pulldown_cmark::{CodeBlockKind, Event, HeadingLevel, Options, Parser, Tag, TagEnd};
+use serde_json::{Value, json};
+
+/// A node being built, with the marks in force for text inside it.
+struct Frame {
+    node: Value,
+}
+
+fn level(heading: HeadingLevel) -> u8 {
+    match heading {
+        HeadingLevel::H1 => 1,
+        HeadingLevel::H2 => 2,
+        HeadingLevel::H3 => 3,
+        HeadingLevel::H4 => 4,
+        HeadingLevel::H5 => 5,
+        HeadingLevel::H6 => 6,
+    }
+}
+
+fn safe(url: &str) -> bool {
+    let lower = url.trim().to_ascii_lowercase();
+    lower.starts_with("https://") || lower.starts_with("http://") || lower.starts_with("mailto:")
+}
+
+pub fn adf(markdown: &str) -> Value {
+    let mut stack = vec![Frame {
+        node: json!({"type": "doc", "version": 1, "content": []}),
+    }];
+    let mut marks: Vec<Value> = Vec::new();
+    let push_child = |stack: &mut Vec<Frame>, child: Value| {
+        let parent = stack.last_mut().expect("document frame");
+        parent.node["content"]
+            .as_array_mut()
+            .expect("content")
+            .push(child);
+    };
+    let text = |content: &str, marks: &[Value]| {
+        let mut node = json!({"type": "text", "text": content});
+        if !marks.is_empty() {
+            node["marks"] = Value::Array(marks.to_vec());
+        }
+        node
+    };
+    for event in Parser::new_ext(markdown, Options::ENABLE_STRIKETHROUGH) {
+        match event {
+            Event::Start(tag) => match tag {
+                Tag::Paragraph => stack.push(Frame { node: json!({"type": "paragraph", "content": []}) }),
+                Tag::Heading { level: heading, .. } => stack.push(Frame {
+                    node: json!({"type": "heading", "attrs": {"level": level(heading)}, "content": []}),
+                }),
+                Tag::List(Some(start)) => stack.push(Frame {
+                    node: json!({"type": "orderedList", "attrs": {"order": start}, "content": []}),
+                }),
+                Tag::List(None) => stack.push(Frame { node: json!({"type": "bulletList", "content": []}) }),
+                Tag::Item => stack.push(Frame { node: json!({"type": "listItem", "content": []}) }),
+                Tag::CodeBlock(kind) => {
+                    let language = match kind {
+                        CodeBlockKind::Fenced(language) if !language.is_empty() => Some(language.to_string()),
+                        _ => None,
+                    };
+                    let mut node = json!({"type": "codeBlock", "content": []});
+                    if let Some(language) = language {
+                        node["attrs"] = json!({"language": language});
+                    }
+                    stack.push(Frame { node });
+                }
+                Tag::BlockQuote(_) => stack.push(Frame { node: json!({"type": "blockquote", "content": []}) }),
+                Tag::Emphasis => marks.push(json!({"type": "em"})),
+                Tag::Strong => marks.push(json!({"type": "strong"})),
+                Tag::Strikethrough => marks.push(json!({"type": "strike"})),
+                Tag::Link { dest_url, .. } => {
+                    let href = if safe(&dest_url) { dest_url.to_string() } else { "#".to_owned() };
+                    marks.push(json!({"type": "link", "attrs": {"href": href}}));
+                }
+                _ => {}
+            },
+            Event::End(tag) => match tag {
+                TagEnd::Paragraph
+                | TagEnd::Heading(_)
+                | TagEnd::List(_)
+                | TagEnd::Item
+                | TagEnd::CodeBlock
+                | TagEnd::BlockQuote(_) => {
+                    let mut frame = stack.pop().expect("open frame");
+                    // A list item holds block nodes: wrap loose inline text.
+                    if frame.node["type"] == "listItem" {
+                        let content = frame.node["content"].as_array().cloned().unwrap_or_default();
+                        if content.iter().any(|child| child["type"] == "text" || child["type"] == "hardBreak") {
+                            frame.node["content"] = json!([{"type": "paragraph", "content": content}]);
+                        }
+                    }
+                    let empty = frame.node["content"].as_array().is_some_and(Vec::is_empty);
+                    if !(empty && frame.node["type"] == "paragraph") {
+                        push_child(&mut stack, frame.node);
+                    }
+                }
+                TagEnd::Emphasis | TagEnd::Strong | TagEnd::Strikethrough | TagEnd::Link => {
+                    marks.pop();
+                }
+                _ => {}
+            },
+            Event::Text(content) | Event::Html(content) | Event::InlineHtml(content) => {
+                push_child(&mut stack, text(&content, &marks));
+            }
+            Event::Code(content) => {
+                let mut code_marks = marks.clone();
+                code_marks.push(json!({"type": "code"}));
+                push_child(&mut stack, text(&content, &code_marks));
+            }
+            Event::SoftBreak => push_child(&mut stack, text(" ", &marks)),
+            Event::HardBreak => push_child(&mut stack, json!({"type": "hardBreak"})),
+            Event::Rule => push_child(&mut stack, json!({"type": "rule"})),
+            _ => {}
+        }
+    }
+    stack.into_iter().next().expect("document frame").node
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_note_renders_to_the_expected_document() {
+        let markdown = "## Similar Tickets\n- **SUP-977**: [fix](https://kb.example.com/a) <script>x</script>\n\n1. Run `gpupdate`\n\n---\n";
+        let expected = json!({"type": "doc", "version": 1, "content": [
+            {"type": "heading", "attrs": {"level": 2}, "content": [{"type": "text", "text": "Similar Tickets"}]},
+            {"type": "bulletList", "content": [{"type": "listItem", "content": [{"type": "paragraph", "content": [
+                {"type": "text", "text": "SUP-977", "marks": [{"type": "strong"}]},
+                {"type": "text", "text": ": "},
+                {"type": "text", "text": "fix", "marks": [{"type": "link", "attrs": {"href": "https://kb.example.com/a"}}]},
+                {"type": "text", "text": " "},
+                {"type": "text", "text": "<script>"},
+                {"type": "text", "text": "x"},
+                {"type": "text", "text": "</script>"}
+            ]}]}]},
+            {"type": "orderedList", "attrs": {"order": 1}, "content": [{"type": "listItem", "content": [{"type": "paragraph", "content": [
+                {"type": "text", "text": "Run "},
+                {"type": "text", "text": "gpupdate", "marks": [{"type": "code"}]}
+            ]}]}]},
+            {"type": "rule"}
+        ]});
+        assert_eq!(adf(markdown), expected);
+    }
+
+    #[test]
+    fn unsafe_links_lose_their_target() {
+        let doc = adf("[x](javascript:alert(1))");
+        assert_eq!(
+            doc["content"][0]["content"][0]["marks"][0]["attrs"]["href"],
+            "#"
+        );
+    }
+}

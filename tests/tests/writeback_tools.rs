@@ -1,0 +1,170 @@
+//! Write-back to Jira and Zendesk through the same plugin interface: one
+//! internal note per enhancement, the note recognised on redelivery, and
+//! rejected credentials named in writeback.failed.
+
+use aia_bus::{Delivery, Handled, Handler};
+use aia_events::{Event, ItsmKind, Payload, TenantId, TicketId, examples};
+use aia_standins::jira::JiraStandIn;
+use aia_standins::zendesk::ZendeskStandIn;
+use aia_store::Keyring;
+use aia_testkit::TestDatabase;
+use base64::Engine as _;
+
+fn basic(user: &str, secret: &str) -> String {
+    format!(
+        "Basic {}",
+        base64::engine::general_purpose::STANDARD.encode(format!("{user}:{secret}"))
+    )
+}
+
+async fn writeback_for(
+    kind: ItsmKind,
+    base_url: &str,
+    credentials: &str,
+) -> (TestDatabase, writeback::Writeback) {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let db = TestDatabase::create().await;
+    let keyring = Keyring::parse(&Keyring::generate_spec("k1")).unwrap();
+    aiagents::ops::add_tenant(
+        &db.app_url,
+        &keyring,
+        "acme-msp",
+        "Acme",
+        kind,
+        base_url,
+        credentials,
+    )
+    .await
+    .unwrap();
+    let handler = writeback::Writeback {
+        db: aia_store::pool(&db.app_url, 2).unwrap(),
+        keyring,
+        http: reqwest::Client::new(),
+        public_url: None,
+    };
+    (db, handler)
+}
+
+fn enhancement(ticket: &str, source: ItsmKind) -> Event {
+    let mut event = examples::all()
+        .into_iter()
+        .find(|event| matches!(&event.payload, Payload::EnhancementGenerated(g) if !g.degraded))
+        .unwrap();
+    event.tenant_id = TenantId::parse("acme-msp").unwrap();
+    event.ticket_id = TicketId::parse(ticket).unwrap();
+    if let Payload::EnhancementGenerated(generated) = &mut event.payload {
+        generated.source = source;
+        generated.note_markdown =
+            "## Recommended Next Steps\n1. Re-register the **AAD broker**.".into();
+    }
+    event
+}
+
+async fn run(handler: &writeback::Writeback, event: Event, attempt: u32) -> Payload {
+    let delivery = Delivery {
+        attempt,
+        max_deliver: Some(8),
+        stream_sequence: 1,
+    };
+    match handler.handle(event, delivery).await.unwrap() {
+        Handled::Publish(events) => events[0].payload.clone(),
+        Handled::Nothing => panic!("expected an event"),
+    }
+}
+
+#[tokio::test]
+async fn jira_gets_one_internal_adf_comment_even_after_a_crash_before_recording_it() {
+    let jira = JiraStandIn::new(basic("bot@acme.example", "jira-token"));
+    let server = aia_standins::serve(jira.router()).await.unwrap();
+    let (db, handler) = writeback_for(
+        ItsmKind::Jira,
+        &server.url(),
+        r#"{"email":"bot@acme.example","api_token":"jira-token"}"#,
+    )
+    .await;
+    let event = enhancement("SUP-42", ItsmKind::Jira);
+    assert!(
+        matches!(run(&handler, event.clone(), 1).await, Payload::WritebackCompleted(ref done) if !done.already_present)
+    );
+    let comments = jira.comments("SUP-42");
+    assert_eq!(comments.len(), 1);
+    assert!(comments[0].internal, "the comment must be internal");
+    assert_eq!(comments[0].body["type"], "doc");
+    // A crash after posting and before the ledger said so.
+    db.admin_client()
+        .await
+        .execute("update writeback_ledger set state = 'posting'", &[])
+        .await
+        .unwrap();
+    assert!(
+        matches!(run(&handler, event, 2).await, Payload::WritebackCompleted(ref done) if done.already_present)
+    );
+    assert_eq!(jira.comments("SUP-42").len(), 1);
+}
+
+#[tokio::test]
+async fn jira_service_management_requests_get_a_private_request_comment() {
+    let jira = JiraStandIn::new("Bearer pat-123");
+    let server = aia_standins::serve(jira.router()).await.unwrap();
+    let (_db, handler) = writeback_for(
+        ItsmKind::Jira,
+        &server.url(),
+        r#"{"bearer":"pat-123","api":"servicedesk"}"#,
+    )
+    .await;
+    assert!(matches!(
+        run(&handler, enhancement("HELP-7", ItsmKind::Jira), 1).await,
+        Payload::WritebackCompleted(_)
+    ));
+    let comments = jira.comments("HELP-7");
+    assert_eq!(comments.len(), 1);
+    assert!(comments[0].internal);
+    assert!(comments[0].body.as_str().unwrap().contains("AAD broker"));
+}
+
+#[tokio::test]
+async fn zendesk_gets_one_private_comment_and_a_bad_token_is_named() {
+    let zendesk = ZendeskStandIn::new(basic("bot@acme.example/token", "zd-token"));
+    let server = aia_standins::serve(zendesk.router()).await.unwrap();
+    let (db, handler) = writeback_for(
+        ItsmKind::Zendesk,
+        &server.url(),
+        r#"{"email":"bot@acme.example","api_token":"zd-token"}"#,
+    )
+    .await;
+    let event = enhancement("4711", ItsmKind::Zendesk);
+    assert!(matches!(
+        run(&handler, event.clone(), 1).await,
+        Payload::WritebackCompleted(_)
+    ));
+    db.admin_client()
+        .await
+        .execute("update writeback_ledger set state = 'posting'", &[])
+        .await
+        .unwrap();
+    run(&handler, event, 2).await;
+    let comments = zendesk.comments(4711);
+    assert_eq!(comments.len(), 1, "exactly one comment");
+    assert!(!comments[0].public);
+    assert!(
+        comments[0]
+            .html_body
+            .contains("<strong>AAD broker</strong>"),
+        "{}",
+        comments[0].html_body
+    );
+
+    let (_db, wrong) = writeback_for(
+        ItsmKind::Zendesk,
+        &server.url(),
+        r#"{"email":"bot@acme.example","api_token":"revoked"}"#,
+    )
+    .await;
+    match run(&wrong, enhancement("4712", ItsmKind::Zendesk), 1).await {
+        Payload::WritebackFailed(failed) => {
+            assert_eq!(failed.reason, "Zendesk rejected the API key");
+            assert!(failed.permanent);
+        }
+        other => panic!("expected writeback.failed, got {other:?}"),
+    }
+}

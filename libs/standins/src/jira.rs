@@ -58,18 +58,21 @@ impl JiraStandIn {
             .with_state(self.clone())
     }
 
-    fn check(&self, headers: &HeaderMap) -> Result<(), Response> {
+    /// The 401 answer, when the request is not authorised.
+    fn rejection(&self, headers: &HeaderMap) -> Option<Response> {
         let given = headers
             .get("authorization")
             .and_then(|value| value.to_str().ok());
         if given == Some(self.authorization.as_str()) {
-            Ok(())
+            None
         } else {
-            Err((
-                StatusCode::UNAUTHORIZED,
-                Json(json!({"errorMessages": ["You are not authenticated."], "errors": {}})),
+            Some(
+                (
+                    StatusCode::UNAUTHORIZED,
+                    Json(json!({"errorMessages": ["You are not authenticated."], "errors": {}})),
+                )
+                    .into_response(),
             )
-                .into_response())
         }
     }
 
@@ -98,7 +101,7 @@ async fn add_comment(
     headers: HeaderMap,
     Json(body): Json<Value>,
 ) -> Response {
-    if let Err(response) = state.check(&headers) {
+    if let Some(response) = state.rejection(&headers) {
         return response;
     }
     let document = &body["body"];
@@ -126,7 +129,7 @@ async fn add_request_comment(
     headers: HeaderMap,
     Json(body): Json<Value>,
 ) -> Response {
-    if let Err(response) = state.check(&headers) {
+    if let Some(response) = state.rejection(&headers) {
         return response;
     }
     let (Some(text), Some(public)) = (body["body"].as_str(), body["public"].as_bool()) else {
@@ -145,7 +148,7 @@ async fn list_comments(
     Path(key): Path<String>,
     headers: HeaderMap,
 ) -> Response {
-    if let Err(response) = state.check(&headers) {
+    if let Some(response) = state.rejection(&headers) {
         return response;
     }
     let comments: Vec<Value> = state

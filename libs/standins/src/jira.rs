@@ -161,10 +161,10 @@ async fn list_comments(
 }
 
 async fn myself(State(state): State<JiraStandIn>, headers: HeaderMap) -> Response {
-    match state.check(&headers) {
-        Ok(()) => {
+    match state.rejection(&headers) {
+        None => {
             Json(json!({"accountId": "5b10a2844c20165700ede21g", "active": true})).into_response()
         }
-        Err(response) => response,
+        Some(response) => response,
     }
 }

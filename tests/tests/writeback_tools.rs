@@ -168,3 +168,32 @@ async fn zendesk_gets_one_private_comment_and_a_bad_token_is_named() {
         other => panic!("expected writeback.failed, got {other:?}"),
     }
 }
+
+#[tokio::test]
+async fn tenants_choose_visibility_and_a_header_and_footer_line() {
+    let jira = JiraStandIn::new(basic("bot@acme.example", "jira-token"));
+    let server = aia_standins::serve(jira.router()).await.unwrap();
+    let (db, handler) = writeback_for(
+        ItsmKind::Jira,
+        &server.url(),
+        r#"{"email":"bot@acme.example","api_token":"jira-token"}"#,
+    )
+    .await;
+    db.admin_client()
+        .await
+        .batch_execute(
+            "update tenants set settings = settings || '{\"note_visible_to_requester\": true,
+                \"note_header\": \"Suggested by AI Agents\", \"note_footer\": \"Questions? Call the service desk.\"}'",
+        )
+        .await
+        .unwrap();
+    run(&handler, enhancement("SUP-43", ItsmKind::Jira), 1).await;
+    let comment = &jira.comments("SUP-43")[0];
+    assert!(
+        !comment.internal,
+        "the tenant wants requesters to see the note"
+    );
+    let text = aia_itsm::jira::adf::to_text(&comment.body);
+    assert!(text.starts_with("Suggested by AI Agents"), "{text}");
+    assert!(text.contains("Questions? Call the service desk."), "{text}");
+}

@@ -86,16 +86,25 @@ impl Itsm {
         }
     }
 
-    /// Posts a note rendered from Markdown, private to technicians.
+    /// Posts a note rendered from Markdown for the tool: private to
+    /// technicians unless `visible_to_requester`.
     pub async fn post_note(
         &self,
         ticket: &TicketId,
         markdown: &str,
+        visible_to_requester: bool,
     ) -> Result<PostedNote, ItsmError> {
         match self {
-            Self::ServiceDeskPlus(sdp) => sdp.post_note(ticket, &render::html(markdown)).await,
-            Self::Jira(jira) => jira.post_note(ticket, markdown).await,
-            Self::Zendesk(zendesk) => zendesk.post_note(ticket, &render::html(markdown)).await,
+            Self::ServiceDeskPlus(sdp) => {
+                sdp.post_note(ticket, &render::html(markdown), visible_to_requester)
+                    .await
+            }
+            Self::Jira(jira) => jira.post_note(ticket, markdown, visible_to_requester).await,
+            Self::Zendesk(zendesk) => {
+                zendesk
+                    .post_note(ticket, &render::html(markdown), visible_to_requester)
+                    .await
+            }
         }
     }
 

@@ -88,13 +88,18 @@ impl Zendesk {
         })
     }
 
-    pub async fn post_note(&self, ticket: &TicketId, html: &str) -> Result<PostedNote, ItsmError> {
+    pub async fn post_note(
+        &self,
+        ticket: &TicketId,
+        html: &str,
+        public: bool,
+    ) -> Result<PostedNote, ItsmError> {
         let id = Self::ticket_number(ticket)?;
         let body = self
             .send(
                 self.http
                     .put(self.url(&format!("/api/v2/tickets/{id}.json")))
-                    .json(&json!({"ticket": {"comment": {"html_body": html, "public": false}}})),
+                    .json(&json!({"ticket": {"comment": {"html_body": html, "public": public}}})),
             )
             .await?;
         let note_id = body["audit"]["events"]

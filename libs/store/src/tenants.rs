@@ -50,6 +50,13 @@ pub struct TenantSettings {
     pub llm_budget_alert_ratio: f64,
     /// Share of the budget above which notes use the raw context (default 1.1).
     pub llm_budget_grace_ratio: f64,
+    /// Whether the note is visible to the requester (a public comment)
+    /// rather than to technicians only (the default).
+    pub note_visible_to_requester: bool,
+    /// A line put above every note (for example "Suggested by AI Agents").
+    pub note_header: Option<String>,
+    /// A line put below every note (for example a link to a survey).
+    pub note_footer: Option<String>,
 }
 
 /// One LLM provider of a tenant.
@@ -153,6 +160,9 @@ impl Default for TenantSettings {
             llm_budget_period_days: 30,
             llm_budget_alert_ratio: 0.8,
             llm_budget_grace_ratio: 1.1,
+            note_visible_to_requester: false,
+            note_header: None,
+            note_footer: None,
         }
     }
 }

@@ -102,8 +102,20 @@ impl Handler for Writeback {
             Some(base) if tenant.settings.feedback_links => self.feedback_line(base, &event),
             _ => String::new(),
         };
+        let header = tenant
+            .settings
+            .note_header
+            .as_deref()
+            .map(|line| format!("{}\n\n", line.trim()))
+            .unwrap_or_default();
+        let footer = tenant
+            .settings
+            .note_footer
+            .as_deref()
+            .map(|line| format!("{}\n\n", line.trim()))
+            .unwrap_or_default();
         let note = format!(
-            "{}\n\n---\n\n{feedback}_{marker}_\n",
+            "{header}{}\n\n---\n\n{footer}{feedback}_{marker}_\n",
             generated.note_markdown.trim_end()
         );
         let span = tracing::info_span!(
@@ -113,7 +125,11 @@ impl Handler for Writeback {
             http.response.status_code = tracing::field::Empty,
         );
         let posted = itsm
-            .post_note(&event.ticket_id, &note)
+            .post_note(
+                &event.ticket_id,
+                &note,
+                tenant.settings.note_visible_to_requester,
+            )
             .instrument(span)
             .await;
         match posted {

@@ -104,10 +104,12 @@ impl Jira {
         Ok(response.json().await.unwrap_or(Value::Null))
     }
 
+    /// Posts the note as an internal comment, or a public one when `public`.
     pub async fn post_note(
         &self,
         ticket: &TicketId,
         markdown: &str,
+        public: bool,
     ) -> Result<PostedNote, ItsmError> {
         let request = match self.api {
             CommentApi::Platform => self
@@ -115,7 +117,7 @@ impl Jira {
                 .post(self.url(&["rest", "api", "3", "issue", ticket.as_str(), "comment"]))
                 .json(&json!({
                     "body": crate::render_adf::adf(markdown),
-                    "properties": [{"key": "sd.public.comment", "value": {"internal": true}}],
+                    "properties": [{"key": "sd.public.comment", "value": {"internal": !public}}],
                 })),
             CommentApi::ServiceDesk => self
                 .http
@@ -126,7 +128,7 @@ impl Jira {
                     ticket.as_str(),
                     "comment",
                 ]))
-                .json(&json!({"body": markdown, "public": false})),
+                .json(&json!({"body": markdown, "public": public})),
         };
         let body = self.send(request).await?;
         Ok(PostedNote {

@@ -72,10 +72,15 @@ impl ServiceDeskPlus {
         url.to_string()
     }
 
-    pub async fn post_note(&self, ticket: &TicketId, html: &str) -> Result<PostedNote, ItsmError> {
+    pub async fn post_note(
+        &self,
+        ticket: &TicketId,
+        html: &str,
+        show_to_requester: bool,
+    ) -> Result<PostedNote, ItsmError> {
         let input_data = json!({"note": {
             "description": html,
-            "show_to_requester": false,
+            "show_to_requester": show_to_requester,
             "mark_first_response": false,
             "add_to_linked_requests": false,
         }});

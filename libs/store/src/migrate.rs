@@ -35,6 +35,10 @@ pub const MIGRATIONS: &[(&str, &str)] = &[
         "0006_budget_alerts",
         include_str!("../../../migrations/0006_budget_alerts.sql"),
     ),
+    (
+        "0007_dead_letters",
+        include_str!("../../../migrations/0007_dead_letters.sql"),
+    ),
 ];
 
 const LOCK_KEY: i64 = 0x6169_6167_656e_7473; // "aiagents"

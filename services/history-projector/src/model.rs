@@ -46,6 +46,9 @@ pub struct RunRow {
     pub rating_thumbs_up: Option<bool>,
     pub rating_comment: Option<String>,
     pub rated_at: Option<DateTime<Utc>>,
+    pub failed_attempts: Option<i32>,
+    /// The input of the stage that failed, for re-driving it.
+    pub failed_input_event_id: Option<Uuid>,
 }
 
 /// One row of `ticket_history`: a resolved ticket.
@@ -103,13 +106,16 @@ pub fn concerns_a_run(payload: &Payload) -> bool {
     )
 }
 
-/// How far a status is along a run; a run never moves to a lower rank.
+/// How far a status is along a run; a run never moves to a lower rank. A
+/// failed run can still complete (an operator re-drove it); a completed or
+/// over-budget run never turns failed.
 pub fn status_rank(status: &str) -> u8 {
     match status {
         "received" => 1,
         "context_gathered" => 2,
         "enhanced" => 3,
-        "completed" | "failed" | "failed_budget" => 4,
+        "failed" => 4,
+        "completed" | "failed_budget" => 5,
         _ => 0,
     }
 }
@@ -212,6 +218,8 @@ impl RunRow {
                 self.failed_at = Some(at);
                 self.failed_stage = Some(failed.stage.as_str().to_owned());
                 self.error = Some(failed.reason.clone());
+                self.failed_attempts = Some(i32::try_from(failed.attempts).unwrap_or(i32::MAX));
+                self.failed_input_event_id = event.causation_id;
             }
             Payload::WritebackCompleted(completed) => {
                 let moved = self.advance("completed", event);
@@ -231,6 +239,8 @@ impl RunRow {
                 self.failed_at = Some(at);
                 self.failed_stage = Some("writeback".to_owned());
                 self.error = Some(failed.reason.clone());
+                self.failed_attempts = Some(i32::try_from(failed.attempts).unwrap_or(i32::MAX));
+                self.failed_input_event_id = event.causation_id;
             }
             Payload::EnhancementRated(rated) => {
                 // A rating does not move the run; the latest one stands.

@@ -30,7 +30,7 @@ const RUN_COLUMNS: &str = "tenant_id, correlation_id, ticket_id, status, source,
     received_at, context_gathered_at, enhanced_at, written_back_at, failed_at, processing_ms, \
     context_summary, context, note_markdown, provider, model, prompt_version, tokens_in, tokens_out, \
     cost_usd, degraded, failed_stage, error, last_event_id, context_ms, llm_ms, writeback_ms, \
-    rating_stars, rating_thumbs_up, rating_comment, rated_at";
+    rating_stars, rating_thumbs_up, rating_comment, rated_at, failed_attempts, failed_input_event_id";
 
 const RUN_TYPES: &[Type] = &[
     Type::TEXT,
@@ -66,9 +66,11 @@ const RUN_TYPES: &[Type] = &[
     Type::BOOL,
     Type::TEXT,
     Type::TIMESTAMPTZ,
+    Type::INT4,
+    Type::UUID,
 ];
 
-fn run_values(row: &RunRow) -> [&(dyn ToSql + Sync); 33] {
+fn run_values(row: &RunRow) -> [&(dyn ToSql + Sync); 35] {
     [
         &row.tenant_id,
         &row.correlation_id,
@@ -103,6 +105,8 @@ fn run_values(row: &RunRow) -> [&(dyn ToSql + Sync); 33] {
         &row.rating_thumbs_up,
         &row.rating_comment,
         &row.rated_at,
+        &row.failed_attempts,
+        &row.failed_input_event_id,
     ]
 }
 
@@ -141,6 +145,8 @@ fn run_from(row: &tokio_postgres::Row) -> RunRow {
         rating_thumbs_up: row.get(30),
         rating_comment: row.get(31),
         rated_at: row.get(32),
+        failed_attempts: row.get(33),
+        failed_input_event_id: row.get(34),
     }
 }
 
@@ -168,7 +174,7 @@ pub async fn upsert_run(
     tables: Tables<'_>,
     row: &RunRow,
 ) -> Result<(), StoreError> {
-    let placeholders: Vec<String> = (1..=33).map(|n| format!("${n}")).collect();
+    let placeholders: Vec<String> = (1..=35).map(|n| format!("${n}")).collect();
     let updates: Vec<String> = RUN_COLUMNS
         .split(", ")
         .skip(2)

@@ -36,6 +36,7 @@ impl Api {
         let state = admin::AppState {
             tenants: Arc::new(tenants),
             token: TOKEN.into(),
+            jetstream: None,
         };
         let listener = TcpListener::bind(SocketAddr::from(([127, 0, 0, 1], 0)))
             .await
@@ -262,4 +263,35 @@ async fn update_rotate_test_and_soft_delete_a_tenant() {
         .call(reqwest::Method::DELETE, "/admin/tenants/acme", None)
         .await;
     assert_eq!(status, 404);
+}
+
+#[tokio::test]
+async fn dead_letters_and_feedback_statistics_are_served() {
+    let api = Api::start().await;
+    api.create("acme", "Acme", "good-token").await;
+    let (status, letters) = api
+        .call(
+            reqwest::Method::GET,
+            "/admin/dead-letters?tenant=acme",
+            None,
+        )
+        .await;
+    assert_eq!((status, letters), (200, json!({"items": []})));
+    let (status, stats) = api
+        .call(reqwest::Method::GET, "/admin/tenants/acme/feedback", None)
+        .await;
+    assert_eq!(status, 200);
+    assert_eq!(stats["rated"], 0);
+    let (status, refused) = api
+        .call(
+            reqwest::Method::POST,
+            "/admin/dead-letters/acme/01a21486-ea70-745b-acae-b59b9aa01079/redrive",
+            None,
+        )
+        .await;
+    assert_eq!(
+        (status, refused["error"]["code"].as_str()),
+        (503, Some("unavailable")),
+        "no stream configured here"
+    );
 }

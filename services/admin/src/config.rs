@@ -7,6 +7,8 @@ use aia_store::Keyring;
 
 #[derive(Debug)]
 pub struct Config {
+    /// For re-driving dead letters.
+    pub nats_url: String,
     /// As the application role: writes of one tenant at a time.
     pub database_url: String,
     /// As the admin role: reads across tenants (lists).
@@ -29,6 +31,7 @@ impl Config {
             });
         }
         Ok(Self {
+            nats_url: required("NATS_URL")?,
             database_url: required("DATABASE_URL")?,
             admin_database_url: required("ADMIN_DATABASE_URL")?,
             keyring: Keyring::from_env().map_err(|err| ConfigError::Invalid {

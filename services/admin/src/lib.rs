@@ -3,6 +3,7 @@
 //! at a time; lists read across tenants through the admin role.
 
 mod config;
+pub mod dead_letters;
 mod routes;
 pub mod tenants;
 
@@ -55,6 +56,11 @@ pub fn app(state: AppState) -> Router {
             post(routes::test_connection),
         )
         .route("/admin/tenants/{id}/feedback", get(routes::feedback))
+        .route("/admin/dead-letters", get(routes::dead_letters))
+        .route(
+            "/admin/dead-letters/{tenant}/{run}/redrive",
+            post(routes::redrive),
+        )
         .route_layer(axum::middleware::from_fn_with_state(
             state.clone(),
             routes::require_token,
@@ -79,6 +85,12 @@ pub async fn serve(
             config.public_url,
         )?),
         token: config.token.into(),
+        jetstream: Some(
+            aia_bus::connect(&config.nats_url, "admin")
+                .await
+                .context("connecting to NATS")?
+                .1,
+        ),
     };
     tracing::info!(addr = %listener.local_addr()?, "Admin API listening");
     axum::serve(listener, app(state))

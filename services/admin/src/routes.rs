@@ -19,6 +19,8 @@ use crate::tenants::{AdminError, CreateTenant, TenantAdmin, UpdateTenant};
 pub struct AppState {
     pub tenants: Arc<TenantAdmin>,
     pub token: Arc<str>,
+    /// For re-driving dead letters.
+    pub jetstream: Option<aia_bus::JetStream>,
 }
 
 impl From<AdminError> for ApiError {
@@ -35,6 +37,11 @@ impl From<AdminError> for ApiError {
                 format!("tenant {id} already exists"),
             ),
             AdminError::Invalid(message) => ApiError::unprocessable(message),
+            AdminError::Missing(what) => ApiError::new(
+                StatusCode::NOT_FOUND,
+                "not_found",
+                format!("{what} does not exist"),
+            ),
             AdminError::Store(err) => {
                 tracing::error!(error = %err, "Tenant store failed");
                 ApiError::unavailable("the tenant store is unavailable; retry later")
@@ -142,6 +149,42 @@ pub async fn feedback(
     Path(id): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
     Ok(Json(json!(state.tenants.feedback_stats(&id).await?)))
+}
+
+#[derive(Deserialize)]
+pub struct DeadLetterQuery {
+    tenant: Option<String>,
+    limit: Option<i64>,
+}
+
+pub async fn dead_letters(
+    State(state): State<AppState>,
+    Query(query): Query<DeadLetterQuery>,
+) -> Result<Json<Value>, ApiError> {
+    let items = crate::dead_letters::list(
+        &state.tenants.admin,
+        query.tenant.as_deref(),
+        query.limit.unwrap_or(100),
+    )
+    .await?;
+    Ok(Json(json!({"items": items})))
+}
+
+pub async fn redrive(
+    State(state): State<AppState>,
+    Path((tenant, run)): Path<(String, String)>,
+) -> Result<(StatusCode, Json<Value>), ApiError> {
+    let correlation = uuid::Uuid::parse_str(&run)
+        .map_err(|_| ApiError::bad_request("the run id is not a UUID"))?;
+    let Some(jetstream) = &state.jetstream else {
+        return Err(ApiError::unavailable("the event stream is not configured"));
+    };
+    let event_id =
+        crate::dead_letters::redrive(&state.tenants.admin, jetstream, &tenant, correlation).await?;
+    Ok((
+        StatusCode::ACCEPTED,
+        Json(json!({"status": "redriven", "event_id": event_id})),
+    ))
 }
 
 pub async fn health() -> Json<Value> {

@@ -21,6 +21,8 @@ pub enum AdminError {
     Duplicate(String),
     #[error("{0}")]
     Invalid(String),
+    #[error("{0} does not exist")]
+    Missing(String),
     #[error(transparent)]
     Store(#[from] StoreError),
 }

@@ -1,0 +1,169 @@
+//! Dead letters: ticket runs that ended failed (a permanent error, or
+//! deliveries exhausted), listed with tenant, ticket, stage, reason, attempts
+//! and time, and re-driven after the cause is fixed. A re-drive publishes a
+//! copy of the failing stage's input event (linked to it by causation); the
+//! stages' idempotency means it can never post a second note.
+
+use std::time::Duration;
+
+use aia_bus::{JetStream, STREAM};
+use aia_events::{Event, Stage, TenantId, subject};
+use aia_store::{Pool, StoreError};
+use async_nats::jetstream::consumer::{AckPolicy, DeliverPolicy, pull};
+use chrono::{DateTime, Utc};
+use futures::StreamExt;
+use serde::Serialize;
+use uuid::Uuid;
+
+use crate::tenants::AdminError;
+
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct DeadLetter {
+    pub tenant_id: String,
+    pub ticket_id: String,
+    pub correlation_id: Uuid,
+    pub stage: Option<String>,
+    pub reason: Option<String>,
+    pub attempts: Option<i32>,
+    pub failed_at: Option<DateTime<Utc>>,
+}
+
+/// The newest dead letters, of one tenant or of all.
+pub async fn list(
+    admin: &Pool,
+    tenant: Option<&str>,
+    limit: i64,
+) -> Result<Vec<DeadLetter>, AdminError> {
+    let client = admin.get().await.map_err(StoreError::from)?;
+    let rows = client
+        .query(
+            "select tenant_id, ticket_id, correlation_id, failed_stage, error, failed_attempts, failed_at
+               from enhancement_history
+              where status = 'failed' and ($1::text is null or tenant_id = $1)
+              order by failed_at desc nulls last
+              limit $2",
+            &[&tenant, &limit.clamp(1, 1000)],
+        )
+        .await
+        .map_err(StoreError::from)?;
+    Ok(rows
+        .iter()
+        .map(|row| DeadLetter {
+            tenant_id: row.get(0),
+            ticket_id: row.get(1),
+            correlation_id: row.get(2),
+            stage: row.get(3),
+            reason: row.get(4),
+            attempts: row.get(5),
+            failed_at: row.get(6),
+        })
+        .collect())
+}
+
+/// The event type a stage consumes.
+fn input_type(stage: &str) -> Option<&'static str> {
+    match stage {
+        s if s == Stage::ContextGatherer.as_str() => Some("ticket.received"),
+        s if s == Stage::LlmEnhancer.as_str() => Some("context.gathered"),
+        s if s == Stage::Writeback.as_str() => Some("enhancement.generated"),
+        _ => None,
+    }
+}
+
+/// Publishes the failed stage's input again; returns the new event's id.
+pub async fn redrive(
+    admin: &Pool,
+    jetstream: &JetStream,
+    tenant: &str,
+    correlation_id: Uuid,
+) -> Result<Uuid, AdminError> {
+    let tenant_id =
+        TenantId::parse(tenant).map_err(|err| AdminError::Invalid(format!("tenant_id: {err}")))?;
+    let client = admin.get().await.map_err(StoreError::from)?;
+    let row = client
+        .query_opt(
+            "select ticket_id, failed_stage, failed_input_event_id from enhancement_history
+              where tenant_id = $1 and correlation_id = $2 and status = 'failed'",
+            &[&tenant_id.as_str(), &correlation_id],
+        )
+        .await
+        .map_err(StoreError::from)?
+        .ok_or_else(|| {
+            AdminError::Missing(format!("dead letter {correlation_id} of {tenant_id}"))
+        })?;
+    let ticket: String = row.get(0);
+    let stage: Option<String> = row.get(1);
+    let input_id: Option<Uuid> = row.get(2);
+    let (Some(stage), Some(input_id)) = (stage, input_id) else {
+        return Err(AdminError::Invalid(
+            "this failure records no input event to re-drive".into(),
+        ));
+    };
+    let input_type = input_type(&stage)
+        .ok_or_else(|| AdminError::Invalid(format!("stage {stage} cannot be re-driven")))?;
+    let ticket_id =
+        aia_events::TicketId::parse(&ticket).map_err(|err| AdminError::Invalid(err.to_string()))?;
+    let filter = format!(
+        "{}.{tenant_id}.{}.{input_type}",
+        subject::DEFAULT_PREFIX,
+        ticket_id.subject_token()
+    );
+    let input = find_event(jetstream, &filter, input_id)
+        .await?
+        .ok_or_else(|| {
+            AdminError::Invalid("the failed stage's input is no longer in the stream".into())
+        })?;
+    let copy = Event {
+        event_id: Uuid::now_v7(),
+        occurred_at: Utc::now(),
+        causation_id: Some(input.event_id),
+        ..input
+    };
+    let msg_id = format!("redrive:{input_id}:{}", copy.event_id);
+    aia_bus::publish_event(jetstream, &copy, &msg_id)
+        .await
+        .map_err(|err| {
+            AdminError::Invalid(format!("the stream did not take the re-drive: {err}"))
+        })?;
+    tracing::info!(tenant_id = %tenant_id, ticket_id = %ticket, stage, "Dead letter re-driven");
+    Ok(copy.event_id)
+}
+
+async fn find_event(
+    jetstream: &JetStream,
+    filter: &str,
+    event_id: Uuid,
+) -> Result<Option<Event>, AdminError> {
+    let failed =
+        |err: &dyn std::fmt::Display| AdminError::Invalid(format!("reading the stream: {err}"));
+    let stream = jetstream
+        .get_stream(STREAM)
+        .await
+        .map_err(|err| failed(&err))?;
+    let consumer = stream
+        .create_consumer(pull::Config {
+            filter_subject: filter.to_owned(),
+            deliver_policy: DeliverPolicy::All,
+            ack_policy: AckPolicy::None,
+            inactive_threshold: Duration::from_secs(30),
+            ..Default::default()
+        })
+        .await
+        .map_err(|err| failed(&err))?;
+    let mut batch = consumer
+        .fetch()
+        .max_messages(1000)
+        .expires(Duration::from_millis(500))
+        .messages()
+        .await
+        .map_err(|err| failed(&err))?;
+    while let Some(message) = batch.next().await {
+        let message = message.map_err(|err| failed(&err))?;
+        if let Ok(event) = Event::from_json(&message.payload)
+            && event.event_id == event_id
+        {
+            return Ok(Some(event));
+        }
+    }
+    Ok(None)
+}

@@ -52,6 +52,8 @@ fn enhancement(ticket: &str, source: ItsmKind) -> Event {
         .unwrap();
     event.tenant_id = TenantId::parse("acme-msp").unwrap();
     event.ticket_id = TicketId::parse(ticket).unwrap();
+    // Every call is a run of its own; redeliveries reuse the returned event.
+    event.correlation_id = uuid::Uuid::now_v7();
     if let Payload::EnhancementGenerated(generated) = &mut event.payload {
         generated.source = source;
         generated.note_markdown =
@@ -196,4 +198,61 @@ async fn tenants_choose_visibility_and_a_header_and_footer_line() {
     let text = aia_itsm::jira::adf::to_text(&comment.body);
     assert!(text.starts_with("Suggested by AI Agents"), "{text}");
     assert!(text.contains("Questions? Call the service desk."), "{text}");
+}
+
+#[tokio::test]
+async fn servicedesk_plus_cloud_notes_use_zoho_oauth_with_a_cached_refreshed_token() {
+    use aia_standins::servicedesk::ServiceDeskStandIn;
+    let sdp = ServiceDeskStandIn::cloud("client-1", "secret-1", "refresh-1");
+    let server = aia_standins::serve(sdp.router()).await.unwrap();
+    let credentials = serde_json::json!({"client_id": "client-1", "client_secret": "secret-1",
+        "refresh_token": "refresh-1", "accounts_url": server.url()})
+    .to_string();
+    let (_db, handler) = writeback_for(
+        ItsmKind::ServicedeskPlus,
+        &format!("{}/app/itdesk", server.url()),
+        &credentials,
+    )
+    .await;
+    for (n, ticket) in ["101", "102"].iter().enumerate() {
+        let outcome = run(&handler, enhancement(ticket, ItsmKind::ServicedeskPlus), 1).await;
+        assert!(
+            matches!(outcome, Payload::WritebackCompleted(_)),
+            "{outcome:?}"
+        );
+        assert_eq!(sdp.notes(ticket).len(), 1, "note {n}");
+    }
+    assert_eq!(
+        sdp.tokens_issued(),
+        1,
+        "the access token is cached between calls"
+    );
+    // The token expires: the next call is refused once, refreshes, succeeds.
+    sdp.revoke_tokens();
+    assert!(matches!(
+        run(&handler, enhancement("103", ItsmKind::ServicedeskPlus), 1).await,
+        Payload::WritebackCompleted(_)
+    ));
+    assert_eq!(sdp.tokens_issued(), 2);
+    assert_eq!(sdp.rejected(), 1);
+
+    let wrong = serde_json::json!({"client_id": "client-1", "client_secret": "secret-1",
+        "refresh_token": "revoked", "accounts_url": server.url()})
+    .to_string();
+    let (_db, refused) = writeback_for(
+        ItsmKind::ServicedeskPlus,
+        &format!("{}/app/itdesk", server.url()),
+        &wrong,
+    )
+    .await;
+    match run(&refused, enhancement("104", ItsmKind::ServicedeskPlus), 1).await {
+        Payload::WritebackFailed(failed) => {
+            assert!(failed.permanent);
+            assert_eq!(
+                failed.reason,
+                "ServiceDesk Plus Cloud refused the OAuth refresh token (invalid_code)"
+            );
+        }
+        other => panic!("expected writeback.failed, got {other:?}"),
+    }
 }

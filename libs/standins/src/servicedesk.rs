@@ -41,8 +41,17 @@ pub struct ResolvedRequest {
     pub resolved_ms: i64,
 }
 
+/// ServiceDesk Plus Cloud: Zoho OAuth clients and the tokens issued to them.
+struct Cloud {
+    client_id: String,
+    client_secret: String,
+    refresh_token: String,
+    issued: Vec<String>,
+}
+
 struct Inner {
     authtoken: String,
+    cloud: Option<Cloud>,
     resolved: Vec<ResolvedRequest>,
     requests_served: u64,
     notes: BTreeMap<String, Vec<StoredNote>>,
@@ -56,6 +65,7 @@ impl ServiceDeskStandIn {
         Self {
             inner: Arc::new(Mutex::new(Inner {
                 authtoken: authtoken.into(),
+                cloud: None,
                 resolved: Vec::new(),
                 requests_served: 0,
                 notes: BTreeMap::new(),
@@ -77,6 +87,39 @@ impl ServiceDeskStandIn {
         inner.notes.values().flatten().cloned().collect()
     }
 
+    /// A ServiceDesk Plus Cloud instance with its Zoho accounts server on
+    /// the same address (`/oauth/v2/token`), accepting this OAuth client.
+    pub fn cloud(client_id: &str, client_secret: &str, refresh_token: &str) -> Self {
+        let standin = Self::new(String::new());
+        standin.inner.lock().unwrap().cloud = Some(Cloud {
+            client_id: client_id.into(),
+            client_secret: client_secret.into(),
+            refresh_token: refresh_token.into(),
+            issued: Vec::new(),
+        });
+        standin
+    }
+
+    /// Access tokens issued so far (Cloud).
+    pub fn tokens_issued(&self) -> usize {
+        self.inner
+            .lock()
+            .unwrap()
+            .cloud
+            .as_ref()
+            .map_or(0, |cloud| cloud.issued.len())
+    }
+
+    /// Invalidates every access token issued so far (Cloud), as an expiry does.
+    pub fn revoke_tokens(&self) {
+        if let Some(cloud) = self.inner.lock().unwrap().cloud.as_mut() {
+            cloud
+                .issued
+                .iter_mut()
+                .for_each(|token| token.push_str("-revoked"));
+        }
+    }
+
     /// Adds a resolved request to list and show.
     pub fn add_resolved(&self, request: ResolvedRequest) {
         self.inner.lock().unwrap().resolved.push(request);
@@ -92,15 +135,22 @@ impl ServiceDeskStandIn {
         self.inner.lock().unwrap().rejected
     }
 
+    /// The v3 API at the root (on-prem) and under `/app/{portal}` (Cloud),
+    /// and Zoho's token endpoint.
     pub fn router(&self) -> Router {
-        Router::new()
+        let api = Router::new()
             .route("/api/v3/requests", get(list_requests))
             .route("/api/v3/requests/{request_id}", get(show_request))
             .route(
                 "/api/v3/requests/{request_id}/notes",
                 post(add_note).get(list_notes),
             )
+            .with_state(self.clone());
+        Router::new()
+            .route("/oauth/v2/token", post(issue_token))
             .with_state(self.clone())
+            .merge(api.clone())
+            .nest("/app/{portal}", api)
     }
 }
 
@@ -117,10 +167,20 @@ fn failure(status: StatusCode, code: u32, message: &str) -> Response {
 
 fn check_auth(state: &ServiceDeskStandIn, headers: &HeaderMap) -> Result<(), Box<Response>> {
     let mut inner = state.inner.lock().unwrap();
-    let token = headers
-        .get("authtoken")
-        .and_then(|value| value.to_str().ok());
-    if token != Some(inner.authtoken.as_str()) {
+    let authorised = match &inner.cloud {
+        Some(cloud) => headers
+            .get("authorization")
+            .and_then(|value| value.to_str().ok())
+            .and_then(|value| value.strip_prefix("Zoho-oauthtoken "))
+            .is_some_and(|token| cloud.issued.iter().any(|issued| issued == token)),
+        None => {
+            headers
+                .get("authtoken")
+                .and_then(|value| value.to_str().ok())
+                == Some(inner.authtoken.as_str())
+        }
+    };
+    if !authorised {
         inner.rejected += 1;
         return Err(Box::new(failure(
             StatusCode::UNAUTHORIZED,
@@ -140,6 +200,12 @@ fn check_auth(state: &ServiceDeskStandIn, headers: &HeaderMap) -> Result<(), Box
     Ok(())
 }
 
+/// The request id in a path, with or without a Cloud portal before it.
+#[derive(Deserialize)]
+struct RequestPath {
+    request_id: String,
+}
+
 #[derive(Deserialize)]
 struct Form {
     input_data: String,
@@ -147,13 +213,14 @@ struct Form {
 
 async fn add_note(
     State(state): State<ServiceDeskStandIn>,
-    Path(request_id): Path<String>,
+    Path(RequestPath { request_id }): Path<RequestPath>,
     headers: HeaderMap,
     body: String,
 ) -> Response {
     if let Err(response) = check_auth(&state, &headers) {
         return *response;
     }
+    let cloud = state.inner.lock().unwrap().cloud.is_some();
     let form_type = headers
         .get("content-type")
         .and_then(|value| value.to_str().ok())
@@ -162,7 +229,11 @@ async fn add_note(
         .then(|| serde_urlencoded_form(&body))
         .flatten()
         .and_then(|form| serde_json::from_str::<Value>(&form.input_data).ok())
-        .and_then(|input| input.get("note").cloned())
+        .and_then(|input| {
+            input
+                .get(if cloud { "request_note" } else { "note" })
+                .cloned()
+        })
         .filter(|note| note["description"].is_string());
     let mut inner = state.inner.lock().unwrap();
     let Some(note) = note else {
@@ -198,7 +269,7 @@ async fn add_note(
 
 async fn list_notes(
     State(state): State<ServiceDeskStandIn>,
-    Path(request_id): Path<String>,
+    Path(RequestPath { request_id }): Path<RequestPath>,
     headers: HeaderMap,
 ) -> Response {
     if let Err(response) = check_auth(&state, &headers) {
@@ -285,7 +356,7 @@ async fn list_requests(
 
 async fn show_request(
     State(state): State<ServiceDeskStandIn>,
-    Path(request_id): Path<String>,
+    Path(RequestPath { request_id }): Path<RequestPath>,
     headers: HeaderMap,
 ) -> Response {
     if let Err(response) = check_auth(&state, &headers) {
@@ -311,4 +382,33 @@ async fn show_request(
         "response_status": {"status_code": 2000, "status": "success"}
     }))
     .into_response()
+}
+
+#[derive(Deserialize)]
+struct TokenQuery {
+    refresh_token: String,
+    client_id: String,
+    client_secret: String,
+    grant_type: String,
+}
+
+/// Zoho accounts: a refresh token for an access token.
+async fn issue_token(
+    State(state): State<ServiceDeskStandIn>,
+    axum::extract::Query(query): axum::extract::Query<TokenQuery>,
+) -> Response {
+    let mut inner = state.inner.lock().unwrap();
+    let Some(cloud) = inner.cloud.as_mut() else {
+        return (StatusCode::NOT_FOUND, "not a cloud instance").into_response();
+    };
+    let valid = query.grant_type == "refresh_token"
+        && query.client_id == cloud.client_id
+        && query.client_secret == cloud.client_secret
+        && query.refresh_token == cloud.refresh_token;
+    if !valid {
+        return Json(json!({"error": "invalid_code"})).into_response();
+    }
+    let token = format!("1000.zoho-access-{}", cloud.issued.len() + 1);
+    cloud.issued.push(token.clone());
+    Json(json!({"access_token": token, "api_domain": "https://www.zohoapis.com", "token_type": "Bearer", "expires_in": 3600})).into_response()
 }

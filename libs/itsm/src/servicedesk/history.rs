@@ -6,8 +6,8 @@ use aia_events::Priority;
 use chrono::{DateTime, TimeZone, Utc};
 use serde_json::{Value, json};
 
-use super::{ACCEPT, ServiceDeskPlus, TOOL};
-use crate::{ItsmError, classify, retry_after, transport_error};
+use super::{ServiceDeskPlus, TOOL};
+use crate::ItsmError;
 
 /// One page of a list of requests.
 #[derive(Debug, Clone, PartialEq)]
@@ -86,19 +86,15 @@ impl ServiceDeskPlus {
         url: reqwest::Url,
         input_data: Option<Value>,
     ) -> Result<Value, ItsmError> {
-        let mut request = self
-            .http
-            .get(url)
-            .header("authtoken", &self.authtoken)
-            .header("Accept", ACCEPT);
-        if let Some(input_data) = input_data {
-            request = request.query(&[("input_data", input_data.to_string())]);
-        }
-        let response = request
-            .send()
-            .await
-            .map_err(|err| transport_error(TOOL, &err))?;
-        classify(TOOL, response.status(), retry_after(response.headers()))?;
+        let response = self
+            .send(|| {
+                let request = self.http.get(url.clone());
+                match &input_data {
+                    Some(input_data) => request.query(&[("input_data", input_data.to_string())]),
+                    None => request,
+                }
+            })
+            .await?;
         response.json().await.map_err(|_| ItsmError::Transient {
             reason: format!("{TOOL} sent an unreadable answer"),
             http_status: None,

@@ -1,6 +1,9 @@
-//! ServiceDesk Plus v3, on-prem: `authtoken` header, the v3 `Accept` media
-//! type, notes posted as form field `input_data` holding `{"note": {…}}`.
+//! ServiceDesk Plus v3, on-prem (`authtoken` header, notes as form field
+//! `input_data` holding `{"note": {…}}`) and Cloud (Zoho OAuth, base URL
+//! `https://sdpondemand.manageengine.com/app/{portal}`, the `request_note`
+//! wrapper), both with the v3 `Accept` media type.
 
+mod auth;
 pub mod history;
 pub mod webhook;
 
@@ -17,7 +20,7 @@ pub(crate) const ACCEPT: &str = "application/vnd.manageengine.sdp.v3+json";
 pub struct ServiceDeskPlus {
     pub(crate) http: reqwest::Client,
     pub(crate) base_url: String,
-    pub(crate) authtoken: String,
+    pub(crate) auth: auth::Auth,
 }
 
 impl std::fmt::Debug for ServiceDeskPlus {
@@ -29,8 +32,10 @@ impl std::fmt::Debug for ServiceDeskPlus {
 }
 
 #[derive(Deserialize)]
-struct Credentials {
-    authtoken: String,
+#[serde(untagged)]
+enum Credentials {
+    OnPrem { authtoken: String },
+    Cloud(auth::ZohoCredentials),
 }
 
 impl ServiceDeskPlus {
@@ -40,7 +45,11 @@ impl ServiceDeskPlus {
         credentials_json: &str,
     ) -> Result<Self, ConfigError> {
         let credentials: Credentials = serde_json::from_str(credentials_json).map_err(|_| {
-            ConfigError("ServiceDesk Plus credentials must be {\"authtoken\": \"…\"}".into())
+            ConfigError(
+                "ServiceDesk Plus credentials must be {\"authtoken\": \"…\"} (on-prem) or \
+                 {\"client_id\", \"client_secret\", \"refresh_token\", \"accounts_url\"} (Cloud)"
+                    .into(),
+            )
         })?;
         let base_url = base_url.trim_end_matches('/');
         let parsed = reqwest::Url::parse(base_url).map_err(|_| {
@@ -56,8 +65,52 @@ impl ServiceDeskPlus {
         Ok(Self {
             http,
             base_url: base_url.to_owned(),
-            authtoken: credentials.authtoken,
+            auth: match credentials {
+                Credentials::OnPrem { authtoken } => auth::Auth::AuthToken(authtoken),
+                Credentials::Cloud(zoho) => auth::Auth::Zoho(zoho),
+            },
         })
+    }
+
+    /// The JSON key notes are wrapped in: `note` on-prem, `request_note`
+    /// on Cloud.
+    fn note_wrapper(&self) -> &'static str {
+        match self.auth {
+            auth::Auth::AuthToken(_) => "note",
+            auth::Auth::Zoho(_) => "request_note",
+        }
+    }
+
+    /// Sends `build()`'s request with the v3 media type and credentials; a
+    /// Cloud access token that is refused is refreshed once.
+    pub(crate) async fn send(
+        &self,
+        build: impl Fn() -> reqwest::RequestBuilder,
+    ) -> Result<reqwest::Response, ItsmError> {
+        for attempt in 0..2 {
+            let request = build().header("Accept", ACCEPT);
+            let request = match &self.auth {
+                auth::Auth::AuthToken(token) => request.header("authtoken", token),
+                auth::Auth::Zoho(zoho) => {
+                    let token = zoho.access_token(&self.http).await?;
+                    request.header("Authorization", format!("Zoho-oauthtoken {token}"))
+                }
+            };
+            let response = request
+                .send()
+                .await
+                .map_err(|err| transport_error(TOOL, &err))?;
+            if let auth::Auth::Zoho(zoho) = &self.auth
+                && response.status() == reqwest::StatusCode::UNAUTHORIZED
+                && attempt == 0
+            {
+                zoho.forget();
+                continue;
+            }
+            classify(TOOL, response.status(), retry_after(response.headers()))?;
+            return Ok(response);
+        }
+        unreachable!("the loop returns on its second pass")
     }
 
     fn notes_url(&self, ticket: &TicketId) -> String {
@@ -78,22 +131,23 @@ impl ServiceDeskPlus {
         html: &str,
         show_to_requester: bool,
     ) -> Result<PostedNote, ItsmError> {
-        let input_data = json!({"note": {
-            "description": html,
-            "show_to_requester": show_to_requester,
-            "mark_first_response": false,
-            "add_to_linked_requests": false,
-        }});
+        let mut input_data = serde_json::Map::new();
+        input_data.insert(
+            self.note_wrapper().to_owned(),
+            json!({
+                "description": html,
+                "show_to_requester": show_to_requester,
+                "mark_first_response": false,
+                "add_to_linked_requests": false,
+            }),
+        );
+        let form = [(
+            "input_data",
+            serde_json::Value::Object(input_data).to_string(),
+        )];
         let response = self
-            .http
-            .post(self.notes_url(ticket))
-            .header("authtoken", &self.authtoken)
-            .header("Accept", ACCEPT)
-            .form(&[("input_data", input_data.to_string())])
-            .send()
-            .await
-            .map_err(|err| transport_error(TOOL, &err))?;
-        classify(TOOL, response.status(), retry_after(response.headers()))?;
+            .send(|| self.http.post(self.notes_url(ticket)).form(&form))
+            .await?;
         let body: serde_json::Value = response.json().await.unwrap_or_default();
         let note_id = body["request_note"]["id"]
             .as_str()
@@ -108,35 +162,26 @@ impl ServiceDeskPlus {
         url.path_segments_mut()
             .expect("http URL")
             .extend(["api", "v3", "requests"]);
-        let response = self
-            .http
-            .get(url)
-            .query(&[("input_data", r#"{"list_info":{"row_count":1}}"#)])
-            .header("authtoken", &self.authtoken)
-            .header("Accept", ACCEPT)
-            .send()
-            .await
-            .map_err(|err| transport_error(TOOL, &err))?;
-        classify(TOOL, response.status(), retry_after(response.headers()))
+        self.send(|| {
+            self.http
+                .get(url.clone())
+                .query(&[("input_data", r#"{"list_info":{"row_count":1}}"#)])
+        })
+        .await
+        .map(|_| ())
     }
 
     pub async fn note_texts(&self, ticket: &TicketId) -> Result<Vec<String>, ItsmError> {
-        let response = self
-            .http
-            .get(self.notes_url(ticket))
-            .header("authtoken", &self.authtoken)
-            .header("Accept", ACCEPT)
-            .send()
-            .await
-            .map_err(|err| transport_error(TOOL, &err))?;
-        classify(TOOL, response.status(), retry_after(response.headers()))?;
+        let response = self.send(|| self.http.get(self.notes_url(ticket))).await?;
         let body: serde_json::Value = response.json().await.map_err(|_| ItsmError::Transient {
             reason: format!("{TOOL} sent an unreadable list of notes"),
             http_status: None,
             retry_after: None,
         })?;
+        let wrapper = format!("{}s", self.note_wrapper());
         Ok(body["notes"]
             .as_array()
+            .or_else(|| body[&wrapper].as_array())
             .map(|notes| {
                 notes
                     .iter()

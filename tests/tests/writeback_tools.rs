@@ -256,3 +256,61 @@ async fn servicedesk_plus_cloud_notes_use_zoho_oauth_with_a_cached_refreshed_tok
         other => panic!("expected writeback.failed, got {other:?}"),
     }
 }
+
+#[tokio::test]
+async fn every_tool_fetches_a_ticket_as_text() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let jira = JiraStandIn::new("Bearer pat");
+    let jira_server = aia_standins::serve(jira.router()).await.unwrap();
+    let zendesk = ZendeskStandIn::new("Bearer zd");
+    let zendesk_server = aia_standins::serve(zendesk.router()).await.unwrap();
+    let sdp = aia_standins::servicedesk::ServiceDeskStandIn::new("t");
+    sdp.add_resolved(aia_standins::servicedesk::ResolvedRequest {
+        id: 77,
+        subject: "Printer".into(),
+        description_html: "<p>Printer <b>offline</b></p>".into(),
+        resolution_html: String::new(),
+        priority: "Low".into(),
+        resolved_ms: 1_764_000_000_000,
+    });
+    let sdp_server = aia_standins::serve(sdp.router()).await.unwrap();
+    let http = reqwest::Client::new();
+    let cases = [
+        (
+            ItsmKind::Jira,
+            jira_server.url(),
+            r#"{"bearer":"pat"}"#,
+            "SUP-5",
+            "Issue SUP-5",
+            "VPN drops",
+        ),
+        (
+            ItsmKind::Zendesk,
+            zendesk_server.url(),
+            r#"{"oauth_token":"zd"}"#,
+            "12",
+            "Ticket 12",
+            "Printer offline",
+        ),
+        (
+            ItsmKind::ServicedeskPlus,
+            sdp_server.url(),
+            r#"{"authtoken":"t"}"#,
+            "77",
+            "Printer",
+            "Printer offline",
+        ),
+    ];
+    for (kind, url, credentials, ticket, subject, description) in cases {
+        let itsm = aia_itsm::Itsm::for_tenant(http.clone(), kind, &url, credentials).unwrap();
+        let fetched = itsm
+            .fetch_ticket(&TicketId::parse(ticket).unwrap())
+            .await
+            .unwrap();
+        assert_eq!(
+            (fetched.subject.as_str(), fetched.description.as_str()),
+            (subject, description),
+            "{kind:?}"
+        );
+    }
+}

@@ -134,6 +134,26 @@ impl Zendesk {
             .unwrap_or_default())
     }
 
+    /// The ticket's subject, description and status.
+    pub async fn fetch_ticket(&self, ticket: &TicketId) -> Result<crate::TicketSummary, ItsmError> {
+        let id = Self::ticket_number(ticket)?;
+        let body = self
+            .send(
+                self.http
+                    .get(self.url(&format!("/api/v2/tickets/{id}.json"))),
+            )
+            .await?;
+        let ticket = &body["ticket"];
+        Ok(crate::TicketSummary {
+            subject: ticket["subject"].as_str().unwrap_or_default().to_owned(),
+            description: ticket["description"]
+                .as_str()
+                .unwrap_or_default()
+                .to_owned(),
+            status: ticket["status"].as_str().map(str::to_owned),
+        })
+    }
+
     pub async fn test_connection(&self) -> Result<(), ItsmError> {
         self.send(self.http.get(self.url("/api/v2/users/me.json")))
             .await

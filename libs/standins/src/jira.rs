@@ -55,6 +55,7 @@ impl JiraStandIn {
                 post(add_request_comment),
             )
             .route("/rest/api/3/myself", get(myself))
+            .route("/rest/api/3/issue/{key}", get(issue))
             .with_state(self.clone())
     }
 
@@ -167,4 +168,21 @@ async fn myself(State(state): State<JiraStandIn>, headers: HeaderMap) -> Respons
         }
         Some(response) => response,
     }
+}
+
+/// Any issue exists, with a summary and an ADF description naming its key.
+async fn issue(
+    State(state): State<JiraStandIn>,
+    Path(key): Path<String>,
+    headers: HeaderMap,
+) -> Response {
+    if let Some(response) = state.rejection(&headers) {
+        return response;
+    }
+    Json(json!({"id": "10001", "key": key, "fields": {
+        "summary": format!("Issue {key}"),
+        "description": {"type": "doc", "version": 1, "content": [{"type": "paragraph", "content": [{"type": "text", "text": "VPN drops"}]}]},
+        "status": {"name": "In Progress"}
+    }}))
+    .into_response()
 }

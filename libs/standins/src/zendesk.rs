@@ -43,7 +43,7 @@ impl ZendeskStandIn {
 
     pub fn router(&self) -> Router {
         Router::new()
-            .route("/api/v2/tickets/{id}", put(update_ticket))
+            .route("/api/v2/tickets/{id}", put(update_ticket).get(show_ticket))
             .route("/api/v2/tickets/{id}/comments.json", get(list_comments))
             .route("/api/v2/users/me.json", get(me))
             .with_state(self.clone())
@@ -132,5 +132,20 @@ async fn me(State(state): State<ZendeskStandIn>, headers: HeaderMap) -> Response
     match state.rejection(&headers) {
         None => Json(json!({"user": {"id": 1, "role": "admin"}})).into_response(),
         Some(response) => response,
+    }
+}
+
+/// Any numeric ticket exists.
+async fn show_ticket(
+    State(state): State<ZendeskStandIn>,
+    Path(raw): Path<String>,
+    headers: HeaderMap,
+) -> Response {
+    if let Some(response) = state.rejection(&headers) {
+        return response;
+    }
+    match ticket_id(&raw) {
+        Some(id) => Json(json!({"ticket": {"id": id, "subject": format!("Ticket {id}"), "description": "Printer offline", "status": "open"}})).into_response(),
+        None => (StatusCode::NOT_FOUND, Json(json!({"error": "RecordNotFound", "description": "Not found"}))).into_response(),
     }
 }

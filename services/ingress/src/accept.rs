@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use aia_events::{Event, Payload, TenantId};
 use aia_itsm::inbound::{Inbound, InboundError};
-use aia_itsm::{jira, servicedesk};
+use aia_itsm::servicedesk;
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
 use axum::http::{HeaderMap, StatusCode, header};
@@ -216,9 +216,13 @@ async fn run(
     }
 
     let inbound = match endpoint {
-        Endpoint::ServiceDesk => servicedesk::webhook::parse_ticket(&body, Utc::now()),
+        Endpoint::ServiceDesk => {
+            aia_itsm::Itsm::parse_webhook(aia_events::ItsmKind::ServicedeskPlus, &body, Utc::now())
+        }
         Endpoint::ServiceDeskResolved => servicedesk::webhook::parse_resolved(&body),
-        Endpoint::Jira => jira::webhook::parse(&body),
+        Endpoint::Jira => {
+            aia_itsm::Itsm::parse_webhook(aia_events::ItsmKind::Jira, &body, Utc::now())
+        }
     }
     .map_err(inbound_error)?;
 

@@ -164,6 +164,26 @@ impl Jira {
             .unwrap_or_default())
     }
 
+    /// The issue's summary, description (ADF or wiki markup, as text) and status.
+    pub async fn fetch_ticket(&self, ticket: &TicketId) -> Result<crate::TicketSummary, ItsmError> {
+        let body = self
+            .send(
+                self.http
+                    .get(self.url(&["rest", "api", "3", "issue", ticket.as_str()])),
+            )
+            .await?;
+        let fields = &body["fields"];
+        Ok(crate::TicketSummary {
+            subject: fields["summary"].as_str().unwrap_or_default().to_owned(),
+            description: match &fields["description"] {
+                Value::String(text) => text.clone(),
+                Value::Null => String::new(),
+                document => adf::to_text(document),
+            },
+            status: fields["status"]["name"].as_str().map(str::to_owned),
+        })
+    }
+
     pub async fn test_connection(&self) -> Result<(), ItsmError> {
         self.send(self.http.get(self.url(&["rest", "api", "3", "myself"])))
             .await

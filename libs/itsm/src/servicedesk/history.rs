@@ -203,3 +203,21 @@ mod tests {
         );
     }
 }
+
+impl ServiceDeskPlus {
+    /// One request's subject, description (as text) and status.
+    pub async fn fetch_ticket(
+        &self,
+        ticket: &aia_events::TicketId,
+    ) -> Result<crate::TicketSummary, ItsmError> {
+        let body = self
+            .get_json(self.url(&["api", "v3", "requests", ticket.as_str()]), None)
+            .await?;
+        let request = &body["request"];
+        Ok(crate::TicketSummary {
+            subject: request["subject"].as_str().unwrap_or_default().to_owned(),
+            description: html_to_text(request["description"].as_str().unwrap_or_default()),
+            status: request["status"]["name"].as_str().map(str::to_owned),
+        })
+    }
+}

@@ -189,21 +189,6 @@ impl ServiceDeskPlus {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn html_becomes_readable_text() {
-        assert_eq!(
-            html_to_text(
-                "<div>VPN drops<br>every&nbsp;hour</div><p>Fix: raise &lt;SA&gt; lifetime &amp; restart</p>"
-            ),
-            "VPN drops\nevery hour\nFix: raise <SA> lifetime & restart"
-        );
-    }
-}
-
 impl ServiceDeskPlus {
     /// One request's subject, description (as text) and status.
     pub async fn fetch_ticket(
@@ -219,5 +204,20 @@ impl ServiceDeskPlus {
             description: html_to_text(request["description"].as_str().unwrap_or_default()),
             status: request["status"]["name"].as_str().map(str::to_owned),
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn html_becomes_readable_text() {
+        assert_eq!(
+            html_to_text(
+                "<div>VPN drops<br>every&nbsp;hour</div><p>Fix: raise &lt;SA&gt; lifetime &amp; restart</p>"
+            ),
+            "VPN drops\nevery hour\nFix: raise <SA> lifetime & restart"
+        );
     }
 }

@@ -52,6 +52,9 @@ struct Cloud {
 struct Inner {
     authtoken: String,
     cloud: Option<Cloud>,
+    /// Answer an add-note request only this long after storing the note,
+    /// as a server that is slow to respond after it has written.
+    hang_after_storing: Option<std::time::Duration>,
     resolved: Vec<ResolvedRequest>,
     requests_served: u64,
     notes: BTreeMap<String, Vec<StoredNote>>,
@@ -66,6 +69,7 @@ impl ServiceDeskStandIn {
             inner: Arc::new(Mutex::new(Inner {
                 authtoken: authtoken.into(),
                 cloud: None,
+                hang_after_storing: None,
                 resolved: Vec::new(),
                 requests_served: 0,
                 notes: BTreeMap::new(),
@@ -98,6 +102,12 @@ impl ServiceDeskStandIn {
             issued: Vec::new(),
         });
         standin
+    }
+
+    /// Store each new note, then wait `delay` before answering (`None`:
+    /// answer at once).
+    pub fn hang_after_storing(&self, delay: Option<std::time::Duration>) {
+        self.inner.lock().unwrap().hang_after_storing = delay;
     }
 
     /// Access tokens issued so far (Cloud).
@@ -235,27 +245,35 @@ async fn add_note(
                 .cloned()
         })
         .filter(|note| note["description"].is_string());
-    let mut inner = state.inner.lock().unwrap();
-    let Some(note) = note else {
-        inner.rejected += 1;
-        return failure(
-            StatusCode::BAD_REQUEST,
-            4012,
-            "Value for input_data is invalid",
-        );
+    let stored = {
+        let mut inner = state.inner.lock().unwrap();
+        let Some(note) = note else {
+            inner.rejected += 1;
+            return failure(
+                StatusCode::BAD_REQUEST,
+                4012,
+                "Value for input_data is invalid",
+            );
+        };
+        inner.next_id += 1;
+        let stored = StoredNote {
+            id: inner.next_id,
+            request_id: request_id.clone(),
+            description: note["description"].as_str().unwrap_or_default().to_owned(),
+            show_to_requester: note["show_to_requester"].as_bool().unwrap_or(false),
+        };
+        inner
+            .notes
+            .entry(request_id)
+            .or_default()
+            .push(stored.clone());
+        let hang = inner.hang_after_storing;
+        (stored, hang)
     };
-    inner.next_id += 1;
-    let stored = StoredNote {
-        id: inner.next_id,
-        request_id: request_id.clone(),
-        description: note["description"].as_str().unwrap_or_default().to_owned(),
-        show_to_requester: note["show_to_requester"].as_bool().unwrap_or(false),
-    };
-    inner
-        .notes
-        .entry(request_id)
-        .or_default()
-        .push(stored.clone());
+    let (stored, hang) = stored;
+    if let Some(delay) = hang {
+        tokio::time::sleep(delay).await;
+    }
     (
         StatusCode::CREATED,
         Json(json!({

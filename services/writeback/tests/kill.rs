@@ -1,0 +1,115 @@
+//! Kill -9 the writeback process after the help desk stored the note and
+//! before the message was acked; a restarted process recognises the note on
+//! the ticket and posts no second one.
+
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use aia_events::{Event, ItsmKind, Payload, TenantId, TicketId, examples};
+use aia_standins::servicedesk::ServiceDeskStandIn;
+use aia_store::{Keyring, NewTenant, Secret, TenantSettings, tenants};
+use aia_testkit::{NatsServer, TestDatabase, eventually};
+
+fn start_writeback(nats: &str, db: &str, keys: &str) -> Child {
+    Command::new(env!("CARGO_BIN_EXE_writeback"))
+        .env_clear()
+        .env("AI_AGENTS_NATS_URL", nats)
+        .env("AI_AGENTS_DATABASE_URL", db)
+        .env("AI_AGENTS_SECRET_KEYS", keys)
+        .env("AI_AGENTS_ITSM_TIMEOUT_SECS", "60")
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start writeback")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_writeback_killed_after_posting_and_before_acking_leaves_exactly_one_note() {
+    let nats = NatsServer::start().await;
+    let db = TestDatabase::create().await;
+    let (_client, jetstream) = aia_bus::connect(&nats.url(), "test").await.unwrap();
+    aia_bus::topology::Topology::builtin()
+        .unwrap()
+        .apply(&jetstream)
+        .await
+        .unwrap();
+    // Redeliver after 2 s instead of 30 s, so the test is quick.
+    let stream = jetstream.get_stream(aia_bus::STREAM).await.unwrap();
+    let mut consumer = stream
+        .consumer_info("writeback")
+        .await
+        .unwrap()
+        .config
+        .clone();
+    consumer.ack_wait = Duration::from_secs(2);
+    consumer.backoff = vec![Duration::from_secs(2)];
+    stream.update_consumer(consumer).await.unwrap();
+
+    let sdp = ServiceDeskStandIn::new("sdp-token");
+    sdp.hang_after_storing(Some(Duration::from_secs(30)));
+    let server = aia_standins::serve(sdp.router()).await.unwrap();
+    let spec = Keyring::generate_spec("k1");
+    let keyring = Keyring::parse(&spec).unwrap();
+    let pool = aia_store::pool(&db.app_url, 1).unwrap();
+    tenants::create(
+        &mut pool.get().await.unwrap(),
+        &keyring,
+        &NewTenant {
+            tenant_id: TenantId::parse("acme-msp").unwrap(),
+            name: "Acme".into(),
+            itsm: ItsmKind::ServicedeskPlus,
+            itsm_base_url: server.url(),
+            itsm_credentials: Secret::new(r#"{"authtoken":"sdp-token"}"#),
+            webhook_secret: Secret::generate(32),
+            settings: TenantSettings::default(),
+        },
+    )
+    .await
+    .unwrap();
+
+    let mut event: Event = examples::all()
+        .into_iter()
+        .find(|event| matches!(&event.payload, Payload::EnhancementGenerated(g) if !g.degraded))
+        .unwrap();
+    event.ticket_id = TicketId::parse("SUP-77").unwrap();
+    event.event_id = uuid::Uuid::now_v7();
+    aia_bus::publish_event(&jetstream, &event, &event.event_id.to_string())
+        .await
+        .unwrap();
+
+    let mut first = start_writeback(&nats.url(), &db.app_url, &spec);
+    eventually(
+        "the help desk to store the note",
+        Duration::from_secs(30),
+        || async { (sdp.notes("SUP-77").len() == 1).then_some(()) },
+    )
+    .await;
+    // The note is stored; the answer (and so the ack) has not come. Kill -9.
+    first.kill().unwrap();
+    first.wait().unwrap();
+    sdp.hang_after_storing(None);
+
+    let mut second = start_writeback(&nats.url(), &db.app_url, &spec);
+    let admin = db.admin_client().await;
+    eventually(
+        "the redelivered run to be recorded as written back",
+        Duration::from_secs(30),
+        || async {
+            let state: String = admin
+                .query_one("select state from writeback_ledger", &[])
+                .await
+                .ok()?
+                .get(0);
+            (state == "posted").then_some(())
+        },
+    )
+    .await;
+    second.kill().unwrap();
+    second.wait().unwrap();
+    assert_eq!(
+        sdp.notes("SUP-77").len(),
+        1,
+        "the restarted writeback posted a second note"
+    );
+}

@@ -17,7 +17,7 @@ demo:
     set -euo pipefail
     trap 'scripts/stack.sh down demo' EXIT
     source "$(scripts/stack.sh up demo)"
-    RUST_LOG="${RUST_LOG:-warn}" cargo run -q -p aiagents -- demo
+    RUST_LOG="${RUST_LOG:-error}" cargo run -q -p aiagents -- demo
 
 # Formatting and lints, as CI checks them.
 lint:

@@ -1,62 +1,24 @@
 //! A technician rates a note from the links at its end; the rating is an
 //! event, projected onto the run, and counted in the tenant's statistics.
 
-use std::net::SocketAddr;
+mod pipeline_support;
+
 use std::sync::Arc;
 use std::time::Duration;
 
-use aia_events::ItsmKind;
-use aia_standins::servicedesk::ServiceDeskStandIn;
 use aia_store::Keyring;
-use aia_testkit::{NatsServer, TestDatabase, eventually};
-use aiagents::{all_in_one, dataset::Query, ops, webhook};
+use aia_testkit::eventually;
+use pipeline_support::Stack;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn links_in_the_note_record_ratings_that_reach_the_history_and_the_stats() {
-    let _ = rustls::crypto::ring::default_provider().install_default();
-    let nats = NatsServer::start().await;
-    let db = TestDatabase::create().await;
-    let sdp = ServiceDeskStandIn::new("token");
-    let sdp_server = aia_standins::serve(sdp.router()).await.unwrap();
-    ops::apply_nats(&nats.url()).await.unwrap();
-    let spec = Keyring::generate_spec("k1");
-    let keyring = Keyring::parse(&spec).unwrap();
-    let created = ops::add_tenant(
-        &db.app_url,
-        &keyring,
-        "acme",
-        "Acme",
-        ItsmKind::ServicedeskPlus,
-        &sdp_server.url(),
-        r#"{"authtoken":"token"}"#,
-    )
-    .await
-    .unwrap();
-    let running = all_in_one::start(all_in_one::Settings {
-        nats_url: nats.url(),
-        database_url: db.app_url.clone(),
-        keyring_spec: spec.clone(),
-        llm: None,
-        ingress_listen: SocketAddr::from(([127, 0, 0, 1], 0)),
-        public_url: None,
-    })
-    .await
-    .unwrap();
-    let http = reqwest::Client::new();
+    let stack = Stack::start("token", None).await;
+    let secret = stack.add_tenant("acme", "token").await;
     for ticket in ["SUP-1", "SUP-2"] {
-        let query: Query = serde_json::from_value(serde_json::json!({
-            "tenant_id": "acme", "ticket_id": ticket, "description": "Printer offline", "priority": "low"}))
-        .unwrap();
-        let (status, _) = webhook::send_servicedesk(
-            &http,
-            &running.ingress_url,
-            created.webhook_secret.expose(),
-            webhook::servicedesk_body(&query),
-        )
-        .await
-        .unwrap();
-        assert_eq!(status, 202);
+        let ticket = serde_json::json!({"tenant_id": "acme", "ticket_id": ticket, "description": "Printer offline", "priority": "low"});
+        assert_eq!(stack.send(&secret, ticket).await.0, 202);
     }
+    let (sdp, db, http, spec) = (&stack.sdp, &stack.db, &stack.http, &stack.keyring_spec);
     let link = |ticket: &'static str, rating: &'static str| {
         let sdp = sdp.clone();
         async move {
@@ -124,11 +86,14 @@ async fn links_in_the_note_record_ratings_that_reach_the_history_and_the_stats()
         row.get::<_, Option<String>>(1).as_deref(),
         Some("Right fix")
     );
-    running.stop().await.unwrap();
+    let http = http.clone();
+    let spec = spec.clone();
+    let admin_read_url = db.admin_read_url.clone();
+    let app_url = db.app_url.clone();
 
     let tenants = admin::tenant_admin(
-        &db.app_url,
-        &db.admin_read_url,
+        &app_url,
+        &admin_read_url,
         Keyring::parse(&spec).unwrap(),
         String::new(),
     )

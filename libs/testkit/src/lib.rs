@@ -211,3 +211,31 @@ where
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
+
+/// Runs a service binary with servers that cannot be reached and the given
+/// `AI_AGENTS_SECRET_KEYS` (or none), and returns its stderr; the service
+/// must exit with an error before it reaches any server.
+pub fn start_without_servers(binary: &str, secret_keys: Option<&str>) -> String {
+    let mut command = Command::new(binary);
+    command
+        .env_clear()
+        .env("AI_AGENTS_NATS_URL", "nats://127.0.0.1:1")
+        .env(
+            "AI_AGENTS_DATABASE_URL",
+            "postgres://nobody@127.0.0.1:1/none",
+        )
+        .env(
+            "AI_AGENTS_ADMIN_DATABASE_URL",
+            "postgres://nobody@127.0.0.1:1/none",
+        )
+        .env("AI_AGENTS_ADMIN_TOKEN", "a-token-long-enough-for-the-check");
+    if let Some(keys) = secret_keys {
+        command.env("AI_AGENTS_SECRET_KEYS", keys);
+    }
+    let output = command.output().expect("run the service");
+    assert!(
+        !output.status.success(),
+        "{binary} started without a usable key"
+    );
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}

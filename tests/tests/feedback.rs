@@ -86,15 +86,10 @@ async fn links_in_the_note_record_ratings_that_reach_the_history_and_the_stats()
         row.get::<_, Option<String>>(1).as_deref(),
         Some("Right fix")
     );
-    let http = http.clone();
-    let spec = spec.clone();
-    let admin_read_url = db.admin_read_url.clone();
-    let app_url = db.app_url.clone();
-
     let tenants = admin::tenant_admin(
-        &app_url,
-        &admin_read_url,
-        Keyring::parse(&spec).unwrap(),
+        &db.app_url,
+        &db.admin_read_url,
+        Keyring::parse(spec).unwrap(),
         String::new(),
     )
     .unwrap();
@@ -105,4 +100,5 @@ async fn links_in_the_note_record_ratings_that_reach_the_history_and_the_stats()
     );
     assert_eq!(stats.average_stars, Some(4.0));
     assert_eq!(stats.thumbs_up_share, Some(0.0));
+    stack.stop().await;
 }

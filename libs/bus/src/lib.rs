@@ -2,6 +2,7 @@
 //! topology of `nats/`, publishing events with deduplication and trace
 //! context, and the consumer loop every stage runs.
 
+pub mod metrics;
 pub mod publish;
 pub mod stage;
 pub mod topology;

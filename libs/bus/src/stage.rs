@@ -25,13 +25,28 @@ use tracing::Instrument;
 use crate::{JetStream, STREAM, publish_event};
 
 /// How one stage instance consumes.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct StageConfig {
     pub stage: Stage,
     /// The durable consumer, as named in `nats/consumers/`.
     pub durable: String,
     /// Messages worked on at once by this instance.
     pub concurrency: usize,
+    /// The service's metrics; the stage adds its own.
+    pub registry: aia_telemetry::metrics::SharedRegistry,
+    /// Where to serve `/metrics` (`AI_AGENTS_METRICS_ADDR`), if anywhere.
+    pub metrics_addr: Option<std::net::SocketAddr>,
+}
+
+impl std::fmt::Debug for StageConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StageConfig")
+            .field("stage", &self.stage)
+            .field("durable", &self.durable)
+            .field("concurrency", &self.concurrency)
+            .field("metrics_addr", &self.metrics_addr)
+            .finish()
+    }
 }
 
 impl StageConfig {
@@ -43,10 +58,21 @@ impl StageConfig {
             .and_then(|value| value.parse().ok())
             .filter(|n: &usize| *n > 0)
             .unwrap_or(32);
+        let metrics_addr = std::env::var("AI_AGENTS_METRICS_ADDR")
+            .ok()
+            .and_then(|raw| match raw.parse() {
+                Ok(addr) => Some(addr),
+                Err(_) => {
+                    tracing::warn!(value = %raw, "AI_AGENTS_METRICS_ADDR is not host:port; metrics are not served");
+                    None
+                }
+            });
         Self {
             stage,
             durable: stage.as_str().to_owned(),
             concurrency,
+            registry: aia_telemetry::metrics::registry(),
+            metrics_addr,
         }
     }
 }
@@ -135,12 +161,21 @@ pub async fn run_stage<H: Handler>(
         .await
         .map_err(|err| consumer_error(&err))?;
     let consumer_config = &consumer.cached_info().config;
+    let metrics = crate::metrics::StageMetrics::register(&config.registry, config.stage.as_str());
+    let metrics_server = config.metrics_addr.map(|addr| {
+        tokio::spawn(aia_telemetry::metrics::serve(
+            addr,
+            config.registry.clone(),
+            std::future::pending(),
+        ))
+    });
     let limits = Arc::new(Limits {
         max_deliver: u32::try_from(consumer_config.max_deliver)
             .ok()
             .filter(|n| *n > 0),
         progress_every: progress_interval(consumer_config.ack_wait, &consumer_config.backoff),
         stage: config.stage,
+        metrics,
     });
     let mut messages = consumer
         .stream()
@@ -172,7 +207,15 @@ pub async fn run_stage<H: Handler>(
                 let jetstream = jetstream.clone();
                 let limits = limits.clone();
                 tasks.spawn(async move {
-                    process(&*handler, &jetstream, message, &limits).await;
+                    let attempt = message.info().map(|info| info.delivered).unwrap_or(1);
+                    limits
+                        .metrics
+                        .started(u32::try_from(attempt).unwrap_or(u32::MAX));
+                    let started = std::time::Instant::now();
+                    let outcome = process(&*handler, &jetstream, message, &limits).await;
+                    limits
+                        .metrics
+                        .finished(outcome, started.elapsed().as_secs_f64());
                     drop(permit);
                 });
             }
@@ -186,6 +229,9 @@ pub async fn run_stage<H: Handler>(
     drop(messages);
     tasks.close();
     tasks.wait().await;
+    if let Some(server) = metrics_server {
+        server.abort();
+    }
     tracing::info!(stage = config.stage.as_str(), "Stage stopped");
     Ok(())
 }
@@ -194,6 +240,7 @@ struct Limits {
     max_deliver: Option<u32>,
     progress_every: Duration,
     stage: Stage,
+    metrics: crate::metrics::StageMetrics,
 }
 
 /// In-progress acks must arrive well before the redelivery timer fires,
@@ -219,7 +266,7 @@ async fn process<H: Handler>(
     jetstream: &JetStream,
     message: async_nats::jetstream::Message,
     limits: &Limits,
-) {
+) -> &'static str {
     let subject = message.subject.to_string();
     let (attempt, stream_sequence) = match message.info() {
         Ok(info) => (
@@ -252,7 +299,7 @@ async fn process<H: Handler>(
                 tracing::error!(error = %err, stream_sequence, "Undecodable event; terminating it");
                 tracing::Span::current().record("outcome", "undecodable");
                 let _ = message.ack_with(AckKind::Term).await;
-                return;
+                return "undecodable";
             }
         };
         let span = tracing::Span::current();
@@ -278,11 +325,13 @@ async fn process<H: Handler>(
                 }
             }
         };
+        let mut outcome = "done";
         let outputs = match result {
             Ok(Handled::Publish(events)) => events,
             Ok(Handled::Nothing) => vec![],
             Err(err) if delivery.is_last_attempt() => {
                 tracing::warn!(error = %err, attempt, "Last delivery failed; recording the failure");
+                outcome = "gave_up";
                 vec![handler.gave_up(&event, &err.reason, attempt)]
             }
             Err(err) => {
@@ -290,7 +339,7 @@ async fn process<H: Handler>(
                 tracing::warn!(error = %err, attempt, retry_in_ms = delay.as_millis() as u64, "Transient failure; will retry");
                 span.record("outcome", "retry");
                 let _ = message.ack_with(AckKind::Nak(Some(delay))).await;
-                return;
+                return "retry";
             }
         };
         let stage = limits.stage.as_str();
@@ -306,16 +355,17 @@ async fn process<H: Handler>(
                 tracing::warn!(error = %err, "Publishing the output failed; will retry");
                 span.record("outcome", "retry");
                 let _ = message.ack_with(AckKind::Nak(Some(retry_delay(attempt, None)))).await;
-                return;
+                return "retry";
             }
         }
-        span.record("outcome", "done");
+        span.record("outcome", outcome);
         if let Err(err) = message.double_ack().await {
             tracing::warn!(error = %err, "Ack was not confirmed; the input may be redelivered");
         }
+        outcome
     }
     .instrument(span)
-    .await;
+    .await
 }
 
 #[cfg(test)]

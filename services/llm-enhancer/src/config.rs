@@ -18,8 +18,6 @@ pub struct Config {
     /// when no LLM is configured (every note is the raw-context note).
     pub provider: Option<Provider>,
     pub prices: PriceTable,
-    /// Where to serve `/metrics` (`AI_AGENTS_METRICS_ADDR`); off when unset.
-    pub metrics_addr: Option<std::net::SocketAddr>,
 }
 
 impl Config {
@@ -41,14 +39,6 @@ impl Config {
                 }
                 None => PriceTable::default(),
             },
-            metrics_addr: optional("METRICS_ADDR")
-                .map(|raw| {
-                    raw.parse().map_err(|_| ConfigError::Invalid {
-                        name: "AI_AGENTS_METRICS_ADDR".into(),
-                        reason: format!("{raw:?} is not host:port"),
-                    })
-                })
-                .transpose()?,
         })
     }
 
@@ -65,7 +55,6 @@ impl Config {
             keyring,
             provider,
             prices: PriceTable::default(),
-            metrics_addr: None,
         }
     }
 }

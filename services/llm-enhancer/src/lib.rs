@@ -38,15 +38,8 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> anyhow::
             "AI_AGENTS_LLM_BASE_URL is not set: tenants without providers get the raw context"
         ),
     }
-    let registry = aia_telemetry::metrics::registry();
-    let metrics = metrics::LlmMetrics::register(&registry);
-    let metrics_server = config.metrics_addr.map(|addr| {
-        tokio::spawn(aia_telemetry::metrics::serve(
-            addr,
-            registry.clone(),
-            std::future::pending(),
-        ))
-    });
+    let stage = StageConfig::from_env(Stage::LlmEnhancer);
+    let metrics = metrics::LlmMetrics::register(&stage.registry);
     let handler = Arc::new(LlmEnhancer {
         db,
         keyring: config.keyring,
@@ -57,16 +50,6 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> anyhow::
         retry: Default::default(),
         metrics,
     });
-    let result = aia_bus::run_stage(
-        jetstream,
-        handler,
-        StageConfig::from_env(Stage::LlmEnhancer),
-        shutdown,
-    )
-    .await;
-    if let Some(server) = metrics_server {
-        server.abort();
-    }
-    result?;
+    aia_bus::run_stage(jetstream, handler, stage, shutdown).await?;
     Ok(())
 }

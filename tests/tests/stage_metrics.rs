@@ -1,0 +1,97 @@
+//! Every stage counts its messages by outcome, their processing time,
+//! what is in flight and redeliveries, and serves them on /metrics.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use aia_bus::StageConfig;
+use aia_events::{ItsmKind, Payload, Stage, TicketId, examples};
+use aia_standins::servicedesk::ServiceDeskStandIn;
+use aia_store::Keyring;
+use aia_testkit::{NatsServer, TestDatabase, eventually};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stage_serves_its_counts_on_metrics() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let nats = NatsServer::start().await;
+    let db = TestDatabase::create().await;
+    aiagents::ops::apply_nats(&nats.url()).await.unwrap();
+    let sdp = ServiceDeskStandIn::new("t");
+    let server = aia_standins::serve(sdp.router()).await.unwrap();
+    let keyring = Keyring::parse(&Keyring::generate_spec("k1")).unwrap();
+    aiagents::ops::add_tenant(
+        &db.app_url,
+        &keyring,
+        "acme-msp",
+        "Acme",
+        ItsmKind::ServicedeskPlus,
+        &server.url(),
+        r#"{"authtoken":"t"}"#,
+    )
+    .await
+    .unwrap();
+    let (_client, jetstream) = aia_bus::connect(&nats.url(), "test").await.unwrap();
+    let mut event = examples::all()
+        .into_iter()
+        .find(|event| matches!(&event.payload, Payload::EnhancementGenerated(g) if !g.degraded))
+        .unwrap();
+    event.ticket_id = TicketId::parse("SUP-3").unwrap();
+    aia_bus::publish_event(&jetstream, &event, "m1")
+        .await
+        .unwrap();
+
+    let free = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = free.local_addr().unwrap();
+    drop(free);
+    let mut config = StageConfig::from_env(Stage::Writeback);
+    config.metrics_addr = Some(addr);
+    let registry = config.registry.clone();
+    let handler = Arc::new(writeback::Writeback {
+        db: aia_store::pool(&db.app_url, 2).unwrap(),
+        keyring,
+        http: reqwest::Client::new(),
+        public_url: None,
+    });
+    let shutdown = tokio_util::sync::CancellationToken::new();
+    let stage = tokio::spawn(aia_bus::run_stage(
+        jetstream.clone(),
+        handler,
+        config,
+        shutdown.clone().cancelled_owned(),
+    ));
+    eventually("the note", Duration::from_secs(20), || async {
+        (!sdp.notes("SUP-3").is_empty()).then_some(())
+    })
+    .await;
+    let text = eventually("the counts", Duration::from_secs(10), || async {
+        let text = reqwest::get(format!("http://{addr}/metrics"))
+            .await
+            .ok()?
+            .text()
+            .await
+            .ok()?;
+        text.contains(r#"stage_messages_total{stage="writeback",outcome="done"} 1"#)
+            .then_some(text)
+    })
+    .await;
+    assert!(
+        text.contains(r#"stage_in_flight{stage="writeback"} 0"#),
+        "{text}"
+    );
+    assert!(
+        text.contains(r#"stage_processing_seconds_count{stage="writeback"} 1"#),
+        "{text}"
+    );
+    // Series exist before their first event.
+    let encoded = aia_telemetry::metrics::encode(&registry);
+    assert!(
+        encoded.contains(r#"stage_redeliveries_total{stage="writeback"} 0"#),
+        "{encoded}"
+    );
+    assert!(
+        encoded.contains(r#"stage_messages_total{stage="writeback",outcome="gave_up"} 0"#),
+        "{encoded}"
+    );
+    shutdown.cancel();
+    stage.await.unwrap().unwrap();
+}

@@ -107,6 +107,7 @@ async fn setup_with(budget_usd: Option<f64>, primary_url: Option<&str>) -> Setup
             max_delay: Duration::from_millis(50),
         },
         metrics: llm_enhancer::metrics::LlmMetrics::register(&registry),
+        dry_run: false,
     };
     Setup {
         registry,

@@ -8,4 +8,5 @@ pub mod demo;
 pub mod eval;
 pub mod import;
 pub mod ops;
+pub mod replay;
 pub mod webhook;

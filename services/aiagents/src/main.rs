@@ -39,6 +39,11 @@ enum Command {
         #[command(subcommand)]
         command: SecretsCommand,
     },
+    /// Debug a ticket from its events: its story, a stage re-run on recorded input, a re-drive, a range of the stream.
+    Replay {
+        #[command(subcommand)]
+        command: ReplayCommand,
+    },
     /// List and re-drive dead letters (runs that ended failed).
     DeadLetters {
         #[command(subcommand)]
@@ -83,6 +88,63 @@ enum Command {
 enum NatsCommand {
     /// Create or update the stream and consumers; report what changed.
     Apply,
+}
+
+#[derive(Subcommand)]
+enum ReplayCommand {
+    /// Every event of a ticket in order: time, type, stage, causation, attempts, trace id.
+    Story {
+        #[arg(long)]
+        tenant: String,
+        #[arg(long)]
+        ticket: String,
+        /// One JSON object per event.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Run one stage on its recorded input with today's code and configuration; publishes and writes nothing.
+    DryRun {
+        #[arg(long)]
+        tenant: String,
+        #[arg(long)]
+        ticket: String,
+        /// context-gatherer, llm-enhancer or writeback.
+        #[arg(long)]
+        stage: String,
+        /// The run (correlation id); default the latest.
+        #[arg(long)]
+        run: Option<uuid::Uuid>,
+    },
+    /// Send a ticket back into the pipeline at a stage; a second note only with --new-note.
+    Redrive {
+        #[arg(long)]
+        tenant: String,
+        #[arg(long)]
+        ticket: String,
+        #[arg(long)]
+        stage: String,
+        #[arg(long)]
+        run: Option<uuid::Uuid>,
+        /// Start a new run, so write-back posts a new note.
+        #[arg(long)]
+        new_note: bool,
+    },
+    /// A tenant's events in a range of sequence numbers or time.
+    Events {
+        #[arg(long)]
+        tenant: String,
+        /// First stream sequence.
+        #[arg(long)]
+        from_seq: Option<u64>,
+        /// Events that occurred at or after this time (RFC 3339).
+        #[arg(long)]
+        since: Option<chrono::DateTime<chrono::Utc>>,
+        /// Events that occurred before this time.
+        #[arg(long)]
+        until: Option<chrono::DateTime<chrono::Utc>>,
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[derive(Subcommand)]
@@ -271,6 +333,7 @@ async fn main() -> anyhow::Result<()> {
                 keyring.primary_key_id()
             );
         }
+        Command::Replay { command } => replay_command(command).await?,
         Command::DeadLetters { command } => {
             let admin_pool = aia_store::pool(&env("ADMIN_DATABASE_URL")?, 2)?;
             match command {
@@ -593,6 +656,116 @@ async fn tenant_command(command: TenantCommand) -> anyhow::Result<()> {
             let result = tenant_admin()?.test_connection(&id).await?;
             println!("{}", result.message);
             anyhow::ensure!(result.ok, "the connection test failed");
+        }
+    }
+    Ok(())
+}
+
+/// The tenant, checked to exist.
+async fn known_tenant(raw: &str) -> anyhow::Result<aia_events::TenantId> {
+    let tenant = aia_events::TenantId::parse(raw)?;
+    let pool = aia_store::pool(&env("DATABASE_URL")?, 1)?;
+    let exists = aia_store::tenants::settings(&mut pool.get().await?, &tenant)
+        .await?
+        .is_some();
+    anyhow::ensure!(exists, "unknown tenant {tenant}");
+    Ok(tenant)
+}
+
+fn print_lines(lines: &[aiagents::replay::StoryLine], json: bool) -> anyhow::Result<()> {
+    for line in lines {
+        if json {
+            println!("{}", serde_json::to_string(line)?);
+        } else {
+            println!(
+                "#{:<6} {}  {:<22} {:<18} {}  caused by {}  attempts {}  trace {}\n         {}",
+                line.stream_sequence,
+                line.occurred_at.format("%Y-%m-%d %H:%M:%S%.3f"),
+                line.event_type,
+                line.stage,
+                line.event_id,
+                line.causation_id
+                    .map_or_else(|| "-".into(), |id| id.to_string()),
+                line.attempts.map_or_else(|| "-".into(), |n| n.to_string()),
+                line.trace_id.as_deref().unwrap_or("-"),
+                line.summary
+            );
+        }
+    }
+    Ok(())
+}
+
+async fn replay_command(command: ReplayCommand) -> anyhow::Result<()> {
+    use aiagents::replay;
+    let (_client, jetstream) = aia_bus::connect(&env("NATS_URL")?, "aiagents-replay").await?;
+    match command {
+        ReplayCommand::Story {
+            tenant,
+            ticket,
+            json,
+        } => {
+            let tenant = known_tenant(&tenant).await?;
+            let lines =
+                replay::story(&jetstream, &tenant, &aia_events::TicketId::parse(&ticket)?).await?;
+            print_lines(&lines, json)?;
+        }
+        ReplayCommand::DryRun {
+            tenant,
+            ticket,
+            stage,
+            run,
+        } => {
+            let stage = replay::parse_stage(&stage)?;
+            let tenant = known_tenant(&tenant).await?;
+            let lines =
+                replay::story(&jetstream, &tenant, &aia_events::TicketId::parse(&ticket)?).await?;
+            let (input, recorded) = replay::input_and_output(&lines, stage, run)?;
+            print!(
+                "{}",
+                replay::dry_run(stage, &input, recorded.as_ref()).await?
+            );
+        }
+        ReplayCommand::Redrive {
+            tenant,
+            ticket,
+            stage,
+            run,
+            new_note,
+        } => {
+            let stage = replay::parse_stage(&stage)?;
+            let tenant = known_tenant(&tenant).await?;
+            let lines =
+                replay::story(&jetstream, &tenant, &aia_events::TicketId::parse(&ticket)?).await?;
+            let (input, _) = replay::input_and_output(&lines, stage, run)?;
+            let event_id = replay::redrive(&jetstream, &input, new_note).await?;
+            println!(
+                "re-drove {} at {} as event {event_id}{}",
+                input.ticket_id,
+                stage.as_str(),
+                if new_note { " in a new run" } else { "" }
+            );
+        }
+        ReplayCommand::Events {
+            tenant,
+            from_seq,
+            since,
+            until,
+            json,
+        } => {
+            let tenant = known_tenant(&tenant).await?;
+            if let (Some(since), Some(until)) = (since, until) {
+                anyhow::ensure!(
+                    since < until,
+                    "the range is empty: --since is not before --until"
+                );
+            }
+            let filter = aia_events::subject::filter_for_tenant(
+                aia_events::subject::DEFAULT_PREFIX,
+                &tenant,
+            );
+            let lines = replay::read(&jetstream, &filter, from_seq, since, until).await?;
+            anyhow::ensure!(!lines.is_empty(), "no events of {tenant} in that range");
+            print_lines(&lines, json)?;
         }
     }
     Ok(())

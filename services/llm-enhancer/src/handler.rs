@@ -29,6 +29,9 @@ pub struct LlmEnhancer {
     pub prices: PriceTable,
     pub retry: RetryPolicy,
     pub metrics: crate::metrics::LlmMetrics,
+    /// Replaying for an operator: record nothing (no budget alert is
+    /// registered as sent).
+    pub dry_run: bool,
 }
 
 fn transient(err: StoreError) -> HandlerError {
@@ -115,6 +118,7 @@ impl Handler for LlmEnhancer {
                 generated.budget_exceeded = true;
             }
             if spent >= budget_usd * settings.llm_budget_alert_ratio
+                && !self.dry_run
                 && budget::first_alert(&mut client, &event.tenant_id, period_days)
                     .await
                     .map_err(transient)?

@@ -49,6 +49,7 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> anyhow::
         prices: config.prices,
         retry: Default::default(),
         metrics,
+        dry_run: false,
     });
     aia_bus::run_stage(jetstream, handler, stage, shutdown).await?;
     Ok(())

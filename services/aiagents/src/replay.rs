@@ -1,0 +1,393 @@
+//! Debugging a ticket from its events: its story in order, one stage run
+//! again on its recorded input with today's code (publishing and writing
+//! nothing), a re-drive into the pipeline, and a range of the stream — all
+//! through temporary consumers that leave the stages' durable consumers as
+//! they are.
+
+use std::time::Duration;
+
+use aia_bus::{JetStream, STREAM};
+use aia_events::{Event, Payload, Stage, TenantId, TicketId, subject};
+use anyhow::Context as _;
+use async_nats::jetstream::consumer::{DeliverPolicy, pull};
+use chrono::{DateTime, Utc};
+use futures::StreamExt;
+use serde::Serialize;
+use uuid::Uuid;
+
+/// One event as the story shows it.
+#[derive(Debug, Clone, Serialize)]
+pub struct StoryLine {
+    pub stream_sequence: u64,
+    pub occurred_at: DateTime<Utc>,
+    pub event_type: String,
+    /// The stage that published it.
+    pub stage: &'static str,
+    pub event_id: Uuid,
+    pub causation_id: Option<Uuid>,
+    pub correlation_id: Uuid,
+    /// The stage's own count of tries, where the event records one.
+    pub attempts: Option<u32>,
+    pub trace_id: Option<String>,
+    pub summary: String,
+    #[serde(skip)]
+    pub event: Event,
+}
+
+/// The stage that publishes an event type.
+pub fn producer(event_type: &str) -> &'static str {
+    match event_type {
+        "ticket.received" | "ticket.resolved" | "enhancement.rated" => "ingress",
+        "context.gathered" => "context-gatherer",
+        "enhancement.generated" | "budget.threshold_reached" => "llm-enhancer",
+        "writeback.completed" | "writeback.failed" => "writeback",
+        "enhancement.failed" => "context-gatherer or llm-enhancer",
+        _ => "unknown",
+    }
+}
+
+fn summary(event: &Event) -> String {
+    match &event.payload {
+        Payload::TicketReceived(p) => format!(
+            "{:?} via {}: {:?}",
+            p.change,
+            p.source.as_str(),
+            p.subject.as_deref().unwrap_or("")
+        ),
+        Payload::TicketResolved(p) => format!("resolved: {}", p.subject),
+        Payload::ContextGathered(p) => {
+            let sources: Vec<String> = p
+                .sources
+                .iter()
+                .map(|s| format!("{:?}={:?}", s.source, s.status))
+                .collect();
+            format!(
+                "{} similar ({}), {} articles, {} systems; {}",
+                p.similar_tickets.len(),
+                p.similar_tickets
+                    .iter()
+                    .map(|t| t.ticket_id.to_string())
+                    .collect::<Vec<_>>()
+                    .join(", "),
+                p.knowledge_articles.len(),
+                p.systems.len(),
+                sources.join(" ")
+            )
+        }
+        Payload::EnhancementGenerated(p) => format!(
+            "note by {} ({} words){}",
+            p.model.as_deref().unwrap_or("raw context"),
+            p.note_markdown.split_whitespace().count(),
+            p.degraded_reason
+                .as_deref()
+                .map(|r| format!(", degraded: {r}"))
+                .unwrap_or_default()
+        ),
+        Payload::EnhancementFailed(p) => format!("{} failed: {}", p.stage.as_str(), p.reason),
+        Payload::WritebackCompleted(p) => format!(
+            "note {} on {}{}",
+            p.note_id.as_deref().unwrap_or("-"),
+            p.itsm.as_str(),
+            if p.already_present {
+                " (found already present)"
+            } else {
+                ""
+            }
+        ),
+        Payload::WritebackFailed(p) => format!("write-back failed: {}", p.reason),
+        Payload::EnhancementRated(p) => {
+            format!("rated: stars {:?}, thumbs up {:?}", p.stars, p.thumbs_up)
+        }
+        Payload::BudgetThresholdReached(p) => format!(
+            "budget alert: {:.2} of {:.2} USD",
+            p.spent_usd, p.budget_usd
+        ),
+    }
+}
+
+fn attempts(event: &Event) -> Option<u32> {
+    match &event.payload {
+        Payload::EnhancementGenerated(p) => Some(p.attempts),
+        Payload::EnhancementFailed(p) => Some(p.attempts),
+        Payload::WritebackCompleted(p) => Some(p.attempts),
+        Payload::WritebackFailed(p) => Some(p.attempts),
+        _ => None,
+    }
+}
+
+/// Reads the events matching `filter`, in stream order, optionally from a
+/// sequence or a time, up to what the stream held when the read began.
+pub async fn read(
+    jetstream: &JetStream,
+    filter: &str,
+    from_sequence: Option<u64>,
+    since: Option<DateTime<Utc>>,
+    until: Option<DateTime<Utc>>,
+) -> anyhow::Result<Vec<StoryLine>> {
+    let mut stream = jetstream
+        .get_stream(STREAM)
+        .await
+        .context("stream TICKETS")?;
+    let last = stream.info().await?.state.last_sequence;
+    let deliver_policy = match (from_sequence, since) {
+        (Some(sequence), _) => DeliverPolicy::ByStartSequence {
+            start_sequence: sequence.max(1),
+        },
+        (None, Some(since)) => DeliverPolicy::ByStartTime {
+            start_time: time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(
+                since.timestamp_nanos_opt().unwrap_or(0),
+            ))
+            .context("start time")?,
+        },
+        (None, None) => DeliverPolicy::All,
+    };
+    let consumer = stream
+        .create_consumer(pull::OrderedConfig {
+            filter_subject: filter.to_owned(),
+            deliver_policy,
+            ..Default::default()
+        })
+        .await
+        .context("creating a temporary consumer")?;
+    let mut lines = Vec::new();
+    if consumer.cached_info().num_pending == 0 {
+        return Ok(lines);
+    }
+    let mut messages = consumer.messages().await?;
+    while let Ok(Some(message)) =
+        tokio::time::timeout(Duration::from_secs(5), messages.next()).await
+    {
+        let message = message?;
+        let info = message.info().map_err(|err| anyhow::anyhow!("{err}"))?;
+        let (sequence, pending) = (info.stream_sequence, info.pending);
+        if sequence > last {
+            break;
+        }
+        if let Ok(event) = Event::from_json(&message.payload)
+            && until.is_none_or(|until| event.occurred_at < until)
+        {
+            let trace_id = message
+                .headers
+                .as_ref()
+                .and_then(|headers| headers.get("traceparent"))
+                .and_then(|value| aia_telemetry::trace_id_of(value.as_str()).map(str::to_owned));
+            lines.push(StoryLine {
+                stream_sequence: sequence,
+                occurred_at: event.occurred_at,
+                event_type: event.event_type().to_owned(),
+                stage: producer(event.event_type()),
+                event_id: event.event_id,
+                causation_id: event.causation_id,
+                correlation_id: event.correlation_id,
+                attempts: attempts(&event),
+                trace_id,
+                summary: summary(&event),
+                event,
+            });
+        }
+        if pending == 0 || sequence >= last {
+            break;
+        }
+    }
+    Ok(lines)
+}
+
+/// Every event of one ticket, in order.
+pub async fn story(
+    jetstream: &JetStream,
+    tenant: &TenantId,
+    ticket: &TicketId,
+) -> anyhow::Result<Vec<StoryLine>> {
+    let filter = subject::filter_for_ticket(subject::DEFAULT_PREFIX, tenant, ticket);
+    let lines = read(jetstream, &filter, None, None, None).await?;
+    anyhow::ensure!(
+        !lines.is_empty(),
+        "no events for ticket {ticket} of tenant {tenant}"
+    );
+    Ok(lines)
+}
+
+/// Which event a stage consumes.
+pub fn input_type(stage: Stage) -> anyhow::Result<&'static str> {
+    Ok(match stage {
+        Stage::ContextGatherer => "ticket.received",
+        Stage::LlmEnhancer => "context.gathered",
+        Stage::Writeback => "enhancement.generated",
+        other => anyhow::bail!("{} does not run on a single input event", other.as_str()),
+    })
+}
+
+pub fn parse_stage(raw: &str) -> anyhow::Result<Stage> {
+    Ok(match raw {
+        "context-gatherer" => Stage::ContextGatherer,
+        "llm-enhancer" => Stage::LlmEnhancer,
+        "writeback" => Stage::Writeback,
+        other => anyhow::bail!(
+            "unknown stage {other:?}: choose context-gatherer, llm-enhancer or writeback"
+        ),
+    })
+}
+
+/// The stage's recorded input for the ticket (the latest run, or `run`), and
+/// what the stage recorded as its output for it.
+pub fn input_and_output(
+    lines: &[StoryLine],
+    stage: Stage,
+    run: Option<Uuid>,
+) -> anyhow::Result<(Event, Option<Event>)> {
+    let wanted = input_type(stage)?;
+    let input = lines
+        .iter()
+        .rev()
+        .find(|line| line.event_type == wanted && run.is_none_or(|run| line.correlation_id == run))
+        .map(|line| line.event.clone())
+        .with_context(|| {
+            format!(
+                "the ticket has no {wanted} event{}",
+                run.map(|r| format!(" in run {r}")).unwrap_or_default()
+            )
+        })?;
+    let output = lines
+        .iter()
+        .find(|line| line.causation_id == Some(input.event_id))
+        .map(|line| line.event.clone());
+    Ok((input, output))
+}
+
+/// Publishes a copy of `input` for its stage to handle again. With
+/// `new_run`, the copy starts a run of its own (so write-back posts a new
+/// note); otherwise it stays in the original run, where write-back's
+/// exactly-once rule posts nothing twice.
+pub async fn redrive(jetstream: &JetStream, input: &Event, new_run: bool) -> anyhow::Result<Uuid> {
+    let event_id = Uuid::now_v7();
+    let copy = Event {
+        event_id,
+        occurred_at: Utc::now(),
+        causation_id: Some(input.event_id),
+        correlation_id: if new_run {
+            event_id
+        } else {
+            input.correlation_id
+        },
+        ..input.clone()
+    };
+    aia_bus::publish_event(
+        jetstream,
+        &copy,
+        &format!("replay:{}:{event_id}", input.event_id),
+    )
+    .await?;
+    Ok(event_id)
+}
+
+/// What a stage makes of its recorded input with today's code and
+/// configuration, beside what it recorded then. Publishes and writes
+/// nothing: the stage's handler runs directly (no consumer, no publish), the
+/// LLM stage records no budget alert, and write-back only renders.
+pub async fn dry_run(
+    stage: Stage,
+    input: &Event,
+    recorded: Option<&Event>,
+) -> anyhow::Result<String> {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let env = |name: &str| aia_config::required(name).map_err(anyhow::Error::from);
+    let keyring = || aia_store::Keyring::from_env().map_err(anyhow::Error::from);
+    let delivery = aia_bus::Delivery {
+        attempt: 1,
+        max_deliver: None,
+        stream_sequence: 0,
+    };
+    let mut out = String::new();
+    match stage {
+        Stage::ContextGatherer => {
+            let config = context_gatherer::Config::new(
+                env("NATS_URL").unwrap_or_default(),
+                env("DATABASE_URL")?,
+                keyring()?,
+            );
+            let handler = context_gatherer::ContextGatherer {
+                db: aia_store::pool(&config.database_url, 4)?,
+                keyring: config.keyring,
+                http: reqwest::Client::new(),
+                knowledge_cache: Default::default(),
+                source_timeout: config.source_timeout,
+                budget: config.budget,
+                monitoring_timeout: config.monitoring_timeout,
+                max_similar_tickets: config.max_similar_tickets,
+            };
+            let now =
+                only_output(aia_bus::Handler::handle(&handler, input.clone(), delivery).await)?;
+            out.push_str(&format!(
+                "recorded: {}\n",
+                recorded.map(summary).unwrap_or_else(|| "(nothing)".into())
+            ));
+            out.push_str(&format!("now:      {}\n", summary(&now)));
+        }
+        Stage::LlmEnhancer => {
+            let handler = llm_enhancer::LlmEnhancer {
+                db: aia_store::pool(&env("DATABASE_URL")?, 4)?,
+                keyring: keyring()?,
+                http: reqwest::Client::new(),
+                chain: Default::default(),
+                default_provider: llm_enhancer::provider_from_env()?,
+                prices: Default::default(),
+                retry: Default::default(),
+                metrics: llm_enhancer::metrics::LlmMetrics::register(
+                    &aia_telemetry::metrics::registry(),
+                ),
+                dry_run: true,
+            };
+            let now =
+                only_output(aia_bus::Handler::handle(&handler, input.clone(), delivery).await)?;
+            let note = |event: &Event| match &event.payload {
+                Payload::EnhancementGenerated(generated) => generated.note_markdown.clone(),
+                _ => summary(event),
+            };
+            out.push_str(&format!(
+                "--- recorded note ---\n{}\n",
+                recorded.map(note).unwrap_or_else(|| "(nothing)".into())
+            ));
+            out.push_str(&format!("--- note now ---\n{}\n", note(&now)));
+        }
+        Stage::Writeback => {
+            let Payload::EnhancementGenerated(generated) = &input.payload else {
+                anyhow::bail!("the write-back input is not an enhancement");
+            };
+            let pool = aia_store::pool(&env("DATABASE_URL")?, 1)?;
+            let tenant =
+                aia_store::tenants::get(&mut pool.get().await?, &keyring()?, &input.tenant_id)
+                    .await?
+                    .with_context(|| format!("tenant {} does not exist", input.tenant_id))?;
+            let rendered = match tenant.itsm {
+                aia_events::ItsmKind::Jira => serde_json::to_string_pretty(
+                    &aia_itsm::render_adf::adf(&generated.note_markdown),
+                )?,
+                _ => aia_itsm::render::html(&generated.note_markdown),
+            };
+            out.push_str(&format!(
+                "recorded: {}\n",
+                recorded.map(summary).unwrap_or_else(|| "(nothing)".into())
+            ));
+            out.push_str(&format!(
+                "would post to {} ticket {} ({}):\n{rendered}\n",
+                tenant.itsm.as_str(),
+                input.ticket_id,
+                if tenant.settings.note_visible_to_requester {
+                    "visible to the requester"
+                } else {
+                    "internal"
+                }
+            ));
+        }
+        other => anyhow::bail!("{} cannot be dry-run", other.as_str()),
+    }
+    Ok(out)
+}
+
+fn only_output(handled: Result<aia_bus::Handled, aia_bus::HandlerError>) -> anyhow::Result<Event> {
+    match handled {
+        Ok(aia_bus::Handled::Publish(mut events)) if !events.is_empty() => Ok(events.remove(0)),
+        Ok(_) => anyhow::bail!("the stage produced nothing for this input"),
+        Err(err) => anyhow::bail!("the stage would retry: {err}"),
+    }
+}

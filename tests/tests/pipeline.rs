@@ -341,6 +341,10 @@ async fn signed_webhook_becomes_one_note_with_one_trace_across_every_stage() {
         logged.contains("\"tenant_id\":\"acme\""),
         "logs lack tenant fields"
     );
+    assert!(
+        logged.contains(&format!("\"trace_id\":\"{}\"", trace_ids[0])),
+        "log lines of the run must carry its trace id"
+    );
     for secret in [
         AUTHTOKEN,
         secrets["acme"].expose(),

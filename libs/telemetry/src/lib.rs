@@ -133,6 +133,17 @@ pub fn set_parent_from(span: &tracing::Span, headers: Option<&HeaderMap>) {
     }
 }
 
+/// Records `span`'s OpenTelemetry trace and span ids in its `trace_id` and
+/// `span_id` fields, so every log line inside it carries them.
+pub fn record_trace_ids(span: &tracing::Span) {
+    let context = span.context();
+    let span_context = context.span().span_context().clone();
+    if span_context.is_valid() {
+        span.record("trace_id", span_context.trace_id().to_string());
+        span.record("span_id", span_context.span_id().to_string());
+    }
+}
+
 /// The trace id of the current span, hex-encoded, for logs and answers.
 pub fn current_trace_id() -> Option<String> {
     let context = tracing::Span::current().context();

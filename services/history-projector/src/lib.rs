@@ -97,8 +97,11 @@ async fn project_one(
         ticket_id = tracing::field::Empty,
         correlation_id = tracing::field::Empty,
         event_id = tracing::field::Empty,
+        trace_id = tracing::field::Empty,
+        span_id = tracing::field::Empty,
     );
     aia_telemetry::set_parent_from(&span, message.headers.as_ref());
+    aia_telemetry::record_trace_ids(&span);
     async {
         let event = match Event::from_json(&message.payload) {
             Ok(event) => event,

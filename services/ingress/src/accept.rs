@@ -65,7 +65,10 @@ pub async fn accept(
         tenant_id = tracing::field::Empty,
         ticket_id = tracing::field::Empty,
         event_id = tracing::field::Empty,
+        trace_id = tracing::field::Empty,
+        span_id = tracing::field::Empty,
     );
+    aia_telemetry::record_trace_ids(&span);
     let mut tenant_label = "unknown".to_owned();
     let result = run(
         state,

@@ -464,3 +464,43 @@ fn the_openapi_document_describes_every_route() {
         ["enum"];
     assert!(codes.as_array().unwrap().len() >= 10);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shutting_down_finishes_the_requests_in_flight() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let ingress = Ingress::start().await;
+    let config = ingress::Config::new(
+        ingress.nats.url(),
+        ingress.db.app_url.clone(),
+        aia_store::Keyring::parse(&ingress.keyring.export_spec()).unwrap(),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(ingress::serve(config, listener, async move {
+        let _ = stopped.await;
+    }));
+
+    // A request whose body is still arriving when the shutdown comes.
+    let body = serde_json::to_vec(&ticket("acme", "IN-FLIGHT")).unwrap();
+    let head = format!(
+        "POST /webhook/servicedesk HTTP/1.1\r\nhost: {addr}\r\ncontent-type: application/json\r\n\
+         x-servicedesk-signature: {}\r\ncontent-length: {}\r\nconnection: close\r\n\r\n",
+        ingress.sign(&body),
+        body.len()
+    );
+    let mut socket = tokio::net::TcpStream::connect(addr).await.unwrap();
+    socket.write_all(head.as_bytes()).await.unwrap();
+    socket.write_all(&body[..10]).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    stop.send(()).unwrap();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    socket.write_all(&body[10..]).await.unwrap();
+    let mut answer = String::new();
+    socket.read_to_string(&mut answer).await.unwrap();
+    assert!(answer.starts_with("HTTP/1.1 202"), "{answer}");
+    server.await.unwrap().unwrap();
+    assert_eq!(ingress.stored().await, 1);
+    // Once drained, the server is gone.
+    assert!(tokio::net::TcpStream::connect(addr).await.is_err());
+}

@@ -23,16 +23,122 @@ pub struct TelemetryGuard {
     provider: SdkTracerProvider,
 }
 
-impl Drop for TelemetryGuard {
-    fn drop(&mut self) {
+impl TelemetryGuard {
+    /// Exports every finished span now.
+    pub fn flush(&self) {
         let _ = self.provider.force_flush();
     }
 }
 
+impl Drop for TelemetryGuard {
+    fn drop(&mut self) {
+        let _ = self.provider.force_flush();
+        let _ = self.provider.shutdown();
+    }
+}
+
 /// Installs JSON logging and tracing for `service_name`. Spans are given ids
-/// and propagated; they are exported only where an exporter is configured.
+/// and propagated always; they are exported over OTLP when
+/// `OTEL_EXPORTER_OTLP_ENDPOINT` (or `OTEL_EXPORTER_OTLP_TRACES_ENDPOINT`)
+/// is set, with `OTEL_EXPORTER_OTLP_PROTOCOL` `grpc` (the default) or
+/// `http/protobuf`. `OTEL_SERVICE_NAME`, `OTEL_RESOURCE_ATTRIBUTES` and
+/// `OTEL_TRACES_SAMPLER`/`_ARG` are honoured. Must run inside a Tokio
+/// runtime when exporting.
 pub fn init(service_name: &'static str) -> TelemetryGuard {
-    install(service_name, SdkTracerProvider::builder().build())
+    init_with_otlp(service_name, OtlpConfig::from_env())
+}
+
+/// Where spans are exported.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OtlpConfig {
+    /// The collector; for `http/protobuf` the full URL of the traces path.
+    pub endpoint: Option<String>,
+    /// `grpc` or `http/protobuf`.
+    pub protocol: String,
+}
+
+impl OtlpConfig {
+    /// From the standard `OTEL_EXPORTER_OTLP_*` variables; no endpoint means
+    /// no export.
+    pub fn from_env() -> Option<Self> {
+        let var = |name: &str| std::env::var(name).ok().filter(|value| !value.is_empty());
+        let traces_endpoint = var("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT");
+        let endpoint = var("OTEL_EXPORTER_OTLP_ENDPOINT");
+        if traces_endpoint.is_none() && endpoint.is_none() {
+            return None;
+        }
+        let protocol = var("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL")
+            .or_else(|| var("OTEL_EXPORTER_OTLP_PROTOCOL"))
+            .unwrap_or_else(|| "grpc".into());
+        // The exporter reads the variables itself and appends /v1/traces to
+        // the general endpoint over HTTP; only a traces endpoint is final.
+        Some(Self {
+            endpoint: traces_endpoint,
+            protocol,
+        })
+    }
+}
+
+/// [`init`] with the export given rather than read from the environment.
+pub fn init_with_otlp(service_name: &'static str, otlp: Option<OtlpConfig>) -> TelemetryGuard {
+    // The OTLP HTTP client is a reqwest client, built without a default TLS
+    // backend in this workspace (it uses ring); telemetry starts before
+    // anything else, so it installs the provider.
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let mut builder = SdkTracerProvider::builder().with_resource(resource(service_name));
+    match otlp.map(|config| otlp_exporter(&config)).transpose() {
+        Ok(Some(exporter)) => {
+            let processor = opentelemetry_sdk::trace::span_processor_with_async_runtime::BatchSpanProcessor::builder(
+                exporter,
+                opentelemetry_sdk::runtime::Tokio,
+            )
+            .build();
+            builder = builder.with_span_processor(processor);
+        }
+        Ok(None) => {}
+        Err(err) => eprintln!("OpenTelemetry export is off: {err}"),
+    }
+    install(service_name, builder.build())
+}
+
+/// The service's resource: `OTEL_SERVICE_NAME` when set, else the
+/// service's own name, plus `OTEL_RESOURCE_ATTRIBUTES`.
+fn resource(service_name: &'static str) -> opentelemetry_sdk::Resource {
+    let builder = opentelemetry_sdk::Resource::builder();
+    if std::env::var("OTEL_SERVICE_NAME").is_ok_and(|name| !name.is_empty()) {
+        builder.build()
+    } else {
+        builder.with_service_name(service_name).build()
+    }
+}
+
+/// The OTLP exporter for `config`.
+fn otlp_exporter(config: &OtlpConfig) -> Result<opentelemetry_otlp::SpanExporter, String> {
+    use opentelemetry_otlp::WithExportConfig as _;
+    let exporter = match config.protocol.as_str() {
+        "grpc" => {
+            let builder = opentelemetry_otlp::SpanExporter::builder().with_tonic();
+            match &config.endpoint {
+                Some(endpoint) => builder.with_endpoint(endpoint).build(),
+                None => builder.build(),
+            }
+        }
+        "http/protobuf" => {
+            let builder = opentelemetry_otlp::SpanExporter::builder()
+                .with_http()
+                .with_protocol(opentelemetry_otlp::Protocol::HttpBinary);
+            match &config.endpoint {
+                Some(endpoint) => builder.with_endpoint(endpoint).build(),
+                None => builder.build(),
+            }
+        }
+        other => {
+            return Err(format!(
+                "OTEL_EXPORTER_OTLP_PROTOCOL {other:?} is not grpc or http/protobuf"
+            ));
+        }
+    };
+    exporter.map_err(|err| err.to_string())
 }
 
 /// Like [`init`], with every finished span also handed to `exporter`

@@ -1,5 +1,6 @@
 //! A signed ServiceDesk Plus webhook travels the whole pipeline on real
-//! NATS JetStream and PostgreSQL, and one trace covers every stage.
+//! NATS JetStream and PostgreSQL, and one trace covers every stage — as a
+//! collector receives it over OTLP.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -9,13 +10,11 @@ use aia_events::{Event, ItsmKind};
 use aia_standins::llm::LlmStandIn;
 use aia_standins::servicedesk::ServiceDeskStandIn;
 use aia_store::Keyring;
-use aia_testkit::{NatsServer, TestDatabase, eventually};
+use aia_testkit::{NatsServer, OtlpReceiver, ReceivedSpan, TestDatabase, eventually};
 use aiagents::dataset::{Query, Resolved};
 use aiagents::{all_in_one, dataset, ops, webhook};
 use async_nats::jetstream::consumer::{AckPolicy, DeliverPolicy, pull};
 use futures::StreamExt;
-use opentelemetry::trace::{SpanId, TraceId};
-use opentelemetry_sdk::trace::{InMemorySpanExporter, SpanData};
 
 const AUTHTOKEN: &str = "sdp-token-acme";
 
@@ -71,19 +70,18 @@ async fn events_of(
     events
 }
 
-fn attribute(span: &SpanData, key: &str) -> Option<String> {
-    span.attributes
-        .iter()
-        .find(|kv| kv.key.as_str() == key)
-        .map(|kv| kv.value.to_string())
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn signed_webhook_becomes_one_note_with_one_trace_across_every_stage() {
-    let exporter = InMemorySpanExporter::default();
+    let collector = OtlpReceiver::start().await;
     let logs = LogBuffer::default();
-    let _telemetry =
-        aia_telemetry::init_with_exporter_and_logs("e2e", exporter.clone(), logs.clone());
+    let telemetry = aia_telemetry::init_with_otlp_and_logs(
+        "e2e",
+        aia_telemetry::OtlpConfig {
+            endpoint: Some(collector.traces_url().to_owned()),
+            protocol: "http/protobuf".into(),
+        },
+        logs.clone(),
+    );
     let _ = rustls::crypto::ring::default_provider().install_default();
 
     let nats = NatsServer::start().await;
@@ -280,11 +278,13 @@ async fn signed_webhook_becomes_one_note_with_one_trace_across_every_stage() {
     }
 
     running.stop().await.unwrap();
-    let spans = exporter.get_finished_spans().unwrap();
-    let trace_id = TraceId::from_hex(trace_ids[0]).unwrap();
-    let in_trace: Vec<&SpanData> = spans
+    tokio::task::spawn_blocking(move || telemetry.flush())
+        .await
+        .unwrap();
+    let spans = collector.spans();
+    let in_trace: Vec<&ReceivedSpan> = spans
         .iter()
-        .filter(|span| span.span_context.trace_id() == trace_id)
+        .filter(|span| span.trace_id == trace_ids[0])
         .collect();
     assert!(
         in_trace
@@ -292,10 +292,10 @@ async fn signed_webhook_becomes_one_note_with_one_trace_across_every_stage() {
             .any(|span| span.name == "POST /webhook/servicedesk"),
         "the trace starts at the webhook's server span"
     );
-    let send_spans: Vec<SpanId> = in_trace
+    let send_spans: Vec<&str> = in_trace
         .iter()
         .filter(|span| span.name.starts_with("send "))
-        .map(|span| span.span_context.span_id())
+        .map(|span| span.span_id.as_str())
         .collect();
     for stage in [
         "context-gatherer",
@@ -303,11 +303,10 @@ async fn signed_webhook_becomes_one_note_with_one_trace_across_every_stage() {
         "writeback",
         "history-projector",
     ] {
-        let process: Vec<&&SpanData> = in_trace
+        let process: Vec<&&ReceivedSpan> = in_trace
             .iter()
             .filter(|span| {
-                span.name.starts_with("process ")
-                    && attribute(span, "stage").as_deref() == Some(stage)
+                span.name.starts_with("process ") && span.attribute("stage") == Some(stage)
             })
             .collect();
         assert!(
@@ -316,16 +315,25 @@ async fn signed_webhook_becomes_one_note_with_one_trace_across_every_stage() {
         );
         for span in process {
             assert!(
-                send_spans.contains(&span.parent_span_id),
+                send_spans.contains(&span.parent_span_id.as_str()),
                 "{stage}'s span is not a child of a publish"
             );
+            assert_eq!(span.attribute("messaging.system"), Some("nats"));
         }
     }
+    let llm_call = in_trace
+        .iter()
+        .find(|span| span.attribute("gen_ai.request.model").is_some())
+        .expect("the LLM call is a GenAI client span in the trace");
+    assert_eq!(
+        llm_call.attribute("gen_ai.request.model"),
+        Some("gpt-4o-mini")
+    );
+    assert!(llm_call.attribute("gen_ai.usage.input_tokens").is_some());
     let leaked = spans
         .iter()
         .flat_map(|span| span.attributes.iter())
-        .any(|kv| {
-            let value = kv.value.to_string();
+        .any(|(_, value)| {
             value.contains("VPN drops every hour")
                 || value.contains(AUTHTOKEN)
                 || value.contains(secrets["acme"].expose())

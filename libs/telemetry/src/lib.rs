@@ -12,7 +12,7 @@ use async_nats::HeaderMap;
 use opentelemetry::propagation::{Extractor, Injector, TextMapPropagator};
 use opentelemetry::trace::{TraceContextExt, TracerProvider as _};
 use opentelemetry_sdk::propagation::TraceContextPropagator;
-use opentelemetry_sdk::trace::{SdkTracerProvider, SpanExporter};
+use opentelemetry_sdk::trace::SdkTracerProvider;
 use tracing_opentelemetry::OpenTelemetrySpanExt;
 use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;
@@ -81,6 +81,29 @@ impl OtlpConfig {
 
 /// [`init`] with the export given rather than read from the environment.
 pub fn init_with_otlp(service_name: &'static str, otlp: Option<OtlpConfig>) -> TelemetryGuard {
+    install(service_name, otlp_provider(service_name, otlp))
+}
+
+/// [`init_with_otlp`] with the log lines written to `logs` instead of
+/// stderr, so tests can read what was logged beside what was exported.
+pub fn init_with_otlp_and_logs<W>(
+    service_name: &'static str,
+    otlp: OtlpConfig,
+    logs: W,
+) -> TelemetryGuard
+where
+    W: for<'a> tracing_subscriber::fmt::MakeWriter<'a> + Send + Sync + 'static,
+{
+    install_with_logs(
+        service_name,
+        otlp_provider(service_name, Some(otlp)),
+        logs,
+        "debug",
+    )
+}
+
+/// A tracer provider exporting to `otlp` in batches, or exporting nothing.
+fn otlp_provider(service_name: &'static str, otlp: Option<OtlpConfig>) -> SdkTracerProvider {
     // The OTLP HTTP client is a reqwest client, built without a default TLS
     // backend in this workspace (it uses ring); telemetry starts before
     // anything else, so it installs the provider.
@@ -98,7 +121,7 @@ pub fn init_with_otlp(service_name: &'static str, otlp: Option<OtlpConfig>) -> T
         Ok(None) => {}
         Err(err) => eprintln!("OpenTelemetry export is off: {err}"),
     }
-    install(service_name, builder.build())
+    builder.build()
 }
 
 /// The service's resource: `OTEL_SERVICE_NAME` when set, else the
@@ -141,42 +164,6 @@ fn otlp_exporter(config: &OtlpConfig) -> Result<opentelemetry_otlp::SpanExporter
     exporter.map_err(|err| err.to_string())
 }
 
-/// Like [`init`], with every finished span also handed to `exporter`
-/// synchronously. Tests use this with an in-memory exporter.
-pub fn init_with_exporter(
-    service_name: &'static str,
-    exporter: impl SpanExporter + 'static,
-) -> TelemetryGuard {
-    install(
-        service_name,
-        SdkTracerProvider::builder()
-            .with_simple_exporter(exporter)
-            .build(),
-    )
-}
-
-/// Like [`init_with_exporter`], with the log lines written to `logs` instead
-/// of stderr, so tests can read what was logged.
-pub fn init_with_exporter_and_logs<W>(
-    service_name: &'static str,
-    exporter: impl SpanExporter + 'static,
-    logs: W,
-) -> TelemetryGuard
-where
-    W: for<'a> tracing_subscriber::fmt::MakeWriter<'a> + Send + Sync + 'static,
-{
-    let provider = SdkTracerProvider::builder()
-        .with_simple_exporter(exporter)
-        .build();
-    let tracer = provider.tracer(service_name);
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("debug"));
-    let _ = tracing_subscriber::registry()
-        .with(tracing_opentelemetry::layer().with_tracer(tracer))
-        .with(json_logs(logs).with_filter(filter))
-        .try_init();
-    TelemetryGuard { provider }
-}
-
 fn json_logs<S, W>(writer: W) -> impl Layer<S>
 where
     S: tracing::Subscriber + for<'a> tracing_subscriber::registry::LookupSpan<'a>,
@@ -191,14 +178,26 @@ where
 }
 
 fn install(service_name: &'static str, provider: SdkTracerProvider) -> TelemetryGuard {
+    install_with_logs(service_name, provider, std::io::stderr, "info")
+}
+
+fn install_with_logs<W>(
+    service_name: &'static str,
+    provider: SdkTracerProvider,
+    logs: W,
+    default_filter: &str,
+) -> TelemetryGuard
+where
+    W: for<'a> tracing_subscriber::fmt::MakeWriter<'a> + Send + Sync + 'static,
+{
     let tracer = provider.tracer(service_name);
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
-    let logs = json_logs(std::io::stderr).with_filter(filter);
+    let filter =
+        EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default_filter));
     // `try_init` so that tests which start several services in one process
     // share the first subscriber instead of panicking.
     let _ = tracing_subscriber::registry()
         .with(tracing_opentelemetry::layer().with_tracer(tracer))
-        .with(logs)
+        .with(json_logs(logs).with_filter(filter))
         .try_init();
     TelemetryGuard { provider }
 }

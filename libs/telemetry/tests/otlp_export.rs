@@ -1,40 +1,13 @@
-//! Spans leave the process over OTLP/HTTP in the collector's wire format.
-//!
-//! A local receiver plays the OpenTelemetry Collector: it decodes
-//! `ExportTraceServiceRequest` protobufs posted to `/v1/traces`, exactly what
-//! a real collector (or Tempo, or Jaeger) accepts on port 4318.
-
-use std::sync::{Arc, Mutex};
-
-use axum::body::Bytes;
-use axum::extract::State;
-use axum::routing::post;
-use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
-use opentelemetry_proto::tonic::common::v1::any_value::Value;
-use prost::Message as _;
-
-type Received = Arc<Mutex<Vec<ExportTraceServiceRequest>>>;
-
-async fn collector(State(received): State<Received>, body: Bytes) -> &'static str {
-    let request = ExportTraceServiceRequest::decode(body).expect("a valid OTLP protobuf body");
-    received.lock().unwrap().push(request);
-    ""
-}
+//! Spans leave the process over OTLP/HTTP in the collector's wire format,
+//! to a local receiver that decodes the real protobuf.
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn spans_are_exported_to_an_otlp_http_collector_with_parent_links() {
-    let received = Received::default();
-    let app = axum::Router::new()
-        .route("/v1/traces", post(collector))
-        .with_state(received.clone());
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(async move { axum::serve(listener, app).await });
-
+    let collector = aia_testkit::OtlpReceiver::start().await;
     let guard = aia_telemetry::init_with_otlp(
         "otlp-test-service",
         Some(aia_telemetry::OtlpConfig {
-            endpoint: Some(format!("http://{addr}/v1/traces")),
+            endpoint: Some(collector.traces_url().to_owned()),
             protocol: "http/protobuf".into(),
         }),
     );
@@ -56,33 +29,7 @@ async fn spans_are_exported_to_an_otlp_http_collector_with_parent_links() {
         .await
         .unwrap();
 
-    let requests = received.lock().unwrap().clone();
-    let resource_spans: Vec<_> = requests
-        .iter()
-        .flat_map(|r| r.resource_spans.iter())
-        .collect();
-    assert!(
-        !resource_spans.is_empty(),
-        "the collector received no spans"
-    );
-    let service_names: Vec<String> = resource_spans
-        .iter()
-        .flat_map(|rs| rs.resource.iter().flat_map(|r| r.attributes.iter()))
-        .filter(|kv| kv.key == "service.name")
-        .filter_map(|kv| match kv.value.as_ref()?.value.as_ref()? {
-            Value::StringValue(name) => Some(name.clone()),
-            _ => None,
-        })
-        .collect();
-    assert!(
-        service_names.iter().all(|name| name == "otlp-test-service") && !service_names.is_empty(),
-        "resource service.name was {service_names:?}"
-    );
-
-    let spans: Vec<_> = resource_spans
-        .iter()
-        .flat_map(|rs| rs.scope_spans.iter().flat_map(|ss| ss.spans.iter()))
-        .collect();
+    let spans = collector.spans();
     let send = spans
         .iter()
         .find(|span| span.name == "publish ticket.received")
@@ -91,10 +38,11 @@ async fn spans_are_exported_to_an_otlp_http_collector_with_parent_links() {
         .iter()
         .find(|span| span.name == "process ticket.received")
         .expect("the process span was exported");
+    assert_eq!(send.service_name, "otlp-test-service");
     assert_eq!(process.trace_id, send.trace_id, "one trace across the hop");
     assert_eq!(
         process.parent_span_id, send.span_id,
         "process is the child of send"
     );
-    assert_eq!(send.trace_id.len(), 16);
+    assert_eq!(send.trace_id.len(), 32);
 }

@@ -6,6 +6,9 @@
 //! which `just test` runs). Nothing binds a fixed port, so tests run in
 //! parallel under `cargo nextest`.
 
+mod otlp;
+pub use otlp::{OtlpReceiver, ReceivedSpan};
+
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};

@@ -1,5 +1,6 @@
 //! Every stage counts its messages by outcome, their processing time,
-//! what is in flight and redeliveries, and serves them on /metrics.
+//! what is in flight, redeliveries, worker slots and consumer lag, and
+//! serves them on /metrics.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -82,6 +83,14 @@ async fn a_stage_serves_its_counts_on_metrics() {
         text.contains(r#"stage_processing_seconds_count{stage="writeback"} 1"#),
         "{text}"
     );
+    assert!(
+        text.contains(r#"stage_workers{stage="writeback"} "#),
+        "{text}"
+    );
+    assert!(
+        text.contains(r#"stage_consumer_pending{stage="writeback"}"#),
+        "{text}"
+    );
     // Series exist before their first event.
     let encoded = aia_telemetry::metrics::encode(&registry);
     assert!(
@@ -94,4 +103,52 @@ async fn a_stage_serves_its_counts_on_metrics() {
     );
     shutdown.cancel();
     stage.await.unwrap().unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stages_consumer_lag_is_read_from_jetstream() {
+    let nats = NatsServer::start().await;
+    aiagents::ops::apply_nats(&nats.url()).await.unwrap();
+    let (_client, jetstream) = aia_bus::connect(&nats.url(), "test").await.unwrap();
+    let template = examples::all()
+        .into_iter()
+        .find(|event| matches!(&event.payload, Payload::EnhancementGenerated(_)))
+        .unwrap();
+    for n in 0..3 {
+        let mut event = template.clone();
+        event.event_id = uuid::Uuid::now_v7();
+        event.ticket_id = TicketId::parse(&format!("SUP-{n}")).unwrap();
+        aia_bus::publish_event(&jetstream, &event, &event.event_id.to_string())
+            .await
+            .unwrap();
+    }
+    // Nothing consumes: the writeback consumer is three behind, the
+    // context-gatherer's (which does not take enhancements) none.
+    let registry = aia_telemetry::metrics::registry();
+    let stream = jetstream.get_stream(aia_bus::STREAM).await.unwrap();
+    let mut watchers = Vec::new();
+    for stage in ["writeback", "context-gatherer"] {
+        let consumer = stream.get_consumer(stage).await.unwrap();
+        watchers.push(
+            aia_bus::metrics::ConsumerLag::register(&registry, stage)
+                .watch(consumer, Duration::from_millis(100)),
+        );
+    }
+    let text = eventually("the lag", Duration::from_secs(10), || async {
+        let text = aia_telemetry::metrics::encode(&registry);
+        text.contains(r#"stage_consumer_pending{stage="writeback"} 3"#)
+            .then_some(text)
+    })
+    .await;
+    assert!(
+        text.contains(r#"stage_consumer_pending{stage="context-gatherer"} 0"#),
+        "{text}"
+    );
+    assert!(
+        text.contains(r#"stage_consumer_ack_pending{stage="writeback"} 0"#),
+        "{text}"
+    );
+    for watcher in watchers {
+        watcher.abort();
+    }
 }

@@ -24,6 +24,9 @@ use tracing::Instrument;
 
 use crate::{JetStream, STREAM, publish_event};
 
+/// How often a stage reads its consumer's lag from JetStream.
+pub const LAG_EVERY: Duration = Duration::from_secs(5);
+
 /// How one stage instance consumes.
 #[derive(Clone)]
 pub struct StageConfig {
@@ -162,6 +165,9 @@ pub async fn run_stage<H: Handler>(
         .map_err(|err| consumer_error(&err))?;
     let consumer_config = &consumer.cached_info().config;
     let metrics = crate::metrics::StageMetrics::register(&config.registry, config.stage.as_str());
+    metrics.set_workers(config.concurrency);
+    let lag = crate::metrics::ConsumerLag::register(&config.registry, config.stage.as_str())
+        .watch(consumer.clone(), LAG_EVERY);
     let metrics_server = config.metrics_addr.map(|addr| {
         tokio::spawn(aia_telemetry::metrics::serve(
             addr,
@@ -229,6 +235,7 @@ pub async fn run_stage<H: Handler>(
     drop(messages);
     tasks.close();
     tasks.wait().await;
+    lag.abort();
     if let Some(server) = metrics_server {
         server.abort();
     }

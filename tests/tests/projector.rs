@@ -62,12 +62,22 @@ async fn a_run_is_projected_once_with_per_stage_latencies_and_daily_counters() {
     let db = TestDatabase::create().await;
     let mut client = client(&db).await;
     let events = run_events("SUP-1");
+    let mut effects = Vec::new();
     for (idx, event) in events.iter().enumerate() {
-        assert_eq!(
-            apply(&mut client, event, idx as u64 + 1).await.unwrap(),
-            Applied::Applied
-        );
+        match apply(&mut client, event, idx as u64 + 1).await.unwrap() {
+            Applied::Applied(effect) => effects.push(effect),
+            Applied::AlreadyApplied => panic!("event {idx} was taken for a redelivery"),
+        }
     }
+    // What the metrics count: one received run, then one completed run whose
+    // webhook-to-note time is the 3 s between ticket.received and the note.
+    assert_eq!(effects[0].counters.received, 1);
+    let last = effects.last().unwrap();
+    assert_eq!(
+        (last.counters.completed, last.counters.processing_ms_total),
+        (1, 3000)
+    );
+    assert!(effects.iter().all(|effect| !effect.ticket_stored));
     // Redelivery of anything at or below the checkpoint changes nothing.
     for (idx, event) in events.iter().enumerate() {
         assert_eq!(

@@ -61,15 +61,7 @@ impl StageConfig {
             .and_then(|value| value.parse().ok())
             .filter(|n: &usize| *n > 0)
             .unwrap_or(32);
-        let metrics_addr = std::env::var("AI_AGENTS_METRICS_ADDR")
-            .ok()
-            .and_then(|raw| match raw.parse() {
-                Ok(addr) => Some(addr),
-                Err(_) => {
-                    tracing::warn!(value = %raw, "AI_AGENTS_METRICS_ADDR is not host:port; metrics are not served");
-                    None
-                }
-            });
+        let metrics_addr = aia_telemetry::metrics::addr_from_env();
         Self {
             stage,
             durable: stage.as_str().to_owned(),

@@ -53,3 +53,81 @@ pub async fn serve(
         .with_graceful_shutdown(shutdown)
         .await
 }
+
+/// `AI_AGENTS_METRICS_ADDR` as an address; unset or unparsable means no
+/// metrics server (the latter is logged).
+pub fn addr_from_env() -> Option<SocketAddr> {
+    let raw = std::env::var("AI_AGENTS_METRICS_ADDR").ok()?;
+    match raw.parse() {
+        Ok(addr) => Some(addr),
+        Err(_) => {
+            tracing::warn!(value = %raw, "AI_AGENTS_METRICS_ADDR is not host:port; metrics are not served");
+            None
+        }
+    }
+}
+
+/// The value a series gets for its `tenant_id` label. A deployment of many
+/// MSPs must not grow Prometheus without bound: the first `max` tenants a
+/// process sees keep their own series, every later one shares
+/// [`TenantLabel::OVERFLOW`]. `AI_AGENTS_METRICS_MAX_TENANTS` sets `max`
+/// (default 500).
+#[derive(Clone, Debug)]
+pub struct TenantLabel {
+    max: usize,
+    seen: Arc<Mutex<std::collections::HashSet<String>>>,
+}
+
+impl TenantLabel {
+    /// The label of tenants past the cap.
+    pub const OVERFLOW: &'static str = "_other";
+
+    pub fn new(max: usize) -> Self {
+        Self {
+            max,
+            seen: Arc::default(),
+        }
+    }
+
+    pub fn from_env() -> Self {
+        let max = std::env::var("AI_AGENTS_METRICS_MAX_TENANTS")
+            .ok()
+            .and_then(|raw| raw.parse().ok())
+            .unwrap_or(500);
+        Self::new(max)
+    }
+
+    /// `tenant`, or [`Self::OVERFLOW`] once the cap is reached by others.
+    pub fn of(&self, tenant: &str) -> String {
+        let mut seen = self.seen.lock().expect("tenant label lock");
+        if seen.contains(tenant) {
+            return tenant.to_owned();
+        }
+        if seen.len() < self.max {
+            seen.insert(tenant.to_owned());
+            return tenant.to_owned();
+        }
+        Self::OVERFLOW.to_owned()
+    }
+}
+
+impl Default for TenantLabel {
+    fn default() -> Self {
+        Self::from_env()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::TenantLabel;
+
+    #[test]
+    fn tenants_past_the_cap_share_one_label_and_earlier_ones_keep_theirs() {
+        let labels = TenantLabel::new(2);
+        assert_eq!(labels.of("acme"), "acme");
+        assert_eq!(labels.of("globex"), "globex");
+        assert_eq!(labels.of("initech"), TenantLabel::OVERFLOW);
+        assert_eq!(labels.of("acme"), "acme");
+        assert_eq!(labels.of("umbrella"), TenantLabel::OVERFLOW);
+    }
+}

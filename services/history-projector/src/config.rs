@@ -13,6 +13,8 @@ pub struct Config {
     pub retention: Duration,
     /// How often the purge runs (default hourly).
     pub retention_every: Duration,
+    /// Where to serve `/metrics` (`AI_AGENTS_METRICS_ADDR`), if anywhere.
+    pub metrics_addr: Option<std::net::SocketAddr>,
 }
 
 impl Config {
@@ -22,6 +24,7 @@ impl Config {
             database_url: required("DATABASE_URL")?,
             retention: Duration::from_secs(86_400 * parsed::<u64>("RETENTION_DAYS", 90)?),
             retention_every: Duration::from_secs(parsed("RETENTION_INTERVAL_SECS", 3600)?),
+            metrics_addr: aia_telemetry::metrics::addr_from_env(),
         })
     }
 
@@ -32,6 +35,7 @@ impl Config {
             database_url,
             retention: Duration::from_secs(86_400 * 90),
             retention_every: Duration::from_secs(3600),
+            metrics_addr: None,
         }
     }
 }

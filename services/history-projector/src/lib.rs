@@ -7,6 +7,7 @@
 //! checkpoint past it.
 
 mod config;
+pub mod metrics;
 pub mod model;
 pub mod projection;
 pub mod rebuild;
@@ -42,6 +43,20 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> anyhow::
         .map_err(|err| {
             anyhow::anyhow!("consumer history-projector (run `aiagents nats apply`): {err}")
         })?;
+    let registry = aia_telemetry::metrics::registry();
+    let metrics = metrics::ProjectorMetrics::register(
+        &registry,
+        aia_telemetry::metrics::TenantLabel::from_env(),
+    );
+    let lag = aia_bus::metrics::ConsumerLag::register(&registry, Stage::HistoryProjector.as_str())
+        .watch(consumer.clone(), aia_bus::stage::LAG_EVERY);
+    let metrics_server = config.metrics_addr.map(|addr| {
+        tokio::spawn(aia_telemetry::metrics::serve(
+            addr,
+            registry.clone(),
+            std::future::pending(),
+        ))
+    });
     let mut messages = consumer
         .stream()
         .max_messages_per_batch(256)
@@ -61,7 +76,7 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> anyhow::
             message = messages.next() => message,
         };
         match message {
-            Some(Ok(message)) => project_one(&db, message, &mut shutdown).await,
+            Some(Ok(message)) => project_one(&db, &metrics, message, &mut shutdown).await,
             Some(Err(err)) => {
                 tracing::warn!(error = %err, "Pulling events failed; retrying");
                 tokio::time::sleep(Duration::from_millis(200)).await;
@@ -70,12 +85,17 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> anyhow::
         }
     }
     retention.abort();
+    lag.abort();
+    if let Some(server) = metrics_server {
+        server.abort();
+    }
     tracing::info!("History projector stopped");
     Ok(())
 }
 
 async fn project_one(
     db: &Pool,
+    metrics: &metrics::ProjectorMetrics,
     message: async_nats::jetstream::Message,
     shutdown: &mut (impl Future<Output = ()> + Unpin),
 ) {
@@ -126,6 +146,9 @@ async fn project_one(
             match result {
                 Ok(applied) => {
                     tracing::debug!(?applied, sequence, "Projected event");
+                    if let projection::Applied::Applied(effect) = &applied {
+                        metrics.record(event.tenant_id.as_str(), effect);
+                    }
                     break;
                 }
                 Err(err) if err.is_transient() => {

@@ -9,16 +9,26 @@
 use aia_events::{Event, Payload};
 use aia_store::{Client, StoreError, Transaction, tenant_transaction};
 
-use crate::model::{RunRow, TicketRow};
+use crate::model::{Counters, RunRow, TicketRow};
 use crate::rows::{self, Tables};
 
 /// The checkpoint row of this projection.
 pub const PROJECTION: &str = "history";
 
-#[derive(Debug, PartialEq, Eq)]
+#[derive(Debug, PartialEq)]
 pub enum Applied {
-    Applied,
+    Applied(Effect),
     AlreadyApplied,
+}
+
+/// What applying one event changed, for the projector's metrics.
+#[derive(Debug, Default, PartialEq)]
+pub struct Effect {
+    /// A resolved ticket entered (or was updated in) the history corpus.
+    pub ticket_stored: bool,
+    /// What the event added to its run's day: a received, completed or
+    /// failed run, and for a completed one its webhook-to-note time.
+    pub counters: Counters,
 }
 
 pub async fn apply(
@@ -45,14 +55,14 @@ pub async fn apply(
     if sequence <= checkpoint {
         return Ok(Applied::AlreadyApplied);
     }
-    project(&tx, rows::LIVE, event).await?;
+    let effect = project(&tx, rows::LIVE, event).await?;
     tx.execute(
         "update projection_checkpoints set stream_sequence = $2, updated_at = now() where projection = $1",
         &[&PROJECTION, &sequence],
     )
     .await?;
     tx.commit().await?;
-    Ok(Applied::Applied)
+    Ok(Applied::Applied(effect))
 }
 
 /// Applies one event to the live tables (or, during a rebuild's catch-up,
@@ -61,7 +71,7 @@ pub async fn project(
     tx: &Transaction<'_>,
     tables: Tables<'_>,
     event: &Event,
-) -> Result<(), StoreError> {
+) -> Result<Effect, StoreError> {
     project_with(tx, tables, event).await
 }
 
@@ -70,17 +80,21 @@ pub async fn project_with(
     tx: &tokio_postgres::Transaction<'_>,
     tables: Tables<'_>,
     event: &Event,
-) -> Result<(), StoreError> {
+) -> Result<Effect, StoreError> {
     if let Some(ticket) = TicketRow::from_event(event) {
-        return rows::upsert_ticket(tx, tables, &ticket).await;
+        rows::upsert_ticket(tx, tables, &ticket).await?;
+        return Ok(Effect {
+            ticket_stored: true,
+            ..Effect::default()
+        });
     }
     if !crate::model::concerns_a_run(&event.payload) {
-        return Ok(());
+        return Ok(Effect::default());
     }
     let tenant = event.tenant_id.as_str();
     let existing = rows::load_run(tx, tables, tenant, event.correlation_id).await?;
     if existing.is_none() && matches!(event.payload, Payload::EnhancementRated(_)) {
-        return Ok(()); // a rating for a run we do not have
+        return Ok(Effect::default()); // a rating for a run we do not have
     }
     let mut row = existing.unwrap_or_else(|| RunRow::new(event));
     let counters = row.apply(event).unwrap_or_default();
@@ -88,5 +102,8 @@ pub async fn project_with(
     if !counters.is_zero() {
         rows::add_counters(tx, tables, tenant, row.day(event), &counters).await?;
     }
-    Ok(())
+    Ok(Effect {
+        ticket_stored: false,
+        counters,
+    })
 }

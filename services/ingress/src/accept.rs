@@ -153,7 +153,7 @@ async fn run(
             "unknown tenant",
         ));
     };
-    *tenant_label = tenant_id.to_string();
+    *tenant_label = state.metrics.tenant.of(tenant_id.as_str());
 
     let now = Instant::now();
     let verified = auth::verify(
@@ -170,7 +170,7 @@ async fn run(
                 .metrics
                 .signature_failures
                 .get_or_create(&TenantLabels {
-                    tenant_id: tenant_id.to_string(),
+                    tenant_id: state.metrics.tenant.of(tenant_id.as_str()),
                 })
                 .inc();
             if let Err(wait) = state.limits.failures.record(
@@ -208,7 +208,7 @@ async fn run(
             .metrics
             .rate_limited
             .get_or_create(&TenantEndpointLabels {
-                tenant_id: tenant_id.to_string(),
+                tenant_id: state.metrics.tenant.of(tenant_id.as_str()),
                 endpoint: endpoint.key().to_owned(),
             })
             .inc();

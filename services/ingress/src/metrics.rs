@@ -30,6 +30,8 @@ pub struct Metrics {
     pub signature_failures: Family<TenantLabels, Counter>,
     pub rate_limited: Family<TenantEndpointLabels, Counter>,
     pub publish_seconds: Histogram,
+    /// The capped `tenant_id` label values.
+    pub tenant: aia_telemetry::metrics::TenantLabel,
 }
 
 impl Default for Metrics {
@@ -65,6 +67,7 @@ impl Default for Metrics {
             signature_failures,
             rate_limited,
             publish_seconds,
+            tenant: aia_telemetry::metrics::TenantLabel::from_env(),
         }
     }
 }

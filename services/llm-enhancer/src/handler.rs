@@ -181,7 +181,7 @@ impl Handler for LlmEnhancer {
                         completion.tokens_out,
                     );
                     let labels = crate::metrics::ModelLabels {
-                        tenant_id: event.tenant_id.to_string(),
+                        tenant_id: self.metrics.tenant.of(event.tenant_id.as_str()),
                         model: completion.model.clone(),
                     };
                     self.metrics
@@ -228,7 +228,7 @@ impl Handler for LlmEnhancer {
         }
         generated.latency_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
         let tenant_label = crate::metrics::TenantLabels {
-            tenant_id: event.tenant_id.to_string(),
+            tenant_id: self.metrics.tenant.of(event.tenant_id.as_str()),
         };
         let outcome = match (generated.budget_exceeded, generated.degraded) {
             (true, _) => {

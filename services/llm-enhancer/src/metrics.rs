@@ -30,6 +30,8 @@ pub struct LlmMetrics {
     pub notes: Family<OutcomeLabels, Counter>,
     pub budget_alerts: Family<TenantLabels, Counter>,
     pub budget_exceeded: Family<TenantLabels, Counter>,
+    /// The capped `tenant_id` label values.
+    pub tenant: aia_telemetry::metrics::TenantLabel,
 }
 
 impl LlmMetrics {

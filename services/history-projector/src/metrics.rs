@@ -1,0 +1,171 @@
+//! The projector's metrics: the original's enhancement series, counted once
+//! per run as the read model records it (so redelivered or replayed events,
+//! which the checkpoint skips, are never counted twice), plus the lag of its
+//! consumer.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use aia_telemetry::metrics::{SharedRegistry, TenantLabel};
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::Histogram;
+
+use crate::projection::Effect;
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct TenantStatusLabels {
+    pub tenant_id: String,
+    /// `received`, `completed`, `failed` or `failed_budget`.
+    pub status: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct TenantLabels {
+    pub tenant_id: String,
+}
+
+/// Webhook → note seconds: the original's buckets stretched to the 120 s
+/// alert threshold and beyond.
+const DURATION_BUCKETS: [f64; 14] = [
+    0.25, 0.5, 1.0, 2.0, 3.0, 5.0, 7.5, 10.0, 15.0, 30.0, 60.0, 120.0, 300.0, 600.0,
+];
+
+#[derive(Clone)]
+pub struct ProjectorMetrics {
+    requests: Family<TenantStatusLabels, Counter>,
+    duration: Histogram,
+    success_rate: Family<TenantLabels, Gauge<f64, std::sync::atomic::AtomicU64>>,
+    history_stored: Family<TenantLabels, Counter>,
+    /// Finished runs per tenant label since start: (completed, failed).
+    finished: Arc<Mutex<HashMap<String, (u64, u64)>>>,
+    tenant: TenantLabel,
+}
+
+impl ProjectorMetrics {
+    pub fn register(registry: &SharedRegistry, tenant: TenantLabel) -> Self {
+        let metrics = Self {
+            requests: Family::default(),
+            duration: Histogram::new(DURATION_BUCKETS),
+            success_rate: Family::default(),
+            history_stored: Family::default(),
+            finished: Arc::default(),
+            tenant,
+        };
+        let mut registry = registry.lock().expect("registry lock");
+        registry.register(
+            "enhancement_requests",
+            "Ticket runs by tenant and status (received, completed, failed, failed_budget)",
+            metrics.requests.clone(),
+        );
+        registry.register(
+            "enhancement_duration_seconds",
+            "End to end: webhook accepted to note written back",
+            metrics.duration.clone(),
+        );
+        registry.register(
+            "enhancement_success_rate",
+            "Completed share of the runs this projector saw finish since it started, by tenant",
+            metrics.success_rate.clone(),
+        );
+        registry.register(
+            "ticket_history_stored",
+            "Resolved tickets stored in the history corpus, by tenant",
+            metrics.history_stored.clone(),
+        );
+        metrics
+    }
+
+    /// Counts what applying one event of `tenant` changed.
+    pub fn record(&self, tenant: &str, effect: &Effect) {
+        let tenant_id = self.tenant.of(tenant);
+        if effect.ticket_stored {
+            self.history_stored
+                .get_or_create(&TenantLabels {
+                    tenant_id: tenant_id.clone(),
+                })
+                .inc();
+        }
+        let counters = &effect.counters;
+        for (status, count) in [
+            ("received", counters.received),
+            ("completed", counters.completed),
+            ("failed", counters.failed),
+            ("failed_budget", counters.failed_budget),
+        ] {
+            if count > 0 {
+                self.requests
+                    .get_or_create(&TenantStatusLabels {
+                        tenant_id: tenant_id.clone(),
+                        status: status.to_owned(),
+                    })
+                    .inc_by(count.unsigned_abs());
+            }
+        }
+        if counters.completed > 0 {
+            #[allow(clippy::cast_precision_loss)] // milliseconds well below 2^52
+            self.duration
+                .observe(counters.processing_ms_total as f64 / 1000.0);
+        }
+        if counters.completed + counters.failed > 0 {
+            let mut finished = self.finished.lock().expect("finished lock");
+            let (completed, failed) = finished.entry(tenant_id.clone()).or_default();
+            *completed += counters.completed.unsigned_abs();
+            *failed += counters.failed.unsigned_abs();
+            #[allow(clippy::cast_precision_loss)] // counts well below 2^52
+            let rate = *completed as f64 / (*completed + *failed) as f64;
+            self.success_rate
+                .get_or_create(&TenantLabels { tenant_id })
+                .set(rate);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::Counters;
+
+    fn run(completed: i64, failed: i64, ms: i64) -> Effect {
+        Effect {
+            ticket_stored: false,
+            counters: Counters {
+                completed,
+                failed,
+                processing_ms_total: ms,
+                ..Counters::default()
+            },
+        }
+    }
+
+    #[test]
+    fn runs_are_counted_by_status_with_their_latency_and_success_rate() {
+        let registry = aia_telemetry::metrics::registry();
+        let metrics = ProjectorMetrics::register(&registry, TenantLabel::new(10));
+        metrics.record("acme", &run(1, 0, 4_000));
+        metrics.record("acme", &run(1, 0, 130_000));
+        metrics.record("acme", &run(0, 1, 0));
+        metrics.record("acme", &run(1, 0, 1_000));
+        metrics.record(
+            "acme",
+            &Effect {
+                ticket_stored: true,
+                ..Effect::default()
+            },
+        );
+        let text = aia_telemetry::metrics::encode(&registry);
+        for line in [
+            r#"enhancement_requests_total{tenant_id="acme",status="completed"} 3"#,
+            r#"enhancement_requests_total{tenant_id="acme",status="failed"} 1"#,
+            r#"enhancement_success_rate{tenant_id="acme"} 0.75"#,
+            r#"ticket_history_stored_total{tenant_id="acme"} 1"#,
+            "enhancement_duration_seconds_count 3",
+            "enhancement_duration_seconds_sum 135.0",
+            r#"enhancement_duration_seconds_bucket{le="120.0"} 2"#,
+        ] {
+            assert!(text.contains(line), "missing {line} in\n{text}");
+        }
+    }
+}

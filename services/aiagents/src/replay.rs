@@ -314,6 +314,7 @@ pub async fn dry_run(
                 budget: config.budget,
                 monitoring_timeout: config.monitoring_timeout,
                 max_similar_tickets: config.max_similar_tickets,
+                metrics: Default::default(),
             };
             let now =
                 only_output(aia_bus::Handler::handle(&handler, input.clone(), delivery).await)?;

@@ -29,6 +29,8 @@ pub struct ContextGatherer {
     pub budget: Duration,
     pub monitoring_timeout: Duration,
     pub max_similar_tickets: i64,
+    /// Source outcomes and latencies.
+    pub metrics: crate::metrics::SourceMetrics,
 }
 
 fn transient(err: StoreError) -> HandlerError {
@@ -150,6 +152,14 @@ impl Handler for ContextGatherer {
             (systems, inventory_report, findings, monitoring_report),
         ) = tokio::join!(similar, knowledge, systems_and_monitoring);
 
+        for report in [
+            &similar_report,
+            &knowledge_report,
+            &inventory_report,
+            &monitoring_report,
+        ] {
+            self.metrics.record(report);
+        }
         let gathered = ContextGathered {
             ticket: TicketText {
                 source: ticket.source,

@@ -6,6 +6,7 @@
 mod config;
 pub mod extract;
 mod handler;
+pub mod metrics;
 pub mod sources;
 
 use std::future::Future;
@@ -25,7 +26,9 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> anyhow::
     let (_client, jetstream) = aia_bus::connect(&config.nats_url, Stage::ContextGatherer.as_str())
         .await
         .context("connecting to NATS")?;
+    let stage = StageConfig::from_env(Stage::ContextGatherer);
     let handler = Arc::new(ContextGatherer {
+        metrics: metrics::SourceMetrics::register(&stage.registry),
         db,
         keyring: config.keyring,
         http: reqwest::Client::builder().build().context("HTTP client")?,
@@ -35,12 +38,6 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> anyhow::
         monitoring_timeout: config.monitoring_timeout,
         max_similar_tickets: config.max_similar_tickets,
     });
-    aia_bus::run_stage(
-        jetstream,
-        handler,
-        StageConfig::from_env(Stage::ContextGatherer),
-        shutdown,
-    )
-    .await?;
+    aia_bus::run_stage(jetstream, handler, stage, shutdown).await?;
     Ok(())
 }

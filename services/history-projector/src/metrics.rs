@@ -9,9 +9,9 @@ use std::sync::{Arc, Mutex};
 use aia_telemetry::metrics::{SharedRegistry, TenantLabel};
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::exemplar::HistogramWithExemplars;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
-use prometheus_client::metrics::histogram::Histogram;
 
 use crate::projection::Effect;
 
@@ -20,6 +20,13 @@ pub struct TenantStatusLabels {
     pub tenant_id: String,
     /// `received`, `completed`, `failed` or `failed_budget`.
     pub status: String,
+}
+
+/// The exemplar of a latency observation: the run's trace, so a slow point
+/// on a dashboard opens the ticket's trace.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct TraceLabels {
+    pub trace_id: String,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -36,7 +43,7 @@ const DURATION_BUCKETS: [f64; 14] = [
 #[derive(Clone)]
 pub struct ProjectorMetrics {
     requests: Family<TenantStatusLabels, Counter>,
-    duration: Histogram,
+    duration: HistogramWithExemplars<TraceLabels>,
     success_rate: Family<TenantLabels, Gauge<f64, std::sync::atomic::AtomicU64>>,
     history_stored: Family<TenantLabels, Counter>,
     /// Finished runs per tenant label since start: (completed, failed).
@@ -48,7 +55,7 @@ impl ProjectorMetrics {
     pub fn register(registry: &SharedRegistry, tenant: TenantLabel) -> Self {
         let metrics = Self {
             requests: Family::default(),
-            duration: Histogram::new(DURATION_BUCKETS),
+            duration: HistogramWithExemplars::new(DURATION_BUCKETS.into_iter()),
             success_rate: Family::default(),
             history_stored: Family::default(),
             finished: Arc::default(),
@@ -78,8 +85,9 @@ impl ProjectorMetrics {
         metrics
     }
 
-    /// Counts what applying one event of `tenant` changed.
-    pub fn record(&self, tenant: &str, effect: &Effect) {
+    /// Counts what applying one event of `tenant` changed; `trace_id` (the
+    /// run's) becomes the latency's exemplar.
+    pub fn record(&self, tenant: &str, effect: &Effect, trace_id: Option<String>) {
         let tenant_id = self.tenant.of(tenant);
         if effect.ticket_stored {
             self.history_stored
@@ -106,8 +114,11 @@ impl ProjectorMetrics {
         }
         if counters.completed > 0 {
             #[allow(clippy::cast_precision_loss)] // milliseconds well below 2^52
-            self.duration
-                .observe(counters.processing_ms_total as f64 / 1000.0);
+            self.duration.observe(
+                counters.processing_ms_total as f64 / 1000.0,
+                trace_id.map(|trace_id| TraceLabels { trace_id }),
+                None,
+            );
         }
         if counters.completed + counters.failed > 0 {
             let mut finished = self.finished.lock().expect("finished lock");
@@ -144,16 +155,21 @@ mod tests {
     fn runs_are_counted_by_status_with_their_latency_and_success_rate() {
         let registry = aia_telemetry::metrics::registry();
         let metrics = ProjectorMetrics::register(&registry, TenantLabel::new(10));
-        metrics.record("acme", &run(1, 0, 4_000));
-        metrics.record("acme", &run(1, 0, 130_000));
-        metrics.record("acme", &run(0, 1, 0));
-        metrics.record("acme", &run(1, 0, 1_000));
+        metrics.record("acme", &run(1, 0, 4_000), None);
+        metrics.record(
+            "acme",
+            &run(1, 0, 130_000),
+            Some("4bf92f3577b34da6a3ce929d0e0e4736".into()),
+        );
+        metrics.record("acme", &run(0, 1, 0), None);
+        metrics.record("acme", &run(1, 0, 1_000), None);
         metrics.record(
             "acme",
             &Effect {
                 ticket_stored: true,
                 ..Effect::default()
             },
+            None,
         );
         let text = aia_telemetry::metrics::encode(&registry);
         for line in [
@@ -164,6 +180,8 @@ mod tests {
             "enhancement_duration_seconds_count 3",
             "enhancement_duration_seconds_sum 135.0",
             r#"enhancement_duration_seconds_bucket{le="120.0"} 2"#,
+            // The slow run's trace is one click away from the panel.
+            r#"enhancement_duration_seconds_bucket{le="300.0"} 3 # {trace_id="4bf92f3577b34da6a3ce929d0e0e4736"} 130.0"#,
         ] {
             assert!(text.contains(line), "missing {line} in\n{text}");
         }

@@ -177,6 +177,9 @@ async fn signed_webhook_becomes_one_note_with_one_trace_across_every_stage() {
         "description": "My VPN drops every hour since this morning", "priority": "high"
     }))
     .unwrap();
+    // The help desk refuses the first note (503): write-back retries, and
+    // the redelivery shows in the trace as a second attempt.
+    sdp.unavailable_for_notes(1);
     let http = reqwest::Client::new();
     let body = webhook::servicedesk_body(&query);
     let (status, answer) = webhook::send_servicedesk(
@@ -321,6 +324,34 @@ async fn signed_webhook_becomes_one_note_with_one_trace_across_every_stage() {
             assert_eq!(span.attribute("messaging.system"), Some("nats"));
         }
     }
+    let mut writeback_attempts: Vec<(String, String, String)> = in_trace
+        .iter()
+        .filter(|span| {
+            span.name.starts_with("process ") && span.attribute("stage") == Some("writeback")
+        })
+        .map(|span| {
+            (
+                span.attribute("messaging.message.delivery_count")
+                    .unwrap_or_default()
+                    .to_owned(),
+                span.attribute("outcome").unwrap_or_default().to_owned(),
+                span.parent_span_id.clone(),
+            )
+        })
+        .collect();
+    writeback_attempts.sort();
+    assert_eq!(
+        writeback_attempts
+            .iter()
+            .map(|(attempt, outcome, _)| (attempt.as_str(), outcome.as_str()))
+            .collect::<Vec<_>>(),
+        [("1", "retry"), ("2", "done")],
+        "the refused note and its redelivery are two attempts in one trace"
+    );
+    assert_eq!(
+        writeback_attempts[0].2, writeback_attempts[1].2,
+        "both attempts are children of the same publish"
+    );
     let llm_call = in_trace
         .iter()
         .find(|span| span.attribute("gen_ai.request.model").is_some())
@@ -330,6 +361,29 @@ async fn signed_webhook_becomes_one_note_with_one_trace_across_every_stage() {
         Some("gpt-4o-mini")
     );
     assert!(llm_call.attribute("gen_ai.usage.input_tokens").is_some());
+    // Calls to other systems are client spans of the same trace: HTTP for
+    // the help desk and the LLM provider, database for the context queries.
+    for peer in ["servicedesk-plus", "llm-provider"] {
+        let statuses: Vec<&str> = in_trace
+            .iter()
+            .filter(|span| {
+                span.attribute("peer.service") == Some(peer)
+                    && span.attribute("server.address") == Some("127.0.0.1")
+            })
+            .filter_map(|span| span.attribute("http.response.status_code"))
+            .collect();
+        assert!(
+            statuses.iter().any(|status| status.starts_with('2')),
+            "{peer}: HTTP client spans with statuses {statuses:?}"
+        );
+    }
+    assert!(
+        in_trace
+            .iter()
+            .any(|span| span.name == "SELECT ticket_history"
+                && span.attribute("db.system.name") == Some("postgresql")),
+        "the similar-ticket query is a database span in the trace"
+    );
     let leaked = spans
         .iter()
         .flat_map(|span| span.attributes.iter())

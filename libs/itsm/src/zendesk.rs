@@ -2,6 +2,7 @@
 //! `{email}/token:{api_token}` or an OAuth bearer token.
 
 use aia_events::TicketId;
+use aia_telemetry::http::TracedSend as _;
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 use serde::Deserialize;
@@ -74,7 +75,7 @@ impl Zendesk {
     async fn send(&self, request: reqwest::RequestBuilder) -> Result<Value, ItsmError> {
         let response = request
             .header("Authorization", &self.authorization)
-            .send()
+            .send_traced("zendesk")
             .await
             .map_err(|err| transport_error(TOOL, &err))?;
         classify(TOOL, response.status(), retry_after(response.headers()))?;

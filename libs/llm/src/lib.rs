@@ -1,6 +1,7 @@
 //! A client for the OpenAI-compatible chat-completions API, so the same code
 //! talks to a LiteLLM proxy, OpenAI, vLLM or Ollama by configuration alone.
 
+use aia_telemetry::http::TracedSend as _;
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
@@ -151,17 +152,21 @@ pub async fn complete(
             }
         }
     }
-    let response = request.send().await.map_err(|err| LlmError::Transient {
-        reason: if err.is_timeout() {
-            format!(
-                "{} did not answer within {:?}",
-                provider.name, provider.timeout
-            )
-        } else {
-            format!("{} could not be reached: {err}", provider.name)
-        },
-        retry_after: None,
-    })?;
+    let response =
+        request
+            .send_traced("llm-provider")
+            .await
+            .map_err(|err| LlmError::Transient {
+                reason: if err.is_timeout() {
+                    format!(
+                        "{} did not answer within {:?}",
+                        provider.name, provider.timeout
+                    )
+                } else {
+                    format!("{} could not be reached: {err}", provider.name)
+                },
+                retry_after: None,
+            })?;
     let status = response.status();
     if !status.is_success() {
         let retry_after = response

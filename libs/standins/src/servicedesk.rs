@@ -55,6 +55,9 @@ struct Inner {
     /// Answer an add-note request only this long after storing the note,
     /// as a server that is slow to respond after it has written.
     hang_after_storing: Option<std::time::Duration>,
+    /// Add-note requests still to refuse with 503, as a server under
+    /// maintenance.
+    unavailable_for: usize,
     resolved: Vec<ResolvedRequest>,
     requests_served: u64,
     notes: BTreeMap<String, Vec<StoredNote>>,
@@ -70,6 +73,7 @@ impl ServiceDeskStandIn {
                 authtoken: authtoken.into(),
                 cloud: None,
                 hang_after_storing: None,
+                unavailable_for: 0,
                 resolved: Vec::new(),
                 requests_served: 0,
                 notes: BTreeMap::new(),
@@ -108,6 +112,12 @@ impl ServiceDeskStandIn {
     /// answer at once).
     pub fn hang_after_storing(&self, delay: Option<std::time::Duration>) {
         self.inner.lock().unwrap().hang_after_storing = delay;
+    }
+
+    /// Refuse the next `requests` add-note requests with 503, storing
+    /// nothing.
+    pub fn unavailable_for_notes(&self, requests: usize) {
+        self.inner.lock().unwrap().unavailable_for = requests;
     }
 
     /// Access tokens issued so far (Cloud).
@@ -247,6 +257,14 @@ async fn add_note(
         .filter(|note| note["description"].is_string());
     let stored = {
         let mut inner = state.inner.lock().unwrap();
+        if inner.unavailable_for > 0 {
+            inner.unavailable_for -= 1;
+            return failure(
+                StatusCode::SERVICE_UNAVAILABLE,
+                4000,
+                "Service temporarily unavailable",
+            );
+        }
         let Some(note) = note else {
             inner.rejected += 1;
             return failure(

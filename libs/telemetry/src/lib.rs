@@ -6,6 +6,7 @@
 //! NATS in `traceparent`/`tracestate` headers, which is how one trace covers
 //! a ticket from webhook to write-back.
 
+pub mod http;
 pub mod metrics;
 
 use async_nats::HeaderMap;
@@ -263,4 +264,18 @@ pub fn trace_id_of(traceparent: &str) -> Option<&str> {
     let mut parts = traceparent.split('-');
     let _version = parts.next()?;
     parts.next().filter(|id| id.len() == 32)
+}
+
+/// A database client span (OpenTelemetry database conventions): PostgreSQL,
+/// the operation and the table. The statement text is not recorded; its
+/// parameters would carry ticket text.
+pub fn db_span(operation: &'static str, collection: &'static str) -> tracing::Span {
+    tracing::info_span!(
+        "db client",
+        otel.name = %format!("{operation} {collection}"),
+        otel.kind = "client",
+        db.system.name = "postgresql",
+        db.operation.name = operation,
+        db.collection.name = collection,
+    )
 }

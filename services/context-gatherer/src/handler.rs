@@ -7,6 +7,7 @@
 //! ticket wait for a redelivery.
 
 use std::time::Duration;
+use tracing::Instrument as _;
 
 use aia_bus::{Delivery, Handled, Handler, HandlerError};
 use aia_events::{
@@ -74,7 +75,8 @@ impl Handler for ContextGatherer {
                     self.max_similar_tickets,
                 )
                 .await?)
-            },
+            }
+            .instrument(aia_telemetry::db_span("SELECT", "ticket_history")),
         );
         let kb_timeout =
             Duration::from_secs(u64::from(settings.knowledge_base_timeout_secs.clamp(1, 60)));
@@ -86,7 +88,8 @@ impl Handler for ContextGatherer {
                 let local = async {
                     let mut client = self.db.get().await.map_err(StoreError::from)?;
                     knowledge::local(&mut client, &event.tenant_id, &text, 3).await
-                };
+                }
+                .instrument(aia_telemetry::db_span("SELECT", "knowledge_articles"));
                 let external = async {
                     match &settings.knowledge_base_url {
                         Some(url) => knowledge::external(
@@ -115,7 +118,8 @@ impl Handler for ContextGatherer {
                 async {
                     let mut client = self.db.get().await.map_err(StoreError::from)?;
                     inventory::lookup(&mut client, &event.tenant_id, &mentions).await
-                },
+                }
+                .instrument(aia_telemetry::db_span("SELECT", "system_inventory")),
             )
             .await;
             let hosts = monitored_hosts(&systems);

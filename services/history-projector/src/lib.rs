@@ -142,6 +142,7 @@ async fn project_one(
                 let mut client = db.get().await?;
                 projection::apply(&mut client, &event, sequence).await
             }
+            .instrument(aia_telemetry::db_span("UPSERT", "enhancement_history"))
             .await;
             match result {
                 Ok(applied) => {

@@ -38,10 +38,15 @@ impl TenantCache {
         {
             return Ok(tenant.clone());
         }
-        let mut client = self.db.get().await?;
-        let tenant = tenants::get(&mut client, &self.keyring, tenant_id)
-            .await?
-            .map(Arc::new);
+        let tenant = tracing::Instrument::instrument(
+            async {
+                let mut client = self.db.get().await?;
+                tenants::get(&mut client, &self.keyring, tenant_id).await
+            },
+            aia_telemetry::db_span("SELECT", "tenants"),
+        )
+        .await?
+        .map(Arc::new);
         let mut entries = self.entries.lock().expect("cache lock");
         if entries.len() > 50_000 {
             let ttl = self.ttl;

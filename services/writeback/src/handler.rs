@@ -73,6 +73,7 @@ impl Handler for Writeback {
             event.correlation_id,
             &event.ticket_id,
         )
+        .instrument(aia_telemetry::db_span("UPSERT", "writeback_ledger"))
         .await
         .map_err(transient)?;
         match claim {

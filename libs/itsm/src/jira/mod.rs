@@ -4,6 +4,7 @@ pub mod adf;
 pub mod webhook;
 
 use aia_events::TicketId;
+use aia_telemetry::http::TracedSend as _;
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 use serde::Deserialize;
@@ -97,7 +98,7 @@ impl Jira {
         let response = request
             .header("Authorization", &self.authorization)
             .header("Accept", "application/json")
-            .send()
+            .send_traced("jira")
             .await
             .map_err(|err| transport_error(TOOL, &err))?;
         classify(TOOL, response.status(), retry_after(response.headers()))?;

@@ -2,6 +2,7 @@
 //! (on-prem), or a Zoho OAuth access token (Cloud) obtained from the tenant's
 //! refresh token at its region's accounts server and cached until it expires.
 
+use aia_telemetry::http::TracedSend as _;
 use std::collections::HashMap;
 use std::sync::{LazyLock, Mutex};
 use std::time::{Duration, Instant};
@@ -77,7 +78,7 @@ impl ZohoCredentials {
                 ("client_secret", self.client_secret.as_str()),
                 ("grant_type", "refresh_token"),
             ])
-            .send()
+            .send_traced("zoho-accounts")
             .await
             .map_err(|err| transport_error("Zoho accounts", &err))?;
         let status = response.status();

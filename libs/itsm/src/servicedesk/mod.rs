@@ -8,6 +8,7 @@ pub mod history;
 pub mod webhook;
 
 use aia_events::TicketId;
+use aia_telemetry::http::TracedSend as _;
 use serde::Deserialize;
 use serde_json::json;
 
@@ -97,7 +98,7 @@ impl ServiceDeskPlus {
                 }
             };
             let response = request
-                .send()
+                .send_traced("servicedesk-plus")
                 .await
                 .map_err(|err| transport_error(TOOL, &err))?;
             if let auth::Auth::Zoho(zoho) = &self.auth

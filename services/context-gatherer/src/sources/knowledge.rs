@@ -3,6 +3,7 @@
 //! (`GET {url}/api/search?query=…&limit=3`, Bearer token) whose answers are
 //! cached per tenant and query for an hour.
 
+use aia_telemetry::http::TracedSend as _;
 use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
@@ -127,23 +128,16 @@ pub async fn external(
     if let Some(token) = token {
         request = request.bearer_auth(token);
     }
-    let span = tracing::info_span!(
-        "GET knowledge base",
-        otel.kind = "client",
-        http.request.method = "GET"
-    );
-    let response = tracing::Instrument::instrument(request.send(), span)
-        .await
-        .map_err(|err| {
-            SourceError::Failed(if err.is_timeout() {
-                format!(
-                    "external knowledge base did not answer within {} s",
-                    timeout.as_secs()
-                )
-            } else {
-                "external knowledge base could not be reached".into()
-            })
-        })?;
+    let response = request.send_traced("knowledge-base").await.map_err(|err| {
+        SourceError::Failed(if err.is_timeout() {
+            format!(
+                "external knowledge base did not answer within {} s",
+                timeout.as_secs()
+            )
+        } else {
+            "external knowledge base could not be reached".into()
+        })
+    })?;
     if !response.status().is_success() {
         return Err(SourceError::Failed(format!(
             "external knowledge base answered HTTP {}",

@@ -50,7 +50,8 @@ pub async fn run<T>(
             ),
         );
     }
-    match tokio::time::timeout(timeout, work).await {
+    let span = tracing::info_span!("context source", source = ?source);
+    match tokio::time::timeout(timeout, tracing::Instrument::instrument(work, span)).await {
         Ok(Ok(items)) if items.is_empty() => (items, report(SourceStatus::Empty, 0, None)),
         Ok(Ok(items)) => {
             let n_items = items.len();

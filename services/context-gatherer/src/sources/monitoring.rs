@@ -2,6 +2,7 @@
 //! checks against a Prometheus-compatible query API; what is abnormal goes
 //! into the context as a one-line finding.
 
+use aia_telemetry::http::TracedSend as _;
 use std::time::Duration;
 
 use aia_events::MonitoringFinding;
@@ -60,7 +61,7 @@ pub async fn check(
             if let Some(token) = token {
                 request = request.bearer_auth(token);
             }
-            let Ok(response) = request.send().await else {
+            let Ok(response) = request.send_traced("monitoring").await else {
                 continue;
             };
             let Ok(answer) = response.json::<QueryAnswer>().await else {

@@ -1,8 +1,8 @@
 //! A local OpenTelemetry collector for trace tests.
 //!
-//! It accepts OTLP/HTTP on `/v1/traces` and decodes the real
-//! `ExportTraceServiceRequest` protobuf, so a test sees exactly what a
-//! collector, Tempo or Jaeger would receive.
+//! It accepts OTLP/HTTP on `/v1/traces` or OTLP/gRPC (`TraceService/Export`)
+//! and decodes the real `ExportTraceServiceRequest` protobuf, so a test sees
+//! exactly what a collector, Tempo or Jaeger would receive.
 
 use std::sync::{Arc, Mutex};
 
@@ -56,6 +56,26 @@ impl OtlpReceiver {
         Self { url, spans }
     }
 
+    /// A receiver speaking OTLP over gRPC; [`Self::traces_url`] is then
+    /// the gRPC endpoint (`http://host:port`).
+    pub async fn start_grpc() -> Self {
+        use opentelemetry_proto::tonic::collector::trace::v1::trace_service_server::TraceServiceServer;
+        let spans = Arc::new(Mutex::new(Vec::new()));
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind the OTLP receiver");
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        let service = TraceServiceServer::new(GrpcCollector {
+            spans: spans.clone(),
+        });
+        tokio::spawn(
+            tonic::transport::Server::builder()
+                .add_service(service)
+                .serve_with_incoming(tonic::transport::server::TcpIncoming::from(listener)),
+        );
+        Self { url, spans }
+    }
+
     /// The full traces URL, for `OTEL_EXPORTER_OTLP_TRACES_ENDPOINT`.
     pub fn traces_url(&self) -> &str {
         &self.url
@@ -72,6 +92,33 @@ async fn receive(
     body: Bytes,
 ) -> Result<&'static str, StatusCode> {
     let request = ExportTraceServiceRequest::decode(body).map_err(|_| StatusCode::BAD_REQUEST)?;
+    store(&spans, request);
+    Ok("")
+}
+
+struct GrpcCollector {
+    spans: Arc<Mutex<Vec<ReceivedSpan>>>,
+}
+
+#[tonic::async_trait]
+impl opentelemetry_proto::tonic::collector::trace::v1::trace_service_server::TraceService
+    for GrpcCollector
+{
+    async fn export(
+        &self,
+        request: tonic::Request<ExportTraceServiceRequest>,
+    ) -> Result<
+        tonic::Response<
+            opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceResponse,
+        >,
+        tonic::Status,
+    > {
+        store(&self.spans, request.into_inner());
+        Ok(tonic::Response::new(Default::default()))
+    }
+}
+
+fn store(spans: &Mutex<Vec<ReceivedSpan>>, request: ExportTraceServiceRequest) {
     let mut received = spans.lock().unwrap();
     for resource_spans in request.resource_spans {
         let service_name = resource_spans
@@ -100,7 +147,6 @@ async fn receive(
             });
         }
     }
-    Ok("")
 }
 
 fn hex(bytes: &[u8]) -> String {

@@ -203,3 +203,93 @@ async fn the_latest_rating_stands_and_old_runs_are_purged() {
         .collect();
     assert_eq!(left, ["SUP-3"]);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_running_projector_serves_each_run_once_on_metrics_even_when_redelivered() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let nats = aia_testkit::NatsServer::start().await;
+    let db = TestDatabase::create().await;
+    aiagents::ops::apply_nats(&nats.url()).await.unwrap();
+    let (_client, jetstream) = aia_bus::connect(&nats.url(), "test").await.unwrap();
+    let events = run_events("SUP-9");
+    let tenant = events[0].tenant_id.to_string();
+    for event in &events {
+        aia_bus::publish_event(&jetstream, event, &event.event_id.to_string())
+            .await
+            .unwrap();
+    }
+    let free = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = free.local_addr().unwrap();
+    drop(free);
+    let scrape = || async move {
+        reqwest::get(format!("http://{addr}/metrics"))
+            .await
+            .ok()?
+            .text()
+            .await
+            .ok()
+    };
+    let completed =
+        format!(r#"enhancement_requests_total{{tenant_id="{tenant}",status="completed"}} 1"#);
+
+    // First life: the run is counted once, with its webhook-to-note time.
+    let mut config = history_projector::Config::new(nats.url(), db.app_url.clone());
+    config.metrics_addr = Some(addr);
+    let shutdown = tokio_util::sync::CancellationToken::new();
+    let projector = tokio::spawn(history_projector::run(
+        config.clone(),
+        shutdown.clone().cancelled_owned(),
+    ));
+    let text = aia_testkit::eventually("the counted run", Duration::from_secs(20), || async {
+        scrape().await.filter(|text| text.contains(&completed))
+    })
+    .await;
+    assert!(
+        text.contains("enhancement_duration_seconds_count 1"),
+        "{text}"
+    );
+    assert!(
+        text.contains(&format!(
+            r#"enhancement_success_rate{{tenant_id="{tenant}"}} 1.0"#
+        )),
+        "{text}"
+    );
+    assert!(
+        text.contains(r#"stage_consumer_pending{stage="history-projector"}"#),
+        "{text}"
+    );
+    shutdown.cancel();
+    projector.await.unwrap().unwrap();
+
+    // Second life: the consumer is reset, so every event is delivered again;
+    // the checkpoint skips them and nothing is counted.
+    let stream = jetstream.get_stream(aia_bus::STREAM).await.unwrap();
+    stream.delete_consumer("history-projector").await.unwrap();
+    aiagents::ops::apply_nats(&nats.url()).await.unwrap();
+    let shutdown = tokio_util::sync::CancellationToken::new();
+    let projector = tokio::spawn(history_projector::run(
+        config,
+        shutdown.clone().cancelled_owned(),
+    ));
+    let total = events.len() as u64;
+    aia_testkit::eventually("the replayed events acked", Duration::from_secs(20), || {
+        let stream = stream.clone();
+        async move {
+            let mut consumer: async_nats::jetstream::consumer::PullConsumer =
+                stream.get_consumer("history-projector").await.ok()?;
+            let info = consumer.info().await.ok()?;
+            (info.ack_floor.stream_sequence >= total).then_some(())
+        }
+    })
+    .await;
+    let text = aia_testkit::eventually("the metrics", Duration::from_secs(10), || async {
+        scrape().await
+    })
+    .await;
+    assert!(
+        !text.contains("enhancement_requests_total{"),
+        "a replayed run was counted again:\n{text}"
+    );
+    shutdown.cancel();
+    projector.await.unwrap().unwrap();
+}

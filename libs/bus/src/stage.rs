@@ -160,13 +160,9 @@ pub async fn run_stage<H: Handler>(
     metrics.set_workers(config.concurrency);
     let lag = crate::metrics::ConsumerLag::register(&config.registry, config.stage.as_str())
         .watch(consumer.clone(), LAG_EVERY);
-    let metrics_server = config.metrics_addr.map(|addr| {
-        tokio::spawn(aia_telemetry::metrics::serve(
-            addr,
-            config.registry.clone(),
-            std::future::pending(),
-        ))
-    });
+    let metrics_server = config
+        .metrics_addr
+        .map(|addr| aia_telemetry::metrics::spawn_server(addr, config.registry.clone()));
     let limits = Arc::new(Limits {
         max_deliver: u32::try_from(consumer_config.max_deliver)
             .ok()

@@ -54,6 +54,17 @@ pub async fn serve(
         .await
 }
 
+/// Serves `registry` on `addr` in the background until the task is aborted;
+/// a server that cannot start (the address is taken) says so in the log
+/// rather than vanishing.
+pub fn spawn_server(addr: SocketAddr, registry: SharedRegistry) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        if let Err(err) = serve(addr, registry, std::future::pending()).await {
+            tracing::error!(%addr, error = %err, "Metrics are not served");
+        }
+    })
+}
+
 /// `AI_AGENTS_METRICS_ADDR` as an address; unset or unparsable means no
 /// metrics server (the latter is logged).
 pub fn addr_from_env() -> Option<SocketAddr> {

@@ -50,13 +50,9 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> anyhow::
     );
     let lag = aia_bus::metrics::ConsumerLag::register(&registry, Stage::HistoryProjector.as_str())
         .watch(consumer.clone(), aia_bus::stage::LAG_EVERY);
-    let metrics_server = config.metrics_addr.map(|addr| {
-        tokio::spawn(aia_telemetry::metrics::serve(
-            addr,
-            registry.clone(),
-            std::future::pending(),
-        ))
-    });
+    let metrics_server = config
+        .metrics_addr
+        .map(|addr| aia_telemetry::metrics::spawn_server(addr, registry.clone()));
     let mut messages = consumer
         .stream()
         .max_messages_per_batch(256)

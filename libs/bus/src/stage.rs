@@ -256,20 +256,13 @@ fn retry_delay(attempt: u32, retry_after: Option<Duration>) -> Duration {
     Duration::from_millis(rand::thread_rng().gen_range(millis / 2..=millis))
 }
 
-async fn process<H: Handler>(
-    handler: &H,
-    jetstream: &JetStream,
-    message: async_nats::jetstream::Message,
-    limits: &Limits,
-) -> &'static str {
-    let subject = message.subject.to_string();
-    let (attempt, stream_sequence) = match message.info() {
-        Ok(info) => (
-            u32::try_from(info.delivered).unwrap_or(u32::MAX),
-            info.stream_sequence,
-        ),
-        Err(_) => (1, 0),
-    };
+/// The consumer span of one delivered message (OpenTelemetry messaging
+/// conventions), a child of the `send` span whose context the message's
+/// headers carry; the event's ids are filled in by [`record_event`] once it
+/// is decoded, the outcome by the caller.
+pub fn process_span(message: &async_nats::jetstream::Message, stage: &str) -> tracing::Span {
+    let subject = message.subject.as_str();
+    let attempt = message.info().map(|info| info.delivered).unwrap_or(1);
     let span = tracing::info_span!(
         "process",
         otel.name = %format!("process {subject}"),
@@ -278,7 +271,7 @@ async fn process<H: Handler>(
         messaging.operation.type = "process",
         messaging.destination.name = %subject,
         messaging.message.delivery_count = attempt,
-        stage = limits.stage.as_str(),
+        stage = stage,
         tenant_id = tracing::field::Empty,
         ticket_id = tracing::field::Empty,
         correlation_id = tracing::field::Empty,
@@ -289,6 +282,35 @@ async fn process<H: Handler>(
     );
     aia_telemetry::set_parent_from(&span, message.headers.as_ref());
     aia_telemetry::record_trace_ids(&span);
+    span
+}
+
+/// Records the decoded event's tenant, ticket, correlation and event ids on
+/// its [`process_span`], so every log line inside carries them.
+pub fn record_event(span: &tracing::Span, event: &Event) {
+    span.record("tenant_id", event.tenant_id.as_str());
+    span.record("ticket_id", event.ticket_id.as_str());
+    span.record(
+        "correlation_id",
+        tracing::field::display(event.correlation_id),
+    );
+    span.record("event_id", tracing::field::display(event.event_id));
+}
+
+async fn process<H: Handler>(
+    handler: &H,
+    jetstream: &JetStream,
+    message: async_nats::jetstream::Message,
+    limits: &Limits,
+) -> &'static str {
+    let (attempt, stream_sequence) = match message.info() {
+        Ok(info) => (
+            u32::try_from(info.delivered).unwrap_or(u32::MAX),
+            info.stream_sequence,
+        ),
+        Err(_) => (1, 0),
+    };
+    let span = process_span(&message, limits.stage.as_str());
     async {
         let event = match Event::from_json(&message.payload) {
             Ok(event) => event,
@@ -301,10 +323,7 @@ async fn process<H: Handler>(
             }
         };
         let span = tracing::Span::current();
-        span.record("tenant_id", event.tenant_id.as_str());
-        span.record("ticket_id", event.ticket_id.as_str());
-        span.record("correlation_id", tracing::field::display(event.correlation_id));
-        span.record("event_id", tracing::field::display(event.event_id));
+        record_event(&span, &event);
         let delivery = Delivery {
             attempt,
             max_deliver: limits.max_deliver,

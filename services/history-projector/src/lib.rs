@@ -95,29 +95,8 @@ async fn project_one(
     message: async_nats::jetstream::Message,
     shutdown: &mut (impl Future<Output = ()> + Unpin),
 ) {
-    let subject = message.subject.to_string();
-    let (sequence, attempt) = message
-        .info()
-        .map(|info| (info.stream_sequence, info.delivered))
-        .unwrap_or((0, 1));
-    let span = tracing::info_span!(
-        "process",
-        otel.name = %format!("process {subject}"),
-        otel.kind = "consumer",
-        messaging.system = "nats",
-        messaging.operation.type = "process",
-        messaging.destination.name = %subject,
-        messaging.message.delivery_count = attempt,
-        stage = "history-projector",
-        tenant_id = tracing::field::Empty,
-        ticket_id = tracing::field::Empty,
-        correlation_id = tracing::field::Empty,
-        event_id = tracing::field::Empty,
-        trace_id = tracing::field::Empty,
-        span_id = tracing::field::Empty,
-    );
-    aia_telemetry::set_parent_from(&span, message.headers.as_ref());
-    aia_telemetry::record_trace_ids(&span);
+    let sequence = message.info().map(|info| info.stream_sequence).unwrap_or(0);
+    let span = aia_bus::stage::process_span(&message, Stage::HistoryProjector.as_str());
     async {
         let event = match Event::from_json(&message.payload) {
             Ok(event) => event,
@@ -127,11 +106,7 @@ async fn project_one(
                 return;
             }
         };
-        let span = tracing::Span::current();
-        span.record("tenant_id", event.tenant_id.as_str());
-        span.record("ticket_id", event.ticket_id.as_str());
-        span.record("correlation_id", tracing::field::display(event.correlation_id));
-        span.record("event_id", tracing::field::display(event.event_id));
+        aia_bus::stage::record_event(&tracing::Span::current(), &event);
         let mut delay = Duration::from_millis(100);
         loop {
             let result = async {

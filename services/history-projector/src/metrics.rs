@@ -3,9 +3,6 @@
 //! which the checkpoint skips, are never counted twice), plus the lag of its
 //! consumer.
 
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
-
 use aia_telemetry::metrics::{SharedRegistry, TenantLabel};
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
@@ -46,8 +43,6 @@ pub struct ProjectorMetrics {
     duration: HistogramWithExemplars<TraceLabels>,
     success_rate: Family<TenantLabels, Gauge<f64, std::sync::atomic::AtomicU64>>,
     history_stored: Family<TenantLabels, Counter>,
-    /// Finished runs per tenant label since start: (completed, failed).
-    finished: Arc<Mutex<HashMap<String, (u64, u64)>>>,
     tenant: TenantLabel,
 }
 
@@ -58,7 +53,6 @@ impl ProjectorMetrics {
             duration: HistogramWithExemplars::new(DURATION_BUCKETS.into_iter()),
             success_rate: Family::default(),
             history_stored: Family::default(),
-            finished: Arc::default(),
             tenant,
         };
         let mut registry = registry.lock().expect("registry lock");
@@ -121,12 +115,18 @@ impl ProjectorMetrics {
             );
         }
         if counters.completed + counters.failed > 0 {
-            let mut finished = self.finished.lock().expect("finished lock");
-            let (completed, failed) = finished.entry(tenant_id.clone()).or_default();
-            *completed += counters.completed.unsigned_abs();
-            *failed += counters.failed.unsigned_abs();
+            // From the run counters this process already holds.
+            let runs = |status: &str| {
+                self.requests
+                    .get_or_create(&TenantStatusLabels {
+                        tenant_id: tenant_id.clone(),
+                        status: status.to_owned(),
+                    })
+                    .get()
+            };
+            let (completed, failed) = (runs("completed"), runs("failed"));
             #[allow(clippy::cast_precision_loss)] // counts well below 2^52
-            let rate = *completed as f64 / (*completed + *failed) as f64;
+            let rate = completed as f64 / (completed + failed) as f64;
             self.success_rate
                 .get_or_create(&TenantLabels { tenant_id })
                 .set(rate);

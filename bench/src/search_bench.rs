@@ -168,6 +168,7 @@ pub fn run(n_tickets: u64, n_tenants: u64, n_queries: usize) -> anyhow::Result<(
             db: aia_store::pool(&db.app_url, 16)?,
             keyring: Keyring::parse(&keyring_spec)?,
             http: reqwest::Client::new(),
+            local_embedder: None,
             knowledge_cache: Default::default(),
             source_timeout: Duration::from_secs(10),
             budget: Duration::from_secs(30),

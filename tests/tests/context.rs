@@ -101,6 +101,7 @@ async fn setup(settings: impl Fn(&mut TenantSettings, &str, &str), budget: Durat
         db: pool,
         keyring,
         http: reqwest::Client::new(),
+        local_embedder: None,
         knowledge_cache: Default::default(),
         source_timeout: Duration::from_secs(5),
         budget,

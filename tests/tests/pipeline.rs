@@ -125,6 +125,7 @@ async fn signed_webhook_becomes_one_note_with_one_trace_across_every_stage() {
         }),
         ingress_listen: SocketAddr::from(([127, 0, 0, 1], 0)),
         public_url: None,
+        model_dir: None,
     })
     .await
     .unwrap();

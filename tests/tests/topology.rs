@@ -13,7 +13,8 @@ async fn applying_twice_creates_once_then_reports_everything_unchanged() {
     let topology = Topology::builtin().unwrap();
 
     let first = topology.apply(&jetstream).await.unwrap();
-    assert_eq!(first.len(), 5);
+    // The stream, a consumer per stage, and the embedding indexer's.
+    assert_eq!(first.len(), 6);
     assert!(
         first
             .iter()

@@ -30,7 +30,8 @@ pub const LAG_EVERY: Duration = Duration::from_secs(5);
 /// How one stage instance consumes.
 #[derive(Clone)]
 pub struct StageConfig {
-    pub stage: Stage,
+    /// The stage's name in logs, spans and metric labels.
+    pub stage: &'static str,
     /// The durable consumer, as named in `nats/consumers/`.
     pub durable: String,
     /// Messages worked on at once by this instance.
@@ -56,6 +57,12 @@ impl StageConfig {
     /// The stage's own consumer with the concurrency from
     /// `AI_AGENTS_CONCURRENCY` (default 32).
     pub fn from_env(stage: Stage) -> Self {
+        Self::named_from_env(stage.as_str())
+    }
+
+    /// A consumer that is not one of the enhancement stages (the embedding
+    /// indexer), named `name` with a durable consumer of the same name.
+    pub fn named_from_env(stage: &'static str) -> Self {
         let concurrency = std::env::var("AI_AGENTS_CONCURRENCY")
             .ok()
             .and_then(|value| value.parse().ok())
@@ -64,7 +71,7 @@ impl StageConfig {
         let metrics_addr = aia_telemetry::metrics::addr_from_env();
         Self {
             stage,
-            durable: stage.as_str().to_owned(),
+            durable: stage.to_owned(),
             concurrency,
             registry: aia_telemetry::metrics::registry(),
             metrics_addr,
@@ -125,8 +132,10 @@ pub trait Handler: Send + Sync + 'static {
         delivery: Delivery,
     ) -> impl Future<Output = Result<Handled, HandlerError>> + Send;
 
-    /// The event that records giving up after the last delivery failed.
-    fn gave_up(&self, event: &Event, reason: &str, attempts: u32) -> Event;
+    /// The event that records giving up after the last delivery failed;
+    /// `None` for a consumer whose failures end no run (the embedding
+    /// indexer, whose gaps `aiagents reembed` fills).
+    fn gave_up(&self, event: &Event, reason: &str, attempts: u32) -> Option<Event>;
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -156,9 +165,9 @@ pub async fn run_stage<H: Handler>(
         .await
         .map_err(|err| consumer_error(&err))?;
     let consumer_config = &consumer.cached_info().config;
-    let metrics = crate::metrics::StageMetrics::register(&config.registry, config.stage.as_str());
+    let metrics = crate::metrics::StageMetrics::register(&config.registry, config.stage);
     metrics.set_workers(config.concurrency);
-    let lag = crate::metrics::ConsumerLag::register(&config.registry, config.stage.as_str())
+    let lag = crate::metrics::ConsumerLag::register(&config.registry, config.stage)
         .watch(consumer.clone(), LAG_EVERY);
     let metrics_server = config
         .metrics_addr
@@ -178,7 +187,7 @@ pub async fn run_stage<H: Handler>(
         .await
         .map_err(|err| consumer_error(&err))?;
     tracing::info!(
-        stage = config.stage.as_str(),
+        stage = config.stage,
         concurrency = config.concurrency,
         "Stage started"
     );
@@ -214,7 +223,7 @@ pub async fn run_stage<H: Handler>(
                 });
             }
             Some(Err(err)) => {
-                tracing::warn!(stage = config.stage.as_str(), error = %err, "Pulling messages failed; retrying");
+                tracing::warn!(stage = config.stage, error = %err, "Pulling messages failed; retrying");
                 tokio::time::sleep(Duration::from_millis(200)).await;
             }
             None => break,
@@ -227,14 +236,14 @@ pub async fn run_stage<H: Handler>(
     if let Some(server) = metrics_server {
         server.abort();
     }
-    tracing::info!(stage = config.stage.as_str(), "Stage stopped");
+    tracing::info!(stage = config.stage, "Stage stopped");
     Ok(())
 }
 
 struct Limits {
     max_deliver: Option<u32>,
     progress_every: Duration,
-    stage: Stage,
+    stage: &'static str,
     metrics: crate::metrics::StageMetrics,
 }
 
@@ -310,7 +319,7 @@ async fn process<H: Handler>(
         ),
         Err(_) => (1, 0),
     };
-    let span = process_span(&message, limits.stage.as_str());
+    let span = process_span(&message, limits.stage);
     async {
         let event = match Event::from_json(&message.payload) {
             Ok(event) => event,
@@ -349,7 +358,7 @@ async fn process<H: Handler>(
             Err(err) if delivery.is_last_attempt() => {
                 tracing::warn!(error = %err, attempt, "Last delivery failed; recording the failure");
                 outcome = "gave_up";
-                vec![handler.gave_up(&event, &err.reason, attempt)]
+                handler.gave_up(&event, &err.reason, attempt).into_iter().collect()
             }
             Err(err) => {
                 let delay = retry_delay(attempt, err.retry_after);
@@ -359,7 +368,7 @@ async fn process<H: Handler>(
                 return "retry";
             }
         };
-        let stage = limits.stage.as_str();
+        let stage = limits.stage;
         for (idx, output) in outputs.iter().enumerate() {
             let msg_id = if idx == 0 {
                 format!("{}:{stage}", event.event_id)

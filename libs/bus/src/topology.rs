@@ -30,6 +30,10 @@ pub const CONSUMER_FILES: &[(&str, &str)] = &[
         "consumers/history-projector.json",
         include_str!("../../../nats/consumers/history-projector.json"),
     ),
+    (
+        "consumers/embedding-indexer.json",
+        include_str!("../../../nats/consumers/embedding-indexer.json"),
+    ),
 ];
 
 #[derive(Debug, thiserror::Error)]
@@ -227,7 +231,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn builtin_definitions_parse_and_name_one_consumer_per_stage() {
+    fn builtin_definitions_parse_and_name_one_consumer_per_stage_and_the_indexer() {
         let topology = Topology::builtin().unwrap();
         assert_eq!(topology.stream_name(), crate::STREAM);
         assert_eq!(
@@ -236,7 +240,8 @@ mod tests {
                 "context-gatherer",
                 "llm-enhancer",
                 "writeback",
-                "history-projector"
+                "history-projector",
+                "embedding-indexer"
             ]
         );
     }

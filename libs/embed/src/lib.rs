@@ -12,6 +12,7 @@
 pub mod endpoint;
 #[cfg(feature = "local")]
 pub mod local;
+pub mod tenant;
 mod vector;
 
 pub use endpoint::{Endpoint, EndpointConfig};

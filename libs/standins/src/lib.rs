@@ -7,6 +7,7 @@
 //! works against the real services by changing the URL. Each stand-in
 //! records what it received, so tests can assert on it.
 
+pub mod embeddings;
 pub mod jira;
 pub mod knowledge;
 pub mod llm;

@@ -5,6 +5,7 @@
 //! Each service owns the SQL of its own tables; this crate holds only what
 //! more than one of them needs.
 
+pub mod embeddings;
 pub mod feedback;
 pub mod migrate;
 pub mod secrets;
@@ -19,8 +20,10 @@ use tokio_postgres::NoTls;
 pub use deadpool_postgres::{Client, Pool, Transaction};
 pub use secrets::{Keyring, Secret};
 pub use tenants::{
-    Integrations, LlmProviderSettings, MonitoringQuery, NewTenant, Tenant, TenantSettings,
+    EmbeddingEndpointSettings, EmbeddingSettings, Integrations, LlmProviderSettings,
+    MonitoringQuery, NewTenant, Tenant, TenantSettings,
 };
+pub use tokio_postgres::Row;
 pub use tokio_postgres::types::ToSql;
 
 /// What went wrong talking to Postgres, sorted by what the caller should do.

@@ -39,6 +39,10 @@ pub const MIGRATIONS: &[(&str, &str)] = &[
         "0007_dead_letters",
         include_str!("../../../migrations/0007_dead_letters.sql"),
     ),
+    (
+        "0008_embeddings",
+        include_str!("../../../migrations/0008_embeddings.sql"),
+    ),
 ];
 
 const LOCK_KEY: i64 = 0x6169_6167_656e_7473; // "aiagents"

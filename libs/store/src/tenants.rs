@@ -57,6 +57,53 @@ pub struct TenantSettings {
     pub note_header: Option<String>,
     /// A line put below every note (for example a link to a survey).
     pub note_footer: Option<String>,
+    /// How the tenant's tickets and articles are embedded for search by
+    /// meaning: the deployment's local model unless an endpoint is named.
+    pub embeddings: EmbeddingSettings,
+    /// A model the tenant's corpus is being re-embedded with
+    /// (`aiagents reembed`); search answers from `embeddings` until every
+    /// vector of the new model is in, then the new model takes its place.
+    pub embeddings_next: Option<EmbeddingSettings>,
+}
+
+/// Where a tenant's embeddings come from.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[serde(tag = "provider", rename_all = "snake_case")]
+pub enum EmbeddingSettings {
+    /// The deployment's all-MiniLM-L6-v2, served by the embedder service.
+    #[default]
+    Local,
+    /// An OpenAI-compatible `POST {base_url}/embeddings` of the tenant's
+    /// own provider; its key is in the integrations' `embedding_keys`
+    /// under `name`.
+    Endpoint(EmbeddingEndpointSettings),
+}
+
+/// One OpenAI-compatible embeddings endpoint.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct EmbeddingEndpointSettings {
+    pub name: String,
+    /// `openai` (also LiteLLM, vLLM, Ollama) or `azure`.
+    #[serde(default = "default_llm_kind")]
+    pub kind: String,
+    pub base_url: String,
+    pub model: String,
+    /// Azure OpenAI's `api-version`.
+    #[serde(default)]
+    pub api_version: Option<String>,
+    #[serde(default = "default_embedding_timeout")]
+    pub timeout_secs: u32,
+    /// Least cosine similarity of a search hit with this model; the local
+    /// model's default when absent. Calibrate with `aiagents eval-retrieval`.
+    #[serde(default)]
+    pub min_similarity: Option<f32>,
+    /// Cosine similarity from which a hit is a likely match.
+    #[serde(default)]
+    pub likely_similarity: Option<f32>,
+}
+
+fn default_embedding_timeout() -> u32 {
+    10
 }
 
 /// One LLM provider of a tenant.
@@ -137,6 +184,8 @@ pub struct Integrations {
     pub monitoring_token: Option<String>,
     /// LLM keys by provider name.
     pub llm_keys: std::collections::BTreeMap<String, String>,
+    /// Embeddings endpoint keys by name.
+    pub embedding_keys: std::collections::BTreeMap<String, String>,
 }
 
 impl Default for TenantSettings {
@@ -163,6 +212,8 @@ impl Default for TenantSettings {
             note_visible_to_requester: false,
             note_header: None,
             note_footer: None,
+            embeddings: EmbeddingSettings::Local,
+            embeddings_next: None,
         }
     }
 }
@@ -539,4 +590,38 @@ pub async fn reencrypt(
     .await?;
     tx.commit().await?;
     Ok(rewritten)
+}
+
+/// Makes the model the tenant's corpus was re-embedded with its active
+/// one, if it is still the one waiting (`embeddings_next`); returns whether
+/// it did. Other settings are left as they are now.
+pub async fn promote_embeddings(
+    client: &mut Client,
+    tenant_id: &TenantId,
+    expected_next: &EmbeddingSettings,
+) -> Result<bool, StoreError> {
+    let tx = tenant_transaction(client, tenant_id).await?;
+    let Some(row) = tx
+        .query_opt(
+            "select settings from tenants where tenant_id = $1 and deleted_at is null for update",
+            &[&tenant_id.as_str()],
+        )
+        .await?
+    else {
+        return Ok(false);
+    };
+    let mut settings: TenantSettings = serde_json::from_value(row.get(0))
+        .map_err(|err| StoreError::Corrupt(format!("tenant settings: {err}")))?;
+    if settings.embeddings_next.as_ref() != Some(expected_next) {
+        return Ok(false);
+    }
+    settings.embeddings = settings.embeddings_next.take().unwrap_or_default();
+    let value = serde_json::to_value(&settings).expect("settings serialise");
+    tx.execute(
+        "update tenants set settings = $2, updated_at = now() where tenant_id = $1",
+        &[&tenant_id.as_str(), &value],
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(true)
 }

@@ -370,5 +370,32 @@ fn validate_settings(settings: &TenantSettings) -> Result<(), AdminError> {
             "settings.webhook_rate_limit_per_minute: must be at least 1".into(),
         ));
     }
+    for (field, embeddings) in [
+        ("settings.embeddings", Some(&settings.embeddings)),
+        (
+            "settings.embeddings_next",
+            settings.embeddings_next.as_ref(),
+        ),
+    ] {
+        if let Some(aia_store::EmbeddingSettings::Endpoint(endpoint)) = embeddings {
+            if !(endpoint.base_url.starts_with("https://")
+                || endpoint.base_url.starts_with("http://"))
+            {
+                return Err(AdminError::Invalid(format!(
+                    "{field}.base_url: must be an http(s) URL"
+                )));
+            }
+            if endpoint.model.trim().is_empty() || endpoint.name.trim().is_empty() {
+                return Err(AdminError::Invalid(format!(
+                    "{field}: name and model are required"
+                )));
+            }
+            if !(1..=120).contains(&endpoint.timeout_secs) {
+                return Err(AdminError::Invalid(format!(
+                    "{field}.timeout_secs: must be 1 to 120"
+                )));
+            }
+        }
+    }
     Ok(())
 }

@@ -1,4 +1,4 @@
-//! Every service of the pipeline in one process, each on its own task with
+//! Every service of the pipeline (and the embedder, given the model) in one process, each on its own task with
 //! one shared shutdown. Production runs them as separate processes; this is
 //! for the demo, development and end-to-end tests.
 
@@ -23,6 +23,9 @@ pub struct Settings {
     /// The ingress's public URL for feedback links; `None` uses the URL the
     /// ingress listens on.
     pub public_url: Option<String>,
+    /// The local embedding model's directory: the embedder service runs
+    /// when it is set, and similar tickets are searched by meaning.
+    pub model_dir: Option<std::path::PathBuf>,
 }
 
 /// The running services.
@@ -64,11 +67,41 @@ pub async fn start(settings: Settings) -> anyhow::Result<Running> {
         ("ingress", result)
     });
 
-    let config = context_gatherer::Config::new(
-        settings.nats_url.clone(),
-        settings.database_url.clone(),
-        keyring(&settings.keyring_spec)?,
-    );
+    let embeddings_url = match &settings.model_dir {
+        Some(dir) => {
+            let model = std::sync::Arc::new(aia_embed::local::MiniLm::load(dir)?);
+            let listener = TcpListener::bind(("127.0.0.1", 0)).await?;
+            let url = format!("http://{}/v1", listener.local_addr()?);
+            let config = embedder::Config {
+                nats_url: settings.nats_url.clone(),
+                database_url: settings.database_url.clone(),
+                keyring: keyring(&settings.keyring_spec)?,
+                model_dir: dir.clone(),
+                addr: listener.local_addr()?,
+                api_key: None,
+                max_inputs: 256,
+                max_parallel: 2,
+                indexer: true,
+            };
+            let stop = shutdown.clone();
+            tasks.spawn(async move {
+                (
+                    "embedder",
+                    embedder::serve(config, model, listener, stop.cancelled_owned()).await,
+                )
+            });
+            Some(url)
+        }
+        None => None,
+    };
+    let config = context_gatherer::Config {
+        embeddings_url,
+        ..context_gatherer::Config::new(
+            settings.nats_url.clone(),
+            settings.database_url.clone(),
+            keyring(&settings.keyring_spec)?,
+        )
+    };
     let stop = shutdown.clone();
     tasks.spawn(async move {
         (

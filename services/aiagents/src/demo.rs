@@ -18,6 +18,8 @@ pub struct DemoSettings {
     pub owner_database_url: String,
     pub keyring_spec: Option<String>,
     pub llm: Option<aia_llm::Provider>,
+    /// The local embedding model; without it tickets are searched by words.
+    pub model_dir: Option<std::path::PathBuf>,
     pub data: std::path::PathBuf,
 }
 
@@ -81,12 +83,24 @@ pub async fn run(settings: DemoSettings) -> anyhow::Result<()> {
         llm: settings.llm.clone(),
         ingress_listen: SocketAddr::from(([127, 0, 0, 1], 0)),
         public_url: None,
+        model_dir: settings.model_dir.clone(),
     })
     .await?;
     println!(
-        "• five services running; ingress on {}",
+        "• {} services running; ingress on {}",
+        if settings.model_dir.is_some() {
+            "six"
+        } else {
+            "five"
+        },
         running.ingress_url
     );
+    match &settings.model_dir {
+        Some(dir) => println!("• embedder: all-MiniLM-L6-v2 from {}", dir.display()),
+        None => println!(
+            "• no embedding model (AI_AGENTS_MODEL_DIR): similar tickets are searched by words"
+        ),
+    }
     match &settings.llm {
         Some(provider) => println!("• LLM: {} at {}", provider.model, provider.base_url),
         None => println!(
@@ -130,9 +144,26 @@ async fn drive(
     )
     .await?;
     println!(
-        "• {} resolved tickets projected into ticket_history from ticket.resolved events\n",
+        "• {} resolved tickets projected into ticket_history from ticket.resolved events",
         expected
     );
+    if settings.model_dir.is_some() {
+        wait_for(
+            "the resolved tickets to be embedded",
+            Duration::from_secs(120),
+            || async {
+                let count: i64 = admin
+                    .query_one("select count(*) from ticket_embeddings", &[])
+                    .await
+                    .ok()?
+                    .get(0);
+                (count >= expected).then_some(())
+            },
+        )
+        .await?;
+        println!("• {expected} resolved tickets embedded by the embedding indexer");
+    }
+    println!();
 
     let http = reqwest::Client::new();
     for query in &data.queries {

@@ -8,5 +8,6 @@ pub mod demo;
 pub mod eval;
 pub mod import;
 pub mod ops;
+pub mod reembed;
 pub mod replay;
 pub mod webhook;

@@ -54,6 +54,11 @@ enum Command {
         #[command(subcommand)]
         command: ImportCommand,
     },
+    /// Embed a tenant's resolved tickets and knowledge articles with the model it is moving to (settings.embeddings_next), then switch to it; or fill in what its current model has not embedded. Resumable.
+    Reembed {
+        #[arg(long)]
+        tenant: String,
+    },
     /// Score similar-ticket retrieval on a data set (resolved tickets and queries with their relevant tickets), ours beside the original's.
     EvalRetrieval {
         /// A JSON file with resolved[] and queries[] (the shape of demo/tickets.json).
@@ -61,6 +66,17 @@ enum Command {
         /// Hits that count (recall@K).
         #[arg(long, default_value_t = 5)]
         k: usize,
+        #[command(flatten)]
+        embeddings: EmbeddingsArgs,
+        /// Least cosine similarity of a hit (to calibrate on your own data).
+        #[arg(long, default_value_t = context_gatherer::sources::fusion::DEFAULT.threshold)]
+        threshold: f32,
+        /// Cosine similarity from which a hit is a likely match.
+        #[arg(long, default_value_t = context_gatherer::sources::fusion::DEFAULT.likely)]
+        likely: f32,
+        /// Most the full-text rank adds to a cosine.
+        #[arg(long, default_value_t = context_gatherer::sources::fusion::DEFAULT.lexical_weight)]
+        lexical_weight: f32,
     },
     /// Rebuild the read models from the event stream while the projector keeps serving.
     Rebuild {
@@ -288,6 +304,92 @@ enum Tool {
     ServicedeskPlus,
 }
 
+/// Which model embeds: the local one (from `AI_AGENTS_MODEL_DIR`) unless
+/// an OpenAI-compatible endpoint is named.
+#[derive(clap::Args, Debug)]
+struct EmbeddingsArgs {
+    /// An OpenAI-compatible embeddings API root, for example
+    /// `http://localhost:11434/v1`; the local model when absent.
+    #[arg(long)]
+    embeddings_url: Option<String>,
+    /// The endpoint's model.
+    #[arg(long, requires = "embeddings_url")]
+    embeddings_model: Option<String>,
+    /// The endpoint's key (`AI_AGENTS_EMBEDDINGS_API_KEY`).
+    #[arg(long, env = "AI_AGENTS_EMBEDDINGS_API_KEY", hide_env_values = true)]
+    embeddings_key: Option<String>,
+}
+
+impl EmbeddingsArgs {
+    fn embedder(&self) -> anyhow::Result<aia_embed::Embedder> {
+        match &self.embeddings_url {
+            Some(url) => {
+                let model = self
+                    .embeddings_model
+                    .clone()
+                    .context("--embeddings-model is required with --embeddings-url")?;
+                let mut config = aia_embed::EndpointConfig::new(url, model);
+                config.api_key = self.embeddings_key.clone();
+                Ok(aia_embed::Embedder::Endpoint(aia_embed::Endpoint::new(
+                    reqwest::Client::new(),
+                    config,
+                )))
+            }
+            None => {
+                let dir = env("MODEL_DIR")?;
+                let model = aia_embed::local::MiniLm::load(std::path::Path::new(&dir))?;
+                Ok(aia_embed::Embedder::Local(std::sync::Arc::new(model)))
+            }
+        }
+    }
+}
+
+/// Embeds the tenant's articles that have no vector yet.
+async fn embed_new_articles(tenant: &aia_events::TenantId) -> anyhow::Result<()> {
+    let pool = aia_store::pool(&env("DATABASE_URL")?, 1)?;
+    let mut client = pool.get().await?;
+    let keyring = aia_store::Keyring::from_env()?;
+    let http = reqwest::Client::new();
+    let local = local_embedder(&http)?;
+    let record = aia_store::tenants::get(&mut client, &keyring, tenant)
+        .await?
+        .context("the tenant does not exist")?;
+    let models = aia_embed::tenant::embedders(
+        &record.settings,
+        &record.integrations,
+        local.as_ref(),
+        &http,
+    )
+    .map_err(anyhow::Error::msg)?;
+    for model in std::iter::once(&models.active).chain(models.next.as_ref()) {
+        let n = aiagents::reembed::fill(
+            &mut client,
+            tenant,
+            aia_store::embeddings::Corpus::Articles,
+            model,
+            true,
+        )
+        .await?;
+        println!("{n} articles embedded with {}", model.model());
+    }
+    Ok(())
+}
+
+/// How the CLI reaches the local model: in-process from
+/// `AI_AGENTS_MODEL_DIR`, else through the embedder service at
+/// `AI_AGENTS_EMBEDDINGS_URL`; `None` when neither is set.
+fn local_embedder(http: &reqwest::Client) -> anyhow::Result<Option<aia_embed::Embedder>> {
+    if let Some(dir) = aia_config::optional("MODEL_DIR") {
+        let model = aia_embed::local::MiniLm::load(std::path::Path::new(&dir))?;
+        return Ok(Some(aia_embed::Embedder::Local(std::sync::Arc::new(model))));
+    }
+    Ok(aia_config::optional("EMBEDDINGS_URL").map(|url| {
+        let mut config = aia_embed::EndpointConfig::new(url, aia_embed::LOCAL_MODEL);
+        config.api_key = aia_config::optional("EMBEDDER_API_KEY");
+        aia_embed::Embedder::Endpoint(aia_embed::Endpoint::new(http.clone(), config))
+    }))
+}
+
 fn env(name: &str) -> anyhow::Result<String> {
     Ok(aia_config::required(name)?)
 }
@@ -465,6 +567,14 @@ async fn main() -> anyhow::Result<()> {
                 let n = aiagents::import::import_articles(&env("DATABASE_URL")?, &tenant, &file)
                     .await?;
                 println!("{n} knowledge articles imported for {tenant}");
+                // Articles are embedded when they enter, with the tenant's
+                // model and the one it is moving to; search falls back to
+                // words for articles without a vector.
+                if let Err(err) = embed_new_articles(&tenant).await {
+                    eprintln!(
+                        "articles not embedded ({err:#}); they are searched by words until `aiagents reembed --tenant {tenant}` runs"
+                    );
+                }
             }
             ImportCommand::Inventory { tenant, file } => {
                 let tenant = aia_events::TenantId::parse(&tenant)?;
@@ -473,12 +583,55 @@ async fn main() -> anyhow::Result<()> {
                 println!("inventory of {tenant} replaced: {n} entries");
             }
         },
-        Command::EvalRetrieval { dataset, k } => {
+        Command::Reembed { tenant } => {
+            let tenant = aia_events::TenantId::parse(&tenant)?;
+            let pool = aia_store::pool(&env("DATABASE_URL")?, 1)?;
+            let mut client = pool.get().await?;
+            let http = reqwest::Client::new();
+            let local = local_embedder(&http)?;
+            let report = aiagents::reembed::run(
+                &mut client,
+                &aia_store::Keyring::from_env()?,
+                &tenant,
+                local.as_ref(),
+                &http,
+                true,
+            )
+            .await?;
+            println!(
+                "{tenant}: {} tickets and {} articles embedded with {}{}; {} vectors of other models removed",
+                report.tickets,
+                report.articles,
+                report.model,
+                if report.promoted {
+                    ", now the tenant's model"
+                } else {
+                    ""
+                },
+                report.retired
+            );
+        }
+        Command::EvalRetrieval {
+            dataset,
+            k,
+            embeddings,
+            threshold,
+            likely,
+            lexical_weight,
+        } => {
+            let embedder = embeddings.embedder()?;
+            eprintln!("embedding with {}", embedder.model());
             let scores = aiagents::eval::run(
                 &env("OWNER_DATABASE_URL")?,
                 &env("DATABASE_URL")?,
                 &dataset,
                 k,
+                &embedder,
+                context_gatherer::sources::fusion::Fusion {
+                    threshold,
+                    likely,
+                    lexical_weight,
+                },
             )
             .await?;
             println!(
@@ -521,6 +674,7 @@ async fn main() -> anyhow::Result<()> {
                 llm: llm_enhancer::provider_from_env()?,
                 ingress_listen: aia_config::parsed("INGRESS_ADDR", "0.0.0.0:8080".parse()?)?,
                 public_url: aia_config::optional("PUBLIC_URL"),
+                model_dir: aia_config::optional("MODEL_DIR").map(PathBuf::from),
             })
             .await?;
             println!("ingress on {}", running.ingress_url);
@@ -534,6 +688,7 @@ async fn main() -> anyhow::Result<()> {
                 owner_database_url: env("OWNER_DATABASE_URL")?,
                 keyring_spec: aia_config::optional("SECRET_KEYS"),
                 llm: llm_enhancer::provider_from_env()?,
+                model_dir: aia_config::optional("MODEL_DIR").map(PathBuf::from),
                 data,
             })
             .await

@@ -305,10 +305,17 @@ pub async fn dry_run(
                 env("DATABASE_URL")?,
                 keyring()?,
             );
+            let config = context_gatherer::Config {
+                embeddings_url: aia_config::optional("EMBEDDINGS_URL"),
+                embeddings_api_key: aia_config::optional("EMBEDDER_API_KEY"),
+                ..config
+            };
+            let http = reqwest::Client::new();
             let handler = context_gatherer::ContextGatherer {
                 db: aia_store::pool(&config.database_url, 4)?,
+                local_embedder: config.local_embedder(&http),
                 keyring: config.keyring,
-                http: reqwest::Client::new(),
+                http,
                 knowledge_cache: Default::default(),
                 source_timeout: config.source_timeout,
                 budget: config.budget,

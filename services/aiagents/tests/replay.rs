@@ -89,6 +89,7 @@ async fn an_operator_follows_a_ticket_replays_its_stages_and_re_drives_it() {
             llm: None,
             ingress_listen: SocketAddr::from(([127, 0, 0, 1], 0)),
             public_url: None,
+            model_dir: None,
         })
     };
     let running = start().await.unwrap();

@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use aia_config::{ConfigError, parsed, required};
+use aia_config::{ConfigError, optional, parsed, required};
 use aia_store::Keyring;
 
 #[derive(Debug)]
@@ -19,6 +19,12 @@ pub struct Config {
     pub monitoring_timeout: Duration,
     /// Similar resolved tickets put into the context (default 5).
     pub max_similar_tickets: i64,
+    /// The embedder service's OpenAI-compatible API root (for example
+    /// `http://embedder:8085/v1`), through which tenants on the local model
+    /// are searched by meaning. Without it they are searched by words.
+    pub embeddings_url: Option<String>,
+    /// The embedder service's bearer token, if it requires one.
+    pub embeddings_api_key: Option<String>,
 }
 
 impl Config {
@@ -34,7 +40,20 @@ impl Config {
             budget: Duration::from_secs(parsed("CONTEXT_BUDGET_SECS", 30)?),
             monitoring_timeout: Duration::from_secs(parsed("CONTEXT_MONITORING_TIMEOUT_SECS", 15)?),
             max_similar_tickets: parsed("CONTEXT_MAX_SIMILAR_TICKETS", 5)?,
+            embeddings_url: optional("EMBEDDINGS_URL"),
+            embeddings_api_key: optional("EMBEDDER_API_KEY"),
         })
+    }
+
+    /// How this process reaches the local model: the embedder service.
+    pub fn local_embedder(&self, http: &reqwest::Client) -> Option<aia_embed::Embedder> {
+        let url = self.embeddings_url.as_ref()?;
+        let mut config = aia_embed::EndpointConfig::new(url, aia_embed::LOCAL_MODEL);
+        config.api_key = self.embeddings_api_key.clone();
+        Some(aia_embed::Embedder::Endpoint(aia_embed::Endpoint::new(
+            http.clone(),
+            config,
+        )))
     }
 
     /// Defaults for everything but the servers and keys.
@@ -47,6 +66,8 @@ impl Config {
             budget: Duration::from_secs(30),
             monitoring_timeout: Duration::from_secs(15),
             max_similar_tickets: 5,
+            embeddings_url: None,
+            embeddings_api_key: None,
         }
     }
 }

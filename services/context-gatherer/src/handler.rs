@@ -16,13 +16,35 @@ use aia_events::{
 };
 use aia_store::{Keyring, MonitoringQuery, Pool, StoreError, tenants};
 
+use std::sync::Arc;
+
+use futures::FutureExt as _;
+
 use crate::extract;
+use crate::sources::fusion::{self, Fusion};
+use crate::sources::similar::Semantic;
 use crate::sources::{self, SourceError, inventory, knowledge, monitoring, similar};
+
+/// The fusion's thresholds for a tenant's model: the local model's
+/// defaults, or what the tenant calibrated for its endpoint.
+fn fusion_for(settings: &aia_store::EmbeddingSettings) -> Fusion {
+    match settings {
+        aia_store::EmbeddingSettings::Local => fusion::DEFAULT,
+        aia_store::EmbeddingSettings::Endpoint(endpoint) => Fusion {
+            threshold: endpoint.min_similarity.unwrap_or(fusion::DEFAULT.threshold),
+            likely: endpoint.likely_similarity.unwrap_or(fusion::DEFAULT.likely),
+            ..fusion::DEFAULT
+        },
+    }
+}
 
 pub struct ContextGatherer {
     pub db: Pool,
     pub keyring: Keyring,
     pub http: reqwest::Client,
+    /// How this process reaches the local embedding model (the embedder
+    /// service); `None` searches tenants on it by words only.
+    pub local_embedder: Option<aia_embed::Embedder>,
     pub knowledge_cache: knowledge::ExternalCache,
     /// Timeout of each source that has none of its own.
     pub source_timeout: Duration,
@@ -62,54 +84,107 @@ impl Handler for ContextGatherer {
         let mentions = extract::mentions(&text);
         let within_budget = |timeout: Duration| timeout.min(self.budget);
 
-        let similar = sources::run(
-            ContextSource::SimilarTickets,
-            settings.similar_tickets_enabled,
-            within_budget(self.source_timeout),
-            async {
-                let mut client = self.db.get().await.map_err(StoreError::from)?;
-                Ok(similar::similar_tickets(
-                    &mut client,
-                    &event.tenant_id,
-                    &text,
-                    self.max_similar_tickets,
-                )
-                .await?)
+        // The ticket is embedded once, for both searches by meaning; when
+        // that is impossible both search by words and say why.
+        let semantic = self
+            .query_vector(&tenant, &text, within_budget(self.source_timeout))
+            .instrument(tracing::info_span!("embed query"))
+            .shared();
+        let by_words_because = |semantic: &Result<QueryVector, String>| match semantic {
+            Ok(_) => None,
+            Err(reason) => Some(format!("by words only: {reason}")),
+        };
+
+        let similar = async {
+            let query = semantic.clone().await;
+            let (items, mut report) = sources::run(
+                ContextSource::SimilarTickets,
+                settings.similar_tickets_enabled,
+                within_budget(self.source_timeout),
+                async {
+                    let mut client = self.db.get().await.map_err(StoreError::from)?;
+                    match &query {
+                        Ok(query) => {
+                            similar::similar_tickets_by_meaning(
+                                &mut client,
+                                &event.tenant_id,
+                                &text,
+                                query.semantic(),
+                                usize::try_from(self.max_similar_tickets).unwrap_or(5),
+                            )
+                            .await
+                        }
+                        Err(_) => Ok(similar::similar_tickets(
+                            &mut client,
+                            &event.tenant_id,
+                            &text,
+                            self.max_similar_tickets,
+                        )
+                        .await?),
+                    }
+                }
+                .instrument(aia_telemetry::db_span("SELECT", "ticket_history")),
+            )
+            .await;
+            if report.detail.is_none() && settings.similar_tickets_enabled {
+                report.detail = by_words_because(&query);
             }
-            .instrument(aia_telemetry::db_span("SELECT", "ticket_history")),
-        );
+            (items, report)
+        };
         let kb_timeout =
             Duration::from_secs(u64::from(settings.knowledge_base_timeout_secs.clamp(1, 60)));
-        let knowledge = sources::run(
-            ContextSource::KnowledgeBase,
-            settings.knowledge_base_enabled,
-            within_budget(kb_timeout.max(self.source_timeout)),
-            async {
-                let local = async {
-                    let mut client = self.db.get().await.map_err(StoreError::from)?;
-                    knowledge::local(&mut client, &event.tenant_id, &text, 3).await
-                }
-                .instrument(aia_telemetry::db_span("SELECT", "knowledge_articles"));
-                let external = async {
-                    match &settings.knowledge_base_url {
-                        Some(url) => knowledge::external(
-                            &self.http,
-                            &self.knowledge_cache,
-                            &event.tenant_id,
-                            url,
-                            tenant.integrations.knowledge_base_token.as_deref(),
-                            &text,
-                            within_budget(kb_timeout),
-                        )
-                        .await
-                        .map(Some),
-                        None => Ok(None),
+        let knowledge = async {
+            let query = semantic.clone().await;
+            let (items, mut report) = sources::run(
+                ContextSource::KnowledgeBase,
+                settings.knowledge_base_enabled,
+                within_budget(kb_timeout.max(self.source_timeout)),
+                async {
+                    let local = async {
+                        let mut client = self.db.get().await.map_err(StoreError::from)?;
+                        match &query {
+                            Ok(query) => {
+                                knowledge::local_by_meaning(
+                                    &mut client,
+                                    &event.tenant_id,
+                                    &text,
+                                    query.semantic(),
+                                    3,
+                                )
+                                .await
+                            }
+                            Err(_) => {
+                                knowledge::local(&mut client, &event.tenant_id, &text, 3).await
+                            }
+                        }
                     }
-                };
-                let (local, external) = tokio::join!(local, external);
-                merge_articles(local, external)
-            },
-        );
+                    .instrument(aia_telemetry::db_span("SELECT", "knowledge_articles"));
+                    let external = async {
+                        match &settings.knowledge_base_url {
+                            Some(url) => knowledge::external(
+                                &self.http,
+                                &self.knowledge_cache,
+                                &event.tenant_id,
+                                url,
+                                tenant.integrations.knowledge_base_token.as_deref(),
+                                &text,
+                                within_budget(kb_timeout),
+                            )
+                            .await
+                            .map(Some),
+                            None => Ok(None),
+                        }
+                    };
+                    let (local, external) = tokio::join!(local, external);
+                    merge_articles(local, external)
+                },
+            )
+            .await;
+            if report.detail.is_none() && settings.knowledge_base_enabled {
+                report.detail = by_words_because(&query);
+            }
+            (items, report)
+        };
         let systems_and_monitoring = async {
             let (systems, inventory_report) = sources::run(
                 ContextSource::Inventory,
@@ -189,21 +264,73 @@ impl Handler for ContextGatherer {
         )]))
     }
 
-    fn gave_up(&self, event: &Event, reason: &str, attempts: u32) -> Event {
-        Event::caused_by(
+    fn gave_up(&self, event: &Event, reason: &str, attempts: u32) -> Option<Event> {
+        Some(Event::caused_by(
             event,
             Payload::EnhancementFailed(EnhancementFailed {
                 stage: Stage::ContextGatherer,
                 reason: reason.to_owned(),
                 attempts,
             }),
-        )
+        ))
+    }
+}
+
+/// The ticket's embedding and what it may be compared with.
+#[derive(Clone)]
+struct QueryVector {
+    model: Arc<str>,
+    vector: Arc<aia_embed::Vector>,
+    fusion: Fusion,
+}
+
+impl QueryVector {
+    fn semantic(&self) -> Semantic<'_> {
+        Semantic {
+            model: &self.model,
+            vector: self.vector.as_slice(),
+            fusion: self.fusion,
+        }
     }
 }
 
 impl ContextGatherer {
+    /// Embeds the ticket with the tenant's active model.
+    async fn query_vector(
+        &self,
+        tenant: &aia_store::Tenant,
+        text: &str,
+        timeout: Duration,
+    ) -> Result<QueryVector, String> {
+        let settings = &tenant.settings;
+        if !(settings.similar_tickets_enabled || settings.knowledge_base_enabled) {
+            return Err("both searches are off".into());
+        }
+        let embedders = aia_embed::tenant::embedders(
+            settings,
+            &tenant.integrations,
+            self.local_embedder.as_ref(),
+            &self.http,
+        )?;
+        let query: String = text.chars().take(2000).collect();
+        let vector = tokio::time::timeout(timeout, embedders.active.embed_one(&query))
+            .await
+            .map_err(|_| {
+                format!(
+                    "the embeddings provider did not answer within {} ms",
+                    timeout.as_millis()
+                )
+            })?
+            .map_err(|err| err.to_string())?;
+        Ok(QueryVector {
+            model: Arc::from(embedders.active.model()),
+            vector: Arc::new(vector),
+            fusion: fusion_for(&settings.embeddings),
+        })
+    }
+
     fn failed(&self, event: &Event, reason: &str) -> Handled {
-        Handled::Publish(vec![self.gave_up(event, reason, 1)])
+        Handled::Publish(self.gave_up(event, reason, 1).into_iter().collect())
     }
 }
 

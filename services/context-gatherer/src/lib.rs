@@ -27,11 +27,19 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> anyhow::
         .await
         .context("connecting to NATS")?;
     let stage = StageConfig::from_env(Stage::ContextGatherer);
+    let http = reqwest::Client::builder().build().context("HTTP client")?;
+    let local_embedder = config.local_embedder(&http);
+    if local_embedder.is_none() {
+        tracing::warn!(
+            "AI_AGENTS_EMBEDDINGS_URL is not set: tenants on the local model are searched by words only"
+        );
+    }
     let handler = Arc::new(ContextGatherer {
         metrics: metrics::SourceMetrics::register(&stage.registry),
         db,
         keyring: config.keyring,
-        http: reqwest::Client::builder().build().context("HTTP client")?,
+        http,
+        local_embedder,
         knowledge_cache: Default::default(),
         source_timeout: config.source_timeout,
         budget: config.budget,

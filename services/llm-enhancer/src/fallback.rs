@@ -13,10 +13,15 @@ pub fn raw_context_note(context: &ContextGathered) -> String {
     for ticket in &context.similar_tickets {
         let _ = writeln!(
             note,
-            "- **{}** {} — resolved by: {}",
+            "- **{}** {} — resolved by: {}{}",
             ticket.ticket_id,
             one_line(&ticket.subject),
-            one_line(&ticket.resolution)
+            one_line(&ticket.resolution),
+            if crate::prompt::likely(ticket.score) {
+                ""
+            } else {
+                " _(possibly related)_"
+            }
         );
     }
     note.push_str("\n### Relevant Documentation\n");

@@ -76,11 +76,11 @@ impl Handler for LlmEnhancer {
             .await
             .map_err(transient)?;
         let Some(tenant) = tenant else {
-            return Ok(Handled::Publish(vec![self.gave_up(
-                &event,
-                "tenant does not exist",
-                1,
-            )]));
+            return Ok(Handled::Publish(
+                self.gave_up(&event, "tenant does not exist", 1)
+                    .into_iter()
+                    .collect(),
+            ));
         };
         let settings = &tenant.settings;
         let max_words = usize::try_from(settings.max_note_words.clamp(100, 2000)).unwrap_or(500);
@@ -261,14 +261,14 @@ impl Handler for LlmEnhancer {
         Ok(Handled::Publish(events))
     }
 
-    fn gave_up(&self, event: &Event, reason: &str, attempts: u32) -> Event {
-        Event::caused_by(
+    fn gave_up(&self, event: &Event, reason: &str, attempts: u32) -> Option<Event> {
+        Some(Event::caused_by(
             event,
             Payload::EnhancementFailed(EnhancementFailed {
                 stage: Stage::LlmEnhancer,
                 reason: reason.to_owned(),
                 attempts,
             }),
-        )
+        ))
     }
 }

@@ -6,7 +6,17 @@ use aia_llm::Message;
 use serde_json::json;
 
 /// Recorded with every enhancement, so a note can be traced to its prompt.
-pub const PROMPT_VERSION: &str = "2026-11-25.1";
+pub const PROMPT_VERSION: &str = "2026-11-25.2";
+
+/// Search scores are calibrated confidences: from 0.5 a hit is a likely
+/// match; below, it may be unrelated.
+pub fn likely(score: f64) -> bool {
+    score >= 0.5
+}
+
+fn match_label(score: f64) -> &'static str {
+    if likely(score) { "likely" } else { "possible" }
+}
 
 pub fn system_prompt(max_words: usize) -> String {
     format!(
@@ -16,6 +26,8 @@ pub fn system_prompt(max_words: usize) -> String {
          Write Markdown with exactly these four sections, in this order:\n\
          ## Similar Tickets\n## Relevant Documentation\n## System Information\n## Recommended Next Steps\n\
          Under a section with nothing relevant in the context, write \"No information available\".\n\
+         Similar tickets and articles marked \"match\": \"possible\" may be unrelated: use one only if its \
+         subject and resolution clearly fit this ticket, otherwise leave it out.\n\
          Cite your sources: ticket ids (\"Similar ticket SUP-123 was resolved by …\"), article URLs and host names, \
          exactly as they appear in the context. Cite nothing that is not in the context.\n\
          Give concrete, actionable steps; do not speculate beyond the context. At most {max_words} words."
@@ -53,13 +65,14 @@ pub fn messages(context: &ContextGathered, max_words: usize, redact: bool) -> Ve
             json!({
                 "ticket_id": t.ticket_id, "subject": clean(&t.subject), "description": clean(&t.description),
                 "resolution": clean(&t.resolution), "resolved_at": t.resolved_at, "tags": t.tags,
+                "match": match_label(t.score),
             })
         })
         .collect();
     let articles: Vec<serde_json::Value> = context
         .knowledge_articles
         .iter()
-        .map(|a| json!({"title": a.title, "summary": clean(&a.summary), "url": a.url}))
+        .map(|a| json!({"title": a.title, "summary": clean(&a.summary), "url": a.url, "match": match_label(a.score)}))
         .collect();
     let gathered = json!({
         "similar_tickets": similar,

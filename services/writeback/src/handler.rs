@@ -150,12 +150,12 @@ impl Handler for Writeback {
         }
     }
 
-    fn gave_up(&self, event: &Event, reason: &str, attempts: u32) -> Event {
+    fn gave_up(&self, event: &Event, reason: &str, attempts: u32) -> Option<Event> {
         let itsm = match &event.payload {
             Payload::EnhancementGenerated(generated) => generated.source,
             _ => ItsmKind::ServicedeskPlus,
         };
-        Event::caused_by(
+        Some(Event::caused_by(
             event,
             Payload::WritebackFailed(WritebackFailed {
                 itsm,
@@ -164,7 +164,7 @@ impl Handler for Writeback {
                 attempts,
                 permanent: false,
             }),
-        )
+        ))
     }
 }
 

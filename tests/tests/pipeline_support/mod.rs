@@ -37,6 +37,7 @@ impl Stack {
             llm,
             ingress_listen: SocketAddr::from(([127, 0, 0, 1], 0)),
             public_url: None,
+            model_dir: None,
         })
         .await
         .unwrap();

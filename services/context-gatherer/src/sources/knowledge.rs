@@ -9,22 +9,25 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use aia_events::{KnowledgeArticle, TenantId};
+use aia_store::embeddings::{self, Corpus};
 use aia_store::{Client, tenant_transaction};
 use serde::Deserialize;
 use sha2::{Digest, Sha256};
 
 use super::SourceError;
+use super::fusion;
+use super::similar::Semantic;
 
 const CACHE_TTL: Duration = Duration::from_secs(3600);
 const MAX_QUERY_CHARS: usize = 1000;
 
-/// Articles of the tenant's own knowledge base that match `text`.
-pub async fn local(
+/// Article ids with their full-text rank in [0, 1), best first.
+async fn lexical(
     client: &mut Client,
     tenant: &TenantId,
     text: &str,
     limit: i64,
-) -> Result<Vec<KnowledgeArticle>, SourceError> {
+) -> Result<Vec<(String, f64)>, SourceError> {
     let query: String = text.chars().take(MAX_QUERY_CHARS).collect();
     let tx = tenant_transaction(client, tenant).await?;
     tx.execute("set local statement_timeout = '2s'", &[])
@@ -32,26 +35,87 @@ pub async fn local(
         .map_err(aia_store::StoreError::from)?;
     let rows = tx
         .query(
-            "select title, left(body, 200), url, ts_rank_cd(search, q, 32)::float8 as score
+            "select article_id, ts_rank_cd(search, q, 32)::float8 as score
                from knowledge_articles,
                     (select nullif(replace(plainto_tsquery('english', $2)::text, ' & ', ' | '), '')::tsquery as q) query
               where tenant_id = $1 and q is not null and search @@ q
-              order by score desc
+              order by score desc, article_id
               limit $3",
             &[&tenant.as_str(), &query, &limit],
         )
         .await
         .map_err(aia_store::StoreError::from)?;
     tx.commit().await.map_err(aia_store::StoreError::from)?;
-    Ok(rows
+    Ok(rows.iter().map(|row| (row.get(0), row.get(1))).collect())
+}
+
+/// The articles `ranked` names, in that order, each with its score.
+async fn details(
+    client: &mut Client,
+    tenant: &TenantId,
+    ranked: &[(String, f64)],
+) -> Result<Vec<KnowledgeArticle>, SourceError> {
+    let ids: Vec<&str> = ranked.iter().map(|(id, _)| id.as_str()).collect();
+    let tx = tenant_transaction(client, tenant).await?;
+    let rows = tx
+        .query(
+            "select article_id, title, left(body, 200), url from knowledge_articles
+              where tenant_id = $1 and article_id = any($2)",
+            &[&tenant.as_str(), &ids],
+        )
+        .await
+        .map_err(aia_store::StoreError::from)?;
+    tx.commit().await.map_err(aia_store::StoreError::from)?;
+    let mut by_id: HashMap<String, aia_store::Row> =
+        rows.into_iter().map(|row| (row.get(0), row)).collect();
+    Ok(ranked
         .iter()
-        .map(|row| KnowledgeArticle {
-            title: row.get(0),
-            summary: row.get(1),
-            url: row.get(2),
-            score: row.get(3),
+        .filter_map(|(id, score)| by_id.remove(id).map(|row| (row, *score)))
+        .map(|(row, score)| KnowledgeArticle {
+            title: row.get(1),
+            summary: row.get(2),
+            url: row.get(3),
+            score,
         })
         .collect())
+}
+
+/// Articles of the tenant's own knowledge base that match `text` by words;
+/// scores scaled into [0, 0.5) as for similar tickets (never "likely").
+pub async fn local(
+    client: &mut Client,
+    tenant: &TenantId,
+    text: &str,
+    limit: i64,
+) -> Result<Vec<KnowledgeArticle>, SourceError> {
+    let ranked: Vec<(String, f64)> = lexical(client, tenant, text, limit)
+        .await?
+        .into_iter()
+        .map(|(id, rank)| (id, 0.5 * rank.min(0.999)))
+        .collect();
+    details(client, tenant, &ranked).await
+}
+
+/// Articles of the tenant's own knowledge base by meaning, with words as a
+/// bounded bonus; scores are calibrated confidences.
+pub async fn local_by_meaning(
+    client: &mut Client,
+    tenant: &TenantId,
+    text: &str,
+    semantic: Semantic<'_>,
+    limit: usize,
+) -> Result<Vec<KnowledgeArticle>, SourceError> {
+    let stored = embeddings::load(client, tenant, Corpus::Articles, semantic.model).await?;
+    fusion::check_dimensions(semantic.vector, &stored).map_err(SourceError::Failed)?;
+    let nearest = fusion::nearest(semantic.vector, &stored, 30);
+    let words = lexical(client, tenant, text, 30).await?;
+    let ranked: Vec<(String, f64)> = semantic
+        .fusion
+        .rank(&nearest, &words, limit)
+        .into_iter()
+        .map(|scored| (scored.id, f64::from(scored.confidence)))
+        .collect();
+    details(client, tenant, &ranked).await
 }
 
 #[derive(Deserialize)]

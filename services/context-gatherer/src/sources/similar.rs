@@ -1,29 +1,48 @@
-//! Similar resolved tickets of one tenant, by full-text search.
+//! Similar resolved tickets of one tenant.
 //!
-//! Subject, description, resolution and tags are weighted A/B/C/B in the
-//! `search` column; the query's lexemes are OR'd (a user's ticket rarely
-//! shares every word with the fix) and ranked by cover density.
+//! With a query vector, by meaning: the tenant's nearest tickets by cosine
+//! under the stored vectors of the same model, with full-text rank fused in
+//! as a bounded bonus (see [`super::fusion`]). Without one (no embedder
+//! configured, or it failed), by words alone: subject, description,
+//! resolution and tags weighted A/B/C/B, the query's lexemes OR'd and
+//! ranked by cover density.
 
 use aia_events::{SimilarTicket, TenantId, TicketId};
+use aia_store::embeddings::{self, Corpus};
 use aia_store::{Client, StoreError, tenant_transaction};
+
+use super::SourceError;
+use super::fusion::{self, Fusion};
 
 /// Longest query text considered; longer descriptions add noise, not recall.
 const MAX_QUERY_CHARS: usize = 1000;
+/// Candidates each ranker brings to the fusion.
+const CANDIDATES: usize = 30;
 
-pub async fn similar_tickets(
+/// The query's embedding, and the model whose stored vectors it may be
+/// compared with.
+#[derive(Debug, Clone, Copy)]
+pub struct Semantic<'a> {
+    pub model: &'a str,
+    pub vector: &'a [f32],
+    pub fusion: Fusion,
+}
+
+/// Ticket ids with their full-text rank (`ts_rank_cd` normalised into
+/// [0, 1)), best first.
+async fn lexical(
     client: &mut Client,
     tenant: &TenantId,
     text: &str,
     limit: i64,
-) -> Result<Vec<SimilarTicket>, StoreError> {
+) -> Result<Vec<(String, f64)>, StoreError> {
     let query: String = text.chars().take(MAX_QUERY_CHARS).collect();
     let tx = tenant_transaction(client, tenant).await?;
     tx.execute("set local statement_timeout = '2s'", &[])
         .await?;
     let rows = tx
         .query(
-            "select ticket_id, subject, left(description, 300), left(resolution, 500),
-                    resolved_at, tags, ts_rank_cd(search, q, 32)::float8 as score
+            "select ticket_id, ts_rank_cd(search, q, 32)::float8 as score
                from ticket_history,
                     (select nullif(replace(plainto_tsquery('english', $2)::text, ' & ', ' | '), '')::tsquery as q) query
               where tenant_id = $1 and q is not null and search @@ q
@@ -33,8 +52,31 @@ pub async fn similar_tickets(
         )
         .await?;
     tx.commit().await?;
-    rows.into_iter()
-        .map(|row| {
+    Ok(rows.iter().map(|row| (row.get(0), row.get(1))).collect())
+}
+
+/// The tickets `ranked` names, in that order, each with its score.
+async fn details(
+    client: &mut Client,
+    tenant: &TenantId,
+    ranked: &[(String, f64)],
+) -> Result<Vec<SimilarTicket>, StoreError> {
+    let ids: Vec<&str> = ranked.iter().map(|(id, _)| id.as_str()).collect();
+    let tx = tenant_transaction(client, tenant).await?;
+    let rows = tx
+        .query(
+            "select ticket_id, subject, left(description, 300), left(resolution, 500), resolved_at, tags
+               from ticket_history where tenant_id = $1 and ticket_id = any($2)",
+            &[&tenant.as_str(), &ids],
+        )
+        .await?;
+    tx.commit().await?;
+    let mut by_id: std::collections::HashMap<String, aia_store::Row> =
+        rows.into_iter().map(|row| (row.get(0), row)).collect();
+    ranked
+        .iter()
+        .filter_map(|(id, score)| by_id.remove(id).map(|row| (row, *score)))
+        .map(|(row, score)| {
             let ticket_id: String = row.get(0);
             Ok(SimilarTicket {
                 ticket_id: TicketId::parse(&ticket_id)
@@ -44,8 +86,52 @@ pub async fn similar_tickets(
                 resolution: row.get(3),
                 resolved_at: row.get(4),
                 tags: row.get(5),
-                score: row.get(6),
+                score,
             })
         })
         .collect()
+}
+
+/// By words alone. Shared words say little about whether a ticket holds
+/// the fix, so a hit found this way is never called likely: its score is
+/// the full-text rank scaled into [0, 0.5).
+pub async fn similar_tickets(
+    client: &mut Client,
+    tenant: &TenantId,
+    text: &str,
+    limit: i64,
+) -> Result<Vec<SimilarTicket>, StoreError> {
+    let ranked: Vec<(String, f64)> = lexical(client, tenant, text, limit)
+        .await?
+        .into_iter()
+        .map(|(id, rank)| (id, 0.5 * rank.min(0.999)))
+        .collect();
+    details(client, tenant, &ranked).await
+}
+
+/// By meaning, with words as a bounded bonus. Hits come in fused order;
+/// each one's score is its calibrated confidence (0.5 and above: a likely
+/// match).
+pub async fn similar_tickets_by_meaning(
+    client: &mut Client,
+    tenant: &TenantId,
+    text: &str,
+    semantic: Semantic<'_>,
+    limit: usize,
+) -> Result<Vec<SimilarTicket>, SourceError> {
+    let stored = embeddings::load(client, tenant, Corpus::Tickets, semantic.model).await?;
+    fusion::check_dimensions(semantic.vector, &stored).map_err(SourceError::Failed)?;
+    let nearest = fusion::nearest(semantic.vector, &stored, CANDIDATES);
+    let words = if semantic.fusion.lexical_weight > 0.0 {
+        lexical(client, tenant, text, CANDIDATES as i64).await?
+    } else {
+        vec![]
+    };
+    let ranked: Vec<(String, f64)> = semantic
+        .fusion
+        .rank(&nearest, &words, limit)
+        .into_iter()
+        .map(|scored| (scored.id, f64::from(scored.confidence)))
+        .collect();
+    Ok(details(client, tenant, &ranked).await?)
 }

@@ -23,6 +23,15 @@ pub struct Stack {
 impl Stack {
     /// Servers, the stand-in (accepting `sdp_token`) and every service.
     pub async fn start(sdp_token: &str, llm: Option<aia_llm::Provider>) -> Self {
+        Self::start_with_model(sdp_token, llm, None).await
+    }
+
+    /// The same, with the embedder service on the local model in `model_dir`.
+    pub async fn start_with_model(
+        sdp_token: &str,
+        llm: Option<aia_llm::Provider>,
+        model_dir: Option<std::path::PathBuf>,
+    ) -> Self {
         let _ = rustls::crypto::ring::default_provider().install_default();
         let nats = NatsServer::start().await;
         let db = TestDatabase::create().await;
@@ -37,7 +46,7 @@ impl Stack {
             llm,
             ingress_listen: SocketAddr::from(([127, 0, 0, 1], 0)),
             public_url: None,
-            model_dir: None,
+            model_dir,
         })
         .await
         .unwrap();

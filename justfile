@@ -61,6 +61,15 @@ bench-rebuild EVENTS="1000000":
     source "$(scripts/stack.sh up bench)"
     RUST_LOG=error cargo run -q --release -p aia-bench -- rebuild --events {{EVENTS}}
 
+# Search by meaning: embedding throughput and latency, search at 1,000,000 tickets / 1,000 tenants, the embedder's memory.
+bench-semantic TICKETS="1000000":
+    #!/usr/bin/env bash
+    set -euo pipefail
+    trap 'scripts/stack.sh down bench' EXIT
+    source "$(scripts/stack.sh up bench)"
+    cargo build -q --release -p embedder -p aia-bench
+    RUST_LOG=error target/release/aia-bench semantic --tickets {{TICKETS}} --embedder-bin target/release/embedder
+
 # Similar-ticket search latency at 1,000,000 tickets / 1,000 tenants, and the context stage's throughput.
 bench-search TICKETS="1000000":
     #!/usr/bin/env bash

@@ -11,6 +11,7 @@
 mod ingress_bench;
 mod rebuild_bench;
 mod search_bench;
+mod semantic_bench;
 
 use clap::{Parser, Subcommand};
 
@@ -41,6 +42,21 @@ enum Command {
         #[arg(long, default_value_t = 2_000)]
         queries: usize,
     },
+    /// Search by meaning: embedding throughput and latency, search at scale, the embedder's memory.
+    Semantic {
+        /// The local model's directory.
+        #[arg(long, env = "AI_AGENTS_MODEL_DIR")]
+        model_dir: std::path::PathBuf,
+        #[arg(long, default_value_t = 1_000_000)]
+        tickets: u64,
+        #[arg(long, default_value_t = 1_000)]
+        tenants: u64,
+        #[arg(long, default_value_t = 1_000)]
+        queries: usize,
+        /// The embedder service's binary, to measure its memory under load.
+        #[arg(long)]
+        embedder_bin: Option<std::path::PathBuf>,
+    },
     /// Rebuild throughput of the projections from a generated stream.
     Rebuild {
         /// Events to generate (runs of four events across 1,000 tenants).
@@ -63,5 +79,18 @@ fn main() -> anyhow::Result<()> {
             tenants,
             queries,
         } => search_bench::run(tickets, tenants, queries),
+        Command::Semantic {
+            model_dir,
+            tickets,
+            tenants,
+            queries,
+            embedder_bin,
+        } => semantic_bench::run(
+            &model_dir,
+            tickets,
+            tenants,
+            queries,
+            embedder_bin.as_deref(),
+        ),
     }
 }

@@ -78,7 +78,7 @@ const FIXES: &[&str] = &[
     "assigned a new static address",
 ];
 
-fn resolved_text(rng: &mut StdRng) -> (String, String, String) {
+pub(crate) fn resolved_text(rng: &mut StdRng) -> (String, String, String) {
     let system = SYSTEMS.choose(rng).expect("non-empty");
     let symptom = SYMPTOMS.choose(rng).expect("non-empty");
     let cause = CAUSES.choose(rng).expect("non-empty");
@@ -94,7 +94,7 @@ fn resolved_text(rng: &mut StdRng) -> (String, String, String) {
     )
 }
 
-fn percentile(sorted: &[f64], q: f64) -> f64 {
+pub(crate) fn percentile(sorted: &[f64], q: f64) -> f64 {
     sorted[((sorted.len() as f64 * q) as usize).min(sorted.len() - 1)]
 }
 

@@ -295,3 +295,56 @@ async fn dead_letters_and_feedback_statistics_are_served() {
         "no stream configured here"
     );
 }
+
+#[tokio::test]
+async fn integrations_are_replaced_encrypted_and_never_echoed() {
+    let api = Api::start().await;
+    api.create("acme", "Acme", "good-token").await;
+    let body = json!({"knowledge_base_token": "kb-secret-1", "embedding_keys": {"openai": "sk-embed-secret"},
+                      "llm_keys": {"litellm": "sk-llm-secret"}});
+    let (status, answer) = api
+        .call(
+            reqwest::Method::PUT,
+            "/admin/tenants/acme/integrations",
+            Some(body),
+        )
+        .await;
+    assert_eq!(status, 200, "{answer}");
+    assert_eq!(
+        answer,
+        json!({"knowledge_base_token": true, "monitoring_token": false, "llm_keys": ["litellm"], "embedding_keys": ["openai"]})
+    );
+    let raw: String = api
+        ._db
+        .admin_client()
+        .await
+        .query_one(
+            "select integrations_enc::text from tenants where tenant_id = 'acme'",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert!(!raw.contains("sk-embed-secret"), "stored in the clear");
+    let (_, view) = api
+        .call(reqwest::Method::GET, "/admin/tenants/acme", None)
+        .await;
+    assert!(!view.to_string().contains("secret-1") && !view.to_string().contains("sk-"));
+    // A misspelt field is refused, and changes nothing.
+    let (status, _) = api
+        .call(
+            reqwest::Method::PUT,
+            "/admin/tenants/acme/integrations",
+            Some(json!({"embeding_keys": {}})),
+        )
+        .await;
+    assert_eq!(status, 400);
+    let (status, _) = api
+        .call(
+            reqwest::Method::PUT,
+            "/admin/tenants/nobody/integrations",
+            Some(json!({})),
+        )
+        .await;
+    assert_eq!(status, 404);
+}

@@ -178,6 +178,7 @@ impl MonitoringQuery {
 
 /// Tokens of a tenant's integrations, stored encrypted.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 #[serde(default)]
 pub struct Integrations {
     pub knowledge_base_token: Option<String>,

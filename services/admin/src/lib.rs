@@ -52,6 +52,10 @@ pub fn app(state: AppState) -> Router {
             post(routes::rotate_secret),
         )
         .route(
+            "/admin/tenants/{id}/integrations",
+            axum::routing::put(routes::set_integrations),
+        )
+        .route(
             "/admin/tenants/{id}/test-connection",
             post(routes::test_connection),
         )

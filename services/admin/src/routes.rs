@@ -137,6 +137,17 @@ pub async fn rotate_secret(
     })))
 }
 
+pub async fn set_integrations(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    body: Result<Json<aia_store::Integrations>, axum::extract::rejection::JsonRejection>,
+) -> Result<Json<Value>, ApiError> {
+    let Json(integrations) = body.map_err(|err| ApiError::bad_request(err.body_text()))?;
+    Ok(Json(
+        state.tenants.set_integrations(&id, integrations).await?,
+    ))
+}
+
 pub async fn test_connection(
     State(state): State<AppState>,
     Path(id): Path<String>,

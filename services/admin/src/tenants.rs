@@ -284,6 +284,27 @@ impl TenantAdmin {
         Ok(self.view(&self.load(&tenant_id).await?))
     }
 
+    /// Replaces the tenant's integration tokens and keys (knowledge base,
+    /// monitoring, LLM and embeddings providers), encrypted at rest. Answers
+    /// only which are set, never a value.
+    pub async fn set_integrations(
+        &self,
+        tenant_id: &str,
+        integrations: aia_store::Integrations,
+    ) -> Result<Value, AdminError> {
+        let tenant_id = parse_id(tenant_id)?;
+        self.load(&tenant_id).await?;
+        let mut client = self.app.get().await.map_err(StoreError::from)?;
+        tenants::set_integrations(&mut client, &self.keyring, &tenant_id, &integrations).await?;
+        tracing::info!(tenant_id = %tenant_id, "Tenant integrations replaced");
+        Ok(serde_json::json!({
+            "knowledge_base_token": integrations.knowledge_base_token.is_some(),
+            "monitoring_token": integrations.monitoring_token.is_some(),
+            "llm_keys": integrations.llm_keys.keys().collect::<Vec<_>>(),
+            "embedding_keys": integrations.embedding_keys.keys().collect::<Vec<_>>(),
+        }))
+    }
+
     pub async fn delete(&self, tenant_id: &str) -> Result<(), AdminError> {
         let tenant_id = parse_id(tenant_id)?;
         let mut client = self.app.get().await.map_err(StoreError::from)?;

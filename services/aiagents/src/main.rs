@@ -274,6 +274,10 @@ enum TenantCommand {
     RotateSecret { id: String },
     /// Check that the tenant's help desk answers and accepts its credentials.
     TestConnection { id: String },
+    /// Replace the tenant's integration tokens and keys, read as JSON from
+    /// standard input (so they stay out of shell history):
+    /// {"knowledge_base_token", "monitoring_token", "llm_keys": {name: key}, "embedding_keys": {name: key}}
+    SetIntegrations { id: String },
     /// Create a tenant and print its webhook URL and secret (shown only this once).
     Add {
         /// Tenant id: a-z, 0-9 and '-'.
@@ -806,6 +810,14 @@ async fn tenant_command(command: TenantCommand) -> anyhow::Result<()> {
             let secret = tenant_admin()?.rotate_secret(&id).await?;
             println!("new webhook secret: {secret}");
             println!("Shown only now. The previous secret stays valid until the next rotation.");
+        }
+        TenantCommand::SetIntegrations { id } => {
+            let mut raw = String::new();
+            std::io::Read::read_to_string(&mut std::io::stdin(), &mut raw)?;
+            let integrations: aia_store::Integrations =
+                serde_json::from_str(&raw).context("standard input is not integrations JSON")?;
+            let set = tenant_admin()?.set_integrations(&id, integrations).await?;
+            println!("integrations of {id} replaced (encrypted): {set}");
         }
         TenantCommand::TestConnection { id } => {
             let result = tenant_admin()?.test_connection(&id).await?;

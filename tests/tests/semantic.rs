@@ -335,7 +335,10 @@ async fn the_context_stage_searches_by_meaning_and_says_so_when_it_falls_back_to
         .batch_execute(
             "insert into ticket_history (tenant_id, ticket_id, subject, description, resolution, priority, resolved_at, last_event_id) values
                ('acme', 'A-1', 'VPN tunnel drops', 'GlobalProtect tunnel drops', 'MTU 1400', 'high', now(), gen_random_uuid()),
-               ('acme', 'A-2', 'Printer jam', 'Tray jams', 'New roller', 'low', now(), gen_random_uuid());",
+               ('acme', 'A-2', 'Printer jam', 'Tray jams', 'New roller', 'low', now(), gen_random_uuid());
+             insert into knowledge_articles (tenant_id, article_id, title, body, url) values
+               ('acme', 'kb-vpn', 'Tunnel drops runbook', 'Lower the MTU of the tunnel', 'https://kb.example/vpn'),
+               ('acme', 'kb-printer', 'Printer rollers', 'Replace the pickup roller', null);",
         )
         .await
         .unwrap();
@@ -396,9 +399,19 @@ async fn the_context_stage_searches_by_meaning_and_says_so_when_it_falls_back_to
     );
     assert_eq!(context.similar_tickets[0].ticket_id.as_str(), "A-1");
     assert_eq!(
+        context.knowledge_articles[0].url.as_deref(),
+        Some("https://kb.example/vpn")
+    );
+    let kb_report = context
+        .sources
+        .iter()
+        .find(|r| r.source == ContextSource::KnowledgeBase)
+        .unwrap();
+    assert_eq!(kb_report.detail, None, "articles searched by meaning too");
+    assert_eq!(
         local_stand_in.batches(),
-        [2, 1],
-        "the corpus once, then the query once for both searches"
+        [2, 2, 1],
+        "tickets and articles once, then the query once for both searches"
     );
 
     local_stand_in.script(std::iter::repeat_n(

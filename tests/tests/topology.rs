@@ -37,7 +37,10 @@ async fn applying_twice_creates_once_then_reports_everything_unchanged() {
         async_nats::jetstream::stream::StorageType::File
     );
     assert_eq!(config.duplicate_window, Duration::from_secs(120));
-    assert_eq!(config.max_age, Duration::from_secs(90 * 24 * 3600));
+    // No stream-wide age: run events carry their own TTL, resolved tickets
+    // none (see `retention.rs`).
+    assert_eq!(config.max_age, Duration::ZERO);
+    assert!(config.allow_message_ttl);
 }
 
 #[tokio::test]

@@ -11,6 +11,29 @@ use crate::JetStream;
 
 pub const EVENT_TYPE_HEADER: &str = "Ai-Event-Type";
 
+/// How long the events of a run stay in the stream (`Nats-TTL`): as long as
+/// enhancement history is kept, 90 days unless `AI_AGENTS_EVENT_TTL_SECS`
+/// says otherwise.
+pub const DEFAULT_RUN_EVENT_TTL_SECS: u64 = 90 * 86_400;
+
+/// The `Nats-TTL` of an event, in seconds; `None` keeps it for good.
+/// `ticket.resolved` events are the tenant's history corpus — what the
+/// history projection and the vectors are rebuilt from — so they have no
+/// TTL; the events of enhancement runs expire with their history.
+pub fn ttl_secs(event: &Event) -> Option<u64> {
+    static RUN_TTL: std::sync::OnceLock<u64> = std::sync::OnceLock::new();
+    if matches!(event.payload, aia_events::Payload::TicketResolved(_)) {
+        return None;
+    }
+    Some(*RUN_TTL.get_or_init(|| {
+        std::env::var("AI_AGENTS_EVENT_TTL_SECS")
+            .ok()
+            .and_then(|value| value.trim().parse().ok())
+            .filter(|secs| *secs > 0)
+            .unwrap_or(DEFAULT_RUN_EVENT_TTL_SECS)
+    }))
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum PublishError {
     /// JetStream did not confirm storage; the event may or may not be
@@ -44,6 +67,9 @@ pub async fn publish_event(
         let mut headers = HeaderMap::new();
         headers.insert("Nats-Msg-Id", msg_id);
         headers.insert(EVENT_TYPE_HEADER, event.event_type());
+        if let Some(ttl) = ttl_secs(event) {
+            headers.insert("Nats-TTL", ttl.to_string().as_str());
+        }
         // Inside the send span, so the consumer's span becomes its child.
         aia_telemetry::inject(&mut headers);
         let pending = jetstream

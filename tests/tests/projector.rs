@@ -49,6 +49,11 @@ fn run_events(ticket: &str) -> Vec<Event> {
     .collect()
 }
 
+/// The events of these tests come without gaps.
+fn no_gaps() -> Vec<(u64, aia_events::Event)> {
+    Vec::new()
+}
+
 async fn client(db: &TestDatabase) -> aia_store::Client {
     aia_store::pool(&db.app_url, 1)
         .unwrap()
@@ -64,7 +69,10 @@ async fn a_run_is_projected_once_with_per_stage_latencies_and_daily_counters() {
     let events = run_events("SUP-1");
     let mut effects = Vec::new();
     for (idx, event) in events.iter().enumerate() {
-        match apply(&mut client, event, idx as u64 + 1).await.unwrap() {
+        match apply(&mut client, event, idx as u64 + 1, &no_gaps())
+            .await
+            .unwrap()
+        {
             Applied::Applied(effect) => effects.push(effect),
             Applied::AlreadyApplied => panic!("event {idx} was taken for a redelivery"),
         }
@@ -81,7 +89,9 @@ async fn a_run_is_projected_once_with_per_stage_latencies_and_daily_counters() {
     // Redelivery of anything at or below the checkpoint changes nothing.
     for (idx, event) in events.iter().enumerate() {
         assert_eq!(
-            apply(&mut client, event, idx as u64 + 1).await.unwrap(),
+            apply(&mut client, event, idx as u64 + 1, &no_gaps())
+                .await
+                .unwrap(),
             Applied::AlreadyApplied
         );
     }
@@ -133,7 +143,9 @@ async fn duplicates_and_late_events_never_move_a_run_back_or_count_twice() {
         if seq >= 4 {
             event.event_id = uuid::Uuid::now_v7(); // a true duplicate: new id, same facts
         }
-        apply(&mut client, &event, seq as u64 + 1).await.unwrap();
+        apply(&mut client, &event, seq as u64 + 1, &no_gaps())
+            .await
+            .unwrap();
     }
     let admin = db.admin_client().await;
     let status: String = admin
@@ -150,6 +162,64 @@ async fn duplicates_and_late_events_never_move_a_run_back_or_count_twice() {
 }
 
 #[tokio::test]
+async fn events_an_instance_was_not_handed_are_read_from_the_stream_and_applied_in_order() {
+    let db = TestDatabase::create().await;
+    let mut client = client(&db).await;
+    // Another tenant's run interleaved: the missing events are applied under
+    // their own tenant's row-level security.
+    let acme = run_events("SUP-7");
+    let mut globex = run_events("SUP-8");
+    for event in &mut globex {
+        event.tenant_id = aia_events::TenantId::parse("globex").unwrap();
+    }
+    let stream: Vec<(u64, Event)> = vec![
+        (1, acme[0].clone()),
+        (2, globex[0].clone()),
+        (3, acme[1].clone()),
+        // 4 expired: no longer in the stream.
+        (5, acme[2].clone()),
+        (6, acme[3].clone()),
+    ];
+    // After a crash the first event this instance gets is the sixth.
+    let Applied::Applied(effect) = apply(&mut client, &acme[3], 6, &stream).await.unwrap() else {
+        panic!("the sixth event was taken for a redelivery")
+    };
+    assert_eq!(
+        effect
+            .filled
+            .iter()
+            .map(|(tenant, _)| tenant.as_str())
+            .collect::<Vec<_>>(),
+        ["acme-msp", "globex", "acme-msp", "acme-msp"]
+    );
+    assert_eq!(effect.filled[0].1.counters.received, 1);
+    assert_eq!(effect.counters.completed, 1);
+    // The redeliveries that follow change nothing.
+    for (sequence, event) in &stream {
+        assert_eq!(
+            apply(&mut client, event, *sequence, &stream).await.unwrap(),
+            Applied::AlreadyApplied
+        );
+    }
+    let admin = db.admin_client().await;
+    let rows = admin
+        .query(
+            "select tenant_id, status from enhancement_history order by tenant_id",
+            &[],
+        )
+        .await
+        .unwrap();
+    let rows: Vec<(String, String)> = rows.iter().map(|r| (r.get(0), r.get(1))).collect();
+    assert_eq!(
+        rows,
+        [
+            ("acme-msp".to_owned(), "completed".to_owned()),
+            ("globex".to_owned(), "received".to_owned())
+        ]
+    );
+}
+
+#[tokio::test]
 async fn the_latest_rating_stands_and_old_runs_are_purged() {
     let db = TestDatabase::create().await;
     let mut client = client(&db).await;
@@ -157,7 +227,7 @@ async fn the_latest_rating_stands_and_old_runs_are_purged() {
     let mut seq = 0;
     for event in &events {
         seq += 1;
-        apply(&mut client, event, seq).await.unwrap();
+        apply(&mut client, event, seq, &no_gaps()).await.unwrap();
     }
     for (stars, thumbs) in [(Some(2), None), (None, Some(true))] {
         seq += 1;
@@ -169,7 +239,7 @@ async fn the_latest_rating_stands_and_old_runs_are_purged() {
                 comment: None,
             }),
         );
-        apply(&mut client, &rated, seq).await.unwrap();
+        apply(&mut client, &rated, seq, &no_gaps()).await.unwrap();
     }
     let admin = db.admin_client().await;
     let row = admin
@@ -188,7 +258,7 @@ async fn the_latest_rating_stands_and_old_runs_are_purged() {
     let mut old = run_events("SUP-OLD");
     old[0].occurred_at = Utc::now() - TimeDelta::days(120);
     seq += 1;
-    apply(&mut client, &old[0], seq).await.unwrap();
+    apply(&mut client, &old[0], seq, &no_gaps()).await.unwrap();
     let pool = aia_store::pool(&db.app_url, 1).unwrap();
     let purged = history_projector::retention::purge(&pool, Duration::from_secs(86_400 * 90))
         .await
@@ -292,4 +362,68 @@ async fn the_running_projector_serves_each_run_once_on_metrics_even_when_redeliv
     );
     shutdown.cancel();
     projector.await.unwrap().unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_projector_instances_share_the_stream_and_one_crashing_loses_nothing() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let nats = aia_testkit::NatsServer::start().await;
+    let db = TestDatabase::create().await;
+    aiagents::ops::apply_nats(&nats.url()).await.unwrap();
+    let (_client, jetstream) = aia_bus::connect(&nats.url(), "test").await.unwrap();
+    let config = history_projector::Config::new(nats.url(), db.app_url.clone());
+    let stop = tokio_util::sync::CancellationToken::new();
+    let first = tokio::spawn(history_projector::run(
+        config.clone(),
+        stop.clone().cancelled_owned(),
+    ));
+    let second = tokio::spawn(history_projector::run(
+        config,
+        stop.clone().cancelled_owned(),
+    ));
+    let publish_runs = |from: usize, to: usize| {
+        let jetstream = jetstream.clone();
+        async move {
+            for n in from..to {
+                for event in run_events(&format!("SUP-{n}")) {
+                    aia_bus::publish_event(&jetstream, &event, &event.event_id.to_string())
+                        .await
+                        .unwrap();
+                }
+            }
+        }
+    };
+    let admin = db.admin_client().await;
+    let completed = || async {
+        admin
+            .query_one("select coalesce(sum(completed), 0)::bigint, coalesce(sum(received), 0)::bigint from tenant_daily_stats", &[])
+            .await
+            .ok()
+            .map(|row| (row.get::<_, i64>(0), row.get::<_, i64>(1)))
+    };
+    publish_runs(0, 150).await;
+    aia_testkit::eventually("some runs projected", Duration::from_secs(30), || async {
+        completed().await.filter(|(done, _)| *done >= 50)
+    })
+    .await;
+    // One instance dies mid-stream, holding events it never acknowledged.
+    first.abort();
+    publish_runs(150, 300).await;
+    let totals =
+        aia_testkit::eventually("every run projected", Duration::from_secs(60), || async {
+            completed().await.filter(|(done, _)| *done >= 300)
+        })
+        .await;
+    assert_eq!(totals, (300, 300), "every run counted exactly once");
+    let rows: i64 = admin
+        .query_one(
+            "select count(*) from enhancement_history where status = 'completed'",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(rows, 300);
+    stop.cancel();
+    second.await.unwrap().unwrap();
 }

@@ -53,6 +53,12 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> anyhow::
     let metrics_server = config
         .metrics_addr
         .map(|addr| aia_telemetry::metrics::spawn_server(addr, registry.clone()));
+    let gaps = StreamGaps {
+        stream: jetstream
+            .get_stream(STREAM)
+            .await
+            .context("stream TICKETS")?,
+    };
     let mut messages = consumer
         .stream()
         .max_messages_per_batch(256)
@@ -72,7 +78,9 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> anyhow::
             message = messages.next() => message,
         };
         match message {
-            Some(Ok(message)) => project_one(&db, &metrics, message, &mut shutdown).await,
+            Some(Ok(message)) => {
+                project_one(&db, &metrics, &gaps, message, &mut shutdown).await;
+            }
             Some(Err(err)) => {
                 tracing::warn!(error = %err, "Pulling events failed; retrying");
                 tokio::time::sleep(Duration::from_millis(200)).await;
@@ -89,9 +97,63 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> anyhow::
     Ok(())
 }
 
+/// Reads the events a projector instance has not been handed, from the
+/// stream's leader by sequence.
+struct StreamGaps {
+    stream: async_nats::jetstream::stream::Stream,
+}
+
+impl projection::Gaps for StreamGaps {
+    async fn between(
+        &self,
+        after: u64,
+        before: u64,
+    ) -> Result<Vec<(u64, Event)>, aia_store::StoreError> {
+        let mut events = Vec::new();
+        let mut next = after + 1;
+        while next < before {
+            let message = self
+                .stream
+                .raw_message_builder()
+                .sequence(next)
+                .next_by_subject(">")
+                .send()
+                .await;
+            let message = match message {
+                Ok(message) => message,
+                Err(err)
+                    if matches!(
+                        err.kind(),
+                        async_nats::jetstream::stream::LastRawMessageErrorKind::NoMessageFound
+                    ) =>
+                {
+                    break;
+                }
+                Err(err) => {
+                    return Err(aia_store::StoreError::Unavailable(format!(
+                        "reading stream sequence {next}: {err}"
+                    )));
+                }
+            };
+            if message.sequence >= before {
+                break;
+            }
+            match Event::from_json(&message.payload) {
+                Ok(event) => events.push((message.sequence, event)),
+                Err(err) => {
+                    tracing::error!(error = %err, sequence = message.sequence, "Undecodable event; skipping it")
+                }
+            }
+            next = message.sequence + 1;
+        }
+        Ok(events)
+    }
+}
+
 async fn project_one(
     db: &Pool,
     metrics: &metrics::ProjectorMetrics,
+    gaps: &StreamGaps,
     message: async_nats::jetstream::Message,
     shutdown: &mut (impl Future<Output = ()> + Unpin),
 ) {
@@ -111,7 +173,7 @@ async fn project_one(
         loop {
             let result = async {
                 let mut client = db.get().await?;
-                projection::apply(&mut client, &event, sequence).await
+                projection::apply(&mut client, &event, sequence, gaps).await
             }
             .instrument(aia_telemetry::db_span("UPSERT", "enhancement_history"))
             .await;
@@ -119,6 +181,9 @@ async fn project_one(
                 Ok(applied) => {
                     tracing::debug!(?applied, sequence, "Projected event");
                     if let projection::Applied::Applied(effect) = &applied {
+                        for (tenant, filled) in &effect.filled {
+                            metrics.record(tenant, filled, None);
+                        }
                         metrics.record(
                             event.tenant_id.as_str(),
                             effect,

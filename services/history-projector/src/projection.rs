@@ -5,6 +5,14 @@
 //! applied before and is skipped, so redelivery applies nothing twice; a
 //! run's status only moves forward, so a late duplicate never moves a row
 //! back.
+//!
+//! An event above the checkpoint's successor means events in between have
+//! not been applied: after a crash JetStream hands out new events at once
+//! and redelivers the unacknowledged ones only when their ack wait runs
+//! out, and with several projector instances each holds part of the
+//! stream. Those events are read from the stream by sequence ([`Gaps`]) and
+//! applied first, in the same transaction, so the projection always
+//! follows stream order, whichever instance holds which event.
 
 use aia_events::{Event, Payload};
 use aia_store::{Client, StoreError, Transaction, tenant_transaction};
@@ -21,6 +29,29 @@ pub enum Applied {
     AlreadyApplied,
 }
 
+/// Where the events between the checkpoint and the event in hand come from.
+pub trait Gaps: Sync {
+    /// The events with stream sequences strictly between `after` and
+    /// `before`, in order; sequences that no longer exist (expired) are
+    /// simply absent.
+    fn between(
+        &self,
+        after: u64,
+        before: u64,
+    ) -> impl std::future::Future<Output = Result<Vec<(u64, Event)>, StoreError>> + Send;
+}
+
+/// Events in memory (a rebuild's catch-up, tests).
+impl Gaps for Vec<(u64, Event)> {
+    async fn between(&self, after: u64, before: u64) -> Result<Vec<(u64, Event)>, StoreError> {
+        Ok(self
+            .iter()
+            .filter(|(sequence, _)| *sequence > after && *sequence < before)
+            .cloned()
+            .collect())
+    }
+}
+
 /// What applying one event changed, for the projector's metrics.
 #[derive(Debug, Default, PartialEq)]
 pub struct Effect {
@@ -29,12 +60,16 @@ pub struct Effect {
     /// What the event added to its run's day: a received, completed or
     /// failed run, and for a completed one its webhook-to-note time.
     pub counters: Counters,
+    /// Events before it that were missing and applied with it (tenant and
+    /// effect each), so the metrics count them too.
+    pub filled: Vec<(String, Effect)>,
 }
 
 pub async fn apply(
     client: &mut Client,
     event: &Event,
     stream_sequence: u64,
+    gaps: &impl Gaps,
 ) -> Result<Applied, StoreError> {
     let sequence = i64::try_from(stream_sequence).unwrap_or(i64::MAX);
     let tx = tenant_transaction(client, &event.tenant_id).await?;
@@ -55,7 +90,31 @@ pub async fn apply(
     if sequence <= checkpoint {
         return Ok(Applied::AlreadyApplied);
     }
-    let effect = project(&tx, rows::LIVE, event).await?;
+    let mut filled = Vec::new();
+    if sequence > checkpoint + 1 {
+        let after = u64::try_from(checkpoint).unwrap_or(0);
+        for (missed_sequence, missed) in gaps.between(after, stream_sequence).await? {
+            // Row-level security follows the event's tenant.
+            tx.execute(
+                "select set_config('app.tenant_id', $1, true)",
+                &[&missed.tenant_id.as_str()],
+            )
+            .await?;
+            let effect = project(&tx, rows::LIVE, &missed).await?;
+            tracing::info!(
+                sequence = missed_sequence,
+                "Applied an event missing before this one"
+            );
+            filled.push((missed.tenant_id.to_string(), effect));
+        }
+        tx.execute(
+            "select set_config('app.tenant_id', $1, true)",
+            &[&event.tenant_id.as_str()],
+        )
+        .await?;
+    }
+    let mut effect = project(&tx, rows::LIVE, event).await?;
+    effect.filled = filled;
     tx.execute(
         "update projection_checkpoints set stream_sequence = $2, updated_at = now() where projection = $1",
         &[&PROJECTION, &sequence],
@@ -105,5 +164,6 @@ pub async fn project_with(
     Ok(Effect {
         ticket_stored: false,
         counters,
+        filled: Vec::new(),
     })
 }

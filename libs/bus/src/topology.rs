@@ -139,6 +139,15 @@ impl Topology {
         Ok(Self { stream, consumers })
     }
 
+    /// The same definitions with the stream replicated `replicas` times
+    /// (a clustered production server runs 3; the files say 1). Consumers
+    /// follow their stream's replication.
+    pub fn with_replicas(mut self, replicas: usize) -> Self {
+        self.stream.0["num_replicas"] = Value::from(replicas);
+        self.stream.1.num_replicas = replicas;
+        self
+    }
+
     pub fn stream_name(&self) -> &str {
         &self.stream.1.name
     }

@@ -109,7 +109,11 @@ enum Command {
 #[derive(Subcommand)]
 enum NatsCommand {
     /// Create or update the stream and consumers; report what changed.
-    Apply,
+    Apply {
+        /// Replicate the stream (3 on a clustered server; default: as in nats/stream.json).
+        #[arg(long, env = "AI_AGENTS_NATS_REPLICAS")]
+        replicas: Option<usize>,
+    },
 }
 
 #[derive(Subcommand)]
@@ -473,9 +477,9 @@ async fn main() -> anyhow::Result<()> {
             );
         }
         Command::Nats {
-            command: NatsCommand::Apply,
+            command: NatsCommand::Apply { replicas },
         } => {
-            for applied in ops::apply_nats(&env("NATS_URL")?).await? {
+            for applied in ops::apply_nats_replicated(&env("NATS_URL")?, replicas).await? {
                 println!("{applied}");
             }
         }

@@ -23,10 +23,24 @@ pub async fn migrate(
 
 /// Applies the stream and consumer definitions of `nats/`.
 pub async fn apply_nats(nats_url: &str) -> anyhow::Result<Vec<Applied>> {
+    apply_nats_replicated(nats_url, None).await
+}
+
+/// Applies the definitions of `nats/`, the stream replicated `replicas`
+/// times when given (3 on a clustered server).
+pub async fn apply_nats_replicated(
+    nats_url: &str,
+    replicas: Option<usize>,
+) -> anyhow::Result<Vec<Applied>> {
     let (_client, jetstream) = aia_bus::connect(nats_url, "aiagents-cli")
         .await
         .context("connecting to NATS")?;
-    Ok(Topology::builtin()?.apply(&jetstream).await?)
+    let mut topology = Topology::builtin()?;
+    if let Some(replicas) = replicas {
+        anyhow::ensure!((1..=5).contains(&replicas), "replicas must be 1 to 5");
+        topology = topology.with_replicas(replicas);
+    }
+    Ok(topology.apply(&jetstream).await?)
 }
 
 /// A tenant as created, with its webhook secret: shown once, never again.

@@ -1,0 +1,177 @@
+#!/usr/bin/env python3
+"""Validates what an operator deploys, offline.
+
+- deploy/compose/docker-compose.yml with `docker-compose config` (every
+  service there, secrets required), and the Dockerfile's runtime rules;
+- each Kubernetes overlay rendered with `kubectl kustomize`, every native
+  object against the Kubernetes schemas (kubernetes-validate, strict), every
+  KEDA ScaledObject against KEDA's CRD schema (deploy/k8s/crds/), and the
+  rules this project keeps: probes, requests and limits, non-root, a
+  PodDisruptionBudget per Deployment, a ScaledObject per stage on its own
+  consumer, and a termination grace period longer than the consumer's ack
+  wait.
+
+  scripts/validate-deploy.py                     everything
+  scripts/validate-deploy.py --overlay DIR ...   only these overlays
+
+Needs docker-compose, kubectl and kubernetes-validate (scripts/stack.sh
+installs them). Exits non-zero with one line per problem.
+"""
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+
+import jsonschema
+import kubernetes_validate
+import yaml
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+K8S_VERSION = "1.30.0"
+STAGES = {"context-gatherer", "llm-enhancer", "writeback"}
+COMPOSE_SERVICES = {
+    "nats", "postgres", "migrate", "nats-bootstrap", "ingress", "context-gatherer",
+    "llm-enhancer", "writeback", "history-projector", "embedder", "admin",
+    "otel-collector", "prometheus", "grafana", "tempo",
+}
+problems = []
+
+
+def problem(text):
+    problems.append(text)
+
+
+def check_compose():
+    compose = os.path.join(ROOT, "deploy/compose/docker-compose.yml")
+    env = dict(os.environ)
+    with tempfile.NamedTemporaryFile("w", suffix=".env", delete=False) as secrets:
+        secrets.write("\n".join([
+            "AI_AGENTS_SECRET_KEYS=k1:AAAA", "AI_AGENTS_OWNER_DB_PASSWORD=x",
+            "AI_AGENTS_APP_DB_PASSWORD=x", "AI_AGENTS_ADMIN_DB_PASSWORD=x",
+            "AI_AGENTS_ADMIN_TOKEN=x", "GRAFANA_ADMIN_PASSWORD=x", ""]))
+    base = ["docker-compose", "-f", compose]
+    run = subprocess.run(base + ["--env-file", secrets.name, "config", "--services"],
+                         capture_output=True, text=True, env=env)
+    if run.returncode != 0:
+        problem(f"docker-compose config: {run.stderr.strip()}")
+    else:
+        missing = COMPOSE_SERVICES - set(run.stdout.split())
+        if missing:
+            problem(f"compose: services missing: {sorted(missing)}")
+    empty = tempfile.NamedTemporaryFile("w", suffix=".env", delete=False)
+    empty.close()
+    run = subprocess.run(base + ["--env-file", empty.name, "config", "-q"],
+                         capture_output=True, text=True, env={"PATH": env["PATH"]})
+    if run.returncode == 0:
+        problem("compose: starts without its secrets (AI_AGENTS_SECRET_KEYS and passwords must be required)")
+    with open(os.path.join(ROOT, "deploy/compose/nats.conf")) as conf:
+        if "sync_interval: always" not in conf.read():
+            problem("compose: nats.conf must set sync_interval: always")
+    with open(os.path.join(ROOT, "Dockerfile")) as dockerfile:
+        text = dockerfile.read()
+    runtime = text.split("AS runtime", 1)[-1]
+    if "USER 10001" not in runtime:
+        problem("Dockerfile: the runtime stage must run as the unprivileged user 10001")
+    if "HEALTHCHECK" not in runtime:
+        problem("Dockerfile: the runtime stage needs a HEALTHCHECK")
+
+
+def ack_waits():
+    waits = {}
+    folder = os.path.join(ROOT, "nats/consumers")
+    for name in os.listdir(folder):
+        with open(os.path.join(folder, name)) as f:
+            consumer = json.load(f)
+        waits[consumer["durable_name"]] = consumer["ack_wait"] / 1e9
+    return waits
+
+
+def check_overlay(overlay, scaled_schema):
+    run = subprocess.run(["kubectl", "kustomize", overlay], capture_output=True, text=True)
+    if run.returncode != 0:
+        problem(f"{overlay}: kustomize: {run.stderr.strip()}")
+        return
+    docs = [doc for doc in yaml.safe_load_all(run.stdout) if doc]
+    by_kind = {}
+    for doc in docs:
+        kind, name = doc.get("kind"), doc.get("metadata", {}).get("name")
+        by_kind.setdefault(kind, {})[name] = doc
+        where = f"{overlay}: {kind}/{name}"
+        if kind == "ScaledObject":
+            try:
+                jsonschema.validate(doc, scaled_schema)
+            except jsonschema.ValidationError as err:
+                problem(f"{where}: {err.message} at {'/'.join(map(str, err.absolute_path))}")
+            continue
+        try:
+            kubernetes_validate.validate(doc, K8S_VERSION, strict=True)
+        except kubernetes_validate.ValidationError as err:
+            problem(f"{where}: {err.message} at {'/'.join(map(str, err.path))}")
+        except kubernetes_validate.SchemaNotFoundError as err:
+            problem(f"{where}: no schema: {err}")
+    waits = ack_waits()
+    deployments = by_kind.get("Deployment", {})
+    selected = {pdb["spec"]["selector"]["matchLabels"].get("app.kubernetes.io/name")
+                for pdb in by_kind.get("PodDisruptionBudget", {}).values()}
+    scaled = {so["spec"]["scaleTargetRef"]["name"]: so for so in by_kind.get("ScaledObject", {}).values()}
+    for name, deployment in deployments.items():
+        where = f"{overlay}: Deployment/{name}"
+        pod = deployment["spec"]["template"]["spec"]
+        if not pod.get("securityContext", {}).get("runAsNonRoot"):
+            problem(f"{where}: must run as non-root")
+        for container in pod["containers"]:
+            for probe in ("readinessProbe", "livenessProbe"):
+                if probe not in container:
+                    problem(f"{where}: {probe} missing")
+            resources = container.get("resources", {})
+            if "memory" not in resources.get("requests", {}) or "memory" not in resources.get("limits", {}):
+                problem(f"{where}: memory request and limit required")
+        if name not in selected:
+            problem(f"{where}: no PodDisruptionBudget")
+        consumer = name if name in STAGES else ("embedding-indexer" if name == "embedder" else None)
+        if consumer:
+            grace = pod.get("terminationGracePeriodSeconds", 30)
+            if grace <= waits[consumer]:
+                problem(f"{where}: termination grace {grace}s does not outlast the ack wait {waits[consumer]:.0f}s")
+            so = scaled.get(name)
+            if not so:
+                problem(f"{where}: no ScaledObject")
+                continue
+            trigger = so["spec"]["triggers"][0]
+            if trigger["type"] != "nats-jetstream" or trigger["metadata"].get("consumer") != consumer:
+                problem(f"{overlay}: ScaledObject/{name} must scale on nats-jetstream consumer {consumer}")
+            low, high = so["spec"].get("minReplicaCount"), so["spec"].get("maxReplicaCount")
+            if not (isinstance(low, int) and isinstance(high, int) and 1 <= low <= high):
+                problem(f"{overlay}: ScaledObject/{name} needs 1 <= minReplicaCount <= maxReplicaCount")
+    for stage in STAGES:
+        if stage not in deployments:
+            problem(f"{overlay}: Deployment/{stage} missing")
+
+
+def main():
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--overlay", action="append", help="validate only these overlays")
+    args = parser.parse_args()
+    with open(os.path.join(ROOT, "deploy/k8s/crds/keda.sh_scaledobjects.yaml")) as crd:
+        crd = yaml.safe_load(crd)
+    scaled_schema = next(v for v in crd["spec"]["versions"] if v["name"] == "v1alpha1")["schema"]["openAPIV3Schema"]
+    overlays = args.overlay or [
+        os.path.join(ROOT, "deploy/k8s/overlays", name)
+        for name in sorted(os.listdir(os.path.join(ROOT, "deploy/k8s/overlays")))
+    ]
+    if not args.overlay:
+        check_compose()
+    for overlay in overlays:
+        check_overlay(overlay, scaled_schema)
+    for line in problems:
+        print(line)
+    if problems:
+        sys.exit(1)
+    print(f"valid: {'compose, Dockerfile, ' if not args.overlay else ''}{len(overlays)} overlays")
+
+
+if __name__ == "__main__":
+    main()

@@ -70,6 +70,14 @@ bench-semantic TICKETS="1000000":
     cargo build -q --release -p embedder -p aia-bench
     RUST_LOG=error target/release/aia-bench semantic --tickets {{TICKETS}} --embedder-bin target/release/embedder
 
+# The whole pipeline beside the original's design (../shared/peer), same stand-ins, driver and data.
+bench-pipeline N="3000" SECONDS="30":
+    #!/usr/bin/env bash
+    set -euo pipefail
+    trap 'scripts/stack.sh down bench' EXIT
+    source "$(scripts/stack.sh up bench)"
+    scripts/bench-pipeline.sh {{N}} {{SECONDS}}
+
 # Similar-ticket search latency at 1,000,000 tickets / 1,000 tenants, and the context stage's throughput.
 bench-search TICKETS="1000000":
     #!/usr/bin/env bash

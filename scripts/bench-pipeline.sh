@@ -1,0 +1,99 @@
+#!/usr/bin/env bash
+# The whole pipeline, side by side with the original's design, in one run:
+# ../shared/peer (FastAPI → Celery on Redis → search → LLM → ServiceDesk
+# Plus) and ours (ingress → JetStream → context-gatherer → llm-enhancer →
+# writeback, history-projector beside), each driven by the peer's drive.py
+# against the peer's zero-latency stand-ins, with the same data:
+#
+#   sustained: N tickets as fast as CONC connections allow
+#   steady:    50 and 150 tickets/s for SECONDS each
+#
+# and the peak resident memory of each of our stage processes. Our search is
+# the lexical one (no embedder), as the peer's is.
+#
+#   scripts/bench-pipeline.sh [N] [SECONDS]        (run by `just bench-pipeline`)
+#
+# Expects the bench stack's environment (AI_AGENTS_*); installs Redis
+# (Debian) and the peer's Python packages (.dev/peer-venv) when missing.
+set -euo pipefail
+N=${1:-3000}
+SECONDS_PER_RATE=${2:-30}
+CONC=32
+root=$(cd "$(dirname "$0")/.." && pwd)
+peer=${PEER_DIR:-$root/../shared/peer}
+dataset=${DATASET:-$root/../shared/data/retrieval-dev.json}
+venv="$root/.dev/peer-venv"
+work=$(mktemp -d)
+pids=()
+cleanup() {
+  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+  wait 2>/dev/null || true
+  rm -rf "$work"
+}
+trap cleanup EXIT
+log() { printf '\n== %s\n' "$*"; }
+
+[ -d "$peer/pipeline" ] || { echo "the peer is not at $peer (set PEER_DIR)"; exit 2; }
+command -v redis-server >/dev/null || {
+  apt-get update -qq >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server >/dev/null
+}
+if [ ! -x "$venv/bin/python" ] || ! "$venv/bin/python" -c 'import fastapi, celery, httpx, psycopg' 2>/dev/null; then
+  python3 -m venv "$venv"
+  "$venv/bin/pip" install -q --disable-pip-version-check fastapi uvicorn 'celery[redis]' httpx 'psycopg[binary]'
+fi
+PY="$venv/bin/python"
+cargo build -q --release -p aiagents
+bin="$root/target/release/aiagents"
+
+# --- The peer ------------------------------------------------------------
+peer_db="peer_$(date +%s)"
+psql_owner() { "$AI_AGENTS_PG_BINDIR/psql" -q "$AI_AGENTS_TEST_ADMIN_URL" "$@"; }
+psql_owner -c "create database $peer_db" >/dev/null
+peer_dsn="${AI_AGENTS_TEST_ADMIN_URL%/*}/$peer_db"
+run_peer() { # label N RATE
+  log "peer (FastAPI + Celery + Redis): $1"
+  REDIS_PORT=16390 STANDINS_PORT=47330 PEER_PORT=47331 \
+    bash "$peer/pipeline/run_peer.sh" "$PY" "$peer_dsn" "$dataset" "$2" "$3" "$CONC" 2>&1 | grep -v '^$'
+}
+run_peer "sustained, $N tickets, $CONC connections" "$N" 0
+run_peer "steady 50 tickets/s for ${SECONDS_PER_RATE}s" $((50 * SECONDS_PER_RATE)) 50
+run_peer "steady 150 tickets/s for ${SECONDS_PER_RATE}s" $((150 * SECONDS_PER_RATE)) 150
+psql_owner -c "drop database $peer_db with (force)" >/dev/null
+
+# --- Ours ------------------------------------------------------------------
+standins_port=47340
+(cd "$peer/pipeline" && exec "$PY" -m uvicorn standins:app --port "$standins_port" --log-level warning) & pids+=($!)
+standins="http://127.0.0.1:$standins_port"
+export AI_AGENTS_SECRET_KEYS=${AI_AGENTS_SECRET_KEYS:-$("$bin" keygen bench)}
+export RUST_LOG=error
+"$bin" migrate >/dev/null
+"$bin" nats apply >/dev/null
+secret=$("$bin" tenant add --id peer --name Peer --itsm-url "$standins" --itsm-credentials '{"authtoken":"bench"}' \
+  | sed -n 's/.*secret[^:]*: *\([^ ]*\).*/\1/p' | head -n 1)
+[ -n "$secret" ] || { echo "could not read the tenant's webhook secret"; exit 1; }
+"$bin" import tickets --tenant peer --file "$dataset" >/dev/null
+ingress_port=47341
+declare -A stage_pid
+for service in ingress context-gatherer llm-enhancer writeback history-projector; do
+  metrics_port=$((47350 + ${#stage_pid[@]}))
+  AI_AGENTS_INGRESS_ADDR="127.0.0.1:$ingress_port" \
+  AI_AGENTS_INGRESS_RATE_LIMIT_PER_MINUTE=100000000 \
+  AI_AGENTS_METRICS_ADDR="127.0.0.1:$metrics_port" \
+  AI_AGENTS_LLM_BASE_URL="$standins/v1" \
+  AI_AGENTS_EMBEDDINGS_URL= \
+    "$bin" run "$service" & pids+=($!)
+  stage_pid[$service]=$!
+done
+sleep 3
+ours() { # label N RATE
+  log "ours (ingress → JetStream → stages): $1"
+  (cd "$peer/pipeline" && "$PY" drive.py "http://127.0.0.1:$ingress_port" peer "$secret" "$2" "$3" "$standins" "$CONC" "$dataset")
+}
+ours "sustained, $N tickets, $CONC connections" "$N" 0
+ours "steady 50 tickets/s for ${SECONDS_PER_RATE}s" $((50 * SECONDS_PER_RATE)) 50
+ours "steady 150 tickets/s for ${SECONDS_PER_RATE}s" $((150 * SECONDS_PER_RATE)) 150
+
+log "our processes' peak resident memory (VmHWM) over the runs"
+for service in "${!stage_pid[@]}"; do
+  printf '%-18s %s\n' "$service" "$(awk '/VmHWM/ {printf "%.1f MB", $2/1024}' "/proc/${stage_pid[$service]}/status")"
+done

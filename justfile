@@ -78,6 +78,14 @@ bench-pipeline N="3000" SECONDS="30":
     source "$(scripts/stack.sh up bench)"
     scripts/bench-pipeline.sh {{N}} {{SECONDS}}
 
+# The full chaos proof: 10,000 tickets, 20 tenants, kills and restarts (a small one runs in `test`).
+chaos TICKETS="10000" TENANTS="20":
+    #!/usr/bin/env bash
+    set -euo pipefail
+    source "$(scripts/stack.sh up test)"
+    AI_AGENTS_CHAOS_TICKETS={{TICKETS}} AI_AGENTS_CHAOS_TENANTS={{TENANTS}} \
+      cargo nextest run -p aiagents --test chaos --no-capture --final-status-level pass
+
 # Similar-ticket search latency at 1,000,000 tickets / 1,000 tenants, and the context stage's throughput.
 bench-search TICKETS="1000000":
     #!/usr/bin/env bash

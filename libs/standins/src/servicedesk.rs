@@ -58,6 +58,8 @@ struct Inner {
     /// Add-note requests still to refuse with 503, as a server under
     /// maintenance.
     unavailable_for: usize,
+    /// Add-note requests still to throttle with 429 and this `Retry-After`.
+    throttled_for: (usize, u64),
     resolved: Vec<ResolvedRequest>,
     requests_served: u64,
     notes: BTreeMap<String, Vec<StoredNote>>,
@@ -74,6 +76,7 @@ impl ServiceDeskStandIn {
                 cloud: None,
                 hang_after_storing: None,
                 unavailable_for: 0,
+                throttled_for: (0, 0),
                 resolved: Vec::new(),
                 requests_served: 0,
                 notes: BTreeMap::new(),
@@ -118,6 +121,12 @@ impl ServiceDeskStandIn {
     /// nothing.
     pub fn unavailable_for_notes(&self, requests: usize) {
         self.inner.lock().unwrap().unavailable_for = requests;
+    }
+
+    /// Throttle the next `requests` add-note requests with 429 and
+    /// `Retry-After: retry_after_secs`, storing nothing.
+    pub fn throttle_notes(&self, requests: usize, retry_after_secs: u64) {
+        self.inner.lock().unwrap().throttled_for = (requests, retry_after_secs);
     }
 
     /// Access tokens issued so far (Cloud).
@@ -257,6 +266,15 @@ async fn add_note(
         .filter(|note| note["description"].is_string());
     let stored = {
         let mut inner = state.inner.lock().unwrap();
+        if inner.throttled_for.0 > 0 {
+            inner.throttled_for.0 -= 1;
+            let retry_after = inner.throttled_for.1.to_string();
+            let mut response = failure(StatusCode::TOO_MANY_REQUESTS, 4000, "Too many requests");
+            if let Ok(value) = axum::http::HeaderValue::from_str(&retry_after) {
+                response.headers_mut().insert("retry-after", value);
+            }
+            return response;
+        }
         if inner.unavailable_for > 0 {
             inner.unavailable_for -= 1;
             return failure(

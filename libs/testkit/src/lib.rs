@@ -7,7 +7,9 @@
 //! parallel under `cargo nextest`.
 
 mod otlp;
+mod pg;
 pub use otlp::{OtlpReceiver, ReceivedSpan};
+pub use pg::PgCluster;
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};

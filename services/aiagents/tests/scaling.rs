@@ -9,7 +9,6 @@
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -21,82 +20,12 @@ use aia_testkit::{NatsServer, TestDatabase, eventually};
 use aiagents::dataset::Query;
 use aiagents::{ops, webhook};
 use futures::StreamExt;
+use support::{Instance, Servers, done, signal, spawn};
+
+mod support;
 
 const TICKETS: usize = 1000;
 const TENANTS: usize = 4;
-
-struct Instance {
-    service: &'static str,
-    child: Child,
-    metrics: SocketAddr,
-}
-
-fn free_addr() -> SocketAddr {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-}
-
-struct Servers {
-    nats_url: String,
-    database_url: String,
-    keys: String,
-    llm_url: String,
-}
-
-fn spawn(service: &'static str, servers: &Servers) -> Instance {
-    let metrics = free_addr();
-    let child = Command::new(env!("CARGO_BIN_EXE_aiagents"))
-        .args(["run", service])
-        .env("AI_AGENTS_NATS_URL", &servers.nats_url)
-        .env("AI_AGENTS_DATABASE_URL", &servers.database_url)
-        .env("AI_AGENTS_SECRET_KEYS", &servers.keys)
-        .env("AI_AGENTS_METRICS_ADDR", metrics.to_string())
-        .env("AI_AGENTS_LLM_BASE_URL", &servers.llm_url)
-        .env("AI_AGENTS_CONCURRENCY", "8")
-        .env_remove("AI_AGENTS_EMBEDDINGS_URL")
-        .env_remove("OTEL_EXPORTER_OTLP_ENDPOINT")
-        .env("RUST_LOG", "error")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("start aiagents run");
-    Instance {
-        service,
-        child,
-        metrics,
-    }
-}
-
-fn signal(instance: &Instance, signal: &str) {
-    let status = Command::new("kill")
-        .args([signal, &instance.child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(status.success());
-}
-
-/// Messages an instance finished (`stage_messages_total`, outcome done).
-async fn done(http: &reqwest::Client, addr: SocketAddr) -> Option<u64> {
-    let text = http
-        .get(format!("http://{addr}/metrics"))
-        .timeout(Duration::from_secs(2))
-        .send()
-        .await
-        .ok()?
-        .text()
-        .await
-        .ok()?;
-    Some(
-        text.lines()
-            .filter(|line| {
-                line.starts_with("stage_messages_total") && line.contains(r#"outcome="done""#)
-            })
-            .filter_map(|line| line.rsplit(' ').next()?.parse::<f64>().ok())
-            .sum::<f64>() as u64,
-    )
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn three_instances_per_stage_share_the_work_and_stopping_or_killing_them_loses_nothing() {
@@ -132,6 +61,7 @@ async fn three_instances_per_stage_share_the_work_and_stopping_or_killing_them_l
         database_url: db.app_url.clone(),
         keys: keys.clone(),
         llm_url: format!("{}/v1", llm_server.url()),
+        extra_env: vec![],
     };
 
     // The ingress in this process; the stages as processes of their own.

@@ -1,0 +1,159 @@
+//! A PostgreSQL cluster of one test's own, for tests that restart the
+//! server (the shared test cluster must keep running for the others).
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+/// `initdb` in a temporary directory, started on a free port, with the
+/// project's roles and a migrated `aiagents` database. Stopped on drop.
+pub struct PgCluster {
+    dir: tempfile::TempDir,
+    bindir: PathBuf,
+    port: u16,
+}
+
+fn as_pg_user(program: &Path) -> Command {
+    // PostgreSQL refuses to run as root; the test stack runs it as `nobody`.
+    if is_root() {
+        let mut command = Command::new("runuser");
+        command.args(["-u", "nobody", "--"]).arg(program);
+        command
+    } else {
+        Command::new(program)
+    }
+}
+
+fn is_root() -> bool {
+    Command::new("id")
+        .arg("-u")
+        .output()
+        .map(|out| String::from_utf8_lossy(&out.stdout).trim() == "0")
+        .unwrap_or(false)
+}
+
+fn run(command: &mut Command, what: &str) {
+    let output = command
+        .output()
+        .unwrap_or_else(|err| panic!("{what}: {err}"));
+    assert!(
+        output.status.success(),
+        "{what}: {}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
+
+impl PgCluster {
+    pub async fn start() -> Self {
+        let bindir = PathBuf::from(std::env::var("AI_AGENTS_PG_BINDIR").expect(
+            "AI_AGENTS_PG_BINDIR is not set: run the tests with `./dev test`, which installs PostgreSQL",
+        ));
+        let dir = tempfile::Builder::new()
+            .prefix("aiagents-pg-")
+            .tempdir()
+            .expect("temporary directory");
+        if is_root() {
+            run(
+                Command::new("chown").args(["nobody"]).arg(dir.path()),
+                "chown the cluster directory",
+            );
+        }
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        run(
+            as_pg_user(&bindir.join("initdb"))
+                .arg("-D")
+                .arg(dir.path().join("data"))
+                .args(["-U", "aiagents", "--auth=trust", "-E", "UTF8", "--no-sync"]),
+            "initdb",
+        );
+        let cluster = Self { dir, bindir, port };
+        cluster.start_server();
+        let (client, connection) = tokio_postgres::connect(
+            &format!("postgres://aiagents@127.0.0.1:{port}/postgres"),
+            tokio_postgres::NoTls,
+        )
+        .await
+        .expect("connect to the private cluster");
+        tokio::spawn(connection);
+        for statement in [
+            "create database aiagents",
+            "create role aiagents_app login",
+            "create role aiagents_admin login",
+        ] {
+            client.batch_execute(statement).await.expect(statement);
+        }
+        let (mut owner, connection) =
+            tokio_postgres::connect(&cluster.owner_url(), tokio_postgres::NoTls)
+                .await
+                .expect("connect as owner");
+        tokio::spawn(connection);
+        aia_store::migrate::run(&mut owner)
+            .await
+            .expect("migrations");
+        cluster
+    }
+
+    fn start_server(&self) {
+        run(
+            as_pg_user(&self.bindir.join("pg_ctl"))
+                .arg("-D")
+                .arg(self.dir.path().join("data"))
+                .arg("-l")
+                .arg(self.dir.path().join("log"))
+                .arg("-o")
+                .arg(format!(
+                    "-p {} -c listen_addresses=127.0.0.1 -k {} -c fsync=off -c max_connections=200",
+                    self.port,
+                    self.dir.path().display()
+                ))
+                .args(["-w", "start"]),
+            "pg_ctl start",
+        );
+    }
+
+    fn stop_server(&self, mode: &str) {
+        run(
+            as_pg_user(&self.bindir.join("pg_ctl"))
+                .arg("-D")
+                .arg(self.dir.path().join("data"))
+                .args(["-m", mode, "-w", "stop"]),
+            "pg_ctl stop",
+        );
+    }
+
+    /// Stops the server (fast: connections are cut) and starts it again on
+    /// the same port with the same data.
+    pub fn restart(&self) {
+        self.stop_server("fast");
+        self.start_server();
+    }
+
+    /// The schema owner (a superuser here).
+    pub fn owner_url(&self) -> String {
+        format!("postgres://aiagents@127.0.0.1:{}/aiagents", self.port)
+    }
+
+    /// The application role, under row-level security.
+    pub fn app_url(&self) -> String {
+        format!("postgres://aiagents_app@127.0.0.1:{}/aiagents", self.port)
+    }
+
+    /// The admin role, which reads every tenant.
+    pub fn admin_read_url(&self) -> String {
+        format!("postgres://aiagents_admin@127.0.0.1:{}/aiagents", self.port)
+    }
+}
+
+impl Drop for PgCluster {
+    fn drop(&mut self) {
+        let _ = as_pg_user(&self.bindir.join("pg_ctl"))
+            .arg("-D")
+            .arg(self.dir.path().join("data"))
+            .args(["-m", "immediate", "-w", "stop"])
+            .output();
+    }
+}

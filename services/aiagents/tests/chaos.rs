@@ -1,0 +1,371 @@
+//! Chaos: tickets of several tenants go through two instances of every
+//! stage (separate processes) while a driver kills random instances with
+//! SIGKILL and starts them again, nats-server restarts once and PostgreSQL
+//! once, and the LLM and ServiceDesk Plus stand-ins answer 5xx, 429 with
+//! `Retry-After`, time out and answer slowly. At the end every run is
+//! terminal (written back, or failed with a reason and so a dead letter),
+//! every written-back ticket has exactly one note and no other ticket has
+//! one, and the projections equal a rebuild from the stream.
+//!
+//! The suite runs a small version; `just chaos` runs the full one
+//! (`AI_AGENTS_CHAOS_TICKETS=10000 AI_AGENTS_CHAOS_TENANTS=20`) and prints
+//! its figures.
+
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+
+use aia_events::ItsmKind;
+use aia_standins::llm::{Behaviour, LlmStandIn};
+use aia_standins::servicedesk::ServiceDeskStandIn;
+use aia_store::{Keyring, Secret};
+use aia_testkit::{NatsServer, PgCluster, eventually};
+use aiagents::dataset::Query;
+use aiagents::{ops, webhook};
+use support::{Instance, Servers, signal, spawn};
+
+mod support;
+
+fn setting(name: &str, default: usize) -> usize {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+const SERVICES: [&str; 4] = [
+    "context-gatherer",
+    "llm-enhancer",
+    "writeback",
+    "history-projector",
+];
+
+/// Every projection table as JSON, without bookkeeping columns.
+async fn snapshot(client: &tokio_postgres::Client) -> Vec<String> {
+    let mut out = Vec::new();
+    for (table, order) in [
+        ("enhancement_history", "tenant_id, correlation_id"),
+        ("ticket_history", "tenant_id, ticket_id"),
+        ("tenant_daily_stats", "tenant_id, day"),
+    ] {
+        let json: Option<serde_json::Value> = client
+            .query_one(
+                &format!("select jsonb_agg(to_jsonb(t) - 'updated_at' - 'search' order by {order}) from {table} t"),
+                &[],
+            )
+            .await
+            .unwrap()
+            .get(0);
+        out.push(json.map(|json| json.to_string()).unwrap_or_default());
+    }
+    out
+}
+
+fn percentile(sorted: &[f64], q: f64) -> f64 {
+    sorted[((sorted.len() as f64 * q) as usize).min(sorted.len() - 1)]
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kills_restarts_and_failing_saas_lose_no_ticket_and_double_no_note() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let tickets = setting("AI_AGENTS_CHAOS_TICKETS", 200);
+    let n_tenants = setting("AI_AGENTS_CHAOS_TENANTS", 4);
+    let mut nats = NatsServer::start().await;
+    let pg = PgCluster::start().await;
+    ops::apply_nats(&nats.url()).await.unwrap();
+    let sdp = ServiceDeskStandIn::new("sdp-token");
+    let sdp_server = aia_standins::serve(sdp.router()).await.unwrap();
+    let llm = LlmStandIn::new();
+    let llm_server = aia_standins::serve(llm.router()).await.unwrap();
+    let keys = Keyring::generate_spec("k1");
+    let keyring = Keyring::parse(&keys).unwrap();
+    let mut secrets: Vec<Secret> = Vec::new();
+    for tenant in 0..n_tenants {
+        secrets.push(
+            ops::add_tenant(
+                &pg.app_url(),
+                &keyring,
+                &format!("tenant-{tenant}"),
+                "Tenant",
+                ItsmKind::ServicedeskPlus,
+                &sdp_server.url(),
+                r#"{"authtoken":"sdp-token"}"#,
+            )
+            .await
+            .unwrap()
+            .webhook_secret,
+        );
+    }
+    let servers = Servers {
+        nats_url: nats.url(),
+        database_url: pg.app_url(),
+        keys: keys.clone(),
+        llm_url: format!("{}/v1", llm_server.url()),
+        extra_env: vec![
+            ("AI_AGENTS_LLM_TIMEOUT_SECS".into(), "2".into()),
+            ("AI_AGENTS_ITSM_TIMEOUT_SECS".into(), "2".into()),
+        ],
+    };
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let ingress_url = format!("http://{}", listener.local_addr().unwrap());
+    let stop_ingress = tokio_util::sync::CancellationToken::new();
+    let ingress = tokio::spawn(ingress::serve(
+        ingress::Config {
+            rate_limit_per_minute: 1_000_000,
+            ..ingress::Config::new(nats.url(), pg.app_url(), Keyring::parse(&keys).unwrap())
+        },
+        listener,
+        stop_ingress.clone().cancelled_owned(),
+    ));
+    let mut instances: Vec<Instance> = SERVICES
+        .iter()
+        .flat_map(|service| [spawn(service, &servers), spawn(service, &servers)])
+        .collect();
+
+    // The far ends misbehave from the start.
+    let faults = |round: usize| {
+        let mut script = Vec::new();
+        for _ in 0..3 {
+            script.push(Behaviour::Status {
+                code: 500,
+                retry_after: None,
+            });
+            script.push(Behaviour::Status {
+                code: 429,
+                retry_after: Some(1),
+            });
+            script.push(Behaviour::Slow(Duration::from_secs(3))); // over the 2 s timeout
+            script.push(Behaviour::Slow(Duration::from_millis(
+                500 + 100 * round as u64,
+            )));
+        }
+        script
+    };
+    llm.script(faults(0));
+    sdp.unavailable_for_notes(4);
+    sdp.throttle_notes(4, 1);
+
+    // The driver: every ticket sent until the ingress takes it (503 while
+    // NATS restarts; the same body is the same delivery, so a retry is
+    // never a second ticket).
+    let sent_at: std::sync::Arc<std::sync::Mutex<HashMap<String, Instant>>> = Default::default();
+    let driver = {
+        let sent_at = sent_at.clone();
+        let secrets: Vec<String> = secrets.iter().map(|s| s.expose().to_owned()).collect();
+        let ingress_url = ingress_url.clone();
+        tokio::spawn(async move {
+            let http = reqwest::Client::builder()
+                .timeout(Duration::from_secs(10))
+                .build()
+                .unwrap();
+            let started = Instant::now();
+            for n in 0..tickets {
+                // About 40 tickets/s.
+                let due = started + Duration::from_millis(25 * n as u64);
+                tokio::time::sleep_until(due.into()).await;
+                let query = Query {
+                    tenant_id: format!("tenant-{}", n % n_tenants),
+                    ticket_id: format!("C{}-{n}", n % n_tenants),
+                    subject: Some(format!("Chaos ticket {n}")),
+                    description: "The VPN drops every few minutes.".into(),
+                    priority: "high".into(),
+                    relevant: vec![],
+                };
+                let body = webhook::servicedesk_body(&query);
+                sent_at
+                    .lock()
+                    .unwrap()
+                    .insert(query.ticket_id.clone(), Instant::now());
+                loop {
+                    match webhook::send_servicedesk(
+                        &http,
+                        &ingress_url,
+                        &secrets[n % n_tenants],
+                        body.clone(),
+                    )
+                    .await
+                    {
+                        Ok((202, _)) => break,
+                        _ => tokio::time::sleep(Duration::from_millis(250)).await,
+                    }
+                }
+            }
+        })
+    };
+
+    // Chaos while the tickets arrive: a random instance killed and started
+    // again every second, NATS restarted at a third, PostgreSQL at two thirds.
+    let mut kills = 0;
+    let mut seed = 0x9e37_79b9_u64;
+    let mut random = move |below: usize| {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        (seed % below as u64) as usize
+    };
+    let (mut nats_restarted, mut pg_restarted) = (false, false);
+    let mut hang_until: Option<Instant> = None;
+    while !driver.is_finished() {
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        let victim = random(instances.len());
+        signal(&instances[victim], "-KILL");
+        let _ = instances[victim].child.wait();
+        instances[victim] = spawn(instances[victim].service, &servers);
+        kills += 1;
+        let progress = sent_at.lock().unwrap().len() as f64 / tickets as f64;
+        if !nats_restarted && progress > 0.33 {
+            nats.restart().await;
+            nats_restarted = true;
+        }
+        if !pg_restarted && progress > 0.66 {
+            pg.restart();
+            pg_restarted = true;
+            llm.script(faults(1));
+            // Notes stored while the answer never comes in time: the
+            // writeback cannot know whether it posted.
+            sdp.hang_after_storing(Some(Duration::from_secs(3)));
+            hang_until = Some(Instant::now() + Duration::from_secs(3));
+        }
+        if hang_until.is_some_and(|until| Instant::now() > until) {
+            sdp.hang_after_storing(None);
+            hang_until = None;
+        }
+    }
+    driver.await.unwrap();
+    sdp.hang_after_storing(None);
+    assert!(
+        nats_restarted && pg_restarted,
+        "the run ended before both restarts"
+    );
+
+    // Every run reaches an end.
+    let owner = {
+        let (client, connection) = tokio_postgres::connect(&pg.owner_url(), tokio_postgres::NoTls)
+            .await
+            .unwrap();
+        tokio::spawn(connection);
+        client
+    };
+    let (completed, failed) =
+        eventually("every run terminal", Duration::from_secs(600), || async {
+            let row = owner
+                .query_one(
+                    "select count(*) filter (where status = 'completed'),
+                        count(*) filter (where status = 'failed' and error is not null),
+                        count(*)
+                   from enhancement_history",
+                    &[],
+                )
+                .await
+                .ok()?;
+            let (completed, failed, all): (i64, i64, i64) = (row.get(0), row.get(1), row.get(2));
+            (all == tickets as i64 && completed + failed == all).then_some((completed, failed))
+        })
+        .await;
+    let finished = Instant::now();
+
+    // Exactly one note on every written-back ticket, none anywhere else.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let written: Vec<String> = owner
+        .query(
+            "select ticket_id from enhancement_history where status = 'completed'",
+            &[],
+        )
+        .await
+        .unwrap()
+        .iter()
+        .map(|row| row.get(0))
+        .collect();
+    let notes = sdp.all_notes();
+    let mut per_ticket: HashMap<&str, usize> = HashMap::new();
+    for note in &notes {
+        *per_ticket.entry(note.request_id.as_str()).or_default() += 1;
+    }
+    for ticket in &written {
+        assert_eq!(
+            per_ticket.get(ticket.as_str()),
+            Some(&1),
+            "notes on {ticket}"
+        );
+    }
+    assert_eq!(
+        notes.len(),
+        written.len(),
+        "a note on a ticket that was not written back"
+    );
+    assert!(
+        llm.requests().len() > tickets,
+        "the LLM's failures were never retried: {} requests",
+        llm.requests().len()
+    );
+
+    // The projections equal a rebuild from the stream.
+    let before = snapshot(&owner).await;
+    let rebuilt = std::process::Command::new(env!("CARGO_BIN_EXE_aiagents"))
+        .arg("rebuild")
+        .env("AI_AGENTS_NATS_URL", nats.url())
+        .env("AI_AGENTS_OWNER_DATABASE_URL", pg.owner_url())
+        .env("RUST_LOG", "error")
+        .output()
+        .unwrap();
+    assert!(
+        rebuilt.status.success(),
+        "{}",
+        String::from_utf8_lossy(&rebuilt.stderr)
+    );
+    assert_eq!(
+        snapshot(&owner).await,
+        before,
+        "the projections differ from a rebuild"
+    );
+
+    let redeliveries: u64 = {
+        let http = reqwest::Client::new();
+        let mut total = 0;
+        for instance in &instances {
+            if let Ok(response) = http
+                .get(format!("http://{}/metrics", instance.metrics))
+                .send()
+                .await
+                && let Ok(text) = response.text().await
+            {
+                total += text
+                    .lines()
+                    .filter(|line| line.starts_with("stage_redeliveries_total"))
+                    .filter_map(|line| line.rsplit(' ').next()?.parse::<f64>().ok())
+                    .sum::<f64>() as u64;
+            }
+        }
+        total
+    };
+    let sent = sent_at.lock().unwrap().clone();
+    let elapsed = sent
+        .values()
+        .min()
+        .map(|first| finished - *first)
+        .unwrap_or_default();
+    let mut latencies: Vec<f64> = owner
+        .query(
+            "select processing_ms::float8 from enhancement_history where status = 'completed' and processing_ms is not null",
+            &[],
+        )
+        .await
+        .unwrap()
+        .iter()
+        .map(|row| row.get::<_, f64>(0))
+        .collect();
+    latencies.sort_by(f64::total_cmp);
+    println!(
+        "chaos: {tickets} tickets, {n_tenants} tenants: {completed} written back, {failed} dead letters; \
+         {:.1} tickets/s to the last terminal run; webhook → note p50 {:.0} ms, p99 {:.0} ms; \
+         {kills} SIGKILLs, 1 nats-server restart, 1 PostgreSQL restart; {redeliveries} redeliveries (surviving instances)",
+        tickets as f64 / elapsed.as_secs_f64(),
+        percentile(&latencies, 0.5),
+        percentile(&latencies, 0.99),
+    );
+    for mut instance in instances {
+        let _ = instance.child.kill();
+        let _ = instance.child.wait();
+    }
+    stop_ingress.cancel();
+    let _ = ingress.await;
+}

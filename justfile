@@ -11,7 +11,7 @@ test *ARGS:
     source "$(scripts/stack.sh up test)"
     cargo nextest run --workspace --no-fail-fast {{ARGS}}
 
-# The end-to-end demo: stack up, five services, webhooks, notes printed, stack down.
+# The end-to-end demo: stack up, the services (with the embedder), webhooks, notes printed, stack down.
 demo:
     #!/usr/bin/env bash
     set -euo pipefail
@@ -82,7 +82,8 @@ bench-pipeline N="3000" SECONDS="30":
 chaos TICKETS="10000" TENANTS="20":
     #!/usr/bin/env bash
     set -euo pipefail
-    source "$(scripts/stack.sh up test)"
+    trap 'scripts/stack.sh down chaos' EXIT
+    source "$(scripts/stack.sh up chaos)"
     AI_AGENTS_CHAOS_TICKETS={{TICKETS}} AI_AGENTS_CHAOS_TENANTS={{TENANTS}} \
       cargo nextest run -p aiagents --test chaos --no-capture --final-status-level pass
 

@@ -146,7 +146,6 @@ pub fn run(
         );
 
         let pool = aia_store::pool(&db.app_url, 4)?;
-        let mut client = pool.get().await?;
         let mut search_ms = Vec::new();
         let mut both_ms = Vec::new();
         for i in 0..n_queries {
@@ -157,7 +156,7 @@ pub fn run(
             let query = embedder.embed_one(&text).await?;
             let embedded = Instant::now();
             let semantic = Semantic { model: LOCAL_MODEL, vector: query.as_slice(), fusion: fusion::DEFAULT };
-            let hits = similar::similar_tickets_by_meaning(&mut client, &tenant, &text, semantic, 5)
+            let hits = similar::similar_tickets_by_meaning(&pool, &tenant, &text, semantic, 5)
                 .await
                 .map_err(|err| anyhow::anyhow!("{err}"))?;
             anyhow::ensure!(hits.iter().all(|h| h.ticket_id.as_str().starts_with("T-")));
@@ -188,6 +187,10 @@ async fn embedder_memory(bin: &std::path::Path, model_dir: &std::path::Path) -> 
         .env("AI_AGENTS_MODEL_DIR", model_dir)
         .env("AI_AGENTS_EMBEDDER_ADDR", format!("127.0.0.1:{port}"))
         .env("AI_AGENTS_EMBEDDER_INDEXER", "false")
+        .env(
+            "AI_AGENTS_SECRET_KEYS",
+            aia_store::Keyring::generate_spec("bench"),
+        )
         .env("RUST_LOG", "error")
         .stdout(Stdio::null())
         .kill_on_drop(true)

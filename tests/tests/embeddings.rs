@@ -331,7 +331,7 @@ async fn vectors_never_cross_tenants_nor_models_and_a_dimension_mismatch_is_refu
         vector: &query,
         fusion: fusion::DEFAULT,
     };
-    let hits = similar::similar_tickets_by_meaning(&mut client, &acme, "vpn", semantic, 5)
+    let hits = similar::similar_tickets_by_meaning(&pool, &acme, "vpn", semantic, 5)
         .await
         .unwrap();
     let ids: Vec<String> = hits.iter().map(|h| h.ticket_id.to_string()).collect();
@@ -373,7 +373,7 @@ async fn vectors_never_cross_tenants_nor_models_and_a_dimension_mismatch_is_refu
     // … and a query of another dimension is refused, not compared.
     let short = unit(&[1.0, 0.0]);
     let err = similar::similar_tickets_by_meaning(
-        &mut client,
+        &pool,
         &acme,
         "vpn",
         Semantic {

@@ -115,6 +115,7 @@ fn exported_metrics() -> BTreeSet<String> {
         &Effect {
             ticket_stored: true,
             counters: run,
+            filled: Vec::new(),
         },
         None,
     );

@@ -236,7 +236,7 @@ async fn evaluate(
             let hits = match method {
                 None => similar::similar_tickets(&mut client, &tenant, &text, limit).await?,
                 Some(fusion) => similar::similar_tickets_by_meaning(
-                    &mut client,
+                    &pool,
                     &tenant,
                     &text,
                     Semantic {

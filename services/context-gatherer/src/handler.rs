@@ -106,7 +106,7 @@ impl Handler for ContextGatherer {
                     match &query {
                         Ok(query) => {
                             similar::similar_tickets_by_meaning(
-                                &mut client,
+                                &self.db,
                                 &event.tenant_id,
                                 &text,
                                 query.semantic(),
@@ -145,7 +145,7 @@ impl Handler for ContextGatherer {
                         match &query {
                             Ok(query) => {
                                 knowledge::local_by_meaning(
-                                    &mut client,
+                                    &self.db,
                                     &event.tenant_id,
                                     &text,
                                     query.semantic(),

@@ -142,6 +142,7 @@ mod tests {
     fn run(completed: i64, failed: i64, ms: i64) -> Effect {
         Effect {
             ticket_stored: false,
+            filled: Vec::new(),
             counters: Counters {
                 completed,
                 failed,

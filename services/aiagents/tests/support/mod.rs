@@ -37,6 +37,7 @@ pub fn spawn(service: &'static str, servers: &Servers) -> Instance {
         .env("AI_AGENTS_SECRET_KEYS", &servers.keys)
         .env("AI_AGENTS_METRICS_ADDR", metrics.to_string())
         .env("AI_AGENTS_LLM_BASE_URL", &servers.llm_url)
+        .env("AI_AGENTS_LLM_API_KEY", "sk-test")
         .env("AI_AGENTS_CONCURRENCY", "8")
         .env_remove("AI_AGENTS_EMBEDDINGS_URL")
         .env_remove("OTEL_EXPORTER_OTLP_ENDPOINT")

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use aia_events::{KnowledgeArticle, TenantId};
 use aia_store::embeddings::{self, Corpus};
-use aia_store::{Client, tenant_transaction};
+use aia_store::{Client, Pool, StoreError, tenant_transaction};
 use serde::Deserialize;
 use sha2::{Digest, Sha256};
 
@@ -99,23 +99,34 @@ pub async fn local(
 /// Articles of the tenant's own knowledge base by meaning, with words as a
 /// bounded bonus; scores are calibrated confidences.
 pub async fn local_by_meaning(
-    client: &mut Client,
+    db: &Pool,
     tenant: &TenantId,
     text: &str,
     semantic: Semantic<'_>,
     limit: usize,
 ) -> Result<Vec<KnowledgeArticle>, SourceError> {
-    let stored = embeddings::load(client, tenant, Corpus::Articles, semantic.model).await?;
+    let vectors = async {
+        let mut client = db.get().await.map_err(StoreError::from)?;
+        Ok::<_, SourceError>(
+            embeddings::load(&mut client, tenant, Corpus::Articles, semantic.model).await?,
+        )
+    };
+    let words = async {
+        let mut client = db.get().await.map_err(StoreError::from)?;
+        lexical(&mut client, tenant, text, 30).await
+    };
+    let (stored, words) = tokio::join!(vectors, words);
+    let (stored, words) = (stored?, words?);
     fusion::check_dimensions(semantic.vector, &stored).map_err(SourceError::Failed)?;
     let nearest = fusion::nearest(semantic.vector, &stored, 30);
-    let words = lexical(client, tenant, text, 30).await?;
     let ranked: Vec<(String, f64)> = semantic
         .fusion
         .rank(&nearest, &words, limit)
         .into_iter()
         .map(|scored| (scored.id, f64::from(scored.confidence)))
         .collect();
-    details(client, tenant, &ranked).await
+    let mut client = db.get().await.map_err(StoreError::from)?;
+    details(&mut client, tenant, &ranked).await
 }
 
 #[derive(Deserialize)]

@@ -9,7 +9,7 @@
 
 use aia_events::{SimilarTicket, TenantId, TicketId};
 use aia_store::embeddings::{self, Corpus};
-use aia_store::{Client, StoreError, tenant_transaction};
+use aia_store::{Client, Pool, StoreError, tenant_transaction};
 
 use super::SourceError;
 use super::fusion::{self, Fusion};
@@ -113,25 +113,36 @@ pub async fn similar_tickets(
 /// each one's score is its calibrated confidence (0.5 and above: a likely
 /// match).
 pub async fn similar_tickets_by_meaning(
-    client: &mut Client,
+    db: &Pool,
     tenant: &TenantId,
     text: &str,
     semantic: Semantic<'_>,
     limit: usize,
 ) -> Result<Vec<SimilarTicket>, SourceError> {
-    let stored = embeddings::load(client, tenant, Corpus::Tickets, semantic.model).await?;
+    // The tenant's vectors and the full-text ranking, on two connections at
+    // once: the search costs the slower of them, not their sum.
+    let vectors = async {
+        let mut client = db.get().await.map_err(StoreError::from)?;
+        embeddings::load(&mut client, tenant, Corpus::Tickets, semantic.model).await
+    };
+    let words = async {
+        if semantic.fusion.lexical_weight > 0.0 {
+            let mut client = db.get().await.map_err(StoreError::from)?;
+            lexical(&mut client, tenant, text, CANDIDATES as i64).await
+        } else {
+            Ok(vec![])
+        }
+    };
+    let (stored, words) = tokio::join!(vectors, words);
+    let (stored, words) = (stored?, words?);
     fusion::check_dimensions(semantic.vector, &stored).map_err(SourceError::Failed)?;
     let nearest = fusion::nearest(semantic.vector, &stored, CANDIDATES);
-    let words = if semantic.fusion.lexical_weight > 0.0 {
-        lexical(client, tenant, text, CANDIDATES as i64).await?
-    } else {
-        vec![]
-    };
     let ranked: Vec<(String, f64)> = semantic
         .fusion
         .rank(&nearest, &words, limit)
         .into_iter()
         .map(|scored| (scored.id, f64::from(scored.confidence)))
         .collect();
-    Ok(details(client, tenant, &ranked).await?)
+    let mut client = db.get().await.map_err(StoreError::from)?;
+    Ok(details(&mut client, tenant, &ranked).await?)
 }

@@ -139,7 +139,9 @@ pub fn run(
         sink.as_mut().finish().await?;
         vectors.send(bytes::Bytes::from(vector_rows)).await?;
         vectors.as_mut().finish().await?;
-        owner.batch_execute("analyze ticket_history; analyze ticket_embeddings").await?;
+        // What autovacuum does to an insert-only table soon after: statistics
+        // and the visibility map (which index-only scans need).
+        owner.batch_execute("vacuum analyze ticket_history; vacuum analyze ticket_embeddings").await?;
         println!(
             "loaded {n_tickets} tickets with vectors for {n_tenants} tenants in {:.0} s",
             started.elapsed().as_secs_f64()

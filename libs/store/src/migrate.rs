@@ -43,6 +43,10 @@ pub const MIGRATIONS: &[(&str, &str)] = &[
         "0008_embeddings",
         include_str!("../../../migrations/0008_embeddings.sql"),
     ),
+    (
+        "0009_tenant_search_indexes",
+        include_str!("../../../migrations/0009_tenant_search_indexes.sql"),
+    ),
 ];
 
 const LOCK_KEY: i64 = 0x6169_6167_656e_7473; // "aiagents"

@@ -141,7 +141,9 @@ pub fn run(
         vectors.as_mut().finish().await?;
         // What autovacuum does to an insert-only table soon after: statistics
         // and the visibility map (which index-only scans need).
-        owner.batch_execute("vacuum analyze ticket_history; vacuum analyze ticket_embeddings").await?;
+        for table in ["ticket_history", "ticket_embeddings"] {
+            owner.batch_execute(&format!("vacuum analyze {table}")).await?;
+        }
         println!(
             "loaded {n_tickets} tickets with vectors for {n_tenants} tenants in {:.0} s",
             started.elapsed().as_secs_f64()

@@ -64,7 +64,7 @@ psql_owner -c "drop database $peer_db with (force)" >/dev/null
 standins_port=47340
 (cd "$peer/pipeline" && exec "$PY" -m uvicorn standins:app --port "$standins_port" --log-level warning) & pids+=($!)
 standins="http://127.0.0.1:$standins_port"
-export AI_AGENTS_SECRET_KEYS=${AI_AGENTS_SECRET_KEYS:-$("$bin" keygen bench)}
+export AI_AGENTS_SECRET_KEYS=${AI_AGENTS_SECRET_KEYS:-$("$bin" keygen)}
 export RUST_LOG=error
 "$bin" migrate >/dev/null
 "$bin" nats apply >/dev/null
@@ -73,9 +73,11 @@ secret=$("$bin" tenant add --id peer --name Peer --itsm-url "$standins" --itsm-c
 [ -n "$secret" ] || { echo "could not read the tenant's webhook secret"; exit 1; }
 "$bin" import tickets --tenant peer --file "$dataset" >/dev/null
 ingress_port=47341
-declare -A stage_pid
+declare -A stage_pid=()
+port_offset=0
 for service in ingress context-gatherer llm-enhancer writeback history-projector; do
-  metrics_port=$((47350 + ${#stage_pid[@]}))
+  metrics_port=$((47350 + port_offset))
+  port_offset=$((port_offset + 1))
   AI_AGENTS_INGRESS_ADDR="127.0.0.1:$ingress_port" \
   AI_AGENTS_INGRESS_RATE_LIMIT_PER_MINUTE=100000000 \
   AI_AGENTS_METRICS_ADDR="127.0.0.1:$metrics_port" \

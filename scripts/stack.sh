@@ -142,6 +142,9 @@ up() {
   fi
   ensure_tools
   down "$name" 2>/dev/null || true
+  # A fresh stream with the fresh database: a stream kept from an earlier
+  # run would be projected into the new database beside the new runs.
+  rm -rf "$dir/nats"
   mkdir -p "$dir/nats"
   local bindir pg_port nats_port
   bindir=$(pg_bindir)

@@ -195,7 +195,8 @@ async fn drive(
             let row = admin
                 .query_opt(
                     "select note_markdown from enhancement_history
-                      where tenant_id = $1 and ticket_id = $2 and status = 'completed'",
+                      where tenant_id = $1 and ticket_id = $2 and status = 'completed'
+                      order by received_at desc limit 1",
                     &[&query.tenant_id, &query.ticket_id],
                 )
                 .await

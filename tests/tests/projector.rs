@@ -74,7 +74,7 @@ async fn a_run_is_projected_once_with_per_stage_latencies_and_daily_counters() {
             .unwrap()
         {
             Applied::Applied(effect) => effects.push(effect),
-            Applied::AlreadyApplied => panic!("event {idx} was taken for a redelivery"),
+            other => panic!("event {idx} was not applied: {other:?}"),
         }
     }
     // What the metrics count: one received run, then one completed run whose
@@ -217,6 +217,43 @@ async fn events_an_instance_was_not_handed_are_read_from_the_stream_and_applied_
             ("globex".to_owned(), "received".to_owned())
         ]
     );
+}
+
+#[tokio::test]
+async fn a_long_gap_is_filled_in_steps_of_bounded_transactions() {
+    let db = TestDatabase::create().await;
+    let mut client = client(&db).await;
+    let fill = history_projector::projection::FILL_BATCH;
+    let stream: Vec<(u64, Event)> = (0..fill + 10)
+        .flat_map(|n| run_events(&format!("SUP-{n}")).into_iter().take(1))
+        .enumerate()
+        .map(|(idx, event)| (idx as u64 + 1, event))
+        .collect();
+    let (last_sequence, last) = stream.last().cloned().unwrap();
+    let mut steps = 0;
+    loop {
+        steps += 1;
+        match apply(&mut client, &last, last_sequence, &stream)
+            .await
+            .unwrap()
+        {
+            Applied::FilledGap(effect) => assert_eq!(effect.filled.len(), fill),
+            Applied::Applied(effect) => {
+                assert_eq!(effect.filled.len(), 9);
+                break;
+            }
+            Applied::AlreadyApplied => panic!("the last event was taken as applied"),
+        }
+    }
+    assert_eq!(steps, 2);
+    let received: i64 = db
+        .admin_client()
+        .await
+        .query_one("select count(*) from enhancement_history", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(received, (fill + 10) as i64, "every run projected once");
 }
 
 #[tokio::test]

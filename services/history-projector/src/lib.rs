@@ -108,10 +108,11 @@ impl projection::Gaps for StreamGaps {
         &self,
         after: u64,
         before: u64,
+        limit: usize,
     ) -> Result<Vec<(u64, Event)>, aia_store::StoreError> {
         let mut events = Vec::new();
         let mut next = after + 1;
-        while next < before {
+        while next < before && events.len() < limit {
             let message = self
                 .stream
                 .raw_message_builder()
@@ -178,6 +179,14 @@ async fn project_one(
             .instrument(aia_telemetry::db_span("UPSERT", "enhancement_history"))
             .await;
             match result {
+                Ok(projection::Applied::FilledGap(effect)) => {
+                    // More missing events before this one: the same event again.
+                    for (tenant, filled) in &effect.filled {
+                        metrics.record(tenant, filled, None);
+                    }
+                    let _ = message.ack_with(AckKind::Progress).await;
+                    continue;
+                }
                 Ok(applied) => {
                     tracing::debug!(?applied, sequence, "Projected event");
                     if let projection::Applied::Applied(effect) = &applied {

@@ -27,26 +27,40 @@ pub const PROJECTION: &str = "history";
 pub enum Applied {
     Applied(Effect),
     AlreadyApplied,
+    /// Missing events before this one were applied (in `Effect::filled`),
+    /// more remain: apply the same event again.
+    FilledGap(Effect),
 }
 
 /// Where the events between the checkpoint and the event in hand come from.
 pub trait Gaps: Sync {
-    /// The events with stream sequences strictly between `after` and
-    /// `before`, in order; sequences that no longer exist (expired) are
-    /// simply absent.
+    /// The first `limit` events with stream sequences strictly between
+    /// `after` and `before`, in order; sequences that no longer exist
+    /// (expired) are simply absent.
     fn between(
         &self,
         after: u64,
         before: u64,
+        limit: usize,
     ) -> impl std::future::Future<Output = Result<Vec<(u64, Event)>, StoreError>> + Send;
 }
 
+/// Missing events applied per transaction: a long gap (a projector that was
+/// down for a while) is filled in steps, never in one huge transaction.
+pub const FILL_BATCH: usize = 500;
+
 /// Events in memory (a rebuild's catch-up, tests).
 impl Gaps for Vec<(u64, Event)> {
-    async fn between(&self, after: u64, before: u64) -> Result<Vec<(u64, Event)>, StoreError> {
+    async fn between(
+        &self,
+        after: u64,
+        before: u64,
+        limit: usize,
+    ) -> Result<Vec<(u64, Event)>, StoreError> {
         Ok(self
             .iter()
             .filter(|(sequence, _)| *sequence > after && *sequence < before)
+            .take(limit)
             .cloned()
             .collect())
     }
@@ -93,7 +107,10 @@ pub async fn apply(
     let mut filled = Vec::new();
     if sequence > checkpoint + 1 {
         let after = u64::try_from(checkpoint).unwrap_or(0);
-        for (missed_sequence, missed) in gaps.between(after, stream_sequence).await? {
+        let missing = gaps.between(after, stream_sequence, FILL_BATCH).await?;
+        let more = missing.len() == FILL_BATCH;
+        let last_missing = missing.last().map(|(sequence, _)| *sequence);
+        for (missed_sequence, missed) in missing {
             // Row-level security follows the event's tenant.
             tx.execute(
                 "select set_config('app.tenant_id', $1, true)",
@@ -106,6 +123,18 @@ pub async fn apply(
                 "Applied an event missing before this one"
             );
             filled.push((missed.tenant_id.to_string(), effect));
+        }
+        if let (true, Some(last)) = (more, last_missing) {
+            tx.execute(
+                "update projection_checkpoints set stream_sequence = $2, updated_at = now() where projection = $1",
+                &[&PROJECTION, &i64::try_from(last).unwrap_or(i64::MAX)],
+            )
+            .await?;
+            tx.commit().await?;
+            return Ok(Applied::FilledGap(Effect {
+                filled,
+                ..Effect::default()
+            }));
         }
         tx.execute(
             "select set_config('app.tenant_id', $1, true)",

@@ -7,8 +7,8 @@
 //! is 0, [`Fusion::likely`] is 0.5 and 1 is 1 — so "score ≥ 0.5 is a likely
 //! match" reads the same whatever model made the vectors. Among
 //! eligible candidates the order is cosine plus a lexical bonus of at most
-//! [`Fusion::lexical_weight`] (the full-text rank relative to the best one
-//! in the answer), so exact error codes, host names and KB ids break ties
+//! [`Fusion::lexical_weight`] (the full-text rank relative to the best
+//! candidate's), so exact error codes, host names and KB ids break ties
 //! between tickets that mean much the same thing — but a ticket can pass a
 //! closer semantic match only if it is itself within that margin of it: a
 //! close match whose words differ is never pushed out by word overlap.

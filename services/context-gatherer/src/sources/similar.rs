@@ -55,6 +55,30 @@ async fn lexical(
     Ok(rows.iter().map(|row| (row.get(0), row.get(1))).collect())
 }
 
+/// The full-text rank of the given tickets only (the semantic candidates):
+/// a few primary-key lookups instead of ranking every ticket of the tenant
+/// that shares a word with the query.
+async fn lexical_among(
+    client: &mut Client,
+    tenant: &TenantId,
+    text: &str,
+    ids: &[&str],
+) -> Result<Vec<(String, f64)>, StoreError> {
+    let query: String = text.chars().take(MAX_QUERY_CHARS).collect();
+    let tx = tenant_transaction(client, tenant).await?;
+    let rows = tx
+        .query(
+            "select ticket_id, ts_rank_cd(search, q, 32)::float8
+               from ticket_history,
+                    (select nullif(replace(plainto_tsquery('english', $2)::text, ' & ', ' | '), '')::tsquery as q) query
+              where tenant_id = $1 and ticket_id = any($3) and q is not null and search @@ q",
+            &[&tenant.as_str(), &query, &ids],
+        )
+        .await?;
+    tx.commit().await?;
+    Ok(rows.iter().map(|row| (row.get(0), row.get(1))).collect())
+}
+
 /// The tickets `ranked` names, in that order, each with its score.
 async fn details(
     client: &mut Client,
@@ -119,30 +143,23 @@ pub async fn similar_tickets_by_meaning(
     semantic: Semantic<'_>,
     limit: usize,
 ) -> Result<Vec<SimilarTicket>, SourceError> {
-    // The tenant's vectors and the full-text ranking, on two connections at
-    // once: the search costs the slower of them, not their sum.
-    let vectors = async {
-        let mut client = db.get().await.map_err(StoreError::from)?;
-        embeddings::load(&mut client, tenant, Corpus::Tickets, semantic.model).await
-    };
-    let words = async {
-        if semantic.fusion.lexical_weight > 0.0 {
-            let mut client = db.get().await.map_err(StoreError::from)?;
-            lexical(&mut client, tenant, text, CANDIDATES as i64).await
-        } else {
-            Ok(vec![])
-        }
-    };
-    let (stored, words) = tokio::join!(vectors, words);
-    let (stored, words) = (stored?, words?);
+    let mut client = db.get().await.map_err(StoreError::from)?;
+    let stored = embeddings::load(&mut client, tenant, Corpus::Tickets, semantic.model).await?;
     fusion::check_dimensions(semantic.vector, &stored).map_err(SourceError::Failed)?;
     let nearest = fusion::nearest(semantic.vector, &stored, CANDIDATES);
+    // Words only reorder the candidates meaning found, so only theirs are
+    // ranked.
+    let words = if semantic.fusion.lexical_weight > 0.0 && !nearest.is_empty() {
+        let ids: Vec<&str> = nearest.iter().map(|(id, _)| id.as_str()).collect();
+        lexical_among(&mut client, tenant, text, &ids).await?
+    } else {
+        vec![]
+    };
     let ranked: Vec<(String, f64)> = semantic
         .fusion
         .rank(&nearest, &words, limit)
         .into_iter()
         .map(|scored| (scored.id, f64::from(scored.confidence)))
         .collect();
-    let mut client = db.get().await.map_err(StoreError::from)?;
     Ok(details(&mut client, tenant, &ranked).await?)
 }

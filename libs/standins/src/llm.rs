@@ -66,6 +66,11 @@ impl LlmStandIn {
         self.inner.lock().unwrap().script.extend(behaviours);
     }
 
+    /// Scripted answers not yet served.
+    pub fn script_left(&self) -> usize {
+        self.inner.lock().unwrap().script.len()
+    }
+
     /// Headers and query string of each request so far.
     pub fn request_meta(&self) -> Vec<(HeaderMap, Option<String>)> {
         self.inner.lock().unwrap().request_meta.clone()

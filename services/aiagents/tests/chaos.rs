@@ -292,10 +292,12 @@ async fn kills_restarts_and_failing_saas_lose_no_ticket_and_double_no_note() {
         written.len(),
         "a note on a ticket that was not written back"
     );
-    assert!(
-        llm.requests().len() > tickets,
-        "the LLM's failures were never retried: {} requests",
-        llm.requests().len()
+    // Every injected LLM failure was served (and the runs still ended well:
+    // retried, or given the raw-context note while the breaker was open).
+    assert_eq!(
+        llm.script_left(),
+        0,
+        "injected LLM failures were never requested"
     );
 
     // The projections equal a rebuild from the stream.

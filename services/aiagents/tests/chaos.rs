@@ -14,14 +14,13 @@
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
-use aia_events::ItsmKind;
 use aia_standins::llm::{Behaviour, LlmStandIn};
 use aia_standins::servicedesk::ServiceDeskStandIn;
-use aia_store::{Keyring, Secret};
+use aia_store::Keyring;
 use aia_testkit::{NatsServer, PgCluster, eventually};
 use aiagents::dataset::Query;
 use aiagents::{ops, webhook};
-use support::{Instance, Servers, signal, spawn};
+use support::{Instance, Servers, add_tenants, signal, spawn, start_ingress};
 
 mod support;
 
@@ -78,23 +77,7 @@ async fn kills_restarts_and_failing_saas_lose_no_ticket_and_double_no_note() {
     let llm_server = aia_standins::serve(llm.router()).await.unwrap();
     let keys = Keyring::generate_spec("k1");
     let keyring = Keyring::parse(&keys).unwrap();
-    let mut secrets: Vec<Secret> = Vec::new();
-    for tenant in 0..n_tenants {
-        secrets.push(
-            ops::add_tenant(
-                &pg.app_url(),
-                &keyring,
-                &format!("tenant-{tenant}"),
-                "Tenant",
-                ItsmKind::ServicedeskPlus,
-                &sdp_server.url(),
-                r#"{"authtoken":"sdp-token"}"#,
-            )
-            .await
-            .unwrap()
-            .webhook_secret,
-        );
-    }
+    let secrets = add_tenants(&pg.app_url(), &keyring, n_tenants, &sdp_server.url()).await;
     let servers = Servers {
         nats_url: nats.url(),
         database_url: pg.app_url(),
@@ -105,17 +88,8 @@ async fn kills_restarts_and_failing_saas_lose_no_ticket_and_double_no_note() {
             ("AI_AGENTS_ITSM_TIMEOUT_SECS".into(), "2".into()),
         ],
     };
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let ingress_url = format!("http://{}", listener.local_addr().unwrap());
-    let stop_ingress = tokio_util::sync::CancellationToken::new();
-    let ingress = tokio::spawn(ingress::serve(
-        ingress::Config {
-            rate_limit_per_minute: 1_000_000,
-            ..ingress::Config::new(nats.url(), pg.app_url(), Keyring::parse(&keys).unwrap())
-        },
-        listener,
-        stop_ingress.clone().cancelled_owned(),
-    ));
+    let ingress = start_ingress(&nats.url(), &pg.app_url(), &keys).await;
+    let ingress_url = ingress.url.clone();
     let mut instances: Vec<Instance> = SERVICES
         .iter()
         .flat_map(|service| [spawn(service, &servers), spawn(service, &servers)])
@@ -368,6 +342,6 @@ async fn kills_restarts_and_failing_saas_lose_no_ticket_and_double_no_note() {
         let _ = instance.child.kill();
         let _ = instance.child.wait();
     }
-    stop_ingress.cancel();
-    let _ = ingress.await;
+    ingress.stop.cancel();
+    let _ = ingress.task.await;
 }

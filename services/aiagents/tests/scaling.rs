@@ -12,15 +12,14 @@ use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use aia_events::ItsmKind;
 use aia_standins::llm::LlmStandIn;
 use aia_standins::servicedesk::ServiceDeskStandIn;
-use aia_store::{Keyring, Secret};
+use aia_store::Keyring;
 use aia_testkit::{NatsServer, TestDatabase, eventually};
 use aiagents::dataset::Query;
 use aiagents::{ops, webhook};
 use futures::StreamExt;
-use support::{Instance, Servers, done, signal, spawn};
+use support::{Instance, Servers, add_tenants, done, signal, spawn, start_ingress};
 
 mod support;
 
@@ -39,23 +38,7 @@ async fn three_instances_per_stage_share_the_work_and_stopping_or_killing_them_l
     let llm_server = aia_standins::serve(llm.router()).await.unwrap();
     let keys = Keyring::generate_spec("k1");
     let keyring = Keyring::parse(&keys).unwrap();
-    let mut secrets: Vec<Secret> = Vec::new();
-    for tenant in 0..TENANTS {
-        secrets.push(
-            ops::add_tenant(
-                &db.app_url,
-                &keyring,
-                &format!("tenant-{tenant}"),
-                "Tenant",
-                ItsmKind::ServicedeskPlus,
-                &sdp_server.url(),
-                r#"{"authtoken":"sdp-token"}"#,
-            )
-            .await
-            .unwrap()
-            .webhook_secret,
-        );
-    }
+    let secrets = add_tenants(&db.app_url, &keyring, TENANTS, &sdp_server.url()).await;
     let servers = Servers {
         nats_url: nats.url(),
         database_url: db.app_url.clone(),
@@ -65,22 +48,8 @@ async fn three_instances_per_stage_share_the_work_and_stopping_or_killing_them_l
     };
 
     // The ingress in this process; the stages as processes of their own.
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let ingress_url = format!("http://{}", listener.local_addr().unwrap());
-    let stop_ingress = tokio_util::sync::CancellationToken::new();
-    let ingress_config = ingress::Config {
-        rate_limit_per_minute: 100_000,
-        ..ingress::Config::new(
-            nats.url(),
-            db.app_url.clone(),
-            Keyring::parse(&keys).unwrap(),
-        )
-    };
-    let ingress = tokio::spawn(ingress::serve(
-        ingress_config,
-        listener,
-        stop_ingress.clone().cancelled_owned(),
-    ));
+    let ingress = start_ingress(&nats.url(), &db.app_url, &keys).await;
+    let ingress_url = ingress.url.clone();
     let mut instances: Vec<Instance> = Vec::new();
     for service in ["context-gatherer", "llm-enhancer", "writeback"] {
         for _ in 0..3 {
@@ -223,6 +192,6 @@ async fn three_instances_per_stage_share_the_work_and_stopping_or_killing_them_l
         let _ = instance.child.kill();
         let _ = instance.child.wait();
     }
-    stop_ingress.cancel();
-    ingress.await.unwrap().unwrap();
+    ingress.stop.cancel();
+    ingress.task.await.unwrap().unwrap();
 }

@@ -82,3 +82,59 @@ pub async fn done(http: &reqwest::Client, addr: SocketAddr) -> Option<u64> {
             .sum::<f64>() as u64,
     )
 }
+
+/// `n` tenants `tenant-0` … on the ServiceDesk Plus stand-in at `sdp_url`
+/// (authtoken `sdp-token`); their webhook secrets, in order.
+pub async fn add_tenants(
+    app_url: &str,
+    keyring: &aia_store::Keyring,
+    n: usize,
+    sdp_url: &str,
+) -> Vec<aia_store::Secret> {
+    let mut secrets = Vec::new();
+    for tenant in 0..n {
+        secrets.push(
+            aiagents::ops::add_tenant(
+                app_url,
+                keyring,
+                &format!("tenant-{tenant}"),
+                "Tenant",
+                aia_events::ItsmKind::ServicedeskPlus,
+                sdp_url,
+                r#"{"authtoken":"sdp-token"}"#,
+            )
+            .await
+            .unwrap()
+            .webhook_secret,
+        );
+    }
+    secrets
+}
+
+/// The ingress, in this process, without a rate limit that would get in the
+/// way of a load test: its URL, its stop and its task.
+pub struct Ingress {
+    pub url: String,
+    pub stop: tokio_util::sync::CancellationToken,
+    pub task: tokio::task::JoinHandle<anyhow::Result<()>>,
+}
+
+pub async fn start_ingress(nats_url: &str, database_url: &str, keys: &str) -> Ingress {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let stop = tokio_util::sync::CancellationToken::new();
+    let config = ingress::Config {
+        rate_limit_per_minute: 1_000_000,
+        ..ingress::Config::new(
+            nats_url.to_owned(),
+            database_url.to_owned(),
+            aia_store::Keyring::parse(keys).unwrap(),
+        )
+    };
+    let task = tokio::spawn(ingress::serve(
+        config,
+        listener,
+        stop.clone().cancelled_owned(),
+    ));
+    Ingress { url, stop, task }
+}

@@ -9,14 +9,13 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use aia_events::{KnowledgeArticle, TenantId};
-use aia_store::embeddings::{self, Corpus};
+use aia_store::embeddings::Corpus;
 use aia_store::{Client, Pool, StoreError, tenant_transaction};
 use serde::Deserialize;
 use sha2::{Digest, Sha256};
 
 use super::SourceError;
-use super::fusion;
-use super::similar::Semantic;
+use super::meaning::{self, Semantic};
 
 const CACHE_TTL: Duration = Duration::from_secs(3600);
 const MAX_QUERY_CHARS: usize = 1000;
@@ -105,27 +104,9 @@ pub async fn local_by_meaning(
     semantic: Semantic<'_>,
     limit: usize,
 ) -> Result<Vec<KnowledgeArticle>, SourceError> {
-    let vectors = async {
-        let mut client = db.get().await.map_err(StoreError::from)?;
-        Ok::<_, SourceError>(
-            embeddings::load(&mut client, tenant, Corpus::Articles, semantic.model).await?,
-        )
-    };
-    let words = async {
-        let mut client = db.get().await.map_err(StoreError::from)?;
-        lexical(&mut client, tenant, text, 30).await
-    };
-    let (stored, words) = tokio::join!(vectors, words);
-    let (stored, words) = (stored?, words?);
-    fusion::check_dimensions(semantic.vector, &stored).map_err(SourceError::Failed)?;
-    let nearest = fusion::nearest(semantic.vector, &stored, 30);
-    let ranked: Vec<(String, f64)> = semantic
-        .fusion
-        .rank(&nearest, &words, limit)
-        .into_iter()
-        .map(|scored| (scored.id, f64::from(scored.confidence)))
-        .collect();
     let mut client = db.get().await.map_err(StoreError::from)?;
+    let ranked =
+        meaning::ranked(&mut client, tenant, Corpus::Articles, text, semantic, limit).await?;
     details(&mut client, tenant, &ranked).await
 }
 

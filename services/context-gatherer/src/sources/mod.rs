@@ -4,6 +4,7 @@
 pub mod fusion;
 pub mod inventory;
 pub mod knowledge;
+pub mod meaning;
 pub mod monitoring;
 pub mod similar;
 

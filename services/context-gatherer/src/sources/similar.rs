@@ -8,25 +8,15 @@
 //! ranked by cover density.
 
 use aia_events::{SimilarTicket, TenantId, TicketId};
-use aia_store::embeddings::{self, Corpus};
+use aia_store::embeddings::Corpus;
 use aia_store::{Client, Pool, StoreError, tenant_transaction};
 
 use super::SourceError;
-use super::fusion::{self, Fusion};
+use super::meaning;
+pub use super::meaning::Semantic;
 
 /// Longest query text considered; longer descriptions add noise, not recall.
 const MAX_QUERY_CHARS: usize = 1000;
-/// Candidates each ranker brings to the fusion.
-const CANDIDATES: usize = 30;
-
-/// The query's embedding, and the model whose stored vectors it may be
-/// compared with.
-#[derive(Debug, Clone, Copy)]
-pub struct Semantic<'a> {
-    pub model: &'a str,
-    pub vector: &'a [f32],
-    pub fusion: Fusion,
-}
 
 /// Ticket ids with their full-text rank (`ts_rank_cd` normalised into
 /// [0, 1)), best first.
@@ -49,30 +39,6 @@ async fn lexical(
               order by score desc, resolved_at desc
               limit $3",
             &[&tenant.as_str(), &query, &limit],
-        )
-        .await?;
-    tx.commit().await?;
-    Ok(rows.iter().map(|row| (row.get(0), row.get(1))).collect())
-}
-
-/// The full-text rank of the given tickets only (the semantic candidates):
-/// a few primary-key lookups instead of ranking every ticket of the tenant
-/// that shares a word with the query.
-async fn lexical_among(
-    client: &mut Client,
-    tenant: &TenantId,
-    text: &str,
-    ids: &[&str],
-) -> Result<Vec<(String, f64)>, StoreError> {
-    let query: String = text.chars().take(MAX_QUERY_CHARS).collect();
-    let tx = tenant_transaction(client, tenant).await?;
-    let rows = tx
-        .query(
-            "select ticket_id, ts_rank_cd(search, q, 32)::float8
-               from ticket_history,
-                    (select nullif(replace(plainto_tsquery('english', $2)::text, ' & ', ' | '), '')::tsquery as q) query
-              where tenant_id = $1 and ticket_id = any($3) and q is not null and search @@ q",
-            &[&tenant.as_str(), &query, &ids],
         )
         .await?;
     tx.commit().await?;
@@ -144,22 +110,7 @@ pub async fn similar_tickets_by_meaning(
     limit: usize,
 ) -> Result<Vec<SimilarTicket>, SourceError> {
     let mut client = db.get().await.map_err(StoreError::from)?;
-    let stored = embeddings::load(&mut client, tenant, Corpus::Tickets, semantic.model).await?;
-    fusion::check_dimensions(semantic.vector, &stored).map_err(SourceError::Failed)?;
-    let nearest = fusion::nearest(semantic.vector, &stored, CANDIDATES);
-    // Words only reorder the candidates meaning found, so only theirs are
-    // ranked.
-    let words = if semantic.fusion.lexical_weight > 0.0 && !nearest.is_empty() {
-        let ids: Vec<&str> = nearest.iter().map(|(id, _)| id.as_str()).collect();
-        lexical_among(&mut client, tenant, text, &ids).await?
-    } else {
-        vec![]
-    };
-    let ranked: Vec<(String, f64)> = semantic
-        .fusion
-        .rank(&nearest, &words, limit)
-        .into_iter()
-        .map(|scored| (scored.id, f64::from(scored.confidence)))
-        .collect();
+    let ranked =
+        meaning::ranked(&mut client, tenant, Corpus::Tickets, text, semantic, limit).await?;
     Ok(details(&mut client, tenant, &ranked).await?)
 }

@@ -1,0 +1,84 @@
+//! Search by meaning, shared by similar tickets and knowledge articles:
+//! the tenant's nearest items of the query's model, with the full-text rank
+//! of those candidates only fused in (see [`super::fusion`]).
+
+use aia_events::TenantId;
+use aia_store::embeddings::{self, Corpus};
+use aia_store::{Client, StoreError, tenant_transaction};
+
+use super::SourceError;
+use super::fusion::{self, Fusion};
+
+/// Candidates meaning brings to the fusion.
+const CANDIDATES: usize = 30;
+/// Longest query text considered for the full-text rank.
+const MAX_QUERY_CHARS: usize = 1000;
+
+/// The query's embedding, and the model whose stored vectors it may be
+/// compared with.
+#[derive(Debug, Clone, Copy)]
+pub struct Semantic<'a> {
+    pub model: &'a str,
+    pub vector: &'a [f32],
+    pub fusion: Fusion,
+}
+
+/// The full-text rank of the given items only: a few primary-key lookups
+/// instead of ranking every item of the tenant that shares a word with the
+/// query.
+async fn words_among(
+    client: &mut Client,
+    tenant: &TenantId,
+    corpus: Corpus,
+    text: &str,
+    ids: &[&str],
+) -> Result<Vec<(String, f64)>, StoreError> {
+    let (table, id) = match corpus {
+        Corpus::Tickets => ("ticket_history", "ticket_id"),
+        Corpus::Articles => ("knowledge_articles", "article_id"),
+    };
+    let query: String = text.chars().take(MAX_QUERY_CHARS).collect();
+    let tx = tenant_transaction(client, tenant).await?;
+    let rows = tx
+        .query(
+            &format!(
+                "select {id}, ts_rank_cd(search, q, 32)::float8
+                   from {table},
+                        (select nullif(replace(plainto_tsquery('english', $2)::text, ' & ', ' | '), '')::tsquery as q) query
+                  where tenant_id = $1 and {id} = any($3) and q is not null and search @@ q"
+            ),
+            &[&tenant.as_str(), &query, &ids],
+        )
+        .await?;
+    tx.commit().await?;
+    Ok(rows.iter().map(|row| (row.get(0), row.get(1))).collect())
+}
+
+/// The best `limit` items of `corpus` for the query, best first, each with
+/// its calibrated confidence.
+pub async fn ranked(
+    client: &mut Client,
+    tenant: &TenantId,
+    corpus: Corpus,
+    text: &str,
+    semantic: Semantic<'_>,
+    limit: usize,
+) -> Result<Vec<(String, f64)>, SourceError> {
+    let stored = embeddings::load(client, tenant, corpus, semantic.model).await?;
+    fusion::check_dimensions(semantic.vector, &stored).map_err(SourceError::Failed)?;
+    let nearest = fusion::nearest(semantic.vector, &stored, CANDIDATES);
+    // Words only reorder the candidates meaning found, so only theirs are
+    // ranked.
+    let words = if semantic.fusion.lexical_weight > 0.0 && !nearest.is_empty() {
+        let ids: Vec<&str> = nearest.iter().map(|(id, _)| id.as_str()).collect();
+        words_among(client, tenant, corpus, text, &ids).await?
+    } else {
+        vec![]
+    };
+    Ok(semantic
+        .fusion
+        .rank(&nearest, &words, limit)
+        .into_iter()
+        .map(|scored| (scored.id, f64::from(scored.confidence)))
+        .collect())
+}

@@ -45,7 +45,8 @@ PY="$venv/bin/python"
 cargo build -q --release -p aiagents
 bin="$root/target/release/aiagents"
 
-# --- The peer ------------------------------------------------------------
+# --- The peer (PEER=0 skips it, to profile ours alone) ---------------------
+if [ "${PEER:-1}" != 0 ]; then
 peer_db="peer_$(date +%s)"
 psql_owner() { "$AI_AGENTS_PG_BINDIR/psql" -q "$AI_AGENTS_TEST_ADMIN_URL" "$@"; }
 psql_owner -c "create database $peer_db" >/dev/null
@@ -59,10 +60,12 @@ run_peer "sustained, $N tickets, $CONC connections" "$N" 0
 run_peer "steady 50 tickets/s for ${SECONDS_PER_RATE}s" $((50 * SECONDS_PER_RATE)) 50
 run_peer "steady 150 tickets/s for ${SECONDS_PER_RATE}s" $((150 * SECONDS_PER_RATE)) 150
 psql_owner -c "drop database $peer_db with (force)" >/dev/null
+fi
 
 # --- Ours ------------------------------------------------------------------
 standins_port=47340
 (cd "$peer/pipeline" && exec "$PY" -m uvicorn standins:app --port "$standins_port" --log-level warning) & pids+=($!)
+standins_pid=$!
 standins="http://127.0.0.1:$standins_port"
 export AI_AGENTS_SECRET_KEYS=${AI_AGENTS_SECRET_KEYS:-$("$bin" keygen)}
 export RUST_LOG=error
@@ -87,9 +90,22 @@ for service in ingress context-gatherer llm-enhancer writeback history-projector
   stage_pid[$service]=$!
 done
 sleep 3
+# CPU time (ticks of 1/100 s) a process and its reaped children used so far.
+ticks() { awk '{print $14 + $15 + $16 + $17}' "/proc/$1/stat" 2>/dev/null || echo 0; }
+cpu_now() { # one line "name ticks" per process we account for
+  for service in "${!stage_pid[@]}"; do echo "$service $(ticks "${stage_pid[$service]}")"; done
+  echo "nats-server $(for p in $(pgrep -x nats-server); do ticks "$p"; done | awk '{s += $1} END {print s + 0}')"
+  echo "postgres $(for p in $(pgrep -x postgres); do ticks "$p"; done | awk '{s += $1} END {print s + 0}')"
+  echo "stand-ins $(ticks "$standins_pid")"
+}
 ours() { # label N RATE
   log "ours (ingress → JetStream → stages): $1"
+  cpu_now > "$work/cpu.before"
   (cd "$peer/pipeline" && "$PY" drive.py "http://127.0.0.1:$ingress_port" peer "$secret" "$2" "$3" "$standins" "$CONC" "$dataset")
+  cpu_now > "$work/cpu.after"
+  echo "CPU per 1,000 tickets (s):"
+  join <(sort "$work/cpu.before") <(sort "$work/cpu.after") \
+    | awk -v n="$2" '{printf "  %-18s %6.2f\n", $1, ($3 - $2) / 100 * 1000 / n}'
 }
 ours "sustained, $N tickets, $CONC connections" "$N" 0
 ours "steady 50 tickets/s for ${SECONDS_PER_RATE}s" $((50 * SECONDS_PER_RATE)) 50

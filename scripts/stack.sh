@@ -175,6 +175,8 @@ up() {
     # Test data is disposable: trade durability for speed.
     tuning="-c fsync=off -c synchronous_commit=off -c full_page_writes=off"
   fi
+  # For profiling, e.g. "-c shared_preload_libraries=pg_stat_statements".
+  tuning="$tuning ${AI_AGENTS_PG_EXTRA_OPTIONS:-}"
   as_pg_user "$bindir/pg_ctl" -D "$pgdata" -l "$pgdata/server.log" -w -t 60 \
     -o "-c listen_addresses=127.0.0.1 -p $pg_port -c unix_socket_directories='$pgdata' -c max_connections=400 $tuning" \
     start >/dev/null

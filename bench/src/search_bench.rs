@@ -164,9 +164,14 @@ pub fn run(n_tickets: u64, n_tenants: u64, n_queries: usize) -> anyhow::Result<(
              select 'tenant-' || lpad((n % 16)::text, 4, '0'), 'kb-' || n, 'How to fix ' || n, 'Restart the service and check the logs.'
                from generate_series(0, 1599) n;",
         ).await?;
+        let pool = aia_store::pool(&db.app_url, 16)?;
         let gatherer = std::sync::Arc::new(context_gatherer::ContextGatherer {
-            db: aia_store::pool(&db.app_url, 16)?,
-            keyring: Keyring::parse(&keyring_spec)?,
+            tenants: std::sync::Arc::new(aia_store::TenantCache::new(
+                pool.clone(),
+                std::sync::Arc::new(Keyring::parse(&keyring_spec)?),
+                std::time::Duration::ZERO,
+            )),
+            db: pool,
             http: reqwest::Client::new(),
             local_embedder: None,
             knowledge_cache: Default::default(),

@@ -98,8 +98,12 @@ async fn setup(settings: impl Fn(&mut TenantSettings, &str, &str), budget: Durat
         .await
         .unwrap();
     let gatherer = ContextGatherer {
+        tenants: std::sync::Arc::new(aia_store::TenantCache::new(
+            pool.clone(),
+            std::sync::Arc::new(keyring),
+            std::time::Duration::ZERO,
+        )),
         db: pool,
-        keyring,
         http: reqwest::Client::new(),
         local_embedder: None,
         knowledge_cache: Default::default(),

@@ -95,8 +95,12 @@ async fn setup_with(budget_usd: Option<f64>, primary_url: Option<&str>) -> Setup
     .unwrap();
     let registry = aia_telemetry::metrics::registry();
     let enhancer = LlmEnhancer {
+        tenants: std::sync::Arc::new(aia_store::TenantCache::new(
+            pool.clone(),
+            std::sync::Arc::new(keyring),
+            std::time::Duration::ZERO,
+        )),
         db: pool,
-        keyring,
         http: reqwest::Client::new(),
         chain: Default::default(),
         default_provider: None,
@@ -297,6 +301,26 @@ async fn a_provider_that_keeps_failing_is_skipped_by_its_circuit_breaker() {
         (Some("azure-backup"), 1),
         "the open circuit must skip the primary"
     );
+}
+
+#[tokio::test]
+async fn a_handler_needs_one_database_connection_at_a_time() {
+    // A cold tenant cache reads the tenant through the pool; a handler that
+    // held a connection while it did would wait forever on a pool of one
+    // (and, with 32 messages in flight on a pool of 16, on a real one).
+    let mut setup = setup(Some(100.0)).await;
+    let pool = aia_store::pool(&setup.db.app_url, 1).unwrap();
+    let keyring = setup.enhancer.tenants.keyring().clone();
+    setup.enhancer.tenants = std::sync::Arc::new(aia_store::TenantCache::new(
+        pool.clone(),
+        keyring,
+        Duration::from_secs(60),
+    ));
+    setup.enhancer.db = pool;
+    let generated = tokio::time::timeout(Duration::from_secs(20), enhance(&setup))
+        .await
+        .expect("the handler waited on a connection it held itself");
+    assert_eq!(generated.provider.as_deref(), Some("primary"));
 }
 
 #[tokio::test]

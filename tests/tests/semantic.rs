@@ -360,8 +360,12 @@ async fn the_context_stage_searches_by_meaning_and_says_so_when_it_falls_back_to
     .await
     .unwrap();
     let gatherer = context_gatherer::ContextGatherer {
+        tenants: std::sync::Arc::new(aia_store::TenantCache::new(
+            pool.clone(),
+            std::sync::Arc::new(keyring),
+            std::time::Duration::ZERO,
+        )),
         db: pool,
-        keyring,
         http: reqwest::Client::new(),
         local_embedder: Some(local),
         knowledge_cache: Default::default(),

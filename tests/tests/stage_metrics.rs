@@ -47,9 +47,14 @@ async fn a_stage_serves_its_counts_on_metrics() {
     let mut config = StageConfig::from_env(Stage::Writeback);
     config.metrics_addr = Some(addr);
     let registry = config.registry.clone();
+    let pool = aia_store::pool(&db.app_url, 2).unwrap();
     let handler = Arc::new(writeback::Writeback {
-        db: aia_store::pool(&db.app_url, 2).unwrap(),
-        keyring,
+        tenants: std::sync::Arc::new(aia_store::TenantCache::new(
+            pool.clone(),
+            std::sync::Arc::new(keyring),
+            std::time::Duration::ZERO,
+        )),
+        db: pool,
         http: reqwest::Client::new(),
         public_url: None,
     });

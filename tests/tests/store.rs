@@ -199,3 +199,62 @@ async fn the_admin_role_reads_every_tenant_and_writes_nothing() {
             .is_err()
     );
 }
+
+#[tokio::test]
+async fn the_tenant_cache_reuses_a_read_within_its_ttl_and_sees_changes_after_it() {
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    let db = TestDatabase::create().await;
+    let keyring = Arc::new(Keyring::parse(&Keyring::generate_spec("k1")).unwrap());
+    let pool = aia_store::pool(&db.app_url, 2).unwrap();
+    let acme = TenantId::parse("acme").unwrap();
+    tenants::create(
+        &mut pool.get().await.unwrap(),
+        &keyring,
+        &new_tenant("acme", "s"),
+    )
+    .await
+    .unwrap();
+    let set_active = |active: bool| {
+        let (pool, keyring, acme) = (pool.clone(), keyring.clone(), acme.clone());
+        async move {
+            let change = tenants::TenantUpdate {
+                active: Some(active),
+                ..Default::default()
+            };
+            let mut client = pool.get().await.unwrap();
+            assert!(
+                tenants::update(&mut client, &keyring, &acme, &change)
+                    .await
+                    .unwrap()
+            );
+        }
+    };
+    let ttl = Duration::from_millis(400);
+    let cached = aia_store::TenantCache::new(pool.clone(), keyring.clone(), ttl);
+    let uncached = aia_store::TenantCache::new(pool.clone(), keyring.clone(), Duration::ZERO);
+    let active = |tenant: Option<Arc<aia_store::Tenant>>| tenant.expect("acme exists").active;
+
+    assert!(active(cached.get(&acme).await.unwrap()));
+    set_active(false).await;
+    // Within the TTL the cached read stands; without a cache the change shows.
+    assert!(active(cached.get(&acme).await.unwrap()));
+    assert!(!active(uncached.get(&acme).await.unwrap()));
+    tokio::time::sleep(ttl).await;
+    assert!(!active(cached.get(&acme).await.unwrap()));
+
+    // An unknown tenant is remembered as unknown for the TTL too.
+    let ghost = TenantId::parse("ghost").unwrap();
+    assert!(cached.get(&ghost).await.unwrap().is_none());
+    tenants::create(
+        &mut pool.get().await.unwrap(),
+        &keyring,
+        &new_tenant("ghost", "s"),
+    )
+    .await
+    .unwrap();
+    assert!(cached.get(&ghost).await.unwrap().is_none());
+    tokio::time::sleep(ttl).await;
+    assert!(cached.get(&ghost).await.unwrap().is_some());
+}

@@ -53,9 +53,14 @@ async fn setup() -> (
     )
     .await
     .unwrap();
+    let pool = aia_store::pool(&db.app_url, 2).unwrap();
     let handler = writeback::Writeback {
-        db: aia_store::pool(&db.app_url, 2).unwrap(),
-        keyring,
+        tenants: std::sync::Arc::new(aia_store::TenantCache::new(
+            pool.clone(),
+            std::sync::Arc::new(keyring),
+            std::time::Duration::ZERO,
+        )),
+        db: pool,
         http: reqwest::Client::new(),
         public_url: Some("https://hooks.example.com".into()),
     };
@@ -113,7 +118,7 @@ async fn a_rejected_api_key_ends_the_run_with_a_reason_and_no_retry() {
     };
     ops::add_tenant(
         &db.app_url,
-        &handler.keyring,
+        handler.tenants.keyring(),
         "bad-key",
         "Bad key",
         ItsmKind::ServicedeskPlus,

@@ -36,9 +36,14 @@ async fn writeback_for(
     )
     .await
     .unwrap();
+    let pool = aia_store::pool(&db.app_url, 2).unwrap();
     let handler = writeback::Writeback {
-        db: aia_store::pool(&db.app_url, 2).unwrap(),
-        keyring,
+        tenants: std::sync::Arc::new(aia_store::TenantCache::new(
+            pool.clone(),
+            std::sync::Arc::new(keyring),
+            std::time::Duration::ZERO,
+        )),
+        db: pool,
         http: reqwest::Client::new(),
         public_url: None,
     };

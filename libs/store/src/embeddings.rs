@@ -189,7 +189,7 @@ pub async fn load(
         table = corpus.table(),
     );
     let tx = tenant_transaction(client, tenant).await?;
-    tx.execute("set local statement_timeout = '2s'", &[])
+    tx.batch_execute("set local statement_timeout = '2s'")
         .await?;
     let rows = tx.query(&sql, &[&tenant.as_str(), &model]).await?;
     tx.commit().await?;

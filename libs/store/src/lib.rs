@@ -9,6 +9,7 @@ pub mod embeddings;
 pub mod feedback;
 pub mod migrate;
 pub mod secrets;
+pub mod tenant_cache;
 pub mod tenants;
 
 use std::str::FromStr;
@@ -19,6 +20,7 @@ use tokio_postgres::NoTls;
 
 pub use deadpool_postgres::{Client, Pool, Transaction};
 pub use secrets::{Keyring, Secret};
+pub use tenant_cache::TenantCache;
 pub use tenants::{
     EmbeddingEndpointSettings, EmbeddingSettings, Integrations, LlmProviderSettings,
     MonitoringQuery, NewTenant, Tenant, TenantSettings,
@@ -103,7 +105,9 @@ pub async fn tenant_transaction<'a>(
 ) -> Result<Transaction<'a>, StoreError> {
     let tx = client.transaction().await?;
     tx.execute(
-        "select set_config('app.tenant_id', $1, true)",
+        &tx.prepare_cached("select set_config('app.tenant_id', $1, true)")
+            .await
+            .map_err(StoreError::from)?,
         &[&tenant.as_str()],
     )
     .await?;

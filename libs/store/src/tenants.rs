@@ -235,6 +235,9 @@ pub struct Tenant {
     pub settings: TenantSettings,
     pub active: bool,
     pub integrations: Integrations,
+    /// When any of the above last changed: a cached copy older than the
+    /// stored one is stale.
+    pub updated_at: chrono::DateTime<chrono::Utc>,
 }
 
 /// What it takes to create a tenant.
@@ -271,9 +274,13 @@ pub async fn create(
     let settings = serde_json::to_value(&tenant.settings).expect("settings serialise");
     let result = tx
         .execute(
-            "insert into tenants (tenant_id, name, itsm_kind, itsm_base_url,
+            &tx.prepare_cached(
+                "insert into tenants (tenant_id, name, itsm_kind, itsm_base_url,
                  itsm_credentials_enc, webhook_secret_enc, settings)
              values ($1, $2, $3, $4, $5, $6, $7)",
+            )
+            .await
+            .map_err(StoreError::from)?,
             &[
                 &id.as_str(),
                 &tenant.name,
@@ -305,9 +312,13 @@ pub async fn get(
     let tx = tenant_transaction(client, tenant_id).await?;
     let row = tx
         .query_opt(
-            "select name, itsm_kind, itsm_base_url, itsm_credentials_enc, webhook_secret_enc,
-                    webhook_secret_prev_enc, settings, active, integrations_enc
+            &tx.prepare_cached(
+                "select name, itsm_kind, itsm_base_url, itsm_credentials_enc, webhook_secret_enc,
+                    webhook_secret_prev_enc, settings, active, integrations_enc, updated_at
                from tenants where tenant_id = $1 and deleted_at is null",
+            )
+            .await
+            .map_err(StoreError::from)?,
             &[&tenant_id.as_str()],
         )
         .await?;
@@ -345,6 +356,7 @@ pub async fn get(
             .map_err(|err| StoreError::Corrupt(format!("tenant settings: {err}")))?,
         active: row.get(7),
         integrations,
+        updated_at: row.get(9),
     }))
 }
 
@@ -361,8 +373,12 @@ pub async fn set_integrations(
     let tx = tenant_transaction(client, tenant_id).await?;
     let n_updated = tx
         .execute(
-            "update tenants set integrations_enc = $2, updated_at = now()
+            &tx.prepare_cached(
+                "update tenants set integrations_enc = $2, updated_at = now()
               where tenant_id = $1 and deleted_at is null",
+            )
+            .await
+            .map_err(StoreError::from)?,
             &[&tenant_id.as_str(), &stored],
         )
         .await?;
@@ -379,7 +395,11 @@ pub async fn settings(
     let tx = tenant_transaction(client, tenant_id).await?;
     let row = tx
         .query_opt(
-            "select settings, active from tenants where tenant_id = $1 and deleted_at is null",
+            &tx.prepare_cached(
+                "select settings, active from tenants where tenant_id = $1 and deleted_at is null",
+            )
+            .await
+            .map_err(StoreError::from)?,
             &[&tenant_id.as_str()],
         )
         .await?;
@@ -405,11 +425,15 @@ pub async fn rotate_webhook_secret(
     let tx = tenant_transaction(client, tenant_id).await?;
     let updated = tx
         .execute(
-            "update tenants
+            &tx.prepare_cached(
+                "update tenants
                 set webhook_secret_prev_enc = webhook_secret_enc,
                     webhook_secret_enc = $2,
                     updated_at = now()
               where tenant_id = $1 and deleted_at is null",
+            )
+            .await
+            .map_err(StoreError::from)?,
             &[
                 &tenant_id.as_str(),
                 &keyring.encrypt(&secret, &context("webhook_secret", tenant_id)),
@@ -502,7 +526,8 @@ pub async fn update(
     let tx = tenant_transaction(client, tenant_id).await?;
     let n_updated = tx
         .execute(
-            "update tenants
+            &tx.prepare_cached(
+                "update tenants
                 set name = coalesce($2, name),
                     itsm_base_url = coalesce($3, itsm_base_url),
                     itsm_credentials_enc = coalesce($4, itsm_credentials_enc),
@@ -510,6 +535,9 @@ pub async fn update(
                     settings = coalesce($6, settings),
                     updated_at = now()
               where tenant_id = $1 and deleted_at is null",
+            )
+            .await
+            .map_err(StoreError::from)?,
             &[
                 &tenant_id.as_str(),
                 &update.name,
@@ -530,8 +558,12 @@ pub async fn soft_delete(client: &mut Client, tenant_id: &TenantId) -> Result<bo
     let tx = tenant_transaction(client, tenant_id).await?;
     let n_updated = tx
         .execute(
-            "update tenants set deleted_at = now(), active = false, updated_at = now()
+            &tx.prepare_cached(
+                "update tenants set deleted_at = now(), active = false, updated_at = now()
               where tenant_id = $1 and deleted_at is null",
+            )
+            .await
+            .map_err(StoreError::from)?,
             &[&tenant_id.as_str()],
         )
         .await?;
@@ -549,8 +581,8 @@ pub async fn reencrypt(
     let tx = tenant_transaction(client, tenant_id).await?;
     let Some(row) = tx
         .query_opt(
-            "select itsm_credentials_enc, webhook_secret_enc, webhook_secret_prev_enc, integrations_enc
-               from tenants where tenant_id = $1 for update",
+            &tx.prepare_cached("select itsm_credentials_enc, webhook_secret_enc, webhook_secret_prev_enc, integrations_enc
+               from tenants where tenant_id = $1 for update").await.map_err(StoreError::from)?,
             &[&tenant_id.as_str()],
         )
         .await?
@@ -577,9 +609,13 @@ pub async fn reencrypt(
     let previous = fresh(row.get(2), "webhook_secret")?;
     let integrations = fresh(row.get(3), "integrations")?;
     tx.execute(
-        "update tenants set itsm_credentials_enc = $2, webhook_secret_enc = $3,
+        &tx.prepare_cached(
+            "update tenants set itsm_credentials_enc = $2, webhook_secret_enc = $3,
                 webhook_secret_prev_enc = $4, integrations_enc = $5
           where tenant_id = $1",
+        )
+        .await
+        .map_err(StoreError::from)?,
         &[
             &tenant_id.as_str(),
             &credentials,
@@ -604,7 +640,7 @@ pub async fn promote_embeddings(
     let tx = tenant_transaction(client, tenant_id).await?;
     let Some(row) = tx
         .query_opt(
-            "select settings from tenants where tenant_id = $1 and deleted_at is null for update",
+            &tx.prepare_cached("select settings from tenants where tenant_id = $1 and deleted_at is null for update").await.map_err(StoreError::from)?,
             &[&tenant_id.as_str()],
         )
         .await?
@@ -619,7 +655,11 @@ pub async fn promote_embeddings(
     settings.embeddings = settings.embeddings_next.take().unwrap_or_default();
     let value = serde_json::to_value(&settings).expect("settings serialise");
     tx.execute(
-        "update tenants set settings = $2, updated_at = now() where tenant_id = $1",
+        &tx.prepare_cached(
+            "update tenants set settings = $2, updated_at = now() where tenant_id = $1",
+        )
+        .await
+        .map_err(StoreError::from)?,
         &[&tenant_id.as_str(), &value],
     )
     .await?;

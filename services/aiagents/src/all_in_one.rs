@@ -128,6 +128,7 @@ pub async fn start(settings: Settings) -> anyhow::Result<Running> {
         nats_url: settings.nats_url.clone(),
         database_url: settings.database_url.clone(),
         keyring: keyring(&settings.keyring_spec)?,
+        tenant_cache_ttl: Duration::from_secs(5),
         http_timeout: Duration::from_secs(10),
         public_url: Some(
             settings

@@ -311,10 +311,16 @@ pub async fn dry_run(
                 ..config
             };
             let http = reqwest::Client::new();
+            let local_embedder = config.local_embedder(&http);
+            let pool = aia_store::pool(&config.database_url, 4)?;
             let handler = context_gatherer::ContextGatherer {
-                db: aia_store::pool(&config.database_url, 4)?,
-                local_embedder: config.local_embedder(&http),
-                keyring: config.keyring,
+                tenants: std::sync::Arc::new(aia_store::TenantCache::new(
+                    pool.clone(),
+                    std::sync::Arc::new(config.keyring),
+                    std::time::Duration::ZERO,
+                )),
+                db: pool,
+                local_embedder,
                 http,
                 knowledge_cache: Default::default(),
                 source_timeout: config.source_timeout,
@@ -332,9 +338,14 @@ pub async fn dry_run(
             out.push_str(&format!("now:      {}\n", summary(&now)));
         }
         Stage::LlmEnhancer => {
+            let pool = aia_store::pool(&env("DATABASE_URL")?, 4)?;
             let handler = llm_enhancer::LlmEnhancer {
-                db: aia_store::pool(&env("DATABASE_URL")?, 4)?,
-                keyring: keyring()?,
+                tenants: std::sync::Arc::new(aia_store::TenantCache::new(
+                    pool.clone(),
+                    std::sync::Arc::new(keyring()?),
+                    std::time::Duration::ZERO,
+                )),
+                db: pool,
                 http: reqwest::Client::new(),
                 chain: Default::default(),
                 default_provider: llm_enhancer::provider_from_env()?,

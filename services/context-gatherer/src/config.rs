@@ -11,6 +11,10 @@ pub struct Config {
     pub database_url: String,
     /// Decrypts the tenants' integration tokens (knowledge base, monitoring).
     pub keyring: Keyring,
+    /// How long a tenant read from the database is reused
+    /// (`AI_AGENTS_TENANT_CACHE_TTL_SECS`, default 5; 0 reads it for
+    /// every event).
+    pub tenant_cache_ttl: Duration,
     /// Timeout of each source without one of its own (default 10 s).
     pub source_timeout: Duration,
     /// The stage's overall budget (default 30 s).
@@ -36,6 +40,7 @@ impl Config {
                 name: "AI_AGENTS_SECRET_KEYS".into(),
                 reason: err.to_string(),
             })?,
+            tenant_cache_ttl: Duration::from_secs(parsed("TENANT_CACHE_TTL_SECS", 5)?),
             source_timeout: Duration::from_secs(parsed("CONTEXT_SOURCE_TIMEOUT_SECS", 10)?),
             budget: Duration::from_secs(parsed("CONTEXT_BUDGET_SECS", 30)?),
             monitoring_timeout: Duration::from_secs(parsed("CONTEXT_MONITORING_TIMEOUT_SECS", 15)?),
@@ -62,6 +67,7 @@ impl Config {
             nats_url,
             database_url,
             keyring,
+            tenant_cache_ttl: Duration::from_secs(5),
             source_timeout: Duration::from_secs(10),
             budget: Duration::from_secs(30),
             monitoring_timeout: Duration::from_secs(15),

@@ -14,7 +14,7 @@ use aia_events::{
     ContextGathered, ContextSource, EnhancementFailed, Event, Payload, Stage, SystemInfo,
     TicketText,
 };
-use aia_store::{Keyring, MonitoringQuery, Pool, StoreError, tenants};
+use aia_store::{MonitoringQuery, Pool, StoreError, TenantCache};
 
 use std::sync::Arc;
 
@@ -40,7 +40,8 @@ fn fusion_for(settings: &aia_store::EmbeddingSettings) -> Fusion {
 
 pub struct ContextGatherer {
     pub db: Pool,
-    pub keyring: Keyring,
+    /// The tenants, each read at most once per TTL.
+    pub tenants: Arc<TenantCache>,
     pub http: reqwest::Client,
     /// How this process reaches the local embedding model (the embedder
     /// service); `None` searches tenants on it by words only.
@@ -65,11 +66,14 @@ impl Handler for ContextGatherer {
         let Payload::TicketReceived(ticket) = &event.payload else {
             return Ok(Handled::Nothing);
         };
-        let tenant = {
-            let mut client = self.db.get().await.map_err(|err| transient(err.into()))?;
-            tenants::get(&mut client, &self.keyring, &event.tenant_id)
+        let tenant = match self.tenants.get(&event.tenant_id).await {
+            Ok(Some(tenant)) if tenant.active => Some(tenant),
+            // Decided on the stored tenant, not a copy from before a fix.
+            _ => self
+                .tenants
+                .fresh(&event.tenant_id)
                 .await
-                .map_err(transient)?
+                .map_err(transient)?,
         };
         let tenant = match tenant {
             Some(tenant) if tenant.active => tenant,
@@ -102,7 +106,8 @@ impl Handler for ContextGatherer {
                 settings.similar_tickets_enabled,
                 within_budget(self.source_timeout),
                 async {
-                    let mut client = self.db.get().await.map_err(StoreError::from)?;
+                    // One connection at a time per search: a handler that held
+                    // one while asking for another could starve a full pool.
                     match &query {
                         Ok(query) => {
                             similar::similar_tickets_by_meaning(
@@ -115,7 +120,7 @@ impl Handler for ContextGatherer {
                             .await
                         }
                         Err(_) => Ok(similar::similar_tickets(
-                            &mut client,
+                            &mut self.db.get().await.map_err(StoreError::from)?,
                             &event.tenant_id,
                             &text,
                             self.max_similar_tickets,
@@ -141,7 +146,6 @@ impl Handler for ContextGatherer {
                 within_budget(kb_timeout.max(self.source_timeout)),
                 async {
                     let local = async {
-                        let mut client = self.db.get().await.map_err(StoreError::from)?;
                         match &query {
                             Ok(query) => {
                                 knowledge::local_by_meaning(
@@ -154,6 +158,7 @@ impl Handler for ContextGatherer {
                                 .await
                             }
                             Err(_) => {
+                                let mut client = self.db.get().await.map_err(StoreError::from)?;
                                 knowledge::local(&mut client, &event.tenant_id, &text, 3).await
                             }
                         }

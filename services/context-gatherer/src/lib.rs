@@ -36,8 +36,12 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> anyhow::
     }
     let handler = Arc::new(ContextGatherer {
         metrics: metrics::SourceMetrics::register(&stage.registry),
+        tenants: Arc::new(aia_store::TenantCache::new(
+            db.clone(),
+            Arc::new(config.keyring),
+            config.tenant_cache_ttl,
+        )),
         db,
-        keyring: config.keyring,
         http,
         local_embedder,
         knowledge_cache: Default::default(),

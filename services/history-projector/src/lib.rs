@@ -23,10 +23,13 @@ use aia_store::Pool;
 use anyhow::Context as _;
 use async_nats::jetstream::AckKind;
 use async_nats::jetstream::consumer::PullConsumer;
-use futures::StreamExt;
+use futures::{FutureExt as _, StreamExt};
 use tracing::Instrument;
 
 pub use config::Config;
+
+/// Most events applied in one transaction.
+const MAX_BATCH: usize = 256;
 
 /// Runs the projector until `shutdown` completes.
 pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> anyhow::Result<()> {
@@ -79,7 +82,16 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> anyhow::
         };
         match message {
             Some(Ok(message)) => {
-                project_one(&db, &metrics, &gaps, message, &mut shutdown).await;
+                // Whatever else has arrived is applied with it, in one
+                // transaction.
+                let mut batch = vec![message];
+                while batch.len() < MAX_BATCH {
+                    match messages.next().now_or_never() {
+                        Some(Some(Ok(message))) => batch.push(message),
+                        _ => break,
+                    }
+                }
+                project_batch(&db, &metrics, &gaps, batch, &mut shutdown).await;
             }
             Some(Err(err)) => {
                 tracing::warn!(error = %err, "Pulling events failed; retrying");
@@ -151,6 +163,136 @@ impl projection::Gaps for StreamGaps {
     }
 }
 
+/// A delivered event, decoded, with the span its processing is traced in.
+struct Delivered {
+    sequence: u64,
+    event: Event,
+    message: async_nats::jetstream::Message,
+    span: tracing::Span,
+}
+
+/// Applies a batch of delivered events in stream order, one transaction
+/// (or a few, after a long gap), then acknowledges them. An event whose
+/// statement fails on its data aborts the batch's transaction; the batch is
+/// then applied event by event, so only that event is skipped.
+async fn project_batch(
+    db: &Pool,
+    metrics: &metrics::ProjectorMetrics,
+    gaps: &StreamGaps,
+    messages: Vec<async_nats::jetstream::Message>,
+    shutdown: &mut (impl Future<Output = ()> + Unpin),
+) {
+    let mut batch = Vec::with_capacity(messages.len());
+    for message in messages {
+        let sequence = message.info().map(|info| info.stream_sequence).unwrap_or(0);
+        let span = aia_bus::stage::process_span(&message, Stage::HistoryProjector.as_str());
+        match Event::from_json(&message.payload) {
+            Ok(event) => {
+                aia_bus::stage::record_event(&span, &event);
+                batch.push(Delivered {
+                    sequence,
+                    event,
+                    message,
+                    span,
+                });
+            }
+            Err(err) => {
+                span.in_scope(
+                    || tracing::error!(error = %err, sequence, "Undecodable event; skipping it"),
+                );
+                let _ = message.ack_with(AckKind::Term).await;
+            }
+        }
+    }
+    batch.sort_by_key(|delivered| delivered.sequence);
+    let mut done = 0;
+    let mut delay = Duration::from_millis(100);
+    while done < batch.len() {
+        let events: Vec<(u64, &Event)> = batch[done..]
+            .iter()
+            .map(|delivered| (delivered.sequence, &delivered.event))
+            .collect();
+        let result = async {
+            let mut client = db.get().await?;
+            projection::apply_batch(&mut client, &events, gaps).await
+        }
+        .instrument(aia_telemetry::db_span("UPSERT", "enhancement_history"))
+        .await;
+        match result {
+            Ok(outcomes) => {
+                let mut applied = 0;
+                for (delivered, outcome) in batch[done..].iter().zip(&outcomes) {
+                    let effect = match outcome {
+                        projection::Applied::Applied(effect) => effect,
+                        projection::Applied::AlreadyApplied => {
+                            applied += 1;
+                            continue;
+                        }
+                        projection::Applied::FilledGap(effect) => {
+                            // More missing events before this one: it and the
+                            // rest go again.
+                            for (tenant, filled) in &effect.filled {
+                                metrics.record(tenant, filled, None);
+                            }
+                            break;
+                        }
+                    };
+                    applied += 1;
+                    for (tenant, filled) in &effect.filled {
+                        metrics.record(tenant, filled, None);
+                    }
+                    let trace_id = delivered.span.in_scope(aia_telemetry::current_trace_id);
+                    metrics.record(delivered.event.tenant_id.as_str(), effect, trace_id);
+                    delivered.span.in_scope(|| {
+                        tracing::debug!(sequence = delivered.sequence, "Projected event")
+                    });
+                }
+                done += applied;
+                if done < batch.len() {
+                    for delivered in &batch[done..] {
+                        let _ = delivered.message.ack_with(AckKind::Progress).await;
+                    }
+                }
+            }
+            Err(err) if err.is_transient() => {
+                tracing::warn!(error = %err, "Database unavailable; retrying the events");
+                for delivered in &batch[done..] {
+                    let _ = delivered.message.ack_with(AckKind::Progress).await;
+                }
+                tokio::select! {
+                    _ = &mut *shutdown => return,
+                    _ = tokio::time::sleep(delay) => {}
+                }
+                delay = (delay * 2).min(Duration::from_secs(5));
+            }
+            Err(err) => {
+                tracing::warn!(error = %err, "A batch could not be projected; applying its events one by one");
+                let rest = batch.split_off(done);
+                ack_all(&batch).await;
+                for delivered in rest {
+                    project_one(db, metrics, gaps, delivered.message, shutdown).await;
+                }
+                return;
+            }
+        }
+    }
+    ack_all(&batch).await;
+}
+
+/// Acknowledges applied events, waiting for JetStream to confirm each.
+async fn ack_all(batch: &[Delivered]) {
+    let acks = batch.iter().map(|delivered| async move {
+        if let Err(err) = delivered.message.double_ack().await {
+            delivered.span.in_scope(|| {
+                tracing::warn!(error = %err, "Ack was not confirmed; the event may be redelivered")
+            });
+        }
+    });
+    futures::future::join_all(acks).await;
+}
+
+/// One event in its own transaction: the fallback that isolates an event
+/// a batch could not apply.
 async fn project_one(
     db: &Pool,
     metrics: &metrics::ProjectorMetrics,

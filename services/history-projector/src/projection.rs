@@ -1,7 +1,8 @@
 //! How each event changes the read models.
 //!
-//! An event is applied in one transaction together with the checkpoint (the
-//! stream sequence it came from). An event at or below the checkpoint was
+//! Events are applied in one transaction together with the checkpoint (the
+//! stream sequence of the last of them): a batch of the events at hand per
+//! transaction, so a busy stream costs one commit per batch, not per event. An event at or below the checkpoint was
 //! applied before and is skipped, so redelivery applies nothing twice; a
 //! run's status only moves forward, so a late duplicate never moves a row
 //! back.
@@ -79,78 +80,110 @@ pub struct Effect {
     pub filled: Vec<(String, Effect)>,
 }
 
+/// Applies one event with the checkpoint, as [`apply_batch`] does a batch.
 pub async fn apply(
     client: &mut Client,
     event: &Event,
     stream_sequence: u64,
     gaps: &impl Gaps,
 ) -> Result<Applied, StoreError> {
-    let sequence = i64::try_from(stream_sequence).unwrap_or(i64::MAX);
-    let tx = tenant_transaction(client, &event.tenant_id).await?;
+    let mut outcomes = apply_batch(client, &[(stream_sequence, event)], gaps).await?;
+    Ok(outcomes
+        .pop()
+        .expect("one outcome per event up to the first not applied"))
+}
+
+/// Applies events (in ascending stream order) in one transaction with the
+/// checkpoint: one commit for the batch instead of one per event. The
+/// outcomes come in the events' order; when a long gap was met, the last
+/// outcome is [`Applied::FilledGap`] for the event before which it was
+/// partly filled, and that event and those after it were not applied (no
+/// outcome): apply them again.
+pub async fn apply_batch(
+    client: &mut Client,
+    events: &[(u64, &Event)],
+    gaps: &impl Gaps,
+) -> Result<Vec<Applied>, StoreError> {
+    let Some((_, first)) = events.first() else {
+        return Ok(Vec::new());
+    };
+    let tx = tenant_transaction(client, &first.tenant_id).await?;
+    let mut current_tenant = first.tenant_id.to_string();
     // The row lock also makes a second projector instance wait its turn.
     tx.execute(
-        "insert into projection_checkpoints (projection, stream_sequence) values ($1, 0)
-         on conflict (projection) do nothing",
+        &tx.prepare_cached(
+            "insert into projection_checkpoints (projection, stream_sequence) values ($1, 0)
+             on conflict (projection) do nothing",
+        )
+        .await?,
         &[&PROJECTION],
     )
     .await?;
-    let checkpoint: i64 = tx
-        .query_one(
-            "select stream_sequence from projection_checkpoints where projection = $1 for update",
-            &[&PROJECTION],
-        )
-        .await?
-        .get(0);
-    if sequence <= checkpoint {
-        return Ok(Applied::AlreadyApplied);
-    }
-    let mut filled = Vec::new();
-    if sequence > checkpoint + 1 {
-        let after = u64::try_from(checkpoint).unwrap_or(0);
-        let missing = gaps.between(after, stream_sequence, FILL_BATCH).await?;
-        let more = missing.len() == FILL_BATCH;
-        let last_missing = missing.last().map(|(sequence, _)| *sequence);
-        for (missed_sequence, missed) in missing {
-            // Row-level security follows the event's tenant.
-            tx.execute(
-                "select set_config('app.tenant_id', $1, true)",
-                &[&missed.tenant_id.as_str()],
+    let mut checkpoint: u64 = {
+        let statement = tx
+            .prepare_cached(
+                "select stream_sequence from projection_checkpoints where projection = $1 for update",
             )
             .await?;
-            let effect = project(&tx, rows::LIVE, &missed).await?;
-            tracing::info!(
-                sequence = missed_sequence,
-                "Applied an event missing before this one"
-            );
-            filled.push((missed.tenant_id.to_string(), effect));
-        }
-        if let (true, Some(last)) = (more, last_missing) {
-            tx.execute(
-                "update projection_checkpoints set stream_sequence = $2, updated_at = now() where projection = $1",
-                &[&PROJECTION, &i64::try_from(last).unwrap_or(i64::MAX)],
-            )
-            .await?;
-            tx.commit().await?;
-            return Ok(Applied::FilledGap(Effect {
-                filled,
-                ..Effect::default()
-            }));
-        }
-        tx.execute(
-            "select set_config('app.tenant_id', $1, true)",
-            &[&event.tenant_id.as_str()],
-        )
+        let stored: i64 = tx.query_one(&statement, &[&PROJECTION]).await?.get(0);
+        u64::try_from(stored).unwrap_or(0)
+    };
+    let set_tenant = tx
+        .prepare_cached("select set_config('app.tenant_id', $1, true)")
         .await?;
+    let mut outcomes = Vec::with_capacity(events.len());
+    for &(sequence, event) in events {
+        if sequence <= checkpoint {
+            outcomes.push(Applied::AlreadyApplied);
+            continue;
+        }
+        let mut filled = Vec::new();
+        if sequence > checkpoint + 1 {
+            let missing = gaps.between(checkpoint, sequence, FILL_BATCH).await?;
+            let more = missing.len() == FILL_BATCH;
+            for (missed_sequence, missed) in missing {
+                // Row-level security follows the event's tenant.
+                if missed.tenant_id.as_str() != current_tenant {
+                    tx.execute(&set_tenant, &[&missed.tenant_id.as_str()])
+                        .await?;
+                    current_tenant = missed.tenant_id.to_string();
+                }
+                let effect = project(&tx, rows::LIVE, &missed).await?;
+                tracing::info!(
+                    sequence = missed_sequence,
+                    "Applied an event missing before this one"
+                );
+                filled.push((missed.tenant_id.to_string(), effect));
+                checkpoint = missed_sequence;
+            }
+            if more {
+                outcomes.push(Applied::FilledGap(Effect {
+                    filled,
+                    ..Effect::default()
+                }));
+                break;
+            }
+        }
+        if event.tenant_id.as_str() != current_tenant {
+            tx.execute(&set_tenant, &[&event.tenant_id.as_str()])
+                .await?;
+            current_tenant = event.tenant_id.to_string();
+        }
+        let mut effect = project(&tx, rows::LIVE, event).await?;
+        effect.filled = filled;
+        checkpoint = sequence;
+        outcomes.push(Applied::Applied(effect));
     }
-    let mut effect = project(&tx, rows::LIVE, event).await?;
-    effect.filled = filled;
     tx.execute(
-        "update projection_checkpoints set stream_sequence = $2, updated_at = now() where projection = $1",
-        &[&PROJECTION, &sequence],
+        &tx.prepare_cached(
+            "update projection_checkpoints set stream_sequence = $2, updated_at = now() where projection = $1",
+        )
+        .await?,
+        &[&PROJECTION, &i64::try_from(checkpoint).unwrap_or(i64::MAX)],
     )
     .await?;
     tx.commit().await?;
-    Ok(Applied::Applied(effect))
+    Ok(outcomes)
 }
 
 /// Applies one event to the live tables (or, during a rebuild's catch-up,

@@ -10,7 +10,6 @@ mod feedback;
 pub mod metrics;
 pub mod ratelimit;
 mod routes;
-mod tenant_cache;
 
 use std::future::Future;
 use std::sync::Arc;
@@ -22,9 +21,9 @@ use axum::extract::DefaultBodyLimit;
 use axum::routing::{get, post};
 use tokio::net::TcpListener;
 
+pub use aia_store::TenantCache;
 pub use config::Config;
 pub use routes::{AppState, Limits, OPENAPI};
-pub use tenant_cache::TenantCache;
 
 /// Every route, for the router and for the test that the OpenAPI document
 /// describes them all.

@@ -14,8 +14,8 @@ use serde_json::{Value, json};
 use crate::accept::{Endpoint, accept};
 use crate::metrics::Metrics;
 use crate::ratelimit::RateLimiter;
-use crate::tenant_cache::TenantCache;
 use aia_http::ApiError;
+use aia_store::TenantCache;
 
 /// Rate limits of this ingress instance.
 pub struct Limits {

@@ -24,7 +24,7 @@ pub async fn spent(
     let tx = tenant_transaction(client, tenant).await?;
     let row = tx
         .query_one(
-            "select coalesce(sum(cost_usd), 0)::float8 from tenant_daily_stats where tenant_id = $1 and day >= $2",
+            &tx.prepare_cached("select coalesce(sum(cost_usd), 0)::float8 from tenant_daily_stats where tenant_id = $1 and day >= $2").await.map_err(StoreError::from)?,
             &[&tenant.as_str(), &start],
         )
         .await?;
@@ -43,7 +43,7 @@ pub async fn first_alert(
     let tx = tenant_transaction(client, tenant).await?;
     let inserted = tx
         .execute(
-            "insert into budget_alerts (tenant_id, period_start) values ($1, $2) on conflict do nothing",
+            &tx.prepare_cached("insert into budget_alerts (tenant_id, period_start) values ($1, $2) on conflict do nothing").await.map_err(StoreError::from)?,
             &[&tenant.as_str(), &start],
         )
         .await?;

@@ -14,6 +14,10 @@ pub struct Config {
     pub database_url: String,
     /// Decrypts the tenants' LLM keys.
     pub keyring: Keyring,
+    /// How long a tenant read from the database is reused
+    /// (`AI_AGENTS_TENANT_CACHE_TTL_SECS`, default 5; 0 reads it for
+    /// every event).
+    pub tenant_cache_ttl: Duration,
     /// The deployment's provider, for tenants without their own; `None`
     /// when no LLM is configured (every note is the raw-context note).
     pub provider: Option<Provider>,
@@ -29,6 +33,7 @@ impl Config {
                 name: "AI_AGENTS_SECRET_KEYS".into(),
                 reason: err.to_string(),
             })?,
+            tenant_cache_ttl: Duration::from_secs(parsed("TENANT_CACHE_TTL_SECS", 5)?),
             provider: provider_from_env()?,
             prices: match optional("LLM_PRICES") {
                 Some(json) => {
@@ -53,6 +58,7 @@ impl Config {
             nats_url,
             database_url,
             keyring,
+            tenant_cache_ttl: Duration::from_secs(5),
             provider,
             prices: PriceTable::default(),
         }

@@ -5,6 +5,7 @@
 //! budget, the ticket gets the labelled raw-context note instead, so no
 //! ticket is left without help.
 
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use aia_bus::{Delivery, Handled, Handler, HandlerError};
@@ -13,7 +14,7 @@ use aia_events::{
 };
 use aia_llm::chain::{Chain, RetryPolicy};
 use aia_llm::{Provider, ProviderKind};
-use aia_store::{Keyring, Pool, StoreError, Tenant, tenants};
+use aia_store::{Pool, StoreError, Tenant, TenantCache};
 use tracing::Instrument;
 
 use crate::cost::PriceTable;
@@ -21,7 +22,8 @@ use crate::{budget, fallback, ground, prompt};
 
 pub struct LlmEnhancer {
     pub db: Pool,
-    pub keyring: Keyring,
+    /// The tenants, each read at most once per TTL.
+    pub tenants: Arc<TenantCache>,
     pub http: reqwest::Client,
     pub chain: Chain,
     /// For tenants without providers of their own.
@@ -71,10 +73,15 @@ impl Handler for LlmEnhancer {
         let Payload::ContextGathered(context) = &event.payload else {
             return Ok(Handled::Nothing);
         };
-        let mut client = self.db.get().await.map_err(|err| transient(err.into()))?;
-        let tenant = tenants::get(&mut client, &self.keyring, &event.tenant_id)
-            .await
-            .map_err(transient)?;
+        let tenant = match self.tenants.get(&event.tenant_id).await {
+            Ok(Some(tenant)) => Some(tenant),
+            // Decided on the stored tenant, not a copy from before a fix.
+            _ => self
+                .tenants
+                .fresh(&event.tenant_id)
+                .await
+                .map_err(transient)?,
+        };
         let Some(tenant) = tenant else {
             return Ok(Handled::Publish(
                 self.gave_up(&event, "tenant does not exist", 1)
@@ -82,6 +89,9 @@ impl Handler for LlmEnhancer {
                     .collect(),
             ));
         };
+        // Taken after the tenant's read, which may need a connection too: a
+        // handler holds one at a time, so a full pool cannot deadlock.
+        let mut client = self.db.get().await.map_err(|err| transient(err.into()))?;
         let settings = &tenant.settings;
         let max_words = usize::try_from(settings.max_note_words.clamp(100, 2000)).unwrap_or(500);
         let started = Instant::now();

@@ -41,8 +41,12 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> anyhow::
     let stage = StageConfig::from_env(Stage::LlmEnhancer);
     let metrics = metrics::LlmMetrics::register(&stage.registry);
     let handler = Arc::new(LlmEnhancer {
+        tenants: Arc::new(aia_store::TenantCache::new(
+            db.clone(),
+            Arc::new(config.keyring),
+            config.tenant_cache_ttl,
+        )),
         db,
-        keyring: config.keyring,
         http: reqwest::Client::builder().build().context("HTTP client")?,
         chain: Default::default(),
         default_provider: config.provider,

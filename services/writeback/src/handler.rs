@@ -5,7 +5,9 @@ use std::time::Duration;
 use aia_bus::{Delivery, Handled, Handler, HandlerError};
 use aia_events::{Event, ItsmKind, Payload, WritebackCompleted, WritebackFailed};
 use aia_itsm::{Itsm, ItsmError};
-use aia_store::{Keyring, Pool, StoreError, tenants};
+use std::sync::Arc;
+
+use aia_store::{Pool, StoreError, Tenant, TenantCache};
 use tracing::Instrument;
 use uuid::Uuid;
 
@@ -13,7 +15,9 @@ use crate::ledger::{self, Claim};
 
 pub struct Writeback {
     pub db: Pool,
-    pub keyring: Keyring,
+    /// The tenants, each read at most once per TTL; its keyring signs
+    /// the feedback links.
+    pub tenants: Arc<TenantCache>,
     pub http: reqwest::Client,
     pub public_url: Option<String>,
 }
@@ -33,13 +37,70 @@ impl Handler for Writeback {
         let Payload::EnhancementGenerated(generated) = &event.payload else {
             return Ok(Handled::Nothing);
         };
-        let mut client = self.db.get().await.map_err(|err| transient(err.into()))?;
-        let tenant = tenants::get(&mut client, &self.keyring, &event.tenant_id)
+        let cached = self
+            .tenants
+            .get(&event.tenant_id)
             .await
             .map_err(transient)?;
+        let handled = self.write(&event, generated, cached.clone()).await?;
+        if !is_failure(&handled) {
+            return Ok(handled);
+        }
+        // Failing on a copy of the tenant an operator has since fixed (and
+        // re-driven the ticket after) would be wrong: decide on the stored one.
+        let fresh = self
+            .tenants
+            .fresh(&event.tenant_id)
+            .await
+            .map_err(transient)?;
+        let changed = match (&cached, &fresh) {
+            (Some(cached), Some(fresh)) => cached.updated_at != fresh.updated_at,
+            (None, None) => false,
+            _ => true,
+        };
+        if changed {
+            self.write(&event, generated, fresh).await
+        } else {
+            Ok(handled)
+        }
+    }
+
+    fn gave_up(&self, event: &Event, reason: &str, attempts: u32) -> Option<Event> {
+        let itsm = match &event.payload {
+            Payload::EnhancementGenerated(generated) => generated.source,
+            _ => ItsmKind::ServicedeskPlus,
+        };
+        Some(Event::caused_by(
+            event,
+            Payload::WritebackFailed(WritebackFailed {
+                itsm,
+                reason: reason.to_owned(),
+                http_status: None,
+                attempts,
+                permanent: false,
+            }),
+        ))
+    }
+}
+
+/// Whether the handler's outcome ends the run without a note.
+fn is_failure(handled: &Handled) -> bool {
+    matches!(handled, Handled::Publish(events)
+        if events.iter().any(|event| matches!(event.payload, Payload::WritebackFailed(_))))
+}
+
+impl Writeback {
+    /// Posts the note for `event` with what `tenant` says, once.
+    async fn write(
+        &self,
+        event: &Event,
+        generated: &aia_events::EnhancementGenerated,
+        tenant: Option<Arc<Tenant>>,
+    ) -> Result<Handled, HandlerError> {
+        let mut client = self.db.get().await.map_err(|err| transient(err.into()))?;
         let Some(tenant) = tenant.filter(|tenant| tenant.active) else {
             return Ok(self.failed(
-                &event,
+                event,
                 generated.source,
                 "tenant does not exist or is inactive",
                 None,
@@ -52,12 +113,12 @@ impl Handler for Writeback {
             tenant.itsm_credentials.expose(),
         ) {
             Ok(itsm) => itsm,
-            Err(err) => return Ok(self.failed(&event, tenant.itsm, &err.0, None)),
+            Err(err) => return Ok(self.failed(event, tenant.itsm, &err.0, None)),
         };
         let marker = marker(event.correlation_id);
         let completed = |note_id: Option<String>, already_present: bool, attempts: u32| {
             Handled::Publish(vec![Event::caused_by(
-                &event,
+                event,
                 Payload::WritebackCompleted(WritebackCompleted {
                     itsm: itsm.kind(),
                     note_id,
@@ -93,14 +154,14 @@ impl Handler for Writeback {
                         return Ok(completed(None, true, 1));
                     }
                     Ok(_) => {}
-                    Err(err) => return self.itsm_error(&event, itsm.kind(), err),
+                    Err(err) => return self.itsm_error(event, itsm.kind(), err),
                 }
             }
             Claim::Fresh => {}
         }
         drop(client);
         let feedback = match &self.public_url {
-            Some(base) if tenant.settings.feedback_links => self.feedback_line(base, &event),
+            Some(base) if tenant.settings.feedback_links => self.feedback_line(base, event),
             _ => String::new(),
         };
         let header = tenant
@@ -146,36 +207,17 @@ impl Handler for Writeback {
                 .map_err(transient)?;
                 Ok(completed(posted.note_id, false, 1))
             }
-            Err(err) => self.itsm_error(&event, itsm.kind(), err),
+            Err(err) => self.itsm_error(event, itsm.kind(), err),
         }
     }
 
-    fn gave_up(&self, event: &Event, reason: &str, attempts: u32) -> Option<Event> {
-        let itsm = match &event.payload {
-            Payload::EnhancementGenerated(generated) => generated.source,
-            _ => ItsmKind::ServicedeskPlus,
-        };
-        Some(Event::caused_by(
-            event,
-            Payload::WritebackFailed(WritebackFailed {
-                itsm,
-                reason: reason.to_owned(),
-                http_status: None,
-                attempts,
-                permanent: false,
-            }),
-        ))
-    }
-}
-
-impl Writeback {
     /// "Was this note helpful?" with signed one-click links.
     fn feedback_line(&self, base: &str, event: &Event) -> String {
         let Ok(mut url) = reqwest::Url::parse(base) else {
             return String::new();
         };
         let token = aia_store::feedback::token(
-            &self.keyring,
+            self.tenants.keyring(),
             event.tenant_id.as_str(),
             event.ticket_id.as_str(),
             event.correlation_id,

@@ -29,11 +29,11 @@ pub async fn claim(
     let tx = tenant_transaction(client, tenant).await?;
     let row = tx
         .query_one(
-            "insert into writeback_ledger (tenant_id, correlation_id, ticket_id, state, attempts)
+            &tx.prepare_cached("insert into writeback_ledger (tenant_id, correlation_id, ticket_id, state, attempts)
              values ($1, $2, $3, 'posting', 1)
              on conflict (tenant_id, correlation_id)
                do update set attempts = writeback_ledger.attempts + 1, updated_at = now()
-             returning state, note_id, attempts",
+             returning state, note_id, attempts").await.map_err(StoreError::from)?,
             &[&tenant.as_str(), &correlation_id, &ticket.as_str()],
         )
         .await?;
@@ -57,8 +57,12 @@ pub async fn mark_posted(
 ) -> Result<(), StoreError> {
     let tx = tenant_transaction(client, tenant).await?;
     tx.execute(
-        "update writeback_ledger set state = 'posted', note_id = $3, updated_at = now()
+        &tx.prepare_cached(
+            "update writeback_ledger set state = 'posted', note_id = $3, updated_at = now()
           where tenant_id = $1 and correlation_id = $2",
+        )
+        .await
+        .map_err(StoreError::from)?,
         &[&tenant.as_str(), &correlation_id, &note_id],
     )
     .await?;

@@ -24,8 +24,12 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> anyhow::
         .await
         .context("connecting to NATS")?;
     let handler = Arc::new(Writeback {
+        tenants: Arc::new(aia_store::TenantCache::new(
+            db.clone(),
+            Arc::new(config.keyring),
+            config.tenant_cache_ttl,
+        )),
         db,
-        keyring: config.keyring,
         public_url: config.public_url,
         http: reqwest::Client::builder()
             .timeout(config.http_timeout)

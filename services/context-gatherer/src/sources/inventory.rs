@@ -26,7 +26,7 @@ pub async fn lookup(
     let tx = tenant_transaction(client, tenant).await?;
     let rows = tx
         .query(
-            "select host(address) || case when masklen(address) < (case family(address) when 4 then 32 else 128 end)
+            &tx.prepare_cached("select host(address) || case when masklen(address) < (case family(address) when 4 then 32 else 128 end)
                                           then '/' || masklen(address) else '' end,
                     hostname, role, client, location,
                     (select a from unnest($2::text[]) a where address >>= a::inet limit 1) as matched_address,
@@ -38,7 +38,7 @@ pub async fn lookup(
                      or lower(hostname) = any($3)
                      or split_part(lower(hostname), '.', 1) = any($3))
               order by masklen(address) desc nulls last, hostname
-              limit 20",
+              limit 20").await.map_err(aia_store::StoreError::from)?,
             &[&tenant.as_str(), &addresses, &mentions.hostnames],
         )
         .await

@@ -14,8 +14,8 @@ use aia_store::{Client, Pool, StoreError, tenant_transaction};
 use serde::Deserialize;
 use sha2::{Digest, Sha256};
 
-use super::SourceError;
 use super::meaning::{self, Semantic};
+use super::{SEARCH_SETTINGS, SourceError};
 
 const CACHE_TTL: Duration = Duration::from_secs(3600);
 const MAX_QUERY_CHARS: usize = 1000;
@@ -29,17 +29,17 @@ async fn lexical(
 ) -> Result<Vec<(String, f64)>, SourceError> {
     let query: String = text.chars().take(MAX_QUERY_CHARS).collect();
     let tx = tenant_transaction(client, tenant).await?;
-    tx.execute("set local statement_timeout = '2s'", &[])
+    tx.batch_execute(SEARCH_SETTINGS)
         .await
         .map_err(aia_store::StoreError::from)?;
     let rows = tx
         .query(
-            "select article_id, ts_rank_cd(search, q, 32)::float8 as score
+            &tx.prepare_cached("select article_id, ts_rank(search, q, 32)::float8 as score
                from knowledge_articles,
                     (select nullif(replace(plainto_tsquery('english', $2)::text, ' & ', ' | '), '')::tsquery as q) query
               where tenant_id = $1 and q is not null and search @@ q
               order by score desc, article_id
-              limit $3",
+              limit $3").await.map_err(aia_store::StoreError::from)?,
             &[&tenant.as_str(), &query, &limit],
         )
         .await
@@ -58,8 +58,12 @@ async fn details(
     let tx = tenant_transaction(client, tenant).await?;
     let rows = tx
         .query(
-            "select article_id, title, left(body, 200), url from knowledge_articles
+            &tx.prepare_cached(
+                "select article_id, title, left(body, 200), url from knowledge_articles
               where tenant_id = $1 and article_id = any($2)",
+            )
+            .await
+            .map_err(aia_store::StoreError::from)?,
             &[&tenant.as_str(), &ids],
         )
         .await

@@ -5,20 +5,21 @@
 //! as a bounded bonus (see [`super::fusion`]). Without one (no embedder
 //! configured, or it failed), by words alone: subject, description,
 //! resolution and tags weighted A/B/C/B, the query's lexemes OR'd and
-//! ranked by cover density.
+//! ranked by weighted frequency (`ts_rank`: as good as cover density on
+//! the evaluation sets, at a quarter of the cost over many matches).
 
 use aia_events::{SimilarTicket, TenantId, TicketId};
 use aia_store::embeddings::Corpus;
 use aia_store::{Client, Pool, StoreError, tenant_transaction};
 
-use super::SourceError;
 use super::meaning;
 pub use super::meaning::Semantic;
+use super::{SEARCH_SETTINGS, SourceError};
 
 /// Longest query text considered; longer descriptions add noise, not recall.
 const MAX_QUERY_CHARS: usize = 1000;
 
-/// Ticket ids with their full-text rank (`ts_rank_cd` normalised into
+/// Ticket ids with their full-text rank (`ts_rank` normalised into
 /// [0, 1)), best first.
 async fn lexical(
     client: &mut Client,
@@ -28,16 +29,15 @@ async fn lexical(
 ) -> Result<Vec<(String, f64)>, StoreError> {
     let query: String = text.chars().take(MAX_QUERY_CHARS).collect();
     let tx = tenant_transaction(client, tenant).await?;
-    tx.execute("set local statement_timeout = '2s'", &[])
-        .await?;
+    tx.batch_execute(SEARCH_SETTINGS).await?;
     let rows = tx
         .query(
-            "select ticket_id, ts_rank_cd(search, q, 32)::float8 as score
+            &tx.prepare_cached("select ticket_id, ts_rank(search, q, 32)::float8 as score
                from ticket_history,
                     (select nullif(replace(plainto_tsquery('english', $2)::text, ' & ', ' | '), '')::tsquery as q) query
               where tenant_id = $1 and q is not null and search @@ q
               order by score desc, resolved_at desc
-              limit $3",
+              limit $3").await.map_err(StoreError::from)?,
             &[&tenant.as_str(), &query, &limit],
         )
         .await?;
@@ -55,8 +55,8 @@ async fn details(
     let tx = tenant_transaction(client, tenant).await?;
     let rows = tx
         .query(
-            "select ticket_id, subject, left(description, 300), left(resolution, 500), resolved_at, tags
-               from ticket_history where tenant_id = $1 and ticket_id = any($2)",
+            &tx.prepare_cached("select ticket_id, subject, left(description, 300), left(resolution, 500), resolved_at, tags
+               from ticket_history where tenant_id = $1 and ticket_id = any($2)").await.map_err(StoreError::from)?,
             &[&tenant.as_str(), &ids],
         )
         .await?;

@@ -1,13 +1,15 @@
-//! Tenants (with decrypted webhook secrets) cached for a short time, so a
-//! burst of webhooks costs one database read per tenant, and a rotated
-//! secret or a deactivation takes effect within the TTL.
+//! Tenants (with their secrets decrypted) cached for a short time, so a
+//! burst of webhooks or events costs one database read per tenant and
+//! process, and an edit, a rotated secret or a deactivation takes effect
+//! within the TTL.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use aia_events::TenantId;
-use aia_store::{Keyring, Pool, StoreError, Tenant, tenants};
+
+use crate::{Keyring, Pool, StoreError, Tenant, tenants};
 
 /// When a tenant was read, and what was found (`None`: no such tenant).
 type Entry = (Instant, Option<Arc<Tenant>>);
@@ -20,6 +22,7 @@ pub struct TenantCache {
 }
 
 impl TenantCache {
+    /// A cache keeping each tenant for `ttl` (zero: no caching).
     pub fn new(db: Pool, keyring: Arc<Keyring>, ttl: Duration) -> Self {
         Self {
             db,
@@ -32,21 +35,40 @@ impl TenantCache {
     /// The tenant, or `None` when it does not exist. Unknown tenants are
     /// cached too, so probing unknown ids does not reach the database.
     pub async fn get(&self, tenant_id: &TenantId) -> Result<Option<Arc<Tenant>>, StoreError> {
-        let now = Instant::now();
-        if let Some((fetched, tenant)) = self.entries.lock().expect("cache lock").get(tenant_id)
-            && now.duration_since(*fetched) < self.ttl
+        if !self.ttl.is_zero()
+            && let Some((fetched, tenant)) = self.entries.lock().expect("cache lock").get(tenant_id)
+            && fetched.elapsed() < self.ttl
         {
             return Ok(tenant.clone());
         }
+        self.fresh(tenant_id).await
+    }
+
+    /// The tenant as stored now, which also replaces the cached copy. A
+    /// stage reads it before failing a ticket on the tenant's account
+    /// (unknown, inactive, credentials refused), so an operator's fix
+    /// followed by a re-drive is honoured at once, not after the TTL.
+    pub async fn fresh(&self, tenant_id: &TenantId) -> Result<Option<Arc<Tenant>>, StoreError> {
+        let now = Instant::now();
         let tenant = tracing::Instrument::instrument(
             async {
                 let mut client = self.db.get().await?;
                 tenants::get(&mut client, &self.keyring, tenant_id).await
             },
-            aia_telemetry::db_span("SELECT", "tenants"),
+            tracing::info_span!(
+                "db client",
+                otel.name = "SELECT tenants",
+                otel.kind = "client",
+                db.system.name = "postgresql",
+                db.operation.name = "SELECT",
+                db.collection.name = "tenants",
+            ),
         )
         .await?
         .map(Arc::new);
+        if self.ttl.is_zero() {
+            return Ok(tenant);
+        }
         let mut entries = self.entries.lock().expect("cache lock");
         if entries.len() > 50_000 {
             let ttl = self.ttl;
@@ -56,7 +78,7 @@ impl TenantCache {
         Ok(tenant)
     }
 
-    pub fn keyring(&self) -> &Keyring {
+    pub fn keyring(&self) -> &Arc<Keyring> {
         &self.keyring
     }
 

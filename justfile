@@ -19,6 +19,15 @@ demo:
     source "$(scripts/stack.sh up demo)"
     RUST_LOG="${RUST_LOG:-error}" cargo run -q -p aiagents -- demo
 
+# The demo, then the admin console on its data at http://127.0.0.1:8081/console until Ctrl-C.
+console ADDR="127.0.0.1:8081":
+    #!/usr/bin/env bash
+    set -euo pipefail
+    trap 'scripts/stack.sh down demo' EXIT
+    source "$(scripts/stack.sh up demo)"
+    export AI_AGENTS_SECRET_KEYS="${AI_AGENTS_SECRET_KEYS:-$(cargo run -q -p aiagents -- keygen)}"
+    RUST_LOG="${RUST_LOG:-error}" cargo run -q -p aiagents -- demo --console {{ADDR}}
+
 # Formatting and lints, as CI checks them.
 lint:
     cargo fmt --all -- --check

@@ -37,6 +37,7 @@ impl Api {
             tenants: Arc::new(tenants),
             token: TOKEN.into(),
             jetstream: None,
+            console: Default::default(),
         };
         let listener = TcpListener::bind(SocketAddr::from(([127, 0, 0, 1], 0)))
             .await

@@ -47,6 +47,10 @@ pub const MIGRATIONS: &[(&str, &str)] = &[
         "0009_tenant_search_indexes",
         include_str!("../../../migrations/0009_tenant_search_indexes.sql"),
     ),
+    (
+        "0010_admin_console",
+        include_str!("../../../migrations/0010_admin_console.sql"),
+    ),
 ];
 
 const LOCK_KEY: i64 = 0x6169_6167_656e_7473; // "aiagents"

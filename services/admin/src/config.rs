@@ -19,6 +19,7 @@ pub struct Config {
     /// The ingress's public base URL, for the webhook URLs shown to operators.
     pub public_url: String,
     pub listen: SocketAddr,
+    pub console: crate::console::ConsoleSettings,
 }
 
 impl Config {
@@ -41,6 +42,12 @@ impl Config {
             token,
             public_url: optional("PUBLIC_URL").unwrap_or_else(|| "http://localhost:8080".into()),
             listen: parsed("ADMIN_ADDR", SocketAddr::from(([0, 0, 0, 0], 8081)))?,
+            console: crate::console::ConsoleSettings {
+                session_lifetime: std::time::Duration::from_secs(
+                    3600 * parsed::<u64>("CONSOLE_SESSION_HOURS", 8)?.clamp(1, 24 * 7),
+                ),
+                trace_url: optional("CONSOLE_TRACE_URL"),
+            },
         })
     }
 }

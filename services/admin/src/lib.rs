@@ -1,8 +1,9 @@
-//! The admin service: the tenants API (`/admin/tenants`) that operators and
-//! the admin console use. Writes go through the application role one tenant
+//! The admin service: the tenants API (`/admin/tenants`) and the admin
+//! console's pages (`/console`, see [`console`]) on the same operations. Writes go through the application role one tenant
 //! at a time; lists read across tenants through the admin role.
 
 mod config;
+pub mod console;
 pub mod dead_letters;
 mod routes;
 pub mod tenants;
@@ -71,6 +72,7 @@ pub fn app(state: AppState) -> Router {
         ));
     Router::new()
         .merge(api)
+        .merge(console::router(state.clone()))
         .route("/health", get(routes::health))
         .fallback(routes::not_found)
         .with_state(state)
@@ -95,9 +97,12 @@ pub async fn serve(
                 .context("connecting to NATS")?
                 .1,
         ),
+        console: Arc::new(config.console),
     };
     tracing::info!(addr = %listener.local_addr()?, "Admin API listening");
-    axum::serve(listener, app(state))
+    // The console's sign-in limit counts failures per client address.
+    let service = app(state).into_make_service_with_connect_info::<std::net::SocketAddr>();
+    axum::serve(listener, service)
         .with_graceful_shutdown(shutdown)
         .await
         .context("serving HTTP")

@@ -21,6 +21,7 @@ pub struct AppState {
     pub token: Arc<str>,
     /// For re-driving dead letters.
     pub jetstream: Option<aia_bus::JetStream>,
+    pub console: Arc<crate::console::ConsoleSettings>,
 }
 
 impl From<AdminError> for ApiError {

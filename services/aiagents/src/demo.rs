@@ -21,6 +21,15 @@ pub struct DemoSettings {
     /// The local embedding model; without it tickets are searched by words.
     pub model_dir: Option<std::path::PathBuf>,
     pub data: std::path::PathBuf,
+    /// After the run, serve the admin console here on the demo's data (with
+    /// a throw-away operator) until Ctrl-C.
+    pub console: Option<DemoConsole>,
+}
+
+pub struct DemoConsole {
+    pub listen: SocketAddr,
+    /// As the admin role (the console's own tables, reads across tenants).
+    pub admin_database_url: String,
 }
 
 const DEMO_AUTHTOKEN: &str = "demo-sdp-authtoken";
@@ -113,8 +122,58 @@ pub async fn run(settings: DemoSettings) -> anyhow::Result<()> {
         result = drive(&settings, &data, &secrets, &sdp, &ingress_url) => result,
         err = running.any_exited() => err,
     };
+    let result = match (result, &settings.console) {
+        (Ok(()), Some(console)) => tokio::select! {
+            result = serve_console(&settings, console, keyring_spec_for_console(&settings)?, &ingress_url) => result,
+            err = running.any_exited() => err,
+        },
+        (result, _) => result,
+    };
     running.stop().await?;
     result
+}
+
+fn keyring_spec_for_console(settings: &DemoSettings) -> anyhow::Result<Keyring> {
+    let spec = settings
+        .keyring_spec
+        .clone()
+        .context("the console needs AI_AGENTS_SECRET_KEYS (the demo recipe sets it)")?;
+    Ok(Keyring::parse(&spec)?)
+}
+
+/// The admin console on the demo's data, with an operator made for it.
+async fn serve_console(
+    settings: &DemoSettings,
+    console: &DemoConsole,
+    keyring: Keyring,
+    ingress_url: &str,
+) -> anyhow::Result<()> {
+    let password = admin::console::auth::random_password();
+    let pool = aia_store::pool(&console.admin_database_url, 1)?;
+    admin::console::auth::create_user(&pool, "demo", &password, admin::console::Role::Admin)
+        .await
+        .context("creating the console's demo operator")?;
+    let listener = tokio::net::TcpListener::bind(console.listen)
+        .await
+        .with_context(|| format!("binding {}", console.listen))?;
+    println!(
+        "• admin console: http://{}/console — user demo, password {password} (this run only); Ctrl-C stops",
+        listener.local_addr()?
+    );
+    let config = admin::Config {
+        nats_url: settings.nats_url.clone(),
+        database_url: settings.database_url.clone(),
+        admin_database_url: console.admin_database_url.clone(),
+        keyring,
+        token: password.repeat(2),
+        public_url: ingress_url.to_owned(),
+        listen: console.listen,
+        console: Default::default(),
+    };
+    admin::serve(config, listener, async {
+        let _ = tokio::signal::ctrl_c().await;
+    })
+    .await
 }
 
 async fn drive(

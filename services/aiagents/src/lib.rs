@@ -3,6 +3,7 @@
 //! development and end-to-end tests), and data-set loading.
 
 pub mod all_in_one;
+pub mod console_user;
 pub mod dataset;
 pub mod demo;
 pub mod eval;

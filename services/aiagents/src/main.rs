@@ -34,6 +34,11 @@ enum Command {
         #[command(subcommand)]
         command: TenantCommand,
     },
+    /// Manage the admin console's operators (the first admin is made here).
+    ConsoleUser {
+        #[command(subcommand)]
+        command: aiagents::console_user::ConsoleUserCommand,
+    },
     /// Manage secrets at rest.
     Secrets {
         #[command(subcommand)]
@@ -103,6 +108,10 @@ enum Command {
         /// A data set with resolved[] tickets and queries[] to send.
         #[arg(long, default_value = "demo/tickets.json")]
         data: PathBuf,
+        /// Then serve the admin console on the demo's data at this address
+        /// until Ctrl-C (an operator is made and its password printed).
+        #[arg(long)]
+        console: Option<std::net::SocketAddr>,
     },
 }
 
@@ -484,6 +493,9 @@ async fn main() -> anyhow::Result<()> {
             }
         }
         Command::Tenant { command } => tenant_command(command).await?,
+        Command::ConsoleUser { command } => {
+            aiagents::console_user::run(command, &env("ADMIN_DATABASE_URL")?).await?
+        }
         Command::Secrets {
             command: SecretsCommand::Reencrypt,
         } => {
@@ -745,7 +757,14 @@ async fn main() -> anyhow::Result<()> {
             aia_bus::shutdown_signal().await;
             running.stop().await?;
         }
-        Command::Demo { data } => {
+        Command::Demo { data, console } => {
+            let console = match console {
+                Some(listen) => Some(demo::DemoConsole {
+                    listen,
+                    admin_database_url: env("ADMIN_DATABASE_URL")?,
+                }),
+                None => None,
+            };
             demo::run(demo::DemoSettings {
                 nats_url: env("NATS_URL")?,
                 database_url: env("DATABASE_URL")?,
@@ -754,6 +773,7 @@ async fn main() -> anyhow::Result<()> {
                 llm: llm_enhancer::provider_from_env()?,
                 model_dir: aia_config::optional("MODEL_DIR").map(PathBuf::from),
                 data,
+                console,
             })
             .await
             .context("demo failed")?;

@@ -1,0 +1,176 @@
+//! What the dashboard shows: health of NATS, PostgreSQL and every stage's
+//! consumer, the last 24 hours across tenants, the newest failures and the
+//! tenants' LLM spend against their budgets. Each figure comes from an
+//! index or JetStream's own counters, so the page stays fast however long
+//! the history is.
+
+use aia_bus::STREAM;
+use aia_store::Pool;
+use async_nats::jetstream::consumer::PullConsumer;
+
+use super::Operator;
+use super::views::{Dashboard, Failure, Spend, StageHealth};
+use crate::routes::AppState;
+
+/// The durable consumers shown, in pipeline order.
+const CONSUMERS: &[&str] = &[
+    "context-gatherer",
+    "llm-enhancer",
+    "writeback",
+    "history-projector",
+    "embedding-indexer",
+];
+
+pub async fn gather(state: &AppState, operator: Operator) -> Dashboard {
+    let (stages, database) = tokio::join!(stages(state), database(&state.tenants.admin));
+    let nats_ok = stages.iter().any(|stage| stage.error.is_none());
+    let database_ok = database.is_ok();
+    let figures = database.unwrap_or_else(|err| {
+        tracing::error!(error = %err, "Dashboard figures unavailable");
+        Figures::default()
+    });
+    let finished = figures.completed + figures.failed;
+    Dashboard {
+        operator: Some(operator),
+        nats_ok,
+        database_ok,
+        stages,
+        received: figures.received,
+        completed: figures.completed,
+        failed: figures.failed,
+        success_rate: if finished > 0 {
+            format!(
+                "{:.1} %",
+                100.0 * figures.completed as f64 / finished as f64
+            )
+        } else {
+            "—".into()
+        },
+        p95_ms: figures
+            .p95_ms
+            .map(|ms| format!("{ms:.0} ms"))
+            .unwrap_or_else(|| "—".into()),
+        per_minute: format!("{:.1} tickets/min", figures.received as f64 / (24.0 * 60.0)),
+        failures: figures.failures,
+        spend: figures.spend,
+    }
+}
+
+async fn stages(state: &AppState) -> Vec<StageHealth> {
+    let unavailable = |name: &str, error: String| StageHealth {
+        name: name.into(),
+        pending: 0,
+        in_flight: 0,
+        waiting_pulls: 0,
+        redelivered: 0,
+        error: Some(error),
+    };
+    let Some(jetstream) = &state.jetstream else {
+        return CONSUMERS
+            .iter()
+            .map(|name| unavailable(name, "NATS is not configured".into()))
+            .collect();
+    };
+    let stream = match jetstream.get_stream(STREAM).await {
+        Ok(stream) => stream,
+        Err(err) => {
+            return CONSUMERS
+                .iter()
+                .map(|name| unavailable(name, format!("stream {STREAM}: {err}")))
+                .collect();
+        }
+    };
+    let mut stages = Vec::with_capacity(CONSUMERS.len());
+    for name in CONSUMERS {
+        let info = async {
+            let mut consumer: PullConsumer = stream
+                .get_consumer(name)
+                .await
+                .map_err(|err| err.to_string())?;
+            consumer
+                .info()
+                .await
+                .cloned()
+                .map_err(|err| err.to_string())
+        }
+        .await;
+        stages.push(match info {
+            Ok(info) => StageHealth {
+                name: (*name).into(),
+                pending: info.num_pending,
+                in_flight: info.num_ack_pending as u64,
+                waiting_pulls: info.num_waiting,
+                redelivered: info.num_redelivered as u64,
+                error: None,
+            },
+            Err(err) => unavailable(name, err),
+        });
+    }
+    stages
+}
+
+#[derive(Default)]
+struct Figures {
+    received: i64,
+    completed: i64,
+    failed: i64,
+    p95_ms: Option<f64>,
+    failures: Vec<Failure>,
+    spend: Vec<Spend>,
+}
+
+async fn database(admin: &Pool) -> Result<Figures, aia_store::StoreError> {
+    let client = admin.get().await?;
+    let day = client.query_one(
+        "select count(*),
+                count(*) filter (where status = 'completed'),
+                count(*) filter (where status in ('failed', 'failed_budget')),
+                percentile_cont(0.95) within group (order by processing_ms)
+                  filter (where status = 'completed')
+           from enhancement_history where received_at > now() - interval '24 hours'",
+        &[],
+    );
+    let failures = client.query(
+        "select failed_at, tenant_id, ticket_id, coalesce(failed_stage, ''), coalesce(error, '')
+           from enhancement_history where status in ('failed', 'failed_budget')
+          order by failed_at desc nulls last limit 10",
+        &[],
+    );
+    let spend = client.query(
+        "select s.tenant_id, sum(s.cost_usd)::float8,
+                (select (t.settings ->> 'llm_budget_usd')::float8 from tenants t where t.tenant_id = s.tenant_id)
+           from tenant_daily_stats s
+          where s.day > current_date - 30
+          group by s.tenant_id having sum(s.cost_usd) > 0
+          order by 2 desc limit 10",
+        &[],
+    );
+    let (day, failures, spend) = tokio::try_join!(day, failures, spend)?;
+    Ok(Figures {
+        received: day.get(0),
+        completed: day.get(1),
+        failed: day.get(2),
+        p95_ms: day.get(3),
+        failures: failures
+            .iter()
+            .map(|row| Failure {
+                failed_at: row
+                    .get::<_, Option<chrono::DateTime<chrono::Utc>>>(0)
+                    .map(|at| at.format("%Y-%m-%d %H:%M:%S").to_string())
+                    .unwrap_or_default(),
+                tenant_id: row.get(1),
+                ticket_id: row.get(2),
+                stage: row.get(3),
+                reason: row.get(4),
+            })
+            .collect(),
+        spend: spend
+            .iter()
+            .map(|row| Spend {
+                tenant_id: row.get(0),
+                spent_usd: row.get(1),
+                budget_usd: row.get(2),
+            })
+            .collect(),
+    })
+}

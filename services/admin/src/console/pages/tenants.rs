@@ -1,0 +1,252 @@
+//! The tenant pages: list, create (secret shown once), show, rotate the
+//! secret, test the connection, delete after a typed confirmation.
+
+use axum::Form;
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Redirect, Response};
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use super::{CsrfOnly, admin_error, audited, message, refusal, render};
+use crate::console::Operator;
+use crate::console::views::{NewTenantPage, SecretPage, TenantPage, TenantsPage};
+use crate::routes::AppState;
+use crate::tenants::{AdminError, CreateTenant};
+
+#[derive(Deserialize)]
+pub struct TenantsQuery {
+    #[serde(default)]
+    search: String,
+    cursor: Option<String>,
+}
+
+pub async fn tenants(
+    State(state): State<AppState>,
+    operator: Operator,
+    Query(query): Query<TenantsQuery>,
+) -> Response {
+    let search = query.search.trim().to_owned();
+    let page = state
+        .tenants
+        .list(
+            Some(search.as_str()).filter(|s| !s.is_empty()),
+            query.cursor.as_deref(),
+            50,
+        )
+        .await;
+    match page {
+        Ok(page) => render(&TenantsPage {
+            operator: Some(operator),
+            search,
+            items: page.items,
+            next_cursor: page.next_cursor,
+        }),
+        Err(err) => admin_error(&operator, err, "/console"),
+    }
+}
+
+pub async fn new_tenant(operator: Operator) -> Response {
+    render(&NewTenantPage {
+        operator: Some(operator),
+        message: None,
+    })
+}
+
+#[derive(Deserialize)]
+pub struct NewTenantForm {
+    #[serde(default)]
+    csrf: String,
+    tenant_id: String,
+    name: String,
+    itsm_kind: String,
+    itsm_base_url: String,
+    itsm_credentials: String,
+}
+
+pub async fn create_tenant(
+    State(state): State<AppState>,
+    operator: Operator,
+    Form(form): Form<NewTenantForm>,
+) -> Response {
+    if let Some(refusal) = refusal(&operator, &form.csrf) {
+        return refusal;
+    }
+    let again = |text: String| {
+        (
+            StatusCode::UNPROCESSABLE_ENTITY,
+            render(&NewTenantPage {
+                operator: Some(operator.clone()),
+                message: Some(text),
+            }),
+        )
+            .into_response()
+    };
+    let Ok(itsm_kind) = serde_json::from_value(Value::String(form.itsm_kind.clone())) else {
+        return again(format!("Unknown help desk {:?}.", form.itsm_kind));
+    };
+    let Ok(credentials) = serde_json::from_str::<Value>(&form.itsm_credentials) else {
+        return again("The credentials are not valid JSON.".into());
+    };
+    let request = CreateTenant {
+        tenant_id: form.tenant_id.trim().to_owned(),
+        name: form.name.trim().to_owned(),
+        itsm_kind,
+        itsm_base_url: form.itsm_base_url.trim().to_owned(),
+        itsm_credentials: credentials,
+        settings: None,
+    };
+    match state.tenants.create(request).await {
+        Ok(created) => {
+            let tenant_id = created.tenant.tenant_id.clone();
+            audited(
+                &state,
+                &operator,
+                "tenant.create",
+                Some(&tenant_id),
+                json!({"name": created.tenant.name}),
+            )
+            .await;
+            let webhook_urls = urls(&created.tenant.webhook_urls);
+            render(&SecretPage {
+                operator: Some(operator),
+                heading: format!("Tenant {tenant_id} created"),
+                tenant: created.tenant,
+                secret: created.webhook_secret,
+                webhook_urls,
+            })
+        }
+        Err(AdminError::Invalid(text) | AdminError::Duplicate(text)) => again(text),
+        Err(err) => admin_error(&operator, err, "/console/tenants"),
+    }
+}
+
+fn urls(value: &Value) -> Vec<(String, String)> {
+    value
+        .as_object()
+        .map(|urls| {
+            urls.iter()
+                .filter_map(|(name, url)| Some((name.replace('_', " "), url.as_str()?.to_owned())))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+pub async fn tenant(
+    State(state): State<AppState>,
+    operator: Operator,
+    Path(id): Path<String>,
+) -> Response {
+    match state.tenants.get(&id).await {
+        Ok(tenant) => render(&TenantPage {
+            operator: Some(operator),
+            webhook_urls: urls(&tenant.webhook_urls),
+            tenant,
+            connection: None,
+            message: None,
+        }),
+        Err(err) => admin_error(&operator, err, "/console/tenants"),
+    }
+}
+
+pub async fn rotate_secret(
+    State(state): State<AppState>,
+    operator: Operator,
+    Path(id): Path<String>,
+    Form(form): Form<CsrfOnly>,
+) -> Response {
+    if let Some(refusal) = refusal(&operator, &form.csrf) {
+        return refusal;
+    }
+    let rotated = state.tenants.rotate_secret(&id).await;
+    let tenant = state.tenants.get(&id).await;
+    match (rotated, tenant) {
+        (Ok(secret), Ok(tenant)) => {
+            audited(
+                &state,
+                &operator,
+                "tenant.rotate_secret",
+                Some(&id),
+                json!({}),
+            )
+            .await;
+            render(&SecretPage {
+                operator: Some(operator),
+                heading: format!("New webhook secret for {id}"),
+                webhook_urls: urls(&tenant.webhook_urls),
+                tenant,
+                secret,
+            })
+        }
+        (Err(err), _) | (_, Err(err)) => admin_error(&operator, err, "/console/tenants"),
+    }
+}
+
+#[derive(Deserialize)]
+pub struct ConfirmForm {
+    #[serde(default)]
+    csrf: String,
+    #[serde(default)]
+    confirm: String,
+}
+
+pub async fn delete_tenant(
+    State(state): State<AppState>,
+    operator: Operator,
+    Path(id): Path<String>,
+    Form(form): Form<ConfirmForm>,
+) -> Response {
+    if let Some(refusal) = refusal(&operator, &form.csrf) {
+        return refusal;
+    }
+    let back = format!("/console/tenants/{id}");
+    if form.confirm.trim() != id {
+        return message(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            Some(operator),
+            "Not deleted",
+            "The confirmation did not match the tenant id.",
+            &back,
+        );
+    }
+    match state.tenants.delete(&id).await {
+        Ok(()) => {
+            audited(&state, &operator, "tenant.delete", Some(&id), json!({})).await;
+            Redirect::to("/console/tenants").into_response()
+        }
+        Err(err) => admin_error(&operator, err, &back),
+    }
+}
+
+pub async fn test_connection(
+    State(state): State<AppState>,
+    operator: Operator,
+    Path(id): Path<String>,
+    Form(form): Form<CsrfOnly>,
+) -> Response {
+    if let Some(refusal) = refusal(&operator, &form.csrf) {
+        return refusal;
+    }
+    let connection = state.tenants.test_connection(&id).await;
+    let tenant = state.tenants.get(&id).await;
+    match (connection, tenant) {
+        (Ok(connection), Ok(tenant)) => {
+            audited(
+                &state,
+                &operator,
+                "tenant.test_connection",
+                Some(&id),
+                json!({"ok": connection.ok}),
+            )
+            .await;
+            render(&TenantPage {
+                operator: Some(operator),
+                webhook_urls: urls(&tenant.webhook_urls),
+                tenant,
+                connection: Some(connection),
+                message: None,
+            })
+        }
+        (Err(err), _) | (_, Err(err)) => admin_error(&operator, err, "/console/tenants"),
+    }
+}

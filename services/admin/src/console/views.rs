@@ -1,0 +1,136 @@
+//! The console's pages as typed templates (`services/admin/templates/`),
+//! compiled and HTML-escaped by askama.
+
+use askama::Template;
+
+use super::Operator;
+use super::audit::Entry;
+use crate::dead_letters::DeadLetter;
+use crate::tenants::{ConnectionTest, TenantView};
+use aia_store::tenants::TenantSummary;
+
+#[derive(Template)]
+#[template(path = "sign_in.html")]
+pub struct SignInPage {
+    pub operator: Option<Operator>,
+    pub message: Option<String>,
+}
+
+#[derive(Template)]
+#[template(path = "message.html")]
+pub struct MessagePage {
+    pub operator: Option<Operator>,
+    pub heading: String,
+    pub text: String,
+    pub back: String,
+}
+
+/// One stage's consumer as JetStream reports it.
+#[derive(Debug)]
+pub struct StageHealth {
+    pub name: String,
+    /// Events not yet delivered.
+    pub pending: u64,
+    /// Delivered, not yet acknowledged: in flight.
+    pub in_flight: u64,
+    /// Pull requests waiting: about one per idle instance.
+    pub waiting_pulls: usize,
+    pub redelivered: u64,
+    pub error: Option<String>,
+}
+
+#[derive(Debug)]
+pub struct Failure {
+    pub failed_at: String,
+    pub tenant_id: String,
+    pub ticket_id: String,
+    pub stage: String,
+    pub reason: String,
+}
+
+#[derive(Debug)]
+pub struct Spend {
+    pub tenant_id: String,
+    pub spent_usd: f64,
+    pub budget_usd: Option<f64>,
+}
+
+impl Spend {
+    pub fn share(&self) -> String {
+        match self.budget_usd {
+            Some(budget) if budget > 0.0 => format!("{:.0} %", 100.0 * self.spent_usd / budget),
+            _ => "no budget".into(),
+        }
+    }
+}
+
+#[derive(Template)]
+#[template(path = "dashboard.html")]
+pub struct Dashboard {
+    pub operator: Option<Operator>,
+    pub nats_ok: bool,
+    pub database_ok: bool,
+    pub stages: Vec<StageHealth>,
+    pub received: i64,
+    pub completed: i64,
+    pub failed: i64,
+    pub success_rate: String,
+    pub p95_ms: String,
+    pub per_minute: String,
+    pub failures: Vec<Failure>,
+    pub spend: Vec<Spend>,
+}
+
+#[derive(Template)]
+#[template(path = "tenants.html")]
+pub struct TenantsPage {
+    pub operator: Option<Operator>,
+    pub search: String,
+    pub items: Vec<TenantSummary>,
+    pub next_cursor: Option<String>,
+}
+
+#[derive(Template)]
+#[template(path = "tenant_new.html")]
+pub struct NewTenantPage {
+    pub operator: Option<Operator>,
+    pub message: Option<String>,
+}
+
+/// After creating a tenant or rotating its secret: the secret, once.
+#[derive(Template)]
+#[template(path = "tenant_secret.html")]
+pub struct SecretPage {
+    pub operator: Option<Operator>,
+    pub heading: String,
+    pub tenant: TenantView,
+    pub secret: String,
+    pub webhook_urls: Vec<(String, String)>,
+}
+
+#[derive(Template)]
+#[template(path = "tenant.html")]
+pub struct TenantPage {
+    pub operator: Option<Operator>,
+    pub tenant: TenantView,
+    pub webhook_urls: Vec<(String, String)>,
+    pub connection: Option<ConnectionTest>,
+    pub message: Option<String>,
+}
+
+#[derive(Template)]
+#[template(path = "dead_letters.html")]
+pub struct DeadLettersPage {
+    pub operator: Option<Operator>,
+    pub tenant: String,
+    pub items: Vec<DeadLetter>,
+    pub message: Option<String>,
+}
+
+#[derive(Template)]
+#[template(path = "audit.html")]
+pub struct AuditPage {
+    pub operator: Option<Operator>,
+    pub entries: Vec<Entry>,
+    pub next: Option<i64>,
+}

@@ -1,0 +1,31 @@
+// The console's only script: copy buttons, and danger forms whose submit
+// button stays disabled until the confirmation is typed. The server checks
+// the confirmation too; this only saves a round trip.
+"use strict";
+document.addEventListener("DOMContentLoaded", () => {
+  for (const button of document.querySelectorAll("button.copy")) {
+    button.addEventListener("click", async () => {
+      const source = document.getElementById(button.dataset.copy);
+      if (!source) return;
+      try {
+        await navigator.clipboard.writeText(source.textContent.trim());
+        button.textContent = "Copied";
+      } catch {
+        const range = document.createRange();
+        range.selectNodeContents(source);
+        const selection = window.getSelection();
+        selection.removeAllRanges();
+        selection.addRange(range);
+        button.textContent = "Selected: press Ctrl+C";
+      }
+    });
+  }
+  for (const form of document.querySelectorAll("form[data-confirm]")) {
+    const input = form.querySelector("input[name=confirm]");
+    const submit = form.querySelector("button[type=submit]");
+    if (!input || !submit) continue;
+    const update = () => { submit.disabled = input.value.trim() !== form.dataset.confirm; };
+    input.addEventListener("input", update);
+    update();
+  }
+});

@@ -1,0 +1,523 @@
+//! The admin console over HTTP, as a browser speaks to it: sign-in with
+//! Argon2 passwords, session cookies, CSRF tokens on every form, roles, the
+//! sign-in limit, the audit log, the Content-Security-Policy, and the
+//! tenant pages (secret shown once, typed-confirmation delete).
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use admin::console::auth::{self, Role};
+use aia_store::Keyring;
+use aia_testkit::TestDatabase;
+use reqwest::StatusCode;
+use reqwest::header::{CONTENT_SECURITY_POLICY, COOKIE, LOCATION, RETRY_AFTER, SET_COOKIE};
+use tokio::net::TcpListener;
+
+const ADMIN_PASSWORD: &str = "a long admin password";
+const VIEWER_PASSWORD: &str = "a long viewer password";
+
+struct Console {
+    url: String,
+    http: reqwest::Client,
+    db: TestDatabase,
+}
+
+/// A signed-in browser: its session cookie and the CSRF token its pages carry.
+struct Session {
+    cookie: String,
+    csrf: String,
+}
+
+impl Console {
+    async fn start() -> Self {
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let db = TestDatabase::create().await;
+        let tenants = admin::tenant_admin(
+            &db.app_url,
+            &db.admin_read_url,
+            Keyring::parse(&Keyring::generate_spec("k1")).unwrap(),
+            "https://hooks.example.com".into(),
+        )
+        .unwrap();
+        auth::create_user(&tenants.admin, "ops", ADMIN_PASSWORD, Role::Admin)
+            .await
+            .unwrap();
+        auth::create_user(&tenants.admin, "watcher", VIEWER_PASSWORD, Role::Viewer)
+            .await
+            .unwrap();
+        let state = admin::AppState {
+            tenants: Arc::new(tenants),
+            token: "admin-token-0123456789abcdef".into(),
+            jetstream: None,
+            console: Default::default(),
+        };
+        let listener = TcpListener::bind(SocketAddr::from(([127, 0, 0, 1], 0)))
+            .await
+            .unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        let service = admin::app(state).into_make_service_with_connect_info::<SocketAddr>();
+        tokio::spawn(async move { axum::serve(listener, service).await.unwrap() });
+        Self {
+            url,
+            http: reqwest::Client::builder()
+                .redirect(reqwest::redirect::Policy::none())
+                .build()
+                .unwrap(),
+            db,
+        }
+    }
+
+    async fn sign_in_raw(&self, username: &str, password: &str) -> reqwest::Response {
+        self.http
+            .post(format!("{}/console/sign-in", self.url))
+            .form(&[("username", username), ("password", password)])
+            .send()
+            .await
+            .unwrap()
+    }
+
+    async fn sign_in(&self, username: &str, password: &str) -> Session {
+        let response = self.sign_in_raw(username, password).await;
+        assert_eq!(
+            response.status(),
+            StatusCode::SEE_OTHER,
+            "sign-in of {username}"
+        );
+        let set_cookie = response.headers()[SET_COOKIE].to_str().unwrap().to_owned();
+        let cookie = set_cookie.split(';').next().unwrap().to_owned();
+        let (_, page) = self.get(&cookie, "/console/tenants").await;
+        let csrf = regex::Regex::new(r#"name="csrf" value="([0-9a-f]{64})""#)
+            .unwrap()
+            .captures(&page)
+            .expect("pages carry the session's CSRF token")[1]
+            .to_owned();
+        Session { cookie, csrf }
+    }
+
+    async fn get(&self, cookie: &str, path: &str) -> (StatusCode, String) {
+        let response = self
+            .http
+            .get(format!("{}{path}", self.url))
+            .header(COOKIE, cookie)
+            .send()
+            .await
+            .unwrap();
+        (response.status(), response.text().await.unwrap())
+    }
+
+    async fn post(&self, cookie: &str, path: &str, form: &[(&str, &str)]) -> (StatusCode, String) {
+        let response = self
+            .http
+            .post(format!("{}{path}", self.url))
+            .header(COOKIE, cookie)
+            .form(form)
+            .send()
+            .await
+            .unwrap();
+        (response.status(), response.text().await.unwrap())
+    }
+
+    async fn tenant_count(&self) -> i64 {
+        self.db
+            .admin_client()
+            .await
+            .query_one("select count(*) from tenants where deleted_at is null", &[])
+            .await
+            .unwrap()
+            .get(0)
+    }
+
+    async fn audit_actions(&self) -> Vec<(String, String, Option<String>)> {
+        self.db
+            .admin_client()
+            .await
+            .query(
+                "select username, action, tenant_id from console_audit order by audit_id",
+                &[],
+            )
+            .await
+            .unwrap()
+            .iter()
+            .map(|row| (row.get(0), row.get(1), row.get(2)))
+            .collect()
+    }
+}
+
+fn new_tenant<'a>(csrf: &'a str, id: &'a str) -> Vec<(&'a str, &'a str)> {
+    vec![
+        ("csrf", csrf),
+        ("tenant_id", id),
+        ("name", "Acme MSP"),
+        ("itsm_kind", "servicedesk_plus"),
+        ("itsm_base_url", "https://sdp.acme.example"),
+        ("itsm_credentials", r#"{"authtoken":"sdp-token-123"}"#),
+    ]
+}
+
+#[tokio::test]
+async fn pages_and_actions_without_a_session_go_to_the_sign_in_page() {
+    let console = Console::start().await;
+    for path in [
+        "/console",
+        "/console/tenants",
+        "/console/audit",
+        "/console/dead-letters",
+    ] {
+        let response = console
+            .http
+            .get(format!("{}{path}", console.url))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), StatusCode::SEE_OTHER, "{path}");
+        assert_eq!(response.headers()[LOCATION], "/console/sign-in", "{path}");
+    }
+    // A made-up cookie is no session either, and a POST changes nothing.
+    let (status, _) = console
+        .post(
+            "aia_console=00ff",
+            "/console/tenants",
+            &new_tenant("00ff", "acme"),
+        )
+        .await;
+    assert_eq!(status, StatusCode::SEE_OTHER);
+    assert_eq!(console.tenant_count().await, 0);
+}
+
+#[tokio::test]
+async fn signing_in_sets_a_guarded_cookie_and_signing_out_ends_the_session() {
+    let console = Console::start().await;
+    let response = console.sign_in_raw("ops", ADMIN_PASSWORD).await;
+    assert_eq!(response.status(), StatusCode::SEE_OTHER);
+    assert_eq!(response.headers()[LOCATION], "/console");
+    let set_cookie = response.headers()[SET_COOKIE].to_str().unwrap().to_owned();
+    for attribute in [
+        "HttpOnly",
+        "Secure",
+        "SameSite=Strict",
+        "Path=/console",
+        "Max-Age=",
+    ] {
+        assert!(
+            set_cookie.contains(attribute),
+            "{attribute} missing in {set_cookie}"
+        );
+    }
+    // The database keeps only a digest of the cookie's token.
+    let token = set_cookie
+        .split(';')
+        .next()
+        .unwrap()
+        .split_once('=')
+        .unwrap()
+        .1
+        .to_owned();
+    let stored: Vec<u8> = console
+        .db
+        .admin_client()
+        .await
+        .query_one("select token_sha256 from console_sessions", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_ne!(stored, token.as_bytes());
+
+    let session = console.sign_in("ops", ADMIN_PASSWORD).await;
+    let (status, page) = console.get(&session.cookie, "/console").await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(page.contains("Dashboard") && page.contains("ops (admin)"));
+
+    // Signing out needs the session's token too; then the cookie is dead.
+    let (status, _) = console
+        .post(&session.cookie, "/console/sign-out", &[("csrf", "wrong")])
+        .await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    let response = console
+        .http
+        .post(format!("{}/console/sign-out", console.url))
+        .header(COOKIE, &session.cookie)
+        .form(&[("csrf", session.csrf.as_str())])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::SEE_OTHER);
+    assert!(
+        response.headers()[SET_COOKIE]
+            .to_str()
+            .unwrap()
+            .contains("Max-Age=0")
+    );
+    let (status, _) = console.get(&session.cookie, "/console").await;
+    assert_eq!(
+        status,
+        StatusCode::SEE_OTHER,
+        "a signed-out cookie opens nothing"
+    );
+}
+
+#[tokio::test]
+async fn wrong_passwords_are_refused_and_repeated_failures_are_throttled() {
+    let console = Console::start().await;
+    for (user, password) in [
+        ("ops", "not the password"),
+        ("nobody", ADMIN_PASSWORD),
+        ("ops", ""),
+    ] {
+        let response = console.sign_in_raw(user, password).await;
+        assert_eq!(response.status(), StatusCode::UNAUTHORIZED, "{user}");
+        assert!(response.headers().get(SET_COOKIE).is_none());
+        let page = response.text().await.unwrap();
+        assert!(page.contains("Wrong user name or password."));
+    }
+    for _ in 0..3 {
+        console.sign_in_raw("ops", "still wrong").await;
+    }
+    // Five failures for "ops": even the right password now waits.
+    let response = console.sign_in_raw("ops", ADMIN_PASSWORD).await;
+    assert_eq!(response.status(), StatusCode::TOO_MANY_REQUESTS);
+    assert!(response.headers().contains_key(RETRY_AFTER));
+    assert!(response.headers().get(SET_COOKIE).is_none());
+    // Another operator is not locked out by them.
+    console.sign_in("watcher", VIEWER_PASSWORD).await;
+}
+
+#[tokio::test]
+async fn a_form_without_this_sessions_csrf_token_is_refused_and_changes_nothing() {
+    let console = Console::start().await;
+    let ops = console.sign_in("ops", ADMIN_PASSWORD).await;
+    let other = console.sign_in("ops", ADMIN_PASSWORD).await;
+    assert_ne!(ops.csrf, other.csrf);
+    for csrf in ["", "0000", other.csrf.as_str()] {
+        let (status, page) = console
+            .post(&ops.cookie, "/console/tenants", &new_tenant(csrf, "acme"))
+            .await;
+        assert_eq!(status, StatusCode::FORBIDDEN, "csrf {csrf:?}");
+        assert!(page.contains("CSRF"));
+    }
+    assert_eq!(console.tenant_count().await, 0);
+    assert!(console.audit_actions().await.is_empty());
+}
+
+#[tokio::test]
+async fn a_viewer_sees_the_pages_but_a_hand_made_post_is_refused() {
+    let console = Console::start().await;
+    let ops = console.sign_in("ops", ADMIN_PASSWORD).await;
+    let (status, _) = console
+        .post(
+            &ops.cookie,
+            "/console/tenants",
+            &new_tenant(&ops.csrf, "acme"),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+
+    let viewer = console.sign_in("watcher", VIEWER_PASSWORD).await;
+    let (status, page) = console.get(&viewer.cookie, "/console/tenants/acme").await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(page.contains("Acme MSP"));
+    assert!(
+        !page.contains("Rotate the webhook secret"),
+        "a viewer is offered no actions"
+    );
+    // The viewer's own, valid CSRF token does not make it an admin.
+    for (path, form) in [
+        ("/console/tenants", new_tenant(&viewer.csrf, "other")),
+        (
+            "/console/tenants/acme/rotate-secret",
+            vec![("csrf", viewer.csrf.as_str())],
+        ),
+        (
+            "/console/tenants/acme/delete",
+            vec![("csrf", viewer.csrf.as_str()), ("confirm", "acme")],
+        ),
+        (
+            "/console/dead-letters/redrive",
+            vec![
+                ("csrf", viewer.csrf.as_str()),
+                ("runs", "acme/0190a8e4-6c4e-7f3a-9d1e-1a2b3c4d5e6f"),
+            ],
+        ),
+    ] {
+        let (status, page) = console.post(&viewer.cookie, path, &form).await;
+        assert_eq!(status, StatusCode::FORBIDDEN, "{path}");
+        assert!(page.contains("viewer"), "{path}");
+    }
+    assert_eq!(console.tenant_count().await, 1);
+    let actions = console.audit_actions().await;
+    assert_eq!(
+        actions,
+        vec![("ops".into(), "tenant.create".into(), Some("acme".into()))]
+    );
+}
+
+#[tokio::test]
+async fn a_new_tenants_secret_is_shown_once_and_every_change_is_audited() {
+    let console = Console::start().await;
+    let ops = console.sign_in("ops", ADMIN_PASSWORD).await;
+    let (status, page) = console
+        .post(
+            &ops.cookie,
+            "/console/tenants",
+            &new_tenant(&ops.csrf, "acme"),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    let secret = regex::Regex::new(r#"<code id="secret">([^<]+)</code>"#)
+        .unwrap()
+        .captures(&page)
+        .expect("the secret is on the creation page")[1]
+        .to_owned();
+    assert!(secret.len() >= 32);
+    assert!(page.contains("https://hooks.example.com/webhook/servicedesk"));
+    assert!(page.contains(r#"data-copy="secret""#), "with a copy button");
+
+    // Never again: not on the tenant's page, not in the list, not in the audit log.
+    for path in [
+        "/console/tenants/acme",
+        "/console/tenants",
+        "/console/audit",
+    ] {
+        let (status, page) = console.get(&ops.cookie, path).await;
+        assert_eq!(status, StatusCode::OK, "{path}");
+        assert!(!page.contains(&secret), "{path} shows the secret");
+        assert!(
+            !page.contains("sdp-token-123"),
+            "{path} shows the credentials"
+        );
+    }
+    // Rotating shows the new one, once.
+    let (status, page) = console
+        .post(
+            &ops.cookie,
+            "/console/tenants/acme/rotate-secret",
+            &[("csrf", &ops.csrf)],
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(page.contains("New webhook secret for acme") && !page.contains(&secret));
+
+    // A delete needs the id typed; then the tenant is gone from the list.
+    let (status, _) = console
+        .post(
+            &ops.cookie,
+            "/console/tenants/acme/delete",
+            &[("csrf", &ops.csrf), ("confirm", "acm")],
+        )
+        .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(console.tenant_count().await, 1);
+    let (status, _) = console
+        .post(
+            &ops.cookie,
+            "/console/tenants/acme/delete",
+            &[("csrf", &ops.csrf), ("confirm", "acme")],
+        )
+        .await;
+    assert_eq!(status, StatusCode::SEE_OTHER);
+    assert_eq!(console.tenant_count().await, 0);
+
+    let actions: Vec<String> = console
+        .audit_actions()
+        .await
+        .into_iter()
+        .map(|(who, what, tenant)| format!("{who} {what} {}", tenant.unwrap_or_default()))
+        .collect();
+    assert_eq!(
+        actions,
+        [
+            "ops tenant.create acme",
+            "ops tenant.rotate_secret acme",
+            "ops tenant.delete acme"
+        ]
+    );
+    let (_, page) = console.get(&ops.cookie, "/console/audit").await;
+    assert!(page.contains("tenant.rotate_secret"));
+}
+
+#[tokio::test]
+async fn every_page_forbids_inline_code_framing_and_caching() {
+    let console = Console::start().await;
+    let ops = console.sign_in("ops", ADMIN_PASSWORD).await;
+    let inputs = regex::Regex::new(r#"<(input|select|textarea) id="([^"]+)""#).unwrap();
+    for path in [
+        "/console/sign-in",
+        "/console",
+        "/console/tenants",
+        "/console/tenants/new",
+        "/console/dead-letters",
+        "/console/audit",
+    ] {
+        let response = console
+            .http
+            .get(format!("{}{path}", console.url))
+            .header(COOKIE, &ops.cookie)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), StatusCode::OK, "{path}");
+        let csp = response.headers()[CONTENT_SECURITY_POLICY]
+            .to_str()
+            .unwrap()
+            .to_owned();
+        assert!(
+            csp.contains("default-src 'none'")
+                && csp.contains("script-src 'self'")
+                && csp.contains("frame-ancestors 'none'"),
+            "{path}: {csp}"
+        );
+        assert!(!csp.contains("unsafe-inline"), "{path}");
+        assert_eq!(response.headers()["x-frame-options"], "DENY");
+        assert_eq!(response.headers()["cache-control"], "no-store", "{path}");
+        let page = response.text().await.unwrap();
+        // No inline script or style: the CSP would block it anyway.
+        assert!(
+            !page.contains("<script>") && !page.contains("style="),
+            "{path}"
+        );
+        // Every input has a label.
+        for field in inputs.captures_iter(&page) {
+            assert!(
+                page.contains(&format!(r#"<label for="{}">"#, &field[2])),
+                "{path}: {} unlabelled",
+                &field[2]
+            );
+        }
+    }
+}
+
+#[tokio::test]
+async fn the_dashboard_sums_the_last_day_and_lists_the_newest_failures() {
+    let console = Console::start().await;
+    console
+        .db
+        .admin_client()
+        .await
+        .batch_execute(
+            "insert into enhancement_history (tenant_id, correlation_id, ticket_id, status, received_at, written_back_at, processing_ms, last_event_id)
+             select 'acme', gen_random_uuid(), 'T-' || n, 'completed', now() - interval '1 hour', now(), n, gen_random_uuid()
+               from generate_series(1, 100) n;
+             insert into enhancement_history (tenant_id, correlation_id, ticket_id, status, received_at, failed_at, failed_stage, error, last_event_id)
+             values ('acme', gen_random_uuid(), 'T-999', 'failed', now() - interval '5 minutes', now(), 'writeback', 'ServiceDesk Plus refused the API key (401)', gen_random_uuid());
+             insert into enhancement_history (tenant_id, correlation_id, ticket_id, status, received_at, last_event_id)
+             values ('acme', gen_random_uuid(), 'T-old', 'completed', now() - interval '3 days', gen_random_uuid());",
+        )
+        .await
+        .unwrap();
+    let ops = console.sign_in("ops", ADMIN_PASSWORD).await;
+    let (status, page) = console.get(&ops.cookie, "/console").await;
+    assert_eq!(status, StatusCode::OK);
+    let figure = |name: &str| {
+        regex::Regex::new(&format!(r"<dt>{name}</dt><dd>([^<]+)</dd>"))
+            .unwrap()
+            .captures(&page)
+            .unwrap_or_else(|| panic!("{name} missing"))[1]
+            .to_owned()
+    };
+    assert_eq!(figure("Tickets received"), "101");
+    assert_eq!(figure("Notes written"), "100");
+    assert_eq!(figure("Failed"), "1");
+    assert_eq!(figure("Success rate"), "99.0 %");
+    assert_eq!(figure("p95 webhook → note"), "95 ms");
+    assert!(page.contains("ServiceDesk Plus refused the API key (401)"));
+    assert!(page.contains("T-999"));
+}

@@ -52,3 +52,5 @@ grant select, insert on console_audit to aiagents_admin;
 create index enhancement_history_received on enhancement_history (received_at) include (status, processing_ms);
 create index enhancement_history_newest_failures on enhancement_history (failed_at desc)
   where status in ('failed', 'failed_budget');
+-- The history page's search by ticket id across tenants.
+create index enhancement_history_ticket_any on enhancement_history (ticket_id);

@@ -3,15 +3,16 @@
 //! sign-in limit, the audit log, the Content-Security-Policy, and the
 //! tenant pages (secret shown once, typed-confirmation delete).
 
-use std::net::SocketAddr;
+mod console_support;
+
 use std::sync::Arc;
 
 use admin::console::auth::{self, Role};
 use aia_store::Keyring;
 use aia_testkit::TestDatabase;
+use console_support::Browser;
 use reqwest::StatusCode;
 use reqwest::header::{CONTENT_SECURITY_POLICY, COOKIE, LOCATION, RETRY_AFTER, SET_COOKIE};
-use tokio::net::TcpListener;
 
 const ADMIN_PASSWORD: &str = "a long admin password";
 const VIEWER_PASSWORD: &str = "a long viewer password";
@@ -20,12 +21,6 @@ struct Console {
     url: String,
     http: reqwest::Client,
     db: TestDatabase,
-}
-
-/// A signed-in browser: its session cookie and the CSRF token its pages carry.
-struct Session {
-    cookie: String,
-    csrf: String,
 }
 
 impl Console {
@@ -51,18 +46,9 @@ impl Console {
             jetstream: None,
             console: Default::default(),
         };
-        let listener = TcpListener::bind(SocketAddr::from(([127, 0, 0, 1], 0)))
-            .await
-            .unwrap();
-        let url = format!("http://{}", listener.local_addr().unwrap());
-        let service = admin::app(state).into_make_service_with_connect_info::<SocketAddr>();
-        tokio::spawn(async move { axum::serve(listener, service).await.unwrap() });
         Self {
-            url,
-            http: reqwest::Client::builder()
-                .redirect(reqwest::redirect::Policy::none())
-                .build()
-                .unwrap(),
+            url: console_support::serve(state).await,
+            http: console_support::client(),
             db,
         }
     }
@@ -76,36 +62,12 @@ impl Console {
             .unwrap()
     }
 
-    async fn sign_in(&self, username: &str, password: &str) -> Session {
-        let response = self.sign_in_raw(username, password).await;
-        assert_eq!(
-            response.status(),
-            StatusCode::SEE_OTHER,
-            "sign-in of {username}"
-        );
-        let set_cookie = response.headers()[SET_COOKIE].to_str().unwrap().to_owned();
-        let cookie = set_cookie.split(';').next().unwrap().to_owned();
-        let (_, page) = self.get(&cookie, "/console/tenants").await;
-        let csrf = regex::Regex::new(r#"name="csrf" value="([0-9a-f]{64})""#)
-            .unwrap()
-            .captures(&page)
-            .expect("pages carry the session's CSRF token")[1]
-            .to_owned();
-        Session { cookie, csrf }
-    }
-
-    async fn get(&self, cookie: &str, path: &str) -> (StatusCode, String) {
-        let response = self
-            .http
-            .get(format!("{}{path}", self.url))
-            .header(COOKIE, cookie)
-            .send()
-            .await
-            .unwrap();
-        (response.status(), response.text().await.unwrap())
-    }
-
-    async fn post(&self, cookie: &str, path: &str, form: &[(&str, &str)]) -> (StatusCode, String) {
+    async fn post_raw(
+        &self,
+        cookie: &str,
+        path: &str,
+        form: &[(&str, &str)],
+    ) -> (StatusCode, String) {
         let response = self
             .http
             .post(format!("{}{path}", self.url))
@@ -174,7 +136,7 @@ async fn pages_and_actions_without_a_session_go_to_the_sign_in_page() {
     }
     // A made-up cookie is no session either, and a POST changes nothing.
     let (status, _) = console
-        .post(
+        .post_raw(
             "aia_console=00ff",
             "/console/tenants",
             &new_tenant("00ff", "acme"),
@@ -222,14 +184,14 @@ async fn signing_in_sets_a_guarded_cookie_and_signing_out_ends_the_session() {
         .get(0);
     assert_ne!(stored, token.as_bytes());
 
-    let session = console.sign_in("ops", ADMIN_PASSWORD).await;
-    let (status, page) = console.get(&session.cookie, "/console").await;
+    let session = Browser::sign_in(&console.url, "ops", ADMIN_PASSWORD).await;
+    let (status, page) = session.get("/console").await;
     assert_eq!(status, StatusCode::OK);
     assert!(page.contains("Dashboard") && page.contains("ops (admin)"));
 
     // Signing out needs the session's token too; then the cookie is dead.
-    let (status, _) = console
-        .post(&session.cookie, "/console/sign-out", &[("csrf", "wrong")])
+    let (status, _) = session
+        .post("/console/sign-out", &[("csrf", "wrong")])
         .await;
     assert_eq!(status, StatusCode::FORBIDDEN);
     let response = console
@@ -247,7 +209,7 @@ async fn signing_in_sets_a_guarded_cookie_and_signing_out_ends_the_session() {
             .unwrap()
             .contains("Max-Age=0")
     );
-    let (status, _) = console.get(&session.cookie, "/console").await;
+    let (status, _) = session.get("/console").await;
     assert_eq!(
         status,
         StatusCode::SEE_OTHER,
@@ -278,18 +240,18 @@ async fn wrong_passwords_are_refused_and_repeated_failures_are_throttled() {
     assert!(response.headers().contains_key(RETRY_AFTER));
     assert!(response.headers().get(SET_COOKIE).is_none());
     // Another operator is not locked out by them.
-    console.sign_in("watcher", VIEWER_PASSWORD).await;
+    Browser::sign_in(&console.url, "watcher", VIEWER_PASSWORD).await;
 }
 
 #[tokio::test]
 async fn a_form_without_this_sessions_csrf_token_is_refused_and_changes_nothing() {
     let console = Console::start().await;
-    let ops = console.sign_in("ops", ADMIN_PASSWORD).await;
-    let other = console.sign_in("ops", ADMIN_PASSWORD).await;
+    let ops = Browser::sign_in(&console.url, "ops", ADMIN_PASSWORD).await;
+    let other = Browser::sign_in(&console.url, "ops", ADMIN_PASSWORD).await;
     assert_ne!(ops.csrf, other.csrf);
     for csrf in ["", "0000", other.csrf.as_str()] {
-        let (status, page) = console
-            .post(&ops.cookie, "/console/tenants", &new_tenant(csrf, "acme"))
+        let (status, page) = ops
+            .post("/console/tenants", &new_tenant(csrf, "acme"))
             .await;
         assert_eq!(status, StatusCode::FORBIDDEN, "csrf {csrf:?}");
         assert!(page.contains("CSRF"));
@@ -301,18 +263,14 @@ async fn a_form_without_this_sessions_csrf_token_is_refused_and_changes_nothing(
 #[tokio::test]
 async fn a_viewer_sees_the_pages_but_a_hand_made_post_is_refused() {
     let console = Console::start().await;
-    let ops = console.sign_in("ops", ADMIN_PASSWORD).await;
-    let (status, _) = console
-        .post(
-            &ops.cookie,
-            "/console/tenants",
-            &new_tenant(&ops.csrf, "acme"),
-        )
+    let ops = Browser::sign_in(&console.url, "ops", ADMIN_PASSWORD).await;
+    let (status, _) = ops
+        .post("/console/tenants", &new_tenant(&ops.csrf, "acme"))
         .await;
     assert_eq!(status, StatusCode::OK);
 
-    let viewer = console.sign_in("watcher", VIEWER_PASSWORD).await;
-    let (status, page) = console.get(&viewer.cookie, "/console/tenants/acme").await;
+    let viewer = Browser::sign_in(&console.url, "watcher", VIEWER_PASSWORD).await;
+    let (status, page) = viewer.get("/console/tenants/acme").await;
     assert_eq!(status, StatusCode::OK);
     assert!(page.contains("Acme MSP"));
     assert!(
@@ -338,7 +296,7 @@ async fn a_viewer_sees_the_pages_but_a_hand_made_post_is_refused() {
             ],
         ),
     ] {
-        let (status, page) = console.post(&viewer.cookie, path, &form).await;
+        let (status, page) = viewer.post(path, &form).await;
         assert_eq!(status, StatusCode::FORBIDDEN, "{path}");
         assert!(page.contains("viewer"), "{path}");
     }
@@ -353,13 +311,9 @@ async fn a_viewer_sees_the_pages_but_a_hand_made_post_is_refused() {
 #[tokio::test]
 async fn a_new_tenants_secret_is_shown_once_and_every_change_is_audited() {
     let console = Console::start().await;
-    let ops = console.sign_in("ops", ADMIN_PASSWORD).await;
-    let (status, page) = console
-        .post(
-            &ops.cookie,
-            "/console/tenants",
-            &new_tenant(&ops.csrf, "acme"),
-        )
+    let ops = Browser::sign_in(&console.url, "ops", ADMIN_PASSWORD).await;
+    let (status, page) = ops
+        .post("/console/tenants", &new_tenant(&ops.csrf, "acme"))
         .await;
     assert_eq!(status, StatusCode::OK);
     let secret = regex::Regex::new(r#"<code id="secret">([^<]+)</code>"#)
@@ -377,7 +331,7 @@ async fn a_new_tenants_secret_is_shown_once_and_every_change_is_audited() {
         "/console/tenants",
         "/console/audit",
     ] {
-        let (status, page) = console.get(&ops.cookie, path).await;
+        let (status, page) = ops.get(path).await;
         assert_eq!(status, StatusCode::OK, "{path}");
         assert!(!page.contains(&secret), "{path} shows the secret");
         assert!(
@@ -386,9 +340,8 @@ async fn a_new_tenants_secret_is_shown_once_and_every_change_is_audited() {
         );
     }
     // Rotating shows the new one, once.
-    let (status, page) = console
+    let (status, page) = ops
         .post(
-            &ops.cookie,
             "/console/tenants/acme/rotate-secret",
             &[("csrf", &ops.csrf)],
         )
@@ -397,18 +350,16 @@ async fn a_new_tenants_secret_is_shown_once_and_every_change_is_audited() {
     assert!(page.contains("New webhook secret for acme") && !page.contains(&secret));
 
     // A delete needs the id typed; then the tenant is gone from the list.
-    let (status, _) = console
+    let (status, _) = ops
         .post(
-            &ops.cookie,
             "/console/tenants/acme/delete",
             &[("csrf", &ops.csrf), ("confirm", "acm")],
         )
         .await;
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
     assert_eq!(console.tenant_count().await, 1);
-    let (status, _) = console
+    let (status, _) = ops
         .post(
-            &ops.cookie,
             "/console/tenants/acme/delete",
             &[("csrf", &ops.csrf), ("confirm", "acme")],
         )
@@ -430,14 +381,14 @@ async fn a_new_tenants_secret_is_shown_once_and_every_change_is_audited() {
             "ops tenant.delete acme"
         ]
     );
-    let (_, page) = console.get(&ops.cookie, "/console/audit").await;
+    let (_, page) = ops.get("/console/audit").await;
     assert!(page.contains("tenant.rotate_secret"));
 }
 
 #[tokio::test]
 async fn every_page_forbids_inline_code_framing_and_caching() {
     let console = Console::start().await;
-    let ops = console.sign_in("ops", ADMIN_PASSWORD).await;
+    let ops = Browser::sign_in(&console.url, "ops", ADMIN_PASSWORD).await;
     let inputs = regex::Regex::new(r#"<(input|select|textarea) id="([^"]+)""#).unwrap();
     for path in [
         "/console/sign-in",
@@ -503,8 +454,8 @@ async fn the_dashboard_sums_the_last_day_and_lists_the_newest_failures() {
         )
         .await
         .unwrap();
-    let ops = console.sign_in("ops", ADMIN_PASSWORD).await;
-    let (status, page) = console.get(&ops.cookie, "/console").await;
+    let ops = Browser::sign_in(&console.url, "ops", ADMIN_PASSWORD).await;
+    let (status, page) = ops.get("/console").await;
     assert_eq!(status, StatusCode::OK);
     let figure = |name: &str| {
         regex::Regex::new(&format!(r"<dt>{name}</dt><dd>([^<]+)</dd>"))

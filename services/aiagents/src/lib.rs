@@ -10,5 +10,6 @@ pub mod eval;
 pub mod import;
 pub mod ops;
 pub mod reembed;
-pub mod replay;
+/// Replay lives with the admin service, whose console runs it too.
+pub use admin::replay;
 pub mod webhook;

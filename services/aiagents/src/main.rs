@@ -969,7 +969,17 @@ async fn replay_command(command: ReplayCommand) -> anyhow::Result<()> {
             let (input, recorded) = replay::input_and_output(&lines, stage, run)?;
             print!(
                 "{}",
-                replay::dry_run(stage, &input, recorded.as_ref()).await?
+                replay::dry_run(
+                    stage,
+                    &input,
+                    recorded.as_ref(),
+                    std::sync::Arc::new(aia_store::TenantCache::new(
+                        aia_store::pool(&env("DATABASE_URL")?, 4)?,
+                        std::sync::Arc::new(Keyring::from_env()?),
+                        std::time::Duration::ZERO,
+                    )),
+                )
+                .await?
             );
         }
         ReplayCommand::Redrive {

@@ -5,6 +5,24 @@ use std::time::Duration;
 use aia_config::{ConfigError, optional, parsed, required};
 use aia_store::Keyring;
 
+/// The local model as the embedder service at `url` serves it.
+pub fn embedder_service(
+    http: &reqwest::Client,
+    url: &str,
+    api_key: Option<String>,
+) -> aia_embed::Embedder {
+    let mut config = aia_embed::EndpointConfig::new(url, aia_embed::LOCAL_MODEL);
+    config.api_key = api_key;
+    aia_embed::Embedder::Endpoint(aia_embed::Endpoint::new(http.clone(), config))
+}
+
+/// Each source's timeout when it has none of its own.
+pub const DEFAULT_SOURCE_TIMEOUT: Duration = Duration::from_secs(10);
+/// The whole stage's budget.
+pub const DEFAULT_BUDGET: Duration = Duration::from_secs(30);
+pub const DEFAULT_MONITORING_TIMEOUT: Duration = Duration::from_secs(15);
+pub const DEFAULT_MAX_SIMILAR_TICKETS: i64 = 5;
+
 #[derive(Debug)]
 pub struct Config {
     pub nats_url: String,
@@ -41,10 +59,19 @@ impl Config {
                 reason: err.to_string(),
             })?,
             tenant_cache_ttl: Duration::from_secs(parsed("TENANT_CACHE_TTL_SECS", 5)?),
-            source_timeout: Duration::from_secs(parsed("CONTEXT_SOURCE_TIMEOUT_SECS", 10)?),
-            budget: Duration::from_secs(parsed("CONTEXT_BUDGET_SECS", 30)?),
-            monitoring_timeout: Duration::from_secs(parsed("CONTEXT_MONITORING_TIMEOUT_SECS", 15)?),
-            max_similar_tickets: parsed("CONTEXT_MAX_SIMILAR_TICKETS", 5)?,
+            source_timeout: Duration::from_secs(parsed(
+                "CONTEXT_SOURCE_TIMEOUT_SECS",
+                DEFAULT_SOURCE_TIMEOUT.as_secs(),
+            )?),
+            budget: Duration::from_secs(parsed("CONTEXT_BUDGET_SECS", DEFAULT_BUDGET.as_secs())?),
+            monitoring_timeout: Duration::from_secs(parsed(
+                "CONTEXT_MONITORING_TIMEOUT_SECS",
+                DEFAULT_MONITORING_TIMEOUT.as_secs(),
+            )?),
+            max_similar_tickets: parsed(
+                "CONTEXT_MAX_SIMILAR_TICKETS",
+                DEFAULT_MAX_SIMILAR_TICKETS,
+            )?,
             embeddings_url: optional("EMBEDDINGS_URL"),
             embeddings_api_key: optional("EMBEDDER_API_KEY"),
         })
@@ -53,12 +80,7 @@ impl Config {
     /// How this process reaches the local model: the embedder service.
     pub fn local_embedder(&self, http: &reqwest::Client) -> Option<aia_embed::Embedder> {
         let url = self.embeddings_url.as_ref()?;
-        let mut config = aia_embed::EndpointConfig::new(url, aia_embed::LOCAL_MODEL);
-        config.api_key = self.embeddings_api_key.clone();
-        Some(aia_embed::Embedder::Endpoint(aia_embed::Endpoint::new(
-            http.clone(),
-            config,
-        )))
+        Some(embedder_service(http, url, self.embeddings_api_key.clone()))
     }
 
     /// Defaults for everything but the servers and keys.
@@ -68,10 +90,10 @@ impl Config {
             database_url,
             keyring,
             tenant_cache_ttl: Duration::from_secs(5),
-            source_timeout: Duration::from_secs(10),
-            budget: Duration::from_secs(30),
-            monitoring_timeout: Duration::from_secs(15),
-            max_similar_tickets: 5,
+            source_timeout: DEFAULT_SOURCE_TIMEOUT,
+            budget: DEFAULT_BUDGET,
+            monitoring_timeout: DEFAULT_MONITORING_TIMEOUT,
+            max_similar_tickets: DEFAULT_MAX_SIMILAR_TICKETS,
             embeddings_url: None,
             embeddings_api_key: None,
         }

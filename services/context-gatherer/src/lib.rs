@@ -16,7 +16,10 @@ use aia_bus::StageConfig;
 use aia_events::Stage;
 use anyhow::Context as _;
 
-pub use config::Config;
+pub use config::{
+    Config, DEFAULT_BUDGET, DEFAULT_MAX_SIMILAR_TICKETS, DEFAULT_MONITORING_TIMEOUT,
+    DEFAULT_SOURCE_TIMEOUT, embedder_service,
+};
 pub use handler::ContextGatherer;
 
 /// Runs one instance of the stage until `shutdown` completes.

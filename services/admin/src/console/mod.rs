@@ -11,6 +11,7 @@
 pub mod audit;
 pub mod auth;
 mod dashboard;
+pub mod history;
 mod pages;
 mod views;
 
@@ -77,6 +78,13 @@ pub fn router(state: AppState) -> Router<AppState> {
         .route("/console/dead-letters", get(pages::dead_letters))
         .route("/console/dead-letters/redrive", post(pages::redrive))
         .route("/console/audit", get(pages::audit))
+        .route("/console/history", get(pages::history))
+        .route("/console/history.csv", get(pages::history_csv))
+        .route("/console/tickets/{tenant}/{ticket}", get(pages::ticket))
+        .route(
+            "/console/tickets/{tenant}/{ticket}/dry-run",
+            post(pages::dry_run),
+        )
         .route("/console/static/console.css", get(pages::stylesheet))
         .route("/console/static/console.js", get(pages::script))
         .layer(axum::middleware::from_fn_with_state(
@@ -203,4 +211,16 @@ fn session_cookie(token: &str, lifetime: Duration) -> String {
 /// The `Set-Cookie` value that ends the session in the browser.
 fn cleared_cookie() -> String {
     format!("{SESSION_COOKIE}=; Path=/console; HttpOnly; Secure; SameSite=Strict; Max-Age=0")
+}
+
+/// Percent-encodes a query-string value.
+pub(crate) fn url_escape(text: &str) -> String {
+    text.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
 }

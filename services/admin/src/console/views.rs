@@ -128,6 +128,44 @@ pub struct DeadLettersPage {
 }
 
 #[derive(Template)]
+#[template(path = "history.html")]
+pub struct HistoryPage {
+    pub operator: Option<Operator>,
+    pub filter: super::history::Filter,
+    pub statuses: &'static [&'static str],
+    /// The filter as a query string (for the CSV link and the next page).
+    pub query: String,
+    pub runs: Vec<super::history::Run>,
+    pub next: Option<String>,
+    pub message: Option<String>,
+}
+
+/// One event of a ticket's timeline.
+#[derive(Debug)]
+pub struct TimelineLine {
+    pub sequence: u64,
+    pub at: String,
+    pub event_type: String,
+    pub stage: &'static str,
+    pub attempts: Option<u32>,
+    pub run: String,
+    pub summary: String,
+    pub trace_id: Option<String>,
+    pub trace_url: Option<String>,
+}
+
+#[derive(Template)]
+#[template(path = "timeline.html")]
+pub struct TimelinePage {
+    pub operator: Option<Operator>,
+    pub tenant: String,
+    pub ticket: String,
+    pub lines: Vec<TimelineLine>,
+    pub message: Option<String>,
+    pub dry_run: Option<String>,
+}
+
+#[derive(Template)]
 #[template(path = "audit.html")]
 pub struct AuditPage {
     pub operator: Option<Operator>,

@@ -2,10 +2,12 @@
 //! starts with [`refusal`]: an admin's session with the session's CSRF
 //! token, or a 403 — whatever the request looks like.
 
+mod history;
 mod operations;
 mod sign_in;
 mod tenants;
 
+pub use history::{dry_run, history, history_csv, ticket};
 pub use operations::{audit, dead_letters, redrive};
 pub use sign_in::{sign_in, sign_in_form, sign_out};
 pub use tenants::{

@@ -116,19 +116,11 @@ pub async fn redrive(
     if !refused.is_empty() {
         text.push_str(&format!(" Not re-driven: {}.", refused.join("; ")));
     }
-    let target = format!("/console/dead-letters?message={}", url_escape(&text));
+    let target = format!(
+        "/console/dead-letters?message={}",
+        crate::console::url_escape(&text)
+    );
     Redirect::to(&target).into_response()
-}
-
-fn url_escape(text: &str) -> String {
-    text.bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
-                (b as char).to_string()
-            }
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
 }
 
 #[derive(Deserialize)]

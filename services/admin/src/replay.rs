@@ -283,15 +283,17 @@ pub async fn redrive(jetstream: &JetStream, input: &Event, new_run: bool) -> any
 /// What a stage makes of its recorded input with today's code and
 /// configuration, beside what it recorded then. Publishes and writes
 /// nothing: the stage's handler runs directly (no consumer, no publish), the
-/// LLM stage records no budget alert, and write-back only renders.
+/// LLM stage records no budget alert, and write-back only renders. Tenants
+/// are read through `tenants` (the caller's database and keys); the
+/// embedder and the deployment's LLM come from the environment, as the
+/// stages' own do.
 pub async fn dry_run(
     stage: Stage,
     input: &Event,
     recorded: Option<&Event>,
+    tenants: std::sync::Arc<aia_store::TenantCache>,
 ) -> anyhow::Result<String> {
     let _ = rustls::crypto::ring::default_provider().install_default();
-    let env = |name: &str| aia_config::required(name).map_err(anyhow::Error::from);
-    let keyring = || aia_store::Keyring::from_env().map_err(anyhow::Error::from);
     let delivery = aia_bus::Delivery {
         attempt: 1,
         max_deliver: None,
@@ -300,33 +302,24 @@ pub async fn dry_run(
     let mut out = String::new();
     match stage {
         Stage::ContextGatherer => {
-            let config = context_gatherer::Config::new(
-                env("NATS_URL").unwrap_or_default(),
-                env("DATABASE_URL")?,
-                keyring()?,
-            );
-            let config = context_gatherer::Config {
-                embeddings_url: aia_config::optional("EMBEDDINGS_URL"),
-                embeddings_api_key: aia_config::optional("EMBEDDER_API_KEY"),
-                ..config
-            };
             let http = reqwest::Client::new();
-            let local_embedder = config.local_embedder(&http);
-            let pool = aia_store::pool(&config.database_url, 4)?;
+            let local_embedder = aia_config::optional("EMBEDDINGS_URL").map(|url| {
+                context_gatherer::embedder_service(
+                    &http,
+                    &url,
+                    aia_config::optional("EMBEDDER_API_KEY"),
+                )
+            });
             let handler = context_gatherer::ContextGatherer {
-                tenants: std::sync::Arc::new(aia_store::TenantCache::new(
-                    pool.clone(),
-                    std::sync::Arc::new(config.keyring),
-                    std::time::Duration::ZERO,
-                )),
-                db: pool,
+                db: tenants.db().clone(),
+                tenants,
                 local_embedder,
                 http,
                 knowledge_cache: Default::default(),
-                source_timeout: config.source_timeout,
-                budget: config.budget,
-                monitoring_timeout: config.monitoring_timeout,
-                max_similar_tickets: config.max_similar_tickets,
+                source_timeout: context_gatherer::DEFAULT_SOURCE_TIMEOUT,
+                budget: context_gatherer::DEFAULT_BUDGET,
+                monitoring_timeout: context_gatherer::DEFAULT_MONITORING_TIMEOUT,
+                max_similar_tickets: context_gatherer::DEFAULT_MAX_SIMILAR_TICKETS,
                 metrics: Default::default(),
             };
             let now =
@@ -338,14 +331,9 @@ pub async fn dry_run(
             out.push_str(&format!("now:      {}\n", summary(&now)));
         }
         Stage::LlmEnhancer => {
-            let pool = aia_store::pool(&env("DATABASE_URL")?, 4)?;
             let handler = llm_enhancer::LlmEnhancer {
-                tenants: std::sync::Arc::new(aia_store::TenantCache::new(
-                    pool.clone(),
-                    std::sync::Arc::new(keyring()?),
-                    std::time::Duration::ZERO,
-                )),
-                db: pool,
+                db: tenants.db().clone(),
+                tenants,
                 http: reqwest::Client::new(),
                 chain: Default::default(),
                 default_provider: llm_enhancer::provider_from_env()?,
@@ -372,11 +360,10 @@ pub async fn dry_run(
             let Payload::EnhancementGenerated(generated) = &input.payload else {
                 anyhow::bail!("the write-back input is not an enhancement");
             };
-            let pool = aia_store::pool(&env("DATABASE_URL")?, 1)?;
-            let tenant =
-                aia_store::tenants::get(&mut pool.get().await?, &keyring()?, &input.tenant_id)
-                    .await?
-                    .with_context(|| format!("tenant {} does not exist", input.tenant_id))?;
+            let tenant = tenants
+                .fresh(&input.tenant_id)
+                .await?
+                .with_context(|| format!("tenant {} does not exist", input.tenant_id))?;
             let rendered = match tenant.itsm {
                 aia_events::ItsmKind::Jira => serde_json::to_string_pretty(
                     &aia_itsm::render_adf::adf(&generated.note_markdown),

@@ -1,0 +1,219 @@
+//! The admin console on the running pipeline (real NATS JetStream and
+//! PostgreSQL): an operator finds a ticket's run in the history, expands
+//! it, exports the filter as CSV, opens the ticket's timeline from the
+//! stream, dry-runs a stage, and re-drives a dead letter once its cause is
+//! fixed — one note, never two.
+
+mod console_support;
+mod pipeline_support;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use admin::console::auth::{self, Role};
+use aia_events::TenantId;
+use aia_store::tenants;
+use aia_testkit::eventually;
+use console_support::Browser;
+use pipeline_support::Stack;
+use reqwest::StatusCode;
+
+const PASSWORD: &str = "a long operator password";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_operator_follows_a_ticket_and_re_drives_a_dead_letter_from_the_console() {
+    let stack = Stack::start("right-token", None).await;
+    let acme = stack.add_tenant("acme", "right-token").await;
+    let beta = stack.add_tenant("beta", "wrong-token").await;
+    let send = |tenant: &'static str, ticket: &'static str, description: &'static str| serde_json::json!({"tenant_id": tenant, "ticket_id": ticket, "description": description, "priority": "high"});
+    assert_eq!(
+        stack
+            .send(
+                &acme,
+                send("acme", "SUP-1", "Outlook keeps asking for my password")
+            )
+            .await
+            .0,
+        202
+    );
+    assert_eq!(
+        stack
+            .send(
+                &beta,
+                send("beta", "SUP-2", "Printer on floor 3 is offline")
+            )
+            .await
+            .0,
+        202
+    );
+
+    let tenant_admin = admin::tenant_admin(
+        &stack.db.app_url,
+        &stack.db.admin_read_url,
+        stack.keyring(),
+        "https://hooks.example.com".into(),
+    )
+    .unwrap();
+    auth::create_user(&tenant_admin.admin, "ops", PASSWORD, Role::Admin)
+        .await
+        .unwrap();
+    let (_client, jetstream) = aia_bus::connect(&stack.nats.url(), "console")
+        .await
+        .unwrap();
+    let url = console_support::serve(admin::AppState {
+        tenants: Arc::new(tenant_admin),
+        token: "admin-token-0123456789abcdef".into(),
+        jetstream: Some(jetstream),
+        console: Arc::new(admin::console::ConsoleSettings {
+            trace_url: Some("https://grafana.example.com/explore?traceId={trace_id}".into()),
+            ..Default::default()
+        }),
+    })
+    .await;
+    let ops = Browser::sign_in(&url, "ops", PASSWORD).await;
+
+    // The history: acme's run completed, beta's failed.
+    let page = eventually("both runs to end", Duration::from_secs(30), || async {
+        let (_, page) = ops.get("/console/history").await;
+        (page.contains(r#"<span class="status completed">completed</span> acme / SUP-1"#)
+            && page.contains(r#"<span class="status failed">failed</span> beta / SUP-2"#))
+        .then_some(page)
+    })
+    .await;
+    assert!(
+        page.contains("The note as written"),
+        "a row expands to its note"
+    );
+    assert!(
+        page.contains("ServiceDesk Plus rejected the API key"),
+        "and to its error"
+    );
+    let (status, failed) = ops.get("/console/history?status=failed").await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(failed.contains("SUP-2") && !failed.contains("SUP-1"));
+    let (_, by_ticket) = ops.get("/console/history?ticket=SUP-1").await;
+    assert!(by_ticket.contains("acme / SUP-1") && !by_ticket.contains("SUP-2"));
+    let (status, _) = ops.get("/console/history?from=yesterday").await;
+    assert_eq!(
+        status,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "a malformed date is refused, not ignored"
+    );
+
+    // The CSV of the current filter.
+    let response = ops.get_response("/console/history.csv?tenant=acme").await;
+    assert_eq!(response.status(), StatusCode::OK);
+    assert!(
+        response.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/csv")
+    );
+    let csv = response.text().await.unwrap();
+    let lines: Vec<&str> = csv.lines().collect();
+    assert!(lines[0].starts_with("tenant_id,ticket_id,run_id,status,"));
+    assert_eq!(lines.len(), 2, "{csv}");
+    assert!(lines[1].starts_with("acme,SUP-1,") && lines[1].contains(",completed,"));
+
+    // The timeline from the stream, with trace links.
+    let (status, timeline) = ops.get("/console/tickets/acme/SUP-1").await;
+    assert_eq!(status, StatusCode::OK);
+    let mut last = 0;
+    for event in [
+        "ticket.received",
+        "context.gathered",
+        "enhancement.generated",
+        "writeback.completed",
+    ] {
+        let at = timeline
+            .find(&format!("<td>{event}</td>"))
+            .unwrap_or_else(|| panic!("{event} missing"));
+        assert!(at > last, "{event} out of order");
+        last = at;
+    }
+    // An event whose publisher was traced links to its trace (the test
+    // process exports no traces, so this one is published with its header).
+    let mut traced = aia_events::examples::all()
+        .into_iter()
+        .find(|event| matches!(event.payload, aia_events::Payload::TicketReceived(_)))
+        .unwrap();
+    traced.tenant_id = TenantId::parse("acme").unwrap();
+    traced.ticket_id = aia_events::TicketId::parse("TRACED-1").unwrap();
+    let mut headers = async_nats::HeaderMap::new();
+    headers.insert(
+        "traceparent",
+        "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
+    );
+    let (_client, publisher) = aia_bus::connect(&stack.nats.url(), "test").await.unwrap();
+    publisher
+        .publish_with_headers(
+            aia_events::subject::for_event(aia_events::subject::DEFAULT_PREFIX, &traced),
+            headers,
+            traced.to_json().into(),
+        )
+        .await
+        .unwrap()
+        .await
+        .unwrap();
+    let (_, timeline) = ops.get("/console/tickets/acme/TRACED-1").await;
+    assert!(
+        timeline.contains(r#"<a href="https://grafana.example.com/explore?traceId=4bf92f3577b34da6a3ce929d0e0e4736" rel="noopener">4bf92f3577b34da6a3ce929d0e0e4736</a>"#),
+        "{timeline}"
+    );
+    let (status, _) = ops.get("/console/tickets/acme/NO-SUCH").await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+
+    // A dry-run of the context stage on the recorded input.
+    let (status, dry) = ops
+        .submit(
+            "/console/tickets/acme/SUP-1/dry-run",
+            &[("stage", "context-gatherer")],
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(
+        dry.contains("Dry-run result") && dry.contains("recorded: ") && dry.contains("now: "),
+        "{dry}"
+    );
+
+    // The dead letter, re-driven after the fix: one note, and a second
+    // re-drive of the same run is refused.
+    let (_, letters) = ops.get("/console/dead-letters").await;
+    let run = regex::Regex::new(r#"name="runs" value="(beta/[0-9a-f-]{36})""#)
+        .unwrap()
+        .captures(&letters)
+        .expect("beta's dead letter is listed")[1]
+        .to_owned();
+    let pool = aia_store::pool(&stack.db.app_url, 1).unwrap();
+    let fix = tenants::TenantUpdate {
+        itsm_credentials: Some(aia_store::Secret::new(r#"{"authtoken":"right-token"}"#)),
+        ..Default::default()
+    };
+    tenants::update(
+        &mut pool.get().await.unwrap(),
+        &stack.keyring(),
+        &TenantId::parse("beta").unwrap(),
+        &fix,
+    )
+    .await
+    .unwrap();
+    let (status, _) = ops
+        .submit("/console/dead-letters/redrive", &[("runs", &run)])
+        .await;
+    assert_eq!(status, StatusCode::SEE_OTHER);
+    eventually("the re-driven note", Duration::from_secs(30), || async {
+        (stack.sdp.notes("SUP-2").len() == 1).then_some(())
+    })
+    .await;
+    let (status, _) = ops
+        .submit("/console/dead-letters/redrive", &[("runs", &run)])
+        .await;
+    assert_eq!(status, StatusCode::SEE_OTHER);
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(stack.sdp.notes("SUP-2").len(), 1, "never a second note");
+    assert_eq!(stack.sdp.notes("SUP-1").len(), 1);
+
+    let (_, audit) = ops.get("/console/audit").await;
+    assert!(audit.contains("dead_letter.redrive") && audit.contains("ticket.dry_run"));
+    stack.stop().await;
+}

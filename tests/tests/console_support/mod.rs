@@ -1,0 +1,110 @@
+//! A browser's side of the admin console over HTTP: the session cookie, the
+//! CSRF token the pages carry, forms posted as a browser posts them.
+
+#![allow(dead_code)]
+
+use std::net::SocketAddr;
+
+use reqwest::StatusCode;
+use reqwest::header::{COOKIE, SET_COOKIE};
+use tokio::net::TcpListener;
+
+/// Serves the admin app as `admin::serve` does (with client addresses) on a
+/// free port; its base URL.
+pub async fn serve(state: admin::AppState) -> String {
+    let listener = TcpListener::bind(SocketAddr::from(([127, 0, 0, 1], 0)))
+        .await
+        .unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let service = admin::app(state).into_make_service_with_connect_info::<SocketAddr>();
+    tokio::spawn(async move { axum::serve(listener, service).await.unwrap() });
+    url
+}
+
+/// An HTTP client that follows no redirects, so each answer is seen.
+pub fn client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap()
+}
+
+/// A signed-in browser.
+pub struct Browser {
+    pub url: String,
+    pub http: reqwest::Client,
+    pub cookie: String,
+    pub csrf: String,
+}
+
+impl Browser {
+    pub async fn sign_in(url: &str, username: &str, password: &str) -> Self {
+        let http = client();
+        let response = http
+            .post(format!("{url}/console/sign-in"))
+            .form(&[("username", username), ("password", password)])
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(
+            response.status(),
+            StatusCode::SEE_OTHER,
+            "sign-in of {username}"
+        );
+        let set_cookie = response.headers()[SET_COOKIE].to_str().unwrap().to_owned();
+        let cookie = set_cookie.split(';').next().unwrap().to_owned();
+        let mut browser = Self {
+            url: url.to_owned(),
+            http,
+            cookie,
+            csrf: String::new(),
+        };
+        let (_, page) = browser.get("/console/tenants").await;
+        browser.csrf = regex::Regex::new(r#"name="csrf" value="([0-9a-f]{64})""#)
+            .unwrap()
+            .captures(&page)
+            .expect("pages carry the session's CSRF token")[1]
+            .to_owned();
+        browser
+    }
+
+    pub async fn get(&self, path: &str) -> (StatusCode, String) {
+        let response = self
+            .http
+            .get(format!("{}{path}", self.url))
+            .header(COOKIE, &self.cookie)
+            .send()
+            .await
+            .unwrap();
+        (response.status(), response.text().await.unwrap())
+    }
+
+    pub async fn get_response(&self, path: &str) -> reqwest::Response {
+        self.http
+            .get(format!("{}{path}", self.url))
+            .header(COOKIE, &self.cookie)
+            .send()
+            .await
+            .unwrap()
+    }
+
+    /// Posts a form with this session's CSRF token added.
+    pub async fn submit(&self, path: &str, form: &[(&str, &str)]) -> (StatusCode, String) {
+        let mut fields = vec![("csrf", self.csrf.as_str())];
+        fields.extend_from_slice(form);
+        self.post(path, &fields).await
+    }
+
+    /// Posts exactly the fields given.
+    pub async fn post(&self, path: &str, form: &[(&str, &str)]) -> (StatusCode, String) {
+        let response = self
+            .http
+            .post(format!("{}{path}", self.url))
+            .header(COOKIE, &self.cookie)
+            .form(form)
+            .send()
+            .await
+            .unwrap();
+        (response.status(), response.text().await.unwrap())
+    }
+}

@@ -217,3 +217,143 @@ async fn an_operator_follows_a_ticket_and_re_drives_a_dead_letter_from_the_conso
     assert!(audit.contains("dead_letter.redrive") && audit.contains("ticket.dry_run"));
     stack.stop().await;
 }
+
+/// The console on a running stack, with an admin signed in.
+async fn console_on(stack: &Stack) -> Browser {
+    let tenant_admin = admin::tenant_admin(
+        &stack.db.app_url,
+        &stack.db.admin_read_url,
+        stack.keyring(),
+        "https://hooks.example.com".into(),
+    )
+    .unwrap();
+    auth::create_user(&tenant_admin.admin, "ops", PASSWORD, Role::Admin)
+        .await
+        .unwrap();
+    let (_client, jetstream) = aia_bus::connect(&stack.nats.url(), "console")
+        .await
+        .unwrap();
+    let url = console_support::serve(admin::AppState {
+        tenants: Arc::new(tenant_admin),
+        token: "admin-token-0123456789abcdef".into(),
+        jetstream: Some(jetstream),
+        console: Default::default(),
+    })
+    .await;
+    Browser::sign_in(&url, "ops", PASSWORD).await
+}
+
+async fn status_of(stack: &Stack, ticket: &str) -> Option<String> {
+    stack
+        .db
+        .admin_client()
+        .await
+        .query_opt(
+            "select status from enhancement_history where ticket_id = $1",
+            &[&ticket],
+        )
+        .await
+        .unwrap()
+        .map(|row| row.get(0))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_paused_tenants_tickets_wait_and_are_worked_on_once_after_resuming() {
+    let stack = Stack::start("right-token", None).await;
+    let acme = stack.add_tenant("acme", "right-token").await;
+    let ops = console_on(&stack).await;
+    let (status, page) = ops.submit("/console/tenants/acme/pause", &[]).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(
+        page.contains(r#"<span class="bad">paused</span> (0 events set aside)"#),
+        "{page}"
+    );
+
+    let ticket = serde_json::json!({"tenant_id": "acme", "ticket_id": "SUP-10", "description": "VPN drops every hour", "priority": "high"});
+    assert_eq!(stack.send(&acme, ticket).await.0, 202);
+    eventually(
+        "the event to be set aside",
+        Duration::from_secs(20),
+        || async {
+            let (_, page) = ops.get("/console/tenants/acme").await;
+            page.contains("(1 events set aside)").then_some(())
+        },
+    )
+    .await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert!(
+        stack.sdp.notes("SUP-10").is_empty(),
+        "a paused tenant gets no note"
+    );
+    assert_eq!(
+        status_of(&stack, "SUP-10").await.as_deref(),
+        Some("received")
+    );
+
+    let (status, page) = ops.submit("/console/tenants/acme/resume", &[]).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(
+        page.contains("Resumed: 1 set-aside events published again."),
+        "{page}"
+    );
+    eventually(
+        "the note after resuming",
+        Duration::from_secs(30),
+        || async {
+            (status_of(&stack, "SUP-10").await.as_deref() == Some("completed")).then_some(())
+        },
+    )
+    .await;
+    assert_eq!(stack.sdp.notes("SUP-10").len(), 1);
+    // Resuming again publishes nothing more.
+    let (_, page) = ops.submit("/console/tenants/acme/resume", &[]).await;
+    assert!(page.contains("Resumed: 0 set-aside events"));
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(stack.sdp.notes("SUP-10").len(), 1);
+    stack.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_paused_stage_holds_its_events_in_the_stream_until_resumed() {
+    let stack = Stack::start("right-token", None).await;
+    let acme = stack.add_tenant("acme", "right-token").await;
+    let ops = console_on(&stack).await;
+    let (status, _) = ops.submit("/console/stages/writeback/pause", &[]).await;
+    assert_eq!(status, StatusCode::SEE_OTHER);
+    let (_, dashboard) = ops.get("/console").await;
+    assert!(
+        dashboard.contains("Resume writeback"),
+        "the dashboard offers to resume it"
+    );
+
+    let ticket = serde_json::json!({"tenant_id": "acme", "ticket_id": "SUP-20", "description": "Disk full on FS01", "priority": "high"});
+    assert_eq!(stack.send(&acme, ticket).await.0, 202);
+    eventually(
+        "the run to reach the paused stage",
+        Duration::from_secs(20),
+        || async {
+            (status_of(&stack, "SUP-20").await.as_deref() == Some("enhanced")).then_some(())
+        },
+    )
+    .await;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert!(
+        stack.sdp.notes("SUP-20").is_empty(),
+        "a paused write-back posts nothing"
+    );
+    let (_, dashboard) = ops.get("/console").await;
+    let waiting = regex::Regex::new(r#"<th scope="row">writeback</th>\s*<td>1</td>"#).unwrap();
+    assert!(waiting.is_match(&dashboard), "one event waits: {dashboard}");
+
+    let (status, _) = ops.submit("/console/stages/writeback/resume", &[]).await;
+    assert_eq!(status, StatusCode::SEE_OTHER);
+    eventually(
+        "the note after resuming",
+        Duration::from_secs(30),
+        || async { (stack.sdp.notes("SUP-20").len() == 1).then_some(()) },
+    )
+    .await;
+    let (_, audit) = ops.get("/console/audit").await;
+    assert!(audit.contains("stage.pause") && audit.contains("stage.resume"));
+    stack.stop().await;
+}

@@ -24,6 +24,11 @@ use tracing::Instrument;
 
 use crate::{JetStream, STREAM, publish_event};
 
+/// How long a pull request waits for messages before the next is sent. A
+/// consumer that was paused and resumed serves the next pull, so this bounds
+/// how long a resumed stage takes to start again.
+pub const PULL_EXPIRES: Duration = Duration::from_secs(5);
+
 /// How often a stage reads its consumer's lag from JetStream.
 pub const LAG_EVERY: Duration = Duration::from_secs(5);
 
@@ -183,6 +188,7 @@ pub async fn run_stage<H: Handler>(
     let mut messages = consumer
         .stream()
         .max_messages_per_batch(config.concurrency)
+        .expires(PULL_EXPIRES)
         .messages()
         .await
         .map_err(|err| consumer_error(&err))?;

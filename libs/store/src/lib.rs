@@ -8,6 +8,7 @@
 pub mod embeddings;
 pub mod feedback;
 pub mod migrate;
+pub mod parking;
 pub mod secrets;
 pub mod tenant_cache;
 pub mod tenants;

@@ -51,6 +51,10 @@ pub const MIGRATIONS: &[(&str, &str)] = &[
         "0010_admin_console",
         include_str!("../../../migrations/0010_admin_console.sql"),
     ),
+    (
+        "0011_pause",
+        include_str!("../../../migrations/0011_pause.sql"),
+    ),
 ];
 
 const LOCK_KEY: i64 = 0x6169_6167_656e_7473; // "aiagents"

@@ -238,6 +238,8 @@ pub struct Tenant {
     /// When any of the above last changed: a cached copy older than the
     /// stored one is stale.
     pub updated_at: chrono::DateTime<chrono::Utc>,
+    /// Whether processing is paused (the stages set its events aside).
+    pub paused: bool,
 }
 
 /// What it takes to create a tenant.
@@ -314,7 +316,8 @@ pub async fn get(
         .query_opt(
             &tx.prepare_cached(
                 "select name, itsm_kind, itsm_base_url, itsm_credentials_enc, webhook_secret_enc,
-                    webhook_secret_prev_enc, settings, active, integrations_enc, updated_at
+                    webhook_secret_prev_enc, settings, active, integrations_enc, updated_at,
+                    paused_at is not null
                from tenants where tenant_id = $1 and deleted_at is null",
             )
             .await
@@ -357,6 +360,7 @@ pub async fn get(
         active: row.get(7),
         integrations,
         updated_at: row.get(9),
+        paused: row.get(10),
     }))
 }
 
@@ -550,6 +554,25 @@ pub async fn update(
         .await?;
     tx.commit().await?;
     Ok(n_updated == 1)
+}
+
+/// Pauses or resumes the tenant's processing; false when it does not exist.
+/// Resuming leaves its set-aside events to [`crate::parking`].
+pub async fn set_paused(
+    client: &mut Client,
+    tenant_id: &TenantId,
+    paused: bool,
+) -> Result<bool, StoreError> {
+    let tx = tenant_transaction(client, tenant_id).await?;
+    let n = tx
+        .execute(
+            "update tenants set paused_at = case when $2 then coalesce(paused_at, now()) end, updated_at = now()
+              where tenant_id = $1 and deleted_at is null",
+            &[&tenant_id.as_str(), &paused],
+        )
+        .await?;
+    tx.commit().await?;
+    Ok(n == 1)
 }
 
 /// Marks the tenant deleted and inactive; its rows stay for the record.

@@ -5,6 +5,7 @@
 mod config;
 pub mod console;
 pub mod dead_letters;
+pub mod pause;
 pub mod replay;
 mod routes;
 pub mod tenants;

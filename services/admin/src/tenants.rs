@@ -70,6 +70,8 @@ pub struct TenantView {
     pub rotation_in_progress: bool,
     pub settings: TenantSettings,
     pub active: bool,
+    /// Processing paused: the stages set its events aside until resumed.
+    pub paused: bool,
     pub webhook_urls: Value,
 }
 
@@ -147,6 +149,7 @@ impl TenantAdmin {
             rotation_in_progress: tenant.webhook_secrets.len() > 1,
             settings: tenant.settings.clone(),
             active: tenant.active,
+            paused: tenant.paused,
             webhook_urls: self.webhook_urls(tenant.tenant_id.as_str()),
         }
     }

@@ -14,6 +14,7 @@ use aia_events::{
     ContextGathered, ContextSource, EnhancementFailed, Event, Payload, Stage, SystemInfo,
     TicketText,
 };
+use aia_store::parking::{Hold, hold_if_paused};
 use aia_store::{MonitoringQuery, Pool, StoreError, TenantCache};
 
 use std::sync::Arc;
@@ -62,7 +63,7 @@ fn transient(err: StoreError) -> HandlerError {
 }
 
 impl Handler for ContextGatherer {
-    async fn handle(&self, event: Event, _delivery: Delivery) -> Result<Handled, HandlerError> {
+    async fn handle(&self, event: Event, delivery: Delivery) -> Result<Handled, HandlerError> {
         let Payload::TicketReceived(ticket) = &event.payload else {
             return Ok(Handled::Nothing);
         };
@@ -79,6 +80,16 @@ impl Handler for ContextGatherer {
             Some(tenant) if tenant.active => tenant,
             Some(_) => return Ok(self.failed(&event, "tenant is inactive")),
             None => return Ok(self.failed(&event, "tenant does not exist")),
+        };
+        let stage = Stage::ContextGatherer.as_str();
+        let sequence = delivery.stream_sequence;
+        let tenant = match hold_if_paused(&self.tenants, tenant, stage, &event, sequence)
+            .await
+            .map_err(transient)?
+        {
+            Hold::SetAside => return Ok(Handled::Nothing),
+            Hold::Proceed(Some(tenant)) => tenant,
+            Hold::Proceed(None) => return Ok(self.failed(&event, "tenant does not exist")),
         };
         let settings = &tenant.settings;
         let text = match &ticket.subject {

@@ -65,6 +65,7 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> anyhow::
     let mut messages = consumer
         .stream()
         .max_messages_per_batch(256)
+        .expires(aia_bus::stage::PULL_EXPIRES)
         .messages()
         .await
         .context("pulling from history-projector")?;

@@ -14,6 +14,7 @@ use aia_events::{
 };
 use aia_llm::chain::{Chain, RetryPolicy};
 use aia_llm::{Provider, ProviderKind};
+use aia_store::parking::{Hold, hold_if_paused};
 use aia_store::{Pool, StoreError, Tenant, TenantCache};
 use tracing::Instrument;
 
@@ -69,7 +70,7 @@ fn providers(tenant: &Tenant, default: Option<&Provider>) -> Vec<Provider> {
 }
 
 impl Handler for LlmEnhancer {
-    async fn handle(&self, event: Event, _delivery: Delivery) -> Result<Handled, HandlerError> {
+    async fn handle(&self, event: Event, delivery: Delivery) -> Result<Handled, HandlerError> {
         let Payload::ContextGathered(context) = &event.payload else {
             return Ok(Handled::Nothing);
         };
@@ -81,6 +82,20 @@ impl Handler for LlmEnhancer {
                 .fresh(&event.tenant_id)
                 .await
                 .map_err(transient)?,
+        };
+        let tenant = match tenant {
+            Some(tenant) => {
+                let stage = Stage::LlmEnhancer.as_str();
+                let sequence = delivery.stream_sequence;
+                match hold_if_paused(&self.tenants, tenant, stage, &event, sequence)
+                    .await
+                    .map_err(transient)?
+                {
+                    Hold::SetAside => return Ok(Handled::Nothing),
+                    Hold::Proceed(tenant) => tenant,
+                }
+            }
+            None => None,
         };
         let Some(tenant) = tenant else {
             return Ok(Handled::Publish(

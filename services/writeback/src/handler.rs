@@ -3,10 +3,11 @@
 use std::time::Duration;
 
 use aia_bus::{Delivery, Handled, Handler, HandlerError};
-use aia_events::{Event, ItsmKind, Payload, WritebackCompleted, WritebackFailed};
+use aia_events::{Event, ItsmKind, Payload, Stage, WritebackCompleted, WritebackFailed};
 use aia_itsm::{Itsm, ItsmError};
 use std::sync::Arc;
 
+use aia_store::parking::{Hold, hold_if_paused};
 use aia_store::{Pool, StoreError, Tenant, TenantCache};
 use tracing::Instrument;
 use uuid::Uuid;
@@ -33,7 +34,7 @@ fn transient(err: StoreError) -> HandlerError {
 }
 
 impl Handler for Writeback {
-    async fn handle(&self, event: Event, _delivery: Delivery) -> Result<Handled, HandlerError> {
+    async fn handle(&self, event: Event, delivery: Delivery) -> Result<Handled, HandlerError> {
         let Payload::EnhancementGenerated(generated) = &event.payload else {
             return Ok(Handled::Nothing);
         };
@@ -42,6 +43,20 @@ impl Handler for Writeback {
             .get(&event.tenant_id)
             .await
             .map_err(transient)?;
+        let cached = match cached {
+            Some(tenant) => {
+                let stage = Stage::Writeback.as_str();
+                let sequence = delivery.stream_sequence;
+                match hold_if_paused(&self.tenants, tenant, stage, &event, sequence)
+                    .await
+                    .map_err(transient)?
+                {
+                    Hold::SetAside => return Ok(Handled::Nothing),
+                    Hold::Proceed(tenant) => tenant,
+                }
+            }
+            None => None,
+        };
         let handled = self.write(&event, generated, cached.clone()).await?;
         if !is_failure(&handled) {
             return Ok(handled);

@@ -13,13 +13,7 @@ use super::views::{Dashboard, Failure, Spend, StageHealth};
 use crate::routes::AppState;
 
 /// The durable consumers shown, in pipeline order.
-const CONSUMERS: &[&str] = &[
-    "context-gatherer",
-    "llm-enhancer",
-    "writeback",
-    "history-projector",
-    "embedding-indexer",
-];
+const CONSUMERS: &[&str] = crate::pause::STAGES;
 
 pub async fn gather(state: &AppState, operator: Operator) -> Dashboard {
     let (stages, database) = tokio::join!(stages(state), database(&state.tenants.admin));
@@ -63,6 +57,7 @@ async fn stages(state: &AppState) -> Vec<StageHealth> {
         in_flight: 0,
         waiting_pulls: 0,
         redelivered: 0,
+        paused: false,
         error: Some(error),
     };
     let Some(jetstream) = &state.jetstream else {
@@ -101,6 +96,7 @@ async fn stages(state: &AppState) -> Vec<StageHealth> {
                 in_flight: info.num_ack_pending as u64,
                 waiting_pulls: info.num_waiting,
                 redelivered: info.num_redelivered as u64,
+                paused: info.paused,
                 error: None,
             },
             Err(err) => unavailable(name, err),

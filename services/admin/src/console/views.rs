@@ -36,6 +36,8 @@ pub struct StageHealth {
     /// Pull requests waiting: about one per idle instance.
     pub waiting_pulls: usize,
     pub redelivered: u64,
+    /// Paused by an operator: events wait in the stream.
+    pub paused: bool,
     pub error: Option<String>,
 }
 
@@ -113,6 +115,8 @@ pub struct SecretPage {
 pub struct TenantPage {
     pub operator: Option<Operator>,
     pub tenant: TenantView,
+    /// Events set aside while paused.
+    pub parked: i64,
     pub webhook_urls: Vec<(String, String)>,
     pub connection: Option<ConnectionTest>,
     pub message: Option<String>,

@@ -137,16 +137,90 @@ pub async fn tenant(
     operator: Operator,
     Path(id): Path<String>,
 ) -> Response {
-    match state.tenants.get(&id).await {
-        Ok(tenant) => render(&TenantPage {
+    tenant_page(&state, operator, &id, None, None).await
+}
+
+/// The tenant's page, with a connection test's result or a message.
+async fn tenant_page(
+    state: &AppState,
+    operator: Operator,
+    id: &str,
+    connection: Option<crate::tenants::ConnectionTest>,
+    message: Option<String>,
+) -> Response {
+    let tenant = state.tenants.get(id).await;
+    let parked = crate::pause::parked_count(&state.tenants, id).await;
+    match (tenant, parked) {
+        (Ok(tenant), Ok(parked)) => render(&TenantPage {
             operator: Some(operator),
             webhook_urls: urls(&tenant.webhook_urls),
             tenant,
-            connection: None,
-            message: None,
+            parked,
+            connection,
+            message,
         }),
-        Err(err) => admin_error(&operator, err, "/console/tenants"),
+        (Err(err), _) | (_, Err(err)) => admin_error(&operator, err, "/console/tenants"),
     }
+}
+
+/// Pauses (`pause`) or resumes the tenant's processing.
+async fn set_paused(
+    state: &AppState,
+    operator: Operator,
+    id: &str,
+    csrf: &str,
+    pause: bool,
+) -> Response {
+    if let Some(refusal) = refusal(&operator, csrf) {
+        return refusal;
+    }
+    let outcome = if pause {
+        crate::pause::pause_tenant(&state.tenants, id)
+            .await
+            .map(|()| {
+                "Paused: from within a few seconds its events are set aside, none is lost."
+                    .to_owned()
+            })
+    } else {
+        match &state.jetstream {
+            Some(jetstream) => crate::pause::resume_tenant(&state.tenants, jetstream, id)
+                .await
+                .map(|n| format!("Resumed: {n} set-aside events published again.")),
+            None => Err(AdminError::Invalid(
+                "the event stream is not configured".into(),
+            )),
+        }
+    };
+    match outcome {
+        Ok(text) => {
+            let action = if pause {
+                "tenant.pause"
+            } else {
+                "tenant.resume"
+            };
+            audited(state, &operator, action, Some(id), json!({})).await;
+            tenant_page(state, operator, id, None, Some(text)).await
+        }
+        Err(err) => admin_error(&operator, err, &format!("/console/tenants/{id}")),
+    }
+}
+
+pub async fn pause_tenant(
+    State(state): State<AppState>,
+    operator: Operator,
+    Path(id): Path<String>,
+    Form(form): Form<CsrfOnly>,
+) -> Response {
+    set_paused(&state, operator, &id, &form.csrf, true).await
+}
+
+pub async fn resume_tenant(
+    State(state): State<AppState>,
+    operator: Operator,
+    Path(id): Path<String>,
+    Form(form): Form<CsrfOnly>,
+) -> Response {
+    set_paused(&state, operator, &id, &form.csrf, false).await
 }
 
 pub async fn rotate_secret(
@@ -227,10 +301,8 @@ pub async fn test_connection(
     if let Some(refusal) = refusal(&operator, &form.csrf) {
         return refusal;
     }
-    let connection = state.tenants.test_connection(&id).await;
-    let tenant = state.tenants.get(&id).await;
-    match (connection, tenant) {
-        (Ok(connection), Ok(tenant)) => {
+    match state.tenants.test_connection(&id).await {
+        Ok(connection) => {
             audited(
                 &state,
                 &operator,
@@ -239,14 +311,8 @@ pub async fn test_connection(
                 json!({"ok": connection.ok}),
             )
             .await;
-            render(&TenantPage {
-                operator: Some(operator),
-                webhook_urls: urls(&tenant.webhook_urls),
-                tenant,
-                connection: Some(connection),
-                message: None,
-            })
+            tenant_page(&state, operator, &id, Some(connection), None).await
         }
-        (Err(err), _) | (_, Err(err)) => admin_error(&operator, err, "/console/tenants"),
+        Err(err) => admin_error(&operator, err, "/console/tenants"),
     }
 }

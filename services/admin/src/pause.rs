@@ -1,0 +1,130 @@
+//! Pausing and resuming processing, per tenant and per stage. Nothing
+//! paused is lost: a paused stage's events wait in the stream (its durable
+//! consumer is paused by JetStream itself); a paused tenant's events are set
+//! aside by the stages (see `aia_store::parking`) and published again, in
+//! stream order, on resume.
+
+use aia_bus::{JetStream, STREAM};
+use aia_events::{Event, TenantId};
+use aia_store::{StoreError, parking, tenants};
+use chrono::Utc;
+use uuid::Uuid;
+
+use crate::tenants::{AdminError, TenantAdmin};
+
+/// The consumers an operator may pause.
+pub const STAGES: &[&str] = &[
+    "context-gatherer",
+    "llm-enhancer",
+    "writeback",
+    "history-projector",
+    "embedding-indexer",
+];
+
+fn tenant_id(raw: &str) -> Result<TenantId, AdminError> {
+    TenantId::parse(raw).map_err(|err| AdminError::Invalid(format!("tenant_id: {err}")))
+}
+
+pub async fn pause_tenant(admin: &TenantAdmin, tenant: &str) -> Result<(), AdminError> {
+    let id = tenant_id(tenant)?;
+    let mut client = admin.app.get().await.map_err(StoreError::from)?;
+    if !tenants::set_paused(&mut client, &id, true).await? {
+        return Err(AdminError::NotFound(tenant.to_owned()));
+    }
+    Ok(())
+}
+
+/// How many events the tenant has set aside while paused.
+pub async fn parked_count(admin: &TenantAdmin, tenant: &str) -> Result<i64, AdminError> {
+    let id = tenant_id(tenant)?;
+    let mut client = admin.app.get().await.map_err(StoreError::from)?;
+    Ok(parking::count(&mut client, &id).await?)
+}
+
+/// Resumes the tenant and publishes its set-aside events again, oldest
+/// first; returns how many. Each is published with a message id of its
+/// own, so two resumes at once publish it once.
+pub async fn resume_tenant(
+    admin: &TenantAdmin,
+    jetstream: &JetStream,
+    tenant: &str,
+) -> Result<usize, AdminError> {
+    let id = tenant_id(tenant)?;
+    let mut client = admin.app.get().await.map_err(StoreError::from)?;
+    if !tenants::set_paused(&mut client, &id, false).await? {
+        return Err(AdminError::NotFound(tenant.to_owned()));
+    }
+    let stream = jetstream.get_stream(STREAM).await.map_err(|err| {
+        AdminError::Store(StoreError::Unavailable(format!("stream {STREAM}: {err}")))
+    })?;
+    let mut published = 0;
+    loop {
+        let batch = parking::parked(&mut client, &id, 100).await?;
+        if batch.is_empty() {
+            return Ok(published);
+        }
+        for parked in batch {
+            let message = stream.get_raw_message(parked.stream_sequence).await;
+            let original = message
+                .ok()
+                .and_then(|message| Event::from_json(&message.payload).ok())
+                .filter(|event| event.event_id == parked.event_id);
+            match original {
+                Some(original) => {
+                    let copy = Event {
+                        event_id: Uuid::now_v7(),
+                        occurred_at: Utc::now(),
+                        causation_id: Some(original.event_id),
+                        ..original.clone()
+                    };
+                    let msg_id = format!("resume:{}:{}", original.event_id, parked.stage);
+                    aia_bus::publish_event(jetstream, &copy, &msg_id)
+                        .await
+                        .map_err(|err| {
+                            AdminError::Store(StoreError::Unavailable(format!("publishing: {err}")))
+                        })?;
+                    published += 1;
+                }
+                None => tracing::warn!(
+                    tenant_id = %id,
+                    stream_sequence = parked.stream_sequence,
+                    "A set-aside event is no longer in the stream; dropping its record"
+                ),
+            }
+            parking::release(&mut client, &id, &parked).await?;
+        }
+    }
+}
+
+fn stage_name(stage: &str) -> Result<&'static str, AdminError> {
+    STAGES
+        .iter()
+        .find(|known| **known == stage)
+        .copied()
+        .ok_or_else(|| AdminError::Invalid(format!("unknown stage {stage:?}")))
+}
+
+fn unavailable(err: impl std::fmt::Display) -> AdminError {
+    AdminError::Store(StoreError::Unavailable(format!("JetStream: {err}")))
+}
+
+/// Pauses the stage's durable consumer: every instance stops receiving,
+/// events wait in the stream until [`resume_stage`].
+pub async fn pause_stage(jetstream: &JetStream, stage: &str) -> Result<(), AdminError> {
+    let name = stage_name(stage)?;
+    let stream = jetstream.get_stream(STREAM).await.map_err(unavailable)?;
+    // JetStream pauses until a time; ten years is "until resumed".
+    let until = time::OffsetDateTime::now_utc() + time::Duration::days(3650);
+    stream
+        .pause_consumer(name, until)
+        .await
+        .map_err(unavailable)?;
+    Ok(())
+}
+
+pub async fn resume_stage(jetstream: &JetStream, stage: &str) -> Result<(), AdminError> {
+    let name = stage_name(stage)?;
+    let stream = jetstream.get_stream(STREAM).await.map_err(unavailable)?;
+    stream.resume_consumer(name).await.map_err(unavailable)?;
+    Ok(())
+}

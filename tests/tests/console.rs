@@ -285,6 +285,24 @@ async fn a_viewer_sees_the_pages_but_a_hand_made_post_is_refused() {
             vec![("csrf", viewer.csrf.as_str())],
         ),
         (
+            "/console/tenants/acme/settings",
+            vec![
+                ("csrf", viewer.csrf.as_str()),
+                ("name", "Taken over"),
+                ("itsm_base_url", "https://evil.example"),
+                ("max_note_words", "300"),
+                ("llm_budget_period_days", "30"),
+            ],
+        ),
+        (
+            "/console/tenants/acme/pause",
+            vec![("csrf", viewer.csrf.as_str())],
+        ),
+        (
+            "/console/stages/writeback/pause",
+            vec![("csrf", viewer.csrf.as_str())],
+        ),
+        (
             "/console/tenants/acme/delete",
             vec![("csrf", viewer.csrf.as_str()), ("confirm", "acme")],
         ),
@@ -330,6 +348,8 @@ async fn a_new_tenants_secret_is_shown_once_and_every_change_is_audited() {
         "/console/tenants/acme",
         "/console/tenants",
         "/console/audit",
+        "/console/history",
+        "/console/tenants/acme",
     ] {
         let (status, page) = ops.get(path).await;
         assert_eq!(status, StatusCode::OK, "{path}");
@@ -389,7 +409,11 @@ async fn a_new_tenants_secret_is_shown_once_and_every_change_is_audited() {
 async fn every_page_forbids_inline_code_framing_and_caching() {
     let console = Console::start().await;
     let ops = Browser::sign_in(&console.url, "ops", ADMIN_PASSWORD).await;
-    let inputs = regex::Regex::new(r#"<(input|select|textarea) id="([^"]+)""#).unwrap();
+    let inputs = regex::Regex::new(r#"<(input|select|textarea)[^>]*\bid="([^"]+)""#).unwrap();
+    let (status, _) = ops
+        .post("/console/tenants", &new_tenant(&ops.csrf, "acme"))
+        .await;
+    assert_eq!(status, StatusCode::OK);
     for path in [
         "/console/sign-in",
         "/console",
@@ -471,4 +495,92 @@ async fn the_dashboard_sums_the_last_day_and_lists_the_newest_failures() {
     assert_eq!(figure("p95 webhook → note"), "95 ms");
     assert!(page.contains("ServiceDesk Plus refused the API key (401)"));
     assert!(page.contains("T-999"));
+}
+
+#[tokio::test]
+async fn an_admin_changes_a_tenants_switches_and_budget_and_the_change_is_audited() {
+    let console = Console::start().await;
+    let ops = Browser::sign_in(&console.url, "ops", ADMIN_PASSWORD).await;
+    ops.post("/console/tenants", &new_tenant(&ops.csrf, "acme"))
+        .await;
+    let form = |budget: &'static str, words: &'static str| {
+        vec![
+            ("name", "Acme MSP"),
+            ("itsm_base_url", "https://sdp.acme.example"),
+            ("active", "on"),
+            ("similar_tickets_enabled", "on"),
+            ("inventory_enabled", "on"),
+            ("max_note_words", words),
+            ("llm_budget_usd", budget),
+            ("llm_budget_period_days", "30"),
+        ]
+    };
+    let (status, page) = ops
+        .submit("/console/tenants/acme/settings", &form("25.50", "300"))
+        .await;
+    assert_eq!(status, StatusCode::OK, "{page}");
+    assert!(page.contains("Saved."));
+    let settings: serde_json::Value = console
+        .db
+        .admin_client()
+        .await
+        .query_one("select settings from tenants where tenant_id = 'acme'", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(
+        settings["knowledge_base_enabled"], false,
+        "an unticked box turns a source off"
+    );
+    assert_eq!(settings["monitoring_enabled"], false);
+    assert_eq!(settings["similar_tickets_enabled"], true);
+    assert_eq!(settings["llm_budget_usd"], 25.5);
+    assert_eq!(settings["max_note_words"], 300);
+    let audit: serde_json::Value = console
+        .db
+        .admin_client()
+        .await
+        .query_one(
+            "select detail from console_audit where action = 'tenant.update'",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    let changed: Vec<&str> = audit["changed"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|v| v.as_str())
+        .collect();
+    for name in ["knowledge_base_enabled", "llm_budget_usd", "max_note_words"] {
+        assert!(changed.contains(&name), "{name} not in {changed:?}");
+    }
+    assert!(
+        !changed.contains(&"name"),
+        "unchanged fields are not listed"
+    );
+
+    // Out-of-range values are refused with the reason, and nothing changes.
+    let (status, page) = ops
+        .submit("/console/tenants/acme/settings", &form("-3", "300"))
+        .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(page.contains("Budget"));
+    let (status, _) = ops
+        .submit("/console/tenants/acme/settings", &form("10", "5"))
+        .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    let budget: serde_json::Value = console
+        .db
+        .admin_client()
+        .await
+        .query_one(
+            "select settings -> 'llm_budget_usd' from tenants where tenant_id = 'acme'",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(budget, 25.5);
 }

@@ -71,6 +71,7 @@ pub fn router(state: AppState) -> Router<AppState> {
             post(pages::rotate_secret),
         )
         .route("/console/tenants/{id}/delete", post(pages::delete_tenant))
+        .route("/console/tenants/{id}/settings", post(pages::save_settings))
         .route("/console/tenants/{id}/pause", post(pages::pause_tenant))
         .route("/console/tenants/{id}/resume", post(pages::resume_tenant))
         .route("/console/stages/{stage}/pause", post(pages::pause_stage))

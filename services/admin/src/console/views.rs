@@ -117,6 +117,7 @@ pub struct TenantPage {
     pub tenant: TenantView,
     /// Events set aside while paused.
     pub parked: i64,
+    pub feedback: crate::tenants::FeedbackStats,
     pub webhook_urls: Vec<(String, String)>,
     pub connection: Option<ConnectionTest>,
     pub message: Option<String>,

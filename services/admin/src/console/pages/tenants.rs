@@ -148,18 +148,24 @@ async fn tenant_page(
     connection: Option<crate::tenants::ConnectionTest>,
     message: Option<String>,
 ) -> Response {
-    let tenant = state.tenants.get(id).await;
-    let parked = crate::pause::parked_count(&state.tenants, id).await;
-    match (tenant, parked) {
-        (Ok(tenant), Ok(parked)) => render(&TenantPage {
+    let (tenant, parked, feedback) = tokio::join!(
+        state.tenants.get(id),
+        crate::pause::parked_count(&state.tenants, id),
+        state.tenants.feedback_stats(id),
+    );
+    match (tenant, parked, feedback) {
+        (Ok(tenant), Ok(parked), Ok(feedback)) => render(&TenantPage {
             operator: Some(operator),
             webhook_urls: urls(&tenant.webhook_urls),
             tenant,
             parked,
+            feedback,
             connection,
             message,
         }),
-        (Err(err), _) | (_, Err(err)) => admin_error(&operator, err, "/console/tenants"),
+        (Err(err), _, _) | (_, Err(err), _) | (_, _, Err(err)) => {
+            admin_error(&operator, err, "/console/tenants")
+        }
     }
 }
 
@@ -315,4 +321,142 @@ pub async fn test_connection(
         }
         Err(err) => admin_error(&operator, err, "/console/tenants"),
     }
+}
+
+/// The tenant's switches and limits as the settings form sends them
+/// (an unticked box is absent).
+#[derive(Deserialize)]
+pub struct SettingsForm {
+    #[serde(default)]
+    csrf: String,
+    name: String,
+    itsm_base_url: String,
+    #[serde(default)]
+    active: Option<String>,
+    #[serde(default)]
+    similar_tickets_enabled: Option<String>,
+    #[serde(default)]
+    knowledge_base_enabled: Option<String>,
+    #[serde(default)]
+    inventory_enabled: Option<String>,
+    #[serde(default)]
+    monitoring_enabled: Option<String>,
+    #[serde(default)]
+    redact_personal_data: Option<String>,
+    #[serde(default)]
+    feedback_links: Option<String>,
+    #[serde(default)]
+    note_visible_to_requester: Option<String>,
+    max_note_words: String,
+    #[serde(default)]
+    llm_budget_usd: String,
+    llm_budget_period_days: String,
+}
+
+pub async fn save_settings(
+    State(state): State<AppState>,
+    operator: Operator,
+    Path(id): Path<String>,
+    Form(form): Form<SettingsForm>,
+) -> Response {
+    if let Some(refusal) = refusal(&operator, &form.csrf) {
+        return refusal;
+    }
+    let current = match state.tenants.get(&id).await {
+        Ok(tenant) => tenant,
+        Err(err) => return admin_error(&operator, err, "/console/tenants"),
+    };
+    let problem = |text: String| async {
+        (
+            StatusCode::UNPROCESSABLE_ENTITY,
+            tenant_page(&state, operator.clone(), &id, None, Some(text)).await,
+        )
+            .into_response()
+    };
+    let Ok(max_note_words) = form.max_note_words.trim().parse::<u32>() else {
+        return problem("Note length: a whole number of words.".into()).await;
+    };
+    let Ok(period_days) = form.llm_budget_period_days.trim().parse::<u32>() else {
+        return problem("Budget period: a whole number of days.".into()).await;
+    };
+    let budget = match form.llm_budget_usd.trim() {
+        "" => None,
+        text => match text.parse::<f64>() {
+            Ok(budget) if budget.is_finite() && budget >= 0.0 => Some(budget),
+            _ => {
+                return problem("Budget: an amount in US dollars, or empty for none.".into()).await;
+            }
+        },
+    };
+    let settings = aia_store::TenantSettings {
+        similar_tickets_enabled: form.similar_tickets_enabled.is_some(),
+        knowledge_base_enabled: form.knowledge_base_enabled.is_some(),
+        inventory_enabled: form.inventory_enabled.is_some(),
+        monitoring_enabled: form.monitoring_enabled.is_some(),
+        redact_personal_data: form.redact_personal_data.is_some(),
+        feedback_links: form.feedback_links.is_some(),
+        note_visible_to_requester: form.note_visible_to_requester.is_some(),
+        max_note_words,
+        llm_budget_usd: budget,
+        llm_budget_period_days: period_days,
+        ..current.settings.clone()
+    };
+    let update = crate::tenants::UpdateTenant {
+        name: Some(form.name.trim().to_owned()).filter(|name| *name != current.name),
+        itsm_base_url: Some(form.itsm_base_url.trim().to_owned())
+            .filter(|url| *url != current.itsm_base_url),
+        active: Some(form.active.is_some()).filter(|active| *active != current.active),
+        settings: Some(settings),
+        ..Default::default()
+    };
+    match state.tenants.update(&id, update).await {
+        Ok(updated) => {
+            let changed = changes(&current, &updated);
+            audited(
+                &state,
+                &operator,
+                "tenant.update",
+                Some(&id),
+                json!({"changed": changed}),
+            )
+            .await;
+            tenant_page(
+                &state,
+                operator,
+                &id,
+                None,
+                Some("Saved. The stages use the new settings within seconds.".into()),
+            )
+            .await
+        }
+        Err(AdminError::Invalid(text)) => problem(text).await,
+        Err(err) => admin_error(&operator, err, &format!("/console/tenants/{id}")),
+    }
+}
+
+/// The names of what an update changed, for the audit log (never values:
+/// some may be sensitive).
+fn changes(before: &crate::tenants::TenantView, after: &crate::tenants::TenantView) -> Vec<String> {
+    let mut changed = Vec::new();
+    if before.name != after.name {
+        changed.push("name".to_owned());
+    }
+    if before.itsm_base_url != after.itsm_base_url {
+        changed.push("itsm_base_url".to_owned());
+    }
+    if before.active != after.active {
+        changed.push("active".to_owned());
+    }
+    let (Ok(Value::Object(old)), Ok(Value::Object(new))) = (
+        serde_json::to_value(&before.settings),
+        serde_json::to_value(&after.settings),
+    ) else {
+        return changed;
+    };
+    changed.extend(
+        new.iter()
+            .filter(|(key, value)| old.get(*key) != Some(*value))
+            .map(|(key, _)| key.clone()),
+    );
+    changed
 }

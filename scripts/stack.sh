@@ -56,6 +56,14 @@ ensure_tools() {
   ensure_promtool
   ensure_model
   ensure_deploy_tools
+  ensure_browser
+}
+
+# Headless Chromium and its WebDriver, for the admin console's browser tests.
+ensure_browser() {
+  if ! command -v chromium >/dev/null || ! command -v chromedriver >/dev/null; then
+    apt_install chromium chromium-driver
+  fi
 }
 
 # The offline validators of deploy/ (scripts/validate-deploy.py):
@@ -134,10 +142,12 @@ up() {
       echo "export AI_AGENTS_PROMTOOL_BIN='$dev/tools/promtool'"
       echo "export AI_AGENTS_MODEL_DIR='$model_dir'"
       echo "export AI_AGENTS_DEPLOY_PYTHON='$venv/bin/python'"
+      echo "export AI_AGENTS_CHROMEDRIVER_BIN='$(command -v chromedriver || echo chromedriver)'"
     } >"$env_file"
     ensure_promtool
     ensure_model
     ensure_deploy_tools
+    ensure_browser
     echo "$env_file"; return
   fi
   ensure_tools
@@ -198,6 +208,7 @@ up() {
     echo "export AI_AGENTS_PROMTOOL_BIN='$dev/tools/promtool'"
     echo "export AI_AGENTS_MODEL_DIR='$model_dir'"
     echo "export AI_AGENTS_DEPLOY_PYTHON='$venv/bin/python'"
+    echo "export AI_AGENTS_CHROMEDRIVER_BIN='$(command -v chromedriver)'"
   } >"$env_file"
   as_pg_user "$bindir/psql" -q -h 127.0.0.1 -p "$pg_port" -U aiagents -d postgres -c 'create database aiagents' -c 'create role aiagents_app login' -c 'create role aiagents_admin login' >/dev/null
   log "$name stack up: nats on $nats_port, postgres on $pg_port (data in $dir)"

@@ -4,20 +4,29 @@
 "use strict";
 document.addEventListener("DOMContentLoaded", () => {
   for (const button of document.querySelectorAll("button.copy")) {
-    button.addEventListener("click", async () => {
+    button.addEventListener("click", () => {
       const source = document.getElementById(button.dataset.copy);
       if (!source) return;
-      try {
-        await navigator.clipboard.writeText(source.textContent.trim());
-        button.textContent = "Copied";
-      } catch {
-        const range = document.createRange();
-        range.selectNodeContents(source);
-        const selection = window.getSelection();
-        selection.removeAllRanges();
-        selection.addRange(range);
-        button.textContent = "Selected: press Ctrl+C";
-      }
+      const text = source.textContent.trim();
+      // The clipboard may be refused or never answer (no permission): then
+      // the text is selected for the operator to copy.
+      const written = navigator.clipboard
+        ? Promise.race([
+            navigator.clipboard.writeText(text),
+            new Promise((_, reject) => setTimeout(reject, 1000)),
+          ])
+        : Promise.reject(new Error("no clipboard"));
+      written.then(
+        () => { button.textContent = "Copied"; },
+        () => {
+          const range = document.createRange();
+          range.selectNodeContents(source);
+          const selection = window.getSelection();
+          selection.removeAllRanges();
+          selection.addRange(range);
+          button.textContent = "Selected: press Ctrl+C";
+        },
+      );
     });
   }
   for (const form of document.querySelectorAll("form[data-confirm]")) {

@@ -108,3 +108,73 @@ impl Browser {
         (response.status(), response.text().await.unwrap())
     }
 }
+
+/// Headless Chromium driven through its WebDriver (`chromedriver`, from
+/// `AI_AGENTS_CHROMEDRIVER_BIN` or the PATH; the project's setup installs
+/// Debian's `chromium` and `chromium-driver`). The driver process ends with
+/// the value.
+pub struct Chromium {
+    pub client: fantoccini::Client,
+    driver: tokio::process::Child,
+}
+
+impl Chromium {
+    pub async fn start() -> Self {
+        let binary =
+            std::env::var("AI_AGENTS_CHROMEDRIVER_BIN").unwrap_or_else(|_| "chromedriver".into());
+        let port = {
+            let socket = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+            socket.local_addr().unwrap().port()
+        };
+        let driver = tokio::process::Command::new(&binary)
+            .arg(format!("--port={port}"))
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .kill_on_drop(true)
+            .spawn()
+            .unwrap_or_else(|err| panic!("{binary} could not start ({err}): run the tests through `./dev test`, which installs chromium-driver"));
+        let mut capabilities = serde_json::Map::new();
+        capabilities.insert(
+            "goog:chromeOptions".into(),
+            serde_json::json!({"args": [
+                "--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+                "--window-size=1280,1000", "--lang=en-US"
+            ]}),
+        );
+        let connector = hyper_util::client::legacy::connect::HttpConnector::new();
+        let mut last_error = None;
+        for _ in 0..100 {
+            match fantoccini::ClientBuilder::new(connector.clone())
+                .capabilities(capabilities.clone())
+                .connect(&format!("http://127.0.0.1:{port}"))
+                .await
+            {
+                Ok(client) => return Self { client, driver },
+                Err(err) => {
+                    last_error = Some(err);
+                    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+                }
+            }
+        }
+        panic!("chromedriver did not accept a session: {last_error:?}");
+    }
+
+    /// Writes a screenshot of the page for a person to look at, into
+    /// `target/console-screenshots/` (or `AI_AGENTS_SCREENSHOTS_DIR`).
+    pub async fn screenshot(&self, name: &str) {
+        let dir = std::env::var("AI_AGENTS_SCREENSHOTS_DIR")
+            .map(std::path::PathBuf::from)
+            .unwrap_or_else(|_| {
+                std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+                    .join("../target/console-screenshots")
+            });
+        std::fs::create_dir_all(&dir).unwrap();
+        let png = self.client.screenshot().await.unwrap();
+        std::fs::write(dir.join(format!("{name}.png")), png).unwrap();
+    }
+
+    pub async fn close(mut self) {
+        let _ = self.client.clone().close().await;
+        let _ = self.driver.kill().await;
+    }
+}

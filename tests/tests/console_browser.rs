@@ -1,0 +1,471 @@
+//! The admin console in a real browser (headless Chromium through
+//! chromedriver) on the running pipeline: an operator signs in with the
+//! keyboard, creates a tenant and sees its secret once, sends a webhook and
+//! watches the enhancement appear in the history, opens its timeline,
+//! re-drives a dead letter, pauses and resumes a tenant, deletes one after
+//! typing its id, and signs out; and the refusals — a wrong password, a form
+//! stripped of its CSRF token, a page without a session, a viewer's
+//! hand-made POST. Every page is screenshotted into
+//! `target/console-screenshots/`, and checked for labelled fields and
+//! readable contrast.
+
+mod console_support;
+mod pipeline_support;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use admin::console::auth::{self, Role};
+use aia_events::TenantId;
+use aia_store::tenants;
+use console_support::Chromium;
+use fantoccini::Locator;
+use fantoccini::key::Key;
+use pipeline_support::Stack;
+
+const PASSWORD: &str = "a long operator password";
+const VIEWER_PASSWORD: &str = "a long viewer password";
+
+/// Every form field has a label, and text and buttons have at least the
+/// WCAG AA contrast (4.5:1) against what is behind them.
+const ACCESSIBILITY: &str = r#"
+const unlabelled = [...document.querySelectorAll('input:not([type=hidden]), select, textarea')]
+  .filter(el => !(el.id && document.querySelector(`label[for="${el.id}"]`)) && !el.closest('label') && !el.getAttribute('aria-label'))
+  .map(el => el.name || el.id);
+const rgb = s => (s.match(/[\d.]+/g) || []).map(Number);
+const lum = ([r, g, b]) => {
+  const c = [r, g, b].map(v => { v /= 255; return v <= 0.03928 ? v / 12.92 : Math.pow((v + 0.055) / 1.055, 2.4); });
+  return 0.2126 * c[0] + 0.7152 * c[1] + 0.0722 * c[2];
+};
+const background = el => {
+  for (let e = el; e; e = e.parentElement) {
+    const c = rgb(getComputedStyle(e).backgroundColor);
+    if (c.length >= 3 && (c.length < 4 || c[3] > 0)) return c;
+  }
+  return [255, 255, 255];
+};
+const poor = [...document.querySelectorAll('h1, h2, p, td, th, dt, dd, a, button:not([disabled]), label, summary')]
+  .filter(el => el.offsetParent !== null && el.textContent.trim())
+  .map(el => {
+    const [a, b] = [lum(rgb(getComputedStyle(el).color)), lum(background(el))];
+    return [el.tagName + ':' + el.textContent.trim().slice(0, 30), (Math.max(a, b) + 0.05) / (Math.min(a, b) + 0.05)];
+  })
+  .filter(([, ratio]) => ratio < 4.5);
+return {unlabelled, poor};
+"#;
+
+async fn check_accessibility(browser: &Chromium, page: &str) {
+    let report = browser.client.execute(ACCESSIBILITY, vec![]).await.unwrap();
+    assert_eq!(
+        report["unlabelled"],
+        serde_json::json!([]),
+        "{page}: unlabelled fields"
+    );
+    assert_eq!(
+        report["poor"],
+        serde_json::json!([]),
+        "{page}: contrast below 4.5:1"
+    );
+}
+
+async fn visit(browser: &Chromium, url: &str, shot: &str) -> String {
+    browser.client.goto(url).await.unwrap();
+    browser.screenshot(shot).await;
+    check_accessibility(browser, shot).await;
+    browser.client.source().await.unwrap()
+}
+
+async fn wait_for_text(browser: &Chromium, url: &str, text: &str) -> String {
+    for _ in 0..150 {
+        browser.client.goto(url).await.unwrap();
+        let page = browser.client.source().await.unwrap();
+        if page.contains(text) {
+            return page;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    panic!("{url} never showed {text:?}");
+}
+
+async fn click(browser: &Chromium, css: &str) {
+    browser
+        .client
+        .find(Locator::Css(css))
+        .await
+        .unwrap_or_else(|err| panic!("{css}: {err}"))
+        .click()
+        .await
+        .unwrap();
+}
+
+async fn fill(browser: &Chromium, css: &str, text: &str) {
+    let field = browser.client.find(Locator::Css(css)).await.unwrap();
+    field.clear().await.unwrap();
+    field.send_keys(text).await.unwrap();
+}
+
+/// The text of the first element matching `css`, waiting for it to appear
+/// (a click's page may still be loading).
+async fn text_of(browser: &Chromium, css: &str) -> String {
+    browser
+        .client
+        .wait()
+        .at_most(Duration::from_secs(10))
+        .for_element(Locator::Css(css))
+        .await
+        .unwrap_or_else(|err| panic!("{css}: {err}"))
+        .text()
+        .await
+        .unwrap()
+}
+
+/// Waits until an element matching `css` contains `text` (the page a click
+/// leads to may take a moment to replace the current one).
+async fn wait_for_text_in(browser: &Chromium, css: &str, text: &str) {
+    for _ in 0..100 {
+        if let Ok(element) = browser.client.find(Locator::Css(css)).await
+            && element.text().await.is_ok_and(|found| found.contains(text))
+        {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("{css} never showed {text:?}");
+}
+
+/// Waits until the page's path is `path`.
+async fn wait_for_path(browser: &Chromium, path: &str) {
+    for _ in 0..100 {
+        if browser.client.current_url().await.unwrap().path() == path {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("never reached {path}");
+}
+
+/// Signs in with the keyboard only: the user name field has the focus,
+/// Tab moves to the password, Enter submits.
+async fn sign_in_by_keyboard(browser: &Chromium, base: &str, username: &str, password: &str) {
+    browser
+        .client
+        .goto(&format!("{base}/console/sign-in"))
+        .await
+        .unwrap();
+    let focused = browser.client.active_element().await.unwrap();
+    assert_eq!(
+        focused.attr("id").await.unwrap().as_deref(),
+        Some("username"),
+        "the user name has the focus"
+    );
+    focused.send_keys(username).await.unwrap();
+    focused
+        .send_keys(&String::from(char::from(Key::Tab)))
+        .await
+        .unwrap();
+    let focused = browser.client.active_element().await.unwrap();
+    assert_eq!(
+        focused.attr("id").await.unwrap().as_deref(),
+        Some("password"),
+        "Tab reaches the password"
+    );
+    focused
+        .send_keys(&format!("{password}{}", char::from(Key::Enter)))
+        .await
+        .unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_operator_runs_the_console_in_a_browser() {
+    let stack = Stack::start("right-token", None).await;
+    let tenant_admin = admin::tenant_admin(
+        &stack.db.app_url,
+        &stack.db.admin_read_url,
+        stack.keyring(),
+        "https://hooks.example.com".into(),
+    )
+    .unwrap();
+    auth::create_user(&tenant_admin.admin, "ops", PASSWORD, Role::Admin)
+        .await
+        .unwrap();
+    auth::create_user(
+        &tenant_admin.admin,
+        "watcher",
+        VIEWER_PASSWORD,
+        Role::Viewer,
+    )
+    .await
+    .unwrap();
+    let (_client, jetstream) = aia_bus::connect(&stack.nats.url(), "console")
+        .await
+        .unwrap();
+    let base = console_support::serve(admin::AppState {
+        tenants: Arc::new(tenant_admin),
+        token: "admin-token-0123456789abcdef".into(),
+        jetstream: Some(jetstream),
+        console: Default::default(),
+    })
+    .await;
+    let browser = Chromium::start().await;
+
+    // A page without a session goes to the sign-in page.
+    browser
+        .client
+        .goto(&format!("{base}/console/history"))
+        .await
+        .unwrap();
+    assert!(
+        browser
+            .client
+            .current_url()
+            .await
+            .unwrap()
+            .path()
+            .ends_with("/console/sign-in")
+    );
+    browser.screenshot("01-sign-in").await;
+    check_accessibility(&browser, "sign-in").await;
+
+    // A wrong password is refused.
+    sign_in_by_keyboard(&browser, &base, "ops", "not the password").await;
+    wait_for_text_in(&browser, "p.error", "Wrong user name or password").await;
+    browser.screenshot("02-wrong-password").await;
+
+    sign_in_by_keyboard(&browser, &base, "ops", PASSWORD).await;
+    wait_for_path(&browser, "/console").await;
+    visit(&browser, &format!("{base}/console"), "03-dashboard").await;
+
+    // A tenant is created; its secret is shown once.
+    visit(
+        &browser,
+        &format!("{base}/console/tenants/new"),
+        "04-new-tenant",
+    )
+    .await;
+    fill(&browser, "#tenant_id", "gamma").await;
+    fill(&browser, "#name", "Gamma Ltd").await;
+    fill(&browser, "#itsm_base_url", &stack.sdp_server.url()).await;
+    fill(
+        &browser,
+        "#itsm_credentials",
+        r#"{"authtoken":"right-token"}"#,
+    )
+    .await;
+    click(&browser, "form.narrow button[type=submit]").await;
+    let secret = text_of(&browser, "code#secret").await;
+    assert!(secret.len() >= 32);
+    browser.screenshot("05-tenant-created").await;
+    check_accessibility(&browser, "tenant created").await;
+    click(&browser, "button.copy[data-copy=secret]").await;
+    let copied = text_of(&browser, "button.copy[data-copy=secret]").await;
+    assert!(
+        copied == "Copied" || copied.starts_with("Selected"),
+        "{copied}"
+    );
+    let page = visit(
+        &browser,
+        &format!("{base}/console/tenants/gamma"),
+        "06-tenant",
+    )
+    .await;
+    assert!(!page.contains(&secret), "the secret is never shown again");
+
+    // A webhook becomes an enhancement in the history, with its timeline.
+    let ticket = serde_json::json!({"tenant_id": "gamma", "ticket_id": "GAM-1", "description": "Outlook keeps asking for my password", "priority": "high"});
+    assert_eq!(
+        stack.send(&aia_store::Secret::new(secret), ticket).await.0,
+        202
+    );
+    wait_for_text(
+        &browser,
+        &format!("{base}/console/history?tenant=gamma"),
+        r#"<span class="status completed">completed</span>"#,
+    )
+    .await;
+    browser.screenshot("07-history").await;
+    check_accessibility(&browser, "history").await;
+    click(&browser, "ol.runs summary").await;
+    wait_for_text_in(&browser, "ol.runs details", "The note as written").await;
+    browser.screenshot("08-history-expanded").await;
+    click(
+        &browser,
+        "ol.runs details a[href*='/console/tickets/gamma/GAM-1']",
+    )
+    .await;
+    let timeline = browser.client.source().await.unwrap();
+    for event in [
+        "ticket.received",
+        "context.gathered",
+        "enhancement.generated",
+        "writeback.completed",
+    ] {
+        assert!(
+            timeline.contains(event),
+            "{event} missing from the timeline"
+        );
+    }
+    browser.screenshot("09-timeline").await;
+    check_accessibility(&browser, "timeline").await;
+
+    // A dead letter, re-driven after the fix: one note.
+    let beta = stack.add_tenant("beta", "wrong-token").await;
+    let ticket = serde_json::json!({"tenant_id": "beta", "ticket_id": "BET-1", "description": "Printer offline", "priority": "low"});
+    assert_eq!(stack.send(&beta, ticket).await.0, 202);
+    wait_for_text(&browser, &format!("{base}/console/dead-letters"), "BET-1").await;
+    browser.screenshot("10-dead-letters").await;
+    check_accessibility(&browser, "dead letters").await;
+    let fix = tenants::TenantUpdate {
+        itsm_credentials: Some(aia_store::Secret::new(r#"{"authtoken":"right-token"}"#)),
+        ..Default::default()
+    };
+    let pool = aia_store::pool(&stack.db.app_url, 1).unwrap();
+    tenants::update(
+        &mut pool.get().await.unwrap(),
+        &stack.keyring(),
+        &TenantId::parse("beta").unwrap(),
+        &fix,
+    )
+    .await
+    .unwrap();
+    click(
+        &browser,
+        "button[aria-label='Re-drive ticket BET-1 of beta']",
+    )
+    .await;
+    wait_for_text_in(&browser, "p.status", "Re-driven: 1.").await;
+    browser.screenshot("11-re-driven").await;
+    wait_for_text(
+        &browser,
+        &format!("{base}/console/history?ticket=BET-1"),
+        r#"<span class="status completed">completed</span>"#,
+    )
+    .await;
+    assert_eq!(stack.sdp.notes("BET-1").len(), 1);
+
+    // Pause and resume the tenant.
+    browser
+        .client
+        .goto(&format!("{base}/console/tenants/gamma"))
+        .await
+        .unwrap();
+    click(&browser, "form[action$='/pause'] button").await;
+    wait_for_text_in(&browser, "p.status", "Paused").await;
+    assert!(
+        browser
+            .client
+            .source()
+            .await
+            .unwrap()
+            .contains(r#"<span class="bad">paused</span>"#)
+    );
+    browser.screenshot("12-tenant-paused").await;
+    click(&browser, "form[action$='/resume'] button").await;
+    wait_for_text_in(&browser, "p.status", "Resumed").await;
+
+    // A form stripped of its CSRF token is refused.
+    browser
+        .client
+        .execute(
+            "document.querySelector(\"form[action$='/pause'] input[name=csrf]\").remove();",
+            vec![],
+        )
+        .await
+        .unwrap();
+    click(&browser, "form[action$='/pause'] button").await;
+    wait_for_text_in(&browser, "p[role=alert]", "CSRF").await;
+    browser.screenshot("13-refused-csrf").await;
+
+    // Deleting needs the id typed: the button stays disabled until then.
+    browser
+        .client
+        .goto(&format!("{base}/console/tenants/gamma"))
+        .await
+        .unwrap();
+    let delete = browser
+        .client
+        .find(Locator::Css("form.danger button"))
+        .await
+        .unwrap();
+    assert!(
+        !delete.is_enabled().await.unwrap(),
+        "disabled before the confirmation"
+    );
+    fill(&browser, "form.danger #confirm", "gamma").await;
+    assert!(
+        delete.is_enabled().await.unwrap(),
+        "enabled once the id is typed"
+    );
+    browser.screenshot("14-delete-confirmed").await;
+    delete.click().await.unwrap();
+    wait_for_path(&browser, "/console/tenants").await;
+
+    // The audit log shows all of it; then sign out.
+    let audit = visit(&browser, &format!("{base}/console/audit"), "15-audit").await;
+    for action in [
+        "tenant.create",
+        "dead_letter.redrive",
+        "tenant.pause",
+        "tenant.resume",
+        "tenant.delete",
+    ] {
+        assert!(audit.contains(action), "{action} not audited");
+    }
+    click(&browser, "form.signout button").await;
+    wait_for_path(&browser, "/console/sign-in").await;
+    browser
+        .client
+        .goto(&format!("{base}/console"))
+        .await
+        .unwrap();
+    assert!(
+        browser
+            .client
+            .current_url()
+            .await
+            .unwrap()
+            .path()
+            .ends_with("/console/sign-in"),
+        "signed out for good"
+    );
+
+    // A viewer sees no actions, and a form made by hand is refused.
+    sign_in_by_keyboard(&browser, &base, "watcher", VIEWER_PASSWORD).await;
+    wait_for_path(&browser, "/console").await;
+    let page = visit(
+        &browser,
+        &format!("{base}/console/tenants/beta"),
+        "16-viewer",
+    )
+    .await;
+    assert!(!page.contains("Pause processing") && !page.contains("Save settings"));
+    browser
+        .client
+        .execute(
+            r#"const csrf = document.querySelector('form.signout input[name=csrf]').value;
+               const form = document.createElement('form');
+               form.method = 'post'; form.action = '/console/tenants/beta/pause';
+               const input = document.createElement('input');
+               input.type = 'hidden'; input.name = 'csrf'; input.value = csrf;
+               form.appendChild(input); document.body.appendChild(form); form.submit();"#,
+            vec![],
+        )
+        .await
+        .unwrap();
+    wait_for_text_in(&browser, "p[role=alert]", "Your role is viewer").await;
+    browser.screenshot("17-viewer-refused").await;
+    let paused: bool = stack
+        .db
+        .admin_client()
+        .await
+        .query_one(
+            "select paused_at is not null from tenants where tenant_id = 'beta'",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert!(!paused, "the viewer's POST changed nothing");
+
+    browser.close().await;
+    stack.stop().await;
+}

@@ -97,6 +97,14 @@ chaos TICKETS="10000" TENANTS="20":
       cargo nextest run -p aiagents --test chaos --no-capture --final-status-level pass
 
 # Similar-ticket search latency at 1,000,000 tickets / 1,000 tenants, and the context stage's throughput.
+# The admin console's pages on 1,000,000 enhancement rows across 1,000 tenants.
+bench-console RUNS="1000000":
+    #!/usr/bin/env bash
+    set -euo pipefail
+    trap 'scripts/stack.sh down bench' EXIT
+    source "$(scripts/stack.sh up bench)"
+    RUST_LOG=error cargo run -q --release -p aia-bench -- console --runs {{RUNS}}
+
 bench-search TICKETS="1000000":
     #!/usr/bin/env bash
     set -euo pipefail

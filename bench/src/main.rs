@@ -7,7 +7,10 @@
 //! publish-and-ack of the same payloads at the same concurrency to the same
 //! server — once with the server's default `sync_interval` and once with
 //! `sync_interval: always`.
+//!
+//! `aia-bench console`: the admin console's pages on a large history.
 
+mod console_bench;
 mod ingress_bench;
 mod rebuild_bench;
 mod search_bench;
@@ -57,6 +60,16 @@ enum Command {
         #[arg(long)]
         embedder_bin: Option<std::path::PathBuf>,
     },
+    /// The admin console's pages (dashboard, history, CSV) on a large history.
+    Console {
+        #[arg(long, default_value_t = 1_000_000)]
+        runs: u64,
+        #[arg(long, default_value_t = 1_000)]
+        tenants: u64,
+        /// Requests per page.
+        #[arg(long, default_value_t = 20)]
+        samples: usize,
+    },
     /// Rebuild throughput of the projections from a generated stream.
     Rebuild {
         /// Events to generate (runs of four events across 1,000 tenants).
@@ -74,6 +87,11 @@ fn main() -> anyhow::Result<()> {
             concurrency,
         } => ingress_bench::run(seconds, &concurrency),
         Command::Rebuild { events } => rebuild_bench::run(events),
+        Command::Console {
+            runs,
+            tenants,
+            samples,
+        } => console_bench::run(runs, tenants, samples),
         Command::Search {
             tickets,
             tenants,

@@ -561,6 +561,53 @@ async fn an_admin_changes_a_tenants_switches_and_budget_and_the_change_is_audite
         "unchanged fields are not listed"
     );
 
+    // New credentials are stored encrypted and never shown or audited as values.
+    let mut with_credentials = form("25.50", "300");
+    with_credentials.push((
+        "itsm_credentials",
+        r#"{"authtoken":"rotated-sdp-token-987"}"#,
+    ));
+    let (status, page) = ops
+        .submit("/console/tenants/acme/settings", &with_credentials)
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(!page.contains("rotated-sdp-token-987"));
+    let details: Vec<String> = console
+        .db
+        .admin_client()
+        .await
+        .query(
+            "select detail::text from console_audit where action = 'tenant.update'",
+            &[],
+        )
+        .await
+        .unwrap()
+        .iter()
+        .map(|row| row.get(0))
+        .collect();
+    assert!(
+        details
+            .iter()
+            .any(|detail| detail.contains("itsm_credentials"))
+    );
+    assert!(
+        details
+            .iter()
+            .all(|detail| !detail.contains("rotated-sdp-token-987"))
+    );
+    let stored: Vec<u8> = console
+        .db
+        .admin_client()
+        .await
+        .query_one(
+            "select itsm_credentials_enc from tenants where tenant_id = 'acme'",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert!(!String::from_utf8_lossy(&stored).contains("rotated-sdp-token-987"));
+
     // Out-of-range values are refused with the reason, and nothing changes.
     let (status, page) = ops
         .submit("/console/tenants/acme/settings", &form("-3", "300"))

@@ -347,6 +347,9 @@ pub struct SettingsForm {
     feedback_links: Option<String>,
     #[serde(default)]
     note_visible_to_requester: Option<String>,
+    /// New help-desk credentials (JSON); empty keeps the stored ones.
+    #[serde(default)]
+    itsm_credentials: String,
     max_note_words: String,
     #[serde(default)]
     llm_budget_usd: String,
@@ -388,6 +391,18 @@ pub async fn save_settings(
             }
         },
     };
+    let credentials = match form.itsm_credentials.trim() {
+        "" => None,
+        text => match serde_json::from_str::<Value>(text) {
+            Ok(value) if value.is_object() => Some(value),
+            _ => {
+                return problem(
+                    "Credentials: a JSON object, or empty to keep the stored ones.".into(),
+                )
+                .await;
+            }
+        },
+    };
     let settings = aia_store::TenantSettings {
         similar_tickets_enabled: form.similar_tickets_enabled.is_some(),
         knowledge_base_enabled: form.knowledge_base_enabled.is_some(),
@@ -406,12 +421,15 @@ pub async fn save_settings(
         itsm_base_url: Some(form.itsm_base_url.trim().to_owned())
             .filter(|url| *url != current.itsm_base_url),
         active: Some(form.active.is_some()).filter(|active| *active != current.active),
+        itsm_credentials: credentials.clone(),
         settings: Some(settings),
-        ..Default::default()
     };
     match state.tenants.update(&id, update).await {
         Ok(updated) => {
-            let changed = changes(&current, &updated);
+            let mut changed = changes(&current, &updated);
+            if credentials.is_some() {
+                changed.push("itsm_credentials".to_owned());
+            }
             audited(
                 &state,
                 &operator,

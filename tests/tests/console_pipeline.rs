@@ -290,6 +290,20 @@ async fn a_paused_tenants_tickets_wait_and_are_worked_on_once_after_resuming() {
         Some("received")
     );
 
+    // A dry-run would set the event aside too (a write): it is refused.
+    let (_, dry) = ops
+        .submit(
+            "/console/tickets/acme/SUP-10/dry-run",
+            &[("stage", "context-gatherer")],
+        )
+        .await;
+    assert!(dry.contains("is paused; resume it to dry-run"), "{dry}");
+    let (_, page) = ops.get("/console/tenants/acme").await;
+    assert!(
+        page.contains("(1 events set aside)"),
+        "the dry-run set nothing aside"
+    );
+
     let (status, page) = ops.submit("/console/tenants/acme/resume", &[]).await;
     assert_eq!(status, StatusCode::OK);
     assert!(

@@ -464,3 +464,59 @@ async fn two_projector_instances_share_the_stream_and_one_crashing_loses_nothing
     stop.cancel();
     second.await.unwrap().unwrap();
 }
+
+#[tokio::test]
+async fn an_event_that_fails_on_its_data_is_skipped_and_the_projection_goes_on() {
+    use history_projector::projection::{Advanced, advance_one, apply_batch};
+    let db = TestDatabase::create().await;
+    let mut client = client(&db).await;
+    let good = run_events("GOOD-1");
+    let mut poison = run_events("BAD-1").remove(0);
+    // PostgreSQL text cannot hold a NUL: this event fails on its data every time.
+    if let Payload::TicketReceived(ticket) = &mut poison.payload {
+        ticket.subject = Some("broken\u{0}subject".into());
+    }
+    let stream: Vec<(u64, Event)> = vec![
+        (1, good[0].clone()),
+        (2, poison.clone()),
+        (3, good[1].clone()),
+    ];
+
+    // The batch holding event 3 fails while filling in event 2 before it.
+    let later = [(3, &good[1])];
+    assert!(apply_batch(&mut client, &later, &stream).await.is_err());
+
+    // One at a time from the checkpoint: 1 applied, 2 skipped, 3 applied.
+    let mut outcomes = Vec::new();
+    loop {
+        match advance_one(&mut client, &stream).await.unwrap() {
+            Advanced::UpToDate => break,
+            Advanced::Applied(sequence, _, _) => outcomes.push(format!("applied {sequence}")),
+            Advanced::Skipped(sequence, _) => outcomes.push(format!("skipped {sequence}")),
+        }
+    }
+    assert_eq!(outcomes, ["applied 1", "skipped 2", "applied 3"]);
+    // Later events apply normally again.
+    let next = [(4, &good[2])];
+    let applied = apply_batch(&mut client, &next, &stream).await.unwrap();
+    assert!(matches!(applied[0], Applied::Applied(_)));
+    let admin = db.admin_client().await;
+    let status: String = admin
+        .query_one(
+            "select status from enhancement_history where ticket_id = 'GOOD-1'",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(status, "enhanced");
+    let bad: i64 = admin
+        .query_one(
+            "select count(*) from enhancement_history where ticket_id = 'BAD-1'",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(bad, 0);
+}

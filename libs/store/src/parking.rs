@@ -92,18 +92,24 @@ pub struct Parked {
     pub stream_sequence: u64,
 }
 
-/// The tenant's set-aside events in stream order, at most `limit`.
+/// The tenant's set-aside events up to stream sequence `up_to`, in stream
+/// order, at most `limit`.
 pub async fn parked(
     client: &mut Client,
     tenant: &TenantId,
+    up_to: u64,
     limit: i64,
 ) -> Result<Vec<Parked>, StoreError> {
     let tx = tenant_transaction(client, tenant).await?;
     let rows = tx
         .query(
             "select stage, event_id, stream_sequence from parked_events
-              where tenant_id = $1 order by stream_sequence limit $2",
-            &[&tenant.as_str(), &limit],
+              where tenant_id = $1 and stream_sequence <= $2 order by stream_sequence limit $3",
+            &[
+                &tenant.as_str(),
+                &i64::try_from(up_to).unwrap_or(i64::MAX),
+                &limit,
+            ],
         )
         .await?;
     tx.commit().await?;
@@ -115,6 +121,24 @@ pub async fn parked(
             stream_sequence: u64::try_from(row.get::<_, i64>(2)).unwrap_or(0),
         })
         .collect())
+}
+
+/// The stream sequence of the tenant's latest set-aside event, if any.
+pub async fn last_sequence(
+    client: &mut Client,
+    tenant: &TenantId,
+) -> Result<Option<u64>, StoreError> {
+    let tx = tenant_transaction(client, tenant).await?;
+    let row = tx
+        .query_one(
+            "select max(stream_sequence) from parked_events where tenant_id = $1",
+            &[&tenant.as_str()],
+        )
+        .await?;
+    tx.commit().await?;
+    Ok(row
+        .get::<_, Option<i64>>(0)
+        .and_then(|n| u64::try_from(n).ok()))
 }
 
 /// How many events the tenant has set aside.

@@ -33,7 +33,8 @@ pub fn tenant_admin(
     let _ = rustls::crypto::ring::default_provider().install_default();
     Ok(TenantAdmin {
         app: aia_store::pool(database_url, 8).context("AI_AGENTS_DATABASE_URL")?,
-        admin: aia_store::pool(admin_database_url, 4).context("AI_AGENTS_ADMIN_DATABASE_URL")?,
+        // The console's sessions, dashboards, history pages and CSV exports.
+        admin: aia_store::pool(admin_database_url, 12).context("AI_AGENTS_ADMIN_DATABASE_URL")?,
         keyring: Arc::new(keyring),
         public_url,
         http: reqwest::Client::builder()

@@ -43,7 +43,11 @@ pub async fn parked_count(admin: &TenantAdmin, tenant: &str) -> Result<i64, Admi
 
 /// Resumes the tenant and publishes its set-aside events again, oldest
 /// first; returns how many. Each is published with a message id of its
-/// own, so two resumes at once publish it once.
+/// own, so two resumes at once publish it once. Only the events set aside
+/// before the resume are published: should the tenant be paused again
+/// meanwhile, what is set aside from then on waits for the next resume. A
+/// resume that fails half-way leaves the rest set aside; resuming again (the
+/// console offers it while any are left) publishes them.
 pub async fn resume_tenant(
     admin: &TenantAdmin,
     jetstream: &JetStream,
@@ -54,12 +58,15 @@ pub async fn resume_tenant(
     if !tenants::set_paused(&mut client, &id, false).await? {
         return Err(AdminError::NotFound(tenant.to_owned()));
     }
+    let Some(up_to) = parking::last_sequence(&mut client, &id).await? else {
+        return Ok(0);
+    };
     let stream = jetstream.get_stream(STREAM).await.map_err(|err| {
         AdminError::Store(StoreError::Unavailable(format!("stream {STREAM}: {err}")))
     })?;
     let mut published = 0;
     loop {
-        let batch = parking::parked(&mut client, &id, 100).await?;
+        let batch = parking::parked(&mut client, &id, up_to, 100).await?;
         if batch.is_empty() {
             return Ok(published);
         }

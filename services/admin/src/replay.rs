@@ -294,6 +294,17 @@ pub async fn dry_run(
     tenants: std::sync::Arc<aia_store::TenantCache>,
 ) -> anyhow::Result<String> {
     let _ = rustls::crypto::ring::default_provider().install_default();
+    // A paused tenant's stages set events aside, which is a write.
+    if tenants
+        .fresh(&input.tenant_id)
+        .await?
+        .is_some_and(|tenant| tenant.paused)
+    {
+        anyhow::bail!(
+            "tenant {} is paused; resume it to dry-run its stages",
+            input.tenant_id
+        );
+    }
     let delivery = aia_bus::Delivery {
         attempt: 1,
         max_deliver: None,

@@ -283,6 +283,8 @@ impl TenantAdmin {
         if !tenants::update(&mut client, &self.keyring, &tenant_id, &update).await? {
             return Err(AdminError::NotFound(tenant_id.to_string()));
         }
+        // One connection at a time: `load` takes its own.
+        drop(client);
         tracing::info!(tenant_id = %tenant_id, "Tenant updated");
         Ok(self.view(&self.load(&tenant_id).await?))
     }

@@ -267,13 +267,43 @@ async fn project_batch(
                 delay = (delay * 2).min(Duration::from_secs(5));
             }
             Err(err) => {
+                // Some event fails on its data. From the checkpoint on, the
+                // events are applied one at a time from the stream, and the
+                // one that fails is skipped (loudly), so the projection goes
+                // on past it — for this batch and for every later one.
                 tracing::warn!(error = %err, "A batch could not be projected; applying its events one by one");
-                let rest = batch.split_off(done);
-                ack_all(&batch).await;
-                for delivered in rest {
-                    project_one(db, metrics, gaps, delivered.message, shutdown).await;
+                let last = batch.last().map_or(0, |delivered| delivered.sequence);
+                loop {
+                    let advanced = async {
+                        let mut client = db.get().await?;
+                        projection::advance_one(&mut client, gaps).await
+                    }
+                    .await;
+                    match advanced {
+                        Ok(projection::Advanced::Applied(sequence, tenant, effect)) => {
+                            metrics.record(&tenant, &effect, None);
+                            if sequence >= last {
+                                break;
+                            }
+                        }
+                        Ok(projection::Advanced::Skipped(sequence, reason)) => {
+                            tracing::error!(sequence, error = %reason, "Event could not be projected; skipped it");
+                            if sequence >= last {
+                                break;
+                            }
+                        }
+                        Ok(projection::Advanced::UpToDate) => break,
+                        Err(err) => {
+                            tracing::warn!(error = %err, "Database unavailable; retrying");
+                            tokio::select! {
+                                _ = &mut *shutdown => return,
+                                _ = tokio::time::sleep(delay) => {}
+                            }
+                            delay = (delay * 2).min(Duration::from_secs(5));
+                        }
+                    }
                 }
-                return;
+                break;
             }
         }
     }
@@ -290,81 +320,4 @@ async fn ack_all(batch: &[Delivered]) {
         }
     });
     futures::future::join_all(acks).await;
-}
-
-/// One event in its own transaction: the fallback that isolates an event
-/// a batch could not apply.
-async fn project_one(
-    db: &Pool,
-    metrics: &metrics::ProjectorMetrics,
-    gaps: &StreamGaps,
-    message: async_nats::jetstream::Message,
-    shutdown: &mut (impl Future<Output = ()> + Unpin),
-) {
-    let sequence = message.info().map(|info| info.stream_sequence).unwrap_or(0);
-    let span = aia_bus::stage::process_span(&message, Stage::HistoryProjector.as_str());
-    async {
-        let event = match Event::from_json(&message.payload) {
-            Ok(event) => event,
-            Err(err) => {
-                tracing::error!(error = %err, sequence, "Undecodable event; skipping it");
-                let _ = message.ack_with(AckKind::Term).await;
-                return;
-            }
-        };
-        aia_bus::stage::record_event(&tracing::Span::current(), &event);
-        let mut delay = Duration::from_millis(100);
-        loop {
-            let result = async {
-                let mut client = db.get().await?;
-                projection::apply(&mut client, &event, sequence, gaps).await
-            }
-            .instrument(aia_telemetry::db_span("UPSERT", "enhancement_history"))
-            .await;
-            match result {
-                Ok(projection::Applied::FilledGap(effect)) => {
-                    // More missing events before this one: the same event again.
-                    for (tenant, filled) in &effect.filled {
-                        metrics.record(tenant, filled, None);
-                    }
-                    let _ = message.ack_with(AckKind::Progress).await;
-                    continue;
-                }
-                Ok(applied) => {
-                    tracing::debug!(?applied, sequence, "Projected event");
-                    if let projection::Applied::Applied(effect) = &applied {
-                        for (tenant, filled) in &effect.filled {
-                            metrics.record(tenant, filled, None);
-                        }
-                        metrics.record(
-                            event.tenant_id.as_str(),
-                            effect,
-                            aia_telemetry::current_trace_id(),
-                        );
-                    }
-                    break;
-                }
-                Err(err) if err.is_transient() => {
-                    tracing::warn!(error = %err, "Database unavailable; retrying the event");
-                    let _ = message.ack_with(AckKind::Progress).await;
-                    tokio::select! {
-                        _ = &mut *shutdown => return,
-                        _ = tokio::time::sleep(delay) => {}
-                    }
-                    delay = (delay * 2).min(Duration::from_secs(5));
-                }
-                Err(err) => {
-                    // Retrying a statement that fails on its data would stop the
-                    // projection for every tenant; record it loudly and move on.
-                    tracing::error!(error = %err, sequence, "Event could not be projected; skipping it");
-                    break;
-                }
-            }
-        }
-        if let Err(err) = message.double_ack().await {
-            tracing::warn!(error = %err, "Ack was not confirmed; the event may be redelivered");
-        }
-    }
-    .instrument(span)
-    .await;
 }

@@ -186,6 +186,67 @@ pub async fn apply_batch(
     Ok(outcomes)
 }
 
+/// What [`advance_one`] did with the event after the checkpoint.
+#[derive(Debug)]
+pub enum Advanced {
+    /// Applied it (its sequence, tenant and effect).
+    Applied(u64, String, Effect),
+    /// It fails on its data: the checkpoint moved past it.
+    Skipped(u64, String),
+    /// No event after the checkpoint (up to the stream's end).
+    UpToDate,
+}
+
+/// Applies the single event after the checkpoint, read from the stream, or,
+/// when it fails on its data, moves the checkpoint past it: the projection
+/// goes on after a poison event instead of stopping at it. The caller
+/// repeats this until the events it holds are at or below the checkpoint.
+pub async fn advance_one(client: &mut Client, gaps: &impl Gaps) -> Result<Advanced, StoreError> {
+    let mut tx = client.transaction().await?;
+    tx.execute(
+        "insert into projection_checkpoints (projection, stream_sequence) values ($1, 0)
+         on conflict (projection) do nothing",
+        &[&PROJECTION],
+    )
+    .await?;
+    let checkpoint: i64 = tx
+        .query_one(
+            "select stream_sequence from projection_checkpoints where projection = $1 for update",
+            &[&PROJECTION],
+        )
+        .await?
+        .get(0);
+    let after = u64::try_from(checkpoint).unwrap_or(0);
+    let Some((sequence, event)) = gaps.between(after, u64::MAX, 1).await?.into_iter().next() else {
+        return Ok(Advanced::UpToDate);
+    };
+    let tenant = event.tenant_id.to_string();
+    let outcome = {
+        let savepoint = tx.savepoint("one_event").await?;
+        savepoint
+            .execute("select set_config('app.tenant_id', $1, true)", &[&tenant])
+            .await?;
+        match project(&savepoint, rows::LIVE, &event).await {
+            Ok(effect) => {
+                savepoint.commit().await?;
+                Advanced::Applied(sequence, tenant, effect)
+            }
+            Err(err) if err.is_transient() => return Err(err),
+            Err(err) => {
+                savepoint.rollback().await?;
+                Advanced::Skipped(sequence, err.to_string())
+            }
+        }
+    };
+    tx.execute(
+        "update projection_checkpoints set stream_sequence = $2, updated_at = now() where projection = $1",
+        &[&PROJECTION, &i64::try_from(sequence).unwrap_or(i64::MAX)],
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(outcome)
+}
+
 /// Applies one event to the live tables (or, during a rebuild's catch-up,
 /// to the tables named by `tables`) with the same model the rebuild folds.
 pub async fn project(

@@ -196,10 +196,13 @@ pub async fn sign_in(
         .as_ref()
         .map(|row| row.get::<_, String>(1))
         .unwrap_or_else(|| decoy_hash().to_owned());
+    // No connection is held through the deliberately slow hash check.
+    drop(client);
     let password = password.to_owned();
     let matches = tokio::task::spawn_blocking(move || password_matches(&password, &stored))
         .await
         .unwrap_or(false);
+    let client = admin.get().await.map_err(StoreError::from)?;
     let Some(user_id) = user.filter(|_| matches).map(|row| row.get::<_, i64>(0)) else {
         client
             .execute(

@@ -128,8 +128,9 @@ async fn database(admin: &Pool) -> Result<Figures, aia_store::StoreError> {
     );
     let failures = client.query(
         "select failed_at, tenant_id, ticket_id, coalesce(failed_stage, ''), coalesce(error, '')
-           from enhancement_history where status in ('failed', 'failed_budget')
-          order by failed_at desc nulls last limit 10",
+           from enhancement_history
+         where status in ('failed', 'failed_budget') and failed_at is not null
+         order by failed_at desc limit 10",
         &[],
     );
     let spend = client.query(

@@ -254,9 +254,21 @@ const CSV_HEADER: &[&str] = &[
     "error",
 ];
 
+/// A field a spreadsheet would take for a formula (`=`, `+`, `-`, `@`, tab,
+/// carriage return first) gets a leading apostrophe: ticket subjects and
+/// errors come from requesters.
+fn inert(field: &str) -> std::borrow::Cow<'_, str> {
+    match field.chars().next() {
+        Some('=' | '+' | '-' | '@' | '\t' | '\r') => format!("'{field}").into(),
+        _ => field.into(),
+    }
+}
+
 fn csv_line(fields: &[String]) -> Bytes {
     let mut writer = csv::Writer::from_writer(Vec::new());
-    writer.write_record(fields).expect("writing CSV to memory");
+    writer
+        .write_record(fields.iter().map(|field| inert(field).into_owned()))
+        .expect("writing CSV to memory");
     Bytes::from(writer.into_inner().expect("flushing CSV to memory"))
 }
 
@@ -339,4 +351,38 @@ pub async fn csv(
         })
         .map_err(|err| std::io::Error::other(err.to_string()));
     Ok(Ok(header.chain(body)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn requester_text_cannot_become_a_spreadsheet_formula() {
+        let line = csv_line(&[
+            "=HYPERLINK(\"http://evil\")".into(),
+            "+1".into(),
+            "@SUM(A1)".into(),
+            "plain".into(),
+            "-".into(),
+        ]);
+        assert_eq!(
+            std::str::from_utf8(&line).unwrap(),
+            "\"'=HYPERLINK(\"\"http://evil\"\")\",'+1,'@SUM(A1),plain,'-\n"
+        );
+    }
+
+    #[test]
+    fn a_malformed_filter_is_refused_not_ignored() {
+        let filter = |status: &str, from: &str, after: &str| Filter {
+            status: status.into(),
+            from: from.into(),
+            after: after.into(),
+            ..Filter::default()
+        };
+        assert!(filter("completed", "2026-11-01", "").bind().is_ok());
+        assert!(filter("done", "", "").bind().is_err());
+        assert!(filter("", "01/11/2026", "").bind().is_err());
+        assert!(filter("", "", "yesterday_x").bind().is_err());
+    }
 }

@@ -105,7 +105,7 @@ pub struct NewTenantPage {
 pub struct SecretPage {
     pub operator: Option<Operator>,
     pub heading: String,
-    pub tenant: TenantView,
+    pub tenant_id: String,
     pub secret: String,
     pub webhook_urls: Vec<(String, String)>,
 }

@@ -111,7 +111,7 @@ pub async fn create_tenant(
             render(&SecretPage {
                 operator: Some(operator),
                 heading: format!("Tenant {tenant_id} created"),
-                tenant: created.tenant,
+                tenant_id: tenant_id.clone(),
                 secret: created.webhook_secret,
                 webhook_urls,
             })
@@ -180,6 +180,12 @@ async fn set_paused(
     if let Some(refusal) = refusal(&operator, csrf) {
         return refusal;
     }
+    let action = if pause {
+        "tenant.pause"
+    } else {
+        "tenant.resume"
+    };
+    audited(state, &operator, action, Some(id), json!({})).await;
     let outcome = if pause {
         crate::pause::pause_tenant(&state.tenants, id)
             .await
@@ -188,26 +194,40 @@ async fn set_paused(
                     .to_owned()
             })
     } else {
-        match &state.jetstream {
-            Some(jetstream) => crate::pause::resume_tenant(&state.tenants, jetstream, id)
-                .await
-                .map(|n| format!("Resumed: {n} set-aside events published again.")),
-            None => Err(AdminError::Invalid(
-                "the event stream is not configured".into(),
-            )),
-        }
+        let Some(jetstream) = state.jetstream.clone() else {
+            return message(
+                StatusCode::SERVICE_UNAVAILABLE,
+                Some(operator),
+                "Not resumed",
+                "The event stream is not configured.",
+                &format!("/console/tenants/{id}"),
+            );
+        };
+        // In a task of its own: a browser that gives up waiting does not
+        // stop the publishing half-way.
+        let tenants = state.tenants.clone();
+        let tenant = id.to_owned();
+        tokio::spawn(
+            async move { crate::pause::resume_tenant(&tenants, &jetstream, &tenant).await },
+        )
+        .await
+        .unwrap_or_else(|err| Err(AdminError::Invalid(format!("the resume stopped: {err}"))))
+        .map(|n| format!("Resumed: {n} set-aside events published again."))
     };
     match outcome {
-        Ok(text) => {
-            let action = if pause {
-                "tenant.pause"
-            } else {
-                "tenant.resume"
-            };
-            audited(state, &operator, action, Some(id), json!({})).await;
-            tenant_page(state, operator, id, None, Some(text)).await
+        Ok(text) => tenant_page(state, operator, id, None, Some(text)).await,
+        Err(err) => {
+            let failed = format!("{action}_failed");
+            audited(
+                state,
+                &operator,
+                &failed,
+                Some(id),
+                json!({"reason": err.to_string()}),
+            )
+            .await;
+            admin_error(&operator, err, &format!("/console/tenants/{id}"))
         }
-        Err(err) => admin_error(&operator, err, &format!("/console/tenants/{id}")),
     }
 }
 
@@ -238,10 +258,8 @@ pub async fn rotate_secret(
     if let Some(refusal) = refusal(&operator, &form.csrf) {
         return refusal;
     }
-    let rotated = state.tenants.rotate_secret(&id).await;
-    let tenant = state.tenants.get(&id).await;
-    match (rotated, tenant) {
-        (Ok(secret), Ok(tenant)) => {
+    match state.tenants.rotate_secret(&id).await {
+        Ok(secret) => {
             audited(
                 &state,
                 &operator,
@@ -250,15 +268,16 @@ pub async fn rotate_secret(
                 json!({}),
             )
             .await;
+            // Shown whatever else fails: it exists only in this answer.
             render(&SecretPage {
                 operator: Some(operator),
                 heading: format!("New webhook secret for {id}"),
-                webhook_urls: urls(&tenant.webhook_urls),
-                tenant,
+                webhook_urls: urls(&state.tenants.webhook_urls(&id)),
+                tenant_id: id,
                 secret,
             })
         }
-        (Err(err), _) | (_, Err(err)) => admin_error(&operator, err, "/console/tenants"),
+        Err(err) => admin_error(&operator, err, "/console/tenants"),
     }
 }
 

@@ -66,6 +66,9 @@ pub struct Run {
     pub failed_stage: Option<String>,
     pub error: Option<String>,
     pub context_summary: Option<String>,
+    /// The context as gathered (similar tickets, articles, systems,
+    /// monitoring, each source's report), pretty-printed; pages only.
+    pub context: Option<String>,
     pub note_markdown: Option<String>,
 }
 
@@ -179,7 +182,7 @@ pub async fn page(
     let rows = client
         .query(
             &format!(
-                "select {COLUMNS} from enhancement_history where {WHERE}
+                "select {COLUMNS}, context from enhancement_history where {WHERE}
                   order by received_at desc, correlation_id desc limit $8"
             ),
             &[
@@ -228,6 +231,11 @@ fn run_from(row: &tokio_postgres::Row) -> Run {
         error: row.get(19),
         context_summary: row.get(20),
         note_markdown: row.get(21),
+        // Pages select it; the CSV export does not.
+        context: (row.len() > 22)
+            .then(|| row.get::<_, Option<serde_json::Value>>(22))
+            .flatten()
+            .and_then(|context| serde_json::to_string_pretty(&context).ok()),
     }
 }
 

@@ -608,6 +608,63 @@ async fn an_admin_changes_a_tenants_switches_and_budget_and_the_change_is_audite
         .get(0);
     assert!(!String::from_utf8_lossy(&stored).contains("rotated-sdp-token-987"));
 
+    // The LLM provider chain, and a provider's key (write-only, encrypted).
+    let mut with_provider = form("25.50", "300");
+    let providers = r#"[{"name": "primary", "kind": "openai", "base_url": "https://llm.example.com/v1", "model": "gpt-4o-mini", "timeout_secs": 20}]"#;
+    with_provider.push(("llm_providers", providers));
+    with_provider.push(("llm_key_provider", "primary"));
+    with_provider.push(("llm_key", "sk-console-key-4242"));
+    let (status, page) = ops
+        .submit("/console/tenants/acme/settings", &with_provider)
+        .await;
+    assert_eq!(status, StatusCode::OK, "{page}");
+    assert!(!page.contains("sk-console-key-4242"));
+    let admin = console.db.admin_client().await;
+    let row = admin
+        .query_one("select settings -> 'llm_providers' -> 0 ->> 'model', integrations_enc from tenants where tenant_id = 'acme'", &[])
+        .await
+        .unwrap();
+    assert_eq!(row.get::<_, String>(0), "gpt-4o-mini");
+    assert!(!String::from_utf8_lossy(&row.get::<_, Vec<u8>>(1)).contains("sk-console-key-4242"));
+    let audited: Vec<String> = admin
+        .query(
+            "select detail::text from console_audit where action = 'tenant.update'",
+            &[],
+        )
+        .await
+        .unwrap()
+        .iter()
+        .map(|row| row.get(0))
+        .collect();
+    assert!(
+        audited
+            .iter()
+            .any(|detail| detail.contains("llm_key:primary") && detail.contains("llm_providers"))
+    );
+    assert!(
+        audited
+            .iter()
+            .all(|detail| !detail.contains("sk-console-key-4242"))
+    );
+    let mut unknown = form("25.50", "300");
+    unknown.push(("llm_key_provider", "nobody"));
+    unknown.push(("llm_key", "sk-x"));
+    let (status, page) = ops.submit("/console/tenants/acme/settings", &unknown).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(page.contains("no LLM provider named"));
+    let (status, page) = ops
+        .submit(
+            "/console/tenants/acme/settings",
+            &[
+                form("25.50", "300"),
+                vec![("llm_providers", "[{\"name\": 1}]")],
+            ]
+            .concat(),
+        )
+        .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(page.contains("LLM providers"));
+
     // Out-of-range values are refused with the reason, and nothing changes.
     let (status, page) = ops
         .submit("/console/tenants/acme/settings", &form("-3", "300"))

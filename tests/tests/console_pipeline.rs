@@ -85,8 +85,7 @@ async fn an_operator_follows_a_ticket_and_re_drives_a_dead_letter_from_the_conso
         "a row expands to its note"
     );
     assert!(
-        page.contains("The whole context as gathered")
-            && page.contains("similar_tickets"),
+        page.contains("The whole context as gathered") && page.contains("similar_tickets"),
         "and to its context"
     );
     assert!(

@@ -292,6 +292,36 @@ impl TenantAdmin {
     /// Replaces the tenant's integration tokens and keys (knowledge base,
     /// monitoring, LLM and embeddings providers), encrypted at rest. Answers
     /// only which are set, never a value.
+    /// Stores (encrypted) the key of one of the tenant's LLM providers,
+    /// keeping its other integration keys.
+    pub async fn set_llm_key(
+        &self,
+        tenant_id: &str,
+        provider: &str,
+        key: &str,
+    ) -> Result<(), AdminError> {
+        let tenant_id = parse_id(tenant_id)?;
+        let current = self.load(&tenant_id).await?;
+        if !current
+            .settings
+            .llm_providers
+            .iter()
+            .any(|p| p.name == provider)
+        {
+            return Err(AdminError::Invalid(format!(
+                "no LLM provider named {provider:?}"
+            )));
+        }
+        let mut integrations = current.integrations.clone();
+        integrations
+            .llm_keys
+            .insert(provider.to_owned(), key.to_owned());
+        let mut client = self.app.get().await.map_err(StoreError::from)?;
+        tenants::set_integrations(&mut client, &self.keyring, &tenant_id, &integrations).await?;
+        tracing::info!(tenant_id = %tenant_id, provider, "LLM key replaced");
+        Ok(())
+    }
+
     pub async fn set_integrations(
         &self,
         tenant_id: &str,

@@ -117,6 +117,8 @@ pub struct TenantPage {
     pub tenant: TenantView,
     /// Events set aside while paused.
     pub parked: i64,
+    /// The LLM provider chain as editable JSON.
+    pub providers_json: String,
     pub feedback: crate::tenants::FeedbackStats,
     pub webhook_urls: Vec<(String, String)>,
     pub connection: Option<ConnectionTest>,

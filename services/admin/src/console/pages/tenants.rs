@@ -156,6 +156,8 @@ async fn tenant_page(
     match (tenant, parked, feedback) {
         (Ok(tenant), Ok(parked), Ok(feedback)) => render(&TenantPage {
             operator: Some(operator),
+            providers_json: serde_json::to_string_pretty(&tenant.settings.llm_providers)
+                .unwrap_or_default(),
             webhook_urls: urls(&tenant.webhook_urls),
             tenant,
             parked,
@@ -369,6 +371,15 @@ pub struct SettingsForm {
     /// New help-desk credentials (JSON); empty keeps the stored ones.
     #[serde(default)]
     itsm_credentials: String,
+    /// The LLM provider chain (JSON array), tried in order; `[]` uses the
+    /// deployment's provider.
+    #[serde(default)]
+    llm_providers: String,
+    /// A provider's new API key (write-only), and which provider it is for.
+    #[serde(default)]
+    llm_key_provider: String,
+    #[serde(default)]
+    llm_key: String,
     max_note_words: String,
     #[serde(default)]
     llm_budget_usd: String,
@@ -422,7 +433,20 @@ pub async fn save_settings(
             }
         },
     };
+    let llm_providers = match form.llm_providers.trim() {
+        "" => current.settings.llm_providers.clone(),
+        text => match serde_json::from_str::<Vec<aia_store::LlmProviderSettings>>(text) {
+            Ok(providers) => providers,
+            Err(err) => {
+                return problem(format!(
+                    "LLM providers: a JSON array of {{\"name\", \"kind\", \"base_url\", \"model\"}} objects ({err})."
+                ))
+                .await;
+            }
+        },
+    };
     let settings = aia_store::TenantSettings {
+        llm_providers,
         similar_tickets_enabled: form.similar_tickets_enabled.is_some(),
         knowledge_base_enabled: form.knowledge_base_enabled.is_some(),
         inventory_enabled: form.inventory_enabled.is_some(),
@@ -448,6 +472,27 @@ pub async fn save_settings(
             let mut changed = changes(&current, &updated);
             if credentials.is_some() {
                 changed.push("itsm_credentials".to_owned());
+            }
+            let key = form.llm_key.trim();
+            if !key.is_empty() {
+                let provider = form.llm_key_provider.trim();
+                if let Err(err) = state.tenants.set_llm_key(&id, provider, key).await {
+                    audited(
+                        &state,
+                        &operator,
+                        "tenant.update",
+                        Some(&id),
+                        json!({"changed": changed}),
+                    )
+                    .await;
+                    return match err {
+                        AdminError::Invalid(text) => {
+                            problem(format!("Settings saved, but the key was not: {text}")).await
+                        }
+                        err => admin_error(&operator, err, &format!("/console/tenants/{id}")),
+                    };
+                }
+                changed.push(format!("llm_key:{provider}"));
             }
             audited(
                 &state,

@@ -94,3 +94,36 @@ async fn a_definition_changed_on_the_server_is_reported_field_by_field_and_resto
         "{after:?}"
     );
 }
+
+#[tokio::test]
+async fn applying_changed_definitions_keeps_a_paused_stage_paused() {
+    let nats = NatsServer::start().await;
+    let (_client, jetstream) = aia_bus::connect(&nats.url(), "test").await.unwrap();
+    let topology = Topology::builtin().unwrap();
+    topology.apply(&jetstream).await.unwrap();
+    admin::pause::pause_stage(&jetstream, "writeback")
+        .await
+        .unwrap();
+
+    // The definition drifts (as after an upgrade), and is applied again.
+    let stream = jetstream.get_stream("TICKETS").await.unwrap();
+    let mut config = stream
+        .consumer_info("writeback")
+        .await
+        .unwrap()
+        .config
+        .clone();
+    config.max_ack_pending = 10;
+    stream.update_consumer(config).await.unwrap();
+    let report = topology.apply(&jetstream).await.unwrap();
+    assert!(report.iter().any(
+        |applied| matches!(applied, Applied::Updated { name, .. } if name == "consumer writeback")
+    ));
+
+    let info = stream.consumer_info("writeback").await.unwrap().clone();
+    assert!(info.paused, "the update resumed a paused stage");
+    admin::pause::resume_stage(&jetstream, "writeback")
+        .await
+        .unwrap();
+    assert!(!stream.consumer_info("writeback").await.unwrap().paused);
+}

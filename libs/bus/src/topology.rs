@@ -215,8 +215,14 @@ impl Topology {
                     if changes.is_empty() {
                         report.push(Applied::Unchanged { name });
                     } else {
+                        // An operator's pause (the console's) outlives an
+                        // update of the definition. The server keeps a pause
+                        // an update does not name; it is carried over
+                        // explicitly so that never depends on it.
+                        let mut config = config.clone();
+                        config.pause_until = info.config.pause_until;
                         stream
-                            .update_consumer(config.clone())
+                            .update_consumer(config)
                             .await
                             .map_err(|err| server_err(name.clone())(&err))?;
                         report.push(Applied::Updated { name, changes });

@@ -55,26 +55,33 @@ pub async fn park(
     Ok(paused)
 }
 
-/// What a stage does with an event of a tenant it read.
+/// What a stage does with an event, by its tenant.
 #[derive(Debug)]
 pub enum Hold {
     /// The tenant is paused and the event was set aside: acknowledge it.
     SetAside,
-    /// Work on it with this tenant (`None`: it no longer exists).
+    /// Work on it with this tenant (`None`: it does not exist; it may be
+    /// inactive, which each stage answers in its own way).
     Proceed(Option<Arc<Tenant>>),
 }
 
-/// Sets the event aside if `tenant` (as the stage read it, perhaps from its
-/// cache) is paused and still is.
-pub async fn hold_if_paused(
+/// The tenant a stage works on `event` with. The cached copy serves; a
+/// tenant missing or inactive there is read again before a stage acts on
+/// that (an operator's fix is honoured at once, not after the cache's TTL);
+/// a paused tenant's event is set aside, once the pause is confirmed under
+/// the tenant row's lock.
+pub async fn tenant_for(
     tenants: &TenantCache,
-    tenant: Arc<Tenant>,
     stage: &str,
     event: &Event,
     stream_sequence: u64,
 ) -> Result<Hold, StoreError> {
-    if !tenant.paused {
-        return Ok(Hold::Proceed(Some(tenant)));
+    let tenant = match tenants.get(&event.tenant_id).await? {
+        Some(tenant) if tenant.active => Some(tenant),
+        _ => tenants.fresh(&event.tenant_id).await?,
+    };
+    if !tenant.as_ref().is_some_and(|tenant| tenant.paused) {
+        return Ok(Hold::Proceed(tenant));
     }
     if park(tenants.db(), stage, event, stream_sequence).await? {
         tracing::info!(stage, "Tenant paused; event set aside");

@@ -14,7 +14,7 @@ use aia_events::{
     ContextGathered, ContextSource, EnhancementFailed, Event, Payload, Stage, SystemInfo,
     TicketText,
 };
-use aia_store::parking::{Hold, hold_if_paused};
+use aia_store::parking::{Hold, tenant_for};
 use aia_store::{MonitoringQuery, Pool, StoreError, TenantCache};
 
 use std::sync::Arc;
@@ -67,28 +67,14 @@ impl Handler for ContextGatherer {
         let Payload::TicketReceived(ticket) = &event.payload else {
             return Ok(Handled::Nothing);
         };
-        let tenant = match self.tenants.get(&event.tenant_id).await {
-            Ok(Some(tenant)) if tenant.active => Some(tenant),
-            // Decided on the stored tenant, not a copy from before a fix.
-            _ => self
-                .tenants
-                .fresh(&event.tenant_id)
-                .await
-                .map_err(transient)?,
-        };
-        let tenant = match tenant {
-            Some(tenant) if tenant.active => tenant,
-            Some(_) => return Ok(self.failed(&event, "tenant is inactive")),
-            None => return Ok(self.failed(&event, "tenant does not exist")),
-        };
         let stage = Stage::ContextGatherer.as_str();
-        let sequence = delivery.stream_sequence;
-        let tenant = match hold_if_paused(&self.tenants, tenant, stage, &event, sequence)
+        let tenant = match tenant_for(&self.tenants, stage, &event, delivery.stream_sequence)
             .await
             .map_err(transient)?
         {
             Hold::SetAside => return Ok(Handled::Nothing),
-            Hold::Proceed(Some(tenant)) => tenant,
+            Hold::Proceed(Some(tenant)) if tenant.active => tenant,
+            Hold::Proceed(Some(_)) => return Ok(self.failed(&event, "tenant is inactive")),
             Hold::Proceed(None) => return Ok(self.failed(&event, "tenant does not exist")),
         };
         let settings = &tenant.settings;

@@ -14,7 +14,7 @@ use aia_events::{
 };
 use aia_llm::chain::{Chain, RetryPolicy};
 use aia_llm::{Provider, ProviderKind};
-use aia_store::parking::{Hold, hold_if_paused};
+use aia_store::parking::{Hold, tenant_for};
 use aia_store::{Pool, StoreError, Tenant, TenantCache};
 use tracing::Instrument;
 
@@ -74,35 +74,20 @@ impl Handler for LlmEnhancer {
         let Payload::ContextGathered(context) = &event.payload else {
             return Ok(Handled::Nothing);
         };
-        let tenant = match self.tenants.get(&event.tenant_id).await {
-            Ok(Some(tenant)) => Some(tenant),
-            // Decided on the stored tenant, not a copy from before a fix.
-            _ => self
-                .tenants
-                .fresh(&event.tenant_id)
-                .await
-                .map_err(transient)?,
-        };
-        let tenant = match tenant {
-            Some(tenant) => {
-                let stage = Stage::LlmEnhancer.as_str();
-                let sequence = delivery.stream_sequence;
-                match hold_if_paused(&self.tenants, tenant, stage, &event, sequence)
-                    .await
-                    .map_err(transient)?
-                {
-                    Hold::SetAside => return Ok(Handled::Nothing),
-                    Hold::Proceed(tenant) => tenant,
-                }
+        let stage = Stage::LlmEnhancer.as_str();
+        let tenant = match tenant_for(&self.tenants, stage, &event, delivery.stream_sequence)
+            .await
+            .map_err(transient)?
+        {
+            Hold::SetAside => return Ok(Handled::Nothing),
+            Hold::Proceed(Some(tenant)) => tenant,
+            Hold::Proceed(None) => {
+                return Ok(Handled::Publish(
+                    self.gave_up(&event, "tenant does not exist", 1)
+                        .into_iter()
+                        .collect(),
+                ));
             }
-            None => None,
-        };
-        let Some(tenant) = tenant else {
-            return Ok(Handled::Publish(
-                self.gave_up(&event, "tenant does not exist", 1)
-                    .into_iter()
-                    .collect(),
-            ));
         };
         // Taken after the tenant's read, which may need a connection too: a
         // handler holds one at a time, so a full pool cannot deadlock.

@@ -7,7 +7,7 @@ use aia_events::{Event, ItsmKind, Payload, Stage, WritebackCompleted, WritebackF
 use aia_itsm::{Itsm, ItsmError};
 use std::sync::Arc;
 
-use aia_store::parking::{Hold, hold_if_paused};
+use aia_store::parking::{Hold, tenant_for};
 use aia_store::{Pool, StoreError, Tenant, TenantCache};
 use tracing::Instrument;
 use uuid::Uuid;
@@ -38,24 +38,13 @@ impl Handler for Writeback {
         let Payload::EnhancementGenerated(generated) = &event.payload else {
             return Ok(Handled::Nothing);
         };
-        let cached = self
-            .tenants
-            .get(&event.tenant_id)
+        let stage = Stage::Writeback.as_str();
+        let cached = match tenant_for(&self.tenants, stage, &event, delivery.stream_sequence)
             .await
-            .map_err(transient)?;
-        let cached = match cached {
-            Some(tenant) => {
-                let stage = Stage::Writeback.as_str();
-                let sequence = delivery.stream_sequence;
-                match hold_if_paused(&self.tenants, tenant, stage, &event, sequence)
-                    .await
-                    .map_err(transient)?
-                {
-                    Hold::SetAside => return Ok(Handled::Nothing),
-                    Hold::Proceed(tenant) => tenant,
-                }
-            }
-            None => None,
+            .map_err(transient)?
+        {
+            Hold::SetAside => return Ok(Handled::Nothing),
+            Hold::Proceed(tenant) => tenant,
         };
         let handled = self.write(&event, generated, cached.clone()).await?;
         if !is_failure(&handled) {

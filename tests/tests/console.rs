@@ -295,7 +295,7 @@ async fn a_viewer_sees_the_pages_but_a_hand_made_post_is_refused() {
             ],
         ),
         (
-            "/console/tenants/acme/pause",
+            "/console/tenants/acme/processing/pause",
             vec![("csrf", viewer.csrf.as_str())],
         ),
         (

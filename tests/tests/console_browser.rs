@@ -448,7 +448,7 @@ async fn an_operator_runs_the_console_in_a_browser() {
         .execute(
             r#"const csrf = document.querySelector('form.signout input[name=csrf]').value;
                const form = document.createElement('form');
-               form.method = 'post'; form.action = '/console/tenants/beta/pause';
+               form.method = 'post'; form.action = '/console/tenants/beta/processing/pause';
                const input = document.createElement('input');
                input.type = 'hidden'; input.name = 'csrf'; input.value = csrf;
                form.appendChild(input); document.body.appendChild(form); form.submit();"#,

@@ -266,7 +266,9 @@ async fn a_paused_tenants_tickets_wait_and_are_worked_on_once_after_resuming() {
     let stack = Stack::start("right-token", None).await;
     let acme = stack.add_tenant("acme", "right-token").await;
     let ops = console_on(&stack).await;
-    let (status, page) = ops.submit("/console/tenants/acme/pause", &[]).await;
+    let (status, page) = ops
+        .submit("/console/tenants/acme/processing/pause", &[])
+        .await;
     assert_eq!(status, StatusCode::OK);
     assert!(
         page.contains(r#"<span class="bad">paused</span> (0 events set aside)"#),
@@ -308,7 +310,9 @@ async fn a_paused_tenants_tickets_wait_and_are_worked_on_once_after_resuming() {
         "the dry-run set nothing aside"
     );
 
-    let (status, page) = ops.submit("/console/tenants/acme/resume", &[]).await;
+    let (status, page) = ops
+        .submit("/console/tenants/acme/processing/resume", &[])
+        .await;
     assert_eq!(status, StatusCode::OK);
     assert!(
         page.contains("Resumed: 1 set-aside events published again."),
@@ -324,7 +328,9 @@ async fn a_paused_tenants_tickets_wait_and_are_worked_on_once_after_resuming() {
     .await;
     assert_eq!(stack.sdp.notes("SUP-10").len(), 1);
     // Resuming again publishes nothing more.
-    let (_, page) = ops.submit("/console/tenants/acme/resume", &[]).await;
+    let (_, page) = ops
+        .submit("/console/tenants/acme/processing/resume", &[])
+        .await;
     assert!(page.contains("Resumed: 0 set-aside events"));
     tokio::time::sleep(Duration::from_millis(500)).await;
     assert_eq!(stack.sdp.notes("SUP-10").len(), 1);

@@ -72,10 +72,6 @@ pub fn router(state: AppState) -> Router<AppState> {
         )
         .route("/console/tenants/{id}/delete", post(pages::delete_tenant))
         .route("/console/tenants/{id}/settings", post(pages::save_settings))
-        .route("/console/tenants/{id}/pause", post(pages::pause_tenant))
-        .route("/console/tenants/{id}/resume", post(pages::resume_tenant))
-        .route("/console/stages/{stage}/pause", post(pages::pause_stage))
-        .route("/console/stages/{stage}/resume", post(pages::resume_stage))
         .route(
             "/console/tenants/{id}/test-connection",
             post(pages::test_connection),
@@ -83,6 +79,14 @@ pub fn router(state: AppState) -> Router<AppState> {
         .route("/console/dead-letters", get(pages::dead_letters))
         .route("/console/dead-letters/redrive", post(pages::redrive))
         .route("/console/audit", get(pages::audit))
+        .route(
+            "/console/tenants/{id}/processing/{switch}",
+            post(pages::tenant_processing),
+        )
+        .route(
+            "/console/stages/{stage}/{switch}",
+            post(pages::stage_processing),
+        )
         .route("/console/history", get(pages::history))
         .route("/console/history.csv", get(pages::history_csv))
         .route("/console/tickets/{tenant}/{ticket}", get(pages::ticket))

@@ -4,15 +4,18 @@
 
 mod history;
 mod operations;
+mod pause;
+mod settings;
 mod sign_in;
 mod tenants;
 
 pub use history::{dry_run, history, history_csv, ticket};
-pub use operations::{audit, dead_letters, pause_stage, redrive, resume_stage};
+pub use operations::{audit, dead_letters, redrive};
+pub use pause::{stage_processing, tenant_processing};
+pub use settings::save_settings;
 pub use sign_in::{sign_in, sign_in_form, sign_out};
 pub use tenants::{
-    create_tenant, delete_tenant, new_tenant, pause_tenant, resume_tenant, rotate_secret,
-    save_settings, tenant, tenants, test_connection,
+    create_tenant, delete_tenant, new_tenant, rotate_secret, tenant, tenants, test_connection,
 };
 
 use askama::Template;

@@ -2,7 +2,7 @@
 //! confirmation) and the audit log.
 
 use axum::Form;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
 use serde::Deserialize;
@@ -141,57 +141,4 @@ pub async fn audit(
         }),
         Err(err) => admin_error(&operator, AdminError::Store(err), "/console"),
     }
-}
-
-/// Pauses (`pause`) or resumes a stage's durable consumer.
-async fn set_stage_paused(
-    state: &AppState,
-    operator: Operator,
-    stage: &str,
-    csrf: &str,
-    pause: bool,
-) -> Response {
-    if let Some(refusal) = refusal(&operator, csrf) {
-        return refusal;
-    }
-    let Some(jetstream) = &state.jetstream else {
-        return message(
-            StatusCode::SERVICE_UNAVAILABLE,
-            Some(operator),
-            "Not done",
-            "The event stream is not configured.",
-            "/console",
-        );
-    };
-    let outcome = if pause {
-        crate::pause::pause_stage(jetstream, stage).await
-    } else {
-        crate::pause::resume_stage(jetstream, stage).await
-    };
-    match outcome {
-        Ok(()) => {
-            let action = if pause { "stage.pause" } else { "stage.resume" };
-            audited(state, &operator, action, None, json!({"stage": stage})).await;
-            Redirect::to("/console").into_response()
-        }
-        Err(err) => admin_error(&operator, err, "/console"),
-    }
-}
-
-pub async fn pause_stage(
-    State(state): State<AppState>,
-    operator: Operator,
-    Path(stage): Path<String>,
-    Form(form): Form<super::CsrfOnly>,
-) -> Response {
-    set_stage_paused(&state, operator, &stage, &form.csrf, true).await
-}
-
-pub async fn resume_stage(
-    State(state): State<AppState>,
-    operator: Operator,
-    Path(stage): Path<String>,
-    Form(form): Form<super::CsrfOnly>,
-) -> Response {
-    set_stage_paused(&state, operator, &stage, &form.csrf, false).await
 }

@@ -1,0 +1,215 @@
+//! A tenant's settings form: name, help-desk address and credentials,
+//! context-source switches, note options, the LLM provider chain and a
+//! provider's key, the budget.
+
+use axum::Form;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use super::tenants::tenant_page;
+use super::{admin_error, audited, refusal};
+use crate::console::Operator;
+use crate::routes::AppState;
+use crate::tenants::AdminError;
+
+/// The tenant's switches and limits as the settings form sends them
+/// (an unticked box is absent).
+#[derive(Deserialize)]
+pub struct SettingsForm {
+    #[serde(default)]
+    csrf: String,
+    name: String,
+    itsm_base_url: String,
+    #[serde(default)]
+    active: Option<String>,
+    #[serde(default)]
+    similar_tickets_enabled: Option<String>,
+    #[serde(default)]
+    knowledge_base_enabled: Option<String>,
+    #[serde(default)]
+    inventory_enabled: Option<String>,
+    #[serde(default)]
+    monitoring_enabled: Option<String>,
+    #[serde(default)]
+    redact_personal_data: Option<String>,
+    #[serde(default)]
+    feedback_links: Option<String>,
+    #[serde(default)]
+    note_visible_to_requester: Option<String>,
+    /// New help-desk credentials (JSON); empty keeps the stored ones.
+    #[serde(default)]
+    itsm_credentials: String,
+    /// The LLM provider chain (JSON array), tried in order; `[]` uses the
+    /// deployment's provider.
+    #[serde(default)]
+    llm_providers: String,
+    /// A provider's new API key (write-only), and which provider it is for.
+    #[serde(default)]
+    llm_key_provider: String,
+    #[serde(default)]
+    llm_key: String,
+    max_note_words: String,
+    #[serde(default)]
+    llm_budget_usd: String,
+    llm_budget_period_days: String,
+}
+
+pub async fn save_settings(
+    State(state): State<AppState>,
+    operator: Operator,
+    Path(id): Path<String>,
+    Form(form): Form<SettingsForm>,
+) -> Response {
+    if let Some(refusal) = refusal(&operator, &form.csrf) {
+        return refusal;
+    }
+    let current = match state.tenants.get(&id).await {
+        Ok(tenant) => tenant,
+        Err(err) => return admin_error(&operator, err, "/console/tenants"),
+    };
+    let problem = |text: String| async {
+        (
+            StatusCode::UNPROCESSABLE_ENTITY,
+            tenant_page(&state, operator.clone(), &id, None, Some(text)).await,
+        )
+            .into_response()
+    };
+    let Ok(max_note_words) = form.max_note_words.trim().parse::<u32>() else {
+        return problem("Note length: a whole number of words.".into()).await;
+    };
+    let Ok(period_days) = form.llm_budget_period_days.trim().parse::<u32>() else {
+        return problem("Budget period: a whole number of days.".into()).await;
+    };
+    let budget = match form.llm_budget_usd.trim() {
+        "" => None,
+        text => match text.parse::<f64>() {
+            Ok(budget) if budget.is_finite() && budget >= 0.0 => Some(budget),
+            _ => {
+                return problem("Budget: an amount in US dollars, or empty for none.".into()).await;
+            }
+        },
+    };
+    let credentials = match form.itsm_credentials.trim() {
+        "" => None,
+        text => match serde_json::from_str::<Value>(text) {
+            Ok(value) if value.is_object() => Some(value),
+            _ => {
+                return problem(
+                    "Credentials: a JSON object, or empty to keep the stored ones.".into(),
+                )
+                .await;
+            }
+        },
+    };
+    let llm_providers = match form.llm_providers.trim() {
+        "" => current.settings.llm_providers.clone(),
+        text => match serde_json::from_str::<Vec<aia_store::LlmProviderSettings>>(text) {
+            Ok(providers) => providers,
+            Err(err) => {
+                return problem(format!(
+                    "LLM providers: a JSON array of {{\"name\", \"kind\", \"base_url\", \"model\"}} objects ({err})."
+                ))
+                .await;
+            }
+        },
+    };
+    let settings = aia_store::TenantSettings {
+        llm_providers,
+        similar_tickets_enabled: form.similar_tickets_enabled.is_some(),
+        knowledge_base_enabled: form.knowledge_base_enabled.is_some(),
+        inventory_enabled: form.inventory_enabled.is_some(),
+        monitoring_enabled: form.monitoring_enabled.is_some(),
+        redact_personal_data: form.redact_personal_data.is_some(),
+        feedback_links: form.feedback_links.is_some(),
+        note_visible_to_requester: form.note_visible_to_requester.is_some(),
+        max_note_words,
+        llm_budget_usd: budget,
+        llm_budget_period_days: period_days,
+        ..current.settings.clone()
+    };
+    let update = crate::tenants::UpdateTenant {
+        name: Some(form.name.trim().to_owned()).filter(|name| *name != current.name),
+        itsm_base_url: Some(form.itsm_base_url.trim().to_owned())
+            .filter(|url| *url != current.itsm_base_url),
+        active: Some(form.active.is_some()).filter(|active| *active != current.active),
+        itsm_credentials: credentials.clone(),
+        settings: Some(settings),
+    };
+    match state.tenants.update(&id, update).await {
+        Ok(updated) => {
+            let mut changed = changes(&current, &updated);
+            if credentials.is_some() {
+                changed.push("itsm_credentials".to_owned());
+            }
+            let key = form.llm_key.trim();
+            if !key.is_empty() {
+                let provider = form.llm_key_provider.trim();
+                if let Err(err) = state.tenants.set_llm_key(&id, provider, key).await {
+                    audited(
+                        &state,
+                        &operator,
+                        "tenant.update",
+                        Some(&id),
+                        json!({"changed": changed}),
+                    )
+                    .await;
+                    return match err {
+                        AdminError::Invalid(text) => {
+                            problem(format!("Settings saved, but the key was not: {text}")).await
+                        }
+                        err => admin_error(&operator, err, &format!("/console/tenants/{id}")),
+                    };
+                }
+                changed.push(format!("llm_key:{provider}"));
+            }
+            audited(
+                &state,
+                &operator,
+                "tenant.update",
+                Some(&id),
+                json!({"changed": changed}),
+            )
+            .await;
+            tenant_page(
+                &state,
+                operator,
+                &id,
+                None,
+                Some("Saved. The stages use the new settings within seconds.".into()),
+            )
+            .await
+        }
+        Err(AdminError::Invalid(text)) => problem(text).await,
+        Err(err) => admin_error(&operator, err, &format!("/console/tenants/{id}")),
+    }
+}
+
+/// The names of what an update changed, for the audit log (never values:
+/// some may be sensitive).
+fn changes(before: &crate::tenants::TenantView, after: &crate::tenants::TenantView) -> Vec<String> {
+    let mut changed = Vec::new();
+    if before.name != after.name {
+        changed.push("name".to_owned());
+    }
+    if before.itsm_base_url != after.itsm_base_url {
+        changed.push("itsm_base_url".to_owned());
+    }
+    if before.active != after.active {
+        changed.push("active".to_owned());
+    }
+    let (Ok(Value::Object(old)), Ok(Value::Object(new))) = (
+        serde_json::to_value(&before.settings),
+        serde_json::to_value(&after.settings),
+    ) else {
+        return changed;
+    };
+    changed.extend(
+        new.iter()
+            .filter(|(key, value)| old.get(*key) != Some(*value))
+            .map(|(key, _)| key.clone()),
+    );
+    changed
+}

@@ -79,14 +79,26 @@ impl Console {
         (response.status(), response.text().await.unwrap())
     }
 
-    async fn tenant_count(&self) -> i64 {
+    /// The first column of the one row `sql` returns, read across tenants.
+    async fn value<T: for<'a> tokio_postgres::types::FromSql<'a>>(&self, sql: &str) -> T {
         self.db
             .admin_client()
             .await
-            .query_one("select count(*) from tenants where deleted_at is null", &[])
+            .query_one(sql, &[])
             .await
             .unwrap()
             .get(0)
+    }
+
+    /// The first column of every row `sql` returns, as text.
+    async fn texts(&self, sql: &str) -> Vec<String> {
+        let rows = self.db.admin_client().await.query(sql, &[]).await.unwrap();
+        rows.iter().map(|row| row.get(0)).collect()
+    }
+
+    async fn tenant_count(&self) -> i64 {
+        self.value("select count(*) from tenants where deleted_at is null")
+            .await
     }
 
     async fn audit_actions(&self) -> Vec<(String, String, Option<String>)> {
@@ -175,13 +187,8 @@ async fn signing_in_sets_a_guarded_cookie_and_signing_out_ends_the_session() {
         .1
         .to_owned();
     let stored: Vec<u8> = console
-        .db
-        .admin_client()
-        .await
-        .query_one("select token_sha256 from console_sessions", &[])
-        .await
-        .unwrap()
-        .get(0);
+        .value("select token_sha256 from console_sessions")
+        .await;
     assert_ne!(stored, token.as_bytes());
 
     let session = Browser::sign_in(&console.url, "ops", ADMIN_PASSWORD).await;
@@ -521,13 +528,8 @@ async fn an_admin_changes_a_tenants_switches_and_budget_and_the_change_is_audite
     assert_eq!(status, StatusCode::OK, "{page}");
     assert!(page.contains("Saved."));
     let settings: serde_json::Value = console
-        .db
-        .admin_client()
-        .await
-        .query_one("select settings from tenants where tenant_id = 'acme'", &[])
-        .await
-        .unwrap()
-        .get(0);
+        .value("select settings from tenants where tenant_id = 'acme'")
+        .await;
     assert_eq!(
         settings["knowledge_base_enabled"], false,
         "an unticked box turns a source off"
@@ -537,16 +539,8 @@ async fn an_admin_changes_a_tenants_switches_and_budget_and_the_change_is_audite
     assert_eq!(settings["llm_budget_usd"], 25.5);
     assert_eq!(settings["max_note_words"], 300);
     let audit: serde_json::Value = console
-        .db
-        .admin_client()
-        .await
-        .query_one(
-            "select detail from console_audit where action = 'tenant.update'",
-            &[],
-        )
-        .await
-        .unwrap()
-        .get(0);
+        .value("select detail from console_audit where action = 'tenant.update'")
+        .await;
     let changed: Vec<&str> = audit["changed"]
         .as_array()
         .unwrap()
@@ -573,18 +567,8 @@ async fn an_admin_changes_a_tenants_switches_and_budget_and_the_change_is_audite
     assert_eq!(status, StatusCode::OK);
     assert!(!page.contains("rotated-sdp-token-987"));
     let details: Vec<String> = console
-        .db
-        .admin_client()
-        .await
-        .query(
-            "select detail::text from console_audit where action = 'tenant.update'",
-            &[],
-        )
-        .await
-        .unwrap()
-        .iter()
-        .map(|row| row.get(0))
-        .collect();
+        .texts("select detail::text from console_audit where action = 'tenant.update'")
+        .await;
     assert!(
         details
             .iter()
@@ -596,16 +580,8 @@ async fn an_admin_changes_a_tenants_switches_and_budget_and_the_change_is_audite
             .all(|detail| !detail.contains("rotated-sdp-token-987"))
     );
     let stored: Vec<u8> = console
-        .db
-        .admin_client()
-        .await
-        .query_one(
-            "select itsm_credentials_enc from tenants where tenant_id = 'acme'",
-            &[],
-        )
-        .await
-        .unwrap()
-        .get(0);
+        .value("select itsm_credentials_enc from tenants where tenant_id = 'acme'")
+        .await;
     assert!(!String::from_utf8_lossy(&stored).contains("rotated-sdp-token-987"));
 
     // The LLM provider chain, and a provider's key (write-only, encrypted).
@@ -619,23 +595,17 @@ async fn an_admin_changes_a_tenants_switches_and_budget_and_the_change_is_audite
         .await;
     assert_eq!(status, StatusCode::OK, "{page}");
     assert!(!page.contains("sk-console-key-4242"));
-    let admin = console.db.admin_client().await;
-    let row = admin
-        .query_one("select settings -> 'llm_providers' -> 0 ->> 'model', integrations_enc from tenants where tenant_id = 'acme'", &[])
-        .await
-        .unwrap();
-    assert_eq!(row.get::<_, String>(0), "gpt-4o-mini");
-    assert!(!String::from_utf8_lossy(&row.get::<_, Vec<u8>>(1)).contains("sk-console-key-4242"));
-    let audited: Vec<String> = admin
-        .query(
-            "select detail::text from console_audit where action = 'tenant.update'",
-            &[],
-        )
-        .await
-        .unwrap()
-        .iter()
-        .map(|row| row.get(0))
-        .collect();
+    let model: String = console
+        .value("select settings -> 'llm_providers' -> 0 ->> 'model' from tenants where tenant_id = 'acme'")
+        .await;
+    assert_eq!(model, "gpt-4o-mini");
+    let stored: Vec<u8> = console
+        .value("select integrations_enc from tenants where tenant_id = 'acme'")
+        .await;
+    assert!(!String::from_utf8_lossy(&stored).contains("sk-console-key-4242"));
+    let audited = console
+        .texts("select detail::text from console_audit where action = 'tenant.update'")
+        .await;
     assert!(
         audited
             .iter()
@@ -676,15 +646,7 @@ async fn an_admin_changes_a_tenants_switches_and_budget_and_the_change_is_audite
         .await;
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
     let budget: serde_json::Value = console
-        .db
-        .admin_client()
-        .await
-        .query_one(
-            "select settings -> 'llm_budget_usd' from tenants where tenant_id = 'acme'",
-            &[],
-        )
-        .await
-        .unwrap()
-        .get(0);
+        .value("select settings -> 'llm_budget_usd' from tenants where tenant_id = 'acme'")
+        .await;
     assert_eq!(budget, 25.5);
 }

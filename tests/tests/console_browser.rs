@@ -12,10 +12,9 @@
 mod console_support;
 mod pipeline_support;
 
-use std::sync::Arc;
 use std::time::Duration;
 
-use admin::console::auth::{self, Role};
+use admin::console::Role;
 use console_support::Chromium;
 use fantoccini::Locator;
 use fantoccini::key::Key;
@@ -64,6 +63,10 @@ async fn check_accessibility(browser: &Chromium, page: &str) {
         serde_json::json!([]),
         "{page}: contrast below 4.5:1"
     );
+}
+
+async fn goto(browser: &Chromium, url: &str) {
+    browser.client.goto(url).await.unwrap();
 }
 
 async fn visit(browser: &Chromium, url: &str, shot: &str) -> String {
@@ -176,51 +179,25 @@ async fn sign_in_by_keyboard(browser: &Chromium, base: &str, username: &str, pas
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_operator_runs_the_console_in_a_browser() {
     let stack = Stack::start("right-token", None).await;
-    let tenant_admin = admin::tenant_admin(
-        &stack.db.app_url,
-        &stack.db.admin_read_url,
+    let operators = [
+        ("ops", PASSWORD, Role::Admin),
+        ("watcher", VIEWER_PASSWORD, Role::Viewer),
+    ];
+    let (app, admin_read) = (&stack.db.app_url, &stack.db.admin_read_url);
+    let base = console_support::serve_on(
+        app,
+        admin_read,
         stack.keyring(),
-        "https://hooks.example.com".into(),
+        &stack.nats.url(),
+        Default::default(),
+        &operators,
     )
-    .unwrap();
-    auth::create_user(&tenant_admin.admin, "ops", PASSWORD, Role::Admin)
-        .await
-        .unwrap();
-    auth::create_user(
-        &tenant_admin.admin,
-        "watcher",
-        VIEWER_PASSWORD,
-        Role::Viewer,
-    )
-    .await
-    .unwrap();
-    let (_client, jetstream) = aia_bus::connect(&stack.nats.url(), "console")
-        .await
-        .unwrap();
-    let base = console_support::serve(admin::AppState {
-        tenants: Arc::new(tenant_admin),
-        token: "admin-token-0123456789abcdef".into(),
-        jetstream: Some(jetstream),
-        console: Default::default(),
-    })
     .await;
     let browser = Chromium::start().await;
 
     // A page without a session goes to the sign-in page.
-    browser
-        .client
-        .goto(&format!("{base}/console/history"))
-        .await
-        .unwrap();
-    assert!(
-        browser
-            .client
-            .current_url()
-            .await
-            .unwrap()
-            .path()
-            .ends_with("/console/sign-in")
-    );
+    goto(&browser, &format!("{base}/console/history")).await;
+    wait_for_path(&browser, "/console/sign-in").await;
     browser.screenshot("01-sign-in").await;
     check_accessibility(&browser, "sign-in").await;
 
@@ -313,11 +290,7 @@ async fn an_operator_runs_the_console_in_a_browser() {
     browser.screenshot("10-dead-letters").await;
     check_accessibility(&browser, "dead letters").await;
     // The operator fixes the credentials on the tenant's page, then re-drives.
-    browser
-        .client
-        .goto(&format!("{base}/console/tenants/beta"))
-        .await
-        .unwrap();
+    goto(&browser, &format!("{base}/console/tenants/beta")).await;
     fill(
         &browser,
         "#itsm_credentials",
@@ -326,11 +299,7 @@ async fn an_operator_runs_the_console_in_a_browser() {
     .await;
     click(&browser, "form[action$='/settings'] button[type=submit]").await;
     wait_for_text_in(&browser, "p.status", "Saved.").await;
-    browser
-        .client
-        .goto(&format!("{base}/console/dead-letters"))
-        .await
-        .unwrap();
+    goto(&browser, &format!("{base}/console/dead-letters")).await;
     click(
         &browser,
         "button[aria-label='Re-drive ticket BET-1 of beta']",
@@ -347,11 +316,7 @@ async fn an_operator_runs_the_console_in_a_browser() {
     assert_eq!(stack.sdp.notes("BET-1").len(), 1);
 
     // Pause and resume the tenant.
-    browser
-        .client
-        .goto(&format!("{base}/console/tenants/gamma"))
-        .await
-        .unwrap();
+    goto(&browser, &format!("{base}/console/tenants/gamma")).await;
     click(&browser, "form[action$='/pause'] button").await;
     wait_for_text_in(&browser, "p.status", "Paused").await;
     assert!(
@@ -380,11 +345,7 @@ async fn an_operator_runs_the_console_in_a_browser() {
     browser.screenshot("13-refused-csrf").await;
 
     // Deleting needs the id typed: the button stays disabled until then.
-    browser
-        .client
-        .goto(&format!("{base}/console/tenants/gamma"))
-        .await
-        .unwrap();
+    goto(&browser, &format!("{base}/console/tenants/gamma")).await;
     let delete = browser
         .client
         .find(Locator::Css("form.danger button"))
@@ -417,21 +378,8 @@ async fn an_operator_runs_the_console_in_a_browser() {
     }
     click(&browser, "form.signout button").await;
     wait_for_path(&browser, "/console/sign-in").await;
-    browser
-        .client
-        .goto(&format!("{base}/console"))
-        .await
-        .unwrap();
-    assert!(
-        browser
-            .client
-            .current_url()
-            .await
-            .unwrap()
-            .path()
-            .ends_with("/console/sign-in"),
-        "signed out for good"
-    );
+    goto(&browser, &format!("{base}/console")).await;
+    wait_for_path(&browser, "/console/sign-in").await;
 
     // A viewer sees no actions, and a form made by hand is refused.
     sign_in_by_keyboard(&browser, &base, "watcher", VIEWER_PASSWORD).await;

@@ -7,10 +7,9 @@
 mod console_support;
 mod pipeline_support;
 
-use std::sync::Arc;
 use std::time::Duration;
 
-use admin::console::auth::{self, Role};
+use admin::console::Role;
 use aia_events::TenantId;
 use aia_store::tenants;
 use aia_testkit::eventually;
@@ -47,29 +46,11 @@ async fn an_operator_follows_a_ticket_and_re_drives_a_dead_letter_from_the_conso
         202
     );
 
-    let tenant_admin = admin::tenant_admin(
-        &stack.db.app_url,
-        &stack.db.admin_read_url,
-        stack.keyring(),
-        "https://hooks.example.com".into(),
-    )
-    .unwrap();
-    auth::create_user(&tenant_admin.admin, "ops", PASSWORD, Role::Admin)
-        .await
-        .unwrap();
-    let (_client, jetstream) = aia_bus::connect(&stack.nats.url(), "console")
-        .await
-        .unwrap();
-    let url = console_support::serve(admin::AppState {
-        tenants: Arc::new(tenant_admin),
-        token: "admin-token-0123456789abcdef".into(),
-        jetstream: Some(jetstream),
-        console: Arc::new(admin::console::ConsoleSettings {
-            trace_url: Some("https://grafana.example.com/explore?traceId={trace_id}".into()),
-            ..Default::default()
-        }),
-    })
-    .await;
+    let settings = admin::console::ConsoleSettings {
+        trace_url: Some("https://grafana.example.com/explore?traceId={trace_id}".into()),
+        ..Default::default()
+    };
+    let url = console_on_url(&stack, settings).await;
     let ops = Browser::sign_in(&url, "ops", PASSWORD).await;
 
     // The history: acme's run completed, beta's failed.
@@ -222,28 +203,24 @@ async fn an_operator_follows_a_ticket_and_re_drives_a_dead_letter_from_the_conso
     stack.stop().await;
 }
 
-/// The console on a running stack, with an admin signed in.
-async fn console_on(stack: &Stack) -> Browser {
-    let tenant_admin = admin::tenant_admin(
-        &stack.db.app_url,
-        &stack.db.admin_read_url,
+/// The console on a running stack, with its operator "ops" (an admin).
+async fn console_on_url(stack: &Stack, settings: admin::console::ConsoleSettings) -> String {
+    let operators = [("ops", PASSWORD, Role::Admin)];
+    let (app, admin_read) = (&stack.db.app_url, &stack.db.admin_read_url);
+    console_support::serve_on(
+        app,
+        admin_read,
         stack.keyring(),
-        "https://hooks.example.com".into(),
+        &stack.nats.url(),
+        settings,
+        &operators,
     )
-    .unwrap();
-    auth::create_user(&tenant_admin.admin, "ops", PASSWORD, Role::Admin)
-        .await
-        .unwrap();
-    let (_client, jetstream) = aia_bus::connect(&stack.nats.url(), "console")
-        .await
-        .unwrap();
-    let url = console_support::serve(admin::AppState {
-        tenants: Arc::new(tenant_admin),
-        token: "admin-token-0123456789abcdef".into(),
-        jetstream: Some(jetstream),
-        console: Default::default(),
-    })
-    .await;
+    .await
+}
+
+/// The console on a running stack, with its admin signed in.
+async fn console_on(stack: &Stack) -> Browser {
+    let url = console_on_url(stack, Default::default()).await;
     Browser::sign_in(&url, "ops", PASSWORD).await
 }
 

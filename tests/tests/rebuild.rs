@@ -70,24 +70,6 @@ async fn publish(jetstream: &aia_bus::JetStream, events: &[Event]) {
     }
 }
 
-/// Every projection table as JSON, without the bookkeeping column.
-async fn snapshot(client: &tokio_postgres::Client) -> Vec<String> {
-    let mut out = Vec::new();
-    for (table, order) in [
-        ("enhancement_history", "tenant_id, correlation_id"),
-        ("ticket_history", "tenant_id, ticket_id"),
-        ("tenant_daily_stats", "tenant_id, day"),
-    ] {
-        let json: Option<serde_json::Value> = client
-            .query_one(&format!("select jsonb_agg(to_jsonb(t) - 'updated_at' - 'search' order by {order}) from {table} t"), &[])
-            .await
-            .unwrap()
-            .get(0);
-        out.push(json.map(|json| json.to_string()).unwrap_or_default());
-    }
-    out
-}
-
 async fn projected_through(owner: &tokio_postgres::Client, jetstream: &aia_bus::JetStream) {
     let mut stream = jetstream.get_stream(aia_bus::STREAM).await.unwrap();
     let last = stream.info().await.unwrap().state.last_sequence as i64;
@@ -123,7 +105,7 @@ async fn a_rebuild_reproduces_the_live_projection_repairs_damage_and_keeps_servi
         .unwrap();
     tokio::spawn(connection);
     projected_through(&owner, &jetstream).await;
-    let live = snapshot(&owner).await;
+    let live = aia_testkit::projection_snapshot(&owner).await;
     assert!(live[0].contains("\"completed\"") && live[0].contains("\"failed\""));
 
     let indexes_before = indexes(&owner).await;
@@ -142,7 +124,7 @@ async fn a_rebuild_reproduces_the_live_projection_repairs_damage_and_keeps_servi
         .unwrap();
     assert_eq!(report.runs, 50);
     assert_eq!(
-        snapshot(&owner).await,
+        aia_testkit::projection_snapshot(&owner).await,
         live,
         "the rebuild differs from the live projection"
     );
@@ -161,17 +143,17 @@ async fn a_rebuild_reproduces_the_live_projection_repairs_damage_and_keeps_servi
     );
     rebuilt.unwrap();
     projected_through(&owner, &jetstream).await;
-    let settled = snapshot(&owner).await;
+    let settled = aia_testkit::projection_snapshot(&owner).await;
     assert!(settled[0].contains("initech") && !settled[0].contains("tampered"));
     history_projector::rebuild::rebuild_all(&jetstream, &db.admin_url)
         .await
         .unwrap();
-    assert_eq!(snapshot(&owner).await, settled);
+    assert_eq!(aia_testkit::projection_snapshot(&owner).await, settled);
 
     // The projector keeps serving after the swaps, into the new tables.
     publish(&jetstream, &events_for("acme", 3)).await;
     projected_through(&owner, &jetstream).await;
-    let after = snapshot(&owner).await;
+    let after = aia_testkit::projection_snapshot(&owner).await;
     assert_ne!(after, settled);
     // Row-level security survived the swap.
     let (app, connection) = tokio_postgres::connect(&db.app_url, tokio_postgres::NoTls)

@@ -197,6 +197,30 @@ impl TestDatabase {
 }
 
 /// A keyring with one random key, as services get from `AI_AGENTS_SECRET_KEYS`.
+/// Every projection table as JSON (in key order, without bookkeeping
+/// columns), for comparing the live projection with a rebuild.
+pub async fn projection_snapshot(client: &tokio_postgres::Client) -> Vec<String> {
+    let mut out = Vec::new();
+    for (table, order) in [
+        ("enhancement_history", "tenant_id, correlation_id"),
+        ("ticket_history", "tenant_id, ticket_id"),
+        ("tenant_daily_stats", "tenant_id, day"),
+    ] {
+        let json: Option<serde_json::Value> = client
+            .query_one(
+                &format!(
+                    "select jsonb_agg(to_jsonb(t) - 'updated_at' - 'search' order by {order}) from {table} t"
+                ),
+                &[],
+            )
+            .await
+            .unwrap()
+            .get(0);
+        out.push(json.map(|json| json.to_string()).unwrap_or_default());
+    }
+    out
+}
+
 pub fn keyring_spec() -> String {
     Keyring::generate_spec("test")
 }

@@ -38,27 +38,6 @@ const SERVICES: [&str; 4] = [
     "history-projector",
 ];
 
-/// Every projection table as JSON, without bookkeeping columns.
-async fn snapshot(client: &tokio_postgres::Client) -> Vec<String> {
-    let mut out = Vec::new();
-    for (table, order) in [
-        ("enhancement_history", "tenant_id, correlation_id"),
-        ("ticket_history", "tenant_id, ticket_id"),
-        ("tenant_daily_stats", "tenant_id, day"),
-    ] {
-        let json: Option<serde_json::Value> = client
-            .query_one(
-                &format!("select jsonb_agg(to_jsonb(t) - 'updated_at' - 'search' order by {order}) from {table} t"),
-                &[],
-            )
-            .await
-            .unwrap()
-            .get(0);
-        out.push(json.map(|json| json.to_string()).unwrap_or_default());
-    }
-    out
-}
-
 fn percentile(sorted: &[f64], q: f64) -> f64 {
     sorted[((sorted.len() as f64 * q) as usize).min(sorted.len() - 1)]
 }
@@ -275,7 +254,7 @@ async fn kills_restarts_and_failing_saas_lose_no_ticket_and_double_no_note() {
     );
 
     // The projections equal a rebuild from the stream.
-    let before = snapshot(&owner).await;
+    let before = aia_testkit::projection_snapshot(&owner).await;
     let rebuilt = std::process::Command::new(env!("CARGO_BIN_EXE_aiagents"))
         .arg("rebuild")
         .env("AI_AGENTS_NATS_URL", nats.url())
@@ -289,7 +268,7 @@ async fn kills_restarts_and_failing_saas_lose_no_ticket_and_double_no_note() {
         String::from_utf8_lossy(&rebuilt.stderr)
     );
     assert_eq!(
-        snapshot(&owner).await,
+        aia_testkit::projection_snapshot(&owner).await,
         before,
         "the projections differ from a rebuild"
     );

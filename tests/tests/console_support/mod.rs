@@ -21,6 +21,38 @@ pub async fn serve(state: admin::AppState) -> String {
     url
 }
 
+/// The admin service (console and API) on a running pipeline's database and
+/// NATS, with these operators (name, password, role); its base URL.
+pub async fn serve_on(
+    app_url: &str,
+    admin_read_url: &str,
+    keyring: aia_store::Keyring,
+    nats_url: &str,
+    settings: admin::console::ConsoleSettings,
+    operators: &[(&str, &str, admin::console::Role)],
+) -> String {
+    let tenant_admin = admin::tenant_admin(
+        app_url,
+        admin_read_url,
+        keyring,
+        "https://hooks.example.com".into(),
+    )
+    .unwrap();
+    for (name, password, role) in operators {
+        admin::console::auth::create_user(&tenant_admin.admin, name, password, *role)
+            .await
+            .unwrap();
+    }
+    let (_client, jetstream) = aia_bus::connect(nats_url, "console").await.unwrap();
+    serve(admin::AppState {
+        tenants: std::sync::Arc::new(tenant_admin),
+        token: "admin-token-0123456789abcdef".into(),
+        jetstream: Some(jetstream),
+        console: std::sync::Arc::new(settings),
+    })
+    .await
+}
+
 /// An HTTP client that follows no redirects, so each answer is seen.
 pub fn client() -> reqwest::Client {
     reqwest::Client::builder()

@@ -145,26 +145,16 @@ pub async fn save_settings(
                 changed.push("itsm_credentials".to_owned());
             }
             let key = form.llm_key.trim();
-            if !key.is_empty() {
-                let provider = form.llm_key_provider.trim();
-                if let Err(err) = state.tenants.set_llm_key(&id, provider, key).await {
-                    audited(
-                        &state,
-                        &operator,
-                        "tenant.update",
-                        Some(&id),
-                        json!({"changed": changed}),
-                    )
-                    .await;
-                    return match err {
-                        AdminError::Invalid(text) => {
-                            problem(format!("Settings saved, but the key was not: {text}")).await
-                        }
-                        err => admin_error(&operator, err, &format!("/console/tenants/{id}")),
-                    };
+            let provider = form.llm_key_provider.trim();
+            let key_stored = if key.is_empty() {
+                Ok(())
+            } else {
+                let stored = state.tenants.set_llm_key(&id, provider, key).await;
+                if stored.is_ok() {
+                    changed.push(format!("llm_key:{provider}"));
                 }
-                changed.push(format!("llm_key:{provider}"));
-            }
+                stored
+            };
             audited(
                 &state,
                 &operator,
@@ -173,6 +163,13 @@ pub async fn save_settings(
                 json!({"changed": changed}),
             )
             .await;
+            match key_stored {
+                Ok(()) => {}
+                Err(AdminError::Invalid(text)) => {
+                    return problem(format!("Settings saved, but the key was not: {text}")).await;
+                }
+                Err(err) => return admin_error(&operator, err, &format!("/console/tenants/{id}")),
+            }
             tenant_page(
                 &state,
                 operator,

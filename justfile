@@ -25,7 +25,6 @@ console ADDR="127.0.0.1:8081":
     set -euo pipefail
     trap 'scripts/stack.sh down demo' EXIT
     source "$(scripts/stack.sh up demo)"
-    export AI_AGENTS_SECRET_KEYS="${AI_AGENTS_SECRET_KEYS:-$(cargo run -q -p aiagents -- keygen)}"
     RUST_LOG="${RUST_LOG:-error}" cargo run -q -p aiagents -- demo --console {{ADDR}}
 
 # Formatting and lints, as CI checks them.

@@ -88,7 +88,7 @@ pub async fn run(settings: DemoSettings) -> anyhow::Result<()> {
     let mut running = all_in_one::start(all_in_one::Settings {
         nats_url: settings.nats_url.clone(),
         database_url: settings.database_url.clone(),
-        keyring_spec,
+        keyring_spec: keyring_spec.clone(),
         llm: settings.llm.clone(),
         ingress_listen: SocketAddr::from(([127, 0, 0, 1], 0)),
         public_url: None,
@@ -124,21 +124,13 @@ pub async fn run(settings: DemoSettings) -> anyhow::Result<()> {
     };
     let result = match (result, &settings.console) {
         (Ok(()), Some(console)) => tokio::select! {
-            result = serve_console(&settings, console, keyring_spec_for_console(&settings)?, &ingress_url) => result,
+            result = serve_console(&settings, console, Keyring::parse(&keyring_spec)?, &ingress_url) => result,
             err = running.any_exited() => err,
         },
         (result, _) => result,
     };
     running.stop().await?;
     result
-}
-
-fn keyring_spec_for_console(settings: &DemoSettings) -> anyhow::Result<Keyring> {
-    let spec = settings
-        .keyring_spec
-        .clone()
-        .context("the console needs AI_AGENTS_SECRET_KEYS (the demo recipe sets it)")?;
-    Ok(Keyring::parse(&spec)?)
 }
 
 /// The admin console on the demo's data, with an operator made for it.

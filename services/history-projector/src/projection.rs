@@ -80,6 +80,39 @@ pub struct Effect {
     pub filled: Vec<(String, Effect)>,
 }
 
+/// The checkpoint, locked for this transaction: the lock also makes a second
+/// projector instance wait its turn.
+async fn lock_checkpoint(tx: &Transaction<'_>) -> Result<u64, StoreError> {
+    tx.execute(
+        &tx.prepare_cached(
+            "insert into projection_checkpoints (projection, stream_sequence) values ($1, 0)
+             on conflict (projection) do nothing",
+        )
+        .await?,
+        &[&PROJECTION],
+    )
+    .await?;
+    let statement = tx
+        .prepare_cached(
+            "select stream_sequence from projection_checkpoints where projection = $1 for update",
+        )
+        .await?;
+    let stored: i64 = tx.query_one(&statement, &[&PROJECTION]).await?.get(0);
+    Ok(u64::try_from(stored).unwrap_or(0))
+}
+
+async fn store_checkpoint(tx: &Transaction<'_>, sequence: u64) -> Result<(), StoreError> {
+    tx.execute(
+        &tx.prepare_cached(
+            "update projection_checkpoints set stream_sequence = $2, updated_at = now() where projection = $1",
+        )
+        .await?,
+        &[&PROJECTION, &i64::try_from(sequence).unwrap_or(i64::MAX)],
+    )
+    .await?;
+    Ok(())
+}
+
 /// Applies one event with the checkpoint, as [`apply_batch`] does a batch.
 pub async fn apply(
     client: &mut Client,
@@ -109,25 +142,7 @@ pub async fn apply_batch(
     };
     let tx = tenant_transaction(client, &first.tenant_id).await?;
     let mut current_tenant = first.tenant_id.to_string();
-    // The row lock also makes a second projector instance wait its turn.
-    tx.execute(
-        &tx.prepare_cached(
-            "insert into projection_checkpoints (projection, stream_sequence) values ($1, 0)
-             on conflict (projection) do nothing",
-        )
-        .await?,
-        &[&PROJECTION],
-    )
-    .await?;
-    let mut checkpoint: u64 = {
-        let statement = tx
-            .prepare_cached(
-                "select stream_sequence from projection_checkpoints where projection = $1 for update",
-            )
-            .await?;
-        let stored: i64 = tx.query_one(&statement, &[&PROJECTION]).await?.get(0);
-        u64::try_from(stored).unwrap_or(0)
-    };
+    let mut checkpoint = lock_checkpoint(&tx).await?;
     let set_tenant = tx
         .prepare_cached("select set_config('app.tenant_id', $1, true)")
         .await?;
@@ -174,14 +189,7 @@ pub async fn apply_batch(
         checkpoint = sequence;
         outcomes.push(Applied::Applied(effect));
     }
-    tx.execute(
-        &tx.prepare_cached(
-            "update projection_checkpoints set stream_sequence = $2, updated_at = now() where projection = $1",
-        )
-        .await?,
-        &[&PROJECTION, &i64::try_from(checkpoint).unwrap_or(i64::MAX)],
-    )
-    .await?;
+    store_checkpoint(&tx, checkpoint).await?;
     tx.commit().await?;
     Ok(outcomes)
 }
@@ -203,20 +211,7 @@ pub enum Advanced {
 /// repeats this until the events it holds are at or below the checkpoint.
 pub async fn advance_one(client: &mut Client, gaps: &impl Gaps) -> Result<Advanced, StoreError> {
     let mut tx = client.transaction().await?;
-    tx.execute(
-        "insert into projection_checkpoints (projection, stream_sequence) values ($1, 0)
-         on conflict (projection) do nothing",
-        &[&PROJECTION],
-    )
-    .await?;
-    let checkpoint: i64 = tx
-        .query_one(
-            "select stream_sequence from projection_checkpoints where projection = $1 for update",
-            &[&PROJECTION],
-        )
-        .await?
-        .get(0);
-    let after = u64::try_from(checkpoint).unwrap_or(0);
+    let after = lock_checkpoint(&tx).await?;
     let Some((sequence, event)) = gaps.between(after, u64::MAX, 1).await?.into_iter().next() else {
         return Ok(Advanced::UpToDate);
     };
@@ -238,11 +233,7 @@ pub async fn advance_one(client: &mut Client, gaps: &impl Gaps) -> Result<Advanc
             }
         }
     };
-    tx.execute(
-        "update projection_checkpoints set stream_sequence = $2, updated_at = now() where projection = $1",
-        &[&PROJECTION, &i64::try_from(sequence).unwrap_or(i64::MAX)],
-    )
-    .await?;
+    store_checkpoint(&tx, sequence).await?;
     tx.commit().await?;
     Ok(outcome)
 }

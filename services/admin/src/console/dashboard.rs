@@ -6,7 +6,6 @@
 
 use aia_bus::STREAM;
 use aia_store::Pool;
-use async_nats::jetstream::consumer::PullConsumer;
 
 use super::Operator;
 use super::views::{Dashboard, Failure, Spend, StageHealth};
@@ -75,21 +74,13 @@ async fn stages(state: &AppState) -> Vec<StageHealth> {
                 .collect();
         }
     };
-    let mut stages = Vec::with_capacity(CONSUMERS.len());
-    for name in CONSUMERS {
-        let info = async {
-            let mut consumer: PullConsumer = stream
-                .get_consumer(name)
-                .await
-                .map_err(|err| err.to_string())?;
-            consumer
-                .info()
-                .await
-                .cloned()
-                .map_err(|err| err.to_string())
-        }
-        .await;
-        stages.push(match info {
+    // One request per consumer, all at once.
+    let infos =
+        futures::future::join_all(CONSUMERS.iter().map(|name| stream.consumer_info(name))).await;
+    CONSUMERS
+        .iter()
+        .zip(infos)
+        .map(|(name, info)| match info {
             Ok(info) => StageHealth {
                 name: (*name).into(),
                 pending: info.num_pending,
@@ -99,10 +90,9 @@ async fn stages(state: &AppState) -> Vec<StageHealth> {
                 paused: info.paused,
                 error: None,
             },
-            Err(err) => unavailable(name, err),
-        });
-    }
-    stages
+            Err(err) => unavailable(name, err.to_string()),
+        })
+        .collect()
 }
 
 #[derive(Default)]

@@ -481,11 +481,28 @@ async fn the_dashboard_sums_the_last_day_and_lists_the_newest_failures() {
              insert into enhancement_history (tenant_id, correlation_id, ticket_id, status, received_at, failed_at, failed_stage, error, last_event_id)
              values ('acme', gen_random_uuid(), 'T-999', 'failed', now() - interval '5 minutes', now(), 'writeback', 'ServiceDesk Plus refused the API key (401)', gen_random_uuid());
              insert into enhancement_history (tenant_id, correlation_id, ticket_id, status, received_at, last_event_id)
-             values ('acme', gen_random_uuid(), 'T-old', 'completed', now() - interval '3 days', gen_random_uuid());",
+             values ('acme', gen_random_uuid(), 'T-old', 'completed', now() - interval '3 days', gen_random_uuid());
+             insert into tenant_daily_stats (tenant_id, day, cost_usd)
+             values ('acme', current_date, 3.25), ('acme', current_date - 1, 1.00),
+                    ('beta', current_date, 0.50), ('gamma', current_date - 40, 9.00);",
         )
         .await
         .unwrap();
     let ops = Browser::sign_in(&console.url, "ops", ADMIN_PASSWORD).await;
+    // acme's budget: 5 USD.
+    ops.post("/console/tenants", &new_tenant(&ops.csrf, "acme"))
+        .await;
+    let mut budget = vec![
+        ("name", "Acme MSP"),
+        ("itsm_base_url", "https://sdp.acme.example"),
+        ("active", "on"),
+        ("max_note_words", "300"),
+        ("llm_budget_usd", "5"),
+        ("llm_budget_period_days", "30"),
+    ];
+    budget.insert(0, ("csrf", ops.csrf.as_str()));
+    let (status, _) = ops.post("/console/tenants/acme/settings", &budget).await;
+    assert_eq!(status, StatusCode::OK);
     let (status, page) = ops.get("/console").await;
     assert_eq!(status, StatusCode::OK);
     let figure = |name: &str| {
@@ -502,6 +519,89 @@ async fn the_dashboard_sums_the_last_day_and_lists_the_newest_failures() {
     assert_eq!(figure("p95 webhook → note"), "95 ms");
     assert!(page.contains("ServiceDesk Plus refused the API key (401)"));
     assert!(page.contains("T-999"));
+    // Spend over the last 30 days, biggest first, against the budget.
+    let spend = regex::Regex::new(
+        r"<tr><td>([a-z]+)</td><td>([0-9.]+)</td><td>([^<]+)</td><td>([^<]+)</td></tr>",
+    )
+    .unwrap();
+    let rows: Vec<Vec<String>> = spend
+        .captures_iter(&page)
+        .map(|row| (1..=4).map(|i| row[i].to_owned()).collect())
+        .collect();
+    assert_eq!(
+        rows,
+        [
+            ["acme", "4.25", "5.00", "85 %"],
+            ["beta", "0.50", "—", "no budget"]
+        ]
+    );
+}
+
+#[tokio::test]
+async fn history_pages_follow_each_other_without_gaps_or_repeats_and_tenants_are_searchable() {
+    let console = Console::start().await;
+    console
+        .db
+        .admin_client()
+        .await
+        .batch_execute(
+            "insert into enhancement_history (tenant_id, correlation_id, ticket_id, status, received_at, last_event_id)
+             select 'acme', gen_random_uuid(), 'T-' || n, 'completed',
+                    now() - (n % 7) * interval '1 minute', gen_random_uuid()
+               from generate_series(1, 120) n",
+        )
+        .await
+        .unwrap();
+    let ops = Browser::sign_in(&console.url, "ops", ADMIN_PASSWORD).await;
+    let tickets = regex::Regex::new(r"acme / (T-[0-9]+)").unwrap();
+    let next =
+        regex::Regex::new(r#"href="/console/history\?[^"]*after=([^"]+)">Older runs"#).unwrap();
+    let mut seen = std::collections::BTreeSet::new();
+    let mut pages = Vec::new();
+    let mut path = "/console/history?tenant=acme".to_owned();
+    loop {
+        let (status, page) = ops.get(&path).await;
+        assert_eq!(status, StatusCode::OK);
+        let on_page: Vec<String> = tickets
+            .captures_iter(&page)
+            .map(|c| c[1].to_owned())
+            .collect();
+        pages.push(on_page.len());
+        for ticket in on_page {
+            assert!(seen.insert(ticket.clone()), "{ticket} shown twice");
+        }
+        match next.captures(&page) {
+            // Many runs share a time: the run id breaks the tie.
+            Some(cursor) => path = format!("/console/history?tenant=acme&after={}", &cursor[1]),
+            None => break,
+        }
+    }
+    assert_eq!(pages, [50, 50, 20]);
+    assert_eq!(seen.len(), 120);
+
+    for id in ["acme", "globex"] {
+        ops.post("/console/tenants", &new_tenant(&ops.csrf, id))
+            .await;
+    }
+    let (_, found) = ops.get("/console/tenants?search=glob").await;
+    assert!(found.contains("/console/tenants/globex") && !found.contains("/console/tenants/acme"));
+}
+
+#[tokio::test]
+async fn an_expired_session_opens_nothing() {
+    let console = Console::start().await;
+    let ops = Browser::sign_in(&console.url, "ops", ADMIN_PASSWORD).await;
+    let (status, _) = ops.get("/console").await;
+    assert_eq!(status, StatusCode::OK);
+    console
+        .db
+        .admin_client()
+        .await
+        .batch_execute("update console_sessions set expires_at = now() - interval '1 second'")
+        .await
+        .unwrap();
+    let (status, _) = ops.get("/console").await;
+    assert_eq!(status, StatusCode::SEE_OTHER);
 }
 
 #[tokio::test]

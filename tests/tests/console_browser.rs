@@ -134,6 +134,22 @@ async fn wait_for_text_in(browser: &Chromium, css: &str, text: &str) {
     panic!("{css} never showed {text:?}");
 }
 
+/// Waits until the page and its deferred script have loaded.
+async fn wait_for_ready(browser: &Chromium) {
+    for _ in 0..100 {
+        let state = browser
+            .client
+            .execute("return document.readyState", vec![])
+            .await
+            .unwrap();
+        if state == "complete" {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("the page never finished loading");
+}
+
 /// Waits until the page's path is `path`.
 async fn wait_for_path(browser: &Chromium, path: &str) {
     for _ in 0..100 {
@@ -231,8 +247,19 @@ async fn an_operator_runs_the_console_in_a_browser() {
     assert!(secret.len() >= 32);
     browser.screenshot("05-tenant-created").await;
     check_accessibility(&browser, "tenant created").await;
+    // The script is deferred: the button works once the page has loaded.
+    wait_for_ready(&browser).await;
     click(&browser, "button.copy[data-copy=secret]").await;
-    let copied = text_of(&browser, "button.copy[data-copy=secret]").await;
+    // Copied to the clipboard, or (headless, no permission) selected for
+    // the operator after the clipboard's one-second grace.
+    let mut copied = String::new();
+    for _ in 0..50 {
+        copied = text_of(&browser, "button.copy[data-copy=secret]").await;
+        if copied != "Copy" {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
     assert!(
         copied == "Copied" || copied.starts_with("Selected"),
         "{copied}"

@@ -520,3 +520,73 @@ async fn an_event_that_fails_on_its_data_is_skipped_and_the_projection_goes_on()
         .get(0);
     assert_eq!(bad, 0);
 }
+
+#[tokio::test]
+async fn a_batch_of_interleaved_runs_writes_what_one_event_at_a_time_writes() {
+    use history_projector::projection::apply_batch;
+    // Three runs for each of two tenants, their events interleaved as the
+    // stages publish them, with costs whose floating-point sum depends on
+    // the order it is added in: (0.1 + 0.2) + 0.3 != 0.1 + (0.2 + 0.3).
+    let mut runs = Vec::new();
+    for (idx, (tenant, ticket)) in ["acme", "globex"]
+        .iter()
+        .flat_map(|tenant| ["T-1", "T-2", "T-3"].map(|ticket| (*tenant, ticket)))
+        .enumerate()
+    {
+        let mut events = run_events(ticket);
+        for event in &mut events {
+            event.tenant_id = aia_events::TenantId::parse(tenant).unwrap();
+            if let Payload::EnhancementGenerated(generated) = &mut event.payload {
+                generated.cost_usd = [0.1, 0.2, 0.3][idx % 3];
+            }
+        }
+        runs.push(events);
+    }
+    let stream: Vec<(u64, Event)> = (0..4)
+        .flat_map(|stage| runs.iter().map(move |run| run[stage].clone()))
+        .enumerate()
+        .map(|(idx, event)| (idx as u64 + 1, event))
+        .collect();
+
+    // Two batches, the first ending after acme's first cost: the second
+    // adds two costs to a day that already has one.
+    let batched = TestDatabase::create().await;
+    let mut batched_client = client(&batched).await;
+    let events: Vec<(u64, &Event)> = stream.iter().map(|(seq, event)| (*seq, event)).collect();
+    let mut outcomes = Vec::new();
+    for batch in [&events[..13], &events[13..]] {
+        outcomes.extend(
+            apply_batch(&mut batched_client, batch, &no_gaps())
+                .await
+                .unwrap(),
+        );
+    }
+    let single = TestDatabase::create().await;
+    let mut one_by_one = Vec::new();
+    let mut single_client = client(&single).await;
+    for (sequence, event) in &stream {
+        one_by_one.push(
+            apply(&mut single_client, event, *sequence, &no_gaps())
+                .await
+                .unwrap(),
+        );
+    }
+
+    // Each event's own effect is reported as if it had been applied alone...
+    assert_eq!(outcomes, one_by_one);
+    let completed = outcomes
+        .iter()
+        .filter(
+            |outcome| matches!(outcome, Applied::Applied(effect) if effect.counters.completed == 1),
+        )
+        .count();
+    assert_eq!(completed, 6);
+    // ...and the tables hold exactly the same rows, sums included.
+    let snapshot = aia_testkit::projection_snapshot(&batched.admin_client().await).await;
+    assert_eq!(
+        snapshot,
+        aia_testkit::projection_snapshot(&single.admin_client().await).await
+    );
+    assert!(snapshot[0].matches("\"completed\"").count() == 6);
+    assert!(snapshot[2].contains("globex") && snapshot[2].contains("acme"));
+}

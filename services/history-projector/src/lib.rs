@@ -7,6 +7,7 @@
 //! checkpoint past it.
 
 mod config;
+mod fold;
 pub mod metrics;
 pub mod model;
 pub mod projection;

@@ -15,10 +15,11 @@
 //! applied first, in the same transaction, so the projection always
 //! follows stream order, whichever instance holds which event.
 
-use aia_events::{Event, Payload};
-use aia_store::{Client, StoreError, Transaction, tenant_transaction};
+use aia_events::Event;
+use aia_store::{Client, StoreError, Transaction};
 
-use crate::model::{Counters, RunRow, TicketRow};
+use crate::fold::Fold;
+use crate::model::Counters;
 use crate::rows::{self, Tables};
 
 /// The checkpoint row of this projection.
@@ -137,15 +138,20 @@ pub async fn apply_batch(
     events: &[(u64, &Event)],
     gaps: &impl Gaps,
 ) -> Result<Vec<Applied>, StoreError> {
-    let Some((_, first)) = events.first() else {
+    if events.is_empty() {
         return Ok(Vec::new());
-    };
-    let tx = tenant_transaction(client, &first.tenant_id).await?;
-    let mut current_tenant = first.tenant_id.to_string();
+    }
+    let tx = client.transaction().await?;
     let mut checkpoint = lock_checkpoint(&tx).await?;
-    let set_tenant = tx
-        .prepare_cached("select set_config('app.tenant_id', $1, true)")
-        .await?;
+    let mut fold = Fold::new(rows::LIVE);
+    fold.prefetch(
+        &*tx,
+        events
+            .iter()
+            .filter(|(sequence, _)| *sequence > checkpoint)
+            .map(|(_, event)| *event),
+    )
+    .await?;
     let mut outcomes = Vec::with_capacity(events.len());
     for &(sequence, event) in events {
         if sequence <= checkpoint {
@@ -157,13 +163,7 @@ pub async fn apply_batch(
             let missing = gaps.between(checkpoint, sequence, FILL_BATCH).await?;
             let more = missing.len() == FILL_BATCH;
             for (missed_sequence, missed) in missing {
-                // Row-level security follows the event's tenant.
-                if missed.tenant_id.as_str() != current_tenant {
-                    tx.execute(&set_tenant, &[&missed.tenant_id.as_str()])
-                        .await?;
-                    current_tenant = missed.tenant_id.to_string();
-                }
-                let effect = project(&tx, rows::LIVE, &missed).await?;
+                let effect = fold.add(&*tx, &missed).await?;
                 tracing::info!(
                     sequence = missed_sequence,
                     "Applied an event missing before this one"
@@ -179,16 +179,12 @@ pub async fn apply_batch(
                 break;
             }
         }
-        if event.tenant_id.as_str() != current_tenant {
-            tx.execute(&set_tenant, &[&event.tenant_id.as_str()])
-                .await?;
-            current_tenant = event.tenant_id.to_string();
-        }
-        let mut effect = project(&tx, rows::LIVE, event).await?;
+        let mut effect = fold.add(&*tx, event).await?;
         effect.filled = filled;
         checkpoint = sequence;
         outcomes.push(Applied::Applied(effect));
     }
+    fold.write(&*tx).await?;
     store_checkpoint(&tx, checkpoint).await?;
     tx.commit().await?;
     Ok(outcomes)
@@ -218,11 +214,9 @@ pub async fn advance_one(client: &mut Client, gaps: &impl Gaps) -> Result<Advanc
     let tenant = event.tenant_id.to_string();
     let outcome = {
         let savepoint = tx.savepoint("one_event").await?;
-        savepoint
-            .execute("select set_config('app.tenant_id', $1, true)", &[&tenant])
-            .await?;
-        match project(&savepoint, rows::LIVE, &event).await {
-            Ok(effect) => {
+        match project_events(&savepoint, rows::LIVE, [&event]).await {
+            Ok(mut effects) => {
+                let effect = effects.pop().unwrap_or_default();
                 savepoint.commit().await?;
                 Advanced::Applied(sequence, tenant, effect)
             }
@@ -238,46 +232,19 @@ pub async fn advance_one(client: &mut Client, gaps: &impl Gaps) -> Result<Advanc
     Ok(outcome)
 }
 
-/// Applies one event to the live tables (or, during a rebuild's catch-up,
-/// to the tables named by `tables`) with the same model the rebuild folds.
-pub async fn project(
-    tx: &Transaction<'_>,
-    tables: Tables<'_>,
-    event: &Event,
-) -> Result<Effect, StoreError> {
-    project_with(tx, tables, event).await
-}
-
-/// [`project`] on a plain transaction (the rebuild's owner connection).
-pub async fn project_with(
+/// Applies events in order to the tables named by `tables` (a rebuild's
+/// catch-up, a single event after a poison one), with the same model the
+/// rebuild folds: what the live projector does with a batch.
+pub async fn project_events<'e>(
     tx: &tokio_postgres::Transaction<'_>,
     tables: Tables<'_>,
-    event: &Event,
-) -> Result<Effect, StoreError> {
-    if let Some(ticket) = TicketRow::from_event(event) {
-        rows::upsert_ticket(tx, tables, &ticket).await?;
-        return Ok(Effect {
-            ticket_stored: true,
-            ..Effect::default()
-        });
+    events: impl IntoIterator<Item = &'e Event>,
+) -> Result<Vec<Effect>, StoreError> {
+    let mut fold = Fold::new(tables);
+    let mut effects = Vec::new();
+    for event in events {
+        effects.push(fold.add(tx, event).await?);
     }
-    if !crate::model::concerns_a_run(&event.payload) {
-        return Ok(Effect::default());
-    }
-    let tenant = event.tenant_id.as_str();
-    let existing = rows::load_run(tx, tables, tenant, event.correlation_id).await?;
-    if existing.is_none() && matches!(event.payload, Payload::EnhancementRated(_)) {
-        return Ok(Effect::default()); // a rating for a run we do not have
-    }
-    let mut row = existing.unwrap_or_else(|| RunRow::new(event));
-    let counters = row.apply(event).unwrap_or_default();
-    rows::upsert_run(tx, tables, &row).await?;
-    if !counters.is_zero() {
-        rows::add_counters(tx, tables, tenant, row.day(event), &counters).await?;
-    }
-    Ok(Effect {
-        ticket_stored: false,
-        counters,
-        filled: Vec::new(),
-    })
+    fold.write(tx).await?;
+    Ok(effects)
 }

@@ -14,11 +14,12 @@ use std::time::{Duration, Instant};
 use aia_bus::{JetStream, STREAM};
 use aia_events::{Event, TenantId};
 use async_nats::jetstream::consumer::{DeliverPolicy, pull};
+use chrono::NaiveDate;
 use futures::StreamExt;
 use indicatif::{ProgressBar, ProgressStyle};
 use tokio_postgres::Client;
 
-use crate::model::{Projection, RunRow};
+use crate::model::{Counters, Projection, RunRow};
 use crate::projection::PROJECTION;
 use crate::rows::{self, Tables};
 
@@ -266,9 +267,7 @@ pub async fn rebuild_all(jetstream: &JetStream, owner_url: &str) -> anyhow::Resu
         |event| late.push(event),
     )
     .await?;
-    for event in &late {
-        crate::projection::project_with(&tx, FRESH, event).await?;
-    }
+    crate::projection::project_events(&tx, FRESH, &late).await?;
     // The fresh tables hold every event up to the later of the snapshot and
     // the live checkpoint; the live projector resumes after that.
     let covered = i64::try_from(checkpoint.max(until)).unwrap_or(i64::MAX);
@@ -380,15 +379,17 @@ pub async fn rebuild_tenant(
         )
         .await?;
     }
-    for row in projection.runs.values() {
-        rows::upsert_run(&tx, rows::LIVE, row).await?;
-    }
+    let runs: Vec<&RunRow> = projection.runs.values().collect();
+    rows::upsert_runs(&tx, rows::LIVE, &runs).await?;
     for row in projection.tickets.values() {
         rows::upsert_ticket(&tx, rows::LIVE, row).await?;
     }
-    for ((tenant_id, day), counters) in &projection.daily {
-        rows::add_counters(&tx, rows::LIVE, tenant_id, *day, counters).await?;
-    }
+    let days: Vec<(NaiveDate, &Counters)> = projection
+        .daily
+        .iter()
+        .map(|((_, day), counters)| (*day, counters))
+        .collect();
+    rows::store_days(&tx, rows::LIVE, tenant.as_str(), &days).await?;
     tx.commit().await?;
     report.runs = projection.runs.len();
     report.tickets = projection.tickets.len();

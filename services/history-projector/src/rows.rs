@@ -150,48 +150,58 @@ fn run_from(row: &tokio_postgres::Row) -> RunRow {
     }
 }
 
-/// The run's row, locked for this transaction.
-pub async fn load_run(
+/// The runs of `tenant` among `correlation_ids` that exist, locked for this
+/// transaction: one query for a whole batch.
+pub async fn load_runs(
     client: &impl GenericClient,
     tables: Tables<'_>,
     tenant: &str,
-    correlation_id: Uuid,
-) -> Result<Option<RunRow>, StoreError> {
-    let row = client
-        .query_opt(
+    correlation_ids: &[Uuid],
+) -> Result<Vec<RunRow>, StoreError> {
+    let rows = client
+        .query(
             &format!(
-                "select {RUN_COLUMNS} from {} where tenant_id = $1 and correlation_id = $2 for update",
+                "select {RUN_COLUMNS} from {} where tenant_id = $1 and correlation_id = any($2) for update",
                 tables.runs
             ),
-            &[&tenant, &correlation_id],
+            &[&tenant, &correlation_ids],
         )
         .await?;
-    Ok(row.as_ref().map(run_from))
+    Ok(rows.iter().map(run_from).collect())
 }
 
-pub async fn upsert_run(
+/// Inserts or replaces runs: the statement is prepared once and the rows
+/// are sent in one pipeline, so a batch costs one round trip, not one per
+/// row. The caller has set the tenant of `rows` (row-level security).
+pub async fn upsert_runs(
     client: &impl GenericClient,
     tables: Tables<'_>,
-    row: &RunRow,
+    rows: &[&RunRow],
 ) -> Result<(), StoreError> {
+    if rows.is_empty() {
+        return Ok(());
+    }
     let placeholders: Vec<String> = (1..=35).map(|n| format!("${n}")).collect();
     let updates: Vec<String> = RUN_COLUMNS
         .split(", ")
         .skip(2)
         .map(|column| format!("{column} = excluded.{column}"))
         .collect();
-    client
-        .execute(
-            &format!(
-                "insert into {table} ({RUN_COLUMNS}) values ({values})
-                 on conflict (tenant_id, correlation_id) do update set {updates}, updated_at = now()",
-                table = tables.runs,
-                values = placeholders.join(", "),
-                updates = updates.join(", "),
-            ),
-            &run_values(row),
-        )
+    let statement = client
+        .prepare(&format!(
+            "insert into {table} ({RUN_COLUMNS}) values ({values})
+             on conflict (tenant_id, correlation_id) do update set {updates}, updated_at = now()",
+            table = tables.runs,
+            values = placeholders.join(", "),
+            updates = updates.join(", "),
+        ))
         .await?;
+    let statement = &statement;
+    futures::future::try_join_all(
+        rows.iter()
+            .map(|row| async move { client.execute(statement, &run_values(row)).await }),
+    )
+    .await?;
     Ok(())
 }
 
@@ -222,34 +232,92 @@ pub async fn upsert_ticket(
     Ok(())
 }
 
-pub async fn add_counters(
+/// The counters of `days` of `tenant` that exist, locked for this
+/// transaction.
+pub async fn load_days(
     client: &impl GenericClient,
     tables: Tables<'_>,
     tenant: &str,
-    day: NaiveDate,
-    counters: &Counters,
-) -> Result<(), StoreError> {
-    client
-        .execute(
+    days: &[NaiveDate],
+) -> Result<Vec<(NaiveDate, Counters)>, StoreError> {
+    let rows = client
+        .query(
             &format!(
-                "insert into {table} as d (tenant_id, day, received, completed, failed, failed_budget, degraded,
-                        tokens_in, tokens_out, cost_usd, processing_ms_total)
-                 values ($1, $2, $3::int8, $4::int8, $5::int8, $6::int8, $7::int8, $8, $9, $10, $11)
-                 on conflict (tenant_id, day) do update set
-                    received = d.received + excluded.received, completed = d.completed + excluded.completed,
-                    failed = d.failed + excluded.failed, failed_budget = d.failed_budget + excluded.failed_budget,
-                    degraded = d.degraded + excluded.degraded, tokens_in = d.tokens_in + excluded.tokens_in,
-                    tokens_out = d.tokens_out + excluded.tokens_out, cost_usd = d.cost_usd + excluded.cost_usd,
-                    processing_ms_total = d.processing_ms_total + excluded.processing_ms_total",
-                table = tables.daily
+                "select day, received::int8, completed::int8, failed::int8, failed_budget::int8,
+                        degraded::int8, tokens_in, tokens_out, cost_usd, processing_ms_total
+                 from {} where tenant_id = $1 and day = any($2) for update",
+                tables.daily
             ),
-            &[
-                &tenant, &day, &counters.received, &counters.completed, &counters.failed,
-                &counters.failed_budget, &counters.degraded, &counters.tokens_in, &counters.tokens_out,
-                &counters.cost_usd, &counters.processing_ms_total,
-            ],
+            &[&tenant, &days],
         )
         .await?;
+    Ok(rows
+        .iter()
+        .map(|row| {
+            let counters = Counters {
+                received: row.get(1),
+                completed: row.get(2),
+                failed: row.get(3),
+                failed_budget: row.get(4),
+                degraded: row.get(5),
+                tokens_in: row.get(6),
+                tokens_out: row.get(7),
+                cost_usd: row.get(8),
+                processing_ms_total: row.get(9),
+            };
+            (row.get(0), counters)
+        })
+        .collect())
+}
+
+/// Stores the counters of days of one tenant (set by the caller) as they
+/// are now, in one pipeline as [`upsert_runs`] does. The caller read them
+/// with [`load_days`] and added to them in stream order, so the sums (the
+/// cost in floating point too) come out exactly as a rebuild's.
+pub async fn store_days(
+    client: &impl GenericClient,
+    tables: Tables<'_>,
+    tenant: &str,
+    days: &[(NaiveDate, &Counters)],
+) -> Result<(), StoreError> {
+    if days.is_empty() {
+        return Ok(());
+    }
+    let statement = client
+        .prepare(&format!(
+            "insert into {table} (tenant_id, day, received, completed, failed, failed_budget, degraded,
+                    tokens_in, tokens_out, cost_usd, processing_ms_total)
+             values ($1, $2, $3::int8, $4::int8, $5::int8, $6::int8, $7::int8, $8, $9, $10, $11)
+             on conflict (tenant_id, day) do update set
+                received = excluded.received, completed = excluded.completed, failed = excluded.failed,
+                failed_budget = excluded.failed_budget, degraded = excluded.degraded,
+                tokens_in = excluded.tokens_in, tokens_out = excluded.tokens_out,
+                cost_usd = excluded.cost_usd, processing_ms_total = excluded.processing_ms_total",
+            table = tables.daily
+        ))
+        .await?;
+    let statement = &statement;
+    futures::future::try_join_all(days.iter().map(|(day, counters)| async move {
+        client
+            .execute(
+                statement,
+                &[
+                    &tenant,
+                    day,
+                    &counters.received,
+                    &counters.completed,
+                    &counters.failed,
+                    &counters.failed_budget,
+                    &counters.degraded,
+                    &counters.tokens_in,
+                    &counters.tokens_out,
+                    &counters.cost_usd,
+                    &counters.processing_ms_total,
+                ],
+            )
+            .await
+    }))
+    .await?;
     Ok(())
 }
 

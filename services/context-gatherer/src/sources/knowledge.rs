@@ -10,28 +10,24 @@ use std::time::{Duration, Instant};
 
 use aia_events::{KnowledgeArticle, TenantId};
 use aia_store::embeddings::Corpus;
-use aia_store::{Client, Pool, StoreError, tenant_transaction};
+use aia_store::{Client, Pool, StoreError, Transaction, search_transaction, tenant_transaction};
 use serde::Deserialize;
 use sha2::{Digest, Sha256};
 
 use super::meaning::{self, Semantic};
-use super::{SEARCH_SETTINGS, SourceError};
+use super::{SEARCH_TIMEOUT, SourceError};
 
 const CACHE_TTL: Duration = Duration::from_secs(3600);
 const MAX_QUERY_CHARS: usize = 1000;
 
 /// Article ids with their full-text rank in [0, 1), best first.
 async fn lexical(
-    client: &mut Client,
+    tx: &Transaction<'_>,
     tenant: &TenantId,
     text: &str,
     limit: i64,
 ) -> Result<Vec<(String, f64)>, SourceError> {
     let query: String = text.chars().take(MAX_QUERY_CHARS).collect();
-    let tx = tenant_transaction(client, tenant).await?;
-    tx.batch_execute(SEARCH_SETTINGS)
-        .await
-        .map_err(aia_store::StoreError::from)?;
     let rows = tx
         .query(
             &tx.prepare_cached("select article_id, ts_rank(search, q, 32)::float8 as score
@@ -44,18 +40,16 @@ async fn lexical(
         )
         .await
         .map_err(aia_store::StoreError::from)?;
-    tx.commit().await.map_err(aia_store::StoreError::from)?;
     Ok(rows.iter().map(|row| (row.get(0), row.get(1))).collect())
 }
 
 /// The articles `ranked` names, in that order, each with its score.
 async fn details(
-    client: &mut Client,
+    tx: &Transaction<'_>,
     tenant: &TenantId,
     ranked: &[(String, f64)],
 ) -> Result<Vec<KnowledgeArticle>, SourceError> {
     let ids: Vec<&str> = ranked.iter().map(|(id, _)| id.as_str()).collect();
-    let tx = tenant_transaction(client, tenant).await?;
     let rows = tx
         .query(
             &tx.prepare_cached(
@@ -68,7 +62,6 @@ async fn details(
         )
         .await
         .map_err(aia_store::StoreError::from)?;
-    tx.commit().await.map_err(aia_store::StoreError::from)?;
     let mut by_id: HashMap<String, aia_store::Row> =
         rows.into_iter().map(|row| (row.get(0), row)).collect();
     Ok(ranked
@@ -91,12 +84,15 @@ pub async fn local(
     text: &str,
     limit: i64,
 ) -> Result<Vec<KnowledgeArticle>, SourceError> {
-    let ranked: Vec<(String, f64)> = lexical(client, tenant, text, limit)
+    let tx = search_transaction(client, tenant, SEARCH_TIMEOUT).await?;
+    let ranked: Vec<(String, f64)> = lexical(&tx, tenant, text, limit)
         .await?
         .into_iter()
         .map(|(id, rank)| (id, 0.5 * rank.min(0.999)))
         .collect();
-    details(client, tenant, &ranked).await
+    let found = details(&tx, tenant, &ranked).await?;
+    tx.commit().await.map_err(StoreError::from)?;
+    Ok(found)
 }
 
 /// Articles of the tenant's own knowledge base by meaning, with words as a
@@ -111,7 +107,10 @@ pub async fn local_by_meaning(
     let mut client = db.get().await.map_err(StoreError::from)?;
     let ranked =
         meaning::ranked(&mut client, tenant, Corpus::Articles, text, semantic, limit).await?;
-    details(&mut client, tenant, &ranked).await
+    let tx = tenant_transaction(&mut client, tenant).await?;
+    let found = details(&tx, tenant, &ranked).await?;
+    tx.commit().await.map_err(StoreError::from)?;
+    Ok(found)
 }
 
 #[derive(Deserialize)]

@@ -13,12 +13,9 @@ use std::time::{Duration, Instant};
 
 use aia_events::{ContextSource, SourceReport, SourceStatus};
 
-/// Set in a full-text search's transaction: a bound on its time, and a plan
-/// made for the query's own lexemes each time. The statements are prepared
-/// once per connection; a generic plan, blind to which lexemes and how
-/// common they are, ranked ten times slower (measured: 10.2 ms against 0.28).
-pub const SEARCH_SETTINGS: &str =
-    "set local statement_timeout = '2s'; set local plan_cache_mode = force_custom_plan";
+/// The bound on a full-text search's statements (see
+/// [`aia_store::search_transaction`]).
+pub const SEARCH_TIMEOUT: &str = "2s";
 
 /// Why a source produced nothing.
 #[derive(Debug, thiserror::Error)]

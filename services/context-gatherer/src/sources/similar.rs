@@ -10,11 +10,11 @@
 
 use aia_events::{SimilarTicket, TenantId, TicketId};
 use aia_store::embeddings::Corpus;
-use aia_store::{Client, Pool, StoreError, tenant_transaction};
+use aia_store::{Client, Pool, StoreError, Transaction, search_transaction, tenant_transaction};
 
 use super::meaning;
 pub use super::meaning::Semantic;
-use super::{SEARCH_SETTINGS, SourceError};
+use super::{SEARCH_TIMEOUT, SourceError};
 
 /// Longest query text considered; longer descriptions add noise, not recall.
 const MAX_QUERY_CHARS: usize = 1000;
@@ -22,14 +22,12 @@ const MAX_QUERY_CHARS: usize = 1000;
 /// Ticket ids with their full-text rank (`ts_rank` normalised into
 /// [0, 1)), best first.
 async fn lexical(
-    client: &mut Client,
+    tx: &Transaction<'_>,
     tenant: &TenantId,
     text: &str,
     limit: i64,
 ) -> Result<Vec<(String, f64)>, StoreError> {
     let query: String = text.chars().take(MAX_QUERY_CHARS).collect();
-    let tx = tenant_transaction(client, tenant).await?;
-    tx.batch_execute(SEARCH_SETTINGS).await?;
     let rows = tx
         .query(
             &tx.prepare_cached("select ticket_id, ts_rank(search, q, 32)::float8 as score
@@ -41,18 +39,16 @@ async fn lexical(
             &[&tenant.as_str(), &query, &limit],
         )
         .await?;
-    tx.commit().await?;
     Ok(rows.iter().map(|row| (row.get(0), row.get(1))).collect())
 }
 
 /// The tickets `ranked` names, in that order, each with its score.
 async fn details(
-    client: &mut Client,
+    tx: &Transaction<'_>,
     tenant: &TenantId,
     ranked: &[(String, f64)],
 ) -> Result<Vec<SimilarTicket>, StoreError> {
     let ids: Vec<&str> = ranked.iter().map(|(id, _)| id.as_str()).collect();
-    let tx = tenant_transaction(client, tenant).await?;
     let rows = tx
         .query(
             &tx.prepare_cached("select ticket_id, subject, left(description, 300), left(resolution, 500), resolved_at, tags
@@ -60,7 +56,6 @@ async fn details(
             &[&tenant.as_str(), &ids],
         )
         .await?;
-    tx.commit().await?;
     let mut by_id: std::collections::HashMap<String, aia_store::Row> =
         rows.into_iter().map(|row| (row.get(0), row)).collect();
     ranked
@@ -91,12 +86,15 @@ pub async fn similar_tickets(
     text: &str,
     limit: i64,
 ) -> Result<Vec<SimilarTicket>, StoreError> {
-    let ranked: Vec<(String, f64)> = lexical(client, tenant, text, limit)
+    let tx = search_transaction(client, tenant, SEARCH_TIMEOUT).await?;
+    let ranked: Vec<(String, f64)> = lexical(&tx, tenant, text, limit)
         .await?
         .into_iter()
         .map(|(id, rank)| (id, 0.5 * rank.min(0.999)))
         .collect();
-    details(client, tenant, &ranked).await
+    let found = details(&tx, tenant, &ranked).await?;
+    tx.commit().await?;
+    Ok(found)
 }
 
 /// By meaning, with words as a bounded bonus. Hits come in fused order;
@@ -112,5 +110,8 @@ pub async fn similar_tickets_by_meaning(
     let mut client = db.get().await.map_err(StoreError::from)?;
     let ranked =
         meaning::ranked(&mut client, tenant, Corpus::Tickets, text, semantic, limit).await?;
-    Ok(details(&mut client, tenant, &ranked).await?)
+    let tx = tenant_transaction(&mut client, tenant).await?;
+    let found = details(&tx, tenant, &ranked).await?;
+    tx.commit().await.map_err(StoreError::from)?;
+    Ok(found)
 }

@@ -45,6 +45,70 @@ PY="$venv/bin/python"
 cargo build -q --release -p aiagents
 bin="$root/target/release/aiagents"
 
+# --- CPU accounting, the same for both -------------------------------------
+# While a run drives, every 0.5 s: the CPU ticks (1/100 s, reaped children
+# included) of each process of either pipeline, of the shared stand-ins and
+# of the driver, then the machine's busy and total ticks. Counted from the
+# first sample that sees the driver, so start-up work is left out. Bash
+# builtins only, so that sampling itself costs next to nothing.
+group_of() { # CMDLINE: sets group to its group's name, or to nothing
+  case "$1" in
+    *drive.py*) group=driver ;;
+    *"uvicorn standins:app"*) group=stand-ins ;;
+    *"uvicorn ingress:app"*) group=peer-ingress ;;
+    *"celery -A tasks"*) group=celery-workers ;;
+    *redis-server*) group=redis ;;
+    *nats-server*) group=nats-server ;;
+    *"aiagents run "*) group=${1##*aiagents run } ;;
+    postgres* | */bin/postgres*) group=postgres ;;
+    *) group= ;;
+  esac
+}
+sample_cpu() { # OUT
+  local dir pid args line rest group
+  local -a words fields
+  while :; do
+    for dir in /proc/[0-9]*; do
+      pid=${dir#/proc/}
+      mapfile -d '' words 2>/dev/null <"$dir/cmdline" || continue
+      args="${words[*]}"
+      group_of "$args"
+      [ -n "$group" ] || continue
+      read -r line 2>/dev/null <"$dir/stat" || continue
+      rest=${line##*) }
+      read -r -a fields <<<"$rest"
+      echo "${group%% *}:$pid $((fields[11] + fields[12] + fields[13] + fields[14]))"
+    done
+    read -r -a fields </proc/stat
+    echo "machine-busy $((fields[1] + fields[2] + fields[3] + fields[6] + fields[7] + fields[8]))"
+    echo "machine-total $((fields[1] + fields[2] + fields[3] + fields[4] + fields[5] + fields[6] + fields[7] + fields[8]))"
+    sleep 0.5
+  done >"$1"
+}
+# CPU seconds per 1,000 tickets of each group, and how busy the machine was.
+cpu_report() { # SAMPLES N
+  local program='
+    /^driver:/ { seen = 1 }
+    !seen { next }
+    { if (!($1 in first)) first[$1] = $2; last[$1] = $2 }
+    END {
+      for (key in first) if (key !~ /^machine/) { split(key, k, ":"); sum[k[1]] += last[key] - first[key] }
+      for (group in sum) { printf "  %-18s %6.2f\n", group, sum[group] / 100 * 1000 / n; total += sum[group] }
+      printf "= %-18s %6.2f\n", "all", total / 100 * 1000 / n
+      printf "= machine busy: %.0f %% of both cores\n", 100 * (last["machine-busy"] - first["machine-busy"]) / (last["machine-total"] - first["machine-total"])
+    }'
+  echo "CPU per 1,000 tickets (s), from the driver's start:"
+  awk -v n="$2" "$program" "$1" | sort | sed 's/^= /  /'
+}
+# Runs a command with the sampler alongside, then reports.
+with_cpu() { # N COMMAND...
+  local n=$1; shift
+  sample_cpu "$work/samples" & local sampler=$!
+  "$@"
+  kill "$sampler"; wait "$sampler" 2>/dev/null || true
+  cpu_report "$work/samples" "$n"
+}
+
 # --- The peer (PEER=0 skips it, to profile ours alone) ---------------------
 if [ "${PEER:-1}" != 0 ]; then
 peer_db="peer_$(date +%s)"
@@ -53,7 +117,7 @@ psql_owner -c "create database $peer_db" >/dev/null
 peer_dsn="${AI_AGENTS_TEST_ADMIN_URL%/*}/$peer_db"
 run_peer() { # label N RATE
   log "peer (FastAPI + Celery + Redis): $1"
-  REDIS_PORT=16390 STANDINS_PORT=47330 PEER_PORT=47331 \
+  with_cpu "$2" env REDIS_PORT=16390 STANDINS_PORT=47330 PEER_PORT=47331 \
     bash "$peer/pipeline/run_peer.sh" "$PY" "$peer_dsn" "$dataset" "$2" "$3" "$CONC" 2>&1 | grep -v '^$'
 }
 run_peer "sustained, $N tickets, $CONC connections" "$N" 0
@@ -90,22 +154,9 @@ for service in ingress context-gatherer llm-enhancer writeback history-projector
   stage_pid[$service]=$!
 done
 sleep 3
-# CPU time (ticks of 1/100 s) a process and its reaped children used so far.
-ticks() { awk '{print $14 + $15 + $16 + $17}' "/proc/$1/stat" 2>/dev/null || echo 0; }
-cpu_now() { # one line "name ticks" per process we account for
-  for service in "${!stage_pid[@]}"; do echo "$service $(ticks "${stage_pid[$service]}")"; done
-  echo "nats-server $(for p in $(pgrep -x nats-server); do ticks "$p"; done | awk '{s += $1} END {print s + 0}')"
-  echo "postgres $(for p in $(pgrep -x postgres); do ticks "$p"; done | awk '{s += $1} END {print s + 0}')"
-  echo "stand-ins $(ticks "$standins_pid")"
-}
 ours() { # label N RATE
   log "ours (ingress → JetStream → stages): $1"
-  cpu_now > "$work/cpu.before"
-  (cd "$peer/pipeline" && "$PY" drive.py "http://127.0.0.1:$ingress_port" peer "$secret" "$2" "$3" "$standins" "$CONC" "$dataset")
-  cpu_now > "$work/cpu.after"
-  echo "CPU per 1,000 tickets (s):"
-  join <(sort "$work/cpu.before") <(sort "$work/cpu.after") \
-    | awk -v n="$2" '{printf "  %-18s %6.2f\n", $1, ($3 - $2) / 100 * 1000 / n}'
+  (cd "$peer/pipeline" && with_cpu "$2" "$PY" drive.py "http://127.0.0.1:$ingress_port" peer "$secret" "$2" "$3" "$standins" "$CONC" "$dataset")
 }
 ours "sustained, $N tickets, $CONC connections" "$N" 0
 ours "steady 50 tickets/s for ${SECONDS_PER_RATE}s" $((50 * SECONDS_PER_RATE)) 50

@@ -19,7 +19,7 @@ use aia_events::TenantId;
 use deadpool_postgres::{Manager, ManagerConfig, RecyclingMethod};
 use tokio_postgres::NoTls;
 
-pub use deadpool_postgres::{Client, Pool, Transaction};
+pub use deadpool_postgres::{Client, GenericClient, Pool, Transaction};
 pub use secrets::{Keyring, Secret};
 pub use tenant_cache::TenantCache;
 pub use tenants::{

@@ -4,6 +4,8 @@ use std::time::Duration;
 
 use aia_config::{ConfigError, parsed, required};
 
+const DEFAULT_LINGER_MS: u64 = 20;
+
 #[derive(Debug, Clone)]
 pub struct Config {
     pub nats_url: String,
@@ -13,6 +15,11 @@ pub struct Config {
     pub retention: Duration,
     /// How often the purge runs (default hourly).
     pub retention_every: Duration,
+    /// How long a batch waits for more events after its first one
+    /// (`AI_AGENTS_PROJECTOR_LINGER_MS`, default 20): the read models trail
+    /// the stream by that much more, and a steady trickle of events is
+    /// applied in a few transactions instead of one per event.
+    pub linger: Duration,
     /// Where to serve `/metrics` (`AI_AGENTS_METRICS_ADDR`), if anywhere.
     pub metrics_addr: Option<std::net::SocketAddr>,
 }
@@ -24,6 +31,7 @@ impl Config {
             database_url: required("DATABASE_URL")?,
             retention: Duration::from_secs(86_400 * parsed::<u64>("RETENTION_DAYS", 90)?),
             retention_every: Duration::from_secs(parsed("RETENTION_INTERVAL_SECS", 3600)?),
+            linger: Duration::from_millis(parsed("PROJECTOR_LINGER_MS", DEFAULT_LINGER_MS)?),
             metrics_addr: aia_telemetry::metrics::addr_from_env(),
         })
     }
@@ -35,6 +43,7 @@ impl Config {
             database_url,
             retention: Duration::from_secs(86_400 * 90),
             retention_every: Duration::from_secs(3600),
+            linger: Duration::from_millis(DEFAULT_LINGER_MS),
             metrics_addr: None,
         }
     }

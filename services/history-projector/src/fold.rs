@@ -12,9 +12,8 @@
 use std::collections::BTreeMap;
 
 use aia_events::{Event, Payload};
-use aia_store::StoreError;
+use aia_store::{GenericClient, StoreError};
 use chrono::NaiveDate;
-use tokio_postgres::GenericClient;
 use uuid::Uuid;
 
 use crate::model::{Counters, RunRow, TicketRow, concerns_a_run};
@@ -181,9 +180,10 @@ async fn set_tenant(
     tenant: &str,
 ) -> Result<(), StoreError> {
     if current.as_deref() != Some(tenant) {
-        client
-            .execute("select set_config('app.tenant_id', $1, true)", &[&tenant])
+        let statement = client
+            .prepare_cached("select set_config('app.tenant_id', $1, true)")
             .await?;
+        client.execute(&statement, &[&tenant]).await?;
         *current = Some(tenant.to_owned());
     }
     Ok(())

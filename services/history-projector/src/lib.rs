@@ -24,7 +24,7 @@ use aia_store::Pool;
 use anyhow::Context as _;
 use async_nats::jetstream::AckKind;
 use async_nats::jetstream::consumer::PullConsumer;
-use futures::{FutureExt as _, StreamExt};
+use futures::StreamExt;
 use tracing::Instrument;
 
 pub use config::Config;
@@ -84,13 +84,18 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> anyhow::
         };
         match message {
             Some(Ok(message)) => {
-                // Whatever else has arrived is applied with it, in one
-                // transaction.
+                // What else arrives within the linger is applied with it,
+                // in one transaction.
                 let mut batch = vec![message];
+                let until = tokio::time::Instant::now() + config.linger;
                 while batch.len() < MAX_BATCH {
-                    match messages.next().now_or_never() {
-                        Some(Some(Ok(message))) => batch.push(message),
-                        _ => break,
+                    match tokio::time::timeout_at(until, messages.next()).await {
+                        Ok(Some(Ok(message))) => batch.push(message),
+                        Ok(Some(Err(err))) => {
+                            tracing::warn!(error = %err, "Pulling events failed; applying what arrived");
+                            break;
+                        }
+                        Ok(None) | Err(_) => break,
                     }
                 }
                 project_batch(&db, &metrics, &gaps, batch, &mut shutdown).await;

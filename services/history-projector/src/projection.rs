@@ -16,7 +16,7 @@
 //! follows stream order, whichever instance holds which event.
 
 use aia_events::Event;
-use aia_store::{Client, StoreError, Transaction};
+use aia_store::{Client, GenericClient, StoreError, Transaction};
 
 use crate::fold::Fold;
 use crate::model::Counters;
@@ -84,21 +84,25 @@ pub struct Effect {
 /// The checkpoint, locked for this transaction: the lock also makes a second
 /// projector instance wait its turn.
 async fn lock_checkpoint(tx: &Transaction<'_>) -> Result<u64, StoreError> {
-    tx.execute(
-        &tx.prepare_cached(
-            "insert into projection_checkpoints (projection, stream_sequence) values ($1, 0)
-             on conflict (projection) do nothing",
-        )
-        .await?,
-        &[&PROJECTION],
-    )
-    .await?;
-    let statement = tx
+    let select = tx
         .prepare_cached(
             "select stream_sequence from projection_checkpoints where projection = $1 for update",
         )
         .await?;
-    let stored: i64 = tx.query_one(&statement, &[&PROJECTION]).await?.get(0);
+    let stored: i64 = match tx.query_opt(&select, &[&PROJECTION]).await? {
+        Some(row) => row.get(0),
+        None => {
+            // The very first batch: create the row (another instance may
+            // be doing the same), then lock it.
+            tx.execute(
+                "insert into projection_checkpoints (projection, stream_sequence) values ($1, 0)
+                 on conflict (projection) do nothing",
+                &[&PROJECTION],
+            )
+            .await?;
+            tx.query_one(&select, &[&PROJECTION]).await?.get(0)
+        }
+    };
     Ok(u64::try_from(stored).unwrap_or(0))
 }
 
@@ -145,7 +149,7 @@ pub async fn apply_batch(
     let mut checkpoint = lock_checkpoint(&tx).await?;
     let mut fold = Fold::new(rows::LIVE);
     fold.prefetch(
-        &*tx,
+        &tx,
         events
             .iter()
             .filter(|(sequence, _)| *sequence > checkpoint)
@@ -163,7 +167,7 @@ pub async fn apply_batch(
             let missing = gaps.between(checkpoint, sequence, FILL_BATCH).await?;
             let more = missing.len() == FILL_BATCH;
             for (missed_sequence, missed) in missing {
-                let effect = fold.add(&*tx, &missed).await?;
+                let effect = fold.add(&tx, &missed).await?;
                 tracing::info!(
                     sequence = missed_sequence,
                     "Applied an event missing before this one"
@@ -179,12 +183,12 @@ pub async fn apply_batch(
                 break;
             }
         }
-        let mut effect = fold.add(&*tx, event).await?;
+        let mut effect = fold.add(&tx, event).await?;
         effect.filled = filled;
         checkpoint = sequence;
         outcomes.push(Applied::Applied(effect));
     }
-    fold.write(&*tx).await?;
+    fold.write(&tx).await?;
     store_checkpoint(&tx, checkpoint).await?;
     tx.commit().await?;
     Ok(outcomes)
@@ -236,7 +240,7 @@ pub async fn advance_one(client: &mut Client, gaps: &impl Gaps) -> Result<Advanc
 /// catch-up, a single event after a poison one), with the same model the
 /// rebuild folds: what the live projector does with a batch.
 pub async fn project_events<'e>(
-    tx: &tokio_postgres::Transaction<'_>,
+    tx: &impl GenericClient,
     tables: Tables<'_>,
     events: impl IntoIterator<Item = &'e Event>,
 ) -> Result<Vec<Effect>, StoreError> {

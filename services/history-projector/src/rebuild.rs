@@ -13,11 +13,11 @@ use std::time::{Duration, Instant};
 
 use aia_bus::{JetStream, STREAM};
 use aia_events::{Event, TenantId};
+use aia_store::Client;
 use async_nats::jetstream::consumer::{DeliverPolicy, pull};
 use chrono::NaiveDate;
 use futures::StreamExt;
 use indicatif::{ProgressBar, ProgressStyle};
-use tokio_postgres::Client;
 
 use crate::model::{Counters, Projection, RunRow};
 use crate::projection::PROJECTION;
@@ -129,10 +129,10 @@ async fn pause_live(tx: &tokio_postgres::Transaction<'_>) -> anyhow::Result<u64>
     Ok(u64::try_from(checkpoint).unwrap_or(0))
 }
 
+/// A connection of its own (pooled, for its statement cache), as the
+/// schema owner.
 async fn connect(url: &str) -> anyhow::Result<Client> {
-    let (client, connection) = tokio_postgres::connect(url, tokio_postgres::NoTls).await?;
-    tokio::spawn(connection);
-    Ok(client)
+    Ok(aia_store::pool(url, 1)?.get().await?)
 }
 
 /// The fresh table beside each live one.

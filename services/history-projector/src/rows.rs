@@ -1,11 +1,11 @@
-//! Reading and writing read-model rows: one at a time for the live
-//! projector, by binary COPY for a rebuild. Table names are parameters so a
+//! Reading and writing read-model rows: batches of them for the live
+//! projector (statements prepared once per connection), by binary COPY for
+//! a rebuild. Table names are parameters so a
 //! rebuild can write to fresh tables before it swaps them in.
 
-use aia_store::{StoreError, ToSql};
+use aia_store::{GenericClient, StoreError, ToSql};
 use chrono::NaiveDate;
 use futures::pin_mut;
-use tokio_postgres::GenericClient;
 use tokio_postgres::binary_copy::BinaryCopyInWriter;
 use tokio_postgres::types::Type;
 use uuid::Uuid;
@@ -158,14 +158,14 @@ pub async fn load_runs(
     tenant: &str,
     correlation_ids: &[Uuid],
 ) -> Result<Vec<RunRow>, StoreError> {
+    let statement = client
+        .prepare_cached(&format!(
+            "select {RUN_COLUMNS} from {} where tenant_id = $1 and correlation_id = any($2) for update",
+            tables.runs
+        ))
+        .await?;
     let rows = client
-        .query(
-            &format!(
-                "select {RUN_COLUMNS} from {} where tenant_id = $1 and correlation_id = any($2) for update",
-                tables.runs
-            ),
-            &[&tenant, &correlation_ids],
-        )
+        .query(&statement, &[&tenant, &correlation_ids])
         .await?;
     Ok(rows.iter().map(run_from).collect())
 }
@@ -188,7 +188,7 @@ pub async fn upsert_runs(
         .map(|column| format!("{column} = excluded.{column}"))
         .collect();
     let statement = client
-        .prepare(&format!(
+        .prepare_cached(&format!(
             "insert into {table} ({RUN_COLUMNS}) values ({values})
              on conflict (tenant_id, correlation_id) do update set {updates}, updated_at = now()",
             table = tables.runs,
@@ -210,9 +210,8 @@ pub async fn upsert_ticket(
     tables: Tables<'_>,
     row: &TicketRow,
 ) -> Result<(), StoreError> {
-    client
-        .execute(
-            &format!(
+    let statement = client
+        .prepare_cached(&format!(
                 "insert into {} (tenant_id, ticket_id, subject, description, resolution, priority, tags,
                         resolved_at, last_event_id)
                  values ($1, $2, $3, $4, $5, $6, $7, $8, $9)
@@ -222,10 +221,21 @@ pub async fn upsert_ticket(
                         tags = excluded.tags, resolved_at = excluded.resolved_at,
                         last_event_id = excluded.last_event_id, updated_at = now()",
                 tables.tickets
-            ),
+            ))
+        .await?;
+    client
+        .execute(
+            &statement,
             &[
-                &row.tenant_id, &row.ticket_id, &row.subject, &row.description, &row.resolution,
-                &row.priority, &row.tags, &row.resolved_at, &row.last_event_id,
+                &row.tenant_id,
+                &row.ticket_id,
+                &row.subject,
+                &row.description,
+                &row.resolution,
+                &row.priority,
+                &row.tags,
+                &row.resolved_at,
+                &row.last_event_id,
             ],
         )
         .await?;
@@ -240,17 +250,15 @@ pub async fn load_days(
     tenant: &str,
     days: &[NaiveDate],
 ) -> Result<Vec<(NaiveDate, Counters)>, StoreError> {
-    let rows = client
-        .query(
-            &format!(
-                "select day, received::int8, completed::int8, failed::int8, failed_budget::int8,
-                        degraded::int8, tokens_in, tokens_out, cost_usd, processing_ms_total
-                 from {} where tenant_id = $1 and day = any($2) for update",
-                tables.daily
-            ),
-            &[&tenant, &days],
-        )
+    let statement = client
+        .prepare_cached(&format!(
+            "select day, received::int8, completed::int8, failed::int8, failed_budget::int8,
+                    degraded::int8, tokens_in, tokens_out, cost_usd, processing_ms_total
+             from {} where tenant_id = $1 and day = any($2) for update",
+            tables.daily
+        ))
         .await?;
+    let rows = client.query(&statement, &[&tenant, &days]).await?;
     Ok(rows
         .iter()
         .map(|row| {
@@ -284,7 +292,7 @@ pub async fn store_days(
         return Ok(());
     }
     let statement = client
-        .prepare(&format!(
+        .prepare_cached(&format!(
             "insert into {table} (tenant_id, day, received, completed, failed, failed_budget, degraded,
                     tokens_in, tokens_out, cost_usd, processing_ms_total)
              values ($1, $2, $3::int8, $4::int8, $5::int8, $6::int8, $7::int8, $8, $9, $10, $11)

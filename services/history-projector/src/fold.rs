@@ -149,8 +149,7 @@ impl<'a> Fold<'a> {
     /// Writes every run the events changed and adds up the days' counters,
     /// tenant by tenant.
     pub async fn write(mut self, client: &impl GenericClient) -> Result<(), StoreError> {
-        let mut by_tenant: BTreeMap<&str, (Vec<&RunRow>, Vec<(NaiveDate, &Counters)>)> =
-            BTreeMap::new();
+        let mut by_tenant: BTreeMap<&str, TenantWrites<'_>> = BTreeMap::new();
         for ((tenant, _), slot) in &self.runs {
             if let (true, Some(row)) = (slot.changed, &slot.row) {
                 by_tenant.entry(tenant).or_default().0.push(row);
@@ -171,6 +170,9 @@ impl<'a> Fold<'a> {
         Ok(())
     }
 }
+
+/// What one tenant's part of a batch writes: runs, and days' counters.
+type TenantWrites<'a> = (Vec<&'a RunRow>, Vec<(NaiveDate, &'a Counters)>);
 
 /// Points row-level security at `tenant` for the rest of the transaction,
 /// unless it already is.

@@ -238,6 +238,11 @@ pub async fn run_stage<H: Handler>(
     drop(messages);
     tasks.close();
     tasks.wait().await;
+    // Acks are sent without waiting for the server's confirmation: make
+    // sure the last of them have left before the process does.
+    if let Err(err) = jetstream.client().flush().await {
+        tracing::warn!(error = %err, "Could not flush the last acks; their inputs will be redelivered");
+    }
     lag.abort();
     if let Some(server) = metrics_server {
         server.abort();
@@ -391,8 +396,8 @@ async fn process<H: Handler>(
             }
         }
         span.record("outcome", outcome);
-        if let Err(err) = message.double_ack().await {
-            tracing::warn!(error = %err, "Ack was not confirmed; the input may be redelivered");
+        if let Err(err) = message.ack().await {
+            tracing::warn!(error = %err, "Ack was not sent; the input will be redelivered");
         }
         outcome
     }

@@ -35,7 +35,7 @@ const MAX_BATCH: usize = 256;
 /// Runs the projector until `shutdown` completes.
 pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> anyhow::Result<()> {
     let db = aia_store::pool(&config.database_url, 4).context("database URL")?;
-    let (_client, jetstream) = aia_bus::connect(&config.nats_url, Stage::HistoryProjector.as_str())
+    let (client, jetstream) = aia_bus::connect(&config.nats_url, Stage::HistoryProjector.as_str())
         .await
         .context("connecting to NATS")?;
     let consumer: PullConsumer = jetstream
@@ -111,6 +111,10 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> anyhow::
     lag.abort();
     if let Some(server) = metrics_server {
         server.abort();
+    }
+    // The last acks leave before the process does.
+    if let Err(err) = client.flush().await {
+        tracing::warn!(error = %err, "Could not flush the last acks; their events will be redelivered and skipped");
     }
     tracing::info!("History projector stopped");
     Ok(())
@@ -316,12 +320,13 @@ async fn project_batch(
     ack_all(&batch).await;
 }
 
-/// Acknowledges applied events, waiting for JetStream to confirm each.
+/// Acknowledges applied events. Acks are not confirmed: a lost one means a
+/// redelivery of an event at or below the checkpoint, which is skipped.
 async fn ack_all(batch: &[Delivered]) {
     let acks = batch.iter().map(|delivered| async move {
-        if let Err(err) = delivered.message.double_ack().await {
+        if let Err(err) = delivered.message.ack().await {
             delivered.span.in_scope(|| {
-                tracing::warn!(error = %err, "Ack was not confirmed; the event may be redelivered")
+                tracing::warn!(error = %err, "Ack was not sent; the event will be redelivered and skipped")
             });
         }
     });

@@ -258,3 +258,46 @@ async fn the_tenant_cache_reuses_a_read_within_its_ttl_and_sees_changes_after_it
     tokio::time::sleep(ttl).await;
     assert!(cached.get(&ghost).await.unwrap().is_some());
 }
+
+#[tokio::test]
+async fn a_statement_gone_stale_under_a_migration_is_retried_after_clearing_the_cache() {
+    let db = TestDatabase::create().await;
+    let admin = db.admin_client().await;
+    admin
+        .batch_execute(
+            "create table stale_probe (n integer); insert into stale_probe values (7);
+             grant select on stale_probe to aiagents_app",
+        )
+        .await
+        .unwrap();
+    let pool = aia_store::pool(&db.app_url, 1).unwrap();
+    let read = |pool: aia_store::Pool| async move {
+        let client = pool.get().await.map_err(aia_store::StoreError::from)?;
+        let statement = client.prepare_cached("select n from stale_probe").await?;
+        let rows = client.query(&statement, &[]).await?;
+        Ok::<_, aia_store::StoreError>(rows.len())
+    };
+    assert_eq!(read(pool.clone()).await.unwrap(), 1);
+
+    // A migration changes the column's type under the cached statement.
+    admin
+        .batch_execute("alter table stale_probe alter column n type bigint")
+        .await
+        .unwrap();
+    let err = read(pool.clone()).await.unwrap_err();
+    assert!(err.is_stale_statement(), "{err}");
+    assert!(err.is_transient(), "a stale statement is worth a retry");
+
+    pool.manager().statement_caches.clear();
+    assert_eq!(read(pool.clone()).await.unwrap(), 1);
+
+    // A statement that fails on its data stays permanent.
+    let client = pool.get().await.unwrap();
+    let err = aia_store::StoreError::from(
+        client
+            .query("select 1 / (n - 7) from stale_probe", &[])
+            .await
+            .unwrap_err(),
+    );
+    assert!(!err.is_transient() && !err.is_stale_statement(), "{err}");
+}

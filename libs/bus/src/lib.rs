@@ -16,6 +16,9 @@ pub use stage::{Delivery, Handled, Handler, HandlerError, StageConfig, run_stage
 /// The stream every ticket event lives in.
 pub const STREAM: &str = "TICKETS";
 
+/// How long a stopping process waits for its last acks to reach NATS.
+pub const FLUSH_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
+
 /// Connects to NATS and returns the client and its JetStream context.
 ///
 /// The client reconnects by itself; the first connection is retried so a

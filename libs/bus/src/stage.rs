@@ -239,9 +239,12 @@ pub async fn run_stage<H: Handler>(
     tasks.close();
     tasks.wait().await;
     // Acks are sent without waiting for the server's confirmation: make
-    // sure the last of them have left before the process does.
-    if let Err(err) = jetstream.client().flush().await {
-        tracing::warn!(error = %err, "Could not flush the last acks; their inputs will be redelivered");
+    // sure the last of them have left before the process does, unless NATS
+    // is away (then their inputs are redelivered, which changes nothing).
+    match tokio::time::timeout(crate::FLUSH_TIMEOUT, jetstream.client().flush()).await {
+        Ok(Ok(())) => {}
+        Ok(Err(err)) => tracing::warn!(error = %err, "Could not flush the last acks"),
+        Err(_) => tracing::warn!("NATS did not take the last acks in time"),
     }
     lag.abort();
     if let Some(server) = metrics_server {

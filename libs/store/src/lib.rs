@@ -18,6 +18,7 @@ use std::str::FromStr;
 use aia_events::TenantId;
 use deadpool_postgres::{Manager, ManagerConfig, RecyclingMethod};
 use tokio_postgres::NoTls;
+use tokio_postgres::error::SqlState;
 
 pub use deadpool_postgres::{Client, GenericClient, Pool, Transaction};
 pub use secrets::{Keyring, Secret};
@@ -47,12 +48,43 @@ pub enum StoreError {
 }
 
 impl StoreError {
-    /// Whether the same operation may succeed later.
+    /// Whether the same operation may succeed later: the server could not
+    /// be reached, or it refused for a passing reason (a deadlock, a lock
+    /// or serialisation conflict, a cancelled statement, a shutdown, no
+    /// resources), or a statement prepared on this connection went stale.
     pub fn is_transient(&self) -> bool {
         match self {
             Self::Unavailable(_) => true,
-            Self::Query(err) => err.is_closed() || err.code().is_none(),
+            Self::Query(err) => match err.code() {
+                None => true,
+                Some(code) => {
+                    let code = code.code();
+                    code.starts_with("08")
+                        || code.starts_with("53")
+                        || code.starts_with("57")
+                        || matches!(code, "40001" | "40P01" | "55P03")
+                        || self.is_stale_statement()
+                }
+            },
             _ => false,
+        }
+    }
+
+    /// A statement prepared (and cached) on the connection no longer fits
+    /// the schema — its result type changed under a migration, or the
+    /// server forgot it. Clear the pool's statement caches
+    /// (`pool.manager().statement_caches.clear()`) and try again.
+    pub fn is_stale_statement(&self) -> bool {
+        let Self::Query(err) = self else {
+            return false;
+        };
+        match err.as_db_error() {
+            Some(db) => {
+                *db.code() == SqlState::INVALID_SQL_STATEMENT_NAME
+                    || (*db.code() == SqlState::FEATURE_NOT_SUPPORTED
+                        && db.message().contains("cached plan"))
+            }
+            None => false,
         }
     }
 }

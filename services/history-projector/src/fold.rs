@@ -5,9 +5,11 @@
 //! every event of the batch in stream order, and written once; a day's
 //! counters likewise (read once, added to event by event in stream order —
 //! the order a rebuild adds them in, so even the floating-point cost sums
-//! come out the same — and written once). The rows are read with one query per
-//! tenant and written in one pipeline per tenant. The effect of each event
-//! is still reported on its own, for the metrics.
+//! come out the same — and written once). The runs of the events handed
+//! over are read with one query per tenant ([`Fold::prefetch`]); a run met
+//! only through an event filled in from a gap, and each day, with one query
+//! when first met. Rows are written in one pipeline per tenant. The effect
+//! of each event is still reported on its own, for the metrics.
 
 use std::collections::BTreeMap;
 

@@ -112,9 +112,12 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> anyhow::
     if let Some(server) = metrics_server {
         server.abort();
     }
-    // The last acks leave before the process does.
-    if let Err(err) = client.flush().await {
-        tracing::warn!(error = %err, "Could not flush the last acks; their events will be redelivered and skipped");
+    // The last acks leave before the process does (unless NATS is away:
+    // then their events are redelivered and skipped).
+    match tokio::time::timeout(aia_bus::FLUSH_TIMEOUT, client.flush()).await {
+        Ok(Ok(())) => {}
+        Ok(Err(err)) => tracing::warn!(error = %err, "Could not flush the last acks"),
+        Err(_) => tracing::warn!("NATS did not take the last acks in time"),
     }
     tracing::info!("History projector stopped");
     Ok(())
@@ -267,6 +270,9 @@ async fn project_batch(
             }
             Err(err) if err.is_transient() => {
                 tracing::warn!(error = %err, "Database unavailable; retrying the events");
+                if err.is_stale_statement() {
+                    db.manager().statement_caches.clear();
+                }
                 for delivered in &batch[done..] {
                     let _ = delivered.message.ack_with(AckKind::Progress).await;
                 }
@@ -305,6 +311,9 @@ async fn project_batch(
                         Ok(projection::Advanced::UpToDate) => break,
                         Err(err) => {
                             tracing::warn!(error = %err, "Database unavailable; retrying");
+                            if err.is_stale_statement() {
+                                db.manager().statement_caches.clear();
+                            }
                             tokio::select! {
                                 _ = &mut *shutdown => return,
                                 _ = tokio::time::sleep(delay) => {}

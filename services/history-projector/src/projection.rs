@@ -237,8 +237,9 @@ pub async fn advance_one(client: &mut Client, gaps: &impl Gaps) -> Result<Advanc
 }
 
 /// Applies events in order to the tables named by `tables` (a rebuild's
-/// catch-up, a single event after a poison one), with the same model the
-/// rebuild folds: what the live projector does with a batch.
+/// catch-up; one event at a time while [`advance_one`] steps past a poison
+/// event), with the same model the rebuild folds: what the live projector
+/// does with a batch.
 pub async fn project_events<'e>(
     tx: &impl GenericClient,
     tables: Tables<'_>,

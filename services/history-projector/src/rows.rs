@@ -12,6 +12,10 @@ use uuid::Uuid;
 
 use crate::model::{Counters, RunRow, TicketRow};
 
+/// Most rows sent in one pipeline: a whole tenant's rebuild stays bounded
+/// in memory.
+const PIPELINE: usize = 256;
+
 /// Which tables to write.
 #[derive(Debug, Clone, Copy)]
 pub struct Tables<'a> {
@@ -197,11 +201,14 @@ pub async fn upsert_runs(
         ))
         .await?;
     let statement = &statement;
-    futures::future::try_join_all(
-        rows.iter()
-            .map(|row| async move { client.execute(statement, &run_values(row)).await }),
-    )
-    .await?;
+    for chunk in rows.chunks(PIPELINE) {
+        futures::future::try_join_all(
+            chunk
+                .iter()
+                .map(|row| async move { client.execute(statement, &run_values(row)).await }),
+        )
+        .await?;
+    }
     Ok(())
 }
 
@@ -305,27 +312,29 @@ pub async fn store_days(
         ))
         .await?;
     let statement = &statement;
-    futures::future::try_join_all(days.iter().map(|(day, counters)| async move {
-        client
-            .execute(
-                statement,
-                &[
-                    &tenant,
-                    day,
-                    &counters.received,
-                    &counters.completed,
-                    &counters.failed,
-                    &counters.failed_budget,
-                    &counters.degraded,
-                    &counters.tokens_in,
-                    &counters.tokens_out,
-                    &counters.cost_usd,
-                    &counters.processing_ms_total,
-                ],
-            )
-            .await
-    }))
-    .await?;
+    for chunk in days.chunks(PIPELINE) {
+        futures::future::try_join_all(chunk.iter().map(|(day, counters)| async move {
+            client
+                .execute(
+                    statement,
+                    &[
+                        &tenant,
+                        day,
+                        &counters.received,
+                        &counters.completed,
+                        &counters.failed,
+                        &counters.failed_budget,
+                        &counters.degraded,
+                        &counters.tokens_in,
+                        &counters.tokens_out,
+                        &counters.cost_usd,
+                        &counters.processing_ms_total,
+                    ],
+                )
+                .await
+        }))
+        .await?;
+    }
     Ok(())
 }
 

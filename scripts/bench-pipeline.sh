@@ -86,10 +86,9 @@ sample_cpu() { # OUT
   done >"$1"
 }
 # CPU seconds per 1,000 tickets of each group, and how busy the machine was.
-cpu_report() { # SAMPLES N
-  local program='
+cpu_program='
     /^driver:/ { seen = 1 }
-    !seen { next }
+    !seen && !always { next }
     { if (!($1 in first)) first[$1] = $2; last[$1] = $2 }
     END {
       for (key in first) if (key !~ /^machine/) { split(key, k, ":"); sum[k[1]] += last[key] - first[key] }
@@ -97,8 +96,18 @@ cpu_report() { # SAMPLES N
       printf "= %-18s %6.2f\n", "all", total / 100 * 1000 / n
       printf "= machine busy: %.0f %% of both cores\n", 100 * (last["machine-busy"] - first["machine-busy"]) / (last["machine-total"] - first["machine-total"])
     }'
+cpu_report() { # SAMPLES N
   echo "CPU per 1,000 tickets (s), from the driver's start:"
-  awk -v n="$2" "$program" "$1" | sort | sed 's/^= /  /'
+  awk -v n="$2" "$cpu_program" "$1" | sort | sed 's/^= /  /'
+}
+# What our processes use with no traffic at all, for SECONDS.
+idle_report() { # SECONDS
+  sample_cpu "$work/samples" & local sampler=$!
+  sleep "$1"
+  kill "$sampler"; wait "$sampler" 2>/dev/null || true
+  echo "CPU per minute, idle (s):"
+  # "Per 1,000 tickets" with 1,000 * SECONDS / 60 tickets is per minute.
+  awk -v n=$((1000 * $1 / 60)) -v always=1 "$cpu_program" "$work/samples" | sort | sed 's/^= /  /'
 }
 # Runs a command with the sampler alongside, then reports.
 with_cpu() { # N COMMAND...
@@ -161,6 +170,10 @@ ours() { # label N RATE
 ours "sustained, $N tickets, $CONC connections" "$N" 0
 ours "steady 50 tickets/s for ${SECONDS_PER_RATE}s" $((50 * SECONDS_PER_RATE)) 50
 ours "steady 150 tickets/s for ${SECONDS_PER_RATE}s" $((150 * SECONDS_PER_RATE)) 150
+
+log "ours with no traffic for 30 s"
+sleep 5 # the projector catches up
+idle_report 30
 
 log "our processes' peak resident memory (VmHWM) over the runs"
 for service in "${!stage_pid[@]}"; do

@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use aia_config::{ConfigError, parsed, required};
 
-const DEFAULT_LINGER_MS: u64 = 20;
+const DEFAULT_LINGER_MS: u64 = 100;
 
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -16,7 +16,7 @@ pub struct Config {
     /// How often the purge runs (default hourly).
     pub retention_every: Duration,
     /// How long a batch waits for more events after its first one
-    /// (`AI_AGENTS_PROJECTOR_LINGER_MS`, default 20): the read models trail
+    /// (`AI_AGENTS_PROJECTOR_LINGER_MS`, default 100): the read models trail
     /// the stream by that much more, and a steady trickle of events is
     /// applied in a few transactions instead of one per event.
     pub linger: Duration,

@@ -5,6 +5,12 @@
 //! after it. A run found in `posting` crashed or failed mid-call, so the
 //! tool may or may not have the note: the caller looks for the note's
 //! marker on the ticket before posting again.
+//!
+//! Only the claim must be durable before the call. `posted` is committed
+//! without waiting for the WAL flush (`synchronous_commit = off` for that
+//! transaction): if the database loses it in a crash, the run reads as
+//! `posting` again, and the marker on the ticket answers the question — no
+//! note is posted twice, and each write-back costs one disk flush, not two.
 
 use aia_events::{TenantId, TicketId};
 use aia_store::{Client, StoreError, tenant_transaction};
@@ -56,16 +62,23 @@ pub async fn mark_posted(
     note_id: Option<&str>,
 ) -> Result<(), StoreError> {
     let tx = tenant_transaction(client, tenant).await?;
-    tx.execute(
-        &tx.prepare_cached(
+    let relaxed = tx
+        .prepare_cached("select set_config('synchronous_commit', 'off', true)")
+        .await?;
+    let update = tx
+        .prepare_cached(
             "update writeback_ledger set state = 'posted', note_id = $3, updated_at = now()
           where tenant_id = $1 and correlation_id = $2",
         )
-        .await
-        .map_err(StoreError::from)?,
-        &[&tenant.as_str(), &correlation_id, &note_id],
-    )
-    .await?;
+        .await?;
+    // Sent together, in this order (`biased`), in one round trip.
+    let tenant = tenant.as_str();
+    let params: [&(dyn aia_store::ToSql + Sync); 3] = [&tenant, &correlation_id, &note_id];
+    tokio::try_join!(
+        biased;
+        tx.execute(&relaxed, &[]),
+        tx.execute(&update, &params),
+    )?;
     tx.commit().await?;
     Ok(())
 }

@@ -102,20 +102,27 @@ cpu_report() { # SAMPLES N
 }
 # What our processes use with no traffic at all, for SECONDS.
 idle_report() { # SECONDS
-  sample_cpu "$work/samples" & local sampler=$!
+  local samples
+  samples=$(mktemp "$work/samples.XXXXXX")
+  sample_cpu "$samples" &
+  local sampler=$!
   sleep "$1"
-  kill "$sampler"; wait "$sampler" 2>/dev/null || true
+  kill -KILL "$sampler"; wait "$sampler" 2>/dev/null || true
   echo "CPU per minute, idle (s):"
   # "Per 1,000 tickets" with 1,000 * SECONDS / 60 tickets is per minute.
-  awk -v n=$((1000 * $1 / 60)) -v always=1 "$cpu_program" "$work/samples" | sort | sed 's/^= /  /'
+  awk -v n=$((1000 * $1 / 60)) -v always=1 "$cpu_program" "$samples" | sort | sed 's/^= /  /'
 }
-# Runs a command with the sampler alongside, then reports.
+# Runs a command with the sampler alongside, then reports. Each run has a
+# samples file of its own.
 with_cpu() { # N COMMAND...
-  local n=$1; shift
-  sample_cpu "$work/samples" & local sampler=$!
+  local n=$1 samples
+  shift
+  samples=$(mktemp "$work/samples.XXXXXX")
+  sample_cpu "$samples" &
+  local sampler=$!
   "$@"
-  kill "$sampler"; wait "$sampler" 2>/dev/null || true
-  cpu_report "$work/samples" "$n"
+  kill -KILL "$sampler"; wait "$sampler" 2>/dev/null || true
+  cpu_report "$samples" "$n"
 }
 
 # --- The peer (PEER=0 skips it, to profile ours alone) ---------------------

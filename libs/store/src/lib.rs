@@ -14,6 +14,7 @@ pub mod tenant_cache;
 pub mod tenants;
 
 use std::str::FromStr;
+use std::sync::{Mutex, PoisonError};
 
 use aia_events::TenantId;
 use deadpool_postgres::{Manager, ManagerConfig, RecyclingMethod};
@@ -36,9 +37,10 @@ pub enum StoreError {
     /// Postgres could not be reached or the connection broke: retry later.
     #[error("database unavailable: {0}")]
     Unavailable(String),
-    /// The statement failed; retrying the same statement will fail again.
+    /// The statement failed; retrying the same statement will fail again
+    /// unless [`StoreError::is_transient`] says otherwise.
     #[error("database error: {0}")]
-    Query(#[from] tokio_postgres::Error),
+    Query(tokio_postgres::Error),
     #[error("invalid database URL: {0}")]
     Config(String),
     #[error(transparent)]
@@ -72,8 +74,8 @@ impl StoreError {
 
     /// A statement prepared (and cached) on the connection no longer fits
     /// the schema — its result type changed under a migration, or the
-    /// server forgot it. Clear the pool's statement caches
-    /// (`pool.manager().statement_caches.clear()`) and try again.
+    /// server forgot it. Making such an error forgets every cached
+    /// statement of every pool of the process, so trying again succeeds.
     pub fn is_stale_statement(&self) -> bool {
         let Self::Query(err) = self else {
             return false;
@@ -86,6 +88,39 @@ impl StoreError {
             }
             None => false,
         }
+    }
+}
+
+impl From<tokio_postgres::Error> for StoreError {
+    fn from(err: tokio_postgres::Error) -> Self {
+        let err = Self::Query(err);
+        if err.is_stale_statement() {
+            // The schema changed under every connection, not only this one.
+            forget_prepared_statements();
+        }
+        err
+    }
+}
+
+/// Every pool of this process (as weak references), so that a statement
+/// gone stale clears the statement caches of all of them.
+static POOLS: Mutex<Vec<deadpool_postgres::WeakPool>> = Mutex::new(Vec::new());
+
+fn register(pool: &Pool) {
+    let mut pools = POOLS.lock().unwrap_or_else(PoisonError::into_inner);
+    pools.retain(|weak| weak.upgrade().is_some());
+    pools.push(pool.weak());
+}
+
+/// Forgets the prepared statements every pool of this process has cached;
+/// each is prepared again on its next use.
+pub fn forget_prepared_statements() {
+    let pools = POOLS.lock().unwrap_or_else(PoisonError::into_inner);
+    for pool in pools
+        .iter()
+        .filter_map(deadpool_postgres::WeakPool::upgrade)
+    {
+        pool.manager().statement_caches.clear();
     }
 }
 
@@ -122,10 +157,12 @@ pub fn pool_from_config(
             recycling_method: RecyclingMethod::Fast,
         },
     );
-    Pool::builder(manager)
+    let pool = Pool::builder(manager)
         .max_size(max_size)
         .build()
-        .map_err(|err| StoreError::Config(err.to_string()))
+        .map_err(|err| StoreError::Config(err.to_string()))?;
+    register(&pool);
+    Ok(pool)
 }
 
 /// Starts a transaction that sees and writes only `tenant`'s rows.

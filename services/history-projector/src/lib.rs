@@ -270,9 +270,6 @@ async fn project_batch(
             }
             Err(err) if err.is_transient() => {
                 tracing::warn!(error = %err, "Database unavailable; retrying the events");
-                if err.is_stale_statement() {
-                    db.manager().statement_caches.clear();
-                }
                 for delivered in &batch[done..] {
                     let _ = delivered.message.ack_with(AckKind::Progress).await;
                 }
@@ -311,9 +308,6 @@ async fn project_batch(
                         Ok(projection::Advanced::UpToDate) => break,
                         Err(err) => {
                             tracing::warn!(error = %err, "Database unavailable; retrying");
-                            if err.is_stale_statement() {
-                                db.manager().statement_caches.clear();
-                            }
                             tokio::select! {
                                 _ = &mut *shutdown => return,
                                 _ = tokio::time::sleep(delay) => {}

@@ -174,14 +174,18 @@ pub async fn tenant_transaction<'a>(
     tenant: &TenantId,
 ) -> Result<Transaction<'a>, StoreError> {
     let tx = client.transaction().await?;
-    tx.execute(
-        &tx.prepare_cached("select set_config('app.tenant_id', $1, true)")
-            .await
-            .map_err(StoreError::from)?,
-        &[&tenant.as_str()],
-    )
-    .await?;
+    set_tenant(&tx, tenant.as_str()).await?;
     Ok(tx)
+}
+
+/// Points row-level security at `tenant` for the rest of the transaction
+/// `client` is in (a projector's batch moves from tenant to tenant).
+pub async fn set_tenant(client: &impl GenericClient, tenant: &str) -> Result<(), StoreError> {
+    let statement = client
+        .prepare_cached("select set_config('app.tenant_id', $1, true)")
+        .await?;
+    client.execute(&statement, &[&tenant]).await?;
+    Ok(())
 }
 
 /// A [`tenant_transaction`] for full-text searches, which also bounds each

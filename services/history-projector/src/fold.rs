@@ -184,10 +184,7 @@ async fn set_tenant(
     tenant: &str,
 ) -> Result<(), StoreError> {
     if current.as_deref() != Some(tenant) {
-        let statement = client
-            .prepare_cached("select set_config('app.tenant_id', $1, true)")
-            .await?;
-        client.execute(&statement, &[&tenant]).await?;
+        aia_store::set_tenant(client, tenant).await?;
         *current = Some(tenant.to_owned());
     }
     Ok(())

@@ -367,11 +367,7 @@ pub async fn rebuild_tenant(
         |event| projection.apply(&event),
     )
     .await?;
-    tx.execute(
-        "select set_config('app.tenant_id', $1, true)",
-        &[&tenant.as_str()],
-    )
-    .await?;
+    aia_store::set_tenant(&tx, tenant.as_str()).await?;
     for table in [rows::LIVE.runs, rows::LIVE.tickets, rows::LIVE.daily] {
         tx.execute(
             &format!("delete from {table} where tenant_id = $1"),

@@ -114,6 +114,23 @@ fn run_values(row: &RunRow) -> [&(dyn ToSql + Sync); 35] {
     ]
 }
 
+const TICKET_COLUMNS: &str = "tenant_id, ticket_id, subject, description, resolution, priority, tags, \
+    resolved_at, last_event_id";
+
+fn ticket_values(row: &TicketRow) -> [&(dyn ToSql + Sync); 9] {
+    [
+        &row.tenant_id,
+        &row.ticket_id,
+        &row.subject,
+        &row.description,
+        &row.resolution,
+        &row.priority,
+        &row.tags,
+        &row.resolved_at,
+        &row.last_event_id,
+    ]
+}
+
 fn run_from(row: &tokio_postgres::Row) -> RunRow {
     RunRow {
         tenant_id: row.get(0),
@@ -219,33 +236,17 @@ pub async fn upsert_ticket(
 ) -> Result<(), StoreError> {
     let statement = client
         .prepare_cached(&format!(
-                "insert into {} (tenant_id, ticket_id, subject, description, resolution, priority, tags,
-                        resolved_at, last_event_id)
+            "insert into {} ({TICKET_COLUMNS})
                  values ($1, $2, $3, $4, $5, $6, $7, $8, $9)
                  on conflict (tenant_id, ticket_id) do update
                     set subject = excluded.subject, description = excluded.description,
                         resolution = excluded.resolution, priority = excluded.priority,
                         tags = excluded.tags, resolved_at = excluded.resolved_at,
                         last_event_id = excluded.last_event_id, updated_at = now()",
-                tables.tickets
-            ))
+            tables.tickets
+        ))
         .await?;
-    client
-        .execute(
-            &statement,
-            &[
-                &row.tenant_id,
-                &row.ticket_id,
-                &row.subject,
-                &row.description,
-                &row.resolution,
-                &row.priority,
-                &row.tags,
-                &row.resolved_at,
-                &row.last_event_id,
-            ],
-        )
-        .await?;
+    client.execute(&statement, &ticket_values(row)).await?;
     Ok(())
 }
 
@@ -362,8 +363,7 @@ pub async fn copy_tickets<'a>(
 ) -> Result<u64, StoreError> {
     let sink = client
         .copy_in(&format!(
-            "copy {table} (tenant_id, ticket_id, subject, description, resolution, priority, tags, resolved_at, last_event_id)
-             from stdin binary"
+            "copy {table} ({TICKET_COLUMNS}) from stdin binary"
         ))
         .await?;
     let types = [
@@ -380,20 +380,7 @@ pub async fn copy_tickets<'a>(
     let writer = BinaryCopyInWriter::new(sink, &types);
     pin_mut!(writer);
     for row in rows {
-        writer
-            .as_mut()
-            .write(&[
-                &row.tenant_id,
-                &row.ticket_id,
-                &row.subject,
-                &row.description,
-                &row.resolution,
-                &row.priority,
-                &row.tags,
-                &row.resolved_at,
-                &row.last_event_id,
-            ])
-            .await?;
+        writer.as_mut().write(&ticket_values(row)).await?;
     }
     Ok(writer.finish().await?)
 }

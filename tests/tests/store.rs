@@ -301,3 +301,30 @@ async fn a_statement_gone_stale_under_a_migration_is_forgotten_and_the_retry_suc
     );
     assert!(!err.is_transient() && !err.is_stale_statement(), "{err}");
 }
+
+#[tokio::test]
+async fn a_search_transaction_sets_tenant_timeout_and_custom_plans_only_for_itself() {
+    let db = TestDatabase::create().await;
+    let pool = aia_store::pool(&db.app_url, 1).unwrap();
+    let mut client = pool.get().await.unwrap();
+    let settings = "select current_setting('app.tenant_id', true), current_setting('statement_timeout'),
+                           current_setting('plan_cache_mode')";
+    let tenant = TenantId::parse("acme").unwrap();
+    let tx = aia_store::search_transaction(&mut client, &tenant, "2s")
+        .await
+        .unwrap();
+    let row = tx.query_one(settings, &[]).await.unwrap();
+    let inside: (Option<String>, String, String) = (row.get(0), row.get(1), row.get(2));
+    assert_eq!(
+        inside,
+        (Some("acme".into()), "2s".into(), "force_custom_plan".into())
+    );
+    tx.commit().await.unwrap();
+
+    // The same pooled connection afterwards carries none of it.
+    let row = client.query_one(settings, &[]).await.unwrap();
+    let after: (Option<String>, String, String) = (row.get(0), row.get(1), row.get(2));
+    assert_ne!(after.0.as_deref(), Some("acme"));
+    assert_ne!(after.1, "2s");
+    assert_eq!(after.2, "auto");
+}

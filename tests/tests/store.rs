@@ -307,7 +307,8 @@ async fn a_search_transaction_sets_tenant_timeout_and_custom_plans_only_for_itse
     let db = TestDatabase::create().await;
     let pool = aia_store::pool(&db.app_url, 1).unwrap();
     let mut client = pool.get().await.unwrap();
-    let settings = "select current_setting('app.tenant_id', true), current_setting('statement_timeout'),
+    let settings =
+        "select current_setting('app.tenant_id', true), current_setting('statement_timeout'),
                            current_setting('plan_cache_mode')";
     let tenant = TenantId::parse("acme").unwrap();
     let tx = aia_store::search_transaction(&mut client, &tenant, "2s")

@@ -103,6 +103,7 @@ async fn kills_restarts_and_failing_saas_lose_no_ticket_and_double_no_note() {
     let sent_at: std::sync::Arc<std::sync::Mutex<HashMap<String, Instant>>> = Default::default();
     let driver = {
         let sent_at = sent_at.clone();
+        let llm = llm.clone();
         let secrets: Vec<String> = secrets.iter().map(|s| s.expose().to_owned()).collect();
         let ingress_url = ingress_url.clone();
         tokio::spawn(async move {
@@ -115,6 +116,12 @@ async fn kills_restarts_and_failing_saas_lose_no_ticket_and_double_no_note() {
                 // About 40 tickets/s.
                 let due = started + Duration::from_millis(25 * n as u64);
                 tokio::time::sleep_until(due.into()).await;
+                if n == tickets / 2 {
+                    // The second round of LLM faults, by ticket count and
+                    // not by the clock, so that half the tickets are still
+                    // to come to be served them.
+                    llm.script(faults(1));
+                }
                 let query = Query {
                     tenant_id: format!("tenant-{}", n % n_tenants),
                     ticket_id: format!("C{}-{n}", n % n_tenants),
@@ -172,7 +179,6 @@ async fn kills_restarts_and_failing_saas_lose_no_ticket_and_double_no_note() {
         if !pg_restarted && progress > 0.66 {
             pg.restart();
             pg_restarted = true;
-            llm.script(faults(1));
             // Notes stored while the answer never comes in time: the
             // writeback cannot know whether it posted.
             sdp.hang_after_storing(Some(Duration::from_secs(3)));

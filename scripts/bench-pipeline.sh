@@ -13,6 +13,12 @@
 #
 #   scripts/bench-pipeline.sh [N] [SECONDS]        (run by `just bench-pipeline`)
 #
+# The steady runs are made ROUNDS times (default 3), the peer's and ours
+# alternating, and the summary gives each side's median p99. RUNS="50" (any
+# of "sustained 50 150", the default all three) runs only those; PEER=0
+# leaves the peer out. After each of our runs, the time each ticket spent per
+# stage (from the projection) shows where the tail sits.
+#
 # Expects the bench stack's environment (AI_AGENTS_*); installs Redis
 # (Debian) and the peer's Python packages (.dev/peer-venv) when missing.
 set -euo pipefail
@@ -91,14 +97,14 @@ cpu_program='
     !seen && !always { next }
     { if (!($1 in first)) first[$1] = $2; last[$1] = $2 }
     END {
-      for (key in first) if (key !~ /^machine/) { split(key, k, ":"); sum[k[1]] += last[key] - first[key] }
+      for (key in first) if (key !~ /^machine/) { split(key, k, ":"); if (k[1] !~ other) sum[k[1]] += last[key] - first[key] }
       for (group in sum) { printf "  %-18s %6.2f\n", group, sum[group] / 100 * 1000 / n; total += sum[group] }
       printf "= %-18s %6.2f\n", "all", total / 100 * 1000 / n
       printf "= machine busy: %.0f %% of both cores\n", 100 * (last["machine-busy"] - first["machine-busy"]) / (last["machine-total"] - first["machine-total"])
     }'
 cpu_report() { # SAMPLES N
   echo "CPU per 1,000 tickets (s), from the driver's start:"
-  awk -v n="$2" "$cpu_program" "$1" | sort | sed 's/^= /  /'
+  awk -v n="$2" -v other="$3" "$cpu_program" "$1" | sort | sed 's/^= /  /'
 }
 # What our processes use with no traffic at all, for SECONDS.
 idle_report() { # SECONDS
@@ -110,37 +116,24 @@ idle_report() { # SECONDS
   kill -KILL "$sampler"; wait "$sampler" 2>/dev/null || true
   echo "CPU per minute, idle (s):"
   # "Per 1,000 tickets" with 1,000 * SECONDS / 60 tickets is per minute.
-  awk -v n=$((1000 * $1 / 60)) -v always=1 "$cpu_program" "$samples" | sort | sed 's/^= /  /'
+  awk -v n=$((1000 * $1 / 60)) -v always=1 -v other="$peer_groups" "$cpu_program" "$samples" | sort | sed 's/^= /  /'
 }
-# Runs a command with the sampler alongside, then reports. Each run has a
-# samples file of its own.
-with_cpu() { # N COMMAND...
-  local n=$1 samples
-  shift
+# The groups of each side: a run's report leaves out the other side's (idle)
+# processes. PostgreSQL is shared and counted for both.
+peer_groups='^(peer-ingress|celery-workers|redis)$'
+our_groups='^(nats-server|ingress|context-gatherer|llm-enhancer|writeback|history-projector)$'
+# Runs a command with the sampler alongside, then reports the groups not
+# matching OTHER. Each run has a samples file of its own.
+with_cpu() { # N OTHER COMMAND...
+  local n=$1 other=$2 samples
+  shift 2
   samples=$(mktemp "$work/samples.XXXXXX")
   sample_cpu "$samples" &
   local sampler=$!
   "$@"
   kill -KILL "$sampler"; wait "$sampler" 2>/dev/null || true
-  cpu_report "$samples" "$n"
+  cpu_report "$samples" "$n" "$other"
 }
-
-# --- The peer (PEER=0 skips it, to profile ours alone) ---------------------
-if [ "${PEER:-1}" != 0 ]; then
-peer_db="peer_$(date +%s)"
-psql_owner() { "$AI_AGENTS_PG_BINDIR/psql" -q "$AI_AGENTS_TEST_ADMIN_URL" "$@"; }
-psql_owner -c "create database $peer_db" >/dev/null
-peer_dsn="${AI_AGENTS_TEST_ADMIN_URL%/*}/$peer_db"
-run_peer() { # label N RATE
-  log "peer (FastAPI + Celery + Redis): $1"
-  with_cpu "$2" env REDIS_PORT=16390 STANDINS_PORT=47330 PEER_PORT=47331 \
-    bash "$peer/pipeline/run_peer.sh" "$PY" "$peer_dsn" "$dataset" "$2" "$3" "$CONC" 2>&1 | grep -v '^$'
-}
-run_peer "sustained, $N tickets, $CONC connections" "$N" 0
-run_peer "steady 50 tickets/s for ${SECONDS_PER_RATE}s" $((50 * SECONDS_PER_RATE)) 50
-run_peer "steady 150 tickets/s for ${SECONDS_PER_RATE}s" $((150 * SECONDS_PER_RATE)) 150
-psql_owner -c "drop database $peer_db with (force)" >/dev/null
-fi
 
 # --- Ours ------------------------------------------------------------------
 standins_port=47340
@@ -172,14 +165,100 @@ done
 sleep 3
 ours() { # label N RATE
   log "ours (ingress → JetStream → stages): $1"
-  (cd "$peer/pipeline" && with_cpu "$2" "$PY" drive.py "http://127.0.0.1:$ingress_port" peer "$secret" "$2" "$3" "$standins" "$CONC" "$dataset")
+  local since
+  since=$(date -u +%FT%T.%NZ)
+  with_cpu "$2" "$peer_groups" drive_ours "$since" "$2" "$3"
+  stage_report "$since"
 }
-ours "sustained, $N tickets, $CONC connections" "$N" 0
-ours "steady 50 tickets/s for ${SECONDS_PER_RATE}s" $((50 * SECONDS_PER_RATE)) 50
-ours "steady 150 tickets/s for ${SECONDS_PER_RATE}s" $((150 * SECONDS_PER_RATE)) 150
+# The driver, then the wait for the projection: the work a run leaves behind
+# is counted in its own CPU and not in the next run's.
+drive_ours() { # SINCE N RATE
+  (cd "$peer/pipeline" && "$PY" drive.py "http://127.0.0.1:$ingress_port" peer "$secret" "$2" "$3" "$standins" "$CONC" "$dataset")
+  caught_up "$1" "$2"
+}
+# Milliseconds from each event to the next, per stage (waiting in the
+# stage's consumer included), for the tickets received since SINCE.
+stage_report() { # SINCE
+  "$AI_AGENTS_PG_BINDIR/psql" -qAt -F ' ' "$AI_AGENTS_OWNER_DATABASE_URL" -v since="$1" <<'SQL' |
+with t as (
+  select extract(epoch from context_gathered_at - received_at) * 1000 as context,
+         extract(epoch from enhanced_at - context_gathered_at) * 1000 as llm,
+         extract(epoch from written_back_at - enhanced_at) * 1000 as writeback
+  from enhancement_history
+  where tenant_id = 'peer' and received_at >= :'since'::timestamptz and written_back_at is not null)
+select stage, round(p[1]::numeric, 1), round(p[2]::numeric, 1), round(p[3]::numeric, 1), round(p[4]::numeric, 1)
+from (select 'context' as stage, percentile_cont(array[0.5, 0.95, 0.99, 1]) within group (order by context) as p from t
+      union all select 'llm', percentile_cont(array[0.5, 0.95, 0.99, 1]) within group (order by llm) from t
+      union all select 'writeback', percentile_cont(array[0.5, 0.95, 0.99, 1]) within group (order by writeback) from t) s
+SQL
+    awk 'BEGIN { print "per stage, ms (p50 / p95 / p99 / max):" } { printf "  %-10s %s / %s / %s / %s\n", $1, $2, $3, $4, $5 }'
+}
+# Waits (at most 60 s) until the projection holds all N tickets received
+# since SINCE, so that the next run starts on a settled system and the stage
+# report sees the whole run.
+caught_up() { # SINCE N
+  local i
+  for i in $(seq 120); do
+    [ "$("$AI_AGENTS_PG_BINDIR/psql" -qAt "$AI_AGENTS_OWNER_DATABASE_URL" -c \
+      "select count(*) from enhancement_history where tenant_id = 'peer' and received_at >= '$1' and written_back_at is not null")" -ge "$2" ] && return
+    sleep 0.5
+  done
+  echo "the projection did not catch up with the run in 60 s"
+}
+
+# --- The peer (PEER=0 skips it, to profile ours alone) ---------------------
+if [ "${PEER:-1}" != 0 ]; then
+peer_db="peer_$(date +%s)"
+psql_owner() { "$AI_AGENTS_PG_BINDIR/psql" -q "$AI_AGENTS_TEST_ADMIN_URL" "$@"; }
+psql_owner -c "create database $peer_db" >/dev/null
+peer_dsn="${AI_AGENTS_TEST_ADMIN_URL%/*}/$peer_db"
+run_peer() { # label N RATE
+  log "peer (FastAPI + Celery + Redis): $1"
+  with_cpu "$2" "$our_groups" env REDIS_PORT=16390 STANDINS_PORT=47330 PEER_PORT=47331 \
+    bash "$peer/pipeline/run_peer.sh" "$PY" "$peer_dsn" "$dataset" "$2" "$3" "$CONC" 2>&1 | grep -v '^$'
+}
+fi
+
+
+# --- The runs --------------------------------------------------------------
+# Each kind of run, the peer's then ours, one after the other; the steady
+# runs ROUNDS times over (default 3), so that a moment of noise on the
+# machine falls on one run and not on one side. RUNS chooses the kinds (any
+# of "sustained 50 150"), PEER=0 leaves the peer out. Every run's output is
+# kept for the summary at the end.
+results="$work/results"
+: >"$results"
+one_run() { # SIDE RUNNER label N RATE
+  local side=$1 rate=$5
+  shift
+  "$@" 2>&1 | tee "$work/run.out"
+  echo "$rate $side $(sed -n 's/.*webhook->note.* p99=\([0-9]*\) ms.*/\1/p' "$work/run.out")" >>"$results"
+}
+for run in ${RUNS:-sustained 50 150}; do
+  case "$run" in
+    sustained) label="sustained, $N tickets, $CONC connections" n=$N rate=0 rounds=1 ;;
+    [0-9]*) label="steady $run tickets/s for ${SECONDS_PER_RATE}s" n=$((run * SECONDS_PER_RATE)) rate=$run rounds=${ROUNDS:-3} ;;
+    *) echo "unknown run '$run' in RUNS" >&2; exit 2 ;;
+  esac
+  for round in $(seq "$rounds"); do
+    [ "$rounds" = 1 ] || label_round=" (round $round of $rounds)"
+    if [ "${PEER:-1}" != 0 ]; then one_run peer run_peer "$label${label_round:-}" "$n" "$rate"; fi
+    one_run ours ours "$label${label_round:-}" "$n" "$rate"
+  done
+done
+[ "${PEER:-1}" = 0 ] || psql_owner -c "drop database $peer_db with (force)" >/dev/null
+
+log "p99 webhook → note per run (ms), and the median of each side's runs"
+awk '{ key = ($1 == 0 ? "sustained" : "steady " $1 "/s") " " $2; runs[key] = runs[key] " " $3; n[key]++; v[key, n[key]] = $3 }
+     END {
+       for (key in runs) {
+         # insertion sort of the few values, for the median
+         for (i = 2; i <= n[key]; i++) for (j = i; j > 1 && v[key, j - 1] + 0 > v[key, j] + 0; j--) { t = v[key, j]; v[key, j] = v[key, j - 1]; v[key, j - 1] = t }
+         printf "  %-22s runs:%s  median %s\n", key, runs[key], v[key, int((n[key] + 1) / 2)]
+       }
+     }' "$results" | sort
 
 log "ours with no traffic for 30 s"
-sleep 5 # the projector catches up
 idle_report 30
 
 log "our processes' peak resident memory (VmHWM) over the runs"

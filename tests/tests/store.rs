@@ -329,3 +329,117 @@ async fn a_search_transaction_sets_tenant_timeout_and_custom_plans_only_for_itse
     assert_ne!(after.1, "2s");
     assert_eq!(after.2, "auto");
 }
+
+/// Whether the connection is inside a transaction: a transaction-local
+/// setting made by one statement outlives it only inside one.
+async fn in_transaction(client: &aia_store::Client) -> bool {
+    client
+        .batch_execute("select set_config('app.probe', 'set', true)")
+        .await
+        .unwrap();
+    let row = client
+        .query_one(
+            "select coalesce(current_setting('app.probe', true), '')",
+            &[],
+        )
+        .await
+        .unwrap();
+    row.get::<_, String>(0) == "set"
+}
+
+#[tokio::test]
+async fn a_tenant_query_writes_for_its_tenant_alone_commits_and_leaves_no_transaction_open() {
+    let db = TestDatabase::create().await;
+    let pool = aia_store::pool(&db.app_url, 1).unwrap();
+    let client = pool.get().await.unwrap();
+    let (a, b) = (
+        TenantId::parse("tenant-a").unwrap(),
+        TenantId::parse("tenant-b").unwrap(),
+    );
+    let insert =
+        "insert into budget_alerts (tenant_id, period_start) values ($1, date '2026-11-01')
+                  on conflict do nothing returning tenant_id";
+    let rows = aia_store::tenant_query(&client, &a, insert, &[&"tenant-a"])
+        .await
+        .unwrap();
+    assert_eq!(rows.len(), 1);
+    assert!(!in_transaction(&client).await);
+    // Row-level security holds inside: tenant-b can neither see tenant-a's
+    // row nor write one in tenant-a's name.
+    let seen = aia_store::tenant_query(&client, &b, "select tenant_id from budget_alerts", &[])
+        .await
+        .unwrap();
+    assert!(seen.is_empty());
+    let err = aia_store::tenant_query(&client, &b, insert, &[&"tenant-a"])
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("row-level security"), "{err}");
+    // Committed: another session sees it.
+    let admin = db.admin_client().await;
+    let count: i64 = admin
+        .query_one("select count(*) from budget_alerts", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(count, 1);
+}
+
+#[tokio::test]
+async fn a_failing_tenant_query_rolls_back_and_the_connection_serves_the_next_one() {
+    let db = TestDatabase::create().await;
+    let pool = aia_store::pool(&db.app_url, 1).unwrap();
+    let client = pool.get().await.unwrap();
+    let tenant = TenantId::parse("tenant-a").unwrap();
+    // Fails on the server, after the tenant was set and a row written by
+    // the same statement.
+    let failing = "with written as (insert into budget_alerts (tenant_id, period_start)
+                                    values ('tenant-a', date '2026-11-01') returning 1)
+                   select 1 / (select count(*) - 1 from written)::int";
+    let err = aia_store::tenant_query(&client, &tenant, failing, &[])
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("division by zero"), "{err}");
+    assert!(!in_transaction(&client).await);
+    // Fails before leaving: a parameter of the wrong type.
+    let err = aia_store::tenant_query(&client, &tenant, "select $1::int", &[&"not a number"])
+        .await
+        .unwrap_err();
+    assert!(!err.to_string().is_empty());
+    assert!(!in_transaction(&client).await);
+    // Nothing of the failed write is left, and the connection works.
+    let rows = aia_store::tenant_query(&client, &tenant, "select count(*) from budget_alerts", &[])
+        .await
+        .unwrap();
+    assert_eq!(rows[0].get::<_, i64>(0), 0);
+}
+
+#[tokio::test]
+async fn an_unflushed_tenant_query_relaxes_the_commit_for_itself_only() {
+    let db = TestDatabase::create().await;
+    let pool = aia_store::pool(&db.app_url, 1).unwrap();
+    let client = pool.get().await.unwrap();
+    let tenant = TenantId::parse("tenant-a").unwrap();
+    // The session's own choice (the test server's default is off).
+    client
+        .batch_execute("set synchronous_commit = on")
+        .await
+        .unwrap();
+    let setting =
+        "select current_setting('synchronous_commit'), current_setting('app.tenant_id', true)";
+    let inside = aia_store::tenant_query_unflushed(&client, &tenant, setting, &[])
+        .await
+        .unwrap();
+    assert_eq!(
+        (
+            inside[0].get::<_, String>(0),
+            inside[0].get::<_, Option<String>>(1)
+        ),
+        ("off".to_string(), Some("tenant-a".to_string()))
+    );
+    let after = client.query_one(setting, &[]).await.unwrap();
+    assert_eq!(after.get::<_, String>(0), "on");
+    assert_ne!(
+        after.get::<_, Option<String>>(1).as_deref(),
+        Some("tenant-a")
+    );
+}

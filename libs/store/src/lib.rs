@@ -39,7 +39,7 @@ pub enum StoreError {
     Unavailable(String),
     /// The statement failed; retrying the same statement will fail again
     /// unless [`StoreError::is_transient`] says otherwise.
-    #[error("database error: {0}")]
+    #[error("database error: {}", describe(.0))]
     Query(tokio_postgres::Error),
     #[error("invalid database URL: {0}")]
     Config(String),
@@ -88,6 +88,19 @@ impl StoreError {
             }
             None => false,
         }
+    }
+}
+
+/// What the server said (its SQLSTATE and message, not the detail, which
+/// can quote row values), or the client's error with its cause:
+/// tokio-postgres's own `Display` says only "db error".
+fn describe(err: &tokio_postgres::Error) -> String {
+    if let Some(db) = err.as_db_error() {
+        return format!("{} {}", db.code().code(), db.message());
+    }
+    match std::error::Error::source(err) {
+        Some(cause) => format!("{err}: {cause}"),
+        None => err.to_string(),
     }
 }
 
@@ -157,8 +170,12 @@ pub fn pool_from_config(
             recycling_method: RecyclingMethod::Fast,
         },
     );
+    // Last in, first out: at a low rate the same few connections (and
+    // server processes, with warm caches) serve every request, instead of
+    // a burst's whole pool taking turns.
     let pool = Pool::builder(manager)
         .max_size(max_size)
+        .queue_mode(deadpool_postgres::QueueMode::Lifo)
         .build()
         .map_err(|err| StoreError::Config(err.to_string()))?;
     register(&pool);
@@ -181,11 +198,70 @@ pub async fn tenant_transaction<'a>(
 /// Points row-level security at `tenant` for the rest of the transaction
 /// `client` is in (a projector's batch moves from tenant to tenant).
 pub async fn set_tenant(client: &impl GenericClient, tenant: &str) -> Result<(), StoreError> {
-    let statement = client
-        .prepare_cached("select set_config('app.tenant_id', $1, true)")
-        .await?;
+    let statement = client.prepare_cached(SET_TENANT).await?;
     client.execute(&statement, &[&tenant]).await?;
     Ok(())
+}
+
+/// Runs one statement for `tenant` in a transaction of its own, in one round
+/// trip once its statements are prepared on the connection: `BEGIN`, the
+/// tenant, the statement and `COMMIT` leave together and their answers come
+/// back together, where a [`tenant_transaction`] waits for each in turn.
+pub async fn tenant_query(
+    client: &Client,
+    tenant: &TenantId,
+    sql: &str,
+    params: &[&(dyn ToSql + Sync)],
+) -> Result<Vec<Row>, StoreError> {
+    one_round_trip(client, SET_TENANT, tenant, sql, params).await
+}
+
+/// A [`tenant_query`] whose commit does not wait for the WAL flush
+/// (`synchronous_commit = off` for this transaction only): for writes that
+/// may be lost in a database crash because something else answers for
+/// them then.
+pub async fn tenant_query_unflushed(
+    client: &Client,
+    tenant: &TenantId,
+    sql: &str,
+    params: &[&(dyn ToSql + Sync)],
+) -> Result<Vec<Row>, StoreError> {
+    let settings = "select set_config('app.tenant_id', $1, true), set_config('synchronous_commit', 'off', true)";
+    one_round_trip(client, settings, tenant, sql, params).await
+}
+
+const SET_TENANT: &str = "select set_config('app.tenant_id', $1, true)";
+
+async fn one_round_trip(
+    client: &Client,
+    settings: &str,
+    tenant: &TenantId,
+    sql: &str,
+    params: &[&(dyn ToSql + Sync)],
+) -> Result<Vec<Row>, StoreError> {
+    let (settings, statement) =
+        tokio::try_join!(client.prepare_cached(settings), client.prepare_cached(sql))?;
+    // Each request is sent when its future is first polled, and `biased`
+    // polls them in this order; `join!` (not `try_join!`) polls every one
+    // even when another fails at once (parameters that do not encode, say).
+    // So the first poll sends all four, and nothing leaves the connection
+    // inside a transaction: should the statement fail, or this future be
+    // dropped, the server still gets the COMMIT and answers it with a
+    // rollback.
+    let tenant = tenant.as_str();
+    let tenant_param: [&(dyn ToSql + Sync); 1] = [&tenant];
+    let (begin, set, rows, commit) = tokio::join!(
+        biased;
+        client.batch_execute("begin"),
+        client.execute(&settings, &tenant_param),
+        client.query(&statement, params),
+        client.batch_execute("commit"),
+    );
+    begin?;
+    set?;
+    let rows = rows?;
+    commit?;
+    Ok(rows)
 }
 
 /// A [`tenant_transaction`] for full-text searches, which also bounds each

@@ -193,8 +193,8 @@ impl Handler for ContextGatherer {
                 settings.inventory_enabled,
                 within_budget(self.source_timeout),
                 async {
-                    let mut client = self.db.get().await.map_err(StoreError::from)?;
-                    inventory::lookup(&mut client, &event.tenant_id, &mentions).await
+                    let client = self.db.get().await.map_err(StoreError::from)?;
+                    inventory::lookup(&client, &event.tenant_id, &mentions).await
                 }
                 .instrument(aia_telemetry::db_span("SELECT", "system_inventory")),
             )

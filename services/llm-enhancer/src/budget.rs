@@ -2,7 +2,7 @@
 //! counters the history projector keeps.
 
 use aia_events::TenantId;
-use aia_store::{Client, StoreError, tenant_transaction};
+use aia_store::{Client, StoreError, tenant_query};
 use chrono::{NaiveDate, Utc};
 
 /// The first day of the period containing today. Periods are fixed windows
@@ -16,38 +16,41 @@ pub fn period_start(today: NaiveDate, period_days: u32) -> NaiveDate {
 
 /// Dollars spent since the period began.
 pub async fn spent(
-    client: &mut Client,
+    client: &Client,
     tenant: &TenantId,
     period_days: u32,
 ) -> Result<f64, StoreError> {
     let start = period_start(Utc::now().date_naive(), period_days);
-    let tx = tenant_transaction(client, tenant).await?;
-    let row = tx
-        .query_one(
-            &tx.prepare_cached("select coalesce(sum(cost_usd), 0)::float8 from tenant_daily_stats where tenant_id = $1 and day >= $2").await.map_err(StoreError::from)?,
-            &[&tenant.as_str(), &start],
-        )
-        .await?;
-    tx.commit().await?;
+    let rows = tenant_query(
+        client,
+        tenant,
+        "select coalesce(sum(cost_usd), 0)::float8 from tenant_daily_stats where tenant_id = $1 and day >= $2",
+        &[&tenant.as_str(), &start],
+    )
+    .await?;
+    let row = rows
+        .first()
+        .ok_or_else(|| StoreError::Corrupt("a sum returned no row".into()))?;
     Ok(row.get(0))
 }
 
 /// Records that the tenant was alerted for the period; true the first time
 /// (so exactly one instance publishes the alert).
 pub async fn first_alert(
-    client: &mut Client,
+    client: &Client,
     tenant: &TenantId,
     period_days: u32,
 ) -> Result<bool, StoreError> {
     let start = period_start(Utc::now().date_naive(), period_days);
-    let tx = tenant_transaction(client, tenant).await?;
-    let inserted = tx
-        .execute(
-            &tx.prepare_cached("insert into budget_alerts (tenant_id, period_start) values ($1, $2) on conflict do nothing").await.map_err(StoreError::from)?,
-            &[&tenant.as_str(), &start],
-        )
-        .await?;
-    tx.commit().await?;
+    let inserted = tenant_query(
+        client,
+        tenant,
+        "insert into budget_alerts (tenant_id, period_start) values ($1, $2)
+         on conflict do nothing returning 1",
+        &[&tenant.as_str(), &start],
+    )
+    .await?
+    .len();
     Ok(inserted == 1)
 }
 

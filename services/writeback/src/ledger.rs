@@ -13,7 +13,7 @@
 //! note is posted twice, and each write-back costs one disk flush, not two.
 
 use aia_events::{TenantId, TicketId};
-use aia_store::{Client, StoreError, tenant_transaction};
+use aia_store::{Client, StoreError, tenant_query, tenant_query_unflushed};
 use uuid::Uuid;
 
 #[derive(Debug, Clone, PartialEq)]
@@ -27,23 +27,25 @@ pub enum Claim {
 }
 
 pub async fn claim(
-    client: &mut Client,
+    client: &Client,
     tenant: &TenantId,
     correlation_id: Uuid,
     ticket: &TicketId,
 ) -> Result<Claim, StoreError> {
-    let tx = tenant_transaction(client, tenant).await?;
-    let row = tx
-        .query_one(
-            &tx.prepare_cached("insert into writeback_ledger (tenant_id, correlation_id, ticket_id, state, attempts)
-             values ($1, $2, $3, 'posting', 1)
-             on conflict (tenant_id, correlation_id)
-               do update set attempts = writeback_ledger.attempts + 1, updated_at = now()
-             returning state, note_id, attempts").await.map_err(StoreError::from)?,
-            &[&tenant.as_str(), &correlation_id, &ticket.as_str()],
-        )
-        .await?;
-    tx.commit().await?;
+    let rows = tenant_query(
+        client,
+        tenant,
+        "insert into writeback_ledger (tenant_id, correlation_id, ticket_id, state, attempts)
+         values ($1, $2, $3, 'posting', 1)
+         on conflict (tenant_id, correlation_id)
+           do update set attempts = writeback_ledger.attempts + 1, updated_at = now()
+         returning state, note_id, attempts",
+        &[&tenant.as_str(), &correlation_id, &ticket.as_str()],
+    )
+    .await?;
+    let row = rows
+        .first()
+        .ok_or_else(|| StoreError::Corrupt("the ledger's upsert returned no row".into()))?;
     let state: String = row.get(0);
     let attempts: i32 = row.get(2);
     Ok(match (state.as_str(), attempts) {
@@ -56,29 +58,18 @@ pub async fn claim(
 }
 
 pub async fn mark_posted(
-    client: &mut Client,
+    client: &Client,
     tenant: &TenantId,
     correlation_id: Uuid,
     note_id: Option<&str>,
 ) -> Result<(), StoreError> {
-    let tx = tenant_transaction(client, tenant).await?;
-    let relaxed = tx
-        .prepare_cached("select set_config('synchronous_commit', 'off', true)")
-        .await?;
-    let update = tx
-        .prepare_cached(
-            "update writeback_ledger set state = 'posted', note_id = $3, updated_at = now()
+    tenant_query_unflushed(
+        client,
+        tenant,
+        "update writeback_ledger set state = 'posted', note_id = $3, updated_at = now()
           where tenant_id = $1 and correlation_id = $2",
-        )
-        .await?;
-    // Sent together, in this order (`biased`), in one round trip.
-    let tenant = tenant.as_str();
-    let params: [&(dyn aia_store::ToSql + Sync); 3] = [&tenant, &correlation_id, &note_id];
-    tokio::try_join!(
-        biased;
-        tx.execute(&relaxed, &[]),
-        tx.execute(&update, &params),
-    )?;
-    tx.commit().await?;
+        &[&tenant.as_str(), &correlation_id, &note_id],
+    )
+    .await?;
     Ok(())
 }

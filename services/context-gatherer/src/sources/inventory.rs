@@ -5,13 +5,13 @@
 use std::net::IpAddr;
 
 use aia_events::{SystemInfo, TenantId};
-use aia_store::{Client, tenant_transaction};
+use aia_store::{Client, tenant_query};
 
 use super::SourceError;
 use crate::extract::Mentions;
 
 pub async fn lookup(
-    client: &mut Client,
+    client: &Client,
     tenant: &TenantId,
     mentions: &Mentions,
 ) -> Result<Vec<SystemInfo>, SourceError> {
@@ -23,10 +23,10 @@ pub async fn lookup(
         .iter()
         .map(|(_, address)| address.to_string())
         .collect();
-    let tx = tenant_transaction(client, tenant).await?;
-    let rows = tx
-        .query(
-            &tx.prepare_cached("select host(address) || case when masklen(address) < (case family(address) when 4 then 32 else 128 end)
+    let rows = tenant_query(
+        client,
+        tenant,
+        "select host(address) || case when masklen(address) < (case family(address) when 4 then 32 else 128 end)
                                           then '/' || masklen(address) else '' end,
                     hostname, role, client, location,
                     (select a from unnest($2::text[]) a where address >>= a::inet limit 1) as matched_address,
@@ -38,12 +38,10 @@ pub async fn lookup(
                      or lower(hostname) = any($3)
                      or split_part(lower(hostname), '.', 1) = any($3))
               order by masklen(address) desc nulls last, hostname
-              limit 20").await.map_err(aia_store::StoreError::from)?,
-            &[&tenant.as_str(), &addresses, &mentions.hostnames],
-        )
-        .await
-        .map_err(aia_store::StoreError::from)?;
-    tx.commit().await.map_err(aia_store::StoreError::from)?;
+              limit 20",
+        &[&tenant.as_str(), &addresses, &mentions.hostnames],
+    )
+    .await?;
     Ok(rows
         .iter()
         .map(|row| {

@@ -303,24 +303,22 @@ async fn a_statement_gone_stale_under_a_migration_is_forgotten_and_the_retry_suc
 }
 
 #[tokio::test]
-async fn a_search_transaction_sets_tenant_timeout_and_custom_plans_only_for_itself() {
+async fn a_search_query_sets_tenant_timeout_and_custom_plans_only_for_itself() {
     let db = TestDatabase::create().await;
     let pool = aia_store::pool(&db.app_url, 1).unwrap();
-    let mut client = pool.get().await.unwrap();
+    let client = pool.get().await.unwrap();
     let settings =
         "select current_setting('app.tenant_id', true), current_setting('statement_timeout'),
                            current_setting('plan_cache_mode')";
     let tenant = TenantId::parse("acme").unwrap();
-    let tx = aia_store::search_transaction(&mut client, &tenant, "2s")
+    let rows = aia_store::search_query(&client, &tenant, "2s", settings, &[])
         .await
         .unwrap();
-    let row = tx.query_one(settings, &[]).await.unwrap();
-    let inside: (Option<String>, String, String) = (row.get(0), row.get(1), row.get(2));
+    let inside: (Option<String>, String, String) = (rows[0].get(0), rows[0].get(1), rows[0].get(2));
     assert_eq!(
         inside,
         (Some("acme".into()), "2s".into(), "force_custom_plan".into())
     );
-    tx.commit().await.unwrap();
 
     // The same pooled connection afterwards carries none of it.
     let row = client.query_one(settings, &[]).await.unwrap();
@@ -328,6 +326,13 @@ async fn a_search_transaction_sets_tenant_timeout_and_custom_plans_only_for_itse
     assert_ne!(after.0.as_deref(), Some("acme"));
     assert_ne!(after.1, "2s");
     assert_eq!(after.2, "auto");
+
+    // The timeout holds: a statement over it is cancelled.
+    let err = aia_store::search_query(&client, &tenant, "50ms", "select pg_sleep(1)", &[])
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("57014"), "{err}");
+    assert!(err.is_transient());
 }
 
 /// Whether the connection is inside a transaction: a transaction-local

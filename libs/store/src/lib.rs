@@ -9,6 +9,7 @@ pub mod embeddings;
 pub mod feedback;
 pub mod migrate;
 pub mod parking;
+mod scoped;
 pub mod secrets;
 pub mod tenant_cache;
 pub mod tenants;
@@ -16,12 +17,14 @@ pub mod tenants;
 use std::str::FromStr;
 use std::sync::{Mutex, PoisonError};
 
-use aia_events::TenantId;
 use deadpool_postgres::{Manager, ManagerConfig, RecyclingMethod};
 use tokio_postgres::NoTls;
 use tokio_postgres::error::SqlState;
 
 pub use deadpool_postgres::{Client, GenericClient, Pool, Transaction};
+pub use scoped::{
+    search_query, set_tenant, tenant_query, tenant_query_unflushed, tenant_transaction,
+};
 pub use secrets::{Keyring, Secret};
 pub use tenant_cache::TenantCache;
 pub use tenants::{
@@ -180,113 +183,6 @@ pub fn pool_from_config(
         .map_err(|err| StoreError::Config(err.to_string()))?;
     register(&pool);
     Ok(pool)
-}
-
-/// Starts a transaction that sees and writes only `tenant`'s rows.
-///
-/// The tenant is set with `set_config(…, true)`, so it ends with the
-/// transaction and a pooled connection never carries it to another tenant.
-pub async fn tenant_transaction<'a>(
-    client: &'a mut Client,
-    tenant: &TenantId,
-) -> Result<Transaction<'a>, StoreError> {
-    let tx = client.transaction().await?;
-    set_tenant(&tx, tenant.as_str()).await?;
-    Ok(tx)
-}
-
-/// Points row-level security at `tenant` for the rest of the transaction
-/// `client` is in (a projector's batch moves from tenant to tenant).
-pub async fn set_tenant(client: &impl GenericClient, tenant: &str) -> Result<(), StoreError> {
-    let statement = client.prepare_cached(SET_TENANT).await?;
-    client.execute(&statement, &[&tenant]).await?;
-    Ok(())
-}
-
-/// Runs one statement for `tenant` in a transaction of its own, in one round
-/// trip once its statements are prepared on the connection: `BEGIN`, the
-/// tenant, the statement and `COMMIT` leave together and their answers come
-/// back together, where a [`tenant_transaction`] waits for each in turn.
-pub async fn tenant_query(
-    client: &Client,
-    tenant: &TenantId,
-    sql: &str,
-    params: &[&(dyn ToSql + Sync)],
-) -> Result<Vec<Row>, StoreError> {
-    one_round_trip(client, SET_TENANT, tenant, sql, params).await
-}
-
-/// A [`tenant_query`] whose commit does not wait for the WAL flush
-/// (`synchronous_commit = off` for this transaction only): for writes that
-/// may be lost in a database crash because something else answers for
-/// them then.
-pub async fn tenant_query_unflushed(
-    client: &Client,
-    tenant: &TenantId,
-    sql: &str,
-    params: &[&(dyn ToSql + Sync)],
-) -> Result<Vec<Row>, StoreError> {
-    let settings = "select set_config('app.tenant_id', $1, true), set_config('synchronous_commit', 'off', true)";
-    one_round_trip(client, settings, tenant, sql, params).await
-}
-
-const SET_TENANT: &str = "select set_config('app.tenant_id', $1, true)";
-
-async fn one_round_trip(
-    client: &Client,
-    settings: &str,
-    tenant: &TenantId,
-    sql: &str,
-    params: &[&(dyn ToSql + Sync)],
-) -> Result<Vec<Row>, StoreError> {
-    let (settings, statement) =
-        tokio::try_join!(client.prepare_cached(settings), client.prepare_cached(sql))?;
-    // Each request is sent when its future is first polled, and `biased`
-    // polls them in this order; `join!` (not `try_join!`) polls every one
-    // even when another fails at once (parameters that do not encode, say).
-    // So the first poll sends all four, and nothing leaves the connection
-    // inside a transaction: should the statement fail, or this future be
-    // dropped, the server still gets the COMMIT and answers it with a
-    // rollback.
-    let tenant = tenant.as_str();
-    let tenant_param: [&(dyn ToSql + Sync); 1] = [&tenant];
-    let (begin, set, rows, commit) = tokio::join!(
-        biased;
-        client.batch_execute("begin"),
-        client.execute(&settings, &tenant_param),
-        client.query(&statement, params),
-        client.batch_execute("commit"),
-    );
-    begin?;
-    set?;
-    let rows = rows?;
-    commit?;
-    Ok(rows)
-}
-
-/// A [`tenant_transaction`] for full-text searches, which also bounds each
-/// statement's time and plans every query for its own lexemes
-/// (`plan_cache_mode = force_custom_plan`): the statements are prepared once
-/// per connection, and a generic plan, blind to which lexemes and how common
-/// they are, ranked ten times slower (measured: 10.2 ms against 0.28). All
-/// three settings end with the transaction and are made in one round trip.
-pub async fn search_transaction<'a>(
-    client: &'a mut Client,
-    tenant: &TenantId,
-    statement_timeout: &str,
-) -> Result<Transaction<'a>, StoreError> {
-    let tx = client.transaction().await?;
-    tx.execute(
-        &tx.prepare_cached(
-            "select set_config('app.tenant_id', $1, true), set_config('statement_timeout', $2, true),
-                    set_config('plan_cache_mode', 'force_custom_plan', true)",
-        )
-        .await
-        .map_err(StoreError::from)?,
-        &[&tenant.as_str(), &statement_timeout],
-    )
-    .await?;
-    Ok(tx)
 }
 
 /// Checks that the database answers, for readiness probes.

@@ -117,7 +117,7 @@ impl Handler for ContextGatherer {
                             .await
                         }
                         Err(_) => Ok(similar::similar_tickets(
-                            &mut self.db.get().await.map_err(StoreError::from)?,
+                            &self.db.get().await.map_err(StoreError::from)?,
                             &event.tenant_id,
                             &text,
                             self.max_similar_tickets,
@@ -155,8 +155,8 @@ impl Handler for ContextGatherer {
                                 .await
                             }
                             Err(_) => {
-                                let mut client = self.db.get().await.map_err(StoreError::from)?;
-                                knowledge::local(&mut client, &event.tenant_id, &text, 3).await
+                                let client = self.db.get().await.map_err(StoreError::from)?;
+                                knowledge::local(&client, &event.tenant_id, &text, 3).await
                             }
                         }
                     }

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use aia_events::{KnowledgeArticle, TenantId};
 use aia_store::embeddings::Corpus;
-use aia_store::{Client, Pool, StoreError, Transaction, search_transaction, tenant_transaction};
+use aia_store::{Client, Pool, StoreError, Transaction, search_query, tenant_transaction};
 use serde::Deserialize;
 use sha2::{Digest, Sha256};
 
@@ -20,27 +20,16 @@ use super::{SEARCH_TIMEOUT, SourceError};
 const CACHE_TTL: Duration = Duration::from_secs(3600);
 const MAX_QUERY_CHARS: usize = 1000;
 
-/// Article ids with their full-text rank in [0, 1), best first.
-async fn lexical(
-    tx: &Transaction<'_>,
-    tenant: &TenantId,
-    text: &str,
-    limit: i64,
-) -> Result<Vec<(String, f64)>, SourceError> {
-    let query: String = text.chars().take(MAX_QUERY_CHARS).collect();
-    let rows = tx
-        .query(
-            &tx.prepare_cached("select article_id, ts_rank(search, q, 32)::float8 as score
-               from knowledge_articles,
-                    (select nullif(replace(plainto_tsquery('english', $2)::text, ' & ', ' | '), '')::tsquery as q) query
-              where tenant_id = $1 and q is not null and search @@ q
-              order by score desc, article_id
-              limit $3").await.map_err(aia_store::StoreError::from)?,
-            &[&tenant.as_str(), &query, &limit],
-        )
-        .await
-        .map_err(aia_store::StoreError::from)?;
-    Ok(rows.iter().map(|row| (row.get(0), row.get(1))).collect())
+/// What a hit shows, read by [`article`].
+const DETAILS: &str = "a.article_id, a.title, left(a.body, 200), a.url";
+
+fn article(row: &aia_store::Row, score: f64) -> KnowledgeArticle {
+    KnowledgeArticle {
+        title: row.get(1),
+        summary: row.get(2),
+        url: row.get(3),
+        score,
+    }
 }
 
 /// The articles `ranked` names, in that order, each with its score.
@@ -52,10 +41,9 @@ async fn details(
     let ids: Vec<&str> = ranked.iter().map(|(id, _)| id.as_str()).collect();
     let rows = tx
         .query(
-            &tx.prepare_cached(
-                "select article_id, title, left(body, 200), url from knowledge_articles
-              where tenant_id = $1 and article_id = any($2)",
-            )
+            &tx.prepare_cached(&format!(
+                "select {DETAILS} from knowledge_articles a where tenant_id = $1 and article_id = any($2)"
+            ))
             .await
             .map_err(aia_store::StoreError::from)?,
             &[&tenant.as_str(), &ids],
@@ -67,32 +55,43 @@ async fn details(
     Ok(ranked
         .iter()
         .filter_map(|(id, score)| by_id.remove(id).map(|row| (row, *score)))
-        .map(|(row, score)| KnowledgeArticle {
-            title: row.get(1),
-            summary: row.get(2),
-            url: row.get(3),
-            score,
-        })
+        .map(|(row, score)| article(&row, score))
         .collect())
 }
 
 /// Articles of the tenant's own knowledge base that match `text` by words;
 /// scores scaled into [0, 0.5) as for similar tickets (never "likely").
 pub async fn local(
-    client: &mut Client,
+    client: &Client,
     tenant: &TenantId,
     text: &str,
     limit: i64,
 ) -> Result<Vec<KnowledgeArticle>, SourceError> {
-    let tx = search_transaction(client, tenant, SEARCH_TIMEOUT).await?;
-    let ranked: Vec<(String, f64)> = lexical(&tx, tenant, text, limit)
-        .await?
-        .into_iter()
-        .map(|(id, rank)| (id, 0.5 * rank.min(0.999)))
-        .collect();
-    let found = details(&tx, tenant, &ranked).await?;
-    tx.commit().await.map_err(StoreError::from)?;
-    Ok(found)
+    let query: String = text.chars().take(MAX_QUERY_CHARS).collect();
+    // The ranking and the hits' details in one statement, so one round trip.
+    let rows = search_query(
+        client,
+        tenant,
+        SEARCH_TIMEOUT,
+        &format!(
+            "with ranked as (
+               select article_id, ts_rank(search, q, 32)::float8 as score
+                 from knowledge_articles,
+                      (select nullif(replace(plainto_tsquery('english', $2)::text, ' & ', ' | '), '')::tsquery as q) query
+                where tenant_id = $1 and q is not null and search @@ q
+                order by score desc, article_id
+                limit $3)
+             select {DETAILS}, ranked.score
+               from ranked join knowledge_articles a on a.tenant_id = $1 and a.article_id = ranked.article_id
+              order by ranked.score desc, ranked.article_id"
+        ),
+        &[&tenant.as_str(), &query, &limit],
+    )
+    .await?;
+    Ok(rows
+        .iter()
+        .map(|row| article(row, 0.5 * row.get::<_, f64>(4).min(0.999)))
+        .collect())
 }
 
 /// Articles of the tenant's own knowledge base by meaning, with words as a

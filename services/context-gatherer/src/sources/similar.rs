@@ -10,7 +10,7 @@
 
 use aia_events::{SimilarTicket, TenantId, TicketId};
 use aia_store::embeddings::Corpus;
-use aia_store::{Client, Pool, StoreError, Transaction, search_transaction, tenant_transaction};
+use aia_store::{Client, Pool, StoreError, Transaction, search_query, tenant_transaction};
 
 use super::meaning;
 pub use super::meaning::Semantic;
@@ -19,27 +19,21 @@ use super::{SEARCH_TIMEOUT, SourceError};
 /// Longest query text considered; longer descriptions add noise, not recall.
 const MAX_QUERY_CHARS: usize = 1000;
 
-/// Ticket ids with their full-text rank (`ts_rank` normalised into
-/// [0, 1)), best first.
-async fn lexical(
-    tx: &Transaction<'_>,
-    tenant: &TenantId,
-    text: &str,
-    limit: i64,
-) -> Result<Vec<(String, f64)>, StoreError> {
-    let query: String = text.chars().take(MAX_QUERY_CHARS).collect();
-    let rows = tx
-        .query(
-            &tx.prepare_cached("select ticket_id, ts_rank(search, q, 32)::float8 as score
-               from ticket_history,
-                    (select nullif(replace(plainto_tsquery('english', $2)::text, ' & ', ' | '), '')::tsquery as q) query
-              where tenant_id = $1 and q is not null and search @@ q
-              order by score desc, resolved_at desc
-              limit $3").await.map_err(StoreError::from)?,
-            &[&tenant.as_str(), &query, &limit],
-        )
-        .await?;
-    Ok(rows.iter().map(|row| (row.get(0), row.get(1))).collect())
+/// What a hit shows, read by [`ticket`].
+const DETAILS: &str = "t.ticket_id, t.subject, left(t.description, 300), left(t.resolution, 500), t.resolved_at, t.tags";
+
+fn ticket(row: &aia_store::Row, score: f64) -> Result<SimilarTicket, StoreError> {
+    let ticket_id: String = row.get(0);
+    Ok(SimilarTicket {
+        ticket_id: TicketId::parse(&ticket_id)
+            .map_err(|err| StoreError::Corrupt(format!("ticket_history id: {err}")))?,
+        subject: row.get(1),
+        description: row.get(2),
+        resolution: row.get(3),
+        resolved_at: row.get(4),
+        tags: row.get(5),
+        score,
+    })
 }
 
 /// The tickets `ranked` names, in that order, each with its score.
@@ -51,8 +45,11 @@ async fn details(
     let ids: Vec<&str> = ranked.iter().map(|(id, _)| id.as_str()).collect();
     let rows = tx
         .query(
-            &tx.prepare_cached("select ticket_id, subject, left(description, 300), left(resolution, 500), resolved_at, tags
-               from ticket_history where tenant_id = $1 and ticket_id = any($2)").await.map_err(StoreError::from)?,
+            &tx.prepare_cached(&format!(
+                "select {DETAILS} from ticket_history t where tenant_id = $1 and ticket_id = any($2)"
+            ))
+            .await
+            .map_err(StoreError::from)?,
             &[&tenant.as_str(), &ids],
         )
         .await?;
@@ -61,19 +58,7 @@ async fn details(
     ranked
         .iter()
         .filter_map(|(id, score)| by_id.remove(id).map(|row| (row, *score)))
-        .map(|(row, score)| {
-            let ticket_id: String = row.get(0);
-            Ok(SimilarTicket {
-                ticket_id: TicketId::parse(&ticket_id)
-                    .map_err(|err| StoreError::Corrupt(format!("ticket_history id: {err}")))?,
-                subject: row.get(1),
-                description: row.get(2),
-                resolution: row.get(3),
-                resolved_at: row.get(4),
-                tags: row.get(5),
-                score,
-            })
-        })
+        .map(|(row, score)| ticket(&row, score))
         .collect()
 }
 
@@ -81,20 +66,35 @@ async fn details(
 /// the fix, so a hit found this way is never called likely: its score is
 /// the full-text rank scaled into [0, 0.5).
 pub async fn similar_tickets(
-    client: &mut Client,
+    client: &Client,
     tenant: &TenantId,
     text: &str,
     limit: i64,
 ) -> Result<Vec<SimilarTicket>, StoreError> {
-    let tx = search_transaction(client, tenant, SEARCH_TIMEOUT).await?;
-    let ranked: Vec<(String, f64)> = lexical(&tx, tenant, text, limit)
-        .await?
-        .into_iter()
-        .map(|(id, rank)| (id, 0.5 * rank.min(0.999)))
-        .collect();
-    let found = details(&tx, tenant, &ranked).await?;
-    tx.commit().await?;
-    Ok(found)
+    let query: String = text.chars().take(MAX_QUERY_CHARS).collect();
+    // The ranking and the hits' details in one statement, so one round trip.
+    let rows = search_query(
+        client,
+        tenant,
+        SEARCH_TIMEOUT,
+        &format!(
+            "with ranked as (
+               select ticket_id, ts_rank(search, q, 32)::float8 as score, resolved_at
+                 from ticket_history,
+                      (select nullif(replace(plainto_tsquery('english', $2)::text, ' & ', ' | '), '')::tsquery as q) query
+                where tenant_id = $1 and q is not null and search @@ q
+                order by score desc, resolved_at desc
+                limit $3)
+             select {DETAILS}, ranked.score
+               from ranked join ticket_history t on t.tenant_id = $1 and t.ticket_id = ranked.ticket_id
+              order by ranked.score desc, ranked.resolved_at desc"
+        ),
+        &[&tenant.as_str(), &query, &limit],
+    )
+    .await?;
+    rows.iter()
+        .map(|row| ticket(row, 0.5 * row.get::<_, f64>(6).min(0.999)))
+        .collect()
 }
 
 /// By meaning, with words as a bounded bonus. Hits come in fused order;

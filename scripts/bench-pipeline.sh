@@ -228,9 +228,26 @@ fi
 # kept for the summary at the end.
 results="$work/results"
 : >"$results"
+# Waits (at most 30 s) until the machine has been idle for a second, so that
+# no run starts while work left by the one before (ours: start-up imports,
+# PostgreSQL's autovacuum) still takes CPU from it.
+settle() {
+  local i busy total
+  local -a before after
+  for i in $(seq 30); do
+    read -r -a before </proc/stat
+    sleep 1
+    read -r -a after </proc/stat
+    busy=$((after[1] + after[2] + after[3] + after[6] + after[7] + after[8] - before[1] - before[2] - before[3] - before[6] - before[7] - before[8]))
+    total=$((busy + after[4] + after[5] - before[4] - before[5]))
+    [ $((100 * busy)) -lt $((5 * total)) ] && return
+  done
+  echo "(the machine did not settle below 5 % busy in 30 s)"
+}
 one_run() { # SIDE RUNNER label N RATE
   local side=$1 rate=$5
   shift
+  settle
   "$@" 2>&1 | tee "$work/run.out"
   echo "$rate $side $(sed -n 's/.*webhook->note.* p99=\([0-9]*\) ms.*/\1/p' "$work/run.out")" >>"$results"
 }

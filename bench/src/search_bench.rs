@@ -130,14 +130,14 @@ pub fn run(n_tickets: u64, n_tenants: u64, n_queries: usize) -> anyhow::Result<(
         println!("loaded {n_tickets} resolved tickets for {n_tenants} tenants in {:.1} s", started.elapsed().as_secs_f64());
 
         let pool = aia_store::pool(&db.app_url, 4)?;
-        let client = pool.get().await?;
+        let mut client = pool.get().await?;
         let mut latencies = Vec::with_capacity(n_queries);
         for _ in 0..n_queries {
             let tenant = TenantId::parse(&format!("tenant-{:04}", rng.gen_range(0..n_tenants)))?;
             let (subject, description, _) = resolved_text(&mut rng);
             let text = format!("{subject}\n{description}");
             let started = Instant::now();
-            let hits = context_gatherer::sources::similar::similar_tickets(&client, &tenant, &text, 5).await?;
+            let hits = context_gatherer::sources::similar::similar_tickets(&mut client, &tenant, &text, 5).await?;
             latencies.push(started.elapsed().as_secs_f64() * 1000.0);
             anyhow::ensure!(hits.iter().all(|hit| hit.ticket_id.as_str().starts_with("T-")));
         }

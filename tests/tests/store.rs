@@ -306,12 +306,12 @@ async fn a_statement_gone_stale_under_a_migration_is_forgotten_and_the_retry_suc
 async fn a_search_query_sets_tenant_timeout_and_custom_plans_only_for_itself() {
     let db = TestDatabase::create().await;
     let pool = aia_store::pool(&db.app_url, 1).unwrap();
-    let client = pool.get().await.unwrap();
+    let mut client = pool.get().await.unwrap();
     let settings =
         "select current_setting('app.tenant_id', true), current_setting('statement_timeout'),
                            current_setting('plan_cache_mode')";
     let tenant = TenantId::parse("acme").unwrap();
-    let rows = aia_store::search_query(&client, &tenant, "2s", settings, &[])
+    let rows = aia_store::search_query(&mut client, &tenant, "2s", settings, &[])
         .await
         .unwrap();
     let inside: (Option<String>, String, String) = (rows[0].get(0), rows[0].get(1), rows[0].get(2));
@@ -328,7 +328,7 @@ async fn a_search_query_sets_tenant_timeout_and_custom_plans_only_for_itself() {
     assert_eq!(after.2, "auto");
 
     // The timeout holds: a statement over it is cancelled.
-    let err = aia_store::search_query(&client, &tenant, "50ms", "select pg_sleep(1)", &[])
+    let err = aia_store::search_query(&mut client, &tenant, "50ms", "select pg_sleep(1)", &[])
         .await
         .unwrap_err();
     assert!(err.to_string().contains("57014"), "{err}");
@@ -356,7 +356,7 @@ async fn in_transaction(client: &aia_store::Client) -> bool {
 async fn a_tenant_query_writes_for_its_tenant_alone_commits_and_leaves_no_transaction_open() {
     let db = TestDatabase::create().await;
     let pool = aia_store::pool(&db.app_url, 1).unwrap();
-    let client = pool.get().await.unwrap();
+    let mut client = pool.get().await.unwrap();
     let (a, b) = (
         TenantId::parse("tenant-a").unwrap(),
         TenantId::parse("tenant-b").unwrap(),
@@ -364,18 +364,23 @@ async fn a_tenant_query_writes_for_its_tenant_alone_commits_and_leaves_no_transa
     let insert =
         "insert into budget_alerts (tenant_id, period_start) values ($1, date '2026-11-01')
                   on conflict do nothing returning tenant_id";
-    let rows = aia_store::tenant_query(&client, &a, insert, &[&"tenant-a"])
+    let rows = aia_store::tenant_query(&mut client, &a, insert, &[&"tenant-a"])
         .await
         .unwrap();
     assert_eq!(rows.len(), 1);
     assert!(!in_transaction(&client).await);
     // Row-level security holds inside: tenant-b can neither see tenant-a's
     // row nor write one in tenant-a's name.
-    let seen = aia_store::tenant_query(&client, &b, "select tenant_id from budget_alerts", &[])
+    let read = "select tenant_id from budget_alerts";
+    let seen = aia_store::tenant_query(&mut client, &b, read, &[])
         .await
         .unwrap();
     assert!(seen.is_empty());
-    let err = aia_store::tenant_query(&client, &b, insert, &[&"tenant-a"])
+    let own = aia_store::tenant_query(&mut client, &a, read, &[])
+        .await
+        .unwrap();
+    assert_eq!(own.len(), 1);
+    let err = aia_store::tenant_query(&mut client, &b, insert, &[&"tenant-a"])
         .await
         .unwrap_err();
     assert!(err.to_string().contains("row-level security"), "{err}");
@@ -393,28 +398,36 @@ async fn a_tenant_query_writes_for_its_tenant_alone_commits_and_leaves_no_transa
 async fn a_failing_tenant_query_rolls_back_and_the_connection_serves_the_next_one() {
     let db = TestDatabase::create().await;
     let pool = aia_store::pool(&db.app_url, 1).unwrap();
-    let client = pool.get().await.unwrap();
+    let mut client = pool.get().await.unwrap();
     let tenant = TenantId::parse("tenant-a").unwrap();
     // Fails on the server, after the tenant was set and a row written by
     // the same statement.
     let failing = "with written as (insert into budget_alerts (tenant_id, period_start)
                                     values ('tenant-a', date '2026-11-01') returning 1)
                    select 1 / (select count(*) - 1 from written)::int";
-    let err = aia_store::tenant_query(&client, &tenant, failing, &[])
+    let err = aia_store::tenant_query(&mut client, &tenant, failing, &[])
         .await
         .unwrap_err();
     assert!(err.to_string().contains("division by zero"), "{err}");
     assert!(!in_transaction(&client).await);
     // Fails before leaving: a parameter of the wrong type.
-    let err = aia_store::tenant_query(&client, &tenant, "select $1::int", &[&"not a number"])
+    let err = aia_store::tenant_query(&mut client, &tenant, "select $1::int", &[&"not a number"])
         .await
         .unwrap_err();
-    assert!(!err.to_string().is_empty());
+    assert!(
+        err.to_string().contains("error serializing parameter 0"),
+        "{err}"
+    );
     assert!(!in_transaction(&client).await);
     // Nothing of the failed write is left, and the connection works.
-    let rows = aia_store::tenant_query(&client, &tenant, "select count(*) from budget_alerts", &[])
-        .await
-        .unwrap();
+    let rows = aia_store::tenant_query(
+        &mut client,
+        &tenant,
+        "select count(*) from budget_alerts",
+        &[],
+    )
+    .await
+    .unwrap();
     assert_eq!(rows[0].get::<_, i64>(0), 0);
 }
 
@@ -422,7 +435,7 @@ async fn a_failing_tenant_query_rolls_back_and_the_connection_serves_the_next_on
 async fn an_unflushed_tenant_query_relaxes_the_commit_for_itself_only() {
     let db = TestDatabase::create().await;
     let pool = aia_store::pool(&db.app_url, 1).unwrap();
-    let client = pool.get().await.unwrap();
+    let mut client = pool.get().await.unwrap();
     let tenant = TenantId::parse("tenant-a").unwrap();
     // The session's own choice (the test server's default is off).
     client
@@ -431,7 +444,7 @@ async fn an_unflushed_tenant_query_relaxes_the_commit_for_itself_only() {
         .unwrap();
     let setting =
         "select current_setting('synchronous_commit'), current_setting('app.tenant_id', true)";
-    let inside = aia_store::tenant_query_unflushed(&client, &tenant, setting, &[])
+    let inside = aia_store::tenant_query_unflushed(&mut client, &tenant, setting, &[])
         .await
         .unwrap();
     assert_eq!(
@@ -446,5 +459,47 @@ async fn an_unflushed_tenant_query_relaxes_the_commit_for_itself_only() {
     assert_ne!(
         after.get::<_, Option<String>>(1).as_deref(),
         Some("tenant-a")
+    );
+}
+
+#[tokio::test]
+async fn a_tenant_query_dropped_after_its_first_poll_still_ends_its_transaction() {
+    let db = TestDatabase::create().await;
+    let pool = aia_store::pool(&db.app_url, 1).unwrap();
+    let mut client = pool.get().await.unwrap();
+    let tenant = TenantId::parse("tenant-a").unwrap();
+    let insert =
+        "insert into budget_alerts (tenant_id, period_start) values ('tenant-a', $1::text::date)";
+    // Its statements prepared on the connection by a first call, so that
+    // the first poll of the next sends the whole transaction (as in a
+    // stage after its first ticket).
+    aia_store::tenant_query(&mut client, &tenant, insert, &[&"2026-11-01"])
+        .await
+        .unwrap();
+
+    // Polled once, then dropped (as a timeout does) before any answer.
+    {
+        let mut first = std::pin::pin!(aia_store::tenant_query(
+            &mut client,
+            &tenant,
+            insert,
+            &[&"2026-12-01"]
+        ));
+        assert!(futures::poll!(first.as_mut()).is_pending());
+    }
+
+    assert!(!in_transaction(&client).await);
+    let rows = aia_store::tenant_query(
+        &mut client,
+        &tenant,
+        "select count(*) from budget_alerts",
+        &[],
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        rows[0].get::<_, i64>(0),
+        2,
+        "the dropped statement committed"
     );
 }

@@ -94,9 +94,10 @@ impl StoreError {
     }
 }
 
-/// What the server said (its SQLSTATE and message, not the detail, which
-/// can quote row values), or the client's error with its cause:
-/// tokio-postgres's own `Display` says only "db error".
+/// What the server said (its SQLSTATE and message; not the DETAIL, where
+/// it quotes whole rows, though a message can quote the value it refused),
+/// or the client's error with its cause: tokio-postgres's own `Display`
+/// says only "db error".
 fn describe(err: &tokio_postgres::Error) -> String {
     if let Some(db) = err.as_db_error() {
         return format!("{} {}", db.code().code(), db.message());

@@ -32,7 +32,7 @@ pub async fn set_tenant(client: &impl GenericClient, tenant: &str) -> Result<(),
 /// tenant, the statement and `COMMIT` leave together and their answers come
 /// back together, where a [`tenant_transaction`] waits for each in turn.
 pub async fn tenant_query(
-    client: &Client,
+    client: &mut Client,
     tenant: &TenantId,
     sql: &str,
     params: &[&(dyn ToSql + Sync)],
@@ -46,7 +46,7 @@ pub async fn tenant_query(
 /// may be lost in a database crash because something else answers for
 /// them then.
 pub async fn tenant_query_unflushed(
-    client: &Client,
+    client: &mut Client,
     tenant: &TenantId,
     sql: &str,
     params: &[&(dyn ToSql + Sync)],
@@ -63,7 +63,7 @@ pub async fn tenant_query_unflushed(
 /// times slower (measured: 10.2 ms against 0.28). The settings end with the
 /// transaction.
 pub async fn search_query(
-    client: &Client,
+    client: &mut Client,
     tenant: &TenantId,
     statement_timeout: &str,
     sql: &str,
@@ -86,8 +86,12 @@ pub async fn search_query(
 const SET_TENANT: &str = "select set_config('app.tenant_id', $1, true)";
 
 /// `BEGIN`, the transaction's settings, the statement and `COMMIT`.
+///
+/// The client is borrowed mutably, as for a [`Transaction`], though only
+/// shared access is needed: a client shared between tasks would interleave
+/// another task's statements into this transaction.
 async fn one_round_trip(
-    client: &Client,
+    client: &mut Client,
     settings: &str,
     settings_params: &[&(dyn ToSql + Sync)],
     sql: &str,
@@ -99,9 +103,12 @@ async fn one_round_trip(
     // polls them in this order; `join!` (not `try_join!`) polls every one
     // even when another fails at once (parameters that do not encode, say).
     // So the first poll sends all four, and nothing leaves the connection
-    // inside a transaction: should the statement fail, or this future be
-    // dropped after that poll, the server still gets the COMMIT and answers
-    // it with a rollback.
+    // inside a transaction: the server gets the COMMIT whatever happens to
+    // this future after that poll, and answers it with a rollback if the
+    // statement failed. A caller that drops this future after its first poll
+    // (a timeout) must take the statement as possibly committed. The
+    // settings' parameters are text, which always encodes.
+    let client = &*client;
     let (begin, set, rows, commit) = tokio::join!(
         biased;
         client.batch_execute("begin"),

@@ -234,7 +234,7 @@ async fn evaluate(
         };
         for ((_, method), answer) in methods.iter().zip(&mut answers) {
             let hits = match method {
-                None => similar::similar_tickets(&client, &tenant, &text, limit).await?,
+                None => similar::similar_tickets(&mut client, &tenant, &text, limit).await?,
                 Some(fusion) => similar::similar_tickets_by_meaning(
                     &pool,
                     &tenant,

@@ -117,7 +117,7 @@ impl Handler for ContextGatherer {
                             .await
                         }
                         Err(_) => Ok(similar::similar_tickets(
-                            &self.db.get().await.map_err(StoreError::from)?,
+                            &mut self.db.get().await.map_err(StoreError::from)?,
                             &event.tenant_id,
                             &text,
                             self.max_similar_tickets,
@@ -155,8 +155,8 @@ impl Handler for ContextGatherer {
                                 .await
                             }
                             Err(_) => {
-                                let client = self.db.get().await.map_err(StoreError::from)?;
-                                knowledge::local(&client, &event.tenant_id, &text, 3).await
+                                let mut client = self.db.get().await.map_err(StoreError::from)?;
+                                knowledge::local(&mut client, &event.tenant_id, &text, 3).await
                             }
                         }
                     }
@@ -193,8 +193,8 @@ impl Handler for ContextGatherer {
                 settings.inventory_enabled,
                 within_budget(self.source_timeout),
                 async {
-                    let client = self.db.get().await.map_err(StoreError::from)?;
-                    inventory::lookup(&client, &event.tenant_id, &mentions).await
+                    let mut client = self.db.get().await.map_err(StoreError::from)?;
+                    inventory::lookup(&mut client, &event.tenant_id, &mentions).await
                 }
                 .instrument(aia_telemetry::db_span("SELECT", "system_inventory")),
             )

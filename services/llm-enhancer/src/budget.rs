@@ -16,7 +16,7 @@ pub fn period_start(today: NaiveDate, period_days: u32) -> NaiveDate {
 
 /// Dollars spent since the period began.
 pub async fn spent(
-    client: &Client,
+    client: &mut Client,
     tenant: &TenantId,
     period_days: u32,
 ) -> Result<f64, StoreError> {
@@ -37,7 +37,7 @@ pub async fn spent(
 /// Records that the tenant was alerted for the period; true the first time
 /// (so exactly one instance publishes the alert).
 pub async fn first_alert(
-    client: &Client,
+    client: &mut Client,
     tenant: &TenantId,
     period_days: u32,
 ) -> Result<bool, StoreError> {

@@ -91,7 +91,7 @@ impl Handler for LlmEnhancer {
         };
         // Taken after the tenant's read, which may need a connection too: a
         // handler holds one at a time, so a full pool cannot deadlock.
-        let client = self.db.get().await.map_err(|err| transient(err.into()))?;
+        let mut client = self.db.get().await.map_err(|err| transient(err.into()))?;
         let settings = &tenant.settings;
         let max_words = usize::try_from(settings.max_note_words.clamp(100, 2000)).unwrap_or(500);
         let started = Instant::now();
@@ -116,7 +116,7 @@ impl Handler for LlmEnhancer {
         let mut alert = None;
         if let Some(budget_usd) = settings.llm_budget_usd {
             let period_days = settings.llm_budget_period_days;
-            let spent = budget::spent(&client, &event.tenant_id, period_days)
+            let spent = budget::spent(&mut client, &event.tenant_id, period_days)
                 .await
                 .map_err(transient)?;
             if spent > budget_usd * settings.llm_budget_grace_ratio {
@@ -129,7 +129,7 @@ impl Handler for LlmEnhancer {
             }
             if spent >= budget_usd * settings.llm_budget_alert_ratio
                 && !self.dry_run
-                && budget::first_alert(&client, &event.tenant_id, period_days)
+                && budget::first_alert(&mut client, &event.tenant_id, period_days)
                     .await
                     .map_err(transient)?
             {

@@ -101,7 +101,7 @@ impl Writeback {
         generated: &aia_events::EnhancementGenerated,
         tenant: Option<Arc<Tenant>>,
     ) -> Result<Handled, HandlerError> {
-        let client = self.db.get().await.map_err(|err| transient(err.into()))?;
+        let mut client = self.db.get().await.map_err(|err| transient(err.into()))?;
         let Some(tenant) = tenant.filter(|tenant| tenant.active) else {
             return Ok(self.failed(
                 event,
@@ -133,7 +133,7 @@ impl Writeback {
             )])
         };
         let claim = ledger::claim(
-            &client,
+            &mut client,
             &event.tenant_id,
             event.correlation_id,
             &event.ticket_id,
@@ -147,9 +147,14 @@ impl Writeback {
                 let notes = itsm.note_texts(&event.ticket_id).await;
                 match notes {
                     Ok(notes) if notes.iter().any(|text| text.contains(&marker)) => {
-                        ledger::mark_posted(&client, &event.tenant_id, event.correlation_id, None)
-                            .await
-                            .map_err(transient)?;
+                        ledger::mark_posted(
+                            &mut client,
+                            &event.tenant_id,
+                            event.correlation_id,
+                            None,
+                        )
+                        .await
+                        .map_err(transient)?;
                         return Ok(completed(None, true, 1));
                     }
                     Ok(_) => {}
@@ -195,9 +200,9 @@ impl Writeback {
             .await;
         match posted {
             Ok(posted) => {
-                let client = self.db.get().await.map_err(|err| transient(err.into()))?;
+                let mut client = self.db.get().await.map_err(|err| transient(err.into()))?;
                 ledger::mark_posted(
-                    &client,
+                    &mut client,
                     &event.tenant_id,
                     event.correlation_id,
                     posted.note_id.as_deref(),

@@ -27,7 +27,7 @@ pub enum Claim {
 }
 
 pub async fn claim(
-    client: &Client,
+    client: &mut Client,
     tenant: &TenantId,
     correlation_id: Uuid,
     ticket: &TicketId,
@@ -58,7 +58,7 @@ pub async fn claim(
 }
 
 pub async fn mark_posted(
-    client: &Client,
+    client: &mut Client,
     tenant: &TenantId,
     correlation_id: Uuid,
     note_id: Option<&str>,

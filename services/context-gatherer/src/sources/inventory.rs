@@ -11,7 +11,7 @@ use super::SourceError;
 use crate::extract::Mentions;
 
 pub async fn lookup(
-    client: &Client,
+    client: &mut Client,
     tenant: &TenantId,
     mentions: &Mentions,
 ) -> Result<Vec<SystemInfo>, SourceError> {

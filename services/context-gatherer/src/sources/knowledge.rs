@@ -62,7 +62,7 @@ async fn details(
 /// Articles of the tenant's own knowledge base that match `text` by words;
 /// scores scaled into [0, 0.5) as for similar tickets (never "likely").
 pub async fn local(
-    client: &Client,
+    client: &mut Client,
     tenant: &TenantId,
     text: &str,
     limit: i64,

@@ -13,8 +13,8 @@ use std::time::{Duration, Instant};
 
 use aia_events::{ContextSource, SourceReport, SourceStatus};
 
-/// The bound on a full-text search's statements (see
-/// [`aia_store::search_transaction`]).
+/// The bound on a full-text search's statement (see
+/// [`aia_store::search_query`]).
 pub const SEARCH_TIMEOUT: &str = "2s";
 
 /// Why a source produced nothing.

@@ -66,7 +66,7 @@ async fn details(
 /// the fix, so a hit found this way is never called likely: its score is
 /// the full-text rank scaled into [0, 0.5).
 pub async fn similar_tickets(
-    client: &Client,
+    client: &mut Client,
     tenant: &TenantId,
     text: &str,
     limit: i64,
@@ -83,11 +83,11 @@ pub async fn similar_tickets(
                  from ticket_history,
                       (select nullif(replace(plainto_tsquery('english', $2)::text, ' & ', ' | '), '')::tsquery as q) query
                 where tenant_id = $1 and q is not null and search @@ q
-                order by score desc, resolved_at desc
+                order by score desc, resolved_at desc, ticket_id
                 limit $3)
              select {DETAILS}, ranked.score
                from ranked join ticket_history t on t.tenant_id = $1 and t.ticket_id = ranked.ticket_id
-              order by ranked.score desc, ranked.resolved_at desc"
+              order by ranked.score desc, ranked.resolved_at desc, ranked.ticket_id"
         ),
         &[&tenant.as_str(), &query, &limit],
     )

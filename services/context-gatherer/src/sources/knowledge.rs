@@ -10,15 +10,15 @@ use std::time::{Duration, Instant};
 
 use aia_events::{KnowledgeArticle, TenantId};
 use aia_store::embeddings::Corpus;
-use aia_store::{Client, Pool, StoreError, Transaction, search_query, tenant_transaction};
+use aia_store::{Client, Pool, StoreError, search_query, tenant_query};
 use serde::Deserialize;
 use sha2::{Digest, Sha256};
 
 use super::meaning::{self, Semantic};
+use super::words::{self, OR_QUERY};
 use super::{SEARCH_TIMEOUT, SourceError};
 
 const CACHE_TTL: Duration = Duration::from_secs(3600);
-const MAX_QUERY_CHARS: usize = 1000;
 
 /// What a hit shows, read by [`article`].
 const DETAILS: &str = "a.article_id, a.title, left(a.body, 200), a.url";
@@ -34,22 +34,18 @@ fn article(row: &aia_store::Row, score: f64) -> KnowledgeArticle {
 
 /// The articles `ranked` names, in that order, each with its score.
 async fn details(
-    tx: &Transaction<'_>,
+    client: &mut Client,
     tenant: &TenantId,
     ranked: &[(String, f64)],
 ) -> Result<Vec<KnowledgeArticle>, SourceError> {
     let ids: Vec<&str> = ranked.iter().map(|(id, _)| id.as_str()).collect();
-    let rows = tx
-        .query(
-            &tx.prepare_cached(&format!(
-                "select {DETAILS} from knowledge_articles a where tenant_id = $1 and article_id = any($2)"
-            ))
-            .await
-            .map_err(aia_store::StoreError::from)?,
-            &[&tenant.as_str(), &ids],
-        )
-        .await
-        .map_err(aia_store::StoreError::from)?;
+    let rows = tenant_query(
+        client,
+        tenant,
+        &format!("select {DETAILS} from knowledge_articles a where tenant_id = $1 and article_id = any($2)"),
+        &[&tenant.as_str(), &ids],
+    )
+    .await?;
     let mut by_id: HashMap<String, aia_store::Row> =
         rows.into_iter().map(|row| (row.get(0), row)).collect();
     Ok(ranked
@@ -67,7 +63,7 @@ pub async fn local(
     text: &str,
     limit: i64,
 ) -> Result<Vec<KnowledgeArticle>, SourceError> {
-    let query: String = text.chars().take(MAX_QUERY_CHARS).collect();
+    let query = words::query_text(text);
     // The ranking and the hits' details in one statement, so one round trip.
     let rows = search_query(
         client,
@@ -76,8 +72,7 @@ pub async fn local(
         &format!(
             "with ranked as (
                select article_id, ts_rank(search, q, 32)::float8 as score
-                 from knowledge_articles,
-                      (select nullif(replace(plainto_tsquery('english', $2)::text, ' & ', ' | '), '')::tsquery as q) query
+                 from knowledge_articles, {OR_QUERY}
                 where tenant_id = $1 and q is not null and search @@ q
                 order by score desc, article_id
                 limit $3)
@@ -90,7 +85,7 @@ pub async fn local(
     .await?;
     Ok(rows
         .iter()
-        .map(|row| article(row, 0.5 * row.get::<_, f64>(4).min(0.999)))
+        .map(|row| article(row, words::score(row.get(4))))
         .collect())
 }
 
@@ -106,10 +101,7 @@ pub async fn local_by_meaning(
     let mut client = db.get().await.map_err(StoreError::from)?;
     let ranked =
         meaning::ranked(&mut client, tenant, Corpus::Articles, text, semantic, limit).await?;
-    let tx = tenant_transaction(&mut client, tenant).await?;
-    let found = details(&tx, tenant, &ranked).await?;
-    tx.commit().await.map_err(StoreError::from)?;
-    Ok(found)
+    details(&mut client, tenant, &ranked).await
 }
 
 #[derive(Deserialize)]
@@ -174,7 +166,7 @@ pub async fn external(
     text: &str,
     timeout: Duration,
 ) -> Result<Vec<KnowledgeArticle>, SourceError> {
-    let query: String = text.chars().take(MAX_QUERY_CHARS).collect();
+    let query = words::query_text(text);
     if let Some(articles) = cache.get(tenant, &query) {
         return Ok(articles);
     }

@@ -4,15 +4,14 @@
 
 use aia_events::TenantId;
 use aia_store::embeddings::{self, Corpus};
-use aia_store::{Client, StoreError, tenant_transaction};
+use aia_store::{Client, StoreError, tenant_query};
 
 use super::SourceError;
 use super::fusion::{self, Fusion};
+use super::words::{self, OR_QUERY};
 
 /// Candidates meaning brings to the fusion.
 const CANDIDATES: usize = 30;
-/// Longest query text considered for the full-text rank.
-const MAX_QUERY_CHARS: usize = 1000;
 
 /// The query's embedding, and the model whose stored vectors it may be
 /// compared with.
@@ -37,20 +36,18 @@ async fn words_among(
         Corpus::Tickets => ("ticket_history", "ticket_id"),
         Corpus::Articles => ("knowledge_articles", "article_id"),
     };
-    let query: String = text.chars().take(MAX_QUERY_CHARS).collect();
-    let tx = tenant_transaction(client, tenant).await?;
-    let rows = tx
-        .query(
-            &format!(
-                "select {id}, ts_rank_cd(search, q, 32)::float8
-                   from {table},
-                        (select nullif(replace(plainto_tsquery('english', $2)::text, ' & ', ' | '), '')::tsquery as q) query
-                  where tenant_id = $1 and {id} = any($3) and q is not null and search @@ q"
-            ),
-            &[&tenant.as_str(), &query, &ids],
-        )
-        .await?;
-    tx.commit().await?;
+    let query = words::query_text(text);
+    let rows = tenant_query(
+        client,
+        tenant,
+        &format!(
+            "select {id}, ts_rank_cd(search, q, 32)::float8
+               from {table}, {OR_QUERY}
+              where tenant_id = $1 and {id} = any($3) and q is not null and search @@ q"
+        ),
+        &[&tenant.as_str(), &query, &ids],
+    )
+    .await?;
     Ok(rows.iter().map(|row| (row.get(0), row.get(1))).collect())
 }
 

@@ -7,6 +7,7 @@ pub mod knowledge;
 pub mod meaning;
 pub mod monitoring;
 pub mod similar;
+pub mod words;
 
 use std::future::Future;
 use std::time::{Duration, Instant};

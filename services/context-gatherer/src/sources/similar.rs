@@ -10,14 +10,12 @@
 
 use aia_events::{SimilarTicket, TenantId, TicketId};
 use aia_store::embeddings::Corpus;
-use aia_store::{Client, Pool, StoreError, Transaction, search_query, tenant_transaction};
+use aia_store::{Client, Pool, StoreError, search_query, tenant_query};
 
 use super::meaning;
 pub use super::meaning::Semantic;
+use super::words::{self, OR_QUERY};
 use super::{SEARCH_TIMEOUT, SourceError};
-
-/// Longest query text considered; longer descriptions add noise, not recall.
-const MAX_QUERY_CHARS: usize = 1000;
 
 /// What a hit shows, read by [`ticket`].
 const DETAILS: &str = "t.ticket_id, t.subject, left(t.description, 300), left(t.resolution, 500), t.resolved_at, t.tags";
@@ -38,21 +36,20 @@ fn ticket(row: &aia_store::Row, score: f64) -> Result<SimilarTicket, StoreError>
 
 /// The tickets `ranked` names, in that order, each with its score.
 async fn details(
-    tx: &Transaction<'_>,
+    client: &mut Client,
     tenant: &TenantId,
     ranked: &[(String, f64)],
 ) -> Result<Vec<SimilarTicket>, StoreError> {
     let ids: Vec<&str> = ranked.iter().map(|(id, _)| id.as_str()).collect();
-    let rows = tx
-        .query(
-            &tx.prepare_cached(&format!(
-                "select {DETAILS} from ticket_history t where tenant_id = $1 and ticket_id = any($2)"
-            ))
-            .await
-            .map_err(StoreError::from)?,
-            &[&tenant.as_str(), &ids],
-        )
-        .await?;
+    let rows = tenant_query(
+        client,
+        tenant,
+        &format!(
+            "select {DETAILS} from ticket_history t where tenant_id = $1 and ticket_id = any($2)"
+        ),
+        &[&tenant.as_str(), &ids],
+    )
+    .await?;
     let mut by_id: std::collections::HashMap<String, aia_store::Row> =
         rows.into_iter().map(|row| (row.get(0), row)).collect();
     ranked
@@ -71,7 +68,7 @@ pub async fn similar_tickets(
     text: &str,
     limit: i64,
 ) -> Result<Vec<SimilarTicket>, StoreError> {
-    let query: String = text.chars().take(MAX_QUERY_CHARS).collect();
+    let query = words::query_text(text);
     // The ranking and the hits' details in one statement, so one round trip.
     let rows = search_query(
         client,
@@ -80,8 +77,7 @@ pub async fn similar_tickets(
         &format!(
             "with ranked as (
                select ticket_id, ts_rank(search, q, 32)::float8 as score, resolved_at
-                 from ticket_history,
-                      (select nullif(replace(plainto_tsquery('english', $2)::text, ' & ', ' | '), '')::tsquery as q) query
+                 from ticket_history, {OR_QUERY}
                 where tenant_id = $1 and q is not null and search @@ q
                 order by score desc, resolved_at desc, ticket_id
                 limit $3)
@@ -93,7 +89,7 @@ pub async fn similar_tickets(
     )
     .await?;
     rows.iter()
-        .map(|row| ticket(row, 0.5 * row.get::<_, f64>(6).min(0.999)))
+        .map(|row| ticket(row, words::score(row.get(6))))
         .collect()
 }
 
@@ -110,8 +106,5 @@ pub async fn similar_tickets_by_meaning(
     let mut client = db.get().await.map_err(StoreError::from)?;
     let ranked =
         meaning::ranked(&mut client, tenant, Corpus::Tickets, text, semantic, limit).await?;
-    let tx = tenant_transaction(&mut client, tenant).await?;
-    let found = details(&tx, tenant, &ranked).await?;
-    tx.commit().await.map_err(StoreError::from)?;
-    Ok(found)
+    Ok(details(&mut client, tenant, &ranked).await?)
 }

@@ -302,11 +302,24 @@ async fn a_statement_gone_stale_under_a_migration_is_forgotten_and_the_retry_suc
     assert!(!err.is_transient() && !err.is_stale_statement(), "{err}");
 }
 
+/// One pooled connection of the application role (row-level security on).
+async fn app_connection(db: &TestDatabase) -> aia_store::Client {
+    let pool = aia_store::pool(&db.app_url, 1).unwrap();
+    pool.get().await.unwrap()
+}
+
+/// The budget alerts `tenant` sees.
+async fn alerts(client: &mut aia_store::Client, tenant: &TenantId) -> i64 {
+    let rows = aia_store::tenant_query(client, tenant, "select count(*) from budget_alerts", &[])
+        .await
+        .unwrap();
+    rows[0].get(0)
+}
+
 #[tokio::test]
 async fn a_search_query_sets_tenant_timeout_and_custom_plans_only_for_itself() {
     let db = TestDatabase::create().await;
-    let pool = aia_store::pool(&db.app_url, 1).unwrap();
-    let mut client = pool.get().await.unwrap();
+    let mut client = app_connection(&db).await;
     let settings =
         "select current_setting('app.tenant_id', true), current_setting('statement_timeout'),
                            current_setting('plan_cache_mode')";
@@ -355,8 +368,7 @@ async fn in_transaction(client: &aia_store::Client) -> bool {
 #[tokio::test]
 async fn a_tenant_query_writes_for_its_tenant_alone_commits_and_leaves_no_transaction_open() {
     let db = TestDatabase::create().await;
-    let pool = aia_store::pool(&db.app_url, 1).unwrap();
-    let mut client = pool.get().await.unwrap();
+    let mut client = app_connection(&db).await;
     let (a, b) = (
         TenantId::parse("tenant-a").unwrap(),
         TenantId::parse("tenant-b").unwrap(),
@@ -397,8 +409,7 @@ async fn a_tenant_query_writes_for_its_tenant_alone_commits_and_leaves_no_transa
 #[tokio::test]
 async fn a_failing_tenant_query_rolls_back_and_the_connection_serves_the_next_one() {
     let db = TestDatabase::create().await;
-    let pool = aia_store::pool(&db.app_url, 1).unwrap();
-    let mut client = pool.get().await.unwrap();
+    let mut client = app_connection(&db).await;
     let tenant = TenantId::parse("tenant-a").unwrap();
     // Fails on the server, after the tenant was set and a row written by
     // the same statement.
@@ -420,22 +431,13 @@ async fn a_failing_tenant_query_rolls_back_and_the_connection_serves_the_next_on
     );
     assert!(!in_transaction(&client).await);
     // Nothing of the failed write is left, and the connection works.
-    let rows = aia_store::tenant_query(
-        &mut client,
-        &tenant,
-        "select count(*) from budget_alerts",
-        &[],
-    )
-    .await
-    .unwrap();
-    assert_eq!(rows[0].get::<_, i64>(0), 0);
+    assert_eq!(alerts(&mut client, &tenant).await, 0);
 }
 
 #[tokio::test]
 async fn an_unflushed_tenant_query_relaxes_the_commit_for_itself_only() {
     let db = TestDatabase::create().await;
-    let pool = aia_store::pool(&db.app_url, 1).unwrap();
-    let mut client = pool.get().await.unwrap();
+    let mut client = app_connection(&db).await;
     let tenant = TenantId::parse("tenant-a").unwrap();
     // The session's own choice (the test server's default is off).
     client
@@ -465,8 +467,7 @@ async fn an_unflushed_tenant_query_relaxes_the_commit_for_itself_only() {
 #[tokio::test]
 async fn a_tenant_query_dropped_after_its_first_poll_still_ends_its_transaction() {
     let db = TestDatabase::create().await;
-    let pool = aia_store::pool(&db.app_url, 1).unwrap();
-    let mut client = pool.get().await.unwrap();
+    let mut client = app_connection(&db).await;
     let tenant = TenantId::parse("tenant-a").unwrap();
     let insert =
         "insert into budget_alerts (tenant_id, period_start) values ('tenant-a', $1::text::date)";
@@ -489,16 +490,8 @@ async fn a_tenant_query_dropped_after_its_first_poll_still_ends_its_transaction(
     }
 
     assert!(!in_transaction(&client).await);
-    let rows = aia_store::tenant_query(
-        &mut client,
-        &tenant,
-        "select count(*) from budget_alerts",
-        &[],
-    )
-    .await
-    .unwrap();
     assert_eq!(
-        rows[0].get::<_, i64>(0),
+        alerts(&mut client, &tenant).await,
         2,
         "the dropped statement committed"
     );

@@ -10,7 +10,7 @@
 
 use aia_events::TenantId;
 
-use crate::{Client, StoreError, tenant_transaction};
+use crate::{Client, StoreError, search_query, tenant_transaction};
 
 /// Which corpus a vector belongs to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -188,11 +188,8 @@ pub async fn load(
         id = corpus.id_column(),
         table = corpus.table(),
     );
-    let tx = tenant_transaction(client, tenant).await?;
-    tx.batch_execute("set local statement_timeout = '2s'")
-        .await?;
-    let rows = tx.query(&sql, &[&tenant.as_str(), &model]).await?;
-    tx.commit().await?;
+    // Bounded like a search by words, and in one round trip.
+    let rows = search_query(client, tenant, "2s", &sql, &[&tenant.as_str(), &model]).await?;
     rows.into_iter()
         .map(|row| {
             let id: String = row.get(0);

@@ -93,7 +93,7 @@ chaos TICKETS="10000" TENANTS="20":
     trap 'scripts/stack.sh down chaos' EXIT
     source "$(scripts/stack.sh up chaos)"
     AI_AGENTS_CHAOS_TICKETS={{TICKETS}} AI_AGENTS_CHAOS_TENANTS={{TENANTS}} \
-      cargo nextest run -p aiagents --test chaos --no-capture --final-status-level pass
+      cargo nextest run -p aiagents --test it -E "test(chaos::)" --no-capture --final-status-level pass
 
 # Similar-ticket search latency at 1,000,000 tickets / 1,000 tenants, and the context stage's throughput.
 # The admin console's pages on 1,000,000 enhancement rows across 1,000 tenants.

@@ -9,8 +9,8 @@
 //! `target/console-screenshots/`, and checked for labelled fields and
 //! readable contrast.
 
-mod console_support;
-mod pipeline_support;
+use crate::console_support;
+use crate::pipeline_support;
 
 use std::time::Duration;
 

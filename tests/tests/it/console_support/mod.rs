@@ -1,8 +1,6 @@
 //! A browser's side of the admin console over HTTP: the session cookie, the
 //! CSRF token the pages carry, forms posted as a browser posts them.
 
-#![allow(dead_code)]
-
 use std::net::SocketAddr;
 
 use reqwest::StatusCode;

@@ -1,8 +1,7 @@
 //! Spans leave the process over OTLP/gRPC, the exporter's default protocol,
 //! to a local gRPC TraceService that decodes the real protobuf.
 
-#[path = "support/hop.rs"]
-mod hop;
+use crate::hop;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn spans_are_exported_to_an_otlp_grpc_collector_with_parent_links() {

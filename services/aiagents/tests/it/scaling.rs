@@ -21,7 +21,7 @@ use aiagents::{ops, webhook};
 use futures::StreamExt;
 use support::{Instance, Servers, add_tenants, done, signal, spawn, start_ingress};
 
-mod support;
+use crate::support;
 
 const TICKETS: usize = 1000;
 const TENANTS: usize = 4;

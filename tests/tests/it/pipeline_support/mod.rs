@@ -1,4 +1,3 @@
-#![allow(dead_code)] // Each test binary uses a different part of the harness.
 //! The whole pipeline in this process on a nats-server and a database of the
 //! test's own, with a ServiceDesk Plus stand-in as every tenant's help desk.
 

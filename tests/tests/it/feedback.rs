@@ -1,7 +1,7 @@
 //! A technician rates a note from the links at its end; the rating is an
 //! event, projected onto the run, and counted in the tenant's statistics.
 
-mod pipeline_support;
+use crate::pipeline_support;
 
 use std::sync::Arc;
 use std::time::Duration;

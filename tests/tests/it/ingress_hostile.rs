@@ -1,7 +1,7 @@
 //! Hostile and broken requests: each gets its expected status and error
 //! code, and none stores anything in the stream.
 
-mod ingress_support;
+use crate::ingress_support;
 
 use ingress_support::{Ingress, ticket};
 use serde_json::{Value, json};

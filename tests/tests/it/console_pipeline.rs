@@ -4,8 +4,8 @@
 //! stream, dry-runs a stage, and re-drives a dead letter once its cause is
 //! fixed — one note, never two.
 
-mod console_support;
-mod pipeline_support;
+use crate::console_support;
+use crate::pipeline_support;
 
 use std::time::Duration;
 

@@ -1,4 +1,3 @@
-#![allow(dead_code)] // Each test binary uses a different part of the harness.
 //! A running ingress on real NATS and PostgreSQL, with tenants to send as.
 
 use std::sync::Arc;

@@ -22,7 +22,7 @@ use aiagents::dataset::Query;
 use aiagents::{ops, webhook};
 use support::{Instance, Servers, add_tenants, signal, spawn, start_ingress};
 
-mod support;
+use crate::support;
 
 fn setting(name: &str, default: usize) -> usize {
     std::env::var(name)

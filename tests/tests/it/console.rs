@@ -3,7 +3,7 @@
 //! sign-in limit, the audit log, the Content-Security-Policy, and the
 //! tenant pages (secret shown once, typed-confirmation delete).
 
-mod console_support;
+use crate::console_support;
 
 use std::sync::Arc;
 

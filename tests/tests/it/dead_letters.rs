@@ -2,7 +2,7 @@
 //! cause is fixed a re-drive completes it with exactly one note, and a second
 //! re-drive posts nothing.
 
-mod pipeline_support;
+use crate::pipeline_support;
 
 use std::time::Duration;
 

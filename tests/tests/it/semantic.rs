@@ -5,7 +5,7 @@
 //! pipeline on the real local model finds a technician's ticket for a
 //! user's description that shares no words with it.
 
-mod pipeline_support;
+use crate::pipeline_support;
 
 use std::time::Duration;
 

@@ -1,7 +1,7 @@
 //! One NATS hop's worth of spans, exported to a receiver and read back.
 //!
-//! Each test binary installs the process-wide subscriber once, so each
-//! protocol has its own test file.
+//! Each test installs the process-wide subscriber once: the suite runs under
+//! nextest, which gives every test a process of its own.
 
 use aia_testkit::{OtlpReceiver, ReceivedSpan};
 

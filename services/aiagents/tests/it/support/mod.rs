@@ -1,4 +1,3 @@
-#![allow(dead_code)] // Each test binary uses a different part.
 //! Services as processes of their own (`aiagents run <service>`), for the
 //! scaling and chaos tests.
 

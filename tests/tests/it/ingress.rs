@@ -1,7 +1,7 @@
 //! The ingress accepts every genuine delivery exactly once, from every
 //! supported sender and signing scheme, and answers operators' probes.
 
-mod ingress_support;
+use crate::ingress_support;
 
 use std::time::Duration;
 

@@ -1,0 +1,10 @@
+//! The CLI and the services as separate processes, on real nats-server and
+//! PostgreSQL: one test binary, one module per area.
+
+mod chaos;
+mod cli;
+mod import;
+mod replay;
+mod scaling;
+
+mod support;

@@ -1,0 +1,4 @@
+//! The writeback binary as a process of its own.
+
+mod kill;
+mod startup;

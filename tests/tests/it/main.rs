@@ -1,0 +1,30 @@
+//! The integration tests of the pipeline, on real nats-server and PostgreSQL:
+//! one test binary (linking the whole workspace once), one module per area.
+
+mod admin_api;
+mod console;
+mod console_browser;
+mod console_pipeline;
+mod context;
+mod dead_letters;
+mod deploy_config;
+mod embeddings;
+mod feedback;
+mod ingress;
+mod ingress_hostile;
+mod llm;
+mod observability_config;
+mod pipeline;
+mod projector;
+mod rebuild;
+mod retention;
+mod semantic;
+mod stage_metrics;
+mod store;
+mod topology;
+mod writeback;
+mod writeback_tools;
+
+mod console_support;
+mod ingress_support;
+mod pipeline_support;

@@ -6,7 +6,7 @@
 
 use std::time::{Duration, Instant};
 
-use aia_bus::{Delivery, Handled, Handler};
+use aia_bus::{Delivery, Handled};
 use aia_events::{
     Event, ItsmKind, Payload, Priority, TenantId, TicketChange, TicketId, TicketReceived,
 };
@@ -202,7 +202,7 @@ pub fn run(n_tickets: u64, n_tenants: u64, n_queries: usize) -> anyhow::Result<(
                     }),
                 );
                 let delivery = Delivery { attempt: 1, max_deliver: Some(6), stream_sequence: n };
-                matches!(gatherer.handle(event, delivery).await, Ok(Handled::Publish(_)))
+                matches!(aia_bus::dispatch(&*gatherer, &event, delivery).await, Ok(Handled::Publish(_)))
             }
         });
         let ok = stream.buffer_unordered(16).filter(|ok| futures::future::ready(*ok)).count().await;

@@ -2,7 +2,9 @@
 //! topology of `nats/`, publishing events with deduplication and trace
 //! context, and the consumer loop every stage runs.
 
+pub mod kit;
 pub mod metrics;
+pub mod msg_id;
 pub mod publish;
 pub mod stage;
 pub mod topology;
@@ -10,8 +12,12 @@ pub mod topology;
 use std::time::Duration;
 
 pub use async_nats::jetstream::Context as JetStream;
+pub use kit::{StageDeps, StageSettings};
 pub use publish::{PublishError, publish_event};
-pub use stage::{Delivery, Handled, Handler, HandlerError, StageConfig, run_stage};
+pub use stage::{
+    Delivery, Failure, Handled, Handler, HandlerError, StageConfig, TenantPolicy, Work, dispatch,
+    run_stage,
+};
 
 /// The stream every ticket event lives in.
 pub const STREAM: &str = "TICKETS";

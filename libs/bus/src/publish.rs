@@ -13,8 +13,9 @@ pub const EVENT_TYPE_HEADER: &str = "Ai-Event-Type";
 
 /// How long the events of a run stay in the stream (`Nats-TTL`): as long as
 /// enhancement history is kept, 90 days unless `AI_AGENTS_EVENT_TTL_SECS`
-/// says otherwise.
-pub const DEFAULT_RUN_EVENT_TTL_SECS: u64 = 90 * 86_400;
+/// says otherwise (read through `aia_config::shared`, which every service
+/// checks at start).
+pub const DEFAULT_RUN_EVENT_TTL_SECS: u64 = aia_config::Shared::DEFAULT_EVENT_TTL_SECS;
 
 /// The `Nats-TTL` of an event, in seconds; `None` keeps it for good.
 /// `ticket.resolved` events are the tenant's history corpus — what the
@@ -25,13 +26,7 @@ pub fn ttl_secs(event: &Event) -> Option<u64> {
     if matches!(event.payload, aia_events::Payload::TicketResolved(_)) {
         return None;
     }
-    Some(*RUN_TTL.get_or_init(|| {
-        std::env::var("AI_AGENTS_EVENT_TTL_SECS")
-            .ok()
-            .and_then(|value| value.trim().parse().ok())
-            .filter(|secs| *secs > 0)
-            .unwrap_or(DEFAULT_RUN_EVENT_TTL_SECS)
-    }))
+    Some(*RUN_TTL.get_or_init(|| aia_config::shared_or_default().event_ttl_secs))
 }
 
 #[derive(Debug, thiserror::Error)]

@@ -158,6 +158,28 @@ impl Event {
         }
     }
 
+    /// A copy of `input` to be handled again (an operator's re-drive, a
+    /// paused tenant's event published on resume): the same ticket, run
+    /// and payload, a new id and time, caused by `input`.
+    pub fn republished(input: &Event) -> Self {
+        Self {
+            event_id: Uuid::now_v7(),
+            occurred_at: Utc::now(),
+            causation_id: Some(input.event_id),
+            ..input.clone()
+        }
+    }
+
+    /// Like [`Event::republished`], in a run of its own: write-back treats
+    /// it as a new ticket run and posts a new note.
+    pub fn republished_in_new_run(input: &Event) -> Self {
+        let copy = Self::republished(input);
+        Self {
+            correlation_id: copy.event_id,
+            ..copy
+        }
+    }
+
     /// A new event that starts a run of its own.
     pub fn new_run(tenant_id: TenantId, ticket_id: TicketId, payload: Payload) -> Self {
         let event_id = Uuid::now_v7();

@@ -48,7 +48,7 @@ pub enum Stage {
 }
 
 impl Stage {
-    pub fn as_str(self) -> &'static str {
+    pub const fn as_str(self) -> &'static str {
         match self {
             Self::Ingress => "ingress",
             Self::ContextGatherer => "context-gatherer",

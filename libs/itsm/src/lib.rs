@@ -36,6 +36,34 @@ pub enum ItsmError {
     },
 }
 
+/// How a tool takes a note's body.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NoteFormat {
+    Html,
+    /// Atlassian Document Format (JSON).
+    Adf,
+    /// Markdown or plain text, as the tool shows it.
+    Text,
+}
+
+impl NoteFormat {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Html => "html",
+            Self::Adf => "adf",
+            Self::Text => "text",
+        }
+    }
+}
+
+/// A note rendered for a tool: the body exactly as sent (ADF as pretty
+/// JSON).
+#[derive(Debug, Clone, PartialEq)]
+pub struct RenderedNote {
+    pub format: NoteFormat,
+    pub body: String,
+}
+
 /// A note as posted, with the id the tool gave it.
 #[derive(Debug, Clone, PartialEq)]
 pub struct PostedNote {
@@ -83,6 +111,20 @@ impl Itsm {
             Self::ServiceDeskPlus(_) => ItsmKind::ServicedeskPlus,
             Self::Jira(_) => ItsmKind::Jira,
             Self::Zendesk(_) => ItsmKind::Zendesk,
+        }
+    }
+
+    /// A note as this tool receives it: HTML for ServiceDesk Plus and
+    /// Zendesk, Atlassian Document Format for Jira's platform API, the
+    /// Markdown itself for the Jira Service Management API. What
+    /// [`Itsm::post_note`] sends, for a dry-run or the console to show.
+    pub fn render_note(&self, markdown: &str) -> RenderedNote {
+        match self {
+            Self::ServiceDeskPlus(_) | Self::Zendesk(_) => RenderedNote {
+                format: NoteFormat::Html,
+                body: render::html(markdown),
+            },
+            Self::Jira(jira) => jira.render_note(markdown),
         }
     }
 

@@ -21,7 +21,7 @@ use deadpool_postgres::{Manager, ManagerConfig, RecyclingMethod};
 use tokio_postgres::NoTls;
 use tokio_postgres::error::SqlState;
 
-pub use deadpool_postgres::{Client, GenericClient, Pool, Transaction};
+pub use deadpool_postgres::{Client, GenericClient, Pool, PoolError, Transaction};
 pub use scoped::{
     search_query, set_tenant, tenant_query, tenant_query_unflushed, tenant_transaction,
 };

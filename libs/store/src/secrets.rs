@@ -93,9 +93,9 @@ impl fmt::Debug for Keyring {
 impl Keyring {
     /// Reads `AI_AGENTS_SECRET_KEYS`.
     pub fn from_env() -> Result<Self, SecretError> {
-        match std::env::var("AI_AGENTS_SECRET_KEYS") {
-            Ok(spec) if !spec.trim().is_empty() => Self::parse(&spec),
-            _ => Err(SecretError::MissingKeys),
+        match aia_config::optional("SECRET_KEYS") {
+            Some(spec) => Self::parse(&spec),
+            None => Err(SecretError::MissingKeys),
         }
     }
 

@@ -65,19 +65,6 @@ pub fn spawn_server(addr: SocketAddr, registry: SharedRegistry) -> tokio::task::
     })
 }
 
-/// `AI_AGENTS_METRICS_ADDR` as an address; unset or unparsable means no
-/// metrics server (the latter is logged).
-pub fn addr_from_env() -> Option<SocketAddr> {
-    let raw = std::env::var("AI_AGENTS_METRICS_ADDR").ok()?;
-    match raw.parse() {
-        Ok(addr) => Some(addr),
-        Err(_) => {
-            tracing::warn!(value = %raw, "AI_AGENTS_METRICS_ADDR is not host:port; metrics are not served");
-            None
-        }
-    }
-}
-
 /// The value a series gets for its `tenant_id` label. A deployment of many
 /// MSPs must not grow Prometheus without bound: the first `max` tenants a
 /// process sees keep their own series, every later one shares
@@ -101,11 +88,7 @@ impl TenantLabel {
     }
 
     pub fn from_env() -> Self {
-        let max = std::env::var("AI_AGENTS_METRICS_MAX_TENANTS")
-            .ok()
-            .and_then(|raw| raw.parse().ok())
-            .unwrap_or(500);
-        Self::new(max)
+        Self::new(aia_config::shared_or_default().metrics_max_tenants)
     }
 
     /// `tenant`, or [`Self::OVERFLOW`] once the cap is reached by others.

@@ -31,14 +31,12 @@ impl Config {
                 reason: "use at least 24 characters".into(),
             });
         }
+        aia_config::shared()?;
         Ok(Self {
             nats_url: required("NATS_URL")?,
             database_url: required("DATABASE_URL")?,
             admin_database_url: required("ADMIN_DATABASE_URL")?,
-            keyring: Keyring::from_env().map_err(|err| ConfigError::Invalid {
-                name: "AI_AGENTS_SECRET_KEYS".into(),
-                reason: err.to_string(),
-            })?,
+            keyring: aia_bus::kit::keyring_from_env()?,
             token,
             public_url: optional("PUBLIC_URL").unwrap_or_else(|| "http://localhost:8080".into()),
             listen: parsed("ADMIN_ADDR", SocketAddr::from(([0, 0, 0, 0], 8081)))?,

@@ -4,45 +4,19 @@
 
 mod config;
 pub mod console;
-pub mod dead_letters;
-pub mod pause;
-pub mod replay;
 mod routes;
-pub mod tenants;
 
 use std::future::Future;
 use std::sync::Arc;
-use std::time::Duration;
 
 use anyhow::Context as _;
 use axum::Router;
 use axum::routing::{get, post};
 use tokio::net::TcpListener;
 
+pub use aia_ops::{TenantAdmin, tenant_admin};
 pub use config::Config;
 pub use routes::AppState;
-pub use tenants::TenantAdmin;
-
-/// The tenant operations, connected to the configured databases.
-pub fn tenant_admin(
-    database_url: &str,
-    admin_database_url: &str,
-    keyring: aia_store::Keyring,
-    public_url: String,
-) -> anyhow::Result<TenantAdmin> {
-    let _ = rustls::crypto::ring::default_provider().install_default();
-    Ok(TenantAdmin {
-        app: aia_store::pool(database_url, 8).context("AI_AGENTS_DATABASE_URL")?,
-        // The console's sessions, dashboards, history pages and CSV exports.
-        admin: aia_store::pool(admin_database_url, 12).context("AI_AGENTS_ADMIN_DATABASE_URL")?,
-        keyring: Arc::new(keyring),
-        public_url,
-        http: reqwest::Client::builder()
-            .timeout(Duration::from_secs(15))
-            .build()
-            .context("HTTP client")?,
-    })
-}
 
 pub fn app(state: AppState) -> Router {
     let api = Router::new()

@@ -1,4 +1,4 @@
-//! `/admin/tenants`: the HTTP face of [`crate::tenants::TenantAdmin`].
+//! `/admin/tenants`: the HTTP face of [`aia_ops::tenants::TenantAdmin`].
 //! Every request needs `Authorization: Bearer <AI_AGENTS_ADMIN_TOKEN>`.
 
 use std::sync::Arc;
@@ -13,7 +13,7 @@ use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use crate::tenants::{AdminError, CreateTenant, TenantAdmin, UpdateTenant};
+use aia_ops::tenants::{AdminError, CreateTenant, TenantAdmin, UpdateTenant};
 
 #[derive(Clone)]
 pub struct AppState {
@@ -24,9 +24,25 @@ pub struct AppState {
     pub console: Arc<crate::console::ConsoleSettings>,
 }
 
-impl From<AdminError> for ApiError {
+/// An API answer that went wrong: the operations' errors become the JSON
+/// error answer with the status their variant names.
+pub struct RouteError(ApiError);
+
+impl From<ApiError> for RouteError {
+    fn from(err: ApiError) -> Self {
+        Self(err)
+    }
+}
+
+impl axum::response::IntoResponse for RouteError {
+    fn into_response(self) -> Response {
+        self.0.into_response()
+    }
+}
+
+impl From<AdminError> for RouteError {
     fn from(err: AdminError) -> Self {
-        match err {
+        Self(match err {
             AdminError::NotFound(id) => ApiError::new(
                 StatusCode::NOT_FOUND,
                 "unknown_tenant",
@@ -47,7 +63,11 @@ impl From<AdminError> for ApiError {
                 tracing::error!(error = %err, "Tenant store failed");
                 ApiError::unavailable("the tenant store is unavailable; retry later")
             }
-        }
+            err @ AdminError::Nats { .. } => {
+                tracing::error!(error = %err, cause = ?std::error::Error::source(&err), "NATS failed");
+                ApiError::unavailable(format!("{err}; retry later"))
+            }
+        })
     }
 }
 
@@ -77,7 +97,7 @@ pub async fn require_token(
 pub async fn create(
     State(state): State<AppState>,
     json: Result<Json<CreateTenant>, JsonRejection>,
-) -> Result<(StatusCode, Json<Value>), ApiError> {
+) -> Result<(StatusCode, Json<Value>), RouteError> {
     let created = state.tenants.create(body(json)?).await?;
     Ok((StatusCode::CREATED, Json(json!(created))))
 }
@@ -92,7 +112,7 @@ pub struct ListQuery {
 pub async fn list(
     State(state): State<AppState>,
     Query(query): Query<ListQuery>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<Value>, RouteError> {
     let page = state
         .tenants
         .list(
@@ -107,7 +127,7 @@ pub async fn list(
 pub async fn get(
     State(state): State<AppState>,
     Path(id): Path<String>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<Value>, RouteError> {
     Ok(Json(json!(state.tenants.get(&id).await?)))
 }
 
@@ -115,14 +135,14 @@ pub async fn update(
     State(state): State<AppState>,
     Path(id): Path<String>,
     json: Result<Json<UpdateTenant>, JsonRejection>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<Value>, RouteError> {
     Ok(Json(json!(state.tenants.update(&id, body(json)?).await?)))
 }
 
 pub async fn delete(
     State(state): State<AppState>,
     Path(id): Path<String>,
-) -> Result<StatusCode, ApiError> {
+) -> Result<StatusCode, RouteError> {
     state.tenants.delete(&id).await?;
     Ok(StatusCode::NO_CONTENT)
 }
@@ -130,7 +150,7 @@ pub async fn delete(
 pub async fn rotate_secret(
     State(state): State<AppState>,
     Path(id): Path<String>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<Value>, RouteError> {
     let secret = state.tenants.rotate_secret(&id).await?;
     Ok(Json(json!({
         "webhook_secret": secret,
@@ -142,7 +162,7 @@ pub async fn set_integrations(
     State(state): State<AppState>,
     Path(id): Path<String>,
     body: Result<Json<aia_store::Integrations>, axum::extract::rejection::JsonRejection>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<Value>, RouteError> {
     let Json(integrations) = body.map_err(|err| ApiError::bad_request(err.body_text()))?;
     Ok(Json(
         state.tenants.set_integrations(&id, integrations).await?,
@@ -152,14 +172,14 @@ pub async fn set_integrations(
 pub async fn test_connection(
     State(state): State<AppState>,
     Path(id): Path<String>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<Value>, RouteError> {
     Ok(Json(json!(state.tenants.test_connection(&id).await?)))
 }
 
 pub async fn feedback(
     State(state): State<AppState>,
     Path(id): Path<String>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<Value>, RouteError> {
     Ok(Json(json!(state.tenants.feedback_stats(&id).await?)))
 }
 
@@ -172,8 +192,8 @@ pub struct DeadLetterQuery {
 pub async fn dead_letters(
     State(state): State<AppState>,
     Query(query): Query<DeadLetterQuery>,
-) -> Result<Json<Value>, ApiError> {
-    let items = crate::dead_letters::list(
+) -> Result<Json<Value>, RouteError> {
+    let items = aia_ops::dead_letters::list(
         &state.tenants.admin,
         query.tenant.as_deref(),
         query.limit.unwrap_or(100),
@@ -185,14 +205,15 @@ pub async fn dead_letters(
 pub async fn redrive(
     State(state): State<AppState>,
     Path((tenant, run)): Path<(String, String)>,
-) -> Result<(StatusCode, Json<Value>), ApiError> {
+) -> Result<(StatusCode, Json<Value>), RouteError> {
     let correlation = uuid::Uuid::parse_str(&run)
         .map_err(|_| ApiError::bad_request("the run id is not a UUID"))?;
     let Some(jetstream) = &state.jetstream else {
-        return Err(ApiError::unavailable("the event stream is not configured"));
+        return Err(ApiError::unavailable("the event stream is not configured").into());
     };
     let event_id =
-        crate::dead_letters::redrive(&state.tenants.admin, jetstream, &tenant, correlation).await?;
+        aia_ops::dead_letters::redrive(&state.tenants.admin, jetstream, &tenant, correlation)
+            .await?;
     Ok((
         StatusCode::ACCEPTED,
         Json(json!({"status": "redriven", "event_id": event_id})),

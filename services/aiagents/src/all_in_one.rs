@@ -26,6 +26,9 @@ pub struct Settings {
     /// The local embedding model's directory: the embedder service runs
     /// when it is set, and similar tickets are searched by meaning.
     pub model_dir: Option<std::path::PathBuf>,
+    /// Where every service's metrics are served, together (one registry,
+    /// one listener); `None`: not served.
+    pub metrics_addr: Option<std::net::SocketAddr>,
 }
 
 /// The running services.
@@ -43,6 +46,28 @@ pub async fn start(settings: Settings) -> anyhow::Result<Running> {
     let _ = rustls::crypto::ring::default_provider().install_default();
     let shutdown = CancellationToken::new();
     let mut tasks = JoinSet::new();
+    // One registry for every service here, served once: each service on
+    // its own would try the same address.
+    let registry = aia_telemetry::metrics::registry();
+    let stage = |keyring_spec: &str| -> anyhow::Result<aia_bus::StageSettings> {
+        Ok(aia_bus::StageSettings {
+            registry: registry.clone(),
+            ..aia_bus::StageSettings::new(
+                settings.nats_url.clone(),
+                settings.database_url.clone(),
+                keyring(keyring_spec)?,
+            )
+        })
+    };
+    if let Some(addr) = settings.metrics_addr {
+        let server = aia_telemetry::metrics::spawn_server(addr, registry.clone());
+        let stop = shutdown.clone();
+        tasks.spawn(async move {
+            stop.cancelled().await;
+            server.abort();
+            ("metrics", Ok(()))
+        });
+    }
     let listener = TcpListener::bind(settings.ingress_listen)
         .await
         .with_context(|| format!("binding {}", settings.ingress_listen))?;
@@ -73,9 +98,7 @@ pub async fn start(settings: Settings) -> anyhow::Result<Running> {
             let listener = TcpListener::bind(("127.0.0.1", 0)).await?;
             let url = format!("http://{}/v1", listener.local_addr()?);
             let config = embedder::Config {
-                nats_url: settings.nats_url.clone(),
-                database_url: settings.database_url.clone(),
-                keyring: keyring(&settings.keyring_spec)?,
+                stage: stage(&settings.keyring_spec)?,
                 model_dir: dir.clone(),
                 addr: listener.local_addr()?,
                 api_key: None,
@@ -95,6 +118,7 @@ pub async fn start(settings: Settings) -> anyhow::Result<Running> {
         None => None,
     };
     let config = context_gatherer::Config {
+        stage: stage(&settings.keyring_spec)?,
         embeddings_url,
         ..context_gatherer::Config::new(
             settings.nats_url.clone(),
@@ -110,12 +134,15 @@ pub async fn start(settings: Settings) -> anyhow::Result<Running> {
         )
     });
 
-    let config = llm_enhancer::Config::new(
-        settings.nats_url.clone(),
-        settings.database_url.clone(),
-        keyring(&settings.keyring_spec)?,
-        settings.llm.clone(),
-    );
+    let config = llm_enhancer::Config {
+        stage: stage(&settings.keyring_spec)?,
+        ..llm_enhancer::Config::new(
+            settings.nats_url.clone(),
+            settings.database_url.clone(),
+            keyring(&settings.keyring_spec)?,
+            settings.llm.clone(),
+        )
+    };
     let stop = shutdown.clone();
     tasks.spawn(async move {
         (
@@ -125,10 +152,7 @@ pub async fn start(settings: Settings) -> anyhow::Result<Running> {
     });
 
     let config = writeback::Config {
-        nats_url: settings.nats_url.clone(),
-        database_url: settings.database_url.clone(),
-        keyring: keyring(&settings.keyring_spec)?,
-        tenant_cache_ttl: Duration::from_secs(5),
+        stage: stage(&settings.keyring_spec)?,
         http_timeout: Duration::from_secs(10),
         public_url: Some(
             settings
@@ -145,8 +169,10 @@ pub async fn start(settings: Settings) -> anyhow::Result<Running> {
         )
     });
 
-    let config =
-        history_projector::Config::new(settings.nats_url.clone(), settings.database_url.clone());
+    let config = history_projector::Config {
+        registry: registry.clone(),
+        ..history_projector::Config::new(settings.nats_url.clone(), settings.database_url.clone())
+    };
     let stop = shutdown.clone();
     tasks.spawn(async move {
         (

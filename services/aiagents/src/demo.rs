@@ -93,6 +93,7 @@ pub async fn run(settings: DemoSettings) -> anyhow::Result<()> {
         ingress_listen: SocketAddr::from(([127, 0, 0, 1], 0)),
         public_url: None,
         model_dir: settings.model_dir.clone(),
+        metrics_addr: None,
     })
     .await?;
     println!(

@@ -3,13 +3,13 @@
 //! development and end-to-end tests), and data-set loading.
 
 pub mod all_in_one;
-pub mod console_user;
+pub mod cli;
 pub mod dataset;
 pub mod demo;
 pub mod eval;
 pub mod import;
 pub mod ops;
 pub mod reembed;
-/// Replay lives with the admin service, whose console runs it too.
-pub use admin::replay;
+/// Replay lives with the operations the admin console runs too.
+pub use aia_ops::replay;
 pub mod webhook;

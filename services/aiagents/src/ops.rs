@@ -62,9 +62,9 @@ pub async fn add_tenant(
     let credentials: serde_json::Value =
         serde_json::from_str(itsm_credentials_json).context("ITSM credentials must be JSON")?;
     let keyring = Keyring::parse(&keyring.export_spec())?;
-    let admin = admin::tenant_admin(database_url, database_url, keyring, String::new())?;
+    let admin = aia_ops::tenant_admin(database_url, database_url, keyring, String::new())?;
     let created = admin
-        .create(admin::tenants::CreateTenant {
+        .create(aia_ops::tenants::CreateTenant {
             tenant_id: tenant_id.to_owned(),
             name: name.to_owned(),
             itsm_kind: itsm,

@@ -2,7 +2,8 @@
 
 use std::time::Duration;
 
-use aia_config::{ConfigError, optional, parsed, required};
+use aia_bus::StageSettings;
+use aia_config::{ConfigError, optional, parsed};
 use aia_store::Keyring;
 
 /// The local model as the embedder service at `url` serves it.
@@ -25,14 +26,9 @@ pub const DEFAULT_MAX_SIMILAR_TICKETS: i64 = 5;
 
 #[derive(Debug)]
 pub struct Config {
-    pub nats_url: String,
-    pub database_url: String,
-    /// Decrypts the tenants' integration tokens (knowledge base, monitoring).
-    pub keyring: Keyring,
-    /// How long a tenant read from the database is reused
-    /// (`AI_AGENTS_TENANT_CACHE_TTL_SECS`, default 5; 0 reads it for
-    /// every event).
-    pub tenant_cache_ttl: Duration,
+    /// Servers, keys (they decrypt the tenants' knowledge-base and
+    /// monitoring tokens), tenant cache, concurrency and metrics.
+    pub stage: StageSettings,
     /// Timeout of each source without one of its own (default 10 s).
     pub source_timeout: Duration,
     /// The stage's overall budget (default 30 s).
@@ -52,13 +48,7 @@ pub struct Config {
 impl Config {
     pub fn from_env() -> Result<Self, ConfigError> {
         Ok(Self {
-            nats_url: required("NATS_URL")?,
-            database_url: required("DATABASE_URL")?,
-            keyring: Keyring::from_env().map_err(|err| ConfigError::Invalid {
-                name: "AI_AGENTS_SECRET_KEYS".into(),
-                reason: err.to_string(),
-            })?,
-            tenant_cache_ttl: Duration::from_secs(parsed("TENANT_CACHE_TTL_SECS", 5)?),
+            stage: StageSettings::from_env()?,
             source_timeout: Duration::from_secs(parsed(
                 "CONTEXT_SOURCE_TIMEOUT_SECS",
                 DEFAULT_SOURCE_TIMEOUT.as_secs(),
@@ -77,19 +67,10 @@ impl Config {
         })
     }
 
-    /// How this process reaches the local model: the embedder service.
-    pub fn local_embedder(&self, http: &reqwest::Client) -> Option<aia_embed::Embedder> {
-        let url = self.embeddings_url.as_ref()?;
-        Some(embedder_service(http, url, self.embeddings_api_key.clone()))
-    }
-
     /// Defaults for everything but the servers and keys.
     pub fn new(nats_url: String, database_url: String, keyring: Keyring) -> Self {
         Self {
-            nats_url,
-            database_url,
-            keyring,
-            tenant_cache_ttl: Duration::from_secs(5),
+            stage: StageSettings::new(nats_url, database_url, keyring),
             source_timeout: DEFAULT_SOURCE_TIMEOUT,
             budget: DEFAULT_BUDGET,
             monitoring_timeout: DEFAULT_MONITORING_TIMEOUT,

@@ -9,12 +9,11 @@
 use std::time::Duration;
 use tracing::Instrument as _;
 
-use aia_bus::{Delivery, Handled, Handler, HandlerError};
+use aia_bus::{Failure, Handled, Handler, HandlerError, TenantPolicy, Work};
 use aia_events::{
     ContextGathered, ContextSource, EnhancementFailed, Event, Payload, Stage, SystemInfo,
-    TicketText,
+    TicketReceived, TicketText,
 };
-use aia_store::parking::{Hold, tenant_for};
 use aia_store::{MonitoringQuery, Pool, StoreError, TenantCache};
 
 use std::sync::Arc;
@@ -58,25 +57,29 @@ pub struct ContextGatherer {
     pub metrics: crate::metrics::SourceMetrics,
 }
 
-fn transient(err: StoreError) -> HandlerError {
-    HandlerError::transient(format!("database: {err}"))
-}
-
 impl Handler for ContextGatherer {
-    async fn handle(&self, event: Event, delivery: Delivery) -> Result<Handled, HandlerError> {
-        let Payload::TicketReceived(ticket) = &event.payload else {
-            return Ok(Handled::Nothing);
-        };
-        let stage = Stage::ContextGatherer.as_str();
-        let tenant = match tenant_for(&self.tenants, stage, &event, delivery.stream_sequence)
-            .await
-            .map_err(transient)?
-        {
-            Hold::SetAside => return Ok(Handled::Nothing),
-            Hold::Proceed(Some(tenant)) if tenant.active => tenant,
-            Hold::Proceed(Some(_)) => return Ok(self.failed(&event, "tenant is inactive")),
-            Hold::Proceed(None) => return Ok(self.failed(&event, "tenant does not exist")),
-        };
+    const NAME: &'static str = Stage::ContextGatherer.as_str();
+    const TENANTS: TenantPolicy = TenantPolicy::Active;
+    type Input = TicketReceived;
+
+    fn input(payload: &Payload) -> Option<&TicketReceived> {
+        match payload {
+            Payload::TicketReceived(ticket) => Some(ticket),
+            _ => None,
+        }
+    }
+
+    fn tenants(&self) -> &TenantCache {
+        &self.tenants
+    }
+
+    async fn handle(&self, work: Work<'_, TicketReceived>) -> Result<Handled, HandlerError> {
+        let Work {
+            event,
+            input: ticket,
+            tenant,
+            ..
+        } = work;
         let settings = &tenant.settings;
         let text = match &ticket.subject {
             Some(subject) => format!("{subject}\n{}", ticket.description),
@@ -261,18 +264,18 @@ impl Handler for ContextGatherer {
             ],
         };
         Ok(Handled::Publish(vec![Event::caused_by(
-            &event,
+            event,
             Payload::ContextGathered(gathered),
         )]))
     }
 
-    fn gave_up(&self, event: &Event, reason: &str, attempts: u32) -> Option<Event> {
+    fn failed(&self, event: &Event, failure: Failure<'_>) -> Option<Event> {
         Some(Event::caused_by(
             event,
             Payload::EnhancementFailed(EnhancementFailed {
                 stage: Stage::ContextGatherer,
-                reason: reason.to_owned(),
-                attempts,
+                reason: failure.reason.to_owned(),
+                attempts: failure.attempts,
             }),
         ))
     }
@@ -329,10 +332,6 @@ impl ContextGatherer {
             vector: Arc::new(vector),
             fusion: fusion_for(&settings.embeddings),
         })
-    }
-
-    fn failed(&self, event: &Event, reason: &str) -> Handled {
-        Handled::Publish(self.gave_up(event, reason, 1).into_iter().collect())
     }
 }
 

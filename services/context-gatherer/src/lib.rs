@@ -10,11 +10,8 @@ pub mod metrics;
 pub mod sources;
 
 use std::future::Future;
-use std::sync::Arc;
 
-use aia_bus::StageConfig;
-use aia_events::Stage;
-use anyhow::Context as _;
+use aia_bus::{Handler as _, StageDeps};
 
 pub use config::{
     Config, DEFAULT_BUDGET, DEFAULT_MAX_SIMILAR_TICKETS, DEFAULT_MONITORING_TIMEOUT,
@@ -24,27 +21,21 @@ pub use handler::ContextGatherer;
 
 /// Runs one instance of the stage until `shutdown` completes.
 pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> anyhow::Result<()> {
-    let _ = rustls::crypto::ring::default_provider().install_default();
-    let db = aia_store::pool(&config.database_url, 16).context("database URL")?;
-    let (_client, jetstream) = aia_bus::connect(&config.nats_url, Stage::ContextGatherer.as_str())
-        .await
-        .context("connecting to NATS")?;
-    let stage = StageConfig::from_env(Stage::ContextGatherer);
-    let http = reqwest::Client::builder().build().context("HTTP client")?;
-    let local_embedder = config.local_embedder(&http);
+    let deps = StageDeps::connect(ContextGatherer::NAME, config.stage).await?;
+    let http = reqwest::Client::builder().build()?;
+    let local_embedder = config
+        .embeddings_url
+        .as_deref()
+        .map(|url| embedder_service(&http, url, config.embeddings_api_key.clone()));
     if local_embedder.is_none() {
         tracing::warn!(
             "AI_AGENTS_EMBEDDINGS_URL is not set: tenants on the local model are searched by words only"
         );
     }
-    let handler = Arc::new(ContextGatherer {
-        metrics: metrics::SourceMetrics::register(&stage.registry),
-        tenants: Arc::new(aia_store::TenantCache::new(
-            db.clone(),
-            Arc::new(config.keyring),
-            config.tenant_cache_ttl,
-        )),
-        db,
+    let handler = ContextGatherer {
+        metrics: metrics::SourceMetrics::register(&deps.consumer.registry),
+        tenants: deps.tenants.clone(),
+        db: deps.db.clone(),
         http,
         local_embedder,
         knowledge_cache: Default::default(),
@@ -52,7 +43,7 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> anyhow::
         budget: config.budget,
         monitoring_timeout: config.monitoring_timeout,
         max_similar_tickets: config.max_similar_tickets,
-    });
-    aia_bus::run_stage(jetstream, handler, stage, shutdown).await?;
+    };
+    deps.run(handler, shutdown).await?;
     Ok(())
 }

@@ -3,14 +3,15 @@
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
+use aia_bus::StageSettings;
 use aia_config::{ConfigError, optional, parsed, required};
-use aia_store::Keyring;
 
 #[derive(Debug)]
 pub struct Config {
-    pub nats_url: String,
-    pub database_url: String,
-    pub keyring: Keyring,
+    /// The indexer's servers, keys, concurrency and metrics; its tenant
+    /// cache is not used (the indexer reads each tenant as stored, so a
+    /// model change is followed at once).
+    pub stage: StageSettings,
     /// Where the model's files are (`AI_AGENTS_MODEL_DIR`).
     pub model_dir: PathBuf,
     /// Where the embeddings API listens (`AI_AGENTS_EMBEDDER_ADDR`).
@@ -30,12 +31,7 @@ pub struct Config {
 impl Config {
     pub fn from_env() -> Result<Self, ConfigError> {
         Ok(Self {
-            nats_url: required("NATS_URL")?,
-            database_url: required("DATABASE_URL")?,
-            keyring: Keyring::from_env().map_err(|err| ConfigError::Invalid {
-                name: "AI_AGENTS_SECRET_KEYS".into(),
-                reason: err.to_string(),
-            })?,
+            stage: StageSettings::from_env()?,
             model_dir: PathBuf::from(required("MODEL_DIR")?),
             addr: parsed("EMBEDDER_ADDR", SocketAddr::from(([0, 0, 0, 0], 8085)))?,
             api_key: optional("EMBEDDER_API_KEY"),

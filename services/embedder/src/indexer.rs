@@ -3,38 +3,49 @@
 //! stores the vector, once: a redelivered or replayed event whose text is
 //! already embedded costs one lookup.
 
-use aia_bus::{Delivery, Handled, Handler, HandlerError};
+use std::sync::Arc;
+
+use aia_bus::{Failure, Handled, Handler, HandlerError, TenantPolicy, Work};
 use aia_embed::tenant::embedders;
 use aia_embed::{Embedder, content_digest, ticket_text};
-use aia_events::{Event, Payload};
+use aia_events::{Event, Payload, TicketResolved};
 use aia_store::embeddings::{self, Corpus, NewVector};
-use aia_store::{Keyring, Pool, StoreError, tenant_transaction, tenants};
+use aia_store::{Pool, TenantCache, tenant_transaction};
 
 pub struct Indexer {
     pub db: Pool,
-    pub keyring: Keyring,
+    /// Read as stored for every event (no TTL), so a tenant's move to a
+    /// new model is followed from the next ticket on.
+    pub tenants: Arc<TenantCache>,
     pub http: reqwest::Client,
     /// The model, in-process.
     pub local: Embedder,
 }
 
-fn transient(err: StoreError) -> HandlerError {
-    HandlerError::transient(format!("database: {err}"))
-}
-
 impl Handler for Indexer {
-    async fn handle(&self, event: Event, delivery: Delivery) -> Result<Handled, HandlerError> {
-        let Payload::TicketResolved(ticket) = &event.payload else {
-            return Ok(Handled::Nothing);
-        };
-        let mut client = self.db.get().await.map_err(|err| transient(err.into()))?;
-        let Some(tenant) = tenants::get(&mut client, &self.keyring, &event.tenant_id)
-            .await
-            .map_err(transient)?
-        else {
-            tracing::warn!(tenant_id = %event.tenant_id, "Resolved ticket of an unknown tenant; not embedded");
-            return Ok(Handled::Nothing);
-        };
+    const NAME: &'static str = crate::INDEXER;
+    const TENANTS: TenantPolicy = TenantPolicy::Existing;
+    type Input = TicketResolved;
+
+    fn input(payload: &Payload) -> Option<&TicketResolved> {
+        match payload {
+            Payload::TicketResolved(ticket) => Some(ticket),
+            _ => None,
+        }
+    }
+
+    fn tenants(&self) -> &TenantCache {
+        &self.tenants
+    }
+
+    async fn handle(&self, work: Work<'_, TicketResolved>) -> Result<Handled, HandlerError> {
+        let Work {
+            event,
+            input: ticket,
+            tenant,
+            delivery,
+        } = work;
+        let mut client = self.db.get().await?;
         let models = embedders(
             &tenant.settings,
             &tenant.integrations,
@@ -47,9 +58,7 @@ impl Handler for Indexer {
         let ticket_id = event.ticket_id.as_str();
         for embedder in std::iter::once(&models.active).chain(models.next.as_ref()) {
             let current = {
-                let tx = tenant_transaction(&mut client, &event.tenant_id)
-                    .await
-                    .map_err(transient)?;
+                let tx = tenant_transaction(&mut client, &event.tenant_id).await?;
                 let row = tx
                     .query_opt(
                         "select content_sha256 from ticket_embeddings
@@ -57,8 +66,8 @@ impl Handler for Indexer {
                         &[&event.tenant_id.as_str(), &embedder.model(), &ticket_id],
                     )
                     .await
-                    .map_err(|err| transient(err.into()))?;
-                tx.commit().await.map_err(|err| transient(err.into()))?;
+                    .map_err(aia_store::StoreError::from)?;
+                tx.commit().await.map_err(aia_store::StoreError::from)?;
                 row.map(|row| row.get::<_, Vec<u8>>(0))
             };
             if current.as_deref() == Some(digest.as_slice()) {
@@ -90,7 +99,7 @@ impl Handler for Indexer {
             .await
             .map_err(|err| {
                 if err.is_transient() {
-                    transient(err)
+                    HandlerError::from(err)
                 } else {
                     HandlerError::transient(format!("storing the vector: {err}"))
                 }
@@ -99,8 +108,9 @@ impl Handler for Indexer {
         Ok(Handled::Nothing)
     }
 
-    fn gave_up(&self, event: &Event, reason: &str, attempts: u32) -> Option<Event> {
-        tracing::error!(tenant_id = %event.tenant_id, ticket_id = %event.ticket_id, attempts, reason,
+    fn failed(&self, event: &Event, failure: Failure<'_>) -> Option<Event> {
+        tracing::error!(tenant_id = %event.tenant_id, ticket_id = %event.ticket_id,
+            attempts = failure.attempts, reason = failure.reason,
             "Gave up embedding a resolved ticket; `aiagents reembed` will embed it");
         None
     }

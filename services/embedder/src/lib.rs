@@ -14,7 +14,7 @@ mod indexer;
 use std::future::Future;
 use std::sync::Arc;
 
-use aia_bus::StageConfig;
+use aia_bus::StageDeps;
 use aia_embed::Embedder;
 use aia_embed::local::MiniLm;
 use anyhow::Context as _;
@@ -57,9 +57,7 @@ pub async fn serve(
     let server =
         axum::serve(listener, api::router(state)).with_graceful_shutdown(stopped(stop_rx.clone()));
     let Config {
-        nats_url,
-        database_url,
-        keyring,
+        mut stage,
         indexer: index,
         max_parallel,
         ..
@@ -68,19 +66,16 @@ pub async fn serve(
         if !index {
             return Ok(());
         }
-        let db = aia_store::pool(&database_url, 8).context("database URL")?;
-        let (_client, jetstream) = aia_bus::connect(&nats_url, INDEXER)
-            .await
-            .context("connecting to NATS")?;
-        let handler = Arc::new(Indexer {
-            db,
-            keyring,
+        stage.tenant_cache_ttl = std::time::Duration::ZERO;
+        stage.concurrency = stage.concurrency.min(max_parallel.max(1) * 2);
+        let deps = StageDeps::connect(INDEXER, stage).await?;
+        let handler = Indexer {
+            db: deps.db.clone(),
+            tenants: deps.tenants.clone(),
             http: reqwest::Client::new(),
             local: Embedder::Local(model),
-        });
-        let mut stage = StageConfig::named_from_env(INDEXER);
-        stage.concurrency = stage.concurrency.min(max_parallel.max(1) * 2);
-        aia_bus::run_stage(jetstream, handler, stage, stopped(stop_rx.clone())).await?;
+        };
+        deps.run(handler, stopped(stop_rx.clone())).await?;
         anyhow::Ok(())
     };
     // The API stops too when the indexer cannot run.

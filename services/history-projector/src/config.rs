@@ -6,7 +6,7 @@ use aia_config::{ConfigError, parsed, required};
 
 const DEFAULT_LINGER_MS: u64 = 100;
 
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct Config {
     pub nats_url: String,
     pub database_url: String,
@@ -20,8 +20,22 @@ pub struct Config {
     /// the stream by that much more, and a steady trickle of events is
     /// applied in a few transactions instead of one per event.
     pub linger: Duration,
-    /// Where to serve `/metrics` (`AI_AGENTS_METRICS_ADDR`), if anywhere.
+    /// The process's metrics; the projector adds its series to it.
+    pub registry: aia_telemetry::metrics::SharedRegistry,
+    /// Where to serve `/metrics` (`AI_AGENTS_METRICS_ADDR`); `None` when
+    /// the process serves its registry itself, or not at all.
     pub metrics_addr: Option<std::net::SocketAddr>,
+}
+
+impl std::fmt::Debug for Config {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Config")
+            .field("retention", &self.retention)
+            .field("retention_every", &self.retention_every)
+            .field("linger", &self.linger)
+            .field("metrics_addr", &self.metrics_addr)
+            .finish_non_exhaustive()
+    }
 }
 
 impl Config {
@@ -32,7 +46,8 @@ impl Config {
             retention: Duration::from_secs(86_400 * parsed::<u64>("RETENTION_DAYS", 90)?),
             retention_every: Duration::from_secs(parsed("RETENTION_INTERVAL_SECS", 3600)?),
             linger: Duration::from_millis(parsed("PROJECTOR_LINGER_MS", DEFAULT_LINGER_MS)?),
-            metrics_addr: aia_telemetry::metrics::addr_from_env(),
+            registry: aia_telemetry::metrics::registry(),
+            metrics_addr: aia_config::shared()?.metrics_addr,
         })
     }
 
@@ -44,6 +59,7 @@ impl Config {
             retention: Duration::from_secs(86_400 * 90),
             retention_every: Duration::from_secs(3600),
             linger: Duration::from_millis(DEFAULT_LINGER_MS),
+            registry: aia_telemetry::metrics::registry(),
             metrics_addr: None,
         }
     }

@@ -47,7 +47,7 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> anyhow::
         .map_err(|err| {
             anyhow::anyhow!("consumer history-projector (run `aiagents nats apply`): {err}")
         })?;
-    let registry = aia_telemetry::metrics::registry();
+    let registry = config.registry.clone();
     let metrics = metrics::ProjectorMetrics::register(
         &registry,
         aia_telemetry::metrics::TenantLabel::from_env(),

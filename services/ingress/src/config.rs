@@ -28,13 +28,11 @@ pub struct Config {
 
 impl Config {
     pub fn from_env() -> Result<Self, ConfigError> {
+        aia_config::shared()?;
         Ok(Self {
             nats_url: required("NATS_URL")?,
             database_url: required("DATABASE_URL")?,
-            keyring: Keyring::from_env().map_err(|err| ConfigError::Invalid {
-                name: "AI_AGENTS_SECRET_KEYS".into(),
-                reason: err.to_string(),
-            })?,
+            keyring: aia_bus::kit::keyring_from_env()?,
             listen: parsed("INGRESS_ADDR", SocketAddr::from(([0, 0, 0, 0], 8080)))?,
             max_body_bytes: parsed("INGRESS_MAX_BODY_BYTES", 256 * 1024)?,
             rate_limit_per_minute: parsed("INGRESS_RATE_LIMIT_PER_MINUTE", 100)?,

@@ -1,5 +1,6 @@
-//! A tenant's LLM spend in the current budget period, from the daily
-//! counters the history projector keeps.
+//! A tenant's LLM budget: what its spend in the current period means for
+//! the next ticket ([`decide`], no I/O), and the spend itself, from the
+//! daily counters the history projector keeps.
 
 use aia_events::TenantId;
 use aia_store::{Client, StoreError, tenant_query};
@@ -12,6 +13,44 @@ pub fn period_start(today: NaiveDate, period_days: u32) -> NaiveDate {
     let days = (today - epoch).num_days();
     let period = i64::from(period_days.max(1));
     epoch + chrono::Days::new(u64::try_from(days - days.rem_euclid(period)).unwrap_or(0))
+}
+
+/// What a tenant's spend means for its next ticket.
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub struct Decision {
+    /// Past the grace share: the ticket gets the raw context, no model call.
+    pub exceeded: bool,
+    /// At or past the alert share: an alert is due for the period (sent
+    /// once per period, by whichever instance records it first).
+    pub alert: bool,
+}
+
+/// The tenant's budget as its settings give it.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Budget {
+    pub budget_usd: f64,
+    pub alert_ratio: f64,
+    pub grace_ratio: f64,
+}
+
+impl Budget {
+    /// `None` when the tenant has no budget.
+    pub fn of(settings: &aia_store::TenantSettings) -> Option<Self> {
+        settings.llm_budget_usd.map(|budget_usd| Self {
+            budget_usd,
+            alert_ratio: settings.llm_budget_alert_ratio,
+            grace_ratio: settings.llm_budget_grace_ratio,
+        })
+    }
+}
+
+/// Decides, from `spent` this period, whether the next ticket may call a
+/// model and whether an alert is due.
+pub fn decide(budget: Budget, spent: f64) -> Decision {
+    Decision {
+        exceeded: spent > budget.budget_usd * budget.grace_ratio,
+        alert: spent >= budget.budget_usd * budget.alert_ratio,
+    }
 }
 
 /// Dollars spent since the period began.
@@ -57,6 +96,55 @@ pub async fn first_alert(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    const BUDGET: Budget = Budget {
+        budget_usd: 10.0,
+        alert_ratio: 0.8,
+        grace_ratio: 1.1,
+    };
+
+    #[test]
+    fn under_the_alert_share_the_model_is_called_and_nobody_is_alerted() {
+        assert_eq!(
+            decide(BUDGET, 7.99),
+            Decision {
+                exceeded: false,
+                alert: false
+            }
+        );
+    }
+
+    #[test]
+    fn at_the_alert_share_an_alert_is_due_and_the_model_is_still_called() {
+        assert_eq!(
+            decide(BUDGET, 8.0),
+            Decision {
+                exceeded: false,
+                alert: true
+            }
+        );
+    }
+
+    #[test]
+    fn over_budget_within_grace_the_model_is_still_called() {
+        assert!(!decide(BUDGET, 11.0).exceeded);
+    }
+
+    #[test]
+    fn past_the_grace_share_the_ticket_gets_the_raw_context_and_an_alert_is_due() {
+        assert_eq!(
+            decide(BUDGET, 11.01),
+            Decision {
+                exceeded: true,
+                alert: true
+            }
+        );
+    }
+
+    #[test]
+    fn a_tenant_without_a_budget_has_no_decision_to_make() {
+        assert_eq!(Budget::of(&aia_store::TenantSettings::default()), None);
+    }
 
     #[test]
     fn periods_are_fixed_windows_that_reset() {

@@ -2,7 +2,8 @@
 
 use std::time::Duration;
 
-use aia_config::{ConfigError, optional, parsed, required};
+use aia_bus::StageSettings;
+use aia_config::{ConfigError, optional, parsed};
 use aia_llm::{Provider, ProviderKind};
 use aia_store::Keyring;
 
@@ -10,14 +11,9 @@ use crate::cost::PriceTable;
 
 #[derive(Debug)]
 pub struct Config {
-    pub nats_url: String,
-    pub database_url: String,
-    /// Decrypts the tenants' LLM keys.
-    pub keyring: Keyring,
-    /// How long a tenant read from the database is reused
-    /// (`AI_AGENTS_TENANT_CACHE_TTL_SECS`, default 5; 0 reads it for
-    /// every event).
-    pub tenant_cache_ttl: Duration,
+    /// Servers, keys (they decrypt the tenants' LLM keys), tenant cache,
+    /// concurrency and metrics.
+    pub stage: StageSettings,
     /// The deployment's provider, for tenants without their own; `None`
     /// when no LLM is configured (every note is the raw-context note).
     pub provider: Option<Provider>,
@@ -27,13 +23,7 @@ pub struct Config {
 impl Config {
     pub fn from_env() -> Result<Self, ConfigError> {
         Ok(Self {
-            nats_url: required("NATS_URL")?,
-            database_url: required("DATABASE_URL")?,
-            keyring: Keyring::from_env().map_err(|err| ConfigError::Invalid {
-                name: "AI_AGENTS_SECRET_KEYS".into(),
-                reason: err.to_string(),
-            })?,
-            tenant_cache_ttl: Duration::from_secs(parsed("TENANT_CACHE_TTL_SECS", 5)?),
+            stage: StageSettings::from_env()?,
             provider: provider_from_env()?,
             prices: match optional("LLM_PRICES") {
                 Some(json) => {
@@ -55,10 +45,7 @@ impl Config {
         provider: Option<Provider>,
     ) -> Self {
         Self {
-            nats_url,
-            database_url,
-            keyring,
-            tenant_cache_ttl: Duration::from_secs(5),
+            stage: StageSettings::new(nats_url, database_url, keyring),
             provider,
             prices: PriceTable::default(),
         }

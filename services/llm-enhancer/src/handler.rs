@@ -8,18 +8,20 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use aia_bus::{Delivery, Handled, Handler, HandlerError};
+use aia_bus::{Failure, Handled, Handler, HandlerError, TenantPolicy, Work};
 use aia_events::{
-    BudgetThresholdReached, EnhancementFailed, EnhancementGenerated, Event, Payload, Stage,
+    BudgetThresholdReached, ContextGathered, EnhancementFailed, Event, Payload, Stage,
 };
 use aia_llm::chain::{Chain, RetryPolicy};
 use aia_llm::{Provider, ProviderKind};
-use aia_store::parking::{Hold, tenant_for};
-use aia_store::{Pool, StoreError, Tenant, TenantCache};
+use aia_store::{Pool, Tenant, TenantCache};
 use tracing::Instrument;
 
+use crate::budget::{self, Budget};
 use crate::cost::PriceTable;
-use crate::{budget, fallback, ground, prompt};
+use crate::generate::{self, ModelAnswer, NoAnswer};
+use crate::metrics::{ModelLabels, OutcomeLabels, TenantLabels};
+use crate::prompt;
 
 pub struct LlmEnhancer {
     pub db: Pool,
@@ -35,10 +37,6 @@ pub struct LlmEnhancer {
     /// Replaying for an operator: record nothing (no budget alert is
     /// registered as sent).
     pub dry_run: bool,
-}
-
-fn transient(err: StoreError) -> HandlerError {
-    HandlerError::transient(format!("database: {err}"))
 }
 
 /// The tenant's providers, in fallback order, with their keys.
@@ -70,174 +68,195 @@ fn providers(tenant: &Tenant, default: Option<&Provider>) -> Vec<Provider> {
 }
 
 impl Handler for LlmEnhancer {
-    async fn handle(&self, event: Event, delivery: Delivery) -> Result<Handled, HandlerError> {
-        let Payload::ContextGathered(context) = &event.payload else {
-            return Ok(Handled::Nothing);
-        };
-        let stage = Stage::LlmEnhancer.as_str();
-        let tenant = match tenant_for(&self.tenants, stage, &event, delivery.stream_sequence)
-            .await
-            .map_err(transient)?
-        {
-            Hold::SetAside => return Ok(Handled::Nothing),
-            Hold::Proceed(Some(tenant)) => tenant,
-            Hold::Proceed(None) => {
-                return Ok(Handled::Publish(
-                    self.gave_up(&event, "tenant does not exist", 1)
-                        .into_iter()
-                        .collect(),
-                ));
-            }
-        };
-        // Taken after the tenant's read, which may need a connection too: a
-        // handler holds one at a time, so a full pool cannot deadlock.
-        let mut client = self.db.get().await.map_err(|err| transient(err.into()))?;
+    const NAME: &'static str = Stage::LlmEnhancer.as_str();
+    const TENANTS: TenantPolicy = TenantPolicy::Active;
+    type Input = ContextGathered;
+
+    fn input(payload: &Payload) -> Option<&ContextGathered> {
+        match payload {
+            Payload::ContextGathered(context) => Some(context),
+            _ => None,
+        }
+    }
+
+    fn tenants(&self) -> &TenantCache {
+        &self.tenants
+    }
+
+    async fn handle(&self, work: Work<'_, ContextGathered>) -> Result<Handled, HandlerError> {
+        let Work {
+            event,
+            input: context,
+            tenant,
+            ..
+        } = work;
         let settings = &tenant.settings;
         let max_words = usize::try_from(settings.max_note_words.clamp(100, 2000)).unwrap_or(500);
         let started = Instant::now();
-        let mut generated = EnhancementGenerated {
-            source: context.ticket.source,
-            received_at: context.received_at,
-            note_markdown: String::new(),
-            provider: None,
-            model: None,
-            prompt_version: prompt::PROMPT_VERSION.to_owned(),
-            tokens_in: 0,
-            tokens_out: 0,
-            cost_usd: 0.0,
-            latency_ms: 0,
-            attempts: 0,
-            degraded: false,
-            degraded_reason: None,
-            context_summary: fallback::context_summary(context),
-            budget_exceeded: false,
+
+        let (decision, alert) = match Budget::of(settings) {
+            Some(budget) => self.check_budget(event, budget, settings).await?,
+            None => (budget::Decision::default(), None),
         };
-
-        let mut alert = None;
-        if let Some(budget_usd) = settings.llm_budget_usd {
-            let period_days = settings.llm_budget_period_days;
-            let spent = budget::spent(&mut client, &event.tenant_id, period_days)
-                .await
-                .map_err(transient)?;
-            if spent > budget_usd * settings.llm_budget_grace_ratio {
-                tracing::warn!(
-                    spent,
-                    budget_usd,
-                    "Tenant is over its LLM budget; sending the raw context"
-                );
-                generated.budget_exceeded = true;
-            }
-            if spent >= budget_usd * settings.llm_budget_alert_ratio
-                && !self.dry_run
-                && budget::first_alert(&mut client, &event.tenant_id, period_days)
-                    .await
-                    .map_err(transient)?
-            {
-                tracing::warn!(
-                    spent,
-                    budget_usd,
-                    "Tenant reached its LLM budget alert threshold"
-                );
-                alert = Some(Event::caused_by(
-                    &event,
-                    Payload::BudgetThresholdReached(BudgetThresholdReached {
-                        spent_usd: spent,
-                        budget_usd,
-                        alert_ratio: settings.llm_budget_alert_ratio,
-                        period_start: budget::period_start(
-                            chrono::Utc::now().date_naive(),
-                            period_days,
-                        ),
-                        period_days,
-                    }),
-                ));
-            }
-        }
-        drop(client);
-
         let providers = providers(&tenant, self.default_provider.as_ref());
-        let outcome = if generated.budget_exceeded {
-            Err("the tenant's LLM budget for this period is used up".to_owned())
+        let answer = if decision.exceeded {
+            tracing::warn!("Tenant is over its LLM budget; sending the raw context");
+            Err(NoAnswer::OverBudget)
         } else if providers.is_empty() {
-            Err("no LLM provider is configured".to_owned())
+            Err(NoAnswer::NoProvider)
         } else {
-            let messages = prompt::messages(context, max_words, settings.redact_personal_data);
-            let max_tokens = u32::try_from(max_words * 2).unwrap_or(4000);
-            let span = tracing::info_span!(
-                "chat",
-                otel.kind = "client",
-                gen_ai.operation.name = "chat",
-                gen_ai.request.model = %providers[0].model,
-                gen_ai.response.model = tracing::field::Empty,
-                gen_ai.usage.input_tokens = tracing::field::Empty,
-                gen_ai.usage.output_tokens = tracing::field::Empty,
+            self.ask(
+                event,
+                context,
+                &providers,
+                max_words,
+                settings.redact_personal_data,
+            )
+            .await
+        };
+        let latency_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
+        let generated = generate::generated(
+            context,
+            event.ticket_id.as_str(),
+            answer,
+            max_words,
+            latency_ms,
+        );
+        self.count(event, &generated, alert.is_some());
+        let mut events = vec![Event::caused_by(
+            event,
+            Payload::EnhancementGenerated(generated),
+        )];
+        events.extend(alert);
+        Ok(Handled::Publish(events))
+    }
+
+    fn failed(&self, event: &Event, failure: Failure<'_>) -> Option<Event> {
+        Some(Event::caused_by(
+            event,
+            Payload::EnhancementFailed(EnhancementFailed {
+                stage: Stage::LlmEnhancer,
+                reason: failure.reason.to_owned(),
+                attempts: failure.attempts,
+            }),
+        ))
+    }
+}
+
+impl LlmEnhancer {
+    /// The tenant's spend against its budget, and the alert this ticket
+    /// publishes if it is the first past the alert share this period.
+    async fn check_budget(
+        &self,
+        event: &Event,
+        budget: Budget,
+        settings: &aia_store::TenantSettings,
+    ) -> Result<(budget::Decision, Option<Event>), HandlerError> {
+        let period_days = settings.llm_budget_period_days;
+        let mut client = self.db.get().await?;
+        let spent = budget::spent(&mut client, &event.tenant_id, period_days).await?;
+        let decision = budget::decide(budget, spent);
+        let alert = if decision.alert
+            && !self.dry_run
+            && budget::first_alert(&mut client, &event.tenant_id, period_days).await?
+        {
+            tracing::warn!(
+                spent,
+                budget_usd = budget.budget_usd,
+                "Tenant reached its LLM budget alert threshold"
             );
-            let result = self
-                .chain
-                .complete(&self.http, &providers, &messages, max_tokens, self.retry)
-                .instrument(span.clone())
-                .await;
-            match result {
-                Ok(success) => {
-                    let completion = success.completion;
-                    span.record("gen_ai.response.model", completion.model.as_str());
-                    span.record("gen_ai.usage.input_tokens", completion.tokens_in);
-                    span.record("gen_ai.usage.output_tokens", completion.tokens_out);
-                    generated.attempts = success.attempts;
-                    generated.provider = Some(providers[success.provider].name.clone());
-                    generated.cost_usd = self.prices.cost(
+            Some(Event::caused_by(
+                event,
+                Payload::BudgetThresholdReached(BudgetThresholdReached {
+                    spent_usd: spent,
+                    budget_usd: budget.budget_usd,
+                    alert_ratio: budget.alert_ratio,
+                    period_start: budget::period_start(
+                        chrono::Utc::now().date_naive(),
+                        period_days,
+                    ),
+                    period_days,
+                }),
+            ))
+        } else {
+            None
+        };
+        Ok((decision, alert))
+    }
+
+    /// Asks the providers in order for the note.
+    async fn ask(
+        &self,
+        event: &Event,
+        context: &ContextGathered,
+        providers: &[Provider],
+        max_words: usize,
+        redact: bool,
+    ) -> Result<ModelAnswer, NoAnswer> {
+        let messages = prompt::messages(context, max_words, redact);
+        let max_tokens = u32::try_from(max_words * 2).unwrap_or(4000);
+        let span = tracing::info_span!(
+            "chat",
+            otel.kind = "client",
+            gen_ai.operation.name = "chat",
+            gen_ai.request.model = %providers[0].model,
+            gen_ai.response.model = tracing::field::Empty,
+            gen_ai.usage.input_tokens = tracing::field::Empty,
+            gen_ai.usage.output_tokens = tracing::field::Empty,
+        );
+        let result = self
+            .chain
+            .complete(&self.http, providers, &messages, max_tokens, self.retry)
+            .instrument(span.clone())
+            .await;
+        match result {
+            Ok(success) => {
+                let completion = success.completion;
+                span.record("gen_ai.response.model", completion.model.as_str());
+                span.record("gen_ai.usage.input_tokens", completion.tokens_in);
+                span.record("gen_ai.usage.output_tokens", completion.tokens_out);
+                let answer = ModelAnswer {
+                    cost_usd: self.prices.cost(
                         &completion.model,
                         completion.tokens_in,
                         completion.tokens_out,
-                    );
-                    let labels = crate::metrics::ModelLabels {
-                        tenant_id: self.metrics.tenant.of(event.tenant_id.as_str()),
-                        model: completion.model.clone(),
-                    };
-                    self.metrics
-                        .tokens_in
-                        .get_or_create(&labels)
-                        .inc_by(u64::from(completion.tokens_in));
-                    self.metrics
-                        .tokens_out
-                        .get_or_create(&labels)
-                        .inc_by(u64::from(completion.tokens_out));
-                    self.metrics
-                        .cost_usd
-                        .get_or_create(&labels)
-                        .inc_by(generated.cost_usd);
-                    generated.model = Some(completion.model);
-                    generated.tokens_in = completion.tokens_in;
-                    generated.tokens_out = completion.tokens_out;
-                    Ok(completion.content)
-                }
-                Err(failure) => {
-                    generated.attempts = failure.attempts;
-                    Err(failure.to_string())
-                }
+                    ),
+                    content: completion.content,
+                    provider: providers[success.provider].name.clone(),
+                    model: completion.model,
+                    tokens_in: completion.tokens_in,
+                    tokens_out: completion.tokens_out,
+                    attempts: success.attempts,
+                };
+                let labels = ModelLabels {
+                    tenant_id: self.metrics.tenant.of(event.tenant_id.as_str()),
+                    model: answer.model.clone(),
+                };
+                let metrics = &self.metrics;
+                metrics
+                    .tokens_in
+                    .get_or_create(&labels)
+                    .inc_by(u64::from(answer.tokens_in));
+                metrics
+                    .tokens_out
+                    .get_or_create(&labels)
+                    .inc_by(u64::from(answer.tokens_out));
+                metrics
+                    .cost_usd
+                    .get_or_create(&labels)
+                    .inc_by(answer.cost_usd);
+                Ok(answer)
             }
-        };
-        match outcome {
-            Ok(note) => {
-                let grounded = ground::ground(&note, context, event.ticket_id.as_str());
-                if grounded.unverified > 0 {
-                    tracing::info!(
-                        unverified = grounded.unverified,
-                        "Marked citations that are not in the context"
-                    );
-                }
-                generated.note_markdown =
-                    prompt::enforce_word_limit(&prompt::ensure_sections(&grounded.note), max_words);
-            }
-            Err(reason) => {
-                tracing::warn!(reason = %reason, "No model note; sending the raw context");
-                generated.note_markdown = fallback::raw_context_note(context);
-                generated.degraded = true;
-                generated.degraded_reason = Some(reason);
-            }
+            Err(failure) => Err(NoAnswer::Failed {
+                attempts: failure.attempts,
+                reason: failure.to_string(),
+            }),
         }
-        generated.latency_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
-        let tenant_label = crate::metrics::TenantLabels {
+    }
+
+    /// Notes by outcome, budget refusals and alerts.
+    fn count(&self, event: &Event, generated: &aia_events::EnhancementGenerated, alerted: bool) {
+        let tenant_label = TenantLabels {
             tenant_id: self.metrics.tenant.of(event.tenant_id.as_str()),
         };
         let outcome = match (generated.budget_exceeded, generated.degraded) {
@@ -253,32 +272,15 @@ impl Handler for LlmEnhancer {
         };
         self.metrics
             .notes
-            .get_or_create(&crate::metrics::OutcomeLabels {
+            .get_or_create(&OutcomeLabels {
                 outcome: outcome.into(),
             })
             .inc();
-        if alert.is_some() {
+        if alerted {
             self.metrics
                 .budget_alerts
                 .get_or_create(&tenant_label)
                 .inc();
         }
-        let mut events = vec![Event::caused_by(
-            &event,
-            Payload::EnhancementGenerated(generated),
-        )];
-        events.extend(alert);
-        Ok(Handled::Publish(events))
-    }
-
-    fn gave_up(&self, event: &Event, reason: &str, attempts: u32) -> Option<Event> {
-        Some(Event::caused_by(
-            event,
-            Payload::EnhancementFailed(EnhancementFailed {
-                stage: Stage::LlmEnhancer,
-                reason: reason.to_owned(),
-                attempts,
-            }),
-        ))
     }
 }

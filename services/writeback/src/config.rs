@@ -2,18 +2,17 @@
 
 use std::time::Duration;
 
-use aia_config::{ConfigError, optional, parsed, required};
+use aia_bus::StageSettings;
+use aia_config::{ConfigError, optional, parsed};
 use aia_store::Keyring;
 
 #[derive(Debug)]
 pub struct Config {
-    pub nats_url: String,
-    pub database_url: String,
-    pub keyring: Keyring,
-    /// How long a tenant read from the database is reused
-    /// (`AI_AGENTS_TENANT_CACHE_TTL_SECS`, default 5; 0 reads it for
-    /// every event).
-    pub tenant_cache_ttl: Duration,
+    /// Servers, keys (they decrypt the help-desk credentials and sign the
+    /// feedback links), tenant cache, concurrency and metrics.
+    pub stage: StageSettings,
+    /// Timeout of each call to a help desk (`AI_AGENTS_ITSM_TIMEOUT_SECS`,
+    /// default 10).
     pub http_timeout: Duration,
     /// The ingress's public base URL; notes link to its feedback endpoint.
     /// Without it, notes carry no feedback links.
@@ -23,15 +22,25 @@ pub struct Config {
 impl Config {
     pub fn from_env() -> Result<Self, ConfigError> {
         Ok(Self {
-            nats_url: required("NATS_URL")?,
-            database_url: required("DATABASE_URL")?,
-            keyring: Keyring::from_env().map_err(|err| ConfigError::Invalid {
-                name: "AI_AGENTS_SECRET_KEYS".into(),
-                reason: err.to_string(),
-            })?,
-            tenant_cache_ttl: Duration::from_secs(parsed("TENANT_CACHE_TTL_SECS", 5)?),
+            stage: StageSettings::from_env()?,
             http_timeout: Duration::from_secs(parsed("ITSM_TIMEOUT_SECS", 10)?),
             public_url: optional("PUBLIC_URL"),
         })
+    }
+}
+
+impl Config {
+    /// Defaults for everything but the servers, keys and public URL.
+    pub fn new(
+        nats_url: String,
+        database_url: String,
+        keyring: Keyring,
+        public_url: Option<String>,
+    ) -> Self {
+        Self {
+            stage: StageSettings::new(nats_url, database_url, keyring),
+            http_timeout: Duration::from_secs(10),
+            public_url,
+        }
     }
 }

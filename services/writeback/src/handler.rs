@@ -1,18 +1,18 @@
 //! `enhancement.generated` → `writeback.completed` | `writeback.failed`.
 
+use std::sync::Arc;
 use std::time::Duration;
 
-use aia_bus::{Delivery, Handled, Handler, HandlerError};
-use aia_events::{Event, ItsmKind, Payload, Stage, WritebackCompleted, WritebackFailed};
+use aia_bus::{Failure, Handled, Handler, HandlerError, TenantPolicy, Work};
+use aia_events::{
+    EnhancementGenerated, Event, ItsmKind, Payload, Stage, WritebackCompleted, WritebackFailed,
+};
 use aia_itsm::{Itsm, ItsmError};
-use std::sync::Arc;
-
-use aia_store::parking::{Hold, tenant_for};
-use aia_store::{Pool, StoreError, Tenant, TenantCache};
+use aia_store::{Pool, Tenant, TenantCache};
 use tracing::Instrument;
-use uuid::Uuid;
 
 use crate::ledger::{self, Claim};
+use crate::note::{self, Feedback};
 
 pub struct Writeback {
     pub db: Pool,
@@ -23,53 +23,44 @@ pub struct Writeback {
     pub public_url: Option<String>,
 }
 
-/// The line that ends every note and identifies its run, so a note posted
-/// before a crash is recognised on the ticket.
-pub fn marker(correlation_id: Uuid) -> String {
-    format!("ai-agents-ref:{correlation_id}")
-}
-
-fn transient(err: StoreError) -> HandlerError {
-    HandlerError::transient(format!("database: {err}"))
-}
-
 impl Handler for Writeback {
-    async fn handle(&self, event: Event, delivery: Delivery) -> Result<Handled, HandlerError> {
-        let Payload::EnhancementGenerated(generated) = &event.payload else {
-            return Ok(Handled::Nothing);
-        };
-        let stage = Stage::Writeback.as_str();
-        let cached = match tenant_for(&self.tenants, stage, &event, delivery.stream_sequence)
-            .await
-            .map_err(transient)?
-        {
-            Hold::SetAside => return Ok(Handled::Nothing),
-            Hold::Proceed(tenant) => tenant,
-        };
-        let handled = self.write(&event, generated, cached.clone()).await?;
+    const NAME: &'static str = Stage::Writeback.as_str();
+    const TENANTS: TenantPolicy = TenantPolicy::Active;
+    type Input = EnhancementGenerated;
+
+    fn input(payload: &Payload) -> Option<&EnhancementGenerated> {
+        match payload {
+            Payload::EnhancementGenerated(generated) => Some(generated),
+            _ => None,
+        }
+    }
+
+    fn tenants(&self) -> &TenantCache {
+        &self.tenants
+    }
+
+    async fn handle(&self, work: Work<'_, EnhancementGenerated>) -> Result<Handled, HandlerError> {
+        let Work {
+            event,
+            input: generated,
+            tenant: cached,
+            ..
+        } = work;
+        let handled = self.write(event, generated, &cached).await?;
         if !is_failure(&handled) {
             return Ok(handled);
         }
         // Failing on a copy of the tenant an operator has since fixed (and
         // re-driven the ticket after) would be wrong: decide on the stored one.
-        let fresh = self
-            .tenants
-            .fresh(&event.tenant_id)
-            .await
-            .map_err(transient)?;
-        let changed = match (&cached, &fresh) {
-            (Some(cached), Some(fresh)) => cached.updated_at != fresh.updated_at,
-            (None, None) => false,
-            _ => true,
-        };
-        if changed {
-            self.write(&event, generated, fresh).await
-        } else {
-            Ok(handled)
+        match self.tenants.fresh(&event.tenant_id).await? {
+            Some(fresh) if fresh.active && fresh.updated_at != cached.updated_at => {
+                self.write(event, generated, &fresh).await
+            }
+            _ => Ok(handled),
         }
     }
 
-    fn gave_up(&self, event: &Event, reason: &str, attempts: u32) -> Option<Event> {
+    fn failed(&self, event: &Event, failure: Failure<'_>) -> Option<Event> {
         let itsm = match &event.payload {
             Payload::EnhancementGenerated(generated) => generated.source,
             _ => ItsmKind::ServicedeskPlus,
@@ -78,10 +69,10 @@ impl Handler for Writeback {
             event,
             Payload::WritebackFailed(WritebackFailed {
                 itsm,
-                reason: reason.to_owned(),
+                reason: failure.reason.to_owned(),
                 http_status: None,
-                attempts,
-                permanent: false,
+                attempts: failure.attempts,
+                permanent: failure.permanent,
             }),
         ))
     }
@@ -98,18 +89,9 @@ impl Writeback {
     async fn write(
         &self,
         event: &Event,
-        generated: &aia_events::EnhancementGenerated,
-        tenant: Option<Arc<Tenant>>,
+        generated: &EnhancementGenerated,
+        tenant: &Tenant,
     ) -> Result<Handled, HandlerError> {
-        let mut client = self.db.get().await.map_err(|err| transient(err.into()))?;
-        let Some(tenant) = tenant.filter(|tenant| tenant.active) else {
-            return Ok(self.failed(
-                event,
-                generated.source,
-                "tenant does not exist or is inactive",
-                None,
-            ));
-        };
         let itsm = match Itsm::for_tenant(
             self.http.clone(),
             tenant.itsm,
@@ -117,21 +99,22 @@ impl Writeback {
             tenant.itsm_credentials.expose(),
         ) {
             Ok(itsm) => itsm,
-            Err(err) => return Ok(self.failed(event, tenant.itsm, &err.0, None)),
+            Err(err) => return Ok(self.failed_for_good(event, tenant.itsm, &err.0, None)),
         };
-        let marker = marker(event.correlation_id);
-        let completed = |note_id: Option<String>, already_present: bool, attempts: u32| {
+        let marker = note::marker(event.correlation_id);
+        let completed = |note_id: Option<String>, already_present: bool| {
             Handled::Publish(vec![Event::caused_by(
                 event,
                 Payload::WritebackCompleted(WritebackCompleted {
                     itsm: itsm.kind(),
                     note_id,
-                    attempts,
+                    attempts: 1,
                     already_present,
                     received_at: generated.received_at,
                 }),
             )])
         };
+        let mut client = self.db.get().await?;
         let claim = ledger::claim(
             &mut client,
             &event.tenant_id,
@@ -139,50 +122,31 @@ impl Writeback {
             &event.ticket_id,
         )
         .instrument(aia_telemetry::db_span("UPSERT", "writeback_ledger"))
-        .await
-        .map_err(transient)?;
+        .await?;
         match claim {
-            Claim::Posted { note_id } => return Ok(completed(note_id, true, 1)),
-            Claim::Uncertain => {
-                let notes = itsm.note_texts(&event.ticket_id).await;
-                match notes {
-                    Ok(notes) if notes.iter().any(|text| text.contains(&marker)) => {
-                        ledger::mark_posted(
-                            &mut client,
-                            &event.tenant_id,
-                            event.correlation_id,
-                            None,
-                        )
-                        .await
-                        .map_err(transient)?;
-                        return Ok(completed(None, true, 1));
-                    }
-                    Ok(_) => {}
-                    Err(err) => return self.itsm_error(event, itsm.kind(), err),
+            Claim::Posted { note_id } => return Ok(completed(note_id, true)),
+            Claim::Uncertain => match itsm.note_texts(&event.ticket_id).await {
+                Ok(notes) if notes.iter().any(|text| text.contains(&marker)) => {
+                    ledger::mark_posted(&mut client, &event.tenant_id, event.correlation_id, None)
+                        .await?;
+                    return Ok(completed(None, true));
                 }
-            }
+                Ok(_) => {}
+                Err(err) => return self.itsm_error(event, itsm.kind(), err),
+            },
             Claim::Fresh => {}
         }
         drop(client);
-        let feedback = match &self.public_url {
-            Some(base) if tenant.settings.feedback_links => self.feedback_line(base, event),
-            _ => String::new(),
-        };
-        let header = tenant
-            .settings
-            .note_header
-            .as_deref()
-            .map(|line| format!("{}\n\n", line.trim()))
-            .unwrap_or_default();
-        let footer = tenant
-            .settings
-            .note_footer
-            .as_deref()
-            .map(|line| format!("{}\n\n", line.trim()))
-            .unwrap_or_default();
-        let note = format!(
-            "{header}{}\n\n---\n\n{footer}{feedback}_{marker}_\n",
-            generated.note_markdown.trim_end()
+        let note = note::compose(
+            &tenant.settings,
+            &generated.note_markdown,
+            &event.tenant_id,
+            &event.ticket_id,
+            event.correlation_id,
+            self.public_url.as_deref().map(|public_url| Feedback {
+                public_url,
+                keyring: self.tenants.keyring(),
+            }),
         );
         let span = tracing::info_span!(
             "post note",
@@ -200,47 +164,20 @@ impl Writeback {
             .await;
         match posted {
             Ok(posted) => {
-                let mut client = self.db.get().await.map_err(|err| transient(err.into()))?;
+                let mut client = self.db.get().await?;
                 ledger::mark_posted(
                     &mut client,
                     &event.tenant_id,
                     event.correlation_id,
                     posted.note_id.as_deref(),
                 )
-                .await
-                .map_err(transient)?;
-                Ok(completed(posted.note_id, false, 1))
+                .await?;
+                Ok(completed(posted.note_id, false))
             }
             Err(err) => self.itsm_error(event, itsm.kind(), err),
         }
     }
-
-    /// "Was this note helpful?" with signed one-click links.
-    fn feedback_line(&self, base: &str, event: &Event) -> String {
-        let Ok(mut url) = reqwest::Url::parse(base) else {
-            return String::new();
-        };
-        let token = aia_store::feedback::token(
-            self.tenants.keyring(),
-            event.tenant_id.as_str(),
-            event.ticket_id.as_str(),
-            event.correlation_id,
-        );
-        if let Ok(mut segments) = url.path_segments_mut() {
-            segments.pop_if_empty().extend([
-                "feedback",
-                event.tenant_id.as_str(),
-                event.ticket_id.as_str(),
-                &event.correlation_id.to_string(),
-                &token,
-            ]);
-        } else {
-            return String::new();
-        }
-        format!("Was this note helpful? [Yes]({url}?rating=up) · [No]({url}?rating=down)\n\n")
-    }
-
-    fn failed(
+    fn failed_for_good(
         &self,
         event: &Event,
         itsm: ItsmKind,
@@ -271,7 +208,7 @@ impl Writeback {
                 http_status,
             } => {
                 tracing::warn!(reason = %reason, "Write-back failed for good");
-                Ok(self.failed(event, itsm, &reason, http_status))
+                Ok(self.failed_for_good(event, itsm, &reason, http_status))
             }
             ItsmError::Transient {
                 reason,
@@ -280,6 +217,7 @@ impl Writeback {
             } => Err(HandlerError {
                 reason,
                 retry_after: retry_after.map(|delay| delay.max(Duration::from_millis(100))),
+                source: None,
             }),
         }
     }

@@ -5,43 +5,27 @@
 mod config;
 mod handler;
 pub mod ledger;
+pub mod note;
 
 use std::future::Future;
-use std::sync::Arc;
 
-use aia_bus::StageConfig;
-use aia_events::Stage;
-use anyhow::Context as _;
+use aia_bus::{Handler as _, StageDeps};
 
 pub use config::Config;
-pub use handler::{Writeback, marker};
+pub use handler::Writeback;
+pub use note::marker;
 
 /// Runs one instance of the stage until `shutdown` completes.
 pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> anyhow::Result<()> {
-    let _ = rustls::crypto::ring::default_provider().install_default();
-    let db = aia_store::pool(&config.database_url, 16).context("database URL")?;
-    let (_client, jetstream) = aia_bus::connect(&config.nats_url, Stage::Writeback.as_str())
-        .await
-        .context("connecting to NATS")?;
-    let handler = Arc::new(Writeback {
-        tenants: Arc::new(aia_store::TenantCache::new(
-            db.clone(),
-            Arc::new(config.keyring),
-            config.tenant_cache_ttl,
-        )),
-        db,
+    let deps = StageDeps::connect(Writeback::NAME, config.stage).await?;
+    let handler = Writeback {
+        tenants: deps.tenants.clone(),
+        db: deps.db.clone(),
         public_url: config.public_url,
         http: reqwest::Client::builder()
             .timeout(config.http_timeout)
-            .build()
-            .context("HTTP client")?,
-    });
-    aia_bus::run_stage(
-        jetstream,
-        handler,
-        StageConfig::from_env(Stage::Writeback),
-        shutdown,
-    )
-    .await?;
+            .build()?,
+    };
+    deps.run(handler, shutdown).await?;
     Ok(())
 }

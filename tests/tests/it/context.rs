@@ -3,7 +3,7 @@
 
 use std::time::{Duration, Instant};
 
-use aia_bus::{Delivery, Handled, Handler};
+use aia_bus::{Delivery, Handled};
 use aia_events::{
     ContextGathered, ContextSource, Event, ItsmKind, Payload, Priority, SourceStatus, TenantId,
     TicketChange, TicketId, TicketReceived,
@@ -144,7 +144,7 @@ async fn gather(gatherer: &ContextGatherer, event: Event) -> ContextGathered {
         max_deliver: Some(6),
         stream_sequence: 1,
     };
-    match gatherer.handle(event, delivery).await.unwrap() {
+    match aia_bus::dispatch(gatherer, &event, delivery).await.unwrap() {
         Handled::Publish(events) => match &events[0].payload {
             Payload::ContextGathered(context) => context.clone(),
             other => panic!("expected context.gathered, got {other:?}"),
@@ -297,11 +297,10 @@ async fn unknown_tenants_end_the_run_with_a_reason() {
         max_deliver: Some(6),
         stream_sequence: 1,
     };
-    let Handled::Publish(events) = setup
-        .gatherer
-        .handle(received("nobody", "x", "y"), delivery)
-        .await
-        .unwrap()
+    let Handled::Publish(events) =
+        aia_bus::dispatch(&setup.gatherer, &received("nobody", "x", "y"), delivery)
+            .await
+            .unwrap()
     else {
         panic!("expected an event");
     };

@@ -20,7 +20,7 @@ async fn a_failed_write_back_is_listed_re_driven_after_the_fix_and_never_doubled
 
     let admin_pool = aia_store::pool(&stack.db.admin_read_url, 2).unwrap();
     let letter = eventually("the dead letter", Duration::from_secs(30), || async {
-        admin::dead_letters::list(&admin_pool, Some("acme"), 10)
+        aia_ops::dead_letters::list(&admin_pool, Some("acme"), 10)
             .await
             .ok()?
             .into_iter()
@@ -53,7 +53,7 @@ async fn a_failed_write_back_is_listed_re_driven_after_the_fix_and_never_doubled
     .await
     .unwrap();
     let (_client, jetstream) = aia_bus::connect(&stack.nats.url(), "test").await.unwrap();
-    admin::dead_letters::redrive(&admin_pool, &jetstream, "acme", letter.correlation_id)
+    aia_ops::dead_letters::redrive(&admin_pool, &jetstream, "acme", letter.correlation_id)
         .await
         .unwrap();
     let admin = stack.db.admin_client().await;
@@ -75,7 +75,7 @@ async fn a_failed_write_back_is_listed_re_driven_after_the_fix_and_never_doubled
     .await;
     assert_eq!(stack.sdp.notes("SUP-9").len(), 1);
     assert!(
-        admin::dead_letters::list(&admin_pool, Some("acme"), 10)
+        aia_ops::dead_letters::list(&admin_pool, Some("acme"), 10)
             .await
             .unwrap()
             .is_empty()
@@ -83,7 +83,7 @@ async fn a_failed_write_back_is_listed_re_driven_after_the_fix_and_never_doubled
 
     // Re-driving a run that is no longer dead is refused; nothing is posted twice.
     assert!(
-        admin::dead_letters::redrive(&admin_pool, &jetstream, "acme", letter.correlation_id)
+        aia_ops::dead_letters::redrive(&admin_pool, &jetstream, "acme", letter.correlation_id)
             .await
             .is_err()
     );

@@ -167,9 +167,11 @@ async fn the_embedder_service_serves_the_local_model_over_the_openai_api() {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let config = embedder::Config {
-        nats_url: String::new(),
-        database_url: String::new(),
-        keyring: aia_store::Keyring::parse(&aia_testkit::keyring_spec()).unwrap(),
+        stage: aia_bus::StageSettings::new(
+            String::new(),
+            String::new(),
+            aia_store::Keyring::parse(&aia_testkit::keyring_spec()).unwrap(),
+        ),
         model_dir: std::path::PathBuf::new(),
         addr,
         api_key: Some("internal-token".into()),

@@ -5,7 +5,7 @@
 
 use std::time::{Duration, Instant};
 
-use aia_bus::{Delivery, Handled, Handler};
+use aia_bus::{Delivery, Handled};
 use aia_events::{EnhancementGenerated, Event, ItsmKind, Payload, TenantId, examples};
 use aia_llm::chain::RetryPolicy;
 use aia_standins::llm::{Behaviour, LlmStandIn};
@@ -144,9 +144,7 @@ async fn enhance_all(setup: &Setup) -> (EnhancementGenerated, Vec<Event>) {
         max_deliver: Some(6),
         stream_sequence: 1,
     };
-    match setup
-        .enhancer
-        .handle(context_event(), delivery)
+    match aia_bus::dispatch(&setup.enhancer, &context_event(), delivery)
         .await
         .unwrap()
     {
@@ -376,5 +374,47 @@ async fn reaching_the_alert_share_of_the_budget_publishes_one_alert_per_period()
     assert!(
         metrics.contains(r#"llm_input_tokens_total{tenant_id="acme-msp",model="gpt-4o-mini"}"#),
         "{metrics}"
+    );
+}
+
+#[tokio::test]
+async fn an_inactive_tenants_ticket_ends_failed_without_calling_a_model() {
+    let setup = setup(None).await;
+    let pool = aia_store::pool(&setup.db.app_url, 1).unwrap();
+    tenants::update(
+        &mut pool.get().await.unwrap(),
+        setup.enhancer.tenants.keyring(),
+        &TenantId::parse("acme-msp").unwrap(),
+        &tenants::TenantUpdate {
+            active: Some(false),
+            ..Default::default()
+        },
+    )
+    .await
+    .unwrap();
+    let delivery = Delivery {
+        attempt: 1,
+        max_deliver: Some(6),
+        stream_sequence: 1,
+    };
+    let Handled::Publish(events) = aia_bus::dispatch(&setup.enhancer, &context_event(), delivery)
+        .await
+        .unwrap()
+    else {
+        panic!("expected the run to end with an event");
+    };
+    match &events[..] {
+        [event] => match &event.payload {
+            Payload::EnhancementFailed(failed) => {
+                assert_eq!(failed.reason, aia_bus::stage::TENANT_INACTIVE);
+                assert_eq!(failed.stage, aia_events::Stage::LlmEnhancer);
+            }
+            other => panic!("expected enhancement.failed, got {other:?}"),
+        },
+        other => panic!("expected one event, got {other:?}"),
+    }
+    assert!(
+        setup.llm.requests().is_empty(),
+        "an inactive tenant's ticket spent a model call"
     );
 }

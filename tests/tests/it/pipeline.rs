@@ -126,6 +126,7 @@ async fn signed_webhook_becomes_one_note_with_one_trace_across_every_stage() {
         ingress_listen: SocketAddr::from(([127, 0, 0, 1], 0)),
         public_url: None,
         model_dir: None,
+        metrics_addr: None,
     })
     .await
     .unwrap();

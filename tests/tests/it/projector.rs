@@ -374,6 +374,11 @@ async fn the_running_projector_serves_each_run_once_on_metrics_even_when_redeliv
     stream.delete_consumer("history-projector").await.unwrap();
     aiagents::ops::apply_nats(&nats.url()).await.unwrap();
     let shutdown = tokio_util::sync::CancellationToken::new();
+    // A new process: metrics start from nothing.
+    let config = history_projector::Config {
+        registry: aia_telemetry::metrics::registry(),
+        ..config
+    };
     let projector = tokio::spawn(history_projector::run(
         config,
         shutdown.clone().cancelled_owned(),

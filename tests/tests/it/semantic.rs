@@ -9,7 +9,7 @@ use crate::pipeline_support;
 
 use std::time::Duration;
 
-use aia_bus::{Delivery, Handled, Handler};
+use aia_bus::{Delivery, Handled};
 use aia_embed::{Embedder, Endpoint, EndpointConfig, LOCAL_MODEL};
 use aia_events::{
     ContextSource, Event, ItsmKind, Payload, Priority, SourceStatus, TenantId, TicketChange,
@@ -84,9 +84,11 @@ async fn the_indexer_embeds_each_resolved_ticket_once_and_again_only_when_it_cha
     let model = std::sync::Arc::new(aia_embed::local::MiniLm::load(&model_dir()).unwrap());
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let config = embedder::Config {
-        nats_url: nats.url(),
-        database_url: db.app_url.clone(),
-        keyring: Keyring::parse(&spec).unwrap(),
+        stage: aia_bus::StageSettings::new(
+            nats.url(),
+            db.app_url.clone(),
+            Keyring::parse(&spec).unwrap(),
+        ),
         model_dir: model_dir(),
         addr: listener.local_addr().unwrap(),
         api_key: None,
@@ -380,8 +382,12 @@ async fn the_context_stage_searches_by_meaning_and_says_so_when_it_falls_back_to
         max_deliver: Some(5),
         stream_sequence: 1,
     };
-    let gather = |event: Event| async {
-        let Handled::Publish(events) = gatherer.handle(event, delivery.clone()).await.unwrap()
+    let gatherer = &gatherer;
+    let delivery = &delivery;
+    let gather = |event: Event| async move {
+        let Handled::Publish(events) = aia_bus::dispatch(gatherer, &event, delivery.clone())
+            .await
+            .unwrap()
         else {
             panic!("no event")
         };

@@ -44,8 +44,13 @@ async fn a_stage_serves_its_counts_on_metrics() {
     let free = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = free.local_addr().unwrap();
     drop(free);
-    let mut config = StageConfig::from_env(Stage::Writeback);
-    config.metrics_addr = Some(addr);
+    let config = StageConfig {
+        stage: Stage::Writeback.as_str(),
+        durable: Stage::Writeback.as_str().to_owned(),
+        concurrency: 32,
+        registry: aia_telemetry::metrics::registry(),
+        metrics_addr: Some(addr),
+    };
     let registry = config.registry.clone();
     let pool = aia_store::pool(&db.app_url, 2).unwrap();
     let handler = Arc::new(writeback::Writeback {

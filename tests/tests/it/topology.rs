@@ -101,7 +101,7 @@ async fn applying_changed_definitions_keeps_a_paused_stage_paused() {
     let (_client, jetstream) = aia_bus::connect(&nats.url(), "test").await.unwrap();
     let topology = Topology::builtin().unwrap();
     topology.apply(&jetstream).await.unwrap();
-    admin::pause::pause_stage(&jetstream, "writeback")
+    aia_ops::pause::pause_stage(&jetstream, "writeback")
         .await
         .unwrap();
 
@@ -122,7 +122,7 @@ async fn applying_changed_definitions_keeps_a_paused_stage_paused() {
 
     let info = stream.consumer_info("writeback").await.unwrap().clone();
     assert!(info.paused, "the update resumed a paused stage");
-    admin::pause::resume_stage(&jetstream, "writeback")
+    aia_ops::pause::resume_stage(&jetstream, "writeback")
         .await
         .unwrap();
     assert!(!stream.consumer_info("writeback").await.unwrap().paused);

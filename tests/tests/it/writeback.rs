@@ -1,7 +1,7 @@
 //! Write-back puts exactly one note on a ticket, even when the input is
 //! redelivered after the note was posted but before the ack was recorded.
 
-use aia_bus::{Delivery, Handled, Handler};
+use aia_bus::{Delivery, Handled};
 use aia_events::{Event, ItsmKind, Payload, TicketId, examples};
 use aia_standins::servicedesk::ServiceDeskStandIn;
 use aia_store::Keyring;
@@ -74,10 +74,18 @@ async fn setup() -> (
 #[tokio::test]
 async fn a_redelivered_enhancement_posts_no_second_note() {
     let (_db, sdp, _server, handler, event) = setup().await;
-    let (already, note_id) = completed(handler.handle(event.clone(), delivery(1)).await.unwrap());
+    let (already, note_id) = completed(
+        aia_bus::dispatch(&handler, &event.clone(), delivery(1))
+            .await
+            .unwrap(),
+    );
     assert!(!already);
     assert!(note_id.is_some());
-    let (already, _) = completed(handler.handle(event.clone(), delivery(2)).await.unwrap());
+    let (already, _) = completed(
+        aia_bus::dispatch(&handler, &event.clone(), delivery(2))
+            .await
+            .unwrap(),
+    );
     assert!(already);
     let notes = sdp.notes("SUP-1042");
     assert_eq!(notes.len(), 1);
@@ -91,7 +99,11 @@ async fn a_redelivered_enhancement_posts_no_second_note() {
 #[tokio::test]
 async fn a_crash_after_posting_and_before_recording_it_still_leaves_one_note() {
     let (db, sdp, _server, handler, event) = setup().await;
-    completed(handler.handle(event.clone(), delivery(1)).await.unwrap());
+    completed(
+        aia_bus::dispatch(&handler, &event.clone(), delivery(1))
+            .await
+            .unwrap(),
+    );
     // The process died after the tool stored the note and before the ledger
     // said so: the ledger still reads `posting`.
     db.admin_client()
@@ -102,7 +114,11 @@ async fn a_crash_after_posting_and_before_recording_it_still_leaves_one_note() {
         )
         .await
         .unwrap();
-    let (already, _) = completed(handler.handle(event.clone(), delivery(2)).await.unwrap());
+    let (already, _) = completed(
+        aia_bus::dispatch(&handler, &event.clone(), delivery(2))
+            .await
+            .unwrap(),
+    );
     assert!(already, "the note on the ticket must be recognised");
     assert_eq!(sdp.notes("SUP-1042").len(), 1);
 }
@@ -127,7 +143,10 @@ async fn a_rejected_api_key_ends_the_run_with_a_reason_and_no_retry() {
     )
     .await
     .unwrap();
-    match handler.handle(bad_key_event, delivery(1)).await.unwrap() {
+    match aia_bus::dispatch(&handler, &bad_key_event, delivery(1))
+        .await
+        .unwrap()
+    {
         Handled::Publish(events) => match &events[0].payload {
             Payload::WritebackFailed(failed) => {
                 assert_eq!(failed.reason, "ServiceDesk Plus rejected the API key");

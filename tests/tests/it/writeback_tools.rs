@@ -2,7 +2,7 @@
 //! internal note per enhancement, the note recognised on redelivery, and
 //! rejected credentials named in writeback.failed.
 
-use aia_bus::{Delivery, Handled, Handler};
+use aia_bus::{Delivery, Handled};
 use aia_events::{Event, ItsmKind, Payload, TenantId, TicketId, examples};
 use aia_standins::jira::JiraStandIn;
 use aia_standins::zendesk::ZendeskStandIn;
@@ -73,7 +73,7 @@ async fn run(handler: &writeback::Writeback, event: Event, attempt: u32) -> Payl
         max_deliver: Some(8),
         stream_sequence: 1,
     };
-    match handler.handle(event, delivery).await.unwrap() {
+    match aia_bus::dispatch(handler, &event, delivery).await.unwrap() {
         Handled::Publish(events) => events[0].payload.clone(),
         Handled::Nothing => panic!("expected an event"),
     }

@@ -106,6 +106,21 @@ impl Jira {
     }
 
     /// Posts the note as an internal comment, or a public one when `public`.
+    /// The note as [`Jira::post_note`] sends it.
+    pub fn render_note(&self, markdown: &str) -> crate::RenderedNote {
+        match self.api {
+            CommentApi::Platform => crate::RenderedNote {
+                format: crate::NoteFormat::Adf,
+                body: serde_json::to_string_pretty(&crate::render_adf::adf(markdown))
+                    .unwrap_or_default(),
+            },
+            CommentApi::ServiceDesk => crate::RenderedNote {
+                format: crate::NoteFormat::Text,
+                body: markdown.to_owned(),
+            },
+        }
+    }
+
     pub async fn post_note(
         &self,
         ticket: &TicketId,

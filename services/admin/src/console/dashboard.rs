@@ -12,7 +12,7 @@ use super::views::{Dashboard, Failure, Spend, StageHealth};
 use crate::routes::AppState;
 
 /// The durable consumers shown, in pipeline order.
-const CONSUMERS: &[&str] = crate::pause::STAGES;
+const CONSUMERS: &[&str] = aia_ops::pause::STAGES;
 
 pub async fn gather(state: &AppState, operator: Operator) -> Dashboard {
     let (stages, database) = tokio::join!(stages(state), database(&state.tenants.admin));

@@ -5,8 +5,8 @@ use askama::Template;
 
 use super::Operator;
 use super::audit::Entry;
-use crate::dead_letters::DeadLetter;
-use crate::tenants::{ConnectionTest, TenantView};
+use aia_ops::dead_letters::DeadLetter;
+use aia_ops::tenants::{ConnectionTest, TenantView};
 use aia_store::tenants::TenantSummary;
 
 #[derive(Template)]
@@ -119,7 +119,7 @@ pub struct TenantPage {
     pub parked: i64,
     /// The LLM provider chain as editable JSON.
     pub providers_json: String,
-    pub feedback: crate::tenants::FeedbackStats,
+    pub feedback: aia_ops::tenants::FeedbackStats,
     pub webhook_urls: Vec<(String, String)>,
     pub connection: Option<ConnectionTest>,
     pub message: Option<String>,

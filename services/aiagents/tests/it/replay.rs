@@ -90,6 +90,7 @@ async fn an_operator_follows_a_ticket_replays_its_stages_and_re_drives_it() {
             ingress_listen: SocketAddr::from(([127, 0, 0, 1], 0)),
             public_url: None,
             model_dir: None,
+            metrics_addr: None,
         })
     };
     let running = start().await.unwrap();

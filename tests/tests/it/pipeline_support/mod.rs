@@ -46,6 +46,7 @@ impl Stack {
             ingress_listen: SocketAddr::from(([127, 0, 0, 1], 0)),
             public_url: None,
             model_dir,
+            metrics_addr: None,
         })
         .await
         .unwrap();

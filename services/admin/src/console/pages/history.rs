@@ -14,8 +14,8 @@ use super::{audited, message, refusal, render};
 use crate::console::Operator;
 use crate::console::history::{self, Filter};
 use crate::console::views::{HistoryPage, TimelineLine, TimelinePage};
-use crate::replay;
 use crate::routes::AppState;
+use aia_ops::replay;
 
 pub async fn history(
     State(state): State<AppState>,
@@ -184,7 +184,14 @@ pub async fn dry_run(
             state.tenants.keyring.clone(),
             std::time::Duration::ZERO,
         ));
-        replay::dry_run(stage, &input, recorded.as_ref(), tenants).await
+        replay::dry_run(
+            stage,
+            &input,
+            recorded.as_ref(),
+            tenants,
+            Some(state.tenants.public_url.as_str()),
+        )
+        .await
     }
     .await;
     let text = match outcome {

@@ -28,7 +28,7 @@ use serde_json::Value;
 use super::views::MessagePage;
 use super::{Operator, audit, auth};
 use crate::routes::AppState;
-use crate::tenants::AdminError;
+use aia_ops::tenants::AdminError;
 
 pub(super) fn render(template: &impl Template) -> Response {
     match template.render() {
@@ -96,6 +96,13 @@ pub(super) fn admin_error(operator: &Operator, err: AdminError, back: &str) -> R
             (
                 StatusCode::SERVICE_UNAVAILABLE,
                 "The database is unavailable; retry in a moment.".to_owned(),
+            )
+        }
+        AdminError::Nats { source, .. } => {
+            tracing::error!(error = %err, cause = %source, "Console operation failed in NATS");
+            (
+                StatusCode::SERVICE_UNAVAILABLE,
+                format!("{err}; retry in a moment."),
             )
         }
     };

@@ -12,7 +12,7 @@ use super::{admin_error, audited, message, refusal, render};
 use crate::console::views::{AuditPage, DeadLettersPage};
 use crate::console::{Operator, audit};
 use crate::routes::AppState;
-use crate::tenants::AdminError;
+use aia_ops::tenants::AdminError;
 
 #[derive(Deserialize)]
 pub struct DeadLettersQuery {
@@ -27,7 +27,7 @@ pub async fn dead_letters(
     Query(query): Query<DeadLettersQuery>,
 ) -> Response {
     let tenant = query.tenant.trim().to_owned();
-    let items = crate::dead_letters::list(
+    let items = aia_ops::dead_letters::list(
         &state.tenants.admin,
         Some(tenant.as_str()).filter(|t| !t.is_empty()),
         100,
@@ -95,7 +95,7 @@ pub async fn redrive(
             refused.push(format!("{run}: not a run"));
             continue;
         };
-        match crate::dead_letters::redrive(&state.tenants.admin, jetstream, tenant, correlation)
+        match aia_ops::dead_letters::redrive(&state.tenants.admin, jetstream, tenant, correlation)
             .await
         {
             Ok(event_id) => {

@@ -12,7 +12,7 @@ use super::tenants::tenant_page;
 use super::{CsrfOnly, admin_error, audited, message, refusal};
 use crate::console::Operator;
 use crate::routes::AppState;
-use crate::tenants::AdminError;
+use aia_ops::tenants::AdminError;
 
 /// The last segment of a pause or resume form's address.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -39,7 +39,7 @@ pub async fn tenant_processing(
     };
     audited(&state, &operator, action, Some(id), json!({})).await;
     let outcome = if switch == Switch::Pause {
-        crate::pause::pause_tenant(&state.tenants, id)
+        aia_ops::pause::pause_tenant(&state.tenants, id)
             .await
             .map(|()| {
                 "Paused: from within a few seconds its events are set aside, none is lost."
@@ -60,7 +60,7 @@ pub async fn tenant_processing(
         let tenants = state.tenants.clone();
         let tenant = id.to_owned();
         tokio::spawn(
-            async move { crate::pause::resume_tenant(&tenants, &jetstream, &tenant).await },
+            async move { aia_ops::pause::resume_tenant(&tenants, &jetstream, &tenant).await },
         )
         .await
         .unwrap_or_else(|err| Err(AdminError::Invalid(format!("the resume stopped: {err}"))))
@@ -104,9 +104,9 @@ pub async fn stage_processing(
         );
     };
     let outcome = if switch == Switch::Pause {
-        crate::pause::pause_stage(jetstream, stage).await
+        aia_ops::pause::pause_stage(jetstream, stage).await
     } else {
-        crate::pause::resume_stage(jetstream, stage).await
+        aia_ops::pause::resume_stage(jetstream, stage).await
     };
     match outcome {
         Ok(()) => {

@@ -13,7 +13,7 @@ use super::tenants::tenant_page;
 use super::{admin_error, audited, refusal};
 use crate::console::Operator;
 use crate::routes::AppState;
-use crate::tenants::AdminError;
+use aia_ops::tenants::AdminError;
 
 /// The tenant's switches and limits as the settings form sends them
 /// (an unticked box is absent).
@@ -130,7 +130,7 @@ pub async fn save_settings(
         llm_budget_period_days: period_days,
         ..current.settings.clone()
     };
-    let update = crate::tenants::UpdateTenant {
+    let update = aia_ops::tenants::UpdateTenant {
         name: Some(form.name.trim().to_owned()).filter(|name| *name != current.name),
         itsm_base_url: Some(form.itsm_base_url.trim().to_owned())
             .filter(|url| *url != current.itsm_base_url),
@@ -186,7 +186,10 @@ pub async fn save_settings(
 
 /// The names of what an update changed, for the audit log (never values:
 /// some may be sensitive).
-fn changes(before: &crate::tenants::TenantView, after: &crate::tenants::TenantView) -> Vec<String> {
+fn changes(
+    before: &aia_ops::tenants::TenantView,
+    after: &aia_ops::tenants::TenantView,
+) -> Vec<String> {
     let mut changed = Vec::new();
     if before.name != after.name {
         changed.push("name".to_owned());

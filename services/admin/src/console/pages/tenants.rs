@@ -12,7 +12,7 @@ use super::{CsrfOnly, admin_error, audited, message, refusal, render};
 use crate::console::Operator;
 use crate::console::views::{NewTenantPage, SecretPage, TenantPage, TenantsPage};
 use crate::routes::AppState;
-use crate::tenants::{AdminError, CreateTenant};
+use aia_ops::tenants::{AdminError, CreateTenant};
 
 #[derive(Deserialize)]
 pub struct TenantsQuery {
@@ -145,12 +145,12 @@ pub(super) async fn tenant_page(
     state: &AppState,
     operator: Operator,
     id: &str,
-    connection: Option<crate::tenants::ConnectionTest>,
+    connection: Option<aia_ops::tenants::ConnectionTest>,
     message: Option<String>,
 ) -> Response {
     let (tenant, parked, feedback) = tokio::join!(
         state.tenants.get(id),
-        crate::pause::parked_count(&state.tenants, id),
+        aia_ops::pause::parked_count(&state.tenants, id),
         state.tenants.feedback_stats(id),
     );
     match (tenant, parked, feedback) {

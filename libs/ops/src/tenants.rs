@@ -25,6 +25,26 @@ pub enum AdminError {
     Missing(String),
     #[error(transparent)]
     Store(#[from] StoreError),
+    /// JetStream could not be reached or did not answer (503: retry).
+    #[error("NATS did not answer while {doing}")]
+    Nats {
+        doing: &'static str,
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
+}
+
+impl AdminError {
+    /// A NATS failure while `doing` something.
+    pub fn nats(
+        doing: &'static str,
+        source: impl Into<Box<dyn std::error::Error + Send + Sync>>,
+    ) -> Self {
+        Self::Nats {
+            doing,
+            source: source.into(),
+        }
+    }
 }
 
 pub struct TenantAdmin {

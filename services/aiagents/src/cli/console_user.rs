@@ -4,11 +4,11 @@
 
 use std::io::BufRead as _;
 
-use admin::console::auth::{self, Role};
+use aia_ops::operators::{self, Role};
 use anyhow::Context as _;
 
 #[derive(Debug, clap::Subcommand)]
-pub enum ConsoleUserCommand {
+pub enum Command {
     /// Create an operator; the password (at least 12 characters) is the
     /// first line of standard input.
     Add {
@@ -25,9 +25,10 @@ pub enum RoleArg {
     Viewer,
 }
 
-pub async fn run(command: ConsoleUserCommand, admin_database_url: &str) -> anyhow::Result<()> {
+pub async fn run(command: Command) -> anyhow::Result<()> {
+    let admin_database_url = super::env("ADMIN_DATABASE_URL")?;
     match command {
-        ConsoleUserCommand::Add { username, role } => {
+        Command::Add { username, role } => {
             let role = match role {
                 RoleArg::Admin => Role::Admin,
                 RoleArg::Viewer => Role::Viewer,
@@ -38,8 +39,8 @@ pub async fn run(command: ConsoleUserCommand, admin_database_url: &str) -> anyho
                 .read_line(&mut password)
                 .context("reading the password from standard input")?;
             let password = password.trim_end_matches(['\r', '\n']);
-            let pool = aia_store::pool(admin_database_url, 1)?;
-            auth::create_user(&pool, &username, password, role).await?;
+            let pool = aia_store::pool(&admin_database_url, 1)?;
+            operators::create_user(&pool, &username, password, role).await?;
             println!("Console user {username} ({}) created.", role.as_str());
         }
     }

@@ -113,18 +113,11 @@ pub async fn redrive(
         .ok_or_else(|| {
             AdminError::Invalid("the failed stage's input is no longer in the stream".into())
         })?;
-    let copy = Event {
-        event_id: Uuid::now_v7(),
-        occurred_at: Utc::now(),
-        causation_id: Some(input.event_id),
-        ..input
-    };
-    let msg_id = format!("redrive:{input_id}:{}", copy.event_id);
+    let copy = Event::republished(&input);
+    let msg_id = aia_bus::msg_id::redriven(input_id, copy.event_id);
     aia_bus::publish_event(jetstream, &copy, &msg_id)
         .await
-        .map_err(|err| {
-            AdminError::Invalid(format!("the stream did not take the re-drive: {err}"))
-        })?;
+        .map_err(|err| AdminError::nats("publishing the re-drive", err))?;
     tracing::info!(tenant_id = %tenant_id, ticket_id = %ticket, stage, "Dead letter re-driven");
     Ok(copy.event_id)
 }
@@ -134,12 +127,10 @@ async fn find_event(
     filter: &str,
     event_id: Uuid,
 ) -> Result<Option<Event>, AdminError> {
-    let failed =
-        |err: &dyn std::fmt::Display| AdminError::Invalid(format!("reading the stream: {err}"));
     let stream = jetstream
         .get_stream(STREAM)
         .await
-        .map_err(|err| failed(&err))?;
+        .map_err(|err| AdminError::nats("reading the stream", err))?;
     let consumer = stream
         .create_consumer(pull::Config {
             filter_subject: filter.to_owned(),
@@ -149,16 +140,16 @@ async fn find_event(
             ..Default::default()
         })
         .await
-        .map_err(|err| failed(&err))?;
+        .map_err(|err| AdminError::nats("reading the stream", err))?;
     let mut batch = consumer
         .fetch()
         .max_messages(1000)
         .expires(Duration::from_millis(500))
         .messages()
         .await
-        .map_err(|err| failed(&err))?;
+        .map_err(|err| AdminError::nats("reading the stream", err))?;
     while let Some(message) = batch.next().await {
-        let message = message.map_err(|err| failed(&err))?;
+        let message = message.map_err(|err| AdminError::nats("reading the stream", err))?;
         if let Ok(event) = Event::from_json(&message.payload)
             && event.event_id == event_id
         {

@@ -7,8 +7,6 @@
 use aia_bus::{JetStream, STREAM};
 use aia_events::{Event, TenantId};
 use aia_store::{StoreError, parking, tenants};
-use chrono::Utc;
-use uuid::Uuid;
 
 use crate::tenants::{AdminError, TenantAdmin};
 
@@ -61,9 +59,10 @@ pub async fn resume_tenant(
     let Some(up_to) = parking::last_sequence(&mut client, &id).await? else {
         return Ok(0);
     };
-    let stream = jetstream.get_stream(STREAM).await.map_err(|err| {
-        AdminError::Store(StoreError::Unavailable(format!("stream {STREAM}: {err}")))
-    })?;
+    let stream = jetstream
+        .get_stream(STREAM)
+        .await
+        .map_err(|err| AdminError::nats("reading the stream", err))?;
     let mut published = 0;
     loop {
         let batch = parking::parked(&mut client, &id, up_to, 100).await?;
@@ -78,18 +77,11 @@ pub async fn resume_tenant(
                 .filter(|event| event.event_id == parked.event_id);
             match original {
                 Some(original) => {
-                    let copy = Event {
-                        event_id: Uuid::now_v7(),
-                        occurred_at: Utc::now(),
-                        causation_id: Some(original.event_id),
-                        ..original.clone()
-                    };
-                    let msg_id = format!("resume:{}:{}", original.event_id, parked.stage);
+                    let copy = Event::republished(&original);
+                    let msg_id = aia_bus::msg_id::resumed(original.event_id, &parked.stage);
                     aia_bus::publish_event(jetstream, &copy, &msg_id)
                         .await
-                        .map_err(|err| {
-                            AdminError::Store(StoreError::Unavailable(format!("publishing: {err}")))
-                        })?;
+                        .map_err(|err| AdminError::nats("publishing a set-aside event", err))?;
                     published += 1;
                 }
                 None => tracing::warn!(
@@ -111,27 +103,32 @@ fn stage_name(stage: &str) -> Result<&'static str, AdminError> {
         .ok_or_else(|| AdminError::Invalid(format!("unknown stage {stage:?}")))
 }
 
-fn unavailable(err: impl std::fmt::Display) -> AdminError {
-    AdminError::Store(StoreError::Unavailable(format!("JetStream: {err}")))
-}
-
 /// Pauses the stage's durable consumer: every instance stops receiving,
 /// events wait in the stream until [`resume_stage`].
 pub async fn pause_stage(jetstream: &JetStream, stage: &str) -> Result<(), AdminError> {
     let name = stage_name(stage)?;
-    let stream = jetstream.get_stream(STREAM).await.map_err(unavailable)?;
+    let stream = jetstream
+        .get_stream(STREAM)
+        .await
+        .map_err(|err| AdminError::nats("reading the stream", err))?;
     // JetStream pauses until a time; ten years is "until resumed".
     let until = time::OffsetDateTime::now_utc() + time::Duration::days(3650);
     stream
         .pause_consumer(name, until)
         .await
-        .map_err(unavailable)?;
+        .map_err(|err| AdminError::nats("pausing the consumer", err))?;
     Ok(())
 }
 
 pub async fn resume_stage(jetstream: &JetStream, stage: &str) -> Result<(), AdminError> {
     let name = stage_name(stage)?;
-    let stream = jetstream.get_stream(STREAM).await.map_err(unavailable)?;
-    stream.resume_consumer(name).await.map_err(unavailable)?;
+    let stream = jetstream
+        .get_stream(STREAM)
+        .await
+        .map_err(|err| AdminError::nats("reading the stream", err))?;
+    stream
+        .resume_consumer(name)
+        .await
+        .map_err(|err| AdminError::nats("resuming the consumer", err))?;
     Ok(())
 }

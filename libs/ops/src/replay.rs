@@ -259,39 +259,34 @@ pub fn input_and_output(
 /// note); otherwise it stays in the original run, where write-back's
 /// exactly-once rule posts nothing twice.
 pub async fn redrive(jetstream: &JetStream, input: &Event, new_run: bool) -> anyhow::Result<Uuid> {
-    let event_id = Uuid::now_v7();
-    let copy = Event {
-        event_id,
-        occurred_at: Utc::now(),
-        causation_id: Some(input.event_id),
-        correlation_id: if new_run {
-            event_id
-        } else {
-            input.correlation_id
-        },
-        ..input.clone()
+    let copy = if new_run {
+        Event::republished_in_new_run(input)
+    } else {
+        Event::republished(input)
     };
     aia_bus::publish_event(
         jetstream,
         &copy,
-        &format!("replay:{}:{event_id}", input.event_id),
+        &aia_bus::msg_id::replayed(input.event_id, copy.event_id),
     )
     .await?;
-    Ok(event_id)
+    Ok(copy.event_id)
 }
 
 /// What a stage makes of its recorded input with today's code and
 /// configuration, beside what it recorded then. Publishes and writes
 /// nothing: the stage's handler runs directly (no consumer, no publish), the
-/// LLM stage records no budget alert, and write-back only renders. Tenants
-/// are read through `tenants` (the caller's database and keys); the
-/// embedder and the deployment's LLM come from the environment, as the
-/// stages' own do.
+/// LLM stage records no budget alert, and write-back only composes and
+/// renders the note it would post. Tenants are read through `tenants` (the
+/// caller's database and keys); the embedder and the deployment's LLM come
+/// from the environment, as the stages' own do; `public_url` is the
+/// ingress's, for the note's feedback links.
 pub async fn dry_run(
     stage: Stage,
     input: &Event,
     recorded: Option<&Event>,
     tenants: std::sync::Arc<aia_store::TenantCache>,
+    public_url: Option<&str>,
 ) -> anyhow::Result<String> {
     let _ = rustls::crypto::ring::default_provider().install_default();
     // A paused tenant's stages set events aside, which is a write.
@@ -310,6 +305,7 @@ pub async fn dry_run(
         max_deliver: None,
         stream_sequence: 0,
     };
+    let recorded_summary = || recorded.map(summary).unwrap_or_else(|| "(nothing)".into());
     let mut out = String::new();
     match stage {
         Stage::ContextGatherer => {
@@ -333,12 +329,8 @@ pub async fn dry_run(
                 max_similar_tickets: context_gatherer::DEFAULT_MAX_SIMILAR_TICKETS,
                 metrics: Default::default(),
             };
-            let now =
-                only_output(aia_bus::Handler::handle(&handler, input.clone(), delivery).await)?;
-            out.push_str(&format!(
-                "recorded: {}\n",
-                recorded.map(summary).unwrap_or_else(|| "(nothing)".into())
-            ));
+            let now = only_output(aia_bus::dispatch(&handler, input, delivery).await)?;
+            out.push_str(&format!("recorded: {}\n", recorded_summary()));
             out.push_str(&format!("now:      {}\n", summary(&now)));
         }
         Stage::LlmEnhancer => {
@@ -355,8 +347,7 @@ pub async fn dry_run(
                 ),
                 dry_run: true,
             };
-            let now =
-                only_output(aia_bus::Handler::handle(&handler, input.clone(), delivery).await)?;
+            let now = only_output(aia_bus::dispatch(&handler, input, delivery).await)?;
             let note = |event: &Event| match &event.payload {
                 Payload::EnhancementGenerated(generated) => generated.note_markdown.clone(),
                 _ => summary(event),
@@ -375,25 +366,35 @@ pub async fn dry_run(
                 .fresh(&input.tenant_id)
                 .await?
                 .with_context(|| format!("tenant {} does not exist", input.tenant_id))?;
-            let rendered = match tenant.itsm {
-                aia_events::ItsmKind::Jira => serde_json::to_string_pretty(
-                    &aia_itsm::render_adf::adf(&generated.note_markdown),
-                )?,
-                _ => aia_itsm::render::html(&generated.note_markdown),
-            };
+            let note = writeback::note::compose(
+                &tenant.settings,
+                &generated.note_markdown,
+                &input.tenant_id,
+                &input.ticket_id,
+                input.correlation_id,
+                public_url.map(|public_url| writeback::note::Feedback {
+                    public_url,
+                    keyring: tenants.keyring(),
+                }),
+            );
+            let itsm = aia_itsm::Itsm::for_tenant(
+                reqwest::Client::new(),
+                tenant.itsm,
+                &tenant.itsm_base_url,
+                tenant.itsm_credentials.expose(),
+            )
+            .map_err(|err| anyhow::anyhow!("the tenant's help desk is misconfigured: {err}"))?;
+            out.push_str(&format!("recorded: {}\n", recorded_summary()));
             out.push_str(&format!(
-                "recorded: {}\n",
-                recorded.map(summary).unwrap_or_else(|| "(nothing)".into())
-            ));
-            out.push_str(&format!(
-                "would post to {} ticket {} ({}):\n{rendered}\n",
+                "would post to {} ticket {} ({}):\n{}\n",
                 tenant.itsm.as_str(),
                 input.ticket_id,
                 if tenant.settings.note_visible_to_requester {
                     "visible to the requester"
                 } else {
                     "internal"
-                }
+                },
+                itsm.render_note(&note).body
             ));
         }
         other => anyhow::bail!("{} cannot be dry-run", other.as_str()),

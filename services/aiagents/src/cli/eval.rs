@@ -1,0 +1,93 @@
+//! `aiagents eval-retrieval`: similar-ticket retrieval scored on a data set.
+
+use std::path::PathBuf;
+
+use anyhow::Context as _;
+use context_gatherer::sources::fusion;
+
+use super::env;
+
+#[derive(clap::Args)]
+pub struct Args {
+    /// A JSON file with resolved[] and queries[] (the shape of demo/tickets.json).
+    dataset: PathBuf,
+    /// Hits that count (recall@K).
+    #[arg(long, default_value_t = 5)]
+    k: usize,
+    #[command(flatten)]
+    embeddings: EmbeddingsArgs,
+    /// Least cosine similarity of a hit (to calibrate on your own data).
+    #[arg(long, default_value_t = fusion::DEFAULT.threshold)]
+    threshold: f32,
+    /// Cosine similarity from which a hit is a likely match.
+    #[arg(long, default_value_t = fusion::DEFAULT.likely)]
+    likely: f32,
+    /// Most the full-text rank adds to a cosine.
+    #[arg(long, default_value_t = fusion::DEFAULT.lexical_weight)]
+    lexical_weight: f32,
+}
+
+/// Which model embeds: the local one (from `AI_AGENTS_MODEL_DIR`) unless
+/// an OpenAI-compatible endpoint is named.
+#[derive(clap::Args, Debug)]
+pub struct EmbeddingsArgs {
+    /// An OpenAI-compatible embeddings API root, for example
+    /// `http://localhost:11434/v1`; the local model when absent.
+    #[arg(long)]
+    embeddings_url: Option<String>,
+    /// The endpoint's model.
+    #[arg(long, requires = "embeddings_url")]
+    embeddings_model: Option<String>,
+    /// The endpoint's key (`AI_AGENTS_EMBEDDINGS_API_KEY`).
+    #[arg(long, env = "AI_AGENTS_EMBEDDINGS_API_KEY", hide_env_values = true)]
+    embeddings_key: Option<String>,
+}
+
+impl EmbeddingsArgs {
+    fn embedder(&self) -> anyhow::Result<aia_embed::Embedder> {
+        match &self.embeddings_url {
+            Some(url) => {
+                let model = self
+                    .embeddings_model
+                    .clone()
+                    .context("--embeddings-model is required with --embeddings-url")?;
+                let mut config = aia_embed::EndpointConfig::new(url, model);
+                config.api_key = self.embeddings_key.clone();
+                Ok(aia_embed::Embedder::Endpoint(aia_embed::Endpoint::new(
+                    reqwest::Client::new(),
+                    config,
+                )))
+            }
+            None => {
+                let dir = env("MODEL_DIR")?;
+                let model = aia_embed::local::MiniLm::load(std::path::Path::new(&dir))?;
+                Ok(aia_embed::Embedder::Local(std::sync::Arc::new(model)))
+            }
+        }
+    }
+}
+
+pub async fn run(args: Args) -> anyhow::Result<()> {
+    let embedder = args.embeddings.embedder()?;
+    eprintln!("embedding with {}", embedder.model());
+    let scores = crate::eval::run(
+        &env("OWNER_DATABASE_URL")?,
+        &env("DATABASE_URL")?,
+        &args.dataset,
+        args.k,
+        &embedder,
+        fusion::Fusion {
+            threshold: args.threshold,
+            likely: args.likely,
+            lexical_weight: args.lexical_weight,
+        },
+    )
+    .await?;
+    println!(
+        "{} queries from {}",
+        scores[0].queries_with_relevant + scores[0].no_match_queries,
+        args.dataset.display()
+    );
+    print!("{}", crate::eval::table(&scores, args.k));
+    Ok(())
+}

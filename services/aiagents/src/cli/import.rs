@@ -1,0 +1,158 @@
+//! `aiagents import`: a tenant's resolved tickets, knowledge articles and
+//! inventory, from files or its help desk.
+
+use std::path::PathBuf;
+
+use aia_events::TenantId;
+use anyhow::Context as _;
+
+use super::{env, keyring, local_embedder};
+
+#[derive(clap::Subcommand)]
+pub enum Command {
+    /// Resolved tickets (JSON list or data set, or CSV ticket_id,subject,description,resolution,resolved_at,priority,tags), published as ticket.resolved events; importing again stores nothing new.
+    Tickets {
+        #[arg(long)]
+        tenant: String,
+        #[arg(long)]
+        file: PathBuf,
+    },
+    /// Closed and resolved requests from the tenant's ServiceDesk Plus (100 per page, rate-limited, resumable).
+    Servicedesk {
+        #[arg(long)]
+        tenant: String,
+        /// Only requests resolved at or after this time (RFC 3339).
+        #[arg(long)]
+        since: Option<chrono::DateTime<chrono::Utc>>,
+        /// Only requests resolved before this time (RFC 3339).
+        #[arg(long)]
+        until: Option<chrono::DateTime<chrono::Utc>>,
+        /// Requests per second to the help desk.
+        #[arg(long, default_value_t = 5)]
+        rate: u32,
+    },
+    /// Knowledge articles (article_id,title,body,url,tags), upserted by article_id.
+    Articles {
+        #[arg(long)]
+        tenant: String,
+        #[arg(long)]
+        file: PathBuf,
+    },
+    /// Inventory (address,hostname,role,client,location; address may be a network), replacing the tenant's inventory.
+    Inventory {
+        #[arg(long)]
+        tenant: String,
+        #[arg(long)]
+        file: PathBuf,
+    },
+}
+
+pub async fn run(command: Command) -> anyhow::Result<()> {
+    match command {
+        Command::Tickets { tenant, file } => {
+            let tenant = TenantId::parse(&tenant)?;
+            let tickets = crate::import::read_tickets(&file, &tenant)?;
+            let (_client, jetstream) =
+                aia_bus::connect(&env("NATS_URL")?, "aiagents-import").await?;
+            let n = crate::import::publish_tickets(&jetstream, &tickets).await?;
+            println!("{n} resolved tickets published for {tenant}");
+        }
+        Command::Servicedesk {
+            tenant,
+            since,
+            until,
+            rate,
+        } => {
+            let tenant_id = TenantId::parse(&tenant)?;
+            let pool = aia_store::pool(&env("DATABASE_URL")?, 1)?;
+            let mut client = pool.get().await?;
+            let record = aia_store::tenants::get(&mut client, &keyring()?, &tenant_id)
+                .await?
+                .ok_or_else(|| anyhow::anyhow!("tenant {tenant_id} does not exist"))?;
+            let http = reqwest::Client::builder()
+                .timeout(std::time::Duration::from_secs(30))
+                .build()?;
+            let aia_itsm::Itsm::ServiceDeskPlus(sdp) = aia_itsm::Itsm::for_tenant(
+                http,
+                record.itsm,
+                &record.itsm_base_url,
+                record.itsm_credentials.expose(),
+            )
+            .map_err(|err| anyhow::anyhow!("{err}"))?
+            else {
+                anyhow::bail!("tenant {tenant_id} does not use ServiceDesk Plus");
+            };
+            let (_client, jetstream) =
+                aia_bus::connect(&env("NATS_URL")?, "aiagents-import").await?;
+            let result = crate::import::import_from_servicedesk(
+                &sdp,
+                &jetstream,
+                &env("DATABASE_URL")?,
+                &tenant_id,
+                since,
+                until,
+                rate,
+                None,
+            )
+            .await?;
+            println!(
+                "{} resolved requests imported for {tenant_id}{}",
+                result.imported,
+                if result.resumed {
+                    " (resumed an earlier import)"
+                } else {
+                    ""
+                }
+            );
+        }
+        Command::Articles { tenant, file } => {
+            let tenant = TenantId::parse(&tenant)?;
+            let n = crate::import::import_articles(&env("DATABASE_URL")?, &tenant, &file).await?;
+            println!("{n} knowledge articles imported for {tenant}");
+            // Articles are embedded when they enter, with the tenant's
+            // model and the one it is moving to; search falls back to
+            // words for articles without a vector.
+            if let Err(err) = embed_new_articles(&tenant).await {
+                eprintln!(
+                    "articles not embedded ({err:#}); they are searched by words until `aiagents reembed --tenant {tenant}` runs"
+                );
+            }
+        }
+        Command::Inventory { tenant, file } => {
+            let tenant = TenantId::parse(&tenant)?;
+            let n = crate::import::import_inventory(&env("DATABASE_URL")?, &tenant, &file).await?;
+            println!("inventory of {tenant} replaced: {n} entries");
+        }
+    }
+    Ok(())
+}
+
+/// Embeds the tenant's articles that have no vector yet.
+async fn embed_new_articles(tenant: &TenantId) -> anyhow::Result<()> {
+    let pool = aia_store::pool(&env("DATABASE_URL")?, 1)?;
+    let mut client = pool.get().await?;
+    let http = reqwest::Client::new();
+    let local = local_embedder(&http)?;
+    let record = aia_store::tenants::get(&mut client, &keyring()?, tenant)
+        .await?
+        .context("the tenant does not exist")?;
+    let models = aia_embed::tenant::embedders(
+        &record.settings,
+        &record.integrations,
+        local.as_ref(),
+        &http,
+    )
+    .map_err(anyhow::Error::msg)?;
+    for model in std::iter::once(&models.active).chain(models.next.as_ref()) {
+        let n = crate::reembed::fill(
+            &mut client,
+            tenant,
+            aia_store::embeddings::Corpus::Articles,
+            model,
+            true,
+        )
+        .await?;
+        println!("{n} articles embedded with {}", model.model());
+    }
+    Ok(())
+}

@@ -1,0 +1,200 @@
+//! `aiagents tenant`: tenants, through the operations the admin API and
+//! console run.
+
+use aia_events::ItsmKind;
+use anyhow::Context as _;
+
+use super::{print_json, tenant_admin};
+
+#[derive(clap::Subcommand)]
+pub enum Command {
+    /// List tenants (id, name, tool, active), optionally matching a search.
+    List {
+        #[arg(long)]
+        search: Option<String>,
+        #[arg(long, default_value_t = 50)]
+        limit: i64,
+    },
+    /// Show one tenant, secrets masked.
+    Show { id: String },
+    /// Change a tenant's name, help-desk URL or credentials, active flag or settings.
+    Update {
+        id: String,
+        #[arg(long)]
+        name: Option<String>,
+        #[arg(long)]
+        itsm_url: Option<String>,
+        /// New credentials as JSON.
+        #[arg(long, env = "AI_AGENTS_ITSM_CREDENTIALS", hide_env_values = true)]
+        itsm_credentials: Option<String>,
+        #[arg(long)]
+        active: Option<bool>,
+        /// All settings as JSON (see TenantSettings).
+        #[arg(long)]
+        settings: Option<String>,
+    },
+    /// Soft-delete a tenant: its webhooks are refused, its history is kept.
+    Delete {
+        id: String,
+        /// Required: the deletion is not undone by this CLI.
+        #[arg(long)]
+        yes: bool,
+    },
+    /// Issue a new webhook secret (shown once); the old one stays valid until the next rotation.
+    RotateSecret { id: String },
+    /// Check that the tenant's help desk answers and accepts its credentials.
+    TestConnection { id: String },
+    /// Replace the tenant's integration tokens and keys, read as JSON from
+    /// standard input (so they stay out of shell history):
+    /// {"knowledge_base_token", "monitoring_token", "llm_keys": {name: key}, "embedding_keys": {name: key}}
+    SetIntegrations { id: String },
+    /// Create a tenant and print its webhook URL and secret (shown only this once).
+    Add(AddArgs),
+}
+
+#[derive(clap::Args)]
+pub struct AddArgs {
+    /// Tenant id: a-z, 0-9 and '-'.
+    #[arg(long)]
+    id: String,
+    #[arg(long)]
+    name: String,
+    #[arg(long, value_enum, default_value_t = Tool::ServicedeskPlus)]
+    itsm: Tool,
+    /// The help desk's base URL, for example https://sdp.example.com.
+    #[arg(long)]
+    itsm_url: String,
+    /// Credentials as JSON, for ServiceDesk Plus {"authtoken": "…"}.
+    #[arg(long, env = "AI_AGENTS_ITSM_CREDENTIALS", hide_env_values = true)]
+    itsm_credentials: String,
+    /// The public base URL of the ingress, to print the webhook URL.
+    #[arg(
+        long,
+        env = "AI_AGENTS_PUBLIC_URL",
+        default_value = "http://localhost:8080"
+    )]
+    public_url: String,
+}
+
+/// The help desks a tenant can be on.
+#[derive(Clone, Copy, Debug, clap::ValueEnum)]
+pub enum Tool {
+    ServicedeskPlus,
+    Jira,
+    Zendesk,
+}
+
+impl From<Tool> for ItsmKind {
+    fn from(tool: Tool) -> Self {
+        match tool {
+            Tool::ServicedeskPlus => ItsmKind::ServicedeskPlus,
+            Tool::Jira => ItsmKind::Jira,
+            Tool::Zendesk => ItsmKind::Zendesk,
+        }
+    }
+}
+
+pub async fn run(command: Command) -> anyhow::Result<()> {
+    match command {
+        Command::Add(args) => add(args).await?,
+        Command::List { search, limit } => {
+            let page = tenant_admin()?.list(search.as_deref(), None, limit).await?;
+            println!("{:<24} {:<32} {:<18} active", "tenant", "name", "tool");
+            for tenant in &page.items {
+                println!(
+                    "{:<24} {:<32} {:<18} {}",
+                    tenant.tenant_id, tenant.name, tenant.itsm, tenant.active
+                );
+            }
+            if page.next_cursor.is_some() {
+                println!("… more; narrow with --search or raise --limit");
+            }
+        }
+        Command::Show { id } => print_json(&tenant_admin()?.get(&id).await?)?,
+        Command::Update {
+            id,
+            name,
+            itsm_url,
+            itsm_credentials,
+            active,
+            settings,
+        } => {
+            let update = aia_ops::tenants::UpdateTenant {
+                name,
+                itsm_base_url: itsm_url,
+                itsm_credentials: itsm_credentials
+                    .map(|raw| serde_json::from_str(&raw))
+                    .transpose()
+                    .context("--itsm-credentials must be JSON")?,
+                active,
+                settings: settings
+                    .map(|raw| serde_json::from_str(&raw))
+                    .transpose()
+                    .context("--settings must be JSON")?,
+            };
+            print_json(&tenant_admin()?.update(&id, update).await?)?;
+        }
+        Command::Delete { id, yes } => {
+            anyhow::ensure!(yes, "deleting {id} needs --yes");
+            tenant_admin()?.delete(&id).await?;
+            println!("tenant {id} deleted");
+        }
+        Command::RotateSecret { id } => {
+            let secret = tenant_admin()?.rotate_secret(&id).await?;
+            println!("new webhook secret: {secret}");
+            println!("Shown only now. The previous secret stays valid until the next rotation.");
+        }
+        Command::SetIntegrations { id } => {
+            let mut raw = String::new();
+            std::io::Read::read_to_string(&mut std::io::stdin(), &mut raw)?;
+            let integrations: aia_store::Integrations =
+                serde_json::from_str(&raw).context("standard input is not integrations JSON")?;
+            let set = tenant_admin()?.set_integrations(&id, integrations).await?;
+            println!("integrations of {id} replaced (encrypted): {set}");
+        }
+        Command::TestConnection { id } => {
+            let result = tenant_admin()?.test_connection(&id).await?;
+            println!("{}", result.message);
+            anyhow::ensure!(result.ok, "the connection test failed");
+        }
+    }
+    Ok(())
+}
+
+async fn add(args: AddArgs) -> anyhow::Result<()> {
+    let credentials =
+        serde_json::from_str(&args.itsm_credentials).context("--itsm-credentials must be JSON")?;
+    let mut tenants = tenant_admin()?;
+    tenants.public_url = args.public_url;
+    let created = tenants
+        .create(aia_ops::tenants::CreateTenant {
+            tenant_id: args.id,
+            name: args.name,
+            itsm_kind: args.itsm.into(),
+            itsm_base_url: args.itsm_url,
+            itsm_credentials: credentials,
+            settings: None,
+        })
+        .await?;
+    println!("tenant:            {}", created.tenant.tenant_id);
+    for (what, url) in created
+        .tenant
+        .webhook_urls
+        .as_object()
+        .into_iter()
+        .flatten()
+    {
+        println!(
+            "{:<18} POST {}",
+            format!("{what}:"),
+            url.as_str().unwrap_or_default()
+        );
+    }
+    println!("webhook secret:    {}", created.webhook_secret);
+    println!(
+        "Sign each body with X-ServiceDesk-Signature (hex HMAC-SHA256), Standard Webhooks headers or \
+         X-Hub-Signature; tools that cannot sign send the secret in X-Webhook-Secret."
+    );
+    println!("The secret is shown only now; it is stored encrypted.");
+    Ok(())
+}

@@ -1,0 +1,226 @@
+//! How `enhancement.generated` is put together from what the model chain
+//! answered (or why there is no model note). No I/O: the handler gathers
+//! the facts, this decides what the run records.
+
+use aia_events::{ContextGathered, EnhancementGenerated};
+
+use crate::{fallback, ground, prompt};
+
+/// What the model chain answered.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ModelAnswer {
+    pub content: String,
+    pub provider: String,
+    pub model: String,
+    pub tokens_in: u32,
+    pub tokens_out: u32,
+    pub cost_usd: f64,
+    pub attempts: u32,
+}
+
+/// Why a ticket gets the raw context instead of a model's note.
+#[derive(Debug, Clone, PartialEq)]
+pub enum NoAnswer {
+    /// The tenant is past the grace share of its budget: no model was asked.
+    OverBudget,
+    /// Neither the tenant nor the deployment has a provider.
+    NoProvider,
+    /// Every provider failed (after `attempts` calls in all).
+    Failed { reason: String, attempts: u32 },
+}
+
+impl NoAnswer {
+    pub fn reason(&self) -> String {
+        match self {
+            Self::OverBudget => "the tenant's LLM budget for this period is used up".into(),
+            Self::NoProvider => "no LLM provider is configured".into(),
+            Self::Failed { reason, .. } => reason.clone(),
+        }
+    }
+}
+
+/// The payload of `enhancement.generated` for `context`: the model's note
+/// grounded in the context (citations it cannot back are marked), completed
+/// to the four sections and cut to `max_words`; or, without an answer, the
+/// labelled raw-context note with the reason.
+pub fn generated(
+    context: &ContextGathered,
+    ticket_id: &str,
+    answer: Result<ModelAnswer, NoAnswer>,
+    max_words: usize,
+    latency_ms: u64,
+) -> EnhancementGenerated {
+    let mut generated = EnhancementGenerated {
+        source: context.ticket.source,
+        received_at: context.received_at,
+        note_markdown: String::new(),
+        provider: None,
+        model: None,
+        prompt_version: prompt::PROMPT_VERSION.to_owned(),
+        tokens_in: 0,
+        tokens_out: 0,
+        cost_usd: 0.0,
+        latency_ms,
+        attempts: 0,
+        degraded: false,
+        degraded_reason: None,
+        context_summary: fallback::context_summary(context),
+        budget_exceeded: false,
+    };
+    match answer {
+        Ok(answer) => {
+            let grounded = ground::ground(&answer.content, context, ticket_id);
+            if grounded.unverified > 0 {
+                tracing::info!(
+                    unverified = grounded.unverified,
+                    "Marked citations that are not in the context"
+                );
+            }
+            generated.note_markdown =
+                prompt::enforce_word_limit(&prompt::ensure_sections(&grounded.note), max_words);
+            generated.provider = Some(answer.provider);
+            generated.model = Some(answer.model);
+            generated.tokens_in = answer.tokens_in;
+            generated.tokens_out = answer.tokens_out;
+            generated.cost_usd = answer.cost_usd;
+            generated.attempts = answer.attempts;
+        }
+        Err(no_answer) => {
+            tracing::warn!(reason = %no_answer.reason(), "No model note; sending the raw context");
+            generated.note_markdown = fallback::raw_context_note(context);
+            generated.degraded = true;
+            generated.degraded_reason = Some(no_answer.reason());
+            generated.budget_exceeded = no_answer == NoAnswer::OverBudget;
+            if let NoAnswer::Failed { attempts, .. } = no_answer {
+                generated.attempts = attempts;
+            }
+        }
+    }
+    generated
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use aia_events::{Payload, examples};
+
+    fn context() -> ContextGathered {
+        examples::all()
+            .into_iter()
+            .find_map(|event| match event.payload {
+                Payload::ContextGathered(context) if !context.similar_tickets.is_empty() => {
+                    Some(context)
+                }
+                _ => None,
+            })
+            .expect("a sample context with similar tickets")
+    }
+
+    fn answer(content: &str) -> ModelAnswer {
+        ModelAnswer {
+            content: content.into(),
+            provider: "primary".into(),
+            model: "gpt-4o-mini".into(),
+            tokens_in: 900,
+            tokens_out: 120,
+            cost_usd: 0.0002,
+            attempts: 2,
+        }
+    }
+
+    #[test]
+    fn given_a_model_answer_the_note_is_the_models_with_its_usage_and_four_sections() {
+        let context = context();
+        let generated = generated(
+            &context,
+            "T-1",
+            Ok(answer("## Summary\nThe VPN drops.")),
+            300,
+            42,
+        );
+        assert!(generated.note_markdown.contains("The VPN drops."));
+        for section in prompt::SECTIONS {
+            assert!(
+                generated.note_markdown.contains(section),
+                "{section} missing: {}",
+                generated.note_markdown
+            );
+        }
+        assert_eq!(generated.provider.as_deref(), Some("primary"));
+        assert_eq!(generated.model.as_deref(), Some("gpt-4o-mini"));
+        assert_eq!((generated.tokens_in, generated.tokens_out), (900, 120));
+        assert_eq!(generated.attempts, 2);
+        assert_eq!(generated.latency_ms, 42);
+        assert!(!generated.degraded && !generated.budget_exceeded);
+        assert_eq!(generated.received_at, context.received_at);
+        assert_eq!(generated.prompt_version, prompt::PROMPT_VERSION);
+    }
+
+    #[test]
+    fn given_a_long_answer_the_note_is_cut_to_the_word_limit() {
+        let long = format!("## Summary\n{}", "word ".repeat(2000));
+        let generated = generated(&context(), "T-1", Ok(answer(&long)), 100, 1);
+        let words = generated.note_markdown.split_whitespace().count();
+        assert!(words <= 110, "{words} words");
+    }
+
+    #[test]
+    fn given_an_invented_ticket_id_the_note_marks_it_unverified() {
+        let generated = generated(
+            &context(),
+            "T-1",
+            Ok(answer("## Summary\nSame as INC-999999.")),
+            300,
+            1,
+        );
+        assert!(
+            generated.note_markdown.contains("unverified"),
+            "{}",
+            generated.note_markdown
+        );
+    }
+
+    #[test]
+    fn given_no_budget_left_the_note_is_the_raw_context_and_the_run_says_why() {
+        let context = context();
+        let generated = generated(&context, "T-1", Err(NoAnswer::OverBudget), 300, 3);
+        assert_eq!(
+            generated.note_markdown,
+            fallback::raw_context_note(&context)
+        );
+        assert!(generated.degraded && generated.budget_exceeded);
+        assert_eq!(
+            generated.degraded_reason.as_deref(),
+            Some("the tenant's LLM budget for this period is used up")
+        );
+        assert_eq!((generated.attempts, generated.cost_usd), (0, 0.0));
+        assert_eq!(generated.provider, None);
+    }
+
+    #[test]
+    fn given_failing_providers_the_note_is_the_raw_context_with_the_attempts_made() {
+        let generated = generated(
+            &context(),
+            "T-1",
+            Err(NoAnswer::Failed {
+                reason: "primary: 503".into(),
+                attempts: 3,
+            }),
+            300,
+            3,
+        );
+        assert!(generated.degraded && !generated.budget_exceeded);
+        assert_eq!(generated.degraded_reason.as_deref(), Some("primary: 503"));
+        assert_eq!(generated.attempts, 3);
+    }
+
+    #[test]
+    fn given_no_provider_the_note_is_the_raw_context_and_says_none_is_configured() {
+        let generated = generated(&context(), "T-1", Err(NoAnswer::NoProvider), 300, 0);
+        assert!(generated.degraded && !generated.budget_exceeded);
+        assert_eq!(
+            generated.degraded_reason.as_deref(),
+            Some("no LLM provider is configured")
+        );
+    }
+}

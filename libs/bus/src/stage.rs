@@ -13,7 +13,7 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
-use aia_events::{Event, Payload};
+use aia_events::{Event, FromPayload};
 use aia_store::parking::{Hold, tenant_for};
 use aia_store::{StoreError, Tenant, TenantCache};
 use async_nats::jetstream::AckKind;
@@ -168,12 +168,9 @@ pub trait Handler: Send + Sync + 'static {
     const NAME: &'static str;
     /// How the tenant of each input is checked before [`Handler::handle`].
     const TENANTS: TenantPolicy;
-    /// The payload this stage consumes.
-    type Input: Sync;
-
-    /// This stage's input in `payload`; `None` for an event it does not
-    /// consume (acked untouched).
-    fn input(payload: &Payload) -> Option<&Self::Input>;
+    /// The payload this stage consumes; events of other types are acked
+    /// untouched.
+    type Input: FromPayload + Sync;
 
     /// Where the tenants come from.
     fn tenants(&self) -> &TenantCache;
@@ -200,7 +197,7 @@ pub async fn dispatch<H: Handler>(
     event: &Event,
     delivery: Delivery,
 ) -> Result<Handled, HandlerError> {
-    let Some(input) = H::input(&event.payload) else {
+    let Some(input) = H::Input::from_payload(&event.payload) else {
         return Ok(Handled::Nothing);
     };
     let tenants = handler.tenants();

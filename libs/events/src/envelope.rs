@@ -40,6 +40,38 @@ pub enum Payload {
     BudgetThresholdReached(BudgetThresholdReached),
 }
 
+/// A payload type picked out of an event's [`Payload`]: what a consumer
+/// names as its input.
+pub trait FromPayload: Sized {
+    /// The payload when it is of this type.
+    fn from_payload(payload: &Payload) -> Option<&Self>;
+}
+
+macro_rules! from_payload {
+    ($($variant:ident),* $(,)?) => {$(
+        impl FromPayload for $variant {
+            fn from_payload(payload: &Payload) -> Option<&Self> {
+                match payload {
+                    Payload::$variant(inner) => Some(inner),
+                    _ => None,
+                }
+            }
+        }
+    )*};
+}
+
+from_payload!(
+    TicketReceived,
+    TicketResolved,
+    ContextGathered,
+    EnhancementGenerated,
+    EnhancementFailed,
+    WritebackCompleted,
+    WritebackFailed,
+    EnhancementRated,
+    BudgetThresholdReached,
+);
+
 /// Schema versions that are no longer written but are still read (and
 /// upcast), with a schema file each.
 pub const OLDER_VERSIONS: &[(&str, u16)] = &[("enhancement.generated", 1)];

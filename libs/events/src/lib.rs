@@ -10,6 +10,6 @@ pub mod ids;
 pub mod payloads;
 pub mod subject;
 
-pub use envelope::{DecodeError, EVENT_TYPES, Event, Payload};
+pub use envelope::{DecodeError, EVENT_TYPES, Event, FromPayload, Payload};
 pub use ids::{IdError, Priority, TenantId, TicketId};
 pub use payloads::*;

@@ -12,6 +12,7 @@ pub mod parking;
 mod scoped;
 pub mod secrets;
 pub mod tenant_cache;
+pub mod tenant_settings;
 pub mod tenants;
 
 use std::str::FromStr;
@@ -27,7 +28,7 @@ pub use scoped::{
 };
 pub use secrets::{Keyring, Secret};
 pub use tenant_cache::TenantCache;
-pub use tenants::{
+pub use tenant_settings::{
     EmbeddingEndpointSettings, EmbeddingSettings, Integrations, LlmProviderSettings,
     MonitoringQuery, NewTenant, Tenant, TenantSettings,
 };

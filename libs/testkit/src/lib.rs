@@ -78,7 +78,7 @@ fn workspace_root() -> PathBuf {
 }
 
 fn nats_server_bin() -> PathBuf {
-    if let Ok(path) = std::env::var("AI_AGENTS_NATS_SERVER_BIN") {
+    if let Some(path) = aia_config::optional("NATS_SERVER_BIN") {
         return path.into();
     }
     let local = workspace_root().join(".dev/venv/bin/nats-server");
@@ -152,7 +152,7 @@ pub struct TestDatabase {
 
 impl TestDatabase {
     pub async fn create() -> Self {
-        let cluster = std::env::var("AI_AGENTS_TEST_ADMIN_URL").expect(
+        let cluster = aia_config::optional("TEST_ADMIN_URL").expect(
             "AI_AGENTS_TEST_ADMIN_URL is not set: run the tests with `just test`, which starts PostgreSQL",
         );
         let name = format!("t_{}", uuid::Uuid::now_v7().simple());

@@ -45,7 +45,7 @@ fn run(command: &mut Command, what: &str) {
 
 impl PgCluster {
     pub async fn start() -> Self {
-        let bindir = PathBuf::from(std::env::var("AI_AGENTS_PG_BINDIR").expect(
+        let bindir = PathBuf::from(aia_config::optional("PG_BINDIR").expect(
             "AI_AGENTS_PG_BINDIR is not set: run the tests with `./dev test`, which installs PostgreSQL",
         ));
         let dir = tempfile::Builder::new()

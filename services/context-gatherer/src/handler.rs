@@ -62,13 +62,6 @@ impl Handler for ContextGatherer {
     const TENANTS: TenantPolicy = TenantPolicy::Active;
     type Input = TicketReceived;
 
-    fn input(payload: &Payload) -> Option<&TicketReceived> {
-        match payload {
-            Payload::TicketReceived(ticket) => Some(ticket),
-            _ => None,
-        }
-    }
-
     fn tenants(&self) -> &TenantCache {
         &self.tenants
     }

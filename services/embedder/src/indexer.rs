@@ -8,7 +8,7 @@ use std::sync::Arc;
 use aia_bus::{Failure, Handled, Handler, HandlerError, TenantPolicy, Work};
 use aia_embed::tenant::embedders;
 use aia_embed::{Embedder, content_digest, ticket_text};
-use aia_events::{Event, Payload, TicketResolved};
+use aia_events::{Event, TicketResolved};
 use aia_store::embeddings::{self, Corpus, NewVector};
 use aia_store::{Pool, TenantCache, tenant_transaction};
 
@@ -26,13 +26,6 @@ impl Handler for Indexer {
     const NAME: &'static str = crate::INDEXER;
     const TENANTS: TenantPolicy = TenantPolicy::Existing;
     type Input = TicketResolved;
-
-    fn input(payload: &Payload) -> Option<&TicketResolved> {
-        match payload {
-            Payload::TicketResolved(ticket) => Some(ticket),
-            _ => None,
-        }
-    }
 
     fn tenants(&self) -> &TenantCache {
         &self.tenants

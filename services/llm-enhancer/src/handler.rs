@@ -72,13 +72,6 @@ impl Handler for LlmEnhancer {
     const TENANTS: TenantPolicy = TenantPolicy::Active;
     type Input = ContextGathered;
 
-    fn input(payload: &Payload) -> Option<&ContextGathered> {
-        match payload {
-            Payload::ContextGathered(context) => Some(context),
-            _ => None,
-        }
-    }
-
     fn tenants(&self) -> &TenantCache {
         &self.tenants
     }

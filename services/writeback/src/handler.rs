@@ -28,13 +28,6 @@ impl Handler for Writeback {
     const TENANTS: TenantPolicy = TenantPolicy::Active;
     type Input = EnhancementGenerated;
 
-    fn input(payload: &Payload) -> Option<&EnhancementGenerated> {
-        match payload {
-            Payload::EnhancementGenerated(generated) => Some(generated),
-            _ => None,
-        }
-    }
-
     fn tenants(&self) -> &TenantCache {
         &self.tenants
     }

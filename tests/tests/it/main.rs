@@ -21,6 +21,7 @@ mod retention;
 mod semantic;
 mod stage_metrics;
 mod store;
+mod tidy;
 mod topology;
 mod writeback;
 mod writeback_tools;

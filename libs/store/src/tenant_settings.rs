@@ -1,0 +1,254 @@
+//! What a tenant is, as the services use it: its settings (switches and
+//! limits, every field defaulted so older settings still read), its
+//! integrations' tokens, and the tenant with its secrets decrypted. The SQL
+//! that stores them is in [`crate::tenants`].
+
+use aia_events::{ItsmKind, TenantId};
+use serde::{Deserialize, Serialize};
+
+use crate::secrets::Secret;
+
+/// Per-tenant switches and limits. Every field has a default, so settings
+/// written by an older version still read.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct TenantSettings {
+    /// Upper bound on the note's length in words (100–2000).
+    pub max_note_words: u32,
+    pub similar_tickets_enabled: bool,
+    pub knowledge_base_enabled: bool,
+    pub inventory_enabled: bool,
+    pub monitoring_enabled: bool,
+    /// Accepted webhooks per minute and endpoint; `None` is the deployment's
+    /// default.
+    pub webhook_rate_limit_per_minute: Option<u32>,
+    /// Whether a static shared-secret header authenticates webhooks, for
+    /// tools that cannot sign (ServiceDesk Plus's native webhooks).
+    pub allow_static_secret: bool,
+    /// Whether notes end with "was this helpful?" links.
+    pub feedback_links: bool,
+    /// An external knowledge base answering
+    /// `GET {url}/api/search?query=…&limit=3` (Bearer token in the
+    /// tenant's integrations).
+    pub knowledge_base_url: Option<String>,
+    /// Seconds to wait for the external knowledge base (1–60).
+    pub knowledge_base_timeout_secs: u32,
+    /// A Prometheus-compatible query API (`{url}/api/v1/query`).
+    pub monitoring_url: Option<String>,
+    /// PromQL per matched host; `{host}` is replaced by the host name.
+    pub monitoring_queries: Vec<MonitoringQuery>,
+    /// The tenant's LLM providers in fallback order; empty uses the
+    /// deployment's provider. Keys are in the tenant's integrations.
+    pub llm_providers: Vec<LlmProviderSettings>,
+    /// Mask personal data and secrets before text goes to an LLM.
+    pub redact_personal_data: bool,
+    /// LLM spend allowed per period, in US dollars; `None` is unlimited.
+    pub llm_budget_usd: Option<f64>,
+    pub llm_budget_period_days: u32,
+    /// Share of the budget at which operators are warned (default 0.8).
+    pub llm_budget_alert_ratio: f64,
+    /// Share of the budget above which notes use the raw context (default 1.1).
+    pub llm_budget_grace_ratio: f64,
+    /// Whether the note is visible to the requester (a public comment)
+    /// rather than to technicians only (the default).
+    pub note_visible_to_requester: bool,
+    /// A line put above every note (for example "Suggested by AI Agents").
+    pub note_header: Option<String>,
+    /// A line put below every note (for example a link to a survey).
+    pub note_footer: Option<String>,
+    /// How the tenant's tickets and articles are embedded for search by
+    /// meaning: the deployment's local model unless an endpoint is named.
+    pub embeddings: EmbeddingSettings,
+    /// A model the tenant's corpus is being re-embedded with
+    /// (`aiagents reembed`); search answers from `embeddings` until every
+    /// vector of the new model is in, then the new model takes its place.
+    pub embeddings_next: Option<EmbeddingSettings>,
+}
+
+/// Where a tenant's embeddings come from.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[serde(tag = "provider", rename_all = "snake_case")]
+pub enum EmbeddingSettings {
+    /// The deployment's all-MiniLM-L6-v2, served by the embedder service.
+    #[default]
+    Local,
+    /// An OpenAI-compatible `POST {base_url}/embeddings` of the tenant's
+    /// own provider; its key is in the integrations' `embedding_keys`
+    /// under `name`.
+    Endpoint(EmbeddingEndpointSettings),
+}
+
+/// One OpenAI-compatible embeddings endpoint.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct EmbeddingEndpointSettings {
+    pub name: String,
+    /// `openai` (also LiteLLM, vLLM, Ollama) or `azure`.
+    #[serde(default = "default_llm_kind")]
+    pub kind: String,
+    pub base_url: String,
+    pub model: String,
+    /// Azure OpenAI's `api-version`.
+    #[serde(default)]
+    pub api_version: Option<String>,
+    #[serde(default = "default_embedding_timeout")]
+    pub timeout_secs: u32,
+    /// Least cosine similarity of a search hit with this model; the local
+    /// model's default when absent. Calibrate with `aiagents eval-retrieval`.
+    #[serde(default)]
+    pub min_similarity: Option<f32>,
+    /// Cosine similarity from which a hit is a likely match.
+    #[serde(default)]
+    pub likely_similarity: Option<f32>,
+}
+
+fn default_embedding_timeout() -> u32 {
+    10
+}
+
+/// One LLM provider of a tenant.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LlmProviderSettings {
+    /// Names the key in the tenant's integrations (`llm_keys`).
+    pub name: String,
+    /// `openai` (also LiteLLM, vLLM, Ollama) or `azure`.
+    #[serde(default = "default_llm_kind")]
+    pub kind: String,
+    pub base_url: String,
+    pub model: String,
+    /// Azure OpenAI's `api-version`.
+    #[serde(default)]
+    pub api_version: Option<String>,
+    #[serde(default = "default_llm_timeout")]
+    pub timeout_secs: u32,
+}
+
+fn default_llm_kind() -> String {
+    "openai".into()
+}
+
+fn default_llm_timeout() -> u32 {
+    30
+}
+
+/// One monitoring check: a PromQL expression and when its value is abnormal.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct MonitoringQuery {
+    pub name: String,
+    /// With `{host}` where the host name goes.
+    pub promql: String,
+    /// Values above this are reported as abnormal.
+    pub above: Option<f64>,
+    /// Values below this are reported as abnormal.
+    pub below: Option<f64>,
+}
+
+impl MonitoringQuery {
+    /// The checks used when a tenant names a monitoring URL and no queries.
+    pub fn defaults() -> Vec<Self> {
+        let query = |name: &str, promql: &str, above: Option<f64>, below: Option<f64>| Self {
+            name: name.to_owned(),
+            promql: promql.to_owned(),
+            above,
+            below,
+        };
+        vec![
+            query("up", r#"up{instance=~"{host}(:.*)?"}"#, None, Some(1.0)),
+            query(
+                "cpu %",
+                r#"100 - avg(rate(node_cpu_seconds_total{mode="idle",instance=~"{host}(:.*)?"}[5m])) * 100"#,
+                Some(90.0),
+                None,
+            ),
+            query(
+                "memory %",
+                r#"100 * (1 - node_memory_MemAvailable_bytes{instance=~"{host}(:.*)?"} / node_memory_MemTotal_bytes{instance=~"{host}(:.*)?"})"#,
+                Some(90.0),
+                None,
+            ),
+            query(
+                "disk %",
+                r#"max(100 * (1 - node_filesystem_avail_bytes{instance=~"{host}(:.*)?",fstype!~"tmpfs|overlay"} / node_filesystem_size_bytes{instance=~"{host}(:.*)?",fstype!~"tmpfs|overlay"}))"#,
+                Some(90.0),
+                None,
+            ),
+        ]
+    }
+}
+
+/// Tokens of a tenant's integrations, stored encrypted.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+#[serde(default)]
+pub struct Integrations {
+    pub knowledge_base_token: Option<String>,
+    pub monitoring_token: Option<String>,
+    /// LLM keys by provider name.
+    pub llm_keys: std::collections::BTreeMap<String, String>,
+    /// Embeddings endpoint keys by name.
+    pub embedding_keys: std::collections::BTreeMap<String, String>,
+}
+
+impl Default for TenantSettings {
+    fn default() -> Self {
+        Self {
+            max_note_words: 500,
+            similar_tickets_enabled: true,
+            knowledge_base_enabled: true,
+            inventory_enabled: true,
+            monitoring_enabled: false,
+            webhook_rate_limit_per_minute: None,
+            allow_static_secret: true,
+            feedback_links: true,
+            knowledge_base_url: None,
+            knowledge_base_timeout_secs: 10,
+            monitoring_url: None,
+            monitoring_queries: Vec::new(),
+            llm_providers: Vec::new(),
+            redact_personal_data: true,
+            llm_budget_usd: None,
+            llm_budget_period_days: 30,
+            llm_budget_alert_ratio: 0.8,
+            llm_budget_grace_ratio: 1.1,
+            note_visible_to_requester: false,
+            note_header: None,
+            note_footer: None,
+            embeddings: EmbeddingSettings::Local,
+            embeddings_next: None,
+        }
+    }
+}
+
+/// A tenant as the services use it, with its secrets decrypted.
+#[derive(Debug, Clone)]
+pub struct Tenant {
+    pub tenant_id: TenantId,
+    pub name: String,
+    pub itsm: ItsmKind,
+    pub itsm_base_url: String,
+    /// Tool-specific credentials as JSON (for ServiceDesk Plus on-prem:
+    /// `{"authtoken": "…"}`).
+    pub itsm_credentials: Secret,
+    /// The current webhook secret first, then the previous one while a
+    /// rotation is under way.
+    pub webhook_secrets: Vec<Secret>,
+    pub settings: TenantSettings,
+    pub active: bool,
+    pub integrations: Integrations,
+    /// When any of the above last changed: a cached copy older than the
+    /// stored one is stale.
+    pub updated_at: chrono::DateTime<chrono::Utc>,
+    /// Whether processing is paused (the stages set its events aside).
+    pub paused: bool,
+}
+
+/// What it takes to create a tenant.
+#[derive(Debug, Clone)]
+pub struct NewTenant {
+    pub tenant_id: TenantId,
+    pub name: String,
+    pub itsm: ItsmKind,
+    pub itsm_base_url: String,
+    pub itsm_credentials: Secret,
+    pub webhook_secret: Secret,
+    pub settings: TenantSettings,
+}

@@ -41,8 +41,8 @@ pub enum AuthError {
         "the user name must be 2–63 characters: lower-case letters, digits, '.', '_', '@' or '-'"
     )]
     InvalidUsername,
-    #[error("the password must have at least 12 characters")]
-    WeakPassword,
+    #[error("the password is refused: {0}")]
+    WeakPassword(PasswordProblem),
     #[error("user {0} already exists")]
     Duplicate(String),
     #[error(transparent)]
@@ -62,6 +62,73 @@ pub fn valid_username(name: &str) -> bool {
         && bytes.iter().all(|b| {
             b.is_ascii_lowercase() || b.is_ascii_digit() || matches!(b, b'.' | b'_' | b'@' | b'-')
         })
+}
+
+/// Why a password is refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum PasswordProblem {
+    #[error("it must have at least {MIN_PASSWORD_CHARS} characters")]
+    TooShort,
+    #[error("it is only white space")]
+    Blank,
+    #[error("it is one character repeated")]
+    Repeated,
+    #[error("it is the user name")]
+    UserName,
+    #[error("it is one of the most common passwords")]
+    Common,
+}
+
+pub const MIN_PASSWORD_CHARS: usize = 12;
+
+/// The most common passwords, lower-case (see `data/COMMON-PASSWORDS-LICENSE`).
+fn common_passwords() -> &'static std::collections::HashSet<&'static str> {
+    static COMMON: std::sync::OnceLock<std::collections::HashSet<&'static str>> =
+        std::sync::OnceLock::new();
+    COMMON.get_or_init(|| {
+        include_str!("../data/common-passwords.txt")
+            .lines()
+            .filter(|line| !line.is_empty())
+            .collect()
+    })
+}
+
+/// Whether `lowered` is a common password, or one with digits and symbols
+/// added at its end, or one written twice.
+fn is_common(lowered: &str) -> bool {
+    let common = common_passwords();
+    let stem = lowered.trim_end_matches(|c: char| c.is_ascii_digit() || c.is_ascii_punctuation());
+    let halves = lowered.len() % 2 == 0 && {
+        let (first, second) = lowered.split_at(lowered.len() / 2);
+        first == second && common.contains(first)
+    };
+    common.contains(lowered) || (stem.chars().count() >= 4 && common.contains(stem)) || halves
+}
+
+/// Refuses a password an operator must not have: short, blank, one
+/// character repeated, the user name, or common.
+pub fn check_password(username: &str, password: &str) -> Result<(), PasswordProblem> {
+    if password.chars().count() < MIN_PASSWORD_CHARS {
+        return Err(PasswordProblem::TooShort);
+    }
+    if password.trim().is_empty() {
+        return Err(PasswordProblem::Blank);
+    }
+    let mut chars = password.chars();
+    let first = chars.next();
+    if chars.all(|c| Some(c) == first) {
+        return Err(PasswordProblem::Repeated);
+    }
+    let lowered = password.to_lowercase();
+    if lowered.trim() == username.to_lowercase()
+        || lowered.contains(&username.to_lowercase()) && lowered.len() <= username.len() + 2
+    {
+        return Err(PasswordProblem::UserName);
+    }
+    if is_common(&lowered) {
+        return Err(PasswordProblem::Common);
+    }
+    Ok(())
 }
 
 /// An Argon2id hash (PHC string) of `password` with a fresh salt.
@@ -100,9 +167,7 @@ pub async fn create_user(
     if !valid_username(username) {
         return Err(AuthError::InvalidUsername);
     }
-    if password.chars().count() < 12 {
-        return Err(AuthError::WeakPassword);
-    }
+    check_password(username, password).map_err(AuthError::WeakPassword)?;
     let hash = hash_password(password);
     let client = admin.get().await.map_err(StoreError::from)?;
     let inserted = client
@@ -141,6 +206,51 @@ mod tests {
         assert!(!password_matches("correct horse batterz", &hash));
         assert!(!password_matches("correct horse battery", "not a hash"));
         assert_ne!(hash, hash_password("correct horse battery"), "salted");
+    }
+
+    #[test]
+    fn passwords_that_are_short_blank_repeated_the_user_name_or_common_are_refused() {
+        for (password, problem) in [
+            ("short", PasswordProblem::TooShort),
+            ("            ", PasswordProblem::Blank),
+            ("\t\t\t\t\t\t\t\t\t\t\t\t", PasswordProblem::Blank),
+            ("aaaaaaaaaaaaaa", PasswordProblem::Repeated),
+            ("ops.admin@msp", PasswordProblem::UserName),
+            ("OPS.ADMIN@MSP", PasswordProblem::UserName),
+            ("ops.admin@msp1", PasswordProblem::UserName),
+            ("qwerty123456", PasswordProblem::Common),
+            ("1qaz2wsx3edc", PasswordProblem::Common),
+            ("Password123456!", PasswordProblem::Common),
+            ("iloveyouiloveyou", PasswordProblem::Common),
+        ] {
+            assert_eq!(
+                check_password("ops.admin@msp", password),
+                Err(problem),
+                "{password:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_long_uncommon_password_is_accepted() {
+        for password in [
+            "correct horse battery staple",
+            "a long admin password",
+            "Tr0ub4dor&3-with-more",
+        ] {
+            assert_eq!(check_password("ops", password), Ok(()), "{password:?}");
+        }
+    }
+
+    #[test]
+    fn the_shipped_list_is_the_common_passwords_not_a_stub() {
+        let common = common_passwords();
+        assert!(common.len() > 10_000, "{}", common.len());
+        for known in [
+            "123456", "password", "qwerty", "iloveyou", "monkey", "dragon",
+        ] {
+            assert!(common.contains(known), "{known}");
+        }
     }
 
     #[test]

@@ -55,6 +55,10 @@ pub const MIGRATIONS: &[(&str, &str)] = &[
         "0011_pause",
         include_str!("../../../migrations/0011_pause.sql"),
     ),
+    (
+        "0012_hardening",
+        include_str!("../../../migrations/0012_hardening.sql"),
+    ),
 ];
 
 const LOCK_KEY: i64 = 0x6169_6167_656e_7473; // "aiagents"

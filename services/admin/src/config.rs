@@ -45,6 +45,14 @@ impl Config {
                     3600 * parsed::<u64>("CONSOLE_SESSION_HOURS", 8)?.clamp(1, 24 * 7),
                 ),
                 trace_url: optional("CONSOLE_TRACE_URL"),
+                trusted_proxies: crate::console::parse_trusted_proxies(
+                    &optional("TRUSTED_PROXIES").unwrap_or_default(),
+                )
+                .map_err(|reason| ConfigError::Invalid {
+                    name: "AI_AGENTS_TRUSTED_PROXIES".into(),
+                    reason,
+                })?,
+                hsts: parsed("CONSOLE_HSTS", false)?,
             },
         })
     }

@@ -5,6 +5,7 @@ mod admin_api;
 mod console;
 mod console_browser;
 mod console_pipeline;
+mod console_security;
 mod context;
 mod dead_letters;
 mod deploy_config;

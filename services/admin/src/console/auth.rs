@@ -31,11 +31,20 @@ impl Operator {
     }
 }
 
-/// Failed sign-ins tolerated per user name, and per client address, within
-/// [`FAILURE_WINDOW`].
-pub const MAX_FAILURES_PER_USER: i64 = 5;
-pub const MAX_FAILURES_PER_CLIENT: i64 = 20;
+/// Failed sign-ins a (user name, client address) pair may make before it
+/// has to wait.
+pub const FREE_FAILURES: i32 = 5;
+/// Failures within [`FAILURE_WINDOW`] of one user name from every address,
+/// or of one address for every user name, that mean an attack: then a pair
+/// waits after its first failure.
+pub const WIDE_FAILURES: i64 = 20;
 pub const FAILURE_WINDOW: Duration = Duration::from_secs(15 * 60);
+/// The first wait after the free failures; each further failure doubles it,
+/// up to [`MAX_BACKOFF`].
+pub const FIRST_BACKOFF: Duration = Duration::from_secs(30);
+pub const MAX_BACKOFF: Duration = Duration::from_secs(15 * 60);
+/// A pair's failures are forgotten this long after its last one.
+pub const FORGET_AFTER: Duration = Duration::from_secs(24 * 3600);
 
 /// What a sign-in attempt came to.
 #[derive(Debug)]
@@ -46,13 +55,84 @@ pub enum SignIn {
         lifetime: Duration,
     },
     Refused,
-    /// Too many recent failures for this name or client: try again later.
+    /// Too many recent failures of this name from this client: try again
+    /// later (the password was not checked).
     Throttled {
         retry_after: Duration,
     },
 }
 
-/// Checks the password (after the failure limits) and opens a session.
+/// How long a pair waits after its `failures`-th counted attempt, when
+/// `free` attempts come without waiting.
+pub fn backoff(counted: i32, free: i32) -> Duration {
+    if counted < free {
+        return Duration::ZERO;
+    }
+    let doublings = u32::try_from(counted - free).unwrap_or(0).min(10);
+    (FIRST_BACKOFF * 2u32.pow(doublings)).min(MAX_BACKOFF)
+}
+
+/// Counts the attempt of `username` from `client_address` before its
+/// password is checked, or says how long it must wait. Attempts of one user
+/// name are decided one at a time (a transaction-scoped advisory lock), so
+/// however many arrive together, no more than the pair's allowance are let
+/// through to the password check.
+async fn reserve(
+    admin: &Pool,
+    username: &str,
+    client_address: &str,
+) -> Result<Option<Duration>, AuthError> {
+    let mut client = admin.get().await.map_err(StoreError::from)?;
+    let tx = client.transaction().await?;
+    tx.execute(
+        "select pg_advisory_xact_lock(hashtextextended('console-sign-in:' || $1, 0))",
+        &[&username],
+    )
+    .await?;
+    let window = format!("{} seconds", FAILURE_WINDOW.as_secs());
+    let forget = format!("{} seconds", FORGET_AFTER.as_secs());
+    let row = tx
+        .query_one(
+            "select coalesce((select failures from console_sign_in_throttle
+                               where username = $1 and client_address = $2
+                                 and last_failure_at > now() - $4::text::interval), 0),
+                    coalesce((select extract(epoch from now() - last_failure_at)::float8
+                                from console_sign_in_throttle
+                               where username = $1 and client_address = $2
+                                 and last_failure_at > now() - $4::text::interval), 0),
+                    (select coalesce(sum(failures), 0)::int8 from console_sign_in_throttle
+                      where username = $1 and last_failure_at > now() - $3::text::interval),
+                    (select coalesce(sum(failures), 0)::int8 from console_sign_in_throttle
+                      where client_address = $2 and last_failure_at > now() - $3::text::interval)",
+            &[&username, &client_address, &window, &forget],
+        )
+        .await?;
+    let (failures, since_secs, by_user, by_client): (i32, f64, i64, i64) =
+        (row.get(0), row.get(1), row.get(2), row.get(3));
+    // An address that has not failed for this name is let through even
+    // when the name or the address is under attack: its owner is not the
+    // one guessing.
+    let under_attack = by_user >= WIDE_FAILURES || by_client >= WIDE_FAILURES;
+    let free = if under_attack { 0 } else { FREE_FAILURES };
+    let wait = backoff(failures, free).as_secs_f64() - since_secs;
+    if failures > 0 && wait > 0.0 {
+        tx.commit().await?;
+        return Ok(Some(Duration::from_secs_f64(wait.ceil())));
+    }
+    tx.execute(
+        "insert into console_sign_in_throttle (username, client_address, failures, last_failure_at)
+         values ($1, $2, $3, now())
+         on conflict (username, client_address) do update
+            set failures = excluded.failures, last_failure_at = now()",
+        &[&username, &client_address, &(failures + 1)],
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(None)
+}
+
+/// Checks the password (once the attempt is counted within its pair's
+/// allowance) and opens a session.
 pub async fn sign_in(
     admin: &Pool,
     username: &str,
@@ -60,23 +140,10 @@ pub async fn sign_in(
     client_address: &str,
     lifetime: Duration,
 ) -> Result<SignIn, AuthError> {
-    let client = admin.get().await.map_err(StoreError::from)?;
-    let window = format!("{} seconds", FAILURE_WINDOW.as_secs());
-    let counts = client
-        .query_one(
-            "select (select count(*) from console_sign_in_failures
-                      where username = $1 and at > now() - $3::text::interval),
-                    (select count(*) from console_sign_in_failures
-                      where client_address = $2 and at > now() - $3::text::interval)",
-            &[&username, &client_address, &window],
-        )
-        .await?;
-    let (by_user, by_client): (i64, i64) = (counts.get(0), counts.get(1));
-    if by_user >= MAX_FAILURES_PER_USER || by_client >= MAX_FAILURES_PER_CLIENT {
-        return Ok(SignIn::Throttled {
-            retry_after: FAILURE_WINDOW,
-        });
+    if let Some(retry_after) = reserve(admin, username, client_address).await? {
+        return Ok(SignIn::Throttled { retry_after });
     }
+    let client = admin.get().await.map_err(StoreError::from)?;
     let user = client
         .query_opt(
             "select user_id, password_hash from console_users
@@ -96,14 +163,15 @@ pub async fn sign_in(
         .unwrap_or(false);
     let client = admin.get().await.map_err(StoreError::from)?;
     let Some(user_id) = user.filter(|_| matches).map(|row| row.get::<_, i64>(0)) else {
-        client
-            .execute(
-                "insert into console_sign_in_failures (username, client_address) values ($1, $2)",
-                &[&username, &client_address],
-            )
-            .await?;
+        // The attempt was counted when it began.
         return Ok(SignIn::Refused);
     };
+    client
+        .execute(
+            "delete from console_sign_in_throttle where username = $1 and client_address = $2",
+            &[&username, &client_address],
+        )
+        .await?;
     let token = random_token();
     let csrf = random_token();
     let seconds = format!("{} seconds", lifetime.as_secs());
@@ -114,14 +182,14 @@ pub async fn sign_in(
             &[&token_digest(&token), &user_id, &csrf, &seconds],
         )
         .await?;
-    // Expired sessions and old failures go as new sessions come.
+    // Expired sessions and forgotten failures go as new sessions come.
     client
         .execute("delete from console_sessions where expires_at < now()", &[])
         .await?;
     client
         .execute(
-            "delete from console_sign_in_failures where at < now() - $1::text::interval",
-            &[&window],
+            "delete from console_sign_in_throttle where last_failure_at < now() - $1::text::interval",
+            &[&format!("{} seconds", FORGET_AFTER.as_secs())],
         )
         .await?;
     Ok(SignIn::Signed { token, lifetime })
@@ -172,4 +240,25 @@ fn random_token() -> String {
 
 fn token_digest(token: &str) -> Vec<u8> {
     Sha256::digest(token.as_bytes()).to_vec()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_pair_waits_only_after_its_free_failures_and_then_ever_longer_up_to_the_cap() {
+        for counted in 1..FREE_FAILURES {
+            assert_eq!(backoff(counted, FREE_FAILURES), Duration::ZERO);
+        }
+        assert_eq!(backoff(FREE_FAILURES, FREE_FAILURES), FIRST_BACKOFF);
+        assert_eq!(backoff(FREE_FAILURES + 1, FREE_FAILURES), FIRST_BACKOFF * 2);
+        assert_eq!(backoff(FREE_FAILURES + 2, FREE_FAILURES), FIRST_BACKOFF * 4);
+        assert_eq!(backoff(1000, FREE_FAILURES), MAX_BACKOFF);
+    }
+
+    #[test]
+    fn under_attack_a_pair_waits_after_its_first_failure() {
+        assert_eq!(backoff(1, 0), FIRST_BACKOFF * 2);
+    }
 }

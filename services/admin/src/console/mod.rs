@@ -41,6 +41,14 @@ pub struct ConsoleSettings {
     /// (`AI_AGENTS_CONSOLE_TRACE_URL`, for example Grafana's Explore on
     /// Tempo); without it trace ids are shown as text.
     pub trace_url: Option<String>,
+    /// Reverse proxies whose `X-Forwarded-For` is believed
+    /// (`AI_AGENTS_TRUSTED_PROXIES`, addresses or networks; none by
+    /// default). Without them every client behind a proxy is the proxy.
+    pub trusted_proxies: Vec<ipnet::IpNet>,
+    /// Send `Strict-Transport-Security` (`AI_AGENTS_CONSOLE_HSTS`): on
+    /// where the console is served over HTTPS, as in the compose and
+    /// Kubernetes examples.
+    pub hsts: bool,
 }
 
 impl Default for ConsoleSettings {
@@ -48,8 +56,24 @@ impl Default for ConsoleSettings {
         Self {
             session_lifetime: Duration::from_secs(8 * 3600),
             trace_url: None,
+            trusted_proxies: Vec::new(),
+            hsts: false,
         }
     }
+}
+
+/// `AI_AGENTS_TRUSTED_PROXIES`: comma-separated addresses or networks.
+pub fn parse_trusted_proxies(raw: &str) -> Result<Vec<ipnet::IpNet>, String> {
+    raw.split(',')
+        .map(str::trim)
+        .filter(|entry| !entry.is_empty())
+        .map(|entry| {
+            entry
+                .parse::<ipnet::IpNet>()
+                .or_else(|_| entry.parse::<std::net::IpAddr>().map(ipnet::IpNet::from))
+                .map_err(|_| format!("{entry:?} is not an address or network"))
+        })
+        .collect()
 }
 
 pub fn router(state: AppState) -> Router<AppState> {
@@ -96,17 +120,89 @@ pub fn router(state: AppState) -> Router<AppState> {
         )
         .route("/console/static/console.css", get(pages::stylesheet))
         .route("/console/static/console.js", get(pages::script))
+        .layer(axum::middleware::from_fn(refuse_nul))
         .layer(axum::middleware::from_fn_with_state(
             state,
             security_headers,
         ))
 }
 
+/// A console path that does not exist: the console's own page, with its
+/// headers, not the API's JSON.
+pub fn not_found(state: &AppState) -> Response {
+    let mut response = pages::message(
+        StatusCode::NOT_FOUND,
+        None,
+        "Not found",
+        "There is no such page in the console.",
+        "/console",
+    );
+    apply_security_headers(response.headers_mut(), state.console.hsts);
+    response
+}
+
+/// Refuses a query or form that carries a NUL character (`%00`), which no
+/// field of the console can hold (PostgreSQL's text refuses it), with 422
+/// instead of a database error.
+async fn refuse_nul(request: Request, next: Next) -> Response {
+    let has_nul = |raw: &[u8]| {
+        raw.contains(&0)
+            || raw
+                .windows(3)
+                .any(|window| window[0] == b'%' && window[1] == b'0' && window[2] == b'0')
+    };
+    if request
+        .uri()
+        .query()
+        .is_some_and(|query| has_nul(query.as_bytes()))
+    {
+        return nul_refused();
+    }
+    let (parts, body) = request.into_parts();
+    let is_form = parts
+        .headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|value| value.to_str().ok())
+        .is_some_and(|value| value.starts_with("application/x-www-form-urlencoded"));
+    if !is_form {
+        return next.run(Request::from_parts(parts, body)).await;
+    }
+    let Ok(bytes) = axum::body::to_bytes(body, 1024 * 1024).await else {
+        return (StatusCode::PAYLOAD_TOO_LARGE, "The form is too large.").into_response();
+    };
+    if has_nul(&bytes) {
+        return nul_refused();
+    }
+    next.run(Request::from_parts(parts, axum::body::Body::from(bytes)))
+        .await
+}
+
+fn nul_refused() -> Response {
+    pages::message(
+        StatusCode::UNPROCESSABLE_ENTITY,
+        None,
+        "Not done",
+        "A field holds a NUL character, which no field may hold.",
+        "/console",
+    )
+}
+
 /// Headers on every console answer: nothing inline, nothing framed,
-/// nothing cached, nothing sniffed, no referrer leaves.
-async fn security_headers(State(_): State<AppState>, request: Request, next: Next) -> Response {
+/// nothing cached, nothing sniffed, no referrer leaves; HTTPS only, when
+/// the deployment says it is served over HTTPS.
+async fn security_headers(State(state): State<AppState>, request: Request, next: Next) -> Response {
     let mut response = next.run(request).await;
-    let headers = response.headers_mut();
+    apply_security_headers(response.headers_mut(), state.console.hsts);
+    response
+}
+
+fn apply_security_headers(headers: &mut axum::http::HeaderMap, hsts: bool) {
+    if hsts {
+        headers.insert(
+            header::STRICT_TRANSPORT_SECURITY,
+            HeaderValue::from_static("max-age=31536000; includeSubDomains"),
+        );
+    }
     headers.insert(
         header::CONTENT_SECURITY_POLICY,
         HeaderValue::from_static(
@@ -126,7 +222,6 @@ async fn security_headers(State(_): State<AppState>, request: Request, next: Nex
     headers
         .entry(header::CACHE_CONTROL)
         .or_insert(HeaderValue::from_static("no-store"));
-    response
 }
 
 /// The session cookie's value, if the request carries one.
@@ -178,23 +273,58 @@ impl FromRequestParts<AppState> for Operator {
     }
 }
 
-/// The address the request came from (the TCP peer; a proxy in front is
-/// one client to the sign-in limit).
+/// The address the request came from: the TCP peer, or, when the peer is
+/// a trusted proxy, the nearest address in `X-Forwarded-For` that is not
+/// one. Without trusted proxies a proxy in front is one client to the
+/// sign-in limit, and a client cannot choose its address by sending the
+/// header.
 #[derive(Debug)]
 pub struct ClientAddress(pub String);
 
 impl FromRequestParts<AppState> for ClientAddress {
     type Rejection = std::convert::Infallible;
 
-    async fn from_request_parts(parts: &mut Parts, _: &AppState) -> Result<Self, Self::Rejection> {
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        let peer = parts
+            .extensions
+            .get::<ConnectInfo<SocketAddr>>()
+            .map(|ConnectInfo(addr)| addr.ip());
+        let Some(peer) = peer else {
+            return Ok(Self("unknown".into()));
+        };
         Ok(Self(
-            parts
-                .extensions
-                .get::<ConnectInfo<SocketAddr>>()
-                .map(|ConnectInfo(addr)| addr.ip().to_string())
-                .unwrap_or_else(|| "unknown".into()),
+            client_address(peer, &parts.headers, &state.console.trusted_proxies).to_string(),
         ))
     }
+}
+
+/// The client behind `peer`, believing `X-Forwarded-For` only as far back
+/// as the proxies in `trusted` reach.
+pub fn client_address(
+    peer: std::net::IpAddr,
+    headers: &axum::http::HeaderMap,
+    trusted: &[ipnet::IpNet],
+) -> std::net::IpAddr {
+    let is_trusted = |ip: &std::net::IpAddr| trusted.iter().any(|net| net.contains(ip));
+    if !is_trusted(&peer) {
+        return peer;
+    }
+    let forwarded: Vec<std::net::IpAddr> = headers
+        .get_all("x-forwarded-for")
+        .iter()
+        .filter_map(|value| value.to_str().ok())
+        .flat_map(|value| value.split(','))
+        .map(|hop| hop.trim().parse())
+        .collect::<Result<_, _>>()
+        .unwrap_or_default();
+    forwarded
+        .into_iter()
+        .rev()
+        .find(|hop| !is_trusted(hop))
+        .unwrap_or(peer)
 }
 
 /// The raw session token, for signing out.

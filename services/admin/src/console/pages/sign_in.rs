@@ -2,7 +2,7 @@
 
 use axum::Form;
 use axum::extract::State;
-use axum::http::{StatusCode, header};
+use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Redirect, Response};
 use serde::Deserialize;
 
@@ -24,11 +24,44 @@ pub struct SignInForm {
     password: String,
 }
 
+/// Whether a sign-in form was posted from the console's own page. A
+/// browser says where a form came from (`Sec-Fetch-Site`, `Origin`);
+/// another site's page posting its attacker's credentials (login CSRF) is
+/// refused. A client that sends neither is not a browser led by a page.
+pub fn same_origin(headers: &HeaderMap) -> bool {
+    let header = |name: &str| headers.get(name).and_then(|value| value.to_str().ok());
+    if let Some(site) = header("sec-fetch-site") {
+        return matches!(site, "same-origin" | "none");
+    }
+    let Some(origin) = header("origin") else {
+        return true;
+    };
+    let authority = origin
+        .split_once("://")
+        .map(|(_, rest)| rest.trim_end_matches('/'));
+    match (authority, header("host")) {
+        (Some(authority), Some(host)) => authority.eq_ignore_ascii_case(host),
+        _ => false,
+    }
+}
+
 pub async fn sign_in(
     State(state): State<AppState>,
     ClientAddress(client): ClientAddress,
+    headers: HeaderMap,
     Form(form): Form<SignInForm>,
 ) -> Response {
+    if !same_origin(&headers) {
+        tracing::warn!(client, "Console sign-in posted from another site; refused");
+        return (
+            StatusCode::FORBIDDEN,
+            render(&SignInPage {
+                operator: None,
+                message: Some("Sign in from the console's own page.".into()),
+            }),
+        )
+            .into_response();
+    }
     let username = form.username.trim().to_lowercase();
     let outcome = auth::sign_in(
         &state.tenants.admin,

@@ -23,7 +23,10 @@ pub struct TenantSettings {
     /// default.
     pub webhook_rate_limit_per_minute: Option<u32>,
     /// Whether a static shared-secret header authenticates webhooks, for
-    /// tools that cannot sign (ServiceDesk Plus's native webhooks).
+    /// tools that cannot sign (ServiceDesk Plus's native webhooks). Off for
+    /// new tenants: the secret itself travels with every request, so
+    /// whoever sees one request can send any. Tenants made before it was
+    /// off kept it on (migration 0012); the console warns about it.
     pub allow_static_secret: bool,
     /// Whether notes end with "was this helpful?" links.
     pub feedback_links: bool,
@@ -197,7 +200,7 @@ impl Default for TenantSettings {
             inventory_enabled: true,
             monitoring_enabled: false,
             webhook_rate_limit_per_minute: None,
-            allow_static_secret: true,
+            allow_static_secret: false,
             feedback_links: true,
             knowledge_base_url: None,
             knowledge_base_timeout_secs: 10,

@@ -75,6 +75,7 @@ pub async fn start(settings: Settings) -> anyhow::Result<Running> {
 
     let ingress_config = ingress::Config {
         listen: settings.ingress_listen,
+        registry: registry.clone(),
         ..ingress::Config::new(
             settings.nats_url.clone(),
             settings.database_url.clone(),

@@ -46,6 +46,28 @@ impl Endpoint {
     }
 }
 
+/// The answer to a signature that did not verify (or to a tenant that does
+/// not exist, which is answered the same way): 429 once the tenant id has
+/// failed too often this minute, else 401, or 400 for a stale timestamp.
+fn signature_refused(
+    state: &AppState,
+    tenant_id: &TenantId,
+    failure: AuthFailure,
+    now: Instant,
+) -> ApiError {
+    if let Err(wait) = state.limits.failures.record(
+        tenant_id.as_str(),
+        state.limits.failed_signatures_per_minute,
+        now,
+    ) {
+        return ApiError::rate_limited(wait, "too many failed signatures; wait before retrying");
+    }
+    match failure {
+        AuthFailure::Stale => ApiError::stale("the signed timestamp is too old or in the future"),
+        AuthFailure::Missing | AuthFailure::Invalid => ApiError::unauthorized(),
+    }
+}
+
 /// Runs the whole acceptance path inside an HTTP server span and records
 /// the outcome.
 pub async fn accept(
@@ -70,6 +92,7 @@ pub async fn accept(
     );
     aia_telemetry::record_trace_ids(&span);
     let mut tenant_label = "unknown".to_owned();
+    let mut refused_as = None;
     let result = run(
         state,
         endpoint,
@@ -77,6 +100,7 @@ pub async fn accept(
         headers,
         body,
         &mut tenant_label,
+        &mut refused_as,
     )
     .instrument(span.clone())
     .await;
@@ -85,11 +109,13 @@ pub async fn accept(
             *status,
             body["status"].as_str().unwrap_or("accepted").to_owned(),
         ),
-        Err(err) => (err.status, err.code.to_owned()),
+        // What the sender is told may hide why (an unknown tenant answers
+        // as a bad signature); metrics and logs keep the reason.
+        Err(err) => (err.status, refused_as.unwrap_or(err.code).to_owned()),
     };
     span.record("http.response.status_code", status.as_u16());
     if let Err(err) = &result {
-        tracing::info!(parent: &span, status = status.as_u16(), code = err.code, message = %err.message, "Webhook refused");
+        tracing::info!(parent: &span, status = status.as_u16(), code = err.code, reason = outcome, message = %err.message, "Webhook refused");
     }
     state
         .metrics
@@ -110,6 +136,7 @@ async fn run(
     headers: &HeaderMap,
     body: Result<Bytes, BytesRejection>,
     tenant_label: &mut String,
+    refused_as: &mut Option<&'static str>,
 ) -> Result<(StatusCode, axum::Json<Value>), ApiError> {
     let is_json = headers
         .get(header::CONTENT_TYPE)
@@ -146,16 +173,25 @@ async fn run(
         tracing::error!(error = %err, "Tenant lookup failed");
         ApiError::unavailable("the tenant store is unavailable; retry later")
     })?;
+    let now = Instant::now();
     let Some(tenant) = tenant else {
-        return Err(ApiError::new(
-            StatusCode::NOT_FOUND,
-            "unknown_tenant",
-            "unknown tenant",
-        ));
+        // Answered exactly as a bad signature, after the same work, so the
+        // answer does not tell which tenants exist.
+        *refused_as = Some("unknown_tenant");
+        let failure = match auth::verify(
+            headers,
+            &body,
+            std::slice::from_ref(auth::decoy_secret()),
+            Utc::now().timestamp(),
+            false,
+        ) {
+            Err(failure) => failure,
+            Ok(_) => AuthFailure::Invalid,
+        };
+        return Err(signature_refused(state, &tenant_id, failure, now));
     };
     *tenant_label = state.metrics.tenant.of(tenant_id.as_str());
 
-    let now = Instant::now();
     let verified = auth::verify(
         headers,
         &body,
@@ -173,22 +209,7 @@ async fn run(
                     tenant_id: state.metrics.tenant.of(tenant_id.as_str()),
                 })
                 .inc();
-            if let Err(wait) = state.limits.failures.record(
-                tenant_id.as_str(),
-                state.limits.failed_signatures_per_minute,
-                now,
-            ) {
-                return Err(ApiError::rate_limited(
-                    wait,
-                    "too many failed signatures; wait before retrying",
-                ));
-            }
-            return Err(match failure {
-                AuthFailure::Stale => {
-                    ApiError::stale("the signed timestamp is too old or in the future")
-                }
-                AuthFailure::Missing | AuthFailure::Invalid => ApiError::unauthorized(),
-            });
+            return Err(signature_refused(state, &tenant_id, failure, now));
         }
     };
     if !tenant.active {

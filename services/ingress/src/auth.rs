@@ -63,6 +63,13 @@ fn mac(key: &[u8]) -> HmacSha256 {
     <HmacSha256 as KeyInit>::new_from_slice(key).expect("HMAC takes keys of any length")
 }
 
+/// A secret no tenant has, verified against for a tenant that does not
+/// exist so that its answer costs what a wrong signature costs.
+pub fn decoy_secret() -> &'static Secret {
+    static DECOY: std::sync::OnceLock<Secret> = std::sync::OnceLock::new();
+    DECOY.get_or_init(|| Secret::generate(32))
+}
+
 /// Verifies `body` against the tenant's `secrets`. `now` is Unix seconds.
 pub fn verify(
     headers: &HeaderMap,

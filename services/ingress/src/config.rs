@@ -6,7 +6,6 @@ use std::time::Duration;
 use aia_config::{ConfigError, parsed, required};
 use aia_store::Keyring;
 
-#[derive(Debug)]
 pub struct Config {
     pub nats_url: String,
     pub database_url: String,
@@ -24,11 +23,28 @@ pub struct Config {
     pub tenant_cache_ttl: Duration,
     /// How long to wait for JetStream to confirm an event before 503.
     pub publish_timeout: Duration,
+    /// The process's metrics; the ingress adds its series to it.
+    pub registry: aia_telemetry::metrics::SharedRegistry,
+    /// Where `/metrics` is served (`AI_AGENTS_METRICS_ADDR`), apart from
+    /// the public webhook listener; `None` when the process serves its
+    /// registry itself, or not at all.
+    pub metrics_addr: Option<SocketAddr>,
+}
+
+impl std::fmt::Debug for Config {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Config")
+            .field("listen", &self.listen)
+            .field("metrics_addr", &self.metrics_addr)
+            .field("max_body_bytes", &self.max_body_bytes)
+            .field("rate_limit_per_minute", &self.rate_limit_per_minute)
+            .finish_non_exhaustive()
+    }
 }
 
 impl Config {
     pub fn from_env() -> Result<Self, ConfigError> {
-        aia_config::shared()?;
+        let shared = aia_config::shared()?;
         Ok(Self {
             nats_url: required("NATS_URL")?,
             database_url: required("DATABASE_URL")?,
@@ -39,6 +55,8 @@ impl Config {
             failed_signatures_per_minute: parsed("INGRESS_FAILED_SIGNATURES_PER_MINUTE", 10)?,
             tenant_cache_ttl: Duration::from_secs(parsed("INGRESS_TENANT_CACHE_TTL_SECS", 30)?),
             publish_timeout: Duration::from_millis(parsed("INGRESS_PUBLISH_TIMEOUT_MS", 5000)?),
+            registry: aia_telemetry::metrics::registry(),
+            metrics_addr: shared.metrics_addr,
         })
     }
 
@@ -54,6 +72,8 @@ impl Config {
             failed_signatures_per_minute: 10,
             tenant_cache_ttl: Duration::from_secs(30),
             publish_timeout: Duration::from_secs(5),
+            registry: aia_telemetry::metrics::registry(),
+            metrics_addr: None,
         }
     }
 }

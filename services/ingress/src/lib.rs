@@ -36,7 +36,6 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("post", "/feedback/{tenant_id}/{ticket_id}/{run_id}/{token}"),
     ("get", "/health"),
     ("get", "/health/ready"),
-    ("get", "/metrics"),
     ("get", "/openapi.json"),
 ];
 
@@ -60,7 +59,6 @@ pub fn app(state: AppState) -> Router {
         )
         .route("/health", get(routes::health))
         .route("/health/ready", get(routes::ready))
-        .route("/metrics", get(routes::metrics))
         .route("/openapi.json", get(routes::openapi))
         .fallback(routes::not_found)
         .layer(DefaultBodyLimit::max(max_body_bytes))
@@ -92,7 +90,7 @@ pub async fn state(config: Config) -> anyhow::Result<AppState> {
             default_per_minute: config.rate_limit_per_minute,
             failed_signatures_per_minute: config.failed_signatures_per_minute,
         }),
-        metrics: Arc::new(metrics::Metrics::default()),
+        metrics: Arc::new(metrics::Metrics::register(&config.registry)),
         publish_timeout: config.publish_timeout,
         max_body_bytes: config.max_body_bytes,
     })
@@ -105,12 +103,19 @@ pub async fn serve(
     listener: TcpListener,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
+    let metrics_server = config
+        .metrics_addr
+        .map(|addr| aia_telemetry::metrics::spawn_server(addr, config.registry.clone()));
     let state = state(config).await?;
     tracing::info!(addr = %listener.local_addr()?, "Ingress listening");
-    axum::serve(listener, app(state))
+    let served = axum::serve(listener, app(state))
         .with_graceful_shutdown(shutdown)
         .await
-        .context("serving HTTP")
+        .context("serving HTTP");
+    if let Some(server) = metrics_server {
+        server.abort();
+    }
+    served
 }
 
 /// Binds the configured address and serves until `shutdown` completes.

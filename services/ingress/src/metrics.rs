@@ -1,10 +1,11 @@
-//! The ingress's Prometheus metrics, served on `GET /metrics`.
+//! The ingress's Prometheus metrics, served on `AI_AGENTS_METRICS_ADDR`
+//! like every service's — never on the public webhook listener, where they
+//! would list every tenant to anyone.
 
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
-use prometheus_client::registry::Registry;
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct RequestLabels {
@@ -25,7 +26,6 @@ pub struct TenantEndpointLabels {
 }
 
 pub struct Metrics {
-    registry: Registry,
     pub requests: Family<RequestLabels, Counter>,
     pub signature_failures: Family<TenantLabels, Counter>,
     pub rate_limited: Family<TenantEndpointLabels, Counter>,
@@ -34,9 +34,10 @@ pub struct Metrics {
     pub tenant: aia_telemetry::metrics::TenantLabel,
 }
 
-impl Default for Metrics {
-    fn default() -> Self {
-        let mut registry = Registry::default();
+impl Metrics {
+    /// The ingress's series, added to the process's `registry`.
+    pub fn register(registry: &aia_telemetry::metrics::SharedRegistry) -> Self {
+        let mut registry = registry.lock().expect("registry lock");
         let requests = Family::<RequestLabels, Counter>::default();
         registry.register(
             "webhook_requests",
@@ -62,21 +63,11 @@ impl Default for Metrics {
             publish_seconds.clone(),
         );
         Self {
-            registry,
             requests,
             signature_failures,
             rate_limited,
             publish_seconds,
             tenant: aia_telemetry::metrics::TenantLabel::from_env(),
         }
-    }
-}
-
-impl Metrics {
-    pub fn encode(&self) -> String {
-        let mut out = String::new();
-        prometheus_client::encoding::text::encode(&mut out, &self.registry)
-            .expect("writing to a String cannot fail");
-        out
     }
 }

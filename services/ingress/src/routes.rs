@@ -94,18 +94,6 @@ pub async fn ready(State(state): State<AppState>) -> (StatusCode, Json<Value>) {
     )
 }
 
-/// `GET /metrics`: Prometheus text format.
-pub async fn metrics(State(state): State<AppState>) -> Response {
-    (
-        [(
-            header::CONTENT_TYPE,
-            "application/openmetrics-text; version=1.0.0; charset=utf-8",
-        )],
-        state.metrics.encode(),
-    )
-        .into_response()
-}
-
 /// The OpenAPI description of every endpoint and error body.
 pub const OPENAPI: &str = include_str!("../openapi.json");
 

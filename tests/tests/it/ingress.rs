@@ -421,15 +421,7 @@ async fn metrics_count_requests_by_tenant_endpoint_and_outcome() {
             body,
         )
         .await;
-    let text = ingress
-        .http
-        .get(format!("{}/metrics", ingress.url))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let text = aia_telemetry::metrics::encode(&ingress.registry);
     for expected in [
         r#"webhook_requests_total{tenant_id="acme",endpoint="servicedesk",outcome="accepted"} 1"#,
         r#"webhook_requests_total{tenant_id="acme",endpoint="servicedesk",outcome="invalid_signature"} 1"#,

@@ -130,12 +130,12 @@ async fn every_hostile_request_is_refused_with_its_status_and_stores_nothing() {
     }
     let body = with(json!({"tenant_id": "nobody-here"}));
     case(
-        "unknown tenant",
+        "unknown tenant (answered as a bad signature, so tenants cannot be enumerated)",
         &sdp,
         signed(body.clone()),
         body,
-        404,
-        "unknown_tenant",
+        401,
+        "invalid_signature",
     );
 
     // Signatures.
@@ -412,12 +412,12 @@ async fn every_hostile_request_is_refused_with_its_status_and_stores_nothing() {
         "invalid_payload",
     );
     case(
-        "jira unknown tenant",
+        "jira unknown tenant (answered as a bad signature)",
         &"/webhook/jira/nobody".to_owned(),
         hub(&jira_body),
         jira_body.clone(),
-        404,
-        "unknown_tenant",
+        401,
+        "invalid_signature",
     );
     let bare = vec![
         ("content-type", "application/json".into()),

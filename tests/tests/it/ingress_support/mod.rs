@@ -18,6 +18,8 @@ pub struct Ingress {
     pub keyring: Arc<Keyring>,
     /// The webhook secret of tenant `acme`.
     pub secret: String,
+    /// The ingress's metrics (served apart from the webhook listener).
+    pub registry: aia_telemetry::metrics::SharedRegistry,
     _server: tokio::task::JoinHandle<()>,
 }
 
@@ -62,7 +64,12 @@ impl Ingress {
                     itsm_base_url: "https://sdp.example.com".into(),
                     itsm_credentials: aia_store::Secret::new(r#"{"authtoken":"t"}"#),
                     webhook_secret: aia_store::Secret::new(secret.clone()),
-                    settings: aia_store::TenantSettings::default(),
+                    // Tenants made before static secrets were off by
+                    // default kept them on; these stand for such tenants.
+                    settings: aia_store::TenantSettings {
+                        allow_static_secret: true,
+                        ..aia_store::TenantSettings::default()
+                    },
                 },
             )
             .await
@@ -77,7 +84,9 @@ impl Ingress {
             )
             .await
             .unwrap();
+        let registry = aia_telemetry::metrics::registry();
         let config = ingress::Config {
+            registry: registry.clone(),
             tenant_cache_ttl: options.tenant_cache_ttl,
             publish_timeout: options.publish_timeout,
             ..ingress::Config::new(
@@ -101,6 +110,7 @@ impl Ingress {
             jetstream,
             keyring,
             secret,
+            registry,
             _server: server,
         }
     }

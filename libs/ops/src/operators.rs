@@ -98,7 +98,7 @@ fn common_passwords() -> &'static std::collections::HashSet<&'static str> {
 fn is_common(lowered: &str) -> bool {
     let common = common_passwords();
     let stem = lowered.trim_end_matches(|c: char| c.is_ascii_digit() || c.is_ascii_punctuation());
-    let halves = lowered.len() % 2 == 0 && {
+    let halves = lowered.len().is_multiple_of(2) && {
         let (first, second) = lowered.split_at(lowered.len() / 2);
         first == second && common.contains(first)
     };

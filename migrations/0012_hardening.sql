@@ -33,12 +33,14 @@ update tenants set webhook_secret_prev_expires_at = now() + interval '24 hours'
 update tenants set settings = jsonb_set(settings, '{allow_static_secret}', 'true')
  where not settings ? 'allow_static_secret';
 
--- One enhancement per ticket and kind of change: the ingress claims
--- (tenant, ticket, kind) before it publishes, so a webhook replayed after
--- the stream's duplicate window starts no second run. `published_at` is set
--- once the stream has the event; a claim without it (the ingress stopped
--- between claim and publish) is published again, under the same message
--- id, by the next delivery.
+-- One enhancement per ticket: the ingress claims (tenant, ticket) before
+-- it publishes the ticket's run, so a webhook replayed after the stream's
+-- duplicate window starts no second run. An update starts a run only for
+-- a ticket without one, or, where the tenant re-enhances updates, once the
+-- last run is old enough. `published_at` is set once the stream has the
+-- event; a claim without it (the ingress failed or stopped between claim
+-- and publish) is published again, under the same message id, by the next
+-- delivery.
 create table ticket_intake (
   tenant_id    text not null,
   ticket_id    text not null,
@@ -48,6 +50,6 @@ create table ticket_intake (
   event        bytea not null,
   claimed_at   timestamptz not null default now(),
   published_at timestamptz,
-  primary key (tenant_id, ticket_id, kind)
+  primary key (tenant_id, ticket_id)
 );
 select secure_projection_table('ticket_intake', false);

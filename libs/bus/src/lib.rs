@@ -22,6 +22,11 @@ pub use stage::{
 /// The stream every ticket event lives in.
 pub const STREAM: &str = "TICKETS";
 
+/// How long after its signed timestamp the ingress accepts a webhook; the
+/// stream's duplicate window must be at least this long (checked when the
+/// topology is applied).
+pub const WEBHOOK_MAX_AGE: Duration = Duration::from_secs(300);
+
 /// How long a stopping process waits for its last acks to reach NATS.
 pub const FLUSH_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
 

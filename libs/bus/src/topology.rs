@@ -42,6 +42,13 @@ pub enum TopologyError {
     InvalidFile { file: String, reason: String },
     #[error("NATS refused {what}: {reason}")]
     Server { what: String, reason: String },
+    #[error(
+        "the stream's duplicate window ({window_secs} s) is shorter than the {accepted_secs} s a signed webhook timestamp is accepted for: a delivery replayed after the window would be stored twice"
+    )]
+    DuplicateWindowTooShort {
+        window_secs: u64,
+        accepted_secs: u64,
+    },
 }
 
 /// One field whose value on the server differs from the file.
@@ -136,7 +143,24 @@ impl Topology {
             .iter()
             .map(|(file, text)| parse(file, text))
             .collect::<Result<_, _>>()?;
-        Ok(Self { stream, consumers })
+        let topology = Self { stream, consumers };
+        topology.check()?;
+        Ok(topology)
+    }
+
+    /// Refuses definitions that would break a guarantee another part
+    /// relies on: the stream must remember message ids at least as long as
+    /// the ingress accepts a signed timestamp.
+    pub fn check(&self) -> Result<(), TopologyError> {
+        let window = self.stream.1.duplicate_window;
+        let accepted = crate::WEBHOOK_MAX_AGE;
+        if window < accepted {
+            return Err(TopologyError::DuplicateWindowTooShort {
+                window_secs: window.as_secs(),
+                accepted_secs: accepted.as_secs(),
+            });
+        }
+        Ok(())
     }
 
     /// The same definitions with the stream replicated `replicas` times
@@ -259,6 +283,20 @@ mod tests {
                 "embedding-indexer"
             ]
         );
+    }
+
+    #[test]
+    fn a_duplicate_window_shorter_than_the_signed_timestamp_window_is_refused() {
+        let mut topology = Topology::builtin().unwrap();
+        assert!(topology.stream.1.duplicate_window >= crate::WEBHOOK_MAX_AGE);
+        topology.stream.1.duplicate_window = std::time::Duration::from_secs(120);
+        assert!(matches!(
+            topology.check(),
+            Err(TopologyError::DuplicateWindowTooShort {
+                window_secs: 120,
+                ..
+            })
+        ));
     }
 
     #[test]

@@ -47,6 +47,11 @@ impl AdminError {
     }
 }
 
+/// How long a rotated-out webhook secret stays valid unless said otherwise.
+pub const KEEP_PREVIOUS: std::time::Duration = std::time::Duration::from_secs(24 * 3600);
+/// The longest a rotated-out secret may stay valid.
+pub const MAX_KEEP_PREVIOUS: std::time::Duration = std::time::Duration::from_secs(7 * 24 * 3600);
+
 pub struct TenantAdmin {
     pub app: Pool,
     pub admin: Pool,
@@ -370,15 +375,31 @@ impl TenantAdmin {
         Ok(())
     }
 
-    /// A new webhook secret, shown once; the old one stays valid until the
-    /// next rotation so senders can be switched over.
-    pub async fn rotate_secret(&self, tenant_id: &str) -> Result<String, AdminError> {
+    /// A new webhook secret, shown once. The old one stays valid for
+    /// `keep_previous` so senders can be switched over ([`KEEP_PREVIOUS`]
+    /// unless said otherwise); zero revokes it at once (a leaked secret).
+    pub async fn rotate_secret(
+        &self,
+        tenant_id: &str,
+        keep_previous: std::time::Duration,
+    ) -> Result<String, AdminError> {
         let tenant_id = parse_id(tenant_id)?;
+        if keep_previous > MAX_KEEP_PREVIOUS {
+            return Err(AdminError::Invalid(format!(
+                "the previous secret can stay valid for at most {} hours",
+                MAX_KEEP_PREVIOUS.as_secs() / 3600
+            )));
+        }
         let mut client = self.app.get().await.map_err(StoreError::from)?;
-        let secret = tenants::rotate_webhook_secret(&mut client, &self.keyring, &tenant_id)
-            .await?
-            .ok_or_else(|| AdminError::NotFound(tenant_id.to_string()))?;
-        tracing::info!(tenant_id = %tenant_id, "Webhook secret rotated");
+        let secret =
+            tenants::rotate_webhook_secret(&mut client, &self.keyring, &tenant_id, keep_previous)
+                .await?
+                .ok_or_else(|| AdminError::NotFound(tenant_id.to_string()))?;
+        tracing::info!(
+            tenant_id = %tenant_id,
+            keep_previous_secs = keep_previous.as_secs(),
+            "Webhook secret rotated"
+        );
         Ok(secret.expose().to_owned())
     }
 

@@ -7,6 +7,7 @@
 
 pub mod embeddings;
 pub mod feedback;
+pub mod intake;
 pub mod migrate;
 pub mod parking;
 mod scoped;

@@ -28,6 +28,16 @@ pub struct TenantSettings {
     /// whoever sees one request can send any. Tenants made before it was
     /// off kept it on (migration 0012); the console warns about it.
     pub allow_static_secret: bool,
+    /// Whether an update to a ticket that already has a run starts another
+    /// (at most one per [`TenantSettings::reenhance_interval_mins`]); off:
+    /// one run per ticket, however often it changes.
+    pub reenhance_updates: bool,
+    /// Least time between two runs of one ticket when updates re-enhance
+    /// (minutes, default 60).
+    pub reenhance_interval_mins: u32,
+    /// A new ticket's webhook is refused as stale when the ticket was
+    /// created longer ago than this (hours, default 24).
+    pub max_event_age_hours: u32,
     /// Whether notes end with "was this helpful?" links.
     pub feedback_links: bool,
     /// An external knowledge base answering
@@ -201,6 +211,9 @@ impl Default for TenantSettings {
             monitoring_enabled: false,
             webhook_rate_limit_per_minute: None,
             allow_static_secret: false,
+            reenhance_updates: false,
+            reenhance_interval_mins: 60,
+            max_event_age_hours: 24,
             feedback_links: true,
             knowledge_base_url: None,
             knowledge_base_timeout_secs: 10,

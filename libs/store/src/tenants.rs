@@ -77,8 +77,8 @@ pub async fn get(
         .query_opt(
             &tx.prepare_cached(
                 "select name, itsm_kind, itsm_base_url, itsm_credentials_enc, webhook_secret_enc,
-                    webhook_secret_prev_enc, settings, active, integrations_enc, updated_at,
-                    paused_at is not null
+                    case when webhook_secret_prev_expires_at > now() then webhook_secret_prev_enc end,
+                    settings, active, integrations_enc, updated_at, paused_at is not null
                from tenants where tenant_id = $1 and deleted_at is null",
             )
             .await
@@ -178,21 +178,26 @@ pub async fn settings(
     .transpose()
 }
 
-/// Replaces the webhook secret with a new random one, keeping the current
-/// one valid as the previous secret until the next rotation. Returns the new
-/// secret (to show once), or `None` when the tenant does not exist.
+/// Replaces the webhook secret with a new random one. The current one
+/// stays valid as the previous secret for `keep_previous` (senders are
+/// switched over meanwhile); with zero it is revoked at once. Returns the
+/// new secret (to show once), or `None` when the tenant does not exist.
 pub async fn rotate_webhook_secret(
     client: &mut Client,
     keyring: &Keyring,
     tenant_id: &TenantId,
+    keep_previous: std::time::Duration,
 ) -> Result<Option<Secret>, StoreError> {
     let secret = Secret::generate(32);
+    let keep = keep_previous.as_secs_f64();
     let tx = tenant_transaction(client, tenant_id).await?;
     let updated = tx
         .execute(
             &tx.prepare_cached(
                 "update tenants
-                set webhook_secret_prev_enc = webhook_secret_enc,
+                set webhook_secret_prev_enc = case when $3::float8 > 0 then webhook_secret_enc end,
+                    webhook_secret_prev_expires_at =
+                        case when $3::float8 > 0 then now() + make_interval(secs => $3::float8) end,
                     webhook_secret_enc = $2,
                     updated_at = now()
               where tenant_id = $1 and deleted_at is null",
@@ -202,6 +207,7 @@ pub async fn rotate_webhook_secret(
             &[
                 &tenant_id.as_str(),
                 &keyring.encrypt(&secret, &context("webhook_secret", tenant_id)),
+                &keep,
             ],
         )
         .await?;

@@ -97,9 +97,11 @@ pub async fn require_token(
 pub async fn create(
     State(state): State<AppState>,
     json: Result<Json<CreateTenant>, JsonRejection>,
-) -> Result<(StatusCode, Json<Value>), RouteError> {
+) -> Result<Response, RouteError> {
     let created = state.tenants.create(body(json)?).await?;
-    Ok((StatusCode::CREATED, Json(json!(created))))
+    Ok(no_store(
+        (StatusCode::CREATED, Json(json!(created))).into_response(),
+    ))
 }
 
 #[derive(Deserialize)]
@@ -147,15 +149,55 @@ pub async fn delete(
     Ok(StatusCode::NO_CONTENT)
 }
 
+/// How a rotation treats the secret it replaces.
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct RotateQuery {
+    /// Revoke the old secret now (it leaked).
+    #[serde(default)]
+    revoke_previous: bool,
+    /// How long the old secret stays valid otherwise (default 24).
+    keep_previous_hours: Option<u64>,
+}
+
 pub async fn rotate_secret(
     State(state): State<AppState>,
     Path(id): Path<String>,
-) -> Result<Json<Value>, RouteError> {
-    let secret = state.tenants.rotate_secret(&id).await?;
-    Ok(Json(json!({
-        "webhook_secret": secret,
-        "note": "Shown only now. The previous secret stays valid until the next rotation."
-    })))
+    query: Result<Query<RotateQuery>, axum::extract::rejection::QueryRejection>,
+) -> Result<Response, RouteError> {
+    let Query(query) = query.map_err(|err| ApiError::bad_request(err.body_text()))?;
+    let keep = match (query.revoke_previous, query.keep_previous_hours) {
+        (true, Some(_)) => {
+            return Err(ApiError::unprocessable(
+                "give revoke_previous or keep_previous_hours, not both",
+            )
+            .into());
+        }
+        (true, None) => std::time::Duration::ZERO,
+        (false, Some(hours)) => std::time::Duration::from_secs(hours.saturating_mul(3600)),
+        (false, None) => aia_ops::tenants::KEEP_PREVIOUS,
+    };
+    let secret = state.tenants.rotate_secret(&id, keep).await?;
+    let note = if keep.is_zero() {
+        "Shown only now. The previous secret is revoked.".to_owned()
+    } else {
+        format!(
+            "Shown only now. The previous secret stays valid for {} hours.",
+            keep.as_secs() / 3600
+        )
+    };
+    Ok(no_store(
+        Json(json!({"webhook_secret": secret, "note": note})).into_response(),
+    ))
+}
+
+/// An answer that carries a secret: no cache, proxy or browser keeps it.
+fn no_store(mut response: Response) -> Response {
+    response.headers_mut().insert(
+        axum::http::header::CACHE_CONTROL,
+        axum::http::HeaderValue::from_static("no-store"),
+    );
+    response
 }
 
 pub async fn set_integrations(

@@ -262,8 +262,8 @@ async fn run(
                 .map(|id| format!("atlassian:{id}"))
         })
         .unwrap_or_else(|| format!("sha256:{}", hex::encode(Sha256::digest(&body))));
-    let msg_id = format!("{tenant_id}:{}:{delivery}", endpoint.key());
-    let event = match inbound {
+    let msg_id = aia_bus::msg_id::webhook_delivery(tenant_id.as_str(), endpoint.key(), &delivery);
+    let (event, starts_run) = match inbound {
         Inbound::Ignored { reason } => {
             return Ok((
                 StatusCode::ACCEPTED,
@@ -275,17 +275,24 @@ async fn run(
             mut ticket,
         } => {
             ticket.delivery_id = msg_id.clone();
-            Event::new_run(tenant_id, ticket_id, Payload::TicketReceived(ticket))
+            let event = Event::new_run(tenant_id, ticket_id, Payload::TicketReceived(ticket));
+            (event, true)
         }
+        // A resolved ticket delivered again updates the same history row.
         Inbound::Resolved { ticket_id, ticket } => {
-            Event::new_run(tenant_id, ticket_id, Payload::TicketResolved(ticket))
+            let event = Event::new_run(tenant_id, ticket_id, Payload::TicketResolved(ticket));
+            (event, false)
         }
     };
     span.record("ticket_id", event.ticket_id.as_str());
-    publish(state, &event, &msg_id).await
+    if starts_run {
+        crate::intake::start_run(state, &tenant, &event, &msg_id).await
+    } else {
+        publish(state, &event, &msg_id).await
+    }
 }
 
-async fn publish(
+pub(crate) async fn publish(
     state: &AppState,
     event: &Event,
     msg_id: &str,

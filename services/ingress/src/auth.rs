@@ -24,7 +24,9 @@ use sha2::Sha256;
 use subtle::ConstantTimeEq;
 
 pub const STATIC_SECRET_HEADER: &str = "x-webhook-secret";
-pub const MAX_AGE_SECS: i64 = 300;
+/// Seconds a signed timestamp may be old: the stream's duplicate window
+/// covers them ([`aia_bus::WEBHOOK_MAX_AGE`]).
+pub const MAX_AGE_SECS: i64 = aia_bus::WEBHOOK_MAX_AGE.as_secs() as i64;
 pub const MAX_FUTURE_SECS: i64 = 30;
 
 /// Which scheme authenticated a request.

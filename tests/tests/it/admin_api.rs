@@ -349,3 +349,59 @@ async fn integrations_are_replaced_encrypted_and_never_echoed() {
         .await;
     assert_eq!(status, 404);
 }
+
+#[tokio::test]
+async fn answers_that_carry_a_secret_are_never_cached_and_a_rotation_can_revoke_at_once() {
+    let api = Api::start().await;
+    let body = json!({"tenant_id": "acme", "name": "Acme", "itsm_kind": "servicedesk_plus",
+        "itsm_base_url": api.sdp_url, "itsm_credentials": {"authtoken": "t"}});
+    let created = api
+        .http
+        .post(format!("{}/admin/tenants", api.url))
+        .bearer_auth(TOKEN)
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(created.status(), 201);
+    assert_eq!(created.headers()["cache-control"], "no-store");
+    let rotate = |query: &str| {
+        api.http
+            .post(format!(
+                "{}/admin/tenants/acme/rotate-secret{query}",
+                api.url
+            ))
+            .bearer_auth(TOKEN)
+            .send()
+    };
+    let rotated = rotate("").await.unwrap();
+    assert_eq!(rotated.headers()["cache-control"], "no-store");
+    let answer: Value = rotated.json().await.unwrap();
+    assert!(
+        answer["note"].as_str().unwrap().contains("24 hours"),
+        "{answer}"
+    );
+    let (_, shown) = api
+        .call(reqwest::Method::GET, "/admin/tenants/acme", None)
+        .await;
+    assert_eq!(shown["rotation_in_progress"], true);
+
+    let revoked = rotate("?revoke_previous=true").await.unwrap();
+    assert_eq!(revoked.status(), 200);
+    let answer: Value = revoked.json().await.unwrap();
+    assert!(
+        answer["note"].as_str().unwrap().contains("revoked"),
+        "{answer}"
+    );
+    let (_, shown) = api
+        .call(reqwest::Method::GET, "/admin/tenants/acme", None)
+        .await;
+    assert_eq!(shown["rotation_in_progress"], false);
+
+    let refused = rotate("?revoke_previous=true&keep_previous_hours=2")
+        .await
+        .unwrap();
+    assert_eq!(refused.status(), 422);
+    let refused = rotate("?keep_previous_hours=1000").await.unwrap();
+    assert_eq!(refused.status(), 422);
+}

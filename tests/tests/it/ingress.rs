@@ -146,11 +146,14 @@ async fn redelivered_webhooks_get_the_first_event_id_and_store_nothing_new() {
 
     // Jira: the same X-Atlassian-Webhook-Identifier is the same delivery.
     let mut ids = Vec::new();
+    let created = chrono::Utc::now()
+        .format("%Y-%m-%dT%H:%M:%S%.3f%z")
+        .to_string();
     for attempt in 0..2 {
         let bytes = serde_json::to_vec(&json!({
             "timestamp": 1_764_072_000_000i64 + attempt, "webhookEvent": "jira:issue_created",
             "issue": {"key": "SUP-11", "fields": {"summary": "VPN", "description": "drops", "priority": {"name": "Low"},
-                      "created": "2026-11-25T10:00:00.000+0000"}}
+                      "created": created}}
         }))
         .unwrap();
         let headers = [
@@ -314,6 +317,7 @@ async fn a_rotated_secret_takes_effect_within_the_cache_ttl_and_the_old_one_keep
         &mut client,
         &ingress.keyring,
         &TenantId::parse("acme").unwrap(),
+        Duration::from_secs(24 * 3600),
     )
     .await
     .unwrap()

@@ -13,6 +13,7 @@ mod embeddings;
 mod feedback;
 mod ingress;
 mod ingress_hostile;
+mod ingress_security;
 mod llm;
 mod observability_config;
 mod pipeline;

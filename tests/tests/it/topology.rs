@@ -36,7 +36,9 @@ async fn applying_twice_creates_once_then_reports_everything_unchanged() {
         config.storage,
         async_nats::jetstream::stream::StorageType::File
     );
-    assert_eq!(config.duplicate_window, Duration::from_secs(120));
+    // Ten minutes: longer than a signed webhook timestamp is accepted.
+    assert_eq!(config.duplicate_window, Duration::from_secs(600));
+    assert!(config.duplicate_window >= aia_bus::WEBHOOK_MAX_AGE);
     // No stream-wide age: run events carry their own TTL, resolved tickets
     // none (see `retention.rs`).
     assert_eq!(config.max_age, Duration::ZERO);

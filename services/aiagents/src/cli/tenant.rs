@@ -40,8 +40,16 @@ pub enum Command {
         #[arg(long)]
         yes: bool,
     },
-    /// Issue a new webhook secret (shown once); the old one stays valid until the next rotation.
-    RotateSecret { id: String },
+    /// Issue a new webhook secret (shown once); the old one stays valid for 24 hours, or is revoked at once with --revoke-previous.
+    RotateSecret {
+        id: String,
+        /// Revoke the old secret now (it leaked).
+        #[arg(long, conflicts_with = "keep_previous_hours")]
+        revoke_previous: bool,
+        /// How long the old secret stays valid (hours, at most 168).
+        #[arg(long)]
+        keep_previous_hours: Option<u64>,
+    },
     /// Check that the tenant's help desk answers and accepts its credentials.
     TestConnection { id: String },
     /// Replace the tenant's integration tokens and keys, read as JSON from
@@ -139,10 +147,26 @@ pub async fn run(command: Command) -> anyhow::Result<()> {
             tenant_admin()?.delete(&id).await?;
             println!("tenant {id} deleted");
         }
-        Command::RotateSecret { id } => {
-            let secret = tenant_admin()?.rotate_secret(&id).await?;
+        Command::RotateSecret {
+            id,
+            revoke_previous,
+            keep_previous_hours,
+        } => {
+            let keep = match (revoke_previous, keep_previous_hours) {
+                (true, _) => std::time::Duration::ZERO,
+                (false, Some(hours)) => std::time::Duration::from_secs(hours.saturating_mul(3600)),
+                (false, None) => aia_ops::tenants::KEEP_PREVIOUS,
+            };
+            let secret = tenant_admin()?.rotate_secret(&id, keep).await?;
             println!("new webhook secret: {secret}");
-            println!("Shown only now. The previous secret stays valid until the next rotation.");
+            if keep.is_zero() {
+                println!("Shown only now. The previous secret is revoked.");
+            } else {
+                println!(
+                    "Shown only now. The previous secret stays valid for {} hours.",
+                    keep.as_secs() / 3600
+                );
+            }
         }
         Command::SetIntegrations { id } => {
             let mut raw = String::new();

@@ -39,6 +39,15 @@ pub struct SettingsForm {
     feedback_links: Option<String>,
     #[serde(default)]
     note_visible_to_requester: Option<String>,
+    #[serde(default)]
+    allow_static_secret: Option<String>,
+    #[serde(default)]
+    reenhance_updates: Option<String>,
+    /// Empty keeps the stored value.
+    #[serde(default)]
+    reenhance_interval_mins: String,
+    #[serde(default)]
+    max_event_age_hours: String,
     /// New help-desk credentials (JSON); empty keeps the stored ones.
     #[serde(default)]
     itsm_credentials: String,
@@ -83,6 +92,22 @@ pub async fn save_settings(
     let Ok(period_days) = form.llm_budget_period_days.trim().parse::<u32>() else {
         return problem("Budget period: a whole number of days.".into()).await;
     };
+    let whole = |text: &str, current: u32| match text.trim() {
+        "" => Some(current),
+        text => text.parse::<u32>().ok().filter(|n| *n > 0),
+    };
+    let Some(reenhance_interval_mins) = whole(
+        &form.reenhance_interval_mins,
+        current.settings.reenhance_interval_mins,
+    ) else {
+        return problem("Time between notes: a whole number of minutes above 0.".into()).await;
+    };
+    let Some(max_event_age_hours) = whole(
+        &form.max_event_age_hours,
+        current.settings.max_event_age_hours,
+    ) else {
+        return problem("Oldest new ticket: a whole number of hours above 0.".into()).await;
+    };
     let budget = match form.llm_budget_usd.trim() {
         "" => None,
         text => match text.parse::<f64>() {
@@ -125,6 +150,10 @@ pub async fn save_settings(
         redact_personal_data: form.redact_personal_data.is_some(),
         feedback_links: form.feedback_links.is_some(),
         note_visible_to_requester: form.note_visible_to_requester.is_some(),
+        allow_static_secret: form.allow_static_secret.is_some(),
+        reenhance_updates: form.reenhance_updates.is_some(),
+        reenhance_interval_mins,
+        max_event_age_hours,
         max_note_words,
         llm_budget_usd: budget,
         llm_budget_period_days: period_days,

@@ -171,23 +171,37 @@ pub(super) async fn tenant_page(
     }
 }
 
+#[derive(Deserialize)]
+pub struct RotateForm {
+    #[serde(default)]
+    csrf: String,
+    /// Revoke the old secret now rather than in 24 hours.
+    #[serde(default)]
+    revoke_previous: bool,
+}
+
 pub async fn rotate_secret(
     State(state): State<AppState>,
     operator: Operator,
     Path(id): Path<String>,
-    Form(form): Form<CsrfOnly>,
+    Form(form): Form<RotateForm>,
 ) -> Response {
     if let Some(refusal) = refusal(&operator, &form.csrf) {
         return refusal;
     }
-    match state.tenants.rotate_secret(&id).await {
+    let keep = if form.revoke_previous {
+        std::time::Duration::ZERO
+    } else {
+        aia_ops::tenants::KEEP_PREVIOUS
+    };
+    match state.tenants.rotate_secret(&id, keep).await {
         Ok(secret) => {
             audited(
                 &state,
                 &operator,
                 "tenant.rotate_secret",
                 Some(&id),
-                json!({}),
+                json!({"previous_revoked": form.revoke_previous}),
             )
             .await;
             // Shown whatever else fails: it exists only in this answer.

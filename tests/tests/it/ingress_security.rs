@@ -1,0 +1,381 @@
+//! The ingress against someone who kept signed bytes, probes for tenants,
+//! or scrapes the public port: one run per ticket however late a delivery
+//! comes again, stale new tickets refused, unknown tenants answered as bad
+//! signatures, no metrics on the webhook port.
+
+use crate::ingress_support;
+
+use std::time::Duration;
+
+use aia_events::{Event, Payload};
+use async_nats::jetstream::consumer::{AckPolicy, DeliverPolicy, pull};
+use futures::StreamExt;
+use ingress_support::{Ingress, ticket};
+use serde_json::json;
+
+/// Every event stored so far.
+async fn stored_events(ingress: &Ingress) -> Vec<Event> {
+    let stream = ingress.jetstream.get_stream(aia_bus::STREAM).await.unwrap();
+    let consumer = stream
+        .create_consumer(pull::Config {
+            deliver_policy: DeliverPolicy::All,
+            ack_policy: AckPolicy::None,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    let total = ingress.stored().await as usize;
+    let mut messages = consumer
+        .fetch()
+        .max_messages(total.max(1))
+        .expires(Duration::from_secs(1))
+        .messages()
+        .await
+        .unwrap();
+    let mut events = Vec::new();
+    while let Some(Ok(message)) = messages.next().await {
+        events.push(Event::from_json(&message.payload).unwrap());
+    }
+    events
+}
+
+/// The stream forgets message ids after a second: what a replay after the
+/// duplicate window meets.
+async fn shorten_duplicate_window(ingress: &Ingress) {
+    let mut stream = ingress.jetstream.get_stream(aia_bus::STREAM).await.unwrap();
+    let mut config = stream.info().await.unwrap().config.clone();
+    config.duplicate_window = Duration::from_secs(1);
+    ingress.jetstream.update_stream(config).await.unwrap();
+}
+
+fn jira_created(key: &str, created: chrono::DateTime<chrono::Utc>) -> Vec<u8> {
+    serde_json::to_vec(&json!({
+        "timestamp": 1_764_072_000_000i64, "webhookEvent": "jira:issue_created",
+        "issue": {"key": key, "fields": {"summary": "VPN", "description": "drops", "priority": {"name": "Low"},
+                  "created": created.format("%Y-%m-%dT%H:%M:%S%.3f%z").to_string()}}
+    }))
+    .unwrap()
+}
+
+#[tokio::test]
+async fn the_same_signed_bytes_sent_after_the_duplicate_window_start_no_second_run() {
+    let ingress = Ingress::start().await;
+    shorten_duplicate_window(&ingress).await;
+    let body = ticket("acme", "T-100");
+    let (status, first, _) = ingress.post_signed("/webhook/servicedesk", &body).await;
+    assert_eq!(status, 202, "{first}");
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let (status, again, _) = ingress.post_signed("/webhook/servicedesk", &body).await;
+    assert_eq!(status, 202, "{again}");
+    assert_eq!(again["duplicate"], true);
+    assert_eq!(again["event_id"], first["event_id"]);
+    assert_eq!(ingress.stored().await, 1, "a replay started a second run");
+    // A new ticket of the tenant does start a run.
+    let (status, other, _) = ingress
+        .post_signed("/webhook/servicedesk", &ticket("acme", "T-101"))
+        .await;
+    assert_eq!(status, 202);
+    assert_eq!(other["duplicate"], false);
+    assert_eq!(ingress.stored().await, 2);
+}
+
+#[tokio::test]
+async fn updates_start_a_run_only_for_a_ticket_without_one_unless_the_tenant_re_enhances() {
+    let ingress = Ingress::start().await;
+    shorten_duplicate_window(&ingress).await;
+    let update = |id: &str, text: &str| {
+        let mut body = ticket("acme", id);
+        body["event"] = json!("ticket_updated");
+        body["description"] = json!(text);
+        body
+    };
+    ingress
+        .post_signed("/webhook/servicedesk", &ticket("acme", "T-1"))
+        .await;
+    // A ticket with a run: an update starts none.
+    let (status, answer, _) = ingress
+        .post_signed(
+            "/webhook/servicedesk",
+            &update("T-1", "now also the printer"),
+        )
+        .await;
+    assert_eq!((status, answer["duplicate"].clone()), (202, json!(true)));
+    // A ticket we never saw created: its first update starts one run.
+    let (status, answer, _) = ingress
+        .post_signed(
+            "/webhook/servicedesk",
+            &update("T-2", "old ticket, new words"),
+        )
+        .await;
+    assert_eq!((status, answer["duplicate"].clone()), (202, json!(false)));
+    assert_eq!(ingress.stored().await, 2);
+
+    // The tenant re-enhances updates, at most once an hour.
+    ingress
+        .db
+        .admin_client()
+        .await
+        .batch_execute(
+            "update tenants set settings = settings || '{\"reenhance_updates\": true, \"reenhance_interval_mins\": 60}'
+              where tenant_id = 'acme'",
+        )
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(1500)).await; // the tenant cache and the window
+    let (status, answer, _) = ingress
+        .post_signed("/webhook/servicedesk", &update("T-1", "within the hour"))
+        .await;
+    assert_eq!((status, answer["duplicate"].clone()), (202, json!(true)));
+    ingress
+        .db
+        .admin_client()
+        .await
+        .batch_execute(
+            "update ticket_intake set claimed_at = now() - interval '61 minutes' where ticket_id = 'T-1'",
+        )
+        .await
+        .unwrap();
+    let (status, answer, _) = ingress
+        .post_signed("/webhook/servicedesk", &update("T-1", "an hour later"))
+        .await;
+    assert_eq!(
+        (status, answer["duplicate"].clone()),
+        (202, json!(false)),
+        "{answer}"
+    );
+    assert_eq!(ingress.stored().await, 3);
+}
+
+#[tokio::test]
+async fn a_run_claimed_but_never_published_is_published_once_by_the_next_delivery() {
+    let ingress = Ingress::start().await;
+    let body = ticket("acme", "T-7");
+    // The ingress stopped between its claim and its publish: the claim
+    // holds the event, unconfirmed.
+    let (status, first, _) = ingress.post_signed("/webhook/servicedesk", &body).await;
+    assert_eq!(status, 202);
+    let stored = stored_events(&ingress).await;
+    let mut orphan = stored[0].clone();
+    orphan.ticket_id = aia_events::TicketId::parse("T-8").unwrap();
+    orphan.event_id = uuid::Uuid::now_v7();
+    orphan.correlation_id = orphan.event_id;
+    ingress
+        .db
+        .admin_client()
+        .await
+        .execute(
+            "insert into ticket_intake (tenant_id, ticket_id, kind, event_id, msg_id, event)
+             values ('acme', 'T-8', 'created', $1, 'orphan-msg-id', $2)",
+            &[&orphan.event_id, &orphan.to_json()],
+        )
+        .await
+        .unwrap();
+    for _ in 0..2 {
+        let (status, answer, _) = ingress
+            .post_signed("/webhook/servicedesk", &ticket("acme", "T-8"))
+            .await;
+        assert_eq!(status, 202, "{answer}");
+        assert_eq!(answer["event_id"], json!(orphan.event_id), "{first}");
+    }
+    let events = stored_events(&ingress).await;
+    let t8: Vec<&Event> = events
+        .iter()
+        .filter(|event| event.ticket_id.as_str() == "T-8")
+        .collect();
+    assert_eq!(t8.len(), 1, "the claimed event is stored exactly once");
+    assert_eq!(t8[0].event_id, orphan.event_id);
+    let confirmed: bool = ingress
+        .db
+        .admin_client()
+        .await
+        .query_one(
+            "select published_at is not null from ticket_intake where ticket_id = 'T-8'",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert!(confirmed);
+}
+
+#[tokio::test]
+async fn a_new_ticket_created_longer_ago_than_the_tenant_accepts_is_refused_as_stale() {
+    let ingress = Ingress::start().await;
+    let ingress = &ingress;
+    let post = |bytes: Vec<u8>| {
+        let headers = vec![
+            ("content-type", "application/json".to_owned()),
+            (
+                "x-hub-signature",
+                format!("sha256={}", ingress.sign(&bytes)),
+            ),
+        ];
+        async move { ingress.post("/webhook/jira/acme", &headers, bytes).await }
+    };
+    let two_days_ago = chrono::Utc::now() - chrono::Duration::hours(48);
+    let (status, answer, _) = post(jira_created("SUP-1", two_days_ago)).await;
+    assert_eq!(
+        (status, answer["error"]["code"].clone()),
+        (422, json!("stale_event")),
+        "{answer}"
+    );
+    assert_eq!(ingress.stored().await, 0);
+    let (status, answer, _) = post(jira_created("SUP-2", chrono::Utc::now())).await;
+    assert_eq!(status, 202, "{answer}");
+    // The tenant accepts three days.
+    ingress
+        .db
+        .admin_client()
+        .await
+        .batch_execute(
+            "update tenants set settings = settings || '{\"max_event_age_hours\": 72}' where tenant_id = 'acme'",
+        )
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    let (status, answer, _) = post(jira_created("SUP-3", two_days_ago)).await;
+    assert_eq!(status, 202, "{answer}");
+    let stored = stored_events(ingress).await;
+    assert!(
+        stored
+            .iter()
+            .all(|event| matches!(event.payload, Payload::TicketReceived(_)))
+    );
+    assert_eq!(stored.len(), 2);
+}
+
+#[tokio::test]
+async fn an_unknown_tenant_is_answered_exactly_as_a_bad_signature() {
+    let ingress = Ingress::start().await;
+    let wrong = |tenant: &str| {
+        let bytes = serde_json::to_vec(&ticket(tenant, "T-1")).unwrap();
+        (
+            vec![
+                ("content-type", "application/json".to_owned()),
+                ("x-servicedesk-signature", "00".repeat(32)),
+            ],
+            bytes,
+        )
+    };
+    let (headers, bytes) = wrong("acme");
+    let existing = ingress.post("/webhook/servicedesk", &headers, bytes).await;
+    let (headers, bytes) = wrong("nobody-here");
+    let unknown = ingress.post("/webhook/servicedesk", &headers, bytes).await;
+    assert_eq!(existing.0, unknown.0);
+    assert_eq!(existing.1, unknown.1);
+    assert_eq!(unknown.0, 401);
+    // A made-up tenant's stale signed timestamp answers as an existing one's.
+    let stale = |tenant: &str| {
+        let bytes = serde_json::to_vec(&ticket(tenant, "T-1")).unwrap();
+        let old = (chrono::Utc::now().timestamp() - 3600).to_string();
+        (
+            vec![
+                ("content-type", "application/json".to_owned()),
+                ("webhook-id", "msg_1".to_owned()),
+                ("webhook-timestamp", old),
+                ("webhook-signature", "v1,AAAA".to_owned()),
+            ],
+            bytes,
+        )
+    };
+    let (headers, bytes) = stale("acme");
+    let existing = ingress.post("/webhook/servicedesk", &headers, bytes).await;
+    let (headers, bytes) = stale("nobody-here");
+    let unknown = ingress.post("/webhook/servicedesk", &headers, bytes).await;
+    assert_eq!((existing.0, &existing.1), (unknown.0, &unknown.1));
+    // The operator still sees which it was.
+    let metrics = aia_telemetry::metrics::encode(&ingress.registry);
+    assert!(metrics.contains(r#"outcome="unknown_tenant""#), "{metrics}");
+    assert!(
+        metrics.contains(r#"outcome="invalid_signature""#),
+        "{metrics}"
+    );
+}
+
+#[tokio::test]
+async fn the_webhook_port_serves_no_metrics() {
+    let ingress = Ingress::start().await;
+    ingress
+        .post_signed("/webhook/servicedesk", &ticket("acme", "T-1"))
+        .await;
+    let response = ingress
+        .http
+        .get(format!("{}/metrics", ingress.url))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 404);
+    let body = response.text().await.unwrap();
+    assert!(!body.contains("acme"), "{body}");
+}
+
+/// Posts a ticket signed with `secret`; the status.
+async fn post_with(ingress: &Ingress, secret: &str, ticket_id: &str) -> u16 {
+    let body = serde_json::to_vec(&ticket("acme", ticket_id)).unwrap();
+    let signature = ingress::auth::sign::hex(secret, &body);
+    let headers = [
+        ("content-type", "application/json".to_owned()),
+        ("x-servicedesk-signature", signature),
+    ];
+    ingress.post("/webhook/servicedesk", &headers, body).await.0
+}
+
+#[tokio::test]
+async fn a_leaked_secret_is_revoked_by_one_rotation_and_a_rotated_out_one_expires() {
+    let ingress = Ingress::start().await;
+    let tenants = aia_ops::tenant_admin(
+        &ingress.db.app_url,
+        &ingress.db.admin_read_url,
+        aia_store::Keyring::parse(&ingress.keyring.export_spec()).unwrap(),
+        "https://hooks.example.com".into(),
+    )
+    .unwrap();
+    let cache_ttl = Duration::from_millis(300); // the harness's is 200 ms
+    let leaked = ingress.secret.clone();
+
+    // An ordinary rotation: both work while senders switch over.
+    let second = tenants
+        .rotate_secret("acme", aia_ops::tenants::KEEP_PREVIOUS)
+        .await
+        .unwrap();
+    tokio::time::sleep(cache_ttl).await;
+    assert_eq!(post_with(&ingress, &leaked, "A-1").await, 202);
+    assert_eq!(post_with(&ingress, &second, "A-2").await, 202);
+    // ...until the previous secret's time runs out.
+    ingress
+        .db
+        .admin_client()
+        .await
+        .batch_execute(
+            "update tenants set webhook_secret_prev_expires_at = now() - interval '1 second'",
+        )
+        .await
+        .unwrap();
+    tokio::time::sleep(cache_ttl).await;
+    assert_eq!(post_with(&ingress, &leaked, "A-3").await, 401);
+    assert_eq!(post_with(&ingress, &second, "A-4").await, 202);
+
+    // The second secret leaks: one rotation revokes it at once.
+    let third = tenants.rotate_secret("acme", Duration::ZERO).await.unwrap();
+    tokio::time::sleep(cache_ttl).await;
+    assert_eq!(post_with(&ingress, &second, "A-5").await, 401);
+    assert_eq!(post_with(&ingress, &third, "A-6").await, 202);
+    let (previous, expires): (Option<Vec<u8>>, Option<chrono::DateTime<chrono::Utc>>) = {
+        let row = ingress
+            .db
+            .admin_client()
+            .await
+            .query_one(
+                "select webhook_secret_prev_enc, webhook_secret_prev_expires_at from tenants where tenant_id = 'acme'",
+                &[],
+            )
+            .await
+            .unwrap();
+        (row.get(0), row.get(1))
+    };
+    assert_eq!(
+        (previous, expires),
+        (None, None),
+        "no previous secret is kept"
+    );
+}

@@ -25,10 +25,11 @@ pub fn stage_output(input: Uuid, stage: &str, index: usize) -> String {
     }
 }
 
-/// A rating of a run, by the digest of what it says: the same rating sent
-/// twice is one event, a changed one is another.
-pub fn rating(tenant: &str, run: Uuid, digest_hex: &str) -> String {
-    format!("feedback:{tenant}:{run}:{digest_hex}")
+/// A rating of a run, by the submission that sent it: the same form sent
+/// twice is one event; every other rating is an event of its own (the
+/// latest stands), even one that repeats an earlier choice.
+pub fn rating(tenant: &str, run: Uuid, submission: &str) -> String {
+    format!("feedback:{tenant}:{run}:{submission}")
 }
 
 /// A resolved ticket imported from a file or a help desk's API, by the

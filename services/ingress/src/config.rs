@@ -23,6 +23,9 @@ pub struct Config {
     pub tenant_cache_ttl: Duration,
     /// How long to wait for JetStream to confirm an event before 503.
     pub publish_timeout: Duration,
+    /// How long a note's feedback links work after its run began
+    /// (`AI_AGENTS_FEEDBACK_LINK_DAYS`, default 30).
+    pub feedback_link_days: u32,
     /// The process's metrics; the ingress adds its series to it.
     pub registry: aia_telemetry::metrics::SharedRegistry,
     /// Where `/metrics` is served (`AI_AGENTS_METRICS_ADDR`), apart from
@@ -55,6 +58,7 @@ impl Config {
             failed_signatures_per_minute: parsed("INGRESS_FAILED_SIGNATURES_PER_MINUTE", 10)?,
             tenant_cache_ttl: Duration::from_secs(parsed("INGRESS_TENANT_CACHE_TTL_SECS", 30)?),
             publish_timeout: Duration::from_millis(parsed("INGRESS_PUBLISH_TIMEOUT_MS", 5000)?),
+            feedback_link_days: aia_config::positive("FEEDBACK_LINK_DAYS", 30)?,
             registry: aia_telemetry::metrics::registry(),
             metrics_addr: shared.metrics_addr,
         })
@@ -72,6 +76,7 @@ impl Config {
             failed_signatures_per_minute: 10,
             tenant_cache_ttl: Duration::from_secs(30),
             publish_timeout: Duration::from_secs(5),
+            feedback_link_days: 30,
             registry: aia_telemetry::metrics::registry(),
             metrics_addr: None,
         }

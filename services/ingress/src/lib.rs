@@ -93,6 +93,7 @@ pub async fn state(config: Config) -> anyhow::Result<AppState> {
         }),
         metrics: Arc::new(metrics::Metrics::register(&config.registry)),
         publish_timeout: config.publish_timeout,
+        feedback_link_days: config.feedback_link_days,
         max_body_bytes: config.max_body_bytes,
     })
 }

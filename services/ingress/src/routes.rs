@@ -35,6 +35,8 @@ pub struct AppState {
     pub metrics: Arc<Metrics>,
     pub publish_timeout: Duration,
     pub max_body_bytes: usize,
+    /// How long a note's feedback links work after its run began.
+    pub feedback_link_days: u32,
 }
 
 type Answer = Result<(StatusCode, Json<Value>), ApiError>;

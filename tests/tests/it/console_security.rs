@@ -427,3 +427,26 @@ async fn an_unknown_console_path_answers_the_consoles_page_with_its_headers() {
             .starts_with("application/json")
     );
 }
+
+#[tokio::test]
+async fn a_ticket_id_with_slashes_cannot_steer_a_link_to_another_tenants_page() {
+    let console = Console::start(Default::default()).await;
+    console
+        .db
+        .admin_client()
+        .await
+        .batch_execute(
+            "insert into enhancement_history (tenant_id, correlation_id, ticket_id, status, received_at, last_event_id)
+             values ('t-one', gen_random_uuid(), 'a/../../t-two/T2', 'completed', now(), gen_random_uuid())",
+        )
+        .await
+        .unwrap();
+    let ops = Browser::sign_in(&console.url, "ops", PASSWORD).await;
+    let (status, page) = ops.get("/console/history?tenant=t-one").await;
+    assert_eq!(status, StatusCode::OK, "{page}");
+    assert!(
+        page.contains("/console/tickets/t-one/a%2F..%2F..%2Ft-two%2FT2"),
+        "the ticket id is not one encoded path segment:\n{page}"
+    );
+    assert!(!page.contains("/console/tickets/t-one/a/"), "{page}");
+}

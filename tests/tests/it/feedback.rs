@@ -37,14 +37,35 @@ async fn links_in_the_note_record_ratings_that_reach_the_history_and_the_stats()
     .await;
     assert!(up.contains("/feedback/acme/SUP-1/"), "{up}");
 
+    // The link opens a page with its choice selected; the page's form
+    // records it (a GET records nothing: see feedback_security).
     let page = http.get(&up).send().await.unwrap();
     assert_eq!(page.status(), 200);
-    assert!(page.text().await.unwrap().contains("Thank you"));
+    assert!(page.text().await.unwrap().contains(r#"value="up" checked"#));
     let down = eventually("the second note", Duration::from_secs(30), || {
         link("SUP-2", "down")
     })
     .await;
-    assert_eq!(http.get(&down).send().await.unwrap().status(), 200);
+    let page = http.get(&down).send().await.unwrap();
+    assert_eq!(page.status(), 200);
+    assert!(
+        page.text()
+            .await
+            .unwrap()
+            .contains(r#"value="down" checked"#)
+    );
+    let sent = http
+        .post(down.split('?').next().unwrap())
+        .form(&[
+            ("rating", "down"),
+            ("comment", ""),
+            ("submission", "form0001"),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(sent.status(), 200);
+    assert!(sent.text().await.unwrap().contains("Recorded: not helpful"));
     let form = up.split('?').next().unwrap().to_owned();
     let posted = http
         .post(&form)

@@ -379,3 +379,114 @@ async fn a_leaked_secret_is_revoked_by_one_rotation_and_a_rotated_out_one_expire
         "no previous secret is kept"
     );
 }
+
+/// A feedback link for `acme`'s ticket `T-1` in a run begun `days_ago`.
+fn feedback_link(ingress: &Ingress, days_ago: u64) -> String {
+    let started = std::time::SystemTime::now() - Duration::from_secs(days_ago * 86_400 + 60);
+    let since_epoch = started.duration_since(std::time::UNIX_EPOCH).unwrap();
+    let run = uuid::Uuid::new_v7(uuid::Timestamp::from_unix(
+        uuid::NoContext,
+        since_epoch.as_secs(),
+        since_epoch.subsec_nanos(),
+    ));
+    let token = aia_store::feedback::token(&ingress.keyring, "acme", "T-1", run);
+    format!("{}/feedback/acme/T-1/{run}/{token}", ingress.url)
+}
+
+fn ratings(events: &[Event]) -> Vec<aia_events::EnhancementRated> {
+    events
+        .iter()
+        .filter_map(|event| match &event.payload {
+            Payload::EnhancementRated(rated) => Some(rated.clone()),
+            _ => None,
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn a_feedback_link_only_shows_the_choice_and_the_form_records_what_the_page_says() {
+    let ingress = Ingress::start().await;
+    let link = feedback_link(&ingress, 1);
+    // Following the link (a mail scanner does) records nothing.
+    let page = ingress
+        .http
+        .get(format!("{link}?rating=down"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(page.status(), 200);
+    let page = page.text().await.unwrap();
+    assert!(page.contains(r#"value="down" checked"#), "{page}");
+    assert!(page.contains(r#"method="post""#), "{page}");
+    assert_eq!(ingress.stored().await, 0, "a GET recorded a rating");
+    let submission = regex::Regex::new(r#"name="submission" value="([0-9a-f]+)""#)
+        .unwrap()
+        .captures(&page)
+        .expect("the form names its submission")[1]
+        .to_owned();
+
+    let send = |rating: &'static str, submission: String| {
+        let link = link.clone();
+        let http = ingress.http.clone();
+        async move {
+            let response = http
+                .post(&link)
+                .form(&[
+                    ("rating", rating),
+                    ("comment", ""),
+                    ("submission", &submission),
+                ])
+                .send()
+                .await
+                .unwrap();
+            (response.status().as_u16(), response.text().await.unwrap())
+        }
+    };
+    // Up, down, up within a minute: every rating is stored, and the page
+    // says what it stored.
+    let (status, said) = send("up", submission.clone()).await;
+    assert_eq!(status, 200);
+    assert!(said.contains("Recorded: helpful"), "{said}");
+    let (_, said) = send("down", "second0001".into()).await;
+    assert!(said.contains("Recorded: not helpful"), "{said}");
+    let (_, said) = send("up", "third00001".into()).await;
+    assert!(said.contains("Recorded: helpful"), "{said}");
+    // The same form sent twice is one rating, and the page says so.
+    let (status, said) = send("up", submission).await;
+    assert_eq!(status, 200);
+    assert!(said.contains("already sent"), "{said}");
+    let stored = ratings(&stored_events(&ingress).await);
+    let thumbs: Vec<Option<bool>> = stored.iter().map(|rated| rated.thumbs_up).collect();
+    assert_eq!(thumbs, [Some(true), Some(false), Some(true)]);
+}
+
+#[tokio::test]
+async fn a_feedback_link_expires_after_the_tenants_link_lifetime() {
+    let ingress = Ingress::start().await;
+    let old = feedback_link(&ingress, 31);
+    let response = ingress
+        .http
+        .get(format!("{old}?rating=up"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 410);
+    let response = ingress
+        .http
+        .post(&old)
+        .json(&json!({"thumbs_up": true}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 410);
+    assert_eq!(ingress.stored().await, 0);
+    let fresh = feedback_link(&ingress, 29);
+    let response = ingress
+        .http
+        .post(&fresh)
+        .json(&json!({"thumbs_up": true}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 202);
+}

@@ -103,9 +103,12 @@ async fn lines(
         .jetstream
         .as_ref()
         .ok_or("the event stream is not configured")?;
-    replay::story(jetstream, &tenant, &ticket)
+    let mut lines = replay::story(jetstream, &tenant, &ticket)
         .await
-        .map_err(|err| err.to_string())
+        .map_err(|err| err.to_string())?;
+    // The page shows the tenant named in its path, and nothing else.
+    lines.retain(|line| line.event.tenant_id == tenant && line.event.ticket_id == ticket);
+    Ok(lines)
 }
 
 fn timeline(state: &AppState, lines: &[replay::StoryLine]) -> Vec<TimelineLine> {

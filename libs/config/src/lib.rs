@@ -80,6 +80,9 @@ pub struct Shared {
     /// Tenants that get series of their own before the rest share one
     /// (`AI_AGENTS_METRICS_MAX_TENANTS`, default 500).
     pub metrics_max_tenants: usize,
+    /// Whether the services may call link-local and cloud metadata
+    /// addresses (`AI_AGENTS_OUTBOUND_ALLOW_LINK_LOCAL`, default false).
+    pub outbound_allow_link_local: bool,
 }
 
 impl Shared {
@@ -106,6 +109,7 @@ impl Shared {
                 "METRICS_MAX_TENANTS",
                 Self::DEFAULT_METRICS_MAX_TENANTS,
             )?,
+            outbound_allow_link_local: parsed("OUTBOUND_ALLOW_LINK_LOCAL", false)?,
         })
     }
 }
@@ -117,6 +121,7 @@ impl Default for Shared {
             event_ttl_secs: Self::DEFAULT_EVENT_TTL_SECS,
             metrics_addr: None,
             metrics_max_tenants: Self::DEFAULT_METRICS_MAX_TENANTS,
+            outbound_allow_link_local: false,
         }
     }
 }

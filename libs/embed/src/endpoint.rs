@@ -147,6 +147,8 @@ impl Endpoint {
 
     async fn request(&self, batch: &[String]) -> Result<Vec<Vector>, Attempt> {
         let config = &self.config;
+        aia_http::outbound::check_url(&config.base_url)
+            .map_err(|err| Attempt::Fail(EmbedError::Refused(err.to_string())))?;
         let base = config.base_url.trim_end_matches('/');
         let mut request = self
             .http

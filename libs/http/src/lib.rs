@@ -1,9 +1,12 @@
 //! What our HTTP services share: the error answer of every endpoint,
-//! and bearer-token checks.
+//! bearer-token checks, and the guard on outbound calls to addresses
+//! operators configure ([`outbound`]).
 //!
 //! Errors answer `{"status":"error","error":{"code":…,"message":…}}` with a
 //! stable code; messages name the problem without internals, and the cause
 //! is logged where it happens.
+
+pub mod outbound;
 
 use std::time::Duration;
 

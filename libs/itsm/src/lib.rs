@@ -91,6 +91,7 @@ impl Itsm {
         base_url: &str,
         credentials_json: &str,
     ) -> Result<Self, ConfigError> {
+        aia_http::outbound::check_url(base_url).map_err(|err| ConfigError(err.to_string()))?;
         match kind {
             ItsmKind::ServicedeskPlus => Ok(Self::ServiceDeskPlus(ServiceDeskPlus::new(
                 http,

@@ -129,6 +129,9 @@ pub async fn complete(
     messages: &[Message],
     max_tokens: u32,
 ) -> Result<Completion, LlmError> {
+    aia_http::outbound::check_url(&provider.base_url).map_err(|err| LlmError::Permanent {
+        reason: format!("{}: {err}", provider.name),
+    })?;
     let url = format!(
         "{}/chat/completions",
         provider.base_url.trim_end_matches('/')

@@ -36,7 +36,7 @@ pub fn tenant_admin(
         admin: aia_store::pool(admin_database_url, 12).context("AI_AGENTS_ADMIN_DATABASE_URL")?,
         keyring: Arc::new(keyring),
         public_url,
-        http: reqwest::Client::builder()
+        http: aia_http::outbound::client_builder()
             .timeout(Duration::from_secs(15))
             .build()
             .context("HTTP client")?,

@@ -309,7 +309,7 @@ pub async fn dry_run(
     let mut out = String::new();
     match stage {
         Stage::ContextGatherer => {
-            let http = reqwest::Client::new();
+            let http = aia_http::outbound::client_builder().build()?;
             let local_embedder = aia_config::optional("EMBEDDINGS_URL").map(|url| {
                 context_gatherer::embedder_service(
                     &http,
@@ -337,7 +337,7 @@ pub async fn dry_run(
             let handler = llm_enhancer::LlmEnhancer {
                 db: tenants.db().clone(),
                 tenants,
-                http: reqwest::Client::new(),
+                http: aia_http::outbound::client_builder().build()?,
                 chain: Default::default(),
                 default_provider: llm_enhancer::provider_from_env()?,
                 prices: Default::default(),
@@ -378,7 +378,7 @@ pub async fn dry_run(
                 }),
             );
             let itsm = aia_itsm::Itsm::for_tenant(
-                reqwest::Client::new(),
+                aia_http::outbound::client_builder().build()?,
                 tenant.itsm,
                 &tenant.itsm_base_url,
                 tenant.itsm_credentials.expose(),

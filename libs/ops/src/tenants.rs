@@ -492,7 +492,28 @@ fn validate_settings(settings: &TenantSettings) -> Result<(), AdminError> {
                     "{field}.timeout_secs: must be 1 to 120"
                 )));
             }
+            outbound(&format!("{field}.base_url"), &endpoint.base_url)?;
         }
     }
+    for (field, url) in [
+        ("settings.knowledge_base_url", &settings.knowledge_base_url),
+        ("settings.monitoring_url", &settings.monitoring_url),
+    ] {
+        if let Some(url) = url {
+            outbound(field, url)?;
+        }
+    }
+    for provider in &settings.llm_providers {
+        outbound(
+            &format!("settings.llm_providers[{}].base_url", provider.name),
+            &provider.base_url,
+        )?;
+    }
     Ok(())
+}
+
+/// Refuses an address the services may not call (link-local, cloud
+/// metadata), so an operator hears it now, not in a dead letter later.
+fn outbound(field: &str, url: &str) -> Result<(), AdminError> {
+    aia_http::outbound::check_url(url).map_err(|err| AdminError::Invalid(format!("{field}: {err}")))
 }

@@ -22,7 +22,7 @@ pub use handler::ContextGatherer;
 /// Runs one instance of the stage until `shutdown` completes.
 pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> anyhow::Result<()> {
     let deps = StageDeps::connect(ContextGatherer::NAME, config.stage).await?;
-    let http = reqwest::Client::builder().build()?;
+    let http = aia_http::outbound::client_builder().build()?;
     let local_embedder = config
         .embeddings_url
         .as_deref()

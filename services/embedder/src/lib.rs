@@ -72,7 +72,7 @@ pub async fn serve(
         let handler = Indexer {
             db: deps.db.clone(),
             tenants: deps.tenants.clone(),
-            http: reqwest::Client::new(),
+            http: aia_http::outbound::client_builder().build()?,
             local: Embedder::Local(model),
         };
         deps.run(handler, stopped(stop_rx.clone())).await?;

@@ -36,7 +36,7 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> anyhow::
         metrics: metrics::LlmMetrics::register(&deps.consumer.registry),
         tenants: deps.tenants.clone(),
         db: deps.db.clone(),
-        http: reqwest::Client::builder().build()?,
+        http: aia_http::outbound::client_builder().build()?,
         chain: Default::default(),
         default_provider: config.provider,
         prices: config.prices,

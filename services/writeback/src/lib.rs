@@ -22,7 +22,7 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> anyhow::
         tenants: deps.tenants.clone(),
         db: deps.db.clone(),
         public_url: config.public_url,
-        http: reqwest::Client::builder()
+        http: aia_http::outbound::client_builder()
             .timeout(config.http_timeout)
             .build()?,
     };

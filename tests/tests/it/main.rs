@@ -16,6 +16,7 @@ mod ingress_hostile;
 mod ingress_security;
 mod llm;
 mod observability_config;
+mod outbound;
 mod pipeline;
 mod projector;
 mod rebuild;

@@ -69,7 +69,7 @@ pub async fn run(command: Command) -> anyhow::Result<()> {
             let record = aia_store::tenants::get(&mut client, &keyring()?, &tenant_id)
                 .await?
                 .ok_or_else(|| anyhow::anyhow!("tenant {tenant_id} does not exist"))?;
-            let http = reqwest::Client::builder()
+            let http = aia_http::outbound::client_builder()
                 .timeout(std::time::Duration::from_secs(30))
                 .build()?;
             let aia_itsm::Itsm::ServiceDeskPlus(sdp) = aia_itsm::Itsm::for_tenant(
@@ -131,7 +131,7 @@ pub async fn run(command: Command) -> anyhow::Result<()> {
 async fn embed_new_articles(tenant: &TenantId) -> anyhow::Result<()> {
     let pool = aia_store::pool(&env("DATABASE_URL")?, 1)?;
     let mut client = pool.get().await?;
-    let http = reqwest::Client::new();
+    let http = aia_http::outbound::client_builder().build()?;
     let local = local_embedder(&http)?;
     let record = aia_store::tenants::get(&mut client, &keyring()?, tenant)
         .await?

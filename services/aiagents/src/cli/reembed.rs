@@ -12,7 +12,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     let tenant = aia_events::TenantId::parse(&args.tenant)?;
     let pool = aia_store::pool(&env("DATABASE_URL")?, 1)?;
     let mut client = pool.get().await?;
-    let http = reqwest::Client::new();
+    let http = aia_http::outbound::client_builder().build()?;
     let local = local_embedder(&http)?;
     let report = crate::reembed::run(
         &mut client,

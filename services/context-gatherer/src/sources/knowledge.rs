@@ -170,6 +170,7 @@ pub async fn external(
     if let Some(articles) = cache.get(tenant, &query) {
         return Ok(articles);
     }
+    aia_http::outbound::check_url(base_url).map_err(|err| SourceError::Failed(err.to_string()))?;
     let url = format!("{}/api/search", base_url.trim_end_matches('/'));
     let mut request = http
         .get(&url)

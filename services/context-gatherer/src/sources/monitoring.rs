@@ -48,6 +48,7 @@ pub async fn check(
     queries: &[MonitoringQuery],
     timeout: Duration,
 ) -> Result<Vec<MonitoringFinding>, SourceError> {
+    aia_http::outbound::check_url(base_url).map_err(|err| SourceError::Failed(err.to_string()))?;
     let url = format!("{}/api/v1/query", base_url.trim_end_matches('/'));
     let mut findings = Vec::new();
     let mut answered = 0;

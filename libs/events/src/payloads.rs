@@ -9,22 +9,67 @@ use serde::{Deserialize, Serialize};
 
 use crate::ids::{Priority, TicketId};
 
-/// Which help-desk tool an event came from or goes to.
+/// Which help-desk tool (or PSA) an event came from or goes to.
+///
+/// Adding a tool widens this enum in every schema that names it: an
+/// additive change, so deploy the stages before the ingress that accepts the
+/// new tool (an older stage cannot decode its events).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum ItsmKind {
     ServicedeskPlus,
     Jira,
     Zendesk,
+    Freshservice,
+    Servicenow,
+    Connectwise,
+    Autotask,
+    Halopsa,
 }
 
 impl ItsmKind {
+    /// Every tool, in the order operators see them.
+    pub const ALL: [ItsmKind; 8] = [
+        Self::ServicedeskPlus,
+        Self::Jira,
+        Self::Zendesk,
+        Self::Freshservice,
+        Self::Servicenow,
+        Self::Connectwise,
+        Self::Autotask,
+        Self::Halopsa,
+    ];
+
     pub fn as_str(self) -> &'static str {
         match self {
             Self::ServicedeskPlus => "servicedesk_plus",
             Self::Jira => "jira",
             Self::Zendesk => "zendesk",
+            Self::Freshservice => "freshservice",
+            Self::Servicenow => "servicenow",
+            Self::Connectwise => "connectwise",
+            Self::Autotask => "autotask",
+            Self::Halopsa => "halopsa",
         }
+    }
+
+    /// The tool's name as its users write it.
+    pub fn display_name(self) -> &'static str {
+        match self {
+            Self::ServicedeskPlus => "ServiceDesk Plus",
+            Self::Jira => "Jira Service Management",
+            Self::Zendesk => "Zendesk",
+            Self::Freshservice => "Freshservice",
+            Self::Servicenow => "ServiceNow",
+            Self::Connectwise => "ConnectWise PSA",
+            Self::Autotask => "Autotask PSA",
+            Self::Halopsa => "HaloPSA",
+        }
+    }
+
+    /// The kind named `raw` (`as_str`'s form).
+    pub fn parse(raw: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|kind| kind.as_str() == raw)
     }
 }
 

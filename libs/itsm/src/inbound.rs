@@ -2,7 +2,10 @@
 //! or a resolved one, in the pipeline's own terms. Parsing never trusts a
 //! field it has not checked; every error names the field.
 
-use aia_events::{TicketId, TicketReceived, TicketResolved};
+use aia_events::{ItsmKind, TicketChange, TicketId, TicketReceived, TicketResolved};
+use chrono::{DateTime, Utc};
+
+use crate::TicketSummary;
 
 /// Upper bound on a description, in characters.
 pub const MAX_DESCRIPTION_CHARS: usize = 10_000;
@@ -23,6 +26,91 @@ pub enum Inbound {
     /// A delivery we understand but that needs no work (a Jira comment, a
     /// deletion): acknowledged, nothing published.
     Ignored { reason: String },
+    /// A webhook that names a ticket and what happened to it but not its
+    /// text (a PSA's callback, or a help desk whose body template sends
+    /// only the id): the ingress reads the ticket from the tool and then
+    /// [`complete`]s it.
+    Mention {
+        ticket_id: TicketId,
+        change: Mentioned,
+    },
+}
+
+/// What a webhook said happened to the ticket it mentions.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mentioned {
+    Created,
+    Updated,
+    Resolved,
+    /// Whatever the ticket's state says: resolved if the tool counts it
+    /// resolved, else new or changed.
+    Unknown,
+}
+
+/// A mention made whole with the ticket as the tool has it now (`delivery_id`
+/// is filled in by the ingress). A ticket said to be resolved that the tool
+/// does not count resolved is an update; one not said to be is resolved
+/// only when the mention left it open to the ticket's state.
+pub fn complete(
+    kind: ItsmKind,
+    ticket_id: TicketId,
+    change: Mentioned,
+    ticket: TicketSummary,
+    now: DateTime<Utc>,
+) -> Result<Inbound, InboundError> {
+    check_text("subject", &ticket.subject, MAX_TEXT_CHARS)?;
+    let description: String = ticket
+        .description
+        .chars()
+        .take(MAX_DESCRIPTION_CHARS)
+        .collect();
+    let resolved = match (change, &ticket.resolution) {
+        (Mentioned::Resolved | Mentioned::Unknown, Some(resolution)) => Some(resolution.clone()),
+        _ => None,
+    };
+    if let Some(resolution) = resolved {
+        check_text("resolution", &resolution.text, MAX_TEXT_CHARS)?;
+        return Ok(Inbound::Resolved {
+            ticket_id,
+            ticket: TicketResolved {
+                source: kind,
+                subject: ticket.subject,
+                description,
+                resolution: resolution.text,
+                priority: ticket.priority,
+                tags: ticket.tags,
+                resolved_at: resolution.resolved_at,
+            },
+        });
+    }
+    if description.trim().is_empty() && ticket.subject.trim().is_empty() {
+        return Err(InboundError::value(
+            "ticket",
+            "the help desk holds neither a subject nor a description for it",
+        ));
+    }
+    let change = match change {
+        Mentioned::Created => TicketChange::Created,
+        Mentioned::Updated | Mentioned::Resolved => TicketChange::Updated,
+        // Told nothing, a ticket created in the last day is taken as new.
+        Mentioned::Unknown => match ticket.created_at {
+            Some(created) if now - created <= chrono::Duration::hours(24) => TicketChange::Created,
+            _ => TicketChange::Updated,
+        },
+    };
+    Ok(Inbound::Received {
+        ticket_id,
+        ticket: TicketReceived {
+            source: kind,
+            change,
+            subject: Some(ticket.subject).filter(|subject| !subject.trim().is_empty()),
+            description,
+            priority: ticket.priority,
+            requester: ticket.requester,
+            created_at: ticket.created_at.unwrap_or(now),
+            delivery_id: String::new(),
+        },
+    })
 }
 
 /// Why a body was refused.

@@ -10,6 +10,7 @@
 //! libraries, depends on the stage crates.
 
 pub mod dead_letters;
+pub mod onboarding;
 pub mod operators;
 pub mod pause;
 pub mod replay;

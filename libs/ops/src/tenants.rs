@@ -10,7 +10,7 @@ use aia_itsm::{Itsm, ItsmError};
 use aia_store::tenants::{self, CreateTenantError, TenantSummary, TenantUpdate};
 use aia_store::{Keyring, NewTenant, Pool, Secret, StoreError, Tenant, TenantSettings};
 use serde::{Deserialize, Serialize};
-use serde_json::{Value, json};
+use serde_json::Value;
 
 /// Why an operation was refused.
 #[derive(Debug, thiserror::Error)]
@@ -105,6 +105,8 @@ pub struct Created {
     pub tenant: TenantView,
     /// Shown only in this answer.
     pub webhook_secret: String,
+    /// What to set up in the tenant's tool.
+    pub setup: Vec<String>,
 }
 
 #[derive(Debug, Serialize)]
@@ -154,13 +156,25 @@ fn mask_credentials(credentials: &Secret) -> Value {
 }
 
 impl TenantAdmin {
-    pub fn webhook_urls(&self, tenant_id: &str) -> Value {
+    /// The tenant's webhook URLs: ServiceDesk Plus's and Jira's (any
+    /// tenant may send those), and its own tool's.
+    pub fn webhook_urls(&self, tenant_id: &str, kind: ItsmKind) -> Value {
         let base = self.public_url.trim_end_matches('/');
-        json!({
-            "servicedesk": format!("{base}/webhook/servicedesk"),
-            "servicedesk_resolved": format!("{base}/webhook/servicedesk/resolved-ticket"),
-            "jira": format!("{base}/webhook/jira/{tenant_id}"),
-        })
+        let mut urls = serde_json::Map::new();
+        for kind in [ItsmKind::ServicedeskPlus, ItsmKind::Jira, kind] {
+            for (name, url) in crate::onboarding::webhook_urls(base, tenant_id, kind) {
+                urls.insert(name.to_owned(), Value::String(url));
+            }
+        }
+        Value::Object(urls)
+    }
+
+    /// What to set up in the tenant's tool.
+    pub fn setup_steps(&self, tenant_id: &str, kind: ItsmKind) -> Vec<String> {
+        crate::onboarding::webhook_urls(&self.public_url, tenant_id, kind)
+            .into_iter()
+            .map(|(_, url)| crate::onboarding::steps(kind, tenant_id, &url))
+            .collect()
     }
 
     fn view(&self, tenant: &Tenant) -> TenantView {
@@ -175,7 +189,7 @@ impl TenantAdmin {
             settings: tenant.settings.clone(),
             active: tenant.active,
             paused: tenant.paused,
-            webhook_urls: self.webhook_urls(tenant.tenant_id.as_str()),
+            webhook_urls: self.webhook_urls(tenant.tenant_id.as_str(), tenant.itsm),
         }
     }
 
@@ -211,7 +225,7 @@ impl TenantAdmin {
         self.check_itsm(request.itsm_kind, &request.itsm_base_url, &credentials)?;
         let settings = request.settings.unwrap_or_default();
         validate_settings(&settings)?;
-        let webhook_secret = Secret::generate(32);
+        let webhook_secret = Secret::generate_webhook_secret();
         let mut client = self.app.get().await.map_err(StoreError::from)?;
         tenants::create(
             &mut client,
@@ -234,6 +248,7 @@ impl TenantAdmin {
         tracing::info!(tenant_id = %tenant_id, "Tenant created");
         let tenant = self.load(&tenant_id).await?;
         Ok(Created {
+            setup: self.setup_steps(tenant.tenant_id.as_str(), tenant.itsm),
             tenant: self.view(&tenant),
             webhook_secret: webhook_secret.expose().to_owned(),
         })

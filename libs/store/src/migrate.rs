@@ -59,6 +59,10 @@ pub const MIGRATIONS: &[(&str, &str)] = &[
         "0012_hardening",
         include_str!("../../../migrations/0012_hardening.sql"),
     ),
+    (
+        "0013_help_desks",
+        include_str!("../../../migrations/0013_help_desks.sql"),
+    ),
 ];
 
 const LOCK_KEY: i64 = 0x6169_6167_656e_7473; // "aiagents"

@@ -34,6 +34,16 @@ impl Secret {
         Self(hex::encode(bytes))
     }
 
+    /// A new webhook signing secret in the Standard Webhooks form,
+    /// `whsec_` + base64 of 32 random bytes: the official libraries (and
+    /// Svix) sign with the decoded bytes, and tools that take a secret as
+    /// text (Jira, a ServiceDesk Plus pre-function) sign with the text.
+    pub fn generate_webhook_secret() -> Self {
+        let mut bytes = [0u8; 32];
+        rand::thread_rng().fill_bytes(&mut bytes);
+        Self(format!("whsec_{}", STANDARD.encode(bytes)))
+    }
+
     pub fn expose(&self) -> &str {
         &self.0
     }

@@ -188,7 +188,7 @@ pub async fn rotate_webhook_secret(
     tenant_id: &TenantId,
     keep_previous: std::time::Duration,
 ) -> Result<Option<Secret>, StoreError> {
-    let secret = Secret::generate(32);
+    let secret = Secret::generate_webhook_secret();
     let keep = keep_previous.as_secs_f64();
     let tx = tenant_transaction(client, tenant_id).await?;
     let updated = tx

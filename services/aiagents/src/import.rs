@@ -258,13 +258,14 @@ pub struct HelpDeskImport {
     pub resumed: bool,
 }
 
-/// Imports the tenant's closed and resolved requests from its ServiceDesk
-/// Plus, 100 per page in id order, at most `requests_per_second`, as
-/// `ticket.resolved` events. Progress is saved after every page, so a run
-/// that stops (or is stopped after `max_pages`) resumes where it was.
+/// Imports the tenant's resolved tickets from its help desk or PSA, page by
+/// page in the tool's own paging, at most `requests_per_second`, as
+/// `ticket.resolved` events. Progress (the tool's cursor) is saved after
+/// every page, so a run that stops (or is stopped after `max_pages`)
+/// resumes where it was.
 #[allow(clippy::too_many_arguments)]
-pub async fn import_from_servicedesk(
-    sdp: &aia_itsm::ServiceDeskPlus,
+pub async fn import_from_help_desk(
+    itsm: &aia_itsm::Itsm,
     jetstream: &aia_bus::JetStream,
     database_url: &str,
     tenant: &TenantId,
@@ -273,75 +274,93 @@ pub async fn import_from_servicedesk(
     requests_per_second: u32,
     max_pages: Option<u64>,
 ) -> anyhow::Result<HelpDeskImport> {
-    const PAGE: u64 = 100;
     let source = format!(
-        "servicedesk:{}:{}",
+        "{}:{}:{}",
+        match itsm.kind() {
+            // The name earlier imports recorded their progress under.
+            aia_events::ItsmKind::ServicedeskPlus => "servicedesk",
+            other => other.as_str(),
+        },
         since.map(|d| d.timestamp()).unwrap_or(0),
         until.map(|d| d.timestamp()).unwrap_or(0)
     );
+    let window = aia_itsm::ImportWindow { since, until };
+    let pace = aia_itsm::Pace::per_second(requests_per_second);
     let pool = aia_store::pool(database_url, 1)?;
     let mut client = pool.get().await?;
-    let (mut next_index, mut imported) = {
+    let (mut cursor, mut read, mut imported, done) = {
         let tx = tenant_transaction(&mut client, tenant).await?;
         let row = tx
             .query_opt(
-                "select next_index, imported from import_progress where tenant_id = $1 and source = $2",
+                "select cursor, next_index, imported from import_progress where tenant_id = $1 and source = $2",
                 &[&tenant.as_str(), &source],
             )
             .await?;
         tx.commit().await?;
-        row.map_or((1i64, 0i64), |row| (row.get(0), row.get(1)))
+        match row {
+            // ServiceDesk Plus imports before cursors kept only the index.
+            Some(row) => {
+                let next_index: i64 = row.get(1);
+                let cursor: Option<String> = row
+                    .get::<_, Option<String>>(0)
+                    .or_else(|| (next_index > 1).then(|| next_index.to_string()));
+                let done = cursor.as_deref() == Some(DONE);
+                (cursor, next_index, row.get::<_, i64>(2), done)
+            }
+            None => (None, 0, 0, false),
+        }
     };
-    let resumed = next_index > 1;
-    let mut ticker = tokio::time::interval(std::time::Duration::from_secs_f64(
-        1.0 / f64::from(requests_per_second.max(1)),
-    ));
-    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let resumed = cursor.is_some();
+    if done {
+        return Ok(HelpDeskImport {
+            imported: u64::try_from(imported).unwrap_or(0),
+            resumed,
+        });
+    }
     let progress = ProgressBar::new(0);
     progress.set_style(
-        ProgressStyle::with_template("{wide_bar} {pos}/{len} requests").expect("template"),
+        ProgressStyle::with_template("{wide_bar} {pos} resolved tickets").expect("template"),
     );
     let mut pages = 0;
     loop {
         if max_pages.is_some_and(|max| pages >= max) {
             break;
         }
-        ticker.tick().await;
-        let page =
-            with_retries(|| sdp.resolved_page(next_index as u64, PAGE, since, until)).await?;
+        let page = with_retries(|| itsm.resolved_page(cursor.as_deref(), &window, &pace)).await?;
         if let Some(total) = page.total {
             progress.set_length(total);
         }
-        let mut tickets = Vec::new();
-        for id in &page.ids {
-            ticker.tick().await;
-            let request = with_retries(|| sdp.resolved_request(id)).await?;
-            tickets.push(Resolved {
+        let tickets: Vec<Resolved> = page
+            .tickets
+            .into_iter()
+            .map(|ticket| Resolved {
                 tenant_id: tenant.to_string(),
-                ticket_id: request.id,
-                subject: request.subject,
-                description: request.description,
-                resolution: request.resolution,
-                resolved_at: request.resolved_at,
-                priority: request.priority.as_str().to_owned(),
-                tags: vec![],
-            });
-        }
+                ticket_id: ticket.id,
+                subject: ticket.subject,
+                description: ticket.description,
+                resolution: ticket.resolution,
+                resolved_at: ticket.resolved_at,
+                priority: ticket.priority.as_str().to_owned(),
+                tags: ticket.tags,
+            })
+            .collect();
         dataset::publish_resolved(jetstream, &tickets).await?;
         imported += tickets.len() as i64;
-        next_index += page.ids.len() as i64;
-        progress.set_position(next_index as u64 - 1);
+        read += 1;
+        progress.inc(tickets.len() as u64);
+        cursor = Some(page.next.clone().unwrap_or_else(|| DONE.to_owned()));
         let tx = tenant_transaction(&mut client, tenant).await?;
         tx.execute(
-            "insert into import_progress (tenant_id, source, next_index, imported) values ($1, $2, $3, $4)
+            "insert into import_progress (tenant_id, source, next_index, imported, cursor) values ($1, $2, $3, $4, $5)
              on conflict (tenant_id, source) do update
-                set next_index = excluded.next_index, imported = excluded.imported, updated_at = now()",
-            &[&tenant.as_str(), &source, &next_index, &imported],
+                set next_index = excluded.next_index, imported = excluded.imported,
+                    cursor = excluded.cursor, updated_at = now()",
+            &[&tenant.as_str(), &source, &read, &imported, &cursor],
         )
         .await?;
         tx.commit().await?;
         pages += 1;
-        if !page.has_more || page.ids.is_empty() {
+        if page.next.is_none() {
             break;
         }
     }
@@ -351,6 +370,9 @@ pub async fn import_from_servicedesk(
         resumed,
     })
 }
+
+/// The cursor of an import that read its last page.
+const DONE: &str = "done";
 
 /// Retries transient help-desk errors (honouring Retry-After), up to five
 /// times.

@@ -4,7 +4,7 @@
 
 use std::time::{Duration, Instant};
 
-use aia_events::{Event, Payload, TenantId};
+use aia_events::{Event, ItsmKind, Payload, TenantId};
 use aia_itsm::inbound::{Inbound, InboundError};
 use aia_itsm::servicedesk;
 use axum::body::Bytes;
@@ -20,12 +20,13 @@ use crate::metrics::{RequestLabels, TenantEndpointLabels, TenantLabels};
 use crate::routes::AppState;
 use aia_http::ApiError;
 
-/// The webhook endpoints.
+/// The webhook endpoints: ServiceDesk Plus's two (the tenant in the body),
+/// and one per other tool with the tenant in the path.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Endpoint {
     ServiceDesk,
     ServiceDeskResolved,
-    Jira,
+    Tool(ItsmKind),
 }
 
 impl Endpoint {
@@ -33,7 +34,16 @@ impl Endpoint {
         match self {
             Self::ServiceDesk => "/webhook/servicedesk",
             Self::ServiceDeskResolved => "/webhook/servicedesk/resolved-ticket",
-            Self::Jira => "/webhook/jira/{tenant_id}",
+            Self::Tool(kind) => match kind {
+                ItsmKind::ServicedeskPlus => "/webhook/servicedesk",
+                ItsmKind::Jira => "/webhook/jira/{tenant_id}",
+                ItsmKind::Zendesk => "/webhook/zendesk/{tenant_id}",
+                ItsmKind::Freshservice => "/webhook/freshservice/{tenant_id}",
+                ItsmKind::Servicenow => "/webhook/servicenow/{tenant_id}",
+                ItsmKind::Connectwise => "/webhook/connectwise/{tenant_id}",
+                ItsmKind::Autotask => "/webhook/autotask/{tenant_id}",
+                ItsmKind::Halopsa => "/webhook/halopsa/{tenant_id}",
+            },
         }
     }
 
@@ -41,7 +51,15 @@ impl Endpoint {
         match self {
             Self::ServiceDesk => "servicedesk",
             Self::ServiceDeskResolved => "servicedesk-resolved",
-            Self::Jira => "jira",
+            Self::Tool(kind) => kind.as_str(),
+        }
+    }
+
+    /// The tool whose webhooks come in here.
+    fn kind(self) -> ItsmKind {
+        match self {
+            Self::ServiceDesk | Self::ServiceDeskResolved => ItsmKind::ServicedeskPlus,
+            Self::Tool(kind) => kind,
         }
     }
 }
@@ -192,13 +210,9 @@ async fn run(
     };
     *tenant_label = state.metrics.tenant.of(tenant_id.as_str());
 
-    let verified = auth::verify(
-        headers,
-        &body,
-        &tenant.webhook_secrets,
-        Utc::now().timestamp(),
-        tenant.settings.allow_static_secret,
-    );
+    let verified =
+        crate::tools::authenticate(state, endpoint.kind(), &tenant, headers, &body, Utc::now())
+            .await;
     let verified = match verified {
         Ok(verified) => verified,
         Err(failure) => {
@@ -219,6 +233,7 @@ async fn run(
             "the tenant is inactive",
         ));
     }
+
     let limit = tenant
         .settings
         .webhook_rate_limit_per_minute
@@ -240,15 +255,26 @@ async fn run(
     }
 
     let inbound = match endpoint {
-        Endpoint::ServiceDesk => {
-            aia_itsm::Itsm::parse_webhook(aia_events::ItsmKind::ServicedeskPlus, &body, Utc::now())
-        }
         Endpoint::ServiceDeskResolved => servicedesk::webhook::parse_resolved(&body),
-        Endpoint::Jira => {
-            aia_itsm::Itsm::parse_webhook(aia_events::ItsmKind::Jira, &body, Utc::now())
-        }
+        endpoint => aia_itsm::Itsm::parse_webhook(endpoint.kind(), &body, Utc::now()),
     }
     .map_err(inbound_error)?;
+    // A webhook that only names its ticket is completed from the tool.
+    let inbound = match inbound {
+        Inbound::Mention { ticket_id, change } => {
+            // Read from the tenant's own tool, which must be the one that
+            // sent it.
+            if tenant.itsm != endpoint.kind() {
+                return Err(ApiError::unprocessable(format!(
+                    "the tenant's help desk is {}; this endpoint is {}'s",
+                    tenant.itsm.display_name(),
+                    endpoint.kind().display_name()
+                )));
+            }
+            crate::tools::complete_mention(state, &tenant, ticket_id, change, Utc::now()).await?
+        }
+        inbound => inbound,
+    };
 
     // The sender's own delivery id when it has one, else the body: the same
     // delivery twice is one event.
@@ -283,6 +309,7 @@ async fn run(
             let event = Event::new_run(tenant_id, ticket_id, Payload::TicketResolved(ticket));
             (event, false)
         }
+        Inbound::Mention { .. } => unreachable!("completed above"),
     };
     span.record("ticket_id", event.ticket_id.as_str());
     if starts_run {

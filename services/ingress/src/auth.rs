@@ -9,8 +9,14 @@
 //! 2. `X-ServiceDesk-Signature`: hex HMAC-SHA256 of the body, with or
 //!    without `sha256=`.
 //! 3. `X-Hub-Signature` / `X-Hub-Signature-256`: `sha256=<hex>` (Jira).
-//! 4. `X-Webhook-Secret`: the secret itself, for tools that cannot sign;
-//!    only where the tenant allows it.
+//! 4. `X-Webhook-Secret`, or `Authorization: Basic` with the secret as the
+//!    password, or `Authorization: Bearer <secret>`: the secret itself, for
+//!    tools that cannot sign; only where the tenant allows it, or on the
+//!    endpoints of tools that cannot sign at all (Freshservice, ServiceNow,
+//!    HaloPSA).
+//!
+//! A tool's own signature (Zendesk, ConnectWise, Autotask) is checked in
+//! [`crate::tools`].
 //!
 //! Every comparison is constant-time, and every secret of the tenant is
 //! tried (two are valid during a rotation).
@@ -36,6 +42,9 @@ pub enum Scheme {
     ServiceDeskSignature,
     HubSignature,
     StaticSecret,
+    ZendeskSignature,
+    ConnectWiseSignature,
+    AutotaskSignature,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -69,7 +78,7 @@ fn mac(key: &[u8]) -> HmacSha256 {
 /// exist so that its answer costs what a wrong signature costs.
 pub fn decoy_secret() -> &'static Secret {
     static DECOY: std::sync::OnceLock<Secret> = std::sync::OnceLock::new();
-    DECOY.get_or_init(|| Secret::generate(32))
+    DECOY.get_or_init(Secret::generate_webhook_secret)
 }
 
 /// Verifies `body` against the tenant's `secrets`. `now` is Unix seconds.
@@ -103,17 +112,14 @@ pub fn verify(
             delivery_id: None,
         });
     }
-    if let Some(given) = header(headers, STATIC_SECRET_HEADER) {
+    let given = header(headers, STATIC_SECRET_HEADER)
+        .map(str::to_owned)
+        .or_else(|| header(headers, "authorization").and_then(authorization_secret));
+    if let Some(given) = given {
         if !allow_static {
             return Err(AuthFailure::Missing);
         }
-        let matches = secrets.iter().fold(false, |found, secret| {
-            let expected = secret.expose().as_bytes();
-            let equal =
-                expected.len() == given.len() && bool::from(expected.ct_eq(given.as_bytes()));
-            found | equal
-        });
-        return if matches {
+        return if is_one_of(secrets, &given) {
             Ok(Verified {
                 scheme: Scheme::StaticSecret,
                 delivery_id: None,
@@ -123,6 +129,32 @@ pub fn verify(
         };
     }
     Err(AuthFailure::Missing)
+}
+
+/// The secret an `Authorization` header carries: a Basic password (any
+/// user name) or a Bearer token.
+fn authorization_secret(value: &str) -> Option<String> {
+    let (scheme, credentials) = value.trim().split_once(' ')?;
+    if scheme.eq_ignore_ascii_case("bearer") {
+        return Some(credentials.trim().to_owned());
+    }
+    if scheme.eq_ignore_ascii_case("basic") {
+        let decoded = STANDARD.decode(credentials.trim()).ok()?;
+        let decoded = String::from_utf8(decoded).ok()?;
+        return decoded
+            .split_once(':')
+            .map(|(_, password)| password.to_owned());
+    }
+    None
+}
+
+/// Whether `given` is one of `secrets`, every one compared in constant time.
+pub fn is_one_of(secrets: &[Secret], given: &str) -> bool {
+    secrets.iter().fold(false, |found, secret| {
+        let expected = secret.expose().as_bytes();
+        let equal = expected.len() == given.len() && bool::from(expected.ct_eq(given.as_bytes()));
+        found | equal
+    })
 }
 
 fn hex_hmac(hex_sig: &str, body: &[u8], secrets: &[Secret]) -> Result<(), AuthFailure> {
@@ -305,6 +337,134 @@ mod tests {
         assert_eq!(
             verify(&h, body, &secrets, NOW, false),
             Err(AuthFailure::Invalid)
+        );
+    }
+
+    /// The reference implementation's vectors (standard-webhooks/
+    /// standard-webhooks: the Python, JavaScript, Go, C#, PHP and Ruby
+    /// libraries' tests, and the Rust library's).
+    const VECTORS: [(&str, &str, i64, &str, &str); 2] = [
+        (
+            "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw",
+            "msg_p5jXN8AQM9LWM0D4loKWxJek",
+            1614265330,
+            r#"{"test": 2432232314}"#,
+            "v1,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE=",
+        ),
+        (
+            "whsec_C2FVsBQIhrscChlQIMV+b5sSYspob7oD",
+            "msg_27UH4WbU6Z5A5EzD8u03UvzRbpk",
+            1649367553,
+            r#"{"email":"test@example.com","username":"test_user"}"#,
+            "v1,tZ1I4/hDygAJgO5TYxiSd6Sd0kDW6hPenDe+bTa3Kkw=",
+        ),
+    ];
+
+    #[test]
+    fn standard_webhooks_agree_with_the_reference_implementations_vectors() {
+        for (secret, id, timestamp, payload, expected) in VECTORS {
+            assert_eq!(
+                sign::standard_webhooks(secret, id, timestamp, payload.as_bytes()),
+                expected
+            );
+            let h = headers(&[
+                ("webhook-id", id.into()),
+                ("webhook-timestamp", timestamp.to_string()),
+                ("webhook-signature", expected.into()),
+            ]);
+            let verified = verify(
+                &h,
+                payload.as_bytes(),
+                &[Secret::new(secret)],
+                timestamp,
+                false,
+            );
+            assert_eq!(verified.map(|v| v.scheme), Ok(Scheme::StandardWebhooks));
+        }
+        let (secret, id, timestamp, payload, _) = VECTORS[0];
+        let check = |signature: &str| {
+            let h = headers(&[
+                ("webhook-id", id.into()),
+                ("webhook-timestamp", timestamp.to_string()),
+                ("webhook-signature", signature.into()),
+            ]);
+            verify(
+                &h,
+                payload.as_bytes(),
+                &[Secret::new(secret)],
+                timestamp,
+                false,
+            )
+        };
+        // One character changed; a partial signature; only unknown versions.
+        assert_eq!(
+            check("v1,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OA=").map(|_| ()),
+            Err(AuthFailure::Invalid)
+        );
+        assert_eq!(check("v1,").map(|_| ()), Err(AuthFailure::Invalid));
+        assert_eq!(check("v1,g0hM9SsE").map(|_| ()), Err(AuthFailure::Invalid));
+        assert_eq!(
+            check("v2,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE=").map(|_| ()),
+            Err(AuthFailure::Invalid)
+        );
+        // Several, one valid among decoys and another version: accepted.
+        assert!(check("v1,Ceo5qEr07ixe2NLpvHk3FH9bwy/WavXrAFQ/9tdO6mc= v2,Ceo5qEr07ixe2NLpvHk3FH9bwy/WavXrAFQ/9tdO6mc= v1,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE=").is_ok());
+        // Five minutes and a second either way: too far.
+        let h = headers(&[
+            ("webhook-id", id.into()),
+            ("webhook-timestamp", timestamp.to_string()),
+            ("webhook-signature", VECTORS[0].4.into()),
+        ]);
+        assert_eq!(
+            verify(
+                &h,
+                payload.as_bytes(),
+                &[Secret::new(secret)],
+                timestamp + 301,
+                false
+            ),
+            Err(AuthFailure::Stale)
+        );
+    }
+
+    #[test]
+    fn a_new_secret_is_one_the_official_libraries_can_use() {
+        let secret = Secret::generate_webhook_secret();
+        let encoded = secret
+            .expose()
+            .strip_prefix("whsec_")
+            .expect("whsec_ prefix");
+        assert_eq!(STANDARD.decode(encoded).unwrap().len(), 32);
+        assert_eq!(standard_webhooks_key(&secret).len(), 32);
+    }
+
+    #[test]
+    fn basic_and_bearer_carry_the_secret_where_static_secrets_are_allowed() {
+        let basic = format!("Basic {}", STANDARD.encode("freshservice:previous-secret"));
+        for value in [basic, "Bearer current-secret".to_owned()] {
+            let h = headers(&[("authorization", value.clone())]);
+            assert_eq!(
+                verify(&h, b"{}", &secrets(), NOW, true).map(|v| v.scheme),
+                Ok(Scheme::StaticSecret),
+                "{value}"
+            );
+            assert_eq!(
+                verify(&h, b"{}", &secrets(), NOW, false),
+                Err(AuthFailure::Missing)
+            );
+        }
+        let h = headers(&[(
+            "authorization",
+            format!("Basic {}", STANDARD.encode("x:wrong")),
+        )]);
+        assert_eq!(
+            verify(&h, b"{}", &secrets(), NOW, true),
+            Err(AuthFailure::Invalid)
+        );
+        let h = headers(&[("authorization", "Digest abc".into())]);
+        assert_eq!(
+            verify(&h, b"{}", &secrets(), NOW, true),
+            Err(AuthFailure::Missing)
         );
     }
 

@@ -11,6 +11,7 @@ pub mod intake;
 pub mod metrics;
 pub mod ratelimit;
 mod routes;
+pub mod tools;
 
 use std::future::Future;
 use std::sync::Arc;
@@ -33,6 +34,12 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("post", "/webhook/servicedesk/resolved-ticket"),
     ("post", "/webhook/servicedesk/resolved"),
     ("post", "/webhook/jira/{tenant_id}"),
+    ("post", "/webhook/zendesk/{tenant_id}"),
+    ("post", "/webhook/freshservice/{tenant_id}"),
+    ("post", "/webhook/servicenow/{tenant_id}"),
+    ("post", "/webhook/connectwise/{tenant_id}"),
+    ("post", "/webhook/autotask/{tenant_id}"),
+    ("post", "/webhook/halopsa/{tenant_id}"),
     ("get", "/feedback/{tenant_id}/{ticket_id}/{run_id}/{token}"),
     ("post", "/feedback/{tenant_id}/{ticket_id}/{run_id}/{token}"),
     ("get", "/health"),
@@ -53,7 +60,13 @@ pub fn app(state: AppState) -> Router {
             "/webhook/servicedesk/resolved",
             post(routes::servicedesk_resolved),
         )
-        .route("/webhook/jira/{tenant_id}", post(routes::jira))
+        .route("/webhook/jira/{tenant_id}", post(routes::tool))
+        .route("/webhook/zendesk/{tenant_id}", post(routes::tool))
+        .route("/webhook/freshservice/{tenant_id}", post(routes::tool))
+        .route("/webhook/servicenow/{tenant_id}", post(routes::tool))
+        .route("/webhook/connectwise/{tenant_id}", post(routes::tool))
+        .route("/webhook/autotask/{tenant_id}", post(routes::tool))
+        .route("/webhook/halopsa/{tenant_id}", post(routes::tool))
         .route(
             "/feedback/{tenant_id}/{ticket_id}/{run_id}/{token}",
             get(feedback::click).post(feedback::submit),
@@ -94,6 +107,11 @@ pub async fn state(config: Config) -> anyhow::Result<AppState> {
         metrics: Arc::new(metrics::Metrics::register(&config.registry)),
         publish_timeout: config.publish_timeout,
         feedback_link_days: config.feedback_link_days,
+        http: aia_http::outbound::client_builder()
+            .timeout(tools::TOOL_TIMEOUT)
+            .build()
+            .context("HTTP client")?,
+        signing_keys: Arc::default(),
         max_body_bytes: config.max_body_bytes,
     })
 }

@@ -6,7 +6,7 @@ use std::time::Duration;
 use axum::Json;
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
-use axum::extract::{Path, State};
+use axum::extract::{MatchedPath, Path, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
@@ -37,6 +37,11 @@ pub struct AppState {
     pub max_body_bytes: usize,
     /// How long a note's feedback links work after its run began.
     pub feedback_link_days: u32,
+    /// Calls to help desks (a mentioned ticket, a ConnectWise key), never
+    /// to a link-local or metadata address.
+    pub http: reqwest::Client,
+    /// ConnectWise callbacks' signing keys.
+    pub signing_keys: Arc<crate::tools::SigningKeys>,
 }
 
 type Answer = Result<(StatusCode, Json<Value>), ApiError>;
@@ -60,14 +65,29 @@ pub async fn servicedesk_resolved(
     accept(&state, Endpoint::ServiceDeskResolved, None, &headers, body).await
 }
 
-/// `POST /webhook/jira/{tenant_id}`: a Jira issue event.
-pub async fn jira(
+/// `POST /webhook/{tool}/{tenant_id}`: a webhook of the tenant's help desk
+/// or PSA, in that tool's own shape (the tool named by the route).
+pub async fn tool(
     State(state): State<AppState>,
+    route: MatchedPath,
     Path(tenant_id): Path<String>,
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Answer {
-    accept(&state, Endpoint::Jira, Some(&tenant_id), &headers, body).await
+    let kind = route
+        .as_str()
+        .split('/')
+        .nth(2)
+        .and_then(aia_events::ItsmKind::parse)
+        .expect("every tool route names its tool");
+    accept(
+        &state,
+        Endpoint::Tool(kind),
+        Some(&tenant_id),
+        &headers,
+        body,
+    )
+    .await
 }
 
 /// `GET /health`: the process is alive.

@@ -100,7 +100,11 @@ async fn a_created_tenant_shows_its_secret_once_and_masks_it_ever_after() {
     let (status, created) = api.create("acme", "Acme Ltd", "sdp-secret-token-123").await;
     assert_eq!(status, 201, "{created}");
     let secret = created["webhook_secret"].as_str().unwrap().to_owned();
-    assert_eq!(secret.len(), 64);
+    // Standard Webhooks form: whsec_ and base64 of 32 bytes.
+    assert!(
+        secret.starts_with("whsec_") && secret.len() == 50,
+        "{secret}"
+    );
     assert_eq!(
         created["tenant"]["webhook_urls"]["jira"],
         "https://hooks.example.com/webhook/jira/acme"
@@ -215,7 +219,8 @@ async fn update_rotate_test_and_soft_delete_a_tenant() {
         )
         .await;
     assert_eq!(status, 200);
-    assert_eq!(rotated["webhook_secret"].as_str().unwrap().len(), 64);
+    let rotated_secret = rotated["webhook_secret"].as_str().unwrap();
+    assert!(rotated_secret.starts_with("whsec_") && rotated_secret.len() == 50);
     let (_, shown) = api
         .call(reqwest::Method::GET, "/admin/tenants/acme", None)
         .await;

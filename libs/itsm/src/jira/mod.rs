@@ -11,6 +11,8 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use crate::{ConfigError, ItsmError, PostedNote, classify, retry_after, transport_error};
+use aia_events::Priority;
+use chrono::{DateTime, Utc};
 
 const TOOL: &str = "Jira";
 
@@ -188,21 +190,137 @@ impl Jira {
                     .get(self.url(&["rest", "api", "3", "issue", ticket.as_str()])),
             )
             .await?;
-        let fields = &body["fields"];
-        Ok(crate::TicketSummary {
-            subject: fields["summary"].as_str().unwrap_or_default().to_owned(),
-            description: match &fields["description"] {
-                Value::String(text) => text.clone(),
-                Value::Null => String::new(),
-                document => adf::to_text(document),
-            },
-            status: fields["status"]["name"].as_str().map(str::to_owned),
-        })
+        Ok(summary(&body["fields"]))
     }
 
     pub async fn test_connection(&self) -> Result<(), ItsmError> {
         self.send(self.http.get(self.url(&["rest", "api", "3", "myself"])))
             .await
             .map(|_| ())
+    }
+}
+
+/// Text of a description or comment body: wiki markup as it is, ADF as text.
+fn text(value: &Value) -> String {
+    match value {
+        Value::String(text) => text.clone(),
+        Value::Null => String::new(),
+        document => adf::to_text(document),
+    }
+}
+
+fn time(raw: &Value) -> Option<DateTime<Utc>> {
+    let raw = raw.as_str()?;
+    DateTime::parse_from_str(raw, "%Y-%m-%dT%H:%M:%S%.f%z")
+        .ok()
+        .map(|at| at.with_timezone(&Utc))
+        .or_else(|| raw.parse().ok())
+}
+
+/// An issue's fields; a resolved one with its last comment as the
+/// resolution.
+pub(crate) fn summary(fields: &Value) -> crate::TicketSummary {
+    let resolved_at = time(&fields["resolutiondate"]);
+    let last_comment = fields["comment"]["comments"]
+        .as_array()
+        .and_then(|comments| comments.last())
+        .map(|comment| text(&comment["body"]))
+        .unwrap_or_default();
+    crate::TicketSummary {
+        subject: fields["summary"].as_str().unwrap_or_default().to_owned(),
+        description: text(&fields["description"]),
+        status: fields["status"]["name"].as_str().map(str::to_owned),
+        priority: fields["priority"]["name"]
+            .as_str()
+            .and_then(|name| Priority::parse(name).ok())
+            .unwrap_or(Priority::Medium),
+        created_at: time(&fields["created"]),
+        requester: fields["reporter"]["displayName"]
+            .as_str()
+            .map(str::to_owned),
+        tags: fields["labels"]
+            .as_array()
+            .map(|labels| {
+                labels
+                    .iter()
+                    .filter_map(|l| l.as_str().map(str::to_owned))
+                    .collect()
+            })
+            .unwrap_or_default(),
+        resolution: resolved_at.map(|resolved_at| crate::Resolution {
+            text: last_comment,
+            resolved_at,
+        }),
+    }
+}
+
+impl Jira {
+    /// A page of resolved issues for an import: JQL `resolution is not
+    /// EMPTY` ordered by resolution date, 100 a page from `startAt` (the
+    /// cursor).
+    pub async fn resolved_page(
+        &self,
+        cursor: Option<&str>,
+        window: &crate::ImportWindow,
+        pace: &crate::Pace,
+    ) -> Result<crate::ResolvedPage, ItsmError> {
+        const PAGE: u64 = 100;
+        let start: u64 = match cursor {
+            Some(cursor) => cursor.parse().map_err(|_| {
+                ItsmError::permanent(format!("{TOOL} import cursor {cursor:?} is not an offset"))
+            })?,
+            None => 0,
+        };
+        let mut jql = String::from("resolution is not EMPTY");
+        if let Some(since) = window.since {
+            jql.push_str(&format!(
+                " AND resolutiondate >= \"{}\"",
+                since.format("%Y-%m-%d %H:%M")
+            ));
+        }
+        if let Some(until) = window.until {
+            jql.push_str(&format!(
+                " AND resolutiondate < \"{}\"",
+                until.format("%Y-%m-%d %H:%M")
+            ));
+        }
+        jql.push_str(" ORDER BY resolutiondate ASC, key ASC");
+        let mut url = self.url(&["rest", "api", "2", "search"]);
+        url.query_pairs_mut()
+            .append_pair("jql", &jql)
+            .append_pair("startAt", &start.to_string())
+            .append_pair("maxResults", &PAGE.to_string())
+            .append_pair(
+                "fields",
+                "summary,description,priority,labels,created,resolutiondate,comment,status,reporter",
+            );
+        pace.wait().await;
+        let body = self.send(self.http.get(url)).await?;
+        let issues = body["issues"].as_array().cloned().unwrap_or_default();
+        let tickets = issues
+            .iter()
+            .filter_map(|issue| {
+                let summary = summary(&issue["fields"]);
+                let resolution = summary.resolution?;
+                Some(crate::ResolvedTicket {
+                    id: issue["key"].as_str()?.to_owned(),
+                    subject: summary.subject,
+                    description: summary.description,
+                    resolution: resolution.text,
+                    priority: summary.priority,
+                    resolved_at: resolution.resolved_at,
+                    tags: summary.tags,
+                })
+            })
+            .filter(|ticket| window.contains(ticket.resolved_at))
+            .collect();
+        let total = body["total"].as_u64();
+        let next = start + issues.len() as u64;
+        let more = !issues.is_empty() && total.is_none_or(|total| next < total);
+        Ok(crate::ResolvedPage {
+            tickets,
+            next: more.then(|| next.to_string()),
+            total,
+        })
     }
 }

@@ -28,51 +28,7 @@ pub struct ResolvedRequest {
     pub resolved_at: DateTime<Utc>,
 }
 
-/// Text of an HTML fragment: tags dropped, block ends as line breaks, the
-/// common entities decoded.
-pub fn html_to_text(html: &str) -> String {
-    let mut text = String::with_capacity(html.len());
-    let mut in_tag = false;
-    let mut tag = String::new();
-    for c in html.chars() {
-        match (in_tag, c) {
-            (false, '<') => {
-                in_tag = true;
-                tag.clear();
-            }
-            (true, '>') => {
-                in_tag = false;
-                let name = tag
-                    .trim_start_matches('/')
-                    .split_whitespace()
-                    .next()
-                    .unwrap_or("")
-                    .to_ascii_lowercase();
-                if matches!(
-                    name.as_str(),
-                    "br" | "br/" | "p" | "div" | "li" | "tr" | "h1" | "h2" | "h3"
-                ) {
-                    text.push('\n');
-                }
-            }
-            (true, c) => tag.push(c),
-            (false, c) => text.push(c),
-        }
-    }
-    let decoded = text
-        .replace("&nbsp;", " ")
-        .replace("&lt;", "<")
-        .replace("&gt;", ">")
-        .replace("&quot;", "\"")
-        .replace("&#39;", "'")
-        .replace("&amp;", "&");
-    decoded
-        .lines()
-        .map(str::trim)
-        .filter(|line| !line.is_empty())
-        .collect::<Vec<_>>()
-        .join("\n")
-}
+pub use crate::render::html_to_text;
 
 impl ServiceDeskPlus {
     fn url(&self, segments: &[&str]) -> reqwest::Url {
@@ -102,9 +58,50 @@ impl ServiceDeskPlus {
         })
     }
 
+    /// A page of resolved requests for an import: the ids from
+    /// `cursor` (a 1-based start index), then each request read whole.
+    pub async fn resolved_page(
+        &self,
+        cursor: Option<&str>,
+        window: &crate::ImportWindow,
+        pace: &crate::Pace,
+    ) -> Result<crate::ResolvedPage, ItsmError> {
+        const PAGE: u64 = 100;
+        let start: u64 = match cursor {
+            Some(cursor) => cursor.parse().map_err(|_| {
+                ItsmError::permanent(format!("{TOOL} import cursor {cursor:?} is not an index"))
+            })?,
+            None => 1,
+        };
+        pace.wait().await;
+        let page = self
+            .resolved_ids(start, PAGE, window.since, window.until)
+            .await?;
+        let mut tickets = Vec::with_capacity(page.ids.len());
+        for id in &page.ids {
+            pace.wait().await;
+            let request = self.resolved_request(id).await?;
+            tickets.push(crate::ResolvedTicket {
+                id: request.id,
+                subject: request.subject,
+                description: request.description,
+                resolution: request.resolution,
+                priority: request.priority,
+                resolved_at: request.resolved_at,
+                tags: Vec::new(),
+            });
+        }
+        let next = start + page.ids.len() as u64;
+        Ok(crate::ResolvedPage {
+            tickets,
+            next: (page.has_more && !page.ids.is_empty()).then(|| next.to_string()),
+            total: page.total,
+        })
+    }
+
     /// Closed or resolved requests, `row_count` from `start_index` (1-based),
     /// resolved within `[since, until)` when given.
-    pub async fn resolved_page(
+    pub async fn resolved_ids(
         &self,
         start_index: u64,
         row_count: u64,
@@ -199,10 +196,35 @@ impl ServiceDeskPlus {
             .get_json(self.url(&["api", "v3", "requests", ticket.as_str()]), None)
             .await?;
         let request = &body["request"];
+        let status = request["status"]["name"].as_str().map(str::to_owned);
+        let millis = |field: &str| {
+            request[field]["value"]
+                .as_str()
+                .and_then(|value| value.parse::<i64>().ok())
+                .and_then(|millis| Utc.timestamp_millis_opt(millis).single())
+        };
+        let resolved = matches!(status.as_deref(), Some("Resolved" | "Closed"));
         Ok(crate::TicketSummary {
             subject: request["subject"].as_str().unwrap_or_default().to_owned(),
             description: html_to_text(request["description"].as_str().unwrap_or_default()),
-            status: request["status"]["name"].as_str().map(str::to_owned),
+            priority: request["priority"]["name"]
+                .as_str()
+                .and_then(|name| Priority::parse(name).ok())
+                .unwrap_or(Priority::Medium),
+            created_at: millis("created_time"),
+            requester: request["requester"]["name"].as_str().map(str::to_owned),
+            tags: Vec::new(),
+            resolution: resolved.then(|| crate::Resolution {
+                text: html_to_text(
+                    request["resolution"]["content"]
+                        .as_str()
+                        .unwrap_or_default(),
+                ),
+                resolved_at: millis("resolved_time")
+                    .or_else(|| millis("completed_time"))
+                    .unwrap_or_else(Utc::now),
+            }),
+            status,
         })
     }
 }

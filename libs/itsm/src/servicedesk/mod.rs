@@ -126,12 +126,17 @@ impl ServiceDeskPlus {
         url.to_string()
     }
 
+    pub fn render_note(&self, markdown: &str) -> crate::RenderedNote {
+        crate::RenderedNote::html(markdown)
+    }
+
     pub async fn post_note(
         &self,
         ticket: &TicketId,
-        html: &str,
+        markdown: &str,
         show_to_requester: bool,
     ) -> Result<PostedNote, ItsmError> {
+        let html = self.render_note(markdown).body;
         let mut input_data = serde_json::Map::new();
         input_data.insert(
             self.note_wrapper().to_owned(),

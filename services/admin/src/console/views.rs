@@ -108,6 +108,8 @@ pub struct SecretPage {
     pub tenant_id: String,
     pub secret: String,
     pub webhook_urls: Vec<(String, String)>,
+    /// What to set up in the tenant's tool.
+    pub setup: Vec<String>,
 }
 
 #[derive(Template)]

@@ -3,7 +3,7 @@
 
 use std::path::PathBuf;
 
-use aia_events::TenantId;
+use aia_events::{ItsmKind, TenantId};
 use anyhow::Context as _;
 
 use super::{env, keyring, local_embedder};
@@ -18,19 +18,21 @@ pub enum Command {
         file: PathBuf,
     },
     /// Closed and resolved requests from the tenant's ServiceDesk Plus (100 per page, rate-limited, resumable).
-    Servicedesk {
-        #[arg(long)]
-        tenant: String,
-        /// Only requests resolved at or after this time (RFC 3339).
-        #[arg(long)]
-        since: Option<chrono::DateTime<chrono::Utc>>,
-        /// Only requests resolved before this time (RFC 3339).
-        #[arg(long)]
-        until: Option<chrono::DateTime<chrono::Utc>>,
-        /// Requests per second to the help desk.
-        #[arg(long, default_value_t = 5)]
-        rate: u32,
-    },
+    Servicedesk(HelpDeskArgs),
+    /// Resolved issues from the tenant's Jira (JQL `resolution is not EMPTY`, resumable).
+    Jira(HelpDeskArgs),
+    /// Solved and closed tickets from the tenant's Zendesk (search export, resumable).
+    Zendesk(HelpDeskArgs),
+    /// Resolved and closed tickets from the tenant's Freshservice, with their resolution notes (resumable).
+    Freshservice(HelpDeskArgs),
+    /// Resolved and closed incidents from the tenant's ServiceNow, with their close notes (resumable).
+    Servicenow(HelpDeskArgs),
+    /// Closed service tickets from the tenant's ConnectWise PSA, with their resolution notes (resumable).
+    Connectwise(HelpDeskArgs),
+    /// Completed tickets from the tenant's Autotask PSA, with their resolution (resumable).
+    Autotask(HelpDeskArgs),
+    /// Closed tickets from the tenant's HaloPSA, with their closure notes (resumable).
+    Halopsa(HelpDeskArgs),
     /// Knowledge articles (article_id,title,body,url,tags), upserted by article_id.
     Articles {
         #[arg(long)]
@@ -47,6 +49,23 @@ pub enum Command {
     },
 }
 
+/// Which of the tenant's resolved tickets to read from its help desk.
+#[derive(clap::Args)]
+pub struct HelpDeskArgs {
+    #[arg(long)]
+    tenant: String,
+    /// Only tickets resolved at or after this time (RFC 3339).
+    #[arg(long)]
+    since: Option<chrono::DateTime<chrono::Utc>>,
+    /// Only tickets resolved before this time (RFC 3339).
+    #[arg(long)]
+    until: Option<chrono::DateTime<chrono::Utc>>,
+    /// Requests per second to the help desk (its rate limits and
+    /// `Retry-After` are honoured too).
+    #[arg(long, default_value_t = 5)]
+    rate: u32,
+}
+
 pub async fn run(command: Command) -> anyhow::Result<()> {
     match command {
         Command::Tickets { tenant, file } => {
@@ -57,54 +76,14 @@ pub async fn run(command: Command) -> anyhow::Result<()> {
             let n = crate::import::publish_tickets(&jetstream, &tickets).await?;
             println!("{n} resolved tickets published for {tenant}");
         }
-        Command::Servicedesk {
-            tenant,
-            since,
-            until,
-            rate,
-        } => {
-            let tenant_id = TenantId::parse(&tenant)?;
-            let pool = aia_store::pool(&env("DATABASE_URL")?, 1)?;
-            let mut client = pool.get().await?;
-            let record = aia_store::tenants::get(&mut client, &keyring()?, &tenant_id)
-                .await?
-                .ok_or_else(|| anyhow::anyhow!("tenant {tenant_id} does not exist"))?;
-            let http = aia_http::outbound::client_builder()
-                .timeout(std::time::Duration::from_secs(30))
-                .build()?;
-            let aia_itsm::Itsm::ServiceDeskPlus(sdp) = aia_itsm::Itsm::for_tenant(
-                http,
-                record.itsm,
-                &record.itsm_base_url,
-                record.itsm_credentials.expose(),
-            )
-            .map_err(|err| anyhow::anyhow!("{err}"))?
-            else {
-                anyhow::bail!("tenant {tenant_id} does not use ServiceDesk Plus");
-            };
-            let (_client, jetstream) =
-                aia_bus::connect(&env("NATS_URL")?, "aiagents-import").await?;
-            let result = crate::import::import_from_servicedesk(
-                &sdp,
-                &jetstream,
-                &env("DATABASE_URL")?,
-                &tenant_id,
-                since,
-                until,
-                rate,
-                None,
-            )
-            .await?;
-            println!(
-                "{} resolved requests imported for {tenant_id}{}",
-                result.imported,
-                if result.resumed {
-                    " (resumed an earlier import)"
-                } else {
-                    ""
-                }
-            );
-        }
+        Command::Servicedesk(args) => help_desk(ItsmKind::ServicedeskPlus, args).await?,
+        Command::Jira(args) => help_desk(ItsmKind::Jira, args).await?,
+        Command::Zendesk(args) => help_desk(ItsmKind::Zendesk, args).await?,
+        Command::Freshservice(args) => help_desk(ItsmKind::Freshservice, args).await?,
+        Command::Servicenow(args) => help_desk(ItsmKind::Servicenow, args).await?,
+        Command::Connectwise(args) => help_desk(ItsmKind::Connectwise, args).await?,
+        Command::Autotask(args) => help_desk(ItsmKind::Autotask, args).await?,
+        Command::Halopsa(args) => help_desk(ItsmKind::Halopsa, args).await?,
         Command::Articles { tenant, file } => {
             let tenant = TenantId::parse(&tenant)?;
             let n = crate::import::import_articles(&env("DATABASE_URL")?, &tenant, &file).await?;
@@ -124,6 +103,55 @@ pub async fn run(command: Command) -> anyhow::Result<()> {
             println!("inventory of {tenant} replaced: {n} entries");
         }
     }
+    Ok(())
+}
+
+/// Imports the tenant's resolved tickets from its `kind` help desk.
+async fn help_desk(kind: ItsmKind, args: HelpDeskArgs) -> anyhow::Result<()> {
+    let tenant_id = TenantId::parse(&args.tenant)?;
+    let pool = aia_store::pool(&env("DATABASE_URL")?, 1)?;
+    let mut client = pool.get().await?;
+    let record = aia_store::tenants::get(&mut client, &keyring()?, &tenant_id)
+        .await?
+        .ok_or_else(|| anyhow::anyhow!("tenant {tenant_id} does not exist"))?;
+    anyhow::ensure!(
+        record.itsm == kind,
+        "tenant {tenant_id} uses {}, not {}",
+        record.itsm.display_name(),
+        kind.display_name()
+    );
+    let http = aia_http::outbound::client_builder()
+        .timeout(std::time::Duration::from_secs(30))
+        .build()?;
+    let itsm = aia_itsm::Itsm::for_tenant(
+        http,
+        record.itsm,
+        &record.itsm_base_url,
+        record.itsm_credentials.expose(),
+    )
+    .map_err(|err| anyhow::anyhow!("{err}"))?;
+    let (_client, jetstream) = aia_bus::connect(&env("NATS_URL")?, "aiagents-import").await?;
+    let result = crate::import::import_from_help_desk(
+        &itsm,
+        &jetstream,
+        &env("DATABASE_URL")?,
+        &tenant_id,
+        args.since,
+        args.until,
+        args.rate,
+        None,
+    )
+    .await?;
+    println!(
+        "{} resolved tickets imported for {tenant_id} from {}{}",
+        result.imported,
+        kind.display_name(),
+        if result.resumed {
+            " (resumed an earlier import)"
+        } else {
+            ""
+        }
+    );
     Ok(())
 }
 

@@ -69,10 +69,14 @@ pub struct AddArgs {
     name: String,
     #[arg(long, value_enum, default_value_t = Tool::ServicedeskPlus)]
     itsm: Tool,
-    /// The help desk's base URL, for example https://sdp.example.com.
+    /// The help desk's base URL, for example https://sdp.example.com,
+    /// https://acme.zendesk.com, https://acme.freshservice.com,
+    /// https://acme.service-now.com, https://api-na.myconnectwise.net/v4_6_release/apis/3.0,
+    /// https://webservices.autotask.net/ATServicesRest or https://acme.halopsa.com.
     #[arg(long)]
     itsm_url: String,
-    /// Credentials as JSON, for ServiceDesk Plus {"authtoken": "…"}.
+    /// Credentials as JSON (see `docs/help-desks.md`): ServiceDesk Plus {"authtoken": "…"},
+    /// Freshservice {"api_key": "…"}, …
     #[arg(long, env = "AI_AGENTS_ITSM_CREDENTIALS", hide_env_values = true)]
     itsm_credentials: String,
     /// The public base URL of the ingress, to print the webhook URL.
@@ -84,12 +88,17 @@ pub struct AddArgs {
     public_url: String,
 }
 
-/// The help desks a tenant can be on.
+/// The help desks and PSAs a tenant can be on.
 #[derive(Clone, Copy, Debug, clap::ValueEnum)]
 pub enum Tool {
     ServicedeskPlus,
     Jira,
     Zendesk,
+    Freshservice,
+    Servicenow,
+    Connectwise,
+    Autotask,
+    Halopsa,
 }
 
 impl From<Tool> for ItsmKind {
@@ -98,6 +107,11 @@ impl From<Tool> for ItsmKind {
             Tool::ServicedeskPlus => ItsmKind::ServicedeskPlus,
             Tool::Jira => ItsmKind::Jira,
             Tool::Zendesk => ItsmKind::Zendesk,
+            Tool::Freshservice => ItsmKind::Freshservice,
+            Tool::Servicenow => ItsmKind::Servicenow,
+            Tool::Connectwise => ItsmKind::Connectwise,
+            Tool::Autotask => ItsmKind::Autotask,
+            Tool::Halopsa => ItsmKind::Halopsa,
         }
     }
 }
@@ -190,11 +204,12 @@ async fn add(args: AddArgs) -> anyhow::Result<()> {
         serde_json::from_str(&args.itsm_credentials).context("--itsm-credentials must be JSON")?;
     let mut tenants = tenant_admin()?;
     tenants.public_url = args.public_url;
+    let kind: ItsmKind = args.itsm.into();
     let created = tenants
         .create(aia_ops::tenants::CreateTenant {
             tenant_id: args.id,
             name: args.name,
-            itsm_kind: args.itsm.into(),
+            itsm_kind: kind,
             itsm_base_url: args.itsm_url,
             itsm_credentials: credentials,
             settings: None,
@@ -215,10 +230,12 @@ async fn add(args: AddArgs) -> anyhow::Result<()> {
         );
     }
     println!("webhook secret:    {}", created.webhook_secret);
-    println!(
-        "Sign each body with X-ServiceDesk-Signature (hex HMAC-SHA256), Standard Webhooks headers or \
-         X-Hub-Signature; tools that cannot sign send the secret in X-Webhook-Secret."
-    );
     println!("The secret is shown only now; it is stored encrypted.");
+    println!();
+    println!("Set up {}:", kind.display_name());
+    for step in &created.setup {
+        println!("- {step}");
+    }
+    println!("The whole guide: docs/help-desks.md.");
     Ok(())
 }

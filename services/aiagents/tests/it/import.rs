@@ -221,8 +221,9 @@ async fn history_imports_from_servicedesk_page_by_page_and_resumes_after_a_stop(
         });
     }
     let server = aia_standins::serve(sdp.router()).await.unwrap();
-    let client = aia_itsm::ServiceDeskPlus::new(
+    let client = aia_itsm::Itsm::for_tenant(
         reqwest::Client::new(),
+        aia_events::ItsmKind::ServicedeskPlus,
         &server.url(),
         r#"{"authtoken":"sdp-token"}"#,
     )
@@ -231,7 +232,7 @@ async fn history_imports_from_servicedesk_page_by_page_and_resumes_after_a_stop(
     let tenant = aia_events::TenantId::parse("acme").unwrap();
 
     // Stopped after one page, then resumed: every request once.
-    let first = aiagents::import::import_from_servicedesk(
+    let first = aiagents::import::import_from_help_desk(
         &client,
         &jetstream,
         &db.app_url,
@@ -244,7 +245,7 @@ async fn history_imports_from_servicedesk_page_by_page_and_resumes_after_a_stop(
     .await
     .unwrap();
     assert_eq!((first.imported, first.resumed), (100, false));
-    let rest = aiagents::import::import_from_servicedesk(
+    let rest = aiagents::import::import_from_help_desk(
         &client,
         &jetstream,
         &db.app_url,
@@ -264,7 +265,7 @@ async fn history_imports_from_servicedesk_page_by_page_and_resumes_after_a_stop(
     let since = chrono::DateTime::parse_from_rfc3339("2026-09-01T00:00:00Z")
         .unwrap()
         .with_timezone(&chrono::Utc);
-    let recent = aiagents::import::import_from_servicedesk(
+    let recent = aiagents::import::import_from_help_desk(
         &client,
         &jetstream,
         &db.app_url,

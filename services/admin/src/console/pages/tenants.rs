@@ -114,6 +114,7 @@ pub async fn create_tenant(
                 tenant_id: tenant_id.clone(),
                 secret: created.webhook_secret,
                 webhook_urls,
+                setup: created.setup,
             })
         }
         Err(AdminError::Invalid(text) | AdminError::Duplicate(text)) => again(text),
@@ -205,10 +206,17 @@ pub async fn rotate_secret(
             )
             .await;
             // Shown whatever else fails: it exists only in this answer.
+            let kind = state
+                .tenants
+                .get(&id)
+                .await
+                .map(|tenant| tenant.itsm_kind)
+                .unwrap_or(aia_events::ItsmKind::ServicedeskPlus);
             render(&SecretPage {
                 operator: Some(operator),
                 heading: format!("New webhook secret for {id}"),
-                webhook_urls: urls(&state.tenants.webhook_urls(&id)),
+                webhook_urls: urls(&state.tenants.webhook_urls(&id, kind)),
+                setup: Vec::new(),
                 tenant_id: id,
                 secret,
             })

@@ -1,0 +1,275 @@
+//! ConnectWise PSA (Manage) REST API 3.0: internal-analysis notes on a
+//! service ticket, the ticket and its notes read back; Basic auth with
+//! `{company}+{public key}:{private key}` and the integration's `clientId`
+//! header. The base URL is the site, its codebase and `apis/3.0`, for
+//! example `https://api-na.myconnectwise.net/v4_6_release/apis/3.0`.
+
+pub mod history;
+pub mod webhook;
+
+use aia_events::{Priority, TicketId};
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD;
+use chrono::{DateTime, Utc};
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use crate::common::{Api, numeric_id, text_of};
+use crate::{ConfigError, ItsmError, PostedNote, RenderedNote, Resolution, TicketSummary};
+
+pub(crate) const TOOL: &str = "ConnectWise PSA";
+
+#[derive(Clone, Debug)]
+pub struct ConnectWise {
+    api: Api,
+    authorization: String,
+    client_id: String,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Credentials {
+    company_id: String,
+    public_key: String,
+    private_key: String,
+    client_id: String,
+}
+
+impl ConnectWise {
+    /// Credentials: `{"company_id", "public_key", "private_key",
+    /// "client_id"}` (an API member's keys, the integration's client id).
+    pub fn new(
+        http: reqwest::Client,
+        base_url: &str,
+        credentials_json: &str,
+    ) -> Result<Self, ConfigError> {
+        let credentials: Credentials = serde_json::from_str(credentials_json).map_err(|_| {
+            ConfigError(
+                r#"ConnectWise PSA credentials must be {"company_id", "public_key", "private_key", "client_id"}"#.into(),
+            )
+        })?;
+        Ok(Self {
+            api: Api::new(http, base_url, TOOL, "connectwise")?,
+            authorization: format!(
+                "Basic {}",
+                STANDARD.encode(format!(
+                    "{}+{}:{}",
+                    credentials.company_id, credentials.public_key, credentials.private_key
+                ))
+            ),
+            client_id: credentials.client_id,
+        })
+    }
+
+    fn request(&self, request: reqwest::RequestBuilder) -> reqwest::RequestBuilder {
+        request
+            .header("Authorization", &self.authorization)
+            .header("clientId", &self.client_id)
+            .header("Accept", "application/json")
+    }
+
+    async fn json(&self, request: reqwest::RequestBuilder) -> Result<Value, ItsmError> {
+        self.api.json(self.request(request)).await
+    }
+
+    fn ticket_url(&self, id: u64, tail: &[&str]) -> reqwest::Url {
+        let id = id.to_string();
+        let mut segments = vec!["service", "tickets", id.as_str()];
+        segments.extend_from_slice(tail);
+        self.api.url(&segments)
+    }
+
+    pub fn render_note(&self, markdown: &str) -> RenderedNote {
+        RenderedNote::text(markdown)
+    }
+
+    /// An internal-analysis note (a discussion note when the requester may
+    /// see it), sending no e-mail.
+    pub async fn post_note(
+        &self,
+        ticket: &TicketId,
+        markdown: &str,
+        visible_to_requester: bool,
+    ) -> Result<PostedNote, ItsmError> {
+        let id = numeric_id(TOOL, ticket)?;
+        let body = self
+            .json(
+                self.api
+                    .http
+                    .post(self.ticket_url(id, &["notes"]))
+                    .json(&json!({
+                        "text": self.render_note(markdown).body,
+                        "detailDescriptionFlag": visible_to_requester,
+                        "internalAnalysisFlag": !visible_to_requester,
+                        "resolutionFlag": false,
+                        "processNotifications": false,
+                    })),
+            )
+            .await?;
+        Ok(PostedNote {
+            note_id: text_of(&body["id"]),
+        })
+    }
+
+    /// Every note of the ticket, oldest first.
+    async fn notes(&self, id: u64) -> Result<Vec<Value>, ItsmError> {
+        let mut notes = Vec::new();
+        for page in 1..=20 {
+            let mut url = self.ticket_url(id, &["notes"]);
+            url.query_pairs_mut()
+                .append_pair("orderBy", "id asc")
+                .append_pair("pageSize", "1000")
+                .append_pair("page", &page.to_string());
+            let body = self.json(self.api.http.get(url)).await?;
+            let batch = body.as_array().cloned().unwrap_or_default();
+            let full = batch.len() == 1000;
+            notes.extend(batch);
+            if !full {
+                break;
+            }
+        }
+        Ok(notes)
+    }
+
+    pub async fn note_texts(&self, ticket: &TicketId) -> Result<Vec<String>, ItsmError> {
+        let id = numeric_id(TOOL, ticket)?;
+        Ok(self
+            .notes(id)
+            .await?
+            .iter()
+            .filter_map(|note| note["text"].as_str().map(str::to_owned))
+            .collect())
+    }
+
+    /// The ticket and, from its notes, its description (the detail
+    /// description note) and resolution (the resolution notes).
+    pub async fn fetch_ticket(&self, ticket: &TicketId) -> Result<TicketSummary, ItsmError> {
+        let id = numeric_id(TOOL, ticket)?;
+        let ticket = self
+            .json(self.api.http.get(self.ticket_url(id, &[])))
+            .await?;
+        let notes = self.notes(id).await?;
+        Ok(summary(&ticket, &notes))
+    }
+
+    pub async fn test_connection(&self) -> Result<(), ItsmError> {
+        self.json(self.api.http.get(self.api.url(&["system", "info"])))
+            .await
+            .map(|_| ())
+    }
+
+    /// Hosts a callback's `key_url` may name: the tenant's site (the API
+    /// host, and its name without the `api-` prefix cloud hosts carry),
+    /// over the same scheme and port.
+    pub fn key_url_allowed(&self, key_url: &str) -> bool {
+        key_url_allowed(&self.api.base, key_url)
+    }
+}
+
+/// Whether `key_url` points at the ConnectWise site of `base`.
+pub fn key_url_allowed(base: &reqwest::Url, key_url: &str) -> bool {
+    let Ok(url) = reqwest::Url::parse(key_url) else {
+        return false;
+    };
+    let (Some(host), Some(site)) = (url.host_str(), base.host_str()) else {
+        return false;
+    };
+    let site = site.to_ascii_lowercase();
+    let host = host.to_ascii_lowercase();
+    let same_site = host == site || site.strip_prefix("api-") == Some(host.as_str());
+    same_site
+        && url.scheme() == base.scheme()
+        && url.port_or_known_default() == base.port_or_known_default()
+        && url.username().is_empty()
+}
+
+fn priority(raw: &Value) -> Priority {
+    let name = raw["name"]
+        .as_str()
+        .unwrap_or_default()
+        .to_ascii_lowercase();
+    if name.contains("critical") || name.contains("emergency") || name.contains("priority 1") {
+        Priority::Critical
+    } else if name.contains("high") || name.contains("priority 2") {
+        Priority::High
+    } else if name.contains("low") || name.contains("priority 4") || name.contains("priority 5") {
+        Priority::Low
+    } else {
+        Priority::Medium
+    }
+}
+
+fn time(raw: &Value) -> Option<DateTime<Utc>> {
+    raw.as_str()?.parse().ok()
+}
+
+/// Whether the ticket is closed: its flag, or a status named so.
+pub(crate) fn is_closed(ticket: &Value) -> bool {
+    ticket["closedFlag"].as_bool().unwrap_or(false) || {
+        let status = ticket["status"]["name"]
+            .as_str()
+            .unwrap_or_default()
+            .to_ascii_lowercase();
+        status.contains("closed") || status.contains("resolved") || status.contains("completed")
+    }
+}
+
+/// A ticket with its notes.
+pub(crate) fn summary(ticket: &Value, notes: &[Value]) -> TicketSummary {
+    let text = |flag: &str| -> Vec<String> {
+        notes
+            .iter()
+            .filter(|note| note[flag].as_bool().unwrap_or(false))
+            .filter_map(|note| note["text"].as_str().map(str::to_owned))
+            .collect()
+    };
+    let description = text("detailDescriptionFlag")
+        .into_iter()
+        .next()
+        .unwrap_or_default();
+    TicketSummary {
+        subject: ticket["summary"].as_str().unwrap_or_default().to_owned(),
+        description,
+        status: ticket["status"]["name"].as_str().map(str::to_owned),
+        priority: priority(&ticket["priority"]),
+        created_at: time(&ticket["_info"]["dateEntered"]).or_else(|| time(&ticket["dateEntered"])),
+        requester: ticket["contactName"].as_str().map(str::to_owned),
+        tags: Vec::new(),
+        resolution: is_closed(ticket).then(|| Resolution {
+            text: text("resolutionFlag").join("\n\n"),
+            resolved_at: time(&ticket["closedDate"])
+                .or_else(|| time(&ticket["dateResolved"]))
+                .or_else(|| time(&ticket["_info"]["lastUpdated"]))
+                .unwrap_or_else(Utc::now),
+        }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_key_url_must_name_the_tenants_own_site() {
+        let base =
+            reqwest::Url::parse("https://api-na.myconnectwise.net/v4_6_release/apis/3.0").unwrap();
+        for allowed in [
+            "https://na.myconnectwise.net/v2025_1//system/callbackkey/index.rails?companyName=acme&id=1",
+            "https://api-na.myconnectwise.net/v2025_1/system/callbackkey/index.rails",
+        ] {
+            assert!(key_url_allowed(&base, allowed), "{allowed}");
+        }
+        for refused in [
+            "https://evil.example/system/callbackkey",
+            "https://na.myconnectwise.net.evil.example/x",
+            "http://na.myconnectwise.net/x",
+            "https://na.myconnectwise.net:8443/x",
+            "https://user@na.myconnectwise.net/x",
+            "https://eu.myconnectwise.net/x",
+            "not a url",
+            "https://169.254.169.254/latest/meta-data",
+        ] {
+            assert!(!key_url_allowed(&base, refused), "{refused}");
+        }
+    }
+}

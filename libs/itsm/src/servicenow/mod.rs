@@ -1,0 +1,321 @@
+//! ServiceNow's Table API on `incident`: work notes (a journal field, plain
+//! text with its line breaks) added by a PATCH, read back from
+//! `sys_journal_field`; Basic auth, or OAuth (the password grant of
+//! `/oauth_token.do`, the token cached and fetched again when refused).
+//!
+//! Tickets are known by their number (`INC0010001`), which technicians see;
+//! the API addresses a record by its `sys_id`, looked up by number.
+
+pub mod history;
+pub mod webhook;
+
+use aia_events::{Priority, TicketId};
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD;
+use chrono::{DateTime, NaiveDateTime, Utc};
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use crate::common::{Api, text_of};
+use crate::{ConfigError, ItsmError, PostedNote, RenderedNote, Resolution, TicketSummary};
+
+pub(crate) const TOOL: &str = "ServiceNow";
+
+/// The incident fields read.
+const FIELDS: &str = "sys_id,number,short_description,description,priority,state,opened_at,sys_created_on,resolved_at,close_notes,close_code,caller_id";
+
+#[derive(Clone, Debug)]
+pub struct ServiceNow {
+    api: Api,
+    auth: Auth,
+}
+
+#[derive(Clone)]
+enum Auth {
+    Basic(String),
+    OAuth {
+        client_id: String,
+        client_secret: String,
+        username: String,
+        password: String,
+    },
+}
+
+impl std::fmt::Debug for Auth {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Self::Basic(_) => "Basic",
+            Self::OAuth { .. } => "OAuth",
+        })
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Credentials {
+    username: String,
+    password: String,
+    #[serde(default)]
+    client_id: Option<String>,
+    #[serde(default)]
+    client_secret: Option<String>,
+}
+
+impl ServiceNow {
+    /// Credentials: `{"username": …, "password": …}` (Basic), with
+    /// `"client_id"` and `"client_secret"` for OAuth.
+    pub fn new(
+        http: reqwest::Client,
+        base_url: &str,
+        credentials_json: &str,
+    ) -> Result<Self, ConfigError> {
+        let credentials: Credentials = serde_json::from_str(credentials_json).map_err(|_| {
+            ConfigError(
+                r#"ServiceNow credentials must be {"username": "…", "password": "…"}, with "client_id" and "client_secret" for OAuth"#.into(),
+            )
+        })?;
+        let auth = match (credentials.client_id, credentials.client_secret) {
+            (Some(client_id), Some(client_secret)) => Auth::OAuth {
+                client_id,
+                client_secret,
+                username: credentials.username,
+                password: credentials.password,
+            },
+            (None, None) => Auth::Basic(format!(
+                "Basic {}",
+                STANDARD.encode(format!("{}:{}", credentials.username, credentials.password))
+            )),
+            _ => {
+                return Err(ConfigError(
+                    "ServiceNow OAuth needs both client_id and client_secret".into(),
+                ));
+            }
+        };
+        Ok(Self {
+            api: Api::new(http, base_url, TOOL, "servicenow")?,
+            auth,
+        })
+    }
+
+    fn token_key(&self) -> Option<String> {
+        match &self.auth {
+            Auth::OAuth {
+                client_id,
+                username,
+                ..
+            } => Some(crate::oauth::key(&[
+                self.api.base.as_str(),
+                client_id,
+                username,
+            ])),
+            Auth::Basic(_) => None,
+        }
+    }
+
+    async fn authorization(&self) -> Result<String, ItsmError> {
+        let (client_id, client_secret, username, password) = match &self.auth {
+            Auth::Basic(basic) => return Ok(basic.clone()),
+            Auth::OAuth {
+                client_id,
+                client_secret,
+                username,
+                password,
+            } => (client_id, client_secret, username, password),
+        };
+        let key = self.token_key().expect("OAuth has a key");
+        let token = crate::oauth::token(&key, async {
+            let response = self
+                .api
+                .http
+                .post(self.api.url(&["oauth_token.do"]))
+                .form(&[
+                    ("grant_type", "password"),
+                    ("client_id", client_id),
+                    ("client_secret", client_secret),
+                    ("username", username),
+                    ("password", password),
+                ])
+                .send()
+                .await
+                .map_err(|err| crate::transport_error(TOOL, &err))?;
+            crate::oauth::read_answer(response, TOOL, "credentials").await
+        })
+        .await?;
+        Ok(format!("Bearer {token}"))
+    }
+
+    /// Sends `build()`'s request; an OAuth token that is refused is
+    /// fetched again, once.
+    async fn send(
+        &self,
+        build: impl Fn() -> reqwest::RequestBuilder,
+    ) -> Result<reqwest::Response, ItsmError> {
+        for attempt in 0..2 {
+            let request = build()
+                .header("Authorization", self.authorization().await?)
+                .header("Accept", "application/json");
+            match self.api.send(request).await {
+                Err(ItsmError::Permanent {
+                    http_status: Some(401),
+                    ..
+                }) if attempt == 0 && self.token_key().is_some() => {
+                    crate::oauth::forget(&self.token_key().expect("OAuth"));
+                }
+                other => return other,
+            }
+        }
+        unreachable!("the second attempt returns")
+    }
+
+    async fn json(&self, build: impl Fn() -> reqwest::RequestBuilder) -> Result<Value, ItsmError> {
+        self.send(build)
+            .await?
+            .json()
+            .await
+            .map_err(|_| ItsmError::unreadable(TOOL))
+    }
+
+    /// The incident numbered `ticket` (or with that `sys_id`).
+    async fn incident(&self, ticket: &TicketId) -> Result<Value, ItsmError> {
+        let number = ticket.as_str();
+        let field = if number.len() == 32 && number.bytes().all(|b| b.is_ascii_hexdigit()) {
+            "sys_id"
+        } else {
+            "number"
+        };
+        let mut url = self.api.url(&["api", "now", "table", "incident"]);
+        url.query_pairs_mut()
+            .append_pair("sysparm_query", &format!("{field}={number}"))
+            .append_pair("sysparm_fields", FIELDS)
+            .append_pair("sysparm_exclude_reference_link", "true")
+            .append_pair("sysparm_limit", "1");
+        let body = self.json(|| self.api.http.get(url.clone())).await?;
+        body["result"]
+            .as_array()
+            .and_then(|records| records.first())
+            .cloned()
+            .ok_or_else(|| ItsmError::Permanent {
+                reason: format!("{TOOL} does not know incident {number}"),
+                http_status: Some(404),
+            })
+    }
+
+    async fn sys_id(&self, ticket: &TicketId) -> Result<String, ItsmError> {
+        let incident = self.incident(ticket).await?;
+        text_of(&incident["sys_id"])
+            .filter(|id| id.len() == 32 && id.bytes().all(|b| b.is_ascii_hexdigit()))
+            .ok_or_else(|| ItsmError::unreadable(TOOL))
+    }
+
+    pub fn render_note(&self, markdown: &str) -> RenderedNote {
+        RenderedNote::text(markdown)
+    }
+
+    /// A work note (or, when the requester may see it, an additional
+    /// comment).
+    pub async fn post_note(
+        &self,
+        ticket: &TicketId,
+        markdown: &str,
+        visible_to_requester: bool,
+    ) -> Result<PostedNote, ItsmError> {
+        let sys_id = self.sys_id(ticket).await?;
+        let field = if visible_to_requester {
+            "comments"
+        } else {
+            "work_notes"
+        };
+        let body = json!({ field: self.render_note(markdown).body });
+        let url = self.api.url(&["api", "now", "table", "incident", &sys_id]);
+        self.send(|| self.api.http.patch(url.clone()).json(&body))
+            .await?;
+        // Journal fields read back empty from the Table API: no id to keep.
+        Ok(PostedNote { note_id: None })
+    }
+
+    pub async fn note_texts(&self, ticket: &TicketId) -> Result<Vec<String>, ItsmError> {
+        let sys_id = self.sys_id(ticket).await?;
+        let mut url = self.api.url(&["api", "now", "table", "sys_journal_field"]);
+        url.query_pairs_mut()
+            .append_pair(
+                "sysparm_query",
+                &format!("element_id={sys_id}^elementINwork_notes,comments^ORDERBYsys_created_on"),
+            )
+            .append_pair("sysparm_fields", "value")
+            .append_pair("sysparm_limit", "1000");
+        let body = self.json(|| self.api.http.get(url.clone())).await?;
+        Ok(body["result"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|entry| entry["value"].as_str().map(str::to_owned))
+            .collect())
+    }
+
+    pub async fn fetch_ticket(&self, ticket: &TicketId) -> Result<TicketSummary, ItsmError> {
+        Ok(summary(&self.incident(ticket).await?))
+    }
+
+    pub async fn test_connection(&self) -> Result<(), ItsmError> {
+        let mut url = self.api.url(&["api", "now", "table", "incident"]);
+        url.query_pairs_mut()
+            .append_pair("sysparm_limit", "1")
+            .append_pair("sysparm_fields", "sys_id");
+        self.send(|| self.api.http.get(url.clone()))
+            .await
+            .map(|_| ())
+    }
+}
+
+/// ServiceNow's priorities: 1 Critical, 2 High, 3 Moderate, 4 Low, 5 Planning.
+pub(crate) fn priority(raw: &Value) -> Priority {
+    match text_of(raw).and_then(|text| text.chars().next()?.to_digit(10)) {
+        Some(1) => Priority::Critical,
+        Some(2) => Priority::High,
+        Some(4 | 5) => Priority::Low,
+        _ => Priority::Medium,
+    }
+}
+
+/// States 6 (Resolved) and 7 (Closed).
+pub(crate) fn is_resolved(state: &Value) -> bool {
+    matches!(text_of(state).as_deref(), Some("6" | "7"))
+}
+
+/// A date-time as the Table API writes it (`YYYY-MM-DD HH:MM:SS`, UTC), or
+/// in RFC 3339.
+pub(crate) fn time(raw: &Value) -> Option<DateTime<Utc>> {
+    let raw = raw.as_str()?.trim();
+    NaiveDateTime::parse_from_str(raw, "%Y-%m-%d %H:%M:%S")
+        .map(|naive| naive.and_utc())
+        .ok()
+        .or_else(|| raw.parse().ok())
+}
+
+/// An incident record.
+pub(crate) fn summary(incident: &Value) -> TicketSummary {
+    let close = [&incident["close_code"], &incident["close_notes"]]
+        .iter()
+        .filter_map(|value| value.as_str().filter(|text| !text.trim().is_empty()))
+        .collect::<Vec<_>>()
+        .join(": ");
+    TicketSummary {
+        subject: incident["short_description"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned(),
+        description: incident["description"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned(),
+        status: text_of(&incident["state"]),
+        priority: priority(&incident["priority"]),
+        created_at: time(&incident["opened_at"]).or_else(|| time(&incident["sys_created_on"])),
+        requester: text_of(&incident["caller_id"]).or_else(|| text_of(&incident["caller"])),
+        tags: Vec::new(),
+        resolution: is_resolved(&incident["state"]).then(|| Resolution {
+            text: close,
+            resolved_at: time(&incident["resolved_at"]).unwrap_or_else(Utc::now),
+        }),
+    }
+}

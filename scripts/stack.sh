@@ -67,8 +67,11 @@ ensure_browser() {
 }
 
 # The offline validators of deploy/ (scripts/validate-deploy.py):
-# docker-compose and kubectl from Debian, kubernetes-validate from PyPI.
+# docker-compose and kubectl from Debian, kubernetes-validate from PyPI;
+# and the reference Standard Webhooks library, which signs a delivery in the
+# suite as a sender using it would.
 KUBERNETES_VALIDATE_VERSION=1.37.0
+STANDARDWEBHOOKS_VERSION=1.3.0
 ensure_deploy_tools() {
   local missing=()
   command -v docker-compose >/dev/null || missing+=(docker-compose)
@@ -77,6 +80,10 @@ ensure_deploy_tools() {
   if ! "$venv/bin/python" -c 'import kubernetes_validate' 2>/dev/null; then
     log "installing kubernetes-validate $KUBERNETES_VALIDATE_VERSION into $venv"
     "$venv/bin/pip" install -q --disable-pip-version-check "kubernetes-validate==$KUBERNETES_VALIDATE_VERSION"
+  fi
+  if ! "$venv/bin/python" -c 'import standardwebhooks' 2>/dev/null; then
+    log "installing standardwebhooks $STANDARDWEBHOOKS_VERSION into $venv"
+    "$venv/bin/pip" install -q --disable-pip-version-check "standardwebhooks==$STANDARDWEBHOOKS_VERSION"
   fi
 }
 

@@ -1,18 +1,26 @@
 //! Local stand-ins for the SaaS the pipeline talks to, speaking the real
 //! APIs' request and response shapes: an OpenAI-compatible chat-completions
-//! endpoint and the ServiceDesk Plus v3 notes API (on-prem: `authtoken`
-//! header, form field `input_data` holding `{"note": {…}}`).
+//! endpoint, embeddings, and each help desk's ticket, note and search API
+//! (ServiceDesk Plus, Jira, Zendesk, Freshservice, ServiceNow, ConnectWise
+//! PSA, Autotask, HaloPSA), checking requests field by field as the real
+//! service would and refusing what it would refuse.
 //!
 //! Tests and the demo point the services' base URLs here; the same code then
 //! works against the real services by changing the URL. Each stand-in
 //! records what it received, so tests can assert on it.
 
+pub mod autotask;
+pub mod connectwise;
+pub mod desk;
 pub mod embeddings;
+pub mod freshservice;
+pub mod halopsa;
 pub mod jira;
 pub mod knowledge;
 pub mod llm;
 pub mod prometheus;
 pub mod servicedesk;
+pub mod servicenow;
 pub mod zendesk;
 
 use std::net::SocketAddr;

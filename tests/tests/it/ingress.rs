@@ -500,3 +500,97 @@ async fn shutting_down_finishes_the_requests_in_flight() {
     // Once drained, the server is gone.
     assert!(tokio::net::TcpStream::connect(addr).await.is_err());
 }
+
+/// Signs `body` (stdin) with the reference Python library: `secret`,
+/// `msg_id`, `timestamp` as arguments; prints the `webhook-signature`.
+const PYTHON_SIGN: &str = "import sys, datetime\n\
+from standardwebhooks.webhooks import Webhook\n\
+secret, msg_id, ts = sys.argv[1:4]\n\
+at = datetime.datetime.fromtimestamp(int(ts), tz=datetime.timezone.utc)\n\
+print(Webhook(secret).sign(msg_id, at, sys.stdin.buffer.read()))\n";
+
+/// Verifies `body` (stdin) with the reference Python library against the
+/// headers given as arguments; exits 0 when valid.
+const PYTHON_VERIFY: &str = "import sys\n\
+from standardwebhooks.webhooks import Webhook\n\
+secret, msg_id, ts, signature = sys.argv[1:5]\n\
+Webhook(secret).verify(sys.stdin.buffer.read(), {'webhook-id': msg_id, 'webhook-timestamp': ts, 'webhook-signature': signature})\n";
+
+fn python(script: &str, args: &[&str], stdin: &[u8]) -> std::process::Output {
+    use std::io::Write as _;
+    let python = std::env::var("AI_AGENTS_DEPLOY_PYTHON").expect(
+        "AI_AGENTS_DEPLOY_PYTHON is not set: run the tests through `./dev test`, which installs standardwebhooks",
+    );
+    let mut child = std::process::Command::new(python)
+        .arg("-c")
+        .arg(script)
+        .args(args)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    child.stdin.take().unwrap().write_all(stdin).unwrap();
+    child.wait_with_output().unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_secret_we_issue_works_with_the_reference_standard_webhooks_library() {
+    let ingress = Ingress::start().await;
+    let created = aiagents::ops::add_tenant(
+        &ingress.db.app_url,
+        &ingress.keyring,
+        "sender",
+        "Sender",
+        aia_events::ItsmKind::ServicedeskPlus,
+        "http://127.0.0.1:9",
+        r#"{"authtoken": "unused"}"#,
+    )
+    .await
+    .unwrap();
+    let secret = created.webhook_secret.expose().to_owned();
+    assert!(secret.starts_with("whsec_"), "{secret}");
+    let now = chrono::Utc::now().timestamp().to_string();
+    let json_type = ("content-type", "application/json".to_owned());
+
+    // A sender on the official library, configured with the secret as shown.
+    let body = serde_json::to_vec(&ticket("sender", "PY-1")).unwrap();
+    let signed = python(PYTHON_SIGN, &[&secret, "msg_py_1", &now], &body);
+    assert!(
+        signed.status.success(),
+        "{}",
+        String::from_utf8_lossy(&signed.stderr)
+    );
+    let signature = String::from_utf8(signed.stdout).unwrap().trim().to_owned();
+    assert!(signature.starts_with("v1,"), "{signature}");
+    let headers = [
+        json_type.clone(),
+        ("webhook-id", "msg_py_1".to_owned()),
+        ("webhook-timestamp", now.clone()),
+        ("webhook-signature", signature.clone()),
+    ];
+    let (status, answer, _) = ingress
+        .post("/webhook/servicedesk", &headers, body.clone())
+        .await;
+    assert_eq!(status, 202, "{answer}");
+
+    // The same signature over another body is refused.
+    let other = serde_json::to_vec(&ticket("sender", "PY-2")).unwrap();
+    let (status, _, _) = ingress.post("/webhook/servicedesk", &headers, other).await;
+    assert_eq!(status, 401);
+
+    // And the library accepts what our own signer produces for that secret.
+    let ours =
+        ingress::auth::sign::standard_webhooks(&secret, "msg_py_3", now.parse().unwrap(), &body);
+    let verified = python(PYTHON_VERIFY, &[&secret, "msg_py_3", &now, &ours], &body);
+    assert!(
+        verified.status.success(),
+        "{}",
+        String::from_utf8_lossy(&verified.stderr)
+    );
+    let forged = python(PYTHON_VERIFY, &[&secret, "msg_py_4", &now, &ours], &body);
+    assert!(
+        !forged.status.success(),
+        "a signature for another id must fail"
+    );
+}

@@ -11,8 +11,11 @@ mod dead_letters;
 mod deploy_config;
 mod embeddings;
 mod feedback;
+mod help_desk_import;
+mod help_desks;
 mod ingress;
 mod ingress_hostile;
+mod ingress_hostile_tools;
 mod ingress_security;
 mod llm;
 mod observability_config;
@@ -30,5 +33,6 @@ mod writeback;
 mod writeback_tools;
 
 mod console_support;
+mod help_desks_support;
 mod ingress_support;
 mod pipeline_support;

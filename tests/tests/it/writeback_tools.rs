@@ -139,6 +139,13 @@ async fn zendesk_gets_one_private_comment_and_a_bad_token_is_named() {
         r#"{"email":"bot@acme.example","api_token":"zd-token"}"#,
     )
     .await;
+    for id in [4711, 4712] {
+        zendesk.desk.put(aia_standins::desk::Ticket::open(
+            id,
+            "Sign-in loop",
+            "Teams keeps asking to sign in",
+        ));
+    }
     let event = enhancement("4711", ItsmKind::Zendesk);
     assert!(matches!(
         run(&handler, event.clone(), 1).await,
@@ -268,6 +275,11 @@ async fn every_tool_fetches_a_ticket_as_text() {
     let jira = JiraStandIn::new("Bearer pat");
     let jira_server = aia_standins::serve(jira.router()).await.unwrap();
     let zendesk = ZendeskStandIn::new("Bearer zd");
+    zendesk.desk.put(aia_standins::desk::Ticket::open(
+        12,
+        "Ticket 12",
+        "Printer offline",
+    ));
     let zendesk_server = aia_standins::serve(zendesk.router()).await.unwrap();
     let sdp = aia_standins::servicedesk::ServiceDeskStandIn::new("t");
     sdp.add_resolved(aia_standins::servicedesk::ResolvedRequest {

@@ -221,6 +221,13 @@ impl Autotask {
         let id = numeric_id(TOOL, ticket)?;
         let url = self.url(&["Tickets", &id.to_string()]).await?;
         let body = self.json(self.api.http.get(url)).await?;
+        // Autotask answers an unknown (or hidden) ticket with a null item.
+        if !body["item"].is_object() {
+            return Err(ItsmError::Permanent {
+                reason: format!("{TOOL} does not know ticket {id}"),
+                http_status: Some(404),
+            });
+        }
         Ok(summary(&body["item"]))
     }
 

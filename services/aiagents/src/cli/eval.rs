@@ -9,8 +9,10 @@ use super::env;
 
 #[derive(clap::Args)]
 pub struct Args {
-    /// A JSON file with resolved[] and queries[] (the shape of demo/tickets.json).
-    dataset: PathBuf,
+    /// JSON files with resolved[] and queries[] (the shape of
+    /// demo/tickets.json); each is scored on its own, with its own table.
+    #[arg(required = true)]
+    datasets: Vec<PathBuf>,
     /// Hits that count (recall@K).
     #[arg(long, default_value_t = 5)]
     k: usize,
@@ -70,24 +72,30 @@ impl EmbeddingsArgs {
 pub async fn run(args: Args) -> anyhow::Result<()> {
     let embedder = args.embeddings.embedder()?;
     eprintln!("embedding with {}", embedder.model());
-    let scores = crate::eval::run(
-        &env("OWNER_DATABASE_URL")?,
-        &env("DATABASE_URL")?,
-        &args.dataset,
-        args.k,
-        &embedder,
-        fusion::Fusion {
-            threshold: args.threshold,
-            likely: args.likely,
-            lexical_weight: args.lexical_weight,
-        },
-    )
-    .await?;
-    println!(
-        "{} queries from {}",
-        scores[0].queries_with_relevant + scores[0].no_match_queries,
-        args.dataset.display()
-    );
-    print!("{}", crate::eval::table(&scores, args.k));
+    let fusion = fusion::Fusion {
+        threshold: args.threshold,
+        likely: args.likely,
+        lexical_weight: args.lexical_weight,
+    };
+    for dataset in &args.datasets {
+        let scores = crate::eval::run(
+            &env("OWNER_DATABASE_URL")?,
+            &env("DATABASE_URL")?,
+            dataset,
+            args.k,
+            &embedder,
+            fusion,
+        )
+        .await
+        .with_context(|| format!("scoring {}", dataset.display()))?;
+        println!(
+            "\n{}: {} queries ({} with a relevant ticket, {} without)",
+            dataset.display(),
+            scores[0].queries_with_relevant + scores[0].no_match_queries,
+            scores[0].queries_with_relevant,
+            scores[0].no_match_queries,
+        );
+        print!("{}", crate::eval::table(&scores, args.k));
+    }
     Ok(())
 }

@@ -180,10 +180,25 @@ async fn retrieval_is_scored_beside_the_original_method() {
     let out = ok(&aiagents(
         &db,
         "nats://127.0.0.1:1",
-        &["eval-retrieval", "../../demo/tickets.json"],
+        &[
+            "eval-retrieval",
+            "../../demo/tickets.json",
+            "../../tests/data/retrieval-lay.json",
+        ],
     ));
     assert!(
         out.contains("| original (plainto_tsquery on description) |"),
+        "{out}"
+    );
+    // Every set given is scored on its own.
+    let demo = out
+        .find("demo/tickets.json:")
+        .expect("the demo set's table");
+    let lay = out.find("retrieval-lay.json: 30 queries (24 with a relevant ticket, 6 without)");
+    assert!(lay.is_some_and(|lay| lay > demo), "{out}");
+    assert_eq!(
+        out.matches("| original (plainto_tsquery").count(),
+        2,
         "{out}"
     );
     let ours = out.lines().find(|line| line.starts_with("| ours")).unwrap();

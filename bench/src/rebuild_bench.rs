@@ -59,6 +59,7 @@ fn run_events(tenant: &TenantId, n: u64) -> [Event; 4] {
             resolved_at: start - TimeDelta::days(30),
             tags: vec!["network".into(), "m365".into()],
             score: 0.8,
+            matched_by: Some(aia_events::MatchedBy::Meaning),
         })
         .collect();
     let context = Event::caused_by(

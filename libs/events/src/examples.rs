@@ -52,6 +52,7 @@ pub fn all() -> Vec<Event> {
             resolved_at: at(-86_400),
             tags: vec!["outlook".into(), "m365".into()],
             score: 0.83,
+            matched_by: Some(MatchedBy::Both),
         }],
         knowledge_articles: vec![KnowledgeArticle {
             title: "Outlook credential loops".into(),

@@ -154,7 +154,35 @@ pub struct SimilarTicket {
     pub resolution: String,
     pub resolved_at: DateTime<Utc>,
     pub tags: Vec<String>,
+    /// The calibrated confidence in [0, 1]; 0.5 and above is a likely match.
     pub score: f64,
+    /// Why it was found, so a technician can judge it (v2; `None` in
+    /// events written before it was recorded).
+    #[serde(default)]
+    pub matched_by: Option<MatchedBy>,
+}
+
+/// What made a similar ticket match.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum MatchedBy {
+    /// Its meaning is close; it shares no notable words.
+    Meaning,
+    /// Only its words (the full-text search, when no vectors are available).
+    Words,
+    /// Close in meaning and sharing words with the ticket.
+    Both,
+}
+
+impl MatchedBy {
+    /// How a note says it.
+    pub fn describe(self) -> &'static str {
+        match self {
+            Self::Meaning => "similar meaning",
+            Self::Words => "shared words",
+            Self::Both => "similar meaning and shared words",
+        }
+    }
 }
 
 /// A knowledge-base article that may apply.

@@ -166,3 +166,36 @@ fn enhancement_generated_v1_events_upcast_to_v2() {
     let written: Value = serde_json::from_slice(&event.to_json()).unwrap();
     assert_eq!(written["schema_version"], 2, "today's code writes v2");
 }
+
+/// A context gathered before similar tickets said why they matched still
+/// reads, with `matched_by` unknown.
+#[test]
+fn context_gathered_v1_events_upcast_to_v2() {
+    let event = examples::all()
+        .into_iter()
+        .find(|event| {
+            matches!(&event.payload, aia_events::Payload::ContextGathered(context)
+                if !context.similar_tickets.is_empty())
+        })
+        .unwrap();
+    let mut v1: Value = serde_json::from_slice(&event.to_json()).unwrap();
+    v1["schema_version"] = serde_json::json!(1);
+    for ticket in v1["payload"]["similar_tickets"].as_array_mut().unwrap() {
+        ticket.as_object_mut().unwrap().remove("matched_by");
+    }
+    assert!(
+        validate(&v1).is_ok(),
+        "the v1 sample must match the v1 schema"
+    );
+    let decoded = Event::from_json(&serde_json::to_vec(&v1).unwrap()).unwrap();
+    let aia_events::Payload::ContextGathered(payload) = decoded.payload else {
+        panic!()
+    };
+    assert_eq!(payload.similar_tickets[0].matched_by, None);
+    let written: Value = serde_json::from_slice(&event.to_json()).unwrap();
+    assert_eq!(written["schema_version"], 2, "today's code writes v2");
+    assert_eq!(
+        written["payload"]["similar_tickets"][0]["matched_by"],
+        "both"
+    );
+}

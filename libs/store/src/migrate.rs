@@ -63,6 +63,10 @@ pub const MIGRATIONS: &[(&str, &str)] = &[
         "0013_help_desks",
         include_str!("../../../migrations/0013_help_desks.sql"),
     ),
+    (
+        "0014_feedback",
+        include_str!("../../../migrations/0014_feedback.sql"),
+    ),
 ];
 
 const LOCK_KEY: i64 = 0x6169_6167_656e_7473; // "aiagents"

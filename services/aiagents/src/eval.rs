@@ -20,7 +20,7 @@ use crate::dataset::{self, DataSet};
 /// One method's scores.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Scores {
-    pub method: &'static str,
+    pub method: String,
     pub recall_at_k: f64,
     pub mrr: f64,
     pub cross_tenant_hits: usize,
@@ -31,6 +31,13 @@ pub struct Scores {
     pub nothing_likely_on_no_match: usize,
     pub no_match_queries: usize,
     pub queries_with_relevant: usize,
+    /// Queries with a relevant ticket that found one in the top k and
+    /// called it likely.
+    pub relevant_and_likely: usize,
+    /// The highest confidence any query without a relevant ticket got for
+    /// its best hit (methods that score hits): how close "nothing
+    /// relevant" came to being called likely.
+    pub highest_no_match_confidence: Option<f32>,
 }
 
 /// The original system's search: `plainto_tsquery('english')` on the
@@ -72,6 +79,7 @@ async fn original(
             tenant: row.get(0),
             id: row.get(1),
             likely: true,
+            confidence: None,
         })
         .collect())
 }
@@ -83,9 +91,11 @@ struct Hit {
     id: String,
     /// Whether the method calls it a likely match.
     likely: bool,
+    /// Its calibrated confidence, where the method has one.
+    confidence: Option<f32>,
 }
 
-fn score(method: &'static str, data: &DataSet, answers: &[Vec<Hit>], k: usize) -> Scores {
+fn score(method: String, data: &DataSet, answers: &[Vec<Hit>], k: usize) -> Scores {
     let mut recall_sum = 0.0;
     let mut rr_sum = 0.0;
     let mut cross_tenant_hits = 0;
@@ -93,6 +103,8 @@ fn score(method: &'static str, data: &DataSet, answers: &[Vec<Hit>], k: usize) -
     let mut nothing_likely = 0;
     let mut with_relevant = 0;
     let mut no_match = 0;
+    let mut highest_no_match: Option<f32> = None;
+    let mut relevant_likely = 0;
     for (query, answer) in data.queries.iter().zip(answers) {
         cross_tenant_hits += answer
             .iter()
@@ -107,6 +119,13 @@ fn score(method: &'static str, data: &DataSet, answers: &[Vec<Hit>], k: usize) -
             if !answer.iter().take(k).any(|hit| hit.likely) {
                 nothing_likely += 1;
             }
+            if let Some(best) = answer
+                .iter()
+                .filter_map(|hit| hit.confidence)
+                .reduce(f32::max)
+            {
+                highest_no_match = Some(highest_no_match.map_or(best, |seen| seen.max(best)));
+            }
             continue;
         }
         with_relevant += 1;
@@ -115,6 +134,13 @@ fn score(method: &'static str, data: &DataSet, answers: &[Vec<Hit>], k: usize) -
         recall_sum += found as f64 / relevant.len() as f64;
         if let Some(rank) = ids.iter().position(|id| relevant.contains(id)) {
             rr_sum += 1.0 / (rank as f64 + 1.0);
+        }
+        if answer
+            .iter()
+            .take(k)
+            .any(|hit| hit.likely && relevant.contains(hit.id.as_str()))
+        {
+            relevant_likely += 1;
         }
     }
     Scores {
@@ -126,17 +152,28 @@ fn score(method: &'static str, data: &DataSet, answers: &[Vec<Hit>], k: usize) -
         nothing_likely_on_no_match: nothing_likely,
         no_match_queries: no_match,
         queries_with_relevant: with_relevant,
+        relevant_and_likely: relevant_likely,
+        highest_no_match_confidence: highest_no_match,
     }
 }
 
 /// Runs the evaluation in a database created for it and dropped after.
+/// What an evaluation measures: recall@`k` of every fusion, and the first
+/// one again after a simulated technician's ratings at `feedback_weight`
+/// (0: not measured).
+#[derive(Debug, Clone, Copy)]
+pub struct Plan<'a> {
+    pub k: usize,
+    pub fusions: &'a [Fusion],
+    pub feedback_weight: f32,
+}
+
 pub async fn run(
     owner_url: &str,
     app_url: &str,
     path: &Path,
-    k: usize,
     embedder: &Embedder,
-    fusion: Fusion,
+    plan: Plan<'_>,
 ) -> anyhow::Result<Vec<Scores>> {
     let data = dataset::load(path)?;
     let name = format!("eval_{}", uuid::Uuid::now_v7().simple());
@@ -147,7 +184,7 @@ pub async fn run(
     owner
         .batch_execute(&format!("create database {name}"))
         .await?;
-    let result = evaluate(owner_url, app_url, &name, &data, k, embedder, fusion).await;
+    let result = evaluate(owner_url, app_url, &name, &data, embedder, plan).await;
     owner
         .batch_execute(&format!("drop database if exists {name} with (force)"))
         .await?;
@@ -159,10 +196,14 @@ async fn evaluate(
     app_url: &str,
     name: &str,
     data: &DataSet,
-    k: usize,
     embedder: &Embedder,
-    fused: Fusion,
+    plan: Plan<'_>,
 ) -> anyhow::Result<Vec<Scores>> {
+    let Plan {
+        k,
+        fusions,
+        feedback_weight,
+    } = plan;
     let (mut owner, connection) = aia_store::with_database(owner_url, name)?
         .connect(tokio_postgres::NoTls)
         .await?;
@@ -193,19 +234,41 @@ async fn evaluate(
     let mut client = pool.get().await?;
     embed_corpus(&mut client, data, embedder).await?;
     let limit = i64::try_from(k)?;
-    let methods: [(&'static str, Option<Fusion>); 3] = [
-        ("ours, by words (full-text)", None),
-        (
-            "ours, by meaning (cosine)",
-            Some(Fusion {
-                lexical_weight: 0.0,
-                ..fused
-            }),
-        ),
-        ("ours, fused (meaning + words)", Some(fused)),
-    ];
+    let sweep = fusions.len() > 1;
+    let mut methods: Vec<(String, Option<Fusion>)> =
+        vec![("ours, by words (full-text)".into(), None)];
+    let mut likely_seen = Vec::new();
+    for fusion in fusions {
+        if !likely_seen.contains(&fusion.likely.to_bits()) {
+            likely_seen.push(fusion.likely.to_bits());
+            let label = if sweep {
+                format!("ours, by meaning (cosine; likely {:.2})", fusion.likely)
+            } else {
+                "ours, by meaning (cosine)".into()
+            };
+            methods.push((
+                label,
+                Some(Fusion {
+                    lexical_weight: 0.0,
+                    ..*fusion
+                }),
+            ));
+        }
+    }
+    for fusion in fusions {
+        let label = if sweep {
+            format!(
+                "ours, fused (words ≤ {:.2}; likely {:.2})",
+                fusion.lexical_weight, fusion.likely
+            )
+        } else {
+            "ours, fused (meaning + words)".into()
+        };
+        methods.push((label, Some(*fusion)));
+    }
     let mut answers: Vec<Vec<Vec<Hit>>> = vec![Vec::new(); methods.len()];
     let mut baseline = Vec::new();
+    let mut embedded = Vec::new();
     for query in &data.queries {
         let tenant = TenantId::parse(&query.tenant_id)?;
         let text = match &query.subject {
@@ -213,56 +276,179 @@ async fn evaluate(
             None => query.description.clone(),
         };
         let vector = embedder.embed_one(&text).await?;
-        // The search runs under the tenant's row-level security, so any hit
-        // belongs to the tenant; check the ids against its corpus anyway.
-        let corpus: HashSet<&str> = by_tenant
-            .get(query.tenant_id.as_str())
-            .map(|tickets| tickets.iter().map(|t| t.ticket_id.as_str()).collect())
-            .unwrap_or_default();
-        let owned = |hit: &aia_events::SimilarTicket| {
-            let id = hit.ticket_id.to_string();
-            let tenant = if corpus.contains(id.as_str()) {
-                query.tenant_id.clone()
-            } else {
-                "other".into()
-            };
-            Hit {
-                tenant,
-                id,
-                likely: hit.score >= 0.5,
-            }
-        };
         for ((_, method), answer) in methods.iter().zip(&mut answers) {
             let hits = match method {
                 None => similar::similar_tickets(&mut client, &tenant, &text, limit).await?,
-                Some(fusion) => similar::similar_tickets_by_meaning(
-                    &pool,
-                    &tenant,
-                    &text,
-                    Semantic {
-                        model: embedder.model(),
-                        vector: vector.as_slice(),
-                        fusion: *fusion,
-                    },
-                    k,
-                )
-                .await
-                .map_err(|err| anyhow::anyhow!("{err}"))?,
+                Some(fusion) => {
+                    by_meaning(
+                        &pool,
+                        &tenant,
+                        &text,
+                        vector.as_slice(),
+                        embedder,
+                        *fusion,
+                        k,
+                    )
+                    .await?
+                }
             };
-            answer.push(hits.iter().map(owned).collect());
+            answer.push(owned(&by_tenant, &query.tenant_id, &hits));
         }
         baseline.push(original(&owner, &query.tenant_id, &query.description, limit).await?);
+        embedded.push((tenant, text, vector));
     }
     let mut scores = vec![score(
-        "original (plainto_tsquery on description)",
+        "original (plainto_tsquery on description)".into(),
         data,
         &baseline,
         k,
     )];
     for ((method, _), answer) in methods.iter().zip(&answers) {
-        scores.push(score(method, data, answer, k));
+        scores.push(score(method.clone(), data, answer, k));
+    }
+
+    // A simulated technician rates every run of the first fusion from the
+    // labels; then every query is asked again, as the same problems come
+    // back, with the ratings in the ranking.
+    if let Some(fusion) = fusions.first().filter(|_| feedback_weight > 0.0) {
+        let first = methods
+            .iter()
+            .position(|(_, method)| *method == Some(*fusion))
+            .expect("every fusion is a method");
+        let mut rated = 0;
+        for (query, answer) in data.queries.iter().zip(&answers[first]) {
+            rated += usize::from(rate(&owner, query, answer, k).await?);
+        }
+        let mut after = Vec::new();
+        for (query, (tenant, text, vector)) in data.queries.iter().zip(&embedded) {
+            let learning = Fusion {
+                feedback_weight,
+                ..*fusion
+            };
+            let hits = by_meaning(
+                &pool,
+                tenant,
+                text,
+                vector.as_slice(),
+                embedder,
+                learning,
+                k,
+            )
+            .await?;
+            after.push(owned(&by_tenant, &query.tenant_id, &hits));
+        }
+        scores.push(score(
+            format!(
+                "ours, fused, after {rated} runs rated by a simulated technician (ratings ≤ {feedback_weight:.2})"
+            ),
+            data,
+            &after,
+            k,
+        ));
     }
     Ok(scores)
+}
+
+async fn by_meaning(
+    pool: &aia_store::Pool,
+    tenant: &TenantId,
+    text: &str,
+    vector: &[f32],
+    embedder: &Embedder,
+    fusion: Fusion,
+    k: usize,
+) -> anyhow::Result<Vec<aia_events::SimilarTicket>> {
+    similar::similar_tickets_by_meaning(
+        pool,
+        tenant,
+        text,
+        Semantic {
+            model: embedder.model(),
+            vector,
+            fusion,
+        },
+        k,
+    )
+    .await
+    .map_err(|err| anyhow::anyhow!("{err}"))
+}
+
+/// The hits as the scorer sees them. The search runs under the tenant's
+/// row-level security, so any hit belongs to the tenant; the ids are
+/// checked against its corpus anyway.
+fn owned(
+    by_tenant: &HashMap<&str, Vec<&dataset::Resolved>>,
+    tenant: &str,
+    hits: &[aia_events::SimilarTicket],
+) -> Vec<Hit> {
+    let corpus: HashSet<&str> = by_tenant
+        .get(tenant)
+        .map(|tickets| tickets.iter().map(|t| t.ticket_id.as_str()).collect())
+        .unwrap_or_default();
+    hits.iter()
+        .map(|hit| {
+            let id = hit.ticket_id.to_string();
+            Hit {
+                tenant: if corpus.contains(id.as_str()) {
+                    tenant.to_owned()
+                } else {
+                    "other".into()
+                },
+                likely: hit.score >= 0.5,
+                confidence: Some(hit.score as f32),
+                id,
+            }
+        })
+        .collect()
+}
+
+/// The technician's rating of one run, as the projection would store it:
+/// the note cites the likely hits among the top three (the top one when
+/// none is likely); it is helpful when one of them is a
+/// relevant ticket (the fix was in the note), unhelpful when none is — and,
+/// for a query with no relevant ticket, unhelpful when it called anything
+/// likely (otherwise there is nothing to rate). Returns whether it rated.
+async fn rate(
+    owner: &tokio_postgres::Client,
+    query: &dataset::Query,
+    answer: &[Hit],
+    k: usize,
+) -> anyhow::Result<bool> {
+    // The model cites what it judged to fit: the likely hits among the top
+    // three, or the top one when none is likely.
+    let mut cited: Vec<&str> = answer
+        .iter()
+        .take(3)
+        .filter(|hit| hit.likely)
+        .map(|hit| hit.id.as_str())
+        .collect();
+    if cited.is_empty() {
+        cited.extend(answer.first().map(|hit| hit.id.as_str()));
+    }
+    let helpful = if cited.is_empty() {
+        return Ok(false);
+    } else if !query.relevant.is_empty() {
+        cited
+            .iter()
+            .any(|id| query.relevant.iter().any(|r| r == id))
+    } else if answer.iter().take(k).any(|hit| hit.likely) {
+        false
+    } else {
+        return Ok(false);
+    };
+    let context = serde_json::json!({
+        "similar_tickets": cited.iter().map(|id| serde_json::json!({"ticket_id": id})).collect::<Vec<_>>()
+    });
+    let note = format!("## Similar Tickets\n{}", cited.join(", "));
+    owner
+        .execute(
+            "insert into enhancement_history (tenant_id, correlation_id, ticket_id, status, context,
+                    note_markdown, rating_thumbs_up, rated_at, last_event_id)
+             values ($1, gen_random_uuid(), $2, 'completed', $3, $4, $5, now(), gen_random_uuid())",
+            &[&query.tenant_id, &query.ticket_id, &context, &note, &helpful],
+        )
+        .await?;
+    Ok(true)
 }
 
 /// Embeds every resolved ticket of the data set, as the indexer would.
@@ -299,14 +485,16 @@ async fn embed_corpus(
 /// The scores as a Markdown table.
 pub fn table(scores: &[Scores], k: usize) -> String {
     let mut out = format!(
-        "| method | recall@{k} | MRR | cross-tenant hits | no-match queries answered with nothing | … with no likely match |\n|---|---|---|---|---|---|\n"
+        "| method | recall@{k} | MRR | relevant found and called likely | cross-tenant hits | no-match queries answered with nothing | … with no likely match |\n|---|---|---|---|---|---|---|\n"
     );
     for s in scores {
         out.push_str(&format!(
-            "| {} | {:.2} | {:.2} | {} | {} of {} | {} of {} |\n",
+            "| {} | {:.2} | {:.2} | {} of {} | {} | {} of {} | {} of {} |\n",
             s.method,
             s.recall_at_k,
             s.mrr,
+            s.relevant_and_likely,
+            s.queries_with_relevant,
             s.cross_tenant_hits,
             s.silent_on_no_match,
             s.no_match_queries,
@@ -314,5 +502,15 @@ pub fn table(scores: &[Scores], k: usize) -> String {
             s.no_match_queries
         ));
     }
+    for s in scores {
+        if let Some(highest) = s.highest_no_match_confidence {
+            out.push_str(&format!(
+                "\n{}: the best hit of a no-match query scored {highest:.2}; likely starts at 0.50 (margin {:+.2})",
+                s.method,
+                0.5 - highest
+            ));
+        }
+    }
+    out.push('\n');
     out
 }

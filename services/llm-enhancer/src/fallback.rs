@@ -11,17 +11,21 @@ pub fn raw_context_note(context: &ContextGathered) -> String {
         note.push_str("No information available\n");
     }
     for ticket in &context.similar_tickets {
+        let band = if crate::prompt::likely(ticket.score) {
+            "likely match"
+        } else {
+            "possibly related"
+        };
+        let why = match ticket.matched_by {
+            Some(matched_by) => format!("{band}: {}", matched_by.describe()),
+            None => band.to_owned(),
+        };
         let _ = writeln!(
             note,
-            "- **{}** {} — resolved by: {}{}",
+            "- **{}** {} — resolved by: {} _({why})_",
             ticket.ticket_id,
             one_line(&ticket.subject),
             one_line(&ticket.resolution),
-            if crate::prompt::likely(ticket.score) {
-                ""
-            } else {
-                " _(possibly related)_"
-            }
         );
     }
     note.push_str("\n### Relevant Documentation\n");
@@ -71,4 +75,49 @@ pub fn context_summary(context: &ContextGathered) -> String {
         context.systems.len(),
         context.monitoring.len()
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use aia_events::{MatchedBy, Payload, examples};
+
+    fn context() -> ContextGathered {
+        examples::all()
+            .into_iter()
+            .find_map(|event| match event.payload {
+                Payload::ContextGathered(context) if !context.similar_tickets.is_empty() => {
+                    Some(context)
+                }
+                _ => None,
+            })
+            .unwrap()
+    }
+
+    #[test]
+    fn each_similar_ticket_says_how_sure_and_why_it_matched() {
+        let mut context = context();
+        let mut possible = context.similar_tickets[0].clone();
+        possible.ticket_id = aia_events::TicketId::parse("SUP-978").unwrap();
+        possible.score = 0.3;
+        possible.matched_by = Some(MatchedBy::Words);
+        let mut old = context.similar_tickets[0].clone();
+        old.ticket_id = aia_events::TicketId::parse("SUP-979").unwrap();
+        old.matched_by = None;
+        context.similar_tickets.extend([possible, old]);
+        let note = raw_context_note(&context);
+        assert!(
+            note.contains("**SUP-977** Outlook Need Password loop — resolved by: Re-registered the AAD broker plugin. _(likely match: similar meaning and shared words)_"),
+            "{note}"
+        );
+        assert!(
+            note.contains("_(possibly related: shared words)_"),
+            "{note}"
+        );
+        assert!(
+            note.lines()
+                .any(|line| line.starts_with("- **SUP-979**") && line.ends_with("_(likely match)_")),
+            "{note}"
+        );
+    }
 }

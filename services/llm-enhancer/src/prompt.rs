@@ -6,7 +6,7 @@ use aia_llm::Message;
 use serde_json::json;
 
 /// Recorded with every enhancement, so a note can be traced to its prompt.
-pub const PROMPT_VERSION: &str = "2026-11-25.2";
+pub const PROMPT_VERSION: &str = "2026-12-05.1";
 
 /// Search scores are calibrated confidences: from 0.5 a hit is a likely
 /// match; below, it may be unrelated.
@@ -28,6 +28,8 @@ pub fn system_prompt(max_words: usize) -> String {
          Under a section with nothing relevant in the context, write \"No information available\".\n\
          Similar tickets and articles marked \"match\": \"possible\" may be unrelated: use one only if its \
          subject and resolution clearly fit this ticket, otherwise leave it out.\n\
+         After each similar ticket you cite, say in brackets why it matched, from its \"match\" and \"matched_by\" \
+         (for example \"(likely; similar meaning and shared words)\"), so the technician can judge it.\n\
          Cite your sources: ticket ids (\"Similar ticket SUP-123 was resolved by …\"), article URLs and host names, \
          exactly as they appear in the context. Cite nothing that is not in the context.\n\
          Give concrete, actionable steps; do not speculate beyond the context. At most {max_words} words."
@@ -65,7 +67,7 @@ pub fn messages(context: &ContextGathered, max_words: usize, redact: bool) -> Ve
             json!({
                 "ticket_id": t.ticket_id, "subject": clean(&t.subject), "description": clean(&t.description),
                 "resolution": clean(&t.resolution), "resolved_at": t.resolved_at, "tags": t.tags,
-                "match": match_label(t.score),
+                "match": match_label(t.score), "matched_by": t.matched_by,
             })
         })
         .collect();

@@ -11,6 +11,7 @@ mod dead_letters;
 mod deploy_config;
 mod embeddings;
 mod feedback;
+mod feedback_ranking;
 mod help_desk_import;
 mod help_desks;
 mod ingress;

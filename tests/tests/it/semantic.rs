@@ -409,6 +409,11 @@ async fn the_context_stage_searches_by_meaning_and_says_so_when_it_falls_back_to
     );
     assert_eq!(context.similar_tickets[0].ticket_id.as_str(), "A-1");
     assert_eq!(
+        context.similar_tickets[0].matched_by,
+        Some(aia_events::MatchedBy::Both),
+        "close in meaning and sharing the words VPN, tunnel, drops"
+    );
+    assert_eq!(
         context.knowledge_articles[0].url.as_deref(),
         Some("https://kb.example/vpn")
     );
@@ -447,6 +452,10 @@ async fn the_context_stage_searches_by_meaning_and_says_so_when_it_falls_back_to
     assert!(
         context.similar_tickets[0].score < 0.5,
         "a match by words alone is never likely"
+    );
+    assert_eq!(
+        context.similar_tickets[0].matched_by,
+        Some(aia_events::MatchedBy::Words)
     );
 }
 

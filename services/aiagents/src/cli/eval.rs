@@ -21,12 +21,17 @@ pub struct Args {
     /// Least cosine similarity of a hit (to calibrate on your own data).
     #[arg(long, default_value_t = fusion::DEFAULT.threshold)]
     threshold: f32,
-    /// Cosine similarity from which a hit is a likely match.
-    #[arg(long, default_value_t = fusion::DEFAULT.likely)]
-    likely: f32,
-    /// Most the full-text rank adds to a cosine.
-    #[arg(long, default_value_t = fusion::DEFAULT.lexical_weight)]
-    lexical_weight: f32,
+    /// Cosine similarity from which a hit is a likely match; repeat to
+    /// sweep (every value is scored on every set, the corpus embedded once).
+    #[arg(long, default_values_t = [fusion::DEFAULT.likely])]
+    likely: Vec<f32>,
+    /// Most the full-text rank adds to a cosine; repeat to sweep.
+    #[arg(long, default_values_t = [fusion::DEFAULT.lexical_weight])]
+    lexical_weight: Vec<f32>,
+    /// Most ratings move a cosine, in the run after a simulated technician
+    /// rated every note (0: skip that run).
+    #[arg(long, default_value_t = fusion::MEASURED_FEEDBACK_WEIGHT)]
+    feedback_weight: f32,
 }
 
 /// Which model embeds: the local one (from `AI_AGENTS_MODEL_DIR`) unless
@@ -72,19 +77,31 @@ impl EmbeddingsArgs {
 pub async fn run(args: Args) -> anyhow::Result<()> {
     let embedder = args.embeddings.embedder()?;
     eprintln!("embedding with {}", embedder.model());
-    let fusion = fusion::Fusion {
-        threshold: args.threshold,
-        likely: args.likely,
-        lexical_weight: args.lexical_weight,
-    };
+    let fusions: Vec<fusion::Fusion> = args
+        .likely
+        .iter()
+        .flat_map(|likely| {
+            args.lexical_weight
+                .iter()
+                .map(move |lexical_weight| fusion::Fusion {
+                    threshold: args.threshold,
+                    likely: *likely,
+                    lexical_weight: *lexical_weight,
+                    feedback_weight: fusion::DEFAULT.feedback_weight,
+                })
+        })
+        .collect();
     for dataset in &args.datasets {
         let scores = crate::eval::run(
             &env("OWNER_DATABASE_URL")?,
             &env("DATABASE_URL")?,
             dataset,
-            args.k,
             &embedder,
-            fusion,
+            crate::eval::Plan {
+                k: args.k,
+                fusions: &fusions,
+                feedback_weight: args.feedback_weight,
+            },
         )
         .await
         .with_context(|| format!("scoring {}", dataset.display()))?;

@@ -25,6 +25,9 @@ pub struct Fusion {
     pub likely: f32,
     /// Most a lexical match can add to a cosine.
     pub lexical_weight: f32,
+    /// Most technicians' ratings can add to (or take from) a cosine (see
+    /// [`super::feedback`]).
+    pub feedback_weight: f32,
 }
 
 /// The defaults for all-MiniLM-L6-v2: unrelated IT tickets sit around
@@ -36,7 +39,14 @@ pub const DEFAULT: Fusion = Fusion {
     threshold: 0.20,
     likely: 0.45,
     lexical_weight: 0.10,
+    // Off: on every evaluation set a simulated technician's ratings left
+    // recall and MRR unchanged or lower (docs/benchmarks.md), so ratings do
+    // not move rankings until a set shows they help.
+    feedback_weight: 0.0,
 };
+
+/// The weight `eval-retrieval` measures ratings with.
+pub const MEASURED_FEEDBACK_WEIGHT: f32 = 0.05;
 
 /// One scored result.
 #[derive(Debug, Clone, PartialEq)]
@@ -47,15 +57,20 @@ pub struct Scored {
     pub score: f32,
     /// The calibrated confidence in [0, 1]; 0.5 and above is likely.
     pub confidence: f32,
+    /// It shares words with the query (its full-text rank is above 0).
+    pub shares_words: bool,
 }
 
 impl Fusion {
     /// Ranks `semantic` (id, cosine) with `lexical` (id, full-text rank) as
-    /// a bonus; returns the best `limit`, best first.
+    /// a bonus and `feedback` (id, technicians' signal in (−1, 1)) as a
+    /// bounded nudge either way; returns the best `limit`, best first.
+    /// Neither decides eligibility: only the cosine does.
     pub fn rank(
         &self,
         semantic: &[(String, f32)],
         lexical: &[(String, f64)],
+        feedback: &HashMap<String, f32>,
         limit: usize,
     ) -> Vec<Scored> {
         let best_lexical = lexical
@@ -70,15 +85,25 @@ impl Fusion {
             .iter()
             .filter(|(_, cosine)| *cosine >= self.threshold)
             .map(|(id, cosine)| {
-                let bonus = match lexical.get(id.as_str()) {
-                    Some(rank) if best_lexical > 0.0 => (rank / best_lexical) as f32,
-                    _ => 0.0,
+                let rank = lexical.get(id.as_str()).copied().unwrap_or(0.0);
+                let bonus = if best_lexical > 0.0 {
+                    (rank / best_lexical) as f32
+                } else {
+                    0.0
                 };
                 Scored {
                     id: id.clone(),
                     cosine: *cosine,
-                    score: cosine + self.lexical_weight * bonus,
+                    score: cosine
+                        + self.lexical_weight * bonus
+                        + self.feedback_weight
+                            * feedback
+                                .get(id.as_str())
+                                .copied()
+                                .unwrap_or(0.0)
+                                .clamp(-1.0, 1.0),
                     confidence: self.confidence(*cosine),
+                    shares_words: rank > 0.0,
                 }
             })
             .collect();
@@ -156,7 +181,11 @@ mod tests {
     fn nothing_below_the_threshold_however_many_words_match() {
         let semantic = vec![("a".to_owned(), 0.19), ("b".to_owned(), 0.1)];
         let lexical = vec![("a".to_owned(), 0.9), ("b".to_owned(), 0.8)];
-        assert!(DEFAULT.rank(&semantic, &lexical, 5).is_empty());
+        assert!(
+            DEFAULT
+                .rank(&semantic, &lexical, &HashMap::new(), 5)
+                .is_empty()
+        );
     }
 
     #[test]
@@ -168,7 +197,7 @@ mod tests {
             semantic.push((format!("wordy{i}"), 0.55));
             lexical.push((format!("wordy{i}"), 1.0));
         }
-        let ranked = DEFAULT.rank(&semantic, &lexical, 5);
+        let ranked = DEFAULT.rank(&semantic, &lexical, &HashMap::new(), 5);
         assert_eq!(ranked[0].id, "close");
     }
 
@@ -185,9 +214,45 @@ mod tests {
         let semantic = vec![("generic".to_owned(), 0.62), ("exact".to_owned(), 0.60)];
         let lexical = vec![("exact".to_owned(), 0.5)];
         assert_eq!(
-            ids(&DEFAULT.rank(&semantic, &lexical, 5)),
+            ids(&DEFAULT.rank(&semantic, &lexical, &HashMap::new(), 5)),
             ["exact", "generic"]
         );
+    }
+
+    #[test]
+    fn ratings_nudge_close_matches_but_cannot_bury_a_clearly_closer_one() {
+        const DEFAULT: Fusion = Fusion {
+            feedback_weight: MEASURED_FEEDBACK_WEIGHT,
+            ..super::DEFAULT
+        };
+        let semantic = vec![("first".to_owned(), 0.60), ("second".to_owned(), 0.58)];
+        let praised = HashMap::from([("second".to_owned(), 0.9_f32)]);
+        assert_eq!(
+            ids(&DEFAULT.rank(&semantic, &[], &praised, 5)),
+            ["second", "first"]
+        );
+        let panned = HashMap::from([("first".to_owned(), -0.99_f32)]);
+        let far = vec![("first".to_owned(), 0.70), ("second".to_owned(), 0.58)];
+        assert_eq!(
+            ids(&DEFAULT.rank(&far, &[], &panned, 5)),
+            ["first", "second"],
+            "a rating moves a match by at most the feedback weight"
+        );
+        let below = vec![("only".to_owned(), 0.19)];
+        let loved = HashMap::from([("only".to_owned(), 1.0_f32)]);
+        assert!(DEFAULT.rank(&below, &[], &loved, 5).is_empty());
+    }
+
+    #[test]
+    fn a_hit_says_whether_it_also_shares_words() {
+        let semantic = vec![("generic".to_owned(), 0.62), ("exact".to_owned(), 0.60)];
+        let lexical = vec![("exact".to_owned(), 0.5)];
+        let ranked = DEFAULT.rank(&semantic, &lexical, &HashMap::new(), 5);
+        let shares: Vec<(&str, bool)> = ranked
+            .iter()
+            .map(|hit| (hit.id.as_str(), hit.shares_words))
+            .collect();
+        assert_eq!(shares, [("exact", true), ("generic", false)]);
     }
 
     #[test]

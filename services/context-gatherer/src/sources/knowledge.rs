@@ -36,9 +36,9 @@ fn article(row: &aia_store::Row, score: f64) -> KnowledgeArticle {
 async fn details(
     client: &mut Client,
     tenant: &TenantId,
-    ranked: &[(String, f64)],
+    ranked: &[meaning::Ranked],
 ) -> Result<Vec<KnowledgeArticle>, SourceError> {
-    let ids: Vec<&str> = ranked.iter().map(|(id, _)| id.as_str()).collect();
+    let ids: Vec<&str> = ranked.iter().map(|hit| hit.id.as_str()).collect();
     let rows = tenant_query(
         client,
         tenant,
@@ -50,7 +50,7 @@ async fn details(
         rows.into_iter().map(|row| (row.get(0), row)).collect();
     Ok(ranked
         .iter()
-        .filter_map(|(id, score)| by_id.remove(id).map(|row| (row, *score)))
+        .filter_map(|hit| by_id.remove(&hit.id).map(|row| (row, hit.confidence)))
         .map(|(row, score)| article(&row, score))
         .collect())
 }

@@ -13,6 +13,10 @@ use super::words::{self, OR_QUERY};
 /// Candidates meaning brings to the fusion.
 const CANDIDATES: usize = 30;
 
+/// The nearest candidates that say which earlier tickets were "like" this
+/// one (see [`super::feedback`]).
+const NEIGHBOURHOOD: usize = 5;
+
 /// The query's embedding, and the model whose stored vectors it may be
 /// compared with.
 #[derive(Debug, Clone, Copy)]
@@ -51,6 +55,16 @@ async fn words_among(
     Ok(rows.iter().map(|row| (row.get(0), row.get(1))).collect())
 }
 
+/// One item found by meaning.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Ranked {
+    pub id: String,
+    /// The calibrated confidence; 0.5 and above is likely.
+    pub confidence: f64,
+    /// It also shares words with the query.
+    pub shares_words: bool,
+}
+
 /// The best `limit` items of `corpus` for the query, best first, each with
 /// its calibrated confidence.
 pub async fn ranked(
@@ -60,22 +74,33 @@ pub async fn ranked(
     text: &str,
     semantic: Semantic<'_>,
     limit: usize,
-) -> Result<Vec<(String, f64)>, SourceError> {
+) -> Result<Vec<Ranked>, SourceError> {
     let stored = embeddings::load(client, tenant, corpus, semantic.model).await?;
     fusion::check_dimensions(semantic.vector, &stored).map_err(SourceError::Failed)?;
     let nearest = fusion::nearest(semantic.vector, &stored, CANDIDATES);
     // Words only reorder the candidates meaning found, so only theirs are
     // ranked.
+    let ids: Vec<&str> = nearest.iter().map(|(id, _)| id.as_str()).collect();
     let words = if semantic.fusion.lexical_weight > 0.0 && !nearest.is_empty() {
-        let ids: Vec<&str> = nearest.iter().map(|(id, _)| id.as_str()).collect();
         words_among(client, tenant, corpus, text, &ids).await?
     } else {
         vec![]
     };
+    // Technicians rate notes, and notes cite tickets: only tickets learn.
+    let feedback = if semantic.fusion.feedback_weight > 0.0 && corpus == Corpus::Tickets {
+        let neighbourhood = &ids[..ids.len().min(NEIGHBOURHOOD)];
+        super::feedback::signals(client, tenant, &ids, neighbourhood).await?
+    } else {
+        std::collections::HashMap::new()
+    };
     Ok(semantic
         .fusion
-        .rank(&nearest, &words, limit)
+        .rank(&nearest, &words, &feedback, limit)
         .into_iter()
-        .map(|scored| (scored.id, f64::from(scored.confidence)))
+        .map(|scored| Ranked {
+            id: scored.id,
+            confidence: f64::from(scored.confidence),
+            shares_words: scored.shares_words,
+        })
         .collect())
 }

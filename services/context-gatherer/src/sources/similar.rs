@@ -8,7 +8,7 @@
 //! ranked by weighted frequency (`ts_rank`: as good as cover density on
 //! the evaluation sets, at a quarter of the cost over many matches).
 
-use aia_events::{SimilarTicket, TenantId, TicketId};
+use aia_events::{MatchedBy, SimilarTicket, TenantId, TicketId};
 use aia_store::embeddings::Corpus;
 use aia_store::{Client, Pool, StoreError, search_query, tenant_query};
 
@@ -20,7 +20,11 @@ use super::{SEARCH_TIMEOUT, SourceError};
 /// What a hit shows, read by [`ticket`].
 const DETAILS: &str = "t.ticket_id, t.subject, left(t.description, 300), left(t.resolution, 500), t.resolved_at, t.tags";
 
-fn ticket(row: &aia_store::Row, score: f64) -> Result<SimilarTicket, StoreError> {
+fn ticket(
+    row: &aia_store::Row,
+    score: f64,
+    matched_by: MatchedBy,
+) -> Result<SimilarTicket, StoreError> {
     let ticket_id: String = row.get(0);
     Ok(SimilarTicket {
         ticket_id: TicketId::parse(&ticket_id)
@@ -31,16 +35,18 @@ fn ticket(row: &aia_store::Row, score: f64) -> Result<SimilarTicket, StoreError>
         resolved_at: row.get(4),
         tags: row.get(5),
         score,
+        matched_by: Some(matched_by),
     })
 }
 
-/// The tickets `ranked` names, in that order, each with its score.
+/// The tickets `ranked` names, in that order, each with its score and why
+/// it matched.
 async fn details(
     client: &mut Client,
     tenant: &TenantId,
-    ranked: &[(String, f64)],
+    ranked: &[meaning::Ranked],
 ) -> Result<Vec<SimilarTicket>, StoreError> {
-    let ids: Vec<&str> = ranked.iter().map(|(id, _)| id.as_str()).collect();
+    let ids: Vec<&str> = ranked.iter().map(|hit| hit.id.as_str()).collect();
     let rows = tenant_query(
         client,
         tenant,
@@ -54,8 +60,15 @@ async fn details(
         rows.into_iter().map(|row| (row.get(0), row)).collect();
     ranked
         .iter()
-        .filter_map(|(id, score)| by_id.remove(id).map(|row| (row, *score)))
-        .map(|(row, score)| ticket(&row, score))
+        .filter_map(|hit| by_id.remove(&hit.id).map(|row| (row, hit)))
+        .map(|(row, hit)| {
+            let matched_by = if hit.shares_words {
+                MatchedBy::Both
+            } else {
+                MatchedBy::Meaning
+            };
+            ticket(&row, hit.confidence, matched_by)
+        })
         .collect()
 }
 
@@ -89,7 +102,7 @@ pub async fn similar_tickets(
     )
     .await?;
     rows.iter()
-        .map(|row| ticket(row, words::score(row.get(6))))
+        .map(|row| ticket(row, words::score(row.get(6)), MatchedBy::Words))
         .collect()
 }
 

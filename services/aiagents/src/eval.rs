@@ -258,8 +258,14 @@ async fn evaluate(
     for fusion in fusions {
         let label = if sweep {
             format!(
-                "ours, fused (words ≤ {:.2}; likely {:.2})",
-                fusion.lexical_weight, fusion.likely
+                "ours, fused (words ≤ {:.2}{}; likely {:.2})",
+                fusion.lexical_weight,
+                if fusion.rare_words_only {
+                    ", rare ones only"
+                } else {
+                    ""
+                },
+                fusion.likely
             )
         } else {
             "ours, fused (meaning + words)".into()

@@ -28,6 +28,10 @@ pub struct Args {
     /// Most the full-text rank adds to a cosine; repeat to sweep.
     #[arg(long, default_values_t = [fusion::DEFAULT.lexical_weight])]
     lexical_weight: Vec<f32>,
+    /// Also score each fusion with the lexical bonus counting only words
+    /// rare in the tenant.
+    #[arg(long)]
+    rare_words: bool,
     /// Most ratings move a cosine, in the run after a simulated technician
     /// rated every note (0: skip that run).
     #[arg(long, default_value_t = fusion::MEASURED_FEEDBACK_WEIGHT)]
@@ -88,9 +92,26 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
                     likely: *likely,
                     lexical_weight: *lexical_weight,
                     feedback_weight: fusion::DEFAULT.feedback_weight,
+                    rare_words_only: false,
                 })
         })
         .collect();
+    let fusions: Vec<fusion::Fusion> = if args.rare_words {
+        fusions
+            .iter()
+            .flat_map(|fusion| {
+                [
+                    *fusion,
+                    fusion::Fusion {
+                        rare_words_only: true,
+                        ..*fusion
+                    },
+                ]
+            })
+            .collect()
+    } else {
+        fusions
+    };
     for dataset in &args.datasets {
         let scores = crate::eval::run(
             &env("OWNER_DATABASE_URL")?,

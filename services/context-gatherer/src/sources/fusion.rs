@@ -28,7 +28,15 @@ pub struct Fusion {
     /// Most technicians' ratings can add to (or take from) a cosine (see
     /// [`super::feedback`]).
     pub feedback_weight: f32,
+    /// Count only the query's words that are rare in the tenant (in at most
+    /// [`RARE_WORD_TICKETS`] of its items): error codes, host names, KB ids,
+    /// product names — not the everyday words a user and a technician both
+    /// happen to use.
+    pub rare_words_only: bool,
 }
+
+/// Most items a word may appear in to be rare.
+pub const RARE_WORD_TICKETS: i64 = 3;
 
 /// The defaults for all-MiniLM-L6-v2: unrelated IT tickets sit around
 /// 0.1–0.3, a lay description of the same fault as a technician's ticket
@@ -43,6 +51,7 @@ pub const DEFAULT: Fusion = Fusion {
     // recall and MRR unchanged or lower (docs/benchmarks.md), so ratings do
     // not move rankings until a set shows they help.
     feedback_weight: 0.0,
+    rare_words_only: false,
 };
 
 /// The weight `eval-retrieval` measures ratings with.

@@ -35,23 +35,50 @@ async fn words_among(
     corpus: Corpus,
     text: &str,
     ids: &[&str],
+    rare_only: bool,
 ) -> Result<Vec<(String, f64)>, StoreError> {
     let (table, id) = match corpus {
         Corpus::Tickets => ("ticket_history", "ticket_id"),
         Corpus::Articles => ("knowledge_articles", "article_id"),
     };
     let query = words::query_text(text);
-    let rows = tenant_query(
-        client,
-        tenant,
-        &format!(
-            "select {id}, ts_rank_cd(search, q, 32)::float8
-               from {table}, {OR_QUERY}
-              where tenant_id = $1 and {id} = any($3) and q is not null and search @@ q"
-        ),
-        &[&tenant.as_str(), &query, &ids],
-    )
-    .await?;
+    let rows = if rare_only {
+        // The query's lexemes in at most RARE_WORD_TICKETS of the tenant's
+        // items (each counted by an index probe that stops at one more).
+        tenant_query(
+            client,
+            tenant,
+            &format!(
+                "with lexemes as (
+                   select lexeme from unnest(tsvector_to_array(to_tsvector('english', $2))) lexeme),
+                 rare as (
+                   select lexeme from lexemes l
+                    where (select count(*) from (
+                             select 1 from {table} x
+                              where x.tenant_id = $1 and x.search @@ quote_literal(l.lexeme)::tsquery
+                              limit $4::int8 + 1) seen) <= $4::int8),
+                 query as (
+                   select string_agg(quote_literal(lexeme), ' | ')::tsquery as q from rare)
+                 select {id}, ts_rank_cd(search, q, 32)::float8
+                   from {table}, query
+                  where tenant_id = $1 and {id} = any($3) and q is not null and search @@ q"
+            ),
+            &[&tenant.as_str(), &query, &ids, &fusion::RARE_WORD_TICKETS],
+        )
+        .await?
+    } else {
+        tenant_query(
+            client,
+            tenant,
+            &format!(
+                "select {id}, ts_rank_cd(search, q, 32)::float8
+                   from {table}, {OR_QUERY}
+                  where tenant_id = $1 and {id} = any($3) and q is not null and search @@ q"
+            ),
+            &[&tenant.as_str(), &query, &ids],
+        )
+        .await?
+    };
     Ok(rows.iter().map(|row| (row.get(0), row.get(1))).collect())
 }
 
@@ -82,7 +109,15 @@ pub async fn ranked(
     // ranked.
     let ids: Vec<&str> = nearest.iter().map(|(id, _)| id.as_str()).collect();
     let words = if semantic.fusion.lexical_weight > 0.0 && !nearest.is_empty() {
-        words_among(client, tenant, corpus, text, &ids).await?
+        words_among(
+            client,
+            tenant,
+            corpus,
+            text,
+            &ids,
+            semantic.fusion.rare_words_only,
+        )
+        .await?
     } else {
         vec![]
     };

@@ -1,8 +1,9 @@
-//! Technicians' ratings move similar-ticket ranking (at the weight the
-//! evaluation measures; off by default until a set shows it helps): a ticket cited in notes
-//! rated helpful rises above a slightly closer one, one cited in unhelpful
-//! notes sinks below it, a lone rating cannot push out a clearly closer
-//! match — and a tenant's ratings move only its own ranking.
+//! What reorders similar tickets besides meaning, each at the setting the
+//! evaluation measures (both off by default until a set shows they help):
+//! technicians' ratings — a ticket cited in notes rated helpful rises above
+//! a slightly closer one, and a tenant's ratings move only its own ranking —
+//! and a lexical bonus for rare words only, where an error code counts and
+//! everyday words do not.
 
 use aia_events::TenantId;
 use aia_store::embeddings::{Corpus, NewVector};
@@ -17,24 +18,23 @@ fn at(angle: f32) -> Vec<f32> {
     vec![angle.cos(), angle.sin()]
 }
 
-async fn corpus(db: &TestDatabase, tenant: &str) {
+/// Resolved tickets of `tenant`: id, angle to the query, text.
+async fn tickets(db: &TestDatabase, tenant: &str, tickets: &[(&str, f32, &str)]) {
     let owner = db.admin_client().await;
     let pool = aia_store::pool(&db.app_url, 1).unwrap();
     let mut client = pool.get().await.unwrap();
     let tenant_id = TenantId::parse(tenant).unwrap();
-    // The query sits at angle 0: "near" at cosine ≈ 0.62, "close" at ≈ 0.60.
-    for (id, angle) in [("near", 0.902_f32), ("close", 0.927_f32)] {
+    for (id, angle, text) in tickets {
         owner
             .execute(
                 "insert into ticket_history (tenant_id, ticket_id, subject, description, resolution, priority,
                         resolved_at, last_event_id)
-                 values ($1, $2, 'Printer offline', 'The printer is offline', 'Restarted the spooler', 'low',
-                         now(), gen_random_uuid())",
-                &[&tenant, &id],
+                 values ($1, $2, $3, $3, 'Fixed', 'low', now(), gen_random_uuid())",
+                &[&tenant, id, text],
             )
             .await
             .unwrap();
-        let vector = at(angle);
+        let vector = at(*angle);
         aia_store::embeddings::upsert(
             &mut client,
             &tenant_id,
@@ -49,6 +49,19 @@ async fn corpus(db: &TestDatabase, tenant: &str) {
         .await
         .unwrap();
     }
+}
+
+/// The query sits at angle 0: "near" at cosine ≈ 0.62, "close" at ≈ 0.60.
+async fn corpus(db: &TestDatabase, tenant: &str) {
+    tickets(
+        db,
+        tenant,
+        &[
+            ("near", 0.902, "Printer offline"),
+            ("close", 0.927, "Printer offline"),
+        ],
+    )
+    .await;
 }
 
 async fn rate(db: &TestDatabase, tenant: &str, cited: &str, helpful: bool, times: usize) {
@@ -71,20 +84,17 @@ async fn rate(db: &TestDatabase, tenant: &str, cited: &str, helpful: bool, times
     }
 }
 
-async fn ranking(db: &TestDatabase, tenant: &str) -> Vec<String> {
+async fn ranked(db: &TestDatabase, tenant: &str, text: &str, fusion: Fusion) -> Vec<String> {
     let pool = aia_store::pool(&db.app_url, 2).unwrap();
     let query = at(0.0);
     similar::similar_tickets_by_meaning(
         &pool,
         &TenantId::parse(tenant).unwrap(),
-        "printer offline",
+        text,
         Semantic {
             model: MODEL,
             vector: &query,
-            fusion: Fusion {
-                feedback_weight: MEASURED_FEEDBACK_WEIGHT,
-                ..DEFAULT
-            },
+            fusion,
         },
         5,
     )
@@ -93,6 +103,14 @@ async fn ranking(db: &TestDatabase, tenant: &str) -> Vec<String> {
     .into_iter()
     .map(|hit| hit.ticket_id.to_string())
     .collect()
+}
+
+async fn ranking(db: &TestDatabase, tenant: &str) -> Vec<String> {
+    let learning = Fusion {
+        feedback_weight: MEASURED_FEEDBACK_WEIGHT,
+        ..DEFAULT
+    };
+    ranked(db, tenant, "printer offline", learning).await
 }
 
 #[tokio::test]
@@ -124,4 +142,48 @@ async fn ratings_move_a_tenants_own_ranking_within_bounds_and_nobody_elses() {
         .await
         .unwrap();
     assert_eq!(ranking(&db, "acme").await, ["near", "close"]);
+}
+
+#[tokio::test]
+async fn with_rare_words_only_an_error_code_counts_and_everyday_words_do_not() {
+    let db = TestDatabase::create().await;
+    // "chatty" shares many everyday words with the query, "coded" only the
+    // error code; six more (too far to be found) make those everyday words
+    // common.
+    tickets(
+        &db,
+        "acme",
+        &[
+            (
+                "chatty",
+                0.902,
+                "printer offline again queue stuck spooler printing",
+            ),
+            ("coded", 0.927, "device shows code 0x8007045d"),
+            ("a", 1.4, "printer offline queue stuck"),
+            ("b", 1.4, "printer offline spooler printing"),
+            ("c", 1.4, "printer queue stuck again"),
+            ("d", 1.4, "offline spooler printing again"),
+            (
+                "e",
+                1.4,
+                "printer offline again queue stuck spooler printing",
+            ),
+            (
+                "f",
+                1.4,
+                "printer offline again queue stuck spooler printing",
+            ),
+        ],
+    )
+    .await;
+    let text = "printer offline again, queue stuck, spooler printing, code 0x8007045d";
+    let all = ranked(&db, "acme", text, DEFAULT).await;
+    assert_eq!(&all[..2], ["chatty", "coded"], "every shared word counts");
+    let rare = Fusion {
+        rare_words_only: true,
+        ..DEFAULT
+    };
+    let rare_only = ranked(&db, "acme", text, rare).await;
+    assert_eq!(&rare_only[..2], ["coded", "chatty"], "only the code counts");
 }

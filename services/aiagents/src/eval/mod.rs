@@ -17,28 +17,12 @@ use context_gatherer::sources::similar::{self, Semantic};
 
 use crate::dataset::{self, DataSet};
 
-/// One method's scores.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Scores {
-    pub method: String,
-    pub recall_at_k: f64,
-    pub mrr: f64,
-    pub cross_tenant_hits: usize,
-    /// Queries without a relevant ticket that got an empty answer.
-    pub silent_on_no_match: usize,
-    /// Queries without a relevant ticket whose answer held no likely match
-    /// (score 0.5 or more; every hit of the original's method counts).
-    pub nothing_likely_on_no_match: usize,
-    pub no_match_queries: usize,
-    pub queries_with_relevant: usize,
-    /// Queries with a relevant ticket that found one in the top k and
-    /// called it likely.
-    pub relevant_and_likely: usize,
-    /// The highest confidence any query without a relevant ticket got for
-    /// its best hit (methods that score hits): how close "nothing
-    /// relevant" came to being called likely.
-    pub highest_no_match_confidence: Option<f32>,
-}
+mod scores;
+mod technician;
+mod views;
+
+use scores::{Hit, score};
+pub use scores::{Scores, table};
 
 /// The original system's search: `plainto_tsquery('english')` on the
 /// description, `ts_rank > 0.01`, top 5; `pg_trgm` similarity above 0.3
@@ -84,80 +68,6 @@ async fn original(
         .collect())
 }
 
-/// One hit of a method.
-#[derive(Debug, Clone)]
-struct Hit {
-    tenant: String,
-    id: String,
-    /// Whether the method calls it a likely match.
-    likely: bool,
-    /// Its calibrated confidence, where the method has one.
-    confidence: Option<f32>,
-}
-
-fn score(method: String, data: &DataSet, answers: &[Vec<Hit>], k: usize) -> Scores {
-    let mut recall_sum = 0.0;
-    let mut rr_sum = 0.0;
-    let mut cross_tenant_hits = 0;
-    let mut silent = 0;
-    let mut nothing_likely = 0;
-    let mut with_relevant = 0;
-    let mut no_match = 0;
-    let mut highest_no_match: Option<f32> = None;
-    let mut relevant_likely = 0;
-    for (query, answer) in data.queries.iter().zip(answers) {
-        cross_tenant_hits += answer
-            .iter()
-            .filter(|hit| hit.tenant != query.tenant_id)
-            .count();
-        let ids: Vec<&str> = answer.iter().take(k).map(|hit| hit.id.as_str()).collect();
-        if query.relevant.is_empty() {
-            no_match += 1;
-            if ids.is_empty() {
-                silent += 1;
-            }
-            if !answer.iter().take(k).any(|hit| hit.likely) {
-                nothing_likely += 1;
-            }
-            if let Some(best) = answer
-                .iter()
-                .filter_map(|hit| hit.confidence)
-                .reduce(f32::max)
-            {
-                highest_no_match = Some(highest_no_match.map_or(best, |seen| seen.max(best)));
-            }
-            continue;
-        }
-        with_relevant += 1;
-        let relevant: HashSet<&str> = query.relevant.iter().map(String::as_str).collect();
-        let found = ids.iter().filter(|id| relevant.contains(*id)).count();
-        recall_sum += found as f64 / relevant.len() as f64;
-        if let Some(rank) = ids.iter().position(|id| relevant.contains(id)) {
-            rr_sum += 1.0 / (rank as f64 + 1.0);
-        }
-        if answer
-            .iter()
-            .take(k)
-            .any(|hit| hit.likely && relevant.contains(hit.id.as_str()))
-        {
-            relevant_likely += 1;
-        }
-    }
-    Scores {
-        method,
-        recall_at_k: recall_sum / with_relevant.max(1) as f64,
-        mrr: rr_sum / with_relevant.max(1) as f64,
-        cross_tenant_hits,
-        silent_on_no_match: silent,
-        nothing_likely_on_no_match: nothing_likely,
-        no_match_queries: no_match,
-        queries_with_relevant: with_relevant,
-        relevant_and_likely: relevant_likely,
-        highest_no_match_confidence: highest_no_match,
-    }
-}
-
-/// Runs the evaluation in a database created for it and dropped after.
 /// What an evaluation measures: recall@`k` of every fusion, and the first
 /// one again after a simulated technician's ratings at `feedback_weight`
 /// (0: not measured).
@@ -168,6 +78,7 @@ pub struct Plan<'a> {
     pub feedback_weight: f32,
 }
 
+/// Runs the evaluation in a database created for it and dropped after.
 pub async fn run(
     owner_url: &str,
     app_url: &str,
@@ -291,7 +202,7 @@ async fn evaluate(
                         &tenant,
                         &text,
                         vector.as_slice(),
-                        embedder,
+                        embedder.model(),
                         *fusion,
                         k,
                     )
@@ -301,7 +212,7 @@ async fn evaluate(
             answer.push(owned(&by_tenant, &query.tenant_id, &hits));
         }
         baseline.push(original(&owner, &query.tenant_id, &query.description, limit).await?);
-        embedded.push((tenant, text, vector));
+        embedded.push((tenant, text, vector.as_slice().to_vec()));
     }
     let mut scores = vec![score(
         "original (plainto_tsquery on description)".into(),
@@ -313,44 +224,34 @@ async fn evaluate(
         scores.push(score(method.clone(), data, answer, k));
     }
 
-    // A simulated technician rates every run of the first fusion from the
-    // labels; then every query is asked again, as the same problems come
-    // back, with the ratings in the ranking.
+    let ask = Ask {
+        pool: &pool,
+        model: embedder.model(),
+        by_tenant: &by_tenant,
+        embedded: &embedded,
+        k,
+    };
     if let Some(fusion) = fusions.first().filter(|_| feedback_weight > 0.0) {
         let first = methods
             .iter()
             .position(|(_, method)| *method == Some(*fusion))
             .expect("every fusion is a method");
-        let mut rated = 0;
-        for (query, answer) in data.queries.iter().zip(&answers[first]) {
-            rated += usize::from(rate(&owner, query, answer, k).await?);
-        }
-        let mut after = Vec::new();
-        for (query, (tenant, text, vector)) in data.queries.iter().zip(&embedded) {
-            let learning = Fusion {
+        scores.push(
+            technician::after_ratings(
+                &owner,
+                data,
+                &ask,
+                &answers[first],
+                *fusion,
                 feedback_weight,
-                ..*fusion
-            };
-            let hits = by_meaning(
-                &pool,
-                tenant,
-                text,
-                vector.as_slice(),
-                embedder,
-                learning,
-                k,
             )
-            .await?;
-            after.push(owned(&by_tenant, &query.tenant_id, &hits));
-        }
-        scores.push(score(
-            format!(
-                "ours, fused, after {rated} runs rated by a simulated technician (ratings ≤ {feedback_weight:.2})"
-            ),
-            data,
-            &after,
-            k,
-        ));
+            .await?,
+        );
+    }
+    if let Some(fusion) = fusions.first() {
+        scores.push(
+            views::best_of_problem_and_fix(&mut client, data, embedder, &ask, *fusion).await?,
+        );
     }
     Ok(scores)
 }
@@ -360,7 +261,7 @@ async fn by_meaning(
     tenant: &TenantId,
     text: &str,
     vector: &[f32],
-    embedder: &Embedder,
+    model: &str,
     fusion: Fusion,
     k: usize,
 ) -> anyhow::Result<Vec<aia_events::SimilarTicket>> {
@@ -369,7 +270,7 @@ async fn by_meaning(
         tenant,
         text,
         Semantic {
-            model: embedder.model(),
+            model,
             vector,
             fusion,
         },
@@ -377,6 +278,33 @@ async fn by_meaning(
     )
     .await
     .map_err(|err| anyhow::anyhow!("{err}"))
+}
+
+/// Asking every query again, with its embedding from the first pass.
+struct Ask<'a> {
+    pool: &'a aia_store::Pool,
+    /// The model whose stored vectors are searched.
+    model: &'a str,
+    by_tenant: &'a HashMap<&'a str, Vec<&'a dataset::Resolved>>,
+    embedded: &'a [(TenantId, String, Vec<f32>)],
+    k: usize,
+}
+
+impl Ask<'_> {
+    /// Every query's hits under `model` and `fusion`, as the scorer sees them.
+    async fn all(
+        &self,
+        data: &DataSet,
+        model: &str,
+        fusion: Fusion,
+    ) -> anyhow::Result<Vec<Vec<Hit>>> {
+        let mut answers = Vec::new();
+        for (query, (tenant, text, vector)) in data.queries.iter().zip(self.embedded) {
+            let hits = by_meaning(self.pool, tenant, text, vector, model, fusion, self.k).await?;
+            answers.push(owned(self.by_tenant, &query.tenant_id, &hits));
+        }
+        Ok(answers)
+    }
 }
 
 /// The hits as the scorer sees them. The search runs under the tenant's
@@ -408,55 +336,6 @@ fn owned(
         .collect()
 }
 
-/// The technician's rating of one run, as the projection would store it:
-/// the note cites the likely hits among the top three (the top one when
-/// none is likely); it is helpful when one of them is a
-/// relevant ticket (the fix was in the note), unhelpful when none is — and,
-/// for a query with no relevant ticket, unhelpful when it called anything
-/// likely (otherwise there is nothing to rate). Returns whether it rated.
-async fn rate(
-    owner: &tokio_postgres::Client,
-    query: &dataset::Query,
-    answer: &[Hit],
-    k: usize,
-) -> anyhow::Result<bool> {
-    // The model cites what it judged to fit: the likely hits among the top
-    // three, or the top one when none is likely.
-    let mut cited: Vec<&str> = answer
-        .iter()
-        .take(3)
-        .filter(|hit| hit.likely)
-        .map(|hit| hit.id.as_str())
-        .collect();
-    if cited.is_empty() {
-        cited.extend(answer.first().map(|hit| hit.id.as_str()));
-    }
-    let helpful = if cited.is_empty() {
-        return Ok(false);
-    } else if !query.relevant.is_empty() {
-        cited
-            .iter()
-            .any(|id| query.relevant.iter().any(|r| r == id))
-    } else if answer.iter().take(k).any(|hit| hit.likely) {
-        false
-    } else {
-        return Ok(false);
-    };
-    let context = serde_json::json!({
-        "similar_tickets": cited.iter().map(|id| serde_json::json!({"ticket_id": id})).collect::<Vec<_>>()
-    });
-    let note = format!("## Similar Tickets\n{}", cited.join(", "));
-    owner
-        .execute(
-            "insert into enhancement_history (tenant_id, correlation_id, ticket_id, status, context,
-                    note_markdown, rating_thumbs_up, rated_at, last_event_id)
-             values ($1, gen_random_uuid(), $2, 'completed', $3, $4, $5, now(), gen_random_uuid())",
-            &[&query.tenant_id, &query.ticket_id, &context, &note, &helpful],
-        )
-        .await?;
-    Ok(true)
-}
-
 /// Embeds every resolved ticket of the data set, as the indexer would.
 async fn embed_corpus(
     client: &mut aia_store::Client,
@@ -486,37 +365,4 @@ async fn embed_corpus(
         }
     }
     Ok(())
-}
-
-/// The scores as a Markdown table.
-pub fn table(scores: &[Scores], k: usize) -> String {
-    let mut out = format!(
-        "| method | recall@{k} | MRR | relevant found and called likely | cross-tenant hits | no-match queries answered with nothing | … with no likely match |\n|---|---|---|---|---|---|---|\n"
-    );
-    for s in scores {
-        out.push_str(&format!(
-            "| {} | {:.2} | {:.2} | {} of {} | {} | {} of {} | {} of {} |\n",
-            s.method,
-            s.recall_at_k,
-            s.mrr,
-            s.relevant_and_likely,
-            s.queries_with_relevant,
-            s.cross_tenant_hits,
-            s.silent_on_no_match,
-            s.no_match_queries,
-            s.nothing_likely_on_no_match,
-            s.no_match_queries
-        ));
-    }
-    for s in scores {
-        if let Some(highest) = s.highest_no_match_confidence {
-            out.push_str(&format!(
-                "\n{}: the best hit of a no-match query scored {highest:.2}; likely starts at 0.50 (margin {:+.2})",
-                s.method,
-                0.5 - highest
-            ));
-        }
-    }
-    out.push('\n');
-    out
 }

@@ -1,0 +1,134 @@
+//! What each method scores on a data set, and the table it is shown in.
+
+use std::collections::HashSet;
+
+use crate::dataset::DataSet;
+
+/// One method's scores.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Scores {
+    pub method: String,
+    pub recall_at_k: f64,
+    pub mrr: f64,
+    pub cross_tenant_hits: usize,
+    /// Queries without a relevant ticket that got an empty answer.
+    pub silent_on_no_match: usize,
+    /// Queries without a relevant ticket whose answer held no likely match
+    /// (score 0.5 or more; every hit of the original's method counts).
+    pub nothing_likely_on_no_match: usize,
+    pub no_match_queries: usize,
+    pub queries_with_relevant: usize,
+    /// Queries with a relevant ticket that found one in the top k and
+    /// called it likely.
+    pub relevant_and_likely: usize,
+    /// The highest confidence any query without a relevant ticket got for
+    /// its best hit (methods that score hits): how close "nothing
+    /// relevant" came to being called likely.
+    pub highest_no_match_confidence: Option<f32>,
+}
+
+/// One hit of a method.
+#[derive(Debug, Clone)]
+pub(super) struct Hit {
+    pub(super) tenant: String,
+    pub(super) id: String,
+    /// Whether the method calls it a likely match.
+    pub(super) likely: bool,
+    /// Its calibrated confidence, where the method has one.
+    pub(super) confidence: Option<f32>,
+}
+
+pub(super) fn score(method: String, data: &DataSet, answers: &[Vec<Hit>], k: usize) -> Scores {
+    let mut recall_sum = 0.0;
+    let mut rr_sum = 0.0;
+    let mut cross_tenant_hits = 0;
+    let mut silent = 0;
+    let mut nothing_likely = 0;
+    let mut with_relevant = 0;
+    let mut no_match = 0;
+    let mut highest_no_match: Option<f32> = None;
+    let mut relevant_likely = 0;
+    for (query, answer) in data.queries.iter().zip(answers) {
+        cross_tenant_hits += answer
+            .iter()
+            .filter(|hit| hit.tenant != query.tenant_id)
+            .count();
+        let ids: Vec<&str> = answer.iter().take(k).map(|hit| hit.id.as_str()).collect();
+        if query.relevant.is_empty() {
+            no_match += 1;
+            if ids.is_empty() {
+                silent += 1;
+            }
+            if !answer.iter().take(k).any(|hit| hit.likely) {
+                nothing_likely += 1;
+            }
+            if let Some(best) = answer
+                .iter()
+                .filter_map(|hit| hit.confidence)
+                .reduce(f32::max)
+            {
+                highest_no_match = Some(highest_no_match.map_or(best, |seen| seen.max(best)));
+            }
+            continue;
+        }
+        with_relevant += 1;
+        let relevant: HashSet<&str> = query.relevant.iter().map(String::as_str).collect();
+        let found = ids.iter().filter(|id| relevant.contains(*id)).count();
+        recall_sum += found as f64 / relevant.len() as f64;
+        if let Some(rank) = ids.iter().position(|id| relevant.contains(id)) {
+            rr_sum += 1.0 / (rank as f64 + 1.0);
+        }
+        if answer
+            .iter()
+            .take(k)
+            .any(|hit| hit.likely && relevant.contains(hit.id.as_str()))
+        {
+            relevant_likely += 1;
+        }
+    }
+    Scores {
+        method,
+        recall_at_k: recall_sum / with_relevant.max(1) as f64,
+        mrr: rr_sum / with_relevant.max(1) as f64,
+        cross_tenant_hits,
+        silent_on_no_match: silent,
+        nothing_likely_on_no_match: nothing_likely,
+        no_match_queries: no_match,
+        queries_with_relevant: with_relevant,
+        relevant_and_likely: relevant_likely,
+        highest_no_match_confidence: highest_no_match,
+    }
+}
+
+/// The scores as a Markdown table.
+pub fn table(scores: &[Scores], k: usize) -> String {
+    let mut out = format!(
+        "| method | recall@{k} | MRR | relevant found and called likely | cross-tenant hits | no-match queries answered with nothing | … with no likely match |\n|---|---|---|---|---|---|---|\n"
+    );
+    for s in scores {
+        out.push_str(&format!(
+            "| {} | {:.2} | {:.2} | {} of {} | {} | {} of {} | {} of {} |\n",
+            s.method,
+            s.recall_at_k,
+            s.mrr,
+            s.relevant_and_likely,
+            s.queries_with_relevant,
+            s.cross_tenant_hits,
+            s.silent_on_no_match,
+            s.no_match_queries,
+            s.nothing_likely_on_no_match,
+            s.no_match_queries
+        ));
+    }
+    for s in scores {
+        if let Some(highest) = s.highest_no_match_confidence {
+            out.push_str(&format!(
+                "\n{}: the best hit of a no-match query scored {highest:.2}; likely starts at 0.50 (margin {:+.2})",
+                s.method,
+                0.5 - highest
+            ));
+        }
+    }
+    out.push('\n');
+    out
+}

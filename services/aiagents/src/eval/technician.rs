@@ -1,0 +1,84 @@
+//! A simulated technician: rates every note of a run from the labels, then
+//! every query is asked again — as the same problems come back — with the
+//! ratings in the ranking.
+
+use context_gatherer::sources::fusion::Fusion;
+
+use super::{Ask, Hit, Scores, score};
+use crate::dataset::{self, DataSet};
+
+pub(super) async fn after_ratings(
+    owner: &tokio_postgres::Client,
+    data: &DataSet,
+    ask: &Ask<'_>,
+    answers: &[Vec<Hit>],
+    fusion: Fusion,
+    feedback_weight: f32,
+) -> anyhow::Result<Scores> {
+    let mut rated = 0;
+    for (query, answer) in data.queries.iter().zip(answers) {
+        rated += usize::from(rate(owner, query, answer, ask.k).await?);
+    }
+    let learning = Fusion {
+        feedback_weight,
+        ..fusion
+    };
+    let after = ask.all(data, ask.model, learning).await?;
+    Ok(score(
+        format!(
+            "ours, fused, after {rated} runs rated by a simulated technician (ratings ≤ {feedback_weight:.2})"
+        ),
+        data,
+        &after,
+        ask.k,
+    ))
+}
+
+/// The technician's rating of one run, as the projection would store it:
+/// the note cites the likely hits among the top three (the top one when
+/// none is likely); it is helpful when one of them is a
+/// relevant ticket (the fix was in the note), unhelpful when none is — and,
+/// for a query with no relevant ticket, unhelpful when it called anything
+/// likely (otherwise there is nothing to rate). Returns whether it rated.
+async fn rate(
+    owner: &tokio_postgres::Client,
+    query: &dataset::Query,
+    answer: &[Hit],
+    k: usize,
+) -> anyhow::Result<bool> {
+    // The model cites what it judged to fit: the likely hits among the top
+    // three, or the top one when none is likely.
+    let mut cited: Vec<&str> = answer
+        .iter()
+        .take(3)
+        .filter(|hit| hit.likely)
+        .map(|hit| hit.id.as_str())
+        .collect();
+    if cited.is_empty() {
+        cited.extend(answer.first().map(|hit| hit.id.as_str()));
+    }
+    let helpful = if cited.is_empty() {
+        return Ok(false);
+    } else if !query.relevant.is_empty() {
+        cited
+            .iter()
+            .any(|id| query.relevant.iter().any(|r| r == id))
+    } else if answer.iter().take(k).any(|hit| hit.likely) {
+        false
+    } else {
+        return Ok(false);
+    };
+    let context = serde_json::json!({
+        "similar_tickets": cited.iter().map(|id| serde_json::json!({"ticket_id": id})).collect::<Vec<_>>()
+    });
+    let note = format!("## Similar Tickets\n{}", cited.join(", "));
+    owner
+        .execute(
+            "insert into enhancement_history (tenant_id, correlation_id, ticket_id, status, context,
+                    note_markdown, rating_thumbs_up, rated_at, last_event_id)
+             values ($1, gen_random_uuid(), $2, 'completed', $3, $4, $5, now(), gen_random_uuid())",
+            &[&query.tenant_id, &query.ticket_id, &context, &note, &helpful],
+        )
+        .await?;
+    Ok(true)
+}

@@ -78,6 +78,7 @@ fn run_events(tenant: &TenantId, n: u64) -> [Event; 4] {
                 items: 3,
                 detail: None,
             }],
+            query_rewrite: None,
         }),
     );
     let note = "## Similar Tickets\n- R-1 was resolved by applying the vendor fix.\n\n## Relevant Documentation\nNo information available\n\n\

@@ -180,6 +180,7 @@ pub fn run(n_tickets: u64, n_tenants: u64, n_queries: usize) -> anyhow::Result<(
             monitoring_timeout: Duration::from_secs(15),
             max_similar_tickets: 5,
             metrics: Default::default(),
+            rewriter: Some(Default::default()),
         });
         let n_runs = 2000u64;
         let started = Instant::now();

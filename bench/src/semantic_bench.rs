@@ -159,7 +159,7 @@ pub fn run(
             let started = Instant::now();
             let query = embedder.embed_one(&text).await?;
             let embedded = Instant::now();
-            let semantic = Semantic { model: LOCAL_MODEL, vector: query.as_slice(), fusion: fusion::DEFAULT };
+            let semantic = Semantic { model: LOCAL_MODEL, vector: query.as_slice(), rewrite: None, fusion: fusion::DEFAULT };
             let hits = similar::similar_tickets_by_meaning(&pool, &tenant, &text, semantic, 5)
                 .await
                 .map_err(|err| anyhow::anyhow!("{err}"))?;

@@ -74,13 +74,17 @@ from_payload!(
 
 /// Schema versions that are no longer written but are still read (and
 /// upcast), with a schema file each.
-pub const OLDER_VERSIONS: &[(&str, u16)] = &[("enhancement.generated", 1), ("context.gathered", 1)];
+pub const OLDER_VERSIONS: &[(&str, u16)] = &[
+    ("enhancement.generated", 1),
+    ("context.gathered", 1),
+    ("context.gathered", 2),
+];
 
 /// Every event type with its current schema version.
 pub const EVENT_TYPES: &[(&str, u16)] = &[
     ("ticket.received", 1),
     ("ticket.resolved", 1),
-    ("context.gathered", 2),
+    ("context.gathered", 3),
     ("enhancement.generated", 2),
     ("enhancement.failed", 1),
     ("writeback.completed", 1),
@@ -107,7 +111,8 @@ impl Payload {
     /// The schema version this code writes for the payload's type.
     pub fn schema_version(&self) -> u16 {
         match self {
-            Self::EnhancementGenerated(_) | Self::ContextGathered(_) => 2,
+            Self::ContextGathered(_) => 3,
+            Self::EnhancementGenerated(_) => 2,
             _ => 1,
         }
     }
@@ -289,8 +294,9 @@ fn decode_payload(
     let payload = match (event_type, schema_version) {
         ("ticket.received", 1) => Payload::TicketReceived(parse(event_type, 1, value)?),
         ("ticket.resolved", 1) => Payload::TicketResolved(parse(event_type, 1, value)?),
-        // v1 lacked each similar ticket's `matched_by`; it reads as None.
-        ("context.gathered", 1 | 2) => {
+        // v1 lacked each similar ticket's `matched_by`, v2 `query_rewrite`;
+        // both read as None.
+        ("context.gathered", 1..=3) => {
             Payload::ContextGathered(parse(event_type, schema_version, value)?)
         }
         // v1 lacked `budget_exceeded`; it reads as false.

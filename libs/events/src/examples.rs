@@ -88,6 +88,16 @@ pub fn all() -> Vec<Event> {
                 detail: Some("external knowledge base timed out after 10 s".into()),
             },
         ],
+        query_rewrite: Some(QueryRewrite {
+            terms: Some("Outlook modern authentication WAM token broker reset".into()),
+            skipped_because: None,
+            provider: Some("litellm".into()),
+            model: Some("gpt-4o-mini".into()),
+            tokens_in: 142,
+            tokens_out: 18,
+            cost_usd: 0.000_032,
+            latency_ms: 640,
+        }),
     };
     let empty_context = ContextGathered {
         ticket: ticket_text(None),
@@ -106,6 +116,16 @@ pub fn all() -> Vec<Event> {
         }],
         monitoring: vec![],
         sources: vec![],
+        query_rewrite: Some(QueryRewrite {
+            terms: None,
+            skipped_because: Some("the tenant's LLM budget for this period is used up".into()),
+            provider: None,
+            model: None,
+            tokens_in: 0,
+            tokens_out: 0,
+            cost_usd: 0.0,
+            latency_ms: 0,
+        }),
         ..full_context.clone()
     };
     let generated = EnhancementGenerated {
@@ -163,6 +183,14 @@ pub fn all() -> Vec<Event> {
                 resolved_at: at(-3600),
             }),
             false,
+        ),
+        (
+            // A tenant that has the rewrite off.
+            Payload::ContextGathered(ContextGathered {
+                query_rewrite: None,
+                ..full_context.clone()
+            }),
+            true,
         ),
         (Payload::ContextGathered(full_context), true),
         (Payload::ContextGathered(empty_context), true),

@@ -260,6 +260,30 @@ pub struct ContextGathered {
     pub systems: Vec<SystemInfo>,
     pub monitoring: Vec<MonitoringFinding>,
     pub sources: Vec<SourceReport>,
+    /// The tenant's LLM's rewrite of the ticket in a technician's terms,
+    /// searched beside it; `None` when the tenant has it off (schema v3;
+    /// older events read as `None`).
+    #[serde(default)]
+    pub query_rewrite: Option<QueryRewrite>,
+}
+
+/// What the tenant's LLM made of the ticket for the searches: its technical
+/// terms, or why the search used the ticket alone, with what the call cost.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct QueryRewrite {
+    /// The terms searched beside the ticket; `None` when there are none.
+    pub terms: Option<String>,
+    /// Why there are no terms (no provider, over budget, the model failed
+    /// or took too long).
+    pub skipped_because: Option<String>,
+    pub provider: Option<String>,
+    pub model: Option<String>,
+    pub tokens_in: u32,
+    pub tokens_out: u32,
+    /// Counted in the tenant's LLM spend beside the note's.
+    pub cost_usd: f64,
+    pub latency_ms: u64,
 }
 
 /// `enhancement.generated`: the note to write back.

@@ -6,7 +6,11 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+pub mod budget;
 pub mod chain;
+pub mod cost;
+pub mod redact;
+pub mod tenant;
 
 /// How a provider wants to be addressed.
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]

@@ -328,6 +328,8 @@ pub async fn dry_run(
                 monitoring_timeout: context_gatherer::DEFAULT_MONITORING_TIMEOUT,
                 max_similar_tickets: context_gatherer::DEFAULT_MAX_SIMILAR_TICKETS,
                 metrics: Default::default(),
+                // A dry run spends nothing: it searches with the ticket alone.
+                rewriter: None,
             };
             let now = only_output(aia_bus::dispatch(&handler, input, delivery).await)?;
             out.push_str(&format!("recorded: {}\n", recorded_summary()));
@@ -339,7 +341,7 @@ pub async fn dry_run(
                 tenants,
                 http: aia_http::outbound::client_builder().build()?,
                 chain: Default::default(),
-                default_provider: llm_enhancer::provider_from_env()?,
+                default_provider: aia_llm::tenant::provider_from_env()?,
                 prices: Default::default(),
                 retry: Default::default(),
                 metrics: llm_enhancer::metrics::LlmMetrics::register(

@@ -55,6 +55,10 @@ pub struct TenantSettings {
     pub llm_providers: Vec<LlmProviderSettings>,
     /// Mask personal data and secrets before text goes to an LLM.
     pub redact_personal_data: bool,
+    /// Ask the tenant's LLM for the ticket's technical terms and search
+    /// with them beside the ticket (off by default: one more model call per
+    /// ticket, counted in the budget, for tickets written in lay words).
+    pub query_rewrite: bool,
     /// LLM spend allowed per period, in US dollars; `None` is unlimited.
     pub llm_budget_usd: Option<f64>,
     pub llm_budget_period_days: u32,
@@ -221,6 +225,7 @@ impl Default for TenantSettings {
             monitoring_queries: Vec::new(),
             llm_providers: Vec::new(),
             redact_personal_data: true,
+            query_rewrite: false,
             llm_budget_usd: None,
             llm_budget_period_days: 30,
             llm_budget_alert_ratio: 0.8,

@@ -121,6 +121,7 @@ pub async fn start(settings: Settings) -> anyhow::Result<Running> {
     let config = context_gatherer::Config {
         stage: stage(&settings.keyring_spec)?,
         embeddings_url,
+        llm_provider: settings.llm.clone(),
         ..context_gatherer::Config::new(
             settings.nats_url.clone(),
             settings.database_url.clone(),

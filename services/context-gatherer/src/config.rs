@@ -43,6 +43,10 @@ pub struct Config {
     pub embeddings_url: Option<String>,
     /// The embedder service's bearer token, if it requires one.
     pub embeddings_api_key: Option<String>,
+    /// The deployment's LLM (`AI_AGENTS_LLM_*`, as the llm-enhancer reads
+    /// it), for the query rewrites of tenants without providers of their own.
+    pub llm_provider: Option<aia_llm::Provider>,
+    pub llm_prices: aia_llm::cost::PriceTable,
 }
 
 impl Config {
@@ -64,6 +68,8 @@ impl Config {
             )?,
             embeddings_url: optional("EMBEDDINGS_URL"),
             embeddings_api_key: optional("EMBEDDER_API_KEY"),
+            llm_provider: aia_llm::tenant::provider_from_env()?,
+            llm_prices: aia_llm::tenant::prices_from_env()?,
         })
     }
 
@@ -77,6 +83,8 @@ impl Config {
             max_similar_tickets: DEFAULT_MAX_SIMILAR_TICKETS,
             embeddings_url: None,
             embeddings_api_key: None,
+            llm_provider: None,
+            llm_prices: Default::default(),
         }
     }
 }

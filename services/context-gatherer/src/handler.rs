@@ -55,6 +55,9 @@ pub struct ContextGatherer {
     pub max_similar_tickets: i64,
     /// Source outcomes and latencies.
     pub metrics: crate::metrics::SourceMetrics,
+    /// Asks tenants' LLMs for their tickets' technical terms when they
+    /// have `query_rewrite` on; `None` never asks (an operator's dry run).
+    pub rewriter: Option<crate::rewrite::Rewriter>,
 }
 
 impl Handler for ContextGatherer {
@@ -81,10 +84,43 @@ impl Handler for ContextGatherer {
         let mentions = extract::mentions(&text);
         let within_budget = |timeout: Duration| timeout.min(self.budget);
 
+        // The LLM's terms, when the tenant wants them, go beside the ticket
+        // in both local searches: embedded on their own, and as words.
+        let searching = settings.similar_tickets_enabled || settings.knowledge_base_enabled;
+        let query_rewrite = match &self.rewriter {
+            Some(rewriter) if searching => {
+                rewriter
+                    .rewrite(
+                        &self.db,
+                        &self.http,
+                        &tenant,
+                        &text,
+                        within_budget(self.source_timeout),
+                    )
+                    .instrument(tracing::info_span!("rewrite query"))
+                    .await
+            }
+            _ => None,
+        };
+        if let Some(rewrite) = &query_rewrite {
+            self.metrics.record_rewrite(rewrite);
+        }
+        let terms = query_rewrite.as_ref().and_then(|r| r.terms.clone());
+        let search_text = match &terms {
+            Some(terms) => format!("{text}\n{terms}"),
+            None => text.clone(),
+        };
+        let search_text = search_text.as_str();
+
         // The ticket is embedded once, for both searches by meaning; when
         // that is impossible both search by words and say why.
         let semantic = self
-            .query_vector(&tenant, &text, within_budget(self.source_timeout))
+            .query_vector(
+                &tenant,
+                &text,
+                terms.as_deref(),
+                within_budget(self.source_timeout),
+            )
             .instrument(tracing::info_span!("embed query"))
             .shared();
         let by_words_because = |semantic: &Result<QueryVector, String>| match semantic {
@@ -106,7 +142,7 @@ impl Handler for ContextGatherer {
                             similar::similar_tickets_by_meaning(
                                 &self.db,
                                 &event.tenant_id,
-                                &text,
+                                search_text,
                                 query.semantic(),
                                 usize::try_from(self.max_similar_tickets).unwrap_or(5),
                             )
@@ -115,7 +151,7 @@ impl Handler for ContextGatherer {
                         Err(_) => Ok(similar::similar_tickets(
                             &mut self.db.get().await.map_err(StoreError::from)?,
                             &event.tenant_id,
-                            &text,
+                            search_text,
                             self.max_similar_tickets,
                         )
                         .await?),
@@ -144,7 +180,7 @@ impl Handler for ContextGatherer {
                                 knowledge::local_by_meaning(
                                     &self.db,
                                     &event.tenant_id,
-                                    &text,
+                                    search_text,
                                     query.semantic(),
                                     3,
                                 )
@@ -152,7 +188,8 @@ impl Handler for ContextGatherer {
                             }
                             Err(_) => {
                                 let mut client = self.db.get().await.map_err(StoreError::from)?;
-                                knowledge::local(&mut client, &event.tenant_id, &text, 3).await
+                                knowledge::local(&mut client, &event.tenant_id, search_text, 3)
+                                    .await
                             }
                         }
                     }
@@ -255,6 +292,7 @@ impl Handler for ContextGatherer {
                 inventory_report,
                 monitoring_report,
             ],
+            query_rewrite,
         };
         Ok(Handled::Publish(vec![Event::caused_by(
             event,
@@ -279,6 +317,8 @@ impl Handler for ContextGatherer {
 struct QueryVector {
     model: Arc<str>,
     vector: Arc<aia_embed::Vector>,
+    /// The embedding of the LLM's terms for the ticket, if it gave any.
+    rewrite: Option<Arc<aia_embed::Vector>>,
     fusion: Fusion,
 }
 
@@ -287,17 +327,20 @@ impl QueryVector {
         Semantic {
             model: &self.model,
             vector: self.vector.as_slice(),
+            rewrite: self.rewrite.as_deref().map(aia_embed::Vector::as_slice),
             fusion: self.fusion,
         }
     }
 }
 
 impl ContextGatherer {
-    /// Embeds the ticket with the tenant's active model.
+    /// Embeds the ticket, and the LLM's `terms` for it, with the tenant's
+    /// active model, in one call.
     async fn query_vector(
         &self,
         tenant: &aia_store::Tenant,
         text: &str,
+        terms: Option<&str>,
         timeout: Duration,
     ) -> Result<QueryVector, String> {
         let settings = &tenant.settings;
@@ -310,8 +353,9 @@ impl ContextGatherer {
             self.local_embedder.as_ref(),
             &self.http,
         )?;
-        let query: String = text.chars().take(2000).collect();
-        let vector = tokio::time::timeout(timeout, embedders.active.embed_one(&query))
+        let mut queries: Vec<String> = vec![text.chars().take(2000).collect()];
+        queries.extend(terms.map(str::to_owned));
+        let mut vectors = tokio::time::timeout(timeout, embedders.active.embed(&queries))
             .await
             .map_err(|_| {
                 format!(
@@ -319,10 +363,16 @@ impl ContextGatherer {
                     timeout.as_millis()
                 )
             })?
-            .map_err(|err| err.to_string())?;
+            .map_err(|err| err.to_string())?
+            .into_iter()
+            .map(Arc::new);
+        let vector = vectors
+            .next()
+            .ok_or("the embeddings provider returned no vector")?;
         Ok(QueryVector {
             model: Arc::from(embedders.active.model()),
-            vector: Arc::new(vector),
+            vector,
+            rewrite: vectors.next(),
             fusion: fusion_for(&settings.embeddings),
         })
     }

@@ -7,6 +7,7 @@ mod config;
 pub mod extract;
 mod handler;
 pub mod metrics;
+pub mod rewrite;
 pub mod sources;
 
 use std::future::Future;
@@ -43,6 +44,11 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> anyhow::
         budget: config.budget,
         monitoring_timeout: config.monitoring_timeout,
         max_similar_tickets: config.max_similar_tickets,
+        rewriter: Some(rewrite::Rewriter {
+            chain: Default::default(),
+            default_provider: config.llm_provider,
+            prices: config.llm_prices,
+        }),
     };
     deps.run(handler, shutdown).await?;
     Ok(())

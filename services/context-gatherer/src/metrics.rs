@@ -23,10 +23,18 @@ pub struct SourceLabels {
     pub source: String,
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RewriteLabels {
+    /// `used` (the searches had the LLM's terms) or `skipped`.
+    pub outcome: String,
+}
+
 #[derive(Clone)]
 pub struct SourceMetrics {
     runs: Family<SourceStatusLabels, Counter>,
     latency: Family<SourceLabels, Histogram>,
+    rewrites: Family<RewriteLabels, Counter>,
+    rewrite_cost_usd: Counter<f64, std::sync::atomic::AtomicU64>,
 }
 
 impl Default for SourceMetrics {
@@ -37,6 +45,8 @@ impl Default for SourceMetrics {
             latency: Family::new_with_constructor(|| {
                 Histogram::new(exponential_buckets(0.001, 2.0, 14))
             }),
+            rewrites: Family::default(),
+            rewrite_cost_usd: Counter::default(),
         }
     }
 }
@@ -55,7 +65,31 @@ impl SourceMetrics {
             "Time one context source took, by source",
             metrics.latency.clone(),
         );
+        registry.register(
+            "context_query_rewrites",
+            "Tickets of tenants with query_rewrite on, by whether the LLM's terms were used",
+            metrics.rewrites.clone(),
+        );
+        registry.register(
+            "context_query_rewrite_cost_usd",
+            "LLM spend on query rewrites in US dollars",
+            metrics.rewrite_cost_usd.clone(),
+        );
         metrics
+    }
+
+    pub fn record_rewrite(&self, rewrite: &aia_events::QueryRewrite) {
+        let outcome = if rewrite.terms.is_some() {
+            "used"
+        } else {
+            "skipped"
+        };
+        self.rewrites
+            .get_or_create(&RewriteLabels {
+                outcome: outcome.into(),
+            })
+            .inc();
+        self.rewrite_cost_usd.inc_by(rewrite.cost_usd);
     }
 
     pub fn record(&self, report: &SourceReport) {

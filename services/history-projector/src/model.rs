@@ -140,6 +140,15 @@ impl RunRow {
         self.received_at.unwrap_or(event.occurred_at).date_naive()
     }
 
+    /// What the LLM's query rewrite of this run cost, as its gathered
+    /// context records it.
+    fn rewrite_cost_usd(&self) -> f64 {
+        self.context
+            .as_ref()
+            .and_then(|context| context["query_rewrite"]["cost_usd"].as_f64())
+            .unwrap_or(0.0)
+    }
+
     /// Moves the status forward only; true when `status` is where this
     /// event moved the run (so counters count each run once).
     fn advance(&mut self, status: &str, event: &Event) -> bool {
@@ -168,7 +177,7 @@ impl RunRow {
                 self.received_at = self.received_at.or(Some(at));
             }
             Payload::ContextGathered(context) => {
-                self.advance("context_gathered", event);
+                let moved = self.advance("context_gathered", event);
                 self.context_gathered_at = Some(at);
                 self.context = Some(serde_json::json!({
                     "similar_tickets": context.similar_tickets,
@@ -176,7 +185,18 @@ impl RunRow {
                     "systems": context.systems,
                     "monitoring": context.monitoring,
                     "sources": context.sources,
+                    "query_rewrite": context.query_rewrite,
                 }));
+                // The rewrite is LLM spend like the note: in the run's cost
+                // and in the day's, once.
+                if let Some(rewrite) = &context.query_rewrite
+                    && moved
+                {
+                    counters.tokens_in = i64::from(rewrite.tokens_in);
+                    counters.tokens_out = i64::from(rewrite.tokens_out);
+                    counters.cost_usd = rewrite.cost_usd;
+                    self.cost_usd = Some(self.cost_usd.unwrap_or(0.0) + rewrite.cost_usd);
+                }
                 self.received_at = self.received_at.or(Some(context.received_at));
                 self.context_ms = millis_between(self.received_at, at);
             }
@@ -199,7 +219,7 @@ impl RunRow {
                 self.prompt_version = Some(generated.prompt_version.clone());
                 self.tokens_in = Some(i32::try_from(generated.tokens_in).unwrap_or(i32::MAX));
                 self.tokens_out = Some(i32::try_from(generated.tokens_out).unwrap_or(i32::MAX));
-                self.cost_usd = Some(generated.cost_usd);
+                self.cost_usd = Some(generated.cost_usd + self.rewrite_cost_usd());
                 self.degraded = Some(generated.degraded);
                 self.context_summary = Some(generated.context_summary.clone());
                 self.received_at = self.received_at.or(Some(generated.received_at));
@@ -351,6 +371,47 @@ mod tests {
         assert_eq!(
             (counters.received, counters.completed, counters.tokens_in),
             (1, 1, 812)
+        );
+    }
+
+    #[test]
+    fn a_query_rewrite_is_spend_in_the_run_and_the_day_counted_once() {
+        let samples = examples::all();
+        let mut events = run(&["ticket.received"]);
+        let rewritten = samples
+            .iter()
+            .find(|event| match &event.payload {
+                Payload::ContextGathered(context) => context
+                    .query_rewrite
+                    .as_ref()
+                    .is_some_and(|rewrite| rewrite.cost_usd > 0.0),
+                _ => false,
+            })
+            .expect("a sample context with a paid rewrite")
+            .clone();
+        let Payload::ContextGathered(context) = &rewritten.payload else {
+            unreachable!()
+        };
+        let rewrite = context.query_rewrite.clone().unwrap();
+        events.push(rewritten);
+        events.extend(run(&["enhancement.generated", "writeback.completed"]));
+        let Payload::EnhancementGenerated(generated) = &events[2].payload else {
+            unreachable!()
+        };
+        let note_cost = generated.cost_usd;
+        let mut projection = Projection::default();
+        for event in events.iter().chain(events.iter()) {
+            projection.apply(event);
+        }
+        let row = projection.runs.values().next().unwrap();
+        let total = note_cost + rewrite.cost_usd;
+        assert!((row.cost_usd.unwrap() - total).abs() < 1e-12, "{row:?}");
+        let counters = projection.daily.values().next().unwrap();
+        assert!((counters.cost_usd - total).abs() < 1e-12, "{counters:?}");
+        assert_eq!(counters.tokens_in, 812 + i64::from(rewrite.tokens_in));
+        assert_eq!(
+            row.context.as_ref().unwrap()["query_rewrite"]["terms"],
+            rewrite.terms.unwrap()
         );
     }
 

@@ -6,19 +6,19 @@
 //! ticket is left without help.
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use aia_bus::{Failure, Handled, Handler, HandlerError, TenantPolicy, Work};
 use aia_events::{
     BudgetThresholdReached, ContextGathered, EnhancementFailed, Event, Payload, Stage,
 };
+use aia_llm::Provider;
+use aia_llm::budget::{self, Budget};
 use aia_llm::chain::{Chain, RetryPolicy};
-use aia_llm::{Provider, ProviderKind};
-use aia_store::{Pool, Tenant, TenantCache};
+use aia_llm::cost::PriceTable;
+use aia_store::{Pool, TenantCache};
 use tracing::Instrument;
 
-use crate::budget::{self, Budget};
-use crate::cost::PriceTable;
 use crate::generate::{self, ModelAnswer, NoAnswer};
 use crate::metrics::{ModelLabels, OutcomeLabels, TenantLabels};
 use crate::prompt;
@@ -37,34 +37,6 @@ pub struct LlmEnhancer {
     /// Replaying for an operator: record nothing (no budget alert is
     /// registered as sent).
     pub dry_run: bool,
-}
-
-/// The tenant's providers, in fallback order, with their keys.
-fn providers(tenant: &Tenant, default: Option<&Provider>) -> Vec<Provider> {
-    if tenant.settings.llm_providers.is_empty() {
-        return default.into_iter().cloned().collect();
-    }
-    tenant
-        .settings
-        .llm_providers
-        .iter()
-        .map(|settings| Provider {
-            name: settings.name.clone(),
-            kind: match (settings.kind.as_str(), &settings.api_version) {
-                ("azure", Some(api_version)) => ProviderKind::Azure {
-                    api_version: api_version.clone(),
-                },
-                ("azure", None) => ProviderKind::Azure {
-                    api_version: "2024-10-21".into(),
-                },
-                _ => ProviderKind::OpenAi,
-            },
-            base_url: settings.base_url.clone(),
-            api_key: tenant.integrations.llm_keys.get(&settings.name).cloned(),
-            model: settings.model.clone(),
-            timeout: Duration::from_secs(u64::from(settings.timeout_secs.clamp(1, 300))),
-        })
-        .collect()
 }
 
 impl Handler for LlmEnhancer {
@@ -91,7 +63,7 @@ impl Handler for LlmEnhancer {
             Some(budget) => self.check_budget(event, budget, settings).await?,
             None => (budget::Decision::default(), None),
         };
-        let providers = providers(&tenant, self.default_provider.as_ref());
+        let providers = aia_llm::tenant::providers(&tenant, self.default_provider.as_ref());
         let answer = if decision.exceeded {
             tracing::warn!("Tenant is over its LLM budget; sending the raw context");
             Err(NoAnswer::OverBudget)

@@ -3,22 +3,19 @@
 //! grounded coming out, within the tenant's budget — and publish
 //! `enhancement.generated`.
 
-pub mod budget;
 mod config;
-pub mod cost;
 pub mod fallback;
 pub mod generate;
 pub mod ground;
 mod handler;
 pub mod metrics;
 pub mod prompt;
-pub mod redact;
 
 use std::future::Future;
 
 use aia_bus::{Handler as _, StageDeps};
 
-pub use config::{Config, provider_from_env};
+pub use config::Config;
 pub use handler::LlmEnhancer;
 
 /// Runs one instance of the stage until `shutdown` completes.

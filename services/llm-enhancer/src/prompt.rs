@@ -50,7 +50,7 @@ fn data(value: &serde_json::Value) -> String {
 pub fn messages(context: &ContextGathered, max_words: usize, redact: bool) -> Vec<Message> {
     let clean = |text: &str| {
         if redact {
-            crate::redact::redact(text)
+            aia_llm::redact::redact(text)
         } else {
             text.to_owned()
         }

@@ -112,6 +112,7 @@ async fn setup(settings: impl Fn(&mut TenantSettings, &str, &str), budget: Durat
         monitoring_timeout: Duration::from_secs(5),
         max_similar_tickets: 5,
         metrics: Default::default(),
+        rewriter: Some(Default::default()),
     };
     Setup {
         _db: db,

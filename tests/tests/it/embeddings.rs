@@ -331,6 +331,7 @@ async fn vectors_never_cross_tenants_nor_models_and_a_dimension_mismatch_is_refu
     let semantic = Semantic {
         model: "m1",
         vector: &query,
+        rewrite: None,
         fusion: fusion::DEFAULT,
     };
     let hits = similar::similar_tickets_by_meaning(&pool, &acme, "vpn", semantic, 5)
@@ -381,6 +382,7 @@ async fn vectors_never_cross_tenants_nor_models_and_a_dimension_mismatch_is_refu
         Semantic {
             model: "m1",
             vector: &short,
+            rewrite: None,
             fusion: fusion::DEFAULT,
         },
         5,

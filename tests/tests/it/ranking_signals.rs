@@ -94,6 +94,7 @@ async fn ranked(db: &TestDatabase, tenant: &str, text: &str, fusion: Fusion) -> 
         Semantic {
             model: MODEL,
             vector: &query,
+            rewrite: None,
             fusion,
         },
         5,

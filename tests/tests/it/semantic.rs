@@ -376,6 +376,7 @@ async fn the_context_stage_searches_by_meaning_and_says_so_when_it_falls_back_to
         monitoring_timeout: Duration::from_secs(5),
         max_similar_tickets: 5,
         metrics: Default::default(),
+        rewriter: Some(Default::default()),
     };
     let delivery = Delivery {
         attempt: 1,

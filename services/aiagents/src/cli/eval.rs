@@ -36,6 +36,49 @@ pub struct Args {
     /// rated every note (0: skip that run).
     #[arg(long, default_value_t = fusion::MEASURED_FEEDBACK_WEIGHT)]
     feedback_weight: f32,
+    #[command(flatten)]
+    llm: LlmArgs,
+}
+
+/// An OpenAI-compatible chat endpoint whose rewrite of each query is
+/// scored too, with its cost and latency.
+#[derive(clap::Args, Debug)]
+pub struct LlmArgs {
+    /// The chat API root, for example `http://localhost:4000/v1`; no
+    /// rewrite is measured when absent.
+    #[arg(long)]
+    llm_url: Option<String>,
+    /// The endpoint's model.
+    #[arg(long, requires = "llm_url", default_value = "gpt-4o-mini")]
+    llm_model: String,
+    /// The endpoint's key (`AI_AGENTS_LLM_API_KEY`).
+    #[arg(long, env = "AI_AGENTS_LLM_API_KEY", hide_env_values = true)]
+    llm_key: Option<String>,
+    /// How long one rewrite may take, in milliseconds (the gatherer's
+    /// source timeout).
+    #[arg(long, default_value_t = 2000)]
+    llm_timeout_ms: u64,
+}
+
+impl LlmArgs {
+    fn llm(&self) -> anyhow::Result<Option<crate::eval::rewrite::Llm>> {
+        let Some(base_url) = &self.llm_url else {
+            return Ok(None);
+        };
+        let timeout = std::time::Duration::from_millis(self.llm_timeout_ms);
+        Ok(Some(crate::eval::rewrite::Llm {
+            provider: aia_llm::Provider {
+                name: "eval".into(),
+                kind: aia_llm::ProviderKind::OpenAi,
+                base_url: base_url.clone(),
+                api_key: self.llm_key.clone(),
+                model: self.llm_model.clone(),
+                timeout,
+            },
+            prices: aia_llm::tenant::prices_from_env()?,
+            timeout,
+        }))
+    }
 }
 
 /// Which model embeds: the local one (from `AI_AGENTS_MODEL_DIR`) unless
@@ -112,8 +155,9 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     } else {
         fusions
     };
+    let llm = args.llm.llm()?;
     for dataset in &args.datasets {
-        let scores = crate::eval::run(
+        let report = crate::eval::run(
             &env("OWNER_DATABASE_URL")?,
             &env("DATABASE_URL")?,
             dataset,
@@ -122,10 +166,12 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
                 k: args.k,
                 fusions: &fusions,
                 feedback_weight: args.feedback_weight,
+                llm: llm.as_ref(),
             },
         )
         .await
         .with_context(|| format!("scoring {}", dataset.display()))?;
+        let scores = &report.scores;
         println!(
             "\n{}: {} queries ({} with a relevant ticket, {} without)",
             dataset.display(),
@@ -133,7 +179,10 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
             scores[0].queries_with_relevant,
             scores[0].no_match_queries,
         );
-        print!("{}", crate::eval::table(&scores, args.k));
+        print!("{}", crate::eval::table(scores, args.k));
+        if let Some(spend) = &report.rewrite {
+            println!("{}", spend.summary());
+        }
     }
     Ok(())
 }

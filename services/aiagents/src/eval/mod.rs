@@ -17,6 +17,7 @@ use context_gatherer::sources::similar::{self, Semantic};
 
 use crate::dataset::{self, DataSet};
 
+pub mod rewrite;
 mod scores;
 mod technician;
 mod views;
@@ -70,12 +71,21 @@ async fn original(
 
 /// What an evaluation measures: recall@`k` of every fusion, and the first
 /// one again after a simulated technician's ratings at `feedback_weight`
-/// (0: not measured).
+/// (0: not measured) and with an LLM's rewrite of each query (when `llm`
+/// names an endpoint).
 #[derive(Debug, Clone, Copy)]
 pub struct Plan<'a> {
     pub k: usize,
     pub fusions: &'a [Fusion],
     pub feedback_weight: f32,
+    pub llm: Option<&'a rewrite::Llm>,
+}
+
+/// The scores of one data set, and what its LLM rewrites cost.
+#[derive(Debug)]
+pub struct Report {
+    pub scores: Vec<Scores>,
+    pub rewrite: Option<rewrite::Spend>,
 }
 
 /// Runs the evaluation in a database created for it and dropped after.
@@ -85,7 +95,7 @@ pub async fn run(
     path: &Path,
     embedder: &Embedder,
     plan: Plan<'_>,
-) -> anyhow::Result<Vec<Scores>> {
+) -> anyhow::Result<Report> {
     let data = dataset::load(path)?;
     let name = format!("eval_{}", uuid::Uuid::now_v7().simple());
     let (owner, connection) = tokio_postgres::connect(owner_url, tokio_postgres::NoTls)
@@ -109,11 +119,12 @@ async fn evaluate(
     data: &DataSet,
     embedder: &Embedder,
     plan: Plan<'_>,
-) -> anyhow::Result<Vec<Scores>> {
+) -> anyhow::Result<Report> {
     let Plan {
         k,
         fusions,
         feedback_weight,
+        llm,
     } = plan;
     let (mut owner, connection) = aia_store::with_database(owner_url, name)?
         .connect(tokio_postgres::NoTls)
@@ -253,7 +264,16 @@ async fn evaluate(
             views::best_of_problem_and_fix(&mut client, data, embedder, &ask, *fusion).await?,
         );
     }
-    Ok(scores)
+    let mut spend = None;
+    if let (Some(fusion), Some(llm)) = (fusions.first(), llm) {
+        let (rewritten, cost) = rewrite::scored(data, &ask, embedder, *fusion, llm).await?;
+        scores.push(rewritten);
+        spend = Some(cost);
+    }
+    Ok(Report {
+        scores,
+        rewrite: spend,
+    })
 }
 
 async fn by_meaning(
@@ -272,6 +292,7 @@ async fn by_meaning(
         Semantic {
             model,
             vector,
+            rewrite: None,
             fusion,
         },
         k,

@@ -162,6 +162,20 @@ pub fn nearest(
         .collect()
 }
 
+/// Two searches' candidates as one: each item with the higher of its two
+/// cosines, the best `n`, best first.
+pub fn nearer_of(a: Vec<(String, f32)>, b: Vec<(String, f32)>, n: usize) -> Vec<(String, f32)> {
+    let mut best: HashMap<String, f32> = HashMap::with_capacity(a.len() + b.len());
+    for (id, cosine) in a.into_iter().chain(b) {
+        let seen = best.entry(id).or_insert(cosine);
+        *seen = seen.max(cosine);
+    }
+    let mut merged: Vec<(String, f32)> = best.into_iter().collect();
+    merged.sort_by(|x, y| y.1.total_cmp(&x.1).then_with(|| x.0.cmp(&y.0)));
+    merged.truncate(n);
+    merged
+}
+
 /// Refuses to compare a query with stored vectors of another dimension:
 /// they were made by another model.
 pub fn check_dimensions(
@@ -184,6 +198,16 @@ mod tests {
 
     fn ids(scored: &[Scored]) -> Vec<&str> {
         scored.iter().map(|s| s.id.as_str()).collect()
+    }
+
+    #[test]
+    fn two_searches_merge_each_item_at_its_nearer_cosine() {
+        let ticket = vec![("a".to_owned(), 0.50), ("b".to_owned(), 0.30)];
+        let rewrite = vec![("b".to_owned(), 0.70), ("c".to_owned(), 0.40)];
+        assert_eq!(
+            nearer_of(ticket, rewrite, 2),
+            vec![("b".to_owned(), 0.70), ("a".to_owned(), 0.50)]
+        );
     }
 
     #[test]

@@ -23,6 +23,10 @@ const NEIGHBOURHOOD: usize = 5;
 pub struct Semantic<'a> {
     pub model: &'a str,
     pub vector: &'a [f32],
+    /// The embedding of the LLM's rewrite of the ticket (see
+    /// [`crate::rewrite`]), searched beside it: an item is as near as the
+    /// nearer of the two.
+    pub rewrite: Option<&'a [f32]>,
     pub fusion: Fusion,
 }
 
@@ -104,7 +108,15 @@ pub async fn ranked(
 ) -> Result<Vec<Ranked>, SourceError> {
     let stored = embeddings::load(client, tenant, corpus, semantic.model).await?;
     fusion::check_dimensions(semantic.vector, &stored).map_err(SourceError::Failed)?;
-    let nearest = fusion::nearest(semantic.vector, &stored, CANDIDATES);
+    let mut nearest = fusion::nearest(semantic.vector, &stored, CANDIDATES);
+    if let Some(rewrite) = semantic.rewrite {
+        fusion::check_dimensions(rewrite, &stored).map_err(SourceError::Failed)?;
+        nearest = fusion::nearer_of(
+            nearest,
+            fusion::nearest(rewrite, &stored, CANDIDATES),
+            CANDIDATES,
+        );
+    }
     // Words only reorder the candidates meaning found, so only theirs are
     // ranked.
     let ids: Vec<&str> = nearest.iter().map(|(id, _)| id.as_str()).collect();

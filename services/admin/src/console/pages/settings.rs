@@ -36,6 +36,8 @@ pub struct SettingsForm {
     #[serde(default)]
     redact_personal_data: Option<String>,
     #[serde(default)]
+    query_rewrite: Option<String>,
+    #[serde(default)]
     feedback_links: Option<String>,
     #[serde(default)]
     note_visible_to_requester: Option<String>,
@@ -148,6 +150,7 @@ pub async fn save_settings(
         inventory_enabled: form.inventory_enabled.is_some(),
         monitoring_enabled: form.monitoring_enabled.is_some(),
         redact_personal_data: form.redact_personal_data.is_some(),
+        query_rewrite: form.query_rewrite.is_some(),
         feedback_links: form.feedback_links.is_some(),
         note_visible_to_requester: form.note_visible_to_requester.is_some(),
         allow_static_secret: form.allow_static_secret.is_some(),

@@ -1,0 +1,233 @@
+//! The ticket in a technician's terms, by the tenant's own LLM.
+//!
+//! End users write "the VPN kicks me off every hour"; the resolved ticket
+//! says "IPsec phase 2 lifetime mismatch". With `query_rewrite` on (off by
+//! default), the gatherer asks the LLM that writes the tenant's notes for
+//! the ticket's technical terms and searches with them beside the ticket.
+//! The call is small (one line out), made once, without retries, under the
+//! source timeout; its cost is recorded in `context.gathered` and counted
+//! in the tenant's spend like the note's. Whatever goes wrong — no
+//! provider, the budget used up, a failing or slow model, an empty answer —
+//! the searches use the ticket alone and the event says why.
+
+use std::time::{Duration, Instant};
+
+use aia_events::QueryRewrite;
+use aia_llm::budget::{self, Budget};
+use aia_llm::chain::{Chain, RetryPolicy};
+use aia_llm::cost::PriceTable;
+use aia_llm::{Message, Provider};
+use aia_store::{Pool, Tenant};
+
+/// What the model is asked.
+pub const INSTRUCTIONS: &str = "You help search an IT help desk's resolved tickets. \
+The user gives you a new ticket as its requester wrote it. Reply with one line: the \
+technical terms a technician would use for this problem — the component, product or \
+protocol involved, the technical name of the symptom, and its likely causes. At most 25 \
+words, separated by commas. No sentences, no advice, nothing else.";
+
+/// Most tokens the answer may take.
+pub const MAX_TOKENS: u32 = 80;
+
+/// Longest rewrite kept, in characters.
+const MAX_TERMS_CHARS: usize = 300;
+
+/// One call, no retries: a slow answer costs the technician more than the
+/// rewrite saves.
+const ONE_ATTEMPT: RetryPolicy = RetryPolicy {
+    attempts: 1,
+    base_delay: Duration::from_millis(0),
+    max_delay: Duration::from_millis(0),
+};
+
+/// How the gatherer reaches the tenants' LLMs.
+#[derive(Debug, Default)]
+pub struct Rewriter {
+    /// Circuit breakers per provider, as the llm-enhancer keeps its own.
+    pub chain: Chain,
+    /// The deployment's provider, for tenants without their own.
+    pub default_provider: Option<Provider>,
+    pub prices: PriceTable,
+}
+
+/// A rewrite that did not happen, and why.
+fn skipped(because: impl Into<String>) -> QueryRewrite {
+    QueryRewrite {
+        terms: None,
+        skipped_because: Some(because.into()),
+        provider: None,
+        model: None,
+        tokens_in: 0,
+        tokens_out: 0,
+        cost_usd: 0.0,
+        latency_ms: 0,
+    }
+}
+
+impl Rewriter {
+    /// The rewrite of `text` for `tenant`, or `None` when the tenant has
+    /// it off.
+    pub async fn rewrite(
+        &self,
+        db: &Pool,
+        http: &reqwest::Client,
+        tenant: &Tenant,
+        text: &str,
+        timeout: Duration,
+    ) -> Option<QueryRewrite> {
+        let settings = &tenant.settings;
+        if !settings.query_rewrite {
+            return None;
+        }
+        let providers = aia_llm::tenant::providers(tenant, self.default_provider.as_ref());
+        if providers.is_empty() {
+            return Some(skipped("no LLM provider is configured"));
+        }
+        if let Some(budget) = Budget::of(settings) {
+            match spent(db, tenant, settings.llm_budget_period_days).await {
+                Ok(spent) if budget::decide(budget, spent).exceeded => {
+                    return Some(skipped(
+                        "the tenant's LLM budget for this period is used up",
+                    ));
+                }
+                Ok(_) => {}
+                Err(err) => return Some(skipped(format!("the budget could not be read: {err}"))),
+            }
+        }
+        let text = if settings.redact_personal_data {
+            aia_llm::redact::redact(text)
+        } else {
+            text.to_owned()
+        };
+        Some(ask(&self.chain, http, &self.prices, &providers, &text, timeout).await)
+    }
+}
+
+async fn spent(db: &Pool, tenant: &Tenant, period_days: u32) -> Result<f64, String> {
+    let mut client = db.get().await.map_err(|err| err.to_string())?;
+    budget::spent(&mut client, &tenant.tenant_id, period_days)
+        .await
+        .map_err(|err| err.to_string())
+}
+
+/// Asks `providers` in order for the terms of `text` (already redacted as
+/// the tenant wants), within `timeout`. Also what `aiagents eval-retrieval
+/// --llm-url` measures.
+pub async fn ask(
+    chain: &Chain,
+    http: &reqwest::Client,
+    prices: &PriceTable,
+    providers: &[Provider],
+    text: &str,
+    timeout: Duration,
+) -> QueryRewrite {
+    let started = Instant::now();
+    let ticket: String = text.chars().take(2000).collect();
+    let messages = [Message::system(INSTRUCTIONS), Message::user(ticket)];
+    let answer = tokio::time::timeout(
+        timeout,
+        chain.complete(http, providers, &messages, MAX_TOKENS, ONE_ATTEMPT),
+    )
+    .await;
+    let latency_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
+    let mut rewrite = match answer {
+        Err(_) => skipped(format!(
+            "the LLM did not answer within {} ms",
+            timeout.as_millis()
+        )),
+        Ok(Err(failure)) => skipped(failure.to_string()),
+        Ok(Ok(success)) => {
+            let completion = success.completion;
+            let terms = terms(&completion.content);
+            QueryRewrite {
+                skipped_because: terms.is_none().then(|| "the LLM gave no terms".to_owned()),
+                terms,
+                provider: Some(providers[success.provider].name.clone()),
+                cost_usd: prices.cost(
+                    &completion.model,
+                    completion.tokens_in,
+                    completion.tokens_out,
+                ),
+                model: Some(completion.model),
+                tokens_in: completion.tokens_in,
+                tokens_out: completion.tokens_out,
+                latency_ms: 0,
+            }
+        }
+    };
+    rewrite.latency_ms = latency_ms;
+    rewrite
+}
+
+/// The answer as one line of terms: fences, bullets and numbering dropped,
+/// lines joined with commas, cut at a word boundary. `None` when nothing
+/// is left.
+pub fn terms(answer: &str) -> Option<String> {
+    let joined = answer
+        .lines()
+        .map(|line| {
+            let line = line
+                .trim()
+                .trim_start_matches("```")
+                .trim_start_matches(['-', '*', '•', '#'])
+                .trim_start();
+            // "2. SA lifetime" is numbering; "2FA prompt" is a term.
+            let digits = line.len() - line.trim_start_matches(|c: char| c.is_ascii_digit()).len();
+            let line = match line[digits..].strip_prefix(['.', ')']) {
+                Some(rest) if digits > 0 => rest,
+                _ => line,
+            };
+            line.trim().trim_end_matches(['.', ',', ';']).trim_end()
+        })
+        .filter(|line| !line.is_empty())
+        .collect::<Vec<_>>()
+        .join(", ");
+    let mut terms = String::new();
+    for word in joined.split_whitespace() {
+        if terms.chars().count() + word.chars().count() + 1 > MAX_TERMS_CHARS {
+            break;
+        }
+        if !terms.is_empty() {
+            terms.push(' ');
+        }
+        terms.push_str(word);
+    }
+    let terms = terms.trim_end_matches([',', ' ', '.']).to_owned();
+    (!terms.is_empty()).then_some(terms)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_one_line_answer_is_kept_as_it_is() {
+        assert_eq!(
+            terms("IPsec, phase 2 lifetime mismatch, rekey, VPN tunnel drop").as_deref(),
+            Some("IPsec, phase 2 lifetime mismatch, rekey, VPN tunnel drop")
+        );
+    }
+
+    #[test]
+    fn bullets_numbering_and_fences_are_dropped_and_lines_joined() {
+        assert_eq!(
+            terms("```\n- IPsec\n2. SA lifetime\n* rekey.\n3) 2FA prompt\n```").as_deref(),
+            Some("IPsec, SA lifetime, rekey, 2FA prompt")
+        );
+    }
+
+    #[test]
+    fn an_empty_or_blank_answer_gives_no_terms() {
+        assert_eq!(terms(""), None);
+        assert_eq!(terms("```\n\n```"), None);
+        assert_eq!(terms(" - \n * "), None);
+    }
+
+    #[test]
+    fn a_long_answer_is_cut_at_a_word_boundary() {
+        let long = "kerberos ".repeat(100);
+        let cut = terms(&long).expect("terms");
+        assert!(cut.chars().count() <= MAX_TERMS_CHARS);
+        assert!(cut.split(' ').all(|word| word == "kerberos"));
+    }
+}

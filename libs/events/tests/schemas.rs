@@ -170,15 +170,45 @@ fn enhancement_generated_v1_events_upcast_to_v2() {
 /// A context gathered before similar tickets said why they matched still
 /// reads, with `matched_by` unknown.
 #[test]
-fn context_gathered_v1_events_upcast_to_v2() {
+fn older_context_gathered_events_upcast_to_v3() {
     let event = examples::all()
         .into_iter()
         .find(|event| {
             matches!(&event.payload, aia_events::Payload::ContextGathered(context)
-                if !context.similar_tickets.is_empty())
+                if !context.similar_tickets.is_empty() && context.query_rewrite.is_some())
         })
         .unwrap();
-    let mut v1: Value = serde_json::from_slice(&event.to_json()).unwrap();
+    let written: Value = serde_json::from_slice(&event.to_json()).unwrap();
+    assert_eq!(written["schema_version"], 3, "today's code writes v3");
+    assert_eq!(
+        written["payload"]["similar_tickets"][0]["matched_by"],
+        "both"
+    );
+    assert!(written["payload"]["query_rewrite"]["terms"].is_string());
+
+    // v2: no query_rewrite.
+    let mut v2 = written.clone();
+    v2["schema_version"] = serde_json::json!(2);
+    v2["payload"]
+        .as_object_mut()
+        .unwrap()
+        .remove("query_rewrite");
+    assert!(
+        validate(&v2).is_ok(),
+        "the v2 sample must match the v2 schema"
+    );
+    let decoded = Event::from_json(&serde_json::to_vec(&v2).unwrap()).unwrap();
+    let aia_events::Payload::ContextGathered(payload) = decoded.payload else {
+        panic!()
+    };
+    assert_eq!(payload.query_rewrite, None);
+    assert_eq!(
+        payload.similar_tickets[0].matched_by,
+        Some(aia_events::MatchedBy::Both)
+    );
+
+    // v1: nor why a ticket matched.
+    let mut v1 = v2;
     v1["schema_version"] = serde_json::json!(1);
     for ticket in v1["payload"]["similar_tickets"].as_array_mut().unwrap() {
         ticket.as_object_mut().unwrap().remove("matched_by");
@@ -192,10 +222,5 @@ fn context_gathered_v1_events_upcast_to_v2() {
         panic!()
     };
     assert_eq!(payload.similar_tickets[0].matched_by, None);
-    let written: Value = serde_json::from_slice(&event.to_json()).unwrap();
-    assert_eq!(written["schema_version"], 2, "today's code writes v2");
-    assert_eq!(
-        written["payload"]["similar_tickets"][0]["matched_by"],
-        "both"
-    );
+    assert_eq!(payload.query_rewrite, None);
 }

@@ -38,11 +38,18 @@ pub async fn connect(
     url: &str,
     client_name: &str,
 ) -> Result<(async_nats::Client, JetStream), async_nats::ConnectError> {
+    // A cluster is named by several URLs, comma-separated; the client
+    // connects to one and moves to another when it leaves.
+    let servers: Vec<&str> = url
+        .split(',')
+        .map(str::trim)
+        .filter(|server| !server.is_empty())
+        .collect();
     let client = async_nats::ConnectOptions::new()
         .name(client_name)
         .retry_on_initial_connect()
         .connection_timeout(Duration::from_secs(5))
-        .connect(url)
+        .connect(servers.as_slice())
         .await?;
     let mut jetstream = async_nats::jetstream::new(client.clone());
     jetstream.set_timeout(Duration::from_secs(5));

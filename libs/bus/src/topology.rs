@@ -49,6 +49,35 @@ pub enum TopologyError {
         window_secs: u64,
         accepted_secs: u64,
     },
+    #[error(
+        "{replicas} replicas need a JetStream cluster of at least {replicas} servers, but the NATS server at this address is not clustered: apply without --replicas (or with 1) here, or point AI_AGENTS_NATS_URL at the cluster"
+    )]
+    NotClustered { replicas: usize },
+    #[error(
+        "{replicas} replicas need at least {replicas} servers, but the cluster announces {servers}"
+    )]
+    TooFewServers { replicas: usize, servers: usize },
+}
+
+/// Refuses `replicas` the server cannot hold: more than one on a server
+/// outside a cluster, or more than the cluster's servers.
+pub fn check_replicas(
+    server: &async_nats::ServerInfo,
+    replicas: usize,
+) -> Result<(), TopologyError> {
+    if replicas <= 1 {
+        return Ok(());
+    }
+    if server.cluster.is_none() {
+        return Err(TopologyError::NotClustered { replicas });
+    }
+    // The servers a clustered server announces to clients, itself
+    // included; empty when the cluster does not advertise them.
+    let servers = server.connect_urls.len();
+    if servers > 0 && servers < replicas {
+        return Err(TopologyError::TooFewServers { replicas, servers });
+    }
+    Ok(())
 }
 
 /// One field whose value on the server differs from the file.
@@ -163,12 +192,17 @@ impl Topology {
         Ok(())
     }
 
-    /// The same definitions with the stream replicated `replicas` times
-    /// (a clustered production server runs 3; the files say 1). Consumers
-    /// follow their stream's replication.
+    /// The same definitions with the stream and every consumer replicated
+    /// `replicas` times (a clustered production server runs 3; the files
+    /// say 1). Consumers name their replicas explicitly so that a consumer
+    /// left at another count is reported as drift.
     pub fn with_replicas(mut self, replicas: usize) -> Self {
         self.stream.0["num_replicas"] = Value::from(replicas);
         self.stream.1.num_replicas = replicas;
+        for (raw, config) in &mut self.consumers {
+            raw["num_replicas"] = Value::from(replicas);
+            config.num_replicas = replicas;
+        }
         self
     }
 

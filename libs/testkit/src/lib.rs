@@ -6,8 +6,10 @@
 //! which `just test` runs). Nothing binds a fixed port, so tests run in
 //! parallel under `cargo nextest`.
 
+mod nats_cluster;
 mod otlp;
 mod pg;
+pub use nats_cluster::NatsCluster;
 pub use otlp::{OtlpReceiver, ReceivedSpan};
 pub use pg::PgCluster;
 

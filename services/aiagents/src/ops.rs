@@ -32,12 +32,16 @@ pub async fn apply_nats_replicated(
     nats_url: &str,
     replicas: Option<usize>,
 ) -> anyhow::Result<Vec<Applied>> {
-    let (_client, jetstream) = aia_bus::connect(nats_url, "aiagents-cli")
+    let (client, jetstream) = aia_bus::connect(nats_url, "aiagents-cli")
         .await
         .context("connecting to NATS")?;
     let mut topology = Topology::builtin()?;
     if let Some(replicas) = replicas {
         anyhow::ensure!((1..=5).contains(&replicas), "replicas must be 1 to 5");
+        // The client connects in the background; the server's INFO is
+        // known once a round trip has been made.
+        client.flush().await.context("reaching NATS")?;
+        aia_bus::topology::check_replicas(&client.server_info(), replicas)?;
         topology = topology.with_replicas(replicas);
     }
     Ok(topology.apply(&jetstream).await?)

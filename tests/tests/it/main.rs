@@ -2,6 +2,7 @@
 //! one test binary (linking the whole workspace once), one module per area.
 
 mod admin_api;
+mod cluster;
 mod console;
 mod console_browser;
 mod console_pipeline;

@@ -6,7 +6,8 @@ use super::env;
 pub enum Command {
     /// Create or update the stream and consumers; report what changed.
     Apply {
-        /// Replicate the stream (3 on a clustered server; default: as in nats/stream.json).
+        /// Replicate the stream and every consumer (3 on a three-node cluster;
+        /// refused beyond the cluster's size; default: as in nats/).
         #[arg(long, env = "AI_AGENTS_NATS_REPLICAS")]
         replicas: Option<usize>,
     },

@@ -11,7 +11,7 @@ mod otlp;
 mod pg;
 pub use nats_cluster::NatsCluster;
 pub use otlp::{OtlpReceiver, ReceivedSpan};
-pub use pg::PgCluster;
+pub use pg::{PgCluster, failover_url as pg_failover_url};
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};

@@ -43,26 +43,48 @@ fn run(command: &mut Command, what: &str) {
     );
 }
 
+/// A temporary directory the server's user owns.
+fn cluster_dir() -> tempfile::TempDir {
+    let dir = tempfile::Builder::new()
+        .prefix("aiagents-pg-")
+        .tempdir()
+        .expect("temporary directory");
+    if is_root() {
+        run(
+            Command::new("chown").args(["nobody"]).arg(dir.path()),
+            "chown the cluster directory",
+        );
+    }
+    dir
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// One URL naming every server in `clusters`, in order, for `role`, that
+/// connects only to the one taking writes (`target_session_attrs=read-write`):
+/// what services are given for a primary with a standby.
+pub fn failover_url(role: &str, clusters: &[&PgCluster]) -> String {
+    let hosts = clusters
+        .iter()
+        .map(|cluster| format!("127.0.0.1:{}", cluster.port))
+        .collect::<Vec<_>>()
+        .join(",");
+    format!("postgres://{role}@{hosts}/aiagents?target_session_attrs=read-write")
+}
+
 impl PgCluster {
     pub async fn start() -> Self {
         let bindir = PathBuf::from(aia_config::optional("PG_BINDIR").expect(
             "AI_AGENTS_PG_BINDIR is not set: run the tests with `./dev test`, which installs PostgreSQL",
         ));
-        let dir = tempfile::Builder::new()
-            .prefix("aiagents-pg-")
-            .tempdir()
-            .expect("temporary directory");
-        if is_root() {
-            run(
-                Command::new("chown").args(["nobody"]).arg(dir.path()),
-                "chown the cluster directory",
-            );
-        }
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
+        let dir = cluster_dir();
+        let port = free_port();
         run(
             as_pg_user(&bindir.join("initdb"))
                 .arg("-D")
@@ -123,6 +145,49 @@ impl PgCluster {
                 .args(["-m", mode, "-w", "stop"]),
             "pg_ctl stop",
         );
+    }
+
+    /// A streaming standby of this cluster (`pg_basebackup -R`: it follows
+    /// the primary's WAL and is read-only until promoted), started on a port
+    /// of its own.
+    pub fn standby(&self) -> Self {
+        let dir = cluster_dir();
+        let port = free_port();
+        run(
+            as_pg_user(&self.bindir.join("pg_basebackup"))
+                .args(["-h", "127.0.0.1", "-p", &self.port.to_string()])
+                .args(["-U", "aiagents", "-D"])
+                .arg(dir.path().join("data"))
+                .args(["-R", "-X", "stream", "--no-sync", "-c", "fast"]),
+            "pg_basebackup",
+        );
+        let standby = Self {
+            dir,
+            bindir: self.bindir.clone(),
+            port,
+        };
+        standby.start_server();
+        standby
+    }
+
+    /// Kills the server as a crash would (`pg_ctl -m immediate`).
+    pub fn kill(&self) {
+        self.stop_server("immediate");
+    }
+
+    /// Promotes a standby: it leaves recovery and takes writes.
+    pub fn promote(&self) {
+        run(
+            as_pg_user(&self.bindir.join("pg_ctl"))
+                .arg("-D")
+                .arg(self.dir.path().join("data"))
+                .args(["-w", "promote"]),
+            "pg_ctl promote",
+        );
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
     }
 
     /// Stops the server (fast: connections are cut) and starts it again on

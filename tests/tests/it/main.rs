@@ -22,6 +22,7 @@ mod ingress_security;
 mod llm;
 mod observability_config;
 mod outbound;
+mod pg_failover;
 mod pipeline;
 mod projector;
 mod query_rewrite;

@@ -1,0 +1,93 @@
+//! PostgreSQL with a streaming standby (`aia_testkit::PgCluster::standby`):
+//! a pool given both servers with `target_session_attrs=read-write`, as
+//! services are configured for a primary that fails over, never writes to
+//! the read-only standby, and writes to it once it is promoted, with every
+//! row the standby had replayed.
+
+use std::time::Duration;
+
+use aia_testkit::{PgCluster, eventually, pg_failover_url};
+
+async fn count(pool: &aia_store::Pool) -> Option<i64> {
+    let client = pool.get().await.ok()?;
+    let row = client
+        .query_one("select count(*) from failover_probe", &[])
+        .await
+        .ok()?;
+    Some(row.get(0))
+}
+
+#[tokio::test]
+async fn a_pool_given_both_servers_moves_to_the_promoted_standby_with_what_it_replayed() {
+    let primary = PgCluster::start().await;
+    let standby = primary.standby();
+    let url = pg_failover_url("aiagents", &[&primary, &standby]);
+    let pool = aia_store::pool(&url, 2).unwrap();
+    {
+        let client = pool.get().await.unwrap();
+        client
+            .batch_execute(
+                "create table failover_probe (n int primary key);
+                 insert into failover_probe select generate_series(1, 100);",
+            )
+            .await
+            .unwrap();
+    }
+    // The standby has replayed the rows (asynchronous replication: only
+    // what it has replayed survives the primary's death).
+    let on_standby = aia_store::pool(
+        &format!("postgres://aiagents@127.0.0.1:{}/aiagents", standby.port()),
+        1,
+    )
+    .unwrap();
+    eventually(
+        "the standby replays the rows",
+        Duration::from_secs(30),
+        || {
+            let on_standby = on_standby.clone();
+            async move { (count(&on_standby).await == Some(100)).then_some(()) }
+        },
+    )
+    .await;
+    let read_only = on_standby
+        .get()
+        .await
+        .unwrap()
+        .batch_execute("insert into failover_probe values (0)")
+        .await;
+    assert!(read_only.is_err(), "a standby takes no writes");
+
+    primary.kill();
+    // Until the standby is promoted there is no server taking writes, and
+    // the pool does not settle for the read-only one.
+    let refused = match pool.get().await {
+        Ok(client) => client
+            .batch_execute("insert into failover_probe values (101)")
+            .await
+            .is_err(),
+        Err(_) => true,
+    };
+    assert!(refused, "nothing is written while no server takes writes");
+
+    standby.promote();
+    let written = eventually(
+        "the pool writes to the promoted standby",
+        Duration::from_secs(30),
+        || {
+            let pool = pool.clone();
+            async move {
+                let client = pool.get().await.ok()?;
+                client
+                    .execute(
+                        "insert into failover_probe values (101) on conflict do nothing",
+                        &[],
+                    )
+                    .await
+                    .ok()
+            }
+        },
+    )
+    .await;
+    assert_eq!(written, 1);
+    assert_eq!(count(&pool).await, Some(101));
+}

@@ -8,10 +8,6 @@ use std::time::{Duration, Instant};
 
 use crate::spawn_nats;
 
-/// How many nodes the cluster has: the least that keeps a quorum when one
-/// leaves.
-pub const NODES: usize = 3;
-
 /// A JetStream cluster; every node killed when dropped.
 pub struct NatsCluster {
     nodes: Vec<Node>,
@@ -36,10 +32,14 @@ fn free_ports(n: usize) -> Vec<u16> {
 }
 
 impl NatsCluster {
+    /// How many nodes the cluster has: the least that keeps a quorum when
+    /// one leaves.
+    pub const NODES: usize = 3;
+
     /// Starts the three nodes and waits until JetStream has a meta leader.
     pub async fn start() -> Self {
-        let ports = free_ports(2 * NODES);
-        let (clients, routes) = ports.split_at(NODES);
+        let ports = free_ports(2 * Self::NODES);
+        let (clients, routes) = ports.split_at(Self::NODES);
         let route_urls = routes
             .iter()
             .map(|port| format!("nats-route://127.0.0.1:{port}"))
@@ -75,7 +75,7 @@ impl NatsCluster {
     /// Every node's client URL, comma-separated, as services take
     /// `AI_AGENTS_NATS_URL` for a cluster.
     pub fn urls(&self) -> String {
-        (0..NODES)
+        (0..Self::NODES)
             .map(|index| self.url(index))
             .collect::<Vec<_>>()
             .join(",")
@@ -97,7 +97,7 @@ impl NatsCluster {
         name.strip_prefix('n')?
             .parse()
             .ok()
-            .filter(|index| *index < NODES)
+            .filter(|index| *index < Self::NODES)
     }
 
     /// Kills one node with SIGKILL, as a crash would.
@@ -126,7 +126,7 @@ impl NatsCluster {
     pub async fn wait_for_jetstream(&self, timeout: Duration) {
         let deadline = Instant::now() + timeout;
         loop {
-            for index in (0..NODES).filter(|index| self.is_up(*index)) {
+            for index in (0..Self::NODES).filter(|index| self.is_up(*index)) {
                 if let Ok(client) = async_nats::connect(self.url(index)).await {
                     let jetstream = async_nats::jetstream::new(client);
                     if jetstream.query_account().await.is_ok() {
@@ -145,7 +145,7 @@ impl NatsCluster {
 
 impl Drop for NatsCluster {
     fn drop(&mut self) {
-        for index in 0..NODES {
+        for index in 0..Self::NODES {
             self.kill(index);
         }
     }

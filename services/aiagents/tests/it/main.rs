@@ -3,6 +3,7 @@
 
 mod chaos;
 mod cli;
+mod cluster_failover;
 mod import;
 mod replay;
 mod scaling;

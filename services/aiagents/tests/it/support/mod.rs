@@ -5,6 +5,9 @@ use std::net::SocketAddr;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
+mod settled;
+pub use settled::assert_settled;
+
 pub struct Instance {
     pub service: &'static str,
     pub child: Child,

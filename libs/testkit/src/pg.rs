@@ -147,10 +147,13 @@ impl PgCluster {
         );
     }
 
-    /// A streaming standby of this cluster (`pg_basebackup -R`: it follows
-    /// the primary's WAL and is read-only until promoted), started on a port
-    /// of its own.
-    pub fn standby(&self) -> Self {
+    /// A synchronous streaming standby of this cluster (`pg_basebackup
+    /// -R`: it follows the primary's WAL and is read-only until promoted),
+    /// started on a port of its own. Once it streams, the primary commits
+    /// only what the standby has flushed (`synchronous_standby_names`), so a
+    /// failover loses no acknowledged commit — what a projection whose
+    /// events are acknowledged after commit needs.
+    pub async fn standby(&self) -> Self {
         let dir = cluster_dir();
         let port = free_port();
         run(
@@ -167,6 +170,41 @@ impl PgCluster {
             port,
         };
         standby.start_server();
+        let (primary, connection) =
+            tokio_postgres::connect(&self.owner_url(), tokio_postgres::NoTls)
+                .await
+                .expect("connect to the primary");
+        tokio::spawn(connection);
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        loop {
+            let streaming: i64 = primary
+                .query_one(
+                    "select count(*) from pg_stat_replication where state = 'streaming'",
+                    &[],
+                )
+                .await
+                .expect("read pg_stat_replication")
+                .get(0);
+            if streaming > 0 {
+                break;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the standby did not stream within 30 s"
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+        // Two statements, two round trips: a multi-statement batch is one
+        // implicit transaction, and ALTER SYSTEM refuses to run in one.
+        for statement in [
+            "alter system set synchronous_standby_names = '*'",
+            "select pg_reload_conf()",
+        ] {
+            primary
+                .batch_execute(statement)
+                .await
+                .expect("make the standby synchronous");
+        }
         standby
     }
 

@@ -20,7 +20,7 @@ async fn count(pool: &aia_store::Pool) -> Option<i64> {
 #[tokio::test]
 async fn a_pool_given_both_servers_moves_to_the_promoted_standby_with_what_it_replayed() {
     let primary = PgCluster::start().await;
-    let standby = primary.standby();
+    let standby = primary.standby().await;
     let url = pg_failover_url("aiagents", &[&primary, &standby]);
     let pool = aia_store::pool(&url, 2).unwrap();
     {
@@ -33,8 +33,8 @@ async fn a_pool_given_both_servers_moves_to_the_promoted_standby_with_what_it_re
             .await
             .unwrap();
     }
-    // The standby has replayed the rows (asynchronous replication: only
-    // what it has replayed survives the primary's death).
+    // The standby has replayed the rows (it is synchronous: every commit
+    // is flushed there before the primary answers).
     let on_standby = aia_store::pool(
         &format!("postgres://aiagents@127.0.0.1:{}/aiagents", standby.port()),
         1,

@@ -135,19 +135,8 @@ async fn kills_restarts_and_failing_saas_lose_no_ticket_and_double_no_note() {
                     .lock()
                     .unwrap()
                     .insert(query.ticket_id.clone(), Instant::now());
-                loop {
-                    match webhook::send_servicedesk(
-                        &http,
-                        &ingress_url,
-                        &secrets[n % n_tenants],
-                        body.clone(),
-                    )
-                    .await
-                    {
-                        Ok((202, _)) => break,
-                        _ => tokio::time::sleep(Duration::from_millis(250)).await,
-                    }
-                }
+                support::send_until_accepted(&http, &ingress_url, &secrets[n % n_tenants], body)
+                    .await;
             }
         })
     };

@@ -15,7 +15,7 @@ use aia_store::Keyring;
 use aia_testkit::{NatsCluster, PgCluster};
 use aiagents::dataset::Query;
 use aiagents::{ops, webhook};
-use support::{Servers, add_tenants, spawn, start_ingress};
+use support::{Servers, add_tenants, send_until_accepted, spawn, start_ingress};
 
 use crate::support;
 
@@ -120,19 +120,7 @@ async fn a_cluster_losing_leaders_and_nodes_under_load_loses_no_ticket_and_doubl
             relevant: vec![],
         };
         let body = webhook::servicedesk_body(&query);
-        loop {
-            match webhook::send_servicedesk(
-                &http,
-                &ingress.url,
-                secrets[tenant].expose(),
-                body.clone(),
-            )
-            .await
-            {
-                Ok((202, _)) => break,
-                _ => tokio::time::sleep(Duration::from_millis(250)).await,
-            }
-        }
+        send_until_accepted(&http, &ingress.url, secrets[tenant].expose(), body).await;
     }
     assert!(leader_killed.is_some() && rolled);
     // Away longer than any consumer's ack wait (15 s at most), then back.

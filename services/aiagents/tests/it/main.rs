@@ -4,6 +4,7 @@
 mod chaos;
 mod cli;
 mod cluster_failover;
+mod db_failover;
 mod import;
 mod replay;
 mod scaling;

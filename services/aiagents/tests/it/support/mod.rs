@@ -140,3 +140,20 @@ pub async fn start_ingress(nats_url: &str, database_url: &str, keys: &str) -> In
     ));
     Ingress { url, stop, task }
 }
+
+/// Sends one ServiceDesk Plus webhook until the ingress takes it (a 503
+/// while NATS or PostgreSQL is away; the same body is the same delivery,
+/// so a retry is never a second ticket).
+pub async fn send_until_accepted(
+    http: &reqwest::Client,
+    ingress_url: &str,
+    secret: &str,
+    body: Vec<u8>,
+) {
+    loop {
+        match aiagents::webhook::send_servicedesk(http, ingress_url, secret, body.clone()).await {
+            Ok((202, _)) => return,
+            _ => tokio::time::sleep(Duration::from_millis(250)).await,
+        }
+    }
+}

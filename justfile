@@ -86,6 +86,16 @@ bench-pipeline N="3000" SECONDS="30":
     source "$(scripts/stack.sh up bench)"
     scripts/bench-pipeline.sh {{N}} {{SECONDS}}
 
+# The pipeline's rate on a three-node JetStream cluster with 1, 2 and 3 release processes per stage.
+bench-scale TICKETS="3000" INSTANCES="1,2,3":
+    #!/usr/bin/env bash
+    set -euo pipefail
+    trap 'scripts/stack.sh down bench' EXIT
+    source "$(scripts/stack.sh up bench)"
+    cargo build -q --release -p aiagents -p aia-bench
+    RUST_LOG=error target/release/aia-bench scale --tickets {{TICKETS}} --instances {{INSTANCES}} \
+      --aiagents-bin target/release/aiagents
+
 # The full chaos proof: 10,000 tickets, 20 tenants, kills and restarts (a small one runs in `test`).
 chaos TICKETS="10000" TENANTS="20":
     #!/usr/bin/env bash
@@ -94,6 +104,18 @@ chaos TICKETS="10000" TENANTS="20":
     source "$(scripts/stack.sh up chaos)"
     AI_AGENTS_CHAOS_TICKETS={{TICKETS}} AI_AGENTS_CHAOS_TENANTS={{TENANTS}} \
       cargo nextest run -p aiagents --test it -E "test(chaos::)" --no-capture --final-status-level pass
+
+# The same proof on a three-node JetStream cluster (R3) and a PostgreSQL primary with a synchronous
+# standby: stage SIGKILLs every second, a leader node SIGKILLed every LEADER_EVERY seconds, one
+# database failover halfway (a small one runs in `test`).
+chaos-cluster TICKETS="10000" TENANTS="20" LEADER_EVERY="60":
+    #!/usr/bin/env bash
+    set -euo pipefail
+    trap 'scripts/stack.sh down chaos' EXIT
+    source "$(scripts/stack.sh up chaos)"
+    AI_AGENTS_CHAOS_TICKETS={{TICKETS}} AI_AGENTS_CHAOS_TENANTS={{TENANTS}} \
+    AI_AGENTS_CHAOS_LEADER_EVERY_SECS={{LEADER_EVERY}} \
+      cargo nextest run -p aiagents --test it -E "test(chaos_cluster::)" --no-capture --final-status-level pass
 
 # Similar-ticket search latency at 1,000,000 tickets / 1,000 tenants, and the context stage's throughput.
 # The admin console's pages on 1,000,000 enhancement rows across 1,000 tenants.

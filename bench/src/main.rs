@@ -9,10 +9,14 @@
 //! `sync_interval: always`.
 //!
 //! `aia-bench console`: the admin console's pages on a large history.
+//!
+//! `aia-bench scale`: the pipeline's rate on a three-node cluster with 1, 2
+//! and 3 instances of every stage.
 
 mod console_bench;
 mod ingress_bench;
 mod rebuild_bench;
+mod scale_bench;
 mod search_bench;
 mod semantic_bench;
 
@@ -70,6 +74,17 @@ enum Command {
         #[arg(long, default_value_t = 20)]
         samples: usize,
     },
+    /// Tickets/s through the pipeline on a three-node cluster with 1, 2, 3 instances per stage.
+    Scale {
+        #[arg(long, default_value_t = 3_000)]
+        tickets: usize,
+        /// Instances of every stage, one run each, comma-separated.
+        #[arg(long, value_delimiter = ',', default_value = "1,2,3")]
+        instances: Vec<usize>,
+        /// The `aiagents` binary the stages run from (a release build).
+        #[arg(long)]
+        aiagents_bin: std::path::PathBuf,
+    },
     /// Rebuild throughput of the projections from a generated stream.
     Rebuild {
         /// Events to generate (runs of four events across 1,000 tenants).
@@ -87,6 +102,11 @@ fn main() -> anyhow::Result<()> {
             concurrency,
         } => ingress_bench::run(seconds, &concurrency),
         Command::Rebuild { events } => rebuild_bench::run(events),
+        Command::Scale {
+            tickets,
+            instances,
+            aiagents_bin,
+        } => scale_bench::run(tickets, &instances, &aiagents_bin),
         Command::Console {
             runs,
             tenants,

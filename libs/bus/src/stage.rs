@@ -17,7 +17,7 @@ use aia_events::{Event, FromPayload};
 use aia_store::parking::{Hold, tenant_for};
 use aia_store::{StoreError, Tenant, TenantCache};
 use async_nats::jetstream::AckKind;
-use async_nats::jetstream::consumer::PullConsumer;
+use async_nats::jetstream::consumer::{PullConsumer, pull};
 use futures::StreamExt;
 use rand::Rng;
 use tokio::sync::Semaphore;
@@ -273,12 +273,7 @@ pub async fn run_stage<H: Handler>(
         durable: config.durable.clone(),
         reason: err.to_string(),
     };
-    let stream = jetstream
-        .get_stream(STREAM)
-        .await
-        .map_err(|err| consumer_error(&err))?;
-    let consumer: PullConsumer = stream
-        .get_consumer(&config.durable)
+    let (_, consumer) = find_consumer(&jetstream, &config.durable)
         .await
         .map_err(|err| consumer_error(&err))?;
     let consumer_config = &consumer.cached_info().config;
@@ -364,6 +359,56 @@ pub async fn run_stage<H: Handler>(
     }
     tracing::info!(stage = config.stage, "Stage stopped");
     Ok(())
+}
+
+/// How long a starting stage waits for its consumer to answer: on a
+/// cluster, a stage started while the stream or its consumer elects a
+/// leader gets no answer for a few seconds, and must not exit for that.
+const CONSUMER_WAIT: Duration = Duration::from_secs(60);
+
+/// The stream and a stage's durable consumer. A stream or consumer that
+/// does not exist fails at once (the topology was never applied); no
+/// answer, or an answer without a leader, is waited out for up to
+/// [`CONSUMER_WAIT`].
+pub async fn find_consumer(
+    jetstream: &JetStream,
+    durable: &str,
+) -> Result<(async_nats::jetstream::stream::Stream, PullConsumer), async_nats::Error> {
+    use async_nats::jetstream::context::GetStreamErrorKind;
+    use async_nats::jetstream::stream::{ConsumerError, ConsumerErrorKind};
+    use async_nats::jetstream::{ErrorCode, context::GetStreamError};
+
+    let deadline = tokio::time::Instant::now() + CONSUMER_WAIT;
+    loop {
+        let found = match jetstream.get_stream(STREAM).await {
+            Ok(stream) => match stream.get_consumer::<pull::Config>(durable).await {
+                Ok(consumer) => Ok((stream, consumer)),
+                Err(err) => Err(err),
+            },
+            Err(err) => Err(err.into()),
+        };
+        let err = match found {
+            Ok(found) => return Ok(found),
+            Err(err) => err,
+        };
+        let missing = match (
+            err.downcast_ref::<GetStreamError>().map(|e| e.kind()),
+            err.downcast_ref::<ConsumerError>().map(|e| e.kind()),
+        ) {
+            (Some(GetStreamErrorKind::JetStream(e)), _) => {
+                e.error_code() == ErrorCode::STREAM_NOT_FOUND
+            }
+            (_, Some(ConsumerErrorKind::JetStream(e))) => {
+                e.error_code() == ErrorCode::CONSUMER_NOT_FOUND
+            }
+            _ => false,
+        };
+        if missing || tokio::time::Instant::now() >= deadline {
+            return Err(err);
+        }
+        tracing::warn!(durable, error = %err, "Consumer not answering yet; waiting");
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
 }
 
 struct Limits {

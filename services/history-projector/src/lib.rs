@@ -18,12 +18,10 @@ pub mod rows;
 use std::future::Future;
 use std::time::Duration;
 
-use aia_bus::STREAM;
 use aia_events::{Event, Stage};
 use aia_store::Pool;
 use anyhow::Context as _;
 use async_nats::jetstream::AckKind;
-use async_nats::jetstream::consumer::PullConsumer;
 use futures::StreamExt;
 use tracing::Instrument;
 
@@ -38,15 +36,12 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> anyhow::
     let (client, jetstream) = aia_bus::connect(&config.nats_url, Stage::HistoryProjector.as_str())
         .await
         .context("connecting to NATS")?;
-    let consumer: PullConsumer = jetstream
-        .get_stream(STREAM)
-        .await
-        .context("stream TICKETS (run `aiagents nats apply`)")?
-        .get_consumer(Stage::HistoryProjector.as_str())
-        .await
-        .map_err(|err| {
-            anyhow::anyhow!("consumer history-projector (run `aiagents nats apply`): {err}")
-        })?;
+    let (stream, consumer) =
+        aia_bus::stage::find_consumer(&jetstream, Stage::HistoryProjector.as_str())
+            .await
+            .map_err(|err| {
+                anyhow::anyhow!("consumer history-projector (run `aiagents nats apply`): {err}")
+            })?;
     let registry = config.registry.clone();
     let metrics = metrics::ProjectorMetrics::register(
         &registry,
@@ -57,12 +52,7 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> anyhow::
     let metrics_server = config
         .metrics_addr
         .map(|addr| aia_telemetry::metrics::spawn_server(addr, registry.clone()));
-    let gaps = StreamGaps {
-        stream: jetstream
-            .get_stream(STREAM)
-            .await
-            .context("stream TICKETS")?,
-    };
+    let gaps = StreamGaps { stream };
     let mut messages = consumer
         .stream()
         .max_messages_per_batch(256)

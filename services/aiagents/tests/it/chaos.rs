@@ -11,25 +11,16 @@
 //! (`AI_AGENTS_CHAOS_TICKETS=10000 AI_AGENTS_CHAOS_TENANTS=20`) and prints
 //! its figures.
 
-use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 use aia_standins::llm::{Behaviour, LlmStandIn};
 use aia_standins::servicedesk::ServiceDeskStandIn;
 use aia_store::Keyring;
 use aia_testkit::{NatsServer, PgCluster};
-use aiagents::dataset::Query;
-use aiagents::{ops, webhook};
-use support::{Instance, Servers, add_tenants, signal, spawn, start_ingress};
+use aiagents::ops;
+use support::{Instance, Servers, add_tenants, load, spawn, start_ingress};
 
 use crate::support;
-
-fn setting(name: &str, default: usize) -> usize {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
 
 const SERVICES: [&str; 4] = [
     "context-gatherer",
@@ -38,15 +29,11 @@ const SERVICES: [&str; 4] = [
     "history-projector",
 ];
 
-fn percentile(sorted: &[f64], q: f64) -> f64 {
-    sorted[((sorted.len() as f64 * q) as usize).min(sorted.len() - 1)]
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kills_restarts_and_failing_saas_lose_no_ticket_and_double_no_note() {
     let _ = rustls::crypto::ring::default_provider().install_default();
-    let tickets = setting("AI_AGENTS_CHAOS_TICKETS", 200);
-    let n_tenants = setting("AI_AGENTS_CHAOS_TENANTS", 4);
+    let tickets = load::setting("AI_AGENTS_CHAOS_TICKETS", 200);
+    let n_tenants = load::setting("AI_AGENTS_CHAOS_TENANTS", 4);
     let mut nats = NatsServer::start().await;
     let pg = PgCluster::start().await;
     ops::apply_nats(&nats.url()).await.unwrap();
@@ -97,46 +84,16 @@ async fn kills_restarts_and_failing_saas_lose_no_ticket_and_double_no_note() {
     sdp.unavailable_for_notes(4);
     sdp.throttle_notes(4, 1);
 
-    // The driver: every ticket sent until the ingress takes it (503 while
-    // NATS restarts; the same body is the same delivery, so a retry is
-    // never a second ticket).
-    let sent_at: std::sync::Arc<std::sync::Mutex<HashMap<String, Instant>>> = Default::default();
-    let driver = {
-        let sent_at = sent_at.clone();
+    // The driver, at about 40 tickets/s (503 while NATS restarts; the
+    // same body is the same delivery, so a retry is never a second ticket).
+    // The second round of LLM faults comes by ticket count and not by the
+    // clock, so that half the tickets are still to come to be served them.
+    let (driver, sent_at) = {
         let llm = llm.clone();
-        let secrets: Vec<String> = secrets.iter().map(|s| s.expose().to_owned()).collect();
-        let ingress_url = ingress_url.clone();
-        tokio::spawn(async move {
-            let http = reqwest::Client::builder()
-                .timeout(Duration::from_secs(10))
-                .build()
-                .unwrap();
-            let started = Instant::now();
-            for n in 0..tickets {
-                // About 40 tickets/s.
-                let due = started + Duration::from_millis(25 * n as u64);
-                tokio::time::sleep_until(due.into()).await;
-                if n == tickets / 2 {
-                    // The second round of LLM faults, by ticket count and
-                    // not by the clock, so that half the tickets are still
-                    // to come to be served them.
-                    llm.script(faults(1));
-                }
-                let query = Query {
-                    tenant_id: format!("tenant-{}", n % n_tenants),
-                    ticket_id: format!("C{}-{n}", n % n_tenants),
-                    subject: Some(format!("Chaos ticket {n}")),
-                    description: "The VPN drops every few minutes.".into(),
-                    priority: "high".into(),
-                    relevant: vec![],
-                };
-                let body = webhook::servicedesk_body(&query);
-                sent_at
-                    .lock()
-                    .unwrap()
-                    .insert(query.ticket_id.clone(), Instant::now());
-                support::send_until_accepted(&http, &ingress_url, &secrets[n % n_tenants], body)
-                    .await;
+        let secrets = secrets.iter().map(|s| s.expose().to_owned()).collect();
+        load::drive(tickets, 40, "C", secrets, ingress_url, move |n| {
+            if n == tickets / 2 {
+                llm.script(faults(1));
             }
         })
     };
@@ -144,21 +101,12 @@ async fn kills_restarts_and_failing_saas_lose_no_ticket_and_double_no_note() {
     // Chaos while the tickets arrive: a random instance killed and started
     // again every second, NATS restarted at a third, PostgreSQL at two thirds.
     let mut kills = 0;
-    let mut seed = 0x9e37_79b9_u64;
-    let mut random = move |below: usize| {
-        seed ^= seed << 13;
-        seed ^= seed >> 7;
-        seed ^= seed << 17;
-        (seed % below as u64) as usize
-    };
+    let mut victims = load::Victims::default();
     let (mut nats_restarted, mut pg_restarted) = (false, false);
     let mut hang_until: Option<Instant> = None;
     while !driver.is_finished() {
         tokio::time::sleep(Duration::from_secs(1)).await;
-        let victim = random(instances.len());
-        signal(&instances[victim], "-KILL");
-        let _ = instances[victim].child.wait();
-        instances[victim] = spawn(instances[victim].service, &servers);
+        victims.kill_one(&mut instances, &servers);
         kills += 1;
         let progress = sent_at.lock().unwrap().len() as f64 / tickets as f64;
         if !nats_restarted && progress > 0.33 {
@@ -204,49 +152,15 @@ async fn kills_restarts_and_failing_saas_lose_no_ticket_and_double_no_note() {
         "injected LLM failures were never requested"
     );
 
-    let redeliveries: u64 = {
-        let http = reqwest::Client::new();
-        let mut total = 0;
-        for instance in &instances {
-            if let Ok(response) = http
-                .get(format!("http://{}/metrics", instance.metrics))
-                .send()
-                .await
-                && let Ok(text) = response.text().await
-            {
-                total += text
-                    .lines()
-                    .filter(|line| line.starts_with("stage_redeliveries_total"))
-                    .filter_map(|line| line.rsplit(' ').next()?.parse::<f64>().ok())
-                    .sum::<f64>() as u64;
-            }
-        }
-        total
-    };
-    let sent = sent_at.lock().unwrap().clone();
-    let elapsed = sent
-        .values()
-        .min()
-        .map(|first| finished - *first)
-        .unwrap_or_default();
-    let mut latencies: Vec<f64> = owner
-        .query(
-            "select processing_ms::float8 from enhancement_history where status = 'completed' and processing_ms is not null",
-            &[],
-        )
-        .await
-        .unwrap()
-        .iter()
-        .map(|row| row.get::<_, f64>(0))
-        .collect();
-    latencies.sort_by(f64::total_cmp);
+    let redeliveries = load::redeliveries(&instances).await;
+    let latencies = load::latencies(&owner).await;
     println!(
         "chaos: {tickets} tickets, {n_tenants} tenants: {completed} written back, {failed} dead letters; \
          {:.1} tickets/s to the last terminal run; webhook → note p50 {:.0} ms, p99 {:.0} ms; \
          {kills} SIGKILLs, 1 nats-server restart, 1 PostgreSQL restart; {redeliveries} redeliveries (surviving instances)",
-        tickets as f64 / elapsed.as_secs_f64(),
-        percentile(&latencies, 0.5),
-        percentile(&latencies, 0.99),
+        load::throughput(&sent_at, finished),
+        load::percentile(&latencies, 0.5),
+        load::percentile(&latencies, 0.99),
     );
     for mut instance in instances {
         let _ = instance.child.kill();

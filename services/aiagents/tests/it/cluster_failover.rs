@@ -15,7 +15,7 @@ use aia_store::Keyring;
 use aia_testkit::{NatsCluster, PgCluster};
 use aiagents::dataset::Query;
 use aiagents::{ops, webhook};
-use support::{Servers, add_tenants, send_until_accepted, spawn, start_ingress};
+use support::{Servers, add_tenants, leader, send_until_accepted, spawn, start_ingress};
 
 use crate::support;
 
@@ -25,24 +25,6 @@ const SERVICES: [&str; 4] = [
     "writeback",
     "history-projector",
 ];
-
-/// The node that leads the stream now, or the consumer `durable`.
-async fn leader(cluster: &NatsCluster, durable: Option<&str>) -> usize {
-    let (_client, js) = aia_bus::connect(&cluster.urls(), "test").await.unwrap();
-    let leader = aia_testkit::eventually("a leader", Duration::from_secs(30), || {
-        let js = js.clone();
-        async move {
-            let mut stream = js.get_stream("TICKETS").await.ok()?;
-            let placement = match durable {
-                Some(durable) => stream.consumer_info(durable).await.ok()?.cluster.clone(),
-                None => stream.info().await.ok()?.cluster.clone(),
-            };
-            placement?.leader
-        }
-    })
-    .await;
-    cluster.index_of(&leader).expect("a node of this cluster")
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_cluster_losing_leaders_and_nodes_under_load_loses_no_ticket_and_doubles_no_note() {

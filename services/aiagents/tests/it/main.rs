@@ -2,6 +2,7 @@
 //! PostgreSQL: one test binary, one module per area.
 
 mod chaos;
+mod chaos_cluster;
 mod cli;
 mod cluster_failover;
 mod db_failover;

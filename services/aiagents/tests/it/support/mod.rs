@@ -5,6 +5,7 @@ use std::net::SocketAddr;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
+pub mod load;
 mod settled;
 pub use settled::assert_settled;
 
@@ -12,6 +13,15 @@ pub struct Instance {
     pub service: &'static str,
     pub child: Child,
     pub metrics: SocketAddr,
+}
+
+/// A test that fails must not leave its services running against servers
+/// that are gone.
+impl Drop for Instance {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
 }
 
 pub fn free_addr() -> SocketAddr {
@@ -156,4 +166,22 @@ pub async fn send_until_accepted(
             _ => tokio::time::sleep(Duration::from_millis(250)).await,
         }
     }
+}
+
+/// The node that leads the stream now, or the consumer `durable`.
+pub async fn leader(cluster: &aia_testkit::NatsCluster, durable: Option<&str>) -> usize {
+    let (_client, js) = aia_bus::connect(&cluster.urls(), "test").await.unwrap();
+    let leader = aia_testkit::eventually("a leader", Duration::from_secs(30), || {
+        let js = js.clone();
+        async move {
+            let mut stream = js.get_stream("TICKETS").await.ok()?;
+            let placement = match durable {
+                Some(durable) => stream.consumer_info(durable).await.ok()?.cluster.clone(),
+                None => stream.info().await.ok()?.cluster.clone(),
+            };
+            placement?.leader
+        }
+    })
+    .await;
+    cluster.index_of(&leader).expect("a node of this cluster")
 }

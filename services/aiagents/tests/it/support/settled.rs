@@ -6,7 +6,6 @@ use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 use aia_standins::servicedesk::ServiceDeskStandIn;
-use aia_testkit::eventually;
 
 /// Waits until all `tickets` runs are terminal and checks the notes and
 /// the projections; returns how many were written back, how many failed
@@ -18,22 +17,39 @@ pub async fn assert_settled(
     nats_url: &str,
     owner_url: &str,
 ) -> (i64, i64, Instant) {
-    let (completed, failed) =
-        eventually("every run terminal", Duration::from_secs(600), || async {
-            let row = owner
-                .query_one(
-                    "select count(*) filter (where status = 'completed'),
+    // Polled here rather than with `eventually`, so that a run that never
+    // settles says where it stands: the runs by status and every
+    // consumer's backlog, every 30 s and in the panic.
+    let deadline = Instant::now() + Duration::from_secs(600);
+    let mut reported = Instant::now();
+    let (completed, failed) = loop {
+        if let Ok(row) = owner
+            .query_one(
+                "select count(*) filter (where status = 'completed'),
                         count(*) filter (where status = 'failed' and error is not null),
                         count(*)
                    from enhancement_history",
-                    &[],
-                )
-                .await
-                .ok()?;
+                &[],
+            )
+            .await
+        {
             let (completed, failed, all): (i64, i64, i64) = (row.get(0), row.get(1), row.get(2));
-            (all == tickets as i64 && completed + failed == all).then_some((completed, failed))
-        })
-        .await;
+            if all == tickets as i64 && completed + failed == all {
+                break (completed, failed);
+            }
+        }
+        if Instant::now() >= deadline {
+            panic!(
+                "not every run terminal after 600 s: {}",
+                where_it_stands(owner, nats_url).await
+            );
+        }
+        if reported.elapsed() >= Duration::from_secs(30) {
+            eprintln!("settling: {}", where_it_stands(owner, nats_url).await);
+            reported = Instant::now();
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
     let terminal = Instant::now();
 
     // Exactly one note on every written-back ticket, none anywhere else.
@@ -86,4 +102,46 @@ pub async fn assert_settled(
         "the projections differ from a rebuild"
     );
     (completed, failed, terminal)
+}
+
+/// The runs by status and every consumer's backlog, for a run that has not
+/// settled.
+async fn where_it_stands(owner: &tokio_postgres::Client, nats_url: &str) -> String {
+    let runs = match owner
+        .query(
+            "select status, count(*) from enhancement_history group by status order by status",
+            &[],
+        )
+        .await
+    {
+        Ok(rows) => rows
+            .iter()
+            .map(|row| format!("{} {}", row.get::<_, String>(0), row.get::<_, i64>(1)))
+            .collect::<Vec<_>>()
+            .join(", "),
+        Err(error) => format!("unreadable ({error})"),
+    };
+    let mut consumers = Vec::new();
+    if let Ok((_client, js)) = aia_bus::connect(nats_url, "settled").await
+        && let Ok(stream) = js.get_stream("TICKETS").await
+    {
+        for durable in [
+            "context-gatherer",
+            "llm-enhancer",
+            "writeback",
+            "history-projector",
+        ] {
+            consumers.push(match stream.consumer_info(durable).await {
+                Ok(info) => format!(
+                    "{durable}: pending {}, ack pending {}, redelivered {}, leader {:?}",
+                    info.num_pending,
+                    info.num_ack_pending,
+                    info.num_redelivered,
+                    info.cluster.as_ref().and_then(|c| c.leader.clone()),
+                ),
+                Err(error) => format!("{durable}: unreadable ({error})"),
+            });
+        }
+    }
+    format!("runs: {runs}; consumers: {}", consumers.join("; "))
 }

@@ -9,5 +9,6 @@ mod db_failover;
 mod import;
 mod replay;
 mod scaling;
+mod stage_startup;
 
 mod support;

@@ -273,9 +273,14 @@ pub async fn run_stage<H: Handler>(
         durable: config.durable.clone(),
         reason: err.to_string(),
     };
-    let (_, consumer) = find_consumer(&jetstream, &config.durable)
-        .await
-        .map_err(|err| consumer_error(&err))?;
+    tokio::pin!(shutdown);
+    // A stop asked for while the consumer is still being waited for is a
+    // stop, not a minute's wait.
+    let (_, consumer) = tokio::select! {
+        _ = &mut shutdown => return Ok(()),
+        found = find_consumer(&jetstream, &config.durable) => found,
+    }
+    .map_err(|err| consumer_error(&err))?;
     let consumer_config = &consumer.cached_info().config;
     let metrics = crate::metrics::StageMetrics::register(&config.registry, config.stage);
     metrics.set_workers(config.concurrency);
@@ -307,7 +312,6 @@ pub async fn run_stage<H: Handler>(
 
     let permits = Arc::new(Semaphore::new(config.concurrency));
     let tasks = TaskTracker::new();
-    tokio::pin!(shutdown);
     loop {
         let permit = tokio::select! {
             _ = &mut shutdown => break,
@@ -374,10 +378,22 @@ pub async fn find_consumer(
     jetstream: &JetStream,
     durable: &str,
 ) -> Result<(async_nats::jetstream::stream::Stream, PullConsumer), async_nats::Error> {
-    use async_nats::jetstream::context::GetStreamErrorKind;
-    use async_nats::jetstream::stream::{ConsumerError, ConsumerErrorKind};
-    use async_nats::jetstream::{ErrorCode, context::GetStreamError};
+    use async_nats::jetstream::context::{
+        ConsumerInfoError, ConsumerInfoErrorKind, GetStreamError, GetStreamErrorKind,
+    };
+    use async_nats::jetstream::{Error as JsError, ErrorCode};
 
+    // Answers that no wait will change: the topology is not there, or
+    // JetStream is not enabled on the server.
+    let permanent = |e: &JsError| {
+        [
+            ErrorCode::STREAM_NOT_FOUND,
+            ErrorCode::CONSUMER_NOT_FOUND,
+            ErrorCode::JETSTREAM_NOT_ENABLED,
+            ErrorCode::JETSTREAM_NOT_ENABLED_FOR_ACCOUNT,
+        ]
+        .contains(&e.error_code())
+    };
     let deadline = tokio::time::Instant::now() + CONSUMER_WAIT;
     loop {
         let found = match jetstream.get_stream(STREAM).await {
@@ -391,17 +407,22 @@ pub async fn find_consumer(
             Ok(found) => return Ok(found),
             Err(err) => err,
         };
-        let missing = match (
-            err.downcast_ref::<GetStreamError>().map(|e| e.kind()),
-            err.downcast_ref::<ConsumerError>().map(|e| e.kind()),
-        ) {
-            (Some(GetStreamErrorKind::JetStream(e)), _) => {
-                e.error_code() == ErrorCode::STREAM_NOT_FOUND
+        // `get_stream` fails with a `GetStreamError`; `get_consumer` boxes
+        // the `ConsumerInfoError` of its info request, or an I/O error for
+        // a consumer that is not a pull consumer.
+        let missing = if let Some(e) = err.downcast_ref::<GetStreamError>() {
+            matches!(e.kind(), GetStreamErrorKind::JetStream(e) if permanent(&e))
+                || matches!(e.kind(), GetStreamErrorKind::InvalidStreamName)
+        } else if let Some(e) = err.downcast_ref::<ConsumerInfoError>() {
+            match e.kind() {
+                ConsumerInfoErrorKind::NotFound
+                | ConsumerInfoErrorKind::StreamNotFound
+                | ConsumerInfoErrorKind::InvalidName => true,
+                ConsumerInfoErrorKind::JetStream(e) => permanent(&e),
+                _ => false,
             }
-            (_, Some(ConsumerErrorKind::JetStream(e))) => {
-                e.error_code() == ErrorCode::CONSUMER_NOT_FOUND
-            }
-            _ => false,
+        } else {
+            err.downcast_ref::<std::io::Error>().is_some()
         };
         if missing || tokio::time::Instant::now() >= deadline {
             return Err(err);

@@ -205,6 +205,25 @@ impl PgCluster {
                 .await
                 .expect("make the standby synchronous");
         }
+        // Commits wait for the standby only once it reports as synchronous.
+        loop {
+            let sync: i64 = primary
+                .query_one(
+                    "select count(*) from pg_stat_replication where sync_state = 'sync'",
+                    &[],
+                )
+                .await
+                .expect("read pg_stat_replication")
+                .get(0);
+            if sync > 0 {
+                break;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the standby did not become synchronous within 30 s"
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
         standby
     }
 

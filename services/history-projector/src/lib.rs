@@ -36,12 +36,12 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> anyhow::
     let (client, jetstream) = aia_bus::connect(&config.nats_url, Stage::HistoryProjector.as_str())
         .await
         .context("connecting to NATS")?;
-    let (stream, consumer) =
-        aia_bus::stage::find_consumer(&jetstream, Stage::HistoryProjector.as_str())
-            .await
-            .map_err(|err| {
-                anyhow::anyhow!("consumer history-projector (run `aiagents nats apply`): {err}")
-            })?;
+    tokio::pin!(shutdown);
+    let (stream, consumer) = tokio::select! {
+        _ = &mut shutdown => return Ok(()),
+        found = aia_bus::stage::find_consumer(&jetstream, Stage::HistoryProjector.as_str()) => found,
+    }
+    .map_err(|err| anyhow::anyhow!("consumer history-projector (run `aiagents nats apply`): {err}"))?;
     let registry = config.registry.clone();
     let metrics = metrics::ProjectorMetrics::register(
         &registry,
@@ -66,7 +66,6 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> anyhow::
         config.retention,
         config.retention_every,
     ));
-    tokio::pin!(shutdown);
     loop {
         let message = tokio::select! {
             _ = &mut shutdown => break,

@@ -66,6 +66,20 @@ async fn a_stage_whose_consumer_was_never_created_fails_at_once_and_says_what_to
     let nats = NatsServer::start().await;
     let pg = PgCluster::start().await;
     // No `nats apply`: neither the stream nor the consumer exists.
+    assert_fails_at_once(&nats, &pg).await;
+    // The stream without the stage's consumer.
+    ops::apply_nats(&nats.url()).await.unwrap();
+    let (_client, js) = aia_bus::connect(&nats.url(), "test").await.unwrap();
+    js.get_stream("TICKETS")
+        .await
+        .unwrap()
+        .delete_consumer("writeback")
+        .await
+        .unwrap();
+    assert_fails_at_once(&nats, &pg).await;
+}
+
+async fn assert_fails_at_once(nats: &NatsServer, pg: &PgCluster) {
     let started = Instant::now();
     let output = Command::new(env!("CARGO_BIN_EXE_aiagents"))
         .args(["run", "writeback"])

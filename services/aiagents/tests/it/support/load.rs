@@ -47,7 +47,7 @@ pub fn drive(
             let started = Instant::now();
             let n_tenants = secrets.len();
             for n in 0..tickets {
-                let due = started + Duration::from_micros(1_000_000 / per_second * n as u64);
+                let due = started + Duration::from_secs(n as u64) / per_second.max(1) as u32;
                 tokio::time::sleep_until(due.into()).await;
                 before_ticket(n);
                 let tenant = n % n_tenants;
@@ -91,6 +91,12 @@ impl Victims {
     /// SIGKILLs one random instance and starts its service again.
     pub fn kill_one(&mut self, instances: &mut [Instance], servers: &Servers) {
         let victim = self.below(instances.len());
+        // A process that exited by itself is a failure, not a victim.
+        assert!(
+            instances[victim].child.try_wait().unwrap().is_none(),
+            "a {} instance exited by itself",
+            instances[victim].service
+        );
         signal(&instances[victim], "-KILL");
         let _ = instances[victim].child.wait();
         instances[victim] = spawn(instances[victim].service, servers);

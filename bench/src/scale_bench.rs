@@ -95,8 +95,14 @@ pub fn run(
                 busy * 100.0,
                 (own_after - own_before) / tickets as f64 * 1000.0,
             );
+            // Stopped as a deployment stops them (SIGTERM: finish, flush the
+            // last acks), so nothing of this round is redelivered in the next.
+            for child in &children {
+                let _ = Command::new("kill")
+                    .args(["-TERM", &child.id().to_string()])
+                    .status();
+            }
             for mut child in children {
-                let _ = child.kill();
                 let _ = child.wait();
             }
         }

@@ -22,13 +22,6 @@ use support::{Instance, Servers, add_tenants, load, spawn, start_ingress};
 
 use crate::support;
 
-const SERVICES: [&str; 4] = [
-    "context-gatherer",
-    "llm-enhancer",
-    "writeback",
-    "history-projector",
-];
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kills_restarts_and_failing_saas_lose_no_ticket_and_double_no_note() {
     let _ = rustls::crypto::ring::default_provider().install_default();
@@ -56,7 +49,7 @@ async fn kills_restarts_and_failing_saas_lose_no_ticket_and_double_no_note() {
     };
     let ingress = start_ingress(&nats.url(), &pg.app_url(), &keys).await;
     let ingress_url = ingress.url.clone();
-    let mut instances: Vec<Instance> = SERVICES
+    let mut instances: Vec<Instance> = support::STAGES
         .iter()
         .flat_map(|service| [spawn(service, &servers), spawn(service, &servers)])
         .collect();
@@ -134,13 +127,7 @@ async fn kills_restarts_and_failing_saas_lose_no_ticket_and_double_no_note() {
     );
 
     // Every run reaches an end.
-    let owner = {
-        let (client, connection) = tokio_postgres::connect(&pg.owner_url(), tokio_postgres::NoTls)
-            .await
-            .unwrap();
-        tokio::spawn(connection);
-        client
-    };
+    let owner = support::owner_client(&pg.owner_url()).await;
     let (completed, failed, finished) =
         support::assert_settled(&owner, tickets, &sdp, &nats.url(), &pg.owner_url()).await;
 

@@ -24,13 +24,6 @@ use support::{Instance, Servers, add_tenants, leader, load, spawn, start_ingress
 
 use crate::support;
 
-const SERVICES: [&str; 4] = [
-    "context-gatherer",
-    "llm-enhancer",
-    "writeback",
-    "history-projector",
-];
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_cluster_and_a_database_failing_over_under_kills_lose_no_ticket_and_double_no_note() {
     let _ = rustls::crypto::ring::default_provider().install_default();
@@ -61,7 +54,7 @@ async fn a_cluster_and_a_database_failing_over_under_kills_lose_no_ticket_and_do
         extra_env: vec![],
     };
     let ingress = start_ingress(&cluster.urls(), &app_url, &keys).await;
-    let mut instances: Vec<Instance> = SERVICES
+    let mut instances: Vec<Instance> = support::STAGES
         .iter()
         .flat_map(|service| [spawn(service, &servers), spawn(service, &servers)])
         .collect();
@@ -87,9 +80,9 @@ async fn a_cluster_and_a_database_failing_over_under_kills_lose_no_ticket_and_do
         }
         if down.is_none() && Instant::now() >= next_leader_kill {
             // The stream's leader, then each stage's consumer's in turn.
-            let durable = match leader_kills % (SERVICES.len() + 1) {
+            let durable = match leader_kills % (support::STAGES.len() + 1) {
                 0 => None,
-                k => Some(SERVICES[k - 1]),
+                k => Some(support::STAGES[k - 1]),
             };
             let node = leader(&cluster, durable).await;
             cluster.kill(node);
@@ -114,13 +107,7 @@ async fn a_cluster_and_a_database_failing_over_under_kills_lose_no_ticket_and_do
         "the run ended before a leader kill and the failover"
     );
 
-    let owner = {
-        let (client, connection) = tokio_postgres::connect(&owner_url, tokio_postgres::NoTls)
-            .await
-            .unwrap();
-        tokio::spawn(connection);
-        client
-    };
+    let owner = support::owner_client(&owner_url).await;
     let (completed, failed, finished) =
         support::assert_settled(&owner, tickets, &sdp, &cluster.urls(), &owner_url).await;
     assert_eq!(

@@ -19,13 +19,6 @@ use support::{Servers, add_tenants, leader, send_until_accepted, spawn, start_in
 
 use crate::support;
 
-const SERVICES: [&str; 4] = [
-    "context-gatherer",
-    "llm-enhancer",
-    "writeback",
-    "history-projector",
-];
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_cluster_losing_leaders_and_nodes_under_load_loses_no_ticket_and_doubles_no_note() {
     let _ = rustls::crypto::ring::default_provider().install_default();
@@ -51,7 +44,7 @@ async fn a_cluster_losing_leaders_and_nodes_under_load_loses_no_ticket_and_doubl
         extra_env: vec![],
     };
     let ingress = start_ingress(&cluster.urls(), &pg.app_url(), &keys).await;
-    let mut instances: Vec<_> = SERVICES
+    let mut instances: Vec<_> = support::STAGES
         .iter()
         .map(|service| spawn(service, &servers))
         .collect();
@@ -110,13 +103,7 @@ async fn a_cluster_losing_leaders_and_nodes_under_load_loses_no_ticket_and_doubl
     tokio::time::sleep_until((since + Duration::from_secs(20)).into()).await;
     cluster.restart(node).await;
 
-    let owner = {
-        let (client, connection) = tokio_postgres::connect(&pg.owner_url(), tokio_postgres::NoTls)
-            .await
-            .unwrap();
-        tokio::spawn(connection);
-        client
-    };
+    let owner = support::owner_client(&pg.owner_url()).await;
     let (completed, failed, _) =
         support::assert_settled(&owner, tickets, &sdp, &cluster.urls(), &pg.owner_url()).await;
     assert_eq!(

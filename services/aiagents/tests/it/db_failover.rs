@@ -19,13 +19,6 @@ use support::{Servers, add_tenants, send_until_accepted, spawn, start_ingress};
 
 use crate::support;
 
-const SERVICES: [&str; 4] = [
-    "context-gatherer",
-    "llm-enhancer",
-    "writeback",
-    "history-projector",
-];
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_database_failover_mid_run_loses_no_ticket_and_doubles_no_note() {
     let _ = rustls::crypto::ring::default_provider().install_default();
@@ -52,7 +45,7 @@ async fn a_database_failover_mid_run_loses_no_ticket_and_doubles_no_note() {
         extra_env: vec![],
     };
     let ingress = start_ingress(&nats.url(), &app_url, &keys).await;
-    let mut instances: Vec<_> = SERVICES
+    let mut instances: Vec<_> = support::STAGES
         .iter()
         .map(|service| spawn(service, &servers))
         .collect();
@@ -86,13 +79,7 @@ async fn a_database_failover_mid_run_loses_no_ticket_and_doubles_no_note() {
     }
     assert!(failed_over);
 
-    let owner = {
-        let (client, connection) = tokio_postgres::connect(&owner_url, tokio_postgres::NoTls)
-            .await
-            .unwrap();
-        tokio::spawn(connection);
-        client
-    };
+    let owner = support::owner_client(&owner_url).await;
     let (completed, failed, _) =
         support::assert_settled(&owner, tickets, &sdp, &nats.url(), &owner_url).await;
     assert_eq!(

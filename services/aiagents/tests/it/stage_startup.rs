@@ -46,14 +46,7 @@ async fn a_stage_started_while_the_cluster_has_no_quorum_waits_and_then_consumes
     // Its metrics appear once it has found its consumer and consumes.
     let http = reqwest::Client::new();
     aia_testkit::eventually("the stage consuming", Duration::from_secs(60), || async {
-        let text = http
-            .get(format!("http://{}/metrics", instance.metrics))
-            .send()
-            .await
-            .ok()?
-            .text()
-            .await
-            .ok()?;
+        let text = support::metrics(&http, instance.metrics).await?;
         text.contains(r#"stage_workers{stage="writeback"}"#)
             .then_some(())
     })

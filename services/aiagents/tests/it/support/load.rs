@@ -109,12 +109,7 @@ pub async fn redeliveries(instances: &[Instance]) -> u64 {
     let http = reqwest::Client::new();
     let mut total = 0;
     for instance in instances {
-        if let Ok(response) = http
-            .get(format!("http://{}/metrics", instance.metrics))
-            .send()
-            .await
-            && let Ok(text) = response.text().await
-        {
+        if let Some(text) = super::metrics(&http, instance.metrics).await {
             total += text
                 .lines()
                 .filter(|line| line.starts_with("stage_redeliveries_total"))

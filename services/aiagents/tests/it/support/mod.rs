@@ -74,17 +74,38 @@ pub fn signal(instance: &Instance, signal: &str) {
     assert!(status.success());
 }
 
-/// Messages an instance finished (`stage_messages_total`, outcome done).
-pub async fn done(http: &reqwest::Client, addr: SocketAddr) -> Option<u64> {
-    let text = http
-        .get(format!("http://{addr}/metrics"))
+/// Every stage a pipeline test runs, one process (or more) each.
+pub const STAGES: [&str; 4] = [
+    "context-gatherer",
+    "llm-enhancer",
+    "writeback",
+    "history-projector",
+];
+
+/// A connection as the database owner, which sees every tenant.
+pub async fn owner_client(url: &str) -> tokio_postgres::Client {
+    let (client, connection) = tokio_postgres::connect(url, tokio_postgres::NoTls)
+        .await
+        .unwrap();
+    tokio::spawn(connection);
+    client
+}
+
+/// An instance's Prometheus metrics, as text.
+pub async fn metrics(http: &reqwest::Client, addr: SocketAddr) -> Option<String> {
+    http.get(format!("http://{addr}/metrics"))
         .timeout(Duration::from_secs(2))
         .send()
         .await
         .ok()?
         .text()
         .await
-        .ok()?;
+        .ok()
+}
+
+/// Messages an instance finished (`stage_messages_total`, outcome done).
+pub async fn done(http: &reqwest::Client, addr: SocketAddr) -> Option<u64> {
+    let text = metrics(http, addr).await?;
     Some(
         text.lines()
             .filter(|line| {

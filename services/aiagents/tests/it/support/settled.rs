@@ -125,12 +125,7 @@ async fn where_it_stands(owner: &tokio_postgres::Client, nats_url: &str) -> Stri
     if let Ok((_client, js)) = aia_bus::connect(nats_url, "settled").await
         && let Ok(stream) = js.get_stream("TICKETS").await
     {
-        for durable in [
-            "context-gatherer",
-            "llm-enhancer",
-            "writeback",
-            "history-projector",
-        ] {
+        for durable in super::STAGES {
             consumers.push(match stream.consumer_info(durable).await {
                 Ok(info) => format!(
                     "{durable}: pending {}, ack pending {}, redelivered {}, leader {:?}",

@@ -55,6 +55,13 @@ pub fn replayed(input: Uuid, copy: Uuid) -> String {
     format!("replay:{input}:{copy}")
 }
 
+/// One version of an incident (`incident.detected` is version 1): whoever
+/// decided it, and however often its outbox row is published, it is one
+/// event.
+pub fn incident(tenant: &str, incident: Uuid, version: u32) -> String {
+    format!("incident:{tenant}:{incident}:v{version}")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -34,6 +34,10 @@ pub const CONSUMER_FILES: &[(&str, &str)] = &[
         "consumers/embedding-indexer.json",
         include_str!("../../../nats/consumers/embedding-indexer.json"),
     ),
+    (
+        "consumers/incident-correlator.json",
+        include_str!("../../../nats/consumers/incident-correlator.json"),
+    ),
 ];
 
 #[derive(Debug, thiserror::Error)]
@@ -304,7 +308,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn builtin_definitions_parse_and_name_one_consumer_per_stage_and_the_indexer() {
+    fn builtin_definitions_parse_and_name_one_consumer_per_stage_the_indexer_and_the_correlator() {
         let topology = Topology::builtin().unwrap();
         assert_eq!(topology.stream_name(), crate::STREAM);
         assert_eq!(
@@ -314,7 +318,8 @@ mod tests {
                 "llm-enhancer",
                 "writeback",
                 "history-projector",
-                "embedding-indexer"
+                "embedding-indexer",
+                "incident-correlator"
             ]
         );
     }

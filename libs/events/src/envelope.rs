@@ -10,6 +10,7 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use crate::ids::{TenantId, TicketId};
+use crate::incident::{IncidentDetected, IncidentUpdated};
 use crate::payloads::*;
 
 /// An immutable fact about one ticket of one tenant.
@@ -38,6 +39,8 @@ pub enum Payload {
     WritebackFailed(WritebackFailed),
     EnhancementRated(EnhancementRated),
     BudgetThresholdReached(BudgetThresholdReached),
+    IncidentDetected(IncidentDetected),
+    IncidentUpdated(IncidentUpdated),
 }
 
 /// A payload type picked out of an event's [`Payload`]: what a consumer
@@ -70,7 +73,17 @@ from_payload!(
     WritebackFailed,
     EnhancementRated,
     BudgetThresholdReached,
+    IncidentDetected,
+    IncidentUpdated,
 );
+
+/// Every payload, for a consumer that takes more than one type (the
+/// incident correlator) and picks its own out of it.
+impl FromPayload for Payload {
+    fn from_payload(payload: &Payload) -> Option<&Self> {
+        Some(payload)
+    }
+}
 
 /// Schema versions that are no longer written but are still read (and
 /// upcast), with a schema file each.
@@ -78,19 +91,22 @@ pub const OLDER_VERSIONS: &[(&str, u16)] = &[
     ("enhancement.generated", 1),
     ("context.gathered", 1),
     ("context.gathered", 2),
+    ("context.gathered", 3),
 ];
 
 /// Every event type with its current schema version.
 pub const EVENT_TYPES: &[(&str, u16)] = &[
     ("ticket.received", 1),
     ("ticket.resolved", 1),
-    ("context.gathered", 3),
+    ("context.gathered", 4),
     ("enhancement.generated", 2),
     ("enhancement.failed", 1),
     ("writeback.completed", 1),
     ("writeback.failed", 1),
     ("enhancement.rated", 1),
     ("budget.threshold_reached", 1),
+    ("incident.detected", 1),
+    ("incident.updated", 1),
 ];
 
 impl Payload {
@@ -105,13 +121,15 @@ impl Payload {
             Self::WritebackFailed(_) => "writeback.failed",
             Self::EnhancementRated(_) => "enhancement.rated",
             Self::BudgetThresholdReached(_) => "budget.threshold_reached",
+            Self::IncidentDetected(_) => "incident.detected",
+            Self::IncidentUpdated(_) => "incident.updated",
         }
     }
 
     /// The schema version this code writes for the payload's type.
     pub fn schema_version(&self) -> u16 {
         match self {
-            Self::ContextGathered(_) => 3,
+            Self::ContextGathered(_) => 4,
             Self::EnhancementGenerated(_) => 2,
             _ => 1,
         }
@@ -128,6 +146,8 @@ impl Payload {
             Self::WritebackFailed(p) => serde_json::to_value(p),
             Self::EnhancementRated(p) => serde_json::to_value(p),
             Self::BudgetThresholdReached(p) => serde_json::to_value(p),
+            Self::IncidentDetected(p) => serde_json::to_value(p),
+            Self::IncidentUpdated(p) => serde_json::to_value(p),
         }
     }
 }
@@ -294,9 +314,9 @@ fn decode_payload(
     let payload = match (event_type, schema_version) {
         ("ticket.received", 1) => Payload::TicketReceived(parse(event_type, 1, value)?),
         ("ticket.resolved", 1) => Payload::TicketResolved(parse(event_type, 1, value)?),
-        // v1 lacked each similar ticket's `matched_by`, v2 `query_rewrite`;
-        // both read as None.
-        ("context.gathered", 1..=3) => {
+        // v1 lacked each similar ticket's `matched_by`, v2 `query_rewrite`
+        // (both read as None), v3 `related_open` (reads as empty).
+        ("context.gathered", 1..=4) => {
             Payload::ContextGathered(parse(event_type, schema_version, value)?)
         }
         // v1 lacked `budget_exceeded`; it reads as false.
@@ -310,6 +330,8 @@ fn decode_payload(
         ("budget.threshold_reached", 1) => {
             Payload::BudgetThresholdReached(parse(event_type, 1, value)?)
         }
+        ("incident.detected", 1) => Payload::IncidentDetected(parse(event_type, 1, value)?),
+        ("incident.updated", 1) => Payload::IncidentUpdated(parse(event_type, 1, value)?),
         _ => {
             return Err(DecodeError::UnknownType {
                 event_type: event_type.to_owned(),

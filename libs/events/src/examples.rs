@@ -8,6 +8,7 @@ use uuid::Uuid;
 
 use crate::envelope::{Event, Payload};
 use crate::ids::{Priority, TenantId, TicketId};
+use crate::incident::*;
 use crate::payloads::*;
 
 fn at(seconds: i64) -> DateTime<Utc> {
@@ -98,6 +99,22 @@ pub fn all() -> Vec<Event> {
             cost_usd: 0.000_032,
             latency_ms: 640,
         }),
+        related_open: vec![
+            RelatedTicket {
+                ticket_id: TicketId::parse("SUP-1040").expect("ticket"),
+                subject: Some("can't open email".into()),
+                received_at: at(-600),
+                similarity: Some(0.71),
+                shared_entities: vec!["10.20.1.31".into(), "site:HQ Berlin".into()],
+            },
+            RelatedTicket {
+                ticket_id: TicketId::parse("SUP-1038").expect("ticket"),
+                subject: None,
+                received_at: at(-1500),
+                similarity: None,
+                shared_entities: vec!["mail01".into()],
+            },
+        ],
     };
     let empty_context = ContextGathered {
         ticket: ticket_text(None),
@@ -126,6 +143,7 @@ pub fn all() -> Vec<Event> {
             cost_usd: 0.0,
             latency_ms: 0,
         }),
+        related_open: vec![],
         ..full_context.clone()
     };
     let generated = EnhancementGenerated {
@@ -281,8 +299,81 @@ pub fn all() -> Vec<Event> {
             true,
         ),
     ];
-    payloads
+    let mut events: Vec<Event> = payloads
         .into_iter()
         .map(|(payload, with_cause)| envelope(payload, with_cause))
-        .collect()
+        .collect();
+    events.extend(incidents());
+    events
+}
+
+/// An incident's events: detected, a ticket added, acknowledged, ended.
+fn incidents() -> Vec<Event> {
+    let incident_id = Uuid::parse_str("019abcde-0000-7000-8000-0000000000a1").expect("uuid");
+    let ticket = |id: &str, subject: Option<&str>, seconds: i64| IncidentTicket {
+        ticket_id: TicketId::parse(id).expect("ticket"),
+        subject: subject.map(str::to_owned),
+        received_at: at(seconds),
+    };
+    let updated = |version, change, status, ticket, by: Option<&str>| {
+        Payload::IncidentUpdated(IncidentUpdated {
+            incident_id,
+            version,
+            change,
+            status,
+            ticket,
+            by: by.map(str::to_owned),
+            ticket_count: 4,
+        })
+    };
+    [
+        (
+            Payload::IncidentDetected(IncidentDetected {
+                incident_id,
+                version: 1,
+                tickets: vec![
+                    ticket("SUP-1038", Some("no email"), -1500),
+                    ticket("SUP-1040", None, -600),
+                    ticket("SUP-1042", Some("Outlook password prompt"), 0),
+                ],
+                shared_entities: vec!["mail01".into()],
+                summary: "3 tickets in 25 min, first \"no email\"; all name mail01".into(),
+                detected_by: TicketId::parse("SUP-1042").expect("ticket"),
+                threshold: 3,
+                window_minutes: 30,
+            }),
+            true,
+        ),
+        (
+            updated(
+                2,
+                IncidentChange::TicketAdded,
+                IncidentStatus::Open,
+                Some(ticket("SUP-1043", Some("mail down?"), 60)),
+                None,
+            ),
+            true,
+        ),
+        (
+            updated(
+                3,
+                IncidentChange::Acknowledged,
+                IncidentStatus::Acknowledged,
+                None,
+                Some("dana@acme-msp.example"),
+            ),
+            false,
+        ),
+        (
+            updated(4, IncidentChange::Quiet, IncidentStatus::Ended, None, None),
+            false,
+        ),
+    ]
+    .into_iter()
+    .map(|(payload, with_cause)| Event {
+        ticket_id: crate::incident::incident_subject_id(incident_id),
+        correlation_id: incident_id,
+        ..envelope(payload, with_cause)
+    })
+    .collect()
 }

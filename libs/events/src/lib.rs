@@ -7,9 +7,14 @@
 pub mod envelope;
 pub mod examples;
 pub mod ids;
+pub mod incident;
 pub mod payloads;
 pub mod subject;
 
 pub use envelope::{DecodeError, EVENT_TYPES, Event, FromPayload, Payload};
 pub use ids::{IdError, Priority, TenantId, TicketId};
+pub use incident::{
+    IncidentChange, IncidentDetected, IncidentStatus, IncidentTicket, IncidentUpdated,
+    RelatedTicket,
+};
 pub use payloads::*;

@@ -224,6 +224,9 @@ pub enum ContextSource {
     KnowledgeBase,
     Inventory,
     Monitoring,
+    /// Other open tickets of the tenant that look like the same problem
+    /// (schema v4).
+    RelatedTickets,
 }
 
 /// How one context source fared.
@@ -265,6 +268,11 @@ pub struct ContextGathered {
     /// older events read as `None`).
     #[serde(default)]
     pub query_rewrite: Option<QueryRewrite>,
+    /// The tenant's other open tickets, received recently, that look like
+    /// the same problem, most similar first (schema v4; older events read
+    /// as empty).
+    #[serde(default)]
+    pub related_open: Vec<crate::incident::RelatedTicket>,
 }
 
 /// What the tenant's LLM made of the ticket for the searches: its technical

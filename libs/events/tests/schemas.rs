@@ -170,16 +170,39 @@ fn enhancement_generated_v1_events_upcast_to_v2() {
 /// A context gathered before similar tickets said why they matched still
 /// reads, with `matched_by` unknown.
 #[test]
-fn older_context_gathered_events_upcast_to_v3() {
+fn older_context_gathered_events_upcast_to_v4() {
     let event = examples::all()
         .into_iter()
         .find(|event| {
             matches!(&event.payload, aia_events::Payload::ContextGathered(context)
-                if !context.similar_tickets.is_empty() && context.query_rewrite.is_some())
+                if !context.similar_tickets.is_empty() && context.query_rewrite.is_some()
+                    && !context.related_open.is_empty())
         })
         .unwrap();
     let written: Value = serde_json::from_slice(&event.to_json()).unwrap();
-    assert_eq!(written["schema_version"], 3, "today's code writes v3");
+    assert_eq!(written["schema_version"], 4, "today's code writes v4");
+
+    // v3: no related_open; it reads as none.
+    let mut v3 = written.clone();
+    v3["schema_version"] = serde_json::json!(3);
+    v3["payload"]
+        .as_object_mut()
+        .unwrap()
+        .remove("related_open");
+    assert!(
+        validate(&v3).is_ok(),
+        "the v3 sample must match the v3 schema"
+    );
+    let decoded = Event::from_json(&serde_json::to_vec(&v3).unwrap()).unwrap();
+    let aia_events::Payload::ContextGathered(payload) = decoded.payload else {
+        panic!()
+    };
+    assert!(payload.related_open.is_empty());
+    let mut written = written;
+    written["payload"]
+        .as_object_mut()
+        .unwrap()
+        .remove("related_open");
     assert_eq!(
         written["payload"]["similar_tickets"][0]["matched_by"],
         "both"

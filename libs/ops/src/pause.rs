@@ -17,6 +17,7 @@ pub const STAGES: &[&str] = &[
     "writeback",
     "history-projector",
     "embedding-indexer",
+    "incident-correlator",
 ];
 
 fn tenant_id(raw: &str) -> Result<TenantId, AdminError> {

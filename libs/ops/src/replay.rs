@@ -62,7 +62,7 @@ fn summary(event: &Event) -> String {
                 .map(|s| format!("{:?}={:?}", s.source, s.status))
                 .collect();
             format!(
-                "{} similar ({}), {} articles, {} systems; {}",
+                "{} similar ({}), {} articles, {} systems, {} related open; {}",
                 p.similar_tickets.len(),
                 p.similar_tickets
                     .iter()
@@ -71,6 +71,7 @@ fn summary(event: &Event) -> String {
                     .join(", "),
                 p.knowledge_articles.len(),
                 p.systems.len(),
+                p.related_open.len(),
                 sources.join(" ")
             )
         }
@@ -101,6 +102,18 @@ fn summary(event: &Event) -> String {
         Payload::BudgetThresholdReached(p) => format!(
             "budget alert: {:.2} of {:.2} USD",
             p.spent_usd, p.budget_usd
+        ),
+        Payload::IncidentDetected(p) => format!("incident detected: {}", p.summary),
+        Payload::IncidentUpdated(p) => format!(
+            "incident v{} {:?}: {:?}, {} tickets{}",
+            p.version,
+            p.change,
+            p.status,
+            p.ticket_count,
+            p.ticket
+                .as_ref()
+                .map(|t| format!(", {} joined", t.ticket_id))
+                .unwrap_or_default()
         ),
     }
 }
@@ -327,6 +340,7 @@ pub async fn dry_run(
                 budget: context_gatherer::DEFAULT_BUDGET,
                 monitoring_timeout: context_gatherer::DEFAULT_MONITORING_TIMEOUT,
                 max_similar_tickets: context_gatherer::DEFAULT_MAX_SIMILAR_TICKETS,
+                related: context_gatherer::sources::related::Related::DRY_RUN,
                 metrics: Default::default(),
                 // A dry run spends nothing: it searches with the ticket alone.
                 rewriter: None,

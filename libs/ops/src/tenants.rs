@@ -477,6 +477,10 @@ fn validate_settings(settings: &TenantSettings) -> Result<(), AdminError> {
             "settings.max_note_words: must be 100 to 2000".into(),
         ));
     }
+    settings
+        .incidents
+        .check()
+        .map_err(|err| AdminError::Invalid(format!("settings.{err}")))?;
     if settings.webhook_rate_limit_per_minute == Some(0) {
         return Err(AdminError::Invalid(
             "settings.webhook_rate_limit_per_minute: must be at least 1".into(),

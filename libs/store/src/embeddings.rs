@@ -69,8 +69,16 @@ pub struct NewVector<'a> {
     pub content_sha256: &'a [u8; 32],
 }
 
-fn to_bytes(vector: &[f32]) -> Vec<u8> {
+pub(crate) fn to_bytes(vector: &[f32]) -> Vec<u8> {
     vector.iter().flat_map(|v| v.to_le_bytes()).collect()
+}
+
+/// The floats of a stored vector (little-endian f32s).
+pub(crate) fn from_bytes(bytes: &[u8]) -> Vec<f32> {
+    bytes
+        .chunks_exact(4)
+        .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+        .collect()
 }
 
 /// Stores (or replaces) vectors of one tenant in one transaction. A vector
@@ -201,11 +209,10 @@ pub async fn load(
                     "vector of {id} is not {dim} floats"
                 )));
             }
-            let vector = bytes
-                .chunks_exact(4)
-                .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
-                .collect();
-            Ok(Stored { id, vector })
+            Ok(Stored {
+                id,
+                vector: from_bytes(bytes),
+            })
         })
         .collect()
 }

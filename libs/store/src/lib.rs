@@ -9,6 +9,7 @@ pub mod embeddings;
 pub mod feedback;
 pub mod intake;
 pub mod migrate;
+pub mod open_tickets;
 pub mod parking;
 mod scoped;
 pub mod secrets;
@@ -30,8 +31,8 @@ pub use scoped::{
 pub use secrets::{Keyring, Secret};
 pub use tenant_cache::TenantCache;
 pub use tenant_settings::{
-    EmbeddingEndpointSettings, EmbeddingSettings, Integrations, LlmProviderSettings,
-    MonitoringQuery, NewTenant, Tenant, TenantSettings,
+    EmbeddingEndpointSettings, EmbeddingSettings, IncidentSettings, Integrations,
+    LlmProviderSettings, MonitoringQuery, NewTenant, Tenant, TenantSettings,
 };
 pub use tokio_postgres::Row;
 pub use tokio_postgres::types::ToSql;

@@ -67,6 +67,10 @@ pub const MIGRATIONS: &[(&str, &str)] = &[
         "0014_feedback",
         include_str!("../../../migrations/0014_feedback.sql"),
     ),
+    (
+        "0015_incidents",
+        include_str!("../../../migrations/0015_incidents.sql"),
+    ),
 ];
 
 const LOCK_KEY: i64 = 0x6169_6167_656e_7473; // "aiagents"

@@ -80,6 +80,72 @@ pub struct TenantSettings {
     /// (`aiagents reembed`); search answers from `embeddings` until every
     /// vector of the new model is in, then the new model takes its place.
     pub embeddings_next: Option<EmbeddingSettings>,
+    /// Related open tickets in the context, and incidents made of them.
+    pub incidents: IncidentSettings,
+}
+
+/// How a tenant's open tickets are related and grouped into incidents.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct IncidentSettings {
+    /// Whether the context lists related open tickets and the correlator
+    /// groups them (on by default).
+    pub enabled: bool,
+    /// How far back related open tickets are looked for (minutes, 10–1440,
+    /// default 120).
+    pub related_window_minutes: u32,
+    /// Related tickets that make an incident (2–50, default 3)…
+    pub threshold: u32,
+    /// …when received within this many minutes (5–1440, default 30).
+    pub threshold_window_minutes: u32,
+    /// An incident with no new ticket for this long ends (minutes,
+    /// 10–2880, default 120).
+    pub quiet_minutes: u32,
+}
+
+impl Default for IncidentSettings {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            related_window_minutes: 120,
+            threshold: 3,
+            threshold_window_minutes: 30,
+            quiet_minutes: 120,
+        }
+    }
+}
+
+impl IncidentSettings {
+    /// What is wrong with the values, if anything, as `field: rule`.
+    pub fn check(&self) -> Result<(), String> {
+        let ranges = [
+            (
+                "related_window_minutes",
+                self.related_window_minutes,
+                10,
+                1440,
+            ),
+            ("threshold", self.threshold, 2, 50),
+            (
+                "threshold_window_minutes",
+                self.threshold_window_minutes,
+                5,
+                1440,
+            ),
+            ("quiet_minutes", self.quiet_minutes, 10, 2880),
+        ];
+        for (field, value, low, high) in ranges {
+            if !(low..=high).contains(&value) {
+                return Err(format!("incidents.{field}: must be {low} to {high}"));
+            }
+        }
+        if self.threshold_window_minutes > self.related_window_minutes {
+            return Err(
+                "incidents.threshold_window_minutes: must not exceed related_window_minutes".into(),
+            );
+        }
+        Ok(())
+    }
 }
 
 /// Where a tenant's embeddings come from.
@@ -235,6 +301,7 @@ impl Default for TenantSettings {
             note_footer: None,
             embeddings: EmbeddingSettings::Local,
             embeddings_next: None,
+            incidents: IncidentSettings::default(),
         }
     }
 }

@@ -183,6 +183,18 @@ pub async fn start(settings: Settings) -> anyhow::Result<Running> {
         )
     });
 
+    let config = incident_correlator::Config {
+        stage: stage(&settings.keyring_spec)?,
+        sweep_every: incident_correlator::sweep::EVERY,
+    };
+    let stop = shutdown.clone();
+    tasks.spawn(async move {
+        (
+            "incident-correlator",
+            incident_correlator::run(config, stop.cancelled_owned()).await,
+        )
+    });
+
     Ok(Running {
         ingress_url,
         shutdown,

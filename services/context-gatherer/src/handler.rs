@@ -23,7 +23,7 @@ use futures::FutureExt as _;
 use crate::extract;
 use crate::sources::fusion::{self, Fusion};
 use crate::sources::similar::Semantic;
-use crate::sources::{self, SourceError, inventory, knowledge, monitoring, similar};
+use crate::sources::{self, SourceError, inventory, knowledge, monitoring, related, similar};
 
 /// The fusion's thresholds for a tenant's model: the local model's
 /// defaults, or what the tenant calibrated for its endpoint.
@@ -55,6 +55,9 @@ pub struct ContextGatherer {
     pub max_similar_tickets: i64,
     /// Source outcomes and latencies.
     pub metrics: crate::metrics::SourceMetrics,
+    /// When two open tickets count as the same problem, and whether the
+    /// ticket enters the tenant's window of open tickets.
+    pub related: related::Related,
     /// Asks tenants' LLMs for their tickets' technical terms when they
     /// have `query_rewrite` on; `None` never asks (an operator's dry run).
     pub rewriter: Option<crate::rewrite::Rewriter>,
@@ -239,7 +242,7 @@ impl Handler for ContextGatherer {
                 settings.monitoring_queries.clone()
             };
             let monitoring_on = settings.monitoring_enabled && settings.monitoring_url.is_some();
-            let (findings, monitoring_report) = sources::run(
+            let monitoring = sources::run(
                 ContextSource::Monitoring,
                 monitoring_on,
                 within_budget(self.monitoring_timeout),
@@ -256,14 +259,49 @@ impl Handler for ContextGatherer {
                     )
                     .await
                 },
+            );
+            let related = async {
+                let query = semantic.clone().await;
+                let entities = related::entities(&mentions, &systems);
+                sources::run(
+                    ContextSource::RelatedTickets,
+                    settings.incidents.enabled,
+                    within_budget(self.source_timeout),
+                    related::related_open(
+                        &self.db,
+                        &event.tenant_id,
+                        related::Ticket {
+                            id: &event.ticket_id,
+                            subject: ticket.subject.as_deref(),
+                            received_at: event.occurred_at,
+                            entities: &entities,
+                            vector: query
+                                .as_ref()
+                                .ok()
+                                .map(|query| (&*query.model, query.vector.as_slice())),
+                        },
+                        settings.incidents.related_window_minutes,
+                        self.related,
+                    )
+                    .instrument(aia_telemetry::db_span("SELECT", "open_tickets")),
+                )
+                .await
+            };
+            let ((findings, monitoring_report), (related_open, related_report)) =
+                tokio::join!(monitoring, related);
+            (
+                systems,
+                inventory_report,
+                findings,
+                monitoring_report,
+                related_open,
+                related_report,
             )
-            .await;
-            (systems, inventory_report, findings, monitoring_report)
         };
         let (
             (similar_tickets, similar_report),
             (articles, knowledge_report),
-            (systems, inventory_report, findings, monitoring_report),
+            (systems, inventory_report, findings, monitoring_report, related_open, related_report),
         ) = tokio::join!(similar, knowledge, systems_and_monitoring);
 
         for report in [
@@ -271,6 +309,7 @@ impl Handler for ContextGatherer {
             &knowledge_report,
             &inventory_report,
             &monitoring_report,
+            &related_report,
         ] {
             self.metrics.record(report);
         }
@@ -291,8 +330,10 @@ impl Handler for ContextGatherer {
                 knowledge_report,
                 inventory_report,
                 monitoring_report,
+                related_report,
             ],
             query_rewrite,
+            related_open,
         };
         Ok(Handled::Publish(vec![Event::caused_by(
             event,

@@ -102,7 +102,10 @@ impl Counters {
 pub fn concerns_a_run(payload: &Payload) -> bool {
     !matches!(
         payload,
-        Payload::TicketResolved(_) | Payload::BudgetThresholdReached(_)
+        Payload::TicketResolved(_)
+            | Payload::BudgetThresholdReached(_)
+            | Payload::IncidentDetected(_)
+            | Payload::IncidentUpdated(_)
     )
 }
 
@@ -186,6 +189,7 @@ impl RunRow {
                     "monitoring": context.monitoring,
                     "sources": context.sources,
                     "query_rewrite": context.query_rewrite,
+                    "related_open": context.related_open,
                 }));
                 // The rewrite is LLM spend like the note: in the run's cost
                 // and in the day's, once.
@@ -271,7 +275,10 @@ impl RunRow {
                     self.rated_at = Some(at);
                 }
             }
-            Payload::TicketResolved(_) | Payload::BudgetThresholdReached(_) => return None,
+            Payload::TicketResolved(_)
+            | Payload::BudgetThresholdReached(_)
+            | Payload::IncidentDetected(_)
+            | Payload::IncidentUpdated(_) => return None,
         }
         Some(counters)
     }

@@ -69,11 +69,12 @@ fn one_line(text: &str) -> String {
 
 pub fn context_summary(context: &ContextGathered) -> String {
     format!(
-        "{} similar tickets, {} articles, {} systems, {} monitoring findings",
+        "{} similar tickets, {} articles, {} systems, {} monitoring findings, {} related open tickets",
         context.similar_tickets.len(),
         context.knowledge_articles.len(),
         context.systems.len(),
-        context.monitoring.len()
+        context.monitoring.len(),
+        context.related_open.len()
     )
 }
 

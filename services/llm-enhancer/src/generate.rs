@@ -39,6 +39,10 @@ impl NoAnswer {
     }
 }
 
+/// The fewest words the model's part of a note is cut to, however long the
+/// related tickets' section above it.
+const MIN_MODEL_WORDS: usize = 60;
+
 /// The payload of `enhancement.generated` for `context`: the model's note
 /// grounded in the context (citations it cannot back are marked), completed
 /// to the four sections and cut to `max_words`; or, without an answer, the
@@ -76,8 +80,21 @@ pub fn generated(
                     "Marked citations that are not in the context"
                 );
             }
-            generated.note_markdown =
-                prompt::enforce_word_limit(&prompt::ensure_sections(&grounded.note), max_words);
+            // The related tickets' section counts in the tenant's limit.
+            let related = crate::incident::section(context);
+            let words_left = max_words.saturating_sub(
+                related
+                    .as_deref()
+                    .map_or(0, |section| section.split_whitespace().count()),
+            );
+            let note = prompt::enforce_word_limit(
+                &prompt::ensure_sections(&grounded.note),
+                words_left.max(MIN_MODEL_WORDS),
+            );
+            generated.note_markdown = match related {
+                Some(section) => format!("{section}\n{note}"),
+                None => note,
+            };
             generated.provider = Some(answer.provider);
             generated.model = Some(answer.model);
             generated.tokens_in = answer.tokens_in;
@@ -87,7 +104,8 @@ pub fn generated(
         }
         Err(no_answer) => {
             tracing::warn!(reason = %no_answer.reason(), "No model note; sending the raw context");
-            generated.note_markdown = fallback::raw_context_note(context);
+            generated.note_markdown =
+                crate::incident::above(fallback::raw_context_note(context), context);
             generated.degraded = true;
             generated.degraded_reason = Some(no_answer.reason());
             generated.budget_exceeded = no_answer == NoAnswer::OverBudget;
@@ -186,7 +204,12 @@ mod tests {
         let generated = generated(&context, "T-1", Err(NoAnswer::OverBudget), 300, 3);
         assert_eq!(
             generated.note_markdown,
-            fallback::raw_context_note(&context)
+            crate::incident::above(fallback::raw_context_note(&context), &context)
+        );
+        assert!(
+            generated
+                .note_markdown
+                .starts_with("## Possibly the same incident\n2 other open tickets")
         );
         assert!(generated.degraded && generated.budget_exceeded);
         assert_eq!(

@@ -8,6 +8,7 @@ pub mod fallback;
 pub mod generate;
 pub mod ground;
 mod handler;
+pub mod incident;
 pub mod metrics;
 pub mod prompt;
 

@@ -6,7 +6,7 @@ use aia_llm::Message;
 use serde_json::json;
 
 /// Recorded with every enhancement, so a note can be traced to its prompt.
-pub const PROMPT_VERSION: &str = "2026-12-05.1";
+pub const PROMPT_VERSION: &str = "2026-12-06.1";
 
 /// Search scores are calibrated confidences: from 0.5 a hit is a likely
 /// match; below, it may be unrelated.
@@ -32,6 +32,8 @@ pub fn system_prompt(max_words: usize) -> String {
          (for example \"(likely; similar meaning and shared words)\"), so the technician can judge it.\n\
          Cite your sources: ticket ids (\"Similar ticket SUP-123 was resolved by …\"), article URLs and host names, \
          exactly as they appear in the context. Cite nothing that is not in the context.\n\
+         When \"open_tickets_like_this\" is 2 or more, other users report the same problem right now: make the \
+         first next step checking for a shared cause (the systems and hosts they have in common) before this user's device.\n\
          Give concrete, actionable steps; do not speculate beyond the context. At most {max_words} words."
     )
 }
@@ -81,6 +83,7 @@ pub fn messages(context: &ContextGathered, max_words: usize, redact: bool) -> Ve
         "knowledge_articles": articles,
         "systems": context.systems,
         "monitoring": context.monitoring,
+        "open_tickets_like_this": context.related_open.len(),
     });
     vec![
         Message::system(system_prompt(max_words)),

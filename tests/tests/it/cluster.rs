@@ -12,12 +12,13 @@ use aia_testkit::{NatsCluster, NatsServer, eventually};
 use aiagents::ops::apply_nats_replicated;
 use async_nats::jetstream;
 
-const STAGES: [&str; 5] = [
+const STAGES: [&str; 6] = [
     "context-gatherer",
     "llm-enhancer",
     "writeback",
     "history-projector",
     "embedding-indexer",
+    "incident-correlator",
 ];
 
 #[tokio::test]

@@ -111,6 +111,7 @@ async fn setup(settings: impl Fn(&mut TenantSettings, &str, &str), budget: Durat
         budget,
         monitoring_timeout: Duration::from_secs(5),
         max_similar_tickets: 5,
+        related: context_gatherer::sources::related::Related::LIVE,
         metrics: Default::default(),
         rewriter: Some(Default::default()),
     };

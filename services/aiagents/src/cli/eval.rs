@@ -98,7 +98,7 @@ pub struct EmbeddingsArgs {
 }
 
 impl EmbeddingsArgs {
-    fn embedder(&self) -> anyhow::Result<aia_embed::Embedder> {
+    pub(crate) fn embedder(&self) -> anyhow::Result<aia_embed::Embedder> {
         match &self.embeddings_url {
             Some(url) => {
                 let model = self

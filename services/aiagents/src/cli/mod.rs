@@ -5,6 +5,7 @@
 pub mod console_user;
 pub mod dead_letters;
 pub mod eval;
+pub mod eval_incidents;
 pub mod import;
 pub mod migrate;
 pub mod nats;
@@ -74,6 +75,8 @@ pub enum Command {
     Run(services::RunArgs),
     /// Score similar-ticket retrieval on a data set (resolved tickets and queries with their relevant tickets), ours beside the original's.
     EvalRetrieval(eval::Args),
+    /// Score incident correlation on labelled ticket streams: precision and recall of ticket-to-incident assignment, and the ticket at which each outage was detected.
+    EvalIncidents(eval_incidents::Args),
     /// Rebuild the read models from the event stream while the projector keeps serving.
     Rebuild(rebuild::Args),
     /// Print a new application key for AI_AGENTS_SECRET_KEYS.
@@ -109,6 +112,7 @@ pub async fn run(command: Command) -> anyhow::Result<()> {
         Command::Reembed(args) => reembed::run(args).await,
         Command::Run(args) => services::run_one(args).await,
         Command::EvalRetrieval(args) => eval::run(args).await,
+        Command::EvalIncidents(args) => eval_incidents::run(args).await,
         Command::Rebuild(args) => rebuild::run(args).await,
         Command::Keygen(args) => {
             secrets::keygen(args);

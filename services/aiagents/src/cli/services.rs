@@ -31,6 +31,7 @@ pub enum Service {
     LlmEnhancer,
     Writeback,
     HistoryProjector,
+    IncidentCorrelator,
     Admin,
     Embedder,
 }
@@ -43,6 +44,7 @@ impl Service {
             Self::LlmEnhancer => "llm-enhancer",
             Self::Writeback => "writeback",
             Self::HistoryProjector => "history-projector",
+            Self::IncidentCorrelator => "incident-correlator",
             Self::Admin => "admin",
             Self::Embedder => "embedder",
         }
@@ -63,6 +65,9 @@ pub async fn run_one(args: RunArgs) -> anyhow::Result<()> {
         Service::Writeback => writeback::run(writeback::Config::from_env()?, shutdown).await,
         Service::HistoryProjector => {
             history_projector::run(history_projector::Config::from_env()?, shutdown).await
+        }
+        Service::IncidentCorrelator => {
+            incident_correlator::run(incident_correlator::Config::from_env()?, shutdown).await
         }
         Service::Admin => admin::run(admin::Config::from_env()?, shutdown).await,
         Service::Embedder => embedder::run(embedder::Config::from_env()?, shutdown).await,

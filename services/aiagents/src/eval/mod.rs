@@ -17,6 +17,7 @@ use context_gatherer::sources::similar::{self, Semantic};
 
 use crate::dataset::{self, DataSet};
 
+pub mod incidents;
 pub mod rewrite;
 mod scores;
 mod technician;

@@ -7,6 +7,7 @@ pub mod inventory;
 pub mod knowledge;
 pub mod meaning;
 pub mod monitoring;
+pub mod related;
 pub mod similar;
 pub mod words;
 

@@ -1,0 +1,192 @@
+//! The window of a tenant's recent open tickets (`open_tickets`): written by
+//! context-gatherer as it understands each new ticket, closed by the
+//! incident correlator when the ticket's resolution arrives, read for
+//! related open tickets. A cache of the stream, purged past the longest
+//! window.
+
+use aia_events::{TenantId, TicketId};
+use chrono::{DateTime, Utc};
+
+use crate::embeddings::{from_bytes, to_bytes};
+use crate::{Client, GenericClient, Row, StoreError, tenant_query, tenant_transaction};
+
+/// Most rows of one tenant's window read for one ticket: a tenant with more
+/// open tickets in its window than this is compared with its latest ones.
+pub const MAX_WINDOW_ROWS: i64 = 5000;
+
+/// An open ticket in the window.
+#[derive(Debug, Clone, PartialEq)]
+pub struct OpenTicket {
+    pub ticket_id: TicketId,
+    pub subject: Option<String>,
+    pub received_at: DateTime<Utc>,
+    pub entities: Vec<String>,
+    /// Its vector when made by the model asked for; `None` otherwise.
+    pub vector: Option<Vec<f32>>,
+}
+
+/// A new ticket as it enters the window.
+#[derive(Debug, Clone, Copy)]
+pub struct NewOpenTicket<'a> {
+    pub ticket_id: &'a TicketId,
+    pub subject: Option<&'a str>,
+    pub received_at: DateTime<Utc>,
+    pub entities: &'a [String],
+    /// The model and its vector of the ticket, when it could be embedded.
+    pub vector: Option<(&'a str, &'a [f32])>,
+}
+
+/// The tenant's tickets received since `since` and not resolved (the
+/// ticket itself left out), newest first, with the vectors of `model`; then
+/// records `ticket` in the window, in the same transaction. Recording is an
+/// upsert by (tenant, ticket), so a redelivery changes nothing, and it
+/// keeps a resolution that arrived first. With `record` false (a dry run)
+/// the window is only read.
+pub async fn window_and_record(
+    client: &mut Client,
+    tenant: &TenantId,
+    since: DateTime<Utc>,
+    ticket: NewOpenTicket<'_>,
+    record: bool,
+) -> Result<Vec<OpenTicket>, StoreError> {
+    let model = ticket.vector.map(|(model, _)| model);
+    let tx = tenant_transaction(client, tenant).await?;
+    let window = window(&tx, tenant, since, ticket.ticket_id, model).await?;
+    if !record {
+        tx.commit().await?;
+        return Ok(window);
+    }
+    let upsert = tx
+        .prepare_cached(
+            "insert into open_tickets
+                    (tenant_id, ticket_id, received_at, subject, entities, model, vector)
+             values ($1, $2, $3, $4, $5, $6, $7)
+             on conflict (tenant_id, ticket_id) do update
+                set received_at = excluded.received_at, subject = excluded.subject,
+                    entities = excluded.entities, model = excluded.model,
+                    vector = excluded.vector, updated_at = now()",
+        )
+        .await?;
+    let vector = ticket.vector.map(|(_, vector)| to_bytes(vector));
+    tx.execute(
+        &upsert,
+        &[
+            &tenant.as_str(),
+            &ticket.ticket_id.as_str(),
+            &ticket.received_at,
+            &ticket.subject,
+            &ticket.entities,
+            &model,
+            &vector,
+        ],
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(window)
+}
+
+/// The tenant's tickets received since `since` and not resolved, `except`
+/// left out, newest first, with their vectors of `model`.
+pub async fn window(
+    client: &impl GenericClient,
+    tenant: &TenantId,
+    since: DateTime<Utc>,
+    except: &TicketId,
+    model: Option<&str>,
+) -> Result<Vec<OpenTicket>, StoreError> {
+    let select = client
+        .prepare_cached(
+            "select ticket_id, subject, received_at, entities,
+                    case when model = $3 then vector end
+               from open_tickets
+              where tenant_id = $1 and received_at >= $2 and resolved_at is null
+                and ticket_id <> $4
+              order by received_at desc
+              limit $5",
+        )
+        .await?;
+    let rows = client
+        .query(
+            &select,
+            &[
+                &tenant.as_str(),
+                &since,
+                &model,
+                &except.as_str(),
+                &MAX_WINDOW_ROWS,
+            ],
+        )
+        .await?;
+    rows.iter().map(open_ticket).collect()
+}
+
+/// Some of the tenant's tickets (open or not), with their vectors of
+/// `model`: an incident's members, one ticket itself.
+pub async fn some(
+    client: &impl GenericClient,
+    tenant: &TenantId,
+    tickets: &[&str],
+    model: Option<&str>,
+) -> Result<Vec<OpenTicket>, StoreError> {
+    let select = client
+        .prepare_cached(
+            "select ticket_id, subject, received_at, entities,
+                    case when model = $3 or $3 is null then vector end
+               from open_tickets
+              where tenant_id = $1 and ticket_id = any($2)",
+        )
+        .await?;
+    let rows = client
+        .query(&select, &[&tenant.as_str(), &tickets, &model])
+        .await?;
+    rows.iter().map(open_ticket).collect()
+}
+
+/// The model a ticket's vector in the window was made by, if it has one.
+pub async fn model_of(
+    client: &impl GenericClient,
+    tenant: &TenantId,
+    ticket: &TicketId,
+) -> Result<Option<String>, StoreError> {
+    let select = client
+        .prepare_cached("select model from open_tickets where tenant_id = $1 and ticket_id = $2")
+        .await?;
+    Ok(client
+        .query_opt(&select, &[&tenant.as_str(), &ticket.as_str()])
+        .await?
+        .and_then(|row| row.get(0)))
+}
+
+fn open_ticket(row: &Row) -> Result<OpenTicket, StoreError> {
+    let id: String = row.get(0);
+    Ok(OpenTicket {
+        ticket_id: TicketId::parse(&id)
+            .map_err(|_| StoreError::Corrupt(format!("open ticket id {id:?}")))?,
+        subject: row.get(1),
+        received_at: row.get(2),
+        entities: row.get(3),
+        vector: row.get::<_, Option<&[u8]>>(4).map(from_bytes),
+    })
+}
+
+/// Takes a resolved ticket out of the window (remembering the resolution
+/// if the ticket has not entered it yet, so it never enters as open).
+pub async fn resolve(
+    client: &mut Client,
+    tenant: &TenantId,
+    ticket: &TicketId,
+    resolved_at: DateTime<Utc>,
+) -> Result<(), StoreError> {
+    tenant_query(
+        client,
+        tenant,
+        "insert into open_tickets (tenant_id, ticket_id, received_at, resolved_at)
+         values ($1, $2, $3, $3)
+         on conflict (tenant_id, ticket_id) do update
+            set resolved_at = coalesce(open_tickets.resolved_at, excluded.resolved_at),
+                updated_at = now()",
+        &[&tenant.as_str(), &ticket.as_str(), &resolved_at],
+    )
+    .await?;
+    Ok(())
+}

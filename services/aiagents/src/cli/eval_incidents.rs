@@ -1,0 +1,81 @@
+//! `aiagents eval-incidents`: incident correlation scored on labelled
+//! ticket streams.
+
+use std::path::PathBuf;
+
+use aia_store::IncidentSettings;
+use incident_correlator::decide::{Closeness, DEFAULT_CLOSENESS};
+
+use super::eval::EmbeddingsArgs;
+
+#[derive(clap::Args)]
+pub struct Args {
+    /// JSON streams: `{"tickets": [{"tenant", "ticket_id", "minute",
+    /// "subject", "description", "incident"}]}`; each scored on its own.
+    #[arg(required = true)]
+    streams: Vec<PathBuf>,
+    #[command(flatten)]
+    embeddings: EmbeddingsArgs,
+    /// Least cosine of a ticket to a new one for a burst; repeat to sweep.
+    #[arg(long, default_values_t = [DEFAULT_CLOSENESS.link])]
+    link: Vec<f32>,
+    /// Least cosine of a ticket to the centroid of the rest of its group;
+    /// repeat to sweep.
+    #[arg(long, default_values_t = [DEFAULT_CLOSENESS.centroid])]
+    centroid: Vec<f32>,
+    /// Least cosine of a ticket to a live incident's centroid to join it;
+    /// repeat to sweep.
+    #[arg(long, default_values_t = [DEFAULT_CLOSENESS.join])]
+    join: Vec<f32>,
+    /// Related tickets that make an incident (the tenant setting).
+    #[arg(long, default_value_t = IncidentSettings::default().threshold)]
+    threshold: u32,
+    /// …within this many minutes.
+    #[arg(long, default_value_t = IncidentSettings::default().threshold_window_minutes)]
+    window_minutes: u32,
+}
+
+pub async fn run(args: Args) -> anyhow::Result<()> {
+    let embedder = args.embeddings.embedder()?;
+    eprintln!("embedding with {}", embedder.model());
+    let settings = IncidentSettings {
+        threshold: args.threshold,
+        threshold_window_minutes: args.window_minutes,
+        ..IncidentSettings::default()
+    };
+    settings.check().map_err(anyhow::Error::msg)?;
+    for path in &args.streams {
+        let stream = crate::eval::incidents::load(path)?;
+        let embedded = crate::eval::incidents::embed(stream, &embedder).await?;
+        let scores: Vec<_> = args
+            .link
+            .iter()
+            .flat_map(|link| args.centroid.iter().map(move |centroid| (*link, *centroid)))
+            .flat_map(|(link, centroid)| {
+                args.join.iter().map(move |join| Closeness {
+                    link,
+                    centroid,
+                    join: *join,
+                    ..DEFAULT_CLOSENESS
+                })
+            })
+            .map(|closeness| crate::eval::incidents::replay(&embedded, closeness, &settings))
+            .collect();
+        println!(
+            "\n{}: {} tickets, threshold {} in {} min",
+            path.display(),
+            embedded.tickets.len(),
+            settings.threshold,
+            settings.threshold_window_minutes
+        );
+        print!("{}", crate::eval::incidents::table(&scores));
+        print!(
+            "{}",
+            crate::eval::incidents::pair_report(
+                &embedded,
+                f64::from(settings.threshold_window_minutes)
+            )
+        );
+    }
+    Ok(())
+}

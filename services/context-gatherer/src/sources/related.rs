@@ -1,0 +1,244 @@
+//! Related open tickets: the tenant's other tickets received in the recent
+//! window, not resolved, that look like the same problem — by meaning, and
+//! by the hosts, addresses and sites both name. Many of them at once are
+//! an outage seen from many desks (the incident correlator groups them).
+//!
+//! The window is read and the new ticket entered into it in one
+//! transaction ([`aia_store::open_tickets`]); the comparison runs in the
+//! process, like the search for similar tickets.
+
+use std::collections::BTreeSet;
+
+use aia_events::{RelatedTicket, SystemInfo, TenantId, TicketId};
+use aia_store::open_tickets::{self, NewOpenTicket, OpenTicket};
+use aia_store::{Pool, StoreError};
+use chrono::{DateTime, Utc};
+
+use super::SourceError;
+use crate::extract::Mentions;
+
+/// When two tickets count as the same problem.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Relatedness {
+    /// Least cosine similarity of two tickets related by meaning alone.
+    pub meaning: f32,
+    /// Least cosine similarity of two tickets that also name a host,
+    /// address or site in common (a shared name alone relates nothing: a
+    /// printer's toner and its paper jam are two problems).
+    pub with_entity: f32,
+}
+
+/// For the local model: everyday pairs of one tenant's tickets received
+/// within half an hour have a cosine above 0.37 once in a hundred, pairs of
+/// one outage's tickets half the time above 0.29–0.35 (the incident
+/// evaluation sets, docs/benchmarks.md). A note lists only the clearly
+/// alike; the correlator judges groups, not pairs (see
+/// `incident_correlator::decide`).
+pub const DEFAULT: Relatedness = Relatedness {
+    meaning: 0.40,
+    with_entity: 0.25,
+};
+
+/// How the stage uses the window.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Related {
+    pub relatedness: Relatedness,
+    /// Whether each ticket is entered into the window; off for a dry run,
+    /// which reads it only.
+    pub record: bool,
+}
+
+impl Related {
+    /// A running stage.
+    pub const LIVE: Self = Self {
+        relatedness: DEFAULT,
+        record: true,
+    };
+    /// An operator's dry run: the window is read, never written.
+    pub const DRY_RUN: Self = Self {
+        relatedness: DEFAULT,
+        record: false,
+    };
+}
+
+/// Most related tickets a context carries (the count beyond is not needed:
+/// the note names a few, the correlator needs its threshold).
+pub const MAX_RELATED: usize = 25;
+
+/// What a ticket names that another ticket about the same outage may name
+/// too: every address it mentions, and the host names and sites of the
+/// systems the inventory matched (a word that only looks like a host name
+/// is not an entity).
+pub fn entities(mentions: &Mentions, systems: &[SystemInfo]) -> Vec<String> {
+    let mut found = BTreeSet::new();
+    for (_, address) in &mentions.addresses {
+        found.insert(address.to_string());
+    }
+    for system in systems {
+        if let Some(host) = &system.hostname {
+            found.insert(host.to_lowercase());
+        }
+        if let Some(address) = &system.address {
+            found.insert(address.clone());
+        }
+        if let Some(location) = &system.location {
+            found.insert(format!("site:{location}"));
+        }
+    }
+    found.into_iter().collect()
+}
+
+/// The window's tickets related to one with `vector` (unit length, of the
+/// same model as the window's vectors) and `entities`: most similar first,
+/// at most [`MAX_RELATED`].
+pub fn relate(
+    vector: Option<&[f32]>,
+    entities: &[String],
+    window: &[OpenTicket],
+    relatedness: Relatedness,
+) -> Vec<RelatedTicket> {
+    let mut related: Vec<RelatedTicket> = window
+        .iter()
+        .filter_map(|open| {
+            let similarity = match (vector, open.vector.as_deref()) {
+                (Some(a), Some(b)) if a.len() == b.len() => Some(dot(a, b)),
+                _ => None,
+            };
+            let shared: Vec<String> = open
+                .entities
+                .iter()
+                .filter(|entity| entities.contains(entity))
+                .cloned()
+                .collect();
+            let by_meaning = similarity.is_some_and(|s| s >= relatedness.meaning);
+            let by_entity =
+                !shared.is_empty() && similarity.is_none_or(|s| s >= relatedness.with_entity);
+            (by_meaning || by_entity).then(|| RelatedTicket {
+                ticket_id: open.ticket_id.clone(),
+                subject: open.subject.clone(),
+                received_at: open.received_at,
+                similarity: similarity.map(|s| (f64::from(s) * 1000.0).round() / 1000.0),
+                shared_entities: shared,
+            })
+        })
+        .collect();
+    related.sort_by(|a, b| {
+        let key = |r: &RelatedTicket| (r.shared_entities.len(), r.similarity.unwrap_or(0.0));
+        let (a_shared, a_sim) = key(a);
+        let (b_shared, b_sim) = key(b);
+        b_sim
+            .total_cmp(&a_sim)
+            .then(b_shared.cmp(&a_shared))
+            .then(b.received_at.cmp(&a.received_at))
+    });
+    related.truncate(MAX_RELATED);
+    related
+}
+
+fn dot(a: &[f32], b: &[f32]) -> f32 {
+    a.iter().zip(b).map(|(x, y)| x * y).sum()
+}
+
+/// The new ticket as the window records it.
+pub struct Ticket<'a> {
+    pub id: &'a TicketId,
+    pub subject: Option<&'a str>,
+    pub received_at: DateTime<Utc>,
+    pub entities: &'a [String],
+    pub vector: Option<(&'a str, &'a [f32])>,
+}
+
+/// Reads the tenant's window of `window_minutes` before the ticket, enters
+/// the ticket into it, and relates the two.
+pub async fn related_open(
+    db: &Pool,
+    tenant: &TenantId,
+    ticket: Ticket<'_>,
+    window_minutes: u32,
+    related: Related,
+) -> Result<Vec<RelatedTicket>, SourceError> {
+    let since = ticket.received_at - chrono::Duration::minutes(i64::from(window_minutes));
+    let mut client = db.get().await.map_err(StoreError::from)?;
+    let window = open_tickets::window_and_record(
+        &mut client,
+        tenant,
+        since,
+        NewOpenTicket {
+            ticket_id: ticket.id,
+            subject: ticket.subject,
+            received_at: ticket.received_at,
+            entities: ticket.entities,
+            vector: ticket.vector,
+        },
+        related.record,
+    )
+    .await?;
+    Ok(relate(
+        ticket.vector.map(|(_, vector)| vector),
+        ticket.entities,
+        &window,
+        related.relatedness,
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn open(id: &str, vector: Option<Vec<f32>>, entities: &[&str]) -> OpenTicket {
+        OpenTicket {
+            ticket_id: TicketId::parse(id).unwrap(),
+            subject: None,
+            received_at: Utc::now(),
+            entities: entities.iter().map(|e| (*e).to_owned()).collect(),
+            vector,
+        }
+    }
+
+    fn unit(x: f32) -> Vec<f32> {
+        vec![x, (1.0 - x * x).sqrt()]
+    }
+
+    #[test]
+    fn meaning_alone_relates_above_its_threshold_and_a_shared_name_needs_some_meaning() {
+        let query = [1.0, 0.0];
+        let window = [
+            open("close", Some(unit(0.8)), &[]),
+            open("far", Some(unit(0.2)), &[]),
+            open("shares-host", Some(unit(0.4)), &["fs01"]),
+            open("shares-host-but-unlike", Some(unit(0.1)), &["fs01"]),
+            open("no-vector-shares-host", None, &["fs01"]),
+        ];
+        let related = relate(
+            Some(&query),
+            &["fs01".to_owned()],
+            &window,
+            Relatedness {
+                meaning: 0.55,
+                with_entity: 0.35,
+            },
+        );
+        let ids: Vec<&str> = related.iter().map(|r| r.ticket_id.as_str()).collect();
+        assert_eq!(ids, ["close", "shares-host", "no-vector-shares-host"]);
+        assert_eq!(related[1].shared_entities, ["fs01"]);
+        assert_eq!(related[0].similarity, Some(0.8));
+        assert_eq!(related[2].similarity, None);
+    }
+
+    #[test]
+    fn entities_are_addresses_and_what_the_inventory_knows_not_look_alike_words() {
+        let mentions = crate::extract::mentions("wi-fi drops near 10.0.0.7 and on fs01");
+        let systems = [SystemInfo {
+            matched: "fs01".into(),
+            hostname: Some("FS01".into()),
+            address: Some("10.0.0.9".into()),
+            role: None,
+            client: None,
+            location: Some("Leeds".into()),
+        }];
+        assert_eq!(
+            entities(&mentions, &systems),
+            ["10.0.0.7", "10.0.0.9", "fs01", "site:Leeds"]
+        );
+    }
+}

@@ -1,0 +1,86 @@
+//! Incidents by tenant: detected (what the alert fires on), tickets
+//! joined, and ended by why. Tenant-labelled on purpose: an incident is
+//! one customer's outage, and whom to page depends on which customer.
+
+use aia_events::{Event, IncidentChange, Payload, TenantId};
+use aia_telemetry::metrics::SharedRegistry;
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct TenantLabels {
+    pub tenant: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct EndedLabels {
+    pub tenant: String,
+    /// `resolved`, `closed` or `quiet`.
+    pub change: String,
+}
+
+#[derive(Clone, Default)]
+pub struct IncidentMetrics {
+    detected: Family<TenantLabels, Counter>,
+    tickets_added: Family<TenantLabels, Counter>,
+    ended: Family<EndedLabels, Counter>,
+}
+
+impl IncidentMetrics {
+    pub fn register(registry: &SharedRegistry) -> Self {
+        let metrics = Self::default();
+        let mut registry = registry.lock().expect("registry lock");
+        registry.register(
+            "incidents_detected",
+            "Incidents detected, by tenant",
+            metrics.detected.clone(),
+        );
+        registry.register(
+            "incident_tickets_added",
+            "Tickets that joined an incident after it was detected, by tenant",
+            metrics.tickets_added.clone(),
+        );
+        registry.register(
+            "incidents_ended",
+            "Incidents ended, by tenant and why (resolved, closed, quiet)",
+            metrics.ended.clone(),
+        );
+        metrics
+    }
+
+    /// Counts committed incident events (each is decided once: a
+    /// redelivery decides nothing new).
+    pub fn count(&self, tenant: &TenantId, events: &[Event]) {
+        let labels = || TenantLabels {
+            tenant: tenant.to_string(),
+        };
+        for event in events {
+            match &event.payload {
+                Payload::IncidentDetected(_) => {
+                    self.detected.get_or_create(&labels()).inc();
+                }
+                Payload::IncidentUpdated(updated) => match updated.change {
+                    IncidentChange::TicketAdded => {
+                        self.tickets_added.get_or_create(&labels()).inc();
+                    }
+                    IncidentChange::Resolved | IncidentChange::Closed | IncidentChange::Quiet => {
+                        let change = match updated.change {
+                            IncidentChange::Resolved => "resolved",
+                            IncidentChange::Closed => "closed",
+                            _ => "quiet",
+                        };
+                        self.ended
+                            .get_or_create(&EndedLabels {
+                                tenant: tenant.to_string(),
+                                change: change.into(),
+                            })
+                            .inc();
+                    }
+                    IncidentChange::Acknowledged => {}
+                },
+                _ => {}
+            }
+        }
+    }
+}

@@ -40,7 +40,7 @@ pub async fn live(
                left join incident_tickets t
                  on t.tenant_id = i.tenant_id and t.incident_id = i.incident_id
               where i.tenant_id = $1 and i.status <> 'ended'
-              group by i.incident_id
+              group by i.tenant_id, i.incident_id
               order by min(i.detected_at), i.incident_id",
         )
         .await?;

@@ -1,0 +1,583 @@
+//! The incident correlator on real NATS and PostgreSQL: each ticket enters
+//! the tenant's window as the context stage enters it
+//! (`open_tickets::window_and_record`) and its `context.gathered` event is
+//! published; the stage, scaled to two instances, groups them.
+//!
+//! Vectors are made by hand so that what is alike is known exactly: the
+//! tickets of one outage share one axis (cosine 0.36 between any two, as
+//! users' words for one outage are only loosely alike) and everyday tickets
+//! share none.
+
+use std::collections::BTreeSet;
+use std::time::Duration;
+
+use aia_bus::JetStream;
+use aia_events::{
+    Event, IncidentChange, IncidentStatus, ItsmKind, Payload, Priority, TenantId, TicketId,
+    TicketResolved, examples,
+};
+use aia_store::open_tickets::{self, NewOpenTicket};
+use aia_store::{Keyring, TenantSettings, tenants};
+use aia_testkit::{NatsServer, TestDatabase, eventually};
+use async_nats::jetstream::consumer::{AckPolicy, DeliverPolicy, pull};
+use chrono::{DateTime, Utc};
+use futures::StreamExt as _;
+use tokio_util::sync::CancellationToken;
+
+const DIM: usize = 64;
+
+/// A unit vector 0.6 along the outage's `axis` and the rest along the
+/// ticket's own axis (`own`, distinct per ticket); `axis: None` for an
+/// everyday ticket, entirely its own.
+fn vector(axis: Option<usize>, own: usize) -> Vec<f32> {
+    let mut v = vec![0.0; DIM];
+    match axis {
+        Some(axis) => {
+            v[axis] = 0.6;
+            v[own] = 0.8;
+        }
+        None => v[own] = 1.0,
+    }
+    v
+}
+
+struct Setup {
+    db: TestDatabase,
+    _nats: NatsServer,
+    jetstream: JetStream,
+    pool: aia_store::Pool,
+    stop: CancellationToken,
+    instances: Vec<tokio::task::JoinHandle<Result<(), String>>>,
+    registries: Vec<aia_telemetry::metrics::SharedRegistry>,
+    published: usize,
+}
+
+async fn setup(instances: usize, settings: impl Fn(&mut TenantSettings)) -> Setup {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let nats = NatsServer::start().await;
+    let db = TestDatabase::create().await;
+    aiagents::ops::apply_nats(&nats.url()).await.unwrap();
+    let spec = Keyring::generate_spec("k1");
+    let keyring = Keyring::parse(&spec).unwrap();
+    let pool = aia_store::pool(&db.app_url, 4).unwrap();
+    for tenant in ["acme", "globex"] {
+        aiagents::ops::add_tenant(
+            &db.app_url,
+            &keyring,
+            tenant,
+            tenant,
+            ItsmKind::ServicedeskPlus,
+            "https://sdp.example.com",
+            r#"{"authtoken":"t"}"#,
+        )
+        .await
+        .unwrap();
+        let mut tenant_settings = TenantSettings::default();
+        settings(&mut tenant_settings);
+        tenants::update(
+            &mut pool.get().await.unwrap(),
+            &keyring,
+            &TenantId::parse(tenant).unwrap(),
+            &tenants::TenantUpdate {
+                settings: Some(tenant_settings),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    }
+    let (_client, jetstream) = aia_bus::connect(&nats.url(), "test").await.unwrap();
+    let stop = CancellationToken::new();
+    let mut handles = Vec::new();
+    let mut registries = Vec::new();
+    for _ in 0..instances {
+        let mut config = incident_correlator::Config::new(
+            nats.url(),
+            db.app_url.clone(),
+            Keyring::parse(&spec).unwrap(),
+        );
+        config.sweep_every = Duration::from_millis(500);
+        config.stage.tenant_cache_ttl = Duration::ZERO;
+        registries.push(config.stage.registry.clone());
+        let stopped = stop.clone().cancelled_owned();
+        handles.push(tokio::spawn(async move {
+            incident_correlator::run(config, stopped)
+                .await
+                .map_err(|err| format!("{err:#}"))
+        }));
+    }
+    Setup {
+        db,
+        _nats: nats,
+        jetstream,
+        pool,
+        stop,
+        instances: handles,
+        registries,
+        published: 0,
+    }
+}
+
+impl Setup {
+    /// What the context stage does for a ticket: enter it into the window,
+    /// then publish its `context.gathered`.
+    async fn gathered(
+        &mut self,
+        tenant: &str,
+        ticket: &str,
+        received_at: DateTime<Utc>,
+        vector: &[f32],
+        entities: &[&str],
+    ) -> Event {
+        let tenant_id = TenantId::parse(tenant).unwrap();
+        let ticket_id = TicketId::parse(ticket).unwrap();
+        let entities: Vec<String> = entities.iter().map(|e| (*e).to_owned()).collect();
+        open_tickets::window_and_record(
+            &mut self.pool.get().await.unwrap(),
+            &tenant_id,
+            received_at - chrono::Duration::hours(2),
+            NewOpenTicket {
+                ticket_id: &ticket_id,
+                subject: Some(&format!("problem {ticket}")),
+                received_at,
+                entities: &entities,
+                vector: Some(("test-model", vector)),
+            },
+            true,
+        )
+        .await
+        .unwrap();
+        let mut event = examples::all()
+            .into_iter()
+            .find(|event| matches!(event.payload, Payload::ContextGathered(_)))
+            .unwrap();
+        event.event_id = uuid::Uuid::now_v7();
+        event.tenant_id = tenant_id;
+        event.ticket_id = ticket_id;
+        if let Payload::ContextGathered(context) = &mut event.payload {
+            context.received_at = received_at;
+            context.ticket.subject = Some(format!("problem {ticket}"));
+        }
+        self.publish(&event).await;
+        event
+    }
+
+    async fn publish(&mut self, event: &Event) {
+        self.published += 1;
+        aia_bus::publish_event(&self.jetstream, event, &format!("test:{}", event.event_id))
+            .await
+            .unwrap();
+    }
+
+    async fn resolved(&mut self, tenant: &str, ticket: &str) {
+        let event = Event::new_run(
+            TenantId::parse(tenant).unwrap(),
+            TicketId::parse(ticket).unwrap(),
+            Payload::TicketResolved(TicketResolved {
+                source: ItsmKind::ServicedeskPlus,
+                subject: format!("problem {ticket}"),
+                description: "fixed".into(),
+                resolution: "restarted the service".into(),
+                priority: Priority::High,
+                tags: vec![],
+                resolved_at: Utc::now(),
+            }),
+        );
+        self.publish(&event).await;
+    }
+
+    /// Each incident of the tenant: its status and its tickets.
+    async fn incidents(&self, tenant: &str) -> Vec<(String, BTreeSet<String>)> {
+        let admin = self.db.admin_client().await;
+        admin
+            .query(
+                "select i.status, array_agg(t.ticket_id order by t.ticket_id)
+                   from incidents i join incident_tickets t using (tenant_id, incident_id)
+                  where i.tenant_id = $1
+                  group by i.incident_id, i.status, i.detected_at
+                  order by i.detected_at",
+                &[&tenant],
+            )
+            .await
+            .unwrap()
+            .iter()
+            .map(|row| {
+                let tickets: Vec<String> = row.get(1);
+                (row.get(0), tickets.into_iter().collect())
+            })
+            .collect()
+    }
+
+    /// The incident events in the stream, in order.
+    async fn incident_events(&self, tenant: &str) -> Vec<Event> {
+        let stream = self.jetstream.get_stream(aia_bus::STREAM).await.unwrap();
+        let consumer = stream
+            .create_consumer(pull::Config {
+                filter_subject: format!("tickets.{tenant}.*.incident.>"),
+                deliver_policy: DeliverPolicy::All,
+                ack_policy: AckPolicy::None,
+                ..Default::default()
+            })
+            .await
+            .unwrap();
+        let mut batch = consumer
+            .fetch()
+            .max_messages(500)
+            .expires(Duration::from_millis(500))
+            .messages()
+            .await
+            .unwrap();
+        let mut events = Vec::new();
+        while let Some(message) = batch.next().await {
+            events.push(Event::from_json(&message.unwrap().payload).unwrap());
+        }
+        events
+    }
+
+    /// Waits until the correlator consumed everything published.
+    async fn settled(&self) {
+        eventually(
+            "the correlator to catch up",
+            Duration::from_secs(30),
+            || async {
+                let mut consumer = self
+                    .jetstream
+                    .get_consumer_from_stream::<pull::Config, _, _>(
+                        "incident-correlator",
+                        aia_bus::STREAM,
+                    )
+                    .await
+                    .ok()?;
+                let info = consumer.info().await.ok()?;
+                (info.num_pending == 0 && info.num_ack_pending == 0).then_some(())
+            },
+        )
+        .await;
+    }
+
+    async fn stop(self) -> TestDatabase {
+        self.stop.cancel();
+        for instance in self.instances {
+            instance.await.unwrap().unwrap();
+        }
+        self.db
+    }
+}
+
+fn ids(tickets: &[&str]) -> BTreeSet<String> {
+    tickets.iter().map(|t| (*t).to_owned()).collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_outage_makes_one_incident_two_outages_stay_two_and_everyday_tickets_none() {
+    let mut setup = setup(2, |_| {}).await;
+    let now = Utc::now();
+    let minutes = |m: i64| now - chrono::Duration::minutes(30) + chrono::Duration::minutes(m);
+    // Two outages at acme interleaved with everyday tickets; globex gets
+    // two tickets with the very vectors of acme's first outage.
+    let plan: [(&str, &str, i64, Option<usize>, &[&str]); 14] = [
+        ("acme", "A-1", 0, Some(0), &["fs01"]),
+        ("acme", "X-1", 1, None, &[]),
+        ("acme", "A-2", 2, Some(0), &[]),
+        ("globex", "G-1", 2, Some(0), &["fs01"]),
+        ("acme", "B-1", 3, Some(1), &[]),
+        ("acme", "A-3", 4, Some(0), &["fs01"]),
+        ("acme", "X-2", 5, None, &["fs01"]),
+        ("acme", "B-2", 6, Some(1), &[]),
+        ("globex", "G-2", 6, Some(0), &["fs01"]),
+        ("acme", "A-4", 7, Some(0), &[]),
+        ("acme", "B-3", 8, Some(1), &[]),
+        ("acme", "X-3", 9, None, &[]),
+        ("acme", "B-4", 10, Some(1), &[]),
+        ("acme", "A-5", 11, Some(0), &[]),
+    ];
+    for (own, (tenant, ticket, minute, axis, entities)) in plan.into_iter().enumerate() {
+        let vector = vector(axis, 10 + own);
+        setup
+            .gathered(tenant, ticket, minutes(minute), &vector, entities)
+            .await;
+        // One at a time, as a quiet stream delivers them.
+        setup.settled().await;
+    }
+
+    let incidents = setup.incidents("acme").await;
+    assert_eq!(
+        incidents,
+        [
+            ("open".to_owned(), ids(&["A-1", "A-2", "A-3", "A-4", "A-5"])),
+            ("open".to_owned(), ids(&["B-1", "B-2", "B-3", "B-4"])),
+        ]
+    );
+    assert!(
+        setup.incidents("globex").await.is_empty(),
+        "globex's two tickets are no incident, whatever acme has"
+    );
+
+    let events = setup.incident_events("acme").await;
+    let detected: Vec<&Event> = events
+        .iter()
+        .filter(|e| matches!(e.payload, Payload::IncidentDetected(_)))
+        .collect();
+    assert_eq!(detected.len(), 2, "{events:#?}");
+    let Payload::IncidentDetected(first) = &detected[0].payload else {
+        unreachable!()
+    };
+    let first_tickets: Vec<&str> = first.tickets.iter().map(|t| t.ticket_id.as_str()).collect();
+    assert_eq!(
+        first_tickets,
+        ["A-1", "A-2", "A-3"],
+        "detected by the third"
+    );
+    assert_eq!(first.detected_by.as_str(), "A-3");
+    assert_eq!(first.shared_entities, ["fs01"]);
+    assert_eq!(
+        detected[0].ticket_id.as_str(),
+        format!("incident-{}", first.incident_id)
+    );
+    let added: Vec<(u32, String)> = events
+        .iter()
+        .filter_map(|e| match &e.payload {
+            Payload::IncidentUpdated(u) if u.change == IncidentChange::TicketAdded => {
+                Some((u.version, u.ticket.as_ref().unwrap().ticket_id.to_string()))
+            }
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        added,
+        [
+            (2, "A-4".to_owned()),
+            (2, "B-4".to_owned()),
+            (3, "A-5".to_owned())
+        ]
+    );
+    assert!(setup.incident_events("globex").await.is_empty());
+
+    let metrics = aia_telemetry::metrics::encode(&setup.registries[0])
+        + &aia_telemetry::metrics::encode(&setup.registries[1]);
+    let detected_count: f64 = metrics
+        .lines()
+        .filter(|line| line.starts_with("incidents_detected_total{tenant=\"acme\"}"))
+        .filter_map(|line| line.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum();
+    assert_eq!(detected_count, 2.0, "{metrics}");
+    setup.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_burst_handled_at_once_by_two_instances_is_one_incident_and_redelivery_adds_nothing() {
+    let mut setup = setup(2, |_| {}).await;
+    let now = Utc::now() - chrono::Duration::minutes(20);
+    // Twelve tickets of one outage published at once: the two instances
+    // decide them concurrently, one tenant-lock at a time.
+    let mut sent = Vec::new();
+    for i in 0..12 {
+        let vector = vector(Some(0), 10 + i);
+        sent.push(
+            setup
+                .gathered(
+                    "acme",
+                    &format!("A-{i}"),
+                    now + chrono::Duration::seconds(i64::try_from(i).unwrap() * 20),
+                    &vector,
+                    &[],
+                )
+                .await,
+        );
+    }
+    setup.settled().await;
+    let all: BTreeSet<String> = (0..12).map(|i| format!("A-{i}")).collect();
+    // Tickets decided before their burst-mates were in the window may be
+    // left out (they have no incident yet when they arrive), but those
+    // grouped are in one incident.
+    let incidents = setup.incidents("acme").await;
+    assert_eq!(incidents.len(), 1, "{incidents:?}");
+    assert!(
+        incidents[0].1.len() >= 10 && incidents[0].1.is_subset(&all),
+        "{incidents:?}"
+    );
+    let before = setup.incident_events("acme").await;
+
+    // Every context delivered again, as after a crash: nothing new.
+    for event in &sent {
+        let copy = Event::republished(event);
+        setup.publish(&copy).await;
+    }
+    setup.settled().await;
+    assert_eq!(setup.incidents("acme").await, incidents);
+    let after = setup.incident_events("acme").await;
+    assert_eq!(after.len(), before.len(), "{after:#?}");
+    let versions: BTreeSet<u32> = after
+        .iter()
+        .map(|e| match &e.payload {
+            Payload::IncidentDetected(d) => d.version,
+            Payload::IncidentUpdated(u) => u.version,
+            _ => unreachable!(),
+        })
+        .collect();
+    assert_eq!(
+        versions.len(),
+        after.len(),
+        "one event per version: {after:#?}"
+    );
+    setup.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_incident_ends_once_when_its_tickets_are_resolved_and_an_old_one_goes_quiet() {
+    let mut setup = setup(1, |settings| settings.incidents.quiet_minutes = 30).await;
+    let now = Utc::now();
+    // A current outage, then each of its tickets resolved.
+    for i in 0..3 {
+        let vector = vector(Some(0), 10 + i);
+        setup
+            .gathered(
+                "acme",
+                &format!("A-{i}"),
+                now - chrono::Duration::minutes(5)
+                    + chrono::Duration::minutes(i64::try_from(i).unwrap()),
+                &vector,
+                &[],
+            )
+            .await;
+    }
+    // An outage whose last ticket came an hour ago: past its quiet period.
+    for i in 0..3 {
+        let vector = vector(Some(1), 20 + i);
+        setup
+            .gathered(
+                "globex",
+                &format!("G-{i}"),
+                now - chrono::Duration::minutes(65)
+                    + chrono::Duration::minutes(i64::try_from(i).unwrap()),
+                &vector,
+                &[],
+            )
+            .await;
+    }
+    setup.settled().await;
+    assert_eq!(setup.incidents("acme").await.len(), 1);
+    for i in 0..3 {
+        setup.resolved("acme", &format!("A-{i}")).await;
+        // A resolution delivered twice ends nothing twice.
+        setup.resolved("acme", &format!("A-{i}")).await;
+    }
+    setup.settled().await;
+    assert_eq!(
+        setup.incidents("acme").await,
+        [("ended".to_owned(), ids(&["A-0", "A-1", "A-2"]))]
+    );
+    let ended: Vec<IncidentChange> = setup
+        .incident_events("acme")
+        .await
+        .iter()
+        .filter_map(|e| match &e.payload {
+            Payload::IncidentUpdated(u) if u.status == IncidentStatus::Ended => Some(u.change),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(ended, [IncidentChange::Resolved]);
+
+    // The sweep ends globex's incident as quiet, once.
+    let globex = eventually("the quiet end", Duration::from_secs(10), || async {
+        let incidents = setup.incidents("globex").await;
+        (incidents.first().map(|i| i.0.as_str()) == Some("ended")).then_some(incidents)
+    })
+    .await;
+    assert_eq!(globex[0].1, ids(&["G-0", "G-1", "G-2"]));
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let quiet: Vec<IncidentChange> = setup
+        .incident_events("globex")
+        .await
+        .iter()
+        .filter_map(|e| match &e.payload {
+            Payload::IncidentUpdated(u) => Some(u.change),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(quiet, [IncidentChange::Quiet]);
+
+    // Resolved tickets left the window: a new ticket like them relates to
+    // none.
+    let still_open: Vec<String> = setup
+        .db
+        .admin_client()
+        .await
+        .query(
+            "select ticket_id from open_tickets where tenant_id = 'acme' and resolved_at is null",
+            &[],
+        )
+        .await
+        .unwrap()
+        .iter()
+        .map(|row| row.get(0))
+        .collect();
+    assert!(still_open.is_empty(), "{still_open:?}");
+    setup.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_event_left_in_the_outbox_by_a_crash_is_published_by_the_sweep_once() {
+    let setup = setup(1, |_| {}).await;
+    // Decided and committed, never published: what a crash between commit
+    // and publish leaves.
+    let tenant = TenantId::parse("acme").unwrap();
+    let incident = uuid::Uuid::now_v7();
+    let event = incident_correlator::incident_event(
+        &tenant,
+        incident,
+        None,
+        Payload::IncidentDetected(aia_events::IncidentDetected {
+            incident_id: incident,
+            version: 1,
+            tickets: vec![aia_events::IncidentTicket {
+                ticket_id: TicketId::parse("A-1").unwrap(),
+                subject: None,
+                received_at: Utc::now(),
+            }],
+            shared_entities: vec![],
+            summary: "1 ticket".into(),
+            detected_by: TicketId::parse("A-1").unwrap(),
+            threshold: 3,
+            window_minutes: 30,
+        }),
+    );
+    {
+        let mut client = setup.pool.get().await.unwrap();
+        let tx = aia_store::tenant_transaction(&mut client, &tenant)
+            .await
+            .unwrap();
+        incident_correlator::store::apply(&tx, &event)
+            .await
+            .unwrap();
+        incident_correlator::store::outbox_put(
+            &tx,
+            &event,
+            &incident_correlator::outbox::msg_id(&event),
+        )
+        .await
+        .unwrap();
+        tx.commit().await.unwrap();
+    }
+    let published = eventually("the sweep's publish", Duration::from_secs(10), || async {
+        let events = setup.incident_events("acme").await;
+        (!events.is_empty()).then_some(events)
+    })
+    .await;
+    // As the stream holds it (times to the microsecond).
+    assert_eq!(published, [Event::from_json(&event.to_json()).unwrap()]);
+    // Several sweeps later, still one copy, and the row is marked.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert_eq!(setup.incident_events("acme").await.len(), 1);
+    let admin = setup.db.admin_client().await;
+    let pending: i64 = admin
+        .query_one(
+            "select count(*) from incident_outbox where published_at is null",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(pending, 0);
+    setup.stop().await;
+}

@@ -311,3 +311,141 @@ async fn unknown_tenants_end_the_run_with_a_reason() {
     };
     assert_eq!(failed.reason, "tenant does not exist");
 }
+
+/// A `ticket.received` of `ticket`, received `minutes_ago`.
+fn received_as(tenant: &str, ticket: &str, description: &str, minutes_ago: i64) -> Event {
+    let mut event = received(tenant, "help", description);
+    event.ticket_id = TicketId::parse(ticket).unwrap();
+    event.occurred_at = chrono::Utc::now() - chrono::Duration::minutes(minutes_ago);
+    event
+}
+
+fn related_ids(context: &ContextGathered) -> Vec<&str> {
+    context
+        .related_open
+        .iter()
+        .map(|r| r.ticket_id.as_str())
+        .collect()
+}
+
+#[tokio::test]
+async fn related_open_tickets_are_the_tenants_own_recent_open_ones_naming_what_the_inventory_knows()
+{
+    let setup = setup(|_, _, _| {}, Duration::from_secs(30)).await;
+    let gatherer = &setup.gatherer;
+    // Older than the two-hour window, and the first of the day.
+    gather(
+        gatherer,
+        received_as("acme", "OLD-1", "Cannot save to 10.20.1.40", 180),
+    )
+    .await;
+    let first = gather(
+        gatherer,
+        received_as("acme", "SUP-1", "Cannot save to 10.20.1.40", 30),
+    )
+    .await;
+    assert!(first.related_open.is_empty(), "{:?}", first.related_open);
+    assert_eq!(
+        status(&first, ContextSource::RelatedTickets),
+        SourceStatus::Empty
+    );
+    // No words in common; the inventory knows the host, its address and site.
+    let second = gather(
+        gatherer,
+        received_as("acme", "SUP-2", "fs01.corp.local refuses my files", 20),
+    )
+    .await;
+    assert_eq!(related_ids(&second), ["SUP-1"]);
+    assert_eq!(
+        second.related_open[0].shared_entities,
+        ["10.20.1.40", "fs01.corp.local", "site:Berlin"]
+    );
+    assert_eq!(
+        second.related_open[0].similarity, None,
+        "no embedder: by names only"
+    );
+    assert_eq!(
+        status(&second, ContextSource::RelatedTickets),
+        SourceStatus::Ok
+    );
+    let note = llm_enhancer::incident::section(&second).unwrap();
+    assert!(
+        note.contains("1 other open ticket from the last 10 minutes looks like this one: SUP-1"),
+        "{note}"
+    );
+    assert!(
+        note.contains("both mention 10.20.1.40, fs01.corp.local, site:Berlin"),
+        "{note}"
+    );
+
+    // Another tenant's tickets on the same address are never related.
+    let globex = gather(
+        gatherer,
+        received_as("globex", "SUP-3", "Cannot save to 10.20.1.40", 10),
+    )
+    .await;
+    assert!(globex.related_open.is_empty(), "{:?}", globex.related_open);
+    // A ticket naming nothing in common relates to nothing.
+    let printer = gather(
+        gatherer,
+        received_as("acme", "SUP-4", "Paper jam on the second floor printer", 9),
+    )
+    .await;
+    assert!(printer.related_open.is_empty());
+
+    // A resolved ticket leaves the window; a redelivered one is not its
+    // own relative and is recorded once.
+    let acme = TenantId::parse("acme").unwrap();
+    aia_store::open_tickets::resolve(
+        &mut gatherer.db.get().await.unwrap(),
+        &acme,
+        &TicketId::parse("SUP-1").unwrap(),
+        chrono::Utc::now(),
+    )
+    .await
+    .unwrap();
+    let again = gather(
+        gatherer,
+        received_as("acme", "SUP-2", "fs01.corp.local refuses my files", 20),
+    )
+    .await;
+    assert!(again.related_open.is_empty(), "{:?}", again.related_open);
+    let fifth = gather(
+        gatherer,
+        received_as("acme", "SUP-5", "10.20.1.40 is gone again", 5),
+    )
+    .await;
+    assert_eq!(related_ids(&fifth), ["SUP-2"]);
+
+    // A dry run reads the window and writes nothing to it.
+    let dry = ContextGatherer {
+        related: context_gatherer::sources::related::Related::DRY_RUN,
+        rewriter: None,
+        metrics: Default::default(),
+        knowledge_cache: Default::default(),
+        tenants: gatherer.tenants.clone(),
+        db: gatherer.db.clone(),
+        http: gatherer.http.clone(),
+        local_embedder: None,
+        source_timeout: gatherer.source_timeout,
+        budget: gatherer.budget,
+        monitoring_timeout: gatherer.monitoring_timeout,
+        max_similar_tickets: gatherer.max_similar_tickets,
+    };
+    let dry_run = gather(&dry, received_as("acme", "SUP-6", "10.20.1.40 down", 1)).await;
+    assert_eq!(related_ids(&dry_run), ["SUP-5", "SUP-2"]);
+    let recorded: Vec<String> = setup
+        ._db
+        .admin_client()
+        .await
+        .query(
+            "select ticket_id from open_tickets where tenant_id = 'acme' order by ticket_id",
+            &[],
+        )
+        .await
+        .unwrap()
+        .iter()
+        .map(|row| row.get(0))
+        .collect();
+    assert_eq!(recorded, ["OLD-1", "SUP-1", "SUP-2", "SUP-4", "SUP-5"]);
+}

@@ -9,8 +9,8 @@
 #                --build-arg HEALTH_PORT=8085 -t aiagents/embedder .     # with the model inside
 #
 # SERVICE is a workspace package with a binary of the same name: ingress,
-# context-gatherer, llm-enhancer, writeback, history-projector, admin,
-# embedder, aiagents. Images run as an unprivileged user and check their own
+# context-gatherer, llm-enhancer, writeback, incident-correlator,
+# history-projector, admin, embedder, aiagents. Images run as an unprivileged user and check their own
 # /health (stages serve it beside /metrics on AI_AGENTS_METRICS_ADDR).
 
 ARG RUST_VERSION=1.95

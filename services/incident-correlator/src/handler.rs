@@ -56,6 +56,7 @@ impl Handler for IncidentCorrelator {
         } = work;
         match input {
             Payload::ContextGathered(context) if tenant.settings.incidents.enabled => {
+                self.metrics.seen(&event.tenant_id);
                 self.arrived(event, context, &tenant).await?;
             }
             Payload::TicketResolved(resolved) => self.resolved(event, resolved).await?,

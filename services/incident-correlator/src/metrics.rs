@@ -10,12 +10,12 @@ use prometheus_client::metrics::family::Family;
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct TenantLabels {
-    pub tenant: String,
+    pub tenant_id: String,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct EndedLabels {
-    pub tenant: String,
+    pub tenant_id: String,
     /// `resolved`, `closed` or `quiet`.
     pub change: String,
 }
@@ -49,11 +49,19 @@ impl IncidentMetrics {
         metrics
     }
 
+    /// Exports the tenant's detected count (at 0 until its first
+    /// incident), so an alert's `increase()` sees the first one.
+    pub fn seen(&self, tenant: &TenantId) {
+        self.detected.get_or_create(&TenantLabels {
+            tenant_id: tenant.to_string(),
+        });
+    }
+
     /// Counts committed incident events (each is decided once: a
     /// redelivery decides nothing new).
     pub fn count(&self, tenant: &TenantId, events: &[Event]) {
         let labels = || TenantLabels {
-            tenant: tenant.to_string(),
+            tenant_id: tenant.to_string(),
         };
         for event in events {
             match &event.payload {
@@ -72,7 +80,7 @@ impl IncidentMetrics {
                         };
                         self.ended
                             .get_or_create(&EndedLabels {
-                                tenant: tenant.to_string(),
+                                tenant_id: tenant.to_string(),
                                 change: change.into(),
                             })
                             .inc();

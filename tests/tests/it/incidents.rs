@@ -357,7 +357,7 @@ async fn an_outage_makes_one_incident_two_outages_stay_two_and_everyday_tickets_
         + &aia_telemetry::metrics::encode(&setup.registries[1]);
     let detected_count: f64 = metrics
         .lines()
-        .filter(|line| line.starts_with("incidents_detected_total{tenant=\"acme\"}"))
+        .filter(|line| line.starts_with("incidents_detected_total{tenant_id=\"acme\"}"))
         .filter_map(|line| line.rsplit(' ').next()?.parse::<f64>().ok())
         .sum();
     assert_eq!(detected_count, 2.0, "{metrics}");

@@ -10,6 +10,7 @@ pub mod decide;
 mod handler;
 pub mod metrics;
 pub mod outbox;
+pub mod rebuild;
 pub mod store;
 pub mod sweep;
 

@@ -52,7 +52,7 @@ impl IncidentMetrics {
     /// Exports the tenant's detected count (at 0 until its first
     /// incident), so an alert's `increase()` sees the first one.
     pub fn seen(&self, tenant: &TenantId) {
-        self.detected.get_or_create(&TenantLabels {
+        let _exported = self.detected.get_or_create(&TenantLabels {
             tenant_id: tenant.to_string(),
         });
     }

@@ -208,6 +208,49 @@ impl Setup {
             .collect()
     }
 
+    /// Every incident row and incident ticket row, as text, in a stable
+    /// order: what a rebuild must reproduce.
+    async fn snapshot(&self) -> Vec<String> {
+        let admin = self.db.admin_client().await;
+        let incidents = admin
+            .query(
+                "select format('%s %s v%s %s %s %s %s %s %s %s', tenant_id, incident_id, version,
+                               status, summary, shared_entities, first_ticket_at,
+                               last_ticket_at, detected_by, end_change)
+                   from incidents order by tenant_id, incident_id",
+                &[],
+            )
+            .await
+            .unwrap();
+        let tickets = admin
+            .query(
+                "select format('%s %s %s %s %s', tenant_id, ticket_id, incident_id,
+                               joined_version, resolved_at is not null)
+                   from incident_tickets order by tenant_id, ticket_id",
+                &[],
+            )
+            .await
+            .unwrap();
+        incidents
+            .iter()
+            .chain(&tickets)
+            .map(|row| row.get(0))
+            .collect()
+    }
+
+    /// Rebuilds the incident tables from the stream and checks they come
+    /// out as the stage left them.
+    async fn rebuild_reproduces_the_tables(&self) {
+        let before = self.snapshot().await;
+        assert!(!before.is_empty());
+        let rebuilt =
+            incident_correlator::rebuild::rebuild(&self.jetstream, &self.db.admin_url, None)
+                .await
+                .unwrap();
+        assert!(rebuilt.events > 0);
+        assert_eq!(self.snapshot().await, before);
+    }
+
     /// The incident events in the stream, in order.
     async fn incident_events(&self, tenant: &str) -> Vec<Event> {
         let stream = self.jetstream.get_stream(aia_bus::STREAM).await.unwrap();
@@ -361,6 +404,7 @@ async fn an_outage_makes_one_incident_two_outages_stay_two_and_everyday_tickets_
         .filter_map(|line| line.rsplit(' ').next()?.parse::<f64>().ok())
         .sum();
     assert_eq!(detected_count, 2.0, "{metrics}");
+    setup.rebuild_reproduces_the_tables().await;
     setup.stop().await;
 }
 
@@ -513,6 +557,7 @@ async fn an_incident_ends_once_when_its_tickets_are_resolved_and_an_old_one_goes
         .map(|row| row.get(0))
         .collect();
     assert!(still_open.is_empty(), "{still_open:?}");
+    setup.rebuild_reproduces_the_tables().await;
     setup.stop().await;
 }
 

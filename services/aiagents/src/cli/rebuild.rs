@@ -12,13 +12,19 @@ pub struct Args {
 pub async fn run(args: Args) -> anyhow::Result<()> {
     let (_client, jetstream) = aia_bus::connect(&env("NATS_URL")?, "aiagents-rebuild").await?;
     let owner_url = env("OWNER_DATABASE_URL")?;
-    let report = match args.tenant {
+    let tenant = args
+        .tenant
+        .as_deref()
+        .map(aia_events::TenantId::parse)
+        .transpose()?;
+    let report = match &tenant {
         Some(tenant) => {
-            let tenant = aia_events::TenantId::parse(&tenant)?;
-            history_projector::rebuild::rebuild_tenant(&jetstream, &owner_url, &tenant).await?
+            history_projector::rebuild::rebuild_tenant(&jetstream, &owner_url, tenant).await?
         }
         None => history_projector::rebuild::rebuild_all(&jetstream, &owner_url).await?,
     };
+    let incidents =
+        incident_correlator::rebuild::rebuild(&jetstream, &owner_url, tenant.as_ref()).await?;
     println!(
         "rebuilt from {} events ({} applied during the swap): {} runs, {} resolved tickets, {} tenant-days",
         report.events, report.caught_up, report.runs, report.tickets, report.days
@@ -29,6 +35,10 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         report.write.as_secs_f64(),
         report.swap.as_secs_f64(),
         report.events_per_second()
+    );
+    println!(
+        "incidents rebuilt from {} events: {} incidents, {} of their tickets",
+        incidents.events, incidents.incidents, incidents.tickets
     );
     Ok(())
 }

@@ -1,0 +1,117 @@
+//! `aiagents rebuild` for incidents: `incidents` and `incident_tickets`
+//! refolded from the stream's incident events and ticket resolutions, in
+//! stream order, through [`crate::store::apply`] — the fold the stage
+//! writes them with.
+//!
+//! The rebuild holds the tables against writes for its transaction, so a
+//! correlator deciding meanwhile waits and then writes onto the rebuilt
+//! rows. Events the correlator committed but has not published yet are in
+//! its outbox, not the stream; they are folded last, as they will be
+//! published.
+
+use std::time::Duration;
+
+use aia_bus::{JetStream, STREAM};
+use aia_events::{Event, TenantId};
+use anyhow::Context as _;
+use async_nats::jetstream::consumer::{DeliverPolicy, pull};
+use futures::StreamExt as _;
+
+/// What a rebuild read and wrote.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Rebuilt {
+    pub events: u64,
+    pub incidents: i64,
+    pub tickets: i64,
+}
+
+/// Rebuilds every tenant's incidents, or one tenant's.
+pub async fn rebuild(
+    jetstream: &JetStream,
+    owner_url: &str,
+    tenant: Option<&TenantId>,
+) -> anyhow::Result<Rebuilt> {
+    let pool = aia_store::pool(owner_url, 1)?;
+    let mut client = pool
+        .get()
+        .await
+        .context("connecting to the database as its owner")?;
+    let tx = client.transaction().await?;
+    tx.batch_execute("lock table incidents, incident_tickets in share row exclusive mode")
+        .await?;
+    let scope = tenant.map(TenantId::as_str);
+    tx.execute(
+        "delete from incidents where $1::text is null or tenant_id = $1",
+        &[&scope],
+    )
+    .await?;
+
+    let token = scope.unwrap_or("*");
+    let stream = jetstream.get_stream(STREAM).await?;
+    let last = stream.get_info().await?.state.last_sequence;
+    let mut events = 0;
+    if last > 0 {
+        let consumer = stream
+            .create_consumer(pull::OrderedConfig {
+                filter_subjects: vec![
+                    format!("tickets.{token}.*.incident.>"),
+                    format!("tickets.{token}.*.ticket.resolved"),
+                ],
+                deliver_policy: DeliverPolicy::All,
+                ..Default::default()
+            })
+            .await?;
+        if consumer.cached_info().num_pending > 0 {
+            let mut messages = consumer.messages().await?;
+            loop {
+                let next = tokio::time::timeout(Duration::from_secs(30), messages.next())
+                    .await
+                    .map_err(|_| anyhow::anyhow!("the stream stopped delivering events"))?;
+                let Some(message) = next else { break };
+                let message = message?;
+                let info = message.info().map_err(|err| anyhow::anyhow!("{err}"))?;
+                let (sequence, pending) = (info.stream_sequence, info.pending);
+                match Event::from_json(&message.payload) {
+                    Ok(event) => {
+                        crate::store::apply(&tx, &event).await?;
+                        events += 1;
+                    }
+                    Err(err) => {
+                        tracing::warn!(sequence, error = %err, "Skipping an undecodable event");
+                    }
+                }
+                if pending == 0 || sequence >= last {
+                    break;
+                }
+            }
+        }
+    }
+    // Decided, not yet published: they come after everything in the
+    // stream.
+    let unpublished = tx
+        .query(
+            "select event from incident_outbox
+              where published_at is null and ($1::text is null or tenant_id = $1)
+              order by created_at, msg_id",
+            &[&scope],
+        )
+        .await?;
+    for row in unpublished {
+        let bytes: Vec<u8> = row.get(0);
+        crate::store::apply(&tx, &Event::from_json(&bytes)?).await?;
+        events += 1;
+    }
+    let counts = tx
+        .query_one(
+            "select (select count(*) from incidents where $1::text is null or tenant_id = $1),
+                    (select count(*) from incident_tickets where $1::text is null or tenant_id = $1)",
+            &[&scope],
+        )
+        .await?;
+    tx.commit().await?;
+    Ok(Rebuilt {
+        events,
+        incidents: counts.get(0),
+        tickets: counts.get(1),
+    })
+}

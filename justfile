@@ -69,6 +69,14 @@ bench-rebuild EVENTS="1000000":
     source "$(scripts/stack.sh up bench)"
     RUST_LOG=error cargo run -q --release -p aia-bench -- rebuild --events {{EVENTS}}
 
+# Related open tickets (1,000 per tenant in the window) and the correlator's decision (release build).
+bench-related OPEN="1000":
+    #!/usr/bin/env bash
+    set -euo pipefail
+    trap 'scripts/stack.sh down bench' EXIT
+    source "$(scripts/stack.sh up bench)"
+    RUST_LOG=error cargo run -q --release -p aia-bench -- related --open {{OPEN}}
+
 # Search by meaning: embedding throughput and latency, search at 1,000,000 tickets / 1,000 tenants, the embedder's memory.
 bench-semantic TICKETS="1000000":
     #!/usr/bin/env bash

@@ -17,6 +17,7 @@ mod console_bench;
 mod ingress_bench;
 mod rebuild_bench;
 mod scale_bench;
+mod related_bench;
 mod search_bench;
 mod semantic_bench;
 
@@ -46,6 +47,16 @@ enum Command {
         tickets: u64,
         #[arg(long, default_value_t = 1_000)]
         tenants: u64,
+        #[arg(long, default_value_t = 2_000)]
+        queries: usize,
+    },
+    /// Related open tickets and the correlator's decision with many open tickets per tenant.
+    Related {
+        /// Open tickets in each tenant's window.
+        #[arg(long, default_value_t = 1_000)]
+        open: usize,
+        #[arg(long, default_value_t = 20)]
+        tenants: usize,
         #[arg(long, default_value_t = 2_000)]
         queries: usize,
     },
@@ -112,6 +123,11 @@ fn main() -> anyhow::Result<()> {
             tenants,
             samples,
         } => console_bench::run(runs, tenants, samples),
+        Command::Related {
+            open,
+            tenants,
+            queries,
+        } => related_bench::run(open, tenants, queries),
         Command::Search {
             tickets,
             tenants,

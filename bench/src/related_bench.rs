@@ -1,0 +1,197 @@
+//! Related open tickets at their worst: every tenant with `open` open
+//! tickets in its window (384-dimension vectors, a few entities each), and
+//! the context stage's related-tickets source — read the window, enter the
+//! new ticket, compare — timed for random tenants, beside the same source
+//! on an empty window (what it costs whatever the window) in the same run.
+//! Then the correlator's decision for a ticket of such a tenant: its
+//! window, live incidents and the decision itself, in its transaction.
+
+use std::time::Instant;
+
+use aia_events::{TenantId, TicketId};
+use aia_testkit::TestDatabase;
+use context_gatherer::sources::related::{self, Related};
+use futures::SinkExt as _;
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+
+use crate::search_bench::percentile;
+
+const DIM: usize = 384;
+
+fn unit(rng: &mut StdRng) -> Vec<f32> {
+    let mut v: Vec<f32> = (0..DIM).map(|_| rng.gen_range(-1.0f32..1.0)).collect();
+    let norm = v.iter().map(|x| x * x).sum::<f32>().sqrt();
+    v.iter_mut().for_each(|x| *x /= norm);
+    v
+}
+
+fn bytes_hex(vector: &[f32]) -> String {
+    let mut out = String::with_capacity(2 + vector.len() * 8);
+    out.push_str("\\\\x");
+    for value in vector {
+        for byte in value.to_le_bytes() {
+            out.push_str(&format!("{byte:02x}"));
+        }
+    }
+    out
+}
+
+fn summary(name: &str, latencies: &mut [f64]) {
+    latencies.sort_by(f64::total_cmp);
+    println!(
+        "{name}: p50 {:.2} ms, p95 {:.2} ms, p99 {:.2} ms ({} calls)",
+        percentile(latencies, 0.50),
+        percentile(latencies, 0.95),
+        percentile(latencies, 0.99),
+        latencies.len()
+    );
+}
+
+pub fn run(open: usize, tenants: usize, queries: usize) -> anyhow::Result<()> {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    runtime.block_on(async {
+        let db = TestDatabase::create().await;
+        let mut rng = StdRng::seed_from_u64(24);
+        let started = Instant::now();
+        let (owner, connection) =
+            tokio_postgres::connect(&db.admin_url, tokio_postgres::NoTls).await?;
+        tokio::spawn(connection);
+        let now = chrono::Utc::now();
+        let sink = owner
+            .copy_in(
+                "copy open_tickets (tenant_id, ticket_id, received_at, subject, entities, model, vector) from stdin",
+            )
+            .await?;
+        futures::pin_mut!(sink);
+        let mut buffer = String::new();
+        for tenant in 0..tenants {
+            for n in 0..open {
+                let received = now - chrono::Duration::seconds(rng.gen_range(0..7000));
+                buffer.push_str(&format!(
+                    "tenant-{tenant:04}\tT-{n}\t{}\tticket {n}\t{{10.0.{}.{},host{}}}\tbench-model\t{}\n",
+                    received.to_rfc3339(),
+                    rng.gen_range(0..4),
+                    rng.gen_range(1..250),
+                    rng.gen_range(0..50),
+                    bytes_hex(&unit(&mut rng)),
+                ));
+                if buffer.len() > 1 << 20 {
+                    sink.send(bytes::Bytes::from(std::mem::take(&mut buffer))).await?;
+                }
+            }
+        }
+        sink.send(bytes::Bytes::from(buffer)).await?;
+        sink.as_mut().finish().await?;
+        owner.batch_execute("analyze open_tickets").await?;
+        println!(
+            "loaded {open} open tickets in the window of each of {tenants} tenants in {:.1} s",
+            started.elapsed().as_secs_f64()
+        );
+
+        let pool = aia_store::pool(&db.app_url, 4)?;
+        let entities = vec!["10.0.1.7".to_owned(), "host3".to_owned()];
+        let time_source = |tenant: String, n: usize, vector: Vec<f32>| {
+            let pool = pool.clone();
+            let entities = entities.clone();
+            async move {
+                let tenant = TenantId::parse(&tenant)?;
+                let ticket = TicketId::parse(&format!("NEW-{n}"))?;
+                let begun = Instant::now();
+                let found = related::related_open(
+                    &pool,
+                    &tenant,
+                    related::Ticket {
+                        id: &ticket,
+                        subject: Some("new"),
+                        received_at: chrono::Utc::now(),
+                        entities: &entities,
+                        vector: Some(("bench-model", &vector)),
+                    },
+                    120,
+                    Related::LIVE,
+                )
+                .await
+                .map_err(|err| anyhow::anyhow!("{err}"))?;
+                anyhow::Ok((begun.elapsed().as_secs_f64() * 1000.0, found.len()))
+            }
+        };
+        // Warm the connections and statements.
+        for n in 0..20 {
+            time_source(format!("tenant-{:04}", n % tenants), n, unit(&mut rng)).await?;
+        }
+        let mut full = Vec::with_capacity(queries);
+        let mut found = 0;
+        for n in 0..queries {
+            let tenant = format!("tenant-{:04}", rng.gen_range(0..tenants));
+            let (ms, related) = time_source(tenant, 1000 + n, unit(&mut rng)).await?;
+            full.push(ms);
+            found += related;
+        }
+        let mut empty = Vec::with_capacity(queries);
+        for n in 0..queries {
+            let tenant = format!("empty-{:04}", n % tenants);
+            empty.push(time_source(tenant, n, unit(&mut rng)).await?.0);
+        }
+        summary(
+            &format!("related source, {open} open tickets in the window"),
+            &mut full,
+        );
+        summary("related source, empty window (same run)", &mut empty);
+        println!(
+            "related tickets found per query (random vectors, shared entities): {:.2}",
+            found as f64 / queries as f64
+        );
+
+        // The correlator's decision over such a window.
+        let closeness = incident_correlator::decide::DEFAULT_CLOSENESS;
+        let rules = incident_correlator::decide::Rules::from(&aia_store::IncidentSettings::default());
+        let mut decisions = Vec::with_capacity(queries);
+        let mut client = pool.get().await?;
+        for n in 0..queries {
+            let tenant = TenantId::parse(&format!("tenant-{:04}", rng.gen_range(0..tenants)))?;
+            let ticket = aia_events::IncidentTicket {
+                ticket_id: TicketId::parse(&format!("D-{n}"))?,
+                subject: None,
+                received_at: chrono::Utc::now(),
+            };
+            let vector = unit(&mut rng);
+            let begun = Instant::now();
+            let tx = aia_store::tenant_transaction(&mut client, &tenant).await?;
+            incident_correlator::store::lock_tenant(&tx, &tenant).await?;
+            let window = aia_store::open_tickets::window(
+                &tx,
+                &tenant,
+                ticket.received_at - rules.window,
+                &ticket.ticket_id,
+                Some("bench-model"),
+            )
+            .await?;
+            let ids: Vec<&str> = window.iter().map(|o| o.ticket_id.as_str()).collect();
+            let assigned = incident_correlator::store::assigned(&tx, &tenant, &ids).await?;
+            let live = incident_correlator::store::live(&tx, &tenant, Some("bench-model")).await?;
+            let decision = incident_correlator::decide::decide(
+                incident_correlator::decide::Arrival {
+                    ticket: &ticket,
+                    vector: Some(&vector),
+                    entities: &entities,
+                },
+                &window,
+                &live,
+                &assigned,
+                &rules,
+                &closeness,
+            );
+            tx.commit().await?;
+            std::hint::black_box(decision);
+            decisions.push(begun.elapsed().as_secs_f64() * 1000.0);
+        }
+        summary(
+            "correlator decision (lock, 30-minute window, live incidents, decide)",
+            &mut decisions,
+        );
+        anyhow::Ok(())
+    })
+}

@@ -69,6 +69,9 @@ create index incident_tickets_by_incident on incident_tickets (tenant_id, incide
 create table incident_outbox (
   tenant_id    text not null,
   msg_id       text not null,
+  -- Taken under the tenant's lock, so it is the order of the decisions
+  -- (created_at is the transaction's start, not the decision's).
+  seq          bigserial not null,
   event        bytea not null,
   created_at   timestamptz not null default now(),
   published_at timestamptz,
@@ -92,6 +95,8 @@ begin
   end loop;
 end
 $$;
+
+grant usage on sequence incident_outbox_seq_seq to aiagents_app;
 
 -- The tenants the correlator's sweep visits: those with a live incident
 -- (which may have gone quiet) or an event not yet published. Tenants only,

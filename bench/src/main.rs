@@ -16,8 +16,8 @@
 mod console_bench;
 mod ingress_bench;
 mod rebuild_bench;
-mod scale_bench;
 mod related_bench;
+mod scale_bench;
 mod search_bench;
 mod semantic_bench;
 

@@ -72,7 +72,8 @@ pub struct IncidentDetected {
     pub version: u32,
     /// The tickets so far, oldest first.
     pub tickets: Vec<IncidentTicket>,
-    /// Hosts, addresses and sites two or more of its tickets name.
+    /// Hosts, addresses and sites the detecting ticket names with one or
+    /// more of the others.
     pub shared_entities: Vec<String>,
     /// One line built from the tickets (no model is asked).
     pub summary: String,
@@ -139,7 +140,7 @@ pub struct IncidentUpdated {
     pub version: u32,
     pub change: IncidentChange,
     pub status: IncidentStatus,
-    /// The ticket the change is about (the one added, the last resolved).
+    /// The ticket added (`ticket_added`); `None` for other changes.
     pub ticket: Option<IncidentTicket>,
     /// Who acknowledged or closed it.
     pub by: Option<String>,

@@ -142,19 +142,23 @@ pub async fn some(
     rows.iter().map(open_ticket).collect()
 }
 
-/// The model a ticket's vector in the window was made by, if it has one.
-pub async fn model_of(
+/// A ticket's place in the window: the model its vector was made by (if it
+/// has one) and whether it was resolved; `None` when it is not there.
+pub async fn state_of(
     client: &impl GenericClient,
     tenant: &TenantId,
     ticket: &TicketId,
-) -> Result<Option<String>, StoreError> {
+) -> Result<Option<(Option<String>, bool)>, StoreError> {
     let select = client
-        .prepare_cached("select model from open_tickets where tenant_id = $1 and ticket_id = $2")
+        .prepare_cached(
+            "select model, resolved_at is not null from open_tickets
+              where tenant_id = $1 and ticket_id = $2",
+        )
         .await?;
     Ok(client
         .query_opt(&select, &[&tenant.as_str(), &ticket.as_str()])
         .await?
-        .and_then(|row| row.get(0)))
+        .map(|row| (row.get(0), row.get(1))))
 }
 
 fn open_ticket(row: &Row) -> Result<OpenTicket, StoreError> {
@@ -169,8 +173,9 @@ fn open_ticket(row: &Row) -> Result<OpenTicket, StoreError> {
     })
 }
 
-/// Takes a resolved ticket out of the window (remembering the resolution
-/// if the ticket has not entered it yet, so it never enters as open).
+/// Takes a resolved ticket out of the window. A recent resolution of a
+/// ticket not in it yet is remembered, so the ticket never enters as open;
+/// an old one (an imported history) leaves nothing behind.
 pub async fn resolve(
     client: &mut Client,
     tenant: &TenantId,
@@ -180,8 +185,13 @@ pub async fn resolve(
     tenant_query(
         client,
         tenant,
-        "insert into open_tickets (tenant_id, ticket_id, received_at, resolved_at)
-         values ($1, $2, $3, $3)
+        "with marked as (
+           update open_tickets set resolved_at = coalesce(resolved_at, $3), updated_at = now()
+            where tenant_id = $1 and ticket_id = $2
+           returning 1)
+         insert into open_tickets (tenant_id, ticket_id, received_at, resolved_at)
+         select $1, $2, $3, $3
+          where not exists (select 1 from marked) and $3 > now() - interval '2 days'
          on conflict (tenant_id, ticket_id) do update
             set resolved_at = coalesce(open_tickets.resolved_at, excluded.resolved_at),
                 updated_at = now()",

@@ -14,9 +14,12 @@
 //! stay close to their common centroid. One loosely similar member never
 //! pulls a ticket in.
 //!
-//! Decisions only add: a ticket joins an incident or opens one, never
-//! moves, so arrival order decides which ticket opens an incident, not
-//! which tickets end up in it.
+//! Decisions only add: a ticket joins an incident or opens one, and never
+//! moves. When a burst opens an incident, the window's earlier tickets near
+//! the burst's centroid are adopted into it, so a burst's first tickets are
+//! not left out for being unlike its last. Arrival order still matters at
+//! the edges (which ticket crosses the threshold, so which centroid the
+//! others are judged by); the evaluation replays streams in their order.
 
 use std::collections::{BTreeSet, HashSet};
 
@@ -81,7 +84,7 @@ pub struct Live {
     pub last_ticket_at: DateTime<Utc>,
     /// The unit mean of its members' vectors; `None` when none has one.
     pub centroid: Option<Vec<f32>>,
-    /// What two or more of its tickets name.
+    /// What its detecting ticket named with another of its tickets.
     pub shared_entities: Vec<String>,
 }
 
@@ -206,6 +209,21 @@ pub fn decide(
             break;
         }
     }
+    // The burst's earlier tickets that did not resemble the new one
+    // closely enough to be candidates, but are near what the burst has in
+    // common, belong to it too.
+    if let Some(center) = centroid(kept.iter().map(|(_, v)| *v).chain([vector])) {
+        let adopted: Vec<(&OpenTicket, &[f32])> = window
+            .iter()
+            .filter(|open| open.received_at >= since && !assigned.contains(&open.ticket_id))
+            .filter(|open| !kept.iter().any(|(k, _)| k.ticket_id == open.ticket_id))
+            .filter_map(|open| {
+                let other = open.vector.as_deref().filter(|v| v.len() == vector.len())?;
+                (cosine(other, &center) >= closeness.join).then_some((open, other))
+            })
+            .collect();
+        kept.extend(adopted);
+    }
     let mut tickets: Vec<IncidentTicket> = kept
         .iter()
         .map(|(open, _)| IncidentTicket {
@@ -239,7 +257,7 @@ pub fn decide(
 /// `vector` scaled to unit length; `None` for the zero vector.
 fn unit(mut vector: Vec<f32>) -> Option<Vec<f32>> {
     let norm = vector.iter().map(|v| v * v).sum::<f32>().sqrt();
-    if norm <= f32::EPSILON {
+    if !norm.is_finite() || norm <= f32::EPSILON {
         return None;
     }
     vector.iter_mut().for_each(|v| *v /= norm);

@@ -17,7 +17,7 @@ use aia_events::{
     IncidentUpdated, Payload, TenantId, TicketResolved,
 };
 use aia_store::{Pool, StoreError, Tenant, TenantCache, open_tickets, tenant_transaction};
-use chrono::{DateTime, Utc};
+use chrono::Utc;
 use uuid::Uuid;
 
 use crate::decide::{self, Decision, Rules};
@@ -105,7 +105,13 @@ impl IncidentCorrelator {
         }
         // The ticket as the context stage entered it into the window, and
         // the window's tickets of the same model.
-        let model = open_tickets::model_of(&tx, tenant_id, &event.ticket_id).await?;
+        let model = match open_tickets::state_of(&tx, tenant_id, &event.ticket_id).await? {
+            // Resolved before its context was correlated: not an open
+            // ticket of any outage.
+            Some((_, true)) => return Ok(tx.commit().await?),
+            Some((model, false)) => model,
+            None => None,
+        };
         let me = open_tickets::some(&tx, tenant_id, &[event.ticket_id.as_str()], None).await?;
         let since = context.received_at - rules.window;
         let window =
@@ -113,13 +119,10 @@ impl IncidentCorrelator {
         let window_ids: Vec<&str> = window.iter().map(|o| o.ticket_id.as_str()).collect();
         let assigned = store::assigned(&tx, tenant_id, &window_ids).await?;
         let mut live = store::live(&tx, tenant_id, model.as_deref()).await?;
-        let mut events = quiet_ends(
-            tenant_id,
-            &mut live,
-            context.received_at,
-            &rules,
-            Some(event.event_id),
-        );
+        // Quiet by the tickets' own time, as a replay of this ticket would
+        // decide it.
+        let quiet = decide::quiet(&live, context.received_at, &rules);
+        let mut events = quiet_ends(tenant_id, &mut live, &quiet, Some(event.event_id));
         let live: Vec<decide::Live> = live.into_iter().filter(|i| i.status.is_live()).collect();
         let me = me.first();
         let decision = decide::decide(
@@ -239,16 +242,15 @@ impl IncidentCorrelator {
     }
 }
 
-/// `incident.updated` (quiet) for each of `live` that went quiet by `now`,
-/// marking them ended in `live`.
+/// `incident.updated` (quiet) for each of `live` in `quiet`, marking them
+/// ended in `live`.
 pub fn quiet_ends(
     tenant: &TenantId,
     live: &mut [decide::Live],
-    now: DateTime<Utc>,
-    rules: &Rules,
+    quiet: &[Uuid],
     cause: Option<Uuid>,
 ) -> Vec<Event> {
-    let quiet: HashSet<Uuid> = decide::quiet(live, now, rules).into_iter().collect();
+    let quiet: HashSet<Uuid> = quiet.iter().copied().collect();
     live.iter_mut()
         .filter(|incident| quiet.contains(&incident.id))
         .map(|incident| {

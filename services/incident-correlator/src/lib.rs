@@ -31,6 +31,7 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> anyhow::
         jetstream: deps.jetstream.clone(),
         tenants: deps.tenants.clone(),
         metrics: metrics.clone(),
+        last_purge: Default::default(),
     };
     let handler = IncidentCorrelator {
         db: deps.db.clone(),

@@ -3,7 +3,7 @@
 //! one customer's outage, and whom to page depends on which customer.
 
 use aia_events::{Event, IncidentChange, Payload, TenantId};
-use aia_telemetry::metrics::SharedRegistry;
+use aia_telemetry::metrics::{SharedRegistry, TenantLabel};
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
@@ -20,11 +20,26 @@ pub struct EndedLabels {
     pub change: String,
 }
 
-#[derive(Clone, Default)]
+#[derive(Clone)]
 pub struct IncidentMetrics {
-    detected: Family<TenantLabels, Counter>,
-    tickets_added: Family<TenantLabels, Counter>,
-    ended: Family<EndedLabels, Counter>,
+    pub detected: Family<TenantLabels, Counter>,
+    pub tickets_added: Family<TenantLabels, Counter>,
+    pub ended: Family<EndedLabels, Counter>,
+    /// Caps the tenants with series of their own
+    /// (`AI_AGENTS_METRICS_MAX_TENANTS`).
+    tenant_label: TenantLabel,
+}
+
+impl Default for IncidentMetrics {
+    /// Metrics that count but are not registered anywhere (tools, tests).
+    fn default() -> Self {
+        Self {
+            detected: Family::default(),
+            tickets_added: Family::default(),
+            ended: Family::default(),
+            tenant_label: TenantLabel::from_env(),
+        }
+    }
 }
 
 impl IncidentMetrics {
@@ -53,15 +68,16 @@ impl IncidentMetrics {
     /// incident), so an alert's `increase()` sees the first one.
     pub fn seen(&self, tenant: &TenantId) {
         let _exported = self.detected.get_or_create(&TenantLabels {
-            tenant_id: tenant.to_string(),
+            tenant_id: self.tenant_label.of(tenant.as_str()),
         });
     }
 
     /// Counts committed incident events (each is decided once: a
     /// redelivery decides nothing new).
     pub fn count(&self, tenant: &TenantId, events: &[Event]) {
+        let tenant_id = self.tenant_label.of(tenant.as_str());
         let labels = || TenantLabels {
-            tenant_id: tenant.to_string(),
+            tenant_id: tenant_id.clone(),
         };
         for event in events {
             match &event.payload {
@@ -80,7 +96,7 @@ impl IncidentMetrics {
                         };
                         self.ended
                             .get_or_create(&EndedLabels {
-                                tenant_id: tenant.to_string(),
+                                tenant_id: tenant_id.clone(),
                                 change: change.into(),
                             })
                             .inc();

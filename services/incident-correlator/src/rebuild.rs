@@ -37,8 +37,12 @@ pub async fn rebuild(
         .await
         .context("connecting to the database as its owner")?;
     let tx = client.transaction().await?;
-    tx.batch_execute("lock table incidents, incident_tickets in share row exclusive mode")
-        .await?;
+    // The outbox too: an event published (and marked) between reading the
+    // stream's end and reading the outbox would be in neither.
+    tx.batch_execute(
+        "lock table incidents, incident_tickets, incident_outbox in share row exclusive mode",
+    )
+    .await?;
     let scope = tenant.map(TenantId::as_str);
     tx.execute(
         "delete from incidents where $1::text is null or tenant_id = $1",
@@ -50,6 +54,10 @@ pub async fn rebuild(
     let stream = jetstream.get_stream(STREAM).await?;
     let last = stream.get_info().await?.state.last_sequence;
     let mut events = 0;
+    // A resolution can precede, in the stream, the event that adds its
+    // ticket to an incident (the outbox published late): they are applied
+    // again once every incident is in.
+    let mut resolutions = Vec::new();
     if last > 0 {
         let consumer = stream
             .create_consumer(pull::OrderedConfig {
@@ -74,6 +82,9 @@ pub async fn rebuild(
                 match Event::from_json(&message.payload) {
                     Ok(event) => {
                         crate::store::apply(&tx, &event).await?;
+                        if matches!(event.payload, aia_events::Payload::TicketResolved(_)) {
+                            resolutions.push(event);
+                        }
                         events += 1;
                     }
                     Err(err) => {
@@ -92,7 +103,7 @@ pub async fn rebuild(
         .query(
             "select event from incident_outbox
               where published_at is null and ($1::text is null or tenant_id = $1)
-              order by created_at, msg_id",
+              order by seq",
             &[&scope],
         )
         .await?;
@@ -100,6 +111,9 @@ pub async fn rebuild(
         let bytes: Vec<u8> = row.get(0);
         crate::store::apply(&tx, &Event::from_json(&bytes)?).await?;
         events += 1;
+    }
+    for resolution in &resolutions {
+        crate::store::apply(&tx, resolution).await?;
     }
     let counts = tx
         .query_one(

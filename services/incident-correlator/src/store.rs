@@ -89,6 +89,28 @@ pub async fn live(
     Ok(live)
 }
 
+/// The tenant's live incidents with no activity (a ticket, a decision)
+/// since `cutoff`.
+pub async fn quiet_since(
+    tx: &impl GenericClient,
+    tenant: &TenantId,
+    cutoff: DateTime<Utc>,
+) -> Result<Vec<Uuid>, StoreError> {
+    let statement = tx
+        .prepare_cached(
+            "select incident_id from incidents
+              where tenant_id = $1 and status <> 'ended'
+                and greatest(last_ticket_at, updated_at) < $2",
+        )
+        .await?;
+    Ok(tx
+        .query(&statement, &[&tenant.as_str(), &cutoff])
+        .await?
+        .iter()
+        .map(|row| row.get(0))
+        .collect())
+}
+
 /// Which of `tickets` already belong to an incident (live or ended).
 pub async fn assigned(
     tx: &impl GenericClient,
@@ -255,8 +277,11 @@ async fn add_ticket(
     let statement = tx
         .prepare_cached(
             "insert into incident_tickets
-               (tenant_id, ticket_id, incident_id, subject, received_at, joined_version)
-             values ($1, $2, $3, $4, $5, $6)
+               (tenant_id, ticket_id, incident_id, subject, received_at, joined_version,
+                resolved_at)
+             values ($1, $2, $3, $4, $5, $6,
+                     (select resolved_at from open_tickets
+                       where tenant_id = $1 and ticket_id = $2))
              on conflict (tenant_id, ticket_id) do nothing",
         )
         .await?;
@@ -305,7 +330,7 @@ pub async fn outbox_pending(
         .prepare_cached(
             "select msg_id, event from incident_outbox
               where tenant_id = $1 and published_at is null
-              order by created_at, msg_id",
+              order by seq",
         )
         .await?;
     Ok(tx

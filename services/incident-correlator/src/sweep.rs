@@ -20,11 +20,20 @@ use crate::{outbox, store};
 
 pub const EVERY: Duration = Duration::from_secs(60);
 
+/// How often the caches are purged.
+const PURGE_EVERY: Duration = Duration::from_secs(3600);
+/// Longer than the longest related window (24 h) and quiet period (48 h)
+/// a tenant may set.
+const OPEN_TICKETS_KEPT: &str = "49 hours";
+const PUBLISHED_KEPT: &str = "1 day";
+
 pub struct Sweep {
     pub db: Pool,
     pub jetstream: JetStream,
     pub tenants: std::sync::Arc<TenantCache>,
     pub metrics: IncidentMetrics,
+    /// When this instance last purged.
+    pub last_purge: tokio::sync::Mutex<Option<std::time::Instant>>,
 }
 
 impl Sweep {
@@ -62,10 +71,53 @@ impl Sweep {
             let Ok(tenant) = TenantId::parse(&tenant) else {
                 continue;
             };
-            ended += self.end_quiet(&tenant).await?;
-            published += outbox::flush(&self.db, &self.jetstream, &tenant).await?;
+            // One tenant's trouble (an outbox row that does not publish)
+            // holds up no other tenant.
+            match self.end_quiet(&tenant).await {
+                Ok(n) => ended += n,
+                Err(err) => {
+                    tracing::warn!(tenant_id = %tenant, error = %err, "Ending quiet incidents failed");
+                }
+            }
+            match outbox::flush(&self.db, &self.jetstream, &tenant).await {
+                Ok(n) => published += n,
+                Err(err) => {
+                    tracing::warn!(tenant_id = %tenant, error = %err, "Publishing incident events failed");
+                }
+            }
         }
+        self.purge_now_and_then().await;
         Ok((ended, published))
+    }
+
+    /// Retention of the window and of published events, at most hourly:
+    /// open tickets are kept past the longest window and quiet period a
+    /// tenant may set (a live incident's centroid needs its tickets'
+    /// vectors), published events a day.
+    async fn purge_now_and_then(&self) {
+        let mut last = self.last_purge.lock().await;
+        if last.is_some_and(|at| at.elapsed() < PURGE_EVERY) {
+            return;
+        }
+        *last = Some(std::time::Instant::now());
+        let purged = async {
+            let client = self.db.get().await.map_err(StoreError::from)?;
+            let row = client
+                .query_one(
+                    "select purge_incident_caches($1::text::interval, $2::text::interval)",
+                    &[&OPEN_TICKETS_KEPT, &PUBLISHED_KEPT],
+                )
+                .await
+                .map_err(StoreError::from)?;
+            Ok::<i64, StoreError>(row.get(0))
+        };
+        match purged.await {
+            Ok(n_deleted) => tracing::info!(
+                n_deleted,
+                "Purged open tickets and published incident events past retention"
+            ),
+            Err(err) => tracing::warn!(error = %err, "Purging incident caches failed"),
+        }
     }
 
     async fn end_quiet(&self, tenant: &TenantId) -> Result<usize, anyhow::Error> {
@@ -77,7 +129,11 @@ impl Sweep {
         let tx = tenant_transaction(&mut client, tenant).await?;
         store::lock_tenant(&tx, tenant).await?;
         let mut live = store::live(&tx, tenant, None).await?;
-        let events = quiet_ends(tenant, &mut live, Utc::now(), &rules, None);
+        // By the clock, from the incident's last activity (its last ticket,
+        // or its last decision: an incident detected while the correlator
+        // caught up on old tickets gets its whole quiet period).
+        let quiet = store::quiet_since(&tx, tenant, Utc::now() - rules.quiet).await?;
+        let events = quiet_ends(tenant, &mut live, &quiet, None);
         for event in &events {
             store::apply(&tx, event).await?;
             store::outbox_put(&tx, event, &outbox::msg_id(event)).await?;

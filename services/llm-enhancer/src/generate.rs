@@ -53,6 +53,7 @@ pub fn generated(
     answer: Result<ModelAnswer, NoAnswer>,
     max_words: usize,
     latency_ms: u64,
+    public_note: bool,
 ) -> EnhancementGenerated {
     let mut generated = EnhancementGenerated {
         source: context.ticket.source,
@@ -81,7 +82,7 @@ pub fn generated(
                 );
             }
             // The related tickets' section counts in the tenant's limit.
-            let related = crate::incident::section(context);
+            let related = crate::incident::section(context, public_note);
             let words_left = max_words.saturating_sub(
                 related
                     .as_deref()
@@ -105,7 +106,7 @@ pub fn generated(
         Err(no_answer) => {
             tracing::warn!(reason = %no_answer.reason(), "No model note; sending the raw context");
             generated.note_markdown =
-                crate::incident::above(fallback::raw_context_note(context), context);
+                crate::incident::above(fallback::raw_context_note(context), context, public_note);
             generated.degraded = true;
             generated.degraded_reason = Some(no_answer.reason());
             generated.budget_exceeded = no_answer == NoAnswer::OverBudget;
@@ -155,6 +156,7 @@ mod tests {
             Ok(answer("## Summary\nThe VPN drops.")),
             300,
             42,
+            false,
         );
         assert!(generated.note_markdown.contains("The VPN drops."));
         for section in prompt::SECTIONS {
@@ -177,7 +179,7 @@ mod tests {
     #[test]
     fn given_a_long_answer_the_note_is_cut_to_the_word_limit() {
         let long = format!("## Summary\n{}", "word ".repeat(2000));
-        let generated = generated(&context(), "T-1", Ok(answer(&long)), 100, 1);
+        let generated = generated(&context(), "T-1", Ok(answer(&long)), 100, 1, false);
         let words = generated.note_markdown.split_whitespace().count();
         assert!(words <= 110, "{words} words");
     }
@@ -190,6 +192,7 @@ mod tests {
             Ok(answer("## Summary\nSame as INC-999999.")),
             300,
             1,
+            false,
         );
         assert!(
             generated.note_markdown.contains("unverified"),
@@ -201,10 +204,10 @@ mod tests {
     #[test]
     fn given_no_budget_left_the_note_is_the_raw_context_and_the_run_says_why() {
         let context = context();
-        let generated = generated(&context, "T-1", Err(NoAnswer::OverBudget), 300, 3);
+        let generated = generated(&context, "T-1", Err(NoAnswer::OverBudget), 300, 3, false);
         assert_eq!(
             generated.note_markdown,
-            crate::incident::above(fallback::raw_context_note(&context), &context)
+            crate::incident::above(fallback::raw_context_note(&context), &context, false)
         );
         assert!(
             generated
@@ -231,6 +234,7 @@ mod tests {
             }),
             300,
             3,
+            false,
         );
         assert!(generated.degraded && !generated.budget_exceeded);
         assert_eq!(generated.degraded_reason.as_deref(), Some("primary: 503"));
@@ -239,7 +243,7 @@ mod tests {
 
     #[test]
     fn given_no_provider_the_note_is_the_raw_context_and_says_none_is_configured() {
-        let generated = generated(&context(), "T-1", Err(NoAnswer::NoProvider), 300, 0);
+        let generated = generated(&context(), "T-1", Err(NoAnswer::NoProvider), 300, 0, false);
         assert!(generated.degraded && !generated.budget_exceeded);
         assert_eq!(
             generated.degraded_reason.as_deref(),

@@ -86,6 +86,7 @@ impl Handler for LlmEnhancer {
             answer,
             max_words,
             latency_ms,
+            settings.note_visible_to_requester,
         );
         self.count(event, &generated, alert.is_some());
         let mut events = vec![Event::caused_by(

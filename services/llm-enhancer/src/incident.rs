@@ -10,8 +10,10 @@ use aia_events::ContextGathered;
 /// Related tickets listed one per line; the rest are counted.
 const LISTED: usize = 5;
 
-/// The section, or `None` when no open ticket looks like this one.
-pub fn section(context: &ContextGathered) -> Option<String> {
+/// The section, or `None` when no open ticket looks like this one. A
+/// `public` note (one the requester sees) counts the others and names none:
+/// their ids and subjects are other end users' business.
+pub fn section(context: &ContextGathered, public: bool) -> Option<String> {
     let related = &context.related_open;
     let first = related.iter().map(|r| r.received_at).min()?;
     let minutes = (context.received_at - first).num_minutes().max(1);
@@ -20,6 +22,12 @@ pub fn section(context: &ContextGathered) -> Option<String> {
         1 => ("1 other open ticket".to_owned(), "looks"),
         n => (format!("{n} other open tickets"), "look"),
     };
+    if public {
+        return Some(format!(
+            "## Possibly the same incident\n{n} from the last {minutes} minutes {tickets} like this one — the first at {} UTC.\n",
+            first.format("%H:%M"),
+        ));
+    }
     let mut out = format!(
         "## Possibly the same incident\n{n} from the last {minutes} minutes {tickets} like this one: {}{} — the first at {} UTC.\n",
         ids.iter()
@@ -47,8 +55,8 @@ pub fn section(context: &ContextGathered) -> Option<String> {
 }
 
 /// The note with the section above it, when there is one.
-pub fn above(note: String, context: &ContextGathered) -> String {
-    match section(context) {
+pub fn above(note: String, context: &ContextGathered, public: bool) -> String {
+    match section(context, public) {
         Some(section) => format!("{section}\n{note}"),
         None => note,
     }
@@ -96,7 +104,7 @@ mod tests {
     #[test]
     fn the_section_counts_every_related_ticket_lists_five_and_says_why_and_since_when() {
         let context = context(7);
-        let section = section(&context).unwrap();
+        let section = section(&context, false).unwrap();
         assert!(
             section.contains("7 other open tickets from the last 40 minutes look like this one: SUP-100, SUP-101, SUP-102, SUP-103, SUP-104, …"),
             "{section}"
@@ -113,7 +121,26 @@ mod tests {
     #[test]
     fn no_related_ticket_adds_nothing() {
         let context = context(0);
-        assert_eq!(section(&context), None);
-        assert_eq!(above("note".into(), &context), "note");
+        assert_eq!(section(&context, false), None);
+        assert_eq!(above("note".into(), &context, false), "note");
+    }
+
+    #[test]
+    fn a_note_the_requester_sees_counts_the_others_and_names_none() {
+        let context = context(7);
+        let section = section(&context, true).unwrap();
+        assert!(
+            section.contains(
+                "7 other open tickets from the last 40 minutes look like this one — the first at"
+            ),
+            "{section}"
+        );
+        for related in &context.related_open {
+            assert!(!section.contains(related.ticket_id.as_str()), "{section}");
+            assert!(
+                !section.contains(related.subject.as_deref().unwrap()),
+                "{section}"
+            );
+        }
     }
 }

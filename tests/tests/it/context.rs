@@ -368,7 +368,7 @@ async fn related_open_tickets_are_the_tenants_own_recent_open_ones_naming_what_t
         status(&second, ContextSource::RelatedTickets),
         SourceStatus::Ok
     );
-    let note = llm_enhancer::incident::section(&second).unwrap();
+    let note = llm_enhancer::incident::section(&second, false).unwrap();
     assert!(
         note.contains("1 other open ticket from the last 10 minutes looks like this one: SUP-1"),
         "{note}"

@@ -66,6 +66,7 @@ fn exported_metrics() -> BTreeSet<String> {
         "llm-enhancer",
         "writeback",
         "history-projector",
+        "incident-correlator",
     ] {
         let metrics = aia_bus::metrics::StageMetrics::register(&registry, stage);
         metrics.set_workers(4);
@@ -119,6 +120,20 @@ fn exported_metrics() -> BTreeSet<String> {
         },
         None,
     );
+    let incidents = incident_correlator::metrics::IncidentMetrics::register(&registry);
+    let acme = aia_events::TenantId::parse("acme").unwrap();
+    incidents.seen(&acme);
+    let _ = incidents
+        .tickets_added
+        .get_or_create(&incident_correlator::metrics::TenantLabels {
+            tenant_id: "acme".into(),
+        });
+    let _ = incidents
+        .ended
+        .get_or_create(&incident_correlator::metrics::EndedLabels {
+            tenant_id: "acme".into(),
+            change: "quiet".into(),
+        });
     let ingress = ingress::metrics::Metrics::register(&registry);
     ingress
         .requests

@@ -99,6 +99,9 @@ fn only_the_ingress_the_stage_loop_operator_actions_and_imports_publish_events()
             "services/aiagents/src/",
             // Benchmarks publish generated streams.
             "bench/src/",
+            // Incident events, from the correlator's outbox under
+            // `incident:<tenant>:<incident>:v<version>`.
+            "services/incident-correlator/src/outbox.rs",
         ]
         .iter()
         .any(|prefix| path.starts_with(prefix))
@@ -144,6 +147,32 @@ fn only_the_history_projector_writes_projection_tables() {
             "{path} writes a projection table (only history-projector may)"
         );
     }
+}
+
+#[test]
+fn only_the_incident_correlator_writes_incidents_and_only_the_store_the_window() {
+    let incidents = Regex::new(
+        r"(?i)\b(insert\s+into|update|delete\s+from|truncate(\s+table)?|copy)\s+(incidents|incident_tickets|incident_outbox)\b",
+    )
+    .unwrap();
+    let found = offenders(&incidents, |path| {
+        path.starts_with("services/incident-correlator/src/")
+    });
+    assert!(
+        found.is_empty(),
+        "incident tables are written outside incident-correlator:\n{}",
+        found.join("\n")
+    );
+    let window =
+        Regex::new(r"(?i)\b(insert\s+into|update|delete\s+from|copy)\s+open_tickets\b").unwrap();
+    let found = offenders(&window, |path| {
+        path == "libs/store/src/open_tickets.rs" || path.starts_with("bench/src/")
+    });
+    assert!(
+        found.is_empty(),
+        "open_tickets is written outside aia_store::open_tickets:\n{}",
+        found.join("\n")
+    );
 }
 
 #[test]

@@ -15,11 +15,9 @@
 //! pulls a ticket in.
 //!
 //! Decisions only add: a ticket joins an incident or opens one, and never
-//! moves. When a burst opens an incident, the window's earlier tickets near
-//! the burst's centroid are adopted into it, so a burst's first tickets are
-//! not left out for being unlike its last. Arrival order still matters at
-//! the edges (which ticket crosses the threshold, so which centroid the
-//! others are judged by); the evaluation replays streams in their order.
+//! moves. Arrival order still matters at the edges (which ticket crosses
+//! the threshold, so which centroid the others are judged by); the
+//! evaluation replays streams in their order.
 
 use std::collections::{BTreeSet, HashSet};
 
@@ -208,21 +206,6 @@ pub fn decide(
             }
             break;
         }
-    }
-    // The burst's earlier tickets that did not resemble the new one
-    // closely enough to be candidates, but are near what the burst has in
-    // common, belong to it too.
-    if let Some(center) = centroid(kept.iter().map(|(_, v)| *v).chain([vector])) {
-        let adopted: Vec<(&OpenTicket, &[f32])> = window
-            .iter()
-            .filter(|open| open.received_at >= since && !assigned.contains(&open.ticket_id))
-            .filter(|open| !kept.iter().any(|(k, _)| k.ticket_id == open.ticket_id))
-            .filter_map(|open| {
-                let other = open.vector.as_deref().filter(|v| v.len() == vector.len())?;
-                (cosine(other, &center) >= closeness.join).then_some((open, other))
-            })
-            .collect();
-        kept.extend(adopted);
     }
     let mut tickets: Vec<IncidentTicket> = kept
         .iter()

@@ -30,6 +30,9 @@ pub struct Args {
     /// Related tickets that make an incident (the tenant setting).
     #[arg(long, default_value_t = IncidentSettings::default().threshold)]
     threshold: u32,
+    /// Print, for the first setting, how each labelled outage fared.
+    #[arg(long)]
+    details: bool,
     /// …within this many minutes.
     #[arg(long, default_value_t = IncidentSettings::default().threshold_window_minutes)]
     window_minutes: u32,
@@ -69,6 +72,9 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
             settings.threshold_window_minutes
         );
         print!("{}", crate::eval::incidents::table(&scores));
+        if args.details {
+            print!("{}", crate::eval::incidents::outage_table(&scores[0]));
+        }
         print!(
             "{}",
             crate::eval::incidents::pair_report(

@@ -169,6 +169,9 @@ pub struct Score {
     /// Labelled outages whose tickets ended up split over several
     /// incidents.
     pub split: usize,
+    /// Per labelled outage: its tickets, those in an incident of its
+    /// label, those in another incident, and the ticket it was detected at.
+    pub outages: BTreeMap<String, (usize, usize, usize, Option<usize>)>,
 }
 
 /// Replays the stream with `closeness` and the tenant `settings`.
@@ -328,6 +331,15 @@ fn score(
     }
     let (mut assigned, mut correct, mut false_incidents) = (0, 0, 0);
     let mut incidents_of_label: HashMap<&str, usize> = HashMap::new();
+    let mut outages: BTreeMap<String, (usize, usize, usize, Option<usize>)> = labelled
+        .iter()
+        .map(|(label, n)| {
+            (
+                (*label).to_owned(),
+                (*n, 0, 0, detected_at.get(*label).copied()),
+            )
+        })
+        .collect();
     for members in incidents.values() {
         let mut votes: HashMap<Option<&str>, usize> = HashMap::new();
         for (_, label) in members {
@@ -339,6 +351,17 @@ fn score(
             .map(|(label, n)| (*label, *n))
             .unwrap_or((None, 0));
         assigned += members.len();
+        for (_, label) in members {
+            if let Some(label) = label
+                && let Some(outage) = outages.get_mut(label)
+            {
+                if majority == Some(label.as_str()) {
+                    outage.1 += 1;
+                } else {
+                    outage.2 += 1;
+                }
+            }
+        }
         match majority {
             Some(label) => {
                 correct += n;
@@ -371,7 +394,22 @@ fn score(
         detected_at,
         false_incidents,
         split: incidents_of_label.values().filter(|n| **n > 1).count(),
+        outages,
     }
+}
+
+/// Per outage of one setting: how many of its tickets were grouped right.
+pub fn outage_table(score: &Score) -> String {
+    let mut out = String::from(
+        "| outage | tickets | in its incident | in another | detected at ticket |\n|---|---|---|---|---|\n",
+    );
+    for (label, (n, right, wrong, at)) in &score.outages {
+        out.push_str(&format!(
+            "| {label} | {n} | {right} | {wrong} | {} |\n",
+            at.map_or("-".to_owned(), |at| at.to_string())
+        ));
+    }
+    out
 }
 
 /// One table row per setting.

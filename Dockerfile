@@ -10,7 +10,7 @@
 #
 # SERVICE is a workspace package with a binary of the same name: ingress,
 # context-gatherer, llm-enhancer, writeback, incident-correlator,
-# history-projector, admin, embedder, aiagents. Images run as an unprivileged user and check their own
+# incident-notifier, history-projector, admin, embedder, aiagents. Images run as an unprivileged user and check their own
 # /health (stages serve it beside /metrics on AI_AGENTS_METRICS_ADDR).
 
 ARG RUST_VERSION=1.95

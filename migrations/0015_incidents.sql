@@ -3,8 +3,10 @@
 -- The recent open tickets of each tenant, as context-gatherer understood
 -- them: a cache of the stream (rows older than the longest window are
 -- purged), not a source of truth. The vector is the tenant's active
--- model's embedding of subject and description (f32 little-endian, as in
--- ticket_embeddings); null when the ticket could not be embedded.
+-- model's embedding of subject and description, quantized to one signed
+-- byte per dimension (component × 127: reading a whole window is the cost,
+-- and a quarter of the f32 bytes is a quarter of it); null when the
+-- ticket could not be embedded.
 create table open_tickets (
   tenant_id   text not null,
   ticket_id   text not null,
@@ -79,11 +81,31 @@ create table incident_outbox (
 );
 create index incident_outbox_pending on incident_outbox (created_at) where published_at is null;
 
+-- Incident events posted to tenants' webhooks (incident-notifier): one row
+-- per webhook id (an incident's version), so a delivered one is never
+-- posted again and a failed one says why.
+create table incident_notifications (
+  tenant_id    text not null,
+  webhook_id   text not null,
+  event_type   text not null,
+  state        text not null check (state in ('pending', 'delivered', 'failed')),
+  attempts     integer not null,
+  http_status  integer,
+  last_error   text,
+  delivered_at timestamptz,
+  created_at   timestamptz not null default now(),
+  updated_at   timestamptz not null default now(),
+  primary key (tenant_id, webhook_id)
+);
+create index incident_notifications_failed on incident_notifications (tenant_id, updated_at)
+  where state = 'failed';
+
 do $$
 declare
   t text;
 begin
-  foreach t in array array['open_tickets', 'incidents', 'incident_tickets', 'incident_outbox']
+  foreach t in array array['open_tickets', 'incidents', 'incident_tickets', 'incident_outbox',
+                           'incident_notifications']
   loop
     execute format('alter table %I enable row level security', t);
     execute format('alter table %I force row level security', t);

@@ -31,10 +31,10 @@ import yaml
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 K8S_VERSION = "1.30.0"
-STAGES = {"context-gatherer", "llm-enhancer", "writeback", "incident-correlator"}
+STAGES = {"context-gatherer", "llm-enhancer", "writeback", "incident-correlator", "incident-notifier"}
 COMPOSE_SERVICES = {
     "nats", "postgres", "migrate", "nats-bootstrap", "ingress", "context-gatherer",
-    "llm-enhancer", "writeback", "incident-correlator", "history-projector", "embedder", "admin",
+    "llm-enhancer", "writeback", "incident-correlator", "incident-notifier", "history-projector", "embedder", "admin",
     "otel-collector", "prometheus", "grafana", "tempo",
 }
 problems = []

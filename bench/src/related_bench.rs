@@ -27,12 +27,10 @@ fn unit(rng: &mut StdRng) -> Vec<f32> {
 }
 
 fn bytes_hex(vector: &[f32]) -> String {
-    let mut out = String::with_capacity(2 + vector.len() * 8);
+    let mut out = String::with_capacity(2 + vector.len() * 2);
     out.push_str("\\\\x");
-    for value in vector {
-        for byte in value.to_le_bytes() {
-            out.push_str(&format!("{byte:02x}"));
-        }
+    for byte in aia_store::open_tickets::quantize(vector) {
+        out.push_str(&format!("{byte:02x}"));
     }
     out
 }

@@ -38,6 +38,10 @@ pub const CONSUMER_FILES: &[(&str, &str)] = &[
         "consumers/incident-correlator.json",
         include_str!("../../../nats/consumers/incident-correlator.json"),
     ),
+    (
+        "consumers/incident-notifier.json",
+        include_str!("../../../nats/consumers/incident-notifier.json"),
+    ),
 ];
 
 #[derive(Debug, thiserror::Error)]
@@ -319,7 +323,8 @@ mod tests {
                 "writeback",
                 "history-projector",
                 "embedding-indexer",
-                "incident-correlator"
+                "incident-correlator",
+                "incident-notifier"
             ]
         );
     }

@@ -18,6 +18,7 @@ pub const STAGES: &[&str] = &[
     "history-projector",
     "embedding-indexer",
     "incident-correlator",
+    "incident-notifier",
 ];
 
 fn tenant_id(raw: &str) -> Result<TenantId, AdminError> {

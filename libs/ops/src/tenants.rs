@@ -374,6 +374,7 @@ impl TenantAdmin {
         tracing::info!(tenant_id = %tenant_id, "Tenant integrations replaced");
         Ok(serde_json::json!({
             "knowledge_base_token": integrations.knowledge_base_token.is_some(),
+            "incident_webhook_secret": integrations.incident_webhook_secret.is_some(),
             "monitoring_token": integrations.monitoring_token.is_some(),
             "llm_keys": integrations.llm_keys.keys().collect::<Vec<_>>(),
             "embedding_keys": integrations.embedding_keys.keys().collect::<Vec<_>>(),
@@ -517,6 +518,10 @@ fn validate_settings(settings: &TenantSettings) -> Result<(), AdminError> {
     for (field, url) in [
         ("settings.knowledge_base_url", &settings.knowledge_base_url),
         ("settings.monitoring_url", &settings.monitoring_url),
+        (
+            "settings.incidents.webhook_url",
+            &settings.incidents.webhook_url,
+        ),
     ] {
         if let Some(url) = url {
             outbound(field, url)?;

@@ -69,12 +69,12 @@ pub struct NewVector<'a> {
     pub content_sha256: &'a [u8; 32],
 }
 
-pub(crate) fn to_bytes(vector: &[f32]) -> Vec<u8> {
+fn to_bytes(vector: &[f32]) -> Vec<u8> {
     vector.iter().flat_map(|v| v.to_le_bytes()).collect()
 }
 
 /// The floats of a stored vector (little-endian f32s).
-pub(crate) fn from_bytes(bytes: &[u8]) -> Vec<f32> {
+fn from_bytes(bytes: &[u8]) -> Vec<f32> {
     bytes
         .chunks_exact(4)
         .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))

@@ -7,8 +7,33 @@
 use aia_events::{TenantId, TicketId};
 use chrono::{DateTime, Utc};
 
-use crate::embeddings::{from_bytes, to_bytes};
 use crate::{Client, GenericClient, Row, StoreError, tenant_query, tenant_transaction};
+
+/// A unit vector as the window stores it: each component × 127, rounded,
+/// one byte each — a quarter of the f32 bytes, which is what reading a
+/// tenant's whole window costs; cosines move by about 0.005.
+pub fn quantize(vector: &[f32]) -> Vec<u8> {
+    vector
+        .iter()
+        .map(|v| (v * 127.0).round().clamp(-127.0, 127.0) as i8 as u8)
+        .collect()
+}
+
+/// The unit vector of stored bytes (see [`quantize`]).
+pub fn dequantize(bytes: &[u8]) -> Vec<f32> {
+    let mut vector: Vec<f32> = bytes.iter().map(|b| f32::from(*b as i8) / 127.0).collect();
+    let norm = vector.iter().map(|v| v * v).sum::<f32>().sqrt();
+    if norm.is_finite() && norm > f32::EPSILON {
+        vector.iter_mut().for_each(|v| *v /= norm);
+    }
+    vector
+}
+
+/// `vector` as it comes back from the window: what every comparison with
+/// a stored ticket sees (the evaluation uses it to compare alike).
+pub fn as_stored(vector: &[f32]) -> Vec<f32> {
+    dequantize(&quantize(vector))
+}
 
 /// Most rows of one tenant's window read for one ticket: a tenant with more
 /// open tickets in its window than this is compared with its latest ones.
@@ -67,7 +92,7 @@ pub async fn window_and_record(
                     vector = excluded.vector, updated_at = now()",
         )
         .await?;
-    let vector = ticket.vector.map(|(_, vector)| to_bytes(vector));
+    let vector = ticket.vector.map(|(_, vector)| quantize(vector));
     tx.execute(
         &upsert,
         &[
@@ -169,7 +194,7 @@ fn open_ticket(row: &Row) -> Result<OpenTicket, StoreError> {
         subject: row.get(1),
         received_at: row.get(2),
         entities: row.get(3),
-        vector: row.get::<_, Option<&[u8]>>(4).map(from_bytes),
+        vector: row.get::<_, Option<&[u8]>>(4).map(dequantize),
     })
 }
 

@@ -101,6 +101,10 @@ pub struct IncidentSettings {
     /// An incident with no new ticket for this long ends (minutes,
     /// 10–2880, default 120).
     pub quiet_minutes: u32,
+    /// Where incident events are posted (Standard Webhooks, signed with
+    /// the integrations' `incident_webhook_secret`), so the MSP can page
+    /// someone; none by default.
+    pub webhook_url: Option<String>,
 }
 
 impl Default for IncidentSettings {
@@ -111,6 +115,7 @@ impl Default for IncidentSettings {
             threshold: 3,
             threshold_window_minutes: 30,
             quiet_minutes: 120,
+            webhook_url: None,
         }
     }
 }
@@ -269,6 +274,9 @@ pub struct Integrations {
     pub llm_keys: std::collections::BTreeMap<String, String>,
     /// Embeddings endpoint keys by name.
     pub embedding_keys: std::collections::BTreeMap<String, String>,
+    /// The Standard Webhooks secret (`whsec_<base64>`) incident
+    /// notifications to `settings.incidents.webhook_url` are signed with.
+    pub incident_webhook_secret: Option<String>,
 }
 
 impl Default for TenantSettings {

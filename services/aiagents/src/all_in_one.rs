@@ -195,6 +195,18 @@ pub async fn start(settings: Settings) -> anyhow::Result<Running> {
         )
     });
 
+    let config = incident_notifier::Config {
+        stage: stage(&settings.keyring_spec)?,
+        http_timeout: Duration::from_secs(10),
+    };
+    let stop = shutdown.clone();
+    tasks.spawn(async move {
+        (
+            "incident-notifier",
+            incident_notifier::run(config, stop.cancelled_owned()).await,
+        )
+    });
+
     Ok(Running {
         ingress_url,
         shutdown,

@@ -12,13 +12,14 @@ use aia_testkit::{NatsCluster, NatsServer, eventually};
 use aiagents::ops::apply_nats_replicated;
 use async_nats::jetstream;
 
-const STAGES: [&str; 6] = [
+const STAGES: [&str; 7] = [
     "context-gatherer",
     "llm-enhancer",
     "writeback",
     "history-projector",
     "embedding-indexer",
     "incident-correlator",
+    "incident-notifier",
 ];
 
 #[tokio::test]

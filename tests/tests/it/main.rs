@@ -15,6 +15,7 @@ mod eval_rewrite;
 mod feedback;
 mod help_desk_import;
 mod help_desks;
+mod incident_webhooks;
 mod incidents;
 mod ingress;
 mod ingress_hostile;

@@ -67,6 +67,7 @@ fn exported_metrics() -> BTreeSet<String> {
         "writeback",
         "history-projector",
         "incident-correlator",
+        "incident-notifier",
     ] {
         let metrics = aia_bus::metrics::StageMetrics::register(&registry, stage);
         metrics.set_workers(4);

@@ -32,6 +32,7 @@ pub enum Service {
     Writeback,
     HistoryProjector,
     IncidentCorrelator,
+    IncidentNotifier,
     Admin,
     Embedder,
 }
@@ -45,6 +46,7 @@ impl Service {
             Self::Writeback => "writeback",
             Self::HistoryProjector => "history-projector",
             Self::IncidentCorrelator => "incident-correlator",
+            Self::IncidentNotifier => "incident-notifier",
             Self::Admin => "admin",
             Self::Embedder => "embedder",
         }
@@ -68,6 +70,9 @@ pub async fn run_one(args: RunArgs) -> anyhow::Result<()> {
         }
         Service::IncidentCorrelator => {
             incident_correlator::run(incident_correlator::Config::from_env()?, shutdown).await
+        }
+        Service::IncidentNotifier => {
+            incident_notifier::run(incident_notifier::Config::from_env()?, shutdown).await
         }
         Service::Admin => admin::run(admin::Config::from_env()?, shutdown).await,
         Service::Embedder => embedder::run(embedder::Config::from_env()?, shutdown).await,

@@ -54,7 +54,7 @@ pub enum Command {
     TestConnection { id: String },
     /// Replace the tenant's integration tokens and keys, read as JSON from
     /// standard input (so they stay out of shell history):
-    /// {"knowledge_base_token", "monitoring_token", "llm_keys": {name: key}, "embedding_keys": {name: key}}
+    /// {"knowledge_base_token", "monitoring_token", "incident_webhook_secret", "llm_keys": {name: key}, "embedding_keys": {name: key}}
     SetIntegrations { id: String },
     /// Create a tenant and print its webhook URL and secret (shown only this once).
     Add(AddArgs),

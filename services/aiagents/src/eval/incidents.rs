@@ -203,7 +203,14 @@ pub fn replay(stream: &Embedded, closeness: Closeness, settings: &IncidentSettin
     let mut detected_at: HashMap<String, usize> = HashMap::new();
     let mut next_id = 0u128;
 
-    for (ticket, vector) in stream.tickets.iter().zip(&stream.vectors) {
+    // As the window stores them (quantized), which is what the stage
+    // compares.
+    let stored: Vec<Vec<f32>> = stream
+        .vectors
+        .iter()
+        .map(|v| aia_store::open_tickets::as_stored(v))
+        .collect();
+    for (ticket, vector) in stream.tickets.iter().zip(&stored) {
         let received_at = at(ticket.minute);
         if let Some(label) = ticket.incident.as_deref() {
             *arrivals.entry(label).or_default() += 1;

@@ -1,0 +1,203 @@
+//! `incident.detected` / `incident.updated` → a signed post to the tenant's
+//! webhook.
+//!
+//! The body is Standard Webhooks' shape: `{"type", "timestamp", "data"}`
+//! with the event's payload as `data` (and the tenant). `webhook-id` is the
+//! incident version's message id, the same on every retry, so a receiver
+//! that has it drops the repeat. A 2xx is delivered; a 408, 429 or 5xx, a
+//! timeout or a refused connection is retried on the consumer's backoff
+//! (with `Retry-After` when given); any other answer is final. Out of
+//! deliveries, the notification is marked failed with its last error.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use aia_bus::{Failure, Handled, Handler, HandlerError, TenantPolicy, Work};
+use aia_events::{Event, Payload};
+use aia_store::{Pool, TenantCache};
+use chrono::Utc;
+
+use crate::ledger::{self, State};
+use crate::metrics::NotifierMetrics;
+
+pub struct IncidentNotifier {
+    pub db: Pool,
+    pub tenants: Arc<TenantCache>,
+    pub http: reqwest::Client,
+    pub metrics: NotifierMetrics,
+}
+
+/// The `webhook-id` of an incident event: its version's message id.
+pub fn webhook_id(event: &Event) -> Option<String> {
+    let (incident, version) = match &event.payload {
+        Payload::IncidentDetected(p) => (p.incident_id, p.version),
+        Payload::IncidentUpdated(p) => (p.incident_id, p.version),
+        _ => return None,
+    };
+    Some(aia_bus::msg_id::incident(
+        event.tenant_id.as_str(),
+        incident,
+        version,
+    ))
+}
+
+/// The body posted for `event`.
+pub fn body(event: &Event) -> Vec<u8> {
+    let wire: serde_json::Value =
+        serde_json::from_slice(&event.to_json()).expect("an event is JSON");
+    serde_json::to_vec(&serde_json::json!({
+        "type": event.event_type(),
+        "timestamp": wire["occurred_at"],
+        "data": {
+            "tenant_id": event.tenant_id,
+            "incident": wire["payload"],
+        },
+    }))
+    .expect("JSON")
+}
+
+impl Handler for IncidentNotifier {
+    const NAME: &'static str = "incident-notifier";
+    // A paused tenant's notifications wait with its other work.
+    const TENANTS: TenantPolicy = TenantPolicy::Active;
+    type Input = Payload;
+
+    fn tenants(&self) -> &TenantCache {
+        &self.tenants
+    }
+
+    async fn handle(&self, work: Work<'_, Payload>) -> Result<Handled, HandlerError> {
+        let Work {
+            event,
+            tenant,
+            delivery,
+            ..
+        } = work;
+        let Some(id) = webhook_id(event) else {
+            return Ok(Handled::Nothing);
+        };
+        let (Some(url), Some(secret)) = (
+            tenant.settings.incidents.webhook_url.as_deref(),
+            tenant.integrations.incident_webhook_secret.as_deref(),
+        ) else {
+            self.metrics.count("no_webhook");
+            return Ok(Handled::Nothing);
+        };
+        let mut client = self.db.get().await?;
+        match ledger::attempt(&mut client, &event.tenant_id, &id, event.event_type()).await? {
+            State::Delivered | State::Failed => {
+                self.metrics.count("already_delivered");
+                return Ok(Handled::Nothing);
+            }
+            State::Pending => {}
+        }
+        let body = body(event);
+        let timestamp = Utc::now().timestamp();
+        let sent = self
+            .http
+            .post(url)
+            .header("content-type", "application/json")
+            .header("webhook-id", &id)
+            .header("webhook-timestamp", timestamp.to_string())
+            .header(
+                "webhook-signature",
+                crate::sign::signature(secret, &id, timestamp, &body),
+            )
+            .body(body)
+            .send()
+            .await;
+        let (retry, reason, status, retry_after) = match sent {
+            Ok(answer) if answer.status().is_success() => {
+                ledger::finish(
+                    &mut client,
+                    &event.tenant_id,
+                    &id,
+                    State::Delivered,
+                    None,
+                    Some(answer.status().as_u16()),
+                )
+                .await?;
+                self.metrics.count("delivered");
+                return Ok(Handled::Nothing);
+            }
+            Ok(answer) => {
+                let status = answer.status();
+                let retry_after = answer
+                    .headers()
+                    .get("retry-after")
+                    .and_then(|v| v.to_str().ok())
+                    .and_then(|v| v.trim().parse::<u64>().ok())
+                    .map(Duration::from_secs);
+                let retry = status.is_server_error()
+                    || status == reqwest::StatusCode::TOO_MANY_REQUESTS
+                    || status == reqwest::StatusCode::REQUEST_TIMEOUT;
+                (
+                    retry,
+                    format!("the webhook answered {status}"),
+                    Some(status.as_u16()),
+                    retry_after,
+                )
+            }
+            // The error names the URL, never the secret.
+            Err(err) => (true, format!("posting failed: {err}"), None, None),
+        };
+        if retry && !delivery.is_last_attempt() {
+            ledger::finish(
+                &mut client,
+                &event.tenant_id,
+                &id,
+                State::Pending,
+                Some(&reason),
+                status,
+            )
+            .await?;
+            self.metrics.count("retrying");
+            return Err(HandlerError {
+                reason,
+                retry_after,
+                source: None,
+            });
+        }
+        tracing::warn!(tenant_id = %event.tenant_id, webhook_id = %id, %reason, "Incident notification failed for good");
+        ledger::finish(
+            &mut client,
+            &event.tenant_id,
+            &id,
+            State::Failed,
+            Some(&reason),
+            status,
+        )
+        .await?;
+        self.metrics.count("failed");
+        Ok(Handled::Nothing)
+    }
+
+    fn failed(&self, _event: &Event, _failure: Failure<'_>) -> Option<Event> {
+        // The ledger records a notification given up on; no ticket's run
+        // ends here.
+        None
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use aia_events::examples;
+
+    #[test]
+    fn the_body_is_standard_webhooks_shape_with_the_incident_as_data() {
+        let event = examples::all()
+            .into_iter()
+            .find(|e| matches!(e.payload, Payload::IncidentDetected(_)))
+            .unwrap();
+        let body: serde_json::Value = serde_json::from_slice(&body(&event)).unwrap();
+        assert_eq!(body["type"], "incident.detected");
+        assert_eq!(body["data"]["tenant_id"], "acme-msp");
+        assert_eq!(body["data"]["incident"]["version"], 1);
+        assert!(body["timestamp"].as_str().unwrap().ends_with('Z'));
+        assert_eq!(
+            webhook_id(&event).unwrap(),
+            "incident:acme-msp:019abcde-0000-7000-8000-0000000000a1:v1"
+        );
+    }
+}

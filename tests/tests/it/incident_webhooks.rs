@@ -1,0 +1,299 @@
+//! The incident notifier on real NATS and PostgreSQL against a local
+//! receiver: each incident event reaches the tenant's webhook once, signed
+//! so that the reference Standard Webhooks library accepts it; a failing
+//! receiver is retried, one that refuses for good is recorded, a tenant
+//! without a webhook gets nothing.
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use aia_events::{Event, ItsmKind, Payload, TenantId, examples};
+use aia_store::{Integrations, Keyring, TenantSettings, tenants};
+use aia_testkit::{NatsServer, TestDatabase, eventually};
+use axum::http::{HeaderMap, StatusCode};
+use base64::Engine as _;
+use tokio_util::sync::CancellationToken;
+
+/// One post as received: its headers and body.
+type Post = (HeaderMap, Vec<u8>);
+
+/// What the receiver was sent, and what it answers next.
+#[derive(Clone, Default)]
+struct Receiver {
+    received: Arc<Mutex<Vec<Post>>>,
+    /// Answers in order; 200 once they run out.
+    answers: Arc<Mutex<Vec<StatusCode>>>,
+}
+
+impl Receiver {
+    fn router(&self) -> axum::Router {
+        let receiver = self.clone();
+        axum::Router::new().route(
+            "/hooks/incidents",
+            axum::routing::post(move |headers: HeaderMap, body: axum::body::Bytes| {
+                let receiver = receiver.clone();
+                async move {
+                    receiver
+                        .received
+                        .lock()
+                        .unwrap()
+                        .push((headers, body.to_vec()));
+                    let mut answers = receiver.answers.lock().unwrap();
+                    if answers.is_empty() {
+                        StatusCode::OK
+                    } else {
+                        answers.remove(0)
+                    }
+                }
+            }),
+        )
+    }
+
+    fn received(&self) -> Vec<Post> {
+        self.received.lock().unwrap().clone()
+    }
+}
+
+/// Verifies with the reference Python library; true when it accepts.
+fn reference_accepts(secret: &str, headers: &HeaderMap, body: &[u8]) -> bool {
+    use std::io::Write as _;
+    const VERIFY: &str = "import sys\n\
+from standardwebhooks.webhooks import Webhook\n\
+secret, msg_id, ts, signature = sys.argv[1:5]\n\
+Webhook(secret).verify(sys.stdin.buffer.read(), {'webhook-id': msg_id, 'webhook-timestamp': ts, 'webhook-signature': signature})\n";
+    let python = std::env::var("AI_AGENTS_DEPLOY_PYTHON").expect(
+        "AI_AGENTS_DEPLOY_PYTHON is not set: run the tests through `./dev test`, which installs standardwebhooks",
+    );
+    let header = |name: &str| headers.get(name).unwrap().to_str().unwrap().to_owned();
+    let mut child = std::process::Command::new(python)
+        .arg("-c")
+        .arg(VERIFY)
+        .args([
+            secret.to_owned(),
+            header("webhook-id"),
+            header("webhook-timestamp"),
+            header("webhook-signature"),
+        ])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    child.stdin.take().unwrap().write_all(body).unwrap();
+    child.wait().unwrap().success()
+}
+
+fn incident_events(tenant: &str) -> Vec<Event> {
+    examples::all()
+        .into_iter()
+        .filter(|e| {
+            matches!(
+                e.payload,
+                Payload::IncidentDetected(_) | Payload::IncidentUpdated(_)
+            )
+        })
+        .map(|mut e| {
+            e.tenant_id = TenantId::parse(tenant).unwrap();
+            e
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn each_incident_event_reaches_the_tenants_webhook_once_signed_and_retried() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let nats = NatsServer::start().await;
+    let db = TestDatabase::create().await;
+    aiagents::ops::apply_nats(&nats.url()).await.unwrap();
+    let receiver = Receiver::default();
+    // The first post is answered 503: retried on the consumer's backoff.
+    receiver
+        .answers
+        .lock()
+        .unwrap()
+        .push(StatusCode::SERVICE_UNAVAILABLE);
+    let server = aia_standins::serve(receiver.router()).await.unwrap();
+    let spec = Keyring::generate_spec("k1");
+    let keyring = Keyring::parse(&spec).unwrap();
+    let secret = format!(
+        "whsec_{}",
+        base64::engine::general_purpose::STANDARD.encode(uuid::Uuid::now_v7().as_bytes())
+    );
+    let pool = aia_store::pool(&db.app_url, 2).unwrap();
+    for tenant in ["acme", "globex"] {
+        aiagents::ops::add_tenant(
+            &db.app_url,
+            &keyring,
+            tenant,
+            tenant,
+            ItsmKind::ServicedeskPlus,
+            "https://sdp.example.com",
+            r#"{"authtoken":"t"}"#,
+        )
+        .await
+        .unwrap();
+    }
+    // Only acme has a webhook.
+    let acme = TenantId::parse("acme").unwrap();
+    let mut settings = TenantSettings::default();
+    settings.incidents.webhook_url = Some(format!("{}/hooks/incidents", server.url()));
+    let mut client = pool.get().await.unwrap();
+    tenants::update(
+        &mut client,
+        &keyring,
+        &acme,
+        &tenants::TenantUpdate {
+            settings: Some(settings),
+            ..Default::default()
+        },
+    )
+    .await
+    .unwrap();
+    tenants::set_integrations(
+        &mut client,
+        &keyring,
+        &acme,
+        &Integrations {
+            incident_webhook_secret: Some(secret.clone()),
+            ..Integrations::default()
+        },
+    )
+    .await
+    .unwrap();
+
+    let stop = CancellationToken::new();
+    let mut config = incident_notifier::Config::new(nats.url(), db.app_url.clone(), keyring);
+    config.stage.tenant_cache_ttl = Duration::ZERO;
+    let notifier = tokio::spawn(incident_notifier::run(
+        config,
+        stop.clone().cancelled_owned(),
+    ));
+    let (_client, jetstream) = aia_bus::connect(&nats.url(), "test").await.unwrap();
+    let acme_events = incident_events("acme");
+    for (n, event) in acme_events
+        .iter()
+        .chain(&incident_events("globex"))
+        .enumerate()
+    {
+        aia_bus::publish_event(&jetstream, event, &format!("test:{n}"))
+            .await
+            .unwrap();
+    }
+
+    // Every acme event delivered: the first after one 503 and a retry.
+    let delivered = eventually("every event delivered", Duration::from_secs(30), || async {
+        let received = receiver.received();
+        (received.len() == acme_events.len() + 1).then_some(received)
+    })
+    .await;
+    let ids: Vec<&str> = delivered
+        .iter()
+        .map(|(headers, _)| headers["webhook-id"].to_str().unwrap())
+        .collect();
+    // Events are posted concurrently: whichever met the 503 was posted
+    // again under the same webhook-id, every other once.
+    let mut counts = std::collections::BTreeMap::<&str, usize>::new();
+    for id in &ids {
+        *counts.entry(id).or_default() += 1;
+    }
+    assert_eq!(
+        counts.values().filter(|n| **n == 2).count(),
+        1,
+        "one retried: {counts:?}"
+    );
+    assert!(counts.values().all(|n| *n <= 2), "{counts:?}");
+    let expected: std::collections::BTreeSet<String> = acme_events
+        .iter()
+        .map(|e| incident_notifier::webhook_id(e).unwrap())
+        .collect();
+    let got: std::collections::BTreeSet<String> =
+        counts.keys().map(|id| (*id).to_owned()).collect();
+    assert_eq!(got, expected);
+    for (headers, body) in &delivered {
+        assert!(
+            reference_accepts(&secret, headers, body),
+            "the reference library refused {headers:?}"
+        );
+        assert!(!reference_accepts(
+            "whsec_d3JvbmcgIHNlY3JldA==",
+            headers,
+            body
+        ));
+        let body: serde_json::Value = serde_json::from_slice(body).unwrap();
+        assert_eq!(body["data"]["tenant_id"], "acme");
+        assert!(body["type"].as_str().unwrap().starts_with("incident."));
+    }
+
+    // The same events again (a redelivery, a replay): nothing is re-sent.
+    for (n, event) in acme_events.iter().enumerate() {
+        aia_bus::publish_event(
+            &jetstream,
+            &Event::republished(event),
+            &format!("again:{n}"),
+        )
+        .await
+        .unwrap();
+    }
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(receiver.received().len(), acme_events.len() + 1);
+
+    // A receiver that refuses for good is not retried; the ledger says why.
+    receiver.answers.lock().unwrap().push(StatusCode::GONE);
+    let mut gone = acme_events[0].clone();
+    if let Payload::IncidentDetected(detected) = &mut gone.payload {
+        detected.incident_id = uuid::Uuid::now_v7();
+    }
+    aia_bus::publish_event(&jetstream, &gone, "gone")
+        .await
+        .unwrap();
+    let failed = eventually("the refusal recorded", Duration::from_secs(15), || async {
+        let rows = db
+            .admin_client()
+            .await
+            .query(
+                "select state, http_status, last_error from incident_notifications where state = 'failed'",
+                &[],
+            )
+            .await
+            .unwrap();
+        (!rows.is_empty()).then(|| {
+            let status: Option<i32> = rows[0].get(1);
+            let error: Option<String> = rows[0].get(2);
+            (status, error)
+        })
+    })
+    .await;
+    assert_eq!(failed.0, Some(410));
+    assert!(failed.1.unwrap().contains("410"));
+    tokio::time::sleep(Duration::from_secs(6)).await;
+    assert_eq!(
+        receiver.received().len(),
+        acme_events.len() + 2,
+        "a 410 is not retried"
+    );
+    let states: Vec<(String, i64)> = db
+        .admin_client()
+        .await
+        .query(
+            "select state, count(*) from incident_notifications group by state order by state",
+            &[],
+        )
+        .await
+        .unwrap()
+        .iter()
+        .map(|row| (row.get(0), row.get(1)))
+        .collect();
+    assert_eq!(
+        states,
+        [
+            (
+                "delivered".to_owned(),
+                i64::try_from(acme_events.len()).unwrap()
+            ),
+            ("failed".to_owned(), 1)
+        ],
+        "globex has no webhook, so no notification rows"
+    );
+    stop.cancel();
+    notifier.await.unwrap().unwrap();
+}

@@ -133,10 +133,33 @@ pub fn run(open: usize, tenants: usize, queries: usize) -> anyhow::Result<()> {
             let tenant = format!("empty-{:04}", n % tenants);
             empty.push(time_source(tenant, n, unit(&mut rng)).await?.0);
         }
+        // The window's read alone (SQL and decoding), for where the time
+        // goes.
+        let mut reads = Vec::with_capacity(queries);
+        {
+            let mut client = pool.get().await?;
+            for n in 0..queries {
+                let tenant = TenantId::parse(&format!("tenant-{:04}", rng.gen_range(0..tenants)))?;
+                let begun = Instant::now();
+                let tx = aia_store::tenant_transaction(&mut client, &tenant).await?;
+                let window = aia_store::open_tickets::window(
+                    &tx,
+                    &tenant,
+                    chrono::Utc::now() - chrono::Duration::hours(2),
+                    &TicketId::parse(&format!("R-{n}"))?,
+                    Some("bench-model"),
+                )
+                .await?;
+                tx.commit().await?;
+                std::hint::black_box(window);
+                reads.push(begun.elapsed().as_secs_f64() * 1000.0);
+            }
+        }
         summary(
             &format!("related source, {open} open tickets in the window"),
             &mut full,
         );
+        summary("of which reading the window (same run)", &mut reads);
         summary("related source, empty window (same run)", &mut empty);
         println!(
             "related tickets found per query (random vectors, shared entities): {:.2}",

@@ -76,6 +76,11 @@ pub async fn window_and_record(
 ) -> Result<Vec<OpenTicket>, StoreError> {
     let model = ticket.vector.map(|(model, _)| model);
     let tx = tenant_transaction(client, tenant).await?;
+    // A cache: its commit need not wait for the WAL flush (a row lost in a
+    // database crash only leaves that ticket out of incidents; it is
+    // visible to others at commit either way).
+    tx.batch_execute("set local synchronous_commit = off")
+        .await?;
     let window = window(&tx, tenant, since, ticket.ticket_id, model).await?;
     if !record {
         tx.commit().await?;

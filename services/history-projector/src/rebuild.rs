@@ -106,9 +106,9 @@ fn progress_bar(total: u64) -> ProgressBar {
 }
 
 async fn stream_bounds(jetstream: &JetStream) -> anyhow::Result<(u64, u64)> {
-    let mut stream = jetstream.get_stream(STREAM).await?;
-    let state = stream.info().await?.state.clone();
-    Ok((state.first_sequence.saturating_sub(1), state.last_sequence))
+    aia_bus::stream_bounds(jetstream)
+        .await
+        .map_err(|err| anyhow::anyhow!("reading the stream's bounds: {err}"))
 }
 
 /// Locks the live projector's checkpoint (pausing it) and returns it.

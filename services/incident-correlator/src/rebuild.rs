@@ -51,8 +51,10 @@ pub async fn rebuild(
     .await?;
 
     let token = scope.unwrap_or("*");
+    let (_, last) = aia_bus::stream_bounds(jetstream)
+        .await
+        .map_err(|err| anyhow::anyhow!("reading the stream's bounds: {err}"))?;
     let stream = jetstream.get_stream(STREAM).await?;
-    let last = stream.get_info().await?.state.last_sequence;
     let mut events = 0;
     // A resolution can precede, in the stream, the event that adds its
     // ticket to an incident (the outbox published late): they are applied

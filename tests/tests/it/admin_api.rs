@@ -318,7 +318,7 @@ async fn integrations_are_replaced_encrypted_and_never_echoed() {
     assert_eq!(status, 200, "{answer}");
     assert_eq!(
         answer,
-        json!({"knowledge_base_token": true, "monitoring_token": false, "llm_keys": ["litellm"], "embedding_keys": ["openai"]})
+        json!({"knowledge_base_token": true, "incident_webhook_secret": false, "monitoring_token": false, "llm_keys": ["litellm"], "embedding_keys": ["openai"]})
     );
     let raw: String = api
         ._db

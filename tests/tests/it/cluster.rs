@@ -30,7 +30,7 @@ async fn replicas_three_makes_the_stream_and_every_consumer_r3_and_a_second_appl
     let first = apply_nats_replicated(&cluster.urls(), Some(3))
         .await
         .unwrap();
-    assert_eq!(first.len(), 6, "{first:?}");
+    assert_eq!(first.len(), 8, "{first:?}");
     assert!(
         first.iter().all(|a| matches!(a, Applied::Created { .. })),
         "{first:?}"

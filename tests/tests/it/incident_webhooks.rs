@@ -181,7 +181,7 @@ async fn each_incident_event_reaches_the_tenants_webhook_once_signed_and_retried
     }
 
     // Every acme event delivered: the first after one 503 and a retry.
-    let delivered = eventually("every event delivered", Duration::from_secs(30), || async {
+    let delivered = eventually("every event delivered", Duration::from_secs(60), || async {
         let received = receiver.received();
         (received.len() == acme_events.len() + 1).then_some(received)
     })

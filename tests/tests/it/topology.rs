@@ -13,8 +13,9 @@ async fn applying_twice_creates_once_then_reports_everything_unchanged() {
     let topology = Topology::builtin().unwrap();
 
     let first = topology.apply(&jetstream).await.unwrap();
-    // The stream, a consumer per stage, and the embedding indexer's.
-    assert_eq!(first.len(), 6);
+    // The stream, a consumer per stage, the embedding indexer's and the
+    // incident stages'.
+    assert_eq!(first.len(), 8);
     assert!(
         first
             .iter()

@@ -27,31 +27,38 @@ pub const STREAM: &str = "TICKETS";
 /// topology is applied).
 pub const WEBHOOK_MAX_AGE: Duration = Duration::from_secs(300);
 
-/// The stream's first sequence less one and its last sequence: the range
-/// an operator's tool (a rebuild) reads. A cluster that has just lost or
-/// regained a node may time requests out while it elects a leader, so a
-/// failed request is asked again, for up to a minute, before giving up.
-pub async fn stream_bounds(jetstream: &JetStream) -> Result<(u64, u64), async_nats::Error> {
+/// Runs a JetStream request of an operator's tool (a rebuild, a replay)
+/// again while it fails, for up to a minute: a cluster that has just lost
+/// or regained a node times requests out while it elects leaders and
+/// catches up, and the tool should outlast that rather than fail.
+pub async fn patiently<T, E, F, Fut>(what: &str, mut request: F) -> Result<T, E>
+where
+    E: std::fmt::Display,
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<T, E>>,
+{
     let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
     loop {
-        let asked = async {
-            let mut stream = jetstream.get_stream(STREAM).await?;
-            let state = stream.info().await?.state.clone();
-            Ok::<_, async_nats::Error>((
-                state.first_sequence.saturating_sub(1),
-                state.last_sequence,
-            ))
-        }
-        .await;
-        match asked {
-            Ok(bounds) => return Ok(bounds),
+        match request().await {
+            Ok(done) => return Ok(done),
             Err(err) if tokio::time::Instant::now() < deadline => {
-                tracing::warn!(error = %err, "Reading the stream's bounds failed; asking again");
+                tracing::warn!(error = %err, "{what} failed; asking again");
                 tokio::time::sleep(Duration::from_secs(2)).await;
             }
             Err(err) => return Err(err),
         }
     }
+}
+
+/// The stream's first sequence less one and its last sequence: the range
+/// an operator's tool reads ([`patiently`]).
+pub async fn stream_bounds(jetstream: &JetStream) -> Result<(u64, u64), async_nats::Error> {
+    patiently("Reading the stream's bounds", || async {
+        let mut stream = jetstream.get_stream(STREAM).await?;
+        let state = stream.info().await?.state.clone();
+        Ok::<_, async_nats::Error>((state.first_sequence.saturating_sub(1), state.last_sequence))
+    })
+    .await
 }
 
 /// How long a stopping process waits for its last acks to reach NATS.

@@ -55,16 +55,21 @@ async fn read_events(
     if until <= after {
         return Ok(0);
     }
-    let stream = jetstream.get_stream(STREAM).await?;
-    let consumer = stream
-        .create_consumer(pull::OrderedConfig {
-            filter_subject: filter.to_owned(),
-            deliver_policy: DeliverPolicy::ByStartSequence {
-                start_sequence: after + 1,
-            },
-            ..Default::default()
-        })
-        .await?;
+    let consumer = aia_bus::patiently("Creating the rebuild's consumer", || async {
+        let stream = jetstream.get_stream(STREAM).await?;
+        stream
+            .create_consumer(pull::OrderedConfig {
+                filter_subject: filter.to_owned(),
+                deliver_policy: DeliverPolicy::ByStartSequence {
+                    start_sequence: after + 1,
+                },
+                ..Default::default()
+            })
+            .await
+            .map_err(async_nats::Error::from)
+    })
+    .await
+    .map_err(|err| anyhow::anyhow!("creating the rebuild's consumer: {err}"))?;
     if consumer.cached_info().num_pending == 0 {
         return Ok(0);
     }

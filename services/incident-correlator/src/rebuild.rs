@@ -54,23 +54,28 @@ pub async fn rebuild(
     let (_, last) = aia_bus::stream_bounds(jetstream)
         .await
         .map_err(|err| anyhow::anyhow!("reading the stream's bounds: {err}"))?;
-    let stream = jetstream.get_stream(STREAM).await?;
     let mut events = 0;
     // A resolution can precede, in the stream, the event that adds its
     // ticket to an incident (the outbox published late): they are applied
     // again once every incident is in.
     let mut resolutions = Vec::new();
     if last > 0 {
-        let consumer = stream
-            .create_consumer(pull::OrderedConfig {
-                filter_subjects: vec![
-                    format!("tickets.{token}.*.incident.>"),
-                    format!("tickets.{token}.*.ticket.resolved"),
-                ],
-                deliver_policy: DeliverPolicy::All,
-                ..Default::default()
-            })
-            .await?;
+        let consumer = aia_bus::patiently("Creating the rebuild's consumer", || async {
+            let stream = jetstream.get_stream(STREAM).await?;
+            stream
+                .create_consumer(pull::OrderedConfig {
+                    filter_subjects: vec![
+                        format!("tickets.{token}.*.incident.>"),
+                        format!("tickets.{token}.*.ticket.resolved"),
+                    ],
+                    deliver_policy: DeliverPolicy::All,
+                    ..Default::default()
+                })
+                .await
+                .map_err(async_nats::Error::from)
+        })
+        .await
+        .map_err(|err| anyhow::anyhow!("creating the rebuild's consumer: {err}"))?;
         if consumer.cached_info().num_pending > 0 {
             let mut messages = consumer.messages().await?;
             loop {

@@ -9,6 +9,7 @@ mod config;
 pub mod decide;
 mod handler;
 pub mod metrics;
+pub mod operator;
 pub mod outbox;
 pub mod rebuild;
 pub mod store;

@@ -43,7 +43,8 @@ fn vector(axis: Option<usize>, own: usize) -> Vec<f32> {
 
 struct Setup {
     db: TestDatabase,
-    _nats: NatsServer,
+    nats: NatsServer,
+    spec: String,
     jetstream: JetStream,
     pool: aia_store::Pool,
     stop: CancellationToken,
@@ -108,7 +109,8 @@ async fn setup(instances: usize, settings: impl Fn(&mut TenantSettings)) -> Setu
     }
     Setup {
         db,
-        _nats: nats,
+        nats,
+        spec,
         jetstream,
         pool,
         stop,
@@ -651,5 +653,105 @@ async fn an_event_left_in_the_outbox_by_a_crash_is_published_by_the_sweep_once()
         .unwrap()
         .get(0);
     assert_eq!(pending, 0);
+    setup.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_operator_sees_an_incident_acknowledges_and_closes_it_from_the_console() {
+    use admin::console::Role;
+    const PASSWORD: &str = "a long operator password";
+    let mut setup = setup(1, |_| {}).await;
+    let now = Utc::now() - chrono::Duration::minutes(10);
+    for i in 0..3 {
+        let vector = vector(Some(0), 10 + i);
+        setup
+            .gathered(
+                "acme",
+                &format!("A-{i}"),
+                now + chrono::Duration::minutes(i64::try_from(i).unwrap()),
+                &vector,
+                &[],
+            )
+            .await;
+    }
+    setup.settled().await;
+    let url = crate::console_support::serve_on(
+        &setup.db.app_url,
+        &setup.db.admin_read_url,
+        Keyring::parse(&setup.spec).unwrap(),
+        &setup.nats.url(),
+        Default::default(),
+        &[
+            ("ops", PASSWORD, Role::Admin),
+            ("watcher", PASSWORD, Role::Viewer),
+        ],
+    )
+    .await;
+    let ops = crate::console_support::Browser::sign_in(&url, "ops", PASSWORD).await;
+    let watcher = crate::console_support::Browser::sign_in(&url, "watcher", PASSWORD).await;
+
+    let (status, list) = ops.get("/console/incidents").await;
+    assert_eq!(status, 200);
+    assert!(
+        list.contains(r#"<span class="status open">open</span>"#),
+        "{list}"
+    );
+    assert!(list.contains("3 tickets in 2 min from"), "{list}");
+    let incident = match &setup.incident_events("acme").await[0].payload {
+        Payload::IncidentDetected(detected) => detected.incident_id,
+        other => panic!("{other:?}"),
+    };
+    let page = format!("/console/incidents/acme/{incident}");
+    let (status, detail) = ops.get(&page).await;
+    assert_eq!(status, 200);
+    for ticket in ["A-0", "A-1", "A-2"] {
+        assert!(
+            detail.contains(&format!(
+                r#"<a href="/console/tickets/acme/{ticket}">{ticket}</a>"#
+            )),
+            "{detail}"
+        );
+    }
+    let (status, timeline) = ops
+        .get(&format!("/console/tickets/acme/incident-{incident}"))
+        .await;
+    assert_eq!(status, 200);
+    assert!(timeline.contains("incident.detected"), "{timeline}");
+
+    // A viewer may look, not change.
+    let (status, _) = watcher.submit(&format!("{page}/acknowledge"), &[]).await;
+    assert_eq!(status, 403);
+    assert_eq!(setup.incidents("acme").await[0].0, "open");
+
+    let (status, _) = ops.submit(&format!("{page}/acknowledge"), &[]).await;
+    assert_eq!(status, 303);
+    assert_eq!(setup.incidents("acme").await[0].0, "acknowledged");
+    let (status, _) = ops.submit(&format!("{page}/close"), &[]).await;
+    assert_eq!(status, 303);
+    assert_eq!(setup.incidents("acme").await[0].0, "ended");
+    let (status, _) = ops.submit(&format!("{page}/close"), &[]).await;
+    assert_eq!(status, 409, "an ended incident is not closed twice");
+
+    let changes: Vec<(IncidentChange, Option<String>)> = setup
+        .incident_events("acme")
+        .await
+        .iter()
+        .filter_map(|e| match &e.payload {
+            Payload::IncidentUpdated(u) => Some((u.change, u.by.clone())),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        changes,
+        [
+            (IncidentChange::Acknowledged, Some("ops".to_owned())),
+            (IncidentChange::Closed, Some("ops".to_owned())),
+        ]
+    );
+    let (_, list) = ops.get("/console/incidents").await;
+    assert!(list.contains("No open incidents."), "{list}");
+    let (_, all) = ops.get("/console/incidents?ended=1").await;
+    assert!(all.contains("ended</span>"), "{all}");
+    setup.rebuild_reproduces_the_tables().await;
     setup.stop().await;
 }

@@ -118,6 +118,19 @@ pub fn router(state: AppState) -> Router<AppState> {
             "/console/tickets/{tenant}/{ticket}/dry-run",
             post(pages::dry_run),
         )
+        .route("/console/incidents", get(pages::incidents))
+        .route(
+            "/console/incidents/{tenant}/{incident}",
+            get(pages::incident),
+        )
+        .route(
+            "/console/incidents/{tenant}/{incident}/acknowledge",
+            post(pages::acknowledge_incident),
+        )
+        .route(
+            "/console/incidents/{tenant}/{incident}/close",
+            post(pages::close_incident),
+        )
         .route("/console/static/console.css", get(pages::stylesheet))
         .route("/console/static/console.js", get(pages::script))
         .layer(axum::middleware::from_fn(refuse_nul))

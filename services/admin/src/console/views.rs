@@ -164,6 +164,25 @@ pub struct TimelineLine {
 }
 
 #[derive(Template)]
+#[template(path = "incidents.html")]
+pub struct IncidentsPage {
+    pub operator: Option<Operator>,
+    pub tenant: String,
+    /// Ended incidents listed too.
+    pub ended: bool,
+    pub items: Vec<incident_correlator::operator::IncidentRow>,
+    pub message: Option<String>,
+}
+
+#[derive(Template)]
+#[template(path = "incident.html")]
+pub struct IncidentPage {
+    pub operator: Option<Operator>,
+    pub incident: incident_correlator::operator::IncidentRow,
+    pub tickets: Vec<incident_correlator::operator::TicketRow>,
+}
+
+#[derive(Template)]
 #[template(path = "timeline.html")]
 pub struct TimelinePage {
     pub operator: Option<Operator>,

@@ -3,6 +3,7 @@
 //! token, or a 403 — whatever the request looks like.
 
 mod history;
+mod incidents;
 mod operations;
 mod pause;
 mod settings;
@@ -10,6 +11,9 @@ mod sign_in;
 mod tenants;
 
 pub use history::{dry_run, history, history_csv, ticket};
+pub use incidents::{
+    acknowledge as acknowledge_incident, close as close_incident, incident, incidents,
+};
 pub use operations::{audit, dead_letters, redrive};
 pub use pause::{stage_processing, tenant_processing};
 pub use settings::save_settings;

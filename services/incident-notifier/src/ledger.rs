@@ -74,3 +74,44 @@ pub async fn finish(
     .await?;
     Ok(())
 }
+
+/// A notification given up on.
+#[derive(Debug, Clone)]
+pub struct Failed {
+    pub tenant_id: String,
+    pub webhook_id: String,
+    pub event_type: String,
+    pub attempts: i32,
+    pub http_status: Option<i32>,
+    pub last_error: Option<String>,
+    pub failed_at: chrono::DateTime<chrono::Utc>,
+}
+
+/// The latest notifications given up on, of one tenant or all (the
+/// caller's role decides what it may read).
+pub async fn failed(
+    client: &impl aia_store::GenericClient,
+    tenant: Option<&str>,
+    limit: i64,
+) -> Result<Vec<Failed>, StoreError> {
+    Ok(client
+        .query(
+            "select tenant_id, webhook_id, event_type, attempts, http_status, last_error, updated_at
+               from incident_notifications
+              where state = 'failed' and ($1::text is null or tenant_id = $1)
+              order by updated_at desc limit $2",
+            &[&tenant, &limit],
+        )
+        .await?
+        .iter()
+        .map(|row| Failed {
+            tenant_id: row.get(0),
+            webhook_id: row.get(1),
+            event_type: row.get(2),
+            attempts: row.get(3),
+            http_status: row.get(4),
+            last_error: row.get(5),
+            failed_at: row.get(6),
+        })
+        .collect())
+}

@@ -162,6 +162,7 @@ async fn each_incident_event_reaches_the_tenants_webhook_once_signed_and_retried
     .unwrap();
 
     let stop = CancellationToken::new();
+    let console_keyring = Keyring::parse(&spec).unwrap();
     let mut config = incident_notifier::Config::new(nats.url(), db.app_url.clone(), keyring);
     config.stage.tenant_cache_ttl = Duration::ZERO;
     let notifier = tokio::spawn(incident_notifier::run(
@@ -294,6 +295,27 @@ async fn each_incident_event_reaches_the_tenants_webhook_once_signed_and_retried
         ],
         "globex has no webhook, so no notification rows"
     );
+
+    // The console lists the notification given up on, with why.
+    let url = crate::console_support::serve_on(
+        &db.app_url,
+        &db.admin_read_url,
+        console_keyring,
+        &nats.url(),
+        Default::default(),
+        &[(
+            "ops",
+            "a long operator password",
+            admin::console::Role::Viewer,
+        )],
+    )
+    .await;
+    let ops =
+        crate::console_support::Browser::sign_in(&url, "ops", "a long operator password").await;
+    let (status, page) = ops.get("/console/incidents?tenant=acme").await;
+    assert_eq!(status, 200);
+    assert!(page.contains("Notifications that failed"), "{page}");
+    assert!(page.contains("the webhook answered 410 Gone"), "{page}");
     stop.cancel();
     notifier.await.unwrap().unwrap();
 }

@@ -661,7 +661,9 @@ async fn an_operator_sees_an_incident_acknowledges_and_closes_it_from_the_consol
     use admin::console::Role;
     const PASSWORD: &str = "a long operator password";
     let mut setup = setup(1, |_| {}).await;
-    let now = Utc::now() - chrono::Duration::minutes(10);
+    // Whole seconds: PostgreSQL rounds to the microsecond where an event's
+    // JSON truncates, which could make two minutes read as one.
+    let now = chrono::SubsecRound::trunc_subsecs(Utc::now(), 0) - chrono::Duration::minutes(10);
     for i in 0..3 {
         let vector = vector(Some(0), 10 + i);
         setup

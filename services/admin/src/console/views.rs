@@ -171,6 +171,8 @@ pub struct IncidentsPage {
     /// Ended incidents listed too.
     pub ended: bool,
     pub items: Vec<incident_correlator::operator::IncidentRow>,
+    /// Notifications to tenants' webhooks given up on.
+    pub failed_notifications: Vec<incident_notifier::ledger::Failed>,
     pub message: Option<String>,
 }
 

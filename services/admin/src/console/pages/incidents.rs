@@ -48,19 +48,19 @@ pub async fn incidents(
         Ok(client) => client,
         Err(err) => return unavailable(operator, err),
     };
-    match operator::list(
-        &client,
-        Some(tenant.as_str()).filter(|t| !t.is_empty()),
-        ended,
-        200,
-    )
-    .await
-    {
-        Ok(items) => render(&IncidentsPage {
+    let scope = Some(tenant.as_str()).filter(|t| !t.is_empty());
+    let read = async {
+        let items = operator::list(&client, scope, ended, 200).await?;
+        let failed = incident_notifier::ledger::failed(&client, scope, 50).await?;
+        Ok::<_, aia_store::StoreError>((items, failed))
+    };
+    match read.await {
+        Ok((items, failed_notifications)) => render(&IncidentsPage {
             operator: Some(operator),
             tenant,
             ended,
             items,
+            failed_notifications,
             message: query.message,
         }),
         Err(err) => unavailable(operator, err),

@@ -16,7 +16,10 @@ const LISTED: usize = 5;
 pub fn section(context: &ContextGathered, public: bool) -> Option<String> {
     let related = &context.related_open;
     let first = related.iter().map(|r| r.received_at).min()?;
-    let minutes = (context.received_at - first).num_minutes().max(1);
+    let minutes = match (context.received_at - first).num_minutes().max(1) {
+        1 => "minute".to_owned(),
+        n => format!("{n} minutes"),
+    };
     let ids: Vec<&str> = related.iter().map(|r| r.ticket_id.as_str()).collect();
     let (n, tickets) = match related.len() {
         1 => ("1 other open ticket".to_owned(), "looks"),
@@ -24,12 +27,12 @@ pub fn section(context: &ContextGathered, public: bool) -> Option<String> {
     };
     if public {
         return Some(format!(
-            "## Possibly the same incident\n{n} from the last {minutes} minutes {tickets} like this one — the first at {} UTC.\n",
+            "## Possibly the same incident\n{n} from the last {minutes} {tickets} like this one — the first at {} UTC.\n",
             first.format("%H:%M"),
         ));
     }
     let mut out = format!(
-        "## Possibly the same incident\n{n} from the last {minutes} minutes {tickets} like this one: {}{} — the first at {} UTC.\n",
+        "## Possibly the same incident\n{n} from the last {minutes} {tickets} like this one: {}{} — the first at {} UTC.\n",
         ids.iter()
             .take(LISTED)
             .copied()
@@ -114,6 +117,18 @@ mod tests {
         assert_eq!(section.matches("\n- **SUP-").count(), 5, "{section}");
         assert!(
             section.contains("similar wording (0.70); both mention mail01"),
+            "{section}"
+        );
+    }
+
+    #[test]
+    fn a_ticket_within_the_minute_reads_as_the_last_minute() {
+        let mut context = context(1);
+        context.related_open[0].received_at = context.received_at - Duration::seconds(30);
+        let section = section(&context, false).unwrap();
+        assert!(
+            section
+                .contains("1 other open ticket from the last minute looks like this one: SUP-100"),
             "{section}"
         );
     }

@@ -7,6 +7,7 @@ pub mod dead_letters;
 pub mod eval;
 pub mod eval_incidents;
 pub mod import;
+pub mod incidents;
 pub mod migrate;
 pub mod nats;
 pub mod rebuild;
@@ -75,6 +76,11 @@ pub enum Command {
     Run(services::RunArgs),
     /// Score similar-ticket retrieval on a data set (resolved tickets and queries with their relevant tickets), ours beside the original's.
     EvalRetrieval(eval::Args),
+    /// A tenant's incidents: list, acknowledge, close (as the console).
+    Incidents {
+        #[command(subcommand)]
+        command: incidents::Command,
+    },
     /// Score incident correlation on labelled ticket streams: precision and recall of ticket-to-incident assignment, and the ticket at which each outage was detected.
     EvalIncidents(eval_incidents::Args),
     /// Rebuild the read models from the event stream while the projector keeps serving.
@@ -113,6 +119,7 @@ pub async fn run(command: Command) -> anyhow::Result<()> {
         Command::Run(args) => services::run_one(args).await,
         Command::EvalRetrieval(args) => eval::run(args).await,
         Command::EvalIncidents(args) => eval_incidents::run(args).await,
+        Command::Incidents { command } => incidents::run(command).await,
         Command::Rebuild(args) => rebuild::run(args).await,
         Command::Keygen(args) => {
             secrets::keygen(args);

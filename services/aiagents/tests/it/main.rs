@@ -7,6 +7,7 @@ mod cli;
 mod cluster_failover;
 mod db_failover;
 mod import;
+mod incidents_cli;
 mod replay;
 mod scaling;
 mod stage_startup;

@@ -263,8 +263,10 @@ impl MonitoringQuery {
     }
 }
 
-/// Tokens of a tenant's integrations, stored encrypted.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+/// Tokens of a tenant's integrations, stored encrypted. `Debug` names
+/// which are set, never their values (a tenant logged with `{:?}` must not
+/// carry its keys into the logs).
+#[derive(Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 #[serde(default)]
 pub struct Integrations {
@@ -277,6 +279,25 @@ pub struct Integrations {
     /// The Standard Webhooks secret (`whsec_<base64>`) incident
     /// notifications to `settings.incidents.webhook_url` are signed with.
     pub incident_webhook_secret: Option<String>,
+}
+
+impl std::fmt::Debug for Integrations {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let set = |token: &Option<String>| if token.is_some() { "****" } else { "none" };
+        f.debug_struct("Integrations")
+            .field("knowledge_base_token", &set(&self.knowledge_base_token))
+            .field("monitoring_token", &set(&self.monitoring_token))
+            .field("llm_keys", &self.llm_keys.keys().collect::<Vec<_>>())
+            .field(
+                "embedding_keys",
+                &self.embedding_keys.keys().collect::<Vec<_>>(),
+            )
+            .field(
+                "incident_webhook_secret",
+                &set(&self.incident_webhook_secret),
+            )
+            .finish()
+    }
 }
 
 impl Default for TenantSettings {
@@ -347,4 +368,28 @@ pub struct NewTenant {
     pub itsm_credentials: Secret,
     pub webhook_secret: Secret,
     pub settings: TenantSettings,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn integrations_debug_names_what_is_set_and_shows_no_token() {
+        let integrations = Integrations {
+            knowledge_base_token: Some("kb-token-value".into()),
+            monitoring_token: None,
+            llm_keys: [("litellm".to_owned(), "sk-llm-value".to_owned())].into(),
+            embedding_keys: Default::default(),
+            incident_webhook_secret: Some("whsec_c2VjcmV0".into()),
+        };
+        let shown = format!("{integrations:?}");
+        for secret in ["kb-token-value", "sk-llm-value", "whsec_c2VjcmV0"] {
+            assert!(!shown.contains(secret), "{shown}");
+        }
+        assert!(
+            shown.contains("litellm") && shown.contains("****"),
+            "{shown}"
+        );
+    }
 }

@@ -56,31 +56,19 @@ impl Receiver {
 
 /// Verifies with the reference Python library; true when it accepts.
 fn reference_accepts(secret: &str, headers: &HeaderMap, body: &[u8]) -> bool {
-    use std::io::Write as _;
-    const VERIFY: &str = "import sys\n\
-from standardwebhooks.webhooks import Webhook\n\
-secret, msg_id, ts, signature = sys.argv[1:5]\n\
-Webhook(secret).verify(sys.stdin.buffer.read(), {'webhook-id': msg_id, 'webhook-timestamp': ts, 'webhook-signature': signature})\n";
-    let python = std::env::var("AI_AGENTS_DEPLOY_PYTHON").expect(
-        "AI_AGENTS_DEPLOY_PYTHON is not set: run the tests through `./dev test`, which installs standardwebhooks",
-    );
     let header = |name: &str| headers.get(name).unwrap().to_str().unwrap().to_owned();
-    let mut child = std::process::Command::new(python)
-        .arg("-c")
-        .arg(VERIFY)
-        .args([
-            secret.to_owned(),
-            header("webhook-id"),
-            header("webhook-timestamp"),
-            header("webhook-signature"),
-        ])
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
-    child.stdin.take().unwrap().write_all(body).unwrap();
-    child.wait().unwrap().success()
+    let (id, timestamp, signature) = (
+        header("webhook-id"),
+        header("webhook-timestamp"),
+        header("webhook-signature"),
+    );
+    crate::ingress_support::python(
+        crate::ingress_support::PYTHON_VERIFY,
+        &[secret, &id, &timestamp, &signature],
+        body,
+    )
+    .status
+    .success()
 }
 
 fn incident_events(tenant: &str) -> Vec<Event> {

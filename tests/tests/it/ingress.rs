@@ -8,7 +8,7 @@ use std::time::Duration;
 use aia_events::{Event, TenantId};
 use async_nats::jetstream::consumer::{AckPolicy, DeliverPolicy, pull};
 use futures::StreamExt;
-use ingress_support::{Ingress, Options, ticket};
+use ingress_support::{Ingress, Options, PYTHON_SIGN, PYTHON_VERIFY, python, ticket};
 use serde_json::json;
 
 /// Every event in the stream, with its subject.
@@ -499,39 +499,6 @@ async fn shutting_down_finishes_the_requests_in_flight() {
     assert_eq!(ingress.stored().await, 1);
     // Once drained, the server is gone.
     assert!(tokio::net::TcpStream::connect(addr).await.is_err());
-}
-
-/// Signs `body` (stdin) with the reference Python library: `secret`,
-/// `msg_id`, `timestamp` as arguments; prints the `webhook-signature`.
-const PYTHON_SIGN: &str = "import sys, datetime\n\
-from standardwebhooks.webhooks import Webhook\n\
-secret, msg_id, ts = sys.argv[1:4]\n\
-at = datetime.datetime.fromtimestamp(int(ts), tz=datetime.timezone.utc)\n\
-print(Webhook(secret).sign(msg_id, at, sys.stdin.buffer.read()))\n";
-
-/// Verifies `body` (stdin) with the reference Python library against the
-/// headers given as arguments; exits 0 when valid.
-const PYTHON_VERIFY: &str = "import sys\n\
-from standardwebhooks.webhooks import Webhook\n\
-secret, msg_id, ts, signature = sys.argv[1:5]\n\
-Webhook(secret).verify(sys.stdin.buffer.read(), {'webhook-id': msg_id, 'webhook-timestamp': ts, 'webhook-signature': signature})\n";
-
-fn python(script: &str, args: &[&str], stdin: &[u8]) -> std::process::Output {
-    use std::io::Write as _;
-    let python = std::env::var("AI_AGENTS_DEPLOY_PYTHON").expect(
-        "AI_AGENTS_DEPLOY_PYTHON is not set: run the tests through `./dev test`, which installs standardwebhooks",
-    );
-    let mut child = std::process::Command::new(python)
-        .arg("-c")
-        .arg(script)
-        .args(args)
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    child.stdin.take().unwrap().write_all(stdin).unwrap();
-    child.wait_with_output().unwrap()
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -169,3 +169,39 @@ pub fn ticket(tenant: &str, ticket_id: &str) -> serde_json::Value {
         "created_at": chrono::Utc::now().to_rfc3339(),
     })
 }
+
+/// Standard Webhooks' reference Python library (installed by `./dev test`),
+/// for tests of what we sign and what we verify.
+///
+/// Signs `body` (stdin) with the reference Python library: `secret`,
+/// `msg_id`, `timestamp` as arguments; prints the `webhook-signature`.
+pub const PYTHON_SIGN: &str = "import sys, datetime\n\
+from standardwebhooks.webhooks import Webhook\n\
+secret, msg_id, ts = sys.argv[1:4]\n\
+at = datetime.datetime.fromtimestamp(int(ts), tz=datetime.timezone.utc)\n\
+print(Webhook(secret).sign(msg_id, at, sys.stdin.buffer.read()))\n";
+
+/// Verifies `body` (stdin) with the reference Python library against the
+/// headers given as arguments; exits 0 when valid.
+pub const PYTHON_VERIFY: &str = "import sys\n\
+from standardwebhooks.webhooks import Webhook\n\
+secret, msg_id, ts, signature = sys.argv[1:5]\n\
+Webhook(secret).verify(sys.stdin.buffer.read(), {'webhook-id': msg_id, 'webhook-timestamp': ts, 'webhook-signature': signature})\n";
+
+pub fn python(script: &str, args: &[&str], stdin: &[u8]) -> std::process::Output {
+    use std::io::Write as _;
+    let python = std::env::var("AI_AGENTS_DEPLOY_PYTHON").expect(
+        "AI_AGENTS_DEPLOY_PYTHON is not set: run the tests through `./dev test`, which installs standardwebhooks",
+    );
+    let mut child = std::process::Command::new(python)
+        .arg("-c")
+        .arg(script)
+        .args(args)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    child.stdin.take().unwrap().write_all(stdin).unwrap();
+    child.wait_with_output().unwrap()
+}

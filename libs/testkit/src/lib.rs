@@ -228,6 +228,44 @@ pub fn keyring_spec() -> String {
 }
 
 /// Polls `check` until it returns `Some`, or panics after `timeout`.
+/// Every event in the `TICKETS` stream matching `filter`, in stream order
+/// (an ephemeral consumer, read until it has nothing more).
+pub async fn stream_events(
+    jetstream: &async_nats::jetstream::Context,
+    filter: &str,
+) -> Vec<aia_events::Event> {
+    use async_nats::jetstream::consumer::{AckPolicy, DeliverPolicy, pull};
+    use futures::StreamExt as _;
+    let stream = jetstream.get_stream("TICKETS").await.expect("the stream");
+    let consumer = stream
+        .create_consumer(pull::Config {
+            filter_subject: filter.to_owned(),
+            deliver_policy: DeliverPolicy::All,
+            ack_policy: AckPolicy::None,
+            ..Default::default()
+        })
+        .await
+        .expect("an ephemeral consumer");
+    let mut events = Vec::new();
+    loop {
+        let mut batch = consumer
+            .fetch()
+            .max_messages(500)
+            .expires(Duration::from_millis(500))
+            .messages()
+            .await
+            .expect("a fetch");
+        let before = events.len();
+        while let Some(message) = batch.next().await {
+            let message = message.expect("a message");
+            events.push(aia_events::Event::from_json(&message.payload).expect("an event"));
+        }
+        if events.len() == before {
+            return events;
+        }
+    }
+}
+
 pub async fn eventually<T, F, Fut>(what: &str, timeout: Duration, mut check: F) -> T
 where
     F: FnMut() -> Fut,

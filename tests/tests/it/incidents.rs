@@ -19,9 +19,8 @@ use aia_events::{
 use aia_store::open_tickets::{self, NewOpenTicket};
 use aia_store::{Keyring, TenantSettings, tenants};
 use aia_testkit::{NatsServer, TestDatabase, eventually};
-use async_nats::jetstream::consumer::{AckPolicy, DeliverPolicy, pull};
+use async_nats::jetstream::consumer::pull;
 use chrono::{DateTime, Utc};
-use futures::StreamExt as _;
 use tokio_util::sync::CancellationToken;
 
 const DIM: usize = 64;
@@ -255,28 +254,7 @@ impl Setup {
 
     /// The incident events in the stream, in order.
     async fn incident_events(&self, tenant: &str) -> Vec<Event> {
-        let stream = self.jetstream.get_stream(aia_bus::STREAM).await.unwrap();
-        let consumer = stream
-            .create_consumer(pull::Config {
-                filter_subject: format!("tickets.{tenant}.*.incident.>"),
-                deliver_policy: DeliverPolicy::All,
-                ack_policy: AckPolicy::None,
-                ..Default::default()
-            })
-            .await
-            .unwrap();
-        let mut batch = consumer
-            .fetch()
-            .max_messages(500)
-            .expires(Duration::from_millis(500))
-            .messages()
-            .await
-            .unwrap();
-        let mut events = Vec::new();
-        while let Some(message) = batch.next().await {
-            events.push(Event::from_json(&message.unwrap().payload).unwrap());
-        }
-        events
+        aia_testkit::stream_events(&self.jetstream, &format!("tickets.{tenant}.*.incident.>")).await
     }
 
     /// Waits until the correlator consumed everything published.
@@ -754,6 +732,92 @@ async fn an_operator_sees_an_incident_acknowledges_and_closes_it_from_the_consol
     assert!(list.contains("No open incidents."), "{list}");
     let (_, all) = ops.get("/console/incidents?ended=1").await;
     assert!(all.contains("ended</span>"), "{all}");
+    setup.rebuild_reproduces_the_tables().await;
+    setup.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn twenty_operators_acknowledging_and_closing_at_once_make_one_change_each() {
+    let mut setup = setup(1, |_| {}).await;
+    let now = Utc::now() - chrono::Duration::minutes(10);
+    for i in 0..3 {
+        let vector = vector(Some(0), 10 + i);
+        setup
+            .gathered(
+                "acme",
+                &format!("A-{i}"),
+                now + chrono::Duration::minutes(i64::try_from(i).unwrap()),
+                &vector,
+                &[],
+            )
+            .await;
+    }
+    setup.settled().await;
+    let incident = match &setup.incident_events("acme").await[0].payload {
+        Payload::IncidentDetected(detected) => detected.incident_id,
+        other => panic!("{other:?}"),
+    };
+    let tenant = TenantId::parse("acme").unwrap();
+    let all_at_once = |action| {
+        let (pool, jetstream, tenant) =
+            (setup.pool.clone(), setup.jetstream.clone(), tenant.clone());
+        futures::future::join_all((0..20).map(move |n| {
+            let (pool, jetstream, tenant) = (pool.clone(), jetstream.clone(), tenant.clone());
+            async move {
+                incident_correlator::operator::act(
+                    &pool,
+                    &jetstream,
+                    &tenant,
+                    incident,
+                    action,
+                    &format!("operator-{n}"),
+                )
+                .await
+            }
+        }))
+    };
+    use incident_correlator::operator::{Action, OperatorError};
+    let acknowledged = all_at_once(Action::Acknowledge).await;
+    assert_eq!(
+        acknowledged
+            .iter()
+            .filter(|done| matches!(done, Ok(Some(_))))
+            .count(),
+        1,
+        "one acknowledges, the rest find it acknowledged"
+    );
+    assert!(acknowledged.iter().all(Result::is_ok));
+    let closed = all_at_once(Action::Close).await;
+    assert_eq!(
+        closed
+            .iter()
+            .filter(|done| matches!(done, Ok(Some(_))))
+            .count(),
+        1
+    );
+    assert_eq!(
+        closed
+            .iter()
+            .filter(|done| matches!(done, Err(OperatorError::Ended)))
+            .count(),
+        19
+    );
+    let versions: Vec<(u32, IncidentChange)> = setup
+        .incident_events("acme")
+        .await
+        .iter()
+        .filter_map(|e| match &e.payload {
+            Payload::IncidentUpdated(u) => Some((u.version, u.change)),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        versions,
+        [
+            (2, IncidentChange::Acknowledged),
+            (3, IncidentChange::Closed)
+        ]
+    );
     setup.rebuild_reproduces_the_tables().await;
     setup.stop().await;
 }

@@ -4,12 +4,8 @@
 
 use std::process::{Command, Output};
 
-use aia_events::{
-    Event, IncidentChange, IncidentDetected, IncidentTicket, Payload, TenantId, TicketId,
-};
+use aia_events::{IncidentChange, IncidentDetected, IncidentTicket, Payload, TenantId, TicketId};
 use aia_testkit::{NatsServer, TestDatabase};
-use async_nats::jetstream::consumer::{AckPolicy, DeliverPolicy, pull};
-use futures::StreamExt as _;
 
 fn aiagents(db: &TestDatabase, nats: &str, args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_aiagents"))
@@ -133,31 +129,14 @@ async fn an_operator_lists_acknowledges_and_closes_an_incident_from_the_cli() {
     assert!(all.contains(&id) && all.contains("ended"), "{all}");
 
     // The stream has the two changes, by who made them.
-    let stream = jetstream.get_stream(aia_bus::STREAM).await.unwrap();
-    let consumer = stream
-        .create_consumer(pull::Config {
-            filter_subject: "tickets.acme.*.incident.>".into(),
-            deliver_policy: DeliverPolicy::All,
-            ack_policy: AckPolicy::None,
-            ..Default::default()
+    let changes: Vec<_> = aia_testkit::stream_events(&jetstream, "tickets.acme.*.incident.>")
+        .await
+        .into_iter()
+        .filter_map(|event| match event.payload {
+            Payload::IncidentUpdated(u) => Some((u.version, u.change, u.by)),
+            _ => None,
         })
-        .await
-        .unwrap();
-    let mut batch = consumer
-        .fetch()
-        .max_messages(10)
-        .expires(std::time::Duration::from_millis(500))
-        .messages()
-        .await
-        .unwrap();
-    let mut changes = Vec::new();
-    while let Some(message) = batch.next().await {
-        if let Payload::IncidentUpdated(u) =
-            Event::from_json(&message.unwrap().payload).unwrap().payload
-        {
-            changes.push((u.version, u.change, u.by));
-        }
-    }
+        .collect();
     assert_eq!(
         changes,
         [

@@ -54,13 +54,20 @@ impl Handler for IncidentCorrelator {
             tenant,
             ..
         } = work;
-        match input {
+        // Whether the tenant's outbox may hold something to publish: this
+        // decision's events, or (a redelivery) those of an earlier attempt.
+        // Otherwise the outbox is not read: most tickets decide nothing, and
+        // the sweep publishes any straggler within a minute.
+        let publish = match input {
             Payload::ContextGathered(context) if tenant.settings.incidents.enabled => {
                 self.metrics.seen(&event.tenant_id);
-                self.arrived(event, context, &tenant).await?;
+                self.arrived(event, context, &tenant).await?
             }
             Payload::TicketResolved(resolved) => self.resolved(event, resolved).await?,
             _ => return Ok(Handled::Nothing),
+        };
+        if !publish {
+            return Ok(Handled::Nothing);
         }
         outbox::flush(&self.db, &self.jetstream, &event.tenant_id)
             .await
@@ -87,7 +94,7 @@ impl IncidentCorrelator {
         event: &Event,
         context: &ContextGathered,
         tenant: &Tenant,
-    ) -> Result<(), StoreError> {
+    ) -> Result<bool, StoreError> {
         let rules = Rules::from(&tenant.settings.incidents);
         let ticket = IncidentTicket {
             ticket_id: event.ticket_id.clone(),
@@ -101,14 +108,18 @@ impl IncidentCorrelator {
         let assigned = store::assigned(&tx, tenant_id, &[event.ticket_id.as_str()]).await?;
         if !assigned.is_empty() {
             // Decided before (a redelivery): only the outbox is left to do.
-            return Ok(tx.commit().await?);
+            tx.commit().await?;
+            return Ok(true);
         }
         // The ticket as the context stage entered it into the window, and
         // the window's tickets of the same model.
         let model = match open_tickets::state_of(&tx, tenant_id, &event.ticket_id).await? {
             // Resolved before its context was correlated: not an open
             // ticket of any outage.
-            Some((_, true)) => return Ok(tx.commit().await?),
+            Some((_, true)) => {
+                tx.commit().await?;
+                return Ok(false);
+            }
             Some((model, false)) => model,
             None => None,
         };
@@ -189,12 +200,12 @@ impl IncidentCorrelator {
         }
         tx.commit().await?;
         self.metrics.count(&event.tenant_id, &events);
-        Ok(())
+        Ok(!events.is_empty())
     }
 
     /// A ticket was resolved: it leaves the window of open tickets, and
     /// its incident ends when it was the last open one there.
-    async fn resolved(&self, event: &Event, resolved: &TicketResolved) -> Result<(), StoreError> {
+    async fn resolved(&self, event: &Event, resolved: &TicketResolved) -> Result<bool, StoreError> {
         let mut client = self.db.get().await?;
         open_tickets::resolve(
             &mut client,
@@ -213,7 +224,8 @@ impl IncidentCorrelator {
         )
         .await?
         else {
-            return Ok(tx.commit().await?);
+            tx.commit().await?;
+            return Ok(false);
         };
         let mut events = Vec::new();
         if incident.live && incident.open == 0 {
@@ -238,7 +250,7 @@ impl IncidentCorrelator {
         }
         tx.commit().await?;
         self.metrics.count(&event.tenant_id, &events);
-        Ok(())
+        Ok(!events.is_empty())
     }
 }
 

@@ -113,6 +113,14 @@ fn run_events(tenant: &TenantId, n: u64) -> [Event; 4] {
             attempts: 1,
             already_present: false,
             received_at: received.occurred_at,
+            // What write-back posts: the note, a rule and the marker.
+            posted_markdown: match &generated.payload {
+                Payload::EnhancementGenerated(note) => Some(format!(
+                    "{}\n\n---\n\n_ai-agents-ref:{}_\n",
+                    note.note_markdown, generated.correlation_id
+                )),
+                _ => None,
+            },
         }),
     );
     [received, context, generated, completed]

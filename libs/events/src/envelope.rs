@@ -92,6 +92,7 @@ pub const OLDER_VERSIONS: &[(&str, u16)] = &[
     ("context.gathered", 1),
     ("context.gathered", 2),
     ("context.gathered", 3),
+    ("writeback.completed", 1),
 ];
 
 /// Every event type with its current schema version.
@@ -101,7 +102,7 @@ pub const EVENT_TYPES: &[(&str, u16)] = &[
     ("context.gathered", 4),
     ("enhancement.generated", 2),
     ("enhancement.failed", 1),
-    ("writeback.completed", 1),
+    ("writeback.completed", 2),
     ("writeback.failed", 1),
     ("enhancement.rated", 1),
     ("budget.threshold_reached", 1),
@@ -130,7 +131,7 @@ impl Payload {
     pub fn schema_version(&self) -> u16 {
         match self {
             Self::ContextGathered(_) => 4,
-            Self::EnhancementGenerated(_) => 2,
+            Self::EnhancementGenerated(_) | Self::WritebackCompleted(_) => 2,
             _ => 1,
         }
     }
@@ -324,7 +325,10 @@ fn decode_payload(
             Payload::EnhancementGenerated(parse(event_type, schema_version, value)?)
         }
         ("enhancement.failed", 1) => Payload::EnhancementFailed(parse(event_type, 1, value)?),
-        ("writeback.completed", 1) => Payload::WritebackCompleted(parse(event_type, 1, value)?),
+        // v1 lacked `posted_markdown`; it reads as None.
+        ("writeback.completed", 1 | 2) => {
+            Payload::WritebackCompleted(parse(event_type, schema_version, value)?)
+        }
         ("writeback.failed", 1) => Payload::WritebackFailed(parse(event_type, 1, value)?),
         ("enhancement.rated", 1) => Payload::EnhancementRated(parse(event_type, 1, value)?),
         ("budget.threshold_reached", 1) => {

@@ -239,6 +239,9 @@ pub fn all() -> Vec<Event> {
                 attempts: 2,
                 already_present: false,
                 received_at: at(0),
+                posted_markdown: Some(
+                    "Check the VPN client's certificate.\n\n---\n\n_ai-agents-ref:0190c9a4-0000-7000-8000-000000000001_\n".into(),
+                ),
             }),
             true,
         ),
@@ -249,6 +252,7 @@ pub fn all() -> Vec<Event> {
                 attempts: 1,
                 already_present: true,
                 received_at: at(0),
+                posted_markdown: None,
             }),
             true,
         ),

@@ -162,6 +162,15 @@ pub struct SimilarTicket {
     pub matched_by: Option<MatchedBy>,
 }
 
+/// From this calibrated score a similar ticket or article is a likely
+/// match; below it may be unrelated.
+pub const LIKELY_SCORE: f64 = 0.5;
+
+/// Whether a calibrated score makes a likely match.
+pub fn is_likely(score: f64) -> bool {
+    score >= LIKELY_SCORE
+}
+
 /// What made a similar ticket match.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -344,6 +353,11 @@ pub struct WritebackCompleted {
     /// crash) and nothing new was posted.
     pub already_present: bool,
     pub received_at: DateTime<Utc>,
+    /// The note handed to the tool, before the tool's own rendering: the
+    /// tenant's header, the body, footer, feedback links and marker, so the
+    /// console shows what the technician got (v2; `None` in v1 events).
+    #[serde(default)]
+    pub posted_markdown: Option<String>,
 }
 
 /// `writeback.failed`: the note could not be written.

@@ -167,6 +167,36 @@ fn enhancement_generated_v1_events_upcast_to_v2() {
     assert_eq!(written["schema_version"], 2, "today's code writes v2");
 }
 
+/// A write-back recorded before it kept the posted note still reads, with
+/// no posted note.
+#[test]
+fn writeback_completed_v1_events_upcast_to_v2() {
+    let event = examples::all()
+        .into_iter()
+        .find(|event| {
+            matches!(&event.payload, aia_events::Payload::WritebackCompleted(done) if done.posted_markdown.is_some())
+        })
+        .unwrap();
+    let mut v1: Value = serde_json::from_slice(&event.to_json()).unwrap();
+    v1["schema_version"] = serde_json::json!(1);
+    v1["payload"]
+        .as_object_mut()
+        .unwrap()
+        .remove("posted_markdown");
+    assert!(
+        validate(&v1).is_ok(),
+        "the v1 sample must match the v1 schema"
+    );
+    let decoded = Event::from_json(&serde_json::to_vec(&v1).unwrap()).unwrap();
+    let aia_events::Payload::WritebackCompleted(payload) = decoded.payload else {
+        panic!()
+    };
+    assert_eq!(payload.posted_markdown, None);
+    let written: Value = serde_json::from_slice(&event.to_json()).unwrap();
+    assert_eq!(written["schema_version"], 2, "today's code writes v2");
+    assert!(written["payload"]["posted_markdown"].is_string());
+}
+
 /// A context gathered before similar tickets said why they matched still
 /// reads, with `matched_by` unknown.
 #[test]

@@ -375,24 +375,7 @@ pub async fn dry_run(
             out.push_str(&format!("--- note now ---\n{}\n", note(&now)));
         }
         Stage::Writeback => {
-            let Payload::EnhancementGenerated(generated) = &input.payload else {
-                anyhow::bail!("the write-back input is not an enhancement");
-            };
-            let tenant = tenants
-                .fresh(&input.tenant_id)
-                .await?
-                .with_context(|| format!("tenant {} does not exist", input.tenant_id))?;
-            let note = writeback::note::compose(
-                &tenant.settings,
-                &generated.note_markdown,
-                &input.tenant_id,
-                &input.ticket_id,
-                input.correlation_id,
-                public_url.map(|public_url| writeback::note::Feedback {
-                    public_url,
-                    keyring: tenants.keyring(),
-                }),
-            );
+            let (tenant, note) = writeback_note(input, &tenants, public_url).await?;
             let itsm = aia_itsm::Itsm::for_tenant(
                 aia_http::outbound::client_builder().build()?,
                 tenant.itsm,
@@ -416,6 +399,34 @@ pub async fn dry_run(
         other => anyhow::bail!("{} cannot be dry-run", other.as_str()),
     }
     Ok(out)
+}
+
+/// The note write-back would post for `input` (an `enhancement.generated`)
+/// with the tenant's settings of now, before the tool's rendering.
+pub async fn writeback_note(
+    input: &Event,
+    tenants: &aia_store::TenantCache,
+    public_url: Option<&str>,
+) -> anyhow::Result<(std::sync::Arc<aia_store::Tenant>, String)> {
+    let Payload::EnhancementGenerated(generated) = &input.payload else {
+        anyhow::bail!("the write-back input is not an enhancement");
+    };
+    let tenant = tenants
+        .fresh(&input.tenant_id)
+        .await?
+        .with_context(|| format!("tenant {} does not exist", input.tenant_id))?;
+    let note = writeback::note::compose(
+        &tenant.settings,
+        &generated.note_markdown,
+        &input.tenant_id,
+        &input.ticket_id,
+        input.correlation_id,
+        public_url.map(|public_url| writeback::note::Feedback {
+            public_url,
+            keyring: tenants.keyring(),
+        }),
+    );
+    Ok((tenant, note))
 }
 
 fn only_output(handled: Result<aia_bus::Handled, aia_bus::HandlerError>) -> anyhow::Result<Event> {

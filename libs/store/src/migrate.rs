@@ -71,6 +71,10 @@ pub const MIGRATIONS: &[(&str, &str)] = &[
         "0015_incidents",
         include_str!("../../../migrations/0015_incidents.sql"),
     ),
+    (
+        "0016_console_views",
+        include_str!("../../../migrations/0016_console_views.sql"),
+    ),
 ];
 
 const LOCK_KEY: i64 = 0x6169_6167_656e_7473; // "aiagents"

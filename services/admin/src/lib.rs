@@ -77,12 +77,23 @@ pub async fn serve(
         console: Arc::new(config.console),
     };
     tracing::info!(addr = %listener.local_addr()?, "Admin API listening");
+    // The console charts each stage's lag from these samples.
+    let sampler = state.jetstream.clone().map(|jetstream| {
+        tokio::spawn(console::lag::sample_forever(
+            state.tenants.admin.clone(),
+            jetstream,
+        ))
+    });
     // The console's sign-in limit counts failures per client address.
     let service = app(state).into_make_service_with_connect_info::<std::net::SocketAddr>();
-    axum::serve(listener, service)
+    let served = axum::serve(listener, service)
         .with_graceful_shutdown(shutdown)
         .await
-        .context("serving HTTP")
+        .context("serving HTTP");
+    if let Some(sampler) = sampler {
+        sampler.abort();
+    }
+    served
 }
 
 pub async fn run(

@@ -49,6 +49,8 @@ pub struct RunRow {
     pub failed_attempts: Option<i32>,
     /// The input of the stage that failed, for re-driving it.
     pub failed_input_event_id: Option<Uuid>,
+    /// The note as write-back handed it to the tool.
+    pub posted_markdown: Option<String>,
 }
 
 /// One row of `ticket_history`: a resolved ticket.
@@ -251,6 +253,9 @@ impl RunRow {
                 self.received_at = self.received_at.or(Some(completed.received_at));
                 self.writeback_ms = millis_between(self.enhanced_at, at);
                 self.processing_ms = millis_between(self.received_at, at);
+                if completed.posted_markdown.is_some() {
+                    self.posted_markdown.clone_from(&completed.posted_markdown);
+                }
                 if moved {
                     counters.completed = 1;
                     counters.processing_ms_total = self.processing_ms.unwrap_or(0);

@@ -34,7 +34,8 @@ const RUN_COLUMNS: &str = "tenant_id, correlation_id, ticket_id, status, source,
     received_at, context_gathered_at, enhanced_at, written_back_at, failed_at, processing_ms, \
     context_summary, context, note_markdown, provider, model, prompt_version, tokens_in, tokens_out, \
     cost_usd, degraded, failed_stage, error, last_event_id, context_ms, llm_ms, writeback_ms, \
-    rating_stars, rating_thumbs_up, rating_comment, rated_at, failed_attempts, failed_input_event_id";
+    rating_stars, rating_thumbs_up, rating_comment, rated_at, failed_attempts, failed_input_event_id, \
+    posted_markdown";
 
 const RUN_TYPES: &[Type] = &[
     Type::TEXT,
@@ -72,9 +73,10 @@ const RUN_TYPES: &[Type] = &[
     Type::TIMESTAMPTZ,
     Type::INT4,
     Type::UUID,
+    Type::TEXT,
 ];
 
-fn run_values(row: &RunRow) -> [&(dyn ToSql + Sync); 35] {
+fn run_values(row: &RunRow) -> [&(dyn ToSql + Sync); 36] {
     [
         &row.tenant_id,
         &row.correlation_id,
@@ -111,6 +113,7 @@ fn run_values(row: &RunRow) -> [&(dyn ToSql + Sync); 35] {
         &row.rated_at,
         &row.failed_attempts,
         &row.failed_input_event_id,
+        &row.posted_markdown,
     ]
 }
 
@@ -168,6 +171,7 @@ fn run_from(row: &tokio_postgres::Row) -> RunRow {
         rated_at: row.get(32),
         failed_attempts: row.get(33),
         failed_input_event_id: row.get(34),
+        posted_markdown: row.get(35),
     }
 }
 
@@ -202,7 +206,7 @@ pub async fn upsert_runs(
     if rows.is_empty() {
         return Ok(());
     }
-    let placeholders: Vec<String> = (1..=35).map(|n| format!("${n}")).collect();
+    let placeholders: Vec<String> = (1..=RUN_TYPES.len()).map(|n| format!("${n}")).collect();
     let updates: Vec<String> = RUN_COLUMNS
         .split(", ")
         .skip(2)

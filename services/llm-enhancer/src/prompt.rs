@@ -11,7 +11,7 @@ pub const PROMPT_VERSION: &str = "2026-12-06.1";
 /// Search scores are calibrated confidences: from 0.5 a hit is a likely
 /// match; below, it may be unrelated.
 pub fn likely(score: f64) -> bool {
-    score >= 0.5
+    aia_events::is_likely(score)
 }
 
 fn match_label(score: f64) -> &'static str {

@@ -95,6 +95,17 @@ impl Writeback {
             Err(err) => return Ok(self.failed_for_good(event, tenant.itsm, &err.0, None)),
         };
         let marker = note::marker(event.correlation_id);
+        let note = note::compose(
+            &tenant.settings,
+            &generated.note_markdown,
+            &event.tenant_id,
+            &event.ticket_id,
+            event.correlation_id,
+            self.public_url.as_deref().map(|public_url| Feedback {
+                public_url,
+                keyring: self.tenants.keyring(),
+            }),
+        );
         let completed = |note_id: Option<String>, already_present: bool| {
             Handled::Publish(vec![Event::caused_by(
                 event,
@@ -104,6 +115,7 @@ impl Writeback {
                     attempts: 1,
                     already_present,
                     received_at: generated.received_at,
+                    posted_markdown: Some(note.clone()),
                 }),
             )])
         };
@@ -130,17 +142,6 @@ impl Writeback {
             Claim::Fresh => {}
         }
         drop(client);
-        let note = note::compose(
-            &tenant.settings,
-            &generated.note_markdown,
-            &event.tenant_id,
-            &event.ticket_id,
-            event.correlation_id,
-            self.public_url.as_deref().map(|public_url| Feedback {
-                public_url,
-                keyring: self.tenants.keyring(),
-            }),
-        );
         let span = tracing::info_span!(
             "post note",
             otel.kind = "client",

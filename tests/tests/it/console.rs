@@ -750,3 +750,132 @@ async fn an_admin_changes_a_tenants_switches_and_budget_and_the_change_is_audite
         .await;
     assert_eq!(budget, 25.5);
 }
+
+/// The dashboard's and a tenant's charts: the period against the one
+/// before, drawn as SVG with words and a table, from the history, the lag
+/// samples and the daily spend.
+#[tokio::test]
+async fn the_charts_set_the_period_against_the_one_before_in_pictures_words_and_tables() {
+    let console = Console::start().await;
+    let db = console.db.admin_client().await;
+    db.batch_execute(
+        "insert into enhancement_history (tenant_id, correlation_id, ticket_id, status, received_at, written_back_at, processing_ms, context_ms, llm_ms, writeback_ms, last_event_id)
+         select 'acme', gen_random_uuid(), 'NOW-' || n, 'completed', now() - interval '30 minutes', now(), 1000 + n, 100, 800 + 10 * n, 50, gen_random_uuid()
+           from generate_series(1, 10) n;
+         insert into enhancement_history (tenant_id, correlation_id, ticket_id, status, received_at, failed_at, failed_stage, error, last_event_id)
+         select 'acme', gen_random_uuid(), 'FAIL-' || n, 'failed', now() - interval '30 minutes', now(), 'writeback', 'refused', gen_random_uuid()
+           from generate_series(1, 2) n;
+         insert into enhancement_history (tenant_id, correlation_id, ticket_id, status, received_at, written_back_at, processing_ms, last_event_id)
+         select 'acme', gen_random_uuid(), 'BEFORE-' || n, 'completed', now() - interval '25 hours', now(), 400, gen_random_uuid()
+           from generate_series(1, 5) n;
+         insert into enhancement_history (tenant_id, correlation_id, ticket_id, status, received_at, written_back_at, processing_ms, last_event_id)
+         values ('beta', gen_random_uuid(), 'B-1', 'completed', now() - interval '30 minutes', now(), 90000, gen_random_uuid());
+         insert into stage_lag_samples (consumer, sampled_at, pending, in_flight)
+         values ('writeback', date_trunc('minute', now() - interval '10 minutes'), 42, 3),
+                ('writeback', date_trunc('minute', now() - interval '11 minutes'), 7, 1);
+         insert into tenant_daily_stats (tenant_id, day, cost_usd) values ('acme', current_date, 1.25);",
+    )
+    .await
+    .unwrap();
+    let hour = |ago: chrono::Duration| {
+        use chrono::DurationRound as _;
+        (chrono::Utc::now() - ago)
+            .duration_trunc(chrono::Duration::hours(1))
+            .unwrap()
+            .format("%H:%M")
+            .to_string()
+    };
+    let (now, before) = (
+        hour(chrono::Duration::minutes(30)),
+        hour(chrono::Duration::hours(25)),
+    );
+    let ops = Browser::sign_in(&console.url, "ops", ADMIN_PASSWORD).await;
+    ops.post("/console/tenants", &new_tenant(&ops.csrf, "acme"))
+        .await;
+    let settings = [
+        ("csrf", ops.csrf.as_str()),
+        ("name", "Acme MSP"),
+        ("itsm_base_url", "https://sdp.acme.example"),
+        ("active", "on"),
+        ("max_note_words", "300"),
+        ("llm_budget_usd", "5"),
+        ("llm_budget_period_days", "30"),
+    ];
+    assert_eq!(
+        ops.post("/console/tenants/acme/settings", &settings)
+            .await
+            .0,
+        StatusCode::OK
+    );
+
+    let description = |page: &str, id: &str| {
+        regex::Regex::new(&format!(r#"<desc id="{id}-desc">([^<]*)</desc>"#))
+            .unwrap()
+            .captures(page)
+            .unwrap_or_else(|| panic!("no chart {id}"))[1]
+            .replace("&amp;", "&")
+    };
+    let (status, page) = ops.get("/console").await;
+    assert_eq!(status, StatusCode::OK);
+    let tickets = description(&page, "tickets");
+    assert!(
+        tickets.contains("received: latest ") && tickets.contains(&format!("highest 13 ({now})")),
+        "{tickets}"
+    );
+    assert!(
+        tickets.contains("notes written: latest ")
+            && tickets.contains(&format!("highest 11 ({now})")),
+        "{tickets}"
+    );
+    assert!(
+        tickets.contains("received, the 24 hours before: latest 0")
+            && tickets.contains(&format!("highest 5 ({before})")),
+        "the day before is its own faint line: {tickets}"
+    );
+    let success = description(&page, "success");
+    assert!(
+        success.contains(&format!("highest 84.6 ({now})")),
+        "{success}"
+    );
+    let lag = description(&page, "lag-writeback");
+    assert!(
+        lag.contains("highest 42 ("),
+        "the most waiting in a minute of the hour: {lag}"
+    );
+    assert!(description(&page, "spend-acme").contains("spent this period"));
+    // Every chart is an image with a title and a description, has a legend
+    // and its figures as a table behind "Show as table".
+    let charts = page.matches(r#"<svg class="chart""#).count();
+    assert!(
+        charts == 3 + aia_ops::pause::STAGES.len() + 1,
+        "runs, each stage's lag and acme's spend: {charts} charts"
+    );
+    assert_eq!(
+        page.matches(r#"role="img" aria-labelledby="#).count(),
+        charts
+    );
+    assert_eq!(
+        page.matches("<summary>Show as table</summary>").count(),
+        charts
+    );
+    assert!(page.contains(r#"<strong aria-current="page">the last 24 hours</strong>"#));
+
+    // A week, by six hours.
+    let (_, week) = ops.get("/console?period=7d").await;
+    assert!(week.contains(r#"<strong aria-current="page">the last 7 days</strong>"#));
+    assert!(week.contains("tickets per 6 hours"));
+    assert!(description(&week, "tickets").contains("received, the 7 days before"));
+
+    // A tenant's page: its own runs only, and the time in each stage.
+    let (status, tenant) = ops.get("/console/tenants/acme").await;
+    assert_eq!(status, StatusCode::OK);
+    let latency = description(&tenant, "latency");
+    assert!(
+        !latency.contains("90000"),
+        "another tenant's run is not in acme's chart: {latency}"
+    );
+    let llm = description(&tenant, "stage-llm");
+    assert!(llm.contains(&format!("highest 896 ({now})")), "{llm}");
+    let spend = description(&tenant, "spend-acme");
+    assert!(spend.contains("budget (5.00 USD): latest 5"), "{spend}");
+}

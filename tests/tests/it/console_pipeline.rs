@@ -61,13 +61,32 @@ async fn an_operator_follows_a_ticket_and_re_drives_a_dead_letter_from_the_conso
         .then_some(page)
     })
     .await;
+    // A row expands to its note as ServiceDesk Plus shows it (the HTML
+    // write-back posted, with the run's marker), beside the Markdown.
     assert!(
-        page.contains("The note as written"),
-        "a row expands to its note"
+        page.contains("The note as posted")
+            && page.contains("As the technician sees it in servicedesk_plus (html)"),
+        "a row expands to its note as posted"
     );
+    let shown = regex::Regex::new(r#"(?s)<div class="ticket-note">(.*?)</div>"#)
+        .unwrap()
+        .captures(&page)
+        .expect("the rendered note")[1]
+        .to_owned();
+    let posted = stack.sdp.notes("SUP-1")[0].description.clone();
+    assert_eq!(
+        shown, posted,
+        "the note shown is exactly the HTML ServiceDesk Plus received"
+    );
+    assert!(shown.contains("<em>ai-agents-ref:"), "{shown}");
+    let marker = regex::Regex::new(r"ai-agents-ref:[0-9a-f-]{36}").unwrap();
     assert!(
         page.contains("The whole context as gathered") && page.contains("similar_tickets"),
         "and to its context"
+    );
+    assert!(
+        page.contains("How each source fared") && page.contains("similar tickets: "),
+        "and to each source's report"
     );
     assert!(
         page.contains("ServiceDesk Plus rejected the API key"),
@@ -103,6 +122,10 @@ async fn an_operator_follows_a_ticket_and_re_drives_a_dead_letter_from_the_conso
     // The timeline from the stream, with trace links.
     let (status, timeline) = ops.get("/console/tickets/acme/SUP-1").await;
     assert_eq!(status, StatusCode::OK);
+    let events = timeline
+        .split("Every event of the ticket in the stream")
+        .nth(1)
+        .expect("the table of events");
     let mut last = 0;
     for event in [
         "ticket.received",
@@ -110,12 +133,21 @@ async fn an_operator_follows_a_ticket_and_re_drives_a_dead_letter_from_the_conso
         "enhancement.generated",
         "writeback.completed",
     ] {
-        let at = timeline
+        let at = events
             .find(&format!("<td>{event}</td>"))
             .unwrap_or_else(|| panic!("{event} missing"));
         assert!(at > last, "{event} out of order");
         last = at;
     }
+    // Each run as a picture: its stages to scale, in words and as a table.
+    assert!(timeline.contains(r#"<svg class="chart bars""#));
+    for stage in ["context", "LLM", "write-back"] {
+        assert!(
+            timeline.contains(&format!(r#"<th scope="row">{stage}</th>"#)),
+            "{stage} has no bar"
+        );
+    }
+    assert!(timeline.contains("As the technician sees it in servicedesk_plus (html)"));
     // An event whose publisher was traced links to its trace (the test
     // process exports no traces, so this one is published with its header).
     let mut traced = aia_events::examples::all()
@@ -161,6 +193,24 @@ async fn an_operator_follows_a_ticket_and_re_drives_a_dead_letter_from_the_conso
         "{dry}"
     );
 
+    // A dry-run of write-back shows the note it would post, rendered.
+    let (status, dry) = ops
+        .submit(
+            "/console/tickets/acme/SUP-1/dry-run",
+            &[("stage", "writeback")],
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    let would = dry
+        .split("What write-back would post now")
+        .nth(1)
+        .expect("the note write-back would post");
+    assert!(
+        would.contains(r#"<div class="ticket-note">"#)
+            && would.contains(marker.find(&posted).unwrap().as_str()),
+        "{would}"
+    );
+
     // The dead letter, re-driven after the fix: one note, and a second
     // re-drive of the same run is refused.
     let (_, letters) = ops.get("/console/dead-letters").await;
@@ -197,6 +247,49 @@ async fn an_operator_follows_a_ticket_and_re_drives_a_dead_letter_from_the_conso
     tokio::time::sleep(Duration::from_millis(500)).await;
     assert_eq!(stack.sdp.notes("SUP-2").len(), 1, "never a second note");
     assert_eq!(stack.sdp.notes("SUP-1").len(), 1);
+
+    // Two admin replicas sample the stages' lag in the same minute: both
+    // succeed, one row per consumer and minute stands, and the dashboard
+    // charts it.
+    let admin_pool = aia_store::pool(&stack.db.admin_read_url, 2).unwrap();
+    let (_sampler, jetstream) = aia_bus::connect(&stack.nats.url(), "sampler")
+        .await
+        .unwrap();
+    let (one, two) = tokio::join!(
+        admin::console::lag::sample(&admin_pool, &jetstream, false),
+        admin::console::lag::sample(&admin_pool, &jetstream, true),
+    );
+    let written = one.unwrap() + two.unwrap();
+    let rows = stack
+        .db
+        .admin_client()
+        .await
+        .query(
+            "select consumer, count(*) from stage_lag_samples group by consumer, sampled_at",
+            &[],
+        )
+        .await
+        .unwrap();
+    assert!(rows.iter().all(|row| row.get::<_, i64>(1) == 1));
+    let consumers: std::collections::BTreeSet<String> = rows.iter().map(|row| row.get(0)).collect();
+    for stage in [
+        "context-gatherer",
+        "llm-enhancer",
+        "writeback",
+        "history-projector",
+    ] {
+        assert!(consumers.contains(stage), "{stage} was not sampled");
+    }
+    assert_eq!(written, rows.len(), "every insert that counted is a row");
+    let (_, dashboard) = ops.get("/console").await;
+    let charted = regex::Regex::new(
+        r#"<desc id="lag-writeback-desc">writeback: waiting events \(lag\) \(most events waiting in a minute\)\. the last 24 hours: latest \d+"#,
+    )
+    .unwrap();
+    assert!(
+        charted.is_match(&dashboard),
+        "the dashboard charts the sample"
+    );
 
     let (_, audit) = ops.get("/console/audit").await;
     assert!(audit.contains("dead_letter.redrive") && audit.contains("ticket.dry_run"));

@@ -1,27 +1,56 @@
 //! What the dashboard shows: health of NATS, PostgreSQL and every stage's
-//! consumer, the last 24 hours across tenants, the newest failures and the
-//! tenants' LLM spend against their budgets. Each figure comes from an
-//! index or JetStream's own counters, so the page stays fast however long
-//! the history is.
+//! consumer, the last 24 hours across tenants, charts of the day or the
+//! week against the period before (see [`super::trends`]), the open
+//! incidents, the newest failures and the tenants' LLM spend against their
+//! budgets. Each figure comes from an index or JetStream's own counters,
+//! so the page stays fast however long the history is.
 
 use aia_bus::STREAM;
 use aia_store::Pool;
 
 use super::Operator;
-use super::views::{Dashboard, Failure, Spend, StageHealth};
+use super::charts::Chart;
+use super::trends::{self, BudgetLine, Period, Window};
+use super::views::{Dashboard, Failure, OpenIncident, Spend, StageHealth};
 use crate::routes::AppState;
 
 /// The durable consumers shown, in pipeline order.
 const CONSUMERS: &[&str] = aia_ops::pause::STAGES;
 
-pub async fn gather(state: &AppState, operator: Operator) -> Dashboard {
-    let (stages, database) = tokio::join!(stages(state), database(&state.tenants.admin));
+pub async fn gather(state: &AppState, operator: Operator, period: Period) -> Dashboard {
+    let admin = &state.tenants.admin;
+    let window = Window::ending(period, chrono::Utc::now());
+    let (stages, database, runs, lag, incidents) = tokio::join!(
+        stages(state),
+        database(admin),
+        trends::runs(admin, &window, None),
+        trends::lag(admin, &window, CONSUMERS),
+        open_incidents(admin),
+    );
     let nats_ok = stages.iter().any(|stage| stage.error.is_none());
     let database_ok = database.is_ok();
     let figures = database.unwrap_or_else(|err| {
         tracing::error!(error = %err, "Dashboard figures unavailable");
         Figures::default()
     });
+    let charted = |charts: Result<Vec<Chart>, aia_store::StoreError>| {
+        charts.unwrap_or_else(|err| {
+            tracing::error!(error = %err, "Dashboard charts unavailable");
+            Vec::new()
+        })
+    };
+    let budgets: Vec<BudgetLine> = figures
+        .spend
+        .iter()
+        .take(5)
+        .map(|spend| BudgetLine {
+            tenant_id: spend.tenant_id.clone(),
+            budget_usd: spend.budget_usd,
+            period_days: spend.period_days,
+        })
+        .collect();
+    let spend_charts =
+        charted(trends::spend(admin, chrono::Utc::now().date_naive(), &budgets).await);
     let finished = figures.completed + figures.failed;
     Dashboard {
         operator: Some(operator),
@@ -46,7 +75,48 @@ pub async fn gather(state: &AppState, operator: Operator) -> Dashboard {
         per_minute: format!("{:.1} tickets/min", figures.received as f64 / (24.0 * 60.0)),
         failures: figures.failures,
         spend: figures.spend,
+        period,
+        charts: charted(runs),
+        lag: charted(lag),
+        spend_charts,
+        incidents: incidents.unwrap_or_else(|err| {
+            tracing::error!(error = %err, "Open incidents unavailable");
+            Vec::new()
+        }),
     }
+}
+
+/// The live incidents, newest first, with their first tickets.
+async fn open_incidents(admin: &Pool) -> Result<Vec<OpenIncident>, aia_store::StoreError> {
+    let client = admin.get().await?;
+    let rows = client
+        .query(
+            "select i.tenant_id, i.incident_id, i.status, i.summary, i.first_ticket_at,
+                    array(select t.ticket_id from incident_tickets t
+                           where t.tenant_id = i.tenant_id and t.incident_id = i.incident_id
+                           order by t.received_at, t.ticket_id limit 8),
+                    (select count(*) from incident_tickets t
+                      where t.tenant_id = i.tenant_id and t.incident_id = i.incident_id)
+               from incidents i where i.status <> 'ended'
+              order by i.detected_at desc limit 10",
+            &[],
+        )
+        .await?;
+    Ok(rows
+        .iter()
+        .map(|row| OpenIncident {
+            tenant_id: row.get(0),
+            incident_id: row.get(1),
+            status: row.get(2),
+            summary: row.get(3),
+            first_ticket_at: row
+                .get::<_, chrono::DateTime<chrono::Utc>>(4)
+                .format("%Y-%m-%d %H:%M")
+                .to_string(),
+            tickets: row.get(5),
+            count: row.get(6),
+        })
+        .collect())
 }
 
 async fn stages(state: &AppState) -> Vec<StageHealth> {
@@ -125,7 +195,9 @@ async fn database(admin: &Pool) -> Result<Figures, aia_store::StoreError> {
     );
     let spend = client.query(
         "select s.tenant_id, sum(s.cost_usd)::float8,
-                (select (t.settings ->> 'llm_budget_usd')::float8 from tenants t where t.tenant_id = s.tenant_id)
+                (select (t.settings ->> 'llm_budget_usd')::float8 from tenants t where t.tenant_id = s.tenant_id),
+                coalesce((select (t.settings ->> 'llm_budget_period_days')::int4 from tenants t
+                           where t.tenant_id = s.tenant_id), 30)
            from tenant_daily_stats s
           where s.day > current_date - 30
           group by s.tenant_id having sum(s.cost_usd) > 0
@@ -157,6 +229,7 @@ async fn database(admin: &Pool) -> Result<Figures, aia_store::StoreError> {
                 tenant_id: row.get(0),
                 spent_usd: row.get(1),
                 budget_usd: row.get(2),
+                period_days: u32::try_from(row.get::<_, i32>(3)).unwrap_or(30),
             })
             .collect(),
     })

@@ -70,6 +70,12 @@ pub struct Run {
     /// monitoring, each source's report), pretty-printed; pages only.
     pub context: Option<String>,
     pub note_markdown: Option<String>,
+    /// The note as write-back handed it to the help desk.
+    pub posted_markdown: Option<String>,
+    /// The context as lists a person can judge; pages only.
+    pub context_view: Option<super::run_view::ContextView>,
+    /// The note rendered as the tenant's help desk shows it; pages only.
+    pub as_posted: Option<super::run_view::AsPosted>,
 }
 
 impl Run {
@@ -85,7 +91,7 @@ impl Run {
 
 const COLUMNS: &str = "tenant_id, correlation_id, ticket_id, status, subject, received_at, written_back_at,
     failed_at, processing_ms, context_ms, llm_ms, writeback_ms, provider, model, tokens_in, tokens_out,
-    cost_usd, degraded, failed_stage, error, context_summary, note_markdown";
+    cost_usd, degraded, failed_stage, error, context_summary, note_markdown, posted_markdown";
 
 /// What a filter asks of the database, checked.
 struct Bound {
@@ -208,6 +214,9 @@ pub async fn page(
 }
 
 fn run_from(row: &tokio_postgres::Row) -> Run {
+    let context = (row.len() > 23)
+        .then(|| row.get::<_, Option<serde_json::Value>>(23))
+        .flatten();
     Run {
         tenant_id: row.get(0),
         correlation_id: row.get(1),
@@ -231,11 +240,15 @@ fn run_from(row: &tokio_postgres::Row) -> Run {
         error: row.get(19),
         context_summary: row.get(20),
         note_markdown: row.get(21),
+        posted_markdown: row.get(22),
         // Pages select it; the CSV export does not.
-        context: (row.len() > 22)
-            .then(|| row.get::<_, Option<serde_json::Value>>(22))
-            .flatten()
-            .and_then(|context| serde_json::to_string_pretty(&context).ok()),
+        context: context
+            .as_ref()
+            .and_then(|context| serde_json::to_string_pretty(context).ok()),
+        context_view: context
+            .as_ref()
+            .and_then(super::run_view::context_from_history),
+        as_posted: None,
     }
 }
 

@@ -10,9 +10,13 @@
 
 pub mod audit;
 pub mod auth;
+pub mod charts;
 mod dashboard;
 pub mod history;
+pub mod lag;
 mod pages;
+pub mod run_view;
+pub mod trends;
 mod views;
 
 use std::net::SocketAddr;

@@ -5,6 +5,7 @@ use askama::Template;
 
 use super::Operator;
 use super::audit::Entry;
+use super::charts::Chart;
 use aia_ops::dead_letters::DeadLetter;
 use aia_ops::tenants::{ConnectionTest, TenantView};
 use aia_store::tenants::TenantSummary;
@@ -55,6 +56,20 @@ pub struct Spend {
     pub tenant_id: String,
     pub spent_usd: f64,
     pub budget_usd: Option<f64>,
+    pub period_days: u32,
+}
+
+/// A live incident as the dashboard lists it.
+#[derive(Debug)]
+pub struct OpenIncident {
+    pub tenant_id: String,
+    pub incident_id: uuid::Uuid,
+    pub status: String,
+    pub summary: String,
+    pub first_ticket_at: String,
+    /// The first tickets, oldest first.
+    pub tickets: Vec<String>,
+    pub count: i64,
 }
 
 impl Spend {
@@ -81,6 +96,11 @@ pub struct Dashboard {
     pub per_minute: String,
     pub failures: Vec<Failure>,
     pub spend: Vec<Spend>,
+    pub period: super::trends::Period,
+    pub charts: Vec<Chart>,
+    pub lag: Vec<Chart>,
+    pub spend_charts: Vec<Chart>,
+    pub incidents: Vec<OpenIncident>,
 }
 
 #[derive(Template)]
@@ -125,6 +145,9 @@ pub struct TenantPage {
     pub webhook_urls: Vec<(String, String)>,
     pub connection: Option<ConnectionTest>,
     pub message: Option<String>,
+    pub period: super::trends::Period,
+    /// The tenant's runs, time in each stage and spend.
+    pub charts: Vec<Chart>,
 }
 
 #[derive(Template)]
@@ -184,15 +207,44 @@ pub struct IncidentPage {
     pub tickets: Vec<incident_correlator::operator::TicketRow>,
 }
 
+/// One stage of a run, as the table under its bars lists it.
+#[derive(Debug)]
+pub struct BarRow {
+    pub stage: &'static str,
+    pub event_type: String,
+    pub took: String,
+    pub waited: String,
+    pub attempts: String,
+    pub failed: bool,
+}
+
+/// A run of the ticket as a picture: its stages to scale, the context it
+/// found and the note it posted.
+#[derive(Debug)]
+pub struct RunPicture {
+    pub correlation_id: String,
+    pub received_at: String,
+    pub svg: String,
+    pub bars: Vec<BarRow>,
+    pub trace_id: Option<String>,
+    pub trace_url: Option<String>,
+    pub context: Option<super::run_view::ContextView>,
+    pub posted: Option<super::run_view::AsPosted>,
+    pub posted_markdown: Option<String>,
+}
+
 #[derive(Template)]
 #[template(path = "timeline.html")]
 pub struct TimelinePage {
     pub operator: Option<Operator>,
     pub tenant: String,
     pub ticket: String,
+    pub runs: Vec<RunPicture>,
     pub lines: Vec<TimelineLine>,
     pub message: Option<String>,
     pub dry_run: Option<String>,
+    /// A write-back dry-run's note, rendered as the help desk would show it.
+    pub dry_run_note: Option<(super::run_view::AsPosted, String)>,
 }
 
 #[derive(Template)]

@@ -13,7 +13,8 @@ use serde_json::json;
 use super::{audited, message, refusal, render};
 use crate::console::Operator;
 use crate::console::history::{self, Filter};
-use crate::console::views::{HistoryPage, TimelineLine, TimelinePage};
+use crate::console::run_view;
+use crate::console::views::{BarRow, HistoryPage, RunPicture, TimelineLine, TimelinePage};
 use crate::routes::AppState;
 use aia_ops::replay;
 
@@ -25,7 +26,10 @@ pub async fn history(
     let page = history::page(&state.tenants.admin, &filter).await;
     let query = filter.query();
     let (runs, next, message, status) = match page {
-        Ok(Ok((runs, next))) => (runs, next, None, StatusCode::OK),
+        Ok(Ok((mut runs, next))) => {
+            with_notes_as_posted(&state, &mut runs).await;
+            (runs, next, None, StatusCode::OK)
+        }
         Ok(Err(problem)) => (
             vec![],
             None,
@@ -52,6 +56,23 @@ pub async fn history(
         message,
     };
     (status, render(&page)).into_response()
+}
+
+/// Renders each run's posted note for its tenant's help desk (one tenant
+/// read per tenant on the page).
+async fn with_notes_as_posted(state: &AppState, runs: &mut [history::Run]) {
+    let tenants = aia_store::TenantCache::new(
+        state.tenants.app.clone(),
+        state.tenants.keyring.clone(),
+        std::time::Duration::from_secs(60),
+    );
+    for run in runs {
+        if let Some(markdown) = &run.posted_markdown {
+            run.as_posted = Some(
+                run_view::as_posted(&tenants, &state.tenants.http, &run.tenant_id, markdown).await,
+            );
+        }
+    }
 }
 
 pub async fn history_csv(
@@ -122,13 +143,76 @@ fn timeline(state: &AppState, lines: &[replay::StoryLine]) -> Vec<TimelineLine> 
             attempts: line.attempts,
             run: line.correlation_id.to_string(),
             summary: line.summary.clone(),
-            trace_url: match (&state.console.trace_url, &line.trace_id) {
-                (Some(template), Some(trace)) => Some(template.replace("{trace_id}", trace)),
-                _ => None,
-            },
+            trace_url: trace_url(state, line.trace_id.as_ref()),
             trace_id: line.trace_id.clone(),
         })
         .collect()
+}
+
+fn trace_url(state: &AppState, trace: Option<&String>) -> Option<String> {
+    match (&state.console.trace_url, trace) {
+        (Some(template), Some(trace)) => Some(template.replace("{trace_id}", trace)),
+        _ => None,
+    }
+}
+
+/// Each run of the story as a picture, newest first.
+async fn pictures(state: &AppState, tenant: &str, lines: &[replay::StoryLine]) -> Vec<RunPicture> {
+    use aia_events::Payload;
+    let tenants = aia_store::TenantCache::new(
+        state.tenants.app.clone(),
+        state.tenants.keyring.clone(),
+        std::time::Duration::from_secs(60),
+    );
+    let mut out = Vec::new();
+    for run in run_view::runs(lines).into_iter().rev() {
+        let of_run = || {
+            lines
+                .iter()
+                .filter(|line| line.correlation_id == run.correlation_id)
+        };
+        let trace_id = of_run().find_map(|line| line.trace_id.clone());
+        let context = of_run().find_map(|line| match &line.event.payload {
+            Payload::ContextGathered(context) => Some(run_view::context_from_event(context)),
+            _ => None,
+        });
+        let posted_markdown = of_run().find_map(|line| match &line.event.payload {
+            Payload::WritebackCompleted(completed) => completed.posted_markdown.clone(),
+            _ => None,
+        });
+        let posted = match &posted_markdown {
+            Some(markdown) => {
+                Some(run_view::as_posted(&tenants, &state.tenants.http, tenant, markdown).await)
+            }
+            None => None,
+        };
+        out.push(RunPicture {
+            correlation_id: run.correlation_id.to_string(),
+            received_at: run.received_at.format("%Y-%m-%d %H:%M:%S%.3f").to_string(),
+            svg: run_view::svg(&run),
+            bars: run
+                .bars
+                .iter()
+                .map(|bar| BarRow {
+                    stage: bar.stage,
+                    event_type: bar.event_type.clone(),
+                    took: run_view::duration(bar.total_ms()),
+                    waited: bar
+                        .waited_ms()
+                        .map(run_view::duration)
+                        .unwrap_or_else(|| "not reported".into()),
+                    attempts: bar.attempts.map(|a| a.to_string()).unwrap_or_default(),
+                    failed: bar.failed,
+                })
+                .collect(),
+            trace_url: trace_url(state, trace_id.as_ref()),
+            trace_id,
+            context,
+            posted,
+            posted_markdown,
+        });
+    }
+    out
 }
 
 pub async fn ticket(
@@ -136,17 +220,24 @@ pub async fn ticket(
     operator: Operator,
     Path((tenant, ticket)): Path<(String, String)>,
 ) -> Response {
-    let (lines, message, status) = match lines(&state, &tenant, &ticket).await {
-        Ok(lines) => (timeline(&state, &lines), None, StatusCode::OK),
-        Err(problem) => (vec![], Some(problem), StatusCode::NOT_FOUND),
+    let (runs, lines, message, status) = match lines(&state, &tenant, &ticket).await {
+        Ok(lines) => (
+            pictures(&state, &tenant, &lines).await,
+            timeline(&state, &lines),
+            None,
+            StatusCode::OK,
+        ),
+        Err(problem) => (vec![], vec![], Some(problem), StatusCode::NOT_FOUND),
     };
     let page = TimelinePage {
         operator: Some(operator),
         tenant,
         ticket,
+        runs,
         lines,
         message,
         dry_run: None,
+        dry_run_note: None,
     };
     (status, render(&page)).into_response()
 }
@@ -187,18 +278,28 @@ pub async fn dry_run(
             state.tenants.keyring.clone(),
             std::time::Duration::ZERO,
         ));
-        replay::dry_run(
+        // Write-back's note is also shown as the help desk would show it.
+        let note = if stage == aia_events::Stage::Writeback {
+            let public_url = Some(state.tenants.public_url.as_str());
+            let (_, note) = replay::writeback_note(&input, &tenants, public_url).await?;
+            let posted = run_view::as_posted(&tenants, &state.tenants.http, &tenant, &note).await;
+            Some((posted, note))
+        } else {
+            None
+        };
+        let text = replay::dry_run(
             stage,
             &input,
             recorded.as_ref(),
             tenants,
             Some(state.tenants.public_url.as_str()),
         )
-        .await
+        .await?;
+        Ok::<_, anyhow::Error>((text, note))
     }
     .await;
-    let text = match outcome {
-        Ok(text) => {
+    let (text, dry_run_note) = match outcome {
+        Ok((text, note)) => {
             audited(
                 &state,
                 &operator,
@@ -207,17 +308,19 @@ pub async fn dry_run(
                 json!({"ticket": ticket, "stage": form.stage}),
             )
             .await;
-            text
+            (text, note)
         }
-        Err(err) => format!("The dry-run failed: {err:#}"),
+        Err(err) => (format!("The dry-run failed: {err:#}"), None),
     };
     let page = TimelinePage {
+        runs: pictures(&state, &tenant, &story).await,
         lines: timeline(&state, &story),
         operator: Some(operator),
         tenant,
         ticket,
         message: None,
         dry_run: Some(text),
+        dry_run_note,
     };
     render(&page)
 }

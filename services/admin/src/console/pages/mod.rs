@@ -141,8 +141,20 @@ pub struct CsrfOnly {
     pub(super) csrf: String,
 }
 
-pub async fn dashboard(State(state): State<AppState>, operator: Operator) -> Response {
-    let page = super::dashboard::gather(&state, operator).await;
+/// `?period=24h` (the default) or `?period=7d`: what the charts span.
+#[derive(Deserialize, Default)]
+pub struct PeriodQuery {
+    #[serde(default)]
+    pub(super) period: Option<String>,
+}
+
+pub async fn dashboard(
+    State(state): State<AppState>,
+    operator: Operator,
+    axum::extract::Query(query): axum::extract::Query<PeriodQuery>,
+) -> Response {
+    let period = super::trends::Period::parse(query.period.as_deref());
+    let page = super::dashboard::gather(&state, operator, period).await;
     render(&page)
 }
 

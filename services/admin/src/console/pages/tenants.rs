@@ -137,8 +137,10 @@ pub async fn tenant(
     State(state): State<AppState>,
     operator: Operator,
     Path(id): Path<String>,
+    Query(query): Query<super::PeriodQuery>,
 ) -> Response {
-    tenant_page(&state, operator, &id, None, None).await
+    let period = crate::console::trends::Period::parse(query.period.as_deref());
+    tenant_page_for(&state, operator, &id, None, None, period).await
 }
 
 /// The tenant's page, with a connection test's result or a message.
@@ -149,13 +151,51 @@ pub(super) async fn tenant_page(
     connection: Option<aia_ops::tenants::ConnectionTest>,
     message: Option<String>,
 ) -> Response {
-    let (tenant, parked, feedback) = tokio::join!(
+    let period = crate::console::trends::Period::Day;
+    tenant_page_for(state, operator, id, connection, message, period).await
+}
+
+async fn tenant_page_for(
+    state: &AppState,
+    operator: Operator,
+    id: &str,
+    connection: Option<aia_ops::tenants::ConnectionTest>,
+    message: Option<String>,
+    period: crate::console::trends::Period,
+) -> Response {
+    use crate::console::trends;
+    let window = trends::Window::ending(period, chrono::Utc::now());
+    let (tenant, parked, feedback, runs) = tokio::join!(
         state.tenants.get(id),
         aia_ops::pause::parked_count(&state.tenants, id),
         state.tenants.feedback_stats(id),
+        trends::runs(&state.tenants.admin, &window, Some(id)),
     );
+    let mut charts = runs.unwrap_or_else(|err| {
+        tracing::error!(error = %err, "Tenant charts unavailable");
+        Vec::new()
+    });
+    if let Ok(tenant) = &tenant {
+        let budget = trends::BudgetLine {
+            tenant_id: tenant.tenant_id.clone(),
+            budget_usd: tenant.settings.llm_budget_usd,
+            period_days: tenant.settings.llm_budget_period_days,
+        };
+        match trends::spend(
+            &state.tenants.admin,
+            chrono::Utc::now().date_naive(),
+            &[budget],
+        )
+        .await
+        {
+            Ok(spend) => charts.extend(spend),
+            Err(err) => tracing::error!(error = %err, "Tenant spend chart unavailable"),
+        }
+    }
     match (tenant, parked, feedback) {
         (Ok(tenant), Ok(parked), Ok(feedback)) => render(&TenantPage {
+            period,
+            charts,
             operator: Some(operator),
             providers_json: serde_json::to_string_pretty(&tenant.settings.llm_providers)
                 .unwrap_or_default(),

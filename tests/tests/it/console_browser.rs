@@ -161,6 +161,110 @@ async fn wait_for_path(browser: &Chromium, path: &str) {
     panic!("never reached {path}");
 }
 
+/// The page fits the window (tables scroll inside themselves, never the
+/// page), and every chart is drawn at a readable size.
+const FITS: &str = r#"
+const wide = document.documentElement.scrollWidth > window.innerWidth + 1;
+const beyond = wide ? [...document.querySelectorAll('body *')]
+  .filter(el => el.getBoundingClientRect().right > window.innerWidth + 1)
+  .filter(el => { for (let e = el.parentElement; e; e = e.parentElement) { if (getComputedStyle(e).overflowX !== 'visible') return false; } return true; })
+  .slice(0, 5).map(el => el.tagName + '.' + el.className) : [];
+const charts = [...document.querySelectorAll('svg.chart')].map(svg => svg.getBoundingClientRect().width);
+const narrow = charts.filter(width => width < 300 || width > window.innerWidth);
+return {wide, beyond, narrow, charts: charts.length, inner: window.innerWidth};
+"#;
+
+/// The dashboard's charts, a tenant's, the history and a run's picture at
+/// `width`: screenshotted, accessible, fitting, and a chart's table opened
+/// with the keyboard.
+async fn product_views(browser: &Chromium, base: &str, width: u32, device: &str) {
+    browser.client.set_window_size(width, 1000).await.unwrap();
+    let views = [
+        ("/console", "20-dashboard-charts-24h", 5),
+        ("/console?period=7d", "21-dashboard-charts-7d", 5),
+        ("/console/tenants/gamma", "22-tenant-charts", 4),
+        ("/console/history?tenant=gamma", "23-history", 0),
+        ("/console/tickets/gamma/GAM-1", "24-run-picture", 1),
+        ("/console/incidents", "25-incidents", 0),
+    ];
+    for (path, shot, least_charts) in views {
+        let page = visit(
+            browser,
+            &format!("{base}{path}"),
+            &format!("{shot}-{device}"),
+        )
+        .await;
+        let fits = browser.client.execute(FITS, vec![]).await.unwrap();
+        assert_eq!(
+            fits["wide"], false,
+            "{path} at {width} px scrolls sideways: {fits}"
+        );
+        assert_eq!(
+            fits["narrow"],
+            serde_json::json!([]),
+            "{path} at {width} px: {fits}"
+        );
+        assert!(
+            fits["charts"].as_u64().unwrap() >= least_charts,
+            "{path}: {fits}"
+        );
+        if least_charts > 0 {
+            // The charts themselves, for a person to look at.
+            browser
+                .client
+                .execute(
+                    "document.querySelector('figure.chart').scrollIntoView()",
+                    vec![],
+                )
+                .await
+                .unwrap();
+            browser.screenshot(&format!("{shot}-{device}-charts")).await;
+        }
+        if path == "/console" {
+            assert!(page.contains("3 tickets: mail does not arrive") && page.contains("MAIL-1"));
+        }
+    }
+    // The history row opened shows the note as ServiceDesk Plus shows it.
+    goto(browser, &format!("{base}/console/history?tenant=gamma")).await;
+    click(browser, "ol.runs summary").await;
+    wait_for_text_in(browser, "ol.runs details", "As the technician sees it").await;
+    browser
+        .screenshot(&format!("26-history-note-as-posted-{device}"))
+        .await;
+    check_accessibility(browser, "history, opened").await;
+    // A chart's figures open as a table from the keyboard.
+    goto(browser, &format!("{base}/console")).await;
+    browser
+        .client
+        .execute(
+            "document.querySelector('details.as-table summary').focus()",
+            vec![],
+        )
+        .await
+        .unwrap();
+    browser
+        .client
+        .active_element()
+        .await
+        .unwrap()
+        .send_keys(&String::from(char::from(Key::Enter)))
+        .await
+        .unwrap();
+    let open = browser
+        .client
+        .execute(
+            "return document.querySelector('details.as-table').open",
+            vec![],
+        )
+        .await
+        .unwrap();
+    assert_eq!(open, true, "Enter on \"Show as table\" opens the table");
+    browser
+        .screenshot(&format!("27-chart-as-table-{device}"))
+        .await;
+    check_accessibility(browser, "chart as table").await;
+}
+
 /// Signs in with the keyboard only: the user name field has the focus,
 /// Tab moves to the password, Enter submits.
 async fn sign_in_by_keyboard(browser: &Chromium, base: &str, username: &str, password: &str) {
@@ -287,7 +391,7 @@ async fn an_operator_runs_the_console_in_a_browser() {
     browser.screenshot("07-history").await;
     check_accessibility(&browser, "history").await;
     click(&browser, "ol.runs summary").await;
-    wait_for_text_in(&browser, "ol.runs details", "The note as written").await;
+    wait_for_text_in(&browser, "ol.runs details", "The note as posted").await;
     browser.screenshot("08-history-expanded").await;
     click(
         &browser,
@@ -308,6 +412,30 @@ async fn an_operator_runs_the_console_in_a_browser() {
     }
     browser.screenshot("09-timeline").await;
     check_accessibility(&browser, "timeline").await;
+
+    // The product views, on a desktop and on a phone.
+    stack
+        .db
+        .admin_client()
+        .await
+        .batch_execute(
+            "insert into incidents (tenant_id, incident_id, version, status, summary, shared_entities,
+                                    first_ticket_at, last_ticket_at, detected_at, detected_by, updated_at)
+             values ('gamma', '0190c9a4-0000-7000-8000-00000000aaaa', 1, 'open',
+                     '3 tickets: mail does not arrive', '{mx1.gamma.example}',
+                     now() - interval '20 minutes', now() - interval '5 minutes', now() - interval '10 minutes',
+                     'incident-correlator', now());
+             insert into incident_tickets (tenant_id, ticket_id, incident_id, subject, received_at, joined_version)
+             select 'gamma', 'MAIL-' || n, '0190c9a4-0000-7000-8000-00000000aaaa', 'No mail since this morning',
+                    now() - (n || ' minutes')::interval, 1
+               from generate_series(1, 3) n;",
+        )
+        .await
+        .unwrap();
+    for (width, device) in [(1280, "desktop"), (390, "phone")] {
+        product_views(&browser, &base, width, device).await;
+    }
+    browser.client.set_window_size(1280, 1000).await.unwrap();
 
     // A dead letter, re-driven after the fix: one note.
     let beta = stack.add_tenant("beta", "wrong-token").await;

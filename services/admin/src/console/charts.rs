@@ -135,6 +135,18 @@ impl Chart {
                 );
             }
         }
+        let empty = self
+            .series
+            .iter()
+            .all(|series| series.values.iter().all(Option::is_none));
+        if empty {
+            let _ = write!(
+                svg,
+                r#"<text class="axis" x="{:.1}" y="{:.1}" text-anchor="middle">No data in this period</text>"#,
+                LEFT + plot_width / 2.0,
+                TOP + plot_height / 2.0,
+            );
+        }
         // Faint and dashed lines first, the current period on top.
         let mut order: Vec<&Series> = self.series.iter().collect();
         order.sort_by_key(|series| match series.style {
@@ -384,6 +396,14 @@ mod tests {
             chart.summary(),
             "Tickets <received> (tickets per hour). last 24 hours: latest 5 (02:00), highest 12 (01:00); the 24 hours before: no data."
         );
+    }
+
+    #[test]
+    fn a_chart_without_data_says_so_instead_of_drawing_nothing() {
+        let svg = chart(vec![None, None], vec![None, None]).svg();
+        assert!(svg.contains("No data in this period"), "{svg}");
+        let svg = chart(vec![None, Some(0.0)], vec![None, None]).svg();
+        assert!(!svg.contains("No data"), "a zero is data: {svg}");
     }
 
     #[test]

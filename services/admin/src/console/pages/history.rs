@@ -66,6 +66,16 @@ async fn with_notes_as_posted(state: &AppState, runs: &mut [history::Run]) {
         state.tenants.keyring.clone(),
         std::time::Duration::from_secs(60),
     );
+    // Each tenant on the page read once, all at once; the renders below
+    // find them in the cache.
+    let mut ids: Vec<aia_events::TenantId> = runs
+        .iter()
+        .filter(|run| run.posted_markdown.is_some())
+        .filter_map(|run| aia_events::TenantId::parse(&run.tenant_id).ok())
+        .collect();
+    ids.sort_by(|a, b| a.as_str().cmp(b.as_str()));
+    ids.dedup();
+    futures::future::join_all(ids.iter().map(|id| tenants.get(id))).await;
     for run in runs {
         if let Some(markdown) = &run.posted_markdown {
             run.as_posted = Some(
@@ -201,7 +211,11 @@ async fn pictures(state: &AppState, tenant: &str, lines: &[replay::StoryLine]) -
                         .waited_ms()
                         .map(run_view::duration)
                         .unwrap_or_else(|| "not reported".into()),
-                    attempts: bar.attempts.map(|a| a.to_string()).unwrap_or_default(),
+                    attempts: bar
+                        .attempts
+                        .filter(|a| *a > 0)
+                        .map(|a| a.to_string())
+                        .unwrap_or_else(|| "—".into()),
                     failed: bar.failed,
                 })
                 .collect(),

@@ -377,6 +377,19 @@ async fn an_operator_runs_the_console_in_a_browser() {
     assert!(!page.contains(&secret), "the secret is never shown again");
 
     // A webhook becomes an enhancement in the history, with its timeline.
+    // Gamma's history and knowledge base, for context a technician judges.
+    stack
+        .db
+        .admin_client()
+        .await
+        .batch_execute(
+            "insert into ticket_history (tenant_id, ticket_id, subject, description, resolution, priority, resolved_at, last_event_id) values
+               ('gamma', 'GAM-0', 'Outlook asks for the password again and again', 'Outlook keeps asking for my password after the update', 'Cleared the cached credentials in Credential Manager', 'high', now(), gen_random_uuid());
+             insert into knowledge_articles (tenant_id, article_id, title, body, url) values
+               ('gamma', 'kb1', 'Outlook password prompts', 'Outlook asking for the password again: clear the cached credentials.', 'https://wiki.gamma.example/outlook');",
+        )
+        .await
+        .unwrap();
     let ticket = serde_json::json!({"tenant_id": "gamma", "ticket_id": "GAM-1", "description": "Outlook keeps asking for my password", "priority": "high"});
     assert_eq!(
         stack.send(&aia_store::Secret::new(secret), ticket).await.0,
@@ -392,6 +405,12 @@ async fn an_operator_runs_the_console_in_a_browser() {
     check_accessibility(&browser, "history").await;
     click(&browser, "ol.runs summary").await;
     wait_for_text_in(&browser, "ol.runs details", "The note as posted").await;
+    let expanded = browser.client.source().await.unwrap();
+    assert!(
+        expanded.contains(r#"<th scope="row">GAM-0</th>"#)
+            && expanded.contains("Similar resolved tickets"),
+        "the similar ticket is listed with its band and why"
+    );
     browser.screenshot("08-history-expanded").await;
     click(
         &browser,

@@ -228,9 +228,20 @@ async fn product_views(browser: &Chromium, base: &str, width: u32, device: &str)
     goto(browser, &format!("{base}/console/history?tenant=gamma")).await;
     click(browser, "ol.runs summary").await;
     wait_for_text_in(browser, "ol.runs details", "As the technician sees it").await;
-    browser
-        .screenshot(&format!("26-history-note-as-posted-{device}"))
-        .await;
+    for (selector, shot) in [
+        ("ol.runs details table", "26-history-context"),
+        ("ol.runs details .side-by-side", "26-history-note-as-posted"),
+    ] {
+        browser
+            .client
+            .execute(
+                &format!("document.querySelector('{selector}').scrollIntoView()"),
+                vec![],
+            )
+            .await
+            .unwrap();
+        browser.screenshot(&format!("{shot}-{device}")).await;
+    }
     check_accessibility(browser, "history, opened").await;
     // A chart's figures open as a table from the keyboard.
     goto(browser, &format!("{base}/console")).await;

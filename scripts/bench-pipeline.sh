@@ -9,7 +9,11 @@
 #   steady:    50 and 150 tickets/s for SECONDS each
 #
 # and the peak resident memory of each of our stage processes. Our search is
-# the lexical one (no embedder), as the peer's is.
+# the lexical one (no embedder), as the peer's is; with SEMANTIC=1 each run
+# is made a third time by ours with search by meaning on, as users run it:
+# the embedder service (the local all-MiniLM-L6-v2, one process) embeds the
+# imported corpus before the runs and every ticket's query during them, and
+# its CPU and memory are reported with ours.
 #
 #   scripts/bench-pipeline.sh [N] [SECONDS]        (run by `just bench-pipeline`)
 #
@@ -121,7 +125,7 @@ idle_report() { # SECONDS
 # The groups of each side: a run's report leaves out the other side's (idle)
 # processes. PostgreSQL is shared and counted for both.
 peer_groups='^(peer-ingress|celery-workers|redis)$'
-our_groups='^(nats-server|ingress|context-gatherer|llm-enhancer|writeback|history-projector)$'
+our_groups='^(nats-server|ingress|context-gatherer|llm-enhancer|writeback|history-projector|embedder)$'
 # Runs a command with the sampler alongside, then reports the groups not
 # matching OTHER. Each run has a samples file of its own.
 with_cpu() { # N OTHER COMMAND...
@@ -147,24 +151,77 @@ export RUST_LOG=error
 secret=$("$bin" tenant add --id peer --name Peer --itsm-url "$standins" --itsm-credentials '{"authtoken":"bench"}' \
   | sed -n 's/.*secret[^:]*: *\([^ ]*\).*/\1/p' | head -n 1)
 [ -n "$secret" ] || { echo "could not read the tenant's webhook secret"; exit 1; }
+embedder_port=47360
+if [ "${SEMANTIC:-0}" = 1 ]; then
+  # The embedder first, so that the import's tickets get their vectors.
+  AI_AGENTS_EMBEDDER_ADDR="127.0.0.1:$embedder_port" AI_AGENTS_METRICS_ADDR="127.0.0.1:47359" \
+    "$bin" run embedder & pids+=($!)
+  embedder_pid=$!
+  for i in $(seq 120); do
+    curl -fsS "http://127.0.0.1:$embedder_port/v1/models" >/dev/null 2>&1 && break
+    sleep 0.5
+  done
+fi
 "$bin" import tickets --tenant peer --file "$dataset" >/dev/null
+if [ "${SEMANTIC:-0}" = 1 ]; then
+  for i in $(seq 240); do
+    [ "$("$AI_AGENTS_PG_BINDIR/psql" -qAt "$AI_AGENTS_OWNER_DATABASE_URL" -c \
+      "select (select count(*) from ticket_embeddings where tenant_id = 'peer') >= (select count(*) from ticket_history where tenant_id = 'peer')")" = t ] && break
+    sleep 0.5
+  done
+  echo "the corpus is embedded: $("$AI_AGENTS_PG_BINDIR/psql" -qAt "$AI_AGENTS_OWNER_DATABASE_URL" -c "select count(*) from ticket_embeddings where tenant_id = 'peer'") vectors"
+fi
 ingress_port=47341
 declare -A stage_pid=()
-port_offset=0
-for service in ingress context-gatherer llm-enhancer writeback history-projector; do
-  metrics_port=$((47350 + port_offset))
-  port_offset=$((port_offset + 1))
-  AI_AGENTS_INGRESS_ADDR="127.0.0.1:$ingress_port" \
-  AI_AGENTS_INGRESS_RATE_LIMIT_PER_MINUTE=100000000 \
-  AI_AGENTS_METRICS_ADDR="127.0.0.1:$metrics_port" \
-  AI_AGENTS_LLM_BASE_URL="$standins/v1" \
-  AI_AGENTS_EMBEDDINGS_URL= \
-    "$bin" run "$service" & pids+=($!)
-  stage_pid[$service]=$!
-done
+declare -A peak_rss=()
+# Our stages, with search by meaning (MODE=semantic: the query embedded by
+# the embedder) or by words alone (MODE=lexical). Switching modes restarts
+# them; a run's CPU is counted from the driver's start, so start-up is not
+# in it. Each process's peak memory is kept across restarts.
+our_mode=
+start_ours() { # MODE
+  [ "$our_mode" = "$1" ] && return
+  stop_ours
+  local embeddings_url= port_offset=0 service metrics_port
+  [ "$1" = semantic ] && embeddings_url="http://127.0.0.1:$embedder_port/v1"
+  for service in ingress context-gatherer llm-enhancer writeback history-projector; do
+    metrics_port=$((47350 + port_offset))
+    port_offset=$((port_offset + 1))
+    AI_AGENTS_INGRESS_ADDR="127.0.0.1:$ingress_port" \
+    AI_AGENTS_INGRESS_RATE_LIMIT_PER_MINUTE=100000000 \
+    AI_AGENTS_METRICS_ADDR="127.0.0.1:$metrics_port" \
+    AI_AGENTS_LLM_BASE_URL="$standins/v1" \
+    AI_AGENTS_EMBEDDINGS_URL="$embeddings_url" \
+      "$bin" run "$service" & pids+=($!)
+    stage_pid[$service]=$!
+  done
+  our_mode=$1
+  sleep 3
+}
+stop_ours() {
+  local service pid rss
+  for service in "${!stage_pid[@]}"; do
+    pid=${stage_pid[$service]}
+    rss=$(awk '/VmHWM/ {print $2}' "/proc/$pid/status" 2>/dev/null || echo 0)
+    [ "${rss:-0}" -gt "${peak_rss[$service]:-0}" ] && peak_rss[$service]=$rss
+    kill "$pid" 2>/dev/null || true
+    wait "$pid" 2>/dev/null || true
+  done
+  stage_pid=()
+}
+start_ours lexical
 sleep 3
 ours() { # label N RATE
+  start_ours lexical
   log "ours (ingress → JetStream → stages): $1"
+  local since
+  since=$(date -u +%FT%T.%NZ)
+  with_cpu "$2" "$peer_groups|^embedder\$" drive_ours "$since" "$2" "$3"
+  stage_report "$since"
+}
+ours_semantic() { # label N RATE
+  start_ours semantic
+  log "ours with search by meaning (embedder on): $1"
   local since
   since=$(date -u +%FT%T.%NZ)
   with_cpu "$2" "$peer_groups" drive_ours "$since" "$2" "$3"
@@ -261,6 +318,7 @@ for run in ${RUNS:-sustained 50 150}; do
     [ "$rounds" = 1 ] || label_round=" (round $round of $rounds)"
     if [ "${PEER:-1}" != 0 ]; then one_run peer run_peer "$label${label_round:-}" "$n" "$rate"; fi
     one_run ours ours "$label${label_round:-}" "$n" "$rate"
+    if [ "${SEMANTIC:-0}" = 1 ]; then one_run ours-semantic ours_semantic "$label${label_round:-}" "$n" "$rate"; fi
   done
 done
 [ "${PEER:-1}" = 0 ] || psql_owner -c "drop database $peer_db with (force)" >/dev/null
@@ -279,6 +337,10 @@ log "ours with no traffic for 30 s"
 idle_report 30
 
 log "our processes' peak resident memory (VmHWM) over the runs"
-for service in "${!stage_pid[@]}"; do
-  printf '%-18s %s\n' "$service" "$(awk '/VmHWM/ {printf "%.1f MB", $2/1024}' "/proc/${stage_pid[$service]}/status")"
+stop_ours
+if [ -n "${embedder_pid:-}" ]; then
+  peak_rss[embedder]=$(awk '/VmHWM/ {print $2}' "/proc/$embedder_pid/status")
+fi
+for service in "${!peak_rss[@]}"; do
+  awk -v name="$service" -v kb="${peak_rss[$service]}" 'BEGIN { printf "%-18s %.1f MB\n", name, kb / 1024 }'
 done

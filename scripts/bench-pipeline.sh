@@ -212,7 +212,6 @@ stop_ours() {
 start_ours lexical
 sleep 3
 ours() { # label N RATE
-  start_ours lexical
   log "ours (ingress → JetStream → stages): $1"
   local since
   since=$(date -u +%FT%T.%NZ)
@@ -220,7 +219,6 @@ ours() { # label N RATE
   stage_report "$since"
 }
 ours_semantic() { # label N RATE
-  start_ours semantic
   log "ours with search by meaning (embedder on): $1"
   local since
   since=$(date -u +%FT%T.%NZ)
@@ -317,8 +315,13 @@ for run in ${RUNS:-sustained 50 150}; do
   for round in $(seq "$rounds"); do
     [ "$rounds" = 1 ] || label_round=" (round $round of $rounds)"
     if [ "${PEER:-1}" != 0 ]; then one_run peer run_peer "$label${label_round:-}" "$n" "$rate"; fi
+    # (Modes switch here, not inside a run: a run is a pipeline's subshell.)
+    start_ours lexical
     one_run ours ours "$label${label_round:-}" "$n" "$rate"
-    if [ "${SEMANTIC:-0}" = 1 ]; then one_run ours-semantic ours_semantic "$label${label_round:-}" "$n" "$rate"; fi
+    if [ "${SEMANTIC:-0}" = 1 ]; then
+      start_ours semantic
+      one_run ours-semantic ours_semantic "$label${label_round:-}" "$n" "$rate"
+    fi
   done
 done
 [ "${PEER:-1}" = 0 ] || psql_owner -c "drop database $peer_db with (force)" >/dev/null

@@ -162,15 +162,6 @@ if [ "${SEMANTIC:-0}" = 1 ]; then
     sleep 0.5
   done
 fi
-"$bin" import tickets --tenant peer --file "$dataset" >/dev/null
-if [ "${SEMANTIC:-0}" = 1 ]; then
-  for i in $(seq 240); do
-    [ "$("$AI_AGENTS_PG_BINDIR/psql" -qAt "$AI_AGENTS_OWNER_DATABASE_URL" -c \
-      "select (select count(*) from ticket_embeddings where tenant_id = 'peer') >= (select count(*) from ticket_history where tenant_id = 'peer')")" = t ] && break
-    sleep 0.5
-  done
-  echo "the corpus is embedded: $("$AI_AGENTS_PG_BINDIR/psql" -qAt "$AI_AGENTS_OWNER_DATABASE_URL" -c "select count(*) from ticket_embeddings where tenant_id = 'peer'") vectors"
-fi
 ingress_port=47341
 declare -A stage_pid=()
 declare -A peak_rss=()
@@ -210,6 +201,20 @@ stop_ours() {
   stage_pid=()
 }
 start_ours lexical
+# The corpus: published as ticket.resolved, projected by our history
+# projector and (SEMANTIC=1) embedded by the embedder's indexer before any
+# run, so that no run shares the machine with the import.
+corpus=$("$bin" import tickets --tenant peer --file "$dataset" | sed -n 's/^\([0-9]*\) resolved tickets published.*/\1/p')
+[ -n "$corpus" ] || { echo "the import did not say how many tickets it published"; exit 1; }
+vectors_wanted=0
+[ "${SEMANTIC:-0}" = 1 ] && vectors_wanted=$corpus
+for i in $(seq 600); do
+  [ "$("$AI_AGENTS_PG_BINDIR/psql" -qAt "$AI_AGENTS_OWNER_DATABASE_URL" -c \
+    "select (select count(*) from ticket_history where tenant_id = 'peer') >= $corpus
+        and (select count(*) from ticket_embeddings where tenant_id = 'peer') >= $vectors_wanted")" = t ] && break
+  sleep 0.5
+done
+echo "the corpus: $corpus tickets projected, $("$AI_AGENTS_PG_BINDIR/psql" -qAt "$AI_AGENTS_OWNER_DATABASE_URL" -c "select count(*) from ticket_embeddings where tenant_id = 'peer'") embedded"
 sleep 3
 ours() { # label N RATE
   log "ours (ingress → JetStream → stages): $1"

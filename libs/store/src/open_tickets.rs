@@ -37,7 +37,11 @@ pub fn as_stored(vector: &[f32]) -> Vec<f32> {
 
 /// Most rows of one tenant's window read for one ticket: a tenant with more
 /// open tickets in its window than this is compared with its latest ones.
-pub const MAX_WINDOW_ROWS: i64 = 5000;
+/// The cost of the related source and of the correlator's decision grows
+/// with the rows read (measured at 1,000 in `docs/benchmarks.md`); at 5,000
+/// a flood of open tickets made the context stage the pipeline's largest
+/// CPU cost. An outage's burst is recent, so the latest 1,000 hold it.
+pub const MAX_WINDOW_ROWS: i64 = 1000;
 
 /// An open ticket in the window.
 #[derive(Debug, Clone, PartialEq)]

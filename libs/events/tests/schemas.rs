@@ -141,6 +141,23 @@ fn unknown_event_types_and_versions_are_refused_by_the_decoder() {
     assert!(err.to_string().contains("unknown event type"), "{err}");
 }
 
+/// `event` as version 1 of its type wrote it (without `added`, a payload
+/// field v2 brought), checked against the v1 schema, then read by today's
+/// decoder; today's code writes v2.
+fn read_as_v1(event: &Event, added: &str) -> Event {
+    let written: Value = serde_json::from_slice(&event.to_json()).unwrap();
+    assert_eq!(written["schema_version"], 2, "today's code writes v2");
+    assert!(written["payload"].get(added).is_some(), "v2 writes {added}");
+    let mut v1 = written;
+    v1["schema_version"] = serde_json::json!(1);
+    v1["payload"].as_object_mut().unwrap().remove(added);
+    assert!(
+        validate(&v1).is_ok(),
+        "the v1 sample must match the v1 schema"
+    );
+    Event::from_json(&serde_json::to_vec(&v1).unwrap()).unwrap()
+}
+
 /// An event written by an older version still reads, upcast to today's type.
 #[test]
 fn enhancement_generated_v1_events_upcast_to_v2() {
@@ -148,23 +165,12 @@ fn enhancement_generated_v1_events_upcast_to_v2() {
         .into_iter()
         .find(|event| event.event_type() == "enhancement.generated")
         .unwrap();
-    let mut v1: Value = serde_json::from_slice(&event.to_json()).unwrap();
-    v1["schema_version"] = serde_json::json!(1);
-    v1["payload"]
-        .as_object_mut()
-        .unwrap()
-        .remove("budget_exceeded");
-    assert!(
-        validate(&v1).is_ok(),
-        "the v1 sample must match the v1 schema"
-    );
-    let decoded = Event::from_json(&serde_json::to_vec(&v1).unwrap()).unwrap();
-    let aia_events::Payload::EnhancementGenerated(payload) = decoded.payload else {
+    let aia_events::Payload::EnhancementGenerated(payload) =
+        read_as_v1(&event, "budget_exceeded").payload
+    else {
         panic!()
     };
     assert!(!payload.budget_exceeded);
-    let written: Value = serde_json::from_slice(&event.to_json()).unwrap();
-    assert_eq!(written["schema_version"], 2, "today's code writes v2");
 }
 
 /// A write-back recorded before it kept the posted note still reads, with
@@ -177,24 +183,12 @@ fn writeback_completed_v1_events_upcast_to_v2() {
             matches!(&event.payload, aia_events::Payload::WritebackCompleted(done) if done.posted_markdown.is_some())
         })
         .unwrap();
-    let mut v1: Value = serde_json::from_slice(&event.to_json()).unwrap();
-    v1["schema_version"] = serde_json::json!(1);
-    v1["payload"]
-        .as_object_mut()
-        .unwrap()
-        .remove("posted_markdown");
-    assert!(
-        validate(&v1).is_ok(),
-        "the v1 sample must match the v1 schema"
-    );
-    let decoded = Event::from_json(&serde_json::to_vec(&v1).unwrap()).unwrap();
-    let aia_events::Payload::WritebackCompleted(payload) = decoded.payload else {
+    let aia_events::Payload::WritebackCompleted(payload) =
+        read_as_v1(&event, "posted_markdown").payload
+    else {
         panic!()
     };
     assert_eq!(payload.posted_markdown, None);
-    let written: Value = serde_json::from_slice(&event.to_json()).unwrap();
-    assert_eq!(written["schema_version"], 2, "today's code writes v2");
-    assert!(written["payload"]["posted_markdown"].is_string());
 }
 
 /// A context gathered before similar tickets said why they matched still

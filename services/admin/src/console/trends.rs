@@ -147,6 +147,14 @@ struct Bucket {
     writeback_p95: Option<f64>,
 }
 
+/// The bucket ($1 the origin, $3 its length in seconds), its runs,
+/// completed and failed, and the completed runs' p50 and p95.
+const RUN_FIGURES: &str = "date_bin($3::int8 * interval '1 second', received_at, $1), count(*),
+    count(*) filter (where status = 'completed'),
+    count(*) filter (where status in ('failed', 'failed_budget')),
+    percentile_cont(0.5) within group (order by processing_ms) filter (where status = 'completed'),
+    percentile_cont(0.95) within group (order by processing_ms) filter (where status = 'completed')";
+
 /// Runs per bucket, across tenants or for one.
 async fn buckets(
     admin: &Pool,
@@ -156,43 +164,37 @@ async fn buckets(
     let client = admin.get().await?;
     // Each query is written whole, so the planner picks the index that
     // fits: received_at across tenants, the tenant's own for one.
-    let rows =
-        match tenant {
-            None => client
+    let rows = match tenant {
+        None => {
+            client
                 .query(
-                    "select date_bin($3::int8 * interval '1 second', received_at, $1), count(*),
-                            count(*) filter (where status = 'completed'),
-                            count(*) filter (where status in ('failed', 'failed_budget')),
-                            percentile_cont(0.5) within group (order by processing_ms)
-                              filter (where status = 'completed'),
-                            percentile_cont(0.95) within group (order by processing_ms)
-                              filter (where status = 'completed'),
-                            null::float8, null::float8, null::float8
-                       from enhancement_history
-                      where received_at >= $1 and received_at < $2
-                      group by 1",
+                    &format!(
+                        "select {RUN_FIGURES}, null::float8, null::float8, null::float8
+                           from enhancement_history
+                          where received_at >= $1 and received_at < $2
+                          group by 1"
+                    ),
                     &[&window.origin, &window.end, &window.interval()],
                 )
-                .await?,
-            Some(tenant) => client
+                .await?
+        }
+        Some(tenant) => {
+            client
                 .query(
-                    "select date_bin($3::int8 * interval '1 second', received_at, $1), count(*),
-                            count(*) filter (where status = 'completed'),
-                            count(*) filter (where status in ('failed', 'failed_budget')),
-                            percentile_cont(0.5) within group (order by processing_ms)
-                              filter (where status = 'completed'),
-                            percentile_cont(0.95) within group (order by processing_ms)
-                              filter (where status = 'completed'),
-                            percentile_cont(0.95) within group (order by context_ms),
-                            percentile_cont(0.95) within group (order by llm_ms),
-                            percentile_cont(0.95) within group (order by writeback_ms)
-                       from enhancement_history
-                      where tenant_id = $4 and received_at >= $1 and received_at < $2
-                      group by 1",
+                    &format!(
+                        "select {RUN_FIGURES},
+                                percentile_cont(0.95) within group (order by context_ms),
+                                percentile_cont(0.95) within group (order by llm_ms),
+                                percentile_cont(0.95) within group (order by writeback_ms)
+                           from enhancement_history
+                          where tenant_id = $4 and received_at >= $1 and received_at < $2
+                          group by 1"
+                    ),
                     &[&window.origin, &window.end, &window.interval(), &tenant],
                 )
-                .await?,
-        };
+                .await?
+        }
+    };
     let mut out = vec![Bucket::default(); 2 * window.period.buckets()];
     for row in rows {
         let Some(index) = window.index(row.get(0)) else {

@@ -103,7 +103,8 @@ pub fn plain_text(markdown: &str) -> String {
     out.trim().to_owned()
 }
 
-fn safe_url(url: &str) -> bool {
+/// Whether a link may be followed from a note: http, https and mailto only.
+pub fn safe_url(url: &str) -> bool {
     let lower = url.trim().to_ascii_lowercase();
     lower.starts_with("https://") || lower.starts_with("http://") || lower.starts_with("mailto:")
 }

@@ -253,7 +253,10 @@ impl RunRow {
                 self.received_at = self.received_at.or(Some(completed.received_at));
                 self.writeback_ms = millis_between(self.enhanced_at, at);
                 self.processing_ms = millis_between(self.received_at, at);
-                if completed.posted_markdown.is_some() {
+                // The first note recorded stands: a redelivery that found the
+                // note already on the ticket composes it again, perhaps with
+                // settings changed since.
+                if self.posted_markdown.is_none() {
                     self.posted_markdown.clone_from(&completed.posted_markdown);
                 }
                 if moved {
@@ -437,6 +440,24 @@ mod tests {
         let row = projection.runs.values().next().unwrap();
         assert_eq!(row.status, "completed");
         assert!(row.context.is_some());
+    }
+
+    #[test]
+    fn the_first_posted_note_stands_when_a_redelivery_reports_it_again() {
+        let mut events = run(&["writeback.completed", "writeback.completed"]);
+        let note = |text: &str, event: &mut Event| {
+            if let Payload::WritebackCompleted(done) = &mut event.payload {
+                done.posted_markdown = Some(text.into());
+            }
+        };
+        note("as posted", &mut events[0]);
+        note("composed again later", &mut events[1]);
+        let mut projection = Projection::default();
+        for event in &events {
+            projection.apply(event);
+        }
+        let row = projection.runs.values().next().unwrap();
+        assert_eq!(row.posted_markdown.as_deref(), Some("as posted"));
     }
 
     #[test]

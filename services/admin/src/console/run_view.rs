@@ -131,7 +131,7 @@ struct Projected {
 
 /// From the history's JSON; `None` when it is not the projected shape.
 pub fn context_from_history(json: &serde_json::Value) -> Option<ContextView> {
-    let projected: Projected = serde_json::from_value(json.clone()).ok()?;
+    let projected = Projected::deserialize(json).ok()?;
     Some(view(
         &projected.similar_tickets,
         &projected.knowledge_articles,
@@ -201,7 +201,7 @@ fn view(
                 url: article
                     .url
                     .clone()
-                    .filter(|url| url.starts_with("https://") || url.starts_with("http://")),
+                    .filter(|url| aia_itsm::render::safe_url(url)),
             })
             .collect(),
         related: related

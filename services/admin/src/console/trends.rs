@@ -4,9 +4,9 @@
 //! samples of [`super::lag`]; a tenant's time in each stage; LLM spend over
 //! the budget period against the budget.
 //!
-//! One grouped query per chart family, through the
-//! `(received_at) include (status, processing_ms)` index (or the tenant's
-//! own), so a week of a million-run history stays one index-only scan.
+//! One grouped query per chart family: across tenants an index-only scan
+//! of `(received_at) include (status, processing_ms)`; for one tenant its
+//! own index and its rows (the stage times are not in an index).
 
 use aia_store::{Pool, StoreError};
 use chrono::{DateTime, Duration, DurationRound as _, NaiveDate, Utc};

@@ -80,6 +80,7 @@ fn run_events(tenant: &TenantId, n: u64) -> [Event; 4] {
             }],
             query_rewrite: None,
             related_open: vec![],
+            language: None,
         }),
     );
     let note = "## Similar Tickets\n- R-1 was resolved by applying the vendor fix.\n\n## Relevant Documentation\nNo information available\n\n\

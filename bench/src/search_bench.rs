@@ -137,7 +137,14 @@ pub fn run(n_tickets: u64, n_tenants: u64, n_queries: usize) -> anyhow::Result<(
             let (subject, description, _) = resolved_text(&mut rng);
             let text = format!("{subject}\n{description}");
             let started = Instant::now();
-            let hits = context_gatherer::sources::similar::similar_tickets(&mut client, &tenant, &text, 5).await?;
+            let hits = context_gatherer::sources::similar::similar_tickets(
+                &mut client,
+                &tenant,
+                &text,
+                aia_events::Language::English,
+                5,
+            )
+            .await?;
             latencies.push(started.elapsed().as_secs_f64() * 1000.0);
             anyhow::ensure!(hits.iter().all(|hit| hit.ticket_id.as_str().starts_with("T-")));
         }

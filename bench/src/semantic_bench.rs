@@ -160,7 +160,14 @@ pub fn run(
             let query = embedder.embed_one(&text).await?;
             let embedded = Instant::now();
             let semantic = Semantic { model: LOCAL_MODEL, vector: query.as_slice(), rewrite: None, fusion: fusion::DEFAULT };
-            let hits = similar::similar_tickets_by_meaning(&pool, &tenant, &text, semantic, 5)
+            let hits = similar::similar_tickets_by_meaning(
+                &pool,
+                &tenant,
+                &text,
+                aia_events::Language::English,
+                semantic,
+                5,
+            )
                 .await
                 .map_err(|err| anyhow::anyhow!("{err}"))?;
             anyhow::ensure!(hits.iter().all(|h| h.ticket_id.as_str().starts_with("T-")));

@@ -92,6 +92,7 @@ pub const OLDER_VERSIONS: &[(&str, u16)] = &[
     ("context.gathered", 1),
     ("context.gathered", 2),
     ("context.gathered", 3),
+    ("context.gathered", 4),
     ("writeback.completed", 1),
 ];
 
@@ -99,7 +100,7 @@ pub const OLDER_VERSIONS: &[(&str, u16)] = &[
 pub const EVENT_TYPES: &[(&str, u16)] = &[
     ("ticket.received", 1),
     ("ticket.resolved", 1),
-    ("context.gathered", 4),
+    ("context.gathered", 5),
     ("enhancement.generated", 2),
     ("enhancement.failed", 1),
     ("writeback.completed", 2),
@@ -130,7 +131,7 @@ impl Payload {
     /// The schema version this code writes for the payload's type.
     pub fn schema_version(&self) -> u16 {
         match self {
-            Self::ContextGathered(_) => 4,
+            Self::ContextGathered(_) => 5,
             Self::EnhancementGenerated(_) | Self::WritebackCompleted(_) => 2,
             _ => 1,
         }
@@ -316,8 +317,9 @@ fn decode_payload(
         ("ticket.received", 1) => Payload::TicketReceived(parse(event_type, 1, value)?),
         ("ticket.resolved", 1) => Payload::TicketResolved(parse(event_type, 1, value)?),
         // v1 lacked each similar ticket's `matched_by`, v2 `query_rewrite`
-        // (both read as None), v3 `related_open` (reads as empty).
-        ("context.gathered", 1..=4) => {
+        // (both read as None), v3 `related_open` (reads as empty), v4
+        // `language` (reads as None).
+        ("context.gathered", 1..=5) => {
             Payload::ContextGathered(parse(event_type, schema_version, value)?)
         }
         // v1 lacked `budget_exceeded`; it reads as false.

@@ -115,6 +115,11 @@ pub fn all() -> Vec<Event> {
                 shared_entities: vec!["mail01".into()],
             },
         ],
+        language: Some(crate::TicketLanguage {
+            language: crate::Language::English,
+            decided_by: crate::DecidedBy::Detected,
+            confidence: 0.82,
+        }),
     };
     let empty_context = ContextGathered {
         ticket: ticket_text(None),
@@ -144,6 +149,11 @@ pub fn all() -> Vec<Event> {
             latency_ms: 0,
         }),
         related_open: vec![],
+        language: Some(crate::TicketLanguage {
+            language: crate::Language::German,
+            decided_by: crate::DecidedBy::Tenant,
+            confidence: 1.0,
+        }),
         ..full_context.clone()
     };
     let generated = EnhancementGenerated {

@@ -8,6 +8,7 @@ pub mod envelope;
 pub mod examples;
 pub mod ids;
 pub mod incident;
+pub mod language;
 pub mod payloads;
 pub mod subject;
 
@@ -17,4 +18,5 @@ pub use incident::{
     IncidentChange, IncidentDetected, IncidentStatus, IncidentTicket, IncidentUpdated,
     RelatedTicket,
 };
+pub use language::{DecidedBy, Language, TicketLanguage};
 pub use payloads::*;

@@ -282,6 +282,11 @@ pub struct ContextGathered {
     /// as empty).
     #[serde(default)]
     pub related_open: Vec<crate::incident::RelatedTicket>,
+    /// The language the ticket was read in (its searches' stemming, the
+    /// note's language) and how that was decided (schema v5; older events
+    /// read as `None`, and were read in English).
+    #[serde(default)]
+    pub language: Option<crate::language::TicketLanguage>,
 }
 
 /// What the tenant's LLM made of the ticket for the searches: its technical

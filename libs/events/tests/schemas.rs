@@ -194,17 +194,33 @@ fn writeback_completed_v1_events_upcast_to_v2() {
 /// A context gathered before similar tickets said why they matched still
 /// reads, with `matched_by` unknown.
 #[test]
-fn older_context_gathered_events_upcast_to_v4() {
+fn older_context_gathered_events_upcast_to_v5() {
     let event = examples::all()
         .into_iter()
         .find(|event| {
             matches!(&event.payload, aia_events::Payload::ContextGathered(context)
                 if !context.similar_tickets.is_empty() && context.query_rewrite.is_some()
-                    && !context.related_open.is_empty())
+                    && !context.related_open.is_empty() && context.language.is_some())
         })
         .unwrap();
     let written: Value = serde_json::from_slice(&event.to_json()).unwrap();
-    assert_eq!(written["schema_version"], 4, "today's code writes v4");
+    assert_eq!(written["schema_version"], 5, "today's code writes v5");
+    assert_eq!(written["payload"]["language"]["language"], "en");
+
+    // v4: no language; it reads as none (the ticket was read in English).
+    let mut v4 = written.clone();
+    v4["schema_version"] = serde_json::json!(4);
+    v4["payload"].as_object_mut().unwrap().remove("language");
+    assert!(
+        validate(&v4).is_ok(),
+        "the v4 sample must match the v4 schema"
+    );
+    let decoded = Event::from_json(&serde_json::to_vec(&v4).unwrap()).unwrap();
+    let aia_events::Payload::ContextGathered(payload) = decoded.payload else {
+        panic!()
+    };
+    assert_eq!(payload.language, None);
+    let written = v4;
 
     // v3: no related_open; it reads as none.
     let mut v3 = written.clone();

@@ -31,7 +31,7 @@ pub use scoped::{
 pub use secrets::{Keyring, Secret};
 pub use tenant_cache::TenantCache;
 pub use tenant_settings::{
-    EmbeddingEndpointSettings, EmbeddingSettings, IncidentSettings, Integrations,
+    EmbeddingEndpointSettings, EmbeddingSettings, IncidentSettings, Integrations, LanguageSettings,
     LlmProviderSettings, MonitoringQuery, NewTenant, Tenant, TenantSettings,
 };
 pub use tokio_postgres::Row;

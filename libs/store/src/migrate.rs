@@ -75,6 +75,10 @@ pub const MIGRATIONS: &[(&str, &str)] = &[
         "0016_console_views",
         include_str!("../../../migrations/0016_console_views.sql"),
     ),
+    (
+        "0017_languages",
+        include_str!("../../../migrations/0017_languages.sql"),
+    ),
 ];
 
 const LOCK_KEY: i64 = 0x6169_6167_656e_7473; // "aiagents"

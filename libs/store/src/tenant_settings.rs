@@ -82,6 +82,40 @@ pub struct TenantSettings {
     pub embeddings_next: Option<EmbeddingSettings>,
     /// Related open tickets in the context, and incidents made of them.
     pub incidents: IncidentSettings,
+    /// Which language tickets are read in and notes are written in.
+    pub languages: LanguageSettings,
+}
+
+/// Which language a tenant's tickets are read in (their searches' stemming
+/// and stop words) and its notes are written in. By default each ticket's
+/// language is detected from its words and its note is written in it.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct LanguageSettings {
+    /// Every ticket is in this language: detection is off (a German-only
+    /// customer whose tickets are full of English error messages).
+    pub fixed: Option<aia_events::Language>,
+    /// The language of a ticket whose text says too little to tell
+    /// (English when unset).
+    pub default: Option<aia_events::Language>,
+    /// Notes are written in this language whatever the ticket's (a team
+    /// of technicians who all read one language).
+    pub note: Option<aia_events::Language>,
+}
+
+impl LanguageSettings {
+    /// The language a ticket with `text` is read in, and how that was
+    /// decided.
+    pub fn ticket_language(&self, text: &str) -> aia_events::TicketLanguage {
+        aia_events::language::decide(text, self.fixed, self.default)
+    }
+
+    /// The language a note on a ticket read in `ticket` is written in.
+    pub fn note_language(&self, ticket: Option<aia_events::Language>) -> aia_events::Language {
+        self.note
+            .or(ticket)
+            .unwrap_or(aia_events::Language::English)
+    }
 }
 
 /// How a tenant's open tickets are related and grouped into incidents.
@@ -331,6 +365,7 @@ impl Default for TenantSettings {
             embeddings: EmbeddingSettings::Local,
             embeddings_next: None,
             incidents: IncidentSettings::default(),
+            languages: LanguageSettings::default(),
         }
     }
 }

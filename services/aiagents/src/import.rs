@@ -187,13 +187,21 @@ pub async fn import_articles(
             !article.article_id.trim().is_empty(),
             "an article has no article_id"
         );
+        // Searched by words in its own language, detected like a ticket's.
+        let language = aia_events::language::decide(
+            &format!("{}\n{}", article.title, article.body),
+            None,
+            None,
+        )
+        .language;
         tx.execute(
-            "insert into knowledge_articles (tenant_id, article_id, title, body, url, tags)
-             values ($1, $2, $3, $4, $5, $6)
+            "insert into knowledge_articles (tenant_id, article_id, title, body, url, tags, language)
+             values ($1, $2, $3, $4, $5, $6, $7)
              on conflict (tenant_id, article_id) do update
                 set title = excluded.title, body = excluded.body, url = excluded.url, tags = excluded.tags,
-                    updated_at = now()",
-            &[&tenant.as_str(), &article.article_id, &article.title, &article.body, &article.url, &article.tags],
+                    language = excluded.language, updated_at = now()",
+            &[&tenant.as_str(), &article.article_id, &article.title, &article.body, &article.url, &article.tags,
+              &language.code()],
         )
         .await?;
     }

@@ -85,6 +85,8 @@ impl Handler for ContextGatherer {
             None => ticket.description.clone(),
         };
         let mentions = extract::mentions(&text);
+        // Its language sets the searches' stemming and the note's language.
+        let language = settings.languages.ticket_language(&text);
         let within_budget = |timeout: Duration| timeout.min(self.budget);
 
         // The LLM's terms, when the tenant wants them, go beside the ticket
@@ -146,6 +148,7 @@ impl Handler for ContextGatherer {
                                 &self.db,
                                 &event.tenant_id,
                                 search_text,
+                                language.language,
                                 query.semantic(),
                                 usize::try_from(self.max_similar_tickets).unwrap_or(5),
                             )
@@ -155,6 +158,7 @@ impl Handler for ContextGatherer {
                             &mut self.db.get().await.map_err(StoreError::from)?,
                             &event.tenant_id,
                             search_text,
+                            language.language,
                             self.max_similar_tickets,
                         )
                         .await?),
@@ -184,6 +188,7 @@ impl Handler for ContextGatherer {
                                     &self.db,
                                     &event.tenant_id,
                                     search_text,
+                                    language.language,
                                     query.semantic(),
                                     3,
                                 )
@@ -191,8 +196,14 @@ impl Handler for ContextGatherer {
                             }
                             Err(_) => {
                                 let mut client = self.db.get().await.map_err(StoreError::from)?;
-                                knowledge::local(&mut client, &event.tenant_id, search_text, 3)
-                                    .await
+                                knowledge::local(
+                                    &mut client,
+                                    &event.tenant_id,
+                                    search_text,
+                                    language.language,
+                                    3,
+                                )
+                                .await
                             }
                         }
                     }
@@ -334,6 +345,7 @@ impl Handler for ContextGatherer {
             ],
             query_rewrite,
             related_open,
+            language: Some(language),
         };
         Ok(Handled::Publish(vec![Event::caused_by(
             event,

@@ -51,6 +51,9 @@ pub struct RunRow {
     pub failed_input_event_id: Option<Uuid>,
     /// The note as write-back handed it to the tool.
     pub posted_markdown: Option<String>,
+    /// The language the ticket was read in (ISO 639-1), from
+    /// context.gathered v5.
+    pub language: Option<String>,
 }
 
 /// One row of `ticket_history`: a resolved ticket.
@@ -65,6 +68,10 @@ pub struct TicketRow {
     pub tags: Vec<String>,
     pub resolved_at: DateTime<Utc>,
     pub last_event_id: Uuid,
+    /// Detected from its own words (a history often mixes languages, so a
+    /// tenant's fixed language is not imposed on it); English when they say
+    /// too little.
+    pub language: String,
 }
 
 /// Additions to one tenant's counters of one day.
@@ -192,7 +199,9 @@ impl RunRow {
                     "sources": context.sources,
                     "query_rewrite": context.query_rewrite,
                     "related_open": context.related_open,
+                    "language": context.language,
                 }));
+                self.language = context.language.map(|l| l.language.code().to_owned());
                 // The rewrite is LLM spend like the note: in the run's cost
                 // and in the day's, once.
                 if let Some(rewrite) = &context.query_rewrite
@@ -307,6 +316,17 @@ impl TicketRow {
             tags: resolved.tags.clone(),
             resolved_at: resolved.resolved_at,
             last_event_id: event.event_id,
+            language: aia_events::language::decide(
+                &format!(
+                    "{}\n{}\n{}",
+                    resolved.subject, resolved.description, resolved.resolution
+                ),
+                None,
+                None,
+            )
+            .language
+            .code()
+            .to_owned(),
         })
     }
 }
@@ -465,5 +485,32 @@ mod tests {
         let mut projection = Projection::default();
         projection.apply(&run(&["enhancement.rated"])[0]);
         assert!(projection.runs.is_empty());
+    }
+
+    #[test]
+    fn a_resolved_ticket_is_stored_in_the_language_its_words_are_in() {
+        let mut event = examples::all()
+            .into_iter()
+            .find(|event| matches!(event.payload, Payload::TicketResolved(_)))
+            .unwrap();
+        assert_eq!(TicketRow::from_event(&event).unwrap().language, "en");
+        let Payload::TicketResolved(resolved) = &mut event.payload else {
+            unreachable!()
+        };
+        resolved.subject = "Le VPN se coupe toutes les heures".into();
+        resolved.description = "Les utilisateurs perdent le tunnel VPN chaque heure.".into();
+        resolved.resolution = "Durée de vie de la SA IKE portée à 8 h sur le pare-feu.".into();
+        assert_eq!(TicketRow::from_event(&event).unwrap().language, "fr");
+        let Payload::TicketResolved(resolved) = &mut event.payload else {
+            unreachable!()
+        };
+        resolved.subject = "VPN".into();
+        resolved.description = "0x80070005".into();
+        resolved.resolution = "KB5034441".into();
+        assert_eq!(
+            TicketRow::from_event(&event).unwrap().language,
+            "en",
+            "too little to tell: English, as before"
+        );
     }
 }

@@ -35,7 +35,7 @@ const RUN_COLUMNS: &str = "tenant_id, correlation_id, ticket_id, status, source,
     context_summary, context, note_markdown, provider, model, prompt_version, tokens_in, tokens_out, \
     cost_usd, degraded, failed_stage, error, last_event_id, context_ms, llm_ms, writeback_ms, \
     rating_stars, rating_thumbs_up, rating_comment, rated_at, failed_attempts, failed_input_event_id, \
-    posted_markdown";
+    posted_markdown, language";
 
 const RUN_TYPES: &[Type] = &[
     Type::TEXT,
@@ -74,9 +74,10 @@ const RUN_TYPES: &[Type] = &[
     Type::INT4,
     Type::UUID,
     Type::TEXT,
+    Type::TEXT,
 ];
 
-fn run_values(row: &RunRow) -> [&(dyn ToSql + Sync); 36] {
+fn run_values(row: &RunRow) -> [&(dyn ToSql + Sync); 37] {
     [
         &row.tenant_id,
         &row.correlation_id,
@@ -114,13 +115,14 @@ fn run_values(row: &RunRow) -> [&(dyn ToSql + Sync); 36] {
         &row.failed_attempts,
         &row.failed_input_event_id,
         &row.posted_markdown,
+        &row.language,
     ]
 }
 
 const TICKET_COLUMNS: &str = "tenant_id, ticket_id, subject, description, resolution, priority, tags, \
-    resolved_at, last_event_id";
+    resolved_at, last_event_id, language";
 
-fn ticket_values(row: &TicketRow) -> [&(dyn ToSql + Sync); 9] {
+fn ticket_values(row: &TicketRow) -> [&(dyn ToSql + Sync); 10] {
     [
         &row.tenant_id,
         &row.ticket_id,
@@ -131,6 +133,7 @@ fn ticket_values(row: &TicketRow) -> [&(dyn ToSql + Sync); 9] {
         &row.tags,
         &row.resolved_at,
         &row.last_event_id,
+        &row.language,
     ]
 }
 
@@ -172,6 +175,7 @@ fn run_from(row: &tokio_postgres::Row) -> RunRow {
         failed_attempts: row.get(33),
         failed_input_event_id: row.get(34),
         posted_markdown: row.get(35),
+        language: row.get(36),
     }
 }
 
@@ -241,9 +245,10 @@ pub async fn upsert_ticket(
     let statement = client
         .prepare_cached(&format!(
             "insert into {} ({TICKET_COLUMNS})
-                 values ($1, $2, $3, $4, $5, $6, $7, $8, $9)
+                 values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
                  on conflict (tenant_id, ticket_id) do update
                     set subject = excluded.subject, description = excluded.description,
+                        language = excluded.language,
                         resolution = excluded.resolution, priority = excluded.priority,
                         tags = excluded.tags, resolved_at = excluded.resolved_at,
                         last_event_id = excluded.last_event_id, updated_at = now()",
@@ -380,6 +385,7 @@ pub async fn copy_tickets<'a>(
         Type::TEXT_ARRAY,
         Type::TIMESTAMPTZ,
         Type::UUID,
+        Type::TEXT,
     ];
     let writer = BinaryCopyInWriter::new(sink, &types);
     pin_mut!(writer);

@@ -5,32 +5,38 @@ use std::fmt::Write as _;
 
 use aia_events::ContextGathered;
 
-pub fn raw_context_note(context: &ContextGathered) -> String {
-    let mut note = String::from("## Context Gathered\n\n### Similar Tickets\n");
+use crate::labels::Labels;
+
+/// The raw-context note, labelled in `labels`' language.
+pub fn raw_context_note(context: &ContextGathered, labels: &Labels) -> String {
+    let [similar, documentation, systems, _] = labels.sections;
+    let no_information = labels.no_information;
+    let mut note = format!("## {}\n\n### {similar}\n", labels.context_gathered);
     if context.similar_tickets.is_empty() {
-        note.push_str("No information available\n");
+        let _ = writeln!(note, "{no_information}");
     }
     for ticket in &context.similar_tickets {
         let band = if crate::prompt::likely(ticket.score) {
-            "likely match"
+            labels.likely_match
         } else {
-            "possibly related"
+            labels.possibly_related
         };
         let why = match ticket.matched_by {
-            Some(matched_by) => format!("{band}: {}", matched_by.describe()),
+            Some(matched_by) => format!("{band}: {}", labels.matched_by(matched_by)),
             None => band.to_owned(),
         };
         let _ = writeln!(
             note,
-            "- **{}** {} — resolved by: {} _({why})_",
+            "- **{}** {} — {}: {} _({why})_",
             ticket.ticket_id,
             one_line(&ticket.subject),
+            labels.resolved_by,
             one_line(&ticket.resolution),
         );
     }
-    note.push_str("\n### Relevant Documentation\n");
+    let _ = write!(note, "\n### {documentation}\n");
     if context.knowledge_articles.is_empty() {
-        note.push_str("No information available\n");
+        let _ = writeln!(note, "{no_information}");
     }
     for article in &context.knowledge_articles {
         let _ = match &article.url {
@@ -38,9 +44,9 @@ pub fn raw_context_note(context: &ContextGathered) -> String {
             None => writeln!(note, "- {}", one_line(&article.title)),
         };
     }
-    note.push_str("\n### System Information\n");
+    let _ = write!(note, "\n### {systems}\n");
     if context.systems.is_empty() {
-        note.push_str("No information available\n");
+        let _ = writeln!(note, "{no_information}");
     }
     for system in &context.systems {
         let facts: Vec<&str> = [
@@ -54,7 +60,7 @@ pub fn raw_context_note(context: &ContextGathered) -> String {
         .collect();
         let _ = writeln!(note, "- {}: {}", system.matched, facts.join(", "));
     }
-    note.push_str("\n_Note: AI synthesis unavailable, showing raw context._\n");
+    let _ = write!(note, "\n_{}_\n", labels.raw_context_footer);
     note
 }
 
@@ -106,7 +112,7 @@ mod tests {
         old.ticket_id = aia_events::TicketId::parse("SUP-979").unwrap();
         old.matched_by = None;
         context.similar_tickets.extend([possible, old]);
-        let note = raw_context_note(&context);
+        let note = raw_context_note(&context, Labels::of(aia_events::Language::English));
         assert!(
             note.contains("**SUP-977** Outlook Need Password loop — resolved by: Re-registered the AAD broker plugin. _(likely match: similar meaning and shared words)_"),
             "{note}"
@@ -120,5 +126,42 @@ mod tests {
                 .any(|line| line.starts_with("- **SUP-979**") && line.ends_with("_(likely match)_")),
             "{note}"
         );
+    }
+
+    #[test]
+    fn the_raw_context_note_is_labelled_in_the_notes_language() {
+        let context = context();
+        let english = raw_context_note(&context, Labels::of(aia_events::Language::English));
+        for language in aia_events::Language::ALL {
+            let labels = Labels::of(language);
+            let note = raw_context_note(&context, labels);
+            assert!(
+                note.starts_with(&format!("## {}\n", labels.context_gathered)),
+                "{note}"
+            );
+            for title in &labels.sections[..3] {
+                assert!(
+                    note.contains(&format!("### {title}\n")),
+                    "{language}: {note}"
+                );
+            }
+            assert!(note.contains(labels.raw_context_footer), "{note}");
+            assert!(
+                note.contains(&format!("— {}: ", labels.resolved_by)),
+                "{note}"
+            );
+            // The facts themselves are the context's, whatever the labels.
+            assert!(
+                note.contains("**SUP-977** Outlook Need Password loop"),
+                "{note}"
+            );
+            if language != aia_events::Language::English {
+                assert_ne!(note, english);
+                assert!(
+                    !note.contains("resolved by:") && !note.contains("Relevant Documentation"),
+                    "{note}"
+                );
+            }
+        }
     }
 }

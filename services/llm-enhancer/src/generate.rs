@@ -2,8 +2,9 @@
 //! answered (or why there is no model note). No I/O: the handler gathers
 //! the facts, this decides what the run records.
 
-use aia_events::{ContextGathered, EnhancementGenerated};
+use aia_events::{ContextGathered, EnhancementGenerated, Language};
 
+use crate::labels::Labels;
 use crate::{fallback, ground, prompt};
 
 /// What the model chain answered.
@@ -46,7 +47,8 @@ const MIN_MODEL_WORDS: usize = 60;
 /// The payload of `enhancement.generated` for `context`: the model's note
 /// grounded in the context (citations it cannot back are marked), completed
 /// to the four sections and cut to `max_words`; or, without an answer, the
-/// labelled raw-context note with the reason.
+/// labelled raw-context note with the reason. What code writes into the
+/// note is in `language`, as the model was asked to write.
 pub fn generated(
     context: &ContextGathered,
     ticket_id: &str,
@@ -54,7 +56,9 @@ pub fn generated(
     max_words: usize,
     latency_ms: u64,
     public_note: bool,
+    language: Language,
 ) -> EnhancementGenerated {
+    let labels = Labels::of(language);
     let mut generated = EnhancementGenerated {
         source: context.ticket.source,
         received_at: context.received_at,
@@ -74,7 +78,7 @@ pub fn generated(
     };
     match answer {
         Ok(answer) => {
-            let grounded = ground::ground(&answer.content, context, ticket_id);
+            let grounded = ground::ground(&answer.content, context, ticket_id, labels);
             if grounded.unverified > 0 {
                 tracing::info!(
                     unverified = grounded.unverified,
@@ -82,15 +86,16 @@ pub fn generated(
                 );
             }
             // The related tickets' section counts in the tenant's limit.
-            let related = crate::incident::section(context, public_note);
+            let related = crate::incident::section(context, public_note, labels);
             let words_left = max_words.saturating_sub(
                 related
                     .as_deref()
                     .map_or(0, |section| section.split_whitespace().count()),
             );
             let note = prompt::enforce_word_limit(
-                &prompt::ensure_sections(&grounded.note),
+                &prompt::ensure_sections(&grounded.note, labels),
                 words_left.max(MIN_MODEL_WORDS),
+                labels,
             );
             generated.note_markdown = match related {
                 Some(section) => format!("{section}\n{note}"),
@@ -105,8 +110,12 @@ pub fn generated(
         }
         Err(no_answer) => {
             tracing::warn!(reason = %no_answer.reason(), "No model note; sending the raw context");
-            generated.note_markdown =
-                crate::incident::above(fallback::raw_context_note(context), context, public_note);
+            generated.note_markdown = crate::incident::above(
+                fallback::raw_context_note(context, labels),
+                context,
+                public_note,
+                labels,
+            );
             generated.degraded = true;
             generated.degraded_reason = Some(no_answer.reason());
             generated.budget_exceeded = no_answer == NoAnswer::OverBudget;
@@ -122,6 +131,8 @@ pub fn generated(
 mod tests {
     use super::*;
     use aia_events::{Payload, examples};
+
+    const EN: Language = Language::English;
 
     fn context() -> ContextGathered {
         examples::all()
@@ -157,11 +168,12 @@ mod tests {
             300,
             42,
             false,
+            EN,
         );
         assert!(generated.note_markdown.contains("The VPN drops."));
-        for section in prompt::SECTIONS {
+        for section in Labels::of(EN).headings() {
             assert!(
-                generated.note_markdown.contains(section),
+                generated.note_markdown.contains(&section),
                 "{section} missing: {}",
                 generated.note_markdown
             );
@@ -179,7 +191,7 @@ mod tests {
     #[test]
     fn given_a_long_answer_the_note_is_cut_to_the_word_limit() {
         let long = format!("## Summary\n{}", "word ".repeat(2000));
-        let generated = generated(&context(), "T-1", Ok(answer(&long)), 100, 1, false);
+        let generated = generated(&context(), "T-1", Ok(answer(&long)), 100, 1, false, EN);
         let words = generated.note_markdown.split_whitespace().count();
         assert!(words <= 110, "{words} words");
     }
@@ -193,6 +205,7 @@ mod tests {
             300,
             1,
             false,
+            EN,
         );
         assert!(
             generated.note_markdown.contains("unverified"),
@@ -204,10 +217,23 @@ mod tests {
     #[test]
     fn given_no_budget_left_the_note_is_the_raw_context_and_the_run_says_why() {
         let context = context();
-        let generated = generated(&context, "T-1", Err(NoAnswer::OverBudget), 300, 3, false);
+        let generated = generated(
+            &context,
+            "T-1",
+            Err(NoAnswer::OverBudget),
+            300,
+            3,
+            false,
+            EN,
+        );
         assert_eq!(
             generated.note_markdown,
-            crate::incident::above(fallback::raw_context_note(&context), &context, false)
+            crate::incident::above(
+                fallback::raw_context_note(&context, Labels::of(EN)),
+                &context,
+                false,
+                Labels::of(EN)
+            )
         );
         assert!(
             generated
@@ -235,6 +261,7 @@ mod tests {
             300,
             3,
             false,
+            EN,
         );
         assert!(generated.degraded && !generated.budget_exceeded);
         assert_eq!(generated.degraded_reason.as_deref(), Some("primary: 503"));
@@ -243,11 +270,60 @@ mod tests {
 
     #[test]
     fn given_no_provider_the_note_is_the_raw_context_and_says_none_is_configured() {
-        let generated = generated(&context(), "T-1", Err(NoAnswer::NoProvider), 300, 0, false);
+        let generated = generated(
+            &context(),
+            "T-1",
+            Err(NoAnswer::NoProvider),
+            300,
+            0,
+            false,
+            EN,
+        );
         assert!(generated.degraded && !generated.budget_exceeded);
         assert_eq!(
             generated.degraded_reason.as_deref(),
             Some("no LLM provider is configured")
         );
+    }
+
+    #[test]
+    fn a_german_note_is_completed_cut_and_labelled_in_german() {
+        let context = context();
+        let long = format!("## Ähnliche Tickets\n{}", "Wort ".repeat(500));
+        let generated = generated(
+            &context,
+            "T-1",
+            Ok(answer(&long)),
+            100,
+            1,
+            false,
+            Language::German,
+        );
+        let note = &generated.note_markdown;
+        assert!(
+            note.starts_with("## Möglicherweise derselbe Vorfall\n"),
+            "{note}"
+        );
+        assert!(note.contains("[Ausgabe auf"), "{note}");
+        assert!(
+            !note.contains("Output truncated") && !note.contains("No information available"),
+            "{note}"
+        );
+        let raw = generated_raw(&context, Language::German);
+        assert!(raw.contains("## Gesammelter Kontext"), "{raw}");
+        assert!(raw.contains("### Relevante Dokumentation"), "{raw}");
+    }
+
+    fn generated_raw(context: &ContextGathered, language: Language) -> String {
+        generated(
+            context,
+            "T-1",
+            Err(NoAnswer::NoProvider),
+            300,
+            0,
+            false,
+            language,
+        )
+        .note_markdown
     }
 }

@@ -7,6 +7,8 @@ use std::collections::HashSet;
 use std::sync::LazyLock;
 
 use aia_events::ContextGathered;
+
+use crate::labels::Labels;
 use regex::{Captures, Regex};
 
 static SCRIPT_OR_STYLE: LazyLock<Regex> = LazyLock::new(|| {
@@ -23,7 +25,9 @@ static IPV4: LazyLock<Regex> =
     LazyLock::new(|| Regex::new(r"\b(?:\d{1,3}\.){3}\d{1,3}\b").expect("regex"));
 static FQDN: LazyLock<Regex> = LazyLock::new(|| {
     Regex::new(
-        r"(?i)\b[a-z0-9-]+(?:\.[a-z0-9-]+)*\.(?:local|lan|corp|internal|com|net|org|de|io)\b",
+        // Internal suffixes, the generic ones, and the country domains of
+        // the languages tickets arrive in (DE, AT, CH, FR, BE, LU, NL, ES).
+        r"(?i)\b[a-z0-9-]+(?:\.[a-z0-9-]+)*\.(?:local|lan|corp|internal|intra|intern|com|net|org|io|eu|de|at|ch|fr|be|lu|nl|es)\b",
     )
     .expect("regex")
 });
@@ -86,7 +90,8 @@ fn known(context: &ContextGathered, ticket_id: &str) -> (HashSet<String>, String
     (known, corpus.to_ascii_lowercase())
 }
 
-pub fn ground(note: &str, context: &ContextGathered, ticket_id: &str) -> Grounded {
+/// Citations it cannot back get `labels`' "unverified" mark.
+pub fn ground(note: &str, context: &ContextGathered, ticket_id: &str, labels: &Labels) -> Grounded {
     let (known, corpus) = known(context, ticket_id);
     let is_known = |value: &str| {
         let value = value.to_ascii_lowercase();
@@ -110,7 +115,7 @@ pub fn ground(note: &str, context: &ContextGathered, ticket_id: &str) -> Grounde
                 caps[0].to_owned()
             } else {
                 unverified += 1;
-                format!("{} (unverified)", &caps[0])
+                format!("{} ({})", &caps[0], labels.unverified)
             }
         })
         .into_owned()
@@ -140,6 +145,10 @@ mod tests {
     use super::*;
     use aia_events::{Payload, examples};
 
+    fn en() -> &'static Labels {
+        Labels::of(aia_events::Language::English)
+    }
+
     fn context() -> ContextGathered {
         examples::all()
             .into_iter()
@@ -156,7 +165,7 @@ mod tests {
     fn citations_from_the_context_stay_and_invented_ones_are_flagged() {
         let note = "Similar ticket SUP-977 fixed it; see https://kb.example.com/a/17 and host PC-0231 at 10.20.1.31.\n\
                     Also SUP-4242 and https://evil.example.net/x and 10.9.9.9 and db01.corp.local.";
-        let grounded = ground(note, &context(), "SUP-1042");
+        let grounded = ground(note, &context(), "SUP-1042", en());
         assert!(grounded.note.contains("SUP-977 fixed"), "{}", grounded.note);
         assert!(grounded.note.contains("https://kb.example.com/a/17"));
         assert!(grounded.note.contains("10.20.1.31 ") || grounded.note.contains("10.20.1.31."));
@@ -173,7 +182,33 @@ mod tests {
             "Fix <b>it</b><script>alert(1)</script> now <img src=x onerror=alert(1)>",
             &context(),
             "SUP-1042",
+            en(),
         );
         assert_eq!(grounded.note, "Fix it now ");
+    }
+
+    #[test]
+    fn hosts_of_the_countries_tickets_come_from_are_checked_and_marked_in_the_notes_language() {
+        let note = "Prüfen Sie srv-dc01.firma.de, fs01.kunde.fr, nas.bureau.be, dc.kantoor.nl und ws.oficina.es.";
+        let grounded = ground(
+            note,
+            &context(),
+            "SUP-1042",
+            Labels::of(aia_events::Language::German),
+        );
+        for host in [
+            "srv-dc01.firma.de",
+            "fs01.kunde.fr",
+            "nas.bureau.be",
+            "dc.kantoor.nl",
+            "ws.oficina.es",
+        ] {
+            assert!(
+                grounded.note.contains(&format!("{host} (nicht belegt)")),
+                "{host}: {}",
+                grounded.note
+            );
+        }
+        assert_eq!(grounded.unverified, 5);
     }
 }

@@ -64,6 +64,10 @@ impl Handler for LlmEnhancer {
             None => (budget::Decision::default(), None),
         };
         let providers = aia_llm::tenant::providers(&tenant, self.default_provider.as_ref());
+        // The ticket's language, unless the tenant's technicians read one.
+        let language = settings
+            .languages
+            .note_language(context.language.map(|read| read.language));
         let answer = if decision.exceeded {
             tracing::warn!("Tenant is over its LLM budget; sending the raw context");
             Err(NoAnswer::OverBudget)
@@ -76,6 +80,7 @@ impl Handler for LlmEnhancer {
                 &providers,
                 max_words,
                 settings.redact_personal_data,
+                language,
             )
             .await
         };
@@ -87,6 +92,7 @@ impl Handler for LlmEnhancer {
             max_words,
             latency_ms,
             settings.note_visible_to_requester,
+            language,
         );
         self.count(event, &generated, alert.is_some());
         let mut events = vec![Event::caused_by(
@@ -158,8 +164,9 @@ impl LlmEnhancer {
         providers: &[Provider],
         max_words: usize,
         redact: bool,
+        language: aia_events::Language,
     ) -> Result<ModelAnswer, NoAnswer> {
-        let messages = prompt::messages(context, max_words, redact);
+        let messages = prompt::messages(context, max_words, redact, language);
         let max_tokens = u32::try_from(max_words * 2).unwrap_or(4000);
         let span = tracing::info_span!(
             "chat",

@@ -9,6 +9,7 @@ pub mod generate;
 pub mod ground;
 mod handler;
 pub mod incident;
+pub mod labels;
 pub mod metrics;
 pub mod prompt;
 

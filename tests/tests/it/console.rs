@@ -605,6 +605,62 @@ async fn an_expired_session_opens_nothing() {
 }
 
 #[tokio::test]
+async fn an_admin_sets_a_tenants_languages_and_an_unknown_language_is_refused() {
+    let console = Console::start().await;
+    let ops = Browser::sign_in(&console.url, "ops", ADMIN_PASSWORD).await;
+    ops.post("/console/tenants", &new_tenant(&ops.csrf, "acme"))
+        .await;
+    let (_, page) = ops.get("/console/tenants/acme").await;
+    assert!(
+        page.contains(r#"<option value="" selected>Detected per ticket</option>"#),
+        "{page}"
+    );
+    assert!(page.contains(r#"<option value="de">Deutsch</option>"#));
+    let form = |fixed: &'static str, note: &'static str| {
+        vec![
+            ("name", "Acme MSP"),
+            ("itsm_base_url", "https://sdp.acme.example"),
+            ("active", "on"),
+            ("max_note_words", "300"),
+            ("llm_budget_period_days", "30"),
+            ("language_fixed", fixed),
+            ("language_default", ""),
+            ("language_note", note),
+        ]
+    };
+    let (status, page) = ops
+        .submit("/console/tenants/acme/settings", &form("de", "fr"))
+        .await;
+    assert_eq!(status, StatusCode::OK, "{page}");
+    let settings: serde_json::Value = console
+        .value("select settings from tenants where tenant_id = 'acme'")
+        .await;
+    assert_eq!(
+        settings["languages"],
+        serde_json::json!({"fixed": "de", "default": null, "note": "fr"})
+    );
+    let (_, page) = ops.get("/console/tenants/acme").await;
+    assert!(
+        page.contains(r#"<option value="de" selected>Deutsch</option>"#),
+        "{page}"
+    );
+    assert!(page.contains(r#"<option value="fr" selected>Français</option>"#));
+
+    let (status, page) = ops
+        .submit("/console/tenants/acme/settings", &form("klingon", ""))
+        .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(page.contains("is not one of en, de, fr, es, nl"), "{page}");
+    let unchanged: serde_json::Value = console
+        .value("select settings from tenants where tenant_id = 'acme'")
+        .await;
+    assert_eq!(
+        unchanged["languages"]["fixed"], "de",
+        "a refused form changes nothing"
+    );
+}
+
+#[tokio::test]
 async fn an_admin_changes_a_tenants_switches_and_budget_and_the_change_is_audited() {
     let console = Console::start().await;
     let ops = Browser::sign_in(&console.url, "ops", ADMIN_PASSWORD).await;

@@ -368,7 +368,12 @@ async fn related_open_tickets_are_the_tenants_own_recent_open_ones_naming_what_t
         status(&second, ContextSource::RelatedTickets),
         SourceStatus::Ok
     );
-    let note = llm_enhancer::incident::section(&second, false).unwrap();
+    let note = llm_enhancer::incident::section(
+        &second,
+        false,
+        llm_enhancer::labels::Labels::of(aia_events::Language::English),
+    )
+    .unwrap();
     assert!(
         note.contains("1 other open ticket from the last 10 minutes looks like this one: SUP-1"),
         "{note}"
@@ -448,4 +453,76 @@ async fn related_open_tickets_are_the_tenants_own_recent_open_ones_naming_what_t
         .map(|row| row.get(0))
         .collect();
     assert_eq!(recorded, ["OLD-1", "SUP-1", "SUP-2", "SUP-4", "SUP-5"]);
+}
+
+/// A German ticket is read in German: its words are stemmed as German
+/// (so "Aufträge" finds a resolved ticket's "Auftrag", which English
+/// stemming would miss), its language is recorded with how it was decided,
+/// and a tenant that is German-only has every ticket read in German.
+#[tokio::test]
+async fn a_german_ticket_is_searched_with_german_stems_and_its_language_is_recorded() {
+    let setup = setup(|_, _, _| {}, Duration::from_secs(30)).await;
+    setup
+        ._db
+        .admin_client()
+        .await
+        .batch_execute(
+            "insert into ticket_history (tenant_id, ticket_id, subject, description, resolution, priority, resolved_at, last_event_id, language) values
+               ('acme', 'A-de', 'Druckauftrag bleibt hängen',
+                'Jeder Auftrag an den Etagendrucker bleibt in der Warteschlange stehen.',
+                'Spooler-Dienst auf dem Druckserver neu gestartet.', 'low', now(), gen_random_uuid(), 'de');",
+        )
+        .await
+        .unwrap();
+    let ticket = received(
+        "acme",
+        "Aufträge kommen nicht an",
+        "Seit heute Morgen kommen meine Aufträge nicht mehr am Drucker an, sie bleiben einfach in der Schlange stehen.",
+    );
+    let context = gather(&setup.gatherer, ticket.clone()).await;
+    let language = context.language.expect("v5 records the language");
+    assert_eq!(language.language, aia_events::Language::German);
+    assert_eq!(language.decided_by, aia_events::DecidedBy::Detected);
+    let similar: Vec<&str> = context
+        .similar_tickets
+        .iter()
+        .map(|t| t.ticket_id.as_str())
+        .collect();
+    assert_eq!(similar, ["A-de"], "found by its German stems");
+
+    // The same words stemmed as English share nothing with the German ticket.
+    let mut client = setup.gatherer.db.get().await.unwrap();
+    let acme = TenantId::parse("acme").unwrap();
+    let as_english = context_gatherer::sources::similar::similar_tickets(
+        &mut client,
+        &acme,
+        "Aufträge kommen nicht an\nSeit heute Morgen kommen meine Aufträge nicht mehr am Drucker an, sie bleiben einfach in der Schlange stehen.",
+        aia_events::Language::English,
+        5,
+    )
+    .await
+    .unwrap();
+    assert!(
+        as_english.iter().all(|t| t.ticket_id.as_str() != "A-de"),
+        "English stemming would have missed it: {as_english:?}"
+    );
+
+    // A German-only tenant: every ticket is read in German, even one whose
+    // words say too little or look English.
+    setup
+        ._db
+        .admin_client()
+        .await
+        .batch_execute(
+            "update tenants set settings = jsonb_set(settings, '{languages}', '{\"fixed\": \"de\"}')
+              where tenant_id = 'acme';",
+        )
+        .await
+        .unwrap();
+    let context = gather(&setup.gatherer, received("acme", "VPN", "error 0x80070005")).await;
+    let language = context.language.unwrap();
+    assert_eq!(
+        (language.language, language.decided_by),
+        (aia_events::Language::German, aia_events::DecidedBy::Tenant)
+    );
 }

@@ -334,9 +334,16 @@ async fn vectors_never_cross_tenants_nor_models_and_a_dimension_mismatch_is_refu
         rewrite: None,
         fusion: fusion::DEFAULT,
     };
-    let hits = similar::similar_tickets_by_meaning(&pool, &acme, "vpn", semantic, 5)
-        .await
-        .unwrap();
+    let hits = similar::similar_tickets_by_meaning(
+        &pool,
+        &acme,
+        "vpn",
+        aia_events::Language::English,
+        semantic,
+        5,
+    )
+    .await
+    .unwrap();
     let ids: Vec<String> = hits.iter().map(|h| h.ticket_id.to_string()).collect();
     assert_eq!(ids, ["A-1"], "only Acme's vectors of model m1");
     assert!(
@@ -379,6 +386,7 @@ async fn vectors_never_cross_tenants_nor_models_and_a_dimension_mismatch_is_refu
         &pool,
         &acme,
         "vpn",
+        aia_events::Language::English,
         Semantic {
             model: "m1",
             vector: &short,

@@ -91,6 +91,7 @@ async fn ranked(db: &TestDatabase, tenant: &str, text: &str, fusion: Fusion) -> 
         &pool,
         &TenantId::parse(tenant).unwrap(),
         text,
+        aia_events::Language::English,
         Semantic {
             model: MODEL,
             vector: &query,

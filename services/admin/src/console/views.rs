@@ -150,6 +150,60 @@ pub struct TenantPage {
     pub charts: Vec<Chart>,
 }
 
+/// One of the tenant's language settings as the settings form shows it.
+pub struct LanguageChoice {
+    /// The form field.
+    pub field: &'static str,
+    pub label: &'static str,
+    /// What leaving it unset means.
+    pub unset: &'static str,
+    /// The chosen language's code, or empty.
+    pub chosen: &'static str,
+}
+
+/// A language the form offers: its code and its own name.
+pub struct LanguageOption {
+    pub code: &'static str,
+    pub name: &'static str,
+}
+
+impl TenantPage {
+    pub fn language_choices(&self) -> [LanguageChoice; 3] {
+        let languages = &self.tenant.settings.languages;
+        let code = |language: Option<aia_events::Language>| language.map_or("", |l| l.code());
+        [
+            LanguageChoice {
+                field: "language_fixed",
+                label: "Tickets are written in",
+                unset: "Detected per ticket",
+                chosen: code(languages.fixed),
+            },
+            LanguageChoice {
+                field: "language_default",
+                label: "When a ticket says too little to tell its language",
+                unset: "English",
+                chosen: code(languages.default),
+            },
+            LanguageChoice {
+                field: "language_note",
+                label: "Notes are written in",
+                unset: "The ticket's language",
+                chosen: code(languages.note),
+            },
+        ]
+    }
+
+    pub fn languages(&self) -> Vec<LanguageOption> {
+        aia_events::Language::ALL
+            .iter()
+            .map(|language| LanguageOption {
+                code: language.code(),
+                name: language.native_name(),
+            })
+            .collect()
+    }
+}
+
 #[derive(Template)]
 #[template(path = "dead_letters.html")]
 pub struct DeadLettersPage {

@@ -142,14 +142,24 @@ async fn evaluate(
     for ticket in &data.resolved {
         TenantId::parse(&ticket.tenant_id)
             .with_context(|| format!("tenant {:?}", ticket.tenant_id))?;
+        // As the projector writes it: in the language its words are in.
+        let language = aia_events::language::decide(
+            &format!(
+                "{}\n{}\n{}",
+                ticket.subject, ticket.description, ticket.resolution
+            ),
+            None,
+            None,
+        )
+        .language;
         owner
             .execute(
                 "insert into ticket_history (tenant_id, ticket_id, subject, description, resolution, priority, tags,
-                        resolved_at, last_event_id)
-                 values ($1, $2, $3, $4, $5, $6, $7, $8, gen_random_uuid())
+                        resolved_at, last_event_id, language)
+                 values ($1, $2, $3, $4, $5, $6, $7, $8, gen_random_uuid(), $9)
                  on conflict (tenant_id, ticket_id) do nothing",
                 &[&ticket.tenant_id, &ticket.ticket_id, &ticket.subject, &ticket.description, &ticket.resolution,
-                  &ticket.priority.to_ascii_lowercase(), &ticket.tags, &ticket.resolved_at],
+                  &ticket.priority.to_ascii_lowercase(), &ticket.tags, &ticket.resolved_at, &language.code()],
             )
             .await?;
     }
@@ -207,7 +217,10 @@ async fn evaluate(
         let vector = embedder.embed_one(&text).await?;
         for ((_, method), answer) in methods.iter().zip(&mut answers) {
             let hits = match method {
-                None => similar::similar_tickets(&mut client, &tenant, &text, limit).await?,
+                None => {
+                    similar::similar_tickets(&mut client, &tenant, &text, language_of(&text), limit)
+                        .await?
+                }
                 Some(fusion) => {
                     by_meaning(
                         &pool,
@@ -277,6 +290,12 @@ async fn evaluate(
     })
 }
 
+/// A query's language, as the context stage decides it for a tenant with
+/// no language settings.
+fn language_of(text: &str) -> aia_events::Language {
+    aia_events::language::decide(text, None, None).language
+}
+
 async fn by_meaning(
     pool: &aia_store::Pool,
     tenant: &TenantId,
@@ -290,6 +309,7 @@ async fn by_meaning(
         pool,
         tenant,
         text,
+        language_of(text),
         Semantic {
             model,
             vector,

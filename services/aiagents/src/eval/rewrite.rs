@@ -97,6 +97,7 @@ pub(super) async fn scored(
                     ask.pool,
                     tenant,
                     &format!("{text}\n{terms}"),
+                    super::language_of(text),
                     Semantic {
                         model: ask.model,
                         vector,

@@ -8,14 +8,14 @@ use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use aia_events::{KnowledgeArticle, TenantId};
+use aia_events::{KnowledgeArticle, Language, TenantId};
 use aia_store::embeddings::Corpus;
 use aia_store::{Client, Pool, StoreError, search_query, tenant_query};
 use serde::Deserialize;
 use sha2::{Digest, Sha256};
 
 use super::meaning::{self, Semantic};
-use super::words::{self, OR_QUERY};
+use super::words;
 use super::{SEARCH_TIMEOUT, SourceError};
 
 const CACHE_TTL: Duration = Duration::from_secs(3600);
@@ -61,9 +61,11 @@ pub async fn local(
     client: &mut Client,
     tenant: &TenantId,
     text: &str,
+    language: Language,
     limit: i64,
 ) -> Result<Vec<KnowledgeArticle>, SourceError> {
     let query = words::query_text(text);
+    let or_query = words::or_query(language);
     // The ranking and the hits' details in one statement, so one round trip.
     let rows = search_query(
         client,
@@ -72,7 +74,7 @@ pub async fn local(
         &format!(
             "with ranked as (
                select article_id, ts_rank(search, q, 32)::float8 as score
-                 from knowledge_articles, {OR_QUERY}
+                 from knowledge_articles, {or_query}
                 where tenant_id = $1 and q is not null and search @@ q
                 order by score desc, article_id
                 limit $3)
@@ -95,12 +97,21 @@ pub async fn local_by_meaning(
     db: &Pool,
     tenant: &TenantId,
     text: &str,
+    language: Language,
     semantic: Semantic<'_>,
     limit: usize,
 ) -> Result<Vec<KnowledgeArticle>, SourceError> {
     let mut client = db.get().await.map_err(StoreError::from)?;
-    let ranked =
-        meaning::ranked(&mut client, tenant, Corpus::Articles, text, semantic, limit).await?;
+    let ranked = meaning::ranked(
+        &mut client,
+        tenant,
+        Corpus::Articles,
+        text,
+        language,
+        semantic,
+        limit,
+    )
+    .await?;
     details(&mut client, tenant, &ranked).await
 }
 

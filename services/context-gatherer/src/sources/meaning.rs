@@ -2,13 +2,13 @@
 //! the tenant's nearest items of the query's model, with the full-text rank
 //! of those candidates only fused in (see [`super::fusion`]).
 
-use aia_events::TenantId;
+use aia_events::{Language, TenantId};
 use aia_store::embeddings::{self, Corpus};
 use aia_store::{Client, StoreError, tenant_query};
 
 use super::SourceError;
 use super::fusion::{self, Fusion};
-use super::words::{self, OR_QUERY};
+use super::words;
 
 /// Candidates meaning brings to the fusion.
 const CANDIDATES: usize = 30;
@@ -38,9 +38,11 @@ async fn words_among(
     tenant: &TenantId,
     corpus: Corpus,
     text: &str,
+    language: Language,
     ids: &[&str],
     rare_only: bool,
 ) -> Result<Vec<(String, f64)>, StoreError> {
+    let config = language.text_search_config();
     let (table, id) = match corpus {
         Corpus::Tickets => ("ticket_history", "ticket_id"),
         Corpus::Articles => ("knowledge_articles", "article_id"),
@@ -54,7 +56,7 @@ async fn words_among(
             tenant,
             &format!(
                 "with lexemes as (
-                   select lexeme from unnest(tsvector_to_array(to_tsvector('english', $2))) lexeme),
+                   select lexeme from unnest(tsvector_to_array(to_tsvector('{config}', $2))) lexeme),
                  rare as (
                    select lexeme from lexemes l
                     where (select count(*) from (
@@ -71,12 +73,13 @@ async fn words_among(
         )
         .await?
     } else {
+        let or_query = words::or_query(language);
         tenant_query(
             client,
             tenant,
             &format!(
                 "select {id}, ts_rank_cd(search, q, 32)::float8
-                   from {table}, {OR_QUERY}
+                   from {table}, {or_query}
                   where tenant_id = $1 and {id} = any($3) and q is not null and search @@ q"
             ),
             &[&tenant.as_str(), &query, &ids],
@@ -103,6 +106,7 @@ pub async fn ranked(
     tenant: &TenantId,
     corpus: Corpus,
     text: &str,
+    language: Language,
     semantic: Semantic<'_>,
     limit: usize,
 ) -> Result<Vec<Ranked>, SourceError> {
@@ -126,6 +130,7 @@ pub async fn ranked(
             tenant,
             corpus,
             text,
+            language,
             &ids,
             semantic.fusion.rare_words_only,
         )

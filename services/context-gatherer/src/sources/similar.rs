@@ -8,13 +8,13 @@
 //! ranked by weighted frequency (`ts_rank`: as good as cover density on
 //! the evaluation sets, at a quarter of the cost over many matches).
 
-use aia_events::{MatchedBy, SimilarTicket, TenantId, TicketId};
+use aia_events::{Language, MatchedBy, SimilarTicket, TenantId, TicketId};
 use aia_store::embeddings::Corpus;
 use aia_store::{Client, Pool, StoreError, search_query, tenant_query};
 
 use super::meaning;
 pub use super::meaning::Semantic;
-use super::words::{self, OR_QUERY};
+use super::words;
 use super::{SEARCH_TIMEOUT, SourceError};
 
 /// What a hit shows, read by [`ticket`].
@@ -79,9 +79,11 @@ pub async fn similar_tickets(
     client: &mut Client,
     tenant: &TenantId,
     text: &str,
+    language: Language,
     limit: i64,
 ) -> Result<Vec<SimilarTicket>, StoreError> {
     let query = words::query_text(text);
+    let or_query = words::or_query(language);
     // The ranking and the hits' details in one statement, so one round trip.
     let rows = search_query(
         client,
@@ -90,7 +92,7 @@ pub async fn similar_tickets(
         &format!(
             "with ranked as (
                select ticket_id, ts_rank(search, q, 32)::float8 as score, resolved_at
-                 from ticket_history, {OR_QUERY}
+                 from ticket_history, {or_query}
                 where tenant_id = $1 and q is not null and search @@ q
                 order by score desc, resolved_at desc, ticket_id
                 limit $3)
@@ -113,11 +115,20 @@ pub async fn similar_tickets_by_meaning(
     db: &Pool,
     tenant: &TenantId,
     text: &str,
+    language: Language,
     semantic: Semantic<'_>,
     limit: usize,
 ) -> Result<Vec<SimilarTicket>, SourceError> {
     let mut client = db.get().await.map_err(StoreError::from)?;
-    let ranked =
-        meaning::ranked(&mut client, tenant, Corpus::Tickets, text, semantic, limit).await?;
+    let ranked = meaning::ranked(
+        &mut client,
+        tenant,
+        Corpus::Tickets,
+        text,
+        language,
+        semantic,
+        limit,
+    )
+    .await?;
     Ok(details(&mut client, tenant, &ranked).await?)
 }

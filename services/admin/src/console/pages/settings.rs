@@ -63,6 +63,13 @@ pub struct SettingsForm {
     #[serde(default)]
     llm_key: String,
     max_note_words: String,
+    /// Language codes; empty is unset (see `LanguageSettings`).
+    #[serde(default)]
+    language_fixed: String,
+    #[serde(default)]
+    language_default: String,
+    #[serde(default)]
+    language_note: String,
     #[serde(default)]
     llm_budget_usd: String,
     llm_budget_period_days: String,
@@ -143,6 +150,29 @@ pub async fn save_settings(
             }
         },
     };
+    let language = |code: &str| match code.trim() {
+        "" => Ok(None),
+        code => aia_events::Language::parse(code)
+            .map(Some)
+            .ok_or(code.to_owned()),
+    };
+    let languages = match (
+        language(&form.language_fixed),
+        language(&form.language_default),
+        language(&form.language_note),
+    ) {
+        (Ok(fixed), Ok(default), Ok(note)) => aia_store::LanguageSettings {
+            fixed,
+            default,
+            note,
+        },
+        (Err(code), _, _) | (_, Err(code), _) | (_, _, Err(code)) => {
+            return problem(format!(
+                "Languages: \"{code}\" is not one of en, de, fr, es, nl."
+            ))
+            .await;
+        }
+    };
     let settings = aia_store::TenantSettings {
         llm_providers,
         similar_tickets_enabled: form.similar_tickets_enabled.is_some(),
@@ -160,6 +190,7 @@ pub async fn save_settings(
         max_note_words,
         llm_budget_usd: budget,
         llm_budget_period_days: period_days,
+        languages,
         ..current.settings.clone()
     };
     let update = aia_ops::tenants::UpdateTenant {

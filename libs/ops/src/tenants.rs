@@ -512,6 +512,7 @@ fn validate_settings(settings: &TenantSettings) -> Result<(), AdminError> {
                     "{field}.timeout_secs: must be 1 to 120"
                 )));
             }
+            check_fusion(field, endpoint).map_err(AdminError::Invalid)?;
             outbound(&format!("{field}.base_url"), &endpoint.base_url)?;
         }
     }
@@ -536,8 +537,99 @@ fn validate_settings(settings: &TenantSettings) -> Result<(), AdminError> {
     Ok(())
 }
 
+/// The search thresholds of an endpoint model, where the tenant set them:
+/// cosines in [-1, 1], the likely one not below the floor, a lexical bonus
+/// of 0 to 0.5 (a larger one would let words outvote meaning).
+fn check_fusion(
+    field: &str,
+    endpoint: &aia_store::EmbeddingEndpointSettings,
+) -> Result<(), String> {
+    for (name, value) in [
+        ("min_similarity", endpoint.min_similarity),
+        ("likely_similarity", endpoint.likely_similarity),
+    ] {
+        if value.is_some_and(|value| !(-1.0..=1.0).contains(&value)) {
+            return Err(format!("{field}.{name}: must be -1 to 1"));
+        }
+    }
+    if let (Some(floor), Some(likely)) = (endpoint.min_similarity, endpoint.likely_similarity)
+        && likely < floor
+    {
+        return Err(format!(
+            "{field}.likely_similarity: must not be below min_similarity"
+        ));
+    }
+    if endpoint
+        .lexical_weight
+        .is_some_and(|weight| !(0.0..=0.5).contains(&weight))
+    {
+        return Err(format!("{field}.lexical_weight: must be 0 to 0.5"));
+    }
+    Ok(())
+}
+
 /// Refuses an address the services may not call (link-local, cloud
 /// metadata), so an operator hears it now, not in a dead letter later.
 fn outbound(field: &str, url: &str) -> Result<(), AdminError> {
     aia_http::outbound::check_url(url).map_err(|err| AdminError::Invalid(format!("{field}: {err}")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn endpoint() -> aia_store::EmbeddingEndpointSettings {
+        aia_store::EmbeddingEndpointSettings {
+            name: "e5".into(),
+            kind: "openai".into(),
+            base_url: "http://e5.internal:8000/v1".into(),
+            model: "multilingual-e5-small-q4".into(),
+            api_version: None,
+            timeout_secs: 10,
+            min_similarity: Some(0.75),
+            likely_similarity: Some(0.88),
+            lexical_weight: Some(0.0),
+        }
+    }
+
+    #[test]
+    fn an_endpoints_search_thresholds_are_checked() {
+        assert_eq!(check_fusion("settings.embeddings", &endpoint()), Ok(()));
+        let cases = [
+            (
+                aia_store::EmbeddingEndpointSettings {
+                    min_similarity: Some(1.5),
+                    ..endpoint()
+                },
+                "settings.embeddings.min_similarity: must be -1 to 1",
+            ),
+            (
+                aia_store::EmbeddingEndpointSettings {
+                    likely_similarity: Some(0.5),
+                    ..endpoint()
+                },
+                "settings.embeddings.likely_similarity: must not be below min_similarity",
+            ),
+            (
+                aia_store::EmbeddingEndpointSettings {
+                    lexical_weight: Some(-0.1),
+                    ..endpoint()
+                },
+                "settings.embeddings.lexical_weight: must be 0 to 0.5",
+            ),
+            (
+                aia_store::EmbeddingEndpointSettings {
+                    lexical_weight: Some(f32::NAN),
+                    ..endpoint()
+                },
+                "settings.embeddings.lexical_weight: must be 0 to 0.5",
+            ),
+        ];
+        for (settings, error) in cases {
+            assert_eq!(
+                check_fusion("settings.embeddings", &settings),
+                Err(error.to_owned())
+            );
+        }
+    }
 }

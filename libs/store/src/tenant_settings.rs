@@ -221,6 +221,14 @@ pub struct EmbeddingEndpointSettings {
     /// Cosine similarity from which a hit is a likely match.
     #[serde(default)]
     pub likely_similarity: Option<f32>,
+    /// Most the full-text rank may add to a cosine; the local model's
+    /// default when absent. A model whose cosines lie close together (the
+    /// multilingual e5: unrelated 0.75, same fault 0.85–0.95) wants less,
+    /// and a tenant whose history mixes languages wants none: words can
+    /// only favour the tickets written in the query's own language
+    /// (measured in docs/benchmarks.md).
+    #[serde(default)]
+    pub lexical_weight: Option<f32>,
 }
 
 fn default_embedding_timeout() -> u32 {

@@ -27,6 +27,10 @@ pub struct Resolved {
     pub priority: String,
     #[serde(default)]
     pub tags: Vec<String>,
+    /// The language it is written in, where the set says (for reporting
+    /// per language; the projector detects it from the words regardless).
+    #[serde(default)]
+    pub language: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -39,6 +43,9 @@ pub struct Query {
     pub priority: String,
     #[serde(default)]
     pub relevant: Vec<String>,
+    /// The language it is written in, where the set says.
+    #[serde(default)]
+    pub language: Option<String>,
 }
 
 pub fn load(path: &Path) -> anyhow::Result<DataSet> {

@@ -70,6 +70,7 @@ pub fn read_tickets(path: &Path, tenant: &TenantId) -> anyhow::Result<Vec<Resolv
                 resolved_at: row.resolved_at,
                 priority: row.priority,
                 tags: tags_of(&row.tags),
+                language: None,
             });
         }
     } else {
@@ -350,6 +351,7 @@ pub async fn import_from_help_desk(
                 resolved_at: ticket.resolved_at,
                 priority: ticket.priority.as_str().to_owned(),
                 tags: ticket.tags,
+                language: None,
             })
             .collect();
         dataset::publish_resolved(jetstream, &tickets).await?;

@@ -33,6 +33,9 @@ fn fusion_for(settings: &aia_store::EmbeddingSettings) -> Fusion {
         aia_store::EmbeddingSettings::Endpoint(endpoint) => Fusion {
             threshold: endpoint.min_similarity.unwrap_or(fusion::DEFAULT.threshold),
             likely: endpoint.likely_similarity.unwrap_or(fusion::DEFAULT.likely),
+            lexical_weight: endpoint
+                .lexical_weight
+                .unwrap_or(fusion::DEFAULT.lexical_weight),
             ..fusion::DEFAULT
         },
     }

@@ -230,6 +230,7 @@ async fn reembed_moves_a_tenant_to_another_model_resumably_and_search_never_has_
             timeout_secs: 5,
             min_similarity: None,
             likely_similarity: None,
+            lexical_weight: None,
         })),
         ..TenantSettings::default()
     };

@@ -95,6 +95,10 @@ pub struct EmbeddingsArgs {
     /// The endpoint's key (`AI_AGENTS_EMBEDDINGS_API_KEY`).
     #[arg(long, env = "AI_AGENTS_EMBEDDINGS_API_KEY", hide_env_values = true)]
     embeddings_key: Option<String>,
+    /// How long one batch of texts may take, in milliseconds (a model
+    /// served on this machine's CPU takes seconds for a full batch).
+    #[arg(long, requires = "embeddings_url", default_value_t = 10_000)]
+    embeddings_timeout_ms: u64,
 }
 
 impl EmbeddingsArgs {
@@ -107,6 +111,7 @@ impl EmbeddingsArgs {
                     .context("--embeddings-model is required with --embeddings-url")?;
                 let mut config = aia_embed::EndpointConfig::new(url, model);
                 config.api_key = self.embeddings_key.clone();
+                config.timeout = std::time::Duration::from_millis(self.embeddings_timeout_ms);
                 Ok(aia_embed::Embedder::Endpoint(aia_embed::Endpoint::new(
                     reqwest::Client::new(),
                     config,
@@ -180,6 +185,11 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
             scores[0].no_match_queries,
         );
         print!("{}", crate::eval::table(scores, args.k));
+        let groups = crate::eval::group_table(scores, args.k);
+        if !groups.is_empty() {
+            println!("\nper language and across languages:\n");
+            print!("{groups}");
+        }
         if let Some(spend) = &report.rewrite {
             println!("{}", spend.summary());
         }

@@ -1,6 +1,6 @@
 //! What each method scores on a data set, and the table it is shown in.
 
-use std::collections::HashSet;
+use std::collections::{BTreeMap, HashMap, HashSet};
 
 use crate::dataset::DataSet;
 
@@ -25,6 +25,19 @@ pub struct Scores {
     /// its best hit (methods that score hits): how close "nothing
     /// relevant" came to being called likely.
     pub highest_no_match_confidence: Option<f32>,
+    /// The same recall and MRR over the queries of each language the set
+    /// names, and over those whose relevant ticket is in another language
+    /// than the query ("across languages") or in the same one.
+    pub groups: Vec<Group>,
+}
+
+/// Recall@k and MRR over one group of a set's queries.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Group {
+    pub label: String,
+    pub queries: usize,
+    pub recall_at_k: f64,
+    pub mrr: f64,
 }
 
 /// One hit of a method.
@@ -48,6 +61,18 @@ pub(super) fn score(method: String, data: &DataSet, answers: &[Vec<Hit>], k: usi
     let mut no_match = 0;
     let mut highest_no_match: Option<f32> = None;
     let mut relevant_likely = 0;
+    let written_in: HashMap<(&str, &str), &str> = data
+        .resolved
+        .iter()
+        .filter_map(|ticket| {
+            let language = ticket.language.as_deref()?;
+            Some((
+                (ticket.tenant_id.as_str(), ticket.ticket_id.as_str()),
+                language,
+            ))
+        })
+        .collect();
+    let mut groups: BTreeMap<String, (usize, f64, f64)> = BTreeMap::new();
     for (query, answer) in data.queries.iter().zip(answers) {
         cross_tenant_hits += answer
             .iter()
@@ -74,9 +99,18 @@ pub(super) fn score(method: String, data: &DataSet, answers: &[Vec<Hit>], k: usi
         with_relevant += 1;
         let relevant: HashSet<&str> = query.relevant.iter().map(String::as_str).collect();
         let found = ids.iter().filter(|id| relevant.contains(*id)).count();
-        recall_sum += found as f64 / relevant.len() as f64;
-        if let Some(rank) = ids.iter().position(|id| relevant.contains(id)) {
-            rr_sum += 1.0 / (rank as f64 + 1.0);
+        let recall = found as f64 / relevant.len() as f64;
+        let rr = ids
+            .iter()
+            .position(|id| relevant.contains(id))
+            .map_or(0.0, |rank| 1.0 / (rank as f64 + 1.0));
+        recall_sum += recall;
+        rr_sum += rr;
+        for label in group_labels(query, &written_in) {
+            let group = groups.entry(label).or_default();
+            group.0 += 1;
+            group.1 += recall;
+            group.2 += rr;
         }
         if answer
             .iter()
@@ -97,7 +131,45 @@ pub(super) fn score(method: String, data: &DataSet, answers: &[Vec<Hit>], k: usi
         queries_with_relevant: with_relevant,
         relevant_and_likely: relevant_likely,
         highest_no_match_confidence: highest_no_match,
+        groups: groups
+            .into_iter()
+            .map(|(label, (queries, recall, rr))| Group {
+                label,
+                queries,
+                recall_at_k: recall / queries as f64,
+                mrr: rr / queries as f64,
+            })
+            .collect(),
     }
+}
+
+/// The groups a query with relevant tickets counts in: its language, and
+/// whether its relevant tickets are written in another language.
+fn group_labels(
+    query: &crate::dataset::Query,
+    written_in: &HashMap<(&str, &str), &str>,
+) -> Vec<String> {
+    let Some(language) = query.language.as_deref() else {
+        return Vec::new();
+    };
+    let mut labels = vec![language.to_owned()];
+    let theirs: Vec<&str> = query
+        .relevant
+        .iter()
+        .filter_map(|id| {
+            written_in
+                .get(&(query.tenant_id.as_str(), id.as_str()))
+                .copied()
+        })
+        .collect();
+    if !theirs.is_empty() {
+        labels.push(if theirs.iter().any(|theirs| *theirs != language) {
+            "across languages".to_owned()
+        } else {
+            "same language".to_owned()
+        });
+    }
+    labels
 }
 
 /// The scores as a Markdown table.
@@ -130,5 +202,33 @@ pub fn table(scores: &[Scores], k: usize) -> String {
         }
     }
     out.push('\n');
+    out
+}
+
+/// Recall@k and MRR per language and across languages, one row per
+/// method, when the set names its queries' languages (empty otherwise).
+pub fn group_table(scores: &[Scores], k: usize) -> String {
+    let Some(first) = scores.iter().find(|s| !s.groups.is_empty()) else {
+        return String::new();
+    };
+    let mut out = String::from("| method |");
+    let mut rule = String::from("|---|");
+    for group in &first.groups {
+        out.push_str(&format!(" {} ({}) |", group.label, group.queries));
+        rule.push_str("---|");
+    }
+    out.push('\n');
+    out.push_str(&rule);
+    out.push('\n');
+    for s in scores.iter().filter(|s| !s.groups.is_empty()) {
+        out.push_str(&format!("| {} |", s.method));
+        for group in &s.groups {
+            out.push_str(&format!(" {:.2} / {:.2} |", group.recall_at_k, group.mrr));
+        }
+        out.push('\n');
+    }
+    out.push_str(&format!(
+        "\n(recall@{k} / MRR over the queries with a relevant ticket)\n"
+    ));
     out
 }

@@ -93,6 +93,7 @@ async fn a_cluster_losing_leaders_and_nodes_under_load_loses_no_ticket_and_doubl
             description: "The VPN drops every few minutes.".into(),
             priority: "high".into(),
             relevant: vec![],
+            language: None,
         };
         let body = webhook::servicedesk_body(&query);
         send_until_accepted(&http, &ingress.url, secrets[tenant].expose(), body).await;

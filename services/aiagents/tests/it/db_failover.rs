@@ -73,6 +73,7 @@ async fn a_database_failover_mid_run_loses_no_ticket_and_doubles_no_note() {
             description: "Outlook keeps asking for my password.".into(),
             priority: "high".into(),
             relevant: vec![],
+            language: None,
         };
         let body = webhook::servicedesk_body(&query);
         send_until_accepted(&http, &ingress.url, secrets[tenant].expose(), body).await;

@@ -92,6 +92,7 @@ async fn three_instances_per_stage_share_the_work_and_stopping_or_killing_them_l
                 description: "The printer on the second floor shows offline.".into(),
                 priority: "medium".into(),
                 relevant: vec![],
+                language: None,
             };
             let (status, answer) = webhook::send_servicedesk(
                 &http,

@@ -30,9 +30,19 @@ pub struct Semantic<'a> {
     pub fusion: Fusion,
 }
 
-/// The full-text rank of the given items only: a few primary-key lookups
-/// instead of ranking every item of the tenant that shares a word with the
-/// query.
+/// One candidate as words see it.
+#[derive(Debug, Clone, PartialEq)]
+struct Worded {
+    id: String,
+    /// The language it is written in (and stemmed by).
+    language: String,
+    /// Its full-text rank for the query; 0 when it shares no word.
+    rank: f64,
+}
+
+/// The full-text rank of the given items only, and the language each is
+/// written in: a few primary-key lookups instead of ranking every item of
+/// the tenant that shares a word with the query.
 async fn words_among(
     client: &mut Client,
     tenant: &TenantId,
@@ -41,7 +51,7 @@ async fn words_among(
     language: Language,
     ids: &[&str],
     rare_only: bool,
-) -> Result<Vec<(String, f64)>, StoreError> {
+) -> Result<Vec<Worded>, StoreError> {
     let config = language.text_search_config();
     let (table, id) = match corpus {
         Corpus::Tickets => ("ticket_history", "ticket_id"),
@@ -65,9 +75,10 @@ async fn words_among(
                               limit $4::int8 + 1) seen) <= $4::int8),
                  query as (
                    select string_agg(quote_literal(lexeme), ' | ')::tsquery as q from rare)
-                 select {id}, ts_rank_cd(search, q, 32)::float8
+                 select {id}, language,
+                        coalesce(case when search @@ q then ts_rank_cd(search, q, 32) end, 0)::float8
                    from {table}, query
-                  where tenant_id = $1 and {id} = any($3) and q is not null and search @@ q"
+                  where tenant_id = $1 and {id} = any($3)"
             ),
             &[&tenant.as_str(), &query, &ids, &fusion::RARE_WORD_TICKETS],
         )
@@ -78,15 +89,48 @@ async fn words_among(
             client,
             tenant,
             &format!(
-                "select {id}, ts_rank_cd(search, q, 32)::float8
+                "select {id}, language,
+                        coalesce(case when search @@ q then ts_rank_cd(search, q, 32) end, 0)::float8
                    from {table}, {or_query}
-                  where tenant_id = $1 and {id} = any($3) and q is not null and search @@ q"
+                  where tenant_id = $1 and {id} = any($3)"
             ),
             &[&tenant.as_str(), &query, &ids],
         )
         .await?
     };
-    Ok(rows.iter().map(|row| (row.get(0), row.get(1))).collect())
+    Ok(rows
+        .iter()
+        .map(|row| Worded {
+            id: row.get(0),
+            language: row.get(1),
+            rank: row.get(2),
+        })
+        .collect())
+}
+
+/// Whether shared words may reorder the candidates. Words match only
+/// within a language (each item is stemmed by its own), so in a tenant
+/// whose history mixes languages the bonus could only ever lift the
+/// tickets written in the query's language above those in another — the
+/// same fault described in English would lose to a German near miss. So
+/// words break ties only when every eligible candidate (cosine at or above
+/// the floor) is written in the query's language; otherwise meaning alone
+/// orders them. English-only tenants are unaffected.
+fn words_may_reorder(
+    language: Language,
+    nearest: &[(String, f32)],
+    words: &[Worded],
+    threshold: f32,
+) -> bool {
+    let eligible: std::collections::HashSet<&str> = nearest
+        .iter()
+        .filter(|(_, cosine)| *cosine >= threshold)
+        .map(|(id, _)| id.as_str())
+        .collect();
+    words
+        .iter()
+        .filter(|item| eligible.contains(item.id.as_str()))
+        .all(|item| item.language == language.code())
 }
 
 /// One item found by meaning.
@@ -138,6 +182,15 @@ pub async fn ranked(
     } else {
         vec![]
     };
+    let mut fusion = semantic.fusion;
+    if !words_may_reorder(language, &nearest, &words, fusion.threshold) {
+        fusion.lexical_weight = 0.0;
+    }
+    let words: Vec<(String, f64)> = words
+        .into_iter()
+        .filter(|item| item.rank > 0.0)
+        .map(|item| (item.id, item.rank))
+        .collect();
     // Technicians rate notes, and notes cite tickets: only tickets learn.
     let feedback = if semantic.fusion.feedback_weight > 0.0 && corpus == Corpus::Tickets {
         let neighbourhood = &ids[..ids.len().min(NEIGHBOURHOOD)];
@@ -145,8 +198,7 @@ pub async fn ranked(
     } else {
         std::collections::HashMap::new()
     };
-    Ok(semantic
-        .fusion
+    Ok(fusion
         .rank(&nearest, &words, &feedback, limit)
         .into_iter()
         .map(|scored| Ranked {
@@ -155,4 +207,33 @@ pub async fn ranked(
             shares_words: scored.shares_words,
         })
         .collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn worded(id: &str, language: &str, rank: f64) -> Worded {
+        Worded {
+            id: id.into(),
+            language: language.into(),
+            rank,
+        }
+    }
+
+    #[test]
+    fn words_break_ties_only_among_candidates_of_the_querys_language() {
+        let nearest = vec![("EN-1".to_owned(), 0.91), ("DE-1".to_owned(), 0.88)];
+        let mixed = [worded("EN-1", "en", 0.0), worded("DE-1", "de", 0.4)];
+        assert!(!words_may_reorder(Language::German, &nearest, &mixed, 0.75));
+
+        let german = [worded("EN-1", "de", 0.1), worded("DE-1", "de", 0.4)];
+        assert!(words_may_reorder(Language::German, &nearest, &german, 0.75));
+
+        // A candidate in another language below the floor is no candidate.
+        let nearest = vec![("DE-2".to_owned(), 0.90), ("EN-2".to_owned(), 0.60)];
+        let words = [worded("DE-2", "de", 0.2), worded("EN-2", "en", 0.0)];
+        assert!(words_may_reorder(Language::German, &nearest, &words, 0.75));
+        assert!(!words_may_reorder(Language::German, &nearest, &words, 0.50));
+    }
 }

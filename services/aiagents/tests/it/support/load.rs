@@ -58,6 +58,7 @@ pub fn drive(
                     description: "The VPN drops every few minutes.".into(),
                     priority: "high".into(),
                     relevant: vec![],
+                    language: None,
                 };
                 let body = webhook::servicedesk_body(&query);
                 sent_at

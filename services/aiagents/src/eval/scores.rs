@@ -143,8 +143,9 @@ pub(super) fn score(method: String, data: &DataSet, answers: &[Vec<Hit>], k: usi
     }
 }
 
-/// The groups a query with relevant tickets counts in: its language, and
-/// whether its relevant tickets are written in another language.
+/// The groups a query with relevant tickets counts in: its language,
+/// whether its relevant tickets are written in another language, and each
+/// pair of languages it crosses (`de → en`).
 fn group_labels(
     query: &crate::dataset::Query,
     written_in: &HashMap<(&str, &str), &str>,
@@ -169,8 +170,18 @@ fn group_labels(
             "same language".to_owned()
         });
     }
+    let mut pairs: Vec<String> = theirs
+        .iter()
+        .filter(|theirs| **theirs != language)
+        .map(|theirs| format!("{language}{PAIR}{theirs}"))
+        .collect();
+    pairs.dedup();
+    labels.extend(pairs);
     labels
 }
+
+/// What joins the two languages of a pair group's label.
+const PAIR: &str = " → ";
 
 /// The scores as a Markdown table.
 pub fn table(scores: &[Scores], k: usize) -> String {
@@ -211,9 +222,10 @@ pub fn group_table(scores: &[Scores], k: usize) -> String {
     let Some(first) = scores.iter().find(|s| !s.groups.is_empty()) else {
         return String::new();
     };
+    let overall = |group: &&Group| !group.label.contains(PAIR);
     let mut out = String::from("| method |");
     let mut rule = String::from("|---|");
-    for group in &first.groups {
+    for group in first.groups.iter().filter(overall) {
         out.push_str(&format!(" {} ({}) |", group.label, group.queries));
         rule.push_str("---|");
     }
@@ -222,13 +234,143 @@ pub fn group_table(scores: &[Scores], k: usize) -> String {
     out.push('\n');
     for s in scores.iter().filter(|s| !s.groups.is_empty()) {
         out.push_str(&format!("| {} |", s.method));
-        for group in &s.groups {
+        for group in s.groups.iter().filter(overall) {
             out.push_str(&format!(" {:.2} / {:.2} |", group.recall_at_k, group.mrr));
         }
         out.push('\n');
+    }
+    let pairs: Vec<&Group> = first
+        .groups
+        .iter()
+        .filter(|group| group.label.contains(PAIR))
+        .collect();
+    if !pairs.is_empty() {
+        // One row per pair of languages, one column per method.
+        out.push_str("\n| query → relevant ticket |");
+        let mut rule = String::from("|---|");
+        for s in scores {
+            out.push_str(&format!(" {} |", s.method));
+            rule.push_str("---|");
+        }
+        out.push('\n');
+        out.push_str(&rule);
+        out.push('\n');
+        for pair in pairs {
+            out.push_str(&format!("| {} ({}) |", pair.label, pair.queries));
+            for s in scores {
+                match s.groups.iter().find(|group| group.label == pair.label) {
+                    Some(group) => {
+                        out.push_str(&format!(" {:.2} / {:.2} |", group.recall_at_k, group.mrr))
+                    }
+                    None => out.push_str(" – |"),
+                }
+            }
+            out.push('\n');
+        }
     }
     out.push_str(&format!(
         "\n(recall@{k} / MRR over the queries with a relevant ticket)\n"
     ));
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::dataset::{Query, Resolved};
+
+    fn resolved(id: &str, language: &str) -> Resolved {
+        Resolved {
+            tenant_id: "alpen".into(),
+            ticket_id: id.into(),
+            subject: "s".into(),
+            description: "d".into(),
+            resolution: "r".into(),
+            resolved_at: chrono::Utc::now(),
+            priority: "low".into(),
+            tags: vec![],
+            language: Some(language.into()),
+        }
+    }
+
+    fn query(id: &str, language: &str, relevant: &[&str]) -> Query {
+        Query {
+            tenant_id: "alpen".into(),
+            ticket_id: id.into(),
+            subject: None,
+            description: "d".into(),
+            priority: "low".into(),
+            relevant: relevant.iter().map(|id| (*id).to_owned()).collect(),
+            language: Some(language.into()),
+        }
+    }
+
+    fn hits(ids: &[&str]) -> Vec<Hit> {
+        ids.iter()
+            .map(|id| Hit {
+                tenant: "alpen".into(),
+                id: (*id).into(),
+                likely: false,
+                confidence: None,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn queries_are_scored_per_language_and_across_languages() {
+        let data = DataSet {
+            resolved: vec![resolved("EN-1", "en"), resolved("DE-1", "de")],
+            queries: vec![
+                // German, its answer in English, found second.
+                query("Q1", "de", &["EN-1"]),
+                // German, its answer in German, not found.
+                query("Q2", "de", &["DE-1"]),
+                // English, its answer in English, found first.
+                query("Q3", "en", &["EN-1"]),
+                // No answer: counted in no group.
+                query("Q4", "en", &[]),
+            ],
+        };
+        let answers = vec![
+            hits(&["DE-1", "EN-1"]),
+            hits(&["EN-1"]),
+            hits(&["EN-1"]),
+            hits(&["DE-1"]),
+        ];
+        let scores = score("m".into(), &data, &answers, 5);
+        let groups: Vec<(&str, usize, f64, f64)> = scores
+            .groups
+            .iter()
+            .map(|g| (g.label.as_str(), g.queries, g.recall_at_k, g.mrr))
+            .collect();
+        assert_eq!(
+            groups,
+            vec![
+                ("across languages", 1, 1.0, 0.5),
+                ("de", 2, 0.5, 0.25),
+                ("de → en", 1, 1.0, 0.5),
+                ("en", 1, 1.0, 1.0),
+                ("same language", 2, 0.5, 0.5),
+            ]
+        );
+        let table = group_table(&[scores], 5);
+        assert!(
+            table.contains("| across languages (1) | de (2) | en (1) | same language (2) |"),
+            "{table}"
+        );
+        assert!(table.contains("| m | 1.00 / 0.50 | 0.50 / 0.25 | 1.00 / 1.00 | 0.50 / 0.50 |"));
+        assert!(table.contains("| de → en (1) | 1.00 / 0.50 |"), "{table}");
+    }
+
+    #[test]
+    fn a_set_without_languages_has_no_groups() {
+        let mut data = DataSet {
+            resolved: vec![resolved("EN-1", "en")],
+            queries: vec![query("Q1", "en", &["EN-1"])],
+        };
+        data.queries[0].language = None;
+        let scores = score("m".into(), &data, &[hits(&["EN-1"])], 5);
+        assert!(scores.groups.is_empty());
+        assert_eq!(group_table(&[scores], 5), "");
+    }
 }

@@ -19,7 +19,7 @@ use crate::dataset::{self, DataSet};
 
 pub mod incidents;
 pub mod rewrite;
-mod scores;
+pub mod scores;
 mod technician;
 mod views;
 
@@ -119,7 +119,7 @@ pub async fn run(
 
 /// Adds `distractors` to every tenant of `data`, each under an id of its
 /// own (`X-` and its original id) so no query's label can name it.
-fn with_distractors(data: &mut DataSet, distractors: &[dataset::Resolved]) {
+pub fn with_distractors(data: &mut DataSet, distractors: &[dataset::Resolved]) {
     let tenants: std::collections::BTreeSet<String> = data
         .resolved
         .iter()
@@ -437,47 +437,4 @@ async fn embed_corpus(
         }
     }
     Ok(())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn distractors_join_every_tenant_under_ids_no_label_names() {
-        let mut data: DataSet = serde_json::from_value(serde_json::json!({
-            "resolved": [
-                {"tenant_id": "alpen", "ticket_id": "A-1", "subject": "s", "description": "d",
-                 "resolution": "r", "resolved_at": "2026-01-01T00:00:00Z", "priority": "low"},
-                {"tenant_id": "lowlands", "ticket_id": "L-1", "subject": "s", "description": "d",
-                 "resolution": "r", "resolved_at": "2026-01-01T00:00:00Z", "priority": "low"}
-            ],
-            "queries": [{"tenant_id": "alpen", "ticket_id": "Q-1", "description": "d",
-                         "priority": "low", "relevant": ["A-1"]}]
-        }))
-        .unwrap();
-        let distractors: DataSet = serde_json::from_value(serde_json::json!({
-            "resolved": [{"tenant_id": "acme", "ticket_id": "A-1", "subject": "printer",
-                          "description": "d", "resolution": "r",
-                          "resolved_at": "2026-01-01T00:00:00Z", "priority": "high"}],
-            "queries": []
-        }))
-        .unwrap();
-        with_distractors(&mut data, &distractors.resolved);
-        let ids: Vec<(&str, &str)> = data
-            .resolved
-            .iter()
-            .map(|t| (t.tenant_id.as_str(), t.ticket_id.as_str()))
-            .collect();
-        assert_eq!(
-            ids,
-            vec![
-                ("alpen", "A-1"),
-                ("lowlands", "L-1"),
-                ("alpen", "X-A-1"),
-                ("lowlands", "X-A-1"),
-            ]
-        );
-        assert_eq!(data.queries[0].relevant, vec!["A-1".to_owned()]);
-    }
 }

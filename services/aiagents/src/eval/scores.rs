@@ -42,16 +42,18 @@ pub struct Group {
 
 /// One hit of a method.
 #[derive(Debug, Clone)]
-pub(super) struct Hit {
-    pub(super) tenant: String,
-    pub(super) id: String,
+pub struct Hit {
+    pub tenant: String,
+    pub id: String,
     /// Whether the method calls it a likely match.
-    pub(super) likely: bool,
+    pub likely: bool,
     /// Its calibrated confidence, where the method has one.
-    pub(super) confidence: Option<f32>,
+    pub confidence: Option<f32>,
 }
 
-pub(super) fn score(method: String, data: &DataSet, answers: &[Vec<Hit>], k: usize) -> Scores {
+/// Scores `answers` (one list of hits per query of `data`, best first) at
+/// `k`.
+pub fn score(method: String, data: &DataSet, answers: &[Vec<Hit>], k: usize) -> Scores {
     let mut recall_sum = 0.0;
     let mut rr_sum = 0.0;
     let mut cross_tenant_hits = 0;
@@ -272,105 +274,4 @@ pub fn group_table(scores: &[Scores], k: usize) -> String {
         "\n(recall@{k} / MRR over the queries with a relevant ticket)\n"
     ));
     out
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::dataset::{Query, Resolved};
-
-    fn resolved(id: &str, language: &str) -> Resolved {
-        Resolved {
-            tenant_id: "alpen".into(),
-            ticket_id: id.into(),
-            subject: "s".into(),
-            description: "d".into(),
-            resolution: "r".into(),
-            resolved_at: chrono::Utc::now(),
-            priority: "low".into(),
-            tags: vec![],
-            language: Some(language.into()),
-        }
-    }
-
-    fn query(id: &str, language: &str, relevant: &[&str]) -> Query {
-        Query {
-            tenant_id: "alpen".into(),
-            ticket_id: id.into(),
-            subject: None,
-            description: "d".into(),
-            priority: "low".into(),
-            relevant: relevant.iter().map(|id| (*id).to_owned()).collect(),
-            language: Some(language.into()),
-        }
-    }
-
-    fn hits(ids: &[&str]) -> Vec<Hit> {
-        ids.iter()
-            .map(|id| Hit {
-                tenant: "alpen".into(),
-                id: (*id).into(),
-                likely: false,
-                confidence: None,
-            })
-            .collect()
-    }
-
-    #[test]
-    fn queries_are_scored_per_language_and_across_languages() {
-        let data = DataSet {
-            resolved: vec![resolved("EN-1", "en"), resolved("DE-1", "de")],
-            queries: vec![
-                // German, its answer in English, found second.
-                query("Q1", "de", &["EN-1"]),
-                // German, its answer in German, not found.
-                query("Q2", "de", &["DE-1"]),
-                // English, its answer in English, found first.
-                query("Q3", "en", &["EN-1"]),
-                // No answer: counted in no group.
-                query("Q4", "en", &[]),
-            ],
-        };
-        let answers = vec![
-            hits(&["DE-1", "EN-1"]),
-            hits(&["EN-1"]),
-            hits(&["EN-1"]),
-            hits(&["DE-1"]),
-        ];
-        let scores = score("m".into(), &data, &answers, 5);
-        let groups: Vec<(&str, usize, f64, f64)> = scores
-            .groups
-            .iter()
-            .map(|g| (g.label.as_str(), g.queries, g.recall_at_k, g.mrr))
-            .collect();
-        assert_eq!(
-            groups,
-            vec![
-                ("across languages", 1, 1.0, 0.5),
-                ("de", 2, 0.5, 0.25),
-                ("de → en", 1, 1.0, 0.5),
-                ("en", 1, 1.0, 1.0),
-                ("same language", 2, 0.5, 0.5),
-            ]
-        );
-        let table = group_table(&[scores], 5);
-        assert!(
-            table.contains("| across languages (1) | de (2) | en (1) | same language (2) |"),
-            "{table}"
-        );
-        assert!(table.contains("| m | 1.00 / 0.50 | 0.50 / 0.25 | 1.00 / 1.00 | 0.50 / 0.50 |"));
-        assert!(table.contains("| de → en (1) | 1.00 / 0.50 |"), "{table}");
-    }
-
-    #[test]
-    fn a_set_without_languages_has_no_groups() {
-        let mut data = DataSet {
-            resolved: vec![resolved("EN-1", "en")],
-            queries: vec![query("Q1", "en", &["EN-1"])],
-        };
-        data.queries[0].language = None;
-        let scores = score("m".into(), &data, &[hits(&["EN-1"])], 5);
-        assert!(scores.groups.is_empty());
-        assert_eq!(group_table(&[scores], 5), "");
-    }
 }

@@ -99,6 +99,9 @@ pub struct Judged {
 /// The context of a run, listed.
 #[derive(Debug, Clone, Default)]
 pub struct ContextView {
+    /// The language the ticket was read and answered in, and how that was
+    /// decided (runs before languages were recorded have none).
+    pub language: Option<String>,
     pub similar: Vec<Judged>,
     pub articles: Vec<Judged>,
     pub related: Vec<Judged>,
@@ -127,12 +130,14 @@ struct Projected {
     monitoring: Vec<MonitoringFinding>,
     sources: Vec<SourceReport>,
     related_open: Vec<RelatedTicket>,
+    language: Option<aia_events::TicketLanguage>,
 }
 
 /// From the history's JSON; `None` when it is not the projected shape.
 pub fn context_from_history(json: &serde_json::Value) -> Option<ContextView> {
     let projected = Projected::deserialize(json).ok()?;
     Some(view(
+        projected.language.as_ref(),
         &projected.similar_tickets,
         &projected.knowledge_articles,
         &projected.systems,
@@ -144,6 +149,7 @@ pub fn context_from_history(json: &serde_json::Value) -> Option<ContextView> {
 
 pub fn context_from_event(context: &ContextGathered) -> ContextView {
     view(
+        context.language.as_ref(),
         &context.similar_tickets,
         &context.knowledge_articles,
         &context.systems,
@@ -161,7 +167,23 @@ fn band(score: f64) -> &'static str {
     }
 }
 
+/// "Read in German (detected, confidence 0.93)" and the like.
+fn read_in(language: &aia_events::TicketLanguage) -> String {
+    let name = language.language.english_name();
+    match language.decided_by {
+        aia_events::DecidedBy::Detected => format!(
+            "Read in {name} (detected from its words, confidence {:.2})",
+            language.confidence
+        ),
+        aia_events::DecidedBy::Tenant => format!("Read in {name} (the tenant's fixed language)"),
+        aia_events::DecidedBy::Default => {
+            format!("Read in {name} (its words said too little to tell; the default)")
+        }
+    }
+}
+
 fn view(
+    language: Option<&aia_events::TicketLanguage>,
     similar: &[SimilarTicket],
     articles: &[KnowledgeArticle],
     systems: &[SystemInfo],
@@ -170,6 +192,7 @@ fn view(
     related: &[RelatedTicket],
 ) -> ContextView {
     ContextView {
+        language: language.map(read_in),
         similar: similar
             .iter()
             .map(|ticket| Judged {
@@ -578,5 +601,40 @@ mod tests {
         }
         assert_eq!(view.sources.len(), context.sources.len());
         assert!(context_from_history(&serde_json::json!({"similar_tickets": 3})).is_none());
+    }
+
+    #[test]
+    fn the_context_says_which_language_the_ticket_was_read_in_and_why() {
+        let german = examples::all()
+            .into_iter()
+            .find_map(|event| match event.payload {
+                Payload::ContextGathered(context)
+                    if context
+                        .language
+                        .is_some_and(|l| l.language == aia_events::Language::German) =>
+                {
+                    Some(context)
+                }
+                _ => None,
+            })
+            .expect("an example read in German");
+        assert_eq!(
+            context_from_event(&german).language.as_deref(),
+            Some("Read in German (the tenant's fixed language)")
+        );
+        let detected = serde_json::json!({"language": {
+            "language": "fr", "decided_by": "detected", "confidence": 0.93}});
+        assert_eq!(
+            context_from_history(&detected).unwrap().language.as_deref(),
+            Some("Read in French (detected from its words, confidence 0.93)")
+        );
+        let default = serde_json::json!({"language": {
+            "language": "en", "decided_by": "default", "confidence": 0.0}});
+        assert_eq!(
+            context_from_history(&default).unwrap().language.as_deref(),
+            Some("Read in English (its words said too little to tell; the default)")
+        );
+        let older = serde_json::json!({"similar_tickets": []});
+        assert_eq!(context_from_history(&older).unwrap().language, None);
     }
 }

@@ -103,6 +103,7 @@ impl Handler for ContextGatherer {
                         &self.http,
                         &tenant,
                         &text,
+                        language.language,
                         within_budget(self.source_timeout),
                     )
                     .instrument(tracing::info_span!("rewrite query"))

@@ -12,25 +12,56 @@
 
 use std::time::{Duration, Instant};
 
-use aia_events::QueryRewrite;
+use aia_events::{Language, QueryRewrite};
 use aia_llm::budget::{self, Budget};
 use aia_llm::chain::{Chain, RetryPolicy};
 use aia_llm::cost::PriceTable;
 use aia_llm::{Message, Provider};
 use aia_store::{Pool, Tenant};
 
-/// What the model is asked.
+/// What the model is asked for a ticket written in English.
 pub const INSTRUCTIONS: &str = "You help search an IT help desk's resolved tickets. \
 The user gives you a new ticket as its requester wrote it. Reply with one line: the \
 technical terms a technician would use for this problem — the component, product or \
 protocol involved, the technical name of the symptom, and its likely causes. At most 25 \
 words, separated by commas. No sentences, no advice, nothing else.";
 
-/// Most tokens the answer may take.
+/// What the model is asked for a ticket written in `language`. A ticket in
+/// another language than English gets its terms in English and in its own
+/// language: an MSP's history mixes the two, and English terms are what
+/// reaches the English tickets — by meaning even for an English-only
+/// embedding model, and by words.
+pub fn instructions(language: Language) -> String {
+    if language == Language::English {
+        return INSTRUCTIONS.to_owned();
+    }
+    let name = language.english_name();
+    format!(
+        "You help search an IT help desk's resolved tickets, written in English and in {name}. \
+The user gives you a new ticket as its requester wrote it, in {name}. Reply with one line: \
+the technical terms a technician would use for this problem — the component, product or \
+protocol involved, the technical name of the symptom, and its likely causes — first in \
+English, then the same terms in {name}. At most 25 words in each language, separated by \
+commas. No sentences, no advice, nothing else."
+    )
+}
+
+/// Most tokens the answer may take: one line of terms, or two for a
+/// ticket in another language than English.
+pub fn max_tokens(language: Language) -> u32 {
+    if language == Language::English {
+        MAX_TOKENS
+    } else {
+        2 * MAX_TOKENS
+    }
+}
+
+/// Most tokens an English answer may take.
 pub const MAX_TOKENS: u32 = 80;
 
-/// Longest rewrite kept, in characters.
-const MAX_TERMS_CHARS: usize = 300;
+/// Longest rewrite kept, in characters (25 words in each of two
+/// languages).
+const MAX_TERMS_CHARS: usize = 600;
 
 /// One call, no retries: a slow answer costs the technician more than the
 /// rewrite saves.
@@ -73,6 +104,7 @@ impl Rewriter {
         http: &reqwest::Client,
         tenant: &Tenant,
         text: &str,
+        language: Language,
         timeout: Duration,
     ) -> Option<QueryRewrite> {
         let settings = &tenant.settings;
@@ -99,7 +131,18 @@ impl Rewriter {
         } else {
             text.to_owned()
         };
-        Some(ask(&self.chain, http, &self.prices, &providers, &text, timeout).await)
+        Some(
+            ask(
+                &self.chain,
+                http,
+                &self.prices,
+                &providers,
+                &text,
+                language,
+                timeout,
+            )
+            .await,
+        )
     }
 }
 
@@ -111,7 +154,7 @@ async fn spent(db: &Pool, tenant: &Tenant, period_days: u32) -> Result<f64, Stri
 }
 
 /// Asks `providers` in order for the terms of `text` (already redacted as
-/// the tenant wants), within `timeout`. Also what `aiagents eval-retrieval
+/// the tenant wants, written in `language`), within `timeout`. Also what `aiagents eval-retrieval
 /// --llm-url` measures.
 pub async fn ask(
     chain: &Chain,
@@ -119,14 +162,24 @@ pub async fn ask(
     prices: &PriceTable,
     providers: &[Provider],
     text: &str,
+    language: Language,
     timeout: Duration,
 ) -> QueryRewrite {
     let started = Instant::now();
     let ticket: String = text.chars().take(2000).collect();
-    let messages = [Message::system(INSTRUCTIONS), Message::user(ticket)];
+    let messages = [
+        Message::system(instructions(language)),
+        Message::user(ticket),
+    ];
     let answer = tokio::time::timeout(
         timeout,
-        chain.complete(http, providers, &messages, MAX_TOKENS, ONE_ATTEMPT),
+        chain.complete(
+            http,
+            providers,
+            &messages,
+            max_tokens(language),
+            ONE_ATTEMPT,
+        ),
     )
     .await;
     let latency_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
@@ -214,6 +267,18 @@ mod tests {
             terms("```\n- IPsec\n2. SA lifetime\n* rekey.\n3) 2FA prompt\n```").as_deref(),
             Some("IPsec, SA lifetime, rekey, 2FA prompt")
         );
+    }
+
+    #[test]
+    fn a_ticket_in_another_language_is_asked_for_english_terms_and_its_own() {
+        assert_eq!(instructions(Language::English), INSTRUCTIONS);
+        assert_eq!(max_tokens(Language::English), MAX_TOKENS);
+        let german = instructions(Language::German);
+        assert!(
+            german.contains("first in English, then the same terms in German"),
+            "{german}"
+        );
+        assert_eq!(max_tokens(Language::German), 2 * MAX_TOKENS);
     }
 
     #[test]

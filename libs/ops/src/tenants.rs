@@ -539,7 +539,8 @@ fn validate_settings(settings: &TenantSettings) -> Result<(), AdminError> {
 
 /// The search thresholds of an endpoint model, where the tenant set them:
 /// cosines in [-1, 1], the likely one not below the floor, a lexical bonus
-/// of 0 to 0.5 (a larger one would let words outvote meaning).
+/// of 0 to 0.5 (a larger one would let words outvote meaning), the two
+/// cosines set together.
 fn check_fusion(
     field: &str,
     endpoint: &aia_store::EmbeddingEndpointSettings,
@@ -551,6 +552,13 @@ fn check_fusion(
         if value.is_some_and(|value| !(-1.0..=1.0).contains(&value)) {
             return Err(format!("{field}.{name}: must be -1 to 1"));
         }
+    }
+    // One without the other would be set against the local model's
+    // default: a floor above MiniLM's likely would call every hit likely.
+    if endpoint.min_similarity.is_some() != endpoint.likely_similarity.is_some() {
+        return Err(format!(
+            "{field}: min_similarity and likely_similarity are set together"
+        ));
     }
     if let (Some(floor), Some(likely)) = (endpoint.min_similarity, endpoint.likely_similarity)
         && likely < floor
@@ -609,6 +617,13 @@ mod tests {
                     ..endpoint()
                 },
                 "settings.embeddings.likely_similarity: must not be below min_similarity",
+            ),
+            (
+                aia_store::EmbeddingEndpointSettings {
+                    likely_similarity: None,
+                    ..endpoint()
+                },
+                "settings.embeddings: min_similarity and likely_similarity are set together",
             ),
             (
                 aia_store::EmbeddingEndpointSettings {

@@ -16,7 +16,7 @@ pub struct DataSet {
     pub queries: Vec<Query>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Clone, Deserialize)]
 pub struct Resolved {
     pub tenant_id: String,
     pub ticket_id: String,

@@ -19,30 +19,31 @@ use aia_llm::cost::PriceTable;
 use aia_llm::{Message, Provider};
 use aia_store::{Pool, Tenant};
 
-/// What the model is asked for a ticket written in English.
-pub const INSTRUCTIONS: &str = "You help search an IT help desk's resolved tickets. \
-The user gives you a new ticket as its requester wrote it. Reply with one line: the \
-technical terms a technician would use for this problem — the component, product or \
-protocol involved, the technical name of the symptom, and its likely causes. At most 25 \
-words, separated by commas. No sentences, no advice, nothing else.";
+/// What every rewrite asks for.
+const TERMS_WANTED: &str = "the technical terms a technician would use for this problem — \
+the component, product or protocol involved, the technical name of the symptom, and its \
+likely causes";
 
 /// What the model is asked for a ticket written in `language`. A ticket in
 /// another language than English gets its terms in English and in its own
 /// language: an MSP's history mixes the two, and English terms are what
-/// reaches the English tickets — by meaning even for an English-only
-/// embedding model, and by words.
+/// reaches the English tickets by meaning, even on an English-only
+/// embedding model.
 pub fn instructions(language: Language) -> String {
+    const ROLE: &str = "You help search an IT help desk's resolved tickets";
+    const NOTHING_ELSE: &str = "No sentences, no advice, nothing else.";
     if language == Language::English {
-        return INSTRUCTIONS.to_owned();
+        return format!(
+            "{ROLE}. The user gives you a new ticket as its requester wrote it. Reply with one \
+line: {TERMS_WANTED}. At most 25 words, separated by commas. {NOTHING_ELSE}"
+        );
     }
     let name = language.english_name();
     format!(
-        "You help search an IT help desk's resolved tickets, written in English and in {name}. \
-The user gives you a new ticket as its requester wrote it, in {name}. Reply with one line: \
-the technical terms a technician would use for this problem — the component, product or \
-protocol involved, the technical name of the symptom, and its likely causes — first in \
-English, then the same terms in {name}. At most 25 words in each language, separated by \
-commas. No sentences, no advice, nothing else."
+        "{ROLE}, written in English and in {name}. The user gives you a new ticket as its \
+requester wrote it, in {name}. Reply with one line: {TERMS_WANTED} — first in English, then \
+the same terms in {name}. At most 25 words in each language, separated by commas. \
+{NOTHING_ELSE}"
     )
 }
 
@@ -271,7 +272,12 @@ mod tests {
 
     #[test]
     fn a_ticket_in_another_language_is_asked_for_english_terms_and_its_own() {
-        assert_eq!(instructions(Language::English), INSTRUCTIONS);
+        let english = instructions(Language::English);
+        assert!(
+            english.contains("Reply with one line: the technical terms"),
+            "{english}"
+        );
+        assert!(!english.contains("German"), "{english}");
         assert_eq!(max_tokens(Language::English), MAX_TOKENS);
         let german = instructions(Language::German);
         assert!(

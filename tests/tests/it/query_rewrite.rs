@@ -191,7 +191,7 @@ async fn the_llms_terms_find_the_fix_the_lay_words_miss_and_the_call_is_paid_for
     let request = &requests[0];
     assert_eq!(
         request["messages"][0]["content"],
-        context_gatherer::rewrite::INSTRUCTIONS
+        context_gatherer::rewrite::instructions(aia_events::Language::English)
     );
     let asked = request["messages"][1]["content"].as_str().unwrap();
     assert!(asked.contains("shared drive"), "{asked}");
@@ -202,12 +202,21 @@ async fn the_llms_terms_find_the_fix_the_lay_words_miss_and_the_call_is_paid_for
 #[tokio::test]
 async fn a_german_ticket_is_rewritten_in_english_and_german_terms_and_finds_the_english_fix() {
     let setup = setup(|_| {}).await;
+    // As asked: English terms, then the same in German.
+    setup
+        .llm
+        .reply_with("IPsec tunnel, SA lifetime mismatch, rekey\nIPsec-Tunnel, SA-Lebensdauer");
     let german = "Von zu Hause komme ich nicht auf das gemeinsame Laufwerk, die Verbindung \
                   bricht immer wieder ab. Bitte rufen Sie mich zurück.";
     let context = gather(&setup.gatherer, received("acme", german)).await;
 
     let language = context.language.expect("the language is recorded");
     assert_eq!(language.language, aia_events::Language::German);
+    let rewrite = context.query_rewrite.as_ref().expect("a rewrite");
+    assert_eq!(
+        rewrite.terms.as_deref(),
+        Some("IPsec tunnel, SA lifetime mismatch, rekey, IPsec-Tunnel, SA-Lebensdauer")
+    );
     // The English terms reach the English ticket the German words cannot.
     assert_eq!(found(&context), ["A-1"], "{context:#?}");
     let requests = setup.llm.requests();

@@ -130,13 +130,7 @@ pub fn with_distractors(data: &mut DataSet, distractors: &[dataset::Resolved]) {
             data.resolved.push(dataset::Resolved {
                 tenant_id: tenant.clone(),
                 ticket_id: format!("X-{}", ticket.ticket_id),
-                subject: ticket.subject.clone(),
-                description: ticket.description.clone(),
-                resolution: ticket.resolution.clone(),
-                resolved_at: ticket.resolved_at,
-                priority: ticket.priority.clone(),
-                tags: ticket.tags.clone(),
-                language: ticket.language.clone(),
+                ..ticket.clone()
             });
         }
     }

@@ -177,6 +177,7 @@ fn group_labels(
         .filter(|theirs| **theirs != language)
         .map(|theirs| format!("{language}{PAIR}{theirs}"))
         .collect();
+    pairs.sort();
     pairs.dedup();
     labels.extend(pairs);
     labels
@@ -236,8 +237,13 @@ pub fn group_table(scores: &[Scores], k: usize) -> String {
     out.push('\n');
     for s in scores.iter().filter(|s| !s.groups.is_empty()) {
         out.push_str(&format!("| {} |", s.method));
-        for group in s.groups.iter().filter(overall) {
-            out.push_str(&format!(" {:.2} / {:.2} |", group.recall_at_k, group.mrr));
+        for column in first.groups.iter().filter(overall) {
+            match s.groups.iter().find(|group| group.label == column.label) {
+                Some(group) => {
+                    out.push_str(&format!(" {:.2} / {:.2} |", group.recall_at_k, group.mrr))
+                }
+                None => out.push_str(" – |"),
+            }
         }
         out.push('\n');
     }

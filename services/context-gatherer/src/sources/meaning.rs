@@ -109,27 +109,44 @@ async fn words_among(
 }
 
 /// Whether shared words may reorder the candidates. Words match only
-/// within a language (each item is stemmed by its own), so in a tenant
-/// whose history mixes languages the bonus could only ever lift the
-/// tickets written in the query's language above those in another — the
-/// same fault described in English would lose to a German near miss. So
-/// words break ties only when every eligible candidate (cosine at or above
-/// the floor) is written in the query's language; otherwise meaning alone
-/// orders them. English-only tenants are unaffected.
+/// within a language (each item is stemmed by its own), so where the
+/// contest mixes languages the bonus could only ever lift the tickets
+/// written in the query's language above those in another — the same fault
+/// described in English would lose to a German near miss. The contest is
+/// the candidates words can move within or into the best `limit`: eligible
+/// (at or above the floor) and within `lexical_weight` of the `limit`-th
+/// best cosine; one below that cannot reach the answer whatever it shares.
+/// Words break ties only when every candidate in the contest is written in
+/// the query's language; otherwise meaning alone orders them.
 fn words_may_reorder(
     language: Language,
     nearest: &[(String, f32)],
     words: &[Worded],
-    threshold: f32,
+    fusion: &Fusion,
+    limit: usize,
 ) -> bool {
-    let eligible: std::collections::HashSet<&str> = nearest
+    let mut eligible: Vec<f32> = nearest
         .iter()
-        .filter(|(_, cosine)| *cosine >= threshold)
+        .map(|(_, cosine)| *cosine)
+        .filter(|cosine| *cosine >= fusion.threshold)
+        .collect();
+    eligible.sort_by(|a, b| b.total_cmp(a));
+    let Some(last_in) = eligible
+        .get(limit.saturating_sub(1))
+        .or(eligible.last())
+        .copied()
+    else {
+        return true;
+    };
+    let reach = (last_in - fusion.lexical_weight).max(fusion.threshold);
+    let contest: std::collections::HashSet<&str> = nearest
+        .iter()
+        .filter(|(_, cosine)| *cosine >= reach)
         .map(|(id, _)| id.as_str())
         .collect();
     words
         .iter()
-        .filter(|item| eligible.contains(item.id.as_str()))
+        .filter(|item| contest.contains(item.id.as_str()))
         .all(|item| item.language == language.code())
 }
 
@@ -183,7 +200,7 @@ pub async fn ranked(
         vec![]
     };
     let mut fusion = semantic.fusion;
-    if !words_may_reorder(language, &nearest, &words, fusion.threshold) {
+    if !words_may_reorder(language, &nearest, &words, &fusion, limit) {
         fusion.lexical_weight = 0.0;
     }
     let words: Vec<(String, f64)> = words
@@ -223,17 +240,90 @@ mod tests {
 
     #[test]
     fn words_break_ties_only_among_candidates_of_the_querys_language() {
+        let fusion = Fusion {
+            threshold: 0.75,
+            lexical_weight: 0.05,
+            ..fusion::DEFAULT
+        };
         let nearest = vec![("EN-1".to_owned(), 0.91), ("DE-1".to_owned(), 0.88)];
         let mixed = [worded("EN-1", "en", 0.0), worded("DE-1", "de", 0.4)];
-        assert!(!words_may_reorder(Language::German, &nearest, &mixed, 0.75));
+        assert!(!words_may_reorder(
+            Language::German,
+            &nearest,
+            &mixed,
+            &fusion,
+            5
+        ));
 
         let german = [worded("EN-1", "de", 0.1), worded("DE-1", "de", 0.4)];
-        assert!(words_may_reorder(Language::German, &nearest, &german, 0.75));
+        assert!(words_may_reorder(
+            Language::German,
+            &nearest,
+            &german,
+            &fusion,
+            5
+        ));
 
         // A candidate in another language below the floor is no candidate.
         let nearest = vec![("DE-2".to_owned(), 0.90), ("EN-2".to_owned(), 0.60)];
         let words = [worded("DE-2", "de", 0.2), worded("EN-2", "en", 0.0)];
-        assert!(words_may_reorder(Language::German, &nearest, &words, 0.75));
-        assert!(!words_may_reorder(Language::German, &nearest, &words, 0.50));
+        assert!(words_may_reorder(
+            Language::German,
+            &nearest,
+            &words,
+            &fusion,
+            5
+        ));
+        let low_floor = Fusion {
+            threshold: 0.50,
+            lexical_weight: 0.05,
+            ..fusion::DEFAULT
+        };
+        assert!(!words_may_reorder(
+            Language::German,
+            &nearest,
+            &words,
+            &low_floor,
+            5
+        ));
+    }
+
+    #[test]
+    fn a_candidate_words_cannot_lift_into_the_answer_does_not_stop_them() {
+        // Limit 2: the answer is the best two; words add at most 0.05, so
+        // the English ticket at 0.70 (0.15 below the second) is no contest.
+        let fusion = Fusion {
+            threshold: 0.20,
+            lexical_weight: 0.05,
+            ..fusion::DEFAULT
+        };
+        let nearest = vec![
+            ("DE-1".to_owned(), 0.90),
+            ("DE-2".to_owned(), 0.85),
+            ("DE-3".to_owned(), 0.83),
+            ("EN-1".to_owned(), 0.70),
+        ];
+        let words = [
+            worded("DE-1", "de", 0.1),
+            worded("DE-2", "de", 0.0),
+            worded("DE-3", "de", 0.3),
+            worded("EN-1", "en", 0.0),
+        ];
+        assert!(words_may_reorder(
+            Language::German,
+            &nearest,
+            &words,
+            &fusion,
+            2
+        ));
+        // With room for four, the English ticket is in the answer, and
+        // words could push it down: meaning alone orders them.
+        assert!(!words_may_reorder(
+            Language::German,
+            &nearest,
+            &words,
+            &fusion,
+            4
+        ));
     }
 }

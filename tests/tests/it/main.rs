@@ -37,6 +37,7 @@ mod stage_metrics;
 mod store;
 mod tidy;
 mod topology;
+mod words_across_languages;
 mod writeback;
 mod writeback_tools;
 

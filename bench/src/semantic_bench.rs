@@ -187,14 +187,20 @@ pub fn run(
     })
 }
 
-/// Starts the embedder service, loads it with concurrent batches for 20 s
-/// and reads its peak resident memory.
-async fn embedder_memory(bin: &std::path::Path, model_dir: &std::path::Path) -> anyhow::Result<()> {
-    let port = {
-        let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
-        listener.local_addr()?.port()
-    };
-    let mut child = tokio::process::Command::new(bin)
+/// A port free on this machine now.
+pub(crate) fn free_port() -> anyhow::Result<u16> {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
+    Ok(listener.local_addr()?.port())
+}
+
+/// The embedder service on `port`, its API only (no indexer).
+pub(crate) fn embedder_command(
+    bin: &std::path::Path,
+    model_dir: &std::path::Path,
+    port: u16,
+) -> tokio::process::Command {
+    let mut command = tokio::process::Command::new(bin);
+    command
         .env("AI_AGENTS_MODEL_DIR", model_dir)
         .env("AI_AGENTS_EMBEDDER_ADDR", format!("127.0.0.1:{port}"))
         .env("AI_AGENTS_EMBEDDER_INDEXER", "false")
@@ -202,7 +208,15 @@ async fn embedder_memory(bin: &std::path::Path, model_dir: &std::path::Path) -> 
             "AI_AGENTS_SECRET_KEYS",
             aia_store::Keyring::generate_spec("bench"),
         )
-        .env("RUST_LOG", "error")
+        .env("RUST_LOG", "error");
+    command
+}
+
+/// Starts the embedder service, loads it with concurrent batches for 20 s
+/// and reads its peak resident memory.
+async fn embedder_memory(bin: &std::path::Path, model_dir: &std::path::Path) -> anyhow::Result<()> {
+    let port = free_port()?;
+    let mut child = embedder_command(bin, model_dir, port)
         .stdout(Stdio::null())
         .kill_on_drop(true)
         .spawn()?;

@@ -478,3 +478,39 @@ fn monitored_hosts(systems: &[SystemInfo]) -> Vec<String> {
     hosts.dedup();
     hosts
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_endpoint_model_searches_with_the_thresholds_and_word_weight_the_tenant_set() {
+        assert_eq!(
+            fusion_for(&aia_store::EmbeddingSettings::Local),
+            fusion::DEFAULT
+        );
+        let mut endpoint = aia_store::EmbeddingEndpointSettings {
+            name: "e5".into(),
+            kind: "openai".into(),
+            base_url: "http://e5.internal:8090/v1".into(),
+            model: "multilingual-e5-small-q4".into(),
+            api_version: None,
+            timeout_secs: 10,
+            min_similarity: Some(0.75),
+            likely_similarity: Some(0.90),
+            lexical_weight: Some(0.0),
+        };
+        let calibrated = fusion_for(&aia_store::EmbeddingSettings::Endpoint(endpoint.clone()));
+        assert_eq!(
+            (
+                calibrated.threshold,
+                calibrated.likely,
+                calibrated.lexical_weight
+            ),
+            (0.75, 0.90, 0.0)
+        );
+        endpoint.lexical_weight = None;
+        let unset = fusion_for(&aia_store::EmbeddingSettings::Endpoint(endpoint));
+        assert_eq!(unset.lexical_weight, fusion::DEFAULT.lexical_weight);
+    }
+}

@@ -34,21 +34,31 @@ async fn tickets(db: &TestDatabase, tenant: &str, tickets: &[(&str, f32, &str)])
             )
             .await
             .unwrap();
-        let vector = at(*angle);
-        aia_store::embeddings::upsert(
-            &mut client,
-            &tenant_id,
-            Corpus::Tickets,
-            &[NewVector {
-                id,
-                model: MODEL,
-                vector: &vector,
-                content_sha256: &[0; 32],
-            }],
-        )
-        .await
-        .unwrap();
+        store_vector(&mut client, &tenant_id, id, MODEL, &at(*angle)).await;
     }
+}
+
+/// Stores `vector` as resolved ticket `id`'s embedding by `model`.
+pub(crate) async fn store_vector(
+    client: &mut aia_store::Client,
+    tenant: &TenantId,
+    id: &str,
+    model: &str,
+    vector: &[f32],
+) {
+    aia_store::embeddings::upsert(
+        client,
+        tenant,
+        Corpus::Tickets,
+        &[NewVector {
+            id,
+            model,
+            vector,
+            content_sha256: &[0; 32],
+        }],
+    )
+    .await
+    .unwrap();
 }
 
 /// The query sits at angle 0: "near" at cosine ≈ 0.62, "close" at ≈ 0.60.

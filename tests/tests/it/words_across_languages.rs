@@ -5,11 +5,12 @@
 //! and within one language words still break ties.
 
 use aia_events::{Language, TenantId};
-use aia_store::embeddings::{Corpus, NewVector};
 use aia_store::{Keyring, Pool};
 use aia_testkit::TestDatabase;
 use context_gatherer::sources::fusion::{self, Fusion};
 use context_gatherer::sources::similar::{self, Semantic};
+
+use crate::ranking_signals::store_vector;
 
 const MODEL: &str = "multilingual-test";
 const DIM: usize = 8;
@@ -70,20 +71,7 @@ async fn tenant_with(db: &TestDatabase, tickets: &[Ticket]) -> (Pool, TenantId) 
     let tenant = TenantId::parse("alpen").unwrap();
     let mut client = pool.get().await.unwrap();
     for (axis, (id, _, _, _, _, cosine)) in tickets.iter().enumerate() {
-        let vector = at(*cosine, axis + 2);
-        aia_store::embeddings::upsert(
-            &mut client,
-            &tenant,
-            Corpus::Tickets,
-            &[NewVector {
-                id,
-                model: MODEL,
-                vector: &vector,
-                content_sha256: &[0; 32],
-            }],
-        )
-        .await
-        .unwrap();
+        store_vector(&mut client, &tenant, id, MODEL, &at(*cosine, axis + 2)).await;
     }
     (pool, tenant)
 }

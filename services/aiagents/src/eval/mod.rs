@@ -23,8 +23,8 @@ pub mod scores;
 mod technician;
 mod views;
 
-pub use scores::{Group, Scores, group_table, table};
 use scores::{Hit, score};
+pub use scores::{Scores, group_table, table};
 
 /// The original system's search: `plainto_tsquery('english')` on the
 /// description, `ts_rank > 0.01`, top 5; `pg_trgm` similarity above 0.3

@@ -219,6 +219,14 @@ pub fn table(scores: &[Scores], k: usize) -> String {
     out
 }
 
+/// One method's recall / MRR in the group `label`, as a table cell.
+fn cell(scores: &Scores, label: &str) -> String {
+    match scores.groups.iter().find(|group| group.label == label) {
+        Some(group) => format!(" {:.2} / {:.2} |", group.recall_at_k, group.mrr),
+        None => " – |".to_owned(),
+    }
+}
+
 /// Recall@k and MRR per language and across languages, one row per
 /// method, when the set names its queries' languages (empty otherwise).
 pub fn group_table(scores: &[Scores], k: usize) -> String {
@@ -238,12 +246,7 @@ pub fn group_table(scores: &[Scores], k: usize) -> String {
     for s in scores.iter().filter(|s| !s.groups.is_empty()) {
         out.push_str(&format!("| {} |", s.method));
         for column in first.groups.iter().filter(overall) {
-            match s.groups.iter().find(|group| group.label == column.label) {
-                Some(group) => {
-                    out.push_str(&format!(" {:.2} / {:.2} |", group.recall_at_k, group.mrr))
-                }
-                None => out.push_str(" – |"),
-            }
+            out.push_str(&cell(s, &column.label));
         }
         out.push('\n');
     }
@@ -266,12 +269,7 @@ pub fn group_table(scores: &[Scores], k: usize) -> String {
         for pair in pairs {
             out.push_str(&format!("| {} ({}) |", pair.label, pair.queries));
             for s in scores {
-                match s.groups.iter().find(|group| group.label == pair.label) {
-                    Some(group) => {
-                        out.push_str(&format!(" {:.2} / {:.2} |", group.recall_at_k, group.mrr))
-                    }
-                    None => out.push_str(" – |"),
-                }
+                out.push_str(&cell(s, &pair.label));
             }
             out.push('\n');
         }

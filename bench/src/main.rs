@@ -14,6 +14,7 @@
 //! and 3 instances of every stage.
 
 mod console_bench;
+mod embed_bench;
 mod ingress_bench;
 mod models_bench;
 mod rebuild_bench;
@@ -75,6 +76,25 @@ enum Command {
         /// The embedder service's binary, to measure its memory under load.
         #[arg(long)]
         embedder_bin: Option<std::path::PathBuf>,
+    },
+    /// The local model's cost per query embedding: time and CPU, one
+    /// caller and several at once.
+    Embed {
+        /// The texts: a data set's queries.
+        #[arg(long)]
+        data: std::path::PathBuf,
+        /// The local model's directory.
+        #[arg(long, env = "AI_AGENTS_MODEL_DIR")]
+        model_dir: std::path::PathBuf,
+        /// The weights: f32, int8 or auto.
+        #[arg(long, default_value = "auto")]
+        precision: aia_embed::local::Precision,
+        /// Times each text is embedded per phase.
+        #[arg(long, default_value_t = 5)]
+        rounds: usize,
+        /// Callers at once, comma-separated.
+        #[arg(long, value_delimiter = ',', default_value = "2,4")]
+        callers: Vec<usize>,
     },
     /// The two search models side by side, each in its server: query
     /// embedding latency, import throughput and resident memory.
@@ -145,6 +165,13 @@ fn main() -> anyhow::Result<()> {
             e5_serve,
             threads,
         } => models_bench::run(&data, &model_dir, &embedder_bin, &e5_serve, threads),
+        Command::Embed {
+            data,
+            model_dir,
+            precision,
+            rounds,
+            callers,
+        } => embed_bench::run(&data, &model_dir, precision, rounds, &callers),
         Command::Console {
             runs,
             tenants,

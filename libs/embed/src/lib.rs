@@ -9,6 +9,8 @@
 //! dot product, and each carries the id of the model that made it: vectors
 //! of different models are never compared.
 
+#[cfg(feature = "local")]
+mod bert;
 pub mod endpoint;
 #[cfg(feature = "local")]
 pub mod local;

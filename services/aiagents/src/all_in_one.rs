@@ -95,7 +95,10 @@ pub async fn start(settings: Settings) -> anyhow::Result<Running> {
 
     let embeddings_url = match &settings.model_dir {
         Some(dir) => {
-            let model = std::sync::Arc::new(aia_embed::local::MiniLm::load(dir)?);
+            let model = std::sync::Arc::new(aia_embed::local::MiniLm::load_with(
+                dir,
+                aia_config::parsed("EMBEDDING_PRECISION", aia_embed::local::Precision::Auto)?,
+            )?);
             let listener = TcpListener::bind(("127.0.0.1", 0)).await?;
             let url = format!("http://{}/v1", listener.local_addr()?);
             let config = embedder::Config {

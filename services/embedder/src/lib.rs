@@ -16,7 +16,7 @@ use std::sync::Arc;
 
 use aia_bus::StageDeps;
 use aia_embed::Embedder;
-use aia_embed::local::MiniLm;
+use aia_embed::local::{MiniLm, Precision};
 use anyhow::Context as _;
 
 pub use api::SHORT_NAME;
@@ -29,8 +29,15 @@ pub const INDEXER: &str = "embedding-indexer";
 /// Runs the service until `shutdown` completes.
 pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> anyhow::Result<()> {
     let _ = rustls::crypto::ring::default_provider().install_default();
-    let model = Arc::new(MiniLm::load(&config.model_dir)?);
-    tracing::info!(dir = %config.model_dir.display(), "Embedding model loaded");
+    let model = Arc::new(MiniLm::load_with(
+        &config.model_dir,
+        aia_config::parsed("EMBEDDING_PRECISION", Precision::Auto)?,
+    )?);
+    tracing::info!(
+        dir = %config.model_dir.display(),
+        precision = ?model.precision(),
+        "Embedding model loaded"
+    );
     let listener = tokio::net::TcpListener::bind(config.addr)
         .await
         .with_context(|| format!("binding {}", config.addr))?;

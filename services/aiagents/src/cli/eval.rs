@@ -124,7 +124,10 @@ impl EmbeddingsArgs {
             }
             None => {
                 let dir = env("MODEL_DIR")?;
-                let model = aia_embed::local::MiniLm::load(std::path::Path::new(&dir))?;
+                let model = aia_embed::local::MiniLm::load_with(
+                    std::path::Path::new(&dir),
+                    aia_config::parsed("EMBEDDING_PRECISION", aia_embed::local::Precision::Auto)?,
+                )?;
                 Ok(aia_embed::Embedder::Local(std::sync::Arc::new(model)))
             }
         }

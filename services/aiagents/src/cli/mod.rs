@@ -161,7 +161,10 @@ pub(crate) fn local_embedder(
     http: &reqwest::Client,
 ) -> anyhow::Result<Option<aia_embed::Embedder>> {
     if let Some(dir) = aia_config::optional("MODEL_DIR") {
-        let model = aia_embed::local::MiniLm::load(std::path::Path::new(&dir))?;
+        let model = aia_embed::local::MiniLm::load_with(
+            std::path::Path::new(&dir),
+            aia_config::parsed("EMBEDDING_PRECISION", aia_embed::local::Precision::Auto)?,
+        )?;
         return Ok(Some(aia_embed::Embedder::Local(std::sync::Arc::new(model))));
     }
     Ok(aia_config::optional("EMBEDDINGS_URL").map(|url| {

@@ -154,7 +154,8 @@ secret=$("$bin" tenant add --id peer --name Peer --itsm-url "$standins" --itsm-c
 embedder_port=47360
 if [ "${SEMANTIC:-0}" = 1 ]; then
   # The embedder first, so that the import's tickets get their vectors.
-  AI_AGENTS_EMBEDDER_ADDR="127.0.0.1:$embedder_port" AI_AGENTS_METRICS_ADDR="127.0.0.1:47359" \
+  # As deployed (deploy/compose, deploy/k8s): one thread per forward pass.
+  RAYON_NUM_THREADS=1 AI_AGENTS_EMBEDDER_ADDR="127.0.0.1:$embedder_port" AI_AGENTS_METRICS_ADDR="127.0.0.1:47359" \
     "$bin" run embedder & pids+=($!)
   embedder_pid=$!
   for i in $(seq 120); do

@@ -54,13 +54,12 @@ pub fn run(
         .collect::<Result<_, _>>()?;
     tokens.sort_unstable();
     println!(
-        "{:?} weights; {} texts from {}; tokens p50 {} max {}; RAYON_NUM_THREADS={}",
+        "{:?} weights; {} texts from {}; tokens p50 {} max {}",
         model.precision(),
         texts.len(),
         data.display(),
         tokens[tokens.len() / 2],
         tokens[tokens.len() - 1],
-        std::env::var("RAYON_NUM_THREADS").unwrap_or_else(|_| "unset".into())
     );
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()

@@ -88,8 +88,8 @@ pub fn run(
             n as f64 / wall
         );
 
-        // Several texts in one forward pass (what batching concurrent
-        // queries would do; padded to the batch's longest text).
+        // Several texts per request, as imports send them (the model
+        // passes texts of similar length together).
         for batch in [4, 16] {
             let cpu = cpu_seconds()?;
             let started = Instant::now();

@@ -9,8 +9,9 @@
 //! three weights side by side; the attention's `1/√d` is folded into the
 //! query weights; every dense layer works on the batch's tokens as one
 //! matrix; and GELU is one pass over the activations with an erf accurate
-//! to float precision (candle's generic `gelu_erf` was a tenth of the time
-//! per query). `libs/embed/tests/local_model.rs` checks the vectors
+//! to float precision (candle's generic `gelu_erf` took about a tenth of
+//! the old model's time). The dense layers may be held in 8 bits
+//! ([`Precision`]). `libs/embed/tests/local_model.rs` checks the vectors
 //! against an independent float64 reference.
 
 use candle_core::quantized::{GgmlDType, QMatMul, QTensor};
@@ -38,10 +39,11 @@ pub enum Precision {
     /// As trained (`f32`).
     F32,
     /// 8-bit blocks (Q8_0), multiplied with 8-bit activations (`int8`):
-    /// about half the CPU per query where the CPU multiplies 8-bit
-    /// integers in one instruction (AVX-512 VNNI or AVX-VNNI), several
-    /// times slower where it does not; vectors within 0.99 cosine of the
-    /// reference, retrieval unchanged on the evaluation sets.
+    /// a quarter to a half less CPU per query where the CPU multiplies
+    /// 8-bit integers in one instruction (AVX-512 VNNI or AVX-VNNI), and
+    /// slower than f32 where it does not (candle's fallback kernel); vectors
+    /// within 0.99 cosine of the reference, fused retrieval within 0.01 on
+    /// every evaluation set (docs/benchmarks.md).
     Int8,
     /// `Int8` where the CPU has those instructions, else `F32` (`auto`,
     /// what the services default to).
@@ -59,14 +61,16 @@ impl Precision {
     }
 }
 
+/// Whether this CPU multiplies 8-bit integers in one instruction, which
+/// candle's repacked 8-bit kernels need.
 #[cfg(target_arch = "x86_64")]
-fn integer_dot_products() -> bool {
+pub(crate) fn integer_dot_products() -> bool {
     (is_x86_feature_detected!("avx512f") && is_x86_feature_detected!("avx512vnni"))
         || (is_x86_feature_detected!("avxvnni") && is_x86_feature_detected!("avx2"))
 }
 
 #[cfg(not(target_arch = "x86_64"))]
-fn integer_dot_products() -> bool {
+pub(crate) fn integer_dot_products() -> bool {
     false
 }
 
@@ -83,45 +87,20 @@ impl std::str::FromStr for Precision {
     }
 }
 
-/// A dense layer: `x · Wᵀ + b`, with `Wᵀ` stored contiguous.
-struct Dense {
+/// A dense layer's f32 weights while the encoder is assembled: `Wᵀ`
+/// (inputs × outputs, contiguous) and the bias.
+struct Weights {
     weight_t: Tensor,
     bias: Tensor,
-    int8: Option<Int8>,
 }
 
-/// The weights in 8 bits, their inputs padded with zeros to whole
-/// 256-value blocks (what the VNNI kernels take).
-struct Int8 {
-    matmul: QMatMul,
-    inputs: usize,
-    padded: usize,
-}
-
-impl Dense {
+impl Weights {
     fn load(vb: VarBuilder, inputs: usize, outputs: usize) -> Result<Self> {
         let weight = vb.get((outputs, inputs), "weight")?;
         Ok(Self {
             weight_t: weight.t()?.contiguous()?,
             bias: vb.get(outputs, "bias")?,
-            int8: None,
         })
-    }
-
-    fn quantised(mut self, precision: Precision) -> Result<Self> {
-        if precision.resolved() == Precision::Int8 {
-            let weight = self.weight_t.t()?.contiguous()?;
-            let (_, inputs) = weight.dims2()?;
-            let padded = inputs.div_ceil(256) * 256;
-            let weight = weight.pad_with_zeros(1, 0, padded - inputs)?;
-            let matmul = QMatMul::from_qtensor(QTensor::quantize(&weight, GgmlDType::Q8_0)?)?;
-            self.int8 = Some(Int8 {
-                matmul,
-                inputs,
-                padded,
-            });
-        }
-        Ok(self)
     }
 
     /// The layers' outputs side by side: one multiplication for all.
@@ -131,7 +110,6 @@ impl Dense {
         Ok(Self {
             weight_t: Tensor::cat(&weights, 1)?,
             bias: Tensor::cat(&biases, 0)?,
-            int8: None,
         })
     }
 
@@ -139,18 +117,60 @@ impl Dense {
         Ok(Self {
             weight_t: (self.weight_t * factor)?,
             bias: (self.bias * factor)?,
-            int8: None,
         })
     }
 
+    /// The layer as it runs, its weights held in `precision` (resolved)
+    /// and nowhere else.
+    fn dense(self, precision: Precision) -> Result<Dense> {
+        let product = if precision == Precision::Int8 {
+            let weight = self.weight_t.t()?.contiguous()?;
+            let (_, inputs) = weight.dims2()?;
+            let padded = inputs.div_ceil(256) * 256;
+            let weight = weight.pad_with_zeros(1, 0, padded - inputs)?;
+            Product::Int8 {
+                matmul: QMatMul::from_qtensor(QTensor::quantize(&weight, GgmlDType::Q8_0)?)?,
+                inputs,
+                padded,
+            }
+        } else {
+            Product::F32(self.weight_t)
+        };
+        Ok(Dense {
+            product,
+            bias: self.bias,
+        })
+    }
+}
+
+/// A dense layer: `x · Wᵀ + b`.
+struct Dense {
+    product: Product,
+    bias: Tensor,
+}
+
+enum Product {
+    /// `Wᵀ`, contiguous.
+    F32(Tensor),
+    /// `W` in 8-bit blocks, its inputs padded with zeros to whole
+    /// 256-value blocks (what the VNNI kernels take).
+    Int8 {
+        matmul: QMatMul,
+        inputs: usize,
+        padded: usize,
+    },
+}
+
+impl Dense {
     /// `x`: (tokens, inputs) → (tokens, outputs).
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        let product = match &self.int8 {
-            None => x.matmul(&self.weight_t)?,
-            Some(int8) => {
-                int8.matmul
-                    .forward(&x.pad_with_zeros(1, 0, int8.padded - int8.inputs)?)?
-            }
+        let product = match &self.product {
+            Product::F32(weight_t) => x.matmul(weight_t)?,
+            Product::Int8 {
+                matmul,
+                inputs,
+                padded,
+            } => matmul.forward(&x.pad_with_zeros(1, 0, padded - inputs)?)?,
         };
         product.broadcast_add(&self.bias)
     }
@@ -198,7 +218,10 @@ pub struct Encoder {
 }
 
 impl Encoder {
+    /// Loads the encoder, its dense layers in `precision` (`Auto` resolved
+    /// here).
     pub fn load(vb: VarBuilder, config: &Config, precision: Precision) -> Result<Self> {
+        let precision = precision.resolved();
         if config.hidden_act != "gelu" {
             candle_core::bail!(
                 "hidden_act {:?} is not supported (this encoder computes the exact erf GELU)",
@@ -239,22 +262,26 @@ impl Encoder {
                 let layer = vb.pp(format!("encoder.layer.{index}"));
                 let attention = layer.pp("attention");
                 let own = attention.pp("self");
-                let query = Dense::load(own.pp("query"), hidden, hidden)?.scaled(scale)?;
-                let key = Dense::load(own.pp("key"), hidden, hidden)?;
-                let value = Dense::load(own.pp("value"), hidden, hidden)?;
+                let query = Weights::load(own.pp("query"), hidden, hidden)?.scaled(scale)?;
+                let key = Weights::load(own.pp("key"), hidden, hidden)?;
+                let value = Weights::load(own.pp("value"), hidden, hidden)?;
                 Ok(Layer {
-                    qkv: Dense::side_by_side(&[query, key, value])?.quantised(precision)?,
-                    attention_out: Dense::load(attention.pp("output.dense"), hidden, hidden)?
-                        .quantised(precision)?,
+                    qkv: Weights::side_by_side(&[query, key, value])?.dense(precision)?,
+                    attention_out: Weights::load(attention.pp("output.dense"), hidden, hidden)?
+                        .dense(precision)?,
                     attention_norm: Norm::load(attention.pp("output.LayerNorm"), hidden, eps)?,
-                    up: Dense::load(
+                    up: Weights::load(
                         layer.pp("intermediate.dense"),
                         hidden,
                         config.intermediate_size,
                     )?
-                    .quantised(precision)?,
-                    down: Dense::load(layer.pp("output.dense"), config.intermediate_size, hidden)?
-                        .quantised(precision)?,
+                    .dense(precision)?,
+                    down: Weights::load(
+                        layer.pp("output.dense"),
+                        config.intermediate_size,
+                        hidden,
+                    )?
+                    .dense(precision)?,
                     out_norm: Norm::load(layer.pp("output.LayerNorm"), hidden, eps)?,
                 })
             })

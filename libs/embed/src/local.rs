@@ -100,6 +100,12 @@ impl MiniLm {
     /// Loads the model with its dense layers held in `precision`.
     pub fn load_with(dir: &Path, precision: Precision) -> Result<Self, LoadError> {
         let precision = precision.resolved();
+        if precision == Precision::Int8 && !crate::bert::integer_dot_products() {
+            tracing::warn!(
+                "8-bit embedding weights on a CPU without VNNI integer dot products: \
+                 slower than f32 here (set AI_AGENTS_EMBEDDING_PRECISION=auto or f32)"
+            );
+        }
         let [
             (weights, weights_digest),
             (tokenizer, tokenizer_digest),
@@ -165,22 +171,22 @@ impl MiniLm {
         // similar length go together, so a 20-token ticket is not padded
         // to the 256 tokens of a long one (a batch of 16 mixed texts
         // padded to its longest cost 4 times one text at a time).
+        let length = |index: usize| encodings[index].get_ids().len();
         let mut order: Vec<usize> = (0..encodings.len()).collect();
-        order.sort_by_key(|&index| encodings[index].get_ids().len());
+        order.sort_by_key(|&index| length(index));
         let mut vectors: Vec<Option<Vector>> = std::iter::repeat_with(|| None)
             .take(encodings.len())
             .collect();
-        let length = |index: usize| encodings[index].get_ids().len();
         let mut rest = &order[..];
         while let Some(&shortest) = rest.first() {
             // Up to PASS_ROWS texts at most a quarter longer than the pass's shortest.
             let bound = length(shortest) + length(shortest) / 4;
-            let rows = rest
+            let taken = rest
                 .iter()
                 .take(PASS_ROWS)
                 .take_while(|&&index| length(index) <= bound)
                 .count();
-            let (pass, after) = rest.split_at(rows);
+            let (pass, after) = rest.split_at(taken);
             let rows: Vec<&Encoding> = pass.iter().map(|&index| &encodings[index]).collect();
             for (&index, vector) in pass.iter().zip(self.pass(&rows)?) {
                 vectors[index] = Some(vector);

@@ -86,6 +86,16 @@ bench-semantic TICKETS="1000000":
     cargo build -q --release -p embedder -p aia-bench
     RUST_LOG=error target/release/aia-bench semantic --tickets {{TICKETS}} --embedder-bin target/release/embedder
 
+# The local model's CPU and time per query embedding, one thread per pass as deployed (PRECISION: auto, int8, f32).
+bench-embed PRECISION="auto":
+    #!/usr/bin/env bash
+    set -euo pipefail
+    trap 'scripts/stack.sh down bench' EXIT
+    source "$(scripts/stack.sh up bench)"
+    cargo build -q --release -p aia-bench
+    RAYON_NUM_THREADS=1 RUST_LOG=error target/release/aia-bench embed --precision {{PRECISION}} \
+      --data ../shared/data/retrieval-dev.json --rounds 5 --callers 2,4
+
 # The whole pipeline beside the original's design (../shared/peer), same stand-ins, driver and data.
 bench-pipeline N="3000" SECONDS="30":
     #!/usr/bin/env bash

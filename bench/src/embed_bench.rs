@@ -15,7 +15,7 @@ use std::time::Instant;
 use aia_embed::Embedder;
 use aia_embed::local::{MiniLm, Precision};
 
-use crate::semantic_bench::summary;
+use crate::semantic_bench::{rss_kb, summary};
 
 /// The process's user + system CPU seconds so far.
 fn cpu_seconds() -> anyhow::Result<f64> {
@@ -139,6 +139,12 @@ pub fn run(
                 done as f64 / wall
             );
         }
+        let mb = |field| anyhow::Ok(rss_kb(std::process::id(), field)? as f64 / 1024.0);
+        println!(
+            "resident memory: {:.0} MB at the end, {:.0} MB at the peak (loading included)",
+            mb("VmRSS")?,
+            mb("VmHWM")?
+        );
         anyhow::Ok(())
     })
 }

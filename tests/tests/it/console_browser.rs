@@ -150,6 +150,22 @@ async fn wait_for_ready(browser: &Chromium) {
     panic!("the page never finished loading");
 }
 
+/// The focused element once it is the field `id`. The browser applies
+/// `autofocus` at a rendering step after the page has loaded, so the
+/// focus is awaited (within 5 s), not read at once.
+async fn focused_field(browser: &Chromium, id: &str) -> fantoccini::elements::Element {
+    let mut last = None;
+    for _ in 0..100 {
+        let focused = browser.client.active_element().await.unwrap();
+        last = focused.attr("id").await.unwrap();
+        if last.as_deref() == Some(id) {
+            return focused;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("the field {id} never had the focus (the focus is on {last:?})");
+}
+
 /// Waits until the page's path is `path`.
 async fn wait_for_path(browser: &Chromium, path: &str) {
     for _ in 0..100 {
@@ -284,12 +300,7 @@ async fn sign_in_by_keyboard(browser: &Chromium, base: &str, username: &str, pas
         .goto(&format!("{base}/console/sign-in"))
         .await
         .unwrap();
-    let focused = browser.client.active_element().await.unwrap();
-    assert_eq!(
-        focused.attr("id").await.unwrap().as_deref(),
-        Some("username"),
-        "the user name has the focus"
-    );
+    let focused = focused_field(browser, "username").await;
     focused.send_keys(username).await.unwrap();
     focused
         .send_keys(&String::from(char::from(Key::Tab)))

@@ -31,6 +31,33 @@ fn cpu_seconds() -> anyhow::Result<f64> {
     Ok(ticks / 100.0)
 }
 
+/// The process's CPU seconds and the wall clock from a phase's start.
+struct Phase {
+    cpu: f64,
+    started: Instant,
+}
+
+impl Phase {
+    fn start() -> anyhow::Result<Self> {
+        Ok(Self {
+            cpu: cpu_seconds()?,
+            started: Instant::now(),
+        })
+    }
+
+    /// Prints the phase's CPU per item and items per second.
+    fn report(self, label: &str, unit: &str, items: usize) -> anyhow::Result<()> {
+        let wall = self.started.elapsed().as_secs_f64();
+        let cpu = cpu_seconds()? - self.cpu;
+        println!(
+            "{label}: {:.1} ms CPU per {unit}, {:.0} per second",
+            cpu * 1000.0 / items as f64,
+            items as f64 / wall
+        );
+        Ok(())
+    }
+}
+
 pub fn run(
     data: &Path,
     model_dir: &Path,
@@ -42,10 +69,7 @@ pub fn run(
     let texts: Vec<String> = set
         .queries
         .iter()
-        .map(|query| match &query.subject {
-            Some(subject) => format!("{subject}\n{}", query.description),
-            None => query.description.clone(),
-        })
+        .map(aiagents::dataset::Query::text)
         .collect();
     let model = Arc::new(MiniLm::load_with(model_dir, precision)?);
     let mut tokens: Vec<usize> = texts
@@ -72,43 +96,28 @@ pub fn run(
         let n = texts.len() * rounds;
 
         let mut ms = Vec::with_capacity(n);
-        let cpu = cpu_seconds()?;
-        let started = Instant::now();
+        let phase = Phase::start()?;
         for text in texts.iter().cycle().take(n) {
             let one = Instant::now();
             embedder.embed_one(text).await?;
             ms.push(one.elapsed().as_secs_f64() * 1000.0);
         }
-        let wall = started.elapsed().as_secs_f64();
-        let cpu = cpu_seconds()? - cpu;
+        phase.report("one caller", "query", n)?;
         summary("query embedding, one caller", ms);
-        println!(
-            "  {:.1} ms CPU per query, {:.0} queries/s",
-            cpu * 1000.0 / n as f64,
-            n as f64 / wall
-        );
 
         // Several texts per request, as imports send them (the model
         // passes texts of similar length together).
         for batch in [4, 16] {
-            let cpu = cpu_seconds()?;
-            let started = Instant::now();
             let all: Vec<String> = texts.iter().cycle().take(n).cloned().collect();
+            let phase = Phase::start()?;
             for chunk in all.chunks(batch) {
                 embedder.embed(chunk).await?;
             }
-            let wall = started.elapsed().as_secs_f64();
-            let cpu = cpu_seconds()? - cpu;
-            println!(
-                "batches of {batch}: {:.1} ms CPU per text, {:.0} texts/s",
-                cpu * 1000.0 / n as f64,
-                n as f64 / wall
-            );
+            phase.report(&format!("batches of {batch}"), "text", n)?;
         }
 
         for &at_once in callers {
-            let cpu = cpu_seconds()?;
-            let started = Instant::now();
+            let phase = Phase::start()?;
             let mut tasks = tokio::task::JoinSet::new();
             for caller in 0..at_once {
                 let embedder = embedder.clone();
@@ -131,13 +140,7 @@ pub fn run(
             while let Some(result) = tasks.join_next().await {
                 done += result??;
             }
-            let wall = started.elapsed().as_secs_f64();
-            let cpu = cpu_seconds()? - cpu;
-            println!(
-                "{at_once} callers at once: {:.1} ms CPU per query, {:.0} queries/s",
-                cpu * 1000.0 / done as f64,
-                done as f64 / wall
-            );
+            phase.report(&format!("{at_once} callers at once"), "query", done)?;
         }
         let mb = |field| anyhow::Ok(rss_kb(std::process::id(), field)? as f64 / 1024.0);
         println!(

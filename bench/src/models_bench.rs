@@ -31,10 +31,7 @@ pub fn run(
     let queries: Vec<String> = set
         .queries
         .iter()
-        .map(|query| match &query.subject {
-            Some(subject) => format!("{subject}\n{}", query.description),
-            None => query.description.clone(),
-        })
+        .map(aiagents::dataset::Query::text)
         .collect();
     let tickets: Vec<String> = set
         .resolved

@@ -17,6 +17,8 @@
 use candle_core::quantized::{GgmlDType, QMatMul, QTensor};
 use candle_core::{CpuStorage, CustomOp1, DType, Layout, Module as _, Result, Shape, Tensor};
 use candle_nn::{Embedding, VarBuilder};
+
+use crate::precision::Precision;
 use serde::Deserialize;
 
 /// The fields of the model's `config.json` the encoder uses.
@@ -31,60 +33,6 @@ pub struct Config {
     pub max_position_embeddings: usize,
     pub type_vocab_size: usize,
     pub layer_norm_eps: f64,
-}
-
-/// How the dense layers' weights are held (`AI_AGENTS_EMBEDDING_PRECISION`).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Precision {
-    /// As trained (`f32`).
-    F32,
-    /// 8-bit blocks (Q8_0), multiplied with 8-bit activations (`int8`):
-    /// a quarter to a half less CPU per query where the CPU multiplies
-    /// 8-bit integers in one instruction (AVX-512 VNNI or AVX-VNNI), and
-    /// slower than f32 where it does not (candle's fallback kernel); vectors
-    /// within 0.99 cosine of the reference, fused retrieval within 0.01 on
-    /// every evaluation set (docs/benchmarks.md).
-    Int8,
-    /// `Int8` where the CPU has those instructions, else `F32` (`auto`,
-    /// what the services default to).
-    Auto,
-}
-
-impl Precision {
-    /// What `Auto` means on this CPU; the others as they are.
-    pub fn resolved(self) -> Self {
-        match self {
-            Self::Auto if integer_dot_products() => Self::Int8,
-            Self::Auto => Self::F32,
-            other => other,
-        }
-    }
-}
-
-/// Whether this CPU multiplies 8-bit integers in one instruction, which
-/// candle's repacked 8-bit kernels need.
-#[cfg(target_arch = "x86_64")]
-pub(crate) fn integer_dot_products() -> bool {
-    (is_x86_feature_detected!("avx512f") && is_x86_feature_detected!("avx512vnni"))
-        || (is_x86_feature_detected!("avxvnni") && is_x86_feature_detected!("avx2"))
-}
-
-#[cfg(not(target_arch = "x86_64"))]
-pub(crate) fn integer_dot_products() -> bool {
-    false
-}
-
-impl std::str::FromStr for Precision {
-    type Err = String;
-
-    fn from_str(value: &str) -> std::result::Result<Self, Self::Err> {
-        match value {
-            "f32" => Ok(Self::F32),
-            "int8" => Ok(Self::Int8),
-            "auto" => Ok(Self::Auto),
-            other => Err(format!("expected auto, f32 or int8, got {other:?}")),
-        }
-    }
 }
 
 /// A dense layer's f32 weights while the encoder is assembled: `Wᵀ`
@@ -218,10 +166,9 @@ pub struct Encoder {
 }
 
 impl Encoder {
-    /// Loads the encoder, its dense layers in `precision` (`Auto` resolved
-    /// here).
+    /// Loads the encoder, its dense layers in `precision` (already
+    /// resolved: `Auto` is taken for f32).
     pub fn load(vb: VarBuilder, config: &Config, precision: Precision) -> Result<Self> {
-        let precision = precision.resolved();
         if config.hidden_act != "gelu" {
             candle_core::bail!(
                 "hidden_act {:?} is not supported (this encoder computes the exact erf GELU)",
@@ -422,16 +369,6 @@ mod tests {
                 "erf({x}) = {got}, expected {expected}"
             );
         }
-    }
-
-    #[test]
-    fn precision_is_read_from_its_setting() {
-        assert_eq!("int8".parse(), Ok(Precision::Int8));
-        assert_eq!("f32".parse(), Ok(Precision::F32));
-        assert_eq!("auto".parse(), Ok(Precision::Auto));
-        assert!("fp16".parse::<Precision>().is_err());
-        assert_ne!(Precision::Auto.resolved(), Precision::Auto);
-        assert_eq!(Precision::F32.resolved(), Precision::F32);
     }
 
     #[test]

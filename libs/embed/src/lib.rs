@@ -14,6 +14,8 @@ mod bert;
 pub mod endpoint;
 #[cfg(feature = "local")]
 pub mod local;
+#[cfg(feature = "local")]
+mod precision;
 pub mod tenant;
 mod vector;
 
@@ -99,6 +101,15 @@ impl Embedder {
 /// subject and description would resemble, plus the fix's own words.
 pub fn ticket_text(subject: &str, description: &str, resolution: &str) -> String {
     format!("{subject}\n{description}\n{resolution}")
+}
+
+/// The text of a new ticket that gets embedded to search with: what the
+/// context stage, the evaluations and the benchmarks all embed.
+pub fn query_text(subject: Option<&str>, description: &str) -> String {
+    match subject {
+        Some(subject) => format!("{subject}\n{description}"),
+        None => description.to_owned(),
+    }
 }
 
 /// The text of a knowledge article that gets embedded.

@@ -14,8 +14,8 @@ use candle_nn::VarBuilder;
 use sha2::{Digest as _, Sha256};
 use tokenizers::{Encoding, Tokenizer, TruncationParams};
 
-pub use crate::bert::Precision;
 use crate::bert::{Config, Encoder};
+pub use crate::precision::{Precision, configured_precision};
 use crate::{EmbedError, LOCAL_DIM, LOCAL_MODEL, Vector};
 
 /// `sentence-transformers`' `max_seq_length` for this model: longer texts
@@ -100,7 +100,7 @@ impl MiniLm {
     /// Loads the model with its dense layers held in `precision`.
     pub fn load_with(dir: &Path, precision: Precision) -> Result<Self, LoadError> {
         let precision = precision.resolved();
-        if precision == Precision::Int8 && !crate::bert::integer_dot_products() {
+        if precision == Precision::Int8 && !crate::precision::integer_dot_products() {
             tracing::warn!(
                 "8-bit embedding weights on a CPU without VNNI integer dot products: \
                  slower than f32 here (set AI_AGENTS_EMBEDDING_PRECISION=auto or f32)"

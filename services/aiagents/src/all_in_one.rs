@@ -97,7 +97,7 @@ pub async fn start(settings: Settings) -> anyhow::Result<Running> {
         Some(dir) => {
             let model = std::sync::Arc::new(aia_embed::local::MiniLm::load_with(
                 dir,
-                aia_config::parsed("EMBEDDING_PRECISION", aia_embed::local::Precision::Auto)?,
+                aia_embed::local::configured_precision()?,
             )?);
             let listener = TcpListener::bind(("127.0.0.1", 0)).await?;
             let url = format!("http://{}/v1", listener.local_addr()?);

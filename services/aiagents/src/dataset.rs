@@ -54,6 +54,13 @@ pub fn load(path: &Path) -> anyhow::Result<DataSet> {
     serde_json::from_str(&text).with_context(|| format!("{} is not a data set", path.display()))
 }
 
+impl Query {
+    /// What the context stage embeds for it (`aia_embed::query_text`).
+    pub fn text(&self) -> String {
+        aia_embed::query_text(self.subject.as_deref(), &self.description)
+    }
+}
+
 impl Resolved {
     /// The `ticket.resolved` event this record stands for.
     pub fn to_event(&self) -> anyhow::Result<Event> {

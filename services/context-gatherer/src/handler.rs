@@ -83,10 +83,7 @@ impl Handler for ContextGatherer {
             ..
         } = work;
         let settings = &tenant.settings;
-        let text = match &ticket.subject {
-            Some(subject) => format!("{subject}\n{}", ticket.description),
-            None => ticket.description.clone(),
-        };
+        let text = aia_embed::query_text(ticket.subject.as_deref(), &ticket.description);
         let mentions = extract::mentions(&text);
         // Its language sets the searches' stemming and the note's language.
         let language = settings.languages.ticket_language(&text);

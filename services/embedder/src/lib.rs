@@ -16,7 +16,7 @@ use std::sync::Arc;
 
 use aia_bus::StageDeps;
 use aia_embed::Embedder;
-use aia_embed::local::{MiniLm, Precision};
+use aia_embed::local::MiniLm;
 use anyhow::Context as _;
 
 pub use api::SHORT_NAME;
@@ -31,7 +31,7 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> anyhow::
     let _ = rustls::crypto::ring::default_provider().install_default();
     let model = Arc::new(MiniLm::load_with(
         &config.model_dir,
-        aia_config::parsed("EMBEDDING_PRECISION", Precision::Auto)?,
+        aia_embed::local::configured_precision()?,
     )?);
     tracing::info!(
         dir = %config.model_dir.display(),

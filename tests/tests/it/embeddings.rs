@@ -11,7 +11,7 @@ use aia_embed::{EmbedError, Embedder, Endpoint, EndpointConfig, LOCAL_MODEL};
 use aia_events::TenantId;
 use aia_llm::chain::RetryPolicy;
 use aia_standins::embeddings::{Behaviour, EmbeddingsStandIn};
-use aia_store::embeddings::{self, Corpus, NewVector};
+use aia_store::embeddings::{self, Corpus};
 use aia_testkit::TestDatabase;
 use context_gatherer::sources::fusion;
 use context_gatherer::sources::similar::{self, Semantic};
@@ -285,16 +285,12 @@ async fn store(
     model: &str,
     vector: &[f32],
 ) -> Result<(), aia_store::StoreError> {
-    embeddings::upsert(
+    crate::ranking_signals::store_vector(
         client,
         &TenantId::parse(tenant).unwrap(),
-        Corpus::Tickets,
-        &[NewVector {
-            id,
-            model,
-            vector,
-            content_sha256: &[0; 32],
-        }],
+        id,
+        model,
+        vector,
     )
     .await
 }

@@ -34,7 +34,9 @@ async fn tickets(db: &TestDatabase, tenant: &str, tickets: &[(&str, f32, &str)])
             )
             .await
             .unwrap();
-        store_vector(&mut client, &tenant_id, id, MODEL, &at(*angle)).await;
+        store_vector(&mut client, &tenant_id, id, MODEL, &at(*angle))
+            .await
+            .unwrap();
     }
 }
 
@@ -45,7 +47,7 @@ pub(crate) async fn store_vector(
     id: &str,
     model: &str,
     vector: &[f32],
-) {
+) -> Result<(), aia_store::StoreError> {
     aia_store::embeddings::upsert(
         client,
         tenant,
@@ -58,7 +60,6 @@ pub(crate) async fn store_vector(
         }],
     )
     .await
-    .unwrap();
 }
 
 /// The query sits at angle 0: "near" at cosine ≈ 0.62, "close" at ≈ 0.60.

@@ -71,7 +71,9 @@ async fn tenant_with(db: &TestDatabase, tickets: &[Ticket]) -> (Pool, TenantId) 
     let tenant = TenantId::parse("alpen").unwrap();
     let mut client = pool.get().await.unwrap();
     for (axis, (id, _, _, _, _, cosine)) in tickets.iter().enumerate() {
-        store_vector(&mut client, &tenant, id, MODEL, &at(*cosine, axis + 2)).await;
+        store_vector(&mut client, &tenant, id, MODEL, &at(*cosine, axis + 2))
+            .await
+            .unwrap();
     }
     (pool, tenant)
 }

@@ -126,7 +126,7 @@ impl EmbeddingsArgs {
                 let dir = env("MODEL_DIR")?;
                 let model = aia_embed::local::MiniLm::load_with(
                     std::path::Path::new(&dir),
-                    aia_config::parsed("EMBEDDING_PRECISION", aia_embed::local::Precision::Auto)?,
+                    aia_embed::local::configured_precision()?,
                 )?;
                 Ok(aia_embed::Embedder::Local(std::sync::Arc::new(model)))
             }

@@ -163,7 +163,7 @@ pub(crate) fn local_embedder(
     if let Some(dir) = aia_config::optional("MODEL_DIR") {
         let model = aia_embed::local::MiniLm::load_with(
             std::path::Path::new(&dir),
-            aia_config::parsed("EMBEDDING_PRECISION", aia_embed::local::Precision::Auto)?,
+            aia_embed::local::configured_precision()?,
         )?;
         return Ok(Some(aia_embed::Embedder::Local(std::sync::Arc::new(model))));
     }

@@ -46,11 +46,10 @@ pub struct StreamTicket {
 impl StreamTicket {
     /// What the context stage embeds: subject and description.
     fn text(&self) -> String {
-        let text = match &self.subject {
-            Some(subject) => format!("{subject}\n{}", self.description),
-            None => self.description.clone(),
-        };
-        text.chars().take(2000).collect()
+        aia_embed::query_text(self.subject.as_deref(), &self.description)
+            .chars()
+            .take(2000)
+            .collect()
     }
 }
 

@@ -234,10 +234,7 @@ async fn evaluate(
     let mut embedded = Vec::new();
     for query in &data.queries {
         let tenant = TenantId::parse(&query.tenant_id)?;
-        let text = match &query.subject {
-            Some(subject) => format!("{subject}\n{}", query.description),
-            None => query.description.clone(),
-        };
+        let text = query.text();
         let vector = embedder.embed_one(&text).await?;
         for ((_, method), answer) in methods.iter().zip(&mut answers) {
             let hits = match method {

@@ -186,7 +186,7 @@ pub fn run(n_tickets: u64, n_tenants: u64, n_queries: usize) -> anyhow::Result<(
             budget: Duration::from_secs(30),
             monitoring_timeout: Duration::from_secs(15),
             max_similar_tickets: 5,
-            related: context_gatherer::sources::related::Related::LIVE,
+            related: context_gatherer::sources::related::Related::live(aia_store::open_tickets::DEFAULT_TENANTS),
             metrics: Default::default(),
             rewriter: Some(Default::default()),
         });

@@ -340,7 +340,7 @@ pub async fn dry_run(
                 budget: context_gatherer::DEFAULT_BUDGET,
                 monitoring_timeout: context_gatherer::DEFAULT_MONITORING_TIMEOUT,
                 max_similar_tickets: context_gatherer::DEFAULT_MAX_SIMILAR_TICKETS,
-                related: context_gatherer::sources::related::Related::DRY_RUN,
+                related: context_gatherer::sources::related::Related::dry_run(),
                 metrics: Default::default(),
                 // A dry run spends nothing: it searches with the ticket alone.
                 rewriter: None,

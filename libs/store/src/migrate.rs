@@ -79,6 +79,10 @@ pub const MIGRATIONS: &[(&str, &str)] = &[
         "0017_languages",
         include_str!("../../../migrations/0017_languages.sql"),
     ),
+    (
+        "0018_window_cache",
+        include_str!("../../../migrations/0018_window_cache.sql"),
+    ),
 ];
 
 const LOCK_KEY: i64 = 0x6169_6167_656e_7473; // "aiagents"

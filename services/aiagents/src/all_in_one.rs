@@ -189,6 +189,7 @@ pub async fn start(settings: Settings) -> anyhow::Result<Running> {
     let config = incident_correlator::Config {
         stage: stage(&settings.keyring_spec)?,
         sweep_every: incident_correlator::sweep::EVERY,
+        window_tenants: aia_store::open_tickets::DEFAULT_TENANTS,
     };
     let stop = shutdown.clone();
     tasks.spawn(async move {

@@ -47,6 +47,9 @@ pub struct Config {
     /// it), for the query rewrites of tenants without providers of their own.
     pub llm_provider: Option<aia_llm::Provider>,
     pub llm_prices: aia_llm::cost::PriceTable,
+    /// Tenants whose windows of open tickets the process holds (default
+    /// 128; 0 reads each window in full for every ticket).
+    pub window_tenants: usize,
 }
 
 impl Config {
@@ -70,6 +73,10 @@ impl Config {
             embeddings_api_key: optional("EMBEDDER_API_KEY"),
             llm_provider: aia_llm::tenant::provider_from_env()?,
             llm_prices: aia_llm::tenant::prices_from_env()?,
+            window_tenants: parsed(
+                "WINDOW_CACHE_TENANTS",
+                aia_store::open_tickets::DEFAULT_TENANTS,
+            )?,
         })
     }
 
@@ -85,6 +92,7 @@ impl Config {
             embeddings_api_key: None,
             llm_provider: None,
             llm_prices: Default::default(),
+            window_tenants: aia_store::open_tickets::DEFAULT_TENANTS,
         }
     }
 }

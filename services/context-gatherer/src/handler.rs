@@ -293,7 +293,7 @@ impl Handler for ContextGatherer {
                                 .map(|query| (&*query.model, query.vector.as_slice())),
                         },
                         settings.incidents.related_window_minutes,
-                        self.related,
+                        &self.related,
                     )
                     .instrument(aia_telemetry::db_span("SELECT", "open_tickets")),
                 )

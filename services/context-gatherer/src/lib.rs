@@ -44,7 +44,7 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> anyhow::
         budget: config.budget,
         monitoring_timeout: config.monitoring_timeout,
         max_similar_tickets: config.max_similar_tickets,
-        related: sources::related::Related::LIVE,
+        related: sources::related::Related::live(config.window_tenants),
         rewriter: Some(rewrite::Rewriter {
             chain: Default::default(),
             default_provider: config.llm_provider,

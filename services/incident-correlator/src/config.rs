@@ -13,6 +13,10 @@ pub struct Config {
     /// How often quiet incidents are ended and the outbox is emptied
     /// (`AI_AGENTS_INCIDENT_SWEEP_SECS`, default 60).
     pub sweep_every: Duration,
+    /// Tenants whose windows of open tickets the process holds
+    /// (`AI_AGENTS_WINDOW_CACHE_TENANTS`, default 128; 0 reads each window
+    /// in full for every ticket).
+    pub window_tenants: usize,
 }
 
 impl Config {
@@ -20,6 +24,10 @@ impl Config {
         Ok(Self {
             stage: StageSettings::from_env()?,
             sweep_every: Duration::from_secs(parsed("INCIDENT_SWEEP_SECS", 60)?.max(1)),
+            window_tenants: parsed(
+                "WINDOW_CACHE_TENANTS",
+                aia_store::open_tickets::DEFAULT_TENANTS,
+            )?,
         })
     }
 
@@ -28,6 +36,7 @@ impl Config {
         Self {
             stage: StageSettings::new(nats_url, database_url, keyring),
             sweep_every: crate::sweep::EVERY,
+            window_tenants: aia_store::open_tickets::DEFAULT_TENANTS,
         }
     }
 }

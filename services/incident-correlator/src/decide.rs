@@ -20,6 +20,7 @@
 //! evaluation replays streams in their order.
 
 use std::collections::{BTreeSet, HashSet};
+use std::sync::Arc;
 
 use aia_events::{IncidentStatus, IncidentTicket, TicketId};
 use aia_store::IncidentSettings;
@@ -95,6 +96,18 @@ pub struct Arrival<'a> {
     pub entities: &'a [String],
 }
 
+impl Arrival<'_> {
+    /// `open`'s vector when `open` is loosely like this ticket: a
+    /// candidate of a burst with it.
+    pub fn links<'o>(&self, open: &'o OpenTicket, closeness: &Closeness) -> Option<&'o [f32]> {
+        let vector = self.vector?;
+        let other = open.vector.as_deref().filter(|v| v.len() == vector.len())?;
+        let shares = open.entities.iter().any(|e| self.entities.contains(e));
+        let score = cosine(vector, other) + if shares { closeness.entity_bonus } else { 0.0 };
+        (score >= closeness.link).then_some(other)
+    }
+}
+
 /// What a new ticket does.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Decision {
@@ -120,11 +133,13 @@ pub fn quiet(live: &[Live], now: DateTime<Utc>, rules: &Rules) -> Vec<Uuid> {
 }
 
 /// What `arrival` does among the tenant's `live` incidents, given its
-/// `window` of open tickets (the arrival left out); `assigned` holds every
-/// ticket already in an incident (ended ones too).
+/// `window` of open tickets (the arrival left out; only those it
+/// [links](Arrival::links) to matter); `assigned` holds every ticket of
+/// the window already in an incident (ended ones too), and the arrival if
+/// it is.
 pub fn decide(
     arrival: Arrival<'_>,
-    window: &[OpenTicket],
+    window: &[Arc<OpenTicket>],
     live: &[Live],
     assigned: &HashSet<TicketId>,
     rules: &Rules,
@@ -164,12 +179,7 @@ pub fn decide(
     let linked: Vec<(&OpenTicket, &[f32])> = window
         .iter()
         .filter(|open| open.received_at >= since && !assigned.contains(&open.ticket_id))
-        .filter_map(|open| {
-            let other = open.vector.as_deref().filter(|v| v.len() == vector.len())?;
-            let shares = open.entities.iter().any(|e| arrival.entities.contains(e));
-            let score = cosine(vector, other) + if shares { closeness.entity_bonus } else { 0.0 };
-            (score >= closeness.link).then_some((open, other))
-        })
+        .filter_map(|open| Some((open.as_ref(), arrival.links(open, closeness)?)))
         .collect();
     let needed = rules.threshold as usize;
     if linked.len() + 1 < needed {
@@ -317,14 +327,14 @@ mod tests {
         v
     }
 
-    fn open(id: &str, minute: i64, vector: Vec<f32>, entities: &[&str]) -> OpenTicket {
-        OpenTicket {
+    fn open(id: &str, minute: i64, vector: Vec<f32>, entities: &[&str]) -> Arc<OpenTicket> {
+        Arc::new(OpenTicket {
             ticket_id: TicketId::parse(id).unwrap(),
             subject: Some(format!("subject of {id}")),
             received_at: at(minute),
             entities: entities.iter().map(|e| (*e).to_owned()).collect(),
             vector: Some(vector),
-        }
+        })
     }
 
     fn rules() -> Rules {
@@ -339,7 +349,7 @@ mod tests {
         id: &str,
         minute: i64,
         vector: &[f32],
-        window: &[OpenTicket],
+        window: &[Arc<OpenTicket>],
         live: &[Live],
         assigned: &HashSet<TicketId>,
     ) -> Decision {

@@ -31,6 +31,8 @@ pub struct IncidentCorrelator {
     pub metrics: IncidentMetrics,
     /// How alike tickets of one incident must be.
     pub closeness: decide::Closeness,
+    /// The windows of open tickets this process holds.
+    pub windows: open_tickets::WindowCache,
 }
 
 impl Handler for IncidentCorrelator {
@@ -124,9 +126,24 @@ impl IncidentCorrelator {
             None => None,
         };
         let me = open_tickets::some(&tx, tenant_id, &[event.ticket_id.as_str()], None).await?;
+        let me = me.first();
+        let arrival = decide::Arrival {
+            ticket: &ticket,
+            vector: me.and_then(|me| me.vector.as_deref()),
+            entities: me.map_or(&[][..], |me| me.entities.as_slice()),
+        };
         let since = context.received_at - rules.window;
-        let window =
-            open_tickets::window(&tx, tenant_id, since, &event.ticket_id, model.as_deref()).await?;
+        // Only the window's tickets like this one can join a burst with it,
+        // and only theirs are looked up (not the whole window's); without
+        // its vector a ticket joins nothing.
+        let mut window = Vec::new();
+        if arrival.vector.is_some() {
+            window = self
+                .windows
+                .window(&tx, tenant_id, since, &event.ticket_id, model.as_deref())
+                .await?;
+            window.retain(|open| arrival.links(open, &self.closeness).is_some());
+        }
         let window_ids: Vec<&str> = window.iter().map(|o| o.ticket_id.as_str()).collect();
         let assigned = store::assigned(&tx, tenant_id, &window_ids).await?;
         let mut live = store::live(&tx, tenant_id, model.as_deref()).await?;
@@ -135,19 +152,7 @@ impl IncidentCorrelator {
         let quiet = decide::quiet(&live, context.received_at, &rules);
         let mut events = quiet_ends(tenant_id, &mut live, &quiet, Some(event.event_id));
         let live: Vec<decide::Live> = live.into_iter().filter(|i| i.status.is_live()).collect();
-        let me = me.first();
-        let decision = decide::decide(
-            decide::Arrival {
-                ticket: &ticket,
-                vector: me.and_then(|me| me.vector.as_deref()),
-                entities: me.map_or(&[][..], |me| me.entities.as_slice()),
-            },
-            &window,
-            &live,
-            &assigned,
-            &rules,
-            &self.closeness,
-        );
+        let decision = decide::decide(arrival, &window, &live, &assigned, &rules, &self.closeness);
         match decision {
             Decision::Nothing => {}
             Decision::Join { incident } => {

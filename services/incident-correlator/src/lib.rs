@@ -40,6 +40,7 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> anyhow::
         tenants: deps.tenants.clone(),
         metrics,
         closeness: decide::DEFAULT_CLOSENESS,
+        windows: aia_store::open_tickets::WindowCache::new(config.window_tenants),
     };
     let stop = tokio_util::sync::CancellationToken::new();
     let sweeping = tokio::spawn(sweep.run(config.sweep_every, stop.clone().cancelled_owned()));

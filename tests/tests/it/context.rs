@@ -111,7 +111,9 @@ async fn setup(settings: impl Fn(&mut TenantSettings, &str, &str), budget: Durat
         budget,
         monitoring_timeout: Duration::from_secs(5),
         max_similar_tickets: 5,
-        related: context_gatherer::sources::related::Related::LIVE,
+        related: context_gatherer::sources::related::Related::live(
+            aia_store::open_tickets::DEFAULT_TENANTS,
+        ),
         metrics: Default::default(),
         rewriter: Some(Default::default()),
     };
@@ -424,7 +426,7 @@ async fn related_open_tickets_are_the_tenants_own_recent_open_ones_naming_what_t
 
     // A dry run reads the window and writes nothing to it.
     let dry = ContextGatherer {
-        related: context_gatherer::sources::related::Related::DRY_RUN,
+        related: context_gatherer::sources::related::Related::dry_run(),
         rewriter: None,
         metrics: Default::default(),
         knowledge_cache: Default::default(),

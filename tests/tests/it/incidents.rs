@@ -135,6 +135,7 @@ impl Setup {
         let entities: Vec<String> = entities.iter().map(|e| (*e).to_owned()).collect();
         open_tickets::window_and_record(
             &mut self.pool.get().await.unwrap(),
+            &open_tickets::WindowCache::new(0),
             &tenant_id,
             received_at - chrono::Duration::hours(2),
             NewOpenTicket {

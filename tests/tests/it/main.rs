@@ -24,6 +24,7 @@ mod ingress_hostile_tools;
 mod ingress_security;
 mod llm;
 mod observability_config;
+mod open_windows;
 mod outbound;
 mod pg_failover;
 mod pipeline;

@@ -113,7 +113,9 @@ async fn setup(settings: impl FnOnce(&mut TenantSettings)) -> Setup {
         budget: Duration::from_secs(10),
         monitoring_timeout: Duration::from_secs(2),
         max_similar_tickets: 5,
-        related: context_gatherer::sources::related::Related::LIVE,
+        related: context_gatherer::sources::related::Related::live(
+            aia_store::open_tickets::DEFAULT_TENANTS,
+        ),
         metrics: Default::default(),
         rewriter: Some(Default::default()),
     };

@@ -376,7 +376,9 @@ async fn the_context_stage_searches_by_meaning_and_says_so_when_it_falls_back_to
         budget: Duration::from_secs(10),
         monitoring_timeout: Duration::from_secs(5),
         max_similar_tickets: 5,
-        related: context_gatherer::sources::related::Related::LIVE,
+        related: context_gatherer::sources::related::Related::live(
+            aia_store::open_tickets::DEFAULT_TENANTS,
+        ),
         metrics: Default::default(),
         rewriter: Some(Default::default()),
     };

@@ -13,6 +13,7 @@
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::Path;
+use std::sync::Arc;
 
 use aia_embed::Embedder;
 use aia_events::{IncidentStatus, IncidentTicket, TicketId};
@@ -181,7 +182,7 @@ pub fn replay(stream: &Embedded, closeness: Closeness, settings: &IncidentSettin
 
     #[derive(Default)]
     struct Tenant {
-        open: Vec<OpenTicket>,
+        open: Vec<Arc<OpenTicket>>,
         live: Vec<Live>,
         assigned: HashSet<TicketId>,
     }
@@ -222,19 +223,19 @@ pub fn replay(stream: &Embedded, closeness: Closeness, settings: &IncidentSettin
         // The context stage enters the ticket into the window; the
         // correlator reads the window before it.
         let since = received_at - rules.window;
-        let in_window: Vec<OpenTicket> = tenant
+        let in_window: Vec<Arc<OpenTicket>> = tenant
             .open
             .iter()
             .filter(|open| open.received_at >= since)
             .cloned()
             .collect();
-        tenant.open.push(OpenTicket {
+        tenant.open.push(Arc::new(OpenTicket {
             ticket_id: ticket_id.clone(),
             subject: ticket.subject.clone(),
             received_at,
             entities: entities.clone(),
             vector: Some(vector.clone()),
-        });
+        }));
 
         // The correlator.
         for quiet in decide::quiet(&tenant.live, received_at, &rules) {

@@ -4,13 +4,16 @@
 //! an outage seen from many desks (the incident correlator groups them).
 //!
 //! The window is read and the new ticket entered into it in one
-//! transaction ([`aia_store::open_tickets`]); the comparison runs in the
-//! process, like the search for similar tickets.
+//! transaction ([`aia_store::open_tickets`]); the process holds its
+//! tenants' windows and reads only what changed since
+//! ([`WindowCache`]); the comparison runs in the process, like the search
+//! for similar tickets.
 
 use std::collections::BTreeSet;
+use std::sync::Arc;
 
 use aia_events::{RelatedTicket, SystemInfo, TenantId, TicketId};
-use aia_store::open_tickets::{self, NewOpenTicket, OpenTicket};
+use aia_store::open_tickets::{self, NewOpenTicket, OpenTicket, WindowCache};
 use aia_store::{Pool, StoreError};
 use chrono::{DateTime, Utc};
 
@@ -40,25 +43,34 @@ pub const DEFAULT: Relatedness = Relatedness {
 };
 
 /// How the stage uses the window.
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Clone)]
 pub struct Related {
     pub relatedness: Relatedness,
     /// Whether each ticket is entered into the window; off for a dry run,
     /// which reads it only.
     pub record: bool,
+    /// The windows this process holds.
+    pub windows: Arc<WindowCache>,
 }
 
 impl Related {
-    /// A running stage.
-    pub const LIVE: Self = Self {
-        relatedness: DEFAULT,
-        record: true,
-    };
-    /// An operator's dry run: the window is read, never written.
-    pub const DRY_RUN: Self = Self {
-        relatedness: DEFAULT,
-        record: false,
-    };
+    /// A running stage holding the windows of up to `tenants` tenants.
+    pub fn live(tenants: usize) -> Self {
+        Self {
+            relatedness: DEFAULT,
+            record: true,
+            windows: Arc::new(WindowCache::new(tenants)),
+        }
+    }
+
+    /// An operator's dry run: the window is read, never written nor held.
+    pub fn dry_run() -> Self {
+        Self {
+            relatedness: DEFAULT,
+            record: false,
+            windows: Arc::new(WindowCache::new(0)),
+        }
+    }
 }
 
 /// Most related tickets a context carries (the count beyond is not needed:
@@ -94,7 +106,7 @@ pub fn entities(mentions: &Mentions, systems: &[SystemInfo]) -> Vec<String> {
 pub fn relate(
     vector: Option<&[f32]>,
     entities: &[String],
-    window: &[OpenTicket],
+    window: &[Arc<OpenTicket>],
     relatedness: Relatedness,
 ) -> Vec<RelatedTicket> {
     let mut related: Vec<RelatedTicket> = window
@@ -155,12 +167,13 @@ pub async fn related_open(
     tenant: &TenantId,
     ticket: Ticket<'_>,
     window_minutes: u32,
-    related: Related,
+    related: &Related,
 ) -> Result<Vec<RelatedTicket>, SourceError> {
     let since = ticket.received_at - chrono::Duration::minutes(i64::from(window_minutes));
     let mut client = db.get().await.map_err(StoreError::from)?;
     let window = open_tickets::window_and_record(
         &mut client,
+        &related.windows,
         tenant,
         since,
         NewOpenTicket {
@@ -185,14 +198,14 @@ pub async fn related_open(
 mod tests {
     use super::*;
 
-    fn open(id: &str, vector: Option<Vec<f32>>, entities: &[&str]) -> OpenTicket {
-        OpenTicket {
+    fn open(id: &str, vector: Option<Vec<f32>>, entities: &[&str]) -> Arc<OpenTicket> {
+        Arc::new(OpenTicket {
             ticket_id: TicketId::parse(id).unwrap(),
             subject: None,
             received_at: Utc::now(),
             entities: entities.iter().map(|e| (*e).to_owned()).collect(),
             vector,
-        }
+        })
     }
 
     fn unit(x: f32) -> Vec<f32> {

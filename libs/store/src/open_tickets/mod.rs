@@ -4,10 +4,16 @@
 //! related open tickets. A cache of the stream, purged past the longest
 //! window.
 
+mod cache;
+
+use std::sync::Arc;
+
 use aia_events::{TenantId, TicketId};
 use chrono::{DateTime, Utc};
 
 use crate::{Client, GenericClient, Row, StoreError, tenant_query, tenant_transaction};
+
+pub use cache::{DEFAULT_TENANTS, REFRESH, WindowCache};
 
 /// A unit vector as the window stores it: each component × 127, rounded,
 /// one byte each — a quarter of the f32 bytes, which is what reading a
@@ -66,18 +72,19 @@ pub struct NewOpenTicket<'a> {
 }
 
 /// The tenant's tickets received since `since` and not resolved (the
-/// ticket itself left out), newest first, with the vectors of `model`; then
-/// records `ticket` in the window, in the same transaction. Recording is an
-/// upsert by (tenant, ticket), so a redelivery changes nothing, and it
-/// keeps a resolution that arrived first. With `record` false (a dry run)
-/// the window is only read.
+/// ticket itself left out), newest first, with the vectors of `model`, as
+/// `cache` holds them; then records `ticket` in the window, in the same
+/// transaction. Recording is an upsert by (tenant, ticket), so a redelivery
+/// changes nothing, and it keeps a resolution that arrived first. With
+/// `record` false (a dry run) the window is only read.
 pub async fn window_and_record(
     client: &mut Client,
+    cache: &WindowCache,
     tenant: &TenantId,
     since: DateTime<Utc>,
     ticket: NewOpenTicket<'_>,
     record: bool,
-) -> Result<Vec<OpenTicket>, StoreError> {
+) -> Result<Vec<Arc<OpenTicket>>, StoreError> {
     let model = ticket.vector.map(|(model, _)| model);
     let tx = tenant_transaction(client, tenant).await?;
     // A cache: its commit need not wait for the WAL flush (a row lost in a
@@ -85,13 +92,14 @@ pub async fn window_and_record(
     // visible to others at commit either way).
     tx.batch_execute("set local synchronous_commit = off")
         .await?;
-    // Without a vector only a shared host, address or site relates two
-    // tickets: read just the rows that share one (none when the ticket
-    // names none), not the whole window.
-    let window = match model {
-        Some(_) => window(&tx, tenant, since, ticket.ticket_id, model).await?,
-        None if ticket.entities.is_empty() => Vec::new(),
-        None => sharing(&tx, tenant, since, ticket.ticket_id, ticket.entities).await?,
+    // Without a vector or a host, address or site nothing can relate the
+    // ticket to another: the window is not read.
+    let window = if model.is_none() && ticket.entities.is_empty() {
+        Vec::new()
+    } else {
+        cache
+            .window(&tx, tenant, since, ticket.ticket_id, model)
+            .await?
     };
     if !record {
         tx.commit().await?;
@@ -124,75 +132,6 @@ pub async fn window_and_record(
     .await?;
     tx.commit().await?;
     Ok(window)
-}
-
-/// The tenant's tickets received since `since` and not resolved, `except`
-/// left out, newest first, with their vectors of `model`.
-pub async fn window(
-    client: &impl GenericClient,
-    tenant: &TenantId,
-    since: DateTime<Utc>,
-    except: &TicketId,
-    model: Option<&str>,
-) -> Result<Vec<OpenTicket>, StoreError> {
-    let select = client
-        .prepare_cached(
-            "select ticket_id, subject, received_at, entities,
-                    case when model = $3 then vector end
-               from open_tickets
-              where tenant_id = $1 and received_at >= $2 and resolved_at is null
-                and ticket_id <> $4
-              order by received_at desc
-              limit $5",
-        )
-        .await?;
-    let rows = client
-        .query(
-            &select,
-            &[
-                &tenant.as_str(),
-                &since,
-                &model,
-                &except.as_str(),
-                &MAX_WINDOW_ROWS,
-            ],
-        )
-        .await?;
-    rows.iter().map(open_ticket).collect()
-}
-
-/// The window's tickets that name one of `entities`, newest first, without
-/// their vectors.
-async fn sharing(
-    client: &impl GenericClient,
-    tenant: &TenantId,
-    since: DateTime<Utc>,
-    except: &TicketId,
-    entities: &[String],
-) -> Result<Vec<OpenTicket>, StoreError> {
-    let select = client
-        .prepare_cached(
-            "select ticket_id, subject, received_at, entities, null::bytea
-               from open_tickets
-              where tenant_id = $1 and received_at >= $2 and resolved_at is null
-                and ticket_id <> $3 and entities && $4
-              order by received_at desc
-              limit $5",
-        )
-        .await?;
-    let rows = client
-        .query(
-            &select,
-            &[
-                &tenant.as_str(),
-                &since,
-                &except.as_str(),
-                &entities,
-                &MAX_WINDOW_ROWS,
-            ],
-        )
-        .await?;
-    rows.iter().map(open_ticket).collect()
 }
 
 /// Some of the tenant's tickets (open or not), with their vectors of

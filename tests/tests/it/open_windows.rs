@@ -1,0 +1,258 @@
+//! The windows of open tickets a process holds (`open_tickets::WindowCache`)
+//! answer what a full read of the table answers at that moment — through
+//! new tickets, resolutions, a transaction that commits after a later one
+//! was read, more open tickets than a window holds, many tenants and many
+//! tickets at once — on a real database.
+
+use std::sync::Arc;
+
+use aia_events::{TenantId, TicketId};
+use aia_store::Pool;
+use aia_store::open_tickets::{self, NewOpenTicket, WindowCache};
+use aia_testkit::TestDatabase;
+use chrono::{DateTime, Duration, Utc};
+
+const MODEL: &str = "test-model";
+
+struct Windows {
+    _db: TestDatabase,
+    pool: Pool,
+    since: DateTime<Utc>,
+    now: DateTime<Utc>,
+}
+
+/// A window as compared here: each ticket, newest first, with whether its
+/// vector came with it.
+type Seen = Vec<(String, bool)>;
+
+impl Windows {
+    async fn new() -> Self {
+        let db = TestDatabase::create().await;
+        let pool = aia_store::pool(&db.app_url, 8).unwrap();
+        let now = Utc::now();
+        Self {
+            _db: db,
+            pool,
+            since: now - Duration::hours(2),
+            now,
+        }
+    }
+
+    /// What the context stage does for a ticket (its window read in full).
+    async fn record(&self, tenant: &str, ticket: &str, minutes_ago: i64, model: &str) {
+        let mut client = self.pool.get().await.unwrap();
+        open_tickets::window_and_record(
+            &mut client,
+            &WindowCache::new(0),
+            &TenantId::parse(tenant).unwrap(),
+            self.since,
+            NewOpenTicket {
+                ticket_id: &TicketId::parse(ticket).unwrap(),
+                subject: Some(ticket),
+                received_at: self.now - Duration::minutes(minutes_ago),
+                entities: &[],
+                vector: Some((model, &[0.6, 0.8])),
+            },
+            true,
+        )
+        .await
+        .unwrap();
+    }
+
+    async fn resolve(&self, tenant: &str, ticket: &str) {
+        open_tickets::resolve(
+            &mut self.pool.get().await.unwrap(),
+            &TenantId::parse(tenant).unwrap(),
+            &TicketId::parse(ticket).unwrap(),
+            Utc::now(),
+        )
+        .await
+        .unwrap();
+    }
+
+    async fn read(&self, windows: &WindowCache, tenant: &str) -> Seen {
+        let mut client = self.pool.get().await.unwrap();
+        let tenant = TenantId::parse(tenant).unwrap();
+        let tx = aia_store::tenant_transaction(&mut client, &tenant)
+            .await
+            .unwrap();
+        let window = windows
+            .window(
+                &tx,
+                &tenant,
+                self.since,
+                &TicketId::parse("none").unwrap(),
+                Some(MODEL),
+            )
+            .await
+            .unwrap();
+        tx.commit().await.unwrap();
+        window
+            .iter()
+            .map(|open| (open.ticket_id.as_str().to_owned(), open.vector.is_some()))
+            .collect()
+    }
+
+    /// The held window, checked against a full read at the same moment.
+    async fn held(&self, windows: &WindowCache, tenant: &str) -> Seen {
+        let held = self.read(windows, tenant).await;
+        let full = self.read(&WindowCache::new(0), tenant).await;
+        assert_eq!(held, full, "the held window of {tenant} is not the table's");
+        held
+    }
+}
+
+fn ids(seen: &Seen) -> Vec<&str> {
+    seen.iter().map(|(id, _)| id.as_str()).collect()
+}
+
+#[tokio::test]
+async fn a_held_window_follows_new_tickets_resolutions_a_late_commit_and_a_model_change() {
+    let w = Windows::new().await;
+    let held = WindowCache::new(16);
+    for (n, ticket) in ["T-1", "T-2", "T-3"].iter().enumerate() {
+        w.record("acme", ticket, 30 - n as i64, MODEL).await;
+    }
+    assert_eq!(ids(&w.held(&held, "acme").await), ["T-3", "T-2", "T-1"]);
+
+    // A transaction that writes before the next read and commits after it.
+    let mut late_client = w.pool.get().await.unwrap();
+    let acme = TenantId::parse("acme").unwrap();
+    let late = aia_store::tenant_transaction(&mut late_client, &acme)
+        .await
+        .unwrap();
+    late.execute(
+        "insert into open_tickets (tenant_id, ticket_id, received_at, subject, model, vector)
+         values ('acme', 'LATE', $1, 'late', $2, '\\x4c59'::bytea)",
+        &[&(w.now - Duration::minutes(5)), &MODEL],
+    )
+    .await
+    .unwrap();
+    w.record("acme", "T-4", 3, MODEL).await;
+    assert_eq!(
+        ids(&w.held(&held, "acme").await),
+        ["T-4", "T-3", "T-2", "T-1"]
+    );
+    late.commit().await.unwrap();
+    assert_eq!(
+        ids(&w.held(&held, "acme").await),
+        ["T-4", "LATE", "T-3", "T-2", "T-1"],
+        "a ticket committed after a later one was read is not missed"
+    );
+
+    w.resolve("acme", "T-2").await;
+    w.resolve("acme", "LATE").await;
+    assert_eq!(ids(&w.held(&held, "acme").await), ["T-4", "T-3", "T-1"]);
+
+    // Re-embedded by another model: in the window, without a vector of
+    // the model asked for.
+    w.record("acme", "T-3", 28, "other-model").await;
+    let seen = w.held(&held, "acme").await;
+    assert_eq!(
+        seen,
+        [
+            ("T-4".to_owned(), true),
+            ("T-3".to_owned(), false),
+            ("T-1".to_owned(), true),
+        ]
+    );
+}
+
+#[tokio::test]
+async fn a_held_window_of_more_open_tickets_than_a_window_holds_stays_the_newest() {
+    let w = Windows::new().await;
+    let held = WindowCache::new(16);
+    let owner = w._db.admin_client().await;
+    let fill = |from: i32, to: i32, ago: DateTime<Utc>| {
+        let owner = &owner;
+        async move {
+            owner
+                .execute(
+                    "insert into open_tickets (tenant_id, ticket_id, received_at, model, vector)
+                     select 'acme', 'T-' || g, $3::timestamptz + g * interval '1 second', $4,
+                            '\\x4c59'::bytea
+                       from generate_series($1::int, $2::int) g",
+                    &[&from, &to, &ago, &MODEL],
+                )
+                .await
+                .unwrap();
+        }
+    };
+    let limit = open_tickets::MAX_WINDOW_ROWS as usize;
+    fill(1, 1_600, w.now - Duration::minutes(90)).await;
+    let seen = w.held(&held, "acme").await;
+    assert_eq!(seen.len(), limit);
+    assert_eq!(seen[0].0, "T-1600");
+
+    // The newest resolve: older ones the held copy did not keep come back.
+    owner
+        .execute(
+            "update open_tickets set resolved_at = now()
+              where tenant_id = 'acme' and ticket_id = any($1)",
+            &[&(1_101..=1_600)
+                .map(|n| format!("T-{n}"))
+                .collect::<Vec<_>>()],
+        )
+        .await
+        .unwrap();
+    let seen = w.held(&held, "acme").await;
+    assert_eq!(seen[0].0, "T-1100");
+    assert_eq!(seen.len(), limit);
+
+    // A flood of newer ones: the held copy drops its oldest and stays right.
+    fill(2_000, 3_400, w.now - Duration::minutes(60)).await;
+    let seen = w.held(&held, "acme").await;
+    assert_eq!(seen[0].0, "T-3400");
+    assert_eq!(seen.len(), limit);
+}
+
+#[tokio::test]
+async fn held_windows_of_many_tenants_never_mix_and_a_dropped_tenant_is_read_again() {
+    let w = Windows::new().await;
+    // Room for one tenant: each read of another drops the one before.
+    let held = WindowCache::new(1);
+    w.record("acme", "A-1", 10, MODEL).await;
+    w.record("globex", "G-1", 10, MODEL).await;
+    for _ in 0..2 {
+        assert_eq!(ids(&w.held(&held, "acme").await), ["A-1"]);
+        assert_eq!(ids(&w.held(&held, "globex").await), ["G-1"]);
+    }
+    w.record("acme", "A-2", 5, MODEL).await;
+    assert_eq!(ids(&w.held(&held, "acme").await), ["A-2", "A-1"]);
+    assert_eq!(ids(&w.held(&held, "globex").await), ["G-1"]);
+}
+
+#[tokio::test]
+async fn a_hundred_tickets_at_once_through_one_held_window_each_see_a_window_without_themselves() {
+    let w = Arc::new(Windows::new().await);
+    let held = Arc::new(WindowCache::new(16));
+    let calls = (0..100).map(|n| {
+        let (w, held) = (w.clone(), held.clone());
+        tokio::spawn(async move {
+            let ticket = TicketId::parse(&format!("T-{n}")).unwrap();
+            let window = open_tickets::window_and_record(
+                &mut w.pool.get().await.unwrap(),
+                &held,
+                &TenantId::parse("acme").unwrap(),
+                w.since,
+                NewOpenTicket {
+                    ticket_id: &ticket,
+                    subject: None,
+                    received_at: w.now - Duration::seconds(n),
+                    entities: &[],
+                    vector: Some((MODEL, &[0.6, 0.8])),
+                },
+                true,
+            )
+            .await
+            .unwrap();
+            assert!(window.iter().all(|open| open.ticket_id != ticket));
+        })
+    });
+    for call in futures::future::join_all(calls).await {
+        call.unwrap();
+    }
+    let seen = w.held(&held, "acme").await;
+    assert_eq!(seen.len(), 100);
+    assert_eq!(seen[0].0, "T-0");
+}

@@ -2,7 +2,8 @@
 # The whole pipeline, side by side with the original's design, in one run:
 # ../shared/peer (FastAPI → Celery on Redis → search → LLM → ServiceDesk
 # Plus) and ours (ingress → JetStream → context-gatherer → llm-enhancer →
-# writeback, history-projector beside), each driven by the peer's drive.py
+# writeback, history-projector and incident-correlator beside — the
+# original has no incidents, so ours does strictly more), each driven by the peer's drive.py
 # against the peer's zero-latency stand-ins, with the same data:
 #
 #   sustained: N tickets as fast as CONC connections allow
@@ -125,7 +126,7 @@ idle_report() { # SECONDS
 # The groups of each side: a run's report leaves out the other side's (idle)
 # processes. PostgreSQL is shared and counted for both.
 peer_groups='^(peer-ingress|celery-workers|redis)$'
-our_groups='^(nats-server|ingress|context-gatherer|llm-enhancer|writeback|history-projector|embedder)$'
+our_groups='^(nats-server|ingress|context-gatherer|llm-enhancer|writeback|history-projector|incident-correlator|embedder)$'
 # Runs a command with the sampler alongside, then reports the groups not
 # matching OTHER. Each run has a samples file of its own.
 with_cpu() { # N OTHER COMMAND...
@@ -176,7 +177,7 @@ start_ours() { # MODE
   stop_ours
   local embeddings_url= port_offset=0 service metrics_port
   [ "$1" = semantic ] && embeddings_url="http://127.0.0.1:$embedder_port/v1"
-  for service in ingress context-gatherer llm-enhancer writeback history-projector; do
+  for service in ingress context-gatherer llm-enhancer writeback history-projector incident-correlator; do
     metrics_port=$((47350 + port_offset))
     port_offset=$((port_offset + 1))
     AI_AGENTS_INGRESS_ADDR="127.0.0.1:$ingress_port" \

@@ -199,6 +199,7 @@ pub fn run(open: usize, tenants: usize, queries: usize) -> anyhow::Result<()> {
             ("every window read in full", WindowCache::new(0)),
         ] {
             let mut decisions = Vec::with_capacity(queries);
+            let centroids = incident_correlator::centroids::Centroids::default();
             let mut client = pool.get().await?;
             for n in 0..queries {
                 let tenant = TenantId::parse(&format!("tenant-{:04}", rng.gen_range(0..tenants)))?;
@@ -228,8 +229,10 @@ pub fn run(open: usize, tenants: usize, queries: usize) -> anyhow::Result<()> {
                 window.retain(|open| arrival.links(open, &closeness).is_some());
                 let ids: Vec<&str> = window.iter().map(|o| o.ticket_id.as_str()).collect();
                 let assigned = incident_correlator::store::assigned(&tx, &tenant, &ids).await?;
-                let live =
-                    incident_correlator::store::live(&tx, &tenant, Some("bench-model")).await?;
+                let mut live = incident_correlator::store::live(&tx, &tenant).await?;
+                centroids
+                    .fill(&tx, &tenant, "bench-model", &mut live)
+                    .await?;
                 let decision = incident_correlator::decide::decide(
                     arrival, &window, &live, &assigned, &rules, &closeness,
                 );

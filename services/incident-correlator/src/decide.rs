@@ -248,7 +248,7 @@ pub fn decide(
 }
 
 /// `vector` scaled to unit length; `None` for the zero vector.
-fn unit(mut vector: Vec<f32>) -> Option<Vec<f32>> {
+pub(crate) fn unit(mut vector: Vec<f32>) -> Option<Vec<f32>> {
     let norm = vector.iter().map(|v| v * v).sum::<f32>().sqrt();
     if !norm.is_finite() || norm <= f32::EPSILON {
         return None;

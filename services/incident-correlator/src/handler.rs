@@ -33,6 +33,8 @@ pub struct IncidentCorrelator {
     pub closeness: decide::Closeness,
     /// The windows of open tickets this process holds.
     pub windows: open_tickets::WindowCache,
+    /// The live incidents' centroids this process holds.
+    pub centroids: crate::centroids::Centroids,
 }
 
 impl Handler for IncidentCorrelator {
@@ -146,7 +148,12 @@ impl IncidentCorrelator {
         }
         let window_ids: Vec<&str> = window.iter().map(|o| o.ticket_id.as_str()).collect();
         let assigned = store::assigned(&tx, tenant_id, &window_ids).await?;
-        let mut live = store::live(&tx, tenant_id, model.as_deref()).await?;
+        let mut live = store::live(&tx, tenant_id).await?;
+        if let Some(model) = &model {
+            self.centroids
+                .fill(&tx, tenant_id, model, &mut live)
+                .await?;
+        }
         // Quiet by the tickets' own time, as a replay of this ticket would
         // decide it.
         let quiet = decide::quiet(&live, context.received_at, &rules);

@@ -5,6 +5,7 @@
 //! `incident_tickets` as its events leave them. See ARCHITECTURE.md,
 //! "Incidents".
 
+pub mod centroids;
 mod config;
 pub mod decide;
 mod handler;
@@ -41,6 +42,7 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> anyhow::
         metrics,
         closeness: decide::DEFAULT_CLOSENESS,
         windows: aia_store::open_tickets::WindowCache::new(config.window_tenants),
+        centroids: Default::default(),
     };
     let stop = tokio_util::sync::CancellationToken::new();
     let sweeping = tokio::spawn(sweep.run(config.sweep_every, stop.clone().cancelled_owned()));

@@ -4,12 +4,12 @@
 //! in the transaction that decides the event, `aiagents rebuild` calls it
 //! for every incident event in the stream.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 
 use aia_events::{
     Event, IncidentChange, IncidentStatus, IncidentTicket, Payload, TenantId, TicketId,
 };
-use aia_store::{GenericClient, StoreError, open_tickets};
+use aia_store::{GenericClient, StoreError};
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
@@ -26,12 +26,8 @@ pub async fn lock_tenant(tx: &impl GenericClient, tenant: &TenantId) -> Result<(
 }
 
 /// The tenant's incidents tickets may still join, earliest detected first,
-/// each with the centroid of its members' vectors of `model`.
-pub async fn live(
-    tx: &impl GenericClient,
-    tenant: &TenantId,
-    model: Option<&str>,
-) -> Result<Vec<Live>, StoreError> {
+/// without their centroids ([`crate::centroids::Centroids`] sets them).
+pub async fn live(tx: &impl GenericClient, tenant: &TenantId) -> Result<Vec<Live>, StoreError> {
     let statement = tx
         .prepare_cached(
             "select i.incident_id, i.version, i.status, i.last_ticket_at, i.shared_entities,
@@ -44,8 +40,7 @@ pub async fn live(
               order by min(i.detected_at), i.incident_id",
         )
         .await?;
-    let mut live = tx
-        .query(&statement, &[&tenant.as_str()])
+    tx.query(&statement, &[&tenant.as_str()])
         .await?
         .into_iter()
         .map(|row| {
@@ -65,28 +60,7 @@ pub async fn live(
                 shared_entities: row.get(4),
             })
         })
-        .collect::<Result<Vec<_>, StoreError>>()?;
-    if model.is_none() || live.is_empty() {
-        return Ok(live);
-    }
-    let members: Vec<&str> = live
-        .iter()
-        .flat_map(|i| i.tickets.iter().map(TicketId::as_str))
-        .collect();
-    let vectors: HashMap<TicketId, Vec<f32>> = open_tickets::some(tx, tenant, &members, model)
-        .await?
-        .into_iter()
-        .filter_map(|open| Some((open.ticket_id, open.vector?)))
-        .collect();
-    for incident in &mut live {
-        incident.centroid = crate::decide::centroid(
-            incident
-                .tickets
-                .iter()
-                .filter_map(|t| vectors.get(t).map(Vec::as_slice)),
-        );
-    }
-    Ok(live)
+        .collect()
 }
 
 /// The tenant's live incidents with no activity (a ticket, a decision)

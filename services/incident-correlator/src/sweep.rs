@@ -128,7 +128,7 @@ impl Sweep {
         let mut client = self.db.get().await.map_err(StoreError::from)?;
         let tx = tenant_transaction(&mut client, tenant).await?;
         store::lock_tenant(&tx, tenant).await?;
-        let mut live = store::live(&tx, tenant, None).await?;
+        let mut live = store::live(&tx, tenant).await?;
         // By the clock, from the incident's last activity (its last ticket,
         // or its last decision: an incident detected while the correlator
         // caught up on old tickets gets its whole quiet period).

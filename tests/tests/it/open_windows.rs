@@ -256,3 +256,105 @@ async fn a_hundred_tickets_at_once_through_one_held_window_each_see_a_window_wit
     assert_eq!(seen.len(), 100);
     assert_eq!(seen[0].0, "T-0");
 }
+
+/// A live incident's centroid as the correlator holds it: the same as one
+/// computed from every member's stored vector, when members join through
+/// this process or another, and when a member's vector is not of the
+/// model asked for.
+#[tokio::test]
+async fn a_held_centroid_is_the_centroid_of_every_member_as_members_join() {
+    use incident_correlator::centroids::Centroids;
+    use incident_correlator::decide;
+
+    let w = Windows::new().await;
+    let acme = TenantId::parse("acme").unwrap();
+    let vectors: Vec<[f32; 2]> = vec![[1.0, 0.0], [0.8, 0.6], [0.6, 0.8], [0.0, 1.0]];
+    for (n, vector) in vectors.iter().enumerate() {
+        let mut client = w.pool.get().await.unwrap();
+        open_tickets::window_and_record(
+            &mut client,
+            &WindowCache::new(0),
+            &acme,
+            w.since,
+            NewOpenTicket {
+                ticket_id: &TicketId::parse(&format!("T-{n}")).unwrap(),
+                subject: None,
+                received_at: w.now - Duration::minutes(10 - n as i64),
+                entities: &[],
+                vector: Some((if n == 3 { "other-model" } else { MODEL }, vector)),
+            },
+            true,
+        )
+        .await
+        .unwrap();
+    }
+    let owner = w._db.admin_client().await;
+    let incident = uuid::Uuid::now_v7();
+    owner
+        .execute(
+            "insert into incidents (tenant_id, incident_id, version, status, summary,
+                                    first_ticket_at, last_ticket_at, detected_at, detected_by,
+                                    updated_at)
+             values ('acme', $1, 1, 'open', 'one outage', now(), now(), now(), 'T-0', now())",
+            &[&incident],
+        )
+        .await
+        .unwrap();
+    let join = |ticket: &'static str| {
+        let owner = &owner;
+        async move {
+            owner
+                .execute(
+                    "insert into incident_tickets
+                            (tenant_id, ticket_id, incident_id, received_at, joined_version)
+                     values ('acme', $1, $2, now(), 1)",
+                    &[&ticket, &incident],
+                )
+                .await
+                .unwrap();
+        }
+    };
+    let held = Centroids::default();
+    let centroid = |members: &[usize]| {
+        decide::centroid(
+            members
+                .iter()
+                .map(|n| open_tickets::as_stored(&vectors[*n]))
+                .collect::<Vec<_>>()
+                .iter()
+                .map(Vec::as_slice),
+        )
+        .unwrap()
+    };
+    let close = |a: &[f32], b: &[f32]| a.iter().zip(b).all(|(x, y)| (x - y).abs() < 1e-6);
+
+    join("T-0").await;
+    join("T-1").await;
+    assert!(close(&filled(&w, &acme, &held).await, &centroid(&[0, 1])));
+    // Joined by another instance; the one of another model counts for none.
+    join("T-2").await;
+    join("T-3").await;
+    let after = filled(&w, &acme, &held).await;
+    assert!(close(&after, &centroid(&[0, 1, 2])), "{after:?}");
+    assert!(close(
+        &filled(&w, &acme, &Centroids::default()).await,
+        &after
+    ));
+}
+
+/// The one live incident's centroid as `centroids` fills it.
+async fn filled(
+    w: &Windows,
+    tenant: &TenantId,
+    centroids: &incident_correlator::centroids::Centroids,
+) -> Vec<f32> {
+    let mut client = w.pool.get().await.unwrap();
+    let tx = aia_store::tenant_transaction(&mut client, tenant)
+        .await
+        .unwrap();
+    let mut live = incident_correlator::store::live(&tx, tenant).await.unwrap();
+    centroids.fill(&tx, tenant, MODEL, &mut live).await.unwrap();
+    tx.commit().await.unwrap();
+    assert_eq!(live.len(), 1);
+    live.remove(0).centroid.unwrap()
+}

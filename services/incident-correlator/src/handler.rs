@@ -127,7 +127,13 @@ impl IncidentCorrelator {
             Some((model, false)) => model,
             None => None,
         };
-        let me = open_tickets::some(&tx, tenant_id, &[event.ticket_id.as_str()], None).await?;
+        // Without a vector a ticket joins nothing: its row is not read.
+        let me = match model {
+            Some(_) => {
+                open_tickets::some(&tx, tenant_id, &[event.ticket_id.as_str()], None).await?
+            }
+            None => Vec::new(),
+        };
         let me = me.first();
         let arrival = decide::Arrival {
             ticket: &ticket,

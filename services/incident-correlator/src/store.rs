@@ -91,6 +91,9 @@ pub async fn assigned(
     tenant: &TenantId,
     tickets: &[&str],
 ) -> Result<HashSet<TicketId>, StoreError> {
+    if tickets.is_empty() {
+        return Ok(HashSet::new());
+    }
     let statement = tx
         .prepare_cached(
             "select ticket_id from incident_tickets where tenant_id = $1 and ticket_id = any($2)",

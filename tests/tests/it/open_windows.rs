@@ -70,7 +70,7 @@ impl Windows {
         .unwrap();
     }
 
-    async fn read(&self, windows: &WindowCache, tenant: &str) -> Seen {
+    async fn read(&self, windows: &WindowCache, tenant: &str, except: &str) -> Seen {
         let mut client = self.pool.get().await.unwrap();
         let tenant = TenantId::parse(tenant).unwrap();
         let tx = aia_store::tenant_transaction(&mut client, &tenant)
@@ -81,7 +81,7 @@ impl Windows {
                 &tx,
                 &tenant,
                 self.since,
-                &TicketId::parse("none").unwrap(),
+                &TicketId::parse(except).unwrap(),
                 Some(MODEL),
             )
             .await
@@ -95,8 +95,13 @@ impl Windows {
 
     /// The held window, checked against a full read at the same moment.
     async fn held(&self, windows: &WindowCache, tenant: &str) -> Seen {
-        let held = self.read(windows, tenant).await;
-        let full = self.read(&WindowCache::new(0), tenant).await;
+        self.held_without(windows, tenant, "none").await
+    }
+
+    /// The same, for a ticket of the window (left out of it).
+    async fn held_without(&self, windows: &WindowCache, tenant: &str, except: &str) -> Seen {
+        let held = self.read(windows, tenant, except).await;
+        let full = self.read(&WindowCache::new(0), tenant, except).await;
         assert_eq!(held, full, "the held window of {tenant} is not the table's");
         held
     }
@@ -198,12 +203,50 @@ async fn a_held_window_of_more_open_tickets_than_a_window_holds_stays_the_newest
     let seen = w.held(&held, "acme").await;
     assert_eq!(seen[0].0, "T-1100");
     assert_eq!(seen.len(), limit);
+    // A window without one of its own tickets is still a full window.
+    let seen = w.held_without(&held, "acme", "T-1100").await;
+    assert_eq!(seen.len(), limit);
+    assert_eq!(seen[0].0, "T-1099");
 
     // A flood of newer ones: the held copy drops its oldest and stays right.
     fill(2_000, 3_400, w.now - Duration::minutes(60)).await;
     let seen = w.held(&held, "acme").await;
     assert_eq!(seen[0].0, "T-3400");
     assert_eq!(seen.len(), limit);
+}
+
+#[tokio::test]
+async fn a_held_window_of_many_tickets_received_at_one_instant_is_the_table_s() {
+    // An import's tickets may share one received time: the held copy must
+    // not lose those at its edge.
+    let w = Windows::new().await;
+    let held = WindowCache::new(16);
+    let owner = w._db.admin_client().await;
+    owner
+        .execute(
+            "insert into open_tickets (tenant_id, ticket_id, received_at, model, vector)
+             select 'acme', 'T-' || lpad(g::text, 4, '0'), $1, $2, '\\x4c59'::bytea
+               from generate_series(1, 1400) g",
+            &[&(w.now - Duration::minutes(30)), &MODEL],
+        )
+        .await
+        .unwrap();
+    for _ in 0..3 {
+        let seen = w.held_without(&held, "acme", "T-1400").await;
+        assert_eq!(seen.len(), open_tickets::MAX_WINDOW_ROWS as usize);
+        assert_eq!(seen[0].0, "T-1399");
+    }
+    owner
+        .execute(
+            "update open_tickets set resolved_at = now()
+              where tenant_id = 'acme' and ticket_id >= 'T-1001'",
+            &[],
+        )
+        .await
+        .unwrap();
+    let seen = w.held(&held, "acme").await;
+    assert_eq!(seen.len(), open_tickets::MAX_WINDOW_ROWS as usize);
+    assert_eq!(seen[0].0, "T-1000");
 }
 
 #[tokio::test]

@@ -75,7 +75,9 @@ impl WindowCache {
         model: Option<&str>,
     ) -> Result<Vec<Arc<OpenTicket>>, StoreError> {
         if self.capacity == 0 {
-            let (_, tickets) = newest(client, tenant, since, MAX_WINDOW_ROWS as usize).await?;
+            // One more than a window: `except` may be among them.
+            let limit = MAX_WINDOW_ROWS as usize + 1;
+            let (_, tickets) = newest(client, tenant, since, limit).await?;
             return Ok(select(tickets.iter(), since, except, model));
         }
         let slot = self.slot(tenant);
@@ -84,7 +86,11 @@ impl WindowCache {
             Some(window) if window.covers(since) => window.catch_up(client, tenant).await?,
             _ => false,
         };
-        if !current || held.as_ref().is_some_and(|window| window.short(since)) {
+        if !current
+            || held
+                .as_ref()
+                .is_some_and(|window| window.short(since, except))
+        {
             *held = Some(Held::read(client, tenant, since).await?);
         }
         let window = held.as_ref().expect("a window was just read");
@@ -122,15 +128,38 @@ struct HeldTicket {
     model: Option<String>,
 }
 
+/// Where a ticket stands in a window, newest first: by when it was
+/// received, then by its id (the order every read and answer uses).
+type Place = (DateTime<Utc>, String);
+
+impl HeldTicket {
+    fn place(&self) -> Place {
+        (
+            self.ticket.received_at,
+            self.ticket.ticket_id.as_str().to_owned(),
+        )
+    }
+
+    /// Its place, borrowed.
+    fn key(&self) -> (DateTime<Utc>, &str) {
+        (self.ticket.received_at, self.ticket.ticket_id.as_str())
+    }
+
+    fn at_or_above(&self, place: &Place) -> bool {
+        self.key() >= (place.0, place.1.as_str())
+    }
+}
+
 /// One tenant's window as last read.
 struct Held {
     /// The oldest transaction running at the last read's snapshot.
     floor: i64,
     /// Rows received before this are not held.
     since: DateTime<Utc>,
-    /// When the full read stopped at its limit (or rows were dropped): rows
-    /// received at or before this may be missing.
-    cutoff: Option<DateTime<Utc>>,
+    /// When the full read stopped at its limit (or the oldest rows were
+    /// dropped): every open ticket at or above this place is held, those
+    /// below it may not be.
+    complete_from: Option<Place>,
     read_at: Instant,
     /// The open tickets, by id.
     rows: HashMap<String, HeldTicket>,
@@ -147,20 +176,19 @@ impl Held {
     ) -> Result<Self, StoreError> {
         let limit = MAX_WINDOW_ROWS as usize + SLACK;
         let (floor, tickets) = newest(client, tenant, since, limit).await?;
-        // Stopped at the limit: of the tickets received at the last one's
-        // time, some may not have been read; none is held.
-        let cutoff = (tickets.len() == limit)
-            .then(|| tickets.last().map(|held| held.ticket.received_at))
-            .flatten();
+        let complete_from = if tickets.len() == limit {
+            tickets.iter().map(HeldTicket::place).min()
+        } else {
+            None
+        };
         let rows = tickets
             .into_iter()
-            .filter(|held| cutoff.is_none_or(|cutoff| held.ticket.received_at > cutoff))
             .map(|held| (held.ticket.ticket_id.as_str().to_owned(), held))
             .collect();
         Ok(Self {
             floor,
             since,
-            cutoff,
+            complete_from,
             read_at: Instant::now(),
             rows,
         })
@@ -171,30 +199,34 @@ impl Held {
         since >= self.since && self.read_at.elapsed() < REFRESH
     }
 
-    /// Whether rows the window since `since` needs may be missing: the
-    /// last full read stopped at its limit, and fewer than the limit are
-    /// held above where it stopped (tickets resolved since).
-    fn short(&self, since: DateTime<Utc>) -> bool {
-        let Some(cutoff) = self.cutoff else {
+    /// Whether rows the window since `since` (without `except`) needs may
+    /// be missing: not all open tickets are held, and fewer than a window
+    /// are held above where the held ones are complete (tickets resolved
+    /// since).
+    fn short(&self, since: DateTime<Utc>, except: &TicketId) -> bool {
+        let Some(complete_from) = &self.complete_from else {
             return false;
         };
-        since <= cutoff
+        since <= complete_from.0
             && self
                 .rows
                 .values()
-                .filter(|held| held.ticket.received_at > cutoff)
+                .filter(|held| held.ticket.ticket_id != *except && held.at_or_above(complete_from))
                 .count()
                 < MAX_WINDOW_ROWS as usize
     }
 
-    /// Reads the rows written since the last read. `false` when the
-    /// database's transaction ids went backwards (it is not the one read
-    /// before): the window must be read in full.
+    /// Reads the rows written since the last read. `false` when the window
+    /// must be read in full instead: the database's transaction ids went
+    /// backwards (it is not the one read before), or more rows changed than
+    /// a full read returns (a long transaction anywhere on the server holds
+    /// the floor back, and each read would ask for ever more).
     async fn catch_up(
         &mut self,
         client: &impl GenericClient,
         tenant: &TenantId,
     ) -> Result<bool, StoreError> {
+        let limit = MAX_WINDOW_ROWS as usize + SLACK;
         let select = client
             .prepare_cached(
                 "select s.floor, t.ticket_id, t.subject, t.received_at, t.entities, t.model,
@@ -205,22 +237,27 @@ impl Held {
                                resolved_at is not null as resolved
                           from open_tickets
                          where tenant_id = $1 and written_xid >= $2::bigint::text::xid8
-                           and written_xid is distinct from pg_current_xact_id_if_assigned()) t
+                           and written_xid is distinct from pg_current_xact_id_if_assigned()
+                         limit $3) t
                      on true",
             )
             .await?;
         let rows = client
-            .query(&select, &[&tenant.as_str(), &self.floor])
+            .query(
+                &select,
+                &[&tenant.as_str(), &self.floor, &(limit as i64 + 1)],
+            )
             .await?;
         let floor = floor(&rows)?;
-        if floor < self.floor {
+        if floor < self.floor || rows.len() > limit {
             return Ok(false);
         }
+        let changes = rows
+            .iter()
+            .filter_map(|row| changed(row).transpose())
+            .collect::<Result<Vec<_>, StoreError>>()?;
         self.floor = floor;
-        for row in &rows {
-            let Some((ticket, resolved)) = changed(row)? else {
-                continue;
-            };
+        for (ticket, resolved) in changes {
             let id = ticket.ticket.ticket_id.as_str().to_owned();
             if resolved || ticket.ticket.received_at < self.since {
                 self.rows.remove(&id);
@@ -240,15 +277,14 @@ impl Held {
         if self.rows.len() <= keep + SLACK {
             return;
         }
-        let mut received: Vec<DateTime<Utc>> = self
-            .rows
-            .values()
-            .map(|held| held.ticket.received_at)
-            .collect();
-        received.sort_unstable_by(|a, b| b.cmp(a));
-        let cutoff = received[keep];
-        self.rows.retain(|_, held| held.ticket.received_at > cutoff);
-        self.cutoff = Some(self.cutoff.map_or(cutoff, |before| before.max(cutoff)));
+        let mut places: Vec<Place> = self.rows.values().map(HeldTicket::place).collect();
+        places.sort_unstable_by(|a, b| b.cmp(a));
+        let last_kept = places.swap_remove(keep - 1);
+        self.rows.retain(|_, held| held.at_or_above(&last_kept));
+        self.complete_from = Some(match self.complete_from.take() {
+            Some(before) => before.max(last_kept),
+            None => last_kept,
+        });
     }
 
     fn select(
@@ -272,12 +308,8 @@ fn select<'a>(
     let mut window: Vec<&HeldTicket> = held
         .filter(|held| held.ticket.received_at >= since && held.ticket.ticket_id != *except)
         .collect();
-    window.sort_by(|a, b| {
-        b.ticket
-            .received_at
-            .cmp(&a.ticket.received_at)
-            .then_with(|| a.ticket.ticket_id.cmp(&b.ticket.ticket_id))
-    });
+    // Newest first, as every read orders them.
+    window.sort_by(|a, b| b.key().cmp(&a.key()));
     window.truncate(MAX_WINDOW_ROWS as usize);
     window
         .into_iter()
@@ -312,7 +344,7 @@ async fn newest(
                       from open_tickets
                      where tenant_id = $1 and received_at >= $2 and resolved_at is null
                        and written_xid is distinct from pg_current_xact_id_if_assigned()
-                     order by received_at desc
+                     order by received_at desc, ticket_id desc
                      limit $3) t on true",
         )
         .await?;

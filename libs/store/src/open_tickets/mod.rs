@@ -92,14 +92,17 @@ pub async fn window_and_record(
     // visible to others at commit either way).
     tx.batch_execute("set local synchronous_commit = off")
         .await?;
-    // Without a vector or a host, address or site nothing can relate the
-    // ticket to another: the window is not read.
-    let window = if model.is_none() && ticket.entities.is_empty() {
-        Vec::new()
-    } else {
-        cache
-            .window(&tx, tenant, since, ticket.ticket_id, model)
-            .await?
+    // Without a vector only a shared host, address or site relates two
+    // tickets: just the rows that share one are read (none when the ticket
+    // names none), not the window.
+    let window = match model {
+        Some(_) => {
+            cache
+                .window(&tx, tenant, since, ticket.ticket_id, model)
+                .await?
+        }
+        None if ticket.entities.is_empty() => Vec::new(),
+        None => sharing(&tx, tenant, since, ticket.ticket_id, ticket.entities).await?,
     };
     if !record {
         tx.commit().await?;
@@ -132,6 +135,42 @@ pub async fn window_and_record(
     .await?;
     tx.commit().await?;
     Ok(window)
+}
+
+/// The window's tickets that name one of `entities`, newest first, without
+/// their vectors.
+async fn sharing(
+    client: &impl GenericClient,
+    tenant: &TenantId,
+    since: DateTime<Utc>,
+    except: &TicketId,
+    entities: &[String],
+) -> Result<Vec<Arc<OpenTicket>>, StoreError> {
+    let select = client
+        .prepare_cached(
+            "select ticket_id, subject, received_at, entities, null::bytea
+               from open_tickets
+              where tenant_id = $1 and received_at >= $2 and resolved_at is null
+                and ticket_id <> $3 and entities && $4
+              order by received_at desc, ticket_id desc
+              limit $5",
+        )
+        .await?;
+    let rows = client
+        .query(
+            &select,
+            &[
+                &tenant.as_str(),
+                &since,
+                &except.as_str(),
+                &entities,
+                &MAX_WINDOW_ROWS,
+            ],
+        )
+        .await?;
+    rows.iter()
+        .map(|row| open_ticket(row).map(Arc::new))
+        .collect()
 }
 
 /// Some of the tenant's tickets (open or not), with their vectors of

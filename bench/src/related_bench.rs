@@ -110,8 +110,8 @@ pub fn run(open: usize, tenants: usize, queries: usize) -> anyhow::Result<()> {
                 let found = related::related_open(
                     &pool,
                     &tenant,
-                    related::Ticket {
-                        id: &ticket,
+                    aia_store::open_tickets::NewOpenTicket {
+                        ticket_id: &ticket,
                         subject: Some("new"),
                         received_at: chrono::Utc::now(),
                         entities: &entities,

@@ -282,8 +282,8 @@ impl Handler for ContextGatherer {
                     related::related_open(
                         &self.db,
                         &event.tenant_id,
-                        related::Ticket {
-                            id: &event.ticket_id,
+                        aia_store::open_tickets::NewOpenTicket {
+                            ticket_id: &event.ticket_id,
                             subject: ticket.subject.as_deref(),
                             received_at: event.occurred_at,
                             entities: &entities,

@@ -12,10 +12,9 @@
 use std::collections::BTreeSet;
 use std::sync::Arc;
 
-use aia_events::{RelatedTicket, SystemInfo, TenantId, TicketId};
+use aia_events::{RelatedTicket, SystemInfo, TenantId};
 use aia_store::open_tickets::{self, NewOpenTicket, OpenTicket, WindowCache};
 use aia_store::{Pool, StoreError};
-use chrono::{DateTime, Utc};
 
 use super::SourceError;
 use crate::extract::Mentions;
@@ -151,21 +150,12 @@ fn dot(a: &[f32], b: &[f32]) -> f32 {
     a.iter().zip(b).map(|(x, y)| x * y).sum()
 }
 
-/// The new ticket as the window records it.
-pub struct Ticket<'a> {
-    pub id: &'a TicketId,
-    pub subject: Option<&'a str>,
-    pub received_at: DateTime<Utc>,
-    pub entities: &'a [String],
-    pub vector: Option<(&'a str, &'a [f32])>,
-}
-
 /// Reads the tenant's window of `window_minutes` before the ticket, enters
 /// the ticket into it, and relates the two.
 pub async fn related_open(
     db: &Pool,
     tenant: &TenantId,
-    ticket: Ticket<'_>,
+    ticket: NewOpenTicket<'_>,
     window_minutes: u32,
     related: &Related,
 ) -> Result<Vec<RelatedTicket>, SourceError> {
@@ -176,13 +166,7 @@ pub async fn related_open(
         &related.windows,
         tenant,
         since,
-        NewOpenTicket {
-            ticket_id: ticket.id,
-            subject: ticket.subject,
-            received_at: ticket.received_at,
-            entities: ticket.entities,
-            vector: ticket.vector,
-        },
+        ticket,
         related.record,
     )
     .await?;
@@ -197,6 +181,8 @@ pub async fn related_open(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use aia_events::TicketId;
+    use chrono::Utc;
 
     fn open(id: &str, vector: Option<Vec<f32>>, entities: &[&str]) -> Arc<OpenTicket> {
         Arc::new(OpenTicket {

@@ -26,20 +26,22 @@ use std::time::{Duration, Instant};
 use aia_events::{TenantId, TicketId};
 use chrono::{DateTime, Utc};
 
-use super::{MAX_WINDOW_ROWS, OpenTicket, dequantize};
+use super::{MAX_WINDOW_ROWS, OpenTicket, open_ticket};
 use crate::{GenericClient, Row, StoreError};
 
 /// How often a held window is read in full again.
 pub const REFRESH: Duration = Duration::from_secs(300);
 
-/// Tenants a process holds by default. A window holds at most a quarter
-/// more rows than [`MAX_WINDOW_ROWS`] (about 1.8 kB each with a 384-value
-/// vector), so the worst case — every tenant with a full window — is about
-/// 2.3 MB per tenant; a tenant receiving a ticket every few minutes holds
-/// a few dozen rows.
+/// Tenants a process holds by default. A held window has at most half
+/// again as many rows as [`MAX_WINDOW_ROWS`] (1,500, about 1.8 kB each
+/// with a 384-value vector), so the worst case — every tenant with a full
+/// window — is about 2.7 MB per tenant; a tenant receiving a ticket every
+/// few minutes holds a few dozen rows.
 pub const DEFAULT_TENANTS: usize = 128;
 
-/// Rows held beyond [`MAX_WINDOW_ROWS`] before the oldest are dropped.
+/// Rows a full read takes beyond [`MAX_WINDOW_ROWS`] (so that tickets
+/// resolving do not make the window short at once); past twice this
+/// beyond it, the oldest held rows are dropped back to it.
 const SLACK: usize = MAX_WINDOW_ROWS as usize / 4;
 
 /// The windows of the tenants a process saw last (least recently used
@@ -229,8 +231,8 @@ impl Held {
         let limit = MAX_WINDOW_ROWS as usize + SLACK;
         let select = client
             .prepare_cached(
-                "select s.floor, t.ticket_id, t.subject, t.received_at, t.entities, t.model,
-                        t.vector, t.resolved
+                "select t.ticket_id, t.subject, t.received_at, t.entities, t.vector, s.floor,
+                        t.model, t.resolved
                    from (select pg_snapshot_xmin(pg_current_snapshot())::text::bigint as floor) s
                    left join lateral (
                         select ticket_id, subject, received_at, entities, model, vector,
@@ -336,8 +338,8 @@ async fn newest(
 ) -> Result<(i64, Vec<HeldTicket>), StoreError> {
     let select = client
         .prepare_cached(
-            "select s.floor, t.ticket_id, t.subject, t.received_at, t.entities, t.model,
-                    t.vector, false
+            "select t.ticket_id, t.subject, t.received_at, t.entities, t.vector, s.floor,
+                    t.model, false
                from (select pg_snapshot_xmin(pg_current_snapshot())::text::bigint as floor) s
                left join lateral (
                     select ticket_id, subject, received_at, entities, model, vector
@@ -363,28 +365,22 @@ async fn newest(
 
 fn floor(rows: &[Row]) -> Result<i64, StoreError> {
     rows.first()
-        .map(|row| row.get(0))
+        .map(|row| row.get(5))
         .ok_or_else(|| StoreError::Corrupt("a window read returned no snapshot".into()))
 }
 
-/// A row of a window read: the ticket and whether it was resolved; `None`
-/// for the row that only carries the snapshot.
+/// A row of a window read (the ticket's columns as [`open_ticket`] reads
+/// them, then the snapshot's floor, the model and whether it was resolved):
+/// the ticket and whether it was resolved; `None` for the row that only
+/// carries the snapshot.
 fn changed(row: &Row) -> Result<Option<(HeldTicket, bool)>, StoreError> {
-    let Some(id) = row.get::<_, Option<String>>(1) else {
+    if row.get::<_, Option<&str>>(0).is_none() {
         return Ok(None);
-    };
-    let ticket = OpenTicket {
-        ticket_id: TicketId::parse(&id)
-            .map_err(|_| StoreError::Corrupt(format!("open ticket id {id:?}")))?,
-        subject: row.get(2),
-        received_at: row.get(3),
-        entities: row.get(4),
-        vector: row.get::<_, Option<&[u8]>>(6).map(dequantize),
-    };
+    }
     Ok(Some((
         HeldTicket {
-            ticket: Arc::new(ticket),
-            model: row.get(5),
+            ticket: Arc::new(open_ticket(row)?),
+            model: row.get(6),
         },
         row.get(7),
     )))

@@ -214,6 +214,8 @@ pub async fn state_of(
         .map(|row| (row.get(0), row.get(1))))
 }
 
+/// An open ticket of a row whose first five columns are its id, subject,
+/// received time, entities and stored vector.
 fn open_ticket(row: &Row) -> Result<OpenTicket, StoreError> {
     let id: String = row.get(0);
     Ok(OpenTicket {

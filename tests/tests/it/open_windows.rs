@@ -40,23 +40,46 @@ impl Windows {
 
     /// What the context stage does for a ticket (its window read in full).
     async fn record(&self, tenant: &str, ticket: &str, minutes_ago: i64, model: &str) {
-        let mut client = self.pool.get().await.unwrap();
-        open_tickets::window_and_record(
-            &mut client,
+        let received_at = self.now - Duration::minutes(minutes_ago);
+        self.enter(
             &WindowCache::new(0),
+            tenant,
+            ticket,
+            received_at,
+            (model, &[0.6, 0.8]),
+        )
+        .await;
+    }
+
+    /// Enters a ticket into its tenant's window through `windows`, as the
+    /// context stage does, and returns the ids of the window it read.
+    async fn enter(
+        &self,
+        windows: &WindowCache,
+        tenant: &str,
+        ticket: &str,
+        received_at: DateTime<Utc>,
+        vector: (&str, &[f32]),
+    ) -> Vec<String> {
+        open_tickets::window_and_record(
+            &mut self.pool.get().await.unwrap(),
+            windows,
             &TenantId::parse(tenant).unwrap(),
             self.since,
             NewOpenTicket {
                 ticket_id: &TicketId::parse(ticket).unwrap(),
                 subject: Some(ticket),
-                received_at: self.now - Duration::minutes(minutes_ago),
+                received_at,
                 entities: &[],
-                vector: Some((model, &[0.6, 0.8])),
+                vector: Some(vector),
             },
             true,
         )
         .await
-        .unwrap();
+        .unwrap()
+        .iter()
+        .map(|open| open.ticket_id.as_str().to_owned())
+        .collect()
     }
 
     async fn resolve(&self, tenant: &str, ticket: &str) {
@@ -272,24 +295,12 @@ async fn a_hundred_tickets_at_once_through_one_held_window_each_see_a_window_wit
     let calls = (0..100).map(|n| {
         let (w, held) = (w.clone(), held.clone());
         tokio::spawn(async move {
-            let ticket = TicketId::parse(&format!("T-{n}")).unwrap();
-            let window = open_tickets::window_and_record(
-                &mut w.pool.get().await.unwrap(),
-                &held,
-                &TenantId::parse("acme").unwrap(),
-                w.since,
-                NewOpenTicket {
-                    ticket_id: &ticket,
-                    subject: None,
-                    received_at: w.now - Duration::seconds(n),
-                    entities: &[],
-                    vector: Some((MODEL, &[0.6, 0.8])),
-                },
-                true,
-            )
-            .await
-            .unwrap();
-            assert!(window.iter().all(|open| open.ticket_id != ticket));
+            let ticket = format!("T-{n}");
+            let received_at = w.now - Duration::seconds(n);
+            let window = w
+                .enter(&held, "acme", &ticket, received_at, (MODEL, &[0.6, 0.8]))
+                .await;
+            assert!(!window.contains(&ticket));
         })
     });
     for call in futures::future::join_all(calls).await {
@@ -313,23 +324,17 @@ async fn a_held_centroid_is_the_centroid_of_every_member_as_members_join() {
     let acme = TenantId::parse("acme").unwrap();
     let vectors: Vec<[f32; 2]> = vec![[1.0, 0.0], [0.8, 0.6], [0.6, 0.8], [0.0, 1.0]];
     for (n, vector) in vectors.iter().enumerate() {
-        let mut client = w.pool.get().await.unwrap();
-        open_tickets::window_and_record(
-            &mut client,
+        let model = if n == 3 { "other-model" } else { MODEL };
+        let received_at = w.now - Duration::minutes(10 - n as i64);
+        let ticket = format!("T-{n}");
+        w.enter(
             &WindowCache::new(0),
-            &acme,
-            w.since,
-            NewOpenTicket {
-                ticket_id: &TicketId::parse(&format!("T-{n}")).unwrap(),
-                subject: None,
-                received_at: w.now - Duration::minutes(10 - n as i64),
-                entities: &[],
-                vector: Some((if n == 3 { "other-model" } else { MODEL }, vector)),
-            },
-            true,
+            "acme",
+            &ticket,
+            received_at,
+            (model, vector),
         )
-        .await
-        .unwrap();
+        .await;
     }
     let owner = w._db.admin_client().await;
     let incident = uuid::Uuid::now_v7();

@@ -117,24 +117,17 @@ impl IncidentCorrelator {
         }
         // The ticket as the context stage entered it into the window, and
         // the window's tickets of the same model.
-        let model = match open_tickets::state_of(&tx, tenant_id, &event.ticket_id).await? {
+        let (me, model) = match open_tickets::state_of(&tx, tenant_id, &event.ticket_id).await? {
             // Resolved before its context was correlated: not an open
             // ticket of any outage.
-            Some((_, true)) => {
+            Some((_, _, true)) => {
                 tx.commit().await?;
                 return Ok(false);
             }
-            Some((model, false)) => model,
-            None => None,
+            Some((me, model, false)) => (Some(me), model),
+            None => (None, None),
         };
-        // Without a vector a ticket joins nothing: its row is not read.
-        let me = match model {
-            Some(_) => {
-                open_tickets::some(&tx, tenant_id, &[event.ticket_id.as_str()], None).await?
-            }
-            None => Vec::new(),
-        };
-        let me = me.first();
+        let me = me.as_ref();
         let arrival = decide::Arrival {
             ticket: &ticket,
             vector: me.and_then(|me| me.vector.as_deref()),

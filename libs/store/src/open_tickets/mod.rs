@@ -195,23 +195,27 @@ pub async fn some(
     rows.iter().map(open_ticket).collect()
 }
 
-/// A ticket's place in the window: the model its vector was made by (if it
-/// has one) and whether it was resolved; `None` when it is not there.
+/// A ticket as the window holds it (its vector, whatever its model), the
+/// model its vector was made by, and whether it was resolved; `None` when
+/// it is not there.
 pub async fn state_of(
     client: &impl GenericClient,
     tenant: &TenantId,
     ticket: &TicketId,
-) -> Result<Option<(Option<String>, bool)>, StoreError> {
+) -> Result<Option<(OpenTicket, Option<String>, bool)>, StoreError> {
     let select = client
         .prepare_cached(
-            "select model, resolved_at is not null from open_tickets
+            "select ticket_id, subject, received_at, entities, vector, model,
+                    resolved_at is not null
+               from open_tickets
               where tenant_id = $1 and ticket_id = $2",
         )
         .await?;
-    Ok(client
+    client
         .query_opt(&select, &[&tenant.as_str(), &ticket.as_str()])
         .await?
-        .map(|row| (row.get(0), row.get(1))))
+        .map(|row| Ok((open_ticket(&row)?, row.get(5), row.get(6))))
+        .transpose()
 }
 
 /// An open ticket of a row whose first five columns are its id, subject,

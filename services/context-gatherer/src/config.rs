@@ -73,10 +73,7 @@ impl Config {
             embeddings_api_key: optional("EMBEDDER_API_KEY"),
             llm_provider: aia_llm::tenant::provider_from_env()?,
             llm_prices: aia_llm::tenant::prices_from_env()?,
-            window_tenants: parsed(
-                "WINDOW_CACHE_TENANTS",
-                aia_store::open_tickets::DEFAULT_TENANTS,
-            )?,
+            window_tenants: aia_store::open_tickets::configured_tenants()?,
         })
     }
 

@@ -24,10 +24,7 @@ impl Config {
         Ok(Self {
             stage: StageSettings::from_env()?,
             sweep_every: Duration::from_secs(parsed("INCIDENT_SWEEP_SECS", 60)?.max(1)),
-            window_tenants: parsed(
-                "WINDOW_CACHE_TENANTS",
-                aia_store::open_tickets::DEFAULT_TENANTS,
-            )?,
+            window_tenants: aia_store::open_tickets::configured_tenants()?,
         })
     }
 

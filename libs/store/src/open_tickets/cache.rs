@@ -39,6 +39,14 @@ pub const REFRESH: Duration = Duration::from_secs(300);
 /// few minutes holds a few dozen rows.
 pub const DEFAULT_TENANTS: usize = 128;
 
+/// The tenants a process holds, as the deployment sets them
+/// (`AI_AGENTS_WINDOW_CACHE_TENANTS`, default [`DEFAULT_TENANTS`]; 0 reads
+/// each window in full for every ticket): what every process reading
+/// windows is configured with.
+pub fn configured_tenants() -> Result<usize, aia_config::ConfigError> {
+    aia_config::parsed("WINDOW_CACHE_TENANTS", DEFAULT_TENANTS)
+}
+
 /// Rows a full read takes beyond [`MAX_WINDOW_ROWS`] (so that tickets
 /// resolving do not make the window short at once); past twice this
 /// beyond it, the oldest held rows are dropped back to it.

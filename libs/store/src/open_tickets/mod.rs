@@ -13,7 +13,7 @@ use chrono::{DateTime, Utc};
 
 use crate::{Client, GenericClient, Row, StoreError, tenant_query, tenant_transaction};
 
-pub use cache::{DEFAULT_TENANTS, REFRESH, WindowCache};
+pub use cache::{DEFAULT_TENANTS, REFRESH, WindowCache, configured_tenants};
 
 /// A unit vector as the window stores it: each component × 127, rounded,
 /// one byte each — a quarter of the f32 bytes, which is what reading a

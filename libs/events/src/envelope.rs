@@ -94,12 +94,13 @@ pub const OLDER_VERSIONS: &[(&str, u16)] = &[
     ("context.gathered", 3),
     ("context.gathered", 4),
     ("writeback.completed", 1),
+    ("ticket.resolved", 1),
 ];
 
 /// Every event type with its current schema version.
 pub const EVENT_TYPES: &[(&str, u16)] = &[
     ("ticket.received", 1),
-    ("ticket.resolved", 1),
+    ("ticket.resolved", 2),
     ("context.gathered", 5),
     ("enhancement.generated", 2),
     ("enhancement.failed", 1),
@@ -132,7 +133,9 @@ impl Payload {
     pub fn schema_version(&self) -> u16 {
         match self {
             Self::ContextGathered(_) => 5,
-            Self::EnhancementGenerated(_) | Self::WritebackCompleted(_) => 2,
+            Self::TicketResolved(_)
+            | Self::EnhancementGenerated(_)
+            | Self::WritebackCompleted(_) => 2,
             _ => 1,
         }
     }
@@ -315,7 +318,10 @@ fn decode_payload(
     // One arm per (type, version). A v2 adds an arm that reads v1 and upcasts.
     let payload = match (event_type, schema_version) {
         ("ticket.received", 1) => Payload::TicketReceived(parse(event_type, 1, value)?),
-        ("ticket.resolved", 1) => Payload::TicketResolved(parse(event_type, 1, value)?),
+        // v1 lacked `language`; it reads as None.
+        ("ticket.resolved", 1 | 2) => {
+            Payload::TicketResolved(parse(event_type, schema_version, value)?)
+        }
         // v1 lacked each similar ticket's `matched_by`, v2 `query_rewrite`
         // (both read as None), v3 `related_open` (reads as empty), v4
         // `language` (reads as None).

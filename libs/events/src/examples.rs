@@ -209,6 +209,11 @@ pub fn all() -> Vec<Event> {
                 priority: Priority::Medium,
                 tags: vec!["vpn".into()],
                 resolved_at: at(-3600),
+                language: Some(crate::language::TicketLanguage {
+                    language: crate::Language::English,
+                    decided_by: crate::language::DecidedBy::Detected,
+                    confidence: 0.42,
+                }),
             }),
             false,
         ),

@@ -131,6 +131,24 @@ pub struct TicketResolved {
     pub priority: Priority,
     pub tags: Vec<String>,
     pub resolved_at: DateTime<Utc>,
+    /// The language it is searched in, decided where it entered (the
+    /// ingress or an import) with the tenant's language settings, so a
+    /// tenant's fixed or default language holds for its history as for its
+    /// new tickets (schema v2; v1 events read as `None`, and the projector
+    /// detects their language from the words).
+    #[serde(default)]
+    pub language: Option<crate::language::TicketLanguage>,
+}
+
+impl TicketResolved {
+    /// The words its language is told from: subject, description and
+    /// resolution.
+    pub fn words(&self) -> String {
+        format!(
+            "{}\n{}\n{}",
+            self.subject, self.description, self.resolution
+        )
+    }
 }
 
 /// The ticket text a stage works on, carried forward so that every stage

@@ -191,6 +191,23 @@ fn writeback_completed_v1_events_upcast_to_v2() {
     assert_eq!(payload.posted_markdown, None);
 }
 
+/// A resolved ticket published before the edge decided its language still
+/// reads, with no language (the projector then detects it from the words).
+#[test]
+fn ticket_resolved_v1_events_upcast_to_v2() {
+    let event = examples::all()
+        .into_iter()
+        .find(|event| {
+            matches!(&event.payload, aia_events::Payload::TicketResolved(resolved) if resolved.language.is_some())
+        })
+        .unwrap();
+    let aia_events::Payload::TicketResolved(payload) = read_as_v1(&event, "language").payload
+    else {
+        panic!()
+    };
+    assert_eq!(payload.language, None);
+}
+
 /// A context gathered before similar tickets said why they matched still
 /// reads, with `matched_by` unknown.
 #[test]

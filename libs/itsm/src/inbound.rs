@@ -80,6 +80,8 @@ pub fn complete(
                 priority: ticket.priority,
                 tags: ticket.tags,
                 resolved_at: resolution.resolved_at,
+                // Decided by the ingress with the tenant's settings.
+                language: None,
             },
         });
     }

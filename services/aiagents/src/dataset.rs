@@ -5,6 +5,7 @@
 use std::path::Path;
 
 use aia_events::{Event, ItsmKind, Payload, Priority, TenantId, TicketId, TicketResolved};
+use aia_store::tenant_settings::LanguageSettings;
 use anyhow::Context as _;
 use chrono::{DateTime, Utc};
 use serde::Deserialize;
@@ -62,26 +63,30 @@ impl Query {
 }
 
 impl Resolved {
-    /// The `ticket.resolved` event this record stands for.
-    pub fn to_event(&self) -> anyhow::Result<Event> {
+    /// The `ticket.resolved` event this record stands for, in the
+    /// language the tenant's settings give its words.
+    pub fn to_event(&self, languages: &LanguageSettings) -> anyhow::Result<Event> {
         let tenant = TenantId::parse(&self.tenant_id)
             .with_context(|| format!("tenant {:?}", self.tenant_id))?;
         let ticket = TicketId::parse(&self.ticket_id)
             .with_context(|| format!("ticket {:?}", self.ticket_id))?;
         let priority = Priority::parse(&self.priority)
             .with_context(|| format!("priority of {}", self.ticket_id))?;
+        let mut resolved = TicketResolved {
+            source: ItsmKind::ServicedeskPlus,
+            subject: self.subject.clone(),
+            description: self.description.clone(),
+            resolution: self.resolution.clone(),
+            priority,
+            tags: self.tags.clone(),
+            resolved_at: self.resolved_at,
+            language: None,
+        };
+        resolved.language = Some(languages.ticket_language(&resolved.words()));
         Ok(Event::new_run(
             tenant,
             ticket,
-            Payload::TicketResolved(TicketResolved {
-                source: ItsmKind::ServicedeskPlus,
-                subject: self.subject.clone(),
-                description: self.description.clone(),
-                resolution: self.resolution.clone(),
-                priority,
-                tags: self.tags.clone(),
-                resolved_at: self.resolved_at,
-            }),
+            Payload::TicketResolved(resolved),
         ))
     }
 }
@@ -89,12 +94,14 @@ impl Resolved {
 /// Publishes every resolved ticket as a `ticket.resolved` event, so the
 /// history projection stays rebuildable from the stream. The message id is
 /// derived from the content: importing the same record twice stores it once.
+/// Each is read in the language `languages` (the tenant's settings) gives it.
 pub async fn publish_resolved(
     jetstream: &aia_bus::JetStream,
     records: &[Resolved],
+    languages: &LanguageSettings,
 ) -> anyhow::Result<usize> {
     for record in records {
-        let event = record.to_event()?;
+        let event = record.to_event(languages)?;
         let Payload::TicketResolved(payload) = &event.payload else {
             unreachable!("to_event builds ticket.resolved");
         };

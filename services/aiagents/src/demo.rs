@@ -177,7 +177,9 @@ async fn drive(
     ingress_url: &str,
 ) -> anyhow::Result<()> {
     let (_client, jetstream) = aia_bus::connect(&settings.nats_url, "aiagents-demo").await?;
-    dataset::publish_resolved(&jetstream, &data.resolved).await?;
+    // The demo's tenants keep the default language settings.
+    let languages = aia_store::tenant_settings::LanguageSettings::default();
+    dataset::publish_resolved(&jetstream, &data.resolved, &languages).await?;
     let (admin, connection) =
         tokio_postgres::connect(&settings.owner_database_url, tokio_postgres::NoTls).await?;
     tokio::spawn(connection);

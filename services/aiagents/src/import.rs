@@ -9,6 +9,7 @@
 use std::path::Path;
 
 use aia_events::TenantId;
+use aia_store::tenant_settings::LanguageSettings;
 use aia_store::tenant_transaction;
 use anyhow::Context as _;
 use chrono::{DateTime, Utc};
@@ -95,23 +96,39 @@ pub fn read_tickets(path: &Path, tenant: &TenantId) -> anyhow::Result<Vec<Resolv
     for ticket in &tickets {
         // Fail before publishing anything when one record is bad.
         ticket
-            .to_event()
+            .to_event(&LanguageSettings::default())
             .with_context(|| format!("ticket {}", ticket.ticket_id))?;
     }
     Ok(tickets)
 }
 
-/// Publishes resolved tickets with a progress bar; returns how many.
+/// The tenant's language settings, which decide the language its imported
+/// tickets and articles are searched in; an error when it does not exist.
+pub async fn language_settings(
+    database_url: &str,
+    tenant: &TenantId,
+) -> anyhow::Result<LanguageSettings> {
+    let pool = aia_store::pool(database_url, 1)?;
+    let mut client = pool.get().await?;
+    let (settings, _active) = aia_store::tenants::settings(&mut client, tenant)
+        .await?
+        .ok_or_else(|| anyhow::anyhow!("tenant {tenant} does not exist"))?;
+    Ok(settings.languages)
+}
+
+/// Publishes resolved tickets with a progress bar, each in the language
+/// `languages` (the tenant's settings) gives it; returns how many.
 pub async fn publish_tickets(
     jetstream: &aia_bus::JetStream,
     tickets: &[Resolved],
+    languages: &LanguageSettings,
 ) -> anyhow::Result<usize> {
     let progress = ProgressBar::new(tickets.len() as u64);
     progress.set_style(
         ProgressStyle::with_template("{wide_bar} {pos}/{len} tickets").expect("template"),
     );
     for chunk in tickets.chunks(100) {
-        dataset::publish_resolved(jetstream, chunk).await?;
+        dataset::publish_resolved(jetstream, chunk, languages).await?;
         progress.inc(chunk.len() as u64);
     }
     progress.finish_and_clear();
@@ -180,6 +197,7 @@ pub async fn import_articles(
     path: &Path,
 ) -> anyhow::Result<usize> {
     let articles: Vec<Article> = read_records(path)?;
+    let languages = language_settings(database_url, tenant).await?;
     let pool = aia_store::pool(database_url, 1)?;
     let mut client = pool.get().await?;
     let tx = tenant_transaction(&mut client, tenant).await?;
@@ -188,13 +206,10 @@ pub async fn import_articles(
             !article.article_id.trim().is_empty(),
             "an article has no article_id"
         );
-        // Searched by words in its own language, detected like a ticket's.
-        let language = aia_events::language::decide(
-            &format!("{}\n{}", article.title, article.body),
-            None,
-            None,
-        )
-        .language;
+        // Searched by words in its own language, decided like a ticket's.
+        let language = languages
+            .ticket_language(&format!("{}\n{}", article.title, article.body))
+            .language;
         tx.execute(
             "insert into knowledge_articles (tenant_id, article_id, title, body, url, tags, language)
              values ($1, $2, $3, $4, $5, $6, $7)
@@ -295,6 +310,7 @@ pub async fn import_from_help_desk(
     );
     let window = aia_itsm::ImportWindow { since, until };
     let pace = aia_itsm::Pace::per_second(requests_per_second);
+    let languages = language_settings(database_url, tenant).await?;
     let pool = aia_store::pool(database_url, 1)?;
     let mut client = pool.get().await?;
     let (mut cursor, mut read, mut imported, done) = {
@@ -354,7 +370,7 @@ pub async fn import_from_help_desk(
                 language: None,
             })
             .collect();
-        dataset::publish_resolved(jetstream, &tickets).await?;
+        dataset::publish_resolved(jetstream, &tickets, &languages).await?;
         imported += tickets.len() as i64;
         read += 1;
         progress.inc(tickets.len() as u64);

@@ -68,9 +68,10 @@ pub struct TicketRow {
     pub tags: Vec<String>,
     pub resolved_at: DateTime<Utc>,
     pub last_event_id: Uuid,
-    /// Detected from its own words (a history often mixes languages, so a
-    /// tenant's fixed language is not imposed on it); English when they say
-    /// too little.
+    /// As decided where the ticket entered, with the tenant's language
+    /// settings (its fixed language, else its words, else its default);
+    /// for events published before they carried it, detected from the
+    /// words, English when they say too little.
     pub language: String,
 }
 
@@ -316,17 +317,12 @@ impl TicketRow {
             tags: resolved.tags.clone(),
             resolved_at: resolved.resolved_at,
             last_event_id: event.event_id,
-            language: aia_events::language::decide(
-                &format!(
-                    "{}\n{}\n{}",
-                    resolved.subject, resolved.description, resolved.resolution
-                ),
-                None,
-                None,
-            )
-            .language
-            .code()
-            .to_owned(),
+            language: resolved
+                .language
+                .unwrap_or_else(|| aia_events::language::decide(&resolved.words(), None, None))
+                .language
+                .code()
+                .to_owned(),
         })
     }
 }
@@ -488,11 +484,34 @@ mod tests {
     }
 
     #[test]
-    fn a_resolved_ticket_is_stored_in_the_language_its_words_are_in() {
+    fn a_resolved_ticket_is_stored_in_the_language_decided_where_it_entered() {
         let mut event = examples::all()
             .into_iter()
             .find(|event| matches!(event.payload, Payload::TicketResolved(_)))
             .unwrap();
+        let Payload::TicketResolved(resolved) = &mut event.payload else {
+            unreachable!()
+        };
+        // A German-only tenant's ticket full of English words: the edge
+        // decided German with the tenant's settings, and German it stays.
+        resolved.language = Some(aia_events::language::decide(
+            &resolved.words(),
+            Some(aia_events::Language::German),
+            None,
+        ));
+        assert_eq!(TicketRow::from_event(&event).unwrap().language, "de");
+    }
+
+    #[test]
+    fn a_resolved_ticket_published_without_a_language_is_read_in_its_words_language() {
+        let mut event = examples::all()
+            .into_iter()
+            .find(|event| matches!(event.payload, Payload::TicketResolved(_)))
+            .unwrap();
+        let Payload::TicketResolved(resolved) = &mut event.payload else {
+            unreachable!()
+        };
+        resolved.language = None;
         assert_eq!(TicketRow::from_event(&event).unwrap().language, "en");
         let Payload::TicketResolved(resolved) = &mut event.payload else {
             unreachable!()

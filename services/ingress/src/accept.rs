@@ -305,7 +305,13 @@ async fn run(
             (event, true)
         }
         // A resolved ticket delivered again updates the same history row.
-        Inbound::Resolved { ticket_id, ticket } => {
+        Inbound::Resolved {
+            ticket_id,
+            mut ticket,
+        } => {
+            // Its language is decided here, with the tenant's settings, so
+            // a fixed or default language holds for the history too.
+            ticket.language = Some(tenant.settings.languages.ticket_language(&ticket.words()));
             let event = Event::new_run(tenant_id, ticket_id, Payload::TicketResolved(ticket));
             (event, false)
         }

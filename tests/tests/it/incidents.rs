@@ -183,6 +183,7 @@ impl Setup {
                 priority: Priority::High,
                 tags: vec![],
                 resolved_at: Utc::now(),
+                language: None,
             }),
         );
         self.publish(&event).await;

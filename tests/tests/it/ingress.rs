@@ -176,6 +176,18 @@ async fn redelivered_webhooks_get_the_first_event_id_and_store_nothing_new() {
 #[tokio::test]
 async fn resolved_tickets_arrive_on_both_paths_and_from_jira_transitions() {
     let ingress = Ingress::start().await;
+    // acme's tickets are all German, whatever their words look like.
+    ingress
+        .db
+        .admin_client()
+        .await
+        .execute(
+            r#"update tenants set settings = jsonb_set(settings, '{languages}', '{"fixed": "de"}')
+               where tenant_id = 'acme'"#,
+            &[],
+        )
+        .await
+        .unwrap();
     for (path, id) in [
         ("/webhook/servicedesk/resolved-ticket", "R-1"),
         ("/webhook/servicedesk/resolved", "R-2"),
@@ -232,6 +244,19 @@ async fn resolved_tickets_arrive_on_both_paths_and_from_jira_transitions() {
     };
     assert_eq!(jira_resolved.priority, aia_events::Priority::Critical);
     assert_eq!(jira_resolved.description, "Printer offline");
+    // Each carries the language the tenant's settings gave it, so the
+    // history is searched in German like acme's new tickets.
+    for (subject, event) in &stored {
+        let aia_events::Payload::TicketResolved(resolved) = &event.payload else {
+            panic!("{subject}")
+        };
+        let language = resolved.language.expect(subject);
+        assert_eq!(
+            (language.language, language.decided_by),
+            (aia_events::Language::German, aia_events::DecidedBy::Tenant),
+            "{subject}"
+        );
+    }
 }
 
 #[tokio::test]

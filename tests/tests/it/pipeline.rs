@@ -156,7 +156,7 @@ async fn signed_webhook_becomes_one_note_with_one_trace_across_every_stage() {
             "Globex-only fix: replaced the firewall",
         ),
     ];
-    dataset::publish_resolved(&jetstream, &corpus)
+    dataset::publish_resolved(&jetstream, &corpus, &Default::default())
         .await
         .unwrap();
     let admin = db.admin_client().await;

@@ -45,6 +45,7 @@ async fn run_events_expire_and_resolved_tickets_stay() {
             priority: Priority::High,
             tags: vec![],
             resolved_at: chrono::Utc::now(),
+            language: None,
         }),
     );
     aia_bus::publish_event(&jetstream, &received, "m1")

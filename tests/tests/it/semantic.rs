@@ -123,7 +123,7 @@ async fn the_indexer_embeds_each_resolved_ticket_once_and_again_only_when_it_cha
         // A tenant that does not exist gets nothing embedded.
         resolved("nobody", "N-1", "VPN drops", "Tunnel drops", "MTU"),
     ];
-    dataset::publish_resolved(&jetstream, &tickets)
+    dataset::publish_resolved(&jetstream, &tickets, &Default::default())
         .await
         .unwrap();
     let first = eventually("two vectors", Duration::from_secs(30), || async {
@@ -134,7 +134,7 @@ async fn the_indexer_embeds_each_resolved_ticket_once_and_again_only_when_it_cha
 
     // The same events again (a replay, published under new message ids):
     // nothing is embedded a second time.
-    let replayed = tickets[0].to_event().unwrap();
+    let replayed = tickets[0].to_event(&Default::default()).unwrap();
     aia_bus::publish_event(&jetstream, &replayed, "replay-1")
         .await
         .unwrap();
@@ -145,9 +145,13 @@ async fn the_indexer_embeds_each_resolved_ticket_once_and_again_only_when_it_cha
         "Tray 2 jams",
         "Replaced the pickup roller and the separation pad",
     );
-    aia_bus::publish_event(&jetstream, &changed.to_event().unwrap(), "replay-2")
-        .await
-        .unwrap();
+    aia_bus::publish_event(
+        &jetstream,
+        &changed.to_event(&Default::default()).unwrap(),
+        "replay-2",
+    )
+    .await
+    .unwrap();
     let second = eventually("A-2 re-embedded", Duration::from_secs(30), || async {
         let stored = vectors(&db).await;
         (stored[1].1 != first[1].1).then_some(stored)
@@ -492,7 +496,7 @@ async fn the_pipeline_finds_a_technicians_ticket_for_a_users_words_on_the_real_m
             "Set MTU 1400 on the gateway interface.",
         ),
     ];
-    dataset::publish_resolved(&jetstream, &corpus)
+    dataset::publish_resolved(&jetstream, &corpus, &Default::default())
         .await
         .unwrap();
     let admin = stack.db.admin_client().await;

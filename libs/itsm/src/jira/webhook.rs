@@ -175,6 +175,8 @@ pub fn parse(body: &[u8]) -> Result<Inbound, InboundError> {
                 priority,
                 tags: fields.labels,
                 resolved_at,
+                // Decided by the ingress with the tenant's settings.
+                language: None,
             },
         });
     }

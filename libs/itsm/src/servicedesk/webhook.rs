@@ -145,6 +145,8 @@ pub fn parse_resolved(body: &[u8]) -> Result<Inbound, InboundError> {
             priority: priority(&hook.priority)?,
             tags: hook.tags,
             resolved_at: timestamp("resolved_date", &hook.resolved_date)?,
+            // Decided by the ingress with the tenant's settings.
+            language: None,
         },
     })
 }

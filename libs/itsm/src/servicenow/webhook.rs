@@ -68,6 +68,8 @@ pub fn parse(body: &[u8]) -> Result<Inbound, InboundError> {
                     priority: summary.priority,
                     tags: Vec::new(),
                     resolved_at: resolution.resolved_at,
+                    // Decided by the ingress with the tenant's settings.
+                    language: None,
                 },
             })
         }

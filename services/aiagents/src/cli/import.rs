@@ -10,7 +10,7 @@ use super::{env, keyring, local_embedder};
 
 #[derive(clap::Subcommand)]
 pub enum Command {
-    /// Resolved tickets (JSON list or data set, or CSV ticket_id,subject,description,resolution,resolved_at,priority,tags), published as ticket.resolved events; importing again stores nothing new.
+    /// Resolved tickets (JSON list or data set, or CSV ticket_id,subject,description,resolution,resolved_at,priority,tags), published as ticket.resolved events in the language the tenant's settings give each; importing again stores nothing new.
     Tickets {
         #[arg(long)]
         tenant: String,
@@ -71,9 +71,11 @@ pub async fn run(command: Command) -> anyhow::Result<()> {
         Command::Tickets { tenant, file } => {
             let tenant = TenantId::parse(&tenant)?;
             let tickets = crate::import::read_tickets(&file, &tenant)?;
+            let languages =
+                crate::import::language_settings(&env("DATABASE_URL")?, &tenant).await?;
             let (_client, jetstream) =
                 aia_bus::connect(&env("NATS_URL")?, "aiagents-import").await?;
-            let n = crate::import::publish_tickets(&jetstream, &tickets).await?;
+            let n = crate::import::publish_tickets(&jetstream, &tickets, &languages).await?;
             println!("{n} resolved tickets published for {tenant}");
         }
         Command::Servicedesk(args) => help_desk(ItsmKind::ServicedeskPlus, args).await?,

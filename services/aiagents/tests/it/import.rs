@@ -37,6 +37,31 @@ async fn tickets_articles_and_inventory_import_idempotently_and_bad_files_change
         history_projector::Config::new(nats.url(), db.app_url.clone()),
         shutdown.clone().cancelled_owned(),
     ));
+    // acme's customers all write German (its tickets are full of English
+    // product words); globex keeps the default, detection.
+    let keyring = aia_store::Keyring::parse(&aia_store::Keyring::generate_spec("k1")).unwrap();
+    for tenant in ["acme", "globex"] {
+        aiagents::ops::add_tenant(
+            &db.app_url,
+            &keyring,
+            tenant,
+            tenant,
+            aia_events::ItsmKind::ServicedeskPlus,
+            "http://127.0.0.1:9",
+            r#"{"authtoken":"x"}"#,
+        )
+        .await
+        .unwrap();
+    }
+    let admin = db.admin_client().await;
+    admin
+        .execute(
+            r#"update tenants set settings = jsonb_set(settings, '{languages}', '{"fixed": "de"}')
+               where tenant_id = 'acme'"#,
+            &[],
+        )
+        .await
+        .unwrap();
     let dir = tempfile::tempdir().unwrap();
     let csv = dir.path().join("tickets.csv");
     std::fs::write(
@@ -61,7 +86,25 @@ async fn tickets_articles_and_inventory_import_idempotently_and_bad_files_change
         ));
         assert!(out.contains("2 resolved tickets published"), "{out}");
     }
-    let admin = db.admin_client().await;
+    // A tenant that does not exist (a typo) gets nothing published.
+    let refused = aiagents(
+        &db,
+        &nats.url(),
+        &[
+            "import",
+            "tickets",
+            "--tenant",
+            "acmee",
+            "--file",
+            csv.to_str().unwrap(),
+        ],
+    );
+    assert!(!refused.status.success());
+    assert!(
+        String::from_utf8_lossy(&refused.stderr).contains("tenant acmee does not exist"),
+        "{}",
+        String::from_utf8_lossy(&refused.stderr)
+    );
     eventually(
         "the imported tickets in ticket_history",
         Duration::from_secs(20),
@@ -91,6 +134,18 @@ async fn tickets_articles_and_inventory_import_idempotently_and_bad_files_change
         .unwrap()
         .get(0);
     assert_eq!(tags, ["vpn", "network"]);
+    // Stored in acme's fixed language, not the English its words look like.
+    let languages: Vec<String> = admin
+        .query(
+            "select language from ticket_history where tenant_id = 'acme' order by ticket_id",
+            &[],
+        )
+        .await
+        .unwrap()
+        .iter()
+        .map(|row| row.get(0))
+        .collect();
+    assert_eq!(languages, ["de", "de"]);
 
     // The demo data set imports too (JSON with resolved[]), into another tenant.
     ok(&aiagents(
@@ -128,6 +183,15 @@ async fn tickets_articles_and_inventory_import_idempotently_and_bad_files_change
         .unwrap()
         .get(0);
     assert_eq!(n, 1);
+    let language: String = admin
+        .query_one("select language from knowledge_articles", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(
+        language, "de",
+        "articles are read in acme's fixed language too"
+    );
 
     let inventory = dir.path().join("inventory.csv");
     std::fs::write(&inventory, "address,hostname,role,client,location\n10.20.1.40,fs01,file server,Acme,Berlin\n10.99.0.0/16,,branch network,Acme,Hamburg\n,pc-0231,workstation,Acme,Berlin\n").unwrap();

@@ -295,7 +295,7 @@ async fn evaluate(
         );
     }
     if let Some(fusion) = fusions.first() {
-        scores.push(
+        scores.extend(
             views::best_of_problem_and_fix(&mut client, data, embedder, &ask, *fusion).await?,
         );
     }

@@ -19,7 +19,7 @@ pub(super) async fn best_of_problem_and_fix(
     embedder: &Embedder,
     ask: &Ask<'_>,
     fusion: Fusion,
-) -> anyhow::Result<Scores> {
+) -> anyhow::Result<Vec<Scores>> {
     let problem = format!("{}#problem", ask.model);
     let fix = format!("{}#fix", ask.model);
     embed_view(client, data, embedder, &problem, |t| {
@@ -39,12 +39,41 @@ pub(super) async fn best_of_problem_and_fix(
     let best: Vec<Vec<Hit>> = (0..data.queries.len())
         .map(|query| best_of(views.iter().map(|view| view[query].as_slice()), ask.k))
         .collect();
-    Ok(score(
+    let mut scores = vec![score(
         "ours, by meaning, best of whole / problem / fix vectors".into(),
         data,
         &best,
         ask.k,
-    ))
+    )];
+    // The fusion as the context stage runs it (words included) on the
+    // whole ticket and on its problem, each ticket at its better score; the
+    // problem view's own "likely" swept, since its cosines run higher.
+    let whole = ask.all(data, ask.model, fusion).await?;
+    for raise in [0.0, 0.05, 0.10, 0.15] {
+        let problem_fusion = Fusion {
+            likely: fusion.likely + raise,
+            ..fusion
+        };
+        let problem_view = ask.all(data, &problem, problem_fusion).await?;
+        let best: Vec<Vec<Hit>> = (0..data.queries.len())
+            .map(|query| {
+                best_of(
+                    [whole[query].as_slice(), problem_view[query].as_slice()].into_iter(),
+                    ask.k,
+                )
+            })
+            .collect();
+        scores.push(score(
+            format!(
+                "ours, fused, best of whole / problem (problem likely {:.2})",
+                problem_fusion.likely
+            ),
+            data,
+            &best,
+            ask.k,
+        ));
+    }
+    Ok(scores)
 }
 
 /// Each ticket once, with its best confidence over the views, best first.

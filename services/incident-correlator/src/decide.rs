@@ -58,8 +58,14 @@ pub struct Closeness {
     /// Least cosine of each member of a burst to the centroid of the rest
     /// of it, for the burst to open an incident.
     pub centroid: f32,
-    /// Least cosine of a ticket to a live incident's centroid to join it.
+    /// Least cosine of a ticket to a live incident's centroid to join it,
+    /// once the incident has [`SETTLED_MEMBERS`] tickets…
     pub join: f32,
+    /// …and how much less for each ticket it has fewer: the centroid of
+    /// three or four users' words is a noisy estimate of the outage's, so
+    /// a ticket of the same outage lies further from it than from the
+    /// centroid of many.
+    pub join_step: f32,
     /// What naming a host, address or site in common adds to a cosine.
     pub entity_bonus: f32,
 }
@@ -70,8 +76,22 @@ pub const DEFAULT_CLOSENESS: Closeness = Closeness {
     link: 0.25,
     centroid: 0.34,
     join: 0.44,
+    join_step: 0.02,
     entity_bonus: 0.15,
 };
+
+/// Members from which an incident's centroid is taken as settled: the
+/// join threshold is [`Closeness::join`] from here on.
+pub const SETTLED_MEMBERS: usize = 5;
+
+impl Closeness {
+    /// Least cosine to the centroid of an incident of `members` tickets for
+    /// a ticket to join it.
+    pub fn join_threshold(&self, members: usize) -> f32 {
+        let missing = SETTLED_MEMBERS.saturating_sub(members) as f32;
+        self.join - self.join_step * missing
+    }
+}
 
 /// An incident tickets may still join.
 #[derive(Debug, Clone, PartialEq)]
@@ -165,7 +185,8 @@ pub fn decide(
             .iter()
             .any(|e| arrival.entities.contains(e));
         let score = cosine(vector, centroid) + if shares { closeness.entity_bonus } else { 0.0 };
-        if score >= closeness.join && best.is_none_or(|(b, _)| score > b) {
+        let needed = closeness.join_threshold(incident.tickets.len());
+        if score >= needed && best.is_none_or(|(b, _)| score > b) {
             best = Some((score, incident.id));
         }
     }
@@ -449,11 +470,12 @@ mod tests {
 
     #[test]
     fn a_ticket_joins_the_live_incident_whose_centroid_is_nearest_if_near_enough() {
+        // Incidents of settled size: the join threshold is `join` itself.
         let live = |id: u128, axis: usize| Live {
             id: Uuid::from_u128(id),
             version: 2,
             status: IncidentStatus::Open,
-            tickets: vec![],
+            tickets: members(SETTLED_MEMBERS),
             last_ticket_at: at(0),
             centroid: Some({
                 let mut unit = vec![0.0; 16];
@@ -501,6 +523,60 @@ mod tests {
             Decision::Join {
                 incident: Uuid::from_u128(1)
             }
+        );
+    }
+
+    fn members(n: usize) -> Vec<TicketId> {
+        (0..n)
+            .map(|i| TicketId::parse(&format!("M-{i}")).unwrap())
+            .collect()
+    }
+
+    #[test]
+    fn a_young_incident_takes_a_ticket_a_little_further_from_its_centroid() {
+        let incident = |n: usize| Live {
+            id: Uuid::from_u128(9),
+            version: 1,
+            status: IncidentStatus::Open,
+            tickets: members(n),
+            last_ticket_at: at(0),
+            centroid: Some(along(1.0, 1)),
+            shared_entities: vec![],
+        };
+        let closeness = DEFAULT_CLOSENESS;
+        assert!(
+            (closeness.join_threshold(3) - (closeness.join - 2.0 * closeness.join_step)).abs()
+                < 1e-6
+        );
+        assert_eq!(closeness.join_threshold(SETTLED_MEMBERS), closeness.join);
+        assert_eq!(closeness.join_threshold(40), closeness.join);
+        // Between a three-ticket incident's threshold and a settled one's.
+        let between = (closeness.join_threshold(3) + closeness.join) / 2.0;
+        let mut ticket = vec![0.0; 16];
+        ticket[0] = between;
+        ticket[9] = (1.0 - between * between).sqrt();
+        let joins = Decision::Join {
+            incident: Uuid::from_u128(9),
+        };
+        let window: [Arc<OpenTicket>; 0] = [];
+        assert_eq!(
+            decide_for("N-1", 3, &ticket, &window, &[incident(3)], &ids(&[])),
+            joins
+        );
+        assert_eq!(
+            decide_for(
+                "N-1",
+                3,
+                &ticket,
+                &window,
+                &[incident(SETTLED_MEMBERS)],
+                &ids(&[])
+            ),
+            Decision::Nothing
+        );
+        assert_eq!(
+            decide_for("N-1", 3, &ticket, &window, &[incident(12)], &ids(&[])),
+            Decision::Nothing
         );
     }
 

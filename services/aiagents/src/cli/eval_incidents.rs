@@ -27,6 +27,10 @@ pub struct Args {
     /// repeat to sweep.
     #[arg(long, default_values_t = [DEFAULT_CLOSENESS.join])]
     join: Vec<f32>,
+    /// How much less for each ticket an incident has fewer than five;
+    /// repeat to sweep.
+    #[arg(long, default_values_t = [DEFAULT_CLOSENESS.join_step])]
+    join_step: Vec<f32>,
     /// Related tickets that make an incident (the tenant setting).
     #[arg(long, default_value_t = IncidentSettings::default().threshold)]
     threshold: u32,
@@ -54,11 +58,13 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
             .link
             .iter()
             .flat_map(|link| args.centroid.iter().map(move |centroid| (*link, *centroid)))
-            .flat_map(|(link, centroid)| {
-                args.join.iter().map(move |join| Closeness {
+            .flat_map(|(link, centroid)| args.join.iter().map(move |join| (link, centroid, *join)))
+            .flat_map(|(link, centroid, join)| {
+                args.join_step.iter().map(move |join_step| Closeness {
                     link,
                     centroid,
-                    join: *join,
+                    join,
+                    join_step: *join_step,
                     ..DEFAULT_CLOSENESS
                 })
             })

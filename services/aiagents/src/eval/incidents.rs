@@ -422,7 +422,7 @@ pub fn outage_table(score: &Score) -> String {
 /// One table row per setting.
 pub fn table(scores: &[Score]) -> String {
     let mut out = String::from(
-        "| link | burst centroid | join | precision | recall | detected | detected at ticket | false incidents | split |\n|---|---|---|---|---|---|---|---|---|\n",
+        "| link | burst centroid | join (step) | precision | recall | detected | detected at ticket | false incidents | split |\n|---|---|---|---|---|---|---|---|---|\n",
     );
     for s in scores {
         let at = if s.detected_at.is_empty() {
@@ -435,10 +435,11 @@ pub fn table(scores: &[Score]) -> String {
             )
         };
         out.push_str(&format!(
-            "| {:.2} | {:.2} | {:.2} | {:.3} | {:.3} | {}/{} | {at} | {} | {} |\n",
+            "| {:.2} | {:.2} | {:.2} ({:.2}) | {:.3} | {:.3} | {}/{} | {at} | {} | {} |\n",
             s.closeness.link,
             s.closeness.centroid,
             s.closeness.join,
+            s.closeness.join_step,
             s.precision,
             s.recall,
             s.detected,

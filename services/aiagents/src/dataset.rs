@@ -29,12 +29,13 @@ pub struct Resolved {
     #[serde(default)]
     pub tags: Vec<String>,
     /// The language it is written in, where the set says (for reporting
-    /// per language; the projector detects it from the words regardless).
+    /// per language only; the event carries the language the tenant's
+    /// settings give its words).
     #[serde(default)]
     pub language: Option<String>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Clone, Deserialize)]
 pub struct Query {
     pub tenant_id: String,
     pub ticket_id: String,

@@ -30,6 +30,8 @@ struct Sum {
     model: String,
     members: HashSet<TicketId>,
     sum: Option<Vec<f32>>,
+    /// How many members' vectors are in `sum`.
+    summed: usize,
     read_at: Instant,
 }
 
@@ -39,6 +41,7 @@ impl Sum {
             model: model.to_owned(),
             members: HashSet::new(),
             sum: None,
+            summed: 0,
             read_at: Instant::now(),
         }
     }
@@ -48,9 +51,10 @@ impl Sum {
             Some(sum) if sum.len() == vector.len() => {
                 sum.iter_mut().zip(vector).for_each(|(s, v)| *s += v);
             }
-            Some(_) => {}
+            Some(_) => return,
             None => self.sum = Some(vector.to_vec()),
         }
+        self.summed += 1;
     }
 }
 
@@ -112,6 +116,11 @@ impl Centroids {
                 }
             }
             incident.centroid = sum.sum.clone().and_then(unit);
+            incident.centroid_members = if incident.centroid.is_some() {
+                sum.summed
+            } else {
+                0
+            };
         }
         let mut held = self.held.lock().expect("centroids lock");
         for (incident, sum) in live.iter().zip(sums) {

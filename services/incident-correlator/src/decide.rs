@@ -103,6 +103,10 @@ pub struct Live {
     pub last_ticket_at: DateTime<Utc>,
     /// The unit mean of its members' vectors; `None` when none has one.
     pub centroid: Option<Vec<f32>>,
+    /// How many members' vectors that mean is of (members without one, or
+    /// with one of another model, are not in it): what the join threshold
+    /// is judged by.
+    pub centroid_members: usize,
     /// What its detecting ticket named with another of its tickets.
     pub shared_entities: Vec<String>,
 }
@@ -185,7 +189,7 @@ pub fn decide(
             .iter()
             .any(|e| arrival.entities.contains(e));
         let score = cosine(vector, centroid) + if shares { closeness.entity_bonus } else { 0.0 };
-        let needed = closeness.join_threshold(incident.tickets.len());
+        let needed = closeness.join_threshold(incident.centroid_members);
         if score >= needed && best.is_none_or(|(b, _)| score > b) {
             best = Some((score, incident.id));
         }
@@ -476,6 +480,7 @@ mod tests {
             version: 2,
             status: IncidentStatus::Open,
             tickets: members(SETTLED_MEMBERS),
+            centroid_members: SETTLED_MEMBERS,
             last_ticket_at: at(0),
             centroid: Some({
                 let mut unit = vec![0.0; 16];
@@ -539,6 +544,7 @@ mod tests {
             version: 1,
             status: IncidentStatus::Open,
             tickets: members(n),
+            centroid_members: n,
             last_ticket_at: at(0),
             centroid: Some(along(1.0, 1)),
             shared_entities: vec![],
@@ -589,6 +595,7 @@ mod tests {
             tickets: vec![],
             last_ticket_at: at(0),
             centroid: None,
+            centroid_members: 0,
             shared_entities: vec![],
         }];
         assert!(quiet(&live, at(120), &rules()).is_empty());

@@ -57,6 +57,7 @@ pub async fn live(tx: &impl GenericClient, tenant: &TenantId) -> Result<Vec<Live
                     .collect(),
                 last_ticket_at: row.get(3),
                 centroid: None,
+                centroid_members: 0,
                 shared_entities: row.get(4),
             })
         })

@@ -52,6 +52,7 @@ async fn every_tool_imports_its_resolved_tickets_page_by_page_and_resumes() {
     let db = TestDatabase::create().await;
     aiagents::ops::apply_nats(&nats.url()).await.unwrap();
     let (_client, jetstream) = aia_bus::connect(&nats.url(), "test").await.unwrap();
+    let keyring = aia_store::Keyring::parse(&aia_store::Keyring::generate_spec("k1")).unwrap();
     for kind in [
         ItsmKind::Zendesk,
         ItsmKind::Freshservice,
@@ -85,6 +86,18 @@ async fn every_tool_imports_its_resolved_tickets_page_by_page_and_resumes() {
         )
         .unwrap();
         let tenant = TenantId::parse(kind.as_str()).unwrap();
+        // The import reads the tenant's language settings: it must exist.
+        aiagents::ops::add_tenant(
+            &db.app_url,
+            &keyring,
+            tenant.as_str(),
+            kind.display_name(),
+            kind,
+            &case.base_url,
+            &case.credentials.to_string(),
+        )
+        .await
+        .unwrap();
         let import = |since, max_pages| {
             aiagents::import::import_from_help_desk(
                 &itsm,
@@ -119,6 +132,11 @@ async fn every_tool_imports_its_resolved_tickets_page_by_page_and_resumes() {
             assert_eq!(
                 resolved.description, "The printer shows offline",
                 "{kind:?}"
+            );
+            assert_eq!(
+                resolved.language.map(|l| l.language),
+                Some(aia_events::Language::English),
+                "{kind:?}: decided with the tenant's settings as it entered"
             );
             assert!(
                 resolved

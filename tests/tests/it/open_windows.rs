@@ -378,24 +378,28 @@ async fn a_held_centroid_is_the_centroid_of_every_member_as_members_join() {
 
     join("T-0").await;
     join("T-1").await;
-    assert!(close(&filled(&w, &acme, &held).await, &centroid(&[0, 1])));
-    // Joined by another instance; the one of another model counts for none.
+    let (first, members) = filled(&w, &acme, &held).await;
+    assert!(close(&first, &centroid(&[0, 1])));
+    assert_eq!(members, 2);
+    // Joined by another instance; the one of another model counts for none
+    // — in the mean, and in the count the join threshold is judged by.
     join("T-2").await;
     join("T-3").await;
-    let after = filled(&w, &acme, &held).await;
+    let (after, members) = filled(&w, &acme, &held).await;
     assert!(close(&after, &centroid(&[0, 1, 2])), "{after:?}");
-    assert!(close(
-        &filled(&w, &acme, &Centroids::default()).await,
-        &after
-    ));
+    assert_eq!(members, 3);
+    let (fresh, fresh_members) = filled(&w, &acme, &Centroids::default()).await;
+    assert!(close(&fresh, &after));
+    assert_eq!(fresh_members, 3);
 }
 
-/// The one live incident's centroid as `centroids` fills it.
+/// The one live incident's centroid as `centroids` fills it, and how many
+/// members' vectors it is the mean of.
 async fn filled(
     w: &Windows,
     tenant: &TenantId,
     centroids: &incident_correlator::centroids::Centroids,
-) -> Vec<f32> {
+) -> (Vec<f32>, usize) {
     let mut client = w.pool.get().await.unwrap();
     let tx = aia_store::tenant_transaction(&mut client, tenant)
         .await
@@ -404,5 +408,6 @@ async fn filled(
     centroids.fill(&tx, tenant, MODEL, &mut live).await.unwrap();
     tx.commit().await.unwrap();
     assert_eq!(live.len(), 1);
-    live.remove(0).centroid.unwrap()
+    let incident = live.remove(0);
+    (incident.centroid.unwrap(), incident.centroid_members)
 }

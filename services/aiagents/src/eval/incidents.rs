@@ -251,6 +251,7 @@ pub fn replay(stream: &Embedded, closeness: Closeness, settings: &IncidentSettin
                 .filter(|open| incident.tickets.contains(&open.ticket_id))
                 .filter_map(|open| open.vector.as_deref())
                 .collect();
+            incident.centroid_members = vectors.len();
             incident.centroid = decide::centroid(vectors);
         }
         let arrival = IncidentTicket {
@@ -298,6 +299,7 @@ pub fn replay(stream: &Embedded, closeness: Closeness, settings: &IncidentSettin
                     tickets: tickets.iter().map(|t| t.ticket_id.clone()).collect(),
                     last_ticket_at: received_at,
                     centroid: None,
+                    centroid_members: 0,
                     shared_entities,
                 });
                 newly.extend(tickets.into_iter().map(|t| (incident, t.ticket_id)));

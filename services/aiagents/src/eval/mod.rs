@@ -166,7 +166,8 @@ async fn evaluate(
     for ticket in &data.resolved {
         TenantId::parse(&ticket.tenant_id)
             .with_context(|| format!("tenant {:?}", ticket.tenant_id))?;
-        // As the projector writes it: in the language its words are in.
+        // As the projector writes it for a tenant without language
+        // settings (the eval's): in the language its words are in.
         let language = aia_events::language::decide(
             &format!(
                 "{}\n{}\n{}",
@@ -282,7 +283,7 @@ async fn evaluate(
             .iter()
             .position(|(_, method)| *method == Some(*fusion))
             .expect("every fusion is a method");
-        scores.push(
+        scores.extend(
             technician::after_ratings(
                 &owner,
                 data,

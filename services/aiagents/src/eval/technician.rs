@@ -1,6 +1,8 @@
-//! A simulated technician: rates every note of a run from the labels, then
-//! every query is asked again — as the same problems come back — with the
-//! ratings in the ranking.
+//! A simulated technician: rates the notes of a run from the labels, and
+//! the queries are asked again with the ratings in the ranking — first the
+//! later half of the set after only the first half's notes were rated
+//! (what a rating teaches tickets that come after it), then every query
+//! after every note was rated (as the same problems come back).
 
 use context_gatherer::sources::fusion::Fusion;
 
@@ -14,24 +16,54 @@ pub(super) async fn after_ratings(
     answers: &[Vec<Hit>],
     fusion: Fusion,
     feedback_weight: f32,
-) -> anyhow::Result<Scores> {
-    let mut rated = 0;
-    for (query, answer) in data.queries.iter().zip(answers) {
-        rated += usize::from(rate(owner, query, answer, ask.k).await?);
-    }
+) -> anyhow::Result<Vec<Scores>> {
     let learning = Fusion {
         feedback_weight,
         ..fusion
     };
+    let half = data.queries.len() / 2;
+    let mut rated = 0;
+    for (query, answer) in data.queries.iter().zip(answers).take(half) {
+        rated += usize::from(rate(owner, query, answer, ask.k).await?);
+    }
+    let later = DataSet {
+        resolved: data.resolved.clone(),
+        queries: data.queries[half..].to_vec(),
+    };
+    let after_first_half = ask.all(data, ask.model, learning).await?;
+    let mut scores = vec![
+        score(
+            format!(
+                "ours, fused, the later {} queries, before ratings",
+                later.queries.len()
+            ),
+            &later,
+            &answers[half..],
+            ask.k,
+        ),
+        score(
+            format!(
+                "ours, fused, the later {} queries, after the first {half} queries' {rated} runs were rated (ratings ≤ {feedback_weight:.2})",
+                later.queries.len()
+            ),
+            &later,
+            &after_first_half[half..],
+            ask.k,
+        ),
+    ];
+    for (query, answer) in data.queries.iter().zip(answers).skip(half) {
+        rated += usize::from(rate(owner, query, answer, ask.k).await?);
+    }
     let after = ask.all(data, ask.model, learning).await?;
-    Ok(score(
+    scores.push(score(
         format!(
             "ours, fused, after {rated} runs rated by a simulated technician (ratings ≤ {feedback_weight:.2})"
         ),
         data,
         &after,
         ask.k,
-    ))
+    ));
+    Ok(scores)
 }
 
 /// The technician's rating of one run, as the projection would store it:

@@ -309,6 +309,18 @@ async fn history_imports_from_servicedesk_page_by_page_and_resumes_after_a_stop(
     .unwrap();
     let (_nats_client, jetstream) = aia_bus::connect(&nats.url(), "test").await.unwrap();
     let tenant = aia_events::TenantId::parse("acme").unwrap();
+    let keyring = aia_store::Keyring::parse(&aia_store::Keyring::generate_spec("k1")).unwrap();
+    aiagents::ops::add_tenant(
+        &db.app_url,
+        &keyring,
+        "acme",
+        "Acme",
+        aia_events::ItsmKind::ServicedeskPlus,
+        &server.url(),
+        r#"{"authtoken":"sdp-token"}"#,
+    )
+    .await
+    .unwrap();
 
     // Stopped after one page, then resumed: every request once.
     let first = aiagents::import::import_from_help_desk(

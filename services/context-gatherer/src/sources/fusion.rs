@@ -43,8 +43,9 @@ pub const RARE_WORD_TICKETS: i64 = 3;
 /// ticket can be as low as 0.2–0.3, so the floor is low. "Likely" is
 /// calibrated from the queries that have no relevant ticket, on every
 /// evaluation set: a near miss on the same device reaches a cosine of
-/// 0.60–0.63 with this model, so 0.64 is the least value at which none of
-/// them is called likely (docs/benchmarks.md); below it a hit is offered
+/// 0.60–0.63 with this model, so 0.64 is the least value swept at which
+/// none of them is called likely (docs/benchmarks.md); below it a hit is
+/// offered
 /// as possibly related. `aiagents eval-retrieval --threshold --likely`
 /// measures other values on any data set; tenants on another model set
 /// their own.

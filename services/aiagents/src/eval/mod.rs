@@ -17,6 +17,7 @@ use context_gatherer::sources::similar::{self, Semantic};
 
 use crate::dataset::{self, DataSet};
 
+mod centring;
 pub mod incidents;
 pub mod rewrite;
 pub mod scores;
@@ -296,6 +297,7 @@ async fn evaluate(
         );
     }
     if let Some(fusion) = fusions.first() {
+        scores.extend(centring::centred(&mut client, data, &ask, *fusion).await?);
         scores.extend(
             views::best_of_problem_and_fix(&mut client, data, embedder, &ask, *fusion).await?,
         );

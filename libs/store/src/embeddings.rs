@@ -58,6 +58,9 @@ pub struct Pending {
 pub struct Stored {
     pub id: String,
     pub vector: Vec<f32>,
+    /// The language its item is searched by words in (ISO 639-1), as its
+    /// source row records it; `None` when that row is gone.
+    pub language: Option<String>,
 }
 
 /// A vector to store.
@@ -191,8 +194,12 @@ pub async fn load(
     corpus: Corpus,
     model: &str,
 ) -> Result<Vec<Stored>, StoreError> {
+    let (source, _) = corpus.source();
     let sql = format!(
-        "select {id}, dim, vector from {table} where tenant_id = $1 and model = $2",
+        "select e.{id}, e.dim, e.vector, s.language
+           from {table} e
+           left join {source} s on s.tenant_id = e.tenant_id and s.{id} = e.{id}
+          where e.tenant_id = $1 and e.model = $2",
         id = corpus.id_column(),
         table = corpus.table(),
     );
@@ -212,6 +219,7 @@ pub async fn load(
             Ok(Stored {
                 id,
                 vector: from_bytes(bytes),
+                language: row.get(3),
             })
         })
         .collect()

@@ -43,6 +43,19 @@ type Ticket = (
 );
 
 async fn tenant_with(db: &TestDatabase, tickets: &[Ticket]) -> (Pool, TenantId) {
+    let stored: Vec<(Ticket, Vec<f32>)> = tickets
+        .iter()
+        .enumerate()
+        .map(|(axis, ticket)| (*ticket, at(ticket.5, axis + 2)))
+        .collect();
+    tenant_with_vectors(db, &stored).await
+}
+
+/// The tenant `alpen` with these resolved tickets, each with its vector.
+async fn tenant_with_vectors(
+    db: &TestDatabase,
+    tickets: &[(Ticket, Vec<f32>)],
+) -> (Pool, TenantId) {
     let keyring = Keyring::parse(&Keyring::generate_spec("k1")).unwrap();
     aiagents::ops::add_tenant(
         &db.app_url,
@@ -56,7 +69,7 @@ async fn tenant_with(db: &TestDatabase, tickets: &[Ticket]) -> (Pool, TenantId) 
     .await
     .unwrap();
     let admin = db.admin_client().await;
-    for (id, language, subject, description, resolution, _) in tickets {
+    for ((id, language, subject, description, resolution, _), _) in tickets {
         admin
             .execute(
                 "insert into ticket_history (tenant_id, ticket_id, subject, description, resolution,
@@ -70,8 +83,8 @@ async fn tenant_with(db: &TestDatabase, tickets: &[Ticket]) -> (Pool, TenantId) 
     let pool = aia_store::pool(&db.app_url, 2).unwrap();
     let tenant = TenantId::parse("alpen").unwrap();
     let mut client = pool.get().await.unwrap();
-    for (axis, (id, _, _, _, _, cosine)) in tickets.iter().enumerate() {
-        store_vector(&mut client, &tenant, id, MODEL, &at(*cosine, axis + 2))
+    for ((id, ..), vector) in tickets {
+        store_vector(&mut client, &tenant, id, MODEL, vector)
             .await
             .unwrap();
     }
@@ -144,4 +157,94 @@ async fn within_one_language_shared_words_still_break_ties() {
     // Every candidate is German: the words the near miss shares with the
     // query lift it over a ticket that is 0.05 nearer by meaning.
     assert_eq!(search(&pool, &tenant).await, ["DE-1", "DE-2"]);
+}
+
+/// A unit vector along `parts` (the first axes; the rest zero).
+fn unit(parts: &[f32]) -> Vec<f32> {
+    let norm = parts.iter().map(|x| x * x).sum::<f32>().sqrt();
+    let mut vector = vec![0.0; DIM];
+    for (slot, part) in vector.iter_mut().zip(parts) {
+        *slot = part / norm;
+    }
+    vector
+}
+
+/// A multilingual model leans each language to one side: here axes 0 and
+/// 1 are English and French, 2–4 mail, printing and the VPN. By the plain
+/// cosine an English question about the VPN is nearest to English tickets
+/// about mail and printing; with each language's mean taken out the French
+/// ticket about the VPN comes first, and every hit keeps the confidence of
+/// its plain cosine.
+#[tokio::test]
+async fn in_a_tenant_of_two_languages_the_cause_outranks_the_querys_language() {
+    let db = TestDatabase::create().await;
+    let ticket = |id, language, subject| (id, language, subject, "", "", 0.0);
+    let tickets = [
+        (
+            ticket("EN-MAIL", "en", "Mail stuck"),
+            unit(&[1.0, 0.0, 0.3]),
+        ),
+        (
+            ticket("EN-PRINT", "en", "Printer jam"),
+            unit(&[1.0, 0.0, 0.0, 0.3]),
+        ),
+        (
+            ticket("EN-SCAN", "en", "Scan to mail"),
+            unit(&[1.0, 0.0, 0.2, 0.2]),
+        ),
+        (
+            ticket("FR-VPN", "fr", "Le VPN coupe"),
+            unit(&[0.0, 1.0, 0.0, 0.0, 0.9]),
+        ),
+        (
+            ticket("FR-MAIL", "fr", "Courrier bloqué"),
+            unit(&[0.0, 1.0, 0.3]),
+        ),
+        (
+            ticket("FR-PRINT", "fr", "Imprimante"),
+            unit(&[0.0, 1.0, 0.0, 0.3]),
+        ),
+    ];
+    let (pool, tenant) = tenant_with_vectors(&db, &tickets).await;
+    let query = unit(&[1.0, 0.0, 0.0, 0.0, 0.6]);
+    let cosine = |id: &str| {
+        let (_, vector) = tickets.iter().find(|(t, _)| t.0 == id).unwrap();
+        vector.iter().zip(&query).map(|(a, b)| a * b).sum::<f32>()
+    };
+    assert!(
+        cosine("EN-MAIL") > cosine("FR-VPN"),
+        "plain cosine prefers English"
+    );
+    let fusion = Fusion {
+        threshold: 0.2,
+        likely: 0.8,
+        lexical_weight: 0.0,
+        ..fusion::DEFAULT
+    };
+    let semantic = Semantic {
+        model: MODEL,
+        vector: &query,
+        rewrite: None,
+        fusion,
+    };
+    let found = similar::similar_tickets_by_meaning(
+        &pool,
+        &tenant,
+        "The VPN keeps dropping",
+        Language::English,
+        semantic,
+        5,
+    )
+    .await
+    .unwrap();
+    assert_eq!(found[0].ticket_id.as_str(), "FR-VPN", "{found:?}");
+    for hit in &found {
+        let expected = f64::from(fusion.confidence(cosine(hit.ticket_id.as_str())));
+        assert!(
+            (hit.score - expected).abs() < 1e-3,
+            "{}: score {} is not its plain cosine's confidence {expected}",
+            hit.ticket_id,
+            hit.score
+        );
+    }
 }

@@ -297,7 +297,7 @@ async fn evaluate(
         );
     }
     if let Some(fusion) = fusions.first() {
-        scores.extend(centring::centred(&mut client, data, &ask, *fusion).await?);
+        scores.extend(centring::compared(&mut client, data, &ask, *fusion).await?);
         scores.extend(
             views::best_of_problem_and_fix(&mut client, data, embedder, &ask, *fusion).await?,
         );

@@ -68,7 +68,8 @@ pub const MEASURED_FEEDBACK_WEIGHT: f32 = 0.05;
 pub struct Scored {
     pub id: String,
     pub cosine: f32,
-    /// What the results are ordered by: cosine plus the lexical bonus.
+    /// What the results are ordered by: cosine (or centred cosine) plus
+    /// the lexical bonus and the technicians' nudge.
     pub score: f32,
     /// The calibrated confidence in [0, 1]; 0.5 and above is likely.
     pub confidence: f32,
@@ -80,12 +81,16 @@ impl Fusion {
     /// Ranks `semantic` (id, cosine) with `lexical` (id, full-text rank) as
     /// a bonus and `feedback` (id, technicians' signal in (−1, 1)) as a
     /// bounded nudge either way; returns the best `limit`, best first.
-    /// Neither decides eligibility: only the cosine does.
+    /// Each is ordered by its `centred` cosine where the search took the
+    /// languages' means out ([`super::centring`]), else by its cosine.
+    /// None of these decides eligibility or confidence: only the cosine
+    /// does.
     pub fn rank(
         &self,
         semantic: &[(String, f32)],
         lexical: &[(String, f64)],
         feedback: &HashMap<String, f32>,
+        centred: &HashMap<String, f32>,
         limit: usize,
     ) -> Vec<Scored> {
         let best_lexical = lexical
@@ -106,10 +111,11 @@ impl Fusion {
                 } else {
                     0.0
                 };
+                let order = centred.get(id.as_str()).copied().unwrap_or(*cosine);
                 Scored {
                     id: id.clone(),
                     cosine: *cosine,
-                    score: cosine
+                    score: order
                         + self.lexical_weight * bonus
                         + self.feedback_weight
                             * feedback
@@ -222,7 +228,7 @@ mod tests {
         let lexical = vec![("a".to_owned(), 0.9), ("b".to_owned(), 0.8)];
         assert!(
             DEFAULT
-                .rank(&semantic, &lexical, &HashMap::new(), 5)
+                .rank(&semantic, &lexical, &HashMap::new(), &HashMap::new(), 5)
                 .is_empty()
         );
     }
@@ -236,7 +242,7 @@ mod tests {
             semantic.push((format!("wordy{i}"), 0.55));
             lexical.push((format!("wordy{i}"), 1.0));
         }
-        let ranked = DEFAULT.rank(&semantic, &lexical, &HashMap::new(), 5);
+        let ranked = DEFAULT.rank(&semantic, &lexical, &HashMap::new(), &HashMap::new(), 5);
         assert_eq!(ranked[0].id, "close");
     }
 
@@ -253,7 +259,7 @@ mod tests {
         let semantic = vec![("generic".to_owned(), 0.62), ("exact".to_owned(), 0.60)];
         let lexical = vec![("exact".to_owned(), 0.5)];
         assert_eq!(
-            ids(&DEFAULT.rank(&semantic, &lexical, &HashMap::new(), 5)),
+            ids(&DEFAULT.rank(&semantic, &lexical, &HashMap::new(), &HashMap::new(), 5)),
             ["exact", "generic"]
         );
     }
@@ -267,26 +273,30 @@ mod tests {
         let semantic = vec![("first".to_owned(), 0.60), ("second".to_owned(), 0.58)];
         let praised = HashMap::from([("second".to_owned(), 0.9_f32)]);
         assert_eq!(
-            ids(&DEFAULT.rank(&semantic, &[], &praised, 5)),
+            ids(&DEFAULT.rank(&semantic, &[], &praised, &HashMap::new(), 5)),
             ["second", "first"]
         );
         let panned = HashMap::from([("first".to_owned(), -0.99_f32)]);
         let far = vec![("first".to_owned(), 0.70), ("second".to_owned(), 0.58)];
         assert_eq!(
-            ids(&DEFAULT.rank(&far, &[], &panned, 5)),
+            ids(&DEFAULT.rank(&far, &[], &panned, &HashMap::new(), 5)),
             ["first", "second"],
             "a rating moves a match by at most the feedback weight"
         );
         let below = vec![("only".to_owned(), 0.19)];
         let loved = HashMap::from([("only".to_owned(), 1.0_f32)]);
-        assert!(DEFAULT.rank(&below, &[], &loved, 5).is_empty());
+        assert!(
+            DEFAULT
+                .rank(&below, &[], &loved, &HashMap::new(), 5)
+                .is_empty()
+        );
     }
 
     #[test]
     fn a_hit_says_whether_it_also_shares_words() {
         let semantic = vec![("generic".to_owned(), 0.62), ("exact".to_owned(), 0.60)];
         let lexical = vec![("exact".to_owned(), 0.5)];
-        let ranked = DEFAULT.rank(&semantic, &lexical, &HashMap::new(), 5);
+        let ranked = DEFAULT.rank(&semantic, &lexical, &HashMap::new(), &HashMap::new(), 5);
         let shares: Vec<(&str, bool)> = ranked
             .iter()
             .map(|hit| (hit.id.as_str(), hit.shares_words))
@@ -298,10 +308,12 @@ mod tests {
     fn nearest_orders_by_cosine() {
         let stored = vec![
             aia_store::embeddings::Stored {
+                language: None,
                 id: "x".into(),
                 vector: vec![1.0, 0.0],
             },
             aia_store::embeddings::Stored {
+                language: None,
                 id: "y".into(),
                 vector: vec![0.6, 0.8],
             },
@@ -316,6 +328,7 @@ mod tests {
     #[test]
     fn vectors_of_another_dimension_are_a_model_mismatch() {
         let stored = vec![aia_store::embeddings::Stored {
+            language: None,
             id: "z".into(),
             vector: vec![1.0, 0.0, 0.0],
         }];

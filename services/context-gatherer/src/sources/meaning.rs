@@ -6,7 +6,10 @@ use aia_events::{Language, TenantId};
 use aia_store::embeddings::{self, Corpus};
 use aia_store::{Client, StoreError, tenant_query};
 
+use std::collections::HashMap;
+
 use super::SourceError;
+use super::centring::{self, LanguageMeans};
 use super::fusion::{self, Fusion};
 use super::words;
 
@@ -173,15 +176,50 @@ pub async fn ranked(
 ) -> Result<Vec<Ranked>, SourceError> {
     let stored = embeddings::load(client, tenant, corpus, semantic.model).await?;
     fusion::check_dimensions(semantic.vector, &stored).map_err(SourceError::Failed)?;
-    let mut nearest = fusion::nearest(semantic.vector, &stored, CANDIDATES);
     if let Some(rewrite) = semantic.rewrite {
         fusion::check_dimensions(rewrite, &stored).map_err(SourceError::Failed)?;
-        nearest = fusion::nearer_of(
-            nearest,
-            fusion::nearest(rewrite, &stored, CANDIDATES),
-            CANDIDATES,
-        );
     }
+    // In a corpus of several languages, candidates are chosen and ordered
+    // with each language's mean taken out (the plain cosine is kept for the
+    // floor and the confidence).
+    let (nearest, centred) = match LanguageMeans::of(&stored, centring::SHARE) {
+        Some(means) => {
+            let mut found =
+                centring::nearest(semantic.vector, language, &stored, &means, CANDIDATES);
+            if let Some(rewrite) = semantic.rewrite {
+                found.extend(centring::nearest(
+                    rewrite, language, &stored, &means, CANDIDATES,
+                ));
+            }
+            let mut centred: HashMap<String, f32> = HashMap::new();
+            let mut plain: HashMap<String, f32> = HashMap::new();
+            for (id, cosine, order) in found {
+                let seen = centred.entry(id.clone()).or_insert(order);
+                *seen = seen.max(order);
+                let seen = plain.entry(id).or_insert(cosine);
+                *seen = seen.max(cosine);
+            }
+            let mut nearest: Vec<(String, f32)> = plain.into_iter().collect();
+            nearest.sort_by(|a, b| {
+                centred[&b.0]
+                    .total_cmp(&centred[&a.0])
+                    .then_with(|| a.0.cmp(&b.0))
+            });
+            nearest.truncate(CANDIDATES);
+            (nearest, centred)
+        }
+        None => {
+            let mut nearest = fusion::nearest(semantic.vector, &stored, CANDIDATES);
+            if let Some(rewrite) = semantic.rewrite {
+                nearest = fusion::nearer_of(
+                    nearest,
+                    fusion::nearest(rewrite, &stored, CANDIDATES),
+                    CANDIDATES,
+                );
+            }
+            (nearest, HashMap::new())
+        }
+    };
     // Words only reorder the candidates meaning found, so only theirs are
     // ranked.
     let ids: Vec<&str> = nearest.iter().map(|(id, _)| id.as_str()).collect();
@@ -216,7 +254,7 @@ pub async fn ranked(
         std::collections::HashMap::new()
     };
     Ok(fusion
-        .rank(&nearest, &words, &feedback, limit)
+        .rank(&nearest, &words, &feedback, &centred, limit)
         .into_iter()
         .map(|scored| Ranked {
             id: scored.id,

@@ -1,6 +1,7 @@
 //! The context sources. Each runs under its own timeout (never longer than
 //! the stage's budget) and reports how it fared; none can fail the run.
 
+pub mod centring;
 pub mod feedback;
 pub mod fusion;
 pub mod inventory;

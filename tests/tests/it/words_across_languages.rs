@@ -248,3 +248,88 @@ async fn in_a_tenant_of_two_languages_the_cause_outranks_the_querys_language() {
         );
     }
 }
+
+/// Words may reorder only candidates of the query's language — judged on
+/// the order the centred search gives. Here the English fix is first by
+/// the centred cosine but far down by the plain one, behind three German
+/// tickets; judged by the plain cosine the contest would be all German,
+/// words would lift the German near miss (it shares "Drucker", "Fach",
+/// "zwei" with the query) over the fix.
+#[tokio::test]
+async fn in_a_centred_tenant_words_do_not_lift_a_near_miss_over_the_fix_in_another_language() {
+    let db = TestDatabase::create().await;
+    let ticket = |id, language, subject, description| (id, language, subject, description, "", 0.0);
+    // Axes: 0 English, 1 German, 2 blank pages, 3 paper feed, 4 mail, 5 screens.
+    let tickets = [
+        (
+            ticket(
+                "EN-FIX",
+                "en",
+                "Blank pages from the second floor printer",
+                "Every job comes out empty.",
+            ),
+            unit(&[1.0, 0.0, 0.9]),
+        ),
+        (
+            ticket(
+                "EN-MAIL",
+                "en",
+                "Mail stuck in the outbox",
+                "Nothing leaves.",
+            ),
+            unit(&[1.0, 0.0, 0.0, 0.0, 0.3]),
+        ),
+        (
+            ticket("EN-SCREEN", "en", "Screen flickers", "The monitor blinks."),
+            unit(&[1.0, 0.0, 0.0, 0.0, 0.0, 0.3]),
+        ),
+        (
+            ticket(
+                "DE-NEAR",
+                "de",
+                "Drucker druckt nicht aus Fach zwei",
+                "Der Drucker zieht aus Fach zwei kein Papier ein.",
+            ),
+            unit(&[0.0, 1.0, 0.3, 0.5]),
+        ),
+        (
+            ticket(
+                "DE-MAIL",
+                "de",
+                "E-Mails kommen nicht an",
+                "Postfach bleibt leer.",
+            ),
+            unit(&[0.0, 1.0, 0.0, 0.0, 0.3]),
+        ),
+        (
+            ticket(
+                "DE-SCREEN",
+                "de",
+                "Bildschirm flackert",
+                "Der Monitor blinkt.",
+            ),
+            unit(&[0.0, 1.0, 0.0, 0.0, 0.0, 0.3]),
+        ),
+    ];
+    let (pool, tenant) = tenant_with_vectors(&db, &tickets).await;
+    let query = unit(&[0.0, 1.0, 0.6]);
+    let semantic = Semantic {
+        model: MODEL,
+        vector: &query,
+        rewrite: None,
+        fusion: Fusion {
+            threshold: 0.2,
+            likely: 0.8,
+            lexical_weight: 0.10,
+            ..fusion::DEFAULT
+        },
+    };
+    let found: Vec<String> =
+        similar::similar_tickets_by_meaning(&pool, &tenant, QUERY, Language::German, semantic, 2)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|ticket| ticket.ticket_id.to_string())
+            .collect();
+    assert_eq!(found, ["EN-FIX", "DE-NEAR"]);
+}

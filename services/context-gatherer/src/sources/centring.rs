@@ -16,7 +16,6 @@
 
 use std::collections::HashMap;
 
-use aia_events::Language;
 use aia_store::embeddings::Stored;
 
 /// Fewest items of a language for its own mean, and for it to count as
@@ -58,7 +57,10 @@ impl LanguageMeans {
         let dimensions = stored.first()?.vector.len();
         let mut sums: HashMap<&str, (Vec<f32>, usize)> = HashMap::new();
         let mut total = (vec![0.0; dimensions], 0usize);
-        for item in stored.iter().filter(|item| item.vector.len() == dimensions) {
+        for item in stored
+            .iter()
+            .filter(|item| item.vector.len() == dimensions && finite(&item.vector))
+        {
             let language = item.language.as_deref().unwrap_or_default();
             let (sum, n) = sums
                 .entry(language)
@@ -80,12 +82,22 @@ impl LanguageMeans {
         })
     }
 
+    /// The mean taken out of an item in `language`: its language's, or
+    /// the tenant's when the language has none of its own (or is unknown).
+    fn mean_of(&self, language: Option<&str>) -> &[f32] {
+        self.own(language)
+            .map_or(&self.tenant, |language| &self.languages[language])
+    }
+
+    /// `language` when it has a mean of its own; `None` for the tenant's.
+    fn own<'a>(&self, language: Option<&'a str>) -> Option<&'a str> {
+        language.filter(|language| self.languages.contains_key(*language))
+    }
+
     /// `vector` less the share of its language's mean (the tenant's when
     /// the language has none of its own), at unit length.
     pub fn centre(&self, vector: &[f32], language: Option<&str>) -> Vec<f32> {
-        let mean = language
-            .and_then(|language| self.languages.get(language))
-            .unwrap_or(&self.tenant);
+        let mean = self.mean_of(language);
         let centred: Vec<f32> = vector
             .iter()
             .zip(mean)
@@ -99,35 +111,61 @@ impl LanguageMeans {
     }
 }
 
-/// The `n` stored vectors nearest to `query` (in `language`) by the
-/// centred cosine: each with its plain cosine, and the centred one it is
-/// ordered by.
+/// The `n` stored vectors nearest to `query` (in `language`; `None` takes
+/// the tenant's mean) by the centred cosine: each with its plain cosine,
+/// and the centred one it is ordered by. Computed from dot products with
+/// the means, without a centred copy of any item:
+/// `(t − s·m)·q′ = t·q′ − s·(m·q′)` over `|t − s·m|`, where
+/// `|t − s·m|² = t·t − 2s·(t·m) + s²·(m·m)`.
 pub fn nearest(
     query: &[f32],
-    language: Language,
+    language: Option<&str>,
     stored: &[Stored],
     means: &LanguageMeans,
     n: usize,
 ) -> Vec<(String, f32, f32)> {
-    let centred_query = means.centre(query, Some(language.code()));
-    let mut scored: Vec<(&Stored, f32, f32)> = stored
+    let centred_query = means.centre(query, language);
+    let share = means.share;
+    // Per mean: its dot with the centred query, and its own square.
+    let mut per_mean: HashMap<Option<&str>, (f32, f32)> = HashMap::new();
+    let mut scored: Vec<(usize, f32, f32)> = stored
         .iter()
-        .filter(|item| item.vector.len() == query.len())
-        .map(|item| {
-            let centred = means.centre(&item.vector, item.language.as_deref());
-            (
-                item,
-                dot(&item.vector, query),
-                dot(&centred, &centred_query),
-            )
+        .enumerate()
+        .filter(|(_, item)| item.vector.len() == query.len() && finite(&item.vector))
+        .filter_map(|(idx, item)| {
+            let own = means.own(item.language.as_deref());
+            let mean = means.mean_of(own);
+            let (mean_q, mean_mean) = *per_mean
+                .entry(own)
+                .or_insert_with(|| (dot(mean, &centred_query), dot(mean, mean)));
+            let t = &item.vector;
+            let norm2 = dot(t, t) - 2.0 * share * dot(t, mean) + share * share * mean_mean;
+            if !norm2.is_finite() || norm2 <= f32::EPSILON {
+                return None;
+            }
+            let centred = (dot(t, &centred_query) - share * mean_q) / norm2.sqrt();
+            Some((idx, dot(t, query), centred))
         })
         .collect();
-    scored.sort_by(|a, b| b.2.total_cmp(&a.2).then_with(|| a.0.id.cmp(&b.0.id)));
+    let n = n.min(scored.len());
+    if n == 0 {
+        return vec![];
+    }
+    let order = |a: &(usize, f32, f32), b: &(usize, f32, f32)| {
+        b.2.total_cmp(&a.2)
+            .then_with(|| stored[a.0].id.cmp(&stored[b.0].id))
+    };
+    scored.select_nth_unstable_by(n - 1, order);
     scored.truncate(n);
+    scored.sort_by(order);
     scored
         .into_iter()
-        .map(|(item, cosine, centred)| (item.id.clone(), cosine, centred))
+        .map(|(idx, cosine, centred)| (stored[idx].id.clone(), cosine, centred))
         .collect()
+}
+
+fn finite(vector: &[f32]) -> bool {
+    vector.iter().all(|v| v.is_finite())
 }
 
 fn add(sum: &mut [f32], vector: &[f32]) {
@@ -182,7 +220,7 @@ mod tests {
             "the plain cosine prefers the query's language"
         );
         let means = LanguageMeans::of(&stored, SHARE).unwrap();
-        let found = nearest(&query, Language::English, &stored, &means, 3);
+        let found = nearest(&query, Some("en"), &stored, &means, 3);
         assert_eq!(found[0].0, "FR-VPN", "{found:?}");
         // Each keeps its plain cosine, for the floor and "likely".
         for (id, cosine, _) in &found {

@@ -120,32 +120,37 @@ async fn words_among(
 /// (at or above the floor) and within `lexical_weight` of the `limit`-th
 /// best cosine; one below that cannot reach the answer whatever it shares.
 /// Words break ties only when every candidate in the contest is written in
-/// the query's language; otherwise meaning alone orders them.
+/// the query's language; otherwise meaning alone orders them. Where the
+/// search took the languages' means out, the contest is measured on the
+/// `centred` cosines the candidates are ordered by (eligibility stays the
+/// plain cosine's).
 fn words_may_reorder(
     language: Language,
     nearest: &[(String, f32)],
+    centred: &HashMap<String, f32>,
     words: &[Worded],
     fusion: &Fusion,
     limit: usize,
 ) -> bool {
-    let mut eligible: Vec<f32> = nearest
+    let eligible: Vec<(&str, f32)> = nearest
         .iter()
-        .map(|(_, cosine)| *cosine)
-        .filter(|cosine| *cosine >= fusion.threshold)
+        .filter(|(_, cosine)| *cosine >= fusion.threshold)
+        .map(|(id, cosine)| (id.as_str(), centred.get(id).copied().unwrap_or(*cosine)))
         .collect();
-    eligible.sort_by(|a, b| b.total_cmp(a));
-    let Some(last_in) = eligible
+    let mut orders: Vec<f32> = eligible.iter().map(|(_, order)| *order).collect();
+    orders.sort_by(|a, b| b.total_cmp(a));
+    let Some(last_in) = orders
         .get(limit.saturating_sub(1))
-        .or(eligible.last())
+        .or(orders.last())
         .copied()
     else {
         return true;
     };
-    let reach = (last_in - fusion.lexical_weight).max(fusion.threshold);
-    let contest: std::collections::HashSet<&str> = nearest
+    let reach = last_in - fusion.lexical_weight;
+    let contest: std::collections::HashSet<&str> = eligible
         .iter()
-        .filter(|(_, cosine)| *cosine >= reach)
-        .map(|(id, _)| id.as_str())
+        .filter(|(_, order)| *order >= reach)
+        .map(|(id, _)| *id)
         .collect();
     words
         .iter()
@@ -184,11 +189,18 @@ pub async fn ranked(
     // floor and the confidence).
     let (nearest, centred) = match LanguageMeans::of(&stored, centring::SHARE) {
         Some(means) => {
-            let mut found =
-                centring::nearest(semantic.vector, language, &stored, &means, CANDIDATES);
+            let mut found = centring::nearest(
+                semantic.vector,
+                Some(language.code()),
+                &stored,
+                &means,
+                CANDIDATES,
+            );
+            // The rewrite mixes English terms with the ticket's own
+            // language: it takes the tenant's mean.
             if let Some(rewrite) = semantic.rewrite {
                 found.extend(centring::nearest(
-                    rewrite, language, &stored, &means, CANDIDATES,
+                    rewrite, None, &stored, &means, CANDIDATES,
                 ));
             }
             let mut centred: HashMap<String, f32> = HashMap::new();
@@ -238,7 +250,7 @@ pub async fn ranked(
         vec![]
     };
     let mut fusion = semantic.fusion;
-    if !words_may_reorder(language, &nearest, &words, &fusion, limit) {
+    if !words_may_reorder(language, &nearest, &centred, &words, &fusion, limit) {
         fusion.lexical_weight = 0.0;
     }
     let words: Vec<(String, f64)> = words
@@ -288,6 +300,7 @@ mod tests {
         assert!(!words_may_reorder(
             Language::German,
             &nearest,
+            &HashMap::new(),
             &mixed,
             &fusion,
             5
@@ -297,6 +310,7 @@ mod tests {
         assert!(words_may_reorder(
             Language::German,
             &nearest,
+            &HashMap::new(),
             &german,
             &fusion,
             5
@@ -308,6 +322,7 @@ mod tests {
         assert!(words_may_reorder(
             Language::German,
             &nearest,
+            &HashMap::new(),
             &words,
             &fusion,
             5
@@ -320,6 +335,7 @@ mod tests {
         assert!(!words_may_reorder(
             Language::German,
             &nearest,
+            &HashMap::new(),
             &words,
             &low_floor,
             5
@@ -350,6 +366,7 @@ mod tests {
         assert!(words_may_reorder(
             Language::German,
             &nearest,
+            &HashMap::new(),
             &words,
             &fusion,
             2
@@ -359,6 +376,7 @@ mod tests {
         assert!(!words_may_reorder(
             Language::German,
             &nearest,
+            &HashMap::new(),
             &words,
             &fusion,
             4

@@ -196,6 +196,22 @@ impl TestDatabase {
         tokio::spawn(connection);
         client
     }
+
+    /// Merges `settings` into the top level of `tenant`'s settings, as an
+    /// operator's `tenant update --settings` would (a key given replaces
+    /// that key's whole value).
+    pub async fn merge_tenant_settings(&self, tenant: &str, settings: serde_json::Value) {
+        let changed = self
+            .admin_client()
+            .await
+            .execute(
+                "update tenants set settings = settings || $2::text::jsonb where tenant_id = $1",
+                &[&tenant, &settings.to_string()],
+            )
+            .await
+            .expect("update the tenant's settings");
+        assert_eq!(changed, 1, "tenant {tenant} does not exist");
+    }
 }
 
 /// A keyring with one random key, as services get from `AI_AGENTS_SECRET_KEYS`.

@@ -513,14 +513,8 @@ async fn a_german_ticket_is_searched_with_german_stems_and_its_language_is_recor
     // words say too little or look English.
     setup
         ._db
-        .admin_client()
-        .await
-        .batch_execute(
-            "update tenants set settings = jsonb_set(settings, '{languages}', '{\"fixed\": \"de\"}')
-              where tenant_id = 'acme';",
-        )
-        .await
-        .unwrap();
+        .merge_tenant_settings("acme", serde_json::json!({"languages": {"fixed": "de"}}))
+        .await;
     let context = gather(&setup.gatherer, received("acme", "VPN", "error 0x80070005")).await;
     let language = context.language.unwrap();
     assert_eq!(

@@ -179,15 +179,8 @@ async fn resolved_tickets_arrive_on_both_paths_and_from_jira_transitions() {
     // acme's tickets are all German, whatever their words look like.
     ingress
         .db
-        .admin_client()
-        .await
-        .execute(
-            r#"update tenants set settings = jsonb_set(settings, '{languages}', '{"fixed": "de"}')
-               where tenant_id = 'acme'"#,
-            &[],
-        )
-        .await
-        .unwrap();
+        .merge_tenant_settings("acme", json!({"languages": {"fixed": "de"}}))
+        .await;
     for (path, id) in [
         ("/webhook/servicedesk/resolved-ticket", "R-1"),
         ("/webhook/servicedesk/resolved", "R-2"),

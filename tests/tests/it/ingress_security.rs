@@ -113,14 +113,11 @@ async fn updates_start_a_run_only_for_a_ticket_without_one_unless_the_tenant_re_
     // The tenant re-enhances updates, at most once an hour.
     ingress
         .db
-        .admin_client()
-        .await
-        .batch_execute(
-            "update tenants set settings = settings || '{\"reenhance_updates\": true, \"reenhance_interval_mins\": 60}'
-              where tenant_id = 'acme'",
+        .merge_tenant_settings(
+            "acme",
+            serde_json::json!({"reenhance_updates": true, "reenhance_interval_mins": 60}),
         )
-        .await
-        .unwrap();
+        .await;
     tokio::time::sleep(Duration::from_millis(1500)).await; // the tenant cache and the window
     let (status, answer, _) = ingress
         .post_signed("/webhook/servicedesk", &update("T-1", "within the hour"))
@@ -225,13 +222,8 @@ async fn a_new_ticket_created_longer_ago_than_the_tenant_accepts_is_refused_as_s
     // The tenant accepts three days.
     ingress
         .db
-        .admin_client()
-        .await
-        .batch_execute(
-            "update tenants set settings = settings || '{\"max_event_age_hours\": 72}' where tenant_id = 'acme'",
-        )
-        .await
-        .unwrap();
+        .merge_tenant_settings("acme", serde_json::json!({"max_event_age_hours": 72}))
+        .await;
     tokio::time::sleep(Duration::from_millis(1100)).await;
     let (status, answer, _) = post(jira_created("SUP-3", two_days_ago)).await;
     assert_eq!(status, 202, "{answer}");

@@ -53,15 +53,9 @@ async fn tickets_articles_and_inventory_import_idempotently_and_bad_files_change
         .await
         .unwrap();
     }
+    db.merge_tenant_settings("acme", serde_json::json!({"languages": {"fixed": "de"}}))
+        .await;
     let admin = db.admin_client().await;
-    admin
-        .execute(
-            r#"update tenants set settings = jsonb_set(settings, '{languages}', '{"fixed": "de"}')
-               where tenant_id = 'acme'"#,
-            &[],
-        )
-        .await
-        .unwrap();
     let dir = tempfile::tempdir().unwrap();
     let csv = dir.path().join("tickets.csv");
     std::fs::write(

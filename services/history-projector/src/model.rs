@@ -483,8 +483,9 @@ mod tests {
         assert!(projection.runs.is_empty());
     }
 
-    #[test]
-    fn a_resolved_ticket_is_stored_in_the_language_decided_where_it_entered() {
+    /// The language the example resolved ticket is stored in once
+    /// `change` is made to it.
+    fn stored_language(change: impl FnOnce(&mut aia_events::TicketResolved)) -> String {
         let mut event = examples::all()
             .into_iter()
             .find(|event| matches!(event.payload, Payload::TicketResolved(_)))
@@ -492,44 +493,40 @@ mod tests {
         let Payload::TicketResolved(resolved) = &mut event.payload else {
             unreachable!()
         };
+        change(resolved);
+        TicketRow::from_event(&event).unwrap().language
+    }
+
+    #[test]
+    fn a_resolved_ticket_is_stored_in_the_language_decided_where_it_entered() {
         // A German-only tenant's ticket full of English words: the edge
         // decided German with the tenant's settings, and German it stays.
-        resolved.language = Some(aia_events::language::decide(
-            &resolved.words(),
-            Some(aia_events::Language::German),
-            None,
-        ));
-        assert_eq!(TicketRow::from_event(&event).unwrap().language, "de");
+        let language = stored_language(|resolved| {
+            resolved.language = Some(aia_events::language::decide(
+                &resolved.words(),
+                Some(aia_events::Language::German),
+                None,
+            ));
+        });
+        assert_eq!(language, "de");
     }
 
     #[test]
     fn a_resolved_ticket_published_without_a_language_is_read_in_its_words_language() {
-        let mut event = examples::all()
-            .into_iter()
-            .find(|event| matches!(event.payload, Payload::TicketResolved(_)))
-            .unwrap();
-        let Payload::TicketResolved(resolved) = &mut event.payload else {
-            unreachable!()
-        };
-        resolved.language = None;
-        assert_eq!(TicketRow::from_event(&event).unwrap().language, "en");
-        let Payload::TicketResolved(resolved) = &mut event.payload else {
-            unreachable!()
-        };
-        resolved.subject = "Le VPN se coupe toutes les heures".into();
-        resolved.description = "Les utilisateurs perdent le tunnel VPN chaque heure.".into();
-        resolved.resolution = "Durée de vie de la SA IKE portée à 8 h sur le pare-feu.".into();
-        assert_eq!(TicketRow::from_event(&event).unwrap().language, "fr");
-        let Payload::TicketResolved(resolved) = &mut event.payload else {
-            unreachable!()
-        };
-        resolved.subject = "VPN".into();
-        resolved.description = "0x80070005".into();
-        resolved.resolution = "KB5034441".into();
-        assert_eq!(
-            TicketRow::from_event(&event).unwrap().language,
-            "en",
-            "too little to tell: English, as before"
-        );
+        assert_eq!(stored_language(|resolved| resolved.language = None), "en");
+        let french = stored_language(|resolved| {
+            resolved.language = None;
+            resolved.subject = "Le VPN se coupe toutes les heures".into();
+            resolved.description = "Les utilisateurs perdent le tunnel VPN chaque heure.".into();
+            resolved.resolution = "Durée de vie de la SA IKE portée à 8 h sur le pare-feu.".into();
+        });
+        assert_eq!(french, "fr");
+        let codes = stored_language(|resolved| {
+            resolved.language = None;
+            resolved.subject = "VPN".into();
+            resolved.description = "0x80070005".into();
+            resolved.resolution = "KB5034441".into();
+        });
+        assert_eq!(codes, "en", "too little to tell: English, as before");
     }
 }

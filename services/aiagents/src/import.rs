@@ -105,12 +105,10 @@ pub fn read_tickets(path: &Path, tenant: &TenantId) -> anyhow::Result<Vec<Resolv
 /// The tenant's language settings, which decide the language its imported
 /// tickets and articles are searched in; an error when it does not exist.
 pub async fn language_settings(
-    database_url: &str,
+    client: &mut aia_store::Client,
     tenant: &TenantId,
 ) -> anyhow::Result<LanguageSettings> {
-    let pool = aia_store::pool(database_url, 1)?;
-    let mut client = pool.get().await?;
-    let (settings, _active) = aia_store::tenants::settings(&mut client, tenant)
+    let (settings, _active) = aia_store::tenants::settings(client, tenant)
         .await?
         .ok_or_else(|| anyhow::anyhow!("tenant {tenant} does not exist"))?;
     Ok(settings.languages)
@@ -197,9 +195,9 @@ pub async fn import_articles(
     path: &Path,
 ) -> anyhow::Result<usize> {
     let articles: Vec<Article> = read_records(path)?;
-    let languages = language_settings(database_url, tenant).await?;
     let pool = aia_store::pool(database_url, 1)?;
     let mut client = pool.get().await?;
+    let languages = language_settings(&mut client, tenant).await?;
     let tx = tenant_transaction(&mut client, tenant).await?;
     for article in &articles {
         anyhow::ensure!(
@@ -310,9 +308,9 @@ pub async fn import_from_help_desk(
     );
     let window = aia_itsm::ImportWindow { since, until };
     let pace = aia_itsm::Pace::per_second(requests_per_second);
-    let languages = language_settings(database_url, tenant).await?;
     let pool = aia_store::pool(database_url, 1)?;
     let mut client = pool.get().await?;
+    let languages = language_settings(&mut client, tenant).await?;
     let (mut cursor, mut read, mut imported, done) = {
         let tx = tenant_transaction(&mut client, tenant).await?;
         let row = tx

@@ -71,8 +71,9 @@ pub async fn run(command: Command) -> anyhow::Result<()> {
         Command::Tickets { tenant, file } => {
             let tenant = TenantId::parse(&tenant)?;
             let tickets = crate::import::read_tickets(&file, &tenant)?;
+            let pool = aia_store::pool(&env("DATABASE_URL")?, 1)?;
             let languages =
-                crate::import::language_settings(&env("DATABASE_URL")?, &tenant).await?;
+                crate::import::language_settings(&mut pool.get().await?, &tenant).await?;
             let (_client, jetstream) =
                 aia_bus::connect(&env("NATS_URL")?, "aiagents-import").await?;
             let n = crate::import::publish_tickets(&jetstream, &tickets, &languages).await?;

@@ -47,16 +47,17 @@ pub(super) async fn compared(
                 .then(|| LanguageMeans::of(stored, share))
                 .flatten();
             let ranked: Vec<(String, f32)> = match &means {
-                Some(means) => centring::nearest(
-                    vector,
-                    Some(language_of(text).code()),
-                    stored,
-                    means,
-                    stored.len(),
-                )
-                .into_iter()
-                .map(|(id, cosine, _)| (id, cosine))
-                .collect(),
+                Some(means) => {
+                    centring::candidates(
+                        vector,
+                        None,
+                        language_of(text),
+                        stored,
+                        means,
+                        stored.len(),
+                    )
+                    .0
+                }
                 None => fusion::nearest(vector, stored, stored.len()),
             };
             answers.push(

@@ -16,6 +16,8 @@
 
 use std::collections::HashMap;
 
+use aia_events::Language;
+
 use aia_store::embeddings::Stored;
 
 /// Fewest items of a language for its own mean, and for it to count as
@@ -164,6 +166,45 @@ pub fn nearest(
         .collect()
 }
 
+/// The `n` candidates of a query in `language` (and of the LLM's rewrite
+/// of it, which mixes English terms with the ticket's own words and so
+/// takes the tenant's mean), as near as the nearer of the two: each with
+/// its plain cosine, best centred first, and the centred cosines they are
+/// ordered by.
+pub fn candidates(
+    query: &[f32],
+    rewrite: Option<&[f32]>,
+    language: Language,
+    stored: &[Stored],
+    means: &LanguageMeans,
+    n: usize,
+) -> (Vec<(String, f32)>, HashMap<String, f32>) {
+    let mut found = nearest(query, Some(language.code()), stored, means, n);
+    if let Some(rewrite) = rewrite {
+        found.extend(nearest(rewrite, None, stored, means, n));
+    }
+    let mut best: HashMap<String, (f32, f32)> = HashMap::new();
+    for (id, cosine, centred) in found {
+        let seen = best.entry(id).or_insert((cosine, centred));
+        *seen = (seen.0.max(cosine), seen.1.max(centred));
+    }
+    let mut ranked: Vec<(String, f32, f32)> = best
+        .into_iter()
+        .map(|(id, (cosine, centred))| (id, cosine, centred))
+        .collect();
+    ranked.sort_by(|a, b| b.2.total_cmp(&a.2).then_with(|| a.0.cmp(&b.0)));
+    ranked.truncate(n);
+    let centred = ranked
+        .iter()
+        .map(|(id, _, centred)| (id.clone(), *centred))
+        .collect();
+    let plain = ranked
+        .into_iter()
+        .map(|(id, cosine, _)| (id, cosine))
+        .collect();
+    (plain, centred)
+}
+
 fn finite(vector: &[f32]) -> bool {
     vector.iter().all(|v| v.is_finite())
 }
@@ -227,6 +268,44 @@ mod tests {
             let item = stored.iter().find(|item| &item.id == id).unwrap();
             assert!((cosine - dot(&item.vector, &query)).abs() < 1e-6);
         }
+    }
+
+    #[test]
+    fn the_rewrite_brings_its_own_candidates_each_as_near_as_the_nearer_of_the_two() {
+        let stored = vec![
+            item("EN-MAIL", "en", &[1.0, 0.0, 0.3, 0.0, 0.0]),
+            item("EN-PRINT", "en", &[1.0, 0.0, 0.0, 0.3, 0.0]),
+            item("EN-SCAN", "en", &[1.0, 0.0, 0.2, 0.2, 0.0]),
+            item("FR-VPN", "fr", &[0.0, 1.0, 0.0, 0.0, 0.9]),
+            item("FR-MAIL", "fr", &[0.0, 1.0, 0.3, 0.0, 0.0]),
+            item("FR-PRINT", "fr", &[0.0, 1.0, 0.0, 0.3, 0.0]),
+        ];
+        let means = LanguageMeans::of(&stored, SHARE).unwrap();
+        // A French ticket about printing; its rewrite names the VPN.
+        let query = unit(&[0.0, 1.0, 0.0, 0.6, 0.0]);
+        let rewrite = unit(&[0.5, 0.5, 0.0, 0.0, 0.8]);
+        let (alone, _) = candidates(&query, None, Language::French, &stored, &means, 1);
+        assert_eq!(alone[0].0, "FR-PRINT");
+        let (both, centred) =
+            candidates(&query, Some(&rewrite), Language::French, &stored, &means, 6);
+        let by_query = nearest(&query, Some("fr"), &stored, &means, 6);
+        let by_rewrite = nearest(&rewrite, None, &stored, &means, 6);
+        for (id, cosine) in &both {
+            let of = |list: &[(String, f32, f32)]| {
+                list.iter()
+                    .find(|(other, ..)| other == id)
+                    .map(|(_, c, o)| (*c, *o))
+                    .unwrap()
+            };
+            let (q, r) = (of(&by_query), of(&by_rewrite));
+            assert_eq!(*cosine, q.0.max(r.0), "{id}: the nearer plain cosine");
+            assert_eq!(centred[id], q.1.max(r.1), "{id}: the nearer centred cosine");
+        }
+        let ids: Vec<&str> = both.iter().map(|(id, _)| id.as_str()).take(2).collect();
+        assert!(
+            ids.contains(&"FR-PRINT") && ids.contains(&"FR-VPN"),
+            "{both:?}"
+        );
     }
 
     #[test]

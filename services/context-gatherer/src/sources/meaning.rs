@@ -188,38 +188,14 @@ pub async fn ranked(
     // with each language's mean taken out (the plain cosine is kept for the
     // floor and the confidence).
     let (nearest, centred) = match LanguageMeans::of(&stored, centring::SHARE) {
-        Some(means) => {
-            let mut found = centring::nearest(
-                semantic.vector,
-                Some(language.code()),
-                &stored,
-                &means,
-                CANDIDATES,
-            );
-            // The rewrite mixes English terms with the ticket's own
-            // language: it takes the tenant's mean.
-            if let Some(rewrite) = semantic.rewrite {
-                found.extend(centring::nearest(
-                    rewrite, None, &stored, &means, CANDIDATES,
-                ));
-            }
-            let mut centred: HashMap<String, f32> = HashMap::new();
-            let mut plain: HashMap<String, f32> = HashMap::new();
-            for (id, cosine, order) in found {
-                let seen = centred.entry(id.clone()).or_insert(order);
-                *seen = seen.max(order);
-                let seen = plain.entry(id).or_insert(cosine);
-                *seen = seen.max(cosine);
-            }
-            let mut nearest: Vec<(String, f32)> = plain.into_iter().collect();
-            nearest.sort_by(|a, b| {
-                centred[&b.0]
-                    .total_cmp(&centred[&a.0])
-                    .then_with(|| a.0.cmp(&b.0))
-            });
-            nearest.truncate(CANDIDATES);
-            (nearest, centred)
-        }
+        Some(means) => centring::candidates(
+            semantic.vector,
+            semantic.rewrite,
+            language,
+            &stored,
+            &means,
+            CANDIDATES,
+        ),
         None => {
             let mut nearest = fusion::nearest(semantic.vector, &stored, CANDIDATES);
             if let Some(rewrite) = semantic.rewrite {

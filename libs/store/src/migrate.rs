@@ -83,6 +83,10 @@ pub const MIGRATIONS: &[(&str, &str)] = &[
         "0018_window_cache",
         include_str!("../../../migrations/0018_window_cache.sql"),
     ),
+    (
+        "0019_rated_citations",
+        include_str!("../../../migrations/0019_rated_citations.sql"),
+    ),
 ];
 
 const LOCK_KEY: i64 = 0x6169_6167_656e_7473; // "aiagents"

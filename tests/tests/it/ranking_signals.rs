@@ -1,14 +1,13 @@
-//! What reorders similar tickets besides meaning, each at the setting the
-//! evaluation measures (both off by default until a set shows they help):
-//! technicians' ratings — a ticket cited in notes rated helpful rises above
-//! a slightly closer one, and a tenant's ratings move only its own ranking —
-//! and a lexical bonus for rare words only, where an error code counts and
-//! everyday words do not.
+//! What reorders similar tickets besides meaning: technicians' ratings, on
+//! by default — a ticket cited in notes rated helpful rises above a
+//! slightly closer one, and a tenant's ratings move only its own ranking —
+//! and a lexical bonus for rare words only (off by default; the evaluation
+//! measures it), where an error code counts and everyday words do not.
 
 use aia_events::TenantId;
 use aia_store::embeddings::{Corpus, NewVector};
 use aia_testkit::TestDatabase;
-use context_gatherer::sources::fusion::{DEFAULT, Fusion, MEASURED_FEEDBACK_WEIGHT};
+use context_gatherer::sources::fusion::{DEFAULT, Fusion};
 use context_gatherer::sources::similar::{self, Semantic};
 
 const MODEL: &str = "test-model";
@@ -119,11 +118,7 @@ async fn ranked(db: &TestDatabase, tenant: &str, text: &str, fusion: Fusion) -> 
 }
 
 async fn ranking(db: &TestDatabase, tenant: &str) -> Vec<String> {
-    let learning = Fusion {
-        feedback_weight: MEASURED_FEEDBACK_WEIGHT,
-        ..DEFAULT
-    };
-    ranked(db, tenant, "printer offline", learning).await
+    ranked(db, tenant, "printer offline", DEFAULT).await
 }
 
 #[tokio::test]

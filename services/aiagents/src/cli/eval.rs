@@ -34,7 +34,7 @@ pub struct Args {
     rare_words: bool,
     /// Most ratings move a cosine, in the run after a simulated technician
     /// rated every note (0: skip that run).
-    #[arg(long, default_value_t = fusion::MEASURED_FEEDBACK_WEIGHT)]
+    #[arg(long, default_value_t = fusion::DEFAULT.feedback_weight)]
     feedback_weight: f32,
     #[command(flatten)]
     llm: LlmArgs,

@@ -100,8 +100,14 @@ async fn rate(
     } else {
         return Ok(false);
     };
+    // The context holds every hit of the run, as the context stage stores
+    // it; the note names the ones it cites.
     let context = serde_json::json!({
-        "similar_tickets": cited.iter().map(|id| serde_json::json!({"ticket_id": id})).collect::<Vec<_>>()
+        "similar_tickets": answer
+            .iter()
+            .take(k)
+            .map(|hit| serde_json::json!({"ticket_id": hit.id}))
+            .collect::<Vec<_>>()
     });
     let note = format!("## Similar Tickets\n{}", cited.join(", "));
     owner

@@ -14,7 +14,7 @@
 use std::collections::HashMap;
 
 use aia_events::TenantId;
-use aia_store::{Client, StoreError, tenant_query};
+use aia_store::{Client, StoreError, search_query};
 
 /// Days after which a rating counts half.
 pub const HALF_LIFE_DAYS: f64 = 90.0;
@@ -36,9 +36,14 @@ pub async fn signals(
     if ids.is_empty() || neighbourhood.is_empty() {
         return Ok(HashMap::new());
     }
-    let rows = tenant_query(
+    // Only a run that cited one of the neighbourhood can reach the share;
+    // the GIN index on the runs' cited tickets finds those without reading
+    // the tenant's other rated runs (migration 0019).
+    let cites_one = cites_any(neighbourhood);
+    let rows = search_query(
         client,
         tenant,
+        super::SEARCH_TIMEOUT,
         "with runs as (
            select h.rating_thumbs_up as thumbs_up, h.rating_stars as stars,
                   power(0.5, extract(epoch from now() - h.rated_at) / 86400.0 / $3::float8) as decay,
@@ -47,6 +52,7 @@ pub async fn signals(
                           from jsonb_array_elements(h.context->'similar_tickets') e) as cited
              from enhancement_history h
             where h.tenant_id = $1 and h.rated_at is not null
+              and (h.context->'similar_tickets') @? $6::text::jsonpath
          ), alike as (
            select runs.*,
                   (select count(*) from unnest(cited) c where c = any($4))::float8
@@ -59,7 +65,14 @@ pub async fn signals(
            from alike cross join lateral unnest(cited) id
           where share >= $5 and id = any($2) and strpos(note, id) > 0
           group by id",
-        &[&tenant.as_str(), &ids, &HALF_LIFE_DAYS, &neighbourhood, &LIKE_IT],
+        &[
+            &tenant.as_str(),
+            &ids,
+            &HALF_LIFE_DAYS,
+            &neighbourhood,
+            &LIKE_IT,
+            &cites_one,
+        ],
     )
     .await?;
     Ok(rows
@@ -71,6 +84,18 @@ pub async fn signals(
         .collect())
 }
 
+/// A JSON path that matches a context's `similar_tickets` naming any of
+/// `ids` — the form PostgreSQL's `jsonb_path_ops` index answers (equalities
+/// with constants joined by `||`). Each id is written as a JSON string, so
+/// no id can change the path.
+fn cites_any(ids: &[&str]) -> String {
+    let alternatives: Vec<String> = ids
+        .iter()
+        .map(|id| format!("@.ticket_id == {}", serde_json::Value::from(*id)))
+        .collect();
+    format!("$[*] ? ({})", alternatives.join(" || "))
+}
+
 /// `(up − down) / (up + down + 2)`.
 pub fn signal(up: f64, down: f64) -> f32 {
     ((up - down) / (up + down + 2.0)) as f32
@@ -78,7 +103,15 @@ pub fn signal(up: f64, down: f64) -> f32 {
 
 #[cfg(test)]
 mod tests {
-    use super::signal;
+    use super::{cites_any, signal};
+
+    #[test]
+    fn the_path_names_each_id_as_a_json_string() {
+        assert_eq!(
+            cites_any(&["SUP-1", "a\"b"]),
+            r#"$[*] ? (@.ticket_id == "SUP-1" || @.ticket_id == "a\"b")"#
+        );
+    }
 
     #[test]
     fn one_rating_moves_a_third_and_many_approach_but_never_reach_one() {

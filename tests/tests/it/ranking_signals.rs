@@ -152,6 +152,72 @@ async fn ratings_move_a_tenants_own_ranking_within_bounds_and_nobody_elses() {
     assert_eq!(ranking(&db, "acme").await, ["near", "close"]);
 }
 
+/// A rated run as the context stage and the projector store it: every
+/// hit the run showed in its context, the note naming `named`.
+async fn rate_run(db: &TestDatabase, tenant: &str, hits: &[&str], named: &str, helpful: bool) {
+    let owner = db.admin_client().await;
+    let context = serde_json::json!({
+        "similar_tickets": hits.iter().map(|id| serde_json::json!({"ticket_id": id})).collect::<Vec<_>>()
+    });
+    owner
+        .execute(
+            "insert into enhancement_history (tenant_id, correlation_id, ticket_id, status, context,
+                    note_markdown, rating_thumbs_up, rated_at, last_event_id)
+             values ($1, gen_random_uuid(), 'Q-2', 'completed', $2, $3, $4, now(), gen_random_uuid())",
+            &[
+                &tenant,
+                &context,
+                &format!("Similar ticket {named} had the fix."),
+                &helpful,
+            ],
+        )
+        .await
+        .unwrap();
+}
+
+#[tokio::test]
+async fn a_run_counts_for_a_ticket_whose_nearest_hold_half_its_hits_whatever_its_ids() {
+    let db = TestDatabase::create().await;
+    // The query's five nearest, then the ticket with the fix just below
+    // them: ids with quotes, backslashes, path syntax and non-ASCII, which
+    // the search writes into a JSON path.
+    let odd = [
+        r#"n"1"#,
+        r"n\2",
+        "n3 || true",
+        "né-4",
+        "$[*]",
+        r#"fix" || @ == "x"#,
+    ];
+    tickets(
+        &db,
+        "acme",
+        &[
+            (odd[0], 0.80, "Printer offline"),
+            (odd[1], 0.81, "Printer offline"),
+            (odd[2], 0.82, "Printer offline"),
+            (odd[3], 0.83, "Printer offline"),
+            (odd[4], 0.84, "Printer offline"),
+            (odd[5], 0.86, "Printer offline"),
+        ],
+    )
+    .await;
+    let fix = odd[5];
+    assert!(!ranking(&db, "acme").await.contains(&fix.to_owned()));
+
+    // Two of the run's five hits among the ticket's nearest: not a ticket
+    // like it, nothing moves.
+    rate_run(&db, "acme", &[odd[0], odd[1], "o1", "o2", fix], fix, true).await;
+    assert!(!ranking(&db, "acme").await.contains(&fix.to_owned()));
+
+    // Three of five: the fix the note named rises into the five, though
+    // it was not among them.
+    rate_run(&db, "acme", &[odd[0], odd[1], odd[2], "o3", fix], fix, true).await;
+    rate_run(&db, "acme", &[odd[0], odd[1], odd[2], "o3", fix], fix, true).await;
+    let ranked = ranking(&db, "acme").await;
+    assert!(ranked.contains(&fix.to_owned()), "{ranked:?}");
+}
+
 #[tokio::test]
 async fn with_rare_words_only_an_error_code_counts_and_everyday_words_do_not() {
     let db = TestDatabase::create().await;

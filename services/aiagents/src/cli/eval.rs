@@ -147,7 +147,10 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
                     threshold: args.threshold,
                     likely: *likely,
                     lexical_weight: *lexical_weight,
-                    feedback_weight: fusion::DEFAULT.feedback_weight,
+                    // Ratings are measured by the simulated technician's
+                    // rows alone (`--feedback-weight`); every other row,
+                    // scored after its ratings are stored, ranks without.
+                    feedback_weight: 0.0,
                     rare_words_only: false,
                 })
         })

@@ -235,11 +235,18 @@ pub async fn ranked(
         .map(|item| (item.id, item.rank))
         .collect();
     // Technicians rate notes, and notes cite tickets: only tickets learn.
+    // Ratings only nudge, so when they cannot be read the ranking goes on
+    // without them.
     let feedback = if semantic.fusion.feedback_weight > 0.0 && corpus == Corpus::Tickets {
         let neighbourhood = &ids[..ids.len().min(NEIGHBOURHOOD)];
-        super::feedback::signals(client, tenant, &ids, neighbourhood).await?
+        super::feedback::signals(client, tenant, &ids, neighbourhood)
+            .await
+            .unwrap_or_else(|err| {
+                tracing::warn!(error = %err, "technicians' ratings not read; ranking without them");
+                HashMap::new()
+            })
     } else {
-        std::collections::HashMap::new()
+        HashMap::new()
     };
     Ok(fusion
         .rank(&nearest, &words, &feedback, &centred, limit)

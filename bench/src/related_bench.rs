@@ -119,6 +119,7 @@ pub fn run(open: usize, tenants: usize, queries: usize) -> anyhow::Result<()> {
                     },
                     120,
                     &related,
+                    Some(related::DEFAULT),
                 )
                 .await
                 .map_err(|err| anyhow::anyhow!("{err}"))?;

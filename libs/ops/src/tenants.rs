@@ -573,6 +573,29 @@ fn check_fusion(
     {
         return Err(format!("{field}.lexical_weight: must be 0 to 0.5"));
     }
+    if let Some(incidents) = &endpoint.incidents {
+        for (name, value, range) in [
+            ("related", incidents.related, -1.0..=1.0),
+            (
+                "related_with_entity",
+                incidents.related_with_entity,
+                -1.0..=1.0,
+            ),
+            ("link", incidents.link, -1.0..=1.0),
+            ("centroid", incidents.centroid, -1.0..=1.0),
+            ("join", incidents.join, -1.0..=1.0),
+            ("join_step", incidents.join_step, 0.0..=0.1),
+            ("entity_bonus", incidents.entity_bonus, 0.0..=0.5),
+        ] {
+            if !range.contains(&value) {
+                return Err(format!(
+                    "{field}.incidents.{name}: must be {} to {}",
+                    range.start(),
+                    range.end()
+                ));
+            }
+        }
+    }
     Ok(())
 }
 
@@ -597,6 +620,7 @@ mod tests {
             min_similarity: Some(0.75),
             likely_similarity: Some(0.88),
             lexical_weight: Some(0.0),
+            incidents: None,
         }
     }
 
@@ -640,6 +664,42 @@ mod tests {
                 "settings.embeddings.lexical_weight: must be 0 to 0.5",
             ),
         ];
+        let calibration = aia_store::IncidentCalibration {
+            related: 0.88,
+            related_with_entity: 0.85,
+            link: 0.84,
+            centroid: 0.87,
+            join: 0.9,
+            join_step: 0.005,
+            entity_bonus: 0.02,
+        };
+        let calibrated = aia_store::EmbeddingEndpointSettings {
+            incidents: Some(calibration),
+            ..endpoint()
+        };
+        assert_eq!(check_fusion("settings.embeddings", &calibrated), Ok(()));
+        let cases = cases.into_iter().chain([
+            (
+                aia_store::EmbeddingEndpointSettings {
+                    incidents: Some(aia_store::IncidentCalibration {
+                        join: 1.2,
+                        ..calibration
+                    }),
+                    ..endpoint()
+                },
+                "settings.embeddings.incidents.join: must be -1 to 1",
+            ),
+            (
+                aia_store::EmbeddingEndpointSettings {
+                    incidents: Some(aia_store::IncidentCalibration {
+                        join_step: f32::NAN,
+                        ..calibration
+                    }),
+                    ..endpoint()
+                },
+                "settings.embeddings.incidents.join_step: must be 0 to 0.1",
+            ),
+        ]);
         for (settings, error) in cases {
             assert_eq!(
                 check_fusion("settings.embeddings", &settings),

@@ -31,8 +31,9 @@ pub use scoped::{
 pub use secrets::{Keyring, Secret};
 pub use tenant_cache::TenantCache;
 pub use tenant_settings::{
-    EmbeddingEndpointSettings, EmbeddingSettings, IncidentSettings, Integrations, LanguageSettings,
-    LlmProviderSettings, MonitoringQuery, NewTenant, Tenant, TenantSettings,
+    EmbeddingEndpointSettings, EmbeddingSettings, IncidentCalibration, IncidentSettings,
+    Integrations, LanguageSettings, LlmProviderSettings, MonitoringQuery, NewTenant, Tenant,
+    TenantSettings,
 };
 pub use tokio_postgres::Row;
 pub use tokio_postgres::types::ToSql;

@@ -229,6 +229,38 @@ pub struct EmbeddingEndpointSettings {
     /// (measured in docs/benchmarks.md).
     #[serde(default)]
     pub lexical_weight: Option<f32>,
+    /// How alike two tickets' vectors of this model must be to be related
+    /// open tickets and to group into an incident. The defaults are
+    /// calibrated for the local model only (another model's cosines lie
+    /// elsewhere: the multilingual e5 puts everyday pairs at 0.8), so
+    /// without this a tenant on an endpoint relates open tickets by the
+    /// hosts, addresses and sites they name alone and makes no incident by
+    /// meaning. Calibrate with `aiagents eval-incidents --embeddings-url`.
+    #[serde(default)]
+    pub incidents: Option<IncidentCalibration>,
+}
+
+/// Cosines of an endpoint model's vectors for related open tickets and
+/// incidents (see `context_gatherer::sources::related::Relatedness` and
+/// `incident_correlator::decide::Closeness`, which hold the local model's).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct IncidentCalibration {
+    /// Least cosine of two open tickets related by meaning alone…
+    pub related: f32,
+    /// …and of two that also name a host, address or site in common.
+    pub related_with_entity: f32,
+    /// Least cosine of a window's ticket to a new one for a burst.
+    pub link: f32,
+    /// Least cosine of each member of a burst to the centroid of the rest.
+    pub centroid: f32,
+    /// Least cosine to a settled incident's centroid to join it…
+    pub join: f32,
+    /// …and how much less per member a young incident has fewer than five.
+    #[serde(default)]
+    pub join_step: f32,
+    /// What naming a host, address or site in common adds to a cosine.
+    #[serde(default)]
+    pub entity_bonus: f32,
 }
 
 fn default_embedding_timeout() -> u32 {

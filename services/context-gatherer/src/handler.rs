@@ -294,6 +294,7 @@ impl Handler for ContextGatherer {
                         },
                         settings.incidents.related_window_minutes,
                         &self.related,
+                        related::Relatedness::for_model(&settings.embeddings),
                     )
                     .instrument(aia_telemetry::db_span("SELECT", "open_tickets")),
                 )
@@ -496,6 +497,7 @@ mod tests {
             min_similarity: Some(0.75),
             likely_similarity: Some(0.90),
             lexical_weight: Some(0.0),
+            incidents: None,
         };
         let calibrated = fusion_for(&aia_store::EmbeddingSettings::Endpoint(endpoint.clone()));
         assert_eq!(

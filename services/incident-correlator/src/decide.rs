@@ -85,6 +85,26 @@ pub const DEFAULT_CLOSENESS: Closeness = Closeness {
 pub const SETTLED_MEMBERS: usize = 5;
 
 impl Closeness {
+    /// The closeness for vectors of `model` in a tenant with these
+    /// embedding settings: the local model's, or what the tenant calibrated
+    /// for its endpoint's model; `None` for a model nobody calibrated,
+    /// whose tickets then make no incident.
+    pub fn for_model(settings: &aia_store::EmbeddingSettings, model: &str) -> Option<Self> {
+        match settings {
+            aia_store::EmbeddingSettings::Local => Some(DEFAULT_CLOSENESS),
+            aia_store::EmbeddingSettings::Endpoint(endpoint) => {
+                let calibrated = endpoint.incidents.filter(|_| endpoint.model == model);
+                calibrated.map(|calibration| Self {
+                    link: calibration.link,
+                    centroid: calibration.centroid,
+                    join: calibration.join,
+                    join_step: calibration.join_step,
+                    entity_bonus: calibration.entity_bonus,
+                })
+            }
+        }
+    }
+
     /// Least cosine to the centroid of an incident of `members` tickets for
     /// a ticket to join it.
     pub fn join_threshold(&self, members: usize) -> f32 {
@@ -330,6 +350,55 @@ pub fn summary(tickets: &[IncidentTicket], shared_entities: &[String]) -> String
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_a_calibrated_model_groups_tickets() {
+        let local = aia_store::EmbeddingSettings::Local;
+        assert_eq!(
+            Closeness::for_model(&local, "sentence-transformers/all-MiniLM-L6-v2"),
+            Some(DEFAULT_CLOSENESS)
+        );
+        let mut endpoint = aia_store::EmbeddingEndpointSettings {
+            name: "e5".into(),
+            kind: "openai".into(),
+            base_url: "http://e5.internal:8090/v1".into(),
+            model: "multilingual-e5-small-q4".into(),
+            api_version: None,
+            timeout_secs: 10,
+            min_similarity: Some(0.75),
+            likely_similarity: Some(0.90),
+            lexical_weight: Some(0.0),
+            incidents: None,
+        };
+        let e5 = "multilingual-e5-small-q4";
+        // The local model's thresholds would group every ticket of a model
+        // whose everyday pairs sit at 0.8.
+        let uncalibrated = aia_store::EmbeddingSettings::Endpoint(endpoint.clone());
+        assert_eq!(Closeness::for_model(&uncalibrated, e5), None);
+        endpoint.incidents = Some(aia_store::IncidentCalibration {
+            related: 0.9,
+            related_with_entity: 0.88,
+            link: 0.86,
+            centroid: 0.88,
+            join: 0.9,
+            join_step: 0.005,
+            entity_bonus: 0.02,
+        });
+        let calibrated = aia_store::EmbeddingSettings::Endpoint(endpoint);
+        assert_eq!(
+            Closeness::for_model(&calibrated, e5),
+            Some(Closeness {
+                link: 0.86,
+                centroid: 0.88,
+                join: 0.9,
+                join_step: 0.005,
+                entity_bonus: 0.02,
+            })
+        );
+        // A vector of another model than the endpoint's (the tenant moved
+        // models) is not judged by the endpoint's thresholds.
+        assert_eq!(Closeness::for_model(&calibrated, "other-model"), None);
+    }
 
     fn at(minute: i64) -> DateTime<Utc> {
         DateTime::from_timestamp(1_780_000_000, 0).unwrap() + Duration::minutes(minute)

@@ -29,8 +29,6 @@ pub struct IncidentCorrelator {
     pub jetstream: JetStream,
     pub tenants: Arc<TenantCache>,
     pub metrics: IncidentMetrics,
-    /// How alike tickets of one incident must be.
-    pub closeness: decide::Closeness,
     /// The windows of open tickets this process holds.
     pub windows: open_tickets::WindowCache,
     /// The live incidents' centroids this process holds.
@@ -128,11 +126,19 @@ impl IncidentCorrelator {
             None => (None, None),
         };
         let me = me.as_ref();
+        // Cosines mean something only at the thresholds calibrated for
+        // their model; a ticket of any other model is grouped with none.
+        let closeness = model
+            .as_deref()
+            .and_then(|model| decide::Closeness::for_model(&tenant.settings.embeddings, model));
         let arrival = decide::Arrival {
             ticket: &ticket,
-            vector: me.and_then(|me| me.vector.as_deref()),
+            vector: me
+                .and_then(|me| me.vector.as_deref())
+                .filter(|_| closeness.is_some()),
             entities: me.map_or(&[][..], |me| me.entities.as_slice()),
         };
+        let closeness = closeness.unwrap_or(decide::DEFAULT_CLOSENESS);
         let since = context.received_at - rules.window;
         // Only the window's tickets like this one can join a burst with it,
         // and only theirs are looked up (not the whole window's); without
@@ -143,7 +149,7 @@ impl IncidentCorrelator {
                 .windows
                 .window(&tx, tenant_id, since, &event.ticket_id, model.as_deref())
                 .await?;
-            window.retain(|open| arrival.links(open, &self.closeness).is_some());
+            window.retain(|open| arrival.links(open, &closeness).is_some());
         }
         let window_ids: Vec<&str> = window.iter().map(|o| o.ticket_id.as_str()).collect();
         let assigned = store::assigned(&tx, tenant_id, &window_ids).await?;
@@ -158,7 +164,7 @@ impl IncidentCorrelator {
         let quiet = decide::quiet(&live, context.received_at, &rules);
         let mut events = quiet_ends(tenant_id, &mut live, &quiet, Some(event.event_id));
         let live: Vec<decide::Live> = live.into_iter().filter(|i| i.status.is_live()).collect();
-        let decision = decide::decide(arrival, &window, &live, &assigned, &rules, &self.closeness);
+        let decision = decide::decide(arrival, &window, &live, &assigned, &rules, &closeness);
         match decision {
             Decision::Nothing => {}
             Decision::Join { incident } => {

@@ -40,7 +40,6 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> anyhow::
         jetstream: deps.jetstream.clone(),
         tenants: deps.tenants.clone(),
         metrics,
-        closeness: decide::DEFAULT_CLOSENESS,
         windows: aia_store::open_tickets::WindowCache::new(config.window_tenants),
         centroids: Default::default(),
     };

@@ -823,3 +823,103 @@ async fn twenty_operators_acknowledging_and_closing_at_once_make_one_change_each
     setup.rebuild_reproduces_the_tables().await;
     setup.stop().await;
 }
+
+/// A tenant on its own embedding model, "test-model", whose cosines sit
+/// high for everything (as multilingual-e5's do: everyday pairs at 0.8).
+fn on_endpoint(incidents: Option<aia_store::IncidentCalibration>) -> aia_store::EmbeddingSettings {
+    aia_store::EmbeddingSettings::Endpoint(aia_store::EmbeddingEndpointSettings {
+        name: "own".into(),
+        kind: "openai".into(),
+        base_url: "http://embeddings.internal/v1".into(),
+        model: "test-model".into(),
+        api_version: None,
+        timeout_secs: 5,
+        min_similarity: Some(0.75),
+        likely_similarity: Some(0.9),
+        lexical_weight: Some(0.0),
+        incidents,
+    })
+}
+
+/// A unit vector mostly along one axis all tickets share (0.9, or 0.85 for
+/// an outage's, which adds 0.4 along the outage's `axis`), the rest along
+/// its own: everyday pairs at 0.81, an outage's pairs at 0.88.
+fn crowded(axis: Option<usize>, own: usize) -> Vec<f32> {
+    let mut v = vec![0.0; DIM];
+    match axis {
+        Some(axis) => {
+            v[0] = 0.85;
+            v[axis] = 0.4;
+            v[own] = (1.0_f32 - 0.85 * 0.85 - 0.4 * 0.4).sqrt();
+        }
+        None => {
+            v[0] = 0.9;
+            v[own] = (1.0_f32 - 0.81).sqrt();
+        }
+    }
+    v
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_model_nobody_calibrated_makes_no_incident_and_a_calibrated_one_finds_the_outage() {
+    let mut setup = setup(1, |settings| settings.embeddings = on_endpoint(None)).await;
+    let now = Utc::now();
+    let minutes = |m: i64| now - chrono::Duration::minutes(40) + chrono::Duration::minutes(m);
+    // Everyday tickets, alike only as every ticket is for this model: at
+    // the local model's thresholds they would be an outage.
+    for (n, ticket) in ["X-1", "X-2", "X-3", "X-4"].into_iter().enumerate() {
+        let vector = crowded(None, 10 + n);
+        setup
+            .gathered("acme", ticket, minutes(n as i64), &vector, &[])
+            .await;
+        setup.settled().await;
+    }
+    assert!(setup.incidents("acme").await.is_empty());
+
+    // The tenant calibrates its model; an outage and more everyday
+    // tickets follow.
+    let calibration = aia_store::IncidentCalibration {
+        related: 0.87,
+        related_with_entity: 0.85,
+        link: 0.85,
+        centroid: 0.88,
+        join: 0.86,
+        join_step: 0.0,
+        entity_bonus: 0.0,
+    };
+    let keyring = Keyring::parse(&setup.spec).unwrap();
+    tenants::update(
+        &mut setup.pool.get().await.unwrap(),
+        &keyring,
+        &TenantId::parse("acme").unwrap(),
+        &tenants::TenantUpdate {
+            settings: Some(TenantSettings {
+                embeddings: on_endpoint(Some(calibration)),
+                ..TenantSettings::default()
+            }),
+            ..Default::default()
+        },
+    )
+    .await
+    .unwrap();
+    let plan: [Arrival; 6] = [
+        ("acme", "A-1", 10, Some(1), &[]),
+        ("acme", "X-5", 11, None, &[]),
+        ("acme", "A-2", 12, Some(1), &[]),
+        ("acme", "X-6", 13, None, &[]),
+        ("acme", "A-3", 14, Some(1), &[]),
+        ("acme", "A-4", 15, Some(1), &[]),
+    ];
+    for (own, (tenant, ticket, minute, axis, entities)) in plan.into_iter().enumerate() {
+        let vector = crowded(axis, 20 + own);
+        setup
+            .gathered(tenant, ticket, minutes(minute), &vector, entities)
+            .await;
+        setup.settled().await;
+    }
+    assert_eq!(
+        setup.incidents("acme").await,
+        [("open".to_owned(), ids(&["A-1", "A-2", "A-3", "A-4"]))]
+    );
+    setup.stop().await;
+}

@@ -235,6 +235,7 @@ async fn reembed_moves_a_tenant_to_another_model_resumably_and_search_never_has_
             min_similarity: None,
             likely_similarity: None,
             lexical_weight: None,
+            incidents: None,
         })),
         ..TenantSettings::default()
     };

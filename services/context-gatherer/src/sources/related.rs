@@ -41,10 +41,26 @@ pub const DEFAULT: Relatedness = Relatedness {
     with_entity: 0.25,
 };
 
+impl Relatedness {
+    /// The thresholds for a tenant's model: the local model's, or what the
+    /// tenant calibrated for its endpoint; `None` for an endpoint it did
+    /// not calibrate, whose vectors then relate nothing.
+    pub fn for_model(settings: &aia_store::EmbeddingSettings) -> Option<Self> {
+        match settings {
+            aia_store::EmbeddingSettings::Local => Some(DEFAULT),
+            aia_store::EmbeddingSettings::Endpoint(endpoint) => {
+                endpoint.incidents.map(|calibration| Self {
+                    meaning: calibration.related,
+                    with_entity: calibration.related_with_entity,
+                })
+            }
+        }
+    }
+}
+
 /// How the stage uses the window.
 #[derive(Clone)]
 pub struct Related {
-    pub relatedness: Relatedness,
     /// Whether each ticket is entered into the window; off for a dry run,
     /// which reads it only.
     pub record: bool,
@@ -56,7 +72,6 @@ impl Related {
     /// A running stage holding the windows of up to `tenants` tenants.
     pub fn live(tenants: usize) -> Self {
         Self {
-            relatedness: DEFAULT,
             record: true,
             windows: Arc::new(WindowCache::new(tenants)),
         }
@@ -65,7 +80,6 @@ impl Related {
     /// An operator's dry run: the window is read, never written nor held.
     pub fn dry_run() -> Self {
         Self {
-            relatedness: DEFAULT,
             record: false,
             windows: Arc::new(WindowCache::new(0)),
         }
@@ -151,13 +165,16 @@ fn dot(a: &[f32], b: &[f32]) -> f32 {
 }
 
 /// Reads the tenant's window of `window_minutes` before the ticket, enters
-/// the ticket into it, and relates the two.
+/// the ticket into it, and relates the two: by meaning at `relatedness`
+/// (the tenant's model's, [`Relatedness::for_model`]), or, where its model
+/// has none, by the names they share alone.
 pub async fn related_open(
     db: &Pool,
     tenant: &TenantId,
     ticket: NewOpenTicket<'_>,
     window_minutes: u32,
     related: &Related,
+    relatedness: Option<Relatedness>,
 ) -> Result<Vec<RelatedTicket>, SourceError> {
     let since = ticket.received_at - chrono::Duration::minutes(i64::from(window_minutes));
     let mut client = db.get().await.map_err(StoreError::from)?;
@@ -170,11 +187,18 @@ pub async fn related_open(
         related.record,
     )
     .await?;
+    // The vector is entered into the window either way (a calibration
+    // added later applies to it); without one, cosines of this model mean
+    // nothing known.
+    let vector = ticket
+        .vector
+        .map(|(_, vector)| vector)
+        .filter(|_| relatedness.is_some());
     Ok(relate(
-        ticket.vector.map(|(_, vector)| vector),
+        vector,
         ticket.entities,
         &window,
-        related.relatedness,
+        relatedness.unwrap_or(DEFAULT),
     ))
 }
 
@@ -196,6 +220,46 @@ mod tests {
 
     fn unit(x: f32) -> Vec<f32> {
         vec![x, (1.0 - x * x).sqrt()]
+    }
+
+    #[test]
+    fn an_endpoint_model_relates_by_meaning_only_where_the_tenant_calibrated_it() {
+        assert_eq!(
+            Relatedness::for_model(&aia_store::EmbeddingSettings::Local),
+            Some(DEFAULT)
+        );
+        let mut endpoint = aia_store::EmbeddingEndpointSettings {
+            name: "e5".into(),
+            kind: "openai".into(),
+            base_url: "http://e5.internal:8090/v1".into(),
+            model: "multilingual-e5-small-q4".into(),
+            api_version: None,
+            timeout_secs: 10,
+            min_similarity: None,
+            likely_similarity: None,
+            lexical_weight: None,
+            incidents: None,
+        };
+        assert_eq!(
+            Relatedness::for_model(&aia_store::EmbeddingSettings::Endpoint(endpoint.clone())),
+            None
+        );
+        endpoint.incidents = Some(aia_store::IncidentCalibration {
+            related: 0.9,
+            related_with_entity: 0.87,
+            link: 0.86,
+            centroid: 0.88,
+            join: 0.9,
+            join_step: 0.0,
+            entity_bonus: 0.0,
+        });
+        assert_eq!(
+            Relatedness::for_model(&aia_store::EmbeddingSettings::Endpoint(endpoint)),
+            Some(Relatedness {
+                meaning: 0.9,
+                with_entity: 0.87,
+            })
+        );
     }
 
     #[test]

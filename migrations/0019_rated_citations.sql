@@ -18,7 +18,7 @@ create index enhancement_history_rated_hits on enhancement_history
 -- run's rating, its age in days, its note and every ticket it showed.
 create function rated_runs_citing(ids text[])
   returns table (thumbs_up boolean, stars int, age_days float8, note text, hits text[])
-  language sql stable security definer set search_path = public
+  language sql stable security definer set search_path = public, pg_temp
   as $$
     select h.rating_thumbs_up, h.rating_stars::int,
            extract(epoch from now() - h.rated_at)::float8 / 86400.0,

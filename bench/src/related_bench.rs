@@ -18,6 +18,10 @@ use rand::{Rng, SeedableRng};
 
 use crate::search_bench::percentile;
 
+/// The model the window's vectors are of: the local one, whose thresholds
+/// the stage and the correlator apply.
+const MODEL: &str = aia_store::LOCAL_EMBEDDING_MODEL;
+
 const DIM: usize = 384;
 
 fn unit(rng: &mut StdRng) -> Vec<f32> {
@@ -70,7 +74,7 @@ pub fn run(open: usize, tenants: usize, queries: usize) -> anyhow::Result<()> {
             for n in 0..open {
                 let received = now - chrono::Duration::seconds(rng.gen_range(0..7000));
                 buffer.push_str(&format!(
-                    "tenant-{tenant:04}\tT-{n}\t{}\tticket {n}\t{{10.0.{}.{},host{}}}\tbench-model\t{}\n",
+                    "tenant-{tenant:04}\tT-{n}\t{}\tticket {n}\t{{10.0.{}.{},host{}}}\t{MODEL}\t{}\n",
                     received.to_rfc3339(),
                     rng.gen_range(0..4),
                     rng.gen_range(1..250),
@@ -115,11 +119,11 @@ pub fn run(open: usize, tenants: usize, queries: usize) -> anyhow::Result<()> {
                         subject: Some("new"),
                         received_at: chrono::Utc::now(),
                         entities: &entities,
-                        vector: Some(("bench-model", &vector)),
+                        vector: Some((MODEL, &vector)),
                     },
                     120,
                     &related,
-                    Some(related::DEFAULT),
+                    &aia_store::EmbeddingSettings::Local,
                 )
                 .await
                 .map_err(|err| anyhow::anyhow!("{err}"))?;
@@ -168,7 +172,7 @@ pub fn run(open: usize, tenants: usize, queries: usize) -> anyhow::Result<()> {
                         &tenant,
                         chrono::Utc::now() - chrono::Duration::hours(2),
                         &TicketId::parse(&format!("R-{n}"))?,
-                        Some("bench-model"),
+                        Some(MODEL),
                     )
                     .await?;
                 tx.commit().await?;
@@ -224,7 +228,7 @@ pub fn run(open: usize, tenants: usize, queries: usize) -> anyhow::Result<()> {
                         &tenant,
                         ticket.received_at - rules.window,
                         &ticket.ticket_id,
-                        Some("bench-model"),
+                        Some(MODEL),
                     )
                     .await?;
                 window.retain(|open| arrival.links(open, &closeness).is_some());
@@ -232,7 +236,7 @@ pub fn run(open: usize, tenants: usize, queries: usize) -> anyhow::Result<()> {
                 let assigned = incident_correlator::store::assigned(&tx, &tenant, &ids).await?;
                 let mut live = incident_correlator::store::live(&tx, &tenant).await?;
                 centroids
-                    .fill(&tx, &tenant, "bench-model", &mut live)
+                    .fill(&tx, &tenant, MODEL, &mut live)
                     .await?;
                 let decision = incident_correlator::decide::decide(
                     arrival, &window, &live, &assigned, &rules, &closeness,

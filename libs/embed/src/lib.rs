@@ -23,7 +23,7 @@ pub use endpoint::{Endpoint, EndpointConfig};
 pub use vector::Vector;
 
 /// The id recorded with vectors of the local model.
-pub const LOCAL_MODEL: &str = "sentence-transformers/all-MiniLM-L6-v2";
+pub const LOCAL_MODEL: &str = aia_store::LOCAL_EMBEDDING_MODEL;
 /// The local model's dimension.
 pub const LOCAL_DIM: usize = 384;
 

@@ -595,6 +595,12 @@ fn check_fusion(
                 ));
             }
         }
+        // A shared host or address lowers the bar, never raises it.
+        if incidents.related_with_entity > incidents.related {
+            return Err(format!(
+                "{field}.incidents.related_with_entity: must not be above related"
+            ));
+        }
     }
     Ok(())
 }
@@ -698,6 +704,16 @@ mod tests {
                     ..endpoint()
                 },
                 "settings.embeddings.incidents.join_step: must be 0 to 0.1",
+            ),
+            (
+                aia_store::EmbeddingEndpointSettings {
+                    incidents: Some(aia_store::IncidentCalibration {
+                        related_with_entity: 0.9,
+                        ..calibration
+                    }),
+                    ..endpoint()
+                },
+                "settings.embeddings.incidents.related_with_entity: must not be above related",
             ),
         ]);
         for (settings, error) in cases {

@@ -32,8 +32,8 @@ pub use secrets::{Keyring, Secret};
 pub use tenant_cache::TenantCache;
 pub use tenant_settings::{
     EmbeddingEndpointSettings, EmbeddingSettings, IncidentCalibration, IncidentSettings,
-    Integrations, LanguageSettings, LlmProviderSettings, MonitoringQuery, NewTenant, Tenant,
-    TenantSettings,
+    Integrations, LOCAL_EMBEDDING_MODEL, LanguageSettings, LlmProviderSettings, MonitoringQuery,
+    NewTenant, Tenant, TenantSettings,
 };
 pub use tokio_postgres::Row;
 pub use tokio_postgres::types::ToSql;

@@ -187,6 +187,9 @@ impl IncidentSettings {
     }
 }
 
+/// The id of the deployment's own model, as its vectors are stored.
+pub const LOCAL_EMBEDDING_MODEL: &str = "sentence-transformers/all-MiniLM-L6-v2";
+
 /// Where a tenant's embeddings come from.
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 #[serde(tag = "provider", rename_all = "snake_case")]
@@ -256,10 +259,8 @@ pub struct IncidentCalibration {
     /// Least cosine to a settled incident's centroid to join it…
     pub join: f32,
     /// …and how much less per member a young incident has fewer than five.
-    #[serde(default)]
     pub join_step: f32,
     /// What naming a host, address or site in common adds to a cosine.
-    #[serde(default)]
     pub entity_bonus: f32,
 }
 

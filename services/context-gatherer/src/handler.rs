@@ -294,7 +294,7 @@ impl Handler for ContextGatherer {
                         },
                         settings.incidents.related_window_minutes,
                         &self.related,
-                        related::Relatedness::for_model(&settings.embeddings),
+                        &settings.embeddings,
                     )
                     .instrument(aia_telemetry::db_span("SELECT", "open_tickets")),
                 )

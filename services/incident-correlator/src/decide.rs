@@ -91,7 +91,9 @@ impl Closeness {
     /// whose tickets then make no incident.
     pub fn for_model(settings: &aia_store::EmbeddingSettings, model: &str) -> Option<Self> {
         match settings {
-            aia_store::EmbeddingSettings::Local => Some(DEFAULT_CLOSENESS),
+            aia_store::EmbeddingSettings::Local => {
+                (model == aia_store::LOCAL_EMBEDDING_MODEL).then_some(DEFAULT_CLOSENESS)
+            }
             aia_store::EmbeddingSettings::Endpoint(endpoint) => {
                 let calibrated = endpoint.incidents.filter(|_| endpoint.model == model);
                 calibrated.map(|calibration| Self {
@@ -355,8 +357,13 @@ mod tests {
     fn only_a_calibrated_model_groups_tickets() {
         let local = aia_store::EmbeddingSettings::Local;
         assert_eq!(
-            Closeness::for_model(&local, "sentence-transformers/all-MiniLM-L6-v2"),
+            Closeness::for_model(&local, aia_store::LOCAL_EMBEDDING_MODEL),
             Some(DEFAULT_CLOSENESS)
+        );
+        // Tickets embedded by an endpoint before the tenant moved back.
+        assert_eq!(
+            Closeness::for_model(&local, "multilingual-e5-small-q4"),
+            None
         );
         let mut endpoint = aia_store::EmbeddingEndpointSettings {
             name: "e5".into(),

@@ -50,6 +50,8 @@ struct Setup {
     instances: Vec<tokio::task::JoinHandle<Result<(), String>>>,
     registries: Vec<aia_telemetry::metrics::SharedRegistry>,
     published: usize,
+    /// The model the tickets' vectors are recorded as.
+    model: &'static str,
 }
 
 async fn setup(instances: usize, settings: impl Fn(&mut TenantSettings)) -> Setup {
@@ -116,6 +118,7 @@ async fn setup(instances: usize, settings: impl Fn(&mut TenantSettings)) -> Setu
         instances: handles,
         registries,
         published: 0,
+        model: aia_store::LOCAL_EMBEDDING_MODEL,
     }
 }
 
@@ -143,7 +146,7 @@ impl Setup {
                 subject: Some(&format!("problem {ticket}")),
                 received_at,
                 entities: &entities,
-                vector: Some(("test-model", vector)),
+                vector: Some((self.model, vector)),
             },
             true,
         )
@@ -863,6 +866,7 @@ fn crowded(axis: Option<usize>, own: usize) -> Vec<f32> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_model_nobody_calibrated_makes_no_incident_and_a_calibrated_one_finds_the_outage() {
     let mut setup = setup(1, |settings| settings.embeddings = on_endpoint(None)).await;
+    setup.model = "test-model";
     let now = Utc::now();
     let minutes = |m: i64| now - chrono::Duration::minutes(40) + chrono::Duration::minutes(m);
     // Everyday tickets, alike only as every ticket is for this model: at

@@ -31,6 +31,10 @@ pub struct Args {
     /// repeat to sweep.
     #[arg(long, default_values_t = [DEFAULT_CLOSENESS.join_step])]
     join_step: Vec<f32>,
+    /// What naming a host, address or site in common adds to a cosine
+    /// (an endpoint calibration's `entity_bonus`).
+    #[arg(long, default_value_t = DEFAULT_CLOSENESS.entity_bonus)]
+    entity_bonus: f32,
     /// Related tickets that make an incident (the tenant setting).
     #[arg(long, default_value_t = IncidentSettings::default().threshold)]
     threshold: u32,
@@ -65,7 +69,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
                     centroid,
                     join,
                     join_step: *join_step,
-                    ..DEFAULT_CLOSENESS
+                    entity_bonus: args.entity_bonus,
                 })
             })
             .map(|closeness| crate::eval::incidents::replay(&embedded, closeness, &settings))

@@ -70,16 +70,16 @@ pub async fn signals(
         &[&neighbourhood],
     )
     .await?;
-    let runs: Vec<RatedRun> = rows
-        .iter()
-        .map(|row| RatedRun {
-            thumbs_up: row.get(0),
-            stars: row.get(1),
-            age_days: row.get(2),
-            note: row.get(3),
-            hits: row.get(4),
+    let run = |row: &aia_store::Row| -> Result<RatedRun, StoreError> {
+        Ok(RatedRun {
+            thumbs_up: row.try_get(0)?,
+            stars: row.try_get(1)?,
+            age_days: row.try_get(2)?,
+            note: row.try_get(3)?,
+            hits: row.try_get(4)?,
         })
-        .collect();
+    };
+    let runs = rows.iter().map(run).collect::<Result<Vec<_>, _>>()?;
     Ok(signals_of(&runs, ids, neighbourhood))
 }
 

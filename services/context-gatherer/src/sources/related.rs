@@ -42,18 +42,22 @@ pub const DEFAULT: Relatedness = Relatedness {
 };
 
 impl Relatedness {
-    /// The thresholds for a tenant's model: the local model's, or what the
-    /// tenant calibrated for its endpoint; `None` for an endpoint it did
-    /// not calibrate, whose vectors then relate nothing.
-    pub fn for_model(settings: &aia_store::EmbeddingSettings) -> Option<Self> {
+    /// The thresholds for vectors of `model` in a tenant with these
+    /// embedding settings: the local model's, or what the tenant
+    /// calibrated for its endpoint's model; `None` for a model nobody
+    /// calibrated, whose vectors then relate nothing.
+    pub fn for_model(settings: &aia_store::EmbeddingSettings, model: &str) -> Option<Self> {
         match settings {
-            aia_store::EmbeddingSettings::Local => Some(DEFAULT),
-            aia_store::EmbeddingSettings::Endpoint(endpoint) => {
-                endpoint.incidents.map(|calibration| Self {
+            aia_store::EmbeddingSettings::Local => {
+                (model == aia_store::LOCAL_EMBEDDING_MODEL).then_some(DEFAULT)
+            }
+            aia_store::EmbeddingSettings::Endpoint(endpoint) => endpoint
+                .incidents
+                .filter(|_| endpoint.model == model)
+                .map(|calibration| Self {
                     meaning: calibration.related,
                     with_entity: calibration.related_with_entity,
-                })
-            }
+                }),
         }
     }
 }
@@ -165,17 +169,21 @@ fn dot(a: &[f32], b: &[f32]) -> f32 {
 }
 
 /// Reads the tenant's window of `window_minutes` before the ticket, enters
-/// the ticket into it, and relates the two: by meaning at `relatedness`
-/// (the tenant's model's, [`Relatedness::for_model`]), or, where its model
-/// has none, by the names they share alone.
+/// the ticket into it, and relates the two: by meaning at the thresholds of
+/// the vector's model in a tenant with `embeddings`
+/// ([`Relatedness::for_model`]), or, where that model has none, by the
+/// names they share alone.
 pub async fn related_open(
     db: &Pool,
     tenant: &TenantId,
     ticket: NewOpenTicket<'_>,
     window_minutes: u32,
     related: &Related,
-    relatedness: Option<Relatedness>,
+    embeddings: &aia_store::EmbeddingSettings,
 ) -> Result<Vec<RelatedTicket>, SourceError> {
+    let relatedness = ticket
+        .vector
+        .and_then(|(model, _)| Relatedness::for_model(embeddings, model));
     let since = ticket.received_at - chrono::Duration::minutes(i64::from(window_minutes));
     let mut client = db.get().await.map_err(StoreError::from)?;
     let window = open_tickets::window_and_record(
@@ -224,10 +232,13 @@ mod tests {
 
     #[test]
     fn an_endpoint_model_relates_by_meaning_only_where_the_tenant_calibrated_it() {
+        let local = aia_store::EmbeddingSettings::Local;
         assert_eq!(
-            Relatedness::for_model(&aia_store::EmbeddingSettings::Local),
+            Relatedness::for_model(&local, aia_store::LOCAL_EMBEDDING_MODEL),
             Some(DEFAULT)
         );
+        assert_eq!(Relatedness::for_model(&local, "other-model"), None);
+        let e5 = "multilingual-e5-small-q4";
         let mut endpoint = aia_store::EmbeddingEndpointSettings {
             name: "e5".into(),
             kind: "openai".into(),
@@ -241,7 +252,10 @@ mod tests {
             incidents: None,
         };
         assert_eq!(
-            Relatedness::for_model(&aia_store::EmbeddingSettings::Endpoint(endpoint.clone())),
+            Relatedness::for_model(
+                &aia_store::EmbeddingSettings::Endpoint(endpoint.clone()),
+                e5
+            ),
             None
         );
         endpoint.incidents = Some(aia_store::IncidentCalibration {
@@ -253,8 +267,10 @@ mod tests {
             join_step: 0.0,
             entity_bonus: 0.0,
         });
+        let calibrated = aia_store::EmbeddingSettings::Endpoint(endpoint);
+        assert_eq!(Relatedness::for_model(&calibrated, "other-model"), None);
         assert_eq!(
-            Relatedness::for_model(&aia_store::EmbeddingSettings::Endpoint(endpoint)),
+            Relatedness::for_model(&calibrated, e5),
             Some(Relatedness {
                 meaning: 0.9,
                 with_entity: 0.87,

@@ -30,14 +30,23 @@ use crate::sources::{self, SourceError, inventory, knowledge, monitoring, relate
 fn fusion_for(settings: &aia_store::EmbeddingSettings) -> Fusion {
     match settings {
         aia_store::EmbeddingSettings::Local => fusion::DEFAULT,
-        aia_store::EmbeddingSettings::Endpoint(endpoint) => Fusion {
-            threshold: endpoint.min_similarity.unwrap_or(fusion::DEFAULT.threshold),
-            likely: endpoint.likely_similarity.unwrap_or(fusion::DEFAULT.likely),
-            lexical_weight: endpoint
-                .lexical_weight
-                .unwrap_or(fusion::DEFAULT.lexical_weight),
-            ..fusion::DEFAULT
-        },
+        aia_store::EmbeddingSettings::Endpoint(endpoint) => {
+            let threshold = endpoint.min_similarity.unwrap_or(fusion::DEFAULT.threshold);
+            let likely = endpoint.likely_similarity.unwrap_or(fusion::DEFAULT.likely);
+            Fusion {
+                threshold,
+                likely,
+                lexical_weight: endpoint
+                    .lexical_weight
+                    .unwrap_or(fusion::DEFAULT.lexical_weight),
+                feedback_weight: fusion::feedback_weight_for(
+                    fusion::DEFAULT.feedback_weight,
+                    threshold,
+                    likely,
+                ),
+                ..fusion::DEFAULT
+            }
+        }
     }
 }
 
@@ -507,6 +516,13 @@ mod tests {
                 calibrated.lexical_weight
             ),
             (0.75, 0.90, 0.0)
+        );
+        // Ratings weigh as much of e5's narrower band as of the local
+        // model's: 0.10 × 0.15 / 0.44.
+        assert!(
+            (calibrated.feedback_weight - 0.10 * 0.15 / 0.44).abs() < 1e-4,
+            "{}",
+            calibrated.feedback_weight
         );
         endpoint.lexical_weight = None;
         let unset = fusion_for(&aia_store::EmbeddingSettings::Endpoint(endpoint));

@@ -4,7 +4,7 @@
 //! (what a rating teaches tickets that come after it), then every query
 //! after every note was rated (as the same problems come back).
 
-use context_gatherer::sources::fusion::Fusion;
+use context_gatherer::sources::fusion::{Fusion, feedback_weight_for};
 
 use super::{Ask, Hit, Scores, score};
 use crate::dataset::{self, DataSet};
@@ -17,6 +17,8 @@ pub(super) async fn after_ratings(
     fusion: Fusion,
     feedback_weight: f32,
 ) -> anyhow::Result<Vec<Scores>> {
+    // In the model's own cosines, as the stage scales it.
+    let feedback_weight = feedback_weight_for(feedback_weight, fusion.threshold, fusion.likely);
     let learning = Fusion {
         feedback_weight,
         ..fusion

@@ -62,6 +62,18 @@ pub const DEFAULT: Fusion = Fusion {
     rare_words_only: false,
 };
 
+/// Ratings' weight for a model whose floor and likely cosines are
+/// `threshold` and `likely`: `weight` (set for the local model) scaled by
+/// the width of that band against the local model's. Cosines are not
+/// comparable between models — multilingual-e5 puts an unrelated ticket at
+/// 0.75 and a likely match at 0.90, a band a third of the local model's —
+/// and the local model's 0.10 on e5 lowered the MRR of later tickets
+/// (docs/benchmarks.md).
+pub fn feedback_weight_for(weight: f32, threshold: f32, likely: f32) -> f32 {
+    let band = (likely - threshold).max(0.0);
+    weight * band / (DEFAULT.likely - DEFAULT.threshold)
+}
+
 /// One scored result.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Scored {

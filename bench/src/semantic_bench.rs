@@ -152,6 +152,7 @@ pub fn run(
         let pool = aia_store::pool(&db.app_url, 4)?;
         let mut search_ms = Vec::new();
         let mut both_ms = Vec::new();
+        let mut unrated_ms = Vec::new();
         for i in 0..n_queries {
             let tenant = TenantId::parse(&format!("tenant-{:04}", rng.gen_range(0..n_tenants)))?;
             let (s, d, _) = resolved_text(&mut rng);
@@ -159,26 +160,47 @@ pub fn run(
             let started = Instant::now();
             let query = embedder.embed_one(&text).await?;
             let embedded = Instant::now();
-            let semantic = Semantic { model: LOCAL_MODEL, vector: query.as_slice(), rewrite: None, fusion: fusion::DEFAULT };
-            let hits = similar::similar_tickets_by_meaning(
-                &pool,
-                &tenant,
-                &text,
-                aia_events::Language::English,
-                semantic,
-                5,
-            )
-                .await
-                .map_err(|err| anyhow::anyhow!("{err}"))?;
-            anyhow::ensure!(hits.iter().all(|h| h.ticket_id.as_str().starts_with("T-")));
+            let search = |fusion| {
+                let semantic = Semantic { model: LOCAL_MODEL, vector: query.as_slice(), rewrite: None, fusion };
+                similar::similar_tickets_by_meaning(
+                    &pool,
+                    &tenant,
+                    &text,
+                    aia_events::Language::English,
+                    semantic,
+                    5,
+                )
+            };
+            // Every search is also made without reading technicians'
+            // ratings, the two in turns first (the second finds the
+            // tenant's pages warm): what the ratings' read adds.
+            let unrated_fusion = fusion::Fusion { feedback_weight: 0.0, ..fusion::DEFAULT };
+            let order = if i % 2 == 0 { [fusion::DEFAULT, unrated_fusion] } else { [unrated_fusion, fusion::DEFAULT] };
+            let mut searched = std::time::Duration::ZERO;
+            let mut unrated = std::time::Duration::ZERO;
+            for fusion in order {
+                let begun = Instant::now();
+                let hits = search(fusion).await.map_err(|err| anyhow::anyhow!("{err}"))?;
+                anyhow::ensure!(hits.iter().all(|h| h.ticket_id.as_str().starts_with("T-")));
+                if fusion.feedback_weight > 0.0 {
+                    searched = begun.elapsed();
+                } else {
+                    unrated = begun.elapsed();
+                }
+            }
             if i >= 20 {
                 // The first queries warm Postgres's cache.
-                search_ms.push(embedded.elapsed().as_secs_f64() * 1000.0);
-                both_ms.push(started.elapsed().as_secs_f64() * 1000.0);
+                search_ms.push(searched.as_secs_f64() * 1000.0);
+                both_ms.push((embedded - started + searched).as_secs_f64() * 1000.0);
+                unrated_ms.push(unrated.as_secs_f64() * 1000.0);
             }
         }
         summary("similar-ticket search by meaning (fused), search alone", search_ms);
         summary("similar-ticket search by meaning (fused), with the query's embedding", both_ms);
+        summary(
+            "the same searches without reading ratings (in turns, first and second)",
+            unrated_ms,
+        );
 
         if let Some(bin) = embedder_bin {
             embedder_memory(bin, model_dir).await?;

@@ -1,0 +1,261 @@
+//! What a tenant's settings must be before they are stored: limits in
+//! range, an embeddings endpoint with its search and incident thresholds
+//! coherent, and every address the services will call one they may call.
+//! Refused settings change nothing and say which field is wrong.
+
+use aia_store::TenantSettings;
+
+use super::AdminError;
+
+pub(super) fn validate_settings(settings: &TenantSettings) -> Result<(), AdminError> {
+    if !(100..=2000).contains(&settings.max_note_words) {
+        return Err(AdminError::Invalid(
+            "settings.max_note_words: must be 100 to 2000".into(),
+        ));
+    }
+    settings
+        .incidents
+        .check()
+        .map_err(|err| AdminError::Invalid(format!("settings.{err}")))?;
+    if settings.webhook_rate_limit_per_minute == Some(0) {
+        return Err(AdminError::Invalid(
+            "settings.webhook_rate_limit_per_minute: must be at least 1".into(),
+        ));
+    }
+    for (field, embeddings) in [
+        ("settings.embeddings", Some(&settings.embeddings)),
+        (
+            "settings.embeddings_next",
+            settings.embeddings_next.as_ref(),
+        ),
+    ] {
+        if let Some(aia_store::EmbeddingSettings::Endpoint(endpoint)) = embeddings {
+            if !(endpoint.base_url.starts_with("https://")
+                || endpoint.base_url.starts_with("http://"))
+            {
+                return Err(AdminError::Invalid(format!(
+                    "{field}.base_url: must be an http(s) URL"
+                )));
+            }
+            if endpoint.model.trim().is_empty() || endpoint.name.trim().is_empty() {
+                return Err(AdminError::Invalid(format!(
+                    "{field}: name and model are required"
+                )));
+            }
+            if !(1..=120).contains(&endpoint.timeout_secs) {
+                return Err(AdminError::Invalid(format!(
+                    "{field}.timeout_secs: must be 1 to 120"
+                )));
+            }
+            check_fusion(field, endpoint).map_err(AdminError::Invalid)?;
+            outbound(&format!("{field}.base_url"), &endpoint.base_url)?;
+        }
+    }
+    for (field, url) in [
+        ("settings.knowledge_base_url", &settings.knowledge_base_url),
+        ("settings.monitoring_url", &settings.monitoring_url),
+        (
+            "settings.incidents.webhook_url",
+            &settings.incidents.webhook_url,
+        ),
+    ] {
+        if let Some(url) = url {
+            outbound(field, url)?;
+        }
+    }
+    for provider in &settings.llm_providers {
+        outbound(
+            &format!("settings.llm_providers[{}].base_url", provider.name),
+            &provider.base_url,
+        )?;
+    }
+    Ok(())
+}
+
+/// The search thresholds of an endpoint model, where the tenant set them:
+/// cosines in [-1, 1], the likely one not below the floor, a lexical bonus
+/// of 0 to 0.5 (a larger one would let words outvote meaning), the two
+/// cosines set together.
+fn check_fusion(
+    field: &str,
+    endpoint: &aia_store::EmbeddingEndpointSettings,
+) -> Result<(), String> {
+    for (name, value) in [
+        ("min_similarity", endpoint.min_similarity),
+        ("likely_similarity", endpoint.likely_similarity),
+    ] {
+        if value.is_some_and(|value| !(-1.0..=1.0).contains(&value)) {
+            return Err(format!("{field}.{name}: must be -1 to 1"));
+        }
+    }
+    // One without the other would be set against the local model's
+    // default: a floor above MiniLM's likely would call every hit likely.
+    if endpoint.min_similarity.is_some() != endpoint.likely_similarity.is_some() {
+        return Err(format!(
+            "{field}: min_similarity and likely_similarity are set together"
+        ));
+    }
+    if let (Some(floor), Some(likely)) = (endpoint.min_similarity, endpoint.likely_similarity)
+        && likely < floor
+    {
+        return Err(format!(
+            "{field}.likely_similarity: must not be below min_similarity"
+        ));
+    }
+    if endpoint
+        .lexical_weight
+        .is_some_and(|weight| !(0.0..=0.5).contains(&weight))
+    {
+        return Err(format!("{field}.lexical_weight: must be 0 to 0.5"));
+    }
+    if let Some(incidents) = &endpoint.incidents {
+        for (name, value, range) in [
+            ("related", incidents.related, -1.0..=1.0),
+            (
+                "related_with_entity",
+                incidents.related_with_entity,
+                -1.0..=1.0,
+            ),
+            ("link", incidents.link, -1.0..=1.0),
+            ("centroid", incidents.centroid, -1.0..=1.0),
+            ("join", incidents.join, -1.0..=1.0),
+            ("join_step", incidents.join_step, 0.0..=0.1),
+            ("entity_bonus", incidents.entity_bonus, 0.0..=0.5),
+        ] {
+            if !range.contains(&value) {
+                return Err(format!(
+                    "{field}.incidents.{name}: must be {} to {}",
+                    range.start(),
+                    range.end()
+                ));
+            }
+        }
+        // A shared host or address lowers the bar, never raises it.
+        if incidents.related_with_entity > incidents.related {
+            return Err(format!(
+                "{field}.incidents.related_with_entity: must not be above related"
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Refuses an address the services may not call (link-local, cloud
+/// metadata), so an operator hears it now, not in a dead letter later.
+fn outbound(field: &str, url: &str) -> Result<(), AdminError> {
+    aia_http::outbound::check_url(url).map_err(|err| AdminError::Invalid(format!("{field}: {err}")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn endpoint() -> aia_store::EmbeddingEndpointSettings {
+        aia_store::EmbeddingEndpointSettings {
+            name: "e5".into(),
+            kind: "openai".into(),
+            base_url: "http://e5.internal:8000/v1".into(),
+            model: "multilingual-e5-small-q4".into(),
+            api_version: None,
+            timeout_secs: 10,
+            min_similarity: Some(0.75),
+            likely_similarity: Some(0.88),
+            lexical_weight: Some(0.0),
+            incidents: None,
+        }
+    }
+
+    #[test]
+    fn an_endpoints_search_thresholds_are_checked() {
+        assert_eq!(check_fusion("settings.embeddings", &endpoint()), Ok(()));
+        let cases = [
+            (
+                aia_store::EmbeddingEndpointSettings {
+                    min_similarity: Some(1.5),
+                    ..endpoint()
+                },
+                "settings.embeddings.min_similarity: must be -1 to 1",
+            ),
+            (
+                aia_store::EmbeddingEndpointSettings {
+                    likely_similarity: Some(0.5),
+                    ..endpoint()
+                },
+                "settings.embeddings.likely_similarity: must not be below min_similarity",
+            ),
+            (
+                aia_store::EmbeddingEndpointSettings {
+                    likely_similarity: None,
+                    ..endpoint()
+                },
+                "settings.embeddings: min_similarity and likely_similarity are set together",
+            ),
+            (
+                aia_store::EmbeddingEndpointSettings {
+                    lexical_weight: Some(-0.1),
+                    ..endpoint()
+                },
+                "settings.embeddings.lexical_weight: must be 0 to 0.5",
+            ),
+            (
+                aia_store::EmbeddingEndpointSettings {
+                    lexical_weight: Some(f32::NAN),
+                    ..endpoint()
+                },
+                "settings.embeddings.lexical_weight: must be 0 to 0.5",
+            ),
+        ];
+        let calibration = aia_store::IncidentCalibration {
+            related: 0.88,
+            related_with_entity: 0.85,
+            link: 0.84,
+            centroid: 0.87,
+            join: 0.9,
+            join_step: 0.005,
+            entity_bonus: 0.02,
+        };
+        let calibrated = aia_store::EmbeddingEndpointSettings {
+            incidents: Some(calibration),
+            ..endpoint()
+        };
+        assert_eq!(check_fusion("settings.embeddings", &calibrated), Ok(()));
+        let cases = cases.into_iter().chain([
+            (
+                aia_store::EmbeddingEndpointSettings {
+                    incidents: Some(aia_store::IncidentCalibration {
+                        join: 1.2,
+                        ..calibration
+                    }),
+                    ..endpoint()
+                },
+                "settings.embeddings.incidents.join: must be -1 to 1",
+            ),
+            (
+                aia_store::EmbeddingEndpointSettings {
+                    incidents: Some(aia_store::IncidentCalibration {
+                        join_step: f32::NAN,
+                        ..calibration
+                    }),
+                    ..endpoint()
+                },
+                "settings.embeddings.incidents.join_step: must be 0 to 0.1",
+            ),
+            (
+                aia_store::EmbeddingEndpointSettings {
+                    incidents: Some(aia_store::IncidentCalibration {
+                        related_with_entity: 0.9,
+                        ..calibration
+                    }),
+                    ..endpoint()
+                },
+                "settings.embeddings.incidents.related_with_entity: must not be above related",
+            ),
+        ]);
+        for (settings, error) in cases {
+            assert_eq!(
+                check_fusion("settings.embeddings", &settings),
+                Err(error.to_owned())
+            );
+        }
+    }
+}

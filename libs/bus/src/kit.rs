@@ -11,7 +11,8 @@ use std::time::Duration;
 use aia_config::ConfigError;
 use aia_store::{Keyring, Pool, TenantCache};
 
-use crate::stage::{Handler, StageConfig, StageError, run_stage};
+use crate::handler::Handler;
+use crate::stage::{StageConfig, StageError, run_stage};
 use crate::{JetStream, connect};
 
 /// Database connections per stage instance. A handler holds one at a time,

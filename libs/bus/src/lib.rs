@@ -2,6 +2,7 @@
 //! topology of `nats/`, publishing events with deduplication and trace
 //! context, and the consumer loop every stage runs.
 
+pub mod handler;
 pub mod kit;
 pub mod metrics;
 pub mod msg_id;
@@ -12,12 +13,12 @@ pub mod topology;
 use std::time::Duration;
 
 pub use async_nats::jetstream::Context as JetStream;
+pub use handler::{
+    Delivery, Failure, Handled, Handler, HandlerError, TenantPolicy, Work, dispatch,
+};
 pub use kit::{StageDeps, StageSettings};
 pub use publish::{PublishError, publish_event};
-pub use stage::{
-    Delivery, Failure, Handled, Handler, HandlerError, StageConfig, TenantPolicy, Work, dispatch,
-    run_stage,
-};
+pub use stage::{StageConfig, run_stage};
 
 /// The stream every ticket event lives in.
 pub const STREAM: &str = "TICKETS";

@@ -406,7 +406,7 @@ async fn an_inactive_tenants_ticket_ends_failed_without_calling_a_model() {
     match &events[..] {
         [event] => match &event.payload {
             Payload::EnhancementFailed(failed) => {
-                assert_eq!(failed.reason, aia_bus::stage::TENANT_INACTIVE);
+                assert_eq!(failed.reason, aia_bus::handler::TENANT_INACTIVE);
                 assert_eq!(failed.stage, aia_events::Stage::LlmEnhancer);
             }
             other => panic!("expected enhancement.failed, got {other:?}"),

@@ -5,8 +5,10 @@
 
 mod config;
 pub mod extract;
+mod gather;
 mod handler;
 pub mod metrics;
+mod query;
 pub mod rewrite;
 pub mod sources;
 

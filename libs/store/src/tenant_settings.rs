@@ -262,6 +262,10 @@ pub struct IncidentCalibration {
     pub join_step: f32,
     /// What naming a host, address or site in common adds to a cosine.
     pub entity_bonus: f32,
+    /// How much closer a ticket must be, per minute an incident has gone
+    /// without a ticket past ten, to join it; 0 (the default) never.
+    #[serde(default)]
+    pub join_decay: f32,
 }
 
 fn default_embedding_timeout() -> u32 {

@@ -68,6 +68,13 @@ pub struct Closeness {
     pub join_step: f32,
     /// What naming a host, address or site in common adds to a cosine.
     pub entity_bonus: f32,
+    /// How much more a ticket must be like an incident for each minute the
+    /// incident has gone without a ticket, past [`JOIN_GRACE_MINUTES`]. An
+    /// outage's tickets come in a burst; the longer an incident has been
+    /// silent, the likelier a ticket like it is the tenant's everyday
+    /// traffic on the same topic (another printer jam), and at a busy
+    /// tenant such tickets kept a topic's incident alive for hours.
+    pub join_decay: f32,
 }
 
 /// Chosen on the incident evaluation sets for the local model
@@ -78,7 +85,12 @@ pub const DEFAULT_CLOSENESS: Closeness = Closeness {
     join: 0.44,
     join_step: 0.02,
     entity_bonus: 0.15,
+    join_decay: 0.002,
 };
+
+/// Minutes an incident may go without a ticket before the bar to join it
+/// rises ([`Closeness::join_decay`]).
+pub const JOIN_GRACE_MINUTES: f32 = 10.0;
 
 /// Members from which an incident's centroid is taken as settled: the
 /// join threshold is [`Closeness::join`] from here on.
@@ -102,16 +114,19 @@ impl Closeness {
                     join: calibration.join,
                     join_step: calibration.join_step,
                     entity_bonus: calibration.entity_bonus,
+                    join_decay: calibration.join_decay,
                 })
             }
         }
     }
 
-    /// Least cosine to the centroid of an incident of `members` tickets for
-    /// a ticket to join it.
-    pub fn join_threshold(&self, members: usize) -> f32 {
+    /// Least cosine to the centroid of an incident of `members` tickets,
+    /// whose last ticket came `silent` ago, for a ticket to join it.
+    pub fn join_threshold(&self, members: usize, silent: Duration) -> f32 {
         let missing = SETTLED_MEMBERS.saturating_sub(members) as f32;
-        self.join - self.join_step * missing
+        let minutes = silent.num_seconds().max(0) as f32 / 60.0;
+        let late = (minutes - JOIN_GRACE_MINUTES).max(0.0);
+        self.join - self.join_step * missing + self.join_decay * late
     }
 }
 
@@ -211,7 +226,10 @@ pub fn decide(
             .iter()
             .any(|e| arrival.entities.contains(e));
         let score = cosine(vector, centroid) + if shares { closeness.entity_bonus } else { 0.0 };
-        let needed = closeness.join_threshold(incident.centroid_members);
+        let needed = closeness.join_threshold(
+            incident.centroid_members,
+            ticket.received_at - incident.last_ticket_at,
+        );
         if score >= needed && best.is_none_or(|(b, _)| score > b) {
             best = Some((score, incident.id));
         }
@@ -390,6 +408,7 @@ mod tests {
             join: 0.9,
             join_step: 0.005,
             entity_bonus: 0.02,
+            join_decay: 0.0,
         });
         let calibrated = aia_store::EmbeddingSettings::Endpoint(endpoint);
         assert_eq!(
@@ -400,6 +419,7 @@ mod tests {
                 join: 0.9,
                 join_step: 0.005,
                 entity_bonus: 0.02,
+                join_decay: 0.0,
             })
         );
         // A vector of another model than the endpoint's (the tenant moved
@@ -627,13 +647,21 @@ mod tests {
         };
         let closeness = DEFAULT_CLOSENESS;
         assert!(
-            (closeness.join_threshold(3) - (closeness.join - 2.0 * closeness.join_step)).abs()
+            (closeness.join_threshold(3, Duration::zero())
+                - (closeness.join - 2.0 * closeness.join_step))
+                .abs()
                 < 1e-6
         );
-        assert_eq!(closeness.join_threshold(SETTLED_MEMBERS), closeness.join);
-        assert_eq!(closeness.join_threshold(40), closeness.join);
+        assert_eq!(
+            closeness.join_threshold(SETTLED_MEMBERS, Duration::zero()),
+            closeness.join
+        );
+        assert_eq!(
+            closeness.join_threshold(40, Duration::zero()),
+            closeness.join
+        );
         // Between a three-ticket incident's threshold and a settled one's.
-        let between = (closeness.join_threshold(3) + closeness.join) / 2.0;
+        let between = (closeness.join_threshold(3, Duration::zero()) + closeness.join) / 2.0;
         let mut ticket = vec![0.0; 16];
         ticket[0] = between;
         ticket[9] = (1.0 - between * between).sqrt();
@@ -658,6 +686,57 @@ mod tests {
         );
         assert_eq!(
             decide_for("N-1", 3, &ticket, &window, &[incident(12)], &ids(&[])),
+            Decision::Nothing
+        );
+    }
+
+    #[test]
+    fn the_longer_an_incident_has_been_silent_the_closer_a_ticket_must_be_to_join() {
+        let incident = Live {
+            id: Uuid::from_u128(9),
+            version: 1,
+            status: IncidentStatus::Open,
+            tickets: members(SETTLED_MEMBERS),
+            centroid_members: SETTLED_MEMBERS,
+            last_ticket_at: at(0),
+            centroid: Some(along(1.0, 1)),
+            shared_entities: vec![],
+        };
+        let closeness = DEFAULT_CLOSENESS;
+        let silent = |minutes| Duration::minutes(minutes);
+        assert_eq!(
+            closeness.join_threshold(SETTLED_MEMBERS, silent(10)),
+            closeness.join
+        );
+        assert!(
+            (closeness.join_threshold(SETTLED_MEMBERS, silent(40))
+                - (closeness.join + 30.0 * closeness.join_decay))
+                .abs()
+                < 1e-6
+        );
+        // A ticket at the settled threshold plus 0.02, ten minutes past
+        // the grace: 0.02 more are needed then, so it just joins; ten
+        // minutes later it does not.
+        let cosine = closeness.join + 0.021;
+        let mut ticket = vec![0.0; 16];
+        ticket[0] = cosine;
+        ticket[9] = (1.0 - cosine * cosine).sqrt();
+        let window: [Arc<OpenTicket>; 0] = [];
+        let live = [incident];
+        assert_eq!(
+            decide_for("N-1", 5, &ticket, &window, &live, &ids(&[])),
+            Decision::Join {
+                incident: Uuid::from_u128(9)
+            }
+        );
+        assert_eq!(
+            decide_for("N-1", 20, &ticket, &window, &live, &ids(&[])),
+            Decision::Join {
+                incident: Uuid::from_u128(9)
+            }
+        );
+        assert_eq!(
+            decide_for("N-1", 30, &ticket, &window, &live, &ids(&[])),
             Decision::Nothing
         );
     }

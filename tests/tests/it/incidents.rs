@@ -890,6 +890,7 @@ async fn a_model_nobody_calibrated_makes_no_incident_and_a_calibrated_one_finds_
         join: 0.86,
         join_step: 0.0,
         entity_bonus: 0.0,
+        join_decay: 0.0,
     };
     let keyring = Keyring::parse(&setup.spec).unwrap();
     tenants::update(

@@ -11,6 +11,7 @@ mod context;
 mod dead_letters;
 mod deploy_config;
 mod embeddings;
+mod eval_incidents;
 mod eval_languages;
 mod eval_rewrite;
 mod feedback;

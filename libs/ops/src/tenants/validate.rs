@@ -121,6 +121,7 @@ fn check_fusion(
             ("join", incidents.join, -1.0..=1.0),
             ("join_step", incidents.join_step, 0.0..=0.1),
             ("entity_bonus", incidents.entity_bonus, 0.0..=0.5),
+            ("join_decay", incidents.join_decay, 0.0..=0.01),
         ] {
             if !range.contains(&value) {
                 return Err(format!(
@@ -213,6 +214,7 @@ mod tests {
             join: 0.9,
             join_step: 0.005,
             entity_bonus: 0.02,
+            join_decay: 0.001,
         };
         let calibrated = aia_store::EmbeddingEndpointSettings {
             incidents: Some(calibration),
@@ -239,6 +241,16 @@ mod tests {
                     ..endpoint()
                 },
                 "settings.embeddings.incidents.join_step: must be 0 to 0.1",
+            ),
+            (
+                aia_store::EmbeddingEndpointSettings {
+                    incidents: Some(aia_store::IncidentCalibration {
+                        join_decay: -0.001,
+                        ..calibration
+                    }),
+                    ..endpoint()
+                },
+                "settings.embeddings.incidents.join_decay: must be 0 to 0.01",
             ),
             (
                 aia_store::EmbeddingEndpointSettings {

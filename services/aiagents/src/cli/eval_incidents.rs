@@ -31,6 +31,14 @@ pub struct Args {
     /// repeat to sweep.
     #[arg(long, default_values_t = [DEFAULT_CLOSENESS.join_step])]
     join_step: Vec<f32>,
+    /// How much closer a ticket must be per minute an incident has gone
+    /// without a ticket (past ten) to join it; repeat to sweep.
+    #[arg(long, default_values_t = [DEFAULT_CLOSENESS.join_decay])]
+    join_decay: Vec<f32>,
+    /// Also score each stream as if its tenants were this many times as
+    /// busy (every N tenants' tickets as one tenant's); repeat for several.
+    #[arg(long)]
+    busier: Vec<usize>,
     /// What naming a host, address or site in common adds to a cosine
     /// (an endpoint calibration's `entity_bonus`).
     #[arg(long, default_value_t = DEFAULT_CLOSENESS.entity_bonus)]
@@ -55,43 +63,75 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         ..IncidentSettings::default()
     };
     settings.check().map_err(anyhow::Error::msg)?;
+    let mut busier = vec![1];
+    busier.extend(args.busier.iter().copied().filter(|n| *n > 1));
+    let closenesses: Vec<Closeness> = args
+        .link
+        .iter()
+        .flat_map(|link| args.centroid.iter().map(move |centroid| (*link, *centroid)))
+        .flat_map(|(link, centroid)| args.join.iter().map(move |join| (link, centroid, *join)))
+        .flat_map(|(link, centroid, join)| {
+            args.join_step
+                .iter()
+                .map(move |join_step| (link, centroid, join, *join_step))
+        })
+        .flat_map(|(link, centroid, join, join_step)| {
+            args.join_decay.iter().map(move |join_decay| Closeness {
+                link,
+                centroid,
+                join,
+                join_step,
+                entity_bonus: args.entity_bonus,
+                join_decay: *join_decay,
+            })
+        })
+        .collect();
     for path in &args.streams {
         let stream = crate::eval::incidents::load(path)?;
         let embedded = crate::eval::incidents::embed(stream, &embedder).await?;
-        let scores: Vec<_> = args
-            .link
-            .iter()
-            .flat_map(|link| args.centroid.iter().map(move |centroid| (*link, *centroid)))
-            .flat_map(|(link, centroid)| args.join.iter().map(move |join| (link, centroid, *join)))
-            .flat_map(|(link, centroid, join)| {
-                args.join_step.iter().map(move |join_step| Closeness {
-                    link,
-                    centroid,
-                    join,
-                    join_step: *join_step,
-                    entity_bonus: args.entity_bonus,
+        for &n in &busier {
+            let busy = if n == 1 {
+                None
+            } else {
+                let stream = crate::eval::incidents::Stream {
+                    tickets: embedded.tickets.clone(),
+                };
+                Some(crate::eval::incidents::Embedded {
+                    tickets: crate::eval::incidents::busier(stream, n).tickets,
+                    vectors: embedded.vectors.clone(),
                 })
-            })
-            .map(|closeness| crate::eval::incidents::replay(&embedded, closeness, &settings))
-            .collect();
-        println!(
-            "\n{}: {} tickets, threshold {} in {} min",
-            path.display(),
-            embedded.tickets.len(),
-            settings.threshold,
-            settings.threshold_window_minutes
-        );
-        print!("{}", crate::eval::incidents::table(&scores));
-        if args.details {
-            print!("{}", crate::eval::incidents::outage_table(&scores[0]));
+            };
+            let stream = busy.as_ref().unwrap_or(&embedded);
+            let scores: Vec<_> = closenesses
+                .iter()
+                .map(|closeness| crate::eval::incidents::replay(stream, *closeness, &settings))
+                .collect();
+            let busy_note = if n == 1 {
+                String::new()
+            } else {
+                format!(", tenants {n} times as busy")
+            };
+            println!(
+                "\n{}: {} tickets, threshold {} in {} min{busy_note}",
+                path.display(),
+                stream.tickets.len(),
+                settings.threshold,
+                settings.threshold_window_minutes
+            );
+            print!("{}", crate::eval::incidents::table(&scores));
+            if args.details {
+                print!("{}", crate::eval::incidents::outage_table(&scores[0]));
+            }
+            if n == 1 {
+                print!(
+                    "{}",
+                    crate::eval::incidents::pair_report(
+                        stream,
+                        f64::from(settings.threshold_window_minutes)
+                    )
+                );
+            }
         }
-        print!(
-            "{}",
-            crate::eval::incidents::pair_report(
-                &embedded,
-                f64::from(settings.threshold_window_minutes)
-            )
-        );
     }
     Ok(())
 }

@@ -266,6 +266,7 @@ mod tests {
             join: 0.9,
             join_step: 0.0,
             entity_bonus: 0.0,
+            join_decay: 0.0,
         });
         let calibrated = aia_store::EmbeddingSettings::Endpoint(endpoint);
         assert_eq!(Relatedness::for_model(&calibrated, "other-model"), None);

@@ -65,8 +65,13 @@ impl ContextGatherer {
         timeout: Duration,
     ) -> Result<QueryVector, String> {
         let settings = &tenant.settings;
-        if !(settings.similar_tickets_enabled || settings.knowledge_base_enabled) {
-            return Err("both searches are off".into());
+        // The searches compare it, and the correlator groups open tickets
+        // by it: a tenant with both searches off still has incidents.
+        let wanted = settings.similar_tickets_enabled
+            || settings.knowledge_base_enabled
+            || settings.incidents.enabled;
+        if !wanted {
+            return Err("both searches and incidents are off".into());
         }
         let embedders = aia_embed::tenant::embedders(
             settings,

@@ -522,3 +522,57 @@ async fn a_german_ticket_is_searched_with_german_stems_and_its_language_is_recor
         (aia_events::Language::German, aia_events::DecidedBy::Tenant)
     );
 }
+
+#[tokio::test]
+async fn a_ticket_is_embedded_for_its_incidents_with_both_searches_off() {
+    let stand_in = aia_standins::embeddings::EmbeddingsStandIn::new("nomic-embed-text", 64);
+    let provider = aia_standins::serve(stand_in.router()).await.unwrap();
+    let base_url = format!("{}/v1", provider.url());
+    let setup = setup(
+        move |settings, _, _| {
+            settings.similar_tickets_enabled = false;
+            settings.knowledge_base_enabled = false;
+            settings.embeddings =
+                aia_store::EmbeddingSettings::Endpoint(aia_store::EmbeddingEndpointSettings {
+                    name: "ollama".into(),
+                    kind: "openai".into(),
+                    base_url: base_url.clone(),
+                    model: "nomic-embed-text".into(),
+                    api_version: None,
+                    timeout_secs: 5,
+                    min_similarity: None,
+                    likely_similarity: None,
+                    lexical_weight: None,
+                    incidents: None,
+                });
+        },
+        Duration::from_secs(30),
+    )
+    .await;
+    let context = gather(
+        &setup.gatherer,
+        received("acme", "VPN drops", "The VPN drops every hour"),
+    )
+    .await;
+    assert_eq!(
+        status(&context, ContextSource::SimilarTickets),
+        SourceStatus::Disabled
+    );
+    assert_eq!(stand_in.batches(), [1], "the ticket is embedded once");
+    // It entered the window of open tickets with its vector, which the
+    // correlator groups by.
+    let row = setup
+        ._db
+        .admin_client()
+        .await
+        .query_one(
+            "select model, vector is not null from open_tickets
+              where tenant_id = 'acme' and ticket_id = 'SUP-1'",
+            &[],
+        )
+        .await
+        .unwrap();
+    let (model, has_vector): (Option<String>, bool) = (row.get(0), row.get(1));
+    assert_eq!(model.as_deref(), Some("nomic-embed-text"));
+    assert!(has_vector);
+}

@@ -714,9 +714,9 @@ mod tests {
                 .abs()
                 < 1e-6
         );
-        // A ticket at the settled threshold plus 0.02, ten minutes past
-        // the grace: 0.02 more are needed then, so it just joins; ten
-        // minutes later it does not.
+        // A ticket 0.021 above the settled threshold: ten minutes past the
+        // grace 0.02 more are needed, so it just joins; ten minutes later
+        // (0.04 more) it does not.
         let cosine = closeness.join + 0.021;
         let mut ticket = vec![0.0; 16];
         ticket[0] = cosine;

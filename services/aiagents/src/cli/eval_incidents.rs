@@ -36,7 +36,8 @@ pub struct Args {
     #[arg(long, default_values_t = [DEFAULT_CLOSENESS.join_decay])]
     join_decay: Vec<f32>,
     /// Also score each stream as if its tenants were this many times as
-    /// busy (every N tenants' tickets as one tenant's); repeat for several.
+    /// busy (every N tenants' tickets, in name order, as one tenant's; a
+    /// last group of fewer stays smaller); repeat for several.
     #[arg(long)]
     busier: Vec<usize>,
     /// What naming a host, address or site in common adds to a cosine

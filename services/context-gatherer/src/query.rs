@@ -27,6 +27,7 @@ fn fusion_for(settings: &aia_store::EmbeddingSettings) -> Fusion {
                     threshold,
                     likely,
                 ),
+                gap: fusion::DEFAULT.gap * fusion::band_scale(threshold, likely),
                 ..fusion::DEFAULT
             }
         }
@@ -141,6 +142,12 @@ mod tests {
             (calibrated.feedback_weight - 0.10 * 0.15 / 0.44).abs() < 1e-4,
             "{}",
             calibrated.feedback_weight
+        );
+        // And the gap to the best hit, the same way: 0.25 × 0.15 / 0.44.
+        assert!(
+            (calibrated.gap - 0.25 * 0.15 / 0.44).abs() < 1e-4,
+            "{}",
+            calibrated.gap
         );
         endpoint.lexical_weight = None;
         let unset = fusion_for(&aia_store::EmbeddingSettings::Endpoint(endpoint));

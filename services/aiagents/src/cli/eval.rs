@@ -28,6 +28,10 @@ pub struct Args {
     /// Most the full-text rank adds to a cosine; repeat to sweep.
     #[arg(long, default_values_t = [fusion::DEFAULT.lexical_weight])]
     lexical_weight: Vec<f32>,
+    /// How far below the best hit a hit that is not likely may score and
+    /// still be shown (`inf`: every hit above the floor); repeat to sweep.
+    #[arg(long, default_values_t = [fusion::DEFAULT.gap])]
+    gap: Vec<f32>,
     /// Also score each fusion with the lexical bonus counting only words
     /// rare in the tenant.
     #[arg(long)]
@@ -143,16 +147,20 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         .flat_map(|likely| {
             args.lexical_weight
                 .iter()
-                .map(move |lexical_weight| fusion::Fusion {
-                    threshold: args.threshold,
-                    likely: *likely,
-                    lexical_weight: *lexical_weight,
-                    // Ratings are measured by the simulated technician's
-                    // rows alone (`--feedback-weight`); every other row,
-                    // scored after its ratings are stored, ranks without.
-                    feedback_weight: 0.0,
-                    rare_words_only: false,
-                })
+                .map(move |lexical_weight| (*likely, *lexical_weight))
+        })
+        .flat_map(|(likely, lexical_weight)| {
+            args.gap.iter().map(move |gap| fusion::Fusion {
+                threshold: args.threshold,
+                likely,
+                lexical_weight,
+                // Ratings are measured by the simulated technician's rows
+                // alone (`--feedback-weight`); every other row, scored
+                // after its ratings are stored, ranks without.
+                feedback_weight: 0.0,
+                rare_words_only: false,
+                gap: *gap,
+            })
         })
         .collect();
     let fusions: Vec<fusion::Fusion> = if args.rare_words {

@@ -217,14 +217,19 @@ async fn evaluate(
     for fusion in fusions {
         let label = if sweep {
             format!(
-                "ours, fused (words ≤ {:.2}{}; likely {:.2})",
+                "ours, fused (words ≤ {:.2}{}; likely {:.2}{})",
                 fusion.lexical_weight,
                 if fusion.rare_words_only {
                     ", rare ones only"
                 } else {
                     ""
                 },
-                fusion.likely
+                fusion.likely,
+                if fusion.gap.is_finite() {
+                    format!("; within {:.2} of the best", fusion.gap)
+                } else {
+                    String::new()
+                }
             )
         } else {
             "ours, fused (meaning + words)".into()

@@ -25,6 +25,11 @@ pub struct Scores {
     /// its best hit (methods that score hits): how close "nothing
     /// relevant" came to being called likely.
     pub highest_no_match_confidence: Option<f32>,
+    /// Hits in the top k that are not a relevant ticket of their query,
+    /// over every query (a no-match query's every hit counts): what a
+    /// technician reads for nothing.
+    pub others_shown: usize,
+    pub queries: usize,
     /// The same recall and MRR over the queries of each language the set
     /// names, and over those whose relevant ticket is in another language
     /// than the query ("across languages") or in the same one.
@@ -63,6 +68,7 @@ pub fn score(method: String, data: &DataSet, answers: &[Vec<Hit>], k: usize) -> 
     let mut no_match = 0;
     let mut highest_no_match: Option<f32> = None;
     let mut relevant_likely = 0;
+    let mut others_shown = 0;
     let written_in: HashMap<(&str, &str), &str> = data
         .resolved
         .iter()
@@ -81,6 +87,10 @@ pub fn score(method: String, data: &DataSet, answers: &[Vec<Hit>], k: usize) -> 
             .filter(|hit| hit.tenant != query.tenant_id)
             .count();
         let ids: Vec<&str> = answer.iter().take(k).map(|hit| hit.id.as_str()).collect();
+        others_shown += ids
+            .iter()
+            .filter(|id| !query.relevant.iter().any(|relevant| relevant == *id))
+            .count();
         if query.relevant.is_empty() {
             no_match += 1;
             if ids.is_empty() {
@@ -133,6 +143,8 @@ pub fn score(method: String, data: &DataSet, answers: &[Vec<Hit>], k: usize) -> 
         queries_with_relevant: with_relevant,
         relevant_and_likely: relevant_likely,
         highest_no_match_confidence: highest_no_match,
+        others_shown,
+        queries: data.queries.len(),
         groups: groups
             .into_iter()
             .map(|(label, (queries, recall, rr))| Group {
@@ -189,14 +201,15 @@ const PAIR: &str = " → ";
 /// The scores as a Markdown table.
 pub fn table(scores: &[Scores], k: usize) -> String {
     let mut out = format!(
-        "| method | recall@{k} | MRR | relevant found and called likely | cross-tenant hits | no-match queries answered with nothing | … with no likely match |\n|---|---|---|---|---|---|---|\n"
+        "| method | recall@{k} | MRR | other tickets shown per query | relevant found and called likely | cross-tenant hits | no-match queries answered with nothing | … with no likely match |\n|---|---|---|---|---|---|---|---|\n"
     );
     for s in scores {
         out.push_str(&format!(
-            "| {} | {:.2} | {:.2} | {} of {} | {} | {} of {} | {} of {} |\n",
+            "| {} | {:.2} | {:.2} | {:.2} | {} of {} | {} | {} of {} | {} of {} |\n",
             s.method,
             s.recall_at_k,
             s.mrr,
+            s.others_shown as f64 / s.queries.max(1) as f64,
             s.relevant_and_likely,
             s.queries_with_relevant,
             s.cross_tenant_hits,

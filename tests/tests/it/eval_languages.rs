@@ -65,6 +65,15 @@ fn queries_are_scored_per_language_and_across_languages() {
         hits(&["DE-1"]),
     ];
     let scores = score("m".into(), &data, &answers, 5);
+    // What a technician read for nothing: DE-1 beside Q1's answer, EN-1
+    // for Q2, and DE-1 for the no-match Q4.
+    assert_eq!((scores.others_shown, scores.queries), (3, 4));
+    assert!(
+        aiagents::eval::table(std::slice::from_ref(&scores), 5)
+            .contains("| m | 0.67 | 0.50 | 0.75 |"),
+        "{}",
+        aiagents::eval::table(std::slice::from_ref(&scores), 5)
+    );
     let groups: Vec<(&str, usize, f64, f64)> = scores
         .groups
         .iter()

@@ -28,9 +28,11 @@ pub struct Args {
     /// Most the full-text rank adds to a cosine; repeat to sweep.
     #[arg(long, default_values_t = [fusion::DEFAULT.lexical_weight])]
     lexical_weight: Vec<f32>,
-    /// How far below the best hit a hit that is not likely may score and
-    /// still be shown (`inf`: every hit above the floor); repeat to sweep.
-    #[arg(long, default_values_t = [fusion::DEFAULT.gap])]
+    /// How far below the best hit, in meaning, a hit that is not likely
+    /// may be and still be shown (`inf`: every hit above the floor);
+    /// repeat to sweep. Without it, the search's own: 0.25 scaled to the
+    /// band between `--threshold` and `--likely`, as for an endpoint model.
+    #[arg(long)]
     gap: Vec<f32>,
     /// Also score each fusion with the lexical bonus counting only words
     /// rare in the tenant.
@@ -150,7 +152,12 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
                 .map(move |lexical_weight| (*likely, *lexical_weight))
         })
         .flat_map(|(likely, lexical_weight)| {
-            args.gap.iter().map(move |gap| fusion::Fusion {
+            let gaps = if args.gap.is_empty() {
+                vec![fusion::DEFAULT.gap * fusion::band_scale(args.threshold, likely)]
+            } else {
+                args.gap.clone()
+            };
+            gaps.into_iter().map(move |gap| fusion::Fusion {
                 threshold: args.threshold,
                 likely,
                 lexical_weight,
@@ -159,7 +166,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
                 // after its ratings are stored, ranks without.
                 feedback_weight: 0.0,
                 rare_words_only: false,
-                gap: *gap,
+                gap,
             })
         })
         .collect();

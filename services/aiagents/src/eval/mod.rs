@@ -27,6 +27,15 @@ mod views;
 use scores::{Hit, score};
 pub use scores::{Scores, group_table, table};
 
+/// How a swept row names its gap to the best hit.
+fn gap_label(fusion: &Fusion) -> String {
+    if fusion.gap.is_finite() {
+        format!("; within {:.3} of the best", fusion.gap)
+    } else {
+        String::new()
+    }
+}
+
 /// The original system's search: `plainto_tsquery('english')` on the
 /// description, `ts_rank > 0.01`, top 5; `pg_trgm` similarity above 0.3
 /// when that finds nothing.
@@ -198,10 +207,15 @@ async fn evaluate(
         vec![("ours, by words (full-text)".into(), None)];
     let mut likely_seen = Vec::new();
     for fusion in fusions {
-        if !likely_seen.contains(&fusion.likely.to_bits()) {
-            likely_seen.push(fusion.likely.to_bits());
+        let key = (fusion.likely.to_bits(), fusion.gap.to_bits());
+        if !likely_seen.contains(&key) {
+            likely_seen.push(key);
             let label = if sweep {
-                format!("ours, by meaning (cosine; likely {:.2})", fusion.likely)
+                format!(
+                    "ours, by meaning (cosine; likely {:.2}{})",
+                    fusion.likely,
+                    gap_label(fusion)
+                )
             } else {
                 "ours, by meaning (cosine)".into()
             };
@@ -225,11 +239,7 @@ async fn evaluate(
                     ""
                 },
                 fusion.likely,
-                if fusion.gap.is_finite() {
-                    format!("; within {:.2} of the best", fusion.gap)
-                } else {
-                    String::new()
-                }
+                gap_label(fusion)
             )
         } else {
             "ours, fused (meaning + words)".into()

@@ -33,10 +33,11 @@ pub struct Fusion {
     /// product names — not the everyday words a user and a technician both
     /// happen to use.
     pub rare_words_only: bool,
-    /// Below the best hit's score by more than this, a hit that is not
+    /// Below the best hit by more than this, in meaning (the cosine, or
+    /// the centred cosine where the search centred), a hit that is not
     /// likely is left out: a technician reads a possibly related ticket
-    /// only where the best is not far ahead of it. Infinite shows every
-    /// hit above the floor.
+    /// only where the best is not far ahead of it. Words and ratings never
+    /// drop a hit this way. Infinite shows every hit above the floor.
     pub gap: f32,
 }
 
@@ -67,8 +68,8 @@ pub const DEFAULT: Fusion = Fusion {
     rare_words_only: false,
     // Hits more than this below the best that are not likely were a
     // technician's reading for nothing: at 0.25 the other tickets shown per
-    // query fell by 11–60 % on the four evaluation sets with recall@5 and
-    // MRR unchanged; 0.15 cost the dev set 0.09 recall (docs/benchmarks.md).
+    // query fell on every evaluation set with recall@5 and MRR within 0.01;
+    // 0.15 cost the dev set 0.09 recall (docs/benchmarks.md).
     gap: 0.25,
 };
 
@@ -101,6 +102,10 @@ pub struct Scored {
     pub score: f32,
     /// The calibrated confidence in [0, 1]; 0.5 and above is likely.
     pub confidence: f32,
+    /// Its meaning alone, as the results are ordered before words and
+    /// ratings: the centred cosine where the search centred, else the
+    /// cosine. What the gap to the best hit is judged by.
+    pub meaning: f32,
     /// It shares words with the query (its full-text rank is above 0).
     pub shares_words: bool,
 }
@@ -152,14 +157,23 @@ impl Fusion {
                                 .unwrap_or(0.0)
                                 .clamp(-1.0, 1.0),
                     confidence: self.confidence(*cosine),
+                    meaning: order,
                     shares_words: rank > 0.0,
                 }
             })
             .collect();
         scored.sort_by(|a, b| b.score.total_cmp(&a.score).then_with(|| a.id.cmp(&b.id)));
-        if let Some(best) = scored.first().map(|top| top.score) {
-            scored.retain(|hit| hit.score >= best - self.gap || hit.confidence >= 0.5);
-        }
+        // A gap that is not a number, or below 0, leaves nothing out.
+        let gap = if self.gap >= 0.0 {
+            self.gap
+        } else {
+            f32::INFINITY
+        };
+        let best = scored
+            .iter()
+            .map(|hit| hit.meaning)
+            .fold(f32::NEG_INFINITY, f32::max);
+        scored.retain(|hit| hit.meaning >= best - gap || hit.confidence >= 0.5);
         scored.truncate(limit);
         scored
     }
@@ -297,6 +311,37 @@ mod tests {
                 gap: f32::INFINITY,
                 ..DEFAULT
             }),
+            ["best", "near", "far"]
+        );
+        // Words never drop a hit: the best by meaning shares none, the
+        // far one every word, and the far one still goes, not the best.
+        let wordy = vec![("far".to_owned(), 1.0)];
+        assert_eq!(
+            ids(&DEFAULT.rank(&semantic, &wordy, &HashMap::new(), &HashMap::new(), 5)),
+            ["best", "near"]
+        );
+        // An endpoint's narrow gap with the full word bonus: the closest
+        // by meaning stays although a wordier hit outscores it by more
+        // than the gap.
+        let endpoint = Fusion {
+            threshold: 0.75,
+            likely: 0.90,
+            gap: 0.085,
+            ..DEFAULT
+        };
+        let close = vec![("meaning".to_owned(), 0.86), ("words".to_owned(), 0.85)];
+        let words = vec![("words".to_owned(), 1.0)];
+        assert_eq!(
+            ids(&endpoint.rank(&close, &words, &HashMap::new(), &HashMap::new(), 5)),
+            ["words", "meaning"]
+        );
+        // A gap that is not a number leaves nothing out.
+        let nan = Fusion {
+            gap: f32::NAN,
+            ..DEFAULT
+        };
+        assert_eq!(
+            ids(&nan.rank(&semantic, &[], &HashMap::new(), &HashMap::new(), 5)),
             ["best", "near", "far"]
         );
         // A likely match stays however far below the best it is.

@@ -75,6 +75,12 @@ fn an_outage_is_one_incident_detected_at_its_third_ticket_and_everyday_tickets_n
     assert_eq!(score.false_incidents, 0);
     assert_eq!(score.split, 0);
     assert_eq!((score.precision, score.recall), (1.0, 1.0));
+    assert!(
+        aiagents::eval::incidents::table(std::slice::from_ref(&score))
+            .contains("| 1/1 | median 3, max 3; by the third: 1 of 1 | 0 | 0 |"),
+        "{}",
+        aiagents::eval::incidents::table(std::slice::from_ref(&score))
+    );
 }
 
 #[test]

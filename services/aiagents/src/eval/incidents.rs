@@ -468,9 +468,12 @@ pub fn table(scores: &[Score]) -> String {
             "-".to_owned()
         } else {
             let median = s.detected_at[s.detected_at.len() / 2];
+            // The target: every outage by its third ticket.
+            let by_third = s.detected_at.iter().filter(|at| **at <= 3).count();
             format!(
-                "median {median}, max {}",
-                s.detected_at.last().copied().unwrap_or(0)
+                "median {median}, max {}; by the third: {by_third} of {}",
+                s.detected_at.last().copied().unwrap_or(0),
+                s.labelled_incidents
             )
         };
         out.push_str(&format!(

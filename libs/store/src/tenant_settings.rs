@@ -225,11 +225,10 @@ pub struct EmbeddingEndpointSettings {
     #[serde(default)]
     pub likely_similarity: Option<f32>,
     /// Most the full-text rank may add to a cosine; the local model's
-    /// default when absent. A model whose cosines lie close together (the
-    /// multilingual e5: unrelated 0.75, same fault 0.85–0.95) wants less,
-    /// and a tenant whose history mixes languages wants none: words can
-    /// only favour the tickets written in the query's own language
-    /// (measured in docs/benchmarks.md).
+    /// default when absent. Words reorder only hits of the query's own
+    /// language, so a tenant whose history mixes languages loses nothing
+    /// by them; on the multilingual e5 they lift the English sets and
+    /// change nothing elsewhere (measured in docs/benchmarks.md).
     #[serde(default)]
     pub lexical_weight: Option<f32>,
     /// How alike two tickets' vectors of this model must be to be related
@@ -241,6 +240,25 @@ pub struct EmbeddingEndpointSettings {
     /// meaning. Calibrate with `aiagents eval-incidents --embeddings-url`.
     #[serde(default)]
     pub incidents: Option<IncidentCalibration>,
+}
+
+impl EmbeddingEndpointSettings {
+    /// An OpenAI-compatible endpoint with every threshold left to the
+    /// defaults, as a tenant's settings read when they name only these.
+    pub fn openai(name: &str, base_url: &str, model: &str) -> Self {
+        Self {
+            name: name.to_owned(),
+            kind: default_llm_kind(),
+            base_url: base_url.to_owned(),
+            model: model.to_owned(),
+            api_version: None,
+            timeout_secs: default_embedding_timeout(),
+            min_similarity: None,
+            likely_similarity: None,
+            lexical_weight: None,
+            incidents: None,
+        }
+    }
 }
 
 /// Cosines of an endpoint model's vectors for related open tickets and
@@ -453,6 +471,18 @@ pub struct NewTenant {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_endpoint_built_in_code_is_the_endpoint_settings_naming_only_it_read() {
+        let read: EmbeddingEndpointSettings = serde_json::from_value(serde_json::json!({
+            "name": "e5", "base_url": "http://e5:8090/v1", "model": "e5-small"
+        }))
+        .unwrap();
+        assert_eq!(
+            read,
+            EmbeddingEndpointSettings::openai("e5", "http://e5:8090/v1", "e5-small")
+        );
+    }
 
     #[test]
     fn integrations_debug_names_what_is_set_and_shows_no_token() {

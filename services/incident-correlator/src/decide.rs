@@ -384,16 +384,14 @@ mod tests {
             None
         );
         let mut endpoint = aia_store::EmbeddingEndpointSettings {
-            name: "e5".into(),
-            kind: "openai".into(),
-            base_url: "http://e5.internal:8090/v1".into(),
-            model: "multilingual-e5-small-q4".into(),
-            api_version: None,
-            timeout_secs: 10,
             min_similarity: Some(0.75),
             likely_similarity: Some(0.90),
             lexical_weight: Some(0.0),
-            incidents: None,
+            ..aia_store::EmbeddingEndpointSettings::openai(
+                "e5",
+                "http://e5.internal:8090/v1",
+                "multilingual-e5-small-q4",
+            )
         };
         let e5 = "multilingual-e5-small-q4";
         // The local model's thresholds would group every ticket of a model

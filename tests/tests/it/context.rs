@@ -532,19 +532,13 @@ async fn a_ticket_is_embedded_for_its_incidents_with_both_searches_off() {
         move |settings, _, _| {
             settings.similar_tickets_enabled = false;
             settings.knowledge_base_enabled = false;
-            settings.embeddings =
-                aia_store::EmbeddingSettings::Endpoint(aia_store::EmbeddingEndpointSettings {
-                    name: "ollama".into(),
-                    kind: "openai".into(),
-                    base_url: base_url.clone(),
-                    model: "nomic-embed-text".into(),
-                    api_version: None,
-                    timeout_secs: 5,
-                    min_similarity: None,
-                    likely_similarity: None,
-                    lexical_weight: None,
-                    incidents: None,
-                });
+            settings.embeddings = aia_store::EmbeddingSettings::Endpoint(
+                aia_store::EmbeddingEndpointSettings::openai(
+                    "ollama",
+                    &base_url,
+                    "nomic-embed-text",
+                ),
+            );
         },
         Duration::from_secs(30),
     )

@@ -831,16 +831,16 @@ async fn twenty_operators_acknowledging_and_closing_at_once_make_one_change_each
 /// high for everything (as multilingual-e5's do: everyday pairs at 0.8).
 fn on_endpoint(incidents: Option<aia_store::IncidentCalibration>) -> aia_store::EmbeddingSettings {
     aia_store::EmbeddingSettings::Endpoint(aia_store::EmbeddingEndpointSettings {
-        name: "own".into(),
-        kind: "openai".into(),
-        base_url: "http://embeddings.internal/v1".into(),
-        model: "test-model".into(),
-        api_version: None,
         timeout_secs: 5,
         min_similarity: Some(0.75),
         likely_similarity: Some(0.9),
         lexical_weight: Some(0.0),
         incidents,
+        ..aia_store::EmbeddingEndpointSettings::openai(
+            "own",
+            "http://embeddings.internal/v1",
+            "test-model",
+        )
     })
 }
 

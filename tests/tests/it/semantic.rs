@@ -226,16 +226,12 @@ async fn reembed_moves_a_tenant_to_another_model_resumably_and_search_never_has_
     // The tenant moves to its own provider.
     let settings = TenantSettings {
         embeddings_next: Some(EmbeddingSettings::Endpoint(EmbeddingEndpointSettings {
-            name: "ollama".into(),
-            kind: "openai".into(),
-            base_url: format!("{}/v1", provider_server.url()),
-            model: "nomic-embed-text".into(),
-            api_version: None,
             timeout_secs: 5,
-            min_similarity: None,
-            likely_similarity: None,
-            lexical_weight: None,
-            incidents: None,
+            ..EmbeddingEndpointSettings::openai(
+                "ollama",
+                &format!("{}/v1", provider_server.url()),
+                "nomic-embed-text",
+            )
         })),
         ..TenantSettings::default()
     };

@@ -153,16 +153,14 @@ mod tests {
 
     fn endpoint() -> aia_store::EmbeddingEndpointSettings {
         aia_store::EmbeddingEndpointSettings {
-            name: "e5".into(),
-            kind: "openai".into(),
-            base_url: "http://e5.internal:8000/v1".into(),
-            model: "multilingual-e5-small-q4".into(),
-            api_version: None,
-            timeout_secs: 10,
             min_similarity: Some(0.75),
             likely_similarity: Some(0.88),
             lexical_weight: Some(0.0),
-            incidents: None,
+            ..aia_store::EmbeddingEndpointSettings::openai(
+                "e5",
+                "http://e5.internal:8000/v1",
+                "multilingual-e5-small-q4",
+            )
         }
     }
 

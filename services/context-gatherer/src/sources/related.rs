@@ -239,18 +239,11 @@ mod tests {
         );
         assert_eq!(Relatedness::for_model(&local, "other-model"), None);
         let e5 = "multilingual-e5-small-q4";
-        let mut endpoint = aia_store::EmbeddingEndpointSettings {
-            name: "e5".into(),
-            kind: "openai".into(),
-            base_url: "http://e5.internal:8090/v1".into(),
-            model: "multilingual-e5-small-q4".into(),
-            api_version: None,
-            timeout_secs: 10,
-            min_similarity: None,
-            likely_similarity: None,
-            lexical_weight: None,
-            incidents: None,
-        };
+        let mut endpoint = aia_store::EmbeddingEndpointSettings::openai(
+            "e5",
+            "http://e5.internal:8090/v1",
+            "multilingual-e5-small-q4",
+        );
         assert_eq!(
             Relatedness::for_model(
                 &aia_store::EmbeddingSettings::Endpoint(endpoint.clone()),

@@ -37,7 +37,8 @@ pub(crate) type Embedded = Result<QueryVector, String>;
 type Found<T> = (Vec<T>, SourceReport);
 
 impl ContextGatherer {
-    fn within_budget(&self, timeout: Duration) -> Duration {
+    /// `timeout`, never past the stage's budget.
+    pub(crate) fn within_budget(&self, timeout: Duration) -> Duration {
         timeout.min(self.budget)
     }
 

@@ -67,7 +67,7 @@ impl Handler for ContextGatherer {
         let mentions = extract::mentions(&text);
         // Its language sets the searches' stemming and the note's language.
         let language = settings.languages.ticket_language(&text);
-        let timeout = self.source_timeout.min(self.budget);
+        let timeout = self.within_budget(self.source_timeout);
 
         // The LLM's terms, when the tenant wants them, go beside the ticket
         // in both local searches: embedded on their own, and as words.

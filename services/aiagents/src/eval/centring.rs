@@ -62,18 +62,11 @@ pub(super) async fn compared(
             };
             // The same gap to the best as the search applies.
             let best = ranked.first().map_or(f32::NEG_INFINITY, |(_, c)| *c);
-            let gap = if fusion.gap >= 0.0 {
-                fusion.gap
-            } else {
-                f32::INFINITY
-            };
             answers.push(
                 ranked
                     .into_iter()
                     .filter(|(_, cosine)| *cosine >= fusion.threshold)
-                    .filter(|(_, cosine)| {
-                        *cosine >= best - gap || fusion.confidence(*cosine) >= 0.5
-                    })
+                    .filter(|(_, cosine)| fusion.shown(best, *cosine, *cosine))
                     .take(ask.k)
                     .map(|(id, cosine)| Hit {
                         tenant: query.tenant_id.clone(),

@@ -163,19 +163,26 @@ impl Fusion {
             })
             .collect();
         scored.sort_by(|a, b| b.score.total_cmp(&a.score).then_with(|| a.id.cmp(&b.id)));
-        // A gap that is not a number, or below 0, leaves nothing out.
+        let best = scored
+            .iter()
+            .map(|hit| hit.meaning)
+            .fold(f32::NEG_INFINITY, f32::max);
+        scored.retain(|hit| self.shown(best, hit.meaning, hit.cosine));
+        scored.truncate(limit);
+        scored
+    }
+
+    /// Whether a hit of `meaning` (its cosine, or centred cosine) and
+    /// `cosine` is shown beside the best hit's `best` meaning: when it is
+    /// likely, or within the gap. A gap that is not a number, or below 0,
+    /// leaves nothing out.
+    pub fn shown(&self, best: f32, meaning: f32, cosine: f32) -> bool {
         let gap = if self.gap >= 0.0 {
             self.gap
         } else {
             f32::INFINITY
         };
-        let best = scored
-            .iter()
-            .map(|hit| hit.meaning)
-            .fold(f32::NEG_INFINITY, f32::max);
-        scored.retain(|hit| hit.meaning >= best - gap || hit.confidence >= 0.5);
-        scored.truncate(limit);
-        scored
+        meaning >= best - gap || self.confidence(cosine) >= 0.5
     }
 
     /// The cosine mapped piecewise linearly: threshold → 0, likely → 0.5,

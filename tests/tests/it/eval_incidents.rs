@@ -4,7 +4,7 @@
 //! decision is known.
 
 use aia_store::IncidentSettings;
-use aiagents::eval::incidents::{Embedded, Stream, StreamTicket, busier, replay};
+use aiagents::eval::incidents::{Embedded, StreamTicket, busier, replay};
 use incident_correlator::decide::{Closeness, DEFAULT_CLOSENESS};
 
 const DIMENSIONS: usize = 16;
@@ -110,22 +110,13 @@ fn busier_makes_every_n_tenants_one_and_keeps_their_tickets_apart() {
         ticket("gamma", "T-1", 2.0, None),
         ticket("beta", "T-2", 3.0, None),
     ];
-    let same = busier(
-        Stream {
-            tickets: tickets.clone(),
-        },
-        1,
-    );
+    let same = busier(tickets.clone(), 1);
     assert_eq!(
-        same.tickets
-            .iter()
-            .map(|t| &t.ticket_id)
-            .collect::<Vec<_>>(),
+        same.iter().map(|t| &t.ticket_id).collect::<Vec<_>>(),
         ["T-1", "T-1", "T-1", "T-2"]
     );
-    let merged = busier(Stream { tickets }, 2);
+    let merged = busier(tickets, 2);
     let seen: Vec<(&str, &str, Option<&str>)> = merged
-        .tickets
         .iter()
         .map(|t| {
             (
@@ -165,13 +156,7 @@ fn everyday_tickets_on_one_topic_become_a_false_incident_when_the_tenant_is_twic
     let alone = replay(&apart, DEFAULT_CLOSENESS, &settings);
     assert_eq!(alone.false_incidents, 0);
     let together = Embedded {
-        tickets: busier(
-            Stream {
-                tickets: apart.tickets.clone(),
-            },
-            2,
-        )
-        .tickets,
+        tickets: busier(apart.tickets.clone(), 2),
         vectors: apart.vectors.clone(),
     };
     let busy = replay(&together, DEFAULT_CLOSENESS, &settings);

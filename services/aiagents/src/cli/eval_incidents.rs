@@ -91,17 +91,10 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         let stream = crate::eval::incidents::load(path)?;
         let embedded = crate::eval::incidents::embed(stream, &embedder).await?;
         for &n in &busier {
-            let busy = if n == 1 {
-                None
-            } else {
-                let stream = crate::eval::incidents::Stream {
-                    tickets: embedded.tickets.clone(),
-                };
-                Some(crate::eval::incidents::Embedded {
-                    tickets: crate::eval::incidents::busier(stream, n).tickets,
-                    vectors: embedded.vectors.clone(),
-                })
-            };
+            let busy = (n > 1).then(|| crate::eval::incidents::Embedded {
+                tickets: crate::eval::incidents::busier(embedded.tickets.clone(), n),
+                vectors: embedded.vectors.clone(),
+            });
             let stream = busy.as_ref().unwrap_or(&embedded);
             let scores: Vec<_> = closenesses
                 .iter()

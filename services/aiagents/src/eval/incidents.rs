@@ -68,12 +68,11 @@ pub fn load(path: &Path) -> anyhow::Result<Stream> {
 /// last group of fewer than `n` (five tenants by twos) stays as it is. The
 /// labelled streams spread a tenant's everyday tickets over hours; this is
 /// how the detector fares at a customer with `n` times the users.
-pub fn busier(mut stream: Stream, n: usize) -> Stream {
+pub fn busier(mut tickets: Vec<StreamTicket>, n: usize) -> Vec<StreamTicket> {
     if n <= 1 {
-        return stream;
+        return tickets;
     }
-    let tenants: Vec<String> = stream
-        .tickets
+    let tenants: Vec<String> = tickets
         .iter()
         .map(|t| t.tenant.clone())
         .collect::<std::collections::BTreeSet<_>>()
@@ -88,7 +87,7 @@ pub fn busier(mut stream: Stream, n: usize) -> Stream {
                 .map(move |tenant| (tenant.as_str(), name.clone()))
         })
         .collect();
-    for ticket in &mut stream.tickets {
+    for ticket in &mut tickets {
         let tenant = merged
             .get(ticket.tenant.as_str())
             .cloned()
@@ -96,7 +95,7 @@ pub fn busier(mut stream: Stream, n: usize) -> Stream {
         ticket.ticket_id = format!("{}/{}", ticket.tenant, ticket.ticket_id);
         ticket.tenant = tenant;
     }
-    stream
+    tickets
 }
 
 /// A stream's tickets with their vectors, embedded once for every setting.

@@ -625,15 +625,10 @@ mod tests {
         );
     }
 
-    fn members(n: usize) -> Vec<TicketId> {
-        (0..n)
-            .map(|i| TicketId::parse(&format!("M-{i}")).unwrap())
-            .collect()
-    }
-
-    #[test]
-    fn a_young_incident_takes_a_ticket_a_little_further_from_its_centroid() {
-        let incident = |n: usize| Live {
+    /// A live incident of `n` members whose centroid lies along axis 1,
+    /// its last ticket at minute 0.
+    fn incident_of(n: usize) -> Live {
+        Live {
             id: Uuid::from_u128(9),
             version: 1,
             status: IncidentStatus::Open,
@@ -642,7 +637,17 @@ mod tests {
             last_ticket_at: at(0),
             centroid: Some(along(1.0, 1)),
             shared_entities: vec![],
-        };
+        }
+    }
+
+    fn members(n: usize) -> Vec<TicketId> {
+        (0..n)
+            .map(|i| TicketId::parse(&format!("M-{i}")).unwrap())
+            .collect()
+    }
+
+    #[test]
+    fn a_young_incident_takes_a_ticket_a_little_further_from_its_centroid() {
         let closeness = DEFAULT_CLOSENESS;
         assert!(
             (closeness.join_threshold(3, Duration::zero())
@@ -668,7 +673,7 @@ mod tests {
         };
         let window: [Arc<OpenTicket>; 0] = [];
         assert_eq!(
-            decide_for("N-1", 3, &ticket, &window, &[incident(3)], &ids(&[])),
+            decide_for("N-1", 3, &ticket, &window, &[incident_of(3)], &ids(&[])),
             joins
         );
         assert_eq!(
@@ -677,29 +682,20 @@ mod tests {
                 3,
                 &ticket,
                 &window,
-                &[incident(SETTLED_MEMBERS)],
+                &[incident_of(SETTLED_MEMBERS)],
                 &ids(&[])
             ),
             Decision::Nothing
         );
         assert_eq!(
-            decide_for("N-1", 3, &ticket, &window, &[incident(12)], &ids(&[])),
+            decide_for("N-1", 3, &ticket, &window, &[incident_of(12)], &ids(&[])),
             Decision::Nothing
         );
     }
 
     #[test]
     fn the_longer_an_incident_has_been_silent_the_closer_a_ticket_must_be_to_join() {
-        let incident = Live {
-            id: Uuid::from_u128(9),
-            version: 1,
-            status: IncidentStatus::Open,
-            tickets: members(SETTLED_MEMBERS),
-            centroid_members: SETTLED_MEMBERS,
-            last_ticket_at: at(0),
-            centroid: Some(along(1.0, 1)),
-            shared_entities: vec![],
-        };
+        let incident = incident_of(SETTLED_MEMBERS);
         let closeness = DEFAULT_CLOSENESS;
         let silent = |minutes| Duration::minutes(minutes);
         assert_eq!(

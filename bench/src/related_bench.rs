@@ -3,8 +3,9 @@
 //! the context stage's related-tickets source — read the window, enter the
 //! new ticket, compare — timed for random tenants, beside the same source
 //! on an empty window (what it costs whatever the window) in the same run.
-//! Then the correlator's decision for a ticket of such a tenant: its
-//! window, live incidents and the decision itself, in its transaction.
+//! Then the correlator's decision for a ticket of such a tenant, in the
+//! midst of an outage (half its window in one live incident): its window,
+//! live incidents and the decision itself, in its transaction.
 
 use std::time::Instant;
 
@@ -194,6 +195,48 @@ pub fn run(open: usize, tenants: usize, queries: usize) -> anyhow::Result<()> {
             "related tickets found per query (random vectors, shared entities): {:.2}",
             found as f64 / queries as f64
         );
+
+        // A live outage at every tenant, half its window in one incident:
+        // a decision compares the new ticket with its centroid, whatever
+        // its size.
+        let members = open / 2;
+        for tenant in 0..tenants {
+            let tenant = TenantId::parse(&format!("tenant-{tenant:04}"))?;
+            let tickets = (0..members)
+                .map(|n| {
+                    Ok(aia_events::IncidentTicket {
+                        ticket_id: TicketId::parse(&format!("T-{n}"))?,
+                        subject: None,
+                        received_at: now,
+                    })
+                })
+                .collect::<anyhow::Result<Vec<_>>>()?;
+            let incident = uuid::Uuid::now_v7();
+            let detected = aia_events::Event {
+                event_id: uuid::Uuid::now_v7(),
+                tenant_id: tenant.clone(),
+                ticket_id: aia_events::incident::incident_subject_id(incident),
+                occurred_at: now,
+                correlation_id: incident,
+                causation_id: None,
+                payload: aia_events::Payload::IncidentDetected(aia_events::IncidentDetected {
+                    incident_id: incident,
+                    version: 1,
+                    detected_by: tickets[0].ticket_id.clone(),
+                    tickets,
+                    shared_entities: vec![],
+                    summary: "an outage".to_owned(),
+                    threshold: 3,
+                    window_minutes: 30,
+                }),
+            };
+            let mut client = pool.get().await?;
+            let tx = aia_store::tenant_transaction(&mut client, &tenant).await?;
+            incident_correlator::store::apply(&tx, &detected).await?;
+            tx.commit().await?;
+        }
+        owner.batch_execute("analyze incidents; analyze incident_tickets").await?;
+        println!("a live incident of {members} tickets at each tenant");
 
         // The correlator's decision over such a window, as the stage makes
         // it: held windows, only the tickets like the new one looked up.

@@ -3,11 +3,14 @@
 //! reading every member's vector for that made a large outage cost its
 //! size in every decision (at 3,000 tickets in the tenant's live
 //! incidents, PostgreSQL's CPU per ticket quadrupled). Members only ever
-//! join an incident, so the sum of their vectors is kept and each decision
-//! reads only the vectors of the members that joined since (in this
-//! process or another). Held sums are read afresh every
-//! [`open_tickets::REFRESH`] (a member re-embedded by another model), and
-//! dropped when their incident is no longer live.
+//! join an incident, each at a version of the incident's own, so the sum
+//! of their vectors is kept with the version it is complete to, and each
+//! decision reads only the members that joined after it (in this process
+//! or another) — neither their vectors nor their ids are read again. Held
+//! sums are read afresh every [`open_tickets::REFRESH`] (a member
+//! re-embedded by another model), when their incident's version is below
+//! theirs (a restored database), and dropped when their incident is no
+//! longer live.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Mutex;
@@ -15,6 +18,8 @@ use std::time::Instant;
 
 use aia_events::{TenantId, TicketId};
 use aia_store::{GenericClient, StoreError, open_tickets};
+
+use crate::store;
 use uuid::Uuid;
 
 use crate::decide::{Live, unit};
@@ -25,10 +30,11 @@ pub struct Centroids {
     held: Mutex<HashMap<(TenantId, Uuid), Sum>>,
 }
 
-/// The sum of the vectors of `members` made by `model`.
+/// The sum of the vectors made by `model` of the incident's members that
+/// joined it up to `version`.
 struct Sum {
     model: String,
-    members: HashSet<TicketId>,
+    version: u32,
     sum: Option<Vec<f32>>,
     /// How many members' vectors are in `sum`.
     summed: usize,
@@ -39,7 +45,7 @@ impl Sum {
     fn new(model: &str) -> Self {
         Self {
             model: model.to_owned(),
-            members: HashSet::new(),
+            version: 0,
             sum: None,
             summed: 0,
             read_at: Instant::now(),
@@ -82,39 +88,37 @@ impl Centroids {
             live.iter()
                 .map(|incident| {
                     held.remove(&(tenant.clone(), incident.id))
-                        .filter(|sum| sum.model == model)
+                        .filter(|sum| sum.model == model && sum.version <= incident.version)
                         .unwrap_or_else(|| Sum::new(model))
                 })
                 .collect()
         };
-        let joined: Vec<&str> = live
+        let since: Vec<(Uuid, u32)> = live
             .iter()
             .zip(&sums)
-            .flat_map(|(incident, sum)| {
-                incident
-                    .tickets
-                    .iter()
-                    .filter(|ticket| !sum.members.contains(*ticket))
-                    .map(TicketId::as_str)
-            })
+            .filter(|(incident, sum)| incident.version > sum.version)
+            .map(|(incident, sum)| (incident.id, sum.version))
             .collect();
+        let joined = store::members_since(tx, tenant, &since).await?;
         let vectors: HashMap<TicketId, Vec<f32>> = if joined.is_empty() {
             HashMap::new()
         } else {
-            open_tickets::some(tx, tenant, &joined, Some(model))
+            let ids: Vec<&str> = joined.iter().map(|(_, ticket)| ticket.as_str()).collect();
+            open_tickets::some(tx, tenant, &ids, Some(model))
                 .await?
                 .into_iter()
                 .filter_map(|open| Some((open.ticket_id, open.vector?)))
                 .collect()
         };
         for (incident, sum) in live.iter_mut().zip(&mut sums) {
-            for ticket in &incident.tickets {
-                if sum.members.insert(ticket.clone())
-                    && let Some(vector) = vectors.get(ticket)
-                {
+            // Members without a vector of the model count for none, now
+            // and later: the version moves past them all the same.
+            for (_, ticket) in joined.iter().filter(|(of, _)| *of == incident.id) {
+                if let Some(vector) = vectors.get(ticket) {
                     sum.add(vector);
                 }
             }
+            sum.version = incident.version;
             incident.centroid = sum.sum.clone().and_then(unit);
             incident.centroid_members = if incident.centroid.is_some() {
                 sum.summed

@@ -183,7 +183,7 @@ impl IncidentCorrelator {
                         status: joined.status,
                         ticket: Some(ticket.clone()),
                         by: None,
-                        ticket_count: u32::try_from(joined.tickets.len() + 1).unwrap_or(u32::MAX),
+                        ticket_count: joined.ticket_count.saturating_add(1),
                     }),
                 ));
             }
@@ -295,7 +295,7 @@ pub fn quiet_ends(
                     status: IncidentStatus::Ended,
                     ticket: None,
                     by: None,
-                    ticket_count: u32::try_from(incident.tickets.len()).unwrap_or(u32::MAX),
+                    ticket_count: incident.ticket_count,
                 }),
             )
         })

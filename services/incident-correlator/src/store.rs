@@ -27,17 +27,17 @@ pub async fn lock_tenant(tx: &impl GenericClient, tenant: &TenantId) -> Result<(
 
 /// The tenant's incidents tickets may still join, earliest detected first,
 /// without their centroids ([`crate::centroids::Centroids`] sets them).
+/// Their members are counted, not read: a decision's cost must not grow
+/// with the outage it is deciding in.
 pub async fn live(tx: &impl GenericClient, tenant: &TenantId) -> Result<Vec<Live>, StoreError> {
     let statement = tx
         .prepare_cached(
             "select i.incident_id, i.version, i.status, i.last_ticket_at, i.shared_entities,
-                    coalesce(array_agg(t.ticket_id) filter (where t.ticket_id is not null), '{}')
+                    (select count(*) from incident_tickets t
+                      where t.tenant_id = i.tenant_id and t.incident_id = i.incident_id)
                from incidents i
-               left join incident_tickets t
-                 on t.tenant_id = i.tenant_id and t.incident_id = i.incident_id
               where i.tenant_id = $1 and i.status <> 'ended'
-              group by i.tenant_id, i.incident_id
-              order by min(i.detected_at), i.incident_id",
+              order by i.detected_at, i.incident_id",
         )
         .await?;
     tx.query(&statement, &[&tenant.as_str()])
@@ -45,16 +45,12 @@ pub async fn live(tx: &impl GenericClient, tenant: &TenantId) -> Result<Vec<Live
         .into_iter()
         .map(|row| {
             let status: String = row.get(2);
-            let tickets: Vec<String> = row.get(5);
             Ok(Live {
                 id: row.get(0),
                 version: u32::try_from(row.get::<_, i32>(1)).unwrap_or(0),
                 status: IncidentStatus::parse(&status)
                     .ok_or_else(|| StoreError::Corrupt(format!("incident status {status:?}")))?,
-                tickets: tickets
-                    .iter()
-                    .filter_map(|id| TicketId::parse(id).ok())
-                    .collect(),
+                ticket_count: u32::try_from(row.get::<_, i64>(5)).unwrap_or(u32::MAX),
                 last_ticket_at: row.get(3),
                 centroid: None,
                 centroid_members: 0,
@@ -62,6 +58,39 @@ pub async fn live(tx: &impl GenericClient, tenant: &TenantId) -> Result<Vec<Live
             })
         })
         .collect()
+}
+
+/// The members of each of `incidents` that joined it after the version
+/// given with it (an incident's tickets join it at a version of their own,
+/// [`apply`]), as (incident, ticket).
+pub async fn members_since(
+    tx: &impl GenericClient,
+    tenant: &TenantId,
+    incidents: &[(Uuid, u32)],
+) -> Result<Vec<(Uuid, TicketId)>, StoreError> {
+    if incidents.is_empty() {
+        return Ok(Vec::new());
+    }
+    let ids: Vec<Uuid> = incidents.iter().map(|(id, _)| *id).collect();
+    let since: Vec<i32> = incidents
+        .iter()
+        .map(|(_, version)| i32::try_from(*version).unwrap_or(i32::MAX))
+        .collect();
+    let statement = tx
+        .prepare_cached(
+            "select t.incident_id, t.ticket_id
+               from unnest($2::uuid[], $3::int[]) as h(incident_id, since)
+               join incident_tickets t
+                 on t.tenant_id = $1 and t.incident_id = h.incident_id
+                and t.joined_version > h.since",
+        )
+        .await?;
+    Ok(tx
+        .query(&statement, &[&tenant.as_str(), &ids, &since])
+        .await?
+        .iter()
+        .filter_map(|row| Some((row.get(0), TicketId::parse(row.get(1)).ok()?)))
+        .collect())
 }
 
 /// The tenant's live incidents with no activity (a ticket, a decision)

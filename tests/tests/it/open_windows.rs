@@ -351,11 +351,17 @@ async fn a_held_centroid_is_the_centroid_of_every_member_as_members_join() {
     let join = |ticket: &'static str| {
         let owner = &owner;
         async move {
+            // As `store::apply` folds `incident.updated` (ticket added):
+            // the incident's next version, the ticket joining at it.
             owner
                 .execute(
-                    "insert into incident_tickets
+                    "with next as (
+                       update incidents set version = version + 1
+                        where tenant_id = 'acme' and incident_id = $2
+                        returning version)
+                     insert into incident_tickets
                             (tenant_id, ticket_id, incident_id, received_at, joined_version)
-                     values ('acme', $1, $2, now(), 1)",
+                     select 'acme', $1, $2, now(), version from next",
                     &[&ticket, &incident],
                 )
                 .await

@@ -220,6 +220,9 @@ pub fn replay(stream: &Embedded, closeness: Closeness, settings: &IncidentSettin
     struct Tenant {
         open: Vec<Arc<OpenTicket>>,
         live: Vec<Live>,
+        /// Each live incident's tickets (the stage reads them from the
+        /// projection).
+        members: HashMap<Uuid, Vec<TicketId>>,
         assigned: HashSet<TicketId>,
     }
     let mut tenants: HashMap<&str, Tenant> = HashMap::new();
@@ -281,10 +284,11 @@ pub fn replay(stream: &Embedded, closeness: Closeness, settings: &IncidentSettin
         }
         tenant.live.retain(|incident| incident.status.is_live());
         for incident in &mut tenant.live {
+            let members = &tenant.members[&incident.id];
             let vectors: Vec<&[f32]> = tenant
                 .open
                 .iter()
-                .filter(|open| incident.tickets.contains(&open.ticket_id))
+                .filter(|open| members.contains(&open.ticket_id))
                 .filter_map(|open| open.vector.as_deref())
                 .collect();
             incident.centroid_members = vectors.len();
@@ -316,7 +320,12 @@ pub fn replay(stream: &Embedded, closeness: Closeness, settings: &IncidentSettin
                     .iter_mut()
                     .find(|i| i.id == incident)
                     .expect("a live incident");
-                live.tickets.push(ticket_id.clone());
+                tenant
+                    .members
+                    .entry(incident)
+                    .or_default()
+                    .push(ticket_id.clone());
+                live.ticket_count += 1;
                 live.version += 1;
                 live.last_ticket_at = live.last_ticket_at.max(received_at);
                 newly.push((incident, ticket_id.clone()));
@@ -328,11 +337,15 @@ pub fn replay(stream: &Embedded, closeness: Closeness, settings: &IncidentSettin
             } => {
                 next_id += 1;
                 let incident = Uuid::from_u128(next_id);
+                tenant.members.insert(
+                    incident,
+                    tickets.iter().map(|t| t.ticket_id.clone()).collect(),
+                );
                 tenant.live.push(Live {
                     id: incident,
                     version: 1,
                     status: IncidentStatus::Open,
-                    tickets: tickets.iter().map(|t| t.ticket_id.clone()).collect(),
+                    ticket_count: u32::try_from(tickets.len()).unwrap_or(u32::MAX),
                     last_ticket_at: received_at,
                     centroid: None,
                     centroid_members: 0,

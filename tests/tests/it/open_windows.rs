@@ -313,8 +313,9 @@ async fn a_hundred_tickets_at_once_through_one_held_window_each_see_a_window_wit
 
 /// A live incident's centroid as the correlator holds it: the same as one
 /// computed from every member's stored vector, when members join through
-/// this process or another, and when a member's vector is not of the
-/// model asked for.
+/// this process or another, when a member's vector is not of the model
+/// asked for, and when the incident's version goes back (a restored
+/// database).
 #[tokio::test]
 async fn a_held_centroid_is_the_centroid_of_every_member_as_members_join() {
     use incident_correlator::centroids::Centroids;
@@ -397,6 +398,19 @@ async fn a_held_centroid_is_the_centroid_of_every_member_as_members_join() {
     let (fresh, fresh_members) = filled(&w, &acme, &Centroids::default()).await;
     assert!(close(&fresh, &after));
     assert_eq!(fresh_members, 3);
+
+    // The database restored to before T-2 and T-3 joined: the incident's
+    // version is below the held sum's, which is read afresh.
+    owner
+        .batch_execute(
+            "delete from incident_tickets where ticket_id in ('T-2', 'T-3');
+             update incidents set version = 3;",
+        )
+        .await
+        .unwrap();
+    let (restored, members) = filled(&w, &acme, &held).await;
+    assert!(close(&restored, &centroid(&[0, 1])), "{restored:?}");
+    assert_eq!(members, 2);
 }
 
 /// The one live incident's centroid as `centroids` fills it, and how many

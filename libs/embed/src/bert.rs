@@ -8,16 +8,17 @@
 //! the query, key and value projections are one multiplication of the
 //! three weights side by side; the attention's `1/√d` is folded into the
 //! query weights; every dense layer works on the batch's tokens as one
-//! matrix; and GELU is one pass over the activations with an erf accurate
-//! to float precision (candle's generic `gelu_erf` took about a tenth of
-//! the old model's time). The dense layers may be held in 8 bits
+//! matrix; and GELU and the attention's softmax are each one vectorized
+//! pass ([`crate::kernels`]; candle's generic `gelu_erf` took about a tenth
+//! of the old model's time). The dense layers may be held in 8 bits
 //! ([`Precision`]). `libs/embed/tests/local_model.rs` checks the vectors
 //! against an independent float64 reference.
 
 use candle_core::quantized::{GgmlDType, QMatMul, QTensor};
-use candle_core::{CpuStorage, CustomOp1, DType, Layout, Module as _, Result, Shape, Tensor};
+use candle_core::{DType, Module as _, Result, Tensor};
 use candle_nn::{Embedding, VarBuilder};
 
+use crate::kernels::{Gelu, Softmax};
 use crate::precision::Precision;
 use serde::Deserialize;
 
@@ -287,7 +288,7 @@ impl Encoder {
         };
         let (query, key, value) = (split(0)?, split(1)?, split(2)?);
         let scores = query.matmul(&key.t()?)?.broadcast_add(padding)?;
-        let weights = candle_nn::ops::softmax_last_dim(&scores)?;
+        let weights = scores.apply_op1_no_bwd(&Softmax)?;
         let context = weights
             .matmul(&value)?
             .transpose(1, 2)?
@@ -300,81 +301,5 @@ impl Encoder {
         layer
             .out_norm
             .forward(&(layer.down.forward(&inner)? + attended)?)
-    }
-}
-
-/// GELU with the exact erf: `x/2 · (1 + erf(x/√2))`, in one pass.
-struct Gelu;
-
-impl CustomOp1 for Gelu {
-    fn name(&self) -> &'static str {
-        "gelu-erf"
-    }
-
-    fn cpu_fwd(&self, storage: &CpuStorage, layout: &Layout) -> Result<(CpuStorage, Shape)> {
-        let CpuStorage::F32(values) = storage else {
-            candle_core::bail!("gelu-erf: f32 only");
-        };
-        let Some((start, end)) = layout.contiguous_offsets() else {
-            candle_core::bail!("gelu-erf: contiguous input only");
-        };
-        let out = values[start..end].iter().map(|&x| gelu(x)).collect();
-        Ok((CpuStorage::F32(out), layout.shape().clone()))
-    }
-}
-
-fn gelu(x: f32) -> f32 {
-    0.5 * x * (1.0 + erf(x * std::f32::consts::FRAC_1_SQRT_2))
-}
-
-/// erf by Abramowitz & Stegun 7.1.26 (absolute error ≤ 1.5·10⁻⁷, about
-/// what f32 holds near 1).
-fn erf(x: f32) -> f32 {
-    const P: f32 = 0.327_591_1;
-    const A: [f32; 5] = [
-        0.254_829_6,
-        -0.284_496_74,
-        1.421_413_7,
-        -1.453_152_1,
-        1.061_405_4,
-    ];
-    let z = x.abs();
-    let t = 1.0 / (1.0 + P * z);
-    let poly = t * (A[0] + t * (A[1] + t * (A[2] + t * (A[3] + t * A[4]))));
-    (1.0 - poly * (-z * z).exp()).copysign(x)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn erf_agrees_with_the_reference_to_float_precision() {
-        // Reference values of erf (to 10 digits).
-        let known = [
-            (0.0, 0.0),
-            (0.1, 0.112_462_916_0),
-            (0.5, 0.520_499_877_8),
-            (1.0, 0.842_700_792_9),
-            (1.5, 0.966_105_146_5),
-            (2.0, 0.995_322_265_0),
-            (3.0, 0.999_977_909_5),
-            (-0.7, -0.677_801_193_8),
-            (-2.5, -0.999_593_047_9),
-        ];
-        for (x, expected) in known {
-            let got = erf(x as f32);
-            assert!(
-                (f64::from(got) - expected).abs() < 5e-7,
-                "erf({x}) = {got}, expected {expected}"
-            );
-        }
-    }
-
-    #[test]
-    fn gelu_is_the_identity_far_right_and_zero_far_left() {
-        assert!((gelu(6.0) - 6.0).abs() < 1e-6);
-        assert!(gelu(-6.0).abs() < 1e-6);
-        assert!((gelu(1.0) - 0.841_344_7).abs() < 1e-6);
     }
 }

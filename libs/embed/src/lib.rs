@@ -13,6 +13,8 @@
 mod bert;
 pub mod endpoint;
 #[cfg(feature = "local")]
+mod kernels;
+#[cfg(feature = "local")]
 pub mod local;
 #[cfg(feature = "local")]
 mod precision;

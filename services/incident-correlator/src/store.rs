@@ -116,6 +116,12 @@ pub async fn quiet_since(
 }
 
 /// Which of `tickets` already belong to an incident (live or ended).
+///
+/// The ids are joined as a set, not matched with `= any($2)`: under a
+/// generic plan made when the tenant's rows were few, PostgreSQL scanned
+/// every incident ticket of the tenant and compared each with every id in
+/// turn (18 ms for 3,000 rows and 250 ids, against 1 ms joined; with
+/// search by meaning on, 6 ms of each ticket's 14 ms of statements).
 pub async fn assigned(
     tx: &impl GenericClient,
     tenant: &TenantId,
@@ -126,7 +132,9 @@ pub async fn assigned(
     }
     let statement = tx
         .prepare_cached(
-            "select ticket_id from incident_tickets where tenant_id = $1 and ticket_id = any($2)",
+            "select t.ticket_id
+               from unnest($2::text[]) as a(ticket_id)
+               join incident_tickets t on t.tenant_id = $1 and t.ticket_id = a.ticket_id",
         )
         .await?;
     Ok(tx

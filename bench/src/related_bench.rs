@@ -198,8 +198,10 @@ pub fn run(open: usize, tenants: usize, queries: usize) -> anyhow::Result<()> {
 
         // A live outage at every tenant, half its window in one incident:
         // a decision compares the new ticket with its centroid, whatever
-        // its size.
-        let members = open / 2;
+        // its size. Between two decisions of a tenant another of its
+        // window's tickets joins the incident, as in an outage.
+        let members = (open / 2).max(1);
+        let mut outages: Vec<(uuid::Uuid, u32, usize)> = Vec::with_capacity(tenants);
         for tenant in 0..tenants {
             let tenant = TenantId::parse(&format!("tenant-{tenant:04}"))?;
             let tickets = (0..members)
@@ -234,9 +236,12 @@ pub fn run(open: usize, tenants: usize, queries: usize) -> anyhow::Result<()> {
             let tx = aia_store::tenant_transaction(&mut client, &tenant).await?;
             incident_correlator::store::apply(&tx, &detected).await?;
             tx.commit().await?;
+            outages.push((incident, 1, members));
         }
         owner.batch_execute("analyze incidents; analyze incident_tickets").await?;
-        println!("a live incident of {members} tickets at each tenant");
+        println!(
+            "a live incident of {members} tickets at each tenant, one more joining before each decision"
+        );
 
         // The correlator's decision over such a window, as the stage makes
         // it: held windows, only the tickets like the new one looked up.
@@ -250,7 +255,37 @@ pub fn run(open: usize, tenants: usize, queries: usize) -> anyhow::Result<()> {
             let centroids = incident_correlator::centroids::Centroids::default();
             let mut client = pool.get().await?;
             for n in 0..queries {
-                let tenant = TenantId::parse(&format!("tenant-{:04}", rng.gen_range(0..tenants)))?;
+                let index = rng.gen_range(0..tenants);
+                let tenant = TenantId::parse(&format!("tenant-{index:04}"))?;
+                let (incident, version, next) = &mut outages[index];
+                *version += 1;
+                let joined = aia_events::Event {
+                    event_id: uuid::Uuid::now_v7(),
+                    tenant_id: tenant.clone(),
+                    ticket_id: aia_events::incident::incident_subject_id(*incident),
+                    occurred_at: now,
+                    correlation_id: *incident,
+                    causation_id: None,
+                    payload: aia_events::Payload::IncidentUpdated(aia_events::IncidentUpdated {
+                        incident_id: *incident,
+                        version: *version,
+                        change: aia_events::IncidentChange::TicketAdded,
+                        status: aia_events::IncidentStatus::Open,
+                        ticket: Some(aia_events::IncidentTicket {
+                            ticket_id: TicketId::parse(&format!("T-{next}"))?,
+                            subject: None,
+                            received_at: now,
+                        }),
+                        by: None,
+                        ticket_count: u32::try_from(*next + 1)?,
+                    }),
+                };
+                *next += 1;
+                {
+                    let tx = aia_store::tenant_transaction(&mut client, &tenant).await?;
+                    incident_correlator::store::apply(&tx, &joined).await?;
+                    tx.commit().await?;
+                }
                 let ticket = aia_events::IncidentTicket {
                     ticket_id: TicketId::parse(&format!("D-{n}"))?,
                     subject: None,

@@ -74,7 +74,8 @@ fn softmax(row: &mut [f32]) {
     for x in row.iter_mut() {
         *x = exp_nonpositive(*x - max);
     }
-    // The largest value contributes e⁰ = 1, so the sum is at least 1.
+    // With finite scores the largest contributes e⁰ = 1, so the sum is at
+    // least 1 (a row of NaN or −∞ stays NaN, as in candle's softmax).
     let scale = 1.0 / lanes(row, 0.0, |a, b| a + b);
     for x in row.iter_mut() {
         *x *= scale;

@@ -87,6 +87,10 @@ pub const MIGRATIONS: &[(&str, &str)] = &[
         "0019_rated_citations",
         include_str!("../../../migrations/0019_rated_citations.sql"),
     ),
+    (
+        "0020_incident_members_by_version",
+        include_str!("../../../migrations/0020_incident_members_by_version.sql"),
+    ),
 ];
 
 const LOCK_KEY: i64 = 0x6169_6167_656e_7473; // "aiagents"

@@ -8,9 +8,11 @@
 //! decision reads only the members that joined after it (in this process
 //! or another) — neither their vectors nor their ids are read again. Held
 //! sums are read afresh every [`open_tickets::REFRESH`] (a member
-//! re-embedded by another model), when their incident's version is below
-//! theirs (a restored database), and dropped when their incident is no
-//! longer live.
+//! re-embedded by another model; and what bounds any other drift, such as
+//! a restored database whose incidents have since passed the held
+//! version again), at once when their incident's version is below theirs
+//! (a restored database), and dropped when their incident is no longer
+//! live.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Mutex;
@@ -93,11 +95,11 @@ impl Centroids {
                 })
                 .collect()
         };
-        let since: Vec<(Uuid, u32)> = live
+        let since: Vec<(Uuid, u32, u32)> = live
             .iter()
             .zip(&sums)
             .filter(|(incident, sum)| incident.version > sum.version)
-            .map(|(incident, sum)| (incident.id, sum.version))
+            .map(|(incident, sum)| (incident.id, sum.version, incident.version))
             .collect();
         let joined = store::members_since(tx, tenant, &since).await?;
         let vectors: HashMap<TicketId, Vec<f32>> = if joined.is_empty() {

@@ -27,8 +27,9 @@ pub async fn lock_tenant(tx: &impl GenericClient, tenant: &TenantId) -> Result<(
 
 /// The tenant's incidents tickets may still join, earliest detected first,
 /// without their centroids ([`crate::centroids::Centroids`] sets them).
-/// Their members are counted, not read: a decision's cost must not grow
-/// with the outage it is deciding in.
+/// Their members are counted (from the index alone), not read: a
+/// decision reads no member it already holds
+/// ([`crate::centroids::Centroids`]).
 pub async fn live(tx: &impl GenericClient, tenant: &TenantId) -> Result<Vec<Live>, StoreError> {
     let statement = tx
         .prepare_cached(
@@ -60,33 +61,35 @@ pub async fn live(tx: &impl GenericClient, tenant: &TenantId) -> Result<Vec<Live
         .collect()
 }
 
-/// The members of each of `incidents` that joined it after the version
-/// given with it (an incident's tickets join it at a version of their own,
-/// [`apply`]), as (incident, ticket).
+/// The members of each of `incidents` that joined it after the first
+/// version given with it and at or before the second (an incident's
+/// tickets join it at a version of their own, [`apply`]), as (incident,
+/// ticket). The upper bound keeps a sum exactly "complete to" the version
+/// it records, even if a writer that does not take the tenant's lock
+/// committed between the reads.
 pub async fn members_since(
     tx: &impl GenericClient,
     tenant: &TenantId,
-    incidents: &[(Uuid, u32)],
+    incidents: &[(Uuid, u32, u32)],
 ) -> Result<Vec<(Uuid, TicketId)>, StoreError> {
     if incidents.is_empty() {
         return Ok(Vec::new());
     }
-    let ids: Vec<Uuid> = incidents.iter().map(|(id, _)| *id).collect();
-    let since: Vec<i32> = incidents
-        .iter()
-        .map(|(_, version)| i32::try_from(*version).unwrap_or(i32::MAX))
-        .collect();
+    let version = |v: u32| i32::try_from(v).unwrap_or(i32::MAX);
+    let ids: Vec<Uuid> = incidents.iter().map(|(id, _, _)| *id).collect();
+    let since: Vec<i32> = incidents.iter().map(|(_, s, _)| version(*s)).collect();
+    let upto: Vec<i32> = incidents.iter().map(|(_, _, u)| version(*u)).collect();
     let statement = tx
         .prepare_cached(
             "select t.incident_id, t.ticket_id
-               from unnest($2::uuid[], $3::int[]) as h(incident_id, since)
+               from unnest($2::uuid[], $3::int[], $4::int[]) as h(incident_id, since, upto)
                join incident_tickets t
                  on t.tenant_id = $1 and t.incident_id = h.incident_id
-                and t.joined_version > h.since",
+                and t.joined_version > h.since and t.joined_version <= h.upto",
         )
         .await?;
     Ok(tx
-        .query(&statement, &[&tenant.as_str(), &ids, &since])
+        .query(&statement, &[&tenant.as_str(), &ids, &since, &upto])
         .await?
         .iter()
         .filter_map(|row| Some((row.get(0), TicketId::parse(row.get(1)).ok()?)))

@@ -183,10 +183,13 @@ pub async fn some(
 ) -> Result<Vec<OpenTicket>, StoreError> {
     let select = client
         .prepare_cached(
-            "select ticket_id, subject, received_at, entities,
-                    case when model = $3 or $3 is null then vector end
-               from open_tickets
-              where tenant_id = $1 and ticket_id = any($2)",
+            // Joined as a set, not `= any($2)`: a stale generic plan runs
+            // that as every row of the tenant against every id
+            // (incident-correlator's `store::assigned` measured it).
+            "select t.ticket_id, t.subject, t.received_at, t.entities,
+                    case when t.model = $3 or $3 is null then t.vector end
+               from unnest($2::text[]) as a(ticket_id)
+               join open_tickets t on t.tenant_id = $1 and t.ticket_id = a.ticket_id",
         )
         .await?;
     let rows = client

@@ -220,8 +220,8 @@ pub fn replay(stream: &Embedded, closeness: Closeness, settings: &IncidentSettin
     struct Tenant {
         open: Vec<Arc<OpenTicket>>,
         live: Vec<Live>,
-        /// Each live incident's tickets (the stage reads them from the
-        /// projection).
+        /// Each live incident's tickets, for its centroid (the stage
+        /// holds a sum of their vectors instead).
         members: HashMap<Uuid, Vec<TicketId>>,
         assigned: HashSet<TicketId>,
     }

@@ -214,14 +214,11 @@ pub fn run(open: usize, tenants: usize, queries: usize) -> anyhow::Result<()> {
                 })
                 .collect::<anyhow::Result<Vec<_>>>()?;
             let incident = uuid::Uuid::now_v7();
-            let detected = aia_events::Event {
-                event_id: uuid::Uuid::now_v7(),
-                tenant_id: tenant.clone(),
-                ticket_id: aia_events::incident::incident_subject_id(incident),
-                occurred_at: now,
-                correlation_id: incident,
-                causation_id: None,
-                payload: aia_events::Payload::IncidentDetected(aia_events::IncidentDetected {
+            let detected = incident_correlator::incident_event(
+                &tenant,
+                incident,
+                None,
+                aia_events::Payload::IncidentDetected(aia_events::IncidentDetected {
                     incident_id: incident,
                     version: 1,
                     detected_by: tickets[0].ticket_id.clone(),
@@ -231,7 +228,7 @@ pub fn run(open: usize, tenants: usize, queries: usize) -> anyhow::Result<()> {
                     threshold: 3,
                     window_minutes: 30,
                 }),
-            };
+            );
             let mut client = pool.get().await?;
             let tx = aia_store::tenant_transaction(&mut client, &tenant).await?;
             incident_correlator::store::apply(&tx, &detected).await?;
@@ -259,14 +256,11 @@ pub fn run(open: usize, tenants: usize, queries: usize) -> anyhow::Result<()> {
                 let tenant = TenantId::parse(&format!("tenant-{index:04}"))?;
                 let (incident, version, next) = &mut outages[index];
                 *version += 1;
-                let joined = aia_events::Event {
-                    event_id: uuid::Uuid::now_v7(),
-                    tenant_id: tenant.clone(),
-                    ticket_id: aia_events::incident::incident_subject_id(*incident),
-                    occurred_at: now,
-                    correlation_id: *incident,
-                    causation_id: None,
-                    payload: aia_events::Payload::IncidentUpdated(aia_events::IncidentUpdated {
+                let joined = incident_correlator::incident_event(
+                    &tenant,
+                    *incident,
+                    None,
+                    aia_events::Payload::IncidentUpdated(aia_events::IncidentUpdated {
                         incident_id: *incident,
                         version: *version,
                         change: aia_events::IncidentChange::TicketAdded,
@@ -279,7 +273,7 @@ pub fn run(open: usize, tenants: usize, queries: usize) -> anyhow::Result<()> {
                         by: None,
                         ticket_count: u32::try_from(*next + 1)?,
                     }),
-                };
+                );
                 *next += 1;
                 {
                     let tx = aia_store::tenant_transaction(&mut client, &tenant).await?;

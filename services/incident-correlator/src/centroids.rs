@@ -20,11 +20,10 @@ use std::time::Instant;
 
 use aia_events::{TenantId, TicketId};
 use aia_store::{GenericClient, StoreError, open_tickets};
-
-use crate::store;
 use uuid::Uuid;
 
 use crate::decide::{Live, unit};
+use crate::store;
 
 /// The held sums, by tenant and incident.
 #[derive(Default)]

@@ -7,22 +7,19 @@ use aia_store::IncidentSettings;
 use aiagents::eval::incidents::{Embedded, StreamTicket, busier, replay};
 use incident_correlator::decide::{Closeness, DEFAULT_CLOSENESS};
 
+use crate::vectors_support;
+
 const DIMENSIONS: usize = 16;
 
 /// A unit vector with `shared` on the first axis and the rest on `axis`:
 /// two such vectors on different axes have the cosine `shared²`.
 fn along(shared: f32, axis: usize) -> Vec<f32> {
-    let mut vector = vec![0.0; DIMENSIONS];
-    vector[0] = shared;
-    vector[axis] = (1.0 - shared * shared).sqrt();
-    vector
+    vectors_support::along(shared, axis, DIMENSIONS)
 }
 
 /// A vector alike to no other of these.
 fn alone(axis: usize) -> Vec<f32> {
-    let mut vector = vec![0.0; DIMENSIONS];
-    vector[axis] = 1.0;
-    vector
+    vectors_support::along(0.0, axis, DIMENSIONS)
 }
 
 fn ticket(tenant: &str, id: &str, minute: f64, outage: Option<&str>) -> StreamTicket {

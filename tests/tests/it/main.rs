@@ -47,3 +47,4 @@ mod console_support;
 mod help_desks_support;
 mod ingress_support;
 mod pipeline_support;
+mod vectors_support;

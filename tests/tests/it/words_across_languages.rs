@@ -11,6 +11,7 @@ use context_gatherer::sources::fusion::{self, Fusion};
 use context_gatherer::sources::similar::{self, Semantic};
 
 use crate::ranking_signals::store_vector;
+use crate::vectors_support;
 
 const MODEL: &str = "multilingual-test";
 const DIM: usize = 8;
@@ -18,10 +19,7 @@ const DIM: usize = 8;
 /// A unit vector with cosine `cosine` to the query (`e0`), the rest of it
 /// on its own axis `axis`, so candidates are apart from each other.
 fn at(cosine: f32, axis: usize) -> Vec<f32> {
-    let mut vector = vec![0.0; DIM];
-    vector[0] = cosine;
-    vector[axis] = (1.0 - cosine * cosine).sqrt();
-    vector
+    vectors_support::along(cosine, axis, DIM)
 }
 
 fn query_vector() -> Vec<f32> {

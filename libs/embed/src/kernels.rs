@@ -41,16 +41,15 @@ impl CustomOp1 for Softmax {
 
     fn cpu_fwd(&self, storage: &CpuStorage, layout: &Layout) -> Result<(CpuStorage, Shape)> {
         let values = contiguous(self.name(), storage, layout)?;
-        let row = layout.shape().dims().last().copied().unwrap_or(0);
-        if row == 0 {
-            return Ok((CpuStorage::F32(values.to_vec()), layout.shape().clone()));
-        }
         let mut out = values.to_vec();
-        pulp::Arch::new().dispatch(|| {
-            for row in out.chunks_exact_mut(row) {
-                softmax(row);
-            }
-        });
+        // An empty last dimension has no rows to normalise.
+        if let Some(&row) = layout.shape().dims().last().filter(|&&row| row > 0) {
+            pulp::Arch::new().dispatch(|| {
+                for row in out.chunks_exact_mut(row) {
+                    softmax(row);
+                }
+            });
+        }
         Ok((CpuStorage::F32(out), layout.shape().clone()))
     }
 }

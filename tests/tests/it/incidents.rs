@@ -371,21 +371,24 @@ async fn an_outage_makes_one_incident_two_outages_stay_two_and_everyday_tickets_
         detected[0].ticket_id.as_str(),
         format!("incident-{}", first.incident_id)
     );
-    let added: Vec<(u32, String)> = events
+    // Each with the incident's new version and ticket count.
+    let added: Vec<(u32, String, u32)> = events
         .iter()
         .filter_map(|e| match &e.payload {
-            Payload::IncidentUpdated(u) if u.change == IncidentChange::TicketAdded => {
-                Some((u.version, u.ticket.as_ref().unwrap().ticket_id.to_string()))
-            }
+            Payload::IncidentUpdated(u) if u.change == IncidentChange::TicketAdded => Some((
+                u.version,
+                u.ticket.as_ref().unwrap().ticket_id.to_string(),
+                u.ticket_count,
+            )),
             _ => None,
         })
         .collect();
     assert_eq!(
         added,
         [
-            (2, "A-4".to_owned()),
-            (2, "B-4".to_owned()),
-            (3, "A-5".to_owned())
+            (2, "A-4".to_owned(), 4),
+            (2, "B-4".to_owned(), 4),
+            (3, "A-5".to_owned(), 5)
         ]
     );
     assert!(setup.incident_events("globex").await.is_empty());

@@ -79,10 +79,20 @@ fn check_host(url: &reqwest::Url) -> Result<(), OutboundError> {
 /// A client builder whose connections never reach a forbidden address:
 /// host names resolve only to allowed addresses, and a redirect to a
 /// forbidden one is an error (at most ten redirects are followed).
+///
+/// Only 307 and 308 are followed: they repeat the request as it was. A
+/// 301, 302 or 303 would turn a `POST` into a `GET` without its body —
+/// a help desk behind such a redirect would answer the note's `POST` with
+/// a `200` to a `GET`, a note recorded as posted that was never written —
+/// so that answer is handed back as it is, and the caller reports the
+/// redirect (the base URL should be the address it points to).
 pub fn client_builder() -> reqwest::ClientBuilder {
     reqwest::Client::builder()
         .dns_resolver(Arc::new(GuardedResolver))
         .redirect(reqwest::redirect::Policy::custom(|attempt| {
+            if !matches!(attempt.status().as_u16(), 307 | 308) {
+                return attempt.stop();
+            }
             if let Err(err) = check_host(attempt.url()) {
                 return attempt.error(err);
             }

@@ -8,8 +8,10 @@ use aia_events::ItsmKind;
 use aia_store::Keyring;
 use aia_testkit::TestDatabase;
 use axum::Router;
-use axum::response::Redirect;
-use axum::routing::get;
+use axum::http::StatusCode;
+use axum::http::header::LOCATION;
+use axum::response::{IntoResponse, Redirect};
+use axum::routing::{get, post};
 use serde_json::json;
 
 const METADATA: &str = "http://169.254.169.254/latest/meta-data/iam/security-credentials/";
@@ -58,6 +60,61 @@ async fn a_redirect_to_a_metadata_address_is_never_followed() {
         .await
         .unwrap();
     assert_eq!(body, "fine");
+}
+
+/// A 302 would make a note's `POST` a `GET` that the far end answers with
+/// a 200: the redirect is handed back instead, and only 307/308, which
+/// repeat the request with its body, are followed.
+#[tokio::test]
+async fn a_post_is_never_turned_into_a_get_by_a_redirect() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let url = serve(
+        Router::new()
+            .route("/found", post(|| async { to_notes(StatusCode::FOUND) }))
+            .route(
+                "/moved",
+                post(|| async { to_notes(StatusCode::MOVED_PERMANENTLY) }),
+            )
+            .route("/see-other", post(|| async { Redirect::to("/notes") }))
+            .route(
+                "/permanent",
+                post(|| async { Redirect::permanent("/notes") }),
+            )
+            .route(
+                "/temporary",
+                post(|| async { Redirect::temporary("/notes") }),
+            )
+            .route(
+                "/notes",
+                get(|| async { "listed" })
+                    .post(|body: String| async move { format!("posted {body}") }),
+            ),
+    )
+    .await;
+    let http = aia_http::outbound::client_builder().build().unwrap();
+    for (path, status) in [("/found", 302), ("/moved", 301), ("/see-other", 303)] {
+        let answer = http
+            .post(format!("{url}{path}"))
+            .body("the note")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(answer.status(), status, "{path}: the redirect was followed");
+    }
+    for path in ["/permanent", "/temporary"] {
+        let answer = http
+            .post(format!("{url}{path}"))
+            .body("the note")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(answer.status(), 200, "{path}");
+        assert_eq!(answer.text().await.unwrap(), "posted the note", "{path}");
+    }
+}
+
+fn to_notes(status: StatusCode) -> impl IntoResponse {
+    (status, [(LOCATION, "/notes")])
 }
 
 #[tokio::test]

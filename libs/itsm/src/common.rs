@@ -216,10 +216,16 @@ pub(crate) fn classify(
         401 => format!("{tool} rejected the API key"),
         403 => format!("{tool} refused access to the ticket"),
         404 => format!("{tool} does not know the ticket"),
+        // Zendesk answers 409 to an update racing another (its triggers
+        // run on a new ticket just as our note arrives): tried again.
+        409 => format!("{tool} reported a conflicting update of the ticket"),
         429 => format!("{tool} is rate-limiting us"),
+        301..=303 => format!(
+            "{tool} redirects (HTTP {code}); set its base URL to the address it redirects to"
+        ),
         _ => format!("{tool} answered HTTP {code}"),
     };
-    if code == 429 || status.is_server_error() || code == 408 {
+    if matches!(code, 408 | 409 | 429) || status.is_server_error() {
         Err(ItsmError::Transient {
             reason,
             http_status: Some(code),
@@ -391,7 +397,7 @@ mod tests {
             )
         };
         assert!(classify(201).is_ok());
-        for code in [429, 500, 502, 503, 504, 408] {
+        for code in [429, 500, 502, 503, 504, 408, 409] {
             assert!(
                 matches!(classify(code), Err(ItsmError::Transient { .. })),
                 "{code}"
@@ -405,6 +411,10 @@ mod tests {
             (401, "ServiceDesk Plus rejected the API key"),
             (403, "ServiceDesk Plus refused access to the ticket"),
             (404, "ServiceDesk Plus does not know the ticket"),
+            (
+                302,
+                "ServiceDesk Plus redirects (HTTP 302); set its base URL to the address it redirects to",
+            ),
         ] {
             match classify(code) {
                 Err(ItsmError::Permanent {

@@ -5,6 +5,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
 use axum::extract::{Query, State};
+use axum::http::StatusCode;
 use axum::routing::get;
 use axum::{Json, Router};
 use serde::Deserialize;
@@ -44,13 +45,59 @@ impl PrometheusStandIn {
 async fn query(
     State(state): State<PrometheusStandIn>,
     Query(query): Query<InstantQuery>,
-) -> Json<Value> {
-    let unescaped = query.query.replace('\\', "");
+) -> (StatusCode, Json<Value>) {
+    // Prometheus reads double-quoted strings with Go's escapes and refuses
+    // any other (a regex's `\.` must be written `\\.`), so the stand-in
+    // does too; what a matcher then means is its decoded text.
+    let decoded = match decode_strings(&query.query) {
+        Ok(decoded) => decoded,
+        Err(escape) => {
+            return (
+                StatusCode::BAD_REQUEST,
+                Json(json!({
+                    "status": "error",
+                    "errorType": "bad_data",
+                    "error": format!("invalid parameter \"query\": unknown escape sequence U+{:04X} '{escape}'", u32::from(escape)),
+                })),
+            );
+        }
+    };
+    // The host as the matcher names it: its regex escapes taken out.
+    let unescaped = decoded.replace('\\', "");
     let values = state.values.lock().unwrap();
     let result: Vec<Value> = values
         .iter()
         .filter(|((keyword, host), _)| unescaped.contains(keyword.as_str()) && unescaped.contains(host.as_str()))
         .map(|((_, host), value)| json!({"metric": {"instance": host}, "value": [1_764_072_000.0, value.to_string()]}))
         .collect();
-    Json(json!({"status": "success", "data": {"resultType": "vector", "result": result}}))
+    (
+        StatusCode::OK,
+        Json(json!({"status": "success", "data": {"resultType": "vector", "result": result}})),
+    )
+}
+
+/// The query with its double-quoted strings decoded, or the first escape
+/// Go's string syntax does not know.
+fn decode_strings(query: &str) -> Result<String, char> {
+    let mut decoded = String::with_capacity(query.len());
+    let mut chars = query.chars();
+    let mut quoted = false;
+    while let Some(c) = chars.next() {
+        match c {
+            '"' => {
+                quoted = !quoted;
+                decoded.push(c);
+            }
+            '\\' if quoted => match chars.next() {
+                Some('\\') => decoded.push('\\'),
+                Some('"') => decoded.push('"'),
+                Some('n') => decoded.push('\n'),
+                Some('t') => decoded.push('\t'),
+                Some(other) => return Err(other),
+                None => return Err('\\'),
+            },
+            c => decoded.push(c),
+        }
+    }
+    Ok(decoded)
 }

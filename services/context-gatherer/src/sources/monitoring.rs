@@ -27,17 +27,26 @@ struct Sample {
     value: (f64, String),
 }
 
-/// Regex metacharacters escaped, so a host name matches only itself.
+/// A host name as it goes into the tenant's PromQL, inside a
+/// double-quoted label matcher such as `instance=~"{host}(:.*)?"`: regex
+/// metacharacters escaped so the name matches only itself, and each of
+/// those backslashes escaped again for the string literal, which PromQL
+/// reads with Go's escapes: `\\.` in the query is the regex's `\.`, and
+/// a lone `\.` is refused as an unknown escape sequence.
 fn escape(host: &str) -> String {
-    host.chars()
-        .flat_map(|c| {
-            let special = ".+*?()|[]{}^$\\\"".contains(c);
-            special
-                .then_some('\\')
-                .into_iter()
-                .chain(std::iter::once(c))
-        })
-        .collect()
+    let mut escaped = String::with_capacity(host.len() + 8);
+    for c in host.chars() {
+        match c {
+            '"' => escaped.push_str("\\\""),
+            '\\' => escaped.push_str("\\\\\\\\"),
+            c if ".+*?()|[]{}^$".contains(c) => {
+                escaped.push_str("\\\\");
+                escaped.push(c);
+            }
+            c => escaped.push(c),
+        }
+    }
+    escaped
 }
 
 pub async fn check(
@@ -112,7 +121,9 @@ mod tests {
     use super::*;
 
     #[test]
-    fn host_names_are_escaped_for_promql_regexes() {
-        assert_eq!(escape("srv-01.corp.local"), "srv-01\\.corp\\.local");
+    fn host_names_are_escaped_for_promql_regexes_inside_string_literals() {
+        assert_eq!(escape("srv-01.corp.local"), r"srv-01\\.corp\\.local");
+        assert_eq!(escape("web(1)"), r"web\\(1\\)");
+        assert_eq!(escape(r#"a"b\c"#), r#"a\"b\\\\c"#);
     }
 }

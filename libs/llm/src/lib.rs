@@ -126,6 +126,12 @@ struct Usage {
     completion_tokens: u32,
 }
 
+/// About how many tokens a text is to a GPT-style tokenizer: one per four
+/// characters, rounded up.
+fn estimated_tokens(text: &str) -> u32 {
+    u32::try_from(text.chars().count().div_ceil(4)).unwrap_or(u32::MAX)
+}
+
 /// One chat completion, without retries (the caller decides those).
 pub async fn complete(
     http: &reqwest::Client,
@@ -206,9 +212,14 @@ pub async fn complete(
             reason: format!("{} answered with no content", provider.name),
             retry_after: None,
         })?;
-    let usage = body.usage.unwrap_or(Usage {
-        prompt_tokens: 0,
-        completion_tokens: 0,
+    // A provider that reports no usage (some proxies and local servers)
+    // is charged an estimate, not nothing: a budget must still be reached.
+    let usage = body.usage.unwrap_or_else(|| Usage {
+        prompt_tokens: messages
+            .iter()
+            .map(|message| estimated_tokens(&message.content))
+            .sum(),
+        completion_tokens: estimated_tokens(&content),
     });
     Ok(Completion {
         content,
@@ -216,4 +227,18 @@ pub async fn complete(
         tokens_in: usage.prompt_tokens,
         tokens_out: usage.completion_tokens,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::estimated_tokens;
+
+    #[test]
+    fn a_text_without_reported_usage_is_estimated_at_a_token_per_four_characters() {
+        assert_eq!(estimated_tokens(""), 0);
+        assert_eq!(estimated_tokens("abcd"), 1);
+        assert_eq!(estimated_tokens("abcde"), 2);
+        // Characters, not bytes: "ü" is two bytes and one character.
+        assert_eq!(estimated_tokens("üüüü"), 1);
+    }
 }

@@ -175,3 +175,69 @@ impl Itsm {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use base64::Engine as _;
+
+    /// A client is printed in logs and errors by `Debug`; no tool's may
+    /// carry a credential there, as given or as its Basic encoding.
+    #[test]
+    fn no_tools_client_prints_its_credentials() {
+        const SECRET: &str = "s3cr3t-Value-9";
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let tools = [
+            (
+                ItsmKind::ServicedeskPlus,
+                format!(r#"{{"authtoken": "{SECRET}"}}"#),
+            ),
+            (
+                ItsmKind::Jira,
+                format!(r#"{{"email": "a@b.example", "api_token": "{SECRET}"}}"#),
+            ),
+            (
+                ItsmKind::Zendesk,
+                format!(r#"{{"email": "a@b.example", "api_token": "{SECRET}"}}"#),
+            ),
+            (
+                ItsmKind::Freshservice,
+                format!(r#"{{"api_key": "{SECRET}"}}"#),
+            ),
+            (
+                ItsmKind::Servicenow,
+                format!(r#"{{"username": "u", "password": "{SECRET}"}}"#),
+            ),
+            (
+                ItsmKind::Connectwise,
+                format!(
+                    r#"{{"company_id": "acme", "public_key": "p", "private_key": "{SECRET}", "client_id": "c"}}"#
+                ),
+            ),
+            (
+                ItsmKind::Autotask,
+                format!(r#"{{"username": "u", "secret": "{SECRET}", "integration_code": "i"}}"#),
+            ),
+            (
+                ItsmKind::Halopsa,
+                format!(r#"{{"client_id": "c", "client_secret": "{SECRET}"}}"#),
+            ),
+        ];
+        for (kind, credentials) in tools {
+            let itsm = Itsm::for_tenant(
+                reqwest::Client::new(),
+                kind,
+                "https://desk.example.com",
+                &credentials,
+            )
+            .unwrap_or_else(|err| panic!("{kind:?}: {}", err.0));
+            let printed = format!("{itsm:?}");
+            let encoded = base64::engine::general_purpose::STANDARD;
+            for user in ["a@b.example", "a@b.example/token", "u", "acme+p"] {
+                let basic = encoded.encode(format!("{user}:{SECRET}"));
+                assert!(!printed.contains(&basic), "{kind:?}: {printed}");
+            }
+            assert!(!printed.contains(SECRET), "{kind:?}: {printed}");
+        }
+    }
+}

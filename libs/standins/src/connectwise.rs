@@ -28,6 +28,7 @@ pub const API_PATH: &str = "/v4_6_release/apis/3.0";
 #[derive(Clone)]
 pub struct ConnectWiseStandIn {
     pub desk: Desk,
+    company: String,
     signing_key: Arc<Mutex<String>>,
     key_fetches: Arc<AtomicU64>,
 }
@@ -37,6 +38,7 @@ impl ConnectWiseStandIn {
     pub fn new(company: &str, public_key: &str, private_key: &str) -> Self {
         Self {
             desk: Desk::new(basic(&format!("{company}+{public_key}"), private_key)),
+            company: company.to_owned(),
             signing_key: Arc::new(Mutex::new("cw-signing-key-1".into())),
             key_fetches: Arc::default(),
         }
@@ -74,19 +76,26 @@ impl ConnectWiseStandIn {
         let body = json!({
             "MessageId": format!("{:x}", ticket.id * 7919 + action.len() as u64),
             "FromUrl": site,
-            "CompanyId": "acme",
+            "CompanyId": self.company,
             "MemberId": "admin1",
             "Action": action,
             "Type": "ticket",
             "ID": ticket.id,
             "CallbackObjectRecId": 17,
             "Entity": ticket_json(ticket).to_string(),
-            "Metadata": {"key_url": format!("{site}{API_PATH}/system/callbackkey/1")},
+            "Metadata": {"key_url": format!("{site}{API_PATH}/system/callbackkey/1?companyName={}", self.company)},
         })
         .to_string();
         let key = self.signing_key.lock().unwrap().clone();
         let signature = callback_signature(&key, body.as_bytes());
         (body, signature)
+    }
+}
+
+impl ConnectWiseStandIn {
+    /// `body` signed with the key this site serves.
+    pub fn callback_signature_of(&self, body: &[u8]) -> String {
+        callback_signature(&self.signing_key.lock().unwrap(), body)
     }
 }
 

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use aia_events::{ItsmKind, TicketId};
 use aia_http::ApiError;
 use aia_itsm::inbound::{self, Inbound, Mentioned};
-use aia_itsm::{Itsm, ItsmError, connectwise};
+use aia_itsm::{ConnectWise, Itsm, ItsmError, connectwise};
 use aia_store::Tenant;
 use axum::http::{HeaderMap, StatusCode};
 use base64::Engine as _;
@@ -149,8 +149,9 @@ pub fn zendesk_signature(secret: &str, timestamp: &str, body: &[u8]) -> String {
 }
 
 /// A ConnectWise callback's signature, with the key its `key_url` serves —
-/// fetched only from the tenant's own ConnectWise site, never from a host
-/// the body names otherwise.
+/// fetched only from the tenant's own ConnectWise site, as the tenant's API
+/// member, and only for a callback of the tenant's own company (cloud sites
+/// are shared by every customer of a region).
 async fn connectwise_signature(
     state: &AppState,
     tenant: &Tenant,
@@ -158,25 +159,39 @@ async fn connectwise_signature(
     body: &[u8],
 ) -> Result<Verified, AuthFailure> {
     let key_url = connectwise::webhook::key_url(body).ok_or(AuthFailure::Invalid)?;
-    let Ok(base) = reqwest::Url::parse(tenant.itsm_base_url.trim_end_matches('/')) else {
+    if tenant.itsm != ItsmKind::Connectwise {
+        return Err(AuthFailure::Invalid);
+    }
+    let Ok(site) = ConnectWise::new(
+        state.http.clone(),
+        &tenant.itsm_base_url,
+        tenant.itsm_credentials.expose(),
+    ) else {
         return Err(AuthFailure::Invalid);
     };
-    if tenant.itsm != ItsmKind::Connectwise || !connectwise::key_url_allowed(&base, &key_url) {
+    if !site.key_url_allowed(&key_url) {
         tracing::warn!(tenant_id = %tenant.tenant_id, "ConnectWise callback names a key URL off the tenant's site; nothing fetched");
+        return Err(AuthFailure::Invalid);
+    }
+    if !site.callback_is_for_company(body, &key_url) {
+        tracing::warn!(tenant_id = %tenant.tenant_id, "ConnectWise callback of another company; nothing fetched");
         return Err(AuthFailure::Invalid);
     }
     let verified = || Verified {
         scheme: Scheme::ConnectWiseSignature,
         delivery_id: None,
     };
-    if let Some(key) = state.signing_keys.get(&key_url)
+    // Keys are held per tenant: one tenant's fetch never vouches for
+    // another's callbacks.
+    let cached = format!("{}\n{key_url}", tenant.tenant_id);
+    if let Some(key) = state.signing_keys.get(&cached)
         && connectwise::webhook::verify(&key, body, signature)
     {
         return Ok(verified());
     }
     // Not cached, or a rotated key: fetched (again).
-    let key = fetch_signing_key(state, tenant, &key_url).await?;
-    state.signing_keys.put(&key_url, key.clone());
+    let key = fetch_signing_key(&site, &key_url).await?;
+    state.signing_keys.put(&cached, key.clone());
     if connectwise::webhook::verify(&key, body, signature) {
         Ok(verified())
     } else {
@@ -184,19 +199,9 @@ async fn connectwise_signature(
     }
 }
 
-async fn fetch_signing_key(
-    state: &AppState,
-    tenant: &Tenant,
-    key_url: &str,
-) -> Result<String, AuthFailure> {
-    let client_id = serde_json::from_str::<serde_json::Value>(tenant.itsm_credentials.expose())
-        .ok()
-        .and_then(|credentials| credentials["client_id"].as_str().map(str::to_owned))
-        .unwrap_or_default();
-    let answer = state
-        .http
-        .get(key_url)
-        .header("clientId", client_id)
+async fn fetch_signing_key(site: &ConnectWise, key_url: &str) -> Result<String, AuthFailure> {
+    let answer = site
+        .signing_key_request(key_url)
         .timeout(TOOL_TIMEOUT)
         .send()
         .await;

@@ -309,6 +309,45 @@ async fn every_tools_hostile_requests_are_refused_and_store_nothing() {
         401,
         "invalid_signature",
     );
+    // Another company on the same (shared cloud) site, signing with the
+    // key that site serves it: not this tenant's callback, whatever the
+    // signature says.
+    let mut other_company: serde_json::Value = serde_json::from_str(&body).unwrap();
+    other_company["CompanyId"] = "globex".into();
+    let other_company = serde_json::to_vec(&other_company).unwrap();
+    case(
+        "connectwise callback of another company on the tenant's site",
+        path,
+        vec![
+            json_type(),
+            (
+                "x-content-signature",
+                cw.callback_signature_of(&other_company),
+            ),
+        ],
+        other_company,
+        401,
+        "invalid_signature",
+    );
+    let mut other_key: serde_json::Value = serde_json::from_str(&body).unwrap();
+    other_key["Metadata"]["key_url"] = format!(
+        "{}{}/system/callbackkey/1?companyName=globex",
+        cw_server.url(),
+        connectwise::API_PATH
+    )
+    .into();
+    let other_key = serde_json::to_vec(&other_key).unwrap();
+    case(
+        "connectwise key_url of another company on the tenant's site",
+        path,
+        vec![
+            json_type(),
+            ("x-content-signature", cw.callback_signature_of(&other_key)),
+        ],
+        other_key,
+        401,
+        "invalid_signature",
+    );
     let metadata = format!(
         "http://169.254.169.254{}/system/callbackkey/1",
         connectwise::API_PATH

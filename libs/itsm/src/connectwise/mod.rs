@@ -19,11 +19,21 @@ use crate::{ConfigError, ItsmError, PostedNote, RenderedNote, Resolution, Ticket
 
 pub(crate) const TOOL: &str = "ConnectWise PSA";
 
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub struct ConnectWise {
     api: Api,
     authorization: String,
     client_id: String,
+    company_id: String,
+}
+
+impl std::fmt::Debug for ConnectWise {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ConnectWise")
+            .field("api", &self.api)
+            .field("company_id", &self.company_id)
+            .finish_non_exhaustive()
+    }
 }
 
 #[derive(Deserialize)]
@@ -58,6 +68,7 @@ impl ConnectWise {
                 ))
             ),
             client_id: credentials.client_id,
+            company_id: credentials.company_id,
         })
     }
 
@@ -163,6 +174,36 @@ impl ConnectWise {
     /// over the same scheme and port.
     pub fn key_url_allowed(&self, key_url: &str) -> bool {
         key_url_allowed(&self.api.base, key_url)
+    }
+
+    /// Whether a callback is the tenant's company's own: its `CompanyId`,
+    /// and the company its `key_url` names (`companyName=`) where it names
+    /// one, are the company of the tenant's credentials. Cloud sites are
+    /// shared by every ConnectWise customer of a region, so a key served
+    /// by the tenant's site proves only that *some* company on it signed;
+    /// another company's callback aimed at this tenant's webhook must not
+    /// count as the tenant's.
+    pub fn callback_is_for_company(&self, body: &[u8], key_url: &str) -> bool {
+        let same = |company: &str| company.trim().eq_ignore_ascii_case(&self.company_id);
+        let Ok(hook) = serde_json::from_slice::<Value>(body) else {
+            return false;
+        };
+        let claimed = text_of(&hook["CompanyId"]).or_else(|| text_of(&hook["companyId"]));
+        if !claimed.as_deref().is_some_and(same) {
+            return false;
+        }
+        let Ok(url) = reqwest::Url::parse(key_url) else {
+            return false;
+        };
+        url.query_pairs()
+            .filter(|(name, _)| name.eq_ignore_ascii_case("companyName"))
+            .all(|(_, company)| same(&company))
+    }
+
+    /// The request for the signing key a callback's `key_url` serves, made
+    /// as the tenant's API member.
+    pub fn signing_key_request(&self, key_url: &str) -> reqwest::RequestBuilder {
+        self.request(self.api.http.get(key_url))
     }
 }
 

@@ -17,10 +17,19 @@ use crate::{ConfigError, ItsmError, PostedNote, RenderedNote, Resolution, Ticket
 
 pub(crate) const TOOL: &str = "Freshservice";
 
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub struct Freshservice {
     api: Api,
     authorization: String,
+}
+
+/// Without the `Authorization` value: Basic credentials decode at sight.
+impl std::fmt::Debug for Freshservice {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Freshservice")
+            .field("api", &self.api)
+            .finish_non_exhaustive()
+    }
 }
 
 #[derive(Deserialize)]

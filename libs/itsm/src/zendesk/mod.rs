@@ -17,10 +17,19 @@ use crate::{ConfigError, ItsmError, PostedNote, RenderedNote, Resolution, Ticket
 
 pub(crate) const TOOL: &str = "Zendesk";
 
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub struct Zendesk {
     api: Api,
     authorization: String,
+}
+
+/// Without the `Authorization` value: Basic credentials decode at sight.
+impl std::fmt::Debug for Zendesk {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Zendesk")
+            .field("api", &self.api)
+            .finish_non_exhaustive()
+    }
 }
 
 /// A tenant's Zendesk credentials. `webhook_signing_secret` is the signing

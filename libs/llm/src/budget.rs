@@ -1,9 +1,10 @@
 //! A tenant's LLM budget: what its spend in the current period means for
-//! the next ticket ([`decide`], no I/O), and the spend itself, from the
-//! daily counters the history projector keeps.
+//! the next call ([`decide`], no I/O), and the ledger that holds it under
+//! concurrency: each call [`claim`]s its estimated cost before it is made
+//! and [`settle`]s its real cost after (migration 0021).
 
 use aia_events::TenantId;
-use aia_store::{Client, StoreError, tenant_query};
+use aia_store::{Client, StoreError, tenant_query, tenant_transaction};
 use chrono::{NaiveDate, Utc};
 
 /// The first day of the period containing today. Periods are fixed windows
@@ -15,10 +16,11 @@ pub fn period_start(today: NaiveDate, period_days: u32) -> NaiveDate {
     epoch + chrono::Days::new(u64::try_from(days - days.rem_euclid(period)).unwrap_or(0))
 }
 
-/// What a tenant's spend means for its next ticket.
+/// What a tenant's spend means for its next call.
 #[derive(Debug, Clone, Copy, PartialEq, Default)]
 pub struct Decision {
-    /// Past the grace share: the ticket gets the raw context, no model call.
+    /// The call would take the spend past the grace share: the ticket gets
+    /// the raw context, no model call.
     pub exceeded: bool,
     /// At or past the alert share: an alert is due for the period (sent
     /// once per period, by whichever instance records it first).
@@ -31,6 +33,7 @@ pub struct Budget {
     pub budget_usd: f64,
     pub alert_ratio: f64,
     pub grace_ratio: f64,
+    pub period_days: u32,
 }
 
 impl Budget {
@@ -40,31 +43,121 @@ impl Budget {
             budget_usd,
             alert_ratio: settings.llm_budget_alert_ratio,
             grace_ratio: settings.llm_budget_grace_ratio,
+            period_days: settings.llm_budget_period_days,
         })
+    }
+
+    /// The first day of the current period.
+    pub fn period_start(&self) -> NaiveDate {
+        period_start(Utc::now().date_naive(), self.period_days)
     }
 }
 
-/// Decides, from `spent` this period, whether the next ticket may call a
-/// model and whether an alert is due.
-pub fn decide(budget: Budget, spent: f64) -> Decision {
+/// Decides, from `spent` this period (settled and reserved), whether a call
+/// estimated to cost `estimate` may be made and whether an alert is due.
+pub fn decide(budget: Budget, spent: f64, estimate: f64) -> Decision {
     Decision {
-        exceeded: spent > budget.budget_usd * budget.grace_ratio,
+        exceeded: spent + estimate > budget.budget_usd * budget.grace_ratio,
         alert: spent >= budget.budget_usd * budget.alert_ratio,
     }
 }
 
-/// Dollars spent since the period began.
+/// What a claim on the budget found.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Claimed {
+    /// What the period held (settled and reserved) before this claim.
+    pub spent: f64,
+    pub decision: Decision,
+}
+
+/// Claims `estimate` dollars of the tenant's budget for one call
+/// (`claim_id`: the run and the purpose). The period's row is locked for
+/// the claim, so of a hundred concurrent claims exactly those that fit
+/// are granted. A claim already open under `claim_id` (a redelivered
+/// ticket) is granted again without reserving twice.
+pub async fn claim(
+    client: &mut Client,
+    tenant: &TenantId,
+    claim_id: &str,
+    budget: Budget,
+    estimate: f64,
+) -> Result<Claimed, StoreError> {
+    let start = budget.period_start();
+    let tx = tenant_transaction(client, tenant).await?;
+    tx.execute(
+        "insert into llm_budget_periods (tenant_id, period_start, spent_usd)
+         select $1, $2, coalesce(sum(cost_usd), 0)::float8
+           from tenant_daily_stats where tenant_id = $1 and day >= $2
+         on conflict do nothing",
+        &[&tenant.as_str(), &start],
+    )
+    .await?;
+    let spent: f64 = tx
+        .query_one(
+            "select spent_usd from llm_budget_periods
+              where tenant_id = $1 and period_start = $2 for update",
+            &[&tenant.as_str(), &start],
+        )
+        .await?
+        .get(0);
+    let open = tx
+        .query_opt(
+            "select reserved_usd from llm_budget_claims
+              where tenant_id = $1 and claim_id = $2 and cost_usd is null and period_start = $3",
+            &[&tenant.as_str(), &claim_id, &start],
+        )
+        .await?;
+    if let Some(open) = open {
+        let reserved: f64 = open.get(0);
+        let spent = spent - reserved;
+        tx.commit().await?;
+        let decision = decide(budget, spent, 0.0);
+        return Ok(Claimed {
+            spent,
+            decision: Decision {
+                exceeded: false,
+                ..decision
+            },
+        });
+    }
+    let decision = decide(budget, spent, estimate);
+    if !decision.exceeded {
+        tx.execute(
+            "insert into llm_budget_claims (tenant_id, claim_id, period_start, reserved_usd)
+             values ($1, $2, $3, $4)
+             on conflict (tenant_id, claim_id) do update
+               set period_start = excluded.period_start, reserved_usd = excluded.reserved_usd,
+                   cost_usd = null, claimed_at = now()",
+            &[&tenant.as_str(), &claim_id, &start, &estimate],
+        )
+        .await?;
+        tx.execute(
+            "update llm_budget_periods set spent_usd = spent_usd + $3
+              where tenant_id = $1 and period_start = $2",
+            &[&tenant.as_str(), &start, &estimate],
+        )
+        .await?;
+    }
+    tx.commit().await?;
+    Ok(Claimed { spent, decision })
+}
+
+/// What the period holds now (settled and reserved), without claiming:
+/// the ledger's figure, or the projected spend where no call has claimed
+/// on the period yet.
 pub async fn spent(
     client: &mut Client,
     tenant: &TenantId,
-    period_days: u32,
+    budget: Budget,
 ) -> Result<f64, StoreError> {
-    let start = period_start(Utc::now().date_naive(), period_days);
     let rows = tenant_query(
         client,
         tenant,
-        "select coalesce(sum(cost_usd), 0)::float8 from tenant_daily_stats where tenant_id = $1 and day >= $2",
-        &[&tenant.as_str(), &start],
+        "select coalesce(
+                  (select spent_usd from llm_budget_periods where tenant_id = $1 and period_start = $2),
+                  (select coalesce(sum(cost_usd), 0)::float8 from tenant_daily_stats
+                    where tenant_id = $1 and day >= $2))",
+        &[&tenant.as_str(), &budget.period_start()],
     )
     .await?;
     let row = rows
@@ -73,20 +166,44 @@ pub async fn spent(
     Ok(row.get(0))
 }
 
+/// Settles the claim `claim_id` at what the call cost (0 when no model
+/// answered): the period's spend loses the reservation and gains the
+/// cost. Settling twice changes nothing.
+pub async fn settle(
+    client: &mut Client,
+    tenant: &TenantId,
+    claim_id: &str,
+    cost: f64,
+) -> Result<(), StoreError> {
+    tenant_query(
+        client,
+        tenant,
+        "with settled as (
+           update llm_budget_claims set cost_usd = $3
+            where tenant_id = $1 and claim_id = $2 and cost_usd is null
+           returning period_start, reserved_usd)
+         update llm_budget_periods p set spent_usd = p.spent_usd - s.reserved_usd + $3
+           from settled s
+          where p.tenant_id = $1 and p.period_start = s.period_start",
+        &[&tenant.as_str(), &claim_id, &cost],
+    )
+    .await?;
+    Ok(())
+}
+
 /// Records that the tenant was alerted for the period; true the first time
 /// (so exactly one instance publishes the alert).
 pub async fn first_alert(
     client: &mut Client,
     tenant: &TenantId,
-    period_days: u32,
+    budget: Budget,
 ) -> Result<bool, StoreError> {
-    let start = period_start(Utc::now().date_naive(), period_days);
     let inserted = tenant_query(
         client,
         tenant,
         "insert into budget_alerts (tenant_id, period_start) values ($1, $2)
          on conflict do nothing returning 1",
-        &[&tenant.as_str(), &start],
+        &[&tenant.as_str(), &budget.period_start()],
     )
     .await?
     .len();
@@ -101,12 +218,13 @@ mod tests {
         budget_usd: 10.0,
         alert_ratio: 0.8,
         grace_ratio: 1.1,
+        period_days: 30,
     };
 
     #[test]
     fn under_the_alert_share_the_model_is_called_and_nobody_is_alerted() {
         assert_eq!(
-            decide(BUDGET, 7.99),
+            decide(BUDGET, 7.99, 0.0),
             Decision {
                 exceeded: false,
                 alert: false
@@ -117,7 +235,7 @@ mod tests {
     #[test]
     fn at_the_alert_share_an_alert_is_due_and_the_model_is_still_called() {
         assert_eq!(
-            decide(BUDGET, 8.0),
+            decide(BUDGET, 8.0, 0.0),
             Decision {
                 exceeded: false,
                 alert: true
@@ -127,18 +245,24 @@ mod tests {
 
     #[test]
     fn over_budget_within_grace_the_model_is_still_called() {
-        assert!(!decide(BUDGET, 11.0).exceeded);
+        assert!(!decide(BUDGET, 11.0, 0.0).exceeded);
     }
 
     #[test]
     fn past_the_grace_share_the_ticket_gets_the_raw_context_and_an_alert_is_due() {
         assert_eq!(
-            decide(BUDGET, 11.01),
+            decide(BUDGET, 11.01, 0.0),
             Decision {
                 exceeded: true,
                 alert: true
             }
         );
+    }
+
+    #[test]
+    fn a_call_that_would_pass_the_grace_share_is_not_made() {
+        assert!(!decide(BUDGET, 10.9, 0.1).exceeded);
+        assert!(decide(BUDGET, 10.9, 0.11).exceeded);
     }
 
     #[test]

@@ -128,7 +128,7 @@ struct Usage {
 
 /// About how many tokens a text is to a GPT-style tokenizer: one per four
 /// characters, rounded up.
-fn estimated_tokens(text: &str) -> u32 {
+pub fn estimated_tokens(text: &str) -> u32 {
     u32::try_from(text.chars().count().div_ceil(4)).unwrap_or(u32::MAX)
 }
 

@@ -91,6 +91,10 @@ pub const MIGRATIONS: &[(&str, &str)] = &[
         "0020_incident_members_by_version",
         include_str!("../../../migrations/0020_incident_members_by_version.sql"),
     ),
+    (
+        "0021_llm_budget_ledger",
+        include_str!("../../../migrations/0021_llm_budget_ledger.sql"),
+    ),
 ];
 
 const LOCK_KEY: i64 = 0x6169_6167_656e_7473; // "aiagents"

@@ -79,8 +79,11 @@ impl Handler for ContextGatherer {
                         &self.db,
                         &self.http,
                         &tenant,
-                        &text,
-                        language.language,
+                        crate::rewrite::Ticket {
+                            run: event.correlation_id,
+                            text: &text,
+                            language: language.language,
+                        },
                         timeout,
                     )
                     .instrument(tracing::info_span!("rewrite query"))

@@ -82,6 +82,16 @@ pub struct Rewriter {
     pub prices: PriceTable,
 }
 
+/// The ticket a rewrite is asked for.
+#[derive(Debug, Clone, Copy)]
+pub struct Ticket<'a> {
+    /// The run (correlation id) it belongs to.
+    pub run: uuid::Uuid,
+    /// Its subject and description, as the searches read them.
+    pub text: &'a str,
+    pub language: Language,
+}
+
 /// A rewrite that did not happen, and why.
 fn skipped(because: impl Into<String>) -> QueryRewrite {
     QueryRewrite {
@@ -97,17 +107,25 @@ fn skipped(because: impl Into<String>) -> QueryRewrite {
 }
 
 impl Rewriter {
-    /// The rewrite of `text` for `tenant`, or `None` when the tenant has
-    /// it off.
+    /// The rewrite of the ticket for `tenant`, or `None` when the tenant
+    /// has it off. A tenant with a budget has the call's estimated cost
+    /// claimed on it first, under the run's id, and its real cost settled
+    /// after.
     pub async fn rewrite(
         &self,
         db: &Pool,
         http: &reqwest::Client,
         tenant: &Tenant,
-        text: &str,
-        language: Language,
+        ticket: Ticket<'_>,
         timeout: Duration,
     ) -> Option<QueryRewrite> {
+        let Ticket {
+            run,
+            text,
+            language,
+        } = ticket;
+        let claim_id = format!("{run}:rewrite");
+        let claim_id = claim_id.as_str();
         let settings = &tenant.settings;
         if !settings.query_rewrite {
             return None;
@@ -116,42 +134,82 @@ impl Rewriter {
         if providers.is_empty() {
             return Some(skipped("no LLM provider is configured"));
         }
-        if let Some(budget) = Budget::of(settings) {
-            match spent(db, tenant, settings.llm_budget_period_days).await {
-                Ok(spent) if budget::decide(budget, spent).exceeded => {
-                    return Some(skipped(
-                        "the tenant's LLM budget for this period is used up",
-                    ));
-                }
-                Ok(_) => {}
-                Err(err) => return Some(skipped(format!("the budget could not be read: {err}"))),
-            }
-        }
         let text = if settings.redact_personal_data {
             aia_llm::redact::redact(text)
         } else {
             text.to_owned()
         };
-        Some(
-            ask(
-                &self.chain,
-                http,
-                &self.prices,
-                &providers,
-                &text,
-                language,
-                timeout,
-            )
-            .await,
+        let budget = Budget::of(settings);
+        if let Some(budget) = budget {
+            let estimate = self.estimate(&providers, &text, language);
+            match claim(db, tenant, claim_id, budget, estimate).await {
+                Ok(false) => {
+                    return Some(skipped(
+                        "the tenant's LLM budget for this period is used up",
+                    ));
+                }
+                Ok(true) => {}
+                Err(err) => return Some(skipped(format!("the budget could not be read: {err}"))),
+            }
+        }
+        let rewrite = ask(
+            &self.chain,
+            http,
+            &self.prices,
+            &providers,
+            &text,
+            language,
+            timeout,
         )
+        .await;
+        if budget.is_some()
+            && let Err(err) = settle(db, tenant, claim_id, rewrite.cost_usd).await
+        {
+            // The reservation stays counted: the budget errs high.
+            tracing::warn!(error = %err, "the rewrite's cost was not settled on the budget");
+        }
+        Some(rewrite)
+    }
+
+    /// The most the call may cost, at the dearest provider it may reach.
+    fn estimate(&self, providers: &[Provider], text: &str, language: Language) -> f64 {
+        let tokens_in = aia_llm::estimated_tokens(&instructions(language))
+            + aia_llm::estimated_tokens(&ticket(text));
+        providers
+            .iter()
+            .map(|provider| {
+                self.prices
+                    .cost(&provider.model, tokens_in, max_tokens(language))
+            })
+            .fold(0.0, f64::max)
     }
 }
 
-async fn spent(db: &Pool, tenant: &Tenant, period_days: u32) -> Result<f64, String> {
+/// Claims `estimate` on the tenant's budget; false when it does not fit.
+async fn claim(
+    db: &Pool,
+    tenant: &Tenant,
+    claim_id: &str,
+    budget: Budget,
+    estimate: f64,
+) -> Result<bool, String> {
     let mut client = db.get().await.map_err(|err| err.to_string())?;
-    budget::spent(&mut client, &tenant.tenant_id, period_days)
+    budget::claim(&mut client, &tenant.tenant_id, claim_id, budget, estimate)
+        .await
+        .map(|claimed| !claimed.decision.exceeded)
+        .map_err(|err| err.to_string())
+}
+
+async fn settle(db: &Pool, tenant: &Tenant, claim_id: &str, cost: f64) -> Result<(), String> {
+    let mut client = db.get().await.map_err(|err| err.to_string())?;
+    budget::settle(&mut client, &tenant.tenant_id, claim_id, cost)
         .await
         .map_err(|err| err.to_string())
+}
+
+/// The part of a ticket the model is given.
+fn ticket(text: &str) -> String {
+    text.chars().take(2000).collect()
 }
 
 /// Asks `providers` in order for the terms of `text` (already redacted as
@@ -167,10 +225,9 @@ pub async fn ask(
     timeout: Duration,
 ) -> QueryRewrite {
     let started = Instant::now();
-    let ticket: String = text.chars().take(2000).collect();
     let messages = [
         Message::system(instructions(language)),
-        Message::user(ticket),
+        Message::user(ticket(text)),
     ];
     let answer = tokio::time::timeout(
         timeout,

@@ -12,10 +12,10 @@ use aia_bus::{Failure, Handled, Handler, HandlerError, TenantPolicy, Work};
 use aia_events::{
     BudgetThresholdReached, ContextGathered, EnhancementFailed, Event, Payload, Stage,
 };
-use aia_llm::Provider;
 use aia_llm::budget::{self, Budget};
 use aia_llm::chain::{Chain, RetryPolicy};
 use aia_llm::cost::PriceTable;
+use aia_llm::{Message, Provider};
 use aia_store::{Pool, TenantCache};
 use tracing::Instrument;
 
@@ -59,31 +59,37 @@ impl Handler for LlmEnhancer {
         let max_words = usize::try_from(settings.max_note_words.clamp(100, 2000)).unwrap_or(500);
         let started = Instant::now();
 
-        let (decision, alert) = match Budget::of(settings) {
-            Some(budget) => self.check_budget(event, budget, settings).await?,
-            None => (budget::Decision::default(), None),
-        };
         let providers = aia_llm::tenant::providers(&tenant, self.default_provider.as_ref());
         // The ticket's language, unless the tenant's technicians read one.
         let language = settings
             .languages
             .note_language(context.language.map(|read| read.language));
+        let messages =
+            prompt::messages(context, max_words, settings.redact_personal_data, language);
+        let max_tokens = u32::try_from(max_words * 2).unwrap_or(4000);
+        let budget = Budget::of(settings);
+        let claim_id = format!("{}:note", event.correlation_id);
+        let (decision, alert) = match budget {
+            Some(budget) => {
+                let estimate = self.estimate(&providers, &messages, max_tokens);
+                self.check_budget(event, budget, &claim_id, estimate)
+                    .await?
+            }
+            None => (budget::Decision::default(), None),
+        };
         let answer = if decision.exceeded {
             tracing::warn!("Tenant is over its LLM budget; sending the raw context");
             Err(NoAnswer::OverBudget)
         } else if providers.is_empty() {
             Err(NoAnswer::NoProvider)
         } else {
-            self.ask(
-                event,
-                context,
-                &providers,
-                max_words,
-                settings.redact_personal_data,
-                language,
-            )
-            .await
+            self.ask(event, &providers, &messages, max_tokens).await
         };
+        if budget.is_some() && !decision.exceeded && !self.dry_run {
+            let cost = answer.as_ref().map_or(0.0, |answer| answer.cost_usd);
+            let mut client = self.db.get().await?;
+            budget::settle(&mut client, &event.tenant_id, &claim_id, cost).await?;
+        }
         let latency_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
         let generated = generate::generated(
             context,
@@ -116,21 +122,43 @@ impl Handler for LlmEnhancer {
 }
 
 impl LlmEnhancer {
-    /// The tenant's spend against its budget, and the alert this ticket
-    /// publishes if it is the first past the alert share this period.
+    /// The most the call may cost: the prompt at about four characters a
+    /// token and the longest answer allowed, at the dearest of the
+    /// providers it may reach.
+    fn estimate(&self, providers: &[Provider], messages: &[Message], max_tokens: u32) -> f64 {
+        let tokens_in = messages
+            .iter()
+            .map(|message| aia_llm::estimated_tokens(&message.content))
+            .sum();
+        providers
+            .iter()
+            .map(|provider| self.prices.cost(&provider.model, tokens_in, max_tokens))
+            .fold(0.0, f64::max)
+    }
+
+    /// Claims the call's estimated cost on the tenant's budget (or, replaying
+    /// for an operator, only reads the spend: nothing is recorded), and the
+    /// alert this ticket publishes if it is the first past the alert share
+    /// this period.
     async fn check_budget(
         &self,
         event: &Event,
         budget: Budget,
-        settings: &aia_store::TenantSettings,
+        claim_id: &str,
+        estimate: f64,
     ) -> Result<(budget::Decision, Option<Event>), HandlerError> {
-        let period_days = settings.llm_budget_period_days;
         let mut client = self.db.get().await?;
-        let spent = budget::spent(&mut client, &event.tenant_id, period_days).await?;
-        let decision = budget::decide(budget, spent);
+        let (spent, decision) = if self.dry_run {
+            let spent = budget::spent(&mut client, &event.tenant_id, budget).await?;
+            (spent, budget::decide(budget, spent, estimate))
+        } else {
+            let claimed =
+                budget::claim(&mut client, &event.tenant_id, claim_id, budget, estimate).await?;
+            (claimed.spent, claimed.decision)
+        };
         let alert = if decision.alert
             && !self.dry_run
-            && budget::first_alert(&mut client, &event.tenant_id, period_days).await?
+            && budget::first_alert(&mut client, &event.tenant_id, budget).await?
         {
             tracing::warn!(
                 spent,
@@ -143,11 +171,8 @@ impl LlmEnhancer {
                     spent_usd: spent,
                     budget_usd: budget.budget_usd,
                     alert_ratio: budget.alert_ratio,
-                    period_start: budget::period_start(
-                        chrono::Utc::now().date_naive(),
-                        period_days,
-                    ),
-                    period_days,
+                    period_start: budget.period_start(),
+                    period_days: budget.period_days,
                 }),
             ))
         } else {
@@ -160,14 +185,10 @@ impl LlmEnhancer {
     async fn ask(
         &self,
         event: &Event,
-        context: &ContextGathered,
         providers: &[Provider],
-        max_words: usize,
-        redact: bool,
-        language: aia_events::Language,
+        messages: &[Message],
+        max_tokens: u32,
     ) -> Result<ModelAnswer, NoAnswer> {
-        let messages = prompt::messages(context, max_words, redact, language);
-        let max_tokens = u32::try_from(max_words * 2).unwrap_or(4000);
         let span = tracing::info_span!(
             "chat",
             otel.kind = "client",
@@ -179,7 +200,7 @@ impl LlmEnhancer {
         );
         let result = self
             .chain
-            .complete(&self.http, providers, &messages, max_tokens, self.retry)
+            .complete(&self.http, providers, messages, max_tokens, self.retry)
             .instrument(span.clone())
             .await;
         match result {

@@ -418,3 +418,154 @@ async fn an_inactive_tenants_ticket_ends_failed_without_calling_a_model() {
         "an inactive tenant's ticket spent a model call"
     );
 }
+
+/// A burst of a hundred tickets at once against a budget that holds a few
+/// calls: each call claims its estimated cost on the tenant's ledger before
+/// it is made, so exactly as many are made as the budget holds — where
+/// reading the spend after the fact let all hundred through.
+#[tokio::test]
+async fn a_hundred_tickets_at_once_make_only_the_calls_the_budget_holds() {
+    const BUDGET_USD: f64 = 0.05;
+    let setup = setup(Some(BUDGET_USD)).await;
+    // Slow answers: every claim is made before the first call settles.
+    setup
+        .llm
+        .script((0..100).map(|_| Behaviour::Slow(Duration::from_millis(400))));
+    let tickets: Vec<Event> = (0..100)
+        .map(|_| {
+            let mut event = context_event();
+            event.correlation_id = uuid::Uuid::now_v7();
+            event.event_id = uuid::Uuid::now_v7();
+            event
+        })
+        .collect();
+    let delivery = || Delivery {
+        attempt: 1,
+        max_deliver: Some(6),
+        stream_sequence: 1,
+    };
+    let handled = futures::future::join_all(
+        tickets
+            .iter()
+            .map(|event| aia_bus::dispatch(&setup.enhancer, event, delivery())),
+    )
+    .await;
+    let mut exceeded = 0;
+    for handled in handled {
+        let Handled::Publish(events) = handled.unwrap() else {
+            panic!("expected an event")
+        };
+        let Payload::EnhancementGenerated(generated) = &events[0].payload else {
+            panic!("expected enhancement.generated")
+        };
+        exceeded += usize::from(generated.budget_exceeded);
+    }
+    let calls = setup.llm.requests().len();
+    let admin = setup.db.admin_client().await;
+    let claims = admin
+        .query(
+            "select reserved_usd, cost_usd from llm_budget_claims where tenant_id = 'acme-msp'",
+            &[],
+        )
+        .await
+        .unwrap();
+    // Every ticket is the same prompt, so every claim reserved the same.
+    let reserved: f64 = claims[0].get(0);
+    assert!(claims.iter().all(|row| row.get::<_, f64>(0) == reserved));
+    let fit = (BUDGET_USD / reserved).floor() as usize;
+    assert!((1..100).contains(&fit), "the test's budget holds {fit} calls");
+    assert_eq!(calls, fit, "calls made against a budget holding {fit}");
+    assert_eq!(claims.len(), fit, "one claim per call made");
+    assert_eq!(exceeded, 100 - fit, "the others get the raw context");
+    // Each settled at what it cost; the period holds exactly that.
+    let settled: f64 = claims.iter().map(|row| row.get::<_, f64>(1)).sum();
+    let spent: f64 = admin
+        .query_one(
+            "select spent_usd from llm_budget_periods where tenant_id = 'acme-msp'",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert!(
+        (spent - settled).abs() < 1e-12 && settled > 0.0,
+        "{spent} vs {settled}"
+    );
+}
+
+/// A ticket delivered again after it claimed its call and before it
+/// settled (a crash in between) finds its open claim: nothing is reserved
+/// twice, and the period holds what the call cost. Delivered once more
+/// after settling, its second call is a second cost, counted as such.
+#[tokio::test]
+async fn a_redelivered_ticket_does_not_reserve_its_call_twice() {
+    let setup = setup(Some(5.0)).await;
+    let event = context_event();
+    let delivery = || Delivery {
+        attempt: 2,
+        max_deliver: Some(6),
+        stream_sequence: 1,
+    };
+    // The first delivery claimed, then its process died.
+    let budget = aia_llm::budget::Budget::of(&TenantSettings {
+        llm_budget_usd: Some(5.0),
+        ..TenantSettings::default()
+    })
+    .unwrap();
+    let pool = aia_store::pool(&setup.db.app_url, 1).unwrap();
+    let tenant = TenantId::parse("acme-msp").unwrap();
+    let claim_id = format!("{}:note", event.correlation_id);
+    aia_llm::budget::claim(
+        &mut pool.get().await.unwrap(),
+        &tenant,
+        &claim_id,
+        budget,
+        0.5,
+    )
+    .await
+    .unwrap();
+    let ledger = || async {
+        let row = setup
+            .db
+            .admin_client()
+            .await
+            .query_one(
+                "select count(*), sum(cost_usd)::float8,
+                        (select spent_usd from llm_budget_periods where tenant_id = 'acme-msp')
+                   from llm_budget_claims where tenant_id = 'acme-msp'",
+                &[],
+            )
+            .await
+            .unwrap();
+        let ledger: (i64, Option<f64>, f64) = (row.get(0), row.get(1), row.get(2));
+        ledger
+    };
+    assert_eq!(
+        ledger().await,
+        (1, None, 0.5),
+        "the open claim reserved 0.5"
+    );
+
+    aia_bus::dispatch(&setup.enhancer, &event, delivery())
+        .await
+        .unwrap();
+    let (claims, cost, spent) = ledger().await;
+    let cost = cost.expect("the claim is settled");
+    assert_eq!(claims, 1);
+    assert!(cost > 0.0);
+    assert!(
+        (spent - cost).abs() < 1e-12,
+        "{spent} held against a call of {cost}"
+    );
+
+    aia_bus::dispatch(&setup.enhancer, &event, delivery())
+        .await
+        .unwrap();
+    let (claims, again, spent) = ledger().await;
+    assert_eq!(claims, 1);
+    assert!(
+        (spent - (cost + again.unwrap())).abs() < 1e-12,
+        "two calls made, {spent} held"
+    );
+    assert_eq!(setup.llm.requests().len(), 2);
+}

@@ -11,23 +11,39 @@ use std::sync::LazyLock;
 
 use regex::{Captures, Regex};
 
-static EMAIL: LazyLock<Regex> =
-    LazyLock::new(|| Regex::new(r"(?i)\b[a-z0-9._%+-]+@[a-z0-9.-]+\.[a-z]{2,}\b").expect("regex"));
+static EMAIL: LazyLock<Regex> = LazyLock::new(|| {
+    // Addresses with letters beyond ASCII too (jürgen.müller@bäckerei.de).
+    Regex::new(r"(?i)[\p{L}\p{N}._%+-]+@[\p{L}\p{N}-]+(?:\.[\p{L}\p{N}-]+)*\.\p{L}{2,}\b")
+        .expect("regex")
+});
 static SECRET_ASSIGNMENT: LazyLock<Regex> = LazyLock::new(|| {
     // The words for a password in the five languages tickets arrive in
-    // (Passwort, Kennwort, mot de passe, contraseña, wachtwoord, …) and
-    // their "is".
+    // (Passwort, Kennwort, mot de passe, contraseña, wachtwoord, …), then
+    // their "is" (and a colon after it: "is: Hunter2"), a colon or an
+    // equals sign. The short forms (pw, pass) only before ":" or "=":
+    // "my pass is expired" is no secret.
     Regex::new(concat!(
-        r#"(?i)\b(password|passwd|pwd|passcode|pin|secret|token|api[_ -]?key|access[_ -]?key|client[_ -]?secret"#,
-        r#"|passwort|kennwort|mot de passe|mdp|contraseña|clave|wachtwoord)"#,
-        r#"(\s*(?:(?:ist|lautet|war|était|est|era|es|is|was)\b|=|:)\s*)("[^"]+"|'[^']+'|\S+)"#
+        r#"(?i)\b(?:(password|passwd|passphrase|pwd|passcode|pin|secret|token|api[_ -]?key|access[_ -]?key|client[_ -]?secret"#,
+        r#"|account[_ -]?key|shared[_ -]?access[_ -]?key|passwort|kennwort|mot de passe|mdp|contraseña|clave|wachtwoord)"#,
+        r#"(\s*(?:(?:ist|lautet|war|était|est|era|es|is|was)\b\s*[:=]?|=|:)\s*)"#,
+        r#"|(pw|pass|psw|pword)(\s*[:=]\s*))"#,
+        r#"("[^"]+"|'[^']+'|[^\s;,]+)"#
     ))
         .expect("regex")
 });
 static BEARER: LazyLock<Regex> =
     LazyLock::new(|| Regex::new(r"(?i)\b(bearer|basic)\s+[a-z0-9._~+/=-]{12,}").expect("regex"));
 static KEY_LIKE: LazyLock<Regex> = LazyLock::new(|| {
-    Regex::new(r"\b(?:sk-[A-Za-z0-9_-]{16,}|ghp_[A-Za-z0-9]{20,}|xox[abp]-[A-Za-z0-9-]{10,}|AKIA[0-9A-Z]{16}|eyJ[A-Za-z0-9_-]{10,}\.[A-Za-z0-9_-]{10,}\.[A-Za-z0-9_-]{10,})\b")
+    Regex::new(concat!(
+        r"\b(?:sk-[A-Za-z0-9_-]{16,}|[sr]k_(?:live|test)_[A-Za-z0-9]{16,}|gh[opsu]_[A-Za-z0-9]{20,}",
+        r"|github_pat_[A-Za-z0-9_]{20,}|glpat-[A-Za-z0-9_-]{20,}|xox[abprs]-[A-Za-z0-9-]{10,}",
+        r"|AKIA[0-9A-Z]{16}|AIza[0-9A-Za-z_-]{35}",
+        r"|eyJ[A-Za-z0-9_-]{10,}\.[A-Za-z0-9_-]{10,}\.[A-Za-z0-9_-]{10,})\b"
+    ))
+    .expect("regex")
+});
+static PRIVATE_KEY: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(r"-----BEGIN [A-Z ]*PRIVATE KEY-----[\s\S]*?(?:-----END [A-Z ]*PRIVATE KEY-----|\z)")
         .expect("regex")
 });
 static CARD: LazyLock<Regex> =
@@ -69,33 +85,72 @@ fn luhn_valid(digits: &str) -> bool {
     sum.is_multiple_of(10)
 }
 
+/// The longest leading run of 13–19 of the digits in `number` (spaces
+/// and dashes kept) that passes the Luhn sum: a card number followed by
+/// its expiry or a code ("4111 1111 1111 1111 09/27") still masks.
+fn card_prefix(number: &str) -> Option<usize> {
+    let mut ends = Vec::new();
+    let mut digits = 0;
+    for (at, c) in number.char_indices() {
+        if c.is_ascii_digit() {
+            digits += 1;
+            if (13..=19).contains(&digits) {
+                ends.push(at + 1);
+            }
+        }
+    }
+    ends.into_iter()
+        .rev()
+        .find(|&end| luhn_valid(&number[..end]))
+}
+
+/// Whether a number with dots is a phone number: at least nine digits,
+/// beginning with a trunk 0 or a +, in dotted groups of two to four
+/// ("06.12.34.56.78", "0471.12.34.56") — not an address, a version or a
+/// date.
+fn dotted_phone(number: &str) -> bool {
+    let number = number.trim();
+    let digits = number.chars().filter(char::is_ascii_digit).count();
+    digits >= 9
+        && (number.starts_with('0') || number.starts_with('+'))
+        && number
+            .split('.')
+            .all(|group| (2..=4).contains(&group.chars().filter(char::is_ascii_digit).count()))
+}
+
 /// The text with every recognised secret or personal datum replaced by a
 /// label such as `[email]`.
 pub fn redact(text: &str) -> String {
     // First: an IBAN or a national id would otherwise read as a phone number.
     let text = national::redact(text);
+    let text = PRIVATE_KEY.replace_all(&text, "[private key]");
     let text = SECRET_ASSIGNMENT.replace_all(&text, |caps: &Captures| {
-        format!("{}{}[redacted]", &caps[1], &caps[2])
+        let (word, between) = match (caps.get(1), caps.get(3)) {
+            (Some(word), _) => (word.as_str(), &caps[2]),
+            (None, Some(word)) => (word.as_str(), &caps[4]),
+            (None, None) => ("", ""),
+        };
+        format!("{word}{between}[redacted]")
     });
     let text = BEARER.replace_all(&text, |caps: &Captures| format!("{} [token]", &caps[1]));
     let text = KEY_LIKE.replace_all(&text, "[token]");
     let text = EMAIL.replace_all(&text, "[email]");
-    let text = CARD.replace_all(&text, |caps: &Captures| {
-        if luhn_valid(&caps[0]) {
-            "[card number]".to_owned()
-        } else {
-            caps[0].to_owned()
-        }
+    let text = CARD.replace_all(&text, |caps: &Captures| match card_prefix(&caps[0]) {
+        Some(end) => format!("[card number]{}", &caps[0][end..]),
+        None => caps[0].to_owned(),
     });
     let text = PHONE.replace_all(&text, |caps: &Captures| {
-        let digits = caps[0].chars().filter(char::is_ascii_digit).count();
+        let number = &caps[0];
+        let digits = number.chars().filter(char::is_ascii_digit).count();
         // Dates, versions and addresses have dots or few digits; phone numbers
-        // have at least seven digits.
-        let phone = digits >= 7 && !caps[0].contains('.') && !DATE.is_match(caps[0].trim());
+        // have at least seven digits, and dots only in a phone's groups.
+        let phone = digits >= 7
+            && (!number.contains('.') || dotted_phone(number))
+            && !DATE.is_match(number.trim());
         if phone {
             "[phone]".to_owned()
         } else {
-            caps[0].to_owned()
+            number.to_owned()
         }
     });
     text.into_owned()
@@ -147,6 +202,46 @@ mod tests {
                 "Mein Passwort ist Sommer2026! und mein BSN is 111222333",
                 "Mein Passwort ist [redacted] und mein BSN is [national id]",
             ),
+            ("my password is: Hunter2!", "my password is: [redacted]"),
+            (
+                "Das Passwort lautet: Sommer2026!",
+                "Das Passwort lautet: [redacted]",
+            ),
+            ("mot de passe est : Azerty123", "mot de passe est : [redacted]"),
+            ("PW: Sommer2026 bitte", "PW: [redacted] bitte"),
+            ("login admin / pass=Geheim99", "login admin / pass=[redacted]"),
+            (
+                "DefaultEndpointsProtocol=https;AccountName=acme;AccountKey=q1w2e3r4t5y6u7i8o9p0==;EndpointSuffix=core.windows.net",
+                "DefaultEndpointsProtocol=https;AccountName=acme;AccountKey=[redacted];EndpointSuffix=core.windows.net",
+            ),
+            (
+                "stripe sk_live_4eC39HqLyjWDarjtT1zdp7dc in the log",
+                "stripe [token] in the log",
+            ),
+            (
+                "my PAT github_pat_11ABCDEFG0123456789_abcdefghijklmnop",
+                "my PAT [token]",
+            ),
+            (
+                "maps key AIzaSyA1234567890abcdefghijklmnopqrstuv here",
+                "maps key [token] here",
+            ),
+            (
+                "-----BEGIN RSA PRIVATE KEY-----\nMIIEowIBAAKCAQEA\nabc\n-----END RSA PRIVATE KEY----- attached",
+                "[private key] attached",
+            ),
+            (
+                "Karte 4111 1111 1111 1111 09/27 abgelehnt",
+                "Karte [card number] 09/27 abgelehnt",
+            ),
+            (
+                "rappelez-moi au 06.12.34.56.78 svp",
+                "rappelez-moi au [phone] svp",
+            ),
+            (
+                "schreib an jürgen.müller@bäckerei-müller.de",
+                "schreib an [email]",
+            ),
         ];
         for (input, expected) in cases {
             assert_eq!(redact(input), expected, "{input}");
@@ -160,6 +255,8 @@ mod tests {
             "Serial 1234567890123 is not a card (Luhn fails)",
             "Outlook 16.0.17928.20114 crashes at 09:30",
             "seit dem 03/04/2025 bzw. 2025/04/03, Route 10.0.0.0/8",
+            "Citrix 23.9.1.104 on 192.168.100.200, build 10.0.19045.2965, am 01.02.2024",
+            "my boarding pass is expired, the passport too",
         ] {
             assert_eq!(redact(text), text);
         }

@@ -157,6 +157,20 @@ pub fn check_text(field: &str, text: &str, max_chars: usize) -> Result<(), Inbou
     Ok(())
 }
 
+/// A description as a tool's own webhook sends it, cut to
+/// [`MAX_DESCRIPTION_CHARS`] rather than refused: the tools do not retry a
+/// refused delivery, so a pasted log would leave the ticket without a note,
+/// while its first 10,000 characters say what the problem is. A NUL is
+/// still refused. (The original's own ServiceDesk Plus body keeps its
+/// contract: longer is refused.)
+pub fn cut_description(field: &str, text: String) -> Result<String, InboundError> {
+    check_text(field, &text, usize::MAX)?;
+    Ok(match text.char_indices().nth(MAX_DESCRIPTION_CHARS) {
+        Some((end, _)) => text[..end].to_owned(),
+        None => text,
+    })
+}
+
 /// Maps a JSON parse error to a 400 that names what serde found wrong.
 pub fn json_error(err: &serde_json::Error) -> InboundError {
     let message = match err.classify() {

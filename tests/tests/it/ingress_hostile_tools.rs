@@ -276,13 +276,13 @@ async fn every_tools_hostile_requests_are_refused_and_store_nothing() {
         400,
         "invalid_payload",
     );
-    let mut long: serde_json::Value = serde_json::from_slice(&sn_body).unwrap();
-    long["description"] = "x".repeat(10_001).into();
+    let mut nul: serde_json::Value = serde_json::from_slice(&sn_body).unwrap();
+    nul["description"] = "a\u{0}b".into();
     case(
-        "servicenow description over the limit",
+        "servicenow description with a NUL",
         path,
         shared(),
-        serde_json::to_vec(&long).unwrap(),
+        serde_json::to_vec(&nul).unwrap(),
         422,
         "invalid_value",
     );

@@ -13,7 +13,7 @@ use serde_json::Value;
 
 use crate::common::text_of;
 use crate::inbound::{Inbound, InboundError, Mentioned, check_text, json_error};
-use crate::inbound::{MAX_DESCRIPTION_CHARS, MAX_TEXT_CHARS};
+use crate::inbound::{MAX_TEXT_CHARS, cut_description};
 use crate::render::html_to_text;
 
 pub fn parse(body: &[u8]) -> Result<Inbound, InboundError> {
@@ -73,7 +73,7 @@ pub fn parse(body: &[u8]) -> Result<Inbound, InboundError> {
             if let Some(subject) = &subject {
                 check_text("subject", subject, MAX_TEXT_CHARS)?;
             }
-            check_text("description", &description, MAX_DESCRIPTION_CHARS)?;
+            let description = cut_description("description", description)?;
             Ok(Inbound::Received {
                 ticket_id,
                 ticket: TicketReceived {

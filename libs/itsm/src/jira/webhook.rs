@@ -13,7 +13,7 @@ use serde_json::Value;
 
 use super::adf;
 use crate::inbound::{
-    Inbound, InboundError, MAX_DESCRIPTION_CHARS, MAX_TEXT_CHARS, check_text, json_error,
+    Inbound, InboundError, MAX_TEXT_CHARS, check_text, cut_description, json_error,
 };
 
 #[derive(Deserialize)]
@@ -131,11 +131,7 @@ pub fn parse(body: &[u8]) -> Result<Inbound, InboundError> {
         TicketId::parse(&issue.key).map_err(|err| InboundError::field("issue.key", err))?;
     let fields = issue.fields;
     let description = text_of("issue.fields.description", &fields.description)?;
-    check_text(
-        "issue.fields.description",
-        &description,
-        MAX_DESCRIPTION_CHARS,
-    )?;
+    let description = cut_description("issue.fields.description", description)?;
     let summary = fields.summary.unwrap_or_default();
     check_text("issue.fields.summary", &summary, MAX_TEXT_CHARS)?;
     let priority = priority(fields.priority.as_ref().and_then(|p| p.name.as_deref()));
@@ -151,14 +147,17 @@ pub fn parse(body: &[u8]) -> Result<Inbound, InboundError> {
             .resolution
             .and_then(|resolution| resolution.name)
             .unwrap_or_else(|| "Done".to_owned());
-        if let Some(last) = fields
-            .comment
-            .and_then(|comments| comments.comments.into_iter().last())
-        {
-            let comment = text_of("issue.fields.comment", &last.body)?;
-            if !comment.is_empty() {
-                resolution = format!("{resolution}: {comment}");
+        // The last comment that is not our own note: a suggestion is not
+        // the fix.
+        let mut last = String::new();
+        for comment in fields.comment.map(|c| c.comments).unwrap_or_default() {
+            let comment = text_of("issue.fields.comment", &comment.body)?;
+            if !comment.is_empty() && !crate::is_our_note(&comment) {
+                last = comment;
             }
+        }
+        if !last.is_empty() {
+            resolution = format!("{resolution}: {last}");
         }
         check_text("resolution", &resolution, MAX_TEXT_CHARS)?;
         let resolved_at = match fields.resolutiondate.as_deref() {
@@ -281,6 +280,18 @@ mod tests {
     }
 
     #[test]
+    fn a_description_past_the_limit_is_cut_not_refused() {
+        let long = format!("{}{}", "é".repeat(9_999), "xyz");
+        let Inbound::Received { ticket, .. } = parse(&created(json!(long), "High")).unwrap() else {
+            panic!("expected received");
+        };
+        assert_eq!(ticket.description.chars().count(), 10_000);
+        assert!(ticket.description.ends_with("éx"));
+        let nul = created(json!("a\u{0}b"), "High");
+        assert!(matches!(parse(&nul), Err(InboundError::Invalid(_))));
+    }
+
+    #[test]
     fn priorities_map_onto_four_levels() {
         let cases = [
             (Some("Highest"), Priority::Critical),
@@ -297,14 +308,15 @@ mod tests {
     }
 
     #[test]
-    fn the_resolving_transition_becomes_a_resolved_ticket() {
+    fn the_resolving_transition_becomes_a_resolved_ticket_whose_fix_is_not_our_note() {
         let body = serde_json::to_vec(&json!({
             "timestamp": 1_764_072_000_000i64, "webhookEvent": "jira:issue_updated",
             "issue": {"key": "SUP-42", "fields": {
                 "summary": "VPN drops", "description": "hourly", "priority": {"name": "High"},
                 "status": {"statusCategory": {"key": "done"}}, "resolution": {"name": "Fixed"},
                 "resolutiondate": "2026-11-25T11:00:00.000+0100", "labels": ["vpn"],
-                "comment": {"comments": [{"body": "Raised the IKE lifetime"}]}
+                "comment": {"comments": [{"body": "Raised the IKE lifetime"},
+                    {"body": "## Next steps\n1. Check the tunnel\n\n----\n\nai-agents-ref:0190c9a4-0000-7000-8000-000000000001"}]}
             }},
             "changelog": {"items": [{"field": "resolution", "fromString": null, "toString": "Fixed"}]}
         }))

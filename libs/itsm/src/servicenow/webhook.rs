@@ -13,7 +13,7 @@ use serde_json::Value;
 
 use crate::common::text_of;
 use crate::inbound::{Inbound, InboundError, Mentioned, check_text, json_error};
-use crate::inbound::{MAX_DESCRIPTION_CHARS, MAX_TEXT_CHARS};
+use crate::inbound::{MAX_TEXT_CHARS, cut_description};
 
 pub fn parse(body: &[u8]) -> Result<Inbound, InboundError> {
     let hook: Value = serde_json::from_slice(body).map_err(|err| json_error(&err))?;
@@ -50,9 +50,9 @@ pub fn parse(body: &[u8]) -> Result<Inbound, InboundError> {
             ));
         }
     };
-    let summary = super::summary(&hook);
+    let mut summary = super::summary(&hook);
     check_text("short_description", &summary.subject, MAX_TEXT_CHARS)?;
-    check_text("description", &summary.description, MAX_DESCRIPTION_CHARS)?;
+    summary.description = cut_description("description", summary.description)?;
     match (change, summary.resolution) {
         (Mentioned::Resolved | Mentioned::Unknown, Some(resolution))
             if hook["resolved_at"].is_string() =>

@@ -17,7 +17,7 @@ use serde_json::Value;
 
 use crate::common::text_of;
 use crate::inbound::{Inbound, InboundError, Mentioned, check_text, json_error};
-use crate::inbound::{MAX_DESCRIPTION_CHARS, MAX_TEXT_CHARS};
+use crate::inbound::{MAX_TEXT_CHARS, cut_description};
 
 /// Parses a Zendesk webhook body.
 pub fn parse(body: &[u8]) -> Result<Inbound, InboundError> {
@@ -108,7 +108,7 @@ fn received(ticket_id: TicketId, ticket: &Value) -> Result<Inbound, InboundError
         summary.requester = Some(requester.to_owned());
     }
     check_text("subject", &summary.subject, MAX_TEXT_CHARS)?;
-    check_text("description", &summary.description, MAX_DESCRIPTION_CHARS)?;
+    summary.description = cut_description("description", summary.description)?;
     if summary.description.trim().is_empty() {
         return Err(InboundError::field("description", "is empty"));
     }

@@ -38,6 +38,16 @@ pub use servicedesk::ServiceDeskPlus;
 pub use servicenow::ServiceNow;
 pub use zendesk::Zendesk;
 
+/// What begins the last line of every note we post (`ai-agents-ref:<run>`):
+/// how a note is recognised on a ticket — the one a crash left posted, and
+/// ours among a ticket's comments, which are never its resolution.
+pub const NOTE_MARKER: &str = "ai-agents-ref:";
+
+/// Whether a comment is a note we posted.
+pub fn is_our_note(text: &str) -> bool {
+    text.contains(NOTE_MARKER)
+}
+
 /// A tenant's help-desk tool.
 #[derive(Debug, Clone)]
 pub enum Itsm {

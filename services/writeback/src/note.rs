@@ -10,7 +10,7 @@ use uuid::Uuid;
 /// The line that ends every note and identifies its run, so a note posted
 /// before a crash is recognised on the ticket.
 pub fn marker(correlation_id: Uuid) -> String {
-    format!("ai-agents-ref:{correlation_id}")
+    format!("{}{correlation_id}", aia_itsm::NOTE_MARKER)
 }
 
 /// Where a note's feedback links point: the ingress's public URL, when the

@@ -221,10 +221,16 @@ fn time(raw: &Value) -> Option<DateTime<Utc>> {
 /// resolution.
 pub(crate) fn summary(fields: &Value) -> crate::TicketSummary {
     let resolved_at = time(&fields["resolutiondate"]);
+    // Our own note is never the fix.
     let last_comment = fields["comment"]["comments"]
         .as_array()
-        .and_then(|comments| comments.last())
-        .map(|comment| text(&comment["body"]))
+        .and_then(|comments| {
+            comments
+                .iter()
+                .rev()
+                .map(|comment| text(&comment["body"]))
+                .find(|body| !crate::is_our_note(body))
+        })
         .unwrap_or_default();
     crate::TicketSummary {
         subject: fields["summary"].as_str().unwrap_or_default().to_owned(),

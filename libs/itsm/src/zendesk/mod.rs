@@ -241,13 +241,40 @@ pub(crate) fn summary(ticket: &Value) -> TicketSummary {
     }
 }
 
-/// The last comment after the first (the description), as text.
+/// The last public comment after the first (the description), as text —
+/// not an agent's internal remark, nor the note we posted: a ticket solved
+/// without a word after our suggestion must not store the suggestion as
+/// its fix.
 pub(crate) fn resolution_text(comments: &[Value]) -> String {
     comments
         .iter()
         .skip(1)
-        .last()
-        .and_then(|comment| comment["plain_body"].as_str().or(comment["body"].as_str()))
+        .rev()
+        .filter(|comment| comment["public"].as_bool() != Some(false))
+        .filter_map(|comment| comment["plain_body"].as_str().or(comment["body"].as_str()))
+        .find(|text| !crate::is_our_note(text))
         .unwrap_or_default()
         .to_owned()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn the_fix_is_the_last_public_comment_that_is_not_our_note() {
+        let comments = [
+            json!({"public": true, "plain_body": "Outlook hangs on start"}),
+            json!({"public": true, "plain_body": "Disabled the Zoom add-in"}),
+            json!({"public": false, "plain_body": "internal: user was rude"}),
+            json!({"public": false, "plain_body": "Similar tickets…\n\nai-agents-ref:0190c9a4-0000-7000-8000-000000000001"}),
+        ];
+        assert_eq!(resolution_text(&comments), "Disabled the Zoom add-in");
+        // Only the description and our note: no fix was written.
+        assert_eq!(
+            resolution_text(&[comments[0].clone(), comments[3].clone()]),
+            ""
+        );
+    }
 }

@@ -207,9 +207,15 @@ mod tests {
                 "Das Passwort lautet: Sommer2026!",
                 "Das Passwort lautet: [redacted]",
             ),
-            ("mot de passe est : Azerty123", "mot de passe est : [redacted]"),
+            (
+                "mot de passe est : Azerty123",
+                "mot de passe est : [redacted]",
+            ),
             ("PW: Sommer2026 bitte", "PW: [redacted] bitte"),
-            ("login admin / pass=Geheim99", "login admin / pass=[redacted]"),
+            (
+                "login admin / pass=Geheim99",
+                "login admin / pass=[redacted]",
+            ),
             (
                 "DefaultEndpointsProtocol=https;AccountName=acme;AccountKey=q1w2e3r4t5y6u7i8o9p0==;EndpointSuffix=core.windows.net",
                 "DefaultEndpointsProtocol=https;AccountName=acme;AccountKey=[redacted];EndpointSuffix=core.windows.net",

@@ -473,7 +473,10 @@ async fn a_hundred_tickets_at_once_make_only_the_calls_the_budget_holds() {
     let reserved: f64 = claims[0].get(0);
     assert!(claims.iter().all(|row| row.get::<_, f64>(0) == reserved));
     let fit = (BUDGET_USD / reserved).floor() as usize;
-    assert!((1..100).contains(&fit), "the test's budget holds {fit} calls");
+    assert!(
+        (1..100).contains(&fit),
+        "the test's budget holds {fit} calls"
+    );
     assert_eq!(calls, fit, "calls made against a budget holding {fit}");
     assert_eq!(claims.len(), fit, "one claim per call made");
     assert_eq!(exceeded, 100 - fit, "the others get the raw context");

@@ -1,15 +1,20 @@
 //! Jira Cloud's comment APIs: the platform API (ADF body, the
 //! `sd.public.comment` property) and the Service Management API
-//! (`public: false`), Basic or Bearer auth, real success and error shapes.
+//! (`public: false`), Basic or Bearer auth, real success and error shapes;
+//! and the search of resolved issues an import pages through — Cloud's
+//! `/rest/api/3/search/jql` (paged by `nextPageToken`; Cloud answers 410
+//! to the removed `/rest/api/2/search`), or, set up as Data Center, the
+//! `/rest/api/2/search` it still has (paged by `startAt`).
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 
-use axum::extract::{Path, State};
+use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
+use chrono::{DateTime, Utc};
 use serde_json::{Value, json};
 
 /// One comment as stored: its body as sent, and whether it is internal.
@@ -24,6 +29,9 @@ pub struct Comment {
 pub struct JiraStandIn {
     authorization: String,
     comments: Arc<Mutex<BTreeMap<String, Vec<Comment>>>>,
+    /// Resolved issues by resolution time and key.
+    resolved: Arc<Mutex<BTreeMap<(DateTime<Utc>, String), Value>>>,
+    data_center: bool,
 }
 
 impl JiraStandIn {
@@ -32,7 +40,48 @@ impl JiraStandIn {
         Self {
             authorization: authorization.into(),
             comments: Arc::default(),
+            resolved: Arc::default(),
+            data_center: false,
         }
+    }
+
+    /// The same, searching as Jira Data Center does.
+    pub fn data_center(authorization: impl Into<String>) -> Self {
+        Self {
+            data_center: true,
+            ..Self::new(authorization)
+        }
+    }
+
+    /// A resolved issue, with its fix as its last comment.
+    pub fn put_resolved(&self, key: &str, summary: &str, fix: &str, resolved_at: DateTime<Utc>) {
+        let adf = |text: &str| json!({"type": "doc", "version": 1, "content": [{"type": "paragraph", "content": [{"type": "text", "text": text}]}]});
+        let at = resolved_at.format("%Y-%m-%dT%H:%M:%S%.3f%z").to_string();
+        let issue = json!({"id": "10001", "key": key, "fields": {
+            "summary": summary,
+            "description": adf(&format!("{summary}, since this morning")),
+            "priority": {"name": "Medium"},
+            "labels": ["import"],
+            "created": at,
+            "resolutiondate": at,
+            "resolution": {"name": "Done"},
+            "status": {"name": "Done", "statusCategory": {"key": "done"}},
+            "reporter": {"displayName": "Jane Doe"},
+            "comment": {"comments": [{"id": "1", "body": adf(fix)}], "total": 1}
+        }});
+        self.resolved
+            .lock()
+            .unwrap()
+            .insert((resolved_at, key.to_owned()), issue);
+    }
+
+    /// The resolved issues from `offset` on, at most `max`, and whether
+    /// more follow.
+    fn page(&self, offset: usize, max: usize) -> (Vec<Value>, bool, usize) {
+        let resolved = self.resolved.lock().unwrap();
+        let page: Vec<Value> = resolved.values().skip(offset).take(max).cloned().collect();
+        let more = offset + page.len() < resolved.len();
+        (page, more, resolved.len())
     }
 
     pub fn comments(&self, key: &str) -> Vec<Comment> {
@@ -54,6 +103,8 @@ impl JiraStandIn {
                 "/rest/servicedeskapi/request/{key}/comment",
                 post(add_request_comment),
             )
+            .route("/rest/api/3/search/jql", get(search_jql))
+            .route("/rest/api/2/search", get(search_v2))
             .route("/rest/api/3/myself", get(myself))
             .route("/rest/api/3/issue/{key}", get(issue))
             .with_state(self.clone())
@@ -185,4 +236,84 @@ async fn issue(
         "status": {"name": "In Progress"}
     }}))
     .into_response()
+}
+
+#[derive(serde::Deserialize)]
+struct Search {
+    jql: Option<String>,
+    #[serde(rename = "maxResults")]
+    max_results: Option<usize>,
+    #[serde(rename = "nextPageToken")]
+    next_page_token: Option<String>,
+    #[serde(rename = "startAt")]
+    start_at: Option<usize>,
+}
+
+fn searched(search: &Search) -> Result<usize, Response> {
+    match search.jql.as_deref() {
+        Some(jql) if jql.contains("resolution is not EMPTY") => {
+            Ok(search.max_results.unwrap_or(50).clamp(1, 100))
+        }
+        _ => Err(bad_request("the stand-in searches resolved issues only")),
+    }
+}
+
+/// Cloud's search: `{issues, nextPageToken, isLast}`, no total.
+async fn search_jql(
+    State(state): State<JiraStandIn>,
+    Query(search): Query<Search>,
+    headers: HeaderMap,
+) -> Response {
+    if let Some(response) = state.rejection(&headers) {
+        return response;
+    }
+    if state.data_center {
+        return StatusCode::NOT_FOUND.into_response();
+    }
+    let max = match searched(&search) {
+        Ok(max) => max,
+        Err(response) => return response,
+    };
+    let offset = match search
+        .next_page_token
+        .as_deref()
+        .map(|token| token.strip_prefix("page-").and_then(|n| n.parse().ok()))
+    {
+        None => 0,
+        Some(Some(offset)) => offset,
+        Some(None) => return bad_request("The provided next page token is invalid or expired."),
+    };
+    let (issues, more, _) = state.page(offset, max);
+    let mut answer = json!({"issues": issues, "isLast": !more});
+    if more {
+        answer["nextPageToken"] = json!(format!("page-{}", offset + max));
+    }
+    Json(answer).into_response()
+}
+
+/// Data Center's search (`startAt`, `total`); Cloud's answer since its
+/// removal.
+async fn search_v2(
+    State(state): State<JiraStandIn>,
+    Query(search): Query<Search>,
+    headers: HeaderMap,
+) -> Response {
+    if let Some(response) = state.rejection(&headers) {
+        return response;
+    }
+    if !state.data_center {
+        return (
+            StatusCode::GONE,
+            Json(json!({"errorMessages": ["The requested API has been removed. Please migrate to the /rest/api/3/search/jql API. A full migration guideline is available at https://developer.atlassian.com/changelog/#CHANGE-2046"], "errors": {}})),
+        )
+            .into_response();
+    }
+    let max = match searched(&search) {
+        Ok(max) => max,
+        Err(response) => return response,
+    };
+    let offset = search.start_at.unwrap_or(0);
+    let (issues, _, total) = state.page(offset, max);
+    Json(json!({"startAt": offset, "maxResults": max, "total": total, "issues": issues}))
+        .into_response()
 }

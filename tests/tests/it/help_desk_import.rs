@@ -165,3 +165,67 @@ async fn every_tool_imports_its_resolved_tickets_page_by_page_and_resumes() {
         );
     }
 }
+
+/// Jira's import searches as each edition does: Cloud (signed in with an
+/// e-mail and API token) through `/rest/api/3/search/jql`, paged by token —
+/// Cloud answers 410 to the `/rest/api/2/search` it removed — and Data
+/// Center (a personal access token) through `/rest/api/2/search`, paged by
+/// offset. Every resolved issue arrives once, with its fix.
+#[tokio::test]
+async fn jira_cloud_and_data_center_import_their_resolved_issues_page_by_page() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    const ISSUES: i64 = 230;
+    for data_center in [false, true] {
+        let (standin, credentials) = if data_center {
+            (
+                aia_standins::jira::JiraStandIn::data_center("Bearer pat-1"),
+                serde_json::json!({"bearer": "pat-1"}),
+            )
+        } else {
+            (
+                aia_standins::jira::JiraStandIn::new(aia_standins::desk::basic(
+                    "bot@acme.example",
+                    "jt-1",
+                )),
+                serde_json::json!({"email": "bot@acme.example", "api_token": "jt-1"}),
+            )
+        };
+        for n in 1..=ISSUES {
+            standin.put_resolved(
+                &format!("SUP-{n}"),
+                &format!("Printer {n} offline"),
+                &format!("Re-added printer {n} with its static address"),
+                start_of_year() + TimeDelta::hours(n),
+            );
+        }
+        let server = aia_standins::serve(standin.router()).await.unwrap();
+        let itsm = aia_itsm::Itsm::for_tenant(
+            reqwest::Client::new(),
+            ItsmKind::Jira,
+            &server.url(),
+            &credentials.to_string(),
+        )
+        .unwrap();
+        let pace = aia_itsm::Pace::per_second(1000);
+        let window = aia_itsm::ImportWindow::default();
+        let (mut cursor, mut keys, mut pages) = (None, Vec::new(), 0);
+        loop {
+            let page = itsm
+                .resolved_page(cursor.as_deref(), &window, &pace)
+                .await
+                .unwrap_or_else(|err| panic!("data center {data_center}: {err}"));
+            pages += 1;
+            for ticket in &page.tickets {
+                assert!(ticket.resolution.contains("static address"), "{ticket:?}");
+                keys.push(ticket.id.clone());
+            }
+            match page.next {
+                Some(next) => cursor = Some(next),
+                None => break,
+            }
+        }
+        let expected: Vec<String> = (1..=ISSUES).map(|n| format!("SUP-{n}")).collect();
+        assert_eq!(keys, expected, "data center {data_center}");
+        assert_eq!(pages, 3, "data center {data_center}: pages of 100");
+    }
+}

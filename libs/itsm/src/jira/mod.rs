@@ -34,6 +34,11 @@ pub struct Jira {
     base_url: String,
     authorization: String,
     api: CommentApi,
+    /// Signed in with an e-mail and API token, as only Jira Cloud signs
+    /// in; a personal access token (Bearer) is Data Center's. The two
+    /// search differently: Cloud removed `/rest/api/2/search` (CHANGE-2046)
+    /// for `/rest/api/3/search/jql`, paged by token.
+    cloud: bool,
 }
 
 impl std::fmt::Debug for Jira {
@@ -69,13 +74,15 @@ impl Jira {
         };
         let credentials: Credentials =
             serde_json::from_str(credentials_json).map_err(|_| invalid())?;
-        let authorization = match (credentials.email, credentials.api_token, credentials.bearer) {
-            (Some(email), Some(token), None) => {
-                format!("Basic {}", STANDARD.encode(format!("{email}:{token}")))
-            }
-            (None, None, Some(token)) => format!("Bearer {token}"),
-            _ => return Err(invalid()),
-        };
+        let (authorization, cloud) =
+            match (credentials.email, credentials.api_token, credentials.bearer) {
+                (Some(email), Some(token), None) => (
+                    format!("Basic {}", STANDARD.encode(format!("{email}:{token}"))),
+                    true,
+                ),
+                (None, None, Some(token)) => (format!("Bearer {token}"), false),
+                _ => return Err(invalid()),
+            };
         let base_url = base_url.trim_end_matches('/');
         reqwest::Url::parse(base_url)
             .map_err(|_| ConfigError(format!("Jira base URL {base_url:?} is not a URL")))?;
@@ -87,6 +94,7 @@ impl Jira {
                 Some("servicedesk") => CommentApi::ServiceDesk,
                 _ => CommentApi::Platform,
             },
+            cloud,
         })
     }
 
@@ -271,12 +279,8 @@ impl Jira {
         pace: &crate::Pace,
     ) -> Result<crate::ResolvedPage, ItsmError> {
         const PAGE: u64 = 100;
-        let start: u64 = match cursor {
-            Some(cursor) => cursor.parse().map_err(|_| {
-                ItsmError::permanent(format!("{TOOL} import cursor {cursor:?} is not an offset"))
-            })?,
-            None => 0,
-        };
+        const FIELDS: &str =
+            "summary,description,priority,labels,created,resolutiondate,comment,status,reporter";
         let mut jql = String::from("resolution is not EMPTY");
         if let Some(since) = window.since {
             jql.push_str(&format!(
@@ -291,15 +295,32 @@ impl Jira {
             ));
         }
         jql.push_str(" ORDER BY resolutiondate ASC, key ASC");
-        let mut url = self.url(&["rest", "api", "2", "search"]);
-        url.query_pairs_mut()
-            .append_pair("jql", &jql)
-            .append_pair("startAt", &start.to_string())
-            .append_pair("maxResults", &PAGE.to_string())
-            .append_pair(
-                "fields",
-                "summary,description,priority,labels,created,resolutiondate,comment,status,reporter",
-            );
+        // Cloud pages by an opaque token; Data Center by offset.
+        let start: u64 = match cursor {
+            Some(cursor) if !self.cloud => cursor.parse().map_err(|_| {
+                ItsmError::permanent(format!("{TOOL} import cursor {cursor:?} is not an offset"))
+            })?,
+            _ => 0,
+        };
+        let url = if self.cloud {
+            let mut url = self.url(&["rest", "api", "3", "search", "jql"]);
+            url.query_pairs_mut()
+                .append_pair("jql", &jql)
+                .append_pair("maxResults", &PAGE.to_string())
+                .append_pair("fields", FIELDS);
+            if let Some(token) = cursor {
+                url.query_pairs_mut().append_pair("nextPageToken", token);
+            }
+            url
+        } else {
+            let mut url = self.url(&["rest", "api", "2", "search"]);
+            url.query_pairs_mut()
+                .append_pair("jql", &jql)
+                .append_pair("startAt", &start.to_string())
+                .append_pair("maxResults", &PAGE.to_string())
+                .append_pair("fields", FIELDS);
+            url
+        };
         pace.wait().await;
         let body = self.send(self.http.get(url)).await?;
         let issues = body["issues"].as_array().cloned().unwrap_or_default();
@@ -320,6 +341,17 @@ impl Jira {
             })
             .filter(|ticket| window.contains(ticket.resolved_at))
             .collect();
+        if self.cloud {
+            let next = body["nextPageToken"]
+                .as_str()
+                .filter(|token| !token.is_empty() && body["isLast"] != true)
+                .map(str::to_owned);
+            return Ok(crate::ResolvedPage {
+                tickets,
+                next,
+                total: None,
+            });
+        }
         let total = body["total"].as_u64();
         let next = start + issues.len() as u64;
         let more = !issues.is_empty() && total.is_none_or(|total| next < total);

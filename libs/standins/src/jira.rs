@@ -25,12 +25,14 @@ pub struct Comment {
     pub internal: bool,
 }
 
+/// Resolved issues by resolution time and key.
+type Resolved = BTreeMap<(DateTime<Utc>, String), Value>;
+
 #[derive(Clone)]
 pub struct JiraStandIn {
     authorization: String,
     comments: Arc<Mutex<BTreeMap<String, Vec<Comment>>>>,
-    /// Resolved issues by resolution time and key.
-    resolved: Arc<Mutex<BTreeMap<(DateTime<Utc>, String), Value>>>,
+    resolved: Arc<Mutex<Resolved>>,
     data_center: bool,
 }
 

@@ -251,13 +251,13 @@ struct Search {
     start_at: Option<usize>,
 }
 
-fn searched(search: &Search) -> Result<usize, Response> {
-    match search.jql.as_deref() {
-        Some(jql) if jql.contains("resolution is not EMPTY") => {
-            Ok(search.max_results.unwrap_or(50).clamp(1, 100))
-        }
-        _ => Err(bad_request("the stand-in searches resolved issues only")),
-    }
+/// The page size asked for, if the search is one the stand-in answers.
+fn searched(search: &Search) -> Option<usize> {
+    search
+        .jql
+        .as_deref()
+        .filter(|jql| jql.contains("resolution is not EMPTY"))
+        .map(|_| search.max_results.unwrap_or(50).clamp(1, 100))
 }
 
 /// Cloud's search: `{issues, nextPageToken, isLast}`, no total.
@@ -272,9 +272,8 @@ async fn search_jql(
     if state.data_center {
         return StatusCode::NOT_FOUND.into_response();
     }
-    let max = match searched(&search) {
-        Ok(max) => max,
-        Err(response) => return response,
+    let Some(max) = searched(&search) else {
+        return bad_request("the stand-in searches resolved issues only");
     };
     let offset = match search
         .next_page_token
@@ -310,9 +309,8 @@ async fn search_v2(
         )
             .into_response();
     }
-    let max = match searched(&search) {
-        Ok(max) => max,
-        Err(response) => return response,
+    let Some(max) = searched(&search) else {
+        return bad_request("the stand-in searches resolved issues only");
     };
     let offset = search.start_at.unwrap_or(0);
     let (issues, _, total) = state.page(offset, max);

@@ -11,6 +11,12 @@ use std::time::{Duration, Instant};
 #[derive(Debug)]
 pub struct RateLimiter {
     period: Duration,
+    /// Most keys held. Keys come from request paths before anything is
+    /// authenticated (a failed signature is counted under the tenant id it
+    /// names, existing or not), so the map is bounded: past this, windows
+    /// that have run out are dropped, and while it is still full a new key
+    /// is refused as over its limit.
+    capacity: usize,
     windows: Mutex<HashMap<String, Window>>,
 }
 
@@ -45,48 +51,68 @@ impl Window {
 
 impl RateLimiter {
     pub fn new(period: Duration) -> Self {
+        Self::with_capacity(period, 100_000)
+    }
+
+    pub fn with_capacity(period: Duration, capacity: usize) -> Self {
         Self {
             period,
+            capacity,
             windows: Mutex::new(HashMap::new()),
         }
+    }
+
+    /// The window of `key`, made if there is room for it.
+    fn window<'a>(
+        &self,
+        windows: &'a mut HashMap<String, Window>,
+        key: &str,
+        now: Instant,
+    ) -> Option<&'a mut Window> {
+        if !windows.contains_key(key) && windows.len() >= self.capacity {
+            let period = self.period;
+            windows.retain(|_, window| now.saturating_duration_since(window.start) < period * 2);
+            if windows.len() >= self.capacity {
+                return None;
+            }
+        }
+        let window = windows.entry(key.to_owned()).or_insert(Window {
+            start: now,
+            previous: 0,
+            current: 0,
+        });
+        window.advance(now, self.period);
+        Some(window)
     }
 
     /// Counts one request under `key` if it is within `limit`; otherwise
     /// returns how long to wait (at least a second).
     pub fn acquire(&self, key: &str, limit: u32, now: Instant) -> Result<(), Duration> {
         let mut windows = self.windows.lock().expect("rate limiter lock");
-        if windows.len() > 100_000 {
-            let period = self.period;
-            windows.retain(|_, window| now.saturating_duration_since(window.start) < period * 2);
-        }
-        let window = windows.entry(key.to_owned()).or_insert(Window {
-            start: now,
-            previous: 0,
-            current: 0,
-        });
-        window.advance(now, self.period);
+        let Some(window) = self.window(&mut windows, key, now) else {
+            return Err(self.period);
+        };
         if window.estimate(now, self.period) + 1.0 <= f64::from(limit) {
             window.current += 1;
             return Ok(());
         }
-        Err(self.wait(window, limit, now))
+        let window = *window;
+        Err(self.wait(&window, limit, now))
     }
 
     /// Counts one request under `key` whatever the limit, and says whether
     /// the count is now beyond it.
     pub fn record(&self, key: &str, limit: u32, now: Instant) -> Result<(), Duration> {
         let mut windows = self.windows.lock().expect("rate limiter lock");
-        let window = windows.entry(key.to_owned()).or_insert(Window {
-            start: now,
-            previous: 0,
-            current: 0,
-        });
-        window.advance(now, self.period);
+        let Some(window) = self.window(&mut windows, key, now) else {
+            return Err(self.period);
+        };
         window.current = window.current.saturating_add(1);
         if window.estimate(now, self.period) <= f64::from(limit) {
             Ok(())
         } else {
-            Err(self.wait(window, limit, now))
+            let window = *window;
+            Err(self.wait(&window, limit, now))
         }
     }
 
@@ -144,6 +170,24 @@ mod tests {
         for _ in 0..10 {
             limiter.acquire("k", 10, much_later).unwrap();
         }
+    }
+
+    #[test]
+    fn keys_are_bounded_and_a_new_key_past_the_bound_is_refused_until_windows_run_out() {
+        let limiter = RateLimiter::with_capacity(Duration::from_secs(60), 100);
+        let now = Instant::now();
+        for n in 0..100 {
+            assert!(limiter.record(&format!("tenant-{n}"), 10, now).is_ok());
+        }
+        // Full of live windows: a new key is refused, a known one counted.
+        assert!(limiter.record("tenant-new", 10, now).is_err());
+        assert!(limiter.acquire("tenant-new", 10, now).is_err());
+        assert!(limiter.record("tenant-7", 10, now).is_ok());
+        assert_eq!(limiter.windows.lock().unwrap().len(), 100);
+        // Two periods on, the old windows make room.
+        let later = now + Duration::from_secs(121);
+        assert!(limiter.record("tenant-new", 10, later).is_ok());
+        assert_eq!(limiter.windows.lock().unwrap().len(), 1);
     }
 
     #[test]

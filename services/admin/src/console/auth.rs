@@ -46,6 +46,29 @@ pub const MAX_BACKOFF: Duration = Duration::from_secs(15 * 60);
 /// A pair's failures are forgotten this long after its last one.
 pub const FORGET_AFTER: Duration = Duration::from_secs(24 * 3600);
 
+/// Password checks (Argon2id, about 19 MiB each) run at once at most:
+/// a thousand sign-ins sent together wait their turn instead of taking
+/// gigabytes before any of them is refused.
+const CONCURRENT_CHECKS: usize = 4;
+static CHECKS: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(CONCURRENT_CHECKS);
+
+/// The client as the sign-in limit counts it: an IPv4 address, or an IPv6
+/// address's /64 — one host or one customer line holds a whole /64, so
+/// counting its addresses one by one would give it unlimited tries.
+pub fn throttled_client(client_address: &str) -> String {
+    match client_address.parse::<std::net::IpAddr>() {
+        Ok(std::net::IpAddr::V6(v6)) if v6.to_ipv4_mapped().is_none() => {
+            let s = v6.segments();
+            let network = std::net::Ipv6Addr::new(s[0], s[1], s[2], s[3], 0, 0, 0, 0);
+            format!("{network}/64")
+        }
+        Ok(std::net::IpAddr::V6(v6)) => v6
+            .to_ipv4_mapped()
+            .map_or_else(|| client_address.to_owned(), |v4| v4.to_string()),
+        _ => client_address.to_owned(),
+    }
+}
+
 /// What a sign-in attempt came to.
 #[derive(Debug)]
 pub enum SignIn {
@@ -140,6 +163,8 @@ pub async fn sign_in(
     client_address: &str,
     lifetime: Duration,
 ) -> Result<SignIn, AuthError> {
+    let client_address = throttled_client(client_address);
+    let client_address = client_address.as_str();
     if let Some(retry_after) = reserve(admin, username, client_address).await? {
         return Ok(SignIn::Throttled { retry_after });
     }
@@ -158,9 +183,15 @@ pub async fn sign_in(
     // No connection is held through the deliberately slow hash check.
     drop(client);
     let password = password.to_owned();
-    let matches = tokio::task::spawn_blocking(move || password_matches(&password, &stored))
-        .await
-        .unwrap_or(false);
+    let matches = {
+        let _turn = CHECKS
+            .acquire()
+            .await
+            .expect("the semaphore is never closed");
+        tokio::task::spawn_blocking(move || password_matches(&password, &stored))
+            .await
+            .unwrap_or(false)
+    };
     let client = admin.get().await.map_err(StoreError::from)?;
     let Some(user_id) = user.filter(|_| matches).map(|row| row.get::<_, i64>(0)) else {
         // The attempt was counted when it began.
@@ -255,6 +286,20 @@ mod tests {
         assert_eq!(backoff(FREE_FAILURES + 1, FREE_FAILURES), FIRST_BACKOFF * 2);
         assert_eq!(backoff(FREE_FAILURES + 2, FREE_FAILURES), FIRST_BACKOFF * 4);
         assert_eq!(backoff(1000, FREE_FAILURES), MAX_BACKOFF);
+    }
+
+    #[test]
+    fn an_ipv6_client_is_counted_by_its_64_and_others_as_they_are() {
+        for (address, counted) in [
+            ("2001:db8:1:2:aaaa:bbbb:cccc:dddd", "2001:db8:1:2::/64"),
+            ("2001:db8:1:2::1", "2001:db8:1:2::/64"),
+            ("2001:db8:1:3::1", "2001:db8:1:3::/64"),
+            ("::ffff:192.0.2.7", "192.0.2.7"),
+            ("192.0.2.7", "192.0.2.7"),
+            ("unknown", "unknown"),
+        ] {
+            assert_eq!(throttled_client(address), counted, "{address}");
+        }
     }
 
     #[test]

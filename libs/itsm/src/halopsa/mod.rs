@@ -71,8 +71,16 @@ impl HaloPsa {
         })
     }
 
+    /// Every credential that obtains the token: two tenants sharing a
+    /// client id but not its secret or Halo tenant never share a token, and
+    /// a changed secret fetches a new one.
     fn token_key(&self) -> String {
-        crate::oauth::key(&[self.api.base.as_str(), &self.credentials.client_id])
+        crate::oauth::key(&[
+            self.api.base.as_str(),
+            &self.credentials.client_id,
+            &self.credentials.client_secret,
+            self.credentials.tenant.as_deref().unwrap_or_default(),
+        ])
     }
 
     async fn token(&self) -> Result<String, ItsmError> {
@@ -231,5 +239,32 @@ pub(crate) fn summary(ticket: &Value) -> TicketSummary {
             text: html_to_text(ticket["closure_note"].as_str().unwrap_or_default()),
             resolved_at: time(&ticket["dateclosed"]).unwrap_or_else(Utc::now),
         }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tokens_are_held_per_set_of_credentials_not_per_client_id() {
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let halo = |credentials: &str| {
+            HaloPsa::new(
+                reqwest::Client::new(),
+                "https://acme.halopsa.com",
+                credentials,
+            )
+            .unwrap()
+            .token_key()
+        };
+        let ours = halo(r#"{"client_id": "c", "client_secret": "s1"}"#);
+        assert_eq!(ours, halo(r#"{"client_id": "c", "client_secret": "s1"}"#));
+        for other in [
+            r#"{"client_id": "c", "client_secret": "s2"}"#,
+            r#"{"client_id": "c", "client_secret": "s1", "tenant": "other"}"#,
+        ] {
+            assert_ne!(ours, halo(other), "{other}");
+        }
     }
 }

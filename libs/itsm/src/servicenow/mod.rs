@@ -97,16 +97,21 @@ impl ServiceNow {
         })
     }
 
+    /// Every credential that obtains the token: no two sets of credentials
+    /// share one, and a changed secret or password fetches a new one.
     fn token_key(&self) -> Option<String> {
         match &self.auth {
             Auth::OAuth {
                 client_id,
+                client_secret,
                 username,
-                ..
+                password,
             } => Some(crate::oauth::key(&[
                 self.api.base.as_str(),
                 client_id,
+                client_secret,
                 username,
+                password,
             ])),
             Auth::Basic(_) => None,
         }

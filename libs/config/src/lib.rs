@@ -83,6 +83,13 @@ pub struct Shared {
     /// Whether the services may call link-local and cloud metadata
     /// addresses (`AI_AGENTS_OUTBOUND_ALLOW_LINK_LOCAL`, default false).
     pub outbound_allow_link_local: bool,
+    /// The proxy every outbound call goes through
+    /// (`AI_AGENTS_OUTBOUND_PROXY`, an http(s) URL), if the deployment has
+    /// one. The usual `HTTPS_PROXY` is not followed: through a proxy, the
+    /// proxy resolves host names, not our guarded resolver, so only a
+    /// proxy the operator names — and makes enforce the same refusals —
+    /// is used.
+    pub outbound_proxy: Option<String>,
 }
 
 impl Shared {
@@ -110,6 +117,19 @@ impl Shared {
                 Self::DEFAULT_METRICS_MAX_TENANTS,
             )?,
             outbound_allow_link_local: parsed("OUTBOUND_ALLOW_LINK_LOCAL", false)?,
+            outbound_proxy: optional("OUTBOUND_PROXY")
+                .map(|raw| {
+                    let raw = raw.trim().to_owned();
+                    if raw.starts_with("http://") || raw.starts_with("https://") {
+                        Ok(raw)
+                    } else {
+                        Err(ConfigError::Invalid {
+                            name: format!("{PREFIX}OUTBOUND_PROXY"),
+                            reason: "expected an http:// or https:// URL".into(),
+                        })
+                    }
+                })
+                .transpose()?,
         })
     }
 }
@@ -122,6 +142,7 @@ impl Default for Shared {
             metrics_addr: None,
             metrics_max_tenants: Self::DEFAULT_METRICS_MAX_TENANTS,
             outbound_allow_link_local: false,
+            outbound_proxy: None,
         }
     }
 }

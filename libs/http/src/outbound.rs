@@ -45,6 +45,14 @@ pub fn is_forbidden(ip: IpAddr) -> bool {
             if let Some(v4) = v6.to_ipv4_mapped() {
                 return is_forbidden(IpAddr::V4(v4));
             }
+            // NAT64 (64:ff9b::/96) reaches the IPv4 address in its last
+            // 32 bits.
+            let s = v6.segments();
+            if s[..6] == [0x64, 0xff9b, 0, 0, 0, 0] {
+                let [a, b] = s[6].to_be_bytes();
+                let [c, d] = s[7].to_be_bytes();
+                return is_forbidden(IpAddr::V4(Ipv4Addr::new(a, b, c, d)));
+            }
             (v6.segments()[0] & 0xffc0) == 0xfe80
                 || v6.is_unspecified()
                 || METADATA_V6.contains(&v6)
@@ -86,8 +94,24 @@ fn check_host(url: &reqwest::Url) -> Result<(), OutboundError> {
 /// a `200` to a `GET`, a note recorded as posted that was never written —
 /// so that answer is handed back as it is, and the caller reports the
 /// redirect (the base URL should be the address it points to).
+///
+/// No proxy from the environment (`HTTPS_PROXY`) is followed: a proxy
+/// resolves host names itself, past [`GuardedResolver`]. A deployment that
+/// must go through one names it in `AI_AGENTS_OUTBOUND_PROXY`, and makes it
+/// refuse the same addresses.
 pub fn client_builder() -> reqwest::ClientBuilder {
-    reqwest::Client::builder()
+    let builder = match &aia_config::shared_or_default().outbound_proxy {
+        Some(proxy) => match reqwest::Proxy::all(proxy.as_str()) {
+            Ok(proxy) => reqwest::Client::builder().proxy(proxy),
+            Err(err) => {
+                // Read as an http(s) URL already, so rare; said loudly.
+                tracing::error!(error = %err, "AI_AGENTS_OUTBOUND_PROXY is not usable; calling directly");
+                reqwest::Client::builder().no_proxy()
+            }
+        },
+        None => reqwest::Client::builder().no_proxy(),
+    };
+    builder
         .dns_resolver(Arc::new(GuardedResolver))
         .redirect(reqwest::redirect::Policy::custom(|attempt| {
             if !matches!(attempt.status().as_u16(), 307 | 308) {
@@ -141,6 +165,7 @@ mod tests {
             "fe80::1",
             "fd00:ec2::254",
             "::ffff:169.254.169.254",
+            "64:ff9b::a9fe:a9fe",
             "::",
         ] {
             assert!(is_forbidden(forbidden.parse().unwrap()), "{forbidden}");
@@ -154,6 +179,7 @@ mod tests {
             "::1",
             "fd00::1",
             "2001:db8::1",
+            "64:ff9b::cb00:7107",
         ] {
             assert!(!is_forbidden(allowed.parse().unwrap()), "{allowed}");
         }

@@ -136,6 +136,12 @@ pub struct TicketLanguage {
 /// second choice, so this is "clearly more one language than another".
 pub const MIN_CONFIDENCE: f64 = 0.15;
 
+/// Least margin by which a language we do not support must win, among
+/// all `whatlang` knows, for a ticket to count as written in it. (Short
+/// Dutch reads as Afrikaans to the trigram model, so Afrikaans never
+/// counts.)
+pub const UNSUPPORTED_CONFIDENCE: f64 = 0.6;
+
 /// Fewest letters of prose (after the technical noise is left out) worth
 /// detecting from.
 pub const MIN_LETTERS: usize = 12;
@@ -161,10 +167,22 @@ fn prose(text: &str) -> String {
 }
 
 /// Detects the language of a ticket's text among the supported ones;
-/// `None` when the text does not say enough to tell.
+/// `None` when the text does not say enough to tell, or is clearly written
+/// in a language we do not support — an Italian or Portuguese ticket is
+/// not to be read (and answered) as the nearest supported one: the
+/// tenant's default holds for it, as for a ticket too short to tell.
 pub fn detect(text: &str) -> Option<(Language, f64)> {
     let prose = prose(text);
     if prose.chars().filter(|c| c.is_alphabetic()).count() < MIN_LETTERS {
+        return None;
+    }
+    if let Some(any) = whatlang::detect(&prose)
+        && any.confidence() >= UNSUPPORTED_CONFIDENCE
+        && any.lang() != whatlang::Lang::Afr
+        && !Language::ALL
+            .iter()
+            .any(|language| language.whatlang() == any.lang())
+    {
         return None;
     }
     let detector = whatlang::Detector::with_allowlist(
@@ -256,6 +274,22 @@ mod tests {
             let (language, confidence) =
                 detect(text).unwrap_or_else(|| panic!("no language for {text:?}"));
             assert_eq!(language, *expected, "{text:?} (confidence {confidence})");
+        }
+    }
+
+    #[test]
+    fn a_ticket_clearly_in_an_unsupported_language_is_not_read_as_a_supported_one() {
+        for text in [
+            "Da stamattina Outlook mi chiede continuamente la password, l'ho già inserita tre volte",
+            "La stampante al secondo piano non stampa più niente, esce sempre un errore",
+            "Desde hoje de manhã o Outlook pede a minha senha o tempo todo, já a escrevi três vezes",
+            "A impressora do segundo andar não imprime mais nada, aparece sempre um erro",
+        ] {
+            assert_eq!(detect(text), None, "{text:?}");
+            assert_eq!(
+                decide(text, None, Some(Language::German)).decided_by,
+                DecidedBy::Default
+            );
         }
     }
 

@@ -10,6 +10,7 @@
 //! for similar tickets.
 
 use std::collections::BTreeSet;
+use std::net::{IpAddr, Ipv4Addr};
 use std::sync::Arc;
 
 use aia_events::{RelatedTicket, SystemInfo, TenantId};
@@ -95,13 +96,16 @@ impl Related {
 pub const MAX_RELATED: usize = 25;
 
 /// What a ticket names that another ticket about the same outage may name
-/// too: every address it mentions, and the host names and sites of the
+/// too: every address it mentions that names one machine or network of
+/// the tenant's ([`distinctive`]), and the host names and sites of the
 /// systems the inventory matched (a word that only looks like a host name
 /// is not an entity).
 pub fn entities(mentions: &Mentions, systems: &[SystemInfo]) -> Vec<String> {
     let mut found = BTreeSet::new();
     for (_, address) in &mentions.addresses {
-        found.insert(address.to_string());
+        if distinctive(*address) {
+            found.insert(address.to_string());
+        }
     }
     for system in systems {
         if let Some(host) = &system.hostname {
@@ -115,6 +119,49 @@ pub fn entities(mentions: &Mentions, systems: &[SystemInfo]) -> Vec<String> {
         }
     }
     found.into_iter().collect()
+}
+
+/// Addresses every network has or every user tries, which two tickets
+/// share without sharing a cause: consumer routers' default gateways (an
+/// MSP's customers work from home behind them) and the public resolvers
+/// people ping to test "the internet".
+const EVERYWHERE: &[IpAddr] = &[
+    IpAddr::V4(Ipv4Addr::new(192, 168, 0, 1)),
+    IpAddr::V4(Ipv4Addr::new(192, 168, 1, 1)),
+    IpAddr::V4(Ipv4Addr::new(192, 168, 1, 254)),
+    IpAddr::V4(Ipv4Addr::new(192, 168, 2, 1)),
+    IpAddr::V4(Ipv4Addr::new(192, 168, 178, 1)),
+    IpAddr::V4(Ipv4Addr::new(192, 168, 100, 1)),
+    IpAddr::V4(Ipv4Addr::new(10, 0, 0, 1)),
+    IpAddr::V4(Ipv4Addr::new(10, 0, 0, 138)),
+    IpAddr::V4(Ipv4Addr::new(8, 8, 8, 8)),
+    IpAddr::V4(Ipv4Addr::new(8, 8, 4, 4)),
+    IpAddr::V4(Ipv4Addr::new(1, 1, 1, 1)),
+    IpAddr::V4(Ipv4Addr::new(1, 0, 0, 1)),
+    IpAddr::V4(Ipv4Addr::new(9, 9, 9, 9)),
+    IpAddr::V4(Ipv4Addr::new(208, 67, 222, 222)),
+    IpAddr::V4(Ipv4Addr::new(208, 67, 220, 220)),
+];
+
+/// Whether two tickets naming `address` say something about one cause: not
+/// a loopback, unspecified, broadcast, multicast or link-local address, not
+/// a netmask (255.255.255.0), and not one of the addresses found
+/// [`EVERYWHERE`].
+pub fn distinctive(address: IpAddr) -> bool {
+    if address.is_loopback() || address.is_unspecified() || address.is_multicast() {
+        return false;
+    }
+    if EVERYWHERE.contains(&address) {
+        return false;
+    }
+    match address {
+        IpAddr::V4(v4) => {
+            let bits = u32::from(v4);
+            let netmask = bits.leading_ones() + bits.trailing_zeros() == 32 && bits != 0;
+            !(v4.is_broadcast() || v4.is_link_local() || netmask)
+        }
+        IpAddr::V6(v6) => (v6.segments()[0] & 0xffc0) != 0xfe80,
+    }
 }
 
 /// The window's tickets related to one with `vector` (unit length, of the
@@ -296,6 +343,15 @@ mod tests {
         assert_eq!(related[1].shared_entities, ["fs01"]);
         assert_eq!(related[0].similarity, Some(0.8));
         assert_eq!(related[2].similarity, None);
+    }
+
+    #[test]
+    fn addresses_every_network_has_are_not_entities() {
+        let mentions = crate::extract::mentions(
+            "no internet: ping 8.8.8.8 fails, gateway 192.168.1.1, mask 255.255.255.0, \
+             127.0.0.1 answers, got 169.254.12.7, server 10.14.2.20 and 2001:db8::20 down, fe80::1",
+        );
+        assert_eq!(entities(&mentions, &[]), ["10.14.2.20", "2001:db8::20"]);
     }
 
     #[test]

@@ -64,8 +64,13 @@ impl Handler for LlmEnhancer {
         let language = settings
             .languages
             .note_language(context.language.map(|read| read.language));
-        let messages =
-            prompt::messages(context, max_words, settings.redact_personal_data, language);
+        let messages = prompt::messages(
+            context,
+            max_words,
+            settings.redact_personal_data,
+            language,
+            settings.note_visible_to_requester,
+        );
         let max_tokens = u32::try_from(max_words * 2).unwrap_or(4000);
         let budget = Budget::of(settings);
         let claim_id = format!("{}:note", event.correlation_id);

@@ -29,13 +29,20 @@ static IPV4: LazyLock<Regex> = LazyLock::new(|| {
         .expect("regex")
 });
 static FQDN: LazyLock<Regex> = LazyLock::new(|| {
-    Regex::new(r"(?i)\b([a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?(?:\.[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?)*\.[a-z][a-z0-9-]{0,61}[a-z0-9])\b")
+    Regex::new(r"(?i)\b([a-z0-9](?:[a-z0-9_-]{0,61}[a-z0-9])?(?:\.[a-z0-9](?:[a-z0-9_-]{0,61}[a-z0-9])?)*\.[a-z][a-z0-9-]{0,61}[a-z0-9])\b")
         .expect("regex")
 });
+/// A bare host name: letters then digits (`pc0231`, `srv-db-01`,
+/// `SRV_SQL01` — Windows names take underscores), or words joined by
+/// hyphens or underscores (`file-server`).
 static HOSTNAME: LazyLock<Regex> = LazyLock::new(|| {
-    Regex::new(r"(?i)\b([a-z][a-z0-9]*(?:-[a-z0-9]+)*\d[a-z0-9-]*|[a-z]+(?:-[a-z0-9]+)+)\b")
+    Regex::new(r"(?i)\b([a-z][a-z0-9_]*(?:-[a-z0-9_]+)*\d[a-z0-9_-]*|[a-z]+(?:[-_][a-z0-9]+)+)\b")
         .expect("regex")
 });
+/// A word in capitals, as users write the names of servers without a
+/// digit (`FILESERVER`, `NAS`, `EXCHANGE`): looked up last.
+static CAPITALS: LazyLock<Regex> =
+    LazyLock::new(|| Regex::new(r"\b([A-Z]{3,15})\b").expect("regex"));
 
 /// File extensions that make "name.ext" a file, not a host.
 const FILE_EXTENSIONS: &[&str] = &[
@@ -87,10 +94,15 @@ pub fn mentions(text: &str) -> Mentions {
         .map(|capture| capture[1].to_ascii_lowercase())
         .filter(|name| (3..=63).contains(&name.len()) && !first_labels.contains(name.as_str()))
         .collect();
+    let capitals: Vec<String> = CAPITALS
+        .captures_iter(text)
+        .map(|capture| capture[1].to_ascii_lowercase())
+        .collect();
     let mut seen_names = BTreeSet::new();
     let hostnames: Vec<String> = fqdns
         .iter()
         .chain(bare.iter())
+        .chain(capitals.iter())
         .filter(|name| seen_names.insert((*name).clone()))
         .take(MAX_CANDIDATES)
         .cloned()
@@ -200,6 +212,19 @@ mod tests {
             !found.contains(&"srv-db-01".to_owned()),
             "the FQDN's first label is not a second host: {found:?}"
         );
+    }
+
+    #[test]
+    fn windows_names_with_underscores_and_names_in_capitals_are_candidates() {
+        let found =
+            mentions("SRV_SQL01 is slow and \\\\srv_fs01.corp.local\\data too; FILESERVER is down")
+                .hostnames;
+        for expected in ["srv_sql01", "srv_fs01.corp.local", "fileserver"] {
+            assert!(
+                found.contains(&expected.to_owned()),
+                "{expected} missing from {found:?}"
+            );
+        }
     }
 
     #[test]

@@ -93,6 +93,7 @@ async fn setup(settings: impl Fn(&mut TenantSettings, &str, &str), budget: Durat
                ('acme', '10.20.1.40', 'fs01.corp.local', 'file server', 'Acme Ltd', 'Berlin'),
                ('acme', '10.99.0.0/16', null, 'branch office network', 'Acme Ltd', 'Hamburg'),
                ('acme', '2001:db8::15', 'pc-0231', 'workstation', 'Acme Ltd', 'Berlin'),
+               ('acme', '10.20.1.50', 'NAS02', 'backup storage', 'Acme Ltd', 'Berlin'),
                ('globex', '10.20.1.40', 'globex-secret-host', 'server', 'Globex', 'Paris');",
         )
         .await
@@ -181,7 +182,7 @@ async fn every_source_contributes_and_nothing_crosses_tenants() {
         received(
             "acme",
             "File server disk full",
-            "Users cannot save to FS01 (10.20.1.40); also 10.99.3.7 in Hamburg and 2001:0db8:0000::0015 are slow",
+            "Users cannot save to FS01 (10.20.1.40); also 10.99.3.7 in Hamburg and 2001:0db8:0000::0015 are slow, backups to nas02.corp.local fail",
         ),
     )
     .await;
@@ -214,6 +215,8 @@ async fn every_source_contributes_and_nothing_crosses_tenants() {
         (Some("file server"), "10.20.1.40"),
         (Some("branch office network"), "10.99.3.7"),
         (Some("workstation"), "2001:0db8:0000::0015"),
+        // Kept in the inventory by its short name, named in full.
+        (Some("backup storage"), "nas02.corp.local"),
     ] {
         assert!(
             systems.contains(&expected),
@@ -245,7 +248,7 @@ async fn every_source_contributes_and_nothing_crosses_tenants() {
 
     // The external knowledge base is asked once per query and hour.
     let served = setup.kb.served();
-    gather(&setup.gatherer, received("acme", "File server disk full", "Users cannot save to FS01 (10.20.1.40); also 10.99.3.7 in Hamburg and 2001:0db8:0000::0015 are slow")).await;
+    gather(&setup.gatherer, received("acme", "File server disk full", "Users cannot save to FS01 (10.20.1.40); also 10.99.3.7 in Hamburg and 2001:0db8:0000::0015 are slow, backups to nas02.corp.local fail")).await;
     assert_eq!(setup.kb.served(), served);
 }
 

@@ -1,6 +1,8 @@
 //! The tenant's inventory entries for the hosts and addresses a ticket
 //! mentions. An address matches an entry with that address or a subnet
-//! entry that contains it; a name matches a host name or its first label.
+//! entry that contains it; a name matches a host name or its first label,
+//! and a fully qualified name in the ticket matches an entry kept by its
+//! short name (`fs01.corp.local` finds `FS01`).
 
 use std::net::IpAddr;
 
@@ -31,12 +33,16 @@ pub async fn lookup(
                     hostname, role, client, location,
                     (select a from unnest($2::text[]) a where address >>= a::inet limit 1) as matched_address,
                     (select n from unnest($3::text[]) n
-                      where lower(hostname) = n or split_part(lower(hostname), '.', 1) = n limit 1) as matched_name
+                      where lower(hostname) = n or split_part(lower(hostname), '.', 1) = n
+                         or (strpos(hostname, '.') = 0 and lower(hostname) = split_part(n, '.', 1))
+                      limit 1) as matched_name
                from system_inventory
               where tenant_id = $1
                 and (address >>= any($2::text[]::inet[])
                      or lower(hostname) = any($3)
-                     or split_part(lower(hostname), '.', 1) = any($3))
+                     or split_part(lower(hostname), '.', 1) = any($3)
+                     or (strpos(hostname, '.') = 0
+                         and lower(hostname) = any(select split_part(n, '.', 1) from unnest($3::text[]) n)))
               order by masklen(address) desc nulls last, hostname
               limit 20",
         &[&tenant.as_str(), &addresses, &mentions.hostnames],

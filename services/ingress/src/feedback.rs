@@ -254,6 +254,9 @@ async fn check_link(
     })
 }
 
+/// Ratings one note takes a minute.
+pub const RATINGS_PER_MINUTE: u32 = 5;
+
 enum Recorded {
     New,
     /// The same form was sent before: the stream kept the first.
@@ -278,6 +281,21 @@ async fn record(
     if let Some(comment) = &rating.comment {
         aia_itsm::inbound::check_text("comment", comment, 2000)
             .map_err(|err| ApiError::unprocessable(err.to_string()))?;
+    }
+    // Anyone holding a note's links may rate it — the requester too, when
+    // the note is public — so each note takes a few ratings a minute, not
+    // a stream of events.
+    let key = format!("rating:{}:{}", link.tenant_id, link.correlation_id);
+    if let Err(wait) =
+        state
+            .limits
+            .requests
+            .acquire(&key, RATINGS_PER_MINUTE, std::time::Instant::now())
+    {
+        return Err(ApiError::rate_limited(
+            wait,
+            "this note was rated often just now; wait before rating it again",
+        ));
     }
     let payload = EnhancementRated {
         stars: rating.stars,

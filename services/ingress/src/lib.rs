@@ -6,7 +6,7 @@
 mod accept;
 pub mod auth;
 mod config;
-mod feedback;
+pub mod feedback;
 pub mod intake;
 pub mod metrics;
 pub mod ratelimit;

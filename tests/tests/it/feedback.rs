@@ -74,7 +74,6 @@ async fn links_in_the_note_record_ratings_that_reach_the_history_and_the_stats()
         .await
         .unwrap();
     assert_eq!(posted.status(), 202);
-
     // A link edited to point at another ticket, or with a bad rating, is refused.
     let forged = up.replace("/SUP-1/", "/SUP-2/");
     assert_eq!(http.get(&forged).send().await.unwrap().status(), 404);
@@ -121,5 +120,25 @@ async fn links_in_the_note_record_ratings_that_reach_the_history_and_the_stats()
     );
     assert_eq!(stats.average_stars, Some(4.0));
     assert_eq!(stats.thumbs_up_share, Some(0.0));
+    // A hundred ratings of one note sent at once: only the note's few a
+    // minute are taken (its first rating above among them), the rest told
+    // to wait.
+    let burst = futures::future::join_all((0..100).map(|n| {
+        http.post(&form)
+            .json(&serde_json::json!({"stars": 1 + n % 5}))
+            .send()
+    }))
+    .await;
+    let statuses: Vec<u16> = burst
+        .into_iter()
+        .map(|answer| answer.unwrap().status().as_u16())
+        .collect();
+    let taken = statuses.iter().filter(|status| **status == 202).count();
+    let limit = usize::try_from(ingress::feedback::RATINGS_PER_MINUTE).unwrap();
+    assert!((1..limit).contains(&taken), "{taken} taken: {statuses:?}");
+    assert_eq!(
+        statuses.iter().filter(|status| **status == 429).count(),
+        100 - taken
+    );
     stack.stop().await;
 }

@@ -95,6 +95,10 @@ pub const MIGRATIONS: &[(&str, &str)] = &[
         "0021_llm_budget_ledger",
         include_str!("../../../migrations/0021_llm_budget_ledger.sql"),
     ),
+    (
+        "0022_budget_ledger_retention",
+        include_str!("../../../migrations/0022_budget_ledger_retention.sql"),
+    ),
 ];
 
 const LOCK_KEY: i64 = 0x6169_6167_656e_7473; // "aiagents"

@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use aia_config::{ConfigError, parsed, required};
+use aia_config::{ConfigError, parsed, positive, required};
 
 const DEFAULT_LINGER_MS: u64 = 100;
 
@@ -43,7 +43,7 @@ impl Config {
         Ok(Self {
             nats_url: required("NATS_URL")?,
             database_url: required("DATABASE_URL")?,
-            retention: Duration::from_secs(86_400 * parsed::<u64>("RETENTION_DAYS", 90)?),
+            retention: Duration::from_secs(86_400 * positive::<u64>("RETENTION_DAYS", 90)?),
             retention_every: Duration::from_secs(parsed("RETENTION_INTERVAL_SECS", 3600)?),
             linger: Duration::from_millis(parsed("PROJECTOR_LINGER_MS", DEFAULT_LINGER_MS)?),
             registry: aia_telemetry::metrics::registry(),

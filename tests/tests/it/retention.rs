@@ -105,3 +105,56 @@ async fn run_events_expire_and_resolved_tickets_stay() {
             .is_ok()
     );
 }
+
+/// The purges run as the schema's owner, for every tenant, over tables
+/// that force row-level security: each table a purge deletes from must let
+/// the owner see its rows, or the purge deletes nothing where the owner is
+/// not a superuser (as in production; the tests' owner is one, so the
+/// deletion below alone would pass without the policy).
+#[tokio::test]
+async fn every_table_a_purge_deletes_from_lets_the_owner_maintain_it_and_old_claims_go() {
+    let db = aia_testkit::TestDatabase::create().await;
+    let admin = db.admin_client().await;
+    let purged = [
+        "enhancement_history",
+        "llm_budget_claims",
+        "llm_budget_periods",
+        "open_tickets",
+        "incident_outbox",
+    ];
+    for table in purged {
+        let row = admin
+            .query_one(
+                "select count(*) from pg_policies
+                  where tablename = $1 and policyname = 'owner_maintenance'
+                    and roles @> array[(select tableowner from pg_tables where tablename = $1)]::name[]",
+                &[&table],
+            )
+            .await
+            .unwrap();
+        assert_eq!(row.get::<_, i64>(0), 1, "{table} has no policy for its owner");
+    }
+    admin
+        .batch_execute(
+            "insert into llm_budget_claims (tenant_id, claim_id, period_start, reserved_usd, cost_usd, claimed_at) values
+               ('acme', 'old:note', current_date - 400, 0.01, 0.01, now() - interval '400 days'),
+               ('acme', 'open-old:note', current_date - 400, 0.01, null, now() - interval '400 days'),
+               ('acme', 'new:note', current_date, 0.01, 0.01, now())",
+        )
+        .await
+        .unwrap();
+    let pool = aia_store::pool(&db.app_url, 1).unwrap();
+    history_projector::retention::purge(&pool, Duration::from_secs(86_400 * 90))
+        .await
+        .unwrap();
+    let left: Vec<String> = admin
+        .query("select claim_id from llm_budget_claims order by claim_id", &[])
+        .await
+        .unwrap()
+        .iter()
+        .map(|row| row.get(0))
+        .collect();
+    assert_eq!(left, ["new:note"], "claims past retention go, settled or not");
+    let refused = history_projector::retention::purge(&pool, Duration::from_secs(60)).await;
+    assert!(refused.is_err(), "a retention of a minute is refused");
+}

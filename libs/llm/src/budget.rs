@@ -56,9 +56,12 @@ impl Budget {
 /// Decides, from `spent` this period (settled and reserved), whether a call
 /// estimated to cost `estimate` may be made and whether an alert is due.
 pub fn decide(budget: Budget, spent: f64, estimate: f64) -> Decision {
+    let exceeded = spent + estimate > budget.budget_usd * budget.grace_ratio;
     Decision {
-        exceeded: spent + estimate > budget.budget_usd * budget.grace_ratio,
-        alert: spent >= budget.budget_usd * budget.alert_ratio,
+        exceeded,
+        // A call refused is always worth an alert, even when the spend is
+        // short of the alert share (a budget smaller than one call).
+        alert: exceeded || spent >= budget.budget_usd * budget.alert_ratio,
     }
 }
 
@@ -166,9 +169,11 @@ pub async fn spent(
     Ok(row.get(0))
 }
 
-/// Settles the claim `claim_id` at what the call cost (0 when no model
-/// answered): the period's spend loses the reservation and gains the
-/// cost. Settling twice changes nothing.
+/// Settles the claim `claim_id` with one call's cost (0 when no model
+/// answered): the first settle of an open claim releases its reservation
+/// and books the cost; a later one — a second delivery that found the
+/// claim open and called the model too — books its own cost beside it.
+/// Each settle is one call made, so each cost counts once.
 pub async fn settle(
     client: &mut Client,
     tenant: &TenantId,
@@ -178,11 +183,17 @@ pub async fn settle(
     tenant_query(
         client,
         tenant,
-        "with settled as (
-           update llm_budget_claims set cost_usd = $3
-            where tenant_id = $1 and claim_id = $2 and cost_usd is null
-           returning period_start, reserved_usd)
-         update llm_budget_periods p set spent_usd = p.spent_usd - s.reserved_usd + $3
+        "with claim as (
+           select period_start, case when cost_usd is null then reserved_usd else 0 end as released
+             from llm_budget_claims
+            where tenant_id = $1 and claim_id = $2
+              for update),
+         settled as (
+           update llm_budget_claims c set cost_usd = coalesce(c.cost_usd, 0) + $3
+             from claim
+            where c.tenant_id = $1 and c.claim_id = $2
+           returning claim.period_start, claim.released)
+         update llm_budget_periods p set spent_usd = p.spent_usd - s.released + $3
            from settled s
           where p.tenant_id = $1 and p.period_start = s.period_start",
         &[&tenant.as_str(), &claim_id, &cost],
@@ -263,6 +274,17 @@ mod tests {
     fn a_call_that_would_pass_the_grace_share_is_not_made() {
         assert!(!decide(BUDGET, 10.9, 0.1).exceeded);
         assert!(decide(BUDGET, 10.9, 0.11).exceeded);
+    }
+
+    #[test]
+    fn a_refused_call_is_alerted_even_below_the_alert_share() {
+        assert_eq!(
+            decide(BUDGET, 1.0, 20.0),
+            Decision {
+                exceeded: true,
+                alert: true
+            }
+        );
     }
 
     #[test]

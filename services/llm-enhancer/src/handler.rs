@@ -91,9 +91,16 @@ impl Handler for LlmEnhancer {
             self.ask(event, &providers, &messages, max_tokens).await
         };
         if budget.is_some() && !decision.exceeded && !self.dry_run {
+            // The answer is paid for: a settle that fails must not throw it
+            // away (the reservation stays counted, so the budget errs high).
             let cost = answer.as_ref().map_or(0.0, |answer| answer.cost_usd);
-            let mut client = self.db.get().await?;
-            budget::settle(&mut client, &event.tenant_id, &claim_id, cost).await?;
+            let settled = async {
+                let mut client = self.db.get().await.map_err(aia_store::StoreError::from)?;
+                budget::settle(&mut client, &event.tenant_id, &claim_id, cost).await
+            };
+            if let Err(err) = settled.await {
+                tracing::warn!(error = %err, "the call's cost was not settled on the budget");
+            }
         }
         let latency_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
         let generated = generate::generated(

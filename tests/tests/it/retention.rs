@@ -132,7 +132,11 @@ async fn every_table_a_purge_deletes_from_lets_the_owner_maintain_it_and_old_cla
             )
             .await
             .unwrap();
-        assert_eq!(row.get::<_, i64>(0), 1, "{table} has no policy for its owner");
+        assert_eq!(
+            row.get::<_, i64>(0),
+            1,
+            "{table} has no policy for its owner"
+        );
     }
     admin
         .batch_execute(
@@ -148,13 +152,20 @@ async fn every_table_a_purge_deletes_from_lets_the_owner_maintain_it_and_old_cla
         .await
         .unwrap();
     let left: Vec<String> = admin
-        .query("select claim_id from llm_budget_claims order by claim_id", &[])
+        .query(
+            "select claim_id from llm_budget_claims order by claim_id",
+            &[],
+        )
         .await
         .unwrap()
         .iter()
         .map(|row| row.get(0))
         .collect();
-    assert_eq!(left, ["new:note"], "claims past retention go, settled or not");
+    assert_eq!(
+        left,
+        ["new:note"],
+        "claims past retention go, settled or not"
+    );
     let refused = history_projector::retention::purge(&pool, Duration::from_secs(60)).await;
     assert!(refused.is_err(), "a retention of a minute is refused");
 }

@@ -27,10 +27,13 @@ static SECRET_ASSIGNMENT: LazyLock<Regex> = LazyLock::new(|| {
         r#"|account[_ -]?key|shared[_ -]?access[_ -]?key|passwort|kennwort|mot de passe|mdp|contraseña|clave|wachtwoord)"#,
         r#"(\s*(?:(?:ist|lautet|war|était|est|era|es|is|was)\b\s*[:=]?|=|:)\s*)"#,
         r#"|(pw|pass|psw|pword)(\s*[:=]\s*))"#,
-        r#"("[^"]+"|'[^']+'|[^\s;,]+)"#
+        r#"("[^"]+"|'[^']+'|\S+)"#
     ))
         .expect("regex")
 });
+/// Where a connection string's next setting begins (`;EndpointSuffix=`).
+static NEXT_KEY: LazyLock<Regex> =
+    LazyLock::new(|| Regex::new(r";[A-Za-z][A-Za-z ]*=").expect("regex"));
 static BEARER: LazyLock<Regex> =
     LazyLock::new(|| Regex::new(r"(?i)\b(bearer|basic)\s+[a-z0-9._~+/=-]{12,}").expect("regex"));
 static KEY_LIKE: LazyLock<Regex> = LazyLock::new(|| {
@@ -89,14 +92,18 @@ fn luhn_valid(digits: &str) -> bool {
 /// and dashes kept) that passes the Luhn sum: a card number followed by
 /// its expiry or a code ("4111 1111 1111 1111 09/27") still masks.
 fn card_prefix(number: &str) -> Option<usize> {
+    if luhn_valid(number) {
+        return Some(number.len());
+    }
+    // A shorter run only where a group ends (a space or dash follows): a
+    // long id written in one piece is not a card number and its expiry.
     let mut ends = Vec::new();
     let mut digits = 0;
     for (at, c) in number.char_indices() {
         if c.is_ascii_digit() {
             digits += 1;
-            if (13..=19).contains(&digits) {
-                ends.push(at + 1);
-            }
+        } else if (13..=19).contains(&digits) {
+            ends.push(at);
         }
     }
     ends.into_iter()
@@ -111,7 +118,9 @@ fn card_prefix(number: &str) -> Option<usize> {
 fn dotted_phone(number: &str) -> bool {
     let number = number.trim();
     let digits = number.chars().filter(char::is_ascii_digit).count();
+    // "01.02.24 14.30" is a date and a time, not one number.
     digits >= 9
+        && !number.contains(char::is_whitespace)
         && (number.starts_with('0') || number.starts_with('+'))
         && number
             .split('.')
@@ -125,12 +134,19 @@ pub fn redact(text: &str) -> String {
     let text = national::redact(text);
     let text = PRIVATE_KEY.replace_all(&text, "[private key]");
     let text = SECRET_ASSIGNMENT.replace_all(&text, |caps: &Captures| {
+        let value = &caps[5];
         let (word, between) = match (caps.get(1), caps.get(3)) {
             (Some(word), _) => (word.as_str(), &caps[2]),
+            // "PASS: 41" is a test count; a password has four characters
+            // at least.
+            (None, Some(_)) if value.chars().count() < 4 => return caps[0].to_owned(),
             (None, Some(word)) => (word.as_str(), &caps[4]),
             (None, None) => ("", ""),
         };
-        format!("{word}{between}[redacted]")
+        // The whole value goes, commas and semicolons in it too — except
+        // where a connection string's next `Key=` begins.
+        let rest = NEXT_KEY.find(value).map_or("", |next| &value[next.start()..]);
+        format!("{word}{between}[redacted]{rest}")
     });
     let text = BEARER.replace_all(&text, |caps: &Captures| format!("{} [token]", &caps[1]));
     let text = KEY_LIKE.replace_all(&text, "[token]");
@@ -212,6 +228,12 @@ mod tests {
                 "mot de passe est : [redacted]",
             ),
             ("PW: Sommer2026 bitte", "PW: [redacted] bitte"),
+            ("password=p@ss;w0rd here", "password=[redacted] here"),
+            ("PW: Sommer,2026! bitte", "PW: [redacted] bitte"),
+            (
+                "Server=db1;Password=Xy;12;Database=crm",
+                "Server=db1;Password=[redacted];Database=crm",
+            ),
             (
                 "login admin / pass=Geheim99",
                 "login admin / pass=[redacted]",
@@ -263,6 +285,9 @@ mod tests {
             "seit dem 03/04/2025 bzw. 2025/04/03, Route 10.0.0.0/8",
             "Citrix 23.9.1.104 on 192.168.100.200, build 10.0.19045.2965, am 01.02.2024",
             "my boarding pass is expired, the passport too",
+            "PASS: 41 FAIL: 2 in the nightly run",
+            "Event id 1732540812345678901 in the log",
+            "am 01.02.24 14.30 Uhr und 05.11.24 09.15 uur",
         ] {
             assert_eq!(redact(text), text);
         }

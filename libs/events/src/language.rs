@@ -136,11 +136,16 @@ pub struct TicketLanguage {
 /// second choice, so this is "clearly more one language than another".
 pub const MIN_CONFIDENCE: f64 = 0.15;
 
-/// Least margin by which a language we do not support must win, among
-/// all `whatlang` knows, for a ticket to count as written in it. (Short
-/// Dutch reads as Afrikaans to the trigram model, so Afrikaans never
-/// counts.)
+/// Least `whatlang` confidence with which a language we do not support
+/// must win, among every language it knows, for a ticket's opening to
+/// count as written in it. (Its confidence is relative and reaches 1.0 on
+/// a modest lead, so this is a clear win, not a certainty. Short Dutch
+/// reads as Afrikaans to the trigram model, so Afrikaans never counts.)
 pub const UNSUPPORTED_CONFIDENCE: f64 = 0.6;
+
+/// How much of a ticket's prose (in characters) says whether it is written
+/// in a language we do not support.
+pub const OPENING_CHARS: usize = 200;
 
 /// Fewest letters of prose (after the technical noise is left out) worth
 /// detecting from.
@@ -176,7 +181,10 @@ pub fn detect(text: &str) -> Option<(Language, f64)> {
     if prose.chars().filter(|c| c.is_alphabetic()).count() < MIN_LETTERS {
         return None;
     }
-    if let Some(any) = whatlang::detect(&prose)
+    // Judged on the ticket's opening: a signature or a confidentiality
+    // footer in another language comes last and must not outvote it.
+    let opening: String = prose.chars().take(OPENING_CHARS).collect();
+    if let Some(any) = whatlang::detect(&opening)
         && any.confidence() >= UNSUPPORTED_CONFIDENCE
         && any.lang() != whatlang::Lang::Afr
         && !Language::ALL
@@ -291,6 +299,18 @@ mod tests {
                 DecidedBy::Default
             );
         }
+    }
+
+    #[test]
+    fn a_footer_in_another_language_does_not_decide() {
+        let text = "Since this morning Outlook keeps asking for my password and I cannot open my mailbox, \
+                    I restarted twice and it still asks. \
+                    Esta mensagem e os seus anexos são confidenciais e destinam-se exclusivamente ao destinatário; \
+                    se a recebeu por engano, por favor apague-a e informe o remetente imediatamente.";
+        assert_eq!(
+            detect(text).map(|(language, _)| language),
+            Some(Language::English)
+        );
     }
 
     #[test]

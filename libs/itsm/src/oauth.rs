@@ -63,6 +63,17 @@ pub(crate) async fn read_answer(
     what: &str,
 ) -> Result<(String, Duration), ItsmError> {
     let status = response.status();
+    if status.is_redirection() {
+        // Not followed (see `aia_http::outbound`): a token endpoint behind
+        // a redirect is a misconfigured URL, not a passing failure.
+        return Err(ItsmError::Permanent {
+            reason: format!(
+                "{who}'s token endpoint redirects (HTTP {}); set its URL to the address it redirects to",
+                status.as_u16()
+            ),
+            http_status: Some(status.as_u16()),
+        });
+    }
     let answer: TokenAnswer = response.json().await.map_err(|_| ItsmError::Transient {
         reason: format!("{who} sent an unreadable token answer"),
         http_status: Some(status.as_u16()),

@@ -145,7 +145,9 @@ pub fn redact(text: &str) -> String {
         };
         // The whole value goes, commas and semicolons in it too — except
         // where a connection string's next `Key=` begins.
-        let rest = NEXT_KEY.find(value).map_or("", |next| &value[next.start()..]);
+        let rest = NEXT_KEY
+            .find(value)
+            .map_or("", |next| &value[next.start()..]);
         format!("{word}{between}[redacted]{rest}")
     });
     let text = BEARER.replace_all(&text, |caps: &Captures| format!("{} [token]", &caps[1]));

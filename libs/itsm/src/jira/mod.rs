@@ -34,10 +34,12 @@ pub struct Jira {
     base_url: String,
     authorization: String,
     api: CommentApi,
-    /// Signed in with an e-mail and API token, as only Jira Cloud signs
-    /// in; a personal access token (Bearer) is Data Center's. The two
-    /// search differently: Cloud removed `/rest/api/2/search` (CHANGE-2046)
-    /// for `/rest/api/3/search/jql`, paged by token.
+    /// Jira Cloud: signed in with an e-mail and API token (as only Cloud
+    /// signs in), or a site on `atlassian.net` / the `api.atlassian.com`
+    /// gateway (where a Bearer token is an OAuth one); otherwise Data
+    /// Center. The two search differently: Cloud removed
+    /// `/rest/api/2/search` (CHANGE-2046) for `/rest/api/3/search/jql`,
+    /// paged by token.
     cloud: bool,
 }
 
@@ -84,8 +86,13 @@ impl Jira {
                 _ => return Err(invalid()),
             };
         let base_url = base_url.trim_end_matches('/');
-        reqwest::Url::parse(base_url)
+        let parsed = reqwest::Url::parse(base_url)
             .map_err(|_| ConfigError(format!("Jira base URL {base_url:?} is not a URL")))?;
+        let host = parsed.host_str().unwrap_or_default().to_ascii_lowercase();
+        let cloud = cloud
+            || host.ends_with(".atlassian.net")
+            || host == "api.atlassian.com"
+            || host.ends_with(".jira.com");
         Ok(Self {
             http,
             base_url: base_url.to_owned(),
@@ -360,5 +367,26 @@ impl Jira {
             next: more.then(|| next.to_string()),
             total,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cloud_is_told_by_its_sign_in_or_its_host() {
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let jira = |base: &str, credentials: &str| {
+            Jira::new(reqwest::Client::new(), base, credentials)
+                .unwrap()
+                .cloud
+        };
+        let basic = r#"{"email": "a@b.example", "api_token": "t"}"#;
+        let bearer = r#"{"bearer": "t"}"#;
+        assert!(jira("https://jira.acme.example", basic));
+        assert!(jira("https://acme.atlassian.net", bearer));
+        assert!(jira("https://api.atlassian.com/ex/jira/1234", bearer));
+        assert!(!jira("https://jira.acme.example", bearer));
     }
 }

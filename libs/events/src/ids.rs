@@ -76,10 +76,14 @@ impl TicketId {
     pub const MAX_LEN: usize = 128;
 
     pub fn parse(raw: &str) -> Result<Self, IdError> {
+        // Only dots is no ticket: as a URL path segment "." and ".." are
+        // the current and parent folder, and would address another resource
+        // of the help desk's API.
         let valid = !raw.is_empty()
             && raw.len() <= Self::MAX_LEN
             && raw.trim() == raw
-            && !raw.chars().any(char::is_control);
+            && !raw.chars().any(char::is_control)
+            && !raw.chars().all(|c| c == '.');
         if valid {
             Ok(Self(raw.to_owned()))
         } else {
@@ -215,9 +219,12 @@ mod tests {
     }
 
     #[test]
-    fn ticket_ids_reject_control_characters_and_padding() {
-        for bad in ["", " 1", "1 ", "a\nb", "a\0b", &"9".repeat(129)] {
+    fn ticket_ids_reject_control_characters_padding_and_path_dots() {
+        for bad in ["", " 1", "1 ", "a\nb", "a\0b", &"9".repeat(129), ".", ".."] {
             assert_eq!(TicketId::parse(bad), Err(IdError::InvalidTicket), "{bad:?}");
+        }
+        for good in ["SUP-1", "1.2", "a..b", "INC0010001"] {
+            assert!(TicketId::parse(good).is_ok(), "{good:?}");
         }
     }
 

@@ -19,6 +19,7 @@ pub struct KnowledgeStandIn {
     token: String,
     delay: Arc<Mutex<Duration>>,
     served: Arc<AtomicU64>,
+    queries: Arc<Mutex<Vec<String>>>,
 }
 
 #[derive(Deserialize)]
@@ -33,6 +34,7 @@ impl KnowledgeStandIn {
             token: token.into(),
             delay: Arc::default(),
             served: Arc::default(),
+            queries: Arc::default(),
         }
     }
 
@@ -44,6 +46,11 @@ impl KnowledgeStandIn {
     /// Searches answered so far.
     pub fn served(&self) -> u64 {
         self.served.load(Ordering::SeqCst)
+    }
+
+    /// The query texts it was sent.
+    pub fn queries(&self) -> Vec<String> {
+        self.queries.lock().unwrap().clone()
     }
 
     pub fn router(&self) -> Router {
@@ -71,6 +78,7 @@ async fn search(
     let delay = *state.delay.lock().unwrap();
     tokio::time::sleep(delay).await;
     state.served.fetch_add(1, Ordering::SeqCst);
+    state.queries.lock().unwrap().push(query.query.clone());
     let words: Vec<&str> = query.query.split_whitespace().take(3).collect();
     let results: Vec<_> = (1..=query.limit.unwrap_or(3).min(3))
         .map(|n| {

@@ -129,6 +129,13 @@ impl ContextGatherer {
                 }
                 .instrument(aia_telemetry::db_span("SELECT", "knowledge_articles"));
                 let external = async {
+                    // The ticket leaves for someone else's service: masked
+                    // as it would be for the LLM.
+                    let text = if settings.redact_personal_data {
+                        aia_llm::redact::redact(asked.text)
+                    } else {
+                        asked.text.to_owned()
+                    };
                     match &settings.knowledge_base_url {
                         Some(url) => knowledge::external(
                             &self.http,
@@ -136,7 +143,7 @@ impl ContextGatherer {
                             tenant,
                             url,
                             asked.tenant.integrations.knowledge_base_token.as_deref(),
-                            asked.text,
+                            &text,
                             self.within_budget(kb_timeout),
                         )
                         .await

@@ -182,7 +182,7 @@ async fn every_source_contributes_and_nothing_crosses_tenants() {
         received(
             "acme",
             "File server disk full",
-            "Users cannot save to FS01 (10.20.1.40); also 10.99.3.7 in Hamburg and 2001:0db8:0000::0015 are slow, backups to nas02.corp.local fail",
+            "Users cannot save to FS01 (10.20.1.40); also 10.99.3.7 in Hamburg and 2001:0db8:0000::0015 are slow, backups to nas02.corp.local fail, mail me at jane@acme.example",
         ),
     )
     .await;
@@ -246,9 +246,20 @@ async fn every_source_contributes_and_nothing_crosses_tenants() {
         assert_eq!(status(&context, source), SourceStatus::Ok, "{source:?}");
     }
 
+    // The ticket left for the knowledge base masked, as for the LLM.
+    let sent = setup.kb.queries();
+    assert!(
+        sent.iter().all(|query| !query.contains("@acme.example")),
+        "{sent:?}"
+    );
+    assert!(
+        sent.iter().any(|query| query.contains("[email]")),
+        "{sent:?}"
+    );
+
     // The external knowledge base is asked once per query and hour.
     let served = setup.kb.served();
-    gather(&setup.gatherer, received("acme", "File server disk full", "Users cannot save to FS01 (10.20.1.40); also 10.99.3.7 in Hamburg and 2001:0db8:0000::0015 are slow, backups to nas02.corp.local fail")).await;
+    gather(&setup.gatherer, received("acme", "File server disk full", "Users cannot save to FS01 (10.20.1.40); also 10.99.3.7 in Hamburg and 2001:0db8:0000::0015 are slow, backups to nas02.corp.local fail, mail me at jane@acme.example")).await;
     assert_eq!(setup.kb.served(), served);
 }
 

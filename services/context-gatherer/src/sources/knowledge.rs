@@ -167,7 +167,18 @@ impl ExternalCache {
     }
 }
 
-/// Asks the tenant's external knowledge base, through the cache.
+/// An external knowledge base's own score on our scale: whatever its range
+/// (a probability, a BM25 score of 8.3), in [0, 0.5) and in its order —
+/// never "likely", since nothing here can tell how sure it was.
+fn external_score(score: Option<f64>) -> f64 {
+    match score {
+        Some(score) if score.is_finite() && score > 0.0 => 0.5 * score / (1.0 + score),
+        _ => 0.0,
+    }
+}
+
+/// Asks the tenant's external knowledge base, through the cache. `text` is
+/// what may leave for it (redacted as the tenant wants).
 pub async fn external(
     http: &reqwest::Client,
     cache: &ExternalCache,
@@ -218,9 +229,39 @@ pub async fn external(
         title: article.title,
         summary: article.summary.chars().take(200).collect(),
         url: article.url,
-        score: article.score.unwrap_or(0.0),
+        score: external_score(article.score),
     })
     .collect();
     cache.put(tenant, &query, &articles);
     Ok(articles)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_external_score_keeps_its_order_and_is_never_likely() {
+        let scores: Vec<f64> = [
+            None,
+            Some(-1.0),
+            Some(f64::NAN),
+            Some(0.2),
+            Some(0.9),
+            Some(8.3),
+            Some(1e9),
+        ]
+        .into_iter()
+        .map(external_score)
+        .collect();
+        assert_eq!(&scores[..3], [0.0, 0.0, 0.0]);
+        assert!(
+            scores[3..].windows(2).all(|pair| pair[0] < pair[1]),
+            "{scores:?}"
+        );
+        assert!(
+            scores.iter().all(|score| (0.0..0.5).contains(score)),
+            "{scores:?}"
+        );
+    }
 }

@@ -221,7 +221,8 @@ pub struct EmbeddingEndpointSettings {
     /// model's default when absent. Calibrate with `aiagents eval-retrieval`.
     #[serde(default)]
     pub min_similarity: Option<f32>,
-    /// Cosine similarity from which a hit is a likely match.
+    /// Cosine similarity from which a hit is a likely match; absent, no
+    /// hit on this model is called likely (until calibrated).
     #[serde(default)]
     pub likely_similarity: Option<f32>,
     /// Most the full-text rank may add to a cosine; the local model's

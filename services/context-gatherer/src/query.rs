@@ -9,13 +9,17 @@ use crate::sources::fusion::{self, Fusion};
 use crate::sources::similar::Semantic;
 
 /// The fusion's thresholds for a tenant's model: the local model's
-/// defaults, or what the tenant calibrated for its endpoint.
+/// defaults, or what the tenant calibrated for its endpoint. An endpoint
+/// whose "likely" the tenant has not calibrated calls nothing likely: the
+/// local model's 0.64 means nothing on another model (on e5 unrelated
+/// tickets reach 0.8), and a technician told "likely" of every hit would
+/// learn to ignore the word.
 fn fusion_for(settings: &aia_store::EmbeddingSettings) -> Fusion {
     match settings {
         aia_store::EmbeddingSettings::Local => fusion::DEFAULT,
         aia_store::EmbeddingSettings::Endpoint(endpoint) => {
             let threshold = endpoint.min_similarity.unwrap_or(fusion::DEFAULT.threshold);
-            let likely = endpoint.likely_similarity.unwrap_or(fusion::DEFAULT.likely);
+            let likely = endpoint.likely_similarity.unwrap_or(UNCALIBRATED_LIKELY);
             Fusion {
                 threshold,
                 likely,
@@ -33,6 +37,10 @@ fn fusion_for(settings: &aia_store::EmbeddingSettings) -> Fusion {
         }
     }
 }
+
+/// "Likely" on a model nobody calibrated: a cosine of 1, which only the
+/// same text reaches.
+const UNCALIBRATED_LIKELY: f32 = 1.0;
 
 /// The ticket's embedding and what it may be compared with.
 #[derive(Clone)]
@@ -148,7 +156,12 @@ mod tests {
             calibrated.gap
         );
         endpoint.lexical_weight = None;
-        let unset = fusion_for(&aia_store::EmbeddingSettings::Endpoint(endpoint));
+        let unset = fusion_for(&aia_store::EmbeddingSettings::Endpoint(endpoint.clone()));
         assert_eq!(unset.lexical_weight, fusion::DEFAULT.lexical_weight);
+        // Nobody said what "likely" is on this model: nothing is.
+        endpoint.likely_similarity = None;
+        let uncalibrated = fusion_for(&aia_store::EmbeddingSettings::Endpoint(endpoint));
+        assert_eq!(uncalibrated.likely, 1.0);
+        assert!(uncalibrated.gap.is_finite() && uncalibrated.feedback_weight.is_finite());
     }
 }

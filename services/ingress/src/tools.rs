@@ -76,8 +76,12 @@ pub async fn authenticate(
             Some(signature) => zendesk(tenant, headers, signature, body, now),
             None => common(tenant.settings.allow_static_secret),
         },
-        // They cannot sign: the secret itself is how they authenticate.
-        ItsmKind::Freshservice | ItsmKind::Servicenow | ItsmKind::Halopsa => common(true),
+        // They cannot sign: the secret itself is how they authenticate —
+        // for a tenant on that tool. A tenant on another tool that refuses
+        // the raw secret is not let in by a tool it does not use.
+        ItsmKind::Freshservice | ItsmKind::Servicenow | ItsmKind::Halopsa => {
+            common(tenant.itsm == kind || tenant.settings.allow_static_secret)
+        }
         ItsmKind::Connectwise => match header(connectwise::webhook::SIGNATURE_HEADER) {
             Some(signature) => connectwise_signature(state, tenant, signature, body).await,
             None => common(tenant.settings.allow_static_secret),

@@ -266,6 +266,16 @@ async fn every_tools_hostile_requests_are_refused_and_store_nothing() {
         401,
         "invalid_signature",
     );
+    // A tenant on another tool (ConnectWise, which signs) that refuses the
+    // raw secret is not let in through a tool that cannot sign.
+    case(
+        "servicenow endpoint with the raw secret for a tenant on another tool",
+        "/webhook/servicenow/cw",
+        shared(),
+        sn_body.clone(),
+        401,
+        "invalid_signature",
+    );
     let no_number =
         br#"{"event": "created", "short_description": "x", "description": "y"}"#.to_vec();
     case(

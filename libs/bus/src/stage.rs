@@ -103,6 +103,7 @@ pub async fn run_stage<H: Handler>(
             .ok()
             .filter(|n| *n > 0),
         progress_every: progress_interval(consumer_config.ack_wait, &consumer_config.backoff),
+        backoff: consumer_config.backoff.clone(),
         stage: config.stage,
         metrics,
     });
@@ -243,6 +244,8 @@ pub async fn find_consumer(
 
 struct Limits {
     max_deliver: Option<u32>,
+    /// The consumer's redelivery schedule (empty: none).
+    backoff: Vec<Duration>,
     progress_every: Duration,
     stage: &'static str,
     metrics: crate::metrics::StageMetrics,
@@ -255,15 +258,26 @@ fn progress_interval(ack_wait: Duration, backoff: &[Duration]) -> Duration {
     (timer / 3).max(Duration::from_millis(500))
 }
 
-/// Delay before retrying after a transient failure: exponential with full
-/// jitter, capped at a minute, or what the far end asked for.
-fn retry_delay(attempt: u32, retry_after: Option<Duration>) -> Duration {
+/// Delay before retrying after the `attempt`-th delivery failed
+/// transiently: what the far end asked for; else, after the first, the
+/// consumer's own `backoff` step for this delivery (a delayed nak replaces
+/// the server's backoff, so the stage must follow it itself, or a writeback
+/// would give up an ITSM outage after three minutes instead of the hour
+/// its schedule rides out); else — the first retry, for a blip, and
+/// consumers without a schedule — exponential from a second, capped at a
+/// minute. Always with jitter, so a burst's retries do not come back as
+/// one.
+fn retry_delay(attempt: u32, retry_after: Option<Duration>, backoff: &[Duration]) -> Duration {
     if let Some(delay) = retry_after {
         return delay.min(Duration::from_secs(600));
     }
-    let cap = Duration::from_secs(1 << attempt.min(6)).min(Duration::from_secs(60));
+    let step = usize::try_from(attempt.saturating_sub(1)).unwrap_or(usize::MAX);
+    let cap = match backoff.get(step.min(backoff.len().saturating_sub(1))) {
+        Some(scheduled) if attempt > 1 => *scheduled,
+        _ => Duration::from_secs(1 << attempt.min(6)).min(Duration::from_secs(60)),
+    };
     let millis = u64::try_from(cap.as_millis()).unwrap_or(u64::MAX);
-    Duration::from_millis(rand::thread_rng().gen_range(millis / 2..=millis))
+    Duration::from_millis(rand::thread_rng().gen_range(millis * 3 / 4..=millis))
 }
 
 /// The consumer span of one delivered message (OpenTelemetry messaging
@@ -372,7 +386,7 @@ async fn process<H: Handler>(
                     .collect()
             }
             Err(err) => {
-                let delay = retry_delay(attempt, err.retry_after);
+                let delay = retry_delay(attempt, err.retry_after, &limits.backoff);
                 tracing::warn!(error = %err, attempt, retry_in_ms = delay.as_millis() as u64, "Transient failure; will retry");
                 span.record("outcome", "retry");
                 let _ = message.ack_with(AckKind::Nak(Some(delay))).await;
@@ -387,7 +401,8 @@ async fn process<H: Handler>(
                 // message id, which the stream deduplicates.
                 tracing::warn!(error = %err, "Publishing the output failed; will retry");
                 span.record("outcome", "retry");
-                let _ = message.ack_with(AckKind::Nak(Some(retry_delay(attempt, None)))).await;
+                let delay = retry_delay(attempt, None, &limits.backoff);
+                let _ = message.ack_with(AckKind::Nak(Some(delay))).await;
                 return "retry";
             }
         }
@@ -416,11 +431,31 @@ mod tests {
     #[test]
     fn retry_delays_grow_are_capped_and_honour_the_far_end() {
         for attempt in 1..20 {
-            assert!(retry_delay(attempt, None) <= Duration::from_secs(60));
+            assert!(retry_delay(attempt, None, &[]) <= Duration::from_secs(60));
         }
-        assert!(retry_delay(1, None) <= Duration::from_secs(2));
+        assert!(retry_delay(1, None, &[]) <= Duration::from_secs(2));
         assert_eq!(
-            retry_delay(1, Some(Duration::from_secs(7))),
+            retry_delay(1, Some(Duration::from_secs(7)), &[]),
+            Duration::from_secs(7)
+        );
+    }
+
+    #[test]
+    fn after_a_quick_first_retry_the_consumers_backoff_is_followed() {
+        let minutes = |m: u64| Duration::from_secs(60 * m);
+        let backoff = [Duration::from_secs(10), minutes(1), minutes(5), minutes(30)];
+        assert!(retry_delay(1, None, &backoff) <= Duration::from_secs(2));
+        for (attempt, step) in [(2, minutes(1)), (3, minutes(5)), (4, minutes(30)), (9, minutes(30))] {
+            let delay = retry_delay(attempt, None, &backoff);
+            assert!(delay <= step && delay >= step * 3 / 4, "{attempt}: {delay:?}");
+        }
+        // The whole schedule of deliveries 2 to 8 rides out an hour, not
+        // the few minutes delayed naks of a minute at most would.
+        let writeback = [10, 60, 120, 300, 600, 900, 1800].map(Duration::from_secs);
+        let least: Duration = (1..8).map(|attempt| retry_delay(attempt, None, &writeback)).sum();
+        assert!(least >= minutes(40), "{least:?}");
+        assert_eq!(
+            retry_delay(5, Some(Duration::from_secs(7)), &backoff),
             Duration::from_secs(7)
         );
     }

@@ -445,14 +445,24 @@ mod tests {
         let minutes = |m: u64| Duration::from_secs(60 * m);
         let backoff = [Duration::from_secs(10), minutes(1), minutes(5), minutes(30)];
         assert!(retry_delay(1, None, &backoff) <= Duration::from_secs(2));
-        for (attempt, step) in [(2, minutes(1)), (3, minutes(5)), (4, minutes(30)), (9, minutes(30))] {
+        for (attempt, step) in [
+            (2, minutes(1)),
+            (3, minutes(5)),
+            (4, minutes(30)),
+            (9, minutes(30)),
+        ] {
             let delay = retry_delay(attempt, None, &backoff);
-            assert!(delay <= step && delay >= step * 3 / 4, "{attempt}: {delay:?}");
+            assert!(
+                delay <= step && delay >= step * 3 / 4,
+                "{attempt}: {delay:?}"
+            );
         }
         // The whole schedule of deliveries 2 to 8 rides out an hour, not
         // the few minutes delayed naks of a minute at most would.
         let writeback = [10, 60, 120, 300, 600, 900, 1800].map(Duration::from_secs);
-        let least: Duration = (1..8).map(|attempt| retry_delay(attempt, None, &writeback)).sum();
+        let least: Duration = (1..8)
+            .map(|attempt| retry_delay(attempt, None, &writeback))
+            .sum();
         assert!(least >= minutes(40), "{least:?}");
         assert_eq!(
             retry_delay(5, Some(Duration::from_secs(7)), &backoff),

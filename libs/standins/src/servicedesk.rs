@@ -55,6 +55,7 @@ struct Inner {
     /// Answer an add-note request only this long after storing the note,
     /// as a server that is slow to respond after it has written.
     hang_after_storing: Option<std::time::Duration>,
+    hang_before_storing: Option<std::time::Duration>,
     /// Add-note requests still to refuse with 503, as a server under
     /// maintenance.
     unavailable_for: usize,
@@ -75,6 +76,7 @@ impl ServiceDeskStandIn {
                 authtoken: authtoken.into(),
                 cloud: None,
                 hang_after_storing: None,
+                hang_before_storing: None,
                 unavailable_for: 0,
                 throttled_for: (0, 0),
                 resolved: Vec::new(),
@@ -115,6 +117,12 @@ impl ServiceDeskStandIn {
     /// answer at once).
     pub fn hang_after_storing(&self, delay: Option<std::time::Duration>) {
         self.inner.lock().unwrap().hang_after_storing = delay;
+    }
+
+    /// Wait `delay` before storing each new note (a slow help desk: the
+    /// note is not there yet while it works).
+    pub fn hang_before_storing(&self, delay: Option<std::time::Duration>) {
+        self.inner.lock().unwrap().hang_before_storing = delay;
     }
 
     /// Refuse the next `requests` add-note requests with 503, storing
@@ -248,6 +256,10 @@ async fn add_note(
 ) -> Response {
     if let Err(response) = check_auth(&state, &headers) {
         return *response;
+    }
+    let before = state.inner.lock().unwrap().hang_before_storing;
+    if let Some(delay) = before {
+        tokio::time::sleep(delay).await;
     }
     let cloud = state.inner.lock().unwrap().cloud.is_some();
     let form_type = headers

@@ -99,6 +99,10 @@ pub const MIGRATIONS: &[(&str, &str)] = &[
         "0022_budget_ledger_retention",
         include_str!("../../../migrations/0022_budget_ledger_retention.sql"),
     ),
+    (
+        "0023_writeback_lease",
+        include_str!("../../../migrations/0023_writeback_lease.sql"),
+    ),
 ];
 
 const LOCK_KEY: i64 = 0x6169_6167_656e_7473; // "aiagents"

@@ -10,6 +10,7 @@ use aia_events::{
 use aia_itsm::{Itsm, ItsmError};
 use aia_store::{Pool, Tenant, TenantCache};
 use tracing::Instrument;
+use uuid::Uuid;
 
 use crate::ledger::{self, Claim};
 use crate::note::{self, Feedback};
@@ -21,6 +22,9 @@ pub struct Writeback {
     pub tenants: Arc<TenantCache>,
     pub http: reqwest::Client,
     pub public_url: Option<String>,
+    /// How long a delivery's claim on a run's write-back holds (see
+    /// [`ledger`]): longer than one call to the help desk can take.
+    pub lease: Duration,
 }
 
 impl Handler for Writeback {
@@ -120,24 +124,46 @@ impl Writeback {
             )])
         };
         let mut client = self.db.get().await?;
+        let holder = Uuid::now_v7();
         let claim = ledger::claim(
             &mut client,
             &event.tenant_id,
             event.correlation_id,
             &event.ticket_id,
+            holder,
+            self.lease,
         )
         .instrument(aia_telemetry::db_span("UPSERT", "writeback_ledger"))
         .await?;
         match claim {
             Claim::Posted { note_id } => return Ok(completed(note_id, true)),
+            Claim::Held { for_ } => {
+                return Err(HandlerError {
+                    reason: "another delivery of this run is writing its note back".into(),
+                    retry_after: Some(for_),
+                    source: None,
+                });
+            }
             Claim::Uncertain => match itsm.note_texts(&event.ticket_id).await {
                 Ok(notes) if notes.iter().any(|text| text.contains(&marker)) => {
                     ledger::mark_posted(&mut client, &event.tenant_id, event.correlation_id, None)
                         .await?;
                     return Ok(completed(None, true));
                 }
-                Ok(_) => {}
-                Err(err) => return self.itsm_error(event, itsm.kind(), err),
+                Ok(_) => {
+                    ledger::renew(
+                        &mut client,
+                        &event.tenant_id,
+                        event.correlation_id,
+                        holder,
+                        self.lease,
+                    )
+                    .await?;
+                }
+                Err(err) => {
+                    drop(client);
+                    return self.gave_up(event, itsm.kind(), holder, err).await;
+                }
             },
             Claim::Fresh => {}
         }
@@ -168,7 +194,37 @@ impl Writeback {
                 .await?;
                 Ok(completed(posted.note_id, false))
             }
-            Err(err) => self.itsm_error(event, itsm.kind(), err),
+            Err(err) => self.gave_up(event, itsm.kind(), holder, err).await,
+        }
+    }
+
+    /// A call to the help desk failed. An answer (any HTTP status) says
+    /// nothing was stored: the lease goes, so the next attempt may go at
+    /// once. No answer (a timeout, a cut connection) may mean the note is
+    /// stored and its answer lost: the lease stays, and the next attempt
+    /// comes when it ends, to find the note by its marker.
+    async fn gave_up(
+        &self,
+        event: &Event,
+        itsm: ItsmKind,
+        holder: Uuid,
+        err: ItsmError,
+    ) -> Result<Handled, HandlerError> {
+        let answered = match &err {
+            ItsmError::Permanent { .. } => true,
+            ItsmError::Transient { http_status, .. } => http_status.is_some(),
+        };
+        if answered {
+            let mut client = self.db.get().await?;
+            ledger::release(&mut client, &event.tenant_id, event.correlation_id, holder).await?;
+            return self.itsm_error(event, itsm, err);
+        }
+        match self.itsm_error(event, itsm, err) {
+            Err(mut retry) => {
+                retry.retry_after = Some(retry.retry_after.unwrap_or_default().max(self.lease));
+                Err(retry)
+            }
+            handled => handled,
         }
     }
     fn failed_for_good(

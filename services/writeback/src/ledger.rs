@@ -6,6 +6,15 @@
 //! tool may or may not have the note: the caller looks for the note's
 //! marker on the ticket before posting again.
 //!
+//! The claim is a lease: it names the delivery that holds it and until
+//! when. Two deliveries of one run can overlap (a redelivery while the
+//! first still works, a re-drive while the original is in flight); the one
+//! that finds the lease held waits it out ([`Claim::Held`]) rather than
+//! search the ticket for a note the holder has not landed yet and post a
+//! second. A holder that gets a definite answer releases the lease; one
+//! whose call timed out keeps it, so the next attempt searches only once
+//! the help desk had time to store what it may have received.
+//!
 //! Only the claim must be durable before the call. `posted` is committed
 //! without waiting for the WAL flush (`synchronous_commit = off` for that
 //! transaction): if the database loses it in a crash, the run reads as
@@ -24,23 +33,37 @@ pub enum Claim {
     Uncertain,
     /// The note is on the ticket.
     Posted { note_id: Option<String> },
+    /// Another delivery of the run holds the lease for this long yet.
+    Held { for_: std::time::Duration },
 }
 
+/// Claims the run's write-back for `lease_for`, as `holder`.
 pub async fn claim(
     client: &mut Client,
     tenant: &TenantId,
     correlation_id: Uuid,
     ticket: &TicketId,
+    holder: Uuid,
+    lease_for: std::time::Duration,
 ) -> Result<Claim, StoreError> {
+    let lease_secs = lease_for.as_secs_f64();
     let rows = tenant_query(
         client,
         tenant,
-        "insert into writeback_ledger (tenant_id, correlation_id, ticket_id, state, attempts)
-         values ($1, $2, $3, 'posting', 1)
-         on conflict (tenant_id, correlation_id)
-           do update set attempts = writeback_ledger.attempts + 1, updated_at = now()
-         returning state, note_id, attempts",
-        &[&tenant.as_str(), &correlation_id, &ticket.as_str()],
+        "insert into writeback_ledger (tenant_id, correlation_id, ticket_id, state, attempts, lease, claimed_until)
+         values ($1, $2, $3, 'posting', 1, $4, clock_timestamp() + make_interval(secs => $5))
+         on conflict (tenant_id, correlation_id) do update
+           set attempts = writeback_ledger.attempts + 1, updated_at = now(),
+               lease = case when writeback_ledger.state = 'posting'
+                              and writeback_ledger.claimed_until > clock_timestamp()
+                            then writeback_ledger.lease else excluded.lease end,
+               claimed_until = case when writeback_ledger.state = 'posting'
+                                      and writeback_ledger.claimed_until > clock_timestamp()
+                                    then writeback_ledger.claimed_until
+                                    else clock_timestamp() + make_interval(secs => $5) end
+         returning state, note_id, attempts, lease = $4,
+                   greatest(extract(epoch from claimed_until - clock_timestamp()), 0)::float8",
+        &[&tenant.as_str(), &correlation_id, &ticket.as_str(), &holder, &lease_secs],
     )
     .await?;
     let row = rows
@@ -48,13 +71,62 @@ pub async fn claim(
         .ok_or_else(|| StoreError::Corrupt("the ledger's upsert returned no row".into()))?;
     let state: String = row.get(0);
     let attempts: i32 = row.get(2);
-    Ok(match (state.as_str(), attempts) {
-        ("posted", _) => Claim::Posted {
+    let ours: bool = row.get(3);
+    let left: f64 = row.get(4);
+    Ok(match (state.as_str(), ours, attempts) {
+        ("posted", _, _) => Claim::Posted {
             note_id: row.get(1),
         },
-        (_, 1) => Claim::Fresh,
+        (_, false, _) => Claim::Held {
+            for_: std::time::Duration::from_secs_f64(left.max(0.1)),
+        },
+        (_, true, 1) => Claim::Fresh,
         _ => Claim::Uncertain,
     })
+}
+
+/// Renews the lease `holder` holds for another `lease_for` (before the
+/// post that follows a marker search).
+pub async fn renew(
+    client: &mut Client,
+    tenant: &TenantId,
+    correlation_id: Uuid,
+    holder: Uuid,
+    lease_for: std::time::Duration,
+) -> Result<(), StoreError> {
+    tenant_query(
+        client,
+        tenant,
+        "update writeback_ledger set claimed_until = clock_timestamp() + make_interval(secs => $4)
+          where tenant_id = $1 and correlation_id = $2 and lease = $3",
+        &[
+            &tenant.as_str(),
+            &correlation_id,
+            &holder,
+            &lease_for.as_secs_f64(),
+        ],
+    )
+    .await?;
+    Ok(())
+}
+
+/// Gives the lease up (a definite answer came back: the next attempt may
+/// go at once).
+pub async fn release(
+    client: &mut Client,
+    tenant: &TenantId,
+    correlation_id: Uuid,
+    holder: Uuid,
+) -> Result<(), StoreError> {
+    tenant_query_unflushed(
+        client,
+        tenant,
+        "update writeback_ledger set claimed_until = null
+          where tenant_id = $1 and correlation_id = $2 and lease = $3",
+        &[&tenant.as_str(), &correlation_id, &holder],
+    )
+    .await?;
+    Ok(())
 }
 
 pub async fn mark_posted(
@@ -66,7 +138,8 @@ pub async fn mark_posted(
     tenant_query_unflushed(
         client,
         tenant,
-        "update writeback_ledger set state = 'posted', note_id = $3, updated_at = now()
+        "update writeback_ledger set state = 'posted', note_id = $3, updated_at = now(),
+                claimed_until = null
           where tenant_id = $1 and correlation_id = $2",
         &[&tenant.as_str(), &correlation_id, &note_id],
     )

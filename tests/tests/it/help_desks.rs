@@ -238,14 +238,15 @@ async fn a_help_desk_works_both_ways(kind: ItsmKind) {
 }
 
 /// The write-back of the run is redone as after a crash that left the
-/// ledger at "posting": the tool's notes are listed, the marker found.
+/// ledger at "posting" (its lease run out by the time the run is
+/// redelivered): the tool's notes are listed, the marker found.
 async fn crash_between_posting_and_recording_posts_nothing_more(run: &Run, ticket: &str) {
     let event = run.generated(ticket).await.expect("the enhancement");
     run.db
         .admin_client()
         .await
         .execute(
-            "update writeback_ledger set state = 'posting' where ticket_id = $1",
+            "update writeback_ledger set state = 'posting', claimed_until = null where ticket_id = $1",
             &[&ticket],
         )
         .await
@@ -260,6 +261,7 @@ async fn crash_between_posting_and_recording_posts_nothing_more(run: &Run, ticke
         db: pool,
         http: reqwest::Client::new(),
         public_url: None,
+        lease: std::time::Duration::from_secs(30),
     };
     let delivery = Delivery {
         attempt: 2,

@@ -62,6 +62,7 @@ async fn a_stage_serves_its_counts_on_metrics() {
         db: pool,
         http: reqwest::Client::new(),
         public_url: None,
+        lease: std::time::Duration::from_secs(30),
     });
     let shutdown = tokio_util::sync::CancellationToken::new();
     let stage = tokio::spawn(aia_bus::run_stage(

@@ -46,6 +46,7 @@ async fn writeback_for(
         db: pool,
         http: reqwest::Client::new(),
         public_url: None,
+        lease: std::time::Duration::from_secs(30),
     };
     (db, handler)
 }

@@ -16,7 +16,7 @@ fn start_writeback(nats: &str, db: &str, keys: &str) -> Child {
         .env("AI_AGENTS_NATS_URL", nats)
         .env("AI_AGENTS_DATABASE_URL", db)
         .env("AI_AGENTS_SECRET_KEYS", keys)
-        .env("AI_AGENTS_ITSM_TIMEOUT_SECS", "60")
+        .env("AI_AGENTS_ITSM_TIMEOUT_SECS", "5")
         .env("RUST_LOG", "warn")
         .stdout(Stdio::null())
         .stderr(Stdio::null())
@@ -90,11 +90,14 @@ async fn a_writeback_killed_after_posting_and_before_acking_leaves_exactly_one_n
     first.wait().unwrap();
     sdp.hang_after_storing(None);
 
+    // The redelivery waits out the killed holder's lease on the run (its
+    // call's timeout and 10 s from its claim: the call may yet land), then
+    // finds the note by its marker.
     let mut second = start_writeback(&nats.url(), &db.app_url, &spec);
     let admin = db.admin_client().await;
     eventually(
         "the redelivered run to be recorded as written back",
-        Duration::from_secs(30),
+        Duration::from_secs(60),
         || async {
             let state: String = admin
                 .query_one("select state from writeback_ledger", &[])

@@ -449,4 +449,28 @@ async fn a_ticket_id_with_slashes_cannot_steer_a_link_to_another_tenants_page() 
         "the ticket id is not one encoded path segment:\n{page}"
     );
     assert!(!page.contains("/console/tickets/t-one/a/"), "{page}");
+    // The same on an incident's page.
+    console
+        .db
+        .admin_client()
+        .await
+        .batch_execute(
+            "insert into incidents (tenant_id, incident_id, version, status, summary, shared_entities,
+                                    first_ticket_at, last_ticket_at, detected_at, detected_by, updated_at)
+             values ('t-one', '0190c9a4-0000-7000-8000-00000000bbbb', 1, 'open', '3 tickets', '{}',
+                     now(), now(), now(), 'incident-correlator', now());
+             insert into incident_tickets (tenant_id, ticket_id, incident_id, subject, received_at, joined_version)
+             values ('t-one', 'a/../../t-two/T2', '0190c9a4-0000-7000-8000-00000000bbbb', 'x', now(), 1);",
+        )
+        .await
+        .unwrap();
+    let (status, page) = ops
+        .get("/console/incidents/t-one/0190c9a4-0000-7000-8000-00000000bbbb")
+        .await;
+    assert_eq!(status, StatusCode::OK, "{page}");
+    assert!(
+        page.contains("/console/tickets/t-one/a%2F..%2F..%2Ft-two%2FT2"),
+        "the ticket id is not one encoded path segment:\n{page}"
+    );
+    assert!(!page.contains("/console/tickets/t-one/a/"), "{page}");
 }

@@ -5,7 +5,7 @@
 
 use aia_store::{Pool, StoreError, ToSql};
 use bytes::Bytes;
-use chrono::{DateTime, NaiveDate, Utc};
+use chrono::{DateTime, Datelike as _, NaiveDate, Utc};
 use futures::{Stream, StreamExt as _, TryStreamExt as _};
 use serde::Deserialize;
 use uuid::Uuid;
@@ -111,7 +111,12 @@ fn day(text: &str, name: &str) -> Result<Option<NaiveDate>, String> {
     some(text)
         .map(|text| {
             NaiveDate::parse_from_str(&text, "%Y-%m-%d")
-                .map_err(|_| format!("{name}: expected a date as YYYY-MM-DD, got {text:?}"))
+                .ok()
+                // Runs are of this era: a year past 9999 (which chrono reads)
+                // would overflow the day after it, one before 1970 the
+                // database's timestamps.
+                .filter(|date| (1970..=9999).contains(&date.year()))
+                .ok_or_else(|| format!("{name}: expected a date as YYYY-MM-DD, got {text:?}"))
         })
         .transpose()
 }
@@ -405,5 +410,15 @@ mod tests {
         assert!(filter("done", "", "").bind().is_err());
         assert!(filter("", "01/11/2026", "").bind().is_err());
         assert!(filter("", "", "yesterday_x").bind().is_err());
+        // Dates chrono reads but no run has: refused, not a panic on the
+        // day after, nor a database error.
+        for date in ["+262142-12-31", "-5000-01-01", "1969-12-31"] {
+            assert!(filter("", date, "").bind().is_err(), "{date}");
+            let to = Filter {
+                to: date.into(),
+                ..Filter::default()
+            };
+            assert!(to.bind().is_err(), "{date}");
+        }
     }
 }

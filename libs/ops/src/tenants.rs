@@ -142,6 +142,25 @@ fn parse_id(raw: &str) -> Result<TenantId, AdminError> {
     TenantId::parse(raw).map_err(|err| AdminError::Invalid(format!("tenant_id: {err}")))
 }
 
+/// A Standard Webhooks secret as receivers read it: `whsec_` and the
+/// base64 of at least 16 bytes. Anything else would sign every page with a
+/// key the receiver does not have, each refused for good.
+fn check_webhook_secret(secret: &str) -> Result<(), AdminError> {
+    use base64::Engine as _;
+    let decoded = secret.strip_prefix("whsec_").and_then(|encoded| {
+        base64::engine::general_purpose::STANDARD
+            .decode(encoded)
+            .ok()
+    });
+    match decoded {
+        Some(key) if key.len() >= 16 => Ok(()),
+        _ => Err(AdminError::Invalid(
+            "incident_webhook_secret: expected a Standard Webhooks secret, whsec_ and the base64 of at least 16 bytes"
+                .into(),
+        )),
+    }
+}
+
 fn mask_credentials(credentials: &Secret) -> Value {
     match serde_json::from_str::<Value>(credentials.expose()) {
         Ok(Value::Object(map)) => Value::Object(
@@ -372,6 +391,9 @@ impl TenantAdmin {
         integrations: aia_store::Integrations,
     ) -> Result<Value, AdminError> {
         let tenant_id = parse_id(tenant_id)?;
+        if let Some(secret) = &integrations.incident_webhook_secret {
+            check_webhook_secret(secret)?;
+        }
         self.load(&tenant_id).await?;
         let mut client = self.app.get().await.map_err(StoreError::from)?;
         tenants::set_integrations(&mut client, &self.keyring, &tenant_id, &integrations).await?;

@@ -138,8 +138,14 @@ impl Handler for IncidentNotifier {
                     retry_after,
                 )
             }
-            // The error names the URL, never the secret.
-            Err(err) => (true, format!("posting failed: {err}"), None, None),
+            // Neither the URL (a chat tool's carries its token in the
+            // path) nor the secret.
+            Err(err) => (
+                true,
+                format!("posting failed: {}", err.without_url()),
+                None,
+                None,
+            ),
         };
         if retry && !delivery.is_last_attempt() {
             ledger::finish(

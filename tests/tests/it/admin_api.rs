@@ -345,6 +345,25 @@ async fn integrations_are_replaced_encrypted_and_never_echoed() {
         )
         .await;
     assert_eq!(status, 400);
+    // An incident webhook secret receivers cannot read is refused.
+    for secret in ["not-whsec", "whsec_!!!", "whsec_c2hvcnQ="] {
+        let (status, answer) = api
+            .call(
+                reqwest::Method::PUT,
+                "/admin/tenants/acme/integrations",
+                Some(json!({"incident_webhook_secret": secret})),
+            )
+            .await;
+        assert_eq!(status, 422, "{secret}: {answer}");
+    }
+    let (status, answer) = api
+        .call(
+            reqwest::Method::PUT,
+            "/admin/tenants/acme/integrations",
+            Some(json!({"incident_webhook_secret": "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"})),
+        )
+        .await;
+    assert_eq!(status, 200, "{answer}");
     let (status, _) = api
         .call(
             reqwest::Method::PUT,

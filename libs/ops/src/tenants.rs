@@ -433,10 +433,21 @@ impl TenantAdmin {
             )));
         }
         let mut client = self.app.get().await.map_err(StoreError::from)?;
-        let secret =
+        let rotated =
             tenants::rotate_webhook_secret(&mut client, &self.keyring, &tenant_id, keep_previous)
-                .await?
-                .ok_or_else(|| AdminError::NotFound(tenant_id.to_string()))?;
+                .await?;
+        drop(client);
+        let Some(secret) = rotated else {
+            // The tenant exists: an earlier rotation's previous secret is
+            // still valid, and a second would cut off whichever secret the
+            // help desk still sends.
+            self.load(&tenant_id).await?;
+            return Err(AdminError::Invalid(
+                "a rotation is already under way: its previous secret is still valid; \
+                 revoke it (rotate keeping nothing) before rotating again"
+                    .into(),
+            ));
+        };
         tracing::info!(
             tenant_id = %tenant_id,
             keep_previous_secs = keep_previous.as_secs(),

@@ -200,7 +200,12 @@ pub async fn rotate_webhook_secret(
                         case when $3::float8 > 0 then now() + make_interval(secs => $3::float8) end,
                     webhook_secret_enc = $2,
                     updated_at = now()
-              where tenant_id = $1 and deleted_at is null",
+              where tenant_id = $1 and deleted_at is null
+                -- A rotation that keeps the previous secret is refused
+                -- while an earlier one's previous is still valid: a second
+                -- would drop the secret the help desk may still send.
+                and ($3::float8 <= 0 or webhook_secret_prev_expires_at is null
+                     or webhook_secret_prev_expires_at <= now())",
             )
             .await
             .map_err(StoreError::from)?,

@@ -409,6 +409,22 @@ async fn answers_that_carry_a_secret_are_never_cached_and_a_rotation_can_revoke_
         .call(reqwest::Method::GET, "/admin/tenants/acme", None)
         .await;
     assert_eq!(shown["rotation_in_progress"], true);
+    // A second rotation while the first's previous secret is still valid
+    // would drop whichever secret the help desk still sends: refused, and
+    // the secret the first gave out stays the current one.
+    let first = answer["webhook_secret"].as_str().unwrap().to_owned();
+    let again = futures::future::join_all((0..5).map(|_| rotate(""))).await;
+    for answer in again {
+        assert_eq!(answer.unwrap().status(), 422);
+    }
+    let (_, shown) = api
+        .call(reqwest::Method::GET, "/admin/tenants/acme", None)
+        .await;
+    let masked = shown["webhook_secret"].as_str().unwrap();
+    assert!(
+        masked.ends_with(&first[first.len() - 2..]),
+        "{masked} is not {first} masked"
+    );
 
     let revoked = rotate("?revoke_previous=true").await.unwrap();
     assert_eq!(revoked.status(), 200);

@@ -33,8 +33,26 @@ pub fn tenant_admin(
     let _ = rustls::crypto::ring::default_provider().install_default();
     Ok(TenantAdmin {
         app: aia_store::pool(database_url, 8).context("AI_AGENTS_DATABASE_URL")?,
-        // The console's sessions, dashboards, history pages and CSV exports.
-        admin: aia_store::pool(admin_database_url, 12).context("AI_AGENTS_ADMIN_DATABASE_URL")?,
+        // The console's sessions, dashboards and history pages: people wait
+        // on them, so each statement has 15 s and a request waits at most
+        // 10 s for a connection.
+        admin: aia_store::bounded_pool(
+            admin_database_url,
+            12,
+            Duration::from_secs(15),
+            Duration::from_secs(10),
+        )
+        .context("AI_AGENTS_ADMIN_DATABASE_URL")?,
+        // CSV exports stream the history while the client reads, holding
+        // their connection: two at once, apart from the pages, each for at
+        // most 10 minutes (a client that stops reading lets go then).
+        exports: aia_store::bounded_pool(
+            admin_database_url,
+            2,
+            Duration::from_secs(600),
+            Duration::from_secs(2),
+        )
+        .context("AI_AGENTS_ADMIN_DATABASE_URL")?,
         keyring: Arc::new(keyring),
         public_url,
         http: aia_http::outbound::client_builder()

@@ -59,6 +59,8 @@ pub const MAX_KEEP_PREVIOUS: std::time::Duration = std::time::Duration::from_sec
 pub struct TenantAdmin {
     pub app: Pool,
     pub admin: Pool,
+    /// The admin role's connections for CSV exports, apart from `admin`'s.
+    pub exports: Pool,
     pub keyring: Arc<Keyring>,
     pub public_url: String,
     pub http: reqwest::Client,

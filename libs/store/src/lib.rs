@@ -19,6 +19,7 @@ pub mod tenants;
 
 use std::str::FromStr;
 use std::sync::{Mutex, PoisonError};
+use std::time::Duration;
 
 use deadpool_postgres::{Manager, ManagerConfig, RecyclingMethod};
 use tokio_postgres::NoTls;
@@ -156,6 +157,41 @@ pub fn pool(url: &str, max_size: usize) -> Result<Pool, StoreError> {
     let config =
         tokio_postgres::Config::from_str(url).map_err(|err| StoreError::Config(err.to_string()))?;
     pool_from_config(config, max_size)
+}
+
+/// A pool for requests people wait on (the console, the admin API): each
+/// statement ends after `statement_timeout`, a transaction left idle after
+/// a minute, and a request that finds every connection busy gives up after
+/// `wait` instead of queueing for ever — a handful of slow clients or heavy
+/// queries cannot hang every page.
+pub fn bounded_pool(
+    url: &str,
+    max_size: usize,
+    statement_timeout: Duration,
+    wait: Duration,
+) -> Result<Pool, StoreError> {
+    let mut config =
+        tokio_postgres::Config::from_str(url).map_err(|err| StoreError::Config(err.to_string()))?;
+    config.options(format!(
+        "-c statement_timeout={}ms -c idle_in_transaction_session_timeout=60000ms",
+        statement_timeout.as_millis()
+    ));
+    let manager = Manager::from_config(
+        config,
+        NoTls,
+        ManagerConfig {
+            recycling_method: RecyclingMethod::Fast,
+        },
+    );
+    let pool = Pool::builder(manager)
+        .max_size(max_size)
+        .queue_mode(deadpool_postgres::QueueMode::Lifo)
+        .wait_timeout(Some(wait))
+        .runtime(deadpool_postgres::Runtime::Tokio1)
+        .build()
+        .map_err(|err| StoreError::Config(err.to_string()))?;
+    register(&pool);
+    Ok(pool)
 }
 
 /// The same server and credentials as `url`, another database.

@@ -90,7 +90,7 @@ pub async fn history_csv(
     operator: Operator,
     Query(filter): Query<Filter>,
 ) -> Response {
-    match history::csv(&state.tenants.admin, &filter).await {
+    match history::csv(&state.tenants.exports, &filter).await {
         Ok(Ok(stream)) => (
             [
                 (header::CONTENT_TYPE, "text/csv; charset=utf-8"),

@@ -57,7 +57,26 @@ pub enum StoreError {
     Corrupt(String),
 }
 
+/// Whether a SQLSTATE says the statement failed on the values it was given
+/// (a data exception, class 22; an integrity constraint, class 23) rather
+/// than on the database around it (a missing column in a deploy's version
+/// skew, a read-only standby, a permission): only those are one event's
+/// fault.
+pub fn is_data_error(sqlstate: &str) -> bool {
+    sqlstate.starts_with("22") || sqlstate.starts_with("23")
+}
+
 impl StoreError {
+    /// Whether the failure is the data's own (see [`is_data_error`]), or
+    /// stored data that does not decode: the same input will always fail.
+    pub fn is_about_the_data(&self) -> bool {
+        match self {
+            Self::Query(err) => err.code().is_some_and(|code| is_data_error(code.code())),
+            Self::Corrupt(_) => true,
+            _ => false,
+        }
+    }
+
     /// Whether the same operation may succeed later: the server could not
     /// be reached, or it refused for a passing reason (a deadlock, a lock
     /// or serialisation conflict, a cancelled statement, a shutdown, no
@@ -231,4 +250,22 @@ pub async fn ping(pool: &Pool) -> Result<(), StoreError> {
     let client = pool.get().await?;
     client.simple_query("select 1").await?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::is_data_error;
+
+    #[test]
+    fn only_a_statements_own_values_are_its_data_error() {
+        // Invalid text, a value out of range, a NUL, a duplicate key, a check.
+        for code in ["22P02", "22003", "22021", "23505", "23514"] {
+            assert!(is_data_error(code), "{code}");
+        }
+        // A missing column or table, a read-only standby, a permission, a
+        // lost connection.
+        for code in ["42703", "42P01", "25006", "42501", "08006"] {
+            assert!(!is_data_error(code), "{code}");
+        }
+    }
 }

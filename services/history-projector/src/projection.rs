@@ -224,7 +224,11 @@ pub async fn advance_one(client: &mut Client, gaps: &impl Gaps) -> Result<Advanc
                 savepoint.commit().await?;
                 Advanced::Applied(sequence, tenant, effect)
             }
-            Err(err) if err.is_transient() => return Err(err),
+            // Only an event that fails on its own data is skipped; a
+            // database that cannot take any event now (a column a deploy has
+            // not added yet, a read-only standby, a permission) is waited
+            // for, or every event of that window would be skipped for good.
+            Err(err) if !err.is_about_the_data() => return Err(err),
             Err(err) => {
                 savepoint.rollback().await?;
                 Advanced::Skipped(sequence, err.to_string())

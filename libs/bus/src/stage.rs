@@ -259,11 +259,11 @@ fn progress_interval(ack_wait: Duration, backoff: &[Duration]) -> Duration {
 }
 
 /// Delay before retrying after the `attempt`-th delivery failed
-/// transiently: what the far end asked for; else, after the first, the
+/// transiently: what the far end asked for; else, from the third on, the
 /// consumer's own `backoff` step for this delivery (a delayed nak replaces
 /// the server's backoff, so the stage must follow it itself, or a writeback
 /// would give up an ITSM outage after three minutes instead of the hour
-/// its schedule rides out); else — the first retry, for a blip, and
+/// its schedule rides out); else — the first two retries, for a blip, and
 /// consumers without a schedule — exponential from a second, capped at a
 /// minute. Always with jitter, so a burst's retries do not come back as
 /// one.
@@ -273,7 +273,7 @@ fn retry_delay(attempt: u32, retry_after: Option<Duration>, backoff: &[Duration]
     }
     let step = usize::try_from(attempt.saturating_sub(1)).unwrap_or(usize::MAX);
     let cap = match backoff.get(step.min(backoff.len().saturating_sub(1))) {
-        Some(scheduled) if attempt > 1 => *scheduled,
+        Some(scheduled) if attempt > 2 => *scheduled,
         _ => Duration::from_secs(1 << attempt.min(6)).min(Duration::from_secs(60)),
     };
     let millis = u64::try_from(cap.as_millis()).unwrap_or(u64::MAX);
@@ -441,12 +441,12 @@ mod tests {
     }
 
     #[test]
-    fn after_a_quick_first_retry_the_consumers_backoff_is_followed() {
+    fn after_two_quick_retries_the_consumers_backoff_is_followed() {
         let minutes = |m: u64| Duration::from_secs(60 * m);
         let backoff = [Duration::from_secs(10), minutes(1), minutes(5), minutes(30)];
         assert!(retry_delay(1, None, &backoff) <= Duration::from_secs(2));
+        assert!(retry_delay(2, None, &backoff) <= Duration::from_secs(4));
         for (attempt, step) in [
-            (2, minutes(1)),
             (3, minutes(5)),
             (4, minutes(30)),
             (9, minutes(30)),

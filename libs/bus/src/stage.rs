@@ -446,11 +446,7 @@ mod tests {
         let backoff = [Duration::from_secs(10), minutes(1), minutes(5), minutes(30)];
         assert!(retry_delay(1, None, &backoff) <= Duration::from_secs(2));
         assert!(retry_delay(2, None, &backoff) <= Duration::from_secs(4));
-        for (attempt, step) in [
-            (3, minutes(5)),
-            (4, minutes(30)),
-            (9, minutes(30)),
-        ] {
+        for (attempt, step) in [(3, minutes(5)), (4, minutes(30)), (9, minutes(30))] {
             let delay = retry_delay(attempt, None, &backoff);
             assert!(
                 delay <= step && delay >= step * 3 / 4,

@@ -113,11 +113,34 @@ pub async fn redrive(
         .ok_or_else(|| {
             AdminError::Invalid("the failed stage's input is no longer in the stream".into())
         })?;
+    // Once per failure: a second re-drive while the first is in flight
+    // finds it recorded.
+    let recorded = client
+        .execute(
+            "insert into dead_letter_redrives (tenant_id, correlation_id, input_event_id)
+             values ($1, $2, $3) on conflict do nothing",
+            &[&tenant_id.as_str(), &correlation_id, &input_id],
+        )
+        .await
+        .map_err(StoreError::from)?;
+    if recorded == 0 {
+        return Err(AdminError::Invalid(
+            "this dead letter was already re-driven; its run is still in flight".into(),
+        ));
+    }
     let copy = Event::republished(&input);
     let msg_id = aia_bus::msg_id::redriven(input_id, copy.event_id);
-    aia_bus::publish_event(jetstream, &copy, &msg_id)
-        .await
-        .map_err(|err| AdminError::nats("publishing the re-drive", err))?;
+    if let Err(err) = aia_bus::publish_event(jetstream, &copy, &msg_id).await {
+        // Not re-driven after all: it may be tried again.
+        let _ = client
+            .execute(
+                "delete from dead_letter_redrives
+                  where tenant_id = $1 and correlation_id = $2 and input_event_id = $3",
+                &[&tenant_id.as_str(), &correlation_id, &input_id],
+            )
+            .await;
+        return Err(AdminError::nats("publishing the re-drive", err));
+    }
     tracing::info!(tenant_id = %tenant_id, ticket_id = %ticket, stage, "Dead letter re-driven");
     Ok(copy.event_id)
 }

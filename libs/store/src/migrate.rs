@@ -103,6 +103,10 @@ pub const MIGRATIONS: &[(&str, &str)] = &[
         "0023_writeback_lease",
         include_str!("../../../migrations/0023_writeback_lease.sql"),
     ),
+    (
+        "0024_dead_letter_redrives",
+        include_str!("../../../migrations/0024_dead_letter_redrives.sql"),
+    ),
 ];
 
 const LOCK_KEY: i64 = 0x6169_6167_656e_7473; // "aiagents"

@@ -53,9 +53,17 @@ async fn a_failed_write_back_is_listed_re_driven_after_the_fix_and_never_doubled
     .await
     .unwrap();
     let (_client, jetstream) = aia_bus::connect(&stack.nats.url(), "test").await.unwrap();
-    aia_ops::dead_letters::redrive(&admin_pool, &jetstream, "acme", letter.correlation_id)
-        .await
-        .unwrap();
+    // Five operators (or one double click) re-drive it at once: one re-drive
+    // goes, the others are told it is in flight.
+    let redrives = futures::future::join_all((0..5).map(|_| {
+        aia_ops::dead_letters::redrive(&admin_pool, &jetstream, "acme", letter.correlation_id)
+    }))
+    .await;
+    assert_eq!(
+        redrives.iter().filter(|redrive| redrive.is_ok()).count(),
+        1,
+        "{redrives:?}"
+    );
     let admin = stack.db.admin_client().await;
     eventually(
         "the re-driven run to complete",

@@ -2,6 +2,7 @@
 //! topology of `nats/`, publishing events with deduplication and trace
 //! context, and the consumer loop every stage runs.
 
+pub mod advisory;
 pub mod handler;
 pub mod kit;
 pub mod metrics;

@@ -85,11 +85,18 @@ pub async fn run_stage<H: Handler>(
     tokio::pin!(shutdown);
     // A stop asked for while the consumer is still being waited for is a
     // stop, not a minute's wait.
-    let (_, consumer) = tokio::select! {
+    let (stream, consumer) = tokio::select! {
         _ = &mut shutdown => return Ok(()),
         found = find_consumer(&jetstream, &config.durable) => found,
     }
     .map_err(|err| consumer_error(&err))?;
+    let exhausted = crate::advisory::watch(
+        jetstream.clone(),
+        stream,
+        handler.clone(),
+        config.stage,
+        config.durable.clone(),
+    );
     let consumer_config = &consumer.cached_info().config;
     let metrics = crate::metrics::StageMetrics::register(&config.registry, config.stage);
     metrics.set_workers(config.concurrency);
@@ -168,6 +175,7 @@ pub async fn run_stage<H: Handler>(
         Err(_) => tracing::warn!("NATS did not take the last acks in time"),
     }
     lag.abort();
+    exhausted.abort();
     if let Some(server) = metrics_server {
         server.abort();
     }

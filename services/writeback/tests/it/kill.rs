@@ -116,3 +116,111 @@ async fn a_writeback_killed_after_posting_and_before_acking_leaves_exactly_one_n
         "the restarted writeback posted a second note"
     );
 }
+
+/// A writeback killed during a message's *last* delivery cannot publish
+/// the run's failure; the server's max-deliveries advisory reaches the
+/// instance started after it, which does — the run ends instead of
+/// staying "enhanced" for ever.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_run_whose_last_delivery_died_with_its_process_is_ended_by_another() {
+    let nats = NatsServer::start().await;
+    let db = TestDatabase::create().await;
+    let (_client, jetstream) = aia_bus::connect(&nats.url(), "test").await.unwrap();
+    aia_bus::topology::Topology::builtin()
+        .unwrap()
+        .apply(&jetstream)
+        .await
+        .unwrap();
+    // One delivery only, its ack awaited 2 s.
+    let stream = jetstream.get_stream(aia_bus::STREAM).await.unwrap();
+    let mut consumer = stream
+        .consumer_info("writeback")
+        .await
+        .unwrap()
+        .config
+        .clone();
+    consumer.ack_wait = Duration::from_secs(2);
+    consumer.backoff = vec![];
+    consumer.max_deliver = 1;
+    stream.update_consumer(consumer).await.unwrap();
+
+    // The help desk takes a minute before storing: the first instance is
+    // still waiting when it dies.
+    let sdp = ServiceDeskStandIn::new("sdp-token");
+    sdp.hang_before_storing(Some(Duration::from_secs(60)));
+    let server = aia_standins::serve(sdp.router()).await.unwrap();
+    let spec = Keyring::generate_spec("k1");
+    let keyring = Keyring::parse(&spec).unwrap();
+    let pool = aia_store::pool(&db.app_url, 1).unwrap();
+    tenants::create(
+        &mut pool.get().await.unwrap(),
+        &keyring,
+        &NewTenant {
+            tenant_id: TenantId::parse("acme").unwrap(),
+            name: "Acme".into(),
+            itsm: ItsmKind::ServicedeskPlus,
+            itsm_base_url: server.url(),
+            itsm_credentials: Secret::new(r#"{"authtoken":"sdp-token"}"#),
+            webhook_secret: Secret::generate(32),
+            settings: TenantSettings::default(),
+        },
+    )
+    .await
+    .unwrap();
+    let mut event: Event = examples::all()
+        .into_iter()
+        .find(|event| matches!(&event.payload, Payload::EnhancementGenerated(g) if !g.degraded))
+        .unwrap();
+    event.tenant_id = TenantId::parse("acme").unwrap();
+    event.ticket_id = TicketId::parse("SUP-78").unwrap();
+    event.event_id = uuid::Uuid::now_v7();
+
+    let mut first = start_writeback(&nats.url(), &db.app_url, &spec);
+    aia_bus::publish_event(&jetstream, &event, &event.event_id.to_string())
+        .await
+        .unwrap();
+    let admin = db.admin_client().await;
+    eventually(
+        "the first instance's claim",
+        Duration::from_secs(30),
+        || async {
+            let claimed: i64 = admin
+                .query_one("select count(*) from writeback_ledger", &[])
+                .await
+                .ok()?
+                .get(0);
+            (claimed == 1).then_some(())
+        },
+    )
+    .await;
+    let mut second = start_writeback(&nats.url(), &db.app_url, &spec);
+    // Let the second subscribe before the first's delivery runs out.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    first.kill().unwrap();
+    first.wait().unwrap();
+
+    let subject = format!(
+        "tickets.acme.{}.writeback.failed",
+        event.ticket_id.subject_token()
+    );
+    let failed = eventually("the run's failure", Duration::from_secs(30), || async {
+        let message = stream
+            .get_last_raw_message_by_subject(&subject)
+            .await
+            .ok()?;
+        Event::from_json(&message.payload).ok()
+    })
+    .await;
+    second.kill().unwrap();
+    second.wait().unwrap();
+    assert_eq!(failed.correlation_id, event.correlation_id);
+    let Payload::WritebackFailed(failure) = failed.payload else {
+        panic!("expected writeback.failed, got {:?}", failed.payload)
+    };
+    assert!(
+        failure.reason.contains("deliveries ran out"),
+        "{}",
+        failure.reason
+    );
+    assert!(sdp.notes("SUP-78").is_empty());
+}

@@ -94,6 +94,23 @@ impl ServiceDeskStandIn {
         inner.notes.get(request_id).cloned().unwrap_or_default()
     }
 
+    /// A note someone else wrote on the request.
+    pub fn add_note(&self, request_id: &str, text: &str) {
+        let mut inner = self.inner.lock().unwrap();
+        inner.next_id += 1;
+        let note = StoredNote {
+            id: inner.next_id,
+            request_id: request_id.to_owned(),
+            description: text.to_owned(),
+            show_to_requester: false,
+        };
+        inner
+            .notes
+            .entry(request_id.to_owned())
+            .or_default()
+            .push(note);
+    }
+
     /// Every note on every request.
     pub fn all_notes(&self) -> Vec<StoredNote> {
         let inner = self.inner.lock().unwrap();
@@ -333,17 +350,31 @@ async fn add_note(
         .into_response()
 }
 
+/// A request's notes a page at a time, as ServiceDesk Plus lists: ten
+/// unless `list_info.row_count` asks for more (at most 100), from
+/// `start_index` (1-based).
 async fn list_notes(
     State(state): State<ServiceDeskStandIn>,
     Path(RequestPath { request_id }): Path<RequestPath>,
     headers: HeaderMap,
+    axum::extract::Query(query): axum::extract::Query<ListQuery>,
 ) -> Response {
     if let Err(response) = check_auth(&state, &headers) {
         return *response;
     }
-    let notes: Vec<Value> = state
-        .notes(&request_id)
-        .into_iter()
+    let list_info = query
+        .input_data
+        .as_deref()
+        .and_then(|input| serde_json::from_str::<Value>(input).ok())
+        .map(|input| input["list_info"].clone())
+        .unwrap_or(Value::Null);
+    let row_count = list_info["row_count"].as_u64().unwrap_or(10).clamp(1, 100) as usize;
+    let start = list_info["start_index"].as_u64().unwrap_or(1).max(1) as usize - 1;
+    let all = state.notes(&request_id);
+    let notes: Vec<Value> = all
+        .iter()
+        .skip(start)
+        .take(row_count)
         .map(|note| {
             json!({"id": note.id.to_string(), "description": note.description,
                            "show_to_requester": note.show_to_requester})
@@ -351,7 +382,8 @@ async fn list_notes(
         .collect();
     Json(json!({
         "notes": notes,
-        "list_info": {"has_more_rows": false, "row_count": notes.len()},
+        "list_info": {"has_more_rows": start + notes.len() < all.len(), "row_count": notes.len(),
+                      "start_index": start + 1},
         "response_status": [{"status_code": 2000, "status": "success"}]
     }))
     .into_response()

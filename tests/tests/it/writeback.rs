@@ -193,3 +193,49 @@ async fn two_deliveries_of_one_run_at_once_leave_one_note() {
     assert!(already);
     assert_eq!(sdp.all_notes().len(), 1);
 }
+
+/// On a busy ticket our note may be past the first page of its notes (the
+/// help desk lists ten unless asked for more): the marker search reads
+/// every page, and still finds it.
+#[tokio::test]
+async fn a_crash_after_posting_on_a_busy_ticket_still_leaves_one_note() {
+    let (db, sdp, _server, handler, event) = setup().await;
+    // Technicians and the requester had talked on the ticket before it.
+    for n in 0..150 {
+        sdp.add_note(
+            event.ticket_id.as_str(),
+            &format!("Update {n}: still looking"),
+        );
+    }
+    completed(
+        aia_bus::dispatch(&handler, &event.clone(), delivery(1))
+            .await
+            .unwrap(),
+    );
+    db.admin_client()
+        .await
+        .execute(
+            "update writeback_ledger set state = 'posting', note_id = null, claimed_until = null",
+            &[],
+        )
+        .await
+        .unwrap();
+    let (already, _) = completed(
+        aia_bus::dispatch(&handler, &event.clone(), delivery(2))
+            .await
+            .unwrap(),
+    );
+    assert!(
+        already,
+        "our note, past the first pages, must be recognised"
+    );
+    let ours = sdp
+        .notes(event.ticket_id.as_str())
+        .iter()
+        .filter(|note| {
+            note.description
+                .contains(&writeback::marker(event.correlation_id))
+        })
+        .count();
+    assert_eq!(ours, 1);
+}

@@ -178,22 +178,45 @@ impl ServiceDeskPlus {
     }
 
     pub async fn note_texts(&self, ticket: &TicketId) -> Result<Vec<String>, ItsmError> {
-        let response = self.send(|| self.http.get(self.notes_url(ticket))).await?;
-        let body: serde_json::Value = response.json().await.map_err(|_| ItsmError::Transient {
-            reason: format!("{TOOL} sent an unreadable list of notes"),
-            http_status: None,
-            retry_after: None,
-        })?;
+        // Lists come a page at a time (ten notes unless asked for more): a
+        // busy ticket's note of ours may be on a later page, and a marker
+        // search that missed it would post a second note.
+        const PAGE: u64 = 100;
+        const MAX_PAGES: u64 = 50;
         let wrapper = format!("{}s", self.note_wrapper());
-        Ok(body["notes"]
-            .as_array()
-            .or_else(|| body[&wrapper].as_array())
-            .map(|notes| {
+        let mut texts = Vec::new();
+        for page in 0..MAX_PAGES {
+            let input_data = serde_json::json!({"list_info": {
+                "row_count": PAGE, "start_index": page * PAGE + 1,
+            }})
+            .to_string();
+            let response = self
+                .send(|| {
+                    self.http
+                        .get(self.notes_url(ticket))
+                        .query(&[("input_data", input_data.as_str())])
+                })
+                .await?;
+            let body: serde_json::Value =
+                response.json().await.map_err(|_| ItsmError::Transient {
+                    reason: format!("{TOOL} sent an unreadable list of notes"),
+                    http_status: None,
+                    retry_after: None,
+                })?;
+            let notes = body["notes"]
+                .as_array()
+                .or_else(|| body[&wrapper].as_array())
+                .cloned()
+                .unwrap_or_default();
+            texts.extend(
                 notes
                     .iter()
-                    .filter_map(|note| note["description"].as_str().map(str::to_owned))
-                    .collect()
-            })
-            .unwrap_or_default())
+                    .filter_map(|note| note["description"].as_str().map(str::to_owned)),
+            );
+            if body["list_info"]["has_more_rows"] != true || notes.is_empty() {
+                break;
+            }
+        }
+        Ok(texts)
     }
 }

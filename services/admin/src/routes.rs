@@ -99,6 +99,13 @@ pub async fn create(
     json: Result<Json<CreateTenant>, JsonRejection>,
 ) -> Result<Response, RouteError> {
     let created = state.tenants.create(body(json)?).await?;
+    audited(
+        &state,
+        "tenant.create",
+        Some(&created.tenant.tenant_id),
+        json!({}),
+    )
+    .await;
     Ok(no_store(
         (StatusCode::CREATED, Json(json!(created))).into_response(),
     ))
@@ -138,7 +145,22 @@ pub async fn update(
     Path(id): Path<String>,
     json: Result<Json<UpdateTenant>, JsonRejection>,
 ) -> Result<Json<Value>, RouteError> {
-    Ok(Json(json!(state.tenants.update(&id, body(json)?).await?)))
+    let update = body(json)?;
+    // Which fields changed, never their values (credentials among them).
+    let fields: Vec<&str> = [
+        ("name", update.name.is_some()),
+        ("itsm_base_url", update.itsm_base_url.is_some()),
+        ("itsm_credentials", update.itsm_credentials.is_some()),
+        ("active", update.active.is_some()),
+        ("settings", update.settings.is_some()),
+    ]
+    .into_iter()
+    .filter_map(|(field, given)| given.then_some(field))
+    .collect();
+    let detail = json!({ "fields": fields });
+    let updated = state.tenants.update(&id, update).await?;
+    audited(&state, "tenant.update", Some(&id), detail).await;
+    Ok(Json(json!(updated)))
 }
 
 pub async fn delete(
@@ -146,6 +168,7 @@ pub async fn delete(
     Path(id): Path<String>,
 ) -> Result<StatusCode, RouteError> {
     state.tenants.delete(&id).await?;
+    audited(&state, "tenant.delete", Some(&id), json!({})).await;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -178,6 +201,13 @@ pub async fn rotate_secret(
         (false, None) => aia_ops::tenants::KEEP_PREVIOUS,
     };
     let secret = state.tenants.rotate_secret(&id, keep).await?;
+    audited(
+        &state,
+        "tenant.rotate_secret",
+        Some(&id),
+        json!({"keep_previous_hours": keep.as_secs() / 3600}),
+    )
+    .await;
     let note = if keep.is_zero() {
         "Shown only now. The previous secret is revoked.".to_owned()
     } else {
@@ -189,6 +219,17 @@ pub async fn rotate_secret(
     Ok(no_store(
         Json(json!({"webhook_secret": secret, "note": note})).into_response(),
     ))
+}
+
+/// Records what the API changed in the audit log the console keeps, under
+/// the actor `api` (the token's holder). The change is made: a record that
+/// cannot be written is logged loudly, not answered as a failure.
+async fn audited(state: &AppState, action: &str, tenant: Option<&str>, detail: Value) {
+    if let Err(err) =
+        crate::console::audit::record(&state.tenants.admin, "api", action, tenant, detail).await
+    {
+        tracing::error!(error = %err, action, "Could not write the audit log");
+    }
 }
 
 /// An answer that carries a secret: no cache, proxy or browser keeps it.
@@ -206,9 +247,10 @@ pub async fn set_integrations(
     body: Result<Json<aia_store::Integrations>, axum::extract::rejection::JsonRejection>,
 ) -> Result<Json<Value>, RouteError> {
     let Json(integrations) = body.map_err(|err| ApiError::bad_request(err.body_text()))?;
-    Ok(Json(
-        state.tenants.set_integrations(&id, integrations).await?,
-    ))
+    let set = state.tenants.set_integrations(&id, integrations).await?;
+    // Which integrations are set, never their secrets.
+    audited(&state, "tenant.set_integrations", Some(&id), set.clone()).await;
+    Ok(Json(set))
 }
 
 pub async fn test_connection(
@@ -256,6 +298,13 @@ pub async fn redrive(
     let event_id =
         aia_ops::dead_letters::redrive(&state.tenants.admin, jetstream, &tenant, correlation)
             .await?;
+    audited(
+        &state,
+        "dead_letter.redrive",
+        Some(&tenant),
+        json!({"run": correlation, "event_id": event_id}),
+    )
+    .await;
     Ok((
         StatusCode::ACCEPTED,
         Json(json!({"status": "redriven", "event_id": event_id})),

@@ -269,6 +269,35 @@ async fn update_rotate_test_and_soft_delete_a_tenant() {
         .call(reqwest::Method::DELETE, "/admin/tenants/acme", None)
         .await;
     assert_eq!(status, 404);
+
+    // Every change the API made is in the audit log, by "api", without a
+    // secret; what it refused is not.
+    let audit: Vec<(String, String)> = api
+        ._db
+        .admin_client()
+        .await
+        .query(
+            "select action, detail::text from console_audit
+              where username = 'api' and tenant_id = 'acme' order by audit_id",
+            &[],
+        )
+        .await
+        .unwrap()
+        .iter()
+        .map(|row| (row.get(0), row.get(1)))
+        .collect();
+    let actions: Vec<&str> = audit.iter().map(|(action, _)| action.as_str()).collect();
+    assert_eq!(
+        actions,
+        [
+            "tenant.create",
+            "tenant.update",
+            "tenant.rotate_secret",
+            "tenant.update",
+            "tenant.delete"
+        ]
+    );
+    assert!(audit[3].1.contains("itsm_credentials") && !audit[3].1.contains("revoked"));
 }
 
 #[tokio::test]

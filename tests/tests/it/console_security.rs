@@ -508,3 +508,20 @@ async fn exports_that_are_never_read_do_not_hang_the_console() {
     }
     drop(held);
 }
+
+/// A page shows the outcome its own form sent it to, never words a link
+/// made elsewhere puts in its URL.
+#[tokio::test]
+async fn a_crafted_link_cannot_put_words_on_a_console_page() {
+    let console = Console::start(Default::default()).await;
+    let ops = Browser::sign_in(&console.url, "ops", PASSWORD).await;
+    for page in ["/console/dead-letters", "/console/incidents"] {
+        let (status, body) = ops
+            .get(&format!(
+                "{page}?message=Your+session+expired%3A+sign+in+at+evil.example&tag=00"
+            ))
+            .await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        assert!(!body.contains("evil.example"), "{page}: {body}");
+    }
+}

@@ -370,6 +370,38 @@ fn cleared_cookie() -> String {
 }
 
 /// Percent-encodes a query-string value.
+/// The query a form's redirect carries its outcome in (`message=…&tag=…`):
+/// the text, and a tag only the operator's own session can make (an HMAC
+/// under its CSRF token), so a link made elsewhere cannot put words of its
+/// own on a console page.
+pub(crate) fn message_query(text: &str, csrf: &str) -> String {
+    format!(
+        "message={}&tag={}",
+        url_escape(text),
+        message_tag(text, csrf)
+    )
+}
+
+/// The message a page was sent to show, if its tag is this session's.
+pub(crate) fn verified_message(
+    text: Option<String>,
+    tag: Option<&str>,
+    csrf: &str,
+) -> Option<String> {
+    use subtle::ConstantTimeEq as _;
+    let text = text?;
+    let given = tag?;
+    bool::from(message_tag(&text, csrf).as_bytes().ct_eq(given.as_bytes())).then_some(text)
+}
+
+fn message_tag(text: &str, csrf: &str) -> String {
+    use hmac::{KeyInit as _, Mac as _};
+    let mut mac = <hmac::Hmac<sha2::Sha256>>::new_from_slice(csrf.as_bytes())
+        .expect("HMAC takes any key length");
+    mac.update(text.as_bytes());
+    hex::encode(mac.finalize().into_bytes())
+}
+
 pub(crate) fn url_escape(text: &str) -> String {
     text.bytes()
         .map(|b| match b {

@@ -24,6 +24,7 @@ pub struct IncidentsQuery {
     #[serde(default)]
     ended: Option<String>,
     message: Option<String>,
+    tag: Option<String>,
 }
 
 fn unavailable(operator: Operator, err: impl std::fmt::Display) -> Response {
@@ -56,12 +57,16 @@ pub async fn incidents(
     };
     match read.await {
         Ok((items, failed_notifications)) => render(&IncidentsPage {
+            message: crate::console::verified_message(
+                query.message,
+                query.tag.as_deref(),
+                &operator.csrf,
+            ),
             operator: Some(operator),
             tenant,
             ended,
             items,
             failed_notifications,
-            message: query.message,
         }),
         Err(err) => unavailable(operator, err),
     }
@@ -190,8 +195,8 @@ async fn act(
         }
     };
     Redirect::to(&format!(
-        "/console/incidents?message={}",
-        crate::console::url_escape(&text)
+        "/console/incidents?{}",
+        crate::console::message_query(&text, &operator.csrf)
     ))
     .into_response()
 }

@@ -19,6 +19,7 @@ pub struct DeadLettersQuery {
     #[serde(default)]
     tenant: String,
     message: Option<String>,
+    tag: Option<String>,
 }
 
 pub async fn dead_letters(
@@ -35,10 +36,14 @@ pub async fn dead_letters(
     .await;
     match items {
         Ok(items) => render(&DeadLettersPage {
-            operator: Some(operator),
             tenant,
             items,
-            message: query.message,
+            message: crate::console::verified_message(
+                query.message,
+                query.tag.as_deref(),
+                &operator.csrf,
+            ),
+            operator: Some(operator),
         }),
         Err(err) => admin_error(&operator, err, "/console"),
     }
@@ -117,8 +122,8 @@ pub async fn redrive(
         text.push_str(&format!(" Not re-driven: {}.", refused.join("; ")));
     }
     let target = format!(
-        "/console/dead-letters?message={}",
-        crate::console::url_escape(&text)
+        "/console/dead-letters?{}",
+        crate::console::message_query(&text, &operator.csrf)
     );
     Redirect::to(&target).into_response()
 }

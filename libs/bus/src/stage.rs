@@ -267,25 +267,30 @@ fn progress_interval(ack_wait: Duration, backoff: &[Duration]) -> Duration {
 }
 
 /// Delay before retrying after the `attempt`-th delivery failed
-/// transiently: what the far end asked for; else, from the third on, the
-/// consumer's own `backoff` step for this delivery (a delayed nak replaces
-/// the server's backoff, so the stage must follow it itself, or a writeback
-/// would give up an ITSM outage after three minutes instead of the hour
-/// its schedule rides out); else — the first two retries, for a blip, and
-/// consumers without a schedule — exponential from a second, capped at a
-/// minute. Always with jitter, so a burst's retries do not come back as
-/// one.
+/// transiently. The first two retries, for a blip: what the far end asked
+/// for, else exponential from a second. From the third on: the consumer's
+/// own `backoff` step for this delivery, or longer if the far end asked
+/// for longer — a delayed nak replaces the server's backoff, so the stage
+/// must follow it itself, or a writeback would give up an ITSM outage
+/// after minutes instead of the hour its schedule rides out. Consumers
+/// without a schedule: exponential, capped at a minute. Always with
+/// jitter, so a burst's retries do not come back as one.
 fn retry_delay(attempt: u32, retry_after: Option<Duration>, backoff: &[Duration]) -> Duration {
-    if let Some(delay) = retry_after {
-        return delay.min(Duration::from_secs(600));
-    }
     let step = usize::try_from(attempt.saturating_sub(1)).unwrap_or(usize::MAX);
     let cap = match backoff.get(step.min(backoff.len().saturating_sub(1))) {
         Some(scheduled) if attempt > 2 => *scheduled,
         _ => Duration::from_secs(1 << attempt.min(6)).min(Duration::from_secs(60)),
     };
     let millis = u64::try_from(cap.as_millis()).unwrap_or(u64::MAX);
-    Duration::from_millis(rand::thread_rng().gen_range(millis * 3 / 4..=millis))
+    let scheduled = Duration::from_millis(rand::thread_rng().gen_range(millis * 3 / 4..=millis));
+    // What the far end (or the handler) asked for is a floor, never a way
+    // around the schedule: a lease of 20 s must not turn an hour's
+    // retries into eight 20-second ones.
+    match retry_after {
+        Some(asked) if attempt <= 2 => asked.min(Duration::from_secs(600)),
+        Some(asked) => asked.min(Duration::from_secs(600)).max(scheduled),
+        None => scheduled,
+    }
 }
 
 /// The consumer span of one delivered message (OpenTelemetry messaging
@@ -468,10 +473,18 @@ mod tests {
             .map(|attempt| retry_delay(attempt, None, &writeback))
             .sum();
         assert!(least >= minutes(40), "{least:?}");
+        // Asked-for delays are a floor from the third retry on: a handler's
+        // 20-second lease does not shorten the schedule.
         assert_eq!(
-            retry_delay(5, Some(Duration::from_secs(7)), &backoff),
+            retry_delay(2, Some(Duration::from_secs(7)), &backoff),
             Duration::from_secs(7)
         );
+        let asked = retry_delay(4, Some(Duration::from_secs(20)), &backoff);
+        assert!(asked >= minutes(30) * 3 / 4, "{asked:?}");
+        let least: Duration = (1..8)
+            .map(|attempt| retry_delay(attempt, Some(Duration::from_secs(20)), &writeback))
+            .sum();
+        assert!(least >= minutes(40), "{least:?}");
     }
 
     #[test]

@@ -123,18 +123,8 @@ impl Writeback {
                 }),
             )])
         };
-        let mut client = self.db.get().await?;
         let holder = Uuid::now_v7();
-        let claim = ledger::claim(
-            &mut client,
-            &event.tenant_id,
-            event.correlation_id,
-            &event.ticket_id,
-            holder,
-            self.lease,
-        )
-        .instrument(aia_telemetry::db_span("UPSERT", "writeback_ledger"))
-        .await?;
+        let (mut client, claim) = self.claim(event, holder).await?;
         match claim {
             Claim::Posted { note_id } => return Ok(completed(note_id, true)),
             Claim::Held { for_ } => {
@@ -151,7 +141,7 @@ impl Writeback {
                     return Ok(completed(None, true));
                 }
                 Ok(_) => {
-                    ledger::renew(
+                    let renewed = ledger::renew(
                         &mut client,
                         &event.tenant_id,
                         event.correlation_id,
@@ -159,6 +149,15 @@ impl Writeback {
                         self.lease,
                     )
                     .await?;
+                    if !renewed {
+                        // The search outlasted the lease and another
+                        // delivery holds it now: it posts, not this one.
+                        return Err(HandlerError {
+                            reason: "another delivery of this run took over its write-back".into(),
+                            retry_after: Some(self.lease),
+                            source: None,
+                        });
+                    }
                 }
                 Err(err) => {
                     drop(client);
@@ -198,11 +197,46 @@ impl Writeback {
         }
     }
 
-    /// A call to the help desk failed. An answer (any HTTP status) says
-    /// nothing was stored: the lease goes, so the next attempt may go at
-    /// once. No answer (a timeout, a cut connection) may mean the note is
-    /// stored and its answer lost: the lease stays, and the next attempt
-    /// comes when it ends, to find the note by its marker.
+    /// Claims the run's write-back as `holder`. While another delivery
+    /// holds the lease (its call may land any moment), waits for it here —
+    /// the stage keeps the message ours meanwhile — and claims again, up to
+    /// one lease long: a delivery that gave up at once would spend a
+    /// delivery, and on the last one end the run as failed while the
+    /// holder posts its note.
+    async fn claim(
+        &self,
+        event: &Event,
+        holder: Uuid,
+    ) -> Result<(aia_store::Client, Claim), HandlerError> {
+        let deadline = tokio::time::Instant::now() + self.lease + Duration::from_secs(5);
+        loop {
+            let mut client = self.db.get().await?;
+            let claim = ledger::claim(
+                &mut client,
+                &event.tenant_id,
+                event.correlation_id,
+                &event.ticket_id,
+                holder,
+                self.lease,
+            )
+            .instrument(aia_telemetry::db_span("UPSERT", "writeback_ledger"))
+            .await?;
+            match claim {
+                Claim::Held { for_ } if tokio::time::Instant::now() < deadline => {
+                    drop(client);
+                    tokio::time::sleep(for_.min(Duration::from_secs(1))).await;
+                }
+                claim => return Ok((client, claim)),
+            }
+        }
+    }
+
+    /// A call to the help desk failed. A refusal that says nothing was
+    /// stored (any 4xx, a 503) lets the lease go, so the next attempt may
+    /// go at once. No answer (a timeout, a cut connection) or a gateway's
+    /// 5xx may mean the note is stored and its answer lost: the lease
+    /// stays, and the next attempt comes when it ends, to find the note by
+    /// its marker.
     async fn gave_up(
         &self,
         event: &Event,
@@ -212,7 +246,9 @@ impl Writeback {
     ) -> Result<Handled, HandlerError> {
         let answered = match &err {
             ItsmError::Permanent { .. } => true,
-            ItsmError::Transient { http_status, .. } => http_status.is_some(),
+            ItsmError::Transient { http_status, .. } => {
+                matches!(http_status, Some(code) if *code < 500 || *code == 503)
+            }
         };
         if answered {
             let mut client = self.db.get().await?;

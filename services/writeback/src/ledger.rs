@@ -86,19 +86,22 @@ pub async fn claim(
 }
 
 /// Renews the lease `holder` holds for another `lease_for` (before the
-/// post that follows a marker search).
+/// post that follows a marker search). False when it is no longer
+/// `holder`'s (it ran out and another delivery took it): then `holder`
+/// must not post.
 pub async fn renew(
     client: &mut Client,
     tenant: &TenantId,
     correlation_id: Uuid,
     holder: Uuid,
     lease_for: std::time::Duration,
-) -> Result<(), StoreError> {
-    tenant_query(
+) -> Result<bool, StoreError> {
+    let renewed = tenant_query(
         client,
         tenant,
         "update writeback_ledger set claimed_until = clock_timestamp() + make_interval(secs => $4)
-          where tenant_id = $1 and correlation_id = $2 and lease = $3",
+          where tenant_id = $1 and correlation_id = $2 and lease = $3 and state = 'posting'
+          returning 1",
         &[
             &tenant.as_str(),
             &correlation_id,
@@ -107,7 +110,7 @@ pub async fn renew(
         ],
     )
     .await?;
-    Ok(())
+    Ok(!renewed.is_empty())
 }
 
 /// Gives the lease up (a definite answer came back: the next attempt may

@@ -25,9 +25,10 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> anyhow::
         http: aia_http::outbound::client_builder()
             .timeout(config.http_timeout)
             .build()?,
-        // One call to the help desk, with room (renewed before the post
-        // when a marker search came first).
-        lease: config.http_timeout + std::time::Duration::from_secs(10),
+        // A marker search (a page or two) or a post (with a token
+        // refreshed), each call within the timeout, with room; renewed
+        // before the post that follows a search.
+        lease: config.http_timeout * 3 + std::time::Duration::from_secs(10),
     };
     deps.run(handler, shutdown).await?;
     Ok(())

@@ -6,9 +6,10 @@
 //! it was for ever. The server says so on JetStream's max-deliveries
 //! advisory; each stage listens for its own consumer's (one instance per
 //! advisory, through a queue group), reads the message from the stream and
-//! publishes the same failure event the last delivery would have, under
-//! the same message id — so if that delivery did publish it, the stream
-//! keeps one.
+//! handles it once more as its last attempt — the dying process may have
+//! done its work (a write-back finds its note by the marker and completes
+//! the run), else the failure is published, as the last delivery would
+//! have, under the same message ids.
 
 use std::sync::Arc;
 
@@ -16,7 +17,7 @@ use aia_events::Event;
 use futures::StreamExt as _;
 use serde::Deserialize;
 
-use crate::handler::{Failure, Handler};
+use crate::handler::{Delivery, Failure, Handled, Handler, dispatch};
 use crate::{JetStream, STREAM, msg_id, publish_event};
 
 /// What the advisory says (`io.nats.jetstream.advisory.v1.max_deliver`).
@@ -31,40 +32,48 @@ pub fn subject(durable: &str) -> String {
     format!("$JS.EVENT.ADVISORY.CONSUMER.MAX_DELIVERIES.{STREAM}.{durable}")
 }
 
-/// Listens until aborted.
-pub(crate) fn watch<H: Handler>(
+/// Subscribes, then listens until aborted. Subscribed before the stage
+/// pulls: a restarted lone instance's first pull can be what makes the
+/// server give up on a message, and its advisory must find a listener.
+pub(crate) async fn watch<H: Handler>(
     jetstream: JetStream,
     stream: async_nats::jetstream::stream::Stream,
     handler: Arc<H>,
     stage: &'static str,
     durable: String,
-) -> tokio::task::JoinHandle<()> {
-    tokio::spawn(async move {
-        let client = jetstream.client();
-        let mut advisories = match client
-            .queue_subscribe(subject(&durable), durable.clone())
-            .await
-        {
-            Ok(advisories) => advisories,
-            Err(err) => {
-                tracing::warn!(stage, error = %err, "Not listening for exhausted deliveries");
-                return;
-            }
-        };
+) -> Option<tokio::task::JoinHandle<()>> {
+    let client = jetstream.client();
+    let mut advisories = match client
+        .queue_subscribe(subject(&durable), durable.clone())
+        .await
+    {
+        Ok(advisories) => advisories,
+        Err(err) => {
+            tracing::warn!(stage, error = %err, "Not listening for exhausted deliveries");
+            return None;
+        }
+    };
+    let _ = client.flush().await;
+    Some(tokio::spawn(async move {
         while let Some(advisory) = advisories.next().await {
             let Ok(exhausted) = serde_json::from_slice::<MaxDeliveries>(&advisory.payload) else {
                 continue;
             };
-            if let Err(reason) = end_run(&jetstream, &stream, &*handler, stage, &exhausted).await {
-                tracing::error!(
-                    stage,
-                    stream_sequence = exhausted.stream_seq,
-                    reason,
-                    "A message ran out of deliveries and its run could not be ended"
-                );
-            }
+            let (jetstream, stream, handler) = (jetstream.clone(), stream.clone(), handler.clone());
+            tokio::spawn(async move {
+                if let Err(reason) =
+                    end_run(&jetstream, &stream, &*handler, stage, &exhausted).await
+                {
+                    tracing::error!(
+                        stage,
+                        stream_sequence = exhausted.stream_seq,
+                        reason,
+                        "A message ran out of deliveries and its run could not be ended"
+                    );
+                }
+            });
         }
-    })
+    }))
 }
 
 async fn end_run<H: Handler>(
@@ -79,26 +88,48 @@ async fn end_run<H: Handler>(
         .await
         .map_err(|err| format!("reading it: {err}"))?;
     let event = Event::from_json(&message.payload).map_err(|err| format!("decoding it: {err}"))?;
-    let attempts = u32::try_from(exhausted.deliveries).unwrap_or(u32::MAX);
-    let failure = Failure {
-        reason: "its deliveries ran out: the process working on the last one stopped",
-        attempts,
-        permanent: false,
+    let attempts = u32::try_from(exhausted.deliveries)
+        .unwrap_or(u32::MAX)
+        .saturating_add(1);
+    tracing::warn!(
+        stage,
+        stream_sequence = exhausted.stream_seq,
+        "A message ran out of deliveries; handling it once more to end its run"
+    );
+    let last = Delivery {
+        attempt: attempts,
+        max_deliver: Some(attempts),
+        stream_sequence: exhausted.stream_seq,
     };
-    if let Some(failed) = handler.failed(&event, failure) {
-        tracing::warn!(
-            stage,
-            stream_sequence = exhausted.stream_seq,
-            attempts,
-            "A message ran out of deliveries; ending its run"
-        );
+    let outputs = match dispatch(handler, &event, last).await {
+        Ok(Handled::Publish(events)) => events,
+        Ok(Handled::Nothing) => vec![],
+        Err(err) => {
+            let reason = format!(
+                "its deliveries ran out (the process working on the last one stopped); once more: {}",
+                err.reason
+            );
+            handler
+                .failed(
+                    &event,
+                    Failure {
+                        reason: &reason,
+                        attempts,
+                        permanent: false,
+                    },
+                )
+                .into_iter()
+                .collect()
+        }
+    };
+    for (index, output) in outputs.iter().enumerate() {
         publish_event(
             jetstream,
-            &failed,
-            &msg_id::stage_output(event.event_id, stage, 0),
+            output,
+            &msg_id::stage_output(event.event_id, stage, index),
         )
         .await
-        .map_err(|err| format!("publishing its failure: {err}"))?;
+        .map_err(|err| format!("publishing its end: {err}"))?;
     }
     Ok(())
 }

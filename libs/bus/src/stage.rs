@@ -96,7 +96,8 @@ pub async fn run_stage<H: Handler>(
         handler.clone(),
         config.stage,
         config.durable.clone(),
-    );
+    )
+    .await;
     let consumer_config = &consumer.cached_info().config;
     let metrics = crate::metrics::StageMetrics::register(&config.registry, config.stage);
     metrics.set_workers(config.concurrency);
@@ -175,7 +176,9 @@ pub async fn run_stage<H: Handler>(
         Err(_) => tracing::warn!("NATS did not take the last acks in time"),
     }
     lag.abort();
-    exhausted.abort();
+    if let Some(exhausted) = exhausted {
+        exhausted.abort();
+    }
     if let Some(server) = metrics_server {
         server.abort();
     }

@@ -44,9 +44,12 @@ pub fn resumed(original: Uuid, stage: &str) -> String {
     format!("resume:{original}:{stage}")
 }
 
-/// A dead letter's input, re-driven by an operator (a new copy each time).
-pub fn redriven(input: Uuid, copy: Uuid) -> String {
-    format!("redrive:{input}:{copy}")
+/// A dead letter's input, re-driven by an operator: once per failed input
+/// (a re-drive whose publish seemed to fail and is tried again is the same
+/// message within the stream's window; a run that fails again fails on the
+/// re-driven copy, a new input).
+pub fn redriven(input: Uuid) -> String {
+    format!("redrive:{input}")
 }
 
 /// A ticket sent back into the pipeline at a stage by `aiagents replay
@@ -80,12 +83,15 @@ mod tests {
     }
 
     #[test]
-    fn operator_copies_differ_per_copy_and_resumes_do_not() {
+    fn replays_differ_per_copy_and_redrives_and_resumes_do_not() {
         let input = Uuid::now_v7();
         assert_ne!(
-            redriven(input, Uuid::now_v7()),
-            redriven(input, Uuid::now_v7())
+            replayed(input, Uuid::now_v7()),
+            replayed(input, Uuid::now_v7())
         );
+        // A re-drive tried again (its publish seemed to fail) is one message.
+        assert_eq!(redriven(input), redriven(input));
+        assert_ne!(redriven(input), redriven(Uuid::now_v7()));
         assert_eq!(resumed(input, "writeback"), resumed(input, "writeback"));
         assert_ne!(resumed(input, "writeback"), resumed(input, "llm-enhancer"));
     }

@@ -129,7 +129,7 @@ pub async fn redrive(
         ));
     }
     let copy = Event::republished(&input);
-    let msg_id = aia_bus::msg_id::redriven(input_id, copy.event_id);
+    let msg_id = aia_bus::msg_id::redriven(input_id);
     if let Err(err) = aia_bus::publish_event(jetstream, &copy, &msg_id).await {
         // Not re-driven after all: it may be tried again.
         let _ = client

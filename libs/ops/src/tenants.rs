@@ -445,8 +445,9 @@ impl TenantAdmin {
             // help desk still sends.
             self.load(&tenant_id).await?;
             return Err(AdminError::Invalid(
-                "a rotation is already under way: its previous secret is still valid; \
-                 revoke it (rotate keeping nothing) before rotating again"
+                "a rotation is already under way: its previous secret is still valid. \
+                 Rotate again once it has expired, or now with revoke_previous \
+                 (every secret but the new one then stops at once)"
                     .into(),
             ));
         };

@@ -58,12 +58,15 @@ pub enum StoreError {
 }
 
 /// Whether a SQLSTATE says the statement failed on the values it was given
-/// (a data exception, class 22; an integrity constraint, class 23) rather
+/// (a data exception, class 22; an integrity constraint, class 23; a value
+/// past a limit, class 54 — a text too long for its search vector) rather
 /// than on the database around it (a missing column in a deploy's version
 /// skew, a read-only standby, a permission): only those are one event's
 /// fault.
 pub fn is_data_error(sqlstate: &str) -> bool {
-    sqlstate.starts_with("22") || sqlstate.starts_with("23")
+    ["22", "23", "54"]
+        .iter()
+        .any(|class| sqlstate.starts_with(class))
 }
 
 impl StoreError {
@@ -258,8 +261,9 @@ mod tests {
 
     #[test]
     fn only_a_statements_own_values_are_its_data_error() {
-        // Invalid text, a value out of range, a NUL, a duplicate key, a check.
-        for code in ["22P02", "22003", "22021", "23505", "23514"] {
+        // Invalid text, a value out of range, a NUL, a duplicate key, a
+        // check, a string too long for a tsvector.
+        for code in ["22P02", "22003", "22021", "23505", "23514", "54000"] {
             assert!(is_data_error(code), "{code}");
         }
         // A missing column or table, a read-only standby, a permission, a

@@ -446,8 +446,9 @@ impl TenantAdmin {
             self.load(&tenant_id).await?;
             return Err(AdminError::Invalid(
                 "a rotation is already under way: its previous secret is still valid. \
-                 Rotate again once it has expired, or now with revoke_previous \
-                 (every secret but the new one then stops at once)"
+                 End it first (end-rotation: the previous secret stops, the current one \
+                 stays), or rotate with revoke_previous (every secret but the new one \
+                 stops at once)"
                     .into(),
             ));
         };
@@ -457,6 +458,18 @@ impl TenantAdmin {
             "Webhook secret rotated"
         );
         Ok(secret.expose().to_owned())
+    }
+
+    /// Ends a rotation early: the previous secret stops working (its
+    /// senders are switched over, or it leaked), the current one stays.
+    pub async fn end_rotation(&self, tenant_id: &str) -> Result<(), AdminError> {
+        let tenant_id = parse_id(tenant_id)?;
+        let mut client = self.app.get().await.map_err(StoreError::from)?;
+        if !tenants::end_rotation(&mut client, &tenant_id).await? {
+            return Err(AdminError::NotFound(tenant_id.to_string()));
+        }
+        tracing::info!(tenant_id = %tenant_id, "Webhook secret rotation ended; the previous secret is revoked");
+        Ok(())
     }
 
     pub async fn feedback_stats(&self, tenant_id: &str) -> Result<FeedbackStats, AdminError> {

@@ -8,7 +8,7 @@ use serde::Serialize;
 use tokio_postgres::error::SqlState;
 
 use crate::secrets::{Keyring, Secret};
-use crate::{Client, StoreError, tenant_transaction};
+use crate::{Client, StoreError, tenant_query, tenant_transaction};
 
 pub use crate::tenant_settings::{
     EmbeddingEndpointSettings, EmbeddingSettings, Integrations, LlmProviderSettings,
@@ -235,6 +235,23 @@ pub struct TenantSummary {
 /// Tenants whose id or name contains `search`, ordered by id, after the
 /// cursor `after` (keyset pagination). Needs a connection as the admin role,
 /// which reads across tenants.
+/// Ends a rotation early: the previous webhook secret stops working, the
+/// current one stays. False when there is no such tenant.
+pub async fn end_rotation(client: &mut Client, tenant_id: &TenantId) -> Result<bool, StoreError> {
+    let updated = tenant_query(
+        client,
+        tenant_id,
+        "update tenants
+            set webhook_secret_prev_enc = null, webhook_secret_prev_expires_at = null,
+                updated_at = now()
+          where tenant_id = $1 and deleted_at is null
+          returning 1",
+        &[&tenant_id.as_str()],
+    )
+    .await?;
+    Ok(!updated.is_empty())
+}
+
 pub async fn list(
     admin: &tokio_postgres::Client,
     search: Option<&str>,

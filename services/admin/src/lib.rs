@@ -30,6 +30,10 @@ pub fn app(state: AppState) -> Router {
             post(routes::rotate_secret),
         )
         .route(
+            "/admin/tenants/{id}/end-rotation",
+            post(routes::end_rotation),
+        )
+        .route(
             "/admin/tenants/{id}/integrations",
             axum::routing::put(routes::set_integrations),
         )

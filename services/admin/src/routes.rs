@@ -221,6 +221,19 @@ pub async fn rotate_secret(
     ))
 }
 
+/// Ends a rotation early: the previous webhook secret stops, the current
+/// one stays.
+pub async fn end_rotation(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, RouteError> {
+    state.tenants.end_rotation(&id).await?;
+    audited(&state, "tenant.end_rotation", Some(&id), json!({})).await;
+    Ok(Json(json!({
+        "note": "The previous secret no longer works (within the ingress's 30 s cache); the current one does."
+    })))
+}
+
 /// Records what the API changed in the audit log the console keeps, under
 /// the actor `api` (the token's holder). The change is made: a record that
 /// cannot be written is logged loudly, not answered as a failure.

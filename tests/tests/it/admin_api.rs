@@ -454,6 +454,23 @@ async fn answers_that_carry_a_secret_are_never_cached_and_a_rotation_can_revoke_
         masked.ends_with(&first[first.len() - 2..]),
         "{masked} is not {first} masked"
     );
+    // Ending the rotation drops the previous secret and keeps the current;
+    // then a rotation may start again.
+    let (status, _) = api
+        .call(
+            reqwest::Method::POST,
+            "/admin/tenants/acme/end-rotation",
+            None,
+        )
+        .await;
+    assert_eq!(status, 200);
+    let (_, shown) = api
+        .call(reqwest::Method::GET, "/admin/tenants/acme", None)
+        .await;
+    assert_eq!(shown["rotation_in_progress"], false);
+    assert_eq!(shown["webhook_secret"].as_str(), Some(masked));
+    let again = rotate("").await.unwrap();
+    assert_eq!(again.status(), 200);
 
     let revoked = rotate("?revoke_previous=true").await.unwrap();
     assert_eq!(revoked.status(), 200);

@@ -198,22 +198,7 @@ pub fn bounded_pool(
         "-c statement_timeout={}ms -c idle_in_transaction_session_timeout=60000ms",
         statement_timeout.as_millis()
     ));
-    let manager = Manager::from_config(
-        config,
-        NoTls,
-        ManagerConfig {
-            recycling_method: RecyclingMethod::Fast,
-        },
-    );
-    let pool = Pool::builder(manager)
-        .max_size(max_size)
-        .queue_mode(deadpool_postgres::QueueMode::Lifo)
-        .wait_timeout(Some(wait))
-        .runtime(deadpool_postgres::Runtime::Tokio1)
-        .build()
-        .map_err(|err| StoreError::Config(err.to_string()))?;
-    register(&pool);
-    Ok(pool)
+    build_pool(config, max_size, Some(wait))
 }
 
 /// The same server and credentials as `url`, another database.
@@ -229,6 +214,18 @@ pub fn pool_from_config(
     config: tokio_postgres::Config,
     max_size: usize,
 ) -> Result<Pool, StoreError> {
+    build_pool(config, max_size, None)
+}
+
+/// The pool: connections recycled cheaply, handed out last in, first out
+/// (at a low rate the same few connections, and server processes with warm
+/// caches, serve every request, instead of a burst's whole pool taking
+/// turns), and a wait for one bounded by `wait` when given.
+fn build_pool(
+    config: tokio_postgres::Config,
+    max_size: usize,
+    wait: Option<Duration>,
+) -> Result<Pool, StoreError> {
     let manager = Manager::from_config(
         config,
         NoTls,
@@ -236,12 +233,15 @@ pub fn pool_from_config(
             recycling_method: RecyclingMethod::Fast,
         },
     );
-    // Last in, first out: at a low rate the same few connections (and
-    // server processes, with warm caches) serve every request, instead of
-    // a burst's whole pool taking turns.
-    let pool = Pool::builder(manager)
+    let mut builder = Pool::builder(manager)
         .max_size(max_size)
-        .queue_mode(deadpool_postgres::QueueMode::Lifo)
+        .queue_mode(deadpool_postgres::QueueMode::Lifo);
+    if wait.is_some() {
+        builder = builder
+            .wait_timeout(wait)
+            .runtime(deadpool_postgres::Runtime::Tokio1);
+    }
+    let pool = builder
         .build()
         .map_err(|err| StoreError::Config(err.to_string()))?;
     register(&pool);

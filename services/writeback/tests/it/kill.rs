@@ -5,7 +5,7 @@
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use aia_events::{Event, ItsmKind, Payload, TenantId, TicketId, examples};
+use aia_events::{Event, ItsmKind, Payload, TicketId, examples};
 use aia_standins::servicedesk::ServiceDeskStandIn;
 use aia_store::{Keyring, NewTenant, Secret, TenantSettings, tenants};
 use aia_testkit::{NatsServer, TestDatabase, eventually};
@@ -24,8 +24,21 @@ fn start_writeback(nats: &str, db: &str, keys: &str) -> Child {
         .expect("start writeback")
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_writeback_killed_after_posting_and_before_acking_leaves_exactly_one_note() {
+/// A stream, a database with one tenant on a ServiceDesk Plus stand-in, and
+/// an `enhancement.generated` for `ticket` (not yet published); the
+/// writeback consumer tuned by `tune`.
+struct Rig {
+    nats: NatsServer,
+    db: TestDatabase,
+    jetstream: aia_bus::JetStream,
+    stream: async_nats::jetstream::stream::Stream,
+    sdp: ServiceDeskStandIn,
+    _server: aia_standins::Running,
+    spec: String,
+    event: Event,
+}
+
+async fn rig(ticket: &str, tune: impl FnOnce(&mut async_nats::jetstream::consumer::Config)) -> Rig {
     let nats = NatsServer::start().await;
     let db = TestDatabase::create().await;
     let (_client, jetstream) = aia_bus::connect(&nats.url(), "test").await.unwrap();
@@ -34,7 +47,6 @@ async fn a_writeback_killed_after_posting_and_before_acking_leaves_exactly_one_n
         .apply(&jetstream)
         .await
         .unwrap();
-    // Redeliver after 2 s instead of 30 s, so the test is quick.
     let stream = jetstream.get_stream(aia_bus::STREAM).await.unwrap();
     let mut consumer = stream
         .consumer_info("writeback")
@@ -42,21 +54,25 @@ async fn a_writeback_killed_after_posting_and_before_acking_leaves_exactly_one_n
         .unwrap()
         .config
         .clone();
-    consumer.ack_wait = Duration::from_secs(2);
-    consumer.backoff = vec![Duration::from_secs(2)];
+    tune(&mut consumer);
     stream.update_consumer(consumer).await.unwrap();
 
     let sdp = ServiceDeskStandIn::new("sdp-token");
-    sdp.hang_after_storing(Some(Duration::from_secs(30)));
     let server = aia_standins::serve(sdp.router()).await.unwrap();
     let spec = Keyring::generate_spec("k1");
     let keyring = Keyring::parse(&spec).unwrap();
+    let mut event: Event = examples::all()
+        .into_iter()
+        .find(|event| matches!(&event.payload, Payload::EnhancementGenerated(g) if !g.degraded))
+        .unwrap();
+    event.ticket_id = TicketId::parse(ticket).unwrap();
+    event.event_id = uuid::Uuid::now_v7();
     let pool = aia_store::pool(&db.app_url, 1).unwrap();
     tenants::create(
         &mut pool.get().await.unwrap(),
         &keyring,
         &NewTenant {
-            tenant_id: TenantId::parse("acme-msp").unwrap(),
+            tenant_id: event.tenant_id.clone(),
             name: "Acme".into(),
             itsm: ItsmKind::ServicedeskPlus,
             itsm_base_url: server.url(),
@@ -67,13 +83,36 @@ async fn a_writeback_killed_after_posting_and_before_acking_leaves_exactly_one_n
     )
     .await
     .unwrap();
+    Rig {
+        nats,
+        db,
+        jetstream,
+        stream,
+        sdp,
+        _server: server,
+        spec,
+        event,
+    }
+}
 
-    let mut event: Event = examples::all()
-        .into_iter()
-        .find(|event| matches!(&event.payload, Payload::EnhancementGenerated(g) if !g.degraded))
-        .unwrap();
-    event.ticket_id = TicketId::parse("SUP-77").unwrap();
-    event.event_id = uuid::Uuid::now_v7();
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_writeback_killed_after_posting_and_before_acking_leaves_exactly_one_note() {
+    // Redeliver after 2 s instead of 30 s, so the test is quick.
+    let Rig {
+        nats,
+        db,
+        jetstream,
+        sdp,
+        spec,
+        event,
+        _server,
+        ..
+    } = rig("SUP-77", |consumer| {
+        consumer.ack_wait = Duration::from_secs(2);
+        consumer.backoff = vec![Duration::from_secs(2)];
+    })
+    .await;
+    sdp.hang_after_storing(Some(Duration::from_secs(30)));
     aia_bus::publish_event(&jetstream, &event, &event.event_id.to_string())
         .await
         .unwrap();
@@ -125,58 +164,26 @@ async fn a_writeback_killed_after_posting_and_before_acking_leaves_exactly_one_n
 /// ever.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_run_whose_last_delivery_died_with_its_process_is_ended_by_another() {
-    let nats = NatsServer::start().await;
-    let db = TestDatabase::create().await;
-    let (_client, jetstream) = aia_bus::connect(&nats.url(), "test").await.unwrap();
-    aia_bus::topology::Topology::builtin()
-        .unwrap()
-        .apply(&jetstream)
-        .await
-        .unwrap();
     // One delivery only, its ack awaited 2 s.
-    let stream = jetstream.get_stream(aia_bus::STREAM).await.unwrap();
-    let mut consumer = stream
-        .consumer_info("writeback")
-        .await
-        .unwrap()
-        .config
-        .clone();
-    consumer.ack_wait = Duration::from_secs(2);
-    consumer.backoff = vec![];
-    consumer.max_deliver = 1;
-    stream.update_consumer(consumer).await.unwrap();
-
+    let Rig {
+        nats,
+        db,
+        jetstream,
+        stream,
+        sdp,
+        spec,
+        event,
+        _server,
+        ..
+    } = rig("SUP-78", |consumer| {
+        consumer.ack_wait = Duration::from_secs(2);
+        consumer.backoff = vec![];
+        consumer.max_deliver = 1;
+    })
+    .await;
     // The help desk takes 3 s before storing: the first instance is still
     // waiting when it dies.
-    let sdp = ServiceDeskStandIn::new("sdp-token");
     sdp.hang_before_storing(Some(Duration::from_secs(3)));
-    let server = aia_standins::serve(sdp.router()).await.unwrap();
-    let spec = Keyring::generate_spec("k1");
-    let keyring = Keyring::parse(&spec).unwrap();
-    let pool = aia_store::pool(&db.app_url, 1).unwrap();
-    tenants::create(
-        &mut pool.get().await.unwrap(),
-        &keyring,
-        &NewTenant {
-            tenant_id: TenantId::parse("acme").unwrap(),
-            name: "Acme".into(),
-            itsm: ItsmKind::ServicedeskPlus,
-            itsm_base_url: server.url(),
-            itsm_credentials: Secret::new(r#"{"authtoken":"sdp-token"}"#),
-            webhook_secret: Secret::generate(32),
-            settings: TenantSettings::default(),
-        },
-    )
-    .await
-    .unwrap();
-    let mut event: Event = examples::all()
-        .into_iter()
-        .find(|event| matches!(&event.payload, Payload::EnhancementGenerated(g) if !g.degraded))
-        .unwrap();
-    event.tenant_id = TenantId::parse("acme").unwrap();
-    event.ticket_id = TicketId::parse("SUP-78").unwrap();
-    event.event_id = uuid::Uuid::now_v7();
-
     let mut first = start_writeback(&nats.url(), &db.app_url, &spec);
     aia_bus::publish_event(&jetstream, &event, &event.event_id.to_string())
         .await
@@ -204,7 +211,8 @@ async fn a_run_whose_last_delivery_died_with_its_process_is_ended_by_another() {
     // The second waits out the first's lease (its call may yet land),
     // then finds the note by its marker or posts it.
     let subject = format!(
-        "tickets.acme.{}.writeback.completed",
+        "tickets.{}.{}.writeback.completed",
+        event.tenant_id,
         event.ticket_id.subject_token()
     );
     let done = eventually("the run's end", Duration::from_secs(60), || async {
@@ -220,7 +228,8 @@ async fn a_run_whose_last_delivery_died_with_its_process_is_ended_by_another() {
     assert_eq!(done.correlation_id, event.correlation_id);
     assert_eq!(sdp.notes("SUP-78").len(), 1, "one note, whoever stored it");
     let failed = format!(
-        "tickets.acme.{}.writeback.failed",
+        "tickets.{}.{}.writeback.failed",
+        event.tenant_id,
         event.ticket_id.subject_token()
     );
     assert!(

@@ -72,6 +72,35 @@ async fn setup() -> (
     (db, sdp, server, handler, event)
 }
 
+/// Posts the run's note, then redelivers it as after a crash between the
+/// help desk storing the note and the ledger saying so (the ledger reads
+/// `posting`); whether the redelivery found the note already there.
+async fn crash_after_posting_then_redeliver(
+    db: &TestDatabase,
+    handler: &writeback::Writeback,
+    event: &Event,
+) -> bool {
+    completed(
+        aia_bus::dispatch(handler, event, delivery(1))
+            .await
+            .unwrap(),
+    );
+    db.admin_client()
+        .await
+        .execute(
+            "update writeback_ledger set state = 'posting', note_id = null, claimed_until = null",
+            &[],
+        )
+        .await
+        .unwrap();
+    completed(
+        aia_bus::dispatch(handler, event, delivery(2))
+            .await
+            .unwrap(),
+    )
+    .0
+}
+
 #[tokio::test]
 async fn a_redelivered_enhancement_posts_no_second_note() {
     let (_db, sdp, _server, handler, event) = setup().await;
@@ -100,26 +129,7 @@ async fn a_redelivered_enhancement_posts_no_second_note() {
 #[tokio::test]
 async fn a_crash_after_posting_and_before_recording_it_still_leaves_one_note() {
     let (db, sdp, _server, handler, event) = setup().await;
-    completed(
-        aia_bus::dispatch(&handler, &event.clone(), delivery(1))
-            .await
-            .unwrap(),
-    );
-    // The process died after the tool stored the note and before the ledger
-    // said so: the ledger still reads `posting`.
-    db.admin_client()
-        .await
-        .execute(
-            "update writeback_ledger set state = 'posting', note_id = null",
-            &[],
-        )
-        .await
-        .unwrap();
-    let (already, _) = completed(
-        aia_bus::dispatch(&handler, &event.clone(), delivery(2))
-            .await
-            .unwrap(),
-    );
+    let already = crash_after_posting_then_redeliver(&db, &handler, &event).await;
     assert!(already, "the note on the ticket must be recognised");
     assert_eq!(sdp.notes("SUP-1042").len(), 1);
 }
@@ -196,24 +206,7 @@ async fn a_crash_after_posting_on_a_busy_ticket_still_leaves_one_note() {
             &format!("Update {n}: still looking"),
         );
     }
-    completed(
-        aia_bus::dispatch(&handler, &event.clone(), delivery(1))
-            .await
-            .unwrap(),
-    );
-    db.admin_client()
-        .await
-        .execute(
-            "update writeback_ledger set state = 'posting', note_id = null, claimed_until = null",
-            &[],
-        )
-        .await
-        .unwrap();
-    let (already, _) = completed(
-        aia_bus::dispatch(&handler, &event.clone(), delivery(2))
-            .await
-            .unwrap(),
-    );
+    let already = crash_after_posting_then_redeliver(&db, &handler, &event).await;
     assert!(
         already,
         "our note, past the first pages, must be recognised"

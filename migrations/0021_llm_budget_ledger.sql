@@ -15,7 +15,10 @@ create table llm_budget_periods (
   spent_usd    float8 not null,
   primary key (tenant_id, period_start)
 );
-select secure_projection_table('llm_budget_periods', false);
+-- The purges run as the schema's owner, for every tenant, over tables that
+-- force row-level security: the owner may maintain these (a superuser, as in
+-- tests, would pass anyway; the owner in production is none).
+select secure_projection_table('llm_budget_periods', true);
 
 -- One claim per call and purpose (`<correlation id>:note`,
 -- `<correlation id>:rewrite`): a redelivered ticket finds its open claim
@@ -29,7 +32,7 @@ create table llm_budget_claims (
   claimed_at   timestamptz not null default now(),
   primary key (tenant_id, claim_id)
 );
-select secure_projection_table('llm_budget_claims', false);
+select secure_projection_table('llm_budget_claims', true);
 
 -- Retention: claims go with the runs they were made for. The purges are
 -- for every tenant, so they run as their owner; a caller's temporary
@@ -46,7 +49,10 @@ begin
   end if;
   delete from enhancement_history where received_at < now() - older_than;
   get diagnostics n_deleted = row_count;
-  delete from llm_budget_claims where claimed_at < now() - older_than and cost_usd is not null;
+  -- A claim past retention goes whether settled or not: one left open (its
+  -- ticket never came back) holds a reservation in a period long over,
+  -- which no budget reads.
+  delete from llm_budget_claims where claimed_at < now() - older_than;
   delete from llm_budget_periods where period_start < (now() - older_than - interval '366 days')::date;
   return n_deleted;
 end

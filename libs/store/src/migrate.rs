@@ -96,16 +96,12 @@ pub const MIGRATIONS: &[(&str, &str)] = &[
         include_str!("../../../migrations/0021_llm_budget_ledger.sql"),
     ),
     (
-        "0022_budget_ledger_retention",
-        include_str!("../../../migrations/0022_budget_ledger_retention.sql"),
+        "0022_writeback_lease",
+        include_str!("../../../migrations/0022_writeback_lease.sql"),
     ),
     (
-        "0023_writeback_lease",
-        include_str!("../../../migrations/0023_writeback_lease.sql"),
-    ),
-    (
-        "0024_dead_letter_redrives",
-        include_str!("../../../migrations/0024_dead_letter_redrives.sql"),
+        "0023_dead_letter_redrives",
+        include_str!("../../../migrations/0023_dead_letter_redrives.sql"),
     ),
 ];
 

@@ -221,3 +221,32 @@ async fn a_crash_after_posting_on_a_busy_ticket_still_leaves_one_note() {
         .count();
     assert_eq!(ours, 1);
 }
+
+/// A holder whose lease ran out and was taken by another delivery cannot
+/// renew it, so it does not post; the new holder can, and a posted run is
+/// nobody's to renew.
+#[tokio::test]
+async fn a_lease_taken_over_cannot_be_renewed_by_its_old_holder() {
+    use writeback::ledger::{self, Claim};
+    let (db, _sdp, _server, _handler, event) = setup().await;
+    let pool = aia_store::pool(&db.app_url, 1).unwrap();
+    let mut client = pool.get().await.unwrap();
+    let (tenant, run, ticket) = (&event.tenant_id, event.correlation_id, &event.ticket_id);
+    let (old, new) = (uuid::Uuid::now_v7(), uuid::Uuid::now_v7());
+    let long = std::time::Duration::from_secs(30);
+    let short = std::time::Duration::from_millis(50);
+    let claimed = ledger::claim(&mut client, tenant, run, ticket, old, short).await;
+    assert_eq!(claimed.unwrap(), Claim::Fresh);
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    let claimed = ledger::claim(&mut client, tenant, run, ticket, new, long).await;
+    assert_eq!(claimed.unwrap(), Claim::Uncertain);
+    let renewed = ledger::renew(&mut client, tenant, run, old, long).await;
+    assert!(!renewed.unwrap(), "the old holder must not post");
+    let renewed = ledger::renew(&mut client, tenant, run, new, long).await;
+    assert!(renewed.unwrap());
+    ledger::mark_posted(&mut client, tenant, run, None)
+        .await
+        .unwrap();
+    let renewed = ledger::renew(&mut client, tenant, run, new, long).await;
+    assert!(!renewed.unwrap(), "a posted run is nobody's to renew");
+}

@@ -1,12 +1,16 @@
 //! What our HTTP services share: the error answer of every endpoint,
-//! bearer-token checks, and the guard on outbound calls to addresses
-//! operators configure ([`outbound`]).
+//! bearer-token checks, the guard on outbound calls to addresses
+//! operators configure ([`outbound`]), and reading a far end's
+//! `Retry-After` ([`retry_after()`]).
 //!
 //! Errors answer `{"status":"error","error":{"code":…,"message":…}}` with a
 //! stable code; messages name the problem without internals, and the cause
 //! is logged where it happens.
 
 pub mod outbound;
+mod retry_after;
+
+pub use retry_after::retry_after;
 
 use std::time::Duration;
 

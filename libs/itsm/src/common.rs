@@ -251,13 +251,7 @@ pub(crate) fn transport_error(tool: &str, err: &reqwest::Error) -> ItsmError {
     }
 }
 
-pub(crate) fn retry_after(headers: &reqwest::header::HeaderMap) -> Option<Duration> {
-    headers
-        .get(reqwest::header::RETRY_AFTER)
-        .and_then(|value| value.to_str().ok())
-        .and_then(|value| value.trim().parse::<u64>().ok())
-        .map(Duration::from_secs)
-}
+pub(crate) use aia_http::retry_after;
 
 /// A tool's REST API at a base URL: requests built from path segments
 /// (each percent-encoded whole, so an id cannot step out of its place),

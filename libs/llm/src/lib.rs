@@ -182,12 +182,7 @@ pub async fn complete(
             })?;
     let status = response.status();
     if !status.is_success() {
-        let retry_after = response
-            .headers()
-            .get("retry-after")
-            .and_then(|value| value.to_str().ok())
-            .and_then(|value| value.trim().parse::<u64>().ok())
-            .map(Duration::from_secs);
+        let retry_after = aia_http::retry_after(response.headers());
         let reason = format!("{} answered HTTP {}", provider.name, status.as_u16());
         return Err(if status.as_u16() == 429 || status.is_server_error() {
             LlmError::Transient {

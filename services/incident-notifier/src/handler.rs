@@ -10,7 +10,6 @@
 //! deliveries, the notification is marked failed with its last error.
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use aia_bus::{Failure, Handled, Handler, HandlerError, TenantPolicy, Work};
 use aia_events::{Event, Payload};
@@ -122,12 +121,7 @@ impl Handler for IncidentNotifier {
             }
             Ok(answer) => {
                 let status = answer.status();
-                let retry_after = answer
-                    .headers()
-                    .get("retry-after")
-                    .and_then(|v| v.to_str().ok())
-                    .and_then(|v| v.trim().parse::<u64>().ok())
-                    .map(Duration::from_secs);
+                let retry_after = aia_http::retry_after(answer.headers());
                 let retry = status.is_server_error()
                     || status == reqwest::StatusCode::TOO_MANY_REQUESTS
                     || status == reqwest::StatusCode::REQUEST_TIMEOUT;

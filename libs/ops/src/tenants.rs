@@ -446,9 +446,9 @@ impl TenantAdmin {
             self.load(&tenant_id).await?;
             return Err(AdminError::Invalid(
                 "a rotation is already under way: its previous secret is still valid. \
-                 End it first (end-rotation: the previous secret stops, the current one \
-                 stays), or rotate with revoke_previous (every secret but the new one \
-                 stops at once)"
+                 End the rotation first (end-rotation: the previous secret stops, the \
+                 current one stays), or rotate and revoke the old secret now \
+                 (revoke_previous: every secret but the new one stops at once)"
                     .into(),
             ));
         };

@@ -292,6 +292,10 @@ async fn a_viewer_sees_the_pages_but_a_hand_made_post_is_refused() {
             vec![("csrf", viewer.csrf.as_str())],
         ),
         (
+            "/console/tenants/acme/end-rotation",
+            vec![("csrf", viewer.csrf.as_str())],
+        ),
+        (
             "/console/tenants/acme/settings",
             vec![
                 ("csrf", viewer.csrf.as_str()),
@@ -376,6 +380,30 @@ async fn a_new_tenants_secret_is_shown_once_and_every_change_is_audited() {
     assert_eq!(status, StatusCode::OK);
     assert!(page.contains("New webhook secret for acme") && !page.contains(&secret));
 
+    // While the old secret is still accepted, the page offers to end the
+    // rotation, not to start a second one (which would be refused); ending
+    // it takes the offer away and says what changed.
+    let (_, page) = ops.get("/console/tenants/acme").await;
+    assert!(page.contains("previous secret still accepted"));
+    assert!(page.contains("/console/tenants/acme/end-rotation"));
+    assert!(!page.contains("the old one works 24 more hours"));
+    let (status, page) = ops
+        .post(
+            "/console/tenants/acme/rotate-secret",
+            &[("csrf", &ops.csrf)],
+        )
+        .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(page.contains("End the rotation first"), "{page}");
+    let (status, page) = ops
+        .post("/console/tenants/acme/end-rotation", &[("csrf", &ops.csrf)])
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(page.contains("Rotation ended"), "{page}");
+    assert!(!page.contains("previous secret still accepted"));
+    assert!(!page.contains("/console/tenants/acme/end-rotation"));
+    assert!(page.contains("the old one works 24 more hours"));
+
     // A delete needs the id typed; then the tenant is gone from the list.
     let (status, _) = ops
         .post(
@@ -405,6 +433,7 @@ async fn a_new_tenants_secret_is_shown_once_and_every_change_is_audited() {
         [
             "ops tenant.create acme",
             "ops tenant.rotate_secret acme",
+            "ops tenant.end_rotation acme",
             "ops tenant.delete acme"
         ]
     );

@@ -98,6 +98,10 @@ pub fn router(state: AppState) -> Router<AppState> {
             "/console/tenants/{id}/rotate-secret",
             post(pages::rotate_secret),
         )
+        .route(
+            "/console/tenants/{id}/end-rotation",
+            post(pages::end_rotation),
+        )
         .route("/console/tenants/{id}/delete", post(pages::delete_tenant))
         .route("/console/tenants/{id}/settings", post(pages::save_settings))
         .route(

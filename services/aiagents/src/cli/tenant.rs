@@ -50,6 +50,8 @@ pub enum Command {
         #[arg(long)]
         keep_previous_hours: Option<u64>,
     },
+    /// End a rotation early: the previous webhook secret stops working, the current one stays.
+    EndRotation { id: String },
     /// Check that the tenant's help desk answers and accepts its credentials.
     TestConnection { id: String },
     /// Replace the tenant's integration tokens and keys, read as JSON from
@@ -181,6 +183,12 @@ pub async fn run(command: Command) -> anyhow::Result<()> {
                     keep.as_secs() / 3600
                 );
             }
+        }
+        Command::EndRotation { id } => {
+            tenant_admin()?.end_rotation(&id).await?;
+            println!(
+                "rotation of {id} ended: the previous webhook secret no longer works (within the ingress's 30 s cache)"
+            );
         }
         Command::SetIntegrations { id } => {
             let mut raw = String::new();

@@ -41,6 +41,7 @@ fn every_command_explains_itself() {
         vec!["tenant", "add", "--help"],
         vec!["tenant", "list", "--help"],
         vec!["tenant", "rotate-secret", "--help"],
+        vec!["tenant", "end-rotation", "--help"],
         vec!["secrets", "reencrypt", "--help"],
         vec!["demo", "--help"],
         vec!["serve", "--help"],
@@ -121,6 +122,26 @@ async fn tenants_are_managed_from_the_cli_and_no_secret_is_stored_in_plaintext()
         &["tenant", "rotate-secret", "acme"],
     ));
     assert!(rotated.contains("new webhook secret:"));
+    // A second rotation waits for the first to end; ended, it may start.
+    let refused = aiagents(&db, &old_keys, &["tenant", "rotate-secret", "acme"]);
+    assert!(!refused.status.success());
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("End the rotation first"));
+    assert!(
+        stdout(&aiagents(
+            &db,
+            &old_keys,
+            &["tenant", "end-rotation", "acme"]
+        ))
+        .contains("rotation of acme ended")
+    );
+    assert!(
+        stdout(&aiagents(
+            &db,
+            &old_keys,
+            &["tenant", "rotate-secret", "acme"]
+        ))
+        .contains("The previous secret stays valid for 24 hours")
+    );
 
     // A dump of the database holds no secret in plaintext.
     let bindir =

@@ -19,7 +19,8 @@ pub use pause::{stage_processing, tenant_processing};
 pub use settings::save_settings;
 pub use sign_in::{sign_in, sign_in_form, sign_out};
 pub use tenants::{
-    create_tenant, delete_tenant, new_tenant, rotate_secret, tenant, tenants, test_connection,
+    create_tenant, delete_tenant, end_rotation, new_tenant, rotate_secret, tenant, tenants,
+    test_connection,
 };
 
 use askama::Template;

@@ -265,6 +265,36 @@ pub async fn rotate_secret(
     }
 }
 
+/// Ends a rotation early: the previous webhook secret stops (the help desk
+/// was switched over, or it leaked), the current one stays.
+pub async fn end_rotation(
+    State(state): State<AppState>,
+    operator: Operator,
+    Path(id): Path<String>,
+    Form(form): Form<CsrfOnly>,
+) -> Response {
+    if let Some(refusal) = refusal(&operator, &form.csrf) {
+        return refusal;
+    }
+    match state.tenants.end_rotation(&id).await {
+        Ok(()) => {
+            audited(
+                &state,
+                &operator,
+                "tenant.end_rotation",
+                Some(&id),
+                json!({}),
+            )
+            .await;
+            let text = "Rotation ended: the previous webhook secret no longer works (within \
+                        the ingress's 30 s cache); the current one does."
+                .to_owned();
+            tenant_page(&state, operator, &id, None, Some(text)).await
+        }
+        Err(err) => admin_error(&operator, err, &format!("/console/tenants/{id}")),
+    }
+}
+
 #[derive(Deserialize)]
 pub struct ConfirmForm {
     #[serde(default)]

@@ -61,6 +61,9 @@ struct Inner {
     unavailable_for: usize,
     /// Add-note requests still to throttle with 429 and this `Retry-After`.
     throttled_for: (usize, u64),
+    /// Add-note requests still to store and then answer 502, as a gateway
+    /// whose upstream stored the note and whose answer was lost.
+    bad_gateway_after_storing: usize,
     resolved: Vec<ResolvedRequest>,
     requests_served: u64,
     notes: BTreeMap<String, Vec<StoredNote>>,
@@ -79,6 +82,7 @@ impl ServiceDeskStandIn {
                 hang_before_storing: None,
                 unavailable_for: 0,
                 throttled_for: (0, 0),
+                bad_gateway_after_storing: 0,
                 resolved: Vec::new(),
                 requests_served: 0,
                 notes: BTreeMap::new(),
@@ -152,6 +156,12 @@ impl ServiceDeskStandIn {
     /// `Retry-After: retry_after_secs`, storing nothing.
     pub fn throttle_notes(&self, requests: usize, retry_after_secs: u64) {
         self.inner.lock().unwrap().throttled_for = (requests, retry_after_secs);
+    }
+
+    /// Store the next `requests` new notes, then answer each with 502 Bad
+    /// Gateway: the note is there, the answer says nothing about it.
+    pub fn bad_gateway_after_storing(&self, requests: usize) {
+        self.inner.lock().unwrap().bad_gateway_after_storing = requests;
     }
 
     /// Access tokens issued so far (Cloud).
@@ -333,11 +343,18 @@ async fn add_note(
             .or_default()
             .push(stored.clone());
         let hang = inner.hang_after_storing;
-        (stored, hang)
+        let bad_gateway = inner.bad_gateway_after_storing > 0;
+        if bad_gateway {
+            inner.bad_gateway_after_storing -= 1;
+        }
+        (stored, hang, bad_gateway)
     };
-    let (stored, hang) = stored;
+    let (stored, hang, bad_gateway) = stored;
     if let Some(delay) = hang {
         tokio::time::sleep(delay).await;
+    }
+    if bad_gateway {
+        return (StatusCode::BAD_GATEWAY, "502 Bad Gateway").into_response();
     }
     (
         StatusCode::CREATED,

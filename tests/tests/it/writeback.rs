@@ -250,3 +250,77 @@ async fn a_lease_taken_over_cannot_be_renewed_by_its_old_holder() {
     let renewed = ledger::renew(&mut client, tenant, run, new, long).await;
     assert!(!renewed.unwrap(), "a posted run is nobody's to renew");
 }
+
+/// A gateway's 502 after the help desk stored the note says nothing about
+/// the note: the lease stays, so no other delivery posts before it ends,
+/// and the next attempt finds the note by its marker. A 503, which stores
+/// nothing, lets the lease go at once.
+#[tokio::test]
+async fn a_gateway_error_keeps_the_lease_and_a_refusal_lets_it_go() {
+    use writeback::ledger::{self, Claim};
+    let (db, sdp, _server, handler, event) = setup().await;
+    let pool = aia_store::pool(&db.app_url, 1).unwrap();
+    let (tenant, run, ticket) = (&event.tenant_id, event.correlation_id, &event.ticket_id);
+    let someone_else = || async {
+        let mut client = pool.get().await.unwrap();
+        ledger::claim(
+            &mut client,
+            tenant,
+            run,
+            ticket,
+            uuid::Uuid::now_v7(),
+            std::time::Duration::from_secs(30),
+        )
+        .await
+        .unwrap()
+    };
+
+    sdp.bad_gateway_after_storing(1);
+    let failed = aia_bus::dispatch(&handler, &event, delivery(1))
+        .await
+        .expect_err("a 502 is not a success");
+    assert!(
+        failed.retry_after >= Some(handler.lease),
+        "retried only when the lease ends: {:?}",
+        failed.retry_after
+    );
+    assert!(
+        matches!(someone_else().await, Claim::Held { .. }),
+        "the lease outlives a 502"
+    );
+    assert_eq!(sdp.all_notes().len(), 1, "the help desk stored the note");
+
+    // The lease ends; the next attempt finds the note, and posts none.
+    db.admin_client()
+        .await
+        .execute("update writeback_ledger set claimed_until = now()", &[])
+        .await
+        .unwrap();
+    let (already, _) = completed(
+        aia_bus::dispatch(&handler, &event, delivery(2))
+            .await
+            .unwrap(),
+    );
+    assert!(already);
+    assert_eq!(sdp.all_notes().len(), 1);
+
+    // A 503 on another run: nothing stored, the lease let go at once.
+    let mut other = event.clone();
+    other.correlation_id = uuid::Uuid::now_v7();
+    sdp.unavailable_for_notes(1);
+    aia_bus::dispatch(&handler, &other, delivery(1))
+        .await
+        .expect_err("a 503 is not a success");
+    let mut client = pool.get().await.unwrap();
+    let claim = ledger::claim(
+        &mut client,
+        tenant,
+        other.correlation_id,
+        ticket,
+        uuid::Uuid::now_v7(),
+        std::time::Duration::from_secs(30),
+    )
+    .await
+    .unwrap();
+    assert_eq!(claim, Claim::Uncertain, "a 503 lets the lease go");
+}

@@ -100,8 +100,12 @@ fn check_host(url: &reqwest::Url) -> Result<(), OutboundError> {
 /// must go through one names it in `AI_AGENTS_OUTBOUND_PROXY`, and makes it
 /// refuse the same addresses.
 pub fn client_builder() -> reqwest::ClientBuilder {
-    let builder = match &aia_config::shared_or_default().outbound_proxy {
-        Some(proxy) => match reqwest::Proxy::all(proxy.as_str()) {
+    builder_via(aia_config::shared_or_default().outbound_proxy.as_deref())
+}
+
+fn builder_via(proxy: Option<&str>) -> reqwest::ClientBuilder {
+    let builder = match proxy {
+        Some(proxy) => match reqwest::Proxy::all(proxy) {
             Ok(proxy) => reqwest::Client::builder().proxy(proxy),
             Err(err) => {
                 // Read as an http(s) URL already, so rare; said loudly.
@@ -209,5 +213,52 @@ mod tests {
         let name: reqwest::dns::Name = "localhost".parse().unwrap();
         let addrs: Vec<SocketAddr> = GuardedResolver.resolve(name).await.unwrap().collect();
         assert!(addrs.iter().all(|addr| addr.ip().is_loopback()) && !addrs.is_empty());
+    }
+
+    /// The proxy a deployment names is the way out: the request goes to
+    /// it, in absolute form, and the far end's name is not resolved here.
+    #[tokio::test]
+    async fn calls_go_through_the_proxy_the_deployment_names() {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let proxy = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let address = proxy.local_addr().unwrap();
+        let seen = tokio::spawn(async move {
+            let (mut socket, _) = proxy.accept().await.unwrap();
+            let mut request = vec![0; 4096];
+            let read = socket.read(&mut request).await.unwrap();
+            socket
+                .write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\nconnection: close\r\n\r\nok")
+                .await
+                .unwrap();
+            String::from_utf8_lossy(&request[..read]).into_owned()
+        });
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let client = builder_via(Some(&format!("http://{address}")))
+            .build()
+            .unwrap();
+        // `.invalid` never resolves (RFC 2606): only the proxy can answer.
+        let answer = client
+            .get("http://helpdesk.invalid/api/v3/requests")
+            .send()
+            .await
+            .expect("answered by the proxy");
+        assert_eq!(answer.text().await.unwrap(), "ok");
+        let request = seen.await.unwrap();
+        assert!(
+            request.starts_with("GET http://helpdesk.invalid/api/v3/requests HTTP/1.1"),
+            "{request}"
+        );
+    }
+
+    #[tokio::test]
+    async fn without_a_proxy_named_the_call_is_direct() {
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let client = builder_via(None).build().unwrap();
+        let failed = client
+            .get("http://helpdesk.invalid/")
+            .send()
+            .await
+            .expect_err("a name that never resolves cannot be called directly");
+        assert!(failed.is_connect(), "{failed:?}");
     }
 }

@@ -5,10 +5,17 @@ use std::fmt::Write as _;
 
 use aia_events::ContextGathered;
 
+use crate::generate::NoteShape;
 use crate::labels::Labels;
+use crate::markdown;
 
-/// The raw-context note, labelled in `labels`' language.
-pub fn raw_context_note(context: &ContextGathered, labels: &Labels) -> String {
+/// The raw-context note, labelled in the shape's language. What it copies
+/// from tickets and sources is text, never markup, masked when the tenant
+/// redacts; it shows no ticket's description and no system's client, so a
+/// note the requester sees carries what the model's would.
+pub fn raw_context_note(context: &ContextGathered, shape: &NoteShape) -> String {
+    let labels = Labels::of(shape.language);
+    let text = |raw: &str| markdown::text(&one_line(&shape.cleaned(raw)));
     let [similar, documentation, systems, _] = labels.sections;
     let no_information = labels.no_information;
     let mut note = format!("## {}\n\n### {similar}\n", labels.context_gathered);
@@ -28,10 +35,10 @@ pub fn raw_context_note(context: &ContextGathered, labels: &Labels) -> String {
         let _ = writeln!(
             note,
             "- **{}** {} — {}: {} _({why})_",
-            ticket.ticket_id,
-            one_line(&ticket.subject),
+            markdown::text(ticket.ticket_id.as_str()),
+            text(&ticket.subject),
             labels.resolved_by,
-            one_line(&ticket.resolution),
+            text(&ticket.resolution),
         );
     }
     let _ = write!(note, "\n### {documentation}\n");
@@ -40,8 +47,11 @@ pub fn raw_context_note(context: &ContextGathered, labels: &Labels) -> String {
     }
     for article in &context.knowledge_articles {
         let _ = match &article.url {
-            Some(url) => writeln!(note, "- [{}]({url})", one_line(&article.title)),
-            None => writeln!(note, "- {}", one_line(&article.title)),
+            // The URL in angle brackets: taken whole, whatever it holds.
+            Some(url) if !url.contains(['<', '>', '\n']) => {
+                writeln!(note, "- [{}](<{url}>)", text(&article.title))
+            }
+            _ => writeln!(note, "- {}", text(&article.title)),
         };
     }
     let _ = write!(note, "\n### {systems}\n");
@@ -49,7 +59,7 @@ pub fn raw_context_note(context: &ContextGathered, labels: &Labels) -> String {
         let _ = writeln!(note, "{no_information}");
     }
     for system in &context.systems {
-        let facts: Vec<&str> = [
+        let facts: Vec<String> = [
             &system.hostname,
             &system.address,
             &system.role,
@@ -57,8 +67,9 @@ pub fn raw_context_note(context: &ContextGathered, labels: &Labels) -> String {
         ]
         .into_iter()
         .filter_map(|fact| fact.as_deref())
+        .map(text)
         .collect();
-        let _ = writeln!(note, "- {}: {}", system.matched, facts.join(", "));
+        let _ = writeln!(note, "- {}: {}", text(&system.matched), facts.join(", "));
     }
     let _ = write!(note, "\n_{}_\n", labels.raw_context_footer);
     note
@@ -112,7 +123,10 @@ mod tests {
         old.ticket_id = aia_events::TicketId::parse("SUP-979").unwrap();
         old.matched_by = None;
         context.similar_tickets.extend([possible, old]);
-        let note = raw_context_note(&context, Labels::of(aia_events::Language::English));
+        let note = raw_context_note(
+            &context,
+            &NoteShape::new(300, aia_events::Language::English),
+        );
         assert!(
             note.contains("**SUP-977** Outlook Need Password loop — resolved by: Re-registered the AAD broker plugin. _(likely match: similar meaning and shared words)_"),
             "{note}"
@@ -131,10 +145,13 @@ mod tests {
     #[test]
     fn the_raw_context_note_is_labelled_in_the_notes_language() {
         let context = context();
-        let english = raw_context_note(&context, Labels::of(aia_events::Language::English));
+        let english = raw_context_note(
+            &context,
+            &NoteShape::new(300, aia_events::Language::English),
+        );
         for language in aia_events::Language::ALL {
             let labels = Labels::of(language);
-            let note = raw_context_note(&context, labels);
+            let note = raw_context_note(&context, &NoteShape::new(300, language));
             assert!(
                 note.starts_with(&format!("## {}\n", labels.context_gathered)),
                 "{note}"

@@ -5,7 +5,7 @@
 use aia_events::{ContextGathered, EnhancementGenerated, Language};
 
 use crate::labels::Labels;
-use crate::{fallback, ground, prompt};
+use crate::{fallback, ground, markdown, prompt};
 
 /// What the model chain answered.
 #[derive(Debug, Clone, PartialEq)]
@@ -40,25 +40,60 @@ impl NoAnswer {
     }
 }
 
+/// What the tenant's settings ask of a note.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct NoteShape {
+    /// The note's whole length, in words.
+    pub max_words: usize,
+    /// The requester sees the note: nothing of other users' tickets beyond
+    /// what it may show them.
+    pub public: bool,
+    /// Personal data and secrets in what code copies into the note are
+    /// masked, as they are in what the model is given.
+    pub redact: bool,
+    /// The language code writes the note's labels in.
+    pub language: Language,
+}
+
+impl NoteShape {
+    /// A private, unredacted note of at most `max_words` in `language`.
+    pub fn new(max_words: usize, language: Language) -> Self {
+        Self {
+            max_words,
+            public: false,
+            redact: false,
+            language,
+        }
+    }
+
+    /// `text` as the note may carry it: masked when the tenant redacts.
+    pub fn cleaned(&self, text: &str) -> String {
+        if self.redact {
+            aia_llm::redact::redact(text)
+        } else {
+            text.to_owned()
+        }
+    }
+}
+
 /// The fewest words the model's part of a note is cut to, however long the
 /// related tickets' section above it.
 const MIN_MODEL_WORDS: usize = 60;
 
 /// The payload of `enhancement.generated` for `context`: the model's note
 /// grounded in the context (citations it cannot back are marked), completed
-/// to the four sections and cut to `max_words`; or, without an answer, the
-/// labelled raw-context note with the reason. What code writes into the
-/// note is in `language`, as the model was asked to write.
+/// to the four sections and cut to the shape's words; or, without an
+/// answer, the labelled raw-context note with the reason. What code writes
+/// into the note is in the shape's language, as the model was asked to
+/// write. Either way the note links only to the context's own sources.
 pub fn generated(
     context: &ContextGathered,
     ticket_id: &str,
     answer: Result<ModelAnswer, NoAnswer>,
-    max_words: usize,
     latency_ms: u64,
-    public_note: bool,
-    language: Language,
+    shape: &NoteShape,
 ) -> EnhancementGenerated {
-    let labels = Labels::of(language);
+    let labels = Labels::of(shape.language);
     let mut generated = EnhancementGenerated {
         source: context.ticket.source,
         received_at: context.received_at,
@@ -86,8 +121,8 @@ pub fn generated(
                 );
             }
             // The related tickets' section counts in the tenant's limit.
-            let related = crate::incident::section(context, public_note, labels);
-            let words_left = max_words.saturating_sub(
+            let related = crate::incident::section(context, shape);
+            let words_left = shape.max_words.saturating_sub(
                 related
                     .as_deref()
                     .map_or(0, |section| section.split_whitespace().count()),
@@ -110,12 +145,8 @@ pub fn generated(
         }
         Err(no_answer) => {
             tracing::warn!(reason = %no_answer.reason(), "No model note; sending the raw context");
-            generated.note_markdown = crate::incident::above(
-                fallback::raw_context_note(context, labels),
-                context,
-                public_note,
-                labels,
-            );
+            generated.note_markdown =
+                crate::incident::above(fallback::raw_context_note(context, shape), context, shape);
             generated.degraded = true;
             generated.degraded_reason = Some(no_answer.reason());
             generated.budget_exceeded = no_answer == NoAnswer::OverBudget;
@@ -124,6 +155,18 @@ pub fn generated(
             }
         }
     }
+    let sources = markdown::allowed(
+        context
+            .knowledge_articles
+            .iter()
+            .filter_map(|article| article.url.as_deref()),
+    );
+    let (note, removed) =
+        markdown::only_allowed_links(&generated.note_markdown, &sources, labels.link_removed);
+    if removed > 0 {
+        tracing::info!(removed, "Removed links that are not among the sources");
+    }
+    generated.note_markdown = note;
     generated
 }
 
@@ -165,10 +208,8 @@ mod tests {
             &context,
             "T-1",
             Ok(answer("## Summary\nThe VPN drops.")),
-            300,
             42,
-            false,
-            EN,
+            &NoteShape::new(300, EN),
         );
         assert!(generated.note_markdown.contains("The VPN drops."));
         for section in Labels::of(EN).headings() {
@@ -191,7 +232,13 @@ mod tests {
     #[test]
     fn given_a_long_answer_the_note_is_cut_to_the_word_limit() {
         let long = format!("## Summary\n{}", "word ".repeat(2000));
-        let generated = generated(&context(), "T-1", Ok(answer(&long)), 100, 1, false, EN);
+        let generated = generated(
+            &context(),
+            "T-1",
+            Ok(answer(&long)),
+            1,
+            &NoteShape::new(100, EN),
+        );
         let words = generated.note_markdown.split_whitespace().count();
         assert!(words <= 110, "{words} words");
     }
@@ -202,10 +249,8 @@ mod tests {
             &context(),
             "T-1",
             Ok(answer("## Summary\nSame as INC-999999.")),
-            300,
             1,
-            false,
-            EN,
+            &NoteShape::new(300, EN),
         );
         assert!(
             generated.note_markdown.contains("unverified"),
@@ -221,18 +266,15 @@ mod tests {
             &context,
             "T-1",
             Err(NoAnswer::OverBudget),
-            300,
             3,
-            false,
-            EN,
+            &NoteShape::new(300, EN),
         );
         assert_eq!(
             generated.note_markdown,
             crate::incident::above(
-                fallback::raw_context_note(&context, Labels::of(EN)),
+                fallback::raw_context_note(&context, &NoteShape::new(300, EN)),
                 &context,
-                false,
-                Labels::of(EN)
+                &NoteShape::new(300, EN)
             )
         );
         assert!(
@@ -258,10 +300,8 @@ mod tests {
                 reason: "primary: 503".into(),
                 attempts: 3,
             }),
-            300,
             3,
-            false,
-            EN,
+            &NoteShape::new(300, EN),
         );
         assert!(generated.degraded && !generated.budget_exceeded);
         assert_eq!(generated.degraded_reason.as_deref(), Some("primary: 503"));
@@ -274,10 +314,8 @@ mod tests {
             &context(),
             "T-1",
             Err(NoAnswer::NoProvider),
-            300,
             0,
-            false,
-            EN,
+            &NoteShape::new(300, EN),
         );
         assert!(generated.degraded && !generated.budget_exceeded);
         assert_eq!(
@@ -294,10 +332,8 @@ mod tests {
             &context,
             "T-1",
             Ok(answer(&long)),
-            100,
             1,
-            false,
-            Language::German,
+            &NoteShape::new(100, Language::German),
         );
         let note = &generated.note_markdown;
         assert!(
@@ -319,11 +355,103 @@ mod tests {
             context,
             "T-1",
             Err(NoAnswer::NoProvider),
-            300,
             0,
-            false,
-            language,
+            &NoteShape::new(300, language),
         )
         .note_markdown
+    }
+
+    fn link_targets(note: &str) -> Vec<String> {
+        pulldown_cmark::Parser::new(note)
+            .filter_map(|event| match event {
+                pulldown_cmark::Event::Start(
+                    pulldown_cmark::Tag::Link { dest_url, .. }
+                    | pulldown_cmark::Tag::Image { dest_url, .. },
+                ) => Some(dest_url.to_string()),
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// What a ticket says is text in every note, whoever writes it: a link
+    /// in a subject or a fix is no link, and the model's links go unless a
+    /// source gave them — however they are spelled.
+    #[test]
+    fn no_note_links_anywhere_its_sources_did_not() {
+        let mut context = context();
+        context.similar_tickets[0].subject =
+            "Outlook asks for password [Sign in again](https://evil.xyz/sso)".into();
+        context.similar_tickets[0].resolution =
+            "Use ![x](https://evil.xyz/p.png) <https://evil.xyz>".into();
+        let kb: Vec<String> = context
+            .knowledge_articles
+            .iter()
+            .filter_map(|article| article.url.clone())
+            .collect();
+        assert!(
+            !kb.is_empty(),
+            "the sample has a knowledge article with a link"
+        );
+        let raw = generated(
+            &context,
+            "T-1",
+            Err(NoAnswer::NoProvider),
+            0,
+            &NoteShape::new(300, EN),
+        )
+        .note_markdown;
+        assert_eq!(link_targets(&raw), kb, "{raw}");
+        assert!(
+            raw.contains(r"Outlook asks for password \[Sign in again\](https://evil.xyz/sso)"),
+            "the subject is kept as text: {raw}"
+        );
+
+        let answer_text = format!(
+            "## Summary\nSee [the article]({}) or [Reset](HTTPS://evil.xyz/r), \
+             [Reset](&#104;ttps://evil.xyz/r), [mail](mailto:x@evil.com).",
+            kb[0]
+        );
+        let note = generated(
+            &context,
+            "T-1",
+            Ok(answer(&answer_text)),
+            0,
+            &NoteShape::new(300, EN),
+        )
+        .note_markdown;
+        assert_eq!(link_targets(&note), kb, "{note}");
+        assert!(
+            note.contains("(link removed: not among the sources)"),
+            "{note}"
+        );
+    }
+
+    /// A tenant that redacts gets its raw-context note masked as the
+    /// model's input is: another user's phone number in a fix stays out.
+    #[test]
+    fn the_raw_context_note_is_redacted_when_the_tenant_redacts() {
+        let mut context = context();
+        context.similar_tickets[0].resolution =
+            "Called Jane at +49 30 1234567 (jane.doe@example.com), reset her password".into();
+        let shape = NoteShape {
+            redact: true,
+            public: true,
+            ..NoteShape::new(300, EN)
+        };
+        let note = generated(&context, "T-1", Err(NoAnswer::NoProvider), 0, &shape).note_markdown;
+        assert!(note.contains("reset her password"), "{note}");
+        assert!(
+            !note.contains("1234567") && !note.contains("jane.doe@example.com"),
+            "{note}"
+        );
+        let unmasked = generated(
+            &context,
+            "T-1",
+            Err(NoAnswer::NoProvider),
+            0,
+            &NoteShape::new(300, EN),
+        )
+        .note_markdown;
+        assert!(unmasked.contains("jane.doe@example.com"), "{unmasked}");
     }
 }

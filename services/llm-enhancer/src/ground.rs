@@ -18,7 +18,7 @@ static SCRIPT_OR_STYLE: LazyLock<Regex> = LazyLock::new(|| {
 static TAG: LazyLock<Regex> =
     LazyLock::new(|| Regex::new(r"(?s)</?[a-zA-Z][^<>]*>").expect("regex"));
 static URL: LazyLock<Regex> =
-    LazyLock::new(|| Regex::new(r#"https?://[^\s)\]>"']+"#).expect("regex"));
+    LazyLock::new(|| Regex::new(r#"(?i)https?://[^\s)\]>"']+"#).expect("regex"));
 static TICKET_ID: LazyLock<Regex> =
     LazyLock::new(|| Regex::new(r"\b[A-Z][A-Z0-9]{1,9}-\d{1,9}\b").expect("regex"));
 static IPV4: LazyLock<Regex> =
@@ -106,7 +106,7 @@ pub fn ground(note: &str, context: &ContextGathered, ticket_id: &str, labels: &L
             caps[0].to_owned()
         } else {
             unverified += 1;
-            "(link removed: not among the sources)".to_owned()
+            labels.link_removed.to_owned()
         }
     });
     let mut mark = |re: &Regex, text: &str| -> String {

@@ -103,14 +103,18 @@ impl Handler for LlmEnhancer {
             }
         }
         let latency_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
+        let shape = generate::NoteShape {
+            max_words,
+            public: settings.note_visible_to_requester,
+            redact: settings.redact_personal_data,
+            language,
+        };
         let generated = generate::generated(
             context,
             event.ticket_id.as_str(),
             answer,
-            max_words,
             latency_ms,
-            settings.note_visible_to_requester,
-            language,
+            &shape,
         );
         self.count(event, &generated, alert.is_some());
         let mut events = vec![Event::caused_by(

@@ -7,31 +7,38 @@ use std::fmt::Write as _;
 
 use aia_events::ContextGathered;
 
+use crate::generate::NoteShape;
 use crate::labels::Labels;
+use crate::markdown;
 
 /// Related tickets listed one per line; the rest are counted.
 const LISTED: usize = 5;
 
-/// The section in `labels`' language, or `None` when no open ticket looks
+/// The section in the note's language, or `None` when no open ticket looks
 /// like this one. A `public` note (one the requester sees) counts the
 /// others and names none: their ids and subjects are other end users'
-/// business.
-pub fn section(context: &ContextGathered, public: bool, labels: &Labels) -> Option<String> {
+/// business. Their subjects are copied as text, never as markup, and
+/// masked when the tenant redacts.
+pub fn section(context: &ContextGathered, shape: &NoteShape) -> Option<String> {
+    let labels = Labels::of(shape.language);
     let related = &context.related_open;
     let first = related.iter().map(|r| r.received_at).min()?;
     let minutes = (context.received_at - first).num_minutes().max(1);
     let first_at = first.format("%H:%M").to_string();
     let heading = format!("## {}\n", labels.same_incident);
-    if public {
+    if shape.public {
         let line = labels.related(related.len(), minutes, None, &first_at);
         return Some(format!("{heading}{line}\n"));
     }
-    let ids: Vec<&str> = related.iter().map(|r| r.ticket_id.as_str()).collect();
+    let ids: Vec<String> = related
+        .iter()
+        .map(|r| markdown::text(r.ticket_id.as_str()))
+        .collect();
     let listed = format!(
         "{}{}",
         ids.iter()
             .take(LISTED)
-            .copied()
+            .map(String::as_str)
             .collect::<Vec<_>>()
             .join(", "),
         if ids.len() > LISTED { ", …" } else { "" },
@@ -40,25 +47,24 @@ pub fn section(context: &ContextGathered, public: bool, labels: &Labels) -> Opti
         "{heading}{}\n",
         labels.related(related.len(), minutes, Some(&listed), &first_at)
     );
-    for ticket in related.iter().take(LISTED) {
+    for (ticket, id) in related.iter().zip(&ids).take(LISTED) {
         let subject = ticket
             .subject
             .as_deref()
-            .map(|s| format!(" {}", one_line(s)))
+            .map(|s| format!(" {}", markdown::text(&one_line(&shape.cleaned(s)))))
             .unwrap_or_default();
         let _ = writeln!(
             out,
-            "- **{}**{subject} _({})_",
-            ticket.ticket_id,
-            labels.related_why(ticket.similarity, &ticket.shared_entities)
+            "- **{id}**{subject} _({})_",
+            markdown::text(&labels.related_why(ticket.similarity, &ticket.shared_entities))
         );
     }
     Some(out)
 }
 
 /// The note with the section above it, when there is one.
-pub fn above(note: String, context: &ContextGathered, public: bool, labels: &Labels) -> String {
-    match section(context, public, labels) {
+pub fn above(note: String, context: &ContextGathered, shape: &NoteShape) -> String {
+    match section(context, shape) {
         Some(section) => format!("{section}\n{note}"),
         None => note,
     }
@@ -79,8 +85,15 @@ mod tests {
     use aia_events::{Language, Payload, RelatedTicket, TicketId, examples};
     use chrono::Duration;
 
-    fn english() -> &'static Labels {
-        Labels::of(Language::English)
+    fn english() -> NoteShape {
+        NoteShape::new(300, Language::English)
+    }
+
+    fn public() -> NoteShape {
+        NoteShape {
+            public: true,
+            ..english()
+        }
     }
 
     fn context(n_related: usize) -> ContextGathered {
@@ -110,7 +123,7 @@ mod tests {
     #[test]
     fn the_section_counts_every_related_ticket_lists_five_and_says_why_and_since_when() {
         let context = context(7);
-        let section = section(&context, false, english()).unwrap();
+        let section = section(&context, &english()).unwrap();
         assert!(
             section.contains("7 other open tickets from the last 40 minutes look like this one: SUP-100, SUP-101, SUP-102, SUP-103, SUP-104, …"),
             "{section}"
@@ -128,7 +141,7 @@ mod tests {
     fn a_ticket_within_the_minute_reads_as_the_last_minute() {
         let mut context = context(1);
         context.related_open[0].received_at = context.received_at - Duration::seconds(30);
-        let section = section(&context, false, english()).unwrap();
+        let section = section(&context, &english()).unwrap();
         assert!(
             section
                 .contains("1 other open ticket from the last minute looks like this one: SUP-100"),
@@ -139,14 +152,14 @@ mod tests {
     #[test]
     fn no_related_ticket_adds_nothing() {
         let context = context(0);
-        assert_eq!(section(&context, false, english()), None);
-        assert_eq!(above("note".into(), &context, false, english()), "note");
+        assert_eq!(section(&context, &english()), None);
+        assert_eq!(above("note".into(), &context, &english()), "note");
     }
 
     #[test]
     fn a_note_the_requester_sees_counts_the_others_and_names_none() {
         let context = context(7);
-        let section = section(&context, true, english()).unwrap();
+        let section = section(&context, &public()).unwrap();
         assert!(
             section.contains(
                 "7 other open tickets from the last 40 minutes look like this one — the first at"
@@ -165,7 +178,7 @@ mod tests {
     #[test]
     fn the_section_speaks_the_notes_language() {
         let context = context(3);
-        let section = section(&context, false, Labels::of(Language::German)).unwrap();
+        let section = section(&context, &NoteShape::new(300, Language::German)).unwrap();
         assert!(
             section.starts_with("## Möglicherweise derselbe Vorfall\n3 weitere offene Tickets aus den letzten 40 Minuten ähneln diesem: SUP-100, SUP-101, SUP-102 — das erste um"),
             "{section}"

@@ -24,6 +24,8 @@ pub struct Labels {
     pub same_incident: &'static str,
     /// The mark after a citation the context does not back.
     pub unverified: &'static str,
+    /// Put where a link to something not among the sources was.
+    pub link_removed: &'static str,
 }
 
 const ENGLISH: Labels = Labels {
@@ -47,6 +49,7 @@ const ENGLISH: Labels = Labels {
     ],
     same_incident: "Possibly the same incident",
     unverified: "unverified",
+    link_removed: "(link removed: not among the sources)",
 };
 
 const GERMAN: Labels = Labels {
@@ -70,6 +73,7 @@ const GERMAN: Labels = Labels {
     ],
     same_incident: "Möglicherweise derselbe Vorfall",
     unverified: "nicht belegt",
+    link_removed: "(Link entfernt: nicht unter den Quellen)",
 };
 
 const FRENCH: Labels = Labels {
@@ -93,6 +97,7 @@ const FRENCH: Labels = Labels {
     ],
     same_incident: "Peut-être le même incident",
     unverified: "non vérifié",
+    link_removed: "(lien retiré : absent des sources)",
 };
 
 const SPANISH: Labels = Labels {
@@ -116,6 +121,7 @@ const SPANISH: Labels = Labels {
     ],
     same_incident: "Posiblemente el mismo incidente",
     unverified: "no verificado",
+    link_removed: "(enlace eliminado: no está entre las fuentes)",
 };
 
 const DUTCH: Labels = Labels {
@@ -139,6 +145,7 @@ const DUTCH: Labels = Labels {
     ],
     same_incident: "Mogelijk hetzelfde incident",
     unverified: "niet geverifieerd",
+    link_removed: "(link verwijderd: niet bij de bronnen)",
 };
 
 impl Labels {

@@ -10,6 +10,7 @@ pub mod ground;
 mod handler;
 pub mod incident;
 pub mod labels;
+pub mod markdown;
 pub mod metrics;
 pub mod prompt;
 

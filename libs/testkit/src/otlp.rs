@@ -24,6 +24,9 @@ pub struct ReceivedSpan {
     /// Empty for a root span.
     pub parent_span_id: String,
     pub attributes: Vec<(String, String)>,
+    /// The span's events (what was logged inside it): each name, with its
+    /// attributes rendered as `key=value`.
+    pub events: Vec<String>,
 }
 
 impl ReceivedSpan {
@@ -143,6 +146,18 @@ fn store(spans: &Mutex<Vec<ReceivedSpan>>, request: ExportTraceServiceRequest) {
                     .attributes
                     .iter()
                     .map(|kv| (kv.key.clone(), text(kv.value.as_ref())))
+                    .collect(),
+                events: span
+                    .events
+                    .iter()
+                    .map(|event| {
+                        let attributes: Vec<String> = event
+                            .attributes
+                            .iter()
+                            .map(|kv| format!("{}={}", kv.key, text(kv.value.as_ref())))
+                            .collect();
+                        format!("{} {}", event.name, attributes.join(" "))
+                    })
                     .collect(),
             });
         }

@@ -4,3 +4,4 @@
 mod hop;
 mod otlp_grpc;
 mod otlp_http;
+mod private;

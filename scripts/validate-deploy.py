@@ -136,6 +136,13 @@ def check_overlay(overlay, scaled_schema):
                 problem(f"{where}: memory request and limit required")
         if name not in selected:
             problem(f"{where}: no PodDisruptionBudget")
+        if name in STAGES or name == "history-projector":
+            # A stage serves health only once it has found its consumer (up to 60 s).
+            for container in pod["containers"]:
+                startup = container.get("startupProbe", {})
+                allowed = startup.get("periodSeconds", 10) * startup.get("failureThreshold", 3)
+                if not startup or allowed < 90:
+                    problem(f"{where}: a startupProbe allowing at least 90 s is required (the consumer wait is 60 s)")
         consumer = name if name in STAGES else ("embedding-indexer" if name == "embedder" else None)
         if consumer:
             grace = pod.get("terminationGracePeriodSeconds", 30)
@@ -148,6 +155,11 @@ def check_overlay(overlay, scaled_schema):
             trigger = so["spec"]["triggers"][0]
             if trigger["type"] != "nats-jetstream" or trigger["metadata"].get("consumer") != consumer:
                 problem(f"{overlay}: ScaledObject/{name} must scale on nats-jetstream consumer {consumer}")
+            # On a cluster the scaler reads the consumer leader as
+            # `<pod>.<endpoint>`: only the chart's headless Service resolves that.
+            endpoint = trigger["metadata"].get("natsServerMonitoringEndpoint", "")
+            if not endpoint.startswith("nats-headless."):
+                problem(f"{overlay}: ScaledObject/{name} must read NATS monitoring through the headless Service (nats-headless.…:8222), not {endpoint!r}")
             low, high = so["spec"].get("minReplicaCount"), so["spec"].get("maxReplicaCount")
             if not (isinstance(low, int) and isinstance(high, int) and 1 <= low <= high):
                 problem(f"{overlay}: ScaledObject/{name} needs 1 <= minReplicaCount <= maxReplicaCount")

@@ -73,6 +73,9 @@ impl Handler for LlmEnhancer {
         );
         let max_tokens = u32::try_from(max_words * 2).unwrap_or(4000);
         let budget = Budget::of(settings);
+        if budget.is_some() {
+            self.metrics.seen(event.tenant_id.as_str());
+        }
         let claim_id = format!("{}:note", event.correlation_id);
         let (decision, alert) = match budget {
             Some(budget) => {

@@ -70,4 +70,35 @@ impl LlmMetrics {
         );
         metrics
     }
+
+    /// Exports a budgeted tenant's alert and refusal counts (at 0 until
+    /// the first), so an alert's `increase()` sees the first one: a series
+    /// born at 1 has increased by nothing.
+    pub fn seen(&self, tenant: &str) {
+        let labels = TenantLabels {
+            tenant_id: self.tenant.of(tenant),
+        };
+        let _exported = self.budget_alerts.get_or_create(&labels);
+        let _exported = self.budget_exceeded.get_or_create(&labels);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_budgeted_tenant_is_exported_at_zero_before_its_first_alert() {
+        let registry = SharedRegistry::default();
+        let metrics = LlmMetrics::register(&registry);
+        metrics.seen("acme");
+        let mut text = String::new();
+        prometheus_client::encoding::text::encode(&mut text, &registry.lock().unwrap()).unwrap();
+        for name in ["llm_budget_alerts_total", "llm_budget_exceeded_total"] {
+            assert!(
+                text.contains(&format!("{name}{{tenant_id=\"acme\"}} 0\n")),
+                "{text}"
+            );
+        }
+    }
 }

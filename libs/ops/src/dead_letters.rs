@@ -132,13 +132,21 @@ pub async fn redrive(
     let msg_id = aia_bus::msg_id::redriven(input_id);
     if let Err(err) = aia_bus::publish_event(jetstream, &copy, &msg_id).await {
         // Not re-driven after all: it may be tried again.
-        let _ = client
+        if let Err(forgotten) = client
             .execute(
                 "delete from dead_letter_redrives
                   where tenant_id = $1 and correlation_id = $2 and input_event_id = $3",
                 &[&tenant_id.as_str(), &correlation_id, &input_id],
             )
-            .await;
+            .await
+        {
+            tracing::error!(
+                tenant_id = %tenant_id,
+                correlation_id = %correlation_id,
+                error = %forgotten,
+                "The failed re-drive is still recorded; delete its dead_letter_redrives row to allow another"
+            );
+        }
         return Err(AdminError::nats("publishing the re-drive", err));
     }
     tracing::info!(tenant_id = %tenant_id, ticket_id = %ticket, stage, "Dead letter re-driven");
@@ -164,20 +172,35 @@ async fn find_event(
         })
         .await
         .map_err(|err| AdminError::nats("reading the stream", err))?;
-    let mut batch = consumer
-        .fetch()
-        .max_messages(1000)
-        .expires(Duration::from_millis(500))
-        .messages()
-        .await
-        .map_err(|err| AdminError::nats("reading the stream", err))?;
-    while let Some(message) = batch.next().await {
-        let message = message.map_err(|err| AdminError::nats("reading the stream", err))?;
-        if let Ok(event) = Event::from_json(&message.payload)
-            && event.event_id == event_id
-        {
-            return Ok(Some(event));
+    // Every stored message the filter matches is read before the event is
+    // called gone: a fetch that stops short (an election, a slow leader)
+    // is "try again", never "no longer in the stream".
+    let mut left = consumer.cached_info().num_pending;
+    while left > 0 {
+        let mut batch = consumer
+            .fetch()
+            .max_messages(usize::try_from(left.min(1000)).unwrap_or(1000))
+            .expires(Duration::from_secs(5))
+            .messages()
+            .await
+            .map_err(|err| AdminError::nats("reading the stream", err))?;
+        let mut read = 0;
+        while let Some(message) = batch.next().await {
+            let message = message.map_err(|err| AdminError::nats("reading the stream", err))?;
+            read += 1;
+            if let Ok(event) = Event::from_json(&message.payload)
+                && event.event_id == event_id
+            {
+                return Ok(Some(event));
+            }
         }
+        if read == 0 {
+            return Err(AdminError::nats(
+                "reading the run's events",
+                "the stream delivered none of them in time",
+            ));
+        }
+        left = left.saturating_sub(read);
     }
     Ok(None)
 }

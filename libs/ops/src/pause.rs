@@ -7,6 +7,7 @@
 use aia_bus::{JetStream, STREAM};
 use aia_events::{Event, TenantId};
 use aia_store::{StoreError, parking, tenants};
+use async_nats::jetstream::stream::RawMessageErrorKind;
 
 use crate::tenants::{AdminError, TenantAdmin};
 
@@ -72,11 +73,16 @@ pub async fn resume_tenant(
             return Ok(published);
         }
         for parked in batch {
-            let message = stream.get_raw_message(parked.stream_sequence).await;
-            let original = message
-                .ok()
-                .and_then(|message| Event::from_json(&message.payload).ok())
-                .filter(|event| event.event_id == parked.event_id);
+            // Only the stream's own "no such message" means gone (its
+            // retention dropped it): any other error (an election, a lost
+            // connection) stops the resume with the rest still set aside.
+            let original = match stream.get_raw_message(parked.stream_sequence).await {
+                Ok(message) => Event::from_json(&message.payload)
+                    .ok()
+                    .filter(|event| event.event_id == parked.event_id),
+                Err(err) if err.kind() == RawMessageErrorKind::NoMessageFound => None,
+                Err(err) => return Err(AdminError::nats("reading a set-aside event", err)),
+            };
             match original {
                 Some(original) => {
                     let copy = Event::republished(&original);

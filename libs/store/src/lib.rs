@@ -83,7 +83,8 @@ impl StoreError {
     /// Whether the same operation may succeed later: the server could not
     /// be reached, or it refused for a passing reason (a deadlock, a lock
     /// or serialisation conflict, a cancelled statement, a shutdown, no
-    /// resources), or a statement prepared on this connection went stale.
+    /// resources, a primary demoted to read-only mid-failover), or a
+    /// statement prepared on this connection went stale.
     pub fn is_transient(&self) -> bool {
         match self {
             Self::Unavailable(_) => true,
@@ -94,12 +95,18 @@ impl StoreError {
                     code.starts_with("08")
                         || code.starts_with("53")
                         || code.starts_with("57")
-                        || matches!(code, "40001" | "40P01" | "55P03")
+                        || matches!(code, "40001" | "40P01" | "55P03" | "25006")
                         || self.is_stale_statement()
                 }
             },
             _ => false,
         }
+    }
+
+    /// The server refused a write as read-only (SQLSTATE 25006): it is a
+    /// standby now, or fenced; a connection to the new primary will not.
+    pub fn is_read_only(&self) -> bool {
+        matches!(self, Self::Query(err) if err.code() == Some(&SqlState::READ_ONLY_SQL_TRANSACTION))
     }
 
     /// A statement prepared (and cached) on the connection no longer fits
@@ -142,7 +149,24 @@ impl From<tokio_postgres::Error> for StoreError {
             // The schema changed under every connection, not only this one.
             forget_prepared_statements();
         }
+        if err.is_read_only() {
+            // The server these connections reach is no longer the primary
+            // (demoted, or fenced read-only): new ones find the one that is.
+            forget_idle_connections();
+        }
         err
+    }
+}
+
+/// Closes every idle connection of every pool of this process; each pool
+/// opens new ones as it needs them.
+pub fn forget_idle_connections() {
+    let pools = POOLS.lock().unwrap_or_else(PoisonError::into_inner);
+    for pool in pools
+        .iter()
+        .filter_map(deadpool_postgres::WeakPool::upgrade)
+    {
+        pool.retain(|_, _| false);
     }
 }
 
@@ -217,15 +241,54 @@ pub fn pool_from_config(
     build_pool(config, max_size, None)
 }
 
+/// How long a connection may take to open, unless the URL says.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long a server may leave what we sent unacknowledged before the
+/// connection counts as dead, unless the URL says (`tcp_user_timeout`).
+const UNACKNOWLEDGED: Duration = Duration::from_secs(30);
+/// How long a pool waits for a connection to open, or to be checked.
+const CREATE_TIMEOUT: Duration = Duration::from_secs(15);
+const RECYCLE_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// What a failover needs of a connection that the driver leaves off: a
+/// host that vanished (a lost node, a partition) sends no reset, so
+/// without timeouts and keepalives a connection to it hangs for the
+/// kernel's retransmissions (about 15 minutes) or keepalive (2 hours), and
+/// the next host of a multi-host URL is tried only after the SYN times
+/// out. A URL naming several hosts is for a primary that fails over: it
+/// connects to whichever is writable now (`target_session_attrs`), unless
+/// it says otherwise.
+fn with_failover_defaults(mut config: tokio_postgres::Config) -> tokio_postgres::Config {
+    if config.get_connect_timeout().is_none() {
+        config.connect_timeout(CONNECT_TIMEOUT);
+    }
+    if config.get_tcp_user_timeout().is_none() {
+        config.tcp_user_timeout(UNACKNOWLEDGED);
+    }
+    config
+        .keepalives(true)
+        .keepalives_idle(Duration::from_secs(30))
+        .keepalives_interval(Duration::from_secs(10))
+        .keepalives_retries(3);
+    if config.get_hosts().len() > 1
+        && config.get_target_session_attrs() == tokio_postgres::config::TargetSessionAttrs::Any
+    {
+        config.target_session_attrs(tokio_postgres::config::TargetSessionAttrs::ReadWrite);
+    }
+    config
+}
+
 /// The pool: connections recycled cheaply, handed out last in, first out
 /// (at a low rate the same few connections, and server processes with warm
 /// caches, serve every request, instead of a burst's whole pool taking
-/// turns), and a wait for one bounded by `wait` when given.
+/// turns), opened and checked within bounds, and a wait for one bounded
+/// by `wait` when given.
 fn build_pool(
     config: tokio_postgres::Config,
     max_size: usize,
     wait: Option<Duration>,
 ) -> Result<Pool, StoreError> {
+    let config = with_failover_defaults(config);
     let manager = Manager::from_config(
         config,
         NoTls,
@@ -233,14 +296,13 @@ fn build_pool(
             recycling_method: RecyclingMethod::Fast,
         },
     );
-    let mut builder = Pool::builder(manager)
+    let builder = Pool::builder(manager)
         .max_size(max_size)
-        .queue_mode(deadpool_postgres::QueueMode::Lifo);
-    if wait.is_some() {
-        builder = builder
-            .wait_timeout(wait)
-            .runtime(deadpool_postgres::Runtime::Tokio1);
-    }
+        .queue_mode(deadpool_postgres::QueueMode::Lifo)
+        .create_timeout(Some(CREATE_TIMEOUT))
+        .recycle_timeout(Some(RECYCLE_TIMEOUT))
+        .wait_timeout(wait)
+        .runtime(deadpool_postgres::Runtime::Tokio1);
     let pool = builder
         .build()
         .map_err(|err| StoreError::Config(err.to_string()))?;
@@ -257,7 +319,31 @@ pub async fn ping(pool: &Pool) -> Result<(), StoreError> {
 
 #[cfg(test)]
 mod tests {
-    use super::is_data_error;
+    use super::{CONNECT_TIMEOUT, UNACKNOWLEDGED, is_data_error, with_failover_defaults};
+    use std::str::FromStr;
+    use std::time::Duration;
+    use tokio_postgres::config::TargetSessionAttrs;
+
+    fn config(url: &str) -> tokio_postgres::Config {
+        with_failover_defaults(tokio_postgres::Config::from_str(url).unwrap())
+    }
+
+    #[test]
+    fn a_connection_gives_up_on_a_vanished_host_and_a_failover_url_finds_the_primary() {
+        let two = config("postgres://app@pg-a,pg-b/aiagents");
+        assert_eq!(
+            two.get_target_session_attrs(),
+            TargetSessionAttrs::ReadWrite
+        );
+        assert_eq!(two.get_connect_timeout(), Some(&CONNECT_TIMEOUT));
+        assert_eq!(two.get_tcp_user_timeout(), Some(&UNACKNOWLEDGED));
+        assert_eq!(two.get_keepalives_idle(), Duration::from_secs(30));
+        let one = config("postgres://app@pg-a/aiagents");
+        assert_eq!(one.get_target_session_attrs(), TargetSessionAttrs::Any);
+        // What the URL says stays.
+        let said = config("postgres://app@pg-a/aiagents?connect_timeout=3");
+        assert_eq!(said.get_connect_timeout(), Some(&Duration::from_secs(3)));
+    }
 
     #[test]
     fn only_a_statements_own_values_are_its_data_error() {

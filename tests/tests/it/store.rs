@@ -496,3 +496,28 @@ async fn a_tenant_query_dropped_after_its_first_poll_still_ends_its_transaction(
         "the dropped statement committed"
     );
 }
+
+/// A primary demoted (or fenced) read-only under a pool: the refusal is
+/// worth retrying, and the pool lets go of its idle connections to that
+/// server, so the retry opens one to whichever server is writable now.
+#[tokio::test]
+async fn a_read_only_refusal_is_retried_on_fresh_connections() {
+    let db = TestDatabase::create().await;
+    let pool = aia_store::pool(&db.app_url, 4).unwrap();
+    let refused = pool.get().await.unwrap();
+    let idle = pool.get().await.unwrap();
+    drop(idle);
+    assert_eq!(pool.status().size, 2);
+    refused
+        .batch_execute("set default_transaction_read_only = on")
+        .await
+        .unwrap();
+    let err: aia_store::StoreError = refused
+        .execute("create table written (x int)", &[])
+        .await
+        .unwrap_err()
+        .into();
+    assert!(err.is_read_only(), "{err}");
+    assert!(err.is_transient(), "{err}");
+    assert_eq!(pool.status().size, 1, "the idle connection is closed");
+}

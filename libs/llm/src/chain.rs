@@ -69,8 +69,27 @@ pub struct Chain {
     breakers: Mutex<HashMap<String, Breaker>>,
 }
 
+/// One circuit per account at a provider: tenants with keys of their own
+/// at the same provider and model do not share one, so a revoked key
+/// opens only its own tenant's circuit (the key itself is kept only as a
+/// digest).
 fn key(provider: &Provider) -> String {
-    format!("{} {} {}", provider.name, provider.base_url, provider.model)
+    use sha2::Digest as _;
+    let account = provider
+        .api_key
+        .as_deref()
+        .map(|key| {
+            let digest = sha2::Sha256::digest(key.as_bytes());
+            digest[..8]
+                .iter()
+                .map(|b| format!("{b:02x}"))
+                .collect::<String>()
+        })
+        .unwrap_or_default();
+    format!(
+        "{} {} {} {account}",
+        provider.name, provider.base_url, provider.model
+    )
 }
 
 impl Chain {
@@ -127,8 +146,15 @@ impl Chain {
                             attempts,
                         });
                     }
-                    Err(LlmError::Permanent { reason }) => {
-                        self.record(provider, false);
+                    Err(LlmError::Permanent {
+                        reason,
+                        this_request_only,
+                    }) => {
+                        // A refusal of this request says nothing about the
+                        // provider: its circuit stays as it was.
+                        if !this_request_only {
+                            self.record(provider, false);
+                        }
                         reasons.push(reason);
                         break;
                     }

@@ -80,6 +80,36 @@ pub struct Completion {
     pub model: String,
     pub tokens_in: u32,
     pub tokens_out: u32,
+    /// The provider stopped at the token limit (`finish_reason: length`):
+    /// the answer ends mid-way.
+    pub truncated: bool,
+}
+
+/// Models that reason before they answer (OpenAI's o-series and GPT-5):
+/// they take `max_completion_tokens`, which their reasoning spends too,
+/// and only their default temperature — a request with `max_tokens` or a
+/// temperature is refused.
+pub fn reasons_first(model: &str) -> bool {
+    let name = model
+        .rsplit('/')
+        .next()
+        .unwrap_or(model)
+        .to_ascii_lowercase();
+    ["o1", "o3", "o4", "gpt-5"]
+        .iter()
+        .any(|family| name.starts_with(family))
+        && !name.starts_with("gpt-5-chat")
+}
+
+/// The completion tokens a call may use for an answer of `answer_tokens`:
+/// a reasoning model's thinking counts against the same limit, so it gets
+/// room for that as well (and a budget's estimate counts it).
+pub fn completion_allowance(model: &str, answer_tokens: u32) -> u32 {
+    if reasons_first(model) {
+        answer_tokens.saturating_mul(4).max(4096)
+    } else {
+        answer_tokens
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -92,15 +122,24 @@ pub enum LlmError {
     },
     /// Retrying the same request will fail the same way.
     #[error("{reason}")]
-    Permanent { reason: String },
+    Permanent {
+        reason: String,
+        /// The provider refused this request (too long, filtered), not
+        /// every request: its circuit stays closed for the others.
+        this_request_only: bool,
+    },
 }
 
 #[derive(Serialize)]
 struct ChatRequest<'a> {
     model: &'a str,
     messages: &'a [Message],
-    max_tokens: u32,
-    temperature: f32,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    max_tokens: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    max_completion_tokens: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    temperature: Option<f32>,
 }
 
 #[derive(Deserialize)]
@@ -113,11 +152,66 @@ struct ChatResponse {
 #[derive(Deserialize)]
 struct Choice {
     message: ChoiceMessage,
+    #[serde(default)]
+    finish_reason: Option<String>,
 }
 
 #[derive(Deserialize)]
 struct ChoiceMessage {
     content: Option<String>,
+    /// OpenAI's structured refusal, in place of content.
+    #[serde(default)]
+    refusal: Option<String>,
+}
+
+/// An OpenAI-style error body: `{"error": {"message", "type", "code"}}`.
+#[derive(Deserialize)]
+struct ErrorBody {
+    error: ErrorDetail,
+}
+
+#[derive(Deserialize)]
+struct ErrorDetail {
+    #[serde(default)]
+    message: Option<String>,
+    #[serde(default, rename = "type")]
+    kind: Option<String>,
+    #[serde(default)]
+    code: Option<serde_json::Value>,
+}
+
+impl ErrorDetail {
+    /// `code`, else `type`: what names the cause (`invalid_api_key`,
+    /// `model_not_found`, `context_length_exceeded`, `insufficient_quota`).
+    fn cause(&self) -> Option<String> {
+        match &self.code {
+            Some(serde_json::Value::String(code)) => Some(code.clone()),
+            Some(serde_json::Value::Number(code)) => Some(code.to_string()),
+            _ => self.kind.clone(),
+        }
+    }
+}
+
+/// A provider's refusal as the run records it: the status, the provider's
+/// own name for the cause, and the start of its message (providers mask
+/// keys in them; the message is cut, not trusted to be short).
+fn refusal_reason(provider: &str, status: u16, body: Option<&ErrorDetail>) -> String {
+    let mut reason = format!("{provider} answered HTTP {status}");
+    if let Some(detail) = body {
+        if let Some(cause) = detail.cause() {
+            reason.push_str(&format!(" ({cause})"));
+        }
+        if let Some(message) = detail.message.as_deref().filter(|m| !m.trim().is_empty()) {
+            let message: String = message.split_whitespace().collect::<Vec<_>>().join(" ");
+            let cut: String = message.chars().take(160).collect();
+            reason.push_str(": ");
+            reason.push_str(&cut);
+            if cut.len() < message.len() {
+                reason.push('…');
+            }
+        }
+    }
+    reason
 }
 
 #[derive(Deserialize)]
@@ -141,7 +235,10 @@ pub async fn complete(
 ) -> Result<Completion, LlmError> {
     aia_http::outbound::check_url(&provider.base_url).map_err(|err| LlmError::Permanent {
         reason: format!("{}: {err}", provider.name),
+        this_request_only: false,
     })?;
+    let reasoning = reasons_first(&provider.model);
+    let allowance = completion_allowance(&provider.model, max_tokens);
     let url = format!(
         "{}/chat/completions",
         provider.base_url.trim_end_matches('/')
@@ -152,8 +249,9 @@ pub async fn complete(
         .json(&ChatRequest {
             model: &provider.model,
             messages,
-            max_tokens,
-            temperature: 0.3,
+            max_tokens: (!reasoning).then_some(allowance),
+            max_completion_tokens: reasoning.then_some(allowance),
+            temperature: (!reasoning).then_some(0.3),
         });
     match (&provider.kind, &provider.api_key) {
         (ProviderKind::OpenAi, Some(key)) => request = request.bearer_auth(key),
@@ -183,28 +281,67 @@ pub async fn complete(
     let status = response.status();
     if !status.is_success() {
         let retry_after = aia_http::retry_after(response.headers());
-        let reason = format!("{} answered HTTP {}", provider.name, status.as_u16());
-        return Err(if status.as_u16() == 429 || status.is_server_error() {
-            LlmError::Transient {
-                reason,
-                retry_after,
-            }
-        } else {
-            LlmError::Permanent { reason }
-        });
+        let body = response
+            .bytes()
+            .await
+            .ok()
+            .and_then(|body| serde_json::from_slice::<ErrorBody>(&body).ok());
+        let detail = body.as_ref().map(|body| &body.error);
+        let reason = refusal_reason(&provider.name, status.as_u16(), detail);
+        let cause = detail.and_then(ErrorDetail::cause);
+        let code = status.as_u16();
+        // A 429 for an exhausted quota is billing, not a burst: it lasts.
+        let out_of_quota = cause.as_deref() == Some("insufficient_quota");
+        return Err(
+            if !out_of_quota && (matches!(code, 408 | 409 | 429) || status.is_server_error()) {
+                LlmError::Transient {
+                    reason,
+                    retry_after,
+                }
+            } else {
+                LlmError::Permanent {
+                    reason,
+                    // Too long, unprocessable or filtered: this request's.
+                    this_request_only: matches!(code, 400 | 413 | 422) && !out_of_quota,
+                }
+            },
+        );
     }
     let body: ChatResponse = response.json().await.map_err(|err| LlmError::Transient {
         reason: format!("{} sent an unreadable answer: {err}", provider.name),
         retry_after: None,
     })?;
-    let content = body
-        .choices
-        .into_iter()
-        .next()
+    let choice = body.choices.into_iter().next();
+    let finish_reason = choice
+        .as_ref()
+        .and_then(|choice| choice.finish_reason.clone())
+        .unwrap_or_default();
+    if finish_reason == "content_filter"
+        || choice
+            .as_ref()
+            .is_some_and(|choice| choice.message.refusal.is_some())
+    {
+        // Asking again gets the same refusal, and pays for it again.
+        return Err(LlmError::Permanent {
+            reason: format!(
+                "{} refused to answer (its content filter or a refusal)",
+                provider.name
+            ),
+            this_request_only: true,
+        });
+    }
+    let content = choice
         .and_then(|choice| choice.message.content)
         .filter(|content| !content.trim().is_empty())
         .ok_or_else(|| LlmError::Transient {
-            reason: format!("{} answered with no content", provider.name),
+            reason: if finish_reason == "length" {
+                format!(
+                    "{} spent its whole token allowance before answering",
+                    provider.name
+                )
+            } else {
+                format!("{} answered with no content", provider.name)
+            },
             retry_after: None,
         })?;
     // A provider that reports no usage (some proxies and local servers)
@@ -221,6 +358,7 @@ pub async fn complete(
         model: body.model.unwrap_or_else(|| provider.model.clone()),
         tokens_in: usage.prompt_tokens,
         tokens_out: usage.completion_tokens,
+        truncated: finish_reason == "length",
     })
 }
 

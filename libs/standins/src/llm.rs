@@ -34,6 +34,23 @@ pub enum Behaviour {
     Malformed,
     /// `200` with an empty `choices` list.
     EmptyChoices,
+    /// `200`, this content, cut at the token limit (`finish_reason: length`).
+    Cut(String),
+    /// `200`, no content: the content filter stopped the answer.
+    Filtered,
+    /// An HTTP error with OpenAI's error body naming its cause, as
+    /// `insufficient_quota` (429), `context_length_exceeded` (400) or
+    /// `invalid_api_key` (401).
+    Refused { code: u16, cause: &'static str },
+}
+
+/// OpenAI's reasoning models (o-series, GPT-5) refuse `max_tokens` and any
+/// temperature but their default.
+fn reasons_first(model: &str) -> bool {
+    ["o1", "o3", "o4", "gpt-5"]
+        .iter()
+        .any(|family| model.starts_with(family))
+        && !model.starts_with("gpt-5-chat")
 }
 
 #[derive(Default)]
@@ -185,6 +202,26 @@ async fn chat_inner(
             "invalid_request_error",
         );
     }
+    let model = request["model"].as_str().unwrap_or_default();
+    if reasons_first(model) {
+        if request.get("max_tokens").is_some() {
+            return error(
+                StatusCode::BAD_REQUEST,
+                "Unsupported parameter: 'max_tokens' is not supported with this model. Use 'max_completion_tokens' instead.",
+                "invalid_request_error",
+            );
+        }
+        if request
+            .get("temperature")
+            .is_some_and(|temperature| temperature.as_f64() != Some(1.0))
+        {
+            return error(
+                StatusCode::BAD_REQUEST,
+                "Unsupported value: 'temperature' does not support 0.3 with this model. Only the default (1) value is supported.",
+                "invalid_request_error",
+            );
+        }
+    }
     let (reply, fail_with, behaviour) = {
         let mut inner = state.inner.lock().unwrap();
         inner.requests.push(request.clone());
@@ -211,6 +248,29 @@ async fn chat_inner(
         Some(Behaviour::Slow(delay)) => tokio::time::sleep(delay).await,
         Some(Behaviour::Malformed) => {
             return (StatusCode::OK, "{\"choices\": [oops").into_response();
+        }
+        Some(Behaviour::Cut(content)) => {
+            return Json(json!({"id": "chatcmpl-standin", "object": "chat.completion", "created": 1_764_000_000,
+                "model": request["model"],
+                "choices": [{"index": 0, "finish_reason": "length", "message": {"role": "assistant", "content": content}}],
+                "usage": {"prompt_tokens": 10, "completion_tokens": 20, "total_tokens": 30}}))
+            .into_response();
+        }
+        Some(Behaviour::Filtered) => {
+            return Json(json!({"id": "chatcmpl-standin", "object": "chat.completion", "created": 1_764_000_000,
+                "model": request["model"],
+                "choices": [{"index": 0, "finish_reason": "content_filter", "message": {"role": "assistant", "content": null}}],
+                "usage": {"prompt_tokens": 10, "completion_tokens": 0, "total_tokens": 10}}))
+            .into_response();
+        }
+        Some(Behaviour::Refused { code, cause }) => {
+            let status = StatusCode::from_u16(code).unwrap_or(StatusCode::BAD_REQUEST);
+            return (
+                status,
+                Json(json!({"error": {"message": format!("The request was refused: {cause}."),
+                                       "type": "invalid_request_error", "param": null, "code": cause}})),
+            )
+                .into_response();
         }
         Some(Behaviour::EmptyChoices) => {
             return Json(json!({"id": "chatcmpl-standin", "object": "chat.completion", "created": 1_764_000_000,

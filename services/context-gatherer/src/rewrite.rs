@@ -178,8 +178,11 @@ impl Rewriter {
         providers
             .iter()
             .map(|provider| {
-                self.prices
-                    .cost(&provider.model, tokens_in, max_tokens(language))
+                self.prices.cost(
+                    &provider.model,
+                    tokens_in,
+                    aia_llm::completion_allowance(&provider.model, max_tokens(language)),
+                )
             })
             .fold(0.0, f64::max)
     }

@@ -17,6 +17,8 @@ pub struct ModelAnswer {
     pub tokens_out: u32,
     pub cost_usd: f64,
     pub attempts: u32,
+    /// The provider stopped at its token limit: the answer ends mid-way.
+    pub truncated: bool,
 }
 
 /// Why a ticket gets the raw context instead of a model's note.
@@ -127,11 +129,23 @@ pub fn generated(
                     .as_deref()
                     .map_or(0, |section| section.split_whitespace().count()),
             );
-            let note = prompt::enforce_word_limit(
-                &prompt::ensure_sections(&grounded.note, labels),
-                words_left.max(MIN_MODEL_WORDS),
-                labels,
-            );
+            let words = words_left.max(MIN_MODEL_WORDS);
+            let note = if answer.truncated {
+                // Cut by the provider: the sections after the cut were not
+                // left empty, they were never written — say it was cut,
+                // never "no information" for them.
+                format!(
+                    "{}\n\n{}",
+                    prompt::enforce_word_limit(&grounded.note, words, labels).trim_end(),
+                    labels.truncated(words)
+                )
+            } else {
+                prompt::enforce_word_limit(
+                    &prompt::ensure_sections(&grounded.note, labels),
+                    words,
+                    labels,
+                )
+            };
             generated.note_markdown = match related {
                 Some(section) => format!("{section}\n{note}"),
                 None => note,
@@ -198,6 +212,7 @@ mod tests {
             tokens_out: 120,
             cost_usd: 0.0002,
             attempts: 2,
+            truncated: false,
         }
     }
 
@@ -453,5 +468,20 @@ mod tests {
         )
         .note_markdown;
         assert!(unmasked.contains("jane.doe@example.com"), "{unmasked}");
+    }
+
+    /// An answer the provider cut at its token limit says so, and the
+    /// sections it never reached are not reported as having nothing.
+    #[test]
+    fn an_answer_cut_by_the_provider_is_marked_cut_not_completed() {
+        let cut = ModelAnswer {
+            truncated: true,
+            ..answer("## Summary\nThe VPN drops because the")
+        };
+        let note = generated(&context(), "T-1", Ok(cut), 0, &NoteShape::new(300, EN)).note_markdown;
+        assert!(note.contains("The VPN drops because the"), "{note}");
+        let last = note.trim_end().lines().last().unwrap_or_default();
+        assert!(last.starts_with("[Output truncated to "), "{note}");
+        assert!(!note.contains(Labels::of(EN).no_information), "{note}");
     }
 }

@@ -71,7 +71,10 @@ impl Handler for LlmEnhancer {
             language,
             settings.note_visible_to_requester,
         );
-        let max_tokens = u32::try_from(max_words * 2).unwrap_or(4000);
+        // Room for the words (German and French take about three tokens a
+        // word), the headings and the links: a note cut by the provider is
+        // the exception, the word limit the rule.
+        let max_tokens = u32::try_from(max_words * 3 + 200).unwrap_or(6200);
         let budget = Budget::of(settings);
         if budget.is_some() {
             self.metrics.seen(event.tenant_id.as_str());
@@ -151,7 +154,10 @@ impl LlmEnhancer {
             .sum();
         providers
             .iter()
-            .map(|provider| self.prices.cost(&provider.model, tokens_in, max_tokens))
+            .map(|provider| {
+                let tokens_out = aia_llm::completion_allowance(&provider.model, max_tokens);
+                self.prices.cost(&provider.model, tokens_in, tokens_out)
+            })
             .fold(0.0, f64::max)
     }
 
@@ -240,6 +246,7 @@ impl LlmEnhancer {
                     tokens_in: completion.tokens_in,
                     tokens_out: completion.tokens_out,
                     attempts: success.attempts,
+                    truncated: completion.truncated,
                 };
                 let labels = ModelLabels {
                     tenant_id: self.metrics.tenant.of(event.tenant_id.as_str()),

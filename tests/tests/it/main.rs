@@ -24,6 +24,7 @@ mod ingress_hostile;
 mod ingress_hostile_tools;
 mod ingress_security;
 mod llm;
+mod llm_provider;
 mod observability_config;
 mod open_windows;
 mod outbound;

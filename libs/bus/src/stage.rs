@@ -337,6 +337,9 @@ pub fn record_event(span: &tracing::Span, event: &Event) {
     span.record("event_id", tracing::field::display(event.event_id));
 }
 
+/// How long an event from a newer build waits before it is offered again.
+const NEWER_BUILD_WAIT: Duration = Duration::from_secs(60);
+
 async fn process<H: Handler>(
     handler: &H,
     jetstream: &JetStream,
@@ -354,6 +357,14 @@ async fn process<H: Handler>(
     async {
         let event = match Event::from_json(&message.payload) {
             Ok(event) => event,
+            Err(err) if err.is_from_a_newer_build() => {
+                // Mid-upgrade: an instance running the new build (they share
+                // the consumer) reads it; this one gives it back for a while.
+                tracing::warn!(error = %err, stream_sequence, "An event from a newer build; leaving it for an upgraded instance");
+                tracing::Span::current().record("outcome", "newer");
+                let _ = message.ack_with(AckKind::Nak(Some(NEWER_BUILD_WAIT))).await;
+                return "newer";
+            }
             Err(err) => {
                 // The same bytes will never decode: stop redelivering them.
                 tracing::error!(error = %err, stream_sequence, "Undecodable event; terminating it");

@@ -176,6 +176,17 @@ pub enum DecodeError {
     },
 }
 
+impl DecodeError {
+    /// The envelope is sound but names a type or version this build does
+    /// not know: every older version is read (and upcast), so it was
+    /// written by a newer build — during a rolling upgrade, before this
+    /// instance is replaced. Such an event is left for an upgraded reader,
+    /// never dropped; only bytes no build can read are.
+    pub fn is_from_a_newer_build(&self) -> bool {
+        matches!(self, Self::UnknownType { .. })
+    }
+}
+
 #[derive(Serialize)]
 struct Wire {
     event_id: Uuid,

@@ -199,6 +199,16 @@ async fn project_batch(
                     span,
                 });
             }
+            Err(err) if err.is_from_a_newer_build() => {
+                // Mid-upgrade: the upgraded projector reads it when it is
+                // offered again; a skipped event would be missing for good.
+                span.in_scope(|| {
+                    tracing::warn!(error = %err, sequence, "An event from a newer build; leaving it for an upgraded projector")
+                });
+                let _ = message
+                    .ack_with(AckKind::Nak(Some(Duration::from_secs(60))))
+                    .await;
+            }
             Err(err) => {
                 span.in_scope(
                     || tracing::error!(error = %err, sequence, "Undecodable event; skipping it"),

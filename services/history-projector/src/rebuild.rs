@@ -88,6 +88,10 @@ async fn read_events(
         }
         match Event::from_json(&message.payload) {
             Ok(event) => on_event(event),
+            // Rebuilt without it, the read models would lose it for good.
+            Err(err) if err.is_from_a_newer_build() => anyhow::bail!(
+                "stream sequence {sequence}: {err}, written by a newer build: rebuild with the upgraded `aiagents`"
+            ),
             Err(err) => tracing::warn!(sequence, error = %err, "Skipping an undecodable event"),
         }
         n_events += 1;

@@ -94,6 +94,9 @@ pub async fn rebuild(
                         }
                         events += 1;
                     }
+                    Err(err) if err.is_from_a_newer_build() => anyhow::bail!(
+                        "stream sequence {sequence}: {err}, written by a newer build: rebuild with the upgraded `aiagents`"
+                    ),
                     Err(err) => {
                         tracing::warn!(sequence, error = %err, "Skipping an undecodable event");
                     }

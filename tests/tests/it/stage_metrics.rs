@@ -112,6 +112,45 @@ async fn a_stage_serves_its_counts_on_metrics() {
         encoded.contains(r#"stage_messages_total{stage="writeback",outcome="gave_up"} 0"#),
         "{encoded}"
     );
+
+    // Mid-upgrade, a newer build writes a version this one does not read:
+    // it is offered back for an upgraded instance, not terminated (which
+    // would end its run without a note or a failure).
+    let mut newer = event.clone();
+    newer.event_id = uuid::Uuid::now_v7();
+    newer.ticket_id = TicketId::parse("SUP-4").unwrap();
+    let mut wire: serde_json::Value = serde_json::from_slice(&newer.to_json()).unwrap();
+    wire["schema_version"] = 99.into();
+    jetstream
+        .publish(
+            aia_events::subject::for_event(aia_events::subject::DEFAULT_PREFIX, &newer),
+            serde_json::to_vec(&wire).unwrap().into(),
+        )
+        .await
+        .unwrap()
+        .await
+        .unwrap();
+    eventually(
+        "the newer event offered back",
+        Duration::from_secs(20),
+        || async {
+            let encoded = aia_telemetry::metrics::encode(&registry);
+            encoded
+                .contains(r#"stage_messages_total{stage="writeback",outcome="newer"} 1"#)
+                .then_some(())
+        },
+    )
+    .await;
+    let mut consumer: async_nats::jetstream::consumer::PullConsumer = jetstream
+        .get_stream(aia_bus::STREAM)
+        .await
+        .unwrap()
+        .get_consumer(Stage::Writeback.as_str())
+        .await
+        .unwrap();
+    let info = consumer.info().await.unwrap();
+    assert_eq!(info.num_ack_pending, 1, "kept, waiting to be offered again");
+    assert!(sdp.notes("SUP-4").is_empty());
     shutdown.cancel();
     stage.await.unwrap().unwrap();
 }

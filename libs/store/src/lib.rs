@@ -103,6 +103,12 @@ impl StoreError {
         }
     }
 
+    /// The statement was cancelled (SQLSTATE 57014): by its own statement
+    /// timeout, most often — the same statement would take as long again.
+    pub fn is_cut_short(&self) -> bool {
+        matches!(self, Self::Query(err) if err.code() == Some(&SqlState::QUERY_CANCELED))
+    }
+
     /// The server refused a write as read-only (SQLSTATE 25006): it is a
     /// standby now, or fenced; a connection to the new primary will not.
     pub fn is_read_only(&self) -> bool {

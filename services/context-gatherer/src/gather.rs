@@ -28,6 +28,8 @@ pub(crate) struct Asked<'a> {
     pub search_text: &'a str,
     pub language: &'a TicketLanguage,
     pub mentions: &'a Mentions,
+    /// Set when the database could not serve a source for a passing reason.
+    pub unavailable: &'a std::sync::atomic::AtomicBool,
 }
 
 /// The ticket's embedding, or why there is none.
@@ -53,6 +55,7 @@ impl ContextGatherer {
         let tenant = &asked.event.tenant_id;
         let language = asked.language.language;
         let (items, mut report) = sources::run(
+            asked.unavailable,
             ContextSource::SimilarTickets,
             enabled,
             self.within_budget(self.source_timeout),
@@ -103,6 +106,7 @@ impl ContextGatherer {
         let kb_timeout =
             Duration::from_secs(u64::from(settings.knowledge_base_timeout_secs.clamp(1, 60)));
         let (items, mut report) = sources::run(
+            asked.unavailable,
             ContextSource::KnowledgeBase,
             settings.knowledge_base_enabled,
             self.within_budget(kb_timeout.max(self.source_timeout)),
@@ -165,6 +169,7 @@ impl ContextGatherer {
     /// The inventory entries of the hosts and addresses the ticket names.
     pub(crate) async fn systems(&self, asked: &Asked<'_>) -> Found<SystemInfo> {
         sources::run(
+            asked.unavailable,
             ContextSource::Inventory,
             asked.tenant.settings.inventory_enabled,
             self.within_budget(self.source_timeout),
@@ -192,6 +197,7 @@ impl ContextGatherer {
         };
         let enabled = settings.monitoring_enabled && settings.monitoring_url.is_some();
         sources::run(
+            asked.unavailable,
             ContextSource::Monitoring,
             enabled,
             self.within_budget(self.monitoring_timeout),
@@ -223,6 +229,7 @@ impl ContextGatherer {
         let settings = &asked.tenant.settings;
         let entities = related::entities(asked.mentions, systems);
         sources::run(
+            asked.unavailable,
             ContextSource::RelatedTickets,
             settings.incidents.enabled,
             self.within_budget(self.source_timeout),

@@ -60,7 +60,7 @@ impl Handler for ContextGatherer {
             event,
             input: ticket,
             tenant,
-            ..
+            delivery,
         } = work;
         let settings = &tenant.settings;
         let text = aia_embed::query_text(ticket.subject.as_deref(), &ticket.description);
@@ -99,6 +99,7 @@ impl Handler for ContextGatherer {
             Some(terms) => format!("{text}\n{terms}"),
             None => text.clone(),
         };
+        let unavailable = std::sync::atomic::AtomicBool::new(false);
         let asked = Asked {
             event,
             ticket,
@@ -107,6 +108,7 @@ impl Handler for ContextGatherer {
             search_text: &search_text,
             language: &language,
             mentions: &mentions,
+            unavailable: &unavailable,
         };
 
         // The ticket is embedded once, for both searches by meaning and the
@@ -148,6 +150,13 @@ impl Handler for ContextGatherer {
         ];
         for report in &sources {
             self.metrics.record(report);
+        }
+        // A failover or restart under way: gather again rather than send a
+        // context that merely looks empty — unless this is the last chance.
+        if unavailable.into_inner() && !delivery.is_last_attempt() {
+            return Err(HandlerError::transient(
+                "the database could not serve a context source; gathering again",
+            ));
         }
         let gathered = ContextGathered {
             ticket: TicketText {

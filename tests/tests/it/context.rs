@@ -583,3 +583,67 @@ async fn a_ticket_is_embedded_for_its_incidents_with_both_searches_off() {
     assert_eq!(model.as_deref(), Some("nomic-embed-text"));
     assert!(has_vector);
 }
+
+/// A database that cannot serve a source for a passing reason (here a lock
+/// it may not wait for, as under a failover or a migration) has the ticket
+/// gathered again while deliveries are left, instead of a context that
+/// merely looks empty; on the last delivery the run goes on and says why.
+#[tokio::test]
+async fn a_database_that_cannot_serve_a_source_has_the_ticket_gathered_again() {
+    let mut setup = setup(|_, _, _| {}, Duration::from_secs(10)).await;
+    let separator = if setup._db.app_url.contains('?') {
+        '&'
+    } else {
+        '?'
+    };
+    let impatient = format!(
+        "{}{separator}options=-c%20lock_timeout%3D200ms",
+        setup._db.app_url
+    );
+    setup.gatherer.db = aia_store::pool(&impatient, 4).unwrap();
+    let mut locker = setup._db.admin_client().await;
+    let lock = locker.transaction().await.unwrap();
+    lock.batch_execute("lock table ticket_history in access exclusive mode")
+        .await
+        .unwrap();
+    let event = received("acme", "File server disk full", "The D: volume is full");
+    let delivery = |attempt| Delivery {
+        attempt,
+        max_deliver: Some(6),
+        stream_sequence: 1,
+    };
+    let again = aia_bus::dispatch(&setup.gatherer, &event, delivery(1))
+        .await
+        .expect_err("gathered again, not sent on");
+    assert!(again.reason.contains("gathering again"), "{}", again.reason);
+
+    let Handled::Publish(events) = aia_bus::dispatch(&setup.gatherer, &event, delivery(6))
+        .await
+        .expect("the last delivery goes on")
+    else {
+        panic!("expected context.gathered")
+    };
+    let Payload::ContextGathered(context) = &events[0].payload else {
+        panic!("expected context.gathered")
+    };
+    let similar = context
+        .sources
+        .iter()
+        .find(|report| report.source == ContextSource::SimilarTickets)
+        .unwrap();
+    assert_eq!(similar.status, SourceStatus::Error);
+    assert!(
+        similar
+            .detail
+            .as_deref()
+            .is_some_and(|detail| detail.starts_with("database unavailable")),
+        "{similar:?}"
+    );
+
+    lock.rollback().await.unwrap();
+    let context = gather(&setup.gatherer, event).await;
+    assert_eq!(
+        status(&context, ContextSource::SimilarTickets),
+        SourceStatus::Ok
+    );
+}

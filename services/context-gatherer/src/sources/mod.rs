@@ -1,5 +1,8 @@
 //! The context sources. Each runs under its own timeout (never longer than
-//! the stage's budget) and reports how it fared; none can fail the run.
+//! the stage's budget) and reports how it fared; none can fail the run —
+//! but one the database could not serve for a passing reason (a failover,
+//! a restart) marks the ticket to be gathered again while deliveries are
+//! left, rather than sent on with a context that merely looks empty.
 
 pub mod centring;
 pub mod feedback;
@@ -13,6 +16,7 @@ pub mod similar;
 pub mod words;
 
 use std::future::Future;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use aia_events::{ContextSource, SourceReport, SourceStatus};
@@ -27,16 +31,27 @@ pub enum SourceError {
     /// A short, operator-facing reason (no secrets, no ticket text).
     #[error("{0}")]
     Failed(String),
+    /// The database could not serve the source for a passing reason.
+    #[error("database unavailable: {0}")]
+    Unavailable(String),
 }
 
 impl From<aia_store::StoreError> for SourceError {
     fn from(err: aia_store::StoreError) -> Self {
-        Self::Failed(format!("database: {err}"))
+        // A search cut by its own statement timeout is the query's cost,
+        // not the database's state: the same search would take as long.
+        if err.is_transient() && !err.is_cut_short() {
+            Self::Unavailable(err.to_string())
+        } else {
+            Self::Failed(format!("database: {err}"))
+        }
     }
 }
 
-/// Runs one source unless it is off, bounded by `timeout`, and reports it.
+/// Runs one source unless it is off, bounded by `timeout`, and reports it;
+/// a database that could not serve it sets `unavailable`.
 pub async fn run<T>(
+    unavailable: &AtomicBool,
     source: ContextSource,
     enabled: bool,
     timeout: Duration,
@@ -68,6 +83,9 @@ pub async fn run<T>(
             (items, report(SourceStatus::Ok, n_items, None))
         }
         Ok(Err(err)) => {
+            if matches!(err, SourceError::Unavailable(_)) {
+                unavailable.store(true, Ordering::Relaxed);
+            }
             tracing::warn!(source = ?source, error = %err, "Context source failed");
             (
                 vec![],

@@ -202,23 +202,31 @@ pub async fn settle(
     Ok(())
 }
 
-/// Records that the tenant was alerted for the period; true the first time
-/// (so exactly one instance publishes the alert).
+/// Records that the tenant was alerted for the period, by the call
+/// `claim_id`; true when that call is the one alerting — the first to
+/// record it, or the same call again on a redelivery of its run, which must
+/// publish the alert again (its first publish may be what failed).
 pub async fn first_alert(
     client: &mut Client,
     tenant: &TenantId,
     budget: Budget,
+    claim_id: &str,
 ) -> Result<bool, StoreError> {
-    let inserted = tenant_query(
+    let rows = tenant_query(
         client,
         tenant,
-        "insert into budget_alerts (tenant_id, period_start) values ($1, $2)
-         on conflict do nothing returning 1",
-        &[&tenant.as_str(), &budget.period_start()],
+        "with inserted as (
+           insert into budget_alerts (tenant_id, period_start, claim_id) values ($1, $2, $3)
+           on conflict do nothing returning claim_id)
+         select claim_id = $3 from inserted
+         union all
+         select claim_id is not distinct from $3 from budget_alerts
+          where tenant_id = $1 and period_start = $2
+            and not exists (select 1 from inserted)",
+        &[&tenant.as_str(), &budget.period_start(), &claim_id],
     )
-    .await?
-    .len();
-    Ok(inserted == 1)
+    .await?;
+    Ok(rows.first().is_some_and(|row| row.get::<_, bool>(0)))
 }
 
 #[cfg(test)]

@@ -103,6 +103,10 @@ pub const MIGRATIONS: &[(&str, &str)] = &[
         "0023_dead_letter_redrives",
         include_str!("../../../migrations/0023_dead_letter_redrives.sql"),
     ),
+    (
+        "0024_budget_alert_owner",
+        include_str!("../../../migrations/0024_budget_alert_owner.sql"),
+    ),
 ];
 
 const LOCK_KEY: i64 = 0x6169_6167_656e_7473; // "aiagents"

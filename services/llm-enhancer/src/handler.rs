@@ -183,7 +183,7 @@ impl LlmEnhancer {
         };
         let alert = if decision.alert
             && !self.dry_run
-            && budget::first_alert(&mut client, &event.tenant_id, budget).await?
+            && budget::first_alert(&mut client, &event.tenant_id, budget, claim_id).await?
         {
             tracing::warn!(
                 spent,

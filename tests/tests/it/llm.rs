@@ -148,12 +148,17 @@ async fn enhance(setup: &Setup) -> EnhancementGenerated {
 
 /// The note event and any budget alert published with it.
 async fn enhance_all(setup: &Setup) -> (EnhancementGenerated, Vec<Event>) {
+    enhance_event(setup, &context_event()).await
+}
+
+/// The same for `event`.
+async fn enhance_event(setup: &Setup, event: &Event) -> (EnhancementGenerated, Vec<Event>) {
     let delivery = Delivery {
         attempt: 1,
         max_deliver: Some(6),
         stream_sequence: 1,
     };
-    match aia_bus::dispatch(&setup.enhancer, &context_event(), delivery)
+    match aia_bus::dispatch(&setup.enhancer, event, delivery)
         .await
         .unwrap()
     {
@@ -369,15 +374,23 @@ async fn reaching_the_alert_share_of_the_budget_publishes_one_alert_per_period()
         (alert.spent_usd, alert.budget_usd, alert.alert_ratio),
         (8.5, 10.0, 0.8)
     );
-    let (_, again) = enhance_all(&setup).await;
+    // Another run past the share: the period is alerted already.
+    let mut later = context_event();
+    later.correlation_id = uuid::Uuid::now_v7();
+    later.event_id = uuid::Uuid::now_v7();
+    let (_, again) = enhance_event(&setup, &later).await;
     assert!(again.is_empty(), "one alert per period");
+    // The alerting run redelivered (its publish failed, or it crashed after
+    // recording the alert): it publishes its alert again, the same one.
+    let (_, redelivered) = enhance_all(&setup).await;
+    assert_eq!(redelivered.len(), 1, "the alert is the run's output");
+    let Payload::BudgetThresholdReached(again) = &redelivered[0].payload else {
+        panic!("expected the alert again")
+    };
+    assert_eq!(again.period_start, alert.period_start);
     let metrics = aia_telemetry::metrics::encode(&setup.registry);
     assert!(
-        metrics.contains(r#"llm_budget_alerts_total{tenant_id="acme-msp"} 1"#),
-        "{metrics}"
-    );
-    assert!(
-        metrics.contains(r#"llm_notes_total{outcome="model"} 2"#),
+        metrics.contains(r#"llm_notes_total{outcome="model"} 3"#),
         "{metrics}"
     );
     assert!(

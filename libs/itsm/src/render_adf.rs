@@ -21,6 +21,35 @@ fn level(heading: HeadingLevel) -> u8 {
     }
 }
 
+/// Whether `node` is inline content (it belongs inside a paragraph).
+fn inline(node: &Value) -> bool {
+    matches!(node["type"].as_str(), Some("text" | "hardBreak"))
+}
+
+/// A block container's content with each run of loose inline nodes in a
+/// paragraph of its own. A tight list item's text arrives without one (its
+/// nested list or code block after it), and so may an HTML block's: ADF
+/// allows text only inside paragraphs and headings, and Jira refuses the
+/// whole comment otherwise.
+fn blocks(content: Vec<Value>) -> Vec<Value> {
+    let mut out = Vec::with_capacity(content.len());
+    let mut run: Vec<Value> = Vec::new();
+    for node in content {
+        if inline(&node) {
+            run.push(node);
+        } else {
+            if !run.is_empty() {
+                out.push(json!({"type": "paragraph", "content": std::mem::take(&mut run)}));
+            }
+            out.push(node);
+        }
+    }
+    if !run.is_empty() {
+        out.push(json!({"type": "paragraph", "content": run}));
+    }
+    out
+}
+
 fn safe(url: &str) -> bool {
     let lower = url.trim().to_ascii_lowercase();
     lower.starts_with("https://") || lower.starts_with("http://") || lower.starts_with("mailto:")
@@ -86,12 +115,10 @@ pub fn adf(markdown: &str) -> Value {
                 | TagEnd::CodeBlock
                 | TagEnd::BlockQuote(_) => {
                     let mut frame = stack.pop().expect("open frame");
-                    // A list item holds block nodes: wrap loose inline text.
-                    if frame.node["type"] == "listItem" {
+                    // List items and quotes hold block nodes only.
+                    if matches!(frame.node["type"].as_str(), Some("listItem" | "blockquote")) {
                         let content = frame.node["content"].as_array().cloned().unwrap_or_default();
-                        if content.iter().any(|child| child["type"] == "text" || child["type"] == "hardBreak") {
-                            frame.node["content"] = json!([{"type": "paragraph", "content": content}]);
-                        }
+                        frame.node["content"] = Value::Array(blocks(content));
                     }
                     let empty = frame.node["content"].as_array().is_some_and(Vec::is_empty);
                     if !(empty && frame.node["type"] == "paragraph") {
@@ -103,11 +130,18 @@ pub fn adf(markdown: &str) -> Value {
                 }
                 _ => {}
             },
-            Event::Text(content) | Event::Html(content) | Event::InlineHtml(content) => {
+            Event::Text(content) | Event::Html(content) | Event::InlineHtml(content)
+                if !content.is_empty() =>
+            {
                 push_child(&mut stack, text(&content, &marks));
             }
-            Event::Code(content) => {
-                let mut code_marks = marks.clone();
+            Event::Code(content) if !content.is_empty() => {
+                // ADF allows the code mark beside a link only.
+                let mut code_marks: Vec<Value> = marks
+                    .iter()
+                    .filter(|mark| mark["type"] == "link")
+                    .cloned()
+                    .collect();
                 code_marks.push(json!({"type": "code"}));
                 push_child(&mut stack, text(&content, &code_marks));
             }
@@ -117,7 +151,10 @@ pub fn adf(markdown: &str) -> Value {
             _ => {}
         }
     }
-    stack.into_iter().next().expect("document frame").node
+    let mut doc = stack.into_iter().next().expect("document frame").node;
+    let content = doc["content"].as_array().cloned().unwrap_or_default();
+    doc["content"] = Value::Array(blocks(content));
+    doc
 }
 
 #[cfg(test)]
@@ -145,6 +182,69 @@ mod tests {
             {"type": "rule"}
         ]});
         assert_eq!(adf(markdown), expected);
+    }
+
+    /// Every text node sits in a paragraph or heading, and no paragraph
+    /// holds a block: what ADF's schema requires of a comment.
+    fn assert_valid(node: &Value, parent: &str) {
+        let kind = node["type"].as_str().unwrap();
+        if kind == "text" {
+            assert!(
+                matches!(parent, "paragraph" | "heading" | "codeBlock"),
+                "text in {parent}"
+            );
+            assert!(!node["text"].as_str().unwrap().is_empty(), "empty text");
+            let marks: Vec<&str> = node["marks"]
+                .as_array()
+                .map(|marks| marks.iter().map(|m| m["type"].as_str().unwrap()).collect())
+                .unwrap_or_default();
+            if marks.contains(&"code") {
+                assert!(
+                    marks.iter().all(|m| matches!(*m, "code" | "link")),
+                    "{marks:?}"
+                );
+            }
+        }
+        if kind == "paragraph" {
+            for child in node["content"].as_array().unwrap() {
+                assert!(
+                    matches!(child["type"].as_str(), Some("text" | "hardBreak")),
+                    "a paragraph holding {child}"
+                );
+            }
+        }
+        if let Some(children) = node["content"].as_array() {
+            for child in children {
+                assert_valid(child, kind);
+            }
+        }
+    }
+
+    #[test]
+    fn nested_lists_code_and_html_blocks_make_a_valid_document() {
+        let markdown = [
+            "## Recommended Next Steps",
+            "1. Check the **`spooler`** service",
+            "   - run `sc query spooler`",
+            "   - then restart it",
+            "2. Look at the logs:",
+            "   ```",
+            "   Get-EventLog System",
+            "   ```",
+            "",
+            "<div>an HTML block</div>",
+            "",
+            "> quoted *text*",
+            "> - and a list",
+        ]
+        .join("\n");
+        let doc = adf(&markdown);
+        assert_valid(&doc, "");
+        let steps = &doc["content"][1];
+        assert_eq!(steps["type"], "orderedList");
+        let first = &steps["content"][0]["content"];
+        assert_eq!(first[0]["type"], "paragraph");
+        assert_eq!(first[1]["type"], "bulletList");
     }
 
     #[test]

@@ -62,8 +62,15 @@ fn enhancement(ticket: &str, source: ItsmKind) -> Event {
     event.correlation_id = uuid::Uuid::now_v7();
     if let Payload::EnhancementGenerated(generated) = &mut event.payload {
         generated.source = source;
-        generated.note_markdown =
-            "## Recommended Next Steps\n1. Re-register the **AAD broker**.".into();
+        // As models write them: nested steps, code, emphasis around code
+        // (Jira refuses ADF that puts a list or a code mark where its
+        // schema does not allow them).
+        generated.note_markdown = "## Recommended Next Steps\n\
+             1. Re-register the **AAD broker**.\n   \
+             - run **`dsregcmd /status`**\n   \
+             - then sign in again\n\
+             2. Check the logs:\n\n   ```\n   Get-EventLog System\n   ```\n"
+            .into();
     }
     event
 }

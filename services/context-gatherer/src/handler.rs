@@ -96,7 +96,9 @@ impl Handler for ContextGatherer {
         }
         let terms = query_rewrite.as_ref().and_then(|r| r.terms.clone());
         let search_text = match &terms {
-            Some(terms) => format!("{text}\n{terms}"),
+            // Terms first: the search reads the first thousand characters,
+            // and on a long ticket the paid-for terms would be cut off.
+            Some(terms) => format!("{terms}\n{text}"),
             None => text.clone(),
         };
         let unavailable = std::sync::atomic::AtomicBool::new(false);

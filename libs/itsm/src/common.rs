@@ -63,7 +63,8 @@ pub enum NoteFormat {
     Html,
     /// Atlassian Document Format (JSON).
     Adf,
-    /// Markdown or plain text, as the tool shows it.
+    /// Plain text, Markdown or Jira wiki markup: the text as the tool is
+    /// given it.
     Text,
 }
 

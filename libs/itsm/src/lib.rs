@@ -14,6 +14,7 @@ pub mod jira;
 mod oauth;
 pub mod render;
 pub mod render_adf;
+pub mod render_wiki;
 pub mod servicedesk;
 pub mod zendesk;
 

@@ -134,7 +134,41 @@ async fn jira_service_management_requests_get_a_private_request_comment() {
     let comments = jira.comments("HELP-7");
     assert_eq!(comments.len(), 1);
     assert!(comments[0].internal);
-    assert!(comments[0].body.as_str().unwrap().contains("AAD broker"));
+    // Its text is rendered as wiki markup: no Markdown heading to become
+    // a numbered list.
+    let body = comments[0].body.as_str().unwrap();
+    assert!(body.starts_with("h2. Recommended Next Steps\n"), "{body}");
+    assert!(body.contains("AAD broker"));
+}
+
+/// Jira Data Center has only the platform API v2, whose comments are
+/// wiki-markup text: the note goes there, internal, and a crash after
+/// posting still leaves one (the marker is found in v2's comments).
+#[tokio::test]
+async fn jira_data_center_gets_one_internal_wiki_comment_through_api_v2() {
+    let jira = JiraStandIn::data_center("Bearer pat-123");
+    let server = aia_standins::serve(jira.router()).await.unwrap();
+    let (db, handler) =
+        writeback_for(ItsmKind::Jira, &server.url(), r#"{"bearer":"pat-123"}"#).await;
+    let event = enhancement("OPS-9", ItsmKind::Jira);
+    assert!(
+        matches!(run(&handler, event.clone(), 1).await, Payload::WritebackCompleted(ref done) if !done.already_present)
+    );
+    let comments = jira.comments("OPS-9");
+    assert_eq!(comments.len(), 1);
+    assert!(comments[0].internal);
+    let body = comments[0].body.as_str().expect("a text body");
+    assert!(body.starts_with("h2. Recommended Next Steps\n"), "{body}");
+    assert!(body.contains("#* run *{{dsregcmd /status}}*"), "{body}");
+    db.admin_client()
+        .await
+        .execute("update writeback_ledger set state = 'posting'", &[])
+        .await
+        .unwrap();
+    assert!(
+        matches!(run(&handler, event, 2).await, Payload::WritebackCompleted(ref done) if done.already_present)
+    );
+    assert_eq!(jira.comments("OPS-9").len(), 1);
 }
 
 #[tokio::test]

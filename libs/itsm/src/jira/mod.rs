@@ -105,6 +105,17 @@ impl Jira {
         })
     }
 
+    /// Whether a comment's body is ADF (Cloud's platform API) or text.
+    fn takes_adf(&self) -> bool {
+        self.api == CommentApi::Platform && self.cloud
+    }
+
+    /// The platform REST API's version: Cloud's 3 (ADF bodies); Data
+    /// Center has only 2 (wiki-markup text bodies).
+    fn rest(&self) -> &'static str {
+        if self.cloud { "3" } else { "2" }
+    }
+
     fn url(&self, segments: &[&str]) -> reqwest::Url {
         let mut url = reqwest::Url::parse(&self.base_url).expect("base URL was validated");
         url.path_segments_mut().expect("http URL").extend(segments);
@@ -125,16 +136,19 @@ impl Jira {
     /// Posts the note as an internal comment, or a public one when `public`.
     /// The note as [`Jira::post_note`] sends it.
     pub fn render_note(&self, markdown: &str) -> crate::RenderedNote {
-        match self.api {
-            CommentApi::Platform => crate::RenderedNote {
+        if self.takes_adf() {
+            crate::RenderedNote {
                 format: crate::NoteFormat::Adf,
                 body: serde_json::to_string_pretty(&crate::render_adf::adf(markdown))
                     .unwrap_or_default(),
-            },
-            CommentApi::ServiceDesk => crate::RenderedNote {
+            }
+        } else {
+            // Data Center's API v2 and the Service Management request API
+            // take text, which Jira renders as wiki markup.
+            crate::RenderedNote {
                 format: crate::NoteFormat::Text,
-                body: markdown.to_owned(),
-            },
+                body: crate::render_wiki::wiki(markdown),
+            }
         }
     }
 
@@ -144,12 +158,24 @@ impl Jira {
         markdown: &str,
         public: bool,
     ) -> Result<PostedNote, ItsmError> {
+        let body = if self.takes_adf() {
+            crate::render_adf::adf(markdown)
+        } else {
+            Value::String(crate::render_wiki::wiki(markdown))
+        };
         let request = match self.api {
             CommentApi::Platform => self
                 .http
-                .post(self.url(&["rest", "api", "3", "issue", ticket.as_str(), "comment"]))
+                .post(self.url(&[
+                    "rest",
+                    "api",
+                    self.rest(),
+                    "issue",
+                    ticket.as_str(),
+                    "comment",
+                ]))
                 .json(&json!({
-                    "body": crate::render_adf::adf(markdown),
+                    "body": body,
                     "properties": [{"key": "sd.public.comment", "value": {"internal": !public}}],
                 })),
             CommentApi::ServiceDesk => self
@@ -161,7 +187,7 @@ impl Jira {
                     ticket.as_str(),
                     "comment",
                 ]))
-                .json(&json!({"body": markdown, "public": public})),
+                .json(&json!({"body": body, "public": public})),
         };
         let body = self.send(request).await?;
         Ok(PostedNote {
@@ -177,7 +203,7 @@ impl Jira {
             .send(self.http.get(self.url(&[
                 "rest",
                 "api",
-                "3",
+                self.rest(),
                 "issue",
                 ticket.as_str(),
                 "comment",
@@ -202,16 +228,19 @@ impl Jira {
         let body = self
             .send(
                 self.http
-                    .get(self.url(&["rest", "api", "3", "issue", ticket.as_str()])),
+                    .get(self.url(&["rest", "api", self.rest(), "issue", ticket.as_str()])),
             )
             .await?;
         Ok(summary(&body["fields"]))
     }
 
     pub async fn test_connection(&self) -> Result<(), ItsmError> {
-        self.send(self.http.get(self.url(&["rest", "api", "3", "myself"])))
-            .await
-            .map(|_| ())
+        self.send(
+            self.http
+                .get(self.url(&["rest", "api", self.rest(), "myself"])),
+        )
+        .await
+        .map(|_| ())
     }
 }
 

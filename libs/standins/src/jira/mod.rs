@@ -1,10 +1,14 @@
-//! Jira Cloud's comment APIs: the platform API (ADF body, the
-//! `sd.public.comment` property) and the Service Management API
-//! (`public: false`), Basic or Bearer auth, real success and error shapes;
+//! Jira's comment APIs: the platform API (Cloud's v3 with an ADF body,
+//! checked against ADF's schema; v2, Data Center's only one, with a
+//! wiki-markup text body; the `sd.public.comment` property) and the
+//! Service Management API (`public: false`, a text body), Basic or Bearer
+//! auth, real success and error shapes;
 //! and the search of resolved issues an import pages through — Cloud's
 //! `/rest/api/3/search/jql` (paged by `nextPageToken`; Cloud answers 410
 //! to the removed `/rest/api/2/search`), or, set up as Data Center, the
 //! `/rest/api/2/search` it still has (paged by `startAt`).
+
+mod adf;
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
@@ -98,7 +102,7 @@ impl JiraStandIn {
     pub fn router(&self) -> Router {
         Router::new()
             .route(
-                "/rest/api/3/issue/{key}/comment",
+                "/rest/api/{version}/issue/{key}/comment",
                 post(add_comment).get(list_comments),
             )
             .route(
@@ -107,8 +111,8 @@ impl JiraStandIn {
             )
             .route("/rest/api/3/search/jql", get(search_jql))
             .route("/rest/api/2/search", get(search_v2))
-            .route("/rest/api/3/myself", get(myself))
-            .route("/rest/api/3/issue/{key}", get(issue))
+            .route("/rest/api/{version}/myself", get(myself))
+            .route("/rest/api/{version}/issue/{key}", get(issue))
             .with_state(self.clone())
     }
 
@@ -141,6 +145,16 @@ impl JiraStandIn {
     }
 }
 
+/// Which platform API a request names: Cloud has 3 (ADF) and 2 (text);
+/// Data Center only 2. `None` is a 404.
+fn platform(state: &JiraStandIn, version: &str) -> Option<u8> {
+    match version {
+        "3" if !state.data_center => Some(3),
+        "2" => Some(2),
+        _ => None,
+    }
+}
+
 fn bad_request(message: &str) -> Response {
     (
         StatusCode::BAD_REQUEST,
@@ -149,54 +163,9 @@ fn bad_request(message: &str) -> Response {
         .into_response()
 }
 
-/// The parts of ADF's schema a note can break: text only inside
-/// paragraphs, headings and code blocks, and never empty; paragraphs and
-/// headings hold inline nodes only; lists hold list items; the code mark
-/// beside a link mark only.
-fn valid_adf(node: &Value, parent: &str) -> bool {
-    let kind = node["type"].as_str().unwrap_or_default();
-    let content = node["content"].as_array();
-    let children_ok = |allowed: &[&str]| {
-        content.into_iter().flatten().all(|child| {
-            allowed.contains(&child["type"].as_str().unwrap_or_default()) && valid_adf(child, kind)
-        })
-    };
-    const INLINE: &[&str] = &["text", "hardBreak", "mention", "emoji"];
-    const BLOCKS: &[&str] = &[
-        "paragraph",
-        "heading",
-        "bulletList",
-        "orderedList",
-        "codeBlock",
-        "blockquote",
-        "rule",
-    ];
-    match kind {
-        "doc" => children_ok(BLOCKS),
-        "paragraph" | "heading" => children_ok(INLINE),
-        "codeBlock" => children_ok(&["text"]),
-        "bulletList" | "orderedList" => children_ok(&["listItem"]),
-        "listItem" => children_ok(&["paragraph", "bulletList", "orderedList", "codeBlock"]),
-        "blockquote" => children_ok(&["paragraph", "bulletList", "orderedList", "codeBlock"]),
-        "text" => {
-            let marks: Vec<&str> = node["marks"]
-                .as_array()
-                .into_iter()
-                .flatten()
-                .filter_map(|mark| mark["type"].as_str())
-                .collect();
-            matches!(parent, "paragraph" | "heading" | "codeBlock")
-                && node["text"].as_str().is_some_and(|text| !text.is_empty())
-                && (!marks.contains(&"code") || marks.iter().all(|m| matches!(*m, "code" | "link")))
-        }
-        "hardBreak" | "rule" | "mention" | "emoji" => true,
-        _ => false,
-    }
-}
-
 async fn add_comment(
     State(state): State<JiraStandIn>,
-    Path(key): Path<String>,
+    Path((version, key)): Path<(String, String)>,
     headers: HeaderMap,
     Json(body): Json<Value>,
 ) -> Response {
@@ -204,12 +173,25 @@ async fn add_comment(
         return response;
     }
     let document = &body["body"];
-    if document["type"] != "doc" || document["version"] != 1 || !document["content"].is_array() {
-        return bad_request("Comment body is not valid!");
-    }
-    if !valid_adf(document, "") {
-        // What Jira answers a document its ADF schema refuses.
-        return bad_request("INVALID_INPUT");
+    match platform(&state, &version) {
+        None => return StatusCode::NOT_FOUND.into_response(),
+        // API v2 takes the comment as wiki-markup text.
+        Some(2) if !document.is_string() => {
+            return bad_request("Can not deserialize the comment body: a string is expected");
+        }
+        Some(2) => {}
+        Some(_) => {
+            if document["type"] != "doc"
+                || document["version"] != 1
+                || !document["content"].is_array()
+            {
+                return bad_request("Comment body is not valid!");
+            }
+            if !adf::valid_adf(document, "") {
+                // What Jira answers a document its ADF schema refuses.
+                return bad_request("INVALID_INPUT");
+            }
+        }
     }
     let internal = body["properties"]
         .as_array()
@@ -248,11 +230,14 @@ async fn add_request_comment(
 
 async fn list_comments(
     State(state): State<JiraStandIn>,
-    Path(key): Path<String>,
+    Path((version, key)): Path<(String, String)>,
     headers: HeaderMap,
 ) -> Response {
     if let Some(response) = state.rejection(&headers) {
         return response;
+    }
+    if platform(&state, &version).is_none() {
+        return StatusCode::NOT_FOUND.into_response();
     }
     let comments: Vec<Value> = state
         .comments(&key)
@@ -263,7 +248,14 @@ async fn list_comments(
         .into_response()
 }
 
-async fn myself(State(state): State<JiraStandIn>, headers: HeaderMap) -> Response {
+async fn myself(
+    State(state): State<JiraStandIn>,
+    Path(version): Path<String>,
+    headers: HeaderMap,
+) -> Response {
+    if platform(&state, &version).is_none() {
+        return StatusCode::NOT_FOUND.into_response();
+    }
     match state.rejection(&headers) {
         None => {
             Json(json!({"accountId": "5b10a2844c20165700ede21g", "active": true})).into_response()
@@ -272,18 +264,26 @@ async fn myself(State(state): State<JiraStandIn>, headers: HeaderMap) -> Respons
     }
 }
 
-/// Any issue exists, with a summary and an ADF description naming its key.
+/// Any issue exists, with a summary and a description (ADF in API v3,
+/// wiki-markup text in v2).
 async fn issue(
     State(state): State<JiraStandIn>,
-    Path(key): Path<String>,
+    Path((version, key)): Path<(String, String)>,
     headers: HeaderMap,
 ) -> Response {
     if let Some(response) = state.rejection(&headers) {
         return response;
     }
+    let description = match platform(&state, &version) {
+        None => return StatusCode::NOT_FOUND.into_response(),
+        Some(2) => json!("VPN drops"),
+        Some(_) => {
+            json!({"type": "doc", "version": 1, "content": [{"type": "paragraph", "content": [{"type": "text", "text": "VPN drops"}]}]})
+        }
+    };
     Json(json!({"id": "10001", "key": key, "fields": {
         "summary": format!("Issue {key}"),
-        "description": {"type": "doc", "version": 1, "content": [{"type": "paragraph", "content": [{"type": "text", "text": "VPN drops"}]}]},
+        "description": description,
         "status": {"name": "In Progress"}
     }}))
     .into_response()

@@ -115,56 +115,75 @@ pub async fn run_stage<H: Handler>(
         stage: config.stage,
         metrics,
     });
-    let mut messages = consumer
-        .stream()
-        .max_messages_per_batch(config.concurrency)
-        .expires(PULL_EXPIRES)
-        .messages()
-        .await
-        .map_err(|err| consumer_error(&err))?;
     tracing::info!(
         stage = config.stage,
         concurrency = config.concurrency,
         "Stage started"
     );
 
+    // Each pull asks for exactly as many messages as there are free
+    // workers: a message delivered is a message being worked on, whose
+    // ack wait progress acks extend. A buffer of prefetched messages
+    // waiting for a busy worker would run out their ack wait unseen, be
+    // redelivered to another instance (a second LLM call), and use up
+    // their deliveries without ever being tried.
     let permits = Arc::new(Semaphore::new(config.concurrency));
     let tasks = TaskTracker::new();
-    loop {
-        let permit = tokio::select! {
+    'pulling: loop {
+        let first = tokio::select! {
             _ = &mut shutdown => break,
             permit = permits.clone().acquire_owned() => permit.expect("semaphore is never closed"),
         };
-        let next = tokio::select! {
+        let mut free = vec![first];
+        while let Ok(permit) = permits.clone().try_acquire_owned() {
+            free.push(permit);
+        }
+        let batch = tokio::select! {
             _ = &mut shutdown => break,
-            next = messages.next() => next,
+            batch = consumer.batch().max_messages(free.len()).expires(PULL_EXPIRES).messages() => batch,
         };
-        match next {
-            Some(Ok(message)) => {
-                let handler = handler.clone();
-                let jetstream = jetstream.clone();
-                let limits = limits.clone();
-                tasks.spawn(async move {
-                    let attempt = message.info().map(|info| info.delivered).unwrap_or(1);
-                    limits
-                        .metrics
-                        .started(u32::try_from(attempt).unwrap_or(u32::MAX));
-                    let started = std::time::Instant::now();
-                    let outcome = process(&*handler, &jetstream, message, &limits).await;
-                    limits
-                        .metrics
-                        .finished(outcome, started.elapsed().as_secs_f64());
-                    drop(permit);
-                });
-            }
-            Some(Err(err)) => {
+        let mut batch = match batch {
+            Ok(batch) => batch,
+            Err(err) => {
                 tracing::warn!(stage = config.stage, error = %err, "Pulling messages failed; retrying");
                 tokio::time::sleep(Duration::from_millis(200)).await;
+                continue;
             }
-            None => break,
+        };
+        while !free.is_empty() {
+            let next = tokio::select! {
+                _ = &mut shutdown => break 'pulling,
+                next = batch.next() => next,
+            };
+            match next {
+                Some(Ok(message)) => {
+                    let permit = free.pop().expect("a free worker per message asked for");
+                    let handler = handler.clone();
+                    let jetstream = jetstream.clone();
+                    let limits = limits.clone();
+                    tasks.spawn(async move {
+                        let attempt = message.info().map(|info| info.delivered).unwrap_or(1);
+                        limits
+                            .metrics
+                            .started(u32::try_from(attempt).unwrap_or(u32::MAX));
+                        let started = std::time::Instant::now();
+                        let outcome = process(&*handler, &jetstream, message, &limits).await;
+                        limits
+                            .metrics
+                            .finished(outcome, started.elapsed().as_secs_f64());
+                        drop(permit);
+                    });
+                }
+                Some(Err(err)) => {
+                    tracing::warn!(stage = config.stage, error = %err, "Pulling messages failed; retrying");
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                    break;
+                }
+                // The pull expired with workers still free: ask again.
+                None => break,
+            }
         }
     }
-    drop(messages);
     tasks.close();
     tasks.wait().await;
     // Acks are sent without waiting for the server's confirmation: make

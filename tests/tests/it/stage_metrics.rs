@@ -202,3 +202,95 @@ async fn a_stages_consumer_lag_is_read_from_jetstream() {
         watcher.abort();
     }
 }
+
+/// A stage takes from JetStream only what its free workers can start: with
+/// its four workers busy, the other tickets stay in the stream, undelivered,
+/// instead of waiting in a buffer while their ack wait runs out (then to
+/// be redelivered elsewhere, and their deliveries used up, untried).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_busy_stage_takes_no_message_it_cannot_start() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let nats = NatsServer::start().await;
+    let db = TestDatabase::create().await;
+    aiagents::ops::apply_nats(&nats.url()).await.unwrap();
+    let sdp = ServiceDeskStandIn::new("t");
+    sdp.hang_before_storing(Some(Duration::from_secs(3)));
+    let server = aia_standins::serve(sdp.router()).await.unwrap();
+    let keyring = Keyring::parse(&Keyring::generate_spec("k1")).unwrap();
+    aiagents::ops::add_tenant(
+        &db.app_url,
+        &keyring,
+        "acme-msp",
+        "Acme",
+        ItsmKind::ServicedeskPlus,
+        &server.url(),
+        r#"{"authtoken":"t"}"#,
+    )
+    .await
+    .unwrap();
+    let (_client, jetstream) = aia_bus::connect(&nats.url(), "test").await.unwrap();
+    let template = examples::all()
+        .into_iter()
+        .find(|event| matches!(&event.payload, Payload::EnhancementGenerated(g) if !g.degraded))
+        .unwrap();
+    for n in 0..12 {
+        let mut event = template.clone();
+        event.event_id = uuid::Uuid::now_v7();
+        event.correlation_id = uuid::Uuid::now_v7();
+        event.ticket_id = TicketId::parse(&format!("SUP-{n}")).unwrap();
+        aia_bus::publish_event(&jetstream, &event, &event.event_id.to_string())
+            .await
+            .unwrap();
+    }
+    let pool = aia_store::pool(&db.app_url, 2).unwrap();
+    let handler = Arc::new(writeback::Writeback {
+        tenants: Arc::new(aia_store::TenantCache::new(
+            pool.clone(),
+            Arc::new(keyring),
+            Duration::ZERO,
+        )),
+        db: pool,
+        http: reqwest::Client::new(),
+        public_url: None,
+        lease: Duration::from_secs(30),
+    });
+    let config = StageConfig {
+        stage: Stage::Writeback.as_str(),
+        durable: Stage::Writeback.as_str().to_owned(),
+        concurrency: 4,
+        registry: aia_telemetry::metrics::registry(),
+        metrics_addr: None,
+    };
+    let shutdown = tokio_util::sync::CancellationToken::new();
+    let stage = tokio::spawn(aia_bus::run_stage(
+        jetstream.clone(),
+        handler,
+        config,
+        shutdown.clone().cancelled_owned(),
+    ));
+    let mut consumer: async_nats::jetstream::consumer::PullConsumer = jetstream
+        .get_stream(aia_bus::STREAM)
+        .await
+        .unwrap()
+        .get_consumer(Stage::Writeback.as_str())
+        .await
+        .unwrap();
+    eventually("four tickets in work", Duration::from_secs(10), || {
+        let mut consumer = consumer.clone();
+        async move {
+            let info = consumer.info().await.ok()?.clone();
+            (info.num_ack_pending >= 4).then_some(())
+        }
+    })
+    .await;
+    // Their help desk takes three seconds; meanwhile nothing else is taken.
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let info = consumer.info().await.unwrap();
+    assert_eq!(
+        info.num_ack_pending, 4,
+        "only the tickets in work are delivered"
+    );
+    assert_eq!(info.num_pending, 8, "the others wait in the stream");
+    shutdown.cancel();
+    stage.await.unwrap().unwrap();
+}

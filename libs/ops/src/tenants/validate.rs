@@ -17,6 +17,7 @@ pub(super) fn validate_settings(settings: &TenantSettings) -> Result<(), AdminEr
         .incidents
         .check()
         .map_err(|err| AdminError::Invalid(format!("settings.{err}")))?;
+    check_budget(settings).map_err(AdminError::Invalid)?;
     if settings.webhook_rate_limit_per_minute == Some(0) {
         return Err(AdminError::Invalid(
             "settings.webhook_rate_limit_per_minute: must be at least 1".into(),
@@ -68,6 +69,34 @@ pub(super) fn validate_settings(settings: &TenantSettings) -> Result<(), AdminEr
             &format!("settings.llm_providers[{}].base_url", provider.name),
             &provider.base_url,
         )?;
+    }
+    Ok(())
+}
+
+/// An LLM budget the ledger and its alert can keep: a period of at least a
+/// day (at most a year), a budget that is a sum of money, an alert share
+/// below the grace share at which notes fall back to the raw context.
+fn check_budget(settings: &TenantSettings) -> Result<(), String> {
+    if !(1..=366).contains(&settings.llm_budget_period_days) {
+        return Err("settings.llm_budget_period_days: must be 1 to 366".into());
+    }
+    if let Some(budget) = settings.llm_budget_usd
+        && !(budget.is_finite() && budget >= 0.0)
+    {
+        return Err("settings.llm_budget_usd: must be a sum of at least 0".into());
+    }
+    let (alert, grace) = (
+        settings.llm_budget_alert_ratio,
+        settings.llm_budget_grace_ratio,
+    );
+    if !(alert.is_finite() && alert > 0.0 && alert <= 1.0) {
+        return Err("settings.llm_budget_alert_ratio: must be above 0 and at most 1".into());
+    }
+    if !(grace.is_finite() && (alert..=10.0).contains(&grace)) {
+        return Err(
+            "settings.llm_budget_grace_ratio: must be at least the alert ratio and at most 10"
+                .into(),
+        );
     }
     Ok(())
 }
@@ -267,5 +296,45 @@ mod tests {
                 Err(error.to_owned())
             );
         }
+    }
+
+    #[test]
+    fn a_budget_is_one_the_ledger_and_its_alert_can_keep() {
+        assert_eq!(check_budget(&TenantSettings::default()), Ok(()));
+        let refused = [
+            TenantSettings {
+                llm_budget_period_days: 0,
+                ..TenantSettings::default()
+            },
+            TenantSettings {
+                llm_budget_usd: Some(-5.0),
+                ..TenantSettings::default()
+            },
+            TenantSettings {
+                llm_budget_usd: Some(f64::NAN),
+                ..TenantSettings::default()
+            },
+            TenantSettings {
+                llm_budget_alert_ratio: 0.0,
+                ..TenantSettings::default()
+            },
+            TenantSettings {
+                llm_budget_alert_ratio: 0.9,
+                llm_budget_grace_ratio: 0.8,
+                ..TenantSettings::default()
+            },
+        ];
+        for settings in refused {
+            assert!(check_budget(&settings).is_err(), "{settings:?}");
+        }
+        let zero = TenantSettings {
+            llm_budget_usd: Some(0.0),
+            ..TenantSettings::default()
+        };
+        assert_eq!(
+            check_budget(&zero),
+            Ok(()),
+            "a budget of nothing is a budget"
+        );
     }
 }

@@ -128,6 +128,10 @@ fn attempts(event: &Event) -> Option<u32> {
     }
 }
 
+/// How long a read waits for the next event before it gives up: an
+/// election on a cluster takes a few seconds.
+const READ_WAIT: Duration = Duration::from_secs(15);
+
 /// Reads the events matching `filter`, in stream order, optionally from a
 /// sequence or a time, up to what the stream held when the read began.
 pub async fn read(
@@ -167,10 +171,17 @@ pub async fn read(
         return Ok(lines);
     }
     let mut messages = consumer.messages().await?;
-    while let Ok(Some(message)) =
-        tokio::time::timeout(Duration::from_secs(5), messages.next()).await
-    {
-        let message = message?;
+    loop {
+        // A story cut short is worse than none: a re-drive would pick the
+        // latest input it saw, perhaps an older run's.
+        let message = match tokio::time::timeout(READ_WAIT, messages.next()).await {
+            Ok(Some(message)) => message?,
+            Ok(None) => anyhow::bail!("the stream stopped delivering the events"),
+            Err(_) => anyhow::bail!(
+                "the stream delivered no event for {} s before the end of the story (a leader election?); try again",
+                READ_WAIT.as_secs()
+            ),
+        };
         let info = message.info().map_err(|err| anyhow::anyhow!("{err}"))?;
         let (sequence, pending) = (info.stream_sequence, info.pending);
         if sequence > last {

@@ -9,6 +9,7 @@
 //! (with `Retry-After` when given); any other answer is final. Out of
 //! deliveries, the notification is marked failed with its last error.
 
+use aia_telemetry::http::TracedSend as _;
 use std::sync::Arc;
 
 use aia_bus::{Failure, Handled, Handler, HandlerError, TenantPolicy, Work};
@@ -103,7 +104,7 @@ impl Handler for IncidentNotifier {
                 crate::sign::signature(secret, &id, timestamp, &body),
             )
             .body(body)
-            .send()
+            .send_traced("incident-webhook")
             .await;
         let (retry, reason, status, retry_after) = match sent {
             Ok(answer) if answer.status().is_success() => {

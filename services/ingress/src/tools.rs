@@ -3,6 +3,7 @@
 //! shared secret of a tool that cannot sign), and how a webhook that only
 //! names a ticket is completed from the tool's API.
 
+use aia_telemetry::http::TracedSend as _;
 use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
@@ -207,7 +208,7 @@ async fn fetch_signing_key(site: &ConnectWise, key_url: &str) -> Result<String, 
     let answer = site
         .signing_key_request(key_url)
         .timeout(TOOL_TIMEOUT)
-        .send()
+        .send_traced("connectwise")
         .await;
     let bytes = match answer {
         Ok(response) if response.status().is_success() => response.bytes().await.ok(),

@@ -6,6 +6,7 @@
 pub mod history;
 pub mod webhook;
 
+use aia_telemetry::http::TracedSend as _;
 use std::sync::Arc;
 
 use aia_events::{Priority, TicketId};
@@ -99,7 +100,7 @@ impl HaloPsa {
                     ("client_secret", self.credentials.client_secret.as_str()),
                     ("scope", "all"),
                 ])
-                .send()
+                .send_traced("halopsa-oauth")
                 .await
                 .map_err(|err| crate::transport_error(TOOL, &err))?;
             crate::oauth::read_answer(response, TOOL, "client credentials").await

@@ -10,6 +10,7 @@ pub mod history;
 pub mod webhook;
 
 use aia_events::{Priority, TicketId};
+use aia_telemetry::http::TracedSend as _;
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 use chrono::{DateTime, NaiveDateTime, Utc};
@@ -140,7 +141,7 @@ impl ServiceNow {
                     ("username", username),
                     ("password", password),
                 ])
-                .send()
+                .send_traced("servicenow-oauth")
                 .await
                 .map_err(|err| crate::transport_error(TOOL, &err))?;
             crate::oauth::read_answer(response, TOOL, "credentials").await

@@ -16,9 +16,10 @@ use std::sync::Arc;
 use aia_events::Event;
 use futures::StreamExt as _;
 use serde::Deserialize;
+use tracing::Instrument as _;
 
 use crate::handler::{Delivery, Failure, Handled, Handler, dispatch};
-use crate::{JetStream, STREAM, msg_id, publish_event};
+use crate::{JetStream, STREAM, msg_id, patiently, publish_event};
 
 /// What the advisory says (`io.nats.jetstream.advisory.v1.max_deliver`).
 #[derive(Debug, Deserialize)]
@@ -83,11 +84,44 @@ async fn end_run<H: Handler>(
     stage: &'static str,
     exhausted: &MaxDeliveries,
 ) -> Result<(), String> {
-    let message = stream
-        .get_raw_message(exhausted.stream_seq)
-        .await
-        .map_err(|err| format!("reading it: {err}"))?;
+    // Reading the message and publishing the run's end are asked again
+    // for a minute: the advisory comes once, often while the cluster that
+    // lost the process settles, and nothing else would end the run.
+    let message = patiently("Reading a message that ran out of deliveries", || {
+        stream.get_raw_message(exhausted.stream_seq)
+    })
+    .await
+    .map_err(|err| format!("reading it: {err}"))?;
     let event = Event::from_json(&message.payload).map_err(|err| format!("decoding it: {err}"))?;
+    // In the ticket's trace, as its deliveries were.
+    let span = tracing::info_span!(
+        "process",
+        otel.name = %format!("process {} (deliveries ran out)", message.subject),
+        otel.kind = "consumer",
+        messaging.system = "nats",
+        messaging.operation.type = "process",
+        messaging.destination.name = %message.subject,
+        messaging.consumer.group.name = stage,
+        tenant_id = event.tenant_id.as_str(),
+        ticket_id = event.ticket_id.as_str(),
+        correlation_id = %event.correlation_id,
+        event_id = %event.event_id,
+    );
+    aia_telemetry::set_parent_from(&span, Some(&message.headers));
+    end_with(jetstream, handler, stage, exhausted, &event)
+        .instrument(span)
+        .await
+}
+
+/// Handles `event` once more as its last delivery and publishes what
+/// follows, or its failure.
+async fn end_with<H: Handler>(
+    jetstream: &JetStream,
+    handler: &H,
+    stage: &'static str,
+    exhausted: &MaxDeliveries,
+    event: &Event,
+) -> Result<(), String> {
     let attempts = u32::try_from(exhausted.deliveries)
         .unwrap_or(u32::MAX)
         .saturating_add(1);
@@ -101,7 +135,7 @@ async fn end_run<H: Handler>(
         max_deliver: Some(attempts),
         stream_sequence: exhausted.stream_seq,
     };
-    let outputs = match dispatch(handler, &event, last).await {
+    let outputs = match dispatch(handler, event, last).await {
         Ok(Handled::Publish(events)) => events,
         Ok(Handled::Nothing) => vec![],
         Err(err) => {
@@ -111,7 +145,7 @@ async fn end_run<H: Handler>(
             );
             handler
                 .failed(
-                    &event,
+                    event,
                     Failure {
                         reason: &reason,
                         attempts,
@@ -123,11 +157,10 @@ async fn end_run<H: Handler>(
         }
     };
     for (index, output) in outputs.iter().enumerate() {
-        publish_event(
-            jetstream,
-            output,
-            &msg_id::stage_output(event.event_id, stage, index),
-        )
+        let id = msg_id::stage_output(event.event_id, stage, index);
+        patiently("Publishing the end of a run", || {
+            publish_event(jetstream, output, &id)
+        })
         .await
         .map_err(|err| format!("publishing its end: {err}"))?;
     }

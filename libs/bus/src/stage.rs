@@ -31,6 +31,10 @@ use crate::{JetStream, STREAM, msg_id, publish_event};
 /// how long a resumed stage takes to start again.
 pub const PULL_EXPIRES: Duration = Duration::from_secs(5);
 
+/// How long pulls may fail without a break before the stage checks that
+/// its consumer still exists.
+const PULLS_FAILING: Duration = Duration::from_secs(10);
+
 /// How often a stage reads its consumer's lag from JetStream.
 pub const LAG_EVERY: Duration = Duration::from_secs(5);
 
@@ -85,7 +89,7 @@ pub async fn run_stage<H: Handler>(
     tokio::pin!(shutdown);
     // A stop asked for while the consumer is still being waited for is a
     // stop, not a minute's wait.
-    let (stream, consumer) = tokio::select! {
+    let (stream, mut consumer) = tokio::select! {
         _ = &mut shutdown => return Ok(()),
         found = find_consumer(&jetstream, &config.durable) => found,
     }
@@ -129,7 +133,30 @@ pub async fn run_stage<H: Handler>(
     // their deliveries without ever being tried.
     let permits = Arc::new(Semaphore::new(config.concurrency));
     let tasks = TaskTracker::new();
+    // Since when pulls have failed without a break.
+    let mut failing_since: Option<tokio::time::Instant> = None;
     'pulling: loop {
+        // Pulls that keep failing: the consumer may have been deleted (a
+        // stage without one must stop, loudly, and be restarted after
+        // `nats apply`), or recreated (the handle to it is then stale).
+        if failing_since.is_some_and(|since| since.elapsed() >= PULLS_FAILING) {
+            let asked = tokio::time::Instant::now();
+            let found = tokio::select! {
+                _ = &mut shutdown => break,
+                found = find_consumer(&jetstream, &config.durable) => found,
+            };
+            match found {
+                Ok((_, found)) => consumer = found,
+                // Gone: the server said so at once.
+                Err(err) if asked.elapsed() < CONSUMER_WAIT => return Err(consumer_error(&err)),
+                // Not answering for a minute (a cluster without quorum):
+                // keep pulling, as a starting stage would keep waiting.
+                Err(err) => {
+                    tracing::warn!(stage = config.stage, error = %err, "The consumer does not answer; still pulling");
+                }
+            }
+            failing_since = None;
+        }
         let first = tokio::select! {
             _ = &mut shutdown => break,
             permit = permits.clone().acquire_owned() => permit.expect("semaphore is never closed"),
@@ -146,6 +173,7 @@ pub async fn run_stage<H: Handler>(
             Ok(batch) => batch,
             Err(err) => {
                 tracing::warn!(stage = config.stage, error = %err, "Pulling messages failed; retrying");
+                failing_since.get_or_insert_with(tokio::time::Instant::now);
                 tokio::time::sleep(Duration::from_millis(200)).await;
                 continue;
             }
@@ -157,6 +185,7 @@ pub async fn run_stage<H: Handler>(
             };
             match next {
                 Some(Ok(message)) => {
+                    failing_since = None;
                     let permit = free.pop().expect("a free worker per message asked for");
                     let handler = handler.clone();
                     let jetstream = jetstream.clone();
@@ -176,11 +205,15 @@ pub async fn run_stage<H: Handler>(
                 }
                 Some(Err(err)) => {
                     tracing::warn!(stage = config.stage, error = %err, "Pulling messages failed; retrying");
+                    failing_since.get_or_insert_with(tokio::time::Instant::now);
                     tokio::time::sleep(Duration::from_millis(200)).await;
                     break;
                 }
                 // The pull expired with workers still free: ask again.
-                None => break,
+                None => {
+                    failing_since = None;
+                    break;
+                }
             }
         }
     }

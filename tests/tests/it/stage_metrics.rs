@@ -294,3 +294,56 @@ async fn a_busy_stage_takes_no_message_it_cannot_start() {
     shutdown.cancel();
     stage.await.unwrap().unwrap();
 }
+
+/// A stage whose consumer is deleted under it stops with an error (for its
+/// orchestrator to restart it once `nats apply` has run), rather than
+/// pulling from nothing for ever or stopping as if asked to.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stage_whose_consumer_is_deleted_stops_with_an_error() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let nats = NatsServer::start().await;
+    let db = TestDatabase::create().await;
+    aiagents::ops::apply_nats(&nats.url()).await.unwrap();
+    let (_client, jetstream) = aia_bus::connect(&nats.url(), "test").await.unwrap();
+    let keyring = Keyring::parse(&Keyring::generate_spec("k1")).unwrap();
+    let pool = aia_store::pool(&db.app_url, 2).unwrap();
+    let handler = Arc::new(writeback::Writeback {
+        tenants: Arc::new(aia_store::TenantCache::new(
+            pool.clone(),
+            Arc::new(keyring),
+            Duration::ZERO,
+        )),
+        db: pool,
+        http: reqwest::Client::new(),
+        public_url: None,
+        lease: Duration::from_secs(30),
+    });
+    let config = StageConfig {
+        stage: Stage::Writeback.as_str(),
+        durable: Stage::Writeback.as_str().to_owned(),
+        concurrency: 2,
+        registry: aia_telemetry::metrics::registry(),
+        metrics_addr: None,
+    };
+    let shutdown = tokio_util::sync::CancellationToken::new();
+    let stage = tokio::spawn(aia_bus::run_stage(
+        jetstream.clone(),
+        handler,
+        config,
+        shutdown.clone().cancelled_owned(),
+    ));
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    jetstream
+        .get_stream(aia_bus::STREAM)
+        .await
+        .unwrap()
+        .delete_consumer(Stage::Writeback.as_str())
+        .await
+        .unwrap();
+    let stopped = tokio::time::timeout(Duration::from_secs(40), stage)
+        .await
+        .expect("the stage stops")
+        .unwrap();
+    let err = stopped.expect_err("an error, not a clean stop");
+    assert!(err.to_string().contains("nats apply"), "{err}");
+}

@@ -17,10 +17,19 @@ pub fn raw_context_note(context: &ContextGathered, shape: &NoteShape) -> String 
     let labels = Labels::of(shape.language);
     let text = |raw: &str| markdown::text(&one_line(&shape.cleaned(raw)));
     let [similar, documentation, systems, _] = labels.sections;
-    let no_information = labels.no_information;
+    // Nothing found, or nobody asked: the two are told apart.
+    let unavailable = crate::prompt::unavailable_sources(context);
+    let nothing = |source| {
+        if unavailable.contains(&source) {
+            labels.unavailable
+        } else {
+            labels.no_information
+        }
+    };
+    use aia_events::ContextSource::{Inventory, KnowledgeBase, SimilarTickets};
     let mut note = format!("## {}\n\n### {similar}\n", labels.context_gathered);
     if context.similar_tickets.is_empty() {
-        let _ = writeln!(note, "{no_information}");
+        let _ = writeln!(note, "{}", nothing(SimilarTickets));
     }
     for ticket in &context.similar_tickets {
         let band = if crate::prompt::likely(ticket.score) {
@@ -43,7 +52,7 @@ pub fn raw_context_note(context: &ContextGathered, shape: &NoteShape) -> String 
     }
     let _ = write!(note, "\n### {documentation}\n");
     if context.knowledge_articles.is_empty() {
-        let _ = writeln!(note, "{no_information}");
+        let _ = writeln!(note, "{}", nothing(KnowledgeBase));
     }
     for article in &context.knowledge_articles {
         let _ = match &article.url {
@@ -56,7 +65,7 @@ pub fn raw_context_note(context: &ContextGathered, shape: &NoteShape) -> String 
     }
     let _ = write!(note, "\n### {systems}\n");
     if context.systems.is_empty() {
-        let _ = writeln!(note, "{no_information}");
+        let _ = writeln!(note, "{}", nothing(Inventory));
     }
     for system in &context.systems {
         let facts: Vec<String> = [
@@ -180,5 +189,35 @@ mod tests {
                 );
             }
         }
+    }
+
+    /// A source that did not answer is not a source that found nothing:
+    /// the technician is told which it was.
+    #[test]
+    fn a_source_that_did_not_answer_is_not_reported_as_having_nothing() {
+        use aia_events::{ContextSource, SourceStatus};
+        let mut context = context();
+        context.similar_tickets.clear();
+        context.knowledge_articles.clear();
+        for report in &mut context.sources {
+            report.status = match report.source {
+                ContextSource::KnowledgeBase => SourceStatus::Timeout,
+                _ => SourceStatus::Empty,
+            };
+        }
+        let labels = Labels::of(aia_events::Language::English);
+        let note = raw_context_note(
+            &context,
+            &NoteShape::new(300, aia_events::Language::English),
+        );
+        let under = |heading: &str| {
+            note.split(&format!("### {heading}\n"))
+                .nth(1)
+                .and_then(|rest| rest.lines().next())
+                .unwrap_or_default()
+                .to_owned()
+        };
+        assert_eq!(under(labels.sections[0]), labels.no_information, "{note}");
+        assert_eq!(under(labels.sections[1]), labels.unavailable, "{note}");
     }
 }

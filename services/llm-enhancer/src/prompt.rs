@@ -8,7 +8,7 @@ use serde_json::json;
 use crate::labels::Labels;
 
 /// Recorded with every enhancement, so a note can be traced to its prompt.
-pub const PROMPT_VERSION: &str = "2026-12-06.2";
+pub const PROMPT_VERSION: &str = "2026-12-07.1";
 
 /// Search scores are calibrated confidences: from 0.5 a hit is a likely
 /// match; below, it may be unrelated.
@@ -41,6 +41,8 @@ pub fn system_prompt(max_words: usize, language: Language) -> String {
          Write Markdown with exactly these four sections, in this order, with these titles:\n\
          {similar}\n{documentation}\n{systems}\n{steps}\n\
          Under a section with nothing relevant in the context, write \"{no_information}\".\n\
+         Sources listed in \"unavailable_sources\" did not answer: under their section write \"{unavailable}\" \
+         instead, and never conclude from their silence that nothing is wrong.\n\
          Similar tickets and articles marked \"match\": \"possible\" may be unrelated: use one only if its \
          subject and resolution clearly fit this ticket, otherwise leave it out.\n\
          After each similar ticket you cite, say in brackets why it matched, from its \"match\" and \"matched_by\" \
@@ -51,6 +53,7 @@ pub fn system_prompt(max_words: usize, language: Language) -> String {
          first next step checking for a shared cause (the systems and hosts they have in common) before this user's device.\n\
          Give concrete, actionable steps; do not speculate beyond the context. At most {max_words} words.",
         no_information = labels.no_information,
+        unavailable = labels.unavailable,
         likely = labels.likely_match,
         both = labels.matched_by(aia_events::MatchedBy::Both),
     )
@@ -128,6 +131,7 @@ pub fn messages(
         "systems": systems,
         "monitoring": context.monitoring,
         "open_tickets_like_this": context.related_open.len(),
+        "unavailable_sources": unavailable_sources(context),
     });
     vec![
         Message::system(system_prompt(max_words, language)),
@@ -137,6 +141,22 @@ pub fn messages(
             data(&gathered)
         )),
     ]
+}
+
+/// The sources that did not answer (a timeout, an error): their silence is
+/// not "nothing found".
+pub fn unavailable_sources(context: &ContextGathered) -> Vec<aia_events::ContextSource> {
+    context
+        .sources
+        .iter()
+        .filter(|report| {
+            matches!(
+                report.status,
+                aia_events::SourceStatus::Timeout | aia_events::SourceStatus::Error
+            )
+        })
+        .map(|report| report.source)
+        .collect()
 }
 
 /// Adds any of the four sections the model left out, saying there is no

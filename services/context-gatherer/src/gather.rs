@@ -30,6 +30,9 @@ pub(crate) struct Asked<'a> {
     pub mentions: &'a Mentions,
     /// Set when the database could not serve a source for a passing reason.
     pub unavailable: &'a std::sync::atomic::AtomicBool,
+    /// When the stage's budget for this ticket ends: every step after the
+    /// query rewrite and the embedding gets what is left of it.
+    pub deadline: tokio::time::Instant,
 }
 
 /// The ticket's embedding, or why there is none.
@@ -38,12 +41,17 @@ pub(crate) type Embedded = Result<QueryVector, String>;
 /// A source's items and how it fared.
 type Found<T> = (Vec<T>, SourceReport);
 
-impl ContextGatherer {
-    /// `timeout`, never past the stage's budget.
+impl Asked<'_> {
+    /// `timeout`, never past the ticket's deadline.
     pub(crate) fn within_budget(&self, timeout: Duration) -> Duration {
-        timeout.min(self.budget)
+        timeout.min(
+            self.deadline
+                .saturating_duration_since(tokio::time::Instant::now()),
+        )
     }
+}
 
+impl ContextGatherer {
     /// The tenant's resolved tickets most like this one: by meaning and
     /// words when the ticket could be embedded, else by words.
     pub(crate) async fn similar(
@@ -58,7 +66,7 @@ impl ContextGatherer {
             asked.unavailable,
             ContextSource::SimilarTickets,
             enabled,
-            self.within_budget(self.source_timeout),
+            asked.within_budget(self.source_timeout),
             async {
                 // One connection at a time per search: a handler that held
                 // one while asking for another could starve a full pool.
@@ -109,7 +117,7 @@ impl ContextGatherer {
             asked.unavailable,
             ContextSource::KnowledgeBase,
             settings.knowledge_base_enabled,
-            self.within_budget(kb_timeout.max(self.source_timeout)),
+            asked.within_budget(kb_timeout.max(self.source_timeout)),
             async {
                 let local = async {
                     match query {
@@ -148,7 +156,7 @@ impl ContextGatherer {
                             url,
                             asked.tenant.integrations.knowledge_base_token.as_deref(),
                             &text,
-                            self.within_budget(kb_timeout),
+                            asked.within_budget(kb_timeout),
                         )
                         .await
                         .map(Some),
@@ -172,7 +180,7 @@ impl ContextGatherer {
             asked.unavailable,
             ContextSource::Inventory,
             asked.tenant.settings.inventory_enabled,
-            self.within_budget(self.source_timeout),
+            asked.within_budget(self.source_timeout),
             async {
                 let mut client = self.db.get().await.map_err(StoreError::from)?;
                 inventory::lookup(&mut client, &asked.event.tenant_id, asked.mentions).await
@@ -200,7 +208,7 @@ impl ContextGatherer {
             asked.unavailable,
             ContextSource::Monitoring,
             enabled,
-            self.within_budget(self.monitoring_timeout),
+            asked.within_budget(self.monitoring_timeout),
             async {
                 let url = settings.monitoring_url.as_deref().unwrap_or_default();
                 let token = asked.tenant.integrations.monitoring_token.as_deref();
@@ -232,7 +240,7 @@ impl ContextGatherer {
             asked.unavailable,
             ContextSource::RelatedTickets,
             settings.incidents.enabled,
-            self.within_budget(self.source_timeout),
+            asked.within_budget(self.source_timeout),
             related::related_open(
                 &self.db,
                 &asked.event.tenant_id,

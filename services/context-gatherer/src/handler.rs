@@ -67,7 +67,12 @@ impl Handler for ContextGatherer {
         let mentions = extract::mentions(&text);
         // Its language sets the searches' stemming and the note's language.
         let language = settings.languages.ticket_language(&text);
-        let timeout = self.within_budget(self.source_timeout);
+        // One budget for the whole ticket: the rewrite, the embedding and
+        // the sources after them each get what is left of it.
+        let deadline = tokio::time::Instant::now() + self.budget;
+        let left = |timeout: Duration| {
+            timeout.min(deadline.saturating_duration_since(tokio::time::Instant::now()))
+        };
 
         // The LLM's terms, when the tenant wants them, go beside the ticket
         // in both local searches: embedded on their own, and as words.
@@ -84,7 +89,7 @@ impl Handler for ContextGatherer {
                             text: &text,
                             language: language.language,
                         },
-                        timeout,
+                        left(self.source_timeout),
                     )
                     .instrument(tracing::info_span!("rewrite query"))
                     .await
@@ -111,13 +116,14 @@ impl Handler for ContextGatherer {
             language: &language,
             mentions: &mentions,
             unavailable: &unavailable,
+            deadline,
         };
 
         // The ticket is embedded once, for both searches by meaning and the
         // related tickets; when that is impossible the searches go by words
         // and say why.
         let embedded = self
-            .query_vector(&tenant, &text, terms.as_deref(), timeout)
+            .query_vector(&tenant, &text, terms.as_deref(), left(self.source_timeout))
             .instrument(tracing::info_span!("embed query"))
             .shared();
         let similar = async { self.similar(&asked, &embedded.clone().await).await };

@@ -282,6 +282,44 @@ async fn a_slow_model_is_given_up_on_within_the_source_timeout() {
     assert_eq!(found(&context), ["A-2"]);
 }
 
+/// The stage's budget is one for the whole ticket: a rewrite that used
+/// most of it leaves the sources only what is left, not each its own
+/// timeout again.
+#[tokio::test]
+async fn the_sources_after_a_slow_rewrite_get_only_what_is_left_of_the_budget() {
+    let mut setup = setup(|_| {}).await;
+    setup.gatherer.source_timeout = Duration::from_secs(3);
+    setup.gatherer.budget = Duration::from_secs(4);
+    setup.llm.script([Behaviour::Slow(Duration::from_secs(6))]);
+    // The search waits on a lock for as long as it is let.
+    let mut locker = setup.db.admin_client().await;
+    let lock = locker.transaction().await.unwrap();
+    lock.batch_execute("lock table ticket_history in access exclusive mode")
+        .await
+        .unwrap();
+    let started = std::time::Instant::now();
+    let context = gather(
+        &setup.gatherer,
+        received("acme", "The printer on the second floor is offline"),
+    )
+    .await;
+    let took = started.elapsed();
+    lock.rollback().await.unwrap();
+    // 3 s of rewrite, then 1 s left for the search: not 3 s more.
+    assert!(took < Duration::from_millis(5_500), "took {took:?}");
+    let similar = context
+        .sources
+        .iter()
+        .find(|report| report.source == aia_events::ContextSource::SimilarTickets)
+        .unwrap();
+    assert_eq!(
+        similar.status,
+        aia_events::SourceStatus::Timeout,
+        "{similar:?}"
+    );
+    assert!(similar.latency_ms <= 1_500, "{similar:?}");
+}
+
 #[tokio::test]
 async fn over_its_budget_a_tenant_gets_no_rewrite_and_no_call() {
     let setup = setup(|settings| settings.llm_budget_usd = Some(1.0)).await;

@@ -5,6 +5,8 @@
 use aia_telemetry::http::TracedSend as _;
 use std::time::Duration;
 
+use futures::StreamExt as _;
+
 use aia_events::MonitoringFinding;
 use aia_store::MonitoringQuery;
 use serde::Deserialize;
@@ -49,6 +51,9 @@ fn escape(host: &str) -> String {
     escaped
 }
 
+/// Monitoring queries in flight at once, per ticket.
+const QUERIES_AT_ONCE: usize = 4;
+
 pub async fn check(
     http: &reqwest::Client,
     base_url: &str,
@@ -59,53 +64,74 @@ pub async fn check(
 ) -> Result<Vec<MonitoringFinding>, SourceError> {
     aia_http::outbound::check_url(base_url).map_err(|err| SourceError::Failed(err.to_string()))?;
     let url = format!("{}/api/v1/query", base_url.trim_end_matches('/'));
-    let mut findings = Vec::new();
-    let mut answered = 0;
-    for host in hosts.iter().take(5) {
-        for query in queries {
-            let promql = query.promql.replace("{host}", &escape(host));
+    let url = url.as_str();
+    // A few queries at a time, not one after another: twenty queries of a
+    // slow Prometheus in a row would outlast the source's own timeout and
+    // lose every answer already in.
+    // Owned pairs: an async block over borrowed ones is not `Send` for
+    // every lifetime, as the stage's handler must be.
+    let asked: Vec<(String, MonitoringQuery)> = hosts
+        .iter()
+        .take(5)
+        .flat_map(|host| {
+            queries
+                .iter()
+                .map(move |query| (host.clone(), query.clone()))
+        })
+        .collect();
+    let answers: Vec<(String, MonitoringQuery, Option<QueryAnswer>)> = futures::stream::iter(asked)
+        .map(|(host, query)| async move {
+            let promql = query.promql.replace("{host}", &escape(&host));
             let mut request = http
-                .get(&url)
+                .get(url)
                 .query(&[("query", promql.as_str())])
                 .timeout(timeout);
             if let Some(token) = token {
                 request = request.bearer_auth(token);
             }
-            let Ok(response) = request.send_traced("monitoring").await else {
-                continue;
+            let answer = match request.send_traced("monitoring").await {
+                Ok(response) => response.json::<QueryAnswer>().await.ok(),
+                Err(_) => None,
             };
-            let Ok(answer) = response.json::<QueryAnswer>().await else {
-                continue;
+            (host, query, answer)
+        })
+        .buffered(QUERIES_AT_ONCE)
+        .collect()
+        .await;
+    let mut findings = Vec::new();
+    let mut answered = 0;
+    for (host, query, answer) in answers {
+        let Some(answer) = answer else {
+            continue;
+        };
+        if answer.status != "success" {
+            continue;
+        }
+        answered += 1;
+        let values: Vec<f64> = answer
+            .data
+            .map(|data| {
+                data.result
+                    .iter()
+                    .filter_map(|sample| sample.value.1.parse().ok())
+                    .collect()
+            })
+            .unwrap_or_default();
+        let Some(value) = values.iter().copied().reduce(f64::max) else {
+            continue;
+        };
+        let abnormal = query.above.is_some_and(|limit| value > limit)
+            || query.below.is_some_and(|limit| value < limit);
+        if abnormal {
+            let bound = match (query.above, query.below) {
+                (Some(limit), _) if value > limit => format!("above {limit}"),
+                (_, Some(limit)) => format!("below {limit}"),
+                _ => String::new(),
             };
-            if answer.status != "success" {
-                continue;
-            }
-            answered += 1;
-            let values: Vec<f64> = answer
-                .data
-                .map(|data| {
-                    data.result
-                        .iter()
-                        .filter_map(|sample| sample.value.1.parse().ok())
-                        .collect()
-                })
-                .unwrap_or_default();
-            let Some(value) = values.iter().copied().reduce(f64::max) else {
-                continue;
-            };
-            let abnormal = query.above.is_some_and(|limit| value > limit)
-                || query.below.is_some_and(|limit| value < limit);
-            if abnormal {
-                let bound = match (query.above, query.below) {
-                    (Some(limit), _) if value > limit => format!("above {limit}"),
-                    (_, Some(limit)) => format!("below {limit}"),
-                    _ => String::new(),
-                };
-                findings.push(MonitoringFinding {
-                    host: host.clone(),
-                    summary: format!("{} is {value:.1} ({bound})", query.name),
-                });
-            }
+            findings.push(MonitoringFinding {
+                host,
+                summary: format!("{} is {value:.1} ({bound})", query.name),
+            });
         }
     }
     if answered == 0 && !hosts.is_empty() && !queries.is_empty() {

@@ -122,6 +122,17 @@ def check_overlay(overlay, scaled_schema):
     selected = {pdb["spec"]["selector"]["matchLabels"].get("app.kubernetes.io/name")
                 for pdb in by_kind.get("PodDisruptionBudget", {}).values()}
     scaled = {so["spec"]["scaleTargetRef"]["name"]: so for so in by_kind.get("ScaledObject", {}).values()}
+    # The upgrade Jobs are applied alone first (`-l app.kubernetes.io/component=upgrade`):
+    # whatever they read must come with them.
+    upgrade = lambda doc: doc["metadata"].get("labels", {}).get("app.kubernetes.io/component") == "upgrade"
+    for name, job in by_kind.get("Job", {}).items():
+        if not upgrade(job):
+            problem(f"{overlay}: Job/{name} must be labelled app.kubernetes.io/component=upgrade")
+        for container in job["spec"]["template"]["spec"]["containers"]:
+            for source in container.get("envFrom", []):
+                ref = source.get("configMapRef", {}).get("name")
+                if ref and not upgrade(by_kind.get("ConfigMap", {}).get(ref, {"metadata": {}})):
+                    problem(f"{overlay}: Job/{name} reads ConfigMap/{ref}, which is not applied with it (label it app.kubernetes.io/component=upgrade)")
     for name, deployment in deployments.items():
         where = f"{overlay}: Deployment/{name}"
         pod = deployment["spec"]["template"]["spec"]

@@ -176,6 +176,23 @@ pub enum DecodeError {
     },
 }
 
+/// The newest version of each event type this build reads (see
+/// `decode_payload`): a version above it is a newer build's, one below it
+/// that is not read (0, say) is no build's.
+const LATEST_VERSIONS: [(&str, u16); 11] = [
+    ("ticket.received", 1),
+    ("ticket.resolved", 2),
+    ("context.gathered", 5),
+    ("enhancement.generated", 2),
+    ("enhancement.failed", 1),
+    ("writeback.completed", 2),
+    ("writeback.failed", 1),
+    ("enhancement.rated", 1),
+    ("budget.threshold_reached", 1),
+    ("incident.detected", 1),
+    ("incident.updated", 1),
+];
+
 impl DecodeError {
     /// The envelope is sound but names a type or version this build does
     /// not know: every older version is read (and upcast), so it was
@@ -183,7 +200,16 @@ impl DecodeError {
     /// instance is replaced. Such an event is left for an upgraded reader,
     /// never dropped; only bytes no build can read are.
     pub fn is_from_a_newer_build(&self) -> bool {
-        matches!(self, Self::UnknownType { .. })
+        match self {
+            Self::UnknownType {
+                event_type,
+                schema_version,
+            } => LATEST_VERSIONS
+                .iter()
+                .find(|(known, _)| known == event_type)
+                .is_none_or(|(_, latest)| schema_version > latest),
+            _ => false,
+        }
     }
 }
 
@@ -363,4 +389,51 @@ fn decode_payload(
         }
     };
     Ok(payload)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn with_version(event_type: &str, version: u16) -> DecodeError {
+        let sample = crate::examples::all()
+            .into_iter()
+            .find(|event| event.event_type() == event_type)
+            .expect("a sample of every type");
+        let mut wire: serde_json::Value = serde_json::from_slice(&sample.to_json()).unwrap();
+        wire["schema_version"] = version.into();
+        Event::from_json(&serde_json::to_vec(&wire).unwrap()).expect_err("not read")
+    }
+
+    /// The table of newest versions is the one events are written in: a
+    /// type bumped without it would call its own next version "newer".
+    #[test]
+    fn every_type_is_written_in_the_newest_version_the_table_names() {
+        for event in crate::examples::all() {
+            let wire: serde_json::Value = serde_json::from_slice(&event.to_json()).unwrap();
+            let latest = LATEST_VERSIONS
+                .iter()
+                .find(|(known, _)| *known == event.event_type())
+                .map(|(_, latest)| *latest);
+            assert_eq!(
+                Some(wire["schema_version"].as_u64().unwrap()),
+                latest.map(u64::from),
+                "{}",
+                event.event_type()
+            );
+        }
+    }
+
+    #[test]
+    fn only_a_version_above_the_newest_or_an_unknown_type_is_a_newer_builds() {
+        assert!(with_version("context.gathered", 6).is_from_a_newer_build());
+        assert!(!with_version("context.gathered", 0).is_from_a_newer_build());
+        let unknown_type = DecodeError::UnknownType {
+            event_type: "ticket.merged".into(),
+            schema_version: 1,
+        };
+        assert!(unknown_type.is_from_a_newer_build());
+        let garbage = Event::from_json(b"{not json").unwrap_err();
+        assert!(!garbage.is_from_a_newer_build());
+    }
 }

@@ -250,8 +250,12 @@ mod tests {
         );
     }
 
+    /// Without a proxy named the far end's name is resolved here, through
+    /// the guard (a name that never resolves fails to connect). That no
+    /// `HTTPS_PROXY` is followed is `client_builder`'s `no_proxy()`, which
+    /// this test cannot see: the test process has no proxy to ignore.
     #[tokio::test]
-    async fn without_a_proxy_named_the_call_is_direct() {
+    async fn without_a_proxy_named_the_far_end_is_resolved_here() {
         let _ = rustls::crypto::ring::default_provider().install_default();
         let client = builder_via(None).build().unwrap();
         let failed = client

@@ -10,17 +10,20 @@ use crate::render::safe_url;
 
 /// Characters that open wiki markup: escaped with a backslash in text.
 /// (`-` is not among them: a hyphen opens strike-through only between
-/// spaces, and ids, dates and the note's marker are full of hyphens.)
+/// spaces, and ids, dates and the note's marker are full of hyphens.) A
+/// backslash itself is written as its character reference: escaped as
+/// `\\` it would be a line break, and Windows paths are full of them.
 fn escaped(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
     for c in text.chars() {
-        if matches!(
-            c,
-            '\\' | '*' | '_' | '{' | '}' | '[' | ']' | '|' | '!' | '^' | '~' | '+' | '?' | '#'
-        ) {
-            out.push('\\');
+        match c {
+            '\\' => out.push_str("&#92;"),
+            '*' | '_' | '{' | '}' | '[' | ']' | '|' | '!' | '^' | '~' | '+' | '?' | '#' => {
+                out.push('\\');
+                out.push(c);
+            }
+            c => out.push(c),
         }
-        out.push(c);
     }
     out
 }
@@ -65,7 +68,13 @@ pub fn wiki(markdown: &str) -> String {
             }
             Event::End(TagEnd::Heading(_)) => out.push('\n'),
             Event::Start(Tag::Paragraph) if lists.is_empty() => block_break(&mut out),
-            Event::Start(Tag::Paragraph) => {}
+            // A list item's second paragraph: a line break, not glued on.
+            Event::Start(Tag::Paragraph) => {
+                let line = out.rsplit('\n').next().unwrap_or_default();
+                if !line.trim_end().chars().all(|c| matches!(c, '*' | '#')) {
+                    out.push_str(" \\\\ ");
+                }
+            }
             Event::End(TagEnd::Paragraph) => {}
             Event::Start(Tag::List(start)) => {
                 if lists.is_empty() {
@@ -188,6 +197,22 @@ mod tests {
             ----\n\n\
             _ai-agents-ref:0190a8e4-6c4e-7f3a-9d1e-1a2b3c4d5e6f_\n";
         assert_eq!(wiki(&markdown), expected);
+    }
+
+    #[test]
+    fn windows_paths_and_a_list_items_paragraphs_survive() {
+        // As a note carries them: a path in code, a share in escaped text.
+        let rendered = wiki(
+            "Delete `C:\\Temp\\*.tmp` from \\\\\\\\fs01\\\\share\n\n1. Restart it.\n\n   Then check the queue.\n",
+        );
+        assert!(
+            rendered.contains("{{C:&#92;Temp&#92;\\*.tmp}} from &#92;&#92;fs01&#92;share"),
+            "{rendered}"
+        );
+        assert!(
+            rendered.contains("# Restart it. \\\\ Then check the queue."),
+            "{rendered}"
+        );
     }
 
     #[test]

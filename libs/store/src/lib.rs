@@ -252,9 +252,22 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long a server may leave what we sent unacknowledged before the
 /// connection counts as dead, unless the URL says (`tcp_user_timeout`).
 const UNACKNOWLEDGED: Duration = Duration::from_secs(30);
-/// How long a pool waits for a connection to open, or to be checked.
-const CREATE_TIMEOUT: Duration = Duration::from_secs(15);
+/// tokio-postgres's keepalive idle time when the URL names none.
+const DRIVER_KEEPALIVE_IDLE: Duration = Duration::from_secs(2 * 60 * 60);
+/// How long a pool waits for a connection to be checked.
 const RECYCLE_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// How long a pool waits for a connection to open: every host of the URL
+/// its connect timeout (a vanished primary before the promoted standby;
+/// a host's two addresses count twice), and a little for the handshake.
+fn create_timeout(config: &tokio_postgres::Config) -> Duration {
+    let per_host = config
+        .get_connect_timeout()
+        .copied()
+        .unwrap_or(CONNECT_TIMEOUT);
+    let attempts = u32::try_from(config.get_hosts().len().max(1) * 2).unwrap_or(u32::MAX);
+    per_host.saturating_mul(attempts) + Duration::from_secs(5)
+}
 
 /// What a failover needs of a connection that the driver leaves off: a
 /// host that vanished (a lost node, a partition) sends no reset, so
@@ -271,11 +284,19 @@ fn with_failover_defaults(mut config: tokio_postgres::Config) -> tokio_postgres:
     if config.get_tcp_user_timeout().is_none() {
         config.tcp_user_timeout(UNACKNOWLEDGED);
     }
-    config
-        .keepalives(true)
-        .keepalives_idle(Duration::from_secs(30))
-        .keepalives_interval(Duration::from_secs(10))
-        .keepalives_retries(3);
+    // Keepalives stay as the URL sets them (`keepalives=0` turns them off);
+    // left at the driver's defaults, they probe after 30 s, not 2 hours.
+    if config.get_keepalives() {
+        if config.get_keepalives_idle() == DRIVER_KEEPALIVE_IDLE {
+            config.keepalives_idle(Duration::from_secs(30));
+        }
+        if config.get_keepalives_interval().is_none() {
+            config.keepalives_interval(Duration::from_secs(10));
+        }
+        if config.get_keepalives_retries().is_none() {
+            config.keepalives_retries(3);
+        }
+    }
     if config.get_hosts().len() > 1
         && config.get_target_session_attrs() == tokio_postgres::config::TargetSessionAttrs::Any
     {
@@ -295,6 +316,7 @@ fn build_pool(
     wait: Option<Duration>,
 ) -> Result<Pool, StoreError> {
     let config = with_failover_defaults(config);
+    let create = create_timeout(&config);
     let manager = Manager::from_config(
         config,
         NoTls,
@@ -305,7 +327,7 @@ fn build_pool(
     let builder = Pool::builder(manager)
         .max_size(max_size)
         .queue_mode(deadpool_postgres::QueueMode::Lifo)
-        .create_timeout(Some(CREATE_TIMEOUT))
+        .create_timeout(Some(create))
         .recycle_timeout(Some(RECYCLE_TIMEOUT))
         .wait_timeout(wait)
         .runtime(deadpool_postgres::Runtime::Tokio1);
@@ -349,6 +371,12 @@ mod tests {
         // What the URL says stays.
         let said = config("postgres://app@pg-a/aiagents?connect_timeout=3");
         assert_eq!(said.get_connect_timeout(), Some(&Duration::from_secs(3)));
+        let said = config("postgres://app@pg-a/aiagents?keepalives_idle=600");
+        assert_eq!(said.get_keepalives_idle(), Duration::from_secs(600));
+        let off = config("postgres://app@pg-a/aiagents?keepalives=0");
+        assert!(!off.get_keepalives());
+        // Opening a connection may take every host's connect timeout.
+        assert!(super::create_timeout(&two) > CONNECT_TIMEOUT * 2);
     }
 
     #[test]

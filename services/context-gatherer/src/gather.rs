@@ -204,23 +204,18 @@ impl ContextGatherer {
             settings.monitoring_queries.clone()
         };
         let enabled = settings.monitoring_enabled && settings.monitoring_url.is_some();
+        // The source keeps the answers in by its end; the run's own
+        // timeout, a little later, is only the backstop.
+        let window = asked.within_budget(self.monitoring_timeout);
         sources::run(
             asked.unavailable,
             ContextSource::Monitoring,
             enabled,
-            asked.within_budget(self.monitoring_timeout),
+            window + Duration::from_millis(500),
             async {
                 let url = settings.monitoring_url.as_deref().unwrap_or_default();
                 let token = asked.tenant.integrations.monitoring_token.as_deref();
-                monitoring::check(
-                    &self.http,
-                    url,
-                    token,
-                    &hosts,
-                    &queries,
-                    self.monitoring_timeout,
-                )
-                .await
+                monitoring::check(&self.http, url, token, &hosts, &queries, window).await
             },
         )
         .await

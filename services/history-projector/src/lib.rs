@@ -156,6 +156,15 @@ impl projection::Gaps for StreamGaps {
             }
             match Event::from_json(&message.payload) {
                 Ok(event) => events.push((message.sequence, event)),
+                // Not past it: the checkpoint would move beyond an event an
+                // upgraded projector must still apply. The batch waits, and
+                // is tried again, until this projector is replaced.
+                Err(err) if err.is_from_a_newer_build() => {
+                    return Err(aia_store::StoreError::Unavailable(format!(
+                        "stream sequence {}: {err}, written by a newer build; waiting for an upgraded projector",
+                        message.sequence
+                    )));
+                }
                 Err(err) => {
                     tracing::error!(error = %err, sequence = message.sequence, "Undecodable event; skipping it")
                 }

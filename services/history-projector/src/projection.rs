@@ -136,7 +136,9 @@ pub async fn apply(
 /// outcomes come in the events' order; when a long gap was met, the last
 /// outcome is [`Applied::FilledGap`] for the event before which it was
 /// partly filled, and that event and those after it were not applied (no
-/// outcome): apply them again.
+/// outcome): apply them again. A gap that cannot be filled yet (an event
+/// of a newer build in it) ends the outcomes before the event after it;
+/// met first, it is the error.
 pub async fn apply_batch(
     client: &mut Client,
     events: &[(u64, &Event)],
@@ -164,7 +166,17 @@ pub async fn apply_batch(
         }
         let mut filled = Vec::new();
         if sequence > checkpoint + 1 {
-            let missing = gaps.between(checkpoint, sequence, FILL_BATCH).await?;
+            let missing = match gaps.between(checkpoint, sequence, FILL_BATCH).await {
+                Ok(missing) => missing,
+                // A gap that cannot be filled now (an event of a newer
+                // build in it, the stream away): what came before it is
+                // kept; it and the events after it wait.
+                Err(err) if !outcomes.is_empty() => {
+                    tracing::warn!(error = %err, sequence, "Stopped before a gap that cannot be filled yet");
+                    break;
+                }
+                Err(err) => return Err(err),
+            };
             let more = missing.len() == FILL_BATCH;
             for (missed_sequence, missed) in missing {
                 let effect = fold.add(&tx, &missed).await?;

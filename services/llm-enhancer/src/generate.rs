@@ -133,15 +133,20 @@ pub fn generated(
             let note = if answer.truncated {
                 // Cut by the provider: the sections after the cut were not
                 // left empty, they were never written — say it was cut,
-                // never "no information" for them.
-                format!(
-                    "{}\n\n{}",
-                    prompt::enforce_word_limit(&grounded.note, words, labels).trim_end(),
-                    labels.truncated(words)
-                )
+                // never "no information" for them; once, whoever cut it.
+                let within = prompt::enforce_word_limit(&grounded.note, words, labels);
+                if within == grounded.note {
+                    format!("{}\n\n{}", within.trim_end(), labels.cut_short)
+                } else {
+                    within
+                }
             } else {
                 prompt::enforce_word_limit(
-                    &prompt::ensure_sections(&grounded.note, labels),
+                    &prompt::ensure_sections(
+                        &grounded.note,
+                        labels,
+                        &prompt::unavailable_sources(context),
+                    ),
                     words,
                     labels,
                 )
@@ -481,7 +486,17 @@ mod tests {
         let note = generated(&context(), "T-1", Ok(cut), 0, &NoteShape::new(300, EN)).note_markdown;
         assert!(note.contains("The VPN drops because the"), "{note}");
         let last = note.trim_end().lines().last().unwrap_or_default();
-        assert!(last.starts_with("[Output truncated to "), "{note}");
+        assert_eq!(last, Labels::of(EN).cut_short, "{note}");
+        // A long answer the provider cut, then cut to the word limit here:
+        // said once.
+        let long = ModelAnswer {
+            truncated: true,
+            ..answer(&format!("## Summary\n{}", "word ".repeat(2000)))
+        };
+        let note =
+            generated(&context(), "T-1", Ok(long), 0, &NoteShape::new(300, EN)).note_markdown;
+        let said = note.matches("[Output truncated").count() + note.matches("cut short").count();
+        assert_eq!(said, 1, "{note}");
         assert!(!note.contains(Labels::of(EN).no_information), "{note}");
     }
 }

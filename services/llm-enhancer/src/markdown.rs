@@ -46,7 +46,11 @@ pub fn only_allowed_links(note: &str, allowed: &HashSet<String>, removed: &str) 
     // refused link goes with it).
     let mut refused: Vec<(std::ops::Range<usize>, String)> = Vec::new();
     let mut open: Option<(std::ops::Range<usize>, String, usize)> = None;
-    for (event, range) in Parser::new_ext(note, Options::empty()).into_offset_iter() {
+    // Parsed as the help desks' renderers parse it (tables included: a
+    // `|` inside a code span still splits a table's cell, so a link hidden
+    // in one to any other reader is a link to theirs).
+    let options = Options::ENABLE_TABLES | Options::ENABLE_STRIKETHROUGH;
+    for (event, range) in Parser::new_ext(note, options).into_offset_iter() {
         match (&mut open, event) {
             (None, Event::Start(Tag::Link { dest_url, .. } | Tag::Image { dest_url, .. }))
                 if !allowed.contains(&normalized(&dest_url)) =>
@@ -152,6 +156,21 @@ mod tests {
         );
         assert!(kept.contains(&format!("Reset {REMOVED}")), "{kept}");
         assert!(kept.contains(&format!("mail security {REMOVED}")), "{kept}");
+    }
+
+    #[test]
+    fn a_link_hidden_in_a_table_cell_is_found_as_the_renderers_find_it() {
+        let note = "| a | b |\n|---|---|\n| `x | [Reset](&#104;ttps://evil.xyz/r)` |\n";
+        let (kept, removed) =
+            only_allowed_links(note, &allowed(["https://kb.example.com"]), REMOVED);
+        assert_eq!(removed, 1, "{kept}");
+        let html_targets: Vec<String> = Parser::new_ext(&kept, Options::ENABLE_TABLES)
+            .filter_map(|event| match event {
+                Event::Start(Tag::Link { dest_url, .. }) => Some(dest_url.to_string()),
+                _ => None,
+            })
+            .collect();
+        assert!(html_targets.is_empty(), "{kept}");
     }
 
     #[test]

@@ -160,15 +160,33 @@ pub fn unavailable_sources(context: &ContextGathered) -> Vec<aia_events::Context
 }
 
 /// Adds any of the four sections the model left out, saying there is no
-/// information for it, so every note has the same shape.
-pub fn ensure_sections(note: &str, labels: &Labels) -> String {
+/// information for it — or that it could not be checked, when its source
+/// is among `unavailable` — so every note has the same shape.
+pub fn ensure_sections(
+    note: &str,
+    labels: &Labels,
+    unavailable: &[aia_events::ContextSource],
+) -> String {
+    use aia_events::ContextSource::{Inventory, KnowledgeBase, Monitoring, SimilarTickets};
+    // Each section's sources, in the order of the headings.
+    let sources: [&[aia_events::ContextSource]; 4] = [
+        &[SimilarTickets],
+        &[KnowledgeBase],
+        &[Inventory, Monitoring],
+        &[],
+    ];
     let mut out = note.trim_end().to_owned();
-    for section in labels.headings() {
+    for (section, sources) in labels.headings().into_iter().zip(sources) {
         let present = out
             .lines()
             .any(|line| line.trim().to_lowercase() == section.to_lowercase());
         if !present {
-            out.push_str(&format!("\n\n{section}\n{}", labels.no_information));
+            let said = if sources.iter().any(|source| unavailable.contains(source)) {
+                labels.unavailable
+            } else {
+                labels.no_information
+            };
+            out.push_str(&format!("\n\n{section}\n{said}"));
         }
     }
     out
@@ -361,10 +379,19 @@ mod tests {
         let note = ensure_sections(
             "## Similar Tickets\n- SUP-1\n\n## Recommended Next Steps\n1. Reboot",
             english,
+            &[],
         );
         assert!(note.contains("## Relevant Documentation\nNo information available"));
         assert!(note.contains("## System Information\nNo information available"));
         assert_eq!(note.matches("## Similar Tickets").count(), 1);
+        // A section whose source did not answer is not said to be empty.
+        let note = ensure_sections(
+            "## Similar Tickets\n- SUP-1",
+            english,
+            &[aia_events::ContextSource::Monitoring],
+        );
+        assert!(note.contains(&format!("## System Information\n{}", english.unavailable)));
+        assert!(note.contains("## Relevant Documentation\nNo information available"));
     }
 
     #[test]
@@ -373,6 +400,7 @@ mod tests {
         let note = ensure_sections(
             "## Ähnliche Tickets\n- SUP-1\n\n## empfohlene nächste Schritte\n1. Neu starten",
             german,
+            &[],
         );
         assert!(note.contains("## Relevante Dokumentation\nKeine Informationen verfügbar"));
         assert!(note.contains("## Systeminformationen\nKeine Informationen verfügbar"));

@@ -595,3 +595,83 @@ async fn a_batch_of_interleaved_runs_writes_what_one_event_at_a_time_writes() {
     assert!(snapshot[0].matches("\"completed\"").count() == 6);
     assert!(snapshot[2].contains("globex") && snapshot[2].contains("acme"));
 }
+
+/// Mid-upgrade, an event of a newer build than this projector's: it is
+/// neither applied nor skipped, and the checkpoint stays before it — the
+/// runs after it wait for an upgraded projector rather than have it
+/// missing for good (a later event's gap-filling used to skip it).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_event_from_a_newer_build_holds_the_checkpoint_before_it() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let nats = aia_testkit::NatsServer::start().await;
+    let db = TestDatabase::create().await;
+    aiagents::ops::apply_nats(&nats.url()).await.unwrap();
+    let (_client, jetstream) = aia_bus::connect(&nats.url(), "test").await.unwrap();
+    let before = run_events("SUP-1");
+    let after = run_events("SUP-3");
+    let mut newer = run_events("SUP-2").remove(0);
+    newer.event_id = uuid::Uuid::now_v7();
+    for event in &before {
+        aia_bus::publish_event(&jetstream, event, &event.event_id.to_string())
+            .await
+            .unwrap();
+    }
+    let mut wire: serde_json::Value = serde_json::from_slice(&newer.to_json()).unwrap();
+    wire["schema_version"] = 99.into();
+    let newer_sequence = jetstream
+        .publish(
+            aia_events::subject::for_event(aia_events::subject::DEFAULT_PREFIX, &newer),
+            serde_json::to_vec(&wire).unwrap().into(),
+        )
+        .await
+        .unwrap()
+        .await
+        .unwrap()
+        .sequence;
+    for event in &after {
+        aia_bus::publish_event(&jetstream, event, &event.event_id.to_string())
+            .await
+            .unwrap();
+    }
+    let config = history_projector::Config::new(nats.url(), db.app_url.clone());
+    let shutdown = tokio_util::sync::CancellationToken::new();
+    let projector = tokio::spawn(history_projector::run(
+        config,
+        shutdown.clone().cancelled_owned(),
+    ));
+    let admin = db.admin_client().await;
+    let projected = |ticket: &'static str| {
+        let admin = &admin;
+        async move {
+            admin
+                .query_opt(
+                    "select 1 from enhancement_history where ticket_id = $1",
+                    &[&ticket],
+                )
+                .await
+                .unwrap()
+                .is_some()
+        }
+    };
+    aia_testkit::eventually("the run before it", Duration::from_secs(20), || async {
+        projected("SUP-1").await.then_some(())
+    })
+    .await;
+    // Time for the runs after it to be delivered and tried.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let checkpoint: i64 = admin
+        .query_one(
+            "select stream_sequence from projection_checkpoints where projection = 'history'",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert!(
+        u64::try_from(checkpoint).unwrap() < newer_sequence,
+        "checkpoint {checkpoint} moved past the newer event at {newer_sequence}"
+    );
+    assert!(!projected("SUP-3").await, "applied past the newer event");
+    shutdown.cancel();
+    projector.await.unwrap().unwrap();
+}

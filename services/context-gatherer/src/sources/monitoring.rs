@@ -54,14 +54,24 @@ fn escape(host: &str) -> String {
 /// Monitoring queries in flight at once, per ticket.
 const QUERIES_AT_ONCE: usize = 4;
 
+/// Monitoring queries in flight at once in this process, whatever the
+/// tickets: an outage's burst of tickets must not become a burst of
+/// queries on the tenant's Prometheus (which runs 20 at once by default).
+static IN_FLIGHT: std::sync::LazyLock<tokio::sync::Semaphore> =
+    std::sync::LazyLock::new(|| tokio::sync::Semaphore::new(16));
+
+/// The findings of `queries` on `hosts`, with what has answered by the
+/// end of `window`: a slow Prometheus costs the answers still out, not
+/// those already in.
 pub async fn check(
     http: &reqwest::Client,
     base_url: &str,
     token: Option<&str>,
     hosts: &[String],
     queries: &[MonitoringQuery],
-    timeout: Duration,
+    window: Duration,
 ) -> Result<Vec<MonitoringFinding>, SourceError> {
+    let deadline = tokio::time::Instant::now() + window;
     aia_http::outbound::check_url(base_url).map_err(|err| SourceError::Failed(err.to_string()))?;
     let url = format!("{}/api/v1/query", base_url.trim_end_matches('/'));
     let url = url.as_str();
@@ -79,13 +89,16 @@ pub async fn check(
                 .map(move |query| (host.clone(), query.clone()))
         })
         .collect();
-    let answers: Vec<(String, MonitoringQuery, Option<QueryAnswer>)> = futures::stream::iter(asked)
-        .map(|(host, query)| async move {
+    let mut pending = futures::stream::iter(asked.into_iter().enumerate())
+        .map(|(asked, (host, query))| async move {
+            let Ok(_slot) = IN_FLIGHT.acquire().await else {
+                return (asked, host, query, None);
+            };
             let promql = query.promql.replace("{host}", &escape(&host));
             let mut request = http
                 .get(url)
                 .query(&[("query", promql.as_str())])
-                .timeout(timeout);
+                .timeout(window);
             if let Some(token) = token {
                 request = request.bearer_auth(token);
             }
@@ -93,14 +106,18 @@ pub async fn check(
                 Ok(response) => response.json::<QueryAnswer>().await.ok(),
                 Err(_) => None,
             };
-            (host, query, answer)
+            (asked, host, query, answer)
         })
-        .buffered(QUERIES_AT_ONCE)
-        .collect()
-        .await;
+        .buffer_unordered(QUERIES_AT_ONCE);
+    let mut answers = Vec::new();
+    while let Ok(Some(answer)) = tokio::time::timeout_at(deadline, pending.next()).await {
+        answers.push(answer);
+    }
+    // In the order asked, whatever order they came back in.
+    answers.sort_by_key(|(asked, ..)| *asked);
     let mut findings = Vec::new();
     let mut answered = 0;
-    for (host, query, answer) in answers {
+    for (_, host, query, answer) in answers {
         let Some(answer) = answer else {
             continue;
         };

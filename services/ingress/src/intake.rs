@@ -94,20 +94,29 @@ pub async fn start_run(
         }
     };
     let (status, mut answer) = publish(state, &to_publish, &msg_id).await?;
-    let mut client = state
-        .tenants
-        .db()
-        .get()
+    // The event is in the stream: that is what the help desk is answered.
+    // A confirmation that cannot be recorded now (the database failing
+    // over) leaves the claim unconfirmed, and a retry of this webhook
+    // publishes the same event under the same message id — deduplicated,
+    // and idempotent downstream — instead of a 503 for a ticket accepted.
+    let confirmed = async {
+        let mut client = state.tenants.db().get().await?;
+        intake::confirmed(
+            &mut client,
+            &to_publish.tenant_id,
+            &to_publish.ticket_id,
+            to_publish.event_id,
+        )
         .await
-        .map_err(|err| unavailable(err.into()))?;
-    intake::confirmed(
-        &mut client,
-        &to_publish.tenant_id,
-        &to_publish.ticket_id,
-        to_publish.event_id,
-    )
-    .await
-    .map_err(unavailable)?;
+    }
+    .await;
+    if let Err(err) = confirmed {
+        tracing::warn!(
+            error = %err,
+            event_id = %to_publish.event_id,
+            "The ticket's run is published but its claim could not be marked so; a retry republishes it harmlessly"
+        );
+    }
     if to_publish.event_id != event.event_id {
         answer["duplicate"] = Value::Bool(true);
     }

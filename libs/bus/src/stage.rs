@@ -110,15 +110,7 @@ pub async fn run_stage<H: Handler>(
     let metrics_server = config
         .metrics_addr
         .map(|addr| aia_telemetry::metrics::spawn_server(addr, config.registry.clone()));
-    let limits = Arc::new(Limits {
-        max_deliver: u32::try_from(consumer_config.max_deliver)
-            .ok()
-            .filter(|n| *n > 0),
-        progress_every: progress_interval(consumer_config.ack_wait, &consumer_config.backoff),
-        backoff: consumer_config.backoff.clone(),
-        stage: config.stage,
-        metrics,
-    });
+    let mut limits = Arc::new(Limits::of(consumer_config, config.stage, metrics));
     tracing::info!(
         stage = config.stage,
         concurrency = config.concurrency,
@@ -146,7 +138,15 @@ pub async fn run_stage<H: Handler>(
                 found = find_consumer(&jetstream, &config.durable) => found,
             };
             match found {
-                Ok((_, found)) => consumer = found,
+                Ok((_, found)) => {
+                    // A recreated consumer may deliver on other terms.
+                    limits = Arc::new(Limits::of(
+                        &found.cached_info().config,
+                        config.stage,
+                        limits.metrics.clone(),
+                    ));
+                    consumer = found;
+                }
                 // Gone: the server said so at once.
                 Err(err) if asked.elapsed() < CONSUMER_WAIT => return Err(consumer_error(&err)),
                 // Not answering for a minute (a cluster without quorum):
@@ -312,6 +312,23 @@ struct Limits {
     progress_every: Duration,
     stage: &'static str,
     metrics: crate::metrics::StageMetrics,
+}
+
+impl Limits {
+    /// The limits a consumer's configuration sets.
+    fn of(
+        consumer: &async_nats::jetstream::consumer::Config,
+        stage: &'static str,
+        metrics: crate::metrics::StageMetrics,
+    ) -> Self {
+        Self {
+            max_deliver: u32::try_from(consumer.max_deliver).ok().filter(|n| *n > 0),
+            progress_every: progress_interval(consumer.ack_wait, &consumer.backoff),
+            backoff: consumer.backoff.clone(),
+            stage,
+            metrics,
+        }
+    }
 }
 
 /// In-progress acks must arrive well before the redelivery timer fires,

@@ -21,6 +21,16 @@ static URL: LazyLock<Regex> =
     LazyLock::new(|| Regex::new(r#"(?i)https?://[^\s)\]>"']+"#).expect("regex"));
 static TICKET_ID: LazyLock<Regex> =
     LazyLock::new(|| Regex::new(r"\b[A-Z][A-Z0-9]{1,9}-\d{1,9}\b").expect("regex"));
+/// A numbered ticket as help desks that number them are cited (ServiceDesk
+/// Plus, Zendesk, Freshservice, HaloPSA, ConnectWise, Autotask): `#48213`,
+/// `ticket 48213`, `request #4711`, in the notes' languages; the number is
+/// what is checked.
+static NUMBERED: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(
+        r"(?i)(?:\b(?:tickets?|requests?|incidents?|cases?|anfrage|demande|solicitud|melding|verzoek)\s*#?\s*|#)(?P<id>\d{3,10})\b",
+    )
+    .expect("regex")
+});
 static IPV4: LazyLock<Regex> =
     LazyLock::new(|| Regex::new(r"\b(?:\d{1,3}\.){3}\d{1,3}\b").expect("regex"));
 static FQDN: LazyLock<Regex> = LazyLock::new(|| {
@@ -111,7 +121,9 @@ pub fn ground(note: &str, context: &ContextGathered, ticket_id: &str, labels: &L
     });
     let mut mark = |re: &Regex, text: &str| -> String {
         re.replace_all(text, |caps: &Captures| {
-            if is_known(&caps[0]) {
+            // What is checked: the id a pattern names, else the whole match.
+            let cited = caps.name("id").map_or(&caps[0], |id| id.as_str());
+            if is_known(cited) {
                 caps[0].to_owned()
             } else {
                 unverified += 1;
@@ -126,12 +138,14 @@ pub fn ground(note: &str, context: &ContextGathered, ticket_id: &str, labels: &L
     for link in URL.find_iter(&note) {
         let prose = &note[rest_start..link.start()];
         let prose = mark(&TICKET_ID, prose);
+        let prose = mark(&NUMBERED, &prose);
         let prose = mark(&IPV4, &prose);
         out.push_str(&mark(&FQDN, &prose));
         out.push_str(link.as_str());
         rest_start = link.end();
     }
     let prose = mark(&TICKET_ID, &note[rest_start..]);
+    let prose = mark(&NUMBERED, &prose);
     let prose = mark(&IPV4, &prose);
     out.push_str(&mark(&FQDN, &prose));
     Grounded {
@@ -210,5 +224,35 @@ mod tests {
             );
         }
         assert_eq!(grounded.unverified, 5);
+    }
+
+    /// Numbered tickets are checked by their number, as the help desks
+    /// that number them are cited.
+    #[test]
+    fn a_numbered_ticket_is_checked_by_its_number() {
+        let mut context = context();
+        context.similar_tickets[0].ticket_id = aia_events::TicketId::parse("48213").unwrap();
+        let grounded = ground(
+            "Request #48213 was fixed the same way; ticket 99999 too. Port 3389 and KB5034441 are fine.",
+            &context,
+            "4711",
+            en(),
+        );
+        assert!(
+            grounded.note.contains("Request #48213 was"),
+            "{}",
+            grounded.note
+        );
+        assert!(
+            grounded.note.contains("ticket 99999 (unverified)"),
+            "{}",
+            grounded.note
+        );
+        assert!(
+            grounded.note.contains("Port 3389 and KB5034441 are fine."),
+            "{}",
+            grounded.note
+        );
+        assert_eq!(grounded.unverified, 1);
     }
 }

@@ -107,6 +107,10 @@ pub const MIGRATIONS: &[(&str, &str)] = &[
         "0024_budget_alert_owner",
         include_str!("../../../migrations/0024_budget_alert_owner.sql"),
     ),
+    (
+        "0025_costed_inputs",
+        include_str!("../../../migrations/0025_costed_inputs.sql"),
+    ),
 ];
 
 const LOCK_KEY: i64 = 0x6169_6167_656e_7473; // "aiagents"

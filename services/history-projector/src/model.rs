@@ -54,6 +54,9 @@ pub struct RunRow {
     /// The language the ticket was read in (ISO 639-1), from
     /// context.gathered v5.
     pub language: Option<String>,
+    /// The input events whose paid LLM calls `cost_usd` (and the day's
+    /// counters) already count: each call once, whatever the status.
+    pub costed_inputs: Vec<Uuid>,
 }
 
 /// One row of `ticket_history`: a resolved ticket.
@@ -153,13 +156,17 @@ impl RunRow {
         self.received_at.unwrap_or(event.occurred_at).date_naive()
     }
 
-    /// What the LLM's query rewrite of this run cost, as its gathered
-    /// context records it.
-    fn rewrite_cost_usd(&self) -> f64 {
-        self.context
-            .as_ref()
-            .and_then(|context| context["query_rewrite"]["cost_usd"].as_f64())
-            .unwrap_or(0.0)
+    /// Whether `event`'s LLM calls are yet to be counted: the first time
+    /// an output of its input is seen. A redelivered output adds nothing; a
+    /// re-drive or replay (a new input, new paid calls) adds its own.
+    fn first_paid(&mut self, event: &Event) -> bool {
+        let input = event.causation_id.unwrap_or(event.event_id);
+        if self.costed_inputs.contains(&input) {
+            false
+        } else {
+            self.costed_inputs.push(input);
+            true
+        }
     }
 
     /// Moves the status forward only; true when `status` is where this
@@ -190,7 +197,7 @@ impl RunRow {
                 self.received_at = self.received_at.or(Some(at));
             }
             Payload::ContextGathered(context) => {
-                let moved = self.advance("context_gathered", event);
+                self.advance("context_gathered", event);
                 self.context_gathered_at = Some(at);
                 self.context = Some(serde_json::json!({
                     "similar_tickets": context.similar_tickets,
@@ -204,9 +211,9 @@ impl RunRow {
                 }));
                 self.language = context.language.map(|l| l.language.code().to_owned());
                 // The rewrite is LLM spend like the note: in the run's cost
-                // and in the day's, once.
+                // and in the day's, once per call.
                 if let Some(rewrite) = &context.query_rewrite
-                    && moved
+                    && self.first_paid(event)
                 {
                     counters.tokens_in = i64::from(rewrite.tokens_in);
                     counters.tokens_out = i64::from(rewrite.tokens_out);
@@ -235,15 +242,20 @@ impl RunRow {
                 self.prompt_version = Some(generated.prompt_version.clone());
                 self.tokens_in = Some(i32::try_from(generated.tokens_in).unwrap_or(i32::MAX));
                 self.tokens_out = Some(i32::try_from(generated.tokens_out).unwrap_or(i32::MAX));
-                self.cost_usd = Some(generated.cost_usd + self.rewrite_cost_usd());
+                let paid = self.first_paid(event);
+                if paid {
+                    self.cost_usd = Some(self.cost_usd.unwrap_or(0.0) + generated.cost_usd);
+                }
                 self.degraded = Some(generated.degraded);
                 self.context_summary = Some(generated.context_summary.clone());
                 self.received_at = self.received_at.or(Some(generated.received_at));
                 self.llm_ms = millis_between(self.context_gathered_at, at);
-                if moved {
+                if paid {
                     counters.tokens_in = i64::from(generated.tokens_in);
                     counters.tokens_out = i64::from(generated.tokens_out);
                     counters.cost_usd = generated.cost_usd;
+                }
+                if moved {
                     counters.degraded = i64::from(generated.degraded);
                 }
             }
@@ -371,16 +383,30 @@ mod tests {
 
     fn run(types: &[&str]) -> Vec<Event> {
         let samples = examples::all();
-        types
-            .iter()
-            .map(|event_type| {
-                samples
-                    .iter()
-                    .find(|event| event.event_type() == *event_type)
-                    .unwrap()
-                    .clone()
-            })
-            .collect()
+        chain(
+            types
+                .iter()
+                .map(|event_type| {
+                    samples
+                        .iter()
+                        .find(|event| event.event_type() == *event_type)
+                        .unwrap()
+                        .clone()
+                })
+                .collect(),
+        )
+    }
+
+    /// The events as one run's chain: ids of their own, each caused by the
+    /// one before (the samples all share one id and one cause).
+    fn chain(mut events: Vec<Event>) -> Vec<Event> {
+        let mut previous = None;
+        for (n, event) in events.iter_mut().enumerate() {
+            event.event_id = Uuid::from_u128(0x019a_bcde_0000_7000_8000_0000_0000_1000 + n as u128);
+            event.causation_id = previous;
+            previous = Some(event.event_id);
+        }
+        events
     }
 
     #[test]
@@ -426,6 +452,7 @@ mod tests {
         let rewrite = context.query_rewrite.clone().unwrap();
         events.push(rewritten);
         events.extend(run(&["enhancement.generated", "writeback.completed"]));
+        let events = chain(events);
         let Payload::EnhancementGenerated(generated) = &events[2].payload else {
             unreachable!()
         };
@@ -528,5 +555,43 @@ mod tests {
             resolved.resolution = "KB5034441".into();
         });
         assert_eq!(codes, "en", "too little to tell: English, as before");
+    }
+
+    /// A run re-driven after it failed (or replayed for a new note) made
+    /// a second paid call: its cost reaches the run and the day, once; the
+    /// first call's event redelivered adds nothing.
+    #[test]
+    fn a_re_driven_call_is_spend_too_and_a_redelivered_one_is_not() {
+        let events = run(&[
+            "ticket.received",
+            "context.gathered",
+            "enhancement.generated",
+            "writeback.completed",
+        ]);
+        let Payload::EnhancementGenerated(generated) = &events[2].payload else {
+            unreachable!()
+        };
+        let call = generated.cost_usd;
+        assert!(call > 0.0);
+        // The re-drive: the context published again (a new input), and the
+        // note made from it.
+        let mut again = events[2].clone();
+        again.event_id = Uuid::now_v7();
+        again.causation_id = Some(Uuid::now_v7());
+        let mut projection = Projection::default();
+        for event in events.iter().chain([&again, &again, &events[2]]) {
+            projection.apply(event);
+        }
+        let row = projection.runs.values().next().unwrap();
+        assert!(
+            (row.cost_usd.unwrap() - 2.0 * call).abs() < 1e-12,
+            "{row:?}"
+        );
+        let counters = projection.daily.values().next().unwrap();
+        assert!(
+            (counters.cost_usd - 2.0 * call).abs() < 1e-12,
+            "{counters:?}"
+        );
+        assert_eq!(counters.completed, 1, "one run, completed once");
     }
 }

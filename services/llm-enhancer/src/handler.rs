@@ -34,8 +34,8 @@ pub struct LlmEnhancer {
     pub prices: PriceTable,
     pub retry: RetryPolicy,
     pub metrics: crate::metrics::LlmMetrics,
-    /// Replaying for an operator: record nothing (no budget alert is
-    /// registered as sent).
+    /// Replaying for an operator: the call is claimed and settled on the
+    /// budget (it is paid for), but no budget alert is registered as sent.
     pub dry_run: bool,
 }
 
@@ -79,7 +79,17 @@ impl Handler for LlmEnhancer {
         if budget.is_some() {
             self.metrics.seen(event.tenant_id.as_str());
         }
-        let claim_id = format!("{}:note", event.correlation_id);
+        // An operator's dry run makes a real, paid call: it is claimed and
+        // settled on the budget like any, under a claim of its own.
+        let claim_id = if self.dry_run {
+            format!(
+                "{}:dry-run:{}",
+                event.correlation_id,
+                chrono::Utc::now().timestamp_nanos_opt().unwrap_or_default()
+            )
+        } else {
+            format!("{}:note", event.correlation_id)
+        };
         let (decision, alert) = match budget {
             Some(budget) => {
                 let estimate = self.estimate(&providers, &messages, max_tokens);
@@ -96,7 +106,7 @@ impl Handler for LlmEnhancer {
         } else {
             self.ask(event, &providers, &messages, max_tokens).await
         };
-        if budget.is_some() && !decision.exceeded && !self.dry_run {
+        if budget.is_some() && !decision.exceeded {
             // The answer is paid for: a settle that fails must not throw it
             // away (the reservation stays counted, so the budget errs high).
             let cost = answer.as_ref().map_or(0.0, |answer| answer.cost_usd);
@@ -161,10 +171,10 @@ impl LlmEnhancer {
             .fold(0.0, f64::max)
     }
 
-    /// Claims the call's estimated cost on the tenant's budget (or, replaying
-    /// for an operator, only reads the spend: nothing is recorded), and the
+    /// Claims the call's estimated cost on the tenant's budget, and the
     /// alert this ticket publishes if it is the first past the alert share
-    /// this period.
+    /// this period (never for an operator's dry run, which publishes
+    /// nothing).
     async fn check_budget(
         &self,
         event: &Event,
@@ -173,14 +183,9 @@ impl LlmEnhancer {
         estimate: f64,
     ) -> Result<(budget::Decision, Option<Event>), HandlerError> {
         let mut client = self.db.get().await?;
-        let (spent, decision) = if self.dry_run {
-            let spent = budget::spent(&mut client, &event.tenant_id, budget).await?;
-            (spent, budget::decide(budget, spent, estimate))
-        } else {
-            let claimed =
-                budget::claim(&mut client, &event.tenant_id, claim_id, budget, estimate).await?;
-            (claimed.spent, claimed.decision)
-        };
+        let claimed =
+            budget::claim(&mut client, &event.tenant_id, claim_id, budget, estimate).await?;
+        let (spent, decision) = (claimed.spent, claimed.decision);
         let alert = if decision.alert
             && !self.dry_run
             && budget::first_alert(&mut client, &event.tenant_id, budget, claim_id).await?

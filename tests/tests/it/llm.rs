@@ -604,3 +604,32 @@ async fn a_redelivered_ticket_does_not_reserve_its_call_twice() {
     let (_, _, after) = ledger().await;
     assert!((after - (spent + 0.25)).abs() < 1e-12, "{after}");
 }
+
+/// An operator's dry run calls the model for real: the call is claimed and
+/// settled on the tenant's budget like any (it was spend nowhere), each dry
+/// run under its own claim, and no alert is published.
+#[tokio::test]
+async fn a_dry_runs_call_is_spend_on_the_budget() {
+    let mut setup = setup(Some(10.0)).await;
+    setup.enhancer.dry_run = true;
+    let (generated, alerts) = enhance_all(&setup).await;
+    let (again, _) = enhance_all(&setup).await;
+    assert!(alerts.is_empty());
+    let rows = setup
+        .db
+        .admin_client()
+        .await
+        .query(
+            "select claim_id, cost_usd from llm_budget_claims where claim_id like '%:dry-run:%'",
+            &[],
+        )
+        .await
+        .unwrap();
+    assert_eq!(rows.len(), 2, "one claim per dry run");
+    let settled: f64 = rows.iter().map(|row| row.get::<_, f64>(1)).sum();
+    assert!(
+        (settled - generated.cost_usd - again.cost_usd).abs() < 1e-12,
+        "{settled}"
+    );
+    assert!(generated.cost_usd > 0.0);
+}

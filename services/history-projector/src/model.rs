@@ -54,9 +54,11 @@ pub struct RunRow {
     /// The language the ticket was read in (ISO 639-1), from
     /// context.gathered v5.
     pub language: Option<String>,
-    /// The input events whose paid LLM calls `cost_usd` (and the day's
-    /// counters) already count: each call once, whatever the status.
-    pub costed_inputs: Vec<Uuid>,
+    /// The query rewrites and the notes whose paid LLM calls `cost_usd`
+    /// (and the day's counters) already count, each by its input event and
+    /// its own event: each call once, whatever the status.
+    pub costed_rewrites: Vec<Uuid>,
+    pub costed_notes: Vec<Uuid>,
 }
 
 /// One row of `ticket_history`: a resolved ticket.
@@ -155,20 +157,26 @@ impl RunRow {
     pub fn day(&self, event: &Event) -> NaiveDate {
         self.received_at.unwrap_or(event.occurred_at).date_naive()
     }
+}
 
-    /// Whether `event`'s LLM calls are yet to be counted: the first time
-    /// an output of its input is seen. A redelivered output adds nothing; a
-    /// re-drive or replay (a new input, new paid calls) adds its own.
-    fn first_paid(&mut self, event: &Event) -> bool {
-        let input = event.causation_id.unwrap_or(event.event_id);
-        if self.costed_inputs.contains(&input) {
-            false
-        } else {
-            self.costed_inputs.push(input);
-            true
-        }
+/// Whether `event`'s paid call is yet to be counted among `costed` (the
+/// counted calls of its kind). Each counted call is remembered by its
+/// input (its event's cause) and by its own event: a redelivered output
+/// (the same input) adds nothing, nor does an operator's copy of a counted
+/// event (a re-drive or a resume publishes the event again, caused by the
+/// original); a call made from a new input (a re-driven earlier stage)
+/// adds its own.
+fn first_paid(costed: &mut Vec<Uuid>, event: &Event) -> bool {
+    let input = event.causation_id.unwrap_or(event.event_id);
+    if costed.contains(&input) || costed.contains(&event.event_id) {
+        false
+    } else {
+        costed.extend([input, event.event_id]);
+        true
     }
+}
 
+impl RunRow {
     /// Moves the status forward only; true when `status` is where this
     /// event moved the run (so counters count each run once).
     fn advance(&mut self, status: &str, event: &Event) -> bool {
@@ -213,7 +221,7 @@ impl RunRow {
                 // The rewrite is LLM spend like the note: in the run's cost
                 // and in the day's, once per call.
                 if let Some(rewrite) = &context.query_rewrite
-                    && self.first_paid(event)
+                    && first_paid(&mut self.costed_rewrites, event)
                 {
                     counters.tokens_in = i64::from(rewrite.tokens_in);
                     counters.tokens_out = i64::from(rewrite.tokens_out);
@@ -242,7 +250,7 @@ impl RunRow {
                 self.prompt_version = Some(generated.prompt_version.clone());
                 self.tokens_in = Some(i32::try_from(generated.tokens_in).unwrap_or(i32::MAX));
                 self.tokens_out = Some(i32::try_from(generated.tokens_out).unwrap_or(i32::MAX));
-                let paid = self.first_paid(event);
+                let paid = first_paid(&mut self.costed_notes, event);
                 if paid {
                     self.cost_usd = Some(self.cost_usd.unwrap_or(0.0) + generated.cost_usd);
                 }
@@ -578,8 +586,11 @@ mod tests {
         let mut again = events[2].clone();
         again.event_id = Uuid::now_v7();
         again.causation_id = Some(Uuid::now_v7());
+        // An operator's copy of the first note's event (a dead letter of
+        // write-back re-driven): no new call.
+        let copy = Event::republished(&events[2]);
         let mut projection = Projection::default();
-        for event in events.iter().chain([&again, &again, &events[2]]) {
+        for event in events.iter().chain([&again, &again, &events[2], &copy]) {
             projection.apply(event);
         }
         let row = projection.runs.values().next().unwrap();

@@ -35,7 +35,7 @@ const RUN_COLUMNS: &str = "tenant_id, correlation_id, ticket_id, status, source,
     context_summary, context, note_markdown, provider, model, prompt_version, tokens_in, tokens_out, \
     cost_usd, degraded, failed_stage, error, last_event_id, context_ms, llm_ms, writeback_ms, \
     rating_stars, rating_thumbs_up, rating_comment, rated_at, failed_attempts, failed_input_event_id, \
-    posted_markdown, language, costed_inputs";
+    posted_markdown, language, costed_rewrites, costed_notes";
 
 const RUN_TYPES: &[Type] = &[
     Type::TEXT,
@@ -76,9 +76,10 @@ const RUN_TYPES: &[Type] = &[
     Type::TEXT,
     Type::TEXT,
     Type::UUID_ARRAY,
+    Type::UUID_ARRAY,
 ];
 
-fn run_values(row: &RunRow) -> [&(dyn ToSql + Sync); 38] {
+fn run_values(row: &RunRow) -> [&(dyn ToSql + Sync); 39] {
     [
         &row.tenant_id,
         &row.correlation_id,
@@ -117,7 +118,8 @@ fn run_values(row: &RunRow) -> [&(dyn ToSql + Sync); 38] {
         &row.failed_input_event_id,
         &row.posted_markdown,
         &row.language,
-        &row.costed_inputs,
+        &row.costed_rewrites,
+        &row.costed_notes,
     ]
 }
 
@@ -178,7 +180,8 @@ fn run_from(row: &tokio_postgres::Row) -> RunRow {
         failed_input_event_id: row.get(34),
         posted_markdown: row.get(35),
         language: row.get(36),
-        costed_inputs: row.get(37),
+        costed_rewrites: row.get(37),
+        costed_notes: row.get(38),
     }
 }
 

@@ -298,10 +298,10 @@ pub async fn redrive(jetstream: &JetStream, input: &Event, new_run: bool) -> any
 }
 
 /// What a stage makes of its recorded input with today's code and
-/// configuration, beside what it recorded then. Publishes and writes
-/// nothing: the stage's handler runs directly (no consumer, no publish), the
-/// LLM stage records no budget alert, and write-back only composes and
-/// renders the note it would post. Tenants are read through `tenants` (the
+/// configuration, beside what it recorded then. Publishes nothing: the
+/// stage's handler runs directly (no consumer, no publish), the LLM stage
+/// records only its call's cost on the tenant's budget (no alert), and
+/// write-back only composes and renders the note it would post. Tenants are read through `tenants` (the
 /// caller's database and keys); the embedder and the deployment's LLM come
 /// from the environment, as the stages' own do; `public_url` is the
 /// ingress's, for the note's feedback links.

@@ -106,12 +106,18 @@ impl Handler for LlmEnhancer {
         } else {
             self.ask(event, &providers, &messages, max_tokens).await
         };
-        if budget.is_some() && !decision.exceeded {
+        if let Some(budget) = budget
+            && !decision.exceeded
+        {
             // The answer is paid for: a settle that fails must not throw it
             // away (the reservation stays counted, so the budget errs high).
             let cost = answer.as_ref().map_or(0.0, |answer| answer.cost_usd);
             let settled = async {
                 let mut client = self.db.get().await.map_err(aia_store::StoreError::from)?;
+                if self.dry_run {
+                    // Claimed at its known cost and settled at once.
+                    budget::claim(&mut client, &event.tenant_id, &claim_id, budget, cost).await?;
+                }
                 budget::settle(&mut client, &event.tenant_id, &claim_id, cost).await
             };
             if let Err(err) = settled.await {
@@ -183,9 +189,17 @@ impl LlmEnhancer {
         estimate: f64,
     ) -> Result<(budget::Decision, Option<Event>), HandlerError> {
         let mut client = self.db.get().await?;
-        let claimed =
-            budget::claim(&mut client, &event.tenant_id, claim_id, budget, estimate).await?;
-        let (spent, decision) = (claimed.spent, claimed.decision);
+        // A dry run reserves nothing (an operator may drop it mid-call, and
+        // nothing would settle a reservation of its own): it decides on the
+        // spend and records its cost once it is known.
+        let (spent, decision) = if self.dry_run {
+            let spent = budget::spent(&mut client, &event.tenant_id, budget).await?;
+            (spent, budget::decide(budget, spent, estimate))
+        } else {
+            let claimed =
+                budget::claim(&mut client, &event.tenant_id, claim_id, budget, estimate).await?;
+            (claimed.spent, claimed.decision)
+        };
         let alert = if decision.alert
             && !self.dry_run
             && budget::first_alert(&mut client, &event.tenant_id, budget, claim_id).await?

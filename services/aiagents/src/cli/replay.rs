@@ -18,7 +18,7 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
-    /// Run one stage on its recorded input with today's code and configuration; publishes and writes nothing.
+    /// Run one stage on its recorded input with today's code and configuration; publishes nothing and posts no note (an LLM call is recorded on the tenant's budget).
     DryRun {
         #[arg(long)]
         tenant: String,

@@ -96,26 +96,36 @@ pub async fn start_run(
     let (status, mut answer) = publish(state, &to_publish, &msg_id).await?;
     // The event is in the stream: that is what the help desk is answered.
     // A confirmation that cannot be recorded now (the database failing
-    // over) leaves the claim unconfirmed, and a retry of this webhook
-    // publishes the same event under the same message id — deduplicated,
-    // and idempotent downstream — instead of a 503 for a ticket accepted.
-    let confirmed = async {
-        let mut client = state.tenants.db().get().await?;
-        intake::confirmed(
-            &mut client,
-            &to_publish.tenant_id,
-            &to_publish.ticket_id,
-            to_publish.event_id,
-        )
-        .await
-    }
-    .await;
-    if let Err(err) = confirmed {
-        tracing::warn!(
-            error = %err,
-            event_id = %to_publish.event_id,
-            "The ticket's run is published but its claim could not be marked so; a retry republishes it harmlessly"
-        );
+    // over) is tried again in the background for a few minutes, within
+    // the stream's duplicate window: until then a retry of this webhook
+    // publishes the same event under the same message id, deduplicated.
+    let db = state.tenants.db().clone();
+    let (tenant, ticket, event_id) = (
+        to_publish.tenant_id.clone(),
+        to_publish.ticket_id.clone(),
+        to_publish.event_id,
+    );
+    let confirm = move || {
+        let (db, tenant, ticket) = (db.clone(), tenant.clone(), ticket.clone());
+        async move {
+            let mut client = db.get().await?;
+            intake::confirmed(&mut client, &tenant, &ticket, event_id).await
+        }
+    };
+    if let Err(err) = confirm().await {
+        tracing::warn!(error = %err, %event_id, "The run is published; marking its claim so failed, trying again");
+        tokio::spawn(async move {
+            for wait in [1, 5, 15, 30, 60, 120] {
+                tokio::time::sleep(Duration::from_secs(wait)).await;
+                match confirm().await {
+                    Ok(()) => return,
+                    Err(err) if wait == 120 => {
+                        tracing::error!(error = %err, %event_id, "The run is published but its claim stays unconfirmed");
+                    }
+                    Err(_) => {}
+                }
+            }
+        });
     }
     if to_publish.event_id != event.event_id {
         answer["duplicate"] = Value::Bool(true);

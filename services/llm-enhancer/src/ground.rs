@@ -22,12 +22,13 @@ static URL: LazyLock<Regex> =
 static TICKET_ID: LazyLock<Regex> =
     LazyLock::new(|| Regex::new(r"\b[A-Z][A-Z0-9]{1,9}-\d{1,9}\b").expect("regex"));
 /// A numbered ticket as help desks that number them are cited (ServiceDesk
-/// Plus, Zendesk, Freshservice, HaloPSA, ConnectWise, Autotask): `#48213`,
-/// `ticket 48213`, `request #4711`, in the notes' languages; the number is
-/// what is checked.
+/// Plus, Zendesk, Freshservice, HaloPSA, ConnectWise, Autotask): a keyword
+/// of the notes' languages, then the number (`ticket #48213`, `request
+/// 4711`, `Anfrage Nr. 4711`); the number is what is checked. Four digits
+/// at least, so HTTP statuses and counts are not ids.
 static NUMBERED: LazyLock<Regex> = LazyLock::new(|| {
     Regex::new(
-        r"(?i)(?:\b(?:tickets?|requests?|incidents?|cases?|anfrage|demande|solicitud|melding|verzoek)\s*#?\s*|#)(?P<id>\d{3,10})\b",
+        r"(?i)\b(?:ticket|request|incident|case|anfrage|demande|solicitud|melding|verzoek)[ \t]*(?:#|nr\.?|no\.?|n°)?[ \t]*(?P<id>\d{4,12})\b",
     )
     .expect("regex")
 });
@@ -107,6 +108,16 @@ pub fn ground(note: &str, context: &ContextGathered, ticket_id: &str, labels: &L
         let value = value.to_ascii_lowercase();
         known.contains(&value) || corpus.contains(&value)
     };
+    // A number is known as a whole: "4711" is not in "47110".
+    let number_known = |number: &str| {
+        known.contains(number)
+            || corpus.match_indices(number).any(|(at, _)| {
+                let before = corpus[..at].chars().next_back();
+                let after = corpus[at + number.len()..].chars().next();
+                !before.is_some_and(|c| c.is_ascii_digit())
+                    && !after.is_some_and(|c| c.is_ascii_digit())
+            })
+    };
     let mut unverified = 0;
     let note = SCRIPT_OR_STYLE.replace_all(note, "");
     let note = TAG.replace_all(&note, "");
@@ -121,9 +132,23 @@ pub fn ground(note: &str, context: &ContextGathered, ticket_id: &str, labels: &L
     });
     let mut mark = |re: &Regex, text: &str| -> String {
         re.replace_all(text, |caps: &Captures| {
-            // What is checked: the id a pattern names, else the whole match.
-            let cited = caps.name("id").map_or(&caps[0], |id| id.as_str());
-            if is_known(cited) {
+            let whole = caps.get(0).expect("the match");
+            let known = match caps.name("id") {
+                // A numbered ticket: checked by its number, unless the
+                // words around it say it is no ticket at all.
+                Some(id) => {
+                    let number = id.as_str();
+                    let year =
+                        number.len() == 4 && (number.starts_with("19") || number.starts_with("20"));
+                    let mut after = text[whole.end()..].chars();
+                    let date_or_version = after.next().is_some_and(|c| "-./:".contains(c))
+                        && after.next().is_some_and(|c| c.is_ascii_digit());
+                    let in_case = text[..whole.start()].to_ascii_lowercase().ends_with("in ");
+                    year || date_or_version || in_case || number_known(number)
+                }
+                None => is_known(&caps[0]),
+            };
+            if known {
                 caps[0].to_owned()
             } else {
                 unverified += 1;
@@ -254,5 +279,23 @@ mod tests {
             grounded.note
         );
         assert_eq!(grounded.unverified, 1);
+        // Ordinary words that look like a citation are left alone.
+        for prose in [
+            "In case 4010 responses persist, restart it.",
+            "Incident 2024-05-01 was the last one.",
+            "The request 200 OK came back; error #500 and KB #5034441 too.",
+            "Die Anfrage 2024 war ähnlich.",
+            "Event ID #4625 and &#8217; quotes.",
+            "Ticket 4821 is a part of 48213's number, not it.",
+        ] {
+            let grounded = ground(prose, &context, "4711", en());
+            let marked = grounded.note.contains("unverified");
+            assert_eq!(
+                marked,
+                prose.starts_with("Ticket 4821"),
+                "{}",
+                grounded.note
+            );
+        }
     }
 }

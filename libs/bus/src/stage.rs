@@ -31,6 +31,9 @@ use crate::{JetStream, STREAM, msg_id, publish_event};
 /// how long a resumed stage takes to start again.
 pub const PULL_EXPIRES: Duration = Duration::from_secs(5);
 
+/// How often a stage reads its consumer's delivery limits again.
+const LIMITS_EVERY: Duration = Duration::from_secs(30);
+
 /// How long pulls may fail without a break before the stage checks that
 /// its consumer still exists.
 const PULLS_FAILING: Duration = Duration::from_secs(10);
@@ -127,7 +130,28 @@ pub async fn run_stage<H: Handler>(
     let tasks = TaskTracker::new();
     // Since when pulls have failed without a break.
     let mut failing_since: Option<tokio::time::Instant> = None;
+    let mut limits_read = tokio::time::Instant::now();
     'pulling: loop {
+        // `nats apply` changes a consumer in place (its deliveries, its
+        // backoff): the limits are read again now and then, so the last
+        // attempt is the consumer's last, not the one it had at start.
+        if limits_read.elapsed() >= LIMITS_EVERY {
+            limits_read = tokio::time::Instant::now();
+            let info = tokio::select! {
+                _ = &mut shutdown => break,
+                info = consumer.info() => info.map(|info| info.config.clone()),
+            };
+            if let Ok(consumer_config) = info {
+                let fresh = Limits::of(&consumer_config, config.stage, limits.metrics.clone());
+                if fresh.max_deliver != limits.max_deliver || fresh.backoff != limits.backoff {
+                    tracing::info!(
+                        stage = config.stage,
+                        "The consumer's delivery limits changed; following them"
+                    );
+                    limits = Arc::new(fresh);
+                }
+            }
+        }
         // Pulls that keep failing: the consumer may have been deleted (a
         // stage without one must stop, loudly, and be restarted after
         // `nats apply`), or recreated (the handle to it is then stale).

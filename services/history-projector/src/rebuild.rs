@@ -75,10 +75,22 @@ async fn read_events(
     }
     let mut messages = consumer.messages().await?;
     let mut n_events = 0;
+    // The server said nothing more matches, before the last sequence: on a
+    // cluster that count can be a moment stale (a leader that has just
+    // taken over), so the end is taken as reached only once nothing more
+    // comes for a while; a rebuild that stopped early would drop events.
+    let mut said_done = false;
     loop {
-        let next = tokio::time::timeout(Duration::from_secs(30), messages.next())
-            .await
-            .map_err(|_| anyhow::anyhow!("the stream stopped delivering events"))?;
+        let wait = if said_done {
+            Duration::from_secs(2)
+        } else {
+            Duration::from_secs(30)
+        };
+        let next = match tokio::time::timeout(wait, messages.next()).await {
+            Ok(next) => next,
+            Err(_) if said_done => break,
+            Err(_) => anyhow::bail!("the stream stopped delivering events"),
+        };
         let Some(message) = next else { break };
         let message = message?;
         let info = message.info().map_err(|err| anyhow::anyhow!("{err}"))?;
@@ -96,9 +108,10 @@ async fn read_events(
         }
         n_events += 1;
         progress.set_position(sequence - after);
-        if sequence == until || pending == 0 {
+        if sequence >= until {
             break;
         }
+        said_done = pending == 0;
     }
     Ok(n_events)
 }

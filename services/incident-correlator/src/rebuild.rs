@@ -78,10 +78,21 @@ pub async fn rebuild(
         .map_err(|err| anyhow::anyhow!("creating the rebuild's consumer: {err}"))?;
         if consumer.cached_info().num_pending > 0 {
             let mut messages = consumer.messages().await?;
+            // "Nothing more matches" before the last sequence is believed
+            // only once nothing more comes for a while: on a cluster the
+            // count can be a moment stale (see the history rebuild).
+            let mut said_done = false;
             loop {
-                let next = tokio::time::timeout(Duration::from_secs(30), messages.next())
-                    .await
-                    .map_err(|_| anyhow::anyhow!("the stream stopped delivering events"))?;
+                let wait = if said_done {
+                    Duration::from_secs(2)
+                } else {
+                    Duration::from_secs(30)
+                };
+                let next = match tokio::time::timeout(wait, messages.next()).await {
+                    Ok(next) => next,
+                    Err(_) if said_done => break,
+                    Err(_) => anyhow::bail!("the stream stopped delivering events"),
+                };
                 let Some(message) = next else { break };
                 let message = message?;
                 let info = message.info().map_err(|err| anyhow::anyhow!("{err}"))?;
@@ -101,9 +112,10 @@ pub async fn rebuild(
                         tracing::warn!(sequence, error = %err, "Skipping an undecodable event");
                     }
                 }
-                if pending == 0 || sequence >= last {
+                if sequence >= last {
                     break;
                 }
+                said_done = pending == 0;
             }
         }
     }

@@ -142,23 +142,6 @@ fn millis_between(from: Option<DateTime<Utc>>, to: DateTime<Utc>) -> Option<i64>
     from.map(|from| (to - from).num_milliseconds())
 }
 
-impl RunRow {
-    pub fn new(event: &Event) -> Self {
-        Self {
-            tenant_id: event.tenant_id.to_string(),
-            correlation_id: event.correlation_id,
-            ticket_id: event.ticket_id.to_string(),
-            last_event_id: event.event_id,
-            ..Self::default()
-        }
-    }
-
-    /// The day whose counters this run's numbers go to.
-    pub fn day(&self, event: &Event) -> NaiveDate {
-        self.received_at.unwrap_or(event.occurred_at).date_naive()
-    }
-}
-
 /// Whether `event`'s paid call is yet to be counted among `costed` (the
 /// counted calls of its kind). Each counted call is remembered by its
 /// input (its event's cause) and by its own event: a redelivered output
@@ -177,6 +160,21 @@ fn first_paid(costed: &mut Vec<Uuid>, event: &Event) -> bool {
 }
 
 impl RunRow {
+    pub fn new(event: &Event) -> Self {
+        Self {
+            tenant_id: event.tenant_id.to_string(),
+            correlation_id: event.correlation_id,
+            ticket_id: event.ticket_id.to_string(),
+            last_event_id: event.event_id,
+            ..Self::default()
+        }
+    }
+
+    /// The day whose counters this run's numbers go to.
+    pub fn day(&self, event: &Event) -> NaiveDate {
+        self.received_at.unwrap_or(event.occurred_at).date_naive()
+    }
+
     /// Moves the status forward only; true when `status` is where this
     /// event moved the run (so counters count each run once).
     fn advance(&mut self, status: &str, event: &Event) -> bool {

@@ -5,6 +5,7 @@
 //! stages' idempotency means it can never post a second note.
 
 use std::time::Duration;
+use tracing::Instrument as _;
 
 use aia_bus::{JetStream, STREAM};
 use aia_events::{Event, Stage, TenantId, subject};
@@ -108,7 +109,7 @@ pub async fn redrive(
         subject::DEFAULT_PREFIX,
         ticket_id.subject_token()
     );
-    let input = find_event(jetstream, &filter, input_id)
+    let (input, headers) = find_event(jetstream, &filter, input_id)
         .await?
         .ok_or_else(|| {
             AdminError::Invalid("the failed stage's input is no longer in the stream".into())
@@ -130,7 +131,14 @@ pub async fn redrive(
     }
     let copy = Event::republished(&input);
     let msg_id = aia_bus::msg_id::redriven(input_id);
-    if let Err(err) = aia_bus::publish_event(jetstream, &copy, &msg_id).await {
+    // In the ticket's trace: the re-driven stage's work follows the input
+    // it failed on, not a trace of its own.
+    let span = tracing::info_span!("redrive", otel.kind = "producer", stage = %stage);
+    aia_telemetry::set_parent_from(&span, headers.as_ref());
+    let published = aia_bus::publish_event(jetstream, &copy, &msg_id)
+        .instrument(span)
+        .await;
+    if let Err(err) = published {
         // Not re-driven after all: it may be tried again.
         if let Err(forgotten) = client
             .execute(
@@ -153,11 +161,13 @@ pub async fn redrive(
     Ok(copy.event_id)
 }
 
+/// The event `event_id` among those `filter` matches, with its message's
+/// headers (its trace context).
 async fn find_event(
     jetstream: &JetStream,
     filter: &str,
     event_id: Uuid,
-) -> Result<Option<Event>, AdminError> {
+) -> Result<Option<(Event, Option<async_nats::HeaderMap>)>, AdminError> {
     let stream = jetstream
         .get_stream(STREAM)
         .await
@@ -191,7 +201,7 @@ async fn find_event(
             if let Ok(event) = Event::from_json(&message.payload)
                 && event.event_id == event_id
             {
-                return Ok(Some(event));
+                return Ok(Some((event, message.headers.clone())));
             }
         }
         if read == 0 {

@@ -8,6 +8,7 @@ use aia_bus::{JetStream, STREAM};
 use aia_events::{Event, TenantId};
 use aia_store::{StoreError, parking, tenants};
 use async_nats::jetstream::stream::RawMessageErrorKind;
+use tracing::Instrument as _;
 
 use crate::tenants::{AdminError, TenantAdmin};
 
@@ -79,15 +80,20 @@ pub async fn resume_tenant(
             let original = match stream.get_raw_message(parked.stream_sequence).await {
                 Ok(message) => Event::from_json(&message.payload)
                     .ok()
-                    .filter(|event| event.event_id == parked.event_id),
+                    .filter(|event| event.event_id == parked.event_id)
+                    .map(|event| (event, message.headers)),
                 Err(err) if err.kind() == RawMessageErrorKind::NoMessageFound => None,
                 Err(err) => return Err(AdminError::nats("reading a set-aside event", err)),
             };
             match original {
-                Some(original) => {
+                Some((original, headers)) => {
                     let copy = Event::republished(&original);
                     let msg_id = aia_bus::msg_id::resumed(original.event_id, &parked.stage);
+                    // In the ticket's trace, as the event set aside was.
+                    let span = tracing::info_span!("resume", otel.kind = "producer");
+                    aia_telemetry::set_parent_from(&span, Some(&headers));
                     aia_bus::publish_event(jetstream, &copy, &msg_id)
+                        .instrument(span)
                         .await
                         .map_err(|err| AdminError::nats("publishing a set-aside event", err))?;
                     published += 1;

@@ -13,6 +13,9 @@ use pipeline_support::Stack;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_failed_write_back_is_listed_re_driven_after_the_fix_and_never_doubled() {
+    // Spans with real trace contexts, so the trace a re-drive continues is
+    // visible in the events' headers.
+    let _telemetry = aia_telemetry::init_with_otlp("dead-letters-test", None);
     let stack = Stack::start("right-token", None).await;
     let secret = stack.add_tenant("acme", "wrong-token").await;
     let ticket = serde_json::json!({"tenant_id": "acme", "ticket_id": "SUP-9", "description": "Printer offline", "priority": "low"});
@@ -82,6 +85,18 @@ async fn a_failed_write_back_is_listed_re_driven_after_the_fix_and_never_doubled
     )
     .await;
     assert_eq!(stack.sdp.notes("SUP-9").len(), 1);
+    // The re-driven write-back is in the ticket's one trace, not a new one.
+    let story = aia_ops::replay::story(
+        &jetstream,
+        &TenantId::parse("acme").unwrap(),
+        &aia_events::TicketId::parse("SUP-9").unwrap(),
+    )
+    .await
+    .unwrap();
+    let traces: std::collections::BTreeSet<Option<String>> =
+        story.iter().map(|line| line.trace_id.clone()).collect();
+    assert_eq!(traces.len(), 1, "{traces:?}");
+    assert!(traces.iter().all(Option::is_some), "{traces:?}");
     assert!(
         aia_ops::dead_letters::list(&admin_pool, Some("acme"), 10)
             .await

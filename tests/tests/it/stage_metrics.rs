@@ -11,18 +11,27 @@ use aia_standins::servicedesk::ServiceDeskStandIn;
 use aia_store::Keyring;
 use aia_testkit::{NatsServer, TestDatabase, eventually};
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_stage_serves_its_counts_on_metrics() {
+/// NATS with the topology, a database with tenant `acme-msp` on `sdp`,
+/// and a JetStream client: what each write-back stage below runs on.
+struct Rig {
+    _nats: NatsServer,
+    db: TestDatabase,
+    jetstream: aia_bus::JetStream,
+    keys: String,
+    _client: async_nats::Client,
+    _server: aia_standins::Running,
+}
+
+async fn rig(sdp: &ServiceDeskStandIn) -> Rig {
     let _ = rustls::crypto::ring::default_provider().install_default();
     let nats = NatsServer::start().await;
     let db = TestDatabase::create().await;
     aiagents::ops::apply_nats(&nats.url()).await.unwrap();
-    let sdp = ServiceDeskStandIn::new("t");
     let server = aia_standins::serve(sdp.router()).await.unwrap();
-    let keyring = Keyring::parse(&Keyring::generate_spec("k1")).unwrap();
+    let keys = Keyring::generate_spec("k1");
     aiagents::ops::add_tenant(
         &db.app_url,
-        &keyring,
+        &Keyring::parse(&keys).unwrap(),
         "acme-msp",
         "Acme",
         ItsmKind::ServicedeskPlus,
@@ -31,46 +40,78 @@ async fn a_stage_serves_its_counts_on_metrics() {
     )
     .await
     .unwrap();
-    let (_client, jetstream) = aia_bus::connect(&nats.url(), "test").await.unwrap();
+    let (client, jetstream) = aia_bus::connect(&nats.url(), "test").await.unwrap();
+    Rig {
+        _nats: nats,
+        db,
+        jetstream,
+        keys,
+        _client: client,
+        _server: server,
+    }
+}
+
+/// A running write-back stage and how to stop it.
+struct Running {
+    shutdown: tokio_util::sync::CancellationToken,
+    stage: tokio::task::JoinHandle<Result<(), aia_bus::stage::StageError>>,
+}
+
+impl Rig {
+    fn writeback(&self, config: StageConfig) -> Running {
+        let pool = aia_store::pool(&self.db.app_url, 2).unwrap();
+        let handler = Arc::new(writeback::Writeback {
+            tenants: Arc::new(aia_store::TenantCache::new(
+                pool.clone(),
+                Arc::new(Keyring::parse(&self.keys).unwrap()),
+                Duration::ZERO,
+            )),
+            db: pool,
+            http: reqwest::Client::new(),
+            public_url: None,
+            lease: Duration::from_secs(30),
+        });
+        let shutdown = tokio_util::sync::CancellationToken::new();
+        let stage = tokio::spawn(aia_bus::run_stage(
+            self.jetstream.clone(),
+            handler,
+            config,
+            shutdown.clone().cancelled_owned(),
+        ));
+        Running { shutdown, stage }
+    }
+}
+
+fn writeback_config(concurrency: usize, metrics_addr: Option<std::net::SocketAddr>) -> StageConfig {
+    StageConfig {
+        stage: Stage::Writeback.as_str(),
+        durable: Stage::Writeback.as_str().to_owned(),
+        concurrency,
+        registry: aia_telemetry::metrics::registry(),
+        metrics_addr,
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stage_serves_its_counts_on_metrics() {
+    let sdp = ServiceDeskStandIn::new("t");
+    let rig = rig(&sdp).await;
+    let jetstream = &rig.jetstream;
     let mut event = examples::all()
         .into_iter()
         .find(|event| matches!(&event.payload, Payload::EnhancementGenerated(g) if !g.degraded))
         .unwrap();
     event.ticket_id = TicketId::parse("SUP-3").unwrap();
-    aia_bus::publish_event(&jetstream, &event, "m1")
+    aia_bus::publish_event(jetstream, &event, "m1")
         .await
         .unwrap();
 
     let free = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = free.local_addr().unwrap();
     drop(free);
-    let config = StageConfig {
-        stage: Stage::Writeback.as_str(),
-        durable: Stage::Writeback.as_str().to_owned(),
-        concurrency: 32,
-        registry: aia_telemetry::metrics::registry(),
-        metrics_addr: Some(addr),
-    };
+    let config = writeback_config(32, Some(addr));
     let registry = config.registry.clone();
-    let pool = aia_store::pool(&db.app_url, 2).unwrap();
-    let handler = Arc::new(writeback::Writeback {
-        tenants: std::sync::Arc::new(aia_store::TenantCache::new(
-            pool.clone(),
-            std::sync::Arc::new(keyring),
-            std::time::Duration::ZERO,
-        )),
-        db: pool,
-        http: reqwest::Client::new(),
-        public_url: None,
-        lease: std::time::Duration::from_secs(30),
-    });
-    let shutdown = tokio_util::sync::CancellationToken::new();
-    let stage = tokio::spawn(aia_bus::run_stage(
-        jetstream.clone(),
-        handler,
-        config,
-        shutdown.clone().cancelled_owned(),
-    ));
+    let running = rig.writeback(config);
     eventually("the note", Duration::from_secs(20), || async {
         (!sdp.notes("SUP-3").is_empty()).then_some(())
     })
@@ -151,8 +192,8 @@ async fn a_stage_serves_its_counts_on_metrics() {
     let info = consumer.info().await.unwrap();
     assert_eq!(info.num_ack_pending, 1, "kept, waiting to be offered again");
     assert!(sdp.notes("SUP-4").is_empty());
-    shutdown.cancel();
-    stage.await.unwrap().unwrap();
+    running.shutdown.cancel();
+    running.stage.await.unwrap().unwrap();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -209,26 +250,10 @@ async fn a_stages_consumer_lag_is_read_from_jetstream() {
 /// be redelivered elsewhere, and their deliveries used up, untried).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_busy_stage_takes_no_message_it_cannot_start() {
-    let _ = rustls::crypto::ring::default_provider().install_default();
-    let nats = NatsServer::start().await;
-    let db = TestDatabase::create().await;
-    aiagents::ops::apply_nats(&nats.url()).await.unwrap();
     let sdp = ServiceDeskStandIn::new("t");
     sdp.hang_before_storing(Some(Duration::from_secs(3)));
-    let server = aia_standins::serve(sdp.router()).await.unwrap();
-    let keyring = Keyring::parse(&Keyring::generate_spec("k1")).unwrap();
-    aiagents::ops::add_tenant(
-        &db.app_url,
-        &keyring,
-        "acme-msp",
-        "Acme",
-        ItsmKind::ServicedeskPlus,
-        &server.url(),
-        r#"{"authtoken":"t"}"#,
-    )
-    .await
-    .unwrap();
-    let (_client, jetstream) = aia_bus::connect(&nats.url(), "test").await.unwrap();
+    let rig = rig(&sdp).await;
+    let jetstream = &rig.jetstream;
     let template = examples::all()
         .into_iter()
         .find(|event| matches!(&event.payload, Payload::EnhancementGenerated(g) if !g.degraded))
@@ -238,36 +263,11 @@ async fn a_busy_stage_takes_no_message_it_cannot_start() {
         event.event_id = uuid::Uuid::now_v7();
         event.correlation_id = uuid::Uuid::now_v7();
         event.ticket_id = TicketId::parse(&format!("SUP-{n}")).unwrap();
-        aia_bus::publish_event(&jetstream, &event, &event.event_id.to_string())
+        aia_bus::publish_event(jetstream, &event, &event.event_id.to_string())
             .await
             .unwrap();
     }
-    let pool = aia_store::pool(&db.app_url, 2).unwrap();
-    let handler = Arc::new(writeback::Writeback {
-        tenants: Arc::new(aia_store::TenantCache::new(
-            pool.clone(),
-            Arc::new(keyring),
-            Duration::ZERO,
-        )),
-        db: pool,
-        http: reqwest::Client::new(),
-        public_url: None,
-        lease: Duration::from_secs(30),
-    });
-    let config = StageConfig {
-        stage: Stage::Writeback.as_str(),
-        durable: Stage::Writeback.as_str().to_owned(),
-        concurrency: 4,
-        registry: aia_telemetry::metrics::registry(),
-        metrics_addr: None,
-    };
-    let shutdown = tokio_util::sync::CancellationToken::new();
-    let stage = tokio::spawn(aia_bus::run_stage(
-        jetstream.clone(),
-        handler,
-        config,
-        shutdown.clone().cancelled_owned(),
-    ));
+    let running = rig.writeback(writeback_config(4, None));
     let mut consumer: async_nats::jetstream::consumer::PullConsumer = jetstream
         .get_stream(aia_bus::STREAM)
         .await
@@ -291,8 +291,8 @@ async fn a_busy_stage_takes_no_message_it_cannot_start() {
         "only the tickets in work are delivered"
     );
     assert_eq!(info.num_pending, 8, "the others wait in the stream");
-    shutdown.cancel();
-    stage.await.unwrap().unwrap();
+    running.shutdown.cancel();
+    running.stage.await.unwrap().unwrap();
 }
 
 /// A stage whose consumer is deleted under it stops with an error (for its
@@ -300,38 +300,9 @@ async fn a_busy_stage_takes_no_message_it_cannot_start() {
 /// pulling from nothing for ever or stopping as if asked to.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_stage_whose_consumer_is_deleted_stops_with_an_error() {
-    let _ = rustls::crypto::ring::default_provider().install_default();
-    let nats = NatsServer::start().await;
-    let db = TestDatabase::create().await;
-    aiagents::ops::apply_nats(&nats.url()).await.unwrap();
-    let (_client, jetstream) = aia_bus::connect(&nats.url(), "test").await.unwrap();
-    let keyring = Keyring::parse(&Keyring::generate_spec("k1")).unwrap();
-    let pool = aia_store::pool(&db.app_url, 2).unwrap();
-    let handler = Arc::new(writeback::Writeback {
-        tenants: Arc::new(aia_store::TenantCache::new(
-            pool.clone(),
-            Arc::new(keyring),
-            Duration::ZERO,
-        )),
-        db: pool,
-        http: reqwest::Client::new(),
-        public_url: None,
-        lease: Duration::from_secs(30),
-    });
-    let config = StageConfig {
-        stage: Stage::Writeback.as_str(),
-        durable: Stage::Writeback.as_str().to_owned(),
-        concurrency: 2,
-        registry: aia_telemetry::metrics::registry(),
-        metrics_addr: None,
-    };
-    let shutdown = tokio_util::sync::CancellationToken::new();
-    let stage = tokio::spawn(aia_bus::run_stage(
-        jetstream.clone(),
-        handler,
-        config,
-        shutdown.clone().cancelled_owned(),
-    ));
+    let rig = rig(&ServiceDeskStandIn::new("t")).await;
+    let jetstream = &rig.jetstream;
+    let running = rig.writeback(writeback_config(2, None));
     tokio::time::sleep(Duration::from_secs(1)).await;
     jetstream
         .get_stream(aia_bus::STREAM)
@@ -340,7 +311,7 @@ async fn a_stage_whose_consumer_is_deleted_stops_with_an_error() {
         .delete_consumer(Stage::Writeback.as_str())
         .await
         .unwrap();
-    let stopped = tokio::time::timeout(Duration::from_secs(40), stage)
+    let stopped = tokio::time::timeout(Duration::from_secs(40), running.stage)
         .await
         .expect("the stage stops")
         .unwrap();

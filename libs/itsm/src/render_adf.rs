@@ -2,23 +2,12 @@
 //! in the Markdown becomes plain text; links keep only http(s) and mailto
 //! targets.
 
-use pulldown_cmark::{CodeBlockKind, Event, HeadingLevel, Options, Parser, Tag, TagEnd};
+use pulldown_cmark::{CodeBlockKind, Event, Options, Parser, Tag, TagEnd};
 use serde_json::{Value, json};
 
 /// A node being built, with the marks in force for text inside it.
 struct Frame {
     node: Value,
-}
-
-fn level(heading: HeadingLevel) -> u8 {
-    match heading {
-        HeadingLevel::H1 => 1,
-        HeadingLevel::H2 => 2,
-        HeadingLevel::H3 => 3,
-        HeadingLevel::H4 => 4,
-        HeadingLevel::H5 => 5,
-        HeadingLevel::H6 => 6,
-    }
 }
 
 /// Whether `node` is inline content (it belongs inside a paragraph).
@@ -50,11 +39,6 @@ fn blocks(content: Vec<Value>) -> Vec<Value> {
     out
 }
 
-fn safe(url: &str) -> bool {
-    let lower = url.trim().to_ascii_lowercase();
-    lower.starts_with("https://") || lower.starts_with("http://") || lower.starts_with("mailto:")
-}
-
 pub fn adf(markdown: &str) -> Value {
     let mut stack = vec![Frame {
         node: json!({"type": "doc", "version": 1, "content": []}),
@@ -79,7 +63,7 @@ pub fn adf(markdown: &str) -> Value {
             Event::Start(tag) => match tag {
                 Tag::Paragraph => stack.push(Frame { node: json!({"type": "paragraph", "content": []}) }),
                 Tag::Heading { level: heading, .. } => stack.push(Frame {
-                    node: json!({"type": "heading", "attrs": {"level": level(heading)}, "content": []}),
+                    node: json!({"type": "heading", "attrs": {"level": heading as u8}, "content": []}),
                 }),
                 Tag::List(Some(start)) => stack.push(Frame {
                     node: json!({"type": "orderedList", "attrs": {"order": start}, "content": []}),
@@ -102,7 +86,7 @@ pub fn adf(markdown: &str) -> Value {
                 Tag::Strong => marks.push(json!({"type": "strong"})),
                 Tag::Strikethrough => marks.push(json!({"type": "strike"})),
                 Tag::Link { dest_url, .. } => {
-                    let href = if safe(&dest_url) { dest_url.to_string() } else { "#".to_owned() };
+                    let href = if crate::render::safe_url(&dest_url) { dest_url.to_string() } else { "#".to_owned() };
                     marks.push(json!({"type": "link", "attrs": {"href": href}}));
                 }
                 _ => {}

@@ -4,7 +4,7 @@
 //! be a numbered list). Text that could open markup is escaped; links keep
 //! only http(s) and mailto targets; raw HTML stays text.
 
-use pulldown_cmark::{Event, HeadingLevel, Options, Parser, Tag, TagEnd};
+use pulldown_cmark::{Event, Options, Parser, Tag, TagEnd};
 
 use crate::render::safe_url;
 
@@ -26,17 +26,6 @@ fn escaped(text: &str) -> String {
         }
     }
     out
-}
-
-fn level(heading: HeadingLevel) -> u8 {
-    match heading {
-        HeadingLevel::H1 => 1,
-        HeadingLevel::H2 => 2,
-        HeadingLevel::H3 => 3,
-        HeadingLevel::H4 => 4,
-        HeadingLevel::H5 => 5,
-        HeadingLevel::H6 => 6,
-    }
 }
 
 pub fn wiki(markdown: &str) -> String {
@@ -64,7 +53,7 @@ pub fn wiki(markdown: &str) -> String {
         match event {
             Event::Start(Tag::Heading { level: heading, .. }) => {
                 block_break(&mut out);
-                out.push_str(&format!("h{}. ", level(heading)));
+                out.push_str(&format!("h{}. ", heading as u8));
             }
             Event::End(TagEnd::Heading(_)) => out.push('\n'),
             Event::Start(Tag::Paragraph) if lists.is_empty() => block_break(&mut out),

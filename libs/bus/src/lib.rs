@@ -8,6 +8,7 @@ pub mod kit;
 pub mod metrics;
 pub mod msg_id;
 pub mod publish;
+pub mod read;
 pub mod stage;
 pub mod topology;
 

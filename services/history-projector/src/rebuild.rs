@@ -16,7 +16,6 @@ use aia_events::{Event, TenantId};
 use aia_store::Client;
 use async_nats::jetstream::consumer::{DeliverPolicy, pull};
 use chrono::NaiveDate;
-use futures::StreamExt;
 use indicatif::{ProgressBar, ProgressStyle};
 
 use crate::model::{Counters, Projection, RunRow};
@@ -73,31 +72,9 @@ async fn read_events(
     if consumer.cached_info().num_pending == 0 {
         return Ok(0);
     }
-    let mut messages = consumer.messages().await?;
+    let mut messages = aia_bus::read::ToEnd::new(consumer.messages().await?, until);
     let mut n_events = 0;
-    // The server said nothing more matches, before the last sequence: on a
-    // cluster that count can be a moment stale (a leader that has just
-    // taken over), so the end is taken as reached only once nothing more
-    // comes for a while; a rebuild that stopped early would drop events.
-    let mut said_done = false;
-    loop {
-        let wait = if said_done {
-            Duration::from_secs(2)
-        } else {
-            Duration::from_secs(30)
-        };
-        let next = match tokio::time::timeout(wait, messages.next()).await {
-            Ok(next) => next,
-            Err(_) if said_done => break,
-            Err(_) => anyhow::bail!("the stream stopped delivering events"),
-        };
-        let Some(message) = next else { break };
-        let message = message?;
-        let info = message.info().map_err(|err| anyhow::anyhow!("{err}"))?;
-        let (sequence, pending) = (info.stream_sequence, info.pending);
-        if sequence > until {
-            break;
-        }
+    while let Some((message, sequence)) = messages.next().await? {
         match Event::from_json(&message.payload) {
             Ok(event) => on_event(event),
             // Rebuilt without it, the read models would lose it for good.
@@ -108,10 +85,6 @@ async fn read_events(
         }
         n_events += 1;
         progress.set_position(sequence - after);
-        if sequence >= until {
-            break;
-        }
-        said_done = pending == 0;
     }
     Ok(n_events)
 }

@@ -9,13 +9,10 @@
 //! its outbox, not the stream; they are folded last, as they will be
 //! published.
 
-use std::time::Duration;
-
 use aia_bus::{JetStream, STREAM};
 use aia_events::{Event, TenantId};
 use anyhow::Context as _;
 use async_nats::jetstream::consumer::{DeliverPolicy, pull};
-use futures::StreamExt as _;
 
 /// What a rebuild read and wrote.
 #[derive(Debug, Default, PartialEq, Eq)]
@@ -77,26 +74,8 @@ pub async fn rebuild(
         .await
         .map_err(|err| anyhow::anyhow!("creating the rebuild's consumer: {err}"))?;
         if consumer.cached_info().num_pending > 0 {
-            let mut messages = consumer.messages().await?;
-            // "Nothing more matches" before the last sequence is believed
-            // only once nothing more comes for a while: on a cluster the
-            // count can be a moment stale (see the history rebuild).
-            let mut said_done = false;
-            loop {
-                let wait = if said_done {
-                    Duration::from_secs(2)
-                } else {
-                    Duration::from_secs(30)
-                };
-                let next = match tokio::time::timeout(wait, messages.next()).await {
-                    Ok(next) => next,
-                    Err(_) if said_done => break,
-                    Err(_) => anyhow::bail!("the stream stopped delivering events"),
-                };
-                let Some(message) = next else { break };
-                let message = message?;
-                let info = message.info().map_err(|err| anyhow::anyhow!("{err}"))?;
-                let (sequence, pending) = (info.stream_sequence, info.pending);
+            let mut messages = aia_bus::read::ToEnd::new(consumer.messages().await?, last);
+            while let Some((message, sequence)) = messages.next().await? {
                 match Event::from_json(&message.payload) {
                     Ok(event) => {
                         crate::store::apply(&tx, &event).await?;
@@ -112,10 +91,6 @@ pub async fn rebuild(
                         tracing::warn!(sequence, error = %err, "Skipping an undecodable event");
                     }
                 }
-                if sequence >= last {
-                    break;
-                }
-                said_done = pending == 0;
             }
         }
     }

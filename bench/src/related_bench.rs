@@ -287,8 +287,9 @@ pub fn run(open: usize, tenants: usize, queries: usize) -> anyhow::Result<()> {
                 };
                 let vector = unit(&mut rng);
                 let begun = Instant::now();
-                let tx = aia_store::tenant_transaction(&mut client, &tenant).await?;
-                incident_correlator::store::lock_tenant(&tx, &tenant).await?;
+                let tx =
+                    incident_correlator::store::locked_tenant_transaction(&mut client, &tenant)
+                        .await?;
                 let arrival = incident_correlator::decide::Arrival {
                     ticket: &ticket,
                     vector: Some(&vector),

@@ -28,6 +28,7 @@ use tokio_postgres::error::SqlState;
 pub use deadpool_postgres::{Client, GenericClient, Pool, PoolError, Transaction};
 pub use scoped::{
     search_query, set_tenant, tenant_query, tenant_query_unflushed, tenant_transaction,
+    tenant_transaction_unflushed,
 };
 pub use secrets::{Keyring, Secret};
 pub use tenant_cache::TenantCache;

@@ -51,9 +51,21 @@ pub async fn tenant_query_unflushed(
     sql: &str,
     params: &[&(dyn ToSql + Sync)],
 ) -> Result<Vec<Row>, StoreError> {
-    let settings = "select set_config('app.tenant_id', $1, true), set_config('synchronous_commit', 'off', true)";
     let tenant = tenant.as_str();
-    one_round_trip(client, settings, &[&tenant], sql, params).await
+    one_round_trip(client, SET_TENANT_UNFLUSHED, &[&tenant], sql, params).await
+}
+
+/// A [`tenant_transaction`] whose commit does not wait for the WAL flush,
+/// for the same kind of writes as [`tenant_query_unflushed`]'s: the tenant
+/// and the setting in one statement.
+pub async fn tenant_transaction_unflushed<'a>(
+    client: &'a mut Client,
+    tenant: &TenantId,
+) -> Result<Transaction<'a>, StoreError> {
+    let tx = client.transaction().await?;
+    let statement = tx.prepare_cached(SET_TENANT_UNFLUSHED).await?;
+    tx.execute(&statement, &[&tenant.as_str()]).await?;
+    Ok(tx)
 }
 
 /// A [`tenant_query`] for full-text searches, which also bounds the
@@ -84,6 +96,8 @@ pub async fn search_query(
 }
 
 const SET_TENANT: &str = "select set_config('app.tenant_id', $1, true)";
+const SET_TENANT_UNFLUSHED: &str =
+    "select set_config('app.tenant_id', $1, true), set_config('synchronous_commit', 'off', true)";
 
 /// `BEGIN`, the transaction's settings, the statement and `COMMIT`.
 ///

@@ -68,7 +68,7 @@ impl Sum {
 impl Centroids {
     /// Sets each of the tenant's `live` incidents' centroid: the unit mean
     /// of its members' vectors of `model`. The caller holds the tenant's
-    /// lock ([`crate::store::lock_tenant`]), so no other decision of the
+    /// lock ([`crate::store::locked_tenant_transaction`]), so no other decision of the
     /// tenant runs meanwhile.
     pub async fn fill(
         &self,

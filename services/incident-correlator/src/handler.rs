@@ -16,7 +16,7 @@ use aia_events::{
     ContextGathered, Event, IncidentChange, IncidentDetected, IncidentStatus, IncidentTicket,
     IncidentUpdated, Payload, TenantId, TicketResolved,
 };
-use aia_store::{Pool, StoreError, Tenant, TenantCache, open_tickets, tenant_transaction};
+use aia_store::{Pool, StoreError, Tenant, TenantCache, open_tickets};
 use chrono::Utc;
 use uuid::Uuid;
 
@@ -105,8 +105,7 @@ impl IncidentCorrelator {
         };
         let tenant_id = &event.tenant_id;
         let mut client = self.db.get().await?;
-        let tx = tenant_transaction(&mut client, tenant_id).await?;
-        store::lock_tenant(&tx, tenant_id).await?;
+        let tx = store::locked_tenant_transaction(&mut client, tenant_id).await?;
         let assigned = store::assigned(&tx, tenant_id, &[event.ticket_id.as_str()]).await?;
         if !assigned.is_empty() {
             // Decided before (a redelivery): only the outbox is left to do.
@@ -231,8 +230,7 @@ impl IncidentCorrelator {
             resolved.resolved_at,
         )
         .await?;
-        let tx = tenant_transaction(&mut client, &event.tenant_id).await?;
-        store::lock_tenant(&tx, &event.tenant_id).await?;
+        let tx = store::locked_tenant_transaction(&mut client, &event.tenant_id).await?;
         let Some(incident) = store::resolve_ticket(
             &tx,
             &event.tenant_id,

@@ -6,7 +6,7 @@
 
 use aia_bus::JetStream;
 use aia_events::{Event, IncidentChange, IncidentStatus, IncidentUpdated, Payload, TenantId};
-use aia_store::{GenericClient, Pool, StoreError, tenant_transaction};
+use aia_store::{GenericClient, Pool, StoreError};
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
@@ -44,8 +44,7 @@ pub async fn act(
     by: &str,
 ) -> Result<Option<Event>, OperatorError> {
     let mut client = db.get().await.map_err(StoreError::from)?;
-    let tx = tenant_transaction(&mut client, tenant).await?;
-    store::lock_tenant(&tx, tenant).await?;
+    let tx = store::locked_tenant_transaction(&mut client, tenant).await?;
     let row = tx
         .query_opt(
             "select status, version,

@@ -9,20 +9,29 @@ use std::collections::HashSet;
 use aia_events::{
     Event, IncidentChange, IncidentStatus, IncidentTicket, Payload, TenantId, TicketId,
 };
-use aia_store::{GenericClient, StoreError};
+use aia_store::{Client, GenericClient, StoreError, Transaction};
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
 use crate::decide::Live;
 
-/// Makes the transaction the tenant's only decider until it ends: two
-/// instances handling two tickets of one burst decide one after the other.
-pub async fn lock_tenant(tx: &impl GenericClient, tenant: &TenantId) -> Result<(), StoreError> {
+/// Starts a transaction that sees only `tenant`'s rows (as
+/// [`aia_store::tenant_transaction`]) and is the tenant's only decider until
+/// it ends: two instances handling two tickets of one burst decide one
+/// after the other. The tenant and the lock are one statement.
+pub async fn locked_tenant_transaction<'a>(
+    client: &'a mut Client,
+    tenant: &TenantId,
+) -> Result<Transaction<'a>, StoreError> {
+    let tx = client.transaction().await?;
     let statement = tx
-        .prepare_cached("select pg_advisory_xact_lock(hashtextextended('incidents:' || $1, 0))")
+        .prepare_cached(
+            "select set_config('app.tenant_id', $1, true),
+                    pg_advisory_xact_lock(hashtextextended('incidents:' || $1, 0))",
+        )
         .await?;
     tx.execute(&statement, &[&tenant.as_str()]).await?;
-    Ok(())
+    Ok(tx)
 }
 
 /// The tenant's incidents tickets may still join, earliest detected first,

@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use aia_bus::JetStream;
 use aia_events::TenantId;
-use aia_store::{Pool, StoreError, TenantCache, tenant_transaction};
+use aia_store::{Pool, StoreError, TenantCache};
 use chrono::Utc;
 
 use crate::decide::Rules;
@@ -126,8 +126,7 @@ impl Sweep {
             None => return Ok(0),
         };
         let mut client = self.db.get().await.map_err(StoreError::from)?;
-        let tx = tenant_transaction(&mut client, tenant).await?;
-        store::lock_tenant(&tx, tenant).await?;
+        let tx = store::locked_tenant_transaction(&mut client, tenant).await?;
         let mut live = store::live(&tx, tenant).await?;
         // By the clock, from the incident's last activity (its last ticket,
         // or its last decision: an incident detected while the correlator

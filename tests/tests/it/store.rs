@@ -435,7 +435,7 @@ async fn a_failing_tenant_query_rolls_back_and_the_connection_serves_the_next_on
 }
 
 #[tokio::test]
-async fn an_unflushed_tenant_query_relaxes_the_commit_for_itself_only() {
+async fn an_unflushed_tenant_query_or_transaction_relaxes_the_commit_for_itself_only() {
     let db = TestDatabase::create().await;
     let mut client = app_connection(&db).await;
     let tenant = TenantId::parse("tenant-a").unwrap();
@@ -456,6 +456,25 @@ async fn an_unflushed_tenant_query_relaxes_the_commit_for_itself_only() {
         ),
         ("off".to_string(), Some("tenant-a".to_string()))
     );
+    let after = client.query_one(setting, &[]).await.unwrap();
+    assert_eq!(after.get::<_, String>(0), "on");
+    assert_ne!(
+        after.get::<_, Option<String>>(1).as_deref(),
+        Some("tenant-a")
+    );
+    // The same for a transaction of several statements.
+    let tx = aia_store::tenant_transaction_unflushed(&mut client, &tenant)
+        .await
+        .unwrap();
+    let inside = tx.query_one(setting, &[]).await.unwrap();
+    assert_eq!(
+        (
+            inside.get::<_, String>(0),
+            inside.get::<_, Option<String>>(1)
+        ),
+        ("off".to_string(), Some("tenant-a".to_string()))
+    );
+    tx.commit().await.unwrap();
     let after = client.query_one(setting, &[]).await.unwrap();
     assert_eq!(after.get::<_, String>(0), "on");
     assert_ne!(

@@ -11,7 +11,10 @@ use std::sync::Arc;
 use aia_events::{TenantId, TicketId};
 use chrono::{DateTime, Utc};
 
-use crate::{Client, GenericClient, Row, StoreError, tenant_query, tenant_transaction};
+use crate::{
+    Client, GenericClient, Row, StoreError, tenant_query, tenant_query_unflushed,
+    tenant_transaction_unflushed,
+};
 
 pub use cache::{DEFAULT_TENANTS, REFRESH, WindowCache, configured_tenants};
 
@@ -86,56 +89,55 @@ pub async fn window_and_record(
     record: bool,
 ) -> Result<Vec<Arc<OpenTicket>>, StoreError> {
     let model = ticket.vector.map(|(model, _)| model);
-    let tx = tenant_transaction(client, tenant).await?;
+    let vector = ticket.vector.map(|(_, vector)| quantize(vector));
+    let params: [&(dyn crate::ToSql + Sync); 7] = [
+        &tenant.as_str(),
+        &ticket.ticket_id.as_str(),
+        &ticket.received_at,
+        &ticket.subject,
+        &ticket.entities,
+        &model,
+        &vector,
+    ];
+    // Without a vector only a shared host, address or site relates two
+    // tickets: just the rows that share one are read, and none at all when
+    // the ticket names none — then recording is the one statement, sent
+    // with its transaction in one round trip.
+    if model.is_none() && ticket.entities.is_empty() {
+        if record {
+            tenant_query_unflushed(client, tenant, UPSERT, &params).await?;
+        }
+        return Ok(Vec::new());
+    }
     // A cache: its commit need not wait for the WAL flush (a row lost in a
     // database crash only leaves that ticket out of incidents; it is
     // visible to others at commit either way).
-    tx.batch_execute("set local synchronous_commit = off")
-        .await?;
-    // Without a vector only a shared host, address or site relates two
-    // tickets: just the rows that share one are read (none when the ticket
-    // names none), not the window.
+    let tx = tenant_transaction_unflushed(client, tenant).await?;
     let window = match model {
         Some(_) => {
             cache
                 .window(&tx, tenant, since, ticket.ticket_id, model)
                 .await?
         }
-        None if ticket.entities.is_empty() => Vec::new(),
         None => sharing(&tx, tenant, since, ticket.ticket_id, ticket.entities).await?,
     };
-    if !record {
-        tx.commit().await?;
-        return Ok(window);
+    if record {
+        let upsert = tx.prepare_cached(UPSERT).await?;
+        tx.execute(&upsert, &params).await?;
     }
-    let upsert = tx
-        .prepare_cached(
-            "insert into open_tickets
-                    (tenant_id, ticket_id, received_at, subject, entities, model, vector)
-             values ($1, $2, $3, $4, $5, $6, $7)
-             on conflict (tenant_id, ticket_id) do update
-                set received_at = excluded.received_at, subject = excluded.subject,
-                    entities = excluded.entities, model = excluded.model,
-                    vector = excluded.vector, updated_at = now()",
-        )
-        .await?;
-    let vector = ticket.vector.map(|(_, vector)| quantize(vector));
-    tx.execute(
-        &upsert,
-        &[
-            &tenant.as_str(),
-            &ticket.ticket_id.as_str(),
-            &ticket.received_at,
-            &ticket.subject,
-            &ticket.entities,
-            &model,
-            &vector,
-        ],
-    )
-    .await?;
     tx.commit().await?;
     Ok(window)
 }
+
+/// Enters a ticket into the window; a redelivery changes nothing but the
+/// row's details, and a resolution that arrived first is kept.
+const UPSERT: &str = "insert into open_tickets
+        (tenant_id, ticket_id, received_at, subject, entities, model, vector)
+ values ($1, $2, $3, $4, $5, $6, $7)
+ on conflict (tenant_id, ticket_id) do update
+    set received_at = excluded.received_at, subject = excluded.subject,
+        entities = excluded.entities, model = excluded.model,
+        vector = excluded.vector, updated_at = now()";
 
 /// The window's tickets that name one of `entities`, newest first, without
 /// their vectors.

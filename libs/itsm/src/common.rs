@@ -47,6 +47,16 @@ impl ItsmError {
     }
 }
 
+/// A ticket's notes could not all be read (more than we page through, or
+/// a next page that is not the tool's): a search for our marker among them
+/// cannot say "not there", and a note posted on that word might be a second.
+pub(crate) fn notes_incomplete(tool: &str, read: usize) -> ItsmError {
+    ItsmError::permanent(format!(
+        "{tool} lists more notes on the ticket than could be read ({read} read); \
+         whether our note is already there is unknown, so none is posted"
+    ))
+}
+
 #[derive(Debug, thiserror::Error)]
 #[error("{0}")]
 pub struct ConfigError(pub String);

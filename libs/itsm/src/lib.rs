@@ -30,7 +30,7 @@ pub use common::{
     ConfigError, ImportWindow, ItsmError, NoteFormat, Pace, PostedNote, RenderedNote, Resolution,
     ResolvedPage, ResolvedTicket, TicketSummary,
 };
-pub(crate) use common::{classify, retry_after, transport_error};
+pub(crate) use common::{classify, notes_incomplete, retry_after, transport_error};
 pub use connectwise::ConnectWise;
 pub use freshservice::Freshservice;
 pub use halopsa::HaloPsa;

@@ -117,6 +117,38 @@ async fn jira_gets_one_internal_adf_comment_even_after_a_crash_before_recording_
     assert_eq!(jira.comments("SUP-42").len(), 1);
 }
 
+/// Jira lists comments oldest first, a page at a time: on a busy issue our
+/// note is past the first page, and the search after a crash must read on
+/// to it rather than post a second.
+#[tokio::test]
+async fn a_crash_after_posting_on_a_busy_jira_issue_still_leaves_one_comment() {
+    let jira = JiraStandIn::new(basic("bot@acme.example", "jira-token"));
+    let server = aia_standins::serve(jira.router()).await.unwrap();
+    let (db, handler) = writeback_for(
+        ItsmKind::Jira,
+        &server.url(),
+        r#"{"email":"bot@acme.example","api_token":"jira-token"}"#,
+    )
+    .await;
+    for n in 0..130 {
+        jira.add_comment("SUP-43", &format!("Update {n}: still looking"));
+    }
+    let event = enhancement("SUP-43", ItsmKind::Jira);
+    assert!(
+        matches!(run(&handler, event.clone(), 1).await, Payload::WritebackCompleted(ref done) if !done.already_present)
+    );
+    db.admin_client()
+        .await
+        .execute("update writeback_ledger set state = 'posting'", &[])
+        .await
+        .unwrap();
+    assert!(
+        matches!(run(&handler, event, 2).await, Payload::WritebackCompleted(ref done) if done.already_present),
+        "our comment, past the first pages, must be recognised"
+    );
+    assert_eq!(jira.comments("SUP-43").len(), 131);
+}
+
 #[tokio::test]
 async fn jira_service_management_requests_get_a_private_request_comment() {
     let jira = JiraStandIn::new("Bearer pat-123");

@@ -15,7 +15,7 @@ use chrono::{DateTime, Utc};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use crate::common::{Api, numeric_id, text_of};
+use crate::common::{Api, notes_incomplete, numeric_id, text_of};
 use crate::{ConfigError, ItsmError, PostedNote, RenderedNote, Resolution, TicketSummary};
 
 pub(crate) const TOOL: &str = "Autotask";
@@ -201,12 +201,17 @@ impl Autotask {
                     .flatten()
                     .filter_map(|note| note["description"].as_str().map(str::to_owned)),
             );
+            if body["pageDetails"]["nextPageUrl"].as_str().is_none() {
+                return Ok(texts);
+            }
+            // A next page outside Autotask's zones is not fetched (its URL
+            // came from the answer); the list is then incomplete.
             match self.next_page(&body) {
                 Some(next) => url = next,
                 None => break,
             }
         }
-        Ok(texts)
+        Err(notes_incomplete(TOOL, texts.len()))
     }
 
     /// The `pageDetails.nextPageUrl` of an answer, if it is Autotask's.

@@ -14,7 +14,7 @@ use chrono::{DateTime, Utc};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use crate::common::{Api, numeric_id, text_of};
+use crate::common::{Api, notes_incomplete, numeric_id, text_of};
 use crate::{ConfigError, ItsmError, PostedNote, RenderedNote, Resolution, TicketSummary};
 
 pub(crate) const TOOL: &str = "ConnectWise PSA";
@@ -136,10 +136,12 @@ impl ConnectWise {
             let full = batch.len() == 1000;
             notes.extend(batch);
             if !full {
-                break;
+                return Ok(notes);
             }
         }
-        Ok(notes)
+        // A ticket's notes decide its description and resolution, and
+        // whether our note is there: half of them would answer wrongly.
+        Err(notes_incomplete(TOOL, notes.len()))
     }
 
     pub async fn note_texts(&self, ticket: &TicketId) -> Result<Vec<String>, ItsmError> {

@@ -11,7 +11,7 @@ use chrono::{DateTime, Utc};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use crate::common::{Api, next_link, numeric_id, text_of};
+use crate::common::{Api, next_link, notes_incomplete, numeric_id, text_of};
 use crate::render::html_to_text;
 use crate::{ConfigError, ItsmError, PostedNote, RenderedNote, Resolution, TicketSummary};
 
@@ -121,7 +121,7 @@ impl Freshservice {
         let mut texts = Vec::new();
         for _ in 0..50 {
             let response = self.send(self.api.http.get(url.clone())).await?;
-            let next = next_link(response.headers()).and_then(|next| self.same_host(&next));
+            let next = next_link(response.headers());
             let body: Value = response
                 .json()
                 .await
@@ -134,12 +134,16 @@ impl Freshservice {
                     .filter_map(|note| note["body"].as_str().or(note["body_text"].as_str()))
                     .map(str::to_owned),
             );
-            match next {
-                Some(next) => url = next,
-                None => break,
+            // A next page that is not the tenant's Freshservice is not
+            // fetched (its URL came from the answer); the list is then
+            // incomplete.
+            match next.map(|next| self.same_host(&next)) {
+                None => return Ok(texts),
+                Some(Some(next)) => url = next,
+                Some(None) => break,
             }
         }
-        Ok(texts)
+        Err(notes_incomplete(TOOL, texts.len()))
     }
 
     pub async fn fetch_ticket(&self, ticket: &TicketId) -> Result<TicketSummary, ItsmError> {

@@ -10,7 +10,9 @@ use base64::engine::general_purpose::STANDARD;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use crate::{ConfigError, ItsmError, PostedNote, classify, retry_after, transport_error};
+use crate::{
+    ConfigError, ItsmError, PostedNote, classify, notes_incomplete, retry_after, transport_error,
+};
 use aia_events::Priority;
 use chrono::{DateTime, Utc};
 
@@ -198,29 +200,45 @@ impl Jira {
         })
     }
 
+    /// Every comment's text. Jira lists comments a page at a time, oldest
+    /// first and at most 100 to a page however many are asked for, so our
+    /// note on a busy issue is past the first page: every page is read.
     pub async fn note_texts(&self, ticket: &TicketId) -> Result<Vec<String>, ItsmError> {
-        let body = self
-            .send(self.http.get(self.url(&[
+        const PAGE: usize = 100;
+        const MAX_COMMENTS: usize = 10_000;
+        let mut texts = Vec::new();
+        loop {
+            let mut url = self.url(&[
                 "rest",
                 "api",
                 self.rest(),
                 "issue",
                 ticket.as_str(),
                 "comment",
-            ])))
-            .await?;
-        Ok(body["comments"]
-            .as_array()
-            .map(|comments| {
-                comments
-                    .iter()
-                    .map(|comment| match &comment["body"] {
-                        Value::String(text) => text.clone(),
-                        document => adf::to_text(document),
-                    })
-                    .collect()
-            })
-            .unwrap_or_default())
+            ]);
+            url.query_pairs_mut()
+                .append_pair("startAt", &texts.len().to_string())
+                .append_pair("maxResults", &PAGE.to_string());
+            let body = self.send(self.http.get(url)).await?;
+            let comments = body["comments"]
+                .as_array()
+                .ok_or_else(|| ItsmError::unreadable(TOOL))?;
+            texts.extend(comments.iter().map(|comment| match &comment["body"] {
+                Value::String(text) => text.clone(),
+                document => adf::to_text(document),
+            }));
+            // The page the server chose to give, against what it says it has.
+            let done = match body["total"].as_u64() {
+                Some(total) => texts.len() as u64 >= total,
+                None => comments.is_empty(),
+            };
+            if done || comments.is_empty() {
+                return Ok(texts);
+            }
+            if texts.len() >= MAX_COMMENTS {
+                return Err(notes_incomplete(TOOL, texts.len()));
+            }
+        }
     }
 
     /// The issue's summary, description (ADF or wiki markup, as text) and status.

@@ -12,7 +12,9 @@ use aia_telemetry::http::TracedSend as _;
 use serde::Deserialize;
 use serde_json::json;
 
-use crate::{ConfigError, ItsmError, PostedNote, classify, retry_after, transport_error};
+use crate::{
+    ConfigError, ItsmError, PostedNote, classify, notes_incomplete, retry_after, transport_error,
+};
 
 pub(crate) const TOOL: &str = "ServiceDesk Plus";
 pub(crate) const ACCEPT: &str = "application/vnd.manageengine.sdp.v3+json";
@@ -214,9 +216,9 @@ impl ServiceDeskPlus {
                     .filter_map(|note| note["description"].as_str().map(str::to_owned)),
             );
             if body["list_info"]["has_more_rows"] != true || notes.is_empty() {
-                break;
+                return Ok(texts);
             }
         }
-        Ok(texts)
+        Err(notes_incomplete(TOOL, texts.len()))
     }
 }

@@ -17,7 +17,7 @@ use chrono::{DateTime, NaiveDateTime, Utc};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use crate::common::{Api, text_of};
+use crate::common::{Api, notes_incomplete, text_of};
 use crate::{ConfigError, ItsmError, PostedNote, RenderedNote, Resolution, TicketSummary};
 
 pub(crate) const TOOL: &str = "ServiceNow";
@@ -239,23 +239,39 @@ impl ServiceNow {
         Ok(PostedNote { note_id: None })
     }
 
+    /// Every journal entry of the record, a page at a time (the Table API
+    /// answers at most `sysparm_limit` rows).
     pub async fn note_texts(&self, ticket: &TicketId) -> Result<Vec<String>, ItsmError> {
+        const PAGE: usize = 1000;
+        const MAX_PAGES: usize = 10;
         let sys_id = self.sys_id(ticket).await?;
-        let mut url = self.api.url(&["api", "now", "table", "sys_journal_field"]);
-        url.query_pairs_mut()
-            .append_pair(
-                "sysparm_query",
-                &format!("element_id={sys_id}^elementINwork_notes,comments^ORDERBYsys_created_on"),
-            )
-            .append_pair("sysparm_fields", "value")
-            .append_pair("sysparm_limit", "1000");
-        let body = self.json(|| self.api.http.get(url.clone())).await?;
-        Ok(body["result"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .filter_map(|entry| entry["value"].as_str().map(str::to_owned))
-            .collect())
+        let mut texts = Vec::new();
+        for page in 0..MAX_PAGES {
+            let mut url = self.api.url(&["api", "now", "table", "sys_journal_field"]);
+            url.query_pairs_mut()
+                .append_pair(
+                    "sysparm_query",
+                    &format!(
+                        "element_id={sys_id}^elementINwork_notes,comments^ORDERBYsys_created_on"
+                    ),
+                )
+                .append_pair("sysparm_fields", "value")
+                .append_pair("sysparm_limit", &PAGE.to_string())
+                .append_pair("sysparm_offset", &(page * PAGE).to_string());
+            let body = self.json(|| self.api.http.get(url.clone())).await?;
+            let entries = body["result"]
+                .as_array()
+                .ok_or_else(|| ItsmError::unreadable(TOOL))?;
+            texts.extend(
+                entries
+                    .iter()
+                    .filter_map(|entry| entry["value"].as_str().map(str::to_owned)),
+            );
+            if entries.len() < PAGE {
+                return Ok(texts);
+            }
+        }
+        Err(notes_incomplete(TOOL, texts.len()))
     }
 
     pub async fn fetch_ticket(&self, ticket: &TicketId) -> Result<TicketSummary, ItsmError> {

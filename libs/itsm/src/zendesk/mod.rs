@@ -12,7 +12,7 @@ use chrono::{DateTime, Utc};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use crate::common::{Api, numeric_id};
+use crate::common::{Api, notes_incomplete, numeric_id};
 use crate::{ConfigError, ItsmError, PostedNote, RenderedNote, Resolution, TicketSummary};
 
 pub(crate) const TOOL: &str = "Zendesk";
@@ -131,12 +131,18 @@ impl Zendesk {
             let next = body["links"]["next"]
                 .as_str()
                 .or(body["next_page"].as_str());
+            let more = next.is_some() && body["meta"]["has_more"].as_bool().unwrap_or(true);
+            if !more {
+                return Ok(comments);
+            }
+            // A next page that is not the tenant's Zendesk is not fetched
+            // (its URL came from the answer); the list is then incomplete.
             match next.and_then(|next| self.same_host(next)) {
-                Some(next) if body["meta"]["has_more"].as_bool().unwrap_or(true) => url = next,
-                _ => break,
+                Some(next) => url = next,
+                None => break,
             }
         }
-        Ok(comments)
+        Err(notes_incomplete(TOOL, comments.len()))
     }
 
     /// A next-page URL the API gave, if it points at the tenant's Zendesk.

@@ -90,6 +90,14 @@ impl JiraStandIn {
         (page, more, resolved.len())
     }
 
+    /// A comment someone else wrote on the issue (a plain paragraph).
+    pub fn add_comment(&self, key: &str, text: &str) {
+        let body = json!({"type": "doc", "version": 1, "content": [
+            {"type": "paragraph", "content": [{"type": "text", "text": text}]}
+        ]});
+        self.store(key, body, false);
+    }
+
     pub fn comments(&self, key: &str) -> Vec<Comment> {
         self.comments
             .lock()
@@ -228,24 +236,43 @@ async fn add_request_comment(
         .into_response()
 }
 
+/// `startAt` and `maxResults` as Jira reads them.
+#[derive(serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct CommentPage {
+    #[serde(default)]
+    start_at: usize,
+    max_results: Option<usize>,
+}
+
+/// Oldest first, a page at a time: Jira caps a page however many are asked
+/// for (100 on Cloud); this stand-in caps it at 50, so a client that trusts
+/// its own page size instead of the answer's misses comments.
 async fn list_comments(
     State(state): State<JiraStandIn>,
     Path((version, key)): Path<(String, String)>,
+    Query(page): Query<CommentPage>,
     headers: HeaderMap,
 ) -> Response {
+    const CAP: usize = 50;
     if let Some(response) = state.rejection(&headers) {
         return response;
     }
     if platform(&state, &version).is_none() {
         return StatusCode::NOT_FOUND.into_response();
     }
-    let comments: Vec<Value> = state
-        .comments(&key)
-        .into_iter()
+    let all = state.comments(&key);
+    let max = page.max_results.unwrap_or(CAP).min(CAP);
+    let comments: Vec<Value> = all
+        .iter()
+        .skip(page.start_at)
+        .take(max)
         .map(|comment| json!({"id": comment.id.to_string(), "body": comment.body}))
         .collect();
-    Json(json!({"startAt": 0, "maxResults": 5000, "total": comments.len(), "comments": comments}))
-        .into_response()
+    Json(json!({
+        "startAt": page.start_at, "maxResults": max, "total": all.len(), "comments": comments
+    }))
+    .into_response()
 }
 
 async fn myself(

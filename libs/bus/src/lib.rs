@@ -25,10 +25,14 @@ pub use stage::{StageConfig, run_stage};
 /// The stream every ticket event lives in.
 pub const STREAM: &str = "TICKETS";
 
-/// How long after its signed timestamp the ingress accepts a webhook; the
-/// stream's duplicate window must be at least this long (checked when the
-/// topology is applied).
+/// How long after its signed timestamp the ingress accepts a webhook.
 pub const WEBHOOK_MAX_AGE: Duration = Duration::from_secs(300);
+
+/// How far ahead of our clock a signed timestamp may be (the sender's
+/// clock runs fast). A delivery stamped that far ahead is accepted for
+/// `WEBHOOK_MAX_AGE` after its stamp, so the stream's duplicate window must
+/// cover both (checked when the topology is applied).
+pub const WEBHOOK_MAX_FUTURE: Duration = Duration::from_secs(30);
 
 /// Runs a JetStream request of an operator's tool (a rebuild, a replay)
 /// again while it fails, for up to a minute: a cluster that has just lost

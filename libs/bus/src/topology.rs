@@ -187,10 +187,11 @@ impl Topology {
 
     /// Refuses definitions that would break a guarantee another part
     /// relies on: the stream must remember message ids at least as long as
-    /// the ingress accepts a signed timestamp.
+    /// the ingress accepts one signed delivery (stamped as far ahead as it
+    /// allows, then as old).
     pub fn check(&self) -> Result<(), TopologyError> {
         let window = self.stream.1.duplicate_window;
-        let accepted = crate::WEBHOOK_MAX_AGE;
+        let accepted = crate::WEBHOOK_MAX_AGE + crate::WEBHOOK_MAX_FUTURE;
         if window < accepted {
             return Err(TopologyError::DuplicateWindowTooShort {
                 window_secs: window.as_secs(),
@@ -332,7 +333,10 @@ mod tests {
     #[test]
     fn a_duplicate_window_shorter_than_the_signed_timestamp_window_is_refused() {
         let mut topology = Topology::builtin().unwrap();
-        assert!(topology.stream.1.duplicate_window >= crate::WEBHOOK_MAX_AGE);
+        assert!(
+            topology.stream.1.duplicate_window
+                >= crate::WEBHOOK_MAX_AGE + crate::WEBHOOK_MAX_FUTURE
+        );
         topology.stream.1.duplicate_window = std::time::Duration::from_secs(120);
         assert!(matches!(
             topology.check(),
@@ -341,6 +345,12 @@ mod tests {
                 ..
             })
         ));
+        // As long as a timestamp may be old, but not as long as a delivery
+        // stamped ahead of our clock is accepted.
+        topology.stream.1.duplicate_window = crate::WEBHOOK_MAX_AGE;
+        assert!(topology.check().is_err());
+        topology.stream.1.duplicate_window = crate::WEBHOOK_MAX_AGE + crate::WEBHOOK_MAX_FUTURE;
+        assert!(topology.check().is_ok());
     }
 
     #[test]

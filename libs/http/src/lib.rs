@@ -1,7 +1,8 @@
 //! What our HTTP services share: the error answer of every endpoint,
 //! bearer-token checks, the guard on outbound calls to addresses
 //! operators configure ([`outbound`]), and reading a far end's
-//! `Retry-After` ([`retry_after()`]).
+//! `Retry-After` ([`retry_after()`]), and the key of a Standard Webhooks
+//! secret ([`standard_webhooks::key`]).
 //!
 //! Errors answer `{"status":"error","error":{"code":…,"message":…}}` with a
 //! stable code; messages name the problem without internals, and the cause
@@ -9,6 +10,7 @@
 
 pub mod outbound;
 mod retry_after;
+pub mod standard_webhooks;
 
 pub use retry_after::retry_after;
 

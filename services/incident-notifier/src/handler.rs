@@ -93,16 +93,28 @@ impl Handler for IncidentNotifier {
         }
         let body = body(event);
         let timestamp = Utc::now().timestamp();
+        let Some(signature) = crate::sign::signature(secret, &id, timestamp, &body) else {
+            let reason = "the webhook secret is not base64 after whsec_; set it again";
+            tracing::warn!(tenant_id = %event.tenant_id, webhook_id = %id, reason, "Incident notification failed for good");
+            ledger::finish(
+                &mut client,
+                &event.tenant_id,
+                &id,
+                State::Failed,
+                Some(reason),
+                None,
+            )
+            .await?;
+            self.metrics.count("failed");
+            return Ok(Handled::Nothing);
+        };
         let sent = self
             .http
             .post(url)
             .header("content-type", "application/json")
             .header("webhook-id", &id)
             .header("webhook-timestamp", timestamp.to_string())
-            .header(
-                "webhook-signature",
-                crate::sign::signature(secret, &id, timestamp, &body),
-            )
+            .header("webhook-signature", signature)
             .body(body)
             .send_traced("incident-webhook")
             .await;

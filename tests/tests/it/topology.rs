@@ -39,7 +39,7 @@ async fn applying_twice_creates_once_then_reports_everything_unchanged() {
     );
     // Ten minutes: longer than a signed webhook timestamp is accepted.
     assert_eq!(config.duplicate_window, Duration::from_secs(600));
-    assert!(config.duplicate_window >= aia_bus::WEBHOOK_MAX_AGE);
+    assert!(config.duplicate_window >= aia_bus::WEBHOOK_MAX_AGE + aia_bus::WEBHOOK_MAX_FUTURE);
     // No stream-wide age: run events carry their own TTL, resolved tickets
     // none (see `retention.rs`).
     assert_eq!(config.max_age, Duration::ZERO);

@@ -15,7 +15,7 @@ use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 use tracing::Instrument;
 
-use crate::auth::{self, AuthFailure};
+use crate::auth::AuthFailure;
 use crate::metrics::{RequestLabels, TenantEndpointLabels, TenantLabels};
 use crate::routes::AppState;
 use aia_http::ApiError;
@@ -196,13 +196,17 @@ async fn run(
         // Answered exactly as a bad signature, after the same work, so the
         // answer does not tell which tenants exist.
         *refused_as = Some("unknown_tenant");
-        let failure = match auth::verify(
+        let decoy = crate::tools::decoy(endpoint.kind(), tenant_id.clone());
+        let failure = match crate::tools::authenticate(
+            state,
+            endpoint.kind(),
+            &decoy,
             headers,
             &body,
-            std::slice::from_ref(auth::decoy_secret()),
-            Utc::now().timestamp(),
-            false,
-        ) {
+            Utc::now(),
+        )
+        .await
+        {
             Err(failure) => failure,
             Ok(_) => AuthFailure::Invalid,
         };
@@ -282,8 +286,12 @@ async fn run(
         .delivery_id
         .map(|id| format!("id:{id}"))
         .or_else(|| {
+            // Jira's own delivery id (the same on its retries), on Jira's
+            // route only: the header is not signed, and on another tool's
+            // route a made-up one would only dodge the duplicate window.
             headers
                 .get("x-atlassian-webhook-identifier")
+                .filter(|_| endpoint.kind() == ItsmKind::Jira)
                 .and_then(|value| value.to_str().ok())
                 .map(|id| format!("atlassian:{id}"))
         })

@@ -30,10 +30,19 @@ const KEY_TTL: Duration = Duration::from_secs(3600);
 /// ConnectWise key).
 pub const TOOL_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// ConnectWise signing keys by `key_url`, fetched at most once per TTL.
+/// How many signing-key fetches one tenant's callbacks may cause a minute.
+/// A callback that does not verify with the cached key makes us call
+/// ConnectWise as the tenant: without a bound, anyone who knows the
+/// tenant's id could spend its API quota and hold our tasks for the
+/// fetch's timeout, a hundred requests at once.
+const FETCHES_PER_MINUTE: usize = 6;
+
+/// ConnectWise signing keys by `key_url`, fetched at most once per TTL, and
+/// the fetches each tenant's callbacks caused in the last minute.
 #[derive(Default)]
 pub struct SigningKeys {
     keys: Mutex<HashMap<String, (String, Instant)>>,
+    fetches: Mutex<HashMap<String, Vec<Instant>>>,
 }
 
 impl SigningKeys {
@@ -50,6 +59,52 @@ impl SigningKeys {
             keys.retain(|_, (_, fetched)| fetched.elapsed() < KEY_TTL);
         }
         keys.insert(key_url.to_owned(), (key, Instant::now()));
+    }
+
+    /// Takes one of `tenant`'s fetches for this minute, if one is left:
+    /// checked and taken under one lock, so a hundred callbacks at once
+    /// take no more than the budget.
+    fn take_fetch(&self, tenant: &str) -> bool {
+        let minute = Duration::from_secs(60);
+        let mut fetches = self.fetches.lock().expect("signing key fetches");
+        if fetches.len() > 10_000 {
+            fetches.retain(|_, times| times.iter().any(|at| at.elapsed() < minute));
+        }
+        let times = fetches.entry(tenant.to_owned()).or_default();
+        times.retain(|at| at.elapsed() < minute);
+        if times.len() >= FETCHES_PER_MINUTE {
+            return false;
+        }
+        times.push(Instant::now());
+        true
+    }
+}
+
+/// Whom a webhook naming an unknown tenant is checked against: a tenant of
+/// the route's tool that no signature can match, so that the answer, and
+/// the work before it, are those a wrong signature for a real tenant gets
+/// — each tool's own header and its timestamp checked as for a real one —
+/// and do not tell which tenants exist. ConnectWise's decoy fails its
+/// signature before anything is fetched (a real tenant's cached key
+/// answers as fast; a fetch is rate-limited per tenant).
+pub fn decoy(kind: ItsmKind, tenant_id: aia_events::TenantId) -> Tenant {
+    let secret = auth::decoy_secret().clone();
+    let zendesk = serde_json::json!({"webhook_signing_secret": secret.expose()}).to_string();
+    Tenant {
+        tenant_id,
+        name: String::new(),
+        itsm: match kind {
+            ItsmKind::Connectwise => ItsmKind::ServicedeskPlus,
+            kind => kind,
+        },
+        itsm_base_url: String::new(),
+        itsm_credentials: aia_store::Secret::new(zendesk),
+        webhook_secrets: vec![secret],
+        settings: Default::default(),
+        active: true,
+        integrations: Default::default(),
+        updated_at: Utc::now(),
+        paused: false,
     }
 }
 
@@ -194,7 +249,12 @@ async fn connectwise_signature(
     {
         return Ok(verified());
     }
-    // Not cached, or a rotated key: fetched (again).
+    // Not cached, or a rotated key: fetched (again), within the tenant's
+    // budget.
+    if !state.signing_keys.take_fetch(tenant.tenant_id.as_str()) {
+        tracing::warn!(tenant_id = %tenant.tenant_id, "ConnectWise callbacks that fail their signature keep asking for keys; not fetched this minute");
+        return Err(AuthFailure::Invalid);
+    }
     let key = fetch_signing_key(&site, &key_url).await?;
     state.signing_keys.put(&cached, key.clone());
     if connectwise::webhook::verify(&key, body, signature) {

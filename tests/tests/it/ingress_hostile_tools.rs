@@ -558,3 +558,54 @@ async fn every_tools_hostile_requests_are_refused_and_store_nothing() {
         "the tenant's own site serves the key"
     );
 }
+
+/// A forged ConnectWise callback makes us ask the tenant's site for its
+/// signing key (the key may have been rotated). A hundred at once ask it
+/// no more than the tenant's budget a minute, and the genuine callback
+/// after them is still let in with the key they left cached.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hundred_forged_connectwise_callbacks_at_once_fetch_the_key_a_few_times_only() {
+    let ingress = Ingress::start().await;
+    let cw = ConnectWiseStandIn::new("acme", "pub", "priv");
+    let cw_server = aia_standins::serve(cw.router()).await.unwrap();
+    add_tenant(
+        &ingress,
+        "cw",
+        ItsmKind::Connectwise,
+        format!("{}{}", cw_server.url(), connectwise::API_PATH),
+        json!({"company_id": "acme", "public_key": "pub", "private_key": "priv", "client_id": "c"}),
+    )
+    .await;
+    let ticket = Ticket::open(4041, "Printer", "It jams");
+    cw.desk.put(ticket.clone());
+    let (body, genuine) = cw.callback(&cw_server.url(), "added", &ticket);
+    let path = "/webhook/connectwise/cw";
+    let answers = futures::future::join_all((0..100).map(|n| {
+        let forged = connectwise::callback_signature(&format!("guess-{n}"), body.as_bytes());
+        let headers = vec![
+            ("content-type", "application/json".to_owned()),
+            ("x-content-signature", forged),
+        ];
+        let ingress = &ingress;
+        let body = body.clone().into_bytes();
+        async move { ingress.post(path, &headers, body).await.0 }
+    }))
+    .await;
+    // Refused, and once the tenant's failures pile up, told to slow down.
+    assert!(
+        answers.iter().all(|status| [401, 429].contains(status)),
+        "{answers:?}"
+    );
+    let fetched = cw.key_fetches();
+    assert!(
+        (1..=6).contains(&fetched),
+        "{fetched} key fetches for a hundred forged callbacks"
+    );
+    let headers = vec![
+        ("content-type", "application/json".to_owned()),
+        ("x-content-signature", genuine),
+    ];
+    let (status, answer, _) = ingress.post(path, &headers, body.into_bytes()).await;
+    assert_eq!(status, 202, "{answer}");
+    assert_eq!(cw.key_fetches(), fetched, "the cached key served");
+}

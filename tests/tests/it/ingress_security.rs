@@ -237,7 +237,7 @@ async fn a_new_ticket_created_longer_ago_than_the_tenant_accepts_is_refused_as_s
 }
 
 #[tokio::test]
-async fn an_unknown_tenant_is_answered_exactly_as_a_bad_signature() {
+async fn an_unknown_tenant_is_answered_exactly_as_a_bad_signature_on_every_route() {
     let ingress = Ingress::start().await;
     let wrong = |tenant: &str| {
         let bytes = serde_json::to_vec(&ticket(tenant, "T-1")).unwrap();
@@ -275,6 +275,58 @@ async fn an_unknown_tenant_is_answered_exactly_as_a_bad_signature() {
     let (headers, bytes) = stale("nobody-here");
     let unknown = ingress.post("/webhook/servicedesk", &headers, bytes).await;
     assert_eq!((existing.0, &existing.1), (unknown.0, &unknown.1));
+    // Every tool's route answers the same way: its own signature header is
+    // checked for a made-up tenant as for a real one, the signed
+    // timestamps beside it too.
+    let now = chrono::Utc::now();
+    let stale_webhook = [
+        ("webhook-id", "msg_1".to_owned()),
+        ("webhook-timestamp", (now.timestamp() - 3600).to_string()),
+        ("webhook-signature", "v1,AAAA".to_owned()),
+    ];
+    let zendesk_at = |at: chrono::DateTime<chrono::Utc>| {
+        vec![
+            ("x-zendesk-webhook-signature", "AAAA".to_owned()),
+            ("x-zendesk-webhook-signature-timestamp", at.to_rfc3339()),
+        ]
+    };
+    let cases: Vec<(&str, Vec<(&str, String)>)> = vec![
+        ("zendesk", zendesk_at(now)),
+        ("zendesk", zendesk_at(now - chrono::Duration::hours(1))),
+        ("autotask", vec![("x-hook-signature", "AAAA".to_owned())]),
+        (
+            "connectwise",
+            vec![("x-content-signature", "AAAA".to_owned())],
+        ),
+        (
+            "jira",
+            vec![("x-hub-signature", format!("sha256={}", "00".repeat(32)))],
+        ),
+        (
+            "freshservice",
+            vec![("authorization", "Bearer not-the-secret".to_owned())],
+        ),
+        ("servicenow", vec![]),
+        ("halopsa", vec![]),
+    ];
+    for (tool, own) in cases {
+        let body = serde_json::to_vec(&json!({"ticket": {"id": 7}, "Metadata": {}})).unwrap();
+        let mut headers = vec![("content-type", "application/json".to_owned())];
+        headers.extend(own);
+        headers.extend(stale_webhook.iter().cloned());
+        let existing = ingress
+            .post(&format!("/webhook/{tool}/acme"), &headers, body.clone())
+            .await;
+        let unknown = ingress
+            .post(&format!("/webhook/{tool}/nobody-here"), &headers, body)
+            .await;
+        assert_eq!(
+            (existing.0, &existing.1),
+            (unknown.0, &unknown.1),
+            "{tool} with {headers:?}"
+        );
+        assert_eq!(unknown.0, 401, "{tool}: {}", unknown.1);
+    }
     // The operator still sees which it was.
     let metrics = aia_telemetry::metrics::encode(&ingress.registry);
     assert!(metrics.contains(r#"outcome="unknown_tenant""#), "{metrics}");

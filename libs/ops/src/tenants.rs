@@ -3,6 +3,7 @@
 //! webhook secret, test the help-desk connection. Every answer masks
 //! secrets.
 
+mod bound_keys;
 mod validate;
 
 use std::sync::Arc;
@@ -317,6 +318,16 @@ impl TenantAdmin {
             ));
         }
         let credentials = request.itsm_credentials.as_ref().map(Value::to_string);
+        if let Some(url) = &request.itsm_base_url
+            && credentials.is_none()
+            && !bound_keys::same_origin(url, &current.itsm_base_url)
+        {
+            return Err(AdminError::Invalid(
+                "itsm_credentials: a help desk at another address needs its credentials again \
+                 (the stored ones are only ever sent where they were given)"
+                    .into(),
+            ));
+        }
         self.check_itsm(
             current.itsm,
             request
@@ -338,6 +349,20 @@ impl TenantAdmin {
             return Err(AdminError::Invalid("name: must not be empty".into()));
         }
         let mut client = self.app.get().await.map_err(StoreError::from)?;
+        // Keys whose address moves to another host are forgotten first: a
+        // failure between the two writes leaves them unset, never sent on.
+        let moved = request
+            .settings
+            .as_ref()
+            .map(|settings| bound_keys::Moved::between(&current.settings, settings))
+            .unwrap_or_default();
+        if !moved.is_empty() {
+            tenants::modify_integrations(&mut client, &self.keyring, &tenant_id, |integrations| {
+                moved.forget(integrations)
+            })
+            .await?;
+            tracing::info!(tenant_id = %tenant_id, ?moved, "Keys of addresses moved to another host forgotten; set them again");
+        }
         let update = TenantUpdate {
             name: request.name,
             itsm_base_url: request.itsm_base_url,
@@ -377,12 +402,13 @@ impl TenantAdmin {
                 "no LLM provider named {provider:?}"
             )));
         }
-        let mut integrations = current.integrations.clone();
-        integrations
-            .llm_keys
-            .insert(provider.to_owned(), key.to_owned());
         let mut client = self.app.get().await.map_err(StoreError::from)?;
-        tenants::set_integrations(&mut client, &self.keyring, &tenant_id, &integrations).await?;
+        tenants::modify_integrations(&mut client, &self.keyring, &tenant_id, |integrations| {
+            integrations
+                .llm_keys
+                .insert(provider.to_owned(), key.to_owned());
+        })
+        .await?;
         tracing::info!(tenant_id = %tenant_id, provider, "LLM key replaced");
         Ok(())
     }

@@ -151,6 +151,54 @@ pub async fn set_integrations(
     Ok(n_updated == 1)
 }
 
+/// Changes some of the tenant's integration tokens and keeps the rest, as
+/// one read-modify-write under the tenant row's lock: two operators, one
+/// saving an LLM key and one replacing a leaked webhook secret at once,
+/// each keep the other's change. False when there is no such tenant.
+pub async fn modify_integrations(
+    client: &mut Client,
+    keyring: &Keyring,
+    tenant_id: &TenantId,
+    change: impl FnOnce(&mut Integrations),
+) -> Result<bool, StoreError> {
+    let tx = tenant_transaction(client, tenant_id).await?;
+    let row = tx
+        .query_opt(
+            &tx.prepare_cached(
+                "select integrations_enc from tenants
+                  where tenant_id = $1 and deleted_at is null for update",
+            )
+            .await
+            .map_err(StoreError::from)?,
+            &[&tenant_id.as_str()],
+        )
+        .await?;
+    let Some(row) = row else { return Ok(false) };
+    let stored: Option<Vec<u8>> = row.get(0);
+    let mut integrations: Integrations = match stored {
+        Some(stored) => {
+            let json = keyring.decrypt(&stored, &context("integrations", tenant_id))?;
+            serde_json::from_str(json.expose())
+                .map_err(|err| StoreError::Corrupt(format!("tenant integrations: {err}")))?
+        }
+        None => Integrations::default(),
+    };
+    change(&mut integrations);
+    let json = Secret::new(serde_json::to_string(&integrations).expect("integrations serialise"));
+    let stored = keyring.encrypt(&json, &context("integrations", tenant_id));
+    tx.execute(
+        &tx.prepare_cached(
+            "update tenants set integrations_enc = $2, updated_at = now() where tenant_id = $1",
+        )
+        .await
+        .map_err(StoreError::from)?,
+        &[&tenant_id.as_str(), &stored],
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(true)
+}
+
 /// A tenant's settings and whether it is active, without touching secrets:
 /// for stages that have no business decrypting them.
 pub async fn settings(

@@ -18,6 +18,8 @@ struct Api {
     _db: TestDatabase,
     sdp_url: String,
     _sdp: aia_standins::Running,
+    /// The keyring the admin service encrypts with.
+    keyring_spec: String,
 }
 
 impl Api {
@@ -26,10 +28,11 @@ impl Api {
         let sdp = aia_standins::serve(ServiceDeskStandIn::new("good-token").router())
             .await
             .unwrap();
+        let keyring_spec = Keyring::generate_spec("k1");
         let tenants = admin::tenant_admin(
             &db.app_url,
             &db.admin_read_url,
-            Keyring::parse(&Keyring::generate_spec("k1")).unwrap(),
+            Keyring::parse(&keyring_spec).unwrap(),
             "https://hooks.example.com".into(),
         )
         .unwrap();
@@ -50,6 +53,7 @@ impl Api {
             _db: db,
             sdp_url: sdp.url(),
             _sdp: sdp,
+            keyring_spec,
         }
     }
 
@@ -490,4 +494,97 @@ async fn answers_that_carry_a_secret_are_never_cached_and_a_rotation_can_revoke_
     assert_eq!(refused.status(), 422);
     let refused = rotate("?keep_previous_hours=1000").await.unwrap();
     assert_eq!(refused.status(), 422);
+}
+
+/// Credentials are write-only; an address that moves to another host must
+/// not take them along, or the next call there reads them back.
+#[tokio::test]
+async fn credentials_and_keys_are_never_sent_to_an_address_they_were_not_given_for() {
+    let api = Api::start().await;
+    api.create("acme", "Acme", "good-token").await;
+    let stored = || async {
+        let pool = aia_store::pool(&api._db.app_url, 1).unwrap();
+        aia_store::tenants::get(
+            &mut pool.get().await.unwrap(),
+            &Keyring::parse(&api.keyring_spec).unwrap(),
+            &aia_events::TenantId::parse("acme").unwrap(),
+        )
+        .await
+        .unwrap()
+        .unwrap()
+    };
+    // The help desk elsewhere with the stored credentials: refused.
+    let (status, answer) = api
+        .call(
+            reqwest::Method::PUT,
+            "/admin/tenants/acme",
+            Some(json!({"itsm_base_url": "https://attacker.test/"})),
+        )
+        .await;
+    assert_eq!(status, 422, "{answer}");
+    assert_eq!(stored().await.itsm_base_url, api.sdp_url);
+    // Elsewhere with its credentials given again, or another path on the
+    // same host: taken.
+    let (status, answer) = api
+        .call(
+            reqwest::Method::PUT,
+            "/admin/tenants/acme",
+            Some(json!({"itsm_base_url": format!("{}/sdpapi", api.sdp_url)})),
+        )
+        .await;
+    assert_eq!(status, 200, "{answer}");
+    let (status, answer) = api
+        .call(
+            reqwest::Method::PUT,
+            "/admin/tenants/acme",
+            Some(json!({"itsm_base_url": "https://sdp.acme.example/", "itsm_credentials": {"authtoken": "new-token"}})),
+        )
+        .await;
+    assert_eq!(status, 200, "{answer}");
+
+    // An LLM provider and the knowledge base with their keys.
+    let settings = |llm: &str, kb: &str| {
+        json!({"settings": {"llm_providers": [
+                {"name": "main", "base_url": llm, "model": "gpt-4o-mini"},
+                {"name": "spare", "base_url": "https://spare.acme.example/v1", "model": "m"}],
+            "knowledge_base_url": kb}})
+    };
+    let (status, answer) = api
+        .call(
+            reqwest::Method::PUT,
+            "/admin/tenants/acme",
+            Some(settings(
+                "https://llm.acme.example/v1",
+                "https://kb.acme.example",
+            )),
+        )
+        .await;
+    assert_eq!(status, 200, "{answer}");
+    api.call(
+        reqwest::Method::PUT,
+        "/admin/tenants/acme/integrations",
+        Some(
+            json!({"knowledge_base_token": "kb-1", "llm_keys": {"main": "sk-1", "spare": "sk-2"}}),
+        ),
+    )
+    .await;
+    // The provider moved to another host, the knowledge base to another
+    // path: the provider's key is forgotten, the rest kept.
+    let (status, answer) = api
+        .call(
+            reqwest::Method::PUT,
+            "/admin/tenants/acme",
+            Some(settings(
+                "https://attacker.test/v1",
+                "https://kb.acme.example/v2",
+            )),
+        )
+        .await;
+    assert_eq!(status, 200, "{answer}");
+    let integrations = stored().await.integrations;
+    assert_eq!(
+        integrations.llm_keys.keys().collect::<Vec<_>>(),
+        vec!["spare"]
+    );
+    assert_eq!(integrations.knowledge_base_token.as_deref(), Some("kb-1"));
 }

@@ -115,9 +115,10 @@ async fn an_operator_follows_a_ticket_and_re_drives_a_dead_letter_from_the_conso
     );
     let csv = response.text().await.unwrap();
     let lines: Vec<&str> = csv.lines().collect();
-    assert!(lines[0].starts_with("tenant_id,ticket_id,run_id,status,"));
+    // Every field quoted (a spreadsheet splitting on `;` splits no field).
+    assert!(lines[0].starts_with(r#""tenant_id","ticket_id","run_id","status","#));
     assert_eq!(lines.len(), 2, "{csv}");
-    assert!(lines[1].starts_with("acme,SUP-1,") && lines[1].contains(",completed,"));
+    assert!(lines[1].starts_with(r#""acme","SUP-1","#) && lines[1].contains(r#","completed","#));
 
     // The timeline from the stream, with trace links.
     let (status, timeline) = ops.get("/console/tickets/acme/SUP-1").await;

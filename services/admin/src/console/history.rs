@@ -281,17 +281,23 @@ const CSV_HEADER: &[&str] = &[
 ];
 
 /// A field a spreadsheet would take for a formula (`=`, `+`, `-`, `@`, tab,
-/// carriage return first) gets a leading apostrophe: ticket subjects and
-/// errors come from requesters.
+/// carriage return first, after any spaces) gets a leading apostrophe:
+/// ticket subjects and errors come from requesters.
 fn inert(field: &str) -> std::borrow::Cow<'_, str> {
-    match field.chars().next() {
+    let first = field.trim_start_matches([' ', '\u{a0}']).chars().next();
+    match first {
         Some('=' | '+' | '-' | '@' | '\t' | '\r') => format!("'{field}").into(),
         _ => field.into(),
     }
 }
 
+/// Every field quoted: a spreadsheet that splits on `;` (the separator of
+/// German, French or Dutch settings) would otherwise cut a subject such as
+/// `Drucker;=HYPERLINK(…)` in two, and the second half begins with `=`.
 fn csv_line(fields: &[String]) -> Bytes {
-    let mut writer = csv::Writer::from_writer(Vec::new());
+    let mut writer = csv::WriterBuilder::new()
+        .quote_style(csv::QuoteStyle::Always)
+        .from_writer(Vec::new());
     writer
         .write_record(fields.iter().map(|field| inert(field).into_owned()))
         .expect("writing CSV to memory");
@@ -391,10 +397,12 @@ mod tests {
             "@SUM(A1)".into(),
             "plain".into(),
             "-".into(),
+            "  =1+1".into(),
+            "Drucker;=1+1".into(),
         ]);
         assert_eq!(
             std::str::from_utf8(&line).unwrap(),
-            "\"'=HYPERLINK(\"\"http://evil\"\")\",'+1,'@SUM(A1),plain,'-\n"
+            "\"'=HYPERLINK(\"\"http://evil\"\")\",\"'+1\",\"'@SUM(A1)\",\"plain\",\"'-\",\"'  =1+1\",\"Drucker;=1+1\"\n"
         );
     }
 

@@ -149,7 +149,7 @@ async fn pages_and_actions_without_a_session_go_to_the_sign_in_page() {
     // A made-up cookie is no session either, and a POST changes nothing.
     let (status, _) = console
         .post_raw(
-            "aia_console=00ff",
+            "__Host-aia_console=00ff",
             "/console/tenants",
             &new_tenant("00ff", "acme"),
         )
@@ -165,11 +165,16 @@ async fn signing_in_sets_a_guarded_cookie_and_signing_out_ends_the_session() {
     assert_eq!(response.status(), StatusCode::SEE_OTHER);
     assert_eq!(response.headers()[LOCATION], "/console");
     let set_cookie = response.headers()[SET_COOKIE].to_str().unwrap().to_owned();
+    // `__Host-`: a sibling subdomain cannot plant one of this name.
+    assert!(
+        set_cookie.starts_with("__Host-aia_console="),
+        "{set_cookie}"
+    );
     for attribute in [
         "HttpOnly",
         "Secure",
         "SameSite=Strict",
-        "Path=/console",
+        "Path=/;",
         "Max-Age=",
     ] {
         assert!(

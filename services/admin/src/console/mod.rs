@@ -33,8 +33,11 @@ use axum::routing::{get, post};
 use crate::routes::AppState;
 pub use auth::{Operator, Role};
 
-/// The console's name for its session cookie.
-pub const SESSION_COOKIE: &str = "aia_console";
+/// The console's name for its session cookie. `__Host-`: browsers keep
+/// it only when set by this host itself, secure, for the whole site, so a
+/// sibling subdomain cannot plant a cookie of this name (its own session)
+/// that the browser would send ahead of ours.
+pub const SESSION_COOKIE: &str = "__Host-aia_console";
 
 /// How the console behaves.
 #[derive(Debug, Clone)]
@@ -363,14 +366,14 @@ impl FromRequestParts<AppState> for SessionToken {
 /// The `Set-Cookie` value of a new session.
 fn session_cookie(token: &str, lifetime: Duration) -> String {
     format!(
-        "{SESSION_COOKIE}={token}; Path=/console; HttpOnly; Secure; SameSite=Strict; Max-Age={}",
+        "{SESSION_COOKIE}={token}; Path=/; HttpOnly; Secure; SameSite=Strict; Max-Age={}",
         lifetime.as_secs()
     )
 }
 
 /// The `Set-Cookie` value that ends the session in the browser.
 fn cleared_cookie() -> String {
-    format!("{SESSION_COOKIE}=; Path=/console; HttpOnly; Secure; SameSite=Strict; Max-Age=0")
+    format!("{SESSION_COOKIE}=; Path=/; HttpOnly; Secure; SameSite=Strict; Max-Age=0")
 }
 
 /// Percent-encodes a query-string value.

@@ -19,7 +19,11 @@ pub struct TenantCache {
     keyring: Arc<Keyring>,
     ttl: Duration,
     entries: Mutex<HashMap<TenantId, Entry>>,
+    capacity: usize,
 }
+
+/// How many tenants (known and unknown) a cache holds at most.
+const CAPACITY: usize = 50_000;
 
 impl TenantCache {
     /// A cache keeping each tenant for `ttl` (zero: no caching).
@@ -29,7 +33,18 @@ impl TenantCache {
             keyring,
             ttl,
             entries: Mutex::new(HashMap::new()),
+            capacity: CAPACITY,
         }
+    }
+
+    /// The same, holding at most `capacity` tenants.
+    pub fn with_capacity(self, capacity: usize) -> Self {
+        Self { capacity, ..self }
+    }
+
+    /// How many tenants are held now (known and unknown).
+    pub fn held(&self) -> usize {
+        self.entries.lock().expect("cache lock").len()
     }
 
     /// The tenant, or `None` when it does not exist. Unknown tenants are
@@ -70,9 +85,19 @@ impl TenantCache {
             return Ok(tenant);
         }
         let mut entries = self.entries.lock().expect("cache lock");
-        if entries.len() > 50_000 {
+        if entries.len() >= self.capacity && !entries.contains_key(tenant_id) {
             let ttl = self.ttl;
             entries.retain(|_, (fetched, _)| now.duration_since(*fetched) < ttl);
+            // Made-up tenant ids arrive before anything is authenticated:
+            // a flood of them within the TTL is dropped before any tenant,
+            // and the cache never grows past its capacity (what is not
+            // held is read again next time).
+            if entries.len() >= self.capacity {
+                entries.retain(|_, (_, tenant)| tenant.is_some());
+            }
+            if entries.len() >= self.capacity {
+                return Ok(tenant);
+            }
         }
         entries.insert(tenant_id.clone(), (now, tenant.clone()));
         Ok(tenant)

@@ -257,6 +257,21 @@ async fn the_tenant_cache_reuses_a_read_within_its_ttl_and_sees_changes_after_it
     assert!(cached.get(&ghost).await.unwrap().is_none());
     tokio::time::sleep(ttl).await;
     assert!(cached.get(&ghost).await.unwrap().is_some());
+
+    // A flood of made-up ids within the TTL: the cache stays within its
+    // capacity, and gives up the unknown ones before a real tenant.
+    let small = aia_store::TenantCache::new(pool.clone(), keyring.clone(), Duration::from_secs(60))
+        .with_capacity(8);
+    assert!(small.get(&acme).await.unwrap().is_some());
+    for n in 0..40 {
+        let made_up = TenantId::parse(&format!("made-up-{n}")).unwrap();
+        assert!(small.get(&made_up).await.unwrap().is_none());
+        assert!(small.held() <= 8, "{} held", small.held());
+    }
+    // acme is still held: a read now would see it inactive (set above),
+    // the held copy still reads it so, and no database read is needed.
+    set_active(true).await;
+    assert!(!active(small.get(&acme).await.unwrap()), "acme was dropped");
 }
 
 #[tokio::test]

@@ -131,19 +131,21 @@ mod tests {
 
     #[test]
     fn a_key_whose_address_moves_to_another_host_is_forgotten_and_the_rest_kept() {
-        let mut old = TenantSettings::default();
-        old.knowledge_base_url = Some("https://kb.acme.example".into());
-        old.monitoring_url = Some("https://prom.acme.example".into());
-        old.llm_providers = serde_json::from_value(serde_json::json!([
-            {"name": "main", "base_url": "https://api.openai.com/v1", "model": "gpt-4o-mini"},
-            {"name": "spare", "base_url": "https://llm.acme.example/v1", "model": "m"},
-        ]))
-        .unwrap();
-        old.embeddings = EmbeddingSettings::Endpoint(EmbeddingEndpointSettings::openai(
-            "e5",
-            "https://e5.acme.example/v1",
-            "e5-small",
-        ));
+        let old = TenantSettings {
+            knowledge_base_url: Some("https://kb.acme.example".into()),
+            monitoring_url: Some("https://prom.acme.example".into()),
+            llm_providers: serde_json::from_value(serde_json::json!([
+                {"name": "main", "base_url": "https://api.openai.com/v1", "model": "gpt-4o-mini"},
+                {"name": "spare", "base_url": "https://llm.acme.example/v1", "model": "m"},
+            ]))
+            .unwrap(),
+            embeddings: EmbeddingSettings::Endpoint(EmbeddingEndpointSettings::openai(
+                "e5",
+                "https://e5.acme.example/v1",
+                "e5-small",
+            )),
+            ..TenantSettings::default()
+        };
         let mut new = old.clone();
         new.knowledge_base_url = Some("https://kb.acme.example/other/path".into());
         new.monitoring_url = Some("https://attacker.test".into());

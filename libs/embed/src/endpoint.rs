@@ -195,13 +195,15 @@ impl Endpoint {
                 status.as_u16()
             ))));
         }
-        let body: EmbeddingsResponse = response.json().await.map_err(|err| {
-            if err.is_timeout() {
-                Attempt::Retry(EmbedError::Unavailable("answer cut short".into()), None)
-            } else {
-                Attempt::Fail(EmbedError::Malformed("not an embeddings answer".into()))
-            }
-        })?;
+        let body: EmbeddingsResponse =
+            aia_http::answer::json(response)
+                .await
+                .map_err(|err| match err {
+                    aia_http::answer::AnswerError::Read(err) if err.is_timeout() => {
+                        Attempt::Retry(EmbedError::Unavailable("answer cut short".into()), None)
+                    }
+                    _ => Attempt::Fail(EmbedError::Malformed("not an embeddings answer".into())),
+                })?;
         vectors_in_order(body, batch.len()).map_err(Attempt::Fail)
     }
 }

@@ -8,6 +8,7 @@
 //! stable code; messages name the problem without internals, and the cause
 //! is logged where it happens.
 
+pub mod answer;
 pub mod outbound;
 mod retry_after;
 pub mod standard_webhooks;

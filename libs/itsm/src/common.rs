@@ -340,8 +340,7 @@ impl Api {
     /// Sends `request` and reads its JSON answer (`null` for an empty one).
     pub async fn json(&self, request: reqwest::RequestBuilder) -> Result<Value, ItsmError> {
         let response = self.send(request).await?;
-        let bytes = response
-            .bytes()
+        let bytes = aia_http::answer::bytes_within(response, aia_http::answer::MAX_ANSWER_BYTES)
             .await
             .map_err(|_| ItsmError::unreadable(self.tool))?;
         if bytes.iter().all(u8::is_ascii_whitespace) {

@@ -74,11 +74,14 @@ pub(crate) async fn read_answer(
             http_status: Some(status.as_u16()),
         });
     }
-    let answer: TokenAnswer = response.json().await.map_err(|_| ItsmError::Transient {
-        reason: format!("{who} sent an unreadable token answer"),
-        http_status: Some(status.as_u16()),
-        retry_after: None,
-    })?;
+    let answer: TokenAnswer =
+        aia_http::answer::json(response)
+            .await
+            .map_err(|_| ItsmError::Transient {
+                reason: format!("{who} sent an unreadable token answer"),
+                http_status: Some(status.as_u16()),
+                retry_after: None,
+            })?;
     match (answer.access_token, answer.error) {
         (Some(token), None) if status.is_success() => Ok((
             token,

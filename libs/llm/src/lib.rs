@@ -307,10 +307,13 @@ pub async fn complete(
             },
         );
     }
-    let body: ChatResponse = response.json().await.map_err(|err| LlmError::Transient {
-        reason: format!("{} sent an unreadable answer: {err}", provider.name),
-        retry_after: None,
-    })?;
+    let body: ChatResponse =
+        aia_http::answer::json(response)
+            .await
+            .map_err(|err| LlmError::Transient {
+                reason: format!("{} sent an unreadable answer: {err}", provider.name),
+                retry_after: None,
+            })?;
     let choice = body.choices.into_iter().next();
     let finish_reason = choice
         .as_ref()

@@ -37,6 +37,8 @@ pub async fn send_servicedesk(
         .send()
         .await?;
     let status = response.status().as_u16();
-    let answer = response.json().await.unwrap_or(Value::Null);
+    let answer = aia_http::answer::json(response)
+        .await
+        .unwrap_or(Value::Null);
     Ok((status, answer))
 }

@@ -23,6 +23,9 @@ pub struct Config {
     pub tenant_cache_ttl: Duration,
     /// How long to wait for JetStream to confirm an event before 503.
     pub publish_timeout: Duration,
+    /// How long one request may take, its body's arrival included
+    /// (`AI_AGENTS_INGRESS_REQUEST_TIMEOUT_SECS`, default 30), then 408.
+    pub request_timeout: Duration,
     /// How long a note's feedback links work after its run began
     /// (`AI_AGENTS_FEEDBACK_LINK_DAYS`, default 30).
     pub feedback_link_days: u32,
@@ -58,6 +61,7 @@ impl Config {
             failed_signatures_per_minute: parsed("INGRESS_FAILED_SIGNATURES_PER_MINUTE", 10)?,
             tenant_cache_ttl: Duration::from_secs(parsed("INGRESS_TENANT_CACHE_TTL_SECS", 30)?),
             publish_timeout: Duration::from_millis(parsed("INGRESS_PUBLISH_TIMEOUT_MS", 5000)?),
+            request_timeout: Duration::from_secs(parsed("INGRESS_REQUEST_TIMEOUT_SECS", 30)?),
             feedback_link_days: aia_config::positive("FEEDBACK_LINK_DAYS", 30)?,
             registry: aia_telemetry::metrics::registry(),
             metrics_addr: shared.metrics_addr,
@@ -76,6 +80,7 @@ impl Config {
             failed_signatures_per_minute: 10,
             tenant_cache_ttl: Duration::from_secs(30),
             publish_timeout: Duration::from_secs(5),
+            request_timeout: Duration::from_secs(30),
             feedback_link_days: 30,
             registry: aia_telemetry::metrics::registry(),
             metrics_addr: None,

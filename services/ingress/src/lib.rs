@@ -76,7 +76,33 @@ pub fn app(state: AppState) -> Router {
         .route("/openapi.json", get(routes::openapi))
         .fallback(routes::not_found)
         .layer(DefaultBodyLimit::max(max_body_bytes))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            within_time,
+        ))
         .with_state(state)
+}
+
+/// A request that takes longer than the ingress allows is answered 408: a
+/// client that trickles its body in a byte at a time holds a task and a
+/// connection no longer. What it did so far is safe to do again: an event
+/// claimed but not yet confirmed is published again, under the same
+/// message id, by the sender's retry.
+async fn within_time(
+    axum::extract::State(state): axum::extract::State<AppState>,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    use axum::response::IntoResponse as _;
+    match tokio::time::timeout(state.request_timeout, next.run(request)).await {
+        Ok(response) => response,
+        Err(_) => aia_http::ApiError::new(
+            axum::http::StatusCode::REQUEST_TIMEOUT,
+            "request_timeout",
+            "the request took too long to arrive; send it again",
+        )
+        .into_response(),
+    }
 }
 
 /// Connects to NATS and Postgres and builds the shared state.
@@ -106,6 +132,7 @@ pub async fn state(config: Config) -> anyhow::Result<AppState> {
         }),
         metrics: Arc::new(metrics::Metrics::register(&config.registry)),
         publish_timeout: config.publish_timeout,
+        request_timeout: config.request_timeout,
         feedback_link_days: config.feedback_link_days,
         http: aia_http::outbound::client_builder()
             .timeout(tools::TOOL_TIMEOUT)

@@ -271,7 +271,11 @@ async fn fetch_signing_key(site: &ConnectWise, key_url: &str) -> Result<String, 
         .send_traced("connectwise")
         .await;
     let bytes = match answer {
-        Ok(response) if response.status().is_success() => response.bytes().await.ok(),
+        Ok(response) if response.status().is_success() => {
+            aia_http::answer::bytes_within(response, 64 * 1024)
+                .await
+                .ok()
+        }
         Ok(response) => {
             tracing::warn!(
                 status = response.status().as_u16(),

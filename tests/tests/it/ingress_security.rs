@@ -534,3 +534,35 @@ async fn a_feedback_link_expires_after_the_tenants_link_lifetime() {
         .unwrap();
     assert_eq!(response.status(), 202);
 }
+
+/// A body trickled in slower than the ingress waits is answered 408 and
+/// stores nothing; the task and the connection are not held for it.
+#[tokio::test]
+async fn a_body_that_trickles_in_is_cut_off_with_408_and_stores_nothing() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let ingress = Ingress::start_with(ingress_support::Options {
+        request_timeout: Duration::from_millis(500),
+        ..Default::default()
+    })
+    .await;
+    let body = serde_json::to_vec(&ticket("acme", "T-SLOW")).unwrap();
+    let address = ingress.url.trim_start_matches("http://").to_owned();
+    let mut socket = tokio::net::TcpStream::connect(&address).await.unwrap();
+    let head = format!(
+        "POST /webhook/servicedesk HTTP/1.1\r\nhost: {address}\r\ncontent-type: application/json\r\n\
+         x-servicedesk-signature: {}\r\ncontent-length: {}\r\nconnection: close\r\n\r\n",
+        ingress.sign(&body),
+        body.len()
+    );
+    socket.write_all(head.as_bytes()).await.unwrap();
+    // Ten bytes of the body, then nothing for longer than the ingress waits.
+    socket.write_all(&body[..10]).await.unwrap();
+    let mut answer = String::new();
+    tokio::time::timeout(Duration::from_secs(10), socket.read_to_string(&mut answer))
+        .await
+        .expect("the ingress answers without the rest of the body")
+        .unwrap();
+    assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
+    assert!(answer.contains("request_timeout"), "{answer}");
+    assert_eq!(ingress.stored().await, 0);
+}

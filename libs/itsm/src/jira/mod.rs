@@ -132,7 +132,9 @@ impl Jira {
             .await
             .map_err(|err| transport_error(TOOL, &err))?;
         classify(TOOL, response.status(), retry_after(response.headers()))?;
-        Ok(response.json().await.unwrap_or(Value::Null))
+        Ok(aia_http::answer::json(response)
+            .await
+            .unwrap_or(Value::Null))
     }
 
     /// Posts the note as an internal comment, or a public one when `public`.

@@ -51,11 +51,13 @@ impl ServiceDeskPlus {
                 }
             })
             .await?;
-        response.json().await.map_err(|_| ItsmError::Transient {
-            reason: format!("{TOOL} sent an unreadable answer"),
-            http_status: None,
-            retry_after: None,
-        })
+        aia_http::answer::json(response)
+            .await
+            .map_err(|_| ItsmError::Transient {
+                reason: format!("{TOOL} sent an unreadable answer"),
+                http_status: None,
+                retry_after: None,
+            })
     }
 
     /// A page of resolved requests for an import: the ids from

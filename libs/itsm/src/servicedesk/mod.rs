@@ -156,7 +156,7 @@ impl ServiceDeskPlus {
         let response = self
             .send(|| self.http.post(self.notes_url(ticket)).form(&form))
             .await?;
-        let body: serde_json::Value = response.json().await.unwrap_or_default();
+        let body: serde_json::Value = aia_http::answer::json(response).await.unwrap_or_default();
         let note_id = body["request_note"]["id"]
             .as_str()
             .map(str::to_owned)
@@ -200,11 +200,13 @@ impl ServiceDeskPlus {
                 })
                 .await?;
             let body: serde_json::Value =
-                response.json().await.map_err(|_| ItsmError::Transient {
-                    reason: format!("{TOOL} sent an unreadable list of notes"),
-                    http_status: None,
-                    retry_after: None,
-                })?;
+                aia_http::answer::json(response)
+                    .await
+                    .map_err(|_| ItsmError::Transient {
+                        reason: format!("{TOOL} sent an unreadable list of notes"),
+                        http_status: None,
+                        retry_after: None,
+                    })?;
             let notes = body["notes"]
                 .as_array()
                 .or_else(|| body[&wrapper].as_array())

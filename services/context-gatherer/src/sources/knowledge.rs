@@ -217,7 +217,7 @@ pub async fn external(
             response.status().as_u16()
         )));
     }
-    let answer: ExternalAnswer = response.json().await.map_err(|_| {
+    let answer: ExternalAnswer = aia_http::answer::json(response).await.map_err(|_| {
         SourceError::Failed("external knowledge base sent an unreadable answer".into())
     })?;
     let articles: Vec<KnowledgeArticle> = match answer {

@@ -103,7 +103,7 @@ pub async fn check(
                 request = request.bearer_auth(token);
             }
             let answer = match request.send_traced("monitoring").await {
-                Ok(response) => response.json::<QueryAnswer>().await.ok(),
+                Ok(response) => aia_http::answer::json::<QueryAnswer>(response).await.ok(),
                 Err(_) => None,
             };
             (asked, host, query, answer)

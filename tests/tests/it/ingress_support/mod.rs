@@ -26,6 +26,7 @@ pub struct Ingress {
 pub struct Options {
     pub tenant_cache_ttl: Duration,
     pub publish_timeout: Duration,
+    pub request_timeout: Duration,
 }
 
 impl Default for Options {
@@ -33,6 +34,7 @@ impl Default for Options {
         Self {
             tenant_cache_ttl: Duration::from_millis(200),
             publish_timeout: Duration::from_millis(1500),
+            request_timeout: Duration::from_secs(30),
         }
     }
 }
@@ -89,6 +91,7 @@ impl Ingress {
             registry: registry.clone(),
             tenant_cache_ttl: options.tenant_cache_ttl,
             publish_timeout: options.publish_timeout,
+            request_timeout: options.request_timeout,
             ..ingress::Config::new(
                 nats.url(),
                 db.app_url.clone(),

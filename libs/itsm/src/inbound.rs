@@ -49,8 +49,11 @@ pub enum Mentioned {
 
 /// A mention made whole with the ticket as the tool has it now (`delivery_id`
 /// is filled in by the ingress). A ticket said to be resolved that the tool
-/// does not count resolved is an update; one not said to be is resolved
-/// only when the mention left it open to the ticket's state.
+/// does not count resolved is an update. An update of a ticket the tool
+/// counts resolved is its resolution: most tools send a resolution as an
+/// update (Autotask's callout names the status only when it is subscribed
+/// to), and a comment on a closed ticket is no new problem to enhance. Only
+/// a ticket said to be created is taken as new whatever its state.
 pub fn complete(
     kind: ItsmKind,
     ticket_id: TicketId,
@@ -65,7 +68,9 @@ pub fn complete(
         .take(MAX_DESCRIPTION_CHARS)
         .collect();
     let resolved = match (change, &ticket.resolution) {
-        (Mentioned::Resolved | Mentioned::Unknown, Some(resolution)) => Some(resolution.clone()),
+        (Mentioned::Resolved | Mentioned::Updated | Mentioned::Unknown, Some(resolution)) => {
+            Some(resolution.clone())
+        }
         _ => None,
     };
     if let Some(resolution) = resolved {
@@ -179,4 +184,44 @@ pub fn json_error(err: &serde_json::Error) -> InboundError {
         _ => format!("malformed JSON: {err}"),
     };
     InboundError::Malformed(message)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::Resolution;
+
+    fn closed() -> TicketSummary {
+        TicketSummary {
+            resolution: Some(Resolution {
+                text: "Replaced the toner".into(),
+                resolved_at: Utc::now(),
+            }),
+            ..TicketSummary::new("Printer", "It streaks")
+        }
+    }
+
+    fn is_resolved(change: Mentioned, ticket: TicketSummary) -> bool {
+        let id = TicketId::parse("7").unwrap();
+        match complete(ItsmKind::Autotask, id, change, ticket, Utc::now()).unwrap() {
+            Inbound::Resolved { .. } => true,
+            Inbound::Received { .. } => false,
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn an_update_of_a_ticket_the_tool_counts_resolved_is_its_resolution() {
+        // Autotask's callout names the status only when subscribed to it;
+        // a comment on a closed ticket is no new problem either.
+        assert!(is_resolved(Mentioned::Updated, closed()));
+        assert!(is_resolved(Mentioned::Unknown, closed()));
+        assert!(is_resolved(Mentioned::Resolved, closed()));
+        // Said to be created, it is new whatever its state; said to be
+        // resolved while the tool says open, an update.
+        assert!(!is_resolved(Mentioned::Created, closed()));
+        let open = TicketSummary::new("Printer", "It streaks");
+        assert!(!is_resolved(Mentioned::Resolved, open.clone()));
+        assert!(!is_resolved(Mentioned::Updated, open));
+    }
 }

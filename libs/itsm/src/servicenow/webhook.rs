@@ -53,8 +53,10 @@ pub fn parse(body: &[u8]) -> Result<Inbound, InboundError> {
     let mut summary = super::summary(&hook);
     check_text("short_description", &summary.subject, MAX_TEXT_CHARS)?;
     summary.description = cut_description("description", summary.description)?;
+    // As `inbound::complete` reads a mention: an update of a resolved
+    // incident is its resolution.
     match (change, summary.resolution) {
-        (Mentioned::Resolved | Mentioned::Unknown, Some(resolution))
+        (Mentioned::Resolved | Mentioned::Updated | Mentioned::Unknown, Some(resolution))
             if hook["resolved_at"].is_string() =>
         {
             check_text("close_notes", &resolution.text, MAX_TEXT_CHARS)?;

@@ -32,7 +32,15 @@ pub fn tenant_admin(
 ) -> anyhow::Result<TenantAdmin> {
     let _ = rustls::crypto::ring::default_provider().install_default();
     Ok(TenantAdmin {
-        app: aia_store::pool(database_url, 8).context("AI_AGENTS_DATABASE_URL")?,
+        // Tenant changes and operators' incident actions: people wait on
+        // them too, so a request waits at most 10 s for a connection.
+        app: aia_store::bounded_pool(
+            database_url,
+            8,
+            Duration::from_secs(30),
+            Duration::from_secs(10),
+        )
+        .context("AI_AGENTS_DATABASE_URL")?,
         // The console's sessions, dashboards and history pages: people wait
         // on them, so each statement has 15 s and a request waits at most
         // 10 s for a connection.

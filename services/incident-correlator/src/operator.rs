@@ -89,6 +89,10 @@ pub async fn act(
     store::apply(&tx, &event).await?;
     store::outbox_put(&tx, &event, &outbox::msg_id(&event)).await?;
     tx.commit().await.map_err(StoreError::from)?;
+    // The connection goes back before the flush takes one: operators
+    // acting at once on a small pool would each hold one and wait for
+    // another for ever.
+    drop(client);
     outbox::flush(db, jetstream, tenant).await?;
     Ok(Some(event))
 }

@@ -766,9 +766,11 @@ async fn twenty_operators_acknowledging_and_closing_at_once_make_one_change_each
         other => panic!("{other:?}"),
     };
     let tenant = TenantId::parse("acme").unwrap();
+    // All twenty through one connection: an action that held its
+    // connection while taking another (to publish) would hang them all.
+    let one = aia_store::pool(&setup.db.app_url, 1).unwrap();
     let all_at_once = |action| {
-        let (pool, jetstream, tenant) =
-            (setup.pool.clone(), setup.jetstream.clone(), tenant.clone());
+        let (pool, jetstream, tenant) = (one.clone(), setup.jetstream.clone(), tenant.clone());
         futures::future::join_all((0..20).map(move |n| {
             let (pool, jetstream, tenant) = (pool.clone(), jetstream.clone(), tenant.clone());
             async move {
@@ -785,7 +787,10 @@ async fn twenty_operators_acknowledging_and_closing_at_once_make_one_change_each
         }))
     };
     use incident_correlator::operator::{Action, OperatorError};
-    let acknowledged = all_at_once(Action::Acknowledge).await;
+    let within = std::time::Duration::from_secs(60);
+    let acknowledged = tokio::time::timeout(within, all_at_once(Action::Acknowledge))
+        .await
+        .expect("the actions hang on the pool");
     assert_eq!(
         acknowledged
             .iter()
@@ -795,7 +800,9 @@ async fn twenty_operators_acknowledging_and_closing_at_once_make_one_change_each
         "one acknowledges, the rest find it acknowledged"
     );
     assert!(acknowledged.iter().all(Result::is_ok));
-    let closed = all_at_once(Action::Close).await;
+    let closed = tokio::time::timeout(within, all_at_once(Action::Close))
+        .await
+        .expect("the actions hang on the pool");
     assert_eq!(
         closed
             .iter()

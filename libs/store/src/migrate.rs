@@ -111,6 +111,10 @@ pub const MIGRATIONS: &[(&str, &str)] = &[
         "0025_costed_inputs",
         include_str!("../../../migrations/0025_costed_inputs.sql"),
     ),
+    (
+        "0026_incident_retention",
+        include_str!("../../../migrations/0026_incident_retention.sql"),
+    ),
 ];
 
 const LOCK_KEY: i64 = 0x6169_6167_656e_7473; // "aiagents"

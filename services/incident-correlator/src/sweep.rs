@@ -90,10 +90,12 @@ impl Sweep {
         Ok((ended, published))
     }
 
-    /// Retention of the window and of published events, at most hourly:
-    /// open tickets are kept past the longest window and quiet period a
-    /// tenant may set (a live incident's centroid needs its tickets'
-    /// vectors), published events a day.
+    /// Retention of the window, of published events and of incidents, at
+    /// most hourly: open tickets are kept past the longest window and quiet
+    /// period a tenant may set, and for as long as their incident is live
+    /// (its centroid needs its tickets' vectors); published events a day;
+    /// ended incidents as long as their events stay in the stream
+    /// (`AI_AGENTS_EVENT_TTL_SECS`), so a rebuild reproduces the tables.
     async fn purge_now_and_then(&self) {
         let mut last = self.last_purge.lock().await;
         if last.is_some_and(|at| at.elapsed() < PURGE_EVERY) {
@@ -104,17 +106,22 @@ impl Sweep {
             let client = self.db.get().await.map_err(StoreError::from)?;
             let row = client
                 .query_one(
-                    "select purge_incident_caches($1::text::interval, $2::text::interval)",
-                    &[&OPEN_TICKETS_KEPT, &PUBLISHED_KEPT],
+                    "select purge_incident_caches($1::text::interval, $2::text::interval),
+                            purge_old_incidents(make_interval(secs => $3::float8))",
+                    &[
+                        &OPEN_TICKETS_KEPT,
+                        &PUBLISHED_KEPT,
+                        &(aia_config::shared_or_default().event_ttl_secs as f64),
+                    ],
                 )
                 .await
                 .map_err(StoreError::from)?;
-            Ok::<i64, StoreError>(row.get(0))
+            Ok::<i64, StoreError>(row.get::<_, i64>(0) + row.get::<_, i64>(1))
         };
         match purged.await {
             Ok(n_deleted) => tracing::info!(
                 n_deleted,
-                "Purged open tickets and published incident events past retention"
+                "Purged open tickets, published incident events and ended incidents past retention"
             ),
             Err(err) => tracing::warn!(error = %err, "Purging incident caches failed"),
         }

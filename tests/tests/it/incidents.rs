@@ -938,3 +938,67 @@ async fn a_model_nobody_calibrated_makes_no_incident_and_a_calibrated_one_finds_
     );
     setup.stop().await;
 }
+
+/// Retention: a live incident keeps its members' rows in the window past
+/// the window's own retention (its centroid is their mean); an ended one
+/// goes, with its tickets, once its events have left the stream.
+#[tokio::test]
+async fn retention_keeps_a_live_incidents_members_and_drops_an_incident_past_its_events() {
+    let mut setup = setup(1, |_| {}).await;
+    let now = Utc::now() - chrono::Duration::minutes(10);
+    for i in 0..3 {
+        let vector = vector(Some(0), 10 + i);
+        setup
+            .gathered(
+                "acme",
+                &format!("R-{i}"),
+                now + chrono::Duration::minutes(i64::try_from(i).unwrap()),
+                &vector,
+                &[],
+            )
+            .await;
+    }
+    setup.settled().await;
+    let admin = setup.db.admin_client().await;
+    let count = |sql: &'static str| {
+        let admin = &admin;
+        async move { admin.query_one(sql, &[]).await.unwrap().get::<_, i64>(0) }
+    };
+    assert_eq!(count("select count(*) from incidents").await, 1);
+    // Three days on: past the window's retention, the incident still live.
+    admin
+        .batch_execute(
+            "update open_tickets set received_at = received_at - interval '3 days';
+             insert into open_tickets (tenant_id, ticket_id, received_at)
+               values ('acme', 'LONE-1', now() - interval '3 days');",
+        )
+        .await
+        .unwrap();
+    let purge = "select purge_incident_caches('49 hours', '1 day'), purge_old_incidents('90 days')";
+    let app = setup.pool.get().await.unwrap();
+    app.query_one(purge, &[]).await.unwrap();
+    assert_eq!(
+        count("select count(*) from open_tickets where ticket_id like 'R-%'").await,
+        3,
+        "the live incident's members are kept"
+    );
+    assert_eq!(
+        count("select count(*) from open_tickets where ticket_id = 'LONE-1'").await,
+        0
+    );
+    // Ended, and detected before the stream's events expire: gone, its
+    // tickets with it; the window's rows follow.
+    admin
+        .batch_execute(
+            "update incidents set status = 'ended', ended_at = now(), end_change = 'quiet',
+                    detected_at = now() - interval '91 days'",
+        )
+        .await
+        .unwrap();
+    app.query_one(purge, &[]).await.unwrap();
+    assert_eq!(count("select count(*) from incidents").await, 0);
+    assert_eq!(count("select count(*) from incident_tickets").await, 0);
+    app.query_one(purge, &[]).await.unwrap();
+    assert_eq!(count("select count(*) from open_tickets").await, 0);
+    setup.stop().await;
+}

@@ -81,9 +81,20 @@ impl Handler for IncidentCorrelator {
         Ok(Handled::Nothing)
     }
 
-    fn failed(&self, _event: &Event, _failure: Failure<'_>) -> Option<Event> {
-        // Incidents end no ticket's run: a ticket the correlator gave up on
-        // is only missing from its incident (and the dead letter says so).
+    fn failed(&self, event: &Event, failure: Failure<'_>) -> Option<Event> {
+        // Incidents end no ticket's run, and no dead letter records this: a
+        // ticket given up on is missing from its incident, and a resolution
+        // given up on leaves the ticket open in the window until it ages
+        // out (49 hours). Said loudly, for the operator to replay.
+        tracing::error!(
+            tenant_id = %event.tenant_id,
+            ticket_id = %event.ticket_id,
+            event_id = %event.event_id,
+            event_type = event.event_type(),
+            attempts = failure.attempts,
+            reason = failure.reason,
+            "The incident correlator gave up on an event; `aiagents replay` it once the cause is fixed"
+        );
         None
     }
 }

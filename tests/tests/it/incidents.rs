@@ -639,6 +639,29 @@ async fn an_event_left_in_the_outbox_by_a_crash_is_published_by_the_sweep_once()
         .unwrap()
         .get(0);
     assert_eq!(pending, 0);
+    // A crash after the publish and before the mark: the sweep publishes
+    // the row again, under the same message id, and the stream keeps one.
+    admin
+        .execute("update incident_outbox set published_at = null", &[])
+        .await
+        .unwrap();
+    eventually(
+        "the sweep's second publish",
+        Duration::from_secs(10),
+        || async {
+            let pending: i64 = admin
+                .query_one(
+                    "select count(*) from incident_outbox where published_at is null",
+                    &[],
+                )
+                .await
+                .unwrap()
+                .get(0);
+            (pending == 0).then_some(())
+        },
+    )
+    .await;
+    assert_eq!(setup.incident_events("acme").await.len(), 1);
     setup.stop().await;
 }
 

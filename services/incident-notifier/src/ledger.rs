@@ -87,8 +87,16 @@ pub struct Failed {
     pub failed_at: chrono::DateTime<chrono::Utc>,
 }
 
+/// How long a notification may stay pending: longer than every delivery's
+/// backoff together (about 65 minutes, `nats/consumers/incident-notifier.json`).
+/// One still pending after that had its last delivery end without an answer
+/// recorded (the process died, the database was away) and will not be
+/// tried again: it is listed with the failed ones.
+const STALE_PENDING: &str = "2 hours";
+
 /// The latest notifications given up on, of one tenant or all (the
-/// caller's role decides what it may read).
+/// caller's role decides what it may read), and those left pending for
+/// longer than every retry takes.
 pub async fn failed(
     client: &impl aia_store::GenericClient,
     tenant: Option<&str>,
@@ -96,11 +104,17 @@ pub async fn failed(
 ) -> Result<Vec<Failed>, StoreError> {
     Ok(client
         .query(
-            "select tenant_id, webhook_id, event_type, attempts, http_status, last_error, updated_at
+            "select tenant_id, webhook_id, event_type, attempts, http_status,
+                    case when state = 'failed' then last_error
+                         else 'no final answer recorded: the last delivery ended without one'
+                              || coalesce(' (last error: ' || last_error || ')', '') end,
+                    updated_at
                from incident_notifications
-              where state = 'failed' and ($1::text is null or tenant_id = $1)
+              where ($1::text is null or tenant_id = $1)
+                and (state = 'failed'
+                     or (state = 'pending' and updated_at < now() - $3::text::interval))
               order by updated_at desc limit $2",
-            &[&tenant, &limit],
+            &[&tenant, &limit, &STALE_PENDING],
         )
         .await?
         .iter()

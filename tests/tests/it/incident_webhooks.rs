@@ -307,3 +307,34 @@ async fn each_incident_event_reaches_the_tenants_webhook_once_signed_and_retried
     stop.cancel();
     notifier.await.unwrap().unwrap();
 }
+
+/// A notification whose last delivery ended without an answer recorded (a
+/// crash, the database away) stays pending and is never tried again: once
+/// older than every retry takes, it is listed with the failed ones.
+#[tokio::test]
+async fn a_notification_left_pending_past_every_retry_is_listed_as_failed() {
+    let db = TestDatabase::create().await;
+    let admin = db.admin_client().await;
+    admin
+        .batch_execute(
+            "insert into incident_notifications (tenant_id, webhook_id, event_type, state, attempts, last_error, updated_at) values
+               ('acme', 'incident:acme:1:v1', 'incident.detected', 'pending', 8, 'the webhook answered 503', now() - interval '3 hours'),
+               ('acme', 'incident:acme:2:v1', 'incident.detected', 'pending', 1, null, now() - interval '5 minutes'),
+               ('acme', 'incident:acme:3:v1', 'incident.detected', 'failed', 1, 'the webhook answered 410', now() - interval '1 hour');",
+        )
+        .await
+        .unwrap();
+    // As the console reads it.
+    let console = aia_store::pool(&db.admin_read_url, 1).unwrap();
+    let listed = incident_notifier::ledger::failed(&console.get().await.unwrap(), Some("acme"), 10)
+        .await
+        .unwrap();
+    let ids: Vec<&str> = listed.iter().map(|f| f.webhook_id.as_str()).collect();
+    assert_eq!(ids, ["incident:acme:3:v1", "incident:acme:1:v1"]);
+    assert_eq!(
+        listed[1].last_error.as_deref(),
+        Some(
+            "no final answer recorded: the last delivery ended without one (last error: the webhook answered 503)"
+        )
+    );
+}

@@ -8,6 +8,12 @@
 //! timeout or a refused connection is retried on the consumer's backoff
 //! (with `Retry-After` when given); any other answer is final. Out of
 //! deliveries, the notification is marked failed with its last error.
+//!
+//! Versions of one incident go out in order: a version waits (up to two
+//! minutes, the message kept alive meanwhile) until the one before it is
+//! delivered or given up on, so a receiver is not told of an update to an
+//! incident it has not heard of. Past the wait — the previous version is in
+//! a long retry — it goes anyway; `data.incident.version` orders them.
 
 use aia_telemetry::http::TracedSend as _;
 use std::sync::Arc;
@@ -25,6 +31,21 @@ pub struct IncidentNotifier {
     pub tenants: Arc<TenantCache>,
     pub http: reqwest::Client,
     pub metrics: NotifierMetrics,
+}
+
+/// How long a version waits for the one before it.
+const ORDER_WAIT: std::time::Duration = std::time::Duration::from_secs(120);
+
+/// The `webhook-id` of the version before `event`'s, if it has one.
+fn previous_webhook_id(event: &Event) -> Option<String> {
+    match &event.payload {
+        Payload::IncidentUpdated(p) if p.version > 1 => Some(aia_bus::msg_id::incident(
+            event.tenant_id.as_str(),
+            p.incident_id,
+            p.version - 1,
+        )),
+        _ => None,
+    }
 }
 
 /// The `webhook-id` of an incident event: its version's message id.
@@ -56,6 +77,29 @@ pub fn body(event: &Event) -> Vec<u8> {
     .expect("JSON")
 }
 
+impl IncidentNotifier {
+    /// Returns once the version `previous` is delivered or given up on, or
+    /// after [`ORDER_WAIT`]. No connection is held while waiting.
+    async fn wait_for(&self, event: &Event, previous: &str) -> Result<(), aia_store::StoreError> {
+        let started = std::time::Instant::now();
+        loop {
+            let settled = {
+                let mut client = self.db.get().await?;
+                ledger::settled(&mut client, &event.tenant_id, previous).await?
+            };
+            if settled {
+                return Ok(());
+            }
+            if started.elapsed() >= ORDER_WAIT {
+                tracing::warn!(tenant_id = %event.tenant_id, previous, "An incident's previous version is still not delivered; posting this one anyway");
+                self.metrics.count("out_of_order");
+                return Ok(());
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+        }
+    }
+}
+
 impl Handler for IncidentNotifier {
     const NAME: &'static str = "incident-notifier";
     // A paused tenant's notifications wait with its other work.
@@ -83,6 +127,9 @@ impl Handler for IncidentNotifier {
             self.metrics.count("no_webhook");
             return Ok(Handled::Nothing);
         };
+        if let Some(previous) = previous_webhook_id(event) {
+            self.wait_for(event, &previous).await?;
+        }
         let mut client = self.db.get().await?;
         match ledger::attempt(&mut client, &event.tenant_id, &id, event.event_type()).await? {
             State::Delivered | State::Failed => {

@@ -46,6 +46,24 @@ pub async fn attempt(
     })
 }
 
+/// Whether the notification is delivered or given up on (not pending, and
+/// not unknown).
+pub async fn settled(
+    client: &mut Client,
+    tenant: &TenantId,
+    webhook_id: &str,
+) -> Result<bool, StoreError> {
+    let rows = tenant_query(
+        client,
+        tenant,
+        "select 1 from incident_notifications
+          where tenant_id = $1 and webhook_id = $2 and state <> 'pending'",
+        &[&tenant.as_str(), &webhook_id],
+    )
+    .await?;
+    Ok(!rows.is_empty())
+}
+
 /// Marks the notification `delivered` or `failed` (with why), or records
 /// why a try failed while it stays `pending`.
 pub async fn finish(

@@ -198,6 +198,20 @@ async fn each_incident_event_reaches_the_tenants_webhook_once_signed_and_retried
     let got: std::collections::BTreeSet<String> =
         counts.keys().map(|id| (*id).to_owned()).collect();
     assert_eq!(got, expected);
+    // One incident's versions reach the receiver in order, the 503'd one's
+    // retry included: a later version waited for it.
+    let mut last_version: std::collections::BTreeMap<String, u32> = Default::default();
+    for id in &ids {
+        let (incident, version) = id.rsplit_once(":v").unwrap();
+        let version: u32 = version.parse().unwrap();
+        let before = last_version
+            .insert(incident.to_owned(), version)
+            .unwrap_or(0);
+        assert!(
+            before <= version,
+            "v{version} of {incident} after v{before}: {ids:?}"
+        );
+    }
     for (headers, body) in &delivered {
         assert!(
             reference_accepts(&secret, headers, body),

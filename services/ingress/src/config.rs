@@ -23,7 +23,7 @@ pub struct Config {
     pub tenant_cache_ttl: Duration,
     /// How long to wait for JetStream to confirm an event before 503.
     pub publish_timeout: Duration,
-    /// How long one request may take, its body's arrival included
+    /// How long a request's body may take to arrive
     /// (`AI_AGENTS_INGRESS_REQUEST_TIMEOUT_SECS`, default 30), then 408.
     pub request_timeout: Duration,
     /// How long a note's feedback links work after its run began

@@ -83,26 +83,45 @@ pub fn app(state: AppState) -> Router {
         .with_state(state)
 }
 
-/// A request that takes longer than the ingress allows is answered 408: a
-/// client that trickles its body in a byte at a time holds a task and a
-/// connection no longer. What it did so far is safe to do again: an event
-/// claimed but not yet confirmed is published again, under the same
-/// message id, by the sender's retry.
+/// A request whose body takes longer to arrive than the ingress allows is
+/// answered 408: a client that trickles its body in a byte at a time holds
+/// a task and a connection no longer. Only the body's arrival is bounded —
+/// nothing has been claimed or published yet — never the work after it,
+/// which a cancellation could cut between publishing an event and
+/// recording that it was.
 async fn within_time(
     axum::extract::State(state): axum::extract::State<AppState>,
     request: axum::extract::Request,
     next: axum::middleware::Next,
 ) -> axum::response::Response {
     use axum::response::IntoResponse as _;
-    match tokio::time::timeout(state.request_timeout, next.run(request)).await {
-        Ok(response) => response,
-        Err(_) => aia_http::ApiError::new(
-            axum::http::StatusCode::REQUEST_TIMEOUT,
-            "request_timeout",
-            "the request took too long to arrive; send it again",
-        )
-        .into_response(),
-    }
+    let (parts, body) = request.into_parts();
+    let read = axum::body::to_bytes(body, state.max_body_bytes);
+    let body = match tokio::time::timeout(state.request_timeout, read).await {
+        Ok(Ok(body)) => body,
+        Ok(Err(_)) => {
+            // Too large (or cut off): answered as the handlers answer it.
+            return aia_http::ApiError::new(
+                axum::http::StatusCode::PAYLOAD_TOO_LARGE,
+                "payload_too_large",
+                format!("the body is larger than {} bytes", state.max_body_bytes),
+            )
+            .into_response();
+        }
+        Err(_) => {
+            return aia_http::ApiError::new(
+                axum::http::StatusCode::REQUEST_TIMEOUT,
+                "request_timeout",
+                "the request took too long to arrive; send it again",
+            )
+            .into_response();
+        }
+    };
+    next.run(axum::extract::Request::from_parts(
+        parts,
+        axum::body::Body::from(body),
+    ))
+    .await
 }
 
 /// Connects to NATS and Postgres and builds the shared state.

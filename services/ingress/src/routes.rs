@@ -34,7 +34,7 @@ pub struct AppState {
     pub limits: Arc<Limits>,
     pub metrics: Arc<Metrics>,
     pub publish_timeout: Duration,
-    /// How long one request may take, its body's arrival included.
+    /// How long a request's body may take to arrive.
     pub request_timeout: Duration,
     pub max_body_bytes: usize,
     /// How long a note's feedback links work after its run began.

@@ -587,4 +587,21 @@ async fn credentials_and_keys_are_never_sent_to_an_address_they_were_not_given_f
         vec!["spare"]
     );
     assert_eq!(integrations.knowledge_base_token.as_deref(), Some("kb-1"));
+    // In two saves: the provider removed, then added back elsewhere. The
+    // removal already takes its key.
+    let (status, _) = api
+        .call(
+            reqwest::Method::PUT,
+            "/admin/tenants/acme",
+            Some(json!({"settings": {"llm_providers": [
+                {"name": "main", "base_url": "https://attacker.test/v1", "model": "gpt-4o-mini"}]}})),
+        )
+        .await;
+    assert_eq!(status, 200);
+    let integrations = stored().await.integrations;
+    assert!(integrations.llm_keys.is_empty(), "{integrations:?}");
+    assert_eq!(
+        integrations.knowledge_base_token, None,
+        "its address was removed"
+    );
 }

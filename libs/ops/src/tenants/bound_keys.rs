@@ -5,6 +5,8 @@
 //! test, the next ticket) — reading them back by another door. So an
 //! address that moves to another origin takes its credential with it.
 
+use std::collections::BTreeMap;
+
 use aia_store::{EmbeddingSettings, Integrations, TenantSettings};
 
 /// Whether two addresses are the same origin (scheme, host and port); an
@@ -22,7 +24,11 @@ pub(super) fn same_origin(a: &str, b: &str) -> bool {
 }
 
 /// The integrations' keys that settings `new` would send to another origin
-/// than `old` did: each as the field an operator sets again.
+/// than `old` did, or that `new` leaves without an address: each as the
+/// field an operator sets again. A key whose address is removed goes too —
+/// else removing the address and adding it back elsewhere, in two saves,
+/// would carry the key there. A key set before its address is kept when the
+/// address first comes (the operator who set it knows where it belongs).
 #[derive(Debug, Default, PartialEq)]
 pub(super) struct Moved {
     pub knowledge_base_token: bool,
@@ -31,57 +37,74 @@ pub(super) struct Moved {
     pub embedding_keys: Vec<String>,
 }
 
-impl Moved {
-    pub(super) fn between(old: &TenantSettings, new: &TenantSettings) -> Self {
-        let moved = |old: Option<&str>, new: Option<&str>| match (old, new) {
-            (Some(old), Some(new)) => !same_origin(old, new),
-            _ => false,
-        };
-        let llm_keys = new
+/// Whether a named address moved: it had some before, and now has none or
+/// one at an origin none of the old ones had.
+fn moved(before: &[&str], after: &[&str]) -> bool {
+    !before.is_empty()
+        && (after.is_empty()
+            || after
+                .iter()
+                .any(|new| !before.iter().any(|old| same_origin(old, new))))
+}
+
+/// Each name's addresses: providers, or embeddings endpoints (the current
+/// and the next may share a name).
+fn by_name<'a>(named: impl Iterator<Item = (&'a str, &'a str)>) -> BTreeMap<&'a str, Vec<&'a str>> {
+    let mut names: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
+    for (name, url) in named {
+        names.entry(name).or_default().push(url);
+    }
+    names
+}
+
+fn names_moved(old: &BTreeMap<&str, Vec<&str>>, new: &BTreeMap<&str, Vec<&str>>) -> Vec<String> {
+    old.iter()
+        .filter(|(name, before)| moved(before, new.get(*name).map_or(&[][..], Vec::as_slice)))
+        .map(|(name, _)| (*name).to_owned())
+        .collect()
+}
+
+fn providers(settings: &TenantSettings) -> BTreeMap<&str, Vec<&str>> {
+    by_name(
+        settings
             .llm_providers
             .iter()
-            .filter(|provider| {
-                old.llm_providers
-                    .iter()
-                    .filter(|before| before.name == provider.name)
-                    .any(|before| !same_origin(&before.base_url, &provider.base_url))
-            })
-            .map(|provider| provider.name.clone())
-            .collect();
-        let endpoints = |settings: &TenantSettings| {
-            [
-                Some(&settings.embeddings),
-                settings.embeddings_next.as_ref(),
-            ]
-            .into_iter()
-            .flatten()
-            .filter_map(|embeddings| match embeddings {
-                EmbeddingSettings::Endpoint(endpoint) => {
-                    Some((endpoint.name.clone(), endpoint.base_url.clone()))
-                }
-                EmbeddingSettings::Local => None,
-            })
-            .collect::<Vec<_>>()
-        };
-        let before = endpoints(old);
-        let mut embedding_keys: Vec<String> = endpoints(new)
-            .into_iter()
-            .filter(|(name, url)| {
-                before
-                    .iter()
-                    .any(|(was, old_url)| was == name && !same_origin(old_url, url))
-            })
-            .map(|(name, _)| name)
-            .collect();
-        embedding_keys.dedup();
+            .map(|provider| (provider.name.as_str(), provider.base_url.as_str())),
+    )
+}
+
+fn endpoints(settings: &TenantSettings) -> BTreeMap<&str, Vec<&str>> {
+    by_name(
+        [
+            Some(&settings.embeddings),
+            settings.embeddings_next.as_ref(),
+        ]
+        .into_iter()
+        .flatten()
+        .filter_map(|embeddings| match embeddings {
+            EmbeddingSettings::Endpoint(endpoint) => {
+                Some((endpoint.name.as_str(), endpoint.base_url.as_str()))
+            }
+            EmbeddingSettings::Local => None,
+        }),
+    )
+}
+
+/// An optional address as a list of none or one.
+fn one(url: &Option<String>) -> Vec<&str> {
+    url.as_deref().into_iter().collect()
+}
+
+impl Moved {
+    pub(super) fn between(old: &TenantSettings, new: &TenantSettings) -> Self {
         Self {
             knowledge_base_token: moved(
-                old.knowledge_base_url.as_deref(),
-                new.knowledge_base_url.as_deref(),
+                &one(&old.knowledge_base_url),
+                &one(&new.knowledge_base_url),
             ),
-            monitoring_token: moved(old.monitoring_url.as_deref(), new.monitoring_url.as_deref()),
-            llm_keys,
-            embedding_keys,
+            monitoring_token: moved(&one(&old.monitoring_url), &one(&new.monitoring_url)),
+            llm_keys: names_moved(&providers(old), &providers(new)),
+            embedding_keys: names_moved(&endpoints(old), &endpoints(new)),
         }
     }
 
@@ -185,5 +208,49 @@ mod tests {
         );
         assert!(integrations.embedding_keys.is_empty());
         assert!(Moved::between(&old, &old).is_empty());
+    }
+
+    #[test]
+    fn removing_an_address_takes_its_key_so_two_saves_cannot_move_it() {
+        let old = TenantSettings {
+            knowledge_base_url: Some("https://kb.acme.example".into()),
+            llm_providers: serde_json::from_value(serde_json::json!([
+                {"name": "main", "base_url": "https://llm.acme.example/v1", "model": "m"},
+            ]))
+            .unwrap(),
+            ..TenantSettings::default()
+        };
+        let emptied = TenantSettings::default();
+        assert_eq!(
+            Moved::between(&old, &emptied),
+            Moved {
+                knowledge_base_token: true,
+                monitoring_token: false,
+                llm_keys: vec!["main".into()],
+                embedding_keys: vec![],
+            }
+        );
+        // A key set before its address keeps it when the address comes.
+        assert!(Moved::between(&emptied, &old).is_empty());
+    }
+
+    #[test]
+    fn an_unchanged_save_keeps_a_key_two_endpoints_of_one_name_share() {
+        let endpoint = |url: &str| {
+            EmbeddingSettings::Endpoint(EmbeddingEndpointSettings::openai("e5", url, "e5-small"))
+        };
+        let settings = TenantSettings {
+            embeddings: endpoint("https://e5.acme.example/v1"),
+            embeddings_next: Some(endpoint("https://e5-next.acme.example/v1")),
+            ..TenantSettings::default()
+        };
+        assert!(Moved::between(&settings, &settings).is_empty());
+        // The next one promoted: still an origin the key was sent to.
+        let promoted = TenantSettings {
+            embeddings: endpoint("https://e5-next.acme.example/v1"),
+            embeddings_next: None,
+            ..settings.clone()
+        };
+        assert!(Moved::between(&settings, &promoted).is_empty());
     }
 }

@@ -5,7 +5,7 @@
 
 use aia_telemetry::http::TracedSend as _;
 use std::collections::HashMap;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use aia_events::{ItsmKind, TicketId};
@@ -24,8 +24,10 @@ use subtle::ConstantTimeEq as _;
 use crate::auth::{self, AuthFailure, Scheme, Verified};
 use crate::routes::AppState;
 
-/// How long a ConnectWise signing key is reused before it is fetched again.
-const KEY_TTL: Duration = Duration::from_secs(3600);
+/// How long a ConnectWise signing key unused is kept in memory. A key is
+/// trusted whatever its age while it verifies: a rotated one fails, and is
+/// fetched again then.
+const KEY_KEPT: Duration = Duration::from_secs(24 * 3600);
 /// How long the ingress waits for a help desk's API (a mention's ticket, a
 /// ConnectWise key).
 pub const TOOL_TIMEOUT: Duration = Duration::from_secs(10);
@@ -37,28 +39,41 @@ pub const TOOL_TIMEOUT: Duration = Duration::from_secs(10);
 /// fetch's timeout, a hundred requests at once.
 const FETCHES_PER_MINUTE: usize = 6;
 
-/// ConnectWise signing keys by `key_url`, fetched at most once per TTL, and
-/// the fetches each tenant's callbacks caused in the last minute.
+/// ConnectWise signing keys by tenant and `key_url`, the fetches each
+/// tenant's callbacks caused in the last minute, and one fetch at a time
+/// per tenant (a burst of genuine callbacks with no key yet makes one
+/// fetch, the rest verify with what it brought).
 #[derive(Default)]
 pub struct SigningKeys {
     keys: Mutex<HashMap<String, (String, Instant)>>,
     fetches: Mutex<HashMap<String, Vec<Instant>>>,
+    flights: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
 }
 
 impl SigningKeys {
     fn get(&self, key_url: &str) -> Option<String> {
-        let keys = self.keys.lock().expect("signing keys");
-        keys.get(key_url)
-            .filter(|(_, fetched)| fetched.elapsed() < KEY_TTL)
-            .map(|(key, _)| key.clone())
+        let mut keys = self.keys.lock().expect("signing keys");
+        keys.get_mut(key_url).map(|(key, used)| {
+            *used = Instant::now();
+            key.clone()
+        })
     }
 
     fn put(&self, key_url: &str, key: String) {
         let mut keys = self.keys.lock().expect("signing keys");
         if keys.len() > 10_000 {
-            keys.retain(|_, (_, fetched)| fetched.elapsed() < KEY_TTL);
+            keys.retain(|_, (_, used)| used.elapsed() < KEY_KEPT);
         }
         keys.insert(key_url.to_owned(), (key, Instant::now()));
+    }
+
+    /// The lock a tenant's key fetches take one at a time.
+    fn flight(&self, tenant: &str) -> Arc<tokio::sync::Mutex<()>> {
+        let mut flights = self.flights.lock().expect("signing key flights");
+        if flights.len() > 10_000 {
+            flights.retain(|_, flight| Arc::strong_count(flight) > 1);
+        }
+        flights.entry(tenant.to_owned()).or_default().clone()
     }
 
     /// Takes one of `tenant`'s fetches for this minute, if one is left:
@@ -249,8 +264,16 @@ async fn connectwise_signature(
     {
         return Ok(verified());
     }
-    // Not cached, or a rotated key: fetched (again), within the tenant's
-    // budget.
+    // Not cached, or a rotated key: fetched (again), one fetch at a time
+    // per tenant — a callback that waited for another's fetch tries the
+    // key it brought first — and within the tenant's budget.
+    let flight = state.signing_keys.flight(tenant.tenant_id.as_str());
+    let _one_at_a_time = flight.lock().await;
+    if let Some(key) = state.signing_keys.get(&cached)
+        && connectwise::webhook::verify(&key, body, signature)
+    {
+        return Ok(verified());
+    }
     if !state.signing_keys.take_fetch(tenant.tenant_id.as_str()) {
         tracing::warn!(tenant_id = %tenant.tenant_id, "ConnectWise callbacks that fail their signature keep asking for keys; not fetched this minute");
         return Err(AuthFailure::Invalid);

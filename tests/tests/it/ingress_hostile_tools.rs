@@ -609,3 +609,43 @@ async fn a_hundred_forged_connectwise_callbacks_at_once_fetch_the_key_a_few_time
     assert_eq!(status, 202, "{answer}");
     assert_eq!(cw.key_fetches(), fetched, "the cached key served");
 }
+
+/// Twenty genuine callbacks at once, no key fetched yet (a start, a burst
+/// of tickets): one fetch, and every one verifies with the key it brought.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_burst_of_genuine_connectwise_callbacks_fetches_the_key_once() {
+    let ingress = Ingress::start().await;
+    let cw = ConnectWiseStandIn::new("acme", "pub", "priv");
+    let cw_server = aia_standins::serve(cw.router()).await.unwrap();
+    add_tenant(
+        &ingress,
+        "cw",
+        ItsmKind::Connectwise,
+        format!("{}{}", cw_server.url(), connectwise::API_PATH),
+        json!({"company_id": "acme", "public_key": "pub", "private_key": "priv", "client_id": "c"}),
+    )
+    .await;
+    let callbacks: Vec<(String, String)> = (0..20)
+        .map(|n| {
+            let ticket = Ticket::open(5000 + n, "Printer", "It jams");
+            cw.desk.put(ticket.clone());
+            cw.callback(&cw_server.url(), "added", &ticket)
+        })
+        .collect();
+    let answers = futures::future::join_all(callbacks.into_iter().map(|(body, signature)| {
+        let ingress = &ingress;
+        async move {
+            let headers = vec![
+                ("content-type", "application/json".to_owned()),
+                ("x-content-signature", signature),
+            ];
+            ingress
+                .post("/webhook/connectwise/cw", &headers, body.into_bytes())
+                .await
+                .0
+        }
+    }))
+    .await;
+    assert!(answers.iter().all(|status| *status == 202), "{answers:?}");
+    assert_eq!(cw.key_fetches(), 1);
+}

@@ -340,14 +340,27 @@ impl Api {
     /// Sends `request` and reads its JSON answer (`null` for an empty one).
     pub async fn json(&self, request: reqwest::RequestBuilder) -> Result<Value, ItsmError> {
         let response = self.send(request).await?;
-        let bytes = aia_http::answer::bytes_within(response, aia_http::answer::MAX_ANSWER_BYTES)
-            .await
-            .map_err(|_| ItsmError::unreadable(self.tool))?;
-        if bytes.iter().all(u8::is_ascii_whitespace) {
-            return Ok(Value::Null);
-        }
-        serde_json::from_slice(&bytes).map_err(|_| ItsmError::unreadable(self.tool))
+        read_json(self.tool, response).await
     }
+}
+
+/// A tool's JSON answer (`null` for an empty one), read within
+/// [`aia_http::answer::MAX_ANSWER_BYTES`]. One larger is refused for good —
+/// asking again brings the same — and one cut off or not JSON is retried.
+pub(crate) async fn read_json(tool: &str, response: reqwest::Response) -> Result<Value, ItsmError> {
+    use aia_http::answer::{AnswerError, MAX_ANSWER_BYTES, bytes_within};
+    let bytes = bytes_within(response, MAX_ANSWER_BYTES)
+        .await
+        .map_err(|err| match err {
+            AnswerError::TooLarge(max) => {
+                ItsmError::permanent(format!("{tool} sent an answer larger than {max} bytes"))
+            }
+            _ => ItsmError::unreadable(tool),
+        })?;
+    if bytes.iter().all(u8::is_ascii_whitespace) {
+        return Ok(Value::Null);
+    }
+    serde_json::from_slice(&bytes).map_err(|_| ItsmError::unreadable(tool))
 }
 
 /// A JSON value as a string, whether the tool sent a string or a number.

@@ -281,8 +281,7 @@ pub async fn complete(
     let status = response.status();
     if !status.is_success() {
         let retry_after = aia_http::retry_after(response.headers());
-        let body = response
-            .bytes()
+        let body = aia_http::answer::bytes_within(response, 64 * 1024)
             .await
             .ok()
             .and_then(|body| serde_json::from_slice::<ErrorBody>(&body).ok());

@@ -130,13 +130,19 @@ async fn a_crash_after_posting_on_a_busy_jira_issue_still_leaves_one_comment() {
         r#"{"email":"bot@acme.example","api_token":"jira-token"}"#,
     )
     .await;
-    for n in 0..130 {
+    for n in 0..70 {
         jira.add_comment("SUP-43", &format!("Update {n}: still looking"));
     }
     let event = enhancement("SUP-43", ItsmKind::Jira);
     assert!(
         matches!(run(&handler, event.clone(), 1).await, Payload::WritebackCompleted(ref done) if !done.already_present)
     );
+    // The talk went on: our comment is the 71st of 131, on the second of
+    // the stand-in's pages of 50 — and inside the first 100, which a client
+    // stepping by the page size it asked for would skip.
+    for n in 70..130 {
+        jira.add_comment("SUP-43", &format!("Update {n}: still looking"));
+    }
     db.admin_client()
         .await
         .execute("update writeback_ledger set state = 'posting'", &[])

@@ -125,15 +125,18 @@ impl ConnectWise {
     /// Every note of the ticket, oldest first.
     async fn notes(&self, id: u64) -> Result<Vec<Value>, ItsmError> {
         let mut notes = Vec::new();
-        for page in 1..=20 {
+        // Pages of 250: notes quoting whole e-mails run to tens of kilobytes,
+        // and a page must stay well within what an answer may be.
+        const PAGE: usize = 250;
+        for page in 1..=80 {
             let mut url = self.ticket_url(id, &["notes"]);
             url.query_pairs_mut()
                 .append_pair("orderBy", "id asc")
-                .append_pair("pageSize", "1000")
+                .append_pair("pageSize", &PAGE.to_string())
                 .append_pair("page", &page.to_string());
             let body = self.json(self.api.http.get(url)).await?;
             let batch = body.as_array().cloned().unwrap_or_default();
-            let full = batch.len() == 1000;
+            let full = batch.len() == PAGE;
             notes.extend(batch);
             if !full {
                 return Ok(notes);

@@ -36,10 +36,7 @@ impl Freshservice {
         pace.wait().await;
         let response = self.send(self.api.http.get(url)).await?;
         let has_next = next_link(response.headers()).is_some();
-        let body: Value = response
-            .json()
-            .await
-            .map_err(|_| ItsmError::unreadable(TOOL))?;
+        let body: Value = crate::common::read_json(TOOL, response).await?;
         let mut tickets = Vec::new();
         for listed in body["tickets"].as_array().into_iter().flatten() {
             if !super::is_resolved(&listed["status"]) {

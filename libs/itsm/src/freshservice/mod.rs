@@ -122,10 +122,7 @@ impl Freshservice {
         for _ in 0..50 {
             let response = self.send(self.api.http.get(url.clone())).await?;
             let next = next_link(response.headers());
-            let body: Value = response
-                .json()
-                .await
-                .map_err(|_| ItsmError::unreadable(TOOL))?;
+            let body: Value = crate::common::read_json(TOOL, response).await?;
             texts.extend(
                 body["conversations"]
                     .as_array()

@@ -46,10 +46,7 @@ impl ServiceNow {
             .get("x-total-count")
             .and_then(|value| value.to_str().ok())
             .and_then(|value| value.parse::<u64>().ok());
-        let body: Value = response
-            .json()
-            .await
-            .map_err(|_| ItsmError::unreadable(TOOL))?;
+        let body: Value = crate::common::read_json(TOOL, response).await?;
         let records = body["result"].as_array().cloned().unwrap_or_default();
         let read = records.len() as u64;
         let tickets = records

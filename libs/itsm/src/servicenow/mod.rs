@@ -174,11 +174,7 @@ impl ServiceNow {
     }
 
     async fn json(&self, build: impl Fn() -> reqwest::RequestBuilder) -> Result<Value, ItsmError> {
-        self.send(build)
-            .await?
-            .json()
-            .await
-            .map_err(|_| ItsmError::unreadable(TOOL))
+        crate::common::read_json(TOOL, self.send(build).await?).await
     }
 
     /// The incident numbered `ticket` (or with that `sys_id`).
@@ -252,7 +248,7 @@ impl ServiceNow {
                 .append_pair(
                     "sysparm_query",
                     &format!(
-                        "element_id={sys_id}^elementINwork_notes,comments^ORDERBYsys_created_on"
+                        "element_id={sys_id}^elementINwork_notes,comments^ORDERBYsys_created_on^ORDERBYsys_id"
                     ),
                 )
                 .append_pair("sysparm_fields", "value")
@@ -267,7 +263,11 @@ impl ServiceNow {
                     .iter()
                     .filter_map(|entry| entry["value"].as_str().map(str::to_owned)),
             );
-            if entries.len() < PAGE {
+            // Until a page comes back empty: access rules may trim a page
+            // below its size with more after it. (Ordered by a unique key
+            // too, so entries of one second neither repeat nor drop out
+            // at a page's edge.)
+            if entries.is_empty() {
                 return Ok(texts);
             }
         }

@@ -188,6 +188,21 @@ impl ImportWindow {
     pub fn contains(&self, at: DateTime<Utc>) -> bool {
         self.since.is_none_or(|since| at >= since) && self.until.is_none_or(|until| at < until)
     }
+
+    /// The bounds to put in a query that a tool reads in its user's time
+    /// zone (Jira's JQL, ServiceNow's encoded queries take a date without
+    /// an offset): wide enough for any zone, UTC−12 to UTC+14, so that no
+    /// ticket of the window is left out whatever the account's zone. The
+    /// page is then cut to the window exactly by [`Self::contains`].
+    pub fn in_any_zone(&self) -> (Option<DateTime<Utc>>, Option<DateTime<Utc>>) {
+        // "Since T" read in zone +o is the instant T − o: at most `since`
+        // for every o ≥ −12 h when T = since − 12 h. "Until T" is at least
+        // `until` for every o ≤ +14 h when T = until + 14 h.
+        (
+            self.since.map(|since| since - chrono::Duration::hours(12)),
+            self.until.map(|until| until + chrono::Duration::hours(14)),
+        )
+    }
 }
 
 /// The pace of an import's requests to a tool: at most one per interval,

@@ -69,8 +69,11 @@ fn not_found() -> Response {
 }
 
 fn ticket_json(ticket: &Ticket) -> Value {
+    // A resolved ticket is touched again after its resolution (closed by
+    // an automation, a survey sent): its `updated_at` is not when it was
+    // resolved, which only `stats.resolved_at` tells.
     let (status, resolution, updated) = match &ticket.resolution {
-        Some((text, at)) => (4, text.as_str(), *at),
+        Some((text, at)) => (4, text.as_str(), *at + chrono::Duration::hours(1)),
         None => (2, "", ticket.created_at),
     };
     let priority = match ticket.priority.as_str() {
@@ -146,18 +149,33 @@ fn host(headers: &HeaderMap) -> String {
         .to_owned()
 }
 
+/// One ticket; with `include=stats`, its `stats` (when it was resolved,
+/// closed, first responded to), which the API leaves out otherwise.
 async fn show_ticket(
     State(state): State<FreshserviceStandIn>,
     Path(id): Path<u64>,
+    Query(query): Query<HashMap<String, String>>,
     headers: HeaderMap,
 ) -> Response {
     if let Some(response) = state.rejection(&headers) {
         return response;
     }
-    match state.desk.ticket(id) {
-        Some(ticket) => Json(json!({"ticket": ticket_json(&ticket)})).into_response(),
-        None => not_found(),
+    let Some(ticket) = state.desk.ticket(id) else {
+        return not_found();
+    };
+    let mut body = ticket_json(&ticket);
+    let stats = query
+        .get("include")
+        .is_some_and(|include| include.split(',').any(|one| one == "stats"));
+    if stats {
+        let resolved_at = ticket.resolution.as_ref().map(|(_, at)| at.to_rfc3339());
+        body["stats"] = json!({
+            "resolved_at": resolved_at,
+            "closed_at": null,
+            "first_responded_at": null,
+        });
     }
+    Json(json!({ "ticket": body })).into_response()
 }
 
 /// `updated_since` (required by this stand-in, as an import sends it),

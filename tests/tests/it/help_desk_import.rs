@@ -229,3 +229,40 @@ async fn jira_cloud_and_data_center_import_their_resolved_issues_page_by_page() 
         assert_eq!(pages, 3, "data center {data_center}: pages of 100");
     }
 }
+
+/// JQL reads a date in the searching user's time zone. An import whose
+/// Jira account sits eight hours west of UTC still gets the issue resolved
+/// an hour after its window opened, and not the ones outside the window.
+#[tokio::test]
+async fn a_jira_user_west_of_utc_loses_no_issue_at_the_windows_edge() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let standin =
+        aia_standins::jira::JiraStandIn::new(aia_standins::desk::basic("bot@acme.example", "jt-1"))
+            .with_user_offset_hours(-8);
+    let since = start_of_year() + TimeDelta::days(10);
+    for (key, at) in [
+        ("SUP-1", since - TimeDelta::hours(1)),
+        ("SUP-2", since + TimeDelta::hours(1)),
+        ("SUP-3", since + TimeDelta::hours(30)),
+    ] {
+        standin.put_resolved(key, "VPN drops", "Renewed the certificate", at);
+    }
+    let server = aia_standins::serve(standin.router()).await.unwrap();
+    let itsm = aia_itsm::Itsm::for_tenant(
+        reqwest::Client::new(),
+        ItsmKind::Jira,
+        &server.url(),
+        r#"{"email": "bot@acme.example", "api_token": "jt-1"}"#,
+    )
+    .unwrap();
+    let window = aia_itsm::ImportWindow {
+        since: Some(since),
+        until: Some(since + TimeDelta::hours(2)),
+    };
+    let page = itsm
+        .resolved_page(None, &window, &aia_itsm::Pace::per_second(1000))
+        .await
+        .unwrap();
+    let keys: Vec<&str> = page.tickets.iter().map(|t| t.id.as_str()).collect();
+    assert_eq!(keys, ["SUP-2"]);
+}

@@ -47,7 +47,7 @@ impl Freshservice {
             };
             pace.wait().await;
             let whole = self
-                .json(self.api.http.get(self.ticket_url(id, &[])))
+                .json(self.api.http.get(self.whole_ticket_url(id)))
                 .await?;
             let summary = super::summary(&whole["ticket"]);
             let Some(resolution) = summary.resolution else {

@@ -146,9 +146,17 @@ impl Freshservice {
     pub async fn fetch_ticket(&self, ticket: &TicketId) -> Result<TicketSummary, ItsmError> {
         let id = numeric_id(TOOL, ticket)?;
         let body = self
-            .json(self.api.http.get(self.ticket_url(id, &[])))
+            .json(self.api.http.get(self.whole_ticket_url(id)))
             .await?;
         Ok(summary(&body["ticket"]))
+    }
+
+    /// One ticket with its `stats`: when it was resolved is there only
+    /// (`updated_at` moves with every later change).
+    pub(crate) fn whole_ticket_url(&self, id: u64) -> reqwest::Url {
+        let mut url = self.ticket_url(id, &[]);
+        url.query_pairs_mut().append_pair("include", "stats");
+        url
     }
 
     pub async fn test_connection(&self) -> Result<(), ItsmError> {

@@ -338,13 +338,14 @@ impl Jira {
         const FIELDS: &str =
             "summary,description,priority,labels,created,resolutiondate,comment,status,reporter";
         let mut jql = String::from("resolution is not EMPTY");
-        if let Some(since) = window.since {
+        let (since, until) = window.in_any_zone();
+        if let Some(since) = since {
             jql.push_str(&format!(
                 " AND resolutiondate >= \"{}\"",
                 since.format("%Y-%m-%d %H:%M")
             ));
         }
-        if let Some(until) = window.until {
+        if let Some(until) = until {
             jql.push_str(&format!(
                 " AND resolutiondate < \"{}\"",
                 until.format("%Y-%m-%d %H:%M")

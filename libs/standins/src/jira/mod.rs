@@ -38,6 +38,9 @@ pub struct JiraStandIn {
     comments: Arc<Mutex<BTreeMap<String, Vec<Comment>>>>,
     resolved: Arc<Mutex<Resolved>>,
     data_center: bool,
+    /// The searching user's time zone, hours east of UTC: as in Jira, a
+    /// date in JQL is read in it.
+    user_offset_hours: i64,
 }
 
 impl JiraStandIn {
@@ -48,7 +51,15 @@ impl JiraStandIn {
             comments: Arc::default(),
             resolved: Arc::default(),
             data_center: false,
+            user_offset_hours: 0,
         }
+    }
+
+    /// The same, its user's profile in a zone `hours` east of UTC
+    /// (negative: west).
+    pub fn with_user_offset_hours(mut self, hours: i64) -> Self {
+        self.user_offset_hours = hours;
+        self
     }
 
     /// The same, searching as Jira Data Center does.
@@ -81,13 +92,35 @@ impl JiraStandIn {
             .insert((resolved_at, key.to_owned()), issue);
     }
 
-    /// The resolved issues from `offset` on, at most `max`, and whether
-    /// more follow.
-    fn page(&self, offset: usize, max: usize) -> (Vec<Value>, bool, usize) {
+    /// The resolved issues the JQL's `resolutiondate` bounds admit, from
+    /// `offset` on, at most `max`; whether more follow, and how many match.
+    fn page(&self, jql: &str, offset: usize, max: usize) -> (Vec<Value>, bool, usize) {
+        let since = self.bound(jql, "resolutiondate >= ");
+        let until = self.bound(jql, "resolutiondate < ");
         let resolved = self.resolved.lock().unwrap();
-        let page: Vec<Value> = resolved.values().skip(offset).take(max).cloned().collect();
-        let more = offset + page.len() < resolved.len();
-        (page, more, resolved.len())
+        let matching: Vec<&Value> = resolved
+            .iter()
+            .filter(|((at, _), _)| since.is_none_or(|since| *at >= since))
+            .filter(|((at, _), _)| until.is_none_or(|until| *at < until))
+            .map(|(_, issue)| issue)
+            .collect();
+        let page: Vec<Value> = matching
+            .iter()
+            .skip(offset)
+            .take(max)
+            .map(|issue| (*issue).clone())
+            .collect();
+        let more = offset + page.len() < matching.len();
+        (page, more, matching.len())
+    }
+
+    /// The instant a JQL condition `<prefix>"yyyy-MM-dd HH:mm"` names, its
+    /// date read in the user's zone.
+    fn bound(&self, jql: &str, prefix: &str) -> Option<DateTime<Utc>> {
+        let rest = &jql[jql.find(prefix)? + prefix.len()..];
+        let quoted = rest.strip_prefix('"')?.split('"').next()?;
+        let local = chrono::NaiveDateTime::parse_from_str(quoted, "%Y-%m-%d %H:%M").ok()?;
+        Some((local - chrono::Duration::hours(self.user_offset_hours)).and_utc())
     }
 
     /// A comment someone else wrote on the issue (a plain paragraph).
@@ -360,7 +393,8 @@ async fn search_jql(
         Some(Some(offset)) => offset,
         Some(None) => return bad_request("The provided next page token is invalid or expired."),
     };
-    let (issues, more, _) = state.page(offset, max);
+    let jql = search.jql.as_deref().unwrap_or_default();
+    let (issues, more, _) = state.page(jql, offset, max);
     let mut answer = json!({"issues": issues, "isLast": !more});
     if more {
         answer["nextPageToken"] = json!(format!("page-{}", offset + max));
@@ -389,7 +423,8 @@ async fn search_v2(
         return bad_request("the stand-in searches resolved issues only");
     };
     let offset = search.start_at.unwrap_or(0);
-    let (issues, _, total) = state.page(offset, max);
+    let jql = search.jql.as_deref().unwrap_or_default();
+    let (issues, _, total) = state.page(jql, offset, max);
     Json(json!({"startAt": offset, "maxResults": max, "total": total, "issues": issues}))
         .into_response()
 }

@@ -11,16 +11,37 @@ use aia_events::ContextGathered;
 use crate::labels::Labels;
 use regex::{Captures, Regex};
 
+/// A script, style, frame or object element with what it holds.
 static SCRIPT_OR_STYLE: LazyLock<Regex> = LazyLock::new(|| {
-    Regex::new(r"(?is)<(script|style|iframe|object)\b.*?(</\s*(script|style|iframe|object)\s*>|$)")
-        .expect("regex")
+    Regex::new(
+        r"(?is)<(?:script|style|iframe|object)(?:\s[^<>]*)?>.*?</\s*(?:script|style|iframe|object)\s*>",
+    )
+    .expect("regex")
 });
-static TAG: LazyLock<Regex> =
-    LazyLock::new(|| Regex::new(r"(?s)</?[a-zA-Z][^<>]*>").expect("regex"));
-static URL: LazyLock<Regex> =
-    LazyLock::new(|| Regex::new(r#"(?i)https?://[^\s)\]>"']+"#).expect("regex"));
+/// A tag of an HTML element, and only that: `<b>`, `</div>`, `<img …/>`.
+/// A placeholder in a command (`<user>`, `<object-id>`, `<Strg>`) or an
+/// autolink (`<https://…>`) is no tag and stays.
+static TAG: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(
+        r"(?i)</?(?:a|abbr|audio|b|base|blockquote|body|br|button|center|code|del|details|div|em|embed|font|form|frame|frameset|h[1-6]|head|hr|html|i|iframe|img|input|ins|kbd|label|li|link|marquee|math|meta|object|ol|p|pre|q|s|script|select|small|source|span|strike|strong|style|sub|summary|sup|svg|table|tbody|td|textarea|tfoot|th|thead|tr|u|ul|video)(?:\s[^<>]*)?/?>",
+    )
+    .expect("regex")
+});
+/// A link, its balanced parentheses included (`…/cc754820(v=ws.10)`), a
+/// closing one that is Markdown's left out.
+static URL: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(r#"(?i)https?://[^\s()\]<>"']+(?:\([^\s()<>"']*\)[^\s()\]<>"']*)*"#).expect("regex")
+});
 static TICKET_ID: LazyLock<Regex> =
     LazyLock::new(|| Regex::new(r"\b[A-Z][A-Z0-9]{1,9}-\d{1,9}\b").expect("regex"));
+/// Names of standards, encodings and parts written like a ticket key
+/// (`UTF-8`, `SHA-256`, `ISO-27001`, `CVE-2024`, `DDR4-3200`): not checked
+/// as tickets unless the tenant's own keys use the prefix.
+const NOT_TICKETS: &[&str] = &[
+    "AES", "ANSI", "CRC", "CVE", "DDR", "DDR2", "DDR3", "DDR4", "DDR5", "DIN", "EN", "GDDR5",
+    "GDDR6", "HMAC", "IEC", "IEEE", "ISO", "LPDDR4", "LPDDR5", "MD", "PCI", "RFC", "RSA", "SHA",
+    "SSL", "TLS", "USB", "UTF", "WPA", "X",
+];
 /// A numbered ticket as help desks that number them are cited (ServiceDesk
 /// Plus, Zendesk, Freshservice, HaloPSA, ConnectWise, Autotask): a keyword
 /// of the notes' languages, then the number (`ticket #48213`, `request
@@ -118,6 +139,17 @@ pub fn ground(note: &str, context: &ContextGathered, ticket_id: &str, labels: &L
                     && !after.is_some_and(|c| c.is_ascii_digit())
             })
     };
+    let prefixes: HashSet<String> = std::iter::once(ticket_id)
+        .chain(context.similar_tickets.iter().map(|t| t.ticket_id.as_str()))
+        .filter_map(|id| {
+            id.split_once('-')
+                .map(|(prefix, _)| prefix.to_ascii_uppercase())
+        })
+        .collect();
+    let a_ticket_key = |key: &str| {
+        let prefix = key.split_once('-').map_or(key, |(prefix, _)| prefix);
+        prefixes.contains(prefix) || !NOT_TICKETS.contains(&prefix)
+    };
     let mut unverified = 0;
     let note = SCRIPT_OR_STYLE.replace_all(note, "");
     let note = TAG.replace_all(&note, "");
@@ -145,6 +177,9 @@ pub fn ground(note: &str, context: &ContextGathered, ticket_id: &str, labels: &L
                         && after.next().is_some_and(|c| c.is_ascii_digit());
                     let in_case = text[..whole.start()].to_ascii_lowercase().ends_with("in ");
                     year || date_or_version || in_case || number_known(number)
+                }
+                None if re.as_str() == TICKET_ID.as_str() => {
+                    !a_ticket_key(&caps[0]) || is_known(&caps[0])
                 }
                 None => is_known(&caps[0]),
             };
@@ -224,6 +259,60 @@ mod tests {
             en(),
         );
         assert_eq!(grounded.note, "Fix it now ");
+    }
+
+    #[test]
+    fn placeholders_in_commands_and_unclosed_tags_leave_the_rest_of_the_note() {
+        let note = "## Steps\nRun `Get-MgUser -UserId <object-id>` and \
+                    `net localgroup administrators <user> /add`, press <Strg>+<Alt>+<Entf>, \
+                    see <https://kb.example.com/a/17>.\n<script>alert(1)\n## Sources\nSUP-977";
+        let grounded = ground(note, &context(), "SUP-1042", en());
+        for kept in [
+            "<object-id>",
+            "administrators <user> /add",
+            "<Strg>+<Alt>+<Entf>",
+            "<https://kb.example.com/a/17>",
+            "## Sources\nSUP-977",
+        ] {
+            assert!(grounded.note.contains(kept), "{kept}: {}", grounded.note);
+        }
+        assert!(!grounded.note.contains("<script>"), "{}", grounded.note);
+        assert_eq!(grounded.unverified, 0);
+    }
+
+    #[test]
+    fn a_cited_link_with_parentheses_is_kept_whole() {
+        let mut context = context();
+        let url = "https://learn.microsoft.com/en-us/previous-versions/cc754820(v=ws.10)";
+        context.knowledge_articles[0].url = Some(url.into());
+        let note = format!("See {url}, or [the article]({url}).");
+        let grounded = ground(&note, &context, "SUP-1042", en());
+        assert_eq!(grounded.note, note);
+        assert_eq!(grounded.unverified, 0);
+    }
+
+    #[test]
+    fn names_of_standards_are_not_taken_for_tickets() {
+        let note = "Save the CSV as UTF-8, check SHA-256 and ISO-27001; CVE-2024-3094 too. SUP-4242 and INC-77 are tickets.";
+        let grounded = ground(note, &context(), "SUP-1042", en());
+        assert!(
+            grounded
+                .note
+                .contains("as UTF-8, check SHA-256 and ISO-27001;"),
+            "{}",
+            grounded.note
+        );
+        assert!(
+            grounded.note.contains("SUP-4242 (unverified)"),
+            "{}",
+            grounded.note
+        );
+        assert!(
+            grounded.note.contains("INC-77 (unverified)"),
+            "{}",
+            grounded.note
+        );
+        assert_eq!(grounded.unverified, 2, "{}", grounded.note);
     }
 
     #[test]

@@ -210,7 +210,9 @@ impl ServiceNow {
     }
 
     pub fn render_note(&self, markdown: &str) -> RenderedNote {
-        RenderedNote::text(markdown)
+        let mut note = RenderedNote::text(markdown);
+        note.body = without_code_tags(&note.body);
+        note
     }
 
     /// A work note (or, when the requester may see it, an additional
@@ -339,5 +341,44 @@ pub(crate) fn summary(incident: &Value) -> TicketSummary {
             text: close,
             resolved_at: time(&incident["resolved_at"]).unwrap_or_else(Utc::now),
         }),
+    }
+}
+
+/// ServiceNow shows a journal entry as text, except what stands between
+/// `[code]` and `[/code]`, which it renders as HTML (the
+/// `glide.ui.security.allow_codetag` property, on by default). A note
+/// quotes ticket subjects anyone can write, so the tags are broken with a
+/// zero-width space after the bracket: shown as written, never rendered.
+fn without_code_tags(text: &str) -> String {
+    let lower = text.to_ascii_lowercase();
+    let mut out = String::with_capacity(text.len());
+    let mut copied = 0;
+    let mut at = 0;
+    while let Some(found) = lower[at..].find('[').map(|i| at + i) {
+        let rest = &lower[found..];
+        if rest.starts_with("[code]") || rest.starts_with("[/code]") {
+            out.push_str(&text[copied..=found]);
+            out.push('\u{200B}');
+            copied = found + 1;
+        }
+        at = found + 1;
+    }
+    out.push_str(&text[copied..]);
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::without_code_tags;
+
+    #[test]
+    fn code_tags_in_any_case_are_shown_not_rendered() {
+        let note =
+            "Also: [code]<a href=\"https://evil.example\">Reset</a>[/code] and [CODE]x[/Code].";
+        let shown = without_code_tags(note);
+        assert!(!shown.to_ascii_lowercase().contains("[code]"), "{shown}");
+        assert!(!shown.to_ascii_lowercase().contains("[/code]"), "{shown}");
+        assert_eq!(shown.replace('\u{200B}', ""), note);
+        assert_eq!(without_code_tags("[ipconfig] [c"), "[ipconfig] [c");
     }
 }

@@ -4,6 +4,7 @@
 //! secrets.
 
 mod bound_keys;
+pub mod merge;
 mod validate;
 
 use std::sync::Arc;
@@ -379,9 +380,6 @@ impl TenantAdmin {
         Ok(self.view(&self.load(&tenant_id).await?))
     }
 
-    /// Replaces the tenant's integration tokens and keys (knowledge base,
-    /// monitoring, LLM and embeddings providers), encrypted at rest. Answers
-    /// only which are set, never a value.
     /// Stores (encrypted) the key of one of the tenant's LLM providers,
     /// keeping its other integration keys.
     pub async fn set_llm_key(
@@ -413,6 +411,45 @@ impl TenantAdmin {
         Ok(())
     }
 
+    /// Changes some of the tenant's integration tokens and keys, as a JSON
+    /// merge patch (`{"llm_keys": {"openai": "sk-…"}}` sets that key and
+    /// keeps the others; `null` removes one), under the row's lock, so two
+    /// changes at once both land. Answers only which are set.
+    pub async fn patch_integrations(
+        &self,
+        tenant_id: &str,
+        patch: &Value,
+    ) -> Result<Value, AdminError> {
+        let tenant_id = parse_id(tenant_id)?;
+        // Refused before anything is read: only the shape can be checked
+        // without the keys.
+        merge::patched("integrations", &aia_store::Integrations::default(), patch)?;
+        let mut client = self.app.get().await.map_err(StoreError::from)?;
+        let mut outcome = Ok(aia_store::Integrations::default());
+        let found =
+            tenants::modify_integrations(&mut client, &self.keyring, &tenant_id, |integrations| {
+                outcome = merge::patched("integrations", &*integrations, patch).and_then(
+                    |changed: aia_store::Integrations| {
+                        if let Some(secret) = &changed.incident_webhook_secret {
+                            check_webhook_secret(secret)?;
+                        }
+                        *integrations = changed.clone();
+                        Ok(changed)
+                    },
+                );
+            })
+            .await?;
+        if !found {
+            return Err(AdminError::NotFound(tenant_id.to_string()));
+        }
+        let integrations = outcome?;
+        tracing::info!(tenant_id = %tenant_id, "Tenant integrations changed");
+        Ok(integrations_set(&integrations))
+    }
+
+    /// Replaces the tenant's integration tokens and keys (knowledge base,
+    /// monitoring, LLM and embeddings providers), encrypted at rest. Answers
+    /// only which are set, never a value.
     pub async fn set_integrations(
         &self,
         tenant_id: &str,
@@ -426,13 +463,7 @@ impl TenantAdmin {
         let mut client = self.app.get().await.map_err(StoreError::from)?;
         tenants::set_integrations(&mut client, &self.keyring, &tenant_id, &integrations).await?;
         tracing::info!(tenant_id = %tenant_id, "Tenant integrations replaced");
-        Ok(serde_json::json!({
-            "knowledge_base_token": integrations.knowledge_base_token.is_some(),
-            "incident_webhook_secret": integrations.incident_webhook_secret.is_some(),
-            "monitoring_token": integrations.monitoring_token.is_some(),
-            "llm_keys": integrations.llm_keys.keys().collect::<Vec<_>>(),
-            "embedding_keys": integrations.embedding_keys.keys().collect::<Vec<_>>(),
-        }))
+        Ok(integrations_set(&integrations))
     }
 
     pub async fn delete(&self, tenant_id: &str) -> Result<(), AdminError> {
@@ -549,4 +580,15 @@ impl TenantAdmin {
             }
         })
     }
+}
+
+/// Which integration tokens and keys are set, never a value.
+fn integrations_set(integrations: &aia_store::Integrations) -> Value {
+    serde_json::json!({
+        "knowledge_base_token": integrations.knowledge_base_token.is_some(),
+        "incident_webhook_secret": integrations.incident_webhook_secret.is_some(),
+        "monitoring_token": integrations.monitoring_token.is_some(),
+        "llm_keys": integrations.llm_keys.keys().collect::<Vec<_>>(),
+        "embedding_keys": integrations.embedding_keys.keys().collect::<Vec<_>>(),
+    })
 }

@@ -24,12 +24,17 @@ pub enum Command {
         name: Option<String>,
         #[arg(long)]
         itsm_url: Option<String>,
-        /// New credentials as JSON.
-        #[arg(long, env = "AI_AGENTS_ITSM_CREDENTIALS", hide_env_values = true)]
+        /// New credentials as JSON, or `-` to read them from standard
+        /// input (out of shell history). Never taken from the environment:
+        /// a variable exported for another tenant's `add` must not move
+        /// into this one.
+        #[arg(long)]
         itsm_credentials: Option<String>,
         #[arg(long)]
         active: Option<bool>,
-        /// All settings as JSON (see TenantSettings).
+        /// Settings to change, as JSON merged into the current ones (RFC
+        /// 7396): the fields named change, objects are merged, `null`
+        /// resets a field to its default, the rest stays (see TenantSettings).
         #[arg(long)]
         settings: Option<String>,
     },
@@ -54,9 +59,11 @@ pub enum Command {
     EndRotation { id: String },
     /// Check that the tenant's help desk answers and accepts its credentials.
     TestConnection { id: String },
-    /// Replace the tenant's integration tokens and keys, read as JSON from
-    /// standard input (so they stay out of shell history):
-    /// {"knowledge_base_token", "monitoring_token", "incident_webhook_secret", "llm_keys": {name: key}, "embedding_keys": {name: key}}
+    /// Change the tenant's integration tokens and keys, read as JSON from
+    /// standard input (so they stay out of shell history) and merged into
+    /// the current ones: a token or key named is set, `null` removes it,
+    /// the others stay. Fields: {"knowledge_base_token", "monitoring_token",
+    /// "incident_webhook_secret", "llm_keys": {name: key}, "embedding_keys": {name: key}}
     SetIntegrations { id: String },
     /// Create a tenant and print its webhook URL and secret (shown only this once).
     Add(AddArgs),
@@ -143,6 +150,24 @@ pub async fn run(command: Command) -> anyhow::Result<()> {
             active,
             settings,
         } => {
+            let admin = tenant_admin()?;
+            let itsm_credentials = match itsm_credentials.as_deref() {
+                Some("-") => Some(read_stdin()?),
+                _ => itsm_credentials,
+            };
+            let settings = match settings {
+                Some(raw) => {
+                    let patch: serde_json::Value =
+                        serde_json::from_str(&raw).context("--settings must be JSON")?;
+                    let current = admin.get(&id).await?.settings;
+                    Some(aia_ops::tenants::merge::patched(
+                        "--settings",
+                        &current,
+                        &patch,
+                    )?)
+                }
+                None => None,
+            };
             let update = aia_ops::tenants::UpdateTenant {
                 name,
                 itsm_base_url: itsm_url,
@@ -151,12 +176,9 @@ pub async fn run(command: Command) -> anyhow::Result<()> {
                     .transpose()
                     .context("--itsm-credentials must be JSON")?,
                 active,
-                settings: settings
-                    .map(|raw| serde_json::from_str(&raw))
-                    .transpose()
-                    .context("--settings must be JSON")?,
+                settings,
             };
-            print_json(&tenant_admin()?.update(&id, update).await?)?;
+            print_json(&admin.update(&id, update).await?)?;
         }
         Command::Delete { id, yes } => {
             anyhow::ensure!(yes, "deleting {id} needs --yes");
@@ -191,12 +213,10 @@ pub async fn run(command: Command) -> anyhow::Result<()> {
             );
         }
         Command::SetIntegrations { id } => {
-            let mut raw = String::new();
-            std::io::Read::read_to_string(&mut std::io::stdin(), &mut raw)?;
-            let integrations: aia_store::Integrations =
-                serde_json::from_str(&raw).context("standard input is not integrations JSON")?;
-            let set = tenant_admin()?.set_integrations(&id, integrations).await?;
-            println!("integrations of {id} replaced (encrypted): {set}");
+            let patch: serde_json::Value = serde_json::from_str(&read_stdin()?)
+                .context("standard input is not integrations JSON")?;
+            let set = tenant_admin()?.patch_integrations(&id, &patch).await?;
+            println!("integrations of {id} changed (encrypted); now set: {set}");
         }
         Command::TestConnection { id } => {
             let result = tenant_admin()?.test_connection(&id).await?;
@@ -205,6 +225,13 @@ pub async fn run(command: Command) -> anyhow::Result<()> {
         }
     }
     Ok(())
+}
+
+fn read_stdin() -> anyhow::Result<String> {
+    let mut raw = String::new();
+    std::io::Read::read_to_string(&mut std::io::stdin(), &mut raw)
+        .context("reading standard input")?;
+    Ok(raw)
 }
 
 async fn add(args: AddArgs) -> anyhow::Result<()> {

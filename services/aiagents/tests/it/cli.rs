@@ -195,3 +195,171 @@ async fn tenants_are_managed_from_the_cli_and_no_secret_is_stored_in_plaintext()
     ));
     assert!(!stdout(&aiagents(&db, &only_new, &["tenant", "list"])).contains("acme"));
 }
+
+fn aiagents_given(
+    db: &TestDatabase,
+    keys: &str,
+    args: &[&str],
+    stdin: &str,
+    env: &[(&str, &str)],
+) -> Output {
+    use std::io::Write as _;
+    let mut child = Command::new(env!("CARGO_BIN_EXE_aiagents"))
+        .args(args)
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("AI_AGENTS_DATABASE_URL", &db.app_url)
+        .env("AI_AGENTS_ADMIN_DATABASE_URL", &db.admin_read_url)
+        .env("AI_AGENTS_OWNER_DATABASE_URL", &db.admin_url)
+        .env("AI_AGENTS_SECRET_KEYS", keys)
+        .env("AI_AGENTS_PUBLIC_URL", "https://hooks.example.com")
+        .env("RUST_LOG", "warn")
+        .envs(env.iter().copied())
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("run aiagents");
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(stdin.as_bytes())
+        .unwrap();
+    child.wait_with_output().unwrap()
+}
+
+/// What the README shows — `tenant update --settings` with one field,
+/// `set-integrations` with one key — changes that and nothing else; and
+/// credentials exported for another tenant's `add` never reach `update`.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_partial_change_from_the_cli_keeps_every_other_setting_and_key() {
+    let db = TestDatabase::create().await;
+    let sdp = aia_standins::serve(
+        aia_standins::servicedesk::ServiceDeskStandIn::new("sdp-key-4711").router(),
+    )
+    .await
+    .unwrap();
+    let keys = Keyring::generate_spec("k1");
+    let run = |args: &[&str], stdin: &str, env: &[(&str, &str)]| {
+        aiagents_given(&db, &keys, args, stdin, env)
+    };
+    stdout(&run(
+        &[
+            "tenant",
+            "add",
+            "--id",
+            "acme",
+            "--name",
+            "Acme",
+            "--itsm-url",
+            &sdp.url(),
+            "--itsm-credentials",
+            r#"{"authtoken":"sdp-key-4711"}"#,
+        ],
+        "",
+        &[],
+    ));
+    let settings = |field: &str| -> serde_json::Value {
+        let shown: serde_json::Value =
+            serde_json::from_str(&stdout(&run(&["tenant", "show", "acme"], "", &[]))).unwrap();
+        shown["settings"][field].clone()
+    };
+    stdout(&run(
+        &[
+            "tenant",
+            "update",
+            "acme",
+            "--settings",
+            r#"{"allow_static_secret": true, "knowledge_base_url": "https://kb.example.com", "incidents": {"threshold": 5}}"#,
+        ],
+        "",
+        &[],
+    ));
+    stdout(&run(
+        &["tenant", "set-integrations", "acme"],
+        r#"{"knowledge_base_token": "kb-1", "llm_keys": {"a": "key-a"}}"#,
+        &[],
+    ));
+    let set = stdout(&run(
+        &["tenant", "set-integrations", "acme"],
+        r#"{"monitoring_token": "mon-1", "llm_keys": {"b": "key-b"}}"#,
+        &[],
+    ));
+    for kept in [
+        r#""knowledge_base_token":true"#,
+        r#""monitoring_token":true"#,
+        r#""llm_keys":["a","b"]"#,
+    ] {
+        assert!(set.contains(kept), "{kept}: {set}");
+    }
+    let set = stdout(&run(
+        &["tenant", "set-integrations", "acme"],
+        r#"{"llm_keys": {"a": null}}"#,
+        &[],
+    ));
+    assert!(set.contains(r#""llm_keys":["b"]"#), "{set}");
+    assert!(set.contains(r#""knowledge_base_token":true"#), "{set}");
+
+    stdout(&run(
+        &[
+            "tenant",
+            "update",
+            "acme",
+            "--settings",
+            r#"{"max_note_words": 300, "incidents": {"quiet_minutes": 60}}"#,
+        ],
+        "",
+        &[],
+    ));
+    assert_eq!(settings("max_note_words"), 300);
+    assert_eq!(settings("allow_static_secret"), true);
+    assert_eq!(settings("knowledge_base_url"), "https://kb.example.com");
+    assert_eq!(settings("incidents")["threshold"], 5);
+    assert_eq!(settings("incidents")["quiet_minutes"], 60);
+    let set = stdout(&run(&["tenant", "set-integrations", "acme"], "{}", &[]));
+    assert!(
+        set.contains(r#""knowledge_base_token":true"#),
+        "the knowledge base did not move, so its token stays: {set}"
+    );
+
+    // A typo changes nothing and says so.
+    let refused = run(
+        &[
+            "tenant",
+            "update",
+            "acme",
+            "--settings",
+            r#"{"max_note_wrods": 10}"#,
+        ],
+        "",
+        &[],
+    );
+    assert!(!refused.status.success());
+    assert!(
+        String::from_utf8_lossy(&refused.stderr).contains("max_note_wrods"),
+        "{}",
+        String::from_utf8_lossy(&refused.stderr)
+    );
+    assert_eq!(settings("max_note_words"), 300);
+
+    // Another tenant's exported credentials stay out of this update.
+    stdout(&run(
+        &["tenant", "update", "acme", "--name", "Acme Ltd"],
+        "",
+        &[(
+            "AI_AGENTS_ITSM_CREDENTIALS",
+            r#"{"authtoken":"globex-key"}"#,
+        )],
+    ));
+    assert!(
+        stdout(&run(&["tenant", "test-connection", "acme"], "", &[])).contains("accepted"),
+        "acme's own credentials are unchanged"
+    );
+    // Credentials from standard input, out of shell history.
+    stdout(&run(
+        &["tenant", "update", "acme", "--itsm-credentials", "-"],
+        r#"{"authtoken":"sdp-key-4711"}"#,
+        &[],
+    ));
+}

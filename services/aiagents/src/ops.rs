@@ -36,13 +36,31 @@ pub async fn apply_nats_replicated(
         .await
         .context("connecting to NATS")?;
     let mut topology = Topology::builtin()?;
-    if let Some(replicas) = replicas {
-        anyhow::ensure!((1..=5).contains(&replicas), "replicas must be 1 to 5");
-        // The client connects in the background; the server's INFO is
-        // known once a round trip has been made.
-        client.flush().await.context("reaching NATS")?;
-        aia_bus::topology::check_replicas(&client.server_info(), replicas)?;
-        topology = topology.with_replicas(replicas);
+    match replicas {
+        Some(replicas) => {
+            anyhow::ensure!((1..=5).contains(&replicas), "replicas must be 1 to 5");
+            // The client connects in the background; the server's INFO is
+            // known once a round trip has been made.
+            client.flush().await.context("reaching NATS")?;
+            aia_bus::topology::check_replicas(&client.server_info(), replicas)?;
+            topology = topology.with_replicas(replicas);
+        }
+        None => {
+            // Not said: a stream already replicated keeps its replicas (an
+            // `apply` run by hand after a restore must not make a
+            // production stream R1); only --replicas changes them.
+            if let Ok(mut stream) = jetstream.get_stream(topology.stream_name()).await {
+                let existing = stream
+                    .info()
+                    .await
+                    .context("reading the stream's configuration")?
+                    .config
+                    .num_replicas;
+                if existing > 1 {
+                    topology = topology.with_replicas(existing);
+                }
+            }
+        }
     }
     Ok(topology.apply(&jetstream).await?)
 }

@@ -90,6 +90,17 @@ async fn replicas_three_makes_the_stream_and_every_consumer_r3_and_a_second_appl
             .num_replicas,
         3
     );
+
+    // Applied again without --replicas (a restore by hand): nothing is
+    // scaled down.
+    let unsaid = apply_nats_replicated(&cluster.urls(), None).await.unwrap();
+    assert!(
+        unsaid
+            .iter()
+            .all(|a| matches!(a, Applied::Unchanged { .. })),
+        "{unsaid:?}"
+    );
+    assert_eq!(stream.info().await.unwrap().config.num_replicas, 3);
 }
 
 #[tokio::test]

@@ -7,7 +7,8 @@ pub enum Command {
     /// Create or update the stream and consumers; report what changed.
     Apply {
         /// Replicate the stream and every consumer (3 on a three-node cluster;
-        /// refused beyond the cluster's size; default: as in nats/).
+        /// refused beyond the cluster's size). Without it a stream already
+        /// replicated keeps its count; a new one is made as in nats/.
         #[arg(long, env = "AI_AGENTS_NATS_REPLICAS")]
         replicas: Option<usize>,
     },

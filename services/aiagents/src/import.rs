@@ -81,7 +81,13 @@ pub fn read_tickets(path: &Path, tenant: &TenantId) -> anyhow::Result<Vec<Resolv
             .with_context(|| format!("{} is not a list of tickets", path.display()))?;
         let (TicketFile::DataSet { resolved: items } | TicketFile::List(items)) = file;
         for (idx, mut item) in items.into_iter().enumerate() {
-            item["tenant_id"] = serde_json::Value::String(tenant.to_string());
+            let Some(fields) = item.as_object_mut() else {
+                anyhow::bail!("{} item {idx} is not an object", path.display());
+            };
+            fields.insert(
+                "tenant_id".into(),
+                serde_json::Value::String(tenant.to_string()),
+            );
             if item.get("resolved_at").is_none()
                 && let Some(date) = item.get("resolved_date").cloned()
             {

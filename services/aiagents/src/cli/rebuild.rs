@@ -12,11 +12,10 @@ pub struct Args {
 pub async fn run(args: Args) -> anyhow::Result<()> {
     let (_client, jetstream) = aia_bus::connect(&env("NATS_URL")?, "aiagents-rebuild").await?;
     let owner_url = env("OWNER_DATABASE_URL")?;
-    let tenant = args
-        .tenant
-        .as_deref()
-        .map(aia_events::TenantId::parse)
-        .transpose()?;
+    let tenant = match args.tenant.as_deref() {
+        Some(raw) => Some(super::replay::known_tenant(raw).await?),
+        None => None,
+    };
     let report = match &tenant {
         Some(tenant) => {
             history_projector::rebuild::rebuild_tenant(&jetstream, &owner_url, tenant).await?

@@ -148,8 +148,9 @@ pub async fn run(command: Command) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// The tenant, checked to exist.
-async fn known_tenant(raw: &str) -> anyhow::Result<TenantId> {
+/// The tenant, checked to exist (a mistyped id is refused, not taken for
+/// a tenant with nothing to show).
+pub(super) async fn known_tenant(raw: &str) -> anyhow::Result<TenantId> {
     let tenant = TenantId::parse(raw)?;
     let pool = aia_store::pool(&env("DATABASE_URL")?, 1)?;
     let exists = aia_store::tenants::settings(&mut pool.get().await?, &tenant)

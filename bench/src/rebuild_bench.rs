@@ -104,6 +104,7 @@ fn run_events(tenant: &TenantId, n: u64) -> [Event; 4] {
             degraded_reason: None,
             context_summary: "3 similar tickets".into(),
             budget_exceeded: false,
+            note_language: None,
         }),
     );
     let completed = Event::caused_by(

@@ -89,6 +89,7 @@ impl FromPayload for Payload {
 /// upcast), with a schema file each.
 pub const OLDER_VERSIONS: &[(&str, u16)] = &[
     ("enhancement.generated", 1),
+    ("enhancement.generated", 2),
     ("context.gathered", 1),
     ("context.gathered", 2),
     ("context.gathered", 3),
@@ -102,7 +103,7 @@ pub const EVENT_TYPES: &[(&str, u16)] = &[
     ("ticket.received", 1),
     ("ticket.resolved", 2),
     ("context.gathered", 5),
-    ("enhancement.generated", 2),
+    ("enhancement.generated", 3),
     ("enhancement.failed", 1),
     ("writeback.completed", 2),
     ("writeback.failed", 1),
@@ -133,9 +134,8 @@ impl Payload {
     pub fn schema_version(&self) -> u16 {
         match self {
             Self::ContextGathered(_) => 5,
-            Self::TicketResolved(_)
-            | Self::EnhancementGenerated(_)
-            | Self::WritebackCompleted(_) => 2,
+            Self::EnhancementGenerated(_) => 3,
+            Self::TicketResolved(_) | Self::WritebackCompleted(_) => 2,
             _ => 1,
         }
     }
@@ -183,7 +183,7 @@ const LATEST_VERSIONS: [(&str, u16); 11] = [
     ("ticket.received", 1),
     ("ticket.resolved", 2),
     ("context.gathered", 5),
-    ("enhancement.generated", 2),
+    ("enhancement.generated", 3),
     ("enhancement.failed", 1),
     ("writeback.completed", 2),
     ("writeback.failed", 1),
@@ -365,8 +365,9 @@ fn decode_payload(
         ("context.gathered", 1..=5) => {
             Payload::ContextGathered(parse(event_type, schema_version, value)?)
         }
-        // v1 lacked `budget_exceeded`; it reads as false.
-        ("enhancement.generated", 1 | 2) => {
+        // v1 lacked `budget_exceeded` (reads as false), v2 `note_language`
+        // (reads as None).
+        ("enhancement.generated", 1..=3) => {
             Payload::EnhancementGenerated(parse(event_type, schema_version, value)?)
         }
         ("enhancement.failed", 1) => Payload::EnhancementFailed(parse(event_type, 1, value)?),

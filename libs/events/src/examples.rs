@@ -172,6 +172,7 @@ pub fn all() -> Vec<Event> {
         degraded_reason: None,
         context_summary: "1 similar ticket, 1 article, 1 system".into(),
         budget_exceeded: false,
+        note_language: Some(crate::Language::English),
     };
     let payloads = vec![
         (

@@ -353,6 +353,11 @@ pub struct EnhancementGenerated {
     /// (schema v2; v1 events read as false).
     #[serde(default)]
     pub budget_exceeded: bool,
+    /// The language the note is written in, so what write-back adds (the
+    /// feedback question) speaks it too (schema v3; v1 and v2 events read
+    /// as `None`, taken for English).
+    #[serde(default)]
+    pub note_language: Option<crate::Language>,
 }
 
 /// `enhancement.failed`: a stage before write-back gave up on the ticket.

@@ -158,19 +158,51 @@ fn read_as_v1(event: &Event, added: &str) -> Event {
     Event::from_json(&serde_json::to_vec(&v1).unwrap()).unwrap()
 }
 
+/// `event` as an older `version` of its type wrote it (without the payload
+/// fields later versions brought), checked against that version's schema,
+/// then read by today's decoder.
+fn read_as_older(event: &Event, version: u64, removed: &[&str]) -> Event {
+    let mut older: Value = serde_json::from_slice(&event.to_json()).unwrap();
+    older["schema_version"] = serde_json::json!(version);
+    for field in removed {
+        assert!(
+            older["payload"]
+                .as_object_mut()
+                .unwrap()
+                .remove(*field)
+                .is_some(),
+            "today's version writes {field}"
+        );
+    }
+    assert!(
+        validate(&older).is_ok(),
+        "the v{version} sample must match the v{version} schema"
+    );
+    Event::from_json(&serde_json::to_vec(&older).unwrap()).unwrap()
+}
+
 /// An event written by an older version still reads, upcast to today's type.
 #[test]
-fn enhancement_generated_v1_events_upcast_to_v2() {
+fn older_enhancement_generated_events_upcast_to_v3() {
     let event = examples::all()
         .into_iter()
         .find(|event| event.event_type() == "enhancement.generated")
         .unwrap();
-    let aia_events::Payload::EnhancementGenerated(payload) =
-        read_as_v1(&event, "budget_exceeded").payload
+    let written: Value = serde_json::from_slice(&event.to_json()).unwrap();
+    assert_eq!(written["schema_version"], 3, "today's code writes v3");
+    let aia_events::Payload::EnhancementGenerated(v2) =
+        read_as_older(&event, 2, &["note_language"]).payload
     else {
         panic!()
     };
-    assert!(!payload.budget_exceeded);
+    assert_eq!(v2.note_language, None);
+    let aia_events::Payload::EnhancementGenerated(v1) =
+        read_as_older(&event, 1, &["note_language", "budget_exceeded"]).payload
+    else {
+        panic!()
+    };
+    assert!(!v1.budget_exceeded);
+    assert_eq!(v1.note_language, None);
 }
 
 /// A write-back recorded before it kept the posted note still reads, with

@@ -429,6 +429,7 @@ pub async fn writeback_note(
     let note = writeback::note::compose(
         &tenant.settings,
         &generated.note_markdown,
+        generated.note_language,
         &input.tenant_id,
         &input.ticket_id,
         input.correlation_id,

@@ -112,6 +112,7 @@ pub fn generated(
         degraded_reason: None,
         context_summary: fallback::context_summary(context),
         budget_exceeded: false,
+        note_language: Some(shape.language),
     };
     match answer {
         Ok(answer) => {

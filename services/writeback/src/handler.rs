@@ -102,6 +102,7 @@ impl Writeback {
         let note = note::compose(
             &tenant.settings,
             &generated.note_markdown,
+            generated.note_language,
             &event.tenant_id,
             &event.ticket_id,
             event.correlation_id,

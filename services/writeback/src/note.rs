@@ -3,7 +3,7 @@
 //! tenant's footer, the feedback links and the run's marker. No I/O, so
 //! the write-back, a dry-run and the console show the same note.
 
-use aia_events::{TenantId, TicketId};
+use aia_events::{Language, TenantId, TicketId};
 use aia_store::{Keyring, TenantSettings};
 use uuid::Uuid;
 
@@ -22,10 +22,12 @@ pub struct Feedback<'a> {
     pub keyring: &'a Keyring,
 }
 
-/// The note of run `correlation_id` on `ticket`, as Markdown.
+/// The note of run `correlation_id` on `ticket`, as Markdown; what it adds
+/// to the body in `language`, the body's (English when not known).
 pub fn compose(
     settings: &TenantSettings,
     body_markdown: &str,
+    language: Option<Language>,
     tenant: &TenantId,
     ticket: &TicketId,
     correlation_id: Uuid,
@@ -40,7 +42,8 @@ pub fn compose(
     let footer = line(&settings.note_footer);
     let feedback = match feedback {
         Some(feedback) if settings.feedback_links => {
-            feedback_line(feedback, tenant, ticket, correlation_id)
+            let language = language.unwrap_or(Language::English);
+            feedback_line(feedback, language, tenant, ticket, correlation_id)
         }
         _ => String::new(),
     };
@@ -55,6 +58,7 @@ pub fn compose(
 /// public URL is not a URL.
 fn feedback_line(
     feedback: Feedback<'_>,
+    language: Language,
     tenant: &TenantId,
     ticket: &TicketId,
     correlation_id: Uuid,
@@ -79,7 +83,20 @@ fn feedback_line(
         &token,
     ]);
     drop(segments);
-    format!("Was this note helpful? [Yes]({url}?rating=up) · [No]({url}?rating=down)\n\n")
+    let (question, yes, no) = feedback_words(language);
+    format!("{question} [{yes}]({url}?rating=up) · [{no}]({url}?rating=down)\n\n")
+}
+
+/// The feedback question and its answers in the note's language (the
+/// rest of the note's fixed words are the llm-enhancer's `labels.rs`).
+fn feedback_words(language: Language) -> (&'static str, &'static str, &'static str) {
+    match language {
+        Language::English => ("Was this note helpful?", "Yes", "No"),
+        Language::German => ("War diese Notiz hilfreich?", "Ja", "Nein"),
+        Language::French => ("Cette note vous a-t-elle aidé ?", "Oui", "Non"),
+        Language::Spanish => ("¿Le ha sido útil esta nota?", "Sí", "No"),
+        Language::Dutch => ("Was deze notitie nuttig?", "Ja", "Nee"),
+    }
 }
 
 #[cfg(test)]
@@ -104,6 +121,7 @@ mod tests {
         let note = compose(
             &TenantSettings::default(),
             "## Similar Tickets\nSUP-9\n\n",
+            None,
             &tenant,
             &ticket,
             run,
@@ -127,6 +145,7 @@ mod tests {
         let note = compose(
             &settings,
             "Body",
+            None,
             &tenant,
             &ticket,
             run,
@@ -164,6 +183,7 @@ mod tests {
         let note = compose(
             &settings,
             "Body",
+            None,
             &tenant,
             &ticket,
             run,
@@ -186,8 +206,54 @@ mod tests {
         });
         let settings = TenantSettings::default();
         assert_eq!(
-            compose(&settings, "Body", &tenant, &ticket, run, feedback),
-            compose(&settings, "Body", &tenant, &ticket, run, feedback)
+            compose(&settings, "Body", None, &tenant, &ticket, run, feedback),
+            compose(&settings, "Body", None, &tenant, &ticket, run, feedback)
         );
+    }
+
+    #[test]
+    fn the_feedback_question_is_asked_in_the_notes_language() {
+        let (tenant, ticket, run) = ids();
+        let keyring = keyring();
+        let feedback = Some(Feedback {
+            public_url: "https://hooks.example.com",
+            keyring: &keyring,
+        });
+        let settings = TenantSettings::default();
+        let line = |language| {
+            let note = compose(&settings, "Body", language, &tenant, &ticket, run, feedback);
+            note.lines()
+                .find(|line| line.contains("?rating=up"))
+                .unwrap()
+                .to_owned()
+        };
+        let english = line(Some(Language::English));
+        assert!(
+            english.starts_with("Was this note helpful? [Yes]("),
+            "{english}"
+        );
+        assert_eq!(
+            line(None),
+            english,
+            "an older event's note is taken for English"
+        );
+        let german = line(Some(Language::German));
+        assert!(
+            german.starts_with("War diese Notiz hilfreich? [Ja]("),
+            "{german}"
+        );
+        assert!(german.contains(") · [Nein]("), "{german}");
+        let mut questions = std::collections::HashSet::new();
+        for language in [
+            Language::English,
+            Language::German,
+            Language::French,
+            Language::Spanish,
+            Language::Dutch,
+        ] {
+            let (question, yes, no) = feedback_words(language);
+            assert!(questions.insert(question), "{language:?}");
+            assert_ne!(yes, no, "{language:?}");
+        }
     }
 }

@@ -199,12 +199,32 @@ pub fn detect(text: &str) -> Option<(Language, f64)> {
             .map(|language| language.whatlang())
             .collect(),
     );
-    let info = detector.detect(&prose)?;
-    let language = Language::ALL
-        .into_iter()
-        .find(|language| language.whatlang() == info.lang())?;
-    (info.confidence() >= MIN_CONFIDENCE).then_some((language, info.confidence()))
+    // The opening first: a short ticket's own sentence must not be
+    // outvoted by a longer pasted English error or a disclaimer after it.
+    // Only when the opening is not clear does more of the text decide.
+    let letters = |text: &str| text.chars().filter(|c| c.is_alphabetic()).count();
+    let first: String = prose.chars().take(FIRST_CHARS).collect();
+    for text in [first.as_str(), opening.as_str(), prose.as_str()] {
+        if letters(text) < MIN_LETTERS {
+            continue;
+        }
+        let Some(info) = detector.detect(text) else {
+            continue;
+        };
+        if info.confidence() < MIN_CONFIDENCE {
+            continue;
+        }
+        let language = Language::ALL
+            .into_iter()
+            .find(|language| language.whatlang() == info.lang())?;
+        return Some((language, info.confidence()));
+    }
+    None
 }
+
+/// How much of a ticket's prose (in characters) is its opening sentence or
+/// two, which decides the language when it is clear.
+pub const FIRST_CHARS: usize = 80;
 
 /// The language a ticket is treated in: the tenant's fixed language if it
 /// has one, else what its words say, else `default` (the tenant's default,
@@ -309,6 +329,44 @@ mod tests {
                     se a recebeu por engano, por favor apague-a e informe o remetente imediatamente.";
         assert_eq!(
             detect(text).map(|(language, _)| language),
+            Some(Language::English)
+        );
+    }
+
+    /// A short ticket in a supported language followed by a longer English
+    /// disclaimer or pasted message is still in its own language.
+    #[test]
+    fn a_short_ticket_is_not_outvoted_by_a_longer_english_footer() {
+        let footer = " This e-mail and any attachments are confidential and intended solely for \
+                      the addressee. If you have received it in error, please notify the sender \
+                      immediately and delete it from your system; any other use is prohibited.";
+        for (language, opening) in [
+            (
+                Language::German,
+                "Drucker im zweiten Stock druckt nicht mehr. Gruß Anna",
+            ),
+            (
+                Language::French,
+                "L'imprimante du deuxième étage n'imprime plus. Merci, Anne",
+            ),
+            (
+                Language::Spanish,
+                "La impresora de la segunda planta ya no imprime. Gracias, Ana",
+            ),
+            (
+                Language::Dutch,
+                "De printer op de tweede verdieping print niet meer. Groet, Anna",
+            ),
+        ] {
+            let text = format!("{opening}{footer}");
+            assert_eq!(
+                detect(&text).map(|(language, _)| language),
+                Some(language),
+                "{text}"
+            );
+        }
+        assert_eq!(
+            detect(footer.trim()).map(|(language, _)| language),
             Some(Language::English)
         );
     }

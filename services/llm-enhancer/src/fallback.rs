@@ -19,14 +19,14 @@ pub fn raw_context_note(context: &ContextGathered, shape: &NoteShape) -> String 
     let [similar, documentation, systems, _] = labels.sections;
     // Nothing found, or nobody asked: the two are told apart.
     let unavailable = crate::prompt::unavailable_sources(context);
-    let nothing = |source| {
+    let nothing = |source: aia_events::ContextSource| {
         if unavailable.contains(&source) {
             labels.unavailable
         } else {
             labels.no_information
         }
     };
-    use aia_events::ContextSource::{Inventory, KnowledgeBase, SimilarTickets};
+    use aia_events::ContextSource::{Inventory, KnowledgeBase, Monitoring, SimilarTickets};
     let mut note = format!("## {}\n\n### {similar}\n", labels.context_gathered);
     if context.similar_tickets.is_empty() {
         let _ = writeln!(note, "{}", nothing(SimilarTickets));
@@ -64,8 +64,15 @@ pub fn raw_context_note(context: &ContextGathered, shape: &NoteShape) -> String 
         };
     }
     let _ = write!(note, "\n### {systems}\n");
-    if context.systems.is_empty() {
-        let _ = writeln!(note, "{}", nothing(Inventory));
+    if context.systems.is_empty() && context.monitoring.is_empty() {
+        // The inventory and monitoring together: "could not be checked"
+        // when either was down, as `ensure_sections` says for the model.
+        let said = if unavailable.contains(&Inventory) || unavailable.contains(&Monitoring) {
+            labels.unavailable
+        } else {
+            labels.no_information
+        };
+        let _ = writeln!(note, "{said}");
     }
     for system in &context.systems {
         let facts: Vec<String> = [
@@ -79,6 +86,14 @@ pub fn raw_context_note(context: &ContextGathered, shape: &NoteShape) -> String 
         .map(text)
         .collect();
         let _ = writeln!(note, "- {}: {}", text(&system.matched), facts.join(", "));
+    }
+    for finding in &context.monitoring {
+        let _ = writeln!(
+            note,
+            "- {}: {}",
+            text(&finding.host),
+            text(&finding.summary)
+        );
     }
     let _ = write!(note, "\n_{}_\n", labels.raw_context_footer);
     note
@@ -219,5 +234,46 @@ mod tests {
         };
         assert_eq!(under(labels.sections[0]), labels.no_information, "{note}");
         assert_eq!(under(labels.sections[1]), labels.unavailable, "{note}");
+    }
+
+    /// Monitoring is part of the systems section: its findings are listed
+    /// there, and a monitoring that did not answer is said to be so.
+    #[test]
+    fn monitoring_findings_are_listed_and_its_outage_is_said() {
+        use aia_events::{ContextSource, MonitoringFinding, SourceReport, SourceStatus};
+        let labels = Labels::of(aia_events::Language::English);
+        let shape = NoteShape::new(300, aia_events::Language::English);
+        let systems_line = |note: &str| {
+            note.split(&format!("### {}\n", labels.sections[2]))
+                .nth(1)
+                .and_then(|rest| rest.lines().next())
+                .unwrap_or_default()
+                .to_owned()
+        };
+        let mut context = context();
+        context.systems.clear();
+        context.monitoring = vec![MonitoringFinding {
+            host: "mail01".into(),
+            summary: "transport service *stopped* since 09:12".into(),
+        }];
+        let note = raw_context_note(&context, &shape);
+        assert_eq!(
+            systems_line(&note),
+            "- mail01: transport service \\*stopped\\* since 09:12",
+            "{note}"
+        );
+        context.monitoring.clear();
+        context
+            .sources
+            .retain(|report| report.source != ContextSource::Monitoring);
+        context.sources.push(SourceReport {
+            source: ContextSource::Monitoring,
+            status: SourceStatus::Timeout,
+            latency_ms: 2000,
+            items: 0,
+            detail: None,
+        });
+        let note = raw_context_note(&context, &shape);
+        assert_eq!(systems_line(&note), labels.unavailable, "{note}");
     }
 }

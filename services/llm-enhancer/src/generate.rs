@@ -366,6 +366,24 @@ mod tests {
             !note.contains("Output truncated") && !note.contains("No information available"),
             "{note}"
         );
+        // A short answer is completed with the German sections it left out.
+        let short = super::generated(
+            &context,
+            "T-1",
+            Ok(answer("## Ähnliche Tickets\n- T-9 hatte dasselbe.")),
+            1,
+            &NoteShape::new(500, Language::German),
+        );
+        let note = &short.note_markdown;
+        let german = crate::labels::Labels::of(Language::German);
+        for title in &german.sections[1..] {
+            assert!(
+                note.contains(&format!("## {title}\n{}", german.no_information))
+                    || note.contains(&format!("## {title}\n{}", german.unavailable)),
+                "{title}: {note}"
+            );
+        }
+        assert!(!note.contains("No information available"), "{note}");
         let raw = generated_raw(&context, Language::German);
         assert!(raw.contains("## Gesammelter Kontext"), "{raw}");
         assert!(raw.contains("### Relevante Dokumentation"), "{raw}");

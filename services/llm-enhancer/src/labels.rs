@@ -323,7 +323,42 @@ mod tests {
                         .all(|title| !english.sections.contains(title)),
                     "{language}"
                 );
-                assert_ne!(labels.no_information, english.no_information);
+                // Every fixed string, not only some: an English one left in
+                // a language would show up in its notes.
+                for (field, ours, theirs) in [
+                    (
+                        "no_information",
+                        labels.no_information,
+                        english.no_information,
+                    ),
+                    ("unavailable", labels.unavailable, english.unavailable),
+                    ("cut_short", labels.cut_short, english.cut_short),
+                    (
+                        "context_gathered",
+                        labels.context_gathered,
+                        english.context_gathered,
+                    ),
+                    (
+                        "raw_context_footer",
+                        labels.raw_context_footer,
+                        english.raw_context_footer,
+                    ),
+                    ("likely_match", labels.likely_match, english.likely_match),
+                    (
+                        "possibly_related",
+                        labels.possibly_related,
+                        english.possibly_related,
+                    ),
+                    ("resolved_by", labels.resolved_by, english.resolved_by),
+                    ("same_incident", labels.same_incident, english.same_incident),
+                    ("unverified", labels.unverified, english.unverified),
+                    ("link_removed", labels.link_removed, english.link_removed),
+                ] {
+                    assert_ne!(ours, theirs, "{language}: {field} is the English one");
+                }
+                for (ours, theirs) in labels.matched_by.iter().zip(english.matched_by) {
+                    assert_ne!(*ours, theirs, "{language}: matched_by");
+                }
                 assert_ne!(labels.truncated(3), english.truncated(3));
                 assert_ne!(
                     labels.related(2, 5, None, "09:12"),

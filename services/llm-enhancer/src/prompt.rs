@@ -175,11 +175,23 @@ pub fn ensure_sections(
         &[Inventory, Monitoring],
         &[],
     ];
-    let mut out = note.trim_end().to_owned();
+    // A section the model titled its own way (`### Title`, `**Title**`,
+    // `## 1. Title:`) is that section: its title is made the heading the
+    // rest of the pipeline knows, and it is not added a second time.
+    let titles = labels.sections;
+    let mut out = note
+        .trim_end()
+        .lines()
+        .map(|line| {
+            titles
+                .iter()
+                .find(|title| loose_title(line).to_lowercase() == title.to_lowercase())
+                .map_or_else(|| line.to_owned(), |title| format!("## {title}"))
+        })
+        .collect::<Vec<_>>()
+        .join("\n");
     for (section, sources) in labels.headings().into_iter().zip(sources) {
-        let present = out
-            .lines()
-            .any(|line| line.trim().to_lowercase() == section.to_lowercase());
+        let present = out.lines().any(|line| line.trim() == section);
         if !present {
             let said = if sources.iter().any(|source| unavailable.contains(source)) {
                 labels.unavailable
@@ -190,6 +202,23 @@ pub fn ensure_sections(
         }
     }
     out
+}
+
+/// A line as a section title, if it were one: without heading marks,
+/// emphasis, numbering and a closing colon. A line that is more than a
+/// title (a sentence, a list item) keeps its other characters and matches
+/// no title.
+fn loose_title(line: &str) -> &str {
+    let line = line.trim().trim_start_matches('#').trim();
+    let line = line.trim_matches(|c| c == '*' || c == '_').trim();
+    let line = line.trim_end_matches(':').trim_end();
+    let line = line.trim_matches(|c| c == '*' || c == '_').trim();
+    // "1. Title" or "1) Title"
+    let unnumbered = line.trim_start_matches(|c: char| c.is_ascii_digit());
+    match unnumbered.strip_prefix(['.', ')']) {
+        Some(rest) if unnumbered.len() < line.len() => rest.trim(),
+        _ => line,
+    }
 }
 
 /// Cuts `note` to `max_words` words, saying so when it does.
@@ -371,6 +400,38 @@ mod tests {
             assert!(private.contains(client));
             assert!(!public.contains(client), "{public}");
         }
+    }
+
+    #[test]
+    fn a_section_titled_the_models_own_way_is_not_added_again() {
+        let german = Labels::of(Language::German);
+        let [similar, documentation, systems, steps] = german.sections;
+        let note = ensure_sections(
+            &format!(
+                "### {similar}\n- SUP-1\n\n**{documentation}:**\n- KB-7\n\n## 3. {systems}\n- pc-01\n\n{steps}\n1. Neu starten"
+            ),
+            german,
+            &[],
+        );
+        for title in german.sections {
+            assert_eq!(
+                note.matches(title).count(),
+                1,
+                "{title} once, as a heading: {note}"
+            );
+            assert!(note.contains(&format!("## {title}\n")), "{note}");
+        }
+        assert!(!note.contains(german.no_information), "{note}");
+        // A sentence that starts with a title is no heading.
+        let note = ensure_sections(
+            &format!("{similar}: keine gefunden, aber SUP-1 ist nah."),
+            german,
+            &[],
+        );
+        assert!(
+            note.contains(&format!("## {similar}\n{}", german.no_information)),
+            "{note}"
+        );
     }
 
     #[test]

@@ -242,9 +242,50 @@ pub fn enforce_word_limit(note: &str, max_words: usize, labels: &Labels) -> Stri
     }
     format!(
         "{}\n\n{}",
-        note[..end].trim_end(),
+        closed(&note[..end]).trim_end(),
         labels.truncated(max_words)
     )
+}
+
+/// `kept`, the start of a note cut at a word, made whole Markdown: a link
+/// or code span the cut went through is left out from where it opened
+/// (its text would show as a stray `[Siehe` or run into the mark), and a
+/// code fence left open is closed, so the mark after it is not code.
+fn closed(kept: &str) -> String {
+    let line_start = kept.rfind('\n').map_or(0, |at| at + 1);
+    let last_line = &kept[line_start..];
+    let mut open_at: Option<usize> = None;
+    let mut in_code = false;
+    for (at, c) in last_line.char_indices() {
+        match c {
+            '`' => {
+                in_code = !in_code;
+                open_at = if in_code { Some(at) } else { None };
+            }
+            '[' if !in_code => open_at = open_at.or(Some(at)),
+            ')' if !in_code && open_at.is_some() && last_line[..at].contains("](") => {
+                open_at = None;
+            }
+            _ => {}
+        }
+    }
+    // A `[text]` without a link after it is text, and closes nothing.
+    let open_at = open_at.filter(|&at| {
+        let rest = &last_line[at..];
+        rest.starts_with('`') || !rest.contains(']') || rest.contains("](")
+    });
+    let mut out = match open_at {
+        Some(at) => kept[..line_start + at].trim_end().to_owned(),
+        None => kept.to_owned(),
+    };
+    let fences = out
+        .lines()
+        .filter(|line| line.trim_start().starts_with("```") || line.trim_start().starts_with("~~~"))
+        .count();
+    if fences % 2 == 1 {
+        out.push_str("\n```");
+    }
+    out
 }
 
 #[cfg(test)]
@@ -431,6 +472,42 @@ mod tests {
         assert!(
             note.contains(&format!("## {similar}\n{}", german.no_information)),
             "{note}"
+        );
+    }
+
+    #[test]
+    fn a_cut_never_leaves_a_fence_open_nor_half_a_link() {
+        let english = Labels::of(Language::English);
+        let words = |n: usize| "word ".repeat(n);
+        // Inside a fenced block: closed before the mark.
+        let note = format!("## Steps\n```\nGet-Service {}\n```\nDone.", words(50));
+        let cut = enforce_word_limit(&note, 10, english);
+        assert!(
+            cut.ends_with("\n```\n\n[Output truncated to 10-word limit]"),
+            "{cut}"
+        );
+        assert_eq!(cut.matches("```").count(), 2, "{cut}");
+        // Inside a link: the link's start is left out, no stray bracket.
+        let note = format!(
+            "{}see [the vendor article](https://kb.example.com/a/17) now",
+            words(8)
+        );
+        let cut = enforce_word_limit(&note, 10, english);
+        assert!(!cut.contains("[the"), "{cut}");
+        assert!(cut.starts_with(&format!("{}see\n\n", words(8))), "{cut}");
+        // Inside a code span: left out from its opening backtick.
+        let note = format!(
+            "{}run `net localgroup administrators user /add` then",
+            words(8)
+        );
+        let cut = enforce_word_limit(&note, 11, english);
+        assert!(cut.starts_with(&format!("{}run\n\n", words(8))), "{cut}");
+        // A whole link before the cut stays.
+        let note = format!("see [KB](https://kb.example.com/a/17) {}", words(20));
+        let cut = enforce_word_limit(&note, 5, english);
+        assert!(
+            cut.starts_with("see [KB](https://kb.example.com/a/17) word"),
+            "{cut}"
         );
     }
 

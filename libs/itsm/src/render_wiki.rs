@@ -15,17 +15,71 @@ use crate::render::safe_url;
 /// `\\` it would be a line break, and Windows paths are full of them.
 fn escaped(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
+    let mut previous = None;
     for c in text.chars() {
         match c {
             '\\' => out.push_str("&#92;"),
+            // `--` and `---` are dashes in wiki text: `--force` would show
+            // as "–force". A hyphen after a hyphen is its reference.
+            '-' if previous == Some('-') => out.push_str("&#45;"),
             '*' | '_' | '{' | '}' | '[' | ']' | '|' | '!' | '^' | '~' | '+' | '?' | '#' => {
                 out.push('\\');
                 out.push(c);
             }
             c => out.push(c),
         }
+        previous = Some(c);
     }
     out
+}
+
+/// Text with the bare links in it as wiki links (`[label|target]`): Jira
+/// links a bare URL itself, but escaping would put backslashes into it
+/// (`KB\_0042\?lang=de`), so each is written as a link whose target is
+/// the URL as it is; the rest is escaped.
+fn text_with_links(text: &str) -> String {
+    let mut out = String::with_capacity(text.len() + 16);
+    let mut rest = text;
+    while let Some(start) = link_start(rest) {
+        out.push_str(&escaped(&rest[..start]));
+        let tail = &rest[start..];
+        let mut end = tail
+            .find(|c: char| c.is_whitespace() || matches!(c, '<' | '>' | '"' | '|' | '[' | ']'))
+            .unwrap_or(tail.len());
+        // Closing punctuation belongs to the sentence, not the link.
+        while end > 0 && tail[..end].ends_with(['.', ',', ';', ':', '!', '?', ')', '\'']) {
+            if tail[..end].ends_with(')')
+                && tail[..end].matches('(').count() >= tail[..end].matches(')').count()
+            {
+                break;
+            }
+            end -= 1;
+        }
+        let url = &tail[..end];
+        if safe_url(url) && url.len() > "https://".len() {
+            out.push_str(&format!("[{}|{url}]", escaped(url)));
+        } else {
+            out.push_str(&escaped(url));
+        }
+        rest = &tail[end..];
+        if end == 0 {
+            // Not a link after all: move past its first character.
+            let first = rest.chars().next().map_or(0, char::len_utf8);
+            out.push_str(&escaped(&rest[..first]));
+            rest = &rest[first..];
+        }
+    }
+    out.push_str(&escaped(rest));
+    out
+}
+
+/// Where the next `http://` or `https://` (any case) starts.
+fn link_start(text: &str) -> Option<usize> {
+    let lower = text.to_ascii_lowercase();
+    [lower.find("https://"), lower.find("http://")]
+        .into_iter()
+        .flatten()
+        .min()
 }
 
 pub fn wiki(markdown: &str) -> String {
@@ -129,6 +183,8 @@ pub fn wiki(markdown: &str) -> String {
                 // `{noformat}` is the only thing that ends a block.
                 out.push_str(&text.replace("{noformat}", "{ noformat}"));
             }
+            // Inside a link the text is its label: no link in a link.
+            Event::Text(text) if links.is_empty() => out.push_str(&text_with_links(&text)),
             Event::Text(text) | Event::Html(text) | Event::InlineHtml(text) => {
                 out.push_str(&escaped(&text));
             }
@@ -155,6 +211,26 @@ pub fn wiki(markdown: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_bare_link_keeps_its_address_and_double_hyphens_stay_hyphens() {
+        let wiki = wiki(
+            "See https://kb.example.com/KB_0042?lang=de#top, or (https://learn.example.com/cc754820(v=ws.10)). Run `setup --force` with --force.",
+        );
+        assert!(
+            wiki.contains("[https://kb.example.com/KB\\_0042\\?lang=de\\#top|https://kb.example.com/KB_0042?lang=de#top],"),
+            "{wiki}"
+        );
+        assert!(
+            wiki.contains("|https://learn.example.com/cc754820(v=ws.10)])."),
+            "{wiki}"
+        );
+        assert!(wiki.contains("with -&#45;force."), "{wiki}");
+        assert!(!wiki.contains("--"), "{wiki}");
+        // A link written as a link stays one link.
+        let linked = super::wiki("[the article](https://kb.example.com/a_1)");
+        assert_eq!(linked, "[the article|https://kb.example.com/a_1]\n");
+    }
 
     #[test]
     fn a_note_renders_as_wiki_markup() {
@@ -208,7 +284,13 @@ mod tests {
     fn text_that_would_be_markup_stays_text() {
         let rendered = wiki("Call [me|https://evil.example] {color:red}now{color} *please* \\");
         assert!(!rendered.contains("[me|"), "{rendered}");
-        assert!(rendered.contains(r"\[me\|https://evil.example\] \{color:red\}now\{color\}"));
+        // The bare address is a link to itself, as Jira would make it.
+        assert!(
+            rendered.contains(
+                r"\[me\|[https://evil.example|https://evil.example]\] \{color:red\}now\{color\}"
+            ),
+            "{rendered}"
+        );
         let link = wiki("[x](javascript:alert(1)) and <b>bold</b>");
         assert_eq!(link, "x and <b>bold</b>\n");
     }

@@ -88,8 +88,12 @@ impl Zendesk {
         self.api.url(&segments)
     }
 
+    /// The note as HTML, its `{{` broken by a zero-width space: Zendesk
+    /// expands `{{placeholders}}` in comments, and Liquid has no escape, so
+    /// a note quoting one (a ticket's subject, say) shows it as written
+    /// instead of the requester's data.
     pub fn render_note(&self, markdown: &str) -> RenderedNote {
-        RenderedNote::html(markdown)
+        rendered(markdown)
     }
 
     /// A private comment (`public: false`, always sent: Zendesk otherwise
@@ -101,9 +105,7 @@ impl Zendesk {
         public: bool,
     ) -> Result<PostedNote, ItsmError> {
         let id = numeric_id(TOOL, ticket)?;
-        // Zendesk expands {{placeholders}} in comments; a note quoting one
-        // must show it, not Zendesk's value.
-        let html = self.render_note(markdown).body.replace("{{", "\\{{");
+        let html = self.render_note(markdown).body;
         let body = self
             .json(
                 self.api
@@ -263,6 +265,22 @@ pub(crate) fn resolution_text(comments: &[Value]) -> String {
         .to_owned()
 }
 
+/// See [`Zendesk::render_note`].
+fn rendered(markdown: &str) -> RenderedNote {
+    let mut note = RenderedNote::html(markdown);
+    let mut body = String::with_capacity(note.body.len());
+    let mut previous = None;
+    for c in note.body.chars() {
+        if c == '{' && previous == Some('{') {
+            body.push('\u{200B}');
+        }
+        body.push(c);
+        previous = Some(c);
+    }
+    note.body = body;
+    note
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -281,6 +299,24 @@ mod tests {
         assert_eq!(
             resolution_text(&[comments[0].clone(), comments[3].clone()]),
             ""
+        );
+    }
+
+    #[test]
+    fn a_quoted_placeholder_is_shown_not_expanded() {
+        let note = rendered("User wrote: {{ticket.requester.email}} and {{{x}}}");
+        assert!(!note.body.contains("{{"), "{}", note.body);
+        assert!(
+            !note.body.contains('\\'),
+            "no stray backslash: {}",
+            note.body
+        );
+        assert!(
+            note.body
+                .replace('\u{200B}', "")
+                .contains("{{ticket.requester.email}}"),
+            "{}",
+            note.body
         );
     }
 }

@@ -187,8 +187,24 @@ pub async fn read(
         if sequence > last {
             break;
         }
-        if let Ok(event) = Event::from_json(&message.payload)
+        let event = match Event::from_json(&message.payload) {
+            Ok(event) => Some(event),
+            // A story without the newest events is worse than none: a
+            // re-drive would take an older run's input for the latest.
+            Err(err) if err.is_from_a_newer_build() => anyhow::bail!(
+                "event #{sequence} was written by a newer build ({err}); run this with the newer aiagents"
+            ),
+            // An event no build can read is not part of any story.
+            Err(err) => {
+                tracing::warn!(sequence, error = %err, "Event left out of the story: unreadable");
+                None
+            }
+        };
+        // `since` is the events' own time, as `until` is: the stream's
+        // start by time only saves reading what comes before.
+        if let Some(event) = event
             && until.is_none_or(|until| event.occurred_at < until)
+            && since.is_none_or(|since| event.occurred_at >= since)
         {
             let trace_id = message
                 .headers

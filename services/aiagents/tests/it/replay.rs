@@ -269,6 +269,21 @@ async fn an_operator_follows_a_ticket_replays_its_stages_and_re_drives_it() {
         ],
     ));
     assert_eq!(events.lines().count(), 3);
+    // A time given beside a sequence still bounds what is shown.
+    let refused_range = aiagents(
+        &env,
+        &[
+            "replay",
+            "events",
+            "--tenant",
+            "acme",
+            "--from-seq",
+            "2",
+            "--since",
+            "2999-01-01T00:00:00Z",
+        ],
+    );
+    refused(&refused_range, "no events of acme in that range");
 
     // Re-drive the write-back in the same run: no second note. With
     // --new-note, the operator asked for one.

@@ -92,6 +92,50 @@ impl Resolved {
     }
 }
 
+/// The records of `tenant` that its history already holds exactly as
+/// written (the same subject, description, resolution, priority, tags and
+/// resolution time): importing them again would publish events the stream
+/// keeps for good (its duplicate window is minutes) and every consumer
+/// reads again, for nothing. A record that differs, or that the history
+/// does not hold yet, is not among them.
+pub async fn already_stored(
+    client: &mut aia_store::Client,
+    tenant: &TenantId,
+    records: &[Resolved],
+) -> anyhow::Result<std::collections::HashSet<String>> {
+    let ids: Vec<&str> = records.iter().map(|r| r.ticket_id.as_str()).collect();
+    let tx = aia_store::tenant_transaction(client, tenant).await?;
+    let rows = tx
+        .query(
+            "select ticket_id, subject, description, resolution, priority, tags, resolved_at
+               from ticket_history where tenant_id = $1 and ticket_id = any($2)",
+            &[&tenant.as_str(), &ids],
+        )
+        .await?;
+    tx.commit().await?;
+    let stored: std::collections::HashMap<String, tokio_postgres::Row> = rows
+        .into_iter()
+        .map(|row| (row.get::<_, String>(0), row))
+        .collect();
+    let micros = |at: DateTime<Utc>| at.timestamp_micros();
+    Ok(records
+        .iter()
+        .filter(|record| {
+            let Some(row) = stored.get(&record.ticket_id) else {
+                return false;
+            };
+            let priority = Priority::parse(&record.priority).map(|p| p.as_str().to_owned());
+            row.get::<_, String>(1) == record.subject
+                && row.get::<_, String>(2) == record.description
+                && row.get::<_, String>(3) == record.resolution
+                && priority.is_ok_and(|p| row.get::<_, String>(4) == p)
+                && row.get::<_, Vec<String>>(5) == record.tags
+                && micros(row.get(6)) == micros(record.resolved_at)
+        })
+        .map(|record| record.ticket_id.clone())
+        .collect())
+}
+
 /// Publishes every resolved ticket as a `ticket.resolved` event, so the
 /// history projection stays rebuildable from the stream. The message id is
 /// derived from the content: importing the same record twice stores it once.

@@ -120,23 +120,45 @@ pub async fn language_settings(
     Ok(settings.languages)
 }
 
+/// What an import of resolved tickets published.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Published {
+    pub published: usize,
+    /// Already in the tenant's history exactly as in the file.
+    pub unchanged: usize,
+}
+
 /// Publishes resolved tickets with a progress bar, each in the language
-/// `languages` (the tenant's settings) gives it; returns how many.
+/// `languages` (the tenant's settings) gives it, leaving out those the
+/// tenant's history already holds as they are.
 pub async fn publish_tickets(
     jetstream: &aia_bus::JetStream,
+    client: &mut aia_store::Client,
+    tenant: &TenantId,
     tickets: &[Resolved],
     languages: &LanguageSettings,
-) -> anyhow::Result<usize> {
+) -> anyhow::Result<Published> {
     let progress = ProgressBar::new(tickets.len() as u64);
     progress.set_style(
         ProgressStyle::with_template("{wide_bar} {pos}/{len} tickets").expect("template"),
     );
+    let mut unchanged = 0;
     for chunk in tickets.chunks(100) {
-        dataset::publish_resolved(jetstream, chunk, languages).await?;
+        let stored = dataset::already_stored(client, tenant, chunk).await?;
+        let fresh: Vec<Resolved> = chunk
+            .iter()
+            .filter(|ticket| !stored.contains(&ticket.ticket_id))
+            .cloned()
+            .collect();
+        unchanged += chunk.len() - fresh.len();
+        dataset::publish_resolved(jetstream, &fresh, languages).await?;
         progress.inc(chunk.len() as u64);
     }
     progress.finish_and_clear();
-    Ok(tickets.len())
+    Ok(Published {
+        published: tickets.len() - unchanged,
+        unchanged,
+    })
 }
 
 #[derive(Debug, Deserialize)]
@@ -281,9 +303,17 @@ pub async fn import_inventory(
 /// What an import from a help desk did.
 #[derive(Debug, Clone, PartialEq)]
 pub struct HelpDeskImport {
+    /// Tickets imported by the import of this window, this run and the
+    /// runs it resumed together.
     pub imported: u64,
     /// True when it continued an earlier, interrupted import.
     pub resumed: bool,
+    /// True when the import of this window had already read its last page:
+    /// nothing was fetched (tickets resolved since need `--since`).
+    pub already_complete: bool,
+    /// Of this run's, those the tenant's history already held as they are,
+    /// counted but not published again.
+    pub unchanged: usize,
 }
 
 /// Imports the tenant's resolved tickets from its help desk or PSA, page by
@@ -344,6 +374,8 @@ pub async fn import_from_help_desk(
         return Ok(HelpDeskImport {
             imported: u64::try_from(imported).unwrap_or(0),
             resumed,
+            already_complete: true,
+            unchanged: 0,
         });
     }
     let progress = ProgressBar::new(0);
@@ -351,6 +383,7 @@ pub async fn import_from_help_desk(
         ProgressStyle::with_template("{wide_bar} {pos} resolved tickets").expect("template"),
     );
     let mut pages = 0;
+    let mut unchanged = 0;
     loop {
         if max_pages.is_some_and(|max| pages >= max) {
             break;
@@ -359,7 +392,7 @@ pub async fn import_from_help_desk(
         if let Some(total) = page.total {
             progress.set_length(total);
         }
-        let tickets: Vec<Resolved> = page
+        let mut tickets: Vec<Resolved> = page
             .tickets
             .into_iter()
             .map(|ticket| Resolved {
@@ -374,10 +407,16 @@ pub async fn import_from_help_desk(
                 language: None,
             })
             .collect();
+        // What the history already holds as it is (an overlapping window
+        // read again) is counted, not published again.
+        let read_here = tickets.len();
+        let stored = dataset::already_stored(&mut client, tenant, &tickets).await?;
+        tickets.retain(|ticket| !stored.contains(&ticket.ticket_id));
+        unchanged += read_here - tickets.len();
         dataset::publish_resolved(jetstream, &tickets, &languages).await?;
-        imported += tickets.len() as i64;
+        imported += read_here as i64;
         read += 1;
-        progress.inc(tickets.len() as u64);
+        progress.inc(read_here as u64);
         cursor = Some(page.next.clone().unwrap_or_else(|| DONE.to_owned()));
         let tx = tenant_transaction(&mut client, tenant).await?;
         tx.execute(
@@ -398,6 +437,8 @@ pub async fn import_from_help_desk(
     Ok(HelpDeskImport {
         imported: u64::try_from(imported).unwrap_or(0),
         resumed,
+        already_complete: false,
+        unchanged,
     })
 }
 

@@ -10,7 +10,7 @@ use super::{env, keyring, local_embedder};
 
 #[derive(clap::Subcommand)]
 pub enum Command {
-    /// Resolved tickets (JSON list or data set, or CSV ticket_id,subject,description,resolution,resolved_at,priority,tags), published as ticket.resolved events in the language the tenant's settings give each; importing again stores nothing new.
+    /// Resolved tickets (JSON list or data set, or CSV ticket_id,subject,description,resolution,resolved_at,priority,tags), published as ticket.resolved events in the language the tenant's settings give each; a ticket already in the tenant's history as it is in the file is left out, so importing again publishes only what changed.
     Tickets {
         #[arg(long)]
         tenant: String,
@@ -72,12 +72,22 @@ pub async fn run(command: Command) -> anyhow::Result<()> {
             let tenant = TenantId::parse(&tenant)?;
             let tickets = crate::import::read_tickets(&file, &tenant)?;
             let pool = aia_store::pool(&env("DATABASE_URL")?, 1)?;
-            let languages =
-                crate::import::language_settings(&mut pool.get().await?, &tenant).await?;
+            let mut client = pool.get().await?;
+            let languages = crate::import::language_settings(&mut client, &tenant).await?;
             let (_client, jetstream) =
                 aia_bus::connect(&env("NATS_URL")?, "aiagents-import").await?;
-            let n = crate::import::publish_tickets(&jetstream, &tickets, &languages).await?;
-            println!("{n} resolved tickets published for {tenant}");
+            let done = crate::import::publish_tickets(
+                &jetstream,
+                &mut client,
+                &tenant,
+                &tickets,
+                &languages,
+            )
+            .await?;
+            println!(
+                "{} resolved tickets published for {tenant}, {} already in its history as they are",
+                done.published, done.unchanged
+            );
         }
         Command::Servicedesk(args) => help_desk(ItsmKind::ServicedeskPlus, args).await?,
         Command::Jira(args) => help_desk(ItsmKind::Jira, args).await?,
@@ -145,14 +155,31 @@ async fn help_desk(kind: ItsmKind, args: HelpDeskArgs) -> anyhow::Result<()> {
         None,
     )
     .await?;
+    if result.already_complete {
+        println!(
+            "the import of this window from {} for {tenant_id} was already complete ({} resolved tickets): nothing fetched; \
+             to read tickets resolved since, run it with --since",
+            kind.display_name(),
+            result.imported
+        );
+        return Ok(());
+    }
     println!(
-        "{} resolved tickets imported for {tenant_id} from {}{}",
+        "{} resolved tickets imported for {tenant_id} from {}{}{}",
         result.imported,
         kind.display_name(),
         if result.resumed {
             " (resumed an earlier import)"
         } else {
             ""
+        },
+        if result.unchanged > 0 {
+            format!(
+                "; {} of them already in its history as they are, not published again",
+                result.unchanged
+            )
+        } else {
+            String::new()
         }
     );
     Ok(())

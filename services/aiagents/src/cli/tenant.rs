@@ -129,15 +129,28 @@ pub async fn run(command: Command) -> anyhow::Result<()> {
     match command {
         Command::Add(args) => add(args).await?,
         Command::List { search, limit } => {
-            let page = tenant_admin()?.list(search.as_deref(), None, limit).await?;
+            let admin = tenant_admin()?;
             println!("{:<24} {:<32} {:<18} active", "tenant", "name", "tool");
-            for tenant in &page.items {
-                println!(
-                    "{:<24} {:<32} {:<18} {}",
-                    tenant.tenant_id, tenant.name, tenant.itsm, tenant.active
-                );
-            }
-            if page.next_cursor.is_some() {
+            // The operations answer pages of at most 200: as many pages as
+            // the limit asks for.
+            let (mut left, mut cursor) = (limit.max(1), None::<String>);
+            let more = loop {
+                let page = admin
+                    .list(search.as_deref(), cursor.as_deref(), left.min(200))
+                    .await?;
+                for tenant in &page.items {
+                    println!(
+                        "{:<24} {:<32} {:<18} {}",
+                        tenant.tenant_id, tenant.name, tenant.itsm, tenant.active
+                    );
+                }
+                left -= page.items.len() as i64;
+                match page.next_cursor {
+                    Some(next) if left > 0 => cursor = Some(next),
+                    next => break next.is_some(),
+                }
+            };
+            if more {
                 println!("… more; narrow with --search or raise --limit");
             }
         }

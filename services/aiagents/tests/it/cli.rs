@@ -363,3 +363,40 @@ async fn a_partial_change_from_the_cli_keeps_every_other_setting_and_key() {
         &[],
     ));
 }
+
+/// `tenant list --limit` past one page of the operations (200) lists as
+/// many as it asks for, and says when there are more.
+#[tokio::test(flavor = "multi_thread")]
+async fn listing_more_tenants_than_a_page_holds_shows_them_all() {
+    let db = TestDatabase::create().await;
+    let spec = Keyring::generate_spec("k1");
+    let keyring = Keyring::parse(&spec).unwrap();
+    for n in 0..205 {
+        aiagents::ops::add_tenant(
+            &db.app_url,
+            &keyring,
+            &format!("t{n:03}"),
+            "Tenant",
+            aia_events::ItsmKind::ServicedeskPlus,
+            "https://sdp.example.com",
+            r#"{"authtoken":"x"}"#,
+        )
+        .await
+        .unwrap();
+    }
+    let rows = |out: &str| {
+        out.lines()
+            .filter(|line| line.starts_with('t') && !line.starts_with("tenant"))
+            .count()
+    };
+    let all = stdout(&aiagents(
+        &db,
+        &spec,
+        &["tenant", "list", "--limit", "1000"],
+    ));
+    assert_eq!(rows(&all), 205, "{all}");
+    assert!(!all.contains("… more"), "{all}");
+    let some = stdout(&aiagents(&db, &spec, &["tenant", "list", "--limit", "201"]));
+    assert_eq!(rows(&some), 201);
+    assert!(some.contains("… more"), "{some}");
+}

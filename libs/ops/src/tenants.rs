@@ -102,6 +102,9 @@ pub struct TenantView {
     pub webhook_secret: String,
     pub rotation_in_progress: bool,
     pub settings: TenantSettings,
+    /// Where incident events are posted, as its origin only (the address,
+    /// encrypted with the integrations, may carry a token).
+    pub incident_webhook: Option<String>,
     pub active: bool,
     /// Processing paused: the stages set its events aside until resumed.
     pub paused: bool,
@@ -214,6 +217,10 @@ impl TenantAdmin {
             webhook_secret: tenant.webhook_secrets[0].masked(),
             rotation_in_progress: tenant.webhook_secrets.len() > 1,
             settings: tenant.settings.clone(),
+            incident_webhook: tenant
+                .integrations
+                .incident_webhook(&tenant.settings)
+                .map(origin_only),
             active: tenant.active,
             paused: tenant.paused,
             webhook_urls: self.webhook_urls(tenant.tenant_id.as_str(), tenant.itsm),
@@ -250,8 +257,10 @@ impl TenantAdmin {
         }
         let credentials = request.itsm_credentials.to_string();
         self.check_itsm(request.itsm_kind, &request.itsm_base_url, &credentials)?;
-        let settings = request.settings.unwrap_or_default();
+        let mut settings = request.settings.unwrap_or_default();
         validate_settings(&settings)?;
+        // Kept with the integrations, encrypted, never in the settings.
+        let incident_webhook_url = settings.incidents.webhook_url.take();
         let webhook_secret = Secret::generate_webhook_secret();
         let mut client = self.app.get().await.map_err(StoreError::from)?;
         tenants::create(
@@ -272,6 +281,13 @@ impl TenantAdmin {
             CreateTenantError::Duplicate(id) => AdminError::Duplicate(id.to_string()),
             CreateTenantError::Store(err) => AdminError::Store(err),
         })?;
+        if let Some(url) = incident_webhook_url {
+            tenants::modify_integrations(&mut client, &self.keyring, &tenant_id, |integrations| {
+                integrations.incident_webhook_url = Some(url);
+            })
+            .await?;
+        }
+        drop(client);
         tracing::info!(tenant_id = %tenant_id, "Tenant created");
         let tenant = self.load(&tenant_id).await?;
         Ok(Created {
@@ -350,26 +366,36 @@ impl TenantAdmin {
             return Err(AdminError::Invalid("name: must not be empty".into()));
         }
         let mut client = self.app.get().await.map_err(StoreError::from)?;
+        let mut settings = request.settings;
+        // An incident webhook address is kept with the integrations,
+        // encrypted, never in the settings.
+        let incident_webhook_url = settings
+            .as_mut()
+            .and_then(|settings| settings.incidents.webhook_url.take());
         // Keys whose address moves to another host are forgotten first: a
         // failure between the two writes leaves them unset, never sent on.
-        let moved = request
-            .settings
+        let moved = settings
             .as_ref()
             .map(|settings| bound_keys::Moved::between(&current.settings, settings))
             .unwrap_or_default();
-        if !moved.is_empty() {
+        if !moved.is_empty() || incident_webhook_url.is_some() {
             tenants::modify_integrations(&mut client, &self.keyring, &tenant_id, |integrations| {
-                moved.forget(integrations)
+                moved.forget(integrations);
+                if let Some(url) = incident_webhook_url {
+                    integrations.incident_webhook_url = Some(url);
+                }
             })
             .await?;
-            tracing::info!(tenant_id = %tenant_id, ?moved, "Keys of addresses moved to another host forgotten; set them again");
+            if !moved.is_empty() {
+                tracing::info!(tenant_id = %tenant_id, ?moved, "Keys of addresses moved to another host forgotten; set them again");
+            }
         }
         let update = TenantUpdate {
             name: request.name,
             itsm_base_url: request.itsm_base_url,
             itsm_credentials: credentials.map(Secret::new),
             active: request.active,
-            settings: request.settings,
+            settings,
         };
         if !tenants::update(&mut client, &self.keyring, &tenant_id, &update).await? {
             return Err(AdminError::NotFound(tenant_id.to_string()));
@@ -430,9 +456,7 @@ impl TenantAdmin {
             tenants::modify_integrations(&mut client, &self.keyring, &tenant_id, |integrations| {
                 outcome = merge::patched("integrations", &*integrations, patch).and_then(
                     |changed: aia_store::Integrations| {
-                        if let Some(secret) = &changed.incident_webhook_secret {
-                            check_webhook_secret(secret)?;
-                        }
+                        check_integrations(&changed)?;
                         *integrations = changed.clone();
                         Ok(changed)
                     },
@@ -456,9 +480,7 @@ impl TenantAdmin {
         integrations: aia_store::Integrations,
     ) -> Result<Value, AdminError> {
         let tenant_id = parse_id(tenant_id)?;
-        if let Some(secret) = &integrations.incident_webhook_secret {
-            check_webhook_secret(secret)?;
-        }
+        check_integrations(&integrations)?;
         self.load(&tenant_id).await?;
         let mut client = self.app.get().await.map_err(StoreError::from)?;
         tenants::set_integrations(&mut client, &self.keyring, &tenant_id, &integrations).await?;
@@ -582,9 +604,40 @@ impl TenantAdmin {
     }
 }
 
+/// What integrations may hold: a Standard Webhooks secret, and an
+/// incident webhook address the deployment may call.
+fn check_integrations(integrations: &aia_store::Integrations) -> Result<(), AdminError> {
+    if let Some(secret) = &integrations.incident_webhook_secret {
+        check_webhook_secret(secret)?;
+    }
+    if let Some(url) = &integrations.incident_webhook_url {
+        let invalid = |why: String| AdminError::Invalid(format!("incident_webhook_url: {why}"));
+        aia_http::outbound::check_url(url).map_err(|err| invalid(err.to_string()))?;
+        if !crate::tenants::is_http(url) {
+            return Err(invalid("must be an http or https address".into()));
+        }
+    }
+    Ok(())
+}
+
+/// Whether `url` is an http or https address (what the notifier posts to).
+fn is_http(url: &str) -> bool {
+    reqwest::Url::parse(url).is_ok_and(|url| matches!(url.scheme(), "http" | "https"))
+}
+
+/// An address as its scheme and host (and port), for showing where
+/// something goes without what its path or query may carry.
+fn origin_only(url: &str) -> String {
+    match reqwest::Url::parse(url) {
+        Ok(url) => format!("{}/…", url.origin().ascii_serialization()),
+        Err(_) => "(not a URL)".into(),
+    }
+}
+
 /// Which integration tokens and keys are set, never a value.
 fn integrations_set(integrations: &aia_store::Integrations) -> Value {
     serde_json::json!({
+        "incident_webhook_url": integrations.incident_webhook_url.is_some(),
         "knowledge_base_token": integrations.knowledge_base_token.is_some(),
         "incident_webhook_secret": integrations.incident_webhook_secret.is_some(),
         "monitoring_token": integrations.monitoring_token.is_some(),

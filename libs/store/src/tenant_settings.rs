@@ -135,9 +135,12 @@ pub struct IncidentSettings {
     /// An incident with no new ticket for this long ends (minutes,
     /// 10–2880, default 120).
     pub quiet_minutes: u32,
-    /// Where incident events are posted (Standard Webhooks, signed with
-    /// the integrations' `incident_webhook_secret`), so the MSP can page
-    /// someone; none by default.
+    /// Where incident events are posted, as a tenant set up before the
+    /// address moved into the integrations (`incident_webhook_url`,
+    /// encrypted: a paging service's address carries its token). The
+    /// operations move an address given here into the integrations and
+    /// store none here; `aiagents secrets reencrypt` moves an old one. Read
+    /// only when the integrations hold none.
     pub webhook_url: Option<String>,
 }
 
@@ -375,8 +378,22 @@ pub struct Integrations {
     /// Embeddings endpoint keys by name.
     pub embedding_keys: std::collections::BTreeMap<String, String>,
     /// The Standard Webhooks secret (`whsec_<base64>`) incident
-    /// notifications to `settings.incidents.webhook_url` are signed with.
+    /// notifications are signed with.
     pub incident_webhook_secret: Option<String>,
+    /// Where incident events are posted (Standard Webhooks), so the MSP
+    /// can page someone; none by default. Kept here, encrypted, because a
+    /// paging service's address (Slack, Teams, PagerDuty) is its token.
+    pub incident_webhook_url: Option<String>,
+}
+
+impl Integrations {
+    /// Where the tenant's incident events go: its encrypted address, or
+    /// one an older version left in its settings.
+    pub fn incident_webhook<'a>(&'a self, settings: &'a TenantSettings) -> Option<&'a str> {
+        self.incident_webhook_url
+            .as_deref()
+            .or(settings.incidents.webhook_url.as_deref())
+    }
 }
 
 impl std::fmt::Debug for Integrations {
@@ -394,6 +411,7 @@ impl std::fmt::Debug for Integrations {
                 "incident_webhook_secret",
                 &set(&self.incident_webhook_secret),
             )
+            .field("incident_webhook_url", &set(&self.incident_webhook_url))
             .finish()
     }
 }
@@ -493,9 +511,15 @@ mod tests {
             llm_keys: [("litellm".to_owned(), "sk-llm-value".to_owned())].into(),
             embedding_keys: Default::default(),
             incident_webhook_secret: Some("whsec_c2VjcmV0".into()),
+            incident_webhook_url: Some("https://hooks.slack.com/services/T0/B0/xoxb-secret".into()),
         };
         let shown = format!("{integrations:?}");
-        for secret in ["kb-token-value", "sk-llm-value", "whsec_c2VjcmV0"] {
+        for secret in [
+            "kb-token-value",
+            "sk-llm-value",
+            "whsec_c2VjcmV0",
+            "xoxb-secret",
+        ] {
             assert!(!shown.contains(secret), "{shown}");
         }
         assert!(

@@ -441,7 +441,7 @@ pub async fn reencrypt(
     let tx = tenant_transaction(client, tenant_id).await?;
     let Some(row) = tx
         .query_opt(
-            &tx.prepare_cached("select itsm_credentials_enc, webhook_secret_enc, webhook_secret_prev_enc, integrations_enc
+            &tx.prepare_cached("select itsm_credentials_enc, webhook_secret_enc, webhook_secret_prev_enc, integrations_enc, settings
                from tenants where tenant_id = $1 for update").await.map_err(StoreError::from)?,
             &[&tenant_id.as_str()],
         )
@@ -467,7 +467,33 @@ pub async fn reencrypt(
     let credentials = fresh(row.get(0), "itsm_credentials")?;
     let secret = fresh(row.get(1), "webhook_secret")?;
     let previous = fresh(row.get(2), "webhook_secret")?;
-    let integrations = fresh(row.get(3), "integrations")?;
+    let mut integrations = fresh(row.get(3), "integrations")?;
+    // An incident webhook address an older version kept in the settings,
+    // in plain text, moves into the integrations, encrypted.
+    let mut settings: TenantSettings = serde_json::from_value(row.get(4))
+        .map_err(|err| StoreError::Corrupt(format!("tenant settings: {err}")))?;
+    if let Some(url) = settings.incidents.webhook_url.take() {
+        let place = context("integrations", tenant_id);
+        let mut held: Integrations = match &integrations {
+            Some(stored) => serde_json::from_str(keyring.decrypt(stored, &place)?.expose())
+                .map_err(|err| StoreError::Corrupt(format!("tenant integrations: {err}")))?,
+            None => Integrations::default(),
+        };
+        held.incident_webhook_url.get_or_insert(url);
+        let json = Secret::new(serde_json::to_string(&held).expect("integrations serialise"));
+        integrations = Some(keyring.encrypt(&json, &place));
+        tx.execute(
+            &tx.prepare_cached("update tenants set settings = $2 where tenant_id = $1")
+                .await
+                .map_err(StoreError::from)?,
+            &[
+                &tenant_id.as_str(),
+                &serde_json::to_value(&settings).expect("settings serialise"),
+            ],
+        )
+        .await?;
+        rewritten += 1;
+    }
     tx.execute(
         &tx.prepare_cached(
             "update tenants set itsm_credentials_enc = $2, webhook_secret_enc = $3,

@@ -121,7 +121,7 @@ impl Handler for IncidentNotifier {
             return Ok(Handled::Nothing);
         };
         let (Some(url), Some(secret)) = (
-            tenant.settings.incidents.webhook_url.as_deref(),
+            tenant.integrations.incident_webhook(&tenant.settings),
             tenant.integrations.incident_webhook_secret.as_deref(),
         ) else {
             self.metrics.count("no_webhook");

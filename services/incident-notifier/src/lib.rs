@@ -1,5 +1,5 @@
 //! The incident notifier: posts each of a tenant's incident events to the
-//! tenant's own webhook (`settings.incidents.webhook_url`), signed with
+//! tenant's own webhook (the integrations' `incident_webhook_url`), signed with
 //! Standard Webhooks under the secret in its integrations, so an MSP can
 //! page someone. At least once, under one `webhook-id` per incident
 //! version, so a receiver drops a repeat; a delivered event is never sent

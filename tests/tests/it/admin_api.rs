@@ -335,6 +335,61 @@ async fn dead_letters_and_feedback_statistics_are_served() {
     );
 }
 
+/// A paging service's address is its token (Slack's, Teams', PagerDuty's):
+/// given in the settings, the incident webhook is kept with the
+/// integrations, encrypted, shown only as its origin, and a dump of the
+/// database does not hold it.
+#[tokio::test]
+async fn an_incident_webhook_address_is_kept_encrypted_and_shown_as_its_origin() {
+    let api = Api::start().await;
+    api.create("acme", "Acme", "good-token").await;
+    let url = "https://hooks.slack.com/services/T01/B02/paging-token-0123456789";
+    let (status, view) = api
+        .call(
+            reqwest::Method::PUT,
+            "/admin/tenants/acme",
+            Some(json!({"settings": {"incidents": {"webhook_url": url, "threshold": 4}}})),
+        )
+        .await;
+    assert_eq!(status, 200, "{view}");
+    assert_eq!(
+        view["incident_webhook"], "https://hooks.slack.com/…",
+        "{view}"
+    );
+    assert_eq!(view["settings"]["incidents"]["webhook_url"], Value::Null);
+    assert_eq!(view["settings"]["incidents"]["threshold"], 4);
+    assert!(!view.to_string().contains("paging-token"), "{view}");
+    let db = api._db.admin_client().await;
+    let stored: String = db
+        .query_one(
+            "select settings::text || coalesce(encode(integrations_enc, 'escape'), '') from tenants where tenant_id = 'acme'",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert!(!stored.contains("paging-token"), "stored in the clear");
+    // Other integrations saved later keep it.
+    let (status, set) = api
+        .call(
+            reqwest::Method::PUT,
+            "/admin/tenants/acme/integrations",
+            Some(json!({"incident_webhook_secret": "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw", "incident_webhook_url": url})),
+        )
+        .await;
+    assert_eq!(status, 200, "{set}");
+    assert_eq!(set["incident_webhook_url"], true);
+    // An address the deployment may not call is refused either way.
+    let (status, _) = api
+        .call(
+            reqwest::Method::PUT,
+            "/admin/tenants/acme/integrations",
+            Some(json!({"incident_webhook_url": "ftp://example.com/x"})),
+        )
+        .await;
+    assert_eq!(status, 422);
+}
+
 #[tokio::test]
 async fn integrations_are_replaced_encrypted_and_never_echoed() {
     let api = Api::start().await;
@@ -351,7 +406,7 @@ async fn integrations_are_replaced_encrypted_and_never_echoed() {
     assert_eq!(status, 200, "{answer}");
     assert_eq!(
         answer,
-        json!({"knowledge_base_token": true, "incident_webhook_secret": false, "monitoring_token": false, "llm_keys": ["litellm"], "embedding_keys": ["openai"]})
+        json!({"knowledge_base_token": true, "incident_webhook_secret": false, "incident_webhook_url": false, "monitoring_token": false, "llm_keys": ["litellm"], "embedding_keys": ["openai"]})
     );
     let raw: String = api
         ._db

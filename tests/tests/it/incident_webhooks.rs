@@ -8,7 +8,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use aia_events::{Event, ItsmKind, Payload, TenantId, examples};
-use aia_store::{Integrations, Keyring, TenantSettings, tenants};
+use aia_store::{Integrations, Keyring, tenants};
 use aia_testkit::{NatsServer, TestDatabase, eventually};
 use axum::http::{HeaderMap, StatusCode};
 use base64::Engine as _;
@@ -123,26 +123,14 @@ async fn each_incident_event_reaches_the_tenants_webhook_once_signed_and_retried
     }
     // Only acme has a webhook.
     let acme = TenantId::parse("acme").unwrap();
-    let mut settings = TenantSettings::default();
-    settings.incidents.webhook_url = Some(format!("{}/hooks/incidents", server.url()));
     let mut client = pool.get().await.unwrap();
-    tenants::update(
-        &mut client,
-        &keyring,
-        &acme,
-        &tenants::TenantUpdate {
-            settings: Some(settings),
-            ..Default::default()
-        },
-    )
-    .await
-    .unwrap();
     tenants::set_integrations(
         &mut client,
         &keyring,
         &acme,
         &Integrations {
             incident_webhook_secret: Some(secret.clone()),
+            incident_webhook_url: Some(format!("{}/hooks/incidents", server.url())),
             ..Integrations::default()
         },
     )

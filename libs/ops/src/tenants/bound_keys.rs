@@ -198,6 +198,7 @@ mod tests {
             .into(),
             embedding_keys: [("e5".into(), "k".into())].into(),
             incident_webhook_secret: None,
+            incident_webhook_url: None,
         };
         moved.forget(&mut integrations);
         assert_eq!(integrations.knowledge_base_token.as_deref(), Some("kb"));

@@ -64,6 +64,13 @@ pub(super) fn validate_settings(settings: &TenantSettings) -> Result<(), AdminEr
             outbound(field, url)?;
         }
     }
+    if let Some(url) = &settings.incidents.webhook_url
+        && !super::is_http(url)
+    {
+        return Err(AdminError::Invalid(
+            "settings.incidents.webhook_url: must be an http or https address".into(),
+        ));
+    }
     for provider in &settings.llm_providers {
         outbound(
             &format!("settings.llm_providers[{}].base_url", provider.name),

@@ -400,3 +400,59 @@ async fn listing_more_tenants_than_a_page_holds_shows_them_all() {
     assert_eq!(rows(&some), 201);
     assert!(some.contains("… more"), "{some}");
 }
+
+/// An incident webhook address an older version kept in the settings, in
+/// plain text, is moved into the encrypted integrations by `secrets
+/// reencrypt`, and the notifier's address stays the same.
+#[tokio::test(flavor = "multi_thread")]
+async fn reencrypting_moves_a_plaintext_incident_webhook_into_the_integrations() {
+    let db = TestDatabase::create().await;
+    let spec = Keyring::generate_spec("k1");
+    let keyring = Keyring::parse(&spec).unwrap();
+    aiagents::ops::add_tenant(
+        &db.app_url,
+        &keyring,
+        "acme",
+        "Acme",
+        aia_events::ItsmKind::ServicedeskPlus,
+        "https://sdp.example.com",
+        r#"{"authtoken":"x"}"#,
+    )
+    .await
+    .unwrap();
+    let admin = db.admin_client().await;
+    admin
+        .execute(
+            "update tenants set settings = jsonb_set(settings, '{incidents,webhook_url}',
+                 '\"https://hooks.example.com/services/legacy-token-42\"')
+              where tenant_id = 'acme'",
+            &[],
+        )
+        .await
+        .unwrap();
+    let out = stdout(&aiagents(&db, &spec, &["secrets", "reencrypt"]));
+    assert!(out.contains("1 tenants checked"), "{out}");
+    let settings: String = admin
+        .query_one(
+            "select settings::text from tenants where tenant_id = 'acme'",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert!(!settings.contains("legacy-token-42"), "{settings}");
+    let pool = aia_store::pool(&db.app_url, 1).unwrap();
+    let tenant = aia_store::tenants::get(
+        &mut pool.get().await.unwrap(),
+        &keyring,
+        &aia_events::TenantId::parse("acme").unwrap(),
+    )
+    .await
+    .unwrap()
+    .unwrap();
+    assert_eq!(
+        tenant.integrations.incident_webhook(&tenant.settings),
+        Some("https://hooks.example.com/services/legacy-token-42")
+    );
+    assert_eq!(tenant.settings.incidents.webhook_url, None);
+}

@@ -185,7 +185,7 @@ fn exported_metrics() -> BTreeSet<String> {
 /// taken out.
 fn metric_names(expr: &str) -> BTreeSet<String> {
     let noise = Regex::new(
-        r#"\{[^}]*\}|\[[^\]]*\]|"[^"]*"|\b(?:by|without|on|ignoring|group_left|group_right)\s*\([^)]*\)"#,
+        r#"\{[^}]*\}|\[[^\]]*\]|"[^"]*"|\b(?:by|without|on|ignoring|group_left|group_right)\s*\([^)]*\)|\boffset\s+-?[0-9][0-9smhdwy]*"#,
     )
     .unwrap();
     let stripped = noise.replace_all(expr, " ");
@@ -249,6 +249,11 @@ fn the_expression_reader_finds_metrics_and_skips_functions_and_labels() {
             r#"histogram_quantile(0.95, sum by (le) (rate(a_seconds_bucket{stage="x"}[5m]))) > 120 or absent(b{le="1"})"#
         ),
         BTreeSet::from(["a_seconds_bucket".to_owned(), "b".to_owned()])
+    );
+    // A duration after `offset` names no metric.
+    assert_eq!(
+        metric_names("(c unless c offset 10m) or increase(d[10m]) > 0"),
+        BTreeSet::from(["c".to_owned(), "d".to_owned()])
     );
 }
 

@@ -216,7 +216,15 @@ impl TenantAdmin {
             itsm_credentials: mask_credentials(&tenant.itsm_credentials),
             webhook_secret: tenant.webhook_secrets[0].masked(),
             rotation_in_progress: tenant.webhook_secrets.len() > 1,
-            settings: tenant.settings.clone(),
+            // An incident webhook an older version left in the settings is
+            // shown, as the integrations' is, only as its origin.
+            settings: TenantSettings {
+                incidents: aia_store::IncidentSettings {
+                    webhook_url: None,
+                    ..tenant.settings.incidents.clone()
+                },
+                ..tenant.settings.clone()
+            },
             incident_webhook: tenant
                 .integrations
                 .incident_webhook(&tenant.settings)
@@ -274,6 +282,10 @@ impl TenantAdmin {
                 itsm_credentials: Secret::new(credentials),
                 webhook_secret: webhook_secret.clone(),
                 settings,
+                integrations: aia_store::Integrations {
+                    incident_webhook_url,
+                    ..aia_store::Integrations::default()
+                },
             },
         )
         .await
@@ -281,12 +293,6 @@ impl TenantAdmin {
             CreateTenantError::Duplicate(id) => AdminError::Duplicate(id.to_string()),
             CreateTenantError::Store(err) => AdminError::Store(err),
         })?;
-        if let Some(url) = incident_webhook_url {
-            tenants::modify_integrations(&mut client, &self.keyring, &tenant_id, |integrations| {
-                integrations.incident_webhook_url = Some(url);
-            })
-            .await?;
-        }
         drop(client);
         tracing::info!(tenant_id = %tenant_id, "Tenant created");
         let tenant = self.load(&tenant_id).await?;
@@ -378,11 +384,27 @@ impl TenantAdmin {
             .as_ref()
             .map(|settings| bound_keys::Moved::between(&current.settings, settings))
             .unwrap_or_default();
+        // A tenant saved with an address an older version left in its
+        // settings: that address moves into the integrations.
+        let incident_webhook_url = match &settings {
+            Some(_) => {
+                incident_webhook_url.or_else(|| current.settings.incidents.webhook_url.clone())
+            }
+            None => None,
+        };
         if !moved.is_empty() || incident_webhook_url.is_some() {
+            let legacy = current.settings.incidents.webhook_url.clone();
             tenants::modify_integrations(&mut client, &self.keyring, &tenant_id, |integrations| {
                 moved.forget(integrations);
-                if let Some(url) = incident_webhook_url {
-                    integrations.incident_webhook_url = Some(url);
+                match incident_webhook_url {
+                    // The address an older version left in the settings,
+                    // sent back as it was read: it moves in, but does not
+                    // replace one set since.
+                    Some(url) if Some(&url) == legacy.as_ref() => {
+                        integrations.incident_webhook_url.get_or_insert(url);
+                    }
+                    Some(url) => integrations.incident_webhook_url = Some(url),
+                    None => {}
                 }
             })
             .await?;
@@ -446,45 +468,80 @@ impl TenantAdmin {
         tenant_id: &str,
         patch: &Value,
     ) -> Result<Value, AdminError> {
-        let tenant_id = parse_id(tenant_id)?;
         // Refused before anything is read: only the shape can be checked
         // without the keys.
         merge::patched("integrations", &aia_store::Integrations::default(), patch)?;
+        let names_webhook = patch.get("incident_webhook_url").is_some();
+        self.write_integrations(
+            tenant_id,
+            |current| merge::patched("integrations", current, patch),
+            names_webhook,
+        )
+        .await
+    }
+
+    /// Replaces the tenant's integration tokens and keys (knowledge base,
+    /// monitoring, LLM and embeddings providers, the incident webhook's
+    /// secret), encrypted at rest; the incident webhook's address too when
+    /// `names_webhook` (the request named it), else it is kept — a client
+    /// that predates the address's move into the integrations must not
+    /// stop a tenant's paging by saving its keys. Answers only which are
+    /// set, never a value.
+    pub async fn set_integrations(
+        &self,
+        tenant_id: &str,
+        integrations: aia_store::Integrations,
+        names_webhook: bool,
+    ) -> Result<Value, AdminError> {
+        check_integrations(&integrations)?;
+        self.write_integrations(tenant_id, |_| Ok(integrations.clone()), names_webhook)
+            .await
+    }
+
+    /// The tenant's integrations as `change` makes them, under the row's
+    /// lock. The incident webhook address is `change`'s when
+    /// `names_webhook`, else the one held (or one an older version left in
+    /// the settings, which moves into the integrations here).
+    async fn write_integrations(
+        &self,
+        tenant_id: &str,
+        change: impl FnOnce(&aia_store::Integrations) -> Result<aia_store::Integrations, AdminError>,
+        names_webhook: bool,
+    ) -> Result<Value, AdminError> {
+        let tenant_id = parse_id(tenant_id)?;
+        let current = self.load(&tenant_id).await?;
+        let legacy = current.settings.incidents.webhook_url.clone();
         let mut client = self.app.get().await.map_err(StoreError::from)?;
         let mut outcome = Ok(aia_store::Integrations::default());
         let found =
             tenants::modify_integrations(&mut client, &self.keyring, &tenant_id, |integrations| {
-                outcome = merge::patched("integrations", &*integrations, patch).and_then(
-                    |changed: aia_store::Integrations| {
-                        check_integrations(&changed)?;
-                        *integrations = changed.clone();
-                        Ok(changed)
-                    },
-                );
+                outcome = change(integrations).and_then(|mut changed| {
+                    if !names_webhook {
+                        changed.incident_webhook_url =
+                            integrations.incident_webhook_url.clone().or(legacy.clone());
+                    }
+                    check_integrations(&changed)?;
+                    *integrations = changed.clone();
+                    Ok(changed)
+                });
             })
             .await?;
         if !found {
             return Err(AdminError::NotFound(tenant_id.to_string()));
         }
         let integrations = outcome?;
+        if legacy.is_some() {
+            // Held in the integrations now (or removed by this change): no
+            // longer in the settings, in plain text.
+            let mut settings = current.settings.clone();
+            settings.incidents.webhook_url = None;
+            let update = TenantUpdate {
+                settings: Some(settings),
+                ..TenantUpdate::default()
+            };
+            tenants::update(&mut client, &self.keyring, &tenant_id, &update).await?;
+        }
         tracing::info!(tenant_id = %tenant_id, "Tenant integrations changed");
-        Ok(integrations_set(&integrations))
-    }
-
-    /// Replaces the tenant's integration tokens and keys (knowledge base,
-    /// monitoring, LLM and embeddings providers), encrypted at rest. Answers
-    /// only which are set, never a value.
-    pub async fn set_integrations(
-        &self,
-        tenant_id: &str,
-        integrations: aia_store::Integrations,
-    ) -> Result<Value, AdminError> {
-        let tenant_id = parse_id(tenant_id)?;
-        check_integrations(&integrations)?;
-        self.load(&tenant_id).await?;
-        let mut client = self.app.get().await.map_err(StoreError::from)?;
-        tenants::set_integrations(&mut client, &self.keyring, &tenant_id, &integrations).await?;
-        tracing::info!(tenant_id = %tenant_id, "Tenant integrations replaced");
         Ok(integrations_set(&integrations))
     }
 

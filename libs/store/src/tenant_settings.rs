@@ -383,6 +383,9 @@ pub struct Integrations {
     /// Where incident events are posted (Standard Webhooks), so the MSP
     /// can page someone; none by default. Kept here, encrypted, because a
     /// paging service's address (Slack, Teams, PagerDuty) is its token.
+    /// Not written when unset, so a reader from before the field (these
+    /// integrations deny unknown fields) reads every tenant without one.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub incident_webhook_url: Option<String>,
 }
 
@@ -485,6 +488,9 @@ pub struct NewTenant {
     pub itsm_credentials: Secret,
     pub webhook_secret: Secret,
     pub settings: TenantSettings,
+    /// Stored encrypted with the tenant, in the same transaction (none
+    /// when empty).
+    pub integrations: Integrations,
 }
 
 #[cfg(test)]

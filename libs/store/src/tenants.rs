@@ -35,12 +35,18 @@ pub async fn create(
     let id = &tenant.tenant_id;
     let tx = tenant_transaction(client, id).await?;
     let settings = serde_json::to_value(&tenant.settings).expect("settings serialise");
+    let integrations = (tenant.integrations != Integrations::default()).then(|| {
+        let json = Secret::new(
+            serde_json::to_string(&tenant.integrations).expect("integrations serialise"),
+        );
+        keyring.encrypt(&json, &context("integrations", id))
+    });
     let result = tx
         .execute(
             &tx.prepare_cached(
                 "insert into tenants (tenant_id, name, itsm_kind, itsm_base_url,
-                 itsm_credentials_enc, webhook_secret_enc, settings)
-             values ($1, $2, $3, $4, $5, $6, $7)",
+                 itsm_credentials_enc, webhook_secret_enc, settings, integrations_enc)
+             values ($1, $2, $3, $4, $5, $6, $7, $8)",
             )
             .await
             .map_err(StoreError::from)?,
@@ -52,6 +58,7 @@ pub async fn create(
                 &keyring.encrypt(&tenant.itsm_credentials, &context("itsm_credentials", id)),
                 &keyring.encrypt(&tenant.webhook_secret, &context("webhook_secret", id)),
                 &settings,
+                &integrations,
             ],
         )
         .await;

@@ -257,10 +257,18 @@ fn no_store(mut response: Response) -> Response {
 pub async fn set_integrations(
     State(state): State<AppState>,
     Path(id): Path<String>,
-    body: Result<Json<aia_store::Integrations>, axum::extract::rejection::JsonRejection>,
+    body: Result<Json<Value>, axum::extract::rejection::JsonRejection>,
 ) -> Result<Json<Value>, RouteError> {
-    let Json(integrations) = body.map_err(|err| ApiError::bad_request(err.body_text()))?;
-    let set = state.tenants.set_integrations(&id, integrations).await?;
+    let Json(body) = body.map_err(|err| ApiError::bad_request(err.body_text()))?;
+    // A body without the incident webhook's address keeps it: clients
+    // written before it was kept here know nothing of it.
+    let names_webhook = body.get("incident_webhook_url").is_some();
+    let integrations: aia_store::Integrations = serde_json::from_value(body)
+        .map_err(|err| ApiError::bad_request(format!("integrations: {err}")))?;
+    let set = state
+        .tenants
+        .set_integrations(&id, integrations, names_webhook)
+        .await?;
     // Which integrations are set, never their secrets.
     audited(&state, "tenant.set_integrations", Some(&id), set.clone()).await;
     Ok(Json(set))

@@ -94,7 +94,7 @@ impl Resolved {
 
 /// The records of `tenant` that its history already holds exactly as
 /// written (the same subject, description, resolution, priority, tags and
-/// resolution time): importing them again would publish events the stream
+/// resolution time, in the language the tenant's settings give it now): importing them again would publish events the stream
 /// keeps for good (its duplicate window is minutes) and every consumer
 /// reads again, for nothing. A record that differs, or that the history
 /// does not hold yet, is not among them.
@@ -102,12 +102,13 @@ pub async fn already_stored(
     client: &mut aia_store::Client,
     tenant: &TenantId,
     records: &[Resolved],
+    languages: &LanguageSettings,
 ) -> anyhow::Result<std::collections::HashSet<String>> {
     let ids: Vec<&str> = records.iter().map(|r| r.ticket_id.as_str()).collect();
     let tx = aia_store::tenant_transaction(client, tenant).await?;
     let rows = tx
         .query(
-            "select ticket_id, subject, description, resolution, priority, tags, resolved_at
+            "select ticket_id, subject, description, resolution, priority, tags, resolved_at, language
                from ticket_history where tenant_id = $1 and ticket_id = any($2)",
             &[&tenant.as_str(), &ids],
         )
@@ -125,12 +126,22 @@ pub async fn already_stored(
                 return false;
             };
             let priority = Priority::parse(&record.priority).map(|p| p.as_str().to_owned());
+            // The language the tenant's settings give it now: a changed
+            // setting is a reason to import it again.
+            let language = record
+                .to_event(languages)
+                .ok()
+                .and_then(|event| match event.payload {
+                    Payload::TicketResolved(resolved) => resolved.language,
+                    _ => None,
+                });
             row.get::<_, String>(1) == record.subject
                 && row.get::<_, String>(2) == record.description
                 && row.get::<_, String>(3) == record.resolution
                 && priority.is_ok_and(|p| row.get::<_, String>(4) == p)
                 && row.get::<_, Vec<String>>(5) == record.tags
                 && micros(row.get(6)) == micros(record.resolved_at)
+                && language.is_some_and(|l| row.get::<_, String>(7) == l.language.code())
         })
         .map(|record| record.ticket_id.clone())
         .collect())

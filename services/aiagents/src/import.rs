@@ -144,7 +144,7 @@ pub async fn publish_tickets(
     );
     let mut unchanged = 0;
     for chunk in tickets.chunks(100) {
-        let stored = dataset::already_stored(client, tenant, chunk).await?;
+        let stored = dataset::already_stored(client, tenant, chunk, languages).await?;
         let fresh: Vec<Resolved> = chunk
             .iter()
             .filter(|ticket| !stored.contains(&ticket.ticket_id))
@@ -410,7 +410,7 @@ pub async fn import_from_help_desk(
         // What the history already holds as it is (an overlapping window
         // read again) is counted, not published again.
         let read_here = tickets.len();
-        let stored = dataset::already_stored(&mut client, tenant, &tickets).await?;
+        let stored = dataset::already_stored(&mut client, tenant, &tickets, &languages).await?;
         tickets.retain(|ticket| !stored.contains(&ticket.ticket_id));
         unchanged += read_here - tickets.len();
         dataset::publish_resolved(jetstream, &tickets, &languages).await?;

@@ -49,15 +49,28 @@ pub async fn apply_nats_replicated(
             // Not said: a stream already replicated keeps its replicas (an
             // `apply` run by hand after a restore must not make a
             // production stream R1); only --replicas changes them.
-            if let Ok(mut stream) = jetstream.get_stream(topology.stream_name()).await {
-                let existing = stream
-                    .info()
-                    .await
-                    .context("reading the stream's configuration")?
-                    .config
-                    .num_replicas;
-                if existing > 1 {
-                    topology = topology.with_replicas(existing);
+            // Only a stream that is not there is made as the files say; a
+            // server that cannot answer now (an election after a restore)
+            // is an error, not a missing stream.
+            use async_nats::jetstream::ErrorCode;
+            use async_nats::jetstream::context::GetStreamErrorKind;
+            match jetstream.get_stream(topology.stream_name()).await {
+                Ok(mut stream) => {
+                    let existing = stream
+                        .info()
+                        .await
+                        .context("reading the stream's configuration")?
+                        .config
+                        .num_replicas;
+                    if existing > 1 {
+                        topology = topology.with_replicas(existing);
+                    }
+                }
+                Err(err)
+                    if matches!(err.kind(), GetStreamErrorKind::JetStream(ref js)
+                        if js.error_code() == ErrorCode::STREAM_NOT_FOUND) => {}
+                Err(err) => {
+                    return Err(anyhow::Error::new(err).context("reading the stream's replicas"));
                 }
             }
         }

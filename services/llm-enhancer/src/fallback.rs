@@ -95,6 +95,14 @@ pub fn raw_context_note(context: &ContextGathered, shape: &NoteShape) -> String 
             text(&finding.summary)
         );
     }
+    // Systems were found, but monitoring did not answer: said, so the list
+    // is not read as "nothing is wrong with them".
+    if !context.systems.is_empty()
+        && context.monitoring.is_empty()
+        && unavailable.contains(&Monitoring)
+    {
+        let _ = writeln!(note, "- {}: {}", labels.monitoring, labels.unavailable);
+    }
     let _ = write!(note, "\n_{}_\n", labels.raw_context_footer);
     note
 }
@@ -275,5 +283,15 @@ mod tests {
         });
         let note = raw_context_note(&context, &shape);
         assert_eq!(systems_line(&note), labels.unavailable, "{note}");
+        // Systems found, monitoring down: both are said.
+        let mut with_systems = self::context();
+        with_systems.monitoring.clear();
+        with_systems.sources = context.sources.clone();
+        assert!(!with_systems.systems.is_empty());
+        let note = raw_context_note(&with_systems, &shape);
+        assert!(
+            note.contains(&format!("- Monitoring: {}\n", labels.unavailable)),
+            "{note}"
+        );
     }
 }

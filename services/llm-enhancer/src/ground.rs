@@ -122,6 +122,44 @@ fn known(context: &ContextGathered, ticket_id: &str) -> (HashSet<String>, String
     (known, corpus.to_ascii_lowercase())
 }
 
+/// `note` with `prose` applied to what is not code: fenced blocks and
+/// inline code spans are kept as they are.
+fn outside_code(note: &str, prose: impl Fn(&str) -> String) -> String {
+    let mut out = String::with_capacity(note.len());
+    let mut fence: Option<char> = None;
+    for line in note.split_inclusive('\n') {
+        let trimmed = line.trim_start();
+        let fence_char = ['`', '~']
+            .into_iter()
+            .find(|c| trimmed.starts_with(&c.to_string().repeat(3)));
+        match (fence, fence_char) {
+            (None, Some(c)) => {
+                fence = Some(c);
+                out.push_str(line);
+            }
+            (Some(open), Some(c)) if open == c => {
+                fence = None;
+                out.push_str(line);
+            }
+            (Some(_), _) => out.push_str(line),
+            (None, None) => {
+                // Between backticks is code: the odd pieces.
+                for (n, piece) in line.split('`').enumerate() {
+                    if n > 0 {
+                        out.push('`');
+                    }
+                    if n % 2 == 0 {
+                        out.push_str(&prose(piece));
+                    } else {
+                        out.push_str(piece);
+                    }
+                }
+            }
+        }
+    }
+    out
+}
+
 /// Citations it cannot back get `labels`' "unverified" mark.
 pub fn ground(note: &str, context: &ContextGathered, ticket_id: &str, labels: &Labels) -> Grounded {
     let (known, corpus) = known(context, ticket_id);
@@ -151,8 +189,13 @@ pub fn ground(note: &str, context: &ContextGathered, ticket_id: &str, labels: &L
         prefixes.contains(prefix) || !NOT_TICKETS.contains(&prefix)
     };
     let mut unverified = 0;
-    let note = SCRIPT_OR_STYLE.replace_all(note, "");
-    let note = TAG.replace_all(&note, "");
+    // Raw HTML is dropped from the prose only: in code (`mklink /D <link>
+    // <target>`, `robocopy <source> <destination>`) it is what to type,
+    // and every renderer shows code as text.
+    let note = outside_code(note, |prose| {
+        let prose = SCRIPT_OR_STYLE.replace_all(prose, "");
+        TAG.replace_all(&prose, "").into_owned()
+    });
     let note = URL.replace_all(&note, |caps: &Captures| {
         let url = caps[0].trim_end_matches(['.', ',', ';']);
         if known.contains(&url.trim_end_matches('/').to_ascii_lowercase()) {
@@ -265,6 +308,7 @@ mod tests {
     fn placeholders_in_commands_and_unclosed_tags_leave_the_rest_of_the_note() {
         let note = "## Steps\nRun `Get-MgUser -UserId <object-id>` and \
                     `net localgroup administrators <user> /add`, press <Strg>+<Alt>+<Entf>, \
+                    `mklink /D <link> <target>`, then\n```\nrobocopy <source> <destination> /MIR\n```\n\
                     see <https://kb.example.com/a/17>.\n<script>alert(1)\n## Sources\nSUP-977";
         let grounded = ground(note, &context(), "SUP-1042", en());
         for kept in [
@@ -272,6 +316,8 @@ mod tests {
             "administrators <user> /add",
             "<Strg>+<Alt>+<Entf>",
             "<https://kb.example.com/a/17>",
+            "`mklink /D <link> <target>`",
+            "robocopy <source> <destination> /MIR",
             "## Sources\nSUP-977",
         ] {
             assert!(grounded.note.contains(kept), "{kept}: {}", grounded.note);

@@ -30,6 +30,8 @@ pub struct Labels {
     pub unverified: &'static str,
     /// Put where a link to something not among the sources was.
     pub link_removed: &'static str,
+    /// The monitoring source, named where it could not be checked.
+    pub monitoring: &'static str,
 }
 
 const ENGLISH: Labels = Labels {
@@ -56,6 +58,7 @@ const ENGLISH: Labels = Labels {
     same_incident: "Possibly the same incident",
     unverified: "unverified",
     link_removed: "(link removed: not among the sources)",
+    monitoring: "Monitoring",
 };
 
 const GERMAN: Labels = Labels {
@@ -82,6 +85,7 @@ const GERMAN: Labels = Labels {
     same_incident: "Möglicherweise derselbe Vorfall",
     unverified: "nicht belegt",
     link_removed: "(Link entfernt: nicht unter den Quellen)",
+    monitoring: "Überwachung",
 };
 
 const FRENCH: Labels = Labels {
@@ -108,6 +112,7 @@ const FRENCH: Labels = Labels {
     same_incident: "Peut-être le même incident",
     unverified: "non vérifié",
     link_removed: "(lien retiré : absent des sources)",
+    monitoring: "Supervision",
 };
 
 const SPANISH: Labels = Labels {
@@ -134,6 +139,7 @@ const SPANISH: Labels = Labels {
     same_incident: "Posiblemente el mismo incidente",
     unverified: "no verificado",
     link_removed: "(enlace eliminado: no está entre las fuentes)",
+    monitoring: "Monitorización",
 };
 
 const DUTCH: Labels = Labels {
@@ -160,6 +166,7 @@ const DUTCH: Labels = Labels {
     same_incident: "Mogelijk hetzelfde incident",
     unverified: "niet geverifieerd",
     link_removed: "(link verwijderd: niet bij de bronnen)",
+    monitoring: "Bewaking",
 };
 
 impl Labels {
@@ -353,6 +360,7 @@ mod tests {
                     ("same_incident", labels.same_incident, english.same_incident),
                     ("unverified", labels.unverified, english.unverified),
                     ("link_removed", labels.link_removed, english.link_removed),
+                    ("monitoring", labels.monitoring, english.monitoring),
                 ] {
                     assert_ne!(ours, theirs, "{language}: {field} is the English one");
                 }

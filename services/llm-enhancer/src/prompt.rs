@@ -250,42 +250,68 @@ pub fn enforce_word_limit(note: &str, max_words: usize, labels: &Labels) -> Stri
 /// `kept`, the start of a note cut at a word, made whole Markdown: a link
 /// or code span the cut went through is left out from where it opened
 /// (its text would show as a stray `[Siehe` or run into the mark), and a
-/// code fence left open is closed, so the mark after it is not code.
+/// code fence left open is closed with its own marker, so the mark after
+/// it is not code.
 fn closed(kept: &str) -> String {
-    let line_start = kept.rfind('\n').map_or(0, |at| at + 1);
-    let last_line = &kept[line_start..];
-    let mut open_at: Option<usize> = None;
-    let mut in_code = false;
-    for (at, c) in last_line.char_indices() {
-        match c {
-            '`' => {
-                in_code = !in_code;
-                open_at = if in_code { Some(at) } else { None };
-            }
-            '[' if !in_code => open_at = open_at.or(Some(at)),
-            ')' if !in_code && open_at.is_some() && last_line[..at].contains("](") => {
-                open_at = None;
+    // An open fence: its marker (``` or ~~~, as long as it was opened).
+    let mut fence: Option<String> = None;
+    for line in kept.lines() {
+        let trimmed = line.trim_start();
+        let marker: String = trimmed
+            .chars()
+            .take_while(|c| *c == '`' || *c == '~')
+            .collect();
+        let first = marker.chars().next();
+        let is_fence = marker.len() >= 3 && marker.chars().all(|c| Some(c) == first);
+        match &fence {
+            None if is_fence => fence = Some(marker),
+            // Closed by the same character, at least as many, alone.
+            Some(open)
+                if is_fence
+                    && first == open.chars().next()
+                    && marker.len() >= open.len()
+                    && trimmed.trim_end() == marker =>
+            {
+                fence = None;
             }
             _ => {}
         }
     }
-    // A `[text]` without a link after it is text, and closes nothing.
-    let open_at = open_at.filter(|&at| {
-        let rest = &last_line[at..];
-        rest.starts_with('`') || !rest.contains(']') || rest.contains("](")
-    });
-    let mut out = match open_at {
+    if let Some(open) = fence {
+        return format!("{}\n{open}", kept.trim_end());
+    }
+    let line_start = kept.rfind('\n').map_or(0, |at| at + 1);
+    let last_line = &kept[line_start..];
+    // Where an unclosed link (`[` not yet followed by its `](…)`) and an
+    // unclosed code span began, apart: a code span inside a link's text
+    // closes the span, not the link.
+    let mut link_at: Option<usize> = None;
+    let mut code_at: Option<usize> = None;
+    let mut in_target = false;
+    for (at, c) in last_line.char_indices() {
+        match c {
+            '`' => code_at = if code_at.is_some() { None } else { Some(at) },
+            _ if code_at.is_some() => {}
+            '[' if link_at.is_none() => link_at = Some(at),
+            ']' if link_at.is_some() => {
+                if last_line[at + 1..].starts_with('(') {
+                    in_target = true;
+                } else {
+                    // `[text]` without a target is text.
+                    link_at = None;
+                }
+            }
+            ')' if in_target => {
+                in_target = false;
+                link_at = None;
+            }
+            _ => {}
+        }
+    }
+    match [link_at, code_at].into_iter().flatten().min() {
         Some(at) => kept[..line_start + at].trim_end().to_owned(),
         None => kept.to_owned(),
-    };
-    let fences = out
-        .lines()
-        .filter(|line| line.trim_start().starts_with("```") || line.trim_start().starts_with("~~~"))
-        .count();
-    if fences % 2 == 1 {
-        out.push_str("\n```");
     }
-    out
 }
 
 #[cfg(test)]
@@ -487,6 +513,23 @@ mod tests {
             "{cut}"
         );
         assert_eq!(cut.matches("```").count(), 2, "{cut}");
+        let note = format!("~~~~ps1\nGet-Service {}\n~~~~\n", words(50));
+        let cut = enforce_word_limit(&note, 10, english);
+        assert!(
+            cut.ends_with("word\n~~~~\n\n[Output truncated to 10-word limit]"),
+            "{cut}"
+        );
+        // A block closed before the cut is not closed again.
+        let note = format!("```\nipconfig\n```\n{}", words(50));
+        let cut = enforce_word_limit(&note, 10, english);
+        assert_eq!(cut.matches("```").count(), 2, "{cut}");
+        // A code span inside a link's text: the link is still left out.
+        let note = format!(
+            "{}see [`Get-ADUser` docs](https://learn.example.com/powershell/module/x) now",
+            words(8)
+        );
+        let cut = enforce_word_limit(&note, 10, english);
+        assert!(cut.starts_with(&format!("{}see\n\n", words(8))), "{cut}");
         // Inside a link: the link's start is left out, no stray bracket.
         let note = format!(
             "{}see [the vendor article](https://kb.example.com/a/17) now",

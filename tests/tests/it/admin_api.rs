@@ -369,16 +369,37 @@ async fn an_incident_webhook_address_is_kept_encrypted_and_shown_as_its_origin()
         .unwrap()
         .get(0);
     assert!(!stored.contains("paging-token"), "stored in the clear");
-    // Other integrations saved later keep it.
+    // Keys saved later by a client that does not name the address keep it;
+    // naming it as null stops the webhook.
     let (status, set) = api
         .call(
             reqwest::Method::PUT,
             "/admin/tenants/acme/integrations",
-            Some(json!({"incident_webhook_secret": "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw", "incident_webhook_url": url})),
+            Some(json!({"incident_webhook_secret": "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"})),
         )
         .await;
     assert_eq!(status, 200, "{set}");
-    assert_eq!(set["incident_webhook_url"], true);
+    assert_eq!(set["incident_webhook_url"], true, "{set}");
+    let (_, view) = api
+        .call(reqwest::Method::GET, "/admin/tenants/acme", None)
+        .await;
+    assert_eq!(
+        view["incident_webhook"], "https://hooks.slack.com/…",
+        "{view}"
+    );
+    let (status, set) = api
+        .call(
+            reqwest::Method::PUT,
+            "/admin/tenants/acme/integrations",
+            Some(json!({"incident_webhook_url": null})),
+        )
+        .await;
+    assert_eq!(status, 200, "{set}");
+    assert_eq!(set["incident_webhook_url"], false, "{set}");
+    let (_, view) = api
+        .call(reqwest::Method::GET, "/admin/tenants/acme", None)
+        .await;
+    assert_eq!(view["incident_webhook"], Value::Null, "{view}");
     // An address the deployment may not call is refused either way.
     let (status, _) = api
         .call(

@@ -36,6 +36,7 @@ async fn add_tenant(
             itsm_credentials: Secret::new(credentials.to_string()),
             webhook_secret: Secret::new(ingress.secret.clone()),
             settings: TenantSettings::default(),
+            integrations: Default::default(),
         },
     )
     .await

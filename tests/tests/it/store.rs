@@ -13,6 +13,7 @@ fn new_tenant(id: &str, secret: &str) -> NewTenant {
         itsm_credentials: Secret::new(format!("{{\"authtoken\":\"token-of-{id}\"}}")),
         webhook_secret: Secret::new(secret),
         settings: TenantSettings::default(),
+        integrations: Default::default(),
     }
 }
 

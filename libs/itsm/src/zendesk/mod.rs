@@ -270,8 +270,19 @@ fn rendered(markdown: &str) -> RenderedNote {
     let mut note = RenderedNote::html(markdown);
     let mut body = String::with_capacity(note.body.len());
     let mut previous = None;
-    for c in note.body.chars() {
-        if c == '{' && previous == Some('{') {
+    // Zendesk leaves placeholders in code alone, and a command copied from
+    // it (`docker inspect -f '{{.State.Status}}'`) must work: no break there.
+    let mut in_code = false;
+    for (at, c) in note.body.char_indices() {
+        if c == '<' {
+            let rest = &note.body[at..];
+            if rest.starts_with("<code") {
+                in_code = true;
+            } else if rest.starts_with("</code>") {
+                in_code = false;
+            }
+        }
+        if c == '{' && previous == Some('{') && !in_code {
             body.push('\u{200B}');
         }
         body.push(c);
@@ -304,6 +315,10 @@ mod tests {
 
     #[test]
     fn a_quoted_placeholder_is_shown_not_expanded() {
+        let code = rendered("Run `docker inspect -f '{{.State.Status}}' web`:\n\n```\n{{x}}\n```");
+        assert!(code.body.contains("{{.State.Status}}"), "{}", code.body);
+        assert!(code.body.contains("{{x}}"), "{}", code.body);
+        assert!(!code.body.contains('\u{200B}'), "{}", code.body);
         let note = rendered("User wrote: {{ticket.requester.email}} and {{{x}}}");
         assert!(!note.body.contains("{{"), "{}", note.body);
         assert!(

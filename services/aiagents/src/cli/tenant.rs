@@ -63,7 +63,9 @@ pub enum Command {
     /// standard input (so they stay out of shell history) and merged into
     /// the current ones: a token or key named is set, `null` removes it,
     /// the others stay. Fields: {"knowledge_base_token", "monitoring_token",
-    /// "incident_webhook_secret", "llm_keys": {name: key}, "embedding_keys": {name: key}}
+    /// "incident_webhook_url", "incident_webhook_secret", "llm_keys": {name: key},
+    /// "embedding_keys": {name: key}}; `{"incident_webhook_url": null}` stops
+    /// the tenant's incident webhook.
     SetIntegrations { id: String },
     /// Create a tenant and print its webhook URL and secret (shown only this once).
     Add(AddArgs),

@@ -171,6 +171,16 @@ async fn tickets_articles_and_inventory_import_idempotently_and_bad_files_change
         .map(|row| row.get(0))
         .collect();
     assert_eq!(languages, ["de", "de"]);
+    // A changed language setting is a reason to import them again.
+    db.merge_tenant_settings("acme", serde_json::json!({"languages": {"fixed": "fr"}}))
+        .await;
+    let out = import_csv(csv.clone());
+    assert!(
+        out.contains("2 resolved tickets published for acme, 0 already"),
+        "{out}"
+    );
+    db.merge_tenant_settings("acme", serde_json::json!({"languages": {"fixed": "de"}}))
+        .await;
 
     // The demo data set imports too (JSON with resolved[]), into another tenant.
     ok(&aiagents(

@@ -79,6 +79,7 @@ async fn rig(ticket: &str, tune: impl FnOnce(&mut async_nats::jetstream::consume
             itsm_credentials: Secret::new(r#"{"authtoken":"sdp-token"}"#),
             webhook_secret: Secret::generate(32),
             settings: TenantSettings::default(),
+            integrations: Default::default(),
         },
     )
     .await

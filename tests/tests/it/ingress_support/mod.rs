@@ -72,6 +72,7 @@ impl Ingress {
                         allow_static_secret: true,
                         ..aia_store::TenantSettings::default()
                     },
+                    integrations: Default::default(),
                 },
             )
             .await

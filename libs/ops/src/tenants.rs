@@ -373,38 +373,39 @@ impl TenantAdmin {
         }
         let mut client = self.app.get().await.map_err(StoreError::from)?;
         let mut settings = request.settings;
-        // An incident webhook address is kept with the integrations,
-        // encrypted, never in the settings.
-        let incident_webhook_url = settings
-            .as_mut()
-            .and_then(|settings| settings.incidents.webhook_url.take());
+        let legacy = current.settings.incidents.webhook_url.clone();
+        // An incident webhook address given here is kept with the
+        // integrations, encrypted, never in the settings. One an older
+        // version left in the settings stays where it is (`secrets
+        // reencrypt` moves it, once every reader knows the integrations'
+        // field): a save that does not name another keeps it.
+        let incident_webhook_url = match settings.as_mut() {
+            Some(settings) => match settings.incidents.webhook_url.take() {
+                Some(url) if Some(&url) == legacy.as_ref() => {
+                    settings.incidents.webhook_url = Some(url);
+                    None
+                }
+                Some(url) => Some(url),
+                None => {
+                    settings.incidents.webhook_url = legacy.clone();
+                    None
+                }
+            },
+            None => None,
+        };
         // Keys whose address moves to another host are forgotten first: a
         // failure between the two writes leaves them unset, never sent on.
         let moved = settings
             .as_ref()
             .map(|settings| bound_keys::Moved::between(&current.settings, settings))
             .unwrap_or_default();
-        // A tenant saved with an address an older version left in its
-        // settings: that address moves into the integrations.
-        let incident_webhook_url = match &settings {
-            Some(_) => {
-                incident_webhook_url.or_else(|| current.settings.incidents.webhook_url.clone())
-            }
-            None => None,
-        };
+        // (A new address replaces an old one in the settings: those are
+        // written without it.)
         if !moved.is_empty() || incident_webhook_url.is_some() {
-            let legacy = current.settings.incidents.webhook_url.clone();
             tenants::modify_integrations(&mut client, &self.keyring, &tenant_id, |integrations| {
                 moved.forget(integrations);
-                match incident_webhook_url {
-                    // The address an older version left in the settings,
-                    // sent back as it was read: it moves in, but does not
-                    // replace one set since.
-                    Some(url) if Some(&url) == legacy.as_ref() => {
-                        integrations.incident_webhook_url.get_or_insert(url);
-                    }
-                    Some(url) => integrations.incident_webhook_url = Some(url),
-                    None => {}
+                if let Some(url) = incident_webhook_url {
+                    integrations.incident_webhook_url = Some(url);
                 }
             })
             .await?;
@@ -470,11 +471,16 @@ impl TenantAdmin {
     ) -> Result<Value, AdminError> {
         // Refused before anything is read: only the shape can be checked
         // without the keys.
-        merge::patched("integrations", &aia_store::Integrations::default(), patch)?;
+        merge::patched(
+            "integrations",
+            &aia_store::Integrations::default(),
+            patch,
+            INTEGRATIONS_UNWRITTEN,
+        )?;
         let names_webhook = patch.get("incident_webhook_url").is_some();
         self.write_integrations(
             tenant_id,
-            |current| merge::patched("integrations", current, patch),
+            |current| merge::patched("integrations", current, patch, INTEGRATIONS_UNWRITTEN),
             names_webhook,
         )
         .await
@@ -493,15 +499,14 @@ impl TenantAdmin {
         integrations: aia_store::Integrations,
         names_webhook: bool,
     ) -> Result<Value, AdminError> {
-        check_integrations(&integrations)?;
         self.write_integrations(tenant_id, |_| Ok(integrations.clone()), names_webhook)
             .await
     }
 
     /// The tenant's integrations as `change` makes them, under the row's
     /// lock. The incident webhook address is `change`'s when
-    /// `names_webhook`, else the one held (or one an older version left in
-    /// the settings, which moves into the integrations here).
+    /// `names_webhook` (and one an older version left in the settings is
+    /// removed from them), else the one held stays.
     async fn write_integrations(
         &self,
         tenant_id: &str,
@@ -509,18 +514,22 @@ impl TenantAdmin {
         names_webhook: bool,
     ) -> Result<Value, AdminError> {
         let tenant_id = parse_id(tenant_id)?;
-        let current = self.load(&tenant_id).await?;
-        let legacy = current.settings.incidents.webhook_url.clone();
         let mut client = self.app.get().await.map_err(StoreError::from)?;
         let mut outcome = Ok(aia_store::Integrations::default());
         let found =
             tenants::modify_integrations(&mut client, &self.keyring, &tenant_id, |integrations| {
                 outcome = change(integrations).and_then(|mut changed| {
-                    if !names_webhook {
-                        changed.incident_webhook_url =
-                            integrations.incident_webhook_url.clone().or(legacy.clone());
+                    if names_webhook {
+                        check_webhook_url(changed.incident_webhook_url.as_deref())?;
+                    } else {
+                        // Not named: kept as it is, and not checked again
+                        // (an address saved under older rules must not
+                        // block rotating a leaked key).
+                        changed.incident_webhook_url = integrations.incident_webhook_url.clone();
                     }
-                    check_integrations(&changed)?;
+                    if let Some(secret) = &changed.incident_webhook_secret {
+                        check_webhook_secret(secret)?;
+                    }
                     *integrations = changed.clone();
                     Ok(changed)
                 });
@@ -530,16 +539,10 @@ impl TenantAdmin {
             return Err(AdminError::NotFound(tenant_id.to_string()));
         }
         let integrations = outcome?;
-        if legacy.is_some() {
-            // Held in the integrations now (or removed by this change): no
-            // longer in the settings, in plain text.
-            let mut settings = current.settings.clone();
-            settings.incidents.webhook_url = None;
-            let update = TenantUpdate {
-                settings: Some(settings),
-                ..TenantUpdate::default()
-            };
-            tenants::update(&mut client, &self.keyring, &tenant_id, &update).await?;
+        if names_webhook {
+            // The address named here is the tenant's: one an older version
+            // left in the settings goes (only that key is removed).
+            tenants::forget_settings_incident_webhook(&mut client, &tenant_id).await?;
         }
         tracing::info!(tenant_id = %tenant_id, "Tenant integrations changed");
         Ok(integrations_set(&integrations))
@@ -661,16 +664,17 @@ impl TenantAdmin {
     }
 }
 
-/// What integrations may hold: a Standard Webhooks secret, and an
-/// incident webhook address the deployment may call.
-fn check_integrations(integrations: &aia_store::Integrations) -> Result<(), AdminError> {
-    if let Some(secret) = &integrations.incident_webhook_secret {
-        check_webhook_secret(secret)?;
-    }
-    if let Some(url) = &integrations.incident_webhook_url {
+/// Integrations' fields not written when unset, so not among the names
+/// their default shows.
+const INTEGRATIONS_UNWRITTEN: &[&str] = &["incident_webhook_url"];
+
+/// An incident webhook address the deployment may call: http or https,
+/// to an address outbound calls may reach.
+fn check_webhook_url(url: Option<&str>) -> Result<(), AdminError> {
+    if let Some(url) = url {
         let invalid = |why: String| AdminError::Invalid(format!("incident_webhook_url: {why}"));
         aia_http::outbound::check_url(url).map_err(|err| invalid(err.to_string()))?;
-        if !crate::tenants::is_http(url) {
+        if !is_http(url) {
             return Err(invalid("must be an http or https address".into()));
         }
     }

@@ -206,6 +206,24 @@ pub async fn modify_integrations(
     Ok(true)
 }
 
+/// Removes the incident webhook address an older version kept in the
+/// tenant's settings (only that key: the rest of the settings is not
+/// rewritten, so a change made meanwhile stays).
+pub async fn forget_settings_incident_webhook(
+    client: &mut Client,
+    tenant_id: &TenantId,
+) -> Result<(), StoreError> {
+    tenant_query(
+        client,
+        tenant_id,
+        "update tenants set settings = settings #- '{incidents,webhook_url}', updated_at = now()
+          where tenant_id = $1 and settings #>> '{incidents,webhook_url}' is not null",
+        &[&tenant_id.as_str()],
+    )
+    .await?;
+    Ok(())
+}
+
 /// A tenant's settings and whether it is active, without touching secrets:
 /// for stages that have no business decrypting them.
 pub async fn settings(

@@ -123,9 +123,12 @@ fn known(context: &ContextGathered, ticket_id: &str) -> (HashSet<String>, String
 }
 
 /// `note` with `prose` applied to what is not code: fenced blocks and
-/// inline code spans are kept as they are.
+/// inline code spans are kept as they are, and everything between them —
+/// several lines at once, so an element written over lines is seen whole —
+/// goes through `prose`.
 fn outside_code(note: &str, prose: impl Fn(&str) -> String) -> String {
     let mut out = String::with_capacity(note.len());
+    let mut pending = String::new();
     let mut fence: Option<char> = None;
     for line in note.split_inclusive('\n') {
         let trimmed = line.trim_start();
@@ -134,6 +137,8 @@ fn outside_code(note: &str, prose: impl Fn(&str) -> String) -> String {
             .find(|c| trimmed.starts_with(&c.to_string().repeat(3)));
         match (fence, fence_char) {
             (None, Some(c)) => {
+                out.push_str(&spans_kept(&pending, &prose));
+                pending.clear();
                 fence = Some(c);
                 out.push_str(line);
             }
@@ -142,21 +147,25 @@ fn outside_code(note: &str, prose: impl Fn(&str) -> String) -> String {
                 out.push_str(line);
             }
             (Some(_), _) => out.push_str(line),
-            (None, None) => {
-                // Between backticks is code: the odd pieces.
-                for (n, piece) in line.split('`').enumerate() {
-                    if n > 0 {
-                        out.push('`');
-                    }
-                    if n % 2 == 0 {
-                        out.push_str(&prose(piece));
-                    } else {
-                        out.push_str(piece);
-                    }
-                }
-            }
+            (None, None) => pending.push_str(line),
         }
     }
+    out.push_str(&spans_kept(&pending, &prose));
+    out
+}
+
+/// `text` with `prose` applied between its inline code spans (backticks
+/// paired in order; an unpaired last one is text).
+fn spans_kept(text: &str, prose: &impl Fn(&str) -> String) -> String {
+    let ticks: Vec<usize> = text.match_indices('`').map(|(at, _)| at).collect();
+    let mut out = String::with_capacity(text.len());
+    let mut from = 0;
+    for pair in ticks.chunks_exact(2) {
+        out.push_str(&prose(&text[from..pair[0]]));
+        out.push_str(&text[pair[0]..=pair[1]]);
+        from = pair[1] + 1;
+    }
+    out.push_str(&prose(&text[from..]));
     out
 }
 
@@ -324,6 +333,21 @@ mod tests {
         }
         assert!(!grounded.note.contains("<script>"), "{}", grounded.note);
         assert_eq!(grounded.unverified, 0);
+    }
+
+    #[test]
+    fn html_written_over_several_lines_is_dropped_whole() {
+        let grounded = ground(
+            "Fix it.\n<script>\nalert(document.cookie)\n</script>\n<img\n src=x onerror=alert(1)>Done `a<b>c`.",
+            &context(),
+            "SUP-1042",
+            en(),
+        );
+        assert_eq!(
+            grounded.note, "Fix it.\n\nDone `a<b>c`.",
+            "{}",
+            grounded.note
+        );
     }
 
     #[test]

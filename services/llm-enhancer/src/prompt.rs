@@ -253,8 +253,9 @@ pub fn enforce_word_limit(note: &str, max_words: usize, labels: &Labels) -> Stri
 /// code fence left open is closed with its own marker, so the mark after
 /// it is not code.
 fn closed(kept: &str) -> String {
-    // An open fence: its marker (``` or ~~~, as long as it was opened).
-    let mut fence: Option<String> = None;
+    // An open fence: its indentation and marker (``` or ~~~, as long as it
+    // was opened), so it is closed where it belongs (inside a list item).
+    let mut fence: Option<(String, String)> = None;
     for line in kept.lines() {
         let trimmed = line.trim_start();
         let marker: String = trimmed
@@ -263,10 +264,16 @@ fn closed(kept: &str) -> String {
             .collect();
         let first = marker.chars().next();
         let is_fence = marker.len() >= 3 && marker.chars().all(|c| Some(c) == first);
+        // A backtick fence's info string holds no backtick: ```ls``` is an
+        // inline span, not a fence.
+        let opens = is_fence && !(first == Some('`') && trimmed[marker.len()..].contains('`'));
         match &fence {
-            None if is_fence => fence = Some(marker),
+            None if opens => {
+                let indent = &line[..line.len() - trimmed.len()];
+                fence = Some((indent.to_owned(), marker));
+            }
             // Closed by the same character, at least as many, alone.
-            Some(open)
+            Some((_, open))
                 if is_fence
                     && first == open.chars().next()
                     && marker.len() >= open.len()
@@ -277,8 +284,8 @@ fn closed(kept: &str) -> String {
             _ => {}
         }
     }
-    if let Some(open) = fence {
-        return format!("{}\n{open}", kept.trim_end());
+    if let Some((indent, open)) = fence {
+        return format!("{}\n{indent}{open}", kept.trim_end());
     }
     let line_start = kept.rfind('\n').map_or(0, |at| at + 1);
     let last_line = &kept[line_start..];
@@ -519,6 +526,17 @@ mod tests {
             cut.ends_with("word\n~~~~\n\n[Output truncated to 10-word limit]"),
             "{cut}"
         );
+        // Inside a step's indented block: closed at its indentation.
+        let note = format!(
+            "1. Run:\n   ```powershell\n   Get-Service {}\n   ```\n",
+            words(50)
+        );
+        let cut = enforce_word_limit(&note, 10, english);
+        assert!(cut.contains("word\n   ```\n\n[Output"), "{cut}");
+        // An inline span written with three backticks opens no block.
+        let note = format!("```ls``` lists files {}", words(50));
+        let cut = enforce_word_limit(&note, 10, english);
+        assert_eq!(cut.matches("```").count(), 2, "{cut}");
         // A block closed before the cut is not closed again.
         let note = format!("```\nipconfig\n```\n{}", words(50));
         let cut = enforce_word_limit(&note, 10, english);

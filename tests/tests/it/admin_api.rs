@@ -400,6 +400,51 @@ async fn an_incident_webhook_address_is_kept_encrypted_and_shown_as_its_origin()
         .call(reqwest::Method::GET, "/admin/tenants/acme", None)
         .await;
     assert_eq!(view["incident_webhook"], Value::Null, "{view}");
+    // A tenant an older version saved with the address in its settings:
+    // saves that do not name another keep it; naming none stops it.
+    let legacy = "https://hooks.example.com/services/legacy-token-77";
+    db.execute(
+        "update tenants set settings = jsonb_set(settings, '{incidents,webhook_url}', to_jsonb($1::text))
+          where tenant_id = 'acme'",
+        &[&legacy],
+    )
+    .await
+    .unwrap();
+    let (status, view) = api
+        .call(
+            reqwest::Method::PUT,
+            "/admin/tenants/acme",
+            Some(json!({"settings": {"max_note_words": 300}})),
+        )
+        .await;
+    assert_eq!(status, 200, "{view}");
+    assert_eq!(
+        view["incident_webhook"], "https://hooks.example.com/…",
+        "{view}"
+    );
+    assert!(!view.to_string().contains("legacy-token"), "{view}");
+    let (status, _) = api
+        .call(
+            reqwest::Method::PUT,
+            "/admin/tenants/acme/integrations",
+            Some(json!({"incident_webhook_url": null})),
+        )
+        .await;
+    assert_eq!(status, 200);
+    let (_, view) = api
+        .call(reqwest::Method::GET, "/admin/tenants/acme", None)
+        .await;
+    assert_eq!(view["incident_webhook"], Value::Null, "{view}");
+    assert_eq!(view["settings"]["max_note_words"], 300, "{view}");
+    let stored: String = db
+        .query_one(
+            "select settings::text from tenants where tenant_id = 'acme'",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert!(!stored.contains("legacy-token"), "{stored}");
     // An address the deployment may not call is refused either way.
     let (status, _) = api
         .call(

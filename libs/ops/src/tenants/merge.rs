@@ -30,11 +30,13 @@ pub fn merge_patch(target: &mut Value, patch: &Value) {
 
 /// `current` with `patch` applied. A top-level name `T` does not have is
 /// refused (a typo would otherwise change nothing and say nothing), as is
-/// a result that does not read as `T`.
+/// a result that does not read as `T`. `T`'s names are those its default
+/// writes, and `also_known` (fields not written when unset).
 pub fn patched<T: Serialize + DeserializeOwned + Default>(
     what: &str,
     current: &T,
     patch: &Value,
+    also_known: &[&str],
 ) -> Result<T, AdminError> {
     let Value::Object(members) = patch else {
         return Err(AdminError::Invalid(format!(
@@ -46,7 +48,7 @@ pub fn patched<T: Serialize + DeserializeOwned + Default>(
     let unknown: Vec<&str> = members
         .keys()
         .map(String::as_str)
-        .filter(|name| !known.contains_key(*name))
+        .filter(|name| !known.contains_key(*name) && !also_known.contains(name))
         .collect();
     if !unknown.is_empty() {
         return Err(AdminError::Invalid(format!(
@@ -131,6 +133,7 @@ mod tests {
             "settings",
             &current,
             &json!({"max_note_words": 300, "incidents": {"quiet_minutes": 60}}),
+            &[],
         )
         .unwrap();
         assert_eq!(changed.max_note_words, 300);
@@ -138,18 +141,29 @@ mod tests {
         assert_eq!(changed.incidents.threshold, 5, "the object is merged");
         assert!(changed.allow_static_secret);
         assert_eq!(changed.knowledge_base_url, current.knowledge_base_url);
-        let reset: TenantSettings =
-            patched("settings", &current, &json!({"knowledge_base_url": null})).unwrap();
+        let reset: TenantSettings = patched(
+            "settings",
+            &current,
+            &json!({"knowledge_base_url": null}),
+            &[],
+        )
+        .unwrap();
         assert_eq!(reset.knowledge_base_url, None);
     }
 
     #[test]
     fn an_unknown_field_or_a_wrong_type_is_refused() {
         let current = TenantSettings::default();
-        let err = patched("settings", &current, &json!({"max_note_wrods": 300})).unwrap_err();
+        let err = patched("settings", &current, &json!({"max_note_wrods": 300}), &[]).unwrap_err();
         assert!(err.to_string().contains("max_note_wrods"), "{err}");
-        let err = patched("settings", &current, &json!({"max_note_words": "many"})).unwrap_err();
+        let err = patched(
+            "settings",
+            &current,
+            &json!({"max_note_words": "many"}),
+            &[],
+        )
+        .unwrap_err();
         assert!(matches!(err, AdminError::Invalid(_)), "{err}");
-        assert!(patched("settings", &current, &json!([1])).is_err());
+        assert!(patched("settings", &current, &json!([1]), &[]).is_err());
     }
 }

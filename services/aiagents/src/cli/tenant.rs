@@ -179,6 +179,7 @@ pub async fn run(command: Command) -> anyhow::Result<()> {
                         "--settings",
                         &current,
                         &patch,
+                        &[],
                     )?)
                 }
                 None => None,

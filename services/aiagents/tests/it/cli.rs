@@ -300,6 +300,20 @@ async fn a_partial_change_from_the_cli_keeps_every_other_setting_and_key() {
     ));
     assert!(set.contains(r#""llm_keys":["b"]"#), "{set}");
     assert!(set.contains(r#""knowledge_base_token":true"#), "{set}");
+    // The incident webhook's address, set and stopped the same way.
+    let set = stdout(&run(
+        &["tenant", "set-integrations", "acme"],
+        r#"{"incident_webhook_url": "https://hooks.example.com/services/T1/B2/tok"}"#,
+        &[],
+    ));
+    assert!(set.contains(r#""incident_webhook_url":true"#), "{set}");
+    assert!(set.contains(r#""llm_keys":["b"]"#), "{set}");
+    let set = stdout(&run(
+        &["tenant", "set-integrations", "acme"],
+        r#"{"incident_webhook_url": null}"#,
+        &[],
+    ));
+    assert!(set.contains(r#""incident_webhook_url":false"#), "{set}");
 
     stdout(&run(
         &[

@@ -1,7 +1,9 @@
 //! Keeps a note honest about its sources: a ticket id, link, address or host
 //! name the model cites that is not in the gathered context (or the ticket
 //! itself) is marked as unverified, and a link is removed; raw HTML from the
-//! model is dropped.
+//! model is dropped. Code (fenced blocks, inline spans) is left exactly as
+//! written — a copied command must run — and what it cites that nothing
+//! backs is named after it.
 
 use std::collections::HashSet;
 use std::sync::LazyLock;
@@ -122,14 +124,22 @@ fn known(context: &ContextGathered, ticket_id: &str) -> (HashSet<String>, String
     (known, corpus.to_ascii_lowercase())
 }
 
-/// `note` with `prose` applied to what is not code: fenced blocks and
-/// inline code spans are kept as they are, and everything between them —
-/// several lines at once, so an element written over lines is seen whole —
-/// goes through `prose`.
-fn outside_code(note: &str, prose: impl Fn(&str) -> String) -> String {
-    let mut out = String::with_capacity(note.len());
-    let mut pending = String::new();
-    let mut fence: Option<char> = None;
+/// A piece of a note: prose, or code (a fenced block with its fences, or
+/// an inline span with its backticks).
+enum Piece<'a> {
+    Prose(&'a str),
+    Code(&'a str),
+}
+
+/// `note` cut into prose and code: fenced blocks and inline code spans
+/// (backticks paired in order; an unpaired last one is text), prose being
+/// everything between them — several lines at once, so an element written
+/// over lines is seen whole.
+fn pieces(note: &str) -> Vec<Piece<'_>> {
+    let mut out = Vec::new();
+    let mut prose_from = 0;
+    let mut fence: Option<(char, usize)> = None;
+    let mut at = 0;
     for line in note.split_inclusive('\n') {
         let trimmed = line.trim_start();
         let fence_char = ['`', '~']
@@ -137,133 +147,216 @@ fn outside_code(note: &str, prose: impl Fn(&str) -> String) -> String {
             .find(|c| trimmed.starts_with(&c.to_string().repeat(3)));
         match (fence, fence_char) {
             (None, Some(c)) => {
-                out.push_str(&spans_kept(&pending, &prose));
-                pending.clear();
-                fence = Some(c);
-                out.push_str(line);
+                spans(&note[prose_from..at], &mut out);
+                fence = Some((c, at));
             }
-            (Some(open), Some(c)) if open == c => {
+            (Some((open, from)), Some(c)) if open == c => {
+                out.push(Piece::Code(&note[from..at + line.len()]));
                 fence = None;
-                out.push_str(line);
+                prose_from = at + line.len();
             }
-            (Some(_), _) => out.push_str(line),
-            (None, None) => pending.push_str(line),
+            _ => {}
         }
+        at += line.len();
     }
-    out.push_str(&spans_kept(&pending, &prose));
+    match fence {
+        // A block never closed is code to the end.
+        Some((_, from)) => {
+            out.push(Piece::Code(&note[from..]));
+        }
+        None => spans(&note[prose_from..], &mut out),
+    }
     out
 }
 
-/// `text` with `prose` applied between its inline code spans (backticks
-/// paired in order; an unpaired last one is text).
-fn spans_kept(text: &str, prose: &impl Fn(&str) -> String) -> String {
+/// `text`'s prose and inline code spans, in order.
+fn spans<'a>(text: &'a str, out: &mut Vec<Piece<'a>>) {
     let ticks: Vec<usize> = text.match_indices('`').map(|(at, _)| at).collect();
-    let mut out = String::with_capacity(text.len());
     let mut from = 0;
     for pair in ticks.chunks_exact(2) {
-        out.push_str(&prose(&text[from..pair[0]]));
-        out.push_str(&text[pair[0]..=pair[1]]);
+        out.push(Piece::Prose(&text[from..pair[0]]));
+        out.push(Piece::Code(&text[pair[0]..=pair[1]]));
         from = pair[1] + 1;
     }
-    out.push_str(&prose(&text[from..]));
-    out
+    out.push(Piece::Prose(&text[from..]));
 }
 
-/// Citations it cannot back get `labels`' "unverified" mark.
-pub fn ground(note: &str, context: &ContextGathered, ticket_id: &str, labels: &Labels) -> Grounded {
-    let (known, corpus) = known(context, ticket_id);
-    let is_known = |value: &str| {
+/// What a note may cite, and the checks of one citation.
+struct Sources {
+    known: HashSet<String>,
+    corpus: String,
+    /// The prefixes of the tenant's own ticket keys (`SUP` of `SUP-1`).
+    prefixes: HashSet<String>,
+}
+
+impl Sources {
+    fn new(context: &ContextGathered, ticket_id: &str) -> Self {
+        let (known, corpus) = known(context, ticket_id);
+        let prefixes = std::iter::once(ticket_id)
+            .chain(context.similar_tickets.iter().map(|t| t.ticket_id.as_str()))
+            .filter_map(|id| {
+                id.split_once('-')
+                    .map(|(prefix, _)| prefix.to_ascii_uppercase())
+            })
+            .collect();
+        Self {
+            known,
+            corpus,
+            prefixes,
+        }
+    }
+
+    fn is_known(&self, value: &str) -> bool {
         let value = value.to_ascii_lowercase();
-        known.contains(&value) || corpus.contains(&value)
-    };
-    // A number is known as a whole: "4711" is not in "47110".
-    let number_known = |number: &str| {
-        known.contains(number)
-            || corpus.match_indices(number).any(|(at, _)| {
-                let before = corpus[..at].chars().next_back();
-                let after = corpus[at + number.len()..].chars().next();
+        self.known.contains(&value) || self.corpus.contains(&value)
+    }
+
+    fn link_known(&self, url: &str) -> bool {
+        let url = url.trim_end_matches(['.', ',', ';']);
+        self.known
+            .contains(&url.trim_end_matches('/').to_ascii_lowercase())
+    }
+
+    /// A number is known as a whole: "4711" is not in "47110".
+    fn number_known(&self, number: &str) -> bool {
+        self.known.contains(number)
+            || self.corpus.match_indices(number).any(|(at, _)| {
+                let before = self.corpus[..at].chars().next_back();
+                let after = self.corpus[at + number.len()..].chars().next();
                 !before.is_some_and(|c| c.is_ascii_digit())
                     && !after.is_some_and(|c| c.is_ascii_digit())
             })
-    };
-    let prefixes: HashSet<String> = std::iter::once(ticket_id)
-        .chain(context.similar_tickets.iter().map(|t| t.ticket_id.as_str()))
-        .filter_map(|id| {
-            id.split_once('-')
-                .map(|(prefix, _)| prefix.to_ascii_uppercase())
-        })
-        .collect();
-    let a_ticket_key = |key: &str| {
-        let prefix = key.split_once('-').map_or(key, |(prefix, _)| prefix);
-        prefixes.contains(prefix) || !NOT_TICKETS.contains(&prefix)
-    };
+    }
+
+    /// Whether the citation `re` found at `caps` in `text` is backed.
+    fn backed(&self, re: &Regex, caps: &Captures, text: &str) -> bool {
+        let whole = caps.get(0).expect("the match");
+        match caps.name("id") {
+            // A numbered ticket: checked by its number, unless the words
+            // around it say it is no ticket at all.
+            Some(id) => {
+                let number = id.as_str();
+                let year =
+                    number.len() == 4 && (number.starts_with("19") || number.starts_with("20"));
+                let mut after = text[whole.end()..].chars();
+                let date_or_version = after.next().is_some_and(|c| "-./:".contains(c))
+                    && after.next().is_some_and(|c| c.is_ascii_digit());
+                let in_case = text[..whole.start()].to_ascii_lowercase().ends_with("in ");
+                year || date_or_version || in_case || self.number_known(number)
+            }
+            None if re.as_str() == TICKET_ID.as_str() => {
+                let key = whole.as_str();
+                let prefix = key.split_once('-').map_or(key, |(prefix, _)| prefix);
+                let a_ticket = self.prefixes.contains(prefix) || !NOT_TICKETS.contains(&prefix);
+                !a_ticket || self.is_known(key)
+            }
+            None => self.is_known(whole.as_str()),
+        }
+    }
+}
+
+/// Citations it cannot back get `labels`' "unverified" mark. In prose the
+/// mark follows the citation and an unknown link is removed; code is left
+/// exactly as written (a copied command must run) and the citations in it
+/// that nothing backs are named after it.
+pub fn ground(note: &str, context: &ContextGathered, ticket_id: &str, labels: &Labels) -> Grounded {
+    let sources = Sources::new(context, ticket_id);
     let mut unverified = 0;
-    // Raw HTML is dropped from the prose only: in code (`mklink /D <link>
-    // <target>`, `robocopy <source> <destination>`) it is what to type,
-    // and every renderer shows code as text.
-    let note = outside_code(note, |prose| {
-        let prose = SCRIPT_OR_STYLE.replace_all(prose, "");
-        TAG.replace_all(&prose, "").into_owned()
-    });
-    let note = URL.replace_all(&note, |caps: &Captures| {
-        let url = caps[0].trim_end_matches(['.', ',', ';']);
-        if known.contains(&url.trim_end_matches('/').to_ascii_lowercase()) {
+    let mut out = String::with_capacity(note.len());
+    for piece in pieces(note) {
+        match piece {
+            Piece::Prose(prose) => {
+                out.push_str(&ground_prose(prose, &sources, labels, &mut unverified));
+            }
+            Piece::Code(code) => {
+                out.push_str(code);
+                let unbacked = unbacked_in_code(code, &sources);
+                if !unbacked.is_empty() {
+                    unverified += unbacked.len();
+                    let named = format!("({}: {})", labels.unverified, unbacked.join(", "));
+                    if code.ends_with('\n') {
+                        out.push_str(&named);
+                        out.push('\n');
+                    } else {
+                        out.push(' ');
+                        out.push_str(&named);
+                    }
+                }
+            }
+        }
+    }
+    Grounded {
+        note: out,
+        unverified,
+    }
+}
+
+/// Prose with raw HTML dropped, unknown links removed and unbacked
+/// citations marked.
+fn ground_prose(prose: &str, sources: &Sources, labels: &Labels, unverified: &mut usize) -> String {
+    let prose = SCRIPT_OR_STYLE.replace_all(prose, "");
+    let prose = TAG.replace_all(&prose, "");
+    let prose = URL.replace_all(&prose, |caps: &Captures| {
+        if sources.link_known(&caps[0]) {
             caps[0].to_owned()
         } else {
-            unverified += 1;
+            *unverified += 1;
             labels.link_removed.to_owned()
         }
     });
     let mut mark = |re: &Regex, text: &str| -> String {
         re.replace_all(text, |caps: &Captures| {
-            let whole = caps.get(0).expect("the match");
-            let known = match caps.name("id") {
-                // A numbered ticket: checked by its number, unless the
-                // words around it say it is no ticket at all.
-                Some(id) => {
-                    let number = id.as_str();
-                    let year =
-                        number.len() == 4 && (number.starts_with("19") || number.starts_with("20"));
-                    let mut after = text[whole.end()..].chars();
-                    let date_or_version = after.next().is_some_and(|c| "-./:".contains(c))
-                        && after.next().is_some_and(|c| c.is_ascii_digit());
-                    let in_case = text[..whole.start()].to_ascii_lowercase().ends_with("in ");
-                    year || date_or_version || in_case || number_known(number)
-                }
-                None if re.as_str() == TICKET_ID.as_str() => {
-                    !a_ticket_key(&caps[0]) || is_known(&caps[0])
-                }
-                None => is_known(&caps[0]),
-            };
-            if known {
+            if sources.backed(re, caps, text) {
                 caps[0].to_owned()
             } else {
-                unverified += 1;
+                *unverified += 1;
                 format!("{} ({})", &caps[0], labels.unverified)
             }
         })
         .into_owned()
     };
     // Marks go into the prose between links, never inside a kept link.
-    let mut out = String::with_capacity(note.len());
+    let mut out = String::with_capacity(prose.len());
     let mut rest_start = 0;
-    for link in URL.find_iter(&note) {
-        let prose = &note[rest_start..link.start()];
-        let prose = mark(&TICKET_ID, prose);
-        let prose = mark(&NUMBERED, &prose);
-        let prose = mark(&IPV4, &prose);
-        out.push_str(&mark(&FQDN, &prose));
+    for link in URL.find_iter(&prose) {
+        let between = &prose[rest_start..link.start()];
+        let between = mark(&TICKET_ID, between);
+        let between = mark(&NUMBERED, &between);
+        let between = mark(&IPV4, &between);
+        out.push_str(&mark(&FQDN, &between));
         out.push_str(link.as_str());
         rest_start = link.end();
     }
-    let prose = mark(&TICKET_ID, &note[rest_start..]);
-    let prose = mark(&NUMBERED, &prose);
-    let prose = mark(&IPV4, &prose);
-    out.push_str(&mark(&FQDN, &prose));
-    Grounded {
-        note: out,
-        unverified,
+    let rest = mark(&TICKET_ID, &prose[rest_start..]);
+    let rest = mark(&NUMBERED, &rest);
+    let rest = mark(&IPV4, &rest);
+    out.push_str(&mark(&FQDN, &rest));
+    out
+}
+
+/// The citations in `code` nothing backs, each once, in order.
+fn unbacked_in_code(code: &str, sources: &Sources) -> Vec<String> {
+    let mut found: Vec<String> = Vec::new();
+    let mut add = |value: &str| {
+        if !found.iter().any(|seen| seen == value) {
+            found.push(value.to_owned());
+        }
+    };
+    for link in URL.find_iter(code) {
+        if !sources.link_known(link.as_str()) {
+            add(link.as_str().trim_end_matches(['.', ',', ';']));
+        }
     }
+    // Hosts and addresses inside a link are the link's.
+    let without_links = URL.replace_all(code, " ");
+    for re in [&*TICKET_ID, &*IPV4, &*FQDN] {
+        for caps in re.captures_iter(&without_links) {
+            if !sources.backed(re, &caps, &without_links) {
+                add(&caps[0]);
+            }
+        }
+    }
+    found
 }
 
 #[cfg(test)]
@@ -348,6 +441,24 @@ mod tests {
             "{}",
             grounded.note
         );
+    }
+
+    /// Code is left exactly as written, so a copied command runs; what it
+    /// names that nothing backs is said after it.
+    #[test]
+    fn code_is_kept_as_written_and_its_unbacked_citations_named_after_it() {
+        let note = "Run `Test-NetConnection db01.corp.local -Port 443` then\n\
+                    ```\nping 10.20.1.31\ncurl https://evil.example.net/x\n```\n\
+                    and `ipconfig /all`.";
+        let grounded = ground(note, &context(), "SUP-1042", en());
+        assert_eq!(
+            grounded.note,
+            "Run `Test-NetConnection db01.corp.local -Port 443` (unverified: db01.corp.local) then\n\
+             ```\nping 10.20.1.31\ncurl https://evil.example.net/x\n```\n\
+             (unverified: https://evil.example.net/x)\n\
+             and `ipconfig /all`.",
+        );
+        assert_eq!(grounded.unverified, 2);
     }
 
     #[test]

@@ -29,6 +29,9 @@ pub enum AdminError {
     Invalid(String),
     #[error("{0} does not exist")]
     Missing(String),
+    /// Another change kept landing first (409: try again).
+    #[error("{0}")]
+    Busy(String),
     #[error(transparent)]
     Store(#[from] StoreError),
     /// JetStream could not be reached or did not answer (503: retry).
@@ -81,7 +84,7 @@ pub struct CreateTenant {
     pub settings: Option<TenantSettings>,
 }
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct UpdateTenant {
     pub name: Option<String>,
@@ -333,6 +336,58 @@ impl TenantAdmin {
     ) -> Result<TenantView, AdminError> {
         let tenant_id = parse_id(tenant_id)?;
         let current = self.load(&tenant_id).await?;
+        // Not made from stored settings, so it is never refused for them.
+        self.update_from(&tenant_id, current, request, None)
+            .await?
+            .ok_or_else(|| AdminError::NotFound(tenant_id.to_string()))
+    }
+
+    /// Changes some of the tenant's settings (a JSON merge patch, as
+    /// `tenant update --settings` takes it) and the other fields of
+    /// `request`, from the settings as stored: when another change lands
+    /// in between (a console save, a model promoted), the patch is applied
+    /// again to what that left, never written over it.
+    pub async fn update_patching(
+        &self,
+        tenant_id: &str,
+        request: UpdateTenant,
+        patch: &Value,
+    ) -> Result<TenantView, AdminError> {
+        let tenant_id = parse_id(tenant_id)?;
+        for _ in 0..5 {
+            let mut client = self.app.get().await.map_err(StoreError::from)?;
+            let stored = tenants::stored_settings(&mut client, &tenant_id)
+                .await?
+                .ok_or_else(|| AdminError::NotFound(tenant_id.to_string()))?;
+            drop(client);
+            let current = self.load(&tenant_id).await?;
+            let settings = merge::patched("settings", &current.settings, patch, &[])?;
+            let request = UpdateTenant {
+                settings: Some(settings),
+                ..request.clone()
+            };
+            if let Some(view) = self
+                .update_from(&tenant_id, current, request, Some(stored))
+                .await?
+            {
+                return Ok(view);
+            }
+        }
+        Err(AdminError::Busy(
+            "the tenant's settings kept changing while this change was made; try again".into(),
+        ))
+    }
+
+    /// The update of `current` (as loaded) by `request`; `None` when
+    /// `settings_were` is given and the stored settings no longer are.
+    async fn update_from(
+        &self,
+        tenant_id: &TenantId,
+        current: Tenant,
+        request: UpdateTenant,
+        settings_were: Option<Value>,
+    ) -> Result<Option<TenantView>, AdminError> {
+        let tenant_id = tenant_id.clone();
         if let Some(credentials) = &request.itsm_credentials
             && !credentials.is_object()
         {
@@ -413,7 +468,9 @@ impl TenantAdmin {
                 tracing::info!(tenant_id = %tenant_id, ?moved, "Keys of addresses moved to another host forgotten; set them again");
             }
         }
+        let conditional = settings_were.is_some();
         let update = TenantUpdate {
+            settings_were,
             name: request.name,
             itsm_base_url: request.itsm_base_url,
             itsm_credentials: credentials.map(Secret::new),
@@ -421,12 +478,15 @@ impl TenantAdmin {
             settings,
         };
         if !tenants::update(&mut client, &self.keyring, &tenant_id, &update).await? {
+            if conditional {
+                return Ok(None);
+            }
             return Err(AdminError::NotFound(tenant_id.to_string()));
         }
         // One connection at a time: `load` takes its own.
         drop(client);
         tracing::info!(tenant_id = %tenant_id, "Tenant updated");
-        Ok(self.view(&self.load(&tenant_id).await?))
+        Ok(Some(self.view(&self.load(&tenant_id).await?)))
     }
 
     /// Stores (encrypted) the key of one of the tenant's LLM providers,

@@ -206,6 +206,22 @@ pub async fn modify_integrations(
     Ok(true)
 }
 
+/// The tenant's settings as stored (the JSON itself, for a change made
+/// from them: see [`TenantUpdate::settings_were`]).
+pub async fn stored_settings(
+    client: &mut Client,
+    tenant_id: &TenantId,
+) -> Result<Option<serde_json::Value>, StoreError> {
+    let rows = tenant_query(
+        client,
+        tenant_id,
+        "select settings from tenants where tenant_id = $1 and deleted_at is null",
+        &[&tenant_id.as_str()],
+    )
+    .await?;
+    Ok(rows.first().map(|row| row.get(0)))
+}
+
 /// Removes the incident webhook address an older version kept in the
 /// tenant's settings (only that key: the rest of the settings is not
 /// rewritten, so a change made meanwhile stays).
@@ -367,6 +383,10 @@ pub async fn list(
 /// A change to a tenant; `None` leaves a field as it is.
 #[derive(Debug, Clone, Default)]
 pub struct TenantUpdate {
+    /// The settings as stored when the change was made from them: the
+    /// change is made only while they still are (a read-modify-write that
+    /// would undo a change made meanwhile changes nothing instead).
+    pub settings_were: Option<serde_json::Value>,
     pub name: Option<String>,
     pub itsm_base_url: Option<String>,
     pub itsm_credentials: Option<Secret>,
@@ -400,7 +420,8 @@ pub async fn update(
                     active = coalesce($5, active),
                     settings = coalesce($6, settings),
                     updated_at = now()
-              where tenant_id = $1 and deleted_at is null",
+              where tenant_id = $1 and deleted_at is null
+                and ($7::jsonb is null or settings = $7::jsonb)",
             )
             .await
             .map_err(StoreError::from)?,
@@ -411,6 +432,7 @@ pub async fn update(
                 &credentials,
                 &update.active,
                 &settings,
+                &update.settings_were,
             ],
         )
         .await?;

@@ -54,6 +54,7 @@ impl From<AdminError> for RouteError {
                 format!("tenant {id} already exists"),
             ),
             AdminError::Invalid(message) => ApiError::unprocessable(message),
+            AdminError::Busy(message) => ApiError::new(StatusCode::CONFLICT, "busy", message),
             AdminError::Missing(what) => ApiError::new(
                 StatusCode::NOT_FOUND,
                 "not_found",

@@ -556,3 +556,77 @@ async fn a_read_only_refusal_is_retried_on_fresh_connections() {
     assert!(err.is_transient(), "{err}");
     assert_eq!(pool.status().size, 1, "the idle connection is closed");
 }
+
+/// A settings change made from the settings as read lands only while they
+/// still are: one made meanwhile (a model promoted, a console save) is not
+/// written over.
+#[tokio::test]
+async fn a_settings_change_made_from_stale_settings_changes_nothing() {
+    let db = TestDatabase::create().await;
+    let keyring = Keyring::parse(&Keyring::generate_spec("k1")).unwrap();
+    let pool = aia_store::pool(&db.app_url, 1).unwrap();
+    let mut client = pool.get().await.unwrap();
+    tenants::create(&mut client, &keyring, &new_tenant("acme", "s"))
+        .await
+        .unwrap();
+    let acme = TenantId::parse("acme").unwrap();
+    let read = tenants::stored_settings(&mut client, &acme)
+        .await
+        .unwrap()
+        .unwrap();
+    // Someone else's change lands first.
+    let theirs = TenantSettings {
+        max_note_words: 250,
+        ..TenantSettings::default()
+    };
+    assert!(
+        tenants::update(
+            &mut client,
+            &keyring,
+            &acme,
+            &tenants::TenantUpdate {
+                settings: Some(theirs),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap()
+    );
+    // Ours, made from what was read before it: refused, nothing changed.
+    let ours = TenantSettings {
+        allow_static_secret: true,
+        ..TenantSettings::default()
+    };
+    let stale = tenants::TenantUpdate {
+        settings: Some(ours.clone()),
+        settings_were: Some(read),
+        ..Default::default()
+    };
+    assert!(
+        !tenants::update(&mut client, &keyring, &acme, &stale)
+            .await
+            .unwrap()
+    );
+    let (now, _) = tenants::settings(&mut client, &acme)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(now.max_note_words, 250);
+    assert!(!now.allow_static_secret);
+    // Made again from what is stored now, it lands.
+    let fresh = tenants::TenantUpdate {
+        settings: Some(ours),
+        settings_were: tenants::stored_settings(&mut client, &acme).await.unwrap(),
+        ..Default::default()
+    };
+    assert!(
+        tenants::update(&mut client, &keyring, &acme, &fresh)
+            .await
+            .unwrap()
+    );
+    let (now, _) = tenants::settings(&mut client, &acme)
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(now.allow_static_secret);
+}

@@ -170,20 +170,10 @@ pub async fn run(command: Command) -> anyhow::Result<()> {
                 Some("-") => Some(read_stdin()?),
                 _ => itsm_credentials,
             };
-            let settings = match settings {
-                Some(raw) => {
-                    let patch: serde_json::Value =
-                        serde_json::from_str(&raw).context("--settings must be JSON")?;
-                    let current = admin.get(&id).await?.settings;
-                    Some(aia_ops::tenants::merge::patched(
-                        "--settings",
-                        &current,
-                        &patch,
-                        &[],
-                    )?)
-                }
-                None => None,
-            };
+            let patch: Option<serde_json::Value> = settings
+                .map(|raw| serde_json::from_str(&raw))
+                .transpose()
+                .context("--settings must be JSON")?;
             let update = aia_ops::tenants::UpdateTenant {
                 name,
                 itsm_base_url: itsm_url,
@@ -192,9 +182,15 @@ pub async fn run(command: Command) -> anyhow::Result<()> {
                     .transpose()
                     .context("--itsm-credentials must be JSON")?,
                 active,
-                settings,
+                settings: None,
             };
-            print_json(&admin.update(&id, update).await?)?;
+            // The settings are patched from what is stored when the change
+            // lands, so a change made meanwhile is kept, not written over.
+            let view = match &patch {
+                Some(patch) => admin.update_patching(&id, update, patch).await?,
+                None => admin.update(&id, update).await?,
+            };
+            print_json(&view)?;
         }
         Command::Delete { id, yes } => {
             anyhow::ensure!(yes, "deleting {id} needs --yes");

@@ -94,7 +94,7 @@ pub(super) fn admin_error(operator: &Operator, err: AdminError, back: &str) -> R
         AdminError::NotFound(_) | AdminError::Missing(_) => {
             (StatusCode::NOT_FOUND, err.to_string())
         }
-        AdminError::Duplicate(_) => (StatusCode::CONFLICT, err.to_string()),
+        AdminError::Duplicate(_) | AdminError::Busy(_) => (StatusCode::CONFLICT, err.to_string()),
         AdminError::Invalid(_) => (StatusCode::UNPROCESSABLE_ENTITY, err.to_string()),
         AdminError::Store(store) => {
             tracing::error!(error = %store, "Console operation failed in the store");

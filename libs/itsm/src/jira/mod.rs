@@ -58,13 +58,19 @@ struct Credentials {
     email: Option<String>,
     api_token: Option<String>,
     bearer: Option<String>,
+    /// Data Center's own accounts (Basic with a user name and password),
+    /// for instances without personal access tokens.
+    username: Option<String>,
+    password: Option<String>,
     #[serde(default)]
     api: Option<String>,
 }
 
 impl Jira {
-    /// Credentials: `{"email": …, "api_token": …}` or `{"bearer": …}`, and
-    /// optionally `"api": "servicedesk"`.
+    /// Credentials: `{"email": …, "api_token": …}` (Cloud), `{"bearer": …}`
+    /// (a Data Center personal access token, or a Cloud OAuth token on the
+    /// gateway) or `{"username": …, "password": …}` (Data Center Basic),
+    /// and optionally `"api": "servicedesk"`.
     pub fn new(
         http: reqwest::Client,
         base_url: &str,
@@ -72,21 +78,29 @@ impl Jira {
     ) -> Result<Self, ConfigError> {
         let invalid = || {
             ConfigError(
-                r#"Jira credentials must be {"email": "…", "api_token": "…"} or {"bearer": "…"}"#
+                r#"Jira credentials must be {"email": "…", "api_token": "…"} (Cloud), {"bearer": "…"} (a Data Center personal access token) or {"username": "…", "password": "…"} (Data Center)"#
                     .into(),
             )
         };
         let credentials: Credentials =
             serde_json::from_str(credentials_json).map_err(|_| invalid())?;
-        let (authorization, cloud) =
-            match (credentials.email, credentials.api_token, credentials.bearer) {
-                (Some(email), Some(token), None) => (
-                    format!("Basic {}", STANDARD.encode(format!("{email}:{token}"))),
-                    true,
-                ),
-                (None, None, Some(token)) => (format!("Bearer {token}"), false),
-                _ => return Err(invalid()),
-            };
+        let basic = |user: &str, secret: &str| {
+            format!("Basic {}", STANDARD.encode(format!("{user}:{secret}")))
+        };
+        let (authorization, cloud) = match (
+            credentials.email,
+            credentials.api_token,
+            credentials.bearer,
+            credentials.username,
+            credentials.password,
+        ) {
+            (Some(email), Some(token), None, None, None) => (basic(&email, &token), true),
+            (None, None, Some(token), None, None) => (format!("Bearer {token}"), false),
+            // A user name and password sign in to Data Center only (Cloud
+            // takes an API token in the password's place, given as such).
+            (None, None, None, Some(user), Some(password)) => (basic(&user, &password), false),
+            _ => return Err(invalid()),
+        };
         let base_url = base_url.trim_end_matches('/');
         let parsed = reqwest::Url::parse(base_url)
             .map_err(|_| ConfigError(format!("Jira base URL {base_url:?} is not a URL")))?;
@@ -438,5 +452,31 @@ mod tests {
         assert!(jira("https://acme.atlassian.net", bearer));
         assert!(jira("https://api.atlassian.com/ex/jira/1234", bearer));
         assert!(!jira("https://jira.acme.example", bearer));
+        let password = r#"{"username": "svc-ai", "password": "p"}"#;
+        assert!(!jira("https://jira.acme.example", password));
+        let with_it = Jira::new(
+            reqwest::Client::new(),
+            "https://jira.acme.example",
+            password,
+        )
+        .unwrap();
+        assert_eq!(
+            with_it.authorization,
+            format!("Basic {}", STANDARD.encode("svc-ai:p"))
+        );
+        // Half of a sign-in, or two at once, is refused.
+        for credentials in [
+            r#"{"username": "svc-ai"}"#,
+            r#"{"username": "svc-ai", "password": "p", "bearer": "t"}"#,
+        ] {
+            assert!(
+                Jira::new(
+                    reqwest::Client::new(),
+                    "https://jira.acme.example",
+                    credentials
+                )
+                .is_err()
+            );
+        }
     }
 }

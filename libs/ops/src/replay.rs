@@ -141,6 +141,20 @@ pub async fn read(
     since: Option<DateTime<Utc>>,
     until: Option<DateTime<Utc>>,
 ) -> anyhow::Result<Vec<StoryLine>> {
+    read_from(jetstream, filter, from_sequence, since, until, false).await
+}
+
+/// [`read`], `whole`: to the end even where the server's count of what is
+/// left is stale (a cluster whose leader just changed), at the price of a
+/// quiet wait at the end.
+async fn read_from(
+    jetstream: &JetStream,
+    filter: &str,
+    from_sequence: Option<u64>,
+    since: Option<DateTime<Utc>>,
+    until: Option<DateTime<Utc>>,
+    whole: bool,
+) -> anyhow::Result<Vec<StoryLine>> {
     let mut stream = jetstream
         .get_stream(STREAM)
         .await
@@ -170,7 +184,25 @@ pub async fn read(
     if consumer.cached_info().num_pending == 0 {
         return Ok(lines);
     }
-    let mut messages = consumer.messages().await?;
+    let messages = consumer.messages().await?;
+    if whole {
+        // Read to the end: on a cluster the server's count of what is left
+        // can be a moment stale, so "nothing more" is believed only once
+        // nothing more comes for a while. What a re-drive acts on is read
+        // so; a page shown to a person is not kept waiting for it.
+        let mut reader = aia_bus::read::ToEnd::new(messages, last);
+        while let Some((message, sequence)) = reader
+            .next()
+            .await
+            .map_err(|err| anyhow::anyhow!("reading the story: {err}; try again"))?
+        {
+            if let Some(line) = story_line(&message, sequence, since, until)? {
+                lines.push(line);
+            }
+        }
+        return Ok(lines);
+    }
+    let mut messages = messages;
     loop {
         // A story cut short is worse than none: a re-drive would pick the
         // latest input it saw, perhaps an older run's.
@@ -187,49 +219,62 @@ pub async fn read(
         if sequence > last {
             break;
         }
-        let event = match Event::from_json(&message.payload) {
-            Ok(event) => Some(event),
-            // A story without the newest events is worse than none: a
-            // re-drive would take an older run's input for the latest.
-            Err(err) if err.is_from_a_newer_build() => anyhow::bail!(
-                "event #{sequence} was written by a newer build ({err}); run this with the newer aiagents"
-            ),
-            // An event no build can read is not part of any story.
-            Err(err) => {
-                tracing::warn!(sequence, error = %err, "Event left out of the story: unreadable");
-                None
-            }
-        };
-        // `since` is the events' own time, as `until` is: the stream's
-        // start by time only saves reading what comes before.
-        if let Some(event) = event
-            && until.is_none_or(|until| event.occurred_at < until)
-            && since.is_none_or(|since| event.occurred_at >= since)
-        {
-            let trace_id = message
-                .headers
-                .as_ref()
-                .and_then(|headers| headers.get("traceparent"))
-                .and_then(|value| aia_telemetry::trace_id_of(value.as_str()).map(str::to_owned));
-            lines.push(StoryLine {
-                stream_sequence: sequence,
-                occurred_at: event.occurred_at,
-                event_type: event.event_type().to_owned(),
-                stage: producer(event.event_type()),
-                event_id: event.event_id,
-                causation_id: event.causation_id,
-                correlation_id: event.correlation_id,
-                attempts: attempts(&event),
-                trace_id,
-                summary: summary(&event),
-                event,
-            });
+        if let Some(line) = story_line(&message, sequence, since, until)? {
+            lines.push(line);
         }
         if pending == 0 || sequence >= last {
             break;
         }
     }
     Ok(lines)
+}
+
+/// The story line of one message, if it is in the time range; an error for
+/// an event a newer build wrote.
+fn story_line(
+    message: &async_nats::jetstream::Message,
+    sequence: u64,
+    since: Option<DateTime<Utc>>,
+    until: Option<DateTime<Utc>>,
+) -> anyhow::Result<Option<StoryLine>> {
+    let event = match Event::from_json(&message.payload) {
+        Ok(event) => event,
+        // A story without the newest events is worse than none: a
+        // re-drive would take an older run's input for the latest.
+        Err(err) if err.is_from_a_newer_build() => anyhow::bail!(
+            "event #{sequence} was written by a newer build ({err}); run this with the newer aiagents"
+        ),
+        // An event no build can read is not part of any story.
+        Err(err) => {
+            tracing::warn!(sequence, error = %err, "Event left out of the story: unreadable");
+            return Ok(None);
+        }
+    };
+    // `since` is the events' own time, as `until` is: the stream's start by
+    // time only saves reading what comes before.
+    if until.is_some_and(|until| event.occurred_at >= until)
+        || since.is_some_and(|since| event.occurred_at < since)
+    {
+        return Ok(None);
+    }
+    let trace_id = message
+        .headers
+        .as_ref()
+        .and_then(|headers| headers.get("traceparent"))
+        .and_then(|value| aia_telemetry::trace_id_of(value.as_str()).map(str::to_owned));
+    Ok(Some(StoryLine {
+        stream_sequence: sequence,
+        occurred_at: event.occurred_at,
+        event_type: event.event_type().to_owned(),
+        stage: producer(event.event_type()),
+        event_id: event.event_id,
+        causation_id: event.causation_id,
+        correlation_id: event.correlation_id,
+        attempts: attempts(&event),
+        trace_id,
+        summary: summary(&event),
+        event,
+    }))
 }
 
 /// Every event of one ticket, in order.
@@ -240,6 +285,22 @@ pub async fn story(
 ) -> anyhow::Result<Vec<StoryLine>> {
     let filter = subject::filter_for_ticket(subject::DEFAULT_PREFIX, tenant, ticket);
     let lines = read(jetstream, &filter, None, None, None).await?;
+    anyhow::ensure!(
+        !lines.is_empty(),
+        "no events for ticket {ticket} of tenant {tenant}"
+    );
+    Ok(lines)
+}
+
+/// [`story`], read to its end even on a cluster whose count of what is left
+/// is a moment stale: what a re-drive chooses its input from.
+pub async fn whole_story(
+    jetstream: &JetStream,
+    tenant: &TenantId,
+    ticket: &TicketId,
+) -> anyhow::Result<Vec<StoryLine>> {
+    let filter = subject::filter_for_ticket(subject::DEFAULT_PREFIX, tenant, ticket);
+    let lines = read_from(jetstream, &filter, None, None, None, true).await?;
     anyhow::ensure!(
         !lines.is_empty(),
         "no events for ticket {ticket} of tenant {tenant}"

@@ -112,7 +112,8 @@ pub async fn run(command: Command) -> anyhow::Result<()> {
         } => {
             let stage = replay::parse_stage(&stage)?;
             let tenant = known_tenant(&tenant).await?;
-            let lines = replay::story(&jetstream, &tenant, &TicketId::parse(&ticket)?).await?;
+            let lines =
+                replay::whole_story(&jetstream, &tenant, &TicketId::parse(&ticket)?).await?;
             let (input, _) = replay::input_and_output(&lines, stage, run)?;
             let event_id = replay::redrive(&jetstream, &input, new_note).await?;
             println!(

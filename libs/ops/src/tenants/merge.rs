@@ -28,6 +28,37 @@ pub fn merge_patch(target: &mut Value, patch: &Value) {
     }
 }
 
+/// The merge patch that turns `before` into `after`: the members that
+/// changed (objects member by member), `null` for those `after` lacks.
+/// What a form's save sends, so that it changes what the person changed
+/// and nothing that changed meanwhile.
+pub fn diff(before: &Value, after: &Value) -> Value {
+    match (before, after) {
+        (Value::Object(before), Value::Object(after)) => {
+            let mut patch = serde_json::Map::new();
+            for (name, now) in after {
+                match before.get(name) {
+                    Some(was) if was == now => {}
+                    // A member that is null now is removed by `null`.
+                    Some(was) if was.is_object() && now.is_object() => {
+                        patch.insert(name.clone(), diff(was, now));
+                    }
+                    _ => {
+                        patch.insert(name.clone(), now.clone());
+                    }
+                }
+            }
+            for name in before.keys() {
+                if !after.contains_key(name) {
+                    patch.insert(name.clone(), Value::Null);
+                }
+            }
+            Value::Object(patch)
+        }
+        _ => after.clone(),
+    }
+}
+
 /// `current` with `patch` applied. A top-level name `T` does not have is
 /// refused (a typo would otherwise change nothing and say nothing), as is
 /// a result that does not read as `T`. `T`'s names are those its default
@@ -119,6 +150,34 @@ mod tests {
             merge_patch(&mut value, &patch);
             assert_eq!(value, result, "{target} + {patch}");
         }
+    }
+
+    /// A diff applied to what it was taken from gives what it was taken to.
+    #[test]
+    fn a_diff_applied_gives_the_changed_value_back() {
+        for (before, after) in [
+            (
+                json!({"a": 1, "b": {"c": 2, "d": 3}}),
+                json!({"a": 1, "b": {"c": 5, "d": 3}}),
+            ),
+            (json!({"a": 1, "b": 2}), json!({"a": 1})),
+            (json!({"a": [1, 2]}), json!({"a": [2]})),
+            (json!({"a": "x"}), json!({"a": {"b": 1}})),
+            (json!({"a": 1}), json!({"a": 1, "n": {"m": 2}})),
+        ] {
+            let patch = diff(&before, &after);
+            let mut value = before.clone();
+            merge_patch(&mut value, &patch);
+            assert_eq!(value, after, "{before} → {after} by {patch}");
+        }
+        assert_eq!(
+            diff(
+                &json!({"a": 1, "b": {"c": 2}}),
+                &json!({"a": 1, "b": {"c": 3}})
+            ),
+            json!({"b": {"c": 3}}),
+            "only what changed"
+        );
     }
 
     #[test]

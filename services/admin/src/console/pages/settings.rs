@@ -199,9 +199,15 @@ pub async fn save_settings(
             .filter(|url| *url != current.itsm_base_url),
         active: Some(form.active.is_some()).filter(|active| *active != current.active),
         itsm_credentials: credentials.clone(),
-        settings: Some(settings),
+        settings: None,
     };
-    match state.tenants.update(&id, update).await {
+    // What the operator changed, applied to the settings as stored when it
+    // lands: a change made meanwhile (a model promoted) is kept.
+    let patch = aia_ops::tenants::merge::diff(
+        &serde_json::to_value(&current.settings).expect("settings serialise"),
+        &serde_json::to_value(&settings).expect("settings serialise"),
+    );
+    match state.tenants.update_patching(&id, update, &patch).await {
         Ok(updated) => {
             let mut changed = changes(&current, &updated);
             if credentials.is_some() {

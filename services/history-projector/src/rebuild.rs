@@ -70,6 +70,14 @@ async fn read_events(
     .await
     .map_err(|err| anyhow::anyhow!("creating the rebuild's consumer: {err}"))?;
     if consumer.cached_info().num_pending == 0 {
+        // Every subject of the stream, and it holds events up to `until`:
+        // "none" is a count a moment stale (a cluster's new leader), and
+        // believing it would swap empty read models in.
+        anyhow::ensure!(
+            filter != "tickets.>",
+            "the stream holds events up to #{until} but reports none after #{after} \
+             (a cluster's count a moment stale, or a stream purged of them); try again"
+        );
         return Ok(0);
     }
     let mut messages = aia_bus::read::ToEnd::new(consumer.messages().await?, until);

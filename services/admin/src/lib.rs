@@ -23,7 +23,10 @@ pub fn app(state: AppState) -> Router {
         .route("/admin/tenants", post(routes::create).get(routes::list))
         .route(
             "/admin/tenants/{id}",
-            get(routes::get).put(routes::update).delete(routes::delete),
+            get(routes::get)
+                .put(routes::update)
+                .patch(routes::patch)
+                .delete(routes::delete),
         )
         .route(
             "/admin/tenants/{id}/rotate-secret",

@@ -141,6 +141,41 @@ pub async fn get(
     Ok(Json(json!(state.tenants.get(&id).await?)))
 }
 
+/// `PATCH /admin/tenants/{id}`: the fields given change; `settings` is a
+/// JSON merge patch (RFC 7396) applied to the settings as stored when the
+/// change lands, so only what it names changes and a change made meanwhile
+/// is kept. (`PUT` replaces the settings with those it is given.)
+pub async fn patch(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    json: Result<Json<Value>, JsonRejection>,
+) -> Result<Json<Value>, RouteError> {
+    let mut body = body(json)?;
+    let Some(fields) = body.as_object_mut() else {
+        return Err(ApiError::bad_request("expected a JSON object").into());
+    };
+    let settings = fields.remove("settings");
+    let update: UpdateTenant =
+        serde_json::from_value(body).map_err(|err| ApiError::bad_request(format!("{err}")))?;
+    let changed: Vec<&str> = [
+        ("name", update.name.is_some()),
+        ("itsm_base_url", update.itsm_base_url.is_some()),
+        ("itsm_credentials", update.itsm_credentials.is_some()),
+        ("active", update.active.is_some()),
+        ("settings", settings.is_some()),
+    ]
+    .into_iter()
+    .filter_map(|(field, given)| given.then_some(field))
+    .collect();
+    let detail = json!({ "fields": changed });
+    let updated = match &settings {
+        Some(patch) => state.tenants.update_patching(&id, update, patch).await?,
+        None => state.tenants.update(&id, update).await?,
+    };
+    audited(&state, "tenant.update", Some(&id), detail).await;
+    Ok(Json(json!(updated)))
+}
+
 pub async fn update(
     State(state): State<AppState>,
     Path(id): Path<String>,

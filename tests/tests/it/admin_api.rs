@@ -191,6 +191,65 @@ async fn tenants_list_in_pages_and_by_search() {
     assert_eq!(ids, ["bravo", "globex"]);
 }
 
+/// `PATCH` changes what it names and keeps the rest; `PUT` replaces the
+/// settings it is given.
+#[tokio::test]
+async fn a_patch_changes_only_the_settings_it_names() {
+    let api = Api::start().await;
+    api.create("acme", "Acme", "good-token").await;
+    let (status, _) = api
+        .call(
+            reqwest::Method::PUT,
+            "/admin/tenants/acme",
+            Some(
+                json!({"settings": {"max_note_words": 300, "allow_static_secret": true,
+                                     "incidents": {"threshold": 5}}}),
+            ),
+        )
+        .await;
+    assert_eq!(status, 200);
+    let (status, patched) = api
+        .call(
+            reqwest::Method::PATCH,
+            "/admin/tenants/acme",
+            Some(json!({"active": false, "settings": {"max_note_words": 250, "incidents": {"quiet_minutes": 60}}})),
+        )
+        .await;
+    assert_eq!(status, 200, "{patched}");
+    assert_eq!(patched["active"], false);
+    assert_eq!(patched["settings"]["max_note_words"], 250);
+    assert_eq!(patched["settings"]["allow_static_secret"], true, "kept");
+    assert_eq!(patched["settings"]["incidents"]["threshold"], 5, "kept");
+    assert_eq!(patched["settings"]["incidents"]["quiet_minutes"], 60);
+    // A misspelt field and a bad value are refused and change nothing.
+    for (body, expected) in [
+        (json!({"settings": {"max_note_wrods": 1}}), 422),
+        (json!({"settings": {"max_note_words": 5}}), 422),
+        (json!({"nmae": "x"}), 400),
+    ] {
+        let (status, answer) = api
+            .call(
+                reqwest::Method::PATCH,
+                "/admin/tenants/acme",
+                Some(body.clone()),
+            )
+            .await;
+        assert_eq!(status, expected, "{body}: {answer}");
+    }
+    let (_, shown) = api
+        .call(reqwest::Method::GET, "/admin/tenants/acme", None)
+        .await;
+    assert_eq!(shown["settings"]["max_note_words"], 250);
+    let (status, _) = api
+        .call(
+            reqwest::Method::PATCH,
+            "/admin/tenants/nobody",
+            Some(json!({"settings": {"max_note_words": 250}})),
+        )
+        .await;
+    assert_eq!(status, 404);
+}
+
 #[tokio::test]
 async fn update_rotate_test_and_soft_delete_a_tenant() {
     let api = Api::start().await;

@@ -32,6 +32,7 @@ pub fn tenant_admin(
 ) -> anyhow::Result<TenantAdmin> {
     let _ = rustls::crypto::ring::default_provider().install_default();
     Ok(TenantAdmin {
+        patches: tenants::PatchTurns::default(),
         // Tenant changes and operators' incident actions: people wait on
         // them too, so a request waits at most 10 s for a connection.
         app: aia_store::bounded_pool(

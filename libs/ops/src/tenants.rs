@@ -69,6 +69,32 @@ pub struct TenantAdmin {
     pub keyring: Arc<Keyring>,
     pub public_url: String,
     pub http: reqwest::Client,
+    /// Settings patches of one tenant take turns in this process.
+    pub patches: PatchTurns,
+}
+
+/// Turns for settings patches, by tenant (striped: a few locks for any
+/// number of tenants). Patches of one tenant sent at once take turns here
+/// instead of racing to the conditional write and mostly losing; the
+/// conditional write still keeps another process's change.
+#[derive(Clone)]
+pub struct PatchTurns(Arc<[tokio::sync::Mutex<()>; 64]>);
+
+impl Default for PatchTurns {
+    fn default() -> Self {
+        Self(Arc::new(std::array::from_fn(|_| {
+            tokio::sync::Mutex::new(())
+        })))
+    }
+}
+
+impl PatchTurns {
+    fn of(&self, tenant: &TenantId) -> &tokio::sync::Mutex<()> {
+        let stripe = tenant.as_str().bytes().fold(0usize, |hash, byte| {
+            hash.wrapping_mul(31).wrapping_add(usize::from(byte))
+        });
+        &self.0[stripe % self.0.len()]
+    }
 }
 
 #[derive(Debug, Deserialize)]
@@ -354,6 +380,7 @@ impl TenantAdmin {
         patch: &Value,
     ) -> Result<TenantView, AdminError> {
         let tenant_id = parse_id(tenant_id)?;
+        let _turn = self.patches.of(&tenant_id).lock().await;
         for _ in 0..5 {
             let mut client = self.app.get().await.map_err(StoreError::from)?;
             let stored = tenants::stored_settings(&mut client, &tenant_id)

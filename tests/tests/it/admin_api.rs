@@ -250,6 +250,61 @@ async fn a_patch_changes_only_the_settings_it_names() {
     assert_eq!(status, 404);
 }
 
+/// A hundred patches at once, each changing one of ten settings: they take
+/// their turns, every one lands, and none is written over by another.
+#[tokio::test]
+async fn a_hundred_patches_at_once_all_land_and_none_is_written_over() {
+    let api = Api::start().await;
+    api.create("acme", "Acme", "good-token").await;
+    let changes = [
+        json!({"similar_tickets_enabled": false}),
+        json!({"knowledge_base_enabled": false}),
+        json!({"inventory_enabled": false}),
+        json!({"redact_personal_data": false}),
+        json!({"feedback_links": false}),
+        json!({"note_visible_to_requester": true}),
+        json!({"allow_static_secret": true}),
+        json!({"max_note_words": 321}),
+        json!({"max_event_age_hours": 48}),
+        json!({"incidents": {"quiet_minutes": 61}}),
+    ];
+    let (api, changes) = (&api, &changes);
+    let answers = futures::future::join_all((0..100).map(|n| {
+        let change = changes[n % changes.len()].clone();
+        async move {
+            let (status, _) = api
+                .call(
+                    reqwest::Method::PATCH,
+                    "/admin/tenants/acme",
+                    Some(json!({"settings": change})),
+                )
+                .await;
+            (n % changes.len(), status)
+        }
+    }))
+    .await;
+    assert!(
+        answers.iter().all(|(_, status)| *status == 200),
+        "{answers:?}"
+    );
+    let landed: std::collections::BTreeSet<usize> = answers
+        .iter()
+        .filter(|(_, status)| *status == 200)
+        .map(|(change, _)| *change)
+        .collect();
+    assert_eq!(landed.len(), changes.len(), "{answers:?}");
+    let (_, shown) = api
+        .call(reqwest::Method::GET, "/admin/tenants/acme", None)
+        .await;
+    let mut settings = shown["settings"].clone();
+    for change in &landed {
+        let mut expected = settings.clone();
+        aia_ops::tenants::merge::merge_patch(&mut expected, &changes[*change]);
+        assert_eq!(expected, settings, "change {} was lost", changes[*change]);
+        settings = expected;
+    }
+}
+
 #[tokio::test]
 async fn update_rotate_test_and_soft_delete_a_tenant() {
     let api = Api::start().await;

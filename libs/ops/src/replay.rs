@@ -283,13 +283,7 @@ pub async fn story(
     tenant: &TenantId,
     ticket: &TicketId,
 ) -> anyhow::Result<Vec<StoryLine>> {
-    let filter = subject::filter_for_ticket(subject::DEFAULT_PREFIX, tenant, ticket);
-    let lines = read(jetstream, &filter, None, None, None).await?;
-    anyhow::ensure!(
-        !lines.is_empty(),
-        "no events for ticket {ticket} of tenant {tenant}"
-    );
-    Ok(lines)
+    ticket_story(jetstream, tenant, ticket, false).await
 }
 
 /// [`story`], read to its end even on a cluster whose count of what is left
@@ -299,8 +293,17 @@ pub async fn whole_story(
     tenant: &TenantId,
     ticket: &TicketId,
 ) -> anyhow::Result<Vec<StoryLine>> {
+    ticket_story(jetstream, tenant, ticket, true).await
+}
+
+async fn ticket_story(
+    jetstream: &JetStream,
+    tenant: &TenantId,
+    ticket: &TicketId,
+    whole: bool,
+) -> anyhow::Result<Vec<StoryLine>> {
     let filter = subject::filter_for_ticket(subject::DEFAULT_PREFIX, tenant, ticket);
-    let lines = read_from(jetstream, &filter, None, None, None, true).await?;
+    let lines = read_from(jetstream, &filter, None, None, None, whole).await?;
     anyhow::ensure!(
         !lines.is_empty(),
         "no events for ticket {ticket} of tenant {tenant}"

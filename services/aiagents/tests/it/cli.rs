@@ -7,18 +7,7 @@ use aia_store::Keyring;
 use aia_testkit::TestDatabase;
 
 fn aiagents(db: &TestDatabase, keys: &str, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_aiagents"))
-        .args(args)
-        .env_clear()
-        .env("PATH", std::env::var("PATH").unwrap_or_default())
-        .env("AI_AGENTS_DATABASE_URL", &db.app_url)
-        .env("AI_AGENTS_ADMIN_DATABASE_URL", &db.admin_read_url)
-        .env("AI_AGENTS_OWNER_DATABASE_URL", &db.admin_url)
-        .env("AI_AGENTS_SECRET_KEYS", keys)
-        .env("AI_AGENTS_PUBLIC_URL", "https://hooks.example.com")
-        .env("RUST_LOG", "warn")
-        .output()
-        .expect("run aiagents")
+    aiagents_given(db, keys, args, "", &[])
 }
 
 fn stdout(output: &Output) -> String {

@@ -411,3 +411,30 @@ async fn every_tool_fetches_a_ticket_as_text() {
         );
     }
 }
+
+/// A list of comments that cannot be read is not an empty list: the marker
+/// search says so (and is tried again) instead of finding no note and
+/// posting a second one.
+#[tokio::test]
+async fn an_unreadable_list_of_jira_comments_is_no_empty_one() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let router = axum::Router::new().route(
+        "/rest/api/3/issue/{key}/comment",
+        axum::routing::get(|| async {
+            ([("content-type", "application/json")], "{\"comments\": [")
+        }),
+    );
+    let server = aia_standins::serve(router).await.unwrap();
+    let itsm = aia_itsm::Itsm::for_tenant(
+        reqwest::Client::new(),
+        ItsmKind::Jira,
+        &server.url(),
+        r#"{"email": "bot@acme.example", "api_token": "jt-1"}"#,
+    )
+    .unwrap();
+    let read = itsm.note_texts(&TicketId::parse("SUP-1").unwrap()).await;
+    assert!(
+        matches!(read, Err(aia_itsm::ItsmError::Transient { .. })),
+        "{read:?}"
+    );
+}

@@ -146,9 +146,9 @@ impl Jira {
             .await
             .map_err(|err| transport_error(TOOL, &err))?;
         classify(TOOL, response.status(), retry_after(response.headers()))?;
-        Ok(aia_http::answer::json(response)
-            .await
-            .unwrap_or(Value::Null))
+        // An answer that cannot be read is not an empty one: a list of
+        // comments read as empty would miss our marker and post twice.
+        crate::common::read_json(TOOL, response).await
     }
 
     /// Posts the note as an internal comment, or a public one when `public`.

@@ -51,13 +51,7 @@ impl ServiceDeskPlus {
                 }
             })
             .await?;
-        aia_http::answer::json(response)
-            .await
-            .map_err(|_| ItsmError::Transient {
-                reason: format!("{TOOL} sent an unreadable answer"),
-                http_status: None,
-                retry_after: None,
-            })
+        crate::common::read_json(TOOL, response).await
     }
 
     /// A page of resolved requests for an import: the ids from

@@ -199,14 +199,7 @@ impl ServiceDeskPlus {
                         .query(&[("input_data", input_data.as_str())])
                 })
                 .await?;
-            let body: serde_json::Value =
-                aia_http::answer::json(response)
-                    .await
-                    .map_err(|_| ItsmError::Transient {
-                        reason: format!("{TOOL} sent an unreadable list of notes"),
-                        http_status: None,
-                        retry_after: None,
-                    })?;
+            let body = crate::common::read_json(TOOL, response).await?;
             let notes = body["notes"]
                 .as_array()
                 .or_else(|| body[&wrapper].as_array())

@@ -214,3 +214,38 @@ async fn find_event(
     }
     Ok(None)
 }
+
+/// What re-driving every dead letter of a tenant did.
+#[derive(Debug, Default)]
+pub struct RedriveAll {
+    /// Each run re-driven, with the event it was re-driven as.
+    pub redriven: Vec<(Uuid, Uuid)>,
+    /// Each run that could not go again, and why.
+    pub refused: Vec<(Uuid, String)>,
+    /// Whether more letters wait than were listed (`limit`).
+    pub more: bool,
+}
+
+/// Re-drives the tenant's dead letters, newest first, at most `limit`. One
+/// that cannot go again (its run still in flight, its event gone from the
+/// stream) is reported and does not hold back the others.
+pub async fn redrive_all(
+    admin: &Pool,
+    jetstream: &JetStream,
+    tenant: &str,
+    limit: i64,
+) -> Result<RedriveAll, AdminError> {
+    let letters = list(admin, Some(tenant), limit).await?;
+    let mut done = RedriveAll {
+        more: letters.len() as i64 == limit,
+        ..RedriveAll::default()
+    };
+    for letter in letters {
+        let run = letter.correlation_id;
+        match redrive(admin, jetstream, tenant, run).await {
+            Ok(event_id) => done.redriven.push((run, event_id)),
+            Err(err) => done.refused.push((run, err.to_string())),
+        }
+    }
+    Ok(done)
+}

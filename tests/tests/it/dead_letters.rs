@@ -114,3 +114,75 @@ async fn a_failed_write_back_is_listed_re_driven_after_the_fix_and_never_doubled
     assert_eq!(stack.sdp.notes("SUP-9").len(), 1);
     stack.stop().await;
 }
+
+/// Re-driving every dead letter carries on past one that cannot go again
+/// (its input gone from the stream): the others are re-driven and complete.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn re_driving_every_letter_carries_on_past_one_that_cannot_go() {
+    let stack = Stack::start("right-token", None).await;
+    let secret = stack.add_tenant("acme", "wrong-token").await;
+    for ticket in ["SUP-9", "SUP-10"] {
+        let body = serde_json::json!({"tenant_id": "acme", "ticket_id": ticket, "description": "Printer offline", "priority": "low"});
+        assert_eq!(stack.send(&secret, body).await.0, 202);
+    }
+    let admin_pool = aia_store::pool(&stack.db.admin_read_url, 2).unwrap();
+    let letters = eventually("both dead letters", Duration::from_secs(30), || async {
+        let letters = aia_ops::dead_letters::list(&admin_pool, Some("acme"), 10)
+            .await
+            .ok()?;
+        (letters.len() == 2).then_some(letters)
+    })
+    .await;
+    // The newest letter, tried first, cannot go again: another operator's
+    // re-drive of it is recorded as in flight.
+    let (gone, kept) = (&letters[0], &letters[1]);
+    let owner = stack.db.admin_client().await;
+    owner
+        .execute(
+            "insert into dead_letter_redrives (tenant_id, correlation_id, input_event_id)
+             select tenant_id, correlation_id, failed_input_event_id from enhancement_history
+              where tenant_id = 'acme' and correlation_id = $1",
+            &[&gone.correlation_id],
+        )
+        .await
+        .unwrap();
+    let (_client, jetstream) = aia_bus::connect(&stack.nats.url(), "test").await.unwrap();
+    let pool = aia_store::pool(&stack.db.app_url, 1).unwrap();
+    let update = tenants::TenantUpdate {
+        itsm_credentials: Some(aia_store::Secret::new(r#"{"authtoken":"right-token"}"#)),
+        ..Default::default()
+    };
+    tenants::update(
+        &mut pool.get().await.unwrap(),
+        &stack.keyring(),
+        &TenantId::parse("acme").unwrap(),
+        &update,
+    )
+    .await
+    .unwrap();
+    let done = aia_ops::dead_letters::redrive_all(&admin_pool, &jetstream, "acme", 1000)
+        .await
+        .unwrap();
+    assert_eq!(
+        done.refused.iter().map(|(run, _)| *run).collect::<Vec<_>>(),
+        [gone.correlation_id],
+        "{done:?}"
+    );
+    assert_eq!(
+        done.redriven
+            .iter()
+            .map(|(run, _)| *run)
+            .collect::<Vec<_>>(),
+        [kept.correlation_id],
+        "{done:?}"
+    );
+    assert!(!done.more);
+    eventually(
+        "the other letter's note",
+        Duration::from_secs(30),
+        || async { (stack.sdp.notes(&kept.ticket_id).len() == 1).then_some(()) },
+    )
+    .await;
+    assert!(stack.sdp.notes(&gone.ticket_id).is_empty());
+    stack.stop().await;
+}

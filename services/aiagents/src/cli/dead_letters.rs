@@ -73,48 +73,44 @@ pub async fn run(command: Command) -> anyhow::Result<()> {
             let (_client, jetstream) =
                 aia_bus::connect(&env("NATS_URL")?, "aiagents-redrive").await?;
             const AT_ONCE: i64 = 1000;
-            let runs: Vec<uuid::Uuid> = match (run, all) {
+            match (run, all) {
                 (Some(run), false) => {
                     let event_id =
                         aia_ops::dead_letters::redrive(&admin_pool, &jetstream, &tenant, run)
                             .await?;
                     println!("re-drove run {run} as event {event_id}");
-                    return Ok(());
                 }
                 (None, true) => {
                     anyhow::ensure!(yes, "re-driving every dead letter of {tenant} needs --yes");
-                    aia_ops::dead_letters::list(&admin_pool, Some(&tenant), AT_ONCE)
-                        .await?
-                        .into_iter()
-                        .map(|letter| letter.correlation_id)
-                        .collect()
+                    let done = aia_ops::dead_letters::redrive_all(
+                        &admin_pool,
+                        &jetstream,
+                        &tenant,
+                        AT_ONCE,
+                    )
+                    .await?;
+                    for (run, event_id) in &done.redriven {
+                        println!("re-drove run {run} as event {event_id}");
+                    }
+                    for (run, why) in &done.refused {
+                        eprintln!("run {run} not re-driven: {why}");
+                    }
+                    println!(
+                        "{} dead letters of {tenant} re-driven, {} not",
+                        done.redriven.len(),
+                        done.refused.len()
+                    );
+                    if done.more {
+                        println!("the first {AT_ONCE} only: run it again for the rest");
+                    }
+                    anyhow::ensure!(
+                        done.refused.is_empty(),
+                        "{} dead letters were not re-driven (above)",
+                        done.refused.len()
+                    );
                 }
                 _ => anyhow::bail!("give either --run RUN or --all"),
-            };
-            // One letter that cannot go again (its run still in flight, its
-            // event gone from the stream) must not hold back the others.
-            let listed = runs.len();
-            let mut failed = 0;
-            for run in runs {
-                match aia_ops::dead_letters::redrive(&admin_pool, &jetstream, &tenant, run).await {
-                    Ok(event_id) => println!("re-drove run {run} as event {event_id}"),
-                    Err(err) => {
-                        failed += 1;
-                        eprintln!("run {run} not re-driven: {err:#}");
-                    }
-                }
             }
-            println!(
-                "{} of {listed} dead letters of {tenant} re-driven, {failed} not",
-                listed - failed
-            );
-            if listed as i64 == AT_ONCE {
-                println!("the first {AT_ONCE} only: run it again for the rest");
-            }
-            anyhow::ensure!(
-                failed == 0,
-                "{failed} dead letters were not re-driven (above)"
-            );
         }
     }
     Ok(())

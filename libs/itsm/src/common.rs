@@ -335,15 +335,24 @@ impl Api {
         url
     }
 
+    /// Sends `request`; a failure to get an answer is an error, and any
+    /// answer is the caller's to sort (see [`classify`]).
+    pub async fn answer(
+        &self,
+        request: reqwest::RequestBuilder,
+    ) -> Result<reqwest::Response, ItsmError> {
+        request
+            .send_traced(self.peer)
+            .await
+            .map_err(|err| transport_error(self.tool, &err))
+    }
+
     /// Sends `request`; a failure or a non-2xx answer is an error.
     pub async fn send(
         &self,
         request: reqwest::RequestBuilder,
     ) -> Result<reqwest::Response, ItsmError> {
-        let response = request
-            .send_traced(self.peer)
-            .await
-            .map_err(|err| transport_error(self.tool, &err))?;
+        let response = self.answer(request).await?;
         classify(
             self.tool,
             response.status(),
@@ -388,20 +397,33 @@ pub(crate) fn text_of(value: &Value) -> Option<String> {
 }
 
 /// The `rel="next"` URL of a `Link` header, when there is one.
+///
+/// Each link is `<URL>` and its parameters (RFC 8288); a URL holds no `<`
+/// or `>` but may hold commas and semicolons, so links are told apart by
+/// their brackets, not by the commas between them. `rel` may name several
+/// relations (`rel="next last"`).
 pub(crate) fn next_link(headers: &reqwest::header::HeaderMap) -> Option<String> {
     headers
         .get_all(reqwest::header::LINK)
         .iter()
         .filter_map(|value| value.to_str().ok())
-        .flat_map(|value| value.split(','))
-        .find(|part| {
-            part.split(';')
-                .skip(1)
-                .any(|param| param.trim().replace(' ', "") == "rel=\"next\"")
-        })
-        .and_then(|part| {
-            let part = part.trim();
-            Some(part[part.find('<')? + 1..part.find('>')?].to_owned())
+        .flat_map(|value| value.split('<').skip(1))
+        .find_map(|link| {
+            let (url, params) = link.split_once('>')?;
+            let next = params.split(';').skip(1).any(|param| {
+                let Some((name, value)) = param.split_once('=') else {
+                    return false;
+                };
+                name.trim().eq_ignore_ascii_case("rel")
+                    && value
+                        .trim()
+                        .trim_end_matches(',')
+                        .trim()
+                        .trim_matches('"')
+                        .split_ascii_whitespace()
+                        .any(|rel| rel.eq_ignore_ascii_case("next"))
+            });
+            next.then(|| url.trim().to_owned())
         })
 }
 
@@ -478,6 +500,26 @@ mod tests {
             r#"<https://x.example/a?p=1>;rel="first""#.parse().unwrap(),
         );
         assert_eq!(next_link(&headers), None);
+    }
+
+    #[test]
+    fn a_next_link_with_commas_or_odd_brackets_is_read_whole_or_not_at_all() {
+        let link = |value: &str| {
+            let mut headers = reqwest::header::HeaderMap::new();
+            headers.insert(reqwest::header::LINK, value.parse().unwrap());
+            next_link(&headers)
+        };
+        assert_eq!(
+            link(r#"<https://x.example/a?ids=1,2&p=2>; rel="next""#).as_deref(),
+            Some("https://x.example/a?ids=1,2&p=2")
+        );
+        assert_eq!(
+            link(r#"<https://x.example/a?p=9>; rel="last next""#).as_deref(),
+            Some("https://x.example/a?p=9")
+        );
+        // A `>` before any `<` once took a slice backwards, and panicked.
+        assert_eq!(link(r#"> <https://x.example; rel="next""#), None);
+        assert_eq!(link(r#"https://x.example/a>; rel="next""#), None);
     }
 
     #[test]

@@ -182,30 +182,27 @@ async fn list_tickets(
         .map(|ticket| json!({"id": ticket.id, "summary": ticket.subject, "status_id": status(ticket)}))
         .collect();
     let total = tickets.len();
-    let count: Option<usize> = query.get("count").and_then(|n| n.parse().ok());
-    let shown: Vec<Value> = if query.get("pageinate").map(String::as_str) == Some("true") {
-        let size: usize = query
-            .get("page_size")
-            .and_then(|n| n.parse().ok())
-            .unwrap_or(50)
-            .max(1);
-        let page: usize = query
-            .get("page_no")
-            .and_then(|n| n.parse().ok())
-            .unwrap_or(1)
-            .max(1);
-        tickets
+    Json(json!({"record_count": total, "tickets": page_of(&query, tickets)})).into_response()
+}
+
+/// The page a list query asks for: `pageinate=true` with `page_size` and
+/// `page_no` (from 1), else the first `count` records, else all.
+fn page_of(query: &HashMap<String, String>, records: Vec<Value>) -> Vec<Value> {
+    let number = |name: &str| query.get(name).and_then(|n| n.parse::<usize>().ok());
+    if query.get("pageinate").map(String::as_str) == Some("true") {
+        let size = number("page_size").unwrap_or(50).max(1);
+        let page = number("page_no").unwrap_or(1).max(1);
+        records
             .into_iter()
             .skip((page - 1) * size)
             .take(size)
             .collect()
     } else {
-        tickets
+        records
             .into_iter()
-            .take(count.unwrap_or(usize::MAX))
+            .take(number("count").unwrap_or(usize::MAX))
             .collect()
-    };
-    Json(json!({"record_count": total, "tickets": shown})).into_response()
+    }
 }
 
 /// An array of actions; each needs `ticket_id` of a known ticket, an
@@ -268,5 +265,6 @@ async fn list_actions(
                    "datetime": note.created_at.to_rfc3339()})
         })
         .collect();
-    Json(json!({"record_count": actions.len(), "actions": actions})).into_response()
+    let total = actions.len();
+    Json(json!({"record_count": total, "actions": page_of(&query, actions)})).into_response()
 }

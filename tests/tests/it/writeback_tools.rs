@@ -438,3 +438,72 @@ async fn an_unreadable_list_of_jira_comments_is_no_empty_one() {
         "{read:?}"
     );
 }
+
+/// Autotask refuses for good with an HTTP 500 and its `errors`: a note for a
+/// ticket it no longer has fails at once, saying why, and is not retried
+/// for an hour as if Autotask were down.
+#[tokio::test]
+async fn autotask_refusing_a_note_for_good_fails_at_once_with_its_reason() {
+    use aia_standins::autotask::AutotaskStandIn;
+    let autotask = AutotaskStandIn::new("api@acme.example", "at-secret-1", "INTEGRATION-1");
+    let server = aia_standins::serve(autotask.router()).await.unwrap();
+    let (_db, handler) = writeback_for(
+        ItsmKind::Autotask,
+        &format!("{}/atservicesrest", server.url()),
+        r#"{"username":"api@acme.example","secret":"at-secret-1","integration_code":"INTEGRATION-1"}"#,
+    )
+    .await;
+    match run(&handler, enhancement("424242", ItsmKind::Autotask), 1).await {
+        Payload::WritebackFailed(failed) => {
+            assert!(failed.permanent, "{failed:?}");
+            assert_eq!(failed.http_status, Some(500));
+            assert!(
+                failed.reason.contains("Ticket 424242 does not exist."),
+                "{}",
+                failed.reason
+            );
+        }
+        other => panic!("expected writeback.failed, got {other:?}"),
+    }
+}
+
+/// HaloPSA lists a ticket's actions a page at a time: on a busy ticket our
+/// note is past the first page, and the search after a crash reads on to
+/// it rather than post a second.
+#[tokio::test]
+async fn a_crash_after_posting_on_a_busy_halo_ticket_still_leaves_one_note() {
+    use aia_standins::desk::Ticket;
+    use aia_standins::halopsa::HaloStandIn;
+    let halo = HaloStandIn::new("halo-client", "halo-secret-1");
+    let server = aia_standins::serve(halo.router()).await.unwrap();
+    let (db, handler) = writeback_for(
+        ItsmKind::Halopsa,
+        &server.url(),
+        r#"{"client_id":"halo-client","client_secret":"halo-secret-1"}"#,
+    )
+    .await;
+    halo.desk.put(Ticket::open(
+        77,
+        "Laptop fan loud",
+        "The fan runs at full speed",
+    ));
+    for n in 0..130 {
+        halo.desk
+            .add_note(77, &format!("Update {n}: still looking"), true)
+            .unwrap();
+    }
+    let event = enhancement("77", ItsmKind::Halopsa);
+    assert!(
+        matches!(run(&handler, event.clone(), 1).await, Payload::WritebackCompleted(ref done) if !done.already_present)
+    );
+    db.admin_client()
+        .await
+        .execute("update writeback_ledger set state = 'posting'", &[])
+        .await
+        .unwrap();
+    assert!(
+        matches!(run(&handler, event, 2).await, Payload::WritebackCompleted(ref done) if done.already_present),
+        "our action, the 131st, must be recognised"
+    );
+    assert_eq!(halo.desk.notes(77).len(), 131);
+}

@@ -15,7 +15,7 @@ use chrono::{DateTime, Utc};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use crate::common::{Api, notes_incomplete, numeric_id, text_of};
+use crate::common::{Api, notes_incomplete, numeric_id, read_json, text_of};
 use crate::{ConfigError, ItsmError, PostedNote, RenderedNote, Resolution, TicketSummary};
 
 pub(crate) const TOOL: &str = "Autotask";
@@ -92,7 +92,17 @@ impl Autotask {
     }
 
     async fn json(&self, request: reqwest::RequestBuilder) -> Result<Value, ItsmError> {
-        self.api.json(self.request(request)).await
+        let response = self.api.answer(self.request(request)).await?;
+        let status = response.status();
+        if status == reqwest::StatusCode::INTERNAL_SERVER_ERROR {
+            // Autotask answers a request it refuses for good (a ticket that
+            // does not exist, a field a business rule rejects) with a 500
+            // and `{"errors": [...]}`: asking again brings the same.
+            let body = read_json(TOOL, response).await.unwrap_or(Value::Null);
+            return Err(refusal(&body));
+        }
+        crate::common::classify(TOOL, status, crate::common::retry_after(response.headers()))?;
+        read_json(TOOL, response).await
     }
 
     /// The zone's REST root for this API user, e.g.
@@ -197,8 +207,8 @@ impl Autotask {
             texts.extend(
                 body["items"]
                     .as_array()
-                    .into_iter()
-                    .flatten()
+                    .ok_or_else(|| ItsmError::unreadable(TOOL))?
+                    .iter()
                     .filter_map(|note| note["description"].as_str().map(str::to_owned)),
             );
             if body["pageDetails"]["nextPageUrl"].as_str().is_none() {
@@ -257,6 +267,48 @@ fn time(raw: &Value) -> Option<DateTime<Utc>> {
 }
 
 /// Status 5: Complete.
+/// What an HTTP 500 from Autotask means: its `errors` name a refusal, which
+/// is permanent, unless they say the fault was Autotask's own for the
+/// moment; a 500 without them is a server error like any other.
+fn refusal(body: &Value) -> ItsmError {
+    const PASSING: [&str; 7] = [
+        "unexpected error",
+        "timed out",
+        "timeout",
+        "try again",
+        "deadlock",
+        "thread was being aborted",
+        "temporarily",
+    ];
+    let messages: Vec<&str> = body["errors"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(Value::as_str)
+        .map(str::trim)
+        .filter(|message| !message.is_empty())
+        .collect();
+    let passing = messages.iter().any(|message| {
+        let message = message.to_lowercase();
+        PASSING.iter().any(|sign| message.contains(sign))
+    });
+    if messages.is_empty() || passing {
+        return ItsmError::Transient {
+            reason: format!("{TOOL} answered HTTP 500"),
+            http_status: Some(500),
+            retry_after: None,
+        };
+    }
+    let mut reason = format!("{TOOL} refused the request: {}", messages.join("; "));
+    if reason.chars().count() > 300 {
+        reason = reason.chars().take(299).chain(['…']).collect();
+    }
+    ItsmError::Permanent {
+        reason,
+        http_status: Some(500),
+    }
+}
+
 pub(crate) fn is_complete(status: &Value) -> bool {
     text_of(status).as_deref() == Some("5")
 }
@@ -281,5 +333,51 @@ pub(crate) fn summary(ticket: &Value) -> TicketSummary {
                 .or_else(|| time(&ticket["lastActivityDate"]))
                 .unwrap_or_else(Utc::now),
         }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_500_naming_a_refusal_is_permanent_and_says_what_autotask_said() {
+        let refused = refusal(&json!({"errors": ["Ticket 123 does not exist."]}));
+        assert!(
+            matches!(&refused, ItsmError::Permanent { reason, http_status: Some(500) }
+                if reason.contains("Ticket 123 does not exist.")),
+            "{refused:?}"
+        );
+    }
+
+    #[test]
+    fn a_500_without_errors_or_naming_autotasks_own_fault_is_tried_again() {
+        for body in [
+            Value::Null,
+            json!({"errors": []}),
+            json!({"message": "Internal Server Error"}),
+            json!({"errors": ["An unexpected error has occurred."]}),
+            json!({"errors": ["The operation has timed out."]}),
+        ] {
+            assert!(
+                matches!(
+                    refusal(&body),
+                    ItsmError::Transient {
+                        http_status: Some(500),
+                        ..
+                    }
+                ),
+                "{body}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_long_refusal_is_cut() {
+        let refused = refusal(&json!({"errors": ["x".repeat(5_000)]}));
+        let ItsmError::Permanent { reason, .. } = refused else {
+            panic!("{refused:?}")
+        };
+        assert_eq!(reason.chars().count(), 300);
     }
 }

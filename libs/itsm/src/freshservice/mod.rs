@@ -126,8 +126,8 @@ impl Freshservice {
             texts.extend(
                 body["conversations"]
                     .as_array()
-                    .into_iter()
-                    .flatten()
+                    .ok_or_else(|| ItsmError::unreadable(TOOL))?
+                    .iter()
                     .filter_map(|note| note["body"].as_str().or(note["body_text"].as_str()))
                     .map(str::to_owned),
             );

@@ -14,7 +14,7 @@ use chrono::{DateTime, NaiveDateTime, Utc};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use crate::common::{Api, numeric_id, text_of};
+use crate::common::{Api, notes_incomplete, numeric_id, text_of};
 use crate::render::html_to_text;
 use crate::{ConfigError, ItsmError, PostedNote, RenderedNote, Resolution, TicketSummary};
 
@@ -112,12 +112,13 @@ impl HaloPsa {
     /// fetched again, once.
     async fn json(&self, build: impl Fn() -> reqwest::RequestBuilder) -> Result<Value, ItsmError> {
         for attempt in 0..2 {
-            let request = build().bearer_auth(self.token().await?);
+            let token = self.token().await?;
+            let request = build().bearer_auth(&token);
             match self.api.json(request).await {
                 Err(ItsmError::Permanent {
                     http_status: Some(401),
                     ..
-                }) if attempt == 0 => crate::oauth::forget(&self.token_key()),
+                }) if attempt == 0 => crate::oauth::forget(&self.token_key(), &token),
                 other => return other,
             }
         }
@@ -159,20 +160,45 @@ impl HaloPsa {
     }
 
     pub async fn note_texts(&self, ticket: &TicketId) -> Result<Vec<String>, ItsmError> {
+        // Read a page at a time, and on until the count Halo reports: an
+        // instance that caps an unpaged list would otherwise hide our note
+        // on a busy ticket, and a second one would be posted.
+        const PAGE: usize = 100;
         let id = numeric_id(TOOL, ticket)?;
-        let mut url = self.api.url(&["api", "Actions"]);
-        url.query_pairs_mut()
-            .append_pair("ticket_id", &id.to_string())
-            .append_pair("excludesys", "true")
-            .append_pair("includehtmlnote", "true");
-        let body = self.json(|| self.api.http.get(url.clone())).await?;
-        Ok(body["actions"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .filter_map(|action| action["note_html"].as_str().or(action["note"].as_str()))
-            .map(str::to_owned)
-            .collect())
+        let mut texts = Vec::new();
+        for page in 1..=50 {
+            let mut url = self.api.url(&["api", "Actions"]);
+            url.query_pairs_mut()
+                .append_pair("ticket_id", &id.to_string())
+                .append_pair("excludesys", "true")
+                .append_pair("includehtmlnote", "true")
+                .append_pair("pageinate", "true")
+                .append_pair("page_size", &PAGE.to_string())
+                .append_pair("page_no", &page.to_string());
+            let body = self.json(|| self.api.http.get(url.clone())).await?;
+            let actions = body["actions"]
+                .as_array()
+                .ok_or_else(|| ItsmError::unreadable(TOOL))?;
+            texts.extend(
+                actions
+                    .iter()
+                    .map(|action| action["note_html"].as_str().or(action["note"].as_str()))
+                    .map(|note| note.unwrap_or_default().to_owned()),
+            );
+            let total = body["record_count"].as_u64().map(|n| n as usize);
+            let last = match total {
+                Some(total) => texts.len() >= total,
+                None => actions.len() < PAGE,
+            };
+            if last {
+                return Ok(texts);
+            }
+            if actions.is_empty() {
+                // Fewer than the count Halo gave: the rest is unseen.
+                break;
+            }
+        }
+        Err(notes_incomplete(TOOL, texts.len()))
     }
 
     pub async fn fetch_ticket(&self, ticket: &TicketId) -> Result<TicketSummary, ItsmError> {

@@ -33,9 +33,9 @@ impl ZohoCredentials {
         crate::oauth::key(&[&self.accounts_url, &self.client_id, &self.refresh_token])
     }
 
-    /// Forgets the cached token (it was refused).
-    pub fn forget(&self) {
-        crate::oauth::forget(&self.cache_key());
+    /// Forgets the cached token if it is still `refused`.
+    pub fn forget(&self, refused: &str) {
+        crate::oauth::forget(&self.cache_key(), refused);
     }
 
     /// A valid access token, refreshed when missing or about to expire.

@@ -70,7 +70,13 @@ impl ServiceDeskPlus {
             base_url: base_url.to_owned(),
             auth: match credentials {
                 Credentials::OnPrem { authtoken } => auth::Auth::AuthToken(authtoken),
-                Credentials::Cloud(zoho) => auth::Auth::Zoho(zoho),
+                Credentials::Cloud(zoho) => {
+                    // It receives the client secret and refresh token: held
+                    // to the same bounds as the base URL.
+                    aia_http::outbound::check_url(&zoho.accounts_url)
+                        .map_err(|err| ConfigError(format!("Zoho accounts_url: {err}")))?;
+                    auth::Auth::Zoho(zoho)
+                }
             },
         })
     }
@@ -92,11 +98,15 @@ impl ServiceDeskPlus {
     ) -> Result<reqwest::Response, ItsmError> {
         for attempt in 0..2 {
             let request = build().header("Accept", ACCEPT);
+            let mut sent_token = None;
             let request = match &self.auth {
                 auth::Auth::AuthToken(token) => request.header("authtoken", token),
                 auth::Auth::Zoho(zoho) => {
                     let token = zoho.access_token(&self.http).await?;
-                    request.header("Authorization", format!("Zoho-oauthtoken {token}"))
+                    let request =
+                        request.header("Authorization", format!("Zoho-oauthtoken {token}"));
+                    sent_token = Some(token);
+                    request
                 }
             };
             let response = request
@@ -107,7 +117,7 @@ impl ServiceDeskPlus {
                 && response.status() == reqwest::StatusCode::UNAUTHORIZED
                 && attempt == 0
             {
-                zoho.forget();
+                zoho.forget(sent_token.as_deref().unwrap_or_default());
                 continue;
             }
             classify(TOOL, response.status(), retry_after(response.headers()))?;
@@ -204,7 +214,7 @@ impl ServiceDeskPlus {
                 .as_array()
                 .or_else(|| body[&wrapper].as_array())
                 .cloned()
-                .unwrap_or_default();
+                .ok_or_else(|| ItsmError::unreadable(TOOL))?;
             texts.extend(
                 notes
                     .iter()
@@ -215,5 +225,32 @@ impl ServiceDeskPlus {
             }
         }
         Err(notes_incomplete(TOOL, texts.len()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_zoho_accounts_url_the_services_may_not_call_is_refused() {
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let credentials = |accounts_url: &str| {
+            serde_json::json!({"client_id": "c", "client_secret": "s",
+                "refresh_token": "r", "accounts_url": accounts_url})
+            .to_string()
+        };
+        let client = |accounts_url: &str| {
+            ServiceDeskPlus::new(
+                reqwest::Client::new(),
+                "https://sdpondemand.manageengine.com",
+                &credentials(accounts_url),
+            )
+        };
+        let refused = client("http://169.254.169.254/latest")
+            .err()
+            .expect("refused");
+        assert!(refused.0.contains("accounts_url"), "{}", refused.0);
+        assert!(client("https://accounts.zoho.eu").is_ok());
     }
 }

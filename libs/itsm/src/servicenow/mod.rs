@@ -157,15 +157,17 @@ impl ServiceNow {
         build: impl Fn() -> reqwest::RequestBuilder,
     ) -> Result<reqwest::Response, ItsmError> {
         for attempt in 0..2 {
+            let authorization = self.authorization().await?;
             let request = build()
-                .header("Authorization", self.authorization().await?)
+                .header("Authorization", &authorization)
                 .header("Accept", "application/json");
             match self.api.send(request).await {
                 Err(ItsmError::Permanent {
                     http_status: Some(401),
                     ..
                 }) if attempt == 0 && self.token_key().is_some() => {
-                    crate::oauth::forget(&self.token_key().expect("OAuth"));
+                    let refused = authorization.strip_prefix("Bearer ").unwrap_or_default();
+                    crate::oauth::forget(&self.token_key().expect("OAuth"), refused);
                 }
                 other => return other,
             }

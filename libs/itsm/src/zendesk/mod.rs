@@ -129,7 +129,10 @@ impl Zendesk {
         url.query_pairs_mut().append_pair("page[size]", "100");
         for _ in 0..50 {
             let body = self.json(self.api.http.get(url.clone())).await?;
-            comments.extend(body["comments"].as_array().cloned().unwrap_or_default());
+            let page = body["comments"]
+                .as_array()
+                .ok_or_else(|| ItsmError::unreadable(TOOL))?;
+            comments.extend(page.iter().cloned());
             let next = body["links"]["next"]
                 .as_str()
                 .or(body["next_page"].as_str());
@@ -282,7 +285,8 @@ fn rendered(markdown: &str) -> RenderedNote {
                 in_code = false;
             }
         }
-        if c == '{' && previous == Some('{') && !in_code {
+        // `{{ output }}` and `{% tag %}` are both Liquid's.
+        if matches!(c, '{' | '%') && previous == Some('{') && !in_code {
             body.push('\u{200B}');
         }
         body.push(c);
@@ -321,6 +325,9 @@ mod tests {
         assert!(!code.body.contains('\u{200B}'), "{}", code.body);
         let note = rendered("User wrote: {{ticket.requester.email}} and {{{x}}}");
         assert!(!note.body.contains("{{"), "{}", note.body);
+        let tags = rendered("Subject: {% cycle ticket.requester.email %} {%raw%}");
+        assert!(!tags.body.contains("{%"), "{}", tags.body);
+        assert!(tags.body.contains("{\u{200B}% cycle"), "{}", tags.body);
         assert!(
             !note.body.contains('\\'),
             "no stray backslash: {}",

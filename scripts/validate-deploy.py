@@ -51,7 +51,8 @@ def check_compose():
         secrets.write("\n".join([
             "AI_AGENTS_SECRET_KEYS=k1:AAAA", "AI_AGENTS_OWNER_DB_PASSWORD=x",
             "AI_AGENTS_APP_DB_PASSWORD=x", "AI_AGENTS_ADMIN_DB_PASSWORD=x",
-            "AI_AGENTS_ADMIN_TOKEN=x", "GRAFANA_ADMIN_PASSWORD=x", ""]))
+            "AI_AGENTS_ADMIN_TOKEN=x", "GRAFANA_ADMIN_PASSWORD=x",
+            "AI_AGENTS_NATS_PASSWORD=x", ""]))
     base = ["docker-compose", "-f", compose]
     run = subprocess.run(base + ["--env-file", secrets.name, "config", "--services"],
                          capture_output=True, text=True, env=env)
@@ -72,8 +73,21 @@ def check_compose():
     if run.returncode == 0:
         problem("compose: starts without its secrets (AI_AGENTS_SECRET_KEYS and passwords must be required)")
     with open(os.path.join(ROOT, "deploy/compose/nats.conf")) as conf:
-        if "sync_interval: always" not in conf.read():
-            problem("compose: nats.conf must set sync_interval: always")
+        nats_conf = conf.read()
+    if "sync_interval: always" not in nats_conf:
+        problem("compose: nats.conf must set sync_interval: always")
+    if "authorization {" not in nats_conf:
+        problem("compose: nats.conf must admit only named users (authorization)")
+    run = subprocess.run(base + ["--env-file", secrets.name, "config"],
+                         capture_output=True, text=True, env=env)
+    if run.returncode == 0:
+        # Only the ingress is for the world; everything else on loopback.
+        for name, service in yaml.safe_load(run.stdout)["services"].items():
+            for port in service.get("ports", []):
+                loopback = (port.get("host_ip") == "127.0.0.1" if isinstance(port, dict)
+                            else str(port).startswith("127.0.0.1:"))
+                if name != "ingress" and not loopback:
+                    problem(f"compose: {name} publishes {port} beyond this host")
     with open(os.path.join(ROOT, "Dockerfile")) as dockerfile:
         text = dockerfile.read()
     for stage in ("runtime", "e5"):

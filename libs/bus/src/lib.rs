@@ -79,14 +79,17 @@ pub async fn connect(
     url: &str,
     client_name: &str,
 ) -> Result<(async_nats::Client, JetStream), async_nats::ConnectError> {
-    // A cluster is named by several URLs, comma-separated; the client
-    // connects to one and moves to another when it leaves.
-    let servers: Vec<&str> = url
-        .split(',')
-        .map(str::trim)
-        .filter(|server| !server.is_empty())
-        .collect();
-    let client = async_nats::ConnectOptions::new()
+    let (servers, auth) = servers_and_auth(url).map_err(|err| {
+        async_nats::ConnectError::with_source(async_nats::ConnectErrorKind::ServerParse, err)
+    })?;
+    let options = match auth {
+        Auth::None => async_nats::ConnectOptions::new(),
+        Auth::Token(token) => async_nats::ConnectOptions::with_token(token),
+        Auth::UserPassword(user, password) => {
+            async_nats::ConnectOptions::with_user_and_password(user, password)
+        }
+    };
+    let client = options
         .name(client_name)
         .retry_on_initial_connect()
         .connection_timeout(Duration::from_secs(5))
@@ -95,6 +98,70 @@ pub async fn connect(
     let mut jetstream = async_nats::jetstream::new(client.clone());
     jetstream.set_timeout(Duration::from_secs(5));
     Ok((client, jetstream))
+}
+
+/// How a client proves who it is to nats-server.
+#[derive(PartialEq, Eq)]
+enum Auth {
+    None,
+    /// `nats://TOKEN@host`
+    Token(String),
+    /// `nats://USER:PASSWORD@host`
+    UserPassword(String, String),
+}
+
+impl std::fmt::Debug for Auth {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Self::None => "None",
+            Self::Token(_) => "Token(…)",
+            Self::UserPassword(..) => "UserPassword(…)",
+        })
+    }
+}
+
+/// The servers a NATS URL names and the credentials it carries, as
+/// nats-server's own tools read them: a cluster is named by several URLs,
+/// comma-separated (the client connects to one and moves to another when
+/// it leaves), and `user:password@` or `token@` in them authenticates.
+/// The addresses are returned without the credentials, which the client
+/// sends in its CONNECT only (it would otherwise ignore them).
+fn servers_and_auth(url: &str) -> Result<(Vec<async_nats::ServerAddr>, Auth), String> {
+    let mut servers = Vec::new();
+    let mut auth = Auth::None;
+    for server in url.split(',').map(str::trim).filter(|s| !s.is_empty()) {
+        let address: async_nats::ServerAddr = server
+            .parse()
+            .map_err(|_| "a NATS server address is not a URL".to_owned())?;
+        let mut plain = address.clone().into_inner();
+        let this = match (address.username(), address.password()) {
+            (Some(user), Some(password)) => {
+                Auth::UserPassword(percent_decoded(user)?, percent_decoded(password)?)
+            }
+            (Some(token), None) => Auth::Token(percent_decoded(token)?),
+            _ => Auth::None,
+        };
+        if this != Auth::None {
+            if auth != Auth::None && auth != this {
+                return Err("the NATS server addresses carry different credentials".into());
+            }
+            auth = this;
+            let _ = plain.set_username("");
+            let _ = plain.set_password(None);
+        }
+        servers.push(
+            async_nats::ServerAddr::from_url(plain)
+                .map_err(|_| "a NATS server address is not a NATS URL".to_owned())?,
+        );
+    }
+    Ok((servers, auth))
+}
+
+fn percent_decoded(text: &str) -> Result<String, String> {
+    percent_encoding::percent_decode_str(text)
+        .decode_utf8()
+        .map(|text| text.into_owned())
+        .map_err(|_| "NATS credentials in the URL are not UTF-8".to_owned())
 }
 
 /// Completes on Ctrl-C or SIGTERM: what a service's `main` passes as its
@@ -119,4 +186,26 @@ pub async fn shutdown_signal() {
         _ = terminate => {},
     }
     tracing::info!("Shutdown requested");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn credentials_in_a_nats_url_are_taken_out_of_the_addresses() {
+        let (servers, auth) =
+            servers_and_auth("nats://svc:s%40cret@n1:4222, nats://svc:s%40cret@n2:4222").unwrap();
+        assert_eq!(auth, Auth::UserPassword("svc".into(), "s@cret".into()));
+        let addresses: Vec<&str> = servers.iter().map(|s| s.as_url_str()).collect();
+        assert_eq!(addresses, ["nats://n1:4222", "nats://n2:4222"]);
+        assert!(!format!("{auth:?}").contains("cret"));
+
+        let (_, auth) = servers_and_auth("nats://t0ken@n1:4222").unwrap();
+        assert_eq!(auth, Auth::Token("t0ken".into()));
+        let (servers, auth) = servers_and_auth("nats://127.0.0.1:4222").unwrap();
+        assert_eq!(auth, Auth::None);
+        assert_eq!(servers[0].as_url_str(), "nats://127.0.0.1:4222");
+        assert!(servers_and_auth("nats://a:1@n1:4222,nats://b:2@n2:4222").is_err());
+    }
 }

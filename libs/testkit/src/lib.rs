@@ -34,9 +34,21 @@ impl NatsServer {
     /// A server whose `jetstream {}` block also holds `options`, for example
     /// `sync_interval: always`.
     pub async fn start_with_jetstream_options(options: &str) -> Self {
+        Self::start_configured("", options).await
+    }
+
+    /// A server that admits only `user` with `password` (its URL, from
+    /// [`NatsServer::url`], carries none).
+    pub async fn start_with_password(user: &str, password: &str) -> Self {
+        let authorization =
+            format!("authorization {{\n  user: {user:?}\n  password: {password:?}\n}}\n");
+        Self::start_configured(&authorization, "").await
+    }
+
+    async fn start_configured(top_level: &str, jetstream_options: &str) -> Self {
         let store = tempfile::tempdir().expect("temporary directory");
         let config = format!(
-            "jetstream {{\n  store_dir: {:?}\n  {options}\n}}\n",
+            "{top_level}jetstream {{\n  store_dir: {:?}\n  {jetstream_options}\n}}\n",
             store.path().join("js").display().to_string()
         );
         std::fs::write(store.path().join("nats.conf"), config).expect("write nats.conf");

@@ -130,3 +130,30 @@ async fn applying_changed_definitions_keeps_a_paused_stage_paused() {
         .unwrap();
     assert!(!stream.consumer_info("writeback").await.unwrap().paused);
 }
+
+/// A NATS that admits only named users (as the compose deployment's does)
+/// is reached with the credentials in the URL, `user:password@host`, as
+/// nats-server's own tools take them; a client without them is refused.
+#[tokio::test]
+async fn a_nats_url_carrying_a_user_and_password_signs_in_with_them() {
+    let nats = NatsServer::start_with_password("pipeline", "p@ss:w/rd").await;
+    let plain = nats.url();
+    let refused = async_nats::ConnectOptions::new()
+        .connection_timeout(Duration::from_secs(2))
+        .connect(plain.as_str())
+        .await;
+    assert!(refused.is_err(), "the server must require a password");
+
+    let signed = plain.replacen("nats://", "nats://pipeline:p%40ss%3Aw%2Frd@", 1);
+    let (client, jetstream) =
+        tokio::time::timeout(Duration::from_secs(10), aia_bus::connect(&signed, "test"))
+            .await
+            .expect("signed in within 10 s")
+            .unwrap();
+    Topology::builtin()
+        .unwrap()
+        .apply(&jetstream)
+        .await
+        .unwrap();
+    client.flush().await.unwrap();
+}

@@ -82,6 +82,20 @@ pub fn decoy_secret() -> &'static Secret {
     DECOY.get_or_init(Secret::generate_webhook_secret)
 }
 
+/// The most webhook secrets a tenant has at once: the current one and,
+/// during a rotation, the previous.
+const MOST_SECRETS: usize = 2;
+
+/// `secrets`, and the decoy's after them up to [`MOST_SECRETS`]: every
+/// check does the same work whether a tenant is rotating, is not, or does
+/// not exist (a decoy), so its time does not tell which.
+pub fn padded(secrets: &[Secret]) -> impl Iterator<Item = &Secret> {
+    let padding = MOST_SECRETS.saturating_sub(secrets.len());
+    secrets
+        .iter()
+        .chain(std::iter::repeat_n(decoy_secret(), padding))
+}
+
 /// Verifies `body` against the tenant's `secrets`. `now` is Unix seconds.
 pub fn verify(
     headers: &HeaderMap,
@@ -151,20 +165,26 @@ fn authorization_secret(value: &str) -> Option<String> {
 
 /// Whether `given` is one of `secrets`, every one compared in constant time.
 pub fn is_one_of(secrets: &[Secret], given: &str) -> bool {
-    secrets.iter().fold(false, |found, secret| {
-        let expected = secret.expose().as_bytes();
-        let equal = expected.len() == given.len() && bool::from(expected.ct_eq(given.as_bytes()));
-        found | equal
-    })
+    padded(secrets)
+        .enumerate()
+        .fold(false, |found, (n, secret)| {
+            let expected = secret.expose().as_bytes();
+            let equal =
+                expected.len() == given.len() && bool::from(expected.ct_eq(given.as_bytes()));
+            // The padding is the decoy's, which nobody is given.
+            found | (equal & (n < secrets.len()))
+        })
 }
 
 fn hex_hmac(hex_sig: &str, body: &[u8], secrets: &[Secret]) -> Result<(), AuthFailure> {
     let signature = hex::decode(hex_sig).map_err(|_| AuthFailure::Invalid)?;
-    let valid = secrets.iter().fold(false, |found, secret| {
-        let mut mac = mac(secret.expose().as_bytes());
-        mac.update(body);
-        found | mac.verify_slice(&signature).is_ok()
-    });
+    let valid = padded(secrets)
+        .enumerate()
+        .fold(false, |found, (n, secret)| {
+            let mut mac = mac(secret.expose().as_bytes());
+            mac.update(body);
+            found | (mac.verify_slice(&signature).is_ok() & (n < secrets.len()))
+        });
     if valid {
         Ok(())
     } else {
@@ -198,22 +218,25 @@ fn standard_webhooks(
     if candidates.is_empty() {
         return Err(AuthFailure::Invalid);
     }
-    let valid = secrets.iter().fold(false, |found, secret| {
-        // A secret that makes no key verifies nothing (after the same work).
-        let key = aia_http::standard_webhooks::key(secret.expose());
-        let mut mac = mac(key.as_deref().unwrap_or_default());
-        mac.update(id.as_bytes());
-        mac.update(b".");
-        mac.update(timestamp_raw.trim().as_bytes());
-        mac.update(b".");
-        mac.update(body);
-        let expected = mac.finalize().into_bytes();
-        found
-            | (key.is_some()
-                & candidates.iter().fold(false, |any, candidate| {
-                    any | bool::from(expected.as_slice().ct_eq(candidate))
-                }))
-    });
+    let valid = padded(secrets)
+        .enumerate()
+        .fold(false, |found, (n, secret)| {
+            // A secret that makes no key verifies nothing (after the same work).
+            let key = aia_http::standard_webhooks::key(secret.expose());
+            let mut mac = mac(key.as_deref().unwrap_or_default());
+            mac.update(id.as_bytes());
+            mac.update(b".");
+            mac.update(timestamp_raw.trim().as_bytes());
+            mac.update(b".");
+            mac.update(body);
+            let expected = mac.finalize().into_bytes();
+            found
+                | (key.is_some()
+                    & (n < secrets.len())
+                    & candidates.iter().fold(false, |any, candidate| {
+                        any | bool::from(expected.as_slice().ct_eq(candidate))
+                    }))
+        });
     if valid {
         Ok(Verified {
             scheme: Scheme::StandardWebhooks,
@@ -264,6 +287,49 @@ mod tests {
             Secret::new("current-secret"),
             Secret::new("previous-secret"),
         ]
+    }
+
+    /// Every tenant is checked against two secrets, its own padded with the
+    /// decoy's, so a check takes as long whether it is rotating, is not, or
+    /// does not exist — and the padding admits nothing signed with it.
+    #[test]
+    fn checks_do_the_same_work_for_every_tenant_and_the_padding_admits_nothing() {
+        let one = [Secret::new("current-secret")];
+        assert_eq!(padded(&one).count(), 2);
+        assert_eq!(padded(&secrets()).count(), 2);
+        assert_eq!(padded(&[]).count(), 2);
+        let decoy = decoy_secret().expose();
+        let body = br#"{"a":1}"#;
+        let forged = [
+            ("x-servicedesk-signature", sign::hex(decoy, body)),
+            (
+                "x-hub-signature-256",
+                format!("sha256={}", sign::hex(decoy, body)),
+            ),
+            (STATIC_SECRET_HEADER, decoy.to_owned()),
+        ];
+        for (name, value) in forged {
+            let h = headers(&[(name, value)]);
+            assert_eq!(
+                verify(&h, body, &one, NOW, true),
+                Err(AuthFailure::Invalid),
+                "{name}"
+            );
+        }
+        let h = headers(&[
+            ("webhook-id", "msg_1".into()),
+            ("webhook-timestamp", NOW.to_string()),
+            (
+                "webhook-signature",
+                sign::standard_webhooks(decoy, "msg_1", NOW, body),
+            ),
+        ]);
+        assert_eq!(
+            verify(&h, body, &one, NOW, false),
+            Err(AuthFailure::Invalid)
+        );
+        assert!(!is_one_of(&one, decoy));
+        assert!(is_one_of(&one, "current-secret"));
     }
 
     #[test]

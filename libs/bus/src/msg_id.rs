@@ -58,11 +58,25 @@ pub fn replayed(input: Uuid, copy: Uuid) -> String {
     format!("replay:{input}:{copy}")
 }
 
-/// One version of an incident (`incident.detected` is version 1): whoever
-/// decided it, and however often its outbox row is published, it is one
-/// event.
-pub fn incident(tenant: &str, incident: Uuid, version: u32) -> String {
-    format!("incident:{tenant}:{incident}:v{version}")
+/// One version of an incident (`incident.detected` is version 1) as it was
+/// decided: `incident:<tenant>:<incident>:v<version>:<digest>`, the digest
+/// that of the decision (the payload). However often and by whom it is
+/// published, replayed or re-driven, it is one message; a version decided
+/// again with other content (a database restored ahead of the stream, then
+/// rebuilt) is another message, never taken for a repeat of the first.
+/// `None` for an event that is not an incident's.
+pub fn incident(event: &aia_events::Event) -> Option<String> {
+    use aia_events::Payload;
+    use sha2::{Digest, Sha256};
+    let (incident, version, decided) = match &event.payload {
+        Payload::IncidentDetected(p) => (p.incident_id, p.version, serde_json::to_vec(p)),
+        Payload::IncidentUpdated(p) => (p.incident_id, p.version, serde_json::to_vec(p)),
+        _ => return None,
+    };
+    let decided = decided.expect("a payload is JSON");
+    let digest = hex::encode(&Sha256::digest(&decided)[..8]);
+    let tenant = event.tenant_id.as_str();
+    Some(format!("incident:{tenant}:{incident}:v{version}:{digest}"))
 }
 
 #[cfg(test)]

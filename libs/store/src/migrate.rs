@@ -115,6 +115,10 @@ pub const MIGRATIONS: &[(&str, &str)] = &[
         "0026_incident_retention",
         include_str!("../../../migrations/0026_incident_retention.sql"),
     ),
+    (
+        "0027_incident_messages",
+        include_str!("../../../migrations/0027_incident_messages.sql"),
+    ),
 ];
 
 const LOCK_KEY: i64 = 0x6169_6167_656e_7473; // "aiagents"

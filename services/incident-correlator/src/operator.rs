@@ -113,6 +113,7 @@ pub struct IncidentRow {
     pub ended_at: Option<DateTime<Utc>>,
     pub end_change: Option<String>,
     pub acknowledged_by: Option<String>,
+    pub closed_by: Option<String>,
 }
 
 /// A ticket of an incident.
@@ -129,7 +130,8 @@ const INCIDENT_COLUMNS: &str = "i.tenant_id, i.incident_id, i.status, i.summary,
     (select count(*) from incident_tickets t where t.tenant_id = i.tenant_id and t.incident_id = i.incident_id),
     (select count(*) from incident_tickets t where t.tenant_id = i.tenant_id and t.incident_id = i.incident_id
         and t.resolved_at is null),
-    i.first_ticket_at, i.last_ticket_at, i.detected_at, i.ended_at, i.end_change, i.acknowledged_by";
+    i.first_ticket_at, i.last_ticket_at, i.detected_at, i.ended_at, i.end_change, i.acknowledged_by,
+    i.closed_by";
 
 fn incident_row(row: &aia_store::Row) -> IncidentRow {
     IncidentRow {
@@ -146,6 +148,7 @@ fn incident_row(row: &aia_store::Row) -> IncidentRow {
         ended_at: row.get(10),
         end_change: row.get(11),
         acknowledged_by: row.get(12),
+        closed_by: row.get(13),
     }
 }
 

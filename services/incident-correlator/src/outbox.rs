@@ -6,20 +6,15 @@
 //! duplicate window is dropped by the stream.
 
 use aia_bus::JetStream;
-use aia_events::{Event, Payload, TenantId};
+use aia_events::{Event, TenantId};
 use aia_store::{Pool, StoreError, tenant_transaction};
 
 use crate::store;
 
-/// `incident:<tenant>:<incident>:v<version>`: one id per version of an
-/// incident, whoever decided it.
+/// One id per decided version of an incident
+/// ([`aia_bus::msg_id::incident`]).
 pub fn msg_id(event: &Event) -> String {
-    let (incident, version) = match &event.payload {
-        Payload::IncidentDetected(detected) => (detected.incident_id, detected.version),
-        Payload::IncidentUpdated(updated) => (updated.incident_id, updated.version),
-        _ => (event.event_id, 0),
-    };
-    aia_bus::msg_id::incident(event.tenant_id.as_str(), incident, version)
+    aia_bus::msg_id::incident(event).unwrap_or_else(|| event.event_id.to_string())
 }
 
 /// Why the outbox could not be emptied.

@@ -105,8 +105,9 @@ pub async fn members_since(
         .collect())
 }
 
-/// The tenant's live incidents with no activity (a ticket, a decision)
-/// since `cutoff`.
+/// The tenant's live incidents with no ticket since `cutoff`, nor their
+/// detection (a backlog's incident is detected after its tickets came): an
+/// acknowledgement is no ticket, and does not keep an incident open.
 pub async fn quiet_since(
     tx: &impl GenericClient,
     tenant: &TenantId,
@@ -116,7 +117,7 @@ pub async fn quiet_since(
         .prepare_cached(
             "select incident_id from incidents
               where tenant_id = $1 and status <> 'ended'
-                and greatest(last_ticket_at, updated_at) < $2",
+                and greatest(last_ticket_at, detected_at) < $2",
         )
         .await?;
     Ok(tx
@@ -253,6 +254,16 @@ pub async fn apply(tx: &impl GenericClient, event: &Event) -> Result<(), StoreEr
                 IncidentChange::TicketAdded | IncidentChange::Acknowledged => None,
             };
             let ticket_at = updated.ticket.as_ref().map(|t| t.received_at);
+            // Who acted is who acknowledged, or who closed: a close does
+            // not write over the acknowledgement.
+            let acknowledged_by = updated
+                .by
+                .as_ref()
+                .filter(|_| updated.change == IncidentChange::Acknowledged);
+            let closed_by = updated
+                .by
+                .as_ref()
+                .filter(|_| updated.change == IncidentChange::Closed);
             let statement = tx
                 .prepare_cached(
                     "update incidents
@@ -260,6 +271,7 @@ pub async fn apply(tx: &impl GenericClient, event: &Event) -> Result<(), StoreEr
                             ended_at = case when $4 = 'ended' then coalesce(ended_at, $5) end,
                             end_change = coalesce($6, end_change),
                             acknowledged_by = coalesce($7, acknowledged_by),
+                            closed_by = coalesce($9, closed_by),
                             last_ticket_at = greatest(last_ticket_at, coalesce($8, last_ticket_at))
                       where tenant_id = $1 and incident_id = $2 and version < $3",
                 )
@@ -274,8 +286,9 @@ pub async fn apply(tx: &impl GenericClient, event: &Event) -> Result<(), StoreEr
                         &updated.status.as_str(),
                         &event.occurred_at,
                         &end_change,
-                        &updated.by,
+                        &acknowledged_by,
                         &ticket_at,
+                        &closed_by,
                     ],
                 )
                 .await?;

@@ -87,7 +87,24 @@ impl Sweep {
             }
         }
         self.purge_now_and_then().await;
+        if let Err(err) = self.count_live().await {
+            tracing::warn!(error = %err, "Counting live incidents failed");
+        }
         Ok((ended, published))
+    }
+
+    /// Sets the gauge of live incidents by tenant from the tables, whoever
+    /// opened or ended them (an operator's close in the console included).
+    async fn count_live(&self) -> Result<(), StoreError> {
+        let client = self.db.get().await?;
+        let counts: Vec<(String, i64)> = client
+            .query("select tenant_id, live from incident_live_counts()", &[])
+            .await?
+            .iter()
+            .map(|row| (row.get(0), row.get(1)))
+            .collect();
+        self.metrics.set_live(&counts);
+        Ok(())
     }
 
     /// Retention of the window, of published events and of incidents, at
@@ -135,9 +152,10 @@ impl Sweep {
         let mut client = self.db.get().await.map_err(StoreError::from)?;
         let tx = store::locked_tenant_transaction(&mut client, tenant).await?;
         let mut live = store::live(&tx, tenant).await?;
-        // By the clock, from the incident's last activity (its last ticket,
-        // or its last decision: an incident detected while the correlator
-        // caught up on old tickets gets its whole quiet period).
+        // By the clock, from the incident's last ticket or its detection
+        // (an incident detected while the correlator caught up on old
+        // tickets gets its whole quiet period); an acknowledgement does
+        // not keep it open.
         let quiet = store::quiet_since(&tx, tenant, Utc::now() - rules.quiet).await?;
         let events = quiet_ends(tenant, &mut live, &quiet, None);
         for event in &events {

@@ -3,8 +3,9 @@
 //!
 //! The body is Standard Webhooks' shape: `{"type", "timestamp", "data"}`
 //! with the event's payload as `data` (and the tenant). `webhook-id` is the
-//! incident version's message id, the same on every retry, so a receiver
-//! that has it drops the repeat. A 2xx is delivered; a 408, 429 or 5xx, a
+//! incident version's message id (the version and the decision's digest),
+//! the same on every retry, replay or re-drive, so a receiver that has it drops the repeat, and
+//! never the id of another message. A 2xx is delivered; a 408, 429 or 5xx, a
 //! timeout or a refused connection is retried on the consumer's backoff
 //! (with `Retry-After` when given); any other answer is final. Out of
 //! deliveries, the notification is marked failed with its last error.
@@ -36,30 +37,19 @@ pub struct IncidentNotifier {
 /// How long a version waits for the one before it.
 const ORDER_WAIT: std::time::Duration = std::time::Duration::from_secs(120);
 
-/// The `webhook-id` of the version before `event`'s, if it has one.
-fn previous_webhook_id(event: &Event) -> Option<String> {
-    match &event.payload {
-        Payload::IncidentUpdated(p) if p.version > 1 => Some(aia_bus::msg_id::incident(
-            event.tenant_id.as_str(),
-            p.incident_id,
-            p.version - 1,
-        )),
-        _ => None,
-    }
-}
-
-/// The `webhook-id` of an incident event: its version's message id.
-pub fn webhook_id(event: &Event) -> Option<String> {
+/// The incident and version an incident event is.
+fn version_of(event: &Event) -> Option<ledger::Version> {
     let (incident, version) = match &event.payload {
         Payload::IncidentDetected(p) => (p.incident_id, p.version),
         Payload::IncidentUpdated(p) => (p.incident_id, p.version),
         _ => return None,
     };
-    Some(aia_bus::msg_id::incident(
-        event.tenant_id.as_str(),
-        incident,
-        version,
-    ))
+    Some(ledger::Version { incident, version })
+}
+
+/// The `webhook-id` of an incident event: its message id.
+pub fn webhook_id(event: &Event) -> Option<String> {
+    aia_bus::msg_id::incident(event)
 }
 
 /// The body posted for `event`.
@@ -78,9 +68,14 @@ pub fn body(event: &Event) -> Vec<u8> {
 }
 
 impl IncidentNotifier {
-    /// Returns once the version `previous` is delivered or given up on, or
-    /// after [`ORDER_WAIT`]. No connection is held while waiting.
-    async fn wait_for(&self, event: &Event, previous: &str) -> Result<(), aia_store::StoreError> {
+    /// Returns once the version `previous` is delivered, given up on or
+    /// skipped, or after [`ORDER_WAIT`]. No connection is held while
+    /// waiting.
+    async fn wait_for(
+        &self,
+        event: &Event,
+        previous: &ledger::Version,
+    ) -> Result<(), aia_store::StoreError> {
         let started = std::time::Instant::now();
         loop {
             let settled = {
@@ -91,7 +86,7 @@ impl IncidentNotifier {
                 return Ok(());
             }
             if started.elapsed() >= ORDER_WAIT {
-                tracing::warn!(tenant_id = %event.tenant_id, previous, "An incident's previous version is still not delivered; posting this one anyway");
+                tracing::warn!(tenant_id = %event.tenant_id, incident_id = %previous.incident, version = previous.version, "An incident's previous version is still not delivered; posting this one anyway");
                 self.metrics.count("out_of_order");
                 return Ok(());
             }
@@ -117,22 +112,41 @@ impl Handler for IncidentNotifier {
             delivery,
             ..
         } = work;
-        let Some(id) = webhook_id(event) else {
+        let (Some(id), Some(version)) = (webhook_id(event), version_of(event)) else {
             return Ok(Handled::Nothing);
         };
         let (Some(url), Some(secret)) = (
             tenant.integrations.incident_webhook(&tenant.settings),
             tenant.integrations.incident_webhook_secret.as_deref(),
         ) else {
+            // Settled, so that once a webhook is set its first version does
+            // not wait for this one.
+            let mut client = self.db.get().await?;
+            ledger::skip(
+                &mut client,
+                &event.tenant_id,
+                &id,
+                &version,
+                event.event_type(),
+            )
+            .await?;
             self.metrics.count("no_webhook");
             return Ok(Handled::Nothing);
         };
-        if let Some(previous) = previous_webhook_id(event) {
+        if let Some(previous) = version.previous() {
             self.wait_for(event, &previous).await?;
         }
         let mut client = self.db.get().await?;
-        match ledger::attempt(&mut client, &event.tenant_id, &id, event.event_type()).await? {
-            State::Delivered | State::Failed => {
+        match ledger::attempt(
+            &mut client,
+            &event.tenant_id,
+            &id,
+            &version,
+            event.event_type(),
+        )
+        .await?
+        {
+            State::Delivered | State::Failed | State::Skipped => {
                 self.metrics.count("already_delivered");
                 return Ok(Handled::Nothing);
             }
@@ -255,9 +269,17 @@ mod tests {
         assert_eq!(body["data"]["tenant_id"], "acme-msp");
         assert_eq!(body["data"]["incident"]["version"], 1);
         assert!(body["timestamp"].as_str().unwrap().ends_with('Z'));
-        assert_eq!(
-            webhook_id(&event).unwrap(),
-            "incident:acme-msp:019abcde-0000-7000-8000-0000000000a1:v1"
+        let id = webhook_id(&event).unwrap();
+        assert!(
+            id.starts_with("incident:acme-msp:019abcde-0000-7000-8000-0000000000a1:v1:"),
+            "{id}"
         );
+        // A copy is the same message; another decision of the version is not.
+        assert_eq!(webhook_id(&Event::republished(&event)), Some(id.clone()));
+        let mut again = event.clone();
+        if let Payload::IncidentDetected(detected) = &mut again.payload {
+            detected.summary.push_str(" (decided again)");
+        }
+        assert_ne!(webhook_id(&again), Some(id));
     }
 }

@@ -13,6 +13,49 @@ pub enum State {
     Delivered,
     /// Given up: refused for good, or out of deliveries.
     Failed,
+    /// Not posted: the tenant had no webhook when it came.
+    Skipped,
+}
+
+impl State {
+    fn parse(state: &str) -> Self {
+        match state {
+            "delivered" => Self::Delivered,
+            "failed" => Self::Failed,
+            "skipped" => Self::Skipped,
+            _ => Self::Pending,
+        }
+    }
+
+    fn as_str(&self) -> &'static str {
+        match self {
+            Self::Pending => "pending",
+            Self::Delivered => "delivered",
+            Self::Failed => "failed",
+            Self::Skipped => "skipped",
+        }
+    }
+}
+
+/// Which version of which incident a notification tells of.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Version {
+    pub incident: uuid::Uuid,
+    pub version: u32,
+}
+
+impl Version {
+    /// The version before this one, if there is one.
+    pub fn previous(&self) -> Option<Self> {
+        (self.version > 1).then(|| Self {
+            incident: self.incident,
+            version: self.version - 1,
+        })
+    }
+
+    fn number(&self) -> i32 {
+        i32::try_from(self.version).unwrap_or(i32::MAX)
+    }
 }
 
 /// Records an attempt; returns the notification's state before it.
@@ -20,45 +63,76 @@ pub async fn attempt(
     client: &mut Client,
     tenant: &TenantId,
     webhook_id: &str,
+    version: &Version,
     event_type: &str,
 ) -> Result<State, StoreError> {
     let rows = tenant_query(
         client,
         tenant,
-        "insert into incident_notifications (tenant_id, webhook_id, event_type, state, attempts)
-         values ($1, $2, $3, 'pending', 1)
+        "insert into incident_notifications
+                (tenant_id, webhook_id, event_type, state, attempts, incident_id, version)
+         values ($1, $2, $3, 'pending', 1, $4, $5)
          on conflict (tenant_id, webhook_id) do update
             set attempts = incident_notifications.attempts
                            + case when incident_notifications.state = 'pending' then 1 else 0 end,
                 updated_at = now()
          returning state",
-        &[&tenant.as_str(), &webhook_id, &event_type],
+        &[
+            &tenant.as_str(),
+            &webhook_id,
+            &event_type,
+            &version.incident,
+            &version.number(),
+        ],
     )
     .await?;
     let state: String = rows
         .first()
         .ok_or_else(|| StoreError::Corrupt("the ledger's upsert returned no row".into()))?
         .get(0);
-    Ok(match state.as_str() {
-        "delivered" => State::Delivered,
-        "failed" => State::Failed,
-        _ => State::Pending,
-    })
+    Ok(State::parse(&state))
 }
 
-/// Whether the notification is delivered or given up on (not pending, and
-/// not unknown).
-pub async fn settled(
+/// Records a version that was not posted (the tenant has no webhook).
+pub async fn skip(
     client: &mut Client,
     tenant: &TenantId,
     webhook_id: &str,
+    version: &Version,
+    event_type: &str,
+) -> Result<(), StoreError> {
+    tenant_query(
+        client,
+        tenant,
+        "insert into incident_notifications
+                (tenant_id, webhook_id, event_type, state, attempts, incident_id, version)
+         values ($1, $2, $3, 'skipped', 0, $4, $5)
+         on conflict (tenant_id, webhook_id) do nothing",
+        &[
+            &tenant.as_str(),
+            &webhook_id,
+            &event_type,
+            &version.incident,
+            &version.number(),
+        ],
+    )
+    .await?;
+    Ok(())
+}
+
+/// Whether a notification of `version` is delivered, given up on or
+/// skipped (not pending, and not unknown).
+pub async fn settled(
+    client: &mut Client,
+    tenant: &TenantId,
+    version: &Version,
 ) -> Result<bool, StoreError> {
     let rows = tenant_query(
         client,
         tenant,
         "select 1 from incident_notifications
-          where tenant_id = $1 and webhook_id = $2 and state <> 'pending'",
-        &[&tenant.as_str(), &webhook_id],
+          where tenant_id = $1 and incident_id = $2 and version = $3 and state <> 'pending'",
+        &[&tenant.as_str(), &version.incident, &version.number()],
     )
     .await?;
     Ok(!rows.is_empty())
@@ -74,11 +148,7 @@ pub async fn finish(
     error: Option<&str>,
     http_status: Option<u16>,
 ) -> Result<(), StoreError> {
-    let state = match state {
-        State::Pending => "pending",
-        State::Delivered => "delivered",
-        State::Failed => "failed",
-    };
+    let state = state.as_str();
     let status = http_status.map(i32::from);
     tenant_query(
         client,

@@ -190,8 +190,10 @@ async fn each_incident_event_reaches_the_tenants_webhook_once_signed_and_retried
     // retry included: a later version waited for it.
     let mut last_version: std::collections::BTreeMap<String, u32> = Default::default();
     for id in &ids {
-        let (incident, version) = id.rsplit_once(":v").unwrap();
-        let version: u32 = version.parse().unwrap();
+        // incident:<tenant>:<incident>:v<version>:<digest>
+        let parts: Vec<&str> = id.split(':').collect();
+        let (incident, version) = (parts[2], parts[3]);
+        let version: u32 = version.trim_start_matches('v').parse().unwrap();
         let before = last_version
             .insert(incident.to_owned(), version)
             .unwrap_or(0);
@@ -281,9 +283,13 @@ async fn each_incident_event_reaches_the_tenants_webhook_once_signed_and_retried
                 "delivered".to_owned(),
                 i64::try_from(acme_events.len()).unwrap()
             ),
-            ("failed".to_owned(), 1)
+            ("failed".to_owned(), 1),
+            (
+                "skipped".to_owned(),
+                i64::try_from(incident_events("globex").len()).unwrap()
+            ),
         ],
-        "globex has no webhook, so no notification rows"
+        "globex has no webhook: its versions are recorded as skipped, none posted"
     );
 
     // The console lists the notification given up on, with why.
@@ -339,4 +345,123 @@ async fn a_notification_left_pending_past_every_retry_is_listed_as_failed() {
             "no final answer recorded: the last delivery ended without one (last error: the webhook answered 503)"
         )
     );
+}
+
+/// A tenant without a webhook records each version as skipped, so once it
+/// sets one the next version is posted at once (it waited two minutes for a
+/// version that would never be posted); and a version decided again with
+/// other content — a database restored ahead of the stream, then rebuilt —
+/// is another message under another webhook-id, not dropped as a repeat.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_webhook_set_mid_incident_posts_at_once_and_a_version_decided_again_is_its_own_message() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let nats = NatsServer::start().await;
+    let db = TestDatabase::create().await;
+    aiagents::ops::apply_nats(&nats.url()).await.unwrap();
+    let receiver = Receiver::default();
+    let server = aia_standins::serve(receiver.router()).await.unwrap();
+    let spec = Keyring::generate_spec("k1");
+    let keyring = Keyring::parse(&spec).unwrap();
+    aiagents::ops::add_tenant(
+        &db.app_url,
+        &keyring,
+        "acme",
+        "acme",
+        ItsmKind::ServicedeskPlus,
+        "https://sdp.example.com",
+        r#"{"authtoken":"t"}"#,
+    )
+    .await
+    .unwrap();
+    let pool = aia_store::pool(&db.app_url, 2).unwrap();
+    let stop = CancellationToken::new();
+    let mut config = incident_notifier::Config::new(
+        nats.url(),
+        db.app_url.clone(),
+        Keyring::parse(&spec).unwrap(),
+    );
+    config.stage.tenant_cache_ttl = Duration::ZERO;
+    let notifier = tokio::spawn(incident_notifier::run(
+        config,
+        stop.clone().cancelled_owned(),
+    ));
+    let (_client, jetstream) = aia_bus::connect(&nats.url(), "test").await.unwrap();
+    let events = incident_events("acme");
+    let (detected, added) = (&events[0], &events[1]);
+
+    // No webhook yet: version 1 is skipped.
+    aia_bus::publish_event(&jetstream, detected, "v1")
+        .await
+        .unwrap();
+    let admin = db.admin_client().await;
+    eventually("v1 skipped", Duration::from_secs(15), || async {
+        let rows = admin
+            .query(
+                "select 1 from incident_notifications where state = 'skipped' and version = 1",
+                &[],
+            )
+            .await
+            .unwrap();
+        (!rows.is_empty()).then_some(())
+    })
+    .await;
+
+    let secret = format!(
+        "whsec_{}",
+        base64::engine::general_purpose::STANDARD.encode(uuid::Uuid::now_v7().as_bytes())
+    );
+    tenants::set_integrations(
+        &mut pool.get().await.unwrap(),
+        &keyring,
+        &TenantId::parse("acme").unwrap(),
+        &Integrations {
+            incident_webhook_secret: Some(secret),
+            incident_webhook_url: Some(format!("{}/hooks/incidents", server.url())),
+            ..Integrations::default()
+        },
+    )
+    .await
+    .unwrap();
+    aia_bus::publish_event(&jetstream, added, "v2")
+        .await
+        .unwrap();
+    // Well inside the two minutes a version waits for the one before it.
+    eventually("v2 posted", Duration::from_secs(20), || async {
+        (receiver.received().len() == 1).then_some(())
+    })
+    .await;
+
+    // Version 2 decided again, with another ticket.
+    let mut again = Event::republished(added);
+    if let Payload::IncidentUpdated(updated) = &mut again.payload {
+        updated.ticket.as_mut().unwrap().ticket_id =
+            aia_events::TicketId::parse("SUP-2001").unwrap();
+    }
+    aia_bus::publish_event(&jetstream, &again, "v2-again")
+        .await
+        .unwrap();
+    let posts = eventually(
+        "the second decision posted",
+        Duration::from_secs(20),
+        || async {
+            let received = receiver.received();
+            (received.len() == 2).then_some(received)
+        },
+    )
+    .await;
+    let ids: Vec<&str> = posts
+        .iter()
+        .map(|(headers, _)| headers["webhook-id"].to_str().unwrap())
+        .collect();
+    assert_ne!(ids[0], ids[1], "two decisions, two messages");
+    assert_eq!(
+        Some(ids[0].to_owned()),
+        incident_notifier::webhook_id(added)
+    );
+    assert_eq!(
+        Some(ids[1].to_owned()),
+        incident_notifier::webhook_id(&again)
+    );
+    stop.cancel();
+    notifier.await.unwrap().unwrap();
 }

@@ -527,13 +527,17 @@ async fn an_incident_ends_once_when_its_tickets_are_resolved_and_an_old_one_goes
         setup.incidents("globex").await,
         [("open".to_owned(), ids(&["G-0", "G-1", "G-2"]))]
     );
-    // Half an hour later (the clock moved by hand), it ends as quiet, once.
+    // Half an hour later (the clock moved by hand), it ends as quiet, once
+    // — though an operator acknowledged it a moment ago (its `updated_at`):
+    // an acknowledgement is no ticket and keeps no incident open.
     setup
         .db
         .admin_client()
         .await
         .execute(
-            "update incidents set updated_at = updated_at - interval '31 minutes' where tenant_id = 'globex'",
+            "update incidents set detected_at = detected_at - interval '31 minutes',
+                                  updated_at = now()
+              where tenant_id = 'globex'",
             &[],
         )
         .await
@@ -694,11 +698,13 @@ async fn an_operator_sees_an_incident_acknowledges_and_closes_it_from_the_consol
         Default::default(),
         &[
             ("ops", PASSWORD, Role::Admin),
+            ("lead", PASSWORD, Role::Admin),
             ("watcher", PASSWORD, Role::Viewer),
         ],
     )
     .await;
     let ops = crate::console_support::Browser::sign_in(&url, "ops", PASSWORD).await;
+    let lead = crate::console_support::Browser::sign_in(&url, "lead", PASSWORD).await;
     let watcher = crate::console_support::Browser::sign_in(&url, "watcher", PASSWORD).await;
 
     let (status, list) = ops.get("/console/incidents").await;
@@ -737,9 +743,32 @@ async fn an_operator_sees_an_incident_acknowledges_and_closes_it_from_the_consol
     let (status, _) = ops.submit(&format!("{page}/acknowledge"), &[]).await;
     assert_eq!(status, 303);
     assert_eq!(setup.incidents("acme").await[0].0, "acknowledged");
-    let (status, _) = ops.submit(&format!("{page}/close"), &[]).await;
+    // The live gauge's count (the correlator's role, every tenant's).
+    let app = aia_store::pool(&setup.db.app_url, 1).unwrap();
+    let live = || async {
+        app.get()
+            .await
+            .unwrap()
+            .query("select tenant_id, live from incident_live_counts()", &[])
+            .await
+            .unwrap()
+            .iter()
+            .map(|row| (row.get::<_, String>(0), row.get::<_, i64>(1)))
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(live().await, [("acme".to_owned(), 1)]);
+    // Another operator closes it: who acknowledged it is kept.
+    let (status, _) = lead.submit(&format!("{page}/close"), &[]).await;
     assert_eq!(status, 303);
     assert_eq!(setup.incidents("acme").await[0].0, "ended");
+    let (_, shown) = ops.get(&page).await;
+    assert!(shown.contains("acknowledged by ops"), "{shown}");
+    assert!(shown.contains("closed by lead"), "{shown}");
+    assert_eq!(
+        live().await,
+        [],
+        "a close in the console leaves the gauge's count"
+    );
     let (status, _) = ops.submit(&format!("{page}/close"), &[]).await;
     assert_eq!(status, 409, "an ended incident is not closed twice");
 
@@ -756,7 +785,7 @@ async fn an_operator_sees_an_incident_acknowledges_and_closes_it_from_the_consol
         changes,
         [
             (IncidentChange::Acknowledged, Some("ops".to_owned())),
-            (IncidentChange::Closed, Some("ops".to_owned())),
+            (IncidentChange::Closed, Some("lead".to_owned())),
         ]
     );
     let (_, list) = ops.get("/console/incidents").await;

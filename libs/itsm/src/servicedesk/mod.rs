@@ -247,9 +247,9 @@ mod tests {
                 &credentials(accounts_url),
             )
         };
-        let refused = client("http://169.254.169.254/latest")
-            .err()
-            .expect("refused");
+        let Err(refused) = client("http://169.254.169.254/latest") else {
+            panic!("a metadata address must be refused");
+        };
         assert!(refused.0.contains("accounts_url"), "{}", refused.0);
         assert!(client("https://accounts.zoho.eu").is_ok());
     }

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use aia_events::{
     ContextSource, Event, KnowledgeArticle, MonitoringFinding, RelatedTicket, SimilarTicket,
-    SourceReport, SystemInfo, TicketLanguage, TicketReceived,
+    SourceReport, SourceStatus, SystemInfo, TicketLanguage, TicketReceived,
 };
 use aia_store::{MonitoringQuery, StoreError, Tenant};
 use tracing::Instrument as _;
@@ -231,7 +231,17 @@ impl ContextGatherer {
     ) -> Found<RelatedTicket> {
         let settings = &asked.tenant.settings;
         let entities = related::entities(asked.mentions, systems);
-        sources::run(
+        let ticket = aia_store::open_tickets::NewOpenTicket {
+            ticket_id: &asked.event.ticket_id,
+            subject: asked.ticket.subject.as_deref(),
+            received_at: asked.event.occurred_at,
+            entities: &entities,
+            vector: query
+                .as_ref()
+                .ok()
+                .map(|query| (&*query.model, query.vector.as_slice())),
+        };
+        let found = sources::run(
             asked.unavailable,
             ContextSource::RelatedTickets,
             settings.incidents.enabled,
@@ -239,23 +249,53 @@ impl ContextGatherer {
             related::related_open(
                 &self.db,
                 &asked.event.tenant_id,
-                aia_store::open_tickets::NewOpenTicket {
-                    ticket_id: &asked.event.ticket_id,
-                    subject: asked.ticket.subject.as_deref(),
-                    received_at: asked.event.occurred_at,
-                    entities: &entities,
-                    vector: query
-                        .as_ref()
-                        .ok()
-                        .map(|query| (&*query.model, query.vector.as_slice())),
-                },
+                ticket,
                 settings.incidents.related_window_minutes,
                 &self.related,
                 &settings.embeddings,
             )
             .instrument(aia_telemetry::db_span("SELECT", "open_tickets")),
         )
-        .await
+        .await;
+        let finished = matches!(found.1.status, SourceStatus::Ok | SourceStatus::Empty);
+        if settings.incidents.enabled && self.related.record && !finished {
+            self.record_alone(asked, ticket).await;
+        }
+        found
+    }
+
+    /// Enters the ticket into the window when reading the window did not
+    /// finish (timed out, failed): the correlator decides from the row, and
+    /// without it an outage's ticket would be left out of its incident for
+    /// good. If the row cannot be written either, the stage tries the
+    /// ticket again (the database is away).
+    async fn record_alone(
+        &self,
+        asked: &Asked<'_>,
+        ticket: aia_store::open_tickets::NewOpenTicket<'_>,
+    ) {
+        // One upsert: longer than this, the database is in trouble.
+        const RECORD_WITHIN: Duration = Duration::from_secs(5);
+        let recorded = tokio::time::timeout(RECORD_WITHIN, async {
+            let mut client = self.db.get().await.map_err(StoreError::from)?;
+            aia_store::open_tickets::record(&mut client, &asked.event.tenant_id, ticket).await
+        })
+        .await;
+        match recorded {
+            Ok(Ok(())) => {}
+            Ok(Err(err)) => {
+                tracing::warn!(error = %err, "The ticket could not enter the window of open tickets");
+                asked
+                    .unavailable
+                    .store(true, std::sync::atomic::Ordering::Relaxed);
+            }
+            Err(_) => {
+                tracing::warn!("The ticket could not enter the window of open tickets in time");
+                asked
+                    .unavailable
+                    .store(true, std::sync::atomic::Ordering::Relaxed);
+            }
+        }
     }
 }
 

@@ -647,3 +647,51 @@ async fn a_database_that_cannot_serve_a_source_has_the_ticket_gathered_again() {
         SourceStatus::Ok
     );
 }
+
+/// The window of open tickets could not be read in time (its table locked,
+/// as under a long migration): the source says so, and the ticket still
+/// enters the window, or the correlator would leave it out of any incident
+/// for good and no later ticket would relate to it.
+#[tokio::test]
+async fn a_ticket_whose_window_read_timed_out_still_enters_the_window() {
+    let mut setup = setup(|_, _, _| {}, Duration::from_secs(30)).await;
+    setup.gatherer.source_timeout = Duration::from_millis(500);
+    let mut lock_holder = setup._db.admin_client().await;
+    let lock = lock_holder.transaction().await.unwrap();
+    lock.batch_execute("lock table open_tickets in access exclusive mode")
+        .await
+        .unwrap();
+    let gathering = tokio::spawn({
+        let event = received(
+            "acme",
+            "VPN drops",
+            "fs01.corp.local: the VPN drops every hour",
+        );
+        let gatherer = setup.gatherer;
+        async move { gather(&gatherer, event).await }
+    });
+    // Past the source's timeout; then the table is free again.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    lock.commit().await.unwrap();
+    let context = gathering.await.unwrap();
+    assert_eq!(
+        status(&context, ContextSource::RelatedTickets),
+        SourceStatus::Timeout
+    );
+    let rows = setup
+        ._db
+        .admin_client()
+        .await
+        .query(
+            "select entities from open_tickets where tenant_id = 'acme' and ticket_id = 'SUP-1'",
+            &[],
+        )
+        .await
+        .unwrap();
+    assert_eq!(rows.len(), 1, "the ticket is in the window");
+    let entities: Vec<String> = rows[0].get(0);
+    assert!(
+        entities.iter().any(|e| e.contains("fs01")),
+        "with what it names: {entities:?}"
+    );
+}

@@ -129,6 +129,34 @@ pub async fn window_and_record(
     Ok(window)
 }
 
+/// Enters `ticket` into the window without reading it: for a ticket whose
+/// reading of the window did not finish in time, so that the correlator
+/// still finds it (with its vector) and later tickets relate to it.
+pub async fn record(
+    client: &mut Client,
+    tenant: &TenantId,
+    ticket: NewOpenTicket<'_>,
+) -> Result<(), StoreError> {
+    let model = ticket.vector.map(|(model, _)| model);
+    let vector = ticket.vector.map(|(_, vector)| quantize(vector));
+    tenant_query_unflushed(
+        client,
+        tenant,
+        UPSERT,
+        &[
+            &tenant.as_str(),
+            &ticket.ticket_id.as_str(),
+            &ticket.received_at,
+            &ticket.subject,
+            &ticket.entities,
+            &model,
+            &vector,
+        ],
+    )
+    .await?;
+    Ok(())
+}
+
 /// Enters a ticket into the window; a redelivery changes nothing but the
 /// row's details, and a resolution that arrived first is kept.
 const UPSERT: &str = "insert into open_tickets

@@ -97,7 +97,7 @@ impl PatchTurns {
     }
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct CreateTenant {
     pub tenant_id: String,
@@ -110,7 +110,7 @@ pub struct CreateTenant {
     pub settings: Option<TenantSettings>,
 }
 
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct UpdateTenant {
     pub name: Option<String>,
@@ -140,7 +140,42 @@ pub struct TenantView {
     pub webhook_urls: Value,
 }
 
-#[derive(Debug, Serialize)]
+/// Without the credentials.
+impl std::fmt::Debug for CreateTenant {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CreateTenant")
+            .field("tenant_id", &self.tenant_id)
+            .field("itsm_kind", &self.itsm_kind)
+            .field("itsm_base_url", &self.itsm_base_url)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Without the credentials.
+impl std::fmt::Debug for UpdateTenant {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("UpdateTenant")
+            .field("name", &self.name)
+            .field("itsm_base_url", &self.itsm_base_url)
+            .field(
+                "itsm_credentials",
+                &self.itsm_credentials.as_ref().map(|_| "…"),
+            )
+            .field("active", &self.active)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Without the new webhook secret.
+impl std::fmt::Debug for Created {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Created")
+            .field("tenant", &self.tenant)
+            .finish_non_exhaustive()
+    }
+}
+
+#[derive(Serialize)]
 pub struct Created {
     pub tenant: TenantView,
     /// Shown only in this answer.

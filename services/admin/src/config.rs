@@ -5,7 +5,6 @@ use std::net::SocketAddr;
 use aia_config::{ConfigError, optional, parsed, required};
 use aia_store::Keyring;
 
-#[derive(Debug)]
 pub struct Config {
     /// For re-driving dead letters.
     pub nats_url: String,
@@ -20,6 +19,16 @@ pub struct Config {
     pub public_url: String,
     pub listen: SocketAddr,
     pub console: crate::console::ConsoleSettings,
+}
+
+/// Without the token and the database URLs (their passwords).
+impl std::fmt::Debug for Config {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Config")
+            .field("public_url", &self.public_url)
+            .field("listen", &self.listen)
+            .finish_non_exhaustive()
+    }
 }
 
 impl Config {

@@ -215,7 +215,9 @@ impl ConnectWise {
     }
 }
 
-/// Whether `key_url` points at the ConnectWise site of `base`.
+/// Whether `key_url` points at the callback keys of the ConnectWise site of
+/// `base` (`…/system/callbackkey…`): it is fetched with the tenant's API
+/// credentials, so no other path of the site is.
 pub fn key_url_allowed(base: &reqwest::Url, key_url: &str) -> bool {
     let Ok(url) = reqwest::Url::parse(key_url) else {
         return false;
@@ -226,7 +228,19 @@ pub fn key_url_allowed(base: &reqwest::Url, key_url: &str) -> bool {
     let site = site.to_ascii_lowercase();
     let host = host.to_ascii_lowercase();
     let same_site = host == site || site.strip_prefix("api-") == Some(host.as_str());
+    let segments: Vec<String> = url
+        .path_segments()
+        .into_iter()
+        .flatten()
+        .filter(|segment| !segment.is_empty())
+        .map(str::to_ascii_lowercase)
+        .collect();
+    let callback_key = segments
+        .windows(2)
+        .position(|pair| pair[0] == "system" && pair[1] == "callbackkey")
+        .is_some_and(|at| segments.len() - at <= 4);
     same_site
+        && callback_key
         && url.scheme() == base.scheme()
         && url.port_or_known_default() == base.port_or_known_default()
         && url.username().is_empty()
@@ -305,6 +319,7 @@ mod tests {
         for allowed in [
             "https://na.myconnectwise.net/v2025_1//system/callbackkey/index.rails?companyName=acme&id=1",
             "https://api-na.myconnectwise.net/v2025_1/system/callbackkey/index.rails",
+            "https://api-na.myconnectwise.net/v4_6_release/apis/3.0/system/callbackkey/1",
         ] {
             assert!(key_url_allowed(&base, allowed), "{allowed}");
         }
@@ -317,6 +332,10 @@ mod tests {
             "https://eu.myconnectwise.net/x",
             "not a url",
             "https://169.254.169.254/latest/meta-data",
+            // The tenant's own site, but not its callback keys: fetched
+            // with the tenant's credentials, so refused.
+            "https://api-na.myconnectwise.net/v4_6_release/apis/3.0/company/companies",
+            "https://na.myconnectwise.net/v2025_1/system/members",
         ] {
             assert!(!key_url_allowed(&base, refused), "{refused}");
         }

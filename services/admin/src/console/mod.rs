@@ -336,19 +336,28 @@ pub fn client_address(
     if !is_trusted(&peer) {
         return peer;
     }
-    let forwarded: Vec<std::net::IpAddr> = headers
+    // Read from the right, where the trusted proxies appended what they
+    // saw: the first hop that is not one of them is the client. What lies
+    // further left the client wrote itself, so a hop there that is not an
+    // address (`X-Forwarded-For: junk`) changes nothing; one on the way is
+    // where the trusted chain ends.
+    let hops: Vec<&str> = headers
         .get_all("x-forwarded-for")
         .iter()
         .filter_map(|value| value.to_str().ok())
         .flat_map(|value| value.split(','))
-        .map(|hop| hop.trim().parse())
-        .collect::<Result<_, _>>()
-        .unwrap_or_default();
-    forwarded
-        .into_iter()
-        .rev()
-        .find(|hop| !is_trusted(hop))
-        .unwrap_or(peer)
+        .collect();
+    let mut client = peer;
+    for hop in hops.into_iter().rev() {
+        let Ok(hop) = hop.trim().parse::<std::net::IpAddr>() else {
+            break;
+        };
+        client = hop;
+        if !is_trusted(&hop) {
+            break;
+        }
+    }
+    client
 }
 
 /// The raw session token, for signing out.
@@ -418,4 +427,39 @@ pub(crate) fn url_escape(text: &str) -> String {
             _ => format!("%{b:02X}"),
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_client_is_the_first_hop_from_the_right_that_is_no_trusted_proxy() {
+        let proxy: std::net::IpAddr = "10.0.0.5".parse().unwrap();
+        let trusted: Vec<ipnet::IpNet> = vec!["10.0.0.0/8".parse().unwrap()];
+        let client = |forwarded: &[&str]| {
+            let mut headers = axum::http::HeaderMap::new();
+            for value in forwarded {
+                headers.append("x-forwarded-for", value.parse().unwrap());
+            }
+            client_address(proxy, &headers, &trusted).to_string()
+        };
+        assert_eq!(client(&["203.0.113.7"]), "203.0.113.7");
+        assert_eq!(
+            client(&["198.51.100.1, 203.0.113.7, 10.0.0.9"]),
+            "203.0.113.7"
+        );
+        // What the client wrote left of its own address is its own: junk
+        // there neither hides it nor stands in for it.
+        assert_eq!(client(&["junk, 203.0.113.7"]), "203.0.113.7");
+        assert_eq!(client(&["junk", "203.0.113.7"]), "203.0.113.7");
+        // Without a header, the peer.
+        assert_eq!(client(&[]), "10.0.0.5");
+        // An untrusted peer's header is not believed.
+        let headers = axum::http::HeaderMap::new();
+        assert_eq!(
+            client_address("198.51.100.9".parse().unwrap(), &headers, &trusted).to_string(),
+            "198.51.100.9"
+        );
+    }
 }

@@ -238,6 +238,41 @@ async fn run(
         ));
     }
 
+    // The sender's own delivery id when it has one, else the body: the same
+    // delivery twice is one event.
+    let delivery = verified
+        .delivery_id
+        .map(|id| format!("id:{id}"))
+        .or_else(|| {
+            // Jira's own delivery id (the same on its retries), on Jira's
+            // route only: the header is not signed, and on another tool's
+            // route a made-up one would only dodge the duplicate window.
+            headers
+                .get("x-atlassian-webhook-identifier")
+                .filter(|_| endpoint.kind() == ItsmKind::Jira)
+                .and_then(|value| value.to_str().ok())
+                .map(|id| format!("atlassian:{id}"))
+        })
+        .unwrap_or_else(|| format!("sha256:{}", hex::encode(Sha256::digest(&body))));
+    let msg_id = aia_bus::msg_id::webhook_delivery(tenant_id.as_str(), endpoint.key(), &delivery);
+    // A delivery this instance accepted lately is answered as the
+    // duplicate it is before it counts against the limit (a replayed
+    // request would otherwise use up the tenant's).
+    if let Some(event_id) = state.recent.accepted(&msg_id, now) {
+        state
+            .metrics
+            .duplicates
+            .get_or_create(&TenantEndpointLabels {
+                tenant_id: state.metrics.tenant.of(tenant_id.as_str()),
+                endpoint: endpoint.key().to_owned(),
+            })
+            .inc();
+        return Ok((
+            StatusCode::ACCEPTED,
+            axum::Json(json!({"status": "duplicate", "event_id": event_id, "duplicate": true})),
+        ));
+    }
+
     let limit = tenant
         .settings
         .webhook_rate_limit_per_minute
@@ -280,23 +315,6 @@ async fn run(
         inbound => inbound,
     };
 
-    // The sender's own delivery id when it has one, else the body: the same
-    // delivery twice is one event.
-    let delivery = verified
-        .delivery_id
-        .map(|id| format!("id:{id}"))
-        .or_else(|| {
-            // Jira's own delivery id (the same on its retries), on Jira's
-            // route only: the header is not signed, and on another tool's
-            // route a made-up one would only dodge the duplicate window.
-            headers
-                .get("x-atlassian-webhook-identifier")
-                .filter(|_| endpoint.kind() == ItsmKind::Jira)
-                .and_then(|value| value.to_str().ok())
-                .map(|id| format!("atlassian:{id}"))
-        })
-        .unwrap_or_else(|| format!("sha256:{}", hex::encode(Sha256::digest(&body))));
-    let msg_id = aia_bus::msg_id::webhook_delivery(tenant_id.as_str(), endpoint.key(), &delivery);
     let (event, starts_run) = match inbound {
         Inbound::Ignored { reason } => {
             return Ok((
@@ -326,11 +344,19 @@ async fn run(
         Inbound::Mention { .. } => unreachable!("completed above"),
     };
     span.record("ticket_id", event.ticket_id.as_str());
-    if starts_run {
+    let answer = if starts_run {
         crate::intake::start_run(state, &tenant, &event, &msg_id).await
     } else {
         publish(state, &event, &msg_id).await
+    };
+    if let Ok((_, body)) = &answer
+        && let Some(event_id) = body["event_id"]
+            .as_str()
+            .and_then(|id| id.parse::<uuid::Uuid>().ok())
+    {
+        state.recent.remember(&msg_id, event_id, Instant::now());
     }
+    answer
 }
 
 pub(crate) async fn publish(

@@ -10,6 +10,7 @@ pub mod feedback;
 pub mod intake;
 pub mod metrics;
 pub mod ratelimit;
+pub mod recent;
 mod routes;
 pub mod tools;
 
@@ -158,6 +159,7 @@ pub async fn state(config: Config) -> anyhow::Result<AppState> {
             .build()
             .context("HTTP client")?,
         signing_keys: Arc::default(),
+        recent: Arc::default(),
         max_body_bytes: config.max_body_bytes,
     })
 }

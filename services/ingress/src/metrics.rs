@@ -29,6 +29,9 @@ pub struct Metrics {
     pub requests: Family<RequestLabels, Counter>,
     pub signature_failures: Family<TenantLabels, Counter>,
     pub rate_limited: Family<TenantEndpointLabels, Counter>,
+    /// Deliveries answered as duplicates of one accepted lately, before
+    /// the rate limit.
+    pub duplicates: Family<TenantEndpointLabels, Counter>,
     pub publish_seconds: Histogram,
     /// The capped `tenant_id` label values.
     pub tenant: aia_telemetry::metrics::TenantLabel,
@@ -56,6 +59,12 @@ impl Metrics {
             "Webhooks refused with 429 by the per-tenant rate limits",
             rate_limited.clone(),
         );
+        let duplicates = Family::<TenantEndpointLabels, Counter>::default();
+        registry.register(
+            "webhook_recent_duplicates",
+            "Webhook deliveries answered as a duplicate of one this instance accepted lately",
+            duplicates.clone(),
+        );
         let publish_seconds = Histogram::new(exponential_buckets(0.0005, 2.0, 14));
         registry.register(
             "webhook_publish_duration_seconds",
@@ -66,6 +75,7 @@ impl Metrics {
             requests,
             signature_failures,
             rate_limited,
+            duplicates,
             publish_seconds,
             tenant: aia_telemetry::metrics::TenantLabel::from_env(),
         }

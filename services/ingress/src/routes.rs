@@ -44,6 +44,8 @@ pub struct AppState {
     pub http: reqwest::Client,
     /// ConnectWise callbacks' signing keys.
     pub signing_keys: Arc<crate::tools::SigningKeys>,
+    /// Deliveries accepted lately, answered as duplicates on sight.
+    pub recent: Arc<crate::recent::RecentDeliveries>,
 }
 
 type Answer = Result<(StatusCode, Json<Value>), ApiError>;

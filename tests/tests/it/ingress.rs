@@ -295,6 +295,34 @@ async fn the_rate_limit_counts_only_signed_requests_and_names_the_wait() {
     assert_eq!(ingress.stored().await, 4);
 }
 
+/// `X-ServiceDesk-Signature` signs the body alone, with no timestamp: a
+/// captured request stays valid. Replayed a hundred times at once, it is
+/// answered as the duplicate it is and uses up none of the tenant's limit
+/// (3 a minute for "strict"), so its real webhooks still get through.
+#[tokio::test]
+async fn a_hundred_replays_of_one_signed_request_use_up_none_of_the_limit() {
+    let ingress = Ingress::start().await;
+    let captured = ticket("strict", "S-1");
+    let (status, first, _) = ingress.post_signed("/webhook/servicedesk", &captured).await;
+    assert_eq!(status, 202, "{first}");
+    let replays = futures::future::join_all(
+        (0..100).map(|_| ingress.post_signed("/webhook/servicedesk", &captured)),
+    )
+    .await;
+    for (status, answer, _) in &replays {
+        assert_eq!(*status, 202, "{answer}");
+        assert_eq!(answer["duplicate"], true, "{answer}");
+        assert_eq!(answer["event_id"], first["event_id"], "{answer}");
+    }
+    for n in 2..4 {
+        let (status, answer, _) = ingress
+            .post_signed("/webhook/servicedesk", &ticket("strict", &format!("S-{n}")))
+            .await;
+        assert_eq!(status, 202, "a real webhook after the replays: {answer}");
+    }
+    assert_eq!(ingress.stored().await, 3);
+}
+
 #[tokio::test]
 async fn failed_signatures_are_capped_per_tenant() {
     let ingress = Ingress::start().await;

@@ -516,12 +516,14 @@ async fn process<H: Handler>(
         let stage = limits.stage;
         for (idx, output) in outputs.iter().enumerate() {
             let msg_id = msg_id::stage_output(event.event_id, stage, idx);
-            if let Err(err) = publish_event(jetstream, output, &msg_id).await {
-                // Nothing was acked; the redelivery republishes under the same
-                // message id, which the stream deduplicates.
+            if let Err(err) = publish_patiently(jetstream, output, &msg_id).await {
+                // Nothing was acked; the redelivery republishes under the
+                // same message id, which the stream deduplicates — within
+                // its duplicate window, so the redelivery comes well inside
+                // it, not on the handler's backoff (up to half an hour).
                 tracing::warn!(error = %err, "Publishing the output failed; will retry");
                 span.record("outcome", "retry");
-                let delay = retry_delay(attempt, None, &limits.backoff);
+                let delay = retry_delay(attempt, None, &limits.backoff).min(PUBLISH_RETRY_AFTER);
                 let _ = message.ack_with(AckKind::Nak(Some(delay))).await;
                 return "retry";
             }
@@ -534,6 +536,33 @@ async fn process<H: Handler>(
     }
     .instrument(span)
     .await
+}
+
+/// The longest a redelivery waits after its outputs could not be published:
+/// far inside the stream's duplicate window (10 minutes), so the same
+/// outputs published again are dropped as the duplicates they are.
+const PUBLISH_RETRY_AFTER: Duration = Duration::from_secs(30);
+
+/// Publishes `output`, trying again twice within a few seconds (a cluster
+/// electing a leader, a reconnect) before the input is handed back.
+async fn publish_patiently(
+    jetstream: &JetStream,
+    output: &Event,
+    msg_id: &str,
+) -> Result<(), crate::PublishError> {
+    let mut waits = [Duration::from_millis(500), Duration::from_secs(2)].into_iter();
+    loop {
+        match publish_event(jetstream, output, msg_id).await {
+            Ok(_) => return Ok(()),
+            Err(err) => match waits.next() {
+                Some(wait) => {
+                    tracing::debug!(error = %err, "Publishing an output failed; trying again");
+                    tokio::time::sleep(wait).await;
+                }
+                None => return Err(err),
+            },
+        }
+    }
 }
 
 #[cfg(test)]

@@ -397,10 +397,17 @@ impl TenantAdmin {
     ) -> Result<TenantView, AdminError> {
         let tenant_id = parse_id(tenant_id)?;
         let current = self.load(&tenant_id).await?;
-        // Not made from stored settings, so it is never refused for them.
+        // Not made from stored settings, so it is never refused for them;
+        // it is for a help desk's address that changed meanwhile.
         self.update_from(&tenant_id, current, request, None)
             .await?
-            .ok_or_else(|| AdminError::NotFound(tenant_id.to_string()))
+            .ok_or_else(|| {
+                AdminError::Busy(
+                    "the tenant's help-desk address changed while this change was made; \
+                     check it and try again"
+                        .into(),
+                )
+            })
     }
 
     /// Changes some of the tenant's settings (a JSON merge patch, as
@@ -530,9 +537,14 @@ impl TenantAdmin {
                 tracing::info!(tenant_id = %tenant_id, ?moved, "Keys of addresses moved to another host forgotten; set them again");
             }
         }
-        let conditional = settings_were.is_some();
+        // Exactly one of address and credentials: made from the address
+        // loaded, and only while it still is.
+        let base_url_were = (request.itsm_base_url.is_some() != credentials.is_some())
+            .then(|| current.itsm_base_url.clone());
+        let conditional = settings_were.is_some() || base_url_were.is_some();
         let update = TenantUpdate {
             settings_were,
+            base_url_were,
             name: request.name,
             itsm_base_url: request.itsm_base_url,
             itsm_credentials: credentials.map(Secret::new),

@@ -387,6 +387,12 @@ pub struct TenantUpdate {
     /// change is made only while they still are (a read-modify-write that
     /// would undo a change made meanwhile changes nothing instead).
     pub settings_were: Option<serde_json::Value>,
+    /// The help desk's address as stored when the change was made: a new
+    /// address without credentials, or credentials without an address,
+    /// land only while it still is (the stored credentials go only to the
+    /// origin they were given for, and new ones only to the origin they
+    /// were meant for).
+    pub base_url_were: Option<String>,
     pub name: Option<String>,
     pub itsm_base_url: Option<String>,
     pub itsm_credentials: Option<Secret>,
@@ -421,7 +427,8 @@ pub async fn update(
                     settings = coalesce($6, settings),
                     updated_at = now()
               where tenant_id = $1 and deleted_at is null
-                and ($7::jsonb is null or settings = $7::jsonb)",
+                and ($7::jsonb is null or settings = $7::jsonb)
+                and ($8::text is null or itsm_base_url = $8)",
             )
             .await
             .map_err(StoreError::from)?,
@@ -433,6 +440,7 @@ pub async fn update(
                 &update.active,
                 &settings,
                 &update.settings_were,
+                &update.base_url_were,
             ],
         )
         .await?;

@@ -630,3 +630,54 @@ async fn a_settings_change_made_from_stale_settings_changes_nothing() {
         .unwrap();
     assert!(now.allow_static_secret);
 }
+
+/// Credentials given for the help desk at one address land only while the
+/// tenant's address still is that one: someone who moved the tenant to
+/// their own server meanwhile does not receive the real credentials with
+/// the next "Test the connection".
+#[tokio::test]
+async fn credentials_made_for_one_address_do_not_land_on_another() {
+    let db = TestDatabase::create().await;
+    let keyring = Keyring::parse(&Keyring::generate_spec("k1")).unwrap();
+    let pool = aia_store::pool(&db.app_url, 1).unwrap();
+    let mut client = pool.get().await.unwrap();
+    tenants::create(&mut client, &keyring, &new_tenant("acme", "s"))
+        .await
+        .unwrap();
+    let acme = TenantId::parse("acme").unwrap();
+    let loaded = tenants::get(&mut client, &keyring, &acme)
+        .await
+        .unwrap()
+        .unwrap();
+    // Moved elsewhere (with made-up credentials) after the operator loaded it.
+    assert!(
+        tenants::update(
+            &mut client,
+            &keyring,
+            &acme,
+            &tenants::TenantUpdate {
+                itsm_base_url: Some("https://evil.example".into()),
+                itsm_credentials: Some(aia_store::Secret::new(r#"{"authtoken":"dummy"}"#)),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap()
+    );
+    let real = tenants::TenantUpdate {
+        itsm_credentials: Some(aia_store::Secret::new(r#"{"authtoken":"the real one"}"#)),
+        base_url_were: Some(loaded.itsm_base_url.clone()),
+        ..Default::default()
+    };
+    assert!(
+        !tenants::update(&mut client, &keyring, &acme, &real)
+            .await
+            .unwrap()
+    );
+    let now = tenants::get(&mut client, &keyring, &acme)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(now.itsm_base_url, "https://evil.example");
+    assert!(!now.itsm_credentials.expose().contains("the real one"));
+}

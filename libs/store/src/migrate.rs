@@ -119,6 +119,10 @@ pub const MIGRATIONS: &[(&str, &str)] = &[
         "0027_incident_messages",
         include_str!("../../../migrations/0027_incident_messages.sql"),
     ),
+    (
+        "0028_tenant_ids",
+        include_str!("../../../migrations/0028_tenant_ids.sql"),
+    ),
 ];
 
 const LOCK_KEY: i64 = 0x6169_6167_656e_7473; // "aiagents"

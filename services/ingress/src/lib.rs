@@ -8,6 +8,7 @@ pub mod auth;
 mod config;
 pub mod feedback;
 pub mod intake;
+pub mod known;
 pub mod metrics;
 pub mod ratelimit;
 pub mod recent;
@@ -135,6 +136,7 @@ pub async fn state(config: Config) -> anyhow::Result<AppState> {
         .get_stream(aia_bus::STREAM)
         .await
         .context("stream TICKETS is missing (run `aiagents nats apply`)")?;
+    let known = Arc::new(known::KnownTenants::new(db.clone()));
     Ok(AppState {
         tenants: Arc::new(TenantCache::new(
             db,
@@ -160,6 +162,7 @@ pub async fn state(config: Config) -> anyhow::Result<AppState> {
             .context("HTTP client")?,
         signing_keys: Arc::default(),
         recent: Arc::default(),
+        known,
         max_body_bytes: config.max_body_bytes,
     })
 }

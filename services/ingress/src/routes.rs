@@ -46,6 +46,8 @@ pub struct AppState {
     pub signing_keys: Arc<crate::tools::SigningKeys>,
     /// Deliveries accepted lately, answered as duplicates on sight.
     pub recent: Arc<crate::recent::RecentDeliveries>,
+    /// The tenant ids that exist.
+    pub known: Arc<crate::known::KnownTenants>,
 }
 
 type Answer = Result<(StatusCode, Json<Value>), ApiError>;

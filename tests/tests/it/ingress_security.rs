@@ -577,3 +577,44 @@ async fn a_body_that_trickles_in_is_cut_off_with_408_and_stores_nothing() {
     assert!(answer.contains("request_timeout"), "{answer}");
     assert_eq!(ingress.stored().await, 0);
 }
+
+/// Made-up tenant ids arrive before anything is authenticated: a hundred at
+/// once cost one read of the tenant ids, not a read each (which held the
+/// pool while real webhooks waited), and a tenant created a moment later
+/// is found on its first webhook.
+#[tokio::test]
+async fn a_hundred_made_up_tenant_ids_cost_one_read_and_a_new_tenant_is_found_at_once() {
+    let db = aia_testkit::TestDatabase::create().await;
+    let pool = aia_store::pool(&db.app_url, 4).unwrap();
+    let known = std::sync::Arc::new(ingress::known::KnownTenants::new(pool));
+    let made_up = futures::future::join_all((0..100).map(|n| {
+        let known = known.clone();
+        async move {
+            let id = aia_events::TenantId::parse(&format!("made-up-{n}")).unwrap();
+            known.may_exist(&id).await.unwrap()
+        }
+    }))
+    .await;
+    assert!(made_up.iter().all(|exists| !exists));
+    assert_eq!(known.reads(), 1);
+
+    let keyring = aia_store::Keyring::parse(&aia_store::Keyring::generate_spec("k1")).unwrap();
+    aiagents::ops::add_tenant(
+        &db.app_url,
+        &keyring,
+        "newcomer",
+        "Newcomer",
+        aia_events::ItsmKind::ServicedeskPlus,
+        "https://sdp.example.com",
+        r#"{"authtoken":"t"}"#,
+    )
+    .await
+    .unwrap();
+    tokio::time::sleep(ingress::known::REFRESH_AT_MOST_EVERY).await;
+    let newcomer = aia_events::TenantId::parse("newcomer").unwrap();
+    assert!(known.may_exist(&newcomer).await.unwrap());
+    assert_eq!(known.reads(), 2);
+    // Held now: no read.
+    assert!(known.may_exist(&newcomer).await.unwrap());
+    assert_eq!(known.reads(), 2);
+}

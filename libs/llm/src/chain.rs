@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use rand::Rng;
 
-use crate::{Completion, LlmError, Message, Provider, complete};
+use crate::{Billed, Completion, LlmError, Message, Provider, complete};
 
 /// Consecutive failures that open a provider's circuit.
 pub const BREAKER_THRESHOLD: u32 = 5;
@@ -47,6 +47,8 @@ pub struct ChainSuccess {
     pub provider: usize,
     /// Calls made in all, across providers.
     pub attempts: u32,
+    /// Answers billed before it that could not be used.
+    pub billed: Vec<Billed>,
 }
 
 /// Why every provider failed.
@@ -55,6 +57,8 @@ pub struct ChainFailure {
     /// One line per provider.
     pub reasons: Vec<String>,
     pub attempts: u32,
+    /// Answers billed that could not be used.
+    pub billed: Vec<Billed>,
 }
 
 impl std::fmt::Display for ChainFailure {
@@ -127,6 +131,7 @@ impl Chain {
     ) -> Result<ChainSuccess, ChainFailure> {
         let mut reasons = Vec::new();
         let mut attempts = 0;
+        let mut billed = Vec::new();
         for (index, provider) in providers.iter().enumerate() {
             if !self.admits(provider) {
                 reasons.push(format!(
@@ -144,7 +149,21 @@ impl Chain {
                             completion,
                             provider: index,
                             attempts,
+                            billed,
                         });
+                    }
+                    Err(LlmError::Unusable {
+                        reason,
+                        billed: paid,
+                        again,
+                    }) => {
+                        // Paid for, and this request's: the circuit stays
+                        // as it was.
+                        billed.push(paid);
+                        if !again || attempt == policy.attempts.max(1) {
+                            reasons.push(reason);
+                            break;
+                        }
                     }
                     Err(LlmError::Permanent {
                         reason,
@@ -172,7 +191,11 @@ impl Chain {
                 }
             }
         }
-        Err(ChainFailure { reasons, attempts })
+        Err(ChainFailure {
+            reasons,
+            attempts,
+            billed,
+        })
     }
 }
 

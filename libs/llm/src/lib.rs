@@ -128,6 +128,24 @@ pub enum LlmError {
         /// every request: its circuit stays closed for the others.
         this_request_only: bool,
     },
+    /// The provider answered, and bills the answer, but it holds no note:
+    /// this request's, so its circuit stays closed. Asked again only when
+    /// it may answer otherwise (`again`): a reasoning model that spent its
+    /// whole allowance thinking would spend it again.
+    #[error("{reason}")]
+    Unusable {
+        reason: String,
+        billed: Billed,
+        again: bool,
+    },
+}
+
+/// What a provider bills for an answer that could not be used.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Billed {
+    pub model: String,
+    pub tokens_in: u32,
+    pub tokens_out: u32,
 }
 
 #[derive(Serialize)]
@@ -334,8 +352,22 @@ pub async fn complete(
     }
     let content = choice
         .and_then(|choice| choice.message.content)
-        .filter(|content| !content.trim().is_empty())
-        .ok_or_else(|| LlmError::Transient {
+        .filter(|content| !content.trim().is_empty());
+    let prompt_tokens = || {
+        messages
+            .iter()
+            .map(|message| estimated_tokens(&message.content))
+            .sum()
+    };
+    let model = body.model.unwrap_or_else(|| provider.model.clone());
+    let Some(content) = content else {
+        // Billed all the same: what it used, or (unreported) the prompt
+        // and the whole allowance, the most it can have used.
+        let usage = body.usage.unwrap_or_else(|| Usage {
+            prompt_tokens: prompt_tokens(),
+            completion_tokens: completion_allowance(&provider.model, max_tokens),
+        });
+        return Err(LlmError::Unusable {
             reason: if finish_reason == "length" {
                 format!(
                     "{} spent its whole token allowance before answering",
@@ -344,20 +376,23 @@ pub async fn complete(
             } else {
                 format!("{} answered with no content", provider.name)
             },
-            retry_after: None,
-        })?;
+            billed: Billed {
+                model,
+                tokens_in: usage.prompt_tokens,
+                tokens_out: usage.completion_tokens,
+            },
+            again: finish_reason != "length",
+        });
+    };
     // A provider that reports no usage (some proxies and local servers)
     // is charged an estimate, not nothing: a budget must still be reached.
     let usage = body.usage.unwrap_or_else(|| Usage {
-        prompt_tokens: messages
-            .iter()
-            .map(|message| estimated_tokens(&message.content))
-            .sum(),
+        prompt_tokens: prompt_tokens(),
         completion_tokens: estimated_tokens(&content),
     });
     Ok(Completion {
         content,
-        model: body.model.unwrap_or_else(|| provider.model.clone()),
+        model,
         tokens_in: usage.prompt_tokens,
         tokens_out: usage.completion_tokens,
         truncated: finish_reason == "length",

@@ -38,6 +38,9 @@ pub enum Behaviour {
     Cut(String),
     /// `200`, no content: the content filter stopped the answer.
     Filtered,
+    /// `200`, no content, `finish_reason: length`, with these completion
+    /// tokens billed: a reasoning model that thought its whole allowance.
+    Thought { completion_tokens: u32 },
     /// An HTTP error with OpenAI's error body naming its cause, as
     /// `insufficient_quota` (429), `context_length_exceeded` (400) or
     /// `invalid_api_key` (401).
@@ -261,6 +264,14 @@ async fn chat_inner(
                 "model": request["model"],
                 "choices": [{"index": 0, "finish_reason": "content_filter", "message": {"role": "assistant", "content": null}}],
                 "usage": {"prompt_tokens": 10, "completion_tokens": 0, "total_tokens": 10}}))
+            .into_response();
+        }
+        Some(Behaviour::Thought { completion_tokens }) => {
+            return Json(json!({"id": "chatcmpl-standin", "object": "chat.completion", "created": 1_764_000_000,
+                "model": request["model"],
+                "choices": [{"index": 0, "finish_reason": "length", "message": {"role": "assistant", "content": ""}}],
+                "usage": {"prompt_tokens": 1000, "completion_tokens": completion_tokens,
+                          "total_tokens": 1000 + completion_tokens}}))
             .into_response();
         }
         Some(Behaviour::Refused { code, cause }) => {

@@ -28,8 +28,13 @@ pub enum NoAnswer {
     OverBudget,
     /// Neither the tenant nor the deployment has a provider.
     NoProvider,
-    /// Every provider failed (after `attempts` calls in all).
-    Failed { reason: String, attempts: u32 },
+    /// Every provider failed (after `attempts` calls in all), having
+    /// billed `cost_usd` for answers that held no note.
+    Failed {
+        reason: String,
+        attempts: u32,
+        cost_usd: f64,
+    },
 }
 
 impl NoAnswer {
@@ -170,8 +175,12 @@ pub fn generated(
             generated.degraded = true;
             generated.degraded_reason = Some(no_answer.reason());
             generated.budget_exceeded = no_answer == NoAnswer::OverBudget;
-            if let NoAnswer::Failed { attempts, .. } = no_answer {
+            if let NoAnswer::Failed {
+                attempts, cost_usd, ..
+            } = no_answer
+            {
                 generated.attempts = attempts;
+                generated.cost_usd = cost_usd;
             }
         }
     }
@@ -320,6 +329,7 @@ mod tests {
             Err(NoAnswer::Failed {
                 reason: "primary: 503".into(),
                 attempts: 3,
+                cost_usd: 0.004,
             }),
             3,
             &NoteShape::new(300, EN),
@@ -327,6 +337,8 @@ mod tests {
         assert!(generated.degraded && !generated.budget_exceeded);
         assert_eq!(generated.degraded_reason.as_deref(), Some("primary: 503"));
         assert_eq!(generated.attempts, 3);
+        // What was billed for answers with no note is the run's cost.
+        assert_eq!(generated.cost_usd, 0.004);
     }
 
     #[test]

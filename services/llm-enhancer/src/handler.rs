@@ -111,7 +111,11 @@ impl Handler for LlmEnhancer {
         {
             // The answer is paid for: a settle that fails must not throw it
             // away (the reservation stays counted, so the budget errs high).
-            let cost = answer.as_ref().map_or(0.0, |answer| answer.cost_usd);
+            let cost = match &answer {
+                Ok(answer) => answer.cost_usd,
+                Err(NoAnswer::Failed { cost_usd, .. }) => *cost_usd,
+                Err(_) => 0.0,
+            };
             let settled = async {
                 let mut client = self.db.get().await.map_err(aia_store::StoreError::from)?;
                 if self.dry_run {
@@ -247,18 +251,28 @@ impl LlmEnhancer {
             .complete(&self.http, providers, messages, max_tokens, self.retry)
             .instrument(span.clone())
             .await;
+        // Answers billed that held no note are paid for all the same.
+        let billed = |billed: &[aia_llm::Billed]| -> f64 {
+            billed
+                .iter()
+                .map(|paid| self.paid(event, &paid.model, paid.tokens_in, paid.tokens_out))
+                .sum()
+        };
         match result {
             Ok(success) => {
+                let also_paid = billed(&success.billed);
                 let completion = success.completion;
                 span.record("gen_ai.response.model", completion.model.as_str());
                 span.record("gen_ai.usage.input_tokens", completion.tokens_in);
                 span.record("gen_ai.usage.output_tokens", completion.tokens_out);
-                let answer = ModelAnswer {
-                    cost_usd: self.prices.cost(
-                        &completion.model,
-                        completion.tokens_in,
-                        completion.tokens_out,
-                    ),
+                let cost = self.paid(
+                    event,
+                    &completion.model,
+                    completion.tokens_in,
+                    completion.tokens_out,
+                );
+                Ok(ModelAnswer {
+                    cost_usd: also_paid + cost,
                     content: completion.content,
                     provider: providers[success.provider].name.clone(),
                     model: completion.model,
@@ -266,31 +280,35 @@ impl LlmEnhancer {
                     tokens_out: completion.tokens_out,
                     attempts: success.attempts,
                     truncated: completion.truncated,
-                };
-                let labels = ModelLabels {
-                    tenant_id: self.metrics.tenant.of(event.tenant_id.as_str()),
-                    model: answer.model.clone(),
-                };
-                let metrics = &self.metrics;
-                metrics
-                    .tokens_in
-                    .get_or_create(&labels)
-                    .inc_by(u64::from(answer.tokens_in));
-                metrics
-                    .tokens_out
-                    .get_or_create(&labels)
-                    .inc_by(u64::from(answer.tokens_out));
-                metrics
-                    .cost_usd
-                    .get_or_create(&labels)
-                    .inc_by(answer.cost_usd);
-                Ok(answer)
+                })
             }
             Err(failure) => Err(NoAnswer::Failed {
                 attempts: failure.attempts,
+                cost_usd: billed(&failure.billed),
                 reason: failure.to_string(),
             }),
         }
+    }
+
+    /// The cost of one billed answer, counted in the tenant's token and
+    /// cost series.
+    fn paid(&self, event: &Event, model: &str, tokens_in: u32, tokens_out: u32) -> f64 {
+        let cost = self.prices.cost(model, tokens_in, tokens_out);
+        let labels = ModelLabels {
+            tenant_id: self.metrics.tenant.of(event.tenant_id.as_str()),
+            model: model.to_owned(),
+        };
+        let metrics = &self.metrics;
+        metrics
+            .tokens_in
+            .get_or_create(&labels)
+            .inc_by(u64::from(tokens_in));
+        metrics
+            .tokens_out
+            .get_or_create(&labels)
+            .inc_by(u64::from(tokens_out));
+        metrics.cost_usd.get_or_create(&labels).inc_by(cost);
+        cost
     }
 
     /// Notes by outcome, budget refusals and alerts.

@@ -249,6 +249,50 @@ async fn server_errors_slow_answers_and_broken_bodies_are_retried_then_the_fallb
     assert!(query.unwrap().contains("api-version=2024-10-21"));
 }
 
+/// A reasoning model that thinks its whole allowance away answers nothing
+/// and bills it: not asked again with the same allowance (the next
+/// provider is), the answer's cost includes what it billed, and it opens
+/// no circuit for the other tenants.
+#[tokio::test]
+async fn an_answer_billed_with_no_note_is_paid_for_not_repeated_and_opens_no_circuit() {
+    let setup = setup(None).await;
+    setup.llm.script([Behaviour::Thought {
+        completion_tokens: 4096,
+    }]);
+    let generated = enhance(&setup).await;
+    assert_eq!(
+        (
+            generated.provider.as_deref(),
+            generated.attempts,
+            generated.degraded
+        ),
+        (Some("azure-backup"), 2, false),
+        "{:?}",
+        generated.degraded_reason
+    );
+    let thought = aia_llm::cost::PriceTable::default().cost("gpt-4o-mini", 1000, 4096);
+    assert!(
+        generated.cost_usd >= thought,
+        "{} must include the {thought} billed for the empty answer",
+        generated.cost_usd
+    );
+    // Six in a row (more than the circuit's threshold of failures) leave
+    // the primary open to the next ticket.
+    setup.llm.script((0..6).map(|_| Behaviour::Thought {
+        completion_tokens: 100,
+    }));
+    for _ in 0..3 {
+        enhance(&setup).await;
+    }
+    setup.llm.script([]);
+    let generated = enhance(&setup).await;
+    assert_eq!(
+        generated.provider.as_deref(),
+        Some("primary"),
+        "{generated:?}"
+    );
+}
+
 #[tokio::test]
 async fn when_every_provider_fails_the_ticket_gets_the_labelled_raw_context() {
     let setup = setup(None).await;

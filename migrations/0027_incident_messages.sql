@@ -6,14 +6,26 @@
 -- a rebuild, can decide a version again with other content: its id was
 -- the old one's, so the outbox kept the old row, the stream and the
 -- notification ledger took it for a repeat, and receivers dropped it. The
--- id now carries the event's own id (fixed when the version is decided and
--- kept in the outbox), and the ledger says which incident and version each
--- notification is, for the order in which they are posted.
+-- id now also carries a digest of the decision (the event's payload), and
+-- the ledger says which incident and version each notification is, for
+-- the order in which they are posted.
 alter table incident_notifications
   add column incident_id uuid,
   add column version integer;
+-- Rows written before, under `incident:<tenant>:<incident>:v<version>`:
+-- the version after them must find them settled.
+update incident_notifications
+   set incident_id = split_part(webhook_id, ':', 3)::uuid,
+       version = substr(split_part(webhook_id, ':', 4), 2)::integer
+ where incident_id is null
+   and webhook_id ~ '^incident:[^:]+:[0-9a-f-]{36}:v[0-9]+$';
 create index incident_notifications_version
   on incident_notifications (tenant_id, incident_id, version);
+
+-- When a ticket last joined an incident, by the clock of the decision: a
+-- correlator catching up on a backlog adds tickets whose own times are
+-- long past, and the incident is not quiet while it does.
+alter table incidents add column last_joined_at timestamptz;
 
 -- A version a tenant without a webhook did not post: settled, so the next
 -- version does not wait for it once a webhook is set.

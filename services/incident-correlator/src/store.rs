@@ -105,9 +105,11 @@ pub async fn members_since(
         .collect())
 }
 
-/// The tenant's live incidents with no ticket since `cutoff`, nor their
-/// detection (a backlog's incident is detected after its tickets came): an
-/// acknowledgement is no ticket, and does not keep an incident open.
+/// The tenant's live incidents with no ticket since `cutoff`, by the
+/// tickets' times or by the clock of their detection and of each ticket's
+/// joining (a correlator catching up on a backlog decides long after the
+/// tickets came): an acknowledgement is no ticket, and keeps no incident
+/// open.
 pub async fn quiet_since(
     tx: &impl GenericClient,
     tenant: &TenantId,
@@ -117,7 +119,7 @@ pub async fn quiet_since(
         .prepare_cached(
             "select incident_id from incidents
               where tenant_id = $1 and status <> 'ended'
-                and greatest(last_ticket_at, detected_at) < $2",
+                and greatest(last_ticket_at, detected_at, last_joined_at) < $2",
         )
         .await?;
     Ok(tx
@@ -272,7 +274,9 @@ pub async fn apply(tx: &impl GenericClient, event: &Event) -> Result<(), StoreEr
                             end_change = coalesce($6, end_change),
                             acknowledged_by = coalesce($7, acknowledged_by),
                             closed_by = coalesce($9, closed_by),
-                            last_ticket_at = greatest(last_ticket_at, coalesce($8, last_ticket_at))
+                            last_ticket_at = greatest(last_ticket_at, coalesce($8, last_ticket_at)),
+                            last_joined_at = case when $8::timestamptz is null then last_joined_at
+                                                  else $5 end
                       where tenant_id = $1 and incident_id = $2 and version < $3",
                 )
                 .await?;

@@ -152,10 +152,10 @@ impl Sweep {
         let mut client = self.db.get().await.map_err(StoreError::from)?;
         let tx = store::locked_tenant_transaction(&mut client, tenant).await?;
         let mut live = store::live(&tx, tenant).await?;
-        // By the clock, from the incident's last ticket or its detection
-        // (an incident detected while the correlator caught up on old
-        // tickets gets its whole quiet period); an acknowledgement does
-        // not keep it open.
+        // By the clock, from the incident's last ticket, its detection or
+        // a ticket's joining (an incident the correlator works on while
+        // catching up on old tickets gets its whole quiet period); an
+        // acknowledgement does not keep it open.
         let quiet = store::quiet_since(&tx, tenant, Utc::now() - rules.quiet).await?;
         let events = quiet_ends(tenant, &mut live, &quiet, None);
         for event in &events {

@@ -58,7 +58,10 @@ impl Version {
     }
 }
 
-/// Records an attempt; returns the notification's state before it.
+/// Records an attempt; returns the notification's state before it. A
+/// version a previous release settled under its older id
+/// (`incident:<tenant>:<incident>:v<version>`, no digest) counts as this
+/// one, so an upgrade does not post it again.
 pub async fn attempt(
     client: &mut Client,
     tenant: &TenantId,
@@ -66,6 +69,21 @@ pub async fn attempt(
     version: &Version,
     event_type: &str,
 ) -> Result<State, StoreError> {
+    let legacy = format!(
+        "incident:{tenant}:{}:v{}",
+        version.incident, version.version
+    );
+    let settled_before = tenant_query(
+        client,
+        tenant,
+        "select state from incident_notifications
+          where tenant_id = $1 and webhook_id = $2 and state <> 'pending'",
+        &[&tenant.as_str(), &legacy],
+    )
+    .await?;
+    if let Some(row) = settled_before.first() {
+        return Ok(State::parse(row.get(0)));
+    }
     let rows = tenant_query(
         client,
         tenant,

@@ -462,6 +462,34 @@ async fn a_webhook_set_mid_incident_posts_at_once_and_a_version_decided_again_is
         Some(ids[1].to_owned()),
         incident_notifier::webhook_id(&again)
     );
+
+    // Version 3 was delivered by the release before, under the id without
+    // a digest: after the upgrade, a copy of it is not posted again.
+    let acknowledged = &events[2];
+    let Payload::IncidentUpdated(v3) = &acknowledged.payload else {
+        panic!("the third example is an update")
+    };
+    admin
+        .execute(
+            "insert into incident_notifications
+                    (tenant_id, webhook_id, event_type, state, attempts, incident_id, version)
+             values ('acme', $1, 'incident.updated', 'delivered', 1, $2, 3)",
+            &[
+                &format!("incident:acme:{}:v3", v3.incident_id),
+                &v3.incident_id,
+            ],
+        )
+        .await
+        .unwrap();
+    aia_bus::publish_event(&jetstream, acknowledged, "v3")
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(
+        receiver.received().len(),
+        2,
+        "v3 was delivered before the upgrade"
+    );
     stop.cancel();
     notifier.await.unwrap().unwrap();
 }

@@ -15,7 +15,7 @@ use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 use tracing::Instrument;
 
-use crate::auth::AuthFailure;
+use crate::auth::{AuthFailure, Scheme};
 use crate::metrics::{RequestLabels, TenantEndpointLabels, TenantLabels};
 use crate::routes::AppState;
 use aia_http::ApiError;
@@ -253,6 +253,7 @@ async fn run(
     // delivery twice is one event.
     let delivery = verified
         .delivery_id
+        .as_ref()
         .map(|id| format!("id:{id}"))
         .or_else(|| {
             // Jira's own delivery id (the same on its retries), on Jira's
@@ -266,10 +267,33 @@ async fn run(
         })
         .unwrap_or_else(|| format!("sha256:{}", hex::encode(Sha256::digest(&body))));
     let msg_id = aia_bus::msg_id::webhook_delivery(tenant_id.as_str(), endpoint.key(), &delivery);
+    // What the replay check goes by is only what the signature covers: a
+    // delivery id from an unsigned header (Jira's, Zendesk's invocation
+    // id) would let a replay dodge it by changing the header.
+    let replay_key = {
+        let signed = match verified.scheme {
+            Scheme::StandardWebhooks => verified.delivery_id.clone().unwrap_or_default(),
+            Scheme::ZendeskSignature => headers
+                .get("x-zendesk-webhook-signature-timestamp")
+                .and_then(|value| value.to_str().ok())
+                .unwrap_or_default()
+                .to_owned(),
+            _ => String::new(),
+        };
+        let mut digest = Sha256::new();
+        digest.update(signed.as_bytes());
+        digest.update(b"\n");
+        digest.update(&body);
+        aia_bus::msg_id::webhook_delivery(
+            tenant_id.as_str(),
+            endpoint.key(),
+            &hex::encode(digest.finalize()),
+        )
+    };
     // A delivery this instance accepted lately is answered as the
     // duplicate it is before it counts against the limit (a replayed
     // request would otherwise use up the tenant's).
-    if let Some(event_id) = state.recent.accepted(&msg_id, now) {
+    if let Some(event_id) = state.recent.accepted(&replay_key, now) {
         state
             .metrics
             .duplicates
@@ -365,7 +389,7 @@ async fn run(
             .as_str()
             .and_then(|id| id.parse::<uuid::Uuid>().ok())
     {
-        state.recent.remember(&msg_id, event_id, Instant::now());
+        state.recent.remember(&replay_key, event_id, Instant::now());
     }
     answer
 }

@@ -321,6 +321,39 @@ async fn a_hundred_replays_of_one_signed_request_use_up_none_of_the_limit() {
         assert_eq!(status, 202, "a real webhook after the replays: {answer}");
     }
     assert_eq!(ingress.stored().await, 3);
+
+    // Jira's X-Hub-Signature covers the body only: a replay that makes up
+    // its unsigned delivery id each time is still the same delivery.
+    let created = chrono::Utc::now()
+        .format("%Y-%m-%dT%H:%M:%S%.3f%z")
+        .to_string();
+    let bytes = serde_json::to_vec(&json!({
+        "timestamp": 1_764_072_000_000i64, "webhookEvent": "jira:issue_created",
+        "issue": {"key": "SUP-21", "fields": {"summary": "VPN", "description": "drops",
+                  "priority": {"name": "Low"}, "created": created}}
+    }))
+    .unwrap();
+    let signature = format!("sha256={}", ingress.sign(&bytes));
+    let ingress = &ingress;
+    let jira = |n: usize| {
+        let headers = [
+            ("content-type", "application/json".to_owned()),
+            ("x-hub-signature", signature.clone()),
+            ("x-atlassian-webhook-identifier", format!("made-up-{n}")),
+        ];
+        let bytes = bytes.clone();
+        async move { ingress.post("/webhook/jira/strict", &headers, bytes).await }
+    };
+    let (status, first, _) = jira(0).await;
+    assert_eq!(status, 202, "{first}");
+    let replays = futures::future::join_all((1..=30).map(jira)).await;
+    for (status, answer, _) in &replays {
+        assert_eq!(
+            (*status, &answer["duplicate"]),
+            (202, &json!(true)),
+            "{answer}"
+        );
+    }
 }
 
 #[tokio::test]

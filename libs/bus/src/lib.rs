@@ -157,6 +157,19 @@ fn servers_and_auth(url: &str) -> Result<(Vec<async_nats::ServerAddr>, Auth), St
     Ok((servers, auth))
 }
 
+/// A NATS URL as it may be shown or logged: its servers without the
+/// credentials they carry.
+pub fn shown_url(url: &str) -> String {
+    match servers_and_auth(url) {
+        Ok((servers, _)) => servers
+            .iter()
+            .map(|server| server.as_url_str())
+            .collect::<Vec<_>>()
+            .join(","),
+        Err(_) => "(a NATS URL that does not parse)".into(),
+    }
+}
+
 fn percent_decoded(text: &str) -> Result<String, String> {
     percent_encoding::percent_decode_str(text)
         .decode_utf8()
@@ -207,5 +220,9 @@ mod tests {
         assert_eq!(auth, Auth::None);
         assert_eq!(servers[0].as_url_str(), "nats://127.0.0.1:4222");
         assert!(servers_and_auth("nats://a:1@n1:4222,nats://b:2@n2:4222").is_err());
+        assert_eq!(
+            shown_url("nats://svc:s3cret@n1:4222,nats://svc:s3cret@n2:4222"),
+            "nats://n1:4222,nats://n2:4222"
+        );
     }
 }

@@ -516,7 +516,7 @@ async fn process<H: Handler>(
         let stage = limits.stage;
         for (idx, output) in outputs.iter().enumerate() {
             let msg_id = msg_id::stage_output(event.event_id, stage, idx);
-            if let Err(err) = publish_patiently(jetstream, output, &msg_id).await {
+            if let Err(err) = publish_patiently(jetstream, &message, output, &msg_id).await {
                 // Nothing was acked; the redelivery republishes under the
                 // same message id, which the stream deduplicates — within
                 // its duplicate window, so the redelivery comes well inside
@@ -539,14 +539,17 @@ async fn process<H: Handler>(
 }
 
 /// The longest a redelivery waits after its outputs could not be published:
-/// far inside the stream's duplicate window (10 minutes), so the same
+/// well inside the stream's duplicate window (10 minutes), so the same
 /// outputs published again are dropped as the duplicates they are.
-const PUBLISH_RETRY_AFTER: Duration = Duration::from_secs(30);
+const PUBLISH_RETRY_AFTER: Duration = Duration::from_secs(120);
 
 /// Publishes `output`, trying again twice within a few seconds (a cluster
-/// electing a leader, a reconnect) before the input is handed back.
+/// electing a leader, a reconnect) before the input is handed back; the
+/// input is kept from redelivery meanwhile (a progress ack before each
+/// try), so no other instance handles it at the same time.
 async fn publish_patiently(
     jetstream: &JetStream,
+    input: &async_nats::jetstream::Message,
     output: &Event,
     msg_id: &str,
 ) -> Result<(), crate::PublishError> {
@@ -557,7 +560,9 @@ async fn publish_patiently(
             Err(err) => match waits.next() {
                 Some(wait) => {
                     tracing::debug!(error = %err, "Publishing an output failed; trying again");
+                    let _ = input.ack_with(AckKind::Progress).await;
                     tokio::time::sleep(wait).await;
+                    let _ = input.ack_with(AckKind::Progress).await;
                 }
                 None => return Err(err),
             },

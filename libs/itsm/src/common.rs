@@ -10,7 +10,7 @@ use chrono::{DateTime, Utc};
 use serde_json::Value;
 
 /// Why a call to a help-desk tool failed, sorted by what to do about it.
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum ItsmError {
     /// May succeed later: timeouts, connection errors, 429, 5xx.
     #[error("{reason}")]

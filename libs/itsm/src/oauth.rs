@@ -19,9 +19,20 @@ static TOKENS: LazyLock<Mutex<HashMap<String, (String, Instant)>>> = LazyLock::n
 /// One fetch at a time per key: a burst of requests finding the token
 /// missing waits for one fetch instead of each making its own (Zoho issues
 /// at most ten access tokens per refresh token in ten minutes, keeps
-/// fifteen alive and refuses the rest as "Access Denied").
-static FETCHES: LazyLock<Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>> =
-    LazyLock::new(Mutex::default);
+/// fifteen alive and refuses the rest as "Access Denied"). A fetch that
+/// failed is the answer of those that waited for it, and of those that
+/// come for a little while after (its `Retry-After`, else a few seconds),
+/// rather than each trying again in turn.
+static FETCHES: LazyLock<Mutex<HashMap<String, Turn>>> = LazyLock::new(Mutex::default);
+
+/// One key's turn to fetch, holding the last fetch's failure.
+type Turn = Arc<tokio::sync::Mutex<Option<Failed>>>;
+
+/// A fetch that failed, and until when its failure is the answer.
+type Failed = (Instant, ItsmError);
+
+/// How long a failed fetch answers for the others, without a `Retry-After`.
+const FAILURE_HELD: Duration = Duration::from_secs(5);
 
 /// A cache key for the credentials `parts` (never the credentials
 /// themselves).
@@ -53,12 +64,33 @@ where
         .entry(key.to_owned())
         .or_default()
         .clone();
-    let _turn = turn.lock().await;
-    // Fetched by the caller before us while we waited.
+    let mut turn = turn.lock().await;
+    // Fetched by the caller before us while we waited, or failed lately.
     if let Some(token) = cached(key) {
         return Ok(token);
     }
-    let (token, lifetime) = fetch.await?;
+    if let Some((until, failure)) = turn.as_ref()
+        && Instant::now() < *until
+    {
+        return Err(failure.clone());
+    }
+    let (token, lifetime) = match fetch.await {
+        Ok(fetched) => {
+            *turn = None;
+            fetched
+        }
+        Err(failure) => {
+            let held = match &failure {
+                ItsmError::Transient {
+                    retry_after: Some(wait),
+                    ..
+                } => *wait,
+                _ => FAILURE_HELD,
+            };
+            *turn = Some((Instant::now() + held, failure.clone()));
+            return Err(failure);
+        }
+    };
     TOKENS
         .lock()
         .expect("token cache")
@@ -202,6 +234,35 @@ mod tests {
             .collect();
         for task in tasks {
             assert_eq!(task.await.unwrap().unwrap(), "t1");
+        }
+        assert_eq!(fetches.load(Ordering::SeqCst), 1);
+    }
+
+    /// A fetch that fails is the answer of those waiting for it (Zoho's
+    /// throttle would only be met again, one after another).
+    #[tokio::test]
+    async fn a_failed_fetch_answers_those_that_waited_for_it() {
+        let key = key(&["test", "failing at once"]);
+        let fetches = Arc::new(AtomicUsize::new(0));
+        let tasks: Vec<_> = (0..20)
+            .map(|_| {
+                let (key, fetches) = (key.clone(), fetches.clone());
+                tokio::spawn(async move {
+                    token(&key, async {
+                        fetches.fetch_add(1, Ordering::SeqCst);
+                        tokio::time::sleep(Duration::from_millis(20)).await;
+                        Err(ItsmError::Transient {
+                            reason: "throttled".into(),
+                            http_status: Some(400),
+                            retry_after: Some(Duration::from_secs(600)),
+                        })
+                    })
+                    .await
+                })
+            })
+            .collect();
+        for task in tasks {
+            assert!(task.await.unwrap().is_err());
         }
         assert_eq!(fetches.load(Ordering::SeqCst), 1);
     }

@@ -423,6 +423,10 @@ impl TenantAdmin {
     ) -> Result<TenantView, AdminError> {
         let tenant_id = parse_id(tenant_id)?;
         let _turn = self.patches.of(&tenant_id).lock().await;
+        // The help desk's address the change was made for: an address
+        // without credentials, or credentials without an address, are not
+        // carried over to another one that landed meanwhile.
+        let mut address_made_for: Option<String> = None;
         for _ in 0..5 {
             let mut client = self.app.get().await.map_err(StoreError::from)?;
             let stored = tenants::stored_settings(&mut client, &tenant_id)
@@ -430,6 +434,16 @@ impl TenantAdmin {
                 .ok_or_else(|| AdminError::NotFound(tenant_id.to_string()))?;
             drop(client);
             let current = self.load(&tenant_id).await?;
+            let address = address_made_for.get_or_insert_with(|| current.itsm_base_url.clone());
+            let one_of_the_two =
+                request.itsm_base_url.is_some() != request.itsm_credentials.is_some();
+            if one_of_the_two && *address != current.itsm_base_url {
+                return Err(AdminError::Busy(
+                    "the tenant's help-desk address changed while this change was made; \
+                     check it and try again"
+                        .into(),
+                ));
+            }
             let settings = merge::patched("settings", &current.settings, patch, &[])?;
             let request = UpdateTenant {
                 settings: Some(settings),

@@ -279,7 +279,7 @@ async fn drive(
     );
     println!(
         "    stream:   subjects tickets.<tenant>.<ticket>.<event_type> in stream TICKETS on {}",
-        settings.nats_url
+        aia_bus::shown_url(&settings.nats_url)
     );
     anyhow::ensure!(
         notes == data.queries.len(),

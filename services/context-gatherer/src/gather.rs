@@ -285,9 +285,13 @@ impl ContextGatherer {
             Ok(Ok(())) => {}
             Ok(Err(err)) => {
                 tracing::warn!(error = %err, "The ticket could not enter the window of open tickets");
-                asked
-                    .unavailable
-                    .store(true, std::sync::atomic::Ordering::Relaxed);
+                // Gathered again only for a passing cause: one that would
+                // fail the same way is reported, as the source's failure.
+                if err.is_transient() {
+                    asked
+                        .unavailable
+                        .store(true, std::sync::atomic::Ordering::Relaxed);
+                }
             }
             Err(_) => {
                 tracing::warn!("The ticket could not enter the window of open tickets in time");

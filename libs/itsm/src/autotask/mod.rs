@@ -267,18 +267,25 @@ fn time(raw: &Value) -> Option<DateTime<Utc>> {
 }
 
 /// Status 5: Complete.
-/// What an HTTP 500 from Autotask means: its `errors` name a refusal, which
-/// is permanent, unless they say the fault was Autotask's own for the
-/// moment; a 500 without them is a server error like any other.
+/// What an HTTP 500 from Autotask means: its `errors` name a refusal (a
+/// ticket that does not exist, a field a rule rejects), which is
+/// permanent; any other message, or none, is a server error like any
+/// other, tried again — a note is not given up on a message not known to
+/// be a refusal.
 fn refusal(body: &Value) -> ItsmError {
-    const PASSING: [&str; 7] = [
-        "unexpected error",
-        "timed out",
-        "timeout",
-        "try again",
-        "deadlock",
-        "thread was being aborted",
-        "temporarily",
+    const REFUSALS: [&str; 12] = [
+        "does not exist",
+        "not found",
+        "invalid",
+        "is required",
+        "are required",
+        "not allowed",
+        "permission",
+        "not authorized",
+        "unauthorized",
+        "cannot be",
+        "exceeds",
+        "too long",
     ];
     let messages: Vec<&str> = body["errors"]
         .as_array()
@@ -288,11 +295,11 @@ fn refusal(body: &Value) -> ItsmError {
         .map(str::trim)
         .filter(|message| !message.is_empty())
         .collect();
-    let passing = messages.iter().any(|message| {
+    let refused = messages.iter().any(|message| {
         let message = message.to_lowercase();
-        PASSING.iter().any(|sign| message.contains(sign))
+        REFUSALS.iter().any(|sign| message.contains(sign))
     });
-    if messages.is_empty() || passing {
+    if !refused {
         return ItsmError::Transient {
             reason: format!("{TOOL} answered HTTP 500"),
             http_status: Some(500),
@@ -358,6 +365,7 @@ mod tests {
             json!({"message": "Internal Server Error"}),
             json!({"errors": ["An unexpected error has occurred."]}),
             json!({"errors": ["The operation has timed out."]}),
+            json!({"errors": ["Object reference not set to an instance of an object."]}),
         ] {
             assert!(
                 matches!(
@@ -374,7 +382,7 @@ mod tests {
 
     #[test]
     fn a_long_refusal_is_cut() {
-        let refused = refusal(&json!({"errors": ["x".repeat(5_000)]}));
+        let refused = refusal(&json!({"errors": [format!("Invalid {}", "x".repeat(5_000))]}));
         let ItsmError::Permanent { reason, .. } = refused else {
             panic!("{refused:?}")
         };

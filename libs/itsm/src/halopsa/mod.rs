@@ -166,6 +166,7 @@ impl HaloPsa {
         const PAGE: usize = 100;
         let id = numeric_id(TOOL, ticket)?;
         let mut texts = Vec::new();
+        let mut seen = std::collections::HashSet::new();
         for page in 1..=50 {
             let mut url = self.api.url(&["api", "Actions"]);
             url.query_pairs_mut()
@@ -179,23 +180,27 @@ impl HaloPsa {
             let actions = body["actions"]
                 .as_array()
                 .ok_or_else(|| ItsmError::unreadable(TOOL))?;
-            texts.extend(
-                actions
-                    .iter()
-                    .map(|action| action["note_html"].as_str().or(action["note"].as_str()))
-                    .map(|note| note.unwrap_or_default().to_owned()),
-            );
+            // Each action once, by its id: an instance that ignores the
+            // page asked for answers the same actions again.
+            let mut new = 0;
+            for action in actions {
+                if action["id"].as_u64().is_none_or(|id| seen.insert(id)) {
+                    new += 1;
+                    let note = action["note_html"].as_str().or(action["note"].as_str());
+                    texts.push(note.unwrap_or_default().to_owned());
+                }
+            }
             let total = body["record_count"].as_u64().map(|n| n as usize);
-            let last = match total {
-                Some(total) => texts.len() >= total,
-                None => actions.len() < PAGE,
-            };
+            // The end: the count Halo gave is read, the page is short, or
+            // it brought nothing new (an empty page past a count that
+            // included what `excludesys` leaves out; paging ignored).
+            let last = new == 0
+                || match total {
+                    Some(total) => texts.len() >= total,
+                    None => actions.len() < PAGE,
+                };
             if last {
                 return Ok(texts);
-            }
-            if actions.is_empty() {
-                // Fewer than the count Halo gave: the rest is unseen.
-                break;
             }
         }
         Err(notes_incomplete(TOOL, texts.len()))

@@ -210,10 +210,13 @@ impl ServiceDeskPlus {
                 })
                 .await?;
             let body = crate::common::read_json(TOOL, response).await?;
+            // A ticket without notes may come back with its `list_info`
+            // and no list at all; an answer with neither is no answer.
             let notes = body["notes"]
                 .as_array()
                 .or_else(|| body[&wrapper].as_array())
                 .cloned()
+                .or_else(|| body["list_info"].is_object().then(Vec::new))
                 .ok_or_else(|| ItsmError::unreadable(TOOL))?;
             texts.extend(
                 notes

@@ -17,7 +17,11 @@ pub struct Price {
 /// model counted as free would never reach it. A self-hosted model is
 /// added with a price of 0.
 #[derive(Debug, Clone)]
-pub struct PriceTable(HashMap<String, Price>);
+pub struct PriceTable {
+    prices: HashMap<String, Price>,
+    /// The models an operator priced (`AI_AGENTS_LLM_PRICES`).
+    priced_by_operator: std::collections::HashSet<String>,
+}
 
 impl Default for PriceTable {
     /// List prices of common models (2025–2026); override or extend with
@@ -27,7 +31,7 @@ impl Default for PriceTable {
             input_per_1k: input_per_1m / 1000.0,
             output_per_1k: output_per_1m / 1000.0,
         };
-        Self(HashMap::from([
+        let prices = HashMap::from([
             ("gpt-4o-mini".to_owned(), price(0.15, 0.6)),
             ("gpt-4o".to_owned(), price(2.5, 10.0)),
             ("gpt-4".to_owned(), price(30.0, 60.0)),
@@ -42,7 +46,11 @@ impl Default for PriceTable {
             ("claude-3-7-sonnet".to_owned(), price(3.0, 15.0)),
             ("claude-sonnet-4".to_owned(), price(3.0, 15.0)),
             ("claude-3-5-haiku".to_owned(), price(0.8, 4.0)),
-        ]))
+        ]);
+        Self {
+            prices,
+            priced_by_operator: Default::default(),
+        }
     }
 }
 
@@ -53,7 +61,8 @@ impl PriceTable {
         let extra: HashMap<String, Price> =
             serde_json::from_str(json).map_err(|err| err.to_string())?;
         let mut table = Self::default();
-        table.0.extend(extra);
+        table.priced_by_operator.extend(extra.keys().cloned());
+        table.prices.extend(extra);
         Ok(table)
     }
 
@@ -65,10 +74,10 @@ impl PriceTable {
     /// against `gpt-4`) is not that model.
     pub fn price(&self, model: &str) -> Option<Price> {
         let name = model.rsplit('/').next().unwrap_or(model);
-        if let Some(price) = self.0.get(model).or_else(|| self.0.get(name)) {
+        if let Some(price) = self.prices.get(model).or_else(|| self.prices.get(name)) {
             return Some(*price);
         }
-        self.0
+        self.prices
             .iter()
             .filter(|(listed, _)| {
                 name.strip_prefix(listed.as_str())
@@ -83,7 +92,7 @@ impl PriceTable {
 
     /// The dearest price in the table, charged for a model it lacks.
     fn dearest(&self) -> Price {
-        self.0
+        self.prices
             .values()
             .copied()
             .max_by(|a, b| {
@@ -93,6 +102,28 @@ impl PriceTable {
                 input_per_1k: 0.0,
                 output_per_1k: 0.0,
             })
+    }
+
+    /// The cost of an answer the provider configured as `configured`
+    /// reported as made by `reported`: an operator's own price for the
+    /// configured model first (a local server may report any name —
+    /// llama.cpp's says `gpt-3.5-turbo`, a proxy its backend's), then the
+    /// reported model's, then the configured one's, then the dearest.
+    pub fn cost_as(
+        &self,
+        configured: &str,
+        reported: &str,
+        tokens_in: u32,
+        tokens_out: u32,
+    ) -> f64 {
+        let model = if self.priced_by_operator.contains(configured) {
+            configured
+        } else if self.price(reported).is_some() {
+            reported
+        } else {
+            configured
+        };
+        self.cost(model, tokens_in, tokens_out)
     }
 
     pub fn cost(&self, model: &str, tokens_in: u32, tokens_out: u32) -> f64 {
@@ -134,6 +165,28 @@ mod tests {
         )
         .unwrap();
         assert!(close(custom.cost("llama3.1", 0, 10_000), 0.001));
+    }
+
+    #[test]
+    fn an_operators_price_for_the_configured_model_holds_whatever_the_server_reports() {
+        let table =
+            PriceTable::from_json(r#"{"my-local": {"input_per_1k": 0.0, "output_per_1k": 0.0}}"#)
+                .unwrap();
+        // llama.cpp's server reports gpt-3.5-turbo for any model.
+        assert!(close(
+            table.cost_as("my-local", "gpt-3.5-turbo", 1000, 1000),
+            0.0
+        ));
+        // Not priced by the operator: the reported model, when known…
+        assert!(close(
+            table.cost_as("gpt-4o", "gpt-4o-mini-2024-07-18", 1000, 1000),
+            table.cost("gpt-4o-mini", 1000, 1000)
+        ));
+        // …else the configured one.
+        assert!(close(
+            table.cost_as("gpt-4o-mini", "some-backend-name", 1000, 1000),
+            table.cost("gpt-4o-mini", 1000, 1000)
+        ));
     }
 
     #[test]

@@ -143,6 +143,9 @@ pub enum LlmError {
 /// What a provider bills for an answer that could not be used.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Billed {
+    /// The model the provider is configured with.
+    pub configured: String,
+    /// The model the answer named (else the configured one).
     pub model: String,
     pub tokens_in: u32,
     pub tokens_out: u32,
@@ -377,6 +380,7 @@ pub async fn complete(
                 format!("{} answered with no content", provider.name)
             },
             billed: Billed {
+                configured: provider.model.clone(),
                 model,
                 tokens_in: usage.prompt_tokens,
                 tokens_out: usage.completion_tokens,

@@ -257,7 +257,22 @@ pub async fn ask(
             "the LLM did not answer within {} ms",
             timeout.as_millis()
         )),
-        Ok(Err(failure)) => skipped(failure.to_string()),
+        Ok(Err(failure)) => QueryRewrite {
+            // What was billed for answers with no terms is paid all the same.
+            cost_usd: failure
+                .billed
+                .iter()
+                .map(|paid| {
+                    prices.cost_as(
+                        &paid.configured,
+                        &paid.model,
+                        paid.tokens_in,
+                        paid.tokens_out,
+                    )
+                })
+                .sum(),
+            ..skipped(failure.to_string())
+        },
         Ok(Ok(success)) => {
             let completion = success.completion;
             let terms = terms(&completion.content);
@@ -265,11 +280,24 @@ pub async fn ask(
                 skipped_because: terms.is_none().then(|| "the LLM gave no terms".to_owned()),
                 terms,
                 provider: Some(providers[success.provider].name.clone()),
-                cost_usd: prices.cost(
-                    &completion.model,
-                    completion.tokens_in,
-                    completion.tokens_out,
-                ),
+                cost_usd: success
+                    .billed
+                    .iter()
+                    .map(|paid| {
+                        prices.cost_as(
+                            &paid.configured,
+                            &paid.model,
+                            paid.tokens_in,
+                            paid.tokens_out,
+                        )
+                    })
+                    .sum::<f64>()
+                    + prices.cost_as(
+                        &providers[success.provider].model,
+                        &completion.model,
+                        completion.tokens_in,
+                        completion.tokens_out,
+                    ),
                 model: Some(completion.model),
                 tokens_in: completion.tokens_in,
                 tokens_out: completion.tokens_out,

@@ -87,6 +87,17 @@ impl NoteShape {
 /// related tickets' section above it.
 const MIN_MODEL_WORDS: usize = 60;
 
+/// The words the model's part of the note may have: the tenant's limit less
+/// the related tickets' section put above it, which counts in the limit.
+/// The model is asked for this many, so the cut to them takes nothing it
+/// wrote (its last section, the next steps, would go first).
+pub fn model_words(context: &ContextGathered, shape: &NoteShape) -> usize {
+    let related = crate::incident::section(context, shape)
+        .as_deref()
+        .map_or(0, |section| section.split_whitespace().count());
+    shape.max_words.saturating_sub(related).max(MIN_MODEL_WORDS)
+}
+
 /// The payload of `enhancement.generated` for `context`: the model's note
 /// grounded in the context (citations it cannot back are marked), completed
 /// to the four sections and cut to the shape's words; or, without an
@@ -128,14 +139,8 @@ pub fn generated(
                     "Marked citations that are not in the context"
                 );
             }
-            // The related tickets' section counts in the tenant's limit.
             let related = crate::incident::section(context, shape);
-            let words_left = shape.max_words.saturating_sub(
-                related
-                    .as_deref()
-                    .map_or(0, |section| section.split_whitespace().count()),
-            );
-            let words = words_left.max(MIN_MODEL_WORDS);
+            let words = model_words(context, shape);
             let note = if answer.truncated {
                 // Cut by the provider: the sections after the cut were not
                 // left empty, they were never written — say it was cut,

@@ -64,9 +64,17 @@ impl Handler for LlmEnhancer {
         let language = settings
             .languages
             .note_language(context.language.map(|read| read.language));
+        let shape = generate::NoteShape {
+            max_words,
+            public: settings.note_visible_to_requester,
+            redact: settings.redact_personal_data,
+            language,
+        };
+        // What the model may write: the limit less what is put above it.
+        let model_words = generate::model_words(context, &shape);
         let messages = prompt::messages(
             context,
-            max_words,
+            model_words,
             settings.redact_personal_data,
             language,
             settings.note_visible_to_requester,
@@ -74,7 +82,7 @@ impl Handler for LlmEnhancer {
         // Room for the words (German and French take about three tokens a
         // word), the headings and the links: a note cut by the provider is
         // the exception, the word limit the rule.
-        let max_tokens = u32::try_from(max_words * 3 + 200).unwrap_or(6200);
+        let max_tokens = u32::try_from(model_words * 3 + 200).unwrap_or(6200);
         let budget = Budget::of(settings);
         if budget.is_some() {
             self.metrics.seen(event.tenant_id.as_str());
@@ -129,12 +137,6 @@ impl Handler for LlmEnhancer {
             }
         }
         let latency_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
-        let shape = generate::NoteShape {
-            max_words,
-            public: settings.note_visible_to_requester,
-            redact: settings.redact_personal_data,
-            language,
-        };
         let generated = generate::generated(
             context,
             event.ticket_id.as_str(),
@@ -255,7 +257,15 @@ impl LlmEnhancer {
         let billed = |billed: &[aia_llm::Billed]| -> f64 {
             billed
                 .iter()
-                .map(|paid| self.paid(event, &paid.model, paid.tokens_in, paid.tokens_out))
+                .map(|paid| {
+                    self.paid(
+                        event,
+                        &paid.configured,
+                        &paid.model,
+                        paid.tokens_in,
+                        paid.tokens_out,
+                    )
+                })
                 .sum()
         };
         match result {
@@ -267,6 +277,7 @@ impl LlmEnhancer {
                 span.record("gen_ai.usage.output_tokens", completion.tokens_out);
                 let cost = self.paid(
                     event,
+                    &providers[success.provider].model,
                     &completion.model,
                     completion.tokens_in,
                     completion.tokens_out,
@@ -290,10 +301,20 @@ impl LlmEnhancer {
         }
     }
 
-    /// The cost of one billed answer, counted in the tenant's token and
-    /// cost series.
-    fn paid(&self, event: &Event, model: &str, tokens_in: u32, tokens_out: u32) -> f64 {
-        let cost = self.prices.cost(model, tokens_in, tokens_out);
+    /// The cost of one billed answer (the provider configured with
+    /// `configured` names `model` in it), counted in the tenant's token
+    /// and cost series.
+    fn paid(
+        &self,
+        event: &Event,
+        configured: &str,
+        model: &str,
+        tokens_in: u32,
+        tokens_out: u32,
+    ) -> f64 {
+        let cost = self
+            .prices
+            .cost_as(configured, model, tokens_in, tokens_out);
         let labels = ModelLabels {
             tenant_id: self.metrics.tenant.of(event.tenant_id.as_str()),
             model: model.to_owned(),

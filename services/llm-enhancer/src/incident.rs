@@ -120,6 +120,21 @@ mod tests {
         context
     }
 
+    /// The model is asked for the words the section leaves, so the cut to
+    /// the limit takes nothing it wrote (its next steps come last).
+    #[test]
+    fn the_model_is_asked_for_the_words_the_section_leaves() {
+        let shape = english();
+        let alone = crate::generate::model_words(&context(0), &shape);
+        assert_eq!(alone, shape.max_words);
+        let with_section = crate::generate::model_words(&context(7), &shape);
+        let section_words = section(&context(7), &shape)
+            .unwrap()
+            .split_whitespace()
+            .count();
+        assert_eq!(with_section, shape.max_words - section_words);
+    }
+
     #[test]
     fn the_section_counts_every_related_ticket_lists_five_and_says_why_and_since_when() {
         let context = context(7);

@@ -72,6 +72,14 @@ pub(super) fn validate_settings(settings: &TenantSettings) -> Result<(), AdminEr
         ));
     }
     for provider in &settings.llm_providers {
+        // Any other kind was taken for OpenAI's, and "Azure" answered 404
+        // to every call without an api-version.
+        if !matches!(provider.kind.as_str(), "openai" | "azure") {
+            return Err(AdminError::Invalid(format!(
+                "settings.llm_providers[{}].kind: must be \"openai\" (also LiteLLM, vLLM, Ollama) or \"azure\", not {:?}",
+                provider.name, provider.kind
+            )));
+        }
         outbound(
             &format!("settings.llm_providers[{}].base_url", provider.name),
             &provider.base_url,
@@ -197,6 +205,31 @@ mod tests {
                 "http://e5.internal:8000/v1",
                 "multilingual-e5-small-q4",
             )
+        }
+    }
+
+    #[test]
+    fn an_llm_provider_of_a_kind_nobody_speaks_is_refused() {
+        let provider = |kind: &str| aia_store::LlmProviderSettings {
+            name: "p".into(),
+            kind: kind.into(),
+            base_url: "https://llm.example.com/v1".into(),
+            model: "gpt-4o-mini".into(),
+            api_version: None,
+            timeout_secs: 30,
+        };
+        for (kind, ok) in [
+            ("openai", true),
+            ("azure", true),
+            ("Azure", false),
+            ("azure_openai", false),
+        ] {
+            let settings = TenantSettings {
+                llm_providers: vec![provider(kind)],
+                ..TenantSettings::default()
+            };
+            let checked = validate_settings(&settings);
+            assert_eq!(checked.is_ok(), ok, "{kind}: {checked:?}");
         }
     }
 

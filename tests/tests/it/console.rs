@@ -517,12 +517,23 @@ async fn the_dashboard_sums_the_last_day_and_lists_the_newest_failures() {
              insert into enhancement_history (tenant_id, correlation_id, ticket_id, status, received_at, last_event_id)
              values ('acme', gen_random_uuid(), 'T-old', 'completed', now() - interval '3 days', gen_random_uuid());
              insert into tenant_daily_stats (tenant_id, day, cost_usd)
-             values ('acme', current_date, 3.25), ('acme', current_date - 1, 1.00),
-                    ('beta', current_date, 0.50), ('gamma', current_date - 40, 9.00);",
+             with period as (
+               select (now() at time zone 'utc')::date as today,
+                      date '1970-01-01'
+                        + (((now() at time zone 'utc')::date - date '1970-01-01') / 30) * 30 as start)
+             select tenant_id, day, cost_usd from period, lateral (values
+               -- acme's 30-day period: today and its first day count, the
+               -- day before it (the last period) does not.
+               ('acme', today, 3.25), ('acme', start, 1.00), ('acme', start - 1, 7.00),
+               ('beta', today, 0.50), ('gamma', today - 40, 9.00)) v(tenant_id, day, cost_usd)
+             on conflict (tenant_id, day) do update set cost_usd = tenant_daily_stats.cost_usd + excluded.cost_usd;",
         )
         .await
         .unwrap();
     let ops = Browser::sign_in(&console.url, "ops", ADMIN_PASSWORD).await;
+    // beta has no budget.
+    ops.post("/console/tenants", &new_tenant(&ops.csrf, "beta"))
+        .await;
     // acme's budget: 5 USD.
     ops.post("/console/tenants", &new_tenant(&ops.csrf, "acme"))
         .await;
@@ -553,7 +564,8 @@ async fn the_dashboard_sums_the_last_day_and_lists_the_newest_failures() {
     assert_eq!(figure("p95 webhook → note"), "95 ms");
     assert!(page.contains("ServiceDesk Plus refused the API key (401)"));
     assert!(page.contains("T-999"));
-    // Spend over the last 30 days, biggest first, against the budget.
+    // Spend in the tenant's current budget period, biggest first, against
+    // the budget.
     let spend = regex::Regex::new(
         r"<tr><td>([a-z]+)</td><td>([0-9.]+)</td><td>([^<]+)</td><td>([^<]+)</td></tr>",
     )

@@ -193,15 +193,29 @@ async fn database(admin: &Pool) -> Result<Figures, aia_store::StoreError> {
          order by failed_at desc limit 10",
         &[],
     );
+    // Each tenant's spend in its current budget period (UTC days from the
+    // epoch, as the budget counts them): the budget's own ledger, settled
+    // and reserved, or before its first claim the projected spend since
+    // the period began. A share of 30 days' spend against one period's
+    // budget read 340 % for a tenant on a weekly budget within it.
     let spend = client.query(
-        "select s.tenant_id, sum(s.cost_usd)::float8,
-                (select (t.settings ->> 'llm_budget_usd')::float8 from tenants t where t.tenant_id = s.tenant_id),
-                coalesce((select (t.settings ->> 'llm_budget_period_days')::int4 from tenants t
-                           where t.tenant_id = s.tenant_id), 30)
-           from tenant_daily_stats s
-          where s.day > current_date - 30
-          group by s.tenant_id having sum(s.cost_usd) > 0
-          order by 2 desc limit 10",
+        "select tenant_id, spent, budget, days from (
+           select p.tenant_id, p.budget, p.days,
+                  coalesce((select l.spent_usd from llm_budget_periods l
+                             where l.tenant_id = p.tenant_id and l.period_start = p.start),
+                           (select sum(s.cost_usd) from tenant_daily_stats s
+                             where s.tenant_id = p.tenant_id and s.day >= p.start),
+                           0)::float8 as spent
+             from (select t.tenant_id, (t.settings ->> 'llm_budget_usd')::float8 as budget, d.days,
+                          date '1970-01-01'
+                            + (((now() at time zone 'utc')::date - date '1970-01-01') / d.days) * d.days
+                            as start
+                     from tenants t,
+                          lateral (select greatest(coalesce(
+                                     (t.settings ->> 'llm_budget_period_days')::int4, 30), 1) as days) d
+                    where t.deleted_at is null) p) spent
+          where spent > 0
+          order by spent desc limit 10",
         &[],
     );
     let (day, failures, spend) = tokio::try_join!(day, failures, spend)?;

@@ -176,17 +176,27 @@ pub fn ensure_sections(
         &[],
     ];
     // A section the model titled its own way (`### Title`, `**Title**`,
-    // `## 1. Title:`) is that section: its title is made the heading the
-    // rest of the pipeline knows, and it is not added a second time.
-    let titles = labels.sections;
+    // `## 1. Title:`), or in another of the languages notes are written in
+    // (a model asked for German that kept the English titles), is that
+    // section: its title is made the heading the rest of the pipeline
+    // knows, in the note's language, and it is not added a second time.
     let mut out = note
         .trim_end()
         .lines()
         .map(|line| {
-            titles
+            let title = loose_title(line).to_lowercase();
+            aia_events::Language::ALL
                 .iter()
-                .find(|title| loose_title(line).to_lowercase() == title.to_lowercase())
-                .map_or_else(|| line.to_owned(), |title| format!("## {title}"))
+                .find_map(|language| {
+                    Labels::of(*language)
+                        .sections
+                        .iter()
+                        .position(|known| known.to_lowercase() == title)
+                })
+                .map_or_else(
+                    || line.to_owned(),
+                    |section| format!("## {}", labels.sections[section]),
+                )
         })
         .collect::<Vec<_>>()
         .join("\n");
@@ -610,6 +620,21 @@ mod tests {
             1
         );
         assert!(!note.contains("No information available"));
+        // Asked for German, it kept the English titles: they are its
+        // sections, in German, and none is added a second time.
+        let note = ensure_sections(
+            "## Similar Tickets\n- SUP-1\n\n**Recommended Next Steps:**\n1. Neu starten",
+            german,
+            &[],
+        );
+        assert!(note.contains("## Ähnliche Tickets\n- SUP-1"), "{note}");
+        assert_eq!(note.matches("Ähnliche Tickets").count(), 1, "{note}");
+        assert!(!note.contains("Similar Tickets"), "{note}");
+        assert_eq!(
+            note.matches("## Empfohlene nächste Schritte").count(),
+            1,
+            "{note}"
+        );
     }
 
     #[test]

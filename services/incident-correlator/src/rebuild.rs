@@ -53,8 +53,17 @@ pub async fn rebuild(
         .map_err(|err| anyhow::anyhow!("reading the stream's bounds: {err}"))?;
     let mut events = 0;
     // A resolution can precede, in the stream, the event that adds its
-    // ticket to an incident (the outbox published late): they are applied
-    // again once every incident is in.
+    // ticket to an incident (the outbox published late): those that found
+    // no incident are applied again once every incident is in — kept as
+    // (tenant, ticket, time), not whole events. Resolutions older than the
+    // stream keeps incident events (imported history, kept for good) can
+    // belong to no incident here and are passed over: millions of them
+    // would otherwise each be a round trip, and held in memory.
+    let horizon = chrono::Utc::now()
+        - chrono::Duration::seconds(
+            i64::try_from(aia_config::shared_or_default().event_ttl_secs).unwrap_or(i64::MAX / 2),
+        )
+        - chrono::Duration::days(2);
     let mut resolutions = Vec::new();
     if last > 0 {
         let consumer = aia_bus::patiently("Creating the rebuild's consumer", || async {
@@ -78,9 +87,26 @@ pub async fn rebuild(
             while let Some((message, sequence)) = messages.next().await? {
                 match Event::from_json(&message.payload) {
                     Ok(event) => {
-                        crate::store::apply(&tx, &event).await?;
-                        if matches!(event.payload, aia_events::Payload::TicketResolved(_)) {
-                            resolutions.push(event);
+                        match &event.payload {
+                            aia_events::Payload::TicketResolved(resolved) => {
+                                if resolved.resolved_at >= horizon
+                                    && crate::store::resolve_ticket(
+                                        &tx,
+                                        &event.tenant_id,
+                                        &event.ticket_id,
+                                        resolved.resolved_at,
+                                    )
+                                    .await?
+                                    .is_none()
+                                {
+                                    resolutions.push((
+                                        event.tenant_id,
+                                        event.ticket_id,
+                                        resolved.resolved_at,
+                                    ));
+                                }
+                            }
+                            _ => crate::store::apply(&tx, &event).await?,
                         }
                         events += 1;
                     }
@@ -109,8 +135,8 @@ pub async fn rebuild(
         crate::store::apply(&tx, &Event::from_json(&bytes)?).await?;
         events += 1;
     }
-    for resolution in &resolutions {
-        crate::store::apply(&tx, resolution).await?;
+    for (tenant, ticket, at) in &resolutions {
+        crate::store::resolve_ticket(&tx, tenant, ticket, *at).await?;
     }
     let counts = tx
         .query_one(

@@ -24,10 +24,43 @@ pub struct Mentions {
 /// At most this many candidates of each kind are looked up.
 pub const MAX_CANDIDATES: usize = 32;
 
-static IPV4: LazyLock<Regex> = LazyLock::new(|| {
-    Regex::new(r"(?:^|[^\w.])((?:\d{1,3}\.){3}\d{1,3})(?:/\d{1,2})?(?:$|[^\w.]|\.(?:\W|$))")
-        .expect("regex")
-});
+/// A dotted quad, with a prefix length; what stands around it is checked
+/// by [`stands_alone`] (a pattern that took the separators with it missed
+/// the second of two addresses one separator apart).
+static IPV4: LazyLock<Regex> =
+    LazyLock::new(|| Regex::new(r"((?:\d{1,3}\.){3}\d{1,3})(?:/\d{1,2})?").expect("regex"));
+
+/// Words after which a dotted quad is a version, not an address.
+const VERSION_WORDS: &[&str] = &["version", "ver", "v", "build", "release", "firmware", "fw"];
+
+fn is_word(c: char) -> bool {
+    c.is_alphanumeric() || c == '_'
+}
+
+/// Whether the dotted quad at `start..end` of `text` is one on its own: not
+/// part of a longer token (`1.2.3.4.5`, `a1.2.3.4`), nor a version number
+/// (`version 7.2.1.5`, `build 10.0.19045.3803`). A sentence's full stop
+/// may follow it.
+fn stands_alone(text: &str, start: usize, end: usize) -> bool {
+    let before = text[..start].chars().next_back();
+    if before.is_some_and(|c| is_word(c) || c == '.') {
+        return false;
+    }
+    let mut after = text[end..].chars();
+    let alone_after = match after.next() {
+        None => true,
+        Some('.') => after.next().is_none_or(|c| !is_word(c)),
+        Some(c) => !is_word(c),
+    };
+    let word_before = text[..start]
+        .trim_end_matches([' ', ':', '#'])
+        .rsplit(|c: char| !is_word(c) && c != '.')
+        .next()
+        .unwrap_or_default()
+        .trim_end_matches('.')
+        .to_lowercase();
+    alone_after && !VERSION_WORDS.contains(&word_before.as_str())
+}
 static FQDN: LazyLock<Regex> = LazyLock::new(|| {
     Regex::new(r"(?i)\b([a-z0-9](?:[a-z0-9_-]{0,61}[a-z0-9])?(?:\.[a-z0-9](?:[a-z0-9_-]{0,61}[a-z0-9])?)*\.[a-z][a-z0-9-]{0,61}[a-z0-9])\b")
         .expect("regex")
@@ -61,6 +94,10 @@ pub fn mentions(text: &str) -> Mentions {
         }
     };
     for capture in IPV4.captures_iter(text) {
+        let whole = capture.get(0).expect("the match");
+        if !stands_alone(text, whole.start(), whole.end()) {
+            continue;
+        }
         let written = &capture[1];
         if let Ok(address) = written.parse::<Ipv4Addr>() {
             push_address(written, IpAddr::V4(address));
@@ -225,6 +262,35 @@ mod tests {
                 "{expected} missing from {found:?}"
             );
         }
+    }
+
+    #[test]
+    fn addresses_one_separator_apart_are_each_found_and_versions_are_none() {
+        for text in [
+            "10.1.1.5\n10.1.1.6\n10.1.1.7",
+            "10.1.1.5 10.1.1.6 10.1.1.7",
+            "10.1.1.5,10.1.1.6,10.1.1.7",
+            "range 10.1.1.5-10.1.1.6, and 10.1.1.7.",
+        ] {
+            let found: Vec<String> = mentions(text)
+                .addresses
+                .iter()
+                .map(|(written, _)| written.clone())
+                .collect();
+            assert_eq!(found, ["10.1.1.5", "10.1.1.6", "10.1.1.7"], "{text:?}");
+        }
+        for text in [
+            "agent version 7.2.1.5 crashed",
+            "Windows build 10.0.19045.3803",
+            "firmware: 1.0.2.7",
+            "1.2.3.4.5 is no address",
+            "a1.2.3.4",
+        ] {
+            assert!(mentions(text).addresses.is_empty(), "{text:?}");
+        }
+        // A sentence may end after one.
+        assert_eq!(mentions("The server is 10.0.0.9.").addresses.len(), 1);
+        assert_eq!(mentions("reach 10.20.0.0/16 from here").addresses.len(), 1);
     }
 
     #[test]

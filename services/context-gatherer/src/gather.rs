@@ -62,6 +62,7 @@ impl ContextGatherer {
         let enabled = asked.tenant.settings.similar_tickets_enabled;
         let tenant = &asked.event.tenant_id;
         let language = asked.language.language;
+        let fell_back = std::sync::Mutex::new(None);
         let (items, mut report) = sources::run(
             asked.unavailable,
             ContextSource::SimilarTickets,
@@ -70,8 +71,8 @@ impl ContextGatherer {
             async {
                 // One connection at a time per search: a handler that held
                 // one while asking for another could starve a full pool.
-                match query {
-                    Ok(query) => {
+                let by_meaning = match query {
+                    Ok(query) => Some(
                         similar::similar_tickets_by_meaning(
                             &self.db,
                             tenant,
@@ -80,23 +81,47 @@ impl ContextGatherer {
                             query.semantic(),
                             usize::try_from(self.max_similar_tickets).unwrap_or(5),
                         )
-                        .await
+                        .await,
+                    ),
+                    Err(_) => None,
+                };
+                let found = match by_meaning {
+                    Some(Ok(found)) => Ok(found),
+                    Some(Err(SourceError::Unavailable(reason))) => {
+                        Err(SourceError::Unavailable(reason))
                     }
-                    Err(_) => Ok(similar::similar_tickets(
-                        &mut self.db.get().await.map_err(StoreError::from)?,
-                        tenant,
-                        asked.search_text,
-                        language,
-                        self.max_similar_tickets,
-                    )
-                    .await?),
-                }
+                    // Meaning could not search (no vectors yet, another
+                    // model's): words still can.
+                    fallen => {
+                        if let Some(Err(why)) = fallen {
+                            *fell_back.lock().expect("fell back") =
+                                Some(format!("by words only: {why}"));
+                        }
+                        Ok(similar::similar_tickets(
+                            &mut self.db.get().await.map_err(StoreError::from)?,
+                            tenant,
+                            asked.search_text,
+                            language,
+                            self.max_similar_tickets,
+                        )
+                        .await?)
+                    }
+                };
+                // A ticket gathered again once resolved (a replay, an
+                // operator's dry run) is not its own similar ticket.
+                found.map(|mut found: Vec<SimilarTicket>| {
+                    found.retain(|similar| similar.ticket_id != asked.event.ticket_id);
+                    found
+                })
             }
             .instrument(aia_telemetry::db_span("SELECT", "ticket_history")),
         )
         .await;
         if report.detail.is_none() && enabled {
-            report.detail = by_words_because(query);
+            report.detail = fell_back
+                .into_inner()
+                .expect("fell back")
+                .or_else(|| by_words_because(query));
         }
         (items, report)
     }
@@ -113,6 +138,7 @@ impl ContextGatherer {
         let language = asked.language.language;
         let kb_timeout =
             Duration::from_secs(u64::from(settings.knowledge_base_timeout_secs.clamp(1, 60)));
+        let fell_back = std::sync::Mutex::new(None);
         let (items, mut report) = sources::run(
             asked.unavailable,
             ContextSource::KnowledgeBase,
@@ -120,8 +146,8 @@ impl ContextGatherer {
             asked.within_budget(kb_timeout.max(self.source_timeout)),
             async {
                 let local = async {
-                    match query {
-                        Ok(query) => {
+                    let by_meaning = match query {
+                        Ok(query) => Some(
                             knowledge::local_by_meaning(
                                 &self.db,
                                 tenant,
@@ -130,9 +156,20 @@ impl ContextGatherer {
                                 query.semantic(),
                                 3,
                             )
-                            .await
+                            .await,
+                        ),
+                        Err(_) => None,
+                    };
+                    match by_meaning {
+                        Some(Ok(found)) => Ok(found),
+                        Some(Err(SourceError::Unavailable(reason))) => {
+                            Err(SourceError::Unavailable(reason))
                         }
-                        Err(_) => {
+                        fallen => {
+                            if let Some(Err(why)) = fallen {
+                                *fell_back.lock().expect("fell back") =
+                                    Some(format!("by words only: {why}"));
+                            }
                             let mut client = self.db.get().await.map_err(StoreError::from)?;
                             knowledge::local(&mut client, tenant, asked.search_text, language, 3)
                                 .await
@@ -169,7 +206,10 @@ impl ContextGatherer {
         )
         .await;
         if report.detail.is_none() && settings.knowledge_base_enabled {
-            report.detail = by_words_because(query);
+            report.detail = fell_back
+                .into_inner()
+                .expect("fell back")
+                .or_else(|| by_words_because(query));
         }
         (items, report)
     }

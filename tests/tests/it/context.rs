@@ -695,3 +695,38 @@ async fn a_ticket_whose_window_read_timed_out_still_enters_the_window() {
         "with what it names: {entities:?}"
     );
 }
+
+/// A ticket gathered again once resolved (a replay, an operator's dry run)
+/// is not offered as its own similar ticket, whose resolution would read
+/// as the note's prediction.
+#[tokio::test]
+async fn a_resolved_ticket_gathered_again_is_not_its_own_similar_ticket() {
+    let setup = setup(|_, _, _| {}, Duration::from_secs(30)).await;
+    setup
+        ._db
+        .admin_client()
+        .await
+        .batch_execute(
+            "insert into ticket_history (tenant_id, ticket_id, subject, description, resolution, priority, resolved_at, last_event_id)
+             values ('acme', 'SUP-1', 'File server disk full', 'The file server disk is full again',
+                     'Moved the exports away', 'high', now(), gen_random_uuid())",
+        )
+        .await
+        .unwrap();
+    let context = gather(
+        &setup.gatherer,
+        received(
+            "acme",
+            "File server disk full",
+            "The file server disk is full again",
+        ),
+    )
+    .await;
+    let ids: Vec<&str> = context
+        .similar_tickets
+        .iter()
+        .map(|t| t.ticket_id.as_str())
+        .collect();
+    assert!(!ids.contains(&"SUP-1"), "{ids:?}");
+    assert!(ids.contains(&"A-1"), "the others are still found: {ids:?}");
+}

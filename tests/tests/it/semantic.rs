@@ -463,6 +463,30 @@ async fn the_context_stage_searches_by_meaning_and_says_so_when_it_falls_back_to
         context.similar_tickets[0].matched_by,
         Some(aia_events::MatchedBy::Words)
     );
+
+    // No vectors of the model at all (history imported while the embedder
+    // was away, a model just switched to): found by words, saying why,
+    // not "nothing similar".
+    db.admin_client()
+        .await
+        .batch_execute("delete from ticket_embeddings; delete from article_embeddings;")
+        .await
+        .unwrap();
+    let context = gather(received("VPN tunnel drops", "The tunnel drops")).await;
+    for source in [ContextSource::SimilarTickets, ContextSource::KnowledgeBase] {
+        let report = context.sources.iter().find(|r| r.source == source).unwrap();
+        assert_eq!(report.status, SourceStatus::Ok, "{source:?}: {report:?}");
+        let detail = report.detail.as_deref().unwrap_or_default();
+        assert!(
+            detail.starts_with("by words only: no vectors of"),
+            "{source:?}: {detail}"
+        );
+    }
+    assert_eq!(context.similar_tickets[0].ticket_id.as_str(), "A-1");
+    assert_eq!(
+        context.knowledge_articles[0].url.as_deref(),
+        Some("https://kb.example/vpn")
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -180,6 +180,15 @@ pub async fn ranked(
     limit: usize,
 ) -> Result<Vec<Ranked>, SourceError> {
     let stored = embeddings::load(client, tenant, corpus, semantic.model).await?;
+    if stored.is_empty() {
+        // Nothing embedded by this model yet (a model just switched to,
+        // items imported while the embedder was away): nothing to find by
+        // meaning, everything still to find by words.
+        return Err(SourceError::Failed(format!(
+            "no vectors of {} yet (`aiagents reembed` makes them)",
+            semantic.model
+        )));
+    }
     fusion::check_dimensions(semantic.vector, &stored).map_err(SourceError::Failed)?;
     if let Some(rewrite) = semantic.rewrite {
         fusion::check_dimensions(rewrite, &stored).map_err(SourceError::Failed)?;

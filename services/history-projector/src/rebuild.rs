@@ -138,6 +138,26 @@ async fn connect(url: &str) -> anyhow::Result<Client> {
     Ok(aia_store::pool(url, 1)?.get().await?)
 }
 
+/// The owner's connection for a rebuild, holding for its whole session the
+/// lock that lets one rebuild run at a time: a second one's `drop table if
+/// exists` of the fresh tables would drop the first's, which would then
+/// swap empty tables in.
+async fn connect_alone(url: &str) -> anyhow::Result<Client> {
+    let client = connect(url).await?;
+    let alone: bool = client
+        .query_one(
+            "select pg_try_advisory_lock(hashtext('aiagents rebuild of the read models'))",
+            &[],
+        )
+        .await?
+        .get(0);
+    anyhow::ensure!(
+        alone,
+        "another rebuild of the read models is running; wait for it to finish"
+    );
+    Ok(client)
+}
+
 /// The fresh table beside each live one.
 const FRESH: Tables<'static> = Tables {
     runs: "enhancement_history_rebuild",
@@ -201,7 +221,7 @@ async fn copy_runs_committed(client: &mut Client, runs: &[&RunRow]) -> anyhow::R
 /// schema owner.
 pub async fn rebuild_all(jetstream: &JetStream, owner_url: &str) -> anyhow::Result<RebuildReport> {
     let mut report = RebuildReport::default();
-    let mut owner = connect(owner_url).await?;
+    let mut owner = connect_alone(owner_url).await?;
     let started = Instant::now();
     let (after, until) = stream_bounds(jetstream).await?;
     let progress = progress_bar(until - after);
@@ -340,7 +360,7 @@ pub async fn rebuild_tenant(
     tenant: &TenantId,
 ) -> anyhow::Result<RebuildReport> {
     let mut report = RebuildReport::default();
-    let mut owner = connect(owner_url).await?;
+    let mut owner = connect_alone(owner_url).await?;
     let owner = &mut owner;
     let filter =
         aia_events::subject::filter_for_tenant(aia_events::subject::DEFAULT_PREFIX, tenant);

@@ -201,6 +201,38 @@ async fn a_rebuild_reproduces_the_live_projection_repairs_damage_and_keeps_servi
         .get(0);
     assert_eq!((tampered, left), (0, 33));
 
+    // One rebuild at a time: while one runs (its lock held here), a second
+    // is refused before it touches a table; once it is done, one runs.
+    owner
+        .execute(
+            "select pg_advisory_lock(hashtext('aiagents rebuild of the read models'))",
+            &[],
+        )
+        .await
+        .unwrap();
+    for refused in [
+        history_projector::rebuild::rebuild_all(&jetstream, &db.admin_url).await,
+        history_projector::rebuild::rebuild_tenant(
+            &jetstream,
+            &db.admin_url,
+            &TenantId::parse("acme").unwrap(),
+        )
+        .await,
+    ] {
+        let err = refused.expect_err("a second rebuild at once");
+        assert!(err.to_string().contains("another rebuild"), "{err}");
+    }
+    owner
+        .execute(
+            "select pg_advisory_unlock(hashtext('aiagents rebuild of the read models'))",
+            &[],
+        )
+        .await
+        .unwrap();
+    history_projector::rebuild::rebuild_all(&jetstream, &db.admin_url)
+        .await
+        .unwrap();
+
     shutdown.cancel();
     projector.await.unwrap().unwrap();
 }

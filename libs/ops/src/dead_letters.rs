@@ -29,6 +29,13 @@ pub struct DeadLetter {
     pub failed_at: Option<DateTime<Utc>>,
 }
 
+/// What makes a run a dead letter: it failed; or, over its tenant's
+/// budget, its raw-context note failed to post (its status stays
+/// `failed_budget`, and the technician has no note). The partial index
+/// `enhancement_history_dead` (migration 0028) has this predicate.
+const DEAD: &str = "(status = 'failed'
+     or (status = 'failed_budget' and failed_at is not null and written_back_at is null))";
+
 /// The newest dead letters, of one tenant or of all.
 pub async fn list(
     admin: &Pool,
@@ -38,11 +45,13 @@ pub async fn list(
     let client = admin.get().await.map_err(StoreError::from)?;
     let rows = client
         .query(
-            "select tenant_id, ticket_id, correlation_id, failed_stage, error, failed_attempts, failed_at
-               from enhancement_history
-              where status = 'failed' and ($1::text is null or tenant_id = $1)
-              order by failed_at desc nulls last
-              limit $2",
+            &format!(
+                "select tenant_id, ticket_id, correlation_id, failed_stage, error, failed_attempts, failed_at
+                   from enhancement_history
+                  where {DEAD} and ($1::text is null or tenant_id = $1)
+                  order by failed_at desc nulls last
+                  limit $2"
+            ),
             &[&tenant, &limit.clamp(1, 1000)],
         )
         .await
@@ -83,8 +92,10 @@ pub async fn redrive(
     let client = admin.get().await.map_err(StoreError::from)?;
     let row = client
         .query_opt(
-            "select ticket_id, failed_stage, failed_input_event_id from enhancement_history
-              where tenant_id = $1 and correlation_id = $2 and status = 'failed'",
+            &format!(
+                "select ticket_id, failed_stage, failed_input_event_id from enhancement_history
+                  where tenant_id = $1 and correlation_id = $2 and {DEAD}"
+            ),
             &[&tenant_id.as_str(), &correlation_id],
         )
         .await

@@ -120,8 +120,8 @@ pub const MIGRATIONS: &[(&str, &str)] = &[
         include_str!("../../../migrations/0027_incident_messages.sql"),
     ),
     (
-        "0028_tenant_ids",
-        include_str!("../../../migrations/0028_tenant_ids.sql"),
+        "0028_ingress_and_dead_letters",
+        include_str!("../../../migrations/0028_ingress_and_dead_letters.sql"),
     ),
 ];
 

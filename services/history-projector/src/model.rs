@@ -293,6 +293,8 @@ impl RunRow {
                 }
             }
             Payload::WritebackFailed(failed) => {
+                // An over-budget run keeps its status (already counted), and
+                // is a dead letter by its failure below all the same.
                 if self.advance("failed", event) {
                     counters.failed = 1;
                 }
@@ -435,6 +437,33 @@ mod tests {
             (counters.received, counters.completed, counters.tokens_in),
             (1, 1, 812)
         );
+    }
+
+    /// An over-budget run whose raw-context note could not be posted keeps
+    /// its status, counted once, and says where it failed (which makes it a
+    /// dead letter, `aia_ops::dead_letters`).
+    #[test]
+    fn an_over_budget_run_whose_note_fails_to_post_is_failed() {
+        let mut events = run(&[
+            "ticket.received",
+            "context.gathered",
+            "enhancement.generated",
+            "writeback.failed",
+        ]);
+        if let Payload::EnhancementGenerated(generated) = &mut events[2].payload {
+            generated.budget_exceeded = true;
+            generated.degraded = true;
+        }
+        let mut projection = Projection::default();
+        for event in events.iter().chain(events.iter()) {
+            projection.apply(event);
+        }
+        let row = projection.runs.values().next().unwrap();
+        assert_eq!(row.status, "failed_budget");
+        assert_eq!(row.failed_stage.as_deref(), Some("writeback"));
+        assert!(row.failed_at.is_some() && row.written_back_at.is_none());
+        let counters = projection.daily.values().next().unwrap();
+        assert_eq!((counters.failed_budget, counters.failed), (1, 0));
     }
 
     #[test]

@@ -186,3 +186,35 @@ async fn re_driving_every_letter_carries_on_past_one_that_cannot_go() {
     assert!(stack.sdp.notes(&gone.ticket_id).is_empty());
     stack.stop().await;
 }
+
+/// A tenant over its budget still gets the raw-context note: when that
+/// note fails to post, the run is a dead letter like any other (its status
+/// stays `failed_budget`); once posted, it is none.
+#[tokio::test]
+async fn an_over_budget_run_whose_note_failed_to_post_is_a_dead_letter() {
+    let db = aia_testkit::TestDatabase::create().await;
+    db.admin_client()
+        .await
+        .batch_execute(
+            "insert into enhancement_history
+                    (tenant_id, correlation_id, ticket_id, status, received_at, failed_at, failed_stage,
+                     error, written_back_at, last_event_id)
+             values ('acme', gen_random_uuid(), 'B-1', 'failed_budget', now(), now(), 'writeback',
+                     'ServiceDesk Plus answered HTTP 503', null, gen_random_uuid()),
+                    ('acme', gen_random_uuid(), 'B-2', 'failed_budget', now(), null, null,
+                     null, now(), gen_random_uuid()),
+                    ('acme', gen_random_uuid(), 'F-1', 'failed', now(), now(), 'llm-enhancer',
+                     'every provider failed', null, gen_random_uuid())",
+        )
+        .await
+        .unwrap();
+    let admin = aia_store::pool(&db.admin_read_url, 1).unwrap();
+    let mut tickets: Vec<String> = aia_ops::dead_letters::list(&admin, Some("acme"), 10)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|letter| letter.ticket_id)
+        .collect();
+    tickets.sort();
+    assert_eq!(tickets, ["B-1", "F-1"]);
+}

@@ -93,7 +93,12 @@ pub async fn redrive(
     let row = client
         .query_opt(
             &format!(
-                "select ticket_id, failed_stage, failed_input_event_id from enhancement_history
+                "select ticket_id, failed_stage, failed_input_event_id,
+                        exists (select 1 from enhancement_history later
+                                 where later.tenant_id = e.tenant_id and later.ticket_id = e.ticket_id
+                                   and later.received_at > e.received_at
+                                   and later.written_back_at is not null)
+                   from enhancement_history e
                   where tenant_id = $1 and correlation_id = $2 and {DEAD}"
             ),
             &[&tenant_id.as_str(), &correlation_id],
@@ -106,6 +111,13 @@ pub async fn redrive(
     let ticket: String = row.get(0);
     let stage: Option<String> = row.get(1);
     let input_id: Option<Uuid> = row.get(2);
+    let superseded: bool = row.get(3);
+    if superseded {
+        // Its note would land under the later run's, older and second.
+        return Err(AdminError::Invalid(format!(
+            "a later run of ticket {ticket} already posted its note; this older one is not re-driven"
+        )));
+    }
     let (Some(stage), Some(input_id)) = (stage, input_id) else {
         return Err(AdminError::Invalid(
             "this failure records no input event to re-drive".into(),

@@ -217,4 +217,33 @@ async fn an_over_budget_run_whose_note_failed_to_post_is_a_dead_letter() {
         .collect();
     tickets.sort();
     assert_eq!(tickets, ["B-1", "F-1"]);
+
+    // A later run of F-1 posted its note since: re-driving the older one
+    // would post a second, older note, and is refused.
+    db.admin_client()
+        .await
+        .batch_execute(
+            "insert into enhancement_history
+                    (tenant_id, correlation_id, ticket_id, status, received_at, written_back_at, last_event_id)
+             values ('acme', gen_random_uuid(), 'F-1', 'completed', now() + interval '1 minute',
+                     now() + interval '2 minutes', gen_random_uuid())",
+        )
+        .await
+        .unwrap();
+    let failed: uuid::Uuid = db
+        .admin_client()
+        .await
+        .query_one(
+            "select correlation_id from enhancement_history where ticket_id = 'F-1' and status = 'failed'",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    let nats = aia_testkit::NatsServer::start().await;
+    let (_client, jetstream) = aia_bus::connect(&nats.url(), "test").await.unwrap();
+    let refused = aia_ops::dead_letters::redrive(&admin, &jetstream, "acme", failed)
+        .await
+        .expect_err("a superseded letter");
+    assert!(refused.to_string().contains("later run"), "{refused}");
 }

@@ -73,11 +73,20 @@ impl Resolved {
             .with_context(|| format!("ticket {:?}", self.ticket_id))?;
         let priority = Priority::parse(&self.priority)
             .with_context(|| format!("priority of {}", self.ticket_id))?;
+        // Held to what a webhook's ticket may carry: no NUL (PostgreSQL
+        // cannot store one, and the event is kept for good, so every
+        // rebuild would fail on it) and no text past the webhooks' limits
+        // (a huge one would not fit in the stream, and the page's import
+        // would stop on it every time it is resumed).
+        use aia_itsm::inbound::{MAX_DESCRIPTION_CHARS, MAX_TEXT_CHARS};
+        let fit = |text: &str, max: usize| -> String {
+            text.chars().filter(|c| *c != '\0').take(max).collect()
+        };
         let mut resolved = TicketResolved {
             source: ItsmKind::ServicedeskPlus,
-            subject: self.subject.clone(),
-            description: self.description.clone(),
-            resolution: self.resolution.clone(),
+            subject: fit(&self.subject, MAX_TEXT_CHARS),
+            description: fit(&self.description, MAX_DESCRIPTION_CHARS),
+            resolution: fit(&self.resolution, MAX_TEXT_CHARS),
             priority,
             tags: self.tags.clone(),
             resolved_at: self.resolved_at,
@@ -125,23 +134,23 @@ pub async fn already_stored(
             let Some(row) = stored.get(&record.ticket_id) else {
                 return false;
             };
-            let priority = Priority::parse(&record.priority).map(|p| p.as_str().to_owned());
-            // The language the tenant's settings give it now: a changed
-            // setting is a reason to import it again.
-            let language = record
-                .to_event(languages)
-                .ok()
-                .and_then(|event| match event.payload {
-                    Payload::TicketResolved(resolved) => resolved.language,
-                    _ => None,
-                });
-            row.get::<_, String>(1) == record.subject
-                && row.get::<_, String>(2) == record.description
-                && row.get::<_, String>(3) == record.resolution
-                && priority.is_ok_and(|p| row.get::<_, String>(4) == p)
-                && row.get::<_, Vec<String>>(5) == record.tags
-                && micros(row.get(6)) == micros(record.resolved_at)
-                && language.is_some_and(|l| row.get::<_, String>(7) == l.language.code())
+            // As it would be published: its text held to the webhooks'
+            // limits, in the language the tenant's settings give it now (a
+            // changed setting is a reason to import it again).
+            let Some(Payload::TicketResolved(resolved)) =
+                record.to_event(languages).ok().map(|event| event.payload)
+            else {
+                return false;
+            };
+            row.get::<_, String>(1) == resolved.subject
+                && row.get::<_, String>(2) == resolved.description
+                && row.get::<_, String>(3) == resolved.resolution
+                && row.get::<_, String>(4) == resolved.priority.as_str()
+                && row.get::<_, Vec<String>>(5) == resolved.tags
+                && micros(row.get(6)) == micros(resolved.resolved_at)
+                && resolved
+                    .language
+                    .is_some_and(|l| row.get::<_, String>(7) == l.language.code())
         })
         .map(|record| record.ticket_id.clone())
         .collect())

@@ -492,3 +492,81 @@ async fn history_imports_from_servicedesk_page_by_page_and_resumes_after_a_stop(
     shutdown.cancel();
     projector.await.unwrap().unwrap();
 }
+
+/// A ticket in a file is held to what a webhook's may carry: a NUL (which
+/// PostgreSQL cannot store, in an event kept for good) is dropped and a
+/// description past the webhooks' limit is cut, so it is stored — and,
+/// imported again, found already stored rather than published again.
+#[tokio::test(flavor = "multi_thread")]
+async fn an_imported_ticket_is_held_to_a_webhooks_limits_and_stored_once() {
+    let nats = NatsServer::start().await;
+    let db = TestDatabase::create().await;
+    aiagents::ops::apply_nats(&nats.url()).await.unwrap();
+    let shutdown = tokio_util::sync::CancellationToken::new();
+    let projector = tokio::spawn(history_projector::run(
+        history_projector::Config::new(nats.url(), db.app_url.clone()),
+        shutdown.clone().cancelled_owned(),
+    ));
+    let keyring = aia_store::Keyring::parse(&aia_store::Keyring::generate_spec("k1")).unwrap();
+    aiagents::ops::add_tenant(
+        &db.app_url,
+        &keyring,
+        "acme",
+        "acme",
+        aia_events::ItsmKind::ServicedeskPlus,
+        "http://127.0.0.1:9",
+        r#"{"authtoken":"x"}"#,
+    )
+    .await
+    .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("tickets.json");
+    let description = format!("Disk full\u{0}{}", "log line ".repeat(4_000));
+    std::fs::write(
+        &file,
+        serde_json::json!([{"ticket_id": "SUP-9", "subject": "Disk full", "description": description,
+            "resolution": "Moved the logs", "resolved_at": "2026-10-01T10:00:00Z", "priority": "high"}])
+        .to_string(),
+    )
+    .unwrap();
+    let import = || {
+        ok(&aiagents(
+            &db,
+            &nats.url(),
+            &[
+                "import",
+                "tickets",
+                "--tenant",
+                "acme",
+                "--file",
+                file.to_str().unwrap(),
+            ],
+        ))
+    };
+    let out = import();
+    assert!(out.contains("1 resolved tickets published"), "{out}");
+    let admin = db.admin_client().await;
+    let stored: String = eventually("the ticket in the history", Duration::from_secs(20), || async {
+        admin
+            .query_opt(
+                "select description from ticket_history where tenant_id = 'acme' and ticket_id = 'SUP-9'",
+                &[],
+            )
+            .await
+            .ok()?
+            .map(|row| row.get(0))
+    })
+    .await;
+    assert!(!stored.contains('\u{0}'));
+    assert_eq!(
+        stored.chars().count(),
+        aia_itsm::inbound::MAX_DESCRIPTION_CHARS
+    );
+    let again = import();
+    assert!(
+        again.contains("0 resolved tickets published for acme, 1 already"),
+        "{again}"
+    );
+    shutdown.cancel();
+    projector.await.unwrap().unwrap();
+}

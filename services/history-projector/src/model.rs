@@ -359,8 +359,16 @@ pub struct Projection {
 impl Projection {
     pub fn apply(&mut self, event: &Event) {
         if let Some(ticket) = TicketRow::from_event(event) {
-            self.tickets
-                .insert((ticket.tenant_id.clone(), ticket.ticket_id.clone()), ticket);
+            // A ticket resolved again (reopened) keeps its latest
+            // resolution: an older one imported later does not replace it.
+            let key = (ticket.tenant_id.clone(), ticket.ticket_id.clone());
+            if self
+                .tickets
+                .get(&key)
+                .is_none_or(|held| ticket.resolved_at >= held.resolved_at)
+            {
+                self.tickets.insert(key, ticket);
+            }
             return;
         }
         if !concerns_a_run(&event.payload) {
@@ -437,6 +445,29 @@ mod tests {
             (counters.received, counters.completed, counters.tokens_in),
             (1, 1, 812)
         );
+    }
+
+    /// A ticket resolved again keeps its latest resolution: an older one
+    /// imported after it does not replace it.
+    #[test]
+    fn an_older_resolution_does_not_replace_a_newer_one() {
+        let mut events = run(&["ticket.resolved", "ticket.resolved"]);
+        let Payload::TicketResolved(newer) = &mut events[0].payload else {
+            unreachable!()
+        };
+        newer.resolution = "the fix that holds".into();
+        let newer_at = newer.resolved_at;
+        let Payload::TicketResolved(older) = &mut events[1].payload else {
+            unreachable!()
+        };
+        older.resolution = "a fix that did not hold".into();
+        older.resolved_at = newer_at - chrono::Duration::days(30);
+        let mut projection = Projection::default();
+        for event in &events {
+            projection.apply(event);
+        }
+        let ticket = projection.tickets.values().next().unwrap();
+        assert_eq!(ticket.resolution, "the fix that holds");
     }
 
     /// An over-budget run whose raw-context note could not be posted keeps

@@ -257,8 +257,9 @@ pub async fn upsert_ticket(
                         language = excluded.language,
                         resolution = excluded.resolution, priority = excluded.priority,
                         tags = excluded.tags, resolved_at = excluded.resolved_at,
-                        last_event_id = excluded.last_event_id, updated_at = now()",
-            tables.tickets
+                        last_event_id = excluded.last_event_id, updated_at = now()
+                  where excluded.resolved_at >= {}.resolved_at",
+            tables.tickets, tables.tickets
         ))
         .await?;
     client.execute(&statement, &ticket_values(row)).await?;

@@ -87,7 +87,8 @@ pub struct AddArgs {
     #[arg(long)]
     itsm_url: String,
     /// Credentials as JSON (see `docs/help-desks.md`): ServiceDesk Plus {"authtoken": "…"},
-    /// Freshservice {"api_key": "…"}, …
+    /// Freshservice {"api_key": "…"}, …; `-` reads them from standard input
+    /// (out of shell history and `ps`).
     #[arg(long, env = "AI_AGENTS_ITSM_CREDENTIALS", hide_env_values = true)]
     itsm_credentials: String,
     /// The public base URL of the ingress, to print the webhook URL.
@@ -247,8 +248,11 @@ fn read_stdin() -> anyhow::Result<String> {
 }
 
 async fn add(args: AddArgs) -> anyhow::Result<()> {
-    let credentials =
-        serde_json::from_str(&args.itsm_credentials).context("--itsm-credentials must be JSON")?;
+    let credentials = match args.itsm_credentials.as_str() {
+        "-" => serde_json::from_str(&read_stdin()?),
+        given => serde_json::from_str(given),
+    }
+    .context("--itsm-credentials must be JSON")?;
     let mut tenants = tenant_admin()?;
     tenants.public_url = args.public_url;
     let kind: ItsmKind = args.itsm.into();

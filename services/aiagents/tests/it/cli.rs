@@ -243,10 +243,11 @@ async fn a_partial_change_from_the_cli_keeps_every_other_setting_and_key() {
             "Acme",
             "--itsm-url",
             &sdp.url(),
+            // From standard input: out of shell history and `ps`.
             "--itsm-credentials",
-            r#"{"authtoken":"sdp-key-4711"}"#,
+            "-",
         ],
-        "",
+        r#"{"authtoken":"sdp-key-4711"}"#,
         &[],
     ));
     let settings = |field: &str| -> serde_json::Value {

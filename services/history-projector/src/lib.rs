@@ -31,6 +31,37 @@ pub use config::Config;
 const MAX_BATCH: usize = 256;
 
 /// Runs the projector until `shutdown` completes.
+/// Refuses to start while the projection's checkpoint is past the stream's
+/// last event: the stream is then another history than the one the read
+/// models follow (restored from an older backup than the database, or made
+/// anew), and every new event up to the checkpoint would be taken for one
+/// already applied, and dropped without a word. `aiagents rebuild` makes
+/// the read models follow the stream as it is.
+async fn checkpoint_within_the_stream(
+    db: &aia_store::Pool,
+    jetstream: &aia_bus::JetStream,
+) -> anyhow::Result<()> {
+    let checkpoint: i64 = db
+        .get()
+        .await?
+        .query_opt(
+            "select stream_sequence from projection_checkpoints where projection = $1",
+            &[&projection::PROJECTION],
+        )
+        .await?
+        .map_or(0, |row| row.get(0));
+    let (_, last) = aia_bus::stream_bounds(jetstream)
+        .await
+        .map_err(|err| anyhow::anyhow!("reading the stream's bounds: {err}"))?;
+    anyhow::ensure!(
+        u64::try_from(checkpoint).unwrap_or(0) <= last,
+        "the read models were projected up to stream sequence #{checkpoint}, but the stream \
+         ends at #{last}: it was restored from an older backup than the database, or made \
+         anew; run `aiagents rebuild` so the read models follow the stream as it is"
+    );
+    Ok(())
+}
+
 pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> anyhow::Result<()> {
     let db = aia_store::pool(&config.database_url, 4).context("database URL")?;
     let (client, jetstream) = aia_bus::connect(&config.nats_url, Stage::HistoryProjector.as_str())
@@ -42,6 +73,7 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> anyhow::
         found = aia_bus::stage::find_consumer(&jetstream, Stage::HistoryProjector.as_str()) => found,
     }
     .map_err(|err| anyhow::anyhow!("consumer history-projector (run `aiagents nats apply`): {err}"))?;
+    checkpoint_within_the_stream(&db, &jetstream).await?;
     let registry = config.registry.clone();
     let metrics = metrics::ProjectorMetrics::register(
         &registry,

@@ -278,6 +278,23 @@ pub async fn rebuild_all(jetstream: &JetStream, owner_url: &str) -> anyhow::Resu
     let started = Instant::now();
     let tx = owner.transaction().await?;
     let checkpoint = pause_live(&tx).await?;
+    // A checkpoint past the stream's last event belongs to another history
+    // of the stream (one restored from an older backup than the database,
+    // or made anew): the live projector would take every new event up to it
+    // for one already applied. The fresh tables cover the stream as it is,
+    // and the projector resumes after its last event.
+    let (_, last_now) = stream_bounds(jetstream).await?;
+    let applied_up_to = if checkpoint > last_now {
+        tracing::warn!(
+            checkpoint,
+            last_now,
+            "The projection's checkpoint is past the stream's last event (a stream restored \
+             from an older backup, or made anew); the rebuilt tables follow the stream"
+        );
+        last_now
+    } else {
+        checkpoint
+    };
     // What the live projector applied while we copied goes into the fresh
     // tables too; after the swap it resumes from its checkpoint.
     let mut late = Vec::new();
@@ -285,15 +302,15 @@ pub async fn rebuild_all(jetstream: &JetStream, owner_url: &str) -> anyhow::Resu
         jetstream,
         "tickets.>",
         until,
-        checkpoint,
+        applied_up_to,
         &ProgressBar::hidden(),
         |event| late.push(event),
     )
     .await?;
     crate::projection::project_events(&tx, FRESH, &late).await?;
     // The fresh tables hold every event up to the later of the snapshot and
-    // the live checkpoint; the live projector resumes after that.
-    let covered = i64::try_from(checkpoint.max(until)).unwrap_or(i64::MAX);
+    // what the live projector applied; the live projector resumes after it.
+    let covered = i64::try_from(applied_up_to.max(until)).unwrap_or(i64::MAX);
     tx.execute(
         "update projection_checkpoints set stream_sequence = $2, updated_at = now() where projection = $1",
         &[&PROJECTION, &covered],

@@ -253,3 +253,58 @@ async fn indexes(client: &tokio_postgres::Client) -> Vec<String> {
         .map(|row| row.get::<_, String>(0))
         .collect()
 }
+
+/// The stream restored from an older backup than the database: the read
+/// models' checkpoint is past the stream's last event. The projector
+/// refuses to start (it would take every new event up to the checkpoint
+/// for one already applied, and drop it without a word); a rebuild makes
+/// the read models follow the stream, and the projector then applies what
+/// comes next.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stream_older_than_the_read_models_stops_the_projector_until_a_rebuild() {
+    let nats = NatsServer::start().await;
+    let db = TestDatabase::create().await;
+    aiagents::ops::apply_nats(&nats.url()).await.unwrap();
+    let (_client, jetstream) = aia_bus::connect(&nats.url(), "test").await.unwrap();
+    publish(&jetstream, &events_for("acme", 3)).await;
+    let owner = db.admin_client().await;
+    // As the restored database says: projected far past this stream.
+    owner
+        .execute(
+            "insert into projection_checkpoints (projection, stream_sequence) values ('history', 5000)
+             on conflict (projection) do update set stream_sequence = 5000",
+            &[],
+        )
+        .await
+        .unwrap();
+    let refused = history_projector::run(
+        history_projector::Config::new(nats.url(), db.app_url.clone()),
+        std::future::pending(),
+    )
+    .await
+    .expect_err("the projector must not start");
+    assert!(
+        refused.to_string().contains("aiagents rebuild"),
+        "{refused}"
+    );
+
+    let report = history_projector::rebuild::rebuild_all(&jetstream, &db.admin_url)
+        .await
+        .unwrap();
+    assert_eq!(report.runs, 3);
+    let shutdown = tokio_util::sync::CancellationToken::new();
+    let projector = tokio::spawn(history_projector::run(
+        history_projector::Config::new(nats.url(), db.app_url.clone()),
+        shutdown.clone().cancelled_owned(),
+    ));
+    publish(&jetstream, &events_for("globex", 2)).await;
+    projected_through(&owner, &jetstream).await;
+    let runs: i64 = owner
+        .query_one("select count(*) from enhancement_history", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(runs, 5, "the events after the restore are applied");
+    shutdown.cancel();
+    projector.await.unwrap().unwrap();
+}

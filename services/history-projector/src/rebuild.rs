@@ -173,6 +173,77 @@ fn table_pairs() -> [(&'static str, &'static str); 3] {
     ]
 }
 
+/// When the stream's first event happened (what the read models hold from
+/// before it, the stream cannot rebuild); the end of time when it is empty.
+async fn first_event_at(
+    jetstream: &JetStream,
+    after: u64,
+    until: u64,
+) -> anyhow::Result<chrono::DateTime<chrono::Utc>> {
+    if until <= after {
+        return Ok(chrono::DateTime::<chrono::Utc>::MAX_UTC);
+    }
+    let stream = jetstream.get_stream(STREAM).await?;
+    let first = stream.get_raw_message(after + 1).await?;
+    Ok(Event::from_json(&first.payload)?.occurred_at)
+}
+
+/// Carries into the fresh tables what the live ones hold from before the
+/// stream's first event: a run's events expire (`AI_AGENTS_EVENT_TTL_SECS`)
+/// while the daily counters are kept for good and runs as long as the
+/// history's retention, and resolved tickets may predate a stream that
+/// once had a `max_age`. Rebuilt from the stream alone, those would be lost
+/// for good; they are kept as they are (days before the first event's,
+/// runs received before it, tickets the stream has no event of).
+async fn keep_what_the_stream_no_longer_holds(
+    owner: &Client,
+    jetstream: &JetStream,
+    after: u64,
+    until: u64,
+) -> anyhow::Result<()> {
+    let before = first_event_at(jetstream, after, until).await?;
+    let (runs, tickets, daily) = (rows::LIVE.runs, rows::LIVE.tickets, rows::LIVE.daily);
+    let (fresh_runs, fresh_tickets, fresh_daily) = (FRESH.runs, FRESH.tickets, FRESH.daily);
+    let (run_columns, ticket_columns) = (rows::RUN_COLUMNS, rows::TICKET_COLUMNS);
+    let kept = owner
+        .query_one(
+            &format!(
+                "with runs as (
+                   insert into {fresh_runs} ({run_columns}) select {run_columns} from {runs} l
+                    where l.received_at < $1
+                      and not exists (select 1 from {fresh_runs} f
+                                       where f.tenant_id = l.tenant_id
+                                         and f.correlation_id = l.correlation_id)
+                   returning 1),
+                 tickets as (
+                   insert into {fresh_tickets} ({ticket_columns}) select {ticket_columns} from {tickets} l
+                    where not exists (select 1 from {fresh_tickets} f
+                                       where f.tenant_id = l.tenant_id and f.ticket_id = l.ticket_id)
+                   returning 1),
+                 days as (
+                   insert into {fresh_daily} select * from {daily} l
+                    where l.day < ($1 at time zone 'utc')::date
+                      and not exists (select 1 from {fresh_daily} f
+                                       where f.tenant_id = l.tenant_id and f.day = l.day)
+                   returning 1)
+                 select (select count(*) from runs), (select count(*) from tickets),
+                        (select count(*) from days)"
+            ),
+            &[&before],
+        )
+        .await?;
+    let (runs, tickets, days): (i64, i64, i64) = (kept.get(0), kept.get(1), kept.get(2));
+    if runs + tickets + days > 0 {
+        tracing::info!(
+            runs,
+            tickets,
+            days,
+            "Kept from the live read models what the stream no longer holds"
+        );
+    }
+    Ok(())
+}
+
 /// The live table's indexes as statements that build them on the fresh
 /// table under temporary names, with the primary key attached afterwards.
 async fn fresh_indexes(owner: &Client, live: &str, fresh: &str) -> anyhow::Result<Vec<String>> {
@@ -273,6 +344,7 @@ pub async fn rebuild_all(jetstream: &JetStream, owner_url: &str) -> anyhow::Resu
             owner.batch_execute(&statement).await?;
         }
     }
+    keep_what_the_stream_no_longer_holds(&owner, jetstream, after, until).await?;
     report.write = started.elapsed();
 
     let started = Instant::now();
@@ -408,13 +480,36 @@ pub async fn rebuild_tenant(
     )
     .await?;
     aia_store::set_tenant(&tx, tenant.as_str()).await?;
-    for table in [rows::LIVE.runs, rows::LIVE.tickets, rows::LIVE.daily] {
-        tx.execute(
-            &format!("delete from {table} where tenant_id = $1"),
-            &[&tenant.as_str()],
-        )
-        .await?;
-    }
+    // Replaced: what the stream can rebuild. Kept as it is: what the read
+    // models hold from before its first event (run events expire; counters
+    // and resolved tickets are kept for good).
+    let before = first_event_at(jetstream, after, until).await?;
+    let (runs_table, tickets_table, daily_table) =
+        (rows::LIVE.runs, rows::LIVE.tickets, rows::LIVE.daily);
+    let rebuilt_tickets: Vec<&str> = projection
+        .tickets
+        .values()
+        .map(|ticket| ticket.ticket_id.as_str())
+        .collect();
+    tx.execute(
+        &format!(
+            "delete from {runs_table} where tenant_id = $1 and (received_at is null or received_at >= $2)"
+        ),
+        &[&tenant.as_str(), &before],
+    )
+    .await?;
+    tx.execute(
+        &format!("delete from {tickets_table} where tenant_id = $1 and ticket_id = any($2)"),
+        &[&tenant.as_str(), &rebuilt_tickets],
+    )
+    .await?;
+    tx.execute(
+        &format!(
+            "delete from {daily_table} where tenant_id = $1 and day >= ($2 at time zone 'utc')::date"
+        ),
+        &[&tenant.as_str(), &before],
+    )
+    .await?;
     let runs: Vec<&RunRow> = projection.runs.values().collect();
     rows::upsert_runs(&tx, rows::LIVE, &runs).await?;
     for row in projection.tickets.values() {

@@ -30,7 +30,7 @@ pub const LIVE: Tables<'static> = Tables {
     daily: "tenant_daily_stats",
 };
 
-const RUN_COLUMNS: &str = "tenant_id, correlation_id, ticket_id, status, source, subject, priority, \
+pub(crate) const RUN_COLUMNS: &str = "tenant_id, correlation_id, ticket_id, status, source, subject, priority, \
     received_at, context_gathered_at, enhanced_at, written_back_at, failed_at, processing_ms, \
     context_summary, context, note_markdown, provider, model, prompt_version, tokens_in, tokens_out, \
     cost_usd, degraded, failed_stage, error, last_event_id, context_ms, llm_ms, writeback_ms, \
@@ -123,7 +123,7 @@ fn run_values(row: &RunRow) -> [&(dyn ToSql + Sync); 39] {
     ]
 }
 
-const TICKET_COLUMNS: &str = "tenant_id, ticket_id, subject, description, resolution, priority, tags, \
+pub(crate) const TICKET_COLUMNS: &str = "tenant_id, ticket_id, subject, description, resolution, priority, tags, \
     resolved_at, last_event_id, language";
 
 fn ticket_values(row: &TicketRow) -> [&(dyn ToSql + Sync); 10] {

@@ -288,10 +288,36 @@ async fn a_stream_older_than_the_read_models_stops_the_projector_until_a_rebuild
         "{refused}"
     );
 
+    // What the read models hold from before the stream's first event (its
+    // run events expired; counters and resolved tickets are kept for good):
+    // a rebuild keeps it rather than lose it.
+    owner
+        .batch_execute(
+            "insert into tenant_daily_stats (tenant_id, day, cost_usd) values ('acme', current_date - 200, 7.0);
+             insert into enhancement_history (tenant_id, correlation_id, ticket_id, status, received_at, last_event_id)
+             values ('acme', gen_random_uuid(), 'OLD-1', 'completed', now() - interval '30 days', gen_random_uuid());
+             insert into ticket_history (tenant_id, ticket_id, subject, description, resolution, priority, resolved_at, last_event_id)
+             values ('acme', 'OLD-1', 'Old', 'An old ticket', 'An old fix', 'low', now() - interval '200 days', gen_random_uuid());",
+        )
+        .await
+        .unwrap();
     let report = history_projector::rebuild::rebuild_all(&jetstream, &db.admin_url)
         .await
         .unwrap();
     assert_eq!(report.runs, 3);
+    let kept: (i64, i64, i64) = {
+        let row = owner
+            .query_one(
+                "select (select count(*) from tenant_daily_stats where day = current_date - 200),
+                        (select count(*) from enhancement_history where ticket_id = 'OLD-1'),
+                        (select count(*) from ticket_history where ticket_id = 'OLD-1')",
+                &[],
+            )
+            .await
+            .unwrap();
+        (row.get(0), row.get(1), row.get(2))
+    };
+    assert_eq!(kept, (1, 1, 1), "what the stream no longer holds is kept");
     let shutdown = tokio_util::sync::CancellationToken::new();
     let projector = tokio::spawn(history_projector::run(
         history_projector::Config::new(nats.url(), db.app_url.clone()),
@@ -304,7 +330,28 @@ async fn a_stream_older_than_the_read_models_stops_the_projector_until_a_rebuild
         .await
         .unwrap()
         .get(0);
-    assert_eq!(runs, 5, "the events after the restore are applied");
+    assert_eq!(runs, 6, "the events after the restore are applied");
+    // One tenant's rebuild keeps them too.
+    history_projector::rebuild::rebuild_tenant(
+        &jetstream,
+        &db.admin_url,
+        &aia_events::TenantId::parse("acme").unwrap(),
+    )
+    .await
+    .unwrap();
+    let kept: (i64, i64, i64) = {
+        let row = owner
+            .query_one(
+                "select (select count(*) from tenant_daily_stats where day = current_date - 200),
+                        (select count(*) from enhancement_history where ticket_id = 'OLD-1'),
+                        (select count(*) from ticket_history where ticket_id = 'OLD-1')",
+                &[],
+            )
+            .await
+            .unwrap();
+        (row.get(0), row.get(1), row.get(2))
+    };
+    assert_eq!(kept, (1, 1, 1), "a tenant's rebuild keeps them too");
     shutdown.cancel();
     projector.await.unwrap().unwrap();
 }

@@ -730,3 +730,62 @@ async fn a_resolved_ticket_gathered_again_is_not_its_own_similar_ticket() {
     assert!(!ids.contains(&"SUP-1"), "{ids:?}");
     assert!(ids.contains(&"A-1"), "the others are still found: {ids:?}");
 }
+
+/// One tenant's Prometheus hanging through an outage (a burst of its
+/// tickets, each asking) does not take another tenant's monitoring with it:
+/// the slots are per monitoring API, not for the whole process.
+#[tokio::test]
+async fn a_hanging_prometheus_of_one_tenant_leaves_anothers_monitoring_answered() {
+    use context_gatherer::sources::monitoring;
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    // Accepts connections and never answers.
+    let hanging = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let hanging_url = format!("http://{}", hanging.local_addr().unwrap());
+    tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((socket, _)) = hanging.accept().await {
+            held.push(socket);
+        }
+    });
+    let prometheus = aia_standins::prometheus::PrometheusStandIn::new();
+    // Down: a finding.
+    prometheus.set("up", "fs01", 0.0);
+    let working = aia_standins::serve(prometheus.router()).await.unwrap();
+    let http = reqwest::Client::new();
+    let queries = aia_store::MonitoringQuery::defaults();
+    let hosts = vec!["fs01".to_owned()];
+    let window = Duration::from_secs(3);
+    // Ten tickets of the first tenant at once: forty queries waiting.
+    let burst: Vec<_> = (0..10)
+        .map(|_| {
+            let (http, url, hosts, queries) = (
+                http.clone(),
+                hanging_url.clone(),
+                hosts.clone(),
+                queries.clone(),
+            );
+            tokio::spawn(async move {
+                monitoring::check(&http, &url, None, &hosts, &queries, window).await
+            })
+        })
+        .collect();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    // Its own ticket's window ends well before the hanging ones give up.
+    let found = monitoring::check(
+        &http,
+        &working.url(),
+        None,
+        &hosts,
+        &queries,
+        Duration::from_millis(1500),
+    )
+    .await
+    .unwrap();
+    assert!(
+        found.iter().any(|finding| finding.host == "fs01"),
+        "the other tenant's Prometheus is asked and answers: {found:?}"
+    );
+    for ticket in burst {
+        let _ = ticket.await.unwrap();
+    }
+}

@@ -54,11 +54,27 @@ fn escape(host: &str) -> String {
 /// Monitoring queries in flight at once, per ticket.
 const QUERIES_AT_ONCE: usize = 4;
 
-/// Monitoring queries in flight at once in this process, whatever the
-/// tickets: an outage's burst of tickets must not become a burst of
-/// queries on the tenant's Prometheus (which runs 20 at once by default).
-static IN_FLIGHT: std::sync::LazyLock<tokio::sync::Semaphore> =
-    std::sync::LazyLock::new(|| tokio::sync::Semaphore::new(16));
+/// Monitoring queries in flight at once in this process to one monitoring
+/// API, whatever the tickets: an outage's burst of tickets must not become
+/// a burst of queries on the tenant's Prometheus (which runs 20 at once by
+/// default). Per API, not for the whole process: one tenant's Prometheus
+/// hanging through an outage held every slot, and another tenant's notes
+/// said monitoring could not be checked when it was never asked.
+const AT_ONCE_PER_API: usize = 8;
+
+static IN_FLIGHT: std::sync::LazyLock<
+    std::sync::Mutex<std::collections::HashMap<String, std::sync::Arc<tokio::sync::Semaphore>>>,
+> = std::sync::LazyLock::new(Default::default);
+
+/// The slots of the monitoring API at `url`.
+fn slots_of(url: &str) -> std::sync::Arc<tokio::sync::Semaphore> {
+    IN_FLIGHT
+        .lock()
+        .expect("monitoring slots")
+        .entry(url.to_owned())
+        .or_insert_with(|| std::sync::Arc::new(tokio::sync::Semaphore::new(AT_ONCE_PER_API)))
+        .clone()
+}
 
 /// The findings of `queries` on `hosts`, with what has answered by the
 /// end of `window`: a slow Prometheus costs the answers still out, not
@@ -89,9 +105,11 @@ pub async fn check(
                 .map(move |query| (host.clone(), query.clone()))
         })
         .collect();
+    let slots = slots_of(url);
+    let slots = &slots;
     let mut pending = futures::stream::iter(asked.into_iter().enumerate())
         .map(|(asked, (host, query))| async move {
-            let Ok(_slot) = IN_FLIGHT.acquire().await else {
+            let Ok(_slot) = slots.acquire().await else {
                 return (asked, host, query, None);
             };
             let promql = query.promql.replace("{host}", &escape(&host));

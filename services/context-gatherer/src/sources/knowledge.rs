@@ -133,7 +133,9 @@ enum ExternalAnswer {
     Wrapped { results: Vec<ExternalArticle> },
 }
 
-/// A tenant and the hash of a query.
+/// A tenant and the hash of its knowledge base (address and token) and of
+/// a query: a knowledge base moved or given another token is asked anew,
+/// never answered from the old one's articles.
 type CacheKey = (TenantId, [u8; 32]);
 
 /// Answers of external knowledge bases, per tenant and query.
@@ -143,27 +145,35 @@ pub struct ExternalCache {
 }
 
 impl ExternalCache {
-    fn key(tenant: &TenantId, query: &str) -> CacheKey {
-        (tenant.clone(), Sha256::digest(query.as_bytes()).into())
+    fn key(tenant: &TenantId, base: &str, token: Option<&str>, query: &str) -> CacheKey {
+        let mut digest = Sha256::new();
+        for part in [base, token.unwrap_or_default(), query] {
+            digest.update(part.as_bytes());
+            digest.update([0]);
+        }
+        (tenant.clone(), digest.finalize().into())
     }
 
-    fn get(&self, tenant: &TenantId, query: &str) -> Option<Vec<KnowledgeArticle>> {
+    fn get(&self, key: &CacheKey) -> Option<Vec<KnowledgeArticle>> {
         let entries = self.entries.lock().expect("cache lock");
         entries
-            .get(&Self::key(tenant, query))
+            .get(key)
             .filter(|(stored, _)| stored.elapsed() < CACHE_TTL)
             .map(|(_, articles)| articles.clone())
     }
 
-    fn put(&self, tenant: &TenantId, query: &str, articles: &[KnowledgeArticle]) {
+    /// Keeps `articles` for the query, unless there are none: a knowledge
+    /// base still being filled is asked again next time, not answered
+    /// "nothing" for an hour.
+    fn put(&self, key: CacheKey, articles: &[KnowledgeArticle]) {
+        if articles.is_empty() {
+            return;
+        }
         let mut entries = self.entries.lock().expect("cache lock");
         if entries.len() > 10_000 {
             entries.retain(|_, (stored, _)| stored.elapsed() < CACHE_TTL);
         }
-        entries.insert(
-            Self::key(tenant, query),
-            (Instant::now(), articles.to_vec()),
-        );
+        entries.insert(key, (Instant::now(), articles.to_vec()));
     }
 }
 
@@ -189,7 +199,8 @@ pub async fn external(
     timeout: Duration,
 ) -> Result<Vec<KnowledgeArticle>, SourceError> {
     let query = words::query_text(text);
-    if let Some(articles) = cache.get(tenant, &query) {
+    let key = ExternalCache::key(tenant, base_url, token, &query);
+    if let Some(articles) = cache.get(&key) {
         return Ok(articles);
     }
     aia_http::outbound::check_url(base_url).map_err(|err| SourceError::Failed(err.to_string()))?;
@@ -226,19 +237,49 @@ pub async fn external(
     .into_iter()
     .take(3)
     .map(|article| KnowledgeArticle {
-        title: article.title,
+        // Bounded like the summary: a title is the knowledge base's to
+        // write, and it goes into the prompt and the event.
+        title: article.title.chars().take(200).collect(),
         summary: article.summary.chars().take(200).collect(),
         url: article.url,
         score: external_score(article.score),
     })
     .collect();
-    cache.put(tenant, &query, &articles);
+    cache.put(key, &articles);
     Ok(articles)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_cache_answers_only_for_the_same_knowledge_base_and_never_with_nothing() {
+        let cache = ExternalCache::default();
+        let acme = TenantId::parse("acme").unwrap();
+        let article = KnowledgeArticle {
+            title: "Disk".into(),
+            summary: "Free it".into(),
+            url: None,
+            score: 0.1,
+        };
+        let key =
+            |base: &str, token: Option<&str>| ExternalCache::key(&acme, base, token, "disk full");
+        cache.put(
+            key("https://kb-a.example", Some("t1")),
+            std::slice::from_ref(&article),
+        );
+        assert_eq!(
+            cache.get(&key("https://kb-a.example", Some("t1"))),
+            Some(vec![article])
+        );
+        // Moved, or another token: asked anew.
+        assert_eq!(cache.get(&key("https://kb-b.example", Some("t1"))), None);
+        assert_eq!(cache.get(&key("https://kb-a.example", Some("t2"))), None);
+        // Nothing found is not kept.
+        cache.put(key("https://kb-c.example", None), &[]);
+        assert_eq!(cache.get(&key("https://kb-c.example", None)), None);
+    }
 
     #[test]
     fn an_external_score_keeps_its_order_and_is_never_likely() {

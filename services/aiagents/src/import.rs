@@ -256,8 +256,15 @@ pub async fn import_inventory(
     database_url: &str,
     tenant: &TenantId,
     path: &Path,
+    allow_empty: bool,
 ) -> anyhow::Result<usize> {
     let entries: Vec<InventoryEntry> = read_records(path)?;
+    anyhow::ensure!(
+        allow_empty || !entries.is_empty(),
+        "{} holds no entries; the inventory is replaced whole, so this would empty it \
+         (--allow-empty to mean that)",
+        path.display()
+    );
     for (idx, entry) in entries.iter().enumerate() {
         anyhow::ensure!(
             entry.address.as_deref().is_some_and(|a| !a.is_empty())
@@ -274,6 +281,8 @@ pub async fn import_inventory(
     }
     let pool = aia_store::pool(database_url, 1)?;
     let mut client = pool.get().await?;
+    // A typo's tenant would get an inventory nobody reads.
+    language_settings(&mut client, tenant).await?;
     let tx = tenant_transaction(&mut client, tenant).await?;
     tx.execute(
         "delete from system_inventory where tenant_id = $1",

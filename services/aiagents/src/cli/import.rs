@@ -46,6 +46,10 @@ pub enum Command {
         tenant: String,
         #[arg(long)]
         file: PathBuf,
+        /// Replace the inventory with none: a file of no entries is
+        /// otherwise refused (a header-only export would empty it).
+        #[arg(long)]
+        allow_empty: bool,
     },
 }
 
@@ -110,9 +114,15 @@ pub async fn run(command: Command) -> anyhow::Result<()> {
                 );
             }
         }
-        Command::Inventory { tenant, file } => {
+        Command::Inventory {
+            tenant,
+            file,
+            allow_empty,
+        } => {
             let tenant = TenantId::parse(&tenant)?;
-            let n = crate::import::import_inventory(&env("DATABASE_URL")?, &tenant, &file).await?;
+            let n =
+                crate::import::import_inventory(&env("DATABASE_URL")?, &tenant, &file, allow_empty)
+                    .await?;
             println!("inventory of {tenant} replaced: {n} entries");
         }
     }

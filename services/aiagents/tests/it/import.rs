@@ -268,6 +268,50 @@ async fn tickets_articles_and_inventory_import_idempotently_and_bad_files_change
         .unwrap()
         .get(0);
     assert_eq!(n, 3, "a refused import must leave the inventory as it was");
+    // A header-only export would empty it: refused unless said so; and a
+    // tenant that does not exist gets no inventory.
+    let empty = dir.path().join("empty.csv");
+    std::fs::write(
+        &empty,
+        "address,hostname,role,client,location
+",
+    )
+    .unwrap();
+    let inventory_of = |tenant: &str, file: &std::path::Path, extra: &[&str]| {
+        let mut args = vec![
+            "import",
+            "inventory",
+            "--tenant",
+            tenant,
+            "--file",
+            file.to_str().unwrap(),
+        ];
+        args.extend_from_slice(extra);
+        aiagents(&db, &nats.url(), &args)
+    };
+    let refused = inventory_of("acme", &empty, &[]);
+    assert!(!refused.status.success());
+    assert!(
+        String::from_utf8_lossy(&refused.stderr).contains("--allow-empty"),
+        "{}",
+        String::from_utf8_lossy(&refused.stderr)
+    );
+    let refused = inventory_of("acmee", &inventory, &[]);
+    assert!(
+        String::from_utf8_lossy(&refused.stderr).contains("tenant acmee does not exist"),
+        "{}",
+        String::from_utf8_lossy(&refused.stderr)
+    );
+    let count = || async {
+        admin
+            .query_one("select count(*) from system_inventory", &[])
+            .await
+            .unwrap()
+            .get::<_, i64>(0)
+    };
+    assert_eq!(count().await, 3);
+    ok(&inventory_of("acme", &empty, &["--allow-empty"]));
+    assert_eq!(count().await, 0, "emptied when asked to");
 
     // A list of something other than tickets is refused with its place, not
     // a crash.

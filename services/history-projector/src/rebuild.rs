@@ -349,6 +349,11 @@ pub async fn rebuild_all(jetstream: &JetStream, owner_url: &str) -> anyhow::Resu
 
     let started = Instant::now();
     let tx = owner.transaction().await?;
+    // The swap waits for its locks at most this long: behind a long read
+    // (a CSV export of the history) its lock request would queue every
+    // other reader of the tables, the console's and the stages', for as
+    // long as that read lasts, with the live projector paused.
+    tx.batch_execute("set local lock_timeout = '10s'").await?;
     let checkpoint = pause_live(&tx).await?;
     // A checkpoint past the stream's last event belongs to another history
     // of the stream (one restored from an older backup than the database,

@@ -355,3 +355,32 @@ async fn a_stream_older_than_the_read_models_stops_the_projector_until_a_rebuild
     shutdown.cancel();
     projector.await.unwrap().unwrap();
 }
+
+/// A long read holding the history (a CSV export) makes the swap give up
+/// after its lock timeout, rather than queue every other reader of the
+/// tables behind it with the live projector paused; nothing is swapped.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_swap_behind_a_long_read_gives_up_rather_than_block_every_reader() {
+    let nats = NatsServer::start().await;
+    let db = TestDatabase::create().await;
+    aiagents::ops::apply_nats(&nats.url()).await.unwrap();
+    let (_client, jetstream) = aia_bus::connect(&nats.url(), "test").await.unwrap();
+    publish(&jetstream, &events_for("acme", 2)).await;
+    let mut reader = db.admin_client().await;
+    let long_read = reader.transaction().await.unwrap();
+    long_read
+        .batch_execute("lock table enhancement_history in access share mode")
+        .await
+        .unwrap();
+    let refused = history_projector::rebuild::rebuild_all(&jetstream, &db.admin_url)
+        .await
+        .expect_err("the swap must give up");
+    assert!(
+        format!("{refused:#}").contains("lock timeout"),
+        "{refused:#}"
+    );
+    long_read.rollback().await.unwrap();
+    history_projector::rebuild::rebuild_all(&jetstream, &db.admin_url)
+        .await
+        .unwrap();
+}

@@ -6,7 +6,7 @@
 use std::sync::Arc;
 
 use aia_embed::local::MiniLm;
-use aia_embed::{Embedder, LOCAL_DIM, LOCAL_MODEL};
+use aia_embed::{LOCAL_DIM, LOCAL_MODEL};
 use aia_http::ApiError;
 use axum::extract::{DefaultBodyLimit, State};
 use axum::http::{HeaderMap, StatusCode, header};
@@ -23,8 +23,9 @@ pub struct ApiState {
     pub model: Arc<MiniLm>,
     pub api_key: Option<String>,
     pub max_inputs: usize,
-    /// Bounds the batches running on the model at once.
-    pub permits: Semaphore,
+    /// Bounds the batches running on the model at once, the indexer's
+    /// included.
+    pub permits: Arc<Semaphore>,
 }
 
 pub fn router(state: Arc<ApiState>) -> Router {
@@ -96,23 +97,33 @@ async fn embeddings(
             state.max_inputs
         )));
     }
-    let _permit = state
+    let tokens: usize = texts.iter().map(|t| t.split_whitespace().count()).sum();
+    // The permit goes with the work: a caller that gives up (its timeout)
+    // drops this handler, but not the model's pass, which keeps its permit
+    // until it ends — or each timeout would let one more pass start on the
+    // cores still busy with the last.
+    let permit = state
         .permits
-        .acquire()
+        .clone()
+        .acquire_owned()
         .await
         .map_err(|_| ApiError::unavailable("shutting down"))?;
-    let vectors = Embedder::Local(state.model.clone())
-        .embed(&texts)
-        .await
-        .map_err(|err| {
-            tracing::error!(error = %err, "Embedding failed");
-            ApiError::new(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "model_failed",
-                "the model failed",
-            )
-        })?;
-    let tokens: usize = texts.iter().map(|t| t.split_whitespace().count()).sum();
+    let model = state.model.clone();
+    let failed = |err: &dyn std::fmt::Display| {
+        tracing::error!(error = %err, "Embedding failed");
+        ApiError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "model_failed",
+            "the model failed",
+        )
+    };
+    let vectors = tokio::task::spawn_blocking(move || {
+        let _permit = permit;
+        model.embed(&texts)
+    })
+    .await
+    .map_err(|err| failed(&err))?
+    .map_err(|err| failed(&err))?;
     let data: Vec<Value> = vectors
         .iter()
         .enumerate()

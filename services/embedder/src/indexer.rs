@@ -20,6 +20,9 @@ pub struct Indexer {
     pub http: reqwest::Client,
     /// The model, in-process.
     pub local: Embedder,
+    /// The API's permits: a history import's passes take turns with the
+    /// queries' on the same cores.
+    pub permits: std::sync::Arc<tokio::sync::Semaphore>,
 }
 
 impl Handler for Indexer {
@@ -66,6 +69,10 @@ impl Handler for Indexer {
             if current.as_deref() == Some(digest.as_slice()) {
                 continue;
             }
+            let _turn = match embedder {
+                Embedder::Local(_) => self.permits.acquire().await.ok(),
+                Embedder::Endpoint(_) => None,
+            };
             let vector = match embedder.embed_one(&text).await {
                 Ok(vector) => vector,
                 Err(err) if err.is_transient() && !delivery.is_last_attempt() => {

@@ -51,11 +51,12 @@ pub async fn serve(
     listener: tokio::net::TcpListener,
     shutdown: impl Future<Output = ()>,
 ) -> anyhow::Result<()> {
+    let permits = Arc::new(tokio::sync::Semaphore::new(config.max_parallel.max(1)));
     let state = Arc::new(api::ApiState {
         model: model.clone(),
         api_key: config.api_key.clone(),
         max_inputs: config.max_inputs,
-        permits: tokio::sync::Semaphore::new(config.max_parallel.max(1)),
+        permits: permits.clone(),
     });
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let stopped = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
@@ -81,6 +82,7 @@ pub async fn serve(
             tenants: deps.tenants.clone(),
             http: aia_http::outbound::client_builder().build()?,
             local: Embedder::Local(model),
+            permits,
         };
         deps.run(handler, stopped(stop_rx.clone())).await?;
         anyhow::Ok(())

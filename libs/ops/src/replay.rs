@@ -364,7 +364,26 @@ pub fn input_and_output(
 /// exactly-once rule posts nothing twice.
 pub async fn redrive(jetstream: &JetStream, input: &Event, new_run: bool) -> anyhow::Result<Uuid> {
     let copy = if new_run {
-        Event::republished_in_new_run(input)
+        let mut copy = Event::republished_in_new_run(input);
+        // The new run did not pay for what its copied input records (the
+        // original's note, the original's query rewrite): counted again,
+        // the tenant's spend would hold it twice.
+        match &mut copy.payload {
+            aia_events::Payload::EnhancementGenerated(generated) => {
+                generated.cost_usd = 0.0;
+                generated.tokens_in = 0;
+                generated.tokens_out = 0;
+            }
+            aia_events::Payload::ContextGathered(context) => {
+                if let Some(rewrite) = context.query_rewrite.as_mut() {
+                    rewrite.cost_usd = 0.0;
+                    rewrite.tokens_in = 0;
+                    rewrite.tokens_out = 0;
+                }
+            }
+            _ => {}
+        }
+        copy
     } else {
         Event::republished(input)
     };

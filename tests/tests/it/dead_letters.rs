@@ -247,3 +247,42 @@ async fn an_over_budget_run_whose_note_failed_to_post_is_a_dead_letter() {
         .expect_err("a superseded letter");
     assert!(refused.to_string().contains("later run"), "{refused}");
 }
+
+/// An operator's re-drive in a new run (`replay redrive --new-note`) pays
+/// for nothing its copied input records: the copy carries no cost, so the
+/// tenant's spend does not count the original's note twice.
+#[tokio::test]
+async fn a_re_drive_in_a_new_run_carries_no_cost_of_the_original() {
+    let nats = aia_testkit::NatsServer::start().await;
+    aiagents::ops::apply_nats(&nats.url()).await.unwrap();
+    let (_client, jetstream) = aia_bus::connect(&nats.url(), "test").await.unwrap();
+    let generated = aia_events::examples::all()
+        .into_iter()
+        .find(|event| {
+            matches!(&event.payload, aia_events::Payload::EnhancementGenerated(g) if g.cost_usd > 0.0)
+        })
+        .expect("a paid note among the examples");
+    for new_run in [false, true] {
+        let copy_id = aia_ops::replay::redrive(&jetstream, &generated, new_run)
+            .await
+            .unwrap();
+        let copies = aia_testkit::stream_events(&jetstream, "tickets.>").await;
+        let copy = copies
+            .iter()
+            .find(|event| event.event_id == copy_id)
+            .unwrap();
+        let aia_events::Payload::EnhancementGenerated(copied) = &copy.payload else {
+            panic!("{copy:?}")
+        };
+        if new_run {
+            assert_ne!(copy.correlation_id, generated.correlation_id);
+            assert_eq!(
+                (copied.cost_usd, copied.tokens_in, copied.tokens_out),
+                (0.0, 0, 0)
+            );
+        } else {
+            // In its own run the projector counts a run's note once anyway.
+            assert_eq!(copy.correlation_id, generated.correlation_id);
+        }
+    }
+}

@@ -33,6 +33,10 @@ pub struct EndpointConfig {
     pub retry: RetryPolicy,
 }
 
+/// The most characters of one text sent to an embeddings endpoint: about
+/// 2,000 tokens, within every provider's input limit.
+pub const MAX_INPUT_CHARS: usize = 8_000;
+
 impl std::fmt::Debug for EndpointConfig {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("EndpointConfig")
@@ -107,6 +111,18 @@ impl Endpoint {
 
     /// Embeds `texts` in order, batch by batch.
     pub async fn embed(&self, texts: &[String]) -> Result<Vec<Vector>, EmbedError> {
+        // Cut to what any provider takes (OpenAI's refuse past 8,191
+        // tokens, vLLM and TEI without truncation past their model's): a
+        // ticket with a pasted log would otherwise be refused, never
+        // embedded, and stop a move to the model. What a ticket is about is
+        // in its opening; the content digest is still the whole text's.
+        let texts: Vec<String> = texts
+            .iter()
+            .map(|text| match text.char_indices().nth(MAX_INPUT_CHARS) {
+                Some((end, _)) => text[..end].to_owned(),
+                None => text.clone(),
+            })
+            .collect();
         let mut vectors = Vec::with_capacity(texts.len());
         for batch in texts.chunks(self.config.batch_size.max(1)) {
             let batch_vectors = self.embed_batch(batch).await?;

@@ -21,7 +21,7 @@ mod precision;
 pub mod tenant;
 mod vector;
 
-pub use endpoint::{Endpoint, EndpointConfig};
+pub use endpoint::{Endpoint, EndpointConfig, MAX_INPUT_CHARS};
 pub use vector::Vector;
 
 /// The id recorded with vectors of the local model.

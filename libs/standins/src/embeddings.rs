@@ -26,6 +26,8 @@ pub enum Behaviour {
     Slow(Duration),
     /// `200` with one vector fewer than texts.
     MissingVector,
+    /// A normal answer (in a script, before the ones after it).
+    Normal,
 }
 
 /// The stand-in's state.
@@ -41,6 +43,8 @@ struct Inner {
     script: VecDeque<Behaviour>,
     /// Inputs per request so far.
     batches: Vec<usize>,
+    /// The most characters of one input so far.
+    longest_input: usize,
 }
 
 impl EmbeddingsStandIn {
@@ -53,6 +57,7 @@ impl EmbeddingsStandIn {
                 key: None,
                 script: VecDeque::new(),
                 batches: Vec::new(),
+                longest_input: 0,
             })),
         }
     }
@@ -70,6 +75,11 @@ impl EmbeddingsStandIn {
     /// How many texts each request held, in order.
     pub fn batches(&self) -> Vec<usize> {
         self.inner.lock().unwrap().batches.clone()
+    }
+
+    /// The most characters of one input it was sent.
+    pub fn longest_input(&self) -> usize {
+        self.inner.lock().unwrap().longest_input
     }
 
     /// The vector this stand-in gives `text` (not normalised).
@@ -131,7 +141,12 @@ async fn embeddings(
     if body["model"].as_str() != Some(model.as_str()) {
         return error(StatusCode::NOT_FOUND, "model_not_found", None);
     }
-    stand_in.inner.lock().unwrap().batches.push(texts.len());
+    {
+        let mut inner = stand_in.inner.lock().unwrap();
+        inner.batches.push(texts.len());
+        let longest = texts.iter().map(|t| t.chars().count()).max().unwrap_or(0);
+        inner.longest_input = inner.longest_input.max(longest);
+    }
     let mut drop_one = false;
     match behaviour {
         Some(Behaviour::Status { code, retry_after }) => {
@@ -140,7 +155,7 @@ async fn embeddings(
         }
         Some(Behaviour::Slow(wait)) => tokio::time::sleep(wait).await,
         Some(Behaviour::MissingVector) => drop_one = true,
-        None => {}
+        Some(Behaviour::Normal) | None => {}
     }
     let mut data: Vec<Value> = texts
         .iter()

@@ -30,14 +30,15 @@ pub struct Report {
 const BATCH: i64 = 32;
 
 /// Embeds what `embedder` has not embedded yet in one corpus; returns how
-/// many items it embedded.
+/// many items it embedded, and how many the provider refused (named on
+/// standard error).
 pub async fn fill(
     client: &mut Client,
     tenant: &TenantId,
     corpus: Corpus,
     embedder: &Embedder,
     show_progress: bool,
-) -> anyhow::Result<u64> {
+) -> anyhow::Result<(u64, u64)> {
     let (missing, _) = embeddings::coverage(client, tenant, corpus, embedder.model()).await?;
     let progress = if show_progress {
         ProgressBar::new(u64::try_from(missing).unwrap_or(0))
@@ -55,6 +56,7 @@ pub async fn fill(
         .expect("template"),
     );
     let mut done = 0;
+    let mut refused = 0;
     let mut after: Option<String> = None;
     loop {
         let batch = embeddings::pending(
@@ -69,28 +71,54 @@ pub async fn fill(
         let Some(last) = batch.last() else { break };
         after = Some(last.id.clone());
         let texts: Vec<String> = batch.iter().map(|item| item.text.clone()).collect();
-        let vectors = embedder
-            .embed(&texts)
-            .await
-            .with_context(|| format!("embedding {what} with {}", embedder.model()))?;
+        let vectors: Vec<Option<aia_embed::Vector>> = match embedder.embed(&texts).await {
+            Ok(vectors) => vectors.into_iter().map(Some).collect(),
+            // One text the provider refuses stops no other: each is asked
+            // alone, and one still refused is named and passed over (it
+            // stays missing, so the move to the model is not completed).
+            Err(aia_embed::EmbedError::Refused(_)) => {
+                let mut one_by_one = Vec::with_capacity(texts.len());
+                for (item, text) in batch.iter().zip(&texts) {
+                    match embedder.embed(std::slice::from_ref(text)).await {
+                        Ok(mut vector) => one_by_one.push(vector.pop()),
+                        Err(aia_embed::EmbedError::Refused(reason)) => {
+                            eprintln!("{what}: {} not embedded: {reason}", item.id);
+                            refused += 1;
+                            one_by_one.push(None);
+                        }
+                        Err(err) => {
+                            return Err(anyhow::Error::new(err)
+                                .context(format!("embedding {what} with {}", embedder.model())));
+                        }
+                    }
+                }
+                one_by_one
+            }
+            Err(err) => {
+                return Err(anyhow::Error::new(err)
+                    .context(format!("embedding {what} with {}", embedder.model())));
+            }
+        };
         let digests: Vec<[u8; 32]> = texts.iter().map(|t| aia_embed::content_digest(t)).collect();
         let rows: Vec<NewVector<'_>> = batch
             .iter()
             .zip(&vectors)
             .zip(&digests)
-            .map(|((item, vector), digest)| NewVector {
-                id: &item.id,
-                model: embedder.model(),
-                vector: vector.as_slice(),
-                content_sha256: digest,
+            .filter_map(|((item, vector), digest)| {
+                Some(NewVector {
+                    id: &item.id,
+                    model: embedder.model(),
+                    vector: vector.as_ref()?.as_slice(),
+                    content_sha256: digest,
+                })
             })
             .collect();
         embeddings::upsert(client, tenant, corpus, &rows).await?;
-        done += batch.len() as u64;
+        done += rows.len() as u64;
         progress.inc(batch.len() as u64);
     }
     progress.finish_and_clear();
-    Ok(done)
+    Ok((done, refused))
 }
 
 /// Re-embeds the tenant's corpus; see the module's documentation.
@@ -108,8 +136,17 @@ pub async fn run(
     let models = embedders(&tenant.settings, &tenant.integrations, local, http)
         .map_err(anyhow::Error::msg)?;
     let target = models.next.as_ref().unwrap_or(&models.active);
-    let tickets = fill(client, tenant_id, Corpus::Tickets, target, show_progress).await?;
-    let articles = fill(client, tenant_id, Corpus::Articles, target, show_progress).await?;
+    let (tickets, refused_tickets) =
+        fill(client, tenant_id, Corpus::Tickets, target, show_progress).await?;
+    let (articles, refused_articles) =
+        fill(client, tenant_id, Corpus::Articles, target, show_progress).await?;
+    let refused = refused_tickets + refused_articles;
+    anyhow::ensure!(
+        refused == 0,
+        "{refused} items the provider refused (named above) are not embedded, the other \
+         {tickets} tickets and {articles} articles are; the move to {} is not completed",
+        target.model()
+    );
     for corpus in [Corpus::Tickets, Corpus::Articles] {
         let (missing, _) = embeddings::coverage(client, tenant_id, corpus, target.model()).await?;
         anyhow::ensure!(

@@ -257,18 +257,17 @@ async fn reembed_moves_a_tenant_to_another_model_resumably_and_search_never_has_
     )
     .await
     .unwrap();
-    // The provider refuses the second batch: the run stops half-way …
-    provider.script([
-        Behaviour::Slow(Duration::ZERO),
-        Behaviour::Status {
-            code: 400,
-            retry_after: None,
-        },
-    ]);
+    // The provider is down for the second batch: the run stops half-way …
+    let down = || Behaviour::Status {
+        code: 503,
+        retry_after: None,
+    };
+    // (Three tries each: the default retry policy's.)
+    provider.script([Behaviour::Slow(Duration::ZERO), down(), down(), down()]);
     let err = aiagents::reembed::run(&mut client, &keyring, &acme, Some(&local), &http, false)
         .await
         .unwrap_err();
-    assert!(format!("{err:#}").contains("refused"), "{err:#}");
+    assert!(format!("{err:#}").contains("unavailable"), "{err:#}");
     // … the tenant still searches with its old model, whose vectors are all there …
     let tenant = tenants::get(&mut client, &keyring, &acme)
         .await
@@ -299,7 +298,8 @@ async fn reembed_moves_a_tenant_to_another_model_resumably_and_search_never_has_
         report.retired, 42,
         "the old model's vectors go once the new one is complete"
     );
-    assert_eq!(provider.batches(), [32, 8, 8, 2]);
+    // The first run's 32, its three tries of the next 8, then the rest.
+    assert_eq!(provider.batches(), [32, 8, 8, 8, 8, 2]);
     let tenant = tenants::get(&mut client, &keyring, &acme)
         .await
         .unwrap()
@@ -556,4 +556,67 @@ async fn the_pipeline_finds_a_technicians_ticket_for_a_users_words_on_the_real_m
         .unwrap();
     assert!(report["detail"].is_null(), "searched by meaning: {report}");
     stack.stop().await;
+}
+
+/// One ticket the provider refuses (past its input limit, say) stops no
+/// other from being embedded: the batch is asked again one by one and the
+/// refused one is passed over. Texts sent to an endpoint are cut to what
+/// any provider takes.
+#[tokio::test]
+async fn reembed_passes_over_a_text_the_provider_refuses_and_embeds_the_rest() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let db = TestDatabase::create().await;
+    let keyring = Keyring::parse(&Keyring::generate_spec("k1")).unwrap();
+    add_tenant(&db, &keyring, "acme").await;
+    db.admin_client()
+        .await
+        .batch_execute(
+            "insert into ticket_history (tenant_id, ticket_id, subject, description, resolution, priority, resolved_at, last_event_id)
+             select 'acme', 'T-' || n, 'Ticket ' || n, repeat('log line ', 5000), 'Fixed ' || n, 'low', now(), gen_random_uuid()
+               from generate_series(1, 3) n;",
+        )
+        .await
+        .unwrap();
+    let stand_in = EmbeddingsStandIn::new(LOCAL_MODEL, 32);
+    // The batch of three refused; then each alone: the second refused.
+    let refused = || Behaviour::Status {
+        code: 400,
+        retry_after: None,
+    };
+    stand_in.script([refused(), Behaviour::Normal, refused()]);
+    let server = aia_standins::serve(stand_in.router()).await.unwrap();
+    let mut config = EndpointConfig::new(format!("{}/v1", server.url()), LOCAL_MODEL);
+    quick(&mut config);
+    let local = Embedder::Endpoint(Endpoint::new(reqwest::Client::new(), config));
+    let pool = aia_store::pool(&db.app_url, 2).unwrap();
+    let mut client = pool.get().await.unwrap();
+    let acme = TenantId::parse("acme").unwrap();
+    let refused = aiagents::reembed::run(
+        &mut client,
+        &keyring,
+        &acme,
+        Some(&local),
+        &reqwest::Client::new(),
+        false,
+    )
+    .await
+    .expect_err("the move is not completed while one is refused");
+    assert!(
+        refused.to_string().contains("1 items the provider refused"),
+        "{refused}"
+    );
+    let stored: i64 = db
+        .admin_client()
+        .await
+        .query_one("select count(*) from ticket_embeddings", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(stored, 2, "the other two are embedded");
+
+    assert!(
+        stand_in.longest_input() <= aia_embed::MAX_INPUT_CHARS,
+        "texts are cut to what any provider takes: {}",
+        stand_in.longest_input()
+    );
 }

@@ -212,7 +212,7 @@ async fn embed_new_articles(tenant: &TenantId) -> anyhow::Result<()> {
     )
     .map_err(anyhow::Error::msg)?;
     for model in std::iter::once(&models.active).chain(models.next.as_ref()) {
-        let n = crate::reembed::fill(
+        let (n, refused) = crate::reembed::fill(
             &mut client,
             tenant,
             aia_store::embeddings::Corpus::Articles,
@@ -221,6 +221,12 @@ async fn embed_new_articles(tenant: &TenantId) -> anyhow::Result<()> {
         )
         .await?;
         println!("{n} articles embedded with {}", model.model());
+        if refused > 0 {
+            eprintln!(
+                "{refused} articles refused by {} (named above); they are searched by words",
+                model.model()
+            );
+        }
     }
     Ok(())
 }

@@ -215,27 +215,45 @@ mod tests {
         )
     }
 
-    #[tokio::test]
-    async fn a_hundred_requests_finding_no_token_fetch_it_once() {
-        let key = key(&["test", "a hundred at once"]);
+    /// `callers` at once asking for `key`'s token, each fetch answering
+    /// `fetched` after a moment; their answers and how many fetches ran.
+    async fn at_once(
+        key: &str,
+        callers: usize,
+        fetched: Result<(String, Duration), ItsmError>,
+    ) -> (Vec<Result<String, ItsmError>>, usize) {
         let fetches = Arc::new(AtomicUsize::new(0));
-        let tasks: Vec<_> = (0..100)
+        let tasks: Vec<_> = (0..callers)
             .map(|_| {
-                let (key, fetches) = (key.clone(), fetches.clone());
+                let (key, fetches, fetched) = (key.to_owned(), fetches.clone(), fetched.clone());
                 tokio::spawn(async move {
                     token(&key, async {
                         fetches.fetch_add(1, Ordering::SeqCst);
                         tokio::time::sleep(Duration::from_millis(20)).await;
-                        Ok(("t1".to_owned(), Duration::from_secs(3600)))
+                        fetched
                     })
                     .await
                 })
             })
             .collect();
+        let mut answers = Vec::new();
         for task in tasks {
-            assert_eq!(task.await.unwrap().unwrap(), "t1");
+            answers.push(task.await.unwrap());
         }
-        assert_eq!(fetches.load(Ordering::SeqCst), 1);
+        (answers, fetches.load(Ordering::SeqCst))
+    }
+
+    #[tokio::test]
+    async fn a_hundred_requests_finding_no_token_fetch_it_once() {
+        let key = key(&["test", "a hundred at once"]);
+        let (answers, fetches) =
+            at_once(&key, 100, Ok(("t1".to_owned(), Duration::from_secs(3600)))).await;
+        assert!(
+            answers
+                .iter()
+                .all(|answer| answer.as_deref().ok() == Some("t1"))
+        );
+        assert_eq!(fetches, 1);
     }
 
     /// A fetch that fails is the answer of those waiting for it (Zoho's
@@ -243,28 +261,14 @@ mod tests {
     #[tokio::test]
     async fn a_failed_fetch_answers_those_that_waited_for_it() {
         let key = key(&["test", "failing at once"]);
-        let fetches = Arc::new(AtomicUsize::new(0));
-        let tasks: Vec<_> = (0..20)
-            .map(|_| {
-                let (key, fetches) = (key.clone(), fetches.clone());
-                tokio::spawn(async move {
-                    token(&key, async {
-                        fetches.fetch_add(1, Ordering::SeqCst);
-                        tokio::time::sleep(Duration::from_millis(20)).await;
-                        Err(ItsmError::Transient {
-                            reason: "throttled".into(),
-                            http_status: Some(400),
-                            retry_after: Some(Duration::from_secs(600)),
-                        })
-                    })
-                    .await
-                })
-            })
-            .collect();
-        for task in tasks {
-            assert!(task.await.unwrap().is_err());
-        }
-        assert_eq!(fetches.load(Ordering::SeqCst), 1);
+        let throttled = ItsmError::Transient {
+            reason: "throttled".into(),
+            http_status: Some(400),
+            retry_after: Some(Duration::from_secs(600)),
+        };
+        let (answers, fetches) = at_once(&key, 20, Err(throttled)).await;
+        assert!(answers.iter().all(Result::is_err));
+        assert_eq!(fetches, 1);
     }
 
     #[tokio::test]

@@ -254,6 +254,21 @@ async fn indexes(client: &tokio_postgres::Client) -> Vec<String> {
         .collect()
 }
 
+/// The rows from before the stream's first event the test put in: the
+/// day's counters, the run and the resolved ticket.
+async fn kept_from_before_the_stream(owner: &tokio_postgres::Client) -> (i64, i64, i64) {
+    let row = owner
+        .query_one(
+            "select (select count(*) from tenant_daily_stats where day = current_date - 200),
+                    (select count(*) from enhancement_history where ticket_id = 'OLD-1'),
+                    (select count(*) from ticket_history where ticket_id = 'OLD-1')",
+            &[],
+        )
+        .await
+        .unwrap();
+    (row.get(0), row.get(1), row.get(2))
+}
+
 /// The stream restored from an older backup than the database: the read
 /// models' checkpoint is past the stream's last event. The projector
 /// refuses to start (it would take every new event up to the checkpoint
@@ -305,18 +320,7 @@ async fn a_stream_older_than_the_read_models_stops_the_projector_until_a_rebuild
         .await
         .unwrap();
     assert_eq!(report.runs, 3);
-    let kept: (i64, i64, i64) = {
-        let row = owner
-            .query_one(
-                "select (select count(*) from tenant_daily_stats where day = current_date - 200),
-                        (select count(*) from enhancement_history where ticket_id = 'OLD-1'),
-                        (select count(*) from ticket_history where ticket_id = 'OLD-1')",
-                &[],
-            )
-            .await
-            .unwrap();
-        (row.get(0), row.get(1), row.get(2))
-    };
+    let kept = kept_from_before_the_stream(&owner).await;
     assert_eq!(kept, (1, 1, 1), "what the stream no longer holds is kept");
     let shutdown = tokio_util::sync::CancellationToken::new();
     let projector = tokio::spawn(history_projector::run(
@@ -339,18 +343,7 @@ async fn a_stream_older_than_the_read_models_stops_the_projector_until_a_rebuild
     )
     .await
     .unwrap();
-    let kept: (i64, i64, i64) = {
-        let row = owner
-            .query_one(
-                "select (select count(*) from tenant_daily_stats where day = current_date - 200),
-                        (select count(*) from enhancement_history where ticket_id = 'OLD-1'),
-                        (select count(*) from ticket_history where ticket_id = 'OLD-1')",
-                &[],
-            )
-            .await
-            .unwrap();
-        (row.get(0), row.get(1), row.get(2))
-    };
+    let kept = kept_from_before_the_stream(&owner).await;
     assert_eq!(kept, (1, 1, 1), "a tenant's rebuild keeps them too");
     shutdown.cancel();
     projector.await.unwrap().unwrap();

@@ -24,6 +24,9 @@ pub struct Mentions {
 /// At most this many candidates of each kind are looked up.
 pub const MAX_CANDIDATES: usize = 32;
 
+/// Of the host-name candidates, this many are kept for bare names.
+const RESERVED_FOR_BARE_NAMES: usize = 8;
+
 /// A dotted quad, with a prefix length; what stands around it is checked
 /// by [`stands_alone`] (a pattern that took the separators with it missed
 /// the second of two addresses one separator apart).
@@ -122,27 +125,38 @@ pub fn mentions(text: &str) -> Mentions {
             !numeric && !FILE_EXTENSIONS.contains(&extension)
         })
         .collect();
-    let first_labels: BTreeSet<&str> = fqdns
-        .iter()
-        .filter_map(|name| name.split('.').next())
-        .collect();
+    // A bare name that is a label of a dotted one is that name's part.
+    let labels: BTreeSet<&str> = fqdns.iter().flat_map(|name| name.split('.')).collect();
     let bare: Vec<String> = HOSTNAME
         .captures_iter(text)
         .map(|capture| capture[1].to_ascii_lowercase())
-        .filter(|name| (3..=63).contains(&name.len()) && !first_labels.contains(name.as_str()))
+        .filter(|name| (3..=63).contains(&name.len()) && !labels.contains(name.as_str()))
         .collect();
     let capitals: Vec<String> = CAPITALS
         .captures_iter(text)
         .map(|capture| capture[1].to_ascii_lowercase())
         .collect();
+    // Dotted names first, but never all of the candidates: a pasted stack
+    // trace (`System.Net.Http.HttpRequestException`, `UserService.java`)
+    // is full of them, and would leave `SRV-APP01` later in the ticket
+    // unlooked-up.
     let mut seen_names = BTreeSet::new();
-    let hostnames: Vec<String> = fqdns
+    let dotted: Vec<String> = fqdns
         .iter()
-        .chain(bare.iter())
-        .chain(capitals.iter())
         .filter(|name| seen_names.insert((*name).clone()))
-        .take(MAX_CANDIDATES)
+        .take(MAX_CANDIDATES - RESERVED_FOR_BARE_NAMES)
         .cloned()
+        .collect();
+    let room = MAX_CANDIDATES - dotted.len();
+    let hostnames: Vec<String> = dotted
+        .into_iter()
+        .chain(
+            bare.iter()
+                .chain(capitals.iter())
+                .filter(|name| seen_names.insert((*name).clone()))
+                .take(room)
+                .cloned(),
+        )
         .collect();
     Mentions {
         addresses,
@@ -291,6 +305,18 @@ mod tests {
         // A sentence may end after one.
         assert_eq!(mentions("The server is 10.0.0.9.").addresses.len(), 1);
         assert_eq!(mentions("reach 10.20.0.0/16 from here").addresses.len(), 1);
+    }
+
+    #[test]
+    fn a_stack_trace_full_of_dotted_names_leaves_room_for_a_host_name() {
+        let trace: String = (0..60)
+            .map(|n| format!("at Com.Example.Svc{n}.UserService.login()\n"))
+            .collect();
+        let found = mentions(&format!("{trace}\nSRV-APP01 is down")).hostnames;
+        assert!(found.len() <= MAX_CANDIDATES);
+        assert!(found.contains(&"srv-app01".to_owned()), "{found:?}");
+        // The labels of the dotted names are not bare names of their own.
+        assert!(!found.contains(&"svc0".to_owned()), "{found:?}");
     }
 
     #[test]

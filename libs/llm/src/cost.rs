@@ -126,6 +126,21 @@ impl PriceTable {
         self.cost(model, tokens_in, tokens_out)
     }
 
+    /// What answers that held nothing usable cost all the same.
+    pub fn billed(&self, billed: &[crate::Billed]) -> f64 {
+        billed
+            .iter()
+            .map(|paid| {
+                self.cost_as(
+                    &paid.configured,
+                    &paid.model,
+                    paid.tokens_in,
+                    paid.tokens_out,
+                )
+            })
+            .sum()
+    }
+
     pub fn cost(&self, model: &str, tokens_in: u32, tokens_out: u32) -> f64 {
         let price = self.price(model).unwrap_or_else(|| {
             tracing::warn!(

@@ -259,18 +259,7 @@ pub async fn ask(
         )),
         Ok(Err(failure)) => QueryRewrite {
             // What was billed for answers with no terms is paid all the same.
-            cost_usd: failure
-                .billed
-                .iter()
-                .map(|paid| {
-                    prices.cost_as(
-                        &paid.configured,
-                        &paid.model,
-                        paid.tokens_in,
-                        paid.tokens_out,
-                    )
-                })
-                .sum(),
+            cost_usd: prices.billed(&failure.billed),
             ..skipped(failure.to_string())
         },
         Ok(Ok(success)) => {
@@ -280,18 +269,7 @@ pub async fn ask(
                 skipped_because: terms.is_none().then(|| "the LLM gave no terms".to_owned()),
                 terms,
                 provider: Some(providers[success.provider].name.clone()),
-                cost_usd: success
-                    .billed
-                    .iter()
-                    .map(|paid| {
-                        prices.cost_as(
-                            &paid.configured,
-                            &paid.model,
-                            paid.tokens_in,
-                            paid.tokens_out,
-                        )
-                    })
-                    .sum::<f64>()
+                cost_usd: prices.billed(&success.billed)
                     + prices.cost_as(
                         &providers[success.provider].model,
                         &completion.model,

@@ -387,6 +387,16 @@ pub(crate) async fn read_json(tool: &str, response: reqwest::Response) -> Result
     serde_json::from_slice(&bytes).map_err(|_| ItsmError::unreadable(tool))
 }
 
+/// A list in a tool's answer, or an unreadable answer: a list missing is
+/// never an empty one (a search for our note's marker would find nothing
+/// and post it a second time).
+pub(crate) fn listed<'a>(tool: &str, value: &'a Value) -> Result<&'a [Value], ItsmError> {
+    value
+        .as_array()
+        .map(Vec::as_slice)
+        .ok_or_else(|| ItsmError::unreadable(tool))
+}
+
 /// A JSON value as a string, whether the tool sent a string or a number.
 pub(crate) fn text_of(value: &Value) -> Option<String> {
     match value {

@@ -205,9 +205,7 @@ impl Autotask {
         for _ in 0..50 {
             let body = self.json(self.api.http.get(url.clone())).await?;
             texts.extend(
-                body["items"]
-                    .as_array()
-                    .ok_or_else(|| ItsmError::unreadable(TOOL))?
+                crate::common::listed(TOOL, &body["items"])?
                     .iter()
                     .filter_map(|note| note["description"].as_str().map(str::to_owned)),
             );

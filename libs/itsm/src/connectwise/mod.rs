@@ -135,10 +135,7 @@ impl ConnectWise {
                 .append_pair("pageSize", &PAGE.to_string())
                 .append_pair("page", &page.to_string());
             let body = self.json(self.api.http.get(url)).await?;
-            let batch = body
-                .as_array()
-                .cloned()
-                .ok_or_else(|| ItsmError::unreadable(TOOL))?;
+            let batch = crate::common::listed(TOOL, &body)?.to_vec();
             let full = batch.len() == PAGE;
             notes.extend(batch);
             if !full {

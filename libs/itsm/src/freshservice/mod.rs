@@ -124,9 +124,7 @@ impl Freshservice {
             let next = next_link(response.headers());
             let body: Value = crate::common::read_json(TOOL, response).await?;
             texts.extend(
-                body["conversations"]
-                    .as_array()
-                    .ok_or_else(|| ItsmError::unreadable(TOOL))?
+                crate::common::listed(TOOL, &body["conversations"])?
                     .iter()
                     .filter_map(|note| note["body"].as_str().or(note["body_text"].as_str()))
                     .map(str::to_owned),

@@ -177,9 +177,7 @@ impl HaloPsa {
                 .append_pair("page_size", &PAGE.to_string())
                 .append_pair("page_no", &page.to_string());
             let body = self.json(|| self.api.http.get(url.clone())).await?;
-            let actions = body["actions"]
-                .as_array()
-                .ok_or_else(|| ItsmError::unreadable(TOOL))?;
+            let actions = crate::common::listed(TOOL, &body["actions"])?;
             // Each action once, by its id: an instance that ignores the
             // page asked for answers the same actions again.
             let mut new = 0;

@@ -236,9 +236,7 @@ impl Jira {
                 .append_pair("startAt", &texts.len().to_string())
                 .append_pair("maxResults", &PAGE.to_string());
             let body = self.send(self.http.get(url)).await?;
-            let comments = body["comments"]
-                .as_array()
-                .ok_or_else(|| ItsmError::unreadable(TOOL))?;
+            let comments = crate::common::listed(TOOL, &body["comments"])?;
             texts.extend(comments.iter().map(|comment| match &comment["body"] {
                 Value::String(text) => text.clone(),
                 document => adf::to_text(document),

@@ -259,9 +259,7 @@ impl ServiceNow {
                 .append_pair("sysparm_limit", &PAGE.to_string())
                 .append_pair("sysparm_offset", &(page * PAGE).to_string());
             let body = self.json(|| self.api.http.get(url.clone())).await?;
-            let entries = body["result"]
-                .as_array()
-                .ok_or_else(|| ItsmError::unreadable(TOOL))?;
+            let entries = crate::common::listed(TOOL, &body["result"])?;
             texts.extend(
                 entries
                     .iter()

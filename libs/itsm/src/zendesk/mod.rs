@@ -129,9 +129,7 @@ impl Zendesk {
         url.query_pairs_mut().append_pair("page[size]", "100");
         for _ in 0..50 {
             let body = self.json(self.api.http.get(url.clone())).await?;
-            let page = body["comments"]
-                .as_array()
-                .ok_or_else(|| ItsmError::unreadable(TOOL))?;
+            let page = crate::common::listed(TOOL, &body["comments"])?;
             comments.extend(page.iter().cloned());
             let next = body["links"]["next"]
                 .as_str()

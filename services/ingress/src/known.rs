@@ -6,9 +6,12 @@
 //! pool's connections while real webhooks waited for one.
 //!
 //! An id not held is looked for again by reading every id, at most once a
-//! second whatever the number of requests (one read at a time; those that
-//! come meanwhile use what it finds), so a tenant created a moment ago is
-//! found on its first webhook.
+//! second whatever the number of requests: one read at a time, begun after
+//! the request asked. Those that asked before a read began use what it
+//! found; one that asks within a second of the last read waits out the rest
+//! of that second for the next. So a tenant created a moment ago is found on
+//! its first webhook, and a flood of made-up ids costs one read a second,
+//! each answered within about a second.
 
 use std::collections::HashSet;
 use std::sync::RwLock;
@@ -23,6 +26,7 @@ pub const REFRESH_AT_MOST_EVERY: Duration = Duration::from_secs(1);
 #[derive(Debug)]
 pub struct KnownTenants {
     db: Pool,
+    /// The ids, and when the read that found them began.
     ids: RwLock<Option<(Instant, HashSet<String>)>>,
     /// One read at a time.
     reading: tokio::sync::Mutex<()>,
@@ -45,26 +49,23 @@ impl KnownTenants {
         self.reads.load(std::sync::atomic::Ordering::Relaxed)
     }
 
-    /// Whether `tenant` may exist: held, or found when the ids are read
-    /// again (if they were not read in the last second).
+    /// Whether `tenant` may exist: held, or found by a read of the ids begun
+    /// after this call (waiting, if the last read was less than a second
+    /// ago, for the rest of that second).
     pub async fn may_exist(&self, tenant: &TenantId) -> Result<bool, StoreError> {
         if self.holds(tenant) {
             return Ok(true);
         }
+        let asked_at = Instant::now();
         let _reading = self.reading.lock().await;
-        // Read by whoever held the turn before us, or too recently.
-        if self.holds(tenant) {
-            return Ok(true);
+        if let Some(began) = self.last_read_began() {
+            if began >= asked_at {
+                // Whoever held the turn before us read after we asked.
+                return Ok(self.holds(tenant));
+            }
+            tokio::time::sleep_until((began + REFRESH_AT_MOST_EVERY).into()).await;
         }
-        let fresh = self
-            .ids
-            .read()
-            .expect("tenant ids")
-            .as_ref()
-            .is_some_and(|(read_at, _)| read_at.elapsed() < REFRESH_AT_MOST_EVERY);
-        if fresh {
-            return Ok(false);
-        }
+        let began = Instant::now();
         let client = self.db.get().await?;
         let ids: HashSet<String> = client
             .query("select tenant_ids()", &[])
@@ -75,8 +76,17 @@ impl KnownTenants {
         self.reads
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let found = ids.contains(tenant.as_str());
-        *self.ids.write().expect("tenant ids") = Some((Instant::now(), ids));
+        *self.ids.write().expect("tenant ids") = Some((began, ids));
         Ok(found)
+    }
+
+    /// When the last read of the ids began.
+    fn last_read_began(&self) -> Option<Instant> {
+        self.ids
+            .read()
+            .expect("tenant ids")
+            .as_ref()
+            .map(|(began, _)| *began)
     }
 
     fn holds(&self, tenant: &TenantId) -> bool {

@@ -4,8 +4,16 @@
 //! and [`settle`]s its real cost after (migration 0021).
 
 use aia_events::TenantId;
-use aia_store::{Client, StoreError, tenant_query, tenant_transaction};
+use aia_store::{Client, StoreError, tenant_query_within, tenant_transaction_within};
 use chrono::{NaiveDate, Utc};
+
+/// How long any statement of the ledger may run, waiting for the period's
+/// row included: every call of a tenant claims on that one row, so a
+/// holder that stalls (a connection lost mid-transaction, a lock taken by
+/// hand) would otherwise hold every call of the tenant behind it. A claim
+/// that times out is an error the caller handles — the rewrite is skipped,
+/// the enhancer's delivery retried — and its connection stays usable.
+pub const STATEMENT_TIMEOUT: &str = "5s";
 
 /// The first day of the period containing today. Periods are fixed windows
 /// of `period_days` counted from 1970-01-01, so they reset on their own.
@@ -86,7 +94,7 @@ pub async fn claim(
     estimate: f64,
 ) -> Result<Claimed, StoreError> {
     let start = budget.period_start();
-    let tx = tenant_transaction(client, tenant).await?;
+    let tx = tenant_transaction_within(client, tenant, STATEMENT_TIMEOUT).await?;
     tx.execute(
         "insert into llm_budget_periods (tenant_id, period_start, spent_usd)
          select $1, $2, coalesce(sum(cost_usd), 0)::float8
@@ -153,9 +161,10 @@ pub async fn spent(
     tenant: &TenantId,
     budget: Budget,
 ) -> Result<f64, StoreError> {
-    let rows = tenant_query(
+    let rows = tenant_query_within(
         client,
         tenant,
+        STATEMENT_TIMEOUT,
         "select coalesce(
                   (select spent_usd from llm_budget_periods where tenant_id = $1 and period_start = $2),
                   (select coalesce(sum(cost_usd), 0)::float8 from tenant_daily_stats
@@ -180,9 +189,10 @@ pub async fn settle(
     claim_id: &str,
     cost: f64,
 ) -> Result<(), StoreError> {
-    tenant_query(
+    tenant_query_within(
         client,
         tenant,
+        STATEMENT_TIMEOUT,
         "with claim as (
            select period_start, case when cost_usd is null then reserved_usd else 0 end as released
              from llm_budget_claims
@@ -212,9 +222,10 @@ pub async fn first_alert(
     budget: Budget,
     claim_id: &str,
 ) -> Result<bool, StoreError> {
-    let rows = tenant_query(
+    let rows = tenant_query_within(
         client,
         tenant,
+        STATEMENT_TIMEOUT,
         "with inserted as (
            insert into budget_alerts (tenant_id, period_start, claim_id) values ($1, $2, $3)
            on conflict do nothing returning claim_id)

@@ -27,8 +27,8 @@ use tokio_postgres::error::SqlState;
 
 pub use deadpool_postgres::{Client, GenericClient, Pool, PoolError, Transaction};
 pub use scoped::{
-    search_query, set_tenant, tenant_query, tenant_query_unflushed, tenant_transaction,
-    tenant_transaction_unflushed,
+    search_query, set_tenant, tenant_query, tenant_query_unflushed, tenant_query_within,
+    tenant_transaction, tenant_transaction_unflushed, tenant_transaction_within,
 };
 pub use secrets::{Keyring, Secret};
 pub use tenant_cache::TenantCache;

@@ -68,6 +68,46 @@ pub async fn tenant_transaction_unflushed<'a>(
     Ok(tx)
 }
 
+/// A [`tenant_transaction`] whose every statement ends after
+/// `statement_timeout` (waiting for a lock included), set with the tenant
+/// in one statement: for the short statements that lock a row every call
+/// of a tenant needs (the LLM budget's period), where one stuck holder
+/// would otherwise hold every call behind it, and an error the caller
+/// handles is better than a wait without end. The server ends the
+/// statement, so the connection goes back to its pool usable, as it
+/// would not when a client-side timeout dropped the request mid-way.
+pub async fn tenant_transaction_within<'a>(
+    client: &'a mut Client,
+    tenant: &TenantId,
+    statement_timeout: &str,
+) -> Result<Transaction<'a>, StoreError> {
+    let tx = client.transaction().await?;
+    let statement = tx.prepare_cached(SET_TENANT_WITHIN).await?;
+    tx.execute(&statement, &[&tenant.as_str(), &statement_timeout])
+        .await?;
+    Ok(tx)
+}
+
+/// A [`tenant_query`] bounded as [`tenant_transaction_within`]'s statements
+/// are, in one round trip.
+pub async fn tenant_query_within(
+    client: &mut Client,
+    tenant: &TenantId,
+    statement_timeout: &str,
+    sql: &str,
+    params: &[&(dyn ToSql + Sync)],
+) -> Result<Vec<Row>, StoreError> {
+    let tenant = tenant.as_str();
+    one_round_trip(
+        client,
+        SET_TENANT_WITHIN,
+        &[&tenant, &statement_timeout],
+        sql,
+        params,
+    )
+    .await
+}
+
 /// A [`tenant_query`] for full-text searches, which also bounds the
 /// statement's time and plans it for its own lexemes (`plan_cache_mode =
 /// force_custom_plan`): statements are prepared once per connection, and a
@@ -96,6 +136,8 @@ pub async fn search_query(
 }
 
 const SET_TENANT: &str = "select set_config('app.tenant_id', $1, true)";
+const SET_TENANT_WITHIN: &str =
+    "select set_config('app.tenant_id', $1, true), set_config('statement_timeout', $2, true)";
 const SET_TENANT_UNFLUSHED: &str =
     "select set_config('app.tenant_id', $1, true), set_config('synchronous_commit', 'off', true)";
 

@@ -677,3 +677,49 @@ async fn a_dry_runs_call_is_spend_on_the_budget() {
     );
     assert!(generated.cost_usd > 0.0);
 }
+
+/// Every call of a tenant claims on its period's one row: a holder that
+/// stalls with the row locked (a connection lost mid-transaction, a lock
+/// taken by hand) costs the next claim an error within the ledger's bound,
+/// not a wait without end, and the connection it used claims again once
+/// the row is free.
+#[tokio::test]
+async fn a_claim_behind_a_stalled_holder_of_the_period_ends_within_its_bound() {
+    let setup = setup(Some(5.0)).await;
+    let budget = aia_llm::budget::Budget::of(&TenantSettings {
+        llm_budget_usd: Some(5.0),
+        ..TenantSettings::default()
+    })
+    .unwrap();
+    let pool = aia_store::pool(&setup.db.app_url, 1).unwrap();
+    let tenant = TenantId::parse("acme-msp").unwrap();
+    let claim = |claim_id: &'static str| {
+        let pool = pool.clone();
+        let tenant = tenant.clone();
+        async move {
+            let mut client = pool.get().await.unwrap();
+            aia_llm::budget::claim(&mut client, &tenant, claim_id, budget, 0.1).await
+        }
+    };
+    claim("run-1:note").await.unwrap();
+
+    let mut holder = setup.db.admin_client().await;
+    let stalled = holder.transaction().await.unwrap();
+    stalled
+        .execute(
+            "select 1 from llm_budget_periods where tenant_id = 'acme-msp' for update",
+            &[],
+        )
+        .await
+        .unwrap();
+    let started = Instant::now();
+    let waited = tokio::time::timeout(Duration::from_secs(30), claim("run-2:note"))
+        .await
+        .expect("the claim ends on its own");
+    assert!(waited.is_err(), "claimed past a locked period: {waited:?}");
+    assert!(started.elapsed() >= Duration::from_secs(4));
+
+    stalled.rollback().await.unwrap();
+    let claimed = claim("run-2:note").await.unwrap();
+    assert!(!claimed.decision.exceeded);
+}

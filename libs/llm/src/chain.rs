@@ -47,7 +47,8 @@ pub struct ChainSuccess {
     pub provider: usize,
     /// Calls made in all, across providers.
     pub attempts: u32,
-    /// Answers billed before it that could not be used.
+    /// Answers billed before it that could not be used, and calls before
+    /// it that timed out (at their estimate).
     pub billed: Vec<Billed>,
 }
 
@@ -57,7 +58,8 @@ pub struct ChainFailure {
     /// One line per provider.
     pub reasons: Vec<String>,
     pub attempts: u32,
-    /// Answers billed that could not be used.
+    /// Answers billed that could not be used, and calls that timed out
+    /// (which may be billed, at their estimate).
     pub billed: Vec<Billed>,
 }
 
@@ -180,7 +182,9 @@ impl Chain {
                     Err(LlmError::Transient {
                         reason,
                         retry_after,
+                        may_be_billed,
                     }) => {
+                        billed.extend(may_be_billed);
                         self.record(provider, false);
                         if attempt == policy.attempts.max(1) || !self.admits(provider) {
                             reasons.push(reason);

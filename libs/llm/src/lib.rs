@@ -119,6 +119,11 @@ pub enum LlmError {
     Transient {
         reason: String,
         retry_after: Option<Duration>,
+        /// What a call that timed out may be billed: the provider goes on
+        /// generating the answer we stopped waiting for, and bills it. The
+        /// prompt as estimated and the whole completion allowance, so a
+        /// budget errs high rather than let slow calls through for free.
+        may_be_billed: Option<Billed>,
     },
     /// Retrying the same request will fail the same way.
     #[error("{reason}")]
@@ -284,21 +289,32 @@ pub async fn complete(
             }
         }
     }
-    let response =
-        request
-            .send_traced("llm-provider")
-            .await
-            .map_err(|err| LlmError::Transient {
-                reason: if err.is_timeout() {
-                    format!(
-                        "{} did not answer within {:?}",
-                        provider.name, provider.timeout
-                    )
-                } else {
-                    format!("{} could not be reached: {err}", provider.name)
-                },
+    let response = request.send_traced("llm-provider").await.map_err(|err| {
+        if err.is_timeout() {
+            LlmError::Transient {
+                reason: format!(
+                    "{} did not answer within {:?}",
+                    provider.name, provider.timeout
+                ),
                 retry_after: None,
-            })?;
+                may_be_billed: Some(Billed {
+                    configured: provider.model.clone(),
+                    model: provider.model.clone(),
+                    tokens_in: messages
+                        .iter()
+                        .map(|message| estimated_tokens(&message.content))
+                        .fold(0, u32::saturating_add),
+                    tokens_out: allowance,
+                }),
+            }
+        } else {
+            LlmError::Transient {
+                reason: format!("{} could not be reached: {err}", provider.name),
+                retry_after: None,
+                may_be_billed: None,
+            }
+        }
+    })?;
     let status = response.status();
     if !status.is_success() {
         let retry_after = aia_http::retry_after(response.headers());
@@ -317,6 +333,7 @@ pub async fn complete(
                 LlmError::Transient {
                     reason,
                     retry_after,
+                    may_be_billed: None,
                 }
             } else {
                 LlmError::Permanent {
@@ -333,6 +350,7 @@ pub async fn complete(
             .map_err(|err| LlmError::Transient {
                 reason: format!("{} sent an unreadable answer: {err}", provider.name),
                 retry_after: None,
+                may_be_billed: None,
             })?;
     let choice = body.choices.into_iter().next();
     let finish_reason = choice

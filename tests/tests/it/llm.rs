@@ -293,6 +293,34 @@ async fn an_answer_billed_with_no_note_is_paid_for_not_repeated_and_opens_no_cir
     );
 }
 
+/// A call we stop waiting for goes on at the provider, which bills the
+/// answer: it is charged at its estimate (the prompt, the whole completion
+/// allowance), so slow calls do not pass through a budget for free.
+#[tokio::test]
+async fn a_call_that_timed_out_is_charged_at_its_estimate() {
+    let setup = setup(None).await;
+    let answered = enhance(&setup).await;
+    // The primary waits 1 s; this answer comes after 3.
+    setup.llm.script([Behaviour::Slow(Duration::from_secs(3))]);
+    let after_a_timeout = enhance(&setup).await;
+    assert_eq!(
+        (
+            after_a_timeout.provider.as_deref(),
+            after_a_timeout.attempts
+        ),
+        (Some("primary"), 2),
+        "{:?}",
+        after_a_timeout.degraded_reason
+    );
+    let allowance = aia_llm::cost::PriceTable::default().cost("gpt-4o-mini", 0, 200);
+    assert!(
+        after_a_timeout.cost_usd >= answered.cost_usd + allowance,
+        "{} charged after a timeout, {} for the answer alone",
+        after_a_timeout.cost_usd,
+        answered.cost_usd
+    );
+}
+
 #[tokio::test]
 async fn when_every_provider_fails_the_ticket_gets_the_labelled_raw_context() {
     let setup = setup(None).await;

@@ -333,6 +333,12 @@ pub struct MonitoringQuery {
 
 impl MonitoringQuery {
     /// The checks used when a tenant names a monitoring URL and no queries.
+    ///
+    /// Each finds the host by its `instance` label as exporters write it:
+    /// in any case (an inventory's `WEB01` is Prometheus's `web01`), by its
+    /// short name or any domain after it (`web01.corp.local`), with or
+    /// without a port — and never another host whose name begins the same
+    /// (`web010`). Prometheus anchors the regex at both ends.
     pub fn defaults() -> Vec<Self> {
         let query = |name: &str, promql: &str, above: Option<f64>, below: Option<f64>| Self {
             name: name.to_owned(),
@@ -341,22 +347,27 @@ impl MonitoringQuery {
             below,
         };
         vec![
-            query("up", r#"up{instance=~"{host}(:.*)?"}"#, None, Some(1.0)),
+            query(
+                "up",
+                r#"up{instance=~"(?i){host}(\\.[^:]+)?(:[0-9]+)?"}"#,
+                None,
+                Some(1.0),
+            ),
             query(
                 "cpu %",
-                r#"100 - avg(rate(node_cpu_seconds_total{mode="idle",instance=~"{host}(:.*)?"}[5m])) * 100"#,
+                r#"100 - avg(rate(node_cpu_seconds_total{mode="idle",instance=~"(?i){host}(\\.[^:]+)?(:[0-9]+)?"}[5m])) * 100"#,
                 Some(90.0),
                 None,
             ),
             query(
                 "memory %",
-                r#"100 * (1 - node_memory_MemAvailable_bytes{instance=~"{host}(:.*)?"} / node_memory_MemTotal_bytes{instance=~"{host}(:.*)?"})"#,
+                r#"100 * (1 - node_memory_MemAvailable_bytes{instance=~"(?i){host}(\\.[^:]+)?(:[0-9]+)?"} / node_memory_MemTotal_bytes{instance=~"(?i){host}(\\.[^:]+)?(:[0-9]+)?"})"#,
                 Some(90.0),
                 None,
             ),
             query(
                 "disk %",
-                r#"max(100 * (1 - node_filesystem_avail_bytes{instance=~"{host}(:.*)?",fstype!~"tmpfs|overlay"} / node_filesystem_size_bytes{instance=~"{host}(:.*)?",fstype!~"tmpfs|overlay"}))"#,
+                r#"max(100 * (1 - node_filesystem_avail_bytes{instance=~"(?i){host}(\\.[^:]+)?(:[0-9]+)?",fstype!~"tmpfs|overlay"} / node_filesystem_size_bytes{instance=~"(?i){host}(\\.[^:]+)?(:[0-9]+)?",fstype!~"tmpfs|overlay"}))"#,
                 Some(90.0),
                 None,
             ),

@@ -187,4 +187,47 @@ mod tests {
         assert_eq!(escape("web(1)"), r"web\\(1\\)");
         assert_eq!(escape(r#"a"b\c"#), r#"a\"b\\\\c"#);
     }
+    /// The default checks' `instance` matcher, with a host put in as the
+    /// source puts it and read as Prometheus reads it (Go's string escapes,
+    /// then an RE2 regex anchored at both ends).
+    fn default_matcher(host: &str) -> regex::Regex {
+        let promql = MonitoringQuery::defaults()[0]
+            .promql
+            .replace("{host}", &escape(host));
+        let quoted = promql
+            .split_once("instance=~\"")
+            .and_then(|(_, rest)| rest.split_once('"'))
+            .map(|(quoted, _)| quoted)
+            .expect("an instance matcher");
+        let pattern = quoted.replace("\\\\", "\\");
+        regex::Regex::new(&format!("^(?:{pattern})$")).expect("a regex Prometheus would take")
+    }
+
+    #[test]
+    fn the_default_checks_find_a_host_in_any_case_with_its_domain_and_port_and_no_other() {
+        let web01 = default_matcher("WEB01");
+        for instance in [
+            "web01",
+            "WEB01:9100",
+            "web01.corp.local:9100",
+            "Web01.corp.local",
+        ] {
+            assert!(web01.is_match(instance), "{instance}");
+        }
+        for instance in [
+            "web010:9100",
+            "xweb01",
+            "web01-db:9100",
+            "web01:",
+            "web01.:9100",
+        ] {
+            assert!(!web01.is_match(instance), "{instance}");
+        }
+        let fqdn = default_matcher("srv-01.corp.local");
+        assert!(fqdn.is_match("SRV-01.CORP.LOCAL:9182"));
+        assert!(!fqdn.is_match("srv-01xcorp.local:9182"));
+        let address = default_matcher("10.0.0.5");
+        assert!(address.is_match("10.0.0.5:9100"));
+        assert!(!address.is_match("10.0.0.50:9100"));
+    }
 }

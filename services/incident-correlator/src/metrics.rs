@@ -65,7 +65,7 @@ impl IncidentMetrics {
         );
         registry.register(
             "incidents_ended",
-            "Incidents ended, by tenant and why (resolved, closed, quiet)",
+            "Incidents the correlator ended, by tenant and why (resolved, quiet); an operator's close is counted by incidents_live, not here",
             metrics.ended.clone(),
         );
         registry.register(

@@ -33,10 +33,11 @@ pub struct TenantSettings {
     /// one run per ticket, however often it changes.
     pub reenhance_updates: bool,
     /// Least time between two runs of one ticket when updates re-enhance
-    /// (minutes, default 60).
+    /// (minutes, default 60; 1 to [`MAX_REENHANCE_INTERVAL_MINS`]).
     pub reenhance_interval_mins: u32,
     /// A new ticket's webhook is refused as stale when the ticket was
-    /// created longer ago than this (hours, default 24).
+    /// created longer ago than this (hours, default 24; 1 to
+    /// [`MAX_EVENT_AGE_HOURS`]).
     pub max_event_age_hours: u32,
     /// Whether notes end with "was this helpful?" links.
     pub feedback_links: bool,
@@ -427,6 +428,34 @@ impl std::fmt::Debug for Integrations {
             )
             .field("incident_webhook_url", &set(&self.incident_webhook_url))
             .finish()
+    }
+}
+
+/// The most [`TenantSettings::max_event_age_hours`] may be: a year. Past
+/// about 2.3 billion hours "now less the age" is before any date there is.
+pub const MAX_EVENT_AGE_HOURS: u32 = 24 * 366;
+
+/// The most [`TenantSettings::reenhance_interval_mins`] may be: 30 days.
+pub const MAX_REENHANCE_INTERVAL_MINS: u32 = 30 * 24 * 60;
+
+impl TenantSettings {
+    /// How old a new ticket may be when its webhook comes, within the
+    /// bounds however the settings were stored.
+    pub fn max_event_age(&self) -> chrono::Duration {
+        chrono::Duration::hours(i64::from(
+            self.max_event_age_hours.clamp(1, MAX_EVENT_AGE_HOURS),
+        ))
+    }
+
+    /// The least time between two runs of one updated ticket, within the
+    /// bounds however the settings were stored.
+    pub fn reenhance_interval(&self) -> std::time::Duration {
+        std::time::Duration::from_secs(
+            60 * u64::from(
+                self.reenhance_interval_mins
+                    .clamp(1, MAX_REENHANCE_INTERVAL_MINS),
+            ),
+        )
     }
 }
 

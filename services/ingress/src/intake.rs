@@ -34,7 +34,7 @@ pub async fn start_run(
         TicketChange::Created => Kind::Created,
         TicketChange::Updated => Kind::Updated,
     };
-    let max_age = chrono::Duration::hours(i64::from(settings.max_event_age_hours.max(1)));
+    let max_age = settings.max_event_age();
     if kind == Kind::Created && ticket.created_at < Utc::now() - max_age {
         return Err(ApiError::new(
             StatusCode::UNPROCESSABLE_ENTITY,
@@ -47,7 +47,7 @@ pub async fn start_run(
     }
     let reenhance_after = settings
         .reenhance_updates
-        .then(|| Duration::from_secs(60 * u64::from(settings.reenhance_interval_mins.max(1))));
+        .then(|| settings.reenhance_interval());
     let unavailable = |err: aia_store::StoreError| {
         tracing::error!(error = %err, "Claiming the ticket's run failed");
         ApiError::unavailable("the ticket store is unavailable; retry later")

@@ -225,6 +225,16 @@ async fn a_patch_changes_only_the_settings_it_names() {
     for (body, expected) in [
         (json!({"settings": {"max_note_wrods": 1}}), 422),
         (json!({"settings": {"max_note_words": 5}}), 422),
+        // Past any date there is: every new ticket's webhook would fail.
+        (
+            json!({"settings": {"max_event_age_hours": 4_000_000_000_u32}}),
+            422,
+        ),
+        (
+            json!({"settings": {"reenhance_interval_mins": 4_000_000_000_u32}}),
+            422,
+        ),
+        (json!({"settings": {"max_event_age_hours": 0}}), 422),
         (json!({"nmae": "x"}), 400),
     ] {
         let (status, answer) = api

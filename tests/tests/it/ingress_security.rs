@@ -234,6 +234,26 @@ async fn a_new_ticket_created_longer_ago_than_the_tenant_accepts_is_refused_as_s
             .all(|event| matches!(event.payload, Payload::TicketReceived(_)))
     );
     assert_eq!(stored.len(), 2);
+    // An age stored past any date there is (written before the settings
+    // were bounded, or by hand) is read as the most allowed, a year: the
+    // webhook is answered, not dropped by a panic.
+    ingress
+        .db
+        .merge_tenant_settings(
+            "acme",
+            serde_json::json!({"max_event_age_hours": 4_000_000_000_u32}),
+        )
+        .await;
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    let (status, answer, _) = post(jira_created("SUP-4", two_days_ago)).await;
+    assert_eq!(status, 202, "{answer}");
+    let two_years_ago = chrono::Utc::now() - chrono::Duration::days(730);
+    let (status, answer, _) = post(jira_created("SUP-5", two_years_ago)).await;
+    assert_eq!(
+        (status, answer["error"]["code"].clone()),
+        (422, json!("stale_event")),
+        "{answer}"
+    );
 }
 
 #[tokio::test]

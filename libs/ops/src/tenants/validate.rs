@@ -18,6 +18,22 @@ pub(super) fn validate_settings(settings: &TenantSettings) -> Result<(), AdminEr
         .check()
         .map_err(|err| AdminError::Invalid(format!("settings.{err}")))?;
     check_budget(settings).map_err(AdminError::Invalid)?;
+    if !(1..=aia_store::tenant_settings::MAX_EVENT_AGE_HOURS)
+        .contains(&settings.max_event_age_hours)
+    {
+        return Err(AdminError::Invalid(format!(
+            "settings.max_event_age_hours: must be 1 to {}",
+            aia_store::tenant_settings::MAX_EVENT_AGE_HOURS
+        )));
+    }
+    if !(1..=aia_store::tenant_settings::MAX_REENHANCE_INTERVAL_MINS)
+        .contains(&settings.reenhance_interval_mins)
+    {
+        return Err(AdminError::Invalid(format!(
+            "settings.reenhance_interval_mins: must be 1 to {}",
+            aia_store::tenant_settings::MAX_REENHANCE_INTERVAL_MINS
+        )));
+    }
     if settings.webhook_rate_limit_per_minute == Some(0) {
         return Err(AdminError::Invalid(
             "settings.webhook_rate_limit_per_minute: must be at least 1".into(),

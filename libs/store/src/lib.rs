@@ -240,6 +240,22 @@ pub fn with_database(url: &str, database: &str) -> Result<tokio_postgres::Config
     Ok(config)
 }
 
+/// One connection of its own, outside any pool, for an operator's command
+/// (migrations, re-encryption): with the pool's failover defaults, so a URL
+/// naming a primary and its standby reaches whichever is writable now, and
+/// a host that vanished is given up on instead of waited for.
+pub async fn connect(url: &str) -> Result<tokio_postgres::Client, StoreError> {
+    let config =
+        tokio_postgres::Config::from_str(url).map_err(|err| StoreError::Config(err.to_string()))?;
+    let (client, connection) = with_failover_defaults(config).connect(NoTls).await?;
+    tokio::spawn(async move {
+        if let Err(err) = connection.await {
+            tracing::debug!(error = %err, "an operator's connection ended");
+        }
+    });
+    Ok(client)
+}
+
 /// A connection pool for a parsed configuration.
 pub fn pool_from_config(
     config: tokio_postgres::Config,

@@ -180,9 +180,7 @@ async fn drive(
     // The demo's tenants keep the default language settings.
     let languages = aia_store::tenant_settings::LanguageSettings::default();
     dataset::publish_resolved(&jetstream, &data.resolved, &languages).await?;
-    let (admin, connection) =
-        tokio_postgres::connect(&settings.owner_database_url, tokio_postgres::NoTls).await?;
-    tokio::spawn(connection);
+    let admin = aia_store::connect(&settings.owner_database_url).await?;
     let expected = i64::try_from(data.resolved.len())?;
     wait_for(
         "the resolved tickets to reach the history table",

@@ -10,15 +10,10 @@ use anyhow::Context as _;
 pub async fn migrate(
     owner_database_url: &str,
 ) -> anyhow::Result<aia_store::migrate::MigrationReport> {
-    let (mut client, connection) =
-        tokio_postgres::connect(owner_database_url, tokio_postgres::NoTls)
-            .await
-            .context("connecting to PostgreSQL with AI_AGENTS_OWNER_DATABASE_URL")?;
-    let connection = tokio::spawn(connection);
-    let report = aia_store::migrate::run(&mut client).await?;
-    drop(client);
-    let _ = connection.await;
-    Ok(report)
+    let mut client = aia_store::connect(owner_database_url)
+        .await
+        .context("connecting to PostgreSQL with AI_AGENTS_OWNER_DATABASE_URL")?;
+    Ok(aia_store::migrate::run(&mut client).await?)
 }
 
 /// Applies the stream and consumer definitions of `nats/`.
@@ -122,10 +117,9 @@ pub async fn reencrypt_secrets(
     admin_database_url: &str,
     keyring: &Keyring,
 ) -> anyhow::Result<(usize, usize)> {
-    let (admin, connection) = tokio_postgres::connect(admin_database_url, tokio_postgres::NoTls)
+    let admin = aia_store::connect(admin_database_url)
         .await
         .context("connecting with AI_AGENTS_ADMIN_DATABASE_URL")?;
-    tokio::spawn(connection);
     let ids: Vec<String> = admin
         .query("select tenant_id from tenants order by tenant_id", &[])
         .await?

@@ -56,6 +56,18 @@ async fn a_pool_given_both_servers_moves_to_the_promoted_standby_with_what_it_re
         .batch_execute("insert into failover_probe values (0)")
         .await;
     assert!(read_only.is_err(), "a standby takes no writes");
+    // An operator's command (migrations, re-encryption) given both servers,
+    // the standby first and no session attributes, reaches the writable one.
+    let hosts = format!("127.0.0.1:{},127.0.0.1:{}", standby.port(), primary.port());
+    let operator = aia_store::connect(&format!("postgres://aiagents@{hosts}/aiagents"))
+        .await
+        .unwrap();
+    operator
+        .batch_execute(
+            "insert into failover_probe values (0); delete from failover_probe where n = 0",
+        )
+        .await
+        .expect("the operator's connection writes");
 
     primary.kill();
     // Until the standby is promoted there is no server taking writes, and

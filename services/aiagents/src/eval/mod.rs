@@ -113,10 +113,9 @@ pub async fn run(
     let mut data = dataset::load(path)?;
     with_distractors(&mut data, plan.distractors);
     let name = format!("eval_{}", uuid::Uuid::now_v7().simple());
-    let (owner, connection) = tokio_postgres::connect(owner_url, tokio_postgres::NoTls)
+    let owner = aia_store::connect(owner_url)
         .await
         .context("connecting with AI_AGENTS_OWNER_DATABASE_URL")?;
-    tokio::spawn(connection);
     owner
         .batch_execute(&format!("create database {name}"))
         .await?;

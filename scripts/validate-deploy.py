@@ -8,8 +8,11 @@
   KEDA ScaledObject against KEDA's CRD schema (deploy/k8s/crds/), and the
   rules this project keeps: probes, requests and limits, non-root, a
   PodDisruptionBudget per Deployment, a ScaledObject per stage on its own
-  consumer, and a termination grace period longer than the consumer's ack
-  wait.
+  consumer (and no replica count beside it), a termination grace period
+  longer than the consumer's ack wait, every image by registry and tag,
+  NATS's address from a Secret, and an ingress that drains before it stops;
+- the NATS chart's values: clients sign in, the server's release pinned;
+  and the NATS NetworkPolicy against the Kubernetes schemas.
 
   scripts/validate-deploy.py                     everything
   scripts/validate-deploy.py --overlay DIR ...   only these overlays
@@ -98,6 +101,33 @@ def check_compose():
             problem(f"Dockerfile: the {stage} stage needs a HEALTHCHECK")
 
 
+def check_nats():
+    with open(os.path.join(ROOT, "deploy/k8s/nats-values.yaml")) as f:
+        values = yaml.safe_load(f)
+    auth = values.get("config", {}).get("merge", {}).get("authorization", {})
+    if not (auth.get("user") and auth.get("password")) and not auth.get("token"):
+        problem("nats-values.yaml: config.merge.authorization must admit only a named user (or token)")
+    if not values.get("container", {}).get("image", {}).get("tag"):
+        problem("nats-values.yaml: container.image.tag must pin the server's release")
+    with open(os.path.join(ROOT, "deploy/k8s/nats-network-policy.yaml")) as f:
+        for doc in yaml.safe_load_all(f):
+            try:
+                kubernetes_validate.validate(doc, K8S_VERSION, strict=True)
+            except kubernetes_validate.ValidationError as err:
+                problem(f"nats-network-policy.yaml: {err.message} at {'/'.join(map(str, err.path))}")
+
+
+def pinned(image):
+    """An image named by its registry and a tag (not `latest`) or digest."""
+    if "@sha256:" in image:
+        return "." in image.split("/")[0] or ":" in image.split("/")[0]
+    name, _, tag = image.rpartition(":")
+    if not name or "/" in tag or tag == "latest":
+        return False
+    first = name.split("/")[0]
+    return "/" in name and ("." in first or ":" in first or first == "localhost")
+
+
 def ack_waits():
     waits = {}
     folder = os.path.join(ROOT, "nats/consumers")
@@ -139,6 +169,20 @@ def check_overlay(overlay, scaled_schema):
     # The upgrade Jobs are applied alone first (`-l app.kubernetes.io/component=upgrade`):
     # whatever they read must come with them.
     upgrade = lambda doc: doc["metadata"].get("labels", {}).get("app.kubernetes.io/component") == "upgrade"
+    for kind in ("Deployment", "Job"):
+        for name, doc in by_kind.get(kind, {}).items():
+            for container in doc["spec"]["template"]["spec"]["containers"]:
+                if not pinned(container.get("image", "")):
+                    problem(f"{overlay}: {kind}/{name}: image {container.get('image')!r} must name its registry and a release tag or digest")
+                for env in container.get("env", []):
+                    if env["name"] == "AI_AGENTS_NATS_URL" and "valueFrom" not in env:
+                        problem(f"{overlay}: {kind}/{name}: AI_AGENTS_NATS_URL carries NATS's password: take it from a Secret")
+    for name, config in by_kind.get("ConfigMap", {}).items():
+        if "AI_AGENTS_NATS_URL" in config.get("data", {}):
+            problem(f"{overlay}: ConfigMap/{name} holds AI_AGENTS_NATS_URL, which carries NATS's password: put it in a Secret")
+    for container in deployments.get("ingress", {}).get("spec", {}).get("template", {}).get("spec", {}).get("containers", []):
+        if "preStop" not in container.get("lifecycle", {}):
+            problem(f"{overlay}: Deployment/ingress needs a preStop wait: it leaves the Service's endpoints only after it is told to stop")
     for name, job in by_kind.get("Job", {}).items():
         if not upgrade(job):
             problem(f"{overlay}: Job/{name} must be labelled app.kubernetes.io/component=upgrade")
@@ -177,6 +221,8 @@ def check_overlay(overlay, scaled_schema):
             if not so:
                 problem(f"{where}: no ScaledObject")
                 continue
+            if "replicas" in deployment["spec"]:
+                problem(f"{where}: no replicas beside its ScaledObject: every apply would reset the scaled-out count to it")
             trigger = so["spec"]["triggers"][0]
             if trigger["type"] != "nats-jetstream" or trigger["metadata"].get("consumer") != consumer:
                 problem(f"{overlay}: ScaledObject/{name} must scale on nats-jetstream consumer {consumer}")
@@ -206,6 +252,7 @@ def main():
     ]
     if not args.overlay:
         check_compose()
+        check_nats()
     for overlay in overlays:
         check_overlay(overlay, scaled_schema)
     for line in problems:

@@ -18,13 +18,15 @@ static EMAIL: LazyLock<Regex> = LazyLock::new(|| {
 });
 static SECRET_ASSIGNMENT: LazyLock<Regex> = LazyLock::new(|| {
     // The words for a password in the five languages tickets arrive in
-    // (Passwort, Kennwort, mot de passe, contraseña, wachtwoord, …), then
+    // (Passwort, Kennwort, mot de passe, contraseña, wachtwoord, …; the
+    // German and Dutch ones ending compounds too: Initialpasswort,
+    // Standardkennwort, beheerderswachtwoord), then
     // their "is" (and a colon after it: "is: Hunter2"), a colon or an
     // equals sign. The short forms (pw, pass) only before ":" or "=":
     // "my pass is expired" is no secret.
     Regex::new(concat!(
         r#"(?i)\b(?:(password|passwd|passphrase|pwd|passcode|pin|secret|token|api[_ -]?key|access[_ -]?key|client[_ -]?secret"#,
-        r#"|account[_ -]?key|shared[_ -]?access[_ -]?key|passwort|kennwort|mot de passe|mdp|contraseña|clave|wachtwoord)"#,
+        r#"|account[_ -]?key|shared[_ -]?access[_ -]?key|\p{L}*passwort|\p{L}*kennwort|mot de passe|mdp|contraseña|clave|\p{L}*wachtwoord)"#,
         r#"(\s*(?:(?:ist|lautet|war|était|est|era|es|is|was)\b\s*[:=]?|=|:)\s*)"#,
         r#"|(pw|pass|psw|pword)(\s*[:=]\s*))"#,
         r#"("[^"]+"|'[^']+'|\S+)"#
@@ -130,8 +132,12 @@ fn dotted_phone(number: &str) -> bool {
 /// The text with every recognised secret or personal datum replaced by a
 /// label such as `[email]`.
 pub fn redact(text: &str) -> String {
-    // First: an IBAN or a national id would otherwise read as a phone number.
-    let text = national::redact(text);
+    use unicode_normalization::UnicodeNormalization as _;
+    // Composed first: a keyword typed as `n` and a combining tilde (some
+    // mail clients and macOS send text so) is `ñ` to every pattern.
+    let text: String = text.nfc().collect();
+    // Then: an IBAN or a national id would otherwise read as a phone number.
+    let text = national::redact(&text);
     let text = PRIVATE_KEY.replace_all(&text, "[private key]");
     let text = SECRET_ASSIGNMENT.replace_all(&text, |caps: &Captures| {
         let value = &caps[5];
@@ -224,6 +230,19 @@ mod tests {
             (
                 "Das Passwort lautet: Sommer2026!",
                 "Das Passwort lautet: [redacted]",
+            ),
+            (
+                "Das Initialpasswort ist Sommer2026!",
+                "Das Initialpasswort ist [redacted]",
+            ),
+            ("Standardkennwort: Geheim99", "Standardkennwort: [redacted]"),
+            (
+                "Het beheerderswachtwoord is Zomer2026",
+                "Het beheerderswachtwoord is [redacted]",
+            ),
+            (
+                "mi contrasen\u{303}a es Secreta99",
+                "mi contraseña es [redacted]",
             ),
             (
                 "mot de passe est : Azerty123",

@@ -109,8 +109,8 @@ pub fn safe_url(url: &str) -> bool {
     lower.starts_with("https://") || lower.starts_with("http://") || lower.starts_with("mailto:")
 }
 
-/// Text of an HTML fragment: tags dropped, block ends as line breaks, the
-/// common entities decoded.
+/// Text of an HTML fragment: tags dropped, block ends as line breaks,
+/// character references decoded.
 pub fn html_to_text(html: &str) -> String {
     let mut text = String::with_capacity(html.len());
     let mut in_tag = false;
@@ -140,13 +140,11 @@ pub fn html_to_text(html: &str) -> String {
             (false, c) => text.push(c),
         }
     }
-    let decoded = text
-        .replace("&nbsp;", " ")
-        .replace("&lt;", "<")
-        .replace("&gt;", ">")
-        .replace("&quot;", "\"")
-        .replace("&#39;", "'")
-        .replace("&amp;", "&");
+    // Every character reference HTML has (`&auml;`, `&eacute;`, `&#252;`,
+    // `&rsquo;`): left encoded, `Gesch&auml;ft` is indexed as three words
+    // and found by none, and quoted so in a note. A no-break space is a
+    // space to every reader of the text.
+    let decoded = html_escape::decode_html_entities(&text).replace('\u{a0}', " ");
     decoded
         .lines()
         .map(str::trim)
@@ -158,6 +156,16 @@ pub fn html_to_text(html: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn html_text_has_every_character_reference_decoded_once() {
+        assert_eq!(
+            html_to_text(
+                "<p>Gesch&auml;ft&nbsp;&amp; r&eacute;seau</p><div>&#252;ber &#x00FC;ber &rsquo;x&rsquo; &lt;b&gt; &amp;lt;</div>"
+            ),
+            "Geschäft & réseau\nüber über ’x’ <b> &lt;"
+        );
+    }
 
     #[test]
     fn plain_text_keeps_sections_lists_and_links_readable() {

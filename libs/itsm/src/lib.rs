@@ -123,18 +123,22 @@ impl Itsm {
     /// or text with its line breaks. What [`Itsm::post_note`] sends, for a
     /// dry-run or the console to show.
     pub fn render_note(&self, markdown: &str) -> RenderedNote {
-        each_tool!(self, tool => tool.render_note(markdown))
+        let markdown = render::without_direction_overrides(markdown);
+        each_tool!(self, tool => tool.render_note(&markdown))
     }
 
     /// Posts a note rendered from Markdown for the tool: private to
-    /// technicians unless `visible_to_requester`.
+    /// technicians unless `visible_to_requester`, without direction
+    /// overrides.
     pub async fn post_note(
         &self,
         ticket: &TicketId,
         markdown: &str,
         visible_to_requester: bool,
     ) -> Result<PostedNote, ItsmError> {
-        each_tool!(self, tool => tool.post_note(ticket, markdown, visible_to_requester).await)
+        // Never displayed reordered, whatever was copied into it.
+        let markdown = render::without_direction_overrides(markdown);
+        each_tool!(self, tool => tool.post_note(ticket, &markdown, visible_to_requester).await)
     }
 
     /// Checks that the tool answers and accepts the credentials.

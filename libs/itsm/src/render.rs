@@ -103,6 +103,21 @@ pub fn plain_text(markdown: &str) -> String {
     out.trim().to_owned()
 }
 
+/// `text` without the characters that reorder how text around them is
+/// displayed (U+202A–U+202E, U+2066–U+2069): copied from a ticket into a
+/// note, an override makes a command or a ticket id read otherwise than it
+/// is ("Trojan Source"). The marks that only hint a direction (U+200E,
+/// U+200F) stay: a right-to-left language needs them and they move
+/// nothing across them.
+pub fn without_direction_overrides(text: &str) -> std::borrow::Cow<'_, str> {
+    let overrides = |c: char| matches!(c, '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}');
+    if text.contains(overrides) {
+        std::borrow::Cow::Owned(text.chars().filter(|c| !overrides(*c)).collect())
+    } else {
+        std::borrow::Cow::Borrowed(text)
+    }
+}
+
 /// Whether a link may be followed from a note: http, https and mailto only.
 pub fn safe_url(url: &str) -> bool {
     let lower = url.trim().to_ascii_lowercase();
@@ -156,6 +171,19 @@ pub fn html_to_text(html: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn direction_overrides_are_dropped_and_direction_marks_kept() {
+        assert_eq!(
+            without_direction_overrides("run \u{202E}txt.exe\u{202C} and \u{2067}x\u{2069}"),
+            "run txt.exe and x"
+        );
+        let hebrew = "\u{200F}שלום";
+        assert!(matches!(
+            without_direction_overrides(hebrew),
+            std::borrow::Cow::Borrowed(kept) if kept == hebrew
+        ));
+    }
 
     #[test]
     fn html_text_has_every_character_reference_decoded_once() {

@@ -181,18 +181,6 @@ pub fn detect(text: &str) -> Option<(Language, f64)> {
     if prose.chars().filter(|c| c.is_alphabetic()).count() < MIN_LETTERS {
         return None;
     }
-    // Judged on the ticket's opening: a signature or a confidentiality
-    // footer in another language comes last and must not outvote it.
-    let opening: String = prose.chars().take(OPENING_CHARS).collect();
-    if let Some(any) = whatlang::detect(&opening)
-        && any.confidence() >= UNSUPPORTED_CONFIDENCE
-        && any.lang() != whatlang::Lang::Afr
-        && !Language::ALL
-            .iter()
-            .any(|language| language.whatlang() == any.lang())
-    {
-        return None;
-    }
     let detector = whatlang::Detector::with_allowlist(
         Language::ALL
             .iter()
@@ -200,13 +188,29 @@ pub fn detect(text: &str) -> Option<(Language, f64)> {
             .collect(),
     );
     // The opening first: a short ticket's own sentence must not be
-    // outvoted by a longer pasted English error or a disclaimer after it.
-    // Only when the opening is not clear does more of the text decide.
+    // outvoted by a longer pasted error, a signature or a confidentiality
+    // footer after it, in whatever language. Only when the opening is not
+    // clear does more of the text decide.
     let letters = |text: &str| text.chars().filter(|c| c.is_alphabetic()).count();
     let first: String = prose.chars().take(FIRST_CHARS).collect();
-    for text in [first.as_str(), opening.as_str(), prose.as_str()] {
+    let opening: String = prose.chars().take(OPENING_CHARS).collect();
+    let windows = [first.as_str(), opening.as_str(), prose.as_str()];
+    for (at, text) in windows.into_iter().enumerate() {
         if letters(text) < MIN_LETTERS {
             continue;
+        }
+        // Written in a language we do not support, clearly so here or in
+        // the longer stretch this one begins? Not to be read as the nearest
+        // supported one. Begun in a supported language, a footer after it
+        // in any other says nothing of the ticket.
+        if let Some(any) = whatlang::detect(text)
+            && unsupported(any.lang())
+            && (any.confidence() >= UNSUPPORTED_CONFIDENCE
+                || windows
+                    .get(at + 1)
+                    .is_some_and(|longer| clearly_unsupported(longer)))
+        {
+            return None;
         }
         let Some(info) = detector.detect(text) else {
             continue;
@@ -222,9 +226,37 @@ pub fn detect(text: &str) -> Option<(Language, f64)> {
     None
 }
 
+/// Whether whatlang's `lang` is one we do not support. Short Dutch reads
+/// as Afrikaans to its trigram model, so Afrikaans never counts as one.
+fn unsupported(lang: whatlang::Lang) -> bool {
+    lang != whatlang::Lang::Afr
+        && !Language::ALL
+            .iter()
+            .any(|language| language.whatlang() == lang)
+}
+
+/// Whether `text` is clearly written in a language we do not support.
+fn clearly_unsupported(text: &str) -> bool {
+    whatlang::detect(text)
+        .is_some_and(|any| unsupported(any.lang()) && any.confidence() >= UNSUPPORTED_CONFIDENCE)
+}
+
 /// How much of a ticket's prose (in characters) is its opening sentence or
 /// two, which decides the language when it is clear.
 pub const FIRST_CHARS: usize = 80;
+
+/// The text a ticket's language is told from: its description first, then
+/// its subject. A subject is often not the requester's own words — a form's
+/// category, a help desk's English title, a pasted error — and, first and
+/// short, it decided a ticket's language against its description (a
+/// German ticket under an English subject read as English; measured on the
+/// evaluation sets' 659 tickets, description first: 646 right against 635).
+pub fn ticket_text(subject: Option<&str>, description: &str) -> String {
+    match subject {
+        Some(subject) if !subject.is_empty() => format!("{description}\n{subject}"),
+        _ => description.to_owned(),
+    }
+}
 
 /// The language a ticket is treated in: the tenant's fixed language if it
 /// has one, else what its words say, else `default` (the tenant's default,
@@ -369,6 +401,75 @@ mod tests {
             detect(footer.trim()).map(|(language, _)| language),
             Some(Language::English)
         );
+    }
+
+    /// … and by one in a language we do not support: the footer says
+    /// nothing of the ticket, which is in the opening's language.
+    #[test]
+    fn a_short_ticket_is_not_outvoted_by_a_footer_in_an_unsupported_language() {
+        let footers = [
+            " Questo messaggio e i suoi allegati sono confidenziali e destinati esclusivamente \
+              al destinatario; se lo avete ricevuto per errore, vi preghiamo di cancellarlo e di \
+              avvisare immediatamente il mittente.",
+            " Esta mensagem e os seus anexos são confidenciais e destinam-se exclusivamente ao \
+              destinatário; se a recebeu por engano, por favor apague-a e informe o remetente \
+              imediatamente.",
+        ];
+        for footer in footers {
+            for (language, opening) in [
+                (
+                    Language::German,
+                    "Drucker im zweiten Stock druckt nicht mehr. Gruß Anna",
+                ),
+                (
+                    Language::English,
+                    "The printer on the second floor stopped printing. Thanks, Anna",
+                ),
+                (
+                    Language::Dutch,
+                    "De printer op de tweede verdieping print niet meer. Groet, Anna",
+                ),
+            ] {
+                let text = format!("{opening}{footer}");
+                assert_eq!(
+                    detect(&text).map(|(language, _)| language),
+                    Some(language),
+                    "{text}"
+                );
+            }
+        }
+    }
+
+    /// A subject is often a form's English title or a pasted error: the
+    /// requester's own words decide.
+    #[test]
+    fn a_ticket_is_in_its_descriptions_language_under_an_english_subject() {
+        for (language, subject, description) in [
+            (
+                Language::German,
+                "Outlook cannot connect to Exchange",
+                "Seit heute Morgen verbindet sich Outlook nicht mehr, ich habe schon zweimal neu gestartet.",
+            ),
+            (
+                Language::French,
+                "Printer offline",
+                "L'imprimante du deuxième étage est hors ligne depuis ce matin, personne ne peut imprimer.",
+            ),
+            (
+                Language::English,
+                "Drucker",
+                "The printer on the second floor has been offline since this morning and nobody can print.",
+            ),
+        ] {
+            let text = ticket_text(Some(subject), description);
+            assert_eq!(
+                detect(&text).map(|(language, _)| language),
+                Some(language),
+                "{text}"
+            );
+        }
+        assert_eq!(ticket_text(None, "only this"), "only this");
+        assert_eq!(ticket_text(Some(""), "only this"), "only this");
     }
 
     #[test]

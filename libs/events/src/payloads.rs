@@ -141,12 +141,13 @@ pub struct TicketResolved {
 }
 
 impl TicketResolved {
-    /// The words its language is told from: subject, description and
-    /// resolution.
+    /// The words its language is told from: description, subject
+    /// ([`crate::language::ticket_text`]) and resolution.
     pub fn words(&self) -> String {
         format!(
-            "{}\n{}\n{}",
-            self.subject, self.description, self.resolution
+            "{}\n{}",
+            crate::language::ticket_text(Some(&self.subject), &self.description),
+            self.resolution
         )
     }
 }

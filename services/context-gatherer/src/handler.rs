@@ -66,7 +66,12 @@ impl Handler for ContextGatherer {
         let text = aia_embed::query_text(ticket.subject.as_deref(), &ticket.description);
         let mentions = extract::mentions(&text);
         // Its language sets the searches' stemming and the note's language.
-        let language = settings.languages.ticket_language(&text);
+        let language = settings
+            .languages
+            .ticket_language(&aia_events::language::ticket_text(
+                ticket.subject.as_deref(),
+                &ticket.description,
+            ));
         // One budget for the whole ticket: the rewrite, the embedding and
         // the sources after them each get what is left of it.
         let deadline = tokio::time::Instant::now() + self.budget;

@@ -38,7 +38,7 @@ pub(super) async fn compared(
         ),
     ] {
         let mut answers = Vec::new();
-        for (query, (_, text, vector)) in data.queries.iter().zip(ask.embedded) {
+        for (query, (_, _, vector)) in data.queries.iter().zip(ask.embedded) {
             let stored = corpora
                 .get(query.tenant_id.as_str())
                 .map(Vec::as_slice)
@@ -51,7 +51,7 @@ pub(super) async fn compared(
                     centring::candidates(
                         vector,
                         None,
-                        language_of(text),
+                        language_of(query),
                         stored,
                         means,
                         stored.len(),

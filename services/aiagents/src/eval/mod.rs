@@ -179,8 +179,9 @@ async fn evaluate(
         // settings (the eval's): in the language its words are in.
         let language = aia_events::language::decide(
             &format!(
-                "{}\n{}\n{}",
-                ticket.subject, ticket.description, ticket.resolution
+                "{}\n{}",
+                aia_events::language::ticket_text(Some(&ticket.subject), &ticket.description),
+                ticket.resolution
             ),
             None,
             None,
@@ -255,14 +256,14 @@ async fn evaluate(
         for ((_, method), answer) in methods.iter().zip(&mut answers) {
             let hits = match method {
                 None => {
-                    similar::similar_tickets(&mut client, &tenant, &text, language_of(&text), limit)
+                    similar::similar_tickets(&mut client, &tenant, &text, language_of(query), limit)
                         .await?
                 }
                 Some(fusion) => {
                     by_meaning(
                         &pool,
                         &tenant,
-                        &text,
+                        query,
                         vector.as_slice(),
                         embedder.model(),
                         *fusion,
@@ -330,14 +331,15 @@ async fn evaluate(
 
 /// A query's language, as the context stage decides it for a tenant with
 /// no language settings.
-fn language_of(text: &str) -> aia_events::Language {
-    aia_events::language::decide(text, None, None).language
+fn language_of(query: &dataset::Query) -> aia_events::Language {
+    let text = aia_events::language::ticket_text(query.subject.as_deref(), &query.description);
+    aia_events::language::decide(&text, None, None).language
 }
 
 async fn by_meaning(
     pool: &aia_store::Pool,
     tenant: &TenantId,
-    text: &str,
+    query: &dataset::Query,
     vector: &[f32],
     model: &str,
     fusion: Fusion,
@@ -346,8 +348,8 @@ async fn by_meaning(
     similar::similar_tickets_by_meaning(
         pool,
         tenant,
-        text,
-        language_of(text),
+        &query.text(),
+        language_of(query),
         Semantic {
             model,
             vector,
@@ -379,8 +381,8 @@ impl Ask<'_> {
         fusion: Fusion,
     ) -> anyhow::Result<Vec<Vec<Hit>>> {
         let mut answers = Vec::new();
-        for (query, (tenant, text, vector)) in data.queries.iter().zip(self.embedded) {
-            let hits = by_meaning(self.pool, tenant, text, vector, model, fusion, self.k).await?;
+        for (query, (tenant, _, vector)) in data.queries.iter().zip(self.embedded) {
+            let hits = by_meaning(self.pool, tenant, query, vector, model, fusion, self.k).await?;
             answers.push(owned(self.by_tenant, &query.tenant_id, &hits));
         }
         Ok(answers)

@@ -89,7 +89,7 @@ pub(super) async fn scored(
             &llm.prices,
             &providers,
             text,
-            super::language_of(text),
+            super::language_of(query),
             llm.timeout,
         )
         .await;
@@ -106,7 +106,7 @@ pub(super) async fn scored(
                     ask.pool,
                     tenant,
                     &format!("{text}\n{terms}"),
-                    super::language_of(text),
+                    super::language_of(query),
                     Semantic {
                         model: ask.model,
                         vector,
@@ -122,7 +122,7 @@ pub(super) async fn scored(
                 if spend.first_failure.is_none() {
                     spend.first_failure = asked.skipped_because.clone();
                 }
-                super::by_meaning(ask.pool, tenant, text, vector, ask.model, fusion, ask.k).await?
+                super::by_meaning(ask.pool, tenant, query, vector, ask.model, fusion, ask.k).await?
             }
         };
         answers.push(owned(ask.by_tenant, &query.tenant_id, &hits));

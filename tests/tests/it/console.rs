@@ -981,3 +981,93 @@ async fn the_charts_set_the_period_against_the_one_before_in_pictures_words_and_
     let spend = description(&tenant, "spend-acme");
     assert!(spend.contains("budget (5.00 USD): latest 5"), "{spend}");
 }
+
+/// The settings form sends every field, touched or not: a save changes only
+/// what its operator changed from what the page showed. A tenant another
+/// operator deactivated (a leaked secret) and a source turned off since the
+/// page was loaded stay so when this one saves a new budget.
+#[tokio::test]
+async fn a_save_keeps_what_another_changed_since_the_page_was_loaded() {
+    let console = Console::start().await;
+    let ops = Browser::sign_in(&console.url, "ops", ADMIN_PASSWORD).await;
+    ops.post("/console/tenants", &new_tenant(&ops.csrf, "acme"))
+        .await;
+    let (_, page) = ops.get("/console/tenants/acme").await;
+    let shown = page
+        .split(r#"name="shown" value=""#)
+        .nth(1)
+        .and_then(|rest| rest.split('"').next())
+        .expect("the form carries what it shows")
+        .replace("&quot;", "\"")
+        .replace("&#34;", "\"")
+        .replace("&#x27;", "'")
+        .replace("&#39;", "'")
+        .replace("&lt;", "<")
+        .replace("&#60;", "<")
+        .replace("&gt;", ">")
+        .replace("&#62;", ">")
+        .replace("&amp;", "&")
+        .replace("&#38;", "&");
+    let as_shown: serde_json::Value = serde_json::from_str(&shown).unwrap();
+    assert_eq!(as_shown["active"], true);
+
+    // Meanwhile, elsewhere.
+    console
+        .db
+        .admin_client()
+        .await
+        .execute(
+            "update tenants set active = false,
+                    settings = settings || '{\"similar_tickets_enabled\": false}'
+              where tenant_id = 'acme'",
+            &[],
+        )
+        .await
+        .unwrap();
+
+    // The form as the browser sends it: every switch as it was shown.
+    let mut form: Vec<(&str, String)> = vec![
+        ("shown", shown.clone()),
+        ("name", as_shown["name"].as_str().unwrap().to_owned()),
+        (
+            "itsm_base_url",
+            as_shown["itsm_base_url"].as_str().unwrap().to_owned(),
+        ),
+        ("active", "on".into()),
+        (
+            "max_note_words",
+            as_shown["settings"]["max_note_words"].to_string(),
+        ),
+        ("llm_budget_period_days", "30".into()),
+        ("llm_budget_usd", "12".into()),
+    ];
+    for switch in [
+        "similar_tickets_enabled",
+        "knowledge_base_enabled",
+        "inventory_enabled",
+        "monitoring_enabled",
+        "redact_personal_data",
+        "query_rewrite",
+        "feedback_links",
+        "note_visible_to_requester",
+        "allow_static_secret",
+        "reenhance_updates",
+    ] {
+        if as_shown["settings"][switch] == true {
+            form.push((switch, "on".into()));
+        }
+    }
+    let form: Vec<(&str, &str)> = form.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let (status, page) = ops.submit("/console/tenants/acme/settings", &form).await;
+    assert_eq!(status, StatusCode::OK, "{page}");
+    assert!(page.contains("Saved."), "{page}");
+    let active: bool = console
+        .value("select active from tenants where tenant_id = 'acme'")
+        .await;
+    assert!(!active, "the save re-activated a deactivated tenant");
+    let settings: serde_json::Value = console
+        .value("select settings from tenants where tenant_id = 'acme'")
+        .await;
+    assert_eq!(settings["similar_tickets_enabled"], false);
+    assert_eq!(settings["llm_budget_usd"], 12.0);
+}

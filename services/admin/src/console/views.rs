@@ -141,7 +141,13 @@ pub struct TenantPage {
     pub parked: i64,
     /// The LLM provider chain as editable JSON.
     pub providers_json: String,
-    pub feedback: aia_ops::tenants::FeedbackStats,
+    /// What the settings form shows, as it shows it (JSON): a save changes
+    /// only what the operator changed from this, not what another changed
+    /// since the page was loaded.
+    pub shown: String,
+    /// The ratings' figures; `None` when they could not be read (the page
+    /// and its settings still show).
+    pub feedback: Option<aia_ops::tenants::FeedbackStats>,
     pub webhook_urls: Vec<(String, String)>,
     pub connection: Option<ConnectionTest>,
     pub message: Option<String>,

@@ -15,12 +15,44 @@ use crate::console::Operator;
 use crate::routes::AppState;
 use aia_ops::tenants::AdminError;
 
+/// What the settings form showed when it was loaded. The form sends every
+/// field whether or not the operator touched it, so a save compares it with
+/// this, not with the tenant as stored: a change another operator, the API
+/// or the CLI made since the page was loaded (the tenant deactivated, a
+/// provider promoted) is kept unless this operator changed the same field.
+#[derive(serde::Serialize, Deserialize)]
+pub struct Shown {
+    name: String,
+    itsm_base_url: String,
+    active: bool,
+    settings: aia_store::TenantSettings,
+}
+
+impl Shown {
+    pub fn of(tenant: &aia_ops::tenants::TenantView) -> Self {
+        Self {
+            name: tenant.name.clone(),
+            itsm_base_url: tenant.itsm_base_url.clone(),
+            active: tenant.active,
+            settings: tenant.settings.clone(),
+        }
+    }
+
+    pub fn to_json(&self) -> String {
+        serde_json::to_string(self).expect("settings serialise")
+    }
+}
+
 /// The tenant's switches and limits as the settings form sends them
 /// (an unticked box is absent).
 #[derive(Deserialize)]
 pub struct SettingsForm {
     #[serde(default)]
     csrf: String,
+    /// What the form showed ([`Shown`], JSON); absent from a form posted by
+    /// a script, which is then compared with the tenant as stored.
+    #[serde(default)]
+    shown: String,
     name: String,
     itsm_base_url: String,
     #[serde(default)]
@@ -95,6 +127,19 @@ pub async fn save_settings(
         )
             .into_response()
     };
+    let shown = match form.shown.trim() {
+        "" => Shown::of(&current),
+        json => match serde_json::from_str::<Shown>(json) {
+            Ok(shown) => shown,
+            Err(_) => {
+                return problem(
+                    "The page was out of date: it is shown again as stored; make the change again."
+                        .into(),
+                )
+                .await;
+            }
+        },
+    };
     let Ok(max_note_words) = form.max_note_words.trim().parse::<u32>() else {
         return problem("Note length: a whole number of words.".into()).await;
     };
@@ -107,13 +152,13 @@ pub async fn save_settings(
     };
     let Some(reenhance_interval_mins) = whole(
         &form.reenhance_interval_mins,
-        current.settings.reenhance_interval_mins,
+        shown.settings.reenhance_interval_mins,
     ) else {
         return problem("Time between notes: a whole number of minutes above 0.".into()).await;
     };
     let Some(max_event_age_hours) = whole(
         &form.max_event_age_hours,
-        current.settings.max_event_age_hours,
+        shown.settings.max_event_age_hours,
     ) else {
         return problem("Oldest new ticket: a whole number of hours above 0.".into()).await;
     };
@@ -139,7 +184,7 @@ pub async fn save_settings(
         },
     };
     let llm_providers = match form.llm_providers.trim() {
-        "" => current.settings.llm_providers.clone(),
+        "" => shown.settings.llm_providers.clone(),
         text => match serde_json::from_str::<Vec<aia_store::LlmProviderSettings>>(text) {
             Ok(providers) => providers,
             Err(err) => {
@@ -191,20 +236,21 @@ pub async fn save_settings(
         llm_budget_usd: budget,
         llm_budget_period_days: period_days,
         languages,
-        ..current.settings.clone()
+        ..shown.settings.clone()
     };
     let update = aia_ops::tenants::UpdateTenant {
-        name: Some(form.name.trim().to_owned()).filter(|name| *name != current.name),
+        name: Some(form.name.trim().to_owned()).filter(|name| *name != shown.name),
         itsm_base_url: Some(form.itsm_base_url.trim().to_owned())
-            .filter(|url| *url != current.itsm_base_url),
-        active: Some(form.active.is_some()).filter(|active| *active != current.active),
+            .filter(|url| *url != shown.itsm_base_url),
+        active: Some(form.active.is_some()).filter(|active| *active != shown.active),
         itsm_credentials: credentials.clone(),
         settings: None,
     };
-    // What the operator changed, applied to the settings as stored when it
-    // lands: a change made meanwhile (a model promoted) is kept.
+    // What the operator changed from what the page showed, applied to the
+    // settings as stored when it lands: a change made since the page was
+    // loaded (a model promoted, a switch another operator turned) is kept.
     let patch = aia_ops::tenants::merge::diff(
-        &serde_json::to_value(&current.settings).expect("settings serialise"),
+        &serde_json::to_value(&shown.settings).expect("settings serialise"),
         &serde_json::to_value(&settings).expect("settings serialise"),
     );
     match state.tenants.update_patching(&id, update, &patch).await {

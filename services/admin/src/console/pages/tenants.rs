@@ -192,13 +192,19 @@ async fn tenant_page_for(
             Err(err) => tracing::error!(error = %err, "Tenant spend chart unavailable"),
         }
     }
-    match (tenant, parked, feedback) {
-        (Ok(tenant), Ok(parked), Ok(feedback)) => render(&TenantPage {
+    // The ratings' figures read a tenant's whole history: slow or failing,
+    // they must not take the settings and the pause controls with them.
+    let feedback = feedback
+        .inspect_err(|err| tracing::error!(error = %err, "Tenant feedback figures unavailable"))
+        .ok();
+    match (tenant, parked) {
+        (Ok(tenant), Ok(parked)) => render(&TenantPage {
             period,
             charts,
             operator: Some(operator),
             providers_json: serde_json::to_string_pretty(&tenant.settings.llm_providers)
                 .unwrap_or_default(),
+            shown: super::settings::Shown::of(&tenant).to_json(),
             webhook_urls: urls(&tenant.webhook_urls),
             tenant,
             parked,
@@ -206,9 +212,7 @@ async fn tenant_page_for(
             connection,
             message,
         }),
-        (Err(err), _, _) | (_, Err(err), _) | (_, _, Err(err)) => {
-            admin_error(&operator, err, "/console/tenants")
-        }
+        (Err(err), _) | (_, Err(err)) => admin_error(&operator, err, "/console/tenants"),
     }
 }
 

@@ -1,6 +1,7 @@
-// The console's only script: copy buttons, and danger forms whose submit
-// button stays disabled until the confirmation is typed. The server checks
-// the confirmation too; this only saves a round trip.
+// The console's only script: copy buttons, forms sent once however often
+// they are submitted, and danger forms whose submit button stays disabled
+// until the confirmation is typed. The server checks the confirmation too;
+// this only saves a round trip.
 "use strict";
 document.addEventListener("DOMContentLoaded", () => {
   for (const button of document.querySelectorAll("button.copy")) {
@@ -29,6 +30,24 @@ document.addEventListener("DOMContentLoaded", () => {
       );
     });
   }
+  // A form is sent once: a double click (or Enter pressed twice) sent it
+  // twice, and the second answer replaced the first — a new webhook secret,
+  // shown only once, lost behind "a rotation is already under way".
+  for (const form of document.querySelectorAll("form[method=post]")) {
+    form.addEventListener("submit", (event) => {
+      if (form.dataset.sent) {
+        event.preventDefault();
+        return;
+      }
+      form.dataset.sent = "true";
+    });
+  }
+  // A page the browser restores from its back-forward cache may be sent
+  // again.
+  window.addEventListener("pageshow", (event) => {
+    if (!event.persisted) return;
+    for (const form of document.querySelectorAll("form[data-sent]")) delete form.dataset.sent;
+  });
   for (const form of document.querySelectorAll("form[data-confirm]")) {
     const input = form.querySelector("input[name=confirm]");
     const submit = form.querySelector("button[type=submit]");

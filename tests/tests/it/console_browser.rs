@@ -540,6 +540,26 @@ async fn an_operator_runs_the_console_in_a_browser() {
     wait_for_text_in(&browser, "p[role=alert]", "CSRF").await;
     browser.screenshot("13-refused-csrf").await;
 
+    // A form submitted twice at once is sent once: the new secret, shown
+    // only once, is not replaced by the refusal of a second rotation.
+    goto(&browser, &format!("{base}/console/tenants/gamma")).await;
+    wait_for_ready(&browser).await;
+    let second_refused = browser
+        .client
+        .execute(
+            r#"const form = document.querySelector('form[action$="/rotate-secret"]');
+               const refused = [];
+               form.addEventListener('submit', (event) => refused.push(event.defaultPrevented));
+               form.requestSubmit(); form.requestSubmit();
+               return refused;"#,
+            vec![],
+        )
+        .await
+        .unwrap();
+    assert_eq!(second_refused, serde_json::json!([false, true]));
+    wait_for_text_in(&browser, "h1", "New webhook secret for gamma").await;
+    assert!(text_of(&browser, "code#secret").await.len() >= 32);
+
     // Deleting needs the id typed: the button stays disabled until then.
     goto(&browser, &format!("{base}/console/tenants/gamma")).await;
     let delete = browser

@@ -33,8 +33,13 @@ pub struct DeadLetter {
 /// budget, its raw-context note failed to post (its status stays
 /// `failed_budget`, and the technician has no note). The partial index
 /// `enhancement_history_dead` (migration 0028) has this predicate.
-const DEAD: &str = "(status = 'failed'
+pub const DEAD: &str = "(status = 'failed'
      or (status = 'failed_budget' and failed_at is not null and written_back_at is null))";
+
+/// What makes a run one whose ticket got a note: completed; or, over its
+/// tenant's budget, its raw-context note posted.
+pub const NOTED: &str = "(status = 'completed'
+     or (status = 'failed_budget' and written_back_at is not null))";
 
 /// The newest dead letters, of one tenant or of all.
 pub async fn list(

@@ -516,6 +516,11 @@ async fn the_dashboard_sums_the_last_day_and_lists_the_newest_failures() {
              values ('acme', gen_random_uuid(), 'T-999', 'failed', now() - interval '5 minutes', now(), 'writeback', 'ServiceDesk Plus refused the API key (401)', gen_random_uuid());
              insert into enhancement_history (tenant_id, correlation_id, ticket_id, status, received_at, last_event_id)
              values ('acme', gen_random_uuid(), 'T-old', 'completed', now() - interval '3 days', gen_random_uuid());
+             -- Over budget: one got its raw-context note, one's failed to post.
+             insert into enhancement_history (tenant_id, correlation_id, ticket_id, status, received_at, written_back_at, last_event_id)
+             values ('acme', gen_random_uuid(), 'T-raw', 'failed_budget', now() - interval '2 hours', now(), gen_random_uuid());
+             insert into enhancement_history (tenant_id, correlation_id, ticket_id, status, received_at, failed_at, failed_stage, error, last_event_id)
+             values ('acme', gen_random_uuid(), 'T-raw-lost', 'failed_budget', now() - interval '2 hours', now() - interval '1 hour', 'writeback', 'refused', gen_random_uuid());
              insert into tenant_daily_stats (tenant_id, day, cost_usd)
              with period as (
                select (now() at time zone 'utc')::date as today,
@@ -557,10 +562,12 @@ async fn the_dashboard_sums_the_last_day_and_lists_the_newest_failures() {
             .unwrap_or_else(|| panic!("{name} missing"))[1]
             .to_owned()
     };
-    assert_eq!(figure("Tickets received"), "101");
-    assert_eq!(figure("Notes written"), "100");
-    assert_eq!(figure("Failed"), "1");
-    assert_eq!(figure("Success rate"), "99.0 %");
+    assert_eq!(figure("Tickets received"), "103");
+    // The raw-context note over budget is a note; the one that failed to
+    // post is a failure.
+    assert_eq!(figure("Notes written"), "101");
+    assert_eq!(figure("Failed"), "2");
+    assert_eq!(figure("Success rate"), "98.1 %");
     assert_eq!(figure("p95 webhook → note"), "95 ms");
     assert!(page.contains("ServiceDesk Plus refused the API key (401)"));
     assert!(page.contains("T-999"));

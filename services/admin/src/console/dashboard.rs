@@ -177,15 +177,19 @@ struct Figures {
 
 async fn database(admin: &Pool) -> Result<Figures, aia_store::StoreError> {
     let client = admin.get().await?;
-    let day = client.query_one(
+    // A ticket over its tenant's budget that got its raw-context note got
+    // a note; one whose note failed is a failure, as a dead letter is.
+    let figures = format!(
         "select count(*),
-                count(*) filter (where status = 'completed'),
-                count(*) filter (where status in ('failed', 'failed_budget')),
+                count(*) filter (where {noted}),
+                count(*) filter (where {dead}),
                 percentile_cont(0.95) within group (order by processing_ms)
                   filter (where status = 'completed')
            from enhancement_history where received_at > now() - interval '24 hours'",
-        &[],
+        noted = aia_ops::dead_letters::NOTED,
+        dead = aia_ops::dead_letters::DEAD,
     );
+    let day = client.query_one(&figures, &[]);
     let failures = client.query(
         "select failed_at, tenant_id, ticket_id, coalesce(failed_stage, ''), coalesce(error, '')
            from enhancement_history

@@ -147,13 +147,21 @@ struct Bucket {
     writeback_p95: Option<f64>,
 }
 
-/// The bucket ($1 the origin, $3 its length in seconds), its runs,
-/// completed and failed, and the completed runs' p50 and p95.
-const RUN_FIGURES: &str = "date_bin($3::int8 * interval '1 second', received_at, $1), count(*),
-    count(*) filter (where status = 'completed'),
-    count(*) filter (where status in ('failed', 'failed_budget')),
+/// The bucket ($1 the origin, $3 its length in seconds), its runs, those
+/// that got a note and those that failed (a raw-context note over budget
+/// is a note; one that failed to post, a failure), and the completed
+/// runs' p50 and p95.
+fn run_figures() -> String {
+    format!(
+        "date_bin($3::int8 * interval '1 second', received_at, $1), count(*),
+    count(*) filter (where {noted}),
+    count(*) filter (where {dead}),
     percentile_cont(0.5) within group (order by processing_ms) filter (where status = 'completed'),
-    percentile_cont(0.95) within group (order by processing_ms) filter (where status = 'completed')";
+    percentile_cont(0.95) within group (order by processing_ms) filter (where status = 'completed')",
+        noted = aia_ops::dead_letters::NOTED,
+        dead = aia_ops::dead_letters::DEAD,
+    )
+}
 
 /// Runs per bucket, across tenants or for one.
 async fn buckets(
@@ -162,6 +170,7 @@ async fn buckets(
     tenant: Option<&str>,
 ) -> Result<Vec<Bucket>, StoreError> {
     let client = admin.get().await?;
+    let figures = run_figures();
     // Each query is written whole, so the planner picks the index that
     // fits: received_at across tenants, the tenant's own for one.
     let rows = match tenant {
@@ -169,7 +178,7 @@ async fn buckets(
             client
                 .query(
                     &format!(
-                        "select {RUN_FIGURES}, null::float8, null::float8, null::float8
+                        "select {figures}, null::float8, null::float8, null::float8
                            from enhancement_history
                           where received_at >= $1 and received_at < $2
                           group by 1"
@@ -182,7 +191,7 @@ async fn buckets(
             client
                 .query(
                     &format!(
-                        "select {RUN_FIGURES},
+                        "select {figures},
                                 percentile_cont(0.95) within group (order by context_ms),
                                 percentile_cont(0.95) within group (order by llm_ms),
                                 percentile_cont(0.95) within group (order by writeback_ms)

@@ -39,6 +39,18 @@ pub const FREE_FAILURES: i32 = 5;
 /// waits after its first failure.
 pub const WIDE_FAILURES: i64 = 20;
 pub const FAILURE_WINDOW: Duration = Duration::from_secs(15 * 60);
+/// Failures within [`FAILURE_WINDOW`] of one address, over every user name,
+/// after which that address waits before any sign-in, even of a name it
+/// has not tried: it is the one guessing (a made-up name each time is
+/// otherwise never counted against it). Far above what one office behind
+/// one address mistypes.
+pub const ADDRESS_FAILURES: i64 = 100;
+/// The longest password a sign-in checks (bytes): far above any an
+/// operator sets, far below what would make the hash's input costly.
+pub const MAX_PASSWORD_BYTES: usize = 1024;
+/// How long a sign-in waits for a turn at the password check before it is
+/// answered "busy": a flood of sign-ins must not queue real ones for ever.
+pub const CHECK_WAIT: Duration = Duration::from_secs(10);
 /// The first wait after the free failures; each further failure doubles it,
 /// up to [`MAX_BACKOFF`].
 pub const FIRST_BACKOFF: Duration = Duration::from_secs(30);
@@ -83,6 +95,9 @@ pub enum SignIn {
     Throttled {
         retry_after: Duration,
     },
+    /// Every password check is taken and stayed so for [`CHECK_WAIT`]
+    /// (the attempt is counted): try again in a moment.
+    Busy,
 }
 
 /// How long a pair waits after its `failures`-th counted attempt, when
@@ -142,6 +157,12 @@ async fn reserve(
         tx.commit().await?;
         return Ok(Some(Duration::from_secs_f64(wait.ceil())));
     }
+    // An address failing over many names waits whatever name it tries
+    // next, until its failures leave the window.
+    if by_client >= ADDRESS_FAILURES {
+        tx.commit().await?;
+        return Ok(Some(FIRST_BACKOFF));
+    }
     tx.execute(
         "insert into console_sign_in_throttle (username, client_address, failures, last_failure_at)
          values ($1, $2, $3, now())
@@ -163,6 +184,13 @@ pub async fn sign_in(
     client_address: &str,
     lifetime: Duration,
 ) -> Result<SignIn, AuthError> {
+    // A name no operator can have, or a password longer than any an
+    // operator sets, is refused before it costs a row or a hash: a flood
+    // of such made-up attempts would otherwise fill the throttle's table
+    // and the password checks' queue.
+    if !aia_ops::operators::valid_username(username) || password.len() > MAX_PASSWORD_BYTES {
+        return Ok(SignIn::Refused);
+    }
     let client_address = throttled_client(client_address);
     let client_address = client_address.as_str();
     if let Some(retry_after) = reserve(admin, username, client_address).await? {
@@ -184,10 +212,10 @@ pub async fn sign_in(
     drop(client);
     let password = password.to_owned();
     let matches = {
-        let _turn = CHECKS
-            .acquire()
-            .await
-            .expect("the semaphore is never closed");
+        let Ok(turn) = tokio::time::timeout(CHECK_WAIT, CHECKS.acquire()).await else {
+            return Ok(SignIn::Busy);
+        };
+        let _turn = turn.expect("the semaphore is never closed");
         tokio::task::spawn_blocking(move || password_matches(&password, &stored))
             .await
             .unwrap_or(false)

@@ -63,6 +63,12 @@ pub async fn sign_in(
             .into_response();
     }
     let username = form.username.trim().to_lowercase();
+    // As the logs name it: a made-up name may be kilobytes of anything.
+    let logged = if aia_ops::operators::valid_username(&username) {
+        username.as_str()
+    } else {
+        "(not a user name)"
+    };
     let outcome = auth::sign_in(
         &state.tenants.admin,
         &username,
@@ -83,7 +89,7 @@ pub async fn sign_in(
     };
     match outcome {
         Ok(auth::SignIn::Signed { token, lifetime }) => {
-            tracing::info!(username, "Console sign-in");
+            tracing::info!(username = logged, "Console sign-in");
             (
                 [(header::SET_COOKIE, session_cookie(&token, lifetime))],
                 Redirect::to("/console"),
@@ -91,11 +97,11 @@ pub async fn sign_in(
                 .into_response()
         }
         Ok(auth::SignIn::Refused) => {
-            tracing::warn!(username, client, "Console sign-in refused");
+            tracing::warn!(username = logged, client, "Console sign-in refused");
             refused(StatusCode::UNAUTHORIZED, "Wrong user name or password.")
         }
         Ok(auth::SignIn::Throttled { retry_after }) => {
-            tracing::warn!(username, client, "Console sign-in throttled");
+            tracing::warn!(username = logged, client, "Console sign-in throttled");
             let mut response = refused(
                 StatusCode::TOO_MANY_REQUESTS,
                 &format!(
@@ -107,6 +113,20 @@ pub async fn sign_in(
                 header::RETRY_AFTER,
                 header::HeaderValue::from(retry_after.as_secs()),
             );
+            response
+        }
+        Ok(auth::SignIn::Busy) => {
+            tracing::warn!(
+                client,
+                "Console sign-in waited too long for a password check"
+            );
+            let mut response = refused(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "The console is busy checking other sign-ins; try again in a moment.",
+            );
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, header::HeaderValue::from(5));
             response
         }
         Err(err) => {

@@ -15,8 +15,9 @@ use crate::handler::Handler;
 use crate::stage::{StageConfig, StageError, run_stage};
 use crate::{JetStream, connect};
 
-/// Database connections per stage instance. A handler holds one at a time,
-/// so this bounds the queries in flight, not the messages.
+/// Database connections per stage instance unless `AI_AGENTS_DB_POOL_SIZE`
+/// says. A handler holds one at a time, so this bounds the queries in
+/// flight, not the messages.
 pub const POOL_SIZE: usize = 16;
 
 /// The settings every stage reads the same way.
@@ -34,6 +35,9 @@ pub struct StageSettings {
     /// Messages worked on at once by this instance
     /// (`AI_AGENTS_CONCURRENCY`, default 32).
     pub concurrency: usize,
+    /// Database connections this instance may hold
+    /// (`AI_AGENTS_DB_POOL_SIZE`, default [`POOL_SIZE`]).
+    pub pool_size: usize,
     /// The process's metrics; the stage adds its series to it.
     pub registry: aia_telemetry::metrics::SharedRegistry,
     /// Where to serve `/metrics` (`AI_AGENTS_METRICS_ADDR`); `None` when
@@ -53,6 +57,7 @@ impl StageSettings {
             keyring: keyring_from_env()?,
             tenant_cache_ttl: Duration::from_secs(aia_config::parsed("TENANT_CACHE_TTL_SECS", 5)?),
             concurrency: shared.concurrency,
+            pool_size: shared.db_pool_size.unwrap_or(POOL_SIZE),
             registry: aia_telemetry::metrics::registry(),
             metrics_addr: shared.metrics_addr,
         })
@@ -67,6 +72,7 @@ impl StageSettings {
             keyring,
             tenant_cache_ttl: Duration::from_secs(5),
             concurrency: aia_config::Shared::DEFAULT_CONCURRENCY,
+            pool_size: POOL_SIZE,
             registry: aia_telemetry::metrics::registry(),
             metrics_addr: None,
         }
@@ -107,8 +113,8 @@ impl StageDeps {
     /// the servers does not die in the race.
     pub async fn connect(name: &'static str, settings: StageSettings) -> Result<Self, StageError> {
         let _ = rustls::crypto::ring::default_provider().install_default();
-        let db =
-            aia_store::pool(&settings.database_url, POOL_SIZE).map_err(StageError::Database)?;
+        let db = aia_store::pool(&settings.database_url, settings.pool_size)
+            .map_err(StageError::Database)?;
         let (_client, jetstream) = connect(&settings.nats_url, name)
             .await
             .map_err(StageError::Nats)?;

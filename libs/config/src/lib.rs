@@ -90,6 +90,11 @@ pub struct Shared {
     /// proxy the operator names — and makes enforce the same refusals —
     /// is used.
     pub outbound_proxy: Option<String>,
+    /// Database connections each process may hold at most
+    /// (`AI_AGENTS_DB_POOL_SIZE`); `None`: each service's own (a stage 16,
+    /// the ingress 32). Every instance's pool counts against the server's
+    /// `max_connections`.
+    pub db_pool_size: Option<usize>,
 }
 
 impl Shared {
@@ -130,6 +135,10 @@ impl Shared {
                     }
                 })
                 .transpose()?,
+            db_pool_size: match optional("DB_POOL_SIZE") {
+                None => None,
+                Some(_) => Some(positive("DB_POOL_SIZE", 1)?),
+            },
         })
     }
 }
@@ -143,6 +152,7 @@ impl Default for Shared {
             metrics_max_tenants: Self::DEFAULT_METRICS_MAX_TENANTS,
             outbound_allow_link_local: false,
             outbound_proxy: None,
+            db_pool_size: None,
         }
     }
 }

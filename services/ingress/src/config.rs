@@ -35,7 +35,14 @@ pub struct Config {
     /// the public webhook listener; `None` when the process serves its
     /// registry itself, or not at all.
     pub metrics_addr: Option<SocketAddr>,
+    /// Database connections this instance may hold
+    /// (`AI_AGENTS_DB_POOL_SIZE`, default 32).
+    pub pool_size: usize,
 }
+
+/// The ingress's database connections unless `AI_AGENTS_DB_POOL_SIZE`
+/// says: every webhook claims its run before it is published.
+pub const POOL_SIZE: usize = 32;
 
 impl std::fmt::Debug for Config {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -65,6 +72,7 @@ impl Config {
             feedback_link_days: aia_config::positive("FEEDBACK_LINK_DAYS", 30)?,
             registry: aia_telemetry::metrics::registry(),
             metrics_addr: shared.metrics_addr,
+            pool_size: shared.db_pool_size.unwrap_or(POOL_SIZE),
         })
     }
 
@@ -84,6 +92,7 @@ impl Config {
             feedback_link_days: 30,
             registry: aia_telemetry::metrics::registry(),
             metrics_addr: None,
+            pool_size: POOL_SIZE,
         }
     }
 }

@@ -128,7 +128,7 @@ async fn within_time(
 
 /// Connects to NATS and Postgres and builds the shared state.
 pub async fn state(config: Config) -> anyhow::Result<AppState> {
-    let db = aia_store::pool(&config.database_url, 32).context("database URL")?;
+    let db = aia_store::pool(&config.database_url, config.pool_size).context("database URL")?;
     let (nats, jetstream) = aia_bus::connect(&config.nats_url, "ingress")
         .await
         .context("connecting to NATS")?;

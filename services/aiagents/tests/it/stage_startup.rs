@@ -95,3 +95,34 @@ async fn assert_fails_at_once(nats: &NatsServer, pg: &PgCluster) {
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(stderr.contains("aiagents nats apply"), "{stderr}");
 }
+
+/// The pool's size is the operator's to set (the sum over replicas must
+/// fit PostgreSQL's `max_connections`); a size of none is refused at
+/// start, by name.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pool_of_no_connections_is_refused_at_start_by_name() {
+    let nats = NatsServer::start().await;
+    let pg = PgCluster::start().await;
+    ops::apply_nats(&nats.url()).await.unwrap();
+    for service in ["writeback", "ingress"] {
+        let output = Command::new(env!("CARGO_BIN_EXE_aiagents"))
+            .args(["run", service])
+            .env("AI_AGENTS_NATS_URL", nats.url())
+            .env("AI_AGENTS_DATABASE_URL", pg.app_url())
+            .env("AI_AGENTS_SECRET_KEYS", Keyring::generate_spec("k1"))
+            .env("AI_AGENTS_LLM_BASE_URL", "http://127.0.0.1:9/v1")
+            .env("AI_AGENTS_DB_POOL_SIZE", "0")
+            .env_remove("AI_AGENTS_METRICS_ADDR")
+            .env_remove("OTEL_EXPORTER_OTLP_ENDPOINT")
+            .env("RUST_LOG", "error")
+            .stdout(Stdio::null())
+            .output()
+            .unwrap();
+        assert!(!output.status.success(), "{service} started");
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(
+            stderr.contains("AI_AGENTS_DB_POOL_SIZE"),
+            "{service}: {stderr}"
+        );
+    }
+}

@@ -262,7 +262,18 @@ up() {
 down() {
   local name=$1 dir="$dev/$1"
   if [ -f "$dir/nats.pid" ]; then
-    kill "$(cat "$dir/nats.pid")" 2>/dev/null || true
+    # Only our nats-server: after a reboot the number may be another
+    # process's. Waited for, so the next `up` does not clear its store
+    # under it.
+    local pid
+    pid=$(cat "$dir/nats.pid")
+    if tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null | grep -q "nats-server.*$dir/nats"; then
+      kill "$pid" 2>/dev/null || true
+      for _ in $(seq 50); do
+        [ -d "/proc/$pid" ] || break
+        sleep 0.1
+      done
+    fi
     rm -f "$dir/nats.pid"
   fi
   local pgdata="$dir/pg"

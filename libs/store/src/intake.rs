@@ -13,7 +13,7 @@ use std::time::Duration;
 use aia_events::{TenantId, TicketId};
 use uuid::Uuid;
 
-use crate::{Client, StoreError, tenant_query};
+use crate::{Client, StoreError, tenant_query, tenant_query_unflushed};
 
 /// The kind of change that asks for a run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -116,14 +116,18 @@ pub async fn claim(
     })
 }
 
-/// Records that the stream confirmed the claim's event.
+/// Records that the stream confirmed the claim's event. The mark commits
+/// without waiting for the WAL flush: one lost in a database crash reads
+/// as a claim not confirmed, whose next delivery publishes the same event
+/// under the same message id — the stream or the stages' idempotency take
+/// it once — so the webhook's one durable commit is the claim's.
 pub async fn confirmed(
     client: &mut Client,
     tenant: &TenantId,
     ticket: &TicketId,
     event_id: Uuid,
 ) -> Result<(), StoreError> {
-    tenant_query(
+    tenant_query_unflushed(
         client,
         tenant,
         "update ticket_intake set published_at = now()

@@ -42,6 +42,7 @@ pub(crate) async fn watch<H: Handler>(
     handler: Arc<H>,
     stage: &'static str,
     durable: String,
+    metrics: crate::metrics::StageMetrics,
 ) -> Option<tokio::task::JoinHandle<()>> {
     let client = jetstream.client();
     let mut advisories = match client
@@ -60,11 +61,23 @@ pub(crate) async fn watch<H: Handler>(
             let Ok(exhausted) = serde_json::from_slice::<MaxDeliveries>(&advisory.payload) else {
                 continue;
             };
-            let (jetstream, stream, handler) = (jetstream.clone(), stream.clone(), handler.clone());
+            let (jetstream, stream, handler, metrics) = (
+                jetstream.clone(),
+                stream.clone(),
+                handler.clone(),
+                metrics.clone(),
+            );
             tokio::spawn(async move {
-                if let Err(reason) =
-                    end_run(&jetstream, &stream, &*handler, stage, &exhausted).await
-                {
+                let ended = end_run(&jetstream, &stream, &*handler, stage, &exhausted).await;
+                // Counted with the stage's own outcomes: a run the advisory
+                // ended as failed is a dead letter the `DeadLetters` alert
+                // and the dashboard must see.
+                match &ended {
+                    Ok(Ended::Done) => metrics.ended("done"),
+                    Ok(Ended::GaveUp) => metrics.ended("gave_up"),
+                    Err(_) => {}
+                }
+                if let Err(reason) = ended {
                     tracing::error!(
                         stage,
                         stream_sequence = exhausted.stream_seq,
@@ -77,13 +90,21 @@ pub(crate) async fn watch<H: Handler>(
     }))
 }
 
+/// How a run the advisory ended came to its end.
+enum Ended {
+    /// Handled once more, it completed.
+    Done,
+    /// It failed once more: its failure is published.
+    GaveUp,
+}
+
 async fn end_run<H: Handler>(
     jetstream: &JetStream,
     stream: &async_nats::jetstream::stream::Stream,
     handler: &H,
     stage: &'static str,
     exhausted: &MaxDeliveries,
-) -> Result<(), String> {
+) -> Result<Ended, String> {
     // Reading the message and publishing the run's end are asked again
     // for a minute: the advisory comes once, often while the cluster that
     // lost the process settles, and nothing else would end the run.
@@ -121,7 +142,7 @@ async fn end_with<H: Handler>(
     stage: &'static str,
     exhausted: &MaxDeliveries,
     event: &Event,
-) -> Result<(), String> {
+) -> Result<Ended, String> {
     let attempts = u32::try_from(exhausted.deliveries)
         .unwrap_or(u32::MAX)
         .saturating_add(1);
@@ -135,10 +156,12 @@ async fn end_with<H: Handler>(
         max_deliver: Some(attempts),
         stream_sequence: exhausted.stream_seq,
     };
+    let mut ended = Ended::Done;
     let outputs = match dispatch(handler, event, last).await {
         Ok(Handled::Publish(events)) => events,
         Ok(Handled::Nothing) => vec![],
         Err(err) => {
+            ended = Ended::GaveUp;
             let reason = format!(
                 "its deliveries ran out (the process working on the last one stopped); once more: {}",
                 err.reason
@@ -164,5 +187,5 @@ async fn end_with<H: Handler>(
         .await
         .map_err(|err| format!("publishing its end: {err}"))?;
     }
-    Ok(())
+    Ok(ended)
 }

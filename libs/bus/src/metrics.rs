@@ -103,6 +103,17 @@ impl StageMetrics {
         }
     }
 
+    /// Counts a message ended outside a delivery (its deliveries ran out
+    /// and the max-deliveries advisory ended its run).
+    pub fn ended(&self, outcome: &str) {
+        self.messages
+            .get_or_create(&OutcomeLabels {
+                stage: self.stage.clone(),
+                outcome: outcome.to_owned(),
+            })
+            .inc();
+    }
+
     pub fn finished(&self, outcome: &str, seconds: f64) {
         self.in_flight.get_or_create(&self.labels()).dec();
         self.processing

@@ -97,16 +97,17 @@ pub async fn run_stage<H: Handler>(
         found = find_consumer(&jetstream, &config.durable) => found,
     }
     .map_err(|err| consumer_error(&err))?;
+    let metrics = crate::metrics::StageMetrics::register(&config.registry, config.stage);
     let exhausted = crate::advisory::watch(
         jetstream.clone(),
         stream,
         handler.clone(),
         config.stage,
         config.durable.clone(),
+        metrics.clone(),
     )
     .await;
     let consumer_config = &consumer.cached_info().config;
-    let metrics = crate::metrics::StageMetrics::register(&config.registry, config.stage);
     metrics.set_workers(config.concurrency);
     let lag = crate::metrics::ConsumerLag::register(&config.registry, config.stage)
         .watch(consumer.clone(), LAG_EVERY);

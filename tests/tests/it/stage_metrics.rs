@@ -59,6 +59,11 @@ struct Running {
 
 impl Rig {
     fn writeback(&self, config: StageConfig) -> Running {
+        self.writeback_leasing(config, Duration::from_secs(30))
+    }
+
+    /// … whose deliveries hold a run's write-back for `lease`.
+    fn writeback_leasing(&self, config: StageConfig, lease: Duration) -> Running {
         let pool = aia_store::pool(&self.db.app_url, 2).unwrap();
         let handler = Arc::new(writeback::Writeback {
             tenants: Arc::new(aia_store::TenantCache::new(
@@ -69,7 +74,7 @@ impl Rig {
             db: pool,
             http: reqwest::Client::new(),
             public_url: None,
-            lease: Duration::from_secs(30),
+            lease,
         });
         let shutdown = tokio_util::sync::CancellationToken::new();
         let stage = tokio::spawn(aia_bus::run_stage(
@@ -317,4 +322,75 @@ async fn a_stage_whose_consumer_is_deleted_stops_with_an_error() {
         .unwrap();
     let err = stopped.expect_err("an error, not a clean stop");
     assert!(err.to_string().contains("nats apply"), "{err}");
+}
+
+/// A run the max-deliveries advisory ends as failed (its last delivery's
+/// process died) is counted as given up like one the stage ended itself:
+/// the `DeadLetters` alert and the dashboard read that count.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_run_the_advisory_ends_as_failed_counts_as_given_up() {
+    let sdp = ServiceDeskStandIn::new("t");
+    let rig = rig(&sdp).await;
+    // The help desk cannot be reached: every attempt fails, for now.
+    rig.db
+        .admin_client()
+        .await
+        .execute(
+            "update tenants set itsm_base_url = 'http://127.0.0.1:9' where tenant_id = 'acme-msp'",
+            &[],
+        )
+        .await
+        .unwrap();
+    let mut event = examples::all()
+        .into_iter()
+        .find(|event| matches!(&event.payload, Payload::EnhancementGenerated(g) if !g.degraded))
+        .unwrap();
+    event.ticket_id = TicketId::parse("SUP-9").unwrap();
+    let sequence = rig
+        .jetstream
+        .publish(
+            aia_events::subject::for_event(aia_events::subject::DEFAULT_PREFIX, &event),
+            event.to_json().into(),
+        )
+        .await
+        .unwrap()
+        .await
+        .unwrap()
+        .sequence;
+    let config = writeback_config(4, None);
+    let registry = config.registry.clone();
+    // A short lease: the last attempt waits out the one its first
+    // delivery left (a refused connection may have posted the note).
+    let running = rig.writeback_leasing(config, Duration::from_secs(1));
+    // Its first delivery fails (the stage listens for advisories before it
+    // pulls).
+    eventually("a failed delivery", Duration::from_secs(20), || async {
+        aia_telemetry::metrics::encode(&registry)
+            .contains(r#"stage_messages_total{stage="writeback",outcome="retry"} 1"#)
+            .then_some(())
+    })
+    .await;
+    // As the server says it when the message's last delivery went
+    // unanswered.
+    let advisory = serde_json::json!({"stream_seq": sequence, "deliveries": 8});
+    rig.jetstream
+        .client()
+        .publish(
+            aia_bus::advisory::subject(Stage::Writeback.as_str()),
+            serde_json::to_vec(&advisory).unwrap().into(),
+        )
+        .await
+        .unwrap();
+    eventually(
+        "the run counted as given up",
+        Duration::from_secs(60),
+        || async {
+            aia_telemetry::metrics::encode(&registry)
+                .contains(r#"stage_messages_total{stage="writeback",outcome="gave_up"} 1"#)
+                .then_some(())
+        },
+    )
+    .await;
+    running.shutdown.cancel();
+    running.stage.await.unwrap().unwrap();
 }

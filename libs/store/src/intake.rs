@@ -13,7 +13,7 @@ use std::time::Duration;
 use aia_events::{TenantId, TicketId};
 use uuid::Uuid;
 
-use crate::{Client, StoreError, tenant_query, tenant_query_unflushed};
+use crate::{Client, StoreError};
 
 /// The kind of change that asks for a run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -66,74 +66,61 @@ pub async fn claim(
         Kind::Updated => reenhance_after.map(|after| after.as_secs_f64()),
         Kind::Created => None,
     };
-    let claimed = tenant_query(
-        client,
-        tenant,
-        "insert into ticket_intake as t (tenant_id, ticket_id, kind, event_id, msg_id, event)
-         values ($1, $2, $3, $4, $5, $6)
-         on conflict (tenant_id, ticket_id) do update
-            set kind = excluded.kind, event_id = excluded.event_id, msg_id = excluded.msg_id,
-                event = excluded.event, claimed_at = now(), published_at = null
-          where $7::float8 is not null and t.published_at is not null
-            and t.claimed_at <= now() - make_interval(secs => $7::float8)
-         returning event_id",
-        &[
-            &tenant.as_str(),
-            &ticket.as_str(),
-            &kind.as_str(),
-            &event_id,
-            &msg_id,
-            &event,
-            &reclaim_secs,
-        ],
-    )
-    .await?;
-    if !claimed.is_empty() {
-        return Ok(Claim::New);
-    }
-    // A new statement sees a claim another delivery has just committed.
-    let rows = tenant_query(
-        client,
-        tenant,
-        "select event_id, msg_id, event, published_at is not null
-           from ticket_intake where tenant_id = $1 and ticket_id = $2",
-        &[&tenant.as_str(), &ticket.as_str()],
-    )
-    .await?;
-    let row = rows
-        .first()
+    // One statement (migration 0029): the tenant is set inside, and an
+    // insert that finds another delivery's claim reads it in the same call.
+    let statement = client
+        .prepare_cached(
+            "select claimed, claim_event_id, claim_msg_id, claim_event, published
+               from intake_claim($1, $2, $3, $4, $5, $6, $7)",
+        )
+        .await?;
+    let row = client
+        .query_opt(
+            &statement,
+            &[
+                &tenant.as_str(),
+                &ticket.as_str(),
+                &kind.as_str(),
+                &event_id,
+                &msg_id,
+                &event,
+                &reclaim_secs,
+            ],
+        )
+        .await?
         .ok_or_else(|| StoreError::Corrupt("a claimed ticket has no claim".into()))?;
-    Ok(if row.get::<_, bool>(3) {
+    Ok(if row.get::<_, bool>(0) {
+        Claim::New
+    } else if row.get::<_, bool>(4) {
         Claim::Duplicate {
-            event_id: row.get(0),
+            event_id: row.get(1),
         }
     } else {
         Claim::Unconfirmed {
-            event_id: row.get(0),
-            msg_id: row.get(1),
-            event: row.get(2),
+            event_id: row.get(1),
+            msg_id: row.get(2),
+            event: row.get(3),
         }
     })
 }
 
-/// Records that the stream confirmed the claim's event. The mark commits
-/// without waiting for the WAL flush: one lost in a database crash reads
-/// as a claim not confirmed, whose next delivery publishes the same event
-/// under the same message id — the stream or the stages' idempotency take
-/// it once — so the webhook's one durable commit is the claim's.
+/// Records that the stream confirmed the claim's event, in one statement
+/// (migration 0029). The mark commits without waiting for the WAL flush:
+/// one lost in a database crash reads as a claim not confirmed, whose next
+/// delivery publishes the same event under the same message id — the
+/// stream or the stages' idempotency take it once — so the webhook's one
+/// durable commit is the claim's.
 pub async fn confirmed(
     client: &mut Client,
     tenant: &TenantId,
     ticket: &TicketId,
     event_id: Uuid,
 ) -> Result<(), StoreError> {
-    tenant_query_unflushed(
-        client,
-        tenant,
-        "update ticket_intake set published_at = now()
-          where tenant_id = $1 and ticket_id = $2 and event_id = $3 and published_at is null",
-        &[&tenant.as_str(), &ticket.as_str(), &event_id],
-    )
-    .await?;
+    let statement = client
+        .prepare_cached("select intake_confirmed($1, $2, $3)")
+        .await?;
+    client
+        .execute(&statement, &[&tenant.as_str(), &ticket.as_str(), &event_id])
+        .await?;
     Ok(())
 }

@@ -123,6 +123,10 @@ pub const MIGRATIONS: &[(&str, &str)] = &[
         "0028_ingress_and_dead_letters",
         include_str!("../../../migrations/0028_ingress_and_dead_letters.sql"),
     ),
+    (
+        "0029_intake_in_one_statement",
+        include_str!("../../../migrations/0029_intake_in_one_statement.sql"),
+    ),
 ];
 
 const LOCK_KEY: i64 = 0x6169_6167_656e_7473; // "aiagents"

@@ -143,6 +143,35 @@ async fn updates_start_a_run_only_for_a_ticket_without_one_unless_the_tenant_re_
     assert_eq!(ingress.stored().await, 3);
 }
 
+/// Twenty different deliveries of one new ticket at once (a help desk's
+/// retries, each signed afresh): one run, one event in the stream, and
+/// every delivery answered 202.
+#[tokio::test]
+async fn twenty_deliveries_of_one_new_ticket_at_once_start_one_run() {
+    let ingress = Ingress::start().await;
+    let ingress = &ingress;
+    let answers = futures::future::join_all((0..20).map(|n| async move {
+        let mut body = ticket("acme", "T-20");
+        body["description"] = json!(format!("VPN drops (delivery {n})"));
+        ingress.post_signed("/webhook/servicedesk", &body).await
+    }))
+    .await;
+    assert!(
+        answers.iter().all(|(status, _, _)| *status == 202),
+        "{:?}",
+        answers
+            .iter()
+            .map(|(status, answer, _)| (status, answer))
+            .collect::<Vec<_>>()
+    );
+    let runs: std::collections::BTreeSet<String> = answers
+        .iter()
+        .filter_map(|(_, answer, _)| answer["event_id"].as_str().map(str::to_owned))
+        .collect();
+    assert_eq!(runs.len(), 1, "{runs:?}");
+    assert_eq!(ingress.stored().await, 1);
+}
+
 #[tokio::test]
 async fn a_run_claimed_but_never_published_is_published_once_by_the_next_delivery() {
     let ingress = Ingress::start().await;

@@ -598,18 +598,24 @@ async fn integrations_are_replaced_encrypted_and_never_echoed() {
         answer,
         json!({"knowledge_base_token": true, "incident_webhook_secret": false, "incident_webhook_url": false, "monitoring_token": false, "llm_keys": ["litellm"], "embedding_keys": ["openai"]})
     );
-    let raw: String = api
+    // The column's bytes as stored (its text form would be hex, and hide
+    // a plaintext key as well as an encrypted one).
+    let raw: Vec<u8> = api
         ._db
         .admin_client()
         .await
         .query_one(
-            "select integrations_enc::text from tenants where tenant_id = 'acme'",
+            "select integrations_enc from tenants where tenant_id = 'acme'",
             &[],
         )
         .await
         .unwrap()
         .get(0);
-    assert!(!raw.contains("sk-embed-secret"), "stored in the clear");
+    assert!(!raw.is_empty());
+    assert!(
+        !String::from_utf8_lossy(&raw).contains("sk-embed-secret"),
+        "stored in the clear"
+    );
     let (_, view) = api
         .call(reqwest::Method::GET, "/admin/tenants/acme", None)
         .await;

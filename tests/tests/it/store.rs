@@ -137,12 +137,19 @@ async fn secrets_are_stored_encrypted_and_read_back_only_with_the_key() {
         .get(0);
     assert!(!dump.contains(webhook_secret));
     assert!(!dump.contains("token-of-acme"));
-    let raw: Vec<u8> = admin
-        .query_one("select webhook_secret_enc from tenants", &[])
+    // … nor in the bytes of the encrypted columns (their text form is hex,
+    // which would hide plaintext as well).
+    let row = admin
+        .query_one(
+            "select webhook_secret_enc, itsm_credentials_enc from tenants",
+            &[],
+        )
         .await
-        .unwrap()
-        .get(0);
-    assert!(!String::from_utf8_lossy(&raw).contains(webhook_secret));
+        .unwrap();
+    let (secret_bytes, credential_bytes): (Vec<u8>, Vec<u8>) = (row.get(0), row.get(1));
+    assert!(!secret_bytes.is_empty() && !credential_bytes.is_empty());
+    assert!(!String::from_utf8_lossy(&secret_bytes).contains(webhook_secret));
+    assert!(!String::from_utf8_lossy(&credential_bytes).contains("token-of-acme"));
 
     let tenant = tenants::get(&mut client, &keyring, &TenantId::parse("acme").unwrap())
         .await

@@ -123,16 +123,25 @@ async fn tenants_are_managed_from_the_cli_and_no_secret_is_stored_in_plaintext()
         ))
         .contains("rotation of acme ended")
     );
-    assert!(
-        stdout(&aiagents(
-            &db,
-            &old_keys,
-            &["tenant", "rotate-secret", "acme"]
-        ))
-        .contains("The previous secret stays valid for 24 hours")
-    );
+    let rotated_again = stdout(&aiagents(
+        &db,
+        &old_keys,
+        &["tenant", "rotate-secret", "acme"],
+    ));
+    assert!(rotated_again.contains("The previous secret stays valid for 24 hours"));
+    // The secrets the database holds now: the newest and the one before it.
+    let issued = |output: &str| {
+        output
+            .lines()
+            .find_map(|line| line.strip_prefix("new webhook secret:"))
+            .map(str::trim)
+            .expect("the new secret is shown")
+            .to_owned()
+    };
+    let (previous, current) = (issued(&rotated), issued(&rotated_again));
 
-    // A dump of the database holds no secret in plaintext.
+    // A dump of the database holds no secret in plaintext — in its text,
+    // nor in the bytes of its bytea columns (which a dump writes as hex).
     let bindir =
         std::env::var("AI_AGENTS_PG_BINDIR").expect("the test stack sets AI_AGENTS_PG_BINDIR");
     let dump = Command::new(format!("{bindir}/pg_dump"))
@@ -149,10 +158,28 @@ async fn tenants_are_managed_from_the_cli_and_no_secret_is_stored_in_plaintext()
         dump.contains("COPY public.tenants"),
         "the dump has the tenants table"
     );
-    for plaintext in [secret.as_str(), "sdp-key-4711"] {
+    let bytes: Vec<Vec<u8>> = dump
+        .split("\\\\x")
+        .skip(1)
+        .map(|rest| {
+            let digits: String = rest.chars().take_while(char::is_ascii_hexdigit).collect();
+            hex::decode(&digits[..digits.len() - digits.len() % 2]).unwrap()
+        })
+        .collect();
+    assert!(
+        bytes.iter().any(|value| value.len() > 32),
+        "the dump's encrypted columns were found"
+    );
+    for plaintext in [previous.as_str(), current.as_str(), "sdp-key-4711"] {
         assert!(
             !dump.contains(plaintext),
             "a secret is in the dump in plaintext"
+        );
+        assert!(
+            !bytes.iter().any(|value| value
+                .windows(plaintext.len())
+                .any(|w| w == plaintext.as_bytes())),
+            "a secret is in a bytea column of the dump in plaintext"
         );
     }
 

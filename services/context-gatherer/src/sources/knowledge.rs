@@ -213,14 +213,14 @@ pub async fn external(
         request = request.bearer_auth(token);
     }
     let response = request.send_traced("knowledge-base").await.map_err(|err| {
-        SourceError::Failed(if err.is_timeout() {
-            format!(
+        if err.is_timeout() {
+            SourceError::TimedOut(format!(
                 "external knowledge base did not answer within {} s",
                 timeout.as_secs()
-            )
+            ))
         } else {
-            "external knowledge base could not be reached".into()
-        })
+            SourceError::Failed("external knowledge base could not be reached".into())
+        }
     })?;
     if !response.status().is_success() {
         return Err(SourceError::Failed(format!(

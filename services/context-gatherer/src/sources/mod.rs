@@ -34,6 +34,11 @@ pub enum SourceError {
     /// The database could not serve the source for a passing reason.
     #[error("database unavailable: {0}")]
     Unavailable(String),
+    /// A far end (an external knowledge base, a monitoring API) did not
+    /// answer within the source's own bound: reported as a timeout, as a
+    /// source cut by the stage's budget is.
+    #[error("{0}")]
+    TimedOut(String),
 }
 
 impl From<aia_store::StoreError> for SourceError {
@@ -81,6 +86,10 @@ pub async fn run<T>(
         Ok(Ok(items)) => {
             let n_items = items.len();
             (items, report(SourceStatus::Ok, n_items, None))
+        }
+        Ok(Err(SourceError::TimedOut(detail))) => {
+            tracing::warn!(source = ?source, detail, "Context source timed out");
+            (vec![], report(SourceStatus::Timeout, 0, Some(detail)))
         }
         Ok(Err(err)) => {
             if matches!(err, SourceError::Unavailable(_)) {

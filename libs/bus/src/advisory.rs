@@ -28,6 +28,11 @@ struct MaxDeliveries {
     deliveries: u64,
 }
 
+/// Runs ended at once by one process at most: a burst of advisories (a
+/// process holding many last deliveries died) does not become unbounded
+/// work beside the stage's own.
+static ENDING: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(4);
+
 /// The advisory subject of `durable`'s exhausted messages.
 pub fn subject(durable: &str) -> String {
     format!("$JS.EVENT.ADVISORY.CONSUMER.MAX_DELIVERIES.{STREAM}.{durable}")
@@ -43,6 +48,7 @@ pub(crate) async fn watch<H: Handler>(
     stage: &'static str,
     durable: String,
     metrics: crate::metrics::StageMetrics,
+    tasks: tokio_util::task::TaskTracker,
 ) -> Option<tokio::task::JoinHandle<()>> {
     let client = jetstream.client();
     let mut advisories = match client
@@ -67,7 +73,13 @@ pub(crate) async fn watch<H: Handler>(
                 handler.clone(),
                 metrics.clone(),
             );
-            tokio::spawn(async move {
+            // On the stage's tracker: a stopping stage waits for the runs
+            // it is ending as for its deliveries (the advisory comes once;
+            // cut off, nothing else would end the run), and a few at a time.
+            tasks.spawn(async move {
+                let Ok(_turn) = ENDING.acquire().await else {
+                    return;
+                };
                 let ended = end_run(&jetstream, &stream, &*handler, stage, &exhausted).await;
                 // Counted with the stage's own outcomes: a run the advisory
                 // ended as failed is a dead letter the `DeadLetters` alert

@@ -98,6 +98,9 @@ pub async fn run_stage<H: Handler>(
     }
     .map_err(|err| consumer_error(&err))?;
     let metrics = crate::metrics::StageMetrics::register(&config.registry, config.stage);
+    // The deliveries being worked on, and the runs the advisory is ending:
+    // a stopping stage waits for both.
+    let tasks = TaskTracker::new();
     let exhausted = crate::advisory::watch(
         jetstream.clone(),
         stream,
@@ -105,6 +108,7 @@ pub async fn run_stage<H: Handler>(
         config.stage,
         config.durable.clone(),
         metrics.clone(),
+        tasks.clone(),
     )
     .await;
     let consumer_config = &consumer.cached_info().config;
@@ -128,9 +132,10 @@ pub async fn run_stage<H: Handler>(
     // redelivered to another instance (a second LLM call), and use up
     // their deliveries without ever being tried.
     let permits = Arc::new(Semaphore::new(config.concurrency));
-    let tasks = TaskTracker::new();
     // Since when pulls have failed without a break.
     let mut failing_since: Option<tokio::time::Instant> = None;
+    // Why the stage stops, when it is not asked to.
+    let mut stopped_by: Option<StageError> = None;
     let mut limits_read = tokio::time::Instant::now();
     'pulling: loop {
         // `nats apply` changes a consumer in place (its deliveries, its
@@ -172,8 +177,12 @@ pub async fn run_stage<H: Handler>(
                     ));
                     consumer = found;
                 }
-                // Gone: the server said so at once.
-                Err(err) if asked.elapsed() < CONSUMER_WAIT => return Err(consumer_error(&err)),
+                // Gone: the server said so at once. The stage stops, as
+                // a stopping one does: what it holds is finished and acked.
+                Err(err) if asked.elapsed() < CONSUMER_WAIT => {
+                    stopped_by = Some(consumer_error(&err));
+                    break;
+                }
                 // Not answering for a minute (a cluster without quorum):
                 // keep pulling, as a starting stage would keep waiting.
                 Err(err) => {
@@ -242,6 +251,11 @@ pub async fn run_stage<H: Handler>(
             }
         }
     }
+    // No more advisories taken (the queue group gives the next to another
+    // instance); those being ended finish with the deliveries.
+    if let Some(exhausted) = &exhausted {
+        exhausted.abort();
+    }
     tasks.close();
     tasks.wait().await;
     // Acks are sent without waiting for the server's confirmation: make
@@ -253,14 +267,16 @@ pub async fn run_stage<H: Handler>(
         Err(_) => tracing::warn!("NATS did not take the last acks in time"),
     }
     lag.abort();
-    if let Some(exhausted) = exhausted {
-        exhausted.abort();
-    }
     if let Some(server) = metrics_server {
         server.abort();
     }
-    tracing::info!(stage = config.stage, "Stage stopped");
-    Ok(())
+    match stopped_by {
+        Some(err) => Err(err),
+        None => {
+            tracing::info!(stage = config.stage, "Stage stopped");
+            Ok(())
+        }
+    }
 }
 
 /// How long a starting stage waits for its consumer to answer: on a

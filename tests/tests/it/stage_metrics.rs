@@ -394,3 +394,77 @@ async fn a_run_the_advisory_ends_as_failed_counts_as_given_up() {
     running.shutdown.cancel();
     running.stage.await.unwrap().unwrap();
 }
+
+/// A stage told to stop while it ends a run for the advisory finishes that
+/// run first: the advisory comes once, and a run cut off there would stay
+/// unended for ever.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stopping_stage_finishes_the_run_it_is_ending_for_the_advisory() {
+    let sdp = ServiceDeskStandIn::new("t");
+    let rig = rig(&sdp).await;
+    rig.db
+        .admin_client()
+        .await
+        .execute(
+            "update tenants set itsm_base_url = 'http://127.0.0.1:9' where tenant_id = 'acme-msp'",
+            &[],
+        )
+        .await
+        .unwrap();
+    let mut event = examples::all()
+        .into_iter()
+        .find(|event| matches!(&event.payload, Payload::EnhancementGenerated(g) if !g.degraded))
+        .unwrap();
+    event.ticket_id = TicketId::parse("SUP-10").unwrap();
+    let sequence = rig
+        .jetstream
+        .publish(
+            aia_events::subject::for_event(aia_events::subject::DEFAULT_PREFIX, &event),
+            event.to_json().into(),
+        )
+        .await
+        .unwrap()
+        .await
+        .unwrap()
+        .sequence;
+    let config = writeback_config(4, None);
+    let registry = config.registry.clone();
+    // The last attempt waits out the 2 s lease its first delivery left.
+    let running = rig.writeback_leasing(config, Duration::from_secs(2));
+    eventually("a failed delivery", Duration::from_secs(20), || async {
+        aia_telemetry::metrics::encode(&registry)
+            .contains(r#"stage_messages_total{stage="writeback",outcome="retry"} 1"#)
+            .then_some(())
+    })
+    .await;
+    let advisory = serde_json::json!({"stream_seq": sequence, "deliveries": 8});
+    rig.jetstream
+        .client()
+        .publish(
+            aia_bus::advisory::subject(Stage::Writeback.as_str()),
+            serde_json::to_vec(&advisory).unwrap().into(),
+        )
+        .await
+        .unwrap();
+    rig.jetstream.client().flush().await.unwrap();
+    // Taken, and still waiting on the lease: then the stage is stopped.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    running.shutdown.cancel();
+    running.stage.await.unwrap().unwrap();
+    let failed = format!(
+        "tickets.{}.{}.writeback.failed",
+        event.tenant_id,
+        event.ticket_id.subject_token()
+    );
+    let ended = rig
+        .jetstream
+        .get_stream(aia_bus::STREAM)
+        .await
+        .unwrap()
+        .get_last_raw_message_by_subject(&failed)
+        .await;
+    assert!(
+        ended.is_ok(),
+        "the run was left unended by the stopping stage"
+    );
+}

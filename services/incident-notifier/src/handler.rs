@@ -133,7 +133,13 @@ impl Handler for IncidentNotifier {
             self.metrics.count("no_webhook");
             return Ok(Handled::Nothing);
         };
-        if let Some(previous) = version.previous() {
+        // Waited for on the first delivery only: a later one has waited
+        // already. A receiver down for an hour otherwise cost each later
+        // version two minutes of a worker on every delivery, and the
+        // workers are every tenant's.
+        if let Some(previous) = version.previous()
+            && delivery.attempt <= 1
+        {
             self.wait_for(event, &previous).await?;
         }
         let mut client = self.db.get().await?;

@@ -818,11 +818,14 @@ async fn twenty_operators_acknowledging_and_closing_at_once_make_one_change_each
         other => panic!("{other:?}"),
     };
     let tenant = TenantId::parse("acme").unwrap();
-    // All twenty through one connection: an action that held its
-    // connection while taking another (to publish) would hang them all.
+    // The acknowledgements all through one connection: an action that
+    // held its connection while taking another (to publish) would hang
+    // them all. The closes through twenty, each on its own, so that they
+    // truly overlap and only the tenant's lock keeps them to one.
     let one = aia_store::pool(&setup.db.app_url, 1).unwrap();
-    let all_at_once = |action| {
-        let (pool, jetstream, tenant) = (one.clone(), setup.jetstream.clone(), tenant.clone());
+    let twenty = aia_store::pool(&setup.db.app_url, 20).unwrap();
+    let all_at_once = |pool: &aia_store::Pool, action| {
+        let (pool, jetstream, tenant) = (pool.clone(), setup.jetstream.clone(), tenant.clone());
         futures::future::join_all((0..20).map(move |n| {
             let (pool, jetstream, tenant) = (pool.clone(), jetstream.clone(), tenant.clone());
             async move {
@@ -840,7 +843,7 @@ async fn twenty_operators_acknowledging_and_closing_at_once_make_one_change_each
     };
     use incident_correlator::operator::{Action, OperatorError};
     let within = std::time::Duration::from_secs(60);
-    let acknowledged = tokio::time::timeout(within, all_at_once(Action::Acknowledge))
+    let acknowledged = tokio::time::timeout(within, all_at_once(&one, Action::Acknowledge))
         .await
         .expect("the actions hang on the pool");
     assert_eq!(
@@ -852,7 +855,7 @@ async fn twenty_operators_acknowledging_and_closing_at_once_make_one_change_each
         "one acknowledges, the rest find it acknowledged"
     );
     assert!(acknowledged.iter().all(Result::is_ok));
-    let closed = tokio::time::timeout(within, all_at_once(Action::Close))
+    let closed = tokio::time::timeout(within, all_at_once(&twenty, Action::Close))
         .await
         .expect("the actions hang on the pool");
     assert_eq!(

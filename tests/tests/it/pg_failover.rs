@@ -68,6 +68,24 @@ async fn a_pool_given_both_servers_moves_to_the_promoted_standby_with_what_it_re
         )
         .await
         .expect("the operator's connection writes");
+    // So does a services' pool given them in that order: the read-only
+    // standby, first, is passed over for the writable primary.
+    let standby_first =
+        aia_store::pool(&format!("postgres://aiagents@{hosts}/aiagents"), 2).unwrap();
+    let client = standby_first.get().await.unwrap();
+    let in_recovery: bool = client
+        .query_one("select pg_is_in_recovery()", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert!(!in_recovery, "the pool connected to the standby");
+    client
+        .batch_execute(
+            "insert into failover_probe values (0); delete from failover_probe where n = 0",
+        )
+        .await
+        .expect("the pool writes");
+    drop(client);
 
     primary.kill();
     // Until the standby is promoted there is no server taking writes, and

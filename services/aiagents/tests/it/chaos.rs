@@ -130,6 +130,13 @@ async fn kills_restarts_and_failing_saas_lose_no_ticket_and_double_no_note() {
     let owner = support::owner_client(&pg.owner_url()).await;
     let (completed, failed, finished) =
         support::assert_settled(&owner, tickets, &sdp, &nats.url(), &pg.owner_url()).await;
+    // The faults are finite and retried: nearly every run is written back
+    // (every recorded run wrote back all of them), not merely ended — a
+    // stage ending every run as a dead letter would be "settled" too.
+    assert!(
+        completed as f64 >= 0.95 * tickets as f64,
+        "{completed} of {tickets} written back, {failed} dead letters"
+    );
 
     // Every injected LLM failure was served (and the runs still ended well:
     // retried, or given the raw-context note while the breaker was open).

@@ -175,6 +175,10 @@ impl Handler for IncidentNotifier {
             self.metrics.count("failed");
             return Ok(Handled::Nothing);
         };
+        // No connection is held while the receiver takes its time: a few
+        // slow receivers would otherwise hold the pool every other
+        // notification (and tenant lookup) needs.
+        drop(client);
         let sent = self
             .http
             .post(url)
@@ -185,6 +189,7 @@ impl Handler for IncidentNotifier {
             .body(body)
             .send_traced("incident-webhook")
             .await;
+        let mut client = self.db.get().await?;
         let (retry, reason, status, retry_after) = match sent {
             Ok(answer) if answer.status().is_success() => {
                 ledger::finish(

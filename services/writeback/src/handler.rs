@@ -135,36 +135,49 @@ impl Writeback {
                     source: None,
                 });
             }
-            Claim::Uncertain => match itsm.note_texts(&event.ticket_id).await {
-                Ok(notes) if notes.iter().any(|text| text.contains(&marker)) => {
-                    ledger::mark_posted(&mut client, &event.tenant_id, event.correlation_id, None)
+            Claim::Uncertain => {
+                // The search may read many pages of the help desk: no
+                // connection is held meanwhile.
+                drop(client);
+                let notes = itsm.note_texts(&event.ticket_id).await;
+                client = self.db.get().await?;
+                match notes {
+                    Ok(notes) if notes.iter().any(|text| text.contains(&marker)) => {
+                        ledger::mark_posted(
+                            &mut client,
+                            &event.tenant_id,
+                            event.correlation_id,
+                            None,
+                        )
                         .await?;
-                    return Ok(completed(None, true));
-                }
-                Ok(_) => {
-                    let renewed = ledger::renew(
-                        &mut client,
-                        &event.tenant_id,
-                        event.correlation_id,
-                        holder,
-                        self.lease,
-                    )
-                    .await?;
-                    if !renewed {
-                        // The search outlasted the lease and another
-                        // delivery holds it now: it posts, not this one.
-                        return Err(HandlerError {
-                            reason: "another delivery of this run took over its write-back".into(),
-                            retry_after: Some(self.lease),
-                            source: None,
-                        });
+                        return Ok(completed(None, true));
+                    }
+                    Ok(_) => {
+                        let renewed = ledger::renew(
+                            &mut client,
+                            &event.tenant_id,
+                            event.correlation_id,
+                            holder,
+                            self.lease,
+                        )
+                        .await?;
+                        if !renewed {
+                            // The search outlasted the lease and another
+                            // delivery holds it now: it posts, not this one.
+                            return Err(HandlerError {
+                                reason: "another delivery of this run took over its write-back"
+                                    .into(),
+                                retry_after: Some(self.lease),
+                                source: None,
+                            });
+                        }
+                    }
+                    Err(err) => {
+                        drop(client);
+                        return self.gave_up(event, itsm.kind(), holder, err).await;
                     }
                 }
-                Err(err) => {
-                    drop(client);
-                    return self.gave_up(event, itsm.kind(), holder, err).await;
-                }
-            },
+            }
             Claim::Fresh => {}
         }
         drop(client);

@@ -54,7 +54,8 @@ pub fn tenant_admin(
         .context("AI_AGENTS_ADMIN_DATABASE_URL")?,
         // CSV exports stream the history while the client reads, holding
         // their connection: two at once, apart from the pages, each for at
-        // most 10 minutes (a client that stops reading lets go then).
+        // most 10 minutes; one whose client stops reading closes its
+        // connection after a minute (admin's console history export).
         exports: aia_store::bounded_pool(
             admin_database_url,
             2,

@@ -62,6 +62,7 @@ impl Config {
                     reason,
                 })?,
                 hsts: parsed("CONSOLE_HSTS", false)?,
+                ..Default::default()
             },
         })
     }

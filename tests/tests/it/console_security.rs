@@ -564,6 +564,55 @@ async fn exports_that_are_never_read_do_not_hang_the_console() {
     drop(held);
 }
 
+/// An export nobody reads on lets its connection go once it has waited
+/// for its client long enough: the server process behind it, blocked
+/// writing to the socket, ends with it, and the next export gets one.
+#[tokio::test]
+async fn an_export_that_stops_being_read_closes_its_connection() {
+    let console = Console::start(admin::console::ConsoleSettings {
+        export_stalled_after: std::time::Duration::from_secs(1),
+        ..Default::default()
+    })
+    .await;
+    console
+        .db
+        .admin_client()
+        .await
+        .batch_execute(
+            "insert into enhancement_history (tenant_id, correlation_id, ticket_id, status, subject, received_at, last_event_id)
+             select 't-one', gen_random_uuid(), 'T-' || n, 'completed', repeat('printer offline ', 12),
+                    now() - (n || ' seconds')::interval, gen_random_uuid()
+               from generate_series(1, 150000) n",
+        )
+        .await
+        .unwrap();
+    let ops = Browser::sign_in(&console.url, "ops", PASSWORD).await;
+    let mut held = Vec::new();
+    for _ in 0..2 {
+        let export = ops.get_response("/console/history.csv").await;
+        assert_eq!(export.status(), StatusCode::OK);
+        held.push(export);
+    }
+    // Both still held by their clients, neither read: after the stall,
+    // their connections are closed and a third export is served.
+    let third = aia_testkit::eventually(
+        "an export served again",
+        std::time::Duration::from_secs(30),
+        || async {
+            let third = ops.get_response("/console/history.csv").await;
+            (third.status() == StatusCode::OK).then_some(third)
+        },
+    )
+    .await;
+    let body = third.text().await.unwrap();
+    assert_eq!(
+        body.lines().count(),
+        150_001,
+        "the whole history, header and all"
+    );
+    drop(held);
+}
+
 /// A page shows the outcome its own form sent it to, never words a link
 /// made elsewhere puts in its URL.
 #[tokio::test]

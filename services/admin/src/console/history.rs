@@ -340,6 +340,7 @@ fn csv_row(run: &Run) -> Bytes {
 pub async fn csv(
     admin: &Pool,
     filter: &Filter,
+    stalled_after: std::time::Duration,
 ) -> Result<
     Result<impl Stream<Item = Result<Bytes, std::io::Error>> + Send + 'static, String>,
     StoreError,
@@ -376,13 +377,40 @@ pub async fn csv(
         ))
     });
     let body = rows
-        .map_ok(move |row| {
-            // The pooled connection stays with the stream until its end.
-            let _connection = &client;
-            csv_row(&run_from(&row))
-        })
+        .map_ok(|row| csv_row(&run_from(&row)))
         .map_err(|err| std::io::Error::other(err.to_string()));
-    Ok(Ok(header.chain(body)))
+    // A task reads the rows and hands them on as the client takes them. A
+    // client that stops reading (a paused download, a script that never
+    // reads) stops it after `stalled_after`: the connection is then closed, not
+    // handed back to the pool — its server process, blocked writing to a
+    // socket nobody reads, ends only when the socket does, and neither a
+    // cancel nor the statement timeout reaches it there.
+    let (sent, received) = tokio::sync::mpsc::channel::<Result<Bytes, std::io::Error>>(16);
+    tokio::spawn(async move {
+        let mut lines = std::pin::pin!(header.chain(body));
+        while let Some(line) = lines.next().await {
+            match tokio::time::timeout(stalled_after, sent.send(line)).await {
+                Ok(Ok(())) => {}
+                // The client is gone: the rest of the rows are not wanted.
+                Ok(Err(_)) => {
+                    drop(aia_store::Client::take(client));
+                    return;
+                }
+                Err(_) => {
+                    tracing::warn!(
+                        stalled_for = ?stalled_after,
+                        "A history export was not read; its connection is closed"
+                    );
+                    drop(aia_store::Client::take(client));
+                    return;
+                }
+            }
+        }
+    });
+    Ok(Ok(futures::stream::unfold(
+        received,
+        |mut received| async move { received.recv().await.map(|line| (line, received)) },
+    )))
 }
 
 #[cfg(test)]

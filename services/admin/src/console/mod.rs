@@ -56,6 +56,9 @@ pub struct ConsoleSettings {
     /// where the console is served over HTTPS, as in the compose and
     /// Kubernetes examples.
     pub hsts: bool,
+    /// How long a CSV export waits for its client to read on before it
+    /// closes its connection (60 s).
+    pub export_stalled_after: Duration,
 }
 
 impl Default for ConsoleSettings {
@@ -65,6 +68,7 @@ impl Default for ConsoleSettings {
             trace_url: None,
             trusted_proxies: Vec::new(),
             hsts: false,
+            export_stalled_after: Duration::from_secs(60),
         }
     }
 }

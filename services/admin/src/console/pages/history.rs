@@ -90,7 +90,13 @@ pub async fn history_csv(
     operator: Operator,
     Query(filter): Query<Filter>,
 ) -> Response {
-    match history::csv(&state.tenants.exports, &filter).await {
+    match history::csv(
+        &state.tenants.exports,
+        &filter,
+        state.console.export_stalled_after,
+    )
+    .await
+    {
         Ok(Ok(stream)) => (
             [
                 (header::CONTENT_TYPE, "text/csv; charset=utf-8"),

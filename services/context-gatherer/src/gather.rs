@@ -255,7 +255,23 @@ impl ContextGatherer {
             async {
                 let url = settings.monitoring_url.as_deref().unwrap_or_default();
                 let token = asked.tenant.integrations.monitoring_token.as_deref();
-                monitoring::check(&self.http, url, token, &hosts, &queries, window).await
+                // Worded in the language the note will be written in: the
+                // raw-context note quotes the findings as they are.
+                let language = settings
+                    .languages
+                    .note_language(Some(asked.language.language));
+                monitoring::check(
+                    &self.http,
+                    url,
+                    token,
+                    monitoring::Asked {
+                        hosts: &hosts,
+                        queries: &queries,
+                        language,
+                    },
+                    window,
+                )
+                .await
             },
         )
         .await

@@ -765,7 +765,12 @@ async fn a_hanging_prometheus_of_one_tenant_leaves_anothers_monitoring_answered(
                 queries.clone(),
             );
             tokio::spawn(async move {
-                monitoring::check(&http, &url, None, &hosts, &queries, window).await
+                let asked = monitoring::Asked {
+                    hosts: &hosts,
+                    queries: &queries,
+                    language: aia_events::Language::English,
+                };
+                monitoring::check(&http, &url, None, asked, window).await
             })
         })
         .collect();
@@ -775,8 +780,11 @@ async fn a_hanging_prometheus_of_one_tenant_leaves_anothers_monitoring_answered(
         &http,
         &working.url(),
         None,
-        &hosts,
-        &queries,
+        monitoring::Asked {
+            hosts: &hosts,
+            queries: &queries,
+            language: aia_events::Language::English,
+        },
         Duration::from_millis(1500),
     )
     .await

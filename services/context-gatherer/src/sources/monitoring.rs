@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use futures::StreamExt as _;
 
-use aia_events::MonitoringFinding;
+use aia_events::{Language, MonitoringFinding};
 use aia_store::MonitoringQuery;
 use serde::Deserialize;
 
@@ -76,17 +76,30 @@ fn slots_of(url: &str) -> std::sync::Arc<tokio::sync::Semaphore> {
         .clone()
 }
 
-/// The findings of `queries` on `hosts`, with what has answered by the
+/// What is asked of the monitoring API: the checks, the hosts, and the
+/// language the findings are worded in.
+#[derive(Debug, Clone, Copy)]
+pub struct Asked<'a> {
+    pub hosts: &'a [String],
+    pub queries: &'a [MonitoringQuery],
+    pub language: Language,
+}
+
+/// The findings of the queries on the hosts, with what has answered by the
 /// end of `window`: a slow Prometheus costs the answers still out, not
 /// those already in.
 pub async fn check(
     http: &reqwest::Client,
     base_url: &str,
     token: Option<&str>,
-    hosts: &[String],
-    queries: &[MonitoringQuery],
+    asked: Asked<'_>,
     window: Duration,
 ) -> Result<Vec<MonitoringFinding>, SourceError> {
+    let Asked {
+        hosts,
+        queries,
+        language,
+    } = asked;
     let deadline = tokio::time::Instant::now() + window;
     aia_http::outbound::check_url(base_url).map_err(|err| SourceError::Failed(err.to_string()))?;
     let url = format!("{}/api/v1/query", base_url.trim_end_matches('/'));
@@ -159,13 +172,13 @@ pub async fn check(
             || query.below.is_some_and(|limit| value < limit);
         if abnormal {
             let bound = match (query.above, query.below) {
-                (Some(limit), _) if value > limit => format!("above {limit}"),
-                (_, Some(limit)) => format!("below {limit}"),
-                _ => String::new(),
+                (Some(limit), _) if value > limit => Bound::Above(limit),
+                (_, Some(limit)) => Bound::Below(limit),
+                _ => continue,
             };
             findings.push(MonitoringFinding {
                 host,
-                summary: format!("{} is {value:.1} ({bound})", query.name),
+                summary: worded(&query.name, value, bound, language),
             });
         }
     }
@@ -177,9 +190,71 @@ pub async fn check(
     Ok(findings)
 }
 
+/// Which bound a value passed.
+#[derive(Debug, Clone, Copy)]
+enum Bound {
+    Above(f64),
+    Below(f64),
+}
+
+/// A finding as a technician reads it in `language`: the check's name as
+/// the operator gave it, the value to one decimal with the language's
+/// decimal mark, and the bound it passed.
+fn worded(name: &str, value: f64, bound: Bound, language: Language) -> String {
+    let comma = !matches!(language, Language::English);
+    let number = |n: f64| {
+        let text = if n.fract() == 0.0 {
+            format!("{n:.0}")
+        } else {
+            format!("{n:.1}")
+        };
+        if comma { text.replace('.', ",") } else { text }
+    };
+    let value = {
+        let text = format!("{value:.1}");
+        if comma { text.replace('.', ",") } else { text }
+    };
+    let (above, below, is) = match language {
+        Language::English => ("above", "below", "is"),
+        Language::German => ("über", "unter", "liegt bei"),
+        Language::French => ("au-dessus de", "en dessous de", "est à"),
+        Language::Spanish => ("por encima de", "por debajo de", "está en"),
+        Language::Dutch => ("boven", "onder", "is"),
+    };
+    let bound = match bound {
+        Bound::Above(limit) => format!("{above} {}", number(limit)),
+        Bound::Below(limit) => format!("{below} {}", number(limit)),
+    };
+    format!("{name} {is} {value} ({bound})")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_finding_is_worded_in_the_notes_language_with_its_decimal_mark() {
+        assert_eq!(
+            worded("cpu %", 97.34, Bound::Above(90.0), Language::English),
+            "cpu % is 97.3 (above 90)"
+        );
+        assert_eq!(
+            worded("cpu %", 97.34, Bound::Above(90.0), Language::German),
+            "cpu % liegt bei 97,3 (über 90)"
+        );
+        assert_eq!(
+            worded("up", 0.0, Bound::Below(1.0), Language::French),
+            "up est à 0,0 (en dessous de 1)"
+        );
+        assert_eq!(
+            worded("disk %", 91.5, Bound::Above(90.5), Language::Spanish),
+            "disk % está en 91,5 (por encima de 90,5)"
+        );
+        assert_eq!(
+            worded("memory %", 95.0, Bound::Above(90.0), Language::Dutch),
+            "memory % is 95,0 (boven 90)"
+        );
+    }
 
     #[test]
     fn host_names_are_escaped_for_promql_regexes_inside_string_literals() {

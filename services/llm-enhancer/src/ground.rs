@@ -47,11 +47,13 @@ const NOT_TICKETS: &[&str] = &[
 /// A numbered ticket as help desks that number them are cited (ServiceDesk
 /// Plus, Zendesk, Freshservice, HaloPSA, ConnectWise, Autotask): a keyword
 /// of the notes' languages, then the number (`ticket #48213`, `request
-/// 4711`, `Anfrage Nr. 4711`); the number is what is checked. Four digits
-/// at least, so HTTP statuses and counts are not ids.
+/// 4711`, `Anfrage Nr. 4711`, `Ticketnummer 4711`, `Ticket-Nr. 4711`,
+/// `solicitud nº 4711`, `incidencia 4711`, `aanvraag 4711`); the number is
+/// what is checked. Four digits at least, so HTTP statuses and counts are
+/// not ids.
 static NUMBERED: LazyLock<Regex> = LazyLock::new(|| {
     Regex::new(
-        r"(?i)\b(?:ticket|request|incident|case|anfrage|demande|solicitud|melding|verzoek)[ \t]*(?:#|nr\.?|no\.?|n°)?[ \t]*(?P<id>\d{4,12})\b",
+        r"(?i)\b(?:ticket|request|incident|case|anfrage|vorgang|störung|stoerung|demande|requête|requete|incidencia|solicitud|petición|peticion|melding|verzoek|aanvraag|storing)(?:nummer)?[ \t-]*(?:#|nr\.?|no\.?|n°|nº|n\.º|núm\.?|num\.?|nummer)?[ \t]*(?P<id>\d{4,12})\b",
     )
     .expect("regex")
 });
@@ -592,6 +594,28 @@ mod tests {
             grounded.note
         );
         assert_eq!(grounded.unverified, 1);
+        // As the notes' other languages cite them.
+        for cited in [
+            "Ticketnummer 99999",
+            "Ticket-Nr. 99999",
+            "Vorgang 99999",
+            "Störung 99999",
+            "solicitud nº 99999",
+            "solicitud n.º 99999",
+            "incidencia 99999",
+            "petición núm. 99999",
+            "requête 99999",
+            "ticketnummer 99999",
+            "aanvraag 99999",
+            "storing 99999",
+        ] {
+            let grounded = ground(&format!("Siehe {cited}."), &context, "4711", en());
+            assert!(
+                grounded.note.contains(&format!("{cited} (unverified)")),
+                "{}",
+                grounded.note
+            );
+        }
         // Ordinary words that look like a citation are left alone.
         for prose in [
             "In case 4010 responses persist, restart it.",

@@ -199,7 +199,7 @@ mod tests {
             "{section}"
         );
         assert!(
-            section.contains("ähnlicher Wortlaut (0.70); beide nennen mail01"),
+            section.contains("ähnlicher Wortlaut (0,70); beide nennen mail01"),
             "{section}"
         );
     }

@@ -288,6 +288,16 @@ impl Labels {
         }
     }
 
+    /// `value` to `places` decimals with the language's decimal mark (a
+    /// comma in all but English).
+    pub fn decimal(&self, value: f64, places: usize) -> String {
+        let text = format!("{value:.places$}");
+        match self.language {
+            Language::English => text,
+            _ => text.replace('.', ","),
+        }
+    }
+
     /// Why a related open ticket is listed: its cosine, the entities it
     /// shares.
     pub fn related_why(&self, similarity: Option<f64>, shared: &[String]) -> String {
@@ -298,7 +308,7 @@ impl Labels {
             Language::Spanish => ("redacción parecida", "ambos mencionan", "relacionado"),
             Language::Dutch => ("vergelijkbare bewoording", "beide noemen", "gerelateerd"),
         };
-        let meaning = similarity.map(|cosine| format!("{wording} ({cosine:.2})"));
+        let meaning = similarity.map(|cosine| format!("{wording} ({})", self.decimal(cosine, 2)));
         let shared = (!shared.is_empty()).then(|| format!("{mention} {}", shared.join(", ")));
         match (meaning, shared) {
             (Some(meaning), Some(shared)) => format!("{meaning}; {shared}"),
@@ -311,6 +321,20 @@ impl Labels {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_similarity_is_written_with_the_languages_decimal_mark() {
+        let shared = ["fs01".to_owned()];
+        assert_eq!(
+            Labels::of(Language::English).related_why(Some(0.873), &shared),
+            "similar wording (0.87); both mention fs01"
+        );
+        assert_eq!(
+            Labels::of(Language::German).related_why(Some(0.873), &[]),
+            "ähnlicher Wortlaut (0,87)"
+        );
+        assert_eq!(Labels::of(Language::French).decimal(0.5, 1), "0,5");
+    }
 
     #[test]
     fn every_language_has_its_own_distinct_words() {

@@ -34,8 +34,27 @@ pub struct EndpointConfig {
 }
 
 /// The most characters of one text sent to an embeddings endpoint: about
-/// 2,000 tokens, within every provider's input limit.
+/// 2,000 tokens, within every provider's input limit — counting a
+/// character of the scripts written without spaces as four (a token each:
+/// 8,000 Chinese characters would pass OpenAI's 8,191 tokens).
 pub const MAX_INPUT_CHARS: usize = 8_000;
+
+/// `text` cut where it reaches [`MAX_INPUT_CHARS`], a character of the
+/// unspaced scripts counted as four.
+pub fn within_input_limit(text: &str) -> &str {
+    let mut weight = 0;
+    for (at, c) in text.char_indices() {
+        weight += if aia_events::language::token_per_character(c) {
+            4
+        } else {
+            1
+        };
+        if weight > MAX_INPUT_CHARS {
+            return &text[..at];
+        }
+    }
+    text
+}
 
 impl std::fmt::Debug for EndpointConfig {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -118,10 +137,7 @@ impl Endpoint {
         // in its opening; the content digest is still the whole text's.
         let texts: Vec<String> = texts
             .iter()
-            .map(|text| match text.char_indices().nth(MAX_INPUT_CHARS) {
-                Some((end, _)) => text[..end].to_owned(),
-                None => text.clone(),
-            })
+            .map(|text| within_input_limit(text).to_owned())
             .collect();
         let mut vectors = Vec::with_capacity(texts.len());
         for batch in texts.chunks(self.config.batch_size.max(1)) {
@@ -250,4 +266,21 @@ fn vectors_in_order(body: EmbeddingsResponse, expected: usize) -> Result<Vec<Vec
         }
     }
     Ok(slots.into_iter().flatten().collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_text_is_cut_at_its_token_weight_not_its_characters() {
+        let latin = "a".repeat(MAX_INPUT_CHARS + 10);
+        assert_eq!(within_input_limit(&latin).chars().count(), MAX_INPUT_CHARS);
+        let chinese = "打".repeat(MAX_INPUT_CHARS);
+        assert_eq!(
+            within_input_limit(&chinese).chars().count(),
+            MAX_INPUT_CHARS / 4
+        );
+        assert_eq!(within_input_limit("short"), "short");
+    }
 }

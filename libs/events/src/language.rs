@@ -245,6 +245,22 @@ fn clearly_unsupported(text: &str) -> bool {
 /// two, which decides the language when it is clear.
 pub const FIRST_CHARS: usize = 80;
 
+/// Whether GPT-style tokenizers take `c` as a token or more of its own:
+/// the scripts written without spaces (Chinese, Japanese, Korean, Thai) and
+/// full-width forms. Other text runs about four characters to a token.
+pub fn token_per_character(c: char) -> bool {
+    matches!(c,
+        '\u{0E00}'..='\u{0E7F}'      // Thai
+        | '\u{1100}'..='\u{11FF}'    // Hangul Jamo
+        | '\u{3000}'..='\u{30FF}'    // CJK punctuation, Hiragana, Katakana
+        | '\u{3400}'..='\u{4DBF}'    // CJK Extension A
+        | '\u{4E00}'..='\u{9FFF}'    // CJK Unified Ideographs
+        | '\u{AC00}'..='\u{D7AF}'    // Hangul syllables
+        | '\u{F900}'..='\u{FAFF}'    // CJK Compatibility Ideographs
+        | '\u{FF00}'..='\u{FFEF}'    // Half- and full-width forms
+        | '\u{20000}'..='\u{2FFFF}') // CJK Extensions B and on
+}
+
 /// The text a ticket's language is told from: its description first, then
 /// its subject. A subject is often not the requester's own words — a form's
 /// category, a help desk's English title, a pasted error — and, first and

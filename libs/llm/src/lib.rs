@@ -247,9 +247,18 @@ struct Usage {
 }
 
 /// About how many tokens a text is to a GPT-style tokenizer: one per four
-/// characters, rounded up.
+/// characters, rounded up — and one per character of the scripts written
+/// without spaces (Chinese, Japanese, Korean, Thai), which the four would
+/// count at a quarter of their cost.
 pub fn estimated_tokens(text: &str) -> u32 {
-    u32::try_from(text.chars().count().div_ceil(4)).unwrap_or(u32::MAX)
+    let (wide, other) = text.chars().fold((0usize, 0usize), |(wide, other), c| {
+        if aia_events::language::token_per_character(c) {
+            (wide + 1, other)
+        } else {
+            (wide, other + 1)
+        }
+    });
+    u32::try_from(wide + other.div_ceil(4)).unwrap_or(u32::MAX)
 }
 
 /// One chat completion, without retries (the caller decides those).
@@ -432,5 +441,8 @@ mod tests {
         assert_eq!(estimated_tokens("abcde"), 2);
         // Characters, not bytes: "ü" is two bytes and one character.
         assert_eq!(estimated_tokens("üüüü"), 1);
+        // A character each where words are not spaced.
+        assert_eq!(estimated_tokens("打印机无法打印"), 7);
+        assert_eq!(estimated_tokens("プリンター abcd"), 5 + 2);
     }
 }

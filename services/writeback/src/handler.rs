@@ -41,9 +41,11 @@ impl Handler for Writeback {
             event,
             input: generated,
             tenant: cached,
+            delivery,
             ..
         } = work;
-        let handled = self.write(event, generated, &cached).await?;
+        let last = delivery.is_last_attempt();
+        let handled = self.write(event, generated, &cached, last).await?;
         if !is_failure(&handled) {
             return Ok(handled);
         }
@@ -51,7 +53,7 @@ impl Handler for Writeback {
         // re-driven the ticket after) would be wrong: decide on the stored one.
         match self.tenants.fresh(&event.tenant_id).await? {
             Some(fresh) if fresh.active && fresh.updated_at != cached.updated_at => {
-                self.write(event, generated, &fresh).await
+                self.write(event, generated, &fresh, last).await
             }
             _ => Ok(handled),
         }
@@ -75,6 +77,18 @@ impl Handler for Writeback {
     }
 }
 
+/// Whether a failed call to the help desk was answered in a way that says
+/// nothing was stored (a refusal, any 4xx, a 503) — not a timeout, a cut
+/// connection or a gateway's 5xx, after which the note may be there.
+fn answered(err: &ItsmError) -> bool {
+    match err {
+        ItsmError::Permanent { .. } => true,
+        ItsmError::Transient { http_status, .. } => {
+            matches!(http_status, Some(code) if *code < 500 || *code == 503)
+        }
+    }
+}
+
 /// Whether the handler's outcome ends the run without a note.
 fn is_failure(handled: &Handled) -> bool {
     matches!(handled, Handled::Publish(events)
@@ -82,12 +96,14 @@ fn is_failure(handled: &Handled) -> bool {
 }
 
 impl Writeback {
-    /// Posts the note for `event` with what `tenant` says, once.
+    /// Posts the note for `event` with what `tenant` says, once; `last`
+    /// on the run's last delivery.
     async fn write(
         &self,
         event: &Event,
         generated: &EnhancementGenerated,
         tenant: &Tenant,
+        last: bool,
     ) -> Result<Handled, HandlerError> {
         let itsm = match Itsm::for_tenant(
             self.http.clone(),
@@ -207,6 +223,27 @@ impl Writeback {
                 .await?;
                 Ok(completed(posted.note_id, false))
             }
+            // No answer on the last delivery: no attempt comes after this
+            // one to find the note by its marker, so this one waits out its
+            // lease (the help desk may store it late) and looks. Without
+            // that, a note the help desk stored was recorded as a failure.
+            Err(err) if last && !answered(&err) => {
+                tokio::time::sleep(self.lease).await;
+                match itsm.note_texts(&event.ticket_id).await {
+                    Ok(notes) if notes.iter().any(|text| text.contains(&marker)) => {
+                        let mut client = self.db.get().await?;
+                        ledger::mark_posted(
+                            &mut client,
+                            &event.tenant_id,
+                            event.correlation_id,
+                            None,
+                        )
+                        .await?;
+                        Ok(completed(None, true))
+                    }
+                    _ => self.gave_up(event, itsm.kind(), holder, err).await,
+                }
+            }
             Err(err) => self.gave_up(event, itsm.kind(), holder, err).await,
         }
     }
@@ -258,13 +295,7 @@ impl Writeback {
         holder: Uuid,
         err: ItsmError,
     ) -> Result<Handled, HandlerError> {
-        let answered = match &err {
-            ItsmError::Permanent { .. } => true,
-            ItsmError::Transient { http_status, .. } => {
-                matches!(http_status, Some(code) if *code < 500 || *code == 503)
-            }
-        };
-        if answered {
+        if answered(&err) {
             let mut client = self.db.get().await?;
             ledger::release(&mut client, &event.tenant_id, event.correlation_id, holder).await?;
             return self.itsm_error(event, itsm, err);

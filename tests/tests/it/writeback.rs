@@ -324,3 +324,31 @@ async fn a_gateway_error_keeps_the_lease_and_a_refusal_lets_it_go() {
     .unwrap();
     assert_eq!(claim, Claim::Uncertain, "a 503 lets the lease go");
 }
+
+/// On the run's last delivery a call that got no answer (here a gateway's
+/// 502 after the help desk stored the note) is not the end: no attempt
+/// comes after it to find the note, so this one waits out its lease and
+/// looks — the run ends written back, not as a dead letter with the note
+/// on the ticket.
+#[tokio::test]
+async fn a_last_delivery_whose_post_got_no_answer_finds_the_note_it_stored() {
+    let (_db, sdp, _server, mut handler, event) = setup().await;
+    handler.lease = std::time::Duration::from_secs(1);
+    sdp.bad_gateway_after_storing(1);
+    let (already, _) = completed(
+        aia_bus::dispatch(&handler, &event, delivery(8))
+            .await
+            .expect("the note the help desk stored is found"),
+    );
+    assert!(already, "recorded as found on the ticket");
+    assert_eq!(sdp.all_notes().len(), 1, "one note, none posted again");
+
+    // Not the last delivery: the next one looks, when the lease ends.
+    let mut other = event.clone();
+    other.correlation_id = uuid::Uuid::now_v7();
+    sdp.bad_gateway_after_storing(1);
+    aia_bus::dispatch(&handler, &other, delivery(1))
+        .await
+        .expect_err("retried, the lease kept");
+    assert_eq!(sdp.all_notes().len(), 2);
+}

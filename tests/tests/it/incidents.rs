@@ -133,6 +133,22 @@ impl Setup {
         vector: &[f32],
         entities: &[&str],
     ) -> Event {
+        let event = self
+            .recorded(tenant, ticket, received_at, vector, entities)
+            .await;
+        self.publish(&event).await;
+        event
+    }
+
+    /// … entered into the window, its `context.gathered` not published yet.
+    async fn recorded(
+        &self,
+        tenant: &str,
+        ticket: &str,
+        received_at: DateTime<Utc>,
+        vector: &[f32],
+        entities: &[&str],
+    ) -> Event {
         let tenant_id = TenantId::parse(tenant).unwrap();
         let ticket_id = TicketId::parse(ticket).unwrap();
         let entities: Vec<String> = entities.iter().map(|e| (*e).to_owned()).collect();
@@ -163,7 +179,6 @@ impl Setup {
             context.received_at = received_at;
             context.ticket.subject = Some(format!("problem {ticket}"));
         }
-        self.publish(&event).await;
         event
     }
 
@@ -409,14 +424,15 @@ async fn an_outage_makes_one_incident_two_outages_stay_two_and_everyday_tickets_
 async fn a_burst_handled_at_once_by_two_instances_is_one_incident_and_redelivery_adds_nothing() {
     let mut setup = setup(2, |_| {}).await;
     let now = Utc::now() - chrono::Duration::minutes(20);
-    // Twelve tickets of one outage published at once: the two instances
-    // decide them concurrently, one tenant-lock at a time.
+    // Twelve tickets of one outage in the window, then their contexts
+    // published at once: the two instances decide them concurrently, one
+    // tenant-lock at a time.
     let mut sent = Vec::new();
     for i in 0..12 {
         let vector = vector(Some(0), 10 + i);
         sent.push(
             setup
-                .gathered(
+                .recorded(
                     "acme",
                     &format!("A-{i}"),
                     now + chrono::Duration::seconds(i64::try_from(i).unwrap() * 20),
@@ -426,7 +442,32 @@ async fn a_burst_handled_at_once_by_two_instances_is_one_incident_and_redelivery
                 .await,
         );
     }
+    let jetstream = setup.jetstream.clone();
+    futures::future::join_all(sent.iter().map(|event| {
+        let jetstream = jetstream.clone();
+        async move {
+            aia_bus::publish_event(&jetstream, event, &format!("test:{}", event.event_id))
+                .await
+                .unwrap();
+        }
+    }))
+    .await;
+    setup.published += sent.len();
     setup.settled().await;
+    // Both instances decided some of them.
+    for registry in &setup.registries {
+        let metrics = aia_telemetry::metrics::encode(registry);
+        let done: f64 = metrics
+            .lines()
+            .filter(|line| {
+                line.starts_with(
+                    r#"stage_messages_total{stage="incident-correlator",outcome="done"}"#,
+                )
+            })
+            .filter_map(|line| line.rsplit(' ').next()?.parse::<f64>().ok())
+            .sum();
+        assert!(done > 0.0, "an instance decided nothing:\n{metrics}");
+    }
     let all: BTreeSet<String> = (0..12).map(|i| format!("A-{i}")).collect();
     // Tickets decided before their burst-mates were in the window may be
     // left out (they have no incident yet when they arrive), but those

@@ -1083,3 +1083,35 @@ async fn a_save_keeps_what_another_changed_since_the_page_was_loaded() {
     assert_eq!(settings["similar_tickets_enabled"], false);
     assert_eq!(settings["llm_budget_usd"], 12.0);
 }
+
+/// The dead letters page lists the newest hundred and says when more wait,
+/// so "re-drive all listed" is not read as all of them.
+#[tokio::test]
+async fn the_dead_letters_page_says_when_more_wait_than_it_lists() {
+    let console = Console::start().await;
+    let insert = |from: i32, to: i32| {
+        format!(
+            "insert into enhancement_history (tenant_id, correlation_id, ticket_id, status, received_at, failed_at, failed_stage, error, last_event_id)
+             select 'acme', gen_random_uuid(), 'T-' || n, 'failed', now() - interval '1 hour',
+                    now() - (n || ' seconds')::interval, 'writeback', 'refused', gen_random_uuid()
+               from generate_series({from}, {to}) n"
+        )
+    };
+    let admin = console.db.admin_client().await;
+    admin.batch_execute(&insert(1, 100)).await.unwrap();
+    let ops = Browser::sign_in(&console.url, "ops", ADMIN_PASSWORD).await;
+    let (status, page) = ops.get("/console/dead-letters").await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(!page.contains("more dead letters wait"), "{page}");
+    assert!(page.contains("redrive 100"));
+
+    admin.batch_execute(&insert(101, 101)).await.unwrap();
+    let (_, page) = ops.get("/console/dead-letters").await;
+    assert!(
+        page.contains("The newest 100 are listed; more dead letters wait"),
+        "{page}"
+    );
+    assert!(page.contains("redrive 100"));
+    assert!(page.contains("T-1<"), "the newest is listed");
+    assert!(!page.contains("T-101<"), "the oldest is not");
+}

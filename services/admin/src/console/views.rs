@@ -216,6 +216,8 @@ pub struct DeadLettersPage {
     pub operator: Option<Operator>,
     pub tenant: String,
     pub items: Vec<DeadLetter>,
+    /// More dead letters wait than are listed.
+    pub more: bool,
     pub message: Option<String>,
 }
 

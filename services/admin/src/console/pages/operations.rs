@@ -22,29 +22,39 @@ pub struct DeadLettersQuery {
     tag: Option<String>,
 }
 
+/// Dead letters listed on one page, newest first.
+const LISTED_USIZE: usize = 100;
+const LISTED: i64 = LISTED_USIZE as i64;
+
 pub async fn dead_letters(
     State(state): State<AppState>,
     operator: Operator,
     Query(query): Query<DeadLettersQuery>,
 ) -> Response {
     let tenant = query.tenant.trim().to_owned();
+    // One more than is listed, to say when there are more.
     let items = aia_ops::dead_letters::list(
         &state.tenants.admin,
         Some(tenant.as_str()).filter(|t| !t.is_empty()),
-        100,
+        LISTED + 1,
     )
     .await;
     match items {
-        Ok(items) => render(&DeadLettersPage {
-            tenant,
-            items,
-            message: crate::console::verified_message(
-                query.message,
-                query.tag.as_deref(),
-                &operator.csrf,
-            ),
-            operator: Some(operator),
-        }),
+        Ok(mut items) => {
+            let more = items.len() > LISTED_USIZE;
+            items.truncate(LISTED_USIZE);
+            render(&DeadLettersPage {
+                tenant,
+                more,
+                items,
+                message: crate::console::verified_message(
+                    query.message,
+                    query.tag.as_deref(),
+                    &operator.csrf,
+                ),
+                operator: Some(operator),
+            })
+        }
         Err(err) => admin_error(&operator, err, "/console"),
     }
 }

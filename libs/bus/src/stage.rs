@@ -17,6 +17,7 @@ use aia_events::Event;
 use aia_store::StoreError;
 use async_nats::jetstream::AckKind;
 use async_nats::jetstream::consumer::{PullConsumer, pull};
+use futures::FutureExt as _;
 use futures::StreamExt;
 use rand::Rng;
 use tokio::sync::Semaphore;
@@ -214,8 +215,20 @@ pub async fn run_stage<H: Handler>(
         };
         while !free.is_empty() {
             let next = tokio::select! {
-                _ = &mut shutdown => break 'pulling,
-                next = batch.next() => next,
+                _ = &mut shutdown => None,
+                next = batch.next() => Some(next),
+            };
+            let Some(next) = next else {
+                // Stopping with a pull under way: what it has brought and
+                // no worker has started is offered back at once. Left
+                // unread, each would wait out its ack wait — or, delivered
+                // before, the consumer's backoff, minutes — for another
+                // instance to take it. (What is still on its way is not
+                // waited for.)
+                while let Some(Some(Ok(message))) = batch.next().now_or_never() {
+                    let _ = message.ack_with(AckKind::Nak(None)).await;
+                }
+                break 'pulling;
             };
             match next {
                 Some(Ok(message)) => {

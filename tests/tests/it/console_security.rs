@@ -530,12 +530,9 @@ async fn a_ticket_id_with_slashes_cannot_steer_a_link_to_another_tenants_page() 
     assert!(!page.contains("/console/tickets/t-one/a/"), "{page}");
 }
 
-/// Clients that start a CSV export of a large history and never read it
-/// hold only the exports' own connections: a third export is told to come
-/// back, and every page keeps answering.
-#[tokio::test]
-async fn exports_that_are_never_read_do_not_hang_the_console() {
-    let console = Console::start(Default::default()).await;
+/// A large history, and an operator who starts the two CSV exports the
+/// console allows at once and reads neither.
+async fn two_exports_held_unread(console: &Console) -> (Browser, Vec<reqwest::Response>) {
     console
         .db
         .admin_client()
@@ -555,6 +552,16 @@ async fn exports_that_are_never_read_do_not_hang_the_console() {
         assert_eq!(export.status(), StatusCode::OK);
         held.push(export);
     }
+    (ops, held)
+}
+
+/// Clients that start a CSV export of a large history and never read it
+/// hold only the exports' own connections: a third export is told to come
+/// back, and every page keeps answering.
+#[tokio::test]
+async fn exports_that_are_never_read_do_not_hang_the_console() {
+    let console = Console::start(Default::default()).await;
+    let (ops, held) = two_exports_held_unread(&console).await;
     let third = ops.get_response("/console/history.csv").await;
     assert_eq!(third.status(), StatusCode::SERVICE_UNAVAILABLE);
     for _ in 0..20 {
@@ -574,25 +581,7 @@ async fn an_export_that_stops_being_read_closes_its_connection() {
         ..Default::default()
     })
     .await;
-    console
-        .db
-        .admin_client()
-        .await
-        .batch_execute(
-            "insert into enhancement_history (tenant_id, correlation_id, ticket_id, status, subject, received_at, last_event_id)
-             select 't-one', gen_random_uuid(), 'T-' || n, 'completed', repeat('printer offline ', 12),
-                    now() - (n || ' seconds')::interval, gen_random_uuid()
-               from generate_series(1, 150000) n",
-        )
-        .await
-        .unwrap();
-    let ops = Browser::sign_in(&console.url, "ops", PASSWORD).await;
-    let mut held = Vec::new();
-    for _ in 0..2 {
-        let export = ops.get_response("/console/history.csv").await;
-        assert_eq!(export.status(), StatusCode::OK);
-        held.push(export);
-    }
+    let (ops, held) = two_exports_held_unread(&console).await;
     // Both still held by their clients, neither read: after the stall,
     // their connections are closed and a third export is served.
     let third = aia_testkit::eventually(

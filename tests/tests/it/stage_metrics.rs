@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use aia_bus::StageConfig;
-use aia_events::{ItsmKind, Payload, Stage, TicketId, examples};
+use aia_events::{Event, ItsmKind, Payload, Stage, TicketId, examples};
 use aia_standins::servicedesk::ServiceDeskStandIn;
 use aia_store::Keyring;
 use aia_testkit::{NatsServer, TestDatabase, eventually};
@@ -324,14 +324,15 @@ async fn a_stage_whose_consumer_is_deleted_stops_with_an_error() {
     assert!(err.to_string().contains("nats apply"), "{err}");
 }
 
-/// A run the max-deliveries advisory ends as failed (its last delivery's
-/// process died) is counted as given up like one the stage ended itself:
-/// the `DeadLetters` alert and the dashboard read that count.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_run_the_advisory_ends_as_failed_counts_as_given_up() {
-    let sdp = ServiceDeskStandIn::new("t");
-    let rig = rig(&sdp).await;
-    // The help desk cannot be reached: every attempt fails, for now.
+/// A write-back stage holding `lease`, on a run whose help desk cannot be
+/// reached: its first delivery failed, and the server has just said (as
+/// it does when a message's last delivery went unanswered) that its
+/// deliveries ran out. The run's event, and the stage's registry.
+async fn exhausted_run(
+    rig: &Rig,
+    ticket: &str,
+    lease: Duration,
+) -> (Event, Running, aia_telemetry::metrics::SharedRegistry) {
     rig.db
         .admin_client()
         .await
@@ -345,7 +346,7 @@ async fn a_run_the_advisory_ends_as_failed_counts_as_given_up() {
         .into_iter()
         .find(|event| matches!(&event.payload, Payload::EnhancementGenerated(g) if !g.degraded))
         .unwrap();
-    event.ticket_id = TicketId::parse("SUP-9").unwrap();
+    event.ticket_id = TicketId::parse(ticket).unwrap();
     let sequence = rig
         .jetstream
         .publish(
@@ -359,9 +360,7 @@ async fn a_run_the_advisory_ends_as_failed_counts_as_given_up() {
         .sequence;
     let config = writeback_config(4, None);
     let registry = config.registry.clone();
-    // A short lease: the last attempt waits out the one its first
-    // delivery left (a refused connection may have posted the note).
-    let running = rig.writeback_leasing(config, Duration::from_secs(1));
+    let running = rig.writeback_leasing(config, lease);
     // Its first delivery fails (the stage listens for advisories before it
     // pulls).
     eventually("a failed delivery", Duration::from_secs(20), || async {
@@ -370,8 +369,6 @@ async fn a_run_the_advisory_ends_as_failed_counts_as_given_up() {
             .then_some(())
     })
     .await;
-    // As the server says it when the message's last delivery went
-    // unanswered.
     let advisory = serde_json::json!({"stream_seq": sequence, "deliveries": 8});
     rig.jetstream
         .client()
@@ -381,6 +378,20 @@ async fn a_run_the_advisory_ends_as_failed_counts_as_given_up() {
         )
         .await
         .unwrap();
+    rig.jetstream.client().flush().await.unwrap();
+    (event, running, registry)
+}
+
+/// A run the max-deliveries advisory ends as failed (its last delivery's
+/// process died) is counted as given up like one the stage ended itself:
+/// the `DeadLetters` alert and the dashboard read that count.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_run_the_advisory_ends_as_failed_counts_as_given_up() {
+    let sdp = ServiceDeskStandIn::new("t");
+    let rig = rig(&sdp).await;
+    // A short lease: the last attempt waits out the one its first
+    // delivery left (a refused connection may have posted the note).
+    let (_, running, registry) = exhausted_run(&rig, "SUP-9", Duration::from_secs(1)).await;
     eventually(
         "the run counted as given up",
         Duration::from_secs(60),
@@ -402,51 +413,8 @@ async fn a_run_the_advisory_ends_as_failed_counts_as_given_up() {
 async fn a_stopping_stage_finishes_the_run_it_is_ending_for_the_advisory() {
     let sdp = ServiceDeskStandIn::new("t");
     let rig = rig(&sdp).await;
-    rig.db
-        .admin_client()
-        .await
-        .execute(
-            "update tenants set itsm_base_url = 'http://127.0.0.1:9' where tenant_id = 'acme-msp'",
-            &[],
-        )
-        .await
-        .unwrap();
-    let mut event = examples::all()
-        .into_iter()
-        .find(|event| matches!(&event.payload, Payload::EnhancementGenerated(g) if !g.degraded))
-        .unwrap();
-    event.ticket_id = TicketId::parse("SUP-10").unwrap();
-    let sequence = rig
-        .jetstream
-        .publish(
-            aia_events::subject::for_event(aia_events::subject::DEFAULT_PREFIX, &event),
-            event.to_json().into(),
-        )
-        .await
-        .unwrap()
-        .await
-        .unwrap()
-        .sequence;
-    let config = writeback_config(4, None);
-    let registry = config.registry.clone();
     // The last attempt waits out the 2 s lease its first delivery left.
-    let running = rig.writeback_leasing(config, Duration::from_secs(2));
-    eventually("a failed delivery", Duration::from_secs(20), || async {
-        aia_telemetry::metrics::encode(&registry)
-            .contains(r#"stage_messages_total{stage="writeback",outcome="retry"} 1"#)
-            .then_some(())
-    })
-    .await;
-    let advisory = serde_json::json!({"stream_seq": sequence, "deliveries": 8});
-    rig.jetstream
-        .client()
-        .publish(
-            aia_bus::advisory::subject(Stage::Writeback.as_str()),
-            serde_json::to_vec(&advisory).unwrap().into(),
-        )
-        .await
-        .unwrap();
-    rig.jetstream.client().flush().await.unwrap();
+    let (event, running, _) = exhausted_run(&rig, "SUP-10", Duration::from_secs(2)).await;
     // Taken, and still waiting on the lease: then the stage is stopped.
     tokio::time::sleep(Duration::from_millis(500)).await;
     running.shutdown.cancel();

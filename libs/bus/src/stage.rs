@@ -266,8 +266,10 @@ pub async fn run_stage<H: Handler>(
     }
     // No more advisories taken (the queue group gives the next to another
     // instance); those being ended finish with the deliveries.
-    if let Some(exhausted) = &exhausted {
+    if let Some(exhausted) = exhausted {
         exhausted.abort();
+        // Ended, so nothing it was spawning lands after the wait below.
+        let _ = exhausted.await;
     }
     tasks.close();
     tasks.wait().await;

@@ -299,7 +299,8 @@ pub async fn complete(
         }
     }
     let response = request.send_traced("llm-provider").await.map_err(|err| {
-        if err.is_timeout() {
+        // A connection never made sent nothing to bill.
+        if err.is_timeout() && !err.is_connect() {
             LlmError::Transient {
                 reason: format!(
                     "{} did not answer within {:?}",

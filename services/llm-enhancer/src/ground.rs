@@ -53,7 +53,7 @@ const NOT_TICKETS: &[&str] = &[
 /// not ids.
 static NUMBERED: LazyLock<Regex> = LazyLock::new(|| {
     Regex::new(
-        r"(?i)\b(?:ticket|request|incident|case|anfrage|vorgang|störung|stoerung|demande|requête|requete|incidencia|solicitud|petición|peticion|melding|verzoek|aanvraag|storing)(?:nummer)?[ \t-]*(?:#|nr\.?|no\.?|n°|nº|n\.º|núm\.?|num\.?|nummer)?[ \t]*(?P<id>\d{4,12})\b",
+        r"(?i)\b(?:ticket|request|incident|case|anfrage|vorgang|störung|stoerung|demande|requête|requete|incidencia|solicitud|petición|peticion|melding|verzoek|aanvraag)(?:nummer)?[ \t-]*(?:#|nr\.?|no\.?|n°|nº|n\.º|núm\.?|num\.?|nummer)?[ \t]*(?P<id>\d{4,12})\b",
     )
     .expect("regex")
 });
@@ -607,7 +607,6 @@ mod tests {
             "requête 99999",
             "ticketnummer 99999",
             "aanvraag 99999",
-            "storing 99999",
         ] {
             let grounded = ground(&format!("Siehe {cited}."), &context, "4711", en());
             assert!(
@@ -624,6 +623,7 @@ mod tests {
             "Die Anfrage 2024 war ähnlich.",
             "Event ID #4625 and &#8217; quotes.",
             "Ticket 4821 is a part of 48213's number, not it.",
+            "The mailbox is storing 25000 items.",
         ] {
             let grounded = ground(prose, &context, "4711", en());
             let marked = grounded.note.contains("unverified");

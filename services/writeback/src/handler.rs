@@ -77,6 +77,10 @@ impl Handler for Writeback {
     }
 }
 
+/// How long the last delivery waits, after a post that got no answer,
+/// before it looks for the note by its marker.
+const LAST_LOOK_AFTER: Duration = Duration::from_secs(10);
+
 /// Whether a failed call to the help desk was answered in a way that says
 /// nothing was stored (a refusal, any 4xx, a 503) — not a timeout, a cut
 /// connection or a gateway's 5xx, after which the note may be there.
@@ -224,11 +228,14 @@ impl Writeback {
                 Ok(completed(posted.note_id, false))
             }
             // No answer on the last delivery: no attempt comes after this
-            // one to find the note by its marker, so this one waits out its
-            // lease (the help desk may store it late) and looks. Without
+            // one to find the note by its marker, so this one waits a
+            // little (the help desk may store it late) and looks. Without
             // that, a note the help desk stored was recorded as a failure.
             Err(err) if last && !answered(&err) => {
-                tokio::time::sleep(self.lease).await;
+                // Long enough for a help desk that answered late to have
+                // stored the note; short enough that a stopping instance
+                // finishes within its grace period.
+                tokio::time::sleep(self.lease.min(LAST_LOOK_AFTER)).await;
                 match itsm.note_texts(&event.ticket_id).await {
                     Ok(notes) if notes.iter().any(|text| text.contains(&marker)) => {
                         let mut client = self.db.get().await?;

@@ -1092,8 +1092,9 @@ async fn the_dead_letters_page_says_when_more_wait_than_it_lists() {
     let insert = |from: i32, to: i32| {
         format!(
             "insert into enhancement_history (tenant_id, correlation_id, ticket_id, status, received_at, failed_at, failed_stage, error, last_event_id)
-             select 'acme', gen_random_uuid(), 'T-' || n, 'failed', now() - interval '1 hour',
-                    now() - (n || ' seconds')::interval, 'writeback', 'refused', gen_random_uuid()
+             select 'acme', gen_random_uuid(), 'T-' || n, 'failed', timestamptz '2026-12-01 10:00:00+00',
+                    timestamptz '2026-12-01 12:00:00+00' - (n || ' seconds')::interval,
+                    'writeback', 'refused', gen_random_uuid()
                from generate_series({from}, {to}) n"
         )
     };

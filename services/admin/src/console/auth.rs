@@ -39,12 +39,6 @@ pub const FREE_FAILURES: i32 = 5;
 /// waits after its first failure.
 pub const WIDE_FAILURES: i64 = 20;
 pub const FAILURE_WINDOW: Duration = Duration::from_secs(15 * 60);
-/// Failures within [`FAILURE_WINDOW`] of one address, over every user name,
-/// after which that address waits before any sign-in, even of a name it
-/// has not tried: it is the one guessing (a made-up name each time is
-/// otherwise never counted against it). Far above what one office behind
-/// one address mistypes.
-pub const ADDRESS_FAILURES: i64 = 100;
 /// The longest password a sign-in checks (bytes): far above any an
 /// operator sets, far below what would make the hash's input costly.
 pub const MAX_PASSWORD_BYTES: usize = 1024;
@@ -157,12 +151,6 @@ async fn reserve(
         tx.commit().await?;
         return Ok(Some(Duration::from_secs_f64(wait.ceil())));
     }
-    // An address failing over many names waits whatever name it tries
-    // next, until its failures leave the window.
-    if by_client >= ADDRESS_FAILURES {
-        tx.commit().await?;
-        return Ok(Some(FIRST_BACKOFF));
-    }
     tx.execute(
         "insert into console_sign_in_throttle (username, client_address, failures, last_failure_at)
          values ($1, $2, $3, now())
@@ -213,6 +201,16 @@ pub async fn sign_in(
     let password = password.to_owned();
     let matches = {
         let Ok(turn) = tokio::time::timeout(CHECK_WAIT, CHECKS.acquire()).await else {
+            // Not checked, so not a failure: the attempt counted when it
+            // began is given back.
+            let client = admin.get().await.map_err(StoreError::from)?;
+            client
+                .execute(
+                    "update console_sign_in_throttle set failures = failures - 1
+                      where username = $1 and client_address = $2 and failures > 0",
+                    &[&username, &client_address],
+                )
+                .await?;
             return Ok(SignIn::Busy);
         };
         let _turn = turn.expect("the semaphore is never closed");

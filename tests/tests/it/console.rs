@@ -1116,3 +1116,35 @@ async fn the_dead_letters_page_says_when_more_wait_than_it_lists() {
     assert!(page.contains("T-1<"), "the newest is listed");
     assert!(!page.contains("T-101<"), "the oldest is not");
 }
+
+/// The incidents page lists the newest two hundred and says when more
+/// match.
+#[tokio::test]
+async fn the_incidents_page_says_when_more_match_than_it_lists() {
+    let console = Console::start().await;
+    let insert = |from: i32, to: i32| {
+        format!(
+            "insert into incidents (tenant_id, incident_id, version, status, summary, shared_entities,
+                                    first_ticket_at, last_ticket_at, detected_at, detected_by, updated_at)
+             select 'acme', gen_random_uuid(), 1, 'open', 'outage ' || n, '{{}}',
+                    timestamptz '2026-12-01 10:00:00+00', timestamptz '2026-12-01 10:00:00+00',
+                    timestamptz '2026-12-01 12:00:00+00' - (n || ' seconds')::interval,
+                    'incident-correlator', now()
+               from generate_series({from}, {to}) n"
+        )
+    };
+    let admin = console.db.admin_client().await;
+    admin.batch_execute(&insert(1, 200)).await.unwrap();
+    let ops = Browser::sign_in(&console.url, "ops", ADMIN_PASSWORD).await;
+    let (status, page) = ops.get("/console/incidents").await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(!page.contains("more incidents match"), "{page}");
+    admin.batch_execute(&insert(201, 201)).await.unwrap();
+    let (_, page) = ops.get("/console/incidents").await;
+    assert!(
+        page.contains("The newest 200 are listed; more incidents match"),
+        "{page}"
+    );
+    assert!(page.contains(">outage 1<"), "the newest is listed");
+    assert!(!page.contains(">outage 201<"), "the oldest is not");
+}

@@ -256,6 +256,8 @@ pub struct IncidentsPage {
     /// Ended incidents listed too.
     pub ended: bool,
     pub items: Vec<incident_correlator::operator::IncidentRow>,
+    /// More incidents match than are listed.
+    pub more: bool,
     /// Notifications to tenants' webhooks given up on.
     pub failed_notifications: Vec<incident_notifier::ledger::Failed>,
     pub message: Option<String>,

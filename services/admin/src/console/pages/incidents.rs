@@ -51,26 +51,36 @@ pub async fn incidents(
     };
     let scope = Some(tenant.as_str()).filter(|t| !t.is_empty());
     let read = async {
-        let items = operator::list(&client, scope, ended, 200).await?;
+        // One more than is listed, to say when there are more.
+        let items = operator::list(&client, scope, ended, LISTED + 1).await?;
         let failed = incident_notifier::ledger::failed(&client, scope, 50).await?;
         Ok::<_, aia_store::StoreError>((items, failed))
     };
     match read.await {
-        Ok((items, failed_notifications)) => render(&IncidentsPage {
-            message: crate::console::verified_message(
-                query.message,
-                query.tag.as_deref(),
-                &operator.csrf,
-            ),
-            operator: Some(operator),
-            tenant,
-            ended,
-            items,
-            failed_notifications,
-        }),
+        Ok((mut items, failed_notifications)) => {
+            let more = items.len() > LISTED_USIZE;
+            items.truncate(LISTED_USIZE);
+            render(&IncidentsPage {
+                more,
+                message: crate::console::verified_message(
+                    query.message,
+                    query.tag.as_deref(),
+                    &operator.csrf,
+                ),
+                operator: Some(operator),
+                tenant,
+                ended,
+                items,
+                failed_notifications,
+            })
+        }
         Err(err) => unavailable(operator, err),
     }
 }
+
+/// Incidents listed on one page, newest first.
+const LISTED_USIZE: usize = 200;
+const LISTED: i64 = LISTED_USIZE as i64;
 
 pub async fn incident(
     State(state): State<AppState>,

@@ -19,6 +19,19 @@ use aia_bus::{Handler as _, StageDeps};
 pub use config::Config;
 pub use handler::{IncidentNotifier, body, webhook_id};
 
+/// The client notifications are posted with. It follows no redirect: a
+/// receiver has no reason to move (its address is set in the tenant's
+/// integrations), and one that answered a redirect — a compromised relay —
+/// would have the signed body posted wherever it pointed, an address on
+/// the deployment's own network included. A redirect is the receiver's
+/// answer, recorded as it is.
+pub fn client(timeout: std::time::Duration) -> Result<reqwest::Client, reqwest::Error> {
+    aia_http::outbound::client_builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .timeout(timeout)
+        .build()
+}
+
 /// Runs one instance until `shutdown` completes.
 pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> anyhow::Result<()> {
     let deps = StageDeps::connect(IncidentNotifier::NAME, config.stage).await?;
@@ -26,9 +39,7 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> anyhow::
         metrics: metrics::NotifierMetrics::register(&deps.consumer.registry),
         tenants: deps.tenants.clone(),
         db: deps.db.clone(),
-        http: aia_http::outbound::client_builder()
-            .timeout(config.http_timeout)
-            .build()?,
+        http: client(config.http_timeout)?,
     };
     deps.run(handler, shutdown).await?;
     Ok(())

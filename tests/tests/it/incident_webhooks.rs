@@ -493,3 +493,37 @@ async fn a_webhook_set_mid_incident_posts_at_once_and_a_version_decided_again_is
     stop.cancel();
     notifier.await.unwrap().unwrap();
 }
+
+/// A receiver that answers a redirect is not followed: the signed body is
+/// never posted where the redirect points (a compromised relay could point
+/// it at the deployment's own network).
+#[tokio::test]
+async fn a_redirect_from_a_receiver_is_not_followed() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let captured = Receiver::default();
+    let inside = aia_standins::serve(captured.router()).await.unwrap();
+    let target = format!("{}/hooks/incidents", inside.url());
+    let relay = aia_standins::serve(axum::Router::new().route(
+        "/hook",
+        axum::routing::post(move || {
+            let target = target.clone();
+            async move {
+                (
+                    StatusCode::TEMPORARY_REDIRECT,
+                    [(axum::http::header::LOCATION, target)],
+                )
+            }
+        }),
+    ))
+    .await
+    .unwrap();
+    let client = incident_notifier::client(Duration::from_secs(5)).unwrap();
+    let answer = client
+        .post(format!("{}/hook", relay.url()))
+        .body("{}")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(answer.status(), StatusCode::TEMPORARY_REDIRECT);
+    assert!(captured.received().is_empty(), "the redirect was followed");
+}

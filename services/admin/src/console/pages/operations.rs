@@ -22,6 +22,27 @@ pub struct DeadLettersQuery {
     tag: Option<String>,
 }
 
+/// Refusals of a bulk re-drive named in its outcome; the rest are counted.
+const SHOWN_REFUSALS: usize = 3;
+
+/// What a bulk re-drive did, as its page says it. The message travels in
+/// the redirect's URL: the first few refusals and a count, not a hundred
+/// (a proxy refuses a URL past 8 KB, and the operator would see nothing).
+fn redrive_outcome(done: usize, refused: &[String]) -> String {
+    let mut text = format!("Re-driven: {done}.");
+    if let Some(first) = refused.first() {
+        text.push_str(&format!(" Not re-driven: {} — {first}", refused.len()));
+        for reason in refused.iter().skip(1).take(SHOWN_REFUSALS - 1) {
+            text.push_str(&format!("; {reason}"));
+        }
+        if refused.len() > SHOWN_REFUSALS {
+            text.push_str(&format!("; and {} more", refused.len() - SHOWN_REFUSALS));
+        }
+        text.push('.');
+    }
+    text
+}
+
 /// Dead letters listed on one page, newest first.
 const LISTED_USIZE: usize = 100;
 const LISTED: i64 = LISTED_USIZE as i64;
@@ -127,10 +148,7 @@ pub async fn redrive(
             Err(err) => refused.push(format!("{run}: {err}")),
         }
     }
-    let mut text = format!("Re-driven: {done}.");
-    if !refused.is_empty() {
-        text.push_str(&format!(" Not re-driven: {}.", refused.join("; ")));
-    }
+    let text = redrive_outcome(done, &refused);
     let target = format!(
         "/console/dead-letters?{}",
         crate::console::message_query(&text, &operator.csrf)
@@ -155,5 +173,34 @@ pub async fn audit(
             next,
         }),
         Err(err) => admin_error(&operator, AdminError::Store(err), "/console"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_bulk_redrives_outcome_names_a_few_refusals_and_counts_the_rest() {
+        assert_eq!(redrive_outcome(3, &[]), "Re-driven: 3.");
+        let one = vec!["acme/1: not a dead letter".to_owned()];
+        assert_eq!(
+            redrive_outcome(0, &one),
+            "Re-driven: 0. Not re-driven: 1 — acme/1: not a dead letter."
+        );
+        let hundred: Vec<String> = (0..100)
+            .map(|n| format!("acme/{n}: its input is no longer in the stream"))
+            .collect();
+        let text = redrive_outcome(0, &hundred);
+        assert!(
+            text.starts_with("Re-driven: 0. Not re-driven: 100 — acme/0:"),
+            "{text}"
+        );
+        assert!(
+            text.contains("acme/2:") && !text.contains("acme/3:"),
+            "{text}"
+        );
+        assert!(text.ends_with("; and 97 more."), "{text}");
+        assert!(text.len() < 400, "{}", text.len());
     }
 }

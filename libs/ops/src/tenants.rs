@@ -444,7 +444,14 @@ impl TenantAdmin {
                         .into(),
                 ));
             }
-            let settings = merge::patched("settings", &current.settings, patch, &[])?;
+            // A value stored before its bounds (read clamped ever since) is
+            // saved clamped, not held against a change of something else.
+            let settings = merge::patched(
+                "settings",
+                &current.settings.clone().within_bounds(),
+                patch,
+                &[],
+            )?;
             let request = UpdateTenant {
                 settings: Some(settings),
                 ..request.clone()

@@ -447,6 +447,16 @@ impl TenantSettings {
         ))
     }
 
+    /// The settings with the values that have bounds brought within them:
+    /// what they are read as, however they were stored.
+    pub fn within_bounds(mut self) -> Self {
+        self.max_event_age_hours = self.max_event_age_hours.clamp(1, MAX_EVENT_AGE_HOURS);
+        self.reenhance_interval_mins = self
+            .reenhance_interval_mins
+            .clamp(1, MAX_REENHANCE_INTERVAL_MINS);
+        self
+    }
+
     /// The least time between two runs of one updated ticket, within the
     /// bounds however the settings were stored.
     pub fn reenhance_interval(&self) -> std::time::Duration {

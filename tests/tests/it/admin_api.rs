@@ -856,3 +856,35 @@ async fn credentials_and_keys_are_never_sent_to_an_address_they_were_not_given_f
         "its address was removed"
     );
 }
+
+/// A bound set after a value was stored beyond it (read clamped ever
+/// since) does not refuse a change of something else: the value is saved
+/// at its bound.
+#[tokio::test]
+async fn a_value_stored_beyond_a_later_bound_does_not_block_another_change() {
+    let api = Api::start().await;
+    api.create("acme", "Acme", "good-token").await;
+    api._db
+        .merge_tenant_settings(
+            "acme",
+            json!({"max_event_age_hours": 4_000_000_000_u32, "reenhance_interval_mins": 4_000_000_000_u32}),
+        )
+        .await;
+    let (status, answer) = api
+        .call(
+            reqwest::Method::PATCH,
+            "/admin/tenants/acme",
+            Some(json!({"settings": {"max_note_words": 321}})),
+        )
+        .await;
+    assert_eq!(status, 200, "{answer}");
+    assert_eq!(answer["settings"]["max_note_words"], 321);
+    assert_eq!(
+        answer["settings"]["max_event_age_hours"],
+        aia_store::tenant_settings::MAX_EVENT_AGE_HOURS
+    );
+    assert_eq!(
+        answer["settings"]["reenhance_interval_mins"],
+        aia_store::tenant_settings::MAX_REENHANCE_INTERVAL_MINS
+    );
+}

@@ -62,10 +62,7 @@ pub async fn tenant_transaction_unflushed<'a>(
     client: &'a mut Client,
     tenant: &TenantId,
 ) -> Result<Transaction<'a>, StoreError> {
-    let tx = client.transaction().await?;
-    let statement = tx.prepare_cached(SET_TENANT_UNFLUSHED).await?;
-    tx.execute(&statement, &[&tenant.as_str()]).await?;
-    Ok(tx)
+    transaction_with(client, SET_TENANT_UNFLUSHED, &[&tenant.as_str()]).await
 }
 
 /// A [`tenant_transaction`] whose every statement ends after
@@ -81,10 +78,24 @@ pub async fn tenant_transaction_within<'a>(
     tenant: &TenantId,
     statement_timeout: &str,
 ) -> Result<Transaction<'a>, StoreError> {
+    transaction_with(
+        client,
+        SET_TENANT_WITHIN,
+        &[&tenant.as_str(), &statement_timeout],
+    )
+    .await
+}
+
+/// A transaction begun with its `settings` (the tenant among them) applied
+/// in one statement.
+async fn transaction_with<'a>(
+    client: &'a mut Client,
+    settings: &str,
+    params: &[&(dyn ToSql + Sync)],
+) -> Result<Transaction<'a>, StoreError> {
     let tx = client.transaction().await?;
-    let statement = tx.prepare_cached(SET_TENANT_WITHIN).await?;
-    tx.execute(&statement, &[&tenant.as_str(), &statement_timeout])
-        .await?;
+    let statement = tx.prepare_cached(settings).await?;
+    tx.execute(&statement, params).await?;
     Ok(tx)
 }
 

@@ -77,6 +77,17 @@ impl Handler for Writeback {
     }
 }
 
+/// Whether a note carrying `marker` is on the ticket (every page of its
+/// notes read; an incomplete read is an error, never "not there").
+async fn on_ticket(
+    itsm: &Itsm,
+    ticket: &aia_events::TicketId,
+    marker: &str,
+) -> Result<bool, ItsmError> {
+    let notes = itsm.note_texts(ticket).await?;
+    Ok(notes.iter().any(|text| text.contains(marker)))
+}
+
 /// How long the last delivery waits, after a post that got no answer,
 /// before it looks for the note by its marker.
 const LAST_LOOK_AFTER: Duration = Duration::from_secs(10);
@@ -159,10 +170,10 @@ impl Writeback {
                 // The search may read many pages of the help desk: no
                 // connection is held meanwhile.
                 drop(client);
-                let notes = itsm.note_texts(&event.ticket_id).await;
+                let found = on_ticket(&itsm, &event.ticket_id, &marker).await;
                 client = self.db.get().await?;
-                match notes {
-                    Ok(notes) if notes.iter().any(|text| text.contains(&marker)) => {
+                match found {
+                    Ok(true) => {
                         ledger::mark_posted(
                             &mut client,
                             &event.tenant_id,
@@ -172,7 +183,7 @@ impl Writeback {
                         .await?;
                         return Ok(completed(None, true));
                     }
-                    Ok(_) => {
+                    Ok(false) => {
                         let renewed = ledger::renew(
                             &mut client,
                             &event.tenant_id,
@@ -236,8 +247,8 @@ impl Writeback {
                 // stored the note; short enough that a stopping instance
                 // finishes within its grace period.
                 tokio::time::sleep(self.lease.min(LAST_LOOK_AFTER)).await;
-                match itsm.note_texts(&event.ticket_id).await {
-                    Ok(notes) if notes.iter().any(|text| text.contains(&marker)) => {
+                match on_ticket(&itsm, &event.ticket_id, &marker).await {
+                    Ok(true) => {
                         let mut client = self.db.get().await?;
                         ledger::mark_posted(
                             &mut client,

@@ -85,34 +85,23 @@ impl ContextGatherer {
                     ),
                     Err(_) => None,
                 };
-                let found = match by_meaning {
-                    Some(Ok(found)) => Ok(found),
-                    Some(Err(SourceError::Unavailable(reason))) => {
-                        Err(SourceError::Unavailable(reason))
-                    }
-                    // Meaning could not search (no vectors yet, another
-                    // model's): words still can.
-                    fallen => {
-                        if let Some(Err(why)) = fallen {
-                            *fell_back.lock().expect("fell back") =
-                                Some(format!("by words only: {why}"));
-                        }
-                        Ok(similar::similar_tickets(
+                let mut found = match meaning_or_words(by_meaning, &fell_back)? {
+                    Some(found) => found,
+                    None => {
+                        similar::similar_tickets(
                             &mut self.db.get().await.map_err(StoreError::from)?,
                             tenant,
                             asked.search_text,
                             language,
                             self.max_similar_tickets,
                         )
-                        .await?)
+                        .await?
                     }
                 };
                 // A ticket gathered again once resolved (a replay, an
                 // operator's dry run) is not its own similar ticket.
-                found.map(|mut found: Vec<SimilarTicket>| {
-                    found.retain(|similar| similar.ticket_id != asked.event.ticket_id);
-                    found
-                })
+                found.retain(|similar| similar.ticket_id != asked.event.ticket_id);
+                Ok(found)
             }
             .instrument(aia_telemetry::db_span("SELECT", "ticket_history")),
         )
@@ -160,16 +149,9 @@ impl ContextGatherer {
                         ),
                         Err(_) => None,
                     };
-                    match by_meaning {
-                        Some(Ok(found)) => Ok(found),
-                        Some(Err(SourceError::Unavailable(reason))) => {
-                            Err(SourceError::Unavailable(reason))
-                        }
-                        fallen => {
-                            if let Some(Err(why)) = fallen {
-                                *fell_back.lock().expect("fell back") =
-                                    Some(format!("by words only: {why}"));
-                            }
+                    match meaning_or_words(by_meaning, &fell_back)? {
+                        Some(found) => Ok(found),
+                        None => {
                             let mut client = self.db.get().await.map_err(StoreError::from)?;
                             knowledge::local(&mut client, tenant, asked.search_text, language, 3)
                                 .await
@@ -409,4 +391,23 @@ fn monitored_hosts(systems: &[SystemInfo]) -> Vec<String> {
         .collect();
     hosts.dedup();
     hosts
+}
+
+/// What a search by meaning found, or `None` when words must search
+/// instead: the ticket could not be embedded, or meaning could not search
+/// (no vectors yet, another model's) — that reason kept in `fell_back` for
+/// the source's report. A database that is unavailable stays an error.
+fn meaning_or_words<T>(
+    by_meaning: Option<Result<Vec<T>, SourceError>>,
+    fell_back: &std::sync::Mutex<Option<String>>,
+) -> Result<Option<Vec<T>>, SourceError> {
+    match by_meaning {
+        Some(Ok(found)) => Ok(Some(found)),
+        Some(Err(SourceError::Unavailable(reason))) => Err(SourceError::Unavailable(reason)),
+        Some(Err(why)) => {
+            *fell_back.lock().expect("fell back") = Some(format!("by words only: {why}"));
+            Ok(None)
+        }
+        None => Ok(None),
+    }
 }

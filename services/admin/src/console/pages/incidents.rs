@@ -52,14 +52,13 @@ pub async fn incidents(
     let scope = Some(tenant.as_str()).filter(|t| !t.is_empty());
     let read = async {
         // One more than is listed, to say when there are more.
-        let items = operator::list(&client, scope, ended, LISTED + 1).await?;
+        let items = operator::list(&client, scope, ended, super::one_more(LISTED)).await?;
         let failed = incident_notifier::ledger::failed(&client, scope, 50).await?;
         Ok::<_, aia_store::StoreError>((items, failed))
     };
     match read.await {
-        Ok((mut items, failed_notifications)) => {
-            let more = items.len() > LISTED_USIZE;
-            items.truncate(LISTED_USIZE);
+        Ok((items, failed_notifications)) => {
+            let (items, more) = super::page_of(items, LISTED);
             render(&IncidentsPage {
                 more,
                 message: crate::console::verified_message(
@@ -79,8 +78,7 @@ pub async fn incidents(
 }
 
 /// Incidents listed on one page, newest first.
-const LISTED_USIZE: usize = 200;
-const LISTED: i64 = LISTED_USIZE as i64;
+const LISTED: usize = 200;
 
 pub async fn incident(
     State(state): State<AppState>,

@@ -35,6 +35,19 @@ use super::{Operator, audit, auth};
 use crate::routes::AppState;
 use aia_ops::tenants::AdminError;
 
+/// A list read with one row more than a page shows (`shown + 1`, newest
+/// first), cut to the page: the rows shown, and whether more wait.
+pub(super) fn page_of<T>(mut rows: Vec<T>, shown: usize) -> (Vec<T>, bool) {
+    let more = rows.len() > shown;
+    rows.truncate(shown);
+    (rows, more)
+}
+
+/// [`page_of`]'s read limit for `shown` rows.
+pub(super) fn one_more(shown: usize) -> i64 {
+    i64::try_from(shown).unwrap_or(i64::MAX).saturating_add(1)
+}
+
 pub(super) fn render(template: &impl Template) -> Response {
     match template.render() {
         Ok(html) => Html(html).into_response(),

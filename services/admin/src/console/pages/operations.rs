@@ -44,8 +44,7 @@ fn redrive_outcome(done: usize, refused: &[String]) -> String {
 }
 
 /// Dead letters listed on one page, newest first.
-const LISTED_USIZE: usize = 100;
-const LISTED: i64 = LISTED_USIZE as i64;
+const LISTED: usize = 100;
 
 pub async fn dead_letters(
     State(state): State<AppState>,
@@ -57,13 +56,12 @@ pub async fn dead_letters(
     let items = aia_ops::dead_letters::list(
         &state.tenants.admin,
         Some(tenant.as_str()).filter(|t| !t.is_empty()),
-        LISTED + 1,
+        super::one_more(LISTED),
     )
     .await;
     match items {
-        Ok(mut items) => {
-            let more = items.len() > LISTED_USIZE;
-            items.truncate(LISTED_USIZE);
+        Ok(items) => {
+            let (items, more) = super::page_of(items, LISTED);
             render(&DeadLettersPage {
                 tenant,
                 more,

@@ -201,19 +201,17 @@ enum Bound {
 /// the operator gave it, the value to one decimal with the language's
 /// decimal mark, and the bound it passed.
 fn worded(name: &str, value: f64, bound: Bound, language: Language) -> String {
-    let comma = !matches!(language, Language::English);
-    let number = |n: f64| {
-        let text = if n.fract() == 0.0 {
-            format!("{n:.0}")
-        } else {
-            format!("{n:.1}")
-        };
-        if comma { text.replace('.', ",") } else { text }
+    // To one decimal (a bound that is whole without one), with the
+    // language's decimal mark.
+    let decimal = |n: f64, whole_as_is: bool| {
+        let places = usize::from(!(whole_as_is && n.fract() == 0.0));
+        let text = format!("{n:.places$}");
+        match language {
+            Language::English => text,
+            _ => text.replace('.', ","),
+        }
     };
-    let value = {
-        let text = format!("{value:.1}");
-        if comma { text.replace('.', ",") } else { text }
-    };
+    let value = decimal(value, false);
     let (above, below, is) = match language {
         Language::English => ("above", "below", "is"),
         Language::German => ("über", "unter", "liegt bei"),
@@ -222,8 +220,8 @@ fn worded(name: &str, value: f64, bound: Bound, language: Language) -> String {
         Language::Dutch => ("boven", "onder", "is"),
     };
     let bound = match bound {
-        Bound::Above(limit) => format!("{above} {}", number(limit)),
-        Bound::Below(limit) => format!("{below} {}", number(limit)),
+        Bound::Above(limit) => format!("{above} {}", decimal(limit, true)),
+        Bound::Below(limit) => format!("{below} {}", decimal(limit, true)),
     };
     format!("{name} {is} {value} ({bound})")
 }

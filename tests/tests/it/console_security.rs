@@ -49,6 +49,17 @@ impl Console {
         }
     }
 
+    /// The (user name, address) pairs the sign-in limit counts.
+    async fn throttle_rows(&self) -> i64 {
+        self.db
+            .admin_client()
+            .await
+            .query_one("select count(*) from console_sign_in_throttle", &[])
+            .await
+            .unwrap()
+            .get(0)
+    }
+
     /// A sign-in as a browser behind `forwarded_for` would send it.
     async fn sign_in(
         &self,
@@ -196,17 +207,6 @@ async fn failures_elsewhere_never_lock_out_the_right_password_from_a_clean_addre
 async fn junk_names_and_passwords_cost_nothing() {
     let console = Console::start(behind_proxy()).await;
     let http = console_support::client();
-    let rows = || async {
-        let count: i64 = console
-            .db
-            .admin_client()
-            .await
-            .query_one("select count(*) from console_sign_in_throttle", &[])
-            .await
-            .unwrap()
-            .get(0);
-        count
-    };
     let junk = "x".repeat(2500);
     for name in [junk.as_str(), "-starts-badly", "Ops Team"] {
         let response = console
@@ -219,7 +219,11 @@ async fn junk_names_and_passwords_cost_nothing() {
         .sign_in(&http, "ops", &long_password, Some("203.0.113.50"))
         .await;
     assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
-    assert_eq!(rows().await, 0, "nothing was counted for them");
+    assert_eq!(
+        console.throttle_rows().await,
+        0,
+        "nothing was counted for them"
+    );
 }
 
 #[tokio::test]
@@ -292,15 +296,7 @@ async fn a_pair_backs_off_ever_longer_instead_of_being_locked() {
         .unwrap();
     let response = console.sign_in(&http, "ops", PASSWORD, None).await;
     assert_eq!(response.status(), StatusCode::SEE_OTHER);
-    let left: i64 = console
-        .db
-        .admin_client()
-        .await
-        .query_one("select count(*) from console_sign_in_throttle", &[])
-        .await
-        .unwrap()
-        .get(0);
-    assert_eq!(left, 0);
+    assert_eq!(console.throttle_rows().await, 0);
 }
 
 #[tokio::test]
